@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/backend.h
+ * @brief Umbrella header: include this one and get the whole public API.
+ */
+#ifndef BACKEND_BACKEND_H
+#define BACKEND_BACKEND_H
+
+#include <backend/common.h>
+#include <backend/version.h>
+#include <backend/error.h>
+#include <backend/alloc.h>
+#include <backend/clock.h>
+#include <backend/log.h>
+#include <backend/histogram.h>
+
+#endif /* BACKEND_BACKEND_H */

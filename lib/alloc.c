@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+#include <backend/alloc.h>
+#include <backend/error.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+static void *std_malloc(size_t size, void *ud) { (void)ud; return malloc(size); }
+static void *std_realloc(void *p, size_t size, void *ud) { (void)ud; return realloc(p, size); }
+static void std_free(void *p, void *ud) { (void)ud; free(p); }
+
+static be_allocator current = {BE_ALLOCATOR_VERSION, std_malloc, std_realloc,
+                               std_free, NULL};
+
+int be_allocator_init(be_allocator *a, uint32_t version) {
+  if (a == NULL || version != BE_ALLOCATOR_VERSION) return BE_E_MISUSE;
+  be_allocator init = BE_ALLOCATOR_INIT;
+  *a = init;
+  return BE_OK;
+}
+
+int be_set_allocator(const be_allocator *a) {
+  if (a == NULL) {
+    be_allocator std = {BE_ALLOCATOR_VERSION, std_malloc, std_realloc, std_free, NULL};
+    current = std;
+    return BE_OK;
+  }
+  if (a->version != BE_ALLOCATOR_VERSION || a->malloc_fn == NULL ||
+      a->realloc_fn == NULL || a->free_fn == NULL)
+    return BE_E_MISUSE;
+  current = *a;
+  return BE_OK;
+}
+
+void *be__malloc(size_t size) {
+  return current.malloc_fn(size ? size : 1, current.user_data);
+}
+
+void *be__calloc(size_t count, size_t size) {
+  if (size != 0 && count > SIZE_MAX / size) return NULL;
+  size_t total = count * size;
+  void *p = be__malloc(total);
+  if (p) memset(p, 0, total ? total : 1);
+  return p;
+}
+
+void *be__realloc(void *ptr, size_t size) {
+  if (ptr == NULL) return be__malloc(size);
+  return current.realloc_fn(ptr, size ? size : 1, current.user_data);
+}
+
+void be__free(void *ptr) {
+  if (ptr) current.free_fn(ptr, current.user_data);
+}
+
+void be_free(void *ptr) { be__free(ptr); }
+
+void *be__memdup(const void *p, size_t n) {
+  void *copy = be__malloc(n);
+  if (copy && n) memcpy(copy, p, n);
+  return copy;
+}
+
+char *be__strndup(const char *s, size_t n) {
+  char *copy = be__malloc(n + 1);
+  if (copy == NULL) return NULL;
+  if (n) memcpy(copy, s, n);
+  copy[n] = '\0';
+  return copy;
+}
+
+char *be__strdup(const char *s) { return be__strndup(s, strlen(s)); }

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+#include <backend/clock.h>
+#include <backend/error.h>
+
+#include <stdatomic.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "clock.h"
+
+enum { CLOCK_KIND_SYSTEM, CLOCK_KIND_FAKE, CLOCK_KIND_CUSTOM };
+
+struct be_clock {
+  int kind;
+  _Atomic int64_t mono_ns; /* fake clock state */
+  _Atomic int64_t wall_ns;
+  be_clock_fn mono_fn; /* custom clock functions */
+  be_clock_fn wall_fn;
+  void *user_data;
+};
+
+static be_clock system_clock = {CLOCK_KIND_SYSTEM, 0, 0, NULL, NULL, NULL};
+
+static int64_t read_clock(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * BE_NS_PER_SEC + ts.tv_nsec;
+}
+
+be_clock *be_clock_system(void) { return &system_clock; }
+
+int be__clock_is_system(const be_clock *c) { return c == NULL || c->kind == CLOCK_KIND_SYSTEM; }
+
+int be_clock_fake_new(be_clock **out, int64_t mono_start_ns, int64_t wall_start_ns) {
+  if (out == NULL) return BE_E_MISUSE;
+  be_clock *c = be__calloc(1, sizeof *c);
+  if (c == NULL) return BE_E_NOMEM;
+  c->kind = CLOCK_KIND_FAKE;
+  atomic_init(&c->mono_ns, mono_start_ns);
+  atomic_init(&c->wall_ns, wall_start_ns);
+  *out = c;
+  return BE_OK;
+}
+
+int be_clock_custom_new(be_clock **out, be_clock_fn mono, be_clock_fn wall, void *ud) {
+  if (out == NULL) return BE_E_MISUSE;
+  be_clock *c = be__calloc(1, sizeof *c);
+  if (c == NULL) return BE_E_NOMEM;
+  c->kind = CLOCK_KIND_CUSTOM;
+  c->mono_fn = mono;
+  c->wall_fn = wall;
+  c->user_data = ud;
+  *out = c;
+  return BE_OK;
+}
+
+int be_clock_advance(be_clock *c, int64_t delta_ns) {
+  if (c == NULL || c->kind != CLOCK_KIND_FAKE || delta_ns < 0) return BE_E_MISUSE;
+  atomic_fetch_add(&c->mono_ns, delta_ns);
+  atomic_fetch_add(&c->wall_ns, delta_ns);
+  return BE_OK;
+}
+
+int be_clock_set_wall(be_clock *c, int64_t wall_ns) {
+  if (c == NULL || c->kind != CLOCK_KIND_FAKE) return BE_E_MISUSE;
+  atomic_store(&c->wall_ns, wall_ns);
+  return BE_OK;
+}
+
+int64_t be_clock_now_ns(const be_clock *c) {
+  if (c == NULL) return read_clock(CLOCK_MONOTONIC);
+  switch (c->kind) {
+    case CLOCK_KIND_FAKE: return atomic_load(&((be_clock *)c)->mono_ns);
+    case CLOCK_KIND_CUSTOM:
+      if (c->mono_fn) return c->mono_fn(c->user_data);
+      return read_clock(CLOCK_MONOTONIC);
+    default: return read_clock(CLOCK_MONOTONIC);
+  }
+}
+
+int64_t be_clock_wall_ns(const be_clock *c) {
+  if (c == NULL) return read_clock(CLOCK_REALTIME);
+  switch (c->kind) {
+    case CLOCK_KIND_FAKE: return atomic_load(&((be_clock *)c)->wall_ns);
+    case CLOCK_KIND_CUSTOM:
+      if (c->wall_fn) return c->wall_fn(c->user_data);
+      return read_clock(CLOCK_REALTIME);
+    default: return read_clock(CLOCK_REALTIME);
+  }
+}
+
+int64_t be__clock_coarse_ns(const be_clock *c) {
+  if (be__clock_is_system(c)) return read_clock(CLOCK_MONOTONIC_COARSE);
+  return be_clock_now_ns(c);
+}
+
+void be__clock_deadline_after(struct timespec *ts, int64_t delta_ns) {
+  int64_t t = read_clock(CLOCK_MONOTONIC) + (delta_ns > 0 ? delta_ns : 0);
+  ts->tv_sec = (time_t)(t / BE_NS_PER_SEC);
+  ts->tv_nsec = (long)(t % BE_NS_PER_SEC);
+}
+
+void be_clock_free(be_clock *c) {
+  if (c != NULL && c->kind != CLOCK_KIND_SYSTEM) be__free(c);
+}
+
+int be__cond_init_monotonic(pthread_cond_t *cond) {
+  pthread_condattr_t attr;
+  if (pthread_condattr_init(&attr) != 0) return -1;
+  int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  if (rc == 0) rc = pthread_cond_init(cond, &attr);
+  pthread_condattr_destroy(&attr);
+  return rc == 0 ? 0 : -1;
+}

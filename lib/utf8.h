@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BE_LIB_UTF8_H
+#define BE_LIB_UTF8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Decode one UTF-8 sequence at s (len bytes available). Returns the number
+ * of bytes it takes (1..4) and the code point in *cp, or 0 for an invalid,
+ * overlong, surrogate or truncated sequence. */
+size_t be__utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
+
+/* 1 when s[0..len) is valid UTF-8 with no NUL byte. */
+int be__utf8_valid(const char *s, size_t len);
+
+/* The longest prefix of s[0..len) not over max bytes that does not end
+ * inside a multi-byte sequence. */
+size_t be__utf8_cut(const char *s, size_t len, size_t max);
+
+/* Length of s[0..len) without a multi-byte sequence cut short at its end. */
+size_t be__utf8_trim_partial(const char *s, size_t len);
+
+#endif
