@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Make this machine ready to build libbackend: install the Debian 12 packages
+# the build and tests need (apt-get, as root or through sudo), then configure
+# the meson build directory given as $1 (default: build) unless it exists.
+# Sourced by examples/run.sh and tests/run.sh, so both README commands work
+# on a fresh machine that has only a C compiler, git and apt.
+set -euo pipefail
+
+BE_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libsqlite3-dev libsodium-dev check
+             python3 binutils)
+
+be_install_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+be_setup_build() {
+  local dir="${1:-build}"
+  shift || true
+  if [ ! -f "$dir/build.ninja" ]; then
+    local extra=()
+    # CI builds treat every warning as an error (the issue's -Werror in CI).
+    [ "${CI:-}" = "true" ] && extra+=(-Dwerror=true)
+    meson setup "$dir" "${extra[@]}" "$@" >/dev/null
+  fi
+  meson compile -C "$dir" >/dev/null
+}
+
+be_install_packages "${BE_PACKAGES[@]}"
