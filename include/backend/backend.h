@@ -13,5 +13,10 @@
 #include <backend/clock.h>
 #include <backend/log.h>
 #include <backend/histogram.h>
+#include <backend/storage.h>
+#include <backend/sqlite.h>
+#include <backend/fault.h>
+#include <backend/tx.h>
+#include <backend/migrate.h>
 
 #endif /* BACKEND_BACKEND_H */

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/migrate.h
+ * @brief Ordered, versioned SQL migrations recorded in schema_migrations.
+ *
+ * A migrator is a list of migrations (version, name, SQL). Host programs
+ * register theirs next to the library's on the same migrator (versions are
+ * one namespace: pick a range for yours). be_migrator_apply() creates
+ *
+ *   schema_migrations(version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+ *                     applied_at INTEGER NOT NULL)   -- applied_at: Unix seconds
+ *
+ * if needed, then applies every registered migration not recorded there,
+ * in ascending version order, each in its own transaction (BEGIN
+ * IMMEDIATE on SQLite) together with its schema_migrations row. Running it
+ * again is a no-op. A migration that fails is rolled back completely and
+ * apply stops: the database stays at the last version that succeeded, and
+ * the error names the failing version. A registered version below the
+ * database's current version that was never applied (a host added it
+ * later) is applied as well, in order.
+ *
+ * Migration SQL may hold several statements; it must not manage
+ * transactions itself (no BEGIN/COMMIT), and statements SQLite refuses
+ * inside a transaction (VACUUM, PRAGMA journal_mode, PRAGMA foreign_keys)
+ * do not belong in a migration.
+ *
+ * Two processes applying at once are safe: each migration re-checks its
+ * row inside its write transaction.
+ */
+#ifndef BACKEND_MIGRATE_H
+#define BACKEND_MIGRATE_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/storage.h>
+
+BE_BEGIN_DECLS
+
+/** A set of migrations. */
+typedef struct be_migrator be_migrator;
+
+/**
+ * Make an empty migrator. Caller owns *out (be_migrator_free).
+ * Errors: BE_E_MISUSE (out NULL), BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_migrator_new(be_migrator **out, be_error **err);
+
+/**
+ * Register a migration: version >= 1 and unique, name (1..200 bytes of
+ * UTF-8, stored in schema_migrations) and sql are copied. Any order;
+ * applied ascending.
+ * Errors: BE_E_MISUSE (m NULL), BE_E_VALIDATION (version < 1, name or
+ * sql empty or not valid UTF-8), BE_E_CONFLICT (version already
+ * registered), BE_E_NOMEM. Thread-safety: one thread per migrator while
+ * adding.
+ */
+BE_API int be_migrator_add(be_migrator *m, int64_t version, const char *name, const char *sql,
+                           be_error **err);
+
+/**
+ * Apply every pending migration on conn (see the file comment). conn must
+ * not be inside a transaction. *out_version (may be NULL) receives the
+ * database's version afterwards, also on failure (the last good version).
+ * Errors: BE_E_MISUSE (NULL m or conn, conn in a transaction); the failing
+ * migration's error (BE_E_STORAGE for bad SQL, BE_E_BUSY, ...), wrapped so
+ * the message reads "migration <version> (<name>) failed: ..." with the
+ * driver error as cause and a field error "version"; BE_E_NOMEM.
+ * Thread-safety: the migrator may be shared by threads applying on
+ * different connections; the connection as usual.
+ */
+BE_API int be_migrator_apply(be_migrator *m, be_conn *conn, int64_t *out_version, be_error **err);
+
+/**
+ * The database's schema version: the highest version in
+ * schema_migrations, 0 when the table is missing or empty.
+ * Errors: BE_E_MISUSE (NULL), driver errors. Thread-safety: as conn.
+ */
+BE_API int be_migrator_current_version(be_conn *conn, int64_t *out_version, be_error **err);
+
+/** The highest registered version (0 when none). Thread-safety: safe. */
+BE_API int64_t be_migrator_latest_version(const be_migrator *m);
+
+/** Number of registered migrations. */
+BE_API size_t be_migrator_count(const be_migrator *m);
+
+/** Free a migrator. NULL is a no-op. */
+BE_API void be_migrator_free(be_migrator *m);
+
+BE_END_DECLS
+
+#endif /* BACKEND_MIGRATE_H */

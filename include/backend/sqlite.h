@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/sqlite.h
+ * @brief The built-in SQLite driver for backend/storage.h.
+ *
+ * The DSN given to be_conn_open() is a file path, a `file:` URI (URI
+ * filenames are always enabled) or ":memory:". Each connection is opened
+ * with SQLITE_OPEN_NOMUTEX (a connection belongs to one thread at a time),
+ * extended result codes, a busy timeout, and then the configured
+ * journal_mode, synchronous and foreign_keys pragmas.
+ *
+ * Errors from SQLite are translated: SQLITE_BUSY / SQLITE_LOCKED (after the
+ * busy timeout ran out, so a caller never hangs) give BE_E_BUSY, marked
+ * retryable; UNIQUE / PRIMARY KEY / ROWID constraint violations give
+ * BE_E_CONFLICT; NOT NULL / CHECK / FOREIGN KEY / DATATYPE give
+ * BE_E_VALIDATION; SQLITE_NOMEM gives BE_E_NOMEM; SQLITE_RANGE and
+ * SQLITE_MISUSE give BE_E_MISUSE; a failed open gives BE_E_DB_UNREACHABLE;
+ * everything else BE_E_STORAGE. The error's cause (and the error itself)
+ * carries SQLite's extended result code as the driver code
+ * (be_error_driver_code(), e.g. 2067 for SQLITE_CONSTRAINT_UNIQUE), and
+ * the cause's message is sqlite3_errmsg().
+ *
+ * be_conn_begin() with BE_TX_IMMEDIATE runs BEGIN IMMEDIATE: writers take
+ * the write lock up front, so two writers never deadlock on a lock upgrade
+ * (which SQLite reports as SQLITE_BUSY without waiting).
+ *
+ * Rollback when no transaction is open (SQLite may already have rolled back
+ * after an I/O or disk-full error) is a successful no-op.
+ */
+#ifndef BACKEND_SQLITE_H
+#define BACKEND_SQLITE_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/storage.h>
+
+BE_BEGIN_DECLS
+
+/** @name journal_mode values @{ */
+#define BE_SQLITE_JOURNAL_DEFAULT -1 /**< leave SQLite's default (DELETE) */
+#define BE_SQLITE_JOURNAL_WAL 0      /**< write-ahead log (default here) */
+#define BE_SQLITE_JOURNAL_DELETE 1
+#define BE_SQLITE_JOURNAL_TRUNCATE 2
+#define BE_SQLITE_JOURNAL_PERSIST 3
+#define BE_SQLITE_JOURNAL_MEMORY 4
+#define BE_SQLITE_JOURNAL_OFF 5
+/** @} */
+
+/** @name synchronous values (SQLite's own numbers) @{ */
+#define BE_SQLITE_SYNC_DEFAULT -1 /**< leave SQLite's default (FULL) */
+#define BE_SQLITE_SYNC_OFF 0
+#define BE_SQLITE_SYNC_NORMAL 1 /**< default here: safe with WAL, fast */
+#define BE_SQLITE_SYNC_FULL 2
+#define BE_SQLITE_SYNC_EXTRA 3
+/** @} */
+
+#define BE_SQLITE_OPTIONS_VERSION 1
+
+/**
+ * How the SQLite driver opens connections. Fill with BE_SQLITE_OPTIONS_INIT
+ * or be_sqlite_options_init(), then change what you need. Only grows at
+ * the end; `version` says which fields the caller knows.
+ */
+typedef struct be_sqlite_options {
+  uint32_t version;        /**< BE_SQLITE_OPTIONS_VERSION */
+  int32_t journal_mode;    /**< BE_SQLITE_JOURNAL_*, default WAL */
+  int32_t synchronous;     /**< BE_SQLITE_SYNC_*, default NORMAL */
+  int32_t foreign_keys;    /**< 1 (default) = PRAGMA foreign_keys=ON, 0 = off */
+  int32_t busy_timeout_ms; /**< wait this long on a lock before BE_E_BUSY; default 5000 */
+  /** sqlite3_open_v2 flags; 0 (default) = READWRITE|CREATE. URI and
+   * NOMUTEX are always added. */
+  int32_t open_flags;
+} be_sqlite_options;
+
+#define BE_SQLITE_OPTIONS_INIT \
+  { BE_SQLITE_OPTIONS_VERSION, BE_SQLITE_JOURNAL_WAL, BE_SQLITE_SYNC_NORMAL, 1, 5000, 0 }
+
+/**
+ * Fill *opts like BE_SQLITE_OPTIONS_INIT for the given version.
+ * Errors: BE_E_MISUSE (NULL, unknown version). Thread-safety: safe.
+ */
+BE_API int be_sqlite_options_init(be_sqlite_options *opts, uint32_t version);
+
+/**
+ * The SQLite driver with the default options (WAL, foreign keys on,
+ * synchronous NORMAL, 5 s busy timeout). Borrowed, static, never NULL.
+ * Thread-safety: safe.
+ */
+BE_API const be_driver *be_sqlite_driver(void);
+
+/**
+ * A SQLite driver with the given options (copied; NULL = defaults). Caller
+ * owns *out and frees it with be_sqlite_driver_free() after every
+ * connection opened through it is closed.
+ * Errors: BE_E_MISUSE (out NULL, unknown options version, a value out of
+ * range, negative busy timeout), BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_error **err);
+
+/** Free a driver made by be_sqlite_driver_new(). NULL is a no-op; the
+ * static default driver is ignored. */
+BE_API void be_sqlite_driver_free(be_driver *driver);
+
+BE_END_DECLS
+
+#endif /* BACKEND_SQLITE_H */

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/* Versioned migrations recorded in schema_migrations, one transaction each. */
+#include <backend/log.h>
+#include <backend/migrate.h>
+#include <backend/tx.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "storage.h"
+#include "utf8.h"
+
+typedef struct migration {
+  int64_t version;
+  char *name;
+  char *sql;
+} migration;
+
+struct be_migrator {
+  migration *v; /* sorted by version */
+  size_t n, cap;
+};
+
+int be_migrator_new(be_migrator **out, be_error **err) {
+  if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_new: out is NULL");
+  *out = be__calloc(1, sizeof **out);
+  return *out ? BE_OK : be__error_oom(err);
+}
+
+void be_migrator_free(be_migrator *m) {
+  if (m == NULL) return;
+  for (size_t i = 0; i < m->n; i++) {
+    be__free(m->v[i].name);
+    be__free(m->v[i].sql);
+  }
+  be__free(m->v);
+  be__free(m);
+}
+
+int64_t be_migrator_latest_version(const be_migrator *m) {
+  return m && m->n ? m->v[m->n - 1].version : 0;
+}
+
+size_t be_migrator_count(const be_migrator *m) { return m ? m->n : 0; }
+
+int be_migrator_add(be_migrator *m, int64_t version, const char *name, const char *sql,
+                    be_error **err) {
+  if (m == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_add: NULL migrator");
+  if (version < 1) return be__error_field(err, "version", "must be >= 1, got %lld", (long long)version);
+  size_t nlen = name ? strlen(name) : 0;
+  if (nlen == 0 || nlen > 200 || !be__utf8_valid(name, nlen))
+    return be__error_field(err, "name", "must be 1..200 bytes of UTF-8");
+  size_t slen = sql ? strlen(sql) : 0;
+  if (slen == 0 || !be__utf8_valid(sql, slen))
+    return be__error_field(err, "sql", "must be non-empty UTF-8 text");
+  size_t at = m->n;
+  while (at > 0 && m->v[at - 1].version > version) at--;
+  if (at > 0 && m->v[at - 1].version == version)
+    return be__error_set(err, BE_E_CONFLICT, "migration version %lld is already registered (%s)",
+                         (long long)version, m->v[at - 1].name);
+  if (m->n == m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 8;
+    migration *grown = be__realloc(m->v, cap * sizeof *grown);
+    if (grown == NULL) return be__error_oom(err);
+    m->v = grown;
+    m->cap = cap;
+  }
+  char *n = be__strdup(name);
+  char *s = be__strdup(sql);
+  if (n == NULL || s == NULL) {
+    be__free(n);
+    be__free(s);
+    return be__error_oom(err);
+  }
+  memmove(&m->v[at + 1], &m->v[at], (m->n - at) * sizeof *m->v);
+  m->v[at] = (migration){version, n, s};
+  m->n++;
+  return BE_OK;
+}
+
+/* ---- SQL, per placeholder style ---- */
+
+static int is_dollar(be_conn *c) {
+  return be_conn_driver(c)->placeholder_style == BE_PLACEHOLDER_DOLLAR;
+}
+
+static const char *sql_exists(be_conn *c) {
+  const be_driver *d = be_conn_driver(c);
+  if (d->name && strcmp(d->name, "sqlite") == 0)
+    return "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
+  return "SELECT 1 FROM information_schema.tables WHERE table_name = 'schema_migrations'";
+}
+
+static const char *sql_create(be_conn *c) {
+  return is_dollar(c) ? "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, "
+                        "name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+                      : "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                        "name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
+}
+
+static const char *sql_has(be_conn *c) {
+  return is_dollar(c) ? "SELECT 1 FROM schema_migrations WHERE version = $1"
+                      : "SELECT 1 FROM schema_migrations WHERE version = ?";
+}
+
+static const char *sql_insert(be_conn *c) {
+  return is_dollar(c) ? "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)"
+                      : "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)";
+}
+
+/* Run a one-column query with an optional int64 parameter; *found says
+ * whether a row came back, *out holds its first column. */
+static int query_int(be_conn *c, const char *sql, const int64_t *param, int64_t *out, int *found,
+                     be_error **err) {
+  be_stmt *st = NULL;
+  int rc = be_conn_prepare(c, &st, sql, err);
+  if (rc) return rc;
+  if (param) rc = be_stmt_bind_int64(st, 1, *param, err);
+  if (rc == BE_OK) {
+    rc = be_stmt_step(st, err);
+    *found = rc == BE_ROW;
+    if (rc == BE_ROW) *out = be_stmt_column_int64(st, 0);
+    if (rc == BE_ROW || rc == BE_DONE) rc = BE_OK;
+  }
+  be_stmt_finalize(st);
+  return rc;
+}
+
+int be_migrator_current_version(be_conn *c, int64_t *out, be_error **err) {
+  if (c == NULL || out == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_migrator_current_version: NULL argument");
+  *out = 0;
+  int64_t v = 0;
+  int found = 0;
+  int rc = query_int(c, sql_exists(c), NULL, &v, &found, err);
+  if (rc || !found) return rc;
+  rc = query_int(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &v, &found, err);
+  if (rc == BE_OK && found) *out = v;
+  return rc;
+}
+
+static int is_applied(be_conn *c, int64_t version, int *applied, be_error **err) {
+  int64_t one;
+  return query_int(c, sql_has(c), &version, &one, applied, err);
+}
+
+static int apply_one(be_conn *c, void *ud, be_error **err) {
+  const migration *mg = ud;
+  int applied = 0;
+  int rc = is_applied(c, mg->version, &applied, err);
+  if (rc || applied) return rc; /* someone else applied it meanwhile */
+  rc = be_conn_exec(c, mg->sql, err);
+  if (rc) return rc;
+  be_stmt *st = NULL;
+  rc = be_conn_prepare(c, &st, sql_insert(c), err);
+  if (rc) return rc;
+  if ((rc = be_stmt_bind_int64(st, 1, mg->version, err)) == BE_OK &&
+      (rc = be_stmt_bind_text(st, 2, mg->name, (size_t)-1, err)) == BE_OK &&
+      (rc = be_stmt_bind_int64(st, 3, be_clock_wall_ns(NULL) / BE_NS_PER_SEC, err)) == BE_OK) {
+    rc = be_stmt_step(st, err);
+    if (rc == BE_DONE) rc = BE_OK;
+  }
+  be_stmt_finalize(st);
+  return rc;
+}
+
+static int fail_version(be_error **err, const migration *mg, be_error *cause, int rc) {
+  if (err == NULL) {
+    be_error_free(cause);
+    return rc;
+  }
+  int32_t code = cause ? be_error_code(cause) : rc;
+  const char *why = cause ? be_error_message(cause) : be_strerror(rc);
+  int r = be__error_wrap(err, code, cause, "migration %lld (%s) failed: %s", (long long)mg->version,
+                         mg->name, why);
+  char v[32];
+  snprintf(v, sizeof v, "%lld", (long long)mg->version);
+  if (be_error_add_field(*err, "version", v) == BE_E_NOMEM) { /* the OOM error refuses it: fine */
+    be_error_free(*err);
+    return be__error_oom(err);
+  }
+  return r;
+}
+
+int be_migrator_apply(be_migrator *m, be_conn *c, int64_t *out_version, be_error **err) {
+  if (out_version) *out_version = 0;
+  if (m == NULL || c == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: NULL argument");
+  if (be_conn_in_transaction(c))
+    return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: the connection is in a transaction");
+  int rc = be_conn_exec(c, sql_create(c), err);
+  if (rc) return rc;
+  int64_t current = 0;
+  rc = be_migrator_current_version(c, &current, err);
+  if (rc) return rc;
+  for (size_t i = 0; i < m->n && rc == BE_OK; i++) {
+    migration *mg = &m->v[i];
+    int applied = 0;
+    rc = is_applied(c, mg->version, &applied, err);
+    if (rc || applied) continue;
+    if (mg->version < current) {
+      char v[32], cur[32];
+      snprintf(v, sizeof v, "%lld", (long long)mg->version);
+      snprintf(cur, sizeof cur, "%lld", (long long)current);
+      be_log_field f[] = {{"version", v}, {"name", mg->name}, {"current", cur}};
+      be_log(BE_LOG_WARN, "applying a migration older than the database's version", f, 3);
+    }
+    be_error *e = NULL;
+    rc = be_tx_run(c, BE_TX_IMMEDIATE, apply_one, mg, &e);
+    if (rc) {
+      rc = fail_version(err, mg, e, rc);
+      break;
+    }
+    if (mg->version > current) current = mg->version;
+  }
+  if (out_version) {
+    int64_t v = 0;
+    if (rc == BE_OK) {
+      rc = be_migrator_current_version(c, &v, err);
+      *out_version = rc == BE_OK ? v : current;
+    } else {
+      /* already failing: report the last good version we know of */
+      *out_version = be_migrator_current_version(c, &v, NULL) == BE_OK ? v : current;
+    }
+  }
+  return rc;
+}

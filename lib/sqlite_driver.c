@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: MIT */
+/* The built-in SQLite driver: a be_driver over sqlite3 / sqlite3_stmt. */
+#include <backend/sqlite.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "storage.h"
+
+/* The native connection: the sqlite3 handle plus statements for the
+ * transaction verbs, prepared on first use so BEGIN/COMMIT cost a step,
+ * not a parse, on the hot path. */
+enum { TX_BEGIN_DEFERRED, TX_BEGIN_IMMEDIATE, TX_BEGIN_EXCLUSIVE, TX_COMMIT, TX_ROLLBACK, TX_N };
+static const char *const tx_sql[TX_N] = {"BEGIN", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "COMMIT",
+                                         "ROLLBACK"};
+
+typedef struct sq_conn {
+  sqlite3 *db;
+  sqlite3_stmt *tx[TX_N];
+} sq_conn;
+
+typedef struct sq_driver {
+  be_driver drv;
+  be_sqlite_options opts;
+} sq_driver;
+
+/* ---- error translation ---- */
+
+static int32_t map_code(int ext) {
+  switch (ext & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return BE_E_BUSY;
+    case SQLITE_NOMEM: return BE_E_NOMEM;
+    case SQLITE_RANGE:
+    case SQLITE_MISUSE: return BE_E_MISUSE;
+    case SQLITE_CANTOPEN: return BE_E_DB_UNREACHABLE;
+    case SQLITE_CONSTRAINT:
+      switch (ext) {
+        case SQLITE_CONSTRAINT_UNIQUE:
+        case SQLITE_CONSTRAINT_PRIMARYKEY:
+        case SQLITE_CONSTRAINT_ROWID: return BE_E_CONFLICT;
+        case SQLITE_CONSTRAINT_NOTNULL:
+        case SQLITE_CONSTRAINT_CHECK:
+        case SQLITE_CONSTRAINT_FOREIGNKEY:
+#ifdef SQLITE_CONSTRAINT_DATATYPE
+        case SQLITE_CONSTRAINT_DATATYPE:
+#endif
+          return BE_E_VALIDATION;
+        default: return BE_E_STORAGE;
+      }
+    default: return BE_E_STORAGE;
+  }
+}
+
+/* Raise the be_error for SQLite result rc; the cause keeps SQLite's
+ * extended code and message. */
+static int sq_fail(be_error **err, sqlite3 *db, int rc, const char *what) {
+  int ext = rc;
+  if (db && (sqlite3_extended_errcode(db) & 0xff) == (rc & 0xff)) ext = sqlite3_extended_errcode(db);
+  int32_t code = map_code(ext);
+  if (err == NULL) return code;
+  const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(ext);
+  be_error *cause = NULL;
+  if (be_error_new(&cause, code, msg) != BE_OK) return be__error_oom(err);
+  be_error_set_driver_code(cause, ext);
+  int rc2 = be__error_wrap(err, code, cause, "sqlite %s failed: %s", what, msg);
+  be_error_set_driver_code(*err, ext);
+  return rc2;
+}
+
+static int pick_journal(int32_t m, const char **out) {
+  static const char *const names[] = {"WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY", "OFF"};
+  if (m == BE_SQLITE_JOURNAL_DEFAULT) { *out = NULL; return 1; }
+  if (m < 0 || m > BE_SQLITE_JOURNAL_OFF) return 0;
+  *out = names[m];
+  return 1;
+}
+
+/* ---- connections ---- */
+
+static int sq_open(void **out, void *driver_data, const char *dsn, be_error **err) {
+  const be_sqlite_options *o = driver_data;
+  *out = NULL;
+  int flags = o->open_flags ? o->open_flags : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  flags |= SQLITE_OPEN_URI;
+  if (!(flags & SQLITE_OPEN_FULLMUTEX)) flags |= SQLITE_OPEN_NOMUTEX;
+  sq_conn *c = be__calloc(1, sizeof *c);
+  if (c == NULL) return be__error_oom(err);
+  int rc = sqlite3_open_v2(dsn, &c->db, flags, NULL);
+  if (rc != SQLITE_OK) {
+    int r = (rc & 0xff) == SQLITE_NOMEM
+                ? be__error_oom(err)
+                : sq_fail(err, c->db, rc, "open");
+    if (r != BE_E_NOMEM && r != BE_E_DB_UNREACHABLE && err) {
+      be_error *e = *err;
+      r = be__error_wrap(err, BE_E_DB_UNREACHABLE, e, "%s", be_error_message(e));
+    }
+    sqlite3_close(c->db);
+    be__free(c);
+    return r == BE_E_NOMEM ? r : BE_E_DB_UNREACHABLE;
+  }
+  sqlite3_extended_result_codes(c->db, 1);
+  sqlite3_busy_timeout(c->db, o->busy_timeout_ms);
+  char sql[96];
+  const char *journal = NULL;
+  pick_journal(o->journal_mode, &journal);
+  const char *step = "open";
+  if (journal) {
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", journal);
+    step = "PRAGMA journal_mode";
+    rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+  }
+  if (rc == SQLITE_OK && o->synchronous != BE_SQLITE_SYNC_DEFAULT) {
+    snprintf(sql, sizeof sql, "PRAGMA synchronous=%d", (int)o->synchronous);
+    step = "PRAGMA synchronous";
+    rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+  }
+  if (rc == SQLITE_OK) {
+    step = "PRAGMA foreign_keys";
+    rc = sqlite3_exec(c->db, o->foreign_keys ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
+                      NULL, NULL, NULL);
+  }
+  if (rc != SQLITE_OK) {
+    int r = sq_fail(err, c->db, rc, step);
+    sqlite3_close(c->db);
+    be__free(c);
+    return r;
+  }
+  *out = c;
+  return BE_OK;
+}
+
+static void sq_close(void *conn) {
+  sq_conn *c = conn;
+  if (c == NULL) return;
+  for (int i = 0; i < TX_N; i++) sqlite3_finalize(c->tx[i]);
+  /* close_v2: statements a caller still holds keep the handle alive as a
+   * zombie instead of failing the close */
+  sqlite3_close_v2(c->db);
+  be__free(c);
+}
+
+/* ---- statements ---- */
+
+/* 1 when the rest of the SQL holds only whitespace, ';' and comments. */
+static int only_trailing(const char *p, const char *end) {
+  while (p < end && *p) {
+    if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == ';') {
+      p++;
+    } else if (p[0] == '-' && p + 1 < end && p[1] == '-') {
+      while (p < end && *p && *p != '\n') p++;
+    } else if (p[0] == '/' && p + 1 < end && p[1] == '*') {
+      p += 2;
+      while (p + 1 < end && *p && !(p[0] == '*' && p[1] == '/')) p++;
+      p = p + 2 <= end ? p + 2 : end;
+    } else {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static int sq_prepare(void *conn, void **out, const char *sql, size_t len, be_error **err) {
+  sq_conn *c = conn;
+  *out = NULL;
+  if (len >= INT_MAX) return be__error_set(err, BE_E_MISUSE, "SQL text too long");
+  sqlite3_stmt *st = NULL;
+  const char *tail = NULL;
+  /* len + 1: the caller's text is NUL-terminated, which saves SQLite a copy */
+  int rc = sqlite3_prepare_v3(c->db, sql, (int)len + 1, SQLITE_PREPARE_PERSISTENT, &st, &tail);
+  if (rc != SQLITE_OK) return sq_fail(err, c->db, rc, "prepare");
+  if (st == NULL) return be__error_set(err, BE_E_MISUSE, "SQL text holds no statement");
+  if (tail && !only_trailing(tail, sql + len)) {
+    sqlite3_finalize(st);
+    return be__error_set(err, BE_E_MISUSE,
+                         "SQL text holds more than one statement (use be_conn_exec for scripts)");
+  }
+  *out = st;
+  return BE_OK;
+}
+
+#define ST(s) ((sqlite3_stmt *)(s))
+
+static inline int bind_rc(void *stmt, int rc, be_error **err) {
+  if (rc == SQLITE_OK) return BE_OK;
+  if (rc == SQLITE_RANGE)
+    return be__error_set(err, BE_E_MISUSE, "bind index out of range (the statement has %d parameters)",
+                         sqlite3_bind_parameter_count(ST(stmt)));
+  return sq_fail(err, sqlite3_db_handle(ST(stmt)), rc, "bind");
+}
+
+static int sq_bind_null(void *s, int32_t i, be_error **err) {
+  return bind_rc(s, sqlite3_bind_null(ST(s), i), err);
+}
+static int sq_bind_int64(void *s, int32_t i, int64_t v, be_error **err) {
+  return bind_rc(s, sqlite3_bind_int64(ST(s), i, v), err);
+}
+static int sq_bind_double(void *s, int32_t i, double v, be_error **err) {
+  return bind_rc(s, sqlite3_bind_double(ST(s), i, v), err);
+}
+static int sq_bind_text(void *s, int32_t i, const char *v, size_t len, be_error **err) {
+  return bind_rc(s, sqlite3_bind_text64(ST(s), i, v, len, SQLITE_TRANSIENT, SQLITE_UTF8), err);
+}
+static int sq_bind_blob(void *s, int32_t i, const void *v, size_t len, be_error **err) {
+  /* SQLite binds NULL for a NULL pointer; an empty blob is a zeroblob */
+  if (v == NULL) return bind_rc(s, sqlite3_bind_zeroblob(ST(s), i, 0), err);
+  return bind_rc(s, sqlite3_bind_blob64(ST(s), i, v, len, SQLITE_TRANSIENT), err);
+}
+
+static int sq_step(void *s, be_error **err) {
+  int rc = sqlite3_step(ST(s));
+  if (rc == SQLITE_ROW) return BE_ROW;
+  if (rc == SQLITE_DONE) return BE_DONE;
+  return sq_fail(err, sqlite3_db_handle(ST(s)), rc, "step");
+}
+
+static int32_t sq_column_count(void *s) { return sqlite3_column_count(ST(s)); }
+static const char *sq_column_name(void *s, int32_t col) { return sqlite3_column_name(ST(s), col); }
+
+static int32_t sq_column_type(void *s, int32_t col) {
+  switch (sqlite3_column_type(ST(s), col)) {
+    case SQLITE_INTEGER: return BE_TYPE_INT;
+    case SQLITE_FLOAT: return BE_TYPE_FLOAT;
+    case SQLITE_TEXT: return BE_TYPE_TEXT;
+    case SQLITE_BLOB: return BE_TYPE_BLOB;
+    default: return BE_TYPE_NULL;
+  }
+}
+static int64_t sq_column_int64(void *s, int32_t col) { return sqlite3_column_int64(ST(s), col); }
+static double sq_column_double(void *s, int32_t col) { return sqlite3_column_double(ST(s), col); }
+static const char *sq_column_text(void *s, int32_t col, size_t *len) {
+  const char *t = (const char *)sqlite3_column_text(ST(s), col);
+  *len = (size_t)sqlite3_column_bytes(ST(s), col);
+  return t;
+}
+static const void *sq_column_blob(void *s, int32_t col, size_t *len) {
+  const void *b = sqlite3_column_blob(ST(s), col);
+  *len = (size_t)sqlite3_column_bytes(ST(s), col);
+  return b;
+}
+
+static int sq_reset(void *s, be_error **err) {
+  (void)err;
+  /* sqlite3_reset repeats the last step's error; the reset itself worked */
+  sqlite3_reset(ST(s));
+  sqlite3_clear_bindings(ST(s));
+  return BE_OK;
+}
+
+static void sq_finalize(void *s) { sqlite3_finalize(ST(s)); }
+
+static int sq_exec(void *conn, const char *sql, be_error **err) {
+  sq_conn *c = conn;
+  int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? BE_OK : sq_fail(err, c->db, rc, "exec");
+}
+
+/* ---- transactions ---- */
+
+static int run_tx(sq_conn *c, int which, be_error **err) {
+  if (c->tx[which] == NULL) {
+    int rc = sqlite3_prepare_v3(c->db, tx_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &c->tx[which],
+                                NULL);
+    if (rc != SQLITE_OK) return sq_fail(err, c->db, rc, tx_sql[which]);
+  }
+  int rc = sqlite3_step(c->tx[which]);
+  int r = rc == SQLITE_DONE ? BE_OK : sq_fail(err, c->db, rc, tx_sql[which]);
+  sqlite3_reset(c->tx[which]);
+  return r;
+}
+
+static int sq_begin(void *conn, int32_t mode, be_error **err) {
+  int which = mode == BE_TX_IMMEDIATE   ? TX_BEGIN_IMMEDIATE
+              : mode == BE_TX_EXCLUSIVE ? TX_BEGIN_EXCLUSIVE
+                                        : TX_BEGIN_DEFERRED;
+  return run_tx(conn, which, err);
+}
+
+static int sq_commit(void *conn, be_error **err) { return run_tx(conn, TX_COMMIT, err); }
+
+static int sq_rollback(void *conn, be_error **err) {
+  sq_conn *c = conn;
+  if (sqlite3_get_autocommit(c->db)) return BE_OK; /* nothing open (maybe SQLite rolled back) */
+  return run_tx(c, TX_ROLLBACK, err);
+}
+
+static int sp_exec(sq_conn *c, const char *verb, const char *name, be_error **err) {
+  if (!be__ident_valid(name))
+    return be__error_field(err, "savepoint", "savepoint name must match [A-Za-z_][A-Za-z0-9_]{0,63}");
+  char sql[128];
+  snprintf(sql, sizeof sql, "%s %s", verb, name);
+  int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? BE_OK : sq_fail(err, c->db, rc, verb);
+}
+
+static int sq_savepoint(void *conn, const char *name, be_error **err) {
+  return sp_exec(conn, "SAVEPOINT", name, err);
+}
+static int sq_release(void *conn, const char *name, be_error **err) {
+  return sp_exec(conn, "RELEASE SAVEPOINT", name, err);
+}
+static int sq_rollback_to(void *conn, const char *name, be_error **err) {
+  return sp_exec(conn, "ROLLBACK TO SAVEPOINT", name, err);
+}
+
+static int64_t sq_last_insert_id(void *conn) {
+  return sqlite3_last_insert_rowid(((sq_conn *)conn)->db);
+}
+
+static int64_t sq_changes(void *conn) {
+#if SQLITE_VERSION_NUMBER >= 3037000
+  return sqlite3_changes64(((sq_conn *)conn)->db);
+#else
+  return sqlite3_changes(((sq_conn *)conn)->db);
+#endif
+}
+
+/* An in-process database has no socket to lose; a handle that exists is
+ * alive. */
+static int sq_ping(void *conn, be_error **err) {
+  if (conn == NULL || ((sq_conn *)conn)->db == NULL)
+    return be__error_set(err, BE_E_CONN_LOST, "sqlite connection is closed");
+  return BE_OK;
+}
+
+static int32_t sq_bind_limit(void *conn) {
+  return sqlite3_limit(((sq_conn *)conn)->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+}
+
+static int32_t sq_in_transaction(void *conn) {
+  return !sqlite3_get_autocommit(((sq_conn *)conn)->db);
+}
+
+/* ---- driver tables ---- */
+
+static int32_t detect_features(void) {
+  int v = sqlite3_libversion_number();
+  int32_t f = BE_FEATURE_SAVEPOINTS;
+  if (v >= 3035000) f |= BE_FEATURE_RETURNING;
+  int json = v >= 3038000 ? !sqlite3_compileoption_used("OMIT_JSON")
+                          : sqlite3_compileoption_used("ENABLE_JSON1");
+  if (json) f |= BE_FEATURE_JSON_EACH;
+  return f;
+}
+
+static const be_driver template = {
+  .version = BE_DRIVER_VERSION,
+  .name = "sqlite",
+  .driver_data = NULL,
+  .placeholder_style = BE_PLACEHOLDER_QMARK,
+  .features = 0,
+  .open = sq_open,
+  .close = sq_close,
+  .prepare = sq_prepare,
+  .bind_null = sq_bind_null,
+  .bind_int64 = sq_bind_int64,
+  .bind_double = sq_bind_double,
+  .bind_text = sq_bind_text,
+  .bind_blob = sq_bind_blob,
+  .step = sq_step,
+  .column_count = sq_column_count,
+  .column_name = sq_column_name,
+  .column_type = sq_column_type,
+  .column_int64 = sq_column_int64,
+  .column_double = sq_column_double,
+  .column_text = sq_column_text,
+  .column_blob = sq_column_blob,
+  .reset = sq_reset,
+  .finalize = sq_finalize,
+  .exec = sq_exec,
+  .begin = sq_begin,
+  .commit = sq_commit,
+  .rollback = sq_rollback,
+  .savepoint = sq_savepoint,
+  .release = sq_release,
+  .rollback_to = sq_rollback_to,
+  .last_insert_id = sq_last_insert_id,
+  .changes = sq_changes,
+  .ping = sq_ping,
+  .bind_limit = sq_bind_limit,
+  .in_transaction = sq_in_transaction,
+};
+
+static sq_driver default_driver;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_init(void) {
+  default_driver.drv = template;
+  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
+  default_driver.opts = o;
+  default_driver.drv.driver_data = &default_driver.opts;
+  default_driver.drv.features = detect_features();
+}
+
+const be_driver *be_sqlite_driver(void) {
+  pthread_once(&default_once, default_init);
+  return &default_driver.drv;
+}
+
+int be_sqlite_options_init(be_sqlite_options *o, uint32_t version) {
+  if (o == NULL || version != BE_SQLITE_OPTIONS_VERSION) return BE_E_MISUSE;
+  be_sqlite_options d = BE_SQLITE_OPTIONS_INIT;
+  *o = d;
+  return BE_OK;
+}
+
+int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_error **err) {
+  if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_sqlite_driver_new: out is NULL");
+  *out = NULL;
+  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
+  if (opts) {
+    if (opts->version != BE_SQLITE_OPTIONS_VERSION)
+      return be__error_set(err, BE_E_MISUSE, "unknown be_sqlite_options version %u",
+                           (unsigned)opts->version);
+    o = *opts;
+  }
+  const char *j;
+  if (!pick_journal(o.journal_mode, &j))
+    return be__error_set(err, BE_E_MISUSE, "unknown journal_mode %d", (int)o.journal_mode);
+  if (o.synchronous < BE_SQLITE_SYNC_DEFAULT || o.synchronous > BE_SQLITE_SYNC_EXTRA)
+    return be__error_set(err, BE_E_MISUSE, "unknown synchronous %d", (int)o.synchronous);
+  if (o.busy_timeout_ms < 0)
+    return be__error_set(err, BE_E_MISUSE, "busy_timeout_ms must be >= 0");
+  sq_driver *d = be__calloc(1, sizeof *d);
+  if (d == NULL) return be__error_oom(err);
+  d->drv = template;
+  d->opts = o;
+  d->drv.driver_data = &d->opts;
+  d->drv.features = detect_features();
+  *out = &d->drv;
+  return BE_OK;
+}
+
+void be_sqlite_driver_free(be_driver *driver) {
+  if (driver == NULL || driver == &default_driver.drv) return;
+  be__free((sq_driver *)driver); /* drv is the first member */
+}

@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: MIT */
+/* be_conn and be_stmt over any be_driver: the per-connection statement
+ * cache, broken-connection tracking, identifier checks and the statement
+ * observer the query layer times statements with. */
+#include <backend/storage.h>
+
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "storage.h"
+#include "utf8.h"
+
+/*
+ * A statement cached on a connection is in the hash (cached = 1) for its
+ * whole life; while nobody holds it (out = 0) it is also on the LRU list,
+ * and eviction only ever takes from that list, so a statement that a caller
+ * holds is never finalized under it.
+ */
+struct be_stmt {
+  be_conn *conn;
+  void *native;
+  uint64_t hash;
+  size_t sql_len;
+  be_stmt *hnext;             /* hash chain */
+  be_stmt *lprev, *lnext;     /* LRU list of idle cached statements */
+  int32_t cached;
+  int32_t out;
+  int32_t running;            /* the observer is timing a run */
+  int32_t started;            /* stepped since the last reset */
+  int32_t ncols;              /* column count, refreshed at each run's first step */
+  int64_t start_ns;
+  int64_t rows;
+  char sql[];
+};
+
+struct be_conn {
+  const be_driver *drv;
+  void *native;
+  int32_t broken;
+  int32_t tx_depth;
+  /* statement cache */
+  be_stmt **buckets;
+  size_t nbuckets;            /* power of two */
+  int32_t cap;                /* 0 disables the cache */
+  int32_t ncached;            /* statements in the hash */
+  be_stmt *lru_head, *lru_tail;
+  int64_t hits, misses;
+  int64_t open_stmts;
+  /* hooks */
+  be__stmt_observer obs;
+  void *obs_ud;
+  const be_clock *clock;
+  void *pool_data;
+};
+
+/* ---- helpers ---- */
+
+static inline int note(be_conn *c, int rc) {
+  if (rc == BE_E_CONN_LOST) c->broken = 1;
+  return rc;
+}
+
+/* Hash of the SQL text, eight bytes at a time: a cache hit's cost is
+ * mostly this, so it must not walk the text a byte at a time. */
+static inline uint64_t hash_sql(const char *s, size_t *len) {
+  size_t n = strlen(s);
+  *len = n;
+  const unsigned char *p = (const unsigned char *)s;
+  uint64_t h = UINT64_C(0x9E3779B97F4A7C15) ^ n;
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 32;
+    p += 8;
+    n -= 8;
+  }
+  if (n) {
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * UINT64_C(0xc4ceb9fe1a85ec53);
+  }
+  return h ^ (h >> 29);
+}
+
+static size_t buckets_for(int32_t cap) {
+  size_t n = 16;
+  while (n < (size_t)cap * 2) n <<= 1;
+  return n;
+}
+
+static void lru_unlink(be_conn *c, be_stmt *s) {
+  if (s->lprev) s->lprev->lnext = s->lnext; else c->lru_head = s->lnext;
+  if (s->lnext) s->lnext->lprev = s->lprev; else c->lru_tail = s->lprev;
+  s->lprev = s->lnext = NULL;
+}
+
+static void lru_push(be_conn *c, be_stmt *s) {
+  s->lprev = NULL;
+  s->lnext = c->lru_head;
+  if (c->lru_head) c->lru_head->lprev = s; else c->lru_tail = s;
+  c->lru_head = s;
+}
+
+static void hash_unlink(be_conn *c, be_stmt *s) {
+  be_stmt **pp = &c->buckets[s->hash & (c->nbuckets - 1)];
+  while (*pp && *pp != s) pp = &(*pp)->hnext;
+  if (*pp) *pp = s->hnext;
+  s->hnext = NULL;
+  s->cached = 0;
+  c->ncached--;
+}
+
+static void stmt_destroy(be_stmt *s) {
+  s->conn->drv->finalize(s->native);
+  be__free(s);
+}
+
+/* Drop every idle cached statement; held ones leave the cache and are
+ * finalized when given back. */
+static void cache_flush(be_conn *c) {
+  while (c->lru_tail) {
+    be_stmt *s = c->lru_tail;
+    lru_unlink(c, s);
+    hash_unlink(c, s);
+    stmt_destroy(s);
+  }
+  for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
+    be_stmt *s = c->buckets[i];
+    while (s) {
+      be_stmt *next = s->hnext;
+      s->hnext = NULL;
+      s->cached = 0;
+      c->ncached--;
+      s = next;
+    }
+    c->buckets[i] = NULL;
+  }
+}
+
+static inline void observe_end(be_stmt *s, int rc) {
+  be_conn *c = s->conn;
+  s->running = 0;
+  if (c->obs) {
+    int64_t d = be_clock_now_ns(c->clock) - s->start_ns;
+    c->obs(c->obs_ud, s->sql, d, s->rows, rc);
+  }
+}
+
+int be__ident_valid(const char *name) {
+  if (name == NULL) return 0;
+  const unsigned char *p = (const unsigned char *)name;
+  if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_')) return 0;
+  size_t n = 0;
+  for (; *p; p++, n++) {
+    if (n >= 64) return 0;
+    if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+          *p == '_'))
+      return 0;
+  }
+  return 1;
+}
+
+static const char *missing_fn(const be_driver *d) {
+#define REQ(f) if (d->f == NULL) return #f
+  REQ(open); REQ(close); REQ(prepare); REQ(bind_null); REQ(bind_int64);
+  REQ(bind_double); REQ(bind_text); REQ(bind_blob); REQ(step);
+  REQ(column_count); REQ(column_name); REQ(column_type); REQ(column_int64);
+  REQ(column_double); REQ(column_text); REQ(column_blob); REQ(reset);
+  REQ(finalize); REQ(exec); REQ(begin); REQ(commit); REQ(rollback);
+  REQ(savepoint); REQ(release); REQ(rollback_to); REQ(last_insert_id);
+  REQ(changes); REQ(ping); REQ(bind_limit); REQ(in_transaction);
+#undef REQ
+  return NULL;
+}
+
+/* ---- connections ---- */
+
+int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_error **err) {
+  if (out == NULL || driver == NULL || dsn == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_conn_open: NULL argument");
+  *out = NULL;
+  if (driver->version == 0 || driver->version > BE_DRIVER_VERSION)
+    return be__error_set(err, BE_E_MISUSE, "unknown driver table version %u",
+                         (unsigned)driver->version);
+  const char *missing = missing_fn(driver);
+  if (missing)
+    return be__error_set(err, BE_E_MISUSE, "driver table has no %s function", missing);
+
+  be_conn *c = be__calloc(1, sizeof *c);
+  if (c == NULL) return be__error_oom(err);
+  c->drv = driver;
+  c->cap = BE__STMT_CACHE_DEFAULT;
+  c->nbuckets = buckets_for(c->cap);
+  c->buckets = be__calloc(c->nbuckets, sizeof *c->buckets);
+  if (c->buckets == NULL) { be__free(c); return be__error_oom(err); }
+
+  be_error *cause = NULL;
+  int rc = driver->open(&c->native, driver->driver_data, dsn, err ? &cause : NULL);
+  if (rc != BE_OK) {
+    be__free(c->buckets);
+    be__free(c);
+    if (rc == BE_E_NOMEM || rc == BE_E_MISUSE || rc == BE_E_DB_UNREACHABLE)
+      return err ? be__error_give(err, cause) : rc;
+    return be__error_wrap(err, BE_E_DB_UNREACHABLE, cause, "could not open a %s connection: %s",
+                          driver->name ? driver->name : "database",
+                          cause ? be_error_message(cause) : be_strerror(rc));
+  }
+  *out = c;
+  return BE_OK;
+}
+
+void be_conn_close(be_conn *c) {
+  if (c == NULL) return;
+  cache_flush(c);
+  if (!c->broken && c->drv->in_transaction(c->native)) c->drv->rollback(c->native, NULL);
+  c->drv->close(c->native);
+  be__free(c->buckets);
+  be__free(c);
+}
+
+const be_driver *be_conn_driver(const be_conn *c) { return c ? c->drv : NULL; }
+
+int be_conn_set_stmt_cache_size(be_conn *c, int32_t max_entries, be_error **err) {
+  if (c == NULL || max_entries < 0 || max_entries > 65536)
+    return be__error_set(err, BE_E_MISUSE, "be_conn_set_stmt_cache_size: bad argument");
+  size_t nb = buckets_for(max_entries);
+  be_stmt **b = NULL;
+  if (nb != c->nbuckets) {
+    b = be__calloc(nb, sizeof *b);
+    if (b == NULL) return be__error_oom(err);
+  }
+  cache_flush(c);
+  if (b) {
+    be__free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = nb;
+  }
+  c->cap = max_entries;
+  return BE_OK;
+}
+
+int be_conn_stmt_cache_stats(const be_conn *c, int64_t *out_hits, int64_t *out_misses,
+                             int64_t *out_size) {
+  if (c == NULL) return BE_E_MISUSE;
+  if (out_hits) *out_hits = c->hits;
+  if (out_misses) *out_misses = c->misses;
+  if (out_size) *out_size = c->ncached;
+  return BE_OK;
+}
+
+int be_conn_prepare(be_conn *c, be_stmt **out, const char *sql, be_error **err) {
+  if (c == NULL || out == NULL || sql == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_conn_prepare: NULL argument");
+  *out = NULL;
+  size_t len;
+  uint64_t h = hash_sql(sql, &len);
+  int cacheable = c->cap > 0;
+  if (cacheable) {
+    for (be_stmt *s = c->buckets[h & (c->nbuckets - 1)]; s; s = s->hnext) {
+      if (s->hash == h && s->sql_len == len && memcmp(s->sql, sql, len) == 0) {
+        if (s->out) { cacheable = 0; break; } /* held: hand out a fresh one */
+        lru_unlink(c, s);
+        s->out = 1;
+        c->hits++;
+        c->open_stmts++;
+        *out = s;
+        return BE_OK;
+      }
+    }
+  }
+  c->misses++;
+  void *native = NULL;
+  int rc = c->drv->prepare(c->native, &native, sql, len, err);
+  if (rc != BE_OK) return note(c, rc);
+  be_stmt *s = be__malloc(sizeof *s + len + 1);
+  if (s == NULL) { c->drv->finalize(native); return be__error_oom(err); }
+  memset(s, 0, sizeof *s);
+  s->conn = c;
+  s->native = native;
+  s->hash = h;
+  s->sql_len = len;
+  s->ncols = c->drv->column_count(native);
+  memcpy(s->sql, sql, len + 1);
+  if (cacheable) {
+    if (c->ncached >= c->cap && c->lru_tail) {
+      be_stmt *victim = c->lru_tail;
+      lru_unlink(c, victim);
+      hash_unlink(c, victim);
+      stmt_destroy(victim);
+    }
+    if (c->ncached < c->cap) {
+      be_stmt **b = &c->buckets[h & (c->nbuckets - 1)];
+      s->hnext = *b;
+      *b = s;
+      s->cached = 1;
+      c->ncached++;
+    }
+  }
+  s->out = 1;
+  c->open_stmts++;
+  *out = s;
+  return BE_OK;
+}
+
+void be_stmt_finalize(be_stmt *s) {
+  if (s == NULL) return;
+  be_conn *c = s->conn;
+  if (s->running) observe_end(s, BE_OK);
+  c->open_stmts--;
+  s->out = 0;
+  s->started = 0;
+  if (s->cached) {
+    if (!c->broken && c->drv->reset(s->native, NULL) == BE_OK) {
+      lru_push(c, s);
+      return;
+    }
+    hash_unlink(c, s);
+  }
+  stmt_destroy(s);
+}
+
+/* ---- binding ---- */
+
+#define STMT_CHECK(s, name) \
+  if ((s) == NULL) return be__error_set(err, BE_E_MISUSE, name ": NULL statement")
+
+int be_stmt_bind_null(be_stmt *s, int32_t i, be_error **err) {
+  STMT_CHECK(s, "be_stmt_bind_null");
+  return note(s->conn, s->conn->drv->bind_null(s->native, i, err));
+}
+
+int be_stmt_bind_int64(be_stmt *s, int32_t i, int64_t v, be_error **err) {
+  STMT_CHECK(s, "be_stmt_bind_int64");
+  return note(s->conn, s->conn->drv->bind_int64(s->native, i, v, err));
+}
+
+int be_stmt_bind_double(be_stmt *s, int32_t i, double v, be_error **err) {
+  STMT_CHECK(s, "be_stmt_bind_double");
+  return note(s->conn, s->conn->drv->bind_double(s->native, i, v, err));
+}
+
+int be_stmt_bind_text(be_stmt *s, int32_t i, const char *v, size_t len, be_error **err) {
+  STMT_CHECK(s, "be_stmt_bind_text");
+  if (v == NULL) return be__error_set(err, BE_E_MISUSE, "be_stmt_bind_text: NULL text");
+  if (len == (size_t)-1) len = strlen(v);
+  if (!be__utf8_valid(v, len))
+    return be__error_field(err, "parameter", "parameter %d is not valid UTF-8 text (or holds a NUL)",
+                           (int)i);
+  return note(s->conn, s->conn->drv->bind_text(s->native, i, v, len, err));
+}
+
+int be_stmt_bind_blob(be_stmt *s, int32_t i, const void *v, size_t len, be_error **err) {
+  STMT_CHECK(s, "be_stmt_bind_blob");
+  if (v == NULL && len > 0) return be__error_set(err, BE_E_MISUSE, "be_stmt_bind_blob: NULL data");
+  return note(s->conn, s->conn->drv->bind_blob(s->native, i, v, len, err));
+}
+
+/* ---- running ---- */
+
+int be_stmt_step(be_stmt *s, be_error **err) {
+  STMT_CHECK(s, "be_stmt_step");
+  be_conn *c = s->conn;
+  if (c->obs && !s->running) {
+    s->running = 1;
+    s->rows = 0;
+    s->start_ns = be_clock_now_ns(c->clock);
+  }
+  int rc = c->drv->step(s->native, err);
+  if (rc == BE_ROW) {
+    /* a driver may re-prepare (schema change) when a run starts */
+    if (!s->started) {
+      s->started = 1;
+      s->ncols = c->drv->column_count(s->native);
+    }
+    s->rows++;
+    return rc;
+  }
+  s->started = 0;
+  if (rc == BE_E_CONN_LOST) c->broken = 1;
+  if (s->running) observe_end(s, rc == BE_DONE ? BE_OK : rc);
+  return rc;
+}
+
+int be_stmt_reset(be_stmt *s, be_error **err) {
+  STMT_CHECK(s, "be_stmt_reset");
+  if (s->running) observe_end(s, BE_OK);
+  s->started = 0;
+  return note(s->conn, s->conn->drv->reset(s->native, err));
+}
+
+int32_t be_stmt_column_count(be_stmt *s) {
+  return s ? s->conn->drv->column_count(s->native) : 0;
+}
+
+static inline int col_ok(be_stmt *s, int32_t col) {
+  return s && col >= 0 && col < s->ncols;
+}
+
+const char *be_stmt_column_name(be_stmt *s, int32_t col) {
+  return col_ok(s, col) ? s->conn->drv->column_name(s->native, col) : NULL;
+}
+
+int32_t be_stmt_column_type(be_stmt *s, int32_t col) {
+  return col_ok(s, col) ? s->conn->drv->column_type(s->native, col) : BE_TYPE_NULL;
+}
+
+int64_t be_stmt_column_int64(be_stmt *s, int32_t col) {
+  return col_ok(s, col) ? s->conn->drv->column_int64(s->native, col) : 0;
+}
+
+double be_stmt_column_double(be_stmt *s, int32_t col) {
+  return col_ok(s, col) ? s->conn->drv->column_double(s->native, col) : 0.0;
+}
+
+const char *be_stmt_column_text(be_stmt *s, int32_t col, size_t *len) {
+  if (!col_ok(s, col)) {
+    if (len) *len = 0;
+    return NULL;
+  }
+  size_t n = 0;
+  const char *t = s->conn->drv->column_text(s->native, col, &n);
+  if (len) *len = n;
+  return t;
+}
+
+const void *be_stmt_column_blob(be_stmt *s, int32_t col, size_t *len) {
+  if (!col_ok(s, col)) {
+    if (len) *len = 0;
+    return NULL;
+  }
+  size_t n = 0;
+  const void *b = s->conn->drv->column_blob(s->native, col, &n);
+  if (len) *len = n;
+  return b;
+}
+
+int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
+  if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
+  if (c->obs == NULL) return note(c, c->drv->exec(c->native, sql, err));
+  int64_t t0 = be_clock_now_ns(c->clock);
+  int rc = note(c, c->drv->exec(c->native, sql, err));
+  c->obs(c->obs_ud, sql, be_clock_now_ns(c->clock) - t0, 0, rc);
+  return rc;
+}
+
+/* ---- transactions ---- */
+
+#define CONN_CHECK(c, name) \
+  if ((c) == NULL) return be__error_set(err, BE_E_MISUSE, name ": NULL connection")
+
+int be_conn_begin(be_conn *c, int32_t mode, be_error **err) {
+  CONN_CHECK(c, "be_conn_begin");
+  if (mode < BE_TX_DEFERRED || mode > BE_TX_EXCLUSIVE)
+    return be__error_set(err, BE_E_MISUSE, "be_conn_begin: unknown mode %d", (int)mode);
+  return note(c, c->drv->begin(c->native, mode, err));
+}
+
+int be_conn_commit(be_conn *c, be_error **err) {
+  CONN_CHECK(c, "be_conn_commit");
+  return note(c, c->drv->commit(c->native, err));
+}
+
+int be_conn_rollback(be_conn *c, be_error **err) {
+  CONN_CHECK(c, "be_conn_rollback");
+  return note(c, c->drv->rollback(c->native, err));
+}
+
+static int check_name(const char *name, be_error **err) {
+  if (be__ident_valid(name)) return BE_OK;
+  return be__error_field(err, "savepoint", "savepoint name must match [A-Za-z_][A-Za-z0-9_]{0,63}");
+}
+
+int be_conn_savepoint(be_conn *c, const char *name, be_error **err) {
+  CONN_CHECK(c, "be_conn_savepoint");
+  int rc = check_name(name, err);
+  return rc ? rc : note(c, c->drv->savepoint(c->native, name, err));
+}
+
+int be_conn_release(be_conn *c, const char *name, be_error **err) {
+  CONN_CHECK(c, "be_conn_release");
+  int rc = check_name(name, err);
+  return rc ? rc : note(c, c->drv->release(c->native, name, err));
+}
+
+int be_conn_rollback_to(be_conn *c, const char *name, be_error **err) {
+  CONN_CHECK(c, "be_conn_rollback_to");
+  int rc = check_name(name, err);
+  return rc ? rc : note(c, c->drv->rollback_to(c->native, name, err));
+}
+
+int32_t be_conn_in_transaction(be_conn *c) {
+  return c ? c->drv->in_transaction(c->native) : 0;
+}
+
+int64_t be_conn_last_insert_id(be_conn *c) { return c ? c->drv->last_insert_id(c->native) : 0; }
+int64_t be_conn_changes(be_conn *c) { return c ? c->drv->changes(c->native) : 0; }
+
+int be_conn_ping(be_conn *c, be_error **err) {
+  CONN_CHECK(c, "be_conn_ping");
+  return note(c, c->drv->ping(c->native, err));
+}
+
+int32_t be_conn_bind_limit(be_conn *c) { return c ? c->drv->bind_limit(c->native) : 0; }
+int32_t be_conn_is_broken(const be_conn *c) { return c ? c->broken : 0; }
+
+/* ---- internal hooks ---- */
+
+void be__conn_set_observer(be_conn *c, be__stmt_observer fn, void *ud) {
+  c->obs = fn;
+  c->obs_ud = ud;
+}
+void be__conn_set_clock(be_conn *c, const be_clock *clock) { c->clock = clock; }
+void be__conn_set_pool_data(be_conn *c, void *data) { c->pool_data = data; }
+void *be__conn_pool_data(const be_conn *c) { return c->pool_data; }
+void be__conn_mark_broken(be_conn *c) { c->broken = 1; }
+void *be__conn_native(be_conn *c) { return c->native; }
+int64_t be__conn_open_stmts(const be_conn *c) { return c->open_stmts; }
+int32_t be__conn_tx_depth(const be_conn *c) { return c->tx_depth; }
+void be__conn_set_tx_depth(be_conn *c, int32_t depth) { c->tx_depth = depth; }
+const char *be__stmt_sql(const be_stmt *s) { return s->sql; }

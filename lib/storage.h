@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal hooks on be_conn for the layers above storage (pool, tx, query).
+ * None of this is exported; the pool and the query layer link against the
+ * same library and call these directly. */
+#ifndef BE_LIB_STORAGE_H
+#define BE_LIB_STORAGE_H
+
+#include <backend/clock.h>
+#include <backend/storage.h>
+
+/* Default bound of the per-connection prepared-statement cache. */
+#define BE__STMT_CACHE_DEFAULT 64
+
+/*
+ * Called once each time a statement finishes running: when step returns
+ * BE_DONE (rc = BE_OK) or an error (rc = that negative code), or when a
+ * statement that returned rows is reset or finalized before BE_DONE
+ * (rc = BE_OK). sql is the statement's text, borrowed for the call;
+ * duration_ns runs from the first step to the end, measured with the
+ * connection's clock (be__conn_set_clock); rows counts BE_ROW results.
+ * Runs on the thread using the connection, inside the be_stmt_* call; it
+ * must not use the connection itself.
+ */
+typedef void (*be__stmt_observer)(void *ud, const char *sql, int64_t duration_ns,
+                                  int64_t rows, int rc);
+
+/* Install (or with fn NULL remove) the connection's statement observer.
+ * With no observer, stepping reads no clock. Statements already running
+ * keep the timing they started with. */
+void be__conn_set_observer(be_conn *conn, be__stmt_observer fn, void *ud);
+
+/* The clock used to time statements for the observer; NULL = system clock.
+ * Borrowed: it must outlive the connection or be replaced first. */
+void be__conn_set_clock(be_conn *conn, const be_clock *clock);
+
+/* An opaque pointer the pool hangs its bookkeeping on; NULL initially. */
+void be__conn_set_pool_data(be_conn *conn, void *data);
+void *be__conn_pool_data(const be_conn *conn);
+
+/* Mark a connection broken (e.g. the pool saw it fail validation). */
+void be__conn_mark_broken(be_conn *conn);
+
+/* The driver's native connection handle (borrowed). */
+void *be__conn_native(be_conn *conn);
+
+/* Number of statements handed out by be_conn_prepare and not yet given
+ * back with be_stmt_finalize (the pool warns about leaks on release). */
+int64_t be__conn_open_stmts(const be_conn *conn);
+
+/* Nesting depth of be_tx_run on this connection (tx.c keeps it). */
+int32_t be__conn_tx_depth(const be_conn *conn);
+void be__conn_set_tx_depth(be_conn *conn, int32_t depth);
+
+/* 1 when name is a valid savepoint/identifier: [A-Za-z_][A-Za-z0-9_]{0,63}. */
+int be__ident_valid(const char *name);
+
+/* The SQL text of a statement (borrowed, valid until finalize). */
+const char *be__stmt_sql(const be_stmt *stmt);
+
+#endif

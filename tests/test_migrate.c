@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/* Migrations: ordered, idempotent, one transaction each, failure keeps the
+ * previous version. */
+#include "testutil.h"
+
+#include "storage.h"
+
+static char *tmpdir;
+static char dbpath[512];
+static be_driver *fdrv;
+static be_fault *flt;
+
+static void setup(void) {
+  tmpdir = tu_tempdir();
+  snprintf(dbpath, sizeof dbpath, "%s/m.db", tmpdir);
+  ck_assert_int_eq(be_fault_driver_new(&fdrv, &flt, be_sqlite_driver(), NULL), BE_OK);
+}
+static void teardown(void) {
+  be_fault_free(flt);
+  tu_rmdir(tmpdir);
+}
+
+static be_conn *open_conn(void) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fdrv, dbpath, NULL), BE_OK);
+  return c;
+}
+
+static int table_exists(be_conn *c, const char *name) {
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT 1 FROM sqlite_master WHERE name = ?", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, name, (size_t)-1, NULL), BE_OK);
+  int rc = be_stmt_step(s, NULL);
+  be_stmt_finalize(s);
+  return rc == BE_ROW;
+}
+
+static be_migrator *library_and_host(void) {
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  /* registered out of order: applied ascending (2 and 3 need 1) */
+  ck_assert_int_eq(be_migrator_add(m, 3, "host: orders",
+                                   "CREATE TABLE orders(id INTEGER PRIMARY KEY, "
+                                   "user_id INTEGER NOT NULL REFERENCES users(id))", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 1, "users", "CREATE TABLE users(id INTEGER PRIMARY KEY, "
+                                   "email TEXT NOT NULL UNIQUE)", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 2, "users.name",
+                                   "ALTER TABLE users ADD COLUMN name TEXT; "
+                                   "CREATE INDEX users_name ON users(name)", NULL), BE_OK);
+  return m;
+}
+
+START_TEST(apply_in_order_and_idempotent) {
+  be_conn *c = open_conn();
+  int64_t v = -1;
+  ck_assert_int_eq(be_migrator_current_version(c, &v, NULL), BE_OK);
+  ck_assert_int_eq(v, 0);
+  be_migrator *m = library_and_host();
+  ck_assert_int_eq(be_migrator_count(m), 3);
+  ck_assert_int_eq(be_migrator_latest_version(m), 3);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, &e), BE_OK);
+  ck_assert_int_eq(v, 3);
+  ck_assert(table_exists(c, "users") && table_exists(c, "orders") && table_exists(c, "users_name"));
+  ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_BEGIN), 3); /* one transaction each */
+  ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_COMMIT), 3);
+
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT version, name, applied_at FROM schema_migrations "
+                                   "ORDER BY version", NULL), BE_OK);
+  const char *names[] = {"users", "users.name", "host: orders"};
+  int64_t now = be_clock_wall_ns(NULL) / BE_NS_PER_SEC;
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+    ck_assert_int_eq(be_stmt_column_int64(s, 0), i + 1);
+    ck_assert_str_eq(be_stmt_column_text(s, 1, NULL), names[i]);
+    ck_assert_int_le(llabs(be_stmt_column_int64(s, 2) - now), 5);
+  }
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+  be_stmt_finalize(s);
+
+  /* again: nothing to do, no write transaction */
+  be_fault_reset_counts(flt);
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(v, 3);
+  ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_BEGIN), 0);
+  /* and from another connection, with another migrator holding the same set */
+  be_migrator *m2 = library_and_host();
+  be_conn *c2 = open_conn();
+  ck_assert_int_eq(be_migrator_apply(m2, c2, &v, NULL), BE_OK);
+  ck_assert_int_eq(v, 3);
+  ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_BEGIN), 0);
+  be_conn_close(c2);
+  be_migrator_free(m2);
+  be_migrator_free(m);
+  be_conn_close(c);
+}
+END_TEST
+
+START_TEST(failure_keeps_previous_version) {
+  be_conn *c = open_conn();
+  be_migrator *m = library_and_host();
+  ck_assert_int_eq(be_migrator_add(m, 4, "broken", "CREATE TABLE t4(x); INSERT INTO nosuch VALUES (1)",
+                                   NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 5, "after", "CREATE TABLE t5(x)", NULL), BE_OK);
+  int64_t v = -1;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, &e), BE_E_STORAGE);
+  ck_assert_int_eq(v, 3);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "migration 4 (broken) failed"));
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "no such table"));
+  ck_assert_int_eq(be_error_field_count(e), 1);
+  ck_assert_str_eq(be_error_field_name(e, 0), "version");
+  ck_assert_str_eq(be_error_field_message(e, 0), "4");
+  ck_assert_ptr_nonnull(be_error_cause(e));
+  be_error_free(e);
+  ck_assert(!table_exists(c, "t4")); /* the part that ran was rolled back */
+  ck_assert(!table_exists(c, "t5")); /* and apply stopped there */
+  ck_assert_int_eq(be_migrator_current_version(c, &v, NULL), BE_OK);
+  ck_assert_int_eq(v, 3);
+  ck_assert_int_eq(be_conn_in_transaction(c), 0);
+  be_migrator_free(m);
+
+  /* fixed in a later build: applies 4 and 5 */
+  m = library_and_host();
+  ck_assert_int_eq(be_migrator_add(m, 4, "fixed", "CREATE TABLE t4(x)", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 5, "after", "CREATE TABLE t5(x)", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(v, 5);
+  be_migrator_free(m);
+  be_conn_close(c);
+}
+END_TEST
+
+START_TEST(late_registered_lower_version_is_applied) {
+  be_conn *c = open_conn();
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 1, "a", "CREATE TABLE a(x)", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 10, "b", "CREATE TABLE b(x)", NULL), BE_OK);
+  int64_t v;
+  be_log_set_handler(NULL, NULL, BE_LOG_OFF); /* the warning is expected */
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(v, 10);
+  ck_assert_int_eq(be_migrator_add(m, 5, "host", "CREATE TABLE h(x)", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  be_log_set_handler(NULL, NULL, BE_LOG_WARN);
+  ck_assert_int_eq(v, 10);
+  ck_assert(table_exists(c, "h"));
+  be_migrator_free(m);
+  be_conn_close(c);
+}
+END_TEST
+
+START_TEST(registration_is_validated) {
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_migrator_add(m, 7, "seven", "SELECT 1", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 7, "again", "SELECT 2", &e), BE_E_CONFLICT);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "7"));
+  be_error_free(e);
+  ck_assert_int_eq(be_migrator_add(m, 0, "zero", "SELECT 1", &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "version");
+  be_error_free(e);
+  ck_assert_int_eq(be_migrator_add(m, -3, "neg", "SELECT 1", NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_migrator_add(m, 8, "", "SELECT 1", NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_migrator_add(m, 8, NULL, "SELECT 1", NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_migrator_add(m, 8, "bad\xff", "SELECT 1", NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_migrator_add(m, 8, "x", "", NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_migrator_add(m, 8, "x", NULL, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "sql");
+  be_error_free(e);
+  ck_assert_int_eq(be_migrator_add(NULL, 8, "x", "SELECT 1", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_migrator_count(m), 1);
+  /* many, in reverse: grows and stays sorted */
+  for (int64_t v = 100; v > 8; v--) ck_assert_int_eq(be_migrator_add(m, v, "n", "SELECT 1", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_count(m), 93);
+  ck_assert_int_eq(be_migrator_latest_version(m), 100);
+  ck_assert_int_eq(be_migrator_latest_version(NULL), 0);
+  ck_assert_int_eq(be_migrator_new(NULL, NULL), BE_E_MISUSE);
+
+  be_conn *c = open_conn();
+  int64_t v;
+  ck_assert_int_eq(be_migrator_apply(NULL, c, &v, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_migrator_apply(m, NULL, &v, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_migrator_current_version(NULL, &v, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_DEFERRED, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_rollback(c, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(v, 100);
+  be_conn_close(c);
+  be_migrator_free(m);
+  be_migrator_free(NULL);
+}
+END_TEST
+
+START_TEST(busy_and_storage_faults) {
+  be_conn *c = open_conn();
+  be_migrator *m = library_and_host();
+  /* busy once at a commit: the transaction retries, apply succeeds */
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 2, BE_E_BUSY), BE_OK);
+  int64_t v;
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(v, 3);
+  be_migrator_free(m);
+  be_conn_close(c);
+  /* each operation failing once on a fresh database: typed error, a
+   * consistent version, nothing leaked */
+  const int32_t ops[] = {BE_FAULT_OP_EXEC, BE_FAULT_OP_PREPARE, BE_FAULT_OP_BIND, BE_FAULT_OP_STEP,
+                         BE_FAULT_OP_BEGIN, BE_FAULT_OP_COMMIT};
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+    for (int64_t nth = 1; nth <= 6; nth += 5) {
+      remove(dbpath);
+      c = open_conn();
+      m = library_and_host();
+      ck_assert_int_eq(be_fault_set(flt, ops[i], BE_FAULT_NTH, nth, BE_E_STORAGE), BE_OK);
+      be_error *e = NULL;
+      int rc = be_migrator_apply(m, c, &v, &e);
+      be_fault_clear(flt, BE_FAULT_OP_ALL);
+      if (rc != BE_OK) {
+        ck_assert_int_eq(rc, BE_E_STORAGE);
+        ck_assert_int_eq(be_error_code(e), BE_E_STORAGE);
+        ck_assert_int_lt(v, 3);
+      }
+      be_error_free(e);
+      int64_t cur;
+      ck_assert_int_eq(be_migrator_current_version(c, &cur, NULL), BE_OK);
+      ck_assert_int_eq(cur, rc == BE_OK ? 3 : v);
+      ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK); /* and it recovers */
+      ck_assert_int_eq(v, 3);
+      be_migrator_free(m);
+      be_conn_close(c);
+    }
+  }
+}
+END_TEST
+
+static int migrate_alloc_body(void *arg) {
+  (void)arg;
+  be_migrator *m = NULL;
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  int rc = be_migrator_new(&m, &e);
+  if (rc == BE_OK) rc = be_migrator_add(m, 2, "two", "CREATE TABLE b(x)", &e);
+  if (rc == BE_OK) rc = be_migrator_add(m, 1, "one", "CREATE TABLE a(x)", &e);
+  if (rc == BE_OK) rc = be_migrator_add(m, 3, "bad", "CREATE TABLE c(x); SELEKT", &e);
+  if (rc == BE_OK) rc = be_conn_open(&c, be_sqlite_driver(), ":memory:", &e);
+  if (rc == BE_OK) {
+    int64_t v = 0;
+    rc = be_migrator_apply(m, c, &v, &e);
+    rc = rc == BE_E_STORAGE && v == 2 ? BE_OK : (rc == BE_OK ? BE_E_INTERNAL : rc);
+  }
+  be_error_free(e);
+  be_conn_close(c);
+  be_migrator_free(m);
+  return rc;
+}
+
+START_TEST(allocation_failures_do_not_leak) {
+  TU_FOR_EACH_ALLOC_FAILURE(migrate_alloc_body, NULL);
+}
+END_TEST
+
+static Suite *migrate_suite(void) {
+  Suite *s = suite_create("migrate");
+  TCase *tc = tcase_create("migrate");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, apply_in_order_and_idempotent);
+  tcase_add_test(tc, failure_keeps_previous_version);
+  tcase_add_test(tc, late_registered_lower_version_is_applied);
+  tcase_add_test(tc, registration_is_validated);
+  tcase_add_test(tc, busy_and_storage_faults);
+  tcase_add_test(tc, allocation_failures_do_not_leak);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+TU_MAIN(migrate_suite)

@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: MIT */
+/* be_conn / be_stmt over the built-in SQLite driver: types, the statement
+ * cache, error translation, busy handling, savepoints, observer hooks. */
+#include "testutil.h"
+
+#include <sqlite3.h>
+#include <time.h>
+
+#include "storage.h"
+
+static char *tmpdir;
+static char dbpath[512];
+
+static void setup(void) {
+  tmpdir = tu_tempdir();
+  snprintf(dbpath, sizeof dbpath, "%s/test.db", tmpdir);
+}
+static void teardown(void) { tu_rmdir(tmpdir); }
+
+static be_conn *open_mem(void) {
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), ":memory:", &e), BE_OK);
+  ck_assert_ptr_null(e);
+  return c;
+}
+
+static be_conn *open_file(const be_driver *d) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, d ? d : be_sqlite_driver(), dbpath, NULL), BE_OK);
+  return c;
+}
+
+static void exec_ok(be_conn *c, const char *sql) {
+  be_error *e = NULL;
+  int rc = be_conn_exec(c, sql, &e);
+  ck_assert_msg(rc == BE_OK, "%s: %s", sql, be_error_message(e));
+}
+
+static int64_t count_rows(be_conn *c, const char *table) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  int64_t n = be_stmt_column_int64(s, 0);
+  be_stmt_finalize(s);
+  return n;
+}
+
+START_TEST(types_round_trip) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(i INTEGER, d REAL, s TEXT, b BLOB, n)");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO t VALUES (?, ?, ?, ?, ?)", NULL), BE_OK);
+  const char blob[] = {'a', 0, 'b', 0, 0, (char)0xff};
+  const char *text = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80";
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, INT64_MIN, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_double(s, 2, 3.25e-300, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 3, text, (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_blob(s, 4, blob, sizeof blob, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_null(s, 5, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+  ck_assert_int_eq(be_conn_changes(c), 1);
+  ck_assert_int_eq(be_conn_last_insert_id(c), 1);
+  /* the same statement again: bindings were cleared by reset */
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, INT64_MAX, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_blob(s, 4, NULL, 0, NULL), BE_OK); /* empty, not NULL */
+  ck_assert_int_eq(be_stmt_bind_text(s, 3, "", 0, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+  ck_assert_int_eq(be_conn_last_insert_id(c), 2);
+  be_stmt_finalize(s);
+
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT i, d, s, b, n FROM t ORDER BY rowid", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_column_count(s), 5);
+  ck_assert_str_eq(be_stmt_column_name(s, 2), "s");
+  ck_assert_ptr_null(be_stmt_column_name(s, 5));
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_type(s, 0), BE_TYPE_INT);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), INT64_MIN);
+  ck_assert_int_eq(be_stmt_column_type(s, 1), BE_TYPE_FLOAT);
+  ck_assert(be_stmt_column_double(s, 1) == 3.25e-300);
+  ck_assert_int_eq(be_stmt_column_type(s, 2), BE_TYPE_TEXT);
+  size_t len = 0;
+  const char *t = be_stmt_column_text(s, 2, &len);
+  ck_assert_uint_eq(len, strlen(text));
+  ck_assert_str_eq(t, text);
+  ck_assert_int_eq(be_stmt_column_type(s, 3), BE_TYPE_BLOB);
+  const void *b = be_stmt_column_blob(s, 3, &len);
+  ck_assert_uint_eq(len, sizeof blob);
+  ck_assert(memcmp(b, blob, sizeof blob) == 0);
+  ck_assert_int_eq(be_stmt_column_type(s, 4), BE_TYPE_NULL);
+  /* out of range columns */
+  ck_assert_int_eq(be_stmt_column_type(s, 9), BE_TYPE_NULL);
+  ck_assert_int_eq(be_stmt_column_int64(s, -1), 0);
+  ck_assert(be_stmt_column_double(s, 5) == 0.0);
+  len = 7;
+  ck_assert_ptr_null(be_stmt_column_text(s, 5, &len));
+  ck_assert_uint_eq(len, 0);
+  ck_assert_ptr_null(be_stmt_column_blob(s, 5, NULL));
+
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), INT64_MAX);
+  ck_assert_int_eq(be_stmt_column_type(s, 1), BE_TYPE_NULL);
+  ck_assert_int_eq(be_stmt_column_type(s, 3), BE_TYPE_BLOB);
+  be_stmt_column_blob(s, 3, &len);
+  ck_assert_uint_eq(len, 0);
+  be_stmt_column_text(s, 2, &len);
+  ck_assert_uint_eq(len, 0);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
+START_TEST(cached_statement_follows_schema_change) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(a); INSERT INTO t VALUES (1)");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT * FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 1), 0);
+  be_stmt_finalize(s);
+  exec_ok(c, "ALTER TABLE t ADD COLUMN b DEFAULT 7");
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT * FROM t", NULL), BE_OK); /* cache hit */
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_count(s), 2);
+  ck_assert_int_eq(be_stmt_column_int64(s, 1), 7);
+  ck_assert_str_eq(be_stmt_column_name(s, 1), "b");
+  be_stmt_finalize(s);
+  int64_t hits = 0;
+  be_conn_stmt_cache_stats(c, &hits, NULL, NULL);
+  ck_assert_int_eq(hits, 1);
+  be_conn_close(c);
+}
+END_TEST
+
+START_TEST(text_must_be_utf8) {
+  be_conn *c = open_mem();
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT ?", NULL), BE_OK);
+  const char *bad[] = {"\xff", "\xc0\xaf", "ok\xe2\x82", "\xed\xa0\x80"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    be_error *e = NULL;
+    ck_assert_int_eq(be_stmt_bind_text(s, 1, bad[i], (size_t)-1, &e), BE_E_VALIDATION);
+    ck_assert_int_eq(be_error_field_count(e), 1);
+    ck_assert_str_eq(be_error_field_name(e, 0), "parameter");
+    be_error_free(e);
+  }
+  /* an embedded NUL is not text */
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "a\0b", 3, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, NULL, 0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_stmt_bind_blob(s, 1, NULL, 3, NULL), BE_E_MISUSE);
+  /* explicit length shorter than the string */
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "abc\xff", 3, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_str_eq(be_stmt_column_text(s, 0, NULL), "abc");
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
+START_TEST(statement_cache_hits_pay_no_prepare) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  const char *sql = "SELECT ? + 1";
+  for (int i = 0; i < 10; i++) {
+    be_stmt *s = NULL;
+    ck_assert_int_eq(be_conn_prepare(c, &s, sql, NULL), BE_OK);
+    if (i < 9) ck_assert_int_eq(be_stmt_bind_int64(s, 1, i, NULL), BE_OK);
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+    /* bindings do not leak from one use to the next: unbound is NULL */
+    if (i == 9) ck_assert_int_eq(be_stmt_column_type(s, 0), BE_TYPE_NULL);
+    else ck_assert_int_eq(be_stmt_column_int64(s, 0), i + 1);
+    be_stmt_finalize(s); /* mid-result: reset on the way back */
+  }
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
+  int64_t hits, misses, size;
+  ck_assert_int_eq(be_conn_stmt_cache_stats(c, &hits, &misses, &size), BE_OK);
+  ck_assert_int_eq(hits, 9);
+  ck_assert_int_eq(misses, 1);
+  ck_assert_int_eq(size, 1);
+
+  /* the same SQL held twice: the second is a fresh, uncached statement */
+  be_stmt *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &a, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(c, &b, sql, NULL), BE_OK);
+  ck_assert_ptr_ne(a, b);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 2);
+  ck_assert_int_eq(be__conn_open_stmts(c), 2);
+  ck_assert_int_eq(be_stmt_bind_int64(a, 1, 1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(b, 1, 2, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(a, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_step(b, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(a, 0), 2);
+  ck_assert_int_eq(be_stmt_column_int64(b, 0), 3);
+  be_stmt_finalize(b);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1); /* b was not cached */
+  be_stmt_finalize(a);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1);
+  ck_assert_int_eq(be__conn_open_stmts(c), 0);
+
+  /* LRU eviction with a bound of 2 */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 2, NULL), BE_OK);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 2); /* flushed */
+  be_fault_reset_counts(f);
+  const char *q[] = {"SELECT 1", "SELECT 2", "SELECT 3"};
+  for (int i = 0; i < 3; i++) {
+    be_stmt *s = NULL;
+    ck_assert_int_eq(be_conn_prepare(c, &s, q[i], NULL), BE_OK);
+    be_stmt_finalize(s);
+  }
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 3);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1); /* "SELECT 1" evicted */
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, q[1], NULL), BE_OK); /* still cached */
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 3);
+  ck_assert_int_eq(be_conn_prepare(c, &s, q[0], NULL), BE_OK); /* was evicted */
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 4);
+
+  /* held statements are never evicted: all slots held -> uncached */
+  be_stmt *h1 = NULL, *h2 = NULL, *h3 = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &h1, "SELECT 10", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(c, &h2, "SELECT 11", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(c, &h3, "SELECT 12", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(h1, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(h1, 0), 10);
+  be_stmt_finalize(h3);
+  be_stmt_finalize(h2);
+  be_stmt_finalize(h1);
+
+  /* a cache of 0 prepares every time */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 0, NULL), BE_OK);
+  be_fault_reset_counts(f);
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT 1", NULL), BE_OK);
+    be_stmt_finalize(s);
+  }
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 3);
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, -1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 64, NULL), BE_OK);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
+static void expect_constraint(be_conn *c, const char *sql, int32_t code, int64_t ext) {
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_exec(c, sql, &e), code);
+  ck_assert_int_eq(be_error_code(e), code);
+  const be_error *cause = be_error_cause(e);
+  ck_assert_ptr_nonnull(cause);
+  ck_assert_int_eq(be_error_driver_code(cause), ext);
+  ck_assert_int_eq(be_error_driver_code(e), ext);
+  ck_assert_ptr_nonnull(strstr(be_error_message(cause), "constraint failed"));
+  ck_assert_int_eq(be_error_is_retryable(e), 0);
+  be_error_free(e);
+}
+
+START_TEST(constraint_errors_are_typed) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE p(id INTEGER PRIMARY KEY, email TEXT UNIQUE NOT NULL, "
+             "age INTEGER CHECK (age >= 0));"
+             "CREATE TABLE k(a TEXT PRIMARY KEY);"
+             "CREATE TABLE ch(pid INTEGER REFERENCES p(id));"
+             "INSERT INTO p VALUES (1, 'a@x', 1); INSERT INTO k VALUES ('x')");
+  expect_constraint(c, "INSERT INTO p VALUES (2, 'a@x', 1)", BE_E_CONFLICT, 2067);
+  expect_constraint(c, "INSERT INTO k VALUES ('x')", BE_E_CONFLICT, 1555);
+  expect_constraint(c, "INSERT INTO p VALUES (1, 'b@x', 1)", BE_E_CONFLICT, 1555);
+  expect_constraint(c, "INSERT INTO p VALUES (3, NULL, 1)", BE_E_VALIDATION, 1299);
+  expect_constraint(c, "INSERT INTO p VALUES (3, 'c@x', -1)", BE_E_VALIDATION, 275);
+  expect_constraint(c, "INSERT INTO ch VALUES (42)", BE_E_VALIDATION, 787);
+
+  /* the same through a prepared statement's step */
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO p(email) VALUES (?)", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "a@x", (size_t)-1, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_stmt_step(s, &e), BE_E_CONFLICT);
+  ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_CONSTRAINT_UNIQUE);
+  ck_assert_int_eq(be_error_http_status(e), 409);
+  be_error_free(e);
+  be_stmt_finalize(s);
+  /* the statement went back to the cache and works again */
+  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO p(email) VALUES (?)", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "new@x", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_conn_is_broken(c), 0);
+  be_conn_close(c);
+}
+END_TEST
+
+START_TEST(syntax_and_misuse_errors) {
+  be_conn *c = open_mem();
+  be_stmt *s = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELEKT 1", &e), BE_E_STORAGE);
+  ck_assert_ptr_null(s);
+  ck_assert_ptr_nonnull(strstr(be_error_message(be_error_cause(e)), "syntax error"));
+  ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_ERROR);
+  be_error_free(e);
+  ck_assert_int_eq(be_conn_prepare(c, &s, "   ", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT 1; SELECT 2", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT 1; -- done\n /* c */ ;", NULL), BE_OK);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT ?", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 2, 1, &e), BE_E_MISUSE);
+  be_error_free(e);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 0, 1, NULL), BE_E_MISUSE);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_conn_prepare(NULL, &s, "SELECT 1", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare(c, NULL, "SELECT 1", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare(c, &s, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_stmt_step(NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_stmt_bind_null(NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_exec(c, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_exec(c, "SELECT * FROM nosuch", &e), BE_E_STORAGE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "no such table"));
+  be_error_free(e);
+  ck_assert_int_eq(be_conn_begin(c, 7, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_stmt_column_count(NULL), 0);
+  ck_assert_int_eq(be_conn_in_transaction(NULL), 0);
+  ck_assert_int_eq(be_conn_is_broken(NULL), 0);
+  ck_assert_ptr_null(be_conn_driver(NULL));
+  be_stmt_finalize(NULL);
+  be_conn_close(NULL);
+  be_conn_close(c);
+}
+END_TEST
+
+START_TEST(open_errors) {
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  char bad[600];
+  snprintf(bad, sizeof bad, "%s/no/such/dir/x.db", tmpdir);
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), bad, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_null(c);
+  ck_assert_int_eq(be_error_http_status(e), 503);
+  ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_CANTOPEN);
+  be_error_free(e);
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), bad, NULL), BE_E_DB_UNREACHABLE);
+
+  /* not a database */
+  FILE *fp = fopen(dbpath, "w");
+  fputs("this is not an sqlite database, just some text that is long enough......"
+        "................................................................", fp);
+  fclose(fp);
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_NOTADB);
+  be_error_free(e);
+
+  ck_assert_int_eq(be_conn_open(NULL, be_sqlite_driver(), ":memory:", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_open(&c, NULL, ":memory:", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), NULL, NULL), BE_E_MISUSE);
+  be_driver d = *be_sqlite_driver();
+  d.version = 0;
+  ck_assert_int_eq(be_conn_open(&c, &d, ":memory:", NULL), BE_E_MISUSE);
+  d.version = BE_DRIVER_VERSION;
+  d.ping = NULL;
+  ck_assert_int_eq(be_conn_open(&c, &d, ":memory:", &e), BE_E_MISUSE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "ping"));
+  be_error_free(e);
+}
+END_TEST
+
+static void pragma_str(be_conn *c, const char *sql, const char *want) {
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_str_eq(be_stmt_column_text(s, 0, NULL), want);
+  be_stmt_finalize(s);
+}
+
+START_TEST(driver_options_and_defaults) {
+  be_conn *c = open_file(NULL);
+  pragma_str(c, "PRAGMA journal_mode", "wal");
+  pragma_str(c, "PRAGMA foreign_keys", "1");
+  pragma_str(c, "PRAGMA synchronous", "1");
+  pragma_str(c, "PRAGMA busy_timeout", "5000");
+  /* the real limit of this SQLite build (Debian raises the default 32766) */
+  sqlite3 *raw = NULL;
+  ck_assert_int_eq(sqlite3_open(":memory:", &raw), SQLITE_OK);
+  ck_assert_int_eq(be_conn_bind_limit(c), sqlite3_limit(raw, SQLITE_LIMIT_VARIABLE_NUMBER, -1));
+  ck_assert_int_ge(be_conn_bind_limit(c), 999);
+  sqlite3_close(raw);
+  ck_assert_int_eq(be_conn_ping(c, NULL), BE_OK);
+  const be_driver *d = be_conn_driver(c);
+  ck_assert_str_eq(d->name, "sqlite");
+  ck_assert_int_eq(d->placeholder_style, BE_PLACEHOLDER_QMARK);
+  ck_assert(d->features & BE_FEATURE_RETURNING);
+  ck_assert(d->features & BE_FEATURE_JSON_EACH);
+  ck_assert(d->features & BE_FEATURE_SAVEPOINTS);
+  ck_assert(!(d->features & BE_FEATURE_ARRAY_PARAM));
+  /* RETURNING and json_each work */
+  exec_ok(c, "CREATE TABLE u(id INTEGER PRIMARY KEY, name TEXT)");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO u(name) VALUES (?) RETURNING id", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "x", 1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 1);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(
+      be_conn_prepare(c, &s, "SELECT COUNT(*) FROM json_each(?) WHERE value IN (1, 3)", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "[1,2,3]", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 2);
+  be_stmt_finalize(s);
+  be_conn_close(c);
+
+  /* configured driver */
+  be_sqlite_options o;
+  ck_assert_int_eq(be_sqlite_options_init(&o, BE_SQLITE_OPTIONS_VERSION), BE_OK);
+  ck_assert_int_eq(o.journal_mode, BE_SQLITE_JOURNAL_WAL);
+  ck_assert_int_eq(o.busy_timeout_ms, 5000);
+  ck_assert_int_eq(be_sqlite_options_init(&o, 99), BE_E_MISUSE);
+  ck_assert_int_eq(be_sqlite_options_init(NULL, BE_SQLITE_OPTIONS_VERSION), BE_E_MISUSE);
+  be_sqlite_options_init(&o, BE_SQLITE_OPTIONS_VERSION);
+  o.journal_mode = BE_SQLITE_JOURNAL_DELETE;
+  o.synchronous = BE_SQLITE_SYNC_FULL;
+  o.foreign_keys = 0;
+  o.busy_timeout_ms = 123;
+  be_driver *drv = NULL;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_OK);
+  char other[600];
+  snprintf(other, sizeof other, "file:%s/other.db?mode=rwc", tmpdir);
+  ck_assert_int_eq(be_conn_open(&c, drv, other, NULL), BE_OK);
+  pragma_str(c, "PRAGMA journal_mode", "delete");
+  pragma_str(c, "PRAGMA foreign_keys", "0");
+  pragma_str(c, "PRAGMA synchronous", "2");
+  pragma_str(c, "PRAGMA busy_timeout", "123");
+  be_conn_close(c);
+  be_sqlite_driver_free(drv);
+
+  o.journal_mode = 42;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
+  o.journal_mode = BE_SQLITE_JOURNAL_WAL;
+  o.busy_timeout_ms = -1;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
+  o.busy_timeout_ms = 1;
+  o.synchronous = 9;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
+  o.version = 0;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_sqlite_driver_new(NULL, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, NULL, NULL), BE_OK);
+  be_sqlite_driver_free(drv);
+  be_sqlite_driver_free(NULL);
+  be_sqlite_driver_free((be_driver *)be_sqlite_driver()); /* ignored */
+
+  /* read-only open of a missing file */
+  o = (be_sqlite_options)BE_SQLITE_OPTIONS_INIT;
+  o.open_flags = SQLITE_OPEN_READONLY;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_OK);
+  snprintf(other, sizeof other, "%s/missing.db", tmpdir);
+  ck_assert_int_eq(be_conn_open(&c, drv, other, NULL), BE_E_DB_UNREACHABLE);
+  be_sqlite_driver_free(drv);
+}
+END_TEST
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(busy_is_a_typed_error_not_a_hang) {
+  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
+  o.busy_timeout_ms = 50;
+  be_driver *drv = NULL;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_OK);
+  be_conn *a = open_file(drv), *b = open_file(drv);
+  exec_ok(a, "CREATE TABLE t(x)");
+  ck_assert_int_eq(be_conn_begin(a, BE_TX_IMMEDIATE, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_in_transaction(a), 1);
+  exec_ok(a, "INSERT INTO t VALUES (1)");
+
+  int64_t t0 = now_ms();
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_begin(b, BE_TX_IMMEDIATE, &e), BE_E_BUSY);
+  int64_t waited = now_ms() - t0;
+  ck_assert_int_eq(be_error_is_retryable(e), 1);
+  ck_assert_int_eq(be_code_is_retryable(be_error_code(e)), 1);
+  ck_assert_int_eq(be_error_driver_code(be_error_cause(e)) & 0xff, SQLITE_BUSY);
+  ck_assert_int_eq(be_error_http_status(e), 503);
+  be_error_free(e);
+  ck_assert_int_ge(waited, 40);   /* the busy timeout was honoured ... */
+  ck_assert_int_lt(waited, 3000); /* ... and nothing hung */
+  ck_assert_int_eq(be_conn_in_transaction(b), 0);
+
+  /* a plain write outside a transaction too */
+  ck_assert_int_eq(be_conn_exec(b, "INSERT INTO t VALUES (2)", &e), BE_E_BUSY);
+  be_error_free(e);
+  /* readers are not blocked in WAL mode, and see the committed state */
+  ck_assert_int_eq(count_rows(b, "t"), 0);
+  ck_assert_int_eq(be_conn_commit(a, NULL), BE_OK);
+  ck_assert_int_eq(count_rows(b, "t"), 1);
+  ck_assert_int_eq(be_conn_begin(b, BE_TX_IMMEDIATE, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_rollback(b, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_rollback(b, NULL), BE_OK); /* nothing open: no-op */
+  be_conn_close(a);
+  be_conn_close(b);
+  be_sqlite_driver_free(drv);
+}
+END_TEST
+
+START_TEST(close_rolls_back_open_transaction) {
+  be_conn *a = open_file(NULL);
+  exec_ok(a, "CREATE TABLE t(x)");
+  ck_assert_int_eq(be_conn_begin(a, BE_TX_DEFERRED, NULL), BE_OK);
+  exec_ok(a, "INSERT INTO t VALUES (1)");
+  be_stmt *s = NULL; /* a cached statement too */
+  ck_assert_int_eq(be_conn_prepare(a, &s, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  be_stmt_finalize(s);
+  be_conn_close(a);
+  be_conn *b = open_file(NULL);
+  ck_assert_int_eq(count_rows(b, "t"), 0);
+  be_conn_close(b);
+}
+END_TEST
+
+START_TEST(savepoints_and_names) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x)");
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_EXCLUSIVE, NULL), BE_OK);
+  exec_ok(c, "INSERT INTO t VALUES (1)");
+  ck_assert_int_eq(be_conn_savepoint(c, "sp_1", NULL), BE_OK);
+  exec_ok(c, "INSERT INTO t VALUES (2)");
+  ck_assert_int_eq(be_conn_rollback_to(c, "sp_1", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_release(c, "sp_1", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_savepoint(c, "_B2", NULL), BE_OK);
+  exec_ok(c, "INSERT INTO t VALUES (3)");
+  ck_assert_int_eq(be_conn_release(c, "_B2", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_commit(c, NULL), BE_OK);
+  ck_assert_int_eq(count_rows(c, "t"), 2);
+
+  char longest[66];
+  memset(longest, 'a', 65);
+  longest[65] = '\0'; /* 65 characters: one too many */
+  const char *bad[] = {"", "1a", "a b", "a;DROP TABLE t", "sp-1", "\xc3\xa9", longest};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    be_error *e = NULL;
+    ck_assert_int_eq(be_conn_savepoint(c, bad[i], &e), BE_E_VALIDATION);
+    ck_assert_str_eq(be_error_field_name(e, 0), "savepoint");
+    be_error_free(e);
+    ck_assert_int_eq(be_conn_release(c, bad[i], NULL), BE_E_VALIDATION);
+    ck_assert_int_eq(be_conn_rollback_to(c, bad[i], NULL), BE_E_VALIDATION);
+  }
+  ck_assert_int_eq(be_conn_savepoint(c, NULL, NULL), BE_E_VALIDATION);
+  /* 64 characters is the maximum */
+  longest[64] = '\0';
+  ck_assert_int_eq(be_conn_savepoint(c, longest, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_in_transaction(c), 1); /* SQLite: a savepoint outside BEGIN opens one */
+  ck_assert_int_eq(be_conn_rollback(c, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_release(c, "nosuch", NULL), BE_E_STORAGE);
+  be_conn_close(c);
+}
+END_TEST
+
+/* ---- observer ---- */
+
+typedef struct obs_log {
+  int calls;
+  char sql[64];
+  int64_t duration, rows;
+  int rc;
+} obs_log;
+
+static void observer(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
+  obs_log *l = ud;
+  l->calls++;
+  snprintf(l->sql, sizeof l->sql, "%s", sql);
+  l->duration = duration_ns;
+  l->rows = rows;
+  l->rc = rc;
+}
+
+static int64_t ticking(void *ud) {
+  int64_t *t = ud;
+  return *t += 10;
+}
+
+START_TEST(observer_sees_each_run_once) {
+  be_conn *c = open_mem();
+  obs_log l = {0};
+  int64_t tick = 0;
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_custom_new(&clk, ticking, NULL, &tick), BE_OK);
+  be__conn_set_clock(c, clk);
+  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3)");
+  be__conn_set_observer(c, observer, &l);
+
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_str_eq(be__stmt_sql(s), "SELECT x FROM t");
+  while (be_stmt_step(s, NULL) == BE_ROW) {
+  }
+  ck_assert_int_eq(l.calls, 1);
+  ck_assert_str_eq(l.sql, "SELECT x FROM t");
+  ck_assert_int_eq(l.rows, 3);
+  ck_assert_int_eq(l.rc, BE_OK);
+  ck_assert_int_eq(l.duration, 10);
+  be_stmt_finalize(s); /* finished already: no second call */
+  ck_assert_int_eq(l.calls, 1);
+
+  /* stopped early: finalize reports it */
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(l.calls, 1);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(l.calls, 2);
+  ck_assert_int_eq(l.rows, 1);
+  /* and reset does too */
+  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(l.calls, 3);
+  ck_assert_int_eq(l.rows, 2);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(l.calls, 3);
+
+  /* errors are reported with their code */
+  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO t VALUES (abs(-9223372036854775807 - 1))",
+                                   NULL), BE_OK);
+  ck_assert_int_lt(be_stmt_step(s, NULL), 0);
+  ck_assert_int_eq(l.calls, 4);
+  ck_assert_int_eq(l.rc, BE_E_STORAGE);
+  be_stmt_finalize(s);
+  /* exec is observed as well */
+  exec_ok(c, "DELETE FROM t");
+  ck_assert_int_eq(l.calls, 5);
+  ck_assert_str_eq(l.sql, "DELETE FROM t");
+
+  /* removed: no more calls */
+  be__conn_set_observer(c, NULL, NULL);
+  ck_assert_int_eq(count_rows(c, "t"), 0);
+  ck_assert_int_eq(l.calls, 5);
+  be_conn_close(c);
+  be_clock_free(clk);
+}
+END_TEST
+
+START_TEST(pool_hooks) {
+  be_conn *c = open_mem();
+  int x;
+  ck_assert_ptr_null(be__conn_pool_data(c));
+  be__conn_set_pool_data(c, &x);
+  ck_assert_ptr_eq(be__conn_pool_data(c), &x);
+  ck_assert_ptr_nonnull(be__conn_native(c));
+  ck_assert_int_eq(be__conn_tx_depth(c), 0);
+  ck_assert_int_eq(be_conn_is_broken(c), 0);
+  be__conn_mark_broken(c);
+  ck_assert_int_eq(be_conn_is_broken(c), 1);
+  ck_assert(be__ident_valid("abc_1"));
+  ck_assert(!be__ident_valid("1abc"));
+  be_conn_close(c);
+}
+END_TEST
+
+/* ---- allocation failures ---- */
+
+static int alloc_body(void *arg) {
+  (void)arg;
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  int rc = be_conn_open(&c, be_sqlite_driver(), ":memory:", &e);
+  if (rc) goto out;
+  rc = be_conn_exec(c, "CREATE TABLE t(x TEXT UNIQUE)", &e);
+  for (int i = 0; rc == BE_OK && i < 2; i++) {
+    be_stmt *s = NULL;
+    rc = be_conn_prepare(c, &s, "INSERT INTO t VALUES (?)", &e);
+    if (rc) break;
+    rc = be_stmt_bind_text(s, 1, "same", 4, &e);
+    if (rc == BE_OK) rc = be_stmt_step(s, &e);
+    be_stmt_finalize(s);
+    if (i == 1) {
+      if (rc == BE_E_CONFLICT) rc = BE_OK; /* expected: the error object was made */
+      else if (rc == BE_DONE) rc = BE_E_INTERNAL;
+    } else if (rc == BE_DONE) {
+      rc = BE_OK;
+    }
+    be_error_free(e);
+    e = NULL;
+  }
+  if (rc == BE_OK) rc = be_conn_savepoint(c, "bad name", &e) == BE_E_VALIDATION ? BE_OK : BE_E_NOMEM;
+  be_error_free(e);
+  e = NULL;
+  if (rc == BE_OK) rc = be_conn_set_stmt_cache_size(c, 300, &e);
+out:
+  be_error_free(e);
+  be_conn_close(c);
+  return rc;
+}
+
+START_TEST(allocation_failures_do_not_leak) {
+  TU_FOR_EACH_ALLOC_FAILURE(alloc_body, NULL);
+}
+END_TEST
+
+static Suite *storage_suite(void) {
+  Suite *s = suite_create("storage");
+  TCase *tc = tcase_create("sqlite");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, types_round_trip);
+  tcase_add_test(tc, text_must_be_utf8);
+  tcase_add_test(tc, cached_statement_follows_schema_change);
+  tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
+  tcase_add_test(tc, constraint_errors_are_typed);
+  tcase_add_test(tc, syntax_and_misuse_errors);
+  tcase_add_test(tc, open_errors);
+  tcase_add_test(tc, driver_options_and_defaults);
+  tcase_add_test(tc, busy_is_a_typed_error_not_a_hang);
+  tcase_add_test(tc, close_rolls_back_open_transaction);
+  tcase_add_test(tc, savepoints_and_names);
+  tcase_add_test(tc, observer_sees_each_run_once);
+  tcase_add_test(tc, pool_hooks);
+  tcase_add_test(tc, allocation_failures_do_not_leak);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+TU_MAIN(storage_suite)
