@@ -18,5 +18,6 @@
 #include <backend/fault.h>
 #include <backend/tx.h>
 #include <backend/migrate.h>
+#include <backend/pool.h>
 
 #endif /* BACKEND_BACKEND_H */

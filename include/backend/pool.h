@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/pool.h
+ * @brief A connection pool that never hangs: min/max, FIFO waiters with a
+ *        bounded wait, validation and replacement of broken connections,
+ *        lifetime and idle timers, usage and leak alerts, and stats.
+ *
+ * A be_pool hands out be_conn connections (backend/storage.h) opened
+ * through one driver and DSN. Every way an acquire can fail has its own
+ * code, so a caller (and its HTTP layer) can tell them apart:
+ *
+ * - BE_E_POOL_EXHAUSTED (503): no connection became free within the
+ *   acquire timeout; the message names in use / idle / waiting / max and
+ *   where the longest-held connection was acquired.
+ * - BE_E_DB_UNREACHABLE (503): a connection was needed and the driver could
+ *   not open one; the cause is the driver's error.
+ * - BE_E_POOL_CLOSED (503): the pool is closed (waiters are woken with it).
+ * - BE_E_POOL_DEADLOCK (500): the calling thread already holds a connection
+ *   of this pool and the pool is full, so waiting could wait forever (the
+ *   classic "query outside the transaction" self-deadlock); it fails at
+ *   once instead of after the timeout.
+ *
+ * Waiters are served in strict FIFO order, each sleeping on its own
+ * condition variable (no spinning); a released connection is handed
+ * straight to the longest waiter. Idle connections are reused most
+ * recently used first, and pinged before hand-out only when they sat idle
+ * longer than the validation window (so the hot path pays no ping); a dead
+ * one is closed and replaced without the caller seeing it.
+ *
+ * Timers (max lifetime, idle reaping, refill to min, leak reports) run
+ * when the host calls be_pool_maintain(), or from an optional background
+ * thread. All times come from the pool's be_clock, so tests use a fake
+ * clock; acquire timeouts also always hold in real time.
+ *
+ * Threads: a be_pool is safe to share between any number of threads. A
+ * connection it hands out belongs to one thread at a time (it may move to
+ * another thread; the acquiring thread counts as its holder for the
+ * self-deadlock check until it is released).
+ */
+#ifndef BACKEND_POOL_H
+#define BACKEND_POOL_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/clock.h>
+#include <backend/storage.h>
+#include <backend/tx.h>
+
+BE_BEGIN_DECLS
+
+typedef struct be_pool be_pool;
+
+/**
+ * Called (outside the pool's lock, on the acquiring thread) when the number
+ * of connections in use reaches the alert threshold. It fires once per
+ * crossing and is re-armed when usage drops below the threshold again.
+ * It may call be_pool_get_stats(); it must not acquire from this pool.
+ */
+typedef void (*be_pool_usage_fn)(be_pool *pool, int32_t in_use, int32_t max_conns,
+                                 int32_t waiting, void *user_data);
+
+/**
+ * Called (outside the pool's lock, on the thread running maintenance) once
+ * for each connection held longer than the leak threshold. file and line
+ * are where it was acquired (file NULL and line 0 when unknown); file is
+ * borrowed for the call. held_ns is how long it has been held so far.
+ */
+typedef void (*be_pool_leak_fn)(be_pool *pool, const char *file, int32_t line, int64_t held_ns,
+                                void *user_data);
+
+#define BE_POOL_OPTIONS_VERSION 1
+
+/**
+ * Pool configuration. Start from BE_POOL_OPTIONS_INIT or
+ * be_pool_options_init(), which hold the defaults in brackets, then set
+ * what you need. Times are milliseconds. Only ever grows at the end.
+ */
+typedef struct be_pool_options {
+  uint32_t version;               /**< BE_POOL_OPTIONS_VERSION */
+  const be_driver *driver;        /**< required; must outlive the pool */
+  const char *dsn;                /**< required; copied (":memory:", a path, a URI) */
+  const char *name;               /**< for log lines and errors; copied ["pool"] */
+  int32_t min_conns;              /**< opened up front and kept open [2] */
+  int32_t max_conns;              /**< hard upper bound, >= 1 [10] */
+  int64_t acquire_timeout_ms;     /**< longest wait for a free connection; 0 = never wait [30000] */
+  int64_t validation_window_ms;   /**< ping an idle connection before hand-out only when it
+                                       sat idle longer than this; 0 = always, -1 = never [500] */
+  int64_t max_lifetime_ms;        /**< close connections older than this; 0 = no limit [1800000] */
+  int32_t lifetime_jitter_permille; /**< each connection's lifetime is cut by a random
+                                       0..this/1000 of it, so they do not all expire
+                                       together [25 = 2.5 %] */
+  int32_t usage_alert_percent;    /**< alert when in_use reaches this % of max_conns
+                                       (rounded up); 0 = off [80] */
+  int64_t idle_timeout_ms;        /**< close connections idle longer than this, down to
+                                       min_conns; 0 = never [600000] */
+  int64_t leak_threshold_ms;      /**< report connections held longer than this; 0 = off [60000] */
+  be_pool_usage_fn on_usage_alert; /**< [NULL: a WARN log line only] */
+  void *usage_alert_user_data;
+  be_pool_leak_fn on_leak;        /**< [NULL: a WARN log line only] */
+  void *leak_user_data;
+  be_clock *clock;                /**< borrowed, must outlive the pool [system clock] */
+  int32_t background_thread;      /**< 1 = run be_pool_maintain() from an internal thread [0] */
+  int32_t deadlock_detection;     /**< 1 = fail fast with BE_E_POOL_DEADLOCK [1] */
+  int64_t maintenance_interval_ms; /**< background thread period [1000] */
+} be_pool_options;
+
+/** The defaults, as an initializer. */
+#define BE_POOL_OPTIONS_INIT                                                            \
+  {                                                                                     \
+    BE_POOL_OPTIONS_VERSION, NULL, NULL, NULL, 2, 10, 30000, 500, 1800000, 25, 80, 600000, \
+        60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000                                 \
+  }
+
+/**
+ * Fill *opts with the defaults of the given options version (pass
+ * BE_POOL_OPTIONS_VERSION). Errors: BE_E_MISUSE (NULL, unknown version).
+ * Thread-safety: safe.
+ */
+BE_API int be_pool_options_init(be_pool_options *opts, uint32_t version);
+
+#define BE_POOL_STATS_VERSION 1
+
+/**
+ * A snapshot of a pool. Set `version` (BE_POOL_STATS_INIT) before calling
+ * be_pool_get_stats(); only the fields of that version are written. Only
+ * ever grows at the end. Wait times cover every acquire that finished
+ * (those that did not wait count as 0 ns); acquires that timed out or were
+ * woken by close count with the time they waited.
+ */
+typedef struct be_pool_stats {
+  uint32_t version;          /**< in: BE_POOL_STATS_VERSION */
+  int32_t total;             /**< open connections, including ones being opened */
+  int32_t in_use;            /**< handed out to callers */
+  int32_t idle;              /**< open and free */
+  int32_t waiting;           /**< callers queued for a connection now */
+  int32_t opening;           /**< connections being opened now (for a caller or to reach min) */
+  int32_t min_conns;
+  int32_t max_conns;
+  uint64_t acquires;         /**< successful acquires */
+  uint64_t waits;            /**< acquires that had to queue (any outcome) */
+  uint64_t handoffs;         /**< connections passed straight from a release to a waiter */
+  uint64_t timeouts;         /**< BE_E_POOL_EXHAUSTED results */
+  uint64_t deadlocks;        /**< BE_E_POOL_DEADLOCK results */
+  uint64_t open_failures;    /**< failed opens (BE_E_DB_UNREACHABLE) */
+  uint64_t creates;          /**< connections opened */
+  uint64_t destroys;         /**< connections closed (any reason) */
+  uint64_t validations;      /**< pings before hand-out */
+  uint64_t broken;           /**< closed because broken (failed ping or connection lost) */
+  uint64_t expired;          /**< closed at max lifetime */
+  uint64_t idle_closed;      /**< closed by idle reaping */
+  uint64_t rollbacks;        /**< released with an open transaction, rolled back */
+  uint64_t leaks;            /**< leak reports */
+  int64_t wait_p50_ns;       /**< acquire wait time quantiles */
+  int64_t wait_p95_ns;
+  int64_t wait_p99_ns;
+  int64_t wait_max_ns;
+  int64_t oldest_waiter_ns;  /**< how long the head of the queue has waited; 0 if none */
+  int64_t longest_held_ns;   /**< how long the oldest checked-out connection is held */
+} be_pool_stats;
+
+#define BE_POOL_STATS_INIT \
+  { BE_POOL_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/**
+ * Create a pool and open min_conns connections. Caller owns *out (release
+ * with be_pool_free()); *out is NULL on failure.
+ *
+ * Errors: BE_E_MISUSE (out or opts NULL, unknown options version, driver or
+ * dsn NULL), BE_E_VALIDATION (a bad value; the field error names it: max 0,
+ * min > max, negative times, percent > 100), BE_E_DB_UNREACHABLE (the first
+ * connections could not be opened; the cause is the driver's error),
+ * BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **err);
+
+/**
+ * Take a connection: the most recently used idle one (pinged first if it
+ * sat idle longer than the validation window; replaced if dead), else a new
+ * one while below max_conns, else wait in FIFO order up to the acquire
+ * timeout. On success *out is the caller's until be_pool_release(); do not
+ * close it. `file` and `line` name the call site for leak reports (file is
+ * borrowed until the release: pass a string literal such as __FILE__, or
+ * NULL). This is the ABI entry point; C callers use the be_pool_acquire()
+ * macro, which passes __FILE__ and __LINE__.
+ *
+ * Errors: BE_E_MISUSE (pool or out NULL), BE_E_POOL_EXHAUSTED,
+ * BE_E_DB_UNREACHABLE, BE_E_POOL_CLOSED, BE_E_POOL_DEADLOCK (see above),
+ * BE_E_NOMEM (only when a new connection had to be opened). The common
+ * path (an idle connection, nobody waiting) allocates nothing and makes no
+ * system call. An open is not bounded by acquire_timeout_ms: that is the
+ * driver's connect timeout. Thread-safety: safe.
+ */
+BE_API int be_pool_acquire_at(be_pool *pool, be_conn **out, const char *file, int32_t line,
+                              be_error **err);
+
+/**
+ * be_pool_acquire_at() with an unknown call site. C code gets the macro
+ * below instead, which records __FILE__:__LINE__; bindings call this
+ * function (or the _at one) directly.
+ */
+BE_API int be_pool_acquire(be_pool *pool, be_conn **out, be_error **err);
+#define be_pool_acquire(pool, out, err) be_pool_acquire_at((pool), (out), __FILE__, __LINE__, (err))
+
+/**
+ * Give a connection back. An open transaction is rolled back first (and
+ * logged; the connection is closed if the rollback fails); a broken
+ * connection (be_conn_is_broken()), one past its max lifetime, or any
+ * connection of a closed pool is closed instead of kept. Otherwise it goes
+ * to the longest waiter, or to the idle list. NULL pool or conn is a no-op;
+ * a conn that is not checked out from this pool is logged and ignored.
+ * Thread-safety: safe; any thread may release.
+ */
+BE_API void be_pool_release(be_pool *pool, be_conn *conn);
+
+/**
+ * Run the pool's timers once: close idle connections past max lifetime or
+ * idle longer than idle_timeout_ms (never below min_conns), reopen up to
+ * min_conns, report connections held longer than the leak threshold, and
+ * time out waiters whose deadline passed on the pool's clock. Call it
+ * every second or so unless background_thread is on.
+ *
+ * Errors: BE_E_MISUSE (NULL), BE_E_POOL_CLOSED, BE_E_DB_UNREACHABLE (a
+ * connection needed to reach min_conns could not be opened; the other work
+ * was still done). Thread-safety: safe.
+ */
+BE_API int be_pool_maintain(be_pool *pool, be_error **err);
+
+/**
+ * Fill *out (whose version the caller set) with a consistent snapshot.
+ * Errors: BE_E_MISUSE (NULL, unknown stats version). Thread-safety: safe.
+ */
+BE_API int be_pool_get_stats(be_pool *pool, be_pool_stats *out, be_error **err);
+
+/**
+ * Close the pool: waiters wake with BE_E_POOL_CLOSED, later acquires fail
+ * with it, idle connections are closed now and checked-out ones when they
+ * are released; the background thread is stopped. The pool stays valid
+ * for release and stats until be_pool_free(). Does not wait for
+ * checked-out connections. NULL and a second call are no-ops.
+ * Thread-safety: safe, except from the pool's own callbacks.
+ */
+BE_API void be_pool_close(be_pool *pool);
+
+/**
+ * Close the pool (as be_pool_close()) and release it. Connections still
+ * checked out keep it alive until they are released: their
+ * be_pool_release() closes them and the last one frees the pool. No
+ * other call may use the handle afterwards. NULL is a no-op.
+ */
+BE_API void be_pool_free(be_pool *pool);
+
+/**
+ * Run fn in a transaction on a connection of the pool: acquire,
+ * be_tx_run(conn, mode, fn, user_data) (backend/tx.h: BEGIN, callback,
+ * COMMIT; rolled back on any error; busy/serialization failures retried
+ * with the default policy), release. If BEGIN fails with
+ * BE_E_CONN_LOST before the callback ran (a connection that died while
+ * idle within the validation window), the dead connection is dropped and
+ * the whole call is tried once more on a fresh one; once the callback has
+ * run, nothing is retried on a lost connection (the commit may have
+ * happened). Leak reports name "be_pool_tx_run" as the acquisition site.
+ *
+ * Do not call it from inside another transaction callback of the same pool
+ * to nest: that takes a second connection (use be_tx_run() on the
+ * callback's conn, which becomes a savepoint). When the pool is full this
+ * fails fast with BE_E_POOL_DEADLOCK.
+ *
+ * Errors: BE_E_MISUSE (pool or fn NULL, unknown mode), the acquire errors
+ * (BE_E_POOL_EXHAUSTED, BE_E_DB_UNREACHABLE, BE_E_POOL_CLOSED,
+ * BE_E_POOL_DEADLOCK), and be_tx_run()'s (the callback's own error, BUSY
+ * after the retries, ...). Thread-safety: safe.
+ */
+BE_API int be_pool_tx_run(be_pool *pool, int32_t mode, be_tx_fn fn, void *user_data,
+                          be_error **err);
+
+/** be_pool_tx_run() with transaction options (NULL = BE_TX_OPTIONS_INIT).
+ * Errors as be_pool_tx_run(), and be_tx_run_ex()'s option checks. */
+BE_API int be_pool_tx_run_ex(be_pool *pool, const be_tx_options *opts, be_tx_fn fn,
+                             void *user_data, be_error **err);
+
+BE_END_DECLS
+
+#endif /* BACKEND_POOL_H */

@@ -1,0 +1,1451 @@
+/* SPDX-License-Identifier: MIT */
+/* The connection pool: FIFO under contention, bounded waits, typed errors,
+ * validation and replacement, timers with a fake clock, callbacks, stats.
+ * A scripted mock driver gives exact control; the SQLite and fault drivers
+ * cover the real thing. */
+#include "testutil.h"
+
+#include <backend/fault.h>
+#include <backend/pool.h>
+#include <backend/sqlite.h>
+#include <backend/tx.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- a scripted mock driver ---- */
+
+typedef struct mock_conn {
+  int id;
+  int dead;  /* ping and exec fail with BE_E_CONN_LOST */
+  int in_tx;
+  int fail_rollback;
+} mock_conn;
+
+static _Atomic int mock_opens, mock_closes, mock_pings, mock_rollbacks, mock_next_id;
+static _Atomic int mock_fail_open; /* open fails while set */
+
+static void mock_reset(void) {
+  atomic_store(&mock_opens, 0);
+  atomic_store(&mock_closes, 0);
+  atomic_store(&mock_pings, 0);
+  atomic_store(&mock_rollbacks, 0);
+  atomic_store(&mock_next_id, 0);
+  atomic_store(&mock_fail_open, 0);
+}
+
+static int m_open(void **out, void *dd, const char *dsn, be_error **err) {
+  (void)dd;
+  (void)dsn;
+  if (atomic_load(&mock_fail_open)) {
+    if (err) be_error_new(err, BE_E_DB_UNREACHABLE, "mock: connection refused");
+    return BE_E_DB_UNREACHABLE;
+  }
+  mock_conn *c = calloc(1, sizeof *c);
+  if (c == NULL) return BE_E_NOMEM;
+  c->id = atomic_fetch_add(&mock_next_id, 1) + 1;
+  atomic_fetch_add(&mock_opens, 1);
+  *out = c;
+  return BE_OK;
+}
+static void m_close(void *c) {
+  atomic_fetch_add(&mock_closes, 1);
+  free(c);
+}
+static int m_lost(be_error **err) {
+  if (err) be_error_new(err, BE_E_CONN_LOST, "mock: connection lost");
+  return BE_E_CONN_LOST;
+}
+static int m_prepare(void *c, void **o, const char *s, size_t n, be_error **e) {
+  (void)c; (void)o; (void)s; (void)n; (void)e;
+  return BE_E_UNSUPPORTED;
+}
+static int m_bnull(void *s, int32_t i, be_error **e) { (void)s; (void)i; (void)e; return BE_OK; }
+static int m_bint(void *s, int32_t i, int64_t v, be_error **e) { (void)s; (void)i; (void)v; (void)e; return BE_OK; }
+static int m_bdbl(void *s, int32_t i, double v, be_error **e) { (void)s; (void)i; (void)v; (void)e; return BE_OK; }
+static int m_btext(void *s, int32_t i, const char *v, size_t n, be_error **e) {
+  (void)s; (void)i; (void)v; (void)n; (void)e;
+  return BE_OK;
+}
+static int m_bblob(void *s, int32_t i, const void *v, size_t n, be_error **e) {
+  (void)s; (void)i; (void)v; (void)n; (void)e;
+  return BE_OK;
+}
+static int m_step(void *s, be_error **e) { (void)s; (void)e; return BE_DONE; }
+static int32_t m_ccount(void *s) { (void)s; return 0; }
+static const char *m_cname(void *s, int32_t c) { (void)s; (void)c; return NULL; }
+static int32_t m_ctype(void *s, int32_t c) { (void)s; (void)c; return BE_TYPE_NULL; }
+static int64_t m_cint(void *s, int32_t c) { (void)s; (void)c; return 0; }
+static double m_cdbl(void *s, int32_t c) { (void)s; (void)c; return 0; }
+static const char *m_ctext(void *s, int32_t c, size_t *n) { (void)s; (void)c; if (n) *n = 0; return NULL; }
+static const void *m_cblob(void *s, int32_t c, size_t *n) { (void)s; (void)c; if (n) *n = 0; return NULL; }
+static int m_reset(void *s, be_error **e) { (void)s; (void)e; return BE_OK; }
+static void m_finalize(void *s) { (void)s; }
+static int m_exec(void *c, const char *sql, be_error **e) {
+  (void)sql;
+  return ((mock_conn *)c)->dead ? m_lost(e) : BE_OK;
+}
+static int m_begin(void *c, int32_t mode, be_error **e) {
+  (void)mode;
+  if (((mock_conn *)c)->dead) return m_lost(e);
+  ((mock_conn *)c)->in_tx = 1;
+  return BE_OK;
+}
+static int m_commit(void *c, be_error **e) {
+  (void)e;
+  ((mock_conn *)c)->in_tx = 0;
+  return BE_OK;
+}
+static int m_rollback(void *c, be_error **e) {
+  mock_conn *m = c;
+  atomic_fetch_add(&mock_rollbacks, 1);
+  if (m->fail_rollback) {
+    if (e) be_error_new(e, BE_E_STORAGE, "mock: rollback failed");
+    return BE_E_STORAGE;
+  }
+  m->in_tx = 0;
+  return BE_OK;
+}
+static int m_sp(void *c, const char *n, be_error **e) { (void)c; (void)n; (void)e; return BE_OK; }
+static int64_t m_lastid(void *c) { (void)c; return 0; }
+static int64_t m_changes(void *c) { (void)c; return 0; }
+static int m_ping(void *c, be_error **e) {
+  atomic_fetch_add(&mock_pings, 1);
+  return ((mock_conn *)c)->dead ? m_lost(e) : BE_OK;
+}
+static int32_t m_blimit(void *c) { (void)c; return 999; }
+static int32_t m_intx(void *c) { return ((mock_conn *)c)->in_tx; }
+
+static const be_driver mock_driver = {
+    .version = BE_DRIVER_VERSION, .name = "mock", .open = m_open, .close = m_close,
+    .prepare = m_prepare, .bind_null = m_bnull, .bind_int64 = m_bint, .bind_double = m_bdbl,
+    .bind_text = m_btext, .bind_blob = m_bblob, .step = m_step, .column_count = m_ccount,
+    .column_name = m_cname, .column_type = m_ctype, .column_int64 = m_cint,
+    .column_double = m_cdbl, .column_text = m_ctext, .column_blob = m_cblob, .reset = m_reset,
+    .finalize = m_finalize, .exec = m_exec, .begin = m_begin, .commit = m_commit,
+    .rollback = m_rollback, .savepoint = m_sp, .release = m_sp, .rollback_to = m_sp,
+    .last_insert_id = m_lastid, .changes = m_changes, .ping = m_ping, .bind_limit = m_blimit,
+    .in_transaction = m_intx};
+
+/* lib/storage.h (internal; the tests link the static library) */
+void *be__conn_native(be_conn *conn);
+static mock_conn *native(be_conn *c) { return (mock_conn *)be__conn_native(c); }
+
+/* ---- log capture ---- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[16384];
+
+static void capture_log(int32_t level, const char *msg, const be_log_field *f, size_t n, void *ud) {
+  (void)ud;
+  (void)level;
+  pthread_mutex_lock(&log_mu);
+  size_t len = strlen(log_text);
+  int w = snprintf(log_text + len, sizeof log_text - len, "%s", msg);
+  for (size_t i = 0; i < n && w >= 0; i++) {
+    len = strlen(log_text);
+    w = snprintf(log_text + len, sizeof log_text - len, " %s=%s", f[i].key, f[i].value);
+  }
+  len = strlen(log_text);
+  if (len + 1 < sizeof log_text) strcat(log_text, "\n");
+  pthread_mutex_unlock(&log_mu);
+}
+
+static int log_has(const char *s) {
+  pthread_mutex_lock(&log_mu);
+  int r = strstr(log_text, s) != NULL;
+  pthread_mutex_unlock(&log_mu);
+  return r;
+}
+
+static void setup(void) {
+  mock_reset();
+  log_text[0] = '\0';
+  be_log_set_handler(capture_log, NULL, BE_LOG_DEBUG);
+}
+
+static void teardown(void) { be_log_set_handler(NULL, NULL, BE_LOG_WARN); }
+
+/* ---- helpers ---- */
+
+static be_pool_options mock_opts(int32_t min, int32_t max) {
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.driver = &mock_driver;
+  o.dsn = "mock";
+  o.name = "testpool";
+  o.min_conns = min;
+  o.max_conns = max;
+  return o;
+}
+
+static be_pool *new_pool(const be_pool_options *o) {
+  be_pool *p = NULL;
+  be_error *e = NULL;
+  int rc = be_pool_new(&p, o, &e);
+  ck_assert_msg(rc == BE_OK, "be_pool_new: %s", be_error_message(e));
+  be_error_free(e);
+  return p;
+}
+
+static be_pool_stats stats(be_pool *p) {
+  be_pool_stats s = BE_POOL_STATS_INIT;
+  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_OK);
+  return s;
+}
+
+static int64_t mono_ms(void) { return be_clock_now_ns(NULL) / BE_NS_PER_MS; }
+
+static void wait_for_waiting(be_pool *p, int32_t n) {
+  for (int i = 0; i < 5000; i++) {
+    if (stats(p).waiting == n) return;
+    usleep(1000);
+  }
+  ck_abort_msg("never reached %d waiters", (int)n);
+}
+
+/* ---- options and argument errors ---- */
+
+START_TEST(options_defaults) {
+  be_pool_options o;
+  ck_assert_int_eq(be_pool_options_init(&o, BE_POOL_OPTIONS_VERSION), BE_OK);
+  ck_assert_uint_eq(o.version, BE_POOL_OPTIONS_VERSION);
+  ck_assert_int_eq(o.min_conns, 2);
+  ck_assert_int_eq(o.max_conns, 10);
+  ck_assert_int_eq(o.acquire_timeout_ms, 30000);
+  ck_assert_int_eq(o.validation_window_ms, 500);
+  ck_assert_int_eq(o.max_lifetime_ms, 30 * 60 * 1000);
+  ck_assert_int_eq(o.lifetime_jitter_permille, 25);
+  ck_assert_int_eq(o.idle_timeout_ms, 10 * 60 * 1000);
+  ck_assert_int_eq(o.usage_alert_percent, 80);
+  ck_assert_int_eq(o.deadlock_detection, 1);
+  ck_assert_int_eq(o.background_thread, 0);
+  ck_assert_ptr_null(o.driver);
+  ck_assert_int_eq(be_pool_options_init(&o, 99), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_options_init(NULL, BE_POOL_OPTIONS_VERSION), BE_E_MISUSE);
+}
+END_TEST
+
+static void expect_bad(be_pool_options o, int code, const char *field) {
+  be_pool *p = (be_pool *)1;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_pool_new(&p, &o, &e), code);
+  ck_assert_ptr_null(p);
+  ck_assert_int_eq(be_error_code(e), code);
+  if (field) {
+    ck_assert_uint_eq(be_error_field_count(e), 1);
+    ck_assert_str_eq(be_error_field_name(e, 0), field);
+  }
+  be_error_free(e);
+}
+
+START_TEST(bad_options) {
+  be_pool_options o = mock_opts(2, 10);
+  o.version = 7;
+  expect_bad(o, BE_E_MISUSE, NULL);
+  o = mock_opts(2, 10);
+  o.driver = NULL;
+  expect_bad(o, BE_E_MISUSE, NULL);
+  o = mock_opts(2, 10);
+  o.dsn = NULL;
+  expect_bad(o, BE_E_MISUSE, NULL);
+  expect_bad(mock_opts(3, 2), BE_E_VALIDATION, "min_conns");
+  expect_bad(mock_opts(0, 0), BE_E_VALIDATION, "max_conns");
+  expect_bad(mock_opts(-1, 2), BE_E_VALIDATION, "min_conns");
+  o = mock_opts(1, 2);
+  o.acquire_timeout_ms = -1;
+  expect_bad(o, BE_E_VALIDATION, "acquire_timeout_ms");
+  o = mock_opts(1, 2);
+  o.usage_alert_percent = 101;
+  expect_bad(o, BE_E_VALIDATION, "usage_alert_percent");
+  o = mock_opts(1, 2);
+  o.validation_window_ms = -2;
+  expect_bad(o, BE_E_VALIDATION, "validation_window_ms");
+  o = mock_opts(1, 2);
+  o.lifetime_jitter_permille = 1001;
+  expect_bad(o, BE_E_VALIDATION, "lifetime_jitter_permille");
+  o = mock_opts(1, 2);
+  o.background_thread = 1;
+  o.maintenance_interval_ms = 0;
+  expect_bad(o, BE_E_VALIDATION, "maintenance_interval_ms");
+
+  ck_assert_int_eq(be_pool_new(NULL, &o, NULL), BE_E_MISUSE);
+  be_pool *p = NULL;
+  ck_assert_int_eq(be_pool_new(&p, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(atomic_load(&mock_opens), 0);
+}
+END_TEST
+
+START_TEST(null_arguments) {
+  be_conn *c = (be_conn *)1;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_pool_acquire(NULL, &c, &e), BE_E_MISUSE);
+  ck_assert_ptr_null(c);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  ck_assert_int_eq(be_pool_acquire_at(NULL, NULL, NULL, 0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_maintain(NULL, NULL), BE_E_MISUSE);
+  be_pool_stats s = BE_POOL_STATS_INIT;
+  ck_assert_int_eq(be_pool_get_stats(NULL, &s, NULL), BE_E_MISUSE);
+  be_pool_release(NULL, NULL);
+  be_pool_close(NULL);
+  be_pool_free(NULL);
+
+  be_pool_options o = mock_opts(1, 2);
+  be_pool *p = new_pool(&o);
+  ck_assert_int_eq(be_pool_acquire(p, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_get_stats(p, NULL, NULL), BE_E_MISUSE);
+  s.version = 0;
+  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_E_MISUSE);
+  s.version = BE_POOL_STATS_VERSION + 1;
+  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_E_MISUSE);
+  be_pool_release(p, NULL);
+  be_pool_free(p);
+}
+END_TEST
+
+/* ---- creation ---- */
+
+START_TEST(new_opens_min_and_reports_unreachable) {
+  be_pool_options o = mock_opts(2, 10);
+  be_pool *p = new_pool(&o);
+  ck_assert_int_eq(atomic_load(&mock_opens), 2);
+  be_pool_stats s = stats(p);
+  ck_assert_int_eq(s.total, 2);
+  ck_assert_int_eq(s.idle, 2);
+  ck_assert_int_eq(s.in_use, 0);
+  ck_assert_int_eq(s.min_conns, 2);
+  ck_assert_int_eq(s.max_conns, 10);
+  ck_assert_uint_eq(s.creates, 2);
+  be_pool_free(p);
+  ck_assert_int_eq(atomic_load(&mock_closes), 2);
+
+  /* unreachable: nothing is left open */
+  mock_reset();
+  be_pool_options o2 = mock_opts(3, 3);
+  atomic_store(&mock_fail_open, 1);
+  be_error *e = NULL;
+  p = (be_pool *)1;
+  ck_assert_int_eq(be_pool_new(&p, &o2, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_null(p);
+  ck_assert_int_eq(be_error_http_status(e), 503);
+  ck_assert_ptr_nonnull(be_error_cause(e));
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "testpool"));
+  be_error_free(e);
+  ck_assert_int_eq(atomic_load(&mock_opens), atomic_load(&mock_closes));
+
+  /* min 0 opens nothing up front; the first acquire opens lazily */
+  mock_reset();
+  be_pool_options o3 = mock_opts(0, 2);
+  p = new_pool(&o3);
+  ck_assert_int_eq(atomic_load(&mock_opens), 0);
+  atomic_store(&mock_fail_open, 1);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_null(c);
+  ck_assert_int_eq(be_error_code(be_error_cause(e)), BE_E_DB_UNREACHABLE);
+  be_error_free(e);
+  ck_assert_uint_eq(stats(p).open_failures, 1);
+  ck_assert_int_eq(stats(p).total, 0);
+  atomic_store(&mock_fail_open, 0);
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  be_pool_release(p, c);
+  be_pool_free(p);
+}
+END_TEST
+
+/* ---- hand-out order ---- */
+
+START_TEST(idle_reused_most_recent_first) {
+  be_pool_options o = mock_opts(3, 3);
+  be_pool *p = new_pool(&o);
+  be_conn *a, *b, *c;
+  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_ptr_ne(a, b);
+  ck_assert_ptr_ne(b, c);
+  be_pool_release(p, b);
+  be_pool_release(p, a);
+  be_pool_release(p, c);
+  be_conn *x, *y, *z;
+  ck_assert_int_eq(be_pool_acquire(p, &x, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &y, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &z, NULL), BE_OK);
+  ck_assert_ptr_eq(x, c); /* last in, first out */
+  ck_assert_ptr_eq(y, a);
+  ck_assert_ptr_eq(z, b);
+  be_pool_release(p, x);
+  be_pool_release(p, y);
+  be_pool_release(p, z);
+  ck_assert_int_eq(atomic_load(&mock_pings), 0); /* hot: no validation */
+  be_pool_free(p);
+}
+END_TEST
+
+/* ---- FIFO under contention: 8 threads on max 2 ---- */
+
+#define NT 8
+
+typedef struct fifo_ctx {
+  be_pool *pool;
+  pthread_mutex_t mu;
+  int served[NT];
+  _Atomic int nserved;
+  _Atomic int release_ok[NT];
+  _Atomic int failures;
+} fifo_ctx;
+
+typedef struct fifo_arg {
+  fifo_ctx *ctx;
+  int index;
+} fifo_arg;
+
+static void *fifo_worker(void *arg) {
+  fifo_arg *a = arg;
+  fifo_ctx *x = a->ctx;
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  if (be_pool_acquire(x->pool, &c, &e) != BE_OK) {
+    atomic_fetch_add(&x->failures, 1);
+    be_error_free(e);
+    return NULL;
+  }
+  pthread_mutex_lock(&x->mu);
+  x->served[atomic_load(&x->nserved)] = a->index;
+  atomic_fetch_add(&x->nserved, 1);
+  pthread_mutex_unlock(&x->mu);
+  while (!atomic_load(&x->release_ok[a->index])) usleep(200);
+  be_pool_release(x->pool, c);
+  return NULL;
+}
+
+static void wait_served(fifo_ctx *x, int n) {
+  for (int i = 0; i < 10000 && atomic_load(&x->nserved) < n; i++) usleep(500);
+  ck_assert_int_eq(atomic_load(&x->nserved), n);
+}
+
+START_TEST(fifo_eight_threads_on_two) {
+  be_pool_options o = mock_opts(2, 2);
+  o.acquire_timeout_ms = 20000;
+  fifo_ctx x;
+  memset(&x, 0, sizeof x);
+  pthread_mutex_init(&x.mu, NULL);
+  x.pool = new_pool(&o);
+  be_conn *c1, *c2;
+  ck_assert_int_eq(be_pool_acquire(x.pool, &c1, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(x.pool, &c2, NULL), BE_OK);
+
+  pthread_t t[NT];
+  fifo_arg args[NT];
+  for (int i = 0; i < NT; i++) { /* enqueue order = index */
+    args[i].ctx = &x;
+    args[i].index = i;
+    pthread_create(&t[i], NULL, fifo_worker, &args[i]);
+    wait_for_waiting(x.pool, i + 1);
+  }
+  be_pool_stats s = stats(x.pool);
+  ck_assert_int_eq(s.waiting, NT);
+  ck_assert_int_gt(s.oldest_waiter_ns, 0);
+
+  /* one grant at a time, so the served order is exactly the grant order */
+  be_pool_release(x.pool, c1);
+  wait_served(&x, 1);
+  be_pool_release(x.pool, c2);
+  wait_served(&x, 2);
+  for (int k = 0; k < NT; k++) {
+    atomic_store(&x.release_ok[x.served[k]], 1);
+    if (k + 2 < NT) wait_served(&x, k + 3);
+  }
+  for (int i = 0; i < NT; i++) pthread_join(t[i], NULL);
+  ck_assert_int_eq(atomic_load(&x.failures), 0);
+  for (int i = 0; i < NT; i++) ck_assert_int_eq(x.served[i], i);
+
+  s = stats(x.pool);
+  ck_assert_int_eq(s.in_use, 0);
+  ck_assert_int_eq(s.idle, 2);
+  ck_assert_int_eq(s.waiting, 0);
+  ck_assert_uint_eq(s.acquires, 2 + NT);
+  ck_assert_uint_eq(s.waits, NT);
+  ck_assert_uint_eq(s.handoffs, NT);
+  ck_assert_uint_eq(s.timeouts, 0);
+  ck_assert_uint_eq(s.creates, 2);
+  ck_assert_int_gt(s.wait_max_ns, 0);
+  ck_assert_int_eq(s.oldest_waiter_ns, 0);
+  be_pool_free(x.pool);
+  pthread_mutex_destroy(&x.mu);
+}
+END_TEST
+
+/* free-running stress: nothing lost, never more than max out at once */
+typedef struct stress_ctx {
+  be_pool *pool;
+  _Atomic int out;
+  _Atomic int max_seen;
+  _Atomic int fails;
+  int iters;
+} stress_ctx;
+
+static void *stress_worker(void *arg) {
+  stress_ctx *x = arg;
+  for (int i = 0; i < x->iters; i++) {
+    be_conn *c = NULL;
+    be_error *e = NULL;
+    if (be_pool_acquire(x->pool, &c, &e) != BE_OK) {
+      atomic_fetch_add(&x->fails, 1);
+      be_error_free(e);
+      continue;
+    }
+    int now = atomic_fetch_add(&x->out, 1) + 1;
+    int m = atomic_load(&x->max_seen);
+    while (now > m && !atomic_compare_exchange_weak(&x->max_seen, &m, now)) {
+    }
+    if (i % 16 == 0) usleep(50);
+    atomic_fetch_sub(&x->out, 1);
+    be_pool_release(x->pool, c);
+  }
+  return NULL;
+}
+
+START_TEST(stress_nothing_lost) {
+  be_pool_options o = mock_opts(0, 2);
+  o.acquire_timeout_ms = 20000;
+  stress_ctx x = {.iters = 2000};
+  x.pool = new_pool(&o);
+  pthread_t t[NT];
+  for (int i = 0; i < NT; i++) pthread_create(&t[i], NULL, stress_worker, &x);
+  for (int i = 0; i < NT; i++) pthread_join(t[i], NULL);
+  ck_assert_int_eq(atomic_load(&x.fails), 0);
+  ck_assert_int_le(atomic_load(&x.max_seen), 2);
+  be_pool_stats s = stats(x.pool);
+  ck_assert_uint_eq(s.acquires, (uint64_t)NT * 2000);
+  ck_assert_int_eq(s.in_use, 0);
+  ck_assert_int_le(s.total, 2);
+  ck_assert_uint_le(s.creates, 2);
+  ck_assert_int_ge(s.wait_p99_ns, s.wait_p50_ns);
+  be_pool_free(x.pool);
+  ck_assert_int_eq(atomic_load(&mock_opens), atomic_load(&mock_closes));
+}
+END_TEST
+
+/* ---- exhaustion, deadlock, closed ---- */
+
+typedef struct acq_result {
+  be_pool *pool;
+  int rc;
+  be_error *err;
+  int64_t elapsed_ms;
+} acq_result;
+
+static void *acquire_once(void *arg) {
+  acq_result *r = arg;
+  be_conn *c = NULL;
+  int64_t t0 = mono_ms();
+  r->rc = be_pool_acquire(r->pool, &c, &r->err);
+  r->elapsed_ms = mono_ms() - t0;
+  if (c) be_pool_release(r->pool, c);
+  return NULL;
+}
+
+START_TEST(exhaustion_times_out_with_state) {
+  be_pool_options o = mock_opts(1, 1);
+  o.acquire_timeout_ms = 200;
+  be_pool *p = new_pool(&o);
+  be_conn *held;
+  int held_line = __LINE__ + 1;
+  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+
+  acq_result r = {.pool = p};
+  pthread_t t;
+  pthread_create(&t, NULL, acquire_once, &r);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(r.rc, BE_E_POOL_EXHAUSTED);
+  ck_assert_int_ge(r.elapsed_ms, 150);
+  ck_assert_int_lt(r.elapsed_ms, 2000);
+  ck_assert_int_eq(be_error_http_status(r.err), 503);
+  const char *m = be_error_message(r.err);
+  ck_assert_ptr_nonnull(strstr(m, "in_use=1"));
+  ck_assert_ptr_nonnull(strstr(m, "idle=0"));
+  ck_assert_ptr_nonnull(strstr(m, "waiting=0"));
+  ck_assert_ptr_nonnull(strstr(m, "max=1"));
+  char site[64];
+  snprintf(site, sizeof site, "test_pool.c:%d", held_line);
+  ck_assert_msg(strstr(m, site) != NULL, "message names the holder: %s", m);
+  be_error_free(r.err);
+  ck_assert(log_has("pool exhausted"));
+
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.timeouts, 1);
+  ck_assert_uint_eq(s.waits, 1);
+  ck_assert_int_eq(s.waiting, 0);
+  ck_assert_int_ge(s.wait_max_ns, 150 * BE_NS_PER_MS);
+
+  /* timeout 0: fail at once */
+  be_pool_release(p, held);
+  be_pool_free(p);
+  o.acquire_timeout_ms = 0;
+  o.deadlock_detection = 0;
+  p = new_pool(&o);
+  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  int64_t t0 = mono_ms();
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_E_POOL_EXHAUSTED);
+  ck_assert_int_lt(mono_ms() - t0, 100);
+  be_pool_release(p, held);
+  be_pool_free(p);
+}
+END_TEST
+
+START_TEST(self_deadlock_fails_fast) {
+  be_pool_options o = mock_opts(1, 2);
+  o.acquire_timeout_ms = 30000;
+  be_pool *p = new_pool(&o);
+  be_conn *a, *b, *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK); /* not full yet: fine */
+  be_error *e = NULL;
+  int64_t t0 = mono_ms();
+  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_E_POOL_DEADLOCK);
+  ck_assert_int_lt(mono_ms() - t0, 1000);
+  ck_assert_ptr_null(c);
+  ck_assert_int_eq(be_error_code(e), BE_E_POOL_DEADLOCK);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "max=2"));
+  be_error_free(e);
+  ck_assert_uint_eq(stats(p).deadlocks, 1);
+  ck_assert(log_has("self-deadlock"));
+
+  /* another thread simply waits (and here times out) */
+  be_pool_release(p, a);
+  be_pool_release(p, b);
+  be_pool_free(p);
+  o.acquire_timeout_ms = 100;
+  p = new_pool(&o);
+  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
+  acq_result r = {.pool = p};
+  pthread_t t;
+  pthread_create(&t, NULL, acquire_once, &r);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(r.rc, BE_E_POOL_EXHAUSTED);
+  be_error_free(r.err);
+  be_pool_release(p, a);
+  be_pool_release(p, b);
+  be_pool_free(p);
+
+  /* detection off: the same thread waits out the timeout instead */
+  o.deadlock_detection = 0;
+  o.acquire_timeout_ms = 50;
+  p = new_pool(&o);
+  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_E_POOL_EXHAUSTED);
+  be_pool_release(p, a);
+  be_pool_release(p, b);
+  be_pool_free(p);
+}
+END_TEST
+
+START_TEST(close_wakes_waiters) {
+  be_pool_options o = mock_opts(1, 1);
+  o.acquire_timeout_ms = 20000;
+  be_pool *p = new_pool(&o);
+  be_conn *held;
+  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  acq_result r[3];
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++) {
+    r[i] = (acq_result){.pool = p};
+    pthread_create(&t[i], NULL, acquire_once, &r[i]);
+    wait_for_waiting(p, i + 1);
+  }
+  be_pool_close(p);
+  for (int i = 0; i < 3; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_int_eq(r[i].rc, BE_E_POOL_CLOSED);
+    ck_assert_int_lt(r[i].elapsed_ms, 10000);
+    ck_assert_int_eq(be_error_http_status(r[i].err), 503);
+    be_error_free(r[i].err);
+  }
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_E_POOL_CLOSED);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_E_POOL_CLOSED);
+  be_pool_close(p); /* second close: no-op */
+  ck_assert_int_eq(atomic_load(&mock_closes), 0);
+  be_pool_release(p, held); /* closed pool: the connection is closed */
+  ck_assert_int_eq(atomic_load(&mock_closes), 1);
+  be_pool_stats s = stats(p);
+  ck_assert_int_eq(s.total, 0);
+  ck_assert_uint_eq(s.waits, 3);
+  be_pool_free(p);
+}
+END_TEST
+
+START_TEST(free_with_connection_out_defers) {
+  be_pool_options o = mock_opts(2, 2);
+  be_pool *p = new_pool(&o);
+  be_conn *held;
+  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  be_pool_free(p); /* the idle one closes now, the pool lives on */
+  ck_assert_int_eq(atomic_load(&mock_closes), 1);
+  ck_assert(log_has("still out"));
+  be_pool_release(p, held); /* closes it and frees the pool (ASan checks) */
+  ck_assert_int_eq(atomic_load(&mock_closes), 2);
+}
+END_TEST
+
+
+/* be_pool_free() while callers wait and a connection is out: the waiters
+ * leave with POOL_CLOSED, and whoever is last out frees (ASan/TSan check) */
+START_TEST(free_with_waiters_and_holder) {
+  be_pool_options o = mock_opts(1, 1);
+  o.acquire_timeout_ms = 20000;
+  be_pool *p = new_pool(&o);
+  be_conn *held;
+  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  acq_result r[4];
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) {
+    r[i] = (acq_result){.pool = p};
+    pthread_create(&t[i], NULL, acquire_once, &r[i]);
+    wait_for_waiting(p, i + 1);
+  }
+  be_pool_free(p);
+  be_pool_release(p, held); /* may or may not be the last one out */
+  for (int i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_int_eq(r[i].rc, BE_E_POOL_CLOSED);
+    be_error_free(r[i].err);
+  }
+  ck_assert_int_eq(atomic_load(&mock_opens), atomic_load(&mock_closes));
+}
+END_TEST
+
+/* ---- validation and broken connections ---- */
+
+START_TEST(dead_idle_connection_replaced) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_pool_options o = mock_opts(2, 2);
+  o.clock = clk;
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(atomic_load(&mock_pings), 0); /* fresh: no ping */
+  be_pool_release(p, c);
+
+  be_clock_advance(clk, 400 * BE_NS_PER_MS); /* within the window */
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(atomic_load(&mock_pings), 0);
+  be_pool_release(p, c);
+
+  /* both idle connections die, then sit idle past the window */
+  be_conn *a, *b;
+  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
+  native(a)->dead = 1;
+  native(b)->dead = 1;
+  be_pool_release(p, a);
+  be_pool_release(p, b);
+  be_clock_advance(clk, 600 * BE_NS_PER_MS);
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(native(c)->dead, 0); /* (the address may be reused: compare ids) */
+  ck_assert_int_eq(native(c)->id, 3);
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.validations, 2);
+  ck_assert_uint_eq(s.broken, 2);
+  ck_assert_uint_eq(s.creates, 3);
+  ck_assert_int_eq(s.total, 1);
+  ck_assert_int_eq(s.in_use, 1);
+  ck_assert_uint_eq(s.acquires, 5);
+  be_pool_release(p, c);
+
+  /* replacement impossible: the caller gets DB_UNREACHABLE, not a dead conn */
+  native(c)->dead = 1;
+  be_clock_advance(clk, 600 * BE_NS_PER_MS);
+  atomic_store(&mock_fail_open, 1);
+  be_error *e = NULL;
+  be_conn *d = NULL;
+  ck_assert_int_eq(be_pool_acquire(p, &d, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_null(d);
+  be_error_free(e);
+  atomic_store(&mock_fail_open, 0);
+  ck_assert_int_eq(stats(p).total, 0);
+  ck_assert_int_eq(stats(p).in_use, 0);
+  be_pool_free(p);
+  be_clock_free(clk);
+  ck_assert_int_eq(atomic_load(&mock_opens), atomic_load(&mock_closes));
+}
+END_TEST
+
+START_TEST(broken_in_use_destroyed_on_release) {
+  be_pool_options o = mock_opts(1, 1);
+  o.acquire_timeout_ms = 5000;
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  native(c)->dead = 1;
+  ck_assert_int_eq(be_conn_exec(c, "SELECT 1", NULL), BE_E_CONN_LOST);
+  ck_assert_int_eq(be_conn_is_broken(c), 1);
+  be_pool_release(p, c);
+  be_pool_stats s = stats(p);
+  ck_assert_int_eq(s.total, 0);
+  ck_assert_uint_eq(s.broken, 1);
+  ck_assert_int_eq(atomic_load(&mock_closes), 1);
+  be_conn *d;
+  ck_assert_int_eq(be_pool_acquire(p, &d, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_is_broken(d), 0);
+  be_pool_release(p, d);
+
+  /* a waiter blocked on a full pool gets a fresh connection when the
+   * holder's breaks */
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  acq_result r = {.pool = p};
+  pthread_t t;
+  pthread_create(&t, NULL, acquire_once, &r);
+  wait_for_waiting(p, 1);
+  native(c)->dead = 1;
+  be_conn_ping(c, NULL);
+  be_pool_release(p, c);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(r.rc, BE_OK);
+  ck_assert_uint_eq(stats(p).broken, 2);
+  be_pool_free(p);
+  ck_assert_int_eq(atomic_load(&mock_opens), atomic_load(&mock_closes));
+}
+END_TEST
+
+START_TEST(fault_driver_lost_connections_replaced) {
+  be_driver *fd;
+  be_fault *f;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  char *dir = tu_tempdir();
+  char dsn[512];
+  snprintf(dsn, sizeof dsn, "%s/pool.db", dir);
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.driver = fd;
+  o.dsn = dsn;
+  o.min_conns = 2;
+  o.max_conns = 2;
+  o.clock = clk;
+  be_pool *p = new_pool(&o);
+
+  ck_assert_int_eq(be_fault_lose_connections(f), BE_OK); /* "database restart" */
+  be_clock_advance(clk, BE_NS_PER_SEC);
+  be_conn *c;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_OK);
+  ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE IF NOT EXISTS t(x)", &e), BE_OK);
+  be_pool_release(p, c);
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.broken, 2);
+  ck_assert_uint_eq(s.creates, 3);
+
+  /* the next ping fails with "connection lost": replaced, caller unaware */
+  be_clock_advance(clk, BE_NS_PER_SEC);
+  be_fault_reset_counts(f);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_PING, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_OK);
+  ck_assert_int_eq(be_conn_exec(c, "INSERT INTO t VALUES (1)", &e), BE_OK);
+  be_pool_release(p, c);
+  ck_assert_uint_eq(stats(p).broken, 3);
+  ck_assert_int_eq(be_fault_injected(f, BE_FAULT_OP_PING), 1);
+
+  /* open failing too: a typed DB_UNREACHABLE */
+  be_clock_advance(clk, BE_NS_PER_SEC);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_PING, BE_FAULT_FROM, 1, BE_E_CONN_LOST), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_OPEN, BE_FAULT_FROM, 1, BE_E_DB_UNREACHABLE), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_E_DB_UNREACHABLE);
+  be_error_free(e);
+  e = NULL;
+  be_fault_clear(f, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK); /* refills to min */
+  ck_assert_int_eq(stats(p).total, 2);
+  be_pool_free(p);
+  be_fault_free(f);
+  be_clock_free(clk);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* ---- transactions left open ---- */
+
+START_TEST(release_rolls_back_open_transaction) {
+  char *dir = tu_tempdir();
+  char dsn[512];
+  snprintf(dsn, sizeof dsn, "%s/tx.db", dir);
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.driver = be_sqlite_driver();
+  o.dsn = dsn;
+  o.min_conns = 1;
+  o.max_conns = 1;
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  int line = __LINE__ + 1;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE t(x INTEGER)", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_IMMEDIATE, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_exec(c, "INSERT INTO t VALUES (1)", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_in_transaction(c), 1);
+  be_pool_release(p, c);
+  ck_assert(log_has("open transaction"));
+  char site[64];
+  snprintf(site, sizeof site, "test_pool.c:%d", line);
+  ck_assert(log_has(site));
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.rollbacks, 1);
+  ck_assert_int_eq(s.total, 1); /* kept: the rollback worked */
+
+  be_conn *d;
+  ck_assert_int_eq(be_pool_acquire(p, &d, NULL), BE_OK);
+  ck_assert_ptr_eq(d, c);
+  ck_assert_int_eq(be_conn_in_transaction(d), 0);
+  be_stmt *st;
+  ck_assert_int_eq(be_conn_prepare(d, &st, "SELECT count(*) FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(st, 0), 0);
+  be_stmt_finalize(st);
+  be_pool_release(p, d);
+  be_pool_free(p);
+  tu_rmdir(dir);
+}
+END_TEST
+
+START_TEST(failed_rollback_destroys) {
+  be_pool_options o = mock_opts(1, 1);
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_DEFERRED, NULL), BE_OK);
+  native(c)->fail_rollback = 1;
+  be_pool_release(p, c);
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.rollbacks, 1);
+  ck_assert_int_eq(s.total, 0);
+  ck_assert_uint_eq(s.broken, 1);
+  be_pool_free(p);
+  ck_assert_int_eq(atomic_load(&mock_opens), atomic_load(&mock_closes));
+}
+END_TEST
+
+/* ---- stats after a script ---- */
+
+START_TEST(stats_exact_after_script) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_pool_options o = mock_opts(1, 3);
+  o.clock = clk;
+  o.acquire_timeout_ms = 0;
+  be_pool *p = new_pool(&o);
+  be_conn *a, *b, *c, *d = NULL;
+  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);    /* idle one */
+  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);    /* created */
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);    /* created */
+  ck_assert_int_eq(be_pool_acquire(p, &d, NULL), BE_E_POOL_DEADLOCK); /* same thread, full */
+  be_pool_release(p, b);
+  native(c)->dead = 1;
+  be_conn_ping(c, NULL);
+  be_pool_release(p, c); /* broken: destroyed */
+  be_clock_advance(clk, 2 * BE_NS_PER_SEC);
+  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK); /* pinged: idle 2 s */
+
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.version, BE_POOL_STATS_VERSION);
+  ck_assert_int_eq(s.total, 2);
+  ck_assert_int_eq(s.in_use, 2);
+  ck_assert_int_eq(s.idle, 0);
+  ck_assert_int_eq(s.waiting, 0);
+  ck_assert_int_eq(s.opening, 0);
+  ck_assert_uint_eq(s.acquires, 4);
+  ck_assert_uint_eq(s.waits, 0);
+  ck_assert_uint_eq(s.handoffs, 0);
+  ck_assert_uint_eq(s.timeouts, 0);
+  ck_assert_uint_eq(s.deadlocks, 1);
+  ck_assert_uint_eq(s.open_failures, 0);
+  ck_assert_uint_eq(s.creates, 3);
+  ck_assert_uint_eq(s.destroys, 1);
+  ck_assert_uint_eq(s.validations, 1);
+  ck_assert_uint_eq(s.broken, 1);
+  ck_assert_uint_eq(s.expired, 0);
+  ck_assert_uint_eq(s.idle_closed, 0);
+  ck_assert_uint_eq(s.rollbacks, 0);
+  ck_assert_uint_eq(s.leaks, 0);
+  ck_assert_int_eq(s.wait_p50_ns, 0);
+  ck_assert_int_eq(s.wait_p99_ns, 0);
+  ck_assert_int_eq(s.oldest_waiter_ns, 0);
+  ck_assert_int_eq(s.longest_held_ns, 2 * BE_NS_PER_SEC); /* a, since t=0 */
+  be_pool_release(p, a);
+  be_pool_release(p, b);
+  be_pool_free(p);
+  be_clock_free(clk);
+}
+END_TEST
+
+/* ---- callbacks with a fake clock ---- */
+
+typedef struct cb_log {
+  int usage_calls;
+  int32_t usage_in_use, usage_max;
+  int leak_calls;
+  char leak_file[128];
+  int32_t leak_line;
+  int64_t leak_held;
+} cb_log;
+
+static void on_usage(be_pool *p, int32_t in_use, int32_t max, int32_t waiting, void *ud) {
+  cb_log *l = ud;
+  (void)waiting;
+  be_pool_stats s = BE_POOL_STATS_INIT;
+  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_OK); /* allowed: called unlocked */
+  l->usage_calls++;
+  l->usage_in_use = in_use;
+  l->usage_max = max;
+}
+
+static void on_leak(be_pool *p, const char *file, int32_t line, int64_t held, void *ud) {
+  cb_log *l = ud;
+  (void)p;
+  l->leak_calls++;
+  snprintf(l->leak_file, sizeof l->leak_file, "%s", file ? file : "(null)");
+  l->leak_line = line;
+  l->leak_held = held;
+}
+
+START_TEST(usage_alert_fires_once_per_crossing) {
+  cb_log l;
+  memset(&l, 0, sizeof l);
+  be_pool_options o = mock_opts(2, 10);
+  o.on_usage_alert = on_usage;
+  o.usage_alert_user_data = &l;
+  be_pool *p = new_pool(&o);
+  be_conn *c[10];
+  for (int i = 0; i < 7; i++) ck_assert_int_eq(be_pool_acquire(p, &c[i], NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 0);
+  ck_assert_int_eq(be_pool_acquire(p, &c[7], NULL), BE_OK); /* 8 of 10 = 80 % */
+  ck_assert_int_eq(l.usage_calls, 1);
+  ck_assert_int_eq(l.usage_in_use, 8);
+  ck_assert_int_eq(l.usage_max, 10);
+  ck_assert(log_has("pool usage high pool=testpool in_use=8 max=10"));
+  ck_assert_int_eq(be_pool_acquire(p, &c[8], NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 1); /* still above: no repeat */
+  be_pool_release(p, c[8]);
+  ck_assert_int_eq(be_pool_acquire(p, &c[8], NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 1); /* never dropped below */
+  be_pool_release(p, c[8]);
+  be_pool_release(p, c[7]); /* 7 in use: re-armed */
+  ck_assert_int_eq(be_pool_acquire(p, &c[7], NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 2);
+  for (int i = 0; i < 8; i++) be_pool_release(p, c[i]);
+  be_pool_free(p);
+}
+END_TEST
+
+START_TEST(leak_report_names_acquire_site) {
+  cb_log l;
+  memset(&l, 0, sizeof l);
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_pool_options o = mock_opts(1, 2);
+  o.clock = clk;
+  o.leak_threshold_ms = 1000;
+  o.on_leak = on_leak;
+  o.leak_user_data = &l;
+  be_pool *p = new_pool(&o);
+  be_conn *c, *d;
+  int line = __LINE__ + 1;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  be_clock_advance(clk, 500 * BE_NS_PER_MS);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_int_eq(l.leak_calls, 0);
+  be_clock_advance(clk, 1500 * BE_NS_PER_MS);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_int_eq(l.leak_calls, 1);
+  ck_assert_ptr_nonnull(strstr(l.leak_file, "test_pool.c"));
+  ck_assert_int_eq(l.leak_line, line);
+  ck_assert_int_eq(l.leak_held, 2 * BE_NS_PER_SEC);
+  ck_assert(log_has("leak threshold"));
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_int_eq(l.leak_calls, 1); /* reported once */
+  ck_assert_uint_eq(stats(p).leaks, 1);
+
+  /* the plain function (as from FFI) has no site */
+  ck_assert_int_eq((be_pool_acquire)(p, &d, NULL), BE_OK);
+  be_clock_advance(clk, 1500 * BE_NS_PER_MS);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_int_eq(l.leak_calls, 2);
+  ck_assert_str_eq(l.leak_file, "(null)");
+  ck_assert_int_eq(l.leak_line, 0);
+  be_pool_release(p, c);
+  ck_assert(log_has("leak resolved"));
+  be_pool_release(p, d);
+  be_pool_free(p);
+  be_clock_free(clk);
+}
+END_TEST
+
+START_TEST(background_thread_runs_timers) {
+  cb_log l;
+  memset(&l, 0, sizeof l);
+  be_pool_options o = mock_opts(1, 2);
+  o.background_thread = 1;
+  o.maintenance_interval_ms = 5;
+  o.leak_threshold_ms = 20;
+  o.on_leak = on_leak;
+  o.leak_user_data = &l;
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  for (int i = 0; i < 2000 && stats(p).leaks == 0; i++) usleep(1000);
+  ck_assert_uint_eq(stats(p).leaks, 1);
+  be_pool_release(p, c);
+  be_pool_free(p); /* stops and joins the thread */
+  ck_assert_int_eq(l.leak_calls, 1);
+}
+END_TEST
+
+/* ---- lifetime and idle reaping ---- */
+
+START_TEST(lifetime_and_idle_reaping) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_pool_options o = mock_opts(1, 4);
+  o.clock = clk;
+  o.max_lifetime_ms = 10000;
+  o.lifetime_jitter_permille = 0;
+  o.idle_timeout_ms = 5000;
+  be_pool *p = new_pool(&o);
+  be_conn *c[3];
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(be_pool_acquire(p, &c[i], NULL), BE_OK);
+  for (int i = 0; i < 3; i++) be_pool_release(p, c[i]);
+  ck_assert_int_eq(stats(p).total, 3);
+
+  be_clock_advance(clk, 4 * BE_NS_PER_SEC);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_int_eq(stats(p).total, 3); /* not idle long enough */
+  be_clock_advance(clk, 2 * BE_NS_PER_SEC); /* t = 6 s */
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  be_pool_stats s = stats(p);
+  ck_assert_int_eq(s.total, 1); /* reaped down to min */
+  ck_assert_uint_eq(s.idle_closed, 2);
+
+  /* the survivor is the most recently used one; it expires at 10 s */
+  be_conn *x;
+  ck_assert_int_eq(be_pool_acquire(p, &x, NULL), BE_OK);
+  ck_assert_ptr_eq(x, c[2]);
+  be_pool_release(p, x);
+  be_clock_advance(clk, 5 * BE_NS_PER_SEC); /* t = 11 s */
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  s = stats(p);
+  ck_assert_uint_eq(s.expired, 1);
+  ck_assert_int_eq(s.total, 1); /* refilled to min */
+  ck_assert_uint_eq(s.creates, 4);
+
+  /* a connection that expires while in use is closed on release */
+  ck_assert_int_eq(be_pool_acquire(p, &x, NULL), BE_OK);
+  be_clock_advance(clk, 11 * BE_NS_PER_SEC);
+  be_pool_release(p, x);
+  s = stats(p);
+  ck_assert_uint_eq(s.expired, 2);
+  ck_assert_int_eq(s.total, 0);
+
+  /* an idle one past its lifetime is never handed out */
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_int_eq(stats(p).total, 1);
+  be_clock_advance(clk, 11 * BE_NS_PER_SEC);
+  ck_assert_int_eq(be_pool_acquire(p, &x, NULL), BE_OK);
+  ck_assert_uint_eq(stats(p).expired, 3);
+  ck_assert_int_eq(native(x)->id, 6);
+  be_pool_release(p, x);
+  be_pool_free(p);
+  be_clock_free(clk);
+  ck_assert_int_eq(atomic_load(&mock_opens), atomic_load(&mock_closes));
+}
+END_TEST
+
+START_TEST(lifetime_jitter_spreads_expiry) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_pool_options o = mock_opts(32, 32);
+  o.clock = clk;
+  o.max_lifetime_ms = 1000;
+  o.lifetime_jitter_permille = 500; /* lifetimes in [500, 1000] ms */
+  o.idle_timeout_ms = 0;
+  be_pool *p = new_pool(&o);
+  be_clock_advance(clk, 499 * BE_NS_PER_MS);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_uint_eq(stats(p).expired, 0);
+  be_clock_advance(clk, 251 * BE_NS_PER_MS);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  uint64_t mid = stats(p).expired;
+  be_clock_advance(clk, 251 * BE_NS_PER_MS);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_uint_eq(stats(p).expired, 32); /* all originals gone by 1001 ms */
+  ck_assert_uint_gt(mid, 0);                /* but not all at once */
+  ck_assert_uint_lt(mid, 32);               /* (either fails with p = 2^-32) */
+  ck_assert_int_eq(stats(p).total, 32);     /* and refilled */
+  be_pool_free(p);
+  be_clock_free(clk);
+}
+END_TEST
+
+START_TEST(fake_clock_deadline_times_out_waiter) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_pool_options o = mock_opts(1, 1);
+  o.clock = clk;
+  o.acquire_timeout_ms = 30000;
+  be_pool *p = new_pool(&o);
+  be_conn *held;
+  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  acq_result r = {.pool = p};
+  pthread_t t;
+  pthread_create(&t, NULL, acquire_once, &r);
+  wait_for_waiting(p, 1);
+  be_clock_advance(clk, 31 * BE_NS_PER_SEC);
+  ck_assert_int_eq(stats(p).oldest_waiter_ns, 31 * BE_NS_PER_SEC);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(r.rc, BE_E_POOL_EXHAUSTED);
+  ck_assert_int_lt(r.elapsed_ms, 10000);
+  be_error_free(r.err);
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.timeouts, 1);
+  ck_assert_int_eq(s.wait_max_ns, 31 * BE_NS_PER_SEC);
+  /* 1 immediate acquire + 1 wait of 31 s: p50 is 0, p99 the wait */
+  ck_assert_int_eq(s.wait_p50_ns, 0);
+  ck_assert_int_eq(s.wait_p99_ns, 31 * BE_NS_PER_SEC);
+  be_pool_release(p, held);
+  be_pool_free(p);
+  be_clock_free(clk);
+}
+END_TEST
+
+/* ---- misuse on release ---- */
+
+START_TEST(release_misuse_is_ignored) {
+  be_pool_options o = mock_opts(1, 1);
+  be_pool *p1 = new_pool(&o);
+  be_pool *p2 = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p1, &c, NULL), BE_OK);
+  be_pool_release(p2, c); /* wrong pool */
+  ck_assert(log_has("does not belong"));
+  ck_assert_int_eq(stats(p1).in_use, 1);
+  be_pool_release(p1, c);
+  be_pool_release(p1, c); /* twice */
+  ck_assert(log_has("released twice"));
+  be_pool_stats s = stats(p1);
+  ck_assert_int_eq(s.in_use, 0);
+  ck_assert_int_eq(s.idle, 1);
+  be_conn *own = NULL;
+  ck_assert_int_eq(be_conn_open(&own, &mock_driver, "x", NULL), BE_OK);
+  be_pool_release(p1, own); /* not from any pool */
+  be_conn_close(own);
+  be_pool_free(p1);
+  be_pool_free(p2);
+}
+END_TEST
+
+
+/* ---- pool-level transactions ---- */
+
+typedef struct tx_ctx {
+  int calls;
+  int fail;
+} tx_ctx;
+
+static int insert_row(be_conn *c, void *ud, be_error **err) {
+  tx_ctx *t = ud;
+  t->calls++;
+  int rc = be_conn_exec(c, "INSERT INTO t VALUES (42)", err);
+  if (rc != BE_OK) return rc;
+  if (t->fail) return be_error_new(err, BE_E_VALIDATION, "callback says no") == BE_OK ? BE_E_VALIDATION : BE_E_NOMEM;
+  return BE_OK;
+}
+
+static int64_t count_rows(be_pool *p) {
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  be_stmt *st;
+  ck_assert_int_eq(be_conn_prepare(c, &st, "SELECT count(*) FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  int64_t n = be_stmt_column_int64(st, 0);
+  be_stmt_finalize(st);
+  be_pool_release(p, c);
+  return n;
+}
+
+START_TEST(pool_tx_run_commits_and_rolls_back) {
+  char *dir = tu_tempdir();
+  char dsn[512];
+  snprintf(dsn, sizeof dsn, "%s/ptx.db", dir);
+  be_driver *fd;
+  be_fault *f;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.driver = fd;
+  o.dsn = dsn;
+  o.min_conns = 1;
+  o.max_conns = 2;
+  o.acquire_timeout_ms = 2000;
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE t(x INTEGER)", NULL), BE_OK);
+  be_pool_release(p, c);
+
+  tx_ctx t = {0, 0};
+  be_error *e = NULL;
+  ck_assert_int_eq(be_pool_tx_run(p, BE_TX_IMMEDIATE, insert_row, &t, &e), BE_OK);
+  ck_assert_ptr_null(e);
+  ck_assert_int_eq(t.calls, 1);
+  ck_assert_int_eq(count_rows(p), 1);
+  ck_assert_int_eq(stats(p).in_use, 0);
+
+  /* callback error: rolled back, the error comes through as is */
+  t = (tx_ctx){0, 1};
+  ck_assert_int_eq(be_pool_tx_run(p, BE_TX_IMMEDIATE, insert_row, &t, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_message(e), "callback says no");
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(count_rows(p), 1);
+  ck_assert_int_eq(stats(p).in_use, 0);
+  ck_assert_uint_eq(stats(p).rollbacks, 0); /* be_tx_run rolled back, not the pool */
+
+  /* BEGIN on a connection that died: dropped and retried on a fresh one */
+  t = (tx_ctx){0, 0};
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_BEGIN, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+  uint64_t broken0 = stats(p).broken;
+  ck_assert_int_eq(be_pool_tx_run_ex(p, NULL, insert_row, &t, &e), BE_OK);
+  ck_assert_int_eq(t.calls, 1);
+  ck_assert_uint_eq(stats(p).broken, broken0 + 1);
+  ck_assert_int_eq(count_rows(p), 2);
+
+  /* lost at COMMIT, after the callback ran: no retry, typed error */
+  t = (tx_ctx){0, 0};
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+  ck_assert_int_eq(be_pool_tx_run(p, BE_TX_IMMEDIATE, insert_row, &t, &e), BE_E_CONN_LOST);
+  ck_assert_int_eq(t.calls, 1);
+  be_error_free(e);
+  e = NULL;
+  be_fault_clear(f, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(stats(p).in_use, 0);
+
+  /* holding the only free capacity and asking again: fails fast */
+  be_conn *a, *b;
+  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_tx_run(p, BE_TX_IMMEDIATE, insert_row, &t, &e), BE_E_POOL_DEADLOCK);
+  be_error_free(e);
+  be_pool_release(p, a);
+  be_pool_release(p, b);
+
+  ck_assert_int_eq(be_pool_tx_run(NULL, BE_TX_IMMEDIATE, insert_row, &t, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_tx_run(p, BE_TX_IMMEDIATE, NULL, &t, NULL), BE_E_MISUSE);
+  be_pool_free(p);
+  be_fault_free(f);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* a saturated pool hands connections over without re-firing the alert */
+START_TEST(handoff_keeps_usage_alert_quiet) {
+  cb_log l;
+  memset(&l, 0, sizeof l);
+  be_pool_options o = mock_opts(1, 1);
+  o.acquire_timeout_ms = 10000;
+  o.on_usage_alert = on_usage;
+  o.usage_alert_user_data = &l;
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 1);
+  acq_result r = {.pool = p};
+  pthread_t t;
+  pthread_create(&t, NULL, acquire_once, &r);
+  wait_for_waiting(p, 1);
+  be_pool_release(p, c); /* straight to the waiter */
+  pthread_join(t, NULL);
+  ck_assert_int_eq(r.rc, BE_OK);
+  ck_assert_int_eq(l.usage_calls, 1);
+  ck_assert_uint_eq(stats(p).handoffs, 1);
+  be_pool_free(p);
+}
+END_TEST
+
+/* ---- allocation failures ---- */
+
+static int alloc_body(void *arg) {
+  (void)arg;
+  be_pool_options o = mock_opts(2, 3);
+  be_pool *p = NULL;
+  be_error *e = NULL;
+  int rc = be_pool_new(&p, &o, &e);
+  if (rc != BE_OK) {
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(be_error_code(e), rc);
+    be_error_free(e);
+    return rc;
+  }
+  be_conn *a = NULL, *b = NULL, *c = NULL;
+  rc = be_pool_acquire(p, &a, NULL);
+  if (rc == BE_OK) rc = be_pool_acquire(p, &b, NULL);
+  if (rc == BE_OK) rc = be_pool_acquire(p, &c, &e); /* opens a third */
+  if (rc != BE_OK) {
+    ck_assert_int_eq(rc, BE_E_NOMEM);
+    be_error_free(e);
+  }
+  be_pool_stats s = BE_POOL_STATS_INIT;
+  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_OK);
+  be_pool_release(p, a);
+  be_pool_release(p, b);
+  be_pool_release(p, c);
+  be_pool_maintain(p, NULL);
+  be_pool_free(p);
+  return rc;
+}
+
+START_TEST(allocation_failures_leak_nothing) {
+  TU_FOR_EACH_ALLOC_FAILURE(alloc_body, NULL);
+  ck_assert_int_eq(atomic_load(&mock_opens), atomic_load(&mock_closes));
+}
+END_TEST
+
+static Suite *pool_suite(void) {
+  Suite *s = suite_create("pool");
+  TCase *tc = tcase_create("pool");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, options_defaults);
+  tcase_add_test(tc, bad_options);
+  tcase_add_test(tc, null_arguments);
+  tcase_add_test(tc, new_opens_min_and_reports_unreachable);
+  tcase_add_test(tc, idle_reused_most_recent_first);
+  tcase_add_test(tc, fifo_eight_threads_on_two);
+  tcase_add_test(tc, stress_nothing_lost);
+  tcase_add_test(tc, exhaustion_times_out_with_state);
+  tcase_add_test(tc, self_deadlock_fails_fast);
+  tcase_add_test(tc, close_wakes_waiters);
+  tcase_add_test(tc, free_with_connection_out_defers);
+  tcase_add_test(tc, free_with_waiters_and_holder);
+  tcase_add_test(tc, dead_idle_connection_replaced);
+  tcase_add_test(tc, broken_in_use_destroyed_on_release);
+  tcase_add_test(tc, fault_driver_lost_connections_replaced);
+  tcase_add_test(tc, release_rolls_back_open_transaction);
+  tcase_add_test(tc, failed_rollback_destroys);
+  tcase_add_test(tc, stats_exact_after_script);
+  tcase_add_test(tc, usage_alert_fires_once_per_crossing);
+  tcase_add_test(tc, leak_report_names_acquire_site);
+  tcase_add_test(tc, background_thread_runs_timers);
+  tcase_add_test(tc, lifetime_and_idle_reaping);
+  tcase_add_test(tc, lifetime_jitter_spreads_expiry);
+  tcase_add_test(tc, fake_clock_deadline_times_out_waiter);
+  tcase_add_test(tc, release_misuse_is_ignored);
+  tcase_add_test(tc, pool_tx_run_commits_and_rolls_back);
+  tcase_add_test(tc, handoff_keeps_usage_alert_quiet);
+  tcase_add_test(tc, allocation_failures_leak_nothing);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+TU_MAIN(pool_suite)
