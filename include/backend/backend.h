@@ -13,6 +13,7 @@
 #include <backend/clock.h>
 #include <backend/log.h>
 #include <backend/histogram.h>
+#include <backend/cache.h>
 #include <backend/storage.h>
 #include <backend/sqlite.h>
 #include <backend/fault.h>

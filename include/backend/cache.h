@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/cache.h
+ * @brief Bounded, sharded LRU+TTL cache of byte strings with single-flight
+ *        get-or-load, O(1) prefix invalidation and honest byte accounting.
+ *
+ * Keys and values are byte strings, copied in. A value is read either by
+ * copy-out into the caller's buffer (be_cache_get_copy) or through a
+ * reference-counted entry handle (be_cache_get, be_cache_get_or_load) that
+ * stays valid after the entry is evicted, replaced or the cache is freed,
+ * until be_cache_entry_release().
+ *
+ * The cache is split into shards (a power of two), each with its own lock,
+ * LRU list and its share of the bounds: with N shards each holds at most
+ * max_entries / N entries and max_bytes / N bytes (remainders go to the
+ * first shards), so the totals are never exceeded and LRU order is exact
+ * within a shard. Use one shard when exact global LRU matters more than
+ * concurrency.
+ *
+ * Expiry is lazy: an expired entry is never returned; it is removed when a
+ * lookup or write meets it, when it reaches the LRU tail, or by the sweep
+ * that every write advances by a few buckets (no thread needed), or by
+ * be_cache_sweep(). Until then it still counts in the entries/bytes stats.
+ *
+ * Typical use (the user service): a cache with default_ttl_ns = 300 s and
+ * a registered prefix "user:"; reads through be_cache_get_or_load() with
+ * key "user:{id}", be_cache_delete() on update, and
+ * be_cache_invalidate_prefix("user:") to drop every user in O(1).
+ *
+ * Thread-safety: every function on a be_cache may be called from any
+ * thread concurrently, except be_cache_free(). Entry handles may be read
+ * and released from any thread.
+ */
+#ifndef BACKEND_CACHE_H
+#define BACKEND_CACHE_H
+
+#include <backend/common.h>
+#include <backend/clock.h>
+
+BE_BEGIN_DECLS
+
+/** The cache (opaque). */
+typedef struct be_cache be_cache;
+/** A reference-counted read-only handle to one cached key and value. */
+typedef struct be_cache_entry be_cache_entry;
+/** The out-parameter a loader fills with be_cache_load_set_value(). */
+typedef struct be_cache_load be_cache_load;
+
+/** @name TTL arguments of be_cache_set() and be_cache_load_set_value() @{ */
+#define BE_CACHE_TTL_DEFAULT INT64_C(0)  /**< the cache's default_ttl_ns */
+#define BE_CACHE_TTL_FOREVER INT64_C(-1) /**< never expires (LRU still applies) */
+/** @} */
+
+/** @name Per-call result of be_cache_get_or_load() (*out_status) @{ */
+#define BE_CACHE_HIT 1      /**< served from the cache */
+#define BE_CACHE_LOADED 2   /**< missed; this call ran the loader */
+#define BE_CACHE_SHARED 3   /**< missed; waited for another call's load */
+#define BE_CACHE_NEGATIVE 4 /**< a cached loader error was returned */
+/** @} */
+
+/** @name Eviction callback reasons @{ */
+#define BE_CACHE_EVICT_SIZE 1        /**< evicted to stay under max_bytes */
+#define BE_CACHE_EVICT_COUNT 2       /**< evicted to stay under max_entries */
+#define BE_CACHE_EVICT_EXPIRED 3     /**< its TTL passed */
+#define BE_CACHE_EVICT_INVALIDATED 4 /**< delete, prefix invalidation or clear */
+#define BE_CACHE_EVICT_REPLACED 5    /**< overwritten by a newer value */
+/** @} */
+
+/** At most this many prefixes may be registered per cache. */
+#define BE_CACHE_MAX_PREFIXES 8
+/** Longest key accepted, in bytes. */
+#define BE_CACHE_MAX_KEY 65535
+
+/**
+ * Eviction callback: an entry left the cache for `reason` (BE_CACHE_EVICT_*).
+ * key and value are borrowed for the call. It runs on the thread whose call
+ * removed the entry, after the cache's locks are released, so it may call
+ * into the cache. Not called for cached loader errors, nor by
+ * be_cache_free().
+ */
+typedef void (*be_cache_evict_fn)(void *user_data, const void *key, size_t klen,
+                                  const void *value, size_t vlen, int32_t reason);
+
+/**
+ * Loader for be_cache_get_or_load(): produce the value of `key` and store it
+ * with be_cache_load_set_value(out, ...), then return BE_OK; or return a
+ * negative BE_E_* code, optionally with *err set (owned by the cache from
+ * then on). It runs without any cache lock held, so it may use the cache,
+ * except get-or-load of the same key (that would wait for itself).
+ */
+typedef int (*be_cache_loader_fn)(void *user_data, const void *key, size_t klen,
+                                  be_cache_load *out, be_error **err);
+
+#define BE_CACHE_OPTIONS_VERSION 1
+
+/** Cache options; fill with BE_CACHE_OPTIONS_INIT or be_cache_options_init(). */
+typedef struct be_cache_options {
+  uint32_t version;        /**< BE_CACHE_OPTIONS_VERSION */
+  uint32_t shard_count;    /**< 0 = 16; rounded up to a power of two, at most 1024,
+                                and lowered so each shard may hold an entry */
+  uint64_t max_entries;    /**< 0 = no bound on the number of entries */
+  uint64_t max_bytes;      /**< 0 = no bound; counts be_cache_charge() per entry */
+  int64_t default_ttl_ns;  /**< TTL for BE_CACHE_TTL_DEFAULT; 0 = never expire */
+  int64_t negative_ttl_ns; /**< > 0: cache non-retryable loader errors this long */
+  int32_t ttl_jitter_pct;  /**< 0..100: each TTL is cut by a random 0..pct % */
+  int32_t sweep_batch;     /**< buckets each write sweeps for dead entries:
+                                0 = default (4), negative = no automatic sweep */
+  uint64_t seed;           /**< seeds the hash and jitter; 0 = random per cache */
+  be_clock *clock;         /**< borrowed, must outlive the cache; NULL = system */
+  be_cache_evict_fn on_evict; /**< may be NULL */
+  void *evict_user_data;
+} be_cache_options;
+
+#define BE_CACHE_OPTIONS_INIT \
+  { BE_CACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+
+/**
+ * Fill *opts like BE_CACHE_OPTIONS_INIT.
+ * Errors: BE_E_MISUSE (opts NULL, version not BE_CACHE_OPTIONS_VERSION).
+ * Thread-safety: safe.
+ */
+BE_API int be_cache_options_init(be_cache_options *opts, uint32_t version);
+
+#define BE_CACHE_STATS_VERSION 1
+
+/**
+ * A snapshot of counters (all since creation, except entries and bytes).
+ * inserts == entries + evictions_size + evictions_count + expirations +
+ * invalidations + replacements at any quiet moment.
+ */
+typedef struct be_cache_stats {
+  uint32_t version;         /**< set by the caller to BE_CACHE_STATS_VERSION */
+  uint32_t shard_count;     /**< shards actually used */
+  uint64_t hits;            /**< lookups that returned a cached value */
+  uint64_t misses;          /**< lookups that found no live value */
+  uint64_t negative_hits;   /**< get-or-load calls answered by a cached error */
+  uint64_t loads;           /**< loader calls */
+  uint64_t load_errors;     /**< loader calls that failed */
+  uint64_t load_waits;      /**< get-or-load calls that shared another's load */
+  uint64_t inserts;         /**< entries put into the cache */
+  uint64_t replacements;    /**< live entries overwritten */
+  uint64_t evictions_size;  /**< live entries evicted by max_bytes */
+  uint64_t evictions_count; /**< live entries evicted by max_entries */
+  uint64_t expirations;     /**< entries removed after their TTL */
+  uint64_t invalidations;   /**< entries removed by delete, prefix or clear */
+  uint64_t entries;         /**< entries held now (dead ones not yet swept too) */
+  uint64_t bytes;           /**< sum of be_cache_charge() of held entries */
+  uint64_t memory_bytes;    /**< bytes the cache allocated now, exactly:
+                                 entries, hash tables, shards, prefixes */
+} be_cache_stats;
+
+#define BE_CACHE_STATS_INIT { BE_CACHE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, \
+                              0, 0, 0, 0, 0, 0, 0, 0 }
+
+/**
+ * Bytes an entry with these key and value lengths counts against
+ * max_bytes: the key, the value, the entry header and its worst-case share
+ * of the hash table (the allocator's own per-block bookkeeping is not
+ * included). 0 when klen exceeds BE_CACHE_MAX_KEY or the value is too large.
+ * Thread-safety: safe.
+ */
+BE_API uint64_t be_cache_charge(size_t klen, size_t vlen);
+
+/**
+ * Create a cache. opts may be NULL for the defaults (16 shards, unbounded,
+ * no TTL). On success *out is the caller's, released with be_cache_free().
+ *
+ * Errors: BE_E_MISUSE (out NULL, opts->version unknown), BE_E_VALIDATION
+ * (negative TTLs, jitter outside 0..100), BE_E_NOMEM.
+ * Thread-safety: safe.
+ */
+BE_API int be_cache_new(be_cache **out, const be_cache_options *opts,
+                        be_error **err);
+
+/**
+ * Free the cache and every entry no handle holds; handles stay valid until
+ * released. No callbacks run. NULL is a no-op. Thread-safety: no other call
+ * on this cache may be in progress or follow.
+ */
+BE_API void be_cache_free(be_cache *cache);
+
+/**
+ * Store a copy of key and value, replacing any entry for key, with TTL
+ * ttl_ns (> 0), BE_CACHE_TTL_DEFAULT or BE_CACHE_TTL_FOREVER; the TTL is
+ * then cut by the jitter option. The new entry is the most recently used;
+ * least recently used entries are evicted to respect the bounds. An
+ * in-flight load of the same key will not overwrite this value.
+ *
+ * Errors: BE_E_MISUSE (cache NULL, key or value NULL with a length),
+ * BE_E_VALIDATION (ttl_ns below -1, key longer than BE_CACHE_MAX_KEY, or the
+ * entry's charge larger than a shard's share of max_bytes), BE_E_NOMEM.
+ * Thread-safety: safe.
+ */
+BE_API int be_cache_set(be_cache *cache, const void *key, size_t klen,
+                        const void *value, size_t vlen, int64_t ttl_ns,
+                        be_error **err);
+
+/**
+ * Look key up; on a hit *out is a new handle (release it with
+ * be_cache_entry_release()) and the entry becomes the most recently used.
+ *
+ * Errors: BE_E_NOT_FOUND (a miss, *out NULL), BE_E_MISUSE (out or cache
+ * NULL, key NULL with a length). Thread-safety: safe.
+ */
+BE_API int be_cache_get(be_cache_entry **out, be_cache *cache,
+                        const void *key, size_t klen);
+
+/**
+ * Look key up and copy its value into buf (capacity buf_size); *out_len
+ * receives the value's length on a hit. When the value is longer than
+ * buf_size nothing is copied and BE_E_VALIDATION is returned with *out_len
+ * set, so the caller can retry with a larger buffer.
+ *
+ * Errors: BE_E_NOT_FOUND (a miss), BE_E_VALIDATION (buffer too small),
+ * BE_E_MISUSE (out_len or cache NULL, buf NULL with a size, key NULL with a
+ * length). Thread-safety: safe.
+ */
+BE_API int be_cache_get_copy(void *buf, size_t buf_size, size_t *out_len,
+                             be_cache *cache, const void *key, size_t klen);
+
+/**
+ * Get key, or load it with at most one loader call per key at a time: the
+ * first caller to miss runs loader(user_data, key, klen, load, &e) without
+ * holding any lock; concurrent callers for the same key wait for its result
+ * (callers for other keys do not). A successful value is cached (unless the
+ * key was set, deleted or invalidated while loading) and every caller gets
+ * a handle to it in *out. A loader error is returned to the loading caller
+ * and every waiter (each gets its own copy of the error in *err) and is not
+ * cached, except with negative_ttl_ns > 0 when the error is not retryable
+ * and not BE_E_NOMEM/MISUSE/INTERNAL: later calls then get the same code
+ * and message with status BE_CACHE_NEGATIVE until that TTL passes.
+ * *out_status (may be NULL) receives BE_CACHE_HIT, _LOADED, _SHARED or
+ * _NEGATIVE (0 for misuse).
+ *
+ * Errors: the loader's code (BE_E_INTERNAL when it returned BE_OK without a
+ * value), BE_E_MISUSE (out, cache or loader NULL, key NULL with a length),
+ * BE_E_VALIDATION (key too long), BE_E_NOMEM.
+ * Thread-safety: safe; the loader must not get-or-load the same key.
+ */
+BE_API int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status,
+                                be_cache *cache, const void *key, size_t klen,
+                                be_cache_loader_fn loader, void *user_data,
+                                be_error **err);
+
+/**
+ * From inside a loader: the value (copied) and its TTL (as for
+ * be_cache_set()). Calling it again replaces the value. A value too large
+ * for the byte bound is still handed to the callers but not cached.
+ *
+ * Errors: BE_E_MISUSE (load NULL, value NULL with a length),
+ * BE_E_VALIDATION (ttl_ns below -1, value too large), BE_E_NOMEM.
+ * Thread-safety: only during the loader call that received `load`.
+ */
+BE_API int be_cache_load_set_value(be_cache_load *load, const void *value,
+                                   size_t vlen, int64_t ttl_ns);
+
+/**
+ * Remove key. A load of key in flight will not cache its result.
+ * Errors: BE_E_NOT_FOUND (no live entry), BE_E_MISUSE.
+ * Thread-safety: safe.
+ */
+BE_API int be_cache_delete(be_cache *cache, const void *key, size_t klen);
+
+/**
+ * Register a prefix (e.g. "user:") so that be_cache_invalidate_prefix() of
+ * exactly these bytes is O(1): it bumps a generation and entries older than
+ * it die lazily. Registering takes one pass over the cache; registering a
+ * prefix twice is a no-op.
+ *
+ * Errors: BE_E_MISUSE (cache NULL, prefix NULL with a length),
+ * BE_E_VALIDATION (already BE_CACHE_MAX_PREFIXES prefixes), BE_E_NOMEM.
+ * Thread-safety: safe.
+ */
+BE_API int be_cache_register_prefix(be_cache *cache, const void *prefix,
+                                    size_t plen, be_error **err);
+
+/**
+ * Invalidate every entry whose key starts with prefix: O(1) for a
+ * registered prefix, otherwise one pass over all shards (one shard locked
+ * at a time). Sets that completed before the call are gone after it; sets
+ * that start after it returns are kept; loads in flight do not cache.
+ * Errors: BE_E_MISUSE (cache NULL, prefix NULL with a length).
+ * Thread-safety: safe.
+ */
+BE_API int be_cache_invalidate_prefix(be_cache *cache, const void *prefix,
+                                      size_t plen);
+
+/**
+ * Remove every entry (reason BE_CACHE_EVICT_INVALIDATED) and shrink the
+ * hash tables. Errors: BE_E_MISUSE (cache NULL). Thread-safety: safe.
+ */
+BE_API int be_cache_clear(be_cache *cache);
+
+/**
+ * Remove dead (expired or invalidated) entries, looking at up to
+ * max_buckets hash buckets per shard from where the last sweep stopped
+ * (0 = all of them). *out_removed (may be NULL) receives how many were
+ * removed. Errors: BE_E_MISUSE (cache NULL). Thread-safety: safe.
+ */
+BE_API int be_cache_sweep(uint64_t *out_removed, be_cache *cache,
+                          uint64_t max_buckets);
+
+/**
+ * Fill *out with a snapshot. The caller sets out->version; the library
+ * fills the fields that version has (and lowers out->version to its own
+ * when the caller's is newer). Counters of different shards are read one
+ * shard at a time, so a snapshot taken under load is not atomic.
+ * Errors: BE_E_MISUSE (NULL, version 0). Thread-safety: safe.
+ */
+BE_API int be_cache_stats_get(const be_cache *cache, be_cache_stats *out);
+
+/**
+ * The entry's value and its length (out_len may be NULL). Borrowed: valid
+ * until the handle is released; never changes; no alignment is promised.
+ * NULL for a NULL handle. Thread-safety: safe.
+ */
+BE_API const void *be_cache_entry_value(const be_cache_entry *entry,
+                                        size_t *out_len);
+
+/** The entry's key and its length, as be_cache_entry_value(). */
+BE_API const void *be_cache_entry_key(const be_cache_entry *entry,
+                                      size_t *out_len);
+
+/**
+ * Monotonic time (of the cache's clock) at which the entry expires,
+ * INT64_MAX when never; 0 for NULL. Thread-safety: safe.
+ */
+BE_API int64_t be_cache_entry_expires_ns(const be_cache_entry *entry);
+
+/**
+ * Release a handle; the memory goes when the last handle is released and
+ * the entry has left the cache. NULL is a no-op. Thread-safety: safe.
+ */
+BE_API void be_cache_entry_release(be_cache_entry *entry);
+
+BE_END_DECLS
+
+#endif /* BACKEND_CACHE_H */

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* Internals of the cache shared by cache.c (table, LRU, bounds, expiry,
+ * invalidation, stats) and cache_load.c (single-flight get-or-load). */
+#ifndef BE_LIB_CACHE_H
+#define BE_LIB_CACHE_H
+
+#include <backend/cache.h>
+#include <backend/error.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* One allocation per entry: this header, then the key, then the value.
+ * Kept to 52 bytes before the data (see be_cache_charge) by using 16-bit
+ * key lengths, an 8-bit prefix mask and no stored hash (it is recomputed
+ * on the rare paths that need it: growing, evicting). */
+struct be_cache_entry {
+  struct be_cache_entry *hnext;            /* hash chain; graveyard link once removed */
+  struct be_cache_entry *prev, *next;      /* LRU list, head = most recent */
+  int64_t expires;                         /* INT64_MAX = never */
+  uint64_t epoch;                          /* cache epoch when stored (prefix gens) */
+  _Atomic uint32_t refs;                   /* 1 for the table + 1 per handle */
+  uint32_t vlen;
+  uint16_t klen;
+  uint8_t flags;                           /* ENTRY_NEGATIVE | reason << 4 */
+  uint8_t pmask;                           /* registered prefixes the key starts with */
+  unsigned char data[];
+};
+
+#define BE__ENTRY_HDR offsetof(struct be_cache_entry, data)
+#define BE__ENTRY_NEGATIVE 1u
+
+/* A load in flight; lives in its shard's list while loading, then until
+ * the last participant (leader or waiter) has taken the result. All fields
+ * are guarded by the shard lock. */
+typedef struct be__cache_flight {
+  struct be__cache_flight *next;
+  uint64_t hash;
+  const void *key; /* the leader's key; only read while listed */
+  size_t klen;
+  pthread_cond_t cond;
+  int refs;  /* leader + waiters not yet done with the result */
+  int done;
+  int stale; /* key set, deleted or invalidated meanwhile: do not cache */
+  int rc;
+  be_error *err;               /* the loader's error, owned until taken */
+  struct be_cache_entry *result;
+  uint64_t epoch0;             /* cache epoch when the load started */
+} be__cache_flight;
+
+typedef struct be__cache_shard {
+  _Alignas(64) pthread_mutex_t mu;
+  struct be_cache_entry **buckets;
+  size_t mask; /* bucket count - 1 */
+  struct be_cache_entry *head, *tail;
+  uint64_t count, bytes;
+  uint64_t max_count, max_bytes;
+  size_t sweep_cursor;
+  uint64_t rng;
+  be__cache_flight *flights;
+  /* counters, guarded by mu */
+  uint64_t hits, misses, negative_hits, loads, load_errors, load_waits;
+  uint64_t inserts, replacements, ev_size, ev_count, expirations, invalidations;
+} be__cache_shard;
+
+typedef struct be__cache_prefix {
+  unsigned char *bytes;
+  size_t len;
+  _Atomic uint64_t inval_epoch; /* entries stored before this are dead */
+} be__cache_prefix;
+
+struct be_cache {
+  be__cache_shard *shards;
+  void *shards_mem; /* unaligned allocation behind shards */
+  size_t shards_mem_size;
+  uint32_t shard_bits;
+  uint32_t nshards;
+  uint64_t seed;
+  int64_t default_ttl;
+  int64_t negative_ttl;
+  int32_t jitter_pct;
+  uint32_t sweep_batch;
+  be_clock *clock;
+  be_cache_evict_fn on_evict;
+  void *evict_ud;
+  pthread_mutex_t reg_mu; /* serialises prefix registration */
+  _Atomic uint32_t nprefixes;
+  be__cache_prefix prefixes[BE_CACHE_MAX_PREFIXES];
+  /* Bumped per registered-prefix invalidation; read by every set. Padded
+   * away from the fields above (no _Alignas: be__malloc aligns to 16). */
+  char pad_[64];
+  _Atomic uint64_t epoch;
+};
+
+struct be_cache_load {
+  be_cache *cache;
+  const void *key;
+  size_t klen;
+  struct be_cache_entry *entry; /* built by be_cache_load_set_value */
+  int64_t ttl;
+};
+
+/* --- helpers cache.c offers cache_load.c (all "_locked" need s->mu) --- */
+uint64_t be__cache_hash(const be_cache *c, const void *key, size_t klen);
+be__cache_shard *be__cache_shard_of(be_cache *c, uint64_t hash);
+/* Find the live entry for key; dead ones met are moved to *grave. */
+struct be_cache_entry *be__cache_lookup_locked(be_cache *c, be__cache_shard *s,
+                                               uint64_t hash, const void *key,
+                                               size_t klen,
+                                               struct be_cache_entry **grave);
+void be__cache_bump_locked(be__cache_shard *s, struct be_cache_entry *e);
+/* Stamp (expiry from ttl, epoch, prefixes), insert as most recent,
+ * replacing any entry for the key, evict to the bounds, sweep. */
+void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
+                             struct be_cache_entry *e, int64_t ttl,
+                             uint64_t epoch, struct be_cache_entry **grave);
+/* 1 when an entry of this charge can be stored in shard s. */
+int be__cache_fits(const be__cache_shard *s, uint64_t charge);
+/* Allocate an entry holding key and value (refs = 1); NULL on failure. */
+struct be_cache_entry *be__cache_entry_new(const void *key, size_t klen,
+                                           const void *value, size_t vlen);
+/* Run eviction callbacks for and drop the table's reference to removed
+ * entries; call with no lock held. */
+void be__cache_bury(be_cache *c, struct be_cache_entry *grave);
+void be__cache_entry_unref(struct be_cache_entry *e);
+/* Mark in-flight loads of key (or of keys with a prefix) stale. */
+void be__cache_flights_stale_locked(be__cache_shard *s, const void *key,
+                                    size_t klen, int prefix);
+
+#endif

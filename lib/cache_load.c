@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/* Get-or-load with single flight: the first caller to miss a key runs the
+ * loader with no lock held; later callers for that key wait on the
+ * flight's condition variable (releasing the shard lock, so other keys of
+ * the shard proceed) and share its result. */
+#include <backend/cache.h>
+#include <backend/error.h>
+
+#include <string.h>
+
+#include "alloc.h"
+#include "cache.h"
+#include "clock.h"
+#include "error.h"
+
+typedef struct be_cache_entry entry;
+
+/* Negative entries store the error code (4 bytes, native order) and the
+ * message as their value. */
+static entry *negative_entry(const void *key, size_t klen, int32_t code, const be_error *e) {
+  const char *msg = e ? be_error_message(e) : NULL;
+  size_t mlen = msg ? strlen(msg) : 0;
+  entry *n = be__cache_entry_new(key, klen, NULL, 0);
+  if (n == NULL) return NULL;
+  entry *full = be__realloc(n, BE__ENTRY_HDR + klen + sizeof code + mlen);
+  if (full == NULL) {
+    be__free(n);
+    return NULL;
+  }
+  memcpy(full->data + klen, &code, sizeof code);
+  if (mlen) memcpy(full->data + klen + sizeof code, msg, mlen);
+  full->vlen = (uint32_t)(sizeof code + mlen);
+  full->flags = BE__ENTRY_NEGATIVE;
+  return full;
+}
+
+/* A fresh copy of an error and its cause chain, through the public API.
+ * On allocation failure the static out-of-memory error. */
+static be_error *clone_error(const be_error *src) {
+  be_error *cause = NULL, *e = NULL;
+  const be_error *sc = be_error_cause(src);
+  if (sc) {
+    cause = clone_error(sc);
+    if (be_error_code(cause) == BE_E_NOMEM && be_error_code(sc) != BE_E_NOMEM) {
+      be_error_free(cause);
+      be__error_oom(&e);
+      return e;
+    }
+  }
+  int rc = cause ? be_error_wrap(&e, be_error_code(src), be_error_message(src), cause)
+                 : be_error_new(&e, be_error_code(src), be_error_message(src));
+  if (rc != BE_OK) return e; /* the static OOM error */
+  for (size_t i = 0; i < be_error_field_count(src); i++)
+    if (be_error_add_field(e, be_error_field_name(src, i), be_error_field_message(src, i)) != BE_OK)
+      goto oom;
+  if (be_error_driver_code(src) && be_error_set_driver_code(e, be_error_driver_code(src)) != BE_OK)
+    goto oom;
+  if (be_error_set_retryable(e, be_error_is_retryable(src)) != BE_OK) goto oom;
+  return e;
+oom:
+  be_error_free(e);
+  e = NULL;
+  be__error_oom(&e);
+  return e;
+}
+
+static int negative_cacheable(int rc, const be_error *e) {
+  if (rc == BE_E_NOMEM || rc == BE_E_MISUSE || rc == BE_E_INTERNAL) return 0;
+  return e ? !be_error_is_retryable(e) : !be_code_is_retryable(rc);
+}
+
+static void flight_free(be__cache_flight *f) {
+  pthread_cond_destroy(&f->cond);
+  be_error_free(f->err);
+  be__free(f);
+}
+
+static be__cache_flight **flight_find(be__cache_shard *s, uint64_t h, const void *key,
+                                      size_t klen) {
+  for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next) {
+    be__cache_flight *f = *l;
+    if (f->hash == h && f->klen == klen && memcmp(f->key, key, klen) == 0) return l;
+  }
+  return NULL;
+}
+
+/* Take the flight's outcome as one participant, under the shard lock.
+ * Returns the code; *out gets a handle (its reference was added by the
+ * leader) or the error a copy or, for the last participant, the original.
+ * Returns 1 in *last when the caller must free the flight. */
+static int take_result(be__cache_flight *f, entry **out, be_error **err, int *last) {
+  int rc = f->rc;
+  *last = --f->refs == 0;
+  if (rc == BE_OK) {
+    *out = f->result;
+  } else if (err) {
+    if (*last && f->err) {
+      *err = f->err;
+      f->err = NULL;
+    } else if (f->err) {
+      *err = clone_error(f->err);
+    } else {
+      be__error_set(err, rc, "%s", be_strerror(rc));
+    }
+  }
+  return rc;
+}
+
+int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
+                         const void *key, size_t klen, be_cache_loader_fn loader,
+                         void *ud, be_error **err) {
+  if (out_status) *out_status = 0;
+  if (out) *out = NULL;
+  if (out == NULL || c == NULL || loader == NULL || (key == NULL && klen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_get_or_load: NULL argument");
+  if (klen > BE_CACHE_MAX_KEY) return be__error_field(err, "key", "too long");
+
+  uint64_t h = be__cache_hash(c, key, klen);
+  be__cache_shard *s = be__cache_shard_of(c, h);
+  entry *grave = NULL;
+  int last = 0;
+
+  pthread_mutex_lock(&s->mu);
+  entry *e = be__cache_lookup_locked(c, s, h, key, klen, &grave);
+  if (e) {
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    be__cache_bump_locked(s, e);
+    if (!(e->flags & BE__ENTRY_NEGATIVE)) {
+      s->hits++;
+      pthread_mutex_unlock(&s->mu);
+      if (grave) be__cache_bury(c, grave);
+      *out = e;
+      if (out_status) *out_status = BE_CACHE_HIT;
+      return BE_OK;
+    }
+    s->negative_hits++;
+    pthread_mutex_unlock(&s->mu);
+    if (grave) be__cache_bury(c, grave);
+    int32_t code;
+    memcpy(&code, e->data + e->klen, sizeof code);
+    if (err) {
+      char *msg = be__strndup((const char *)e->data + e->klen + sizeof code, e->vlen - sizeof code);
+      if (msg == NULL) {
+        be__error_oom(err);
+      } else {
+        be__error_set(err, code, "%s", msg);
+        be__free(msg);
+      }
+    }
+    be__cache_entry_unref(e);
+    if (out_status) *out_status = BE_CACHE_NEGATIVE;
+    return code;
+  }
+  s->misses++;
+
+  be__cache_flight **fl = s->flights ? flight_find(s, h, key, klen) : NULL;
+  if (fl) {
+    be__cache_flight *f = *fl;
+    f->refs++;
+    s->load_waits++;
+    while (!f->done) pthread_cond_wait(&f->cond, &s->mu);
+    int rc = take_result(f, out, err, &last);
+    pthread_mutex_unlock(&s->mu);
+    if (grave) be__cache_bury(c, grave);
+    if (last) flight_free(f);
+    if (out_status) *out_status = BE_CACHE_SHARED;
+    return rc;
+  }
+
+  be__cache_flight *f = be__calloc(1, sizeof *f);
+  if (f == NULL || pthread_cond_init(&f->cond, NULL) != 0) {
+    pthread_mutex_unlock(&s->mu);
+    if (grave) be__cache_bury(c, grave);
+    be__free(f);
+    return be__error_oom(err);
+  }
+  f->hash = h;
+  f->key = key;
+  f->klen = klen;
+  f->refs = 1;
+  /* A registered-prefix invalidation during the load must kill its result:
+   * stamp the result with the epoch from before the loader ran. */
+  f->epoch0 = atomic_load(&c->epoch);
+  f->next = s->flights;
+  s->flights = f;
+  s->loads++;
+  pthread_mutex_unlock(&s->mu);
+  if (grave) {
+    be__cache_bury(c, grave);
+    grave = NULL;
+  }
+
+  be_cache_load ld = {c, key, klen, NULL, 0};
+  be_error *lerr = NULL;
+  int rc = loader(ud, key, klen, &ld, &lerr);
+  if (rc == BE_OK && ld.entry == NULL) {
+    rc = be__error_set(&lerr, BE_E_INTERNAL, "cache loader returned BE_OK without a value");
+  } else if (rc > 0) {
+    be_error_free(lerr);
+    lerr = NULL;
+    rc = be__error_set(&lerr, BE_E_INTERNAL, "cache loader returned %d", rc);
+  }
+  if (rc != BE_OK && ld.entry) {
+    be__free(ld.entry);
+    ld.entry = NULL;
+  }
+  entry *neg = NULL;
+  if (rc != BE_OK && c->negative_ttl > 0 && negative_cacheable(rc, lerr))
+    neg = negative_entry(key, klen, rc, lerr);
+
+  pthread_mutex_lock(&s->mu);
+  for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next)
+    if (*l == f) {
+      *l = f->next;
+      break;
+    }
+  if (rc == BE_OK) {
+    entry *v = ld.entry;
+    int insert = !f->stale && be__cache_fits(s, be_cache_charge(klen, v->vlen));
+    /* One reference per participant, plus the table's. */
+    atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
+    if (insert) be__cache_insert_locked(c, s, h, v, ld.ttl, f->epoch0, &grave);
+    f->result = v;
+  } else {
+    s->load_errors++;
+    f->err = lerr;
+    if (neg) {
+      if (!f->stale && be__cache_fits(s, be_cache_charge(klen, neg->vlen))) {
+        be__cache_insert_locked(c, s, h, neg, c->negative_ttl, f->epoch0, &grave);
+      } else {
+        be__free(neg);
+      }
+    }
+  }
+  f->rc = rc;
+  f->done = 1;
+  pthread_cond_broadcast(&f->cond);
+  rc = take_result(f, out, err, &last);
+  pthread_mutex_unlock(&s->mu);
+  if (grave) be__cache_bury(c, grave);
+  if (last) flight_free(f);
+  if (out_status) *out_status = BE_CACHE_LOADED;
+  return rc;
+}
+
+int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, int64_t ttl) {
+  if (ld == NULL || (value == NULL && vlen)) return BE_E_MISUSE;
+  if (ttl < BE_CACHE_TTL_FOREVER) return BE_E_VALIDATION;
+  if (be_cache_charge(ld->klen, vlen) == 0) return BE_E_VALIDATION;
+  entry *e = be__cache_entry_new(ld->key, ld->klen, value, vlen);
+  if (e == NULL) return BE_E_NOMEM;
+  be__free(ld->entry);
+  ld->entry = e;
+  ld->ttl = ttl;
+  return BE_OK;
+}

@@ -1,0 +1,1543 @@
+/* SPDX-License-Identifier: MIT */
+/* The LRU+TTL cache: a randomized model test, TTL boundaries, bounds,
+ * prefix invalidation, single flight, negative caching, stats, allocation
+ * failures and thread safety. Time moves only through a fake clock. */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+
+#define SEC BE_NS_PER_SEC
+
+/* ---- helpers ---- */
+
+/* Check records every passing ck_assert; the model loop runs hundreds of
+ * thousands of comparisons, so it only calls into Check on a failure. */
+#define QEQ(a, b)                                                      \
+  do {                                                                 \
+    if ((uint64_t)(a) != (uint64_t)(b)) ck_assert_uint_eq((a), (b));   \
+  } while (0)
+#define QTRUE(c, ...)                          \
+  do {                                         \
+    if (!(c)) ck_assert_msg((c), __VA_ARGS__); \
+  } while (0)
+
+static uint64_t rng_state;
+static uint64_t rnd(void) { /* xorshift64*: deterministic per seed */
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return rng_state * UINT64_C(0x2545F4914F6CDD1D);
+}
+static uint64_t rnd_below(uint64_t n) { return n ? rnd() % n : 0; }
+
+static be_cache *new_cache(be_clock *clk, uint32_t shards, uint64_t max_entries,
+                           uint64_t max_bytes, int64_t default_ttl) {
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.clock = clk;
+  o.shard_count = shards;
+  o.max_entries = max_entries;
+  o.max_bytes = max_bytes;
+  o.default_ttl_ns = default_ttl;
+  o.seed = 42;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  return c;
+}
+
+static int sets(be_cache *c, const char *k, const char *v, int64_t ttl) {
+  return be_cache_set(c, k, strlen(k), v, strlen(v), ttl, NULL);
+}
+
+/* Returns 1 and the value in buf on a hit, 0 on a miss. */
+static int gets(be_cache *c, const char *k, char *buf, size_t cap) {
+  size_t n = 0;
+  int rc = be_cache_get_copy(buf, cap - 1, &n, c, k, strlen(k));
+  if (rc == BE_E_NOT_FOUND) return 0;
+  ck_assert_int_eq(rc, BE_OK);
+  buf[n] = '\0';
+  return 1;
+}
+
+static be_cache_stats stats_of(be_cache *c) {
+  be_cache_stats st = BE_CACHE_STATS_INIT;
+  QEQ(be_cache_stats_get(c, &st), BE_OK);
+  return st;
+}
+
+static void assert_stats_add_up(be_cache *c) {
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.inserts, st.entries + st.evictions_size + st.evictions_count +
+                                    st.expirations + st.invalidations + st.replacements);
+}
+
+/* Eviction callback recorder. */
+#define MAX_EVENTS 4096
+typedef struct event {
+  char key[64];
+  int32_t reason;
+} event;
+typedef struct recorder {
+  event ev[MAX_EVENTS];
+  size_t n;
+} recorder;
+
+static void record_evict(void *ud, const void *key, size_t klen, const void *value,
+                         size_t vlen, int32_t reason) {
+  (void)value;
+  (void)vlen;
+  recorder *r = ud;
+  QTRUE(r->n < MAX_EVENTS && klen < sizeof r->ev[0].key, "recorder overflow");
+  memcpy(r->ev[r->n].key, key, klen);
+  r->ev[r->n].key[klen] = '\0';
+  r->ev[r->n].reason = reason;
+  r->n++;
+}
+
+/* ---- options and misuse ---- */
+
+START_TEST(options_and_misuse) {
+  be_cache_options o;
+  ck_assert_int_eq(be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION), BE_OK);
+  ck_assert_uint_eq(o.version, BE_CACHE_OPTIONS_VERSION);
+  ck_assert_uint_eq(o.max_entries, 0);
+  ck_assert_int_eq(be_cache_options_init(&o, 2), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_options_init(NULL, BE_CACHE_OPTIONS_VERSION), BE_E_MISUSE);
+
+  be_cache *c = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_cache_new(NULL, NULL, NULL), BE_E_MISUSE);
+  o.version = 99;
+  ck_assert_int_eq(be_cache_new(&c, &o, &e), BE_E_MISUSE);
+  ck_assert_ptr_null(c);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION);
+  o.default_ttl_ns = -1;
+  ck_assert_int_eq(be_cache_new(&c, &o, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "default_ttl_ns");
+  be_error_free(e);
+  e = NULL;
+  be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION);
+  o.negative_ttl_ns = -5;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_E_VALIDATION);
+  o.negative_ttl_ns = 0;
+  o.ttl_jitter_pct = 101;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_E_VALIDATION);
+  o.ttl_jitter_pct = -1;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_E_VALIDATION);
+  ck_assert_ptr_null(c);
+
+  ck_assert_int_eq(be_cache_new(&c, NULL, NULL), BE_OK); /* defaults */
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.shard_count, 16);
+  ck_assert_uint_eq(st.entries, 0);
+
+  be_cache_entry *h = (be_cache_entry *)&st; /* must be overwritten */
+  size_t n = 0;
+  char buf[8];
+  ck_assert_int_eq(be_cache_set(NULL, "k", 1, "v", 1, 0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_set(c, NULL, 1, "v", 1, 0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_set(c, "k", 1, NULL, 1, 0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_set(c, "k", 1, "v", 1, -2, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "ttl_ns");
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_cache_get(NULL, c, "k", 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get(&h, NULL, "k", 1), BE_E_MISUSE);
+  ck_assert_ptr_null(h);
+  ck_assert_int_eq(be_cache_get(&h, c, NULL, 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, NULL, c, "k", 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get_copy(NULL, 4, &n, c, "k", 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, NULL, "k", 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_delete(NULL, "k", 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_delete(c, NULL, 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_register_prefix(NULL, "u", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_register_prefix(c, NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_invalidate_prefix(NULL, "u", 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, NULL, 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_clear(NULL), BE_E_MISUSE);
+  uint64_t removed = 7;
+  ck_assert_int_eq(be_cache_sweep(&removed, NULL, 0), BE_E_MISUSE);
+  ck_assert_uint_eq(removed, 0);
+  ck_assert_int_eq(be_cache_stats_get(NULL, &st), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_stats_get(c, NULL), BE_E_MISUSE);
+  st.version = 0;
+  ck_assert_int_eq(be_cache_stats_get(c, &st), BE_E_MISUSE);
+  st.version = 1000; /* a newer caller: gets what this library knows */
+  ck_assert_int_eq(be_cache_stats_get(c, &st), BE_OK);
+  ck_assert_uint_eq(st.version, BE_CACHE_STATS_VERSION);
+  int32_t status = 99;
+  ck_assert_int_eq(be_cache_get_or_load(NULL, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(status, 0);
+  ck_assert_int_eq(be_cache_get_or_load(&h, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_load_set_value(NULL, "v", 1, 0), BE_E_MISUSE);
+
+  /* too long keys and values */
+  static char big_key[BE_CACHE_MAX_KEY + 1];
+  ck_assert_uint_eq(be_cache_charge(sizeof big_key, 1), 0);
+  ck_assert_uint_gt(be_cache_charge(BE_CACHE_MAX_KEY, 1), BE_CACHE_MAX_KEY);
+  ck_assert_uint_eq(be_cache_charge(1, SIZE_MAX - 8), 0);
+  ck_assert_int_eq(be_cache_set(c, big_key, sizeof big_key, "v", 1, 0, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "key");
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_cache_set(c, big_key, BE_CACHE_MAX_KEY, "v", 1, 0, NULL), BE_OK);
+
+  /* accessors and free accept NULL */
+  ck_assert_ptr_null(be_cache_entry_value(NULL, &n));
+  ck_assert_uint_eq(n, 0);
+  ck_assert_ptr_null(be_cache_entry_key(NULL, NULL));
+  ck_assert_int_eq(be_cache_entry_expires_ns(NULL), 0);
+  be_cache_entry_release(NULL);
+  be_cache_free(c);
+  be_cache_free(NULL);
+}
+END_TEST
+
+/* ---- basic operations and handles ---- */
+
+START_TEST(set_get_delete_and_handles) {
+  be_cache *c = new_cache(NULL, 1, 2, 0, 0);
+  char buf[64];
+  ck_assert_int_eq(sets(c, "a", "alpha", 0), BE_OK);
+  ck_assert(gets(c, "a", buf, sizeof buf));
+  ck_assert_str_eq(buf, "alpha");
+
+  /* copy-out into a small buffer: length reported, nothing copied */
+  size_t n = 0;
+  char small[2] = {'x', 'x'};
+  ck_assert_int_eq(be_cache_get_copy(small, sizeof small, &n, c, "a", 1), BE_E_VALIDATION);
+  ck_assert_uint_eq(n, 5);
+  ck_assert_int_eq(small[0], 'x');
+  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "a", 1), BE_E_VALIDATION);
+
+  /* empty key and empty value are fine */
+  ck_assert_int_eq(be_cache_set(c, "", 0, "", 0, 0, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "", 0), BE_OK);
+  ck_assert_uint_eq(n, 0);
+
+  /* a handle outlives replacement, eviction and the cache itself */
+  be_cache_entry *h = NULL;
+  ck_assert_int_eq(sets(c, "a", "alpha", 0), BE_OK);
+  ck_assert_int_eq(be_cache_get(&h, c, "a", 1), BE_OK);
+  ck_assert_int_eq(sets(c, "a", "beta", 0), BE_OK); /* replaced */
+  size_t klen = 0, vlen = 0;
+  ck_assert_int_eq(memcmp(be_cache_entry_key(h, &klen), "a", 1), 0);
+  ck_assert_uint_eq(klen, 1);
+  ck_assert_int_eq(memcmp(be_cache_entry_value(h, &vlen), "alpha", 5), 0);
+  ck_assert_uint_eq(vlen, 5);
+  ck_assert_int_eq(be_cache_entry_expires_ns(h), INT64_MAX);
+  be_cache_entry *h2 = NULL;
+  ck_assert_int_eq(be_cache_get(&h2, c, "a", 1), BE_OK);
+  ck_assert_int_eq(sets(c, "b", "1", 0), BE_OK);
+  ck_assert_int_eq(sets(c, "c", "2", 0), BE_OK); /* evicts "a" (count bound 2) */
+  ck_assert(!gets(c, "a", buf, sizeof buf));
+  be_cache_free(c);
+  ck_assert_int_eq(memcmp(be_cache_entry_value(h2, NULL), "beta", 4), 0);
+  be_cache_entry_release(h);
+  be_cache_entry_release(h2);
+
+  c = new_cache(NULL, 4, 0, 0, 0);
+  ck_assert_int_eq(sets(c, "k", "v", 0), BE_OK);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1), BE_OK);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_get(&h, c, "k", 1), BE_E_NOT_FOUND);
+  ck_assert_ptr_null(h);
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.invalidations, 1);
+  ck_assert_uint_eq(st.misses, 1);
+  ck_assert_uint_eq(st.entries, 0);
+  be_cache_free(c);
+}
+END_TEST
+
+/* ---- TTL ---- */
+
+START_TEST(ttl_expires_at_exactly_ttl) {
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 1000, 0), BE_OK);
+  recorder *rec = calloc(1, sizeof *rec);
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.clock = clk;
+  o.shard_count = 1;
+  o.default_ttl_ns = 300 * SEC;
+  o.on_evict = record_evict;
+  o.evict_user_data = rec;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  char buf[32];
+
+  ck_assert_int_eq(sets(c, "user:1", "u1", BE_CACHE_TTL_DEFAULT), BE_OK);
+  ck_assert_int_eq(sets(c, "short", "s", 10), BE_OK); /* 10 ns */
+  ck_assert_int_eq(sets(c, "forever", "f", BE_CACHE_TTL_FOREVER), BE_OK);
+  be_cache_entry *h = NULL;
+  ck_assert_int_eq(be_cache_get(&h, c, "user:1", 6), BE_OK);
+  ck_assert_int_eq(be_cache_entry_expires_ns(h), 1000 + 300 * SEC);
+  be_cache_entry_release(h);
+
+  be_clock_advance(clk, 9);
+  ck_assert(gets(c, "short", buf, sizeof buf)); /* 1 ns before */
+  be_clock_advance(clk, 1);
+  ck_assert(!gets(c, "short", buf, sizeof buf)); /* exactly at TTL */
+  ck_assert_uint_eq(rec->n, 1);
+  ck_assert_str_eq(rec->ev[0].key, "short");
+  ck_assert_int_eq(rec->ev[0].reason, BE_CACHE_EVICT_EXPIRED);
+
+  be_clock_advance(clk, 300 * SEC - 11);
+  ck_assert(gets(c, "user:1", buf, sizeof buf));
+  ck_assert_str_eq(buf, "u1");
+  be_clock_advance(clk, 1);
+  ck_assert(!gets(c, "user:1", buf, sizeof buf));
+  be_clock_advance(clk, 1000 * SEC);
+  ck_assert(gets(c, "forever", buf, sizeof buf));
+
+  /* re-setting restarts the TTL; an expired entry replaced counts as expired */
+  ck_assert_int_eq(sets(c, "k", "1", 5 * SEC), BE_OK);
+  be_clock_advance(clk, 5 * SEC);
+  ck_assert_int_eq(sets(c, "k", "2", 5 * SEC), BE_OK);
+  ck_assert_int_eq(rec->ev[rec->n - 1].reason, BE_CACHE_EVICT_EXPIRED);
+  be_clock_advance(clk, 4 * SEC);
+  ck_assert(gets(c, "k", buf, sizeof buf));
+  ck_assert_str_eq(buf, "2");
+
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.expirations, 3);
+  ck_assert_uint_eq(st.entries, 2);
+  assert_stats_add_up(c);
+  be_cache_free(c);
+  be_clock_free(clk);
+  free(rec);
+}
+END_TEST
+
+START_TEST(ttl_jitter_only_shortens) {
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.clock = clk;
+  o.default_ttl_ns = 100 * SEC;
+  o.ttl_jitter_pct = 20;
+  o.seed = 7;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  int64_t lo = INT64_MAX, hi = 0;
+  for (int i = 0; i < 500; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "k%d", i);
+    ck_assert_int_eq(sets(c, k, "v", 0), BE_OK);
+    be_cache_entry *h = NULL;
+    ck_assert_int_eq(be_cache_get(&h, c, k, strlen(k)), BE_OK);
+    int64_t ex = be_cache_entry_expires_ns(h);
+    be_cache_entry_release(h);
+    if (ex < lo) lo = ex;
+    if (ex > hi) hi = ex;
+  }
+  ck_assert_int_ge(lo, 80 * SEC);
+  ck_assert_int_le(hi, 100 * SEC);
+  ck_assert_int_lt(lo, 82 * SEC); /* spread over the whole window */
+  ck_assert_int_gt(hi, 98 * SEC);
+  be_cache_free(c);
+  be_clock_free(clk);
+}
+END_TEST
+
+START_TEST(sweep_removes_dead_without_lookups) {
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_cache *c = new_cache(clk, 2, 0, 0, 0);
+  for (int i = 0; i < 200; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "old%d", i);
+    ck_assert_int_eq(sets(c, k, "v", SEC), BE_OK);
+  }
+  be_clock_advance(clk, SEC);
+  ck_assert_uint_eq(stats_of(c).entries, 200);
+  /* writes of other keys advance the amortised sweep */
+  for (int i = 0; i < 200; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "new%d", i);
+    ck_assert_int_eq(sets(c, k, "v", BE_CACHE_TTL_FOREVER), BE_OK);
+  }
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.entries, 200);
+  ck_assert_uint_eq(st.expirations, 200);
+  uint64_t removed = 1;
+  ck_assert_int_eq(be_cache_sweep(&removed, c, 0), BE_OK);
+  ck_assert_uint_eq(removed, 0);
+  be_clock_advance(clk, 1);
+  ck_assert_int_eq(sets(c, "x", "v", 1), BE_OK);
+  be_clock_advance(clk, 1);
+  ck_assert_int_eq(be_cache_sweep(&removed, c, 0), BE_OK);
+  ck_assert_uint_eq(removed, 1);
+  ck_assert_int_eq(be_cache_sweep(NULL, c, 3), BE_OK);
+  assert_stats_add_up(c);
+  be_cache_free(c);
+  be_clock_free(clk);
+}
+END_TEST
+
+/* ---- bounds ---- */
+
+START_TEST(byte_bound_with_large_values) {
+  recorder *rec = calloc(1, sizeof *rec);
+  static char val[100000];
+  memset(val, 'v', sizeof val);
+  uint64_t each = be_cache_charge(2, 30000);
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.shard_count = 1;
+  o.max_bytes = 3 * each + 10; /* three fit, four do not */
+  o.on_evict = record_evict;
+  o.evict_user_data = rec;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_set(c, "k1", 2, val, 30000, 0, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_set(c, "k2", 2, val, 30000, 0, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_set(c, "k3", 2, val, 30000, 0, NULL), BE_OK);
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.bytes, 3 * each);
+  ck_assert_uint_eq(rec->n, 0);
+  size_t n;
+  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "k1", 2), BE_E_VALIDATION); /* touch k1 */
+  ck_assert_int_eq(be_cache_set(c, "k4", 2, val, 30000, 0, NULL), BE_OK);
+  ck_assert_uint_eq(rec->n, 1);
+  ck_assert_str_eq(rec->ev[0].key, "k2"); /* least recently used */
+  ck_assert_int_eq(rec->ev[0].reason, BE_CACHE_EVICT_SIZE);
+  /* a big one pushes out several */
+  ck_assert_int_eq(be_cache_set(c, "k5", 2, val, 2 * 30000 + 40, 0, NULL), BE_OK);
+  ck_assert_uint_eq(rec->n, 3);
+  ck_assert_str_eq(rec->ev[1].key, "k3");
+  ck_assert_str_eq(rec->ev[2].key, "k1");
+  st = stats_of(c);
+  ck_assert_uint_le(st.bytes, o.max_bytes);
+  ck_assert_uint_eq(st.entries, 2);
+  ck_assert_uint_eq(st.evictions_size, 3);
+  /* larger than the bound: refused, nothing evicted */
+  be_error *e = NULL;
+  ck_assert_int_eq(be_cache_set(c, "k6", 2, val, sizeof val, 0, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "value");
+  be_error_free(e);
+  ck_assert_uint_eq(rec->n, 3);
+  ck_assert_uint_eq(stats_of(c).entries, 2);
+  be_cache_free(c);
+  free(rec);
+}
+END_TEST
+
+/* A counting allocator that knows block sizes, to check memory_bytes. */
+static _Atomic long long mem_live;
+static void *cnt_malloc(size_t n, void *ud) {
+  (void)ud;
+  size_t *p = malloc(n + 16);
+  if (!p) return NULL;
+  *p = n;
+  atomic_fetch_add(&mem_live, (long long)n);
+  return (char *)p + 16;
+}
+static void cnt_free(void *q, void *ud) {
+  (void)ud;
+  size_t *p = (size_t *)((char *)q - 16);
+  atomic_fetch_sub(&mem_live, (long long)*p);
+  free(p);
+}
+static void *cnt_realloc(void *q, size_t n, void *ud) {
+  void *r = cnt_malloc(n, ud);
+  if (!r) return NULL;
+  size_t old = *(size_t *)((char *)q - 16);
+  memcpy(r, q, old < n ? old : n);
+  cnt_free(q, ud);
+  return r;
+}
+
+START_TEST(memory_accounting_is_exact) {
+  be_allocator a = BE_ALLOCATOR_INIT;
+  a.malloc_fn = cnt_malloc;
+  a.realloc_fn = cnt_realloc;
+  a.free_fn = cnt_free;
+  atomic_store(&mem_live, 0);
+  ck_assert_int_eq(be_set_allocator(&a), BE_OK);
+  be_cache *c = new_cache(NULL, 4, 0, 0, 0);
+  ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
+  be_cache_stats st = stats_of(c);
+  ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
+  rng_state = 99;
+  for (int i = 0; i < 3000; i++) {
+    char k[32], v[300];
+    snprintf(k, sizeof k, "user:%d", (int)rnd_below(2000));
+    size_t vl = rnd_below(sizeof v);
+    memset(v, 'x', vl);
+    ck_assert_int_eq(be_cache_set(c, k, strlen(k), v, vl, 0, NULL), BE_OK);
+    if (i % 7 == 0) be_cache_delete(c, k, strlen(k));
+  }
+  st = stats_of(c);
+  ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
+  /* the charge is an upper bound of what the entries really cost */
+  ck_assert_uint_le(st.memory_bytes, st.bytes + 8192);
+  ck_assert_int_eq(be_cache_clear(c), BE_OK);
+  st = stats_of(c);
+  ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
+  ck_assert_uint_eq(st.bytes, 0);
+  be_cache_free(c);
+  ck_assert_int_eq(atomic_load(&mem_live), 0);
+  be_set_allocator(NULL);
+}
+END_TEST
+
+START_TEST(count_bound_splits_over_shards) {
+  be_cache *c = new_cache(NULL, 4, 10, 0, 0); /* shares 3,3,2,2 */
+  for (int i = 0; i < 1000; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "k%d", i);
+    ck_assert_int_eq(sets(c, k, "v", 0), BE_OK);
+    ck_assert_uint_le(stats_of(c).entries, 10);
+  }
+  ck_assert_uint_eq(stats_of(c).entries, 10);
+  ck_assert_uint_eq(stats_of(c).evictions_count, 990);
+  be_cache_free(c);
+  /* fewer entries than shards: shard count shrinks so each may hold one */
+  c = new_cache(NULL, 16, 3, 0, 0);
+  ck_assert_uint_eq(stats_of(c).shard_count, 2);
+  be_cache_free(c);
+}
+END_TEST
+
+/* ---- prefix invalidation ---- */
+
+START_TEST(prefix_invalidation_registered_and_not) {
+  be_cache *c = new_cache(NULL, 4, 0, 0, 0);
+  char buf[32];
+  ck_assert_int_eq(sets(c, "user:1", "a", 0), BE_OK);
+  ck_assert_int_eq(sets(c, "user:2", "b", 0), BE_OK);
+  ck_assert_int_eq(sets(c, "sess:1", "s", 0), BE_OK);
+  ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK); /* after the sets */
+  ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK); /* twice: no-op */
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5), BE_OK);
+  ck_assert(!gets(c, "user:1", buf, sizeof buf));
+  ck_assert(!gets(c, "user:2", buf, sizeof buf));
+  ck_assert(gets(c, "sess:1", buf, sizeof buf));
+  ck_assert_int_eq(sets(c, "user:1", "new", 0), BE_OK); /* later sets survive */
+  ck_assert(gets(c, "user:1", buf, sizeof buf));
+  ck_assert_str_eq(buf, "new");
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.invalidations, 2);
+
+  /* unregistered: linear, removes at once */
+  ck_assert_int_eq(sets(c, "user:10", "x", 0), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:1", 6), BE_OK);
+  ck_assert(!gets(c, "user:1", buf, sizeof buf));
+  ck_assert(!gets(c, "user:10", buf, sizeof buf));
+  ck_assert(gets(c, "sess:1", buf, sizeof buf));
+  ck_assert_uint_eq(stats_of(c).entries, 1);
+
+  /* the empty prefix matches everything */
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "", 0), BE_OK);
+  ck_assert_uint_eq(stats_of(c).entries, 0);
+
+  /* at most BE_CACHE_MAX_PREFIXES */
+  for (int i = 1; i < BE_CACHE_MAX_PREFIXES; i++) {
+    char p[8];
+    snprintf(p, sizeof p, "p%d:", i);
+    ck_assert_int_eq(be_cache_register_prefix(c, p, strlen(p), NULL), BE_OK);
+  }
+  be_error *e = NULL;
+  ck_assert_int_eq(be_cache_register_prefix(c, "one-more", 8, &e), BE_E_VALIDATION);
+  be_error_free(e);
+  /* nested registered prefixes: either one kills the entry */
+  ck_assert_int_eq(sets(c, "p1:user:5", "v", 0), BE_OK);
+  ck_assert_int_eq(sets(c, "p1:x", "v", 0), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p1:", 3), BE_OK);
+  ck_assert(!gets(c, "p1:user:5", buf, sizeof buf));
+  ck_assert(!gets(c, "p1:x", buf, sizeof buf));
+  assert_stats_add_up(c);
+  be_cache_free(c);
+}
+END_TEST
+
+/* Sets completed before an invalidation are gone after it, while another
+ * thread keeps setting keys under the same prefix. */
+typedef struct writer_arg {
+  be_cache *c;
+  _Atomic int stop;
+} writer_arg;
+
+static void *prefix_writer(void *p) {
+  writer_arg *w = p;
+  char k[32];
+  for (unsigned i = 0; !atomic_load(&w->stop); i++) {
+    snprintf(k, sizeof k, "user:w%u", i % 512);
+    be_cache_set(w->c, k, strlen(k), "w", 1, 0, NULL);
+    if (i % 64 == 0) be_cache_get_copy(NULL, 0, &(size_t){0}, w->c, k, strlen(k));
+  }
+  return NULL;
+}
+
+START_TEST(prefix_invalidation_under_concurrent_sets) {
+  for (int registered = 0; registered < 2; registered++) {
+    be_cache *c = new_cache(NULL, 8, 0, 0, 0);
+    if (registered) ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
+    writer_arg w = {c, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, prefix_writer, &w);
+    char buf[16];
+    for (int i = 0; i < 300; i++) {
+      char k[32];
+      snprintf(k, sizeof k, "user:m%d", i % 50);
+      ck_assert_int_eq(sets(c, k, "m", 0), BE_OK);
+      ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5), BE_OK);
+      ck_assert(!gets(c, k, buf, sizeof buf));
+      ck_assert_int_eq(sets(c, k, "m2", 0), BE_OK);
+      ck_assert(gets(c, k, buf, sizeof buf));
+    }
+    atomic_store(&w.stop, 1);
+    pthread_join(t, NULL);
+    be_cache_free(c);
+  }
+}
+END_TEST
+
+/* ---- the randomized model test ---- */
+
+/* The reference: an array in recency order (index 0 = most recent). Dead
+ * entries stay until something meets them, exactly as documented. */
+typedef struct mentry {
+  char key[16];
+  size_t klen;
+  unsigned char val[40];
+  size_t vlen;
+  int64_t expires; /* INT64_MAX = never */
+  int invalidated; /* hit by a registered-prefix invalidation */
+} mentry;
+
+typedef struct model {
+  mentry e[64];
+  size_t n;
+  uint64_t max_count, max_bytes, bytes;
+  int64_t default_ttl;
+  uint64_t hits, misses, inserts, replacements, ev_size, ev_count, expirations, invalidations;
+  event ev[MAX_EVENTS];
+  size_t nev;
+  const char *registered[4];
+  int nreg;
+} model;
+
+static int m_dead(const model *m, const mentry *e, int64_t now) {
+  (void)m;
+  if (e->invalidated) return BE_CACHE_EVICT_INVALIDATED;
+  if (now >= e->expires) return BE_CACHE_EVICT_EXPIRED;
+  return 0;
+}
+
+static void m_remove(model *m, size_t i, int reason) {
+  mentry *e = &m->e[i];
+  QTRUE(m->nev < MAX_EVENTS, "model events full");
+  memcpy(m->ev[m->nev].key, e->key, e->klen + 1);
+  m->ev[m->nev].reason = reason;
+  m->nev++;
+  m->bytes -= be_cache_charge(e->klen, e->vlen);
+  switch (reason) {
+    case BE_CACHE_EVICT_SIZE: m->ev_size++; break;
+    case BE_CACHE_EVICT_COUNT: m->ev_count++; break;
+    case BE_CACHE_EVICT_EXPIRED: m->expirations++; break;
+    case BE_CACHE_EVICT_INVALIDATED: m->invalidations++; break;
+    default: m->replacements++; break;
+  }
+  memmove(&m->e[i], &m->e[i + 1], (m->n - i - 1) * sizeof *e);
+  m->n--;
+}
+
+static long m_find(const model *m, const char *k) {
+  for (size_t i = 0; i < m->n; i++)
+    if (strcmp(m->e[i].key, k) == 0) return (long)i;
+  return -1;
+}
+
+/* Returns the live index or -1 (removing a dead entry found). */
+static long m_lookup(model *m, const char *k, int64_t now) {
+  long i = m_find(m, k);
+  if (i < 0) return -1;
+  int d = m_dead(m, &m->e[i], now);
+  if (d) {
+    m_remove(m, (size_t)i, d);
+    return -1;
+  }
+  return i;
+}
+
+static void m_to_front(model *m, size_t i) {
+  mentry tmp = m->e[i];
+  memmove(&m->e[1], &m->e[0], i * sizeof tmp);
+  m->e[0] = tmp;
+}
+
+static int m_set(model *m, const char *k, const unsigned char *v, size_t vlen, int64_t ttl,
+                 int64_t now) {
+  size_t klen = strlen(k);
+  if (be_cache_charge(klen, vlen) > m->max_bytes) return BE_E_VALIDATION;
+  long i = m_find(m, k);
+  if (i >= 0) {
+    int d = m_dead(m, &m->e[i], now);
+    m_remove(m, (size_t)i, d ? d : BE_CACHE_EVICT_REPLACED);
+  }
+  QTRUE(m->n < 64, "model full");
+  memmove(&m->e[1], &m->e[0], m->n * sizeof m->e[0]);
+  mentry *e = &m->e[0];
+  memset(e, 0, sizeof *e);
+  memcpy(e->key, k, klen + 1);
+  e->klen = klen;
+  memcpy(e->val, v, vlen);
+  e->vlen = vlen;
+  if (ttl == BE_CACHE_TTL_DEFAULT) ttl = m->default_ttl;
+  e->expires = ttl > 0 ? now + ttl : INT64_MAX;
+  m->n++;
+  m->bytes += be_cache_charge(klen, vlen);
+  m->inserts++;
+  while (m->n > m->max_count || m->bytes > m->max_bytes) {
+    size_t t = m->n - 1;
+    int d = m_dead(m, &m->e[t], now);
+    if (!d) d = m->n > m->max_count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
+    m_remove(m, t, d);
+  }
+  return BE_OK;
+}
+
+static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+static int ev_cmp(const void *a, const void *b) {
+  const event *x = a, *y = b;
+  int c = strcmp(x->key, y->key);
+  return c ? c : x->reason - y->reason;
+}
+
+static const char *const key_pool[] = {"user:1", "user:2", "user:3", "user:10", "user:11",
+                                       "sess:1", "sess:2", "u",      "ux",      "perm:1",
+                                       "perm:2", "a",      "",       "user:",   "sess:33"};
+static const char *const prefix_pool[] = {"user:", "user:1", "sess:", "u", "perm:", "x", ""};
+
+static void run_model_sequence(uint64_t seed, int ops) {
+  rng_state = seed * 2654435761u + 1;
+  be_clock *clk = NULL;
+  QEQ(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  static model m;
+  static recorder rec;
+  memset(&m, 0, sizeof m);
+  memset(&rec, 0, sizeof rec);
+  m.max_count = 1 + rnd_below(12);
+  m.max_bytes = rnd_below(3) == 0 ? UINT64_MAX : be_cache_charge(6, 20) * (2 + rnd_below(8));
+  m.default_ttl = rnd_below(2) ? (int64_t)(1 + rnd_below(50)) : 0;
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.shard_count = 1;
+  o.max_entries = m.max_count;
+  o.max_bytes = m.max_bytes == UINT64_MAX ? 0 : m.max_bytes;
+  o.default_ttl_ns = m.default_ttl;
+  o.sweep_batch = -1; /* the sweep's bucket order is hash-dependent: test it elsewhere */
+  o.clock = clk;
+  o.on_evict = record_evict;
+  o.evict_user_data = &rec;
+  o.seed = seed;
+  be_cache *c = NULL;
+  QEQ(be_cache_new(&c, &o, NULL), BE_OK);
+
+  const size_t nkeys = sizeof key_pool / sizeof key_pool[0];
+  const size_t nprefixes = sizeof prefix_pool / sizeof prefix_pool[0];
+  for (int op = 0; op < ops; op++) {
+    int64_t now = be_clock_now_ns(clk);
+    const char *k = key_pool[rnd_below(nkeys)];
+    size_t klen = strlen(k);
+    unsigned r = (unsigned)rnd_below(100);
+    size_t ev_before = m.nev;
+    int sort_events = 0;
+    if (r < 35) { /* set */
+      unsigned char v[40];
+      size_t vlen = rnd_below(sizeof v);
+      for (size_t i = 0; i < vlen; i++) v[i] = (unsigned char)rnd();
+      int64_t ttl;
+      unsigned t = (unsigned)rnd_below(4);
+      ttl = t == 0 ? BE_CACHE_TTL_DEFAULT : t == 1 ? BE_CACHE_TTL_FOREVER : (int64_t)(1 + rnd_below(40));
+      int want = m_set(&m, k, v, vlen, ttl, now);
+      QEQ(be_cache_set(c, k, klen, v, vlen, ttl, NULL), want);
+    } else if (r < 70) { /* get, through either read path */
+      long i = m_lookup(&m, k, now);
+      if (i >= 0) {
+        m_to_front(&m, (size_t)i);
+        m.hits++;
+      } else {
+        m.misses++;
+      }
+      if (rnd_below(2)) {
+        unsigned char buf[40];
+        size_t n = 0;
+        int rc = be_cache_get_copy(buf, sizeof buf, &n, c, k, klen);
+        QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
+                      (unsigned long long)seed, op, k);
+        if (i >= 0) {
+          QEQ(n, m.e[0].vlen);
+          QEQ(memcmp(buf, m.e[0].val, n), 0);
+        }
+      } else {
+        be_cache_entry *h = NULL;
+        int rc = be_cache_get(&h, c, k, klen);
+        QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
+                      (unsigned long long)seed, op, k);
+        if (i >= 0) {
+          size_t n;
+          const void *v = be_cache_entry_value(h, &n);
+          QEQ(n, m.e[0].vlen);
+          QEQ(memcmp(v, m.e[0].val, n), 0);
+        }
+        be_cache_entry_release(h);
+      }
+    } else if (r < 80) { /* delete */
+      long i = m_lookup(&m, k, now);
+      if (i >= 0) m_remove(&m, (size_t)i, BE_CACHE_EVICT_INVALIDATED);
+      QEQ(be_cache_delete(c, k, klen), i >= 0 ? BE_OK : BE_E_NOT_FOUND);
+    } else if (r < 86) { /* prefix invalidation */
+      const char *p = prefix_pool[rnd_below(nprefixes)];
+      int reg = 0;
+      for (int j = 0; j < m.nreg; j++) reg |= strcmp(m.registered[j], p) == 0;
+      if (reg) {
+        for (size_t i = 0; i < m.n; i++)
+          if (starts_with(m.e[i].key, p)) m.e[i].invalidated = 1;
+      } else {
+        for (size_t i = m.n; i-- > 0;)
+          if (starts_with(m.e[i].key, p)) {
+            int d = m_dead(&m, &m.e[i], now);
+            m_remove(&m, i, d ? d : BE_CACHE_EVICT_INVALIDATED);
+          }
+      }
+      QEQ(be_cache_invalidate_prefix(c, p, strlen(p)), BE_OK);
+    } else if (r < 88) { /* register a prefix (semantics unchanged, speed only) */
+      const char *p = prefix_pool[rnd_below(3)];
+      int reg = 0;
+      for (int j = 0; j < m.nreg; j++) reg |= strcmp(m.registered[j], p) == 0;
+      if (!reg) m.registered[m.nreg++] = p;
+      QEQ(be_cache_register_prefix(c, p, strlen(p), NULL), BE_OK);
+    } else if (r < 97) { /* time passes */
+      be_clock_advance(clk, (int64_t)rnd_below(rnd_below(4) ? 10 : 60));
+    } else if (r < 99) { /* full sweep: every dead entry goes, in bucket order */
+      uint64_t want = 0;
+      for (size_t i = m.n; i-- > 0;) {
+        int d = m_dead(&m, &m.e[i], now);
+        if (d) {
+          m_remove(&m, i, d);
+          want++;
+        }
+      }
+      uint64_t removed = 0;
+      QEQ(be_cache_sweep(&removed, c, 0), BE_OK);
+      QEQ(removed, want);
+      sort_events = 1;
+    } else { /* clear: most recent first */
+      while (m.n) m_remove(&m, 0, BE_CACHE_EVICT_INVALIDATED);
+      QEQ(be_cache_clear(c), BE_OK);
+    }
+
+    /* the callbacks of this op, in order */
+    QTRUE(rec.n == m.nev, "seed %llu op %d: %zu events, model %zu",
+                  (unsigned long long)seed, op, rec.n, m.nev);
+    if (sort_events) {
+      qsort(rec.ev + ev_before, rec.n - ev_before, sizeof(event), ev_cmp);
+      qsort(m.ev + ev_before, m.nev - ev_before, sizeof(event), ev_cmp);
+    }
+    for (size_t i = ev_before; i < m.nev; i++) {
+      QTRUE(strcmp(rec.ev[i].key, m.ev[i].key) == 0 && rec.ev[i].reason == m.ev[i].reason,
+                    "seed %llu op %d event %zu: (%s,%d) model (%s,%d)", (unsigned long long)seed,
+                    op, i, rec.ev[i].key, rec.ev[i].reason, m.ev[i].key, m.ev[i].reason);
+    }
+    if (m.nev > MAX_EVENTS - 100) m.nev = rec.n = 0;
+
+    be_cache_stats st = stats_of(c);
+    QTRUE(st.entries == m.n, "seed %llu op %d: entries %llu model %zu",
+                  (unsigned long long)seed, op, (unsigned long long)st.entries, m.n);
+    QEQ(st.bytes, m.bytes);
+    QEQ(st.hits, m.hits);
+    QEQ(st.misses, m.misses);
+    QEQ(st.inserts, m.inserts);
+    QEQ(st.replacements, m.replacements);
+    QEQ(st.evictions_size, m.ev_size);
+    QEQ(st.evictions_count, m.ev_count);
+    QEQ(st.expirations, m.expirations);
+    QEQ(st.invalidations, m.invalidations);
+  }
+  /* and the LRU order itself: walk from the least recent by evicting */
+  be_cache_free(c);
+  be_clock_free(clk);
+}
+
+START_TEST(model_random_sequences) {
+  for (uint64_t seed = 1; seed <= 3000; seed++) run_model_sequence(seed, 150);
+}
+END_TEST
+
+/* The final LRU order, checked directly: shrink by inserting fresh keys
+ * and watch the order in which the old ones are evicted. */
+START_TEST(model_lru_order_exact) {
+  recorder *rec = calloc(1, sizeof *rec);
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.shard_count = 1;
+  o.max_entries = 8;
+  o.on_evict = record_evict;
+  o.evict_user_data = rec;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  const char *order[8];
+  const char *keys[8] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+  for (int i = 0; i < 8; i++) ck_assert_int_eq(sets(c, keys[i], "v", 0), BE_OK);
+  rng_state = 5;
+  int pos[8];
+  for (int i = 0; i < 8; i++) pos[i] = i; /* pos: recency rank, 7 = most recent */
+  for (int step = 0; step < 200; step++) {
+    int k = (int)rnd_below(8);
+    char buf[8];
+    ck_assert(gets(c, keys[k], buf, sizeof buf));
+    for (int i = 0; i < 8; i++)
+      if (pos[i] > pos[k]) pos[i]--;
+    pos[k] = 7;
+  }
+  for (int i = 0; i < 8; i++) order[pos[i]] = keys[i];
+  for (int i = 0; i < 8; i++) {
+    char k[8];
+    snprintf(k, sizeof k, "new%d", i);
+    ck_assert_int_eq(sets(c, k, "v", 0), BE_OK);
+    ck_assert_str_eq(rec->ev[i].key, order[i]);
+    ck_assert_int_eq(rec->ev[i].reason, BE_CACHE_EVICT_COUNT);
+  }
+  be_cache_free(c);
+  free(rec);
+}
+END_TEST
+
+/* ---- get-or-load ---- */
+
+typedef struct load_ctx {
+  _Atomic int calls;
+  _Atomic int release; /* the loader blocks until set */
+  int rc;              /* what the loader returns */
+  int retryable;
+  int64_t ttl;
+  be_cache *cache;
+  int side_effect; /* 1 delete, 2 invalidate "user:", 3 set the key */
+} load_ctx;
+
+static int loader(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+  load_ctx *l = ud;
+  atomic_fetch_add(&l->calls, 1);
+  while (!atomic_load(&l->release)) sched_yield();
+  if (l->side_effect == 1) be_cache_delete(l->cache, key, klen);
+  if (l->side_effect == 2) be_cache_invalidate_prefix(l->cache, "user:", 5);
+  if (l->side_effect == 3) be_cache_set(l->cache, key, klen, "fresh", 5, 0, NULL);
+  if (l->rc != BE_OK) {
+    be_error_new(err, l->rc, "no such user");
+    if (l->retryable) be_error_set_retryable(*err, 1);
+    return l->rc;
+  }
+  char v[80];
+  int n = snprintf(v, sizeof v, "value of %.*s", (int)klen, (const char *)key);
+  return be_cache_load_set_value(out, v, (size_t)n, l->ttl);
+}
+
+typedef struct caller {
+  be_cache *c;
+  load_ctx *l;
+  const char *key;
+  int rc;
+  int32_t status;
+  char value[80];
+  int32_t err_code;
+  char err_msg[64];
+} caller;
+
+static void *call_get_or_load(void *p) {
+  caller *a = p;
+  be_cache_entry *h = NULL;
+  be_error *e = NULL;
+  a->rc = be_cache_get_or_load(&h, &a->status, a->c, a->key, strlen(a->key), loader, a->l, &e);
+  if (h) {
+    size_t n;
+    const void *v = be_cache_entry_value(h, &n);
+    memcpy(a->value, v, n);
+    a->value[n] = '\0';
+    be_cache_entry_release(h);
+  }
+  if (e) {
+    a->err_code = be_error_code(e);
+    snprintf(a->err_msg, sizeof a->err_msg, "%s", be_error_message(e));
+    be_error_free(e);
+  }
+  return NULL;
+}
+
+/* Bounded waits for other threads to reach a point (10 s of real time):
+ * a broken single flight fails the test instead of hanging it. */
+static void wait_until_loads_started(_Atomic int *calls, int n) {
+  int64_t start = be_clock_now_ns(NULL);
+  while (atomic_load(calls) < n) {
+    ck_assert_msg(be_clock_now_ns(NULL) - start < 10 * SEC, "loader never called");
+    sched_yield();
+  }
+}
+
+static void wait_for_waits(be_cache *c, uint64_t n) {
+  int64_t start = be_clock_now_ns(NULL);
+  while (stats_of(c).load_waits < n) {
+    ck_assert_msg(be_clock_now_ns(NULL) - start < 10 * SEC,
+                  "callers did not wait for the load in flight (%llu of %llu)",
+                  (unsigned long long)stats_of(c).load_waits, (unsigned long long)n);
+    sched_yield();
+  }
+}
+
+START_TEST(single_flight_8_threads_one_load) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0); /* one shard: other keys share its lock */
+  load_ctx l = {0};
+  l.cache = c;
+  caller a[8];
+  pthread_t t[8];
+  for (int i = 0; i < 8; i++) {
+    memset(&a[i], 0, sizeof a[i]);
+    a[i].c = c;
+    a[i].l = &l;
+    a[i].key = "user:42";
+    pthread_create(&t[i], NULL, call_get_or_load, &a[i]);
+  }
+  wait_until_loads_started(&l.calls, 1);
+  wait_for_waits(c, 7); /* all others are waiting on the one load */
+
+  /* other keys of the same shard are not blocked meanwhile */
+  ck_assert_int_eq(sets(c, "other", "o", 0), BE_OK);
+  char buf[8];
+  ck_assert(gets(c, "other", buf, sizeof buf));
+
+  atomic_store(&l.release, 1);
+  for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+  ck_assert_int_eq(atomic_load(&l.calls), 1);
+  int loaded = 0, shared = 0;
+  for (int i = 0; i < 8; i++) {
+    ck_assert_int_eq(a[i].rc, BE_OK);
+    ck_assert_str_eq(a[i].value, "value of user:42");
+    loaded += a[i].status == BE_CACHE_LOADED;
+    shared += a[i].status == BE_CACHE_SHARED;
+  }
+  ck_assert_int_eq(loaded, 1);
+  ck_assert_int_eq(shared, 7);
+
+  /* now cached: a hit, no load */
+  caller h = {.c = c, .l = &l, .key = "user:42"};
+  call_get_or_load(&h);
+  ck_assert_int_eq(h.status, BE_CACHE_HIT);
+  ck_assert_int_eq(atomic_load(&l.calls), 1);
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.loads, 1);
+  ck_assert_uint_eq(st.load_waits, 7);
+  ck_assert_uint_eq(st.misses, 8);
+  ck_assert_uint_eq(st.hits, 2);
+  be_cache_free(c);
+}
+END_TEST
+
+START_TEST(loader_error_shared_and_not_cached) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  load_ctx l = {0};
+  l.rc = BE_E_STORAGE;
+  caller a[4];
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) {
+    memset(&a[i], 0, sizeof a[i]);
+    a[i].c = c;
+    a[i].l = &l;
+    a[i].key = "user:7";
+    pthread_create(&t[i], NULL, call_get_or_load, &a[i]);
+  }
+  wait_until_loads_started(&l.calls, 1);
+  wait_for_waits(c, 3);
+  atomic_store(&l.release, 1);
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 4; i++) {
+    ck_assert_int_eq(a[i].rc, BE_E_STORAGE);
+    ck_assert_int_eq(a[i].err_code, BE_E_STORAGE);
+    ck_assert_str_eq(a[i].err_msg, "no such user");
+  }
+  ck_assert_int_eq(atomic_load(&l.calls), 1);
+  caller again = {.c = c, .l = &l, .key = "user:7"};
+  call_get_or_load(&again); /* not cached: loads again */
+  ck_assert_int_eq(again.rc, BE_E_STORAGE);
+  ck_assert_int_eq(again.status, BE_CACHE_LOADED);
+  ck_assert_int_eq(atomic_load(&l.calls), 2);
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.load_errors, 2);
+  ck_assert_uint_eq(st.entries, 0);
+  be_cache_free(c);
+}
+END_TEST
+
+static int loader_no_value(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
+  (void)ud, (void)k, (void)kl, (void)o, (void)e;
+  return BE_OK;
+}
+static int loader_positive(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
+  (void)ud, (void)k, (void)kl, (void)e;
+  be_cache_load_set_value(o, "v", 1, 0);
+  return 5;
+}
+static int loader_bad_ttl(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
+  (void)ud, (void)k, (void)kl, (void)e;
+  ck_assert_int_eq(be_cache_load_set_value(o, NULL, 1, 0), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_load_set_value(o, "v", 1, -2), BE_E_VALIDATION);
+  ck_assert_int_eq(be_cache_load_set_value(o, "first", 5, 0), BE_OK);
+  return be_cache_load_set_value(o, "second", 6, BE_CACHE_TTL_FOREVER); /* replaces */
+}
+
+START_TEST(loader_misbehaviour) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  be_cache_entry *h = NULL;
+  be_error *e = NULL;
+  int32_t st = 0;
+  ck_assert_int_eq(be_cache_get_or_load(&h, &st, c, "k", 1, loader_no_value, NULL, &e), BE_E_INTERNAL);
+  ck_assert_ptr_null(h);
+  ck_assert_int_eq(be_error_code(e), BE_E_INTERNAL);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_cache_get_or_load(&h, &st, c, "k", 1, loader_positive, NULL, NULL), BE_E_INTERNAL);
+  ck_assert_uint_eq(stats_of(c).entries, 0);
+  ck_assert_int_eq(be_cache_get_or_load(&h, &st, c, "k", 1, loader_bad_ttl, NULL, &e), BE_OK);
+  ck_assert_int_eq(memcmp(be_cache_entry_value(h, NULL), "second", 6), 0);
+  ck_assert_int_eq(be_cache_entry_expires_ns(h), INT64_MAX);
+  be_cache_entry_release(h);
+  be_cache_free(c);
+}
+END_TEST
+
+START_TEST(negative_caching_has_its_own_ttl) {
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.clock = clk;
+  o.shard_count = 2;
+  o.default_ttl_ns = 300 * SEC;
+  o.negative_ttl_ns = 10 * SEC;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  load_ctx l = {0};
+  atomic_store(&l.release, 1);
+  l.rc = BE_E_NOT_FOUND;
+  caller a = {.c = c, .l = &l, .key = "user:404"};
+  call_get_or_load(&a);
+  ck_assert_int_eq(a.rc, BE_E_NOT_FOUND);
+  ck_assert_int_eq(a.status, BE_CACHE_LOADED);
+  be_clock_advance(clk, 10 * SEC - 1);
+  caller b = {.c = c, .l = &l, .key = "user:404"};
+  call_get_or_load(&b);
+  ck_assert_int_eq(b.rc, BE_E_NOT_FOUND);
+  ck_assert_int_eq(b.status, BE_CACHE_NEGATIVE);
+  ck_assert_int_eq(b.err_code, BE_E_NOT_FOUND);
+  ck_assert_str_eq(b.err_msg, "no such user");
+  ck_assert_int_eq(atomic_load(&l.calls), 1);
+  /* plain gets do not see negative entries */
+  char buf[8];
+  ck_assert(!gets(c, "user:404", buf, sizeof buf));
+  be_clock_advance(clk, 1);
+  caller d = {.c = c, .l = &l, .key = "user:404"};
+  call_get_or_load(&d);
+  ck_assert_int_eq(d.status, BE_CACHE_LOADED);
+  ck_assert_int_eq(atomic_load(&l.calls), 2);
+
+  /* retryable errors are never cached */
+  l.rc = BE_E_UNAVAILABLE;
+  caller u1 = {.c = c, .l = &l, .key = "user:503"}, u2 = u1;
+  call_get_or_load(&u1);
+  call_get_or_load(&u2);
+  ck_assert_int_eq(u2.status, BE_CACHE_LOADED);
+  ck_assert_int_eq(atomic_load(&l.calls), 4);
+  l.rc = BE_E_NOT_FOUND;
+  l.retryable = 1;
+  caller r1 = {.c = c, .l = &l, .key = "user:r"}, r2 = r1;
+  call_get_or_load(&r1);
+  call_get_or_load(&r2);
+  ck_assert_int_eq(r2.status, BE_CACHE_LOADED);
+  l.retryable = 0;
+
+  /* a set replaces the negative entry */
+  ck_assert_int_eq(sets(c, "user:404", "found", 0), BE_OK);
+  caller f = {.c = c, .l = &l, .key = "user:404"};
+  call_get_or_load(&f);
+  ck_assert_int_eq(f.status, BE_CACHE_HIT);
+  ck_assert_str_eq(f.value, "found");
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.negative_hits, 1);
+  assert_stats_add_up(c);
+  be_cache_free(c);
+  be_clock_free(clk);
+}
+END_TEST
+
+/* A delete, registered-prefix invalidation or set while loading means the
+ * loaded value may be stale: it is returned but not cached. */
+START_TEST(invalidation_during_load_is_not_lost) {
+  for (int effect = 1; effect <= 3; effect++) {
+    be_cache *c = new_cache(NULL, 2, 0, 0, 0);
+    ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
+    load_ctx l = {0};
+    atomic_store(&l.release, 1);
+    l.cache = c;
+    l.side_effect = effect;
+    caller a = {.c = c, .l = &l, .key = "user:9"};
+    call_get_or_load(&a);
+    ck_assert_int_eq(a.rc, BE_OK);
+    ck_assert_str_eq(a.value, "value of user:9");
+    l.side_effect = 0;
+    caller b = {.c = c, .l = &l, .key = "user:9"};
+    call_get_or_load(&b);
+    if (effect == 3) { /* the set during the load wins */
+      ck_assert_int_eq(b.status, BE_CACHE_HIT);
+      ck_assert_str_eq(b.value, "fresh");
+      ck_assert_int_eq(atomic_load(&l.calls), 1);
+    } else {
+      ck_assert_int_eq(b.status, BE_CACHE_LOADED);
+      ck_assert_int_eq(atomic_load(&l.calls), 2);
+    }
+    be_cache_free(c);
+  }
+}
+END_TEST
+
+/* ---- stats after random multi-threaded-free workloads ---- */
+
+START_TEST(stats_add_up_after_random_workload) {
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.clock = clk;
+  o.shard_count = 4;
+  o.max_entries = 50;
+  o.max_bytes = 40 * be_cache_charge(8, 30);
+  o.default_ttl_ns = 100;
+  o.negative_ttl_ns = 30;
+  o.ttl_jitter_pct = 30;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_register_prefix(c, "k1", 2, NULL), BE_OK);
+  load_ctx l = {0};
+  atomic_store(&l.release, 1);
+  rng_state = 1234;
+  uint64_t lookups = 0, errors = 0;
+  for (int i = 0; i < 20000; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "k%d", (int)rnd_below(120));
+    unsigned r = (unsigned)rnd_below(100);
+    if (r < 30) {
+      char v[60];
+      size_t vl = rnd_below(sizeof v);
+      memset(v, 'a', vl);
+      be_cache_set(c, k, strlen(k), v, vl, 0, NULL);
+    } else if (r < 60) {
+      size_t n;
+      char buf[64];
+      be_cache_get_copy(buf, sizeof buf, &n, c, k, strlen(k));
+      lookups++;
+    } else if (r < 85) {
+      l.rc = rnd_below(4) == 0 ? BE_E_NOT_FOUND : BE_OK;
+      l.ttl = 0;
+      caller a = {.c = c, .l = &l, .key = k};
+      call_get_or_load(&a);
+      lookups++;
+      if (a.rc != BE_OK && a.status == BE_CACHE_LOADED) errors++;
+    } else if (r < 92) {
+      be_cache_delete(c, k, strlen(k));
+    } else if (r < 94) {
+      be_cache_invalidate_prefix(c, rnd_below(2) ? "k1" : "k2", 2);
+    } else {
+      be_clock_advance(clk, (int64_t)rnd_below(20));
+    }
+    if (i % 1000 == 0) assert_stats_add_up(c);
+  }
+  be_cache_stats st = stats_of(c);
+  assert_stats_add_up(c);
+  ck_assert_uint_eq(st.hits + st.misses + st.negative_hits, lookups);
+  ck_assert_uint_eq(st.loads, (uint64_t)atomic_load(&l.calls));
+  ck_assert_uint_eq(st.load_errors, errors);
+  ck_assert_uint_le(st.entries, 50);
+  ck_assert_uint_le(st.bytes, o.max_bytes);
+  ck_assert_uint_gt(st.evictions_count + st.evictions_size, 0);
+  ck_assert_uint_gt(st.expirations, 0);
+  ck_assert_uint_gt(st.invalidations, 0);
+  ck_assert_uint_gt(st.negative_hits, 0);
+  uint64_t removed;
+  be_clock_advance(clk, 1000); /* everything expires */
+  ck_assert_int_eq(be_cache_sweep(&removed, c, 0), BE_OK);
+  st = stats_of(c);
+  ck_assert_uint_eq(st.entries, 0);
+  ck_assert_uint_eq(st.bytes, 0);
+  assert_stats_add_up(c);
+  be_cache_free(c);
+  be_clock_free(clk);
+}
+END_TEST
+
+/* ---- callbacks may re-enter ---- */
+
+static be_cache *reentrant_cache;
+static _Atomic int reentrant_calls;
+
+static void reentrant_evict(void *ud, const void *key, size_t klen, const void *value,
+                            size_t vlen, int32_t reason) {
+  (void)ud, (void)value, (void)vlen, (void)reason;
+  char buf[8];
+  size_t n;
+  /* no lock is held: lookups, deletes and even sets of the same shard work */
+  be_cache_get_copy(buf, sizeof buf, &n, reentrant_cache, key, klen);
+  be_cache_delete(reentrant_cache, "nothing", 7);
+  if (atomic_fetch_add(&reentrant_calls, 1) == 0)
+    be_cache_set(reentrant_cache, "from-callback", 13, "v", 1, 0, NULL);
+}
+
+START_TEST(eviction_callback_may_call_the_cache) {
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.shard_count = 1;
+  o.max_entries = 1;
+  o.on_evict = reentrant_evict;
+  ck_assert_int_eq(be_cache_new(&reentrant_cache, &o, NULL), BE_OK);
+  atomic_store(&reentrant_calls, 0);
+  ck_assert_int_eq(sets(reentrant_cache, "a", "1", 0), BE_OK);
+  ck_assert_int_eq(sets(reentrant_cache, "b", "2", 0), BE_OK); /* evicts a, callback sets */
+  char buf[8];
+  ck_assert(gets(reentrant_cache, "from-callback", buf, sizeof buf));
+  ck_assert_int_eq(atomic_load(&reentrant_calls), 2); /* a, then b evicted by the callback's set */
+  be_cache_free(reentrant_cache);
+}
+END_TEST
+
+/* ---- allocation failures ---- */
+
+static int alloc_body(void *arg) {
+  (void)arg;
+  be_cache *c = NULL;
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.shard_count = 2;
+  o.max_entries = 8;
+  int rc = be_cache_new(&c, &o, NULL);
+  if (rc != BE_OK) return rc;
+  rc = be_cache_register_prefix(c, "user:", 5, NULL);
+  if (rc == BE_OK) rc = sets(c, "user:1", "one", 0);
+  if (rc == BE_OK) rc = sets(c, "user:2", "two", 0);
+  if (rc == BE_OK) rc = sets(c, "user:1", "uno", 0);
+  load_ctx l = {0};
+  atomic_store(&l.release, 1);
+  if (rc == BE_OK) {
+    be_cache_entry *h = NULL;
+    rc = be_cache_get_or_load(&h, NULL, c, "user:3", 6, loader, &l, NULL);
+    be_cache_entry_release(h);
+  }
+  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "user:", 5);
+  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "use", 3);
+  be_cache_free(c);
+  return rc;
+}
+
+static int alloc_body_errors(void *arg) {
+  (void)arg;
+  be_cache *c = NULL;
+  be_error *e = NULL;
+  int rc = be_cache_new(&c, NULL, &e);
+  if (rc != BE_OK) {
+    be_error_free(e);
+    return rc;
+  }
+  load_ctx l = {0};
+  atomic_store(&l.release, 1);
+  l.rc = BE_E_STORAGE;
+  be_cache_entry *h = NULL;
+  rc = be_cache_get_or_load(&h, NULL, c, "k", 1, loader, &l, &e);
+  be_error_free(e);
+  be_cache_free(c);
+  /* the loader's own error allocation may fail: still a failure */
+  return rc == BE_E_STORAGE ? BE_OK : rc;
+}
+
+START_TEST(allocation_failures_do_not_leak) {
+  TU_FOR_EACH_ALLOC_FAILURE(alloc_body, NULL);
+  /* with an error object to fill, every failure path still frees all */
+  for (long n = 1; n < 200; n++) {
+    tu_alloc_install(n);
+    alloc_body_errors(NULL);
+    long live = atomic_load(&tu_alloc_live);
+    tu_alloc_restore();
+    ck_assert_msg(live == 0, "leak of %ld blocks when allocation %ld fails", live, n);
+  }
+}
+END_TEST
+
+/* ---- concurrency: run under TSan in CI ---- */
+
+typedef struct stress_arg {
+  be_cache *c;
+  uint64_t seed;
+  load_ctx *l;
+} stress_arg;
+
+static void *stress_thread(void *p) {
+  stress_arg *a = p;
+  uint64_t s = a->seed;
+  for (int i = 0; i < 40000; i++) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    char k[24], v[64];
+    int id = (int)(s % 300);
+    int kl = snprintf(k, sizeof k, "user:%d", id);
+    /* the value names its key, so a torn or freed read shows */
+    int vl = snprintf(v, sizeof v, "%s|%0*d", k, (int)((s >> 20) % 30), id);
+    switch ((s >> 32) % 10) {
+      case 0: case 1: case 2:
+        be_cache_set(a->c, k, (size_t)kl, v, (size_t)vl, (int64_t)((s >> 40) % 3), NULL);
+        break;
+      case 3: case 4: {
+        be_cache_entry *h = NULL;
+        if (be_cache_get(&h, a->c, k, (size_t)kl) == BE_OK) {
+          size_t n;
+          const char *val = be_cache_entry_value(h, &n);
+          ck_assert((n > (size_t)kl && memcmp(val, k, (size_t)kl) == 0 && val[kl] == '|') ||
+                    (n == 9 + (size_t)kl && memcmp(val, "value of ", 9) == 0 &&
+                     memcmp(val + 9, k, (size_t)kl) == 0));
+          be_cache_entry_release(h);
+        }
+        break;
+      }
+      case 5: case 6: {
+        be_cache_entry *h = NULL;
+        if (be_cache_get_or_load(&h, NULL, a->c, k, (size_t)kl, loader, a->l, NULL) == BE_OK) {
+          size_t n;
+          const char *val = be_cache_entry_value(h, &n);
+          ck_assert(n >= (size_t)kl);
+          ck_assert(memcmp(val, k, (size_t)kl) == 0 || memcmp(val, "value of ", 9) == 0);
+          be_cache_entry_release(h);
+        }
+        break;
+      }
+      case 7: {
+        char buf[64];
+        size_t n;
+        if (be_cache_get_copy(buf, sizeof buf, &n, a->c, k, (size_t)kl) == BE_OK)
+          ck_assert(memcmp(buf, k, (size_t)kl) == 0 || memcmp(buf, "value of ", 9) == 0);
+        break;
+      }
+      case 8:
+        be_cache_delete(a->c, k, (size_t)kl);
+        break;
+      default:
+        if (s % 97 == 0) be_cache_invalidate_prefix(a->c, "user:1", 6);
+        else if (s % 89 == 0) be_cache_invalidate_prefix(a->c, "user:", 5);
+        else if (s % 83 == 0) be_cache_sweep(NULL, a->c, 8);
+        else if (s % 1009 == 0) be_cache_clear(a->c);
+        else {
+          be_cache_stats st = BE_CACHE_STATS_INIT;
+          be_cache_stats_get(a->c, &st);
+        }
+        break;
+    }
+  }
+  return NULL;
+}
+
+static void count_evict(void *ud, const void *key, size_t klen, const void *value, size_t vlen,
+                        int32_t reason) {
+  (void)key, (void)klen, (void)value, (void)vlen, (void)reason;
+  atomic_fetch_add((_Atomic long *)ud, 1);
+}
+
+START_TEST(concurrent_stress) {
+  static _Atomic long evicted;
+  atomic_store(&evicted, 0);
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.shard_count = 4;
+  o.max_entries = 120;
+  o.max_bytes = 120 * be_cache_charge(9, 40);
+  o.negative_ttl_ns = 1;
+  o.on_evict = count_evict;
+  o.evict_user_data = (void *)&evicted;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
+  load_ctx l = {0};
+  atomic_store(&l.release, 1);
+  stress_arg a[4];
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) {
+    a[i] = (stress_arg){c, 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1), &l};
+    pthread_create(&t[i], NULL, stress_thread, &a[i]);
+  }
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  be_cache_stats st = stats_of(c);
+  assert_stats_add_up(c);
+  ck_assert_uint_le(st.entries, 120);
+  ck_assert_uint_eq(st.loads, (uint64_t)atomic_load(&l.calls));
+  ck_assert_int_eq(atomic_load(&evicted),
+                   (long)(st.evictions_size + st.evictions_count + st.expirations +
+                          st.invalidations + st.replacements));
+  be_cache_free(c);
+}
+END_TEST
+
+/* Single flight under contention, many rounds: exactly one load per round. */
+static void *hammer_same_key(void *p) {
+  caller *a = p;
+  for (int i = 0; i < 200; i++) {
+    be_cache_entry *h = NULL;
+    int rc = be_cache_get_or_load(&h, NULL, a->c, a->key, strlen(a->key), loader, a->l, NULL);
+    ck_assert_int_eq(rc, BE_OK);
+    be_cache_entry_release(h);
+    if (i % 10 == 0) be_cache_delete(a->c, a->key, strlen(a->key));
+  }
+  return NULL;
+}
+
+START_TEST(single_flight_under_contention) {
+  be_cache *c = new_cache(NULL, 2, 0, 0, 0);
+  load_ctx l = {0};
+  atomic_store(&l.release, 1);
+  caller a[4];
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) {
+    a[i] = (caller){.c = c, .l = &l, .key = "hot"};
+    pthread_create(&t[i], NULL, hammer_same_key, &a[i]);
+  }
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.loads, (uint64_t)atomic_load(&l.calls));
+  /* each load is followed by hits or shares until the next delete */
+  ck_assert_uint_le(st.loads, 4 * 20 + 4);
+  ck_assert_uint_eq(st.hits + st.misses, 800);
+  be_cache_free(c);
+}
+END_TEST
+
+Suite *cache_suite(void) {
+  Suite *s = suite_create("cache");
+  TCase *tc = tcase_create("cache");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, options_and_misuse);
+  tcase_add_test(tc, set_get_delete_and_handles);
+  tcase_add_test(tc, ttl_expires_at_exactly_ttl);
+  tcase_add_test(tc, ttl_jitter_only_shortens);
+  tcase_add_test(tc, sweep_removes_dead_without_lookups);
+  tcase_add_test(tc, byte_bound_with_large_values);
+  tcase_add_test(tc, memory_accounting_is_exact);
+  tcase_add_test(tc, count_bound_splits_over_shards);
+  tcase_add_test(tc, prefix_invalidation_registered_and_not);
+  tcase_add_test(tc, prefix_invalidation_under_concurrent_sets);
+  tcase_add_test(tc, model_random_sequences);
+  tcase_add_test(tc, model_lru_order_exact);
+  tcase_add_test(tc, single_flight_8_threads_one_load);
+  tcase_add_test(tc, loader_error_shared_and_not_cached);
+  tcase_add_test(tc, loader_misbehaviour);
+  tcase_add_test(tc, negative_caching_has_its_own_ttl);
+  tcase_add_test(tc, invalidation_during_load_is_not_lost);
+  tcase_add_test(tc, stats_add_up_after_random_workload);
+  tcase_add_test(tc, eviction_callback_may_call_the_cache);
+  tcase_add_test(tc, allocation_failures_do_not_leak);
+  tcase_add_test(tc, concurrent_stress);
+  tcase_add_test(tc, single_flight_under_contention);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+TU_MAIN(cache_suite)
