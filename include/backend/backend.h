@@ -20,5 +20,13 @@
 #include <backend/tx.h>
 #include <backend/migrate.h>
 #include <backend/pool.h>
+/* query helpers (issue 4) */
+#include <backend/params.h>
+#include <backend/rows.h>
+#include <backend/batch.h>
+#include <backend/loader.h>
+#include <backend/scope.h>
+#include <backend/slowlog.h>
+#include <backend/query_stats.h>
 
 #endif /* BACKEND_BACKEND_H */

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/query_stats.h
+ * @brief Query counts, error counts, rows and a latency histogram for a
+ *        set of connections (typically every connection of one pool).
+ *
+ * Attach a be_query_stats to each connection (a pool does it for every
+ * connection it opens and detaches before closing one); every finished
+ * statement then adds to the counters and records its duration (ns) in a
+ * histogram with p50/p95/p99 (backend/histogram.h).
+ *
+ * Threads: recording and reading are lock-free and safe from any thread.
+ * Attach and detach a connection while no other thread uses it, and detach
+ * before closing it.
+ */
+#ifndef BACKEND_QUERY_STATS_H
+#define BACKEND_QUERY_STATS_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/histogram.h>
+#include <backend/storage.h>
+
+BE_BEGIN_DECLS
+
+typedef struct be_query_stats be_query_stats;
+
+/** New zeroed stats. Caller owns *out (be_query_stats_free).
+ * Errors: BE_E_MISUSE (out NULL), BE_E_NOMEM. */
+BE_API int be_query_stats_new(be_query_stats **out, be_error **err);
+
+/** Detach from every connection still attached, then release. NULL is a no-op. */
+BE_API void be_query_stats_free(be_query_stats *stats);
+
+/** Count conn's statements from now on (twice is a no-op).
+ * Errors: BE_E_MISUSE (NULL), BE_E_NOMEM. */
+BE_API int be_query_stats_attach(be_query_stats *stats, be_conn *conn, be_error **err);
+
+/** Stop counting conn's statements. NULL arguments are a no-op. */
+BE_API void be_query_stats_detach(be_query_stats *stats, be_conn *conn);
+
+/** Add one statement timed by the host: rc is BE_OK or a negative code.
+ * NULL is a no-op. */
+BE_API void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, int64_t rows,
+                                  int32_t rc);
+
+/** @name Counters (0 for NULL) @{ */
+BE_API uint64_t be_query_stats_queries(const be_query_stats *stats);
+/** Statements that ended with an error. */
+BE_API uint64_t be_query_stats_errors(const be_query_stats *stats);
+BE_API uint64_t be_query_stats_rows(const be_query_stats *stats);
+/** @} */
+
+/** The duration histogram (ns); borrowed, lives as long as stats. */
+BE_API const be_histogram *be_query_stats_histogram(const be_query_stats *stats);
+
+/**
+ * The stats as JSON: `{"queries":N,"errors":N,"rows":N,"p50_ns":N,
+ * "p95_ns":N,"p99_ns":N,"max_ns":N}`. *out_json is the caller's (be_free);
+ * out_len may be NULL. Errors: BE_E_MISUSE (NULL), BE_E_NOMEM.
+ */
+BE_API int be_query_stats_to_json(char **out_json, size_t *out_len, const be_query_stats *stats,
+                                  be_error **err);
+
+/** Zero every counter and the histogram (not atomic against recorders). */
+BE_API void be_query_stats_reset(be_query_stats *stats);
+
+BE_END_DECLS
+
+#endif /* BACKEND_QUERY_STATS_H */

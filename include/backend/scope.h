@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/scope.h
+ * @brief Request scopes and the N+1 detector.
+ *
+ * A scope counts the statements run on its connections between
+ * be_scope_begin() and be_scope_end(), by normalised SQL text: comments
+ * and extra whitespace dropped, literals and placeholders replaced by "?",
+ * and a list of placeholders such as an IN list collapsed to "(?)", so
+ * "WHERE id = 1" and "WHERE id = 2" count as one statement. When one
+ * statement runs more than repeat_threshold times (default 10) in a scope,
+ * the scope reports it once through the log callback (backend/log.h) with
+ * the fields sql (normalised, so no values), count, threshold and a hint
+ * to batch-load; counting goes on.
+ *
+ * Threads: a scope belongs to the thread serving the request; every
+ * connection attached to it must be used from that thread. Begin, attach
+ * and end on a connection while no other thread uses it. End the scope
+ * before its connections are closed or returned to a pool.
+ */
+#ifndef BACKEND_SCOPE_H
+#define BACKEND_SCOPE_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/storage.h>
+
+BE_BEGIN_DECLS
+
+typedef struct be_scope be_scope;
+
+#define BE_SCOPE_OPTS_VERSION 1
+
+/** Scope options. Only ever grows at the end. */
+typedef struct be_scope_opts {
+  uint32_t version;         /**< BE_SCOPE_OPTS_VERSION */
+  int32_t repeat_threshold; /**< K: report a statement run more than K times; default 10 */
+  int32_t log_level;        /**< level of the report; default BE_LOG_WARN */
+} be_scope_opts;
+
+#define BE_SCOPE_OPTS_INIT { BE_SCOPE_OPTS_VERSION, 10, 30 }
+
+/** Fill *opts like BE_SCOPE_OPTS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
+BE_API int be_scope_opts_init(be_scope_opts *opts, uint32_t version);
+
+/**
+ * Begin a scope counting the statements run on conn (opts NULL = defaults).
+ * Caller owns *out: be_scope_end() stops counting, be_scope_free() releases.
+ * Errors: BE_E_MISUSE (out or conn NULL, bad opts version),
+ * BE_E_VALIDATION (repeat_threshold < 1, field "repeat_threshold"; bad
+ * log_level, field "log_level"), BE_E_NOMEM.
+ */
+BE_API int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_opts *opts,
+                          be_error **err);
+
+/**
+ * Count the statements of one more connection in the scope (a request
+ * that took a second connection). Attaching a connection twice is a no-op.
+ * Errors: BE_E_MISUSE (NULL, scope already ended), BE_E_NOMEM.
+ */
+BE_API int be_scope_attach(be_scope *scope, be_conn *conn, be_error **err);
+
+/** Stop counting: detach from every connection. The counters stay
+ * readable. Calling it again, or with NULL, is a no-op. */
+BE_API void be_scope_end(be_scope *scope);
+
+/** End the scope if needed and release it. NULL is a no-op. */
+BE_API void be_scope_free(be_scope *scope);
+
+/** @name Counters (0 / NULL for a NULL scope) @{ */
+/** Statements run in the scope. */
+BE_API int64_t be_scope_query_count(const be_scope *scope);
+/** Distinct normalised statements. */
+BE_API int64_t be_scope_distinct_count(const be_scope *scope);
+/** Runs of the most repeated statement. */
+BE_API int64_t be_scope_worst_count(const be_scope *scope);
+/** Normalised text of the most repeated statement (cut at 512 bytes);
+ * borrowed until the next statement in the scope or be_scope_free(); NULL
+ * when none ran. */
+BE_API const char *be_scope_worst_sql(const be_scope *scope);
+/** N+1 reports logged (one per offending statement). */
+BE_API int64_t be_scope_report_count(const be_scope *scope);
+/** @} */
+
+BE_END_DECLS
+
+#endif /* BACKEND_SCOPE_H */
