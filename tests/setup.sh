@@ -30,9 +30,14 @@ be_setup_build() {
     local extra=()
     # CI builds treat every warning as an error (the issue's -Werror in CI).
     [ "${CI:-}" = "true" ] && extra+=(-Dwerror=true)
-    meson setup "$dir" "${extra[@]}" "$@" >/dev/null
+    local log
+    log=$(mktemp)
+    meson setup "$dir" "${extra[@]}" "$@" >"$log" 2>&1 || { cat "$log"; rm -f "$log"; return 1; }
+    rm -f "$log"
   fi
-  meson compile -C "$dir" >/dev/null
+  # quiet when it works, the compiler's words when it does not
+  local out
+  out=$(meson compile -C "$dir" 2>&1) || { echo "$out" | tail -60; return 1; }
 }
 
 be_install_packages "${BE_PACKAGES[@]}"
