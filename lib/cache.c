@@ -325,6 +325,7 @@ static uint32_t pow2_at_least(uint32_t n) {
 }
 
 int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
+  uint32_t made = 0; /* shards initialised; the oom path may be reached before the loop */
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_new: out is NULL");
   *out = NULL;
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
@@ -368,7 +369,6 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   atomic_init(&c->epoch, 0);
   for (uint32_t i = 0; i < BE_CACHE_MAX_PREFIXES; i++) atomic_init(&c->prefixes[i].inval_epoch, 0);
 
-  uint32_t made = 0;
   for (; made < n; made++) {
     be__cache_shard *s = &c->shards[made];
     s->buckets = be__calloc(INITIAL_BUCKETS, sizeof *s->buckets);
