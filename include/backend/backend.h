@@ -28,5 +28,13 @@
 #include <backend/scope.h>
 #include <backend/slowlog.h>
 #include <backend/query_stats.h>
+/* services (issue 6) */
+#include <backend/app.h>
+#include <backend/mailer.h>
+#include <backend/user.h>
+#include <backend/permission.h>
+#include <backend/audit.h>
+#include <backend/testkit.h>
+#include <backend/auth.h>
 
 #endif /* BACKEND_BACKEND_H */

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/app.h
+ * @brief The app object: one call wires database, pool, cache, migrations
+ *        and the services (user, auth, permission, audit).
+ *
+ * The services are the be_user_*, be_auth_*, be_perm_* and be_audit_*
+ * function families; each takes the app as its first argument. One app is
+ * shared by any number of threads.
+ */
+#ifndef BACKEND_APP_H
+#define BACKEND_APP_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/clock.h>
+#include <backend/storage.h>
+
+BE_BEGIN_DECLS
+
+typedef struct be_app be_app;
+/* The mailer (backend/mailer.h), migrator (backend/migrate.h), pool
+ * (backend/pool.h) and cache (backend/cache.h) are named by their struct
+ * tags here: C99 forbids repeating their typedefs. */
+struct be_mailer;
+struct be_migrator;
+struct be_pool;
+struct be_cache;
+
+/** Host migration versions must be at or above this; lower ones are libbackend's. */
+#define BE_APP_HOST_MIGRATION_MIN 1000
+
+#define BE_APP_OPTIONS_VERSION 1
+
+/**
+ * App configuration. Zero / NULL fields mean the default in brackets.
+ * Times are milliseconds. Only ever grows at the end.
+ */
+typedef struct be_app_options {
+  uint32_t version;              /**< BE_APP_OPTIONS_VERSION */
+  const char *database;          /**< DSN for the driver ["backend.db"; ":memory:" works] */
+  const be_driver *driver;       /**< [the built-in SQLite driver] */
+  int32_t pool_min;              /**< [2] */
+  int32_t pool_max;              /**< [10] */
+  int64_t acquire_timeout_ms;    /**< [30000] */
+  int64_t cache_max_entries;     /**< [100000] */
+  int64_t cache_max_bytes;       /**< [64 MiB] */
+  int64_t user_cache_ttl_ms;     /**< profile cache TTL, key user:{id} [300000] */
+  uint64_t pwhash_opslimit;      /**< argon2id t [crypto_pwhash_OPSLIMIT_INTERACTIVE] */
+  uint64_t pwhash_memlimit;      /**< argon2id m in bytes [crypto_pwhash_MEMLIMIT_INTERACTIVE] */
+  int32_t insecure_test_hashing; /**< 1 allows parameters below OWASP's minimum (tests only) [0] */
+  int32_t password_min_length;   /**< in characters, 12..256 [12] */
+  int32_t max_concurrent_hashes; /**< beyond it logins fail with 503 [4] */
+  int64_t session_idle_ms;       /**< [30 min] */
+  int64_t session_absolute_ms;   /**< [12 h] */
+  int32_t throttle_after;        /**< consecutive failures before backoff [5] */
+  int32_t lockout_after;         /**< consecutive failures before lockout [10] */
+  int64_t lockout_ms;            /**< lockout duration [15 min] */
+  int64_t reset_token_ttl_ms;    /**< password reset token lifetime [1 h] */
+  be_clock *clock;               /**< borrowed; must outlive the app [system clock] */
+  const struct be_mailer *mailer;       /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
+  struct be_migrator *host_migrations;  /**< borrowed; applied after libbackend's [none] */
+} be_app_options;
+
+#define BE_APP_OPTIONS_INIT \
+  { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+
+/** Fill *opts like BE_APP_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, bad version). */
+BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
+
+/**
+ * Open the database, create the pool and the cache, apply libbackend's
+ * migrations and then the host's. opts may be NULL (all defaults). Caller
+ * owns *out (be_app_free).
+ * Errors: BE_E_MISUSE (bad options version), BE_E_VALIDATION (an option
+ * out of range, named as a field error), BE_E_DB_UNREACHABLE, migration
+ * errors, BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_app_new(be_app **out, const be_app_options *opts, be_error **err);
+
+/** Close the pool and release everything. NULL is a no-op. No other thread
+ * may be using the app. */
+BE_API void be_app_free(be_app *app);
+
+/** The app's pool, cache and clock: borrowed, valid as long as the app. */
+BE_API struct be_pool *be_app_pool(be_app *app);
+BE_API struct be_cache *be_app_cache(be_app *app);
+BE_API be_clock *be_app_clock(be_app *app);
+
+BE_END_DECLS
+
+#endif /* BACKEND_APP_H */

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/audit.h
+ * @brief The audit log: querying it and verifying its hash chain.
+ *
+ * Every mutating service call (users, permissions, passwords and
+ * sessions) writes one audit row in the same transaction as its change:
+ * if either fails, neither is written. A row records the actor (a user
+ * id, 0 = the system), the action ("user.update"), the target
+ * ("user", 42), the time (wall-clock nanoseconds of the app's clock) and
+ * details as JSON. Secrets (passwords, tokens) never appear in it.
+ *
+ * Tamper evidence: each row stores hash = BLAKE2b-256 (libsodium
+ * crypto_generichash) over a length-prefixed encoding of its id, actor,
+ * action, target, time, details and the previous row's hash (32 zero
+ * bytes for the first row). Editing, deleting or reordering a row breaks
+ * the chain at that row or the next one, and be_audit_verify() finds it.
+ * Cutting rows off the end, or rewriting every row from some point on,
+ * needs an anchor kept elsewhere: store be_audit_head()'s id and hash
+ * outside the database now and then and compare.
+ *
+ * Thread-safety: every function taking a be_app is safe from any number of
+ * threads. A be_audit_page is immutable and may be read from any thread.
+ */
+#ifndef BACKEND_AUDIT_H
+#define BACKEND_AUDIT_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/app.h>
+
+BE_BEGIN_DECLS
+
+/** One page of audit rows, newest first. */
+typedef struct be_audit_page be_audit_page;
+
+/** Bytes of a row hash. */
+#define BE_AUDIT_HASH_BYTES 32
+/** Largest page of be_audit_query(). */
+#define BE_AUDIT_PAGE_MAX 500
+
+#define BE_AUDIT_QUERY_VERSION 1
+
+/** What be_audit_query() returns. Only ever grows at the end. */
+typedef struct be_audit_query_opts {
+  uint32_t version;     /**< BE_AUDIT_QUERY_VERSION */
+  int32_t match_user;   /**< 1: only rows whose actor is user_id or whose target is user user_id */
+  int64_t user_id;      /**< with match_user (0 = the system as actor) */
+  int64_t from_ns;      /**< at >= from_ns (wall ns); 0 = no lower bound */
+  int64_t to_ns;        /**< at < to_ns; 0 = no upper bound */
+  const char *cursor;   /**< NULL for the first page, else be_audit_page_next_cursor() */
+  int32_t limit;        /**< 1..BE_AUDIT_PAGE_MAX; 0 = 50 */
+} be_audit_query_opts;
+
+#define BE_AUDIT_QUERY_INIT { BE_AUDIT_QUERY_VERSION, 0, 0, 0, 0, NULL, 0 }
+
+/** Fill *q like BE_AUDIT_QUERY_INIT. Errors: BE_E_MISUSE (NULL, unknown
+ * version). Thread-safety: safe. */
+BE_API int be_audit_query_init(be_audit_query_opts *q, uint32_t version);
+
+/**
+ * One page of matching rows, newest (highest id) first; keyset-paginated,
+ * so rows written between pages never make a page repeat or skip a row.
+ * q may be NULL (every row, first page of 50). Caller owns *out
+ * (be_audit_page_free).
+ * Errors: BE_E_MISUSE (out or app NULL, unknown version),
+ * BE_E_VALIDATION (field "cursor", "limit", "user_id", "to_ns"), pool and
+ * storage errors, BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_opts *q,
+                          be_error **err);
+
+/** @name Reading a page (rows 0..count-1; out of range: 0 / NULL)
+ * Strings are borrowed until be_audit_page_free(). @{ */
+BE_API size_t be_audit_page_count(const be_audit_page *page);
+/** Cursor for the next page (borrowed), NULL on the last page. */
+BE_API const char *be_audit_page_next_cursor(const be_audit_page *page);
+BE_API int64_t be_audit_page_id(const be_audit_page *page, size_t i);
+BE_API int64_t be_audit_page_actor_id(const be_audit_page *page, size_t i);
+BE_API const char *be_audit_page_action(const be_audit_page *page, size_t i);
+BE_API const char *be_audit_page_target_type(const be_audit_page *page, size_t i);
+BE_API int64_t be_audit_page_target_id(const be_audit_page *page, size_t i);
+BE_API int64_t be_audit_page_at(const be_audit_page *page, size_t i);
+/** Details JSON text. */
+BE_API const char *be_audit_page_details(const be_audit_page *page, size_t i);
+/** @} */
+
+/** Release a page. NULL is a no-op. */
+BE_API void be_audit_page_free(be_audit_page *page);
+
+/**
+ * Walk the whole chain in id order, recomputing every hash. *out_first_bad_id
+ * receives 0 when the chain is intact, else the id of the first row whose
+ * stored hash or link to the previous row is wrong (or whose id does not
+ * follow the previous one). *out_rows (may be NULL) receives the number of
+ * rows checked. Reads one snapshot; writers are not blocked (WAL).
+ * Errors: BE_E_MISUSE (out_first_bad_id or app NULL), pool and storage
+ * errors. A broken chain is not an error: check *out_first_bad_id.
+ * Thread-safety: safe.
+ */
+BE_API int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app,
+                           be_error **err);
+
+/**
+ * The newest row's id and hash (0 and 32 zero bytes when the log is
+ * empty), to keep outside the database as an anchor. out_hash must hold
+ * BE_AUDIT_HASH_BYTES bytes. Errors: BE_E_MISUSE (NULL), pool and storage
+ * errors. Thread-safety: safe.
+ */
+BE_API int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **err);
+
+BE_END_DECLS
+
+#endif /* BACKEND_AUDIT_H */

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/auth.h
+ * @brief AuthService: argon2id passwords, opaque session tokens, login
+ *        throttling and lockout, password change and reset.
+ *
+ * Passwords are hashed with libsodium's argon2id (`crypto_pwhash_str`,
+ * alg argon2id13) with the app's pwhash_opslimit / pwhash_memlimit
+ * (default libsodium INTERACTIVE: t = 2, m = 64 MiB). Parameters below
+ * OWASP's minimum (m = 19 MiB with t = 2, or one of its equal-strength
+ * pairs 46 MiB/t1, 12 MiB/t3, 9 MiB/t4, 7 MiB/t5) are refused unless
+ * the app was created with insecure_test_hashing = 1. A hash made with
+ * other parameters than the current ones is replaced at the next
+ * successful login (`crypto_pwhash_str_needs_rehash`).
+ *
+ * Password policy (NIST SP 800-63B rev. 4, no composition rules):
+ * - at least password_min_length characters (Unicode code points;
+ *   default 12, configurable 12..256). NIST rev. 4 asks for 15 when the
+ *   password is the only factor: set password_min_length = 15 unless
+ *   your host requires a second factor;
+ * - at most 256 characters and at most 4096 bytes, checked before any
+ *   hashing (no DoS through huge passwords, CVE-2013-1443); never
+ *   truncated;
+ * - valid UTF-8 with no NUL byte. Every function that takes a password
+ *   takes its length too, so a binding that passes a string with an
+ *   embedded NUL is refused instead of silently truncated. A length of
+ *   BE_AUTH_NUL_TERMINATED means "up to the first NUL";
+ * - not on the built-in list of common passwords (compared
+ *   case-insensitively), not one character repeated, not a straight run
+ *   such as "abcdefghijkl" or "987654321098", not a short pattern
+ *   repeated ("abcabcabcabc"), not the user's email or name, and not
+ *   refused by the host's blocklist hook (be_auth_set_blocklist_fn()).
+ *   No Unicode normalisation is applied: the bytes are hashed as given.
+ *
+ * Login answers. Unknown email, wrong password, disabled account, account
+ * without a password, and an account inside its backoff or lockout window
+ * all fail with the same BE_E_UNAUTHORIZED and the same message ("invalid
+ * email or password"), after the same work: exactly one argon2id
+ * verification (against a dummy hash made at start-up with the current
+ * parameters when there is no real one). Throttling is therefore
+ * invisible to the caller by design: answering 429 only for accounts
+ * that exist would tell an attacker which emails are registered
+ * (OWASP Authentication Cheat Sheet: a per-account lockout still answers
+ * the generic 401). Per-IP or global rate limiting with 429 is the host's
+ * job, in front of libbackend.
+ *
+ * Throttling per account: after throttle_after (5) consecutive failures,
+ * every further failure blocks the account for 1 s x 2^(n - throttle_after)
+ * (capped at lockout_ms); attempts inside the window are refused whatever
+ * the password and are not counted (an attacker cannot extend the window).
+ * At lockout_after (10) failures the account is locked for lockout_ms
+ * (15 min), and again after each further failure; the lockout is audited
+ * ("auth.lockout"). A successful login, a password set or a reset clears
+ * the counter.
+ *
+ * Session tokens: 32 bytes from randombytes_buf, encoded base64url without
+ * padding (BE_AUTH_TOKEN_LEN = 43 characters of [A-Za-z0-9_-]). Only the
+ * BLAKE2b-256 hash of a token is stored, so a database dump does not hold
+ * usable sessions. A session ends at the first of: idle timeout
+ * (session_idle_ms after it was last seen, default 30 min), absolute
+ * timeout (session_absolute_ms after login, default 12 h), logout,
+ * revoke-all, a password change (other sessions), a password set or reset
+ * (all sessions), or the account being disabled. "Last seen" is written
+ * back only when it moved by more than min(1 % of the idle timeout, 60 s),
+ * so most verifications are one indexed read; a session can therefore
+ * expire up to that much early, never late.
+ *
+ * Secrets: password and token buffers libbackend makes are wiped with
+ * sodium_memzero; passwords and tokens are never logged nor put in audit
+ * rows or error messages. Tokens handed to the caller are released with
+ * be_auth_token_free(), which wipes them.
+ *
+ * Hash concurrency: at most max_concurrent_hashes (default 4) argon2id
+ * computations run at once per app (each takes pwhash_memlimit bytes);
+ * a call that would start one more fails at once with BE_E_UNAVAILABLE
+ * (503, retryable). Nothing ever queues for a hash slot.
+ *
+ * Every time comes from the app's clock (be_app_clock()), so tests drive
+ * expiry with a fake clock. Thread-safety: every function here is safe to
+ * call from any number of threads on one app.
+ */
+#ifndef BACKEND_AUTH_H
+#define BACKEND_AUTH_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/app.h>
+
+BE_BEGIN_DECLS
+
+/** Characters in a session or reset token (base64url of 32 bytes, no padding). */
+#define BE_AUTH_TOKEN_LEN 43
+/** Longest password accepted, in bytes and in characters. */
+#define BE_AUTH_PASSWORD_MAX_BYTES 4096
+#define BE_AUTH_PASSWORD_MAX_CHARS 256
+/** The lowest password_min_length an app accepts. */
+#define BE_AUTH_PASSWORD_MIN_CHARS 12
+/** Unused, unexpired reset tokens one user may have at a time. */
+#define BE_AUTH_RESET_MAX_PENDING 3
+/** Pass as a password length to mean "NUL-terminated". */
+#define BE_AUTH_NUL_TERMINATED ((size_t)-1)
+
+/**
+ * A host blocklist check, e.g. against a breached-password corpus (for
+ * HIBP's k-anonymity API, hash the password with SHA-1 yourself). Receives
+ * the candidate password (len bytes, valid UTF-8, not NUL-terminated:
+ * borrowed for the call; never keep, log or send it in clear). Return 1
+ * when the password must be refused, 0 when it may be used, or a negative
+ * BE_E_* code when the check itself failed (the password is then refused
+ * with that code: fail closed). Called from any thread: must be
+ * thread-safe.
+ */
+typedef int (*be_auth_blocklist_fn)(void *user_data, const char *password, size_t len);
+
+/**
+ * Install (or with fn NULL, remove) the host's blocklist hook; it runs
+ * after the built-in checks whenever a new password is set.
+ * Errors: BE_E_MISUSE (app NULL). Thread-safety: safe; calls already
+ * running may still use the previous hook.
+ */
+BE_API int be_auth_set_blocklist_fn(be_app *app, be_auth_blocklist_fn fn, void *user_data,
+                                    be_error **err);
+
+/**
+ * Check a candidate password against the policy (see the file comment)
+ * without setting it, e.g. to validate a sign-up form. No context
+ * (email, name) is known here, so those two checks are not made.
+ * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "password",
+ * message saying which rule failed), or the hook's code.
+ * Thread-safety: safe.
+ */
+BE_API int be_auth_check_password(be_app *app, const char *password, size_t password_len,
+                                  be_error **err);
+
+/**
+ * Set a user's password (an administrator or sign-up path; users changing
+ * their own password use be_auth_change_password()). Policy-checked, hashed
+ * with the current parameters, then stored with the failure counter and
+ * lock cleared, every session of the user revoked, and an audit row
+ * "auth.password_set" by actor_id (0 = the system), all in one
+ * transaction.
+ * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "password" or
+ * "user_id"), BE_E_NOT_FOUND (no such user), BE_E_UNAVAILABLE (too many
+ * hashes running), storage and pool errors, BE_E_NOMEM.
+ * Thread-safety: safe.
+ */
+BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
+                                const char *password, size_t password_len, be_error **err);
+
+/**
+ * Log in by email and password. On success *out_token is a new session
+ * token (BE_AUTH_TOKEN_LEN characters, NUL-terminated), the caller's,
+ * released with be_auth_token_free(); *out_user_id (may be NULL) is the
+ * user's id. Always a fresh session (no fixation). When the stored hash
+ * used other parameters than the current ones it is replaced.
+ * The email is matched after trimming and ASCII lower-casing.
+ * Errors: BE_E_MISUSE (app or out_token NULL), BE_E_VALIDATION (email or
+ * password NULL or over their byte caps: these depend only on the input),
+ * BE_E_UNAUTHORIZED "invalid email or password" (unknown email, wrong
+ * password, disabled, no password, throttled or locked: one answer for
+ * all), BE_E_UNAVAILABLE (too many hashes running), storage and pool
+ * errors, BE_E_NOMEM. On failure *out_token is NULL.
+ * Thread-safety: safe.
+ */
+BE_API int be_auth_login(be_app *app, char **out_token, int64_t *out_user_id, const char *email,
+                         const char *password, size_t password_len, be_error **err);
+
+/**
+ * Check a session token and return its user in *out_user_id (may be
+ * NULL). Slides the idle timeout (see the file comment). A token of the
+ * wrong length or alphabet is refused without touching the database.
+ * Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED "invalid or expired
+ * session" (NULL, malformed, unknown, expired, revoked, or the user is
+ * disabled: one answer for all), storage and pool errors.
+ * Thread-safety: safe.
+ */
+BE_API int be_auth_verify(be_app *app, int64_t *out_user_id, const char *token, be_error **err);
+
+/**
+ * End one session. Idempotent: an unknown or already ended session is
+ * BE_OK. Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED (token NULL or
+ * malformed), storage and pool errors. Thread-safety: safe.
+ */
+BE_API int be_auth_logout(be_app *app, const char *token, be_error **err);
+
+/**
+ * End every session of a user ("log out everywhere"), with an audit row
+ * "auth.revoke_all" by actor_id in the same transaction.
+ * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (user_id < 1),
+ * BE_E_NOT_FOUND (no such user), storage and pool errors.
+ * Thread-safety: safe.
+ */
+BE_API int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be_error **err);
+
+/**
+ * A user changes their own password: old_password must be right (it counts
+ * against the throttle like a login, and fails with the same generic
+ * BE_E_UNAUTHORIZED), new_password must pass the policy. current_token,
+ * when not NULL, must be a live session of this user: it stays valid and
+ * every other session is revoked; with NULL every session is revoked.
+ * Audited as "auth.password_change" (actor = the user).
+ * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "new_password",
+ * "old_password" or "user_id"), BE_E_UNAUTHORIZED (wrong old password,
+ * throttled, unknown user, or current_token not a live session of the
+ * user), BE_E_UNAVAILABLE, storage and pool errors, BE_E_NOMEM.
+ * Thread-safety: safe.
+ */
+BE_API int be_auth_change_password(be_app *app, int64_t user_id, const char *current_token,
+                                   const char *old_password, size_t old_len,
+                                   const char *new_password, size_t new_len, be_error **err);
+
+/**
+ * Ask for a password reset. When an active user has this email, a
+ * single-use reset token (stored hashed, valid reset_token_ttl_ms) is made
+ * and mailed through the app's mailer: subject "Password reset", and a
+ * body whose third line is the token alone (so a mailer can turn it into
+ * a link). At most BE_AUTH_RESET_MAX_PENDING unused, unexpired tokens
+ * exist per user: further requests send nothing (no mail bombing).
+ * Returns BE_OK whether or not the email exists, and also when storing
+ * the token or the mailer fails (the failure is logged and the token
+ * discarded): answering differently would enumerate accounts
+ * (CVE-2024-45231). A
+ * mailer that blocks makes existing emails slower to answer: queue mail
+ * in the mailer, do not send inline, if that matters to you.
+ * Errors: BE_E_MISUSE (app NULL), BE_E_UNSUPPORTED (the app has no
+ * mailer), BE_E_VALIDATION (email NULL, empty or over 320 bytes), storage
+ * and pool errors. Thread-safety: safe.
+ */
+BE_API int be_auth_request_reset(be_app *app, const char *email, be_error **err);
+
+/**
+ * Set a new password with a reset token from be_auth_request_reset(). The
+ * token is consumed (with every other outstanding reset token of the
+ * user), the failure counter and lock are cleared and every session of the
+ * user is revoked, with an audit row "auth.password_reset", in one
+ * transaction. A policy failure does not consume the token.
+ * Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED "invalid or expired
+ * reset token" (NULL, malformed, unknown, used or expired), BE_E_VALIDATION
+ * (field "new_password"), BE_E_UNAVAILABLE, storage and pool errors,
+ * BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_auth_reset_password(be_app *app, const char *token, const char *new_password,
+                                  size_t new_len, be_error **err);
+
+/**
+ * Delete sessions that are revoked or past their idle or absolute expiry,
+ * and reset tokens that are used or expired. Call it now and then (e.g.
+ * hourly). *out_deleted (may be NULL) receives the number of rows removed.
+ * Errors: BE_E_MISUSE (app NULL), storage and pool errors.
+ * Thread-safety: safe.
+ */
+BE_API int be_auth_purge_expired(be_app *app, int64_t *out_deleted, be_error **err);
+
+/** Wipe (sodium_memzero) and release a token from be_auth_login(). NULL is a no-op. */
+BE_API void be_auth_token_free(char *token);
+
+BE_END_DECLS
+
+#endif /* BACKEND_AUTH_H */

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/permission.h
+ * @brief PermissionService: roles, permission strings with wildcards, and
+ *        checks that are never stale.
+ *
+ * A permission is a string `resource:action` (each part 1..64 bytes of
+ * [A-Za-z0-9_.-]), or `resource:*` (every action on the resource), or `*`
+ * (everything). Roles (names of 1..64 bytes of [A-Za-z0-9_.-]) hold
+ * permissions; users hold roles. A user is allowed `posts:write` when one
+ * of their roles holds `posts:write`, `posts:*` or `*`. Deny by default:
+ * no role, no permission; a disabled or unknown user has none.
+ *
+ * Never stale. Every change that can alter a decision (grant, revoke, role
+ * deletion, user deletion or status change) bumps the authorisation epoch
+ * (table auth_epoch) in the same transaction as the change and its audit
+ * row. Decisions are cached per (epoch, user), filled by a load that runs
+ * after that epoch was read (so its data is at least as new); every check
+ * first reads the current committed epoch (one indexed row), so a cached
+ * set is used only while no change has committed since it was loaded. A revoke therefore holds on the very next
+ * check, from any thread, any app object and any process on the same
+ * database. The epoch doubles as a consistency token (be_perm_epoch()).
+ *
+ * Grants and revokes are idempotent: granting what is already granted, or
+ * revoking what is not, changes nothing and writes no audit row.
+ * Every change is audited ("perm.role_create", "perm.role_delete",
+ * "perm.grant", "perm.revoke", "perm.assign", "perm.unassign") with the
+ * actor (0 = the system). Checks are not audited.
+ *
+ * Thread-safety: every function taking a be_app is safe from any number of
+ * threads. A be_perm_list is immutable and may be read from any thread.
+ */
+#ifndef BACKEND_PERMISSION_H
+#define BACKEND_PERMISSION_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/app.h>
+
+BE_BEGIN_DECLS
+
+/** A sorted list of strings (permissions or role names). */
+typedef struct be_perm_list be_perm_list;
+
+/** Longest role name and permission part, in bytes. */
+#define BE_PERM_NAME_MAX 64
+
+/**
+ * Check that user_id holds permission (a permission string; a wildcard
+ * asks for the wildcard itself: `posts:*` is allowed only by `posts:*` or
+ * `*`). Returns BE_OK when allowed.
+ * Errors: BE_E_FORBIDDEN (403: not allowed, unknown or disabled user),
+ * BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "permission" malformed,
+ * "user_id" not positive), pool and storage errors, BE_E_NOMEM.
+ * Thread-safety: safe.
+ */
+BE_API int be_perm_check(be_app *app, int64_t user_id, const char *permission, be_error **err);
+
+/**
+ * Create a role. *out_role_id may be NULL.
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION (field "role", "actor_id"),
+ * BE_E_CONFLICT (409, field "role": it exists), pool and storage errors.
+ * Thread-safety: safe.
+ */
+BE_API int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id,
+                               const char *role, be_error **err);
+
+/**
+ * Delete a role: its permissions and every user's membership go with it.
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION ("role"), BE_E_NOT_FOUND, pool and
+ * storage errors. Thread-safety: safe.
+ */
+BE_API int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, be_error **err);
+
+/**
+ * Give role the permission (a permission string, wildcards allowed).
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION ("role", "permission"),
+ * BE_E_NOT_FOUND (no such role), pool and storage errors.
+ * Thread-safety: safe.
+ */
+BE_API int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role,
+                              const char *permission, be_error **err);
+
+/** Take the permission from role (exact string). Errors as be_perm_role_grant(). */
+BE_API int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role,
+                               const char *permission, be_error **err);
+
+/**
+ * Give user_id the role.
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION ("user_id", "role"),
+ * BE_E_NOT_FOUND (no such user or role), pool and storage errors.
+ * Thread-safety: safe.
+ */
+BE_API int be_perm_user_assign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
+                               be_error **err);
+
+/** Take the role from user_id. Errors as be_perm_user_assign(). */
+BE_API int be_perm_user_unassign(be_app *app, int64_t actor_id, int64_t user_id,
+                                 const char *role, be_error **err);
+
+/**
+ * The user's effective permissions: the distinct permission strings of all
+ * their roles, sorted (wildcards as granted; empty for a disabled or
+ * unknown user). Caller owns *out (be_perm_list_free).
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION ("user_id"), pool and storage
+ * errors, BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id,
+                                    be_error **err);
+
+/** The user's role names, sorted. Errors as be_perm_user_permissions(). */
+BE_API int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_error **err);
+
+/** A role's permissions, sorted. Errors: as be_perm_user_permissions(),
+ * "role" instead of "user_id", and BE_E_NOT_FOUND. */
+BE_API int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role,
+                                    be_error **err);
+
+/**
+ * The current authorisation epoch: it grows with every committed change
+ * of roles, grants or users' status. Errors: BE_E_MISUSE, pool and
+ * storage errors. Thread-safety: safe.
+ */
+BE_API int be_perm_epoch(int64_t *out_epoch, be_app *app, be_error **err);
+
+/** 1 when granted (a permission string, wildcards allowed) covers
+ * requested (both already valid); 0 otherwise. Pure; thread-safe. */
+BE_API int32_t be_perm_covers(const char *granted, const char *requested);
+
+/** Number of strings (0 for NULL). */
+BE_API size_t be_perm_list_count(const be_perm_list *list);
+/** String i, borrowed until be_perm_list_free(); NULL when out of range. */
+BE_API const char *be_perm_list_get(const be_perm_list *list, size_t i);
+/** Release a list. NULL is a no-op. */
+BE_API void be_perm_list_free(be_perm_list *list);
+
+BE_END_DECLS
+
+#endif /* BACKEND_PERMISSION_H */

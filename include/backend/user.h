@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file backend/user.h
+ * @brief UserService: user CRUD and profile, cached as `user:{id}`.
+ *
+ * A user has an id, an email (unique, stored normalised: ASCII white space
+ * trimmed, ASCII letters lower-cased), a name, a bio, a host-owned `extra`
+ * JSON object, a status (BE_USER_ACTIVE / BE_USER_DISABLED) and creation
+ * and update times (wall-clock nanoseconds of the app's clock).
+ *
+ * Reads by id go through the app's cache under the key `user:{id}` (TTL
+ * user_cache_ttl_ms, default 5 min) with single-flight loading: a stampede
+ * on one id costs one query. Every write runs in one transaction together
+ * with its audit row (backend/audit.h); the cache entry is dropped only
+ * after the commit, so a reader never caches a value older than a
+ * committed write.
+ *
+ * Input rules (BE_E_VALIDATION, with a field error naming the field):
+ * - email: after trimming, 3..254 bytes, valid UTF-8, exactly one '@' with
+ *   1..64 bytes before it and a domain that neither starts nor ends with
+ *   '.' nor holds "..", no spaces or control characters;
+ * - name: after trimming, 1..100 characters of valid UTF-8, no control
+ *   characters;
+ * - bio: 0..1000 characters of valid UTF-8, no control characters other
+ *   than tab and newline;
+ * - extra: a JSON object (checked by SQLite's json_valid/json_type, not a
+ *   hand parser) of at most BE_USER_EXTRA_MAX bytes;
+ * - any string holding a NUL byte inside its given length is refused.
+ *
+ * Every mutating call takes `actor_id`: the user doing it (0 = the system),
+ * recorded in the audit row.
+ *
+ * Thread-safety: every function taking a be_app is safe to call from any
+ * number of threads. A be_user or be_user_list is immutable once returned
+ * and may be read from any thread; free it once.
+ */
+#ifndef BACKEND_USER_H
+#define BACKEND_USER_H
+
+#include <backend/common.h>
+#include <backend/error.h>
+#include <backend/app.h>
+
+BE_BEGIN_DECLS
+
+/** A user as read from the database or cache (opaque, immutable). */
+typedef struct be_user be_user;
+/** An ordered list of users: a page of be_user_list_page() or the result
+ * of be_user_get_many(). */
+typedef struct be_user_list be_user_list;
+
+/** @name User status @{ */
+#define BE_USER_ACTIVE 0
+#define BE_USER_DISABLED 1
+/** @} */
+
+/** @name Limits @{ */
+#define BE_USER_EMAIL_MAX 254    /**< bytes, after trimming */
+#define BE_USER_NAME_MAX 100     /**< characters */
+#define BE_USER_BIO_MAX 1000     /**< characters */
+#define BE_USER_EXTRA_MAX 16384  /**< bytes of JSON text */
+#define BE_USER_PAGE_MAX 100     /**< largest page of be_user_list_page() */
+#define BE_USER_MANY_MAX 10000   /**< most ids for be_user_get_many() */
+/** @} */
+
+/** @name be_user_input.fields: what be_user_update() changes @{ */
+#define BE_USER_FIELD_EMAIL 0x1
+#define BE_USER_FIELD_NAME 0x2
+#define BE_USER_FIELD_BIO 0x4
+#define BE_USER_FIELD_EXTRA 0x8
+#define BE_USER_FIELD_STATUS 0x10
+#define BE_USER_FIELD_ALL 0x1f
+/** @} */
+
+#define BE_USER_INPUT_VERSION 1
+
+/**
+ * The fields of a create or an update. Strings are borrowed for the call.
+ * Each `*_len` is the string's byte length, or 0 (or (size_t)-1) when the
+ * string is NUL-terminated; give lengths from bindings, so a string with
+ * an embedded NUL is refused instead of silently cut. Only ever grows at
+ * the end.
+ */
+typedef struct be_user_input {
+  uint32_t version;   /**< BE_USER_INPUT_VERSION */
+  uint32_t fields;    /**< be_user_update(): BE_USER_FIELD_* to change (create ignores it) */
+  const char *email;  /**< required for create */
+  size_t email_len;
+  const char *name;   /**< required for create */
+  size_t name_len;
+  const char *bio;    /**< create: NULL = "" */
+  size_t bio_len;
+  const char *extra;  /**< JSON object; create: NULL = "{}" */
+  size_t extra_len;
+  int32_t status;     /**< BE_USER_ACTIVE (default) or BE_USER_DISABLED */
+} be_user_input;
+
+#define BE_USER_INPUT_INIT \
+  { BE_USER_INPUT_VERSION, 0, NULL, 0, NULL, 0, NULL, 0, NULL, 0, BE_USER_ACTIVE }
+
+/** Fill *in like BE_USER_INPUT_INIT. Errors: BE_E_MISUSE (NULL, unknown
+ * version). Thread-safety: safe. */
+BE_API int be_user_input_init(be_user_input *in, uint32_t version);
+
+/**
+ * Create a user, with an audit row "user.create" in the same transaction.
+ * *out (may be NULL when the caller only needs the id in *out_id, which may
+ * be NULL too) is the new user, the caller's (be_user_free).
+ * Errors: BE_E_MISUSE (app or in NULL, unknown input version),
+ * BE_E_VALIDATION (field "email", "name", "bio", "extra", "status" or
+ * "actor_id"), BE_E_CONFLICT (409, field "email": the email is taken),
+ * pool and storage errors, BE_E_NOMEM. Nothing is written on failure.
+ * Thread-safety: safe.
+ */
+BE_API int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id,
+                          const be_user_input *in, be_error **err);
+
+/**
+ * Get a user by id through the cache (`user:{id}`, single-flight load).
+ * Caller owns *out (be_user_free).
+ * Errors: BE_E_MISUSE (out or app NULL), BE_E_VALIDATION (field "id": not
+ * positive), BE_E_NOT_FOUND, pool and storage errors, BE_E_NOMEM.
+ * Thread-safety: safe.
+ */
+BE_API int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err);
+
+/**
+ * Get a user by email (normalised as on create before the lookup; not
+ * cached). Caller owns *out.
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION (field "email"), BE_E_NOT_FOUND,
+ * pool and storage errors, BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_user_get_by_email(be_user **out, be_app *app, const char *email, be_error **err);
+
+/**
+ * Get many users at once: cache hits are served from the cache and every
+ * miss is read with ONE batch query (backend/batch.h), then cached. The
+ * result has n entries in the order of ids (duplicates allowed);
+ * be_user_list_get() gives NULL for an id with no user. n may be 0.
+ * Caller owns *out (be_user_list_free).
+ * Errors: BE_E_MISUSE (out or app NULL, ids NULL with n > 0),
+ * BE_E_VALIDATION (field "ids": more than BE_USER_MANY_MAX, or an id not
+ * positive, named "ids[i]"), pool and storage errors, BE_E_NOMEM.
+ * Thread-safety: safe.
+ */
+BE_API int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t n,
+                            be_error **err);
+
+/**
+ * Update the fields named in in->fields, with an audit row "user.update"
+ * (which fields changed; old and new email, name and status) in the same
+ * transaction; the cache entry is dropped after the commit. Disabling a
+ * user revokes their sessions and, like every status change, bumps the
+ * authorisation epoch (a disabled user has no permissions). *out (may be
+ * NULL) receives the updated user, the caller's.
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION (a field as for create; "fields"
+ * when none or unknown bits are set; "id"), BE_E_NOT_FOUND,
+ * BE_E_CONFLICT (field "email"), pool and storage errors, BE_E_NOMEM.
+ * Nothing is written on failure. Thread-safety: safe.
+ */
+BE_API int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
+                          const be_user_input *in, be_error **err);
+
+/**
+ * Delete a user with an audit row "user.delete" in the same transaction:
+ * their sessions, reset tokens and role grants go too (the authorisation
+ * epoch is bumped), and the cache entry is dropped after the commit.
+ * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION ("id", "actor_id"),
+ * BE_E_NOT_FOUND, pool and storage errors. Thread-safety: safe.
+ */
+BE_API int be_user_delete(be_app *app, int64_t actor_id, int64_t id, be_error **err);
+
+/**
+ * One page of users in ascending id order (keyset pagination: rows
+ * inserted or deleted between pages never make a page skip or repeat a
+ * row). cursor is NULL for the first page, else a previous page's
+ * be_user_list_next_cursor(). limit is 1..BE_USER_PAGE_MAX (0 = 20).
+ * Caller owns *out (be_user_list_free).
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION (field "cursor": malformed;
+ * "limit"), pool and storage errors, BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, int32_t limit,
+                             be_error **err);
+
+/** @name Reading a be_user (borrowed strings, valid until be_user_free)
+ * All accept NULL and then return 0 or NULL. Thread-safety: safe. @{ */
+BE_API int64_t be_user_id(const be_user *user);
+BE_API const char *be_user_email(const be_user *user);
+BE_API const char *be_user_name(const be_user *user);
+BE_API const char *be_user_bio(const be_user *user);
+/** The extra JSON object text. */
+BE_API const char *be_user_extra(const be_user *user);
+BE_API int32_t be_user_status(const be_user *user);
+/** Wall-clock nanoseconds since the Unix epoch (app clock). */
+BE_API int64_t be_user_created_at(const be_user *user);
+BE_API int64_t be_user_updated_at(const be_user *user);
+/** @} */
+
+/**
+ * The user as a JSON object {"id","email","name","bio","extra","status",
+ * "created_at","updated_at"} (extra embedded as JSON). *out_json is
+ * NUL-terminated, the caller's (be_free); out_len may be NULL.
+ * Errors: BE_E_MISUSE (NULL), BE_E_NOMEM. Thread-safety: safe.
+ */
+BE_API int be_user_to_json(const be_user *user, char **out_json, size_t *out_len);
+
+/** Release a user. NULL is a no-op. */
+BE_API void be_user_free(be_user *user);
+
+/** Number of entries (0 for NULL). */
+BE_API size_t be_user_list_count(const be_user_list *list);
+/** Entry i, borrowed until be_user_list_free(); NULL when out of range or
+ * (be_user_get_many) when that id has no user. */
+BE_API const be_user *be_user_list_get(const be_user_list *list, size_t i);
+/** The cursor of the next page (borrowed), or NULL on the last page and
+ * for be_user_get_many() results. */
+BE_API const char *be_user_list_next_cursor(const be_user_list *list);
+/** Release a list and its users. NULL is a no-op. */
+BE_API void be_user_list_free(be_user_list *list);
+
+BE_END_DECLS
+
+#endif /* BACKEND_USER_H */

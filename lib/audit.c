@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The audit log: hash-chained rows written inside the caller's
+ * transaction, a verifier that walks the chain, and a paginated query.
+ *
+ * Row hash = BLAKE2b-256 over
+ *   "libbackend.audit.v1" NUL, u64be(id), u64be(actor_id), lp(action),
+ *   lp(target_type), u64be(target_id), u64be(at), lp(details), prev_hash
+ * where lp(s) = u64be(byte length) followed by the bytes. Length prefixes
+ * make the encoding unambiguous (no "ab"+"c" == "a"+"bc"), and the id is
+ * part of it so rows cannot be renumbered. The previous hash is read in
+ * the same write transaction as the insert, and SQLite serialises write
+ * transactions, so the chain never forks.
+ */
+#include <backend/audit.h>
+
+#include <sodium.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "audit.h"
+#include "error.h"
+#include "svc.h"
+#include "utf8.h"
+
+#define DETAILS_MAX 65536
+#define NAME_MAX_BYTES 64
+#define CURSOR_TAG 'A'
+#define DOMAIN "libbackend.audit.v1"
+
+static void put_u64(crypto_generichash_state *h, uint64_t v) {
+  unsigned char b[8];
+  for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (56 - 8 * i));
+  crypto_generichash_update(h, b, sizeof b);
+}
+
+static void put_str(crypto_generichash_state *h, const char *s, size_t len) {
+  put_u64(h, (uint64_t)len);
+  if (len) crypto_generichash_update(h, (const unsigned char *)s, len);
+}
+
+static void row_hash(unsigned char out[BE_AUDIT_HASH_BYTES], int64_t id, int64_t actor,
+                     const char *action, size_t action_len, const char *ttype, size_t ttype_len,
+                     int64_t target, int64_t at, const char *details, size_t details_len,
+                     const unsigned char prev[BE_AUDIT_HASH_BYTES]) {
+  crypto_generichash_state h;
+  crypto_generichash_init(&h, NULL, 0, BE_AUDIT_HASH_BYTES);
+  crypto_generichash_update(&h, (const unsigned char *)DOMAIN, sizeof DOMAIN);
+  put_u64(&h, (uint64_t)id);
+  put_u64(&h, (uint64_t)actor);
+  put_str(&h, action, action_len);
+  put_str(&h, ttype, ttype_len);
+  put_u64(&h, (uint64_t)target);
+  put_u64(&h, (uint64_t)at);
+  put_str(&h, details, details_len);
+  crypto_generichash_update(&h, prev, BE_AUDIT_HASH_BYTES);
+  crypto_generichash_final(&h, out, BE_AUDIT_HASH_BYTES);
+}
+
+static int valid_name(const char *s) {
+  size_t n = 0;
+  for (; s[n]; n++) {
+    char c = s[n];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.')) return 0;
+    if (n >= NAME_MAX_BYTES) return 0;
+  }
+  return n > 0;
+}
+
+int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *action,
+                    const char *target_type, int64_t target_id, const char *details_json,
+                    be_error **err) {
+  if (app == NULL || conn == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be__audit_write: NULL app or connection");
+  if (actor_id < 0) return be__error_field(err, "actor_id", "must be 0 (the system) or a user id");
+  if (action == NULL || !valid_name(action))
+    return be__error_field(err, "action", "must be 1..64 bytes of [a-z0-9_.]");
+  if (target_type == NULL || !valid_name(target_type))
+    return be__error_field(err, "target_type", "must be 1..64 bytes of [a-z0-9_.]");
+  if (details_json == NULL) details_json = "{}";
+  size_t dlen = strnlen(details_json, DETAILS_MAX + 1);
+  if (dlen > DETAILS_MAX)
+    return be__error_field(err, "details", "is longer than %d bytes", DETAILS_MAX);
+  if (!be__utf8_valid(details_json, dlen))
+    return be__error_field(err, "details", "is not valid UTF-8");
+  if (!be_conn_in_transaction(conn))
+    return be__error_set(err, BE_E_MISUSE, "audit rows must be written inside a transaction");
+
+  /* The chain head, read inside the caller's write transaction. */
+  int64_t prev_id = 0;
+  unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
+  be_stmt *st = NULL;
+  int rc = be_conn_prepare(conn, &st, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
+                           err);
+  if (rc != BE_OK) return rc;
+  rc = be_stmt_step(st, err);
+  if (rc == BE_ROW) {
+    size_t hl = 0;
+    const void *h = be_stmt_column_blob(st, 1, &hl);
+    prev_id = be_stmt_column_int64(st, 0);
+    /* A damaged head still chains: its bytes (whatever they are) are
+     * hashed in, and verify reports the damage. */
+    if (h && hl == BE_AUDIT_HASH_BYTES) memcpy(prev, h, hl);
+    rc = BE_OK;
+  } else if (rc == BE_DONE) {
+    rc = BE_OK;
+  }
+  be_stmt_finalize(st);
+  if (rc != BE_OK) return rc;
+
+  int64_t id = prev_id + 1;
+  int64_t at = be__svc_now(app);
+  unsigned char hash[BE_AUDIT_HASH_BYTES];
+  row_hash(hash, id, actor_id, action, strlen(action), target_type, strlen(target_type), target_id,
+           at, details_json, dlen, prev);
+
+  rc = be_conn_prepare(conn, &st,
+                       "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, at,"
+                       " details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       err);
+  if (rc != BE_OK) return rc;
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, id, err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 2, actor_id, err);
+  if (rc == BE_OK) rc = be_stmt_bind_text(st, 3, action, (size_t)-1, err);
+  if (rc == BE_OK) rc = be_stmt_bind_text(st, 4, target_type, (size_t)-1, err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 5, target_id, err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 6, at, err);
+  if (rc == BE_OK) rc = be_stmt_bind_text(st, 7, details_json, dlen, err);
+  if (rc == BE_OK) rc = be_stmt_bind_blob(st, 8, prev, sizeof prev, err);
+  if (rc == BE_OK) rc = be_stmt_bind_blob(st, 9, hash, sizeof hash, err);
+  if (rc == BE_OK) {
+    rc = be_stmt_step(st, err);
+    if (rc == BE_DONE) rc = BE_OK;
+    else if (rc == BE_E_VALIDATION && err && *err) {
+      /* the CHECK (json_valid(details)) constraint */
+      be_error *cause = *err;
+      *err = NULL;
+      be__error_wrap(err, BE_E_VALIDATION, cause, "invalid details");
+      if (err && *err && !be__error_is_static(*err))
+        be_error_add_field(*err, "details", "must be valid JSON");
+    }
+  }
+  be_stmt_finalize(st);
+  return rc;
+}
+
+/* ---- verify ---- */
+
+int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, be_error **err) {
+  if (out_first_bad_id == NULL || app == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_audit_verify: NULL argument");
+  *out_first_bad_id = 0;
+  if (out_rows) *out_rows = 0;
+  be_conn *conn = NULL;
+  int rc = be__svc_acquire(app, &conn, err);
+  if (rc != BE_OK) return rc;
+  be_stmt *st = NULL;
+  rc = be_conn_prepare(conn, &st,
+                       "SELECT id, actor_id, action, target_type, target_id, at, details,"
+                       " prev_hash, hash FROM audit_log ORDER BY id",
+                       err);
+  if (rc != BE_OK) { be__svc_release(app, conn); return rc; }
+  unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
+  int64_t prev_id = 0, rows = 0, bad = 0;
+  while ((rc = be_stmt_step(st, err)) == BE_ROW) {
+    rows++;
+    int64_t id = be_stmt_column_int64(st, 0);
+    size_t al = 0, tl = 0, dl = 0, pl = 0, hl = 0;
+    const char *action = be_stmt_column_text(st, 2, &al);
+    const char *ttype = be_stmt_column_text(st, 3, &tl);
+    const char *details = be_stmt_column_text(st, 6, &dl);
+    const unsigned char *ph = be_stmt_column_blob(st, 7, &pl);
+    const unsigned char *h = be_stmt_column_blob(st, 8, &hl);
+    unsigned char want[BE_AUDIT_HASH_BYTES];
+    row_hash(want, id, be_stmt_column_int64(st, 1), action ? action : "", action ? al : 0,
+             ttype ? ttype : "", ttype ? tl : 0, be_stmt_column_int64(st, 4),
+             be_stmt_column_int64(st, 5), details ? details : "", details ? dl : 0,
+             (ph && pl == BE_AUDIT_HASH_BYTES) ? ph : prev);
+    int ok = id == prev_id + 1 && ph && pl == BE_AUDIT_HASH_BYTES &&
+             sodium_memcmp(ph, prev, BE_AUDIT_HASH_BYTES) == 0 && h &&
+             hl == BE_AUDIT_HASH_BYTES && sodium_memcmp(h, want, BE_AUDIT_HASH_BYTES) == 0;
+    if (!ok) { bad = id; break; }
+    memcpy(prev, h, BE_AUDIT_HASH_BYTES);
+    prev_id = id;
+  }
+  be_stmt_finalize(st);
+  be__svc_release(app, conn);
+  if (rc != BE_ROW && rc != BE_DONE) return rc;
+  *out_first_bad_id = bad;
+  if (out_rows) *out_rows = rows;
+  return BE_OK;
+}
+
+int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **err) {
+  if (out_id == NULL || out_hash == NULL || app == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_audit_head: NULL argument");
+  *out_id = 0;
+  memset(out_hash, 0, BE_AUDIT_HASH_BYTES);
+  be_conn *conn = NULL;
+  int rc = be__svc_acquire(app, &conn, err);
+  if (rc != BE_OK) return rc;
+  be_stmt *st = NULL;
+  rc = be_conn_prepare(conn, &st, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", err);
+  if (rc == BE_OK) {
+    rc = be_stmt_step(st, err);
+    if (rc == BE_ROW) {
+      size_t hl = 0;
+      const void *h = be_stmt_column_blob(st, 1, &hl);
+      *out_id = be_stmt_column_int64(st, 0);
+      if (h && hl == BE_AUDIT_HASH_BYTES) memcpy(out_hash, h, hl);
+      rc = BE_OK;
+    } else if (rc == BE_DONE) {
+      rc = BE_OK;
+    }
+    be_stmt_finalize(st);
+  }
+  be__svc_release(app, conn);
+  return rc;
+}
+
+/* ---- query ---- */
+
+typedef struct audit_row {
+  int64_t id, actor_id, target_id, at;
+  char *action, *target_type, *details;
+} audit_row;
+
+struct be_audit_page {
+  size_t count;
+  audit_row *rows;
+  char cursor[BE__CURSOR_MAX + 1];
+  int has_next;
+};
+
+int be_audit_query_init(be_audit_query_opts *q, uint32_t version) {
+  if (q == NULL || version != BE_AUDIT_QUERY_VERSION) return BE_E_MISUSE;
+  be_audit_query_opts init = BE_AUDIT_QUERY_INIT;
+  *q = init;
+  return BE_OK;
+}
+
+void be_audit_page_free(be_audit_page *page) {
+  if (page == NULL) return;
+  for (size_t i = 0; i < page->count; i++) {
+    be__free(page->rows[i].action);
+    be__free(page->rows[i].target_type);
+    be__free(page->rows[i].details);
+  }
+  be__free(page->rows);
+  be__free(page);
+}
+
+static char *dup_col(be_stmt *st, int32_t col) {
+  size_t n = 0;
+  const char *s = be_stmt_column_text(st, col, &n);
+  return be__strndup(s ? s : "", s ? n : 0);
+}
+
+int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_opts *q,
+                   be_error **err) {
+  if (out == NULL || app == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_audit_query: NULL argument");
+  *out = NULL;
+  be_audit_query_opts o = BE_AUDIT_QUERY_INIT;
+  if (q) {
+    if (q->version != BE_AUDIT_QUERY_VERSION)
+      return be__error_set(err, BE_E_MISUSE, "be_audit_query_opts: unknown version %u",
+                           (unsigned)q->version);
+    o = *q;
+  }
+  if (o.limit == 0) o.limit = 50;
+  if (o.limit < 1 || o.limit > BE_AUDIT_PAGE_MAX)
+    return be__error_field(err, "limit", "must be 1..%d", BE_AUDIT_PAGE_MAX);
+  if (o.match_user != 0 && o.match_user != 1)
+    return be__error_field(err, "match_user", "must be 0 or 1");
+  if (o.match_user && o.user_id < 0)
+    return be__error_field(err, "user_id", "must be 0 (the system) or a user id");
+  int64_t from = o.from_ns, to = o.to_ns ? o.to_ns : INT64_MAX;
+  if (to <= from) return be__error_field(err, "to_ns", "must be after from_ns");
+  int64_t before = INT64_MAX;
+  if (o.cursor) {
+    int rc = be__svc_cursor_decode(o.cursor, CURSOR_TAG, &before, err);
+    if (rc != BE_OK) return rc;
+  }
+
+  be_audit_page *page = be__calloc(1, sizeof *page);
+  if (page == NULL) return be__error_oom(err);
+  page->rows = be__calloc((size_t)o.limit, sizeof *page->rows);
+  if (page->rows == NULL) { be__free(page); return be__error_oom(err); }
+
+  be_conn *conn = NULL;
+  int rc = be__svc_acquire(app, &conn, err);
+  if (rc != BE_OK) { be_audit_page_free(page); return rc; }
+  const char *sql =
+      o.match_user
+          ? "SELECT id, actor_id, action, target_type, target_id, at, details FROM audit_log"
+            " WHERE (actor_id = ?1 OR (target_type = 'user' AND target_id = ?1))"
+            " AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5"
+          : "SELECT id, actor_id, action, target_type, target_id, at, details FROM audit_log"
+            " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5";
+  be_stmt *st = NULL;
+  rc = be_conn_prepare(conn, &st, sql, err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, o.user_id, err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 2, from, err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 3, to, err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 4, before, err);
+  /* one extra row tells whether there is a next page */
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 5, (int64_t)o.limit + 1, err);
+  while (rc == BE_OK && (rc = be_stmt_step(st, err)) == BE_ROW) {
+    if (page->count == (size_t)o.limit) { page->has_next = 1; rc = BE_DONE; break; }
+    audit_row *r = &page->rows[page->count];
+    r->id = be_stmt_column_int64(st, 0);
+    r->actor_id = be_stmt_column_int64(st, 1);
+    r->target_id = be_stmt_column_int64(st, 4);
+    r->at = be_stmt_column_int64(st, 5);
+    r->action = dup_col(st, 2);
+    r->target_type = dup_col(st, 3);
+    r->details = dup_col(st, 6);
+    page->count++;
+    if (!r->action || !r->target_type || !r->details) { rc = be__error_oom(err); break; }
+    rc = BE_OK;
+  }
+  if (rc == BE_DONE) rc = BE_OK;
+  be_stmt_finalize(st);
+  be__svc_release(app, conn);
+  if (rc != BE_OK) { be_audit_page_free(page); return rc; }
+  if (page->has_next) be__svc_cursor_encode(page->cursor, CURSOR_TAG, page->rows[page->count - 1].id);
+  *out = page;
+  return BE_OK;
+}
+
+size_t be_audit_page_count(const be_audit_page *p) { return p ? p->count : 0; }
+const char *be_audit_page_next_cursor(const be_audit_page *p) {
+  return (p && p->has_next) ? p->cursor : NULL;
+}
+
+static const audit_row *row_at(const be_audit_page *p, size_t i) {
+  return (p && i < p->count) ? &p->rows[i] : NULL;
+}
+
+int64_t be_audit_page_id(const be_audit_page *p, size_t i) {
+  const audit_row *r = row_at(p, i);
+  return r ? r->id : 0;
+}
+int64_t be_audit_page_actor_id(const be_audit_page *p, size_t i) {
+  const audit_row *r = row_at(p, i);
+  return r ? r->actor_id : 0;
+}
+const char *be_audit_page_action(const be_audit_page *p, size_t i) {
+  const audit_row *r = row_at(p, i);
+  return r ? r->action : NULL;
+}
+const char *be_audit_page_target_type(const be_audit_page *p, size_t i) {
+  const audit_row *r = row_at(p, i);
+  return r ? r->target_type : NULL;
+}
+int64_t be_audit_page_target_id(const be_audit_page *p, size_t i) {
+  const audit_row *r = row_at(p, i);
+  return r ? r->target_id : 0;
+}
+int64_t be_audit_page_at(const be_audit_page *p, size_t i) {
+  const audit_row *r = row_at(p, i);
+  return r ? r->at : 0;
+}
+const char *be_audit_page_details(const be_audit_page *p, size_t i) {
+  const audit_row *r = row_at(p, i);
+  return r ? r->details : NULL;
+}

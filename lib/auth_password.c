@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/* Password policy (NIST SP 800-63B rev. 4: length, no composition rules, a
+ * blocklist), argon2id through libsodium, and the bound on hashes in flight
+ * (each one allocates pwhash_memlimit bytes). */
+#include "auth_password.h"
+
+#include <string.h>
+
+#include "error.h"
+#include "utf8.h"
+
+#define MIB ((size_t)1024 * 1024)
+
+/* OWASP Password Storage Cheat Sheet: argon2id m = 19 MiB with t = 2, or an
+ * equal-strength pair. Parameters pass when they reach any one pair. */
+static const struct {
+  size_t mem;
+  unsigned long long ops;
+} owasp_min[] = {
+  {46 * MIB, 1}, {19 * MIB, 2}, {12 * MIB, 3}, {9 * MIB, 4}, {7 * MIB, 5},
+};
+
+int be__pw_check_params(unsigned long long opslimit, size_t memlimit, int insecure,
+                        be_error **err) {
+  if (opslimit < crypto_pwhash_argon2id_OPSLIMIT_MIN ||
+      opslimit > crypto_pwhash_argon2id_OPSLIMIT_MAX)
+    return be__error_field(err, "pwhash_opslimit", "must be between %u and %u",
+                           (unsigned)crypto_pwhash_argon2id_OPSLIMIT_MIN,
+                           (unsigned)crypto_pwhash_argon2id_OPSLIMIT_MAX);
+  if (memlimit < crypto_pwhash_argon2id_MEMLIMIT_MIN ||
+      memlimit > crypto_pwhash_argon2id_memlimit_max())
+    return be__error_field(err, "pwhash_memlimit", "must be between %u bytes and %zu bytes",
+                           (unsigned)crypto_pwhash_argon2id_MEMLIMIT_MIN,
+                           crypto_pwhash_argon2id_memlimit_max());
+  if (insecure) return BE_OK;
+  for (size_t i = 0; i < sizeof owasp_min / sizeof owasp_min[0]; i++)
+    if (memlimit >= owasp_min[i].mem && opslimit >= owasp_min[i].ops) return BE_OK;
+  if (memlimit < 7 * MIB)
+    return be__error_field(err, "pwhash_memlimit",
+                           "is below OWASP's argon2id minimum (19 MiB with t = 2); "
+                           "only insecure_test_hashing allows it");
+  return be__error_field(err, "pwhash_opslimit",
+                         "is below OWASP's argon2id minimum for this memlimit (t = 2 at "
+                         "19 MiB); only insecure_test_hashing allows it");
+}
+
+/* ---- policy ---------------------------------------------------------- */
+
+/* Common passwords of at least 12 characters (shorter ones fail the length
+ * rule anyway), lower-case; compared case-insensitively. Drawn from the
+ * long entries of public leak top lists. Patterns (one character repeated,
+ * straight runs, short repeated units) are refused by rule, not listed. */
+static const char *const common[] = {
+  "!qaz2wsx#edc", "!qaz@wsx#edc", "1234567890qwerty", "1234qwerasdf", "1234qwerasdfzxcv",
+  "123qweasdzxc", "1a2b3c4d5e6f", "1q2w3e4r5t6y", "1q2w3e4r5t6y7u", "1q2w3e4r5t6y7u8i",
+  "1qaz2wsx3edc", "1qaz2wsx3edc4rfv", "a1b2c3d4e5f6", "abc123abc123", "abcd1234abcd1234",
+  "abcdef123456", "adminadmin123", "administrator", "administrator1", "asdf1234asdf",
+  "asdfghjkl123", "asdfghjkl1234", "asdfghjklqwe", "baseball1234", "changeme1234",
+  "changemechangeme", "computer1234", "default12345", "defaultpassword", "dragon123456",
+  "football1234", "guest1234567", "iloveyou1234", "iloveyou12345", "iloveyou123456",
+  "iloveyouiloveyou", "internet1234", "jennifer1234", "letmein12345", "letmein123456",
+  "letmeinletmein", "master123456", "michael12345", "monkey123456", "mypassword12",
+  "mypassword123", "mypassword1234", "nopassword123", "p@ssw0rd1234", "p@ssword1234",
+  "pa55word1234", "pass12345678", "passw0rd1234", "password!234", "password!@#$",
+  "password1!password", "password1234", "password1234!", "password12345", "password123456",
+  "password123456789", "password2020", "password2021", "password2022", "password2023",
+  "password2024", "password2025", "password2026", "passwordpassword", "princess1234",
+  "q1w2e3r4t5y6", "q1w2e3r4t5y6u7", "qazwsxedcrfv", "qazwsxedcrfvtgb", "qazwsxedcrfvtgbyhn",
+  "qwe123qwe123", "qweasdzxc123", "qwer1234qwer", "qwerty123456", "qwerty1234567",
+  "qwerty12345678", "qwertyqwerty", "qwertyuiop12", "qwertyuiop123", "qwertyuiopasdf",
+  "qwertyuiopasdfgh", "qwertyuiopasdfghjkl", "qwertyuiopasdfghjklzxcvbnm", "rootpassword",
+  "secretpassword", "shadow123456", "starwars1234", "sunshine1234", "superman1234",
+  "supersecret123", "supersecretpassword", "temppassword", "temporarypassword",
+  "test12345678", "testpassword", "thisismypassword", "trustno1trustno1", "useruser1234",
+  "welcome12345", "welcome123456", "welcomewelcome", "whatever1234", "zaq12wsxcde3",
+  "zaq1zaq1zaq1", "zxcvbnm12345", "zxcvbnm123456", "zxcvbnmasdfghjkl",
+};
+
+static unsigned char fold(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+static int eq_fold(const char *a, size_t alen, const char *b, size_t blen) {
+  if (alen != blen) return 0;
+  for (size_t i = 0; i < alen; i++)
+    if (fold((unsigned char)a[i]) != fold((unsigned char)b[i])) return 0;
+  return 1;
+}
+
+int be__pw_is_common(const char *pw, size_t len) {
+  for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
+    if (eq_fold(pw, len, common[i], strlen(common[i]))) return 1;
+  return 0;
+}
+
+/* A unit of at most 4 bytes repeated ("aaaa…", "abab…", "abcabc…"), a
+ * straight run of letters or symbols ("abcdef…", "zyxw…"), or of digits
+ * wrapping at 10 ("1234567890123"). Bytewise after ASCII case folding. */
+static int is_trivial(const char *pw, size_t len) {
+  const unsigned char *p = (const unsigned char *)pw;
+  for (size_t period = 1; period <= 4 && period < len; period++) {
+    size_t i = period;
+    while (i < len && fold(p[i]) == fold(p[i - period])) i++;
+    if (i == len) return 1;
+  }
+  if (len < 2) return 1;
+  for (int dir = -1; dir <= 1; dir += 2) {
+    size_t i = 1;
+    while (i < len && p[i] < 0x80 && p[i - 1] < 0x80 &&
+           (int)fold(p[i]) - (int)fold(p[i - 1]) == dir)
+      i++;
+    if (i == len) return 1;
+    i = 1;
+    while (i < len && p[i] >= '0' && p[i] <= '9' && p[i - 1] >= '0' && p[i - 1] <= '9' &&
+           (p[i] - '0') == ((p[i - 1] - '0') + 10 + dir) % 10)
+      i++;
+    if (i == len) return 1;
+  }
+  return 0;
+}
+
+static size_t trimmed(const char *s, const char **start) {
+  size_t n = strlen(s);
+  while (n > 0 && (*s == ' ' || *s == '\t')) { s++; n--; }
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+  *start = s;
+  return n;
+}
+
+static int is_context(const char *pw, size_t len, const char *email, const char *name) {
+  const char *s;
+  size_t n;
+  if (email != NULL) {
+    n = trimmed(email, &s);
+    if (eq_fold(pw, len, s, n)) return 1;
+    const char *at = memchr(s, '@', n);
+    if (at != NULL && eq_fold(pw, len, s, (size_t)(at - s))) return 1;
+  }
+  if (name != NULL) {
+    n = trimmed(name, &s);
+    if (eq_fold(pw, len, s, n)) return 1;
+  }
+  return 0;
+}
+
+int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
+                  const char *email, const char *name, be_error **err) {
+  if (pw == NULL) return be__error_field(err, field, "is required");
+  if (len > BE_AUTH_PASSWORD_MAX_BYTES)
+    return be__error_field(err, field, "must be at most %d bytes", BE_AUTH_PASSWORD_MAX_BYTES);
+  if (memchr(pw, '\0', len) != NULL)
+    return be__error_field(err, field, "must not contain a NUL byte");
+  const unsigned char *p = (const unsigned char *)pw;
+  size_t chars = 0;
+  for (size_t i = 0; i < len; chars++) {
+    uint32_t cp;
+    size_t n = be__utf8_decode(p + i, len - i, &cp);
+    if (n == 0) return be__error_field(err, field, "must be valid UTF-8");
+    i += n;
+  }
+  if (chars < (size_t)auth->min_chars)
+    return be__error_field(err, field, "must be at least %d characters", (int)auth->min_chars);
+  if (chars > BE_AUTH_PASSWORD_MAX_CHARS)
+    return be__error_field(err, field, "must be at most %d characters",
+                           BE_AUTH_PASSWORD_MAX_CHARS);
+  if (be__pw_is_common(pw, len))
+    return be__error_field(err, field, "is too common; choose a less predictable password");
+  if (is_trivial(pw, len))
+    return be__error_field(err, field, "is a repeated pattern or a straight run of characters");
+  if (is_context(pw, len, email, name))
+    return be__error_field(err, field, "must not be the account's email or name");
+  pthread_mutex_lock(&auth->hook_mu);
+  be_auth_blocklist_fn fn = auth->blocklist_fn;
+  void *ud = auth->blocklist_ud;
+  pthread_mutex_unlock(&auth->hook_mu);
+  if (fn != NULL) {
+    int rc = fn(ud, pw, len);
+    if (rc == 1)
+      return be__error_field(err, field,
+                             "appears in a list of breached or banned passwords; choose another");
+    if (rc < 0)
+      return be__error_set(err, rc, "the password blocklist check failed (%s)", be_strerror(rc));
+    if (rc != 0)
+      return be__error_set(err, BE_E_INTERNAL, "the password blocklist hook returned %d", rc);
+  }
+  return BE_OK;
+}
+
+/* ---- hashing --------------------------------------------------------- */
+
+int be__pw_slot_acquire(be__auth *auth, be_error **err) {
+  int in_use = atomic_fetch_add(&auth->hashing, 1);
+  if (in_use >= auth->max_hashes) {
+    atomic_fetch_sub(&auth->hashing, 1);
+    return be__error_set(err, BE_E_UNAVAILABLE,
+                         "too many password hashes in progress (limit %d); retry later",
+                         (int)auth->max_hashes);
+  }
+  if (auth->slot_hook != NULL) auth->slot_hook(auth->slot_hook_ud);
+  return BE_OK;
+}
+
+void be__pw_slot_release(be__auth *auth) { atomic_fetch_sub(&auth->hashing, 1); }
+
+int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
+                be_error **err) {
+  if (crypto_pwhash_str_alg(out, pw, len, auth->opslimit, auth->memlimit,
+                            crypto_pwhash_ALG_ARGON2ID13) != 0)
+    return be__error_set(err, BE_E_NOMEM, "password hashing could not allocate %zu bytes",
+                         auth->memlimit);
+  return BE_OK;
+}
+
+static int stored_usable(const char *stored) {
+  return stored != NULL && strnlen(stored, crypto_pwhash_STRBYTES) < crypto_pwhash_STRBYTES &&
+         strncmp(stored, crypto_pwhash_argon2id_STRPREFIX,
+                 sizeof crypto_pwhash_argon2id_STRPREFIX - 1) == 0;
+}
+
+int be__pw_verify(be__auth *auth, const char *stored, const char *pw, size_t len) {
+  if (!stored_usable(stored)) {
+    /* The result is meaningless; the work is the point. */
+    int ignored = crypto_pwhash_str_verify(auth->dummy_hash, pw, len);
+    (void)ignored;
+    return 0;
+  }
+  return crypto_pwhash_str_verify(stored, pw, len) == 0;
+}
+
+int be__pw_needs_rehash(be__auth *auth, const char *stored) {
+  if (!stored_usable(stored)) return 0;
+  return crypto_pwhash_str_needs_rehash(stored, auth->opslimit, auth->memlimit) != 0;
+}

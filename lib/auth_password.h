@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal: password policy, argon2id hashing and the hash-slot bound. */
+#ifndef BE_LIB_AUTH_PASSWORD_H
+#define BE_LIB_AUTH_PASSWORD_H
+
+#include <stddef.h>
+
+#include "auth.h"
+
+/* Refuse argon2id parameters below OWASP's minimum unless insecure is set,
+ * and any outside libsodium's limits. BE_OK or BE_E_VALIDATION naming
+ * "pwhash_opslimit" / "pwhash_memlimit". */
+int be__pw_check_params(unsigned long long opslimit, size_t memlimit, int insecure, be_error **err);
+
+/* The policy of backend/auth.h. len must already be resolved (no
+ * BE_AUTH_NUL_TERMINATED); field names the argument in errors; email and
+ * name (may be NULL) are the account's, which the password must not be. */
+int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
+                  const char *email, const char *name, be_error **err);
+
+/* Take one of the app's hash slots, or fail at once with BE_E_UNAVAILABLE. */
+int be__pw_slot_acquire(be__auth *auth, be_error **err);
+void be__pw_slot_release(be__auth *auth);
+
+/* argon2id hash of pw with the current parameters into out. A slot must be
+ * held. BE_OK or BE_E_NOMEM (libsodium could not get its memory). */
+int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
+                be_error **err);
+
+/* 1 when pw matches the stored hash (which may be NULL or malformed: then
+ * the dummy hash is verified instead, so the work is the same, and the
+ * answer is 0). A slot must be held. */
+int be__pw_verify(be__auth *auth, const char *stored, const char *pw, size_t len);
+
+/* 1 when a stored hash was made with other parameters than the current. */
+int be__pw_needs_rehash(be__auth *auth, const char *stored);
+
+/* Case-insensitive (ASCII) check against the built-in common list. */
+int be__pw_is_common(const char *pw, size_t len);
+
+#endif

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Password reset through the host's mailer, and the purge of dead rows.
+ * request_reset answers BE_OK for every email, whether it exists, whether
+ * the mail went out, whether storing the token worked: any difference the
+ * caller can see would enumerate accounts (Django CVE-2024-45231 leaked
+ * through the mail-failure path). Failures after the lookup are logged.
+ */
+#include <backend/log.h>
+#include <backend/mailer.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "audit.h"
+#include "auth.h"
+#include "auth_password.h"
+#include "auth_sql.h"
+#include "auth_token.h"
+#include "error.h"
+
+static const char BAD_RESET[] = "invalid or expired reset token";
+
+
+static void log_failure(const char *message, int64_t user_id, const be_error *e) {
+  char id[24];
+  snprintf(id, sizeof id, "%lld", (long long)user_id);
+  be_log_field f[] = {{"user_id", id}, {"code", be_code_name(be_error_code(e))}};
+  be_log(BE_LOG_ERROR, message, f, 2);
+}
+
+/* ---- request --------------------------------------------------------- */
+
+typedef struct request_ctx {
+  be__auth *a;
+  int64_t user_id;
+  int64_t now;
+  uint8_t token_hash[BE__TOKEN_HASH_BYTES];
+  int skipped; /* out: enough tokens are pending already */
+} request_ctx;
+
+static int request_tx(be_conn *c, void *ud, be_error **err) {
+  request_ctx *r = ud;
+  r->skipped = 0;
+  be_stmt *st = NULL;
+  int rc = be__sql(c, &st, err,
+                   "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0 "
+                   "AND expires_at > ?", "ii", r->user_id, r->now);
+  if (rc != BE_OK) return rc;
+  rc = be_stmt_step(st, err);
+  int64_t pending = rc == BE_ROW ? be_stmt_column_int64(st, 0) : 0;
+  be_stmt_finalize(st);
+  if (rc != BE_ROW) return rc < 0 ? rc : be__error_set(err, BE_E_INTERNAL, "count returned no row");
+  if (pending >= BE_AUTH_RESET_MAX_PENDING) {
+    r->skipped = 1;
+    return BE_OK;
+  }
+  rc = be__sql_exec(c, NULL, err,
+                        "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        "hiii", r->token_hash, r->user_id, r->now, r->now + r->a->reset_ttl_ns);
+  if (rc != BE_OK) return rc;
+  return be__audit_write(r->a->app, c, 0, "auth.reset_request", "user", r->user_id, "{}", err);
+}
+
+static int find_active_user(be__auth *a, const char *key, int64_t *id, char *email,
+                            be_error **err) {
+  *id = 0;
+  be_conn *c = NULL;
+  int rc = be__auth_acquire(a, &c, err);
+  if (rc != BE_OK) return rc;
+  be_stmt *st = NULL;
+  rc = be__sql(c, &st, err, "SELECT id, email FROM users WHERE email = ? AND status = 0", "t", key);
+  if (rc == BE_OK) {
+    rc = be_stmt_step(st, err);
+    if (rc == BE_ROW) {
+      size_t n = 0;
+      const char *e = be_stmt_column_text(st, 1, &n);
+      if (e != NULL && n <= BE__EMAIL_MAX) {
+        *id = be_stmt_column_int64(st, 0);
+        memcpy(email, e, n);
+        email[n] = '\0';
+      }
+      rc = BE_OK;
+    } else if (rc == BE_DONE) {
+      rc = BE_OK;
+    }
+    be_stmt_finalize(st);
+  }
+  be__auth_release(a, c);
+  return rc;
+}
+
+static void discard_token(be__auth *a, const uint8_t *h) {
+  be_conn *c = NULL;
+  if (be__auth_acquire(a, &c, NULL) != BE_OK) return; /* it expires on its own */
+  (void)be__sql_exec(c, NULL, NULL, "DELETE FROM password_resets WHERE token_hash = ?", "h", h);
+  be__auth_release(a, c);
+}
+
+int be_auth_request_reset(be_app *app, const char *email, be_error **err) {
+  be__auth *a = NULL;
+  int rc = be__auth_get(app, &a, err);
+  if (rc != BE_OK) return rc;
+  const be_mailer *m = be__app_options(app)->mailer;
+  if (m == NULL || m->send == NULL)
+    return be__error_set(err, BE_E_UNSUPPORTED, "password reset needs a mailer (be_app_options.mailer)");
+  char key[BE__EMAIL_MAX + 1];
+  if (be__auth_email_key(email, key) != 0)
+    return be__error_field(err, "email", "is required (1 to %d bytes)", BE__EMAIL_MAX);
+  char to[BE__EMAIL_MAX + 1];
+  int64_t user_id = 0;
+  rc = find_active_user(a, key, &user_id, to, err);
+  if (rc != BE_OK || user_id == 0) return rc; /* unknown: the same BE_OK */
+
+  request_ctx r = {a, user_id, be__auth_now(a), {0}, 0};
+  char token[BE_AUTH_TOKEN_LEN + 1];
+  be__token_new(token, r.token_hash);
+  be_error *e = NULL;
+  if (be__auth_tx(a, request_tx, &r, &e) != BE_OK) {
+    log_failure("auth: could not store a password reset token", user_id, e);
+    be_error_free(e);
+    sodium_memzero(token, sizeof token);
+    return BE_OK;
+  }
+  if (r.skipped) {
+    sodium_memzero(token, sizeof token);
+    be_log(BE_LOG_INFO, "auth: password reset skipped, enough tokens pending", NULL, 0);
+    return BE_OK;
+  }
+  /* The token sits on a line of its own (the third) so a mailer can turn it
+   * into a link. */
+  int64_t minutes = a->reset_ttl_ns / (60 * BE_NS_PER_SEC);
+  char body[512];
+  snprintf(body, sizeof body,
+           "Someone asked to reset the password of this account. Your reset code is:\n"
+           "\n%s\n\n"
+           "It can be used once and expires in %lld minute%s. If you did not ask for it, "
+           "ignore this message: your password stays as it is.\n",
+           token, (long long)(minutes > 0 ? minutes : 1), minutes == 1 ? "" : "s");
+  sodium_memzero(token, sizeof token);
+  int sent = m->send(m->user_data, to, "Password reset", body, &e);
+  sodium_memzero(body, sizeof body);
+  if (sent != BE_OK) {
+    log_failure("auth: the mailer could not send a password reset", user_id, e);
+    be_error_free(e);
+    discard_token(a, r.token_hash); /* nobody got it */
+  }
+  return BE_OK;
+}
+
+/* ---- reset ----------------------------------------------------------- */
+
+typedef struct reset_ctx {
+  be__auth *a;
+  const uint8_t *token_hash;
+  int64_t user_id;
+  int64_t now;
+  const char *new_hash;
+  int ok; /* out: the token was consumed and the password set */
+} reset_ctx;
+
+static int reset_tx(be_conn *c, void *ud, be_error **err) {
+  reset_ctx *r = ud;
+  r->ok = 0;
+  int64_t n = 0;
+  /* Consuming the token is the check: of two concurrent resets with one
+   * token, only one changes this row. */
+  int rc = be__sql_exec(c, &n, err,
+                        "UPDATE password_resets SET used = 1 WHERE token_hash = ? AND used = 0 "
+                        "AND expires_at > ? AND user_id = ?",
+                        "hii", r->token_hash, r->now, r->user_id);
+  if (rc != BE_OK || n != 1) return rc;
+  rc = be__sql_exec(c, NULL, err,
+                    "UPDATE password_resets SET used = 1 WHERE user_id = ? AND used = 0", "i",
+                    r->user_id);
+  if (rc != BE_OK) return rc;
+  rc = be__sql_exec(c, &n, err,
+                    "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
+                    "WHERE id = ? AND status = 0",
+                    "ti", r->new_hash, r->user_id);
+  if (rc != BE_OK) return rc;
+  if (n != 1) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET); /* rolls back */
+  int64_t revoked = 0;
+  rc = be__auth_revoke(c, r->user_id, NULL, &revoked, err);
+  if (rc != BE_OK) return rc;
+  char details[64];
+  snprintf(details, sizeof details, "{\"sessions_revoked\":%lld}", (long long)revoked);
+  rc = be__audit_write(r->a->app, c, r->user_id, "auth.password_reset", "user", r->user_id, details,
+                       err);
+  if (rc == BE_OK) r->ok = 1;
+  return rc;
+}
+
+/* The user a live reset token belongs to, with the policy's context. */
+static int lookup_reset(be__auth *a, const uint8_t *h, int64_t now, int64_t *user_id, char *email,
+                        size_t email_cap, char *name, size_t name_cap, be_error **err) {
+  *user_id = 0;
+  be_conn *c = NULL;
+  int rc = be__auth_acquire(a, &c, err);
+  if (rc != BE_OK) return rc;
+  be_stmt *st = NULL;
+  rc = be__sql(c, &st, err,
+               "SELECT r.user_id, u.email, u.name FROM password_resets r "
+               "JOIN users u ON u.id = r.user_id "
+               "WHERE r.token_hash = ? AND r.used = 0 AND r.expires_at > ? AND u.status = 0",
+               "hi", h, now);
+  if (rc == BE_OK) {
+    rc = be_stmt_step(st, err);
+    if (rc == BE_ROW) {
+      *user_id = be_stmt_column_int64(st, 0);
+      const char *cols[2] = {NULL, NULL};
+      char *dst[2] = {email, name};
+      size_t cap[2] = {email_cap, name_cap};
+      for (int i = 0; i < 2; i++) {
+        size_t n = 0;
+        cols[i] = be_stmt_column_text(st, i + 1, &n);
+        if (cols[i] == NULL) n = 0;
+        if (n >= cap[i]) n = cap[i] - 1;
+        memcpy(dst[i], cols[i] ? cols[i] : "", n);
+        dst[i][n] = '\0';
+      }
+      rc = BE_OK;
+    } else if (rc == BE_DONE) {
+      rc = BE_OK;
+    }
+    be_stmt_finalize(st);
+  }
+  be__auth_release(a, c);
+  return rc;
+}
+
+int be_auth_reset_password(be_app *app, const char *token, const char *new_password,
+                           size_t new_len, be_error **err) {
+  be__auth *a = NULL;
+  int rc = be__auth_get(app, &a, err);
+  if (rc != BE_OK) return rc;
+  uint8_t h[BE__TOKEN_HASH_BYTES];
+  if (be__token_hash(token, h) != 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
+  size_t len;
+  if (be__auth_pw_len(new_password, new_len, &len) != 0)
+    return be__error_field(err, "new_password", "is required");
+  int64_t user_id = 0;
+  char email[BE__EMAIL_MAX + 1], name[512];
+  rc = lookup_reset(a, h, be__auth_now(a), &user_id, email, sizeof email, name, sizeof name, err);
+  if (rc != BE_OK) return rc;
+  if (user_id == 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
+  rc = be__pw_policy(a, new_password, len, "new_password", email, name, err);
+  if (rc != BE_OK) return rc;
+  rc = be__pw_slot_acquire(a, err);
+  if (rc != BE_OK) return rc;
+  char hash[crypto_pwhash_STRBYTES];
+  rc = be__pw_hash(a, hash, new_password, len, err);
+  be__pw_slot_release(a);
+  if (rc != BE_OK) return rc;
+  /* Expiry is judged again at write time: hashing took a while. */
+  reset_ctx r = {a, h, user_id, be__auth_now(a), hash, 0};
+  rc = be__auth_tx(a, reset_tx, &r, err);
+  if (rc == BE_OK && !r.ok) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
+  return rc;
+}
+
+/* ---- purge ----------------------------------------------------------- */
+
+typedef struct purge_ctx {
+  be__auth *a;
+  int64_t now;
+  int64_t deleted;
+} purge_ctx;
+
+static int purge_tx(be_conn *c, void *ud, be_error **err) {
+  purge_ctx *p = ud;
+  int64_t n1 = 0, n2 = 0;
+  int rc = be__sql_exec(c, &n1, err,
+                        "DELETE FROM sessions WHERE revoked <> 0 OR expires_at <= ? "
+                        "OR last_seen_at <= ?",
+                        "ii", p->now, p->now - p->a->idle_ns);
+  if (rc != BE_OK) return rc;
+  rc = be__sql_exec(c, &n2, err, "DELETE FROM password_resets WHERE used <> 0 OR expires_at <= ?",
+                    "i", p->now);
+  p->deleted = n1 + n2;
+  return rc;
+}
+
+int be_auth_purge_expired(be_app *app, int64_t *out_deleted, be_error **err) {
+  if (out_deleted) *out_deleted = 0;
+  be__auth *a = NULL;
+  int rc = be__auth_get(app, &a, err);
+  if (rc != BE_OK) return rc;
+  purge_ctx p = {a, be__auth_now(a), 0};
+  rc = be__auth_tx(a, purge_tx, &p, err);
+  if (rc == BE_OK && out_deleted) *out_deleted = p.deleted;
+  return rc;
+}

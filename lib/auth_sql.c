@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#include "auth_sql.h"
+
+#include <backend/pool.h>
+
+#include <stdarg.h>
+
+#include "error.h"
+
+int be__auth_acquire(be__auth *auth, be_conn **out, be_error **err) {
+  return be_pool_acquire(be_app_pool(auth->app), out, err);
+}
+
+void be__auth_release(be__auth *auth, be_conn *conn) {
+  be_pool_release(be_app_pool(auth->app), conn);
+}
+
+int be__auth_tx(be__auth *auth, be_tx_fn fn, void *ud, be_error **err) {
+  be_conn *c = NULL;
+  int rc = be__auth_acquire(auth, &c, err);
+  if (rc != BE_OK) return rc;
+  rc = be_tx_run(c, BE_TX_IMMEDIATE, fn, ud, err);
+  be__auth_release(auth, c);
+  return rc;
+}
+
+static int bind_all(be_stmt *st, const char *types, va_list ap, be_error **err) {
+  for (int32_t i = 0; types[i] != '\0'; i++) {
+    int rc;
+    switch (types[i]) {
+      case 'i': rc = be_stmt_bind_int64(st, i + 1, va_arg(ap, int64_t), err); break;
+      case 't': rc = be_stmt_bind_text(st, i + 1, va_arg(ap, const char *), (size_t)-1, err); break;
+      case 'h':
+        rc = be_stmt_bind_blob(st, i + 1, va_arg(ap, const uint8_t *), BE__TOKEN_HASH_BYTES, err);
+        break;
+      default: rc = be__error_set(err, BE_E_INTERNAL, "auth: bad bind type '%c'", types[i]);
+    }
+    if (rc != BE_OK) return rc;
+  }
+  return BE_OK;
+}
+
+static int vsql(be_conn *conn, be_stmt **out, be_error **err, const char *sql, const char *types,
+                va_list ap) {
+  *out = NULL;
+  be_stmt *st = NULL;
+  int rc = be_conn_prepare(conn, &st, sql, err);
+  if (rc != BE_OK) return rc;
+  rc = bind_all(st, types, ap, err);
+  if (rc != BE_OK) {
+    be_stmt_finalize(st);
+    return rc;
+  }
+  *out = st;
+  return BE_OK;
+}
+
+int be__sql(be_conn *conn, be_stmt **out, be_error **err, const char *sql, const char *types, ...) {
+  va_list ap;
+  va_start(ap, types);
+  int rc = vsql(conn, out, err, sql, types, ap);
+  va_end(ap);
+  return rc;
+}
+
+int be__sql_exec(be_conn *conn, int64_t *out_changes, be_error **err, const char *sql,
+                 const char *types, ...) {
+  if (out_changes) *out_changes = 0;
+  be_stmt *st = NULL;
+  va_list ap;
+  va_start(ap, types);
+  int rc = vsql(conn, &st, err, sql, types, ap);
+  va_end(ap);
+  if (rc != BE_OK) return rc;
+  do rc = be_stmt_step(st, err);
+  while (rc == BE_ROW);
+  be_stmt_finalize(st);
+  if (rc != BE_DONE) return rc;
+  if (out_changes) *out_changes = be_conn_changes(conn);
+  return BE_OK;
+}

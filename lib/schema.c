@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The services' tables. Times are int64 nanoseconds (be_clock wall time).
+ * A released migration is never edited: schema changes are new migrations.
+ */
+#include <backend/migrate.h>
+
+#include "schema.h"
+
+static const struct {
+  int64_t version;
+  const char *name;
+  const char *sql;
+} migrations[] = {
+  {1, "users",
+   "CREATE TABLE users ("
+   "  id INTEGER PRIMARY KEY,"
+   "  email TEXT NOT NULL UNIQUE,"          /* normalised: trimmed, lower-case */
+   "  name TEXT NOT NULL,"
+   "  bio TEXT NOT NULL DEFAULT '',"
+   "  extra TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(extra)),"  /* host-owned JSON */
+   "  status INTEGER NOT NULL DEFAULT 0,"   /* 0 active, 1 disabled */
+   "  password_hash TEXT,"                  /* crypto_pwhash_str output, NULL = no password */
+   "  failed_logins INTEGER NOT NULL DEFAULT 0,"
+   "  locked_until INTEGER NOT NULL DEFAULT 0,"
+   "  created_at INTEGER NOT NULL,"
+   "  updated_at INTEGER NOT NULL"
+   ");"},
+  {2, "sessions",
+   "CREATE TABLE sessions ("
+   "  token_hash BLOB PRIMARY KEY,"          /* BLAKE2b-256 of the 32-byte token */
+   "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+   "  created_at INTEGER NOT NULL,"
+   "  last_seen_at INTEGER NOT NULL,"
+   "  expires_at INTEGER NOT NULL,"          /* absolute expiry */
+   "  revoked INTEGER NOT NULL DEFAULT 0"
+   ");"
+   "CREATE INDEX sessions_user ON sessions(user_id);"
+   "CREATE TABLE password_resets ("
+   "  token_hash BLOB PRIMARY KEY,"
+   "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+   "  created_at INTEGER NOT NULL,"
+   "  expires_at INTEGER NOT NULL,"
+   "  used INTEGER NOT NULL DEFAULT 0"
+   ");"
+   "CREATE INDEX password_resets_user ON password_resets(user_id);"},
+  {3, "permissions",
+   "CREATE TABLE roles ("
+   "  id INTEGER PRIMARY KEY,"
+   "  name TEXT NOT NULL UNIQUE"
+   ");"
+   "CREATE TABLE role_permissions ("
+   "  role_id INTEGER NOT NULL REFERENCES roles(id) ON DELETE CASCADE,"
+   "  permission TEXT NOT NULL,"
+   "  PRIMARY KEY (role_id, permission)"
+   ");"
+   "CREATE TABLE user_roles ("
+   "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+   "  role_id INTEGER NOT NULL REFERENCES roles(id) ON DELETE CASCADE,"
+   "  PRIMARY KEY (user_id, role_id)"
+   ");"
+   "CREATE INDEX user_roles_role ON user_roles(role_id);"
+   /* bumped in the same transaction as every grant or revoke */
+   "CREATE TABLE auth_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);"
+   "INSERT INTO auth_epoch (id, epoch) VALUES (1, 1);"},
+  {4, "audit_log",
+   "CREATE TABLE audit_log ("
+   "  id INTEGER PRIMARY KEY,"
+   "  actor_id INTEGER NOT NULL,"            /* 0 = the system */
+   "  action TEXT NOT NULL,"                 /* e.g. user.update */
+   "  target_type TEXT NOT NULL,"            /* e.g. user */
+   "  target_id INTEGER NOT NULL,"
+   "  at INTEGER NOT NULL,"
+   "  details TEXT NOT NULL CHECK (json_valid(details)),"
+   "  prev_hash BLOB NOT NULL,"              /* hash of the previous row (zeros first) */
+   "  hash BLOB NOT NULL"                    /* BLAKE2b-256 over this row and prev_hash */
+   ");"
+   "CREATE INDEX audit_actor_at ON audit_log(actor_id, at);"
+   "CREATE INDEX audit_target_at ON audit_log(target_type, target_id, at);"},
+};
+
+int be__schema_register(struct be_migrator *m, be_error **err) {
+  for (size_t i = 0; i < sizeof migrations / sizeof migrations[0]; i++) {
+    int rc = be_migrator_add(m, migrations[i].version, migrations[i].name, migrations[i].sql, err);
+    if (rc != BE_OK) return rc;
+  }
+  return BE_OK;
+}

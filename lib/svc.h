@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal: helpers the service modules share (user.c, permission.c,
+ * audit.c, testkit.c, app.c): pooled transactions, input validation,
+ * opaque cursors, the authorisation epoch. */
+#ifndef BE_LIB_SVC_H
+#define BE_LIB_SVC_H
+
+#include <backend/app.h>
+#include <backend/storage.h>
+#include <backend/tx.h>
+
+#include <stdatomic.h>
+
+/* Take a pooled connection of the app / give it back. */
+int be__svc_acquire(be_app *app, be_conn **out, be_error **err);
+void be__svc_release(be_app *app, be_conn *conn);
+
+/* Run fn in a write transaction (BEGIN IMMEDIATE, retried on busy) on a
+ * pooled connection; the connection is released before returning. */
+int be__svc_write(be_app *app, be_tx_fn fn, void *ud, be_error **err);
+
+/* Resolve a (string, length) input: a length of 0 or (size_t)-1 means
+ * NUL-terminated. Fails (validation error on field) when s is NULL or
+ * holds a NUL byte inside its length. */
+int be__svc_strlen(const char *s, size_t len, const char *field, size_t *out_len,
+                   be_error **err);
+
+/* Validate text: valid UTF-8, no control characters (tab and newline are
+ * allowed with BE__TEXT_MULTILINE), min_chars..max_chars code points.
+ * With BE__TEXT_TRIM, leading and trailing ASCII white space is dropped
+ * first: *out_s / *out_len give the trimmed text (pointing into s). */
+#define BE__TEXT_TRIM 0x1
+#define BE__TEXT_MULTILINE 0x2
+int be__svc_text(const char *s, size_t len, const char *field, size_t min_chars,
+                 size_t max_chars, int flags, const char **out_s, size_t *out_len,
+                 be_error **err);
+
+/* Normalise and validate an email (see backend/user.h) into out, which
+ * holds BE_USER_EMAIL_MAX + 1 bytes. */
+int be__svc_email(const char *s, size_t len, char *out, size_t *out_len, be_error **err);
+
+/* An id argument must be > 0; an actor must be >= 0. */
+int be__svc_check_id(int64_t id, const char *field, be_error **err);
+int be__svc_check_actor(int64_t actor_id, be_error **err);
+
+/* Opaque keyset cursors: base64url (no padding) of a tag byte and a
+ * big-endian int64. out holds BE__CURSOR_MAX + 1 bytes. */
+#define BE__CURSOR_MAX 24
+void be__svc_cursor_encode(char *out, uint8_t tag, int64_t value);
+int be__svc_cursor_decode(const char *s, uint8_t tag, int64_t *out, be_error **err);
+
+/* Check with SQLite's JSON functions that json (len bytes) is a JSON
+ * object; a validation error names field otherwise. */
+int be__svc_json_object(be_conn *conn, const char *json, size_t len, const char *field,
+                        be_error **err);
+
+/* Run a statement with only int64 parameters (?1..?n) to completion.
+ * *out_changes (may be NULL) receives the rows it changed. */
+int be__svc_exec_i64(be_conn *conn, const char *sql, const int64_t *args, int32_t n,
+                     int64_t *out_changes, be_error **err);
+
+/* Bump the authorisation epoch on conn, inside the caller's write
+ * transaction (permission.c). */
+int be__perm_bump(be_app *app, be_conn *conn, be_error **err);
+
+/* A counter user.c bumps after every committed user write, so a batch
+ * read can tell that its rows may be older than a write (app.c). */
+_Atomic uint64_t *be__app_user_gen(be_app *app);
+
+/* The app's wall clock now, in nanoseconds. */
+int64_t be__svc_now(be_app *app);
+
+#endif

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AuthService benchmark, one JSON line per measurement:
+ *   raw_pwhash_verify   libsodium crypto_pwhash_str_verify alone (baseline)
+ *   auth_login          be_auth_login, right password (ops/s, p50/p95/p99)
+ *   auth_verify         be_auth_verify on live tokens (target p99 < 50 us)
+ *   auth_login_timing   unknown-user vs wrong-password medians (target: within 10 %)
+ *
+ * Usage: bench_auth [logins [verifies]]  (defaults 30 and 50000). Hashing
+ * uses the library defaults (argon2id INTERACTIVE, t = 2, m = 64 MiB) on a
+ * SQLite file in a temp dir, with the system clock.
+ */
+#include <backend/app.h>
+#include <backend/auth.h>
+#include <backend/histogram.h>
+#include <backend/pool.h>
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PW "benchmark passphrase 1"
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void die(const char *what, int rc, be_error *e) {
+  fprintf(stderr, "bench_auth: %s failed: %d %s\n", what, rc, e ? be_error_message(e) : "");
+  exit(1);
+}
+
+static int cmp64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Exact median of n samples (sorts in place). */
+static double median_us(int64_t *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp64);
+  double m = n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2.0;
+  return m / 1000.0;
+}
+
+static void print_hist(const char *name, const be_histogram *h, double seconds, const char *extra) {
+  printf("{\"bench\":\"%s\",\"n\":%llu,\"ops_per_s\":%.1f,\"p50_us\":%.2f,\"p95_us\":%.2f,"
+         "\"p99_us\":%.2f,\"max_us\":%.2f%s}\n",
+         name, (unsigned long long)be_histogram_count(h),
+         (double)be_histogram_count(h) / seconds, be_histogram_quantile(h, 0.50) / 1000.0,
+         be_histogram_quantile(h, 0.95) / 1000.0, be_histogram_quantile(h, 0.99) / 1000.0,
+         be_histogram_max(h) / 1000.0, extra ? extra : "");
+}
+
+static void exec1(be_app *app, const char *sql, char *out, size_t cap) {
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  int rc = be_pool_acquire(be_app_pool(app), &c, &e);
+  if (rc != BE_OK) die("acquire", rc, e);
+  be_stmt *st = NULL;
+  rc = be_conn_prepare(c, &st, sql, &e);
+  if (rc != BE_OK) die(sql, rc, e);
+  rc = be_stmt_step(st, &e);
+  if (rc < 0) die(sql, rc, e);
+  if (out && rc == BE_ROW) snprintf(out, cap, "%s", be_stmt_column_text(st, 0, NULL));
+  be_stmt_finalize(st);
+  be_pool_release(be_app_pool(app), c);
+}
+
+int main(int argc, char **argv) {
+  int logins = argc > 1 ? atoi(argv[1]) : 30;
+  int verifies = argc > 2 ? atoi(argv[2]) : 50000;
+  if (logins < 4) logins = 4;
+  if (verifies < 100) verifies = 100;
+  if (sodium_init() < 0) return 1;
+
+  char dir[] = "/tmp/bench_auth.XXXXXX";
+  if (mkdtemp(dir) == NULL) return 1;
+  char path[256];
+  snprintf(path, sizeof path, "%s/auth.db", dir);
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  /* Never block: the timing check wants the full wrong-password path
+   * (verify + failure bookkeeping) every time. */
+  o.throttle_after = 1000000;
+  o.lockout_after = 1000000;
+  be_app *app = NULL;
+  be_error *e = NULL;
+  int rc = be_app_new(&app, &o, &e);
+  if (rc != BE_OK) die("be_app_new", rc, e);
+  exec1(app, "INSERT INTO users (email, name, created_at, updated_at) "
+             "VALUES ('bench@example.test', 'Bench', 0, 0)", NULL, 0);
+  char idtext[32];
+  exec1(app, "SELECT id FROM users WHERE email = 'bench@example.test'", idtext, sizeof idtext);
+  int64_t id = atoll(idtext);
+  rc = be_auth_set_password(app, 0, id, PW, BE_AUTH_NUL_TERMINATED, &e);
+  if (rc != BE_OK) die("set_password", rc, e);
+  char hash[crypto_pwhash_STRBYTES];
+  exec1(app, "SELECT password_hash FROM users WHERE email = 'bench@example.test'", hash, sizeof hash);
+  const char *params = strstr(hash, "$m=");
+  char ptext[64] = "";
+  if (params) {
+    const char *end = strchr(params + 1, '$');
+    snprintf(ptext, sizeof ptext, "%.*s", end ? (int)(end - params - 1) : 0, params + 1);
+  }
+
+  /* Interleave every series so drift (thermal, neighbours) hits all alike. */
+  int n = logins;
+  int64_t *raw = calloc((size_t)n, sizeof *raw), *unknown = calloc((size_t)n, sizeof *unknown),
+          *wrong = calloc((size_t)n, sizeof *wrong);
+  char **tokens = calloc((size_t)n, sizeof *tokens);
+  be_histogram *h_raw, *h_login;
+  be_histogram_new(&h_raw);
+  be_histogram_new(&h_login);
+  double login_s = 0, raw_s = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t t0 = now_ns();
+    if (crypto_pwhash_str_verify(hash, PW, strlen(PW)) != 0) die("raw verify", -1, NULL);
+    raw[i] = now_ns() - t0;
+    raw_s += raw[i] / 1e9;
+    be_histogram_record(h_raw, raw[i]);
+
+    t0 = now_ns();
+    rc = be_auth_login(app, &tokens[i], NULL, "bench@example.test", PW, BE_AUTH_NUL_TERMINATED, &e);
+    int64_t dt = now_ns() - t0;
+    if (rc != BE_OK) die("login", rc, e);
+    be_histogram_record(h_login, dt);
+    login_s += dt / 1e9;
+
+    /* Alternate which of the two goes first, so position in the loop
+     * (caches, a neighbour's burst) cannot favour one. */
+    for (int k = 0; k < 2; k++) {
+      int do_unknown = (k == 0) == (i % 2 == 0);
+      char *tok = NULL;
+      t0 = now_ns();
+      if (do_unknown) {
+        rc = be_auth_login(app, &tok, NULL, "nobody@example.test", PW, BE_AUTH_NUL_TERMINATED, NULL);
+        unknown[i] = now_ns() - t0;
+      } else {
+        rc = be_auth_login(app, &tok, NULL, "bench@example.test", "wrong passphrase 99",
+                           BE_AUTH_NUL_TERMINATED, NULL);
+        wrong[i] = now_ns() - t0;
+      }
+      if (rc != BE_E_UNAUTHORIZED) die(do_unknown ? "unknown-user login" : "wrong-password login", rc, NULL);
+    }
+  }
+  char extra[160];
+  snprintf(extra, sizeof extra, ",\"params\":\"argon2id %s\"", ptext);
+  print_hist("raw_pwhash_verify", h_raw, raw_s, extra);
+  print_hist("auth_login", h_login, login_s, extra);
+
+  /* Token verify: round-robin over the live sessions. */
+  be_histogram *h_verify;
+  be_histogram_new(&h_verify);
+  for (int i = 0; i < 1000; i++) /* warm-up: statement cache, pool */
+    if (be_auth_verify(app, NULL, tokens[i % n], NULL) != BE_OK) die("verify warm-up", -1, NULL);
+  int64_t start = now_ns();
+  for (int i = 0; i < verifies; i++) {
+    int64_t t0 = now_ns();
+    int64_t uid = 0;
+    rc = be_auth_verify(app, &uid, tokens[i % n], &e);
+    be_histogram_record(h_verify, now_ns() - t0);
+    if (rc != BE_OK || uid != id) die("verify", rc, e);
+  }
+  double verify_s = (now_ns() - start) / 1e9;
+  double p99 = be_histogram_quantile(h_verify, 0.99) / 1000.0;
+  snprintf(extra, sizeof extra, ",\"target_p99_us\":50,\"ok\":%s", p99 < 50 ? "true" : "false");
+  print_hist("auth_verify", h_verify, verify_s, extra);
+
+  double raw_p50 = median_us(raw, n), unk = median_us(unknown, n), wr = median_us(wrong, n);
+  double ratio = unk / wr;
+  printf("{\"bench\":\"auth_login_timing\",\"n\":%d,\"unknown_user_p50_us\":%.1f,"
+         "\"wrong_password_p50_us\":%.1f,\"diff_us\":%.1f,\"ratio\":%.4f,\"raw_verify_p50_us\":%.1f,"
+         "\"target\":\"0.90..1.10\",\"ok\":%s}\n",
+         n, unk, wr, unk - wr, ratio, raw_p50, ratio >= 0.9 && ratio <= 1.1 ? "true" : "false");
+
+  for (int i = 0; i < n; i++) be_auth_token_free(tokens[i]);
+  free(tokens);
+  free(raw);
+  free(unknown);
+  free(wrong);
+  be_histogram_free(h_raw);
+  be_histogram_free(h_login);
+  be_histogram_free(h_verify);
+  be_app_free(app);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  return 0;
+}

@@ -1,0 +1,951 @@
+/* SPDX-License-Identifier: MIT */
+/* AuthService: login, throttling, sessions, password change and reset, the
+ * policy, the hash bound, and failure paths (fault driver, failing
+ * allocator). Apps come from the testkit (in-memory, fake clock, mock
+ * mailer) except where a test needs a file it reopens. */
+#include "testutil.h"
+
+#include <backend/auth.h>
+#include <backend/fault.h>
+#include <backend/mailer.h>
+#include <backend/pool.h>
+#include <backend/sqlite.h>
+#include <backend/testkit.h>
+
+#include <pthread.h>
+#include <sodium.h>
+
+#include "app.h"
+#include "auth.h"
+
+#define PW BE_TESTKIT_PASSWORD
+#define NEWPW "a brand new passphrase"
+#define NT BE_AUTH_NUL_TERMINATED
+#define MIN_NS (60 * BE_NS_PER_SEC)
+
+/* ---- helpers --------------------------------------------------------- */
+
+static be_testkit *kit_with(const be_app_options *base, int32_t users) {
+  be_testkit_options o = BE_TESTKIT_OPTIONS_INIT;
+  o.users = users;
+  o.app_options = base;
+  be_testkit *k = NULL;
+  be_error *e = NULL;
+  int rc = be_testkit_new(&k, &o, &e);
+  ck_assert_msg(rc == BE_OK, "testkit: %s", be_error_message(e));
+  return k;
+}
+
+static be_testkit *kit_new(int32_t users) { return kit_with(NULL, users); }
+
+/* One integer from a query with one int64 parameter (or none if sql has no '?'). */
+static int64_t q_int(be_app *app, const char *sql, int64_t arg) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  be_stmt *st = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &st, sql, NULL), BE_OK);
+  if (strchr(sql, '?')) ck_assert_int_eq(be_stmt_bind_int64(st, 1, arg, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  int64_t v = be_stmt_column_int64(st, 0);
+  be_stmt_finalize(st);
+  be_pool_release(be_app_pool(app), c);
+  return v;
+}
+
+static char *q_text(be_app *app, const char *sql, int64_t arg) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  be_stmt *st = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &st, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(st, 1, arg, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  const char *s = be_stmt_column_text(st, 0, NULL);
+  char *copy = strdup(s ? s : "");
+  be_stmt_finalize(st);
+  be_pool_release(be_app_pool(app), c);
+  return copy;
+}
+
+static void q_exec(be_app *app, const char *sql, int64_t arg) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  be_stmt *st = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &st, sql, NULL), BE_OK);
+  if (strchr(sql, '?')) ck_assert_int_eq(be_stmt_bind_int64(st, 1, arg, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_DONE);
+  be_stmt_finalize(st);
+  be_pool_release(be_app_pool(app), c);
+}
+
+static int64_t audit_count(be_app *app, const char *action) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  be_stmt *st = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &st, "SELECT count(*) FROM audit_log WHERE action = ?", NULL),
+                   BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(st, 1, action, (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  int64_t v = be_stmt_column_int64(st, 0);
+  be_stmt_finalize(st);
+  be_pool_release(be_app_pool(app), c);
+  return v;
+}
+
+/* Log in and expect success; returns the token (be_auth_token_free). */
+static char *login_ok(be_app *app, const char *email, const char *pw, int64_t expect_id) {
+  char *tok = NULL;
+  int64_t uid = -1;
+  be_error *e = NULL;
+  int rc = be_auth_login(app, &tok, &uid, email, pw, NT, &e);
+  ck_assert_msg(rc == BE_OK, "login %s: %s", email, be_error_message(e));
+  ck_assert_ptr_nonnull(tok);
+  ck_assert_uint_eq(strlen(tok), BE_AUTH_TOKEN_LEN);
+  if (expect_id) ck_assert_int_eq(uid, expect_id);
+  return tok;
+}
+
+/* Expect a login to fail with the generic answer. */
+static void login_denied(be_app *app, const char *email, const char *pw) {
+  char *tok = (char *)"x";
+  int64_t uid = 77;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_auth_login(app, &tok, &uid, email, pw, NT, &e), BE_E_UNAUTHORIZED);
+  ck_assert_ptr_null(tok);
+  ck_assert_int_eq(uid, 0);
+  ck_assert_str_eq(be_error_message(e), "invalid email or password");
+  ck_assert_int_eq(be_error_http_status(e), 401);
+  ck_assert_uint_eq(be_error_field_count(e), 0);
+  be_error_free(e);
+}
+
+static int verify_code(be_app *app, const char *tok, int64_t *uid) {
+  return be_auth_verify(app, uid, tok, NULL);
+}
+
+/* The reset token from the last captured mail: the body's third line. */
+static void last_reset_token(be_testkit *k, char out[BE_AUTH_TOKEN_LEN + 1]) {
+  char *to = NULL, *subject = NULL, *body = NULL;
+  ck_assert_int_eq(be_testkit_mail_get(&to, &subject, &body, k, -1, NULL), BE_OK);
+  ck_assert_str_eq(subject, "Password reset");
+  const char *p = body;
+  for (int line = 0; line < 2; line++) {
+    p = strchr(p, '\n');
+    ck_assert_ptr_nonnull(p);
+    p++;
+  }
+  const char *end = strchr(p, '\n');
+  ck_assert_ptr_nonnull(end);
+  ck_assert_int_eq(end - p, BE_AUTH_TOKEN_LEN);
+  memcpy(out, p, BE_AUTH_TOKEN_LEN);
+  out[BE_AUTH_TOKEN_LEN] = '\0';
+  be_free(to);
+  be_free(subject);
+  sodium_memzero(body, strlen(body));
+  be_free(body);
+}
+
+/* ---- login ----------------------------------------------------------- */
+
+START_TEST(login_success_and_verify) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t id1 = be_testkit_user_id(k, 1);
+  char *tok = login_ok(app, "user1@example.test", PW, id1);
+  int64_t uid = 0;
+  ck_assert_int_eq(be_auth_verify(app, &uid, tok, NULL), BE_OK);
+  ck_assert_int_eq(uid, id1);
+  /* the email is matched trimmed and case-insensitively (as stored) */
+  char *tok2 = login_ok(app, "  USER1@Example.TEST ", PW, id1);
+  ck_assert_str_ne(tok, tok2); /* a fresh session every time */
+  /* only the hash is stored */
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions WHERE user_id = ?", id1), 2);
+  ck_assert_int_eq(q_int(app, "SELECT length(token_hash) FROM sessions LIMIT 1", 0), 32);
+  be_auth_token_free(tok);
+  be_auth_token_free(tok2);
+  be_auth_token_free(NULL);
+  /* argument checks */
+  be_error *e = NULL;
+  ck_assert_int_eq(be_auth_login(NULL, &tok, NULL, "a@b.c", PW, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_login(app, NULL, NULL, "a@b.c", PW, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_login(app, &tok, NULL, NULL, PW, NT, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "email");
+  be_error_free(e);
+  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "   ", PW, NT, NULL), BE_E_VALIDATION);
+  char long_email[1000];
+  memset(long_email, ' ', sizeof long_email - 1);
+  memcpy(long_email, "user1@example.test", 18); /* then 981 spaces and an x: not trimmed away */
+  long_email[sizeof long_email - 2] = 'x';
+  long_email[sizeof long_email - 1] = '\0';
+  ck_assert_int_eq(be_auth_login(app, &tok, NULL, long_email, PW, NT, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "user1@example.test", NULL, NT, NULL),
+                   BE_E_VALIDATION);
+  char big[BE_AUTH_PASSWORD_MAX_BYTES + 2];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "user1@example.test", big, NT, NULL),
+                   BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_verify(NULL, NULL, "x", NULL), BE_E_MISUSE);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(failures_share_one_answer) {
+  be_testkit *k = kit_new(3);
+  be_app *app = be_testkit_app(k);
+  login_denied(app, "user1@example.test", "wrong password here");  /* wrong password */
+  login_denied(app, "nobody@example.test", PW);                     /* unknown user */
+  q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 2));
+  login_denied(app, "user2@example.test", PW);                      /* disabled, right pw */
+  q_exec(app, "UPDATE users SET password_hash = NULL WHERE id = ?", be_testkit_user_id(k, 0));
+  login_denied(app, "user0@example.test", PW);                      /* no password */
+  q_exec(app, "UPDATE users SET password_hash = 'garbage' WHERE id = ?", be_testkit_user_id(k, 0));
+  login_denied(app, "user0@example.test", "garbage");               /* unusable hash */
+  /* the wrong password counted; the others touched nothing */
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?",
+                         be_testkit_user_id(k, 1)), 1);
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?",
+                         be_testkit_user_id(k, 2)), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
+  be_testkit_free(k);
+}
+END_TEST
+
+static be_app_options throttle_opts(void) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.throttle_after = 3;
+  o.lockout_after = 6;
+  o.lockout_ms = 10 * 60 * 1000;
+  return o;
+}
+
+START_TEST(backoff_doubles_and_ignores_attempts_inside_window) {
+  be_app_options o = throttle_opts();
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 0);
+  const char *em = "user0@example.test";
+  for (int i = 0; i < 2; i++) login_denied(app, em, "wrong password here");
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), 0);
+  login_denied(app, em, "wrong password here"); /* 3rd: blocked for 1 s */
+  int64_t now = be_clock_wall_ns(be_testkit_clock(k));
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), now + BE_NS_PER_SEC);
+  login_denied(app, em, PW); /* right password inside the window: same answer */
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 3); /* not counted */
+  be_testkit_advance_ms(k, 1000);
+  login_denied(app, em, "wrong password here"); /* 4th: blocked for 2 s */
+  be_testkit_advance_ms(k, 1000);
+  login_denied(app, em, PW);
+  be_testkit_advance_ms(k, 1000);
+  char *tok = login_ok(app, em, PW, id); /* window over: success resets */
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 0);
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), 0);
+  be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(lockout_then_reset_on_success) {
+  be_app_options o = throttle_opts();
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 0);
+  const char *em = "user0@example.test";
+  for (int i = 0; i < 6; i++) {
+    login_denied(app, em, "wrong password here");
+    be_testkit_advance_ms(k, 60 * 1000); /* wait out each backoff window */
+  }
+  /* the 6th failure locked the account for lockout_ms (minus the minute waited) */
+  ck_assert_int_eq(audit_count(app, "auth.lockout"), 1);
+  login_denied(app, em, PW);
+  be_testkit_advance_ms(k, 8 * 60 * 1000);
+  login_denied(app, em, PW); /* still locked: 9 of 10 minutes */
+  be_testkit_advance_ms(k, 60 * 1000);
+  char *tok = login_ok(app, em, PW, id);
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 0);
+  /* after a success the count starts again from zero */
+  login_denied(app, em, "wrong password here");
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), 0);
+  be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* ---- rehash (file database reopened with raised parameters) ---------- */
+
+static be_app *file_app_drv(const char *path, be_clock *clock, uint64_t ops, uint64_t mem,
+                           const be_driver *drv) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  o.driver = drv;
+  o.clock = clock;
+  o.insecure_test_hashing = 1;
+  o.pwhash_opslimit = ops;
+  o.pwhash_memlimit = mem;
+  be_app *app = NULL;
+  be_error *e = NULL;
+  int rc = be_app_new(&app, &o, &e);
+  ck_assert_msg(rc == BE_OK, "app: %s", be_error_message(e));
+  return app;
+}
+
+static be_app *file_app(const char *path, be_clock *clock, uint64_t ops, uint64_t mem) {
+  return file_app_drv(path, clock, ops, mem, NULL);
+}
+
+/* A user with password PW on a plain app; returns the id. */
+static int64_t add_user(be_app *app, const char *email) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "INSERT INTO users (email, name, created_at, updated_at) "
+                            "VALUES ('%s', 'Someone', 0, 0)", email);
+  q_exec(app, sql, 0);
+  int64_t id = q_int(app, "SELECT max(id) FROM users", 0);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, PW, NT, NULL), BE_OK);
+  return id;
+}
+
+START_TEST(rehash_when_parameters_rise) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/auth.db", dir);
+  be_clock *clock = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_NS), BE_OK);
+  be_app *app = file_app(path, clock, 1, 64 * 1024);
+  q_exec(app, "INSERT INTO users (email, name, created_at, updated_at) VALUES "
+              "('rehash@example.test', 'Re Hash', 0, 0)", 0);
+  int64_t id = q_int(app, "SELECT id FROM users WHERE email = 'rehash@example.test'", 0);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, NEWPW, NT, NULL), BE_OK);
+  char *h1 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
+  ck_assert_ptr_nonnull(strstr(h1, "$argon2id$"));
+  ck_assert_ptr_nonnull(strstr(h1, "m=64,t=1"));
+  be_auth_token_free(login_ok(app, "rehash@example.test", NEWPW, id));
+  char *same = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
+  ck_assert_str_eq(h1, same); /* same parameters: untouched */
+  be_app_free(app);
+
+  app = file_app(path, clock, 2, 128 * 1024);
+  be_auth_token_free(login_ok(app, "rehash@example.test", NEWPW, id));
+  char *h2 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
+  ck_assert_str_ne(h1, h2);
+  ck_assert_ptr_nonnull(strstr(h2, "m=128,t=2"));
+  ck_assert_int_eq(crypto_pwhash_str_verify(h2, NEWPW, strlen(NEWPW)), 0);
+  ck_assert_int_eq(crypto_pwhash_str_needs_rehash(h2, 2, 128 * 1024), 0);
+  be_auth_token_free(login_ok(app, "rehash@example.test", NEWPW, id)); /* still works */
+  login_denied(app, "rehash@example.test", "wrong password here");
+  free(h1);
+  free(h2);
+  free(same);
+  be_app_free(app);
+  be_clock_free(clock);
+  tu_rmdir(dir);
+}
+END_TEST
+
+START_TEST(parameters_below_owasp_refused) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/p.db", dir);
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  o.pwhash_opslimit = 1;
+  o.pwhash_memlimit = 4 * 1024 * 1024;
+  be_app *app = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, &e), BE_E_VALIDATION);
+  ck_assert_ptr_null(app);
+  ck_assert_str_eq(be_error_field_name(e, 0), "pwhash_memlimit");
+  be_error_free(e);
+  e = NULL;
+  o.pwhash_memlimit = 19 * 1024 * 1024; /* t = 1 needs 46 MiB */
+  e = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "pwhash_opslimit");
+  be_error_free(e);
+  o.pwhash_opslimit = 2; /* OWASP minimum: accepted */
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  be_app_free(app);
+  app = NULL;
+  o.password_min_length = 11;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_E_VALIDATION);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* ---- sessions -------------------------------------------------------- */
+
+START_TEST(idle_timeout_slides_and_expires) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  char *tok = login_ok(app, "user0@example.test", PW, 0);
+  int64_t uid;
+  for (int i = 0; i < 5; i++) { /* 5 x 29 min: alive because each verify slides it */
+    be_testkit_advance_ms(k, 29 * 60 * 1000);
+    ck_assert_int_eq(verify_code(app, tok, &uid), BE_OK);
+  }
+  be_testkit_advance_ms(k, 30 * 60 * 1000); /* idle 30 min: gone */
+  ck_assert_int_eq(verify_code(app, tok, &uid), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(uid, 0);
+  be_auth_token_free(tok);
+  /* the slide is throttled: verifies within 18 s (1 % of 30 min) write nothing */
+  tok = login_ok(app, "user0@example.test", PW, 0);
+  int64_t seen0 = q_int(app, "SELECT max(last_seen_at) FROM sessions", 0);
+  be_testkit_advance_ms(k, 10 * 1000);
+  ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT max(last_seen_at) FROM sessions", 0), seen0);
+  be_testkit_advance_ms(k, 10 * 1000);
+  ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT max(last_seen_at) FROM sessions", 0),
+                   seen0 + 20 * BE_NS_PER_SEC);
+  be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(absolute_timeout) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  char *tok = login_ok(app, "user0@example.test", PW, 0);
+  for (int i = 0; i < 12 * 3 - 1; i++) { /* active every 20 min for 11 h 40 min */
+    be_testkit_advance_ms(k, 20 * 60 * 1000);
+    ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
+  }
+  be_testkit_advance_ms(k, 20 * 60 * 1000); /* 12 h after login */
+  ck_assert_int_eq(verify_code(app, tok, NULL), BE_E_UNAUTHORIZED);
+  int64_t n = -1;
+  ck_assert_int_eq(be_auth_purge_expired(app, &n, NULL), BE_OK);
+  ck_assert_int_eq(n, 1);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
+  be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(malformed_tokens_refused_without_database) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  char *tok = login_ok(app, "user0@example.test", PW, 0);
+  char buf[64];
+  const char *bad[8];
+  int nb = 0;
+  bad[nb++] = "";
+  bad[nb++] = "short";
+  memset(buf, 'A', 44);
+  buf[44] = '\0';
+  bad[nb++] = strdup(buf); /* too long */
+  memcpy(buf, tok, 44);
+  buf[10] = '+'; /* base64, but not base64url */
+  bad[nb++] = strdup(buf);
+  memcpy(buf, tok, 44);
+  buf[5] = '=';
+  bad[nb++] = strdup(buf);
+  memcpy(buf, tok, 44);
+  buf[42] = buf[42] == 'B' ? 'C' : 'B'; /* non-zero padding bits: not canonical */
+  bad[nb++] = strdup(buf);
+  for (int i = 0; i < nb; i++) {
+    be_error *e = NULL;
+    ck_assert_int_eq(be_auth_verify(app, NULL, bad[i], &e), BE_E_UNAUTHORIZED);
+    ck_assert_str_eq(be_error_message(e), "invalid or expired session");
+    be_error_free(e);
+    ck_assert_int_eq(be_auth_logout(app, bad[i], NULL), BE_E_UNAUTHORIZED);
+    if (i >= 2) free((void *)bad[i]);
+  }
+  ck_assert_int_eq(be_auth_verify(app, NULL, NULL, NULL), BE_E_UNAUTHORIZED);
+  /* well formed but unknown */
+  char other[BE_AUTH_TOKEN_LEN + 1];
+  unsigned char raw[32];
+  randombytes_buf(raw, sizeof raw);
+  sodium_bin2base64(other, sizeof other, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  ck_assert_int_eq(be_auth_verify(app, NULL, other, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(app, NULL, tok, NULL), BE_OK);
+  be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(logout_and_revoke_all) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 1);
+  char *a = login_ok(app, "user1@example.test", PW, id);
+  char *b = login_ok(app, "user1@example.test", PW, id);
+  char *c = login_ok(app, "user1@example.test", PW, id);
+  char *other = login_ok(app, "user0@example.test", PW, 0);
+  ck_assert_int_eq(be_auth_logout(app, a, NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, a, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_logout(app, a, NULL), BE_OK); /* idempotent */
+  ck_assert_int_eq(verify_code(app, b, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_revoke_all(app, 0, id, NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, b, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(verify_code(app, c, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(verify_code(app, other, NULL), BE_OK); /* another user's */
+  ck_assert_int_eq(audit_count(app, "auth.revoke_all"), 1);
+  ck_assert_int_eq(be_auth_revoke_all(app, 0, 999999, NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_auth_revoke_all(app, 0, 0, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(audit_count(app, "auth.revoke_all"), 1);
+  /* disabling a user ends their sessions at the next verify */
+  q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 0));
+  ck_assert_int_eq(verify_code(app, other, NULL), BE_E_UNAUTHORIZED);
+  be_auth_token_free(a);
+  be_auth_token_free(b);
+  be_auth_token_free(c);
+  be_auth_token_free(other);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* ---- password set / change ------------------------------------------ */
+
+START_TEST(change_password_revokes_other_sessions) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 1);
+  const char *em = "user1@example.test";
+  char *cur = login_ok(app, em, PW, id);
+  char *old = login_ok(app, em, PW, id);
+  char *foreign = login_ok(app, "user0@example.test", PW, 0);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_auth_change_password(app, id, cur, "not the password", NT, NEWPW, NT, &e),
+                   BE_E_UNAUTHORIZED);
+  ck_assert_str_eq(be_error_message(e), "invalid password");
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_auth_change_password(app, id, cur, PW, NT, "short", NT, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "new_password");
+  be_error_free(e);
+  /* another user's session is not "current" */
+  ck_assert_int_eq(be_auth_change_password(app, id, foreign, PW, NT, NEWPW, NT, NULL),
+                   BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_change_password(app, id, cur, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, cur, NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, old, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(verify_code(app, foreign, NULL), BE_OK);
+  login_denied(app, em, PW);
+  be_auth_token_free(login_ok(app, em, NEWPW, id));
+  ck_assert_int_eq(audit_count(app, "auth.password_change"), 1);
+  /* without a current session every session goes */
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NEWPW, NT, "yet another passphrase", NT,
+                                           NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, cur, NULL), BE_E_UNAUTHORIZED);
+  be_auth_token_free(cur);
+  be_auth_token_free(old);
+  be_auth_token_free(foreign);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(set_password_revokes_and_audits) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 1);
+  char *tok = login_ok(app, "user1@example.test", PW, id);
+  int64_t before = audit_count(app, "auth.password_set");
+  ck_assert_int_eq(be_auth_set_password(app, be_testkit_user_id(k, 0), id, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, tok, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(audit_count(app, "auth.password_set"), before + 1);
+  be_auth_token_free(login_ok(app, "user1@example.test", NEWPW, id));
+  ck_assert_int_eq(be_auth_set_password(app, 0, 999999, NEWPW, NT, NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_auth_set_password(app, 0, -1, NEWPW, NT, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_set_password(NULL, 0, id, NEWPW, NT, NULL), BE_E_MISUSE);
+  be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* ---- policy ---------------------------------------------------------- */
+
+static int expect_policy(be_app *app, const char *pw, size_t len, const char *needle) {
+  be_error *e = NULL;
+  int rc = be_auth_check_password(app, pw, len, &e);
+  if (needle != NULL) {
+    ck_assert_int_eq(rc, BE_E_VALIDATION);
+    ck_assert_str_eq(be_error_field_name(e, 0), "password");
+    ck_assert_msg(strstr(be_error_field_message(e, 0), needle) != NULL, "'%s' lacks '%s'",
+                  be_error_field_message(e, 0), needle);
+  }
+  be_error_free(e);
+  return rc;
+}
+
+static int host_blocklist(void *ud, const char *pw, size_t len) {
+  (void)ud;
+  if (len == 20 && memcmp(pw, "breached passphrase!", 20) == 0) return 1;
+  if (len == 20 && memcmp(pw, "service down phrase!", 20) == 0) return BE_E_UNAVAILABLE;
+  return 0;
+}
+
+START_TEST(password_policy) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  ck_assert_int_eq(expect_policy(app, "elevenchars", NT, "at least 12"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "twelve chars", NT, NULL), BE_OK); /* exactly the minimum */
+  /* characters, not bytes: 12 two-byte letters pass, 11 fail */
+  ck_assert_int_eq(expect_policy(app, "\xc3\xa9t\xc3\xa9 \xc3\xa0 la plage", NT, NULL), BE_OK);
+  ck_assert_int_eq(expect_policy(app, "\xc3\xa9\xc3\xa8\xc3\xa0\xc3\xb9\xc3\xa7\xc3\xa9\xc3\xa8"
+                                      "\xc3\xa0\xc3\xb9\xc3\xa7\xc3\xa9", NT, "at least 12"),
+                   BE_E_VALIDATION);
+  char big[BE_AUTH_PASSWORD_MAX_BYTES + 1];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + (i * 7) % 26);
+  ck_assert_int_eq(expect_policy(app, big, sizeof big, "4096 bytes"), BE_E_VALIDATION); /* 4097 */
+  ck_assert_int_eq(expect_policy(app, big, 257, "at most 256 characters"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, big, 256, NULL), BE_OK);
+  ck_assert_int_eq(expect_policy(app, "bad utf8 \xff\xfe here", NT, "UTF-8"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "overlong \xc0\xaf slash!", NT, "UTF-8"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "embedded\0nul byte", 17, "NUL"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "PassWord1234", NT, "common"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "QWERTY123456", NT, "common"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "aaaaaaaaaaaaaaa", NT, "pattern"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "abcabcabcabcab", NT, "pattern"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "abcdefghijklmn", NT, "run"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "8901234567890", NT, "run"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, NULL, NT, "required"), BE_E_VALIDATION);
+  /* the account's own email or name */
+  be_error *e = NULL;
+  int64_t id = be_testkit_user_id(k, 0);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "USER0@example.test", NT, &e), BE_E_VALIDATION);
+  ck_assert_ptr_nonnull(strstr(be_error_field_message(e, 0), "email or name"));
+  be_error_free(e);
+  /* the host hook */
+  ck_assert_int_eq(be_auth_set_blocklist_fn(app, host_blocklist, NULL, NULL), BE_OK);
+  ck_assert_int_eq(expect_policy(app, "breached passphrase!", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_check_password(app, "service down phrase!", NT, NULL), BE_E_UNAVAILABLE);
+  ck_assert_int_eq(expect_policy(app, "a fine passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_set_blocklist_fn(app, NULL, NULL, NULL), BE_OK);
+  ck_assert_int_eq(expect_policy(app, "breached passphrase!", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_set_blocklist_fn(NULL, NULL, NULL, NULL), BE_E_MISUSE);
+  /* a policy failure writes nothing */
+  ck_assert_int_eq(audit_count(app, "auth.password_set") >= 0, 1);
+  be_testkit_free(k);
+
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.password_min_length = 15; /* NIST rev. 4, password as the only factor */
+  k = kit_with(&o, 0);
+  ck_assert_int_eq(expect_policy(be_testkit_app(k), "fourteen chars", NT, "at least 15"),
+                   BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(be_testkit_app(k), "fifteen chars!!", NT, NULL), BE_OK);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* ---- password reset -------------------------------------------------- */
+
+START_TEST(reset_single_use) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 1);
+  char *sess = login_ok(app, "user1@example.test", PW, id);
+  be_testkit_mail_clear(k);
+  ck_assert_int_eq(be_auth_request_reset(app, " User1@Example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 1);
+  char *to = NULL;
+  ck_assert_int_eq(be_testkit_mail_get(&to, NULL, NULL, k, 0, NULL), BE_OK);
+  ck_assert_str_eq(to, "user1@example.test");
+  be_free(to);
+  char tok[BE_AUTH_TOKEN_LEN + 1];
+  last_reset_token(k, tok);
+  /* only the hash is stored */
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ?", id), 1);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_auth_reset_password(app, tok, "short", NT, &e), BE_E_VALIDATION);
+  be_error_free(e);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_OK); /* not consumed above */
+  ck_assert_int_eq(verify_code(app, sess, NULL), BE_E_UNAUTHORIZED);       /* all sessions ended */
+  e = NULL;
+  ck_assert_int_eq(be_auth_reset_password(app, tok, "another passphrase", NT, &e), BE_E_UNAUTHORIZED);
+  ck_assert_str_eq(be_error_message(e), "invalid or expired reset token");
+  be_error_free(e);
+  login_denied(app, "user1@example.test", PW);
+  be_auth_token_free(login_ok(app, "user1@example.test", NEWPW, id));
+  ck_assert_int_eq(audit_count(app, "auth.password_reset"), 1);
+  ck_assert_int_eq(be_auth_reset_password(app, NULL, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_reset_password(app, "garbage", NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+  sodium_memzero(tok, sizeof tok);
+  be_auth_token_free(sess);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(reset_expires_and_clears_lockout) {
+  be_app_options o = throttle_opts();
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 0);
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  char tok[BE_AUTH_TOKEN_LEN + 1];
+  last_reset_token(k, tok);
+  be_testkit_advance_ms(k, 60 * 60 * 1000); /* the default TTL: 1 h */
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+  /* a fresh token works, and lifts a lockout */
+  for (int i = 0; i < 6; i++) {
+    login_denied(app, "user0@example.test", "wrong password here");
+    be_testkit_advance_ms(k, 60 * 1000);
+  }
+  ck_assert_int_gt(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id),
+                   be_clock_wall_ns(be_testkit_clock(k)));
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  last_reset_token(k, tok);
+  be_testkit_advance_ms(k, 59 * 60 * 1000);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_OK);
+  be_auth_token_free(login_ok(app, "user0@example.test", NEWPW, id));
+  int64_t n = 0;
+  ck_assert_int_eq(be_auth_purge_expired(app, &n, NULL), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(reset_does_not_enumerate) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  be_testkit_mail_clear(k);
+  ck_assert_int_eq(be_auth_request_reset(app, "nobody@example.test", NULL), BE_OK);
+  q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 1));
+  ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NULL), BE_OK); /* disabled */
+  ck_assert_int_eq(be_testkit_mail_count(k), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  /* a failing mailer gives the same BE_OK, and the unsent token is dropped */
+  ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE), BE_OK);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF), BE_OK); /* keep test output quiet */
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  ck_assert_int_eq(be_auth_request_reset(app, NULL, NULL), BE_E_VALIDATION);
+  /* at most BE_AUTH_RESET_MAX_PENDING live tokens per user: no mail bombing */
+  be_testkit_mail_clear(k);
+  for (int i = 0; i < BE_AUTH_RESET_MAX_PENDING + 2; i++)
+    ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), BE_AUTH_RESET_MAX_PENDING);
+  be_testkit_advance_ms(k, 60 * 60 * 1000); /* they expire: a new one may go out */
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), BE_AUTH_RESET_MAX_PENDING + 1);
+  be_testkit_free(k);
+
+  /* no mailer at all */
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/m.db", dir);
+  be_app *plain = file_app(path, NULL, 1, 64 * 1024);
+  ck_assert_int_eq(be_auth_request_reset(plain, "nobody@example.test", NULL), BE_E_UNSUPPORTED);
+  be_app_free(plain);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* ---- the hash bound -------------------------------------------------- */
+
+typedef struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int inside;
+  int open;
+} gate;
+
+static void gate_hook(void *ud) {
+  gate *g = ud;
+  pthread_mutex_lock(&g->mu);
+  g->inside++;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+typedef struct login_job {
+  be_app *app;
+  int rc;
+} login_job;
+
+static void *login_thread(void *arg) {
+  login_job *j = arg;
+  char *tok = NULL;
+  j->rc = be_auth_login(j->app, &tok, NULL, "user0@example.test", PW, NT, NULL);
+  be_auth_token_free(tok);
+  return NULL;
+}
+
+START_TEST(hash_bound_fails_fast) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.max_concurrent_hashes = 1;
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  be__auth_set_slot_hook(be__app_auth(app), gate_hook, &g);
+  login_job j = {app, 1};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, login_thread, &j), 0);
+  pthread_mutex_lock(&g.mu);
+  while (g.inside == 0) pthread_cond_wait(&g.cv, &g.mu);
+  pthread_mutex_unlock(&g.mu);
+  /* the one slot is held: every hashing call fails at once with 503 */
+  char *tok = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "user0@example.test", PW, NT, &e),
+                   BE_E_UNAVAILABLE);
+  ck_assert_int_eq(be_error_http_status(e), 503);
+  ck_assert_int_eq(be_error_is_retryable(e), 1);
+  be_error_free(e);
+  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "nobody@example.test", PW, NT, NULL),
+                   BE_E_UNAVAILABLE); /* same for unknown users */
+  ck_assert_int_eq(be_auth_set_password(app, 0, be_testkit_user_id(k, 0), NEWPW, NT, NULL),
+                   BE_E_UNAVAILABLE);
+  pthread_mutex_lock(&g.mu);
+  g.open = 1;
+  pthread_cond_broadcast(&g.cv);
+  pthread_mutex_unlock(&g.mu);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(j.rc, BE_OK);
+  be__auth_set_slot_hook(be__app_auth(app), NULL, NULL);
+  be_auth_token_free(login_ok(app, "user0@example.test", PW, 0));
+  be_testkit_free(k);
+}
+END_TEST
+
+static void *login_loop(void *arg) {
+  be_app *app = arg;
+  for (int i = 0; i < 20; i++) {
+    char *tok = NULL;
+    int rc = be_auth_login(app, &tok, NULL, "user0@example.test", PW, NT, NULL);
+    if (rc == BE_OK) {
+      if (be_auth_verify(app, NULL, tok, NULL) != BE_OK) return (void *)1;
+      be_auth_logout(app, tok, NULL);
+      be_auth_token_free(tok);
+    } else if (rc != BE_E_UNAVAILABLE) {
+      return (void *)1;
+    }
+  }
+  return NULL;
+}
+
+START_TEST(concurrent_logins) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, login_loop, app);
+  for (int i = 0; i < 4; i++) {
+    void *r;
+    pthread_join(t[i], &r);
+    ck_assert_ptr_null(r);
+  }
+  be_testkit_free(k);
+}
+END_TEST
+
+/* ---- failure paths --------------------------------------------------- */
+
+START_TEST(commit_failure_leaves_nothing) {
+  /* The testkit always uses SQLite in memory: a file app takes the fault driver. */
+  be_driver *drv = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&drv, &f, be_sqlite_driver(), NULL), BE_OK);
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/fault.db", dir);
+  be_clock *clock = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_NS), BE_OK);
+  be_app *app = file_app_drv(path, clock, 1, 64 * 1024, drv);
+  int64_t id = add_user(app, "user0@example.test");
+
+  /* login: the session insert's commit fails -> no session, no token */
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  char *tok = (char *)"x";
+  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "user0@example.test", PW, NT, NULL), BE_E_STORAGE);
+  ck_assert_ptr_null(tok);
+  be_fault_clear(f, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
+
+  /* set password: the commit fails -> old password still works, nothing revoked */
+  tok = login_ok(app, "user0@example.test", PW, id);
+  int64_t audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, NEWPW, NT, NULL), BE_E_STORAGE);
+  be_fault_clear(f, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
+  be_auth_token_free(login_ok(app, "user0@example.test", PW, id));
+
+  /* revoke-all with a failing step inside the transaction */
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_FROM, 3, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_auth_revoke_all(app, 0, id, NULL), BE_E_STORAGE);
+  be_fault_clear(f, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
+
+  /* malformed tokens never reach the driver */
+  be_fault_reset_counts(f);
+  ck_assert_int_eq(be_auth_verify(app, NULL, "not-a-token", NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_logout(app, "", NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 0);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_STEP), 0);
+
+  /* the slide write failing does not fail a valid verify */
+  be_clock_advance(clock, 5 * MIN_NS);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_NTH, 2, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
+  be_fault_clear(f, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN), BE_OK);
+
+  be_auth_token_free(tok);
+  be_app_free(app);
+  be_fault_free(f);
+  be_clock_free(clock);
+  tu_rmdir(dir);
+}
+END_TEST
+
+static be_app *oom_app;
+
+static int auth_round(void *arg) {
+  (void)arg;
+  char *tok = NULL;
+  int rc = be_auth_login(oom_app, &tok, NULL, "user0@example.test", PW, NT, NULL);
+  if (rc != BE_OK) return rc;
+  be_error *e = NULL;
+  rc = be_auth_verify(oom_app, NULL, tok, &e);
+  be_error_free(e);
+  if (rc == BE_OK) rc = be_auth_logout(oom_app, tok, NULL);
+  be_auth_token_free(tok);
+  if (rc != BE_OK) return rc;
+  e = NULL;
+  rc = be_auth_login(oom_app, &tok, NULL, "user0@example.test", "wrong password here", NT, &e);
+  be_error_free(e);
+  return rc == BE_E_UNAUTHORIZED ? BE_OK : rc;
+}
+
+START_TEST(failing_allocator_leaks_nothing) {
+  be_testkit *k = kit_new(1);
+  oom_app = be_testkit_app(k);
+  ck_assert_int_eq(auth_round(NULL), BE_OK); /* warm caches (statements, pool) */
+  ck_assert_int_eq(auth_round(NULL), BE_OK);
+  TU_FOR_EACH_ALLOC_FAILURE(auth_round, NULL);
+  q_exec(oom_app, "UPDATE users SET failed_logins = 0", 0);
+  be_testkit_free(k);
+}
+END_TEST
+
+static Suite *auth_suite(void) {
+  Suite *s = suite_create("auth");
+  TCase *tc = tcase_create("auth");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, login_success_and_verify);
+  tcase_add_test(tc, failures_share_one_answer);
+  tcase_add_test(tc, backoff_doubles_and_ignores_attempts_inside_window);
+  tcase_add_test(tc, lockout_then_reset_on_success);
+  tcase_add_test(tc, rehash_when_parameters_rise);
+  tcase_add_test(tc, parameters_below_owasp_refused);
+  tcase_add_test(tc, idle_timeout_slides_and_expires);
+  tcase_add_test(tc, absolute_timeout);
+  tcase_add_test(tc, malformed_tokens_refused_without_database);
+  tcase_add_test(tc, logout_and_revoke_all);
+  tcase_add_test(tc, change_password_revokes_other_sessions);
+  tcase_add_test(tc, set_password_revokes_and_audits);
+  tcase_add_test(tc, password_policy);
+  tcase_add_test(tc, reset_single_use);
+  tcase_add_test(tc, reset_expires_and_clears_lockout);
+  tcase_add_test(tc, reset_does_not_enumerate);
+  tcase_add_test(tc, hash_bound_fails_fast);
+  tcase_add_test(tc, concurrent_logins);
+  tcase_add_test(tc, commit_failure_leaves_nothing);
+  tcase_add_test(tc, failing_allocator_leaks_nothing);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+TU_MAIN(auth_suite)

@@ -1,0 +1,711 @@
+/* SPDX-License-Identifier: MIT */
+/* UserService: CRUD, validation, cache behaviour, batch reads, keyset
+ * pagination, and all-or-nothing writes. */
+#include "svc_testutil.h"
+
+#include <pthread.h>
+
+static be_cache_stats cstats(be_app *app) {
+  be_cache_stats s = BE_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_cache_stats_get(be_app_cache(app), &s), BE_OK);
+  return s;
+}
+
+START_TEST(create_get_update_delete) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "  Alice@Example.COM ";
+  in.name = " Alice ";
+  in.bio = "hello\nworld";
+  in.extra = "{\"theme\":\"dark\"}";
+  be_user *u = NULL;
+  int64_t id = 0;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_user_create(&u, &id, app, 0, &in, &e), BE_OK);
+  ck_assert_int_eq(be_user_id(u), id);
+  ck_assert_str_eq(be_user_email(u), "alice@example.com");
+  ck_assert_str_eq(be_user_name(u), "Alice");
+  ck_assert_str_eq(be_user_bio(u), "hello\nworld");
+  ck_assert_str_eq(be_user_extra(u), "{\"theme\":\"dark\"}");
+  ck_assert_int_eq(be_user_status(u), BE_USER_ACTIVE);
+  ck_assert_int_gt(be_user_created_at(u), 0);
+  ck_assert_int_eq(be_user_created_at(u), be_user_updated_at(u));
+  char *json = NULL;
+  ck_assert_int_eq(be_user_to_json(u, &json, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"extra\":{\"theme\":\"dark\"}"));
+  ck_assert_ptr_nonnull(strstr(json, "\"email\":\"alice@example.com\""));
+  be_free(json);
+  be_user_free(u);
+
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Alice");
+  be_user_free(u);
+  ck_assert_int_eq(be_user_get_by_email(&u, app, "ALICE@example.com ", NULL), BE_OK);
+  ck_assert_int_eq(be_user_id(u), id);
+  be_user_free(u);
+
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME | BE_USER_FIELD_EXTRA;
+  up.name = "Alice B";
+  up.extra = "{\"theme\":\"light\"}";
+  ck_assert_int_eq(be_user_update(&u, app, id, id, &up, &e), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Alice B");
+  ck_assert_str_eq(be_user_bio(u), "hello\nworld"); /* untouched */
+  be_user_free(u);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Alice B");
+  ck_assert_str_eq(be_user_extra(u), "{\"theme\":\"light\"}");
+  be_user_free(u);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action='user.update'"), 1);
+
+  ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_OK);
+  ck_assert_int_eq(be_user_get(&u, app, id, &e), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_error_http_status(e), 404);
+  be_error_free(e);
+  ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_user_get_by_email(&u, app, "alice@example.com", NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 3);
+  be_app_free(app);
+}
+END_TEST
+
+START_TEST(duplicate_email_is_conflict) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  svc_user(app, "bob@example.test", "Bob");
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "BOB@example.test";
+  in.name = "Bob 2";
+  be_error *e = NULL;
+  int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
+  ck_assert_int_eq(be_error_http_status(e), 409);
+  svc_expect_field(rc, &e, BE_E_CONFLICT, "email");
+  /* and through update */
+  int64_t carol = svc_user(app, "carol@example.test", "Carol");
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_EMAIL;
+  up.email = "bob@EXAMPLE.test";
+  e = NULL;
+  rc = be_user_update(NULL, app, 0, carol, &up, &e);
+  svc_expect_field(rc, &e, BE_E_CONFLICT, "email");
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 2);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 2);
+  be_app_free(app);
+}
+END_TEST
+
+typedef struct bad_case {
+  const char *email;
+  size_t email_len;
+  const char *name;
+  size_t name_len;
+  const char *bio;
+  const char *extra;
+  size_t extra_len;
+  int32_t status;
+  const char *field;
+} bad_case;
+
+START_TEST(validation_names_the_field_and_writes_nothing) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  static char long_email[300], long_name[400], long_bio[1100 * 2], big_extra[BE_USER_EXTRA_MAX + 10];
+  memset(long_email, 'a', 250);
+  strcpy(long_email + 250, "@x.io");
+  for (int i = 0; i < 101; i++) strcat(long_name, "\xc3\xa9"); /* 101 x e-acute */
+  memset(long_bio, 'b', 1001);
+  big_extra[0] = '"';
+  memset(big_extra + 1, 'x', BE_USER_EXTRA_MAX + 2);
+  big_extra[BE_USER_EXTRA_MAX + 3] = '"';
+  const bad_case cases[] = {
+    {NULL, 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"   ", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"no-at-sign", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a@b@c", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a b@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a\x01@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a@", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a@.c", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a@c..d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a\xff@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a\xc3@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {long_email, 0, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a@c.d\0x", 7, "N", 0, NULL, NULL, 0, 0, "email"},
+    {"a@c.d", 0, NULL, 0, NULL, NULL, 0, 0, "name"},
+    {"a@c.d", 0, "", 0, NULL, NULL, 0, 0, "name"},
+    {"a@c.d", 0, " \t ", 0, NULL, NULL, 0, 0, "name"},
+    {"a@c.d", 0, long_name, 0, NULL, NULL, 0, 0, "name"},
+    {"a@c.d", 0, "Bad\nName", 0, NULL, NULL, 0, 0, "name"},
+    {"a@c.d", 0, "Bad\xc2\x85Name", 0, NULL, NULL, 0, 0, "name"},
+    {"a@c.d", 0, "N\0x", 3, NULL, NULL, 0, 0, "name"},
+    {"a@c.d", 0, "\xed\xa0\x80", 0, NULL, NULL, 0, 0, "name"}, /* surrogate */
+    {"a@c.d", 0, "N", 0, long_bio, NULL, 0, 0, "bio"},
+    {"a@c.d", 0, "N", 0, "bell\a", NULL, 0, 0, "bio"},
+    {"a@c.d", 0, "N", 0, NULL, "{not json", 0, 0, "extra"},
+    {"a@c.d", 0, "N", 0, NULL, "[1,2]", 0, 0, "extra"},
+    {"a@c.d", 0, "N", 0, NULL, "42", 0, 0, "extra"},
+    {"a@c.d", 0, "N", 0, NULL, "", 0, 0, "extra"},
+    {"a@c.d", 0, "N", 0, NULL, "{}\0{}", 5, 0, "extra"},
+    {"a@c.d", 0, "N", 0, NULL, big_extra, 0, 0, "extra"},
+    {"a@c.d", 0, "N", 0, NULL, "{\"a\":1,}", 0, 0, "extra"},
+    {"a@c.d", 0, "N", 0, NULL, NULL, 0, 7, "status"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const bad_case *c = &cases[i];
+    be_user_input in = BE_USER_INPUT_INIT;
+    in.email = c->email;
+    in.email_len = c->email_len;
+    in.name = c->name;
+    in.name_len = c->name_len;
+    in.bio = c->bio;
+    in.extra = c->extra;
+    in.extra_len = c->extra_len;
+    in.status = c->status;
+    be_error *e = NULL;
+    int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
+    ck_assert_msg(rc == BE_E_VALIDATION, "case %zu: rc %d", i, rc);
+    ck_assert_int_eq(be_error_http_status(e), 400);
+    svc_expect_field(rc, &e, BE_E_VALIDATION, c->field);
+  }
+  /* several bad fields at once: all reported */
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "nope";
+  in.name = "";
+  in.status = 3;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, &in, &e), BE_E_VALIDATION);
+  ck_assert_int_eq(be_error_field_count(e), 3);
+  be_error_free(e);
+  /* bad actor, misuse */
+  in.email = "ok@x.io";
+  in.name = "Ok";
+  in.status = 0;
+  e = NULL;
+  svc_expect_field(be_user_create(NULL, NULL, app, -1, &in, &e), &e, BE_E_VALIDATION, "actor_id");
+  ck_assert_int_eq(be_user_create(NULL, NULL, NULL, 0, &in, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, NULL, NULL), BE_E_MISUSE);
+  in.version = 99;
+  ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, &in, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 0);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 0);
+
+  /* update and lookups validate too */
+  int64_t id = svc_user(app, "dave@x.io", "Dave");
+  be_user_input up = BE_USER_INPUT_INIT;
+  e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "fields");
+  up.fields = 0x100;
+  e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "fields");
+  up.fields = BE_USER_FIELD_NAME;
+  up.name = NULL;
+  e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "name");
+  up.name = "Fine";
+  e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, 0, &up, &e), &e, BE_E_VALIDATION, "id");
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id + 100, &up, NULL), BE_E_NOT_FOUND);
+  up.fields = BE_USER_FIELD_EXTRA;
+  up.extra = "[]";
+  e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "extra");
+  be_user *u = NULL;
+  e = NULL;
+  svc_expect_field(be_user_get(&u, app, -5, &e), &e, BE_E_VALIDATION, "id");
+  e = NULL;
+  svc_expect_field(be_user_get_by_email(&u, app, "x y@z", &e), &e, BE_E_VALIDATION, "email");
+  e = NULL;
+  svc_expect_field(be_user_get_by_email(&u, app, NULL, &e), &e, BE_E_VALIDATION, "email");
+  ck_assert_int_eq(be_user_get(NULL, app, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT updated_at = created_at FROM users"), 1);
+  be_app_free(app);
+}
+END_TEST
+
+START_TEST(cache_hit_then_invalidated_after_update) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  int64_t id = svc_user(app, "erin@x.io", "Erin");
+  be_cache_stats s0 = cstats(app);
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  be_user_free(u);
+  be_cache_stats s1 = cstats(app);
+  ck_assert_uint_eq(s1.loads - s0.loads, 1);
+  ck_assert_uint_eq(s1.hits - s0.hits, 0);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Erin");
+  be_user_free(u);
+  be_cache_stats s2 = cstats(app);
+  ck_assert_uint_eq(s2.hits - s1.hits, 1);
+  ck_assert_uint_eq(s2.loads, s1.loads);
+  /* the key is user:{id} */
+  char key[32];
+  snprintf(key, sizeof key, "user:%lld", (long long)id);
+  be_cache_entry *ent = NULL;
+  ck_assert_int_eq(be_cache_get(&ent, be_app_cache(app), key, strlen(key)), BE_OK);
+  be_cache_entry_release(ent);
+
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME;
+  up.name = "Erin Two";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_get(&ent, be_app_cache(app), key, strlen(key)), BE_E_NOT_FOUND);
+  be_cache_stats s3 = cstats(app);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Erin Two");
+  be_user_free(u);
+  be_cache_stats s4 = cstats(app);
+  ck_assert_uint_eq(s4.loads - s3.loads, 1);
+  be_app_free(app);
+}
+END_TEST
+
+typedef struct reader {
+  be_app *app;
+  int64_t id;
+  const char *want;
+  pthread_barrier_t *bar;
+  int ok;
+} reader;
+
+static void *read_user(void *arg) {
+  reader *r = arg;
+  pthread_barrier_wait(r->bar);
+  r->ok = 1;
+  for (int i = 0; i < 200; i++) {
+    be_user *u = NULL;
+    if (be_user_get(&u, r->app, r->id, NULL) != BE_OK || strcmp(be_user_name(u), r->want) != 0)
+      r->ok = 0;
+    be_user_free(u);
+  }
+  return NULL;
+}
+
+static void run_readers(be_app *app, int64_t id, const char *want) {
+  enum { N = 6 };
+  pthread_t t[N];
+  reader r[N];
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, N);
+  for (int i = 0; i < N; i++) {
+    r[i] = (reader){app, id, want, &bar, 0};
+    pthread_create(&t[i], NULL, read_user, &r[i]);
+  }
+  for (int i = 0; i < N; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_msg(r[i].ok, "reader %d saw a wrong or missing user", i);
+  }
+  pthread_barrier_destroy(&bar);
+}
+
+START_TEST(cache_from_many_threads) {
+  be_app *app = svc_app_ex(NULL, NULL, 4);
+  int64_t id = svc_user(app, "fay@x.io", "Fay");
+  be_cache_stats s0 = cstats(app);
+  run_readers(app, id, "Fay");
+  be_cache_stats s1 = cstats(app);
+  ck_assert_uint_eq(s1.loads - s0.loads, 1); /* single flight: one load for 1200 reads */
+  ck_assert_uint_ge(s1.hits - s0.hits, 1200 - 6);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME;
+  up.name = "Fay 2";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  run_readers(app, id, "Fay 2"); /* nobody sees the old name */
+  be_cache_stats s2 = cstats(app);
+  ck_assert_uint_eq(s2.loads - s1.loads, 1);
+  be_app_free(app);
+}
+END_TEST
+
+/* Writers and readers at once: after the last write, every thread reads
+ * the last value (no stale entry survives). */
+typedef struct writer {
+  be_app *app;
+  int64_t id;
+  int n;
+} writer;
+
+static void *write_names(void *arg) {
+  writer *w = arg;
+  for (int i = 0; i < w->n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "W%d", i);
+    be_user_input up = BE_USER_INPUT_INIT;
+    up.fields = BE_USER_FIELD_NAME;
+    up.name = name;
+    ck_assert_int_eq(be_user_update(NULL, w->app, 0, w->id, &up, NULL), BE_OK);
+  }
+  return NULL;
+}
+
+static void *read_many(void *arg) {
+  writer *w = arg;
+  for (int i = 0; i < w->n * 5; i++) {
+    be_user *u = NULL;
+    int64_t ids[2] = {w->id, w->id};
+    be_user_list *l = NULL;
+    ck_assert_int_eq(be_user_get(&u, w->app, w->id, NULL), BE_OK);
+    be_user_free(u);
+    ck_assert_int_eq(be_user_get_many(&l, w->app, ids, 2, NULL), BE_OK);
+    be_user_list_free(l);
+  }
+  return NULL;
+}
+
+START_TEST(no_stale_entry_after_concurrent_writes) {
+  be_app *app = svc_app_ex(NULL, NULL, 6);
+  int64_t id = svc_user(app, "gus@x.io", "Gus");
+  writer w = {app, id, 60};
+  pthread_t tw, tr[3];
+  pthread_create(&tw, NULL, write_names, &w);
+  for (int i = 0; i < 3; i++) pthread_create(&tr[i], NULL, read_many, &w);
+  pthread_join(tw, NULL);
+  for (int i = 0; i < 3; i++) pthread_join(tr[i], NULL);
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "W59");
+  be_user_free(u);
+  be_user_list *l = NULL;
+  ck_assert_int_eq(be_user_get_many(&l, app, &id, 1, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(be_user_list_get(l, 0)), "W59");
+  be_user_list_free(l);
+  be_app_free(app);
+}
+END_TEST
+
+START_TEST(get_many_one_query_for_misses) {
+  be_driver *fd = NULL;
+  be_fault *fault = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &fault, be_sqlite_driver(), NULL), BE_OK);
+  be_app *app = svc_app_ex(fd, NULL, 2);
+  int64_t ids[40];
+  for (int i = 0; i < 40; i++) {
+    char email[32];
+    snprintf(email, sizeof email, "m%d@x.io", i);
+    ids[i] = svc_user(app, email, "M");
+  }
+  /* warm the cache for the first 10 */
+  for (int i = 0; i < 10; i++) {
+    be_user *u = NULL;
+    ck_assert_int_eq(be_user_get(&u, app, ids[i], NULL), BE_OK);
+    be_user_free(u);
+  }
+  int64_t ask[45];
+  for (int i = 0; i < 40; i++) ask[i] = ids[39 - i]; /* caller's order, reversed */
+  ask[40] = 999999;                                  /* no such user */
+  ask[41] = ids[5];                                  /* duplicates */
+  ask[42] = ids[20];
+  ask[43] = ids[20];
+  ask[44] = 999998;
+  be_cache_stats s0 = cstats(app);
+  be_fault_reset_counts(fault);
+  be_user_list *l = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_user_get_many(&l, app, ask, 45, &e) == BE_OK, "%s", be_error_message(e));
+  /* one statement for the 30 distinct misses: 30 rows + done, not 30 queries */
+  int64_t steps = be_fault_calls(fault, BE_FAULT_OP_STEP);
+  ck_assert_msg(steps <= 32, "get_many used %lld steps", (long long)steps);
+  be_cache_stats s1 = cstats(app);
+  ck_assert_uint_eq(s1.hits - s0.hits, 11);
+  ck_assert_uint_eq(be_user_list_count(l), 45);
+  for (int i = 0; i < 40; i++) ck_assert_int_eq(be_user_id(be_user_list_get(l, i)), ids[39 - i]);
+  ck_assert_ptr_null(be_user_list_get(l, 40));
+  ck_assert_int_eq(be_user_id(be_user_list_get(l, 41)), ids[5]);
+  ck_assert_int_eq(be_user_id(be_user_list_get(l, 43)), ids[20]);
+  ck_assert_ptr_null(be_user_list_get(l, 44));
+  ck_assert_ptr_null(be_user_list_get(l, 45));
+  ck_assert_ptr_null(be_user_list_next_cursor(l));
+  be_user_list_free(l);
+  /* the misses were cached: now all hits */
+  be_fault_reset_counts(fault);
+  ck_assert_int_eq(be_user_get_many(&l, app, ids, 40, NULL), BE_OK);
+  ck_assert_int_eq(be_fault_calls(fault, BE_FAULT_OP_STEP), 0);
+  be_user_list_free(l);
+  /* empty and bad input */
+  ck_assert_int_eq(be_user_get_many(&l, app, NULL, 0, NULL), BE_OK);
+  ck_assert_uint_eq(be_user_list_count(l), 0);
+  be_user_list_free(l);
+  ask[3] = 0;
+  e = NULL;
+  svc_expect_field(be_user_get_many(&l, app, ask, 4, &e), &e, BE_E_VALIDATION, "ids[3]");
+  e = NULL;
+  svc_expect_field(be_user_get_many(&l, app, ask, BE_USER_MANY_MAX + 1, &e), &e, BE_E_VALIDATION,
+                   "ids");
+  ck_assert_int_eq(be_user_get_many(&l, app, NULL, 3, NULL), BE_E_MISUSE);
+  be_app_free(app);
+  be_fault_free(fault);
+}
+END_TEST
+
+START_TEST(pagination_visits_each_row_once) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  enum { N = 57 };
+  int64_t ids[N];
+  for (int i = 0; i < N; i++) {
+    char email[32];
+    snprintf(email, sizeof email, "p%d@x.io", i);
+    ids[i] = svc_user(app, email, "P");
+  }
+  int seen[N] = {0};
+  int deleted[N] = {0};
+  int pages = 0, extra = 0;
+  char cursor[64] = "";
+  int64_t last = 0;
+  for (;;) {
+    be_user_list *l = NULL;
+    be_error *e = NULL;
+    int rc = be_user_list_page(&l, app, cursor[0] ? cursor : NULL, 10, &e);
+    ck_assert_msg(rc == BE_OK, "%s", be_error_message(e));
+    ck_assert_uint_le(be_user_list_count(l), 10);
+    for (size_t i = 0; i < be_user_list_count(l); i++) {
+      int64_t id = be_user_id(be_user_list_get(l, i));
+      ck_assert_int_gt(id, last); /* ascending, never repeats */
+      last = id;
+      int found = 0;
+      for (int k = 0; k < N; k++)
+        if (ids[k] == id) { seen[k]++; found = 1; }
+      if (!found) extra++;
+    }
+    pages++;
+    const char *next = be_user_list_next_cursor(l);
+    if (next == NULL) { be_user_list_free(l); break; }
+    snprintf(cursor, sizeof cursor, "%s", next);
+    be_user_list_free(l);
+    /* churn between pages: insert new rows, delete one seen and one unseen */
+    char email[32];
+    snprintf(email, sizeof email, "new%d@x.io", pages);
+    svc_user(app, email, "New");
+    int del_seen = (pages * 7) % N, del_unseen = N - 1 - pages;
+    if (!deleted[del_seen] && seen[del_seen]) {
+      ck_assert_int_eq(be_user_delete(app, 0, ids[del_seen], NULL), BE_OK);
+      deleted[del_seen] = 1;
+    }
+    if (!deleted[del_unseen] && !seen[del_unseen]) {
+      ck_assert_int_eq(be_user_delete(app, 0, ids[del_unseen], NULL), BE_OK);
+      deleted[del_unseen] = 1;
+    }
+  }
+  for (int k = 0; k < N; k++) {
+    if (deleted[k] && !seen[k]) continue; /* deleted before its page */
+    ck_assert_msg(seen[k] == 1, "row %d seen %d times", k, seen[k]);
+  }
+  ck_assert_int_ge(pages, 6);
+  ck_assert_int_gt(extra, 0); /* rows inserted during the walk show up at the end */
+
+  /* cursor and limit validation */
+  be_user_list *l = NULL;
+  be_error *e = NULL;
+  svc_expect_field(be_user_list_page(&l, app, "not a cursor!", 10, &e), &e, BE_E_VALIDATION, "cursor");
+  e = NULL;
+  svc_expect_field(be_user_list_page(&l, app, "", 10, &e), &e, BE_E_VALIDATION, "cursor");
+  e = NULL;
+  svc_expect_field(be_user_list_page(&l, app, "QQAAAAAAAAAB", 10, &e), &e, BE_E_VALIDATION, "cursor");
+  e = NULL;
+  svc_expect_field(be_user_list_page(&l, app, NULL, 101, &e), &e, BE_E_VALIDATION, "limit");
+  e = NULL;
+  svc_expect_field(be_user_list_page(&l, app, NULL, -1, &e), &e, BE_E_VALIDATION, "limit");
+  ck_assert_int_eq(be_user_list_page(&l, app, NULL, 0, NULL), BE_OK); /* default 20 */
+  ck_assert_uint_eq(be_user_list_count(l), 20);
+  be_user_list_free(l);
+  be_app_free(app);
+}
+END_TEST
+
+START_TEST(delete_revokes_sessions_and_grants) {
+  be_testkit_options to = BE_TESTKIT_OPTIONS_INIT;
+  to.users = 3;
+  be_testkit *kit = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_testkit_new(&kit, &to, &e) == BE_OK, "%s", be_error_message(e));
+  be_app *app = be_testkit_app(kit);
+  int64_t uid = be_testkit_user_id(kit, 1);
+  char *token = NULL;
+  ck_assert_int_eq(be_auth_login(app, &token, NULL, "user1@example.test", BE_TESTKIT_PASSWORD,
+                                 BE_AUTH_NUL_TERMINATED, &e), BE_OK);
+  int64_t who = 0;
+  ck_assert_int_eq(be_auth_verify(app, &who, token, NULL), BE_OK);
+  ck_assert_int_eq(who, uid);
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:write", NULL), BE_OK);
+  ck_assert_int_eq(be_user_delete(app, be_testkit_user_id(kit, 0), uid, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(app, &who, token, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:write", NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM sessions"), 0);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM user_roles WHERE user_id = 2"), 0);
+  ck_assert_int_eq(svc_int(app, "SELECT actor_id FROM audit_log WHERE action = 'user.delete'"),
+                   be_testkit_user_id(kit, 0));
+  be_auth_token_free(token);
+  be_testkit_free(kit);
+}
+END_TEST
+
+START_TEST(disable_revokes_sessions_and_permissions) {
+  be_testkit_options to = BE_TESTKIT_OPTIONS_INIT;
+  to.users = 2;
+  be_testkit *kit = NULL;
+  ck_assert_int_eq(be_testkit_new(&kit, &to, NULL), BE_OK);
+  be_app *app = be_testkit_app(kit);
+  int64_t uid = be_testkit_user_id(kit, 1);
+  char *token = NULL;
+  ck_assert_int_eq(be_auth_login(app, &token, NULL, "user1@example.test", BE_TESTKIT_PASSWORD,
+                                 BE_AUTH_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NULL), BE_OK);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_STATUS;
+  up.status = BE_USER_DISABLED;
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_update(&u, app, 0, uid, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_user_status(u), BE_USER_DISABLED);
+  be_user_free(u);
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_auth_verify(app, NULL, token, NULL), BE_E_UNAUTHORIZED);
+  up.status = BE_USER_ACTIVE;
+  ck_assert_int_eq(be_user_update(NULL, app, 0, uid, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(app, NULL, token, NULL), BE_E_UNAUTHORIZED); /* stays revoked */
+  be_auth_token_free(token);
+  be_testkit_free(kit);
+}
+END_TEST
+
+/* ---- all or nothing, with the fault driver ---- */
+
+static int64_t audit_rows(be_app *app) { return svc_int(app, "SELECT count(*) FROM audit_log"); }
+
+START_TEST(update_fails_atomically_when_audit_or_commit_fails) {
+  be_driver *fd = NULL;
+  be_fault *fault = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &fault, be_sqlite_driver(), NULL), BE_OK);
+  be_app *app = svc_app_ex(fd, NULL, 2);
+  int64_t id = svc_user(app, "hal@x.io", "Hal");
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME;
+  up.name = "Hal 1";
+  /* measure: the audit INSERT is the last step of an update */
+  be_fault_reset_counts(fault);
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  int64_t steps = be_fault_calls(fault, BE_FAULT_OP_STEP);
+  ck_assert_int_ge(steps, 2);
+  int64_t n_audit = audit_rows(app);
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK); /* cached now */
+  be_user_free(u);
+
+  /* 1. the audit insert fails */
+  up.name = "Hal 2";
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_STEP, BE_FAULT_NTH, steps, BE_E_STORAGE), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, &e), BE_E_STORAGE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "injected"));
+  be_error_free(e);
+  be_fault_clear(fault, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(audit_rows(app), n_audit);
+  ck_assert_int_eq(svc_int(app, "SELECT name = 'Hal 1' FROM users"), 1);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Hal 1");
+  be_user_free(u);
+
+  /* 2. the commit fails */
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_E_STORAGE);
+  be_fault_clear(fault, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(audit_rows(app), n_audit);
+  ck_assert_int_eq(svc_int(app, "SELECT name = 'Hal 1' FROM users"), 1);
+
+  /* 3. create and delete too */
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "ivy@x.io";
+  in.name = "Ivy";
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, &in, NULL), BE_E_STORAGE);
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_E_STORAGE);
+  be_fault_clear(fault, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 1);
+  ck_assert_int_eq(audit_rows(app), n_audit);
+  /* and a busy commit is retried by the transaction, then succeeds once */
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(audit_rows(app), n_audit + 1);
+  int64_t bad = -1;
+  ck_assert_int_eq(be_audit_verify(&bad, NULL, app, NULL), BE_OK);
+  ck_assert_int_eq(bad, 0);
+  be_app_free(app);
+  be_fault_free(fault);
+}
+END_TEST
+
+/* ---- allocation failures: every path frees what it took ---- */
+
+static int alloc_body(void *arg) {
+  (void)arg;
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = ":memory:";
+  o.pool_min = 1;
+  o.pool_max = 1;
+  o.insecure_test_hashing = 1;
+  o.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
+  o.pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
+  be_app *app = NULL;
+  be_error *e = NULL;
+  int rc = be_app_new(&app, &o, &e);
+  if (rc != BE_OK) { be_error_free(e); return rc; }
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "oom@x.io";
+  in.name = "Oom";
+  in.extra = "{\"k\":[1,2]}";
+  be_user *u = NULL;
+  int64_t id = 0;
+  rc = be_user_create(&u, &id, app, 0, &in, &e);
+  if (rc == BE_OK) { be_user_free(u); rc = be_user_get(&u, app, id, &e); }
+  if (rc == BE_OK) { be_user_free(u); u = NULL; }
+  if (rc == BE_OK) {
+    be_user_input up = BE_USER_INPUT_INIT;
+    up.fields = BE_USER_FIELD_NAME;
+    up.name = "Oom 2";
+    rc = be_user_update(NULL, app, 0, id, &up, &e);
+  }
+  if (rc == BE_OK) {
+    be_user_list *l = NULL;
+    int64_t ids[2] = {id, id + 1};
+    rc = be_user_get_many(&l, app, ids, 2, &e);
+    be_user_list_free(l);
+  }
+  if (rc == BE_OK) {
+    be_user_list *l = NULL;
+    rc = be_user_list_page(&l, app, NULL, 5, &e);
+    be_user_list_free(l);
+  }
+  if (rc == BE_OK) rc = be_user_delete(app, 0, id, &e);
+  be_error_free(e);
+  be_app_free(app);
+  return rc;
+}
+
+START_TEST(allocation_failures_leak_nothing) {
+  TU_FOR_EACH_ALLOC_FAILURE(alloc_body, NULL);
+}
+END_TEST
+
+static Suite *user_suite(void) {
+  be_log_set_handler(NULL, NULL, BE_LOG_ERROR); /* tiny pools warn on every acquire */
+  Suite *s = suite_create("user");
+  TCase *tc = tcase_create("user");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, create_get_update_delete);
+  tcase_add_test(tc, duplicate_email_is_conflict);
+  tcase_add_test(tc, validation_names_the_field_and_writes_nothing);
+  tcase_add_test(tc, cache_hit_then_invalidated_after_update);
+  tcase_add_test(tc, cache_from_many_threads);
+  tcase_add_test(tc, no_stale_entry_after_concurrent_writes);
+  tcase_add_test(tc, get_many_one_query_for_misses);
+  tcase_add_test(tc, pagination_visits_each_row_once);
+  tcase_add_test(tc, delete_revokes_sessions_and_grants);
+  tcase_add_test(tc, disable_revokes_sessions_and_permissions);
+  tcase_add_test(tc, update_fails_atomically_when_audit_or_commit_fails);
+  tcase_add_test(tc, allocation_failures_leak_nothing);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+TU_MAIN(user_suite)
