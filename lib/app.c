@@ -28,6 +28,7 @@
 #include "alloc.h"
 #include "app.h"
 #include "error.h"
+#include "migrate.h"
 #include "schema.h"
 #include "svc.h"
 
@@ -121,6 +122,12 @@ static int resolve(be_app_options *o, be_error **err) {
   if (o->clock == NULL) o->clock = be_clock_system();
   if (o->mailer != NULL && (o->mailer->version < 1 || o->mailer->send == NULL))
     bad(&c, "mailer", "must have a version and a send function");
+  /* A host version below the minimum that libbackend already applied would
+   * be skipped silently as "applied" (and later ones would collide with
+   * libbackend's future migrations). */
+  if (o->host_migrations != NULL && be_migrator_count(o->host_migrations) > 0 &&
+      be__migrator_first_version(o->host_migrations) < BE_APP_HOST_MIGRATION_MIN)
+    bad(&c, "host_migrations", "versions must be at least BE_APP_HOST_MIGRATION_MIN (1000)");
   if (c.oom) return be__error_oom(err);
   if (c.e) return be__error_give(err, c.e);
   return BE_OK;

@@ -26,6 +26,7 @@
 #include "auth_sql.h"
 #include "auth_token.h"
 #include "error.h"
+#include "svc.h"
 
 static const char BAD_LOGIN[] = "invalid email or password";
 static const char BAD_PASSWORD[] = "invalid password";
@@ -37,7 +38,7 @@ static const char BAD_SESSION[] = "invalid or expired session";
 
 /* ---- small shared helpers ------------------------------------------- */
 
-int64_t be__auth_now(const be__auth *auth) { return be_clock_wall_ns(be_app_clock(auth->app)); }
+int64_t be__auth_now(const be__auth *auth) { return be__svc_now(auth->app); }
 
 void be__auth_secret_free(char *s) {
   if (s == NULL) return;
@@ -207,16 +208,6 @@ typedef struct user_row {
   char name[512]; /* only for the policy's "not your name" check; longer names are cut */
 } user_row;
 
-static void copy_text(be_stmt *st, int32_t col, char *dst, size_t cap, int *fits) {
-  size_t n = 0;
-  const char *s = be_stmt_column_text(st, col, &n);
-  if (fits) *fits = s != NULL && n < cap;
-  if (s == NULL) n = 0;
-  if (n >= cap) n = cap - 1;
-  memcpy(dst, s ? s : "", n);
-  dst[n] = '\0';
-}
-
 /* Load a user by id (email NULL) or by email key. Not found is BE_OK with
  * found = 0. */
 static int load_user(be__auth *a, int64_t id, const char *email, user_row *u, be_error **err) {
@@ -241,9 +232,9 @@ static int load_user(be__auth *a, int64_t id, const char *email, user_row *u, be
       u->status = be_stmt_column_int64(st, 1);
       u->locked_until = be_stmt_column_int64(st, 2);
       if (be_stmt_column_type(st, 3) == BE_TYPE_TEXT)
-        copy_text(st, 3, u->hash, sizeof u->hash, &u->has_hash);
-      copy_text(st, 4, u->email, sizeof u->email, NULL);
-      copy_text(st, 5, u->name, sizeof u->name, NULL);
+        be__sql_copy_text(st, 3, u->hash, sizeof u->hash, &u->has_hash);
+      be__sql_copy_text(st, 4, u->email, sizeof u->email, NULL);
+      be__sql_copy_text(st, 5, u->name, sizeof u->name, NULL);
       rc = BE_OK;
     } else if (rc == BE_DONE) {
       rc = BE_OK;
@@ -269,7 +260,9 @@ static int64_t block_for(const be__auth *a, int64_t failures, int *lockout) {
   if (*lockout) return a->lockout_ns;
   if (failures < a->throttle_after) return 0;
   int64_t shift = failures - a->throttle_after;
-  if (shift > 40) return a->lockout_ns;
+  /* 1 s << 33 is the largest doubling that fits int64 ns (about 272 years);
+   * a larger shift overflowed into a negative block, i.e. no block at all. */
+  if (shift > 33) return a->lockout_ns;
   int64_t d = BE_NS_PER_SEC << shift;
   return d < a->lockout_ns ? d : a->lockout_ns;
 }
@@ -292,7 +285,8 @@ static int fail_tx(be_conn *c, void *ud, be_error **err) {
   failures = failures < 0 ? 1 : (failures >= INT32_MAX ? INT32_MAX : failures + 1);
   int lockout = 0;
   int64_t block = block_for(f->a, failures, &lockout);
-  int64_t until = block > 0 && f->now + block > locked ? f->now + block : locked;
+  int64_t end = be__ns_add(f->now, block);
+  int64_t until = block > 0 && end > locked ? end : locked;
   rc = be__sql_exec(c, NULL, err, "UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
                     "iii", failures, until, f->user_id);
   if (rc != BE_OK || !lockout) return rc;
@@ -342,14 +336,18 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
     l->stale = 1;
     return BE_OK;
   }
-  return be__sql_exec(c, NULL, err,
-                      "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, "
-                      "expires_at) VALUES (?, ?, ?, ?, ?)",
-                      "hiiii", l->token_hash, l->user_id, l->now, l->now,
-                      l->now + l->a->absolute_ns);
+  rc = be__sql_exec(c, NULL, err,
+                    "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, "
+                    "expires_at) VALUES (?, ?, ?, ?, ?)",
+                    "hiiii", l->token_hash, l->user_id, l->now, l->now,
+                    be__ns_add(l->now, l->a->absolute_ns));
+  if (rc != BE_OK) return rc;
+  /* The new session and its audit row commit together (no token in it). */
+  return be__audit_write(l->a->app, c, l->user_id, "auth.login", "user", l->user_id,
+                         l->new_hash != NULL ? "{\"rehashed\":true}" : "{}", err);
 }
 
-int be_auth_login(be_app *app, char **out_token, int64_t *out_user_id, const char *email,
+int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
                   const char *password, size_t password_len, be_error **err) {
   if (out_token) *out_token = NULL;
   if (out_user_id) *out_user_id = 0;
@@ -414,7 +412,7 @@ int be_auth_login(be_app *app, char **out_token, int64_t *out_user_id, const cha
 
 /* ---- sessions -------------------------------------------------------- */
 
-int be_auth_verify(be_app *app, int64_t *out_user_id, const char *token, be_error **err) {
+int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, be_error **err) {
   if (out_user_id) *out_user_id = 0;
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
@@ -440,13 +438,13 @@ int be_auth_verify(be_app *app, int64_t *out_user_id, const char *token, be_erro
       seen = be_stmt_column_int64(st, 1);
       int64_t expires = be_stmt_column_int64(st, 2);
       live = be_stmt_column_int64(st, 3) == 0 && be_stmt_column_int64(st, 4) == 0 &&
-             now < expires && now < seen + a->idle_ns;
+             now < expires && now < be__ns_add(seen, a->idle_ns);
       rc = BE_OK;
     } else if (rc == BE_DONE) {
       rc = BE_OK;
     }
     be_stmt_finalize(st);
-    if (rc == BE_OK && live && now - seen > a->slide_ns) {
+    if (rc == BE_OK && live && now > be__ns_add(seen, a->slide_ns)) {
       /* The slide is an optimisation of expiry, not part of the answer: a
        * failed write (busy database) leaves a valid session valid. */
       be_error *e = NULL;
@@ -466,6 +464,27 @@ int be_auth_verify(be_app *app, int64_t *out_user_id, const char *token, be_erro
   return BE_OK;
 }
 
+typedef struct logout_ctx {
+  be__auth *a;
+  const uint8_t *token_hash;
+} logout_ctx;
+
+static int logout_tx(be_conn *c, void *ud, be_error **err) {
+  logout_ctx *l = ud;
+  be_stmt *st = NULL;
+  int rc = be__sql(c, &st, err, "SELECT user_id FROM sessions WHERE token_hash = ? AND revoked = 0",
+                   "h", l->token_hash);
+  if (rc != BE_OK) return rc;
+  rc = be_stmt_step(st, err);
+  int64_t uid = rc == BE_ROW ? be_stmt_column_int64(st, 0) : 0;
+  be_stmt_finalize(st);
+  if (rc != BE_ROW) return rc == BE_DONE ? BE_OK : rc; /* unknown or ended: nothing to do */
+  rc = be__sql_exec(c, NULL, err, "UPDATE sessions SET revoked = 1 WHERE token_hash = ?", "h",
+                    l->token_hash);
+  if (rc != BE_OK) return rc;
+  return be__audit_write(l->a->app, c, uid, "auth.logout", "user", uid, "{}", err);
+}
+
 int be_auth_logout(be_app *app, const char *token, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
@@ -473,13 +492,8 @@ int be_auth_logout(be_app *app, const char *token, be_error **err) {
   uint8_t h[BE__TOKEN_HASH_BYTES];
   if (be__token_hash(token, h) != 0)
     return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
-  be_conn *c = NULL;
-  rc = be__auth_acquire(a, &c, err);
-  if (rc != BE_OK) return rc;
-  rc = be__sql_exec(c, NULL, err, "UPDATE sessions SET revoked = 1 WHERE token_hash = ? AND revoked = 0",
-                    "h", h);
-  be__auth_release(a, c);
-  return rc;
+  logout_ctx l = {a, h};
+  return be__auth_tx(a, logout_tx, &l, err);
 }
 
 /* Revoke a user's sessions, except the one hashed as keep (may be NULL). */
@@ -568,7 +582,7 @@ static int session_is_live(be__auth *a, be_conn *c, const uint8_t *h, int64_t us
   rc = be_stmt_step(st, err);
   *live = rc == BE_ROW && be_stmt_column_int64(st, 0) == user_id &&
           be_stmt_column_int64(st, 3) == 0 && now < be_stmt_column_int64(st, 2) &&
-          now < be_stmt_column_int64(st, 1) + a->idle_ns;
+          now < be__ns_add(be_stmt_column_int64(st, 1), a->idle_ns);
   be_stmt_finalize(st);
   return rc < 0 ? rc : BE_OK;
 }
@@ -657,19 +671,16 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
   user_row u;
   rc = load_user(a, user_id, NULL, &u, err);
   if (rc != BE_OK) return rc;
-  /* The policy depends only on the input and the account's public context. */
-  if (u.found) {
-    rc = be__pw_policy(a, new_password, nlen, "new_password", u.email, u.name, err);
-    if (rc != BE_OK) return rc;
-  }
+  /* The old password first: the policy compares the new one with the
+   * account's email and name and only runs for existing accounts, so
+   * judging it before authentication would let anyone test guesses of a
+   * user's email or learn which ids exist. */
   rc = be__pw_slot_acquire(a, err);
   if (rc != BE_OK) return rc;
   int match = be__pw_verify(a, u.found && u.has_hash ? u.hash : NULL, old_password, olen);
+  be__pw_slot_release(a);
   int64_t now = be__auth_now(a);
   int usable = u.found && u.has_hash && u.status == 0 && now >= u.locked_until;
-  char hash[crypto_pwhash_STRBYTES];
-  if (usable && match) rc = be__pw_hash(a, hash, new_password, nlen, err);
-  be__pw_slot_release(a);
   if (!usable || !match) {
     if (usable) {
       rc = record_failure(a, u.id, now, err);
@@ -677,6 +688,13 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
     }
     return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_PASSWORD);
   }
+  rc = be__pw_policy(a, new_password, nlen, "new_password", u.email, u.name, err);
+  if (rc != BE_OK) return rc;
+  rc = be__pw_slot_acquire(a, err);
+  if (rc != BE_OK) return rc;
+  char hash[crypto_pwhash_STRBYTES];
+  rc = be__pw_hash(a, hash, new_password, nlen, err);
+  be__pw_slot_release(a);
   if (rc != BE_OK) return rc;
   setpw_ctx s = {a,    user_id, user_id, "auth.password_change", hash, u.hash,
                  current_token ? keep : NULL, now, 0};

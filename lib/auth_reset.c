@@ -19,6 +19,7 @@
 #include "auth_sql.h"
 #include "auth_token.h"
 #include "error.h"
+#include "svc.h"
 
 static const char BAD_RESET[] = "invalid or expired reset token";
 
@@ -59,7 +60,7 @@ static int request_tx(be_conn *c, void *ud, be_error **err) {
   rc = be__sql_exec(c, NULL, err,
                         "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) "
                         "VALUES (?, ?, ?, ?)",
-                        "hiii", r->token_hash, r->user_id, r->now, r->now + r->a->reset_ttl_ns);
+                        "hiii", r->token_hash, r->user_id, r->now, be__ns_add(r->now, r->a->reset_ttl_ns));
   if (rc != BE_OK) return rc;
   return be__audit_write(r->a->app, c, 0, "auth.reset_request", "user", r->user_id, "{}", err);
 }
@@ -210,17 +211,8 @@ static int lookup_reset(be__auth *a, const uint8_t *h, int64_t now, int64_t *use
     rc = be_stmt_step(st, err);
     if (rc == BE_ROW) {
       *user_id = be_stmt_column_int64(st, 0);
-      const char *cols[2] = {NULL, NULL};
-      char *dst[2] = {email, name};
-      size_t cap[2] = {email_cap, name_cap};
-      for (int i = 0; i < 2; i++) {
-        size_t n = 0;
-        cols[i] = be_stmt_column_text(st, i + 1, &n);
-        if (cols[i] == NULL) n = 0;
-        if (n >= cap[i]) n = cap[i] - 1;
-        memcpy(dst[i], cols[i] ? cols[i] : "", n);
-        dst[i][n] = '\0';
-      }
+      be__sql_copy_text(st, 1, email, email_cap, NULL);
+      be__sql_copy_text(st, 2, name, name_cap, NULL);
       rc = BE_OK;
     } else if (rc == BE_DONE) {
       rc = BE_OK;
@@ -275,7 +267,7 @@ static int purge_tx(be_conn *c, void *ud, be_error **err) {
   int rc = be__sql_exec(c, &n1, err,
                         "DELETE FROM sessions WHERE revoked <> 0 OR expires_at <= ? "
                         "OR last_seen_at <= ?",
-                        "ii", p->now, p->now - p->a->idle_ns);
+                        "ii", p->now, be__ns_sub(p->now, p->a->idle_ns));
   if (rc != BE_OK) return rc;
   rc = be__sql_exec(c, &n2, err, "DELETE FROM password_resets WHERE used <> 0 OR expires_at <= ?",
                     "i", p->now);
@@ -283,7 +275,7 @@ static int purge_tx(be_conn *c, void *ud, be_error **err) {
   return rc;
 }
 
-int be_auth_purge_expired(be_app *app, int64_t *out_deleted, be_error **err) {
+int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err) {
   if (out_deleted) *out_deleted = 0;
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);

@@ -1,27 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 #include "auth_sql.h"
 
-#include <backend/pool.h>
-
 #include <stdarg.h>
+#include <string.h>
 
 #include "error.h"
+#include "svc.h"
 
+/* The services' shared plumbing (svc.c), so every service takes and
+ * returns connections and runs write transactions the same way. */
 int be__auth_acquire(be__auth *auth, be_conn **out, be_error **err) {
-  return be_pool_acquire(be_app_pool(auth->app), out, err);
+  return be__svc_acquire(auth->app, out, err);
 }
 
-void be__auth_release(be__auth *auth, be_conn *conn) {
-  be_pool_release(be_app_pool(auth->app), conn);
-}
+void be__auth_release(be__auth *auth, be_conn *conn) { be__svc_release(auth->app, conn); }
 
 int be__auth_tx(be__auth *auth, be_tx_fn fn, void *ud, be_error **err) {
-  be_conn *c = NULL;
-  int rc = be__auth_acquire(auth, &c, err);
-  if (rc != BE_OK) return rc;
-  rc = be_tx_run(c, BE_TX_IMMEDIATE, fn, ud, err);
-  be__auth_release(auth, c);
-  return rc;
+  return be__svc_write(auth->app, fn, ud, err);
+}
+
+void be__sql_copy_text(be_stmt *st, int32_t col, char *dst, size_t cap, int *fits) {
+  size_t n = 0;
+  const char *s = be_stmt_column_text(st, col, &n);
+  if (fits) *fits = s != NULL && n < cap;
+  if (s == NULL) n = 0;
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, s ? s : "", n);
+  dst[n] = '\0';
 }
 
 static int bind_all(be_stmt *st, const char *types, va_list ap, be_error **err) {

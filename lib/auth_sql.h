@@ -28,6 +28,11 @@ int be__sql(be_conn *conn, be_stmt **out, be_error **err, const char *sql, const
 int be__sql_exec(be_conn *conn, int64_t *out_changes, be_error **err, const char *sql,
                  const char *types, ...);
 
+/* Copy text column col into dst (cap bytes, always NUL-terminated; a
+ * longer value is cut). *fits (may be NULL) is 1 when the column was
+ * non-NULL and fitted whole. */
+void be__sql_copy_text(be_stmt *st, int32_t col, char *dst, size_t cap, int *fits);
+
 /* Revoke a user's sessions, except the one hashed as keep (may be NULL);
  * *out_n (may be NULL) gets how many. Inside the caller's transaction. */
 int be__auth_revoke(be_conn *conn, int64_t user_id, const uint8_t *keep, int64_t *out_n,

@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "migrate.h"
 #include "storage.h"
 #include "utf8.h"
 
@@ -44,6 +45,8 @@ int64_t be_migrator_latest_version(const be_migrator *m) {
 }
 
 size_t be_migrator_count(const be_migrator *m) { return m ? m->n : 0; }
+
+int64_t be__migrator_first_version(const be_migrator *m) { return m && m->n ? m->v[0].version : 0; }
 
 int be_migrator_add(be_migrator *m, int64_t version, const char *name, const char *sql,
                     be_error **err) {

@@ -14,7 +14,10 @@ static const struct {
 } migrations[] = {
   {1, "users",
    "CREATE TABLE users ("
-   "  id INTEGER PRIMARY KEY,"
+   /* AUTOINCREMENT: a deleted user's id is never handed out again, so
+    * audit rows, host rows and outside references to it never start
+    * pointing at a new account. */
+   "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
    "  email TEXT NOT NULL UNIQUE,"          /* normalised: trimmed, lower-case */
    "  name TEXT NOT NULL,"
    "  bio TEXT NOT NULL DEFAULT '',"
@@ -46,7 +49,7 @@ static const struct {
    "CREATE INDEX password_resets_user ON password_resets(user_id);"},
   {3, "permissions",
    "CREATE TABLE roles ("
-   "  id INTEGER PRIMARY KEY,"
+   "  id INTEGER PRIMARY KEY AUTOINCREMENT,"   /* ids never reused (audit rows name them) */
    "  name TEXT NOT NULL UNIQUE"
    ");"
    "CREATE TABLE role_permissions ("

@@ -158,12 +158,9 @@ int be__svc_json_object(be_conn *conn, const char *json, size_t len, const char 
                                           : be__error_field(err, field, "must be a JSON object");
   } else if (rc == BE_DONE) {
     rc = be__error_set(err, BE_E_INTERNAL, "JSON check returned no row");
-  } else if (rc == BE_E_STORAGE || rc == BE_E_VALIDATION) {
-    /* malformed JSON reaching json_type() */
-    be_error_free(err ? *err : NULL);
-    if (err) *err = NULL;
-    rc = be__error_field(err, field, "must be a JSON object");
   }
+  /* Any other failure is the database's (json_type() only ever sees text
+   * json_valid() accepted): report it as such, never as the caller's 400. */
   be_stmt_finalize(st);
   return rc;
 }

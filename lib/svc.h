@@ -70,4 +70,14 @@ _Atomic uint64_t *be__app_user_gen(be_app *app);
 /* The app's wall clock now, in nanoseconds. */
 int64_t be__svc_now(be_app *app);
 
+/* t + d and t - d for a time t and a duration d >= 0 (ns), saturating at
+ * INT64_MAX / INT64_MIN instead of overflowing: a clock (or a fake one)
+ * near the end of the range must give "far future", not a negative time. */
+static inline int64_t be__ns_add(int64_t t, int64_t d) {
+  return t > INT64_MAX - d ? INT64_MAX : t + d;
+}
+static inline int64_t be__ns_sub(int64_t t, int64_t d) {
+  return t < INT64_MIN + d ? INT64_MIN : t - d;
+}
+
 #endif

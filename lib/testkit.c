@@ -252,7 +252,12 @@ const struct be_mailer *be_testkit_mailer(be_testkit *kit) { return kit ? &kit->
 
 int be_testkit_advance_ms(be_testkit *kit, int64_t ms) {
   if (kit == NULL || ms < 0 || ms > INT64_MAX / BE_NS_PER_MS) return BE_E_MISUSE;
-  return be_clock_advance(kit->clock, ms * BE_NS_PER_MS);
+  /* The clock adds without a check: refuse a step that would carry either
+   * of its times past INT64_MAX (and wrap them negative). */
+  int64_t d = ms * BE_NS_PER_MS;
+  int64_t wall = be_clock_wall_ns(kit->clock), mono = be_clock_now_ns(kit->clock);
+  if (wall > INT64_MAX - d || mono > INT64_MAX - d) return BE_E_MISUSE;
+  return be_clock_advance(kit->clock, d);
 }
 
 int64_t be_testkit_user_id(const be_testkit *kit, int32_t i) {

@@ -226,8 +226,12 @@ int be_user_get_by_email(be_user **out, be_app *app, const char *email, be_error
   *out = NULL;
   if (email == NULL) return be__error_field(err, "email", "is required");
   char norm[BE_USER_EMAIL_MAX + 1];
-  size_t nlen = 0;
-  int rc = be__svc_email(email, strnlen(email, BE_USER_EMAIL_MAX * 4 + 1), norm, &nlen, err);
+  size_t nlen = 0, cap = BE_USER_EMAIL_MAX * 4;
+  size_t len = strnlen(email, cap + 1);
+  /* Never judge a cut view: "a@b.c" followed by 2000 spaces and "x" is
+   * not the email "a@b.c". */
+  if (len > cap) return be__error_field(err, "email", "is longer than %d bytes", BE_USER_EMAIL_MAX);
+  int rc = be__svc_email(email, len, norm, &nlen, err);
   if (rc != BE_OK) return rc;
   be_conn *conn = NULL;
   rc = be__svc_acquire(app, &conn, err);
@@ -724,8 +728,11 @@ int64_t be_user_created_at(const be_user *u) { return u ? u->created_at : 0; }
 int64_t be_user_updated_at(const be_user *u) { return u ? u->updated_at : 0; }
 void be_user_free(be_user *u) { be__free(u); }
 
-int be_user_to_json(const be_user *u, char **out_json, size_t *out_len) {
-  if (u == NULL || out_json == NULL) return BE_E_MISUSE;
+int be_user_to_json(char **out_json, size_t *out_len, const be_user *u, be_error **err) {
+  if (out_json) *out_json = NULL;
+  if (out_len) *out_len = 0;
+  if (u == NULL || out_json == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_user_to_json: NULL argument");
   be__buf b;
   be__buf_init(&b);
   be__buf_printf(&b, "{\"id\":%lld,\"email\":", (long long)u->id);
@@ -739,7 +746,8 @@ int be_user_to_json(const be_user *u, char **out_json, size_t *out_len) {
   be__buf_puts(&b, u->extra[0] ? u->extra : "{}");
   be__buf_printf(&b, ",\"status\":%d,\"created_at\":%lld,\"updated_at\":%lld}", (int)u->status,
                  (long long)u->created_at, (long long)u->updated_at);
-  return be__buf_detach(&b, out_json, out_len);
+  int rc = be__buf_detach(&b, out_json, out_len);
+  return rc == BE_OK ? BE_OK : be__error_oom(err);
 }
 
 size_t be_user_list_count(const be_user_list *l) { return l ? l->count : 0; }

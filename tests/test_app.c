@@ -116,6 +116,15 @@ START_TEST(file_database_migrates_once_with_host_migrations) {
   ck_assert_int_ne(be_app_new(&app, &o, NULL), BE_OK);
   ck_assert_ptr_null(app);
   be_migrator_free(m);
+  /* a host version in libbackend's range would be taken as applied and
+   * skipped: refused, with nothing created */
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 3, "clash", "CREATE TABLE clash (id INTEGER)", NULL), BE_OK);
+  o.host_migrations = m;
+  be_error *ce = NULL;
+  svc_expect_field(be_app_new(&app, &o, &ce), &ce, BE_E_VALIDATION, "host_migrations");
+  ck_assert_ptr_null(app);
+  be_migrator_free(m);
   /* unreachable database */
   o.database = "/nonexistent-dir/x/y.db";
   o.host_migrations = NULL;
@@ -194,12 +203,16 @@ START_TEST(testkit_seeds_users_roles_and_host_rows) {
   ck_assert_int_eq(be_perm_check(app, member, "users:delete", NULL), BE_E_FORBIDDEN);
   /* the known password logs in; sessions expire on the fake clock */
   char *token = NULL;
-  ck_assert_int_eq(be_auth_login(app, &token, NULL, "user2@example.test", BE_TESTKIT_PASSWORD,
+  ck_assert_int_eq(be_auth_login(&token, NULL, app, "user2@example.test", BE_TESTKIT_PASSWORD,
                                  BE_AUTH_NUL_TERMINATED, NULL), BE_OK);
-  ck_assert_int_eq(be_auth_verify(app, NULL, token, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(NULL, app, token, NULL), BE_OK);
   ck_assert_int_eq(be_testkit_advance_ms(kit, 31 * 60 * 1000), BE_OK);
-  ck_assert_int_eq(be_auth_verify(app, NULL, token, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(NULL, app, token, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_testkit_advance_ms(kit, -1), BE_E_MISUSE);
+  /* a step past the end of int64 ns is refused, not wrapped to a negative time */
+  int64_t wall = be_clock_wall_ns(be_testkit_clock(kit));
+  ck_assert_int_eq(be_testkit_advance_ms(kit, INT64_MAX / BE_NS_PER_MS), BE_E_MISUSE);
+  ck_assert_int_eq(be_clock_wall_ns(be_testkit_clock(kit)), wall);
   be_auth_token_free(token);
   /* the mock mailer captures the reset mail */
   ck_assert_int_eq(be_testkit_mail_count(kit), 0);

@@ -96,7 +96,7 @@ static char *login_ok(be_app *app, const char *email, const char *pw, int64_t ex
   char *tok = NULL;
   int64_t uid = -1;
   be_error *e = NULL;
-  int rc = be_auth_login(app, &tok, &uid, email, pw, NT, &e);
+  int rc = be_auth_login(&tok, &uid, app, email, pw, NT, &e);
   ck_assert_msg(rc == BE_OK, "login %s: %s", email, be_error_message(e));
   ck_assert_ptr_nonnull(tok);
   ck_assert_uint_eq(strlen(tok), BE_AUTH_TOKEN_LEN);
@@ -109,7 +109,7 @@ static void login_denied(be_app *app, const char *email, const char *pw) {
   char *tok = (char *)"x";
   int64_t uid = 77;
   be_error *e = NULL;
-  ck_assert_int_eq(be_auth_login(app, &tok, &uid, email, pw, NT, &e), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_login(&tok, &uid, app, email, pw, NT, &e), BE_E_UNAUTHORIZED);
   ck_assert_ptr_null(tok);
   ck_assert_int_eq(uid, 0);
   ck_assert_str_eq(be_error_message(e), "invalid email or password");
@@ -119,7 +119,7 @@ static void login_denied(be_app *app, const char *email, const char *pw) {
 }
 
 static int verify_code(be_app *app, const char *tok, int64_t *uid) {
-  return be_auth_verify(app, uid, tok, NULL);
+  return be_auth_verify(uid, app, tok, NULL);
 }
 
 /* The reset token from the last captured mail: the body's third line. */
@@ -152,7 +152,7 @@ START_TEST(login_success_and_verify) {
   int64_t id1 = be_testkit_user_id(k, 1);
   char *tok = login_ok(app, "user1@example.test", PW, id1);
   int64_t uid = 0;
-  ck_assert_int_eq(be_auth_verify(app, &uid, tok, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(&uid, app, tok, NULL), BE_OK);
   ck_assert_int_eq(uid, id1);
   /* the email is matched trimmed and case-insensitively (as stored) */
   char *tok2 = login_ok(app, "  USER1@Example.TEST ", PW, id1);
@@ -165,24 +165,24 @@ START_TEST(login_success_and_verify) {
   be_auth_token_free(NULL);
   /* argument checks */
   be_error *e = NULL;
-  ck_assert_int_eq(be_auth_login(NULL, &tok, NULL, "a@b.c", PW, NT, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_auth_login(app, NULL, NULL, "a@b.c", PW, NT, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_auth_login(app, &tok, NULL, NULL, PW, NT, &e), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, NULL, "a@b.c", PW, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_login(NULL, NULL, app, "a@b.c", PW, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, NULL, PW, NT, &e), BE_E_VALIDATION);
   ck_assert_str_eq(be_error_field_name(e, 0), "email");
   be_error_free(e);
-  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "   ", PW, NT, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "   ", PW, NT, NULL), BE_E_VALIDATION);
   char long_email[1000];
   memset(long_email, ' ', sizeof long_email - 1);
   memcpy(long_email, "user1@example.test", 18); /* then 981 spaces and an x: not trimmed away */
   long_email[sizeof long_email - 2] = 'x';
   long_email[sizeof long_email - 1] = '\0';
-  ck_assert_int_eq(be_auth_login(app, &tok, NULL, long_email, PW, NT, NULL), BE_E_VALIDATION);
-  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "user1@example.test", NULL, NT, NULL),
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, long_email, PW, NT, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user1@example.test", NULL, NT, NULL),
                    BE_E_VALIDATION);
   char big[BE_AUTH_PASSWORD_MAX_BYTES + 2];
   memset(big, 'x', sizeof big - 1);
   big[sizeof big - 1] = '\0';
-  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "user1@example.test", big, NT, NULL),
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user1@example.test", big, NT, NULL),
                    BE_E_VALIDATION);
   ck_assert_int_eq(be_auth_verify(NULL, NULL, "x", NULL), BE_E_MISUSE);
   be_testkit_free(k);
@@ -266,6 +266,31 @@ START_TEST(lockout_then_reset_on_success) {
   login_denied(app, em, "wrong password here");
   ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), 0);
   be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* The backoff doubles 1 s per failure: past 33 doublings 1 s << n no longer
+ * fits int64 ns. It must stay capped at lockout_ms, never wrap to "no block". */
+START_TEST(backoff_never_overflows_into_no_block) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.throttle_after = 1;
+  o.lockout_after = 1000; /* far away: only the backoff applies */
+  o.lockout_ms = 60 * 60 * 1000;
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 0);
+  const char *em = "user0@example.test";
+  for (int i = 1; i <= 40; i++) {
+    login_denied(app, em, "wrong password here");
+    int64_t now = be_clock_wall_ns(be_testkit_clock(k));
+    int64_t until = q_int(app, "SELECT locked_until FROM users WHERE id = ?", id);
+    ck_assert_msg(until > now, "failure %d: no block (locked_until %lld)", i, (long long)until);
+    ck_assert_int_le(until, now + 60 * MIN_NS);
+    login_denied(app, em, PW); /* the right password inside the window */
+    be_testkit_advance_ms(k, 2 * 60 * 60 * 1000);
+  }
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 40);
   be_testkit_free(k);
 }
 END_TEST
@@ -411,9 +436,35 @@ START_TEST(absolute_timeout) {
   be_testkit_advance_ms(k, 20 * 60 * 1000); /* 12 h after login */
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_E_UNAUTHORIZED);
   int64_t n = -1;
-  ck_assert_int_eq(be_auth_purge_expired(app, &n, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
   ck_assert_int_eq(n, 1);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
+  be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* A wall clock near the end of int64 ns: expiry times saturate instead of
+ * wrapping negative (which made a fresh session, reset token or block
+ * already over). */
+START_TEST(times_saturate_near_the_end_of_the_clock) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.throttle_after = 1;
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 0);
+  ck_assert_int_eq(be_clock_set_wall(be_testkit_clock(k), INT64_MAX - 1000), BE_OK);
+  char *tok = login_ok(app, "user0@example.test", PW, id);
+  ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT max(expires_at) FROM sessions", 0), INT64_MAX);
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT max(expires_at) FROM password_resets", 0), INT64_MAX);
+  login_denied(app, "user0@example.test", "wrong password here");
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), INT64_MAX);
+  login_denied(app, "user0@example.test", PW); /* blocked */
+  int64_t n = -1;
+  ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
+  ck_assert_int_eq(n, 0);
   be_auth_token_free(tok);
   be_testkit_free(k);
 }
@@ -442,20 +493,20 @@ START_TEST(malformed_tokens_refused_without_database) {
   bad[nb++] = strdup(buf);
   for (int i = 0; i < nb; i++) {
     be_error *e = NULL;
-    ck_assert_int_eq(be_auth_verify(app, NULL, bad[i], &e), BE_E_UNAUTHORIZED);
+    ck_assert_int_eq(be_auth_verify(NULL, app, bad[i], &e), BE_E_UNAUTHORIZED);
     ck_assert_str_eq(be_error_message(e), "invalid or expired session");
     be_error_free(e);
     ck_assert_int_eq(be_auth_logout(app, bad[i], NULL), BE_E_UNAUTHORIZED);
     if (i >= 2) free((void *)bad[i]);
   }
-  ck_assert_int_eq(be_auth_verify(app, NULL, NULL, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(NULL, app, NULL, NULL), BE_E_UNAUTHORIZED);
   /* well formed but unknown */
   char other[BE_AUTH_TOKEN_LEN + 1];
   unsigned char raw[32];
   randombytes_buf(raw, sizeof raw);
   sodium_bin2base64(other, sizeof other, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  ck_assert_int_eq(be_auth_verify(app, NULL, other, NULL), BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(be_auth_verify(app, NULL, tok, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(NULL, app, other, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(NULL, app, tok, NULL), BE_OK);
   be_auth_token_free(tok);
   be_testkit_free(k);
 }
@@ -469,9 +520,15 @@ START_TEST(logout_and_revoke_all) {
   char *b = login_ok(app, "user1@example.test", PW, id);
   char *c = login_ok(app, "user1@example.test", PW, id);
   char *other = login_ok(app, "user0@example.test", PW, 0);
+  /* every login and logout is audited with the session's user as actor */
+  ck_assert_int_eq(audit_count(app, "auth.login"), 4);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.login'"
+                              " AND actor_id = ? AND target_id = actor_id", id), 3);
   ck_assert_int_eq(be_auth_logout(app, a, NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, a, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_auth_logout(app, a, NULL), BE_OK); /* idempotent */
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.logout'"
+                              " AND actor_id = ?", id), 1); /* the no-op wrote nothing */
   ck_assert_int_eq(verify_code(app, b, NULL), BE_OK);
   ck_assert_int_eq(be_auth_revoke_all(app, 0, id, NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, b, NULL), BE_E_UNAUTHORIZED);
@@ -511,6 +568,18 @@ START_TEST(change_password_revokes_other_sessions) {
   ck_assert_int_eq(be_auth_change_password(app, id, cur, PW, NT, "short", NT, &e), BE_E_VALIDATION);
   ck_assert_str_eq(be_error_field_name(e, 0), "new_password");
   be_error_free(e);
+  /* without the old password the new one is not judged: the policy's
+   * "not your email" rule must not confirm a guessed email, and a bad new
+   * password must not tell existing ids from unknown ones */
+  e = NULL;
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, "not the password", NT, em, NT, &e),
+                   BE_E_UNAUTHORIZED);
+  ck_assert_str_eq(be_error_message(e), "invalid password");
+  be_error_free(e);
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, "not the password", NT, "short", NT,
+                                           NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_change_password(app, 999999, NULL, "not the password", NT, "short", NT,
+                                           NULL), BE_E_UNAUTHORIZED);
   /* another user's session is not "current" */
   ck_assert_int_eq(be_auth_change_password(app, id, foreign, PW, NT, NEWPW, NT, NULL),
                    BE_E_UNAUTHORIZED);
@@ -600,6 +669,8 @@ START_TEST(password_policy) {
   /* the account's own email or name */
   be_error *e = NULL;
   int64_t id = be_testkit_user_id(k, 0);
+  int64_t sets = audit_count(app, "auth.password_set");
+  char *hash0 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
   ck_assert_int_eq(be_auth_set_password(app, 0, id, "USER0@example.test", NT, &e), BE_E_VALIDATION);
   ck_assert_ptr_nonnull(strstr(be_error_field_message(e, 0), "email or name"));
   be_error_free(e);
@@ -612,7 +683,14 @@ START_TEST(password_policy) {
   ck_assert_int_eq(expect_policy(app, "breached passphrase!", NT, NULL), BE_OK);
   ck_assert_int_eq(be_auth_set_blocklist_fn(NULL, NULL, NULL, NULL), BE_E_MISUSE);
   /* a policy failure writes nothing */
-  ck_assert_int_eq(audit_count(app, "auth.password_set") >= 0, 1);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "breached passphrase!", NT, NULL), BE_OK);
+  ck_assert_int_eq(audit_count(app, "auth.password_set"), sets + 1); /* only the success */
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "aaaaaaaaaaaaaaa", NT, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(audit_count(app, "auth.password_set"), sets + 1);
+  char *hash1 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
+  ck_assert_str_ne(hash0, hash1); /* the one success changed it */
+  free(hash0);
+  free(hash1);
   be_testkit_free(k);
 
   be_app_options o = BE_APP_OPTIONS_INIT;
@@ -686,7 +764,7 @@ START_TEST(reset_expires_and_clears_lockout) {
   ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_OK);
   be_auth_token_free(login_ok(app, "user0@example.test", NEWPW, id));
   int64_t n = 0;
-  ck_assert_int_eq(be_auth_purge_expired(app, &n, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
   be_testkit_free(k);
 }
@@ -755,7 +833,7 @@ typedef struct login_job {
 static void *login_thread(void *arg) {
   login_job *j = arg;
   char *tok = NULL;
-  j->rc = be_auth_login(j->app, &tok, NULL, "user0@example.test", PW, NT, NULL);
+  j->rc = be_auth_login(&tok, NULL, j->app, "user0@example.test", PW, NT, NULL);
   be_auth_token_free(tok);
   return NULL;
 }
@@ -776,12 +854,12 @@ START_TEST(hash_bound_fails_fast) {
   /* the one slot is held: every hashing call fails at once with 503 */
   char *tok = NULL;
   be_error *e = NULL;
-  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "user0@example.test", PW, NT, &e),
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", PW, NT, &e),
                    BE_E_UNAVAILABLE);
   ck_assert_int_eq(be_error_http_status(e), 503);
   ck_assert_int_eq(be_error_is_retryable(e), 1);
   be_error_free(e);
-  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "nobody@example.test", PW, NT, NULL),
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "nobody@example.test", PW, NT, NULL),
                    BE_E_UNAVAILABLE); /* same for unknown users */
   ck_assert_int_eq(be_auth_set_password(app, 0, be_testkit_user_id(k, 0), NEWPW, NT, NULL),
                    BE_E_UNAVAILABLE);
@@ -801,9 +879,9 @@ static void *login_loop(void *arg) {
   be_app *app = arg;
   for (int i = 0; i < 20; i++) {
     char *tok = NULL;
-    int rc = be_auth_login(app, &tok, NULL, "user0@example.test", PW, NT, NULL);
+    int rc = be_auth_login(&tok, NULL, app, "user0@example.test", PW, NT, NULL);
     if (rc == BE_OK) {
-      if (be_auth_verify(app, NULL, tok, NULL) != BE_OK) return (void *)1;
+      if (be_auth_verify(NULL, app, tok, NULL) != BE_OK) return (void *)1;
       be_auth_logout(app, tok, NULL);
       be_auth_token_free(tok);
     } else if (rc != BE_E_UNAVAILABLE) {
@@ -842,23 +920,39 @@ START_TEST(commit_failure_leaves_nothing) {
   be_app *app = file_app_drv(path, clock, 1, 64 * 1024, drv);
   int64_t id = add_user(app, "user0@example.test");
 
-  /* login: the session insert's commit fails -> no session, no token */
+  /* login: the session insert's commit fails -> no session, no token, no audit row */
+  int64_t audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
   char *tok = (char *)"x";
-  ck_assert_int_eq(be_auth_login(app, &tok, NULL, "user0@example.test", PW, NT, NULL), BE_E_STORAGE);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", PW, NT, NULL), BE_E_STORAGE);
   ck_assert_ptr_null(tok);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
 
   /* set password: the commit fails -> old password still works, nothing revoked */
   tok = login_ok(app, "user0@example.test", PW, id);
-  int64_t audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
+  audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
   ck_assert_int_eq(be_auth_set_password(app, 0, id, NEWPW, NT, NULL), BE_E_STORAGE);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
   be_auth_token_free(login_ok(app, "user0@example.test", PW, id));
+  audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
+
+  /* logout: the commit fails -> the session stays live, no audit row */
+  char *other = login_ok(app, "user0@example.test", PW, id);
+  audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_auth_logout(app, other, NULL), BE_E_STORAGE);
+  be_fault_clear(f, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(verify_code(app, other, NULL), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
+  ck_assert_int_eq(be_auth_logout(app, other, NULL), BE_OK);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits + 1);
+  be_auth_token_free(other);
+  audits++;
 
   /* revoke-all with a failing step inside the transaction */
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_FROM, 3, BE_E_STORAGE), BE_OK);
@@ -869,7 +963,7 @@ START_TEST(commit_failure_leaves_nothing) {
 
   /* malformed tokens never reach the driver */
   be_fault_reset_counts(f);
-  ck_assert_int_eq(be_auth_verify(app, NULL, "not-a-token", NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(NULL, app, "not-a-token", NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_auth_logout(app, "", NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 0);
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_STEP), 0);
@@ -895,16 +989,16 @@ static be_app *oom_app;
 static int auth_round(void *arg) {
   (void)arg;
   char *tok = NULL;
-  int rc = be_auth_login(oom_app, &tok, NULL, "user0@example.test", PW, NT, NULL);
+  int rc = be_auth_login(&tok, NULL, oom_app, "user0@example.test", PW, NT, NULL);
   if (rc != BE_OK) return rc;
   be_error *e = NULL;
-  rc = be_auth_verify(oom_app, NULL, tok, &e);
+  rc = be_auth_verify(NULL, oom_app, tok, &e);
   be_error_free(e);
   if (rc == BE_OK) rc = be_auth_logout(oom_app, tok, NULL);
   be_auth_token_free(tok);
   if (rc != BE_OK) return rc;
   e = NULL;
-  rc = be_auth_login(oom_app, &tok, NULL, "user0@example.test", "wrong password here", NT, &e);
+  rc = be_auth_login(&tok, NULL, oom_app, "user0@example.test", "wrong password here", NT, &e);
   be_error_free(e);
   return rc == BE_E_UNAUTHORIZED ? BE_OK : rc;
 }
@@ -928,10 +1022,12 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, failures_share_one_answer);
   tcase_add_test(tc, backoff_doubles_and_ignores_attempts_inside_window);
   tcase_add_test(tc, lockout_then_reset_on_success);
+  tcase_add_test(tc, backoff_never_overflows_into_no_block);
   tcase_add_test(tc, rehash_when_parameters_rise);
   tcase_add_test(tc, parameters_below_owasp_refused);
   tcase_add_test(tc, idle_timeout_slides_and_expires);
   tcase_add_test(tc, absolute_timeout);
+  tcase_add_test(tc, times_saturate_near_the_end_of_the_clock);
   tcase_add_test(tc, malformed_tokens_refused_without_database);
   tcase_add_test(tc, logout_and_revoke_all);
   tcase_add_test(tc, change_password_revokes_other_sessions);

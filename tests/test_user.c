@@ -31,10 +31,13 @@ START_TEST(create_get_update_delete) {
   ck_assert_int_gt(be_user_created_at(u), 0);
   ck_assert_int_eq(be_user_created_at(u), be_user_updated_at(u));
   char *json = NULL;
-  ck_assert_int_eq(be_user_to_json(u, &json, NULL), BE_OK);
+  ck_assert_int_eq(be_user_to_json(&json, NULL, u, NULL), BE_OK);
   ck_assert_ptr_nonnull(strstr(json, "\"extra\":{\"theme\":\"dark\"}"));
   ck_assert_ptr_nonnull(strstr(json, "\"email\":\"alice@example.com\""));
   be_free(json);
+  json = (char *)"x";
+  ck_assert_int_eq(be_user_to_json(&json, NULL, NULL, NULL), BE_E_MISUSE);
+  ck_assert_ptr_null(json);
   be_user_free(u);
 
   ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
@@ -43,6 +46,14 @@ START_TEST(create_get_update_delete) {
   ck_assert_int_eq(be_user_get_by_email(&u, app, "ALICE@example.com ", NULL), BE_OK);
   ck_assert_int_eq(be_user_id(u), id);
   be_user_free(u);
+  /* a long string is judged whole, never by its first bytes */
+  static char padded[2100];
+  memset(padded, ' ', sizeof padded - 1);
+  memcpy(padded, "alice@example.com", 17);
+  padded[sizeof padded - 2] = 'x';
+  u = NULL;
+  ck_assert_int_eq(be_user_get_by_email(&u, app, padded, NULL), BE_E_VALIDATION);
+  ck_assert_ptr_null(u);
 
   be_user_input up = BE_USER_INPUT_INIT;
   up.fields = BE_USER_FIELD_NAME | BE_USER_FIELD_EXTRA;
@@ -65,6 +76,26 @@ START_TEST(create_get_update_delete) {
   ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_E_NOT_FOUND);
   ck_assert_int_eq(be_user_get_by_email(&u, app, "alice@example.com", NULL), BE_E_NOT_FOUND);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 3);
+  be_app_free(app);
+}
+END_TEST
+
+/* A deleted user's id is never given to a new user: audit rows (and host
+ * rows) about the old account must not start describing the new one. */
+START_TEST(deleted_ids_are_not_reused) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  svc_user(app, "first@x.io", "First");
+  int64_t last = svc_user(app, "last@x.io", "Last");
+  ck_assert_int_eq(be_user_delete(app, 0, last, NULL), BE_OK);
+  int64_t next = svc_user(app, "next@x.io", "Next");
+  ck_assert_int_gt(next, last);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE target_type = 'user'"
+                                " AND target_id = (SELECT max(id) FROM users)"), 1);
+  int64_t r1 = 0, r2 = 0;
+  ck_assert_int_eq(be_perm_role_create(&r1, app, 0, "gone", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_delete(app, 0, "gone", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_create(&r2, app, 0, "fresh", NULL), BE_OK);
+  ck_assert_int_gt(r2, r1);
   be_app_free(app);
 }
 END_TEST
@@ -521,14 +552,14 @@ START_TEST(delete_revokes_sessions_and_grants) {
   be_app *app = be_testkit_app(kit);
   int64_t uid = be_testkit_user_id(kit, 1);
   char *token = NULL;
-  ck_assert_int_eq(be_auth_login(app, &token, NULL, "user1@example.test", BE_TESTKIT_PASSWORD,
+  ck_assert_int_eq(be_auth_login(&token, NULL, app, "user1@example.test", BE_TESTKIT_PASSWORD,
                                  BE_AUTH_NUL_TERMINATED, &e), BE_OK);
   int64_t who = 0;
-  ck_assert_int_eq(be_auth_verify(app, &who, token, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(&who, app, token, NULL), BE_OK);
   ck_assert_int_eq(who, uid);
   ck_assert_int_eq(be_perm_check(app, uid, "posts:write", NULL), BE_OK);
   ck_assert_int_eq(be_user_delete(app, be_testkit_user_id(kit, 0), uid, NULL), BE_OK);
-  ck_assert_int_eq(be_auth_verify(app, &who, token, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(&who, app, token, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_perm_check(app, uid, "posts:write", NULL), BE_E_FORBIDDEN);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM sessions"), 0);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM user_roles WHERE user_id = 2"), 0);
@@ -547,7 +578,7 @@ START_TEST(disable_revokes_sessions_and_permissions) {
   be_app *app = be_testkit_app(kit);
   int64_t uid = be_testkit_user_id(kit, 1);
   char *token = NULL;
-  ck_assert_int_eq(be_auth_login(app, &token, NULL, "user1@example.test", BE_TESTKIT_PASSWORD,
+  ck_assert_int_eq(be_auth_login(&token, NULL, app, "user1@example.test", BE_TESTKIT_PASSWORD,
                                  BE_AUTH_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NULL), BE_OK);
   be_user_input up = BE_USER_INPUT_INIT;
@@ -558,11 +589,11 @@ START_TEST(disable_revokes_sessions_and_permissions) {
   ck_assert_int_eq(be_user_status(u), BE_USER_DISABLED);
   be_user_free(u);
   ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NULL), BE_E_FORBIDDEN);
-  ck_assert_int_eq(be_auth_verify(app, NULL, token, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(NULL, app, token, NULL), BE_E_UNAUTHORIZED);
   up.status = BE_USER_ACTIVE;
   ck_assert_int_eq(be_user_update(NULL, app, 0, uid, &up, NULL), BE_OK);
   ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NULL), BE_OK);
-  ck_assert_int_eq(be_auth_verify(app, NULL, token, NULL), BE_E_UNAUTHORIZED); /* stays revoked */
+  ck_assert_int_eq(be_auth_verify(NULL, app, token, NULL), BE_E_UNAUTHORIZED); /* stays revoked */
   be_auth_token_free(token);
   be_testkit_free(kit);
 }
@@ -635,6 +666,32 @@ START_TEST(update_fails_atomically_when_audit_or_commit_fails) {
 }
 END_TEST
 
+/* A database failure while checking `extra` is the database's error (5xx),
+ * not a validation error blaming the caller's JSON. */
+START_TEST(storage_failure_in_json_check_is_not_validation) {
+  be_driver *fd = NULL;
+  be_fault *fault = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &fault, be_sqlite_driver(), NULL), BE_OK);
+  be_app *app = svc_app_ex(fd, NULL, 2);
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "json@x.io";
+  in.name = "Json";
+  in.extra = "{\"ok\":true}";
+  /* the JSON check is the first statement stepped in a create */
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  be_error *e = NULL;
+  int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
+  be_fault_clear(fault, BE_FAULT_OP_ALL);
+  ck_assert_msg(rc == BE_E_STORAGE, "rc %d (%s)", rc, be_error_message(e));
+  ck_assert_int_eq(be_error_http_status(e), 500);
+  be_error_free(e);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 0);
+  ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, &in, NULL), BE_OK);
+  be_app_free(app);
+  be_fault_free(fault);
+}
+END_TEST
+
 /* ---- allocation failures: every path frees what it took ---- */
 
 static int alloc_body(void *arg) {
@@ -694,6 +751,7 @@ static Suite *user_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, create_get_update_delete);
   tcase_add_test(tc, duplicate_email_is_conflict);
+  tcase_add_test(tc, deleted_ids_are_not_reused);
   tcase_add_test(tc, validation_names_the_field_and_writes_nothing);
   tcase_add_test(tc, cache_hit_then_invalidated_after_update);
   tcase_add_test(tc, cache_from_many_threads);
@@ -703,6 +761,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, delete_revokes_sessions_and_grants);
   tcase_add_test(tc, disable_revokes_sessions_and_permissions);
   tcase_add_test(tc, update_fails_atomically_when_audit_or_commit_fails);
+  tcase_add_test(tc, storage_failure_in_json_check_is_not_validation);
   tcase_add_test(tc, allocation_failures_leak_nothing);
   suite_add_tcase(s, tc);
   return s;

@@ -27,7 +27,8 @@ struct be_migrator;
 struct be_pool;
 struct be_cache;
 
-/** Host migration versions must be at or above this; lower ones are libbackend's. */
+/** Host migration versions must be at or above this; lower ones are libbackend's
+ * (be_app_new() refuses a host migrator holding one: field "host_migrations"). */
 #define BE_APP_HOST_MIGRATION_MIN 1000
 
 #define BE_APP_OPTIONS_VERSION 1
@@ -59,7 +60,7 @@ typedef struct be_app_options {
   int64_t reset_token_ttl_ms;    /**< password reset token lifetime [1 h] */
   be_clock *clock;               /**< borrowed; must outlive the app [system clock] */
   const struct be_mailer *mailer;       /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
-  struct be_migrator *host_migrations;  /**< borrowed; applied after libbackend's [none] */
+  struct be_migrator *host_migrations;  /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's [none] */
 } be_app_options;
 
 #define BE_APP_OPTIONS_INIT \

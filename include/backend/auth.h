@@ -151,8 +151,9 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
  * Log in by email and password. On success *out_token is a new session
  * token (BE_AUTH_TOKEN_LEN characters, NUL-terminated), the caller's,
  * released with be_auth_token_free(); *out_user_id (may be NULL) is the
- * user's id. Always a fresh session (no fixation). When the stored hash
- * used other parameters than the current ones it is replaced.
+ * user's id. Always a fresh session (no fixation), written with an audit
+ * row "auth.login" (actor = the user) in one transaction. When the stored
+ * hash used other parameters than the current ones it is replaced.
  * The email is matched after trimming and ASCII lower-casing.
  * Errors: BE_E_MISUSE (app or out_token NULL), BE_E_VALIDATION (email or
  * password NULL or over their byte caps: these depend only on the input),
@@ -162,7 +163,7 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
  * errors, BE_E_NOMEM. On failure *out_token is NULL.
  * Thread-safety: safe.
  */
-BE_API int be_auth_login(be_app *app, char **out_token, int64_t *out_user_id, const char *email,
+BE_API int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
                          const char *password, size_t password_len, be_error **err);
 
 /**
@@ -174,11 +175,12 @@ BE_API int be_auth_login(be_app *app, char **out_token, int64_t *out_user_id, co
  * disabled: one answer for all), storage and pool errors.
  * Thread-safety: safe.
  */
-BE_API int be_auth_verify(be_app *app, int64_t *out_user_id, const char *token, be_error **err);
+BE_API int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, be_error **err);
 
 /**
- * End one session. Idempotent: an unknown or already ended session is
- * BE_OK. Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED (token NULL or
+ * End one session, with an audit row "auth.logout" (actor = the session's
+ * user) in the same transaction. Idempotent: an unknown or already ended
+ * session is BE_OK and writes nothing. Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED (token NULL or
  * malformed), storage and pool errors. Thread-safety: safe.
  */
 BE_API int be_auth_logout(be_app *app, const char *token, be_error **err);
@@ -195,7 +197,9 @@ BE_API int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be
 /**
  * A user changes their own password: old_password must be right (it counts
  * against the throttle like a login, and fails with the same generic
- * BE_E_UNAUTHORIZED), new_password must pass the policy. current_token,
+ * BE_E_UNAUTHORIZED), new_password must pass the policy (judged only
+ * after old_password was verified, so a wrong old password always gets
+ * the 401 whatever the new one is). current_token,
  * when not NULL, must be a live session of this user: it stays valid and
  * every other session is revoked; with NULL every session is revoked.
  * Audited as "auth.password_change" (actor = the user).
@@ -249,7 +253,7 @@ BE_API int be_auth_reset_password(be_app *app, const char *token, const char *ne
  * Errors: BE_E_MISUSE (app NULL), storage and pool errors.
  * Thread-safety: safe.
  */
-BE_API int be_auth_purge_expired(be_app *app, int64_t *out_deleted, be_error **err);
+BE_API int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err);
 
 /** Wipe (sodium_memzero) and release a token from be_auth_login(). NULL is a no-op. */
 BE_API void be_auth_token_free(char *token);

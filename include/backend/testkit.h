@@ -91,7 +91,8 @@ BE_API be_clock *be_testkit_clock(be_testkit *kit);
 BE_API const struct be_mailer *be_testkit_mailer(be_testkit *kit);
 
 /** Move the fake clock forward by ms >= 0 (monotonic and wall time).
- * Errors: BE_E_MISUSE (NULL, negative). Thread-safety: safe. */
+ * Errors: BE_E_MISUSE (NULL, negative, or a step that would carry the
+ * clock past INT64_MAX ns). Thread-safety: safe. */
 BE_API int be_testkit_advance_ms(be_testkit *kit, int64_t ms);
 
 /** Id of seeded user i (0 .. users-1), 0 when out of range. */

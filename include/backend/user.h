@@ -200,9 +200,11 @@ BE_API int64_t be_user_updated_at(const be_user *user);
  * The user as a JSON object {"id","email","name","bio","extra","status",
  * "created_at","updated_at"} (extra embedded as JSON). *out_json is
  * NUL-terminated, the caller's (be_free); out_len may be NULL.
- * Errors: BE_E_MISUSE (NULL), BE_E_NOMEM. Thread-safety: safe.
+ * Errors: BE_E_MISUSE (out_json or user NULL), BE_E_NOMEM.
+ * Thread-safety: safe.
  */
-BE_API int be_user_to_json(const be_user *user, char **out_json, size_t *out_len);
+BE_API int be_user_to_json(char **out_json, size_t *out_len, const be_user *user,
+                           be_error **err);
 
 /** Release a user. NULL is a no-op. */
 BE_API void be_user_free(be_user *user);

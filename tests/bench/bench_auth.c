@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
     be_histogram_record(h_raw, raw[i]);
 
     t0 = now_ns();
-    rc = be_auth_login(app, &tokens[i], NULL, "bench@example.test", PW, BE_AUTH_NUL_TERMINATED, &e);
+    rc = be_auth_login(&tokens[i], NULL, app, "bench@example.test", PW, BE_AUTH_NUL_TERMINATED, &e);
     int64_t dt = now_ns() - t0;
     if (rc != BE_OK) die("login", rc, e);
     be_histogram_record(h_login, dt);
@@ -137,10 +137,10 @@ int main(int argc, char **argv) {
       char *tok = NULL;
       t0 = now_ns();
       if (do_unknown) {
-        rc = be_auth_login(app, &tok, NULL, "nobody@example.test", PW, BE_AUTH_NUL_TERMINATED, NULL);
+        rc = be_auth_login(&tok, NULL, app, "nobody@example.test", PW, BE_AUTH_NUL_TERMINATED, NULL);
         unknown[i] = now_ns() - t0;
       } else {
-        rc = be_auth_login(app, &tok, NULL, "bench@example.test", "wrong passphrase 99",
+        rc = be_auth_login(&tok, NULL, app, "bench@example.test", "wrong passphrase 99",
                            BE_AUTH_NUL_TERMINATED, NULL);
         wrong[i] = now_ns() - t0;
       }
@@ -156,12 +156,12 @@ int main(int argc, char **argv) {
   be_histogram *h_verify;
   be_histogram_new(&h_verify);
   for (int i = 0; i < 1000; i++) /* warm-up: statement cache, pool */
-    if (be_auth_verify(app, NULL, tokens[i % n], NULL) != BE_OK) die("verify warm-up", -1, NULL);
+    if (be_auth_verify(NULL, app, tokens[i % n], NULL) != BE_OK) die("verify warm-up", -1, NULL);
   int64_t start = now_ns();
   for (int i = 0; i < verifies; i++) {
     int64_t t0 = now_ns();
     int64_t uid = 0;
-    rc = be_auth_verify(app, &uid, tokens[i % n], &e);
+    rc = be_auth_verify(&uid, app, tokens[i % n], &e);
     be_histogram_record(h_verify, now_ns() - t0);
     if (rc != BE_OK || uid != id) die("verify", rc, e);
   }
