@@ -24,10 +24,18 @@
  * The hot path (idle connection available, nobody waiting, idle shorter
  * than the validation window) reads the coarse clock once, takes the mutex
  * once, allocates nothing and records no histogram sample: acquires that
- * did not wait are counted, and the wait quantiles treat them as zeros. */
+ * did not wait are counted, and the wait quantiles treat them as zeros.
+ *
+ * Query stats and the slow-query log are attached to each connection as it
+ * opens (open_conn) and come off by themselves when it closes (a connection
+ * drops its observers in be_conn_close), so no close path here has to
+ * remember them; the pool frees its own stats and log only after its last
+ * connection is closed. */
 #include <backend/histogram.h>
 #include <backend/log.h>
 #include <backend/pool.h>
+#include <backend/query_stats.h>
+#include <backend/slowlog.h>
 #include <backend/tx.h>
 
 #include <errno.h>
@@ -118,6 +126,9 @@ struct be_pool {
   char *dsn;
   char *name;
   be_histogram *wait_hist;
+  be_query_stats *qstats; /* attached to every connection */
+  be_slowlog *slowlog;    /* attached to every connection; NULL = none */
+  be_slowlog *own_slowlog; /* == slowlog when the pool made it (and frees it) */
   uint64_t rng;
   /* maintenance */
   int32_t maintaining;
@@ -361,6 +372,15 @@ static int open_conn(be_pool *p, slot *s, be_error **cause) {
   be_conn *c = NULL;
   int rc = be_conn_open(&c, p->driver, p->dsn, cause);
   if (rc != BE_OK) return rc;
+  /* statements are timed on the pool's clock: a fake clock drives the
+   * slow-query log and the latency histogram in tests */
+  be__conn_set_clock(c, p->clock);
+  rc = be_query_stats_attach(p->qstats, c, cause);
+  if (rc == BE_OK && p->slowlog) rc = be_slowlog_attach(p->slowlog, c, cause);
+  if (rc != BE_OK) { /* out of memory: closing detaches what was attached */
+    be_conn_close(c);
+    return rc;
+  }
   be__conn_set_pool_data(c, s);
   s->conn = c;
   return BE_OK;
@@ -1038,16 +1058,21 @@ static int check_options(const be_pool_options *o, be_error **err) {
     return be__error_field(err, "leak_threshold_ms", "must not be negative");
   if (o->background_thread && o->maintenance_interval_ms <= 0)
     return be__error_field(err, "maintenance_interval_ms", "must be positive with a background thread");
+  if (o->slowlog == NULL && o->slow_query_threshold_ms < -1)
+    return be__error_field(err, "slow_query_threshold_ms",
+                           "must be -1 (no slow-query log), 0 (every statement) or more");
+  if (o->slowlog == NULL && o->slow_query_threshold_ms >= 0 &&
+      (o->slow_query_capacity < 1 || o->slow_query_capacity > 65536))
+    return be__error_field(err, "slow_query_capacity", "must be within 1..65536");
   return BE_OK;
 }
 
 /* ---- lifecycle ---- */
 
-static void pool_destroy(be_pool *p) {
-  /* every slot is free or idle-and-already-closed by now */
-  for (int32_t i = 0; i < p->idle_n; i++) be_conn_close(p->idle[i]->conn);
-  pthread_mutex_destroy(&p->mu);
-  if (p->bg_started) pthread_cond_destroy(&p->bg_cond);
+/* Release what be_pool_new() allocated (any of it may be NULL). */
+static void pool_free_parts(be_pool *p) {
+  be_slowlog_free(p->own_slowlog);
+  be_query_stats_free(p->qstats);
   be_histogram_free(p->wait_hist);
   be__free(p->scratch_leaks);
   be__free(p->scratch_conns);
@@ -1056,6 +1081,16 @@ static void pool_destroy(be_pool *p) {
   be__free(p->dsn);
   be__free(p->name);
   be__free(p);
+}
+
+static void pool_destroy(be_pool *p) {
+  /* every slot is free or idle-and-already-closed by now; closing the idle
+   * ones detaches them, so nothing is attached to the stats and the log
+   * when pool_free_parts() frees them */
+  for (int32_t i = 0; i < p->idle_n; i++) be_conn_close(p->idle[i]->conn);
+  pthread_mutex_destroy(&p->mu);
+  if (p->bg_started) pthread_cond_destroy(&p->bg_cond);
+  pool_free_parts(p);
 }
 
 static void *bg_main(void *arg) {
@@ -1094,25 +1129,28 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
   int hrc = be_histogram_new(&p->wait_hist);
   if (p->slots == NULL || p->idle == NULL || p->scratch_conns == NULL ||
       p->scratch_leaks == NULL || p->dsn == NULL || p->name == NULL || hrc != BE_OK) {
-    be_histogram_free(p->wait_hist);
-    be__free(p->scratch_leaks);
-    be__free(p->scratch_conns);
-    be__free(p->idle);
-    be__free(p->slots);
-    be__free(p->dsn);
-    be__free(p->name);
-    be__free(p);
+    pool_free_parts(p);
     return be__error_oom(err);
   }
+  /* the query stats and the slow-query log fail only for memory or a mutex
+   * (the options were checked) */
+  rc = be_query_stats_new(&p->qstats, err);
+  if (rc == BE_OK && o->slowlog) {
+    p->slowlog = o->slowlog;
+  } else if (rc == BE_OK && o->slow_query_threshold_ms >= 0) {
+    be_slowlog_opts so = BE_SLOWLOG_OPTS_INIT;
+    so.threshold_ns = ms_to_ns(o->slow_query_threshold_ms);
+    so.capacity = o->slow_query_capacity;
+    so.clock = o->clock;
+    rc = be_slowlog_new(&p->own_slowlog, &so, err);
+    p->slowlog = p->own_slowlog;
+  }
+  if (rc != BE_OK) {
+    pool_free_parts(p);
+    return rc;
+  }
   if (pthread_mutex_init(&p->mu, NULL) != 0) {
-    be_histogram_free(p->wait_hist);
-    be__free(p->scratch_leaks);
-    be__free(p->scratch_conns);
-    be__free(p->idle);
-    be__free(p->slots);
-    be__free(p->dsn);
-    be__free(p->name);
-    be__free(p);
+    pool_free_parts(p);
     return be__error_set(err, BE_E_INTERNAL, "be_pool_new: cannot create a mutex");
   }
   for (size_t i = 0; i < n; i++) p->slots[i].pool = p;
@@ -1238,3 +1276,9 @@ void be_pool_free(be_pool *p) {
   p->free_requested = 1;
   unlock_maybe_destroy(p);
 }
+
+/* ---- query statistics ---- */
+
+const be_query_stats *be_pool_query_stats(const be_pool *p) { return p ? p->qstats : NULL; }
+
+be_slowlog *be_pool_slowlog(const be_pool *p) { return p ? p->slowlog : NULL; }

@@ -1,32 +1,58 @@
 /* SPDX-License-Identifier: MIT */
-/* Several statement observers on one connection. storage.c gives each
- * be_conn a single observer slot; the query layer (scopes, slow-query log,
- * query stats) installs one dispatcher per connection that calls every
- * hook attached to it. The dispatcher's list lives in a small process-wide
- * registry keyed by connection, so a hook can be attached without knowing
- * what else is attached.
+/* The query layer's side of connection observers. A connection keeps its
+ * own list of statement observers and drops them when it closes
+ * (storage.h: be__conn_observer_add, be__conn_close_fn); what is left to
+ * the query layer is the other direction: a query stats, slow-query log
+ * or scope must know which connections it is attached to, so freeing it
+ * (or ending a scope) can detach from all of them.
  *
- * Rules: attach and detach on a connection from the thread using it (or
- * while nobody uses it), and detach every hook before be_conn_close(): the
- * registry cannot see a connection close. */
+ * Each of those objects embeds one be__qhook. Its observer is called with
+ * the be__qhook* as ud (get back to the owner with BE__QHOOK_OWNER); the
+ * connection list has its own mutex, because one shared stats or log is
+ * attached from many threads at once, and a connection closing on any
+ * thread tells it to forget that connection.
+ *
+ * Rules (the connection's, see storage.h): attach and detach on a
+ * connection from the thread using it, or while nobody uses it; so
+ * be__qhook_detach_all() (and the free functions built on it) needs every
+ * attached connection idle. A connection may be closed while attached. */
 #ifndef BE_LIB_QHOOK_H
 #define BE_LIB_QHOOK_H
 
 #include <backend/error.h>
 
+#include <pthread.h>
+#include <stddef.h>
+
 #include "storage.h"
 
-/* Attach (fn, ud) to conn; attaching the same pair twice is a no-op.
- * Errors: BE_E_MISUSE (NULL), BE_E_NOMEM. */
-int be__qhook_attach(be_conn *conn, be__stmt_observer fn, void *ud, be_error **err);
+typedef struct be__qhook {
+  be__stmt_observer fn; /* called with the be__qhook* as ud */
+  pthread_mutex_t lock; /* guards conns, n, cap */
+  be_conn **conns;      /* connections attached now */
+  size_t n, cap;
+} be__qhook;
 
-/* Detach (fn, ud) from conn; no-op when not attached. */
-void be__qhook_detach(be_conn *conn, be__stmt_observer fn, void *ud);
+/* The object embedding hook h as its member `member`. */
+#define BE__QHOOK_OWNER(h, type, member) ((type *)(void *)((char *)(h) - offsetof(type, member)))
 
-/* Detach every hook whose ud is ud, from every connection. */
-void be__qhook_detach_all(void *ud);
+/* Set up h with its observer. Errors: BE_E_INTERNAL (no mutex). */
+int be__qhook_init(be__qhook *h, be__stmt_observer fn, be_error **err);
 
-/* Number of connections ud is attached to. */
-size_t be__qhook_count(void *ud);
+/* Detach from every connection, then release h's memory and mutex. */
+void be__qhook_destroy(be__qhook *h);
+
+/* Observe conn's statements; attaching twice is a no-op.
+ * Errors: BE_E_MISUSE (conn NULL), BE_E_NOMEM. */
+int be__qhook_attach(be__qhook *h, be_conn *conn, be_error **err);
+
+/* Stop observing conn; no-op when not attached. */
+void be__qhook_detach(be__qhook *h, be_conn *conn);
+
+/* Detach from every connection. */
+void be__qhook_detach_all(be__qhook *h);
+
+/* Connections attached now. */
+size_t be__qhook_count(be__qhook *h);
 
 #endif

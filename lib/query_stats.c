@@ -11,7 +11,13 @@
 struct be_query_stats {
   _Atomic uint64_t queries, errors, rows;
   be_histogram *latency;
+  be__qhook hook; /* the connections it is attached to */
 };
+
+static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
+  (void)sql;
+  be_query_stats_record(BE__QHOOK_OWNER(ud, be_query_stats, hook), duration_ns, rows, rc);
+}
 
 int be_query_stats_new(be_query_stats **out, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
@@ -21,13 +27,19 @@ int be_query_stats_new(be_query_stats **out, be_error **err) {
     be__free(s);
     return be__error_oom(err);
   }
+  int rc = be__qhook_init(&s->hook, observe, err);
+  if (rc != BE_OK) {
+    be_histogram_free(s->latency);
+    be__free(s);
+    return rc;
+  }
   *out = s;
   return BE_OK;
 }
 
 void be_query_stats_free(be_query_stats *stats) {
   if (stats == NULL) return;
-  be__qhook_detach_all(stats);
+  be__qhook_destroy(&stats->hook);
   be_histogram_free(stats->latency);
   be__free(stats);
 }
@@ -40,18 +52,13 @@ void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, int64_t r
   be_histogram_record(stats->latency, duration_ns);
 }
 
-static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
-  (void)sql;
-  be_query_stats_record(ud, duration_ns, rows, rc);
-}
-
 int be_query_stats_attach(be_query_stats *stats, be_conn *conn, be_error **err) {
   if (stats == NULL) return be__error_set(err, BE_E_MISUSE, "stats is NULL");
-  return be__qhook_attach(conn, observe, stats, err);
+  return be__qhook_attach(&stats->hook, conn, err);
 }
 
 void be_query_stats_detach(be_query_stats *stats, be_conn *conn) {
-  if (stats) be__qhook_detach(conn, observe, stats);
+  if (stats) be__qhook_detach(&stats->hook, conn);
 }
 
 uint64_t be_query_stats_queries(const be_query_stats *stats) {

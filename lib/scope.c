@@ -30,6 +30,7 @@ struct be_scope {
   uint64_t worst_hash;
   char worst_sql[SQL_KEEP];
   int oom; /* the shape table could not grow: counting degraded, not fatal */
+  be__qhook hook; /* the connections it counts */
 };
 
 int be_scope_opts_init(be_scope_opts *opts, uint32_t version) {
@@ -88,7 +89,7 @@ static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows
   (void)duration_ns;
   (void)rows;
   (void)rc;
-  be_scope *s = ud;
+  be_scope *s = BE__QHOOK_OWNER(ud, be_scope, hook);
   char norm[SQL_KEEP];
   uint64_t h = be__sql_normalize(sql, norm, sizeof norm);
   s->queries++;
@@ -122,8 +123,14 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_opts *opts, be_
   be_scope *s = be__calloc(1, sizeof *s);
   if (s == NULL) return be__error_oom(err);
   s->opts = o;
-  int rc = be__qhook_attach(conn, observe, s, err);
+  int rc = be__qhook_init(&s->hook, observe, err);
   if (rc != BE_OK) {
+    be__free(s);
+    return rc;
+  }
+  rc = be__qhook_attach(&s->hook, conn, err);
+  if (rc != BE_OK) {
+    be__qhook_destroy(&s->hook);
     be__free(s);
     return rc;
   }
@@ -134,18 +141,19 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_opts *opts, be_
 int be_scope_attach(be_scope *scope, be_conn *conn, be_error **err) {
   if (scope == NULL || conn == NULL) return be__error_set(err, BE_E_MISUSE, "scope or conn is NULL");
   if (scope->ended) return be__error_set(err, BE_E_MISUSE, "the scope has ended");
-  return be__qhook_attach(conn, observe, scope, err);
+  return be__qhook_attach(&scope->hook, conn, err);
 }
 
 void be_scope_end(be_scope *scope) {
   if (scope == NULL || scope->ended) return;
-  be__qhook_detach_all(scope);
+  be__qhook_detach_all(&scope->hook);
   scope->ended = 1;
 }
 
 void be_scope_free(be_scope *scope) {
   if (scope == NULL) return;
   be_scope_end(scope);
+  be__qhook_destroy(&scope->hook);
   be__free(scope->shapes);
   be__free(scope);
 }

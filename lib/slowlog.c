@@ -23,7 +23,15 @@ struct be_slowlog {
   size_t count;
   uint64_t total;
   char *slab; /* capacity * max_sql_bytes */
+  be__qhook hook; /* the connections it is attached to */
 };
+
+static void record(be_slowlog *l, const char *sql, int64_t duration_ns, int64_t rows);
+
+static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
+  (void)rc;
+  record(BE__QHOOK_OWNER(ud, be_slowlog, hook), sql, duration_ns, rows);
+}
 
 int be_slowlog_opts_init(be_slowlog_opts *opts, uint32_t version) {
   if (opts == NULL || version != BE_SLOWLOG_OPTS_VERSION) return BE_E_MISUSE;
@@ -57,14 +65,24 @@ int be_slowlog_new(be_slowlog **out, const be_slowlog_opts *opts, be_error **err
     return be__error_oom(err);
   }
   for (size_t i = 0; i < (size_t)o.capacity; i++) l->ring[i].sql = l->slab + i * (size_t)o.max_sql_bytes;
-  pthread_mutex_init(&l->lock, NULL);
+  int rc = be__qhook_init(&l->hook, observe, err);
+  if (rc == BE_OK && pthread_mutex_init(&l->lock, NULL) != 0) {
+    be__qhook_destroy(&l->hook);
+    rc = be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");
+  }
+  if (rc != BE_OK) {
+    be__free(l->ring);
+    be__free(l->slab);
+    be__free(l);
+    return rc;
+  }
   *out = l;
   return BE_OK;
 }
 
 void be_slowlog_free(be_slowlog *log) {
   if (log == NULL) return;
-  be__qhook_detach_all(log);
+  be__qhook_destroy(&log->hook);
   pthread_mutex_destroy(&log->lock);
   be__free(log->ring);
   be__free(log->slab);
@@ -86,18 +104,13 @@ static void record(be_slowlog *l, const char *sql, int64_t duration_ns, int64_t 
   pthread_mutex_unlock(&l->lock);
 }
 
-static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
-  (void)rc;
-  record(ud, sql, duration_ns, rows);
-}
-
 int be_slowlog_attach(be_slowlog *log, be_conn *conn, be_error **err) {
   if (log == NULL) return be__error_set(err, BE_E_MISUSE, "log is NULL");
-  return be__qhook_attach(conn, observe, log, err);
+  return be__qhook_attach(&log->hook, conn, err);
 }
 
 void be_slowlog_detach(be_slowlog *log, be_conn *conn) {
-  if (log) be__qhook_detach(conn, observe, log);
+  if (log) be__qhook_detach(&log->hook, conn);
 }
 
 int be_slowlog_record(be_slowlog *log, const char *sql, int64_t duration_ns, int64_t rows,

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "sqlite_driver.h"
 #include "storage.h"
 
 /* The native connection: the sqlite3 handle plus statements for the
@@ -385,6 +386,12 @@ static const be_driver template = {
   .bind_limit = sq_bind_limit,
   .in_transaction = sq_in_transaction,
 };
+
+sqlite3 *be__sqlite_db(be_conn *conn) {
+  const be_driver *d = be_conn_driver(conn);
+  if (d == NULL || d->open != sq_open) return NULL;
+  return ((sq_conn *)be__conn_native(conn))->db;
+}
 
 static sq_driver default_driver;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* be_conn and be_stmt over any be_driver: the per-connection statement
  * cache, broken-connection tracking, identifier checks and the statement
- * observer the query layer times statements with. */
+ * observers the query layer times statements with. */
 #include <backend/storage.h>
 
 #include <string.h>
@@ -34,6 +34,13 @@ struct be_stmt {
   char sql[];
 };
 
+/* One attached statement observer (storage.h). */
+typedef struct observer {
+  be__stmt_observer fn;
+  be__conn_close_fn on_close;
+  void *ud;
+} observer;
+
 struct be_conn {
   const be_driver *drv;
   void *native;
@@ -47,9 +54,10 @@ struct be_conn {
   be_stmt *lru_head, *lru_tail;
   int64_t hits, misses;
   int64_t open_stmts;
-  /* hooks */
-  be__stmt_observer obs;
-  void *obs_ud;
+  /* hooks: the hot paths test nobs alone, so with no observer a step costs
+   * one load and a branch, as with a single slot */
+  int32_t nobs, capobs;
+  observer *obs;
   const be_clock *clock;
   void *pool_data;
 };
@@ -139,13 +147,45 @@ static void cache_flush(be_conn *c) {
   }
 }
 
-static inline void observe_end(be_stmt *s, int rc) {
+/* The observer paths are kept out of line: step and finalize without an
+ * observer then stay as small as they were with a single observer slot
+ * (inlining the loop cost them register saves on every call). */
+#if defined(__GNUC__) || defined(__clang__)
+#  define OUT_OF_LINE __attribute__((noinline))
+#  define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#  define OUT_OF_LINE
+#  define UNLIKELY(x) (x)
+#endif
+
+static OUT_OF_LINE void notify(be_conn *c, const char *sql, int64_t duration_ns, int64_t rows,
+                               int rc) {
+  const observer *o = c->obs;
+  for (int32_t i = 0, n = c->nobs; i < n; i++) o[i].fn(o[i].ud, sql, duration_ns, rows, rc);
+}
+
+static OUT_OF_LINE void observe_start(be_stmt *s) {
+  s->running = 1;
+  s->rows = 0;
+  s->start_ns = be_clock_now_ns(s->conn->clock);
+}
+
+static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
   be_conn *c = s->conn;
   s->running = 0;
-  if (c->obs) {
-    int64_t d = be_clock_now_ns(c->clock) - s->start_ns;
-    c->obs(c->obs_ud, s->sql, d, s->rows, rc);
-  }
+  if (c->nobs) notify(c, s->sql, be_clock_now_ns(c->clock) - s->start_ns, s->rows, rc);
+}
+
+/* Drop every observer, telling each owner; the list is emptied first, so
+ * an owner that detaches from its side while being told finds nothing. */
+static void observers_close(be_conn *c) {
+  observer *o = c->obs;
+  int32_t n = c->nobs;
+  c->obs = NULL;
+  c->nobs = c->capobs = 0;
+  for (int32_t i = 0; i < n; i++)
+    if (o[i].on_close) o[i].on_close(o[i].ud, c);
+  be__free(o);
 }
 
 int be__ident_valid(const char *name) {
@@ -213,6 +253,7 @@ int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_err
 
 void be_conn_close(be_conn *c) {
   if (c == NULL) return;
+  observers_close(c);
   cache_flush(c);
   if (!c->broken && c->drv->in_transaction(c->native)) c->drv->rollback(c->native, NULL);
   c->drv->close(c->native);
@@ -307,7 +348,7 @@ int be_conn_prepare(be_conn *c, be_stmt **out, const char *sql, be_error **err) 
 void be_stmt_finalize(be_stmt *s) {
   if (s == NULL) return;
   be_conn *c = s->conn;
-  if (s->running) observe_end(s, BE_OK);
+  if (UNLIKELY(s->running)) observe_end(s, BE_OK);
   c->open_stmts--;
   s->out = 0;
   s->started = 0;
@@ -362,11 +403,7 @@ int be_stmt_bind_blob(be_stmt *s, int32_t i, const void *v, size_t len, be_error
 int be_stmt_step(be_stmt *s, be_error **err) {
   STMT_CHECK(s, "be_stmt_step");
   be_conn *c = s->conn;
-  if (c->obs && !s->running) {
-    s->running = 1;
-    s->rows = 0;
-    s->start_ns = be_clock_now_ns(c->clock);
-  }
+  if (UNLIKELY(c->nobs) && !s->running) observe_start(s);
   int rc = c->drv->step(s->native, err);
   if (rc == BE_ROW) {
     /* a driver may re-prepare (schema change) when a run starts */
@@ -379,7 +416,7 @@ int be_stmt_step(be_stmt *s, be_error **err) {
   }
   s->started = 0;
   if (rc == BE_E_CONN_LOST) c->broken = 1;
-  if (s->running) observe_end(s, rc == BE_DONE ? BE_OK : rc);
+  if (UNLIKELY(s->running)) observe_end(s, rc == BE_DONE ? BE_OK : rc);
   return rc;
 }
 
@@ -438,10 +475,10 @@ const void *be_stmt_column_blob(be_stmt *s, int32_t col, size_t *len) {
 
 int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
-  if (c->obs == NULL) return note(c, c->drv->exec(c->native, sql, err));
+  if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));
   int64_t t0 = be_clock_now_ns(c->clock);
   int rc = note(c, c->drv->exec(c->native, sql, err));
-  c->obs(c->obs_ud, sql, be_clock_now_ns(c->clock) - t0, 0, rc);
+  notify(c, sql, be_clock_now_ns(c->clock) - t0, 0, rc);
   return rc;
 }
 
@@ -507,10 +544,41 @@ int32_t be_conn_is_broken(const be_conn *c) { return c ? c->broken : 0; }
 
 /* ---- internal hooks ---- */
 
-void be__conn_set_observer(be_conn *c, be__stmt_observer fn, void *ud) {
-  c->obs = fn;
-  c->obs_ud = ud;
+int be__conn_observer_add(be_conn *c, be__stmt_observer fn, be__conn_close_fn on_close, void *ud,
+                          be_error **err) {
+  if (c == NULL || fn == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be__conn_observer_add: NULL argument");
+  for (int32_t i = 0; i < c->nobs; i++)
+    if (c->obs[i].fn == fn && c->obs[i].ud == ud) return BE_OK;
+  if (c->nobs == c->capobs) {
+    int32_t cap = c->capobs ? c->capobs * 2 : 4;
+    observer *o = be__realloc(c->obs, (size_t)cap * sizeof *o);
+    if (o == NULL) return be__error_oom(err);
+    c->obs = o;
+    c->capobs = cap;
+  }
+  c->obs[c->nobs++] = (observer){fn, on_close, ud};
+  return BE_OK;
 }
+
+int be__conn_observer_remove(be_conn *c, be__stmt_observer fn, void *ud) {
+  if (c == NULL) return 0;
+  for (int32_t i = 0; i < c->nobs; i++) {
+    if (c->obs[i].fn == fn && c->obs[i].ud == ud) {
+      /* keep the order: observers run in the order they were added */
+      memmove(&c->obs[i], &c->obs[i + 1], (size_t)(c->nobs - i - 1) * sizeof c->obs[0]);
+      if (--c->nobs == 0) { /* nothing attached: hold no memory */
+        be__free(c->obs);
+        c->obs = NULL;
+        c->capobs = 0;
+      }
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int32_t be__conn_observer_count(const be_conn *c) { return c ? c->nobs : 0; }
 void be__conn_set_clock(be_conn *c, const be_clock *clock) { c->clock = clock; }
 void be__conn_set_pool_data(be_conn *c, void *data) { c->pool_data = data; }
 void *be__conn_pool_data(const be_conn *c) { return c->pool_data; }

@@ -12,22 +12,48 @@
 #define BE__STMT_CACHE_DEFAULT 64
 
 /*
- * Called once each time a statement finishes running: when step returns
- * BE_DONE (rc = BE_OK) or an error (rc = that negative code), or when a
- * statement that returned rows is reset or finalized before BE_DONE
- * (rc = BE_OK). sql is the statement's text, borrowed for the call;
- * duration_ns runs from the first step to the end, measured with the
- * connection's clock (be__conn_set_clock); rows counts BE_ROW results.
- * Runs on the thread using the connection, inside the be_stmt_* call; it
- * must not use the connection itself.
+ * Statement observers. A connection carries any number of them (the query
+ * layer attaches query stats, a slow-query log and N+1 scopes to the same
+ * connection); each is identified by its (fn, ud) pair.
+ *
+ * fn is called once each time a statement finishes running: when step
+ * returns BE_DONE (rc = BE_OK) or an error (rc = that negative code), when
+ * a statement that returned rows is reset or finalized before BE_DONE
+ * (rc = BE_OK), and after each be_conn_exec(). sql is the statement's text,
+ * borrowed for the call; duration_ns runs from the first step to the end,
+ * measured with the connection's clock (be__conn_set_clock); rows counts
+ * BE_ROW results. Observers run in the order they were added, on the
+ * thread using the connection, inside the be_stmt_* call; they must not
+ * use the connection, nor add or remove observers on it.
  */
 typedef void (*be__stmt_observer)(void *ud, const char *sql, int64_t duration_ns,
                                   int64_t rows, int rc);
 
-/* Install (or with fn NULL remove) the connection's statement observer.
- * With no observer, stepping reads no clock. Statements already running
- * keep the timing they started with. */
-void be__conn_set_observer(be_conn *conn, be__stmt_observer fn, void *ud);
+/*
+ * Called from be_conn_close() for each observer still attached, before
+ * the connection goes away; the connection has already dropped every
+ * observer (removing one here is a harmless no-op), so the owner only has
+ * to forget conn. It must not run statements on conn.
+ */
+typedef void (*be__conn_close_fn)(void *ud, be_conn *conn);
+
+/*
+ * Attach an observer (on_close may be NULL). Adding a (fn, ud) pair that
+ * is already attached is a no-op. With no observer, stepping reads no
+ * clock; the list is the connection's, so call this from the thread using
+ * the connection (or while nobody uses it). Statements already running keep
+ * the timing they started with.
+ * Errors: BE_E_MISUSE (conn or fn NULL), BE_E_NOMEM.
+ */
+int be__conn_observer_add(be_conn *conn, be__stmt_observer fn, be__conn_close_fn on_close,
+                          void *ud, be_error **err);
+
+/* Detach (fn, ud); returns 1 when it was attached, 0 otherwise. Same
+ * thread rule as be__conn_observer_add(). No callback runs. */
+int be__conn_observer_remove(be_conn *conn, be__stmt_observer fn, void *ud);
+
+/* Observers attached now. */
+int32_t be__conn_observer_count(const be_conn *conn);
 
 /* The clock used to time statements for the observer; NULL = system clock.
  * Borrowed: it must outlive the connection or be replaced first. */
@@ -40,7 +66,8 @@ void *be__conn_pool_data(const be_conn *conn);
 /* Mark a connection broken (e.g. the pool saw it fail validation). */
 void be__conn_mark_broken(be_conn *conn);
 
-/* The driver's native connection handle (borrowed). */
+/* The driver's native connection handle (borrowed). For the built-in
+ * SQLite driver, sqlite_driver.h has be__sqlite_db() for the sqlite3*. */
 void *be__conn_native(be_conn *conn);
 
 /* Number of statements handed out by be_conn_prepare and not yet given

@@ -7,11 +7,16 @@
 
 #include <backend/fault.h>
 #include <backend/pool.h>
+#include <backend/scope.h>
 #include <backend/sqlite.h>
 #include <backend/tx.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
+
+/* internal (the tests link the static library) */
+#include "sqlite_driver.h" /* be__sqlite_db */
+#include "storage.h"       /* be__conn_mark_broken */
 
 /* ---- a scripted mock driver ---- */
 
@@ -219,6 +224,9 @@ START_TEST(options_defaults) {
   ck_assert_int_eq(o.usage_alert_percent, 80);
   ck_assert_int_eq(o.deadlock_detection, 1);
   ck_assert_int_eq(o.background_thread, 0);
+  ck_assert_int_eq(o.slow_query_threshold_ms, 100);
+  ck_assert_int_eq(o.slow_query_capacity, 128);
+  ck_assert_ptr_null(o.slowlog);
   ck_assert_ptr_null(o.driver);
   ck_assert_int_eq(be_pool_options_init(&o, 99), BE_E_MISUSE);
   ck_assert_int_eq(be_pool_options_init(NULL, BE_POOL_OPTIONS_VERSION), BE_E_MISUSE);
@@ -267,6 +275,17 @@ START_TEST(bad_options) {
   o.background_thread = 1;
   o.maintenance_interval_ms = 0;
   expect_bad(o, BE_E_VALIDATION, "maintenance_interval_ms");
+  o = mock_opts(1, 2);
+  o.slow_query_threshold_ms = -2;
+  expect_bad(o, BE_E_VALIDATION, "slow_query_threshold_ms");
+  o = mock_opts(0, 2);
+  o.slow_query_capacity = 0;
+  expect_bad(o, BE_E_VALIDATION, "slow_query_capacity");
+  o.slow_query_threshold_ms = -1; /* no log: its capacity does not matter */
+  be_pool *nolog = new_pool(&o);
+  ck_assert_ptr_null(be_pool_slowlog(nolog));
+  ck_assert_ptr_nonnull(be_pool_query_stats(nolog));
+  be_pool_free(nolog);
 
   ck_assert_int_eq(be_pool_new(NULL, &o, NULL), BE_E_MISUSE);
   be_pool *p = NULL;
@@ -289,6 +308,8 @@ START_TEST(null_arguments) {
   be_pool_release(NULL, NULL);
   be_pool_close(NULL);
   be_pool_free(NULL);
+  ck_assert_ptr_null(be_pool_query_stats(NULL));
+  ck_assert_ptr_null(be_pool_slowlog(NULL));
 
   be_pool_options o = mock_opts(1, 2);
   be_pool *p = new_pool(&o);
@@ -1375,6 +1396,272 @@ END_TEST
 
 /* ---- allocation failures ---- */
 
+/* ---- query statistics and the slow-query log ---- */
+
+/* A SQLite file database with t(x) = 1..10, for the pools below. */
+static char *make_db(char *dsn, size_t n) {
+  char *dir = tu_tempdir();
+  snprintf(dsn, n, "%s/qstats.db", dir);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dsn, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE t(x INTEGER PRIMARY KEY);"
+                                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                                   " WHERE i < 10) INSERT INTO t SELECT i FROM n", NULL), BE_OK);
+  be_conn_close(c);
+  return dir;
+}
+
+static be_pool_options sqlite_opts(const char *dsn, int32_t min, int32_t max) {
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.driver = be_sqlite_driver();
+  o.dsn = dsn;
+  o.name = "qpool";
+  o.min_conns = min;
+  o.max_conns = max;
+  return o;
+}
+
+/* One run of a statement; returns its result code. */
+static int run_once(be_conn *c, const char *sql, int64_t bound) {
+  be_stmt *st = NULL;
+  int rc = be_conn_prepare(c, &st, sql, NULL);
+  ck_assert_int_eq(rc, BE_OK);
+  if (strchr(sql, '?')) ck_assert_int_eq(be_stmt_bind_int64(st, 1, bound, NULL), BE_OK);
+  while ((rc = be_stmt_step(st, NULL)) == BE_ROW) {
+  }
+  be_stmt_finalize(st);
+  return rc == BE_DONE ? BE_OK : rc;
+}
+
+#define QT_ITERS 300
+
+typedef struct qt_arg {
+  be_pool *pool;
+  int ok_rows; /* rows the thread read */
+  int errors;  /* statements that failed */
+} qt_arg;
+
+static void *query_thread(void *arg) {
+  qt_arg *a = arg;
+  for (int i = 0; i < QT_ITERS; i++) {
+    be_conn *c = NULL;
+    if (be_pool_acquire(a->pool, &c, NULL) != BE_OK) return (void *)1;
+    if (run_once(c, "SELECT x FROM t WHERE x = ?", i % 20 + 1) == BE_OK) a->ok_rows += i % 20 < 10;
+    if (i % 10 == 0 && run_once(c, "SELECT json('not json')", 0) < 0) a->errors++;
+    be_pool_release(a->pool, c);
+  }
+  return NULL;
+}
+
+START_TEST(pool_query_stats_count_every_statement_from_two_threads) {
+  char dsn[512];
+  char *dir = make_db(dsn, sizeof dsn);
+  be_pool_options o = sqlite_opts(dsn, 2, 2);
+  be_pool *p = new_pool(&o);
+  const be_query_stats *qs = be_pool_query_stats(p);
+  ck_assert_ptr_nonnull(qs);
+  ck_assert_ptr_nonnull(be_pool_slowlog(p)); /* on by default */
+  ck_assert_uint_eq(be_query_stats_queries(qs), 0);
+
+  qt_arg a[2] = {{p, 0, 0}, {p, 0, 0}};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, query_thread, &a[i]), 0);
+  for (int i = 0; i < 2; i++) {
+    void *r = NULL;
+    pthread_join(th[i], &r);
+    ck_assert_ptr_null(r);
+  }
+  ck_assert_int_eq(stats(p).creates, 2); /* both connections did the work */
+  uint64_t per_thread = QT_ITERS + QT_ITERS / 10;
+  ck_assert_int_eq(a[0].errors + a[1].errors, 2 * (QT_ITERS / 10));
+  ck_assert_uint_eq(be_query_stats_queries(qs), 2 * per_thread);
+  ck_assert_uint_eq(be_query_stats_errors(qs), 2 * (QT_ITERS / 10));
+  ck_assert_uint_eq(be_query_stats_rows(qs), (uint64_t)(a[0].ok_rows + a[1].ok_rows));
+  ck_assert_uint_eq(be_query_stats_rows(qs), 2 * QT_ITERS / 2);
+  ck_assert_uint_eq(be_histogram_count(be_query_stats_histogram(qs)), 2 * per_thread);
+  char *json = NULL;
+  ck_assert_int_eq(be_query_stats_to_json(&json, NULL, qs, NULL), BE_OK);
+  char want[96];
+  snprintf(want, sizeof want, "{\"queries\":%d,\"errors\":%d,\"rows\":%d,",
+           (int)(2 * per_thread), 2 * (QT_ITERS / 10), QT_ITERS);
+  ck_assert_ptr_nonnull(strstr(json, want));
+  be_free(json);
+  be_pool_close(p); /* closed pool: the stats stay readable until free */
+  ck_assert_uint_eq(be_query_stats_queries(be_pool_query_stats(p)), 2 * per_thread);
+  be_pool_free(p);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* SQL function slow(ms): advances the fake clock, as if the statement took ms. */
+static void slow_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  be_clock_advance(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]) * BE_NS_PER_MS);
+  sqlite3_result_int(ctx, 1);
+}
+
+static void add_slow_fn(be_conn *c, be_clock *clk) {
+  sqlite3 *db = be__sqlite_db(c);
+  ck_assert_ptr_nonnull(db);
+  ck_assert_int_eq(sqlite3_create_function(db, "slow", 1, SQLITE_UTF8, clk, slow_fn, NULL, NULL),
+                   SQLITE_OK);
+}
+
+START_TEST(pool_slowlog_uses_pool_clock) {
+  char dsn[512];
+  char *dir = make_db(dsn, sizeof dsn);
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 1700000000 * BE_NS_PER_SEC), BE_OK);
+  be_pool_options o = sqlite_opts(dsn, 1, 2);
+  o.clock = clk; /* the pool's clock times its connections' statements */
+  o.slow_query_capacity = 4;
+  be_pool *p = new_pool(&o);
+  be_slowlog *log = be_pool_slowlog(p);
+  ck_assert_ptr_nonnull(log);
+
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  add_slow_fn(c, clk);
+  ck_assert_int_eq(run_once(c, "SELECT slow(100)", 0), BE_OK); /* at the threshold: not slow */
+  ck_assert_uint_eq(be_slowlog_count(log), 0);
+  ck_assert_int_eq(run_once(c, "SELECT slow(250), x FROM t WHERE x = ? OR x = 70", 3), BE_OK);
+  ck_assert_uint_eq(be_slowlog_count(log), 1);
+  be_pool_release(p, c);
+
+  char *sql = NULL;
+  int64_t dur = 0, rows = 0, wall = 0;
+  ck_assert_int_eq(be_slowlog_get(&sql, &dur, &rows, &wall, log, 0, NULL), BE_OK);
+  ck_assert_str_eq(sql, "SELECT slow(?), x FROM t WHERE x = ? OR x = ?");
+  ck_assert_int_eq(dur, 250 * BE_NS_PER_MS);
+  ck_assert_int_eq(rows, 1);
+  ck_assert_int_eq(wall, 1700000000 * BE_NS_PER_SEC + 350 * BE_NS_PER_MS); /* the pool's clock */
+  be_free(sql);
+  char *json = NULL;
+  ck_assert_int_eq(be_slowlog_to_json(&json, NULL, log, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"threshold_ns\":100000000,\"total\":1,"));
+  be_free(json);
+  const be_query_stats *qs = be_pool_query_stats(p);
+  ck_assert_uint_eq(be_query_stats_queries(qs), 2);
+  ck_assert_int_eq(be_histogram_max(be_query_stats_histogram(qs)), 250 * BE_NS_PER_MS);
+  be_pool_free(p);
+
+  /* a log of the host's own, shared by two pools and read after both */
+  be_slowlog_opts so = BE_SLOWLOG_OPTS_INIT;
+  so.threshold_ns = 10 * BE_NS_PER_MS;
+  be_slowlog *mine = NULL;
+  ck_assert_int_eq(be_slowlog_new(&mine, &so, NULL), BE_OK);
+  o.slowlog = mine;
+  o.slow_query_threshold_ms = 5000; /* ignored with a log given */
+  be_pool *p1 = new_pool(&o), *p2 = new_pool(&o);
+  ck_assert_ptr_eq(be_pool_slowlog(p1), mine);
+  ck_assert_ptr_eq(be_pool_slowlog(p2), mine);
+  be_pool *pools[2] = {p1, p2};
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(be_pool_acquire(pools[i], &c, NULL), BE_OK);
+    add_slow_fn(c, clk);
+    ck_assert_int_eq(run_once(c, "SELECT slow(20)", 0), BE_OK);
+    be_pool_release(pools[i], c);
+  }
+  be_pool_free(p1);
+  be_pool_free(p2);
+  ck_assert_uint_eq(be_slowlog_count(mine), 2);
+  be_slowlog_free(mine);
+  be_clock_free(clk);
+  tu_rmdir(dir);
+}
+END_TEST
+
+START_TEST(closed_connections_leave_no_observer_behind) {
+  char dsn[512];
+  char *dir = make_db(dsn, sizeof dsn);
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  be_pool_options o = sqlite_opts(dsn, 0, 2);
+  o.clock = clk;
+  o.idle_timeout_ms = 1000;
+  o.max_lifetime_ms = 0;
+  be_pool *p = new_pool(&o);
+  const be_query_stats *pool_qs = be_pool_query_stats(p);
+
+  /* the host adds its own observers to a pooled connection, then gives
+   * it back without detaching: the scope ends, the stats stay on */
+  be_query_stats *mine = NULL;
+  ck_assert_int_eq(be_query_stats_new(&mine, NULL), BE_OK);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_attach(mine, c, NULL), BE_OK);
+  be_scope *sc = NULL;
+  ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
+  ck_assert_int_eq(run_once(c, "SELECT x FROM t WHERE x = ?", 1), BE_OK);
+  ck_assert_int_eq(be_scope_query_count(sc), 1);
+  ck_assert_uint_eq(be_query_stats_queries(mine), 1);
+  be_pool_release(p, c);
+
+  /* reaped: the connection closes with mine, the scope and the pool's
+   * stats and log still attached */
+  be_clock_advance(clk, 2 * BE_NS_PER_SEC);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_int_eq(stats(p).total, 0);
+  ck_assert_uint_eq(stats(p).idle_closed, 1);
+
+  /* a new connection (often at the same address) starts clean */
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(run_once(c, "SELECT x FROM t WHERE x = ?", 2), BE_OK);
+  ck_assert_uint_eq(be_query_stats_queries(mine), 1);
+  ck_assert_int_eq(be_scope_query_count(sc), 1);
+  ck_assert_uint_eq(be_query_stats_queries(pool_qs), 2); /* the pool's stats are on it */
+
+  /* freeing mine and the scope touches no closed connection (ASan) */
+  be_scope_free(sc);
+  be_query_stats_free(mine);
+  ck_assert_int_eq(run_once(c, "SELECT 1", 0), BE_OK);
+  ck_assert_uint_eq(be_query_stats_queries(pool_qs), 3);
+
+  /* broken on release: closed with the pool's observers on it */
+  ck_assert_int_eq(be_query_stats_new(&mine, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_attach(mine, c, NULL), BE_OK);
+  be__conn_mark_broken(c);
+  be_pool_release(p, c);
+  ck_assert_uint_eq(stats(p).broken, 1);
+  be_query_stats_free(mine);
+  be_pool_free(p);
+  be_clock_free(clk);
+  tu_rmdir(dir);
+}
+END_TEST
+
+START_TEST(scope_on_pooled_connection_counts) {
+  char dsn[512];
+  char *dir = make_db(dsn, sizeof dsn);
+  be_pool_options o = sqlite_opts(dsn, 1, 1);
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  be_scope_opts so = BE_SCOPE_OPTS_INIT;
+  so.repeat_threshold = 5;
+  be_scope *sc = NULL;
+  ck_assert_int_eq(be_scope_begin(&sc, c, &so, NULL), BE_OK);
+  for (int64_t i = 1; i <= 8; i++) ck_assert_int_eq(run_once(c, "SELECT x FROM t WHERE x = ?", i), BE_OK);
+  ck_assert_int_eq(run_once(c, "SELECT count(*) FROM t", 0), BE_OK);
+  ck_assert_int_eq(be_scope_query_count(sc), 9);
+  ck_assert_int_eq(be_scope_distinct_count(sc), 2);
+  ck_assert_int_eq(be_scope_worst_count(sc), 8);
+  ck_assert_int_eq(be_scope_report_count(sc), 1); /* N+1 on a pooled connection */
+  ck_assert(log_has("N+1 query"));
+  ck_assert_uint_eq(be_query_stats_queries(be_pool_query_stats(p)), 9); /* both observers ran */
+  be_scope_end(sc);
+  be_pool_release(p, c);
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(run_once(c, "SELECT 1", 0), BE_OK);
+  ck_assert_int_eq(be_scope_query_count(sc), 9); /* ended */
+  ck_assert_uint_eq(be_query_stats_queries(be_pool_query_stats(p)), 10);
+  be_pool_release(p, c);
+  be_scope_free(sc);
+  be_pool_free(p);
+  tu_rmdir(dir);
+}
+END_TEST
+
 static int alloc_body(void *arg) {
   (void)arg;
   be_pool_options o = mock_opts(2, 3);
@@ -1444,6 +1731,10 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, pool_tx_run_commits_and_rolls_back);
   tcase_add_test(tc, handoff_keeps_usage_alert_quiet);
   tcase_add_test(tc, allocation_failures_leak_nothing);
+  tcase_add_test(tc, pool_query_stats_count_every_statement_from_two_threads);
+  tcase_add_test(tc, pool_slowlog_uses_pool_clock);
+  tcase_add_test(tc, closed_connections_leave_no_observer_behind);
+  tcase_add_test(tc, scope_on_pooled_connection_counts);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include "sqlite_driver.h"
 #include "sqlnorm.h"
 #include "storage.h"
 
@@ -183,16 +184,12 @@ static void slow_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, 1);
 }
 
-/* The SQLite driver's native connection starts with its sqlite3 handle
- * (lib/sqlite_driver.c, struct sq_conn). */
-static sqlite3 *native_db(be_conn *c) { return *(sqlite3 **)be__conn_native(c); }
-
 START_TEST(slowlog_records_redacts_and_wraps) {
   be_conn *c = open_conn();
   be_clock *clk = NULL;
   ck_assert_int_eq(be_clock_fake_new(&clk, 0, 1700000000 * BE_NS_PER_SEC), BE_OK);
   be__conn_set_clock(c, clk);
-  ck_assert_int_eq(sqlite3_create_function(native_db(c), "slow", 1, SQLITE_UTF8, clk, slow_fn,
+  ck_assert_int_eq(sqlite3_create_function(be__sqlite_db(c), "slow", 1, SQLITE_UTF8, clk, slow_fn,
                                            NULL, NULL), SQLITE_OK);
   be_slowlog_opts o = BE_SLOWLOG_OPTS_INIT;
   ck_assert_int_eq(o.threshold_ns, 100 * BE_NS_PER_MS);
@@ -312,6 +309,45 @@ START_TEST(slow_recursive_cte_with_system_clock) {
 }
 END_TEST
 
+START_TEST(closing_connection_detaches) {
+  /* close with everything attached: nothing is left behind (ASan) */
+  be_query_stats *qs = NULL;
+  be_slowlog *log = NULL;
+  be_scope *sc = NULL;
+  ck_assert_int_eq(be_query_stats_new(&qs, NULL), BE_OK);
+  ck_assert_int_eq(be_slowlog_new(&log, NULL, NULL), BE_OK);
+  be_conn *c = open_conn(), *c2 = open_conn();
+  ck_assert_ptr_nonnull(be__sqlite_db(c));
+  ck_assert_ptr_null(be__sqlite_db(NULL));
+  ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
+  ck_assert_int_eq(be_scope_attach(sc, c2, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_attach(qs, c, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_attach(qs, c2, NULL), BE_OK);
+  ck_assert_int_eq(be_slowlog_attach(log, c, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_count(c), 3);
+  run_select(c, "SELECT 1", 0);
+  run_select(c2, "SELECT 2", 0);
+  ck_assert_int_eq(be_scope_query_count(sc), 2);
+  be_conn_close(c);
+  /* a new connection, quite possibly at c's address, inherits nothing */
+  be_conn *c3 = open_conn();
+  ck_assert_int_eq(be__conn_observer_count(c3), 0);
+  run_select(c3, "SELECT 3", 0);
+  ck_assert_uint_eq(be_query_stats_queries(qs), 2);
+  ck_assert_int_eq(be_scope_query_count(sc), 2);
+  run_select(c2, "SELECT 4", 0); /* c2 still observed by both */
+  ck_assert_uint_eq(be_query_stats_queries(qs), 3);
+  ck_assert_int_eq(be_scope_query_count(sc), 3);
+  be_scope_free(sc); /* detaches from c2 only */
+  ck_assert_int_eq(be__conn_observer_count(c2), 1);
+  be_query_stats_free(qs);
+  ck_assert_int_eq(be__conn_observer_count(c2), 0);
+  be_slowlog_free(log);
+  be_conn_close(c2);
+  be_conn_close(c3);
+}
+END_TEST
+
 static int obs_alloc_body(void *arg) {
   (void)arg;
   be_conn *c = NULL;
@@ -363,6 +399,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, loader_keeps_detector_quiet);
   tcase_add_test(tc, slowlog_records_redacts_and_wraps);
   tcase_add_test(tc, slow_recursive_cte_with_system_clock);
+  tcase_add_test(tc, closing_connection_detaches);
   tcase_add_test(tc, observers_allocation_failures_do_not_leak);
   suite_add_tcase(s, tc);
   return s;

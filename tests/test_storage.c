@@ -596,7 +596,9 @@ START_TEST(observer_sees_each_run_once) {
   ck_assert_int_eq(be_clock_custom_new(&clk, ticking, NULL, &tick), BE_OK);
   be__conn_set_clock(c, clk);
   exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3)");
-  be__conn_set_observer(c, observer, &l);
+  ck_assert_int_eq(be__conn_observer_add(c, observer, NULL, &l, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_add(c, observer, NULL, &l, NULL), BE_OK); /* twice: no-op */
+  ck_assert_int_eq(be__conn_observer_count(c), 1);
 
   be_stmt *s = NULL;
   ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT x FROM t", NULL), BE_OK);
@@ -641,11 +643,55 @@ START_TEST(observer_sees_each_run_once) {
   ck_assert_str_eq(l.sql, "DELETE FROM t");
 
   /* removed: no more calls */
-  be__conn_set_observer(c, NULL, NULL);
+  ck_assert_int_eq(be__conn_observer_remove(c, observer, &l), 1);
+  ck_assert_int_eq(be__conn_observer_remove(c, observer, &l), 0);
+  ck_assert_int_eq(be__conn_observer_count(c), 0);
   ck_assert_int_eq(count_rows(c, "t"), 0);
   ck_assert_int_eq(l.calls, 5);
   be_conn_close(c);
   be_clock_free(clk);
+}
+END_TEST
+
+/* Several observers on one connection, in order; close tells each. */
+static char order[32];
+static int closes;
+static be_conn *closed_conn;
+
+static void obs_a(void *ud, const char *sql, int64_t d, int64_t rows, int rc) {
+  (void)sql; (void)d; (void)rows; (void)rc;
+  strncat(order, ud, sizeof order - strlen(order) - 1);
+}
+
+static void on_closed(void *ud, be_conn *conn) {
+  (void)ud;
+  closes++;
+  closed_conn = conn;
+  /* the connection has dropped its observers already: removing is a no-op */
+  ck_assert_int_eq(be__conn_observer_remove(conn, obs_a, ud), 0);
+  ck_assert_int_eq(be__conn_observer_count(conn), 0);
+}
+
+START_TEST(observers_many_and_close_notice) {
+  be_conn *c = open_mem();
+  order[0] = '\0';
+  closes = 0;
+  ck_assert_int_eq(be__conn_observer_add(NULL, obs_a, NULL, "x", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be__conn_observer_add(c, NULL, NULL, "x", NULL), BE_E_MISUSE);
+  static char ids[6][2] = {"a", "b", "c", "d", "e", "f"};
+  for (int i = 0; i < 6; i++) /* more than the first allocation holds */
+    ck_assert_int_eq(be__conn_observer_add(c, obs_a, i % 2 ? on_closed : NULL, ids[i], NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_count(c), 6);
+  exec_ok(c, "SELECT 1");
+  ck_assert_str_eq(order, "abcdef");
+  ck_assert_int_eq(be__conn_observer_remove(c, obs_a, ids[2]), 1);
+  ck_assert_int_eq(be__conn_observer_remove(c, obs_a, ids[0]), 1);
+  order[0] = '\0';
+  exec_ok(c, "SELECT 1");
+  ck_assert_str_eq(order, "bdef"); /* order kept */
+  be_conn_close(c);
+  ck_assert_int_eq(closes, 3); /* b, d, f have a close notice */
+  ck_assert_ptr_eq(closed_conn, c);
 }
 END_TEST
 
@@ -723,6 +769,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, close_rolls_back_open_transaction);
   tcase_add_test(tc, savepoints_and_names);
   tcase_add_test(tc, observer_sees_each_run_once);
+  tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
   tcase_add_test(tc, allocation_failures_do_not_leak);
   suite_add_tcase(s, tc);

@@ -32,6 +32,14 @@
  * thread. All times come from the pool's be_clock, so tests use a fake
  * clock; acquire timeouts also always hold in real time.
  *
+ * Query statistics: every connection the pool opens has the pool's
+ * be_query_stats (backend/query_stats.h) attached right after it opens, so
+ * be_pool_query_stats() counts every statement and error run on the pool's
+ * connections, with a latency histogram (p50/p95/p99). The pool also keeps
+ * a slow-query log (backend/slowlog.h), on by default at 100 ms, read with
+ * be_pool_slowlog(). Statements are timed with the pool's clock (also the
+ * slow-query log's wall clock). Both come off a connection when it closes.
+ *
  * Threads: a be_pool is safe to share between any number of threads. A
  * connection it hands out belongs to one thread at a time (it may move to
  * another thread; the acquiring thread counts as its holder for the
@@ -43,6 +51,8 @@
 #include <backend/common.h>
 #include <backend/error.h>
 #include <backend/clock.h>
+#include <backend/query_stats.h>
+#include <backend/slowlog.h>
 #include <backend/storage.h>
 #include <backend/tx.h>
 
@@ -102,13 +112,20 @@ typedef struct be_pool_options {
   int32_t background_thread;      /**< 1 = run be_pool_maintain() from an internal thread [0] */
   int32_t deadlock_detection;     /**< 1 = fail fast with BE_E_POOL_DEADLOCK [1] */
   int64_t maintenance_interval_ms; /**< background thread period [1000] */
+  int64_t slow_query_threshold_ms; /**< the pool's own slow-query log records statements
+                                       taking longer than this (timed on `clock`);
+                                       0 = any that takes time, -1 = no log [100] */
+  int32_t slow_query_capacity;    /**< entries the pool's own log keeps, 1..65536 [128] */
+  be_slowlog *slowlog;            /**< record into this log instead of one of the pool's
+                                       own (the two options above are then ignored);
+                                       borrowed, must outlive the pool [NULL] */
 } be_pool_options;
 
 /** The defaults, as an initializer. */
 #define BE_POOL_OPTIONS_INIT                                                            \
   {                                                                                     \
     BE_POOL_OPTIONS_VERSION, NULL, NULL, NULL, 2, 10, 30000, 500, 1800000, 25, 80, 600000, \
-        60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000                                 \
+        60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL                 \
   }
 
 /**
@@ -167,7 +184,8 @@ typedef struct be_pool_stats {
  *
  * Errors: BE_E_MISUSE (out or opts NULL, unknown options version, driver or
  * dsn NULL), BE_E_VALIDATION (a bad value; the field error names it: max 0,
- * min > max, negative times, percent > 100), BE_E_DB_UNREACHABLE (the first
+ * min > max, negative times, percent > 100, slow_query_threshold_ms < -1,
+ * slow_query_capacity out of range), BE_E_DB_UNREACHABLE (the first
  * connections could not be opened; the cause is the driver's error),
  * BE_E_NOMEM. Thread-safety: safe.
  */
@@ -277,6 +295,28 @@ BE_API int be_pool_tx_run(be_pool *pool, int32_t mode, be_tx_fn fn, void *user_d
  * Errors as be_pool_tx_run(), and be_tx_run_ex()'s option checks. */
 BE_API int be_pool_tx_run_ex(be_pool *pool, const be_tx_options *opts, be_tx_fn fn,
                              void *user_data, be_error **err);
+
+/**
+ * The pool's query statistics: every statement finished on any of its
+ * connections (a step to the end or to an error, a statement reset or
+ * finalized early, a be_conn_exec()), with errors, rows and the latency
+ * histogram; read it with the be_query_stats_* getters or
+ * be_query_stats_to_json(). Borrowed: owned by the pool, valid until
+ * be_pool_free() (also after be_pool_close()); NULL only for a NULL pool.
+ * Thread-safety: safe; reading is lock-free while other threads record.
+ */
+BE_API const be_query_stats *be_pool_query_stats(const be_pool *pool);
+
+/**
+ * The slow-query log the pool's connections record into: the pool's own
+ * (by default, statements over 100 ms), or the one given in
+ * be_pool_options.slowlog. NULL when slow_query_threshold_ms is -1 (and no
+ * log was given) or for a NULL pool. Borrowed: the pool's own lives until
+ * be_pool_free(). Read it with be_slowlog_get(), be_slowlog_to_json(),
+ * ...; it may be cleared (be_slowlog_clear()) but not freed.
+ * Thread-safety: safe.
+ */
+BE_API be_slowlog *be_pool_slowlog(const be_pool *pool);
 
 BE_END_DECLS
 

@@ -4,14 +4,18 @@
  * @brief Query counts, error counts, rows and a latency histogram for a
  *        set of connections (typically every connection of one pool).
  *
- * Attach a be_query_stats to each connection (a pool does it for every
- * connection it opens and detaches before closing one); every finished
- * statement then adds to the counters and records its duration (ns) in a
- * histogram with p50/p95/p99 (backend/histogram.h).
+ * Attach a be_query_stats to each connection (every be_pool does it with
+ * its own stats for each connection it opens: be_pool_query_stats()); every
+ * finished statement then adds to the counters and records its duration
+ * (ns) in a histogram with p50/p95/p99 (backend/histogram.h). Any number of
+ * stats, slow-query logs and scopes may be attached to one connection. A
+ * connection that closes while attached is dropped from the stats by
+ * itself; no detach is needed first.
  *
- * Threads: recording and reading are lock-free and safe from any thread.
- * Attach and detach a connection while no other thread uses it, and detach
- * before closing it.
+ * Threads: recording and reading are lock-free and safe from any thread,
+ * and one stats may be attached to connections used by many threads.
+ * Attach and detach a connection from the thread using it (or while nobody
+ * uses it); free the stats only when none of its connections is in use.
  */
 #ifndef BACKEND_QUERY_STATS_H
 #define BACKEND_QUERY_STATS_H
@@ -29,11 +33,15 @@ typedef struct be_query_stats be_query_stats;
  * Errors: BE_E_MISUSE (out NULL), BE_E_NOMEM. */
 BE_API int be_query_stats_new(be_query_stats **out, be_error **err);
 
-/** Detach from every connection still attached, then release. NULL is a no-op. */
+/** Detach from every connection still attached (none of them may be in
+ * use on another thread), then release. NULL is a no-op. Do not free the
+ * stats of a pool (be_pool_query_stats()): the pool owns them. */
 BE_API void be_query_stats_free(be_query_stats *stats);
 
-/** Count conn's statements from now on (twice is a no-op).
- * Errors: BE_E_MISUSE (NULL), BE_E_NOMEM. */
+/** Count conn's statements from now on (twice is a no-op), until
+ * be_query_stats_detach(), be_query_stats_free() or be_conn_close(conn).
+ * Call it from the thread using conn. Errors: BE_E_MISUSE (NULL),
+ * BE_E_NOMEM. */
 BE_API int be_query_stats_attach(be_query_stats *stats, be_conn *conn, be_error **err);
 
 /** Stop counting conn's statements. NULL arguments are a no-op. */

@@ -13,10 +13,14 @@
  * the fields sql (normalised, so no values), count, threshold and a hint
  * to batch-load; counting goes on.
  *
+ * A scope counts alongside anything else attached to the connection (a
+ * pool's query stats and slow-query log, other scopes).
+ *
  * Threads: a scope belongs to the thread serving the request; every
  * connection attached to it must be used from that thread. Begin, attach
  * and end on a connection while no other thread uses it. End the scope
- * before its connections are closed or returned to a pool.
+ * before its connections are returned to a pool (another thread may take
+ * them next); a connection closed while attached simply leaves the scope.
  */
 #ifndef BACKEND_SCOPE_H
 #define BACKEND_SCOPE_H

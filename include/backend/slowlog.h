@@ -3,17 +3,21 @@
  * @file backend/slowlog.h
  * @brief The slow-query log: statements over a threshold, in a bounded ring.
  *
- * Attach a be_slowlog to connections (a pool attaches it to each one it
- * opens); every statement that runs longer than the threshold (default
+ * Attach a be_slowlog to connections (a pool attaches its log to each one
+ * it opens: be_pool_slowlog()); every statement that runs longer than the
+ * threshold (default
  * 100 ms, the query p95 target) is recorded with its SQL, duration, rows
  * and wall-clock time. The SQL is stored normalised: literal values in
  * the text become "?" and placeholder lists collapse to "(?)"; bound values
  * never reach the log. The ring keeps the newest `capacity` entries
  * (default 128); older ones are overwritten.
  *
- * Threads: recording and reading are safe from any thread (one mutex).
- * Attach and detach a connection while no other thread uses it, and detach
- * before closing it.
+ * Threads: recording and reading are safe from any thread (one mutex,
+ * taken only for a statement over the threshold), and one log may be
+ * attached to connections used by many threads. Attach and detach a
+ * connection from the thread using it (or while nobody uses it). A
+ * connection that closes while attached is dropped by itself; free the log
+ * only when none of its connections is in use.
  */
 #ifndef BACKEND_SLOWLOG_H
 #define BACKEND_SLOWLOG_H
@@ -50,12 +54,16 @@ BE_API int be_slowlog_opts_init(be_slowlog_opts *opts, uint32_t version);
  */
 BE_API int be_slowlog_new(be_slowlog **out, const be_slowlog_opts *opts, be_error **err);
 
-/** Detach from every connection still attached, then release. NULL is a no-op. */
+/** Detach from every connection still attached (none of them may be in
+ * use on another thread), then release. NULL is a no-op. Do not free a
+ * pool's own log (be_pool_slowlog()): the pool owns it. */
 BE_API void be_slowlog_free(be_slowlog *log);
 
 /**
- * Record the statements of conn from now on (twice is a no-op).
- * The duration comes from the connection's statement timing.
+ * Record the statements of conn from now on (twice is a no-op), until
+ * be_slowlog_detach(), be_slowlog_free() or be_conn_close(conn). Call it
+ * from the thread using conn. The duration comes from the connection's
+ * statement timing (a pooled connection is timed on the pool's clock).
  * Errors: BE_E_MISUSE (NULL), BE_E_NOMEM.
  */
 BE_API int be_slowlog_attach(be_slowlog *log, be_conn *conn, be_error **err);

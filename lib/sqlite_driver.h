@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal access to the built-in SQLite driver's native handles, for the
+ * library's own SQLite-specific code and for tests (e.g. registering a SQL
+ * function on a connection). Not exported. */
+#ifndef BE_LIB_SQLITE_DRIVER_H
+#define BE_LIB_SQLITE_DRIVER_H
+
+#include <sqlite3.h>
+
+#include <backend/storage.h>
+
+/* The sqlite3 handle of a connection opened through a SQLite driver table
+ * (be_sqlite_driver() or be_sqlite_driver_new()); NULL for NULL or for a
+ * connection of any other driver (including a fault driver wrapping
+ * SQLite). Borrowed: valid until be_conn_close(); use it only from the
+ * thread using the connection, and never to finalize or close anything the
+ * driver owns. */
+sqlite3 *be__sqlite_db(be_conn *conn);
+
+#endif
