@@ -30,7 +30,7 @@ static inline uint64_t mix(uint64_t a, uint64_t b) {
   return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-uint64_t be__cache_hash(const be_cache *c, const void *key, size_t n) {
+static inline uint64_t hash_of(const be_cache *c, const void *key, size_t n) {
   const unsigned char *p = key;
   uint64_t h = c->seed ^ ((uint64_t)n * UINT64_C(0x9e3779b97f4a7c15));
   while (n >= 8) {
@@ -46,9 +46,13 @@ uint64_t be__cache_hash(const be_cache *c, const void *key, size_t n) {
   return mix(h, UINT64_C(0x589965cc75374cc3));
 }
 
-be__cache_shard *be__cache_shard_of(be_cache *c, uint64_t h) {
+uint64_t be__cache_hash(const be_cache *c, const void *key, size_t n) { return hash_of(c, key, n); }
+
+static inline be__cache_shard *shard_of(be_cache *c, uint64_t h) {
   return &c->shards[c->shard_bits ? (size_t)(h >> (64 - c->shard_bits)) : 0];
 }
+
+be__cache_shard *be__cache_shard_of(be_cache *c, uint64_t h) { return shard_of(c, h); }
 
 static inline unsigned char *ekey(entry *e) { return e->data; }
 static inline unsigned char *eval(entry *e) { return e->data + e->klen; }
@@ -114,12 +118,15 @@ static int64_t expiry_for(be_cache *c, be__cache_shard *s, int64_t ttl, int64_t 
 /* ---- dead entries: expired or older than a registered prefix's invalidation ---- */
 
 static inline int entry_dead(be_cache *c, const entry *e, int64_t *now) {
-  if (e->pmask) {
-    for (unsigned i = 0; i < BE_CACHE_MAX_PREFIXES; i++)
-      if ((e->pmask >> i) & 1u) {
-        uint64_t inval = atomic_load_explicit(&c->prefixes[i].inval_epoch, memory_order_acquire);
-        if (inval > e->epoch) return DEAD_INVALIDATED;
-      }
+  /* Every invalidation epoch is at most the cache epoch, so an entry
+   * stamped with the current epoch has outlived no invalidation: one load
+   * instead of one per prefix bit on the hit path. */
+  if (e->pmask && e->epoch != atomic_load_explicit(&c->epoch, memory_order_acquire)) {
+    for (unsigned m = e->pmask; m; m &= m - 1) {
+      unsigned i = (unsigned)__builtin_ctz(m);
+      uint64_t inval = atomic_load_explicit(&c->prefixes[i].inval_epoch, memory_order_acquire);
+      if (inval > e->epoch) return DEAD_INVALIDATED;
+    }
   }
   if (e->expires != NEVER) {
     if (*now == INT64_MIN) *now = be__clock_coarse_ns(c->clock);
@@ -203,8 +210,10 @@ static inline entry **find_link(be__cache_shard *s, uint64_t h, const void *key,
   return NULL;
 }
 
-entry *be__cache_lookup_locked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
-                               size_t klen, entry **grave) {
+/* Inlined into the read paths of this file; cache_load.c calls the
+ * exported wrapper below. */
+static inline entry *lookup_locked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
+                                   size_t klen, entry **grave) {
   entry **link = find_link(s, h, key, klen);
   if (link == NULL) return NULL;
   entry *e = *link;
@@ -215,6 +224,11 @@ entry *be__cache_lookup_locked(be_cache *c, be__cache_shard *s, uint64_t h, cons
     return NULL;
   }
   return e;
+}
+
+entry *be__cache_lookup_locked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
+                               size_t klen, entry **grave) {
+  return lookup_locked(c, s, h, key, klen, grave);
 }
 
 /* ---- insertion, bounds, sweep ---- */
@@ -283,6 +297,25 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
     int dead = entry_dead(c, old, &now);
     remove_entry(c, s, old, link, dead ? dead : BE_CACHE_EVICT_REPLACED, grave);
   }
+  if (!c->lru_exact) {
+    /* CLOCK: make room before linking e, so the scan never meets it. Tail
+     * entries read since their last chance go to the front unmarked; the
+     * first unmarked (or dead) one goes. Every step removes an entry or
+     * clears a mark, so the scan ends; hits never paid for reordering. */
+    uint64_t ch = echarge(e); /* <= max_bytes: be__cache_fits */
+    while (s->tail && (s->count >= s->max_count || s->bytes > s->max_bytes - ch)) {
+      entry *v = s->tail;
+      int dead = entry_dead(c, v, &now);
+      if (!dead && (v->flags & BE__ENTRY_REF)) {
+        v->flags &= (uint8_t)~BE__ENTRY_REF;
+        lru_unlink(s, v);
+        lru_push_head(s, v);
+        continue;
+      }
+      if (!dead) dead = s->count >= s->max_count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
+      remove_entry(c, s, v, NULL, dead, grave);
+    }
+  }
   if (s->count >= s->mask + 1) grow(c, s);
   entry **b = &s->buckets[h & s->mask];
   e->hnext = *b;
@@ -291,7 +324,7 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
   s->count++;
   s->bytes += echarge(e);
   s->inserts++;
-  while (s->count > s->max_count || s->bytes > s->max_bytes) {
+  while (s->count > s->max_count || s->bytes > s->max_bytes) { /* exact mode only */
     entry *v = s->tail; /* never e: e alone fits (be__cache_fits) and count >= 1 */
     int dead = entry_dead(c, v, &now);
     if (!dead) dead = s->count > s->max_count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
@@ -311,10 +344,21 @@ void be__cache_flights_stale_locked(be__cache_shard *s, const void *key, size_t 
 
 /* ---- public API ---- */
 
+/* Bytes of be_cache_options that a caller of each version has. */
+static size_t options_size(uint32_t version) {
+  switch (version) {
+    case 1: return offsetof(be_cache_options, lru_mode);
+    case 2: return sizeof(be_cache_options);
+    default: return 0;
+  }
+}
+
 int be_cache_options_init(be_cache_options *o, uint32_t version) {
-  if (o == NULL || version != BE_CACHE_OPTIONS_VERSION) return BE_E_MISUSE;
+  size_t n = options_size(version);
+  if (o == NULL || n == 0) return BE_E_MISUSE;
   be_cache_options init = BE_CACHE_OPTIONS_INIT;
-  *o = init;
+  init.version = version;
+  memcpy(o, &init, n); /* an older caller's struct is shorter */
   return BE_OK;
 }
 
@@ -330,10 +374,11 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   *out = NULL;
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   if (opts != NULL) {
-    if (opts->version != BE_CACHE_OPTIONS_VERSION)
+    size_t n = options_size(opts->version);
+    if (n == 0)
       return be__error_set(err, BE_E_MISUSE, "unknown be_cache_options version %u",
                            (unsigned)opts->version);
-    o = *opts;
+    memcpy(&o, opts, n); /* fields a version-1 caller lacks keep their defaults */
   }
   if (o.default_ttl_ns < 0)
     return be__error_field(err, "default_ttl_ns", "must be >= 0 (0 = no expiry)");
@@ -341,6 +386,9 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
     return be__error_field(err, "negative_ttl_ns", "must be >= 0 (0 = off)");
   if (o.ttl_jitter_pct < 0 || o.ttl_jitter_pct > 100)
     return be__error_field(err, "ttl_jitter_pct", "must be between 0 and 100");
+  if (o.lru_mode != BE_CACHE_LRU_DEFAULT && o.lru_mode != BE_CACHE_LRU_EXACT &&
+      o.lru_mode != BE_CACHE_LRU_APPROX)
+    return be__error_field(err, "lru_mode", "must be BE_CACHE_LRU_DEFAULT, _EXACT or _APPROX");
 
   uint32_t n = o.shard_count ? o.shard_count : DEFAULT_SHARDS;
   if (n > MAX_SHARDS) n = MAX_SHARDS;
@@ -362,6 +410,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   c->negative_ttl = o.negative_ttl_ns;
   c->jitter_pct = o.ttl_jitter_pct;
   c->sweep_batch = o.sweep_batch < 0 ? 0 : o.sweep_batch == 0 ? DEFAULT_SWEEP : (uint32_t)o.sweep_batch;
+  c->lru_exact = o.lru_mode == BE_CACHE_LRU_EXACT;
   c->clock = o.clock;
   c->on_evict = o.on_evict;
   c->evict_ud = o.evict_user_data;
@@ -437,8 +486,8 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   uint64_t charge = be_cache_charge(klen, vlen);
   if (charge == 0)
     return be__error_field(err, klen > BE_CACHE_MAX_KEY ? "key" : "value", "too long");
-  uint64_t h = be__cache_hash(c, key, klen);
-  be__cache_shard *s = be__cache_shard_of(c, h);
+  uint64_t h = hash_of(c, key, klen);
+  be__cache_shard *s = shard_of(c, h);
   if (!be__cache_fits(s, charge))
     return be__error_field(err, "value",
                            "entry of %llu bytes exceeds the shard's byte bound of %llu",
@@ -458,14 +507,14 @@ int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen
   if (out == NULL) return BE_E_MISUSE;
   *out = NULL;
   if (c == NULL || (key == NULL && klen)) return BE_E_MISUSE;
-  uint64_t h = be__cache_hash(c, key, klen);
-  be__cache_shard *s = be__cache_shard_of(c, h);
+  uint64_t h = hash_of(c, key, klen);
+  be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
   pthread_mutex_lock(&s->mu);
-  entry *e = be__cache_lookup_locked(c, s, h, key, klen, &grave);
+  entry *e = lookup_locked(c, s, h, key, klen, &grave);
   if (e && !(e->flags & BE__ENTRY_NEGATIVE)) {
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-    be__cache_bump_locked(s, e);
+    be__cache_touch_locked(c, s, e);
     s->hits++;
   } else {
     e = NULL;
@@ -481,14 +530,14 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
                       size_t klen) {
   if (out_len == NULL || c == NULL || (buf == NULL && cap) || (key == NULL && klen))
     return BE_E_MISUSE;
-  uint64_t h = be__cache_hash(c, key, klen);
-  be__cache_shard *s = be__cache_shard_of(c, h);
+  uint64_t h = hash_of(c, key, klen);
+  be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
   int rc;
   pthread_mutex_lock(&s->mu);
-  entry *e = be__cache_lookup_locked(c, s, h, key, klen, &grave);
+  entry *e = lookup_locked(c, s, h, key, klen, &grave);
   if (e && !(e->flags & BE__ENTRY_NEGATIVE)) {
-    be__cache_bump_locked(s, e);
+    be__cache_touch_locked(c, s, e);
     s->hits++;
     *out_len = e->vlen;
     if (e->vlen <= cap) {
@@ -508,13 +557,13 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
 
 int be_cache_delete(be_cache *c, const void *key, size_t klen) {
   if (c == NULL || (key == NULL && klen)) return BE_E_MISUSE;
-  uint64_t h = be__cache_hash(c, key, klen);
-  be__cache_shard *s = be__cache_shard_of(c, h);
+  uint64_t h = hash_of(c, key, klen);
+  be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
   int rc = BE_E_NOT_FOUND;
   pthread_mutex_lock(&s->mu);
   if (s->flights) be__cache_flights_stale_locked(s, key, klen, 0);
-  entry *e = be__cache_lookup_locked(c, s, h, key, klen, &grave);
+  entry *e = lookup_locked(c, s, h, key, klen, &grave);
   if (e) {
     remove_entry(c, s, e, NULL, BE_CACHE_EVICT_INVALIDATED, &grave);
     rc = BE_OK;

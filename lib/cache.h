@@ -23,13 +23,16 @@ struct be_cache_entry {
   _Atomic uint32_t refs;                   /* 1 for the table + 1 per handle */
   uint32_t vlen;
   uint16_t klen;
-  uint8_t flags;                           /* ENTRY_NEGATIVE | reason << 4 */
+  uint8_t flags;                           /* ENTRY_NEGATIVE | ENTRY_REF | reason << 4 */
   uint8_t pmask;                           /* registered prefixes the key starts with */
   unsigned char data[];
 };
 
 #define BE__ENTRY_HDR offsetof(struct be_cache_entry, data)
 #define BE__ENTRY_NEGATIVE 1u
+/* Approximate LRU: read since stored or since the shard's last eviction
+ * scan. Set by a hit (only when clear), cleared by the second chance. */
+#define BE__ENTRY_REF 2u
 
 /* A load in flight; lives in its shard's list while loading, then until
  * the last participant (leader or waiter) has taken the result. All fields
@@ -49,10 +52,14 @@ typedef struct be__cache_flight {
   uint64_t epoch0;             /* cache epoch when the load started */
 } be__cache_flight;
 
+/* The first cache line holds everything a hit in approximate mode writes
+ * or reads of the shard (lock, table, hit counter), so a hit moves one
+ * line between cores. */
 typedef struct be__cache_shard {
   _Alignas(64) pthread_mutex_t mu;
   struct be_cache_entry **buckets;
   size_t mask; /* bucket count - 1 */
+  uint64_t hits;
   struct be_cache_entry *head, *tail;
   uint64_t count, bytes;
   uint64_t max_count, max_bytes;
@@ -60,7 +67,7 @@ typedef struct be__cache_shard {
   uint64_t rng;
   be__cache_flight *flights;
   /* counters, guarded by mu */
-  uint64_t hits, misses, negative_hits, loads, load_errors, load_waits;
+  uint64_t misses, negative_hits, loads, load_errors, load_waits;
   uint64_t inserts, replacements, ev_size, ev_count, expirations, invalidations;
 } be__cache_shard;
 
@@ -81,6 +88,7 @@ struct be_cache {
   int64_t negative_ttl;
   int32_t jitter_pct;
   uint32_t sweep_batch;
+  int32_t lru_exact; /* BE_CACHE_LRU_EXACT: every hit moves to the front */
   be_clock *clock;
   be_cache_evict_fn on_evict;
   void *evict_ud;
@@ -120,6 +128,15 @@ int be__cache_fits(const be__cache_shard *s, uint64_t charge);
 /* Allocate an entry holding key and value (refs = 1); NULL on failure. */
 struct be_cache_entry *be__cache_entry_new(const void *key, size_t klen,
                                            const void *value, size_t vlen);
+/* A hit on e: move it to the front (exact mode) or mark it referenced. */
+static inline void be__cache_touch_locked(const be_cache *c, be__cache_shard *s,
+                                          struct be_cache_entry *e) {
+  if (c->lru_exact) {
+    be__cache_bump_locked(s, e);
+  } else if (!(e->flags & BE__ENTRY_REF)) { /* write the entry's line once */
+    e->flags |= BE__ENTRY_REF;
+  }
+}
 /* Run eviction callbacks for and drop the table's reference to removed
  * entries; call with no lock held. */
 void be__cache_bury(be_cache *c, struct be_cache_entry *grave);

@@ -75,11 +75,20 @@ static void flight_free(be__cache_flight *f) {
   be__free(f);
 }
 
-static be__cache_flight **flight_find(be__cache_shard *s, uint64_t h, const void *key,
-                                      size_t klen) {
+/* The load in flight for key that a new caller may join. A stale one (the
+ * key was set, deleted or invalidated after it started) may have read the
+ * old value, so a caller arriving now must not get its result: it starts a
+ * load of its own. A registered-prefix invalidation only bumps the epoch,
+ * so any flight older than the current epoch counts as stale too (at worst
+ * one extra load when an unrelated prefix was invalidated meanwhile). */
+static be__cache_flight **flight_find(be_cache *c, be__cache_shard *s, uint64_t h,
+                                      const void *key, size_t klen) {
+  uint64_t epoch = atomic_load(&c->epoch);
   for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next) {
     be__cache_flight *f = *l;
-    if (f->hash == h && f->klen == klen && memcmp(f->key, key, klen) == 0) return l;
+    if (!f->stale && f->epoch0 == epoch && f->hash == h && f->klen == klen &&
+        memcmp(f->key, key, klen) == 0)
+      return l;
   }
   return NULL;
 }
@@ -124,7 +133,7 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   entry *e = be__cache_lookup_locked(c, s, h, key, klen, &grave);
   if (e) {
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-    be__cache_bump_locked(s, e);
+    be__cache_touch_locked(c, s, e);
     if (!(e->flags & BE__ENTRY_NEGATIVE)) {
       s->hits++;
       pthread_mutex_unlock(&s->mu);
@@ -153,7 +162,7 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   }
   s->misses++;
 
-  be__cache_flight **fl = s->flights ? flight_find(s, h, key, klen) : NULL;
+  be__cache_flight **fl = s->flights ? flight_find(c, s, h, key, klen) : NULL;
   if (fl) {
     be__cache_flight *f = *fl;
     f->refs++;

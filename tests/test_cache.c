@@ -102,8 +102,27 @@ START_TEST(options_and_misuse) {
   ck_assert_int_eq(be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION), BE_OK);
   ck_assert_uint_eq(o.version, BE_CACHE_OPTIONS_VERSION);
   ck_assert_uint_eq(o.max_entries, 0);
-  ck_assert_int_eq(be_cache_options_init(&o, 2), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION + 1), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_options_init(NULL, BE_CACHE_OPTIONS_VERSION), BE_E_MISUSE);
+  ck_assert_int_eq(o.lru_mode, BE_CACHE_LRU_DEFAULT);
+  {
+    /* A version-1 caller's struct ends before lru_mode: never written or
+     * read, so the garbage there neither changes nor fails anything. */
+    be_cache_options v1;
+    v1.lru_mode = 77;
+    ck_assert_int_eq(be_cache_options_init(&v1, 1), BE_OK);
+    ck_assert_uint_eq(v1.version, 1);
+    ck_assert_int_eq(v1.lru_mode, 77);
+    be_cache *c1 = NULL;
+    ck_assert_int_eq(be_cache_new(&c1, &v1, NULL), BE_OK);
+    be_cache_free(c1);
+    o.lru_mode = 77;
+    be_error *e1 = NULL;
+    ck_assert_int_eq(be_cache_new(&c1, &o, &e1), BE_E_VALIDATION);
+    ck_assert_ptr_null(c1);
+    be_error_free(e1);
+    o.lru_mode = BE_CACHE_LRU_DEFAULT;
+  }
 
   be_cache *c = NULL;
   be_error *e = NULL;
@@ -601,7 +620,10 @@ END_TEST
 /* ---- the randomized model test ---- */
 
 /* The reference: an array in recency order (index 0 = most recent). Dead
- * entries stay until something meets them, exactly as documented. */
+ * entries stay until something meets them, exactly as documented. With
+ * approximate LRU (CLOCK) the array is the cache's list order: a hit only
+ * sets `ref`, and a set first scans from the tail, moving referenced
+ * entries to the front unmarked, until the new entry fits. */
 typedef struct mentry {
   char key[16];
   size_t klen;
@@ -609,6 +631,7 @@ typedef struct mentry {
   size_t vlen;
   int64_t expires; /* INT64_MAX = never */
   int invalidated; /* hit by a registered-prefix invalidation */
+  int ref;         /* CLOCK: read since stored or since its last second chance */
 } mentry;
 
 typedef struct model {
@@ -621,6 +644,7 @@ typedef struct model {
   size_t nev;
   const char *registered[4];
   int nreg;
+  int clock; /* BE_CACHE_LRU_APPROX */
 } model;
 
 static int m_dead(const model *m, const mentry *e, int64_t now) {
@@ -681,6 +705,18 @@ static int m_set(model *m, const char *k, const unsigned char *v, size_t vlen, i
     int d = m_dead(m, &m->e[i], now);
     m_remove(m, (size_t)i, d ? d : BE_CACHE_EVICT_REPLACED);
   }
+  uint64_t ch = be_cache_charge(klen, vlen);
+  while (m->clock && m->n && (m->n >= m->max_count || m->bytes + ch > m->max_bytes)) {
+    size_t t = m->n - 1;
+    int d = m_dead(m, &m->e[t], now);
+    if (!d && m->e[t].ref) {
+      m->e[t].ref = 0;
+      m_to_front(m, t);
+      continue;
+    }
+    if (!d) d = m->n >= m->max_count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
+    m_remove(m, t, d);
+  }
   QTRUE(m->n < 64, "model full");
   memmove(&m->e[1], &m->e[0], m->n * sizeof m->e[0]);
   mentry *e = &m->e[0];
@@ -716,7 +752,7 @@ static const char *const key_pool[] = {"user:1", "user:2", "user:3", "user:10", 
                                        "perm:2", "a",      "",       "user:",   "sess:33"};
 static const char *const prefix_pool[] = {"user:", "user:1", "sess:", "u", "perm:", "x", ""};
 
-static void run_model_sequence(uint64_t seed, int ops) {
+static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
   rng_state = seed * 2654435761u + 1;
   be_clock *clk = NULL;
   QEQ(be_clock_fake_new(&clk, 0, 0), BE_OK);
@@ -727,7 +763,9 @@ static void run_model_sequence(uint64_t seed, int ops) {
   m.max_count = 1 + rnd_below(12);
   m.max_bytes = rnd_below(3) == 0 ? UINT64_MAX : be_cache_charge(6, 20) * (2 + rnd_below(8));
   m.default_ttl = rnd_below(2) ? (int64_t)(1 + rnd_below(50)) : 0;
+  m.clock = lru_mode != BE_CACHE_LRU_EXACT; /* the default is CLOCK */
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.lru_mode = lru_mode;
   o.shard_count = 1;
   o.max_entries = m.max_count;
   o.max_bytes = m.max_bytes == UINT64_MAX ? 0 : m.max_bytes;
@@ -761,7 +799,12 @@ static void run_model_sequence(uint64_t seed, int ops) {
     } else if (r < 70) { /* get, through either read path */
       long i = m_lookup(&m, k, now);
       if (i >= 0) {
-        m_to_front(&m, (size_t)i);
+        if (m.clock) {
+          m.e[i].ref = 1; /* no reordering */
+        } else {
+          m_to_front(&m, (size_t)i);
+          i = 0;
+        }
         m.hits++;
       } else {
         m.misses++;
@@ -773,8 +816,8 @@ static void run_model_sequence(uint64_t seed, int ops) {
         QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
                       (unsigned long long)seed, op, k);
         if (i >= 0) {
-          QEQ(n, m.e[0].vlen);
-          QEQ(memcmp(buf, m.e[0].val, n), 0);
+          QEQ(n, m.e[i].vlen);
+          QEQ(memcmp(buf, m.e[i].val, n), 0);
         }
       } else {
         be_cache_entry *h = NULL;
@@ -784,8 +827,8 @@ static void run_model_sequence(uint64_t seed, int ops) {
         if (i >= 0) {
           size_t n;
           const void *v = be_cache_entry_value(h, &n);
-          QEQ(n, m.e[0].vlen);
-          QEQ(memcmp(v, m.e[0].val, n), 0);
+          QEQ(n, m.e[i].vlen);
+          QEQ(memcmp(v, m.e[i].val, n), 0);
         }
         be_cache_entry_release(h);
       }
@@ -867,7 +910,115 @@ static void run_model_sequence(uint64_t seed, int ops) {
 }
 
 START_TEST(model_random_sequences) {
-  for (uint64_t seed = 1; seed <= 3000; seed++) run_model_sequence(seed, 150);
+  for (uint64_t seed = 1; seed <= 3000; seed++)
+    run_model_sequence(seed, 150, BE_CACHE_LRU_EXACT);
+}
+END_TEST
+
+/* The default (CLOCK) mode against a model that mirrors its list: the
+ * same values, hits, events in order, bounds, TTLs and stats. */
+START_TEST(model_random_sequences_approx) {
+  for (uint64_t seed = 1; seed <= 3000; seed++)
+    run_model_sequence(seed, 150, BE_CACHE_LRU_DEFAULT);
+}
+END_TEST
+
+/* Approximate mode with several shards, checked only against what it
+ * promises (no eviction order): the bounds hold after every call, a hit
+ * returns the latest value set and never an expired, deleted or
+ * invalidated one, and the cache loses no live entry without an eviction
+ * callback (so a miss means the model has no live value either). */
+typedef struct pkey {
+  int present; /* stored and neither removed nor reported evicted */
+  unsigned char val[48];
+  size_t vlen;
+  int64_t expires;
+} pkey;
+static pkey pkeys[96];
+static char pnames[96][16];
+
+static void promise_evict(void *ud, const void *key, size_t klen, const void *value,
+                          size_t vlen, int32_t reason) {
+  (void)ud, (void)value, (void)vlen;
+  if (reason == BE_CACHE_EVICT_REPLACED) return; /* the set stores the new value */
+  for (int i = 0; i < 96; i++)
+    if (strlen(pnames[i]) == klen && memcmp(pnames[i], key, klen) == 0) pkeys[i].present = 0;
+}
+
+START_TEST(approx_lru_keeps_its_promises) {
+  for (uint64_t seed = 1; seed <= 200; seed++) {
+    rng_state = seed * 7919 + 3;
+    be_clock *clk = NULL;
+    ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+    memset(pkeys, 0, sizeof pkeys);
+    for (int i = 0; i < 96; i++)
+      snprintf(pnames[i], sizeof pnames[i], "%s%d", i % 3 ? "user:" : "sess:", i);
+    be_cache_options o = BE_CACHE_OPTIONS_INIT;
+    o.lru_mode = BE_CACHE_LRU_APPROX;
+    o.shard_count = 4;
+    o.max_entries = 8 + rnd_below(40);
+    o.max_bytes = rnd_below(2) ? 0 : 4 * be_cache_charge(8, 48) * (2 + rnd_below(6));
+    o.default_ttl_ns = (int64_t)(1 + rnd_below(100));
+    o.sweep_batch = (int32_t)rnd_below(3) - 1;
+    o.clock = clk;
+    o.on_evict = promise_evict;
+    o.seed = seed;
+    be_cache *c = NULL;
+    ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+    ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
+    for (int op = 0; op < 2000; op++) {
+      int64_t now = be_clock_now_ns(clk);
+      int k = (int)rnd_below(96);
+      const char *key = pnames[k];
+      size_t klen = strlen(key);
+      pkey *m = &pkeys[k];
+      unsigned r = (unsigned)rnd_below(100);
+      if (r < 40) {
+        unsigned char v[48];
+        size_t vlen = rnd_below(sizeof v);
+        for (size_t i = 0; i < vlen; i++) v[i] = (unsigned char)rnd();
+        int64_t ttl = rnd_below(3) ? BE_CACHE_TTL_DEFAULT : (int64_t)(1 + rnd_below(60));
+        QEQ(be_cache_set(c, key, klen, v, vlen, ttl, NULL), BE_OK);
+        m->present = 1;
+        memcpy(m->val, v, vlen);
+        m->vlen = vlen;
+        m->expires = now + (ttl == BE_CACHE_TTL_DEFAULT ? o.default_ttl_ns : ttl);
+      } else if (r < 80) {
+        int live = m->present && now < m->expires;
+        be_cache_entry *h = NULL;
+        int rc = be_cache_get(&h, c, key, klen);
+        QTRUE(rc == (live ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s: rc %d, live %d",
+              (unsigned long long)seed, op, key, rc, live);
+        if (h) {
+          size_t n;
+          const void *v = be_cache_entry_value(h, &n);
+          QEQ(n, m->vlen);
+          QEQ(memcmp(v, m->val, n), 0);
+          QEQ(be_cache_entry_expires_ns(h), m->expires);
+          be_cache_entry_release(h);
+        }
+      } else if (r < 87) {
+        int live = m->present && now < m->expires;
+        int rc = be_cache_delete(c, key, klen);
+        QTRUE(rc == (live ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d delete", (unsigned long long)seed, op);
+        m->present = 0;
+      } else if (r < 90) {
+        const char *p = rnd_below(2) ? "user:" : "sess:";
+        QEQ(be_cache_invalidate_prefix(c, p, 5), BE_OK);
+        for (int i = 0; i < 96; i++)
+          if (strncmp(pnames[i], p, 5) == 0) pkeys[i].present = 0;
+      } else {
+        be_clock_advance(clk, (int64_t)rnd_below(8));
+      }
+      be_cache_stats st = stats_of(c);
+      QTRUE(st.entries <= o.max_entries, "entries %llu over %llu", (unsigned long long)st.entries,
+            (unsigned long long)o.max_entries);
+      QTRUE(o.max_bytes == 0 || st.bytes <= o.max_bytes, "bytes over the bound");
+    }
+    assert_stats_add_up(c);
+    be_cache_free(c);
+    be_clock_free(clk);
+  }
 }
 END_TEST
 
@@ -876,6 +1027,7 @@ END_TEST
 START_TEST(model_lru_order_exact) {
   recorder *rec = calloc(1, sizeof *rec);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.lru_mode = BE_CACHE_LRU_EXACT;
   o.shard_count = 1;
   o.max_entries = 8;
   o.on_evict = record_evict;
@@ -1198,6 +1350,43 @@ START_TEST(invalidation_during_load_is_not_lost) {
       ck_assert_int_eq(atomic_load(&l.calls), 2);
     }
     be_cache_free(c);
+  }
+}
+END_TEST
+
+/* A caller arriving after a delete must not join a load that started before
+ * it: that load may have read the old value (a stale profile after an
+ * update). It starts its own load instead. */
+START_TEST(caller_after_delete_does_not_join_stale_load) {
+  for (int how = 0; how < 3; how++) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
+  load_ctx l = {0};
+  l.cache = c;
+  caller a = {.c = c, .l = &l, .key = "user:7"}, b = {.c = c, .l = &l, .key = "user:7"};
+  pthread_t ta, tb;
+  pthread_create(&ta, NULL, call_get_or_load, &a);
+  wait_until_loads_started(&l.calls, 1);
+  /* the row changed meanwhile: delete (not cached yet: BE_E_NOT_FOUND),
+   * registered-prefix invalidation, unregistered-prefix invalidation */
+  if (how == 0) be_cache_delete(c, "user:7", 6);
+  if (how == 1) be_cache_invalidate_prefix(c, "user:", 5);
+  if (how == 2) be_cache_invalidate_prefix(c, "user:7", 6);
+  pthread_create(&tb, NULL, call_get_or_load, &b);
+  int64_t start = be_clock_now_ns(NULL);
+  while (atomic_load(&l.calls) < 2 && stats_of(c).load_waits < 1) {
+    ck_assert_msg(be_clock_now_ns(NULL) - start < 10 * SEC, "second caller never arrived");
+    sched_yield();
+  }
+  atomic_store(&l.release, 1);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  ck_assert_int_eq(a.rc, BE_OK);
+  ck_assert_int_eq(b.rc, BE_OK);
+  ck_assert_int_eq(b.status, BE_CACHE_LOADED);
+  ck_assert_int_eq(atomic_load(&l.calls), 2);
+  ck_assert_uint_eq(stats_of(c).load_waits, 0);
+  be_cache_free(c);
   }
 }
 END_TEST
@@ -1525,12 +1714,15 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, prefix_invalidation_registered_and_not);
   tcase_add_test(tc, prefix_invalidation_under_concurrent_sets);
   tcase_add_test(tc, model_random_sequences);
+  tcase_add_test(tc, model_random_sequences_approx);
+  tcase_add_test(tc, approx_lru_keeps_its_promises);
   tcase_add_test(tc, model_lru_order_exact);
   tcase_add_test(tc, single_flight_8_threads_one_load);
   tcase_add_test(tc, loader_error_shared_and_not_cached);
   tcase_add_test(tc, loader_misbehaviour);
   tcase_add_test(tc, negative_caching_has_its_own_ttl);
   tcase_add_test(tc, invalidation_during_load_is_not_lost);
+  tcase_add_test(tc, caller_after_delete_does_not_join_stale_load);
   tcase_add_test(tc, stats_add_up_after_random_workload);
   tcase_add_test(tc, eviction_callback_may_call_the_cache);
   tcase_add_test(tc, allocation_failures_do_not_leak);

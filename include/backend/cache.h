@@ -11,11 +11,20 @@
  * until be_cache_entry_release().
  *
  * The cache is split into shards (a power of two), each with its own lock,
- * LRU list and its share of the bounds: with N shards each holds at most
- * max_entries / N entries and max_bytes / N bytes (remainders go to the
- * first shards), so the totals are never exceeded and LRU order is exact
- * within a shard. Use one shard when exact global LRU matters more than
- * concurrency.
+ * recency list and its share of the bounds: with N shards each holds at
+ * most max_entries / N entries and max_bytes / N bytes (remainders go to
+ * the first shards), so the totals are never exceeded.
+ *
+ * Recency (be_cache_options.lru_mode): by default a hit only marks the
+ * entry as referenced (once; later hits write nothing), and eviction takes
+ * the list tail, giving marked entries a second chance (unmarked and moved
+ * to the front) instead: "CLOCK", the usual approximation of LRU, which
+ * keeps hits from writing the list and its neighbours' cache lines. The
+ * victim is an entry that was not read since it was stored or since the
+ * last eviction in its shard, unless every other entry left in the shard
+ * was read too; hits never reorder the list. With BE_CACHE_LRU_EXACT every hit moves the
+ * entry to the front and eviction follows exact LRU order within a shard
+ * (with one shard, exact global LRU).
  *
  * Expiry is lazy: an expired entry is never returned; it is removed when a
  * lookup or write meets it, when it reaches the LRU tail, or by the sweep
@@ -91,7 +100,14 @@ typedef void (*be_cache_evict_fn)(void *user_data, const void *key, size_t klen,
 typedef int (*be_cache_loader_fn)(void *user_data, const void *key, size_t klen,
                                   be_cache_load *out, be_error **err);
 
-#define BE_CACHE_OPTIONS_VERSION 1
+/** @name Recency policies (be_cache_options.lru_mode) @{ */
+#define BE_CACHE_LRU_DEFAULT 0 /**< the library's default: BE_CACHE_LRU_APPROX */
+#define BE_CACHE_LRU_EXACT 1   /**< every hit moves the entry to the front */
+#define BE_CACHE_LRU_APPROX 2  /**< a hit marks the entry; second chance on eviction */
+/** @} */
+
+/** Version 2 added lru_mode; version 1 structs are still accepted. */
+#define BE_CACHE_OPTIONS_VERSION 2
 
 /** Cache options; fill with BE_CACHE_OPTIONS_INIT or be_cache_options_init(). */
 typedef struct be_cache_options {
@@ -109,14 +125,18 @@ typedef struct be_cache_options {
   be_clock *clock;         /**< borrowed, must outlive the cache; NULL = system */
   be_cache_evict_fn on_evict; /**< may be NULL */
   void *evict_user_data;
+  /* version 2 */
+  int32_t lru_mode;        /**< BE_CACHE_LRU_DEFAULT (0), _EXACT or _APPROX */
 } be_cache_options;
 
 #define BE_CACHE_OPTIONS_INIT \
-  { BE_CACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+  { BE_CACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0 }
 
 /**
- * Fill *opts like BE_CACHE_OPTIONS_INIT.
- * Errors: BE_E_MISUSE (opts NULL, version not BE_CACHE_OPTIONS_VERSION).
+ * Fill *opts like BE_CACHE_OPTIONS_INIT, for a struct of the given
+ * version (1 or 2; only that version's fields are written).
+ * Errors: BE_E_MISUSE (opts NULL, version 0 or newer than
+ * BE_CACHE_OPTIONS_VERSION).
  * Thread-safety: safe.
  */
 BE_API int be_cache_options_init(be_cache_options *opts, uint32_t version);
@@ -166,7 +186,7 @@ BE_API uint64_t be_cache_charge(size_t klen, size_t vlen);
  * no TTL). On success *out is the caller's, released with be_cache_free().
  *
  * Errors: BE_E_MISUSE (out NULL, opts->version unknown), BE_E_VALIDATION
- * (negative TTLs, jitter outside 0..100), BE_E_NOMEM.
+ * (negative TTLs, jitter outside 0..100, unknown lru_mode), BE_E_NOMEM.
  * Thread-safety: safe.
  */
 BE_API int be_cache_new(be_cache **out, const be_cache_options *opts,
@@ -183,8 +203,8 @@ BE_API void be_cache_free(be_cache *cache);
  * Store a copy of key and value, replacing any entry for key, with TTL
  * ttl_ns (> 0), BE_CACHE_TTL_DEFAULT or BE_CACHE_TTL_FOREVER; the TTL is
  * then cut by the jitter option. The new entry is the most recently used;
- * least recently used entries are evicted to respect the bounds. An
- * in-flight load of the same key will not overwrite this value.
+ * least recently used entries (see lru_mode) are evicted to respect the
+ * bounds. An in-flight load of the same key will not overwrite this value.
  *
  * Errors: BE_E_MISUSE (cache NULL, key or value NULL with a length),
  * BE_E_VALIDATION (ttl_ns below -1, key longer than BE_CACHE_MAX_KEY, or the
@@ -197,7 +217,7 @@ BE_API int be_cache_set(be_cache *cache, const void *key, size_t klen,
 
 /**
  * Look key up; on a hit *out is a new handle (release it with
- * be_cache_entry_release()) and the entry becomes the most recently used.
+ * be_cache_entry_release()) and the entry counts as used (see lru_mode).
  *
  * Errors: BE_E_NOT_FOUND (a miss, *out NULL), BE_E_MISUSE (out or cache
  * NULL, key NULL with a length). Thread-safety: safe.

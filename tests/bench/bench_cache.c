@@ -9,11 +9,24 @@
  *   unlocked open-addressing hash + LRU list doing the same gets (same key
  *   formatting, same hash, same coarse-clock TTL check, same 64-byte copy).
  *
- * Usage: bench_cache [gets_per_run]   (default 1000000; best of 3 runs) */
+ * The cache runs with its default recency mode (CLOCK, a hit only marks
+ * the entry) and, as "cache_exact_*", with BE_CACHE_LRU_EXACT.
+ *
+ * The machine is shared and noisy, so every round runs every workload once
+ * (interleaved), and each line reports medians over the rounds: wall-clock
+ * throughput, CPU time per get (CLOCK_THREAD_CPUTIME_ID summed over the
+ * workers), cpu_share (CPU time / (wall * threads): below 1 means the
+ * threads did not get their cores, or slept on a lock: see ctx_switches,
+ * the workers' voluntary switches) and cpu_mops (throughput if every
+ * thread had a core of its own). Ratios are medians of per-round ratios.
+ *
+ * Usage: bench_cache [gets_per_run [rounds [filter]]]
+ *        (defaults 1000000, 5, all; filter = substring of workload names) */
 #include <backend/backend.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +35,7 @@
 #define NKEYS 100000
 #define HOT 1000
 #define VLEN 64
-#define RUNS 3
+#define MAX_ROUNDS 31
 
 static long gets_per_run = 1000000;
 
@@ -188,6 +201,8 @@ typedef struct work {
   uint64_t seed;
   long ops;
   long hits;
+  int64_t cpu_ns;
+  long nvcsw;
   pthread_barrier_t *bar;
 } work;
 
@@ -200,6 +215,17 @@ static int hot_loader(void *ud, const void *key, size_t klen, be_cache_load *out
 }
 static _Atomic long hot_loads;
 
+static int64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static long thread_nvcsw(void) {
+  struct rusage ru;
+  return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : 0;
+}
+
 static void *run_work(void *p) {
   work *w = p;
   char k[32];
@@ -207,6 +233,8 @@ static void *run_work(void *p) {
   uint64_t s = w->seed;
   long hits = 0;
   if (w->bar) pthread_barrier_wait(w->bar);
+  int64_t c0 = thread_cpu_ns();
+  long v0 = thread_nvcsw();
   for (long i = 0; i < w->ops; i++) {
     size_t kl = w->mode == MODE_LOAD ? make_key(k, 4242424242u) : make_key(k, xorshift(&s) % w->range);
     switch (w->mode) {
@@ -237,50 +265,113 @@ static void *run_work(void *p) {
         break;
     }
   }
+  w->cpu_ns = thread_cpu_ns() - c0;
+  w->nvcsw = thread_nvcsw() - v0;
   w->hits = hits;
   return NULL;
 }
 
-/* Best of RUNS; returns total ops per second over all threads. */
-static double measure(be_cache *c, baseline *b, int mode, uint64_t range, int threads,
-                      long *hits_out) {
-  double best = 0;
-  for (int r = 0; r < RUNS; r++) {
-    work w[8];
-    pthread_t t[8];
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, (unsigned)threads + 1);
-    for (int i = 0; i < threads; i++) {
-      w[i] = (work){c, b, mode, range, 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1 + 10 * r),
-                    gets_per_run, 0, &bar};
-      pthread_create(&t[i], NULL, run_work, &w[i]);
-    }
-    pthread_barrier_wait(&bar);
-    int64_t t0 = now_ns();
-    long hits = 0;
-    for (int i = 0; i < threads; i++) {
-      pthread_join(t[i], NULL);
-      hits += w[i].hits;
-    }
-    int64_t dt = now_ns() - t0;
-    pthread_barrier_destroy(&bar);
-    double ops = (double)gets_per_run * threads / ((double)dt / 1e9);
-    if (ops > best) best = ops;
-    *hits_out = hits;
+/* One workload: what it runs and its per-round samples. */
+typedef struct bench {
+  const char *name;
+  int threads;
+  int mode;
+  int exact; /* uses the BE_CACHE_LRU_EXACT cache */
+  uint64_t range;
+  int on;
+  int n;
+  double mops[MAX_ROUNDS], cpu_ns[MAX_ROUNDS], share[MAX_ROUNDS], csw[MAX_ROUNDS];
+  long hits;
+} bench;
+
+static void run_once(bench *bn, be_cache *c, baseline *b, int round) {
+  int threads = bn->threads;
+  work w[8];
+  pthread_t t[8];
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, (unsigned)threads + 1);
+  for (int i = 0; i < threads; i++) {
+    w[i] = (work){c, b, bn->mode, bn->range,
+                  0x9e3779b97f4a7c15ull * (uint64_t)(i + 1 + 10 * round), gets_per_run, 0, 0, 0,
+                  &bar};
+    pthread_create(&t[i], NULL, run_work, &w[i]);
   }
-  return best;
+  pthread_barrier_wait(&bar);
+  int64_t t0 = now_ns();
+  long hits = 0, csw = 0;
+  int64_t cpu = 0;
+  for (int i = 0; i < threads; i++) {
+    pthread_join(t[i], NULL);
+    hits += w[i].hits;
+    cpu += w[i].cpu_ns;
+    csw += w[i].nvcsw;
+  }
+  int64_t dt = now_ns() - t0;
+  pthread_barrier_destroy(&bar);
+  double ops = (double)gets_per_run * threads;
+  bn->mops[bn->n] = ops / ((double)dt / 1e3);
+  bn->cpu_ns[bn->n] = (double)cpu / ops;
+  bn->share[bn->n] = (double)cpu / ((double)dt * threads);
+  bn->csw[bn->n] = (double)csw;
+  bn->n++;
+  bn->hits = hits;
 }
 
-static void emit(const char *name, int threads, double ops_per_s, long hits) {
-  printf("{\"bench\":\"%s\",\"threads\":%d,\"ops_per_thread\":%ld,\"mops\":%.2f,"
-         "\"ns_per_op\":%.1f,\"hits\":%ld}\n",
-         name, threads, gets_per_run, ops_per_s / 1e6, 1e9 / ops_per_s * threads, hits);
+static int dcmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n) {
+  double tmp[MAX_ROUNDS];
+  if (n <= 0) return 0;
+  memcpy(tmp, v, (size_t)n * sizeof *v);
+  qsort(tmp, (size_t)n, sizeof *tmp, dcmp);
+  return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+static void emit(const bench *bn) {
+  if (!bn->on) return;
+  double mops = median(bn->mops, bn->n), cpu = median(bn->cpu_ns, bn->n);
+  double lo = bn->mops[0], hi = bn->mops[0];
+  for (int i = 1; i < bn->n; i++) {
+    if (bn->mops[i] < lo) lo = bn->mops[i];
+    if (bn->mops[i] > hi) hi = bn->mops[i];
+  }
+  printf("{\"bench\":\"%s\",\"threads\":%d,\"ops_per_thread\":%ld,\"rounds\":%d,\"mops\":%.2f,"
+         "\"mops_min\":%.2f,\"mops_max\":%.2f,\"ns_per_op\":%.1f,\"cpu_ns_per_op\":%.1f,"
+         "\"cpu_mops\":%.2f,\"cpu_share\":%.2f,\"ctx_switches\":%.0f,\"hits\":%ld}\n",
+         bn->name, bn->threads, gets_per_run, bn->n, mops, lo, hi, 1e3 / mops * bn->threads, cpu,
+         1e3 / cpu * bn->threads, median(bn->share, bn->n), median(bn->csw, bn->n), bn->hits);
   fflush(stdout);
 }
 
+/* Median over rounds of num[r] / den[r] (wall throughput), or of the CPU
+ * form: den's CPU time per get / num's, times num's thread ratio. */
+static double ratio(const bench *num, const bench *den, int cpu) {
+  double r[MAX_ROUNDS];
+  int n = num->n < den->n ? num->n : den->n;
+  if (!num->on || !den->on || n == 0) return 0;
+  for (int i = 0; i < n; i++)
+    r[i] = cpu ? den->cpu_ns[i] / num->cpu_ns[i] * num->threads / den->threads
+               : num->mops[i] / den->mops[i];
+  return median(r, n);
+}
+
+enum {
+  B_BASE, B_COPY1, B_COPY2, B_HANDLE1, B_HANDLE2, B_XCOPY1, B_XCOPY2,
+  B_BASEH, B_HOT1, B_HOT2, B_XHOT1, B_XHOT2, B_LOAD1, B_LOAD2, B_COUNT
+};
+
 int main(int argc, char **argv) {
+  int rounds = 5;
+  const char *filter = NULL;
   if (argc > 1) gets_per_run = atol(argv[1]);
   if (gets_per_run <= 0) gets_per_run = 1000000;
+  if (argc > 2) rounds = atoi(argv[2]);
+  if (rounds < 1) rounds = 1;
+  if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
+  if (argc > 3) filter = argv[3];
 
   be_allocator a = BE_ALLOCATOR_INIT;
   a.malloc_fn = cnt_malloc;
@@ -291,7 +382,7 @@ int main(int argc, char **argv) {
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.default_ttl_ns = 300 * BE_NS_PER_SEC;
   o.seed = 42;
-  be_cache *c = NULL;
+  be_cache *c = NULL, *cx = NULL;
   if (be_cache_new(&c, &o, NULL) != BE_OK) return 1;
   if (be_cache_register_prefix(c, "user:", 5, NULL) != BE_OK) return 1;
   long long empty = atomic_load(&live_bytes);
@@ -321,6 +412,14 @@ int main(int argc, char **argv) {
          (unsigned long long)(be_cache_charge(10, VLEN) - 10 - VLEN),
          (unsigned long long)st.memory_bytes, atomic_load(&live_bytes));
 
+  o.lru_mode = BE_CACHE_LRU_EXACT;
+  if (be_cache_new(&cx, &o, NULL) != BE_OK) return 1;
+  if (be_cache_register_prefix(cx, "user:", 5, NULL) != BE_OK) return 1;
+  for (uint64_t i = 0; i < NKEYS; i++) {
+    size_t kl = make_key(k, i);
+    if (be_cache_set(cx, k, kl, v, VLEN, BE_CACHE_TTL_DEFAULT, NULL) != BE_OK) return 1;
+  }
+
   baseline b;
   b_init(&b, NKEYS);
   for (uint64_t i = 0; i < NKEYS; i++) {
@@ -328,42 +427,64 @@ int main(int argc, char **argv) {
     b_set(&b, k, kl, v, 300 * BE_NS_PER_SEC);
   }
 
-  long hits;
-  double base1 = measure(NULL, &b, MODE_BASELINE, NKEYS, 1, &hits);
-  emit("baseline_get_uniform_100k", 1, base1, hits);
-  double copy1 = measure(c, NULL, MODE_COPY, NKEYS, 1, &hits);
-  emit("cache_get_copy_uniform_100k", 1, copy1, hits);
-  double copy2 = measure(c, NULL, MODE_COPY, NKEYS, 2, &hits);
-  emit("cache_get_copy_uniform_100k", 2, copy2, hits);
-  double handle1 = measure(c, NULL, MODE_HANDLE, NKEYS, 1, &hits);
-  emit("cache_get_handle_uniform_100k", 1, handle1, hits);
-  double handle2 = measure(c, NULL, MODE_HANDLE, NKEYS, 2, &hits);
-  emit("cache_get_handle_uniform_100k", 2, handle2, hits);
+  bench all[B_COUNT] = {
+      [B_BASE] = {"baseline_get_uniform_100k", 1, MODE_BASELINE, 0, NKEYS},
+      [B_COPY1] = {"cache_get_copy_uniform_100k", 1, MODE_COPY, 0, NKEYS},
+      [B_COPY2] = {"cache_get_copy_uniform_100k", 2, MODE_COPY, 0, NKEYS},
+      [B_HANDLE1] = {"cache_get_handle_uniform_100k", 1, MODE_HANDLE, 0, NKEYS},
+      [B_HANDLE2] = {"cache_get_handle_uniform_100k", 2, MODE_HANDLE, 0, NKEYS},
+      [B_XCOPY1] = {"cache_exact_get_copy_uniform_100k", 1, MODE_COPY, 1, NKEYS},
+      [B_XCOPY2] = {"cache_exact_get_copy_uniform_100k", 2, MODE_COPY, 1, NKEYS},
+      [B_BASEH] = {"baseline_get_hot_1k", 1, MODE_BASELINE, 0, HOT},
+      [B_HOT1] = {"cache_get_copy_hot_1k", 1, MODE_COPY, 0, HOT},
+      [B_HOT2] = {"cache_get_copy_hot_1k", 2, MODE_COPY, 0, HOT},
+      [B_XHOT1] = {"cache_exact_get_copy_hot_1k", 1, MODE_COPY, 1, HOT},
+      [B_XHOT2] = {"cache_exact_get_copy_hot_1k", 2, MODE_COPY, 1, HOT},
+      [B_LOAD1] = {"cache_get_or_load_one_hot_key", 1, MODE_LOAD, 0, 1},
+      [B_LOAD2] = {"cache_get_or_load_one_hot_key", 2, MODE_LOAD, 0, 1},
+  };
+  for (int i = 0; i < B_COUNT; i++) {
+    char full[96];
+    snprintf(full, sizeof full, "%s/%dt", all[i].name, all[i].threads);
+    all[i].on = filter == NULL || strstr(full, filter) != NULL;
+  }
+  /* Interleaved: round r runs every workload once, so slow phases of the
+   * machine hit all of them alike. */
+  for (int r = 0; r < rounds; r++)
+    for (int i = 0; i < B_COUNT; i++)
+      if (all[i].on) run_once(&all[i], all[i].exact ? cx : c, &b, r);
+  for (int i = 0; i < B_COUNT; i++) emit(&all[i]);
+  if (all[B_LOAD1].on || all[B_LOAD2].on)
+    printf("{\"bench\":\"cache_get_or_load_one_hot_key\",\"loader_calls\":%ld}\n",
+           atomic_load(&hot_loads));
 
-  double baseh = measure(NULL, &b, MODE_BASELINE, HOT, 1, &hits);
-  emit("baseline_get_hot_1k", 1, baseh, hits);
-  double hot1 = measure(c, NULL, MODE_COPY, HOT, 1, &hits);
-  emit("cache_get_copy_hot_1k", 1, hot1, hits);
-  double hot2 = measure(c, NULL, MODE_COPY, HOT, 2, &hits);
-  emit("cache_get_copy_hot_1k", 2, hot2, hits);
-
-  double load1 = measure(c, NULL, MODE_LOAD, 1, 1, &hits);
-  emit("cache_get_or_load_one_hot_key", 1, load1, hits);
-  double load2 = measure(c, NULL, MODE_LOAD, 1, 2, &hits);
-  emit("cache_get_or_load_one_hot_key", 2, load2, hits);
-  printf("{\"bench\":\"cache_get_or_load_one_hot_key\",\"loader_calls\":%ld}\n",
-         atomic_load(&hot_loads));
-
-  printf("{\"bench\":\"ratios\",\"get_vs_baseline_1t\":%.2f,\"get_vs_baseline_1t_target\":0.7,"
-         "\"get_2t_vs_1t\":%.2f,\"get_2t_vs_1t_target\":1.5,"
-         "\"hot_vs_baseline_1t\":%.2f,\"hot_2t_vs_1t\":%.2f,"
-         "\"handle_vs_baseline_1t\":%.2f,\"handle_2t_vs_1t\":%.2f,"
+  printf("{\"bench\":\"ratios\",\"rounds\":%d,"
+         "\"get_vs_baseline_1t\":%.2f,\"get_vs_baseline_1t_cpu\":%.2f,"
+         "\"get_vs_baseline_1t_target\":0.7,"
+         "\"get_2t_vs_1t\":%.2f,\"get_2t_vs_1t_cpu\":%.2f,\"get_2t_vs_1t_target\":1.5,"
+         "\"hot_vs_baseline_1t\":%.2f,\"hot_vs_baseline_1t_cpu\":%.2f,\"hot_2t_vs_1t\":%.2f,\"hot_2t_vs_1t_cpu\":%.2f,"
+         "\"handle_vs_baseline_1t\":%.2f,\"handle_2t_vs_1t\":%.2f,\"handle_2t_vs_1t_cpu\":%.2f,"
+         "\"exact_get_vs_baseline_1t\":%.2f,\"exact_get_2t_vs_1t\":%.2f,"
+         "\"exact_get_2t_vs_1t_cpu\":%.2f,\"exact_hot_vs_baseline_1t\":%.2f,"
+         "\"exact_hot_vs_baseline_1t_cpu\":%.2f,"
+         "\"exact_hot_2t_vs_1t\":%.2f,\"exact_hot_2t_vs_1t_cpu\":%.2f,"
+         "\"load_2t_vs_1t\":%.2f,\"load_2t_vs_1t_cpu\":%.2f,"
          "\"overhead_per_entry\":%.1f,\"overhead_target_max\":64}\n",
-         copy1 / base1, copy2 / copy1, hot1 / baseh, hot2 / hot1, handle1 / base1,
-         handle2 / handle1, per_entry - payload);
+         rounds, ratio(&all[B_COPY1], &all[B_BASE], 0), ratio(&all[B_COPY1], &all[B_BASE], 1),
+         ratio(&all[B_COPY2], &all[B_COPY1], 0),
+         ratio(&all[B_COPY2], &all[B_COPY1], 1), ratio(&all[B_HOT1], &all[B_BASEH], 0),
+         ratio(&all[B_HOT1], &all[B_BASEH], 1), ratio(&all[B_HOT2], &all[B_HOT1], 0), ratio(&all[B_HOT2], &all[B_HOT1], 1),
+         ratio(&all[B_HANDLE1], &all[B_BASE], 0), ratio(&all[B_HANDLE2], &all[B_HANDLE1], 0),
+         ratio(&all[B_HANDLE2], &all[B_HANDLE1], 1), ratio(&all[B_XCOPY1], &all[B_BASE], 0),
+         ratio(&all[B_XCOPY2], &all[B_XCOPY1], 0), ratio(&all[B_XCOPY2], &all[B_XCOPY1], 1),
+         ratio(&all[B_XHOT1], &all[B_BASEH], 0), ratio(&all[B_XHOT1], &all[B_BASEH], 1),
+         ratio(&all[B_XHOT2], &all[B_XHOT1], 0),
+         ratio(&all[B_XHOT2], &all[B_XHOT1], 1), ratio(&all[B_LOAD2], &all[B_LOAD1], 0),
+         ratio(&all[B_LOAD2], &all[B_LOAD1], 1), per_entry - payload);
 
   b_free(&b);
   be_cache_free(c);
+  be_cache_free(cx);
   be_set_allocator(NULL);
   return 0;
 }
