@@ -13,3 +13,5 @@ echo "--- every error code, its HTTP status and meaning"
 "$cli" codes
 echo "--- a validation error as RFC 9457 problem details"
 "$cli" error-demo
+echo "--- the services at work: users, auth, permissions, cache, audit, pool and query numbers"
+"$cli" demo
