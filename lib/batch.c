@@ -27,8 +27,9 @@ struct be_batch_result {
 
 int be_batch_opts_init(be_batch_opts *opts, uint32_t version) {
   if (opts == NULL || version != BE_BATCH_OPTS_VERSION) return BE_E_MISUSE;
-  be_batch_opts init = BE_BATCH_OPTS_INIT;
-  *opts = init;
+  /* static: padding is zero too, so the result equals BE_BATCH_OPTS_INIT byte for byte */
+  static const be_batch_opts init = BE_BATCH_OPTS_INIT;
+  memcpy(opts, &init, sizeof *opts);
   return BE_OK;
 }
 

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "migrate.h"
+#include "sqlite_driver.h"
 #include "storage.h"
 #include "utf8.h"
 
@@ -149,12 +150,101 @@ static int is_applied(be_conn *c, int64_t version, int *applied, be_error **err)
   return query_int(c, sql_has(c), &version, &one, applied, err);
 }
 
+/* ---- running a migration's SQL inside its transaction ---- */
+
+static const char *skip_blanks(const char *p) {
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == ';') p++;
+    if (p[0] == '-' && p[1] == '-') {
+      while (*p && *p != '\n') p++;
+    } else if (p[0] == '/' && p[1] == '*') {
+      const char *e = strstr(p + 2, "*/");
+      p = e ? e + 2 : p + strlen(p);
+    } else {
+      return p;
+    }
+  }
+}
+
+static int word_is(const char *p, const char *w) {
+  size_t n = strlen(w);
+  for (size_t i = 0; i < n; i++)
+    if ((p[i] | 0x20) != w[i]) return 0;
+  char c = p[n];
+  return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+}
+
+/* 1 when the statement at p ends (or restarts) the transaction the
+ * migration runs in: BEGIN, COMMIT, END, ROLLBACK (but not ROLLBACK TO). */
+static int ends_transaction(const char *p) {
+  if (word_is(p, "begin") || word_is(p, "commit") || word_is(p, "end")) return 1;
+  if (!word_is(p, "rollback")) return 0;
+  p = skip_blanks(p + 8);
+  if (word_is(p, "transaction")) p = skip_blanks(p + 11);
+  return !word_is(p, "to");
+}
+
+static int tx_control_error(be_error **err, const char *stmt) {
+  return be__error_field(err, "sql",
+                         "must not end the migration's transaction (it runs in one): "
+                         "remove BEGIN/COMMIT/END/ROLLBACK (found \"%.40s\")", stmt);
+}
+
+/* Run the migration's script. On SQLite it goes one statement at a time
+ * (SQLite's own parser splits it, so trigger bodies stay whole), and a
+ * statement that would commit or roll back is refused before it runs: a
+ * COMMIT in the middle would make the part before it permanent while the
+ * version stays unrecorded. Other drivers run the script whole and are
+ * checked after. */
+static int exec_migration(be_conn *c, const char *sql, be_error **err) {
+  sqlite3 *db = be__sqlite_db(c);
+  if (db == NULL) {
+    int rc = be_conn_exec(c, sql, err);
+    if (rc == BE_OK && !be_conn_in_transaction(c)) return tx_control_error(err, sql);
+    return rc;
+  }
+  const char *p = skip_blanks(sql);
+  char *one = NULL;
+  size_t cap = 0;
+  int rc = BE_OK;
+  while (rc == BE_OK && *p) {
+    sqlite3_stmt *st = NULL;
+    const char *tail = NULL;
+    if (sqlite3_prepare_v2(db, p, -1, &st, &tail) != SQLITE_OK || tail == NULL) {
+      sqlite3_finalize(st);
+      rc = be_conn_exec(c, p, err); /* reports the error in the usual form */
+      break;
+    }
+    sqlite3_finalize(st);
+    if (ends_transaction(p)) {
+      rc = tx_control_error(err, p);
+      break;
+    }
+    size_t n = (size_t)(tail - p);
+    if (n + 1 > cap) {
+      char *grown = be__realloc(one, n + 1);
+      if (grown == NULL) {
+        rc = be__error_oom(err);
+        break;
+      }
+      one = grown;
+      cap = n + 1;
+    }
+    memcpy(one, p, n);
+    one[n] = '\0';
+    rc = be_conn_exec(c, one, err);
+    p = skip_blanks(tail);
+  }
+  be__free(one);
+  return rc;
+}
+
 static int apply_one(be_conn *c, void *ud, be_error **err) {
   const migration *mg = ud;
   int applied = 0;
   int rc = is_applied(c, mg->version, &applied, err);
   if (rc || applied) return rc; /* someone else applied it meanwhile */
-  rc = be_conn_exec(c, mg->sql, err);
+  rc = exec_migration(c, mg->sql, err);
   if (rc) return rc;
   be_stmt *st = NULL;
   rc = be_conn_prepare(c, &st, sql_insert(c), err);

@@ -72,6 +72,7 @@ typedef struct slot {
   int64_t expires_ns;   /* INT64_MAX = never */
   int64_t last_used_ns; /* when it went idle */
   int64_t acquired_ns;
+  int32_t base_obs; /* observers the pool attached (query stats, slow-query log) */
 } slot;
 
 typedef struct waiter {
@@ -383,6 +384,7 @@ static int open_conn(be_pool *p, slot *s, be_error **cause) {
   }
   be__conn_set_pool_data(c, s);
   s->conn = c;
+  s->base_obs = be__conn_observer_count(c);
   return BE_OK;
 }
 
@@ -706,8 +708,17 @@ void be_pool_release(be_pool *p, be_conn *c) {
     }
     return;
   }
-  /* The caller still owns c here, so it is safe to look at unlocked. */
+  /* The caller still owns c here, so it is safe to look at unlocked.
+   * Nothing of this holder's may reach the next one: statements left
+   * pending (they hold a read snapshot), an open transaction, observers
+   * it attached (a scope it did not end). */
   int rolled_back = 0, destroy = 0;
+  int64_t pending = be__conn_open_stmts(c);
+  if (UNLIKELY(pending > 0)) {
+    be__conn_reset_open_stmts(c);
+    log_release_issue(p, "pool connection released with statements not finalized; reset",
+                      s->file, s->line, pending);
+  }
   if (UNLIKELY(be_conn_in_transaction(c))) {
     rolled_back = 1;
     if (be_conn_rollback(c, NULL) != BE_OK) destroy = 1;
@@ -715,9 +726,11 @@ void be_pool_release(be_pool *p, be_conn *c) {
     log_release_issue(p, "pool connection released with an open transaction; rolled back",
                       s->file, s->line, -1);
   }
-  if (UNLIKELY(be__conn_open_stmts(c) > 0))
-    log_release_issue(p, "pool connection released with statements not finalized", s->file,
-                      s->line, be__conn_open_stmts(c));
+  if (UNLIKELY(be__conn_observer_count(c) > s->base_obs)) {
+    int32_t n = be__conn_observers_truncate(c, s->base_obs);
+    log_release_issue(p, "pool connection released with observers attached (a scope not ended?); "
+                      "detached", s->file, s->line, n);
+  }
   if (UNLIKELY(be_conn_is_broken(c))) destroy = 1;
   int64_t now = be__clock_coarse_ns(p->clock);
 
@@ -1028,8 +1041,9 @@ int be_pool_get_stats(be_pool *p, be_pool_stats *out, be_error **err) {
 
 int be_pool_options_init(be_pool_options *o, uint32_t version) {
   if (o == NULL || version != BE_POOL_OPTIONS_VERSION) return BE_E_MISUSE;
-  be_pool_options d = BE_POOL_OPTIONS_INIT;
-  *o = d;
+  /* static: padding is zero too, so the result equals BE_POOL_OPTIONS_INIT byte for byte */
+  static const be_pool_options d = BE_POOL_OPTIONS_INIT;
+  memcpy(o, &d, sizeof *o);
   return BE_OK;
 }
 

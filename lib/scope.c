@@ -35,8 +35,9 @@ struct be_scope {
 
 int be_scope_opts_init(be_scope_opts *opts, uint32_t version) {
   if (opts == NULL || version != BE_SCOPE_OPTS_VERSION) return BE_E_MISUSE;
-  be_scope_opts init = BE_SCOPE_OPTS_INIT;
-  *opts = init;
+  /* static: padding is zero too, so the result equals BE_SCOPE_OPTS_INIT byte for byte */
+  static const be_scope_opts init = BE_SCOPE_OPTS_INIT;
+  memcpy(opts, &init, sizeof *opts);
   return BE_OK;
 }
 

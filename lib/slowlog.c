@@ -35,8 +35,9 @@ static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows
 
 int be_slowlog_opts_init(be_slowlog_opts *opts, uint32_t version) {
   if (opts == NULL || version != BE_SLOWLOG_OPTS_VERSION) return BE_E_MISUSE;
-  be_slowlog_opts init = BE_SLOWLOG_OPTS_INIT;
-  *opts = init;
+  /* static: padding is zero too, so the result equals BE_SLOWLOG_OPTS_INIT byte for byte */
+  static const be_slowlog_opts init = BE_SLOWLOG_OPTS_INIT;
+  memcpy(opts, &init, sizeof *opts);
   return BE_OK;
 }
 

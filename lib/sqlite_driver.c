@@ -411,8 +411,9 @@ const be_driver *be_sqlite_driver(void) {
 
 int be_sqlite_options_init(be_sqlite_options *o, uint32_t version) {
   if (o == NULL || version != BE_SQLITE_OPTIONS_VERSION) return BE_E_MISUSE;
-  be_sqlite_options d = BE_SQLITE_OPTIONS_INIT;
-  *o = d;
+  /* static: padding is zero too, so the result equals BE_SQLITE_OPTIONS_INIT byte for byte */
+  static const be_sqlite_options d = BE_SQLITE_OPTIONS_INIT;
+  memcpy(o, &d, sizeof *o);
   return BE_OK;
 }
 

@@ -24,6 +24,7 @@ struct be_stmt {
   size_t sql_len;
   be_stmt *hnext;             /* hash chain */
   be_stmt *lprev, *lnext;     /* LRU list of idle cached statements */
+  be_stmt *oprev, *onext;     /* list of statements handed out (out = 1) */
   int32_t cached;
   int32_t out;
   int32_t running;            /* the observer is timing a run */
@@ -54,6 +55,7 @@ struct be_conn {
   be_stmt *lru_head, *lru_tail;
   int64_t hits, misses;
   int64_t open_stmts;
+  be_stmt *out_head;          /* statements handed out and not finalized */
   /* hooks: the hot paths test nobs alone, so with no observer a step costs
    * one load and a branch, as with a single slot */
   int32_t nobs, capobs;
@@ -109,6 +111,25 @@ static void lru_push(be_conn *c, be_stmt *s) {
   s->lnext = c->lru_head;
   if (c->lru_head) c->lru_head->lprev = s; else c->lru_tail = s;
   c->lru_head = s;
+}
+
+/* Statements handed out are listed, so a pool can reset the ones a
+ * holder forgot (a pending statement keeps SQLite's read snapshot open). */
+static inline void out_link(be_conn *c, be_stmt *s) {
+  s->out = 1;
+  s->oprev = NULL;
+  s->onext = c->out_head;
+  if (c->out_head) c->out_head->oprev = s;
+  c->out_head = s;
+  c->open_stmts++;
+}
+
+static inline void out_unlink(be_conn *c, be_stmt *s) {
+  if (s->oprev) s->oprev->onext = s->onext; else c->out_head = s->onext;
+  if (s->onext) s->onext->oprev = s->oprev;
+  s->oprev = s->onext = NULL;
+  s->out = 0;
+  c->open_stmts--;
 }
 
 static void hash_unlink(be_conn *c, be_stmt *s) {
@@ -176,17 +197,26 @@ static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
   if (c->nobs) notify(c, s->sql, be_clock_now_ns(c->clock) - s->start_ns, s->rows, rc);
 }
 
-/* Drop every observer, telling each owner; the list is emptied first, so
- * an owner that detaches from its side while being told finds nothing. */
-static void observers_close(be_conn *c) {
+/* Drop the observers from index keep on, telling each owner; they leave
+ * the list first, so an owner that detaches from its side while being told
+ * finds nothing. */
+static int32_t observers_truncate(be_conn *c, int32_t keep) {
   observer *o = c->obs;
   int32_t n = c->nobs;
-  c->obs = NULL;
-  c->nobs = c->capobs = 0;
-  for (int32_t i = 0; i < n; i++)
+  if (keep < 0) keep = 0;
+  if (n <= keep) return 0;
+  c->nobs = keep;
+  if (keep == 0) {
+    c->obs = NULL;
+    c->capobs = 0;
+  }
+  for (int32_t i = keep; i < n; i++)
     if (o[i].on_close) o[i].on_close(o[i].ud, c);
-  be__free(o);
+  if (keep == 0) be__free(o);
+  return n - keep;
 }
+
+static void observers_close(be_conn *c) { observers_truncate(c, 0); }
 
 int be__ident_valid(const char *name) {
   if (name == NULL) return 0;
@@ -303,9 +333,8 @@ int be_conn_prepare(be_conn *c, be_stmt **out, const char *sql, be_error **err) 
       if (s->hash == h && s->sql_len == len && memcmp(s->sql, sql, len) == 0) {
         if (s->out) { cacheable = 0; break; } /* held: hand out a fresh one */
         lru_unlink(c, s);
-        s->out = 1;
+        out_link(c, s);
         c->hits++;
-        c->open_stmts++;
         *out = s;
         return BE_OK;
       }
@@ -339,8 +368,7 @@ int be_conn_prepare(be_conn *c, be_stmt **out, const char *sql, be_error **err) 
       c->ncached++;
     }
   }
-  s->out = 1;
-  c->open_stmts++;
+  out_link(c, s);
   *out = s;
   return BE_OK;
 }
@@ -349,8 +377,7 @@ void be_stmt_finalize(be_stmt *s) {
   if (s == NULL) return;
   be_conn *c = s->conn;
   if (UNLIKELY(s->running)) observe_end(s, BE_OK);
-  c->open_stmts--;
-  s->out = 0;
+  out_unlink(c, s);
   s->started = 0;
   if (s->cached) {
     if (!c->broken && c->drv->reset(s->native, NULL) == BE_OK) {
@@ -579,6 +606,20 @@ int be__conn_observer_remove(be_conn *c, be__stmt_observer fn, void *ud) {
 }
 
 int32_t be__conn_observer_count(const be_conn *c) { return c ? c->nobs : 0; }
+
+int32_t be__conn_observers_truncate(be_conn *c, int32_t keep) {
+  return c ? observers_truncate(c, keep) : 0;
+}
+
+int64_t be__conn_reset_open_stmts(be_conn *c) {
+  int64_t n = 0;
+  for (be_stmt *s = c ? c->out_head : NULL; s; s = s->onext, n++) {
+    if (s->running) observe_end(s, BE_OK);
+    s->started = 0;
+    c->drv->reset(s->native, NULL);
+  }
+  return n;
+}
 void be__conn_set_clock(be_conn *c, const be_clock *clock) { c->clock = clock; }
 void be__conn_set_pool_data(be_conn *c, void *data) { c->pool_data = data; }
 void *be__conn_pool_data(const be_conn *c) { return c->pool_data; }

@@ -55,6 +55,13 @@ int be__conn_observer_remove(be_conn *conn, be__stmt_observer fn, void *ud);
 /* Observers attached now. */
 int32_t be__conn_observer_count(const be_conn *conn);
 
+/* Detach every observer from index keep on (the ones added last), calling
+ * each one's on_close as be_conn_close() would; returns how many went.
+ * The pool uses it on release to drop what a holder attached (a scope it
+ * did not end), so it cannot observe the next holder's statements. Same
+ * thread rule as be__conn_observer_add(). */
+int32_t be__conn_observers_truncate(be_conn *conn, int32_t keep);
+
 /* The clock used to time statements for the observer; NULL = system clock.
  * Borrowed: it must outlive the connection or be replaced first. */
 void be__conn_set_clock(be_conn *conn, const be_clock *clock);
@@ -73,6 +80,12 @@ void *be__conn_native(be_conn *conn);
 /* Number of statements handed out by be_conn_prepare and not yet given
  * back with be_stmt_finalize (the pool warns about leaks on release). */
 int64_t be__conn_open_stmts(const be_conn *conn);
+
+/* Reset (not finalize) every statement still handed out, ending any run
+ * in progress: a pending SQLite statement keeps its read snapshot, so the
+ * next holder of a pooled connection would read stale data. The holder
+ * still owns them (be_stmt_finalize). Returns how many were reset. */
+int64_t be__conn_reset_open_stmts(be_conn *conn);
 
 /* Nesting depth of be_tx_run on this connection (tx.c keeps it). */
 int32_t be__conn_tx_depth(const be_conn *conn);

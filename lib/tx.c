@@ -4,6 +4,7 @@
 #include <backend/tx.h>
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "error.h"
@@ -11,8 +12,9 @@
 
 int be_tx_options_init(be_tx_options *o, uint32_t version) {
   if (o == NULL || version != BE_TX_OPTIONS_VERSION) return BE_E_MISUSE;
-  be_tx_options d = BE_TX_OPTIONS_INIT;
-  *o = d;
+  /* static: padding is zero too, so the result equals BE_TX_OPTIONS_INIT byte for byte */
+  static const be_tx_options d = BE_TX_OPTIONS_INIT;
+  memcpy(o, &d, sizeof *o);
   return BE_OK;
 }
 

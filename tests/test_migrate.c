@@ -132,6 +132,65 @@ START_TEST(failure_keeps_previous_version) {
 }
 END_TEST
 
+/* A COMMIT inside a migration's script would make the part before it
+ * permanent with no version recorded (or record a version whose apply
+ * then "failed"). On SQLite it is refused before anything runs; trigger
+ * bodies (BEGIN ... END) and ROLLBACK TO still work. */
+START_TEST(transaction_control_in_script_is_refused) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 1, "base",
+                                   "CREATE TABLE a(x); CREATE TABLE log(x);\n"
+                                   "CREATE TRIGGER a_ins AFTER INSERT ON a BEGIN\n"
+                                   "  INSERT INTO log VALUES (new.x);\nEND;\n"
+                                   "SAVEPOINT s; CREATE TABLE tmp(x); ROLLBACK TO s; RELEASE s;",
+                                   NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 2, "sneaky commit",
+                                   "CREATE TABLE b(x); /* done */ COMMIT; CREATE TABLE c(x)", NULL),
+                   BE_OK);
+  int64_t v = -1;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, &e), BE_E_VALIDATION);
+  ck_assert_int_eq(v, 1);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "migration 2 (sneaky commit) failed"));
+  be_error_free(e);
+  ck_assert(table_exists(c, "a"));
+  ck_assert(table_exists(c, "a_ins"));
+  ck_assert(!table_exists(c, "tmp"));
+  ck_assert(!table_exists(c, "b")); /* nothing of version 2 was committed */
+  ck_assert(!table_exists(c, "c"));
+  ck_assert_int_eq(be_conn_in_transaction(c), 0);
+  ck_assert_int_eq(be_conn_exec(c, "INSERT INTO a VALUES (7)", NULL), BE_OK);
+  be_migrator_free(m);
+
+  const char *bad[] = {"END", "rollback", "ROLLBACK TRANSACTION", "begin immediate",
+                       "-- x\ncommit transaction"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+    char sql[96];
+    snprintf(sql, sizeof sql, "CREATE TABLE d(x); %s", bad[i]);
+    ck_assert_int_eq(be_migrator_add(m, 3, "bad", sql, NULL), BE_OK);
+    ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_E_VALIDATION);
+    ck_assert_int_eq(v, 1);
+    ck_assert(!table_exists(c, "d"));
+    be_migrator_free(m);
+  }
+  be_conn_close(c);
+
+  /* another driver: the script runs whole, and the lost transaction is
+   * still reported instead of recording the version */
+  c = open_conn();
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 4, "commit", "CREATE TABLE e(x); COMMIT", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(v, 1);
+  be_migrator_free(m);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(late_registered_lower_version_is_applied) {
   be_conn *c = open_conn();
   be_migrator *m = NULL;
@@ -271,6 +330,7 @@ static Suite *migrate_suite(void) {
   tcase_add_test(tc, apply_in_order_and_idempotent);
   tcase_add_test(tc, failure_keeps_previous_version);
   tcase_add_test(tc, late_registered_lower_version_is_applied);
+  tcase_add_test(tc, transaction_control_in_script_is_refused);
   tcase_add_test(tc, registration_is_validated);
   tcase_add_test(tc, busy_and_storage_faults);
   tcase_add_test(tc, allocation_failures_do_not_leak);

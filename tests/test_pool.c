@@ -1662,6 +1662,116 @@ START_TEST(scope_on_pooled_connection_counts) {
 }
 END_TEST
 
+static int insert_twelve(be_conn *c, void *ud, be_error **err) {
+  (void)ud;
+  return be_conn_exec(c, "INSERT INTO t VALUES (12)", err);
+}
+
+/* A statement left pending keeps its read snapshot in WAL mode: the next
+ * holder of the connection must not read through it. */
+START_TEST(release_resets_pending_statements) {
+  char dsn[512];
+  char *dir = make_db(dsn, sizeof dsn);
+  be_pool_options o = sqlite_opts(dsn, 1, 1);
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  be_stmt *leaked = NULL;
+  ck_assert_int_eq(be_conn_prepare(c, &leaked, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(leaked, NULL), BE_ROW); /* read transaction open */
+  be_pool_release(p, c);
+  ck_assert(log_has("statements not finalized; reset"));
+
+  be_conn *w = NULL; /* another writer adds a row */
+  ck_assert_int_eq(be_conn_open(&w, be_sqlite_driver(), dsn, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_exec(w, "INSERT INTO t VALUES (11)", NULL), BE_OK);
+  be_conn_close(w);
+
+  be_conn *c2;
+  ck_assert_int_eq(be_pool_acquire(p, &c2, NULL), BE_OK);
+  ck_assert_ptr_eq(c2, c);
+  be_stmt *st = NULL;
+  ck_assert_int_eq(be_conn_prepare(c2, &st, "SELECT count(*) FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(st, 0), 11); /* not the stale 10 */
+  be_stmt_finalize(st);
+  /* a writer on the pooled connection is not stuck behind the old snapshot */
+  ck_assert_int_eq(be_tx_run(c2, BE_TX_IMMEDIATE, insert_twelve, NULL, NULL),
+                   BE_OK);
+  be_stmt_finalize(leaked); /* still the first holder's to give back */
+  be_pool_release(p, c2);
+  be_pool_free(p);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* A scope the holder forgot to end must not count (or race on) the next
+ * holder's statements. */
+START_TEST(release_detaches_scope_left_attached) {
+  char dsn[512];
+  char *dir = make_db(dsn, sizeof dsn);
+  be_pool_options o = sqlite_opts(dsn, 1, 1);
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  int32_t base = be__conn_observer_count(c);
+  be_scope *sc = NULL;
+  ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
+  ck_assert_int_eq(run_once(c, "SELECT 1", 0), BE_OK);
+  ck_assert_int_eq(be_scope_query_count(sc), 1);
+  be_pool_release(p, c); /* scope not ended */
+  ck_assert(log_has("observers attached"));
+  ck_assert_int_eq(be__conn_observer_count(c), base);
+
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(run_once(c, "SELECT 2", 0), BE_OK);
+  ck_assert_int_eq(be_scope_query_count(sc), 1); /* the next holder's query is not counted */
+  ck_assert_uint_eq(be_query_stats_queries(be_pool_query_stats(p)), 2); /* the pool's stay */
+  be_scope_free(sc); /* must not touch the connection another holder uses */
+  ck_assert_int_eq(be__conn_observer_count(c), base);
+  be_pool_release(p, c);
+  be_pool_free(p);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* A huge acquire timeout saturates to INT64_MAX ns: the waiter must wait,
+ * not see a deadline wrapped into the past and time out at once. */
+typedef struct long_wait {
+  be_pool *pool;
+  be_conn *got;
+  int rc;
+} long_wait;
+
+static void *long_wait_worker(void *arg) {
+  long_wait *w = arg;
+  w->rc = be_pool_acquire(w->pool, &w->got, NULL);
+  return NULL;
+}
+
+START_TEST(huge_acquire_timeout_waits) {
+  be_pool_options o = mock_opts(1, 1);
+  o.acquire_timeout_ms = INT64_MAX;
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  long_wait w = {p, NULL, 1};
+  pthread_t t;
+  pthread_create(&t, NULL, long_wait_worker, &w);
+  wait_for_waiting(p, 1);
+  usleep(20000);
+  be_pool_stats s = stats(p);
+  ck_assert_int_eq(s.waiting, 1);
+  ck_assert_uint_eq(s.timeouts, 0);
+  be_pool_release(p, c);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(w.rc, BE_OK);
+  ck_assert_ptr_eq(w.got, c);
+  be_pool_release(p, w.got);
+  be_pool_free(p);
+}
+END_TEST
+
 static int alloc_body(void *arg) {
   (void)arg;
   be_pool_options o = mock_opts(2, 3);
@@ -1735,6 +1845,9 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, pool_slowlog_uses_pool_clock);
   tcase_add_test(tc, closed_connections_leave_no_observer_behind);
   tcase_add_test(tc, scope_on_pooled_connection_counts);
+  tcase_add_test(tc, release_resets_pending_statements);
+  tcase_add_test(tc, release_detaches_scope_left_attached);
+  tcase_add_test(tc, huge_acquire_timeout_waits);
   suite_add_tcase(s, tc);
   return s;
 }
