@@ -40,7 +40,7 @@ static void sleep_ns(int64_t ns) {
  * of colliding again in lockstep. */
 static void backoff(uint64_t *rng, int64_t base, int64_t cap, int attempt) {
   int64_t d = base;
-  for (int i = 0; i < attempt && d < cap; i++) d *= 2;
+  for (int i = 0; i < attempt && d < cap; i++) d = d > INT64_MAX / 2 ? INT64_MAX : d * 2;
   if (d > cap) d = cap;
   if (d <= 0) return;
   uint64_t x = *rng;
