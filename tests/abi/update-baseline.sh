@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Regenerate tests/abi/libbackend.abi, the ABI baseline CI diffs against
-# (abidiff exit bit 8 = incompatible change fails CI). Run it only when a
+# (.ci/run fails on any reported change to public types or functions). Run it only when a
 # release is cut, or before the first release while the API is still open;
 # say so in ChangeLog. Builds with -g (debugoptimized) in build-abi/.
 set -euo pipefail
