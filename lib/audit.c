@@ -21,7 +21,6 @@
 #include "audit.h"
 #include "error.h"
 #include "svc.h"
-#include "utf8.h"
 
 #define DETAILS_MAX 65536
 #define NAME_MAX_BYTES 64
@@ -81,8 +80,7 @@ int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *ac
   size_t dlen = strnlen(details_json, DETAILS_MAX + 1);
   if (dlen > DETAILS_MAX)
     return be__error_field(err, "details", "is longer than %d bytes", DETAILS_MAX);
-  if (!be__utf8_valid(details_json, dlen))
-    return be__error_field(err, "details", "is not valid UTF-8");
+  /* UTF-8: be_stmt_bind_text checks it when details is bound (below). */
   if (!be_conn_in_transaction(conn))
     return be__error_set(err, BE_E_MISUSE, "audit rows must be written inside a transaction");
 
@@ -125,7 +123,16 @@ int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *ac
   if (rc == BE_OK) rc = be_stmt_bind_text(st, 4, target_type, (size_t)-1, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 5, target_id, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 6, at, err);
-  if (rc == BE_OK) rc = be_stmt_bind_text(st, 7, details_json, dlen, err);
+  if (rc == BE_OK) {
+    be_error *e = NULL;
+    rc = be_stmt_bind_text(st, 7, details_json, dlen, &e);
+    if (rc == BE_E_VALIDATION) {
+      be_error_free(e);
+      e = NULL;
+      rc = be__error_field(&e, "details", "is not valid UTF-8");
+    }
+    if (rc != BE_OK) be__error_give(err, e);
+  }
   if (rc == BE_OK) rc = be_stmt_bind_blob(st, 8, prev, sizeof prev, err);
   if (rc == BE_OK) rc = be_stmt_bind_blob(st, 9, hash, sizeof hash, err);
   if (rc == BE_OK) {

@@ -479,6 +479,7 @@ typedef struct write_ctx {
   be_app *app;
   int64_t actor_id;
   int64_t id;
+  int want_row; /* the caller asked for the written row */
   input v;
   be_user *result;
 } write_ctx;
@@ -492,14 +493,6 @@ static int conflict_email(int rc, be_error **err) {
   return be_error_code(*err);
 }
 
-static int read_back(write_ctx *c, be_conn *conn, be_error **err) {
-  fields f;
-  be_user_free(c->result);
-  c->result = NULL;
-  return select_one(conn, "SELECT " COLS " FROM users WHERE id = ?1", c->id, NULL, 0, &f,
-                    &c->result, NULL, NULL, err);
-}
-
 static int audit_json(write_ctx *c, be_conn *conn, const char *action, be__buf *b, be_error **err) {
   be__buf_append(b, "", 1);
   int rc = b->failed ? be__error_oom(err)
@@ -510,6 +503,8 @@ static int audit_json(write_ctx *c, be_conn *conn, const char *action, be__buf *
 
 static int create_tx(be_conn *conn, void *ud, be_error **err) {
   write_ctx *c = ud;
+  be_user_free(c->result); /* a retried transaction starts over */
+  c->result = NULL;
   int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
   if (rc != BE_OK) return rc;
   int64_t now = be__svc_now(c->app);
@@ -530,8 +525,11 @@ static int create_tx(be_conn *conn, void *ud, be_error **err) {
   be_stmt_finalize(st);
   if (rc != BE_OK) return conflict_email(rc, err);
   c->id = be_conn_last_insert_id(conn);
-  rc = read_back(c, conn, err);
-  if (rc != BE_OK) return rc;
+  /* The stored row is exactly what was bound (no read-back statement). */
+  fields f = {.id = c->id, .created_at = now, .updated_at = now, .status = c->v.status,
+              .s = {c->v.email, c->v.name, c->v.bio, c->v.extra},
+              .n = {c->v.email_len, c->v.name_len, c->v.bio_len, c->v.extra_len}};
+  if ((c->result = user_make(&f)) == NULL) return be__error_oom(err);
   be__buf b;
   be__buf_init(&b);
   be__buf_puts(&b, "{\"email\":");
@@ -571,51 +569,87 @@ int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id
 
 static void change_str(be__buf *b, const char *field, const char *from, size_t flen,
                        const char *to, size_t tlen) {
-  be__buf_printf(b, ",\"%s\":{\"from\":", field);
+  be__buf_puts(b, ",\"");
+  be__buf_puts(b, field);
+  be__buf_puts(b, "\":{\"from\":");
   be__buf_json_string(b, from, flen);
   be__buf_puts(b, ",\"to\":");
   be__buf_json_string(b, to, tlen);
   be__buf_puts(b, "}");
 }
 
+/* The fields whose old values an update needs: email and name for the
+ * audit row's "from", status for the disable rules. */
+#define OLD_NEEDED (BE_USER_FIELD_EMAIL | BE_USER_FIELD_NAME | BE_USER_FIELD_STATUS)
+
+static int not_found(int64_t id, be_error **err) {
+  return be__error_set(err, BE_E_NOT_FOUND, "no user with id %lld", (long long)id);
+}
+
+/* 1 when no user has this id (a failed read counts as "exists": the
+ * caller then keeps the error it already has). */
+static int user_missing(be_conn *conn, int64_t id) {
+  be_stmt *st = NULL;
+  if (be_conn_prepare(conn, &st, "SELECT 1 FROM users WHERE id = ?1", NULL) != BE_OK) return 0;
+  int rc = be_stmt_bind_int64(st, 1, id, NULL);
+  if (rc == BE_OK) rc = be_stmt_step(st, NULL);
+  be_stmt_finalize(st);
+  return rc == BE_DONE;
+}
+
+/* Read the current row (one primary-key lookup) and, from it and the new
+ * values, write the audit details into b (the "from" of email and name,
+ * the status change) and, when want_row, build the row as it will be after
+ * the UPDATE into c->result. */
+static int read_old(write_ctx *c, be_conn *conn, int want_row, int64_t now,
+                    int32_t *old_status, be__buf *b, be_error **err) {
+  uint32_t m = c->v.fields;
+  be_stmt *st = NULL;
+  int rc = be_conn_prepare(conn, &st, "SELECT " COLS " FROM users WHERE id = ?1", err);
+  if (rc != BE_OK) return rc;
+  rc = be_stmt_bind_int64(st, 1, c->id, err);
+  if (rc == BE_OK) rc = be_stmt_step(st, err);
+  if (rc == BE_ROW) {
+    rc = BE_OK;
+    fields f;
+    fields_from_stmt(&f, st);
+    *old_status = f.status;
+    if (m & BE_USER_FIELD_EMAIL) change_str(b, "email", f.s[0], f.n[0], c->v.email, c->v.email_len);
+    if (m & BE_USER_FIELD_NAME) change_str(b, "name", f.s[1], f.n[1], c->v.name, c->v.name_len);
+    if (m & BE_USER_FIELD_STATUS)
+      be__buf_printf(b, ",\"status\":{\"from\":%d,\"to\":%d}", (int)f.status, (int)c->v.status);
+    if (want_row) {
+      /* exactly the values the UPDATE binds, over the rest of the row */
+      if (m & BE_USER_FIELD_EMAIL) { f.s[0] = c->v.email; f.n[0] = c->v.email_len; }
+      if (m & BE_USER_FIELD_NAME) { f.s[1] = c->v.name; f.n[1] = c->v.name_len; }
+      if (m & BE_USER_FIELD_BIO) { f.s[2] = c->v.bio; f.n[2] = c->v.bio_len; }
+      if (m & BE_USER_FIELD_EXTRA) { f.s[3] = c->v.extra; f.n[3] = c->v.extra_len; }
+      if (m & BE_USER_FIELD_STATUS) f.status = c->v.status;
+      f.updated_at = now;
+      if ((c->result = user_make(&f)) == NULL) rc = be__error_oom(err);
+    }
+  } else if (rc == BE_DONE) {
+    rc = not_found(c->id, err);
+  }
+  be_stmt_finalize(st);
+  return rc;
+}
+
+/*
+ * One update, in the caller's write transaction: [read the current row,
+ * when the audit row or the caller needs it], [check `extra`], UPDATE by
+ * id, [status rules], the audit row. The returned row is built from the
+ * row read and the values bound, so there is no read-back statement (and
+ * no UPDATE ... RETURNING: in SQLite that costs an ephemeral table per
+ * statement, more than a primary-key read). The UPDATE's text depends
+ * only on the field mask, so the statement cache serves it.
+ */
 static int update_tx(be_conn *conn, void *ud, be_error **err) {
   write_ctx *c = ud;
   uint32_t m = c->v.fields;
-  /* the current values, for the audit row and the status rules */
-  fields old;
-  be_user *before = NULL;
-  int rc = select_one(conn, "SELECT " COLS " FROM users WHERE id = ?1", c->id, NULL, 0, &old,
-                      &before, NULL, NULL, err);
-  if (rc != BE_OK) return rc;
-  if (m & BE_USER_FIELD_EXTRA) rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
-  char sql[256] = "UPDATE users SET updated_at = ?1";
-  if (m & BE_USER_FIELD_EMAIL) strcat(sql, ", email = ?2");
-  if (m & BE_USER_FIELD_NAME) strcat(sql, ", name = ?3");
-  if (m & BE_USER_FIELD_BIO) strcat(sql, ", bio = ?4");
-  if (m & BE_USER_FIELD_EXTRA) strcat(sql, ", extra = ?5");
-  if (m & BE_USER_FIELD_STATUS) strcat(sql, ", status = ?6");
-  strcat(sql, " WHERE id = ?7");
-  be_stmt *st = NULL;
-  if (rc == BE_OK) rc = be_conn_prepare(conn, &st, sql, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, be__svc_now(c->app), err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_EMAIL)) rc = be_stmt_bind_text(st, 2, c->v.email, c->v.email_len, err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_NAME)) rc = be_stmt_bind_text(st, 3, c->v.name, c->v.name_len, err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_BIO)) rc = be_stmt_bind_text(st, 4, c->v.bio, c->v.bio_len, err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_EXTRA)) rc = be_stmt_bind_text(st, 5, c->v.extra, c->v.extra_len, err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_STATUS)) rc = be_stmt_bind_int64(st, 6, c->v.status, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 7, c->id, err);
-  if (rc == BE_OK) rc = be_stmt_step(st, err);
-  if (rc == BE_DONE) rc = BE_OK;
-  be_stmt_finalize(st);
-  if (rc != BE_OK) { be_user_free(before); return conflict_email(rc, err); }
-
-  int status_changed = (m & BE_USER_FIELD_STATUS) && c->v.status != before->status;
-  if (status_changed) rc = be__perm_bump(c->app, conn, err);
-  if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED)
-    rc = be__svc_exec_i64(conn, "UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0",
-                          &c->id, 1, NULL, err);
-  if (rc == BE_OK) rc = read_back(c, conn, err);
-  if (rc != BE_OK) { be_user_free(before); return rc; }
+  be_user_free(c->result); /* a retried transaction starts over */
+  c->result = NULL;
+  int64_t now = be__svc_now(c->app);
 
   be__buf b;
   be__buf_init(&b);
@@ -624,18 +658,55 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
   int first = 1;
   for (int i = 0; i < 5; i++) {
     if (!(m & (1u << i))) continue;
-    be__buf_printf(&b, "%s\"%s\"", first ? "" : ",", names[i]);
+    be__buf_puts(&b, first ? "\"" : ",\"");
+    be__buf_puts(&b, names[i]);
+    be__buf_puts(&b, "\"");
     first = 0;
   }
   be__buf_puts(&b, "]");
-  if (m & BE_USER_FIELD_EMAIL)
-    change_str(&b, "email", before->email, strlen(before->email), c->v.email, c->v.email_len);
-  if (m & BE_USER_FIELD_NAME)
-    change_str(&b, "name", before->name, strlen(before->name), c->v.name, c->v.name_len);
-  if (m & BE_USER_FIELD_STATUS)
-    be__buf_printf(&b, ",\"status\":{\"from\":%d,\"to\":%d}", (int)before->status, (int)c->v.status);
+
+  int32_t old_status = 0;
+  int read = c->want_row || (m & OLD_NEEDED);
+  int rc = read ? read_old(c, conn, c->want_row, now, &old_status, &b, err) : BE_OK;
   be__buf_puts(&b, "}");
-  be_user_free(before);
+  if (rc == BE_OK && (m & BE_USER_FIELD_EXTRA)) {
+    rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
+    /* Without the read nothing has told a missing user yet: that answer
+     * (404) comes before the one about the JSON, as it always has. */
+    if (rc == BE_E_VALIDATION && !read && user_missing(conn, c->id)) {
+      if (err) { be_error_free(*err); *err = NULL; }
+      rc = not_found(c->id, err);
+    }
+  }
+  if (rc != BE_OK) { be__buf_free(&b); return rc; }
+
+  char sql[256] = "UPDATE users SET updated_at = ?1";
+  if (m & BE_USER_FIELD_EMAIL) strcat(sql, ", email = ?2");
+  if (m & BE_USER_FIELD_NAME) strcat(sql, ", name = ?3");
+  if (m & BE_USER_FIELD_BIO) strcat(sql, ", bio = ?4");
+  if (m & BE_USER_FIELD_EXTRA) strcat(sql, ", extra = ?5");
+  if (m & BE_USER_FIELD_STATUS) strcat(sql, ", status = ?6");
+  strcat(sql, " WHERE id = ?7");
+  be_stmt *st = NULL;
+  rc = be_conn_prepare(conn, &st, sql, err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, now, err);
+  if (rc == BE_OK && (m & BE_USER_FIELD_EMAIL)) rc = be_stmt_bind_text(st, 2, c->v.email, c->v.email_len, err);
+  if (rc == BE_OK && (m & BE_USER_FIELD_NAME)) rc = be_stmt_bind_text(st, 3, c->v.name, c->v.name_len, err);
+  if (rc == BE_OK && (m & BE_USER_FIELD_BIO)) rc = be_stmt_bind_text(st, 4, c->v.bio, c->v.bio_len, err);
+  if (rc == BE_OK && (m & BE_USER_FIELD_EXTRA)) rc = be_stmt_bind_text(st, 5, c->v.extra, c->v.extra_len, err);
+  if (rc == BE_OK && (m & BE_USER_FIELD_STATUS)) rc = be_stmt_bind_int64(st, 6, c->v.status, err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 7, c->id, err);
+  if (rc == BE_OK) rc = be_stmt_step(st, err);
+  if (rc == BE_DONE) rc = (read || be_conn_changes(conn) > 0) ? BE_OK : not_found(c->id, err);
+  be_stmt_finalize(st);
+  if (rc != BE_OK) { be__buf_free(&b); return conflict_email(rc, err); }
+
+  int status_changed = (m & BE_USER_FIELD_STATUS) && c->v.status != old_status;
+  if (status_changed) rc = be__perm_bump(c->app, conn, err);
+  if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED)
+    rc = be__svc_exec_i64(conn, "UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0",
+                          &c->id, 1, NULL, err);
+  if (rc != BE_OK) { be__buf_free(&b); return rc; }
   return audit_json(c, conn, "user.update", &b, err);
 }
 
@@ -664,6 +735,7 @@ int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
   c.app = app;
   c.actor_id = actor_id;
   c.id = id;
+  c.want_row = out != NULL;
   rc = check_input(&c.v, in, in->fields, err);
   if (rc != BE_OK) return rc;
   rc = be__svc_write(app, update_tx, &c, err);

@@ -744,6 +744,117 @@ START_TEST(allocation_failures_leak_nothing) {
 }
 END_TEST
 
+/* The row a write returns is built from the old row and the bound values
+ * (no read-back statement): it must equal what the database holds. */
+static void expect_same_user(be_app *app, const be_user *w) {
+  char key[32];
+  int klen = snprintf(key, sizeof key, "user:%lld", (long long)be_user_id(w));
+  be_cache_delete(be_app_cache(app), key, (size_t)klen);
+  be_user *db = NULL;
+  ck_assert_int_eq(be_user_get(&db, app, be_user_id(w), NULL), BE_OK);
+  ck_assert_int_eq(be_user_id(db), be_user_id(w));
+  ck_assert_str_eq(be_user_email(db), be_user_email(w));
+  ck_assert_str_eq(be_user_name(db), be_user_name(w));
+  ck_assert_str_eq(be_user_bio(db), be_user_bio(w));
+  ck_assert_str_eq(be_user_extra(db), be_user_extra(w));
+  ck_assert_int_eq(be_user_status(db), be_user_status(w));
+  ck_assert_int_eq(be_user_created_at(db), be_user_created_at(w));
+  ck_assert_int_eq(be_user_updated_at(db), be_user_updated_at(w));
+  be_user_free(db);
+}
+
+START_TEST(written_row_equals_stored_row) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "  Row@Example.COM ";
+  in.name = "  Row  ";
+  in.bio = "line 1\nline 2";
+  in.extra = "{\"a\":[1,2]}";
+  be_user *u = NULL;
+  int64_t id = 0;
+  ck_assert_int_eq(be_user_create(&u, &id, app, 0, &in, NULL), BE_OK);
+  ck_assert_int_eq(be_user_id(u), id);
+  ck_assert_str_eq(be_user_email(u), "row@example.com");
+  ck_assert_str_eq(be_user_name(u), "Row");
+  expect_same_user(app, u);
+  be_user_free(u);
+  /* no field at all: the defaults */
+  be_user_input in2 = BE_USER_INPUT_INIT;
+  in2.email = "row2@example.com";
+  in2.name = "Row 2";
+  ck_assert_int_eq(be_user_create(&u, NULL, app, 0, &in2, NULL), BE_OK);
+  ck_assert_str_eq(be_user_bio(u), "");
+  ck_assert_str_eq(be_user_extra(u), "{}");
+  expect_same_user(app, u);
+  be_user_free(u);
+
+  static const uint32_t masks[] = {
+      BE_USER_FIELD_NAME, BE_USER_FIELD_BIO, BE_USER_FIELD_EXTRA, BE_USER_FIELD_STATUS,
+      BE_USER_FIELD_EMAIL | BE_USER_FIELD_BIO, BE_USER_FIELD_ALL};
+  for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
+    char email[64], name[32], bio[32], extra[32];
+    snprintf(email, sizeof email, " ROW+%zu@example.com", i);
+    snprintf(name, sizeof name, " Name %zu ", i);
+    snprintf(bio, sizeof bio, "bio\t%zu", i);
+    snprintf(extra, sizeof extra, "{\"i\":%zu}", i);
+    be_user_input up = BE_USER_INPUT_INIT;
+    up.fields = masks[i];
+    up.email = email;
+    up.name = name;
+    up.bio = bio;
+    up.extra = extra;
+    up.status = (i & 1) ? BE_USER_DISABLED : BE_USER_ACTIVE;
+    ck_assert_int_eq(be_user_update(&u, app, 0, id, &up, NULL), BE_OK);
+    expect_same_user(app, u);
+    be_user_free(u);
+    /* and without asking for the row */
+    ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  }
+  int64_t bad = -1;
+  ck_assert_int_eq(be_audit_verify(&bad, NULL, app, NULL), BE_OK);
+  ck_assert_int_eq(bad, 0);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action = 'user.update'"
+                                " AND details LIKE '{\"fields\":[\"bio\"]}'"), 2);
+  be_app_free(app);
+}
+END_TEST
+
+/* A missing user is 404 whatever the fields, with or without the row
+ * asked for, and before any complaint about `extra`. Nothing is written. */
+START_TEST(update_of_missing_user_is_not_found) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  int64_t id = svc_user(app, "here@x.io", "Here");
+  int64_t audit0 = svc_int(app, "SELECT count(*) FROM audit_log");
+  static const uint32_t masks[] = {BE_USER_FIELD_BIO, BE_USER_FIELD_EXTRA, BE_USER_FIELD_NAME,
+                                   BE_USER_FIELD_BIO | BE_USER_FIELD_EXTRA};
+  static const char *const extras[] = {"{}", "[]", "not json"};
+  for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
+    for (size_t j = 0; j < sizeof extras / sizeof extras[0]; j++) {
+      be_user_input up = BE_USER_INPUT_INIT;
+      up.fields = masks[i];
+      up.name = "N";
+      up.bio = "B";
+      up.extra = extras[j];
+      be_error *e = NULL;
+      ck_assert_int_eq(be_user_update(NULL, app, 0, id + 1000, &up, &e), BE_E_NOT_FOUND);
+      ck_assert_int_eq(be_error_http_status(e), 404);
+      be_error_free(e);
+      be_user *u = NULL;
+      ck_assert_int_eq(be_user_update(&u, app, 0, id + 1000, &up, NULL), BE_E_NOT_FOUND);
+      ck_assert_ptr_null(u);
+    }
+  }
+  /* and on an existing user the JSON rule still holds */
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_EXTRA;
+  up.extra = "[]";
+  be_error *e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "extra");
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), audit0);
+  be_app_free(app);
+}
+END_TEST
+
 static Suite *user_suite(void) {
   be_log_set_handler(NULL, NULL, BE_LOG_ERROR); /* tiny pools warn on every acquire */
   Suite *s = suite_create("user");
@@ -763,6 +874,8 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, update_fails_atomically_when_audit_or_commit_fails);
   tcase_add_test(tc, storage_failure_in_json_check_is_not_validation);
   tcase_add_test(tc, allocation_failures_leak_nothing);
+  tcase_add_test(tc, written_row_equals_stored_row);
+  tcase_add_test(tc, update_of_missing_user_is_not_found);
   suite_add_tcase(s, tc);
   return s;
 }
