@@ -27,7 +27,7 @@ static int cmd_error_demo(void) {
   be_error_add_field(err, "email", "is not a valid address");
   be_error_add_field(err, "name", "must not be empty");
   char *json = NULL;
-  int rc = be_error_to_json(err, &json, NULL);
+  int rc = be_error_to_json(&json, NULL, err);
   if (rc == BE_OK) printf("%s\n", json);
   be_free(json);
   be_error_free(err);
@@ -44,7 +44,7 @@ static int cmd_codes(void) {
 /* Print an error as problem JSON (what an HTTP handler would send). */
 static void print_problem(const char *what, const be_error *err) {
   char *json = NULL;
-  if (err && be_error_to_json(err, &json, NULL) == BE_OK) printf("%-28s %s\n", what, json);
+  if (err && be_error_to_json(&json, NULL, err) == BE_OK) printf("%-28s %s\n", what, json);
   else printf("%-28s (no error object)\n", what);
   be_free(json);
 }
@@ -100,7 +100,7 @@ static int demo_services(be_app *app) {
     be_user_free(u);
   }
   be_cache_stats cs = BE_CACHE_STATS_INIT;
-  be_cache_stats_get(be_app_cache(app), &cs);
+  be_cache_stats_get(&cs, be_app_cache(app));
   printf("%-28s %llu hits, %llu misses (user:{id}, 5 min TTL)\n", "profile cache after 3 gets:",
          (unsigned long long)cs.hits, (unsigned long long)cs.misses);
 
@@ -112,7 +112,7 @@ static int demo_services(be_app *app) {
 
 static int demo_numbers(be_app *app) {
   be_pool_stats ps = BE_POOL_STATS_INIT;
-  if (be_pool_get_stats(be_app_pool(app), &ps, NULL) == BE_OK)
+  if (be_pool_get_stats(&ps, be_app_pool(app), NULL) == BE_OK)
     printf("%-28s total %d, in use %d, idle %d, acquires %llu, timeouts %llu\n", "pool:", (int)ps.total,
            (int)ps.in_use, (int)ps.idle, (unsigned long long)ps.acquires, (unsigned long long)ps.timeouts);
   char *json = NULL;

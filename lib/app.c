@@ -182,9 +182,9 @@ static int migrate(be_app *app, be_error **err) {
   int rc = be_migrator_new(&m, err);
   if (rc == BE_OK) rc = be__schema_register(m, err);
   if (rc == BE_OK) rc = be__svc_acquire(app, &conn, err);
-  if (rc == BE_OK) rc = be_migrator_apply(m, conn, NULL, err);
+  if (rc == BE_OK) rc = be_migrator_apply(NULL, m, conn, err);
   if (rc == BE_OK && app->opts.host_migrations)
-    rc = be_migrator_apply(app->opts.host_migrations, conn, NULL, err);
+    rc = be_migrator_apply(NULL, app->opts.host_migrations, conn, err);
   if (conn) be__svc_release(app, conn);
   be_migrator_free(m);
   return rc;

@@ -88,7 +88,7 @@ int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *ac
   int64_t prev_id = 0;
   unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
+  int rc = be_conn_prepare(&st, conn, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
                            err);
   if (rc != BE_OK) return rc;
   rc = be_stmt_step(st, err);
@@ -112,7 +112,7 @@ int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *ac
   row_hash(hash, id, actor_id, action, strlen(action), target_type, strlen(target_type), target_id,
            at, details_json, dlen, prev);
 
-  rc = be_conn_prepare(conn, &st,
+  rc = be_conn_prepare(&st, conn,
                        "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, at,"
                        " details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                        err);
@@ -162,7 +162,7 @@ int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, b
   int rc = be__svc_acquire(app, &conn, err);
   if (rc != BE_OK) return rc;
   be_stmt *st = NULL;
-  rc = be_conn_prepare(conn, &st,
+  rc = be_conn_prepare(&st, conn,
                        "SELECT id, actor_id, action, target_type, target_id, at, details,"
                        " prev_hash, hash FROM audit_log ORDER BY id",
                        err);
@@ -207,7 +207,7 @@ int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **er
   int rc = be__svc_acquire(app, &conn, err);
   if (rc != BE_OK) return rc;
   be_stmt *st = NULL;
-  rc = be_conn_prepare(conn, &st, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", err);
+  rc = be_conn_prepare(&st, conn, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", err);
   if (rc == BE_OK) {
     rc = be_stmt_step(st, err);
     if (rc == BE_ROW) {
@@ -306,7 +306,7 @@ int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_opts *
           : "SELECT id, actor_id, action, target_type, target_id, at, details FROM audit_log"
             " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5";
   be_stmt *st = NULL;
-  rc = be_conn_prepare(conn, &st, sql, err);
+  rc = be_conn_prepare(&st, conn, sql, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, o.user_id, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 2, from, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 3, to, err);

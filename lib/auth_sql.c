@@ -49,7 +49,7 @@ static int vsql(be_conn *conn, be_stmt **out, be_error **err, const char *sql, c
                 va_list ap) {
   *out = NULL;
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, sql, err);
+  int rc = be_conn_prepare(&st, conn, sql, err);
   if (rc != BE_OK) return rc;
   rc = bind_all(st, types, ap, err);
   if (rc != BE_OK) {

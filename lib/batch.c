@@ -200,7 +200,7 @@ static int run_chunk(run *r, const char *sql, int32_t strategy, size_t from, siz
   be_stmt *stmt = NULL;
   be__buf json;
   be__buf_init(&json);
-  int rc = be_conn_prepare(r->conn, &stmt, sql, err);
+  int rc = be_conn_prepare(&stmt, r->conn, sql, err);
   if (rc != BE_OK) return rc;
   rc = be__params_bind(r->o->where_params, stmt, 1, err);
   int32_t idx = r->nwhere + 1;

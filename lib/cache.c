@@ -707,7 +707,7 @@ int be_cache_sweep(uint64_t *out_removed, be_cache *c, uint64_t max_buckets) {
   return BE_OK;
 }
 
-int be_cache_stats_get(const be_cache *cc, be_cache_stats *out) {
+int be_cache_stats_get(be_cache_stats *out, const be_cache *cc) {
   if (cc == NULL || out == NULL || out->version == 0) return BE_E_MISUSE;
   be_cache *c = (be_cache *)cc; /* locking is not a logical modification */
   be_cache_stats st;

@@ -171,7 +171,7 @@ const char *be_error_field_message(const be_error *e, size_t i) {
   return (e && i < e->field_count) ? e->fields[i].message : NULL;
 }
 
-int be_error_to_json(const be_error *e, char **out_json, size_t *out_len) {
+int be_error_to_json(char **out_json, size_t *out_len, const be_error *e) {
   if (e == NULL || out_json == NULL) return BE_E_MISUSE;
   const code_info *ci = info(e->code);
   be__buf b;

@@ -119,7 +119,7 @@ static const char *sql_insert(be_conn *c) {
 static int query_int(be_conn *c, const char *sql, const int64_t *param, int64_t *out, int *found,
                      be_error **err) {
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(c, &st, sql, err);
+  int rc = be_conn_prepare(&st, c, sql, err);
   if (rc) return rc;
   if (param) rc = be_stmt_bind_int64(st, 1, *param, err);
   if (rc == BE_OK) {
@@ -132,7 +132,7 @@ static int query_int(be_conn *c, const char *sql, const int64_t *param, int64_t 
   return rc;
 }
 
-int be_migrator_current_version(be_conn *c, int64_t *out, be_error **err) {
+int be_migrator_current_version(int64_t *out, be_conn *c, be_error **err) {
   if (c == NULL || out == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_migrator_current_version: NULL argument");
   *out = 0;
@@ -247,7 +247,7 @@ static int apply_one(be_conn *c, void *ud, be_error **err) {
   rc = exec_migration(c, mg->sql, err);
   if (rc) return rc;
   be_stmt *st = NULL;
-  rc = be_conn_prepare(c, &st, sql_insert(c), err);
+  rc = be_conn_prepare(&st, c, sql_insert(c), err);
   if (rc) return rc;
   if ((rc = be_stmt_bind_int64(st, 1, mg->version, err)) == BE_OK &&
       (rc = be_stmt_bind_text(st, 2, mg->name, (size_t)-1, err)) == BE_OK &&
@@ -277,7 +277,7 @@ static int fail_version(be_error **err, const migration *mg, be_error *cause, in
   return r;
 }
 
-int be_migrator_apply(be_migrator *m, be_conn *c, int64_t *out_version, be_error **err) {
+int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error **err) {
   if (out_version) *out_version = 0;
   if (m == NULL || c == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: NULL argument");
   if (be_conn_in_transaction(c))
@@ -285,7 +285,7 @@ int be_migrator_apply(be_migrator *m, be_conn *c, int64_t *out_version, be_error
   int rc = be_conn_exec(c, sql_create(c), err);
   if (rc) return rc;
   int64_t current = 0;
-  rc = be_migrator_current_version(c, &current, err);
+  rc = be_migrator_current_version(&current, c, err);
   if (rc) return rc;
   for (size_t i = 0; i < m->n && rc == BE_OK; i++) {
     migration *mg = &m->v[i];
@@ -310,11 +310,11 @@ int be_migrator_apply(be_migrator *m, be_conn *c, int64_t *out_version, be_error
   if (out_version) {
     int64_t v = 0;
     if (rc == BE_OK) {
-      rc = be_migrator_current_version(c, &v, err);
+      rc = be_migrator_current_version(&v, c, err);
       *out_version = rc == BE_OK ? v : current;
     } else {
       /* already failing: report the last good version we know of */
-      *out_version = be_migrator_current_version(c, &v, NULL) == BE_OK ? v : current;
+      *out_version = be_migrator_current_version(&v, c, NULL) == BE_OK ? v : current;
     }
   }
   return rc;

@@ -145,7 +145,7 @@ static int load_perms(void *ud, const void *key, size_t klen, be_cache_load *out
   (void)klen;
   load_ctx *c = ud;
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(c->conn, &st, load_sql, err);
+  int rc = be_conn_prepare(&st, c->conn, load_sql, err);
   if (rc != BE_OK) return rc;
   be__buf b;
   be__buf_init(&b);
@@ -169,7 +169,7 @@ static int load_perms(void *ud, const void *key, size_t klen, be_cache_load *out
 
 static int read_epoch(be_conn *conn, int64_t *out, be_error **err) {
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, "SELECT epoch FROM auth_epoch WHERE id = 1", err);
+  int rc = be_conn_prepare(&st, conn, "SELECT epoch FROM auth_epoch WHERE id = 1", err);
   if (rc != BE_OK) return rc;
   rc = be_stmt_step(st, err);
   if (rc == BE_ROW) {
@@ -243,7 +243,7 @@ typedef struct change {
 
 static int role_id(be_conn *conn, const char *role, int64_t *out, be_error **err) {
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, "SELECT id FROM roles WHERE name = ?1", err);
+  int rc = be_conn_prepare(&st, conn, "SELECT id FROM roles WHERE name = ?1", err);
   if (rc != BE_OK) return rc;
   rc = be_stmt_bind_text(st, 1, role, (size_t)-1, err);
   if (rc == BE_OK) rc = be_stmt_step(st, err);
@@ -260,7 +260,7 @@ static int role_id(be_conn *conn, const char *role, int64_t *out, be_error **err
 
 static int user_exists(be_conn *conn, int64_t user_id, be_error **err) {
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, "SELECT 1 FROM users WHERE id = ?1", err);
+  int rc = be_conn_prepare(&st, conn, "SELECT 1 FROM users WHERE id = ?1", err);
   if (rc != BE_OK) return rc;
   rc = be_stmt_bind_int64(st, 1, user_id, err);
   if (rc == BE_OK) rc = be_stmt_step(st, err);
@@ -278,7 +278,7 @@ static int user_exists(be_conn *conn, int64_t user_id, be_error **err) {
 static int exec_it(be_conn *conn, const char *sql, int64_t a, const char *b, int64_t *out_changes,
                    be_error **err) {
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, sql, err);
+  int rc = be_conn_prepare(&st, conn, sql, err);
   if (rc != BE_OK) return rc;
   rc = be_stmt_bind_int64(st, 1, a, err);
   if (rc == BE_OK && b) rc = be_stmt_bind_text(st, 2, b, (size_t)-1, err);
@@ -451,7 +451,7 @@ static int query_list(be_perm_list **out, be_app *app, const char *sql, int64_t 
   if (rc != BE_OK) { be__free(l); return rc; }
   be_stmt *st = NULL;
   size_t cap = 0;
-  rc = be_conn_prepare(conn, &st, sql, err);
+  rc = be_conn_prepare(&st, conn, sql, err);
   if (rc == BE_OK)
     rc = text ? be_stmt_bind_text(st, 1, text, (size_t)-1, err) : be_stmt_bind_int64(st, 1, id, err);
   while (rc == BE_OK && (rc = be_stmt_step(st, err)) == BE_ROW) {

@@ -655,7 +655,7 @@ static int acquire_slow(be_pool *p, be_conn **out, const char *file, int32_t lin
   return rc;
 }
 
-int be_pool_acquire_at(be_pool *p, be_conn **out, const char *file, int32_t line, be_error **err) {
+int be_pool_acquire_at(be_conn **out, be_pool *p, const char *file, int32_t line, be_error **err) {
   if (out) *out = NULL;
   if (UNLIKELY(p == NULL || out == NULL))
     return be__error_set(err, BE_E_MISUSE, "be_pool_acquire: %s is NULL", p ? "out" : "pool");
@@ -681,8 +681,8 @@ int be_pool_acquire_at(be_pool *p, be_conn **out, const char *file, int32_t line
   return acquire_slow(p, out, file, line, err);
 }
 
-int(be_pool_acquire)(be_pool *p, be_conn **out, be_error **err) {
-  return be_pool_acquire_at(p, out, NULL, 0, err);
+int(be_pool_acquire)(be_conn **out, be_pool *p, be_error **err) {
+  return be_pool_acquire_at(out, p, NULL, 0, err);
 }
 
 /* ---- release ---- */
@@ -798,7 +798,7 @@ int be_pool_tx_run_ex(be_pool *p, const be_tx_options *opts, be_tx_fn fn, void *
     return be__error_set(err, BE_E_MISUSE, "be_pool_tx_run: %s is NULL", p ? "fn" : "pool");
   for (int attempt = 0;; attempt++) {
     be_conn *c = NULL;
-    int rc = be_pool_acquire_at(p, &c, "be_pool_tx_run", 0, err);
+    int rc = be_pool_acquire_at(&c, p, "be_pool_tx_run", 0, err);
     if (rc != BE_OK) return rc;
     tx_tramp t = {fn, ud, 0};
     be_error *e = NULL;
@@ -988,7 +988,7 @@ static int64_t wait_quantile(const be_pool *p, uint64_t zeros, uint64_t n, doubl
 
 static const size_t stats_size[] = {0, sizeof(be_pool_stats)};
 
-int be_pool_get_stats(be_pool *p, be_pool_stats *out, be_error **err) {
+int be_pool_get_stats(be_pool_stats *out, be_pool *p, be_error **err) {
   if (p == NULL || out == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_pool_get_stats: %s is NULL", p ? "out" : "pool");
   uint32_t version = out->version;

@@ -154,7 +154,7 @@ int be_rows_query(be_rows **out, be_conn *conn, const char *sql, const be_params
     return be__error_set(err, BE_E_MISUSE, "conn or sql is NULL");
   be_stmt *stmt = NULL;
   be_rows *r = NULL;
-  int rc = be_conn_prepare(conn, &stmt, sql, err);
+  int rc = be_conn_prepare(&stmt, conn, sql, err);
   if (rc != BE_OK) return rc;
   rc = be__params_bind(params, stmt, 1, err);
   if (rc == BE_OK) rc = be__rows_new(&r, be_stmt_column_count(stmt), NULL, stmt, err);

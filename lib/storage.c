@@ -312,8 +312,8 @@ int be_conn_set_stmt_cache_size(be_conn *c, int32_t max_entries, be_error **err)
   return BE_OK;
 }
 
-int be_conn_stmt_cache_stats(const be_conn *c, int64_t *out_hits, int64_t *out_misses,
-                             int64_t *out_size) {
+int be_conn_stmt_cache_stats(int64_t *out_hits, int64_t *out_misses, int64_t *out_size,
+                             const be_conn *c) {
   if (c == NULL) return BE_E_MISUSE;
   if (out_hits) *out_hits = c->hits;
   if (out_misses) *out_misses = c->misses;
@@ -321,7 +321,7 @@ int be_conn_stmt_cache_stats(const be_conn *c, int64_t *out_hits, int64_t *out_m
   return BE_OK;
 }
 
-int be_conn_prepare(be_conn *c, be_stmt **out, const char *sql, be_error **err) {
+int be_conn_prepare(be_stmt **out, be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || out == NULL || sql == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_conn_prepare: NULL argument");
   *out = NULL;

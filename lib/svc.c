@@ -12,7 +12,7 @@
 #include "utf8.h"
 
 int be__svc_acquire(be_app *app, be_conn **out, be_error **err) {
-  return be_pool_acquire_at(be_app_pool(app), out, __FILE__, __LINE__, err);
+  return be_pool_acquire_at(out, be_app_pool(app), __FILE__, __LINE__, err);
 }
 
 void be__svc_release(be_app *app, be_conn *conn) { be_pool_release(be_app_pool(app), conn); }
@@ -149,7 +149,7 @@ int be__svc_cursor_decode(const char *s, uint8_t tag, int64_t *out, be_error **e
 int be__svc_json_object(be_conn *conn, const char *json, size_t len, const char *field,
                         be_error **err) {
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END", err);
+  int rc = be_conn_prepare(&st, conn, "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END", err);
   if (rc != BE_OK) return rc;
   rc = be_stmt_bind_text(st, 1, json, len, err);
   if (rc == BE_OK) rc = be_stmt_step(st, err);
@@ -168,7 +168,7 @@ int be__svc_json_object(be_conn *conn, const char *json, size_t len, const char 
 int be__svc_exec_i64(be_conn *conn, const char *sql, const int64_t *args, int32_t n,
                      int64_t *out_changes, be_error **err) {
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, sql, err);
+  int rc = be_conn_prepare(&st, conn, sql, err);
   if (rc != BE_OK) return rc;
   for (int32_t i = 0; i < n && rc == BE_OK; i++) rc = be_stmt_bind_int64(st, i + 1, args[i], err);
   if (rc == BE_OK) {

@@ -158,7 +158,7 @@ static int select_one(be_conn *conn, const char *sql, int64_t id, const char *te
                       fields *f, be_user **out_user, void **out_blob, size_t *out_blen,
                       be_error **err) {
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, sql, err);
+  int rc = be_conn_prepare(&st, conn, sql, err);
   if (rc != BE_OK) return rc;
   rc = text ? be_stmt_bind_text(st, 1, text, tlen, err) : be_stmt_bind_int64(st, 1, id, err);
   if (rc == BE_OK) rc = be_stmt_step(st, err);
@@ -361,7 +361,7 @@ int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, int32
   int rc = be__svc_acquire(app, &conn, err);
   if (rc != BE_OK) { be_user_list_free(l); return rc; }
   be_stmt *st = NULL;
-  rc = be_conn_prepare(conn, &st, "SELECT " COLS " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2",
+  rc = be_conn_prepare(&st, conn, "SELECT " COLS " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2",
                        err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, after, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 2, (int64_t)limit + 1, err);
@@ -509,7 +509,7 @@ static int create_tx(be_conn *conn, void *ud, be_error **err) {
   if (rc != BE_OK) return rc;
   int64_t now = be__svc_now(c->app);
   be_stmt *st = NULL;
-  rc = be_conn_prepare(conn, &st,
+  rc = be_conn_prepare(&st, conn,
                        "INSERT INTO users (email, name, bio, extra, status, created_at, updated_at)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
                        err);
@@ -590,7 +590,7 @@ static int not_found(int64_t id, be_error **err) {
  * caller then keeps the error it already has). */
 static int user_missing(be_conn *conn, int64_t id) {
   be_stmt *st = NULL;
-  if (be_conn_prepare(conn, &st, "SELECT 1 FROM users WHERE id = ?1", NULL) != BE_OK) return 0;
+  if (be_conn_prepare(&st, conn, "SELECT 1 FROM users WHERE id = ?1", NULL) != BE_OK) return 0;
   int rc = be_stmt_bind_int64(st, 1, id, NULL);
   if (rc == BE_OK) rc = be_stmt_step(st, NULL);
   be_stmt_finalize(st);
@@ -605,7 +605,7 @@ static int read_old(write_ctx *c, be_conn *conn, int want_row, int64_t now,
                     int32_t *old_status, be__buf *b, be_error **err) {
   uint32_t m = c->v.fields;
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(conn, &st, "SELECT " COLS " FROM users WHERE id = ?1", err);
+  int rc = be_conn_prepare(&st, conn, "SELECT " COLS " FROM users WHERE id = ?1", err);
   if (rc != BE_OK) return rc;
   rc = be_stmt_bind_int64(st, 1, c->id, err);
   if (rc == BE_OK) rc = be_stmt_step(st, err);
@@ -688,7 +688,7 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
   if (m & BE_USER_FIELD_STATUS) strcat(sql, ", status = ?6");
   strcat(sql, " WHERE id = ?7");
   be_stmt *st = NULL;
-  rc = be_conn_prepare(conn, &st, sql, err);
+  rc = be_conn_prepare(&st, conn, sql, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, now, err);
   if (rc == BE_OK && (m & BE_USER_FIELD_EMAIL)) rc = be_stmt_bind_text(st, 2, c->v.email, c->v.email_len, err);
   if (rc == BE_OK && (m & BE_USER_FIELD_NAME)) rc = be_stmt_bind_text(st, 3, c->v.name, c->v.name_len, err);

@@ -29,10 +29,10 @@ static inline be_app *svc_app_ex(const be_driver *driver, be_clock *clock, int32
 /* Run SQL returning one integer (first column of the first row). */
 static inline int64_t svc_int(be_app *app, const char *sql) {
   be_conn *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
   be_stmt *st = NULL;
   be_error *e = NULL;
-  ck_assert_msg(be_conn_prepare(c, &st, sql, &e) == BE_OK, "%s: %s", sql, be_error_message(e));
+  ck_assert_msg(be_conn_prepare(&st, c, sql, &e) == BE_OK, "%s: %s", sql, be_error_message(e));
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
   int64_t v = be_stmt_column_int64(st, 0);
   be_stmt_finalize(st);
@@ -43,7 +43,7 @@ static inline int64_t svc_int(be_app *app, const char *sql) {
 /* Run SQL text (no rows). */
 static inline void svc_exec(be_app *app, const char *sql) {
   be_conn *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
   be_error *e = NULL;
   int rc = be_conn_exec(c, sql, &e);
   ck_assert_msg(rc == BE_OK, "%s: %s", sql, be_error_message(e));

@@ -63,10 +63,10 @@ START_TEST(memory_apps_are_private_and_shared_by_the_pool) {
   ck_assert_int_eq(be_user_get(&u, b, id, NULL), BE_E_NOT_FOUND);
   /* every pooled connection of a sees the same database */
   be_conn *c[4];
-  for (int i = 0; i < 4; i++) ck_assert_int_eq(be_pool_acquire(be_app_pool(a), &c[i], NULL), BE_OK);
+  for (int i = 0; i < 4; i++) ck_assert_int_eq(be_pool_acquire(&c[i], be_app_pool(a), NULL), BE_OK);
   for (int i = 0; i < 4; i++) {
     be_stmt *st = NULL;
-    ck_assert_int_eq(be_conn_prepare(c[i], &st, "SELECT count(*) FROM users", NULL), BE_OK);
+    ck_assert_int_eq(be_conn_prepare(&st, c[i], "SELECT count(*) FROM users", NULL), BE_OK);
     ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
     ck_assert_int_eq(be_stmt_column_int64(st, 0), 1);
     be_stmt_finalize(st);

@@ -184,7 +184,7 @@ static int write_one(be_conn *conn, void *ud, be_error **err) {
 START_TEST(writer_validates_input) {
   be_app *app = svc_app_ex(NULL, NULL, 0);
   be_conn *conn = NULL;
-  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &conn, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&conn, be_app_pool(app), NULL), BE_OK);
   wctx ok = {app, "thing.poke", "{\"n\":1}"};
   ck_assert_int_eq(be_tx_run(conn, BE_TX_IMMEDIATE, write_one, &ok, NULL), BE_OK);
   wctx nul = {app, "thing.poke", NULL};

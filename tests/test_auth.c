@@ -41,9 +41,9 @@ static be_testkit *kit_new(int32_t users) { return kit_with(NULL, users); }
 /* One integer from a query with one int64 parameter (or none if sql has no '?'). */
 static int64_t q_int(be_app *app, const char *sql, int64_t arg) {
   be_conn *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
   be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &st, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, c, sql, NULL), BE_OK);
   if (strchr(sql, '?')) ck_assert_int_eq(be_stmt_bind_int64(st, 1, arg, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
   int64_t v = be_stmt_column_int64(st, 0);
@@ -54,9 +54,9 @@ static int64_t q_int(be_app *app, const char *sql, int64_t arg) {
 
 static char *q_text(be_app *app, const char *sql, int64_t arg) {
   be_conn *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
   be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &st, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, c, sql, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_int64(st, 1, arg, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
   const char *s = be_stmt_column_text(st, 0, NULL);
@@ -68,9 +68,9 @@ static char *q_text(be_app *app, const char *sql, int64_t arg) {
 
 static void q_exec(be_app *app, const char *sql, int64_t arg) {
   be_conn *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
   be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &st, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, c, sql, NULL), BE_OK);
   if (strchr(sql, '?')) ck_assert_int_eq(be_stmt_bind_int64(st, 1, arg, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_DONE);
   be_stmt_finalize(st);
@@ -79,9 +79,9 @@ static void q_exec(be_app *app, const char *sql, int64_t arg) {
 
 static int64_t audit_count(be_app *app, const char *action) {
   be_conn *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(be_app_pool(app), &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
   be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &st, "SELECT count(*) FROM audit_log WHERE action = ?", NULL),
+  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT count(*) FROM audit_log WHERE action = ?", NULL),
                    BE_OK);
   ck_assert_int_eq(be_stmt_bind_text(st, 1, action, (size_t)-1, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);

@@ -43,7 +43,7 @@ static void setup(void) {
   exec_ok(c, "BEGIN");
   srand(7);
   be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &st, "INSERT INTO posts(user_id, title, score, data, deleted)"
+  ck_assert_int_eq(be_conn_prepare(&st, c, "INSERT INTO posts(user_id, title, score, data, deleted)"
                                            " VALUES (?, ?, ?, ?, ?)", NULL), BE_OK);
   for (int u = 1; u <= 200; u++) {
     int n = u % 7 == 0 ? 0 : rand() % 6; /* some users have no posts */
@@ -66,7 +66,7 @@ static void setup(void) {
     snprintf(sql, sizeof sql, "INSERT INTO users(id, name) VALUES (%d, 'user %d')", u, u);
     exec_ok(c, sql);
   }
-  ck_assert_int_eq(be_conn_prepare(c, &st, "INSERT INTO tags(owner, tag) VALUES (?, ?)", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, c, "INSERT INTO tags(owner, tag) VALUES (?, ?)", NULL), BE_OK);
   for (size_t o = 0; o + 1 < N_OWNERS; o++)
     for (size_t t = 0; t <= o % 3; t++) {
       char tag[32];

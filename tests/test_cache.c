@@ -62,7 +62,7 @@ static int gets(be_cache *c, const char *k, char *buf, size_t cap) {
 
 static be_cache_stats stats_of(be_cache *c) {
   be_cache_stats st = BE_CACHE_STATS_INIT;
-  QEQ(be_cache_stats_get(c, &st), BE_OK);
+  QEQ(be_cache_stats_get(&st, c), BE_OK);
   return st;
 }
 
@@ -182,12 +182,12 @@ START_TEST(options_and_misuse) {
   uint64_t removed = 7;
   ck_assert_int_eq(be_cache_sweep(&removed, NULL, 0), BE_E_MISUSE);
   ck_assert_uint_eq(removed, 0);
-  ck_assert_int_eq(be_cache_stats_get(NULL, &st), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_stats_get(c, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_stats_get(&st, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_stats_get(NULL, c), BE_E_MISUSE);
   st.version = 0;
-  ck_assert_int_eq(be_cache_stats_get(c, &st), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_stats_get(&st, c), BE_E_MISUSE);
   st.version = 1000; /* a newer caller: gets what this library knows */
-  ck_assert_int_eq(be_cache_stats_get(c, &st), BE_OK);
+  ck_assert_int_eq(be_cache_stats_get(&st, c), BE_OK);
   ck_assert_uint_eq(st.version, BE_CACHE_STATS_VERSION);
   int32_t status = 99;
   ck_assert_int_eq(be_cache_get_or_load(NULL, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
@@ -1619,7 +1619,7 @@ static void *stress_thread(void *p) {
         else if (s % 1009 == 0) be_cache_clear(a->c);
         else {
           be_cache_stats st = BE_CACHE_STATS_INIT;
-          be_cache_stats_get(a->c, &st);
+          be_cache_stats_get(&st, a->c);
         }
         break;
     }

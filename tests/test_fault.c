@@ -33,7 +33,7 @@ static int workload(be_conn *c, be_error **e) {
   if ((rc = be_conn_exec(c, "CREATE TABLE IF NOT EXISTS t(a, b, c, d, e)", e))) return rc;
   if ((rc = be_conn_begin(c, BE_TX_IMMEDIATE, e))) return rc;
   if ((rc = be_conn_savepoint(c, "sp", e))) goto rollback;
-  if ((rc = be_conn_prepare(c, &s, "INSERT INTO t VALUES (?, ?, ?, ?, ?)", e))) goto rollback;
+  if ((rc = be_conn_prepare(&s, c, "INSERT INTO t VALUES (?, ?, ?, ?, ?)", e))) goto rollback;
   if ((rc = be_stmt_bind_int64(s, 1, 1, e)) || (rc = be_stmt_bind_double(s, 2, 2.5, e)) ||
       (rc = be_stmt_bind_text(s, 3, "x", 1, e)) || (rc = be_stmt_bind_blob(s, 4, "\0y", 2, e)) ||
       (rc = be_stmt_bind_null(s, 5, e)))
@@ -120,7 +120,7 @@ END_TEST
 
 static int step_once(be_conn *c) {
   be_stmt *s = NULL;
-  int rc = be_conn_prepare(c, &s, "SELECT 1", NULL);
+  int rc = be_conn_prepare(&s, c, "SELECT 1", NULL);
   if (rc == BE_OK) rc = be_stmt_step(s, NULL);
   be_stmt_finalize(s);
   return rc;
@@ -194,7 +194,7 @@ END_TEST
 START_TEST(lose_connections_kills_open_ones_only) {
   be_conn *a = open_conn();
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(a, &s, "SELECT 1", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, a, "SELECT 1", NULL), BE_OK);
   ck_assert_int_eq(be_fault_lose_connections(flt), BE_OK);
   be_conn *b = open_conn();
   be_error *e = NULL;
@@ -209,7 +209,7 @@ START_TEST(lose_connections_kills_open_ones_only) {
   ck_assert_int_eq(be_conn_is_broken(b), 0);
   /* statements of a broken connection are not cached again */
   int64_t size = -1;
-  be_conn_stmt_cache_stats(a, NULL, NULL, &size);
+  be_conn_stmt_cache_stats(NULL, NULL, &size, a);
   ck_assert_int_eq(size, 0);
   be_conn_close(a);
   be_conn_close(b);

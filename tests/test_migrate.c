@@ -28,7 +28,7 @@ static be_conn *open_conn(void) {
 
 static int table_exists(be_conn *c, const char *name) {
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT 1 FROM sqlite_master WHERE name = ?", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT 1 FROM sqlite_master WHERE name = ?", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_text(s, 1, name, (size_t)-1, NULL), BE_OK);
   int rc = be_stmt_step(s, NULL);
   be_stmt_finalize(s);
@@ -53,20 +53,20 @@ static be_migrator *library_and_host(void) {
 START_TEST(apply_in_order_and_idempotent) {
   be_conn *c = open_conn();
   int64_t v = -1;
-  ck_assert_int_eq(be_migrator_current_version(c, &v, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_current_version(&v, c, NULL), BE_OK);
   ck_assert_int_eq(v, 0);
   be_migrator *m = library_and_host();
   ck_assert_int_eq(be_migrator_count(m), 3);
   ck_assert_int_eq(be_migrator_latest_version(m), 3);
   be_error *e = NULL;
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, &e), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, &e), BE_OK);
   ck_assert_int_eq(v, 3);
   ck_assert(table_exists(c, "users") && table_exists(c, "orders") && table_exists(c, "users_name"));
   ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_BEGIN), 3); /* one transaction each */
   ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_COMMIT), 3);
 
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT version, name, applied_at FROM schema_migrations "
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT version, name, applied_at FROM schema_migrations "
                                    "ORDER BY version", NULL), BE_OK);
   const char *names[] = {"users", "users.name", "host: orders"};
   int64_t now = be_clock_wall_ns(NULL) / BE_NS_PER_SEC;
@@ -81,13 +81,13 @@ START_TEST(apply_in_order_and_idempotent) {
 
   /* again: nothing to do, no write transaction */
   be_fault_reset_counts(flt);
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
   ck_assert_int_eq(v, 3);
   ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_BEGIN), 0);
   /* and from another connection, with another migrator holding the same set */
   be_migrator *m2 = library_and_host();
   be_conn *c2 = open_conn();
-  ck_assert_int_eq(be_migrator_apply(m2, c2, &v, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, m2, c2, NULL), BE_OK);
   ck_assert_int_eq(v, 3);
   ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_BEGIN), 0);
   be_conn_close(c2);
@@ -105,7 +105,7 @@ START_TEST(failure_keeps_previous_version) {
   ck_assert_int_eq(be_migrator_add(m, 5, "after", "CREATE TABLE t5(x)", NULL), BE_OK);
   int64_t v = -1;
   be_error *e = NULL;
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, &e), BE_E_STORAGE);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, &e), BE_E_STORAGE);
   ck_assert_int_eq(v, 3);
   ck_assert_ptr_nonnull(strstr(be_error_message(e), "migration 4 (broken) failed"));
   ck_assert_ptr_nonnull(strstr(be_error_message(e), "no such table"));
@@ -116,7 +116,7 @@ START_TEST(failure_keeps_previous_version) {
   be_error_free(e);
   ck_assert(!table_exists(c, "t4")); /* the part that ran was rolled back */
   ck_assert(!table_exists(c, "t5")); /* and apply stopped there */
-  ck_assert_int_eq(be_migrator_current_version(c, &v, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_current_version(&v, c, NULL), BE_OK);
   ck_assert_int_eq(v, 3);
   ck_assert_int_eq(be_conn_in_transaction(c), 0);
   be_migrator_free(m);
@@ -125,7 +125,7 @@ START_TEST(failure_keeps_previous_version) {
   m = library_and_host();
   ck_assert_int_eq(be_migrator_add(m, 4, "fixed", "CREATE TABLE t4(x)", NULL), BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 5, "after", "CREATE TABLE t5(x)", NULL), BE_OK);
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
   ck_assert_int_eq(v, 5);
   be_migrator_free(m);
   be_conn_close(c);
@@ -152,7 +152,7 @@ START_TEST(transaction_control_in_script_is_refused) {
                    BE_OK);
   int64_t v = -1;
   be_error *e = NULL;
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, &e), BE_E_VALIDATION);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, &e), BE_E_VALIDATION);
   ck_assert_int_eq(v, 1);
   ck_assert_ptr_nonnull(strstr(be_error_message(e), "migration 2 (sneaky commit) failed"));
   be_error_free(e);
@@ -172,7 +172,7 @@ START_TEST(transaction_control_in_script_is_refused) {
     char sql[96];
     snprintf(sql, sizeof sql, "CREATE TABLE d(x); %s", bad[i]);
     ck_assert_int_eq(be_migrator_add(m, 3, "bad", sql, NULL), BE_OK);
-    ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_E_VALIDATION);
+    ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_E_VALIDATION);
     ck_assert_int_eq(v, 1);
     ck_assert(!table_exists(c, "d"));
     be_migrator_free(m);
@@ -184,7 +184,7 @@ START_TEST(transaction_control_in_script_is_refused) {
   c = open_conn();
   ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 4, "commit", "CREATE TABLE e(x); COMMIT", NULL), BE_OK);
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_E_VALIDATION);
   ck_assert_int_eq(v, 1);
   be_migrator_free(m);
   be_conn_close(c);
@@ -199,10 +199,10 @@ START_TEST(late_registered_lower_version_is_applied) {
   ck_assert_int_eq(be_migrator_add(m, 10, "b", "CREATE TABLE b(x)", NULL), BE_OK);
   int64_t v;
   be_log_set_handler(NULL, NULL, BE_LOG_OFF); /* the warning is expected */
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
   ck_assert_int_eq(v, 10);
   ck_assert_int_eq(be_migrator_add(m, 5, "host", "CREATE TABLE h(x)", NULL), BE_OK);
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
   be_log_set_handler(NULL, NULL, BE_LOG_WARN);
   ck_assert_int_eq(v, 10);
   ck_assert(table_exists(c, "h"));
@@ -241,13 +241,13 @@ START_TEST(registration_is_validated) {
 
   be_conn *c = open_conn();
   int64_t v;
-  ck_assert_int_eq(be_migrator_apply(NULL, c, &v, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_migrator_apply(m, NULL, &v, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_migrator_current_version(NULL, &v, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_migrator_apply(&v, NULL, c, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_migrator_apply(&v, m, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_migrator_current_version(&v, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_conn_begin(c, BE_TX_DEFERRED, NULL), BE_OK);
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_conn_rollback(c, NULL), BE_OK);
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
   ck_assert_int_eq(v, 100);
   be_conn_close(c);
   be_migrator_free(m);
@@ -261,7 +261,7 @@ START_TEST(busy_and_storage_faults) {
   /* busy once at a commit: the transaction retries, apply succeeds */
   ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 2, BE_E_BUSY), BE_OK);
   int64_t v;
-  ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
   ck_assert_int_eq(v, 3);
   be_migrator_free(m);
   be_conn_close(c);
@@ -276,7 +276,7 @@ START_TEST(busy_and_storage_faults) {
       m = library_and_host();
       ck_assert_int_eq(be_fault_set(flt, ops[i], BE_FAULT_NTH, nth, BE_E_STORAGE), BE_OK);
       be_error *e = NULL;
-      int rc = be_migrator_apply(m, c, &v, &e);
+      int rc = be_migrator_apply(&v, m, c, &e);
       be_fault_clear(flt, BE_FAULT_OP_ALL);
       if (rc != BE_OK) {
         ck_assert_int_eq(rc, BE_E_STORAGE);
@@ -285,9 +285,9 @@ START_TEST(busy_and_storage_faults) {
       }
       be_error_free(e);
       int64_t cur;
-      ck_assert_int_eq(be_migrator_current_version(c, &cur, NULL), BE_OK);
+      ck_assert_int_eq(be_migrator_current_version(&cur, c, NULL), BE_OK);
       ck_assert_int_eq(cur, rc == BE_OK ? 3 : v);
-      ck_assert_int_eq(be_migrator_apply(m, c, &v, NULL), BE_OK); /* and it recovers */
+      ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK); /* and it recovers */
       ck_assert_int_eq(v, 3);
       be_migrator_free(m);
       be_conn_close(c);
@@ -308,7 +308,7 @@ static int migrate_alloc_body(void *arg) {
   if (rc == BE_OK) rc = be_conn_open(&c, be_sqlite_driver(), ":memory:", &e);
   if (rc == BE_OK) {
     int64_t v = 0;
-    rc = be_migrator_apply(m, c, &v, &e);
+    rc = be_migrator_apply(&v, m, c, &e);
     rc = rc == BE_E_STORAGE && v == 2 ? BE_OK : (rc == BE_OK ? BE_E_INTERNAL : rc);
   }
   be_error_free(e);

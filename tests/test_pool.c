@@ -194,7 +194,7 @@ static be_pool *new_pool(const be_pool_options *o) {
 
 static be_pool_stats stats(be_pool *p) {
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_OK);
   return s;
 }
 
@@ -297,14 +297,14 @@ END_TEST
 START_TEST(null_arguments) {
   be_conn *c = (be_conn *)1;
   be_error *e = NULL;
-  ck_assert_int_eq(be_pool_acquire(NULL, &c, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_acquire(&c, NULL, &e), BE_E_MISUSE);
   ck_assert_ptr_null(c);
   ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
   be_error_free(e);
   ck_assert_int_eq(be_pool_acquire_at(NULL, NULL, NULL, 0, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_pool_maintain(NULL, NULL), BE_E_MISUSE);
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(NULL, &s, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_get_stats(&s, NULL, NULL), BE_E_MISUSE);
   be_pool_release(NULL, NULL);
   be_pool_close(NULL);
   be_pool_free(NULL);
@@ -313,12 +313,12 @@ START_TEST(null_arguments) {
 
   be_pool_options o = mock_opts(1, 2);
   be_pool *p = new_pool(&o);
-  ck_assert_int_eq(be_pool_acquire(p, NULL, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_pool_get_stats(p, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_acquire(NULL, p, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_get_stats(NULL, p, NULL), BE_E_MISUSE);
   s.version = 0;
-  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_E_MISUSE);
   s.version = BE_POOL_STATS_VERSION + 1;
-  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_E_MISUSE);
   be_pool_release(p, NULL);
   be_pool_free(p);
 }
@@ -361,14 +361,14 @@ START_TEST(new_opens_min_and_reports_unreachable) {
   ck_assert_int_eq(atomic_load(&mock_opens), 0);
   atomic_store(&mock_fail_open, 1);
   be_conn *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_E_DB_UNREACHABLE);
   ck_assert_ptr_null(c);
   ck_assert_int_eq(be_error_code(be_error_cause(e)), BE_E_DB_UNREACHABLE);
   be_error_free(e);
   ck_assert_uint_eq(stats(p).open_failures, 1);
   ck_assert_int_eq(stats(p).total, 0);
   atomic_store(&mock_fail_open, 0);
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   be_pool_release(p, c);
   be_pool_free(p);
 }
@@ -380,18 +380,18 @@ START_TEST(idle_reused_most_recent_first) {
   be_pool_options o = mock_opts(3, 3);
   be_pool *p = new_pool(&o);
   be_conn *a, *b, *c;
-  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_ptr_ne(a, b);
   ck_assert_ptr_ne(b, c);
   be_pool_release(p, b);
   be_pool_release(p, a);
   be_pool_release(p, c);
   be_conn *x, *y, *z;
-  ck_assert_int_eq(be_pool_acquire(p, &x, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &y, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &z, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&x, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&y, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&z, p, NULL), BE_OK);
   ck_assert_ptr_eq(x, c); /* last in, first out */
   ck_assert_ptr_eq(y, a);
   ck_assert_ptr_eq(z, b);
@@ -426,7 +426,7 @@ static void *fifo_worker(void *arg) {
   fifo_ctx *x = a->ctx;
   be_conn *c = NULL;
   be_error *e = NULL;
-  if (be_pool_acquire(x->pool, &c, &e) != BE_OK) {
+  if (be_pool_acquire(&c, x->pool, &e) != BE_OK) {
     atomic_fetch_add(&x->failures, 1);
     be_error_free(e);
     return NULL;
@@ -453,8 +453,8 @@ START_TEST(fifo_eight_threads_on_two) {
   pthread_mutex_init(&x.mu, NULL);
   x.pool = new_pool(&o);
   be_conn *c1, *c2;
-  ck_assert_int_eq(be_pool_acquire(x.pool, &c1, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(x.pool, &c2, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c1, x.pool, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c2, x.pool, NULL), BE_OK);
 
   pthread_t t[NT];
   fifo_arg args[NT];
@@ -511,7 +511,7 @@ static void *stress_worker(void *arg) {
   for (int i = 0; i < x->iters; i++) {
     be_conn *c = NULL;
     be_error *e = NULL;
-    if (be_pool_acquire(x->pool, &c, &e) != BE_OK) {
+    if (be_pool_acquire(&c, x->pool, &e) != BE_OK) {
       atomic_fetch_add(&x->fails, 1);
       be_error_free(e);
       continue;
@@ -561,7 +561,7 @@ static void *acquire_once(void *arg) {
   acq_result *r = arg;
   be_conn *c = NULL;
   int64_t t0 = mono_ms();
-  r->rc = be_pool_acquire(r->pool, &c, &r->err);
+  r->rc = be_pool_acquire(&c, r->pool, &r->err);
   r->elapsed_ms = mono_ms() - t0;
   if (c) be_pool_release(r->pool, c);
   return NULL;
@@ -573,7 +573,7 @@ START_TEST(exhaustion_times_out_with_state) {
   be_pool *p = new_pool(&o);
   be_conn *held;
   int held_line = __LINE__ + 1;
-  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&held, p, NULL), BE_OK);
 
   acq_result r = {.pool = p};
   pthread_t t;
@@ -606,10 +606,10 @@ START_TEST(exhaustion_times_out_with_state) {
   o.acquire_timeout_ms = 0;
   o.deadlock_detection = 0;
   p = new_pool(&o);
-  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&held, p, NULL), BE_OK);
   int64_t t0 = mono_ms();
   be_conn *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_E_POOL_EXHAUSTED);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_E_POOL_EXHAUSTED);
   ck_assert_int_lt(mono_ms() - t0, 100);
   be_pool_release(p, held);
   be_pool_free(p);
@@ -621,11 +621,11 @@ START_TEST(self_deadlock_fails_fast) {
   o.acquire_timeout_ms = 30000;
   be_pool *p = new_pool(&o);
   be_conn *a, *b, *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK); /* not full yet: fine */
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK); /* not full yet: fine */
   be_error *e = NULL;
   int64_t t0 = mono_ms();
-  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_E_POOL_DEADLOCK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_E_POOL_DEADLOCK);
   ck_assert_int_lt(mono_ms() - t0, 1000);
   ck_assert_ptr_null(c);
   ck_assert_int_eq(be_error_code(e), BE_E_POOL_DEADLOCK);
@@ -640,8 +640,8 @@ START_TEST(self_deadlock_fails_fast) {
   be_pool_free(p);
   o.acquire_timeout_ms = 100;
   p = new_pool(&o);
-  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);
   acq_result r = {.pool = p};
   pthread_t t;
   pthread_create(&t, NULL, acquire_once, &r);
@@ -656,9 +656,9 @@ START_TEST(self_deadlock_fails_fast) {
   o.deadlock_detection = 0;
   o.acquire_timeout_ms = 50;
   p = new_pool(&o);
-  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_E_POOL_EXHAUSTED);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_E_POOL_EXHAUSTED);
   be_pool_release(p, a);
   be_pool_release(p, b);
   be_pool_free(p);
@@ -670,7 +670,7 @@ START_TEST(close_wakes_waiters) {
   o.acquire_timeout_ms = 20000;
   be_pool *p = new_pool(&o);
   be_conn *held;
-  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&held, p, NULL), BE_OK);
   acq_result r[3];
   pthread_t t[3];
   for (int i = 0; i < 3; i++) {
@@ -687,7 +687,7 @@ START_TEST(close_wakes_waiters) {
     be_error_free(r[i].err);
   }
   be_conn *c = NULL;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_E_POOL_CLOSED);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_E_POOL_CLOSED);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_E_POOL_CLOSED);
   be_pool_close(p); /* second close: no-op */
   ck_assert_int_eq(atomic_load(&mock_closes), 0);
@@ -704,7 +704,7 @@ START_TEST(free_with_connection_out_defers) {
   be_pool_options o = mock_opts(2, 2);
   be_pool *p = new_pool(&o);
   be_conn *held;
-  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&held, p, NULL), BE_OK);
   be_pool_free(p); /* the idle one closes now, the pool lives on */
   ck_assert_int_eq(atomic_load(&mock_closes), 1);
   ck_assert(log_has("still out"));
@@ -721,7 +721,7 @@ START_TEST(free_with_waiters_and_holder) {
   o.acquire_timeout_ms = 20000;
   be_pool *p = new_pool(&o);
   be_conn *held;
-  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&held, p, NULL), BE_OK);
   acq_result r[4];
   pthread_t t[4];
   for (int i = 0; i < 4; i++) {
@@ -749,25 +749,25 @@ START_TEST(dead_idle_connection_replaced) {
   o.clock = clk;
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(atomic_load(&mock_pings), 0); /* fresh: no ping */
   be_pool_release(p, c);
 
   be_clock_advance(clk, 400 * BE_NS_PER_MS); /* within the window */
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(atomic_load(&mock_pings), 0);
   be_pool_release(p, c);
 
   /* both idle connections die, then sit idle past the window */
   be_conn *a, *b;
-  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);
   native(a)->dead = 1;
   native(b)->dead = 1;
   be_pool_release(p, a);
   be_pool_release(p, b);
   be_clock_advance(clk, 600 * BE_NS_PER_MS);
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(native(c)->dead, 0); /* (the address may be reused: compare ids) */
   ck_assert_int_eq(native(c)->id, 3);
   be_pool_stats s = stats(p);
@@ -785,7 +785,7 @@ START_TEST(dead_idle_connection_replaced) {
   atomic_store(&mock_fail_open, 1);
   be_error *e = NULL;
   be_conn *d = NULL;
-  ck_assert_int_eq(be_pool_acquire(p, &d, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_int_eq(be_pool_acquire(&d, p, &e), BE_E_DB_UNREACHABLE);
   ck_assert_ptr_null(d);
   be_error_free(e);
   atomic_store(&mock_fail_open, 0);
@@ -802,7 +802,7 @@ START_TEST(broken_in_use_destroyed_on_release) {
   o.acquire_timeout_ms = 5000;
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   native(c)->dead = 1;
   ck_assert_int_eq(be_conn_exec(c, "SELECT 1", NULL), BE_E_CONN_LOST);
   ck_assert_int_eq(be_conn_is_broken(c), 1);
@@ -812,13 +812,13 @@ START_TEST(broken_in_use_destroyed_on_release) {
   ck_assert_uint_eq(s.broken, 1);
   ck_assert_int_eq(atomic_load(&mock_closes), 1);
   be_conn *d;
-  ck_assert_int_eq(be_pool_acquire(p, &d, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&d, p, NULL), BE_OK);
   ck_assert_int_eq(be_conn_is_broken(d), 0);
   be_pool_release(p, d);
 
   /* a waiter blocked on a full pool gets a fresh connection when the
    * holder's breaks */
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   acq_result r = {.pool = p};
   pthread_t t;
   pthread_create(&t, NULL, acquire_once, &r);
@@ -855,7 +855,7 @@ START_TEST(fault_driver_lost_connections_replaced) {
   be_clock_advance(clk, BE_NS_PER_SEC);
   be_conn *c;
   be_error *e = NULL;
-  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_OK);
   ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE IF NOT EXISTS t(x)", &e), BE_OK);
   be_pool_release(p, c);
   be_pool_stats s = stats(p);
@@ -866,7 +866,7 @@ START_TEST(fault_driver_lost_connections_replaced) {
   be_clock_advance(clk, BE_NS_PER_SEC);
   be_fault_reset_counts(f);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_PING, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_OK);
   ck_assert_int_eq(be_conn_exec(c, "INSERT INTO t VALUES (1)", &e), BE_OK);
   be_pool_release(p, c);
   ck_assert_uint_eq(stats(p).broken, 3);
@@ -876,7 +876,7 @@ START_TEST(fault_driver_lost_connections_replaced) {
   be_clock_advance(clk, BE_NS_PER_SEC);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_PING, BE_FAULT_FROM, 1, BE_E_CONN_LOST), BE_OK);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_OPEN, BE_FAULT_FROM, 1, BE_E_DB_UNREACHABLE), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &c, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_E_DB_UNREACHABLE);
   be_error_free(e);
   e = NULL;
   be_fault_clear(f, BE_FAULT_OP_ALL);
@@ -903,7 +903,7 @@ START_TEST(release_rolls_back_open_transaction) {
   be_pool *p = new_pool(&o);
   be_conn *c;
   int line = __LINE__ + 1;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE t(x INTEGER)", NULL), BE_OK);
   ck_assert_int_eq(be_conn_begin(c, BE_TX_IMMEDIATE, NULL), BE_OK);
   ck_assert_int_eq(be_conn_exec(c, "INSERT INTO t VALUES (1)", NULL), BE_OK);
@@ -918,11 +918,11 @@ START_TEST(release_rolls_back_open_transaction) {
   ck_assert_int_eq(s.total, 1); /* kept: the rollback worked */
 
   be_conn *d;
-  ck_assert_int_eq(be_pool_acquire(p, &d, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&d, p, NULL), BE_OK);
   ck_assert_ptr_eq(d, c);
   ck_assert_int_eq(be_conn_in_transaction(d), 0);
   be_stmt *st;
-  ck_assert_int_eq(be_conn_prepare(d, &st, "SELECT count(*) FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, d, "SELECT count(*) FROM t", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_column_int64(st, 0), 0);
   be_stmt_finalize(st);
@@ -936,7 +936,7 @@ START_TEST(failed_rollback_destroys) {
   be_pool_options o = mock_opts(1, 1);
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(be_conn_begin(c, BE_TX_DEFERRED, NULL), BE_OK);
   native(c)->fail_rollback = 1;
   be_pool_release(p, c);
@@ -959,16 +959,16 @@ START_TEST(stats_exact_after_script) {
   o.acquire_timeout_ms = 0;
   be_pool *p = new_pool(&o);
   be_conn *a, *b, *c, *d = NULL;
-  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);    /* idle one */
-  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);    /* created */
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);    /* created */
-  ck_assert_int_eq(be_pool_acquire(p, &d, NULL), BE_E_POOL_DEADLOCK); /* same thread, full */
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);    /* idle one */
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);    /* created */
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);    /* created */
+  ck_assert_int_eq(be_pool_acquire(&d, p, NULL), BE_E_POOL_DEADLOCK); /* same thread, full */
   be_pool_release(p, b);
   native(c)->dead = 1;
   be_conn_ping(c, NULL);
   be_pool_release(p, c); /* broken: destroyed */
   be_clock_advance(clk, 2 * BE_NS_PER_SEC);
-  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK); /* pinged: idle 2 s */
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK); /* pinged: idle 2 s */
 
   be_pool_stats s = stats(p);
   ck_assert_uint_eq(s.version, BE_POOL_STATS_VERSION);
@@ -1017,7 +1017,7 @@ static void on_usage(be_pool *p, int32_t in_use, int32_t max, int32_t waiting, v
   cb_log *l = ud;
   (void)waiting;
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_OK); /* allowed: called unlocked */
+  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_OK); /* allowed: called unlocked */
   l->usage_calls++;
   l->usage_in_use = in_use;
   l->usage_max = max;
@@ -1040,21 +1040,21 @@ START_TEST(usage_alert_fires_once_per_crossing) {
   o.usage_alert_user_data = &l;
   be_pool *p = new_pool(&o);
   be_conn *c[10];
-  for (int i = 0; i < 7; i++) ck_assert_int_eq(be_pool_acquire(p, &c[i], NULL), BE_OK);
+  for (int i = 0; i < 7; i++) ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
   ck_assert_int_eq(l.usage_calls, 0);
-  ck_assert_int_eq(be_pool_acquire(p, &c[7], NULL), BE_OK); /* 8 of 10 = 80 % */
+  ck_assert_int_eq(be_pool_acquire(&c[7], p, NULL), BE_OK); /* 8 of 10 = 80 % */
   ck_assert_int_eq(l.usage_calls, 1);
   ck_assert_int_eq(l.usage_in_use, 8);
   ck_assert_int_eq(l.usage_max, 10);
   ck_assert(log_has("pool usage high pool=testpool in_use=8 max=10"));
-  ck_assert_int_eq(be_pool_acquire(p, &c[8], NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c[8], p, NULL), BE_OK);
   ck_assert_int_eq(l.usage_calls, 1); /* still above: no repeat */
   be_pool_release(p, c[8]);
-  ck_assert_int_eq(be_pool_acquire(p, &c[8], NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c[8], p, NULL), BE_OK);
   ck_assert_int_eq(l.usage_calls, 1); /* never dropped below */
   be_pool_release(p, c[8]);
   be_pool_release(p, c[7]); /* 7 in use: re-armed */
-  ck_assert_int_eq(be_pool_acquire(p, &c[7], NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c[7], p, NULL), BE_OK);
   ck_assert_int_eq(l.usage_calls, 2);
   for (int i = 0; i < 8; i++) be_pool_release(p, c[i]);
   be_pool_free(p);
@@ -1074,7 +1074,7 @@ START_TEST(leak_report_names_acquire_site) {
   be_pool *p = new_pool(&o);
   be_conn *c, *d;
   int line = __LINE__ + 1;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   be_clock_advance(clk, 500 * BE_NS_PER_MS);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(l.leak_calls, 0);
@@ -1090,7 +1090,7 @@ START_TEST(leak_report_names_acquire_site) {
   ck_assert_uint_eq(stats(p).leaks, 1);
 
   /* the plain function (as from FFI) has no site */
-  ck_assert_int_eq((be_pool_acquire)(p, &d, NULL), BE_OK);
+  ck_assert_int_eq((be_pool_acquire)(&d, p, NULL), BE_OK);
   be_clock_advance(clk, 1500 * BE_NS_PER_MS);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(l.leak_calls, 2);
@@ -1115,7 +1115,7 @@ START_TEST(background_thread_runs_timers) {
   o.leak_user_data = &l;
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   for (int i = 0; i < 2000 && stats(p).leaks == 0; i++) usleep(1000);
   ck_assert_uint_eq(stats(p).leaks, 1);
   be_pool_release(p, c);
@@ -1136,7 +1136,7 @@ START_TEST(lifetime_and_idle_reaping) {
   o.idle_timeout_ms = 5000;
   be_pool *p = new_pool(&o);
   be_conn *c[3];
-  for (int i = 0; i < 3; i++) ck_assert_int_eq(be_pool_acquire(p, &c[i], NULL), BE_OK);
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
   for (int i = 0; i < 3; i++) be_pool_release(p, c[i]);
   ck_assert_int_eq(stats(p).total, 3);
 
@@ -1151,7 +1151,7 @@ START_TEST(lifetime_and_idle_reaping) {
 
   /* the survivor is the most recently used one; it expires at 10 s */
   be_conn *x;
-  ck_assert_int_eq(be_pool_acquire(p, &x, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&x, p, NULL), BE_OK);
   ck_assert_ptr_eq(x, c[2]);
   be_pool_release(p, x);
   be_clock_advance(clk, 5 * BE_NS_PER_SEC); /* t = 11 s */
@@ -1162,7 +1162,7 @@ START_TEST(lifetime_and_idle_reaping) {
   ck_assert_uint_eq(s.creates, 4);
 
   /* a connection that expires while in use is closed on release */
-  ck_assert_int_eq(be_pool_acquire(p, &x, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&x, p, NULL), BE_OK);
   be_clock_advance(clk, 11 * BE_NS_PER_SEC);
   be_pool_release(p, x);
   s = stats(p);
@@ -1173,7 +1173,7 @@ START_TEST(lifetime_and_idle_reaping) {
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(stats(p).total, 1);
   be_clock_advance(clk, 11 * BE_NS_PER_SEC);
-  ck_assert_int_eq(be_pool_acquire(p, &x, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&x, p, NULL), BE_OK);
   ck_assert_uint_eq(stats(p).expired, 3);
   ck_assert_int_eq(native(x)->id, 6);
   be_pool_release(p, x);
@@ -1217,7 +1217,7 @@ START_TEST(fake_clock_deadline_times_out_waiter) {
   o.acquire_timeout_ms = 30000;
   be_pool *p = new_pool(&o);
   be_conn *held;
-  ck_assert_int_eq(be_pool_acquire(p, &held, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&held, p, NULL), BE_OK);
   acq_result r = {.pool = p};
   pthread_t t;
   pthread_create(&t, NULL, acquire_once, &r);
@@ -1248,7 +1248,7 @@ START_TEST(release_misuse_is_ignored) {
   be_pool *p1 = new_pool(&o);
   be_pool *p2 = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p1, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p1, NULL), BE_OK);
   be_pool_release(p2, c); /* wrong pool */
   ck_assert(log_has("does not belong"));
   ck_assert_int_eq(stats(p1).in_use, 1);
@@ -1286,9 +1286,9 @@ static int insert_row(be_conn *c, void *ud, be_error **err) {
 
 static int64_t count_rows(be_pool *p) {
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   be_stmt *st;
-  ck_assert_int_eq(be_conn_prepare(c, &st, "SELECT count(*) FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT count(*) FROM t", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
   int64_t n = be_stmt_column_int64(st, 0);
   be_stmt_finalize(st);
@@ -1311,7 +1311,7 @@ START_TEST(pool_tx_run_commits_and_rolls_back) {
   o.acquire_timeout_ms = 2000;
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE t(x INTEGER)", NULL), BE_OK);
   be_pool_release(p, c);
 
@@ -1354,8 +1354,8 @@ START_TEST(pool_tx_run_commits_and_rolls_back) {
 
   /* holding the only free capacity and asking again: fails fast */
   be_conn *a, *b;
-  ck_assert_int_eq(be_pool_acquire(p, &a, NULL), BE_OK);
-  ck_assert_int_eq(be_pool_acquire(p, &b, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);
   ck_assert_int_eq(be_pool_tx_run(p, BE_TX_IMMEDIATE, insert_row, &t, &e), BE_E_POOL_DEADLOCK);
   be_error_free(e);
   be_pool_release(p, a);
@@ -1379,7 +1379,7 @@ START_TEST(handoff_keeps_usage_alert_quiet) {
   o.usage_alert_user_data = &l;
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(l.usage_calls, 1);
   acq_result r = {.pool = p};
   pthread_t t;
@@ -1424,7 +1424,7 @@ static be_pool_options sqlite_opts(const char *dsn, int32_t min, int32_t max) {
 /* One run of a statement; returns its result code. */
 static int run_once(be_conn *c, const char *sql, int64_t bound) {
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(c, &st, sql, NULL);
+  int rc = be_conn_prepare(&st, c, sql, NULL);
   ck_assert_int_eq(rc, BE_OK);
   if (strchr(sql, '?')) ck_assert_int_eq(be_stmt_bind_int64(st, 1, bound, NULL), BE_OK);
   while ((rc = be_stmt_step(st, NULL)) == BE_ROW) {
@@ -1445,7 +1445,7 @@ static void *query_thread(void *arg) {
   qt_arg *a = arg;
   for (int i = 0; i < QT_ITERS; i++) {
     be_conn *c = NULL;
-    if (be_pool_acquire(a->pool, &c, NULL) != BE_OK) return (void *)1;
+    if (be_pool_acquire(&c, a->pool, NULL) != BE_OK) return (void *)1;
     if (run_once(c, "SELECT x FROM t WHERE x = ?", i % 20 + 1) == BE_OK) a->ok_rows += i % 20 < 10;
     if (i % 10 == 0 && run_once(c, "SELECT json('not json')", 0) < 0) a->errors++;
     be_pool_release(a->pool, c);
@@ -1520,7 +1520,7 @@ START_TEST(pool_slowlog_uses_pool_clock) {
   ck_assert_ptr_nonnull(log);
 
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   add_slow_fn(c, clk);
   ck_assert_int_eq(run_once(c, "SELECT slow(100)", 0), BE_OK); /* at the threshold: not slow */
   ck_assert_uint_eq(be_slowlog_count(log), 0);
@@ -1557,7 +1557,7 @@ START_TEST(pool_slowlog_uses_pool_clock) {
   ck_assert_ptr_eq(be_pool_slowlog(p2), mine);
   be_pool *pools[2] = {p1, p2};
   for (int i = 0; i < 2; i++) {
-    ck_assert_int_eq(be_pool_acquire(pools[i], &c, NULL), BE_OK);
+    ck_assert_int_eq(be_pool_acquire(&c, pools[i], NULL), BE_OK);
     add_slow_fn(c, clk);
     ck_assert_int_eq(run_once(c, "SELECT slow(20)", 0), BE_OK);
     be_pool_release(pools[i], c);
@@ -1588,7 +1588,7 @@ START_TEST(closed_connections_leave_no_observer_behind) {
   be_query_stats *mine = NULL;
   ck_assert_int_eq(be_query_stats_new(&mine, NULL), BE_OK);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(be_query_stats_attach(mine, c, NULL), BE_OK);
   be_scope *sc = NULL;
   ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
@@ -1605,7 +1605,7 @@ START_TEST(closed_connections_leave_no_observer_behind) {
   ck_assert_uint_eq(stats(p).idle_closed, 1);
 
   /* a new connection (often at the same address) starts clean */
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(run_once(c, "SELECT x FROM t WHERE x = ?", 2), BE_OK);
   ck_assert_uint_eq(be_query_stats_queries(mine), 1);
   ck_assert_int_eq(be_scope_query_count(sc), 1);
@@ -1636,7 +1636,7 @@ START_TEST(scope_on_pooled_connection_counts) {
   be_pool_options o = sqlite_opts(dsn, 1, 1);
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   be_scope_opts so = BE_SCOPE_OPTS_INIT;
   so.repeat_threshold = 5;
   be_scope *sc = NULL;
@@ -1651,7 +1651,7 @@ START_TEST(scope_on_pooled_connection_counts) {
   ck_assert_uint_eq(be_query_stats_queries(be_pool_query_stats(p)), 9); /* both observers ran */
   be_scope_end(sc);
   be_pool_release(p, c);
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(run_once(c, "SELECT 1", 0), BE_OK);
   ck_assert_int_eq(be_scope_query_count(sc), 9); /* ended */
   ck_assert_uint_eq(be_query_stats_queries(be_pool_query_stats(p)), 10);
@@ -1675,9 +1675,9 @@ START_TEST(release_resets_pending_statements) {
   be_pool_options o = sqlite_opts(dsn, 1, 1);
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   be_stmt *leaked = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &leaked, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&leaked, c, "SELECT x FROM t", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(leaked, NULL), BE_ROW); /* read transaction open */
   be_pool_release(p, c);
   ck_assert(log_has("statements not finalized; reset"));
@@ -1688,10 +1688,10 @@ START_TEST(release_resets_pending_statements) {
   be_conn_close(w);
 
   be_conn *c2;
-  ck_assert_int_eq(be_pool_acquire(p, &c2, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c2, p, NULL), BE_OK);
   ck_assert_ptr_eq(c2, c);
   be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(c2, &st, "SELECT count(*) FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, c2, "SELECT count(*) FROM t", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_column_int64(st, 0), 11); /* not the stale 10 */
   be_stmt_finalize(st);
@@ -1713,7 +1713,7 @@ START_TEST(release_detaches_scope_left_attached) {
   be_pool_options o = sqlite_opts(dsn, 1, 1);
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   int32_t base = be__conn_observer_count(c);
   be_scope *sc = NULL;
   ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
@@ -1723,7 +1723,7 @@ START_TEST(release_detaches_scope_left_attached) {
   ck_assert(log_has("observers attached"));
   ck_assert_int_eq(be__conn_observer_count(c), base);
 
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(run_once(c, "SELECT 2", 0), BE_OK);
   ck_assert_int_eq(be_scope_query_count(sc), 1); /* the next holder's query is not counted */
   ck_assert_uint_eq(be_query_stats_queries(be_pool_query_stats(p)), 2); /* the pool's stay */
@@ -1745,7 +1745,7 @@ typedef struct long_wait {
 
 static void *long_wait_worker(void *arg) {
   long_wait *w = arg;
-  w->rc = be_pool_acquire(w->pool, &w->got, NULL);
+  w->rc = be_pool_acquire(&w->got, w->pool, NULL);
   return NULL;
 }
 
@@ -1754,7 +1754,7 @@ START_TEST(huge_acquire_timeout_waits) {
   o.acquire_timeout_ms = INT64_MAX;
   be_pool *p = new_pool(&o);
   be_conn *c;
-  ck_assert_int_eq(be_pool_acquire(p, &c, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   long_wait w = {p, NULL, 1};
   pthread_t t;
   pthread_create(&t, NULL, long_wait_worker, &w);
@@ -1785,15 +1785,15 @@ static int alloc_body(void *arg) {
     return rc;
   }
   be_conn *a = NULL, *b = NULL, *c = NULL;
-  rc = be_pool_acquire(p, &a, NULL);
-  if (rc == BE_OK) rc = be_pool_acquire(p, &b, NULL);
-  if (rc == BE_OK) rc = be_pool_acquire(p, &c, &e); /* opens a third */
+  rc = be_pool_acquire(&a, p, NULL);
+  if (rc == BE_OK) rc = be_pool_acquire(&b, p, NULL);
+  if (rc == BE_OK) rc = be_pool_acquire(&c, p, &e); /* opens a third */
   if (rc != BE_OK) {
     ck_assert_int_eq(rc, BE_E_NOMEM);
     be_error_free(e);
   }
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(p, &s, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_OK);
   be_pool_release(p, a);
   be_pool_release(p, b);
   be_pool_release(p, c);

@@ -47,7 +47,7 @@ static void capture(int32_t level, const char *message, const be_log_field *f, s
 
 static void run_select(be_conn *c, const char *sql, int64_t bound) {
   be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &st, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, c, sql, NULL), BE_OK);
   if (strchr(sql, '?')) ck_assert_int_eq(be_stmt_bind_int64(st, 1, bound, NULL), BE_OK);
   while (be_stmt_step(st, NULL) == BE_ROW) {}
   be_stmt_finalize(st);

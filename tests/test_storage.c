@@ -48,7 +48,7 @@ static int64_t count_rows(be_conn *c, const char *table) {
   char sql[128];
   snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   int64_t n = be_stmt_column_int64(s, 0);
   be_stmt_finalize(s);
@@ -59,7 +59,7 @@ START_TEST(types_round_trip) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(i INTEGER, d REAL, s TEXT, b BLOB, n)");
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO t VALUES (?, ?, ?, ?, ?)", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO t VALUES (?, ?, ?, ?, ?)", NULL), BE_OK);
   const char blob[] = {'a', 0, 'b', 0, 0, (char)0xff};
   const char *text = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80";
   ck_assert_int_eq(be_stmt_bind_int64(s, 1, INT64_MIN, NULL), BE_OK);
@@ -79,7 +79,7 @@ START_TEST(types_round_trip) {
   ck_assert_int_eq(be_conn_last_insert_id(c), 2);
   be_stmt_finalize(s);
 
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT i, d, s, b, n FROM t ORDER BY rowid", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT i, d, s, b, n FROM t ORDER BY rowid", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_column_count(s), 5);
   ck_assert_str_eq(be_stmt_column_name(s, 2), "s");
   ck_assert_ptr_null(be_stmt_column_name(s, 5));
@@ -125,19 +125,19 @@ START_TEST(cached_statement_follows_schema_change) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(a); INSERT INTO t VALUES (1)");
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT * FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_column_int64(s, 1), 0);
   be_stmt_finalize(s);
   exec_ok(c, "ALTER TABLE t ADD COLUMN b DEFAULT 7");
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT * FROM t", NULL), BE_OK); /* cache hit */
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK); /* cache hit */
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_column_count(s), 2);
   ck_assert_int_eq(be_stmt_column_int64(s, 1), 7);
   ck_assert_str_eq(be_stmt_column_name(s, 1), "b");
   be_stmt_finalize(s);
   int64_t hits = 0;
-  be_conn_stmt_cache_stats(c, &hits, NULL, NULL);
+  be_conn_stmt_cache_stats(&hits, NULL, NULL, c);
   ck_assert_int_eq(hits, 1);
   be_conn_close(c);
 }
@@ -146,7 +146,7 @@ END_TEST
 START_TEST(text_must_be_utf8) {
   be_conn *c = open_mem();
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT ?", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?", NULL), BE_OK);
   const char *bad[] = {"\xff", "\xc0\xaf", "ok\xe2\x82", "\xed\xa0\x80"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     be_error *e = NULL;
@@ -177,7 +177,7 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
   const char *sql = "SELECT ? + 1";
   for (int i = 0; i < 10; i++) {
     be_stmt *s = NULL;
-    ck_assert_int_eq(be_conn_prepare(c, &s, sql, NULL), BE_OK);
+    ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
     if (i < 9) ck_assert_int_eq(be_stmt_bind_int64(s, 1, i, NULL), BE_OK);
     ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
     /* bindings do not leak from one use to the next: unbound is NULL */
@@ -187,15 +187,15 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
   }
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
   int64_t hits, misses, size;
-  ck_assert_int_eq(be_conn_stmt_cache_stats(c, &hits, &misses, &size), BE_OK);
+  ck_assert_int_eq(be_conn_stmt_cache_stats(&hits, &misses, &size, c), BE_OK);
   ck_assert_int_eq(hits, 9);
   ck_assert_int_eq(misses, 1);
   ck_assert_int_eq(size, 1);
 
   /* the same SQL held twice: the second is a fresh, uncached statement */
   be_stmt *a = NULL, *b = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &a, sql, NULL), BE_OK);
-  ck_assert_int_eq(be_conn_prepare(c, &b, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&a, c, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&b, c, sql, NULL), BE_OK);
   ck_assert_ptr_ne(a, b);
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 2);
   ck_assert_int_eq(be__conn_open_stmts(c), 2);
@@ -218,24 +218,24 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
   const char *q[] = {"SELECT 1", "SELECT 2", "SELECT 3"};
   for (int i = 0; i < 3; i++) {
     be_stmt *s = NULL;
-    ck_assert_int_eq(be_conn_prepare(c, &s, q[i], NULL), BE_OK);
+    ck_assert_int_eq(be_conn_prepare(&s, c, q[i], NULL), BE_OK);
     be_stmt_finalize(s);
   }
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 3);
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1); /* "SELECT 1" evicted */
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, q[1], NULL), BE_OK); /* still cached */
+  ck_assert_int_eq(be_conn_prepare(&s, c, q[1], NULL), BE_OK); /* still cached */
   be_stmt_finalize(s);
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 3);
-  ck_assert_int_eq(be_conn_prepare(c, &s, q[0], NULL), BE_OK); /* was evicted */
+  ck_assert_int_eq(be_conn_prepare(&s, c, q[0], NULL), BE_OK); /* was evicted */
   be_stmt_finalize(s);
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 4);
 
   /* held statements are never evicted: all slots held -> uncached */
   be_stmt *h1 = NULL, *h2 = NULL, *h3 = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &h1, "SELECT 10", NULL), BE_OK);
-  ck_assert_int_eq(be_conn_prepare(c, &h2, "SELECT 11", NULL), BE_OK);
-  ck_assert_int_eq(be_conn_prepare(c, &h3, "SELECT 12", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&h1, c, "SELECT 10", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&h2, c, "SELECT 11", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&h3, c, "SELECT 12", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(h1, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_column_int64(h1, 0), 10);
   be_stmt_finalize(h3);
@@ -246,7 +246,7 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
   ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 0, NULL), BE_OK);
   be_fault_reset_counts(f);
   for (int i = 0; i < 3; i++) {
-    ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT 1", NULL), BE_OK);
+    ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT 1", NULL), BE_OK);
     be_stmt_finalize(s);
   }
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 3);
@@ -286,7 +286,7 @@ START_TEST(constraint_errors_are_typed) {
 
   /* the same through a prepared statement's step */
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO p(email) VALUES (?)", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO p(email) VALUES (?)", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_text(s, 1, "a@x", (size_t)-1, NULL), BE_OK);
   be_error *e = NULL;
   ck_assert_int_eq(be_stmt_step(s, &e), BE_E_CONFLICT);
@@ -295,7 +295,7 @@ START_TEST(constraint_errors_are_typed) {
   be_error_free(e);
   be_stmt_finalize(s);
   /* the statement went back to the cache and works again */
-  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO p(email) VALUES (?)", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO p(email) VALUES (?)", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_text(s, 1, "new@x", (size_t)-1, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
   be_stmt_finalize(s);
@@ -308,23 +308,23 @@ START_TEST(syntax_and_misuse_errors) {
   be_conn *c = open_mem();
   be_stmt *s = NULL;
   be_error *e = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELEKT 1", &e), BE_E_STORAGE);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELEKT 1", &e), BE_E_STORAGE);
   ck_assert_ptr_null(s);
   ck_assert_ptr_nonnull(strstr(be_error_message(be_error_cause(e)), "syntax error"));
   ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_ERROR);
   be_error_free(e);
-  ck_assert_int_eq(be_conn_prepare(c, &s, "   ", NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT 1; SELECT 2", NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT 1; -- done\n /* c */ ;", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "   ", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT 1; SELECT 2", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT 1; -- done\n /* c */ ;", NULL), BE_OK);
   be_stmt_finalize(s);
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT ?", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_int64(s, 2, 1, &e), BE_E_MISUSE);
   be_error_free(e);
   ck_assert_int_eq(be_stmt_bind_int64(s, 0, 1, NULL), BE_E_MISUSE);
   be_stmt_finalize(s);
-  ck_assert_int_eq(be_conn_prepare(NULL, &s, "SELECT 1", NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_conn_prepare(c, NULL, "SELECT 1", NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_conn_prepare(c, &s, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare(&s, NULL, "SELECT 1", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare(NULL, c, "SELECT 1", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare(&s, c, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_stmt_step(NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_stmt_bind_null(NULL, 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_conn_exec(c, NULL, NULL), BE_E_MISUSE);
@@ -379,7 +379,7 @@ END_TEST
 
 static void pragma_str(be_conn *c, const char *sql, const char *want) {
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_str_eq(be_stmt_column_text(s, 0, NULL), want);
   be_stmt_finalize(s);
@@ -408,14 +408,14 @@ START_TEST(driver_options_and_defaults) {
   /* RETURNING and json_each work */
   exec_ok(c, "CREATE TABLE u(id INTEGER PRIMARY KEY, name TEXT)");
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO u(name) VALUES (?) RETURNING id", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO u(name) VALUES (?) RETURNING id", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_text(s, 1, "x", 1, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_column_int64(s, 0), 1);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
   be_stmt_finalize(s);
   ck_assert_int_eq(
-      be_conn_prepare(c, &s, "SELECT COUNT(*) FROM json_each(?) WHERE value IN (1, 3)", NULL), BE_OK);
+      be_conn_prepare(&s, c, "SELECT COUNT(*) FROM json_each(?) WHERE value IN (1, 3)", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_text(s, 1, "[1,2,3]", (size_t)-1, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_column_int64(s, 0), 2);
@@ -524,7 +524,7 @@ START_TEST(close_rolls_back_open_transaction) {
   ck_assert_int_eq(be_conn_begin(a, BE_TX_DEFERRED, NULL), BE_OK);
   exec_ok(a, "INSERT INTO t VALUES (1)");
   be_stmt *s = NULL; /* a cached statement too */
-  ck_assert_int_eq(be_conn_prepare(a, &s, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, a, "SELECT x FROM t", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   be_stmt_finalize(s);
   be_conn_close(a);
@@ -608,7 +608,7 @@ START_TEST(observer_sees_each_run_once) {
   ck_assert_int_eq(be__conn_observer_count(c), 1);
 
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT x FROM t", NULL), BE_OK);
   ck_assert_str_eq(be__stmt_sql(s), "SELECT x FROM t");
   while (be_stmt_step(s, NULL) == BE_ROW) {
   }
@@ -621,14 +621,14 @@ START_TEST(observer_sees_each_run_once) {
   ck_assert_int_eq(l.calls, 1);
 
   /* stopped early: finalize reports it */
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT x FROM t", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_int_eq(l.calls, 1);
   be_stmt_finalize(s);
   ck_assert_int_eq(l.calls, 2);
   ck_assert_int_eq(l.rows, 1);
   /* and reset does too */
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT x FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT x FROM t", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
@@ -638,7 +638,7 @@ START_TEST(observer_sees_each_run_once) {
   ck_assert_int_eq(l.calls, 3);
 
   /* errors are reported with their code */
-  ck_assert_int_eq(be_conn_prepare(c, &s, "INSERT INTO t VALUES (abs(-9223372036854775807 - 1))",
+  ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO t VALUES (abs(-9223372036854775807 - 1))",
                                    NULL), BE_OK);
   ck_assert_int_lt(be_stmt_step(s, NULL), 0);
   ck_assert_int_eq(l.calls, 4);
@@ -730,7 +730,7 @@ static int alloc_body(void *arg) {
   rc = be_conn_exec(c, "CREATE TABLE t(x TEXT UNIQUE)", &e);
   for (int i = 0; rc == BE_OK && i < 2; i++) {
     be_stmt *s = NULL;
-    rc = be_conn_prepare(c, &s, "INSERT INTO t VALUES (?)", &e);
+    rc = be_conn_prepare(&s, c, "INSERT INTO t VALUES (?)", &e);
     if (rc) break;
     rc = be_stmt_bind_text(s, 1, "same", 4, &e);
     if (rc == BE_OK) rc = be_stmt_step(s, &e);

@@ -32,7 +32,7 @@ static be_conn *open_conn(const be_driver *d) {
 
 static int64_t count_rows(be_conn *c) {
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT COUNT(*) FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT COUNT(*) FROM t", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   int64_t n = be_stmt_column_int64(s, 0);
   be_stmt_finalize(s);
@@ -41,7 +41,7 @@ static int64_t count_rows(be_conn *c) {
 
 static int has_row(be_conn *c, int64_t x) {
   be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(c, &s, "SELECT 1 FROM t WHERE x = ?", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT 1 FROM t WHERE x = ?", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_int64(s, 1, x, NULL), BE_OK);
   int rc = be_stmt_step(s, NULL);
   be_stmt_finalize(s);
@@ -50,7 +50,7 @@ static int has_row(be_conn *c, int64_t x) {
 
 static int insert(be_conn *c, int64_t x, be_error **err) {
   be_stmt *s = NULL;
-  int rc = be_conn_prepare(c, &s, "INSERT INTO t VALUES (?)", err);
+  int rc = be_conn_prepare(&s, c, "INSERT INTO t VALUES (?)", err);
   if (rc) return rc;
   rc = be_stmt_bind_int64(s, 1, x, err);
   if (rc == BE_OK) rc = be_stmt_step(s, err);

@@ -157,8 +157,7 @@ BE_API const be_error *be_error_cause(const be_error *err);
  * Errors: BE_E_MISUSE (err or out_json NULL), BE_E_NOMEM.
  * Thread-safety: safe while no thread modifies err.
  */
-BE_API int be_error_to_json(const be_error *err, char **out_json,
-                            size_t *out_len);
+BE_API int be_error_to_json(char **out_json, size_t *out_len, const be_error *err);
 
 BE_END_DECLS
 

@@ -68,14 +68,14 @@ BE_API int be_migrator_add(be_migrator *m, int64_t version, const char *name, co
  * Thread-safety: the migrator may be shared by threads applying on
  * different connections; the connection as usual.
  */
-BE_API int be_migrator_apply(be_migrator *m, be_conn *conn, int64_t *out_version, be_error **err);
+BE_API int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *conn, be_error **err);
 
 /**
  * The database's schema version: the highest version in
  * schema_migrations, 0 when the table is missing or empty.
  * Errors: BE_E_MISUSE (NULL), driver errors. Thread-safety: as conn.
  */
-BE_API int be_migrator_current_version(be_conn *conn, int64_t *out_version, be_error **err);
+BE_API int be_migrator_current_version(int64_t *out_version, be_conn *conn, be_error **err);
 
 /** The highest registered version (0 when none). Thread-safety: safe. */
 BE_API int64_t be_migrator_latest_version(const be_migrator *m);

@@ -208,7 +208,7 @@ BE_API int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **er
  * system call. An open is not bounded by acquire_timeout_ms: that is the
  * driver's connect timeout. Thread-safety: safe.
  */
-BE_API int be_pool_acquire_at(be_pool *pool, be_conn **out, const char *file, int32_t line,
+BE_API int be_pool_acquire_at(be_conn **out, be_pool *pool, const char *file, int32_t line,
                               be_error **err);
 
 /**
@@ -216,8 +216,8 @@ BE_API int be_pool_acquire_at(be_pool *pool, be_conn **out, const char *file, in
  * below instead, which records __FILE__:__LINE__; bindings call this
  * function (or the _at one) directly.
  */
-BE_API int be_pool_acquire(be_pool *pool, be_conn **out, be_error **err);
-#define be_pool_acquire(pool, out, err) be_pool_acquire_at((pool), (out), __FILE__, __LINE__, (err))
+BE_API int be_pool_acquire(be_conn **out, be_pool *pool, be_error **err);
+#define be_pool_acquire(out, pool, err) be_pool_acquire_at((out), (pool), __FILE__, __LINE__, (err))
 
 /**
  * Give a connection back. An open transaction is rolled back first (and
@@ -247,7 +247,7 @@ BE_API int be_pool_maintain(be_pool *pool, be_error **err);
  * Fill *out (whose version the caller set) with a consistent snapshot.
  * Errors: BE_E_MISUSE (NULL, unknown stats version). Thread-safety: safe.
  */
-BE_API int be_pool_get_stats(be_pool *pool, be_pool_stats *out, be_error **err);
+BE_API int be_pool_get_stats(be_pool_stats *out, be_pool *pool, be_error **err);
 
 /**
  * Close the pool: waiters wake with BE_E_POOL_CLOSED, later acquires fail

@@ -154,7 +154,7 @@ BE_API const be_driver *be_conn_driver(const be_conn *conn);
  * (syntax errors: BE_E_STORAGE with the driver's message as cause),
  * BE_E_NOMEM.
  */
-BE_API int be_conn_prepare(be_conn *conn, be_stmt **out, const char *sql, be_error **err);
+BE_API int be_conn_prepare(be_stmt **out, be_conn *conn, const char *sql, be_error **err);
 
 /** Give a statement back: reset and keep it in the cache, or finalize it
  * when the cache is full. NULL is a no-op. Every statement must be given
@@ -177,8 +177,8 @@ BE_API int be_conn_set_stmt_cache_size(be_conn *conn, int32_t max_entries, be_er
  * may be NULL. Errors: BE_E_MISUSE (conn NULL). Thread-safety: as the
  * connection.
  */
-BE_API int be_conn_stmt_cache_stats(const be_conn *conn, int64_t *out_hits, int64_t *out_misses,
-                                    int64_t *out_size);
+BE_API int be_conn_stmt_cache_stats(int64_t *out_hits, int64_t *out_misses, int64_t *out_size,
+                                    const be_conn *conn);
 
 /** @name Binding (index from 1; text and blob are copied) @{
  * Errors: BE_E_MISUSE (NULL stmt, index out of range per driver),

@@ -58,10 +58,10 @@ static void print_hist(const char *name, const be_histogram *h, double seconds, 
 static void exec1(be_app *app, const char *sql, char *out, size_t cap) {
   be_conn *c = NULL;
   be_error *e = NULL;
-  int rc = be_pool_acquire(be_app_pool(app), &c, &e);
+  int rc = be_pool_acquire(&c, be_app_pool(app), &e);
   if (rc != BE_OK) die("acquire", rc, e);
   be_stmt *st = NULL;
-  rc = be_conn_prepare(c, &st, sql, &e);
+  rc = be_conn_prepare(&st, c, sql, &e);
   if (rc != BE_OK) die(sql, rc, e);
   rc = be_stmt_step(st, &e);
   if (rc < 0) die(sql, rc, e);

@@ -44,7 +44,7 @@ static void *worker(void *arg) {
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
     for (int i = 0; i < 256; i++) {
       be_conn *c;
-      if (be_pool_acquire(r->pool, &c, NULL) != BE_OK) {
+      if (be_pool_acquire(&c, r->pool, NULL) != BE_OK) {
         fails++;
         continue;
       }
@@ -100,7 +100,7 @@ static int bench(const char *name, int threads, int32_t max_conns, double second
     if (r.pairs[i] > hi) hi = r.pairs[i];
   }
   be_pool_stats s = BE_POOL_STATS_INIT;
-  be_pool_get_stats(pool, &s, NULL);
+  be_pool_get_stats(&s, pool, NULL);
   printf("{\"bench\":\"%s\",\"threads\":%d,\"max_conns\":%d,\"seconds\":%.3f,\"pairs\":%llu,"
          "\"pairs_per_sec\":%.0f,\"cpu_seconds\":%.3f,\"pairs_per_cpu_sec\":%.0f,\"failures\":%llu,\"waits\":%llu,\"handoffs\":%llu,"
          "\"handoffs_per_sec\":%.0f,\"validations\":%llu,\"wait_p50_ns\":%lld,"

@@ -40,7 +40,7 @@ static double bench_prepare(be_conn *c, long n) {
   double t0 = now_s();
   for (long i = 0; i < n; i++) {
     be_stmt *s = NULL;
-    if (be_conn_prepare(c, &s, SQL_GET, NULL) != BE_OK) die("prepare", -1, NULL);
+    if (be_conn_prepare(&s, c, SQL_GET, NULL) != BE_OK) die("prepare", -1, NULL);
     be_stmt_finalize(s);
   }
   return (now_s() - t0) * 1e9 / (double)n;
@@ -62,7 +62,7 @@ static double bench_get_conn(be_conn *c, long n, int64_t rows, int in_tx) {
   int64_t acc = 0;
   for (long i = 0; i < n; i++) {
     be_stmt *s = NULL;
-    if (be_conn_prepare(c, &s, SQL_GET, NULL) != BE_OK) die("prepare", -1, NULL);
+    if (be_conn_prepare(&s, c, SQL_GET, NULL) != BE_OK) die("prepare", -1, NULL);
     be_stmt_bind_int64(s, 1, (int64_t)(next_rand() % (uint64_t)rows) + 1, NULL);
     if (be_stmt_step(s, NULL) != BE_ROW) die("step", -1, NULL);
     size_t l1, l2;
@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
     char name[32], email[48];
     snprintf(name, sizeof name, "user %lld", (long long)i);
     snprintf(email, sizeof email, "user%lld@example.com", (long long)i);
-    be_conn_prepare(c, &s, "INSERT INTO users VALUES (?, ?, ?)", NULL);
+    be_conn_prepare(&s, c, "INSERT INTO users VALUES (?, ?, ?)", NULL);
     be_stmt_bind_int64(s, 1, i, NULL);
     be_stmt_bind_text(s, 2, name, (size_t)-1, NULL);
     be_stmt_bind_text(s, 3, email, (size_t)-1, NULL);

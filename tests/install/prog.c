@@ -14,7 +14,7 @@ int main(void) {
   be_error *err = NULL;
   if (be_error_new(&err, BE_E_NOT_FOUND, "user 42 not found") != BE_OK) return 1;
   char *json = NULL;
-  int rc = be_error_to_json(err, &json, NULL);
+  int rc = be_error_to_json(&json, NULL, err);
   int ok = rc == BE_OK && be_error_http_status(err) == 404 && strstr(json, "\"status\":404");
   printf("libbackend %s: %s\n", be_version_string(), ok ? json : "FAILED");
   be_free(json);
