@@ -41,7 +41,21 @@ static inline uint64_t hash_of(const be_cache *c, const void *key, size_t n) {
     n -= 8;
   }
   uint64_t w = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* The same value as memcpy(&w, p, n), without a call for variable n. */
+  if (n >= 4) {
+    uint32_t lo, hi;
+    memcpy(&lo, p, 4);
+    memcpy(&hi, p + n - 4, 4);
+    w = (uint64_t)lo | ((uint64_t)hi >> (8 * (8 - n))) << 32;
+  } else if (n) {
+    w = p[0];
+    if (n > 1) w |= (uint64_t)p[1] << 8;
+    if (n > 2) w |= (uint64_t)p[2] << 16;
+  }
+#else
   if (n) memcpy(&w, p, n);
+#endif
   h = mix(h ^ w ^ UINT64_C(0xe7037ed1a0b428db), UINT64_C(0x8ebc6af09c88c6e3));
   return mix(h, UINT64_C(0x589965cc75374cc3));
 }
@@ -203,10 +217,35 @@ void be__cache_bury(be_cache *c, entry *grave) {
 
 /* ---- lookup ---- */
 
+/* memcmp(a, b, n) == 0, inline for keys up to 16 bytes: two (possibly
+ * overlapping) word loads per side instead of a call. */
+static inline int key_eq(const unsigned char *a, const unsigned char *b, size_t n) {
+  if (n >= 8) {
+    if (n > 16) return memcmp(a, b, n) == 0;
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, a, 8);
+    memcpy(&b0, b, 8);
+    memcpy(&a1, a + n - 8, 8);
+    memcpy(&b1, b + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  if (n >= 4) {
+    uint32_t a0, a1, b0, b1;
+    memcpy(&a0, a, 4);
+    memcpy(&b0, b, 4);
+    memcpy(&a1, a + n - 4, 4);
+    memcpy(&b1, b + n - 4, 4);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
+}
+
 static inline entry **find_link(be__cache_shard *s, uint64_t h, const void *key, size_t klen) {
   entry **link = &s->buckets[h & s->mask];
   for (entry *e = *link; e; link = &e->hnext, e = e->hnext)
-    if (e->klen == klen && memcmp(e->data, key, klen) == 0) return link;
+    if (e->klen == klen && key_eq(e->data, key, klen)) return link;
   return NULL;
 }
 
@@ -526,6 +565,47 @@ int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen
   return e ? BE_OK : BE_E_NOT_FOUND;
 }
 
+/* memcpy(d, s, n) for distinct buffers, inline up to 64 bytes with
+ * overlapping fixed-size moves (the usual small value), else a call. */
+static inline void copy_value(void *dst, const unsigned char *src, size_t n) {
+  unsigned char *d = dst;
+  if (n >= 16) {
+    if (n > 64) {
+      memcpy(d, src, n);
+    } else if (n > 32) {
+      unsigned char t0[16], t1[16], t2[16], t3[16];
+      memcpy(t0, src, 16);
+      memcpy(t1, src + 16, 16);
+      memcpy(t2, src + n - 32, 16);
+      memcpy(t3, src + n - 16, 16);
+      memcpy(d, t0, 16);
+      memcpy(d + 16, t1, 16);
+      memcpy(d + n - 32, t2, 16);
+      memcpy(d + n - 16, t3, 16);
+    } else {
+      unsigned char t0[16], t1[16];
+      memcpy(t0, src, 16);
+      memcpy(t1, src + n - 16, 16);
+      memcpy(d, t0, 16);
+      memcpy(d + n - 16, t1, 16);
+    }
+  } else if (n >= 8) {
+    uint64_t a, b;
+    memcpy(&a, src, 8);
+    memcpy(&b, src + n - 8, 8);
+    memcpy(d, &a, 8);
+    memcpy(d + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    memcpy(&a, src, 4);
+    memcpy(&b, src + n - 4, 4);
+    memcpy(d, &a, 4);
+    memcpy(d + n - 4, &b, 4);
+  } else {
+    for (size_t i = 0; i < n; i++) d[i] = src[i];
+  }
+}
+
 int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const void *key,
                       size_t klen) {
   if (out_len == NULL || c == NULL || (buf == NULL && cap) || (key == NULL && klen))
@@ -541,7 +621,7 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
     s->hits++;
     *out_len = e->vlen;
     if (e->vlen <= cap) {
-      if (e->vlen) memcpy(buf, eval(e), e->vlen);
+      copy_value(buf, eval(e), e->vlen);
       rc = BE_OK;
     } else {
       rc = BE_E_VALIDATION;

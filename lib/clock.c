@@ -8,15 +8,10 @@
 #include "alloc.h"
 #include "clock.h"
 
-enum { CLOCK_KIND_SYSTEM, CLOCK_KIND_FAKE, CLOCK_KIND_CUSTOM };
-
-struct be_clock {
-  int kind;
-  _Atomic int64_t mono_ns; /* fake clock state */
-  _Atomic int64_t wall_ns;
-  be_clock_fn mono_fn; /* custom clock functions */
-  be_clock_fn wall_fn;
-  void *user_data;
+enum {
+  CLOCK_KIND_SYSTEM = BE__CLOCK_KIND_SYSTEM,
+  CLOCK_KIND_FAKE = BE__CLOCK_KIND_FAKE,
+  CLOCK_KIND_CUSTOM = BE__CLOCK_KIND_CUSTOM
 };
 
 static be_clock system_clock = {CLOCK_KIND_SYSTEM, 0, 0, NULL, NULL, NULL};
@@ -87,11 +82,6 @@ int64_t be_clock_wall_ns(const be_clock *c) {
       return read_clock(CLOCK_REALTIME);
     default: return read_clock(CLOCK_REALTIME);
   }
-}
-
-int64_t be__clock_coarse_ns(const be_clock *c) {
-  if (be__clock_is_system(c)) return read_clock(CLOCK_MONOTONIC_COARSE);
-  return be_clock_now_ns(c);
 }
 
 void be__clock_deadline_after(struct timespec *ts, int64_t delta_ns) {
