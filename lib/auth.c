@@ -634,13 +634,8 @@ int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const c
   rc = load_user(a, user_id, NULL, &u, err);
   if (rc != BE_OK) return rc;
   if (!u.found) return be__error_set(err, BE_E_NOT_FOUND, "user %lld not found", (long long)user_id);
-  rc = be__pw_policy(a, password, len, "password", u.email, u.name, err);
-  if (rc != BE_OK) return rc;
-  rc = be__pw_slot_acquire(a, err);
-  if (rc != BE_OK) return rc;
   char hash[crypto_pwhash_STRBYTES];
-  rc = be__pw_hash(a, hash, password, len, err);
-  be__pw_slot_release(a);
+  rc = be__pw_new_hash(a, hash, password, len, "password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
   setpw_ctx s = {a, actor_id, user_id, "auth.password_set", hash, NULL, NULL, be__auth_now(a), 0};
   rc = be__auth_tx(a, setpw_tx, &s, err);
@@ -688,13 +683,8 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
     }
     return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_PASSWORD);
   }
-  rc = be__pw_policy(a, new_password, nlen, "new_password", u.email, u.name, err);
-  if (rc != BE_OK) return rc;
-  rc = be__pw_slot_acquire(a, err);
-  if (rc != BE_OK) return rc;
   char hash[crypto_pwhash_STRBYTES];
-  rc = be__pw_hash(a, hash, new_password, nlen, err);
-  be__pw_slot_release(a);
+  rc = be__pw_new_hash(a, hash, new_password, nlen, "new_password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
   setpw_ctx s = {a,    user_id, user_id, "auth.password_change", hash, u.hash,
                  current_token ? keep : NULL, now, 0};

@@ -211,6 +211,17 @@ int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw
   return BE_OK;
 }
 
+int be__pw_new_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
+                    const char *field, const char *email, const char *name, be_error **err) {
+  int rc = be__pw_policy(auth, pw, len, field, email, name, err);
+  if (rc != BE_OK) return rc;
+  rc = be__pw_slot_acquire(auth, err);
+  if (rc != BE_OK) return rc;
+  rc = be__pw_hash(auth, out, pw, len, err);
+  be__pw_slot_release(auth);
+  return rc;
+}
+
 static int stored_usable(const char *stored) {
   return stored != NULL && strnlen(stored, crypto_pwhash_STRBYTES) < crypto_pwhash_STRBYTES &&
          strncmp(stored, crypto_pwhash_argon2id_STRPREFIX,

@@ -27,6 +27,12 @@ void be__pw_slot_release(be__auth *auth);
 int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
                 be_error **err);
 
+/* A new password for an account: the policy (field, email and name as for
+ * be__pw_policy), then a hash slot, then the hash into out. The one path
+ * every set/change/reset of a password takes. */
+int be__pw_new_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
+                    const char *field, const char *email, const char *name, be_error **err);
+
 /* 1 when pw matches the stored hash (which may be NULL or malformed: then
  * the dummy hash is verified instead, so the work is the same, and the
  * answer is 0). A slot must be held. */

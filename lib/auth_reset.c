@@ -238,13 +238,8 @@ int be_auth_reset_password(be_app *app, const char *token, const char *new_passw
   rc = lookup_reset(a, h, be__auth_now(a), &user_id, email, sizeof email, name, sizeof name, err);
   if (rc != BE_OK) return rc;
   if (user_id == 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
-  rc = be__pw_policy(a, new_password, len, "new_password", email, name, err);
-  if (rc != BE_OK) return rc;
-  rc = be__pw_slot_acquire(a, err);
-  if (rc != BE_OK) return rc;
   char hash[crypto_pwhash_STRBYTES];
-  rc = be__pw_hash(a, hash, new_password, len, err);
-  be__pw_slot_release(a);
+  rc = be__pw_new_hash(a, hash, new_password, len, "new_password", email, name, err);
   if (rc != BE_OK) return rc;
   /* Expiry is judged again at write time: hashing took a while. */
   reset_ctx r = {a, h, user_id, be__auth_now(a), hash, 0};
