@@ -76,13 +76,9 @@ static int find_active_user(be__auth *a, const char *key, int64_t *id, char *ema
   if (rc == BE_OK) {
     rc = be_stmt_step(st, err);
     if (rc == BE_ROW) {
-      size_t n = 0;
-      const char *e = be_stmt_column_text(st, 1, &n);
-      if (e != NULL && n <= BE__EMAIL_MAX) {
-        *id = be_stmt_column_int64(st, 0);
-        memcpy(email, e, n);
-        email[n] = '\0';
-      }
+      int fits = 0; /* email holds BE__EMAIL_MAX + 1 bytes */
+      be__sql_copy_text(st, 1, email, BE__EMAIL_MAX + 1, &fits);
+      if (fits) *id = be_stmt_column_int64(st, 0);
       rc = BE_OK;
     } else if (rc == BE_DONE) {
       rc = BE_OK;
