@@ -8,17 +8,25 @@
 
 #include <sodium.h>
 
-/* An app on a private in-memory database with a fake clock (owned by the
- * caller when out_clock is given, else leaked into *clock_keep). */
+/* App options for tests: the given database and the cheapest argon2id
+ * parameters libsodium allows (test mode), so hashing costs microseconds. */
+static inline void svc_fast_options(be_app_options *o, const char *database) {
+  be_app_options init = BE_APP_OPTIONS_INIT;
+  *o = init;
+  o->database = database;
+  o->insecure_test_hashing = 1;
+  o->pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
+  o->pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
+}
+
+/* An app on a private in-memory database, on the given driver (NULL:
+ * SQLite) and clock (NULL: the system clock; borrowed). */
 static inline be_app *svc_app_ex(const be_driver *driver, be_clock *clock, int32_t pool_max) {
-  be_app_options o = BE_APP_OPTIONS_INIT;
-  o.database = ":memory:";
+  be_app_options o;
+  svc_fast_options(&o, ":memory:");
   o.driver = driver;
   o.clock = clock;
   o.pool_max = pool_max;
-  o.insecure_test_hashing = 1;
-  o.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
-  o.pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
   be_app *app = NULL;
   be_error *e = NULL;
   int rc = be_app_new(&app, &o, &e);

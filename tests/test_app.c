@@ -91,12 +91,9 @@ START_TEST(file_database_migrates_once_with_host_migrations) {
                                    "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER"
                                    " NOT NULL REFERENCES users(id), title TEXT NOT NULL)", NULL),
                    BE_OK);
-  be_app_options o = BE_APP_OPTIONS_INIT;
-  o.database = path;
+  be_app_options o;
+  svc_fast_options(&o, path);
   o.host_migrations = m;
-  o.insecure_test_hashing = 1;
-  o.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
-  o.pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
   be_app *app = NULL;
   be_error *e = NULL;
   ck_assert_msg(be_app_new(&app, &o, &e) == BE_OK, "%s", be_error_message(e));
@@ -136,11 +133,8 @@ END_TEST
 static int app_alloc_body(void *arg) {
   (void)arg;
   be_app *app = NULL;
-  be_app_options o = BE_APP_OPTIONS_INIT;
-  o.database = ":memory:";
-  o.insecure_test_hashing = 1;
-  o.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
-  o.pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
+  be_app_options o;
+  svc_fast_options(&o, ":memory:");
   be_error *e = NULL;
   int rc = be_app_new(&app, &o, &e);
   if (rc != BE_OK && app != NULL) return BE_E_INTERNAL; /* *out must stay NULL */

@@ -218,11 +218,8 @@ START_TEST(revoke_seen_by_another_app_on_the_same_file) {
   char *dir = tu_tempdir();
   char path[512];
   snprintf(path, sizeof path, "%s/perm.db", dir);
-  be_app_options o = BE_APP_OPTIONS_INIT;
-  o.database = path;
-  o.insecure_test_hashing = 1;
-  o.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
-  o.pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
+  be_app_options o;
+  svc_fast_options(&o, path);
   be_app *a = NULL, *b = NULL;
   ck_assert_int_eq(be_app_new(&a, &o, NULL), BE_OK);
   ck_assert_int_eq(be_app_new(&b, &o, NULL), BE_OK);
@@ -265,13 +262,10 @@ END_TEST
 
 static int alloc_body(void *arg) {
   (void)arg;
-  be_app_options o = BE_APP_OPTIONS_INIT;
-  o.database = ":memory:";
+  be_app_options o;
+  svc_fast_options(&o, ":memory:");
   o.pool_min = 1;
   o.pool_max = 1;
-  o.insecure_test_hashing = 1;
-  o.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
-  o.pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
   be_app *app = NULL;
   be_error *e = NULL;
   int rc = be_app_new(&app, &o, &e);

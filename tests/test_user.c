@@ -696,13 +696,10 @@ END_TEST
 
 static int alloc_body(void *arg) {
   (void)arg;
-  be_app_options o = BE_APP_OPTIONS_INIT;
-  o.database = ":memory:";
+  be_app_options o;
+  svc_fast_options(&o, ":memory:");
   o.pool_min = 1;
   o.pool_max = 1;
-  o.insecure_test_hashing = 1;
-  o.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
-  o.pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
   be_app *app = NULL;
   be_error *e = NULL;
   int rc = be_app_new(&app, &o, &e);
