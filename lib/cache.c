@@ -252,11 +252,10 @@ static inline entry **find_link(be__cache_shard *s, uint64_t h, const void *key,
 /* Inlined into the read paths of this file; cache_load.c calls the
  * exported wrapper below. */
 static inline entry *lookup_locked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
-                                   size_t klen, entry **grave) {
+                                   size_t klen, int64_t now, entry **grave) {
   entry **link = find_link(s, h, key, klen);
   if (link == NULL) return NULL;
   entry *e = *link;
-  int64_t now = INT64_MIN;
   int dead = entry_dead(c, e, &now);
   if (dead) {
     remove_entry(c, s, e, link, dead, grave);
@@ -266,8 +265,8 @@ static inline entry *lookup_locked(be_cache *c, be__cache_shard *s, uint64_t h, 
 }
 
 entry *be__cache_lookup_locked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
-                               size_t klen, entry **grave) {
-  return lookup_locked(c, s, h, key, klen, grave);
+                               size_t klen, int64_t now, entry **grave) {
+  return lookup_locked(c, s, h, key, klen, now, grave);
 }
 
 /* ---- insertion, bounds, sweep ---- */
@@ -287,8 +286,8 @@ static void grow(be_cache *c, be__cache_shard *s) {
     }
   }
   be__free(s->buckets);
-  s->buckets = nb;
-  s->mask = n - 1;
+  __atomic_store_n(&s->buckets, nb, __ATOMIC_RELAXED); /* read unlocked: be__cache_lock_for */
+  __atomic_store_n(&s->mask, n - 1, __ATOMIC_RELAXED);
 }
 
 static size_t sweep_shard(be_cache *c, be__cache_shard *s, size_t nbuckets, entry **grave) {
@@ -328,6 +327,8 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
                              int64_t ttl, uint64_t epoch, entry **grave) {
   int64_t now = be__clock_coarse_ns(c->clock);
   e->expires = expiry_for(c, s, ttl, now);
+  if (e->expires != NEVER && !atomic_load_explicit(&c->expiring, memory_order_relaxed))
+    atomic_store_explicit(&c->expiring, 1, memory_order_relaxed);
   e->epoch = epoch;
   e->pmask = prefix_mask(c, ekey(e), e->klen);
   entry **link = find_link(s, h, ekey(e), e->klen);
@@ -455,6 +456,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   c->evict_ud = o.evict_user_data;
   atomic_init(&c->nprefixes, 0);
   atomic_init(&c->epoch, 0);
+  atomic_init(&c->expiring, 0);
   for (uint32_t i = 0; i < BE_CACHE_MAX_PREFIXES; i++) atomic_init(&c->prefixes[i].inval_epoch, 0);
 
   for (; made < n; made++) {
@@ -466,18 +468,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
     s->max_count = o.max_entries ? o.max_entries / n + (i < o.max_entries % n) : UINT64_MAX;
     s->max_bytes = o.max_bytes ? o.max_bytes / n + (i < o.max_bytes % n) : UINT64_MAX;
     s->rng = c->seed ^ (i * UINT64_C(0xd1342543de82ef95));
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-    /* Critical sections are tens of nanoseconds: spin briefly before sleeping. */
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-#endif
-    int rc = pthread_mutex_init(&s->mu, &attr);
-    pthread_mutexattr_destroy(&attr);
-    if (rc != 0) {
-      be__free(s->buckets);
-      goto oom;
-    }
+    atomic_init(&s->lock.held, 0u);
   }
   if (pthread_mutex_init(&c->reg_mu, NULL) != 0) goto oom;
   *out = c;
@@ -485,10 +476,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
 
 oom:
   if (c->shards_mem) {
-    for (uint32_t i = 0; i < made; i++) {
-      pthread_mutex_destroy(&c->shards[i].mu);
-      be__free(c->shards[i].buckets);
-    }
+    for (uint32_t i = 0; i < made; i++) be__free(c->shards[i].buckets);
     be__free(c->shards_mem);
   }
   be__free(c);
@@ -506,7 +494,6 @@ void be_cache_free(be_cache *c) {
       e = n;
     }
     be__free(s->buckets);
-    pthread_mutex_destroy(&s->mu);
   }
   uint32_t np = atomic_load(&c->nprefixes);
   for (uint32_t i = 0; i < np; i++) be__free(c->prefixes[i].bytes);
@@ -534,10 +521,10 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   entry *e = be__cache_entry_new(key, klen, value, vlen);
   if (e == NULL) return be__error_oom(err);
   entry *grave = NULL;
-  pthread_mutex_lock(&s->mu);
+  be__spinlock_lock(&s->lock);
   if (s->flights) be__cache_flights_stale_locked(s, key, klen, 0);
   be__cache_insert_locked(c, s, h, e, ttl, atomic_load(&c->epoch), &grave);
-  pthread_mutex_unlock(&s->mu);
+  be__spinlock_unlock(&s->lock);
   be__cache_bury(c, grave);
   return BE_OK;
 }
@@ -549,8 +536,9 @@ int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen
   uint64_t h = hash_of(c, key, klen);
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
-  pthread_mutex_lock(&s->mu);
-  entry *e = lookup_locked(c, s, h, key, klen, &grave);
+  int64_t now = be__cache_lookup_now(c);
+  be__cache_lock_for(s, h);
+  entry *e = lookup_locked(c, s, h, key, klen, now, &grave);
   if (e && !(e->flags & BE__ENTRY_NEGATIVE)) {
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     be__cache_touch_locked(c, s, e);
@@ -559,7 +547,7 @@ int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen
     e = NULL;
     s->misses++;
   }
-  pthread_mutex_unlock(&s->mu);
+  be__spinlock_unlock(&s->lock);
   if (grave) be__cache_bury(c, grave);
   *out = e;
   return e ? BE_OK : BE_E_NOT_FOUND;
@@ -614,8 +602,9 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
   int rc;
-  pthread_mutex_lock(&s->mu);
-  entry *e = lookup_locked(c, s, h, key, klen, &grave);
+  int64_t now = be__cache_lookup_now(c);
+  be__cache_lock_for(s, h);
+  entry *e = lookup_locked(c, s, h, key, klen, now, &grave);
   if (e && !(e->flags & BE__ENTRY_NEGATIVE)) {
     be__cache_touch_locked(c, s, e);
     s->hits++;
@@ -630,7 +619,7 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
     s->misses++;
     rc = BE_E_NOT_FOUND;
   }
-  pthread_mutex_unlock(&s->mu);
+  be__spinlock_unlock(&s->lock);
   if (grave) be__cache_bury(c, grave);
   return rc;
 }
@@ -641,14 +630,14 @@ int be_cache_delete(be_cache *c, const void *key, size_t klen) {
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
   int rc = BE_E_NOT_FOUND;
-  pthread_mutex_lock(&s->mu);
+  be__spinlock_lock(&s->lock);
   if (s->flights) be__cache_flights_stale_locked(s, key, klen, 0);
-  entry *e = lookup_locked(c, s, h, key, klen, &grave);
+  entry *e = lookup_locked(c, s, h, key, klen, INT64_MIN, &grave);
   if (e) {
     remove_entry(c, s, e, NULL, BE_CACHE_EVICT_INVALIDATED, &grave);
     rc = BE_OK;
   }
-  pthread_mutex_unlock(&s->mu);
+  be__spinlock_unlock(&s->lock);
   be__cache_bury(c, grave);
   return rc;
 }
@@ -694,10 +683,10 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
    * (and then it reads the new count itself, under that lock). */
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];
-    pthread_mutex_lock(&s->mu);
+    be__spinlock_lock(&s->lock);
     for (entry *e = s->head; e; e = e->next)
       if (has_prefix(e, prefix, plen)) e->pmask |= (uint8_t)(1u << i);
-    pthread_mutex_unlock(&s->mu);
+    be__spinlock_unlock(&s->lock);
   }
   pthread_mutex_unlock(&c->reg_mu);
   return BE_OK;
@@ -716,7 +705,7 @@ int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen) {
     be__cache_shard *s = &c->shards[k];
     entry *grave = NULL;
     int64_t now = INT64_MIN;
-    pthread_mutex_lock(&s->mu);
+    be__spinlock_lock(&s->lock);
     if (s->flights) be__cache_flights_stale_locked(s, prefix, plen, 1);
     /* Oldest first, so callbacks come in a deterministic order. */
     for (entry *e = s->tail; e;) {
@@ -727,7 +716,7 @@ int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen) {
       }
       e = prev;
     }
-    pthread_mutex_unlock(&s->mu);
+    be__spinlock_unlock(&s->lock);
     be__cache_bury(c, grave);
   }
   return BE_OK;
@@ -738,7 +727,7 @@ int be_cache_clear(be_cache *c) {
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];
     entry *grave = NULL;
-    pthread_mutex_lock(&s->mu);
+    be__spinlock_lock(&s->lock);
     for (be__cache_flight *f = s->flights; f; f = f->next) f->stale = 1;
     entry *list = s->head;
     uint64_t n = s->count;
@@ -757,13 +746,13 @@ int be_cache_clear(be_cache *c) {
     entry **small = s->mask + 1 > INITIAL_BUCKETS ? be__calloc(INITIAL_BUCKETS, sizeof *small) : NULL;
     if (small) {
       be__free(s->buckets);
-      s->buckets = small;
-      s->mask = INITIAL_BUCKETS - 1;
+      __atomic_store_n(&s->buckets, small, __ATOMIC_RELAXED);
+      __atomic_store_n(&s->mask, (size_t)INITIAL_BUCKETS - 1, __ATOMIC_RELAXED);
     } else {
       memset(s->buckets, 0, (s->mask + 1) * sizeof *s->buckets);
     }
     s->sweep_cursor = 0;
-    pthread_mutex_unlock(&s->mu);
+    be__spinlock_unlock(&s->lock);
     be__cache_bury(c, grave);
   }
   return BE_OK;
@@ -776,11 +765,11 @@ int be_cache_sweep(uint64_t *out_removed, be_cache *c, uint64_t max_buckets) {
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];
     entry *grave = NULL;
-    pthread_mutex_lock(&s->mu);
+    be__spinlock_lock(&s->lock);
     size_t nb = max_buckets == 0 || max_buckets > s->mask + 1 ? s->mask + 1 : (size_t)max_buckets;
     if (max_buckets == 0) s->sweep_cursor = 0;
     total += sweep_shard(c, s, nb, &grave);
-    pthread_mutex_unlock(&s->mu);
+    be__spinlock_unlock(&s->lock);
     be__cache_bury(c, grave);
   }
   if (out_removed) *out_removed = total;
@@ -795,7 +784,7 @@ int be_cache_stats_get(be_cache_stats *out, const be_cache *cc) {
   uint64_t table_bytes = 0;
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];
-    pthread_mutex_lock(&s->mu);
+    be__spinlock_lock(&s->lock);
     st.hits += s->hits;
     st.misses += s->misses;
     st.negative_hits += s->negative_hits;
@@ -811,7 +800,7 @@ int be_cache_stats_get(be_cache_stats *out, const be_cache *cc) {
     st.entries += s->count;
     st.bytes += s->bytes;
     table_bytes += (s->mask + 1) * sizeof(entry *);
-    pthread_mutex_unlock(&s->mu);
+    be__spinlock_unlock(&s->lock);
   }
   /* Exactly what was allocated: entry blocks are their charge minus the
    * table share, which is counted as the real tables instead. */

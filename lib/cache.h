@@ -11,6 +11,9 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "clock.h"
+#include "spinlock.h"
+
 /* One allocation per entry: this header, then the key, then the value.
  * Kept to 52 bytes before the data (see be_cache_charge) by using 16-bit
  * key lengths, an 8-bit prefix mask and no stored hash (it is recomputed
@@ -35,13 +38,15 @@ struct be_cache_entry {
 #define BE__ENTRY_REF 2u
 
 /* A load in flight; lives in its shard's list while loading, then until
- * the last participant (leader or waiter) has taken the result. All fields
- * are guarded by the shard lock. */
+ * the last participant (leader or waiter) has taken the result. done is
+ * guarded by mu (waiters sleep on cond, never holding the shard's spin
+ * lock); every other field by the shard lock. */
 typedef struct be__cache_flight {
   struct be__cache_flight *next;
   uint64_t hash;
   const void *key; /* the leader's key; only read while listed */
   size_t klen;
+  pthread_mutex_t mu;
   pthread_cond_t cond;
   int refs;  /* leader + waiters not yet done with the result */
   int done;
@@ -56,7 +61,7 @@ typedef struct be__cache_flight {
  * or reads of the shard (lock, table, hit counter), so a hit moves one
  * line between cores. */
 typedef struct be__cache_shard {
-  _Alignas(64) pthread_mutex_t mu;
+  _Alignas(64) be__spinlock lock;
   struct be_cache_entry **buckets;
   size_t mask; /* bucket count - 1 */
   uint64_t hits;
@@ -93,6 +98,7 @@ struct be_cache {
   be_cache_evict_fn on_evict;
   void *evict_ud;
   pthread_mutex_t reg_mu; /* serialises prefix registration */
+  _Atomic int expiring;   /* 1 once any entry was stored with an expiry */
   _Atomic uint32_t nprefixes;
   be__cache_prefix prefixes[BE_CACHE_MAX_PREFIXES];
   /* Bumped per registered-prefix invalidation; read by every set. Padded
@@ -109,13 +115,35 @@ struct be_cache_load {
   int64_t ttl;
 };
 
+/* The time a lookup judges expiry by, read before its shard lock is taken
+ * so the clock's latency overlaps the lock's; INT64_MIN (read lazily, if
+ * at all) while no entry has ever had an expiry. Reading it before the
+ * lock is still a time within the call. */
+static inline int64_t be__cache_lookup_now(const be_cache *c) {
+  if (!atomic_load_explicit(&c->expiring, memory_order_relaxed)) return INT64_MIN;
+  return be__clock_coarse_ns(c->clock);
+}
+
+/* Lock the shard that holds hash h for a lookup. The bucket's line is
+ * prefetched first so its miss overlaps the lock's barrier. buckets and
+ * mask are read without the lock, so grow and clear store them
+ * atomically; a stale pair only prefetches a useless address (computed as
+ * an integer: it may lie outside the array) and prefetching never faults. */
+static inline void be__cache_lock_for(be__cache_shard *s, uint64_t h) {
+  uintptr_t b = (uintptr_t)__atomic_load_n(&s->buckets, __ATOMIC_RELAXED);
+  size_t m = __atomic_load_n(&s->mask, __ATOMIC_RELAXED);
+  __builtin_prefetch((const void *)(b + (h & m) * sizeof(void *)));
+  be__spinlock_lock(&s->lock);
+}
+
 /* --- helpers cache.c offers cache_load.c (all "_locked" need s->mu) --- */
 uint64_t be__cache_hash(const be_cache *c, const void *key, size_t klen);
 be__cache_shard *be__cache_shard_of(be_cache *c, uint64_t hash);
-/* Find the live entry for key; dead ones met are moved to *grave. */
+/* Find the live entry for key; dead ones met are moved to *grave. now is
+ * the coarse time or INT64_MIN to read it only if an entry needs it. */
 struct be_cache_entry *be__cache_lookup_locked(be_cache *c, be__cache_shard *s,
                                                uint64_t hash, const void *key,
-                                               size_t klen,
+                                               size_t klen, int64_t now,
                                                struct be_cache_entry **grave);
 void be__cache_bump_locked(be__cache_shard *s, struct be_cache_entry *e);
 /* Stamp (expiry from ttl, epoch, prefixes), insert as most recent,

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Get-or-load with single flight: the first caller to miss a key runs the
- * loader with no lock held; later callers for that key wait on the
- * flight's condition variable (releasing the shard lock, so other keys of
- * the shard proceed) and share its result. */
+ * loader with no lock held; later callers for that key sleep on the
+ * flight's own condition variable (not holding the shard lock, so other
+ * keys of the shard proceed) and share its result. */
 #include <backend/cache.h>
 #include <backend/error.h>
 
@@ -71,8 +71,24 @@ static int negative_cacheable(int rc, const be_error *e) {
 
 static void flight_free(be__cache_flight *f) {
   pthread_cond_destroy(&f->cond);
+  pthread_mutex_destroy(&f->mu);
   be_error_free(f->err);
   be__free(f);
+}
+
+static be__cache_flight *flight_new(void) {
+  be__cache_flight *f = be__calloc(1, sizeof *f);
+  if (f == NULL) return NULL;
+  if (pthread_mutex_init(&f->mu, NULL) != 0) {
+    be__free(f);
+    return NULL;
+  }
+  if (pthread_cond_init(&f->cond, NULL) != 0) {
+    pthread_mutex_destroy(&f->mu);
+    be__free(f);
+    return NULL;
+  }
+  return f;
 }
 
 /* The load in flight for key that a new caller may join. A stale one (the
@@ -129,21 +145,22 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   entry *grave = NULL;
   int last = 0;
 
-  pthread_mutex_lock(&s->mu);
-  entry *e = be__cache_lookup_locked(c, s, h, key, klen, &grave);
+  int64_t now = be__cache_lookup_now(c);
+  be__cache_lock_for(s, h);
+  entry *e = be__cache_lookup_locked(c, s, h, key, klen, now, &grave);
   if (e) {
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     be__cache_touch_locked(c, s, e);
     if (!(e->flags & BE__ENTRY_NEGATIVE)) {
       s->hits++;
-      pthread_mutex_unlock(&s->mu);
+      be__spinlock_unlock(&s->lock);
       if (grave) be__cache_bury(c, grave);
       *out = e;
       if (out_status) *out_status = BE_CACHE_HIT;
       return BE_OK;
     }
     s->negative_hits++;
-    pthread_mutex_unlock(&s->mu);
+    be__spinlock_unlock(&s->lock);
     if (grave) be__cache_bury(c, grave);
     int32_t code;
     memcpy(&code, e->data + e->klen, sizeof code);
@@ -165,22 +182,29 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   be__cache_flight **fl = s->flights ? flight_find(c, s, h, key, klen) : NULL;
   if (fl) {
     be__cache_flight *f = *fl;
-    f->refs++;
+    f->refs++; /* keeps f alive until this caller's take_result */
     s->load_waits++;
-    while (!f->done) pthread_cond_wait(&f->cond, &s->mu);
+    be__spinlock_unlock(&s->lock);
+    if (grave) {
+      be__cache_bury(c, grave);
+      grave = NULL;
+    }
+    pthread_mutex_lock(&f->mu);
+    while (!f->done) pthread_cond_wait(&f->cond, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+    be__spinlock_lock(&s->lock);
     int rc = take_result(f, out, err, &last);
-    pthread_mutex_unlock(&s->mu);
+    be__spinlock_unlock(&s->lock);
     if (grave) be__cache_bury(c, grave);
     if (last) flight_free(f);
     if (out_status) *out_status = BE_CACHE_SHARED;
     return rc;
   }
 
-  be__cache_flight *f = be__calloc(1, sizeof *f);
-  if (f == NULL || pthread_cond_init(&f->cond, NULL) != 0) {
-    pthread_mutex_unlock(&s->mu);
+  be__cache_flight *f = flight_new();
+  if (f == NULL) {
+    be__spinlock_unlock(&s->lock);
     if (grave) be__cache_bury(c, grave);
-    be__free(f);
     return be__error_oom(err);
   }
   f->hash = h;
@@ -193,7 +217,7 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   f->next = s->flights;
   s->flights = f;
   s->loads++;
-  pthread_mutex_unlock(&s->mu);
+  be__spinlock_unlock(&s->lock);
   if (grave) {
     be__cache_bury(c, grave);
     grave = NULL;
@@ -217,7 +241,7 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   if (rc != BE_OK && c->negative_ttl > 0 && negative_cacheable(rc, lerr))
     neg = negative_entry(key, klen, rc, lerr);
 
-  pthread_mutex_lock(&s->mu);
+  be__spinlock_lock(&s->lock);
   for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next)
     if (*l == f) {
       *l = f->next;
@@ -242,10 +266,12 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
     }
   }
   f->rc = rc;
+  pthread_mutex_lock(&f->mu); /* waiters read the result under the shard lock, after this */
   f->done = 1;
   pthread_cond_broadcast(&f->cond);
+  pthread_mutex_unlock(&f->mu);
   rc = take_result(f, out, err, &last);
-  pthread_mutex_unlock(&s->mu);
+  be__spinlock_unlock(&s->lock);
   if (grave) be__cache_bury(c, grave);
   if (last) flight_free(f);
   if (out_status) *out_status = BE_CACHE_LOADED;
