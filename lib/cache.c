@@ -11,12 +11,15 @@
 #include "alloc.h"
 #include "cache.h"
 #include "clock.h"
+#include "ebr.h"
 #include "error.h"
 
 #define DEFAULT_SHARDS 16u
 #define MAX_SHARDS 1024u
 #define DEFAULT_SWEEP 4u
 #define INITIAL_BUCKETS 16u
+#define RECLAIM_BATCH 64u   /* retired entries that trigger a reclamation pass */
+#define STRIPES_MEM (BE__CACHE_STRIPES * sizeof(struct be__cache_stripe) + 64)
 #define NEVER INT64_MAX
 
 enum { DEAD_NO = 0, DEAD_EXPIRED = BE_CACHE_EVICT_EXPIRED, DEAD_INVALIDATED = BE_CACHE_EVICT_INVALIDATED };
@@ -131,17 +134,22 @@ static int64_t expiry_for(be_cache *c, be__cache_shard *s, int64_t ttl, int64_t 
 
 /* ---- dead entries: expired or older than a registered prefix's invalidation ---- */
 
-static inline int entry_dead(be_cache *c, const entry *e, int64_t *now) {
-  /* Every invalidation epoch is at most the cache epoch, so an entry
-   * stamped with the current epoch has outlived no invalidation: one load
-   * instead of one per prefix bit on the hit path. */
-  if (e->pmask && e->epoch != atomic_load_explicit(&c->epoch, memory_order_acquire)) {
-    for (unsigned m = e->pmask; m; m &= m - 1) {
-      unsigned i = (unsigned)__builtin_ctz(m);
-      uint64_t inval = atomic_load_explicit(&c->prefixes[i].inval_epoch, memory_order_acquire);
-      if (inval > e->epoch) return DEAD_INVALIDATED;
-    }
+/* 1 when a registered prefix of the entry (bits pmask) was invalidated
+ * after it was stored. Every invalidation epoch is at most the cache
+ * epoch, so an entry stamped with the current epoch has outlived none:
+ * one load instead of one per prefix bit on the hit path. */
+static inline int prefix_dead(be_cache *c, const entry *e, unsigned pmask) {
+  if (pmask == 0 || e->epoch == atomic_load_explicit(&c->epoch, memory_order_acquire)) return 0;
+  for (unsigned m = pmask; m; m &= m - 1) {
+    unsigned i = (unsigned)__builtin_ctz(m);
+    uint64_t inval = atomic_load_explicit(&c->prefixes[i].inval_epoch, memory_order_acquire);
+    if (inval > e->epoch) return 1;
   }
+  return 0;
+}
+
+static inline int entry_dead(be_cache *c, const entry *e, int64_t *now) {
+  if (prefix_dead(c, e, e->pmask)) return DEAD_INVALIDATED;
   if (e->expires != NEVER) {
     if (*now == INT64_MIN) *now = be__clock_coarse_ns(c->clock);
     if (*now >= e->expires) return DEAD_EXPIRED;
@@ -170,6 +178,125 @@ void be__cache_bump_locked(be__cache_shard *s, entry *e) {
   lru_push_head(s, e);
 }
 
+/* ---- what lock-free readers see (get_copy_unlocked) ----
+ * Chain heads, hnext, flags and pmask are written with atomic stores, and
+ * an entry's other fields are fixed before a release store links it. An
+ * unlinked entry's hnext is never written again, and unlinked entries and
+ * replaced tables are freed only after every reader that was inside then
+ * has left (ebr). So every entry a reader reaches was in the table at
+ * some moment during its walk, and a hit it finds was the key's value at
+ * that moment: linearizable without a seqlock. A walk confused by a
+ * concurrent change can only miss, and misses go to the locked path. */
+
+static inline void set_flags(entry *e, uint8_t f) { __atomic_store_n(&e->flags, f, __ATOMIC_RELAXED); }
+
+static size_t table_size(size_t nslots) {
+  return offsetof(be__cache_table, slot) + nslots * sizeof(entry *);
+}
+
+static be__cache_table *table_new(size_t nslots) {
+  be__cache_table *t = be__calloc(1, table_size(nslots));
+  if (t) t->mask = nslots - 1;
+  return t;
+}
+
+static void publish_table(be__cache_shard *s, be__cache_table *t) {
+  __atomic_store_n(&s->table, t, __ATOMIC_RELEASE);
+  __atomic_store_n(&s->mask_hint, t->mask, __ATOMIC_RELAXED);
+}
+
+/* ---- reclamation: removed entries and replaced tables wait until no
+ * lock-free reader can still be looking at them (lib/ebr.h) ---- */
+
+static uint64_t entry_block(const entry *e) { return BE__ENTRY_HDR + e->klen + e->vlen; }
+
+/* Queue the entries first..last (linked by next) whose table reference is
+ * to be dropped. Takes the retire epoch after they were unlinked. */
+static void retire_entries(be_cache *c, entry *first, entry *last) {
+  uint32_t n = 0;
+  uint64_t bytes = 0;
+  pthread_mutex_lock(&c->retire_mu);
+  uint64_t epoch = be__ebr_retire_epoch();
+  for (entry *e = first; e; e = e->next) {
+    e->retired_epoch = epoch;
+    n++;
+    bytes += entry_block(e);
+  }
+  if (c->retired_tail) c->retired_tail->next = first; else c->retired_head = first;
+  c->retired_tail = last;
+  c->retired_count += n;
+  c->retired_bytes += bytes;
+  int full = c->retired_count >= RECLAIM_BATCH;
+  pthread_mutex_unlock(&c->retire_mu);
+  if (full) be__cache_reclaim(c);
+}
+
+static void retire_table(be_cache *c, be__cache_table *t) {
+  pthread_mutex_lock(&c->retire_mu);
+  t->retired_epoch = be__ebr_retire_epoch();
+  t->retired_next = c->retired_tables;
+  c->retired_tables = t;
+  c->retired_bytes += table_size(t->mask + 1);
+  /* Old tables add up to the new one's size: free them at the next bury
+   * rather than waiting for RECLAIM_BATCH entries. */
+  atomic_store_explicit(&c->tables_retired, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&c->retire_mu);
+}
+
+/* Free what no reader can reach any more; everything when all is set (no
+ * reader can exist: be_cache_free). */
+static void reclaim(be_cache *c, int all) {
+  pthread_mutex_lock(&c->retire_mu);
+  int pending = c->retired_head || c->retired_tables;
+  pthread_mutex_unlock(&c->retire_mu);
+  if (!pending) return;
+  uint64_t safe = UINT64_MAX;
+  if (!all) {
+    /* Only what was retired before the scan began: a reader that enters
+     * after the scan has epoch >= this and cannot see those. */
+    uint64_t before = atomic_load_explicit(&be__ebr_epoch, memory_order_acquire);
+    uint64_t oldest = be__ebr_oldest_reader();
+    safe = oldest < before ? oldest : before;
+  }
+  entry *dead = NULL;
+  be__cache_table *dead_tables = NULL;
+  pthread_mutex_lock(&c->retire_mu);
+  while (c->retired_head && c->retired_head->retired_epoch <= safe) {
+    entry *e = c->retired_head;
+    c->retired_head = e->next;
+    c->retired_count--;
+    c->retired_bytes -= entry_block(e);
+    e->next = dead;
+    dead = e;
+  }
+  if (c->retired_head == NULL) c->retired_tail = NULL;
+  if (c->retired_tables == NULL) atomic_store_explicit(&c->tables_retired, 0, memory_order_relaxed);
+  for (be__cache_table **l = &c->retired_tables; *l;) {
+    be__cache_table *t = *l;
+    if (t->retired_epoch <= safe) {
+      *l = t->retired_next;
+      c->retired_bytes -= table_size(t->mask + 1);
+      t->retired_next = dead_tables;
+      dead_tables = t;
+    } else {
+      l = &t->retired_next;
+    }
+  }
+  pthread_mutex_unlock(&c->retire_mu);
+  while (dead) {
+    entry *n = dead->next;
+    be__cache_entry_unref(dead); /* the table's reference; handles may keep it */
+    dead = n;
+  }
+  while (dead_tables) {
+    be__cache_table *n = dead_tables->retired_next;
+    be__free(dead_tables);
+    dead_tables = n;
+  }
+}
+
+void be__cache_reclaim(be_cache *c) { reclaim(c, 0); }
+
 /* ---- removal ---- */
 
 /* Unlink e (whose chain link is *link, or found by hashing when NULL) and
@@ -177,10 +304,10 @@ void be__cache_bump_locked(be__cache_shard *s, entry *e) {
 static void remove_entry(be_cache *c, be__cache_shard *s, entry *e, entry **link,
                          int reason, entry **grave) {
   if (link == NULL) {
-    link = &s->buckets[be__cache_hash(c, ekey(e), e->klen) & s->mask];
+    link = &s->table->slot[be__cache_hash(c, ekey(e), e->klen) & s->table->mask];
     while (*link != e) link = &(*link)->hnext;
   }
-  *link = e->hnext;
+  __atomic_store_n(link, e->hnext, __ATOMIC_RELEASE); /* e->hnext itself stays as it is */
   lru_unlink(s, e);
   s->count--;
   s->bytes -= echarge(e);
@@ -191,28 +318,29 @@ static void remove_entry(be_cache *c, be__cache_shard *s, entry *e, entry **link
     case BE_CACHE_EVICT_INVALIDATED: s->invalidations++; break;
     default: s->replacements++; break;
   }
-  e->flags = (uint8_t)((e->flags & 0x0f) | (reason << 4));
-  e->hnext = *grave;
+  set_flags(e, (uint8_t)((e->flags & 0x0f) | (reason << 4)));
+  e->next = *grave;
   *grave = e;
 }
 
 void be__cache_bury(be_cache *c, entry *grave) {
+  if (grave == NULL) {
+    if (atomic_load_explicit(&c->tables_retired, memory_order_relaxed)) be__cache_reclaim(c);
+    return;
+  }
   /* The list is newest-first; reverse it so callbacks see removal order. */
-  entry *ordered = NULL;
+  entry *ordered = NULL, *last = grave;
   while (grave) {
-    entry *n = grave->hnext;
-    grave->hnext = ordered;
+    entry *n = grave->next;
+    grave->next = ordered;
     ordered = grave;
     grave = n;
   }
-  while (ordered) {
-    entry *n = ordered->hnext;
-    if (c->on_evict && !(ordered->flags & BE__ENTRY_NEGATIVE))
-      c->on_evict(c->evict_ud, ekey(ordered), ordered->klen, eval(ordered), ordered->vlen,
-                  ordered->flags >> 4);
-    be__cache_entry_unref(ordered);
-    ordered = n;
-  }
+  if (c->on_evict)
+    for (entry *e = ordered; e; e = e->next)
+      if (!(e->flags & BE__ENTRY_NEGATIVE))
+        c->on_evict(c->evict_ud, ekey(e), e->klen, eval(e), e->vlen, e->flags >> 4);
+  retire_entries(c, ordered, last);
 }
 
 /* ---- lookup ---- */
@@ -243,7 +371,9 @@ static inline int key_eq(const unsigned char *a, const unsigned char *b, size_t 
 }
 
 static inline entry **find_link(be__cache_shard *s, uint64_t h, const void *key, size_t klen) {
-  entry **link = &s->buckets[h & s->mask];
+  /* mask_hint equals table->mask under the lock, and is loaded in
+   * parallel with the table pointer instead of after it. */
+  entry **link = &s->table->slot[h & s->mask_hint];
   for (entry *e = *link; e; link = &e->hnext, e = e->hnext)
     if (e->klen == klen && key_eq(e->data, key, klen)) return link;
   return NULL;
@@ -272,30 +402,32 @@ entry *be__cache_lookup_locked(be_cache *c, be__cache_shard *s, uint64_t h, cons
 /* ---- insertion, bounds, sweep ---- */
 
 static void grow(be_cache *c, be__cache_shard *s) {
-  size_t n = (s->mask + 1) * 2;
-  entry **nb = be__calloc(n, sizeof *nb);
-  if (nb == NULL) return; /* keep the old table: longer chains, still correct */
-  for (size_t i = 0; i <= s->mask; i++) {
-    entry *e = s->buckets[i];
+  be__cache_table *old = s->table;
+  size_t n = (old->mask + 1) * 2;
+  be__cache_table *t = table_new(n);
+  if (t == NULL) return; /* keep the old table: longer chains, still correct */
+  /* Live entries move to new chains; a reader meeting one mid-walk may
+   * miss (and take the locked path) but only meets live entries. */
+  for (size_t i = 0; i <= old->mask; i++) {
+    entry *e = old->slot[i];
     while (e) {
       entry *next = e->hnext;
       size_t b = be__cache_hash(c, ekey(e), e->klen) & (n - 1);
-      e->hnext = nb[b];
-      nb[b] = e;
+      __atomic_store_n(&e->hnext, t->slot[b], __ATOMIC_RELEASE);
+      t->slot[b] = e;
       e = next;
     }
   }
-  be__free(s->buckets);
-  __atomic_store_n(&s->buckets, nb, __ATOMIC_RELAXED); /* read unlocked: be__cache_lock_for */
-  __atomic_store_n(&s->mask, n - 1, __ATOMIC_RELAXED);
+  publish_table(s, t);
+  retire_table(c, old);
 }
 
 static size_t sweep_shard(be_cache *c, be__cache_shard *s, size_t nbuckets, entry **grave) {
   size_t removed = 0;
   int64_t now = INT64_MIN;
-  if (nbuckets > s->mask + 1) nbuckets = s->mask + 1;
+  if (nbuckets > s->table->mask + 1) nbuckets = s->table->mask + 1;
   for (size_t i = 0; i < nbuckets; i++) {
-    entry **link = &s->buckets[s->sweep_cursor & s->mask];
+    entry **link = &s->table->slot[s->sweep_cursor & s->table->mask];
     s->sweep_cursor++;
     while (*link) {
       entry *e = *link;
@@ -347,7 +479,7 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
       entry *v = s->tail;
       int dead = entry_dead(c, v, &now);
       if (!dead && (v->flags & BE__ENTRY_REF)) {
-        v->flags &= (uint8_t)~BE__ENTRY_REF;
+        set_flags(v, (uint8_t)(v->flags & ~BE__ENTRY_REF));
         lru_unlink(s, v);
         lru_push_head(s, v);
         continue;
@@ -356,10 +488,10 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
       remove_entry(c, s, v, NULL, dead, grave);
     }
   }
-  if (s->count >= s->mask + 1) grow(c, s);
-  entry **b = &s->buckets[h & s->mask];
+  if (s->count >= s->table->mask + 1) grow(c, s);
+  entry **b = &s->table->slot[h & s->table->mask];
   e->hnext = *b;
-  *b = e;
+  __atomic_store_n(b, e, __ATOMIC_RELEASE); /* publishes e's fields to lock-free readers */
   lru_push_head(s, e);
   s->count++;
   s->bytes += echarge(e);
@@ -457,13 +589,19 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   atomic_init(&c->nprefixes, 0);
   atomic_init(&c->epoch, 0);
   atomic_init(&c->expiring, 0);
+  atomic_init(&c->tables_retired, 0);
   for (uint32_t i = 0; i < BE_CACHE_MAX_PREFIXES; i++) atomic_init(&c->prefixes[i].inval_epoch, 0);
+
+  c->stripes_mem = be__calloc(1, STRIPES_MEM);
+  if (c->stripes_mem == NULL) goto oom;
+  c->stripes = (struct be__cache_stripe *)(((uintptr_t)c->stripes_mem + 63) & ~(uintptr_t)63);
+  for (uint32_t i = 0; i < BE__CACHE_STRIPES; i++) atomic_init(&c->stripes[i].hits, 0);
 
   for (; made < n; made++) {
     be__cache_shard *s = &c->shards[made];
-    s->buckets = be__calloc(INITIAL_BUCKETS, sizeof *s->buckets);
-    if (s->buckets == NULL) goto oom;
-    s->mask = INITIAL_BUCKETS - 1;
+    be__cache_table *t = table_new(INITIAL_BUCKETS);
+    if (t == NULL) goto oom;
+    publish_table(s, t);
     uint64_t i = made;
     s->max_count = o.max_entries ? o.max_entries / n + (i < o.max_entries % n) : UINT64_MAX;
     s->max_bytes = o.max_bytes ? o.max_bytes / n + (i < o.max_bytes % n) : UINT64_MAX;
@@ -471,14 +609,19 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
     atomic_init(&s->lock.held, 0u);
   }
   if (pthread_mutex_init(&c->reg_mu, NULL) != 0) goto oom;
+  if (pthread_mutex_init(&c->retire_mu, NULL) != 0) {
+    pthread_mutex_destroy(&c->reg_mu);
+    goto oom;
+  }
   *out = c;
   return BE_OK;
 
 oom:
   if (c->shards_mem) {
-    for (uint32_t i = 0; i < made; i++) be__free(c->shards[i].buckets);
+    for (uint32_t i = 0; i < made; i++) be__free(c->shards[i].table);
     be__free(c->shards_mem);
   }
+  be__free(c->stripes_mem);
   be__free(c);
   return be__error_oom(err);
 }
@@ -493,8 +636,11 @@ void be_cache_free(be_cache *c) {
       be__cache_entry_unref(e);
       e = n;
     }
-    be__free(s->buckets);
+    be__free(s->table);
   }
+  reclaim(c, 1); /* no reader can be inside: the caller owns the cache now */
+  pthread_mutex_destroy(&c->retire_mu);
+  be__free(c->stripes_mem);
   uint32_t np = atomic_load(&c->nprefixes);
   for (uint32_t i = 0; i < np; i++) be__free(c->prefixes[i].bytes);
   pthread_mutex_destroy(&c->reg_mu);
@@ -594,6 +740,54 @@ static inline void copy_value(void *dst, const unsigned char *src, size_t n) {
   }
 }
 
+/* A hit the lock-free path may serve: marked referenced already (so
+ * recency needs no write), positive, alive by the prefix epochs and the
+ * clock. Anything else goes to the locked path, which also removes it if
+ * dead. Reads only fields fixed before the entry was published, plus
+ * flags and pmask atomically. */
+static inline int servable(be_cache *c, entry *e, int64_t now) {
+  uint8_t f = __atomic_load_n(&e->flags, __ATOMIC_RELAXED);
+  if ((f & (BE__ENTRY_REF | BE__ENTRY_NEGATIVE)) != BE__ENTRY_REF) return 0;
+  if (prefix_dead(c, e, __atomic_load_n(&e->pmask, __ATOMIC_RELAXED))) return 0;
+  /* The clock was read before the read section: a custom clock's callback
+   * must not run inside one (it could use the cache). */
+  return e->expires == NEVER || (now != INT64_MIN && now < e->expires);
+}
+
+/* The hit path without the shard lock, for approximate-LRU caches: walk
+ * the chain inside an ebr read section (so nothing met can be freed; see
+ * "what lock-free readers see" above) and copy the value out. It writes
+ * no shared cache line: the hit is counted in this thread's stripe.
+ * Returns 1 on such a hit; 0 sends the caller to the locked path (a miss,
+ * an entry not yet marked referenced, dead or negative, a value too large
+ * for the buffer). */
+static int get_copy_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
+                             size_t klen, int64_t now, void *buf, size_t cap, size_t *out_len) {
+  be__ebr_reader *r = be__ebr_self();
+  if (r == NULL || r->index >= BE__CACHE_STRIPES) return 0;
+  int ok = 0;
+  be__ebr_enter(r);
+  /* The slot's address from the shard's mask copy, so its load need not
+   * wait for the table's header; a copy from another table than t only
+   * sends the walk to a wrong chain (a miss) or fails the bound check. */
+  size_t i = h & __atomic_load_n(&s->mask_hint, __ATOMIC_RELAXED);
+  be__cache_table *t = __atomic_load_n(&s->table, __ATOMIC_ACQUIRE);
+  entry *e = i <= t->mask ? __atomic_load_n(&t->slot[i], __ATOMIC_ACQUIRE) : NULL;
+  while (e && !(e->klen == klen && key_eq(e->data, key, klen)))
+    e = __atomic_load_n(&e->hnext, __ATOMIC_ACQUIRE);
+  if (e && servable(c, e, now) && e->vlen <= cap) {
+    copy_value(buf, eval(e), e->vlen);
+    *out_len = e->vlen;
+    ok = 1;
+  }
+  be__ebr_exit(r);
+  if (!ok) return 0;
+  _Atomic uint64_t *hits = &c->stripes[r->index].hits; /* this thread is its only writer */
+  atomic_store_explicit(hits, atomic_load_explicit(hits, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+  return 1;
+}
+
 int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const void *key,
                       size_t klen) {
   if (out_len == NULL || c == NULL || (buf == NULL && cap) || (key == NULL && klen))
@@ -603,6 +797,8 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
   entry *grave = NULL;
   int rc;
   int64_t now = be__cache_lookup_now(c);
+  if (!c->lru_exact && get_copy_unlocked(c, s, h, key, klen, now, buf, cap, out_len))
+    return BE_OK;
   be__cache_lock_for(s, h);
   entry *e = lookup_locked(c, s, h, key, klen, now, &grave);
   if (e && !(e->flags & BE__ENTRY_NEGATIVE)) {
@@ -685,7 +881,8 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
     be__cache_shard *s = &c->shards[k];
     be__spinlock_lock(&s->lock);
     for (entry *e = s->head; e; e = e->next)
-      if (has_prefix(e, prefix, plen)) e->pmask |= (uint8_t)(1u << i);
+      if (has_prefix(e, prefix, plen))
+        __atomic_store_n(&e->pmask, (uint8_t)(e->pmask | (1u << i)), __ATOMIC_RELAXED);
     be__spinlock_unlock(&s->lock);
   }
   pthread_mutex_unlock(&c->reg_mu);
@@ -734,25 +931,25 @@ int be_cache_clear(be_cache *c) {
     s->head = s->tail = NULL;
     for (entry *e = list; e;) { /* chains are dropped wholesale below */
       entry *next = e->next;
-      e->flags = (uint8_t)((e->flags & 0x0f) | (BE_CACHE_EVICT_INVALIDATED << 4));
-      e->prev = e->next = NULL;
-      e->hnext = grave;
+      set_flags(e, (uint8_t)((e->flags & 0x0f) | (BE_CACHE_EVICT_INVALIDATED << 4)));
+      e->prev = NULL;
+      e->next = grave;
       grave = e;
       e = next;
     }
     s->invalidations += n;
     s->count = 0;
     s->bytes = 0;
-    entry **small = s->mask + 1 > INITIAL_BUCKETS ? be__calloc(INITIAL_BUCKETS, sizeof *small) : NULL;
-    if (small) {
-      be__free(s->buckets);
-      __atomic_store_n(&s->buckets, small, __ATOMIC_RELAXED);
-      __atomic_store_n(&s->mask, (size_t)INITIAL_BUCKETS - 1, __ATOMIC_RELAXED);
+    /* A fresh small table; the old one is retired (readers may be in it). */
+    be__cache_table *old = s->table, *t = table_new(INITIAL_BUCKETS);
+    if (t) {
+      publish_table(s, t);
     } else {
-      memset(s->buckets, 0, (s->mask + 1) * sizeof *s->buckets);
+      for (size_t i = 0; i <= old->mask; i++) __atomic_store_n(&old->slot[i], NULL, __ATOMIC_RELAXED);
     }
     s->sweep_cursor = 0;
     be__spinlock_unlock(&s->lock);
+    if (t) retire_table(c, old);
     be__cache_bury(c, grave);
   }
   return BE_OK;
@@ -766,7 +963,8 @@ int be_cache_sweep(uint64_t *out_removed, be_cache *c, uint64_t max_buckets) {
     be__cache_shard *s = &c->shards[k];
     entry *grave = NULL;
     be__spinlock_lock(&s->lock);
-    size_t nb = max_buckets == 0 || max_buckets > s->mask + 1 ? s->mask + 1 : (size_t)max_buckets;
+    size_t slots = s->table->mask + 1;
+    size_t nb = max_buckets == 0 || max_buckets > slots ? slots : (size_t)max_buckets;
     if (max_buckets == 0) s->sweep_cursor = 0;
     total += sweep_shard(c, s, nb, &grave);
     be__spinlock_unlock(&s->lock);
@@ -779,6 +977,7 @@ int be_cache_sweep(uint64_t *out_removed, be_cache *c, uint64_t max_buckets) {
 int be_cache_stats_get(be_cache_stats *out, const be_cache *cc) {
   if (cc == NULL || out == NULL || out->version == 0) return BE_E_MISUSE;
   be_cache *c = (be_cache *)cc; /* locking is not a logical modification */
+  be__cache_reclaim(c); /* so memory_bytes shows no removed entries that could go */
   be_cache_stats st;
   memset(&st, 0, sizeof st);
   uint64_t table_bytes = 0;
@@ -799,16 +998,22 @@ int be_cache_stats_get(be_cache_stats *out, const be_cache *cc) {
     st.invalidations += s->invalidations;
     st.entries += s->count;
     st.bytes += s->bytes;
-    table_bytes += (s->mask + 1) * sizeof(entry *);
+    table_bytes += table_size(s->table->mask + 1);
     be__spinlock_unlock(&s->lock);
   }
+  for (uint32_t i = 0; i < BE__CACHE_STRIPES; i++)
+    st.hits += atomic_load_explicit(&c->stripes[i].hits, memory_order_relaxed);
+  pthread_mutex_lock(&c->retire_mu);
+  uint64_t retired_bytes = c->retired_bytes;
+  pthread_mutex_unlock(&c->retire_mu);
   /* Exactly what was allocated: entry blocks are their charge minus the
    * table share, which is counted as the real tables instead. */
   uint64_t prefix_bytes = 0;
   uint32_t np = atomic_load(&c->nprefixes);
   for (uint32_t i = 0; i < np; i++) prefix_bytes += c->prefixes[i].len ? c->prefixes[i].len : 1;
   st.memory_bytes = st.bytes - st.entries * 2 * sizeof(void *) + table_bytes +
-                    sizeof(be_cache) + c->shards_mem_size + prefix_bytes;
+                    sizeof(be_cache) + c->shards_mem_size + prefix_bytes + STRIPES_MEM +
+                    retired_bytes;
   st.shard_count = c->nshards;
   st.version = BE_CACHE_STATS_VERSION;
   /* Version 1 is the only layout so far: copy it whole. A later version

@@ -19,15 +19,21 @@
  * key lengths, an 8-bit prefix mask and no stored hash (it is recomputed
  * on the rare paths that need it: growing, evicting). */
 struct be_cache_entry {
-  struct be_cache_entry *hnext;            /* hash chain; graveyard link once removed */
-  struct be_cache_entry *prev, *next;      /* LRU list, head = most recent */
+  /* Hash chain. Lock-free readers follow it, so it is written atomically
+   * and never again once the entry is unlinked (see be__cache_retire). */
+  struct be_cache_entry *hnext;
+  union {
+    struct be_cache_entry *prev;           /* LRU list, head = most recent */
+    uint64_t retired_epoch;                /* once retired (be__ebr_retire_epoch) */
+  };
+  struct be_cache_entry *next;             /* LRU list; grave and retired lists once removed */
   int64_t expires;                         /* INT64_MAX = never */
   uint64_t epoch;                          /* cache epoch when stored (prefix gens) */
   _Atomic uint32_t refs;                   /* 1 for the table + 1 per handle */
   uint32_t vlen;
   uint16_t klen;
-  uint8_t flags;                           /* ENTRY_NEGATIVE | ENTRY_REF | reason << 4 */
-  uint8_t pmask;                           /* registered prefixes the key starts with */
+  uint8_t flags;  /* ENTRY_NEGATIVE | ENTRY_REF | reason << 4; atomic stores once linked */
+  uint8_t pmask;  /* registered prefixes the key starts with; likewise */
   unsigned char data[];
 };
 
@@ -57,13 +63,24 @@ typedef struct be__cache_flight {
   uint64_t epoch0;             /* cache epoch when the load started */
 } be__cache_flight;
 
-/* The first cache line holds everything a hit in approximate mode writes
- * or reads of the shard (lock, table, hit counter), so a hit moves one
- * line between cores. */
+/* A shard's hash table. mask and slots travel together so a lock-free
+ * reader never pairs one table's mask with another's slots. Replaced
+ * tables are retired like entries. */
+typedef struct be__cache_table {
+  size_t mask;                          /* slot count - 1 */
+  struct be__cache_table *retired_next;
+  uint64_t retired_epoch;
+  struct be_cache_entry *slot[];        /* chain heads; atomic stores */
+} be__cache_table;
+
+/* The first cache line is what the lock-free hit path reads (the table)
+ * and only a table swap writes; the second holds what every locked
+ * operation writes (lock, counters), so locked misses and stats do not
+ * invalidate readers' copies of the first. */
 typedef struct be__cache_shard {
+  _Alignas(64) be__cache_table *table; /* atomic stores */
+  size_t mask_hint;        /* table->mask, for be__cache_lock_for's prefetch */
   _Alignas(64) be__spinlock lock;
-  struct be_cache_entry **buckets;
-  size_t mask; /* bucket count - 1 */
   uint64_t hits;
   struct be_cache_entry *head, *tail;
   uint64_t count, bytes;
@@ -71,7 +88,7 @@ typedef struct be__cache_shard {
   size_t sweep_cursor;
   uint64_t rng;
   be__cache_flight *flights;
-  /* counters, guarded by mu */
+  /* counters, guarded by lock */
   uint64_t misses, negative_hits, loads, load_errors, load_waits;
   uint64_t inserts, replacements, ev_size, ev_count, expirations, invalidations;
 } be__cache_shard;
@@ -81,6 +98,11 @@ typedef struct be__cache_prefix {
   size_t len;
   _Atomic uint64_t inval_epoch; /* entries stored before this are dead */
 } be__cache_prefix;
+
+#define BE__CACHE_STRIPES 64
+struct be__cache_stripe {
+  _Alignas(64) _Atomic uint64_t hits;
+};
 
 struct be_cache {
   be__cache_shard *shards;
@@ -98,6 +120,18 @@ struct be_cache {
   be_cache_evict_fn on_evict;
   void *evict_ud;
   pthread_mutex_t reg_mu; /* serialises prefix registration */
+  /* Entries and tables unlinked but maybe still seen by lock-free
+   * readers, oldest first; freed once every reader inside has left. */
+  pthread_mutex_t retire_mu;
+  struct be_cache_entry *retired_head, *retired_tail; /* linked by next */
+  be__cache_table *retired_tables;                    /* newest first */
+  uint32_t retired_count;
+  uint64_t retired_bytes; /* their blocks, for be_cache_stats.memory_bytes */
+  _Atomic int tables_retired; /* some table awaits reclamation */
+  /* Lock-free hits per reader slot (ebr.h index), written only by that
+   * slot's thread: no atomic read-modify-write on the hit path. */
+  struct be__cache_stripe *stripes;
+  void *stripes_mem;
   _Atomic int expiring;   /* 1 once any entry was stored with an expiry */
   _Atomic uint32_t nprefixes;
   be__cache_prefix prefixes[BE_CACHE_MAX_PREFIXES];
@@ -125,14 +159,14 @@ static inline int64_t be__cache_lookup_now(const be_cache *c) {
 }
 
 /* Lock the shard that holds hash h for a lookup. The bucket's line is
- * prefetched first so its miss overlaps the lock's barrier. buckets and
- * mask are read without the lock, so grow and clear store them
- * atomically; a stale pair only prefetches a useless address (computed as
- * an integer: it may lie outside the array) and prefetching never faults. */
+ * prefetched first so its miss overlaps the lock's barrier. */
 static inline void be__cache_lock_for(be__cache_shard *s, uint64_t h) {
-  uintptr_t b = (uintptr_t)__atomic_load_n(&s->buckets, __ATOMIC_RELAXED);
-  size_t m = __atomic_load_n(&s->mask, __ATOMIC_RELAXED);
-  __builtin_prefetch((const void *)(b + (h & m) * sizeof(void *)));
+  /* Unlocked and outside any read section: the table may be freed under
+   * us, so only its address is used (as an integer, with the shard's copy
+   * of the mask) and a prefetch never faults. */
+  uintptr_t t = (uintptr_t)__atomic_load_n(&s->table, __ATOMIC_RELAXED);
+  size_t m = __atomic_load_n(&s->mask_hint, __ATOMIC_RELAXED);
+  __builtin_prefetch((const void *)(t + offsetof(be__cache_table, slot) + (h & m) * sizeof(void *)));
   be__spinlock_lock(&s->lock);
 }
 
@@ -162,13 +196,17 @@ static inline void be__cache_touch_locked(const be_cache *c, be__cache_shard *s,
   if (c->lru_exact) {
     be__cache_bump_locked(s, e);
   } else if (!(e->flags & BE__ENTRY_REF)) { /* write the entry's line once */
-    e->flags |= BE__ENTRY_REF;
+    __atomic_store_n(&e->flags, (uint8_t)(e->flags | BE__ENTRY_REF), __ATOMIC_RELAXED);
   }
 }
-/* Run eviction callbacks for and drop the table's reference to removed
- * entries; call with no lock held. */
+/* Run eviction callbacks for removed entries and retire them (their
+ * table reference is dropped once no lock-free reader can see them);
+ * also reclaims retired tables. Call with no lock held, after every
+ * change, grave NULL or not. */
 void be__cache_bury(be_cache *c, struct be_cache_entry *grave);
 void be__cache_entry_unref(struct be_cache_entry *e);
+/* Free retired entries and tables no lock-free reader can still see. */
+void be__cache_reclaim(be_cache *c);
 /* Mark in-flight loads of key (or of keys with a prefix) stale. */
 void be__cache_flights_stale_locked(be__cache_shard *s, const void *key,
                                     size_t klen, int prefix);

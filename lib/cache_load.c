@@ -272,7 +272,7 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   pthread_mutex_unlock(&f->mu);
   rc = take_result(f, out, err, &last);
   be__spinlock_unlock(&s->lock);
-  if (grave) be__cache_bury(c, grave);
+  be__cache_bury(c, grave); /* also after an insert that grew the table */
   if (last) flight_free(f);
   if (out_status) *out_status = BE_CACHE_LOADED;
   return rc;

@@ -4,6 +4,8 @@
  * failures and thread safety. Time moves only through a fake clock. */
 #include "testutil.h"
 
+#include "cache.h"    /* BE__CACHE_STRIPES */
+#include "ebr.h"      /* the reclamation scheme, tested directly */
 #include "spinlock.h" /* the shard lock, tested directly */
 
 #include <pthread.h>
@@ -1561,6 +1563,185 @@ END_TEST
 
 /* ---- concurrency: run under TSan in CI ---- */
 
+/* The lock-free hit path (get_copy on a CLOCK cache) against a writer
+ * that replaces values (changing their length), deletes, grows shards,
+ * invalidates, sweeps and clears. Values are self-checking (key, version,
+ * a filler that depends on both), so a torn or freed read shows; a
+ * version published before a get must not be older than what the get
+ * returns (no stale read after a completed set); hits and misses must
+ * add up to the gets done; all memory must come back. Runs under TSan and
+ * ASan in CI. */
+#define LF_KEYS 64
+typedef struct lf_shared {
+  be_cache *c;
+  _Atomic uint64_t latest[LF_KEYS]; /* version of the last completed set */
+  _Atomic int stop;
+  _Atomic long gets;
+} lf_shared;
+
+static size_t lf_value(char *v, size_t cap, int id, uint64_t ver) {
+  int n = snprintf(v, cap, "k%d:v%llu:", id, (unsigned long long)ver);
+  size_t len = (size_t)n + (size_t)((ver * 7 + (uint64_t)id) % 120);
+  if (len > cap) len = cap;
+  for (size_t i = (size_t)n; i < len; i++) v[i] = (char)('a' + (ver + (uint64_t)id + i) % 26);
+  return len;
+}
+
+static void *lf_reader(void *p) {
+  lf_shared *sh = p;
+  uint64_t s = (uint64_t)(uintptr_t)&s | 1;
+  long gets = 0;
+  while (!atomic_load(&sh->stop)) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    int id = (int)(s % LF_KEYS);
+    char k[16], buf[256], want[256];
+    int kl = snprintf(k, sizeof k, "lf:%d", id);
+    uint64_t floor = atomic_load(&sh->latest[id]);
+    size_t n = 0;
+    gets++;
+    if (be_cache_get_copy(buf, sizeof buf, &n, sh->c, k, (size_t)kl) != BE_OK) continue;
+    int got_id = -1;
+    unsigned long long ver = 0;
+    ck_assert_int_eq(sscanf(buf, "k%d:v%llu:", &got_id, &ver), 2);
+    ck_assert_int_eq(got_id, id);
+    ck_assert_uint_ge(ver, floor);
+    ck_assert_uint_eq(lf_value(want, sizeof want, id, ver), n);
+    ck_assert(memcmp(buf, want, n) == 0);
+  }
+  atomic_fetch_add(&sh->gets, gets);
+  return NULL;
+}
+
+START_TEST(lock_free_hits_under_concurrent_writes) {
+  be_allocator a = BE_ALLOCATOR_INIT;
+  a.malloc_fn = cnt_malloc;
+  a.realloc_fn = cnt_realloc;
+  a.free_fn = cnt_free;
+  atomic_store(&mem_live, 0);
+  ck_assert_int_eq(be_set_allocator(&a), BE_OK);
+  static lf_shared sh;
+  memset(&sh, 0, sizeof sh);
+  sh.c = new_cache(NULL, 2, 0, 0, 0);
+  ck_assert_int_eq(be_cache_register_prefix(sh.c, "lf:1", 4, NULL), BE_OK);
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, lf_reader, &sh), 0);
+  uint64_t ver = 1;
+  for (int round = 0; round < 3000; round++) {
+    for (int id = 0; id < LF_KEYS; id++) {
+      char k[16], v[256];
+      int kl = snprintf(k, sizeof k, "lf:%d", id);
+      size_t vl = lf_value(v, sizeof v, id, ++ver);
+      ck_assert_int_eq(be_cache_set(sh.c, k, (size_t)kl, v, vl, BE_CACHE_TTL_DEFAULT, NULL), BE_OK);
+      atomic_store(&sh.latest[id], ver);
+    }
+    if (round % 7 == 0) { /* fill and drop others: the shards grow and shrink */
+      for (int j = 0; j < 200; j++) {
+        char k[24];
+        int kl = snprintf(k, sizeof k, "other:%d:%d", round, j);
+        be_cache_set(sh.c, k, (size_t)kl, "x", 1, BE_CACHE_TTL_DEFAULT, NULL);
+      }
+      be_cache_invalidate_prefix(sh.c, "other:", 6);
+    }
+    if (round % 11 == 0) be_cache_delete(sh.c, "lf:3", 4);
+    if (round % 13 == 0) be_cache_invalidate_prefix(sh.c, "lf:1", 4);
+    if (round % 17 == 0) be_cache_sweep(NULL, sh.c, 4);
+    if (round % 97 == 0) be_cache_clear(sh.c);
+  }
+  atomic_store(&sh.stop, 1);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  be_cache_stats st = stats_of(sh.c);
+  ck_assert_uint_eq(st.hits + st.misses, (uint64_t)atomic_load(&sh.gets));
+  ck_assert_uint_gt(st.hits, 0);
+  assert_stats_add_up(sh.c);
+  ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
+  be_cache_free(sh.c);
+  ck_assert_int_eq(atomic_load(&mem_live), 0);
+  be_set_allocator(NULL);
+}
+END_TEST
+
+/* Reader slots: one per live thread, reused after exit; a thread beyond
+ * the hit stripes (index >= BE__CACHE_STRIPES) takes the locked path, so
+ * with more live threads than stripes every hit is still counted once. */
+typedef struct many_arg {
+  be_cache *c;
+  pthread_barrier_t *bar;
+} many_arg;
+
+static void *many_reader(void *p) {
+  many_arg *a = p;
+  pthread_barrier_wait(a->bar); /* all alive at once: distinct slots */
+  for (int i = 0; i < 50; i++) {
+    char buf[16];
+    size_t n;
+    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, a->c, "k", 1), BE_OK);
+    ck_assert_uint_eq(n, 5);
+    ck_assert(memcmp(buf, "value", 5) == 0);
+  }
+  return NULL;
+}
+
+START_TEST(hits_counted_once_with_more_threads_than_stripes) {
+  enum { N = BE__CACHE_STRIPES + 16 };
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  ck_assert_int_eq(be_cache_set(c, "k", 1, "value", 5, 0, NULL), BE_OK);
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, N);
+  static many_arg a[N];
+  static pthread_t t[N];
+  for (int round = 0; round < 2; round++) { /* the second round reuses slots */
+    for (int i = 0; i < N; i++) {
+      a[i] = (many_arg){c, &bar};
+      ck_assert_int_eq(pthread_create(&t[i], NULL, many_reader, &a[i]), 0);
+    }
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+  }
+  pthread_barrier_destroy(&bar);
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.hits, 2 * N * 50);
+  ck_assert_uint_eq(st.misses, 0);
+  be_cache_free(c);
+}
+END_TEST
+
+/* ebr: a reader inside holds back reclamation of what was retired after
+ * it entered, and only that. */
+typedef struct ebr_arg {
+  _Atomic int phase;
+  uint64_t entered_at;
+} ebr_arg;
+
+static void *ebr_reader_thread(void *p) {
+  ebr_arg *a = p;
+  be__ebr_reader *r = be__ebr_self();
+  ck_assert_ptr_nonnull(r);
+  be__ebr_enter(r);
+  a->entered_at = atomic_load(&r->active);
+  atomic_store(&a->phase, 1);
+  while (atomic_load(&a->phase) != 2) sched_yield();
+  be__ebr_exit(r);
+  atomic_store(&a->phase, 3);
+  return NULL;
+}
+
+START_TEST(ebr_reader_holds_back_later_retirements) {
+  ebr_arg a;
+  atomic_init(&a.phase, 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, ebr_reader_thread, &a), 0);
+  while (atomic_load(&a.phase) != 1) sched_yield();
+  uint64_t retired = be__ebr_retire_epoch(); /* unlinked while the reader is inside */
+  ck_assert_uint_gt(retired, a.entered_at);
+  uint64_t oldest = be__ebr_oldest_reader();
+  ck_assert_uint_le(oldest, a.entered_at); /* other suites' readers may be older still */
+  ck_assert_uint_lt(oldest, retired);      /* so not yet safe to free */
+  atomic_store(&a.phase, 2);
+  while (atomic_load(&a.phase) != 3) sched_yield();
+  pthread_join(t, NULL);
+  ck_assert_uint_ge(be__ebr_oldest_reader(), retired); /* now it is */
+}
+END_TEST
+
 /* The shard lock: mutual exclusion (a plain counter under the lock comes
  * out exact; TSan sees a race if it is not), and progress when a holder
  * keeps it for milliseconds, so waiters go through spin, yield and nap. */
@@ -1773,6 +1954,9 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, allocation_failures_do_not_leak);
   tcase_add_test(tc, concurrent_stress);
   tcase_add_test(tc, spinlock_excludes_and_waiters_progress);
+  tcase_add_test(tc, lock_free_hits_under_concurrent_writes);
+  tcase_add_test(tc, hits_counted_once_with_more_threads_than_stripes);
+  tcase_add_test(tc, ebr_reader_holds_back_later_retirements);
   tcase_add_test(tc, single_flight_under_contention);
   suite_add_tcase(s, tc);
   return s;

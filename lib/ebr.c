@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/* The reader registry and grace-period check behind lib/ebr.h. */
+#include "ebr.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#endif
+
+_Atomic uint64_t be__ebr_epoch = 1;
+int be__ebr_reader_fence = 1;
+__thread be__ebr_reader *be__ebr_self_tls __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static be__ebr_reader *_Atomic registry; /* pushed at the head, never unlinked */
+static uint32_t registry_count;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+static int exit_key_ok;
+static int use_membarrier;
+
+#if defined(__linux__) && defined(__NR_membarrier)
+static int membarrier(int cmd) { return (int)syscall(__NR_membarrier, cmd, 0, 0); }
+#endif
+
+/* Runs at thread exit (the thread is outside any read section). */
+static void release_slot(void *p) {
+  be__ebr_reader *r = p;
+  pthread_mutex_lock(&registry_mu);
+  r->in_use = 0;
+  pthread_mutex_unlock(&registry_mu);
+}
+
+/* fork: hold the registry across it, and in the child, where only the
+ * forking thread lives, free every other thread's slot (one caught inside
+ * a read section would otherwise block reclamation there forever). */
+static void fork_prepare(void) { pthread_mutex_lock(&registry_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&registry_mu); }
+static void fork_child(void) {
+  for (be__ebr_reader *r = atomic_load_explicit(&registry, memory_order_relaxed); r; r = r->next) {
+    if (r == be__ebr_self_tls) continue;
+    atomic_store_explicit(&r->active, 0, memory_order_relaxed);
+    r->in_use = 0;
+  }
+  pthread_mutex_unlock(&registry_mu);
+}
+
+static void init(void) {
+  exit_key_ok = pthread_key_create(&exit_key, release_slot) == 0 &&
+                pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
+#if defined(__linux__) && defined(__NR_membarrier)
+  int cmds = membarrier(MEMBARRIER_CMD_QUERY);
+  if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+      membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0) {
+    use_membarrier = 1;
+    be__ebr_reader_fence = 0; /* no reader runs before its registration, which follows this */
+  }
+#endif
+}
+
+be__ebr_reader *be__ebr_register(void) {
+  pthread_once(&init_once, init);
+  if (!exit_key_ok) return NULL; /* a slot could never be given back */
+  pthread_mutex_lock(&registry_mu);
+  be__ebr_reader *r = atomic_load_explicit(&registry, memory_order_relaxed);
+  while (r && r->in_use) r = r->next;
+  if (r == NULL) {
+    /* Plain calloc, not the allocator hooks: slots outlive every cache
+     * and are shared by all of them. */
+    r = calloc(1, sizeof *r);
+    if (r == NULL) {
+      pthread_mutex_unlock(&registry_mu);
+      return NULL;
+    }
+    r->index = registry_count++;
+    r->next = atomic_load_explicit(&registry, memory_order_relaxed);
+    atomic_store_explicit(&registry, r, memory_order_release);
+  }
+  r->in_use = 1;
+  pthread_mutex_unlock(&registry_mu);
+  if (pthread_setspecific(exit_key, r) != 0) {
+    release_slot(r);
+    return NULL;
+  }
+  be__ebr_self_tls = r;
+  return r;
+}
+
+uint64_t be__ebr_retire_epoch(void) {
+  return atomic_fetch_add_explicit(&be__ebr_epoch, 1, memory_order_seq_cst) + 1;
+}
+
+uint64_t be__ebr_oldest_reader(void) {
+#if defined(__linux__) && defined(__NR_membarrier)
+  /* Every running reader now executes a barrier: a slot store made before
+   * its loads of shared data is visible to the scan below. */
+  if (use_membarrier && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) return 0;
+#endif
+  atomic_thread_fence(memory_order_seq_cst);
+  uint64_t oldest = UINT64_MAX;
+  for (be__ebr_reader *r = atomic_load_explicit(&registry, memory_order_acquire); r; r = r->next) {
+    uint64_t a = atomic_load_explicit(&r->active, memory_order_acquire);
+    if (a != 0 && a < oldest) oldest = a;
+  }
+  return oldest;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* Epoch-based reclamation for readers that take no lock (the cache's
+ * optimistic hit path). A reader brackets its accesses with
+ * be__ebr_enter()/be__ebr_exit(), which write only the calling thread's
+ * own slot: no atomic read-modify-write and no shared cache line, so
+ * readers on different cores never slow each other down. A writer that
+ * unlinks an object takes be__ebr_retire_epoch() afterwards and frees the
+ * object once be__ebr_safe() says no reader that could have seen it is
+ * still inside.
+ *
+ * The reader's store to its slot must be visible before its first load
+ * of shared data. Where the kernel offers membarrier(PRIVATE_EXPEDITED),
+ * be__ebr_safe() issues it, which makes every running thread of the
+ * process execute a full barrier, and readers need only a compiler
+ * barrier (the liburcu "memb" scheme); elsewhere readers pay a fence.
+ *
+ * Slots are process-wide, one per thread that ever read, reused after the
+ * thread exits, and never freed (a few cache lines per thread). */
+#ifndef BE_LIB_EBR_H
+#define BE_LIB_EBR_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct be__ebr_reader {
+  _Alignas(64) _Atomic uint64_t active; /* 0 outside, else the epoch read at enter */
+  uint32_t index;                       /* dense, unique among live threads */
+  int in_use;                           /* guarded by the registry lock */
+  struct be__ebr_reader *next;          /* registry list; never unlinked */
+} be__ebr_reader;
+
+extern _Atomic uint64_t be__ebr_epoch;
+extern int be__ebr_reader_fence; /* 1 when membarrier is unavailable */
+extern __thread be__ebr_reader *be__ebr_self_tls __attribute__((tls_model("initial-exec")));
+
+/* This thread's slot, registered on first use; NULL when that fails (out
+ * of memory): the caller takes its locked path instead. */
+be__ebr_reader *be__ebr_register(void);
+
+static inline be__ebr_reader *be__ebr_self(void) {
+  be__ebr_reader *r = be__ebr_self_tls;
+  return r ? r : be__ebr_register();
+}
+
+static inline void be__ebr_enter(be__ebr_reader *r) {
+  uint64_t e = atomic_load_explicit(&be__ebr_epoch, memory_order_acquire);
+  atomic_store_explicit(&r->active, e, memory_order_relaxed);
+  if (be__ebr_reader_fence)
+    atomic_thread_fence(memory_order_seq_cst);
+  else
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void be__ebr_exit(be__ebr_reader *r) {
+  atomic_store_explicit(&r->active, 0, memory_order_release);
+}
+
+/* Call after unlinking objects: they may be freed once be__ebr_safe() of
+ * the returned epoch is 1. */
+uint64_t be__ebr_retire_epoch(void);
+
+/* The smallest epoch a reader is inside now (UINT64_MAX when none is);
+ * objects retired at epochs <= that value are safe to free. */
+uint64_t be__ebr_oldest_reader(void);
+
+#endif
