@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #if defined(__linux__)
@@ -69,9 +70,10 @@ be__ebr_reader *be__ebr_register(void) {
   be__ebr_reader *r = atomic_load_explicit(&registry, memory_order_relaxed);
   while (r && r->in_use) r = r->next;
   if (r == NULL) {
-    /* Plain calloc, not the allocator hooks: slots outlive every cache
-     * and are shared by all of them. */
-    r = calloc(1, sizeof *r);
+    /* Plain libc, not the allocator hooks: slots outlive every cache and
+     * are shared by all of them. Aligned: one cache line per slot. */
+    r = aligned_alloc(_Alignof(be__ebr_reader), sizeof *r);
+    if (r != NULL) memset(r, 0, sizeof *r);
     if (r == NULL) {
       pthread_mutex_unlock(&registry_mu);
       return NULL;
