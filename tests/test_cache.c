@@ -475,13 +475,18 @@ static void *cnt_realloc(void *q, size_t n, void *ud) {
   return r;
 }
 
-START_TEST(memory_accounting_is_exact) {
+/* Route the library's allocations through cnt_* with mem_live at 0. */
+static void use_counting_allocator(void) {
   be_allocator a = BE_ALLOCATOR_INIT;
   a.malloc_fn = cnt_malloc;
   a.realloc_fn = cnt_realloc;
   a.free_fn = cnt_free;
   atomic_store(&mem_live, 0);
   ck_assert_int_eq(be_set_allocator(&a), BE_OK);
+}
+
+START_TEST(memory_accounting_is_exact) {
+  use_counting_allocator();
   be_cache *c = new_cache(NULL, 4, 0, 0, 0);
   ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
   be_cache_stats st = stats_of(c);
@@ -1613,12 +1618,7 @@ static void *lf_reader(void *p) {
 }
 
 START_TEST(lock_free_hits_under_concurrent_writes) {
-  be_allocator a = BE_ALLOCATOR_INIT;
-  a.malloc_fn = cnt_malloc;
-  a.realloc_fn = cnt_realloc;
-  a.free_fn = cnt_free;
-  atomic_store(&mem_live, 0);
-  ck_assert_int_eq(be_set_allocator(&a), BE_OK);
+  use_counting_allocator();
   static lf_shared sh;
   memset(&sh, 0, sizeof sh);
   sh.c = new_cache(NULL, 2, 0, 0, 0);
