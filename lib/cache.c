@@ -683,6 +683,7 @@ int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
   int64_t now = be__cache_lookup_now(c);
+  if ((*out = be__cache_get_unlocked(c, s, h, key, klen, now)) != NULL) return BE_OK;
   be__cache_lock_for(s, h);
   entry *e = lookup_locked(c, s, h, key, klen, now, &grave);
   if (e && !(e->flags & BE__ENTRY_NEGATIVE)) {
@@ -754,19 +755,24 @@ static inline int servable(be_cache *c, entry *e, int64_t now) {
   return e->expires == NEVER || (now != INT64_MIN && now < e->expires);
 }
 
-/* The hit path without the shard lock, for approximate-LRU caches: walk
- * the chain inside an ebr read section (so nothing met can be freed; see
- * "what lock-free readers see" above) and copy the value out. It writes
- * no shared cache line: the hit is counted in this thread's stripe.
- * Returns 1 on such a hit; 0 sends the caller to the locked path (a miss,
- * an entry not yet marked referenced, dead or negative, a value too large
- * for the buffer). */
-static int get_copy_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
-                             size_t klen, int64_t now, void *buf, size_t cap, size_t *out_len) {
+/* ---- hits without the shard lock (approximate-LRU caches) ----
+ * The chain is walked inside an ebr read section, so nothing met can be
+ * freed (see "what lock-free readers see" above), and nothing shared is
+ * written: the hit is counted in this thread's stripe. Only hits on
+ * servable entries are taken; everything else (a miss, an entry not yet
+ * marked referenced, dead or negative, a value too large for the buffer)
+ * goes to the locked path. */
+
+/* This thread's reader slot when it may read without the lock. */
+static inline be__ebr_reader *unlocked_reader(const be_cache *c) {
+  if (c->lru_exact) return NULL; /* every hit moves the entry: needs the lock */
   be__ebr_reader *r = be__ebr_self();
-  if (r == NULL || r->index >= BE__CACHE_STRIPES) return 0;
-  int ok = 0;
-  be__ebr_enter(r);
+  return r && r->index < BE__CACHE_STRIPES ? r : NULL;
+}
+
+/* Inside a read section: key's servable entry or NULL. */
+static inline entry *find_unlocked(be_cache *c, be__cache_shard *s, uint64_t h,
+                                   const void *key, size_t klen, int64_t now) {
   /* The slot's address from the shard's mask copy, so its load need not
    * wait for the table's header; a copy from another table than t only
    * sends the walk to a wrong chain (a miss) or fails the bound check. */
@@ -775,17 +781,43 @@ static int get_copy_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const 
   entry *e = i <= t->mask ? __atomic_load_n(&t->slot[i], __ATOMIC_ACQUIRE) : NULL;
   while (e && !(e->klen == klen && key_eq(e->data, key, klen)))
     e = __atomic_load_n(&e->hnext, __ATOMIC_ACQUIRE);
-  if (e && servable(c, e, now) && e->vlen <= cap) {
-    copy_value(buf, eval(e), e->vlen);
-    *out_len = e->vlen;
-    ok = 1;
-  }
-  be__ebr_exit(r);
-  if (!ok) return 0;
+  return e && servable(c, e, now) ? e : NULL;
+}
+
+static inline void count_unlocked_hit(be_cache *c, const be__ebr_reader *r) {
   _Atomic uint64_t *hits = &c->stripes[r->index].hits; /* this thread is its only writer */
   atomic_store_explicit(hits, atomic_load_explicit(hits, memory_order_relaxed) + 1,
                         memory_order_relaxed);
-  return 1;
+}
+
+static int get_copy_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
+                             size_t klen, int64_t now, void *buf, size_t cap, size_t *out_len) {
+  be__ebr_reader *r = unlocked_reader(c);
+  if (r == NULL) return 0;
+  be__ebr_enter(r);
+  entry *e = find_unlocked(c, s, h, key, klen, now);
+  int ok = e && e->vlen <= cap;
+  if (ok) {
+    copy_value(buf, eval(e), e->vlen);
+    *out_len = e->vlen;
+  }
+  be__ebr_exit(r);
+  if (ok) count_unlocked_hit(c, r);
+  return ok;
+}
+
+entry *be__cache_get_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
+                              size_t klen, int64_t now) {
+  be__ebr_reader *r = unlocked_reader(c);
+  if (r == NULL) return NULL;
+  be__ebr_enter(r);
+  entry *e = find_unlocked(c, s, h, key, klen, now);
+  /* The table's reference is dropped only after this section ends (it
+   * waits for reclamation), so refs >= 1 here and ours keeps e alive. */
+  if (e) atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+  be__ebr_exit(r);
+  if (e) count_unlocked_hit(c, r);
+  return e;
 }
 
 int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const void *key,
@@ -797,8 +829,7 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
   entry *grave = NULL;
   int rc;
   int64_t now = be__cache_lookup_now(c);
-  if (!c->lru_exact && get_copy_unlocked(c, s, h, key, klen, now, buf, cap, out_len))
-    return BE_OK;
+  if (get_copy_unlocked(c, s, h, key, klen, now, buf, cap, out_len)) return BE_OK;
   be__cache_lock_for(s, h);
   entry *e = lookup_locked(c, s, h, key, klen, now, &grave);
   if (e && !(e->flags & BE__ENTRY_NEGATIVE)) {

@@ -185,6 +185,10 @@ void be__cache_bump_locked(be__cache_shard *s, struct be_cache_entry *e);
 void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
                              struct be_cache_entry *e, int64_t ttl,
                              uint64_t epoch, struct be_cache_entry **grave);
+/* A hit without the shard lock: a new reference to key's entry, or NULL
+ * when the locked path must decide (approximate-LRU caches only). */
+struct be_cache_entry *be__cache_get_unlocked(be_cache *c, be__cache_shard *s, uint64_t hash,
+                                              const void *key, size_t klen, int64_t now);
 /* 1 when an entry of this charge can be stored in shard s. */
 int be__cache_fits(const be__cache_shard *s, uint64_t charge);
 /* Allocate an entry holding key and value (refs = 1); NULL on failure. */

@@ -146,6 +146,10 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   int last = 0;
 
   int64_t now = be__cache_lookup_now(c);
+  if ((*out = be__cache_get_unlocked(c, s, h, key, klen, now)) != NULL) {
+    if (out_status) *out_status = BE_CACHE_HIT;
+    return BE_OK;
+  }
   be__cache_lock_for(s, h);
   entry *e = be__cache_lookup_locked(c, s, h, key, klen, now, &grave);
   if (e) {

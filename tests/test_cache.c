@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define SEC BE_NS_PER_SEC
 
@@ -1592,6 +1593,33 @@ static size_t lf_value(char *v, size_t cap, int id, uint64_t ver) {
   return len;
 }
 
+/* A loaded value is the latest completed set's, so it passes the same
+ * checks as a cached one. */
+static int lf_loader(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+  (void)err;
+  lf_shared *sh = ud;
+  char k[16], v[256];
+  memcpy(k, key, klen);
+  k[klen] = 0;
+  int id = atoi(k + 3);
+  size_t vl = lf_value(v, sizeof v, id, atomic_load(&sh->latest[id]));
+  return be_cache_load_set_value(out, v, vl, BE_CACHE_TTL_DEFAULT);
+}
+
+/* One read by copy (0), handle (1) or get-or-load (2); 1 with the value. */
+static int lf_read(lf_shared *sh, int how, const char *k, size_t kl, char *buf, size_t *n) {
+  if (how == 0) return be_cache_get_copy(buf, 256, n, sh->c, k, kl) == BE_OK;
+  be_cache_entry *h = NULL;
+  int rc = how == 1 ? be_cache_get(&h, sh->c, k, kl)
+                    : be_cache_get_or_load(&h, NULL, sh->c, k, kl, lf_loader, sh, NULL);
+  if (rc != BE_OK) return 0;
+  const void *v = be_cache_entry_value(h, n);
+  ck_assert_uint_le(*n, 256);
+  memcpy(buf, v, *n);
+  be_cache_entry_release(h);
+  return 1;
+}
+
 static void *lf_reader(void *p) {
   lf_shared *sh = p;
   uint64_t s = (uint64_t)(uintptr_t)&s | 1;
@@ -1604,7 +1632,7 @@ static void *lf_reader(void *p) {
     uint64_t floor = atomic_load(&sh->latest[id]);
     size_t n = 0;
     gets++;
-    if (be_cache_get_copy(buf, sizeof buf, &n, sh->c, k, (size_t)kl) != BE_OK) continue;
+    if (!lf_read(sh, (int)((s >> 32) % 3), k, (size_t)kl, buf, &n)) continue;
     int got_id = -1;
     unsigned long long ver = 0;
     ck_assert_int_eq(sscanf(buf, "k%d:v%llu:", &got_id, &ver), 2);
@@ -1650,6 +1678,7 @@ START_TEST(lock_free_hits_under_concurrent_writes) {
   atomic_store(&sh.stop, 1);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
   be_cache_stats st = stats_of(sh.c);
+  /* every call, of any of the three kinds, counts one hit or one miss */
   ck_assert_uint_eq(st.hits + st.misses, (uint64_t)atomic_load(&sh.gets));
   ck_assert_uint_gt(st.hits, 0);
   assert_stats_add_up(sh.c);
