@@ -97,6 +97,9 @@ uint64_t be__ebr_retire_epoch(void) {
 }
 
 uint64_t be__ebr_oldest_reader(void) {
+  /* Readers may start in the membarrier mode only after init chose it; a
+   * scan must see that choice too (and not skip the barrier it relies on). */
+  pthread_once(&init_once, init);
 #if defined(__linux__) && defined(__NR_membarrier)
   /* Every running reader now executes a barrier: a slot store made before
    * its loads of shared data is visible to the scan below. */

@@ -1771,6 +1771,138 @@ START_TEST(ebr_reader_holds_back_later_retirements) {
 }
 END_TEST
 
+/* A thread that only writes reclaims too, and its scan must use the
+ * barrier scheme readers use: readers skip their fence only because scans
+ * issue membarrier, so a scan made before the scheme is settled (on the
+ * first reader's registration) may miss a reader's slot store and free
+ * what it reads. Each test runs in a fresh process (Check forks), where
+ * nothing has registered yet. */
+static void *ebr_take_slot(void *p) {
+  (void)p;
+  return be__ebr_self();
+}
+
+START_TEST(ebr_scan_uses_the_readers_barrier_scheme) {
+  be__ebr_oldest_reader(); /* a writer's first grace-period check */
+  int scheme = be__ebr_reader_fence;
+  pthread_t t;
+  void *r = NULL;
+  ck_assert_int_eq(pthread_create(&t, NULL, ebr_take_slot, NULL), 0);
+  pthread_join(t, &r);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(be__ebr_reader_fence, scheme);
+}
+END_TEST
+
+/* A thread gives its reader slot back in a key destructor at exit, and
+ * another thread may take the slot at once. A later destructor of the
+ * exiting thread may still read the cache: it must not do so on that slot
+ * (two readers on one slot: one's exit ends the other's read section, and
+ * both write one hit stripe). */
+typedef struct late_use {
+  be_cache *c;
+  int round;
+  be__ebr_reader *mine, *other;
+  int hits;
+} late_use;
+static pthread_key_t late_key;
+
+static int late_get(late_use *u) {
+  char buf[16];
+  size_t n = 0;
+  return be_cache_get_copy(buf, sizeof buf, &n, u->c, "k", 1) == BE_OK && n == 5 &&
+         memcmp(buf, "value", 5) == 0;
+}
+
+static void late_destructor(void *p) {
+  late_use *u = p;
+  if (u->round++ == 0) { /* run again after every first-round destructor, ebr's included */
+    pthread_setspecific(late_key, u);
+    return;
+  }
+  u->mine = be__ebr_self();
+  pthread_t t;
+  void *other = NULL;
+  if (pthread_create(&t, NULL, ebr_take_slot, NULL) == 0) pthread_join(t, &other);
+  u->other = other;
+  u->hits += late_get(u);
+}
+
+static void *late_thread(void *p) {
+  late_use *u = p;
+  u->hits += late_get(u);
+  pthread_setspecific(late_key, u);
+  return NULL;
+}
+
+START_TEST(thread_exit_gives_its_reader_slot_back_for_good) {
+  static late_use u;
+  memset(&u, 0, sizeof u);
+  u.c = new_cache(NULL, 1, 0, 0, 0);
+  ck_assert_int_eq(be_cache_set(u.c, "k", 1, "value", 5, 0, NULL), BE_OK);
+  ck_assert(late_get(&u)); /* marks it referenced: later hits are lock-free */
+  ck_assert_int_eq(pthread_key_create(&late_key, late_destructor), 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, late_thread, &u), 0);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(u.round, 2);
+  ck_assert_ptr_nonnull(u.other);
+  ck_assert(u.mine != u.other); /* NULL (the locked path) or a slot of its own */
+  ck_assert_int_eq(u.hits, 2);
+  ck_assert_uint_eq(stats_of(u.c).hits, 3);
+  pthread_key_delete(late_key);
+  be_cache_free(u.c);
+}
+END_TEST
+
+/* After a burst of more live threads than hit stripes, a thread started
+ * when few are alive must get a low slot index again: with an index at or
+ * above BE__CACHE_STRIPES every hit it makes takes the shard lock. */
+static void *burst_reader(void *p) {
+  be__ebr_self();
+  pthread_barrier_wait(p); /* all alive at once: distinct slots */
+  return NULL;
+}
+
+static void *slot_index_of_new_thread(void *p) {
+  be__ebr_reader *r = be__ebr_self();
+  *(uint32_t *)p = r ? r->index : UINT32_MAX;
+  return NULL;
+}
+
+START_TEST(reader_slots_reused_lowest_index_first) {
+  enum { N = BE__CACHE_STRIPES + 8 };
+  static pthread_t t[N];
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, N);
+  for (int i = 0; i < N; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, burst_reader, &bar), 0);
+  for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&bar);
+  uint32_t index = UINT32_MAX;
+  pthread_t late;
+  ck_assert_int_eq(pthread_create(&late, NULL, slot_index_of_new_thread, &index), 0);
+  pthread_join(late, NULL);
+  ck_assert_uint_lt(index, BE__CACHE_STRIPES);
+}
+END_TEST
+
+/* A retired table makes the next bury reclaim; once every retired table
+ * is freed that must stop, or every later write takes the cache-wide
+ * retire lock for nothing. */
+START_TEST(freed_tables_stop_reclamation_passes) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  for (int i = 0; i < 40; i++) { /* the table grows twice */
+    char k[16];
+    int kl = snprintf(k, sizeof k, "key%d", i);
+    ck_assert_int_eq(be_cache_set(c, k, (size_t)kl, "v", 1, 0, NULL), BE_OK);
+  }
+  stats_of(c); /* reclaims: no reader is inside */
+  ck_assert_ptr_null(c->retired_tables);
+  ck_assert_int_eq(atomic_load(&c->tables_retired), 0);
+  be_cache_free(c);
+}
+END_TEST
+
 /* The shard lock: mutual exclusion (a plain counter under the lock comes
  * out exact; TSan sees a race if it is not), and progress when a holder
  * keeps it for milliseconds, so waiters go through spin, yield and nap. */
@@ -1986,6 +2118,10 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, lock_free_hits_under_concurrent_writes);
   tcase_add_test(tc, hits_counted_once_with_more_threads_than_stripes);
   tcase_add_test(tc, ebr_reader_holds_back_later_retirements);
+  tcase_add_test(tc, ebr_scan_uses_the_readers_barrier_scheme);
+  tcase_add_test(tc, thread_exit_gives_its_reader_slot_back_for_good);
+  tcase_add_test(tc, reader_slots_reused_lowest_index_first);
+  tcase_add_test(tc, freed_tables_stop_reclamation_passes);
   tcase_add_test(tc, single_flight_under_contention);
   suite_add_tcase(s, tc);
   return s;
