@@ -19,6 +19,7 @@
 #define DEFAULT_SWEEP 4u
 #define INITIAL_BUCKETS 16u
 #define RECLAIM_BATCH 64u   /* retired entries that trigger a reclamation pass */
+#define RECLAIM_BYTES (256u << 10) /* or retired bytes: large values are not left waiting */
 #define STRIPES_MEM (BE__CACHE_STRIPES * sizeof(struct be__cache_stripe) + 64)
 #define NEVER INT64_MAX
 
@@ -226,7 +227,7 @@ static void retire_entries(be_cache *c, entry *first, entry *last) {
   c->retired_tail = last;
   c->retired_count += n;
   c->retired_bytes += bytes;
-  int full = c->retired_count >= RECLAIM_BATCH;
+  int full = c->retired_count >= RECLAIM_BATCH || c->retired_bytes >= RECLAIM_BYTES;
   pthread_mutex_unlock(&c->retire_mu);
   if (full) be__cache_reclaim(c);
 }
@@ -270,7 +271,6 @@ static void reclaim(be_cache *c, int all) {
     dead = e;
   }
   if (c->retired_head == NULL) c->retired_tail = NULL;
-  if (c->retired_tables == NULL) atomic_store_explicit(&c->tables_retired, 0, memory_order_relaxed);
   for (be__cache_table **l = &c->retired_tables; *l;) {
     be__cache_table *t = *l;
     if (t->retired_epoch <= safe) {
@@ -282,6 +282,9 @@ static void reclaim(be_cache *c, int all) {
       l = &t->retired_next;
     }
   }
+  /* After the pass: once the last table is freed, burying nothing stops
+   * calling in here (and taking retire_mu) on every write. */
+  if (c->retired_tables == NULL) atomic_store_explicit(&c->tables_retired, 0, memory_order_relaxed);
   pthread_mutex_unlock(&c->retire_mu);
   while (dead) {
     entry *n = dead->next;

@@ -170,7 +170,7 @@ static inline void be__cache_lock_for(be__cache_shard *s, uint64_t h) {
   be__spinlock_lock(&s->lock);
 }
 
-/* --- helpers cache.c offers cache_load.c (all "_locked" need s->mu) --- */
+/* --- helpers cache.c offers cache_load.c (all "_locked" need s->lock) --- */
 uint64_t be__cache_hash(const be_cache *c, const void *key, size_t klen);
 be__cache_shard *be__cache_shard_of(be_cache *c, uint64_t hash);
 /* Find the live entry for key; dead ones met are moved to *grave. now is

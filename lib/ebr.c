@@ -28,12 +28,24 @@ static int use_membarrier;
 static int membarrier(int cmd) { return (int)syscall(__NR_membarrier, cmd, 0, 0); }
 #endif
 
-/* Runs at thread exit (the thread is outside any read section). */
-static void release_slot(void *p) {
-  be__ebr_reader *r = p;
+static __thread int slot_released; /* this thread is exiting: no slot any more */
+
+static void give_back(be__ebr_reader *r) {
   pthread_mutex_lock(&registry_mu);
   r->in_use = 0;
   pthread_mutex_unlock(&registry_mu);
+}
+
+/* Runs at thread exit (the thread is outside any read section). Another
+ * thread may take the slot at once, but a later key destructor of this
+ * thread may still read a cache: it must not do so on the slot (one
+ * reader's exit would end the other's section, and both would write one
+ * hit stripe), nor register again (a slot taken after the last destructor
+ * round is never given back), so it gets no slot: the locked path. */
+static void release_slot(void *p) {
+  be__ebr_self_tls = NULL;
+  slot_released = 1;
+  give_back(p);
 }
 
 /* fork: hold the registry across it, and in the child, where only the
@@ -65,10 +77,14 @@ static void init(void) {
 
 be__ebr_reader *be__ebr_register(void) {
   pthread_once(&init_once, init);
-  if (!exit_key_ok) return NULL; /* a slot could never be given back */
+  if (!exit_key_ok || slot_released) return NULL; /* a slot could never be given back */
   pthread_mutex_lock(&registry_mu);
-  be__ebr_reader *r = atomic_load_explicit(&registry, memory_order_relaxed);
-  while (r && r->in_use) r = r->next;
+  /* The free slot with the lowest index (the list is highest first), so
+   * an index stays below the number of live threads: after a burst of
+   * threads, later ones do not get indices past the cache's hit stripes. */
+  be__ebr_reader *r = NULL;
+  for (be__ebr_reader *q = atomic_load_explicit(&registry, memory_order_relaxed); q; q = q->next)
+    if (!q->in_use) r = q;
   if (r == NULL) {
     /* Plain libc, not the allocator hooks: slots outlive every cache and
      * are shared by all of them. Aligned: one cache line per slot. */
@@ -85,7 +101,7 @@ be__ebr_reader *be__ebr_register(void) {
   r->in_use = 1;
   pthread_mutex_unlock(&registry_mu);
   if (pthread_setspecific(exit_key, r) != 0) {
-    release_slot(r);
+    give_back(r);
     return NULL;
   }
   be__ebr_self_tls = r;

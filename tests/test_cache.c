@@ -1898,7 +1898,8 @@ START_TEST(freed_tables_stop_reclamation_passes) {
   }
   stats_of(c); /* reclaims: no reader is inside */
   ck_assert_ptr_null(c->retired_tables);
-  ck_assert_int_eq(atomic_load(&c->tables_retired), 0);
+  int flag = atomic_load(&c->tables_retired);
+  ck_assert_int_eq(flag, 0);
   be_cache_free(c);
 }
 END_TEST
