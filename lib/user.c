@@ -706,6 +706,11 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
   if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED)
     rc = be__svc_exec_i64(conn, "UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0",
                           &c->id, 1, NULL, err);
+  /* Reset links mailed before the disable must not work after a re-enable
+   * (an account is often disabled because its mailbox was taken over). */
+  if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED)
+    rc = be__svc_exec_i64(conn, "DELETE FROM password_resets WHERE user_id = ?1", &c->id, 1, NULL,
+                          err);
   if (rc != BE_OK) { be__buf_free(&b); return rc; }
   return audit_json(c, conn, "user.update", &b, err);
 }

@@ -770,6 +770,31 @@ START_TEST(reset_expires_and_clears_lockout) {
 }
 END_TEST
 
+/* A reset link mailed before a disable dies with it: re-enabling the
+ * account does not bring it back. */
+START_TEST(disable_kills_pending_reset_tokens) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t uid = be_testkit_user_id(k, 1);
+  ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NULL), BE_OK);
+  char tok[BE_AUTH_TOKEN_LEN + 1];
+  last_reset_token(k, tok);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_STATUS;
+  up.status = BE_USER_DISABLED;
+  ck_assert_int_eq(be_user_update(NULL, app, 0, uid, &up, NULL), BE_OK);
+  up.status = BE_USER_ACTIVE;
+  ck_assert_int_eq(be_user_update(NULL, app, 0, uid, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  /* a link requested after the re-enable works */
+  ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NULL), BE_OK);
+  last_reset_token(k, tok);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_OK);
+  be_testkit_free(k);
+}
+END_TEST
+
 START_TEST(reset_does_not_enumerate) {
   be_testkit *k = kit_new(2);
   be_app *app = be_testkit_app(k);
@@ -1036,6 +1061,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, reset_single_use);
   tcase_add_test(tc, reset_expires_and_clears_lockout);
   tcase_add_test(tc, reset_does_not_enumerate);
+  tcase_add_test(tc, disable_kills_pending_reset_tokens);
   tcase_add_test(tc, hash_bound_fails_fast);
   tcase_add_test(tc, concurrent_logins);
   tcase_add_test(tc, commit_failure_leaves_nothing);
