@@ -593,7 +593,10 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   atomic_init(&c->epoch, 0);
   atomic_init(&c->expiring, 0);
   atomic_init(&c->tables_retired, 0);
-  for (uint32_t i = 0; i < BE_CACHE_MAX_PREFIXES; i++) atomic_init(&c->prefixes[i].inval_epoch, 0);
+  for (uint32_t i = 0; i < BE_CACHE_MAX_PREFIXES; i++) {
+    atomic_init(&c->prefixes[i].inval_epoch, 0);
+    atomic_init(&c->prefixes[i].ready, 0);
+  }
 
   c->stripes_mem = be__calloc(1, STRIPES_MEM);
   if (c->stripes_mem == NULL) goto oom;
@@ -906,6 +909,7 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
   c->prefixes[i].bytes = copy;
   c->prefixes[i].len = plen;
   atomic_store(&c->prefixes[i].inval_epoch, 0);
+  atomic_store(&c->prefixes[i].ready, 0);
   atomic_store_explicit(&c->nprefixes, i + 1, memory_order_release);
   /* Entries stored before the prefix existed get its bit now. A set that
    * computed its mask before the store above inserts under its shard lock
@@ -919,6 +923,9 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
         __atomic_store_n(&e->pmask, (uint8_t)(e->pmask | (1u << i)), __ATOMIC_RELAXED);
     be__spinlock_unlock(&s->lock);
   }
+  /* Only now may an invalidation rely on the bits alone: until this
+   * store it scans, since entries of shards not yet visited lack them. */
+  atomic_store_explicit(&c->prefixes[i].ready, 1, memory_order_release);
   pthread_mutex_unlock(&c->reg_mu);
   return BE_OK;
 }
@@ -926,7 +933,7 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
 int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen) {
   if (c == NULL || (prefix == NULL && plen)) return BE_E_MISUSE;
   int idx = find_prefix(c, prefix, plen);
-  if (idx >= 0) {
+  if (idx >= 0 && atomic_load_explicit(&c->prefixes[idx].ready, memory_order_acquire)) {
     /* Entries (and loads) stamped with an epoch below the new one die. */
     uint64_t gen = atomic_fetch_add(&c->epoch, 1) + 1;
     atomic_store_explicit(&c->prefixes[idx].inval_epoch, gen, memory_order_release);

@@ -97,6 +97,7 @@ typedef struct be__cache_prefix {
   unsigned char *bytes;
   size_t len;
   _Atomic uint64_t inval_epoch; /* entries stored before this are dead */
+  _Atomic int ready;            /* every entry stored before registration is marked */
 } be__cache_prefix;
 
 #define BE__CACHE_STRIPES 64
