@@ -38,7 +38,11 @@
  *
  * Thread-safety: every function on a be_cache may be called from any
  * thread concurrently, except be_cache_free(). Entry handles may be read
- * and released from any thread.
+ * and released from any thread. In the default recency mode a hit takes no
+ * lock and writes no shared memory; writes and misses take a shard lock.
+ * Each thread that reads keeps a small process-wide slot (one cache line)
+ * while it lives. No function is async-signal-safe: do not call the cache
+ * from a signal handler.
  */
 #ifndef BACKEND_CACHE_H
 #define BACKEND_CACHE_H
