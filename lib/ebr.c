@@ -62,11 +62,15 @@ static void fork_child(void) {
   pthread_mutex_unlock(&registry_mu);
 }
 
+static int force_fences; /* be__ebr_test_force_fences() */
+
+void be__ebr_test_force_fences(void) { force_fences = 1; }
+
 static void init(void) {
   exit_key_ok = pthread_key_create(&exit_key, release_slot) == 0 &&
                 pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
 #if defined(__linux__) && defined(__NR_membarrier)
-  int cmds = membarrier(MEMBARRIER_CMD_QUERY);
+  int cmds = force_fences ? 0 : membarrier(MEMBARRIER_CMD_QUERY);
   if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
       membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0) {
     use_membarrier = 1;

@@ -55,6 +55,10 @@ static inline void be__ebr_exit(be__ebr_reader *r) {
   atomic_store_explicit(&r->active, 0, memory_order_release);
 }
 
+/* Tests only, before any reader registers: behave as if membarrier were
+ * missing, so the fence-per-read mode runs too. */
+void be__ebr_test_force_fences(void);
+
 /* Call after unlinking objects: they may be freed once be__ebr_safe() of
  * the returned epoch is 1. */
 uint64_t be__ebr_retire_epoch(void);

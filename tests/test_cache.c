@@ -1645,7 +1645,7 @@ static void *lf_reader(void *p) {
   return NULL;
 }
 
-START_TEST(lock_free_hits_under_concurrent_writes) {
+static void lock_free_hits_run(void) {
   use_counting_allocator();
   static lf_shared sh;
   memset(&sh, 0, sizeof sh);
@@ -1686,6 +1686,20 @@ START_TEST(lock_free_hits_under_concurrent_writes) {
   be_cache_free(sh.c);
   ck_assert_int_eq(atomic_load(&mem_live), 0);
   be_set_allocator(NULL);
+}
+
+START_TEST(lock_free_hits_under_concurrent_writes) { lock_free_hits_run(); }
+END_TEST
+
+/* The same where membarrier is missing (old kernels, seccomp): readers
+ * then pay a fence each. Check forks per test, so nothing has registered
+ * a reader yet when the mode is forced. */
+START_TEST(lock_free_hits_with_reader_fences) {
+  const char *fork_mode = getenv("CK_FORK");
+  if (fork_mode && strcmp(fork_mode, "no") == 0) return; /* the mode is chosen once per process */
+  be__ebr_test_force_fences();
+  lock_free_hits_run();
+  ck_assert_int_eq(be__ebr_reader_fence, 1);
 }
 END_TEST
 
@@ -2170,6 +2184,7 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, concurrent_stress);
   tcase_add_test(tc, spinlock_excludes_and_waiters_progress);
   tcase_add_test(tc, lock_free_hits_under_concurrent_writes);
+  tcase_add_test(tc, lock_free_hits_with_reader_fences);
   tcase_add_test(tc, hits_counted_once_with_more_threads_than_stripes);
   tcase_add_test(tc, ebr_reader_holds_back_later_retirements);
   tcase_add_test(tc, ebr_scan_uses_the_readers_barrier_scheme);
