@@ -300,6 +300,13 @@ static void reclaim(be_cache *c, int all) {
 
 void be__cache_reclaim(be_cache *c) { reclaim(c, 0); }
 
+/* The chain head for hash h; the shard lock is held, so mask_hint equals
+ * table->mask, and it is loaded in parallel with the table pointer
+ * instead of after it. */
+static inline entry **slot_locked(be__cache_shard *s, uint64_t h) {
+  return &s->table->slot[h & s->mask_hint];
+}
+
 /* ---- removal ---- */
 
 /* Unlink e (whose chain link is *link, or found by hashing when NULL) and
@@ -307,7 +314,7 @@ void be__cache_reclaim(be_cache *c) { reclaim(c, 0); }
 static void remove_entry(be_cache *c, be__cache_shard *s, entry *e, entry **link,
                          int reason, entry **grave) {
   if (link == NULL) {
-    link = &s->table->slot[be__cache_hash(c, ekey(e), e->klen) & s->table->mask];
+    link = slot_locked(s, be__cache_hash(c, ekey(e), e->klen));
     while (*link != e) link = &(*link)->hnext;
   }
   __atomic_store_n(link, e->hnext, __ATOMIC_RELEASE); /* e->hnext itself stays as it is */
@@ -374,9 +381,7 @@ static inline int key_eq(const unsigned char *a, const unsigned char *b, size_t 
 }
 
 static inline entry **find_link(be__cache_shard *s, uint64_t h, const void *key, size_t klen) {
-  /* mask_hint equals table->mask under the lock, and is loaded in
-   * parallel with the table pointer instead of after it. */
-  entry **link = &s->table->slot[h & s->mask_hint];
+  entry **link = slot_locked(s, h);
   for (entry *e = *link; e; link = &e->hnext, e = e->hnext)
     if (e->klen == klen && key_eq(e->data, key, klen)) return link;
   return NULL;
@@ -492,7 +497,7 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
     }
   }
   if (s->count >= s->table->mask + 1) grow(c, s);
-  entry **b = &s->table->slot[h & s->table->mask];
+  entry **b = slot_locked(s, h);
   e->hnext = *b;
   __atomic_store_n(b, e, __ATOMIC_RELEASE); /* publishes e's fields to lock-free readers */
   lru_push_head(s, e);
@@ -537,6 +542,10 @@ int be_cache_options_init(be_cache_options *o, uint32_t version) {
   return BE_OK;
 }
 
+/* The first cache-line boundary in a block allocated 64 bytes larger
+ * than needed (be__malloc aligns to 16 only). */
+static void *align_line(void *mem) { return (void *)(((uintptr_t)mem + 63) & ~(uintptr_t)63); }
+
 static uint32_t pow2_at_least(uint32_t n) {
   uint32_t p = 1;
   while (p < n) p <<= 1;
@@ -575,7 +584,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   c->shards_mem_size = (size_t)n * sizeof(be__cache_shard) + 64;
   c->shards_mem = be__calloc(1, c->shards_mem_size);
   if (c->shards_mem == NULL) goto oom;
-  c->shards = (be__cache_shard *)(((uintptr_t)c->shards_mem + 63) & ~(uintptr_t)63);
+  c->shards = align_line(c->shards_mem);
   c->nshards = n;
   while ((1u << c->shard_bits) < n) c->shard_bits++;
   c->seed = o.seed ? o.seed
@@ -600,7 +609,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
 
   c->stripes_mem = be__calloc(1, STRIPES_MEM);
   if (c->stripes_mem == NULL) goto oom;
-  c->stripes = (struct be__cache_stripe *)(((uintptr_t)c->stripes_mem + 63) & ~(uintptr_t)63);
+  c->stripes = align_line(c->stripes_mem);
   for (uint32_t i = 0; i < BE__CACHE_STRIPES; i++) atomic_init(&c->stripes[i].hits, 0);
 
   for (; made < n; made++) {

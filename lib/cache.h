@@ -20,7 +20,8 @@
  * on the rare paths that need it: growing, evicting). */
 struct be_cache_entry {
   /* Hash chain. Lock-free readers follow it, so it is written atomically
-   * and never again once the entry is unlinked (see be__cache_retire). */
+   * and never again once the entry is unlinked (see "what lock-free
+   * readers see" in cache.c). */
   struct be_cache_entry *hnext;
   union {
     struct be_cache_entry *prev;           /* LRU list, head = most recent */
@@ -79,7 +80,7 @@ typedef struct be__cache_table {
  * invalidate readers' copies of the first. */
 typedef struct be__cache_shard {
   _Alignas(64) be__cache_table *table; /* atomic stores */
-  size_t mask_hint;        /* table->mask, for be__cache_lock_for's prefetch */
+  size_t mask_hint;        /* table->mask, loadable without first loading table */
   _Alignas(64) be__spinlock lock;
   uint64_t hits;
   struct be_cache_entry *head, *tail;

@@ -189,17 +189,13 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
     f->refs++; /* keeps f alive until this caller's take_result */
     s->load_waits++;
     be__spinlock_unlock(&s->lock);
-    if (grave) {
-      be__cache_bury(c, grave);
-      grave = NULL;
-    }
+    if (grave) be__cache_bury(c, grave);
     pthread_mutex_lock(&f->mu);
     while (!f->done) pthread_cond_wait(&f->cond, &f->mu);
     pthread_mutex_unlock(&f->mu);
     be__spinlock_lock(&s->lock);
     int rc = take_result(f, out, err, &last);
     be__spinlock_unlock(&s->lock);
-    if (grave) be__cache_bury(c, grave);
     if (last) flight_free(f);
     if (out_status) *out_status = BE_CACHE_SHARED;
     return rc;
