@@ -8,13 +8,7 @@
 #include "alloc.h"
 #include "clock.h"
 
-enum {
-  CLOCK_KIND_SYSTEM = BE__CLOCK_KIND_SYSTEM,
-  CLOCK_KIND_FAKE = BE__CLOCK_KIND_FAKE,
-  CLOCK_KIND_CUSTOM = BE__CLOCK_KIND_CUSTOM
-};
-
-static be_clock system_clock = {CLOCK_KIND_SYSTEM, 0, 0, NULL, NULL, NULL};
+static be_clock system_clock = {BE__CLOCK_KIND_SYSTEM, 0, 0, NULL, NULL, NULL};
 
 static int64_t read_clock(clockid_t id) {
   struct timespec ts;
@@ -24,13 +18,13 @@ static int64_t read_clock(clockid_t id) {
 
 be_clock *be_clock_system(void) { return &system_clock; }
 
-int be__clock_is_system(const be_clock *c) { return c == NULL || c->kind == CLOCK_KIND_SYSTEM; }
+int be__clock_is_system(const be_clock *c) { return c == NULL || c->kind == BE__CLOCK_KIND_SYSTEM; }
 
 int be_clock_fake_new(be_clock **out, int64_t mono_start_ns, int64_t wall_start_ns) {
   if (out == NULL) return BE_E_MISUSE;
   be_clock *c = be__calloc(1, sizeof *c);
   if (c == NULL) return BE_E_NOMEM;
-  c->kind = CLOCK_KIND_FAKE;
+  c->kind = BE__CLOCK_KIND_FAKE;
   atomic_init(&c->mono_ns, mono_start_ns);
   atomic_init(&c->wall_ns, wall_start_ns);
   *out = c;
@@ -41,7 +35,7 @@ int be_clock_custom_new(be_clock **out, be_clock_fn mono, be_clock_fn wall, void
   if (out == NULL) return BE_E_MISUSE;
   be_clock *c = be__calloc(1, sizeof *c);
   if (c == NULL) return BE_E_NOMEM;
-  c->kind = CLOCK_KIND_CUSTOM;
+  c->kind = BE__CLOCK_KIND_CUSTOM;
   c->mono_fn = mono;
   c->wall_fn = wall;
   c->user_data = ud;
@@ -50,14 +44,14 @@ int be_clock_custom_new(be_clock **out, be_clock_fn mono, be_clock_fn wall, void
 }
 
 int be_clock_advance(be_clock *c, int64_t delta_ns) {
-  if (c == NULL || c->kind != CLOCK_KIND_FAKE || delta_ns < 0) return BE_E_MISUSE;
+  if (c == NULL || c->kind != BE__CLOCK_KIND_FAKE || delta_ns < 0) return BE_E_MISUSE;
   atomic_fetch_add(&c->mono_ns, delta_ns);
   atomic_fetch_add(&c->wall_ns, delta_ns);
   return BE_OK;
 }
 
 int be_clock_set_wall(be_clock *c, int64_t wall_ns) {
-  if (c == NULL || c->kind != CLOCK_KIND_FAKE) return BE_E_MISUSE;
+  if (c == NULL || c->kind != BE__CLOCK_KIND_FAKE) return BE_E_MISUSE;
   atomic_store(&c->wall_ns, wall_ns);
   return BE_OK;
 }
@@ -65,8 +59,8 @@ int be_clock_set_wall(be_clock *c, int64_t wall_ns) {
 int64_t be_clock_now_ns(const be_clock *c) {
   if (c == NULL) return read_clock(CLOCK_MONOTONIC);
   switch (c->kind) {
-    case CLOCK_KIND_FAKE: return atomic_load(&((be_clock *)c)->mono_ns);
-    case CLOCK_KIND_CUSTOM:
+    case BE__CLOCK_KIND_FAKE: return atomic_load(&((be_clock *)c)->mono_ns);
+    case BE__CLOCK_KIND_CUSTOM:
       if (c->mono_fn) return c->mono_fn(c->user_data);
       return read_clock(CLOCK_MONOTONIC);
     default: return read_clock(CLOCK_MONOTONIC);
@@ -76,8 +70,8 @@ int64_t be_clock_now_ns(const be_clock *c) {
 int64_t be_clock_wall_ns(const be_clock *c) {
   if (c == NULL) return read_clock(CLOCK_REALTIME);
   switch (c->kind) {
-    case CLOCK_KIND_FAKE: return atomic_load(&((be_clock *)c)->wall_ns);
-    case CLOCK_KIND_CUSTOM:
+    case BE__CLOCK_KIND_FAKE: return atomic_load(&((be_clock *)c)->wall_ns);
+    case BE__CLOCK_KIND_CUSTOM:
       if (c->wall_fn) return c->wall_fn(c->user_data);
       return read_clock(CLOCK_REALTIME);
     default: return read_clock(CLOCK_REALTIME);
@@ -94,7 +88,7 @@ void be__clock_deadline_after(struct timespec *ts, int64_t delta_ns) {
 }
 
 void be_clock_free(be_clock *c) {
-  if (c != NULL && c->kind != CLOCK_KIND_SYSTEM) be__free(c);
+  if (c != NULL && c->kind != BE__CLOCK_KIND_SYSTEM) be__free(c);
 }
 
 int be__cond_init_monotonic(pthread_cond_t *cond) {
