@@ -703,14 +703,15 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
 
   int status_changed = (m & BE_USER_FIELD_STATUS) && c->v.status != old_status;
   if (status_changed) rc = be__perm_bump(c->app, conn, err);
-  if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED)
+  if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED) {
     rc = be__svc_exec_i64(conn, "UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0",
                           &c->id, 1, NULL, err);
-  /* Reset links mailed before the disable must not work after a re-enable
-   * (an account is often disabled because its mailbox was taken over). */
-  if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED)
-    rc = be__svc_exec_i64(conn, "DELETE FROM password_resets WHERE user_id = ?1", &c->id, 1, NULL,
-                          err);
+    /* Reset links mailed before the disable must not work after a
+     * re-enable (accounts are often disabled after a mailbox takeover). */
+    if (rc == BE_OK)
+      rc = be__svc_exec_i64(conn, "DELETE FROM password_resets WHERE user_id = ?1", &c->id, 1,
+                            NULL, err);
+  }
   if (rc != BE_OK) { be__buf_free(&b); return rc; }
   return audit_json(c, conn, "user.update", &b, err);
 }
