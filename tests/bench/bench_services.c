@@ -299,6 +299,32 @@ BENCH_NOINLINE static void raw_same_two_writes(raw_bench *r, int64_t id, const c
   if (raw_run(r->commit) != SQLITE_DONE) raw_fail(r, "COMMIT");
 }
 
+/* One block of a raw baseline: n updates of random users, names numbered
+ * from `from`, each timed into h; returns the total time. */
+typedef struct raw_block {
+  raw_bench *raw;
+  const int64_t *ids;
+  long nusers;
+  be_clock *clk;
+  long from, n;
+} raw_block;
+
+static int64_t time_raw_block(const raw_block *b, void (*fn)(raw_bench *, int64_t, const char *),
+                              const char *label, be_histogram *h) {
+  int64_t total = 0;
+  for (long i = b->from; i < b->from + b->n; i++) {
+    int64_t id = b->ids[next_rand() % (uint64_t)b->nusers];
+    char name[32];
+    snprintf(name, sizeof name, "%s %ld", label, i);
+    int64_t t0 = be_clock_now_ns(b->clk);
+    fn(b->raw, id, name);
+    int64_t dt = be_clock_now_ns(b->clk) - t0;
+    be_histogram_record(h, dt);
+    total += dt;
+  }
+  return total;
+}
+
 int main(int argc, char **argv) {
   long nusers = argc > 1 ? atol(argv[1]) : 10000;
   long ops = argc > 2 ? atol(argv[2]) : 20000;
@@ -415,36 +441,10 @@ int main(int argc, char **argv) {
       be_histogram_record(h, dt);
       t_lib += dt;
     }
-    for (long i = done; i < done + n; i++) {
-      int64_t id = ids[next_rand() % (uint64_t)nusers];
-      char name[32];
-      snprintf(name, sizeof name, "Raw %ld", i);
-      int64_t t0 = be_clock_now_ns(clk);
-      raw_update_audit(&raw, id, name);
-      int64_t dt = be_clock_now_ns(clk) - t0;
-      be_histogram_record(h_raw, dt);
-      t_raw += dt;
-    }
-    for (long i = done; i < done + n; i++) {
-      int64_t id = ids[next_rand() % (uint64_t)nusers];
-      char name[32];
-      snprintf(name, sizeof name, "Min %ld", i);
-      int64_t t0 = be_clock_now_ns(clk);
-      raw_minimal(&raw, id, name);
-      int64_t dt = be_clock_now_ns(clk) - t0;
-      be_histogram_record(h_min, dt);
-      t_min += dt;
-    }
-    for (long i = done; i < done + n; i++) {
-      int64_t id = ids[next_rand() % (uint64_t)nusers];
-      char name[32];
-      snprintf(name, sizeof name, "Same %ld", i);
-      int64_t t0 = be_clock_now_ns(clk);
-      raw_same_two_writes(&raw, id, name);
-      int64_t dt = be_clock_now_ns(clk) - t0;
-      be_histogram_record(h_same, dt);
-      t_same += dt;
-    }
+    raw_block t = {&raw, ids, nusers, clk, done, n};
+    t_raw += time_raw_block(&t, raw_update_audit, "Raw", h_raw);
+    t_min += time_raw_block(&t, raw_minimal, "Min", h_min);
+    t_same += time_raw_block(&t, raw_same_two_writes, "Same", h_same);
   }
   double lib_w = report_does("user_update_audit", h, t_lib, wops,
                              "be_user_update(out=NULL, name only): pool acquire; BEGIN IMMEDIATE;"
