@@ -47,6 +47,7 @@ struct be_conn {
   void *native;
   int32_t broken;
   int32_t tx_depth;
+  int32_t tx_doomed;          /* a savepoint could not be rolled back: no COMMIT */
   /* statement cache */
   be_stmt **buckets;
   size_t nbuckets;            /* power of two */
@@ -518,17 +519,33 @@ int be_conn_begin(be_conn *c, int32_t mode, be_error **err) {
   CONN_CHECK(c, "be_conn_begin");
   if (mode < BE_TX_DEFERRED || mode > BE_TX_EXCLUSIVE)
     return be__error_set(err, BE_E_MISUSE, "be_conn_begin: unknown mode %d", (int)mode);
-  return note(c, c->drv->begin(c->native, mode, err));
+  int rc = note(c, c->drv->begin(c->native, mode, err));
+  if (rc == BE_OK) c->tx_doomed = 0;
+  return rc;
+}
+
+/* A transaction whose savepoint could not be rolled back holds work its
+ * caller was told is undone: it must never commit. Roll it all back. */
+static int refuse_doomed_commit(be_conn *c, be_error **err) {
+  int rc = note(c, c->drv->rollback(c->native, NULL));
+  if (!c->drv->in_transaction(c->native)) c->tx_doomed = 0;
+  return be__error_set(err, BE_E_STORAGE,
+                       "COMMIT refused: a nested transaction failed and its savepoint could not "
+                       "be rolled back; the whole transaction was %s",
+                       rc == BE_OK ? "rolled back" : "abandoned (its rollback failed too)");
 }
 
 int be_conn_commit(be_conn *c, be_error **err) {
   CONN_CHECK(c, "be_conn_commit");
+  if (UNLIKELY(c->tx_doomed)) return refuse_doomed_commit(c, err);
   return note(c, c->drv->commit(c->native, err));
 }
 
 int be_conn_rollback(be_conn *c, be_error **err) {
   CONN_CHECK(c, "be_conn_rollback");
-  return note(c, c->drv->rollback(c->native, err));
+  int rc = note(c, c->drv->rollback(c->native, err));
+  if (!c->drv->in_transaction(c->native)) c->tx_doomed = 0;
+  return rc;
 }
 
 static int check_name(const char *name, be_error **err) {
@@ -628,4 +645,6 @@ void *be__conn_native(be_conn *c) { return c->native; }
 int64_t be__conn_open_stmts(const be_conn *c) { return c->open_stmts; }
 int32_t be__conn_tx_depth(const be_conn *c) { return c->tx_depth; }
 void be__conn_set_tx_depth(be_conn *c, int32_t depth) { c->tx_depth = depth; }
+void be__conn_doom_tx(be_conn *c) { c->tx_doomed = 1; }
+int32_t be__conn_tx_doomed(const be_conn *c) { return c->tx_doomed; }
 const char *be__stmt_sql(const be_stmt *s) { return s->sql; }

@@ -90,6 +90,11 @@ int64_t be__conn_reset_open_stmts(be_conn *conn);
 /* Nesting depth of be_tx_run on this connection (tx.c keeps it). */
 int32_t be__conn_tx_depth(const be_conn *conn);
 void be__conn_set_tx_depth(be_conn *conn, int32_t depth);
+/* The open transaction holds work that could not be undone (a savepoint's
+ * ROLLBACK TO failed): be_conn_commit() refuses it and rolls it all back.
+ * Cleared by the next BEGIN or a full rollback. */
+void be__conn_doom_tx(be_conn *conn);
+int32_t be__conn_tx_doomed(const be_conn *conn);
 
 /* 1 when name is a valid savepoint/identifier: [A-Za-z_][A-Za-z0-9_]{0,63}. */
 int be__ident_valid(const char *name);

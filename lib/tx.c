@@ -51,6 +51,28 @@ static void backoff(uint64_t *rng, int64_t base, int64_t cap, int attempt) {
   sleep_ns(d / 2 + (int64_t)(x % (uint64_t)(d / 2 + 1)));
 }
 
+/* The callback (or RELEASE) failed with e: undo only the inner work.
+ * ROLLBACK TO keeps the savepoint, so release it after. When ROLLBACK TO
+ * itself fails the inner work is still in the transaction, so the caller
+ * gets that failure (e kept as its cause) and the outer transaction can
+ * no longer commit. */
+static int undo_savepoint(be_conn *c, const char *name, be_error *e, be_error **err) {
+  be_error *re = NULL;
+  int rrc = be_conn_rollback_to(c, name, &re);
+  if (rrc == BE_OK) {
+    be_conn_release(c, name, NULL);
+    return be__error_give(err, e);
+  }
+  be__conn_doom_tx(c);
+  int out = be__error_wrap(err, rrc, e,
+                           "nested transaction failed (%s) and its savepoint could not be rolled "
+                           "back (%s); the enclosing transaction will not commit",
+                           be_strerror(be_error_code(e)),
+                           re ? be_error_message(re) : be_strerror(rrc));
+  be_error_free(re);
+  return out;
+}
+
 static int run_nested(be_conn *c, be_tx_fn fn, void *ud, be_error **err) {
   int32_t depth = be__conn_tx_depth(c) + 1;
   char name[32];
@@ -71,9 +93,7 @@ static int run_nested(be_conn *c, be_tx_fn fn, void *ud, be_error **err) {
     if (rc == BE_OK) return BE_OK;
   }
   ensure_error(&e, rc);
-  /* undo only the inner work; ROLLBACK TO keeps the savepoint, so release it */
-  if (be_conn_rollback_to(c, name, NULL) == BE_OK) be_conn_release(c, name, NULL);
-  return be__error_give(err, e);
+  return undo_savepoint(c, name, e, err);
 }
 
 int be_tx_run_ex(be_conn *c, const be_tx_options *opts, be_tx_fn fn, void *ud, be_error **err) {

@@ -192,6 +192,68 @@ START_TEST(nested_calls_are_savepoints) {
 }
 END_TEST
 
+/* The outer callback swallows a nested failure whose savepoint could not
+ * be rolled back (issue: the inner row was committed). */
+typedef struct doomed_job {
+  be_fault *flt;
+  int inner_rc;
+  int32_t inner_cause;
+} doomed_job;
+
+static int fail_after_insert(be_conn *c, void *ud, be_error **err) {
+  (void)ud;
+  int rc = insert(c, 2, err);
+  if (rc == BE_OK && (rc = be_error_new(err, BE_E_CONFLICT, "inner fails")) == BE_OK)
+    rc = BE_E_CONFLICT;
+  return rc;
+}
+
+static int swallow_inner(be_conn *c, void *ud, be_error **err) {
+  doomed_job *d = ud;
+  int rc = insert(c, 1, err);
+  if (rc) return rc;
+  ck_assert_int_eq(be_fault_set(d->flt, BE_FAULT_OP_ROLLBACK_TO, BE_FAULT_NTH, 1, BE_E_STORAGE),
+                   BE_OK);
+  be_error *e = NULL;
+  d->inner_rc = be_tx_run(c, BE_TX_IMMEDIATE, fail_after_insert, NULL, &e);
+  d->inner_cause = be_error_code(be_error_cause(e));
+  be_error_free(e);
+  return BE_OK; /* carries on, as tx.h allows */
+}
+
+START_TEST(failed_savepoint_rollback_never_commits) {
+  be_conn *c = open_conn(NULL);
+  doomed_job d = {.flt = flt};
+  be_error *e = NULL;
+  int rc = be_tx_run(c, BE_TX_IMMEDIATE, swallow_inner, &d, &e);
+  /* the nested call reports the failed rollback, the callback's error kept as its cause */
+  ck_assert_int_eq(d.inner_rc, BE_E_STORAGE);
+  ck_assert_int_eq(d.inner_cause, BE_E_CONFLICT);
+  /* the outer COMMIT is refused and everything is rolled back */
+  ck_assert_int_eq(rc, BE_E_STORAGE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "COMMIT refused"));
+  be_error_free(e);
+  ck_assert_int_eq(be_fault_injected(flt, BE_FAULT_OP_ROLLBACK_TO), 1);
+  ck_assert_int_eq(be_conn_in_transaction(c), 0);
+  ck_assert_int_eq(count_rows(c), 0);
+
+  /* the same by hand: be_conn_commit() refuses it too */
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_IMMEDIATE, NULL), BE_OK);
+  ck_assert_int_eq(swallow_inner(c, &d, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_commit(c, NULL), BE_E_STORAGE);
+  ck_assert_int_eq(be_conn_in_transaction(c), 0);
+  ck_assert_int_eq(count_rows(c), 0);
+
+  /* the refusal does not outlive its transaction */
+  job ok = {.value = 7};
+  ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &ok, NULL), BE_OK);
+  be_conn *other = open_conn(NULL);
+  ck_assert(has_row(other, 7) && !has_row(other, 1) && !has_row(other, 2));
+  be_conn_close(other);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(retry_on_busy) {
   be_conn *c = open_conn(NULL);
   /* busy at COMMIT once: the whole callback runs again and succeeds */
@@ -418,6 +480,7 @@ static Suite *tx_suite(void) {
   tcase_add_test(tc, rollback_on_callback_error);
   tcase_add_test(tc, commit_failure_rolls_back);
   tcase_add_test(tc, nested_calls_are_savepoints);
+  tcase_add_test(tc, failed_savepoint_rollback_never_commits);
   tcase_add_test(tc, retry_on_busy);
   tcase_add_test(tc, nested_busy_retries_the_outermost);
   tcase_add_test(tc, real_busy_retried_then_served);
