@@ -381,7 +381,9 @@ void be_stmt_finalize(be_stmt *s) {
   out_unlink(c, s);
   s->started = 0;
   if (s->cached) {
-    if (!c->broken && c->drv->reset(s->native, NULL) == BE_OK) {
+    /* a reset that finds the connection lost marks it broken, so the pool
+     * replaces it instead of handing it to the next caller */
+    if (!c->broken && note(c, c->drv->reset(s->native, NULL)) == BE_OK) {
       lru_push(c, s);
       return;
     }
@@ -633,7 +635,7 @@ int64_t be__conn_reset_open_stmts(be_conn *c) {
   for (be_stmt *s = c ? c->out_head : NULL; s; s = s->onext, n++) {
     if (s->running) observe_end(s, BE_OK);
     s->started = 0;
-    c->drv->reset(s->native, NULL);
+    note(c, c->drv->reset(s->native, NULL));
   }
   return n;
 }

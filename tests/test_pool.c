@@ -1808,6 +1808,50 @@ START_TEST(allocation_failures_leak_nothing) {
 }
 END_TEST
 
+/* A connection lost while a statement is being reset (finalize returning
+ * it to the statement cache, or release resetting one left open) is
+ * marked broken and replaced: the next caller, with no fault, succeeds. */
+static int select_one(be_conn *c, int finalize) {
+  be_stmt *s = NULL;
+  int rc = be_conn_prepare(&s, c, "SELECT 1", NULL);
+  if (rc != BE_OK) return rc;
+  rc = be_stmt_step(s, NULL);
+  if (finalize) be_stmt_finalize(s);
+  return rc == BE_ROW ? BE_OK : rc;
+}
+
+START_TEST(conn_lost_on_reset_is_replaced) {
+  be_driver *fd;
+  be_fault *f;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.driver = fd;
+  o.dsn = ":memory:";
+  o.min_conns = 1;
+  o.max_conns = 1;
+  be_pool *p = new_pool(&o);
+  for (int finalize = 1; finalize >= 0; finalize--) {
+    be_conn *c;
+    ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+    ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_RESET, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+    uint64_t broken0 = stats(p).broken;
+    ck_assert_int_eq(select_one(c, finalize), BE_OK);
+    ck_assert_int_eq(be_conn_is_broken(c), finalize); /* finalize resets now, release later */
+    be_pool_release(p, c);
+    ck_assert_int_eq(be_fault_injected(f, BE_FAULT_OP_RESET), 1);
+    be_fault_clear(f, BE_FAULT_OP_ALL);
+    be_fault_reset_counts(f);
+    ck_assert_uint_eq(stats(p).broken, broken0 + 1);
+    ck_assert_int_eq(stats(p).in_use, 0);
+    ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+    ck_assert_int_eq(select_one(c, 1), BE_OK);
+    be_pool_release(p, c);
+  }
+  be_pool_free(p);
+  be_fault_free(f);
+}
+END_TEST
+
 static Suite *pool_suite(void) {
   Suite *s = suite_create("pool");
   TCase *tc = tcase_create("pool");
@@ -1848,6 +1892,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, release_resets_pending_statements);
   tcase_add_test(tc, release_detaches_scope_left_attached);
   tcase_add_test(tc, huge_acquire_timeout_waits);
+  tcase_add_test(tc, conn_lost_on_reset_is_replaced);
   suite_add_tcase(s, tc);
   return s;
 }
