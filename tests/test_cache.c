@@ -1627,12 +1627,13 @@ static void *lf_reader(void *p) {
   while (!atomic_load(&sh->stop)) {
     s ^= s << 13, s ^= s >> 7, s ^= s << 17;
     int id = (int)(s % LF_KEYS);
-    char k[16], buf[256], want[256];
+    char k[16], buf[257], want[256]; /* buf: the value, then a NUL for sscanf */
     int kl = snprintf(k, sizeof k, "lf:%d", id);
     uint64_t floor = atomic_load(&sh->latest[id]);
     size_t n = 0;
     gets++;
     if (!lf_read(sh, (int)((s >> 32) % 3), k, (size_t)kl, buf, &n)) continue;
+    buf[n] = '\0'; /* a cached value is bytes, not a C string */
     int got_id = -1;
     unsigned long long ver = 0;
     ck_assert_int_eq(sscanf(buf, "k%d:v%llu:", &got_id, &ver), 2);
