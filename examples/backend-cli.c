@@ -73,25 +73,31 @@ static int demo_services(be_app *app) {
   if (be_user_create(NULL, NULL, app, 0, &in, &err) == BE_E_CONFLICT) print_problem("same email again:", err);
   be_error_free(err), err = NULL;
 
-  STEP(be_auth_set_password(app, 0, ada, pw, BE_AUTH_NUL_TERMINATED, &err), "set password");
+  STEP(be_auth_set_password(app, 0, ada, pw, BE_NUL_TERMINATED, &err), "set password");
   char *token = NULL;
   int64_t who = 0;
-  STEP(be_auth_login(&token, &who, app, "ada@example.com", pw, BE_AUTH_NUL_TERMINATED, &err), "login");
-  STEP(be_auth_verify(&who, app, token, &err), "verify token");
+  STEP(be_auth_login(&token, &who, app, "ada@example.com", BE_NUL_TERMINATED, pw, BE_NUL_TERMINATED,
+                     &err),
+       "login");
+  STEP(be_auth_verify(&who, app, token, BE_NUL_TERMINATED, &err), "verify token");
   printf("%-28s user %lld (token of %zu chars, stored only as a hash)\n", "logged in, token verified:",
          (long long)who, strlen(token));
   be_auth_token_free(token);
-  if (be_auth_login(&token, NULL, app, "ada@example.com", "not the password!!", BE_AUTH_NUL_TERMINATED,
-                    &err) != BE_OK)
+  if (be_auth_login(&token, NULL, app, "ada@example.com", BE_NUL_TERMINATED, "not the password!!",
+                    BE_NUL_TERMINATED, &err) != BE_OK)
     print_problem("wrong password:", err);
   be_error_free(err), err = NULL;
 
-  STEP(be_perm_role_create(NULL, app, ada, "editor", &err), "create role");
-  STEP(be_perm_role_grant(app, ada, "editor", "posts:*", &err), "grant");
-  STEP(be_perm_user_assign(app, ada, ada, "editor", &err), "assign");
-  printf("%-28s %s\n", "check posts:write:", be_perm_check(app, ada, "posts:write", NULL) == BE_OK ? "allowed" : "denied");
-  STEP(be_perm_role_revoke(app, ada, "editor", "posts:*", &err), "revoke");
-  if (be_perm_check(app, ada, "posts:write", &err) == BE_E_FORBIDDEN) print_problem("after revoke:", err);
+  STEP(be_perm_role_create(NULL, app, ada, "editor", BE_NUL_TERMINATED, &err), "create role");
+  STEP(be_perm_role_grant(app, ada, "editor", BE_NUL_TERMINATED, "posts:*", BE_NUL_TERMINATED, &err),
+       "grant");
+  STEP(be_perm_user_assign(app, ada, ada, "editor", BE_NUL_TERMINATED, &err), "assign");
+  printf("%-28s %s\n", "check posts:write:",
+         be_perm_check(app, ada, "posts:write", BE_NUL_TERMINATED, NULL) == BE_OK ? "allowed" : "denied");
+  STEP(be_perm_role_revoke(app, ada, "editor", BE_NUL_TERMINATED, "posts:*", BE_NUL_TERMINATED, &err),
+       "revoke");
+  if (be_perm_check(app, ada, "posts:write", BE_NUL_TERMINATED, &err) == BE_E_FORBIDDEN)
+    print_problem("after revoke:", err);
   be_error_free(err), err = NULL;
 
   for (int i = 0; i < 3; i++) {

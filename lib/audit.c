@@ -20,10 +20,10 @@
 #include "alloc.h"
 #include "audit.h"
 #include "error.h"
+#include "pool.h"
 #include "svc.h"
+#include "utf8.h"
 
-#define DETAILS_MAX 65536
-#define NAME_MAX_BYTES 64
 #define CURSOR_TAG 'A'
 #define DOMAIN "libbackend.audit.v1"
 
@@ -56,37 +56,35 @@ static void row_hash(unsigned char out[BE_AUDIT_HASH_BYTES], int64_t id, int64_t
   crypto_generichash_final(&h, out, BE_AUDIT_HASH_BYTES);
 }
 
-static int valid_name(const char *s) {
-  size_t n = 0;
-  for (; s[n]; n++) {
-    char c = s[n];
+/* 1..BE_AUDIT_NAME_MAX bytes of [a-z0-9_.]. */
+static int valid_name(const char *s, size_t len) {
+  if (len == 0 || len > BE_AUDIT_NAME_MAX) return 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.')) return 0;
-    if (n >= NAME_MAX_BYTES) return 0;
   }
-  return n > 0;
+  return 1;
 }
 
-int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *action,
-                    const char *target_type, int64_t target_id, const char *details_json,
-                    be_error **err) {
-  if (app == NULL || conn == NULL)
-    return be__error_set(err, BE_E_MISUSE, "be__audit_write: NULL app or connection");
+/* The checks every row passes, whoever writes it. */
+static int check_row(be_conn *conn, int64_t actor_id, const char *action, size_t action_len,
+                     const char *ttype, size_t ttype_len, size_t details_len, be_error **err) {
   if (actor_id < 0) return be__error_field(err, "actor_id", "must be 0 (the system) or a user id");
-  if (action == NULL || !valid_name(action))
-    return be__error_field(err, "action", "must be 1..64 bytes of [a-z0-9_.]");
-  if (target_type == NULL || !valid_name(target_type))
-    return be__error_field(err, "target_type", "must be 1..64 bytes of [a-z0-9_.]");
-  if (details_json == NULL) details_json = "{}";
-  size_t dlen = strnlen(details_json, DETAILS_MAX + 1);
-  if (dlen > DETAILS_MAX)
-    return be__error_field(err, "details", "is longer than %d bytes", DETAILS_MAX);
-  /* UTF-8: be_stmt_bind_text checks it when details is bound (below). */
+  if (!valid_name(action, action_len))
+    return be__error_field(err, "action", "must be 1..%d bytes of [a-z0-9_.]", BE_AUDIT_NAME_MAX);
+  if (!valid_name(ttype, ttype_len))
+    return be__error_field(err, "target_type", "must be 1..%d bytes of [a-z0-9_.]",
+                           BE_AUDIT_NAME_MAX);
+  if (details_len > BE_AUDIT_DETAILS_MAX)
+    return be__error_field(err, "details", "is longer than %d bytes", BE_AUDIT_DETAILS_MAX);
   if (!be_conn_in_transaction(conn))
     return be__error_set(err, BE_E_MISUSE, "audit rows must be written inside a transaction");
+  return BE_OK;
+}
 
-  /* The chain head, read inside the caller's write transaction. */
-  int64_t prev_id = 0;
-  unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
+/* The chain head, read inside the caller's write transaction. */
+static int read_head(be_conn *conn, int64_t *out_id, unsigned char out[BE_AUDIT_HASH_BYTES],
+                     be_error **err) {
   be_stmt *st = NULL;
   int rc = be_conn_prepare(&st, conn, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
                            err);
@@ -95,60 +93,118 @@ int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *ac
   if (rc == BE_ROW) {
     size_t hl = 0;
     const void *h = be_stmt_column_blob(st, 1, &hl);
-    prev_id = be_stmt_column_int64(st, 0);
+    *out_id = be_stmt_column_int64(st, 0);
     /* A damaged head still chains: its bytes (whatever they are) are
      * hashed in, and verify reports the damage. */
-    if (h && hl == BE_AUDIT_HASH_BYTES) memcpy(prev, h, hl);
+    if (h && hl == BE_AUDIT_HASH_BYTES) memcpy(out, h, hl);
     rc = BE_OK;
   } else if (rc == BE_DONE) {
     rc = BE_OK;
   }
   be_stmt_finalize(st);
-  if (rc != BE_OK) return rc;
+  return rc;
+}
 
+/* Map a details failure to a field error: invalid UTF-8 at bind time, or
+ * the CHECK (json_valid(details)) constraint at insert time. */
+static int details_error(int rc, be_error **err, const char *why) {
+  if (rc != BE_E_VALIDATION || err == NULL || *err == NULL) return rc;
+  be_error *cause = *err;
+  *err = NULL;
+  be__error_wrap(err, BE_E_VALIDATION, cause, "invalid details");
+  if (*err && !be__error_is_static(*err)) be_error_add_field(*err, "details", why);
+  return rc;
+}
+
+/* Append a checked row (check_row) on conn. */
+static int append(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
+                  const char *action, size_t action_len, const char *ttype, size_t ttype_len,
+                  int64_t target_id, const char *details, size_t details_len, be_error **err) {
+  int64_t prev_id = 0;
+  unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
+  int rc = read_head(conn, &prev_id, prev, err);
+  if (rc != BE_OK) return rc;
   int64_t id = prev_id + 1;
   int64_t at = be__svc_now(app);
   unsigned char hash[BE_AUDIT_HASH_BYTES];
-  row_hash(hash, id, actor_id, action, strlen(action), target_type, strlen(target_type), target_id,
-           at, details_json, dlen, prev);
-
+  row_hash(hash, id, actor_id, action, action_len, ttype, ttype_len, target_id, at, details,
+           details_len, prev);
+  be_stmt *st = NULL;
   rc = be_conn_prepare(&st, conn,
                        "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, at,"
                        " details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                        err);
   if (rc != BE_OK) return rc;
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, id, err);
+  rc = be_stmt_bind_int64(st, 1, id, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 2, actor_id, err);
-  if (rc == BE_OK) rc = be_stmt_bind_text(st, 3, action, (size_t)-1, err);
-  if (rc == BE_OK) rc = be_stmt_bind_text(st, 4, target_type, (size_t)-1, err);
+  if (rc == BE_OK) rc = be_stmt_bind_text(st, 3, action, action_len, err);
+  if (rc == BE_OK) rc = be_stmt_bind_text(st, 4, ttype, ttype_len, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 5, target_id, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 6, at, err);
   if (rc == BE_OK) {
-    be_error *e = NULL;
-    rc = be_stmt_bind_text(st, 7, details_json, dlen, &e);
-    if (rc == BE_E_VALIDATION) {
-      be_error_free(e);
-      e = NULL;
-      rc = be__error_field(&e, "details", "is not valid UTF-8");
-    }
-    if (rc != BE_OK) be__error_give(err, e);
+    rc = be_stmt_bind_text(st, 7, details, details_len, err);
+    rc = details_error(rc, err, "is not valid UTF-8");
   }
   if (rc == BE_OK) rc = be_stmt_bind_blob(st, 8, prev, sizeof prev, err);
   if (rc == BE_OK) rc = be_stmt_bind_blob(st, 9, hash, sizeof hash, err);
   if (rc == BE_OK) {
     rc = be_stmt_step(st, err);
-    if (rc == BE_DONE) rc = BE_OK;
-    else if (rc == BE_E_VALIDATION && err && *err) {
-      /* the CHECK (json_valid(details)) constraint */
-      be_error *cause = *err;
-      *err = NULL;
-      be__error_wrap(err, BE_E_VALIDATION, cause, "invalid details");
-      if (err && *err && !be__error_is_static(*err))
-        be_error_add_field(*err, "details", "must be valid JSON");
-    }
+    rc = rc == BE_DONE ? BE_OK : details_error(rc, err, "must be valid JSON");
   }
   be_stmt_finalize(st);
+  if (rc == BE_OK && out_id) *out_id = id;
   return rc;
+}
+
+int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *action,
+                    const char *target_type, int64_t target_id, const char *details_json,
+                    be_error **err) {
+  if (app == NULL || conn == NULL || action == NULL || target_type == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be__audit_write: NULL argument");
+  if (details_json == NULL) details_json = "{}";
+  size_t alen = strlen(action), tlen = strlen(target_type);
+  size_t dlen = strnlen(details_json, BE_AUDIT_DETAILS_MAX + 1);
+  int rc = check_row(conn, actor_id, action, alen, target_type, tlen, dlen, err);
+  if (rc != BE_OK) return rc;
+  return append(NULL, app, conn, actor_id, action, alen, target_type, tlen, target_id,
+                details_json, dlen, err);
+}
+
+/* libbackend's own actions: a host row may not pass for one of them. */
+static int reserved_action(const char *action, size_t len) {
+  static const char *const prefixes[] = {"user.", "auth.", "perm."};
+  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+    if (len >= 5 && memcmp(action, prefixes[i], 5) == 0) return 1;
+  return 0;
+}
+
+int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
+                   const char *action, size_t action_len, const char *target_type,
+                   size_t target_type_len, int64_t target_id, const char *details_json,
+                   size_t details_json_len, be_error **err) {
+  if (out_id) *out_id = 0;
+  if (app == NULL || conn == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_audit_write: NULL app or connection");
+  if (!be__pool_holds(be_app_pool(app), conn))
+    return be__error_set(err, BE_E_MISUSE,
+                         "be_audit_write: conn is not a connection the caller holds from the "
+                         "app's pool");
+  size_t alen = 0, tlen = 0, dlen = 2;
+  int rc = be__svc_str(action, action_len, "action", BE_AUDIT_NAME_MAX, &alen, err);
+  if (rc == BE_OK && reserved_action(action, alen))
+    rc = be__error_field(err, "action", "must not start with \"user.\", \"auth.\" or \"perm.\"");
+  if (rc == BE_OK)
+    rc = be__svc_str(target_type, target_type_len, "target_type", BE_AUDIT_NAME_MAX, &tlen, err);
+  if (details_json == NULL) details_json = "{}";
+  else if (rc == BE_OK)
+    rc = be__svc_str(details_json, details_json_len, "details", BE_AUDIT_DETAILS_MAX, &dlen, err);
+  if (rc == BE_OK) rc = check_row(conn, actor_id, action, alen, target_type, tlen, dlen, err);
+  if (rc == BE_OK && !be__utf8_valid(details_json, dlen))
+    rc = be__error_field(err, "details", "is not valid UTF-8");
+  if (rc == BE_OK) rc = be__svc_json_object(conn, details_json, dlen, "details", err);
+  if (rc != BE_OK) return rc;
+  return append(out_id, app, conn, actor_id, action, alen, target_type, tlen, target_id,
+                details_json, dlen, err);
 }
 
 /* ---- verify ---- */
@@ -239,10 +295,10 @@ struct be_audit_page {
   int has_next;
 };
 
-int be_audit_query_init(be_audit_query_opts *q, uint32_t version) {
-  if (q == NULL || version != BE_AUDIT_QUERY_VERSION) return BE_E_MISUSE;
-  be_audit_query_opts init = BE_AUDIT_QUERY_INIT;
-  *q = init;
+int be_audit_query_options_init(be_audit_query_options *opts, uint32_t version) {
+  if (opts == NULL || version != BE_AUDIT_QUERY_OPTIONS_VERSION) return BE_E_MISUSE;
+  be_audit_query_options init = BE_AUDIT_QUERY_OPTIONS_INIT;
+  *opts = init;
   return BE_OK;
 }
 
@@ -263,17 +319,17 @@ static char *dup_col(be_stmt *st, int32_t col) {
   return be__strndup(s ? s : "", s ? n : 0);
 }
 
-int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_opts *q,
+int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
                    be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_query: NULL argument");
   *out = NULL;
-  be_audit_query_opts o = BE_AUDIT_QUERY_INIT;
-  if (q) {
-    if (q->version != BE_AUDIT_QUERY_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "be_audit_query_opts: unknown version %u",
-                           (unsigned)q->version);
-    o = *q;
+  be_audit_query_options o = BE_AUDIT_QUERY_OPTIONS_INIT;
+  if (opts) {
+    if (opts->version != BE_AUDIT_QUERY_OPTIONS_VERSION)
+      return be__error_set(err, BE_E_MISUSE, "be_audit_query_options: unknown version %u",
+                           (unsigned)opts->version);
+    o = *opts;
   }
   if (o.limit == 0) o.limit = 50;
   if (o.limit < 1 || o.limit > BE_AUDIT_PAGE_MAX)
@@ -282,11 +338,13 @@ int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_opts *
     return be__error_field(err, "match_user", "must be 0 or 1");
   if (o.match_user && o.user_id < 0)
     return be__error_field(err, "user_id", "must be 0 (the system) or a user id");
-  int64_t from = o.from_ns, to = o.to_ns ? o.to_ns : INT64_MAX;
-  if (to <= from) return be__error_field(err, "to_ns", "must be after from_ns");
+  if (o.to_ms != 0 && o.to_ms <= o.from_ms)
+    return be__error_field(err, "to_ms", "must be after from_ms");
+  /* Rows store nanoseconds: [from_ms, to_ms) in ms is [from, to) in ns. */
+  int64_t from = be__svc_ms_to_ns(o.from_ms), to = o.to_ms ? be__svc_ms_to_ns(o.to_ms) : INT64_MAX;
   int64_t before = INT64_MAX;
   if (o.cursor) {
-    int rc = be__svc_cursor_decode(o.cursor, CURSOR_TAG, &before, err);
+    int rc = be__svc_cursor_decode(o.cursor, o.cursor_len, CURSOR_TAG, &before, err);
     if (rc != BE_OK) return rc;
   }
 
@@ -365,9 +423,9 @@ int64_t be_audit_page_target_id(const be_audit_page *p, size_t i) {
   const audit_row *r = row_at(p, i);
   return r ? r->target_id : 0;
 }
-int64_t be_audit_page_at(const be_audit_page *p, size_t i) {
+int64_t be_audit_page_at_ms(const be_audit_page *p, size_t i) {
   const audit_row *r = row_at(p, i);
-  return r ? r->at : 0;
+  return r ? be__svc_ns_to_ms(r->at) : 0;
 }
 const char *be_audit_page_details(const be_audit_page *p, size_t i) {
   const audit_row *r = row_at(p, i);

@@ -27,6 +27,7 @@
 #include "auth_token.h"
 #include "error.h"
 #include "svc.h"
+#include "utf8.h"
 
 static const char BAD_LOGIN[] = "invalid email or password";
 static const char BAD_PASSWORD[] = "invalid password";
@@ -51,26 +52,29 @@ void be_auth_token_free(char *token) { be__auth_secret_free(token); }
 int be__auth_pw_len(const char *pw, size_t len, size_t *out_len) {
   if (pw == NULL) return -1;
   /* Never scan further than one byte past the cap: longer is refused anyway. */
-  *out_len = len == BE_AUTH_NUL_TERMINATED ? strnlen(pw, BE_AUTH_PASSWORD_MAX_BYTES + 1) : len;
+  *out_len = len == BE_NUL_TERMINATED ? strnlen(pw, BE_AUTH_PASSWORD_MAX_BYTES + 1) : len;
   return 0;
 }
 
 static int is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
-int be__auth_email_key(const char *email, char *out) {
-  if (email == NULL) return -1;
-  size_t n = strnlen(email, BE__EMAIL_MAX * 2 + 1);
-  if (n > BE__EMAIL_MAX * 2) return -1; /* never judge a cut view */
+int be__auth_email_key(const char *email, size_t email_len, char *out, be_error **err) {
+  size_t n = 0;
+  /* Never judge a cut view: a raw email over the cap is refused, not cut. */
+  int rc = be__svc_str(email, email_len, "email", BE__EMAIL_MAX * 2, &n, err);
+  if (rc != BE_OK) return rc;
   const char *s = email;
   while (n > 0 && is_space((unsigned char)*s)) { s++; n--; }
   while (n > 0 && is_space((unsigned char)s[n - 1])) n--;
-  if (n == 0 || n > BE__EMAIL_MAX) return -1;
+  if (n == 0) return be__error_field(err, "email", "must not be empty");
+  if (n > BE__EMAIL_MAX) return be__error_field(err, "email", "is longer than %d bytes", BE__EMAIL_MAX);
+  if (!be__utf8_valid(s, n)) return be__error_field(err, "email", "is not valid UTF-8");
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     out[i] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
   }
   out[n] = '\0';
-  return 0;
+  return BE_OK;
 }
 
 int be__auth_get(be_app *app, be__auth **out, be_error **err) {
@@ -348,7 +352,7 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
 }
 
 int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
-                  const char *password, size_t password_len, be_error **err) {
+                  size_t email_len, const char *password, size_t password_len, be_error **err) {
   if (out_token) *out_token = NULL;
   if (out_user_id) *out_user_id = 0;
   be__auth *a = NULL;
@@ -356,8 +360,8 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
   if (rc != BE_OK) return rc;
   if (out_token == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_login: out_token is NULL");
   char key[BE__EMAIL_MAX + 1];
-  if (be__auth_email_key(email, key) != 0)
-    return be__error_field(err, "email", "is required (1 to %d bytes)", BE__EMAIL_MAX);
+  rc = be__auth_email_key(email, email_len, key, err);
+  if (rc != BE_OK) return rc;
   size_t len;
   if (be__auth_pw_len(password, password_len, &len) != 0)
     return be__error_field(err, "password", "is required");
@@ -412,13 +416,14 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
 
 /* ---- sessions -------------------------------------------------------- */
 
-int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, be_error **err) {
+int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
+                   be_error **err) {
   if (out_user_id) *out_user_id = 0;
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
   uint8_t h[BE__TOKEN_HASH_BYTES];
-  if (be__token_hash(token, h) != 0)
+  if (be__token_hash(token, token_len, h) != 0)
     return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
   be_conn *c = NULL;
   rc = be__auth_acquire(a, &c, err);
@@ -485,12 +490,12 @@ static int logout_tx(be_conn *c, void *ud, be_error **err) {
   return be__audit_write(l->a->app, c, uid, "auth.logout", "user", uid, "{}", err);
 }
 
-int be_auth_logout(be_app *app, const char *token, be_error **err) {
+int be_auth_logout(be_app *app, const char *token, size_t token_len, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
   uint8_t h[BE__TOKEN_HASH_BYTES];
-  if (be__token_hash(token, h) != 0)
+  if (be__token_hash(token, token_len, h) != 0)
     return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
   logout_ctx l = {a, h};
   return be__auth_tx(a, logout_tx, &l, err);
@@ -645,8 +650,8 @@ int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const c
 }
 
 int be_auth_change_password(be_app *app, int64_t user_id, const char *current_token,
-                            const char *old_password, size_t old_len, const char *new_password,
-                            size_t new_len, be_error **err) {
+                            size_t current_token_len, const char *old_password, size_t old_len,
+                            const char *new_password, size_t new_len, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
@@ -660,7 +665,7 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
   if (be__auth_pw_len(new_password, new_len, &nlen) != 0)
     return be__error_field(err, "new_password", "is required");
   uint8_t keep[BE__TOKEN_HASH_BYTES];
-  if (current_token != NULL && be__token_hash(current_token, keep) != 0)
+  if (current_token != NULL && be__token_hash(current_token, current_token_len, keep) != 0)
     return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
 
   user_row u;

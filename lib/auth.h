@@ -55,14 +55,15 @@ int64_t be__auth_now(const be__auth *auth);
 /* Wipe and free a heap copy of a secret (strlen bytes). NULL is a no-op. */
 void be__auth_secret_free(char *s);
 
-/* Resolve a (pointer, length) password argument: BE_AUTH_NUL_TERMINATED
- * means strlen, bounded so a missing NUL is never read past the cap + 1.
- * Returns 0, or -1 when pw is NULL. */
+/* Resolve a (pointer, length) password argument: BE_NUL_TERMINATED means
+ * strlen, bounded so a missing NUL is never read past the cap + 1; any
+ * other length is exact (0: empty). Returns 0, or -1 when pw is NULL. */
 int be__auth_pw_len(const char *pw, size_t len, size_t *out_len);
 
 /* Trim ASCII white space and lower-case ASCII letters: the lookup form of an
- * email. out must hold BE__EMAIL_MAX + 1 bytes. Returns 0, or -1 when the
- * email is NULL, empty or too long. */
-int be__auth_email_key(const char *email, char *out);
+ * email (email_len bytes or BE_NUL_TERMINATED). out must hold
+ * BE__EMAIL_MAX + 1 bytes. BE_OK, or BE_E_VALIDATION naming "email" when
+ * it is NULL, empty, too long, not valid UTF-8 or holds a NUL byte. */
+int be__auth_email_key(const char *email, size_t email_len, char *out, be_error **err);
 
 #endif

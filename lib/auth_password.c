@@ -174,12 +174,16 @@ int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
   void *ud = auth->blocklist_ud;
   pthread_mutex_unlock(&auth->hook_mu);
   if (fn != NULL) {
-    int rc = fn(ud, pw, len);
+    be_error *cause = NULL;
+    int rc = fn(pw, len, ud, &cause);
+    if (rc != 1 && rc < 0) {
+      if (cause != NULL) return be__error_wrap(err, rc, cause, "the password blocklist check failed");
+      return be__error_set(err, rc, "the password blocklist check failed (%s)", be_strerror(rc));
+    }
+    be_error_free(cause); /* set without a failure: not ours to report */
     if (rc == 1)
       return be__error_field(err, field,
                              "appears in a list of breached or banned passwords; choose another");
-    if (rc < 0)
-      return be__error_set(err, rc, "the password blocklist check failed (%s)", be_strerror(rc));
     if (rc != 0)
       return be__error_set(err, BE_E_INTERNAL, "the password blocklist hook returned %d", rc);
   }

@@ -13,7 +13,7 @@
 int be__pw_check_params(unsigned long long opslimit, size_t memlimit, int insecure, be_error **err);
 
 /* The policy of backend/auth.h. len must already be resolved (no
- * BE_AUTH_NUL_TERMINATED); field names the argument in errors; email and
+ * BE_NUL_TERMINATED); field names the argument in errors; email and
  * name (may be NULL) are the account's, which the password must not be. */
 int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
                   const char *email, const char *name, be_error **err);

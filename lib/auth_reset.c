@@ -96,7 +96,7 @@ static void discard_token(be__auth *a, const uint8_t *h) {
   be__auth_release(a, c);
 }
 
-int be_auth_request_reset(be_app *app, const char *email, be_error **err) {
+int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
@@ -104,8 +104,8 @@ int be_auth_request_reset(be_app *app, const char *email, be_error **err) {
   if (m == NULL || m->send == NULL)
     return be__error_set(err, BE_E_UNSUPPORTED, "password reset needs a mailer (be_app_options.mailer)");
   char key[BE__EMAIL_MAX + 1];
-  if (be__auth_email_key(email, key) != 0)
-    return be__error_field(err, "email", "is required (1 to %d bytes)", BE__EMAIL_MAX);
+  rc = be__auth_email_key(email, email_len, key, err);
+  if (rc != BE_OK) return rc;
   char to[BE__EMAIL_MAX + 1];
   int64_t user_id = 0;
   rc = find_active_user(a, key, &user_id, to, err);
@@ -137,7 +137,7 @@ int be_auth_request_reset(be_app *app, const char *email, be_error **err) {
            "ignore this message: your password stays as it is.\n",
            token, (long long)(minutes > 0 ? minutes : 1), minutes == 1 ? "" : "s");
   sodium_memzero(token, sizeof token);
-  int sent = m->send(m->user_data, to, "Password reset", body, &e);
+  int sent = m->send(to, "Password reset", body, m->user_data, &e);
   sodium_memzero(body, sizeof body);
   if (sent != BE_OK) {
     log_failure("auth: the mailer could not send a password reset", user_id, e);
@@ -219,13 +219,13 @@ static int lookup_reset(be__auth *a, const uint8_t *h, int64_t now, int64_t *use
   return rc;
 }
 
-int be_auth_reset_password(be_app *app, const char *token, const char *new_password,
-                           size_t new_len, be_error **err) {
+int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
+                           const char *new_password, size_t new_len, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
   uint8_t h[BE__TOKEN_HASH_BYTES];
-  if (be__token_hash(token, h) != 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
+  if (be__token_hash(token, token_len, h) != 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
   size_t len;
   if (be__auth_pw_len(new_password, new_len, &len) != 0)
     return be__error_field(err, "new_password", "is required");

@@ -22,9 +22,9 @@ static int b64url_char(unsigned char c) {
          c == '_';
 }
 
-int be__token_hash(const char *token, uint8_t hash[BE__TOKEN_HASH_BYTES]) {
+int be__token_hash(const char *token, size_t len, uint8_t hash[BE__TOKEN_HASH_BYTES]) {
   if (token == NULL) return -1;
-  size_t n = strnlen(token, BE_AUTH_TOKEN_LEN + 1);
+  size_t n = len == BE_NUL_TERMINATED ? strnlen(token, BE_AUTH_TOKEN_LEN + 1) : len;
   if (n != BE_AUTH_TOKEN_LEN) return -1;
   /* The alphabet check is cheap and keeps odd bytes away from the decoder. */
   for (size_t i = 0; i < n; i++)

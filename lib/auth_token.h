@@ -14,9 +14,10 @@
  * hash its BLAKE2b-256. Wipes its raw bytes. Never fails. */
 void be__token_new(char out[BE_AUTH_TOKEN_LEN + 1], uint8_t hash[BE__TOKEN_HASH_BYTES]);
 
-/* Parse a token the caller gave us and compute its hash. Returns 0, or -1
- * for NULL, a wrong length, a character outside base64url or a
- * non-canonical encoding; reads at most BE_AUTH_TOKEN_LEN + 1 bytes. */
-int be__token_hash(const char *token, uint8_t hash[BE__TOKEN_HASH_BYTES]);
+/* Parse a token the caller gave us (len bytes, or BE_NUL_TERMINATED) and
+ * compute its hash. Returns 0, or -1 for NULL, a wrong length, a character
+ * outside base64url (a NUL byte included) or a non-canonical encoding;
+ * reads at most BE_AUTH_TOKEN_LEN + 1 bytes. */
+int be__token_hash(const char *token, size_t len, uint8_t hash[BE__TOKEN_HASH_BYTES]);
 
 #endif

@@ -80,34 +80,44 @@ static int name_char(char c) {
          c == '.' || c == '-';
 }
 
-/* Length of a run of name characters at s, at most max + 1. */
-static size_t name_run(const char *s, size_t max) {
+/* Length of the run of name characters at s[0..len). */
+static size_t name_run(const char *s, size_t len) {
   size_t n = 0;
-  while (n <= max && name_char(s[n])) n++;
+  while (n < len && name_char(s[n])) n++;
   return n;
 }
 
-static int check_role(const char *role, be_error **err) {
-  if (role == NULL) return be__error_field(err, "role", "is required");
-  size_t n = name_run(role, BE_PERM_NAME_MAX);
-  if (n == 0 || n > BE_PERM_NAME_MAX || role[n] != '\0')
+/* A role name or a permission string as the caller gave it: resolved,
+ * validated and copied NUL-terminated into out. */
+#define ROLE_BUF (BE_PERM_NAME_MAX + 1)
+#define PERM_BUF (2 * BE_PERM_NAME_MAX + 2)
+
+static int check_role(const char *role, size_t len, char out[ROLE_BUF], be_error **err) {
+  size_t n = 0;
+  int rc = be__svc_str(role, len, "role", BE_PERM_NAME_MAX, &n, err);
+  if (rc != BE_OK) return rc;
+  if (n == 0 || name_run(role, n) != n)
     return be__error_field(err, "role", "must be 1..%d bytes of [A-Za-z0-9_.-]", BE_PERM_NAME_MAX);
+  memcpy(out, role, n);
+  out[n] = '\0';
   return BE_OK;
 }
 
 /* "*", "res:act" or "res:*". */
-static int check_perm(const char *perm, be_error **err) {
+static int check_perm(const char *perm, size_t len, char out[PERM_BUF], be_error **err) {
   static const char *msg = "must be \"*\", \"resource:action\" or \"resource:*\"";
-  if (perm == NULL) return be__error_field(err, "permission", "is required");
-  if (perm[0] == '*' && perm[1] == '\0') return BE_OK;
-  size_t r = name_run(perm, BE_PERM_NAME_MAX);
-  if (r == 0 || r > BE_PERM_NAME_MAX || perm[r] != ':')
-    return be__error_field(err, "permission", "%s", msg);
-  const char *a = perm + r + 1;
-  if (a[0] == '*' && a[1] == '\0') return BE_OK;
-  size_t n = name_run(a, BE_PERM_NAME_MAX);
-  if (n == 0 || n > BE_PERM_NAME_MAX || a[n] != '\0')
-    return be__error_field(err, "permission", "%s", msg);
+  size_t n = 0;
+  int rc = be__svc_str(perm, len, "permission", PERM_BUF - 1, &n, err);
+  if (rc != BE_OK) return rc;
+  int ok = n == 1 && perm[0] == '*';
+  size_t r = name_run(perm, n);
+  if (!ok && r > 0 && r <= BE_PERM_NAME_MAX && r < n && perm[r] == ':') {
+    size_t alen = n - r - 1, a = name_run(perm + r + 1, alen);
+    ok = (alen == 1 && perm[r + 1] == '*') || (a == alen && a > 0 && a <= BE_PERM_NAME_MAX);
+  }
+  if (!ok) return be__error_field(err, "permission", "%s", msg);
+  memcpy(out, perm, n);
+  out[n] = '\0';
   return BE_OK;
 }
 
@@ -182,10 +192,12 @@ static int read_epoch(be_conn *conn, int64_t *out, be_error **err) {
   return rc;
 }
 
-int be_perm_check(be_app *app, int64_t user_id, const char *permission, be_error **err) {
+int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
+                  be_error **err) {
   if (app == NULL) return be__error_set(err, BE_E_MISUSE, "be_perm_check: app is NULL");
+  char permission[PERM_BUF];
   int rc = be__svc_check_id(user_id, "user_id", err);
-  if (rc == BE_OK) rc = check_perm(permission, err);
+  if (rc == BE_OK) rc = check_perm(permission_in, permission_len, permission, err);
   if (rc != BE_OK) return rc;
   be__perm *perm = be__app_perm(app);
   be_conn *conn = NULL;
@@ -236,8 +248,13 @@ typedef struct change {
   int op;
   int64_t actor_id;
   int64_t user_id;
-  const char *role;
-  const char *permission;
+  const char *role_in; /* as given */
+  size_t role_len;
+  const char *perm_in;
+  size_t perm_len;
+  char role[ROLE_BUF]; /* validated copies */
+  char perm[PERM_BUF];
+  const char *permission; /* perm, or NULL when the change has none */
   int64_t role_id; /* out */
 } change;
 
@@ -379,46 +396,56 @@ static int run_change(change *c, be_error **err) {
   int rc = be__svc_check_actor(c->actor_id, err);
   if (rc == BE_OK && (c->op == OP_ASSIGN || c->op == OP_UNASSIGN))
     rc = be__svc_check_id(c->user_id, "user_id", err);
-  if (rc == BE_OK) rc = check_role(c->role, err);
-  if (rc == BE_OK && (c->op == OP_GRANT || c->op == OP_REVOKE)) rc = check_perm(c->permission, err);
+  if (rc == BE_OK) rc = check_role(c->role_in, c->role_len, c->role, err);
+  if (rc == BE_OK && (c->op == OP_GRANT || c->op == OP_REVOKE)) {
+    rc = check_perm(c->perm_in, c->perm_len, c->perm, err);
+    c->permission = c->perm;
+  }
   if (rc != BE_OK) return rc;
   return be__svc_write(c->app, change_tx, c, err);
 }
 
 int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
-                        be_error **err) {
-  change c = {app, OP_ROLE_CREATE, actor_id, 0, role, NULL, 0};
+                        size_t role_len, be_error **err) {
+  change c = {.app = app, .op = OP_ROLE_CREATE, .actor_id = actor_id, .role_in = role,
+              .role_len = role_len};
   int rc = run_change(&c, err);
   if (rc == BE_OK && out_role_id) *out_role_id = c.role_id;
   return rc;
 }
 
-int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, be_error **err) {
-  change c = {app, OP_ROLE_DELETE, actor_id, 0, role, NULL, 0};
-  return run_change(&c, err);
-}
-
-int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role, const char *permission,
-                       be_error **err) {
-  change c = {app, OP_GRANT, actor_id, 0, role, permission, 0};
-  return run_change(&c, err);
-}
-
-int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role, const char *permission,
+int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                         be_error **err) {
-  change c = {app, OP_REVOKE, actor_id, 0, role, permission, 0};
+  change c = {.app = app, .op = OP_ROLE_DELETE, .actor_id = actor_id, .role_in = role,
+              .role_len = role_len};
+  return run_change(&c, err);
+}
+
+int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                       const char *permission, size_t permission_len, be_error **err) {
+  change c = {.app = app, .op = OP_GRANT, .actor_id = actor_id, .role_in = role,
+              .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
+  return run_change(&c, err);
+}
+
+int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                        const char *permission, size_t permission_len, be_error **err) {
+  change c = {.app = app, .op = OP_REVOKE, .actor_id = actor_id, .role_in = role,
+              .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
   return run_change(&c, err);
 }
 
 int be_perm_user_assign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
-                        be_error **err) {
-  change c = {app, OP_ASSIGN, actor_id, user_id, role, NULL, 0};
+                        size_t role_len, be_error **err) {
+  change c = {.app = app, .op = OP_ASSIGN, .actor_id = actor_id, .user_id = user_id,
+              .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
 
 int be_perm_user_unassign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
-                          be_error **err) {
-  change c = {app, OP_UNASSIGN, actor_id, user_id, role, NULL, 0};
+                          size_t role_len, be_error **err) {
+  change c = {.app = app, .op = OP_UNASSIGN, .actor_id = actor_id, .user_id = user_id,
+              .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
 
@@ -503,11 +530,13 @@ int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_erro
                     user_id, NULL, err);
 }
 
-int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role, be_error **err) {
+int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_in,
+                             size_t role_len, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_perm_role_permissions: NULL argument");
   *out = NULL;
-  int rc = check_role(role, err);
+  char role[ROLE_BUF];
+  int rc = check_role(role_in, role_len, role, err);
   if (rc != BE_OK) return rc;
   /* An unknown role is NOT_FOUND rather than an empty list. */
   be_conn *conn = NULL;

@@ -47,6 +47,7 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "pool.h"
 #include "storage.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -1296,3 +1297,12 @@ void be_pool_free(be_pool *p) {
 const be_query_stats *be_pool_query_stats(const be_pool *p) { return p ? p->qstats : NULL; }
 
 be_slowlog *be_pool_slowlog(const be_pool *p) { return p ? p->slowlog : NULL; }
+
+int be__pool_holds(const be_pool *p, const be_conn *c) {
+  if (p == NULL || c == NULL) return 0;
+  const slot *s = be__conn_pool_data(c);
+  /* Like be_pool_release(): a caller holding c may look at its slot
+   * unlocked; the owner check makes any other caller's answer 0. */
+  return s != NULL && s->pool == p && s->state == SLOT_IN_USE &&
+         pthread_equal(s->owner, pthread_self());
+}

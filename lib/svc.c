@@ -28,15 +28,14 @@ int be__svc_write(be_app *app, be_tx_fn fn, void *ud, be_error **err) {
 
 int64_t be__svc_now(be_app *app) { return be_clock_wall_ns(be_app_clock(app)); }
 
-int be__svc_strlen(const char *s, size_t len, const char *field, size_t *out_len,
-                   be_error **err) {
+int be__svc_str(const char *s, size_t len, const char *field, size_t max, size_t *out_len,
+                be_error **err) {
   if (s == NULL) return be__error_field(err, field, "is required");
-  if (len == 0 || len == (size_t)-1) {
-    *out_len = strlen(s);
-    return BE_OK;
-  }
-  if (memchr(s, '\0', len) != NULL) return be__error_field(err, field, "contains a NUL byte");
-  *out_len = len;
+  size_t n = len == BE_NUL_TERMINATED ? strnlen(s, max + 1) : len;
+  if (n > max) return be__error_field(err, field, "is longer than %zu bytes", max);
+  if (n > 0 && memchr(s, '\0', n) != NULL)
+    return be__error_field(err, field, "contains a NUL byte");
+  *out_len = n;
   return BE_OK;
 }
 
@@ -129,8 +128,9 @@ void be__svc_cursor_encode(char *out, uint8_t tag, int64_t value) {
                     sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
-int be__svc_cursor_decode(const char *s, uint8_t tag, int64_t *out, be_error **err) {
-  size_t len = strnlen(s, BE__CURSOR_MAX + 1);
+int be__svc_cursor_decode(const char *s, size_t len, uint8_t tag, int64_t *out, be_error **err) {
+  /* A NUL byte inside len is refused by the base64url decoder below. */
+  if (len == BE_NUL_TERMINATED) len = strnlen(s, BE__CURSOR_MAX + 1);
   if (len == 0 || len > BE__CURSOR_MAX) return be__error_field(err, "cursor", "is malformed");
   unsigned char bin[16];
   size_t bin_len = 0;

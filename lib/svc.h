@@ -19,11 +19,14 @@ void be__svc_release(be_app *app, be_conn *conn);
  * pooled connection; the connection is released before returning. */
 int be__svc_write(be_app *app, be_tx_fn fn, void *ud, be_error **err);
 
-/* Resolve a (string, length) input: a length of 0 or (size_t)-1 means
- * NUL-terminated. Fails (validation error on field) when s is NULL or
- * holds a NUL byte inside its length. */
-int be__svc_strlen(const char *s, size_t len, const char *field, size_t *out_len,
-                   be_error **err);
+/* Resolve a client string (s, len) into its byte length: BE_NUL_TERMINATED
+ * means up to the first NUL, scanning at most max + 1 bytes (a view cut at
+ * the cap is never judged); any other len is exact, and 0 is the empty
+ * string (s is then not read). Fails with a validation error on field
+ * when s is NULL, longer than max bytes, or holds a NUL byte inside len.
+ * UTF-8 is left to the caller's own rules. */
+int be__svc_str(const char *s, size_t len, const char *field, size_t max, size_t *out_len,
+                be_error **err);
 
 /* Validate text: valid UTF-8, no control characters (tab and newline are
  * allowed with BE__TEXT_MULTILINE), min_chars..max_chars code points.
@@ -47,7 +50,7 @@ int be__svc_check_actor(int64_t actor_id, be_error **err);
  * big-endian int64. out holds BE__CURSOR_MAX + 1 bytes. */
 #define BE__CURSOR_MAX 24
 void be__svc_cursor_encode(char *out, uint8_t tag, int64_t value);
-int be__svc_cursor_decode(const char *s, uint8_t tag, int64_t *out, be_error **err);
+int be__svc_cursor_decode(const char *s, size_t len, uint8_t tag, int64_t *out, be_error **err);
 
 /* Check with SQLite's JSON functions that json (len bytes) is a JSON
  * object; a validation error names field otherwise. */
@@ -69,6 +72,18 @@ _Atomic uint64_t *be__app_user_gen(be_app *app);
 
 /* The app's wall clock now, in nanoseconds. */
 int64_t be__svc_now(be_app *app);
+
+/* Wall-clock nanoseconds (as stored) to the milliseconds the public API
+ * speaks (rounded down), and back (saturating). */
+static inline int64_t be__svc_ns_to_ms(int64_t ns) {
+  int64_t ms = ns / 1000000;
+  return (ns % 1000000 < 0) ? ms - 1 : ms;
+}
+static inline int64_t be__svc_ms_to_ns(int64_t ms) {
+  if (ms > INT64_MAX / 1000000) return INT64_MAX;
+  if (ms < INT64_MIN / 1000000) return INT64_MIN;
+  return ms * 1000000;
+}
 
 /* t + d and t - d for a time t and a duration d >= 0 (ns), saturating at
  * INT64_MAX / INT64_MIN instead of overflowing: a clock (or a fake one)

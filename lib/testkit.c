@@ -49,7 +49,7 @@ static void mail_free(mail *m) {
   be__free(m->body);
 }
 
-static int mock_send(void *ud, const char *to, const char *subject, const char *body,
+static int mock_send(const char *to, const char *subject, const char *body, void *ud,
                      be_error **err) {
   be_testkit *kit = ud;
   pthread_mutex_lock(&kit->mu);
@@ -126,8 +126,10 @@ int be_testkit_mail_get(char **out_to, char **out_subject, char **out_body, be_t
   return BE_OK;
 }
 
-int be_testkit_mail_fail_next(be_testkit *kit, int32_t count, int32_t code) {
-  if (kit == NULL || count < 0 || (count > 0 && code >= 0)) return BE_E_MISUSE;
+int be_testkit_mail_fail_next(be_testkit *kit, int32_t count, int32_t code, be_error **err) {
+  if (kit == NULL || count < 0 || (count > 0 && code >= 0))
+    return be__error_set(err, BE_E_MISUSE,
+                         "be_testkit_mail_fail_next: kit NULL, count < 0 or code not negative");
   pthread_mutex_lock(&kit->mu);
   kit->fail_count = count;
   kit->fail_code = code;
@@ -150,11 +152,12 @@ static int seed_tx(be_conn *conn, void *ud, be_error **err) {
 static int seed(be_testkit *kit, const be_testkit_options *o, be_error **err) {
   be_app *app = kit->app;
   static const char *const member_perms[] = {"posts:read", "posts:write", "profile:write"};
-  int rc = be_perm_role_create(NULL, app, 0, "admin", err);
-  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "admin", "*", err);
-  if (rc == BE_OK) rc = be_perm_role_create(NULL, app, 0, "member", err);
+  const size_t nt = BE_NUL_TERMINATED;
+  int rc = be_perm_role_create(NULL, app, 0, "admin", nt, err);
+  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "admin", nt, "*", nt, err);
+  if (rc == BE_OK) rc = be_perm_role_create(NULL, app, 0, "member", nt, err);
   for (size_t i = 0; i < sizeof member_perms / sizeof member_perms[0] && rc == BE_OK; i++)
-    rc = be_perm_role_grant(app, 0, "member", member_perms[i], err);
+    rc = be_perm_role_grant(app, 0, "member", nt, member_perms[i], nt, err);
   for (int32_t i = 0; i < kit->nusers && rc == BE_OK; i++) {
     char email[64], name[64];
     snprintf(email, sizeof email, "user%d@example.test", (int)i);
@@ -164,10 +167,10 @@ static int seed(be_testkit *kit, const be_testkit_options *o, be_error **err) {
     in.name = name;
     rc = be_user_create(NULL, &kit->user_ids[i], app, 0, &in, err);
     if (rc == BE_OK)
-      rc = be_perm_user_assign(app, 0, kit->user_ids[i], i == 0 ? "admin" : "member", err);
+      rc = be_perm_user_assign(app, 0, kit->user_ids[i], i == 0 ? "admin" : "member", nt, err);
     if (rc == BE_OK && !o->no_passwords)
       rc = be_auth_set_password(app, 0, kit->user_ids[i], BE_TESTKIT_PASSWORD,
-                                BE_AUTH_NUL_TERMINATED, err);
+                                nt, err);
   }
   if (rc == BE_OK && o->seed) {
     seed_ctx s = {o->seed, o->seed_user_data};
@@ -197,7 +200,7 @@ int be_testkit_new(be_testkit **out, const be_testkit_options *opts, be_error **
     be__free(kit);
     return be__error_set(err, BE_E_INTERNAL, "pthread_mutex_init failed");
   }
-  kit->mailer.version = BE_MAILER_VERSION;
+  be_mailer_init(&kit->mailer, BE_MAILER_VERSION);
   kit->mailer.send = mock_send;
   kit->mailer.user_data = kit;
   kit->nusers = o.users;
@@ -206,7 +209,8 @@ int be_testkit_new(be_testkit **out, const be_testkit_options *opts, be_error **
     kit->user_ids = be__calloc((size_t)o.users, sizeof *kit->user_ids);
     if (kit->user_ids == NULL) rc = be__error_oom(err);
   }
-  if (rc == BE_OK) rc = be_clock_fake_new(&kit->clock, BE_NS_PER_SEC, BE_TESTKIT_START_WALL_NS);
+  if (rc == BE_OK)
+    rc = be_clock_fake_new(&kit->clock, BE_NS_PER_SEC, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS);
   if (rc == BE_E_NOMEM) rc = be__error_oom(err);
   if (rc == BE_OK) {
     be_app_options ao = BE_APP_OPTIONS_INIT;
@@ -250,14 +254,17 @@ be_app *be_testkit_app(be_testkit *kit) { return kit ? kit->app : NULL; }
 be_clock *be_testkit_clock(be_testkit *kit) { return kit ? kit->clock : NULL; }
 const struct be_mailer *be_testkit_mailer(be_testkit *kit) { return kit ? &kit->mailer : NULL; }
 
-int be_testkit_advance_ms(be_testkit *kit, int64_t ms) {
-  if (kit == NULL || ms < 0 || ms > INT64_MAX / BE_NS_PER_MS) return BE_E_MISUSE;
+int be_testkit_advance_ms(be_testkit *kit, int64_t ms, be_error **err) {
+  if (kit == NULL || ms < 0 || ms > INT64_MAX / BE_NS_PER_MS)
+    return be__error_set(err, BE_E_MISUSE, "be_testkit_advance_ms: kit NULL or ms out of range");
   /* The clock adds without a check: refuse a step that would carry either
    * of its times past INT64_MAX (and wrap them negative). */
   int64_t d = ms * BE_NS_PER_MS;
   int64_t wall = be_clock_wall_ns(kit->clock), mono = be_clock_now_ns(kit->clock);
-  if (wall > INT64_MAX - d || mono > INT64_MAX - d) return BE_E_MISUSE;
-  return be_clock_advance(kit->clock, d);
+  if (wall > INT64_MAX - d || mono > INT64_MAX - d)
+    return be__error_set(err, BE_E_MISUSE, "be_testkit_advance_ms: the clock would overflow");
+  int rc = be_clock_advance(kit->clock, d);
+  return rc == BE_OK ? BE_OK : be__error_set(err, rc, "be_testkit_advance_ms: advance failed");
 }
 
 int64_t be_testkit_user_id(const be_testkit *kit, int32_t i) {

@@ -28,6 +28,14 @@
 #include "svc.h"
 
 #define CURSOR_TAG 'U'
+/* The most raw bytes a string input may have before trimming and
+ * validation: a view cut at the cap is never judged ("a@b.c" followed by
+ * 2000 spaces and "x" is not the email "a@b.c"), and a huge input costs
+ * nothing. Text is at most 4 bytes a character, plus room for trimmed
+ * white space. */
+#define EMAIL_RAW_MAX (BE_USER_EMAIL_MAX * 4)
+#define TEXT_RAW_MAX(chars) ((size_t)(chars) * 4 + 1024)
+
 #define COLS "id, email, name, bio, extra, status, created_at, updated_at"
 
 struct be_user {
@@ -220,18 +228,15 @@ int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
   return BE_OK;
 }
 
-int be_user_get_by_email(be_user **out, be_app *app, const char *email, be_error **err) {
+int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t email_len,
+                         be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_get_by_email: NULL argument");
   *out = NULL;
-  if (email == NULL) return be__error_field(err, "email", "is required");
   char norm[BE_USER_EMAIL_MAX + 1];
-  size_t nlen = 0, cap = BE_USER_EMAIL_MAX * 4;
-  size_t len = strnlen(email, cap + 1);
-  /* Never judge a cut view: "a@b.c" followed by 2000 spaces and "x" is
-   * not the email "a@b.c". */
-  if (len > cap) return be__error_field(err, "email", "is longer than %d bytes", BE_USER_EMAIL_MAX);
-  int rc = be__svc_email(email, len, norm, &nlen, err);
+  size_t nlen = 0, len = 0;
+  int rc = be__svc_str(email, email_len, "email", EMAIL_RAW_MAX, &len, err);
+  if (rc == BE_OK) rc = be__svc_email(email, len, norm, &nlen, err);
   if (rc != BE_OK) return rc;
   be_conn *conn = NULL;
   rc = be__svc_acquire(app, &conn, err);
@@ -342,8 +347,8 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
   return BE_OK;
 }
 
-int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, int32_t limit,
-                      be_error **err) {
+int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_t cursor_len,
+                      int32_t limit, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_list_page: NULL argument");
   *out = NULL;
@@ -352,7 +357,7 @@ int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, int32
     return be__error_field(err, "limit", "must be 1..%d", BE_USER_PAGE_MAX);
   int64_t after = 0;
   if (cursor) {
-    int rc = be__svc_cursor_decode(cursor, CURSOR_TAG, &after, err);
+    int rc = be__svc_cursor_decode(cursor, cursor_len, CURSOR_TAG, &after, err);
     if (rc != BE_OK) return rc;
   }
   be_user_list *l = list_new((size_t)limit);
@@ -422,7 +427,7 @@ static int check_input(input *v, const be_user_input *in, uint32_t mask, be_erro
   int rc = BE_OK;
   if (mask & BE_USER_FIELD_EMAIL) {
     size_t len = 0;
-    int r = be__svc_strlen(in->email, in->email_len, "email", &len, &e);
+    int r = be__svc_str(in->email, in->email_len, "email", EMAIL_RAW_MAX, &len, &e);
     if (r == BE_OK) r = be__svc_email(in->email, len, v->email, &v->email_len, &e);
     rc = collect(&acc, r, e);
     if (rc != BE_OK) goto fail;
@@ -430,7 +435,7 @@ static int check_input(input *v, const be_user_input *in, uint32_t mask, be_erro
   if (mask & BE_USER_FIELD_NAME) {
     size_t len = 0;
     e = NULL;
-    int r = be__svc_strlen(in->name, in->name_len, "name", &len, &e);
+    int r = be__svc_str(in->name, in->name_len, "name", TEXT_RAW_MAX(BE_USER_NAME_MAX), &len, &e);
     if (r == BE_OK)
       r = be__svc_text(in->name, len, "name", 1, BE_USER_NAME_MAX, BE__TEXT_TRIM, &v->name,
                        &v->name_len, &e);
@@ -440,7 +445,7 @@ static int check_input(input *v, const be_user_input *in, uint32_t mask, be_erro
   if (mask & BE_USER_FIELD_BIO) {
     size_t len = 0;
     e = NULL;
-    int r = be__svc_strlen(in->bio, in->bio_len, "bio", &len, &e);
+    int r = be__svc_str(in->bio, in->bio_len, "bio", TEXT_RAW_MAX(BE_USER_BIO_MAX), &len, &e);
     if (r == BE_OK)
       r = be__svc_text(in->bio, len, "bio", 0, BE_USER_BIO_MAX, BE__TEXT_MULTILINE, &v->bio,
                        &v->bio_len, &e);
@@ -450,9 +455,7 @@ static int check_input(input *v, const be_user_input *in, uint32_t mask, be_erro
   if (mask & BE_USER_FIELD_EXTRA) {
     size_t len = 0;
     e = NULL;
-    int r = be__svc_strlen(in->extra, in->extra_len, "extra", &len, &e);
-    if (r == BE_OK && len > BE_USER_EXTRA_MAX)
-      r = be__error_field(&e, "extra", "is longer than %d bytes", BE_USER_EXTRA_MAX);
+    int r = be__svc_str(in->extra, in->extra_len, "extra", BE_USER_EXTRA_MAX, &len, &e);
     /* text rules only: JSON is checked by SQLite inside the transaction */
     if (r == BE_OK)
       r = be__svc_text(in->extra, len, "extra", 0, BE_USER_EXTRA_MAX, BE__TEXT_MULTILINE | 0,
@@ -552,7 +555,7 @@ int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id
   if (rc != BE_OK) return rc;
   be_user_input full = *in;
   if (full.bio == NULL) { full.bio = ""; full.bio_len = 0; }
-  if (full.extra == NULL) { full.extra = "{}"; full.extra_len = 0; }
+  if (full.extra == NULL) { full.extra = "{}"; full.extra_len = 2; }
   write_ctx c;
   memset(&c, 0, sizeof c);
   c.app = app;
@@ -802,8 +805,12 @@ const char *be_user_name(const be_user *u) { return u ? u->name : NULL; }
 const char *be_user_bio(const be_user *u) { return u ? u->bio : NULL; }
 const char *be_user_extra(const be_user *u) { return u ? u->extra : NULL; }
 int32_t be_user_status(const be_user *u) { return u ? u->status : 0; }
-int64_t be_user_created_at(const be_user *u) { return u ? u->created_at : 0; }
-int64_t be_user_updated_at(const be_user *u) { return u ? u->updated_at : 0; }
+int64_t be_user_created_at_ms(const be_user *u) {
+  return u ? be__svc_ns_to_ms(u->created_at) : 0;
+}
+int64_t be_user_updated_at_ms(const be_user *u) {
+  return u ? be__svc_ns_to_ms(u->updated_at) : 0;
+}
 void be_user_free(be_user *u) { be__free(u); }
 
 int be_user_to_json(char **out_json, size_t *out_len, const be_user *u, be_error **err) {
@@ -823,7 +830,8 @@ int be_user_to_json(char **out_json, size_t *out_len, const be_user *u, be_error
   be__buf_puts(&b, ",\"extra\":");
   be__buf_puts(&b, u->extra[0] ? u->extra : "{}");
   be__buf_printf(&b, ",\"status\":%d,\"created_at\":%lld,\"updated_at\":%lld}", (int)u->status,
-                 (long long)u->created_at, (long long)u->updated_at);
+                 (long long)be__svc_ns_to_ms(u->created_at),
+                 (long long)be__svc_ns_to_ms(u->updated_at));
   int rc = be__buf_detach(&b, out_json, out_len);
   return rc == BE_OK ? BE_OK : be__error_oom(err);
 }

@@ -4,6 +4,9 @@
 #ifndef BE_SVC_TESTUTIL_H
 #define BE_SVC_TESTUTIL_H
 
+/* Shorthand for string lengths in the service tests. */
+#define NT BE_NUL_TERMINATED
+
 #include "testutil.h"
 
 #include <sodium.h>

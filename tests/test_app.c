@@ -182,7 +182,7 @@ START_TEST(testkit_seeds_users_roles_and_host_rows) {
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM posts"), 2);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 5);
   ck_assert_ptr_eq(be_app_clock(app), be_testkit_clock(kit));
-  ck_assert_int_eq(be_clock_wall_ns(be_testkit_clock(kit)), BE_TESTKIT_START_WALL_NS);
+  ck_assert_int_eq(be_clock_wall_ns(be_testkit_clock(kit)), BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS);
   be_user *u = NULL;
   ck_assert_int_eq(be_user_get(&u, app, be_testkit_user_id(kit, 3), NULL), BE_OK);
   ck_assert_str_eq(be_user_email(u), "user3@example.test");
@@ -192,25 +192,25 @@ START_TEST(testkit_seeds_users_roles_and_host_rows) {
   ck_assert_int_eq(be_testkit_user_id(kit, -1), 0);
   /* roles */
   int64_t admin = be_testkit_user_id(kit, 0), member = be_testkit_user_id(kit, 1);
-  ck_assert_int_eq(be_perm_check(app, admin, "anything:at_all", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, member, "posts:write", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, member, "users:delete", NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_check(app, admin, "anything:at_all", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, member, "posts:write", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, member, "users:delete", NT, NULL), BE_E_FORBIDDEN);
   /* the known password logs in; sessions expire on the fake clock */
   char *token = NULL;
-  ck_assert_int_eq(be_auth_login(&token, NULL, app, "user2@example.test", BE_TESTKIT_PASSWORD,
-                                 BE_AUTH_NUL_TERMINATED, NULL), BE_OK);
-  ck_assert_int_eq(be_auth_verify(NULL, app, token, NULL), BE_OK);
-  ck_assert_int_eq(be_testkit_advance_ms(kit, 31 * 60 * 1000), BE_OK);
-  ck_assert_int_eq(be_auth_verify(NULL, app, token, NULL), BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(be_testkit_advance_ms(kit, -1), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_login(&token, NULL, app, "user2@example.test", NT, BE_TESTKIT_PASSWORD,
+                                 BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(NULL, app, token, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_advance_ms(kit, 31 * 60 * 1000, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(NULL, app, token, NT, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_testkit_advance_ms(kit, -1, NULL), BE_E_MISUSE);
   /* a step past the end of int64 ns is refused, not wrapped to a negative time */
   int64_t wall = be_clock_wall_ns(be_testkit_clock(kit));
-  ck_assert_int_eq(be_testkit_advance_ms(kit, INT64_MAX / BE_NS_PER_MS), BE_E_MISUSE);
+  ck_assert_int_eq(be_testkit_advance_ms(kit, INT64_MAX / BE_NS_PER_MS, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_clock_wall_ns(be_testkit_clock(kit)), wall);
   be_auth_token_free(token);
   /* the mock mailer captures the reset mail */
   ck_assert_int_eq(be_testkit_mail_count(kit), 0);
-  ck_assert_int_eq(be_auth_request_reset(app, "user4@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "user4@example.test", NT, NULL), BE_OK);
   ck_assert_int_eq(be_testkit_mail_count(kit), 1);
   char *to_addr = NULL, *subject = NULL, *body = NULL;
   ck_assert_int_eq(be_testkit_mail_get(&to_addr, &subject, &body, kit, -1, NULL), BE_OK);
@@ -221,10 +221,10 @@ START_TEST(testkit_seeds_users_roles_and_host_rows) {
   be_free(subject);
   be_free(body);
   ck_assert_int_eq(be_testkit_mail_get(NULL, NULL, NULL, kit, 1, NULL), BE_E_NOT_FOUND);
-  ck_assert_int_eq(be_testkit_mail_fail_next(kit, 1, BE_E_UNAVAILABLE), BE_OK);
-  ck_assert_int_eq(be_auth_request_reset(app, "user4@example.test", NULL), BE_OK); /* hidden */
+  ck_assert_int_eq(be_testkit_mail_fail_next(kit, 1, BE_E_UNAVAILABLE, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "user4@example.test", NT, NULL), BE_OK); /* hidden */
   ck_assert_int_eq(be_testkit_mail_count(kit), 1);
-  ck_assert_int_eq(be_testkit_mail_fail_next(kit, 1, 5), BE_E_MISUSE);
+  ck_assert_int_eq(be_testkit_mail_fail_next(kit, 1, 5, NULL), BE_E_MISUSE);
   be_testkit_mail_clear(kit);
   ck_assert_int_eq(be_testkit_mail_count(kit), 0);
   ck_assert_ptr_nonnull(be_testkit_mailer(kit));
@@ -270,7 +270,7 @@ typedef struct mailer_thread {
 static void *send_mail(void *arg) {
   mailer_thread *t = arg;
   for (int i = 0; i < t->n; i++)
-    ck_assert_int_eq(t->m->send(t->m->user_data, "a@b.c", "s", "body", NULL), BE_OK);
+    ck_assert_int_eq(t->m->send("a@b.c", "s", "body", t->m->user_data, NULL), BE_OK);
   return NULL;
 }
 
@@ -294,7 +294,7 @@ static int kit_alloc_body(void *arg) {
   be_error *e = NULL;
   int rc = be_testkit_new(&kit, &to, &e);
   if (rc == BE_OK) {
-    rc = be_auth_request_reset(be_testkit_app(kit), "user1@example.test", &e);
+    rc = be_auth_request_reset(be_testkit_app(kit), "user1@example.test", NT, &e);
     char *body = NULL;
     /* a mailer failure (here: out of memory) is hidden from the caller
      * by design (no account enumeration): then no mail was captured */
@@ -306,6 +306,62 @@ static int kit_alloc_body(void *arg) {
   be_testkit_free(kit);
   return rc;
 }
+
+/* A host mailer gets its user_data last (before err), and be_mailer_init
+ * fills the struct like BE_MAILER_INIT. */
+typedef struct host_mail {
+  int sent;
+  char to[64];
+} host_mail;
+
+static int host_send(const char *to, const char *subject, const char *body, void *user_data,
+                     be_error **err) {
+  (void)subject;
+  (void)body;
+  (void)err;
+  host_mail *h = user_data;
+  h->sent++;
+  snprintf(h->to, sizeof h->to, "%s", to);
+  return BE_OK;
+}
+
+START_TEST(host_mailer_and_testkit_calls_report_errors) {
+  be_mailer m;
+  ck_assert_int_eq(be_mailer_init(&m, BE_MAILER_VERSION), BE_OK);
+  ck_assert_int_eq(m.version, BE_MAILER_VERSION);
+  ck_assert_ptr_null(m.user_data);
+  ck_assert_int_eq(be_mailer_init(&m, 99), BE_E_MISUSE);
+  ck_assert_int_eq(be_mailer_init(NULL, BE_MAILER_VERSION), BE_E_MISUSE);
+  host_mail h = {0, ""};
+  ck_assert_int_eq(be_mailer_init(&m, BE_MAILER_VERSION), BE_OK);
+  m.send = host_send;
+  m.user_data = &h;
+  be_app_options o;
+  svc_fast_options(&o, ":memory:");
+  o.mailer = &m;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  int64_t id = svc_user(app, "mail@x.io", "M");
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "a long fine passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "mail@x.io", NT, NULL), BE_OK);
+  ck_assert_int_eq(h.sent, 1);
+  ck_assert_str_eq(h.to, "mail@x.io");
+  be_app_free(app);
+
+  /* testkit calls that can fail say why */
+  be_testkit *kit = NULL;
+  ck_assert_int_eq(be_testkit_new(&kit, NULL, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_testkit_advance_ms(kit, -1, &e), BE_E_MISUSE);
+  ck_assert_ptr_nonnull(e);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_testkit_mail_fail_next(kit, 1, 5, &e), BE_E_MISUSE);
+  ck_assert_ptr_nonnull(e);
+  be_error_free(e);
+  be_testkit_free(kit);
+}
+END_TEST
 
 START_TEST(testkit_allocation_failures_leak_nothing) {
   TU_FOR_EACH_ALLOC_FAILURE(kit_alloc_body, NULL);
@@ -324,6 +380,7 @@ static Suite *app_suite(void) {
   tcase_add_test(tc, testkit_seeds_users_roles_and_host_rows);
   tcase_add_test(tc, testkit_bad_options_and_failing_seed);
   tcase_add_test(tc, mock_mailer_is_thread_safe);
+  tcase_add_test(tc, host_mailer_and_testkit_calls_report_errors);
   tcase_add_test(tc, testkit_allocation_failures_leak_nothing);
   suite_add_tcase(s, tc);
   return s;

@@ -83,7 +83,7 @@ START_TEST(query_by_user_and_time_with_pages) {
   ck_assert_int_eq(be_user_update(NULL, app, bob, bob, &up, NULL), BE_OK); /* t = 1027 */
 
   /* everything, newest first, in pages of 10 */
-  be_audit_query_opts q = BE_AUDIT_QUERY_INIT;
+  be_audit_query_options q = BE_AUDIT_QUERY_OPTIONS_INIT;
   q.limit = 10;
   int64_t last = INT64_MAX, total = 0;
   char cursor[64] = "";
@@ -105,7 +105,7 @@ START_TEST(query_by_user_and_time_with_pages) {
   ck_assert_int_eq(total, 28);
 
   /* by user: alice is actor of 25 and target of her own create (actor 0) */
-  q = (be_audit_query_opts)BE_AUDIT_QUERY_INIT;
+  q = (be_audit_query_options)BE_AUDIT_QUERY_OPTIONS_INIT;
   q.match_user = 1;
   q.user_id = alice;
   q.limit = 100;
@@ -118,23 +118,23 @@ START_TEST(query_by_user_and_time_with_pages) {
   ck_assert_int_eq(be_audit_page_target_id(p, 0), bob);
   ck_assert_ptr_nonnull(strstr(be_audit_page_details(p, 0), "\"fields\":[\"bio\"]"));
   ck_assert_str_eq(be_audit_page_action(p, 25), "user.create");
-  ck_assert_int_eq(be_audit_page_at(p, 25), 1000 * BE_NS_PER_SEC);
+  ck_assert_int_eq(be_audit_page_at_ms(p, 25), 1000 * 1000);
   ck_assert_ptr_null(be_audit_page_action(p, 26));
   ck_assert_ptr_null(be_audit_page_next_cursor(p));
   be_audit_page_free(p);
   /* by user and time range: bob, [1010 s, 1020 s) */
   q.user_id = bob;
-  q.from_ns = 1010 * BE_NS_PER_SEC;
-  q.to_ns = 1020 * BE_NS_PER_SEC;
+  q.from_ms = 1010 * 1000;
+  q.to_ms = 1020 * 1000;
   ck_assert_int_eq(be_audit_query(&p, app, &q, NULL), BE_OK);
   ck_assert_uint_eq(be_audit_page_count(p), 10);
   for (size_t i = 0; i < 10; i++) {
-    ck_assert_int_ge(be_audit_page_at(p, i), q.from_ns);
-    ck_assert_int_lt(be_audit_page_at(p, i), q.to_ns);
+    ck_assert_int_ge(be_audit_page_at_ms(p, i), q.from_ms);
+    ck_assert_int_lt(be_audit_page_at_ms(p, i), q.to_ms);
   }
   be_audit_page_free(p);
   /* the system (actor 0) */
-  q = (be_audit_query_opts)BE_AUDIT_QUERY_INIT;
+  q = (be_audit_query_options)BE_AUDIT_QUERY_OPTIONS_INIT;
   q.match_user = 1;
   q.user_id = 0;
   ck_assert_int_eq(be_audit_query(&p, app, &q, NULL), BE_OK);
@@ -147,23 +147,23 @@ START_TEST(query_by_user_and_time_with_pages) {
 
   /* bad input */
   be_error *e = NULL;
-  q = (be_audit_query_opts)BE_AUDIT_QUERY_INIT;
+  q = (be_audit_query_options)BE_AUDIT_QUERY_OPTIONS_INIT;
   q.limit = BE_AUDIT_PAGE_MAX + 1;
   svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "limit");
   q.limit = 0;
   q.cursor = "garbage";
   svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "cursor");
   q.cursor = NULL;
-  q.from_ns = 5;
-  q.to_ns = 5;
-  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "to_ns");
-  q.to_ns = 0;
+  q.from_ms = 5;
+  q.to_ms = 5;
+  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "to_ms");
+  q.to_ms = 0;
   q.match_user = 1;
   q.user_id = -1;
   svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "user_id");
   q.version = 9;
   ck_assert_int_eq(be_audit_query(&p, app, &q, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_audit_query_init(&q, 9), BE_E_MISUSE);
+  ck_assert_int_eq(be_audit_query_options_init(&q, 9), BE_E_MISUSE);
   be_app_free(app);
   be_clock_free(clock);
 }
@@ -178,7 +178,7 @@ typedef struct wctx {
 
 static int write_one(be_conn *conn, void *ud, be_error **err) {
   wctx *w = ud;
-  return be__audit_write(w->app, conn, 1, w->action, "thing", 7, w->details, err);
+  return be_audit_write(NULL, w->app, conn, 1, w->action, NT, "thing", NT, 7, w->details, NT, err);
 }
 
 START_TEST(writer_validates_input) {
@@ -200,13 +200,143 @@ START_TEST(writer_validates_input) {
     svc_expect_field(rc, &e, BE_E_VALIDATION, fields[i]);
   }
   /* outside a transaction */
-  ck_assert_int_eq(be__audit_write(app, conn, 1, "a.b", "t", 1, "{}", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_audit_write(NULL, app, conn, 1, "a.b", NT, "t", NT, 1, "{}", NT, NULL),
+                   BE_E_MISUSE);
   be_pool_release(be_app_pool(app), conn);
   ck_assert_int_eq(rows(app), 2);
   ck_assert_int_eq(svc_int(app, "SELECT details = '{}' FROM audit_log WHERE id = 2"), 1);
   int64_t bad_id = -1;
   ck_assert_int_eq(be_audit_verify(&bad_id, NULL, app, NULL), BE_OK);
   ck_assert_int_eq(bad_id, 0);
+  be_app_free(app);
+}
+END_TEST
+
+/* be_audit_write: the host's own change and its audit row commit or roll
+ * back together, in libbackend's chain. */
+typedef struct host_ctx {
+  be_app *app;
+  int64_t post;
+  int fail; /* 1: fail after both writes */
+  int64_t row_id;
+} host_ctx;
+
+static int publish(be_conn *conn, void *user_data, be_error **err) {
+  host_ctx *h = user_data;
+  be_stmt *st = NULL;
+  int rc = be_conn_prepare(&st, conn, "UPDATE posts SET published = 1 WHERE id = ?1", err);
+  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, h->post, err);
+  if (rc == BE_OK && (rc = be_stmt_step(st, err)) == BE_DONE) rc = BE_OK;
+  be_stmt_finalize(st);
+  if (rc == BE_OK)
+    rc = be_audit_write(&h->row_id, h->app, conn, 1, "post.publish", NT, "post", NT, h->post,
+                        "{\"published\":true}", NT, err);
+  if (rc == BE_OK && h->fail) {
+    if (err) be_error_new(err, BE_E_CONFLICT, "host says no");
+    rc = BE_E_CONFLICT;
+  }
+  return rc;
+}
+
+START_TEST(host_write_commits_and_rolls_back_with_the_host_change) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  svc_user(app, "a@x.io", "A"); /* a libbackend row first: one chain for both */
+  svc_exec(app, "CREATE TABLE posts (id INTEGER PRIMARY KEY, published INTEGER NOT NULL)");
+  svc_exec(app, "INSERT INTO posts VALUES (7, 0), (8, 0)");
+  host_ctx ok = {app, 7, 0, 0};
+  ck_assert_int_eq(be_pool_tx_run(be_app_pool(app), BE_TX_IMMEDIATE, publish, &ok, NULL), BE_OK);
+  ck_assert_int_eq(ok.row_id, 2);
+  ck_assert_int_eq(svc_int(app, "SELECT published FROM posts WHERE id = 7"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action = 'post.publish'"
+                                " AND target_type = 'post' AND target_id = 7 AND actor_id = 1"),
+                   1);
+  int64_t bad = -1, n = 0;
+  ck_assert_int_eq(be_audit_verify(&bad, &n, app, NULL), BE_OK);
+  ck_assert_int_eq(bad, 0);
+  ck_assert_int_eq(n, 2);
+  /* the callback fails after both writes: neither is there */
+  host_ctx no = {app, 8, 1, 0};
+  be_error *e = NULL;
+  ck_assert_int_eq(be_pool_tx_run(be_app_pool(app), BE_TX_IMMEDIATE, publish, &no, &e),
+                   BE_E_CONFLICT);
+  be_error_free(e);
+  ck_assert_int_eq(svc_int(app, "SELECT published FROM posts WHERE id = 8"), 0);
+  ck_assert_int_eq(rows(app), 2);
+  svc_user(app, "b@x.io", "B"); /* the chain goes on from the committed head */
+  ck_assert_int_eq(be_audit_verify(&bad, &n, app, NULL), BE_OK);
+  ck_assert_int_eq(bad, 0);
+  ck_assert_int_eq(n, 3);
+  be_app_free(app);
+}
+END_TEST
+
+typedef struct wcase {
+  const char *action;
+  size_t action_len;
+  const char *ttype;
+  size_t ttype_len;
+  const char *details;
+  size_t details_len;
+  const char *field;
+} wcase;
+
+static int write_case(be_conn *conn, void *ud, be_error **err) {
+  const wcase *c = ((const void *const *)ud)[1];
+  be_app *app = ((void *const *)ud)[0];
+  return be_audit_write(NULL, app, conn, 0, c->action, c->action_len, c->ttype, c->ttype_len, 1,
+                        c->details, c->details_len, err);
+}
+
+START_TEST(host_write_refuses_bad_strings_and_foreign_connections) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  const wcase cases[] = {
+    {(const char *)1, 0, "post", NT, NULL, NT, "action"}, /* length 0: empty, never read */
+    {"post.\0x", 6, "post", NT, NULL, NT, "action"},
+    {"post.\xff", NT, "post", NT, NULL, NT, "action"},
+    {"user.create", NT, "user", NT, NULL, NT, "action"}, /* libbackend's own */
+    {"auth.login", NT, "user", NT, NULL, NT, "action"},
+    {"post.edit", NT, (const char *)1, 0, NULL, NT, "target_type"},
+    {"post.edit", NT, "po\0st", 5, NULL, NT, "target_type"},
+    {"post.edit", NT, "post", NT, "{}\0", 3, "details"},
+    {"post.edit", NT, "post", NT, "{\"a\":\"\xff\"}", NT, "details"},
+    {"post.edit", NT, "post", NT, "[1]", NT, "details"},
+    {"post.edit", NT, "post", NT, (const char *)1, 0, "details"}, /* empty: not an object */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const void *ud[2] = {app, &cases[i]};
+    be_error *e = NULL;
+    int rc = be_pool_tx_run(be_app_pool(app), BE_TX_IMMEDIATE, write_case, ud, &e);
+    svc_expect_field(rc, &e, BE_E_VALIDATION, cases[i].field);
+  }
+  /* explicit lengths need no NUL: "post.edit" and "post" cut from longer text */
+  const wcase good = {"post.editXX", 9, "postXX", 4, "{\"n\":1}XX", 7, NULL};
+  const void *ud[2] = {app, &good};
+  ck_assert_int_eq(be_pool_tx_run(be_app_pool(app), BE_TX_IMMEDIATE, write_case, ud, NULL), BE_OK);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action = 'post.edit'"
+                                " AND target_type = 'post' AND details = '{\"n\":1}'"),
+                   1);
+  ck_assert_int_eq(rows(app), 1);
+
+  /* a connection of another app's pool, or of no pool, is refused */
+  be_app *other = svc_app_ex(NULL, NULL, 0);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(other), NULL), BE_OK);
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_IMMEDIATE, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_audit_write(NULL, app, c, 0, "post.edit", NT, "post", NT, 1, NULL, NT, &e),
+                   BE_E_MISUSE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "pool"));
+  be_error_free(e);
+  ck_assert_int_eq(be_conn_rollback(c, NULL), BE_OK);
+  be_pool_release(be_app_pool(other), c);
+  be_app_free(other);
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), ":memory:", NULL), BE_OK);
+  ck_assert_int_eq(be_audit_write(NULL, app, c, 0, "post.edit", NT, "post", NT, 1, NULL, NT, NULL),
+                   BE_E_MISUSE);
+  be_conn_close(c);
+  ck_assert_int_eq(be_audit_write(NULL, NULL, NULL, 0, "a", NT, "b", NT, 1, NULL, NT, NULL),
+                   BE_E_MISUSE);
+  ck_assert_int_eq(rows(app), 1);
   be_app_free(app);
 }
 END_TEST
@@ -257,6 +387,8 @@ static Suite *audit_suite(void) {
   tcase_add_test(tc, chain_verifies_and_detects_tampering);
   tcase_add_test(tc, query_by_user_and_time_with_pages);
   tcase_add_test(tc, writer_validates_input);
+  tcase_add_test(tc, host_write_commits_and_rolls_back_with_the_host_change);
+  tcase_add_test(tc, host_write_refuses_bad_strings_and_foreign_connections);
   tcase_add_test(tc, concurrent_writers_keep_one_chain);
   suite_add_tcase(s, tc);
   return s;

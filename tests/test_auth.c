@@ -20,7 +20,7 @@
 
 #define PW BE_TESTKIT_PASSWORD
 #define NEWPW "a brand new passphrase"
-#define NT BE_AUTH_NUL_TERMINATED
+#define NT BE_NUL_TERMINATED
 #define MIN_NS (60 * BE_NS_PER_SEC)
 
 /* ---- helpers --------------------------------------------------------- */
@@ -96,7 +96,7 @@ static char *login_ok(be_app *app, const char *email, const char *pw, int64_t ex
   char *tok = NULL;
   int64_t uid = -1;
   be_error *e = NULL;
-  int rc = be_auth_login(&tok, &uid, app, email, pw, NT, &e);
+  int rc = be_auth_login(&tok, &uid, app, email, NT, pw, NT, &e);
   ck_assert_msg(rc == BE_OK, "login %s: %s", email, be_error_message(e));
   ck_assert_ptr_nonnull(tok);
   ck_assert_uint_eq(strlen(tok), BE_AUTH_TOKEN_LEN);
@@ -109,7 +109,7 @@ static void login_denied(be_app *app, const char *email, const char *pw) {
   char *tok = (char *)"x";
   int64_t uid = 77;
   be_error *e = NULL;
-  ck_assert_int_eq(be_auth_login(&tok, &uid, app, email, pw, NT, &e), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_login(&tok, &uid, app, email, NT, pw, NT, &e), BE_E_UNAUTHORIZED);
   ck_assert_ptr_null(tok);
   ck_assert_int_eq(uid, 0);
   ck_assert_str_eq(be_error_message(e), "invalid email or password");
@@ -119,7 +119,7 @@ static void login_denied(be_app *app, const char *email, const char *pw) {
 }
 
 static int verify_code(be_app *app, const char *tok, int64_t *uid) {
-  return be_auth_verify(uid, app, tok, NULL);
+  return be_auth_verify(uid, app, tok, NT, NULL);
 }
 
 /* The reset token from the last captured mail: the body's third line. */
@@ -152,7 +152,7 @@ START_TEST(login_success_and_verify) {
   int64_t id1 = be_testkit_user_id(k, 1);
   char *tok = login_ok(app, "user1@example.test", PW, id1);
   int64_t uid = 0;
-  ck_assert_int_eq(be_auth_verify(&uid, app, tok, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(&uid, app, tok, NT, NULL), BE_OK);
   ck_assert_int_eq(uid, id1);
   /* the email is matched trimmed and case-insensitively (as stored) */
   char *tok2 = login_ok(app, "  USER1@Example.TEST ", PW, id1);
@@ -165,26 +165,26 @@ START_TEST(login_success_and_verify) {
   be_auth_token_free(NULL);
   /* argument checks */
   be_error *e = NULL;
-  ck_assert_int_eq(be_auth_login(&tok, NULL, NULL, "a@b.c", PW, NT, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_auth_login(NULL, NULL, app, "a@b.c", PW, NT, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_auth_login(&tok, NULL, app, NULL, PW, NT, &e), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, NULL, "a@b.c", NT, PW, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_login(NULL, NULL, app, "a@b.c", NT, PW, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, NULL, NT, PW, NT, &e), BE_E_VALIDATION);
   ck_assert_str_eq(be_error_field_name(e, 0), "email");
   be_error_free(e);
-  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "   ", PW, NT, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "   ", NT, PW, NT, NULL), BE_E_VALIDATION);
   char long_email[1000];
   memset(long_email, ' ', sizeof long_email - 1);
   memcpy(long_email, "user1@example.test", 18); /* then 981 spaces and an x: not trimmed away */
   long_email[sizeof long_email - 2] = 'x';
   long_email[sizeof long_email - 1] = '\0';
-  ck_assert_int_eq(be_auth_login(&tok, NULL, app, long_email, PW, NT, NULL), BE_E_VALIDATION);
-  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user1@example.test", NULL, NT, NULL),
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, long_email, NT, PW, NT, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user1@example.test", NT, NULL, NT, NULL),
                    BE_E_VALIDATION);
   char big[BE_AUTH_PASSWORD_MAX_BYTES + 2];
   memset(big, 'x', sizeof big - 1);
   big[sizeof big - 1] = '\0';
-  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user1@example.test", big, NT, NULL),
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user1@example.test", NT, big, NT, NULL),
                    BE_E_VALIDATION);
-  ck_assert_int_eq(be_auth_verify(NULL, NULL, "x", NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_verify(NULL, NULL, "x", NT, NULL), BE_E_MISUSE);
   be_testkit_free(k);
 }
 END_TEST
@@ -231,11 +231,11 @@ START_TEST(backoff_doubles_and_ignores_attempts_inside_window) {
   ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), now + BE_NS_PER_SEC);
   login_denied(app, em, PW); /* right password inside the window: same answer */
   ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 3); /* not counted */
-  be_testkit_advance_ms(k, 1000);
+  be_testkit_advance_ms(k, 1000, NULL);
   login_denied(app, em, "wrong password here"); /* 4th: blocked for 2 s */
-  be_testkit_advance_ms(k, 1000);
+  be_testkit_advance_ms(k, 1000, NULL);
   login_denied(app, em, PW);
-  be_testkit_advance_ms(k, 1000);
+  be_testkit_advance_ms(k, 1000, NULL);
   char *tok = login_ok(app, em, PW, id); /* window over: success resets */
   ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 0);
   ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), 0);
@@ -252,14 +252,14 @@ START_TEST(lockout_then_reset_on_success) {
   const char *em = "user0@example.test";
   for (int i = 0; i < 6; i++) {
     login_denied(app, em, "wrong password here");
-    be_testkit_advance_ms(k, 60 * 1000); /* wait out each backoff window */
+    be_testkit_advance_ms(k, 60 * 1000, NULL); /* wait out each backoff window */
   }
   /* the 6th failure locked the account for lockout_ms (minus the minute waited) */
   ck_assert_int_eq(audit_count(app, "auth.lockout"), 1);
   login_denied(app, em, PW);
-  be_testkit_advance_ms(k, 8 * 60 * 1000);
+  be_testkit_advance_ms(k, 8 * 60 * 1000, NULL);
   login_denied(app, em, PW); /* still locked: 9 of 10 minutes */
-  be_testkit_advance_ms(k, 60 * 1000);
+  be_testkit_advance_ms(k, 60 * 1000, NULL);
   char *tok = login_ok(app, em, PW, id);
   ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 0);
   /* after a success the count starts again from zero */
@@ -288,7 +288,7 @@ START_TEST(backoff_never_overflows_into_no_block) {
     ck_assert_msg(until > now, "failure %d: no block (locked_until %lld)", i, (long long)until);
     ck_assert_int_le(until, now + 60 * MIN_NS);
     login_denied(app, em, PW); /* the right password inside the window */
-    be_testkit_advance_ms(k, 2 * 60 * 60 * 1000);
+    be_testkit_advance_ms(k, 2 * 60 * 60 * 1000, NULL);
   }
   ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 40);
   be_testkit_free(k);
@@ -333,7 +333,7 @@ START_TEST(rehash_when_parameters_rise) {
   char path[512];
   snprintf(path, sizeof path, "%s/auth.db", dir);
   be_clock *clock = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_NS), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS), BE_OK);
   be_app *app = file_app(path, clock, 1, 64 * 1024);
   q_exec(app, "INSERT INTO users (email, name, created_at, updated_at) VALUES "
               "('rehash@example.test', 'Re Hash', 0, 0)", 0);
@@ -403,20 +403,20 @@ START_TEST(idle_timeout_slides_and_expires) {
   char *tok = login_ok(app, "user0@example.test", PW, 0);
   int64_t uid;
   for (int i = 0; i < 5; i++) { /* 5 x 29 min: alive because each verify slides it */
-    be_testkit_advance_ms(k, 29 * 60 * 1000);
+    be_testkit_advance_ms(k, 29 * 60 * 1000, NULL);
     ck_assert_int_eq(verify_code(app, tok, &uid), BE_OK);
   }
-  be_testkit_advance_ms(k, 30 * 60 * 1000); /* idle 30 min: gone */
+  be_testkit_advance_ms(k, 30 * 60 * 1000, NULL); /* idle 30 min: gone */
   ck_assert_int_eq(verify_code(app, tok, &uid), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(uid, 0);
   be_auth_token_free(tok);
   /* the slide is throttled: verifies within 18 s (1 % of 30 min) write nothing */
   tok = login_ok(app, "user0@example.test", PW, 0);
   int64_t seen0 = q_int(app, "SELECT max(last_seen_at) FROM sessions", 0);
-  be_testkit_advance_ms(k, 10 * 1000);
+  be_testkit_advance_ms(k, 10 * 1000, NULL);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT max(last_seen_at) FROM sessions", 0), seen0);
-  be_testkit_advance_ms(k, 10 * 1000);
+  be_testkit_advance_ms(k, 10 * 1000, NULL);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT max(last_seen_at) FROM sessions", 0),
                    seen0 + 20 * BE_NS_PER_SEC);
@@ -430,10 +430,10 @@ START_TEST(absolute_timeout) {
   be_app *app = be_testkit_app(k);
   char *tok = login_ok(app, "user0@example.test", PW, 0);
   for (int i = 0; i < 12 * 3 - 1; i++) { /* active every 20 min for 11 h 40 min */
-    be_testkit_advance_ms(k, 20 * 60 * 1000);
+    be_testkit_advance_ms(k, 20 * 60 * 1000, NULL);
     ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
   }
-  be_testkit_advance_ms(k, 20 * 60 * 1000); /* 12 h after login */
+  be_testkit_advance_ms(k, 20 * 60 * 1000, NULL); /* 12 h after login */
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_E_UNAUTHORIZED);
   int64_t n = -1;
   ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
@@ -457,7 +457,7 @@ START_TEST(times_saturate_near_the_end_of_the_clock) {
   char *tok = login_ok(app, "user0@example.test", PW, id);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT max(expires_at) FROM sessions", 0), INT64_MAX);
-  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT max(expires_at) FROM password_resets", 0), INT64_MAX);
   login_denied(app, "user0@example.test", "wrong password here");
   ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), INT64_MAX);
@@ -493,21 +493,83 @@ START_TEST(malformed_tokens_refused_without_database) {
   bad[nb++] = strdup(buf);
   for (int i = 0; i < nb; i++) {
     be_error *e = NULL;
-    ck_assert_int_eq(be_auth_verify(NULL, app, bad[i], &e), BE_E_UNAUTHORIZED);
+    ck_assert_int_eq(be_auth_verify(NULL, app, bad[i], NT, &e), BE_E_UNAUTHORIZED);
     ck_assert_str_eq(be_error_message(e), "invalid or expired session");
     be_error_free(e);
-    ck_assert_int_eq(be_auth_logout(app, bad[i], NULL), BE_E_UNAUTHORIZED);
+    ck_assert_int_eq(be_auth_logout(app, bad[i], NT, NULL), BE_E_UNAUTHORIZED);
     if (i >= 2) free((void *)bad[i]);
   }
-  ck_assert_int_eq(be_auth_verify(NULL, app, NULL, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(NULL, app, NULL, NT, NULL), BE_E_UNAUTHORIZED);
   /* well formed but unknown */
   char other[BE_AUTH_TOKEN_LEN + 1];
   unsigned char raw[32];
   randombytes_buf(raw, sizeof raw);
   sodium_bin2base64(other, sizeof other, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  ck_assert_int_eq(be_auth_verify(NULL, app, other, NULL), BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(be_auth_verify(NULL, app, tok, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(NULL, app, other, NT, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(NULL, app, tok, NT, NULL), BE_OK);
   be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* The first field error's name, or "" (frees e). */
+static const char *field_of(be_error *e, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s", be_error_field_count(e) ? be_error_field_name(e, 0) : "");
+  be_error_free(e);
+  return buf;
+}
+
+/* Emails and tokens are (pointer, length): 0 is empty and never read, a
+ * NUL byte or invalid UTF-8 in an email is a 400 naming "email", an exact
+ * length needs no NUL, and a token with a NUL byte is just malformed. */
+START_TEST(emails_and_tokens_take_exact_lengths) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  const char *dangling = (const char *)1;
+  char f[32];
+  static const struct { const char *s; size_t len; } bad[] = {
+    {(const char *)1, 0}, {"user0@example.test\0x", 20}, {"user0\xff@example.test", NT},
+    {"   ", NT}, {NULL, NT},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char *tok = NULL;
+    be_error *e = NULL;
+    ck_assert_int_eq(be_auth_login(&tok, NULL, app, bad[i].s, bad[i].len, PW, NT, &e),
+                     BE_E_VALIDATION);
+    ck_assert_ptr_null(tok);
+    ck_assert_str_eq(field_of(e, f, sizeof f), "email");
+    e = NULL;
+    ck_assert_int_eq(be_auth_request_reset(app, bad[i].s, bad[i].len, &e), BE_E_VALIDATION);
+    ck_assert_str_eq(field_of(e, f, sizeof f), "email");
+  }
+  ck_assert_int_eq(be_testkit_mail_count(k), 0);
+  /* exact lengths: no NUL needed after the email, the password or the token */
+  char *tok = NULL;
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.testXYZ", 18, PW "XYZ",
+                                 strlen(PW), NULL),
+                   BE_OK);
+  char padded[BE_AUTH_TOKEN_LEN + 4];
+  memcpy(padded, tok, BE_AUTH_TOKEN_LEN);
+  memcpy(padded + BE_AUTH_TOKEN_LEN, "XYZ", 4);
+  int64_t uid = 0;
+  ck_assert_int_eq(be_auth_verify(&uid, app, padded, BE_AUTH_TOKEN_LEN, NULL), BE_OK);
+  ck_assert_int_eq(uid, be_testkit_user_id(k, 0));
+  ck_assert_int_eq(be_auth_verify(&uid, app, padded, BE_AUTH_TOKEN_LEN + 1, NULL),
+                   BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(&uid, app, dangling, 0, NULL), BE_E_UNAUTHORIZED);
+  padded[5] = '\0';
+  ck_assert_int_eq(be_auth_verify(&uid, app, padded, BE_AUTH_TOKEN_LEN, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_logout(app, padded, BE_AUTH_TOKEN_LEN, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(&uid, app, tok, NT, NULL), BE_OK); /* still live */
+  ck_assert_int_eq(be_auth_request_reset(app, " USER0@example.test ", 20, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 1);
+  ck_assert_int_eq(be_auth_logout(app, tok, BE_AUTH_TOKEN_LEN, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(&uid, app, tok, NT, NULL), BE_E_UNAUTHORIZED);
+  be_auth_token_free(tok);
+  /* an empty password by length is an empty password, not strlen */
+  be_error *e = NULL;
+  ck_assert_int_eq(be_auth_check_password(app, dangling, 0, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(field_of(e, f, sizeof f), "password");
   be_testkit_free(k);
 }
 END_TEST
@@ -524,9 +586,9 @@ START_TEST(logout_and_revoke_all) {
   ck_assert_int_eq(audit_count(app, "auth.login"), 4);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.login'"
                               " AND actor_id = ? AND target_id = actor_id", id), 3);
-  ck_assert_int_eq(be_auth_logout(app, a, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_logout(app, a, NT, NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, a, NULL), BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(be_auth_logout(app, a, NULL), BE_OK); /* idempotent */
+  ck_assert_int_eq(be_auth_logout(app, a, NT, NULL), BE_OK); /* idempotent */
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.logout'"
                               " AND actor_id = ?", id), 1); /* the no-op wrote nothing */
   ck_assert_int_eq(verify_code(app, b, NULL), BE_OK);
@@ -560,30 +622,30 @@ START_TEST(change_password_revokes_other_sessions) {
   char *old = login_ok(app, em, PW, id);
   char *foreign = login_ok(app, "user0@example.test", PW, 0);
   be_error *e = NULL;
-  ck_assert_int_eq(be_auth_change_password(app, id, cur, "not the password", NT, NEWPW, NT, &e),
+  ck_assert_int_eq(be_auth_change_password(app, id, cur, NT, "not the password", NT, NEWPW, NT, &e),
                    BE_E_UNAUTHORIZED);
   ck_assert_str_eq(be_error_message(e), "invalid password");
   be_error_free(e);
   e = NULL;
-  ck_assert_int_eq(be_auth_change_password(app, id, cur, PW, NT, "short", NT, &e), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_change_password(app, id, cur, NT, PW, NT, "short", NT, &e), BE_E_VALIDATION);
   ck_assert_str_eq(be_error_field_name(e, 0), "new_password");
   be_error_free(e);
   /* without the old password the new one is not judged: the policy's
    * "not your email" rule must not confirm a guessed email, and a bad new
    * password must not tell existing ids from unknown ones */
   e = NULL;
-  ck_assert_int_eq(be_auth_change_password(app, id, NULL, "not the password", NT, em, NT, &e),
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, "not the password", NT, em, NT, &e),
                    BE_E_UNAUTHORIZED);
   ck_assert_str_eq(be_error_message(e), "invalid password");
   be_error_free(e);
-  ck_assert_int_eq(be_auth_change_password(app, id, NULL, "not the password", NT, "short", NT,
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, "not the password", NT, "short", NT,
                                            NULL), BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(be_auth_change_password(app, 999999, NULL, "not the password", NT, "short", NT,
+  ck_assert_int_eq(be_auth_change_password(app, 999999, NULL, NT, "not the password", NT, "short", NT,
                                            NULL), BE_E_UNAUTHORIZED);
   /* another user's session is not "current" */
-  ck_assert_int_eq(be_auth_change_password(app, id, foreign, PW, NT, NEWPW, NT, NULL),
+  ck_assert_int_eq(be_auth_change_password(app, id, foreign, NT, PW, NT, NEWPW, NT, NULL),
                    BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(be_auth_change_password(app, id, cur, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_change_password(app, id, cur, NT, PW, NT, NEWPW, NT, NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, cur, NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, old, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(verify_code(app, foreign, NULL), BE_OK);
@@ -591,7 +653,7 @@ START_TEST(change_password_revokes_other_sessions) {
   be_auth_token_free(login_ok(app, em, NEWPW, id));
   ck_assert_int_eq(audit_count(app, "auth.password_change"), 1);
   /* without a current session every session goes */
-  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NEWPW, NT, "yet another passphrase", NT,
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, NEWPW, NT, "yet another passphrase", NT,
                                            NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, cur, NULL), BE_E_UNAUTHORIZED);
   be_auth_token_free(cur);
@@ -634,10 +696,14 @@ static int expect_policy(be_app *app, const char *pw, size_t len, const char *ne
   return rc;
 }
 
-static int host_blocklist(void *ud, const char *pw, size_t len) {
-  (void)ud;
+static int host_blocklist(const char *pw, size_t len, void *ud, be_error **err) {
+  atomic_int *calls = ud; /* the user_data given with the hook */
+  if (calls) atomic_fetch_add(calls, 1);
   if (len == 20 && memcmp(pw, "breached passphrase!", 20) == 0) return 1;
-  if (len == 20 && memcmp(pw, "service down phrase!", 20) == 0) return BE_E_UNAVAILABLE;
+  if (len == 20 && memcmp(pw, "service down phrase!", 20) == 0) {
+    if (err) be_error_new(err, BE_E_UNAVAILABLE, "breach corpus unreachable");
+    return BE_E_UNAVAILABLE;
+  }
   return 0;
 }
 
@@ -675,9 +741,17 @@ START_TEST(password_policy) {
   ck_assert_ptr_nonnull(strstr(be_error_field_message(e, 0), "email or name"));
   be_error_free(e);
   /* the host hook */
-  ck_assert_int_eq(be_auth_set_blocklist_fn(app, host_blocklist, NULL, NULL), BE_OK);
+  atomic_int calls = 0;
+  ck_assert_int_eq(be_auth_set_blocklist_fn(app, host_blocklist, &calls, NULL), BE_OK);
   ck_assert_int_eq(expect_policy(app, "breached passphrase!", NT, "breached"), BE_E_VALIDATION);
-  ck_assert_int_eq(be_auth_check_password(app, "service down phrase!", NT, NULL), BE_E_UNAVAILABLE);
+  ck_assert_int_eq(atomic_load(&calls), 1);
+  ck_assert_int_eq(be_auth_check_password(app, "service down phrase!", NT, &e), BE_E_UNAVAILABLE);
+  ck_assert_int_eq(atomic_load(&calls), 2);
+  /* the hook's own error is kept as the cause */
+  ck_assert_ptr_nonnull(be_error_cause(e));
+  ck_assert_str_eq(be_error_message(be_error_cause(e)), "breach corpus unreachable");
+  be_error_free(e);
+  e = NULL;
   ck_assert_int_eq(expect_policy(app, "a fine passphrase", NT, NULL), BE_OK);
   ck_assert_int_eq(be_auth_set_blocklist_fn(app, NULL, NULL, NULL), BE_OK);
   ck_assert_int_eq(expect_policy(app, "breached passphrase!", NT, NULL), BE_OK);
@@ -711,7 +785,7 @@ START_TEST(reset_single_use) {
   int64_t id = be_testkit_user_id(k, 1);
   char *sess = login_ok(app, "user1@example.test", PW, id);
   be_testkit_mail_clear(k);
-  ck_assert_int_eq(be_auth_request_reset(app, " User1@Example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, " User1@Example.test", NT, NULL), BE_OK);
   ck_assert_int_eq(be_testkit_mail_count(k), 1);
   char *to = NULL;
   ck_assert_int_eq(be_testkit_mail_get(&to, NULL, NULL, k, 0, NULL), BE_OK);
@@ -722,19 +796,19 @@ START_TEST(reset_single_use) {
   /* only the hash is stored */
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ?", id), 1);
   be_error *e = NULL;
-  ck_assert_int_eq(be_auth_reset_password(app, tok, "short", NT, &e), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "short", NT, &e), BE_E_VALIDATION);
   be_error_free(e);
-  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_OK); /* not consumed above */
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_OK); /* not consumed above */
   ck_assert_int_eq(verify_code(app, sess, NULL), BE_E_UNAUTHORIZED);       /* all sessions ended */
   e = NULL;
-  ck_assert_int_eq(be_auth_reset_password(app, tok, "another passphrase", NT, &e), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "another passphrase", NT, &e), BE_E_UNAUTHORIZED);
   ck_assert_str_eq(be_error_message(e), "invalid or expired reset token");
   be_error_free(e);
   login_denied(app, "user1@example.test", PW);
   be_auth_token_free(login_ok(app, "user1@example.test", NEWPW, id));
   ck_assert_int_eq(audit_count(app, "auth.password_reset"), 1);
-  ck_assert_int_eq(be_auth_reset_password(app, NULL, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(be_auth_reset_password(app, "garbage", NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_reset_password(app, NULL, NT, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_reset_password(app, "garbage", NT, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
   sodium_memzero(tok, sizeof tok);
   be_auth_token_free(sess);
   be_testkit_free(k);
@@ -746,22 +820,22 @@ START_TEST(reset_expires_and_clears_lockout) {
   be_testkit *k = kit_with(&o, 1);
   be_app *app = be_testkit_app(k);
   int64_t id = be_testkit_user_id(k, 0);
-  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   char tok[BE_AUTH_TOKEN_LEN + 1];
   last_reset_token(k, tok);
-  be_testkit_advance_ms(k, 60 * 60 * 1000); /* the default TTL: 1 h */
-  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+  be_testkit_advance_ms(k, 60 * 60 * 1000, NULL); /* the default TTL: 1 h */
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
   /* a fresh token works, and lifts a lockout */
   for (int i = 0; i < 6; i++) {
     login_denied(app, "user0@example.test", "wrong password here");
-    be_testkit_advance_ms(k, 60 * 1000);
+    be_testkit_advance_ms(k, 60 * 1000, NULL);
   }
   ck_assert_int_gt(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id),
                    be_clock_wall_ns(be_testkit_clock(k)));
-  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   last_reset_token(k, tok);
-  be_testkit_advance_ms(k, 59 * 60 * 1000);
-  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_OK);
+  be_testkit_advance_ms(k, 59 * 60 * 1000, NULL);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_OK);
   be_auth_token_free(login_ok(app, "user0@example.test", NEWPW, id));
   int64_t n = 0;
   ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
@@ -776,7 +850,7 @@ START_TEST(disable_kills_pending_reset_tokens) {
   be_testkit *k = kit_new(2);
   be_app *app = be_testkit_app(k);
   int64_t uid = be_testkit_user_id(k, 1);
-  ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NT, NULL), BE_OK);
   char tok[BE_AUTH_TOKEN_LEN + 1];
   last_reset_token(k, tok);
   be_user_input up = BE_USER_INPUT_INIT;
@@ -785,12 +859,12 @@ START_TEST(disable_kills_pending_reset_tokens) {
   ck_assert_int_eq(be_user_update(NULL, app, 0, uid, &up, NULL), BE_OK);
   up.status = BE_USER_ACTIVE;
   ck_assert_int_eq(be_user_update(NULL, app, 0, uid, &up, NULL), BE_OK);
-  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
   /* a link requested after the re-enable works */
-  ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NT, NULL), BE_OK);
   last_reset_token(k, tok);
-  ck_assert_int_eq(be_auth_reset_password(app, tok, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_OK);
   be_testkit_free(k);
 }
 END_TEST
@@ -799,25 +873,25 @@ START_TEST(reset_does_not_enumerate) {
   be_testkit *k = kit_new(2);
   be_app *app = be_testkit_app(k);
   be_testkit_mail_clear(k);
-  ck_assert_int_eq(be_auth_request_reset(app, "nobody@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "nobody@example.test", NT, NULL), BE_OK);
   q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 1));
-  ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NULL), BE_OK); /* disabled */
+  ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NT, NULL), BE_OK); /* disabled */
   ck_assert_int_eq(be_testkit_mail_count(k), 0);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
   /* a failing mailer gives the same BE_OK, and the unsent token is dropped */
-  ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE, NULL), BE_OK);
   ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF), BE_OK); /* keep test output quiet */
-  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
-  ck_assert_int_eq(be_auth_request_reset(app, NULL, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_request_reset(app, NULL, NT, NULL), BE_E_VALIDATION);
   /* at most BE_AUTH_RESET_MAX_PENDING live tokens per user: no mail bombing */
   be_testkit_mail_clear(k);
   for (int i = 0; i < BE_AUTH_RESET_MAX_PENDING + 2; i++)
-    ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+    ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   ck_assert_int_eq(be_testkit_mail_count(k), BE_AUTH_RESET_MAX_PENDING);
-  be_testkit_advance_ms(k, 60 * 60 * 1000); /* they expire: a new one may go out */
-  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NULL), BE_OK);
+  be_testkit_advance_ms(k, 60 * 60 * 1000, NULL); /* they expire: a new one may go out */
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   ck_assert_int_eq(be_testkit_mail_count(k), BE_AUTH_RESET_MAX_PENDING + 1);
   be_testkit_free(k);
 
@@ -826,7 +900,7 @@ START_TEST(reset_does_not_enumerate) {
   char path[512];
   snprintf(path, sizeof path, "%s/m.db", dir);
   be_app *plain = file_app(path, NULL, 1, 64 * 1024);
-  ck_assert_int_eq(be_auth_request_reset(plain, "nobody@example.test", NULL), BE_E_UNSUPPORTED);
+  ck_assert_int_eq(be_auth_request_reset(plain, "nobody@example.test", NT, NULL), BE_E_UNSUPPORTED);
   be_app_free(plain);
   tu_rmdir(dir);
 }
@@ -858,7 +932,7 @@ typedef struct login_job {
 static void *login_thread(void *arg) {
   login_job *j = arg;
   char *tok = NULL;
-  j->rc = be_auth_login(&tok, NULL, j->app, "user0@example.test", PW, NT, NULL);
+  j->rc = be_auth_login(&tok, NULL, j->app, "user0@example.test", NT, PW, NT, NULL);
   be_auth_token_free(tok);
   return NULL;
 }
@@ -879,12 +953,12 @@ START_TEST(hash_bound_fails_fast) {
   /* the one slot is held: every hashing call fails at once with 503 */
   char *tok = NULL;
   be_error *e = NULL;
-  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", PW, NT, &e),
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", NT, PW, NT, &e),
                    BE_E_UNAVAILABLE);
   ck_assert_int_eq(be_error_http_status(e), 503);
   ck_assert_int_eq(be_error_is_retryable(e), 1);
   be_error_free(e);
-  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "nobody@example.test", PW, NT, NULL),
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "nobody@example.test", NT, PW, NT, NULL),
                    BE_E_UNAVAILABLE); /* same for unknown users */
   ck_assert_int_eq(be_auth_set_password(app, 0, be_testkit_user_id(k, 0), NEWPW, NT, NULL),
                    BE_E_UNAVAILABLE);
@@ -904,10 +978,10 @@ static void *login_loop(void *arg) {
   be_app *app = arg;
   for (int i = 0; i < 20; i++) {
     char *tok = NULL;
-    int rc = be_auth_login(&tok, NULL, app, "user0@example.test", PW, NT, NULL);
+    int rc = be_auth_login(&tok, NULL, app, "user0@example.test", NT, PW, NT, NULL);
     if (rc == BE_OK) {
-      if (be_auth_verify(NULL, app, tok, NULL) != BE_OK) return (void *)1;
-      be_auth_logout(app, tok, NULL);
+      if (be_auth_verify(NULL, app, tok, NT, NULL) != BE_OK) return (void *)1;
+      be_auth_logout(app, tok, NT, NULL);
       be_auth_token_free(tok);
     } else if (rc != BE_E_UNAVAILABLE) {
       return (void *)1;
@@ -941,7 +1015,7 @@ START_TEST(commit_failure_leaves_nothing) {
   char path[512];
   snprintf(path, sizeof path, "%s/fault.db", dir);
   be_clock *clock = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_NS), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS), BE_OK);
   be_app *app = file_app_drv(path, clock, 1, 64 * 1024, drv);
   int64_t id = add_user(app, "user0@example.test");
 
@@ -949,7 +1023,7 @@ START_TEST(commit_failure_leaves_nothing) {
   int64_t audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
   char *tok = (char *)"x";
-  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", PW, NT, NULL), BE_E_STORAGE);
+  ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", NT, PW, NT, NULL), BE_E_STORAGE);
   ck_assert_ptr_null(tok);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
@@ -970,11 +1044,11 @@ START_TEST(commit_failure_leaves_nothing) {
   char *other = login_ok(app, "user0@example.test", PW, id);
   audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
-  ck_assert_int_eq(be_auth_logout(app, other, NULL), BE_E_STORAGE);
+  ck_assert_int_eq(be_auth_logout(app, other, NT, NULL), BE_E_STORAGE);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(verify_code(app, other, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
-  ck_assert_int_eq(be_auth_logout(app, other, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_logout(app, other, NT, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits + 1);
   be_auth_token_free(other);
   audits++;
@@ -988,8 +1062,8 @@ START_TEST(commit_failure_leaves_nothing) {
 
   /* malformed tokens never reach the driver */
   be_fault_reset_counts(f);
-  ck_assert_int_eq(be_auth_verify(NULL, app, "not-a-token", NULL), BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(be_auth_logout(app, "", NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_verify(NULL, app, "not-a-token", NT, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_logout(app, "", NT, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 0);
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_STEP), 0);
 
@@ -1014,16 +1088,16 @@ static be_app *oom_app;
 static int auth_round(void *arg) {
   (void)arg;
   char *tok = NULL;
-  int rc = be_auth_login(&tok, NULL, oom_app, "user0@example.test", PW, NT, NULL);
+  int rc = be_auth_login(&tok, NULL, oom_app, "user0@example.test", NT, PW, NT, NULL);
   if (rc != BE_OK) return rc;
   be_error *e = NULL;
-  rc = be_auth_verify(NULL, oom_app, tok, &e);
+  rc = be_auth_verify(NULL, oom_app, tok, NT, &e);
   be_error_free(e);
-  if (rc == BE_OK) rc = be_auth_logout(oom_app, tok, NULL);
+  if (rc == BE_OK) rc = be_auth_logout(oom_app, tok, NT, NULL);
   be_auth_token_free(tok);
   if (rc != BE_OK) return rc;
   e = NULL;
-  rc = be_auth_login(&tok, NULL, oom_app, "user0@example.test", "wrong password here", NT, &e);
+  rc = be_auth_login(&tok, NULL, oom_app, "user0@example.test", NT, "wrong password here", NT, &e);
   be_error_free(e);
   return rc == BE_E_UNAUTHORIZED ? BE_OK : rc;
 }
@@ -1054,6 +1128,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, absolute_timeout);
   tcase_add_test(tc, times_saturate_near_the_end_of_the_clock);
   tcase_add_test(tc, malformed_tokens_refused_without_database);
+  tcase_add_test(tc, emails_and_tokens_take_exact_lengths);
   tcase_add_test(tc, logout_and_revoke_all);
   tcase_add_test(tc, change_password_revokes_other_sessions);
   tcase_add_test(tc, set_password_revokes_and_audits);

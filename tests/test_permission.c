@@ -9,28 +9,28 @@ START_TEST(wildcards_and_lists) {
   be_app *app = svc_app_ex(NULL, NULL, 0);
   int64_t u = svc_user(app, "w@x.io", "W");
   int64_t role = 0;
-  ck_assert_int_eq(be_perm_role_create(&role, app, 0, "editor", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_create(&role, app, 0, "editor", NT, NULL), BE_OK);
   ck_assert_int_gt(role, 0);
-  ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "root", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_grant(app, 0, "editor", "posts:*", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_grant(app, 0, "editor", "comments:read", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_grant(app, 0, "root", "*", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "root", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_grant(app, 0, "editor", NT, "posts:*", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_grant(app, 0, "editor", NT, "comments:read", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_grant(app, 0, "root", NT, "*", NT, NULL), BE_OK);
   be_error *e = NULL;
-  ck_assert_int_eq(be_perm_check(app, u, "posts:write", &e), BE_E_FORBIDDEN); /* no role yet */
+  ck_assert_int_eq(be_perm_check(app, u, "posts:write", NT, &e), BE_E_FORBIDDEN); /* no role yet */
   ck_assert_int_eq(be_error_http_status(e), 403);
   be_error_free(e);
-  ck_assert_int_eq(be_perm_user_assign(app, 0, u, "editor", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, u, "posts:write", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, u, "posts:delete", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, u, "posts:*", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, u, "comments:read", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, u, "comments:write", NULL), BE_E_FORBIDDEN);
-  ck_assert_int_eq(be_perm_check(app, u, "comments:*", NULL), BE_E_FORBIDDEN);
-  ck_assert_int_eq(be_perm_check(app, u, "*", NULL), BE_E_FORBIDDEN);
-  ck_assert_int_eq(be_perm_check(app, u, "postsx:read", NULL), BE_E_FORBIDDEN);
-  ck_assert_int_eq(be_perm_user_assign(app, 0, u, "root", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, u, "anything:goes", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, u, "*", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_user_assign(app, 0, u, "editor", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, u, "posts:write", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, u, "posts:delete", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, u, "posts:*", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, u, "comments:read", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, u, "comments:write", NT, NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_check(app, u, "comments:*", NT, NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_check(app, u, "*", NT, NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_check(app, u, "postsx:read", NT, NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_user_assign(app, 0, u, "root", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, u, "anything:goes", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, u, "*", NT, NULL), BE_OK);
   ck_assert(be_perm_covers("a:*", "a:b") && !be_perm_covers("a:*", "ab:c") && be_perm_covers("*", "x:y"));
   ck_assert(!be_perm_covers("a:b", "a:*") && !be_perm_covers(NULL, "a:b"));
 
@@ -46,18 +46,18 @@ START_TEST(wildcards_and_lists) {
   ck_assert_uint_eq(be_perm_list_count(l), 2);
   ck_assert_str_eq(be_perm_list_get(l, 0), "editor");
   be_perm_list_free(l);
-  ck_assert_int_eq(be_perm_role_permissions(&l, app, "editor", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_permissions(&l, app, "editor", NT, NULL), BE_OK);
   ck_assert_uint_eq(be_perm_list_count(l), 2);
   be_perm_list_free(l);
-  ck_assert_int_eq(be_perm_role_permissions(&l, app, "nobody", NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_perm_role_permissions(&l, app, "nobody", NT, NULL), BE_E_NOT_FOUND);
 
   /* role deletion takes the grants with it */
-  ck_assert_int_eq(be_perm_role_delete(app, 0, "root", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, u, "anything:goes", NULL), BE_E_FORBIDDEN);
-  ck_assert_int_eq(be_perm_check(app, u, "posts:read", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_delete(app, 0, "root", NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_perm_role_delete(app, 0, "root", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, u, "anything:goes", NT, NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_check(app, u, "posts:read", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_delete(app, 0, "root", NT, NULL), BE_E_NOT_FOUND);
   /* unknown users have nothing */
-  ck_assert_int_eq(be_perm_check(app, u + 1000, "posts:read", NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_check(app, u + 1000, "posts:read", NT, NULL), BE_E_FORBIDDEN);
   ck_assert_int_eq(be_perm_user_permissions(&l, app, u + 1000, NULL), BE_OK);
   ck_assert_uint_eq(be_perm_list_count(l), 0);
   be_perm_list_free(l);
@@ -68,36 +68,78 @@ END_TEST
 START_TEST(validation_and_not_found) {
   be_app *app = svc_app_ex(NULL, NULL, 0);
   int64_t u = svc_user(app, "v@x.io", "V");
-  ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "r", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "r", NT, NULL), BE_OK);
   static const char *bad_perms[] = {"", "posts", "posts:", ":read", "*:read", "po sts:read",
                                     "posts:read:x", "posts:re*", "p\xc3\xa9:x", "**",
                                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:x"};
   for (size_t i = 0; i < sizeof bad_perms / sizeof bad_perms[0]; i++) {
     be_error *e = NULL;
-    svc_expect_field(be_perm_check(app, u, bad_perms[i], &e), &e, BE_E_VALIDATION, "permission");
-    svc_expect_field(be_perm_role_grant(app, 0, "r", bad_perms[i], &e), &e, BE_E_VALIDATION,
+    svc_expect_field(be_perm_check(app, u, bad_perms[i], NT, &e), &e, BE_E_VALIDATION, "permission");
+    svc_expect_field(be_perm_role_grant(app, 0, "r", NT, bad_perms[i], NT, &e), &e, BE_E_VALIDATION,
                      "permission");
   }
   be_error *e = NULL;
-  svc_expect_field(be_perm_check(app, u, NULL, &e), &e, BE_E_VALIDATION, "permission");
-  svc_expect_field(be_perm_check(app, 0, "a:b", &e), &e, BE_E_VALIDATION, "user_id");
+  svc_expect_field(be_perm_check(app, u, NULL, NT, &e), &e, BE_E_VALIDATION, "permission");
+  svc_expect_field(be_perm_check(app, 0, "a:b", NT, &e), &e, BE_E_VALIDATION, "user_id");
   static const char *bad_roles[] = {"", "a b", "r\n", "r:x", "\xc3\xa9",
                                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
   for (size_t i = 0; i < sizeof bad_roles / sizeof bad_roles[0]; i++) {
-    svc_expect_field(be_perm_role_create(NULL, app, 0, bad_roles[i], &e), &e, BE_E_VALIDATION, "role");
-    svc_expect_field(be_perm_user_assign(app, 0, u, bad_roles[i], &e), &e, BE_E_VALIDATION, "role");
+    svc_expect_field(be_perm_role_create(NULL, app, 0, bad_roles[i], NT, &e), &e, BE_E_VALIDATION, "role");
+    svc_expect_field(be_perm_user_assign(app, 0, u, bad_roles[i], NT, &e), &e, BE_E_VALIDATION, "role");
   }
-  svc_expect_field(be_perm_role_create(NULL, app, 0, NULL, &e), &e, BE_E_VALIDATION, "role");
-  svc_expect_field(be_perm_role_create(NULL, app, 0, "r", &e), &e, BE_E_CONFLICT, "role");
-  svc_expect_field(be_perm_role_create(NULL, app, -2, "r2", &e), &e, BE_E_VALIDATION, "actor_id");
-  svc_expect_field(be_perm_role_grant(app, 0, "nope", "a:b", &e), &e, BE_E_NOT_FOUND, "role");
-  svc_expect_field(be_perm_user_assign(app, 0, u, "nope", &e), &e, BE_E_NOT_FOUND, "role");
-  svc_expect_field(be_perm_user_assign(app, 0, u + 50, "r", &e), &e, BE_E_NOT_FOUND, "user_id");
-  svc_expect_field(be_perm_user_assign(app, 0, -1, "r", &e), &e, BE_E_VALIDATION, "user_id");
-  ck_assert_int_eq(be_perm_check(NULL, u, "a:b", NULL), BE_E_MISUSE);
+  svc_expect_field(be_perm_role_create(NULL, app, 0, NULL, NT, &e), &e, BE_E_VALIDATION, "role");
+  svc_expect_field(be_perm_role_create(NULL, app, 0, "r", NT, &e), &e, BE_E_CONFLICT, "role");
+  svc_expect_field(be_perm_role_create(NULL, app, -2, "r2", NT, &e), &e, BE_E_VALIDATION, "actor_id");
+  svc_expect_field(be_perm_role_grant(app, 0, "nope", NT, "a:b", NT, &e), &e, BE_E_NOT_FOUND, "role");
+  svc_expect_field(be_perm_user_assign(app, 0, u, "nope", NT, &e), &e, BE_E_NOT_FOUND, "role");
+  svc_expect_field(be_perm_user_assign(app, 0, u + 50, "r", NT, &e), &e, BE_E_NOT_FOUND, "user_id");
+  svc_expect_field(be_perm_user_assign(app, 0, -1, "r", NT, &e), &e, BE_E_VALIDATION, "user_id");
+  ck_assert_int_eq(be_perm_check(NULL, u, "a:b", NT, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_perm_user_permissions(NULL, app, u, NULL), BE_E_MISUSE);
   /* only the role create and the user create were audited */
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 2);
+  be_app_free(app);
+}
+END_TEST
+
+/* Names are (pointer, length): 0 is empty (refused, never read), a NUL
+ * byte or invalid UTF-8 inside the length names the field, and an exact
+ * length needs no NUL. */
+START_TEST(names_take_exact_lengths) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  int64_t u = svc_user(app, "p@x.io", "P");
+  const char *dangling = (const char *)1;
+  be_error *e = NULL;
+  svc_expect_field(be_perm_role_create(NULL, app, 0, dangling, 0, &e), &e, BE_E_VALIDATION, "role");
+  svc_expect_field(be_perm_role_create(NULL, app, 0, "edi\0tor", 7, &e), &e, BE_E_VALIDATION, "role");
+  svc_expect_field(be_perm_role_create(NULL, app, 0, "edit\xc3\xa9", NT, &e), &e, BE_E_VALIDATION,
+                   "role");
+  ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "editorXYZ", 6, NULL), BE_OK);
+  svc_expect_field(be_perm_role_grant(app, 0, "editor", NT, dangling, 0, &e), &e, BE_E_VALIDATION,
+                   "permission");
+  svc_expect_field(be_perm_role_grant(app, 0, "editor", NT, "posts:re\0ad", 11, &e), &e,
+                   BE_E_VALIDATION, "permission");
+  svc_expect_field(be_perm_role_grant(app, 0, "editor", NT, "posts:\xff", NT, &e), &e,
+                   BE_E_VALIDATION, "permission");
+  svc_expect_field(be_perm_role_revoke(app, 0, "editor\0", 7, "posts:read", NT, &e), &e,
+                   BE_E_VALIDATION, "role");
+  ck_assert_int_eq(be_perm_role_grant(app, 0, "editor!", 6, "posts:read!", 10, NULL), BE_OK);
+  svc_expect_field(be_perm_user_assign(app, 0, u, "editor\0", 7, &e), &e, BE_E_VALIDATION, "role");
+  svc_expect_field(be_perm_user_unassign(app, 0, u, dangling, 0, &e), &e, BE_E_VALIDATION, "role");
+  ck_assert_int_eq(be_perm_user_assign(app, 0, u, "editor", 6, NULL), BE_OK);
+  svc_expect_field(be_perm_check(app, u, "posts:read\0", 11, &e), &e, BE_E_VALIDATION, "permission");
+  svc_expect_field(be_perm_check(app, u, dangling, 0, &e), &e, BE_E_VALIDATION, "permission");
+  svc_expect_field(be_perm_check(app, u, "\xe2\x80\x8bposts:read", NT, &e), &e, BE_E_VALIDATION,
+                   "permission");
+  ck_assert_int_eq(be_perm_check(app, u, "posts:readable", 10, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, u, "posts:rea", 9, NULL), BE_E_FORBIDDEN);
+  be_perm_list *l = NULL;
+  svc_expect_field(be_perm_role_permissions(&l, app, "editor\0", 7, &e), &e, BE_E_VALIDATION, "role");
+  ck_assert_int_eq(be_perm_role_permissions(&l, app, "editors", 6, NULL), BE_OK);
+  ck_assert_uint_eq(be_perm_list_count(l), 1);
+  ck_assert_str_eq(be_perm_list_get(l, 0), "posts:read");
+  be_perm_list_free(l);
+  ck_assert_int_eq(be_perm_role_delete(app, 0, "editor?", 6, NULL), BE_OK);
   be_app_free(app);
 }
 END_TEST
@@ -107,20 +149,20 @@ START_TEST(changes_are_idempotent_audited_and_bump_the_epoch) {
   int64_t u = svc_user(app, "i@x.io", "I");
   int64_t e0 = 0, e1 = 0;
   ck_assert_int_eq(be_perm_epoch(&e0, app, NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_create(NULL, app, 7, "r", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_grant(app, 7, "r", "a:b", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_create(NULL, app, 7, "r", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_grant(app, 7, "r", NT, "a:b", NT, NULL), BE_OK);
   ck_assert_int_eq(be_perm_epoch(&e1, app, NULL), BE_OK);
   ck_assert_int_eq(e1, e0 + 1);
   int64_t rows = svc_int(app, "SELECT count(*) FROM audit_log");
-  ck_assert_int_eq(be_perm_role_grant(app, 7, "r", "a:b", NULL), BE_OK); /* again: no-op */
-  ck_assert_int_eq(be_perm_role_revoke(app, 7, "r", "x:y", NULL), BE_OK); /* not held: no-op */
-  ck_assert_int_eq(be_perm_user_unassign(app, 7, u, "r", NULL), BE_OK);  /* not held: no-op */
+  ck_assert_int_eq(be_perm_role_grant(app, 7, "r", NT, "a:b", NT, NULL), BE_OK); /* again: no-op */
+  ck_assert_int_eq(be_perm_role_revoke(app, 7, "r", NT, "x:y", NT, NULL), BE_OK); /* not held: no-op */
+  ck_assert_int_eq(be_perm_user_unassign(app, 7, u, "r", NT, NULL), BE_OK);  /* not held: no-op */
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), rows);
   ck_assert_int_eq(be_perm_epoch(&e0, app, NULL), BE_OK);
   ck_assert_int_eq(e0, e1);
-  ck_assert_int_eq(be_perm_user_assign(app, 7, u, "r", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_user_unassign(app, 7, u, "r", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_revoke(app, 7, "r", "a:b", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_user_assign(app, 7, u, "r", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_user_unassign(app, 7, u, "r", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_revoke(app, 7, "r", NT, "a:b", NT, NULL), BE_OK);
   ck_assert_int_eq(be_perm_epoch(&e1, app, NULL), BE_OK);
   ck_assert_int_eq(e1, e0 + 3);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE actor_id = 7 AND action IN"
@@ -148,7 +190,7 @@ typedef struct checker {
 
 static void *check_once(void *arg) {
   checker *c = arg;
-  c->rc = be_perm_check(c->app, c->user, c->perm, NULL);
+  c->rc = be_perm_check(c->app, c->user, c->perm, NT, NULL);
   return NULL;
 }
 
@@ -170,7 +212,7 @@ typedef struct hammer {
 static void *hammer_checks(void *arg) {
   hammer *h = arg;
   while (!atomic_load(&h->stop)) {
-    int rc = be_perm_check(h->app, h->user, "docs:read", NULL);
+    int rc = be_perm_check(h->app, h->user, "docs:read", NT, NULL);
     ck_assert(rc == BE_OK || rc == BE_E_FORBIDDEN);
     atomic_fetch_add(&h->checks, 1);
   }
@@ -180,28 +222,28 @@ static void *hammer_checks(void *arg) {
 START_TEST(revoke_holds_on_next_check_from_any_thread) {
   be_app *app = svc_app_ex(NULL, NULL, 6);
   int64_t u = svc_user(app, "r@x.io", "R");
-  ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "reader", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_user_assign(app, 0, u, "reader", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "reader", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_user_assign(app, 0, u, "reader", NT, NULL), BE_OK);
   /* threads filling the cache all the time, racing every change */
   hammer h = {app, u, 0, 0};
   pthread_t t[3];
   for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, hammer_checks, &h);
   for (int round = 0; round < 100; round++) {
     int via_role = round % 2;
-    ck_assert_int_eq(be_perm_role_grant(app, 0, "reader", "docs:read", NULL), BE_OK);
+    ck_assert_int_eq(be_perm_role_grant(app, 0, "reader", NT, "docs:read", NT, NULL), BE_OK);
     ck_assert_int_eq(check_in_thread(app, u, "docs:read"), BE_OK);
-    ck_assert_int_eq(be_perm_check(app, u, "docs:read", NULL), BE_OK);
+    ck_assert_int_eq(be_perm_check(app, u, "docs:read", NT, NULL), BE_OK);
     if (via_role) {
-      ck_assert_int_eq(be_perm_role_revoke(app, 0, "reader", "docs:read", NULL), BE_OK);
+      ck_assert_int_eq(be_perm_role_revoke(app, 0, "reader", NT, "docs:read", NT, NULL), BE_OK);
     } else {
       /* take the role away instead, then give it back without the grant */
-      ck_assert_int_eq(be_perm_user_unassign(app, 0, u, "reader", NULL), BE_OK);
+      ck_assert_int_eq(be_perm_user_unassign(app, 0, u, "reader", NT, NULL), BE_OK);
     }
     ck_assert_msg(check_in_thread(app, u, "docs:read") == BE_E_FORBIDDEN, "stale allow in round %d", round);
-    ck_assert_int_eq(be_perm_check(app, u, "docs:read", NULL), BE_E_FORBIDDEN);
+    ck_assert_int_eq(be_perm_check(app, u, "docs:read", NT, NULL), BE_E_FORBIDDEN);
     if (!via_role) {
-      ck_assert_int_eq(be_perm_role_revoke(app, 0, "reader", "docs:read", NULL), BE_OK);
-      ck_assert_int_eq(be_perm_user_assign(app, 0, u, "reader", NULL), BE_OK);
+      ck_assert_int_eq(be_perm_role_revoke(app, 0, "reader", NT, "docs:read", NT, NULL), BE_OK);
+      ck_assert_int_eq(be_perm_user_assign(app, 0, u, "reader", NT, NULL), BE_OK);
       ck_assert_int_eq(check_in_thread(app, u, "docs:read"), BE_E_FORBIDDEN);
     }
   }
@@ -224,13 +266,13 @@ START_TEST(revoke_seen_by_another_app_on_the_same_file) {
   ck_assert_int_eq(be_app_new(&a, &o, NULL), BE_OK);
   ck_assert_int_eq(be_app_new(&b, &o, NULL), BE_OK);
   int64_t u = svc_user(a, "f@x.io", "F");
-  ck_assert_int_eq(be_perm_role_create(NULL, a, 0, "r", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_grant(a, 0, "r", "files:read", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_user_assign(a, 0, u, "r", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(b, u, "files:read", NULL), BE_OK); /* cached in b */
-  ck_assert_int_eq(be_perm_check(b, u, "files:read", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_revoke(a, 0, "r", "files:read", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(b, u, "files:read", NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_role_create(NULL, a, 0, "r", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_grant(a, 0, "r", NT, "files:read", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_user_assign(a, 0, u, "r", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(b, u, "files:read", NT, NULL), BE_OK); /* cached in b */
+  ck_assert_int_eq(be_perm_check(b, u, "files:read", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_revoke(a, 0, "r", NT, "files:read", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(b, u, "files:read", NT, NULL), BE_E_FORBIDDEN);
   be_app_free(a);
   be_app_free(b);
   tu_rmdir(dir);
@@ -243,15 +285,15 @@ START_TEST(audit_and_grant_roll_back_together) {
   ck_assert_int_eq(be_fault_driver_new(&fd, &fault, be_sqlite_driver(), NULL), BE_OK);
   be_app *app = svc_app_ex(fd, NULL, 2);
   int64_t u = svc_user(app, "g@x.io", "G");
-  ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "r", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_user_assign(app, 0, u, "r", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "r", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_user_assign(app, 0, u, "r", NT, NULL), BE_OK);
   int64_t rows = svc_int(app, "SELECT count(*) FROM audit_log");
   int64_t e0 = 0, e1 = 0;
   ck_assert_int_eq(be_perm_epoch(&e0, app, NULL), BE_OK);
   ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
-  ck_assert_int_eq(be_perm_role_grant(app, 0, "r", "x:y", NULL), BE_E_STORAGE);
+  ck_assert_int_eq(be_perm_role_grant(app, 0, "r", NT, "x:y", NT, NULL), BE_E_STORAGE);
   be_fault_clear(fault, BE_FAULT_OP_ALL);
-  ck_assert_int_eq(be_perm_check(app, u, "x:y", NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_check(app, u, "x:y", NT, NULL), BE_E_FORBIDDEN);
   ck_assert_int_eq(be_perm_epoch(&e1, app, NULL), BE_OK);
   ck_assert_int_eq(e1, e0);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), rows);
@@ -275,12 +317,12 @@ static int alloc_body(void *arg) {
   in.name = "P";
   int64_t id = 0;
   rc = be_user_create(NULL, &id, app, 0, &in, &e);
-  if (rc == BE_OK) rc = be_perm_role_create(NULL, app, 0, "r", &e);
-  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "r", "a:*", &e);
-  if (rc == BE_OK) rc = be_perm_user_assign(app, 0, id, "r", &e);
-  if (rc == BE_OK) rc = be_perm_check(app, id, "a:b", &e);
+  if (rc == BE_OK) rc = be_perm_role_create(NULL, app, 0, "r", NT, &e);
+  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "r", NT, "a:*", NT, &e);
+  if (rc == BE_OK) rc = be_perm_user_assign(app, 0, id, "r", NT, &e);
+  if (rc == BE_OK) rc = be_perm_check(app, id, "a:b", NT, &e);
   if (rc == BE_OK) {
-    rc = be_perm_check(app, id, "c:d", &e);
+    rc = be_perm_check(app, id, "c:d", NT, &e);
     if (rc == BE_E_FORBIDDEN) { be_error_free(e); e = NULL; rc = BE_OK; }
   }
   if (rc == BE_OK) {
@@ -305,6 +347,7 @@ static Suite *perm_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, wildcards_and_lists);
   tcase_add_test(tc, validation_and_not_found);
+  tcase_add_test(tc, names_take_exact_lengths);
   tcase_add_test(tc, changes_are_idempotent_audited_and_bump_the_epoch);
   tcase_add_test(tc, revoke_holds_on_next_check_from_any_thread);
   tcase_add_test(tc, revoke_seen_by_another_app_on_the_same_file);

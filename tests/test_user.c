@@ -28,8 +28,8 @@ START_TEST(create_get_update_delete) {
   ck_assert_str_eq(be_user_bio(u), "hello\nworld");
   ck_assert_str_eq(be_user_extra(u), "{\"theme\":\"dark\"}");
   ck_assert_int_eq(be_user_status(u), BE_USER_ACTIVE);
-  ck_assert_int_gt(be_user_created_at(u), 0);
-  ck_assert_int_eq(be_user_created_at(u), be_user_updated_at(u));
+  ck_assert_int_gt(be_user_created_at_ms(u), 0);
+  ck_assert_int_eq(be_user_created_at_ms(u), be_user_updated_at_ms(u));
   char *json = NULL;
   ck_assert_int_eq(be_user_to_json(&json, NULL, u, NULL), BE_OK);
   ck_assert_ptr_nonnull(strstr(json, "\"extra\":{\"theme\":\"dark\"}"));
@@ -43,7 +43,7 @@ START_TEST(create_get_update_delete) {
   ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
   ck_assert_str_eq(be_user_name(u), "Alice");
   be_user_free(u);
-  ck_assert_int_eq(be_user_get_by_email(&u, app, "ALICE@example.com ", NULL), BE_OK);
+  ck_assert_int_eq(be_user_get_by_email(&u, app, "ALICE@example.com ", NT, NULL), BE_OK);
   ck_assert_int_eq(be_user_id(u), id);
   be_user_free(u);
   /* a long string is judged whole, never by its first bytes */
@@ -52,7 +52,7 @@ START_TEST(create_get_update_delete) {
   memcpy(padded, "alice@example.com", 17);
   padded[sizeof padded - 2] = 'x';
   u = NULL;
-  ck_assert_int_eq(be_user_get_by_email(&u, app, padded, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_user_get_by_email(&u, app, padded, NT, NULL), BE_E_VALIDATION);
   ck_assert_ptr_null(u);
 
   be_user_input up = BE_USER_INPUT_INIT;
@@ -74,7 +74,7 @@ START_TEST(create_get_update_delete) {
   ck_assert_int_eq(be_error_http_status(e), 404);
   be_error_free(e);
   ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_E_NOT_FOUND);
-  ck_assert_int_eq(be_user_get_by_email(&u, app, "alice@example.com", NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_user_get_by_email(&u, app, "alice@example.com", NT, NULL), BE_E_NOT_FOUND);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 3);
   be_app_free(app);
 }
@@ -92,9 +92,9 @@ START_TEST(deleted_ids_are_not_reused) {
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE target_type = 'user'"
                                 " AND target_id = (SELECT max(id) FROM users)"), 1);
   int64_t r1 = 0, r2 = 0;
-  ck_assert_int_eq(be_perm_role_create(&r1, app, 0, "gone", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_delete(app, 0, "gone", NULL), BE_OK);
-  ck_assert_int_eq(be_perm_role_create(&r2, app, 0, "fresh", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_create(&r1, app, 0, "gone", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_delete(app, 0, "gone", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_create(&r2, app, 0, "fresh", NT, NULL), BE_OK);
   ck_assert_int_gt(r2, r1);
   be_app_free(app);
 }
@@ -147,39 +147,39 @@ START_TEST(validation_names_the_field_and_writes_nothing) {
   memset(big_extra + 1, 'x', BE_USER_EXTRA_MAX + 2);
   big_extra[BE_USER_EXTRA_MAX + 3] = '"';
   const bad_case cases[] = {
-    {NULL, 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"   ", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"no-at-sign", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a@b@c", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a b@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a\x01@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a@", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a@.c", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a@c..d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a\xff@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a\xc3@c.d", 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {long_email, 0, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a@c.d\0x", 7, "N", 0, NULL, NULL, 0, 0, "email"},
-    {"a@c.d", 0, NULL, 0, NULL, NULL, 0, 0, "name"},
-    {"a@c.d", 0, "", 0, NULL, NULL, 0, 0, "name"},
-    {"a@c.d", 0, " \t ", 0, NULL, NULL, 0, 0, "name"},
-    {"a@c.d", 0, long_name, 0, NULL, NULL, 0, 0, "name"},
-    {"a@c.d", 0, "Bad\nName", 0, NULL, NULL, 0, 0, "name"},
-    {"a@c.d", 0, "Bad\xc2\x85Name", 0, NULL, NULL, 0, 0, "name"},
-    {"a@c.d", 0, "N\0x", 3, NULL, NULL, 0, 0, "name"},
-    {"a@c.d", 0, "\xed\xa0\x80", 0, NULL, NULL, 0, 0, "name"}, /* surrogate */
-    {"a@c.d", 0, "N", 0, long_bio, NULL, 0, 0, "bio"},
-    {"a@c.d", 0, "N", 0, "bell\a", NULL, 0, 0, "bio"},
-    {"a@c.d", 0, "N", 0, NULL, "{not json", 0, 0, "extra"},
-    {"a@c.d", 0, "N", 0, NULL, "[1,2]", 0, 0, "extra"},
-    {"a@c.d", 0, "N", 0, NULL, "42", 0, 0, "extra"},
-    {"a@c.d", 0, "N", 0, NULL, "", 0, 0, "extra"},
-    {"a@c.d", 0, "N", 0, NULL, "{}\0{}", 5, 0, "extra"},
-    {"a@c.d", 0, "N", 0, NULL, big_extra, 0, 0, "extra"},
-    {"a@c.d", 0, "N", 0, NULL, "{\"a\":1,}", 0, 0, "extra"},
-    {"a@c.d", 0, "N", 0, NULL, NULL, 0, 7, "status"},
+    {NULL, NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"   ", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"no-at-sign", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a@b@c", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a b@c.d", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a\x01@c.d", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"@c.d", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a@", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a@.c", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a@c..d", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a\xff@c.d", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a\xc3@c.d", NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {long_email, NT, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a@c.d\0x", 7, "N", NT, NULL, NULL, NT, 0, "email"},
+    {"a@c.d", NT, NULL, NT, NULL, NULL, NT, 0, "name"},
+    {"a@c.d", NT, "", NT, NULL, NULL, NT, 0, "name"},
+    {"a@c.d", NT, " \t ", NT, NULL, NULL, NT, 0, "name"},
+    {"a@c.d", NT, long_name, NT, NULL, NULL, NT, 0, "name"},
+    {"a@c.d", NT, "Bad\nName", NT, NULL, NULL, NT, 0, "name"},
+    {"a@c.d", NT, "Bad\xc2\x85Name", NT, NULL, NULL, NT, 0, "name"},
+    {"a@c.d", NT, "N\0x", 3, NULL, NULL, NT, 0, "name"},
+    {"a@c.d", NT, "\xed\xa0\x80", NT, NULL, NULL, NT, 0, "name"}, /* surrogate */
+    {"a@c.d", NT, "N", NT, long_bio, NULL, NT, 0, "bio"},
+    {"a@c.d", NT, "N", NT, "bell\a", NULL, NT, 0, "bio"},
+    {"a@c.d", NT, "N", NT, NULL, "{not json", NT, 0, "extra"},
+    {"a@c.d", NT, "N", NT, NULL, "[1,2]", NT, 0, "extra"},
+    {"a@c.d", NT, "N", NT, NULL, "42", NT, 0, "extra"},
+    {"a@c.d", NT, "N", NT, NULL, "", NT, 0, "extra"},
+    {"a@c.d", NT, "N", NT, NULL, "{}\0{}", 5, 0, "extra"},
+    {"a@c.d", NT, "N", NT, NULL, big_extra, NT, 0, "extra"},
+    {"a@c.d", NT, "N", NT, NULL, "{\"a\":1,}", NT, 0, "extra"},
+    {"a@c.d", NT, "N", NT, NULL, NULL, NT, 7, "status"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const bad_case *c = &cases[i];
@@ -244,13 +244,100 @@ START_TEST(validation_names_the_field_and_writes_nothing) {
   e = NULL;
   svc_expect_field(be_user_get(&u, app, -5, &e), &e, BE_E_VALIDATION, "id");
   e = NULL;
-  svc_expect_field(be_user_get_by_email(&u, app, "x y@z", &e), &e, BE_E_VALIDATION, "email");
+  svc_expect_field(be_user_get_by_email(&u, app, "x y@z", NT, &e), &e, BE_E_VALIDATION, "email");
   e = NULL;
-  svc_expect_field(be_user_get_by_email(&u, app, NULL, &e), &e, BE_E_VALIDATION, "email");
+  svc_expect_field(be_user_get_by_email(&u, app, NULL, NT, &e), &e, BE_E_VALIDATION, "email");
   ck_assert_int_eq(be_user_get(NULL, app, 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 1);
   ck_assert_int_eq(svc_int(app, "SELECT updated_at = created_at FROM users"), 1);
   be_app_free(app);
+}
+END_TEST
+
+/* Lengths are exact: 0 is the empty string even with a pointer that must
+ * never be read (a binding's empty string), and BE_USER_INPUT_INIT's
+ * BE_NUL_TERMINATED keeps NUL-terminated callers working. */
+START_TEST(lengths_are_exact_and_zero_is_empty) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  const char *dangling = (const char *)1;
+  be_user_input in = BE_USER_INPUT_INIT;
+  ck_assert_uint_eq(in.email_len, BE_NUL_TERMINATED);
+  ck_assert_uint_eq(in.extra_len, BE_NUL_TERMINATED);
+  be_user_input viafn;
+  ck_assert_int_eq(be_user_input_init(&viafn, BE_USER_INPUT_VERSION), BE_OK);
+  ck_assert_uint_eq(viafn.name_len, BE_NUL_TERMINATED);
+  in.email = dangling;
+  in.email_len = 0;
+  in.name = dangling;
+  in.name_len = 0;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, &in, &e), BE_E_VALIDATION);
+  ck_assert_int_eq(be_error_field_count(e), 2); /* email and name: both empty */
+  ck_assert_str_eq(be_error_field_name(e, 0), "email");
+  ck_assert_str_eq(be_error_field_name(e, 1), "name");
+  be_error_free(e);
+  /* exact lengths cut longer text; an empty bio and extra "{}" given by length */
+  in.email = "ada@example.comXYZ";
+  in.email_len = 15;
+  in.name = "AdaXYZ";
+  in.name_len = 3;
+  in.bio = dangling;
+  in.bio_len = 0;
+  in.extra = "{}garbage";
+  in.extra_len = 2;
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_create(&u, NULL, app, 0, &in, NULL), BE_OK);
+  ck_assert_str_eq(be_user_email(u), "ada@example.com");
+  ck_assert_str_eq(be_user_name(u), "Ada");
+  ck_assert_str_eq(be_user_bio(u), "");
+  ck_assert_str_eq(be_user_extra(u), "{}");
+  be_user_free(u);
+  /* get by email: length 0, an embedded NUL, invalid UTF-8 are field errors */
+  svc_expect_field(be_user_get_by_email(&u, app, dangling, 0, &e), &e, BE_E_VALIDATION, "email");
+  svc_expect_field(be_user_get_by_email(&u, app, "ada@example.com\0x", 17, &e), &e,
+                   BE_E_VALIDATION, "email");
+  svc_expect_field(be_user_get_by_email(&u, app, "ad\xff@example.com", NT, &e), &e,
+                   BE_E_VALIDATION, "email");
+  svc_expect_field(be_user_get_by_email(&u, app, NULL, NT, &e), &e, BE_E_VALIDATION, "email");
+  ck_assert_int_eq(be_user_get_by_email(&u, app, "ADA@example.comXYZ", 15, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Ada");
+  be_user_free(u);
+  be_app_free(app);
+}
+END_TEST
+
+/* Times are milliseconds since the Unix epoch, in getters and JSON. */
+START_TEST(times_are_milliseconds) {
+  be_testkit *kit = NULL;
+  be_testkit_options o = BE_TESTKIT_OPTIONS_INIT;
+  o.users = 1;
+  o.no_passwords = 1;
+  ck_assert_int_eq(be_testkit_new(&kit, &o, NULL), BE_OK);
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, be_testkit_app(kit), be_testkit_user_id(kit, 0), NULL), BE_OK);
+  ck_assert_int_eq(be_user_created_at_ms(u), BE_TESTKIT_START_WALL_MS);
+  ck_assert_int_eq(be_user_updated_at_ms(u), BE_TESTKIT_START_WALL_MS);
+  char *json = NULL;
+  ck_assert_int_eq(be_user_to_json(&json, NULL, u, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"created_at\":1767225600000,"));
+  be_free(json);
+  be_user_free(u);
+  be_audit_page *p = NULL;
+  be_audit_query_options q;
+  ck_assert_int_eq(be_audit_query_options_init(&q, BE_AUDIT_QUERY_OPTIONS_VERSION), BE_OK);
+  ck_assert_uint_eq(q.cursor_len, BE_NUL_TERMINATED);
+  q.from_ms = BE_TESTKIT_START_WALL_MS;
+  q.to_ms = BE_TESTKIT_START_WALL_MS + 1;
+  ck_assert_int_eq(be_audit_query(&p, be_testkit_app(kit), &q, NULL), BE_OK);
+  ck_assert_uint_gt(be_audit_page_count(p), 0);
+  ck_assert_int_eq(be_audit_page_at_ms(p, 0), BE_TESTKIT_START_WALL_MS);
+  be_audit_page_free(p);
+  q.from_ms = BE_TESTKIT_START_WALL_MS + 1;
+  q.to_ms = 0;
+  ck_assert_int_eq(be_audit_query(&p, be_testkit_app(kit), &q, NULL), BE_OK);
+  ck_assert_uint_eq(be_audit_page_count(p), 0);
+  be_audit_page_free(p);
+  be_testkit_free(kit);
 }
 END_TEST
 
@@ -486,7 +573,7 @@ START_TEST(pagination_visits_each_row_once) {
   for (;;) {
     be_user_list *l = NULL;
     be_error *e = NULL;
-    int rc = be_user_list_page(&l, app, cursor[0] ? cursor : NULL, 10, &e);
+    int rc = be_user_list_page(&l, app, cursor[0] ? cursor : NULL, NT, 10, &e);
     ck_assert_msg(rc == BE_OK, "%s", be_error_message(e));
     ck_assert_uint_le(be_user_list_count(l), 10);
     for (size_t i = 0; i < be_user_list_count(l); i++) {
@@ -527,16 +614,16 @@ START_TEST(pagination_visits_each_row_once) {
   /* cursor and limit validation */
   be_user_list *l = NULL;
   be_error *e = NULL;
-  svc_expect_field(be_user_list_page(&l, app, "not a cursor!", 10, &e), &e, BE_E_VALIDATION, "cursor");
+  svc_expect_field(be_user_list_page(&l, app, "not a cursor!", NT, 10, &e), &e, BE_E_VALIDATION, "cursor");
   e = NULL;
-  svc_expect_field(be_user_list_page(&l, app, "", 10, &e), &e, BE_E_VALIDATION, "cursor");
+  svc_expect_field(be_user_list_page(&l, app, "", NT, 10, &e), &e, BE_E_VALIDATION, "cursor");
   e = NULL;
-  svc_expect_field(be_user_list_page(&l, app, "QQAAAAAAAAAB", 10, &e), &e, BE_E_VALIDATION, "cursor");
+  svc_expect_field(be_user_list_page(&l, app, "QQAAAAAAAAAB", NT, 10, &e), &e, BE_E_VALIDATION, "cursor");
   e = NULL;
-  svc_expect_field(be_user_list_page(&l, app, NULL, 101, &e), &e, BE_E_VALIDATION, "limit");
+  svc_expect_field(be_user_list_page(&l, app, NULL, NT, 101, &e), &e, BE_E_VALIDATION, "limit");
   e = NULL;
-  svc_expect_field(be_user_list_page(&l, app, NULL, -1, &e), &e, BE_E_VALIDATION, "limit");
-  ck_assert_int_eq(be_user_list_page(&l, app, NULL, 0, NULL), BE_OK); /* default 20 */
+  svc_expect_field(be_user_list_page(&l, app, NULL, NT, -1, &e), &e, BE_E_VALIDATION, "limit");
+  ck_assert_int_eq(be_user_list_page(&l, app, NULL, NT, 0, NULL), BE_OK); /* default 20 */
   ck_assert_uint_eq(be_user_list_count(l), 20);
   be_user_list_free(l);
   be_app_free(app);
@@ -552,15 +639,15 @@ START_TEST(delete_revokes_sessions_and_grants) {
   be_app *app = be_testkit_app(kit);
   int64_t uid = be_testkit_user_id(kit, 1);
   char *token = NULL;
-  ck_assert_int_eq(be_auth_login(&token, NULL, app, "user1@example.test", BE_TESTKIT_PASSWORD,
-                                 BE_AUTH_NUL_TERMINATED, &e), BE_OK);
+  ck_assert_int_eq(be_auth_login(&token, NULL, app, "user1@example.test", NT, BE_TESTKIT_PASSWORD,
+                                 BE_NUL_TERMINATED, &e), BE_OK);
   int64_t who = 0;
-  ck_assert_int_eq(be_auth_verify(&who, app, token, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(&who, app, token, NT, NULL), BE_OK);
   ck_assert_int_eq(who, uid);
-  ck_assert_int_eq(be_perm_check(app, uid, "posts:write", NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:write", NT, NULL), BE_OK);
   ck_assert_int_eq(be_user_delete(app, be_testkit_user_id(kit, 0), uid, NULL), BE_OK);
-  ck_assert_int_eq(be_auth_verify(&who, app, token, NULL), BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(be_perm_check(app, uid, "posts:write", NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_auth_verify(&who, app, token, NT, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:write", NT, NULL), BE_E_FORBIDDEN);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM sessions"), 0);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM user_roles WHERE user_id = 2"), 0);
   ck_assert_int_eq(svc_int(app, "SELECT actor_id FROM audit_log WHERE action = 'user.delete'"),
@@ -578,9 +665,9 @@ START_TEST(disable_revokes_sessions_and_permissions) {
   be_app *app = be_testkit_app(kit);
   int64_t uid = be_testkit_user_id(kit, 1);
   char *token = NULL;
-  ck_assert_int_eq(be_auth_login(&token, NULL, app, "user1@example.test", BE_TESTKIT_PASSWORD,
-                                 BE_AUTH_NUL_TERMINATED, NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NULL), BE_OK);
+  ck_assert_int_eq(be_auth_login(&token, NULL, app, "user1@example.test", NT, BE_TESTKIT_PASSWORD,
+                                 BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NT, NULL), BE_OK);
   be_user_input up = BE_USER_INPUT_INIT;
   up.fields = BE_USER_FIELD_STATUS;
   up.status = BE_USER_DISABLED;
@@ -588,12 +675,12 @@ START_TEST(disable_revokes_sessions_and_permissions) {
   ck_assert_int_eq(be_user_update(&u, app, 0, uid, &up, NULL), BE_OK);
   ck_assert_int_eq(be_user_status(u), BE_USER_DISABLED);
   be_user_free(u);
-  ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NULL), BE_E_FORBIDDEN);
-  ck_assert_int_eq(be_auth_verify(NULL, app, token, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NT, NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_auth_verify(NULL, app, token, NT, NULL), BE_E_UNAUTHORIZED);
   up.status = BE_USER_ACTIVE;
   ck_assert_int_eq(be_user_update(NULL, app, 0, uid, &up, NULL), BE_OK);
-  ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NULL), BE_OK);
-  ck_assert_int_eq(be_auth_verify(NULL, app, token, NULL), BE_E_UNAUTHORIZED); /* stays revoked */
+  ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(NULL, app, token, NT, NULL), BE_E_UNAUTHORIZED); /* stays revoked */
   be_auth_token_free(token);
   be_testkit_free(kit);
 }
@@ -727,7 +814,7 @@ static int alloc_body(void *arg) {
   }
   if (rc == BE_OK) {
     be_user_list *l = NULL;
-    rc = be_user_list_page(&l, app, NULL, 5, &e);
+    rc = be_user_list_page(&l, app, NULL, NT, 5, &e);
     be_user_list_free(l);
   }
   if (rc == BE_OK) rc = be_user_delete(app, 0, id, &e);
@@ -755,8 +842,8 @@ static void expect_same_user(be_app *app, const be_user *w) {
   ck_assert_str_eq(be_user_bio(db), be_user_bio(w));
   ck_assert_str_eq(be_user_extra(db), be_user_extra(w));
   ck_assert_int_eq(be_user_status(db), be_user_status(w));
-  ck_assert_int_eq(be_user_created_at(db), be_user_created_at(w));
-  ck_assert_int_eq(be_user_updated_at(db), be_user_updated_at(w));
+  ck_assert_int_eq(be_user_created_at_ms(db), be_user_created_at_ms(w));
+  ck_assert_int_eq(be_user_updated_at_ms(db), be_user_updated_at_ms(w));
   be_user_free(db);
 }
 
@@ -861,6 +948,8 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, duplicate_email_is_conflict);
   tcase_add_test(tc, deleted_ids_are_not_reused);
   tcase_add_test(tc, validation_names_the_field_and_writes_nothing);
+  tcase_add_test(tc, lengths_are_exact_and_zero_is_empty);
+  tcase_add_test(tc, times_are_milliseconds);
   tcase_add_test(tc, cache_hit_then_invalidated_after_update);
   tcase_add_test(tc, cache_from_many_threads);
   tcase_add_test(tc, no_stale_entry_after_concurrent_writes);

@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /**
  * @file backend/audit.h
- * @brief The audit log: querying it and verifying its hash chain.
+ * @brief The audit log: writing host rows, querying it and verifying its
+ *        hash chain.
  *
  * Every mutating service call (users, permissions, passwords and
  * sessions) writes one audit row in the same transaction as its change:
  * if either fails, neither is written. A row records the actor (a user
  * id, 0 = the system), the action ("user.update"), the target
- * ("user", 42), the time (wall-clock nanoseconds of the app's clock) and
- * details as JSON. Secrets (passwords, tokens) never appear in it.
+ * ("user", 42), the time (wall-clock, from the app's clock; read back in
+ * milliseconds since the Unix epoch) and details as JSON. Secrets
+ * (passwords, tokens) never appear in it.
+ *
+ * The host writes rows for its own changes with be_audit_write(), inside
+ * its own transaction, into the same chain.
  *
  * Tamper evidence: each row stores hash = BLAKE2b-256 (libsodium
  * crypto_generichash) over a length-prefixed encoding of its id, actor,
@@ -28,6 +33,7 @@
 #include <backend/common.h>
 #include <backend/error.h>
 #include <backend/app.h>
+#include <backend/storage.h>
 
 BE_BEGIN_DECLS
 
@@ -39,35 +45,67 @@ typedef struct be_audit_page be_audit_page;
 /** Largest page of be_audit_query(). */
 #define BE_AUDIT_PAGE_MAX 500
 
-#define BE_AUDIT_QUERY_VERSION 1
+/** Longest action and target type of a row, in bytes. */
+#define BE_AUDIT_NAME_MAX 64
+/** Longest details JSON text of a row, in bytes. */
+#define BE_AUDIT_DETAILS_MAX 65536
 
-/** What be_audit_query() returns. Only ever grows at the end. */
-typedef struct be_audit_query_opts {
-  uint32_t version;     /**< BE_AUDIT_QUERY_VERSION */
+/**
+ * Append one row to the audit log, for a change the host makes to its own
+ * tables: call it inside the host's write transaction on conn (e.g. from a
+ * be_pool_tx_run() callback on be_app_pool(app)), so the row commits or
+ * rolls back with the change it records, chained like every other row.
+ * actor_id is the user doing it (0 = the system); action (e.g.
+ * "post.publish") and target_type (e.g. "post") are 1..BE_AUDIT_NAME_MAX
+ * bytes of [a-z0-9_.] and action must not start with "user.", "auth." or
+ * "perm." (libbackend's own); target_id is any id; details_json is a JSON
+ * object of at most BE_AUDIT_DETAILS_MAX bytes (NULL = "{}"). Every string
+ * is a pointer and a byte length (BE_NUL_TERMINATED: up to the first
+ * NUL; 0: empty). Never put secrets in details. *out_id (may be NULL)
+ * receives the row's id.
+ * Errors: BE_E_MISUSE (app or conn NULL, conn not a connection of the
+ * app's pool checked out by the caller, or not inside a transaction),
+ * BE_E_VALIDATION (field "actor_id", "action", "target_type" or
+ * "details"), storage errors. Nothing is written on failure.
+ * Thread-safety: safe (conn belongs to the calling thread).
+ */
+BE_API int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
+                          const char *action, size_t action_len, const char *target_type,
+                          size_t target_type_len, int64_t target_id, const char *details_json,
+                          size_t details_json_len, be_error **err);
+
+#define BE_AUDIT_QUERY_OPTIONS_VERSION 1
+
+/** What be_audit_query() returns. Times are wall-clock milliseconds since
+ * the Unix epoch, like be_audit_page_at_ms(). Only ever grows at the end. */
+typedef struct be_audit_query_options {
+  uint32_t version;     /**< BE_AUDIT_QUERY_OPTIONS_VERSION */
   int32_t match_user;   /**< 1: only rows whose actor is user_id or whose target is user user_id */
   int64_t user_id;      /**< with match_user (0 = the system as actor) */
-  int64_t from_ns;      /**< at >= from_ns (wall ns); 0 = no lower bound */
-  int64_t to_ns;        /**< at < to_ns; 0 = no upper bound */
+  int64_t from_ms;      /**< at >= from_ms; 0 = no lower bound */
+  int64_t to_ms;        /**< at < to_ms; 0 = no upper bound */
   const char *cursor;   /**< NULL for the first page, else be_audit_page_next_cursor() */
+  size_t cursor_len;    /**< bytes of cursor, or BE_NUL_TERMINATED [BE_NUL_TERMINATED] */
   int32_t limit;        /**< 1..BE_AUDIT_PAGE_MAX; 0 = 50 */
-} be_audit_query_opts;
+} be_audit_query_options;
 
-#define BE_AUDIT_QUERY_INIT { BE_AUDIT_QUERY_VERSION, 0, 0, 0, 0, NULL, 0 }
+#define BE_AUDIT_QUERY_OPTIONS_INIT \
+  { BE_AUDIT_QUERY_OPTIONS_VERSION, 0, 0, 0, 0, NULL, BE_NUL_TERMINATED, 0 }
 
-/** Fill *q like BE_AUDIT_QUERY_INIT. Errors: BE_E_MISUSE (NULL, unknown
- * version). Thread-safety: safe. */
-BE_API int be_audit_query_init(be_audit_query_opts *q, uint32_t version);
+/** Fill *opts like BE_AUDIT_QUERY_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL,
+ * unknown version). Thread-safety: safe. */
+BE_API int be_audit_query_options_init(be_audit_query_options *opts, uint32_t version);
 
 /**
  * One page of matching rows, newest (highest id) first; keyset-paginated,
  * so rows written between pages never make a page repeat or skip a row.
- * q may be NULL (every row, first page of 50). Caller owns *out
+ * opts may be NULL (every row, first page of 50). Caller owns *out
  * (be_audit_page_free).
  * Errors: BE_E_MISUSE (out or app NULL, unknown version),
- * BE_E_VALIDATION (field "cursor", "limit", "user_id", "to_ns"), pool and
- * storage errors, BE_E_NOMEM. Thread-safety: safe.
+ * BE_E_VALIDATION (field "cursor", "limit", "match_user", "user_id",
+ * "to_ms"), pool and storage errors, BE_E_NOMEM. Thread-safety: safe.
  */
-BE_API int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_opts *q,
+BE_API int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
                           be_error **err);
 
 /** @name Reading a page (rows 0..count-1; out of range: 0 / NULL)
@@ -80,7 +118,8 @@ BE_API int64_t be_audit_page_actor_id(const be_audit_page *page, size_t i);
 BE_API const char *be_audit_page_action(const be_audit_page *page, size_t i);
 BE_API const char *be_audit_page_target_type(const be_audit_page *page, size_t i);
 BE_API int64_t be_audit_page_target_id(const be_audit_page *page, size_t i);
-BE_API int64_t be_audit_page_at(const be_audit_page *page, size_t i);
+/** Wall-clock milliseconds since the Unix epoch. */
+BE_API int64_t be_audit_page_at_ms(const be_audit_page *page, size_t i);
 /** Details JSON text. */
 BE_API const char *be_audit_page_details(const be_audit_page *page, size_t i);
 /** @} */

@@ -24,7 +24,8 @@
  * - valid UTF-8 with no NUL byte. Every function that takes a password
  *   takes its length too, so a binding that passes a string with an
  *   embedded NUL is refused instead of silently truncated. A length of
- *   BE_AUTH_NUL_TERMINATED means "up to the first NUL";
+ *   BE_NUL_TERMINATED (backend/common.h) means "up to the first NUL";
+ *   any other length is exact (0 is the empty string);
  * - not on the built-in list of common passwords (compared
  *   case-insensitively), not one character repeated, not a straight run
  *   such as "abcdefghijkl" or "987654321098", not a short pattern
@@ -75,6 +76,14 @@
  * a call that would start one more fails at once with BE_E_UNAVAILABLE
  * (503, retryable). Nothing ever queues for a hash slot.
  *
+ * Strings a client sends (emails, passwords, tokens) are taken as a
+ * pointer and a byte length, BE_NUL_TERMINATED meaning "up to the first
+ * NUL"; a length of 0 is the empty string, whatever the pointer. An email
+ * that is missing, empty, too long, not valid UTF-8 or holds a NUL byte
+ * is a BE_E_VALIDATION naming "email"; a token that is malformed in any
+ * way (length, alphabet, NUL byte) is the operation's generic
+ * BE_E_UNAUTHORIZED.
+ *
  * Every time comes from the app's clock (be_app_clock()), so tests drive
  * expiry with a fake clock. Thread-safety: every function here is safe to
  * call from any number of threads on one app.
@@ -97,20 +106,20 @@ BE_BEGIN_DECLS
 #define BE_AUTH_PASSWORD_MIN_CHARS 12
 /** Unused, unexpired reset tokens one user may have at a time. */
 #define BE_AUTH_RESET_MAX_PENDING 3
-/** Pass as a password length to mean "NUL-terminated". */
-#define BE_AUTH_NUL_TERMINATED ((size_t)-1)
 
 /**
  * A host blocklist check, e.g. against a breached-password corpus (for
  * HIBP's k-anonymity API, hash the password with SHA-1 yourself). Receives
- * the candidate password (len bytes, valid UTF-8, not NUL-terminated:
- * borrowed for the call; never keep, log or send it in clear). Return 1
+ * the candidate password (password_len bytes, valid UTF-8, not
+ * NUL-terminated: borrowed for the call; never keep, log or send it in
+ * clear) and the user_data given to be_auth_set_blocklist_fn(). Return 1
  * when the password must be refused, 0 when it may be used, or a negative
  * BE_E_* code when the check itself failed (the password is then refused
- * with that code: fail closed). Called from any thread: must be
- * thread-safe.
+ * with that code: fail closed), optionally with *err set to say why (err
+ * may be NULL). Called from any thread: must be thread-safe.
  */
-typedef int (*be_auth_blocklist_fn)(void *user_data, const char *password, size_t len);
+typedef int (*be_auth_blocklist_fn)(const char *password, size_t password_len, void *user_data,
+                                    be_error **err);
 
 /**
  * Install (or with fn NULL, remove) the host's blocklist hook; it runs
@@ -155,8 +164,9 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
  * row "auth.login" (actor = the user) in one transaction. When the stored
  * hash used other parameters than the current ones it is replaced.
  * The email is matched after trimming and ASCII lower-casing.
- * Errors: BE_E_MISUSE (app or out_token NULL), BE_E_VALIDATION (email or
- * password NULL or over their byte caps: these depend only on the input),
+ * Errors: BE_E_MISUSE (app or out_token NULL), BE_E_VALIDATION (field
+ * "email": NULL, empty, over 320 bytes, invalid UTF-8 or a NUL byte;
+ * "password": NULL or over its byte cap: these depend only on the input),
  * BE_E_UNAUTHORIZED "invalid email or password" (unknown email, wrong
  * password, disabled, no password, throttled or locked: one answer for
  * all), BE_E_UNAVAILABLE (too many hashes running), storage and pool
@@ -164,7 +174,8 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
  * Thread-safety: safe.
  */
 BE_API int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
-                         const char *password, size_t password_len, be_error **err);
+                         size_t email_len, const char *password, size_t password_len,
+                         be_error **err);
 
 /**
  * Check a session token and return its user in *out_user_id (may be
@@ -175,7 +186,8 @@ BE_API int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, co
  * disabled: one answer for all), storage and pool errors.
  * Thread-safety: safe.
  */
-BE_API int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, be_error **err);
+BE_API int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
+                          be_error **err);
 
 /**
  * End one session, with an audit row "auth.logout" (actor = the session's
@@ -183,7 +195,7 @@ BE_API int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, 
  * session is BE_OK and writes nothing. Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED (token NULL or
  * malformed), storage and pool errors. Thread-safety: safe.
  */
-BE_API int be_auth_logout(be_app *app, const char *token, be_error **err);
+BE_API int be_auth_logout(be_app *app, const char *token, size_t token_len, be_error **err);
 
 /**
  * End every session of a user ("log out everywhere"), with an audit row
@@ -210,8 +222,9 @@ BE_API int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be
  * Thread-safety: safe.
  */
 BE_API int be_auth_change_password(be_app *app, int64_t user_id, const char *current_token,
-                                   const char *old_password, size_t old_len,
-                                   const char *new_password, size_t new_len, be_error **err);
+                                   size_t current_token_len, const char *old_password,
+                                   size_t old_password_len, const char *new_password,
+                                   size_t new_password_len, be_error **err);
 
 /**
  * Ask for a password reset. When an active user has this email, a
@@ -227,10 +240,12 @@ BE_API int be_auth_change_password(be_app *app, int64_t user_id, const char *cur
  * mailer that blocks makes existing emails slower to answer: queue mail
  * in the mailer, do not send inline, if that matters to you.
  * Errors: BE_E_MISUSE (app NULL), BE_E_UNSUPPORTED (the app has no
- * mailer), BE_E_VALIDATION (email NULL, empty or over 320 bytes), storage
- * and pool errors. Thread-safety: safe.
+ * mailer), BE_E_VALIDATION (field "email": NULL, empty, over 320 bytes,
+ * invalid UTF-8 or a NUL byte), storage and pool errors.
+ * Thread-safety: safe.
  */
-BE_API int be_auth_request_reset(be_app *app, const char *email, be_error **err);
+BE_API int be_auth_request_reset(be_app *app, const char *email, size_t email_len,
+                                 be_error **err);
 
 /**
  * Set a new password with a reset token from be_auth_request_reset(). The
@@ -243,8 +258,9 @@ BE_API int be_auth_request_reset(be_app *app, const char *email, be_error **err)
  * (field "new_password"), BE_E_UNAVAILABLE, storage and pool errors,
  * BE_E_NOMEM. Thread-safety: safe.
  */
-BE_API int be_auth_reset_password(be_app *app, const char *token, const char *new_password,
-                                  size_t new_len, be_error **err);
+BE_API int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
+                                  const char *new_password, size_t new_password_len,
+                                  be_error **err);
 
 /**
  * Delete sessions that are revoked or past their idle or absolute expiry,

@@ -21,16 +21,22 @@ BE_BEGIN_DECLS
 typedef struct be_mailer {
   uint32_t version; /**< BE_MAILER_VERSION */
   /**
-   * Send one message. Every string is valid only during the call and the
+   * Send one message (NUL-terminated strings made by libbackend). Every string is valid only during the call and the
    * body may carry a secret (a reset token): copy what you keep, never log
    * it. Return BE_OK, or a negative BE_E_* code (and *err if not NULL), e.g.
    * BE_E_UNAVAILABLE when the transport is down. Called from whichever
    * thread requested the reset: must be thread-safe.
    */
-  int (*send)(void *user_data, const char *to, const char *subject, const char *body,
+  int (*send)(const char *to, const char *subject, const char *body, void *user_data,
               be_error **err);
-  void *user_data;
+  void *user_data; /**< passed to send as is */
 } be_mailer;
+
+#define BE_MAILER_INIT { BE_MAILER_VERSION, NULL, NULL }
+
+/** Fill *mailer like BE_MAILER_INIT (then set send and user_data).
+ * Errors: BE_E_MISUSE (NULL, unknown version). Thread-safety: safe. */
+BE_API int be_mailer_init(be_mailer *mailer, uint32_t version);
 
 BE_END_DECLS
 

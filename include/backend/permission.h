@@ -27,6 +27,12 @@
  * "perm.grant", "perm.revoke", "perm.assign", "perm.unassign") with the
  * actor (0 = the system). Checks are not audited.
  *
+ * Role names and permission strings are taken as a pointer and a byte
+ * length (BE_NUL_TERMINATED: up to the first NUL; 0 is the empty string,
+ * which is refused). A NUL byte, a non-ASCII byte or any other character
+ * outside the alphabet is a BE_E_VALIDATION naming "role" or
+ * "permission".
+ *
  * Thread-safety: every function taking a be_app is safe from any number of
  * threads. A be_perm_list is immutable and may be read from any thread.
  */
@@ -54,7 +60,8 @@ typedef struct be_perm_list be_perm_list;
  * "user_id" not positive), pool and storage errors, BE_E_NOMEM.
  * Thread-safety: safe.
  */
-BE_API int be_perm_check(be_app *app, int64_t user_id, const char *permission, be_error **err);
+BE_API int be_perm_check(be_app *app, int64_t user_id, const char *permission,
+                         size_t permission_len, be_error **err);
 
 /**
  * Create a role. *out_role_id may be NULL.
@@ -63,14 +70,15 @@ BE_API int be_perm_check(be_app *app, int64_t user_id, const char *permission, b
  * Thread-safety: safe.
  */
 BE_API int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id,
-                               const char *role, be_error **err);
+                               const char *role, size_t role_len, be_error **err);
 
 /**
  * Delete a role: its permissions and every user's membership go with it.
  * Errors: BE_E_MISUSE, BE_E_VALIDATION ("role"), BE_E_NOT_FOUND, pool and
  * storage errors. Thread-safety: safe.
  */
-BE_API int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, be_error **err);
+BE_API int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                               be_error **err);
 
 /**
  * Give role the permission (a permission string, wildcards allowed).
@@ -78,12 +86,12 @@ BE_API int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, 
  * BE_E_NOT_FOUND (no such role), pool and storage errors.
  * Thread-safety: safe.
  */
-BE_API int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role,
-                              const char *permission, be_error **err);
+BE_API int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                              const char *permission, size_t permission_len, be_error **err);
 
 /** Take the permission from role (exact string). Errors as be_perm_role_grant(). */
-BE_API int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role,
-                               const char *permission, be_error **err);
+BE_API int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                               const char *permission, size_t permission_len, be_error **err);
 
 /**
  * Give user_id the role.
@@ -92,11 +100,11 @@ BE_API int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role,
  * Thread-safety: safe.
  */
 BE_API int be_perm_user_assign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
-                               be_error **err);
+                               size_t role_len, be_error **err);
 
 /** Take the role from user_id. Errors as be_perm_user_assign(). */
 BE_API int be_perm_user_unassign(be_app *app, int64_t actor_id, int64_t user_id,
-                                 const char *role, be_error **err);
+                                 const char *role, size_t role_len, be_error **err);
 
 /**
  * The user's effective permissions: the distinct permission strings of all
@@ -114,7 +122,7 @@ BE_API int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, 
 /** A role's permissions, sorted. Errors: as be_perm_user_permissions(),
  * "role" instead of "user_id", and BE_E_NOT_FOUND. */
 BE_API int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role,
-                                    be_error **err);
+                                    size_t role_len, be_error **err);
 
 /**
  * The current authorisation epoch: it grows with every committed change
@@ -124,7 +132,8 @@ BE_API int be_perm_role_permissions(be_perm_list **out, be_app *app, const char 
 BE_API int be_perm_epoch(int64_t *out_epoch, be_app *app, be_error **err);
 
 /** 1 when granted (a permission string, wildcards allowed) covers
- * requested (both already valid); 0 otherwise. Pure; thread-safe. */
+ * requested (both NUL-terminated and already valid, e.g. strings a
+ * be_perm_list holds); 0 otherwise. Pure; thread-safe. */
 BE_API int32_t be_perm_covers(const char *granted, const char *requested);
 
 /** Number of strings (0 for NULL). */

@@ -38,12 +38,15 @@ typedef struct be_testkit be_testkit;
 
 /** The password every seeded user has. */
 #define BE_TESTKIT_PASSWORD "testkit-seed-pass-7Kq2"
-/** Where the fake wall clock starts: 2026-01-01T00:00:00Z in ns. */
-#define BE_TESTKIT_START_WALL_NS INT64_C(1767225600000000000)
+/** Where the fake wall clock starts: 2026-01-01T00:00:00Z in milliseconds
+ * since the Unix epoch (the unit of be_user_created_at_ms() and
+ * be_audit_page_at_ms()). */
+#define BE_TESTKIT_START_WALL_MS INT64_C(1767225600000)
 
 /**
  * The host's seed step: write the host's own rows (e.g. posts) on conn,
- * which is inside a transaction. Return BE_OK, or a negative BE_E_* code
+ * which is inside a transaction; user_data is the options'
+ * seed_user_data. Return BE_OK, or a negative BE_E_* code
  * (with *err set) to fail be_testkit_new().
  */
 typedef int (*be_testkit_seed_fn)(be_conn *conn, void *user_data, be_error **err);
@@ -93,7 +96,7 @@ BE_API const struct be_mailer *be_testkit_mailer(be_testkit *kit);
 /** Move the fake clock forward by ms >= 0 (monotonic and wall time).
  * Errors: BE_E_MISUSE (NULL, negative, or a step that would carry the
  * clock past INT64_MAX ns). Thread-safety: safe. */
-BE_API int be_testkit_advance_ms(be_testkit *kit, int64_t ms);
+BE_API int be_testkit_advance_ms(be_testkit *kit, int64_t ms, be_error **err);
 
 /** Id of seeded user i (0 .. users-1), 0 when out of range. */
 BE_API int64_t be_testkit_user_id(const be_testkit *kit, int32_t i);
@@ -119,7 +122,8 @@ BE_API void be_testkit_mail_clear(be_testkit *kit);
  * Errors: BE_E_MISUSE (NULL, count < 0, code not negative).
  * Thread-safety: safe.
  */
-BE_API int be_testkit_mail_fail_next(be_testkit *kit, int32_t count, int32_t code);
+BE_API int be_testkit_mail_fail_next(be_testkit *kit, int32_t count, int32_t code,
+                                     be_error **err);
 
 BE_END_DECLS
 

@@ -6,7 +6,8 @@
  * A user has an id, an email (unique, stored normalised: ASCII white space
  * trimmed, ASCII letters lower-cased), a name, a bio, a host-owned `extra`
  * JSON object, a status (BE_USER_ACTIVE / BE_USER_DISABLED) and creation
- * and update times (wall-clock nanoseconds of the app's clock).
+ * and update times (wall-clock milliseconds since the Unix epoch, from
+ * the app's clock).
  *
  * Reads by id go through the app's cache under the key `user:{id}` (TTL
  * user_cache_ttl_ms, default 5 min) with single-flight loading: a stampede
@@ -26,6 +27,10 @@
  * - extra: a JSON object (checked by SQLite's json_valid/json_type, not a
  *   hand parser) of at most BE_USER_EXTRA_MAX bytes;
  * - any string holding a NUL byte inside its given length is refused.
+ *
+ * Strings come as a pointer and a byte length: BE_NUL_TERMINATED
+ * (backend/common.h) means "up to the first NUL"; any other length is
+ * exact, and 0 is the empty string (the pointer is then never read).
  *
  * Every mutating call takes `actor_id`: the user doing it (0 = the system),
  * recorded in the audit row.
@@ -76,10 +81,11 @@ typedef struct be_user_list be_user_list;
 
 /**
  * The fields of a create or an update. Strings are borrowed for the call.
- * Each `*_len` is the string's byte length, or 0 (or (size_t)-1) when the
- * string is NUL-terminated; give lengths from bindings, so a string with
- * an embedded NUL is refused instead of silently cut. Only ever grows at
- * the end.
+ * Each `*_len` is the string's byte length (0 = the empty string), or
+ * BE_NUL_TERMINATED (the default of BE_USER_INPUT_INIT) when the string
+ * is NUL-terminated; give lengths from bindings, so a string with an
+ * embedded NUL is refused instead of silently cut. Only ever grows at the
+ * end.
  */
 typedef struct be_user_input {
   uint32_t version;   /**< BE_USER_INPUT_VERSION */
@@ -96,7 +102,8 @@ typedef struct be_user_input {
 } be_user_input;
 
 #define BE_USER_INPUT_INIT \
-  { BE_USER_INPUT_VERSION, 0, NULL, 0, NULL, 0, NULL, 0, NULL, 0, BE_USER_ACTIVE }
+  { BE_USER_INPUT_VERSION, 0, NULL, BE_NUL_TERMINATED, NULL, BE_NUL_TERMINATED, \
+    NULL, BE_NUL_TERMINATED, NULL, BE_NUL_TERMINATED, BE_USER_ACTIVE }
 
 /** Fill *in like BE_USER_INPUT_INIT. Errors: BE_E_MISUSE (NULL, unknown
  * version). Thread-safety: safe. */
@@ -125,12 +132,14 @@ BE_API int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t a
 BE_API int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err);
 
 /**
- * Get a user by email (normalised as on create before the lookup; not
- * cached). Caller owns *out.
- * Errors: BE_E_MISUSE, BE_E_VALIDATION (field "email"), BE_E_NOT_FOUND,
- * pool and storage errors, BE_E_NOMEM. Thread-safety: safe.
+ * Get a user by email (email_len bytes or BE_NUL_TERMINATED; normalised
+ * as on create before the lookup; not cached). Caller owns *out.
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION (field "email": missing, empty,
+ * malformed, invalid UTF-8 or an embedded NUL), BE_E_NOT_FOUND, pool and
+ * storage errors, BE_E_NOMEM. Thread-safety: safe.
  */
-BE_API int be_user_get_by_email(be_user **out, be_app *app, const char *email, be_error **err);
+BE_API int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t email_len,
+                                be_error **err);
 
 /**
  * Get many users at once: cache hits are served from the cache and every
@@ -174,13 +183,14 @@ BE_API int be_user_delete(be_app *app, int64_t actor_id, int64_t id, be_error **
  * One page of users in ascending id order (keyset pagination: rows
  * inserted or deleted between pages never make a page skip or repeat a
  * row). cursor is NULL for the first page, else a previous page's
- * be_user_list_next_cursor(). limit is 1..BE_USER_PAGE_MAX (0 = 20).
+ * be_user_list_next_cursor() (cursor_len bytes or BE_NUL_TERMINATED).
+ * limit is 1..BE_USER_PAGE_MAX (0 = 20).
  * Caller owns *out (be_user_list_free).
  * Errors: BE_E_MISUSE, BE_E_VALIDATION (field "cursor": malformed;
  * "limit"), pool and storage errors, BE_E_NOMEM. Thread-safety: safe.
  */
-BE_API int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, int32_t limit,
-                             be_error **err);
+BE_API int be_user_list_page(be_user_list **out, be_app *app, const char *cursor,
+                             size_t cursor_len, int32_t limit, be_error **err);
 
 /** @name Reading a be_user (borrowed strings, valid until be_user_free)
  * All accept NULL and then return 0 or NULL. Thread-safety: safe. @{ */
@@ -191,14 +201,15 @@ BE_API const char *be_user_bio(const be_user *user);
 /** The extra JSON object text. */
 BE_API const char *be_user_extra(const be_user *user);
 BE_API int32_t be_user_status(const be_user *user);
-/** Wall-clock nanoseconds since the Unix epoch (app clock). */
-BE_API int64_t be_user_created_at(const be_user *user);
-BE_API int64_t be_user_updated_at(const be_user *user);
+/** Wall-clock milliseconds since the Unix epoch (app clock). */
+BE_API int64_t be_user_created_at_ms(const be_user *user);
+BE_API int64_t be_user_updated_at_ms(const be_user *user);
 /** @} */
 
 /**
  * The user as a JSON object {"id","email","name","bio","extra","status",
- * "created_at","updated_at"} (extra embedded as JSON). *out_json is
+ * "created_at","updated_at"} (extra embedded as JSON; times in
+ * milliseconds since the Unix epoch, as be_user_created_at_ms()). *out_json is
  * NUL-terminated, the caller's (be_free); out_len may be NULL.
  * Errors: BE_E_MISUSE (out_json or user NULL), BE_E_NOMEM.
  * Thread-safety: safe.

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #define PW "benchmark passphrase 1"
+#define NT BE_NUL_TERMINATED /* string lengths */
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -96,7 +97,7 @@ int main(int argc, char **argv) {
   char idtext[32];
   exec1(app, "SELECT id FROM users WHERE email = 'bench@example.test'", idtext, sizeof idtext);
   int64_t id = atoll(idtext);
-  rc = be_auth_set_password(app, 0, id, PW, BE_AUTH_NUL_TERMINATED, &e);
+  rc = be_auth_set_password(app, 0, id, PW, NT, &e);
   if (rc != BE_OK) die("set_password", rc, e);
   char hash[crypto_pwhash_STRBYTES];
   exec1(app, "SELECT password_hash FROM users WHERE email = 'bench@example.test'", hash, sizeof hash);
@@ -124,7 +125,7 @@ int main(int argc, char **argv) {
     be_histogram_record(h_raw, raw[i]);
 
     t0 = now_ns();
-    rc = be_auth_login(&tokens[i], NULL, app, "bench@example.test", PW, BE_AUTH_NUL_TERMINATED, &e);
+    rc = be_auth_login(&tokens[i], NULL, app, "bench@example.test", NT, PW, NT, &e);
     int64_t dt = now_ns() - t0;
     if (rc != BE_OK) die("login", rc, e);
     be_histogram_record(h_login, dt);
@@ -137,11 +138,11 @@ int main(int argc, char **argv) {
       char *tok = NULL;
       t0 = now_ns();
       if (do_unknown) {
-        rc = be_auth_login(&tok, NULL, app, "nobody@example.test", PW, BE_AUTH_NUL_TERMINATED, NULL);
+        rc = be_auth_login(&tok, NULL, app, "nobody@example.test", NT, PW, NT, NULL);
         unknown[i] = now_ns() - t0;
       } else {
-        rc = be_auth_login(&tok, NULL, app, "bench@example.test", "wrong passphrase 99",
-                           BE_AUTH_NUL_TERMINATED, NULL);
+        rc = be_auth_login(&tok, NULL, app, "bench@example.test", NT, "wrong passphrase 99",
+                           NT, NULL);
         wrong[i] = now_ns() - t0;
       }
       if (rc != BE_E_UNAUTHORIZED) die(do_unknown ? "unknown-user login" : "wrong-password login", rc, NULL);
@@ -156,12 +157,12 @@ int main(int argc, char **argv) {
   be_histogram *h_verify;
   be_histogram_new(&h_verify);
   for (int i = 0; i < 1000; i++) /* warm-up: statement cache, pool */
-    if (be_auth_verify(NULL, app, tokens[i % n], NULL) != BE_OK) die("verify warm-up", -1, NULL);
+    if (be_auth_verify(NULL, app, tokens[i % n], NT, NULL) != BE_OK) die("verify warm-up", -1, NULL);
   int64_t start = now_ns();
   for (int i = 0; i < verifies; i++) {
     int64_t t0 = now_ns();
     int64_t uid = 0;
-    rc = be_auth_verify(&uid, app, tokens[i % n], &e);
+    rc = be_auth_verify(&uid, app, tokens[i % n], NT, &e);
     be_histogram_record(h_verify, now_ns() - t0);
     if (rc != BE_OK || uid != id) die("verify", rc, e);
   }

@@ -38,6 +38,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define NT BE_NUL_TERMINATED /* string lengths */
+
 static void die(const char *what, int rc, be_error *e) {
   fprintf(stderr, "%s failed: %d %s\n", what, rc, be_error_message(e));
   exit(1);
@@ -356,12 +358,12 @@ int main(int argc, char **argv) {
     rc = be_user_create(NULL, &ids[i], app, 0, &in, &e);
     if (rc != BE_OK) die("be_user_create", rc, e);
   }
-  rc = be_perm_role_create(NULL, app, 0, "member", &e);
-  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "member", "posts:read", &e);
-  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "member", "posts:write", &e);
-  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "member", "profile:*", &e);
+  rc = be_perm_role_create(NULL, app, 0, "member", NT, &e);
+  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "member", NT, "posts:read", NT, &e);
+  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "member", NT, "posts:write", NT, &e);
+  if (rc == BE_OK) rc = be_perm_role_grant(app, 0, "member", NT, "profile:*", NT, &e);
   for (long i = 0; i < nusers && i < 1000 && rc == BE_OK; i++)
-    rc = be_perm_user_assign(app, 0, ids[i], "member", &e);
+    rc = be_perm_user_assign(app, 0, ids[i], "member", NT, &e);
   if (rc != BE_OK) die("seed permissions", rc, e);
 
   be_histogram *h = NULL;
@@ -488,13 +490,13 @@ int main(int argc, char **argv) {
    * decision must be reloaded: the epoch moved), then warm. Each check
    * reads the epoch from the database. */
   long pusers = nusers < 1000 ? nusers : 1000;
-  rc = be_perm_role_grant(app, 0, "member", "comments:read", &e);
+  rc = be_perm_role_grant(app, 0, "member", NT, "comments:read", NT, &e);
   if (rc != BE_OK) die("grant", rc, e);
   be_histogram_reset(h);
   total = 0;
   for (long i = 0; i < pusers; i++) {
     int64_t t0 = be_clock_now_ns(clk);
-    rc = be_perm_check(app, ids[i], "posts:write", NULL);
+    rc = be_perm_check(app, ids[i], "posts:write", NT, NULL);
     int64_t dt = be_clock_now_ns(clk) - t0;
     if (rc != BE_OK) die("be_perm_check cold", rc, NULL);
     be_histogram_record(h, dt);
@@ -508,7 +510,7 @@ int main(int argc, char **argv) {
     int64_t id = ids[next_rand() % (uint64_t)pusers];
     const char *perm = (i & 1) ? "posts:write" : "profile:edit";
     int64_t t0 = be_clock_now_ns(clk);
-    rc = be_perm_check(app, id, perm, NULL);
+    rc = be_perm_check(app, id, perm, NT, NULL);
     int64_t dt = be_clock_now_ns(clk) - t0;
     if (rc != BE_OK) die("be_perm_check", rc, NULL);
     be_histogram_record(h, dt);
@@ -522,7 +524,7 @@ int main(int argc, char **argv) {
   for (long i = 0; i < ops; i++) {
     int64_t id = ids[next_rand() % (uint64_t)pusers];
     int64_t t0 = be_clock_now_ns(clk);
-    rc = be_perm_check(app, id, "admin:delete", NULL);
+    rc = be_perm_check(app, id, "admin:delete", NT, NULL);
     int64_t dt = be_clock_now_ns(clk) - t0;
     if (rc != BE_E_FORBIDDEN) die("be_perm_check deny", rc, NULL);
     be_histogram_record(h, dt);

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Bindings' view of libbackend: dlopen the shared library with ctypes (as
-a Python, Ruby or Node FFI binding would) and use the error and cache APIs
-through plain C types only, from several threads.
+a Python, Ruby or Node FFI binding would) and use the error, cache and
+service APIs through plain C types only, from several threads.
 
 usage: ctypes_smoke.py path/to/libbackend.so
 """
@@ -43,6 +43,15 @@ def bind(lib):
                                         C.c_char_p, C.c_size_t]),
         "be_cache_delete": (C.c_int, [C.c_void_p, C.c_char_p, C.c_size_t]),
         "be_cache_free": (None, [C.c_void_p]),
+        "be_error_field_count": (C.c_size_t, [C.c_void_p]),
+        "be_error_field_name": (C.c_char_p, [C.c_void_p, C.c_size_t]),
+        "be_testkit_new": (C.c_int, [C.POINTER(C.c_void_p), C.c_void_p, C.c_void_p]),
+        "be_testkit_app": (C.c_void_p, [C.c_void_p]),
+        "be_testkit_free": (None, [C.c_void_p]),
+        "be_user_get_by_email": (C.c_int, [C.POINTER(C.c_void_p), C.c_void_p, C.c_void_p,
+                                           C.c_size_t, C.POINTER(C.c_void_p)]),
+        "be_perm_role_create": (C.c_int, [C.c_void_p, C.c_void_p, C.c_int64, C.c_char_p,
+                                          C.c_size_t, C.POINTER(C.c_void_p)]),
     }
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)
@@ -113,6 +122,30 @@ def test_cache_threads(lib):
     lib.be_cache_free(cache)
 
 
+def field_error(lib, rc, err, field):
+    """rc is a validation error naming field; frees err."""
+    ok = rc == BE_E_VALIDATION and lib.be_error_field_count(err) >= 1 and \
+        lib.be_error_field_name(err, 0) == field
+    lib.be_error_free(err)
+    return ok
+
+
+def test_services_strings(lib):
+    kit = C.c_void_p()
+    check(lib.be_testkit_new(C.byref(kit), None, None) == BE_OK, "be_testkit_new")
+    app = lib.be_testkit_app(kit)
+    # Rust's and Go's empty strings: a dangling non-NULL pointer, length 0
+    user, err = C.c_void_p(), C.c_void_p()
+    rc = lib.be_user_get_by_email(C.byref(user), app, C.c_void_p(1), 0, C.byref(err))
+    check(field_error(lib, rc, err, b"email"), "empty email by length is a field error")
+    # Python bytes carry their length: an embedded NUL is refused, not cut
+    err = C.c_void_p()
+    rc = lib.be_perm_role_create(None, app, 0, b"edi\0tor", 7, C.byref(err))
+    check(field_error(lib, rc, err, b"role"), "embedded NUL in a role name")
+    check(lib.be_perm_role_create(None, app, 0, b"editor", 6, None) == BE_OK, "role by length")
+    lib.be_testkit_free(kit)
+
+
 def main():
     if len(sys.argv) != 2:
         fail(__doc__)
@@ -121,7 +154,8 @@ def main():
     test_version(lib)
     test_error_json(lib)
     test_cache_threads(lib)
-    print("ok: version, error JSON, cache from 4 threads through ctypes")
+    test_services_strings(lib)
+    print("ok: version, error JSON, cache from 4 threads, service strings through ctypes")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal: what other modules may ask the pool about its connections. */
+#ifndef BE_LIB_POOL_H
+#define BE_LIB_POOL_H
+
+#include <backend/pool.h>
+
+/* 1 when conn is a connection of pool checked out by the calling thread,
+ * else 0 (NULL arguments included). Reads only the caller's own slot. */
+int be__pool_holds(const be_pool *pool, const be_conn *conn);
+
+#endif
