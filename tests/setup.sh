@@ -7,7 +7,7 @@
 # on a fresh machine that has only a C compiler, git and apt.
 set -euo pipefail
 
-BE_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libsqlite3-dev libsodium-dev check
+BE_PACKAGES=(meson ninja-build pkg-config gcc g++ libc6-dev libsqlite3-dev libsodium-dev check
              python3 binutils)
 
 be_install_packages() {

@@ -759,43 +759,12 @@ START_TEST(allocation_failures_do_not_leak) {
 }
 END_TEST
 
-/* Every options struct of the storage, pool and query layers: the _INIT
- * macro and the _init() function give the same bytes, so a binding that
- * can only call the function gets exactly the documented defaults. Both
- * sides start from the same filler, so padding compares equal whenever
- * the fields do. */
-#define INIT_MATCHES(type, MACRO, fn, VERSION)                      \
-  do {                                                              \
-    static const type from_macro = MACRO;                           \
-    type a, b;                                                      \
-    memset(&a, 0, sizeof a);                                        \
-    memcpy(&a, &from_macro, sizeof a);                              \
-    memset(&b, 0xA5, sizeof b);                                     \
-    ck_assert_int_eq(fn(&b, VERSION), BE_OK);                       \
-    ck_assert_msg(memcmp(&a, &b, sizeof a) == 0, #MACRO " != " #fn "()"); \
-    ck_assert_int_eq(fn(&b, (VERSION) + 1), BE_E_MISUSE);           \
-    ck_assert_int_eq(fn(NULL, VERSION), BE_E_MISUSE);               \
-  } while (0)
-
-START_TEST(options_init_macros_match_functions) {
-  INIT_MATCHES(be_sqlite_options, BE_SQLITE_OPTIONS_INIT, be_sqlite_options_init,
-               BE_SQLITE_OPTIONS_VERSION);
-  INIT_MATCHES(be_pool_options, BE_POOL_OPTIONS_INIT, be_pool_options_init, BE_POOL_OPTIONS_VERSION);
-  INIT_MATCHES(be_tx_options, BE_TX_OPTIONS_INIT, be_tx_options_init, BE_TX_OPTIONS_VERSION);
-  INIT_MATCHES(be_batch_opts, BE_BATCH_OPTS_INIT, be_batch_opts_init, BE_BATCH_OPTS_VERSION);
-  INIT_MATCHES(be_scope_opts, BE_SCOPE_OPTS_INIT, be_scope_opts_init, BE_SCOPE_OPTS_VERSION);
-  INIT_MATCHES(be_slowlog_opts, BE_SLOWLOG_OPTS_INIT, be_slowlog_opts_init,
-               BE_SLOWLOG_OPTS_VERSION);
-}
-END_TEST
-
 static Suite *storage_suite(void) {
   Suite *s = suite_create("storage");
   TCase *tc = tcase_create("sqlite");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, types_round_trip);
-  tcase_add_test(tc, options_init_macros_match_functions);
   tcase_add_test(tc, text_must_be_utf8);
   tcase_add_test(tc, cached_statement_follows_schema_change);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
