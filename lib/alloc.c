@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "versioned.h"
 
 static void *std_malloc(size_t size, void *ud) { (void)ud; return malloc(size); }
 static void *std_realloc(void *p, size_t size, void *ud) { (void)ud; return realloc(p, size); }
@@ -15,10 +16,8 @@ static be_allocator current = {BE_ALLOCATOR_VERSION, std_malloc, std_realloc,
                                std_free, NULL};
 
 int be_allocator_init(be_allocator *a, uint32_t version) {
-  if (a == NULL || version != BE_ALLOCATOR_VERSION) return BE_E_MISUSE;
-  be_allocator init = BE_ALLOCATOR_INIT;
-  *a = init;
-  return BE_OK;
+  static const be_allocator defaults = BE_ALLOCATOR_INIT;
+  return be__versioned_init(a, sizeof *a, &defaults, version, BE_ALLOCATOR_VERSION);
 }
 
 int be_set_allocator(const be_allocator *a) {

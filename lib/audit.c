@@ -23,6 +23,7 @@
 #include "pool.h"
 #include "svc.h"
 #include "utf8.h"
+#include "versioned.h"
 
 #define CURSOR_TAG 'A'
 #define DOMAIN "libbackend.audit.v1"
@@ -296,10 +297,8 @@ struct be_audit_page {
 };
 
 int be_audit_query_options_init(be_audit_query_options *opts, uint32_t version) {
-  if (opts == NULL || version != BE_AUDIT_QUERY_OPTIONS_VERSION) return BE_E_MISUSE;
-  be_audit_query_options init = BE_AUDIT_QUERY_OPTIONS_INIT;
-  *opts = init;
-  return BE_OK;
+  static const be_audit_query_options defaults = BE_AUDIT_QUERY_OPTIONS_INIT;
+  return be__versioned_init(opts, sizeof *opts, &defaults, version, BE_AUDIT_QUERY_OPTIONS_VERSION);
 }
 
 void be_audit_page_free(be_audit_page *page) {

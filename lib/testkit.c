@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "svc.h"
+#include "versioned.h"
 
 #define USERS_MAX 100000
 
@@ -35,10 +36,8 @@ struct be_testkit {
 };
 
 int be_testkit_options_init(be_testkit_options *opts, uint32_t version) {
-  if (opts == NULL || version != BE_TESTKIT_OPTIONS_VERSION) return BE_E_MISUSE;
-  be_testkit_options init = BE_TESTKIT_OPTIONS_INIT;
-  *opts = init;
-  return BE_OK;
+  static const be_testkit_options defaults = BE_TESTKIT_OPTIONS_INIT;
+  return be__versioned_init(opts, sizeof *opts, &defaults, version, BE_TESTKIT_OPTIONS_VERSION);
 }
 
 static void mail_free(mail *m) {

@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "error.h"
 #include "svc.h"
+#include "versioned.h"
 
 #define CURSOR_TAG 'U'
 /* The most raw bytes a string input may have before trimming and
@@ -155,10 +156,8 @@ static int key_of(char *buf, size_t size, int64_t id) {
 /* ---- reading ---- */
 
 int be_user_input_init(be_user_input *in, uint32_t version) {
-  if (in == NULL || version != BE_USER_INPUT_VERSION) return BE_E_MISUSE;
-  be_user_input init = BE_USER_INPUT_INIT;
-  *in = init;
-  return BE_OK;
+  static const be_user_input defaults = BE_USER_INPUT_INIT;
+  return be__versioned_init(in, sizeof *in, &defaults, version, BE_USER_INPUT_VERSION);
 }
 
 /* Read one user by a statement with one parameter (id or email). */
