@@ -10,7 +10,7 @@
 
 struct be_loader {
   be_conn *conn;
-  be_batch_opts opts; /* strings point into `strings` */
+  be_batch_options opts; /* strings point into `strings` */
   char *strings;
   const char **arrays; /* columns then order_by */
   be__keymap pending;
@@ -20,7 +20,7 @@ struct be_loader {
 };
 
 /* Deep-copy the strings of opts into one block. */
-static int copy_opts(be_loader *l, const be_batch_opts *o) {
+static int copy_opts(be_loader *l, const be_batch_options *o) {
   size_t total = strlen(o->table) + strlen(o->key_column) + 2 + (o->where ? strlen(o->where) + 1 : 0);
   for (size_t i = 0; i < o->column_count; i++) total += strlen(o->columns[i]) + 1;
   for (size_t i = 0; i < o->order_by_count; i++) total += strlen(o->order_by[i]) + 1;
@@ -41,7 +41,7 @@ static int copy_opts(be_loader *l, const be_batch_opts *o) {
   return 1;
 }
 
-int be_loader_new(be_loader **out, be_conn *conn, const be_batch_opts *opts, int32_t key_type,
+int be_loader_new(be_loader **out, be_conn *conn, const be_batch_options *opts, int32_t key_type,
                   be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;

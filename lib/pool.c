@@ -1152,7 +1152,7 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
   if (rc == BE_OK && o->slowlog) {
     p->slowlog = o->slowlog;
   } else if (rc == BE_OK && o->slow_query_threshold_ms >= 0) {
-    be_slowlog_opts so = BE_SLOWLOG_OPTS_INIT;
+    be_slowlog_options so = BE_SLOWLOG_OPTIONS_INIT;
     so.threshold_ns = ms_to_ns(o->slow_query_threshold_ms);
     so.capacity = o->slow_query_capacity;
     so.clock = o->clock;

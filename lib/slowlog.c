@@ -16,7 +16,7 @@ typedef struct entry {
 } entry;
 
 struct be_slowlog {
-  be_slowlog_opts opts;
+  be_slowlog_options opts;
   pthread_mutex_t lock;
   entry *ring;
   size_t head; /* next slot to write */
@@ -33,21 +33,21 @@ static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows
   record(BE__QHOOK_OWNER(ud, be_slowlog, hook), sql, duration_ns, rows);
 }
 
-int be_slowlog_opts_init(be_slowlog_opts *opts, uint32_t version) {
-  if (opts == NULL || version != BE_SLOWLOG_OPTS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_SLOWLOG_OPTS_INIT byte for byte */
-  static const be_slowlog_opts init = BE_SLOWLOG_OPTS_INIT;
+int be_slowlog_options_init(be_slowlog_options *opts, uint32_t version) {
+  if (opts == NULL || version != BE_SLOWLOG_OPTIONS_VERSION) return BE_E_MISUSE;
+  /* static: padding is zero too, so the result equals BE_SLOWLOG_OPTIONS_INIT byte for byte */
+  static const be_slowlog_options init = BE_SLOWLOG_OPTIONS_INIT;
   memcpy(opts, &init, sizeof *opts);
   return BE_OK;
 }
 
-int be_slowlog_new(be_slowlog **out, const be_slowlog_opts *opts, be_error **err) {
+int be_slowlog_new(be_slowlog **out, const be_slowlog_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
-  be_slowlog_opts o = BE_SLOWLOG_OPTS_INIT;
+  be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
   if (opts) {
-    if (opts->version != BE_SLOWLOG_OPTS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "unknown be_slowlog_opts version %u", opts->version);
+    if (opts->version != BE_SLOWLOG_OPTIONS_VERSION)
+      return be__error_set(err, BE_E_MISUSE, "unknown be_slowlog_options version %u", opts->version);
     o = *opts;
   }
   if (o.threshold_ns < 0) return be__error_field(err, "threshold_ns", "must be >= 0");

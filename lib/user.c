@@ -300,7 +300,7 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
   if (rc == BE_OK && nmiss > 0) {
     static const char *const cols[] = {"id", "email", "name", "bio", "extra",
                                        "status", "created_at", "updated_at"};
-    be_batch_opts bo = BE_BATCH_OPTS_INIT;
+    be_batch_options bo = BE_BATCH_OPTIONS_INIT;
     bo.table = "users";
     bo.columns = cols;
     bo.column_count = sizeof cols / sizeof cols[0];

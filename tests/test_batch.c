@@ -171,9 +171,9 @@ END_TEST
 
 /* ---- batch: property test against the naive loop ---- */
 
-static void check_against_naive(be_conn *c, const be_batch_opts *o, const int64_t *keys, size_t n) {
+static void check_against_naive(be_conn *c, const be_batch_options *o, const int64_t *keys, size_t n) {
   be_scope *sc = NULL;
-  be_scope_opts so = BE_SCOPE_OPTS_INIT;
+  be_scope_options so = BE_SCOPE_OPTIONS_INIT;
   so.repeat_threshold = 1000; /* tiny chunks are N+1 by design here */
   ck_assert_int_eq(be_scope_begin(&sc, c, &so, NULL), BE_OK);
   be_batch_result *res = NULL;
@@ -242,7 +242,7 @@ START_TEST(batch_int_matches_naive) {
   static const char *const by_id_desc[] = {"id DESC"};
   static const char *const by_id[] = {"id asc"};
   for (int trial = 0; trial < 160; trial++) {
-    be_batch_opts o = BE_BATCH_OPTS_INIT;
+    be_batch_options o = BE_BATCH_OPTIONS_INIT;
     o.table = "posts";
     o.columns = post_cols;
     o.column_count = 4;
@@ -289,7 +289,7 @@ START_TEST(batch_text_keys_bound_safely) {
   static const char *const cols[] = {"tag", "owner"};
   static const char *const ord[] = {"tag"};
   for (int strategy = BE_BATCH_IN_LIST; strategy <= BE_BATCH_JSON_EACH; strategy++) {
-    be_batch_opts o = BE_BATCH_OPTS_INIT;
+    be_batch_options o = BE_BATCH_OPTIONS_INIT;
     o.table = "tags";
     o.columns = cols;
     o.column_count = 2;
@@ -345,7 +345,7 @@ START_TEST(batch_text_keys_bound_safely) {
 }
 END_TEST
 
-static void expect_field(be_conn *c, const be_batch_opts *o, const char *field) {
+static void expect_field(be_conn *c, const be_batch_options *o, const char *field) {
   be_batch_result *res = NULL;
   be_error *e = NULL;
   int64_t k = 1;
@@ -362,7 +362,7 @@ START_TEST(batch_rejects_injection_in_names) {
   be_conn *c = open_conn();
   const char *cols[] = {"id", "title", "title FROM users --"};
   const char *ord[] = {"id; DROP TABLE posts"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "posts; DROP TABLE posts";
   o.columns = cols;
   o.column_count = 2;
@@ -416,8 +416,8 @@ START_TEST(batch_rejects_injection_in_names) {
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, NULL, 1, NULL), BE_E_MISUSE);
   o.version = 99;
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, &k, 1, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_batch_opts_init(&o, 99), BE_E_MISUSE);
-  ck_assert_int_eq(be_batch_opts_init(&o, BE_BATCH_OPTS_VERSION), BE_OK);
+  ck_assert_int_eq(be_batch_options_init(&o, 99), BE_E_MISUSE);
+  ck_assert_int_eq(be_batch_options_init(&o, BE_BATCH_OPTIONS_VERSION), BE_OK);
   ck_assert_ptr_null(o.table);
   ck_assert_int_eq(be_batch_default_strategy(NULL), BE_BATCH_IN_LIST);
   be_batch_result_free(NULL);
@@ -435,7 +435,7 @@ END_TEST
 START_TEST(batch_one_to_one_and_empty) {
   be_conn *c = open_conn();
   const char *cols[] = {"name"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "users";
   o.columns = cols;
   o.column_count = 1;
@@ -496,7 +496,7 @@ START_TEST(batch_dead_connection) {
   be_conn *c = NULL;
   ck_assert_int_eq(be_conn_open(&c, fd, dsn, NULL), BE_OK);
   const char *cols[] = {"title"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "posts";
   o.columns = cols;
   o.column_count = 1;
@@ -535,7 +535,7 @@ START_TEST(loader_dispatches_once) {
   ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
   const char *cols[] = {"id", "title", "score", "data"};
   const char *ord[] = {"id"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "posts";
   o.columns = cols;
   o.column_count = 4;
@@ -592,7 +592,7 @@ START_TEST(loader_dispatches_once) {
   be_loader_free(NULL);
   /* text loader */
   const char *tc[] = {"tag"};
-  be_batch_opts t = BE_BATCH_OPTS_INIT;
+  be_batch_options t = BE_BATCH_OPTIONS_INIT;
   t.table = "tags";
   t.columns = tc;
   t.column_count = 1;
@@ -629,7 +629,7 @@ static int alloc_body(void *arg) {
   be_rows *r = NULL;
   const char *cols[] = {"id", "title"};
   const char *ord[] = {"id DESC"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "posts";
   o.columns = cols;
   o.column_count = 2;

@@ -1546,7 +1546,7 @@ START_TEST(pool_slowlog_uses_pool_clock) {
   be_pool_free(p);
 
   /* a log of the host's own, shared by two pools and read after both */
-  be_slowlog_opts so = BE_SLOWLOG_OPTS_INIT;
+  be_slowlog_options so = BE_SLOWLOG_OPTIONS_INIT;
   so.threshold_ns = 10 * BE_NS_PER_MS;
   be_slowlog *mine = NULL;
   ck_assert_int_eq(be_slowlog_new(&mine, &so, NULL), BE_OK);
@@ -1637,7 +1637,7 @@ START_TEST(scope_on_pooled_connection_counts) {
   be_pool *p = new_pool(&o);
   be_conn *c;
   ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
-  be_scope_opts so = BE_SCOPE_OPTS_INIT;
+  be_scope_options so = BE_SCOPE_OPTIONS_INIT;
   so.repeat_threshold = 5;
   be_scope *sc = NULL;
   ck_assert_int_eq(be_scope_begin(&sc, c, &so, NULL), BE_OK);

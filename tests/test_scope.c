@@ -106,8 +106,8 @@ START_TEST(detector_fires_after_k_not_at_k) {
   be_scope_free(s);
   /* custom K, two connections in one scope, exec counted too */
   be_conn *c2 = open_conn();
-  be_scope_opts o;
-  ck_assert_int_eq(be_scope_opts_init(&o, BE_SCOPE_OPTS_VERSION), BE_OK);
+  be_scope_options o;
+  ck_assert_int_eq(be_scope_options_init(&o, BE_SCOPE_OPTIONS_VERSION), BE_OK);
   o.repeat_threshold = 2;
   ck_assert_int_eq(be_scope_begin(&s, c, &o, NULL), BE_OK);
   ck_assert_int_eq(be_scope_attach(s, c2, NULL), BE_OK);
@@ -133,7 +133,7 @@ START_TEST(detector_fires_after_k_not_at_k) {
   ck_assert_int_eq(be_scope_begin(&s, c, &o, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_scope_begin(&s, NULL, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_scope_begin(NULL, c, NULL, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_scope_opts_init(NULL, BE_SCOPE_OPTS_VERSION), BE_E_MISUSE);
+  ck_assert_int_eq(be_scope_options_init(NULL, BE_SCOPE_OPTIONS_VERSION), BE_E_MISUSE);
   ck_assert_int_eq(be_scope_query_count(NULL), 0);
   ck_assert_ptr_null(be_scope_worst_sql(NULL));
   be_scope_free(NULL);
@@ -152,7 +152,7 @@ START_TEST(loader_keeps_detector_quiet) {
   be_scope *s = NULL;
   ck_assert_int_eq(be_scope_begin(&s, c, NULL, NULL), BE_OK);
   const char *cols[] = {"name"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "users";
   o.columns = cols;
   o.column_count = 1;
@@ -191,7 +191,7 @@ START_TEST(slowlog_records_redacts_and_wraps) {
   be__conn_set_clock(c, clk);
   ck_assert_int_eq(sqlite3_create_function(be__sqlite_db(c), "slow", 1, SQLITE_UTF8, clk, slow_fn,
                                            NULL, NULL), SQLITE_OK);
-  be_slowlog_opts o = BE_SLOWLOG_OPTS_INIT;
+  be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
   ck_assert_int_eq(o.threshold_ns, 100 * BE_NS_PER_MS);
   o.capacity = 3;
   o.clock = clk;
@@ -290,7 +290,7 @@ END_TEST
 
 START_TEST(slow_recursive_cte_with_system_clock) {
   be_conn *c = open_conn();
-  be_slowlog_opts o = BE_SLOWLOG_OPTS_INIT;
+  be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
   o.threshold_ns = 1 * BE_NS_PER_MS;
   be_slowlog *log = NULL;
   ck_assert_int_eq(be_slowlog_new(&log, &o, NULL), BE_OK);
@@ -357,7 +357,7 @@ static int obs_alloc_body(void *arg) {
   char *json = NULL;
   int rc = be_conn_open(&c, be_sqlite_driver(), dsn, NULL);
   if (rc != BE_OK) return rc;
-  be_slowlog_opts o = BE_SLOWLOG_OPTS_INIT;
+  be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
   o.threshold_ns = 0;
   if ((rc = be_scope_begin(&s, c, NULL, NULL)) != BE_OK) goto done;
   if ((rc = be_slowlog_new(&log, &o, NULL)) != BE_OK) goto done;

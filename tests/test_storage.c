@@ -782,10 +782,10 @@ START_TEST(options_init_macros_match_functions) {
                BE_SQLITE_OPTIONS_VERSION);
   INIT_MATCHES(be_pool_options, BE_POOL_OPTIONS_INIT, be_pool_options_init, BE_POOL_OPTIONS_VERSION);
   INIT_MATCHES(be_tx_options, BE_TX_OPTIONS_INIT, be_tx_options_init, BE_TX_OPTIONS_VERSION);
-  INIT_MATCHES(be_batch_opts, BE_BATCH_OPTS_INIT, be_batch_opts_init, BE_BATCH_OPTS_VERSION);
-  INIT_MATCHES(be_scope_opts, BE_SCOPE_OPTS_INIT, be_scope_opts_init, BE_SCOPE_OPTS_VERSION);
-  INIT_MATCHES(be_slowlog_opts, BE_SLOWLOG_OPTS_INIT, be_slowlog_opts_init,
-               BE_SLOWLOG_OPTS_VERSION);
+  INIT_MATCHES(be_batch_options, BE_BATCH_OPTIONS_INIT, be_batch_options_init, BE_BATCH_OPTIONS_VERSION);
+  INIT_MATCHES(be_scope_options, BE_SCOPE_OPTIONS_INIT, be_scope_options_init, BE_SCOPE_OPTIONS_VERSION);
+  INIT_MATCHES(be_slowlog_options, BE_SLOWLOG_OPTIONS_INIT, be_slowlog_options_init,
+               BE_SLOWLOG_OPTIONS_VERSION);
 }
 END_TEST
 

@@ -39,7 +39,7 @@ typedef struct be_loader be_loader;
  * Errors: BE_E_MISUSE (NULL, bad key_type), BE_E_VALIDATION (as
  * be_batch_load_int64(), checked now), BE_E_NOMEM.
  */
-BE_API int be_loader_new(be_loader **out, be_conn *conn, const be_batch_opts *opts,
+BE_API int be_loader_new(be_loader **out, be_conn *conn, const be_batch_options *opts,
                          int32_t key_type, be_error **err);
 
 /** Release the loader and everything it loaded. NULL is a no-op. */

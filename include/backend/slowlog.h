@@ -31,28 +31,28 @@ BE_BEGIN_DECLS
 
 typedef struct be_slowlog be_slowlog;
 
-#define BE_SLOWLOG_OPTS_VERSION 1
+#define BE_SLOWLOG_OPTIONS_VERSION 1
 
 /** Slow-query log options. Only ever grows at the end. */
-typedef struct be_slowlog_opts {
-  uint32_t version;     /**< BE_SLOWLOG_OPTS_VERSION */
+typedef struct be_slowlog_options {
+  uint32_t version;     /**< BE_SLOWLOG_OPTIONS_VERSION */
   int64_t threshold_ns; /**< record statements taking longer; default 100 ms */
   int32_t capacity;     /**< entries kept, 1..65536; default 128 */
   int32_t max_sql_bytes; /**< SQL kept per entry, 32..65536; default 1024 */
   const be_clock *clock; /**< wall time of entries; NULL = system clock (borrowed) */
-} be_slowlog_opts;
+} be_slowlog_options;
 
-#define BE_SLOWLOG_OPTS_INIT { BE_SLOWLOG_OPTS_VERSION, INT64_C(100000000), 128, 1024, NULL }
+#define BE_SLOWLOG_OPTIONS_INIT { BE_SLOWLOG_OPTIONS_VERSION, INT64_C(100000000), 128, 1024, NULL }
 
-/** Fill *opts like BE_SLOWLOG_OPTS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
-BE_API int be_slowlog_opts_init(be_slowlog_opts *opts, uint32_t version);
+/** Fill *opts like BE_SLOWLOG_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
+BE_API int be_slowlog_options_init(be_slowlog_options *opts, uint32_t version);
 
 /**
  * New empty log (opts NULL = defaults). Caller owns *out (be_slowlog_free).
  * Errors: BE_E_MISUSE (out NULL, bad version), BE_E_VALIDATION (a value
  * out of range; the field is named), BE_E_NOMEM.
  */
-BE_API int be_slowlog_new(be_slowlog **out, const be_slowlog_opts *opts, be_error **err);
+BE_API int be_slowlog_new(be_slowlog **out, const be_slowlog_options *opts, be_error **err);
 
 /** Detach from every connection still attached (none of them may be in
  * use on another thread), then release. NULL is a no-op. Do not free a
