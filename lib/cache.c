@@ -1024,8 +1024,11 @@ int be_cache_sweep(uint64_t *out_removed, be_cache *c, uint64_t max_buckets) {
   return BE_OK;
 }
 
-int be_cache_stats_get(be_cache_stats *out, const be_cache *cc) {
-  if (cc == NULL || out == NULL || out->version == 0) return BE_E_MISUSE;
+int be_cache_stats_get(be_cache_stats *out, const be_cache *cc, be_error **err) {
+  if (cc == NULL || out == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_cache_stats_get: %s is NULL", cc ? "out" : "cache");
+  if (out->version == 0)
+    return be__error_set(err, BE_E_MISUSE, "be_cache_stats_get: stats version 0");
   be_cache *c = (be_cache *)cc; /* locking is not a logical modification */
   be__cache_reclaim(c); /* so memory_bytes shows no removed entries that could go */
   be_cache_stats st;

@@ -988,12 +988,12 @@ static int64_t wait_quantile(const be_pool *p, uint64_t zeros, uint64_t n, doubl
 
 static const size_t stats_size[] = {0, sizeof(be_pool_stats)};
 
-int be_pool_get_stats(be_pool_stats *out, be_pool *p, be_error **err) {
+int be_pool_stats_get(be_pool_stats *out, be_pool *p, be_error **err) {
   if (p == NULL || out == NULL)
-    return be__error_set(err, BE_E_MISUSE, "be_pool_get_stats: %s is NULL", p ? "out" : "pool");
+    return be__error_set(err, BE_E_MISUSE, "be_pool_stats_get: %s is NULL", p ? "out" : "pool");
   uint32_t version = out->version;
   if (version < 1 || version > BE_POOL_STATS_VERSION)
-    return be__error_set(err, BE_E_MISUSE, "be_pool_get_stats: unknown stats version %u",
+    return be__error_set(err, BE_E_MISUSE, "be_pool_stats_get: unknown stats version %u",
                          (unsigned)version);
   be_pool_stats s;
   memset(&s, 0, sizeof s);

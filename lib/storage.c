@@ -312,12 +312,16 @@ int be_conn_set_stmt_cache_size(be_conn *c, int32_t max_entries, be_error **err)
   return BE_OK;
 }
 
-int be_conn_stmt_cache_stats(int64_t *out_hits, int64_t *out_misses, int64_t *out_size,
-                             const be_conn *c) {
-  if (c == NULL) return BE_E_MISUSE;
-  if (out_hits) *out_hits = c->hits;
-  if (out_misses) *out_misses = c->misses;
-  if (out_size) *out_size = c->ncached;
+int be_conn_stmt_cache_stats_get(be_stmt_cache_stats *out, const be_conn *c, be_error **err) {
+  if (c == NULL || out == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_conn_stmt_cache_stats_get: %s is NULL",
+                         c ? "out" : "conn");
+  if (out->version < 1 || out->version > BE_STMT_CACHE_STATS_VERSION)
+    return be__error_set(err, BE_E_MISUSE, "be_conn_stmt_cache_stats_get: unknown stats version %u",
+                         (unsigned)out->version);
+  out->size = c->ncached;
+  out->hits = c->hits;
+  out->misses = c->misses;
   return BE_OK;
 }
 

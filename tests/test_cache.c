@@ -67,7 +67,7 @@ static int gets(be_cache *c, const char *k, char *buf, size_t cap) {
 
 static be_cache_stats stats_of(be_cache *c) {
   be_cache_stats st = BE_CACHE_STATS_INIT;
-  QEQ(be_cache_stats_get(&st, c), BE_OK);
+  QEQ(be_cache_stats_get(&st, c, NULL), BE_OK);
   return st;
 }
 
@@ -187,12 +187,16 @@ START_TEST(options_and_misuse) {
   uint64_t removed = 7;
   ck_assert_int_eq(be_cache_sweep(&removed, NULL, 0), BE_E_MISUSE);
   ck_assert_uint_eq(removed, 0);
-  ck_assert_int_eq(be_cache_stats_get(&st, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_stats_get(NULL, c), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_stats_get(&st, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_stats_get(NULL, c, NULL), BE_E_MISUSE);
   st.version = 0;
-  ck_assert_int_eq(be_cache_stats_get(&st, c), BE_E_MISUSE);
+  be_error *se = NULL;
+  ck_assert_int_eq(be_cache_stats_get(&st, c, &se), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(se), BE_E_MISUSE); /* err is filled */
+  ck_assert_ptr_nonnull(strstr(be_error_message(se), "version"));
+  be_error_free(se);
   st.version = 1000; /* a newer caller: gets what this library knows */
-  ck_assert_int_eq(be_cache_stats_get(&st, c), BE_OK);
+  ck_assert_int_eq(be_cache_stats_get(&st, c, NULL), BE_OK);
   ck_assert_uint_eq(st.version, BE_CACHE_STATS_VERSION);
   int32_t status = 99;
   ck_assert_int_eq(be_cache_get_or_load(NULL, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
@@ -2074,7 +2078,7 @@ static void *stress_thread(void *p) {
         else if (s % 1009 == 0) be_cache_clear(a->c);
         else {
           be_cache_stats st = BE_CACHE_STATS_INIT;
-          be_cache_stats_get(&st, a->c);
+          be_cache_stats_get(&st, a->c, NULL);
         }
         break;
     }

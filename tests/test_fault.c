@@ -208,9 +208,10 @@ START_TEST(lose_connections_kills_open_ones_only) {
   ck_assert_int_eq(step_once(b), BE_ROW);
   ck_assert_int_eq(be_conn_is_broken(b), 0);
   /* statements of a broken connection are not cached again */
-  int64_t size = -1;
-  be_conn_stmt_cache_stats(NULL, NULL, &size, a);
-  ck_assert_int_eq(size, 0);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  st.size = -1;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, a, NULL), BE_OK);
+  ck_assert_int_eq(st.size, 0);
   be_conn_close(a);
   be_conn_close(b);
 }

@@ -194,7 +194,7 @@ static be_pool *new_pool(const be_pool_options *o) {
 
 static be_pool_stats stats(be_pool *p) {
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_OK);
   return s;
 }
 
@@ -304,7 +304,7 @@ START_TEST(null_arguments) {
   ck_assert_int_eq(be_pool_acquire_at(NULL, NULL, NULL, 0, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_pool_maintain(NULL, NULL), BE_E_MISUSE);
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(&s, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_stats_get(&s, NULL, NULL), BE_E_MISUSE);
   be_pool_release(NULL, NULL);
   be_pool_close(NULL);
   be_pool_free(NULL);
@@ -314,11 +314,11 @@ START_TEST(null_arguments) {
   be_pool_options o = mock_opts(1, 2);
   be_pool *p = new_pool(&o);
   ck_assert_int_eq(be_pool_acquire(NULL, p, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_pool_get_stats(NULL, p, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_stats_get(NULL, p, NULL), BE_E_MISUSE);
   s.version = 0;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_E_MISUSE);
   s.version = BE_POOL_STATS_VERSION + 1;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_E_MISUSE);
   be_pool_release(p, NULL);
   be_pool_free(p);
 }
@@ -1017,7 +1017,7 @@ static void on_usage(be_pool *p, int32_t in_use, int32_t max, int32_t waiting, v
   cb_log *l = ud;
   (void)waiting;
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_OK); /* allowed: called unlocked */
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_OK); /* allowed: called unlocked */
   l->usage_calls++;
   l->usage_in_use = in_use;
   l->usage_max = max;
@@ -1793,7 +1793,7 @@ static int alloc_body(void *arg) {
     be_error_free(e);
   }
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_OK);
   be_pool_release(p, a);
   be_pool_release(p, b);
   be_pool_release(p, c);

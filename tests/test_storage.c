@@ -136,9 +136,9 @@ START_TEST(cached_statement_follows_schema_change) {
   ck_assert_int_eq(be_stmt_column_int64(s, 1), 7);
   ck_assert_str_eq(be_stmt_column_name(s, 1), "b");
   be_stmt_finalize(s);
-  int64_t hits = 0;
-  be_conn_stmt_cache_stats(&hits, NULL, NULL, c);
-  ck_assert_int_eq(hits, 1);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.hits, 1);
   be_conn_close(c);
 }
 END_TEST
@@ -186,11 +186,22 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
     be_stmt_finalize(s); /* mid-result: reset on the way back */
   }
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
-  int64_t hits, misses, size;
-  ck_assert_int_eq(be_conn_stmt_cache_stats(&hits, &misses, &size, c), BE_OK);
-  ck_assert_int_eq(hits, 9);
-  ck_assert_int_eq(misses, 1);
-  ck_assert_int_eq(size, 1);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.hits, 9);
+  ck_assert_int_eq(st.misses, 1);
+  ck_assert_int_eq(st.size, 1);
+  /* misuse fills err */
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, NULL, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  st.version = BE_STMT_CACHE_STATS_VERSION + 1;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, &e), BE_E_MISUSE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "version"));
+  be_error_free(e);
+  st.version = BE_STMT_CACHE_STATS_VERSION;
 
   /* the same SQL held twice: the second is a fresh, uncached statement */
   be_stmt *a = NULL, *b = NULL;

@@ -7,7 +7,7 @@
 
 static be_cache_stats cstats(be_app *app) {
   be_cache_stats s = BE_CACHE_STATS_INIT;
-  ck_assert_int_eq(be_cache_stats_get(&s, be_app_cache(app)), BE_OK);
+  ck_assert_int_eq(be_cache_stats_get(&s, be_app_cache(app), NULL), BE_OK);
   return s;
 }
 

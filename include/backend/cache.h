@@ -331,7 +331,7 @@ BE_API int be_cache_sweep(uint64_t *out_removed, be_cache *cache,
  * shard at a time, so a snapshot taken under load is not atomic.
  * Errors: BE_E_MISUSE (NULL, version 0). Thread-safety: safe.
  */
-BE_API int be_cache_stats_get(be_cache_stats *out, const be_cache *cache);
+BE_API int be_cache_stats_get(be_cache_stats *out, const be_cache *cache, be_error **err);
 
 /**
  * The entry's value and its length (out_len may be NULL). Borrowed: valid

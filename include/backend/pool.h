@@ -64,7 +64,7 @@ typedef struct be_pool be_pool;
  * Called (outside the pool's lock, on the acquiring thread) when the number
  * of connections in use reaches the alert threshold. It fires once per
  * crossing and is re-armed when usage drops below the threshold again.
- * It may call be_pool_get_stats(); it must not acquire from this pool.
+ * It may call be_pool_stats_get(); it must not acquire from this pool.
  */
 typedef void (*be_pool_usage_fn)(be_pool *pool, int32_t in_use, int32_t max_conns,
                                  int32_t waiting, void *user_data);
@@ -139,7 +139,7 @@ BE_API int be_pool_options_init(be_pool_options *opts, uint32_t version);
 
 /**
  * A snapshot of a pool. Set `version` (BE_POOL_STATS_INIT) before calling
- * be_pool_get_stats(); only the fields of that version are written. Only
+ * be_pool_stats_get(); only the fields of that version are written. Only
  * ever grows at the end. Wait times cover every acquire that finished
  * (those that did not wait count as 0 ns); acquires that timed out or were
  * woken by close count with the time they waited.
@@ -247,7 +247,7 @@ BE_API int be_pool_maintain(be_pool *pool, be_error **err);
  * Fill *out (whose version the caller set) with a consistent snapshot.
  * Errors: BE_E_MISUSE (NULL, unknown stats version). Thread-safety: safe.
  */
-BE_API int be_pool_get_stats(be_pool_stats *out, be_pool *pool, be_error **err);
+BE_API int be_pool_stats_get(be_pool_stats *out, be_pool *pool, be_error **err);
 
 /**
  * Close the pool: waiters wake with BE_E_POOL_CLOSED, later acquires fail

@@ -171,14 +171,26 @@ BE_API void be_stmt_finalize(be_stmt *stmt);
  */
 BE_API int be_conn_set_stmt_cache_size(be_conn *conn, int32_t max_entries, be_error **err);
 
+#define BE_STMT_CACHE_STATS_VERSION 1
 /**
- * Statement-cache counters: prepares served from the cache (hits), real
- * prepares (misses), statements currently cached (size). Any out pointer
- * may be NULL. Errors: BE_E_MISUSE (conn NULL). Thread-safety: as the
- * connection.
+ * A snapshot of a connection's prepared-statement cache. Set `version`
+ * (BE_STMT_CACHE_STATS_INIT) before calling be_conn_stmt_cache_stats_get().
+ * Only ever grows at the end.
  */
-BE_API int be_conn_stmt_cache_stats(int64_t *out_hits, int64_t *out_misses, int64_t *out_size,
-                                    const be_conn *conn);
+typedef struct be_stmt_cache_stats {
+  uint32_t version; /**< in: BE_STMT_CACHE_STATS_VERSION */
+  int32_t size;     /**< statements cached now (same type as the max_entries bound) */
+  int64_t hits;     /**< prepares served from the cache */
+  int64_t misses;   /**< real prepares */
+} be_stmt_cache_stats;
+#define BE_STMT_CACHE_STATS_INIT { BE_STMT_CACHE_STATS_VERSION, 0, 0, 0 }
+/**
+ * Fill *out (whose version the caller set) with the statement-cache
+ * counters. Errors: BE_E_MISUSE (NULL, unknown stats version).
+ * Thread-safety: as the connection.
+ */
+BE_API int be_conn_stmt_cache_stats_get(be_stmt_cache_stats *out, const be_conn *conn,
+                                        be_error **err);
 
 /** @name Binding (index from 1; text and blob are copied) @{
  * Errors: BE_E_MISUSE (NULL stmt, index out of range per driver),

@@ -402,7 +402,7 @@ int main(int argc, char **argv) {
   double per_entry = (double)used / NKEYS;
   double payload = (double)key_bytes / NKEYS + VLEN;
   be_cache_stats st = BE_CACHE_STATS_INIT;
-  be_cache_stats_get(&st, c);
+  be_cache_stats_get(&st, c, NULL);
   printf("{\"bench\":\"cache_set\",\"threads\":1,\"ops\":%d,\"mops\":%.2f,\"ns_per_op\":%.1f}\n",
          NKEYS, NKEYS / ((double)set_ns / 1e3), (double)set_ns / NKEYS);
   printf("{\"bench\":\"cache_memory\",\"entries\":%llu,\"bytes_per_entry\":%.1f,"
