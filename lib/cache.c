@@ -690,10 +690,17 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   return BE_OK;
 }
 
-int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen) {
-  if (out == NULL) return BE_E_MISUSE;
+/* The BE_E_NOT_FOUND of a lookup: no allocation when err is NULL (the hot path). */
+static int miss(be_error **err) {
+  return err ? be__error_set(err, BE_E_NOT_FOUND, "no live entry for the key") : BE_E_NOT_FOUND;
+}
+
+int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen,
+                 be_error **err) {
+  if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_get: out is NULL");
   *out = NULL;
-  if (c == NULL || (key == NULL && klen)) return BE_E_MISUSE;
+  if (c == NULL || (key == NULL && klen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_get: NULL cache or key");
   uint64_t h = hash_of(c, key, klen);
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
@@ -712,7 +719,7 @@ int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen
   be__spinlock_unlock(&s->lock);
   if (grave) be__cache_bury(c, grave);
   *out = e;
-  return e ? BE_OK : BE_E_NOT_FOUND;
+  return e ? BE_OK : miss(err);
 }
 
 /* memcpy(d, s, n) for distinct buffers, inline up to 64 bytes with
@@ -836,9 +843,9 @@ entry *be__cache_get_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const
 }
 
 int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const void *key,
-                      size_t klen) {
+                      size_t klen, be_error **err) {
   if (out_len == NULL || c == NULL || (buf == NULL && cap) || (key == NULL && klen))
-    return BE_E_MISUSE;
+    return be__error_set(err, BE_E_MISUSE, "be_cache_get_copy: NULL out_len, cache, buf or key");
   uint64_t h = hash_of(c, key, klen);
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
@@ -863,11 +870,16 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
   }
   be__spinlock_unlock(&s->lock);
   if (grave) be__cache_bury(c, grave);
+  if (rc == BE_E_NOT_FOUND) return miss(err);
+  if (rc == BE_E_VALIDATION)
+    return be__error_field(err, "buf_size", "%zu bytes is too small for the value of %zu bytes",
+                           cap, *out_len);
   return rc;
 }
 
-int be_cache_delete(be_cache *c, const void *key, size_t klen) {
-  if (c == NULL || (key == NULL && klen)) return BE_E_MISUSE;
+int be_cache_delete(be_cache *c, const void *key, size_t klen, be_error **err) {
+  if (c == NULL || (key == NULL && klen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_delete: NULL cache or key");
   uint64_t h = hash_of(c, key, klen);
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
@@ -881,7 +893,7 @@ int be_cache_delete(be_cache *c, const void *key, size_t klen) {
   }
   be__spinlock_unlock(&s->lock);
   be__cache_bury(c, grave);
-  return rc;
+  return rc == BE_E_NOT_FOUND ? miss(err) : rc;
 }
 
 static int find_prefix(be_cache *c, const void *p, size_t plen) {
@@ -939,8 +951,9 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
   return BE_OK;
 }
 
-int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen) {
-  if (c == NULL || (prefix == NULL && plen)) return BE_E_MISUSE;
+int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen, be_error **err) {
+  if (c == NULL || (prefix == NULL && plen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_invalidate_prefix: NULL cache or prefix");
   int idx = find_prefix(c, prefix, plen);
   if (idx >= 0 && atomic_load_explicit(&c->prefixes[idx].ready, memory_order_acquire)) {
     /* Entries (and loads) stamped with an epoch below the new one die. */
@@ -969,8 +982,8 @@ int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen) {
   return BE_OK;
 }
 
-int be_cache_clear(be_cache *c) {
-  if (c == NULL) return BE_E_MISUSE;
+int be_cache_clear(be_cache *c, be_error **err) {
+  if (c == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_clear: cache is NULL");
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];
     entry *grave = NULL;
@@ -1005,9 +1018,9 @@ int be_cache_clear(be_cache *c) {
   return BE_OK;
 }
 
-int be_cache_sweep(uint64_t *out_removed, be_cache *c, uint64_t max_buckets) {
+int be_cache_sweep(uint64_t *out_removed, be_cache *c, uint64_t max_buckets, be_error **err) {
   if (out_removed) *out_removed = 0;
-  if (c == NULL) return BE_E_MISUSE;
+  if (c == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_sweep: cache is NULL");
   uint64_t total = 0;
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];

@@ -278,12 +278,15 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   return rc;
 }
 
-int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, int64_t ttl) {
-  if (ld == NULL || (value == NULL && vlen)) return BE_E_MISUSE;
-  if (ttl < BE_CACHE_TTL_FOREVER) return BE_E_VALIDATION;
-  if (be_cache_charge(ld->klen, vlen) == 0) return BE_E_VALIDATION;
+int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, int64_t ttl,
+                            be_error **err) {
+  if (ld == NULL || (value == NULL && vlen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_load_set_value: NULL load or value");
+  if (ttl < BE_CACHE_TTL_FOREVER)
+    return be__error_field(err, "ttl_ns", "must be > 0, 0 (default) or -1 (forever)");
+  if (be_cache_charge(ld->klen, vlen) == 0) return be__error_field(err, "value", "too long");
   entry *e = be__cache_entry_new(ld->key, ld->klen, value, vlen);
-  if (e == NULL) return BE_E_NOMEM;
+  if (e == NULL) return be__error_oom(err);
   be__free(ld->entry);
   ld->entry = e;
   ld->ttl = ttl;

@@ -297,7 +297,7 @@ int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error
       snprintf(v, sizeof v, "%lld", (long long)mg->version);
       snprintf(cur, sizeof cur, "%lld", (long long)current);
       be_log_field f[] = {{"version", v}, {"name", mg->name}, {"current", cur}};
-      be_log(BE_LOG_WARN, "applying a migration older than the database's version", f, 3);
+      be_log(BE_LOG_WARN, "applying a migration older than the database's version", f, 3, NULL);
     }
     be_error *e = NULL;
     rc = be_tx_run(c, BE_TX_IMMEDIATE, apply_one, mg, &e);

@@ -160,7 +160,7 @@ static int load_perms(void *ud, const void *key, size_t klen, be_cache_load *out
   be_stmt_finalize(st);
   if (rc == BE_DONE) {
     rc = b.failed ? be__error_oom(err) : be_cache_load_set_value(out, b.data, b.len,
-                                                                BE_CACHE_TTL_DEFAULT);
+                                                                BE_CACHE_TTL_DEFAULT, NULL);
     if (rc == BE_E_NOMEM) rc = be__error_oom(err);
   }
   be__buf_free(&b);

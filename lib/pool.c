@@ -201,7 +201,7 @@ static void lf_site(logf *l, const char *file, int32_t line) {
   l->n++;
 }
 
-static void lf_emit(logf *l, int32_t level, const char *msg) { be_log(level, msg, l->f, l->n); }
+static void lf_emit(logf *l, int32_t level, const char *msg) { be_log(level, msg, l->f, l->n, NULL); }
 
 /* ---- state transitions (all with mu held) ---- */
 
@@ -1140,7 +1140,7 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
   p->scratch_leaks = be__calloc(n, sizeof *p->scratch_leaks);
   p->dsn = be__strdup(o->dsn);
   p->name = be__strdup(o->name ? o->name : "pool");
-  int hrc = be_histogram_new(&p->wait_hist);
+  int hrc = be_histogram_new(&p->wait_hist, NULL);
   if (p->slots == NULL || p->idle == NULL || p->scratch_conns == NULL ||
       p->scratch_leaks == NULL || p->dsn == NULL || p->name == NULL || hrc != BE_OK) {
     pool_free_parts(p);

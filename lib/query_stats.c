@@ -23,7 +23,7 @@ int be_query_stats_new(be_query_stats **out, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
   be_query_stats *s = be__calloc(1, sizeof *s);
-  if (s == NULL || be_histogram_new(&s->latency) != BE_OK) {
+  if (s == NULL || be_histogram_new(&s->latency, NULL) != BE_OK) {
     be__free(s);
     return be__error_oom(err);
   }

@@ -83,7 +83,7 @@ static void report(be_scope *s, const char *norm, int64_t count) {
                "(be_batch_load_int64/_text or a be_loader) instead of one query per key"},
   };
   be_log(s->opts.log_level, "N+1 query: the same statement ran more than threshold times in one scope",
-         f, sizeof f / sizeof f[0]);
+         f, sizeof f / sizeof f[0], NULL);
 }
 
 static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {

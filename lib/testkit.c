@@ -206,7 +206,7 @@ int be_testkit_new(be_testkit **out, const be_testkit_options *opts, be_error **
     kit->user_ids = be__calloc((size_t)o.users, sizeof *kit->user_ids);
     if (kit->user_ids == NULL) rc = be__error_oom(err);
   }
-  if (rc == BE_OK) rc = be_clock_fake_new(&kit->clock, BE_NS_PER_SEC, BE_TESTKIT_START_WALL_NS);
+  if (rc == BE_OK) rc = be_clock_fake_new(&kit->clock, BE_NS_PER_SEC, BE_TESTKIT_START_WALL_NS, NULL);
   if (rc == BE_E_NOMEM) rc = be__error_oom(err);
   if (rc == BE_OK) {
     be_app_options ao = BE_APP_OPTIONS_INIT;
@@ -257,7 +257,7 @@ int be_testkit_advance_ms(be_testkit *kit, int64_t ms) {
   int64_t d = ms * BE_NS_PER_MS;
   int64_t wall = be_clock_wall_ns(kit->clock), mono = be_clock_now_ns(kit->clock);
   if (wall > INT64_MAX - d || mono > INT64_MAX - d) return BE_E_MISUSE;
-  return be_clock_advance(kit->clock, d);
+  return be_clock_advance(kit->clock, d, NULL);
 }
 
 int64_t be_testkit_user_id(const be_testkit *kit, int32_t i) {

@@ -30,7 +30,7 @@ static const char *const text_owners[] = {
 #define N_OWNERS (sizeof text_owners / sizeof text_owners[0])
 
 static void setup(void) {
-  be_log_set_handler(NULL, NULL, BE_LOG_ERROR); /* the naive loops are N+1 on purpose */
+  be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL); /* the naive loops are N+1 on purpose */
   dir = tu_tempdir();
   snprintf(dsn, sizeof dsn, "%s/batch.db", dir);
   be_conn *c = open_conn();
@@ -506,12 +506,12 @@ START_TEST(batch_dead_connection) {
   be_batch_result *res = NULL;
   be_error *e = NULL;
   /* the second chunk's step fails */
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_NTH, 4, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_NTH, 4, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, keys, 5, &e), BE_E_STORAGE);
   ck_assert_ptr_null(res);
   be_error_free(e);
   be_fault_clear(f, BE_FAULT_OP_ALL);
-  ck_assert_int_eq(be_fault_lose_connections(f), BE_OK);
+  ck_assert_int_eq(be_fault_lose_connections(f, NULL), BE_OK);
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, keys, 5, &e), BE_E_CONN_LOST);
   ck_assert(be_error_is_retryable(e));
   be_error_free(e);

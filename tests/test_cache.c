@@ -58,7 +58,7 @@ static int sets(be_cache *c, const char *k, const char *v, int64_t ttl) {
 /* Returns 1 and the value in buf on a hit, 0 on a miss. */
 static int gets(be_cache *c, const char *k, char *buf, size_t cap) {
   size_t n = 0;
-  int rc = be_cache_get_copy(buf, cap - 1, &n, c, k, strlen(k));
+  int rc = be_cache_get_copy(buf, cap - 1, &n, c, k, strlen(k), NULL);
   if (rc == BE_E_NOT_FOUND) return 0;
   ck_assert_int_eq(rc, BE_OK);
   buf[n] = '\0';
@@ -169,24 +169,42 @@ START_TEST(options_and_misuse) {
   ck_assert_str_eq(be_error_field_name(e, 0), "ttl_ns");
   be_error_free(e);
   e = NULL;
-  ck_assert_int_eq(be_cache_get(NULL, c, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_get(&h, NULL, "k", 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get(NULL, c, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get(&h, NULL, "k", 1, NULL), BE_E_MISUSE);
   ck_assert_ptr_null(h);
-  ck_assert_int_eq(be_cache_get(&h, c, NULL, 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, NULL, c, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_get_copy(NULL, 4, &n, c, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, NULL, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_delete(NULL, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_delete(c, NULL, 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_delete(c, "k", 1), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_get(&h, c, NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, NULL, c, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get_copy(NULL, 4, &n, c, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, NULL, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_delete(NULL, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_delete(c, NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1, NULL), BE_E_NOT_FOUND);
   ck_assert_int_eq(be_cache_register_prefix(NULL, "u", 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_register_prefix(c, NULL, 1, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_invalidate_prefix(NULL, "u", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, NULL, 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_clear(NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_invalidate_prefix(NULL, "u", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_clear(NULL, NULL), BE_E_MISUSE);
   uint64_t removed = 7;
-  ck_assert_int_eq(be_cache_sweep(&removed, NULL, 0), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_sweep(&removed, NULL, 0, NULL), BE_E_MISUSE);
   ck_assert_uint_eq(removed, 0);
+  /* every fallible call fills err, also for a miss */
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_cache_get(&h, c, "nope", 4, &tu_e));
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_cache_get_copy(buf, sizeof buf, &n, c, "nope", 4, &tu_e));
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_cache_delete(c, "nope", 4, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_cache_get(&h, NULL, "k", 1, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_cache_invalidate_prefix(c, NULL, 1, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_cache_clear(NULL, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_cache_sweep(&removed, NULL, 0, &tu_e));
+  ck_assert_int_eq(be_cache_set(c, "big", 3, "0123456789", 10, BE_CACHE_TTL_FOREVER, NULL), BE_OK);
+  {
+    be_error *ve = NULL;
+    ck_assert_int_eq(be_cache_get_copy(buf, 2, &n, c, "big", 3, &ve), BE_E_VALIDATION);
+    ck_assert_uint_eq(n, 10);
+    ck_assert_uint_eq(be_error_field_count(ve), 1);
+    ck_assert_str_eq(be_error_field_name(ve, 0), "buf_size");
+    be_error_free(ve);
+  }
+  ck_assert_int_eq(be_cache_delete(c, "big", 3, NULL), BE_OK);
   ck_assert_int_eq(be_cache_stats_get(&st, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_stats_get(NULL, c, NULL), BE_E_MISUSE);
   st.version = 0;
@@ -202,7 +220,7 @@ START_TEST(options_and_misuse) {
   ck_assert_int_eq(be_cache_get_or_load(NULL, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(status, 0);
   ck_assert_int_eq(be_cache_get_or_load(&h, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_load_set_value(NULL, "v", 1, 0), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_load_set_value(NULL, "v", 1, 0, NULL), BE_E_MISUSE);
 
   /* too long keys and values */
   static char big_key[BE_CACHE_MAX_KEY + 1];
@@ -238,20 +256,20 @@ START_TEST(set_get_delete_and_handles) {
   /* copy-out into a small buffer: length reported, nothing copied */
   size_t n = 0;
   char small[2] = {'x', 'x'};
-  ck_assert_int_eq(be_cache_get_copy(small, sizeof small, &n, c, "a", 1), BE_E_VALIDATION);
+  ck_assert_int_eq(be_cache_get_copy(small, sizeof small, &n, c, "a", 1, NULL), BE_E_VALIDATION);
   ck_assert_uint_eq(n, 5);
   ck_assert_int_eq(small[0], 'x');
-  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "a", 1), BE_E_VALIDATION);
+  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "a", 1, NULL), BE_E_VALIDATION);
 
   /* empty key and empty value are fine */
   ck_assert_int_eq(be_cache_set(c, "", 0, "", 0, 0, NULL), BE_OK);
-  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "", 0), BE_OK);
+  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "", 0, NULL), BE_OK);
   ck_assert_uint_eq(n, 0);
 
   /* a handle outlives replacement, eviction and the cache itself */
   be_cache_entry *h = NULL;
   ck_assert_int_eq(sets(c, "a", "alpha", 0), BE_OK);
-  ck_assert_int_eq(be_cache_get(&h, c, "a", 1), BE_OK);
+  ck_assert_int_eq(be_cache_get(&h, c, "a", 1, NULL), BE_OK);
   ck_assert_int_eq(sets(c, "a", "beta", 0), BE_OK); /* replaced */
   size_t klen = 0, vlen = 0;
   ck_assert_int_eq(memcmp(be_cache_entry_key(h, &klen), "a", 1), 0);
@@ -260,7 +278,7 @@ START_TEST(set_get_delete_and_handles) {
   ck_assert_uint_eq(vlen, 5);
   ck_assert_int_eq(be_cache_entry_expires_ns(h), INT64_MAX);
   be_cache_entry *h2 = NULL;
-  ck_assert_int_eq(be_cache_get(&h2, c, "a", 1), BE_OK);
+  ck_assert_int_eq(be_cache_get(&h2, c, "a", 1, NULL), BE_OK);
   ck_assert_int_eq(sets(c, "b", "1", 0), BE_OK);
   ck_assert_int_eq(sets(c, "c", "2", 0), BE_OK); /* evicts "a" (count bound 2) */
   ck_assert(!gets(c, "a", buf, sizeof buf));
@@ -271,9 +289,9 @@ START_TEST(set_get_delete_and_handles) {
 
   c = new_cache(NULL, 4, 0, 0, 0);
   ck_assert_int_eq(sets(c, "k", "v", 0), BE_OK);
-  ck_assert_int_eq(be_cache_delete(c, "k", 1), BE_OK);
-  ck_assert_int_eq(be_cache_delete(c, "k", 1), BE_E_NOT_FOUND);
-  ck_assert_int_eq(be_cache_get(&h, c, "k", 1), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1, NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_get(&h, c, "k", 1, NULL), BE_E_NOT_FOUND);
   ck_assert_ptr_null(h);
   be_cache_stats st = stats_of(c);
   ck_assert_uint_eq(st.invalidations, 1);
@@ -287,7 +305,7 @@ END_TEST
 
 START_TEST(ttl_expires_at_exactly_ttl) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 1000, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 1000, 0, NULL), BE_OK);
   recorder *rec = calloc(1, sizeof *rec);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
@@ -303,32 +321,32 @@ START_TEST(ttl_expires_at_exactly_ttl) {
   ck_assert_int_eq(sets(c, "short", "s", 10), BE_OK); /* 10 ns */
   ck_assert_int_eq(sets(c, "forever", "f", BE_CACHE_TTL_FOREVER), BE_OK);
   be_cache_entry *h = NULL;
-  ck_assert_int_eq(be_cache_get(&h, c, "user:1", 6), BE_OK);
+  ck_assert_int_eq(be_cache_get(&h, c, "user:1", 6, NULL), BE_OK);
   ck_assert_int_eq(be_cache_entry_expires_ns(h), 1000 + 300 * SEC);
   be_cache_entry_release(h);
 
-  be_clock_advance(clk, 9);
+  be_clock_advance(clk, 9, NULL);
   ck_assert(gets(c, "short", buf, sizeof buf)); /* 1 ns before */
-  be_clock_advance(clk, 1);
+  be_clock_advance(clk, 1, NULL);
   ck_assert(!gets(c, "short", buf, sizeof buf)); /* exactly at TTL */
   ck_assert_uint_eq(rec->n, 1);
   ck_assert_str_eq(rec->ev[0].key, "short");
   ck_assert_int_eq(rec->ev[0].reason, BE_CACHE_EVICT_EXPIRED);
 
-  be_clock_advance(clk, 300 * SEC - 11);
+  be_clock_advance(clk, 300 * SEC - 11, NULL);
   ck_assert(gets(c, "user:1", buf, sizeof buf));
   ck_assert_str_eq(buf, "u1");
-  be_clock_advance(clk, 1);
+  be_clock_advance(clk, 1, NULL);
   ck_assert(!gets(c, "user:1", buf, sizeof buf));
-  be_clock_advance(clk, 1000 * SEC);
+  be_clock_advance(clk, 1000 * SEC, NULL);
   ck_assert(gets(c, "forever", buf, sizeof buf));
 
   /* re-setting restarts the TTL; an expired entry replaced counts as expired */
   ck_assert_int_eq(sets(c, "k", "1", 5 * SEC), BE_OK);
-  be_clock_advance(clk, 5 * SEC);
+  be_clock_advance(clk, 5 * SEC, NULL);
   ck_assert_int_eq(sets(c, "k", "2", 5 * SEC), BE_OK);
   ck_assert_int_eq(rec->ev[rec->n - 1].reason, BE_CACHE_EVICT_EXPIRED);
-  be_clock_advance(clk, 4 * SEC);
+  be_clock_advance(clk, 4 * SEC, NULL);
   ck_assert(gets(c, "k", buf, sizeof buf));
   ck_assert_str_eq(buf, "2");
 
@@ -344,7 +362,7 @@ END_TEST
 
 START_TEST(ttl_jitter_only_shortens) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.default_ttl_ns = 100 * SEC;
@@ -358,7 +376,7 @@ START_TEST(ttl_jitter_only_shortens) {
     snprintf(k, sizeof k, "k%d", i);
     ck_assert_int_eq(sets(c, k, "v", 0), BE_OK);
     be_cache_entry *h = NULL;
-    ck_assert_int_eq(be_cache_get(&h, c, k, strlen(k)), BE_OK);
+    ck_assert_int_eq(be_cache_get(&h, c, k, strlen(k), NULL), BE_OK);
     int64_t ex = be_cache_entry_expires_ns(h);
     be_cache_entry_release(h);
     if (ex < lo) lo = ex;
@@ -375,14 +393,14 @@ END_TEST
 
 START_TEST(sweep_removes_dead_without_lookups) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_cache *c = new_cache(clk, 2, 0, 0, 0);
   for (int i = 0; i < 200; i++) {
     char k[16];
     snprintf(k, sizeof k, "old%d", i);
     ck_assert_int_eq(sets(c, k, "v", SEC), BE_OK);
   }
-  be_clock_advance(clk, SEC);
+  be_clock_advance(clk, SEC, NULL);
   ck_assert_uint_eq(stats_of(c).entries, 200);
   /* writes of other keys advance the amortised sweep */
   for (int i = 0; i < 200; i++) {
@@ -394,14 +412,14 @@ START_TEST(sweep_removes_dead_without_lookups) {
   ck_assert_uint_eq(st.entries, 200);
   ck_assert_uint_eq(st.expirations, 200);
   uint64_t removed = 1;
-  ck_assert_int_eq(be_cache_sweep(&removed, c, 0), BE_OK);
+  ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   ck_assert_uint_eq(removed, 0);
-  be_clock_advance(clk, 1);
+  be_clock_advance(clk, 1, NULL);
   ck_assert_int_eq(sets(c, "x", "v", 1), BE_OK);
-  be_clock_advance(clk, 1);
-  ck_assert_int_eq(be_cache_sweep(&removed, c, 0), BE_OK);
+  be_clock_advance(clk, 1, NULL);
+  ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   ck_assert_uint_eq(removed, 1);
-  ck_assert_int_eq(be_cache_sweep(NULL, c, 3), BE_OK);
+  ck_assert_int_eq(be_cache_sweep(NULL, c, 3, NULL), BE_OK);
   assert_stats_add_up(c);
   be_cache_free(c);
   be_clock_free(clk);
@@ -429,7 +447,7 @@ START_TEST(byte_bound_with_large_values) {
   ck_assert_uint_eq(st.bytes, 3 * each);
   ck_assert_uint_eq(rec->n, 0);
   size_t n;
-  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "k1", 2), BE_E_VALIDATION); /* touch k1 */
+  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "k1", 2, NULL), BE_E_VALIDATION); /* touch k1 */
   ck_assert_int_eq(be_cache_set(c, "k4", 2, val, 30000, 0, NULL), BE_OK);
   ck_assert_uint_eq(rec->n, 1);
   ck_assert_str_eq(rec->ev[0].key, "k2"); /* least recently used */
@@ -487,7 +505,7 @@ static void use_counting_allocator(void) {
   a.realloc_fn = cnt_realloc;
   a.free_fn = cnt_free;
   atomic_store(&mem_live, 0);
-  ck_assert_int_eq(be_set_allocator(&a), BE_OK);
+  ck_assert_int_eq(be_set_allocator(&a, NULL), BE_OK);
 }
 
 START_TEST(memory_accounting_is_exact) {
@@ -503,19 +521,19 @@ START_TEST(memory_accounting_is_exact) {
     size_t vl = rnd_below(sizeof v);
     memset(v, 'x', vl);
     ck_assert_int_eq(be_cache_set(c, k, strlen(k), v, vl, 0, NULL), BE_OK);
-    if (i % 7 == 0) be_cache_delete(c, k, strlen(k));
+    if (i % 7 == 0) be_cache_delete(c, k, strlen(k), NULL);
   }
   st = stats_of(c);
   ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
   /* the charge is an upper bound of what the entries really cost */
   ck_assert_uint_le(st.memory_bytes, st.bytes + 8192);
-  ck_assert_int_eq(be_cache_clear(c), BE_OK);
+  ck_assert_int_eq(be_cache_clear(c, NULL), BE_OK);
   st = stats_of(c);
   ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
   ck_assert_uint_eq(st.bytes, 0);
   be_cache_free(c);
   ck_assert_int_eq(atomic_load(&mem_live), 0);
-  be_set_allocator(NULL);
+  be_set_allocator(NULL, NULL);
 }
 END_TEST
 
@@ -547,7 +565,7 @@ START_TEST(prefix_invalidation_registered_and_not) {
   ck_assert_int_eq(sets(c, "sess:1", "s", 0), BE_OK);
   ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK); /* after the sets */
   ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK); /* twice: no-op */
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5, NULL), BE_OK);
   ck_assert(!gets(c, "user:1", buf, sizeof buf));
   ck_assert(!gets(c, "user:2", buf, sizeof buf));
   ck_assert(gets(c, "sess:1", buf, sizeof buf));
@@ -559,14 +577,14 @@ START_TEST(prefix_invalidation_registered_and_not) {
 
   /* unregistered: linear, removes at once */
   ck_assert_int_eq(sets(c, "user:10", "x", 0), BE_OK);
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:1", 6), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:1", 6, NULL), BE_OK);
   ck_assert(!gets(c, "user:1", buf, sizeof buf));
   ck_assert(!gets(c, "user:10", buf, sizeof buf));
   ck_assert(gets(c, "sess:1", buf, sizeof buf));
   ck_assert_uint_eq(stats_of(c).entries, 1);
 
   /* the empty prefix matches everything */
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "", 0), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "", 0, NULL), BE_OK);
   ck_assert_uint_eq(stats_of(c).entries, 0);
 
   /* at most BE_CACHE_MAX_PREFIXES */
@@ -581,7 +599,7 @@ START_TEST(prefix_invalidation_registered_and_not) {
   /* nested registered prefixes: either one kills the entry */
   ck_assert_int_eq(sets(c, "p1:user:5", "v", 0), BE_OK);
   ck_assert_int_eq(sets(c, "p1:x", "v", 0), BE_OK);
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p1:", 3), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p1:", 3, NULL), BE_OK);
   ck_assert(!gets(c, "p1:user:5", buf, sizeof buf));
   ck_assert(!gets(c, "p1:x", buf, sizeof buf));
   assert_stats_add_up(c);
@@ -602,7 +620,7 @@ static void *prefix_writer(void *p) {
   for (unsigned i = 0; !atomic_load(&w->stop); i++) {
     snprintf(k, sizeof k, "user:w%u", i % 512);
     be_cache_set(w->c, k, strlen(k), "w", 1, 0, NULL);
-    if (i % 64 == 0) be_cache_get_copy(NULL, 0, &(size_t){0}, w->c, k, strlen(k));
+    if (i % 64 == 0) be_cache_get_copy(NULL, 0, &(size_t){0}, w->c, k, strlen(k), NULL);
   }
   return NULL;
 }
@@ -619,7 +637,7 @@ START_TEST(prefix_invalidation_under_concurrent_sets) {
       char k[32];
       snprintf(k, sizeof k, "user:m%d", i % 50);
       ck_assert_int_eq(sets(c, k, "m", 0), BE_OK);
-      ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5), BE_OK);
+      ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5, NULL), BE_OK);
       ck_assert(!gets(c, k, buf, sizeof buf));
       ck_assert_int_eq(sets(c, k, "m2", 0), BE_OK);
       ck_assert(gets(c, k, buf, sizeof buf));
@@ -769,7 +787,7 @@ static const char *const prefix_pool[] = {"user:", "user:1", "sess:", "u", "perm
 static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
   rng_state = seed * 2654435761u + 1;
   be_clock *clk = NULL;
-  QEQ(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  QEQ(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   static model m;
   static recorder rec;
   memset(&m, 0, sizeof m);
@@ -826,7 +844,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
       if (rnd_below(2)) {
         unsigned char buf[40];
         size_t n = 0;
-        int rc = be_cache_get_copy(buf, sizeof buf, &n, c, k, klen);
+        int rc = be_cache_get_copy(buf, sizeof buf, &n, c, k, klen, NULL);
         QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
                       (unsigned long long)seed, op, k);
         if (i >= 0) {
@@ -835,7 +853,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
         }
       } else {
         be_cache_entry *h = NULL;
-        int rc = be_cache_get(&h, c, k, klen);
+        int rc = be_cache_get(&h, c, k, klen, NULL);
         QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
                       (unsigned long long)seed, op, k);
         if (i >= 0) {
@@ -849,7 +867,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
     } else if (r < 80) { /* delete */
       long i = m_lookup(&m, k, now);
       if (i >= 0) m_remove(&m, (size_t)i, BE_CACHE_EVICT_INVALIDATED);
-      QEQ(be_cache_delete(c, k, klen), i >= 0 ? BE_OK : BE_E_NOT_FOUND);
+      QEQ(be_cache_delete(c, k, klen, NULL), i >= 0 ? BE_OK : BE_E_NOT_FOUND);
     } else if (r < 86) { /* prefix invalidation */
       const char *p = prefix_pool[rnd_below(nprefixes)];
       int reg = 0;
@@ -864,7 +882,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
             m_remove(&m, i, d ? d : BE_CACHE_EVICT_INVALIDATED);
           }
       }
-      QEQ(be_cache_invalidate_prefix(c, p, strlen(p)), BE_OK);
+      QEQ(be_cache_invalidate_prefix(c, p, strlen(p), NULL), BE_OK);
     } else if (r < 88) { /* register a prefix (semantics unchanged, speed only) */
       const char *p = prefix_pool[rnd_below(3)];
       int reg = 0;
@@ -872,7 +890,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
       if (!reg) m.registered[m.nreg++] = p;
       QEQ(be_cache_register_prefix(c, p, strlen(p), NULL), BE_OK);
     } else if (r < 97) { /* time passes */
-      be_clock_advance(clk, (int64_t)rnd_below(rnd_below(4) ? 10 : 60));
+      be_clock_advance(clk, (int64_t)rnd_below(rnd_below(4) ? 10 : 60), NULL);
     } else if (r < 99) { /* full sweep: every dead entry goes, in bucket order */
       uint64_t want = 0;
       for (size_t i = m.n; i-- > 0;) {
@@ -883,12 +901,12 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
         }
       }
       uint64_t removed = 0;
-      QEQ(be_cache_sweep(&removed, c, 0), BE_OK);
+      QEQ(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
       QEQ(removed, want);
       sort_events = 1;
     } else { /* clear: most recent first */
       while (m.n) m_remove(&m, 0, BE_CACHE_EVICT_INVALIDATED);
-      QEQ(be_cache_clear(c), BE_OK);
+      QEQ(be_cache_clear(c, NULL), BE_OK);
     }
 
     /* the callbacks of this op, in order */
@@ -963,7 +981,7 @@ START_TEST(approx_lru_keeps_its_promises) {
   for (uint64_t seed = 1; seed <= 200; seed++) {
     rng_state = seed * 7919 + 3;
     be_clock *clk = NULL;
-    ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+    ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
     memset(pkeys, 0, sizeof pkeys);
     for (int i = 0; i < 96; i++)
       snprintf(pnames[i], sizeof pnames[i], "%s%d", i % 3 ? "user:" : "sess:", i);
@@ -1000,7 +1018,7 @@ START_TEST(approx_lru_keeps_its_promises) {
       } else if (r < 80) {
         int live = m->present && now < m->expires;
         be_cache_entry *h = NULL;
-        int rc = be_cache_get(&h, c, key, klen);
+        int rc = be_cache_get(&h, c, key, klen, NULL);
         QTRUE(rc == (live ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s: rc %d, live %d",
               (unsigned long long)seed, op, key, rc, live);
         if (h) {
@@ -1013,16 +1031,16 @@ START_TEST(approx_lru_keeps_its_promises) {
         }
       } else if (r < 87) {
         int live = m->present && now < m->expires;
-        int rc = be_cache_delete(c, key, klen);
+        int rc = be_cache_delete(c, key, klen, NULL);
         QTRUE(rc == (live ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d delete", (unsigned long long)seed, op);
         m->present = 0;
       } else if (r < 90) {
         const char *p = rnd_below(2) ? "user:" : "sess:";
-        QEQ(be_cache_invalidate_prefix(c, p, 5), BE_OK);
+        QEQ(be_cache_invalidate_prefix(c, p, 5, NULL), BE_OK);
         for (int i = 0; i < 96; i++)
           if (strncmp(pnames[i], p, 5) == 0) pkeys[i].present = 0;
       } else {
-        be_clock_advance(clk, (int64_t)rnd_below(8));
+        be_clock_advance(clk, (int64_t)rnd_below(8), NULL);
       }
       be_cache_stats st = stats_of(c);
       QTRUE(st.entries <= o.max_entries, "entries %llu over %llu", (unsigned long long)st.entries,
@@ -1091,8 +1109,8 @@ static int loader(void *ud, const void *key, size_t klen, be_cache_load *out, be
   load_ctx *l = ud;
   atomic_fetch_add(&l->calls, 1);
   while (!atomic_load(&l->release)) sched_yield();
-  if (l->side_effect == 1) be_cache_delete(l->cache, key, klen);
-  if (l->side_effect == 2) be_cache_invalidate_prefix(l->cache, "user:", 5);
+  if (l->side_effect == 1) be_cache_delete(l->cache, key, klen, NULL);
+  if (l->side_effect == 2) be_cache_invalidate_prefix(l->cache, "user:", 5, NULL);
   if (l->side_effect == 3) be_cache_set(l->cache, key, klen, "fresh", 5, 0, NULL);
   if (l->rc != BE_OK) {
     be_error_new(err, l->rc, "no such user");
@@ -1101,7 +1119,7 @@ static int loader(void *ud, const void *key, size_t klen, be_cache_load *out, be
   }
   char v[80];
   int n = snprintf(v, sizeof v, "value of %.*s", (int)klen, (const char *)key);
-  return be_cache_load_set_value(out, v, (size_t)n, l->ttl);
+  return be_cache_load_set_value(out, v, (size_t)n, l->ttl, NULL);
 }
 
 typedef struct caller {
@@ -1244,15 +1262,16 @@ static int loader_no_value(void *ud, const void *k, size_t kl, be_cache_load *o,
 }
 static int loader_positive(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
   (void)ud, (void)k, (void)kl, (void)e;
-  be_cache_load_set_value(o, "v", 1, 0);
+  be_cache_load_set_value(o, "v", 1, 0, NULL);
   return 5;
 }
 static int loader_bad_ttl(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
   (void)ud, (void)k, (void)kl, (void)e;
-  ck_assert_int_eq(be_cache_load_set_value(o, NULL, 1, 0), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_load_set_value(o, "v", 1, -2), BE_E_VALIDATION);
-  ck_assert_int_eq(be_cache_load_set_value(o, "first", 5, 0), BE_OK);
-  return be_cache_load_set_value(o, "second", 6, BE_CACHE_TTL_FOREVER); /* replaces */
+  ck_assert_int_eq(be_cache_load_set_value(o, NULL, 1, 0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_load_set_value(o, "v", 1, -2, NULL), BE_E_VALIDATION);
+  TU_EXPECT_ERR(BE_E_VALIDATION, be_cache_load_set_value(o, "v", 1, -2, &tu_e));
+  ck_assert_int_eq(be_cache_load_set_value(o, "first", 5, 0, NULL), BE_OK);
+  return be_cache_load_set_value(o, "second", 6, BE_CACHE_TTL_FOREVER, NULL); /* replaces */
 }
 
 START_TEST(loader_misbehaviour) {
@@ -1277,7 +1296,7 @@ END_TEST
 
 START_TEST(negative_caching_has_its_own_ttl) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.shard_count = 2;
@@ -1292,7 +1311,7 @@ START_TEST(negative_caching_has_its_own_ttl) {
   call_get_or_load(&a);
   ck_assert_int_eq(a.rc, BE_E_NOT_FOUND);
   ck_assert_int_eq(a.status, BE_CACHE_LOADED);
-  be_clock_advance(clk, 10 * SEC - 1);
+  be_clock_advance(clk, 10 * SEC - 1, NULL);
   caller b = {.c = c, .l = &l, .key = "user:404"};
   call_get_or_load(&b);
   ck_assert_int_eq(b.rc, BE_E_NOT_FOUND);
@@ -1303,7 +1322,7 @@ START_TEST(negative_caching_has_its_own_ttl) {
   /* plain gets do not see negative entries */
   char buf[8];
   ck_assert(!gets(c, "user:404", buf, sizeof buf));
-  be_clock_advance(clk, 1);
+  be_clock_advance(clk, 1, NULL);
   caller d = {.c = c, .l = &l, .key = "user:404"};
   call_get_or_load(&d);
   ck_assert_int_eq(d.status, BE_CACHE_LOADED);
@@ -1383,9 +1402,9 @@ START_TEST(caller_after_delete_does_not_join_stale_load) {
   wait_until_loads_started(&l.calls, 1);
   /* the row changed meanwhile: delete (not cached yet: BE_E_NOT_FOUND),
    * registered-prefix invalidation, unregistered-prefix invalidation */
-  if (how == 0) be_cache_delete(c, "user:7", 6);
-  if (how == 1) be_cache_invalidate_prefix(c, "user:", 5);
-  if (how == 2) be_cache_invalidate_prefix(c, "user:7", 6);
+  if (how == 0) be_cache_delete(c, "user:7", 6, NULL);
+  if (how == 1) be_cache_invalidate_prefix(c, "user:", 5, NULL);
+  if (how == 2) be_cache_invalidate_prefix(c, "user:7", 6, NULL);
   pthread_create(&tb, NULL, call_get_or_load, &b);
   int64_t start = be_clock_now_ns(NULL);
   while (atomic_load(&l.calls) < 2 && stats_of(c).load_waits < 1) {
@@ -1409,7 +1428,7 @@ END_TEST
 
 START_TEST(stats_add_up_after_random_workload) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.shard_count = 4;
@@ -1437,7 +1456,7 @@ START_TEST(stats_add_up_after_random_workload) {
     } else if (r < 60) {
       size_t n;
       char buf[64];
-      be_cache_get_copy(buf, sizeof buf, &n, c, k, strlen(k));
+      be_cache_get_copy(buf, sizeof buf, &n, c, k, strlen(k), NULL);
       lookups++;
     } else if (r < 85) {
       l.rc = rnd_below(4) == 0 ? BE_E_NOT_FOUND : BE_OK;
@@ -1447,11 +1466,11 @@ START_TEST(stats_add_up_after_random_workload) {
       lookups++;
       if (a.rc != BE_OK && a.status == BE_CACHE_LOADED) errors++;
     } else if (r < 92) {
-      be_cache_delete(c, k, strlen(k));
+      be_cache_delete(c, k, strlen(k), NULL);
     } else if (r < 94) {
-      be_cache_invalidate_prefix(c, rnd_below(2) ? "k1" : "k2", 2);
+      be_cache_invalidate_prefix(c, rnd_below(2) ? "k1" : "k2", 2, NULL);
     } else {
-      be_clock_advance(clk, (int64_t)rnd_below(20));
+      be_clock_advance(clk, (int64_t)rnd_below(20), NULL);
     }
     if (i % 1000 == 0) assert_stats_add_up(c);
   }
@@ -1467,8 +1486,8 @@ START_TEST(stats_add_up_after_random_workload) {
   ck_assert_uint_gt(st.invalidations, 0);
   ck_assert_uint_gt(st.negative_hits, 0);
   uint64_t removed;
-  be_clock_advance(clk, 1000); /* everything expires */
-  ck_assert_int_eq(be_cache_sweep(&removed, c, 0), BE_OK);
+  be_clock_advance(clk, 1000, NULL); /* everything expires */
+  ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   st = stats_of(c);
   ck_assert_uint_eq(st.entries, 0);
   ck_assert_uint_eq(st.bytes, 0);
@@ -1489,8 +1508,8 @@ static void reentrant_evict(void *ud, const void *key, size_t klen, const void *
   char buf[8];
   size_t n;
   /* no lock is held: lookups, deletes and even sets of the same shard work */
-  be_cache_get_copy(buf, sizeof buf, &n, reentrant_cache, key, klen);
-  be_cache_delete(reentrant_cache, "nothing", 7);
+  be_cache_get_copy(buf, sizeof buf, &n, reentrant_cache, key, klen, NULL);
+  be_cache_delete(reentrant_cache, "nothing", 7, NULL);
   if (atomic_fetch_add(&reentrant_calls, 1) == 0)
     be_cache_set(reentrant_cache, "from-callback", 13, "v", 1, 0, NULL);
 }
@@ -1532,8 +1551,8 @@ static int alloc_body(void *arg) {
     rc = be_cache_get_or_load(&h, NULL, c, "user:3", 6, loader, &l, NULL);
     be_cache_entry_release(h);
   }
-  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "user:", 5);
-  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "use", 3);
+  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "user:", 5, NULL);
+  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "use", 3, NULL);
   be_cache_free(c);
   return rc;
 }
@@ -1607,14 +1626,14 @@ static int lf_loader(void *ud, const void *key, size_t klen, be_cache_load *out,
   k[klen] = 0;
   int id = atoi(k + 3);
   size_t vl = lf_value(v, sizeof v, id, atomic_load(&sh->latest[id]));
-  return be_cache_load_set_value(out, v, vl, BE_CACHE_TTL_DEFAULT);
+  return be_cache_load_set_value(out, v, vl, BE_CACHE_TTL_DEFAULT, NULL);
 }
 
 /* One read by copy (0), handle (1) or get-or-load (2); 1 with the value. */
 static int lf_read(lf_shared *sh, int how, const char *k, size_t kl, char *buf, size_t *n) {
-  if (how == 0) return be_cache_get_copy(buf, 256, n, sh->c, k, kl) == BE_OK;
+  if (how == 0) return be_cache_get_copy(buf, 256, n, sh->c, k, kl, NULL) == BE_OK;
   be_cache_entry *h = NULL;
-  int rc = how == 1 ? be_cache_get(&h, sh->c, k, kl)
+  int rc = how == 1 ? be_cache_get(&h, sh->c, k, kl, NULL)
                     : be_cache_get_or_load(&h, NULL, sh->c, k, kl, lf_loader, sh, NULL);
   if (rc != BE_OK) return 0;
   const void *v = be_cache_entry_value(h, n);
@@ -1672,12 +1691,12 @@ static void lock_free_hits_run(void) {
         int kl = snprintf(k, sizeof k, "other:%d:%d", round, j);
         be_cache_set(sh.c, k, (size_t)kl, "x", 1, BE_CACHE_TTL_DEFAULT, NULL);
       }
-      be_cache_invalidate_prefix(sh.c, "other:", 6);
+      be_cache_invalidate_prefix(sh.c, "other:", 6, NULL);
     }
-    if (round % 11 == 0) be_cache_delete(sh.c, "lf:3", 4);
-    if (round % 13 == 0) be_cache_invalidate_prefix(sh.c, "lf:1", 4);
-    if (round % 17 == 0) be_cache_sweep(NULL, sh.c, 4);
-    if (round % 97 == 0) be_cache_clear(sh.c);
+    if (round % 11 == 0) be_cache_delete(sh.c, "lf:3", 4, NULL);
+    if (round % 13 == 0) be_cache_invalidate_prefix(sh.c, "lf:1", 4, NULL);
+    if (round % 17 == 0) be_cache_sweep(NULL, sh.c, 4, NULL);
+    if (round % 97 == 0) be_cache_clear(sh.c, NULL);
   }
   atomic_store(&sh.stop, 1);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
@@ -1689,7 +1708,7 @@ static void lock_free_hits_run(void) {
   ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
   be_cache_free(sh.c);
   ck_assert_int_eq(atomic_load(&mem_live), 0);
-  be_set_allocator(NULL);
+  be_set_allocator(NULL, NULL);
 }
 
 START_TEST(lock_free_hits_under_concurrent_writes) { lock_free_hits_run(); }
@@ -1721,7 +1740,7 @@ static void *many_reader(void *p) {
   for (int i = 0; i < 50; i++) {
     char buf[16];
     size_t n;
-    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, a->c, "k", 1), BE_OK);
+    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, a->c, "k", 1, NULL), BE_OK);
     ck_assert_uint_eq(n, 5);
     ck_assert(memcmp(buf, "value", 5) == 0);
   }
@@ -1828,7 +1847,7 @@ static pthread_key_t late_key;
 static int late_get(late_use *u) {
   char buf[16];
   size_t n = 0;
-  return be_cache_get_copy(buf, sizeof buf, &n, u->c, "k", 1) == BE_OK && n == 5 &&
+  return be_cache_get_copy(buf, sizeof buf, &n, u->c, "k", 1, NULL) == BE_OK && n == 5 &&
          memcmp(buf, "value", 5) == 0;
 }
 
@@ -1940,7 +1959,7 @@ static void *register_p(void *p) {
 
 static void *invalidate_p(void *p) {
   reg_arg *a = p;
-  ck_assert_int_eq(be_cache_invalidate_prefix(a->c, "p:", 2), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(a->c, "p:", 2, NULL), BE_OK);
   atomic_store(&a->done, 1);
   return NULL;
 }
@@ -1951,7 +1970,7 @@ START_TEST(invalidate_during_prefix_registration) {
   size_t n;
   ck_assert_int_eq(be_cache_set(c, "p:1", 3, "old", 3, 0, NULL), BE_OK);
   for (int i = 0; i < 2; i++) /* marked referenced: later hits need no lock */
-    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3), BE_OK);
+    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3, NULL), BE_OK);
   be__cache_shard *s = &c->shards[0];
   be__spinlock_lock(&s->lock);
   reg_arg ra = {c, 0}, ia = {c, 0};
@@ -1962,15 +1981,15 @@ START_TEST(invalidate_during_prefix_registration) {
   struct timespec ts = {0, 50000000};
   nanosleep(&ts, NULL);
   if (atomic_load(&ia.done)) /* it says it is done: the old value must be gone */
-    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3), BE_E_NOT_FOUND);
+    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3, NULL), BE_E_NOT_FOUND);
   be__spinlock_unlock(&s->lock);
   pthread_join(tr, NULL);
   pthread_join(ti, NULL);
-  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3, NULL), BE_E_NOT_FOUND);
   /* once registered, invalidation is the O(1) bump again */
   ck_assert_int_eq(be_cache_set(c, "p:2", 3, "new", 3, 0, NULL), BE_OK);
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p:", 2), BE_OK);
-  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:2", 3), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p:", 2, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:2", 3, NULL), BE_E_NOT_FOUND);
   be_cache_free(c);
 }
 END_TEST
@@ -2040,7 +2059,7 @@ static void *stress_thread(void *p) {
         break;
       case 3: case 4: {
         be_cache_entry *h = NULL;
-        if (be_cache_get(&h, a->c, k, (size_t)kl) == BE_OK) {
+        if (be_cache_get(&h, a->c, k, (size_t)kl, NULL) == BE_OK) {
           size_t n;
           const char *val = be_cache_entry_value(h, &n);
           ck_assert((n > (size_t)kl && memcmp(val, k, (size_t)kl) == 0 && val[kl] == '|') ||
@@ -2064,18 +2083,18 @@ static void *stress_thread(void *p) {
       case 7: {
         char buf[64];
         size_t n;
-        if (be_cache_get_copy(buf, sizeof buf, &n, a->c, k, (size_t)kl) == BE_OK)
+        if (be_cache_get_copy(buf, sizeof buf, &n, a->c, k, (size_t)kl, NULL) == BE_OK)
           ck_assert(memcmp(buf, k, (size_t)kl) == 0 || memcmp(buf, "value of ", 9) == 0);
         break;
       }
       case 8:
-        be_cache_delete(a->c, k, (size_t)kl);
+        be_cache_delete(a->c, k, (size_t)kl, NULL);
         break;
       default:
-        if (s % 97 == 0) be_cache_invalidate_prefix(a->c, "user:1", 6);
-        else if (s % 89 == 0) be_cache_invalidate_prefix(a->c, "user:", 5);
-        else if (s % 83 == 0) be_cache_sweep(NULL, a->c, 8);
-        else if (s % 1009 == 0) be_cache_clear(a->c);
+        if (s % 97 == 0) be_cache_invalidate_prefix(a->c, "user:1", 6, NULL);
+        else if (s % 89 == 0) be_cache_invalidate_prefix(a->c, "user:", 5, NULL);
+        else if (s % 83 == 0) be_cache_sweep(NULL, a->c, 8, NULL);
+        else if (s % 1009 == 0) be_cache_clear(a->c, NULL);
         else {
           be_cache_stats st = BE_CACHE_STATS_INIT;
           be_cache_stats_get(&st, a->c, NULL);
@@ -2133,7 +2152,7 @@ static void *hammer_same_key(void *p) {
     int rc = be_cache_get_or_load(&h, NULL, a->c, a->key, strlen(a->key), loader, a->l, NULL);
     ck_assert_int_eq(rc, BE_OK);
     be_cache_entry_release(h);
-    if (i % 10 == 0) be_cache_delete(a->c, a->key, strlen(a->key));
+    if (i % 10 == 0) be_cache_delete(a->c, a->key, strlen(a->key), NULL);
   }
   return NULL;
 }

@@ -75,7 +75,7 @@ END_TEST
 
 START_TEST(detector_fires_after_k_not_at_k) {
   be_conn *c = open_conn();
-  be_log_set_handler(capture, NULL, BE_LOG_DEBUG);
+  be_log_set_handler(capture, NULL, BE_LOG_DEBUG, NULL);
   n_events = 0;
   be_scope *s = NULL;
   ck_assert_int_eq(be_scope_begin(&s, c, NULL, NULL), BE_OK); /* K = 10 */
@@ -138,7 +138,7 @@ START_TEST(detector_fires_after_k_not_at_k) {
   ck_assert_ptr_null(be_scope_worst_sql(NULL));
   be_scope_free(NULL);
   be_scope_end(NULL);
-  be_log_set_handler(NULL, NULL, BE_LOG_WARN);
+  be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL);
   be_conn_close(c2);
   be_conn_close(c);
 }
@@ -147,7 +147,7 @@ END_TEST
 START_TEST(loader_keeps_detector_quiet) {
   /* the N+1 loop the detector flags, and the loader version it does not */
   be_conn *c = open_conn();
-  be_log_set_handler(capture, NULL, BE_LOG_DEBUG);
+  be_log_set_handler(capture, NULL, BE_LOG_DEBUG, NULL);
   n_events = 0;
   be_scope *s = NULL;
   ck_assert_int_eq(be_scope_begin(&s, c, NULL, NULL), BE_OK);
@@ -170,7 +170,7 @@ START_TEST(loader_keeps_detector_quiet) {
   ck_assert_int_eq(n_events, 0);
   be_loader_free(l);
   be_scope_free(s);
-  be_log_set_handler(NULL, NULL, BE_LOG_WARN);
+  be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL);
   be_conn_close(c);
 }
 END_TEST
@@ -180,14 +180,14 @@ END_TEST
 /* SQL function slow(ms): advances the fake clock, as if the statement took ms. */
 static void slow_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
-  be_clock_advance(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]) * BE_NS_PER_MS);
+  be_clock_advance(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]) * BE_NS_PER_MS, NULL);
   sqlite3_result_int(ctx, 1);
 }
 
 START_TEST(slowlog_records_redacts_and_wraps) {
   be_conn *c = open_conn();
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 1700000000 * BE_NS_PER_SEC), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 1700000000 * BE_NS_PER_SEC, NULL), BE_OK);
   be__conn_set_clock(c, clk);
   ck_assert_int_eq(sqlite3_create_function(be__sqlite_db(c), "slow", 1, SQLITE_UTF8, clk, slow_fn,
                                            NULL, NULL), SQLITE_OK);

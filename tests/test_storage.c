@@ -611,7 +611,7 @@ START_TEST(observer_sees_each_run_once) {
   obs_log l = {0};
   int64_t tick = 0;
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_custom_new(&clk, ticking, NULL, &tick), BE_OK);
+  ck_assert_int_eq(be_clock_custom_new(&clk, ticking, NULL, &tick, NULL), BE_OK);
   be__conn_set_clock(c, clk);
   exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3)");
   ck_assert_int_eq(be__conn_observer_add(c, observer, NULL, &l, NULL), BE_OK);

@@ -138,7 +138,7 @@ END_TEST
 
 START_TEST(commit_failure_rolls_back) {
   be_conn *c = open_conn(NULL);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   job j = {.value = 1};
   be_error *e = NULL;
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &j, &e), BE_E_STORAGE);
@@ -195,28 +195,28 @@ END_TEST
 START_TEST(retry_on_busy) {
   be_conn *c = open_conn(NULL);
   /* busy at COMMIT once: the whole callback runs again and succeeds */
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
   job j = {.value = 1};
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &j, NULL), BE_OK);
   ck_assert_int_eq(j.runs, 2);
   ck_assert_int_eq(count_rows(c), 1);
 
   /* busy at STEP once (inside the callback) */
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
   job k = {.value = 2};
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &k, NULL), BE_OK);
   ck_assert_int_eq(k.runs, 2);
   ck_assert_int_eq(count_rows(c), 2);
 
   /* serialization failures retry as well */
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_BEGIN, BE_FAULT_NTH, 1, BE_E_SERIALIZATION), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_BEGIN, BE_FAULT_NTH, 1, BE_E_SERIALIZATION, NULL), BE_OK);
   job s = {.value = 3};
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &s, NULL), BE_OK);
   ck_assert_int_eq(s.runs, 1); /* BEGIN failed, so the callback ran once */
 
   /* retries run out: a bounded number of attempts, then the typed error */
   be_fault_reset_counts(flt);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_FROM, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_FROM, 1, BE_E_BUSY, NULL), BE_OK);
   be_tx_options o;
   ck_assert_int_eq(be_tx_options_init(&o, BE_TX_OPTIONS_VERSION), BE_OK);
   ck_assert_int_eq(o.mode, BE_TX_IMMEDIATE);
@@ -252,7 +252,7 @@ START_TEST(retry_on_busy) {
   be_fault_reset_counts(flt);
   job in = {.value = 6, .fail_code = 0};
   job out = {.value = 5, .inner = insert_job, .inner_job = &in};
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_RELEASE, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_RELEASE, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
   /* the outer callback ignores inner_rc, so make it propagate: */
   out.after_inner = 0;
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &out, NULL), BE_OK);
@@ -262,7 +262,7 @@ START_TEST(retry_on_busy) {
   ck_assert_int_eq(out.runs, 1);
 
   /* a lost connection is not retried */
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_CONN_LOST, NULL), BE_OK);
   job l = {.value = 7};
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &l, NULL), BE_E_CONN_LOST);
   ck_assert_int_eq(l.runs, 1);
@@ -281,7 +281,7 @@ START_TEST(nested_busy_retries_the_outermost) {
   be_conn *c = open_conn(NULL);
   job in = {.value = 8};
   job out = {.inner_job = &in};
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, propagate_inner, &out, NULL), BE_OK);
   ck_assert_int_eq(out.runs, 2);
   ck_assert_int_eq(in.runs, 2);
@@ -367,7 +367,7 @@ START_TEST(each_operation_fails_inside_a_transaction) {
                          BE_FAULT_OP_RELEASE};
   for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
     be_conn *c = open_conn(NULL);
-    ck_assert_int_eq(be_fault_set(flt, ops[i], BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+    ck_assert_int_eq(be_fault_set(flt, ops[i], BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
     job in = {.value = 101};
     job out = {.inner_job = &in};
     be_error *e = NULL;

@@ -224,10 +224,12 @@ BE_API int be_cache_set(be_cache *cache, const void *key, size_t klen,
  * be_cache_entry_release()) and the entry counts as used (see lru_mode).
  *
  * Errors: BE_E_NOT_FOUND (a miss, *out NULL), BE_E_MISUSE (out or cache
- * NULL, key NULL with a length). Thread-safety: safe.
+ * NULL, key NULL with a length). A miss fills *err too when err is not
+ * NULL; hot paths pass err == NULL, which allocates nothing.
+ * Thread-safety: safe.
  */
 BE_API int be_cache_get(be_cache_entry **out, be_cache *cache,
-                        const void *key, size_t klen);
+                        const void *key, size_t klen, be_error **err);
 
 /**
  * Look key up and copy its value into buf (capacity buf_size); *out_len
@@ -235,12 +237,14 @@ BE_API int be_cache_get(be_cache_entry **out, be_cache *cache,
  * buf_size nothing is copied and BE_E_VALIDATION is returned with *out_len
  * set, so the caller can retry with a larger buffer.
  *
- * Errors: BE_E_NOT_FOUND (a miss), BE_E_VALIDATION (buffer too small),
+ * Errors: BE_E_NOT_FOUND (a miss), BE_E_VALIDATION (buffer too small,
+ * field "buf_size"),
  * BE_E_MISUSE (out_len or cache NULL, buf NULL with a size, key NULL with a
  * length). Thread-safety: safe.
  */
 BE_API int be_cache_get_copy(void *buf, size_t buf_size, size_t *out_len,
-                             be_cache *cache, const void *key, size_t klen);
+                             be_cache *cache, const void *key, size_t klen,
+                             be_error **err);
 
 /**
  * Get key, or load it with at most one loader call per key at a time: the
@@ -276,14 +280,15 @@ BE_API int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status,
  * Thread-safety: only during the loader call that received `load`.
  */
 BE_API int be_cache_load_set_value(be_cache_load *load, const void *value,
-                                   size_t vlen, int64_t ttl_ns);
+                                   size_t vlen, int64_t ttl_ns, be_error **err);
 
 /**
  * Remove key. A load of key in flight will not cache its result.
  * Errors: BE_E_NOT_FOUND (no live entry), BE_E_MISUSE.
  * Thread-safety: safe.
  */
-BE_API int be_cache_delete(be_cache *cache, const void *key, size_t klen);
+BE_API int be_cache_delete(be_cache *cache, const void *key, size_t klen,
+                           be_error **err);
 
 /**
  * Register a prefix (e.g. "user:") so that be_cache_invalidate_prefix() of
@@ -307,13 +312,13 @@ BE_API int be_cache_register_prefix(be_cache *cache, const void *prefix,
  * Thread-safety: safe.
  */
 BE_API int be_cache_invalidate_prefix(be_cache *cache, const void *prefix,
-                                      size_t plen);
+                                      size_t plen, be_error **err);
 
 /**
  * Remove every entry (reason BE_CACHE_EVICT_INVALIDATED) and shrink the
  * hash tables. Errors: BE_E_MISUSE (cache NULL). Thread-safety: safe.
  */
-BE_API int be_cache_clear(be_cache *cache);
+BE_API int be_cache_clear(be_cache *cache, be_error **err);
 
 /**
  * Remove dead (expired or invalidated) entries, looking at up to
@@ -322,7 +327,7 @@ BE_API int be_cache_clear(be_cache *cache);
  * removed. Errors: BE_E_MISUSE (cache NULL). Thread-safety: safe.
  */
 BE_API int be_cache_sweep(uint64_t *out_removed, be_cache *cache,
-                          uint64_t max_buckets);
+                          uint64_t max_buckets, be_error **err);
 
 /**
  * Fill *out with a snapshot. The caller sets out->version; the library

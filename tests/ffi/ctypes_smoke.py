@@ -40,8 +40,8 @@ def bind(lib):
         "be_cache_set": (C.c_int, [C.c_void_p, C.c_char_p, C.c_size_t, C.c_char_p, C.c_size_t,
                                    C.c_int64, C.c_void_p]),
         "be_cache_get_copy": (C.c_int, [C.c_void_p, C.c_size_t, C.POINTER(C.c_size_t), C.c_void_p,
-                                        C.c_char_p, C.c_size_t]),
-        "be_cache_delete": (C.c_int, [C.c_void_p, C.c_char_p, C.c_size_t]),
+                                        C.c_char_p, C.c_size_t, C.c_void_p]),
+        "be_cache_delete": (C.c_int, [C.c_void_p, C.c_char_p, C.c_size_t, C.c_void_p]),
         "be_cache_free": (None, [C.c_void_p]),
     }
     for name, (res, args) in sigs.items():
@@ -90,7 +90,7 @@ def test_cache_threads(lib):
         for j in range(2000):
             i = (seed * 31 + j) % 120
             k = f"user:{i}".encode()
-            rc = lib.be_cache_get_copy(buf, 64, C.byref(n), cache, k, len(k))
+            rc = lib.be_cache_get_copy(buf, 64, C.byref(n), cache, k, len(k), None)
             want = f"profile {i}".encode()
             if i < 100 and (rc != BE_OK or buf.raw[:n.value] != want):
                 errors.append((i, rc, buf.raw[:n.value]))
@@ -105,10 +105,10 @@ def test_cache_threads(lib):
     check(not errors, f"cache reads from threads: {errors[:3]}")
     small = C.create_string_buffer(4)
     n = C.c_size_t()
-    check(lib.be_cache_get_copy(small, 4, C.byref(n), cache, b"user:1", 6) == BE_E_VALIDATION
+    check(lib.be_cache_get_copy(small, 4, C.byref(n), cache, b"user:1", 6, None) == BE_E_VALIDATION
           and n.value == len(b"profile 1"), "too-small buffer reports the length")
-    check(lib.be_cache_delete(cache, b"user:1", 6) == BE_OK, "delete")
-    check(lib.be_cache_get_copy(small, 4, C.byref(n), cache, b"user:1", 6) == BE_E_NOT_FOUND,
+    check(lib.be_cache_delete(cache, b"user:1", 6, None) == BE_OK, "delete")
+    check(lib.be_cache_get_copy(small, 4, C.byref(n), cache, b"user:1", 6, None) == BE_E_NOT_FOUND,
           "deleted")
     lib.be_cache_free(cache)
 
