@@ -349,7 +349,7 @@ void be__cache_bury(be_cache *c, entry *grave) {
   if (c->on_evict)
     for (entry *e = ordered; e; e = e->next)
       if (!(e->flags & BE__ENTRY_NEGATIVE))
-        c->on_evict(c->evict_ud, ekey(e), e->klen, eval(e), e->vlen, e->flags >> 4);
+        c->on_evict(ekey(e), e->klen, eval(e), e->vlen, e->flags >> 4, c->evict_ud);
   retire_entries(c, ordered, last);
 }
 

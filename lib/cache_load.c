@@ -225,7 +225,7 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
 
   be_cache_load ld = {c, key, klen, NULL, 0};
   be_error *lerr = NULL;
-  int rc = loader(ud, key, klen, &ld, &lerr);
+  int rc = loader(key, klen, &ld, ud, &lerr);
   if (rc == BE_OK && ld.entry == NULL) {
     rc = be__error_set(&lerr, BE_E_INTERNAL, "cache loader returned BE_OK without a value");
   } else if (rc > 0) {

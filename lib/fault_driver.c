@@ -108,7 +108,7 @@ static int gate(fconn *c, int op, be_error **err) {
 #define STMT(p) ((fstmt *)(p))
 #define INNER(c) ((c)->f->inner)
 
-static int fd_open(void **out, void *driver_data, const char *dsn, be_error **err) {
+static int fd_open(void **out, const char *dsn, void *driver_data, be_error **err) {
   be_fault *f = driver_data;
   *out = NULL;
   int64_t k;
@@ -118,7 +118,7 @@ static int fd_open(void **out, void *driver_data, const char *dsn, be_error **er
   if (c == NULL) return be__error_oom(err);
   c->f = f;
   c->epoch = atomic_load(&f->epoch);
-  int rc = f->inner->open(&c->inner, f->inner->driver_data, dsn, err);
+  int rc = f->inner->open(&c->inner, dsn, f->inner->driver_data, err);
   if (rc != BE_OK) {
     be__free(c);
     return rc;

@@ -140,7 +140,7 @@ static const char *load_sql =
     " JOIN role_permissions rp ON rp.role_id = ur.role_id"
     " WHERE u.id = ?1 AND u.status = 0";
 
-static int load_perms(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+static int load_perms(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
   (void)key;
   (void)klen;
   load_ctx *c = ud;

@@ -84,7 +84,7 @@ static int pick_journal(int32_t m, const char **out) {
 
 /* ---- connections ---- */
 
-static int sq_open(void **out, void *driver_data, const char *dsn, be_error **err) {
+static int sq_open(void **out, const char *dsn, void *driver_data, be_error **err) {
   const be_sqlite_options *o = driver_data;
   *out = NULL;
   int flags = o->open_flags ? o->open_flags : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);

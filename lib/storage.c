@@ -267,7 +267,7 @@ int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_err
   if (c->buckets == NULL) { be__free(c); return be__error_oom(err); }
 
   be_error *cause = NULL;
-  int rc = driver->open(&c->native, driver->driver_data, dsn, err ? &cause : NULL);
+  int rc = driver->open(&c->native, dsn, driver->driver_data, err ? &cause : NULL);
   if (rc != BE_OK) {
     be__free(c->buckets);
     be__free(c);

@@ -180,7 +180,7 @@ typedef struct get_ctx {
   int64_t id;
 } get_ctx;
 
-static int load_user(void *ud, const void *key, size_t klen, be_cache_load *load, be_error **err) {
+static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud, be_error **err) {
   (void)key;
   (void)klen;
   get_ctx *g = ud;

@@ -88,8 +88,8 @@ typedef struct recorder {
   size_t n;
 } recorder;
 
-static void record_evict(void *ud, const void *key, size_t klen, const void *value,
-                         size_t vlen, int32_t reason) {
+static void record_evict(const void *key, size_t klen, const void *value, size_t vlen,
+                         int32_t reason, void *ud) {
   (void)value;
   (void)vlen;
   recorder *r = ud;
@@ -969,8 +969,8 @@ typedef struct pkey {
 static pkey pkeys[96];
 static char pnames[96][16];
 
-static void promise_evict(void *ud, const void *key, size_t klen, const void *value,
-                          size_t vlen, int32_t reason) {
+static void promise_evict(const void *key, size_t klen, const void *value, size_t vlen,
+                          int32_t reason, void *ud) {
   (void)ud, (void)value, (void)vlen;
   if (reason == BE_CACHE_EVICT_REPLACED) return; /* the set stores the new value */
   for (int i = 0; i < 96; i++)
@@ -1105,7 +1105,7 @@ typedef struct load_ctx {
   int side_effect; /* 1 delete, 2 invalidate "user:", 3 set the key */
 } load_ctx;
 
-static int loader(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+static int loader(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
   load_ctx *l = ud;
   atomic_fetch_add(&l->calls, 1);
   while (!atomic_load(&l->release)) sched_yield();
@@ -1256,16 +1256,16 @@ START_TEST(loader_error_shared_and_not_cached) {
 }
 END_TEST
 
-static int loader_no_value(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
+static int loader_no_value(const void *k, size_t kl, be_cache_load *o, void *ud, be_error **e) {
   (void)ud, (void)k, (void)kl, (void)o, (void)e;
   return BE_OK;
 }
-static int loader_positive(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
+static int loader_positive(const void *k, size_t kl, be_cache_load *o, void *ud, be_error **e) {
   (void)ud, (void)k, (void)kl, (void)e;
   be_cache_load_set_value(o, "v", 1, 0, NULL);
   return 5;
 }
-static int loader_bad_ttl(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
+static int loader_bad_ttl(const void *k, size_t kl, be_cache_load *o, void *ud, be_error **e) {
   (void)ud, (void)k, (void)kl, (void)e;
   ck_assert_int_eq(be_cache_load_set_value(o, NULL, 1, 0, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_load_set_value(o, "v", 1, -2, NULL), BE_E_VALIDATION);
@@ -1502,8 +1502,8 @@ END_TEST
 static be_cache *reentrant_cache;
 static _Atomic int reentrant_calls;
 
-static void reentrant_evict(void *ud, const void *key, size_t klen, const void *value,
-                            size_t vlen, int32_t reason) {
+static void reentrant_evict(const void *key, size_t klen, const void *value, size_t vlen,
+                            int32_t reason, void *ud) {
   (void)ud, (void)value, (void)vlen, (void)reason;
   char buf[8];
   size_t n;
@@ -1618,7 +1618,7 @@ static size_t lf_value(char *v, size_t cap, int id, uint64_t ver) {
 
 /* A loaded value is the latest completed set's, so it passes the same
  * checks as a cached one. */
-static int lf_loader(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+static int lf_loader(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
   (void)err;
   lf_shared *sh = ud;
   char k[16], v[256];
@@ -2105,8 +2105,8 @@ static void *stress_thread(void *p) {
   return NULL;
 }
 
-static void count_evict(void *ud, const void *key, size_t klen, const void *value, size_t vlen,
-                        int32_t reason) {
+static void count_evict(const void *key, size_t klen, const void *value, size_t vlen, int32_t reason,
+                        void *ud) {
   (void)key, (void)klen, (void)value, (void)vlen, (void)reason;
   atomic_fetch_add((_Atomic long *)ud, 1);
 }
@@ -2177,11 +2177,52 @@ START_TEST(single_flight_under_contention) {
 }
 END_TEST
 
+/* user_data arrives last, after the arguments that describe the entry. */
+static int ud_sentinel;
+static int ud_evicts;
+static void ud_evict(const void *key, size_t klen, const void *value, size_t vlen,
+                     int32_t reason, void *ud) {
+  ck_assert_ptr_eq(ud, &ud_sentinel);
+  ck_assert_uint_eq(klen, 1);
+  ck_assert_int_eq(memcmp(key, "k", 1), 0);
+  ck_assert_uint_eq(vlen, 2);
+  ck_assert_int_eq(memcmp(value, "v1", 2), 0);
+  ck_assert_int_eq(reason, BE_CACHE_EVICT_REPLACED);
+  ud_evicts++;
+}
+static int ud_loader(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
+  ck_assert_ptr_eq(ud, &ud_sentinel);
+  ck_assert_uint_eq(klen, 1);
+  ck_assert_int_eq(memcmp(key, "L", 1), 0);
+  return be_cache_load_set_value(out, "lv", 2, BE_CACHE_TTL_DEFAULT, err);
+}
+
+START_TEST(callbacks_get_user_data_last) {
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.on_evict = ud_evict;
+  o.evict_user_data = &ud_sentinel;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  ud_evicts = 0;
+  ck_assert_int_eq(be_cache_set(c, "k", 1, "v1", 2, BE_CACHE_TTL_DEFAULT, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_set(c, "k", 1, "v2", 2, BE_CACHE_TTL_DEFAULT, NULL), BE_OK);
+  ck_assert_int_eq(ud_evicts, 1);
+  be_cache_entry *e = NULL;
+  int32_t status = 0;
+  ck_assert_int_eq(be_cache_get_or_load(&e, &status, c, "L", 1, ud_loader, &ud_sentinel, NULL),
+                   BE_OK);
+  ck_assert_int_eq(status, BE_CACHE_LOADED);
+  be_cache_entry_release(e);
+  be_cache_free(c);
+}
+END_TEST
+
 Suite *cache_suite(void) {
   Suite *s = suite_create("cache");
   TCase *tc = tcase_create("cache");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, options_and_misuse);
+  tcase_add_test(tc, callbacks_get_user_data_last);
   tcase_add_test(tc, set_get_delete_and_handles);
   tcase_add_test(tc, ttl_expires_at_exactly_ttl);
   tcase_add_test(tc, ttl_jitter_only_shortens);

@@ -39,7 +39,7 @@ static void mock_reset(void) {
   atomic_store(&mock_fail_open, 0);
 }
 
-static int m_open(void **out, void *dd, const char *dsn, be_error **err) {
+static int m_open(void **out, const char *dsn, void *dd, be_error **err) {
   (void)dd;
   (void)dsn;
   if (atomic_load(&mock_fail_open)) {

@@ -91,8 +91,8 @@ typedef struct be_cache_load be_cache_load;
  * into the cache. Not called for cached loader errors, nor by
  * be_cache_free().
  */
-typedef void (*be_cache_evict_fn)(void *user_data, const void *key, size_t klen,
-                                  const void *value, size_t vlen, int32_t reason);
+typedef void (*be_cache_evict_fn)(const void *key, size_t klen, const void *value,
+                                  size_t vlen, int32_t reason, void *user_data);
 
 /**
  * Loader for be_cache_get_or_load(): produce the value of `key` and store it
@@ -101,8 +101,8 @@ typedef void (*be_cache_evict_fn)(void *user_data, const void *key, size_t klen,
  * then on). It runs without any cache lock held, so it may use the cache,
  * except get-or-load of the same key (that would wait for itself).
  */
-typedef int (*be_cache_loader_fn)(void *user_data, const void *key, size_t klen,
-                                  be_cache_load *out, be_error **err);
+typedef int (*be_cache_loader_fn)(const void *key, size_t klen, be_cache_load *out,
+                                  void *user_data, be_error **err);
 
 /** @name Recency policies (be_cache_options.lru_mode) @{ */
 #define BE_CACHE_LRU_DEFAULT 0 /**< the library's default: BE_CACHE_LRU_APPROX */
@@ -248,7 +248,7 @@ BE_API int be_cache_get_copy(void *buf, size_t buf_size, size_t *out_len,
 
 /**
  * Get key, or load it with at most one loader call per key at a time: the
- * first caller to miss runs loader(user_data, key, klen, load, &e) without
+ * first caller to miss runs loader(key, klen, load, user_data, &e) without
  * holding any lock; concurrent callers for the same key wait for its result
  * (callers for other keys do not). A successful value is cached (unless the
  * key was set, deleted or invalidated while loading) and every caller gets

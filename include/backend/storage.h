@@ -77,11 +77,11 @@ BE_BEGIN_DECLS
 typedef struct be_driver {
   uint32_t version;           /**< BE_DRIVER_VERSION */
   const char *name;           /**< "sqlite", "postgres", ... */
-  void *driver_data;          /**< passed to open */
+  void *driver_data;          /**< passed to open (its user data) */
   int32_t placeholder_style;  /**< BE_PLACEHOLDER_* */
   int32_t features;           /**< BE_FEATURE_* flags */
 
-  int (*open)(void **out_conn, void *driver_data, const char *dsn, be_error **err);
+  int (*open)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
   void (*close)(void *conn);
   int (*prepare)(void *conn, void **out_stmt, const char *sql, size_t sql_len, be_error **err);
   int (*bind_null)(void *stmt, int32_t index, be_error **err);

@@ -206,7 +206,7 @@ typedef struct work {
   pthread_barrier_t *bar;
 } work;
 
-static int hot_loader(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+static int hot_loader(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
   (void)key, (void)klen, (void)err;
   atomic_fetch_add((_Atomic long *)ud, 1);
   unsigned char v[VLEN];
