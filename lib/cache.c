@@ -564,10 +564,10 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
                            (unsigned)opts->version);
     memcpy(&o, opts, n); /* fields a version-1 caller lacks keep their defaults */
   }
-  if (o.default_ttl_ns < 0)
-    return be__error_field(err, "default_ttl_ns", "must be >= 0 (0 = no expiry)");
-  if (o.negative_ttl_ns < 0)
-    return be__error_field(err, "negative_ttl_ns", "must be >= 0 (0 = off)");
+  if (o.default_ttl_ms < 0)
+    return be__error_field(err, "default_ttl_ms", "must be >= 0 (0 = no expiry)");
+  if (o.negative_ttl_ms < 0)
+    return be__error_field(err, "negative_ttl_ms", "must be >= 0 (0 = off)");
   if (o.ttl_jitter_pct < 0 || o.ttl_jitter_pct > 100)
     return be__error_field(err, "ttl_jitter_pct", "must be between 0 and 100");
   if (o.lru_mode != BE_CACHE_LRU_DEFAULT && o.lru_mode != BE_CACHE_LRU_EXACT &&
@@ -590,8 +590,8 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   c->seed = o.seed ? o.seed
                    : (uint64_t)be_clock_now_ns(NULL) ^ (uint64_t)(uintptr_t)c ^
                          UINT64_C(0x2545f4914f6cdd1d);
-  c->default_ttl = o.default_ttl_ns;
-  c->negative_ttl = o.negative_ttl_ns;
+  c->default_ttl = be__ms_to_ns(o.default_ttl_ms);
+  c->negative_ttl = be__ms_to_ns(o.negative_ttl_ms);
   c->jitter_pct = o.ttl_jitter_pct;
   c->sweep_batch = o.sweep_batch < 0 ? 0 : o.sweep_batch == 0 ? DEFAULT_SWEEP : (uint32_t)o.sweep_batch;
   c->lru_exact = o.lru_mode == BE_CACHE_LRU_EXACT;
@@ -669,7 +669,7 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
                  int64_t ttl, be_error **err) {
   if (c == NULL || (key == NULL && klen) || (value == NULL && vlen))
     return be__error_set(err, BE_E_MISUSE, "be_cache_set: NULL cache, key or value");
-  if (!check_ttl(ttl)) return be__error_field(err, "ttl_ns", "must be > 0, 0 (default) or -1 (forever)");
+  if (!check_ttl(ttl)) return be__error_field(err, "ttl_ms", "must be > 0, 0 (default) or -1 (forever)");
   uint64_t charge = be_cache_charge(klen, vlen);
   if (charge == 0)
     return be__error_field(err, klen > BE_CACHE_MAX_KEY ? "key" : "value", "too long");
@@ -684,7 +684,7 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   entry *grave = NULL;
   be__spinlock_lock(&s->lock);
   if (s->flights) be__cache_flights_stale_locked(s, key, klen, 0);
-  be__cache_insert_locked(c, s, h, e, ttl, atomic_load(&c->epoch), &grave);
+  be__cache_insert_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), &grave);
   be__spinlock_unlock(&s->lock);
   be__cache_bury(c, grave);
   return BE_OK;

@@ -283,12 +283,12 @@ int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, i
   if (ld == NULL || (value == NULL && vlen))
     return be__error_set(err, BE_E_MISUSE, "be_cache_load_set_value: NULL load or value");
   if (ttl < BE_CACHE_TTL_FOREVER)
-    return be__error_field(err, "ttl_ns", "must be > 0, 0 (default) or -1 (forever)");
+    return be__error_field(err, "ttl_ms", "must be > 0, 0 (default) or -1 (forever)");
   if (be_cache_charge(ld->klen, vlen) == 0) return be__error_field(err, "value", "too long");
   entry *e = be__cache_entry_new(ld->key, ld->klen, value, vlen);
   if (e == NULL) return be__error_oom(err);
   be__free(ld->entry);
   ld->entry = e;
-  ld->ttl = ttl;
+  ld->ttl = be__cache_ttl_ns(ttl);
   return BE_OK;
 }

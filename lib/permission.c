@@ -36,7 +36,7 @@
 #include "svc.h"
 
 #define PERM_CACHE_ENTRIES 10000
-#define PERM_CACHE_TTL_NS (60 * BE_NS_PER_SEC)
+#define PERM_CACHE_TTL_MS INT64_C(60000)
 
 struct be__perm {
   be_app *app;
@@ -49,7 +49,7 @@ int be__perm_new(be__perm **out, be_app *app, be_error **err) {
   p->app = app;
   be_cache_options co = BE_CACHE_OPTIONS_INIT;
   co.max_entries = PERM_CACHE_ENTRIES;
-  co.default_ttl_ns = PERM_CACHE_TTL_NS;
+  co.default_ttl_ms = PERM_CACHE_TTL_MS;
   co.clock = be_app_clock(app);
   int rc = be_cache_new(&p->cache, &co, err);
   if (rc != BE_OK) { be__free(p); return rc; }

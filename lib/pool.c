@@ -149,10 +149,6 @@ struct be_pool {
 
 #define NS_PER_MS BE_NS_PER_MS
 
-static int64_t ms_to_ns(int64_t ms) {
-  if (ms > INT64_MAX / NS_PER_MS) return INT64_MAX;
-  return ms * NS_PER_MS;
-}
 
 static int64_t add_sat(int64_t a, int64_t b) {
   if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
@@ -1153,7 +1149,7 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
     p->slowlog = o->slowlog;
   } else if (rc == BE_OK && o->slow_query_threshold_ms >= 0) {
     be_slowlog_options so = BE_SLOWLOG_OPTIONS_INIT;
-    so.threshold_ns = ms_to_ns(o->slow_query_threshold_ms);
+    so.threshold_ms = o->slow_query_threshold_ms;
     so.capacity = o->slow_query_capacity;
     so.clock = o->clock;
     rc = be_slowlog_new(&p->own_slowlog, &so, err);
@@ -1172,14 +1168,14 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
   p->clock = o->clock;
   p->min_conns = o->min_conns;
   p->max_conns = o->max_conns;
-  p->acquire_timeout_ns = ms_to_ns(o->acquire_timeout_ms);
+  p->acquire_timeout_ns = be__ms_to_ns(o->acquire_timeout_ms);
   p->window_ns = o->validation_window_ms < 0 ? INT64_MAX
                  : o->validation_window_ms == 0 ? -1
-                                                 : ms_to_ns(o->validation_window_ms);
-  p->lifetime_ns = ms_to_ns(o->max_lifetime_ms);
+                                                 : be__ms_to_ns(o->validation_window_ms);
+  p->lifetime_ns = be__ms_to_ns(o->max_lifetime_ms);
   p->jitter_permille = o->lifetime_jitter_permille;
-  p->idle_timeout_ns = ms_to_ns(o->idle_timeout_ms);
-  p->leak_ns = ms_to_ns(o->leak_threshold_ms);
+  p->idle_timeout_ns = be__ms_to_ns(o->idle_timeout_ms);
+  p->leak_ns = be__ms_to_ns(o->leak_threshold_ms);
   p->deadlock_detection = o->deadlock_detection;
   p->on_usage = o->on_usage_alert;
   p->usage_ud = o->usage_alert_user_data;
@@ -1191,7 +1187,7 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
   if (p->alert_at < 1 && o->usage_alert_percent > 0) p->alert_at = 1;
   p->alert_armed = p->alert_at > 0;
   p->rng = ((uint64_t)(uintptr_t)p ^ (uint64_t)be_clock_now_ns(NULL)) | 1;
-  p->bg_interval_ns = ms_to_ns(o->maintenance_interval_ms);
+  p->bg_interval_ns = be__ms_to_ns(o->maintenance_interval_ms);
 
   /* open min_conns now; the first failure means the database is unreachable */
   for (int32_t i = 0; i < o->min_conns; i++) {

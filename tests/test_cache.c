@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #define SEC BE_NS_PER_SEC
+#define MS BE_NS_PER_MS
 
 /* ---- helpers ---- */
 
@@ -44,7 +45,7 @@ static be_cache *new_cache(be_clock *clk, uint32_t shards, uint64_t max_entries,
   o.shard_count = shards;
   o.max_entries = max_entries;
   o.max_bytes = max_bytes;
-  o.default_ttl_ns = default_ttl;
+  o.default_ttl_ms = default_ttl;
   o.seed = 42;
   be_cache *c = NULL;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
@@ -139,15 +140,15 @@ START_TEST(options_and_misuse) {
   be_error_free(e);
   e = NULL;
   be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION);
-  o.default_ttl_ns = -1;
+  o.default_ttl_ms = -1;
   ck_assert_int_eq(be_cache_new(&c, &o, &e), BE_E_VALIDATION);
-  ck_assert_str_eq(be_error_field_name(e, 0), "default_ttl_ns");
+  ck_assert_str_eq(be_error_field_name(e, 0), "default_ttl_ms");
   be_error_free(e);
   e = NULL;
   be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION);
-  o.negative_ttl_ns = -5;
+  o.negative_ttl_ms = -5;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_E_VALIDATION);
-  o.negative_ttl_ns = 0;
+  o.negative_ttl_ms = 0;
   o.ttl_jitter_pct = 101;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_E_VALIDATION);
   o.ttl_jitter_pct = -1;
@@ -166,7 +167,7 @@ START_TEST(options_and_misuse) {
   ck_assert_int_eq(be_cache_set(c, NULL, 1, "v", 1, 0, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_set(c, "k", 1, NULL, 1, 0, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_set(c, "k", 1, "v", 1, -2, &e), BE_E_VALIDATION);
-  ck_assert_str_eq(be_error_field_name(e, 0), "ttl_ns");
+  ck_assert_str_eq(be_error_field_name(e, 0), "ttl_ms");
   be_error_free(e);
   e = NULL;
   ck_assert_int_eq(be_cache_get(NULL, c, "k", 1, NULL), BE_E_MISUSE);
@@ -310,7 +311,7 @@ START_TEST(ttl_expires_at_exactly_ttl) {
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.shard_count = 1;
-  o.default_ttl_ns = 300 * SEC;
+  o.default_ttl_ms = 300 * 1000;
   o.on_evict = record_evict;
   o.evict_user_data = rec;
   be_cache *c = NULL;
@@ -318,14 +319,14 @@ START_TEST(ttl_expires_at_exactly_ttl) {
   char buf[32];
 
   ck_assert_int_eq(sets(c, "user:1", "u1", BE_CACHE_TTL_DEFAULT), BE_OK);
-  ck_assert_int_eq(sets(c, "short", "s", 10), BE_OK); /* 10 ns */
+  ck_assert_int_eq(sets(c, "short", "s", 10), BE_OK); /* 10 ms */
   ck_assert_int_eq(sets(c, "forever", "f", BE_CACHE_TTL_FOREVER), BE_OK);
   be_cache_entry *h = NULL;
   ck_assert_int_eq(be_cache_get(&h, c, "user:1", 6, NULL), BE_OK);
   ck_assert_int_eq(be_cache_entry_expires_ns(h), 1000 + 300 * SEC);
   be_cache_entry_release(h);
 
-  be_clock_advance(clk, 9, NULL);
+  be_clock_advance(clk, 10 * MS - 1, NULL);
   ck_assert(gets(c, "short", buf, sizeof buf)); /* 1 ns before */
   be_clock_advance(clk, 1, NULL);
   ck_assert(!gets(c, "short", buf, sizeof buf)); /* exactly at TTL */
@@ -333,7 +334,7 @@ START_TEST(ttl_expires_at_exactly_ttl) {
   ck_assert_str_eq(rec->ev[0].key, "short");
   ck_assert_int_eq(rec->ev[0].reason, BE_CACHE_EVICT_EXPIRED);
 
-  be_clock_advance(clk, 300 * SEC - 11, NULL);
+  be_clock_advance(clk, 300 * SEC - 10 * MS - 1, NULL);
   ck_assert(gets(c, "user:1", buf, sizeof buf));
   ck_assert_str_eq(buf, "u1");
   be_clock_advance(clk, 1, NULL);
@@ -342,9 +343,9 @@ START_TEST(ttl_expires_at_exactly_ttl) {
   ck_assert(gets(c, "forever", buf, sizeof buf));
 
   /* re-setting restarts the TTL; an expired entry replaced counts as expired */
-  ck_assert_int_eq(sets(c, "k", "1", 5 * SEC), BE_OK);
+  ck_assert_int_eq(sets(c, "k", "1", 5 * 1000), BE_OK);
   be_clock_advance(clk, 5 * SEC, NULL);
-  ck_assert_int_eq(sets(c, "k", "2", 5 * SEC), BE_OK);
+  ck_assert_int_eq(sets(c, "k", "2", 5 * 1000), BE_OK);
   ck_assert_int_eq(rec->ev[rec->n - 1].reason, BE_CACHE_EVICT_EXPIRED);
   be_clock_advance(clk, 4 * SEC, NULL);
   ck_assert(gets(c, "k", buf, sizeof buf));
@@ -365,7 +366,7 @@ START_TEST(ttl_jitter_only_shortens) {
   ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
-  o.default_ttl_ns = 100 * SEC;
+  o.default_ttl_ms = 100 * 1000;
   o.ttl_jitter_pct = 20;
   o.seed = 7;
   be_cache *c = NULL;
@@ -398,7 +399,7 @@ START_TEST(sweep_removes_dead_without_lookups) {
   for (int i = 0; i < 200; i++) {
     char k[16];
     snprintf(k, sizeof k, "old%d", i);
-    ck_assert_int_eq(sets(c, k, "v", SEC), BE_OK);
+    ck_assert_int_eq(sets(c, k, "v", 1000), BE_OK);
   }
   be_clock_advance(clk, SEC, NULL);
   ck_assert_uint_eq(stats_of(c).entries, 200);
@@ -416,7 +417,7 @@ START_TEST(sweep_removes_dead_without_lookups) {
   ck_assert_uint_eq(removed, 0);
   be_clock_advance(clk, 1, NULL);
   ck_assert_int_eq(sets(c, "x", "v", 1), BE_OK);
-  be_clock_advance(clk, 1, NULL);
+  be_clock_advance(clk, MS, NULL);
   ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   ck_assert_uint_eq(removed, 1);
   ck_assert_int_eq(be_cache_sweep(NULL, c, 3, NULL), BE_OK);
@@ -801,7 +802,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
   o.shard_count = 1;
   o.max_entries = m.max_count;
   o.max_bytes = m.max_bytes == UINT64_MAX ? 0 : m.max_bytes;
-  o.default_ttl_ns = m.default_ttl;
+  o.default_ttl_ms = m.default_ttl;
   o.sweep_batch = -1; /* the sweep's bucket order is hash-dependent: test it elsewhere */
   o.clock = clk;
   o.on_evict = record_evict;
@@ -813,7 +814,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
   const size_t nkeys = sizeof key_pool / sizeof key_pool[0];
   const size_t nprefixes = sizeof prefix_pool / sizeof prefix_pool[0];
   for (int op = 0; op < ops; op++) {
-    int64_t now = be_clock_now_ns(clk);
+    int64_t now = be_clock_now_ns(clk) / MS; /* the model counts in ms, like TTLs */
     const char *k = key_pool[rnd_below(nkeys)];
     size_t klen = strlen(k);
     unsigned r = (unsigned)rnd_below(100);
@@ -890,7 +891,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
       if (!reg) m.registered[m.nreg++] = p;
       QEQ(be_cache_register_prefix(c, p, strlen(p), NULL), BE_OK);
     } else if (r < 97) { /* time passes */
-      be_clock_advance(clk, (int64_t)rnd_below(rnd_below(4) ? 10 : 60), NULL);
+      be_clock_advance(clk, (int64_t)rnd_below(rnd_below(4) ? 10 : 60) * MS, NULL);
     } else if (r < 99) { /* full sweep: every dead entry goes, in bucket order */
       uint64_t want = 0;
       for (size_t i = m.n; i-- > 0;) {
@@ -990,7 +991,7 @@ START_TEST(approx_lru_keeps_its_promises) {
     o.shard_count = 4;
     o.max_entries = 8 + rnd_below(40);
     o.max_bytes = rnd_below(2) ? 0 : 4 * be_cache_charge(8, 48) * (2 + rnd_below(6));
-    o.default_ttl_ns = (int64_t)(1 + rnd_below(100));
+    o.default_ttl_ms = (int64_t)(1 + rnd_below(100));
     o.sweep_batch = (int32_t)rnd_below(3) - 1;
     o.clock = clk;
     o.on_evict = promise_evict;
@@ -999,7 +1000,7 @@ START_TEST(approx_lru_keeps_its_promises) {
     ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
     ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
     for (int op = 0; op < 2000; op++) {
-      int64_t now = be_clock_now_ns(clk);
+      int64_t now = be_clock_now_ns(clk) / MS; /* in ms, like TTLs */
       int k = (int)rnd_below(96);
       const char *key = pnames[k];
       size_t klen = strlen(key);
@@ -1014,7 +1015,7 @@ START_TEST(approx_lru_keeps_its_promises) {
         m->present = 1;
         memcpy(m->val, v, vlen);
         m->vlen = vlen;
-        m->expires = now + (ttl == BE_CACHE_TTL_DEFAULT ? o.default_ttl_ns : ttl);
+        m->expires = now + (ttl == BE_CACHE_TTL_DEFAULT ? o.default_ttl_ms : ttl);
       } else if (r < 80) {
         int live = m->present && now < m->expires;
         be_cache_entry *h = NULL;
@@ -1026,7 +1027,7 @@ START_TEST(approx_lru_keeps_its_promises) {
           const void *v = be_cache_entry_value(h, &n);
           QEQ(n, m->vlen);
           QEQ(memcmp(v, m->val, n), 0);
-          QEQ(be_cache_entry_expires_ns(h), m->expires);
+          QEQ(be_cache_entry_expires_ns(h), m->expires * MS);
           be_cache_entry_release(h);
         }
       } else if (r < 87) {
@@ -1040,7 +1041,7 @@ START_TEST(approx_lru_keeps_its_promises) {
         for (int i = 0; i < 96; i++)
           if (strncmp(pnames[i], p, 5) == 0) pkeys[i].present = 0;
       } else {
-        be_clock_advance(clk, (int64_t)rnd_below(8), NULL);
+        be_clock_advance(clk, (int64_t)rnd_below(8) * MS, NULL);
       }
       be_cache_stats st = stats_of(c);
       QTRUE(st.entries <= o.max_entries, "entries %llu over %llu", (unsigned long long)st.entries,
@@ -1300,8 +1301,8 @@ START_TEST(negative_caching_has_its_own_ttl) {
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.shard_count = 2;
-  o.default_ttl_ns = 300 * SEC;
-  o.negative_ttl_ns = 10 * SEC;
+  o.default_ttl_ms = 300 * 1000;
+  o.negative_ttl_ms = 10 * 1000;
   be_cache *c = NULL;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
   load_ctx l = {0};
@@ -1434,8 +1435,8 @@ START_TEST(stats_add_up_after_random_workload) {
   o.shard_count = 4;
   o.max_entries = 50;
   o.max_bytes = 40 * be_cache_charge(8, 30);
-  o.default_ttl_ns = 100;
-  o.negative_ttl_ns = 30;
+  o.default_ttl_ms = 100;
+  o.negative_ttl_ms = 30;
   o.ttl_jitter_pct = 30;
   be_cache *c = NULL;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
@@ -1470,7 +1471,7 @@ START_TEST(stats_add_up_after_random_workload) {
     } else if (r < 94) {
       be_cache_invalidate_prefix(c, rnd_below(2) ? "k1" : "k2", 2, NULL);
     } else {
-      be_clock_advance(clk, (int64_t)rnd_below(20), NULL);
+      be_clock_advance(clk, (int64_t)rnd_below(20) * MS, NULL);
     }
     if (i % 1000 == 0) assert_stats_add_up(c);
   }
@@ -1486,7 +1487,7 @@ START_TEST(stats_add_up_after_random_workload) {
   ck_assert_uint_gt(st.invalidations, 0);
   ck_assert_uint_gt(st.negative_hits, 0);
   uint64_t removed;
-  be_clock_advance(clk, 1000, NULL); /* everything expires */
+  be_clock_advance(clk, 1000 * MS, NULL); /* everything expires */
   ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   st = stats_of(c);
   ck_assert_uint_eq(st.entries, 0);
@@ -2118,7 +2119,7 @@ START_TEST(concurrent_stress) {
   o.shard_count = 4;
   o.max_entries = 120;
   o.max_bytes = 120 * be_cache_charge(9, 40);
-  o.negative_ttl_ns = 1;
+  o.negative_ttl_ms = 1;
   o.on_evict = count_evict;
   o.evict_user_data = (void *)&evicted;
   be_cache *c = NULL;

@@ -192,7 +192,7 @@ START_TEST(slowlog_records_redacts_and_wraps) {
   ck_assert_int_eq(sqlite3_create_function(be__sqlite_db(c), "slow", 1, SQLITE_UTF8, clk, slow_fn,
                                            NULL, NULL), SQLITE_OK);
   be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
-  ck_assert_int_eq(o.threshold_ns, 100 * BE_NS_PER_MS);
+  ck_assert_int_eq(o.threshold_ms, 100);
   o.capacity = 3;
   o.clock = clk;
   be_slowlog *log = NULL;
@@ -269,7 +269,7 @@ START_TEST(slowlog_records_redacts_and_wraps) {
   ck_assert_str_eq(be_error_field_name(e, 0), "capacity");
   be_error_free(e);
   o.capacity = 3;
-  o.threshold_ns = -1;
+  o.threshold_ms = -1;
   ck_assert_int_eq(be_slowlog_new(&l2, &o, NULL), BE_E_VALIDATION);
   o.version = 9;
   ck_assert_int_eq(be_slowlog_new(&l2, &o, NULL), BE_E_MISUSE);
@@ -291,7 +291,7 @@ END_TEST
 START_TEST(slow_recursive_cte_with_system_clock) {
   be_conn *c = open_conn();
   be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
-  o.threshold_ns = 1 * BE_NS_PER_MS;
+  o.threshold_ms = 1;
   be_slowlog *log = NULL;
   ck_assert_int_eq(be_slowlog_new(&log, &o, NULL), BE_OK);
   ck_assert_int_eq(be_slowlog_attach(log, c, NULL), BE_OK);
@@ -358,7 +358,7 @@ static int obs_alloc_body(void *arg) {
   int rc = be_conn_open(&c, be_sqlite_driver(), dsn, NULL);
   if (rc != BE_OK) return rc;
   be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
-  o.threshold_ns = 0;
+  o.threshold_ms = 0;
   if ((rc = be_scope_begin(&s, c, NULL, NULL)) != BE_OK) goto done;
   if ((rc = be_slowlog_new(&log, &o, NULL)) != BE_OK) goto done;
   if ((rc = be_slowlog_attach(log, c, NULL)) != BE_OK) goto done;

@@ -221,7 +221,7 @@ START_TEST(retry_on_busy) {
   ck_assert_int_eq(be_tx_options_init(&o, BE_TX_OPTIONS_VERSION), BE_OK);
   ck_assert_int_eq(o.mode, BE_TX_IMMEDIATE);
   o.max_retries = 2;
-  o.backoff_ns = 100000;
+  o.backoff_ms = 1;
   job b = {.value = 4};
   be_error *e = NULL;
   ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, &e), BE_E_BUSY);
@@ -232,20 +232,33 @@ START_TEST(retry_on_busy) {
   ck_assert(!has_row(c, 4));
   /* the time budget stops retries even when max_retries is not reached */
   o.max_retries = 1000;
-  o.backoff_ns = 1000000;
-  o.max_backoff_ns = 1000000;
-  o.retry_budget_ns = 30000000;
+  o.backoff_ms = 1;
+  o.max_backoff_ms = 1;
+  o.retry_budget_ms = 30;
   b.runs = 0;
   ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
   ck_assert_int_gt(b.runs, 1);
   ck_assert_int_lt(b.runs, 200);
-  o.retry_budget_ns = -1;
+  o.retry_budget_ms = -1;
   ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_MISUSE);
-  o.retry_budget_ns = 0;
+  o.retry_budget_ms = 0;
   o.max_retries = 0;
   b.runs = 0;
   ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
   ck_assert_int_eq(b.runs, 1);
+  /* backoffs are milliseconds: two retries sleeping in [d/2, d) with d = 20
+   * take at least 20 ms (as nanoseconds they would take none) */
+  o.max_retries = 2;
+  o.backoff_ms = 20;
+  o.max_backoff_ms = 20;
+  b.runs = 0;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ck_assert_int_eq(b.runs, 3);
+  int64_t slept_ns = (t1.tv_sec - t0.tv_sec) * BE_NS_PER_SEC + (t1.tv_nsec - t0.tv_nsec);
+  ck_assert_int_ge(slept_ns, 20 * BE_NS_PER_MS);
   be_fault_clear(flt, BE_FAULT_OP_ALL);
 
   /* nested: the inner busy reaches the outer level, which retries as a whole */
@@ -311,7 +324,7 @@ START_TEST(real_busy_retried_then_served) {
   /* never released in time: bounded, typed failure */
   be_tx_options o = BE_TX_OPTIONS_INIT;
   o.max_retries = 2;
-  o.backoff_ns = 1000000;
+  o.backoff_ms = 1;
   job j = {.value = 1};
   be_error *e = NULL;
   struct timespec t0, t1;
@@ -327,8 +340,8 @@ START_TEST(real_busy_retried_then_served) {
   pthread_t t;
   pthread_create(&t, NULL, hold_lock, a);
   o.max_retries = 50;
-  o.backoff_ns = 5000000;
-  o.max_backoff_ns = 20000000;
+  o.backoff_ms = 5;
+  o.max_backoff_ms = 20;
   ck_assert_int_eq(be_tx_run_ex(b, &o, insert_job, &j, NULL), BE_OK);
   pthread_join(t, NULL);
   ck_assert_int_eq(j.runs, 1);

@@ -31,7 +31,7 @@
  * that every write advances by a few buckets (no thread needed), or by
  * be_cache_sweep(). Until then it still counts in the entries/bytes stats.
  *
- * Typical use (the user service): a cache with default_ttl_ns = 300 s and
+ * Typical use (the user service): a cache with default_ttl_ms = 300000 (5 min) and
  * a registered prefix "user:"; reads through be_cache_get_or_load() with
  * key "user:{id}", be_cache_delete() on update, and
  * be_cache_invalidate_prefix("user:") to drop every user in O(1).
@@ -60,7 +60,7 @@ typedef struct be_cache_entry be_cache_entry;
 typedef struct be_cache_load be_cache_load;
 
 /** @name TTL arguments of be_cache_set() and be_cache_load_set_value() @{ */
-#define BE_CACHE_TTL_DEFAULT INT64_C(0)  /**< the cache's default_ttl_ns */
+#define BE_CACHE_TTL_DEFAULT INT64_C(0)  /**< the cache's default_ttl_ms */
 #define BE_CACHE_TTL_FOREVER INT64_C(-1) /**< never expires (LRU still applies) */
 /** @} */
 
@@ -120,8 +120,8 @@ typedef struct be_cache_options {
                                 and lowered so each shard may hold an entry */
   uint64_t max_entries;    /**< 0 = no bound on the number of entries */
   uint64_t max_bytes;      /**< 0 = no bound; counts be_cache_charge() per entry */
-  int64_t default_ttl_ns;  /**< TTL for BE_CACHE_TTL_DEFAULT; 0 = never expire */
-  int64_t negative_ttl_ns; /**< > 0: cache non-retryable loader errors this long */
+  int64_t default_ttl_ms;  /**< TTL (ms) for BE_CACHE_TTL_DEFAULT; 0 = never expire */
+  int64_t negative_ttl_ms; /**< > 0: cache non-retryable loader errors this many ms */
   int32_t ttl_jitter_pct;  /**< 0..100: each TTL is cut by a random 0..pct % */
   int32_t sweep_batch;     /**< buckets each write sweeps for dead entries:
                                 0 = default (4), negative = no automatic sweep */
@@ -205,18 +205,20 @@ BE_API void be_cache_free(be_cache *cache);
 
 /**
  * Store a copy of key and value, replacing any entry for key, with TTL
- * ttl_ns (> 0), BE_CACHE_TTL_DEFAULT or BE_CACHE_TTL_FOREVER; the TTL is
+ * ttl_ms (milliseconds, > 0), BE_CACHE_TTL_DEFAULT or BE_CACHE_TTL_FOREVER
+ * (ms, like every configured duration; expiry itself is exact to the
+ * nanosecond of the cache's clock); the TTL is
  * then cut by the jitter option. The new entry is the most recently used;
  * least recently used entries (see lru_mode) are evicted to respect the
  * bounds. An in-flight load of the same key will not overwrite this value.
  *
  * Errors: BE_E_MISUSE (cache NULL, key or value NULL with a length),
- * BE_E_VALIDATION (ttl_ns below -1, key longer than BE_CACHE_MAX_KEY, or the
+ * BE_E_VALIDATION (ttl_ms below -1, key longer than BE_CACHE_MAX_KEY, or the
  * entry's charge larger than a shard's share of max_bytes), BE_E_NOMEM.
  * Thread-safety: safe.
  */
 BE_API int be_cache_set(be_cache *cache, const void *key, size_t klen,
-                        const void *value, size_t vlen, int64_t ttl_ns,
+                        const void *value, size_t vlen, int64_t ttl_ms,
                         be_error **err);
 
 /**
@@ -254,7 +256,7 @@ BE_API int be_cache_get_copy(void *buf, size_t buf_size, size_t *out_len,
  * key was set, deleted or invalidated while loading) and every caller gets
  * a handle to it in *out. A loader error is returned to the loading caller
  * and every waiter (each gets its own copy of the error in *err) and is not
- * cached, except with negative_ttl_ns > 0 when the error is not retryable
+ * cached, except with negative_ttl_ms > 0 when the error is not retryable
  * and not BE_E_NOMEM/MISUSE/INTERNAL: later calls then get the same code
  * and message with status BE_CACHE_NEGATIVE until that TTL passes.
  * *out_status (may be NULL) receives BE_CACHE_HIT, _LOADED, _SHARED or
@@ -276,11 +278,11 @@ BE_API int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status,
  * for the byte bound is still handed to the callers but not cached.
  *
  * Errors: BE_E_MISUSE (load NULL, value NULL with a length),
- * BE_E_VALIDATION (ttl_ns below -1, value too large), BE_E_NOMEM.
+ * BE_E_VALIDATION (ttl_ms below -1, value too large), BE_E_NOMEM.
  * Thread-safety: only during the loader call that received `load`.
  */
 BE_API int be_cache_load_set_value(be_cache_load *load, const void *value,
-                                   size_t vlen, int64_t ttl_ns, be_error **err);
+                                   size_t vlen, int64_t ttl_ms, be_error **err);
 
 /**
  * Remove key. A load of key in flight will not cache its result.

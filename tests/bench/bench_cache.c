@@ -380,7 +380,7 @@ int main(int argc, char **argv) {
   be_set_allocator(&a, NULL);
 
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
-  o.default_ttl_ns = 300 * BE_NS_PER_SEC;
+  o.default_ttl_ms = 300 * 1000;
   o.seed = 42;
   be_cache *c = NULL, *cx = NULL;
   if (be_cache_new(&c, &o, NULL) != BE_OK) return 1;
