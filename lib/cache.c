@@ -82,9 +82,9 @@ static inline uint64_t charge_of(size_t klen, size_t vlen) {
   return (uint64_t)BE__ENTRY_HDR + klen + vlen + 2 * sizeof(void *);
 }
 
-uint64_t be_cache_charge(size_t klen, size_t vlen) {
+int64_t be_cache_charge(size_t klen, size_t vlen) {
   if (klen > BE_CACHE_MAX_KEY || vlen > UINT32_MAX - BE__ENTRY_HDR - klen) return 0;
-  return charge_of(klen, vlen);
+  return (int64_t)charge_of(klen, vlen);
 }
 
 static inline uint64_t echarge(const entry *e) { return charge_of(e->klen, e->vlen); }
@@ -564,6 +564,8 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
                            (unsigned)opts->version);
     memcpy(&o, opts, n); /* fields a version-1 caller lacks keep their defaults */
   }
+  if (o.max_entries < 0) return be__error_field(err, "max_entries", "must be >= 0 (0 = no bound)");
+  if (o.max_bytes < 0) return be__error_field(err, "max_bytes", "must be >= 0 (0 = no bound)");
   if (o.default_ttl_ms < 0)
     return be__error_field(err, "default_ttl_ms", "must be >= 0 (0 = no expiry)");
   if (o.negative_ttl_ms < 0)
@@ -577,7 +579,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   uint32_t n = o.shard_count ? o.shard_count : DEFAULT_SHARDS;
   if (n > MAX_SHARDS) n = MAX_SHARDS;
   n = pow2_at_least(n);
-  while (n > 1 && o.max_entries && o.max_entries < n) n >>= 1;
+  while (n > 1 && o.max_entries && o.max_entries < (int64_t)n) n >>= 1;
 
   be_cache *c = be__calloc(1, sizeof *c);
   if (c == NULL) return be__error_oom(err);
@@ -618,8 +620,9 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
     if (t == NULL) goto oom;
     publish_table(s, t);
     uint64_t i = made;
-    s->max_count = o.max_entries ? o.max_entries / n + (i < o.max_entries % n) : UINT64_MAX;
-    s->max_bytes = o.max_bytes ? o.max_bytes / n + (i < o.max_bytes % n) : UINT64_MAX;
+    uint64_t me = (uint64_t)o.max_entries, mb = (uint64_t)o.max_bytes; /* checked >= 0 */
+    s->max_count = me ? me / n + (i < me % n) : UINT64_MAX;
+    s->max_bytes = mb ? mb / n + (i < mb % n) : UINT64_MAX;
     s->rng = c->seed ^ (i * UINT64_C(0xd1342543de82ef95));
     atomic_init(&s->lock.held, 0u);
   }
@@ -1018,22 +1021,23 @@ int be_cache_clear(be_cache *c, be_error **err) {
   return BE_OK;
 }
 
-int be_cache_sweep(uint64_t *out_removed, be_cache *c, uint64_t max_buckets, be_error **err) {
+int be_cache_sweep(int64_t *out_removed, be_cache *c, int64_t max_buckets, be_error **err) {
   if (out_removed) *out_removed = 0;
   if (c == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_sweep: cache is NULL");
+  if (max_buckets < 0) return be__error_field(err, "max_buckets", "must be >= 0 (0 = all)");
   uint64_t total = 0;
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];
     entry *grave = NULL;
     be__spinlock_lock(&s->lock);
     size_t slots = s->table->mask + 1;
-    size_t nb = max_buckets == 0 || max_buckets > slots ? slots : (size_t)max_buckets;
+    size_t nb = max_buckets == 0 || (uint64_t)max_buckets > slots ? slots : (size_t)max_buckets;
     if (max_buckets == 0) s->sweep_cursor = 0;
     total += sweep_shard(c, s, nb, &grave);
     be__spinlock_unlock(&s->lock);
     be__cache_bury(c, grave);
   }
-  if (out_removed) *out_removed = total;
+  if (out_removed) *out_removed = (int64_t)total;
   return BE_OK;
 }
 

@@ -98,8 +98,8 @@ void be_histogram_record(be_histogram *h, int64_t value) {
   atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
 }
 
-uint64_t be_histogram_count(const be_histogram *h) {
-  return h ? atomic_load_explicit(&((be_histogram *)h)->count, memory_order_relaxed) : 0;
+int64_t be_histogram_count(const be_histogram *h) {
+  return h ? (int64_t)atomic_load_explicit(&((be_histogram *)h)->count, memory_order_relaxed) : 0;
 }
 
 int64_t be_histogram_min(const be_histogram *h) {

@@ -132,10 +132,10 @@ size_t be_slowlog_count(be_slowlog *log) {
   return n;
 }
 
-uint64_t be_slowlog_total(be_slowlog *log) {
+int64_t be_slowlog_total(be_slowlog *log) {
   if (log == NULL) return 0;
   pthread_mutex_lock(&log->lock);
-  uint64_t n = log->total;
+  int64_t n = (int64_t)log->total;
   pthread_mutex_unlock(&log->lock);
   return n;
 }

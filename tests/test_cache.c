@@ -38,8 +38,8 @@ static uint64_t rnd(void) { /* xorshift64*: deterministic per seed */
 }
 static uint64_t rnd_below(uint64_t n) { return n ? rnd() % n : 0; }
 
-static be_cache *new_cache(be_clock *clk, uint32_t shards, uint64_t max_entries,
-                           uint64_t max_bytes, int64_t default_ttl) {
+static be_cache *new_cache(be_clock *clk, uint32_t shards, int64_t max_entries,
+                           int64_t max_bytes, int64_t default_ttl) {
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.shard_count = shards;
@@ -140,6 +140,12 @@ START_TEST(options_and_misuse) {
   be_error_free(e);
   e = NULL;
   be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION);
+  o.max_entries = -1;
+  ck_assert_int_eq(be_cache_new(&c, &o, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "max_entries");
+  be_error_free(e);
+  e = NULL;
+  o.max_entries = 0;
   o.default_ttl_ms = -1;
   ck_assert_int_eq(be_cache_new(&c, &o, &e), BE_E_VALIDATION);
   ck_assert_str_eq(be_error_field_name(e, 0), "default_ttl_ms");
@@ -185,7 +191,7 @@ START_TEST(options_and_misuse) {
   ck_assert_int_eq(be_cache_invalidate_prefix(NULL, "u", 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_invalidate_prefix(c, NULL, 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_clear(NULL, NULL), BE_E_MISUSE);
-  uint64_t removed = 7;
+  int64_t removed = 7;
   ck_assert_int_eq(be_cache_sweep(&removed, NULL, 0, NULL), BE_E_MISUSE);
   ck_assert_uint_eq(removed, 0);
   /* every fallible call fills err, also for a miss */
@@ -412,7 +418,7 @@ START_TEST(sweep_removes_dead_without_lookups) {
   be_cache_stats st = stats_of(c);
   ck_assert_uint_eq(st.entries, 200);
   ck_assert_uint_eq(st.expirations, 200);
-  uint64_t removed = 1;
+  int64_t removed = 1;
   ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   ck_assert_uint_eq(removed, 0);
   be_clock_advance(clk, 1, NULL);
@@ -732,7 +738,7 @@ static void m_to_front(model *m, size_t i) {
 static int m_set(model *m, const char *k, const unsigned char *v, size_t vlen, int64_t ttl,
                  int64_t now) {
   size_t klen = strlen(k);
-  if (be_cache_charge(klen, vlen) > m->max_bytes) return BE_E_VALIDATION;
+  if ((uint64_t)be_cache_charge(klen, vlen) > m->max_bytes) return BE_E_VALIDATION;
   long i = m_find(m, k);
   if (i >= 0) {
     int d = m_dead(m, &m->e[i], now);
@@ -893,7 +899,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
     } else if (r < 97) { /* time passes */
       be_clock_advance(clk, (int64_t)rnd_below(rnd_below(4) ? 10 : 60) * MS, NULL);
     } else if (r < 99) { /* full sweep: every dead entry goes, in bucket order */
-      uint64_t want = 0;
+      int64_t want = 0;
       for (size_t i = m.n; i-- > 0;) {
         int d = m_dead(&m, &m.e[i], now);
         if (d) {
@@ -901,7 +907,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
           want++;
         }
       }
-      uint64_t removed = 0;
+      int64_t removed = 0;
       QEQ(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
       QEQ(removed, want);
       sort_events = 1;
@@ -925,7 +931,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
     if (m.nev > MAX_EVENTS - 100) m.nev = rec.n = 0;
 
     be_cache_stats st = stats_of(c);
-    QTRUE(st.entries == m.n, "seed %llu op %d: entries %llu model %zu",
+    QTRUE((size_t)st.entries == m.n, "seed %llu op %d: entries %llu model %zu",
                   (unsigned long long)seed, op, (unsigned long long)st.entries, m.n);
     QEQ(st.bytes, m.bytes);
     QEQ(st.hits, m.hits);
@@ -1164,7 +1170,7 @@ static void wait_until_loads_started(_Atomic int *calls, int n) {
   }
 }
 
-static void wait_for_waits(be_cache *c, uint64_t n) {
+static void wait_for_waits(be_cache *c, int64_t n) {
   int64_t start = be_clock_now_ns(NULL);
   while (stats_of(c).load_waits < n) {
     ck_assert_msg(be_clock_now_ns(NULL) - start < 10 * SEC,
@@ -1486,7 +1492,7 @@ START_TEST(stats_add_up_after_random_workload) {
   ck_assert_uint_gt(st.expirations, 0);
   ck_assert_uint_gt(st.invalidations, 0);
   ck_assert_uint_gt(st.negative_hits, 0);
-  uint64_t removed;
+  int64_t removed;
   be_clock_advance(clk, 1000 * MS, NULL); /* everything expires */
   ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   st = stats_of(c);

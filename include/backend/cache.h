@@ -118,8 +118,8 @@ typedef struct be_cache_options {
   uint32_t version;        /**< BE_CACHE_OPTIONS_VERSION */
   uint32_t shard_count;    /**< 0 = 16; rounded up to a power of two, at most 1024,
                                 and lowered so each shard may hold an entry */
-  uint64_t max_entries;    /**< 0 = no bound on the number of entries */
-  uint64_t max_bytes;      /**< 0 = no bound; counts be_cache_charge() per entry */
+  int64_t max_entries;     /**< 0 = no bound on the number of entries */
+  int64_t max_bytes;       /**< 0 = no bound; counts be_cache_charge() per entry */
   int64_t default_ttl_ms;  /**< TTL (ms) for BE_CACHE_TTL_DEFAULT; 0 = never expire */
   int64_t negative_ttl_ms; /**< > 0: cache non-retryable loader errors this many ms */
   int32_t ttl_jitter_pct;  /**< 0..100: each TTL is cut by a random 0..pct % */
@@ -155,21 +155,21 @@ BE_API int be_cache_options_init(be_cache_options *opts, uint32_t version);
 typedef struct be_cache_stats {
   uint32_t version;         /**< set by the caller to BE_CACHE_STATS_VERSION */
   uint32_t shard_count;     /**< shards actually used */
-  uint64_t hits;            /**< lookups that returned a cached value */
-  uint64_t misses;          /**< lookups that found no live value */
-  uint64_t negative_hits;   /**< get-or-load calls answered by a cached error */
-  uint64_t loads;           /**< loader calls */
-  uint64_t load_errors;     /**< loader calls that failed */
-  uint64_t load_waits;      /**< get-or-load calls that shared another's load */
-  uint64_t inserts;         /**< entries put into the cache */
-  uint64_t replacements;    /**< live entries overwritten */
-  uint64_t evictions_size;  /**< live entries evicted by max_bytes */
-  uint64_t evictions_count; /**< live entries evicted by max_entries */
-  uint64_t expirations;     /**< entries removed after their TTL */
-  uint64_t invalidations;   /**< entries removed by delete, prefix or clear */
-  uint64_t entries;         /**< entries held now (dead ones not yet swept too) */
-  uint64_t bytes;           /**< sum of be_cache_charge() of held entries */
-  uint64_t memory_bytes;    /**< bytes the cache allocated now, exactly:
+  int64_t hits;             /**< lookups that returned a cached value */
+  int64_t misses;           /**< lookups that found no live value */
+  int64_t negative_hits;    /**< get-or-load calls answered by a cached error */
+  int64_t loads;            /**< loader calls */
+  int64_t load_errors;      /**< loader calls that failed */
+  int64_t load_waits;       /**< get-or-load calls that shared another's load */
+  int64_t inserts;          /**< entries put into the cache */
+  int64_t replacements;     /**< live entries overwritten */
+  int64_t evictions_size;   /**< live entries evicted by max_bytes */
+  int64_t evictions_count;  /**< live entries evicted by max_entries */
+  int64_t expirations;      /**< entries removed after their TTL */
+  int64_t invalidations;    /**< entries removed by delete, prefix or clear */
+  int64_t entries;          /**< entries held now (dead ones not yet swept too) */
+  int64_t bytes;            /**< sum of be_cache_charge() of held entries */
+  int64_t memory_bytes;     /**< bytes the cache allocated now, exactly:
                                  entries, hash tables, shards, prefixes */
 } be_cache_stats;
 
@@ -183,7 +183,7 @@ typedef struct be_cache_stats {
  * included). 0 when klen exceeds BE_CACHE_MAX_KEY or the value is too large.
  * Thread-safety: safe.
  */
-BE_API uint64_t be_cache_charge(size_t klen, size_t vlen);
+BE_API int64_t be_cache_charge(size_t klen, size_t vlen);
 
 /**
  * Create a cache. opts may be NULL for the defaults (16 shards, unbounded,
@@ -328,8 +328,8 @@ BE_API int be_cache_clear(be_cache *cache, be_error **err);
  * (0 = all of them). *out_removed (may be NULL) receives how many were
  * removed. Errors: BE_E_MISUSE (cache NULL). Thread-safety: safe.
  */
-BE_API int be_cache_sweep(uint64_t *out_removed, be_cache *cache,
-                          uint64_t max_buckets, be_error **err);
+BE_API int be_cache_sweep(int64_t *out_removed, be_cache *cache,
+                          int64_t max_buckets, be_error **err);
 
 /**
  * Fill *out with a snapshot. The caller sets out->version; the library

@@ -33,7 +33,7 @@ BE_API void be_histogram_free(be_histogram *h);
 BE_API void be_histogram_record(be_histogram *h, int64_t value);
 
 /** Number of values recorded (0 for NULL). Thread-safety: safe. */
-BE_API uint64_t be_histogram_count(const be_histogram *h);
+BE_API int64_t be_histogram_count(const be_histogram *h);
 
 /**
  * The q-quantile (0 <= q <= 1) of the recorded values: the value of rank

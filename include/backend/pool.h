@@ -153,20 +153,20 @@ typedef struct be_pool_stats {
   int32_t opening;           /**< connections being opened now (for a caller or to reach min) */
   int32_t min_conns;
   int32_t max_conns;
-  uint64_t acquires;         /**< successful acquires */
-  uint64_t waits;            /**< acquires that had to queue (any outcome) */
-  uint64_t handoffs;         /**< connections passed straight from a release to a waiter */
-  uint64_t timeouts;         /**< BE_E_POOL_EXHAUSTED results */
-  uint64_t deadlocks;        /**< BE_E_POOL_DEADLOCK results */
-  uint64_t open_failures;    /**< failed opens (BE_E_DB_UNREACHABLE) */
-  uint64_t creates;          /**< connections opened */
-  uint64_t destroys;         /**< connections closed (any reason) */
-  uint64_t validations;      /**< pings before hand-out */
-  uint64_t broken;           /**< closed because broken (failed ping or connection lost) */
-  uint64_t expired;          /**< closed at max lifetime */
-  uint64_t idle_closed;      /**< closed by idle reaping */
-  uint64_t rollbacks;        /**< released with an open transaction, rolled back */
-  uint64_t leaks;            /**< leak reports */
+  int64_t acquires;          /**< successful acquires */
+  int64_t waits;             /**< acquires that had to queue (any outcome) */
+  int64_t handoffs;          /**< connections passed straight from a release to a waiter */
+  int64_t timeouts;          /**< BE_E_POOL_EXHAUSTED results */
+  int64_t deadlocks;         /**< BE_E_POOL_DEADLOCK results */
+  int64_t open_failures;     /**< failed opens (BE_E_DB_UNREACHABLE) */
+  int64_t creates;           /**< connections opened */
+  int64_t destroys;          /**< connections closed (any reason) */
+  int64_t validations;       /**< pings before hand-out */
+  int64_t broken;            /**< closed because broken (failed ping or connection lost) */
+  int64_t expired;           /**< closed at max lifetime */
+  int64_t idle_closed;       /**< closed by idle reaping */
+  int64_t rollbacks;         /**< released with an open transaction, rolled back */
+  int64_t leaks;             /**< leak reports */
   int64_t wait_p50_ns;       /**< acquire wait time quantiles */
   int64_t wait_p95_ns;
   int64_t wait_p99_ns;

@@ -85,7 +85,7 @@ BE_API int be_slowlog_record(be_slowlog *log, const char *sql, int64_t duration_
 BE_API size_t be_slowlog_count(be_slowlog *log);
 
 /** Entries ever recorded, including overwritten ones. */
-BE_API uint64_t be_slowlog_total(be_slowlog *log);
+BE_API int64_t be_slowlog_total(be_slowlog *log);
 
 /**
  * Copy entry index (0 = oldest held). *out_sql is the caller's (be_free);
