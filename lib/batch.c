@@ -379,14 +379,15 @@ int be_batch_load_text(be_batch_result **out, be_conn *conn, const be_batch_opti
   be__keymap m;
   be__keymap_init(&m, BE_TYPE_TEXT);
   for (size_t i = 0; i < n_keys; i++) {
-    size_t len = keys[i] == NULL ? 0 : key_lens ? key_lens[i] : strlen(keys[i]);
-    if (keys[i] == NULL || !be__utf8_valid(keys[i], len)) {
+    size_t len = key_lens ? key_lens[i] : BE_NUL_TERMINATED;
+    const char *key = keys[i] ? be__text_arg(keys[i], &len) : NULL;
+    if (key == NULL || !be__utf8_valid(key, len)) {
       be__keymap_free(&m);
       char field[40];
       snprintf(field, sizeof field, "keys[%zu]", i);
       return be__error_field(err, field, "must be UTF-8 text without NUL bytes");
     }
-    if (be__keymap_add_text(&m, keys[i], len, NULL) < 0) {
+    if (be__keymap_add_text(&m, key, len, NULL) < 0) {
       be__keymap_free(&m);
       return be__error_oom(err);
     }
@@ -444,7 +445,7 @@ size_t be_batch_result_find_int64(const be_batch_result *result, int64_t key, si
 size_t be_batch_result_find_text(const be_batch_result *result, const char *key, size_t len,
                                  size_t *first) {
   size_t i = SIZE_MAX;
-  if (key && len == (size_t)-1) len = strlen(key);
+  if (key) key = be__text_arg(key, &len);
   if (key) be__batch_result_find(result, BE_TYPE_TEXT, 0, key, len, &i);
   return be_batch_result_group(result, i, first);
 }

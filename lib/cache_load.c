@@ -47,12 +47,13 @@ static be_error *clone_error(const be_error *src) {
       return e;
     }
   }
-  int rc = cause ? be_error_wrap(&e, be_error_code(src), be_error_message(src), cause)
-                 : be_error_new(&e, be_error_code(src), be_error_message(src));
+  const char *msg = be_error_message(src);
+  int rc = be__error_wrap_raw(&e, be_error_code(src), msg, strlen(msg), cause);
   if (rc != BE_OK) return e; /* the static OOM error */
-  for (size_t i = 0; i < be_error_field_count(src); i++)
-    if (be_error_add_field(e, be_error_field_name(src, i), be_error_field_message(src, i)) != BE_OK)
-      goto oom;
+  for (size_t i = 0; i < be_error_field_count(src); i++) {
+    const char *f = be_error_field_name(src, i), *m = be_error_field_message(src, i);
+    if (be__error_add_field_raw(e, f, strlen(f), m, strlen(m)) != BE_OK) goto oom;
+  }
   if (be_error_driver_code(src) && be_error_set_driver_code(e, be_error_driver_code(src)) != BE_OK)
     goto oom;
   if (be_error_set_retryable(e, be_error_is_retryable(src)) != BE_OK) goto oom;

@@ -108,7 +108,7 @@ int be_loader_want_int64(be_loader *loader, int64_t key, be_error **err) {
 }
 
 int be_loader_want_text(be_loader *loader, const char *key, size_t len, be_error **err) {
-  if (key && len == (size_t)-1) len = strlen(key);
+  if (key) key = be__text_arg(key, &len);
   return want(loader, BE_TYPE_TEXT, 0, key, len, err);
 }
 
@@ -164,7 +164,7 @@ int be_loader_get_int64(const be_rows **out_rows, size_t *out_first, size_t *out
 
 int be_loader_get_text(const be_rows **out_rows, size_t *out_first, size_t *out_count,
                        be_loader *loader, const char *key, size_t len, be_error **err) {
-  if (key && len == (size_t)-1) len = strlen(key);
+  if (key) key = be__text_arg(key, &len);
   return get(out_rows, out_first, out_count, loader, BE_TYPE_TEXT, 0, key, len, err);
 }
 

@@ -250,7 +250,7 @@ static int apply_one(be_conn *c, void *ud, be_error **err) {
   rc = be_conn_prepare(&st, c, sql_insert(c), err);
   if (rc) return rc;
   if ((rc = be_stmt_bind_int64(st, 1, mg->version, err)) == BE_OK &&
-      (rc = be_stmt_bind_text(st, 2, mg->name, (size_t)-1, err)) == BE_OK &&
+      (rc = be_stmt_bind_text(st, 2, mg->name, BE_NUL_TERMINATED, err)) == BE_OK &&
       (rc = be_stmt_bind_int64(st, 3, be_clock_wall_ns(NULL) / BE_NS_PER_SEC, err)) == BE_OK) {
     rc = be_stmt_step(st, err);
     if (rc == BE_DONE) rc = BE_OK;

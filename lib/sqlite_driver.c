@@ -67,7 +67,8 @@ static int sq_fail(be_error **err, sqlite3 *db, int rc, const char *what) {
   if (err == NULL) return code;
   const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(ext);
   be_error *cause = NULL;
-  if (be_error_new(&cause, code, msg) != BE_OK) return be__error_oom(err);
+  if (be__error_wrap_raw(&cause, code, msg, msg ? strlen(msg) : 0, NULL) != BE_OK)
+    return be__error_oom(err);
   be_error_set_driver_code(cause, ext);
   int rc2 = be__error_wrap(err, code, cause, "sqlite %s failed: %s", what, msg);
   be_error_set_driver_code(*err, ext);

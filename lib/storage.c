@@ -416,7 +416,7 @@ int be_stmt_bind_double(be_stmt *s, int32_t i, double v, be_error **err) {
 int be_stmt_bind_text(be_stmt *s, int32_t i, const char *v, size_t len, be_error **err) {
   STMT_CHECK(s, "be_stmt_bind_text");
   if (v == NULL) return be__error_set(err, BE_E_MISUSE, "be_stmt_bind_text: NULL text");
-  if (len == (size_t)-1) len = strlen(v);
+  v = be__text_arg(v, &len);
   if (!be__utf8_valid(v, len))
     return be__error_field(err, "parameter", "parameter %d is not valid UTF-8 text (or holds a NUL)",
                            (int)i);

@@ -83,7 +83,7 @@ static int64_t audit_count(be_app *app, const char *action) {
   be_stmt *st = NULL;
   ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT count(*) FROM audit_log WHERE action = ?", NULL),
                    BE_OK);
-  ck_assert_int_eq(be_stmt_bind_text(st, 1, action, (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(st, 1, action, BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
   int64_t v = be_stmt_column_int64(st, 0);
   be_stmt_finalize(st);

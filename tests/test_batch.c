@@ -51,7 +51,7 @@ static void setup(void) {
       char title[64];
       snprintf(title, sizeof title, "post %d of user %d", i, u);
       be_stmt_bind_int64(st, 1, u, NULL);
-      be_stmt_bind_text(st, 2, title, (size_t)-1, NULL);
+      be_stmt_bind_text(st, 2, title, BE_NUL_TERMINATED, NULL);
       if (i % 3 == 0) be_stmt_bind_null(st, 3, NULL); else be_stmt_bind_double(st, 3, i * 1.5, NULL);
       unsigned char blob[3] = {(unsigned char)u, 0, (unsigned char)i};
       be_stmt_bind_blob(st, 4, blob, sizeof blob, NULL);
@@ -71,8 +71,8 @@ static void setup(void) {
     for (size_t t = 0; t <= o % 3; t++) {
       char tag[32];
       snprintf(tag, sizeof tag, "tag%zu", t);
-      be_stmt_bind_text(st, 1, text_owners[o], (size_t)-1, NULL);
-      be_stmt_bind_text(st, 2, tag, (size_t)-1, NULL);
+      be_stmt_bind_text(st, 1, text_owners[o], BE_NUL_TERMINATED, NULL);
+      be_stmt_bind_text(st, 2, tag, BE_NUL_TERMINATED, NULL);
       ck_assert_int_eq(be_stmt_step(st, NULL), BE_DONE);
       be_stmt_reset(st, NULL);
     }
@@ -109,7 +109,7 @@ START_TEST(rows_typed_access) {
   ck_assert_int_eq(be_params_new(&p, NULL), BE_OK);
   ck_assert_int_eq(be_params_add_int64(p, 42, NULL), BE_OK);
   ck_assert_int_eq(be_params_add_double(p, 2.5, NULL), BE_OK);
-  ck_assert_int_eq(be_params_add_text(p, "it's", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_params_add_text(p, "it's", BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_params_add_blob(p, "a\0b", 3, NULL), BE_OK);
   ck_assert_int_eq(be_params_add_null(p, NULL), BE_OK);
   be_error *e = NULL;
@@ -275,8 +275,8 @@ START_TEST(batch_int_matches_naive) {
       while (j < i && keys[j] != keys[i]) j++;
       nd += j == i;
     }
-    size_t chunk = o.max_chunk ? (size_t)o.max_chunk : (size_t)-1;
-    size_t expect = nd == 0 ? 0 : chunk == (size_t)-1 ? 1 : (nd + chunk - 1) / chunk;
+    size_t chunk = o.max_chunk ? (size_t)o.max_chunk : BE_NUL_TERMINATED;
+    size_t expect = nd == 0 ? 0 : chunk == BE_NUL_TERMINATED ? 1 : (nd + chunk - 1) / chunk;
     ck_assert_int_eq(statements, (int)expect);
   }
   be_params_free(wp);
@@ -323,8 +323,8 @@ START_TEST(batch_text_keys_bound_safely) {
       be_rows_free(naive);
       be_params_free(p);
     }
-    ck_assert_uint_eq(be_batch_result_find_text(res, "O'Brien", (size_t)-1, NULL), 3);
-    ck_assert_uint_eq(be_batch_result_find_text(res, "nobody-has-this", (size_t)-1, NULL), 0);
+    ck_assert_uint_eq(be_batch_result_find_text(res, "O'Brien", BE_NUL_TERMINATED, NULL), 3);
+    ck_assert_uint_eq(be_batch_result_find_text(res, "nobody-has-this", BE_NUL_TERMINATED, NULL), 0);
     be_batch_result_free(res);
     /* NUL inside a key: rejected, the key named */
     const char *bad[] = {"alice", "ali\0ce"};
@@ -598,14 +598,14 @@ START_TEST(loader_dispatches_once) {
   t.column_count = 1;
   t.key_column = "owner";
   ck_assert_int_eq(be_loader_new(&l, c, &t, BE_TYPE_TEXT, NULL), BE_OK);
-  for (size_t i = 0; i < N_OWNERS; i++) ck_assert_int_eq(be_loader_want_text(l, text_owners[i], (size_t)-1, NULL), BE_OK);
+  for (size_t i = 0; i < N_OWNERS; i++) ck_assert_int_eq(be_loader_want_text(l, text_owners[i], BE_NUL_TERMINATED, NULL), BE_OK);
   be_error *e = NULL;
   ck_assert_int_eq(be_loader_want_text(l, "a\0b", 3, &e), BE_E_VALIDATION);
   ck_assert_str_eq(be_error_field_name(e, 0), "key");
   be_error_free(e);
-  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "O'Brien", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "O'Brien", BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_uint_eq(cnt, 3);
-  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "\xf0\x9f\x98\x80", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "\xf0\x9f\x98\x80", BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_loader_dispatch_count(l), 1);
   ck_assert_int_eq(be_loader_get_int64(&rows, &first, &cnt, l, 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, NULL, 0, NULL), BE_E_MISUSE);
@@ -662,7 +662,7 @@ static int alloc_body(void *arg) {
   if ((rc = be_batch_load_text(&res, c, &o, tk, NULL, 4, NULL)) != BE_OK) goto done;
   if ((rc = be_loader_new(&l, c, &o, BE_TYPE_TEXT, NULL)) != BE_OK) goto done;
   for (int i = 0; i < 4; i++)
-    if ((rc = be_loader_want_text(l, tk[i], (size_t)-1, NULL)) != BE_OK) goto done;
+    if ((rc = be_loader_want_text(l, tk[i], BE_NUL_TERMINATED, NULL)) != BE_OK) goto done;
   const be_rows *rows;
   size_t first, cnt;
   if ((rc = be_loader_get_text(&rows, &first, &cnt, l, "bob", 3, NULL)) != BE_OK) goto done;

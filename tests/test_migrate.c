@@ -29,7 +29,7 @@ static be_conn *open_conn(void) {
 static int table_exists(be_conn *c, const char *name) {
   be_stmt *s = NULL;
   ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT 1 FROM sqlite_master WHERE name = ?", NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_bind_text(s, 1, name, (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, name, BE_NUL_TERMINATED, NULL), BE_OK);
   int rc = be_stmt_step(s, NULL);
   be_stmt_finalize(s);
   return rc == BE_ROW;

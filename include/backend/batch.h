@@ -109,7 +109,8 @@ BE_API int be_batch_load_int64(be_batch_result **out, be_conn *conn, const be_ba
 
 /**
  * Like be_batch_load_int64() with text keys: keys[i] has key_lens[i] bytes
- * (key_lens NULL: each key is NUL-terminated). Keys are compared byte for
+ * (key_lens NULL: each key is NUL-terminated; a length may also be
+ * BE_NUL_TERMINATED, and 0 is the empty key). Keys are compared byte for
  * byte and must be valid UTF-8 without NUL bytes (BE_E_VALIDATION, field
  * "keys[i]", otherwise); they are bound, so quotes are harmless.
  */
@@ -137,7 +138,8 @@ BE_API const char *be_batch_result_key_text(const be_batch_result *result, size_
 BE_API size_t be_batch_result_group(const be_batch_result *result, size_t i, size_t *first);
 
 /** Rows of a key by value: like be_batch_result_group(); 0 for a key with
- * no rows and for a key that was not asked for. len (size_t)-1 = strlen. */
+ * no rows and for a key that was not asked for. len may be
+ * BE_NUL_TERMINATED; 0 is the empty key. */
 BE_API size_t be_batch_result_find_int64(const be_batch_result *result, int64_t key,
                                          size_t *first);
 BE_API size_t be_batch_result_find_text(const be_batch_result *result, const char *key,

@@ -49,7 +49,7 @@ BE_API void be_loader_free(be_loader *loader);
  * Ask for a key; loaded at the next dispatch unless already loaded or
  * wanted. Errors: BE_E_MISUSE (NULL, wrong key type for the loader),
  * BE_E_VALIDATION (text not UTF-8 or with NUL, field "key"), BE_E_NOMEM.
- * len (size_t)-1 means NUL-terminated.
+ * len may be BE_NUL_TERMINATED; 0 is the empty string (backend/common.h).
  */
 BE_API int be_loader_want_int64(be_loader *loader, int64_t key, be_error **err);
 BE_API int be_loader_want_text(be_loader *loader, const char *key, size_t len, be_error **err);

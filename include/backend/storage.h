@@ -199,7 +199,7 @@ BE_API int be_conn_stmt_cache_stats_get(be_stmt_cache_stats *out, const be_conn 
 BE_API int be_stmt_bind_null(be_stmt *stmt, int32_t index, be_error **err);
 BE_API int be_stmt_bind_int64(be_stmt *stmt, int32_t index, int64_t value, be_error **err);
 BE_API int be_stmt_bind_double(be_stmt *stmt, int32_t index, double value, be_error **err);
-/** len may be (size_t)-1 for a NUL-terminated value. */
+/** len may be BE_NUL_TERMINATED; 0 is the empty string (backend/common.h). */
 BE_API int be_stmt_bind_text(be_stmt *stmt, int32_t index, const char *value, size_t len,
                              be_error **err);
 BE_API int be_stmt_bind_blob(be_stmt *stmt, int32_t index, const void *value, size_t len,

@@ -13,6 +13,7 @@ import threading
 
 BE_OK = 0
 BE_E_VALIDATION = -4
+BE_E_CONFLICT = -8
 BE_E_NOT_FOUND = -7
 
 
@@ -31,6 +32,9 @@ def bind(lib):
         "be_version_string": (C.c_char_p, []),
         "be_version_number": (C.c_uint32, []),
         "be_error_new": (C.c_int, [C.POINTER(C.c_void_p), C.c_int32, C.c_char_p]),
+        "be_error_new_n": (C.c_int, [C.POINTER(C.c_void_p), C.c_int32, C.c_void_p, C.c_size_t]),
+        "be_error_message": (C.c_char_p, [C.c_void_p]),
+        "be_error_field_name": (C.c_char_p, [C.c_void_p, C.c_size_t]),
         "be_error_add_field": (C.c_int, [C.c_void_p, C.c_char_p, C.c_char_p]),
         "be_error_http_status": (C.c_int32, [C.c_void_p]),
         "be_error_to_json": (C.c_int, [C.POINTER(C.c_void_p), C.POINTER(C.c_size_t), C.c_void_p]),
@@ -59,7 +63,7 @@ def test_version(lib):
 
 def test_error_json(lib):
     err = C.c_void_p()
-    check(lib.be_error_new(C.byref(err), BE_E_VALIDATION, "bad \"input\"\n\xff".encode("latin-1")) == BE_OK,
+    check(lib.be_error_new(C.byref(err), BE_E_VALIDATION, b"bad \"input\"\n\x01") == BE_OK,
           "be_error_new")
     check(lib.be_error_add_field(err, b"email", b"is taken") == BE_OK, "add_field")
     check(lib.be_error_http_status(err) == 400, "http status")
@@ -71,7 +75,15 @@ def test_error_json(lib):
     doc = json.loads(text)
     check(doc["status"] == 400 and doc["code"] == BE_E_VALIDATION, f"json fields: {doc}")
     check(doc["errors"] == [{"field": "email", "detail": "is taken"}], f"field errors: {doc}")
-    check("\ufffd" in doc["detail"] and '"input"' in doc["detail"], f"detail: {doc['detail']!r}")
+    check(doc["detail"] == 'bad "input"\n\x01', f"detail: {doc['detail']!r}")
+    # text with a length: 0 is empty (the pointer is not read), NUL and bad UTF-8 are refused
+    check(lib.be_error_new_n(C.byref(err), BE_E_VALIDATION, C.c_void_p(1), 0) == BE_OK
+          and lib.be_error_message(err) == b"", "length 0 is the empty string")
+    lib.be_error_free(err)
+    for bad in (b"a\0b", b"\xff"):
+        check(lib.be_error_new_n(C.byref(err), BE_E_CONFLICT, bad, len(bad)) == BE_E_VALIDATION
+              and lib.be_error_field_name(err, 0) == b"message", f"refused: {bad!r}")
+        lib.be_error_free(err)
     check(lib.be_error_to_json(C.byref(out), None, None) != BE_OK, "NULL error is refused")
 
 
