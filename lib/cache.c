@@ -552,6 +552,22 @@ static uint32_t pow2_at_least(uint32_t n) {
   return p;
 }
 
+/* BE_OK when every value of o is in range, else a validation error naming it. */
+static int check_options(const be_cache_options *o, be_error **err) {
+  if (o->max_entries < 0) return be__error_field(err, "max_entries", "must be >= 0 (0 = no bound)");
+  if (o->max_bytes < 0) return be__error_field(err, "max_bytes", "must be >= 0 (0 = no bound)");
+  if (o->default_ttl_ms < 0)
+    return be__error_field(err, "default_ttl_ms", "must be >= 0 (0 = no expiry)");
+  if (o->negative_ttl_ms < 0)
+    return be__error_field(err, "negative_ttl_ms", "must be >= 0 (0 = off)");
+  if (o->ttl_jitter_pct < 0 || o->ttl_jitter_pct > 100)
+    return be__error_field(err, "ttl_jitter_pct", "must be between 0 and 100");
+  if (o->lru_mode != BE_CACHE_LRU_DEFAULT && o->lru_mode != BE_CACHE_LRU_EXACT &&
+      o->lru_mode != BE_CACHE_LRU_APPROX)
+    return be__error_field(err, "lru_mode", "must be BE_CACHE_LRU_DEFAULT, _EXACT or _APPROX");
+  return BE_OK;
+}
+
 int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   uint32_t made = 0; /* shards initialised; the oom path may be reached before the loop */
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_new: out is NULL");
@@ -564,17 +580,8 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
                            (unsigned)opts->version);
     memcpy(&o, opts, n); /* fields a version-1 caller lacks keep their defaults */
   }
-  if (o.max_entries < 0) return be__error_field(err, "max_entries", "must be >= 0 (0 = no bound)");
-  if (o.max_bytes < 0) return be__error_field(err, "max_bytes", "must be >= 0 (0 = no bound)");
-  if (o.default_ttl_ms < 0)
-    return be__error_field(err, "default_ttl_ms", "must be >= 0 (0 = no expiry)");
-  if (o.negative_ttl_ms < 0)
-    return be__error_field(err, "negative_ttl_ms", "must be >= 0 (0 = off)");
-  if (o.ttl_jitter_pct < 0 || o.ttl_jitter_pct > 100)
-    return be__error_field(err, "ttl_jitter_pct", "must be between 0 and 100");
-  if (o.lru_mode != BE_CACHE_LRU_DEFAULT && o.lru_mode != BE_CACHE_LRU_EXACT &&
-      o.lru_mode != BE_CACHE_LRU_APPROX)
-    return be__error_field(err, "lru_mode", "must be BE_CACHE_LRU_DEFAULT, _EXACT or _APPROX");
+  int rc = check_options(&o, err);
+  if (rc != BE_OK) return rc;
 
   uint32_t n = o.shard_count ? o.shard_count : DEFAULT_SHARDS;
   if (n > MAX_SHARDS) n = MAX_SHARDS;
