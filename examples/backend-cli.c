@@ -106,7 +106,7 @@ static int demo_services(be_app *app) {
     be_user_free(u);
   }
   be_cache_stats cs = BE_CACHE_STATS_INIT;
-  be_cache_stats_get(&cs, be_app_cache(app));
+  be_cache_stats_get(&cs, be_app_cache(app), NULL);
   printf("%-28s %llu hits, %llu misses (user:{id}, 5 min TTL)\n", "profile cache after 3 gets:",
          (unsigned long long)cs.hits, (unsigned long long)cs.misses);
 
@@ -118,7 +118,7 @@ static int demo_services(be_app *app) {
 
 static int demo_numbers(be_app *app) {
   be_pool_stats ps = BE_POOL_STATS_INIT;
-  if (be_pool_get_stats(&ps, be_app_pool(app), NULL) == BE_OK)
+  if (be_pool_stats_get(&ps, be_app_pool(app), NULL) == BE_OK)
     printf("%-28s total %d, in use %d, idle %d, acquires %llu, timeouts %llu\n", "pool:", (int)ps.total,
            (int)ps.in_use, (int)ps.idle, (unsigned long long)ps.acquires, (unsigned long long)ps.timeouts);
   char *json = NULL;

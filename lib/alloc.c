@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "error.h"
 #include "versioned.h"
 
 static void *std_malloc(size_t size, void *ud) { (void)ud; return malloc(size); }
@@ -20,7 +21,7 @@ int be_allocator_init(be_allocator *a, uint32_t version) {
   return be__versioned_init(a, sizeof *a, &defaults, version, BE_ALLOCATOR_VERSION);
 }
 
-int be_set_allocator(const be_allocator *a) {
+int be_set_allocator(const be_allocator *a, be_error **err) {
   if (a == NULL) {
     be_allocator std = {BE_ALLOCATOR_VERSION, std_malloc, std_realloc, std_free, NULL};
     current = std;
@@ -28,7 +29,9 @@ int be_set_allocator(const be_allocator *a) {
   }
   if (a->version != BE_ALLOCATOR_VERSION || a->malloc_fn == NULL ||
       a->realloc_fn == NULL || a->free_fn == NULL)
-    return BE_E_MISUSE;
+    return be__error_set(err, BE_E_MISUSE, "be_set_allocator: %s",
+                         a->version != BE_ALLOCATOR_VERSION ? "unknown allocator version"
+                                                            : "a function pointer is NULL");
   current = *a;
   return BE_OK;
 }

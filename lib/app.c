@@ -169,7 +169,7 @@ static int open_cache(be_app *app, be_error **err) {
   be_cache_options co = BE_CACHE_OPTIONS_INIT;
   co.max_entries = (uint64_t)app->opts.cache_max_entries;
   co.max_bytes = (uint64_t)app->opts.cache_max_bytes;
-  co.default_ttl_ns = app->opts.user_cache_ttl_ms * BE_NS_PER_MS;
+  co.default_ttl_ms = app->opts.user_cache_ttl_ms;
   co.clock = app->opts.clock;
   int rc = be_cache_new(&app->cache, &co, err);
   if (rc == BE_OK) rc = be_cache_register_prefix(app->cache, "user:", 5, err);

@@ -457,7 +457,7 @@ int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t 
                        "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ? "
                        "AND last_seen_at < ?", "ihi", now, h, now) != BE_OK) {
         be_log_field f[] = {{"code", be_code_name(be_error_code(e))}};
-        be_log(BE_LOG_WARN, "auth: could not slide a session's idle timeout", f, 1);
+        be_log(BE_LOG_WARN, "auth: could not slide a session's idle timeout", f, 1, NULL);
         be_error_free(e);
       }
     }

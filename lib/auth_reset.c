@@ -28,7 +28,7 @@ static void log_failure(const char *message, int64_t user_id, const be_error *e)
   char id[24];
   snprintf(id, sizeof id, "%lld", (long long)user_id);
   be_log_field f[] = {{"user_id", id}, {"code", be_code_name(be_error_code(e))}};
-  be_log(BE_LOG_ERROR, message, f, 2);
+  be_log(BE_LOG_ERROR, message, f, 2, NULL);
 }
 
 /* ---- request --------------------------------------------------------- */
@@ -123,7 +123,7 @@ int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_e
   }
   if (r.skipped) {
     sodium_memzero(token, sizeof token);
-    be_log(BE_LOG_INFO, "auth: password reset skipped, enough tokens pending", NULL, 0);
+    be_log(BE_LOG_INFO, "auth: password reset skipped, enough tokens pending", NULL, 0, NULL);
     return BE_OK;
   }
   /* The token sits on a line of its own (the third) so a mailer can turn it

@@ -25,10 +25,10 @@ struct be_batch_result {
   size_t *count; /* per key */
 };
 
-int be_batch_opts_init(be_batch_opts *opts, uint32_t version) {
-  if (opts == NULL || version != BE_BATCH_OPTS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_BATCH_OPTS_INIT byte for byte */
-  static const be_batch_opts init = BE_BATCH_OPTS_INIT;
+int be_batch_options_init(be_batch_options *opts, uint32_t version) {
+  if (opts == NULL || version != BE_BATCH_OPTIONS_VERSION) return BE_E_MISUSE;
+  /* static: padding is zero too, so the result equals BE_BATCH_OPTIONS_INIT byte for byte */
+  static const be_batch_options init = BE_BATCH_OPTIONS_INIT;
   memcpy(opts, &init, sizeof *opts);
   return BE_OK;
 }
@@ -74,10 +74,10 @@ static int check_order_term(const char *term, const char *field, size_t *name_le
   return BE_OK;
 }
 
-int be__batch_check_opts(const be_batch_opts *opts, be_error **err) {
+int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
   if (opts == NULL) return be__error_set(err, BE_E_MISUSE, "opts is NULL");
-  if (opts->version != BE_BATCH_OPTS_VERSION)
-    return be__error_set(err, BE_E_MISUSE, "unknown be_batch_opts version %u", opts->version);
+  if (opts->version != BE_BATCH_OPTIONS_VERSION)
+    return be__error_set(err, BE_E_MISUSE, "unknown be_batch_options version %u", opts->version);
   int rc = check_ident(opts->table, "table", err);
   if (rc != BE_OK) return rc;
   if (opts->columns == NULL || opts->column_count == 0)
@@ -106,7 +106,7 @@ int be__batch_check_opts(const be_batch_opts *opts, be_error **err) {
 }
 
 /* The SQL up to the key list: SELECT ... WHERE [(where) AND ]key IN ( */
-static void sql_head(be__buf *b, const be_batch_opts *o) {
+static void sql_head(be__buf *b, const be_batch_options *o) {
   be__buf_puts(b, "SELECT ");
   for (size_t i = 0; i < o->column_count; i++) {
     be__buf_puts(b, o->columns[i]);
@@ -125,7 +125,7 @@ static void sql_head(be__buf *b, const be_batch_opts *o) {
   be__buf_puts(b, " IN (");
 }
 
-static void sql_tail(be__buf *b, const be_batch_opts *o) {
+static void sql_tail(be__buf *b, const be_batch_options *o) {
   be__buf_puts(b, ")");
   for (size_t i = 0; i < o->order_by_count; i++) {
     size_t n;
@@ -144,7 +144,7 @@ static void placeholder(be__buf *b, int dollar, int32_t index) {
 
 typedef struct run {
   be_conn *conn;
-  const be_batch_opts *o;
+  const be_batch_options *o;
   be__keymap *keys;
   int32_t nwhere;
   int dollar;
@@ -303,7 +303,7 @@ done:
   return rc;
 }
 
-int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_opts *opts,
+int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                   be__keymap *keys, be_error **err) {
   run r = {conn, opts, keys, 0, 0, NULL, NULL, 0};
   be_batch_result *res = NULL;
@@ -346,7 +346,7 @@ fail:
   return rc;
 }
 
-static int load_common(be_batch_result **out, be_conn *conn, const be_batch_opts *opts,
+static int load_common(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                        be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
@@ -354,7 +354,7 @@ static int load_common(be_batch_result **out, be_conn *conn, const be_batch_opts
   return be__batch_check_opts(opts, err);
 }
 
-int be_batch_load_int64(be_batch_result **out, be_conn *conn, const be_batch_opts *opts,
+int be_batch_load_int64(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                         const int64_t *keys, size_t n_keys, be_error **err) {
   int rc = load_common(out, conn, opts, err);
   if (rc != BE_OK) return rc;
@@ -370,7 +370,7 @@ int be_batch_load_int64(be_batch_result **out, be_conn *conn, const be_batch_opt
   return be__batch_run(out, conn, opts, &m, err);
 }
 
-int be_batch_load_text(be_batch_result **out, be_conn *conn, const be_batch_opts *opts,
+int be_batch_load_text(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                        const char *const *keys, const size_t *key_lens, size_t n_keys,
                        be_error **err) {
   int rc = load_common(out, conn, opts, err);
@@ -379,14 +379,15 @@ int be_batch_load_text(be_batch_result **out, be_conn *conn, const be_batch_opts
   be__keymap m;
   be__keymap_init(&m, BE_TYPE_TEXT);
   for (size_t i = 0; i < n_keys; i++) {
-    size_t len = keys[i] == NULL ? 0 : key_lens ? key_lens[i] : strlen(keys[i]);
-    if (keys[i] == NULL || !be__utf8_valid(keys[i], len)) {
+    size_t len = key_lens ? key_lens[i] : BE_NUL_TERMINATED;
+    const char *key = keys[i] ? be__text_arg(keys[i], &len) : NULL;
+    if (key == NULL || !be__utf8_valid(key, len)) {
       be__keymap_free(&m);
       char field[40];
       snprintf(field, sizeof field, "keys[%zu]", i);
       return be__error_field(err, field, "must be UTF-8 text without NUL bytes");
     }
-    if (be__keymap_add_text(&m, keys[i], len, NULL) < 0) {
+    if (be__keymap_add_text(&m, key, len, NULL) < 0) {
       be__keymap_free(&m);
       return be__error_oom(err);
     }
@@ -444,7 +445,7 @@ size_t be_batch_result_find_int64(const be_batch_result *result, int64_t key, si
 size_t be_batch_result_find_text(const be_batch_result *result, const char *key, size_t len,
                                  size_t *first) {
   size_t i = SIZE_MAX;
-  if (key && len == (size_t)-1) len = strlen(key);
+  if (key) key = be__text_arg(key, &len);
   if (key) be__batch_result_find(result, BE_TYPE_TEXT, 0, key, len, &i);
   return be_batch_result_group(result, i, first);
 }

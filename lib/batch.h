@@ -8,11 +8,11 @@
 
 /* Load the rows for the distinct keys in *keys (int or text keymap). The
  * keymap moves into the result on success and is emptied in every case. */
-int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_opts *opts,
+int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                   be__keymap *keys, be_error **err);
 
 /* Validate opts (identifiers, enums) without touching a connection. */
-int be__batch_check_opts(const be_batch_opts *opts, be_error **err);
+int be__batch_check_opts(const be_batch_options *opts, be_error **err);
 
 /* Index of key in the result, for the loader's memo. */
 int be__batch_result_find(const be_batch_result *r, int32_t type, int64_t ikey,

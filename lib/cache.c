@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "ebr.h"
 #include "error.h"
+#include "versioned.h"
 
 #define DEFAULT_SHARDS 16u
 #define MAX_SHARDS 1024u
@@ -82,9 +83,9 @@ static inline uint64_t charge_of(size_t klen, size_t vlen) {
   return (uint64_t)BE__ENTRY_HDR + klen + vlen + 2 * sizeof(void *);
 }
 
-uint64_t be_cache_charge(size_t klen, size_t vlen) {
+int64_t be_cache_charge(size_t klen, size_t vlen) {
   if (klen > BE_CACHE_MAX_KEY || vlen > UINT32_MAX - BE__ENTRY_HDR - klen) return 0;
-  return charge_of(klen, vlen);
+  return (int64_t)charge_of(klen, vlen);
 }
 
 static inline uint64_t echarge(const entry *e) { return charge_of(e->klen, e->vlen); }
@@ -349,7 +350,7 @@ void be__cache_bury(be_cache *c, entry *grave) {
   if (c->on_evict)
     for (entry *e = ordered; e; e = e->next)
       if (!(e->flags & BE__ENTRY_NEGATIVE))
-        c->on_evict(c->evict_ud, ekey(e), e->klen, eval(e), e->vlen, e->flags >> 4);
+        c->on_evict(ekey(e), e->klen, eval(e), e->vlen, e->flags >> 4, c->evict_ud);
   retire_entries(c, ordered, last);
 }
 
@@ -552,6 +553,22 @@ static uint32_t pow2_at_least(uint32_t n) {
   return p;
 }
 
+/* BE_OK when every value of o is in range, else a validation error naming it. */
+static int check_options(const be_cache_options *o, be_error **err) {
+  if (o->max_entries < 0) return be__error_field(err, "max_entries", "must be >= 0 (0 = no bound)");
+  if (o->max_bytes < 0) return be__error_field(err, "max_bytes", "must be >= 0 (0 = no bound)");
+  if (o->default_ttl_ms < 0)
+    return be__error_field(err, "default_ttl_ms", "must be >= 0 (0 = no expiry)");
+  if (o->negative_ttl_ms < 0)
+    return be__error_field(err, "negative_ttl_ms", "must be >= 0 (0 = off)");
+  if (o->ttl_jitter_pct < 0 || o->ttl_jitter_pct > 100)
+    return be__error_field(err, "ttl_jitter_pct", "must be between 0 and 100");
+  if (o->lru_mode != BE_CACHE_LRU_DEFAULT && o->lru_mode != BE_CACHE_LRU_EXACT &&
+      o->lru_mode != BE_CACHE_LRU_APPROX)
+    return be__error_field(err, "lru_mode", "must be BE_CACHE_LRU_DEFAULT, _EXACT or _APPROX");
+  return BE_OK;
+}
+
 int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   uint32_t made = 0; /* shards initialised; the oom path may be reached before the loop */
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_new: out is NULL");
@@ -564,20 +581,13 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
                            (unsigned)opts->version);
     memcpy(&o, opts, n); /* fields a version-1 caller lacks keep their defaults */
   }
-  if (o.default_ttl_ns < 0)
-    return be__error_field(err, "default_ttl_ns", "must be >= 0 (0 = no expiry)");
-  if (o.negative_ttl_ns < 0)
-    return be__error_field(err, "negative_ttl_ns", "must be >= 0 (0 = off)");
-  if (o.ttl_jitter_pct < 0 || o.ttl_jitter_pct > 100)
-    return be__error_field(err, "ttl_jitter_pct", "must be between 0 and 100");
-  if (o.lru_mode != BE_CACHE_LRU_DEFAULT && o.lru_mode != BE_CACHE_LRU_EXACT &&
-      o.lru_mode != BE_CACHE_LRU_APPROX)
-    return be__error_field(err, "lru_mode", "must be BE_CACHE_LRU_DEFAULT, _EXACT or _APPROX");
+  int rc = check_options(&o, err);
+  if (rc != BE_OK) return rc;
 
   uint32_t n = o.shard_count ? o.shard_count : DEFAULT_SHARDS;
   if (n > MAX_SHARDS) n = MAX_SHARDS;
   n = pow2_at_least(n);
-  while (n > 1 && o.max_entries && o.max_entries < n) n >>= 1;
+  while (n > 1 && o.max_entries && o.max_entries < (int64_t)n) n >>= 1;
 
   be_cache *c = be__calloc(1, sizeof *c);
   if (c == NULL) return be__error_oom(err);
@@ -590,8 +600,8 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   c->seed = o.seed ? o.seed
                    : (uint64_t)be_clock_now_ns(NULL) ^ (uint64_t)(uintptr_t)c ^
                          UINT64_C(0x2545f4914f6cdd1d);
-  c->default_ttl = o.default_ttl_ns;
-  c->negative_ttl = o.negative_ttl_ns;
+  c->default_ttl = be__ms_to_ns(o.default_ttl_ms);
+  c->negative_ttl = be__ms_to_ns(o.negative_ttl_ms);
   c->jitter_pct = o.ttl_jitter_pct;
   c->sweep_batch = o.sweep_batch < 0 ? 0 : o.sweep_batch == 0 ? DEFAULT_SWEEP : (uint32_t)o.sweep_batch;
   c->lru_exact = o.lru_mode == BE_CACHE_LRU_EXACT;
@@ -618,8 +628,9 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
     if (t == NULL) goto oom;
     publish_table(s, t);
     uint64_t i = made;
-    s->max_count = o.max_entries ? o.max_entries / n + (i < o.max_entries % n) : UINT64_MAX;
-    s->max_bytes = o.max_bytes ? o.max_bytes / n + (i < o.max_bytes % n) : UINT64_MAX;
+    uint64_t me = (uint64_t)o.max_entries, mb = (uint64_t)o.max_bytes; /* checked >= 0 */
+    s->max_count = me ? me / n + (i < me % n) : UINT64_MAX;
+    s->max_bytes = mb ? mb / n + (i < mb % n) : UINT64_MAX;
     s->rng = c->seed ^ (i * UINT64_C(0xd1342543de82ef95));
     atomic_init(&s->lock.held, 0u);
   }
@@ -669,7 +680,7 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
                  int64_t ttl, be_error **err) {
   if (c == NULL || (key == NULL && klen) || (value == NULL && vlen))
     return be__error_set(err, BE_E_MISUSE, "be_cache_set: NULL cache, key or value");
-  if (!check_ttl(ttl)) return be__error_field(err, "ttl_ns", "must be > 0, 0 (default) or -1 (forever)");
+  if (!check_ttl(ttl)) return be__error_field(err, "ttl_ms", "must be > 0, 0 (default) or -1 (forever)");
   uint64_t charge = be_cache_charge(klen, vlen);
   if (charge == 0)
     return be__error_field(err, klen > BE_CACHE_MAX_KEY ? "key" : "value", "too long");
@@ -684,16 +695,23 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   entry *grave = NULL;
   be__spinlock_lock(&s->lock);
   if (s->flights) be__cache_flights_stale_locked(s, key, klen, 0);
-  be__cache_insert_locked(c, s, h, e, ttl, atomic_load(&c->epoch), &grave);
+  be__cache_insert_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), &grave);
   be__spinlock_unlock(&s->lock);
   be__cache_bury(c, grave);
   return BE_OK;
 }
 
-int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen) {
-  if (out == NULL) return BE_E_MISUSE;
+/* The BE_E_NOT_FOUND of a lookup: no allocation when err is NULL (the hot path). */
+static int miss(be_error **err) {
+  return err ? be__error_set(err, BE_E_NOT_FOUND, "no live entry for the key") : BE_E_NOT_FOUND;
+}
+
+int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen,
+                 be_error **err) {
+  if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_get: out is NULL");
   *out = NULL;
-  if (c == NULL || (key == NULL && klen)) return BE_E_MISUSE;
+  if (c == NULL || (key == NULL && klen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_get: NULL cache or key");
   uint64_t h = hash_of(c, key, klen);
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
@@ -712,7 +730,7 @@ int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen
   be__spinlock_unlock(&s->lock);
   if (grave) be__cache_bury(c, grave);
   *out = e;
-  return e ? BE_OK : BE_E_NOT_FOUND;
+  return e ? BE_OK : miss(err);
 }
 
 /* memcpy(d, s, n) for distinct buffers, inline up to 64 bytes with
@@ -836,9 +854,9 @@ entry *be__cache_get_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const
 }
 
 int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const void *key,
-                      size_t klen) {
+                      size_t klen, be_error **err) {
   if (out_len == NULL || c == NULL || (buf == NULL && cap) || (key == NULL && klen))
-    return BE_E_MISUSE;
+    return be__error_set(err, BE_E_MISUSE, "be_cache_get_copy: NULL out_len, cache, buf or key");
   uint64_t h = hash_of(c, key, klen);
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
@@ -863,11 +881,16 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
   }
   be__spinlock_unlock(&s->lock);
   if (grave) be__cache_bury(c, grave);
+  if (rc == BE_E_NOT_FOUND) return miss(err);
+  if (rc == BE_E_VALIDATION)
+    return be__error_field(err, "buf_size", "%zu bytes is too small for the value of %zu bytes",
+                           cap, *out_len);
   return rc;
 }
 
-int be_cache_delete(be_cache *c, const void *key, size_t klen) {
-  if (c == NULL || (key == NULL && klen)) return BE_E_MISUSE;
+int be_cache_delete(be_cache *c, const void *key, size_t klen, be_error **err) {
+  if (c == NULL || (key == NULL && klen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_delete: NULL cache or key");
   uint64_t h = hash_of(c, key, klen);
   be__cache_shard *s = shard_of(c, h);
   entry *grave = NULL;
@@ -881,7 +904,7 @@ int be_cache_delete(be_cache *c, const void *key, size_t klen) {
   }
   be__spinlock_unlock(&s->lock);
   be__cache_bury(c, grave);
-  return rc;
+  return rc == BE_E_NOT_FOUND ? miss(err) : rc;
 }
 
 static int find_prefix(be_cache *c, const void *p, size_t plen) {
@@ -939,8 +962,9 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
   return BE_OK;
 }
 
-int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen) {
-  if (c == NULL || (prefix == NULL && plen)) return BE_E_MISUSE;
+int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen, be_error **err) {
+  if (c == NULL || (prefix == NULL && plen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_invalidate_prefix: NULL cache or prefix");
   int idx = find_prefix(c, prefix, plen);
   if (idx >= 0 && atomic_load_explicit(&c->prefixes[idx].ready, memory_order_acquire)) {
     /* Entries (and loads) stamped with an epoch below the new one die. */
@@ -969,8 +993,8 @@ int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen) {
   return BE_OK;
 }
 
-int be_cache_clear(be_cache *c) {
-  if (c == NULL) return BE_E_MISUSE;
+int be_cache_clear(be_cache *c, be_error **err) {
+  if (c == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_clear: cache is NULL");
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];
     entry *grave = NULL;
@@ -1005,27 +1029,37 @@ int be_cache_clear(be_cache *c) {
   return BE_OK;
 }
 
-int be_cache_sweep(uint64_t *out_removed, be_cache *c, uint64_t max_buckets) {
+int be_cache_sweep(int64_t *out_removed, be_cache *c, int64_t max_buckets, be_error **err) {
   if (out_removed) *out_removed = 0;
-  if (c == NULL) return BE_E_MISUSE;
+  if (c == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_sweep: cache is NULL");
+  if (max_buckets < 0) return be__error_field(err, "max_buckets", "must be >= 0 (0 = all)");
   uint64_t total = 0;
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];
     entry *grave = NULL;
     be__spinlock_lock(&s->lock);
     size_t slots = s->table->mask + 1;
-    size_t nb = max_buckets == 0 || max_buckets > slots ? slots : (size_t)max_buckets;
+    size_t nb = max_buckets == 0 || (uint64_t)max_buckets > slots ? slots : (size_t)max_buckets;
     if (max_buckets == 0) s->sweep_cursor = 0;
     total += sweep_shard(c, s, nb, &grave);
     be__spinlock_unlock(&s->lock);
     be__cache_bury(c, grave);
   }
-  if (out_removed) *out_removed = total;
+  if (out_removed) *out_removed = (int64_t)total;
   return BE_OK;
 }
 
-int be_cache_stats_get(be_cache_stats *out, const be_cache *cc) {
-  if (cc == NULL || out == NULL || out->version == 0) return BE_E_MISUSE;
+int be_cache_stats_init(be_cache_stats *out, uint32_t version) {
+  static const be_cache_stats defaults = BE_CACHE_STATS_INIT;
+  return be__versioned_init(out, sizeof *out, &defaults, version, BE_CACHE_STATS_VERSION);
+}
+
+int be_cache_stats_get(be_cache_stats *out, const be_cache *cc, be_error **err) {
+  if (cc == NULL || out == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_cache_stats_get: %s is NULL", cc ? "out" : "cache");
+  if (out->version < 1 || out->version > BE_CACHE_STATS_VERSION)
+    return be__error_set(err, BE_E_MISUSE, "be_cache_stats_get: unknown stats version %u",
+                         (unsigned)out->version);
   be_cache *c = (be_cache *)cc; /* locking is not a logical modification */
   be__cache_reclaim(c); /* so memory_bytes shows no removed entries that could go */
   be_cache_stats st;

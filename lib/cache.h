@@ -143,6 +143,13 @@ struct be_cache {
   _Atomic uint64_t epoch;
 };
 
+/* A TTL argument in milliseconds (> 0, BE_CACHE_TTL_DEFAULT or
+ * BE_CACHE_TTL_FOREVER) as the nanoseconds the cache's clock counts; the
+ * two sentinels pass through unchanged. */
+static inline int64_t be__cache_ttl_ns(int64_t ttl_ms) {
+  return ttl_ms > 0 ? be__ms_to_ns(ttl_ms) : ttl_ms;
+}
+
 struct be_cache_load {
   be_cache *cache;
   const void *key;

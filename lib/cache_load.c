@@ -47,12 +47,13 @@ static be_error *clone_error(const be_error *src) {
       return e;
     }
   }
-  int rc = cause ? be_error_wrap(&e, be_error_code(src), be_error_message(src), cause)
-                 : be_error_new(&e, be_error_code(src), be_error_message(src));
+  const char *msg = be_error_message(src);
+  int rc = be__error_wrap_raw(&e, be_error_code(src), msg, strlen(msg), cause);
   if (rc != BE_OK) return e; /* the static OOM error */
-  for (size_t i = 0; i < be_error_field_count(src); i++)
-    if (be_error_add_field(e, be_error_field_name(src, i), be_error_field_message(src, i)) != BE_OK)
-      goto oom;
+  for (size_t i = 0; i < be_error_field_count(src); i++) {
+    const char *f = be_error_field_name(src, i), *m = be_error_field_message(src, i);
+    if (be__error_add_field_raw(e, f, strlen(f), m, strlen(m)) != BE_OK) goto oom;
+  }
   if (be_error_driver_code(src) && be_error_set_driver_code(e, be_error_driver_code(src)) != BE_OK)
     goto oom;
   if (be_error_set_retryable(e, be_error_is_retryable(src)) != BE_OK) goto oom;
@@ -225,7 +226,7 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
 
   be_cache_load ld = {c, key, klen, NULL, 0};
   be_error *lerr = NULL;
-  int rc = loader(ud, key, klen, &ld, &lerr);
+  int rc = loader(key, klen, &ld, ud, &lerr);
   if (rc == BE_OK && ld.entry == NULL) {
     rc = be__error_set(&lerr, BE_E_INTERNAL, "cache loader returned BE_OK without a value");
   } else if (rc > 0) {
@@ -278,14 +279,17 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   return rc;
 }
 
-int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, int64_t ttl) {
-  if (ld == NULL || (value == NULL && vlen)) return BE_E_MISUSE;
-  if (ttl < BE_CACHE_TTL_FOREVER) return BE_E_VALIDATION;
-  if (be_cache_charge(ld->klen, vlen) == 0) return BE_E_VALIDATION;
+int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, int64_t ttl,
+                            be_error **err) {
+  if (ld == NULL || (value == NULL && vlen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_load_set_value: NULL load or value");
+  if (ttl < BE_CACHE_TTL_FOREVER)
+    return be__error_field(err, "ttl_ms", "must be > 0, 0 (default) or -1 (forever)");
+  if (be_cache_charge(ld->klen, vlen) == 0) return be__error_field(err, "value", "too long");
   entry *e = be__cache_entry_new(ld->key, ld->klen, value, vlen);
-  if (e == NULL) return BE_E_NOMEM;
+  if (e == NULL) return be__error_oom(err);
   be__free(ld->entry);
   ld->entry = e;
-  ld->ttl = ttl;
+  ld->ttl = be__cache_ttl_ns(ttl);
   return BE_OK;
 }

@@ -7,6 +7,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "error.h"
 
 static be_clock system_clock = {BE__CLOCK_KIND_SYSTEM, 0, 0, NULL, NULL, NULL};
 
@@ -20,10 +21,11 @@ be_clock *be_clock_system(void) { return &system_clock; }
 
 int be__clock_is_system(const be_clock *c) { return c == NULL || c->kind == BE__CLOCK_KIND_SYSTEM; }
 
-int be_clock_fake_new(be_clock **out, int64_t mono_start_ns, int64_t wall_start_ns) {
-  if (out == NULL) return BE_E_MISUSE;
+int be_clock_fake_new(be_clock **out, int64_t mono_start_ns, int64_t wall_start_ns,
+                      be_error **err) {
+  if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_clock_fake_new: out is NULL");
   be_clock *c = be__calloc(1, sizeof *c);
-  if (c == NULL) return BE_E_NOMEM;
+  if (c == NULL) return be__error_oom(err);
   c->kind = BE__CLOCK_KIND_FAKE;
   atomic_init(&c->mono_ns, mono_start_ns);
   atomic_init(&c->wall_ns, wall_start_ns);
@@ -31,10 +33,11 @@ int be_clock_fake_new(be_clock **out, int64_t mono_start_ns, int64_t wall_start_
   return BE_OK;
 }
 
-int be_clock_custom_new(be_clock **out, be_clock_fn mono, be_clock_fn wall, void *ud) {
-  if (out == NULL) return BE_E_MISUSE;
+int be_clock_custom_new(be_clock **out, be_clock_fn mono, be_clock_fn wall, void *ud,
+                        be_error **err) {
+  if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_clock_custom_new: out is NULL");
   be_clock *c = be__calloc(1, sizeof *c);
-  if (c == NULL) return BE_E_NOMEM;
+  if (c == NULL) return be__error_oom(err);
   c->kind = BE__CLOCK_KIND_CUSTOM;
   c->mono_fn = mono;
   c->wall_fn = wall;
@@ -43,15 +46,27 @@ int be_clock_custom_new(be_clock **out, be_clock_fn mono, be_clock_fn wall, void
   return BE_OK;
 }
 
-int be_clock_advance(be_clock *c, int64_t delta_ns) {
-  if (c == NULL || c->kind != BE__CLOCK_KIND_FAKE || delta_ns < 0) return BE_E_MISUSE;
+/* BE_OK for a fake clock, else BE_E_MISUSE naming the function. */
+static int check_fake(const be_clock *c, const char *fn, be_error **err) {
+  if (c == NULL) return be__error_set(err, BE_E_MISUSE, "%s: clock is NULL", fn);
+  if (c->kind != BE__CLOCK_KIND_FAKE)
+    return be__error_set(err, BE_E_MISUSE, "%s: not a fake clock", fn);
+  return BE_OK;
+}
+
+int be_clock_advance(be_clock *c, int64_t delta_ns, be_error **err) {
+  int rc = check_fake(c, "be_clock_advance", err);
+  if (rc != BE_OK) return rc;
+  if (delta_ns < 0)
+    return be__error_set(err, BE_E_MISUSE, "be_clock_advance: delta_ns is negative");
   atomic_fetch_add(&c->mono_ns, delta_ns);
   atomic_fetch_add(&c->wall_ns, delta_ns);
   return BE_OK;
 }
 
-int be_clock_set_wall(be_clock *c, int64_t wall_ns) {
-  if (c == NULL || c->kind != BE__CLOCK_KIND_FAKE) return BE_E_MISUSE;
+int be_clock_set_wall(be_clock *c, int64_t wall_ns, be_error **err) {
+  int rc = check_fake(c, "be_clock_set_wall", err);
+  if (rc != BE_OK) return rc;
   atomic_store(&c->wall_ns, wall_ns);
   return BE_OK;
 }

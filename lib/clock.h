@@ -33,6 +33,14 @@ static inline int64_t be__clock_coarse_ns(const be_clock *clock) {
   return be_clock_now_ns(clock);
 }
 
+/* Milliseconds (configured durations) to nanoseconds (what clocks read),
+ * saturating at INT64_MAX / INT64_MIN instead of overflowing. */
+static inline int64_t be__ms_to_ns(int64_t ms) {
+  if (ms > INT64_MAX / BE_NS_PER_MS) return INT64_MAX;
+  if (ms < INT64_MIN / BE_NS_PER_MS) return INT64_MIN;
+  return ms * BE_NS_PER_MS;
+}
+
 /* 1 when clock is the system clock (NULL counts as the system clock). */
 int be__clock_is_system(const be_clock *clock);
 

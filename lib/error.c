@@ -96,29 +96,78 @@ static be_error *alloc_error(int32_t code, const char *message, size_t len) {
   return e;
 }
 
-int be_error_wrap(be_error **out, int32_t code, const char *message, be_error *cause) {
+int be__error_wrap_raw(be_error **out, int32_t code, const char *message, size_t len,
+                       be_error *cause) {
   if (out == NULL || code == BE_OK) { be_error_free(cause); return BE_E_MISUSE; }
-  if (message == NULL) message = be_strerror(code);
-  be_error *e = alloc_error(code, message, strlen(message));
+  if (message == NULL) {
+    message = be_strerror(code);
+    len = strlen(message);
+  }
+  be_error *e = alloc_error(code, message, len);
   if (e == NULL) { be_error_free(cause); return be__error_oom(out); }
   e->cause = cause;
   *out = e;
   return BE_OK;
 }
 
+/* NULL when text[0..len) may be kept as error text, else why not. */
+static const char *text_problem(const char *text, size_t len) {
+  if (memchr(text, '\0', len) != NULL) return "contains a NUL byte";
+  if (!be__utf8_valid(text, len)) return "is not valid UTF-8";
+  return NULL;
+}
+
+int be_error_wrap_n(be_error **out, int32_t code, const char *message, size_t message_len,
+                    be_error *cause) {
+  if (out == NULL || code == BE_OK) { be_error_free(cause); return BE_E_MISUSE; }
+  const char *why = NULL;
+  if (message != NULL) {
+    message = be__text_arg(message, &message_len);
+    why = text_problem(message, message_len);
+  }
+  if (why == NULL) return be__error_wrap_raw(out, code, message, message_len, cause);
+  be_error_free(cause);
+  return be__error_field(out, "message", "%s", why);
+}
+
+int be_error_new_n(be_error **out, int32_t code, const char *message, size_t message_len) {
+  return be_error_wrap_n(out, code, message, message_len, NULL);
+}
+
+int be_error_wrap(be_error **out, int32_t code, const char *message, be_error *cause) {
+  return be_error_wrap_n(out, code, message, BE_NUL_TERMINATED, cause);
+}
+
 int be_error_new(be_error **out, int32_t code, const char *message) {
-  return be_error_wrap(out, code, message, NULL);
+  return be_error_wrap_n(out, code, message, BE_NUL_TERMINATED, NULL);
+}
+
+int be_error_add_field_n(be_error *err, const char *field, size_t field_len, const char *message,
+                         size_t message_len) {
+  if (err == NULL || field == NULL || be__error_is_static(err)) return BE_E_MISUSE;
+  if (message == NULL) {
+    message = "is invalid";
+    message_len = strlen(message);
+  }
+  field = be__text_arg(field, &field_len);
+  message = be__text_arg(message, &message_len);
+  if (text_problem(field, field_len) || text_problem(message, message_len)) return BE_E_VALIDATION;
+  return be__error_add_field_raw(err, field, field_len, message, message_len);
 }
 
 int be_error_add_field(be_error *err, const char *field, const char *message) {
-  if (err == NULL || field == NULL || be__error_is_static(err)) return BE_E_MISUSE;
-  if (message == NULL) message = "is invalid";
+  return be_error_add_field_n(err, field, BE_NUL_TERMINATED, message, BE_NUL_TERMINATED);
+}
+
+int be__error_add_field_raw(be_error *err, const char *field, size_t field_len,
+                            const char *message, size_t message_len) {
+  if (err == NULL || be__error_is_static(err)) return BE_E_MISUSE;
   field_error *grown = be__realloc(err->fields, (err->field_count + 1) * sizeof *grown);
   if (grown == NULL) return BE_E_NOMEM;
   err->fields = grown;
   field_error *f = &grown[err->field_count];
-  f->field = be__strndup(field, be__utf8_cut(field, strlen(field), MESSAGE_MAX));
-  f->message = be__strndup(message, be__utf8_cut(message, strlen(message), MESSAGE_MAX));
+  f->field = be__strndup(field, be__utf8_cut(field, field_len, MESSAGE_MAX));
+  f->message = be__strndup(message, be__utf8_cut(message, message_len, MESSAGE_MAX));
   if (f->field == NULL || f->message == NULL) {
     be__free(f->field);
     be__free(f->message);
@@ -239,7 +288,7 @@ int be__error_field(be_error **err, const char *field, const char *fmt, ...) {
   format_message(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (be__error_set(err, BE_E_VALIDATION, "invalid %s", field) == BE_E_NOMEM) return BE_E_NOMEM;
-  if (be_error_add_field(*err, field, msg) == BE_E_NOMEM) {
+  if (be__error_add_field_raw(*err, field, strlen(field), msg, strlen(msg)) == BE_E_NOMEM) {
     be_error_free(*err);
     return be__error_oom(err);
   }

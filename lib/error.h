@@ -20,6 +20,15 @@ int be__error_wrap(be_error **err, int32_t code, be_error *cause,
  * error "<field>: <formatted message>". */
 int be__error_field(be_error **err, const char *field, const char *fmt, ...) BE__PRINTF(3, 4);
 
+/* be_error_wrap_n()/be_error_add_field_n() without the text checks, for
+ * text the library did not get from its caller (a driver's message, an
+ * error being copied): any bytes are kept (cut at 4096) and the JSON
+ * writer repairs invalid UTF-8. message NULL means the code's text. */
+int be__error_wrap_raw(be_error **out, int32_t code, const char *message, size_t len,
+                       be_error *cause);
+int be__error_add_field_raw(be_error *err, const char *field, size_t field_len,
+                            const char *message, size_t message_len);
+
 /* Sets *err to the static out-of-memory error; returns BE_E_NOMEM. */
 int be__error_oom(be_error **err);
 

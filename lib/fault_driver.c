@@ -108,7 +108,7 @@ static int gate(fconn *c, int op, be_error **err) {
 #define STMT(p) ((fstmt *)(p))
 #define INNER(c) ((c)->f->inner)
 
-static int fd_open(void **out, void *driver_data, const char *dsn, be_error **err) {
+static int fd_open(void **out, const char *dsn, void *driver_data, be_error **err) {
   be_fault *f = driver_data;
   *out = NULL;
   int64_t k;
@@ -118,7 +118,7 @@ static int fd_open(void **out, void *driver_data, const char *dsn, be_error **er
   if (c == NULL) return be__error_oom(err);
   c->f = f;
   c->epoch = atomic_load(&f->epoch);
-  int rc = f->inner->open(&c->inner, f->inner->driver_data, dsn, err);
+  int rc = f->inner->open(&c->inner, dsn, f->inner->driver_data, err);
   if (rc != BE_OK) {
     be__free(c);
     return rc;
@@ -327,17 +327,26 @@ static void put_rule(be_fault *f, int32_t op, const rule *r) {
   pthread_mutex_unlock(&f->mu);
 }
 
-int be_fault_set(be_fault *f, int32_t op, int32_t mode, int64_t n, int32_t code) {
-  if (f == NULL || !op_ok(op)) return BE_E_MISUSE;
-  if (mode != BE_FAULT_OFF && mode != BE_FAULT_NTH && mode != BE_FAULT_FROM) return BE_E_MISUSE;
-  if (mode != BE_FAULT_OFF && (n < 1 || code >= 0)) return BE_E_MISUSE;
+int be_fault_set(be_fault *f, int32_t op, int32_t mode, int64_t n, int32_t code,
+                 be_error **err) {
+  if (f == NULL || !op_ok(op))
+    return be__error_set(err, BE_E_MISUSE, "be_fault_set: %s", f ? "unknown op" : "fault is NULL");
+  if (mode != BE_FAULT_OFF && mode != BE_FAULT_NTH && mode != BE_FAULT_FROM)
+    return be__error_set(err, BE_E_MISUSE, "be_fault_set: unknown mode %d", (int)mode);
+  if (mode != BE_FAULT_OFF && (n < 1 || code >= 0))
+    return be__error_set(err, BE_E_MISUSE, "be_fault_set: %s",
+                         n < 1 ? "n must be >= 1" : "code must be negative");
   rule r = {mode, code, n, 0, 0.0, 0};
   put_rule(f, op, &r);
   return BE_OK;
 }
 
-int be_fault_set_random(be_fault *f, int32_t op, double p, uint64_t seed, int32_t code) {
-  if (f == NULL || !op_ok(op) || !(p >= 0.0 && p <= 1.0) || code >= 0) return BE_E_MISUSE;
+int be_fault_set_random(be_fault *f, int32_t op, double p, uint64_t seed, int32_t code,
+                        be_error **err) {
+  if (f == NULL || !op_ok(op) || !(p >= 0.0 && p <= 1.0) || code >= 0)
+    return be__error_set(err, BE_E_MISUSE,
+                         "be_fault_set_random: NULL fault, unknown op, probability outside "
+                         "0..1 or code not negative");
   rule r = {BE_FAULT_RANDOM, code, 0, 0, p, seed};
   put_rule(f, op, &r);
   return BE_OK;
@@ -367,8 +376,8 @@ void be_fault_reset_counts(be_fault *f) {
   }
 }
 
-int be_fault_lose_connections(be_fault *f) {
-  if (f == NULL) return BE_E_MISUSE;
+int be_fault_lose_connections(be_fault *f, be_error **err) {
+  if (f == NULL) return be__error_set(err, BE_E_MISUSE, "be_fault_lose_connections: fault is NULL");
   atomic_fetch_add(&f->epoch, 1);
   return BE_OK;
 }

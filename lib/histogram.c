@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "error.h"
 
 /*
  * Log-linear buckets (the HdrHistogram idea with 5 sub-bucket bits): values
@@ -55,10 +56,10 @@ static void reset(be_histogram *h) {
   for (size_t i = 0; i < BUCKETS; i++) atomic_store_explicit(&h->buckets[i], 0, memory_order_relaxed);
 }
 
-int be_histogram_new(be_histogram **out) {
-  if (out == NULL) return BE_E_MISUSE;
+int be_histogram_new(be_histogram **out, be_error **err) {
+  if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_histogram_new: out is NULL");
   be_histogram *h = be__malloc(sizeof *h);
-  if (h == NULL) return BE_E_NOMEM;
+  if (h == NULL) return be__error_oom(err);
   reset(h);
   *out = h;
   return BE_OK;
@@ -97,8 +98,8 @@ void be_histogram_record(be_histogram *h, int64_t value) {
   atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
 }
 
-uint64_t be_histogram_count(const be_histogram *h) {
-  return h ? atomic_load_explicit(&((be_histogram *)h)->count, memory_order_relaxed) : 0;
+int64_t be_histogram_count(const be_histogram *h) {
+  return h ? (int64_t)atomic_load_explicit(&((be_histogram *)h)->count, memory_order_relaxed) : 0;
 }
 
 int64_t be_histogram_min(const be_histogram *h) {
@@ -147,8 +148,9 @@ int64_t be_histogram_quantile(const be_histogram *h, double q) {
   return be_histogram_max(h);
 }
 
-int be_histogram_merge(be_histogram *dst, const be_histogram *src) {
-  if (dst == NULL || src == NULL) return BE_E_MISUSE;
+int be_histogram_merge(be_histogram *dst, const be_histogram *src, be_error **err) {
+  if (dst == NULL || src == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_histogram_merge: %s is NULL", dst ? "src" : "dst");
   be_histogram *s = (be_histogram *)src;
   uint64_t n = 0;
   for (size_t i = 0; i < BUCKETS; i++) {

@@ -10,7 +10,7 @@
 
 struct be_loader {
   be_conn *conn;
-  be_batch_opts opts; /* strings point into `strings` */
+  be_batch_options opts; /* strings point into `strings` */
   char *strings;
   const char **arrays; /* columns then order_by */
   be__keymap pending;
@@ -20,7 +20,7 @@ struct be_loader {
 };
 
 /* Deep-copy the strings of opts into one block. */
-static int copy_opts(be_loader *l, const be_batch_opts *o) {
+static int copy_opts(be_loader *l, const be_batch_options *o) {
   size_t total = strlen(o->table) + strlen(o->key_column) + 2 + (o->where ? strlen(o->where) + 1 : 0);
   for (size_t i = 0; i < o->column_count; i++) total += strlen(o->columns[i]) + 1;
   for (size_t i = 0; i < o->order_by_count; i++) total += strlen(o->order_by[i]) + 1;
@@ -41,7 +41,7 @@ static int copy_opts(be_loader *l, const be_batch_opts *o) {
   return 1;
 }
 
-int be_loader_new(be_loader **out, be_conn *conn, const be_batch_opts *opts, int32_t key_type,
+int be_loader_new(be_loader **out, be_conn *conn, const be_batch_options *opts, int32_t key_type,
                   be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
@@ -108,7 +108,7 @@ int be_loader_want_int64(be_loader *loader, int64_t key, be_error **err) {
 }
 
 int be_loader_want_text(be_loader *loader, const char *key, size_t len, be_error **err) {
-  if (key && len == (size_t)-1) len = strlen(key);
+  if (key) key = be__text_arg(key, &len);
   return want(loader, BE_TYPE_TEXT, 0, key, len, err);
 }
 
@@ -164,7 +164,7 @@ int be_loader_get_int64(const be_rows **out_rows, size_t *out_first, size_t *out
 
 int be_loader_get_text(const be_rows **out_rows, size_t *out_first, size_t *out_count,
                        be_loader *loader, const char *key, size_t len, be_error **err) {
-  if (key && len == (size_t)-1) len = strlen(key);
+  if (key) key = be__text_arg(key, &len);
   return get(out_rows, out_first, out_count, loader, BE_TYPE_TEXT, 0, key, len, err);
 }
 

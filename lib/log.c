@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "error.h"
 #include "log.h"
 
 #define MAX_FIELDS 32
@@ -35,8 +36,9 @@ const char *be_log_level_name(int32_t level) {
 
 static int valid_level(int32_t level) { return be_log_level_name(level)[0] != '?'; }
 
-int be_log_set_handler(be_log_fn fn, void *user_data, int32_t level) {
-  if (!valid_level(level)) return BE_E_MISUSE;
+int be_log_set_handler(be_log_fn fn, void *user_data, int32_t level, be_error **err) {
+  if (!valid_level(level))
+    return be__error_set(err, BE_E_MISUSE, "be_log_set_handler: unknown level %d", (int)level);
   pthread_rwlock_wrlock(&handler_lock);
   handler_fn = fn;
   handler_data = user_data;
@@ -95,8 +97,10 @@ static void write_stderr(int32_t level, const char *message, const be_log_field 
   be__buf_free(&b);
 }
 
-int be_log(int32_t level, const char *message, const be_log_field *fields, size_t n) {
-  if (message == NULL || (fields == NULL && n > 0)) return BE_E_MISUSE;
+int be_log(int32_t level, const char *message, const be_log_field *fields, size_t n,
+           be_error **err) {
+  if (message == NULL || (fields == NULL && n > 0))
+    return be__error_set(err, BE_E_MISUSE, "be_log: %s is NULL", message ? "fields" : "message");
   if (!be__log_enabled(level)) return BE_OK;
   if (n > MAX_FIELDS) n = MAX_FIELDS;
   be_log_field safe[MAX_FIELDS];

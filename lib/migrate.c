@@ -250,7 +250,7 @@ static int apply_one(be_conn *c, void *ud, be_error **err) {
   rc = be_conn_prepare(&st, c, sql_insert(c), err);
   if (rc) return rc;
   if ((rc = be_stmt_bind_int64(st, 1, mg->version, err)) == BE_OK &&
-      (rc = be_stmt_bind_text(st, 2, mg->name, (size_t)-1, err)) == BE_OK &&
+      (rc = be_stmt_bind_text(st, 2, mg->name, BE_NUL_TERMINATED, err)) == BE_OK &&
       (rc = be_stmt_bind_int64(st, 3, be_clock_wall_ns(NULL) / BE_NS_PER_SEC, err)) == BE_OK) {
     rc = be_stmt_step(st, err);
     if (rc == BE_DONE) rc = BE_OK;
@@ -297,7 +297,7 @@ int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error
       snprintf(v, sizeof v, "%lld", (long long)mg->version);
       snprintf(cur, sizeof cur, "%lld", (long long)current);
       be_log_field f[] = {{"version", v}, {"name", mg->name}, {"current", cur}};
-      be_log(BE_LOG_WARN, "applying a migration older than the database's version", f, 3);
+      be_log(BE_LOG_WARN, "applying a migration older than the database's version", f, 3, NULL);
     }
     be_error *e = NULL;
     rc = be_tx_run(c, BE_TX_IMMEDIATE, apply_one, mg, &e);

@@ -85,7 +85,7 @@ int be_params_add_double(be_params *params, double value, be_error **err) {
 static int add_bytes(be_params *p, int32_t type, const void *data, size_t len, be_error **err) {
   if (p == NULL) return be__error_set(err, BE_E_MISUSE, "params is NULL");
   if (data == NULL && len != 0) return be__error_set(err, BE_E_MISUSE, "value is NULL");
-  if (type == BE_TYPE_TEXT && len == (size_t)-1) len = strlen(data);
+  if (type == BE_TYPE_TEXT && data != NULL) data = be__text_arg(data, &len);
   if (type == BE_TYPE_TEXT && !be__utf8_valid(data ? data : "", len)) {
     char field[32];
     snprintf(field, sizeof field, "params[%zu]", p->n);

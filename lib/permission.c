@@ -36,7 +36,7 @@
 #include "svc.h"
 
 #define PERM_CACHE_ENTRIES 10000
-#define PERM_CACHE_TTL_NS (60 * BE_NS_PER_SEC)
+#define PERM_CACHE_TTL_MS INT64_C(60000)
 
 struct be__perm {
   be_app *app;
@@ -49,7 +49,7 @@ int be__perm_new(be__perm **out, be_app *app, be_error **err) {
   p->app = app;
   be_cache_options co = BE_CACHE_OPTIONS_INIT;
   co.max_entries = PERM_CACHE_ENTRIES;
-  co.default_ttl_ns = PERM_CACHE_TTL_NS;
+  co.default_ttl_ms = PERM_CACHE_TTL_MS;
   co.clock = be_app_clock(app);
   int rc = be_cache_new(&p->cache, &co, err);
   if (rc != BE_OK) { be__free(p); return rc; }
@@ -150,7 +150,7 @@ static const char *load_sql =
     " JOIN role_permissions rp ON rp.role_id = ur.role_id"
     " WHERE u.id = ?1 AND u.status = 0";
 
-static int load_perms(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+static int load_perms(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
   (void)key;
   (void)klen;
   load_ctx *c = ud;
@@ -170,7 +170,7 @@ static int load_perms(void *ud, const void *key, size_t klen, be_cache_load *out
   be_stmt_finalize(st);
   if (rc == BE_DONE) {
     rc = b.failed ? be__error_oom(err) : be_cache_load_set_value(out, b.data, b.len,
-                                                                BE_CACHE_TTL_DEFAULT);
+                                                                BE_CACHE_TTL_DEFAULT, NULL);
     if (rc == BE_E_NOMEM) rc = be__error_oom(err);
   }
   be__buf_free(&b);

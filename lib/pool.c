@@ -49,6 +49,7 @@
 #include "log.h"
 #include "pool.h"
 #include "storage.h"
+#include "versioned.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define LIKELY(x) __builtin_expect(!!(x), 1)
@@ -150,10 +151,6 @@ struct be_pool {
 
 #define NS_PER_MS BE_NS_PER_MS
 
-static int64_t ms_to_ns(int64_t ms) {
-  if (ms > INT64_MAX / NS_PER_MS) return INT64_MAX;
-  return ms * NS_PER_MS;
-}
 
 static int64_t add_sat(int64_t a, int64_t b) {
   if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
@@ -202,7 +199,7 @@ static void lf_site(logf *l, const char *file, int32_t line) {
   l->n++;
 }
 
-static void lf_emit(logf *l, int32_t level, const char *msg) { be_log(level, msg, l->f, l->n); }
+static void lf_emit(logf *l, int32_t level, const char *msg) { be_log(level, msg, l->f, l->n, NULL); }
 
 /* ---- state transitions (all with mu held) ---- */
 
@@ -989,12 +986,17 @@ static int64_t wait_quantile(const be_pool *p, uint64_t zeros, uint64_t n, doubl
 
 static const size_t stats_size[] = {0, sizeof(be_pool_stats)};
 
-int be_pool_get_stats(be_pool_stats *out, be_pool *p, be_error **err) {
+int be_pool_stats_init(be_pool_stats *out, uint32_t version) {
+  static const be_pool_stats defaults = BE_POOL_STATS_INIT;
+  return be__versioned_init(out, sizeof *out, &defaults, version, BE_POOL_STATS_VERSION);
+}
+
+int be_pool_stats_get(be_pool_stats *out, be_pool *p, be_error **err) {
   if (p == NULL || out == NULL)
-    return be__error_set(err, BE_E_MISUSE, "be_pool_get_stats: %s is NULL", p ? "out" : "pool");
+    return be__error_set(err, BE_E_MISUSE, "be_pool_stats_get: %s is NULL", p ? "out" : "pool");
   uint32_t version = out->version;
   if (version < 1 || version > BE_POOL_STATS_VERSION)
-    return be__error_set(err, BE_E_MISUSE, "be_pool_get_stats: unknown stats version %u",
+    return be__error_set(err, BE_E_MISUSE, "be_pool_stats_get: unknown stats version %u",
                          (unsigned)version);
   be_pool_stats s;
   memset(&s, 0, sizeof s);
@@ -1141,7 +1143,7 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
   p->scratch_leaks = be__calloc(n, sizeof *p->scratch_leaks);
   p->dsn = be__strdup(o->dsn);
   p->name = be__strdup(o->name ? o->name : "pool");
-  int hrc = be_histogram_new(&p->wait_hist);
+  int hrc = be_histogram_new(&p->wait_hist, NULL);
   if (p->slots == NULL || p->idle == NULL || p->scratch_conns == NULL ||
       p->scratch_leaks == NULL || p->dsn == NULL || p->name == NULL || hrc != BE_OK) {
     pool_free_parts(p);
@@ -1153,8 +1155,8 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
   if (rc == BE_OK && o->slowlog) {
     p->slowlog = o->slowlog;
   } else if (rc == BE_OK && o->slow_query_threshold_ms >= 0) {
-    be_slowlog_opts so = BE_SLOWLOG_OPTS_INIT;
-    so.threshold_ns = ms_to_ns(o->slow_query_threshold_ms);
+    be_slowlog_options so = BE_SLOWLOG_OPTIONS_INIT;
+    so.threshold_ms = o->slow_query_threshold_ms;
     so.capacity = o->slow_query_capacity;
     so.clock = o->clock;
     rc = be_slowlog_new(&p->own_slowlog, &so, err);
@@ -1173,14 +1175,14 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
   p->clock = o->clock;
   p->min_conns = o->min_conns;
   p->max_conns = o->max_conns;
-  p->acquire_timeout_ns = ms_to_ns(o->acquire_timeout_ms);
+  p->acquire_timeout_ns = be__ms_to_ns(o->acquire_timeout_ms);
   p->window_ns = o->validation_window_ms < 0 ? INT64_MAX
                  : o->validation_window_ms == 0 ? -1
-                                                 : ms_to_ns(o->validation_window_ms);
-  p->lifetime_ns = ms_to_ns(o->max_lifetime_ms);
+                                                 : be__ms_to_ns(o->validation_window_ms);
+  p->lifetime_ns = be__ms_to_ns(o->max_lifetime_ms);
   p->jitter_permille = o->lifetime_jitter_permille;
-  p->idle_timeout_ns = ms_to_ns(o->idle_timeout_ms);
-  p->leak_ns = ms_to_ns(o->leak_threshold_ms);
+  p->idle_timeout_ns = be__ms_to_ns(o->idle_timeout_ms);
+  p->leak_ns = be__ms_to_ns(o->leak_threshold_ms);
   p->deadlock_detection = o->deadlock_detection;
   p->on_usage = o->on_usage_alert;
   p->usage_ud = o->usage_alert_user_data;
@@ -1192,7 +1194,7 @@ int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
   if (p->alert_at < 1 && o->usage_alert_percent > 0) p->alert_at = 1;
   p->alert_armed = p->alert_at > 0;
   p->rng = ((uint64_t)(uintptr_t)p ^ (uint64_t)be_clock_now_ns(NULL)) | 1;
-  p->bg_interval_ns = ms_to_ns(o->maintenance_interval_ms);
+  p->bg_interval_ns = be__ms_to_ns(o->maintenance_interval_ms);
 
   /* open min_conns now; the first failure means the database is unreachable */
   for (int32_t i = 0; i < o->min_conns; i++) {

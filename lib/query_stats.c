@@ -23,7 +23,7 @@ int be_query_stats_new(be_query_stats **out, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
   be_query_stats *s = be__calloc(1, sizeof *s);
-  if (s == NULL || be_histogram_new(&s->latency) != BE_OK) {
+  if (s == NULL || be_histogram_new(&s->latency, NULL) != BE_OK) {
     be__free(s);
     return be__error_oom(err);
   }
@@ -61,14 +61,14 @@ void be_query_stats_detach(be_query_stats *stats, be_conn *conn) {
   if (stats) be__qhook_detach(&stats->hook, conn);
 }
 
-uint64_t be_query_stats_queries(const be_query_stats *stats) {
-  return stats ? atomic_load(&((be_query_stats *)stats)->queries) : 0;
+int64_t be_query_stats_queries(const be_query_stats *stats) {
+  return stats ? (int64_t)atomic_load(&((be_query_stats *)stats)->queries) : 0;
 }
-uint64_t be_query_stats_errors(const be_query_stats *stats) {
-  return stats ? atomic_load(&((be_query_stats *)stats)->errors) : 0;
+int64_t be_query_stats_errors(const be_query_stats *stats) {
+  return stats ? (int64_t)atomic_load(&((be_query_stats *)stats)->errors) : 0;
 }
-uint64_t be_query_stats_rows(const be_query_stats *stats) {
-  return stats ? atomic_load(&((be_query_stats *)stats)->rows) : 0;
+int64_t be_query_stats_rows(const be_query_stats *stats) {
+  return stats ? (int64_t)atomic_load(&((be_query_stats *)stats)->rows) : 0;
 }
 
 const be_histogram *be_query_stats_histogram(const be_query_stats *stats) {

@@ -22,7 +22,7 @@ typedef struct shape {
 } shape;
 
 struct be_scope {
-  be_scope_opts opts;
+  be_scope_options opts;
   int ended;
   shape *shapes; /* open addressing on hash; count 0 = empty */
   size_t nshapes, nslots;
@@ -33,10 +33,10 @@ struct be_scope {
   be__qhook hook; /* the connections it counts */
 };
 
-int be_scope_opts_init(be_scope_opts *opts, uint32_t version) {
-  if (opts == NULL || version != BE_SCOPE_OPTS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_SCOPE_OPTS_INIT byte for byte */
-  static const be_scope_opts init = BE_SCOPE_OPTS_INIT;
+int be_scope_options_init(be_scope_options *opts, uint32_t version) {
+  if (opts == NULL || version != BE_SCOPE_OPTIONS_VERSION) return BE_E_MISUSE;
+  /* static: padding is zero too, so the result equals BE_SCOPE_OPTIONS_INIT byte for byte */
+  static const be_scope_options init = BE_SCOPE_OPTIONS_INIT;
   memcpy(opts, &init, sizeof *opts);
   return BE_OK;
 }
@@ -83,7 +83,7 @@ static void report(be_scope *s, const char *norm, int64_t count) {
                "(be_batch_load_int64/_text or a be_loader) instead of one query per key"},
   };
   be_log(s->opts.log_level, "N+1 query: the same statement ran more than threshold times in one scope",
-         f, sizeof f / sizeof f[0]);
+         f, sizeof f / sizeof f[0], NULL);
 }
 
 static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
@@ -108,14 +108,14 @@ static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows
   }
 }
 
-int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_opts *opts, be_error **err) {
+int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
   if (conn == NULL) return be__error_set(err, BE_E_MISUSE, "conn is NULL");
-  be_scope_opts o = BE_SCOPE_OPTS_INIT;
+  be_scope_options o = BE_SCOPE_OPTIONS_INIT;
   if (opts) {
-    if (opts->version != BE_SCOPE_OPTS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "unknown be_scope_opts version %u", opts->version);
+    if (opts->version != BE_SCOPE_OPTIONS_VERSION)
+      return be__error_set(err, BE_E_MISUSE, "unknown be_scope_options version %u", opts->version);
     o = *opts;
   }
   if (o.repeat_threshold < 1) return be__error_field(err, "repeat_threshold", "must be >= 1");

@@ -6,6 +6,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "clock.h"
 #include "error.h"
 #include "qhook.h"
 #include "sqlnorm.h"
@@ -16,7 +17,8 @@ typedef struct entry {
 } entry;
 
 struct be_slowlog {
-  be_slowlog_opts opts;
+  be_slowlog_options opts;
+  int64_t threshold_ns; /* opts.threshold_ms in the unit statements are timed in */
   pthread_mutex_t lock;
   entry *ring;
   size_t head; /* next slot to write */
@@ -33,30 +35,31 @@ static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows
   record(BE__QHOOK_OWNER(ud, be_slowlog, hook), sql, duration_ns, rows);
 }
 
-int be_slowlog_opts_init(be_slowlog_opts *opts, uint32_t version) {
-  if (opts == NULL || version != BE_SLOWLOG_OPTS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_SLOWLOG_OPTS_INIT byte for byte */
-  static const be_slowlog_opts init = BE_SLOWLOG_OPTS_INIT;
+int be_slowlog_options_init(be_slowlog_options *opts, uint32_t version) {
+  if (opts == NULL || version != BE_SLOWLOG_OPTIONS_VERSION) return BE_E_MISUSE;
+  /* static: padding is zero too, so the result equals BE_SLOWLOG_OPTIONS_INIT byte for byte */
+  static const be_slowlog_options init = BE_SLOWLOG_OPTIONS_INIT;
   memcpy(opts, &init, sizeof *opts);
   return BE_OK;
 }
 
-int be_slowlog_new(be_slowlog **out, const be_slowlog_opts *opts, be_error **err) {
+int be_slowlog_new(be_slowlog **out, const be_slowlog_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
-  be_slowlog_opts o = BE_SLOWLOG_OPTS_INIT;
+  be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
   if (opts) {
-    if (opts->version != BE_SLOWLOG_OPTS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "unknown be_slowlog_opts version %u", opts->version);
+    if (opts->version != BE_SLOWLOG_OPTIONS_VERSION)
+      return be__error_set(err, BE_E_MISUSE, "unknown be_slowlog_options version %u", opts->version);
     o = *opts;
   }
-  if (o.threshold_ns < 0) return be__error_field(err, "threshold_ns", "must be >= 0");
+  if (o.threshold_ms < 0) return be__error_field(err, "threshold_ms", "must be >= 0");
   if (o.capacity < 1 || o.capacity > 65536) return be__error_field(err, "capacity", "must be 1..65536");
   if (o.max_sql_bytes < 32 || o.max_sql_bytes > 65536)
     return be__error_field(err, "max_sql_bytes", "must be 32..65536");
   be_slowlog *l = be__calloc(1, sizeof *l);
   if (l == NULL) return be__error_oom(err);
   l->opts = o;
+  l->threshold_ns = be__ms_to_ns(o.threshold_ms);
   l->ring = be__calloc((size_t)o.capacity, sizeof *l->ring);
   l->slab = be__malloc((size_t)o.capacity * (size_t)o.max_sql_bytes);
   if (l->ring == NULL || l->slab == NULL) {
@@ -91,7 +94,7 @@ void be_slowlog_free(be_slowlog *log) {
 }
 
 static void record(be_slowlog *l, const char *sql, int64_t duration_ns, int64_t rows) {
-  if (duration_ns <= l->opts.threshold_ns) return;
+  if (duration_ns <= l->threshold_ns) return;
   int64_t wall = be_clock_wall_ns(l->opts.clock);
   pthread_mutex_lock(&l->lock);
   entry *e = &l->ring[l->head];
@@ -129,10 +132,10 @@ size_t be_slowlog_count(be_slowlog *log) {
   return n;
 }
 
-uint64_t be_slowlog_total(be_slowlog *log) {
+int64_t be_slowlog_total(be_slowlog *log) {
   if (log == NULL) return 0;
   pthread_mutex_lock(&log->lock);
-  uint64_t n = log->total;
+  int64_t n = (int64_t)log->total;
   pthread_mutex_unlock(&log->lock);
   return n;
 }
@@ -168,8 +171,8 @@ int be_slowlog_to_json(char **out_json, size_t *out_len, be_slowlog *log, be_err
   be__buf b;
   be__buf_init(&b);
   pthread_mutex_lock(&log->lock);
-  be__buf_printf(&b, "{\"threshold_ns\":%lld,\"total\":%llu,\"entries\":[",
-                 (long long)log->opts.threshold_ns, (unsigned long long)log->total);
+  be__buf_printf(&b, "{\"threshold_ms\":%lld,\"total\":%llu,\"entries\":[",
+                 (long long)log->opts.threshold_ms, (unsigned long long)log->total);
   for (size_t i = 0; i < log->count; i++) {
     const entry *e = nth(log, i);
     be__buf_puts(&b, i ? ",{\"sql\":" : "{\"sql\":");

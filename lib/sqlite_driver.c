@@ -67,7 +67,8 @@ static int sq_fail(be_error **err, sqlite3 *db, int rc, const char *what) {
   if (err == NULL) return code;
   const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(ext);
   be_error *cause = NULL;
-  if (be_error_new(&cause, code, msg) != BE_OK) return be__error_oom(err);
+  if (be__error_wrap_raw(&cause, code, msg, msg ? strlen(msg) : 0, NULL) != BE_OK)
+    return be__error_oom(err);
   be_error_set_driver_code(cause, ext);
   int rc2 = be__error_wrap(err, code, cause, "sqlite %s failed: %s", what, msg);
   be_error_set_driver_code(*err, ext);
@@ -84,7 +85,7 @@ static int pick_journal(int32_t m, const char **out) {
 
 /* ---- connections ---- */
 
-static int sq_open(void **out, void *driver_data, const char *dsn, be_error **err) {
+static int sq_open(void **out, const char *dsn, void *driver_data, be_error **err) {
   const be_sqlite_options *o = driver_data;
   *out = NULL;
   int flags = o->open_flags ? o->open_flags : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "storage.h"
 #include "utf8.h"
+#include "versioned.h"
 
 /*
  * A statement cached on a connection is in the hash (cached = 1) for its
@@ -268,7 +269,7 @@ int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_err
   if (c->buckets == NULL) { be__free(c); return be__error_oom(err); }
 
   be_error *cause = NULL;
-  int rc = driver->open(&c->native, driver->driver_data, dsn, err ? &cause : NULL);
+  int rc = driver->open(&c->native, dsn, driver->driver_data, err ? &cause : NULL);
   if (rc != BE_OK) {
     be__free(c->buckets);
     be__free(c);
@@ -313,12 +314,21 @@ int be_conn_set_stmt_cache_size(be_conn *c, int32_t max_entries, be_error **err)
   return BE_OK;
 }
 
-int be_conn_stmt_cache_stats(int64_t *out_hits, int64_t *out_misses, int64_t *out_size,
-                             const be_conn *c) {
-  if (c == NULL) return BE_E_MISUSE;
-  if (out_hits) *out_hits = c->hits;
-  if (out_misses) *out_misses = c->misses;
-  if (out_size) *out_size = c->ncached;
+int be_stmt_cache_stats_init(be_stmt_cache_stats *out, uint32_t version) {
+  static const be_stmt_cache_stats defaults = BE_STMT_CACHE_STATS_INIT;
+  return be__versioned_init(out, sizeof *out, &defaults, version, BE_STMT_CACHE_STATS_VERSION);
+}
+
+int be_conn_stmt_cache_stats_get(be_stmt_cache_stats *out, const be_conn *c, be_error **err) {
+  if (c == NULL || out == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_conn_stmt_cache_stats_get: %s is NULL",
+                         c ? "out" : "conn");
+  if (out->version < 1 || out->version > BE_STMT_CACHE_STATS_VERSION)
+    return be__error_set(err, BE_E_MISUSE, "be_conn_stmt_cache_stats_get: unknown stats version %u",
+                         (unsigned)out->version);
+  out->size = c->ncached;
+  out->hits = c->hits;
+  out->misses = c->misses;
   return BE_OK;
 }
 
@@ -415,7 +425,7 @@ int be_stmt_bind_double(be_stmt *s, int32_t i, double v, be_error **err) {
 int be_stmt_bind_text(be_stmt *s, int32_t i, const char *v, size_t len, be_error **err) {
   STMT_CHECK(s, "be_stmt_bind_text");
   if (v == NULL) return be__error_set(err, BE_E_MISUSE, "be_stmt_bind_text: NULL text");
-  if (len == (size_t)-1) len = strlen(v);
+  v = be__text_arg(v, &len);
   if (!be__utf8_valid(v, len))
     return be__error_field(err, "parameter", "parameter %d is not valid UTF-8 text (or holds a NUL)",
                            (int)i);

@@ -209,7 +209,7 @@ int be_testkit_new(be_testkit **out, const be_testkit_options *opts, be_error **
     if (kit->user_ids == NULL) rc = be__error_oom(err);
   }
   if (rc == BE_OK)
-    rc = be_clock_fake_new(&kit->clock, BE_NS_PER_SEC, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS);
+    rc = be_clock_fake_new(&kit->clock, BE_NS_PER_SEC, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS, NULL);
   if (rc == BE_E_NOMEM) rc = be__error_oom(err);
   if (rc == BE_OK) {
     be_app_options ao = BE_APP_OPTIONS_INIT;
@@ -262,8 +262,7 @@ int be_testkit_advance_ms(be_testkit *kit, int64_t ms, be_error **err) {
   int64_t wall = be_clock_wall_ns(kit->clock), mono = be_clock_now_ns(kit->clock);
   if (wall > INT64_MAX - d || mono > INT64_MAX - d)
     return be__error_set(err, BE_E_MISUSE, "be_testkit_advance_ms: the clock would overflow");
-  int rc = be_clock_advance(kit->clock, d);
-  return rc == BE_OK ? BE_OK : be__error_set(err, rc, "be_testkit_advance_ms: advance failed");
+  return be_clock_advance(kit->clock, d, err);
 }
 
 int64_t be_testkit_user_id(const be_testkit *kit, int32_t i) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "storage.h"
 
@@ -106,7 +107,7 @@ int be_tx_run_ex(be_conn *c, const be_tx_options *opts, be_tx_fn fn, void *ud, b
   }
   if (c == NULL || fn == NULL) return be__error_set(err, BE_E_MISUSE, "be_tx_run: NULL argument");
   if (o.mode < BE_TX_DEFERRED || o.mode > BE_TX_EXCLUSIVE || o.max_retries < 0 ||
-      o.backoff_ns < 0 || o.max_backoff_ns < 0 || o.retry_budget_ns < 0)
+      o.backoff_ms < 0 || o.max_backoff_ms < 0 || o.retry_budget_ms < 0)
     return be__error_set(err, BE_E_MISUSE, "be_tx_run: bad mode or retry options");
 
   if (be_conn_in_transaction(c)) return run_nested(c, fn, ud, err);
@@ -132,9 +133,10 @@ int be_tx_run_ex(be_conn *c, const be_tx_options *opts, be_tx_fn fn, void *ud, b
       if (be_conn_in_transaction(c)) be__conn_mark_broken(c);
     }
     if (attempt < o.max_retries && is_retryable(rc, e) && !be_conn_is_broken(c) &&
-        (o.retry_budget_ns == 0 || be_clock_now_ns(NULL) - start < o.retry_budget_ns)) {
+        (o.retry_budget_ms == 0 ||
+         be_clock_now_ns(NULL) - start < be__ms_to_ns(o.retry_budget_ms))) {
       be_error_free(e);
-      backoff(&rng, o.backoff_ns, o.max_backoff_ns, attempt);
+      backoff(&rng, be__ms_to_ns(o.backoff_ms), be__ms_to_ns(o.max_backoff_ms), attempt);
       continue;
     }
     ensure_error(&e, rc);

@@ -187,7 +187,7 @@ typedef struct get_ctx {
   int64_t id;
 } get_ctx;
 
-static int load_user(void *ud, const void *key, size_t klen, be_cache_load *load, be_error **err) {
+static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud, be_error **err) {
   (void)key;
   (void)klen;
   get_ctx *g = ud;
@@ -201,7 +201,7 @@ static int load_user(void *ud, const void *key, size_t klen, be_cache_load *load
                   &blob, &blen, err);
   be__svc_release(g->app, conn);
   if (rc == BE_OK) {
-    rc = be_cache_load_set_value(load, blob, blen, BE_CACHE_TTL_DEFAULT);
+    rc = be_cache_load_set_value(load, blob, blen, BE_CACHE_TTL_DEFAULT, NULL);
     if (rc != BE_OK) rc = be__error_set(err, rc, "caching user %lld failed", (long long)g->id);
   }
   be__free(blob);
@@ -290,7 +290,7 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
     char key[32];
     int klen = key_of(key, sizeof key, ids[i]);
     be_cache_entry *e = NULL;
-    if (be_cache_get(&e, cache, key, (size_t)klen) == BE_OK) {
+    if (be_cache_get(&e, cache, key, (size_t)klen, NULL) == BE_OK) {
       size_t len = 0;
       const void *v = be_cache_entry_value(e, &len);
       l->users[i] = decode(v, len);
@@ -304,7 +304,7 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
   if (rc == BE_OK && nmiss > 0) {
     static const char *const cols[] = {"id", "email", "name", "bio", "extra",
                                        "status", "created_at", "updated_at"};
-    be_batch_opts bo = BE_BATCH_OPTS_INIT;
+    be_batch_options bo = BE_BATCH_OPTIONS_INIT;
     bo.table = "users";
     bo.columns = cols;
     bo.column_count = sizeof cols / sizeof cols[0];
@@ -333,7 +333,7 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
         /* Best effort: a failed set only costs a later miss. */
         if (be_cache_set(cache, key, (size_t)klen, blob, blen, BE_CACHE_TTL_DEFAULT, NULL) == BE_OK &&
             atomic_load(gen) != gen0)
-          be_cache_delete(cache, key, (size_t)klen);
+          be_cache_delete(cache, key, (size_t)klen, NULL);
         be__free(blob);
       }
     }
@@ -723,7 +723,7 @@ static void invalidate(be_app *app, int64_t id) {
   atomic_fetch_add(be__app_user_gen(app), 1);
   char key[32];
   int klen = key_of(key, sizeof key, id);
-  be_cache_delete(be_app_cache(app), key, (size_t)klen);
+  be_cache_delete(be_app_cache(app), key, (size_t)klen, NULL);
 }
 
 int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,

@@ -2,8 +2,19 @@
 #ifndef BE_LIB_UTF8_H
 #define BE_LIB_UTF8_H
 
+#include <backend/common.h>
+
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* A pointer+length text argument made concrete: BE_NUL_TERMINATED becomes
+ * strlen(s) (s must not be NULL then), length 0 the empty string "" so the
+ * caller's pointer is never read. Returns the pointer to use. */
+static inline const char *be__text_arg(const char *s, size_t *len) {
+  if (*len == BE_NUL_TERMINATED) *len = strlen(s);
+  return *len == 0 ? "" : s;
+}
 
 /* Decode one UTF-8 sequence at s (len bytes available). Returns the number
  * of bytes it takes (1..4) and the code point in *cp, or 0 for an invalid,

@@ -369,7 +369,7 @@ START_TEST(testkit_allocation_failures_leak_nothing) {
 END_TEST
 
 static Suite *app_suite(void) {
-  be_log_set_handler(NULL, NULL, BE_LOG_OFF);
+  be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL);
   Suite *s = suite_create("app");
   TCase *tc = tcase_create("app");
   tcase_set_timeout(tc, 240);

@@ -67,19 +67,19 @@ END_TEST
 
 START_TEST(query_by_user_and_time_with_pages) {
   be_clock *clock = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clock, BE_NS_PER_SEC, 1000 * BE_NS_PER_SEC), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clock, BE_NS_PER_SEC, 1000 * BE_NS_PER_SEC, NULL), BE_OK);
   be_app *app = svc_app_ex(NULL, clock, 0);
   int64_t alice = svc_user(app, "alice@x.io", "Alice"); /* t = 1000 s: row 1 */
-  be_clock_advance(clock, BE_NS_PER_SEC);
+  be_clock_advance(clock, BE_NS_PER_SEC, NULL);
   int64_t bob = svc_user(app, "bob@x.io", "Bob"); /* t = 1001: row 2 */
   be_user_input up = BE_USER_INPUT_INIT;
   up.fields = BE_USER_FIELD_BIO;
   for (int i = 0; i < 25; i++) { /* t = 1002 .. 1026: alice edits bob */
-    be_clock_advance(clock, BE_NS_PER_SEC);
+    be_clock_advance(clock, BE_NS_PER_SEC, NULL);
     up.bio = i % 2 ? "odd" : "even";
     ck_assert_int_eq(be_user_update(NULL, app, alice, bob, &up, NULL), BE_OK);
   }
-  be_clock_advance(clock, BE_NS_PER_SEC);
+  be_clock_advance(clock, BE_NS_PER_SEC, NULL);
   ck_assert_int_eq(be_user_update(NULL, app, bob, bob, &up, NULL), BE_OK); /* t = 1027 */
 
   /* everything, newest first, in pages of 10 */
@@ -380,7 +380,7 @@ START_TEST(concurrent_writers_keep_one_chain) {
 END_TEST
 
 static Suite *audit_suite(void) {
-  be_log_set_handler(NULL, NULL, BE_LOG_ERROR);
+  be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL);
   Suite *s = suite_create("audit");
   TCase *tc = tcase_create("audit");
   tcase_set_timeout(tc, 120);

@@ -83,7 +83,7 @@ static int64_t audit_count(be_app *app, const char *action) {
   be_stmt *st = NULL;
   ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT count(*) FROM audit_log WHERE action = ?", NULL),
                    BE_OK);
-  ck_assert_int_eq(be_stmt_bind_text(st, 1, action, (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(st, 1, action, BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
   int64_t v = be_stmt_column_int64(st, 0);
   be_stmt_finalize(st);
@@ -333,7 +333,7 @@ START_TEST(rehash_when_parameters_rise) {
   char path[512];
   snprintf(path, sizeof path, "%s/auth.db", dir);
   be_clock *clock = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS, NULL), BE_OK);
   be_app *app = file_app(path, clock, 1, 64 * 1024);
   q_exec(app, "INSERT INTO users (email, name, created_at, updated_at) VALUES "
               "('rehash@example.test', 'Re Hash', 0, 0)", 0);
@@ -453,7 +453,7 @@ START_TEST(times_saturate_near_the_end_of_the_clock) {
   be_testkit *k = kit_with(&o, 1);
   be_app *app = be_testkit_app(k);
   int64_t id = be_testkit_user_id(k, 0);
-  ck_assert_int_eq(be_clock_set_wall(be_testkit_clock(k), INT64_MAX - 1000), BE_OK);
+  ck_assert_int_eq(be_clock_set_wall(be_testkit_clock(k), INT64_MAX - 1000, NULL), BE_OK);
   char *tok = login_ok(app, "user0@example.test", PW, id);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT max(expires_at) FROM sessions", 0), INT64_MAX);
@@ -880,9 +880,9 @@ START_TEST(reset_does_not_enumerate) {
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
   /* a failing mailer gives the same BE_OK, and the unsent token is dropped */
   ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE, NULL), BE_OK);
-  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF), BE_OK); /* keep test output quiet */
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK); /* keep test output quiet */
   ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
-  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN), BE_OK);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
   ck_assert_int_eq(be_auth_request_reset(app, NULL, NT, NULL), BE_E_VALIDATION);
   /* at most BE_AUTH_RESET_MAX_PENDING live tokens per user: no mail bombing */
@@ -1015,13 +1015,13 @@ START_TEST(commit_failure_leaves_nothing) {
   char path[512];
   snprintf(path, sizeof path, "%s/fault.db", dir);
   be_clock *clock = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS, NULL), BE_OK);
   be_app *app = file_app_drv(path, clock, 1, 64 * 1024, drv);
   int64_t id = add_user(app, "user0@example.test");
 
   /* login: the session insert's commit fails -> no session, no token, no audit row */
   int64_t audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   char *tok = (char *)"x";
   ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", NT, PW, NT, NULL), BE_E_STORAGE);
   ck_assert_ptr_null(tok);
@@ -1032,7 +1032,7 @@ START_TEST(commit_failure_leaves_nothing) {
   /* set password: the commit fails -> old password still works, nothing revoked */
   tok = login_ok(app, "user0@example.test", PW, id);
   audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_auth_set_password(app, 0, id, NEWPW, NT, NULL), BE_E_STORAGE);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
@@ -1043,7 +1043,7 @@ START_TEST(commit_failure_leaves_nothing) {
   /* logout: the commit fails -> the session stays live, no audit row */
   char *other = login_ok(app, "user0@example.test", PW, id);
   audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_auth_logout(app, other, NT, NULL), BE_E_STORAGE);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(verify_code(app, other, NULL), BE_OK);
@@ -1054,7 +1054,7 @@ START_TEST(commit_failure_leaves_nothing) {
   audits++;
 
   /* revoke-all with a failing step inside the transaction */
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_FROM, 3, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_FROM, 3, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_auth_revoke_all(app, 0, id, NULL), BE_E_STORAGE);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
@@ -1068,12 +1068,12 @@ START_TEST(commit_failure_leaves_nothing) {
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_STEP), 0);
 
   /* the slide write failing does not fail a valid verify */
-  be_clock_advance(clock, 5 * MIN_NS);
-  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF), BE_OK);
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_NTH, 2, BE_E_BUSY), BE_OK);
+  be_clock_advance(clock, 5 * MIN_NS, NULL);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_NTH, 2, BE_E_BUSY, NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
   be_fault_clear(f, BE_FAULT_OP_ALL);
-  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN), BE_OK);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
 
   be_auth_token_free(tok);
   be_app_free(app);

@@ -30,7 +30,7 @@ static const char *const text_owners[] = {
 #define N_OWNERS (sizeof text_owners / sizeof text_owners[0])
 
 static void setup(void) {
-  be_log_set_handler(NULL, NULL, BE_LOG_ERROR); /* the naive loops are N+1 on purpose */
+  be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL); /* the naive loops are N+1 on purpose */
   dir = tu_tempdir();
   snprintf(dsn, sizeof dsn, "%s/batch.db", dir);
   be_conn *c = open_conn();
@@ -51,7 +51,7 @@ static void setup(void) {
       char title[64];
       snprintf(title, sizeof title, "post %d of user %d", i, u);
       be_stmt_bind_int64(st, 1, u, NULL);
-      be_stmt_bind_text(st, 2, title, (size_t)-1, NULL);
+      be_stmt_bind_text(st, 2, title, BE_NUL_TERMINATED, NULL);
       if (i % 3 == 0) be_stmt_bind_null(st, 3, NULL); else be_stmt_bind_double(st, 3, i * 1.5, NULL);
       unsigned char blob[3] = {(unsigned char)u, 0, (unsigned char)i};
       be_stmt_bind_blob(st, 4, blob, sizeof blob, NULL);
@@ -71,8 +71,8 @@ static void setup(void) {
     for (size_t t = 0; t <= o % 3; t++) {
       char tag[32];
       snprintf(tag, sizeof tag, "tag%zu", t);
-      be_stmt_bind_text(st, 1, text_owners[o], (size_t)-1, NULL);
-      be_stmt_bind_text(st, 2, tag, (size_t)-1, NULL);
+      be_stmt_bind_text(st, 1, text_owners[o], BE_NUL_TERMINATED, NULL);
+      be_stmt_bind_text(st, 2, tag, BE_NUL_TERMINATED, NULL);
       ck_assert_int_eq(be_stmt_step(st, NULL), BE_DONE);
       be_stmt_reset(st, NULL);
     }
@@ -109,7 +109,7 @@ START_TEST(rows_typed_access) {
   ck_assert_int_eq(be_params_new(&p, NULL), BE_OK);
   ck_assert_int_eq(be_params_add_int64(p, 42, NULL), BE_OK);
   ck_assert_int_eq(be_params_add_double(p, 2.5, NULL), BE_OK);
-  ck_assert_int_eq(be_params_add_text(p, "it's", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_params_add_text(p, "it's", BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_params_add_blob(p, "a\0b", 3, NULL), BE_OK);
   ck_assert_int_eq(be_params_add_null(p, NULL), BE_OK);
   be_error *e = NULL;
@@ -171,9 +171,9 @@ END_TEST
 
 /* ---- batch: property test against the naive loop ---- */
 
-static void check_against_naive(be_conn *c, const be_batch_opts *o, const int64_t *keys, size_t n) {
+static void check_against_naive(be_conn *c, const be_batch_options *o, const int64_t *keys, size_t n) {
   be_scope *sc = NULL;
-  be_scope_opts so = BE_SCOPE_OPTS_INIT;
+  be_scope_options so = BE_SCOPE_OPTIONS_INIT;
   so.repeat_threshold = 1000; /* tiny chunks are N+1 by design here */
   ck_assert_int_eq(be_scope_begin(&sc, c, &so, NULL), BE_OK);
   be_batch_result *res = NULL;
@@ -242,7 +242,7 @@ START_TEST(batch_int_matches_naive) {
   static const char *const by_id_desc[] = {"id DESC"};
   static const char *const by_id[] = {"id asc"};
   for (int trial = 0; trial < 160; trial++) {
-    be_batch_opts o = BE_BATCH_OPTS_INIT;
+    be_batch_options o = BE_BATCH_OPTIONS_INIT;
     o.table = "posts";
     o.columns = post_cols;
     o.column_count = 4;
@@ -275,8 +275,8 @@ START_TEST(batch_int_matches_naive) {
       while (j < i && keys[j] != keys[i]) j++;
       nd += j == i;
     }
-    size_t chunk = o.max_chunk ? (size_t)o.max_chunk : (size_t)-1;
-    size_t expect = nd == 0 ? 0 : chunk == (size_t)-1 ? 1 : (nd + chunk - 1) / chunk;
+    size_t chunk = o.max_chunk ? (size_t)o.max_chunk : BE_NUL_TERMINATED;
+    size_t expect = nd == 0 ? 0 : chunk == BE_NUL_TERMINATED ? 1 : (nd + chunk - 1) / chunk;
     ck_assert_int_eq(statements, (int)expect);
   }
   be_params_free(wp);
@@ -289,7 +289,7 @@ START_TEST(batch_text_keys_bound_safely) {
   static const char *const cols[] = {"tag", "owner"};
   static const char *const ord[] = {"tag"};
   for (int strategy = BE_BATCH_IN_LIST; strategy <= BE_BATCH_JSON_EACH; strategy++) {
-    be_batch_opts o = BE_BATCH_OPTS_INIT;
+    be_batch_options o = BE_BATCH_OPTIONS_INIT;
     o.table = "tags";
     o.columns = cols;
     o.column_count = 2;
@@ -323,8 +323,8 @@ START_TEST(batch_text_keys_bound_safely) {
       be_rows_free(naive);
       be_params_free(p);
     }
-    ck_assert_uint_eq(be_batch_result_find_text(res, "O'Brien", (size_t)-1, NULL), 3);
-    ck_assert_uint_eq(be_batch_result_find_text(res, "nobody-has-this", (size_t)-1, NULL), 0);
+    ck_assert_uint_eq(be_batch_result_find_text(res, "O'Brien", BE_NUL_TERMINATED, NULL), 3);
+    ck_assert_uint_eq(be_batch_result_find_text(res, "nobody-has-this", BE_NUL_TERMINATED, NULL), 0);
     be_batch_result_free(res);
     /* NUL inside a key: rejected, the key named */
     const char *bad[] = {"alice", "ali\0ce"};
@@ -345,7 +345,7 @@ START_TEST(batch_text_keys_bound_safely) {
 }
 END_TEST
 
-static void expect_field(be_conn *c, const be_batch_opts *o, const char *field) {
+static void expect_field(be_conn *c, const be_batch_options *o, const char *field) {
   be_batch_result *res = NULL;
   be_error *e = NULL;
   int64_t k = 1;
@@ -362,7 +362,7 @@ START_TEST(batch_rejects_injection_in_names) {
   be_conn *c = open_conn();
   const char *cols[] = {"id", "title", "title FROM users --"};
   const char *ord[] = {"id; DROP TABLE posts"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "posts; DROP TABLE posts";
   o.columns = cols;
   o.column_count = 2;
@@ -416,8 +416,8 @@ START_TEST(batch_rejects_injection_in_names) {
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, NULL, 1, NULL), BE_E_MISUSE);
   o.version = 99;
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, &k, 1, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_batch_opts_init(&o, 99), BE_E_MISUSE);
-  ck_assert_int_eq(be_batch_opts_init(&o, BE_BATCH_OPTS_VERSION), BE_OK);
+  ck_assert_int_eq(be_batch_options_init(&o, 99), BE_E_MISUSE);
+  ck_assert_int_eq(be_batch_options_init(&o, BE_BATCH_OPTIONS_VERSION), BE_OK);
   ck_assert_ptr_null(o.table);
   ck_assert_int_eq(be_batch_default_strategy(NULL), BE_BATCH_IN_LIST);
   be_batch_result_free(NULL);
@@ -435,7 +435,7 @@ END_TEST
 START_TEST(batch_one_to_one_and_empty) {
   be_conn *c = open_conn();
   const char *cols[] = {"name"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "users";
   o.columns = cols;
   o.column_count = 1;
@@ -496,7 +496,7 @@ START_TEST(batch_dead_connection) {
   be_conn *c = NULL;
   ck_assert_int_eq(be_conn_open(&c, fd, dsn, NULL), BE_OK);
   const char *cols[] = {"title"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "posts";
   o.columns = cols;
   o.column_count = 1;
@@ -506,12 +506,12 @@ START_TEST(batch_dead_connection) {
   be_batch_result *res = NULL;
   be_error *e = NULL;
   /* the second chunk's step fails */
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_NTH, 4, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_STEP, BE_FAULT_NTH, 4, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, keys, 5, &e), BE_E_STORAGE);
   ck_assert_ptr_null(res);
   be_error_free(e);
   be_fault_clear(f, BE_FAULT_OP_ALL);
-  ck_assert_int_eq(be_fault_lose_connections(f), BE_OK);
+  ck_assert_int_eq(be_fault_lose_connections(f, NULL), BE_OK);
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, keys, 5, &e), BE_E_CONN_LOST);
   ck_assert(be_error_is_retryable(e));
   be_error_free(e);
@@ -535,7 +535,7 @@ START_TEST(loader_dispatches_once) {
   ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
   const char *cols[] = {"id", "title", "score", "data"};
   const char *ord[] = {"id"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "posts";
   o.columns = cols;
   o.column_count = 4;
@@ -592,20 +592,20 @@ START_TEST(loader_dispatches_once) {
   be_loader_free(NULL);
   /* text loader */
   const char *tc[] = {"tag"};
-  be_batch_opts t = BE_BATCH_OPTS_INIT;
+  be_batch_options t = BE_BATCH_OPTIONS_INIT;
   t.table = "tags";
   t.columns = tc;
   t.column_count = 1;
   t.key_column = "owner";
   ck_assert_int_eq(be_loader_new(&l, c, &t, BE_TYPE_TEXT, NULL), BE_OK);
-  for (size_t i = 0; i < N_OWNERS; i++) ck_assert_int_eq(be_loader_want_text(l, text_owners[i], (size_t)-1, NULL), BE_OK);
+  for (size_t i = 0; i < N_OWNERS; i++) ck_assert_int_eq(be_loader_want_text(l, text_owners[i], BE_NUL_TERMINATED, NULL), BE_OK);
   be_error *e = NULL;
   ck_assert_int_eq(be_loader_want_text(l, "a\0b", 3, &e), BE_E_VALIDATION);
   ck_assert_str_eq(be_error_field_name(e, 0), "key");
   be_error_free(e);
-  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "O'Brien", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "O'Brien", BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_uint_eq(cnt, 3);
-  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "\xf0\x9f\x98\x80", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "\xf0\x9f\x98\x80", BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_loader_dispatch_count(l), 1);
   ck_assert_int_eq(be_loader_get_int64(&rows, &first, &cnt, l, 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, NULL, 0, NULL), BE_E_MISUSE);
@@ -629,7 +629,7 @@ static int alloc_body(void *arg) {
   be_rows *r = NULL;
   const char *cols[] = {"id", "title"};
   const char *ord[] = {"id DESC"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "posts";
   o.columns = cols;
   o.column_count = 2;
@@ -662,7 +662,7 @@ static int alloc_body(void *arg) {
   if ((rc = be_batch_load_text(&res, c, &o, tk, NULL, 4, NULL)) != BE_OK) goto done;
   if ((rc = be_loader_new(&l, c, &o, BE_TYPE_TEXT, NULL)) != BE_OK) goto done;
   for (int i = 0; i < 4; i++)
-    if ((rc = be_loader_want_text(l, tk[i], (size_t)-1, NULL)) != BE_OK) goto done;
+    if ((rc = be_loader_want_text(l, tk[i], BE_NUL_TERMINATED, NULL)) != BE_OK) goto done;
   const be_rows *rows;
   size_t first, cnt;
   if ((rc = be_loader_get_text(&rows, &first, &cnt, l, "bob", 3, NULL)) != BE_OK) goto done;

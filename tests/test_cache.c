@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #define SEC BE_NS_PER_SEC
+#define MS BE_NS_PER_MS
 
 /* ---- helpers ---- */
 
@@ -37,14 +38,14 @@ static uint64_t rnd(void) { /* xorshift64*: deterministic per seed */
 }
 static uint64_t rnd_below(uint64_t n) { return n ? rnd() % n : 0; }
 
-static be_cache *new_cache(be_clock *clk, uint32_t shards, uint64_t max_entries,
-                           uint64_t max_bytes, int64_t default_ttl) {
+static be_cache *new_cache(be_clock *clk, uint32_t shards, int64_t max_entries,
+                           int64_t max_bytes, int64_t default_ttl) {
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.shard_count = shards;
   o.max_entries = max_entries;
   o.max_bytes = max_bytes;
-  o.default_ttl_ns = default_ttl;
+  o.default_ttl_ms = default_ttl;
   o.seed = 42;
   be_cache *c = NULL;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
@@ -58,7 +59,7 @@ static int sets(be_cache *c, const char *k, const char *v, int64_t ttl) {
 /* Returns 1 and the value in buf on a hit, 0 on a miss. */
 static int gets(be_cache *c, const char *k, char *buf, size_t cap) {
   size_t n = 0;
-  int rc = be_cache_get_copy(buf, cap - 1, &n, c, k, strlen(k));
+  int rc = be_cache_get_copy(buf, cap - 1, &n, c, k, strlen(k), NULL);
   if (rc == BE_E_NOT_FOUND) return 0;
   ck_assert_int_eq(rc, BE_OK);
   buf[n] = '\0';
@@ -67,7 +68,7 @@ static int gets(be_cache *c, const char *k, char *buf, size_t cap) {
 
 static be_cache_stats stats_of(be_cache *c) {
   be_cache_stats st = BE_CACHE_STATS_INIT;
-  QEQ(be_cache_stats_get(&st, c), BE_OK);
+  QEQ(be_cache_stats_get(&st, c, NULL), BE_OK);
   return st;
 }
 
@@ -88,8 +89,8 @@ typedef struct recorder {
   size_t n;
 } recorder;
 
-static void record_evict(void *ud, const void *key, size_t klen, const void *value,
-                         size_t vlen, int32_t reason) {
+static void record_evict(const void *key, size_t klen, const void *value, size_t vlen,
+                         int32_t reason, void *ud) {
   (void)value;
   (void)vlen;
   recorder *r = ud;
@@ -139,15 +140,21 @@ START_TEST(options_and_misuse) {
   be_error_free(e);
   e = NULL;
   be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION);
-  o.default_ttl_ns = -1;
+  o.max_entries = -1;
   ck_assert_int_eq(be_cache_new(&c, &o, &e), BE_E_VALIDATION);
-  ck_assert_str_eq(be_error_field_name(e, 0), "default_ttl_ns");
+  ck_assert_str_eq(be_error_field_name(e, 0), "max_entries");
+  be_error_free(e);
+  e = NULL;
+  o.max_entries = 0;
+  o.default_ttl_ms = -1;
+  ck_assert_int_eq(be_cache_new(&c, &o, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "default_ttl_ms");
   be_error_free(e);
   e = NULL;
   be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION);
-  o.negative_ttl_ns = -5;
+  o.negative_ttl_ms = -5;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_E_VALIDATION);
-  o.negative_ttl_ns = 0;
+  o.negative_ttl_ms = 0;
   o.ttl_jitter_pct = 101;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_E_VALIDATION);
   o.ttl_jitter_pct = -1;
@@ -166,39 +173,62 @@ START_TEST(options_and_misuse) {
   ck_assert_int_eq(be_cache_set(c, NULL, 1, "v", 1, 0, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_set(c, "k", 1, NULL, 1, 0, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_set(c, "k", 1, "v", 1, -2, &e), BE_E_VALIDATION);
-  ck_assert_str_eq(be_error_field_name(e, 0), "ttl_ns");
+  ck_assert_str_eq(be_error_field_name(e, 0), "ttl_ms");
   be_error_free(e);
   e = NULL;
-  ck_assert_int_eq(be_cache_get(NULL, c, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_get(&h, NULL, "k", 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get(NULL, c, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get(&h, NULL, "k", 1, NULL), BE_E_MISUSE);
   ck_assert_ptr_null(h);
-  ck_assert_int_eq(be_cache_get(&h, c, NULL, 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, NULL, c, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_get_copy(NULL, 4, &n, c, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, NULL, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_delete(NULL, "k", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_delete(c, NULL, 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_delete(c, "k", 1), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_get(&h, c, NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, NULL, c, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get_copy(NULL, 4, &n, c, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, NULL, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_delete(NULL, "k", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_delete(c, NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1, NULL), BE_E_NOT_FOUND);
   ck_assert_int_eq(be_cache_register_prefix(NULL, "u", 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_register_prefix(c, NULL, 1, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_invalidate_prefix(NULL, "u", 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, NULL, 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_clear(NULL), BE_E_MISUSE);
-  uint64_t removed = 7;
-  ck_assert_int_eq(be_cache_sweep(&removed, NULL, 0), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_invalidate_prefix(NULL, "u", 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_clear(NULL, NULL), BE_E_MISUSE);
+  int64_t removed = 7;
+  ck_assert_int_eq(be_cache_sweep(&removed, NULL, 0, NULL), BE_E_MISUSE);
   ck_assert_uint_eq(removed, 0);
-  ck_assert_int_eq(be_cache_stats_get(&st, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_stats_get(NULL, c), BE_E_MISUSE);
+  /* every fallible call fills err, also for a miss */
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_cache_get(&h, c, "nope", 4, &tu_e));
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_cache_get_copy(buf, sizeof buf, &n, c, "nope", 4, &tu_e));
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_cache_delete(c, "nope", 4, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_cache_get(&h, NULL, "k", 1, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_cache_invalidate_prefix(c, NULL, 1, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_cache_clear(NULL, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_cache_sweep(&removed, NULL, 0, &tu_e));
+  ck_assert_int_eq(be_cache_set(c, "big", 3, "0123456789", 10, BE_CACHE_TTL_FOREVER, NULL), BE_OK);
+  {
+    be_error *ve = NULL;
+    ck_assert_int_eq(be_cache_get_copy(buf, 2, &n, c, "big", 3, &ve), BE_E_VALIDATION);
+    ck_assert_uint_eq(n, 10);
+    ck_assert_uint_eq(be_error_field_count(ve), 1);
+    ck_assert_str_eq(be_error_field_name(ve, 0), "buf_size");
+    be_error_free(ve);
+  }
+  ck_assert_int_eq(be_cache_delete(c, "big", 3, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_stats_get(&st, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_stats_get(NULL, c, NULL), BE_E_MISUSE);
   st.version = 0;
-  ck_assert_int_eq(be_cache_stats_get(&st, c), BE_E_MISUSE);
-  st.version = 1000; /* a newer caller: gets what this library knows */
-  ck_assert_int_eq(be_cache_stats_get(&st, c), BE_OK);
-  ck_assert_uint_eq(st.version, BE_CACHE_STATS_VERSION);
+  be_error *se = NULL;
+  ck_assert_int_eq(be_cache_stats_get(&st, c, &se), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(se), BE_E_MISUSE); /* err is filled */
+  ck_assert_ptr_nonnull(strstr(be_error_message(se), "version"));
+  be_error_free(se);
+  st.version = BE_CACHE_STATS_VERSION + 1; /* unknown here, as for every versioned struct */
+  ck_assert_int_eq(be_cache_stats_get(&st, c, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_stats_init(&st, BE_CACHE_STATS_VERSION), BE_OK);
+  ck_assert_int_eq(be_cache_stats_get(&st, c, NULL), BE_OK);
   int32_t status = 99;
   ck_assert_int_eq(be_cache_get_or_load(NULL, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(status, 0);
   ck_assert_int_eq(be_cache_get_or_load(&h, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_load_set_value(NULL, "v", 1, 0), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_load_set_value(NULL, "v", 1, 0, NULL), BE_E_MISUSE);
 
   /* too long keys and values */
   static char big_key[BE_CACHE_MAX_KEY + 1];
@@ -234,20 +264,20 @@ START_TEST(set_get_delete_and_handles) {
   /* copy-out into a small buffer: length reported, nothing copied */
   size_t n = 0;
   char small[2] = {'x', 'x'};
-  ck_assert_int_eq(be_cache_get_copy(small, sizeof small, &n, c, "a", 1), BE_E_VALIDATION);
+  ck_assert_int_eq(be_cache_get_copy(small, sizeof small, &n, c, "a", 1, NULL), BE_E_VALIDATION);
   ck_assert_uint_eq(n, 5);
   ck_assert_int_eq(small[0], 'x');
-  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "a", 1), BE_E_VALIDATION);
+  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "a", 1, NULL), BE_E_VALIDATION);
 
   /* empty key and empty value are fine */
   ck_assert_int_eq(be_cache_set(c, "", 0, "", 0, 0, NULL), BE_OK);
-  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "", 0), BE_OK);
+  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "", 0, NULL), BE_OK);
   ck_assert_uint_eq(n, 0);
 
   /* a handle outlives replacement, eviction and the cache itself */
   be_cache_entry *h = NULL;
   ck_assert_int_eq(sets(c, "a", "alpha", 0), BE_OK);
-  ck_assert_int_eq(be_cache_get(&h, c, "a", 1), BE_OK);
+  ck_assert_int_eq(be_cache_get(&h, c, "a", 1, NULL), BE_OK);
   ck_assert_int_eq(sets(c, "a", "beta", 0), BE_OK); /* replaced */
   size_t klen = 0, vlen = 0;
   ck_assert_int_eq(memcmp(be_cache_entry_key(h, &klen), "a", 1), 0);
@@ -256,7 +286,7 @@ START_TEST(set_get_delete_and_handles) {
   ck_assert_uint_eq(vlen, 5);
   ck_assert_int_eq(be_cache_entry_expires_ns(h), INT64_MAX);
   be_cache_entry *h2 = NULL;
-  ck_assert_int_eq(be_cache_get(&h2, c, "a", 1), BE_OK);
+  ck_assert_int_eq(be_cache_get(&h2, c, "a", 1, NULL), BE_OK);
   ck_assert_int_eq(sets(c, "b", "1", 0), BE_OK);
   ck_assert_int_eq(sets(c, "c", "2", 0), BE_OK); /* evicts "a" (count bound 2) */
   ck_assert(!gets(c, "a", buf, sizeof buf));
@@ -267,9 +297,9 @@ START_TEST(set_get_delete_and_handles) {
 
   c = new_cache(NULL, 4, 0, 0, 0);
   ck_assert_int_eq(sets(c, "k", "v", 0), BE_OK);
-  ck_assert_int_eq(be_cache_delete(c, "k", 1), BE_OK);
-  ck_assert_int_eq(be_cache_delete(c, "k", 1), BE_E_NOT_FOUND);
-  ck_assert_int_eq(be_cache_get(&h, c, "k", 1), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1, NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_get(&h, c, "k", 1, NULL), BE_E_NOT_FOUND);
   ck_assert_ptr_null(h);
   be_cache_stats st = stats_of(c);
   ck_assert_uint_eq(st.invalidations, 1);
@@ -283,12 +313,12 @@ END_TEST
 
 START_TEST(ttl_expires_at_exactly_ttl) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 1000, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 1000, 0, NULL), BE_OK);
   recorder *rec = calloc(1, sizeof *rec);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.shard_count = 1;
-  o.default_ttl_ns = 300 * SEC;
+  o.default_ttl_ms = 300 * 1000;
   o.on_evict = record_evict;
   o.evict_user_data = rec;
   be_cache *c = NULL;
@@ -296,35 +326,35 @@ START_TEST(ttl_expires_at_exactly_ttl) {
   char buf[32];
 
   ck_assert_int_eq(sets(c, "user:1", "u1", BE_CACHE_TTL_DEFAULT), BE_OK);
-  ck_assert_int_eq(sets(c, "short", "s", 10), BE_OK); /* 10 ns */
+  ck_assert_int_eq(sets(c, "short", "s", 10), BE_OK); /* 10 ms */
   ck_assert_int_eq(sets(c, "forever", "f", BE_CACHE_TTL_FOREVER), BE_OK);
   be_cache_entry *h = NULL;
-  ck_assert_int_eq(be_cache_get(&h, c, "user:1", 6), BE_OK);
+  ck_assert_int_eq(be_cache_get(&h, c, "user:1", 6, NULL), BE_OK);
   ck_assert_int_eq(be_cache_entry_expires_ns(h), 1000 + 300 * SEC);
   be_cache_entry_release(h);
 
-  be_clock_advance(clk, 9);
+  be_clock_advance(clk, 10 * MS - 1, NULL);
   ck_assert(gets(c, "short", buf, sizeof buf)); /* 1 ns before */
-  be_clock_advance(clk, 1);
+  be_clock_advance(clk, 1, NULL);
   ck_assert(!gets(c, "short", buf, sizeof buf)); /* exactly at TTL */
   ck_assert_uint_eq(rec->n, 1);
   ck_assert_str_eq(rec->ev[0].key, "short");
   ck_assert_int_eq(rec->ev[0].reason, BE_CACHE_EVICT_EXPIRED);
 
-  be_clock_advance(clk, 300 * SEC - 11);
+  be_clock_advance(clk, 300 * SEC - 10 * MS - 1, NULL);
   ck_assert(gets(c, "user:1", buf, sizeof buf));
   ck_assert_str_eq(buf, "u1");
-  be_clock_advance(clk, 1);
+  be_clock_advance(clk, 1, NULL);
   ck_assert(!gets(c, "user:1", buf, sizeof buf));
-  be_clock_advance(clk, 1000 * SEC);
+  be_clock_advance(clk, 1000 * SEC, NULL);
   ck_assert(gets(c, "forever", buf, sizeof buf));
 
   /* re-setting restarts the TTL; an expired entry replaced counts as expired */
-  ck_assert_int_eq(sets(c, "k", "1", 5 * SEC), BE_OK);
-  be_clock_advance(clk, 5 * SEC);
-  ck_assert_int_eq(sets(c, "k", "2", 5 * SEC), BE_OK);
+  ck_assert_int_eq(sets(c, "k", "1", 5 * 1000), BE_OK);
+  be_clock_advance(clk, 5 * SEC, NULL);
+  ck_assert_int_eq(sets(c, "k", "2", 5 * 1000), BE_OK);
   ck_assert_int_eq(rec->ev[rec->n - 1].reason, BE_CACHE_EVICT_EXPIRED);
-  be_clock_advance(clk, 4 * SEC);
+  be_clock_advance(clk, 4 * SEC, NULL);
   ck_assert(gets(c, "k", buf, sizeof buf));
   ck_assert_str_eq(buf, "2");
 
@@ -340,10 +370,10 @@ END_TEST
 
 START_TEST(ttl_jitter_only_shortens) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
-  o.default_ttl_ns = 100 * SEC;
+  o.default_ttl_ms = 100 * 1000;
   o.ttl_jitter_pct = 20;
   o.seed = 7;
   be_cache *c = NULL;
@@ -354,7 +384,7 @@ START_TEST(ttl_jitter_only_shortens) {
     snprintf(k, sizeof k, "k%d", i);
     ck_assert_int_eq(sets(c, k, "v", 0), BE_OK);
     be_cache_entry *h = NULL;
-    ck_assert_int_eq(be_cache_get(&h, c, k, strlen(k)), BE_OK);
+    ck_assert_int_eq(be_cache_get(&h, c, k, strlen(k), NULL), BE_OK);
     int64_t ex = be_cache_entry_expires_ns(h);
     be_cache_entry_release(h);
     if (ex < lo) lo = ex;
@@ -371,14 +401,14 @@ END_TEST
 
 START_TEST(sweep_removes_dead_without_lookups) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_cache *c = new_cache(clk, 2, 0, 0, 0);
   for (int i = 0; i < 200; i++) {
     char k[16];
     snprintf(k, sizeof k, "old%d", i);
-    ck_assert_int_eq(sets(c, k, "v", SEC), BE_OK);
+    ck_assert_int_eq(sets(c, k, "v", 1000), BE_OK);
   }
-  be_clock_advance(clk, SEC);
+  be_clock_advance(clk, SEC, NULL);
   ck_assert_uint_eq(stats_of(c).entries, 200);
   /* writes of other keys advance the amortised sweep */
   for (int i = 0; i < 200; i++) {
@@ -389,15 +419,15 @@ START_TEST(sweep_removes_dead_without_lookups) {
   be_cache_stats st = stats_of(c);
   ck_assert_uint_eq(st.entries, 200);
   ck_assert_uint_eq(st.expirations, 200);
-  uint64_t removed = 1;
-  ck_assert_int_eq(be_cache_sweep(&removed, c, 0), BE_OK);
+  int64_t removed = 1;
+  ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   ck_assert_uint_eq(removed, 0);
-  be_clock_advance(clk, 1);
+  be_clock_advance(clk, 1, NULL);
   ck_assert_int_eq(sets(c, "x", "v", 1), BE_OK);
-  be_clock_advance(clk, 1);
-  ck_assert_int_eq(be_cache_sweep(&removed, c, 0), BE_OK);
+  be_clock_advance(clk, MS, NULL);
+  ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   ck_assert_uint_eq(removed, 1);
-  ck_assert_int_eq(be_cache_sweep(NULL, c, 3), BE_OK);
+  ck_assert_int_eq(be_cache_sweep(NULL, c, 3, NULL), BE_OK);
   assert_stats_add_up(c);
   be_cache_free(c);
   be_clock_free(clk);
@@ -425,7 +455,7 @@ START_TEST(byte_bound_with_large_values) {
   ck_assert_uint_eq(st.bytes, 3 * each);
   ck_assert_uint_eq(rec->n, 0);
   size_t n;
-  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "k1", 2), BE_E_VALIDATION); /* touch k1 */
+  ck_assert_int_eq(be_cache_get_copy(NULL, 0, &n, c, "k1", 2, NULL), BE_E_VALIDATION); /* touch k1 */
   ck_assert_int_eq(be_cache_set(c, "k4", 2, val, 30000, 0, NULL), BE_OK);
   ck_assert_uint_eq(rec->n, 1);
   ck_assert_str_eq(rec->ev[0].key, "k2"); /* least recently used */
@@ -483,7 +513,7 @@ static void use_counting_allocator(void) {
   a.realloc_fn = cnt_realloc;
   a.free_fn = cnt_free;
   atomic_store(&mem_live, 0);
-  ck_assert_int_eq(be_set_allocator(&a), BE_OK);
+  ck_assert_int_eq(be_set_allocator(&a, NULL), BE_OK);
 }
 
 START_TEST(memory_accounting_is_exact) {
@@ -499,19 +529,19 @@ START_TEST(memory_accounting_is_exact) {
     size_t vl = rnd_below(sizeof v);
     memset(v, 'x', vl);
     ck_assert_int_eq(be_cache_set(c, k, strlen(k), v, vl, 0, NULL), BE_OK);
-    if (i % 7 == 0) be_cache_delete(c, k, strlen(k));
+    if (i % 7 == 0) be_cache_delete(c, k, strlen(k), NULL);
   }
   st = stats_of(c);
   ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
   /* the charge is an upper bound of what the entries really cost */
   ck_assert_uint_le(st.memory_bytes, st.bytes + 8192);
-  ck_assert_int_eq(be_cache_clear(c), BE_OK);
+  ck_assert_int_eq(be_cache_clear(c, NULL), BE_OK);
   st = stats_of(c);
   ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
   ck_assert_uint_eq(st.bytes, 0);
   be_cache_free(c);
   ck_assert_int_eq(atomic_load(&mem_live), 0);
-  be_set_allocator(NULL);
+  be_set_allocator(NULL, NULL);
 }
 END_TEST
 
@@ -543,7 +573,7 @@ START_TEST(prefix_invalidation_registered_and_not) {
   ck_assert_int_eq(sets(c, "sess:1", "s", 0), BE_OK);
   ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK); /* after the sets */
   ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK); /* twice: no-op */
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5, NULL), BE_OK);
   ck_assert(!gets(c, "user:1", buf, sizeof buf));
   ck_assert(!gets(c, "user:2", buf, sizeof buf));
   ck_assert(gets(c, "sess:1", buf, sizeof buf));
@@ -555,14 +585,14 @@ START_TEST(prefix_invalidation_registered_and_not) {
 
   /* unregistered: linear, removes at once */
   ck_assert_int_eq(sets(c, "user:10", "x", 0), BE_OK);
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:1", 6), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:1", 6, NULL), BE_OK);
   ck_assert(!gets(c, "user:1", buf, sizeof buf));
   ck_assert(!gets(c, "user:10", buf, sizeof buf));
   ck_assert(gets(c, "sess:1", buf, sizeof buf));
   ck_assert_uint_eq(stats_of(c).entries, 1);
 
   /* the empty prefix matches everything */
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "", 0), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "", 0, NULL), BE_OK);
   ck_assert_uint_eq(stats_of(c).entries, 0);
 
   /* at most BE_CACHE_MAX_PREFIXES */
@@ -577,7 +607,7 @@ START_TEST(prefix_invalidation_registered_and_not) {
   /* nested registered prefixes: either one kills the entry */
   ck_assert_int_eq(sets(c, "p1:user:5", "v", 0), BE_OK);
   ck_assert_int_eq(sets(c, "p1:x", "v", 0), BE_OK);
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p1:", 3), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p1:", 3, NULL), BE_OK);
   ck_assert(!gets(c, "p1:user:5", buf, sizeof buf));
   ck_assert(!gets(c, "p1:x", buf, sizeof buf));
   assert_stats_add_up(c);
@@ -598,7 +628,7 @@ static void *prefix_writer(void *p) {
   for (unsigned i = 0; !atomic_load(&w->stop); i++) {
     snprintf(k, sizeof k, "user:w%u", i % 512);
     be_cache_set(w->c, k, strlen(k), "w", 1, 0, NULL);
-    if (i % 64 == 0) be_cache_get_copy(NULL, 0, &(size_t){0}, w->c, k, strlen(k));
+    if (i % 64 == 0) be_cache_get_copy(NULL, 0, &(size_t){0}, w->c, k, strlen(k), NULL);
   }
   return NULL;
 }
@@ -615,7 +645,7 @@ START_TEST(prefix_invalidation_under_concurrent_sets) {
       char k[32];
       snprintf(k, sizeof k, "user:m%d", i % 50);
       ck_assert_int_eq(sets(c, k, "m", 0), BE_OK);
-      ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5), BE_OK);
+      ck_assert_int_eq(be_cache_invalidate_prefix(c, "user:", 5, NULL), BE_OK);
       ck_assert(!gets(c, k, buf, sizeof buf));
       ck_assert_int_eq(sets(c, k, "m2", 0), BE_OK);
       ck_assert(gets(c, k, buf, sizeof buf));
@@ -709,7 +739,7 @@ static void m_to_front(model *m, size_t i) {
 static int m_set(model *m, const char *k, const unsigned char *v, size_t vlen, int64_t ttl,
                  int64_t now) {
   size_t klen = strlen(k);
-  if (be_cache_charge(klen, vlen) > m->max_bytes) return BE_E_VALIDATION;
+  if ((uint64_t)be_cache_charge(klen, vlen) > m->max_bytes) return BE_E_VALIDATION;
   long i = m_find(m, k);
   if (i >= 0) {
     int d = m_dead(m, &m->e[i], now);
@@ -765,7 +795,7 @@ static const char *const prefix_pool[] = {"user:", "user:1", "sess:", "u", "perm
 static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
   rng_state = seed * 2654435761u + 1;
   be_clock *clk = NULL;
-  QEQ(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  QEQ(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   static model m;
   static recorder rec;
   memset(&m, 0, sizeof m);
@@ -779,7 +809,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
   o.shard_count = 1;
   o.max_entries = m.max_count;
   o.max_bytes = m.max_bytes == UINT64_MAX ? 0 : m.max_bytes;
-  o.default_ttl_ns = m.default_ttl;
+  o.default_ttl_ms = m.default_ttl;
   o.sweep_batch = -1; /* the sweep's bucket order is hash-dependent: test it elsewhere */
   o.clock = clk;
   o.on_evict = record_evict;
@@ -791,7 +821,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
   const size_t nkeys = sizeof key_pool / sizeof key_pool[0];
   const size_t nprefixes = sizeof prefix_pool / sizeof prefix_pool[0];
   for (int op = 0; op < ops; op++) {
-    int64_t now = be_clock_now_ns(clk);
+    int64_t now = be_clock_now_ns(clk) / MS; /* the model counts in ms, like TTLs */
     const char *k = key_pool[rnd_below(nkeys)];
     size_t klen = strlen(k);
     unsigned r = (unsigned)rnd_below(100);
@@ -822,7 +852,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
       if (rnd_below(2)) {
         unsigned char buf[40];
         size_t n = 0;
-        int rc = be_cache_get_copy(buf, sizeof buf, &n, c, k, klen);
+        int rc = be_cache_get_copy(buf, sizeof buf, &n, c, k, klen, NULL);
         QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
                       (unsigned long long)seed, op, k);
         if (i >= 0) {
@@ -831,7 +861,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
         }
       } else {
         be_cache_entry *h = NULL;
-        int rc = be_cache_get(&h, c, k, klen);
+        int rc = be_cache_get(&h, c, k, klen, NULL);
         QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
                       (unsigned long long)seed, op, k);
         if (i >= 0) {
@@ -845,7 +875,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
     } else if (r < 80) { /* delete */
       long i = m_lookup(&m, k, now);
       if (i >= 0) m_remove(&m, (size_t)i, BE_CACHE_EVICT_INVALIDATED);
-      QEQ(be_cache_delete(c, k, klen), i >= 0 ? BE_OK : BE_E_NOT_FOUND);
+      QEQ(be_cache_delete(c, k, klen, NULL), i >= 0 ? BE_OK : BE_E_NOT_FOUND);
     } else if (r < 86) { /* prefix invalidation */
       const char *p = prefix_pool[rnd_below(nprefixes)];
       int reg = 0;
@@ -860,7 +890,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
             m_remove(&m, i, d ? d : BE_CACHE_EVICT_INVALIDATED);
           }
       }
-      QEQ(be_cache_invalidate_prefix(c, p, strlen(p)), BE_OK);
+      QEQ(be_cache_invalidate_prefix(c, p, strlen(p), NULL), BE_OK);
     } else if (r < 88) { /* register a prefix (semantics unchanged, speed only) */
       const char *p = prefix_pool[rnd_below(3)];
       int reg = 0;
@@ -868,9 +898,9 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
       if (!reg) m.registered[m.nreg++] = p;
       QEQ(be_cache_register_prefix(c, p, strlen(p), NULL), BE_OK);
     } else if (r < 97) { /* time passes */
-      be_clock_advance(clk, (int64_t)rnd_below(rnd_below(4) ? 10 : 60));
+      be_clock_advance(clk, (int64_t)rnd_below(rnd_below(4) ? 10 : 60) * MS, NULL);
     } else if (r < 99) { /* full sweep: every dead entry goes, in bucket order */
-      uint64_t want = 0;
+      int64_t want = 0;
       for (size_t i = m.n; i-- > 0;) {
         int d = m_dead(&m, &m.e[i], now);
         if (d) {
@@ -878,13 +908,13 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
           want++;
         }
       }
-      uint64_t removed = 0;
-      QEQ(be_cache_sweep(&removed, c, 0), BE_OK);
+      int64_t removed = 0;
+      QEQ(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
       QEQ(removed, want);
       sort_events = 1;
     } else { /* clear: most recent first */
       while (m.n) m_remove(&m, 0, BE_CACHE_EVICT_INVALIDATED);
-      QEQ(be_cache_clear(c), BE_OK);
+      QEQ(be_cache_clear(c, NULL), BE_OK);
     }
 
     /* the callbacks of this op, in order */
@@ -902,7 +932,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
     if (m.nev > MAX_EVENTS - 100) m.nev = rec.n = 0;
 
     be_cache_stats st = stats_of(c);
-    QTRUE(st.entries == m.n, "seed %llu op %d: entries %llu model %zu",
+    QTRUE((size_t)st.entries == m.n, "seed %llu op %d: entries %llu model %zu",
                   (unsigned long long)seed, op, (unsigned long long)st.entries, m.n);
     QEQ(st.bytes, m.bytes);
     QEQ(st.hits, m.hits);
@@ -947,8 +977,8 @@ typedef struct pkey {
 static pkey pkeys[96];
 static char pnames[96][16];
 
-static void promise_evict(void *ud, const void *key, size_t klen, const void *value,
-                          size_t vlen, int32_t reason) {
+static void promise_evict(const void *key, size_t klen, const void *value, size_t vlen,
+                          int32_t reason, void *ud) {
   (void)ud, (void)value, (void)vlen;
   if (reason == BE_CACHE_EVICT_REPLACED) return; /* the set stores the new value */
   for (int i = 0; i < 96; i++)
@@ -959,7 +989,7 @@ START_TEST(approx_lru_keeps_its_promises) {
   for (uint64_t seed = 1; seed <= 200; seed++) {
     rng_state = seed * 7919 + 3;
     be_clock *clk = NULL;
-    ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+    ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
     memset(pkeys, 0, sizeof pkeys);
     for (int i = 0; i < 96; i++)
       snprintf(pnames[i], sizeof pnames[i], "%s%d", i % 3 ? "user:" : "sess:", i);
@@ -968,7 +998,7 @@ START_TEST(approx_lru_keeps_its_promises) {
     o.shard_count = 4;
     o.max_entries = 8 + rnd_below(40);
     o.max_bytes = rnd_below(2) ? 0 : 4 * be_cache_charge(8, 48) * (2 + rnd_below(6));
-    o.default_ttl_ns = (int64_t)(1 + rnd_below(100));
+    o.default_ttl_ms = (int64_t)(1 + rnd_below(100));
     o.sweep_batch = (int32_t)rnd_below(3) - 1;
     o.clock = clk;
     o.on_evict = promise_evict;
@@ -977,7 +1007,7 @@ START_TEST(approx_lru_keeps_its_promises) {
     ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
     ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
     for (int op = 0; op < 2000; op++) {
-      int64_t now = be_clock_now_ns(clk);
+      int64_t now = be_clock_now_ns(clk) / MS; /* in ms, like TTLs */
       int k = (int)rnd_below(96);
       const char *key = pnames[k];
       size_t klen = strlen(key);
@@ -992,11 +1022,11 @@ START_TEST(approx_lru_keeps_its_promises) {
         m->present = 1;
         memcpy(m->val, v, vlen);
         m->vlen = vlen;
-        m->expires = now + (ttl == BE_CACHE_TTL_DEFAULT ? o.default_ttl_ns : ttl);
+        m->expires = now + (ttl == BE_CACHE_TTL_DEFAULT ? o.default_ttl_ms : ttl);
       } else if (r < 80) {
         int live = m->present && now < m->expires;
         be_cache_entry *h = NULL;
-        int rc = be_cache_get(&h, c, key, klen);
+        int rc = be_cache_get(&h, c, key, klen, NULL);
         QTRUE(rc == (live ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s: rc %d, live %d",
               (unsigned long long)seed, op, key, rc, live);
         if (h) {
@@ -1004,21 +1034,21 @@ START_TEST(approx_lru_keeps_its_promises) {
           const void *v = be_cache_entry_value(h, &n);
           QEQ(n, m->vlen);
           QEQ(memcmp(v, m->val, n), 0);
-          QEQ(be_cache_entry_expires_ns(h), m->expires);
+          QEQ(be_cache_entry_expires_ns(h), m->expires * MS);
           be_cache_entry_release(h);
         }
       } else if (r < 87) {
         int live = m->present && now < m->expires;
-        int rc = be_cache_delete(c, key, klen);
+        int rc = be_cache_delete(c, key, klen, NULL);
         QTRUE(rc == (live ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d delete", (unsigned long long)seed, op);
         m->present = 0;
       } else if (r < 90) {
         const char *p = rnd_below(2) ? "user:" : "sess:";
-        QEQ(be_cache_invalidate_prefix(c, p, 5), BE_OK);
+        QEQ(be_cache_invalidate_prefix(c, p, 5, NULL), BE_OK);
         for (int i = 0; i < 96; i++)
           if (strncmp(pnames[i], p, 5) == 0) pkeys[i].present = 0;
       } else {
-        be_clock_advance(clk, (int64_t)rnd_below(8));
+        be_clock_advance(clk, (int64_t)rnd_below(8) * MS, NULL);
       }
       be_cache_stats st = stats_of(c);
       QTRUE(st.entries <= o.max_entries, "entries %llu over %llu", (unsigned long long)st.entries,
@@ -1083,12 +1113,12 @@ typedef struct load_ctx {
   int side_effect; /* 1 delete, 2 invalidate "user:", 3 set the key */
 } load_ctx;
 
-static int loader(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+static int loader(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
   load_ctx *l = ud;
   atomic_fetch_add(&l->calls, 1);
   while (!atomic_load(&l->release)) sched_yield();
-  if (l->side_effect == 1) be_cache_delete(l->cache, key, klen);
-  if (l->side_effect == 2) be_cache_invalidate_prefix(l->cache, "user:", 5);
+  if (l->side_effect == 1) be_cache_delete(l->cache, key, klen, NULL);
+  if (l->side_effect == 2) be_cache_invalidate_prefix(l->cache, "user:", 5, NULL);
   if (l->side_effect == 3) be_cache_set(l->cache, key, klen, "fresh", 5, 0, NULL);
   if (l->rc != BE_OK) {
     be_error_new(err, l->rc, "no such user");
@@ -1097,7 +1127,7 @@ static int loader(void *ud, const void *key, size_t klen, be_cache_load *out, be
   }
   char v[80];
   int n = snprintf(v, sizeof v, "value of %.*s", (int)klen, (const char *)key);
-  return be_cache_load_set_value(out, v, (size_t)n, l->ttl);
+  return be_cache_load_set_value(out, v, (size_t)n, l->ttl, NULL);
 }
 
 typedef struct caller {
@@ -1141,7 +1171,7 @@ static void wait_until_loads_started(_Atomic int *calls, int n) {
   }
 }
 
-static void wait_for_waits(be_cache *c, uint64_t n) {
+static void wait_for_waits(be_cache *c, int64_t n) {
   int64_t start = be_clock_now_ns(NULL);
   while (stats_of(c).load_waits < n) {
     ck_assert_msg(be_clock_now_ns(NULL) - start < 10 * SEC,
@@ -1234,21 +1264,22 @@ START_TEST(loader_error_shared_and_not_cached) {
 }
 END_TEST
 
-static int loader_no_value(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
+static int loader_no_value(const void *k, size_t kl, be_cache_load *o, void *ud, be_error **e) {
   (void)ud, (void)k, (void)kl, (void)o, (void)e;
   return BE_OK;
 }
-static int loader_positive(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
+static int loader_positive(const void *k, size_t kl, be_cache_load *o, void *ud, be_error **e) {
   (void)ud, (void)k, (void)kl, (void)e;
-  be_cache_load_set_value(o, "v", 1, 0);
+  be_cache_load_set_value(o, "v", 1, 0, NULL);
   return 5;
 }
-static int loader_bad_ttl(void *ud, const void *k, size_t kl, be_cache_load *o, be_error **e) {
+static int loader_bad_ttl(const void *k, size_t kl, be_cache_load *o, void *ud, be_error **e) {
   (void)ud, (void)k, (void)kl, (void)e;
-  ck_assert_int_eq(be_cache_load_set_value(o, NULL, 1, 0), BE_E_MISUSE);
-  ck_assert_int_eq(be_cache_load_set_value(o, "v", 1, -2), BE_E_VALIDATION);
-  ck_assert_int_eq(be_cache_load_set_value(o, "first", 5, 0), BE_OK);
-  return be_cache_load_set_value(o, "second", 6, BE_CACHE_TTL_FOREVER); /* replaces */
+  ck_assert_int_eq(be_cache_load_set_value(o, NULL, 1, 0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_cache_load_set_value(o, "v", 1, -2, NULL), BE_E_VALIDATION);
+  TU_EXPECT_ERR(BE_E_VALIDATION, be_cache_load_set_value(o, "v", 1, -2, &tu_e));
+  ck_assert_int_eq(be_cache_load_set_value(o, "first", 5, 0, NULL), BE_OK);
+  return be_cache_load_set_value(o, "second", 6, BE_CACHE_TTL_FOREVER, NULL); /* replaces */
 }
 
 START_TEST(loader_misbehaviour) {
@@ -1273,12 +1304,12 @@ END_TEST
 
 START_TEST(negative_caching_has_its_own_ttl) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.shard_count = 2;
-  o.default_ttl_ns = 300 * SEC;
-  o.negative_ttl_ns = 10 * SEC;
+  o.default_ttl_ms = 300 * 1000;
+  o.negative_ttl_ms = 10 * 1000;
   be_cache *c = NULL;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
   load_ctx l = {0};
@@ -1288,7 +1319,7 @@ START_TEST(negative_caching_has_its_own_ttl) {
   call_get_or_load(&a);
   ck_assert_int_eq(a.rc, BE_E_NOT_FOUND);
   ck_assert_int_eq(a.status, BE_CACHE_LOADED);
-  be_clock_advance(clk, 10 * SEC - 1);
+  be_clock_advance(clk, 10 * SEC - 1, NULL);
   caller b = {.c = c, .l = &l, .key = "user:404"};
   call_get_or_load(&b);
   ck_assert_int_eq(b.rc, BE_E_NOT_FOUND);
@@ -1299,7 +1330,7 @@ START_TEST(negative_caching_has_its_own_ttl) {
   /* plain gets do not see negative entries */
   char buf[8];
   ck_assert(!gets(c, "user:404", buf, sizeof buf));
-  be_clock_advance(clk, 1);
+  be_clock_advance(clk, 1, NULL);
   caller d = {.c = c, .l = &l, .key = "user:404"};
   call_get_or_load(&d);
   ck_assert_int_eq(d.status, BE_CACHE_LOADED);
@@ -1379,9 +1410,9 @@ START_TEST(caller_after_delete_does_not_join_stale_load) {
   wait_until_loads_started(&l.calls, 1);
   /* the row changed meanwhile: delete (not cached yet: BE_E_NOT_FOUND),
    * registered-prefix invalidation, unregistered-prefix invalidation */
-  if (how == 0) be_cache_delete(c, "user:7", 6);
-  if (how == 1) be_cache_invalidate_prefix(c, "user:", 5);
-  if (how == 2) be_cache_invalidate_prefix(c, "user:7", 6);
+  if (how == 0) be_cache_delete(c, "user:7", 6, NULL);
+  if (how == 1) be_cache_invalidate_prefix(c, "user:", 5, NULL);
+  if (how == 2) be_cache_invalidate_prefix(c, "user:7", 6, NULL);
   pthread_create(&tb, NULL, call_get_or_load, &b);
   int64_t start = be_clock_now_ns(NULL);
   while (atomic_load(&l.calls) < 2 && stats_of(c).load_waits < 1) {
@@ -1405,14 +1436,14 @@ END_TEST
 
 START_TEST(stats_add_up_after_random_workload) {
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
   o.clock = clk;
   o.shard_count = 4;
   o.max_entries = 50;
   o.max_bytes = 40 * be_cache_charge(8, 30);
-  o.default_ttl_ns = 100;
-  o.negative_ttl_ns = 30;
+  o.default_ttl_ms = 100;
+  o.negative_ttl_ms = 30;
   o.ttl_jitter_pct = 30;
   be_cache *c = NULL;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
@@ -1433,7 +1464,7 @@ START_TEST(stats_add_up_after_random_workload) {
     } else if (r < 60) {
       size_t n;
       char buf[64];
-      be_cache_get_copy(buf, sizeof buf, &n, c, k, strlen(k));
+      be_cache_get_copy(buf, sizeof buf, &n, c, k, strlen(k), NULL);
       lookups++;
     } else if (r < 85) {
       l.rc = rnd_below(4) == 0 ? BE_E_NOT_FOUND : BE_OK;
@@ -1443,11 +1474,11 @@ START_TEST(stats_add_up_after_random_workload) {
       lookups++;
       if (a.rc != BE_OK && a.status == BE_CACHE_LOADED) errors++;
     } else if (r < 92) {
-      be_cache_delete(c, k, strlen(k));
+      be_cache_delete(c, k, strlen(k), NULL);
     } else if (r < 94) {
-      be_cache_invalidate_prefix(c, rnd_below(2) ? "k1" : "k2", 2);
+      be_cache_invalidate_prefix(c, rnd_below(2) ? "k1" : "k2", 2, NULL);
     } else {
-      be_clock_advance(clk, (int64_t)rnd_below(20));
+      be_clock_advance(clk, (int64_t)rnd_below(20) * MS, NULL);
     }
     if (i % 1000 == 0) assert_stats_add_up(c);
   }
@@ -1462,9 +1493,9 @@ START_TEST(stats_add_up_after_random_workload) {
   ck_assert_uint_gt(st.expirations, 0);
   ck_assert_uint_gt(st.invalidations, 0);
   ck_assert_uint_gt(st.negative_hits, 0);
-  uint64_t removed;
-  be_clock_advance(clk, 1000); /* everything expires */
-  ck_assert_int_eq(be_cache_sweep(&removed, c, 0), BE_OK);
+  int64_t removed;
+  be_clock_advance(clk, 1000 * MS, NULL); /* everything expires */
+  ck_assert_int_eq(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
   st = stats_of(c);
   ck_assert_uint_eq(st.entries, 0);
   ck_assert_uint_eq(st.bytes, 0);
@@ -1479,14 +1510,14 @@ END_TEST
 static be_cache *reentrant_cache;
 static _Atomic int reentrant_calls;
 
-static void reentrant_evict(void *ud, const void *key, size_t klen, const void *value,
-                            size_t vlen, int32_t reason) {
+static void reentrant_evict(const void *key, size_t klen, const void *value, size_t vlen,
+                            int32_t reason, void *ud) {
   (void)ud, (void)value, (void)vlen, (void)reason;
   char buf[8];
   size_t n;
   /* no lock is held: lookups, deletes and even sets of the same shard work */
-  be_cache_get_copy(buf, sizeof buf, &n, reentrant_cache, key, klen);
-  be_cache_delete(reentrant_cache, "nothing", 7);
+  be_cache_get_copy(buf, sizeof buf, &n, reentrant_cache, key, klen, NULL);
+  be_cache_delete(reentrant_cache, "nothing", 7, NULL);
   if (atomic_fetch_add(&reentrant_calls, 1) == 0)
     be_cache_set(reentrant_cache, "from-callback", 13, "v", 1, 0, NULL);
 }
@@ -1528,8 +1559,8 @@ static int alloc_body(void *arg) {
     rc = be_cache_get_or_load(&h, NULL, c, "user:3", 6, loader, &l, NULL);
     be_cache_entry_release(h);
   }
-  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "user:", 5);
-  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "use", 3);
+  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "user:", 5, NULL);
+  if (rc == BE_OK) rc = be_cache_invalidate_prefix(c, "use", 3, NULL);
   be_cache_free(c);
   return rc;
 }
@@ -1595,7 +1626,7 @@ static size_t lf_value(char *v, size_t cap, int id, uint64_t ver) {
 
 /* A loaded value is the latest completed set's, so it passes the same
  * checks as a cached one. */
-static int lf_loader(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+static int lf_loader(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
   (void)err;
   lf_shared *sh = ud;
   char k[16], v[256];
@@ -1603,14 +1634,14 @@ static int lf_loader(void *ud, const void *key, size_t klen, be_cache_load *out,
   k[klen] = 0;
   int id = atoi(k + 3);
   size_t vl = lf_value(v, sizeof v, id, atomic_load(&sh->latest[id]));
-  return be_cache_load_set_value(out, v, vl, BE_CACHE_TTL_DEFAULT);
+  return be_cache_load_set_value(out, v, vl, BE_CACHE_TTL_DEFAULT, NULL);
 }
 
 /* One read by copy (0), handle (1) or get-or-load (2); 1 with the value. */
 static int lf_read(lf_shared *sh, int how, const char *k, size_t kl, char *buf, size_t *n) {
-  if (how == 0) return be_cache_get_copy(buf, 256, n, sh->c, k, kl) == BE_OK;
+  if (how == 0) return be_cache_get_copy(buf, 256, n, sh->c, k, kl, NULL) == BE_OK;
   be_cache_entry *h = NULL;
-  int rc = how == 1 ? be_cache_get(&h, sh->c, k, kl)
+  int rc = how == 1 ? be_cache_get(&h, sh->c, k, kl, NULL)
                     : be_cache_get_or_load(&h, NULL, sh->c, k, kl, lf_loader, sh, NULL);
   if (rc != BE_OK) return 0;
   const void *v = be_cache_entry_value(h, n);
@@ -1669,12 +1700,12 @@ static void lock_free_hits_run(void) {
         int kl = snprintf(k, sizeof k, "other:%d:%d", round, j);
         be_cache_set(sh.c, k, (size_t)kl, "x", 1, BE_CACHE_TTL_DEFAULT, NULL);
       }
-      be_cache_invalidate_prefix(sh.c, "other:", 6);
+      be_cache_invalidate_prefix(sh.c, "other:", 6, NULL);
     }
-    if (round % 11 == 0) be_cache_delete(sh.c, "lf:3", 4);
-    if (round % 13 == 0) be_cache_invalidate_prefix(sh.c, "lf:1", 4);
-    if (round % 17 == 0) be_cache_sweep(NULL, sh.c, 4);
-    if (round % 97 == 0) be_cache_clear(sh.c);
+    if (round % 11 == 0) be_cache_delete(sh.c, "lf:3", 4, NULL);
+    if (round % 13 == 0) be_cache_invalidate_prefix(sh.c, "lf:1", 4, NULL);
+    if (round % 17 == 0) be_cache_sweep(NULL, sh.c, 4, NULL);
+    if (round % 97 == 0) be_cache_clear(sh.c, NULL);
   }
   atomic_store(&sh.stop, 1);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
@@ -1686,7 +1717,7 @@ static void lock_free_hits_run(void) {
   ck_assert_int_eq(st.memory_bytes, atomic_load(&mem_live));
   be_cache_free(sh.c);
   ck_assert_int_eq(atomic_load(&mem_live), 0);
-  be_set_allocator(NULL);
+  be_set_allocator(NULL, NULL);
 }
 
 START_TEST(lock_free_hits_under_concurrent_writes) { lock_free_hits_run(); }
@@ -1718,7 +1749,7 @@ static void *many_reader(void *p) {
   for (int i = 0; i < 50; i++) {
     char buf[16];
     size_t n;
-    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, a->c, "k", 1), BE_OK);
+    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, a->c, "k", 1, NULL), BE_OK);
     ck_assert_uint_eq(n, 5);
     ck_assert(memcmp(buf, "value", 5) == 0);
   }
@@ -1825,7 +1856,7 @@ static pthread_key_t late_key;
 static int late_get(late_use *u) {
   char buf[16];
   size_t n = 0;
-  return be_cache_get_copy(buf, sizeof buf, &n, u->c, "k", 1) == BE_OK && n == 5 &&
+  return be_cache_get_copy(buf, sizeof buf, &n, u->c, "k", 1, NULL) == BE_OK && n == 5 &&
          memcmp(buf, "value", 5) == 0;
 }
 
@@ -1937,7 +1968,7 @@ static void *register_p(void *p) {
 
 static void *invalidate_p(void *p) {
   reg_arg *a = p;
-  ck_assert_int_eq(be_cache_invalidate_prefix(a->c, "p:", 2), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(a->c, "p:", 2, NULL), BE_OK);
   atomic_store(&a->done, 1);
   return NULL;
 }
@@ -1948,7 +1979,7 @@ START_TEST(invalidate_during_prefix_registration) {
   size_t n;
   ck_assert_int_eq(be_cache_set(c, "p:1", 3, "old", 3, 0, NULL), BE_OK);
   for (int i = 0; i < 2; i++) /* marked referenced: later hits need no lock */
-    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3), BE_OK);
+    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3, NULL), BE_OK);
   be__cache_shard *s = &c->shards[0];
   be__spinlock_lock(&s->lock);
   reg_arg ra = {c, 0}, ia = {c, 0};
@@ -1959,15 +1990,15 @@ START_TEST(invalidate_during_prefix_registration) {
   struct timespec ts = {0, 50000000};
   nanosleep(&ts, NULL);
   if (atomic_load(&ia.done)) /* it says it is done: the old value must be gone */
-    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3), BE_E_NOT_FOUND);
+    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3, NULL), BE_E_NOT_FOUND);
   be__spinlock_unlock(&s->lock);
   pthread_join(tr, NULL);
   pthread_join(ti, NULL);
-  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:1", 3, NULL), BE_E_NOT_FOUND);
   /* once registered, invalidation is the O(1) bump again */
   ck_assert_int_eq(be_cache_set(c, "p:2", 3, "new", 3, 0, NULL), BE_OK);
-  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p:", 2), BE_OK);
-  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:2", 3), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p:", 2, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, c, "p:2", 3, NULL), BE_E_NOT_FOUND);
   be_cache_free(c);
 }
 END_TEST
@@ -2037,7 +2068,7 @@ static void *stress_thread(void *p) {
         break;
       case 3: case 4: {
         be_cache_entry *h = NULL;
-        if (be_cache_get(&h, a->c, k, (size_t)kl) == BE_OK) {
+        if (be_cache_get(&h, a->c, k, (size_t)kl, NULL) == BE_OK) {
           size_t n;
           const char *val = be_cache_entry_value(h, &n);
           ck_assert((n > (size_t)kl && memcmp(val, k, (size_t)kl) == 0 && val[kl] == '|') ||
@@ -2061,21 +2092,21 @@ static void *stress_thread(void *p) {
       case 7: {
         char buf[64];
         size_t n;
-        if (be_cache_get_copy(buf, sizeof buf, &n, a->c, k, (size_t)kl) == BE_OK)
+        if (be_cache_get_copy(buf, sizeof buf, &n, a->c, k, (size_t)kl, NULL) == BE_OK)
           ck_assert(memcmp(buf, k, (size_t)kl) == 0 || memcmp(buf, "value of ", 9) == 0);
         break;
       }
       case 8:
-        be_cache_delete(a->c, k, (size_t)kl);
+        be_cache_delete(a->c, k, (size_t)kl, NULL);
         break;
       default:
-        if (s % 97 == 0) be_cache_invalidate_prefix(a->c, "user:1", 6);
-        else if (s % 89 == 0) be_cache_invalidate_prefix(a->c, "user:", 5);
-        else if (s % 83 == 0) be_cache_sweep(NULL, a->c, 8);
-        else if (s % 1009 == 0) be_cache_clear(a->c);
+        if (s % 97 == 0) be_cache_invalidate_prefix(a->c, "user:1", 6, NULL);
+        else if (s % 89 == 0) be_cache_invalidate_prefix(a->c, "user:", 5, NULL);
+        else if (s % 83 == 0) be_cache_sweep(NULL, a->c, 8, NULL);
+        else if (s % 1009 == 0) be_cache_clear(a->c, NULL);
         else {
           be_cache_stats st = BE_CACHE_STATS_INIT;
-          be_cache_stats_get(&st, a->c);
+          be_cache_stats_get(&st, a->c, NULL);
         }
         break;
     }
@@ -2083,8 +2114,8 @@ static void *stress_thread(void *p) {
   return NULL;
 }
 
-static void count_evict(void *ud, const void *key, size_t klen, const void *value, size_t vlen,
-                        int32_t reason) {
+static void count_evict(const void *key, size_t klen, const void *value, size_t vlen, int32_t reason,
+                        void *ud) {
   (void)key, (void)klen, (void)value, (void)vlen, (void)reason;
   atomic_fetch_add((_Atomic long *)ud, 1);
 }
@@ -2096,7 +2127,7 @@ START_TEST(concurrent_stress) {
   o.shard_count = 4;
   o.max_entries = 120;
   o.max_bytes = 120 * be_cache_charge(9, 40);
-  o.negative_ttl_ns = 1;
+  o.negative_ttl_ms = 1;
   o.on_evict = count_evict;
   o.evict_user_data = (void *)&evicted;
   be_cache *c = NULL;
@@ -2130,7 +2161,7 @@ static void *hammer_same_key(void *p) {
     int rc = be_cache_get_or_load(&h, NULL, a->c, a->key, strlen(a->key), loader, a->l, NULL);
     ck_assert_int_eq(rc, BE_OK);
     be_cache_entry_release(h);
-    if (i % 10 == 0) be_cache_delete(a->c, a->key, strlen(a->key));
+    if (i % 10 == 0) be_cache_delete(a->c, a->key, strlen(a->key), NULL);
   }
   return NULL;
 }
@@ -2155,11 +2186,52 @@ START_TEST(single_flight_under_contention) {
 }
 END_TEST
 
+/* user_data arrives last, after the arguments that describe the entry. */
+static int ud_sentinel;
+static int ud_evicts;
+static void ud_evict(const void *key, size_t klen, const void *value, size_t vlen,
+                     int32_t reason, void *ud) {
+  ck_assert_ptr_eq(ud, &ud_sentinel);
+  ck_assert_uint_eq(klen, 1);
+  ck_assert_int_eq(memcmp(key, "k", 1), 0);
+  ck_assert_uint_eq(vlen, 2);
+  ck_assert_int_eq(memcmp(value, "v1", 2), 0);
+  ck_assert_int_eq(reason, BE_CACHE_EVICT_REPLACED);
+  ud_evicts++;
+}
+static int ud_loader(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
+  ck_assert_ptr_eq(ud, &ud_sentinel);
+  ck_assert_uint_eq(klen, 1);
+  ck_assert_int_eq(memcmp(key, "L", 1), 0);
+  return be_cache_load_set_value(out, "lv", 2, BE_CACHE_TTL_DEFAULT, err);
+}
+
+START_TEST(callbacks_get_user_data_last) {
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.on_evict = ud_evict;
+  o.evict_user_data = &ud_sentinel;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  ud_evicts = 0;
+  ck_assert_int_eq(be_cache_set(c, "k", 1, "v1", 2, BE_CACHE_TTL_DEFAULT, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_set(c, "k", 1, "v2", 2, BE_CACHE_TTL_DEFAULT, NULL), BE_OK);
+  ck_assert_int_eq(ud_evicts, 1);
+  be_cache_entry *e = NULL;
+  int32_t status = 0;
+  ck_assert_int_eq(be_cache_get_or_load(&e, &status, c, "L", 1, ud_loader, &ud_sentinel, NULL),
+                   BE_OK);
+  ck_assert_int_eq(status, BE_CACHE_LOADED);
+  be_cache_entry_release(e);
+  be_cache_free(c);
+}
+END_TEST
+
 Suite *cache_suite(void) {
   Suite *s = suite_create("cache");
   TCase *tc = tcase_create("cache");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, options_and_misuse);
+  tcase_add_test(tc, callbacks_get_user_data_last);
   tcase_add_test(tc, set_get_delete_and_handles);
   tcase_add_test(tc, ttl_expires_at_exactly_ttl);
   tcase_add_test(tc, ttl_jitter_only_shortens);

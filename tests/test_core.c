@@ -22,9 +22,10 @@ START_TEST(allocator_hooks_route_and_fail) {
   ck_assert_ptr_null(a.malloc_fn);
   ck_assert_int_eq(be_allocator_init(&a, 99), BE_E_MISUSE);
   ck_assert_int_eq(be_allocator_init(NULL, BE_ALLOCATOR_VERSION), BE_E_MISUSE);
-  ck_assert_int_eq(be_set_allocator(&a), BE_E_MISUSE); /* functions missing */
+  ck_assert_int_eq(be_set_allocator(&a, NULL), BE_E_MISUSE); /* functions missing */
+  TU_EXPECT_ERR(BE_E_MISUSE, be_set_allocator(&a, &tu_e));
   a.version = 2;
-  ck_assert_int_eq(be_set_allocator(&a), BE_E_MISUSE);
+  ck_assert_int_eq(be_set_allocator(&a, NULL), BE_E_MISUSE);
 
   tu_alloc_install(0);
   be_error *e = NULL;
@@ -34,7 +35,7 @@ START_TEST(allocator_hooks_route_and_fail) {
   ck_assert_int_eq(atomic_load(&tu_alloc_live), 0);
   tu_alloc_install(1); /* first allocation fails */
   be_clock *c = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&c, 0, 0), BE_E_NOMEM);
+  ck_assert_int_eq(be_clock_fake_new(&c, 0, 0, NULL), BE_E_NOMEM);
   ck_assert_ptr_null(c);
   tu_alloc_restore();
 }
@@ -42,20 +43,26 @@ END_TEST
 
 START_TEST(fake_clock_moves_only_when_told) {
   be_clock *c = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&c, 1000, 5 * BE_NS_PER_SEC), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&c, 1000, 5 * BE_NS_PER_SEC, NULL), BE_OK);
   ck_assert_int_eq(be_clock_now_ns(c), 1000);
   ck_assert_int_eq(be_clock_wall_ns(c), 5 * BE_NS_PER_SEC);
-  ck_assert_int_eq(be_clock_advance(c, 250), BE_OK);
+  ck_assert_int_eq(be_clock_advance(c, 250, NULL), BE_OK);
   ck_assert_int_eq(be_clock_now_ns(c), 1250);
   ck_assert_int_eq(be_clock_wall_ns(c), 5 * BE_NS_PER_SEC + 250);
-  ck_assert_int_eq(be_clock_advance(c, -1), BE_E_MISUSE);
-  ck_assert_int_eq(be_clock_set_wall(c, 42), BE_OK);
+  ck_assert_int_eq(be_clock_advance(c, -1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_clock_set_wall(c, 42, NULL), BE_OK);
   ck_assert_int_eq(be_clock_wall_ns(c), 42);
   ck_assert_int_eq(be_clock_now_ns(c), 1250); /* monotonic untouched */
-  ck_assert_int_eq(be_clock_advance(be_clock_system(), 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_clock_advance(NULL, 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_clock_set_wall(be_clock_system(), 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_clock_fake_new(NULL, 0, 0), BE_E_MISUSE);
+  ck_assert_int_eq(be_clock_advance(be_clock_system(), 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_clock_advance(NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_clock_set_wall(be_clock_system(), 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_clock_fake_new(NULL, 0, 0, NULL), BE_E_MISUSE);
+  /* misuse fills err */
+  TU_EXPECT_ERR(BE_E_MISUSE, be_clock_advance(c, -1, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_clock_advance(be_clock_system(), 1, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_clock_set_wall(NULL, 1, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_clock_fake_new(NULL, 0, 0, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_clock_custom_new(NULL, NULL, NULL, NULL, &tu_e));
   be_clock_free(c);
   be_clock_free(be_clock_system()); /* no-op */
   be_clock_free(NULL);
@@ -63,13 +70,13 @@ START_TEST(fake_clock_moves_only_when_told) {
 END_TEST
 
 static void *advance_many(void *arg) {
-  for (int i = 0; i < 10000; i++) be_clock_advance(arg, 1);
+  for (int i = 0; i < 10000; i++) be_clock_advance(arg, 1, NULL);
   return NULL;
 }
 
 START_TEST(fake_clock_is_thread_safe) {
   be_clock *c = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&c, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&c, 0, 0, NULL), BE_OK);
   pthread_t t[4];
   for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, advance_many, c);
   for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
@@ -87,12 +94,12 @@ START_TEST(system_and_custom_clocks) {
   ck_assert_int_gt(wall, INT64_C(1700000000) * BE_NS_PER_SEC); /* after 2023 */
   int64_t t = 77;
   be_clock *c = NULL;
-  ck_assert_int_eq(be_clock_custom_new(&c, fixed_mono, NULL, &t), BE_OK);
+  ck_assert_int_eq(be_clock_custom_new(&c, fixed_mono, NULL, &t, NULL), BE_OK);
   ck_assert_int_eq(be_clock_now_ns(c), 77);
   t = 99;
   ck_assert_int_eq(be_clock_now_ns(c), 99);
   ck_assert_int_gt(be_clock_wall_ns(c), INT64_C(1700000000) * BE_NS_PER_SEC);
-  ck_assert_int_eq(be_clock_advance(c, 1), BE_E_MISUSE);
+  ck_assert_int_eq(be_clock_advance(c, 1, NULL), BE_E_MISUSE);
   be_clock_free(c);
 }
 END_TEST
@@ -112,41 +119,43 @@ static void capture(int32_t level, const char *msg, const be_log_field *f, size_
 }
 
 START_TEST(log_levels_filter_and_fields_arrive) {
-  ck_assert_int_eq(be_log_set_handler(capture, NULL, BE_LOG_INFO), BE_OK);
+  ck_assert_int_eq(be_log_set_handler(capture, NULL, BE_LOG_INFO, NULL), BE_OK);
   ck_assert_int_eq(be_log_level(), BE_LOG_INFO);
   captured[0] = 0;
-  ck_assert_int_eq(be_log(BE_LOG_DEBUG, "hidden", NULL, 0), BE_OK);
+  ck_assert_int_eq(be_log(BE_LOG_DEBUG, "hidden", NULL, 0, NULL), BE_OK);
   ck_assert_str_eq(captured, "");
   be_log_field f[] = {{"pool", "main"}, {"in_use", "8"}};
-  ck_assert_int_eq(be_log(BE_LOG_WARN, "pool usage high", f, 2), BE_OK);
+  ck_assert_int_eq(be_log(BE_LOG_WARN, "pool usage high", f, 2, NULL), BE_OK);
   ck_assert_str_eq(captured, "pool usage high pool=main in_use=8");
   ck_assert_int_eq(captured_level, BE_LOG_WARN);
   ck_assert_uint_eq(captured_fields, 2);
-  ck_assert_int_eq(be_log(BE_LOG_WARN, NULL, NULL, 0), BE_E_MISUSE);
-  ck_assert_int_eq(be_log(BE_LOG_WARN, "x", NULL, 1), BE_E_MISUSE);
-  ck_assert_int_eq(be_log_set_handler(capture, NULL, 17), BE_E_MISUSE);
+  ck_assert_int_eq(be_log(BE_LOG_WARN, NULL, NULL, 0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_log(BE_LOG_WARN, "x", NULL, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_log_set_handler(capture, NULL, 17, NULL), BE_E_MISUSE);
+  TU_EXPECT_ERR(BE_E_MISUSE, be_log(BE_LOG_WARN, NULL, NULL, 0, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_log_set_handler(capture, NULL, 17, &tu_e));
   ck_assert_str_eq(be_log_level_name(BE_LOG_ERROR), "ERROR");
   ck_assert_str_eq(be_log_level_name(3), "?");
-  be_log_set_handler(NULL, NULL, BE_LOG_WARN);
+  be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL);
 }
 END_TEST
 
 START_TEST(log_never_carries_secrets) {
-  ck_assert_int_eq(be_log_set_handler(capture, NULL, BE_LOG_DEBUG), BE_OK);
+  ck_assert_int_eq(be_log_set_handler(capture, NULL, BE_LOG_DEBUG, NULL), BE_OK);
   be_log_field f[] = {{"user", "ann"},
                       {"password", "hunter2hunter2"},
                       {"Session_Token", "abcdef"},
                       {"X-Authorization", "Bearer xyz"},
                       {"api_key", "k"},
                       {"reset_token_hash", "zz"}};
-  ck_assert_int_eq(be_log(BE_LOG_INFO, "login", f, 6), BE_OK);
+  ck_assert_int_eq(be_log(BE_LOG_INFO, "login", f, 6, NULL), BE_OK);
   ck_assert_ptr_null(strstr(captured, "hunter2"));
   ck_assert_ptr_null(strstr(captured, "abcdef"));
   ck_assert_ptr_null(strstr(captured, "xyz"));
   ck_assert_ptr_null(strstr(captured, "zz"));
   ck_assert_ptr_nonnull(strstr(captured, "user=ann"));
   ck_assert_ptr_nonnull(strstr(captured, "password=[redacted]"));
-  be_log_set_handler(NULL, NULL, BE_LOG_WARN);
+  be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL);
 }
 END_TEST
 
@@ -156,10 +165,10 @@ START_TEST(default_log_line_is_one_escaped_line) {
   FILE *tmp = tmpfile();
   int saved = dup(fileno(stderr));
   dup2(fileno(tmp), fileno(stderr));
-  be_log_set_handler(NULL, NULL, BE_LOG_WARN);
+  be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL);
   be_log_field f[] = {{"user", "a\nlibbackend ERROR forged"}, {"token", "t0ps3cret"}};
-  be_log(BE_LOG_INFO, "not shown", NULL, 0);
-  be_log(BE_LOG_ERROR, "db down", f, 2);
+  be_log(BE_LOG_INFO, "not shown", NULL, 0, NULL);
+  be_log(BE_LOG_ERROR, "db down", f, 2, NULL);
   fflush(stderr);
   dup2(saved, fileno(stderr));
   close(saved);

@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include "error.h" /* the library-internal raw constructors */
+
 static const struct {
   int32_t code;
   int32_t status;
@@ -141,13 +143,65 @@ START_TEST(cause_chain_keeps_driver_detail) {
 }
 END_TEST
 
+START_TEST(text_arguments_with_lengths) {
+  be_error *e = NULL;
+  /* length 0 is the empty string: the pointer is never read */
+  ck_assert_int_eq(be_error_new_n(&e, BE_E_CONFLICT, (const char *)1, 0), BE_OK);
+  ck_assert_str_eq(be_error_message(e), "");
+  ck_assert_int_eq(be_error_add_field_n(e, "f", 1, (const char *)1, 0), BE_OK);
+  ck_assert_str_eq(be_error_field_message(e, 0), "");
+  ck_assert_int_eq(be_error_add_field_n(e, (const char *)1, 0, "m", BE_NUL_TERMINATED), BE_OK);
+  ck_assert_str_eq(be_error_field_name(e, 1), "");
+  /* an exact length: the text need not be NUL-terminated */
+  ck_assert_int_eq(be_error_add_field_n(e, "emailXX", 5, "is takenXX", 8), BE_OK);
+  ck_assert_str_eq(be_error_field_name(e, 2), "email");
+  ck_assert_str_eq(be_error_field_message(e, 2), "is taken");
+  /* embedded NUL and invalid UTF-8: refused, the error unchanged */
+  ck_assert_int_eq(be_error_add_field_n(e, "a\0b", 3, "m", 1), BE_E_VALIDATION);
+  ck_assert_int_eq(be_error_add_field_n(e, "f", 1, "\xff", 1), BE_E_VALIDATION);
+  ck_assert_int_eq(be_error_add_field(e, "f", "\xc3"), BE_E_VALIDATION);
+  ck_assert_uint_eq(be_error_field_count(e), 3);
+  be_error_free(e);
+
+  static const struct { const char *text; size_t len; const char *why; } bad[] = {
+    {"a\0b", 3, "contains a NUL byte"}, {"\xff", 1, "is not valid UTF-8"},
+    {"ok \xed\xa0\x80", BE_NUL_TERMINATED, "is not valid UTF-8"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    e = NULL;
+    ck_assert_int_eq(be_error_new_n(&e, BE_E_CONFLICT, bad[i].text, bad[i].len), BE_E_VALIDATION);
+    ck_assert_int_eq(be_error_code(e), BE_E_VALIDATION); /* says why, naming the argument */
+    ck_assert_str_eq(be_error_field_name(e, 0), "message");
+    ck_assert_ptr_nonnull(strstr(be_error_field_message(e, 0), bad[i].why));
+    be_error_free(e);
+  }
+  /* wrap: the cause is released also when the message is refused */
+  be_error *cause = NULL;
+  ck_assert_int_eq(be_error_new(&cause, BE_E_STORAGE, "disk"), BE_OK);
+  e = NULL;
+  ck_assert_int_eq(be_error_wrap_n(&e, BE_E_CONFLICT, "x\0", 2, cause), BE_E_VALIDATION);
+  ck_assert_ptr_null(be_error_cause(e));
+  be_error_free(e);
+  /* NULL message: the code's own text, whatever the length */
+  e = NULL;
+  ck_assert_int_eq(be_error_new_n(&e, BE_E_CONFLICT, NULL, 5), BE_OK);
+  ck_assert_str_eq(be_error_message(e), "conflict");
+  be_error_free(e);
+}
+END_TEST
+
 START_TEST(long_messages_are_cut_on_utf8_boundary) {
   size_t n = 10000;
   char *big = malloc(n + 1);
   for (size_t i = 0; i < n; i += 2) { big[i] = (char)0xC3; big[i + 1] = (char)0xA9; } /* é */
   big[n] = 0;
   be_error *e = NULL;
-  ck_assert_int_eq(be_error_new(&e, BE_E_VALIDATION, big + 1), BE_OK); /* starts mid-char */
+  ck_assert_int_eq(be_error_new(&e, BE_E_VALIDATION, big + 1), BE_E_VALIDATION); /* mid-char */
+  ck_assert_str_eq(be_error_field_name(e, 0), "message");
+  be_error_free(e);
+  e = NULL;
+  /* library-made text (a driver's message) may start mid-character */
+  ck_assert_int_eq(be__error_wrap_raw(&e, BE_E_VALIDATION, big + 1, n - 1, NULL), BE_OK);
   size_t len = strlen(be_error_message(e));
   ck_assert_uint_le(len, 4096);
   ck_assert_uint_ge(len, 4090);
@@ -187,9 +241,11 @@ START_TEST(json_is_valid_for_nasty_input) {
   char *all = calloc(1, 1);
   size_t all_len = 0;
   for (size_t i = 0; i < sizeof nasty / sizeof nasty[0]; i++) {
+    /* the JSON writer must cope with any bytes in library-made text */
     be_error *e = NULL;
-    ck_assert_int_eq(be_error_new(&e, BE_E_VALIDATION, nasty[i]), BE_OK);
-    ck_assert_int_eq(be_error_add_field(e, nasty[i], nasty[i]), BE_OK);
+    size_t n = strlen(nasty[i]);
+    ck_assert_int_eq(be__error_wrap_raw(&e, BE_E_VALIDATION, nasty[i], n, NULL), BE_OK);
+    ck_assert_int_eq(be__error_add_field_raw(e, nasty[i], n, nasty[i], n), BE_OK);
     char *json = NULL;
     size_t len = 0;
     ck_assert_int_eq(be_error_to_json(&json, &len, e), BE_OK);
@@ -245,8 +301,8 @@ START_TEST(json_random_bytes_round_trip) {
     for (size_t i = 0; i < n; i++) s[i] = (char)(1 + rand() % 255);
     s[n] = 0;
     be_error *e = NULL;
-    ck_assert_int_eq(be_error_new(&e, BE_E_VALIDATION, s), BE_OK);
-    ck_assert_int_eq(be_error_add_field(e, s, "x"), BE_OK);
+    ck_assert_int_eq(be__error_wrap_raw(&e, BE_E_VALIDATION, s, n, NULL), BE_OK);
+    ck_assert_int_eq(be__error_add_field_raw(e, s, n, "x", 1), BE_OK);
     char *json = NULL;
     ck_assert_int_eq(be_error_to_json(&json, NULL, e), BE_OK);
     char hex[64 * 6 + 1];
@@ -322,6 +378,7 @@ Suite *error_suite(void) {
   tcase_add_test(tc, misuse_is_reported);
   tcase_add_test(tc, field_errors_in_order);
   tcase_add_test(tc, cause_chain_keeps_driver_detail);
+  tcase_add_test(tc, text_arguments_with_lengths);
   tcase_add_test(tc, long_messages_are_cut_on_utf8_boundary);
   tcase_add_test(tc, json_is_valid_for_nasty_input);
   tcase_add_test(tc, json_random_bytes_round_trip);

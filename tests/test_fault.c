@@ -67,7 +67,7 @@ START_TEST(each_operation_fails_once_with_a_typed_error) {
       int32_t op = ops[oi], code = codes[ci];
       be_conn *c = open_conn();
       be_fault_reset_counts(flt);
-      ck_assert_int_eq(be_fault_set(flt, op, BE_FAULT_NTH, 1, code), BE_OK);
+      ck_assert_int_eq(be_fault_set(flt, op, BE_FAULT_NTH, 1, code, NULL), BE_OK);
       be_error *e = NULL;
       int rc = workload(c, &e);
       ck_assert_msg(rc == code, "op %s code %d: got %d", be_fault_op_name(op), code, rc);
@@ -104,7 +104,7 @@ END_TEST
 START_TEST(open_failure_is_db_unreachable) {
   be_conn *c = NULL;
   be_error *e = NULL;
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_OPEN, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_OPEN, BE_FAULT_NTH, 1, BE_E_CONN_LOST, NULL), BE_OK);
   ck_assert_int_eq(be_conn_open(&c, drv, ":memory:", &e), BE_E_DB_UNREACHABLE);
   ck_assert_ptr_null(c);
   ck_assert_int_eq(be_error_code(be_error_cause(e)), BE_E_CONN_LOST);
@@ -113,7 +113,7 @@ START_TEST(open_failure_is_db_unreachable) {
   be_conn_close(c);
   ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_OPEN), 2);
   ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_CLOSE), 1);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_OPEN, BE_FAULT_NTH, 1, BE_E_NOMEM), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_OPEN, BE_FAULT_NTH, 1, BE_E_NOMEM, NULL), BE_OK);
   ck_assert_int_eq(be_conn_open(&c, drv, ":memory:", NULL), BE_E_NOMEM);
 }
 END_TEST
@@ -128,7 +128,7 @@ static int step_once(be_conn *c) {
 
 START_TEST(modes_nth_from_random) {
   be_conn *c = open_conn();
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 3, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 3, BE_E_BUSY, NULL), BE_OK);
   int got[6];
   for (int i = 0; i < 6; i++) got[i] = step_once(c);
   ck_assert_int_eq(got[0], BE_ROW);
@@ -137,7 +137,7 @@ START_TEST(modes_nth_from_random) {
   ck_assert_int_eq(got[3], BE_ROW);
   ck_assert_int_eq(got[5], BE_ROW);
 
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_FROM, 2, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_FROM, 2, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(step_once(c), BE_ROW);
   for (int i = 0; i < 5; i++) ck_assert_int_eq(step_once(c), BE_E_STORAGE);
   be_fault_clear(flt, BE_FAULT_OP_STEP);
@@ -147,7 +147,7 @@ START_TEST(modes_nth_from_random) {
   int pattern[2][200];
   int fails = 0;
   for (int run = 0; run < 2; run++) {
-    ck_assert_int_eq(be_fault_set_random(flt, BE_FAULT_OP_STEP, 0.3, 42, BE_E_BUSY), BE_OK);
+    ck_assert_int_eq(be_fault_set_random(flt, BE_FAULT_OP_STEP, 0.3, 42, BE_E_BUSY, NULL), BE_OK);
     for (int i = 0; i < 200; i++) pattern[run][i] = step_once(c);
   }
   for (int i = 0; i < 200; i++) {
@@ -156,25 +156,28 @@ START_TEST(modes_nth_from_random) {
   }
   ck_assert_int_gt(fails, 30);
   ck_assert_int_lt(fails, 100);
-  ck_assert_int_eq(be_fault_set_random(flt, BE_FAULT_OP_STEP, 0.0, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set_random(flt, BE_FAULT_OP_STEP, 0.0, 1, BE_E_BUSY, NULL), BE_OK);
   for (int i = 0; i < 50; i++) ck_assert_int_eq(step_once(c), BE_ROW);
-  ck_assert_int_eq(be_fault_set_random(flt, BE_FAULT_OP_ALL, 1.0, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set_random(flt, BE_FAULT_OP_ALL, 1.0, 1, BE_E_BUSY, NULL), BE_OK);
   ck_assert_int_eq(step_once(c), BE_E_BUSY); /* the prepare fails already */
   ck_assert_int_eq(be_conn_ping(c, NULL), BE_E_BUSY);
   be_fault_clear(flt, BE_FAULT_OP_ALL);
   ck_assert_int_eq(step_once(c), BE_ROW);
 
   /* misuse */
-  ck_assert_int_eq(be_fault_set(NULL, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY), BE_E_MISUSE);
-  ck_assert_int_eq(be_fault_set(flt, 99, BE_FAULT_NTH, 1, BE_E_BUSY), BE_E_MISUSE);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_CLOSE, BE_FAULT_NTH, 1, BE_E_BUSY), BE_E_MISUSE);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, 9, 1, BE_E_BUSY), BE_E_MISUSE);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 0, BE_E_BUSY), BE_E_MISUSE);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_OK), BE_E_MISUSE);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_RANDOM, 1, BE_E_BUSY), BE_E_MISUSE);
-  ck_assert_int_eq(be_fault_set_random(flt, BE_FAULT_OP_STEP, 1.5, 1, BE_E_BUSY), BE_E_MISUSE);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_OFF, 0, 0), BE_OK);
-  ck_assert_int_eq(be_fault_lose_connections(NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_fault_set(NULL, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_fault_set(flt, 99, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_CLOSE, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, 9, 1, BE_E_BUSY, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 0, BE_E_BUSY, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_OK, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_RANDOM, 1, BE_E_BUSY, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_fault_set_random(flt, BE_FAULT_OP_STEP, 1.5, 1, BE_E_BUSY, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_OFF, 0, 0, NULL), BE_OK);
+  ck_assert_int_eq(be_fault_lose_connections(NULL, NULL), BE_E_MISUSE);
+  TU_EXPECT_ERR(BE_E_MISUSE, be_fault_lose_connections(NULL, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 0, BE_E_BUSY, &tu_e));
+  TU_EXPECT_ERR(BE_E_MISUSE, be_fault_set_random(flt, BE_FAULT_OP_STEP, 1.5, 1, BE_E_BUSY, &tu_e));
   ck_assert_int_eq(be_fault_calls(NULL, 0), 0);
   ck_assert_int_eq(be_fault_calls(flt, 99), 0);
   ck_assert_str_eq(be_fault_op_name(BE_FAULT_OP_ROLLBACK_TO), "rollback_to");
@@ -195,7 +198,7 @@ START_TEST(lose_connections_kills_open_ones_only) {
   be_conn *a = open_conn();
   be_stmt *s = NULL;
   ck_assert_int_eq(be_conn_prepare(&s, a, "SELECT 1", NULL), BE_OK);
-  ck_assert_int_eq(be_fault_lose_connections(flt), BE_OK);
+  ck_assert_int_eq(be_fault_lose_connections(flt, NULL), BE_OK);
   be_conn *b = open_conn();
   be_error *e = NULL;
   ck_assert_int_eq(be_stmt_step(s, &e), BE_E_CONN_LOST);
@@ -208,9 +211,10 @@ START_TEST(lose_connections_kills_open_ones_only) {
   ck_assert_int_eq(step_once(b), BE_ROW);
   ck_assert_int_eq(be_conn_is_broken(b), 0);
   /* statements of a broken connection are not cached again */
-  int64_t size = -1;
-  be_conn_stmt_cache_stats(NULL, NULL, &size, a);
-  ck_assert_int_eq(size, 0);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  st.size = -1;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, a, NULL), BE_OK);
+  ck_assert_int_eq(st.size, 0);
   be_conn_close(a);
   be_conn_close(b);
 }
@@ -229,7 +233,7 @@ START_TEST(counters_are_thread_safe) {
   pthread_t t[4];
   for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, hammer, NULL);
   for (int i = 0; i < 200; i++) {
-    be_fault_set_random(flt, BE_FAULT_OP_STEP, 0.1, (uint64_t)i, BE_E_BUSY);
+    be_fault_set_random(flt, BE_FAULT_OP_STEP, 0.1, (uint64_t)i, BE_E_BUSY, NULL);
     be_fault_clear(flt, BE_FAULT_OP_STEP);
   }
   for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);

@@ -29,7 +29,7 @@ static be_conn *open_conn(void) {
 static int table_exists(be_conn *c, const char *name) {
   be_stmt *s = NULL;
   ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT 1 FROM sqlite_master WHERE name = ?", NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_bind_text(s, 1, name, (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, name, BE_NUL_TERMINATED, NULL), BE_OK);
   int rc = be_stmt_step(s, NULL);
   be_stmt_finalize(s);
   return rc == BE_ROW;
@@ -198,12 +198,12 @@ START_TEST(late_registered_lower_version_is_applied) {
   ck_assert_int_eq(be_migrator_add(m, 1, "a", "CREATE TABLE a(x)", NULL), BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 10, "b", "CREATE TABLE b(x)", NULL), BE_OK);
   int64_t v;
-  be_log_set_handler(NULL, NULL, BE_LOG_OFF); /* the warning is expected */
+  be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL); /* the warning is expected */
   ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
   ck_assert_int_eq(v, 10);
   ck_assert_int_eq(be_migrator_add(m, 5, "host", "CREATE TABLE h(x)", NULL), BE_OK);
   ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
-  be_log_set_handler(NULL, NULL, BE_LOG_WARN);
+  be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL);
   ck_assert_int_eq(v, 10);
   ck_assert(table_exists(c, "h"));
   be_migrator_free(m);
@@ -259,7 +259,7 @@ START_TEST(busy_and_storage_faults) {
   be_conn *c = open_conn();
   be_migrator *m = library_and_host();
   /* busy once at a commit: the transaction retries, apply succeeds */
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 2, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 2, BE_E_BUSY, NULL), BE_OK);
   int64_t v;
   ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
   ck_assert_int_eq(v, 3);
@@ -274,7 +274,7 @@ START_TEST(busy_and_storage_faults) {
       remove(dbpath);
       c = open_conn();
       m = library_and_host();
-      ck_assert_int_eq(be_fault_set(flt, ops[i], BE_FAULT_NTH, nth, BE_E_STORAGE), BE_OK);
+      ck_assert_int_eq(be_fault_set(flt, ops[i], BE_FAULT_NTH, nth, BE_E_STORAGE, NULL), BE_OK);
       be_error *e = NULL;
       int rc = be_migrator_apply(&v, m, c, &e);
       be_fault_clear(flt, BE_FAULT_OP_ALL);

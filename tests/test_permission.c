@@ -290,7 +290,7 @@ START_TEST(audit_and_grant_roll_back_together) {
   int64_t rows = svc_int(app, "SELECT count(*) FROM audit_log");
   int64_t e0 = 0, e1 = 0;
   ck_assert_int_eq(be_perm_epoch(&e0, app, NULL), BE_OK);
-  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_perm_role_grant(app, 0, "r", NT, "x:y", NT, NULL), BE_E_STORAGE);
   be_fault_clear(fault, BE_FAULT_OP_ALL);
   ck_assert_int_eq(be_perm_check(app, u, "x:y", NT, NULL), BE_E_FORBIDDEN);
@@ -341,7 +341,7 @@ START_TEST(allocation_failures_leak_nothing) {
 END_TEST
 
 static Suite *perm_suite(void) {
-  be_log_set_handler(NULL, NULL, BE_LOG_ERROR);
+  be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL);
   Suite *s = suite_create("permission");
   TCase *tc = tcase_create("permission");
   tcase_set_timeout(tc, 120);

@@ -39,7 +39,7 @@ static void mock_reset(void) {
   atomic_store(&mock_fail_open, 0);
 }
 
-static int m_open(void **out, void *dd, const char *dsn, be_error **err) {
+static int m_open(void **out, const char *dsn, void *dd, be_error **err) {
   (void)dd;
   (void)dsn;
   if (atomic_load(&mock_fail_open)) {
@@ -166,10 +166,10 @@ static int log_has(const char *s) {
 static void setup(void) {
   mock_reset();
   log_text[0] = '\0';
-  be_log_set_handler(capture_log, NULL, BE_LOG_DEBUG);
+  be_log_set_handler(capture_log, NULL, BE_LOG_DEBUG, NULL);
 }
 
-static void teardown(void) { be_log_set_handler(NULL, NULL, BE_LOG_WARN); }
+static void teardown(void) { be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL); }
 
 /* ---- helpers ---- */
 
@@ -194,7 +194,7 @@ static be_pool *new_pool(const be_pool_options *o) {
 
 static be_pool_stats stats(be_pool *p) {
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_OK);
   return s;
 }
 
@@ -304,7 +304,7 @@ START_TEST(null_arguments) {
   ck_assert_int_eq(be_pool_acquire_at(NULL, NULL, NULL, 0, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_pool_maintain(NULL, NULL), BE_E_MISUSE);
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(&s, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_stats_get(&s, NULL, NULL), BE_E_MISUSE);
   be_pool_release(NULL, NULL);
   be_pool_close(NULL);
   be_pool_free(NULL);
@@ -314,11 +314,11 @@ START_TEST(null_arguments) {
   be_pool_options o = mock_opts(1, 2);
   be_pool *p = new_pool(&o);
   ck_assert_int_eq(be_pool_acquire(NULL, p, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_pool_get_stats(NULL, p, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_stats_get(NULL, p, NULL), BE_E_MISUSE);
   s.version = 0;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_E_MISUSE);
   s.version = BE_POOL_STATS_VERSION + 1;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_E_MISUSE);
   be_pool_release(p, NULL);
   be_pool_free(p);
 }
@@ -744,7 +744,7 @@ END_TEST
 
 START_TEST(dead_idle_connection_replaced) {
   be_clock *clk;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_pool_options o = mock_opts(2, 2);
   o.clock = clk;
   be_pool *p = new_pool(&o);
@@ -753,7 +753,7 @@ START_TEST(dead_idle_connection_replaced) {
   ck_assert_int_eq(atomic_load(&mock_pings), 0); /* fresh: no ping */
   be_pool_release(p, c);
 
-  be_clock_advance(clk, 400 * BE_NS_PER_MS); /* within the window */
+  be_clock_advance(clk, 400 * BE_NS_PER_MS, NULL); /* within the window */
   ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(atomic_load(&mock_pings), 0);
   be_pool_release(p, c);
@@ -766,7 +766,7 @@ START_TEST(dead_idle_connection_replaced) {
   native(b)->dead = 1;
   be_pool_release(p, a);
   be_pool_release(p, b);
-  be_clock_advance(clk, 600 * BE_NS_PER_MS);
+  be_clock_advance(clk, 600 * BE_NS_PER_MS, NULL);
   ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(native(c)->dead, 0); /* (the address may be reused: compare ids) */
   ck_assert_int_eq(native(c)->id, 3);
@@ -781,7 +781,7 @@ START_TEST(dead_idle_connection_replaced) {
 
   /* replacement impossible: the caller gets DB_UNREACHABLE, not a dead conn */
   native(c)->dead = 1;
-  be_clock_advance(clk, 600 * BE_NS_PER_MS);
+  be_clock_advance(clk, 600 * BE_NS_PER_MS, NULL);
   atomic_store(&mock_fail_open, 1);
   be_error *e = NULL;
   be_conn *d = NULL;
@@ -839,7 +839,7 @@ START_TEST(fault_driver_lost_connections_replaced) {
   be_fault *f;
   ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
   be_clock *clk;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   char *dir = tu_tempdir();
   char dsn[512];
   snprintf(dsn, sizeof dsn, "%s/pool.db", dir);
@@ -851,8 +851,8 @@ START_TEST(fault_driver_lost_connections_replaced) {
   o.clock = clk;
   be_pool *p = new_pool(&o);
 
-  ck_assert_int_eq(be_fault_lose_connections(f), BE_OK); /* "database restart" */
-  be_clock_advance(clk, BE_NS_PER_SEC);
+  ck_assert_int_eq(be_fault_lose_connections(f, NULL), BE_OK); /* "database restart" */
+  be_clock_advance(clk, BE_NS_PER_SEC, NULL);
   be_conn *c;
   be_error *e = NULL;
   ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_OK);
@@ -863,9 +863,9 @@ START_TEST(fault_driver_lost_connections_replaced) {
   ck_assert_uint_eq(s.creates, 3);
 
   /* the next ping fails with "connection lost": replaced, caller unaware */
-  be_clock_advance(clk, BE_NS_PER_SEC);
+  be_clock_advance(clk, BE_NS_PER_SEC, NULL);
   be_fault_reset_counts(f);
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_PING, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_PING, BE_FAULT_NTH, 1, BE_E_CONN_LOST, NULL), BE_OK);
   ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_OK);
   ck_assert_int_eq(be_conn_exec(c, "INSERT INTO t VALUES (1)", &e), BE_OK);
   be_pool_release(p, c);
@@ -873,9 +873,9 @@ START_TEST(fault_driver_lost_connections_replaced) {
   ck_assert_int_eq(be_fault_injected(f, BE_FAULT_OP_PING), 1);
 
   /* open failing too: a typed DB_UNREACHABLE */
-  be_clock_advance(clk, BE_NS_PER_SEC);
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_PING, BE_FAULT_FROM, 1, BE_E_CONN_LOST), BE_OK);
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_OPEN, BE_FAULT_FROM, 1, BE_E_DB_UNREACHABLE), BE_OK);
+  be_clock_advance(clk, BE_NS_PER_SEC, NULL);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_PING, BE_FAULT_FROM, 1, BE_E_CONN_LOST, NULL), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_OPEN, BE_FAULT_FROM, 1, BE_E_DB_UNREACHABLE, NULL), BE_OK);
   ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_E_DB_UNREACHABLE);
   be_error_free(e);
   e = NULL;
@@ -953,7 +953,7 @@ END_TEST
 
 START_TEST(stats_exact_after_script) {
   be_clock *clk;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_pool_options o = mock_opts(1, 3);
   o.clock = clk;
   o.acquire_timeout_ms = 0;
@@ -967,7 +967,7 @@ START_TEST(stats_exact_after_script) {
   native(c)->dead = 1;
   be_conn_ping(c, NULL);
   be_pool_release(p, c); /* broken: destroyed */
-  be_clock_advance(clk, 2 * BE_NS_PER_SEC);
+  be_clock_advance(clk, 2 * BE_NS_PER_SEC, NULL);
   ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK); /* pinged: idle 2 s */
 
   be_pool_stats s = stats(p);
@@ -1017,7 +1017,7 @@ static void on_usage(be_pool *p, int32_t in_use, int32_t max, int32_t waiting, v
   cb_log *l = ud;
   (void)waiting;
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_OK); /* allowed: called unlocked */
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_OK); /* allowed: called unlocked */
   l->usage_calls++;
   l->usage_in_use = in_use;
   l->usage_max = max;
@@ -1065,7 +1065,7 @@ START_TEST(leak_report_names_acquire_site) {
   cb_log l;
   memset(&l, 0, sizeof l);
   be_clock *clk;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_pool_options o = mock_opts(1, 2);
   o.clock = clk;
   o.leak_threshold_ms = 1000;
@@ -1075,10 +1075,10 @@ START_TEST(leak_report_names_acquire_site) {
   be_conn *c, *d;
   int line = __LINE__ + 1;
   ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
-  be_clock_advance(clk, 500 * BE_NS_PER_MS);
+  be_clock_advance(clk, 500 * BE_NS_PER_MS, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(l.leak_calls, 0);
-  be_clock_advance(clk, 1500 * BE_NS_PER_MS);
+  be_clock_advance(clk, 1500 * BE_NS_PER_MS, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(l.leak_calls, 1);
   ck_assert_ptr_nonnull(strstr(l.leak_file, "test_pool.c"));
@@ -1091,7 +1091,7 @@ START_TEST(leak_report_names_acquire_site) {
 
   /* the plain function (as from FFI) has no site */
   ck_assert_int_eq((be_pool_acquire)(&d, p, NULL), BE_OK);
-  be_clock_advance(clk, 1500 * BE_NS_PER_MS);
+  be_clock_advance(clk, 1500 * BE_NS_PER_MS, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(l.leak_calls, 2);
   ck_assert_str_eq(l.leak_file, "(null)");
@@ -1128,7 +1128,7 @@ END_TEST
 
 START_TEST(lifetime_and_idle_reaping) {
   be_clock *clk;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_pool_options o = mock_opts(1, 4);
   o.clock = clk;
   o.max_lifetime_ms = 10000;
@@ -1140,10 +1140,10 @@ START_TEST(lifetime_and_idle_reaping) {
   for (int i = 0; i < 3; i++) be_pool_release(p, c[i]);
   ck_assert_int_eq(stats(p).total, 3);
 
-  be_clock_advance(clk, 4 * BE_NS_PER_SEC);
+  be_clock_advance(clk, 4 * BE_NS_PER_SEC, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(stats(p).total, 3); /* not idle long enough */
-  be_clock_advance(clk, 2 * BE_NS_PER_SEC); /* t = 6 s */
+  be_clock_advance(clk, 2 * BE_NS_PER_SEC, NULL); /* t = 6 s */
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   be_pool_stats s = stats(p);
   ck_assert_int_eq(s.total, 1); /* reaped down to min */
@@ -1154,7 +1154,7 @@ START_TEST(lifetime_and_idle_reaping) {
   ck_assert_int_eq(be_pool_acquire(&x, p, NULL), BE_OK);
   ck_assert_ptr_eq(x, c[2]);
   be_pool_release(p, x);
-  be_clock_advance(clk, 5 * BE_NS_PER_SEC); /* t = 11 s */
+  be_clock_advance(clk, 5 * BE_NS_PER_SEC, NULL); /* t = 11 s */
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   s = stats(p);
   ck_assert_uint_eq(s.expired, 1);
@@ -1163,7 +1163,7 @@ START_TEST(lifetime_and_idle_reaping) {
 
   /* a connection that expires while in use is closed on release */
   ck_assert_int_eq(be_pool_acquire(&x, p, NULL), BE_OK);
-  be_clock_advance(clk, 11 * BE_NS_PER_SEC);
+  be_clock_advance(clk, 11 * BE_NS_PER_SEC, NULL);
   be_pool_release(p, x);
   s = stats(p);
   ck_assert_uint_eq(s.expired, 2);
@@ -1172,7 +1172,7 @@ START_TEST(lifetime_and_idle_reaping) {
   /* an idle one past its lifetime is never handed out */
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(stats(p).total, 1);
-  be_clock_advance(clk, 11 * BE_NS_PER_SEC);
+  be_clock_advance(clk, 11 * BE_NS_PER_SEC, NULL);
   ck_assert_int_eq(be_pool_acquire(&x, p, NULL), BE_OK);
   ck_assert_uint_eq(stats(p).expired, 3);
   ck_assert_int_eq(native(x)->id, 6);
@@ -1185,20 +1185,20 @@ END_TEST
 
 START_TEST(lifetime_jitter_spreads_expiry) {
   be_clock *clk;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_pool_options o = mock_opts(32, 32);
   o.clock = clk;
   o.max_lifetime_ms = 1000;
   o.lifetime_jitter_permille = 500; /* lifetimes in [500, 1000] ms */
   o.idle_timeout_ms = 0;
   be_pool *p = new_pool(&o);
-  be_clock_advance(clk, 499 * BE_NS_PER_MS);
+  be_clock_advance(clk, 499 * BE_NS_PER_MS, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_uint_eq(stats(p).expired, 0);
-  be_clock_advance(clk, 251 * BE_NS_PER_MS);
+  be_clock_advance(clk, 251 * BE_NS_PER_MS, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   uint64_t mid = stats(p).expired;
-  be_clock_advance(clk, 251 * BE_NS_PER_MS);
+  be_clock_advance(clk, 251 * BE_NS_PER_MS, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_uint_eq(stats(p).expired, 32); /* all originals gone by 1001 ms */
   ck_assert_uint_gt(mid, 0);                /* but not all at once */
@@ -1211,7 +1211,7 @@ END_TEST
 
 START_TEST(fake_clock_deadline_times_out_waiter) {
   be_clock *clk;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_pool_options o = mock_opts(1, 1);
   o.clock = clk;
   o.acquire_timeout_ms = 30000;
@@ -1222,7 +1222,7 @@ START_TEST(fake_clock_deadline_times_out_waiter) {
   pthread_t t;
   pthread_create(&t, NULL, acquire_once, &r);
   wait_for_waiting(p, 1);
-  be_clock_advance(clk, 31 * BE_NS_PER_SEC);
+  be_clock_advance(clk, 31 * BE_NS_PER_SEC, NULL);
   ck_assert_int_eq(stats(p).oldest_waiter_ns, 31 * BE_NS_PER_SEC);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   pthread_join(t, NULL);
@@ -1335,7 +1335,7 @@ START_TEST(pool_tx_run_commits_and_rolls_back) {
 
   /* BEGIN on a connection that died: dropped and retried on a fresh one */
   t = (tx_ctx){0, 0};
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_BEGIN, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_BEGIN, BE_FAULT_NTH, 1, BE_E_CONN_LOST, NULL), BE_OK);
   uint64_t broken0 = stats(p).broken;
   ck_assert_int_eq(be_pool_tx_run_ex(p, NULL, insert_row, &t, &e), BE_OK);
   ck_assert_int_eq(t.calls, 1);
@@ -1344,7 +1344,7 @@ START_TEST(pool_tx_run_commits_and_rolls_back) {
 
   /* lost at COMMIT, after the callback ran: no retry, typed error */
   t = (tx_ctx){0, 0};
-  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_CONN_LOST, NULL), BE_OK);
   ck_assert_int_eq(be_pool_tx_run(p, BE_TX_IMMEDIATE, insert_row, &t, &e), BE_E_CONN_LOST);
   ck_assert_int_eq(t.calls, 1);
   be_error_free(e);
@@ -1496,7 +1496,7 @@ END_TEST
 /* SQL function slow(ms): advances the fake clock, as if the statement took ms. */
 static void slow_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
-  be_clock_advance(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]) * BE_NS_PER_MS);
+  be_clock_advance(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]) * BE_NS_PER_MS, NULL);
   sqlite3_result_int(ctx, 1);
 }
 
@@ -1511,7 +1511,7 @@ START_TEST(pool_slowlog_uses_pool_clock) {
   char dsn[512];
   char *dir = make_db(dsn, sizeof dsn);
   be_clock *clk;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 1700000000 * BE_NS_PER_SEC), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 1700000000 * BE_NS_PER_SEC, NULL), BE_OK);
   be_pool_options o = sqlite_opts(dsn, 1, 2);
   o.clock = clk; /* the pool's clock times its connections' statements */
   o.slow_query_capacity = 4;
@@ -1538,7 +1538,7 @@ START_TEST(pool_slowlog_uses_pool_clock) {
   be_free(sql);
   char *json = NULL;
   ck_assert_int_eq(be_slowlog_to_json(&json, NULL, log, NULL), BE_OK);
-  ck_assert_ptr_nonnull(strstr(json, "\"threshold_ns\":100000000,\"total\":1,"));
+  ck_assert_ptr_nonnull(strstr(json, "\"threshold_ms\":100,\"total\":1,"));
   be_free(json);
   const be_query_stats *qs = be_pool_query_stats(p);
   ck_assert_uint_eq(be_query_stats_queries(qs), 2);
@@ -1546,8 +1546,8 @@ START_TEST(pool_slowlog_uses_pool_clock) {
   be_pool_free(p);
 
   /* a log of the host's own, shared by two pools and read after both */
-  be_slowlog_opts so = BE_SLOWLOG_OPTS_INIT;
-  so.threshold_ns = 10 * BE_NS_PER_MS;
+  be_slowlog_options so = BE_SLOWLOG_OPTIONS_INIT;
+  so.threshold_ms = 10;
   be_slowlog *mine = NULL;
   ck_assert_int_eq(be_slowlog_new(&mine, &so, NULL), BE_OK);
   o.slowlog = mine;
@@ -1575,7 +1575,7 @@ START_TEST(closed_connections_leave_no_observer_behind) {
   char dsn[512];
   char *dir = make_db(dsn, sizeof dsn);
   be_clock *clk;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   be_pool_options o = sqlite_opts(dsn, 0, 2);
   o.clock = clk;
   o.idle_timeout_ms = 1000;
@@ -1599,7 +1599,7 @@ START_TEST(closed_connections_leave_no_observer_behind) {
 
   /* reaped: the connection closes with mine, the scope and the pool's
    * stats and log still attached */
-  be_clock_advance(clk, 2 * BE_NS_PER_SEC);
+  be_clock_advance(clk, 2 * BE_NS_PER_SEC, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(stats(p).total, 0);
   ck_assert_uint_eq(stats(p).idle_closed, 1);
@@ -1637,7 +1637,7 @@ START_TEST(scope_on_pooled_connection_counts) {
   be_pool *p = new_pool(&o);
   be_conn *c;
   ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
-  be_scope_opts so = BE_SCOPE_OPTS_INIT;
+  be_scope_options so = BE_SCOPE_OPTIONS_INIT;
   so.repeat_threshold = 5;
   be_scope *sc = NULL;
   ck_assert_int_eq(be_scope_begin(&sc, c, &so, NULL), BE_OK);
@@ -1793,7 +1793,7 @@ static int alloc_body(void *arg) {
     be_error_free(e);
   }
   be_pool_stats s = BE_POOL_STATS_INIT;
-  ck_assert_int_eq(be_pool_get_stats(&s, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_stats_get(&s, p, NULL), BE_OK);
   be_pool_release(p, a);
   be_pool_release(p, b);
   be_pool_release(p, c);
@@ -1833,7 +1833,8 @@ START_TEST(conn_lost_on_reset_is_replaced) {
   for (int finalize = 1; finalize >= 0; finalize--) {
     be_conn *c;
     ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
-    ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_RESET, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+    ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_RESET, BE_FAULT_NTH, 1, BE_E_CONN_LOST, NULL),
+                     BE_OK);
     uint64_t broken0 = stats(p).broken;
     ck_assert_int_eq(select_one(c, finalize), BE_OK);
     ck_assert_int_eq(be_conn_is_broken(c), finalize); /* finalize resets now, release later */

@@ -75,7 +75,7 @@ END_TEST
 
 START_TEST(detector_fires_after_k_not_at_k) {
   be_conn *c = open_conn();
-  be_log_set_handler(capture, NULL, BE_LOG_DEBUG);
+  be_log_set_handler(capture, NULL, BE_LOG_DEBUG, NULL);
   n_events = 0;
   be_scope *s = NULL;
   ck_assert_int_eq(be_scope_begin(&s, c, NULL, NULL), BE_OK); /* K = 10 */
@@ -106,8 +106,8 @@ START_TEST(detector_fires_after_k_not_at_k) {
   be_scope_free(s);
   /* custom K, two connections in one scope, exec counted too */
   be_conn *c2 = open_conn();
-  be_scope_opts o;
-  ck_assert_int_eq(be_scope_opts_init(&o, BE_SCOPE_OPTS_VERSION), BE_OK);
+  be_scope_options o;
+  ck_assert_int_eq(be_scope_options_init(&o, BE_SCOPE_OPTIONS_VERSION), BE_OK);
   o.repeat_threshold = 2;
   ck_assert_int_eq(be_scope_begin(&s, c, &o, NULL), BE_OK);
   ck_assert_int_eq(be_scope_attach(s, c2, NULL), BE_OK);
@@ -133,12 +133,12 @@ START_TEST(detector_fires_after_k_not_at_k) {
   ck_assert_int_eq(be_scope_begin(&s, c, &o, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_scope_begin(&s, NULL, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_scope_begin(NULL, c, NULL, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_scope_opts_init(NULL, BE_SCOPE_OPTS_VERSION), BE_E_MISUSE);
+  ck_assert_int_eq(be_scope_options_init(NULL, BE_SCOPE_OPTIONS_VERSION), BE_E_MISUSE);
   ck_assert_int_eq(be_scope_query_count(NULL), 0);
   ck_assert_ptr_null(be_scope_worst_sql(NULL));
   be_scope_free(NULL);
   be_scope_end(NULL);
-  be_log_set_handler(NULL, NULL, BE_LOG_WARN);
+  be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL);
   be_conn_close(c2);
   be_conn_close(c);
 }
@@ -147,12 +147,12 @@ END_TEST
 START_TEST(loader_keeps_detector_quiet) {
   /* the N+1 loop the detector flags, and the loader version it does not */
   be_conn *c = open_conn();
-  be_log_set_handler(capture, NULL, BE_LOG_DEBUG);
+  be_log_set_handler(capture, NULL, BE_LOG_DEBUG, NULL);
   n_events = 0;
   be_scope *s = NULL;
   ck_assert_int_eq(be_scope_begin(&s, c, NULL, NULL), BE_OK);
   const char *cols[] = {"name"};
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "users";
   o.columns = cols;
   o.column_count = 1;
@@ -170,7 +170,7 @@ START_TEST(loader_keeps_detector_quiet) {
   ck_assert_int_eq(n_events, 0);
   be_loader_free(l);
   be_scope_free(s);
-  be_log_set_handler(NULL, NULL, BE_LOG_WARN);
+  be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL);
   be_conn_close(c);
 }
 END_TEST
@@ -180,19 +180,19 @@ END_TEST
 /* SQL function slow(ms): advances the fake clock, as if the statement took ms. */
 static void slow_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
-  be_clock_advance(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]) * BE_NS_PER_MS);
+  be_clock_advance(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]) * BE_NS_PER_MS, NULL);
   sqlite3_result_int(ctx, 1);
 }
 
 START_TEST(slowlog_records_redacts_and_wraps) {
   be_conn *c = open_conn();
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 1700000000 * BE_NS_PER_SEC), BE_OK);
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 1700000000 * BE_NS_PER_SEC, NULL), BE_OK);
   be__conn_set_clock(c, clk);
   ck_assert_int_eq(sqlite3_create_function(be__sqlite_db(c), "slow", 1, SQLITE_UTF8, clk, slow_fn,
                                            NULL, NULL), SQLITE_OK);
-  be_slowlog_opts o = BE_SLOWLOG_OPTS_INIT;
-  ck_assert_int_eq(o.threshold_ns, 100 * BE_NS_PER_MS);
+  be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
+  ck_assert_int_eq(o.threshold_ms, 100);
   o.capacity = 3;
   o.clock = clk;
   be_slowlog *log = NULL;
@@ -269,7 +269,7 @@ START_TEST(slowlog_records_redacts_and_wraps) {
   ck_assert_str_eq(be_error_field_name(e, 0), "capacity");
   be_error_free(e);
   o.capacity = 3;
-  o.threshold_ns = -1;
+  o.threshold_ms = -1;
   ck_assert_int_eq(be_slowlog_new(&l2, &o, NULL), BE_E_VALIDATION);
   o.version = 9;
   ck_assert_int_eq(be_slowlog_new(&l2, &o, NULL), BE_E_MISUSE);
@@ -290,8 +290,8 @@ END_TEST
 
 START_TEST(slow_recursive_cte_with_system_clock) {
   be_conn *c = open_conn();
-  be_slowlog_opts o = BE_SLOWLOG_OPTS_INIT;
-  o.threshold_ns = 1 * BE_NS_PER_MS;
+  be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
+  o.threshold_ms = 1;
   be_slowlog *log = NULL;
   ck_assert_int_eq(be_slowlog_new(&log, &o, NULL), BE_OK);
   ck_assert_int_eq(be_slowlog_attach(log, c, NULL), BE_OK);
@@ -357,8 +357,8 @@ static int obs_alloc_body(void *arg) {
   char *json = NULL;
   int rc = be_conn_open(&c, be_sqlite_driver(), dsn, NULL);
   if (rc != BE_OK) return rc;
-  be_slowlog_opts o = BE_SLOWLOG_OPTS_INIT;
-  o.threshold_ns = 0;
+  be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
+  o.threshold_ms = 0;
   if ((rc = be_scope_begin(&s, c, NULL, NULL)) != BE_OK) goto done;
   if ((rc = be_slowlog_new(&log, &o, NULL)) != BE_OK) goto done;
   if ((rc = be_slowlog_attach(log, c, NULL)) != BE_OK) goto done;

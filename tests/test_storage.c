@@ -64,7 +64,7 @@ START_TEST(types_round_trip) {
   const char *text = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80";
   ck_assert_int_eq(be_stmt_bind_int64(s, 1, INT64_MIN, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_double(s, 2, 3.25e-300, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_bind_text(s, 3, text, (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 3, text, BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_blob(s, 4, blob, sizeof blob, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_null(s, 5, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
@@ -136,9 +136,9 @@ START_TEST(cached_statement_follows_schema_change) {
   ck_assert_int_eq(be_stmt_column_int64(s, 1), 7);
   ck_assert_str_eq(be_stmt_column_name(s, 1), "b");
   be_stmt_finalize(s);
-  int64_t hits = 0;
-  be_conn_stmt_cache_stats(&hits, NULL, NULL, c);
-  ck_assert_int_eq(hits, 1);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.hits, 1);
   be_conn_close(c);
 }
 END_TEST
@@ -150,7 +150,7 @@ START_TEST(text_must_be_utf8) {
   const char *bad[] = {"\xff", "\xc0\xaf", "ok\xe2\x82", "\xed\xa0\x80"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     be_error *e = NULL;
-    ck_assert_int_eq(be_stmt_bind_text(s, 1, bad[i], (size_t)-1, &e), BE_E_VALIDATION);
+    ck_assert_int_eq(be_stmt_bind_text(s, 1, bad[i], BE_NUL_TERMINATED, &e), BE_E_VALIDATION);
     ck_assert_int_eq(be_error_field_count(e), 1);
     ck_assert_str_eq(be_error_field_name(e, 0), "parameter");
     be_error_free(e);
@@ -163,7 +163,34 @@ START_TEST(text_must_be_utf8) {
   ck_assert_int_eq(be_stmt_bind_text(s, 1, "abc\xff", 3, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_str_eq(be_stmt_column_text(s, 0, NULL), "abc");
+  /* length 0 is the empty string, whatever the (non-NULL) pointer */
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, (const char *)1, 0, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_type(s, 0), BE_TYPE_TEXT);
+  ck_assert_str_eq(be_stmt_column_text(s, 0, NULL), "");
   be_stmt_finalize(s);
+
+  /* the same rules for a parameter list */
+  be_params *p = NULL;
+  ck_assert_int_eq(be_params_new(&p, NULL), BE_OK);
+  ck_assert_int_eq(be_params_add_text(p, (const char *)1, 0, NULL), BE_OK);
+  ck_assert_int_eq(be_params_add_text(p, "xyz", BE_NUL_TERMINATED, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_params_add_text(p, "a\0b", 3, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "params[2]");
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_params_add_text(p, "\xff", 1, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "params[2]");
+  be_error_free(e);
+  ck_assert_uint_eq(be_params_count(p), 2);
+  be_rows *r = NULL;
+  ck_assert_int_eq(be_rows_query(&r, c, "SELECT ?, ?", p, NULL), BE_OK);
+  ck_assert_str_eq(be_rows_text(r, 0, 0, NULL), "");
+  ck_assert_str_eq(be_rows_text(r, 0, 1, NULL), "xyz");
+  be_rows_free(r);
+  be_params_free(p);
   be_conn_close(c);
 }
 END_TEST
@@ -186,11 +213,22 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
     be_stmt_finalize(s); /* mid-result: reset on the way back */
   }
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
-  int64_t hits, misses, size;
-  ck_assert_int_eq(be_conn_stmt_cache_stats(&hits, &misses, &size, c), BE_OK);
-  ck_assert_int_eq(hits, 9);
-  ck_assert_int_eq(misses, 1);
-  ck_assert_int_eq(size, 1);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.hits, 9);
+  ck_assert_int_eq(st.misses, 1);
+  ck_assert_int_eq(st.size, 1);
+  /* misuse fills err */
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, NULL, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  st.version = BE_STMT_CACHE_STATS_VERSION + 1;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, &e), BE_E_MISUSE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "version"));
+  be_error_free(e);
+  st.version = BE_STMT_CACHE_STATS_VERSION;
 
   /* the same SQL held twice: the second is a fresh, uncached statement */
   be_stmt *a = NULL, *b = NULL;
@@ -287,7 +325,7 @@ START_TEST(constraint_errors_are_typed) {
   /* the same through a prepared statement's step */
   be_stmt *s = NULL;
   ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO p(email) VALUES (?)", NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_bind_text(s, 1, "a@x", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "a@x", BE_NUL_TERMINATED, NULL), BE_OK);
   be_error *e = NULL;
   ck_assert_int_eq(be_stmt_step(s, &e), BE_E_CONFLICT);
   ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_CONSTRAINT_UNIQUE);
@@ -296,7 +334,7 @@ START_TEST(constraint_errors_are_typed) {
   be_stmt_finalize(s);
   /* the statement went back to the cache and works again */
   ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO p(email) VALUES (?)", NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_bind_text(s, 1, "new@x", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "new@x", BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
   be_stmt_finalize(s);
   ck_assert_int_eq(be_conn_is_broken(c), 0);
@@ -416,7 +454,7 @@ START_TEST(driver_options_and_defaults) {
   be_stmt_finalize(s);
   ck_assert_int_eq(
       be_conn_prepare(&s, c, "SELECT COUNT(*) FROM json_each(?) WHERE value IN (1, 3)", NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_bind_text(s, 1, "[1,2,3]", (size_t)-1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "[1,2,3]", BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_column_int64(s, 0), 2);
   be_stmt_finalize(s);
@@ -600,7 +638,7 @@ START_TEST(observer_sees_each_run_once) {
   obs_log l = {0};
   int64_t tick = 0;
   be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_custom_new(&clk, ticking, NULL, &tick), BE_OK);
+  ck_assert_int_eq(be_clock_custom_new(&clk, ticking, NULL, &tick, NULL), BE_OK);
   be__conn_set_clock(c, clk);
   exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3)");
   ck_assert_int_eq(be__conn_observer_add(c, observer, NULL, &l, NULL), BE_OK);

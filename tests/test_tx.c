@@ -138,7 +138,7 @@ END_TEST
 
 START_TEST(commit_failure_rolls_back) {
   be_conn *c = open_conn(NULL);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   job j = {.value = 1};
   be_error *e = NULL;
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &j, &e), BE_E_STORAGE);
@@ -212,7 +212,7 @@ static int swallow_inner(be_conn *c, void *ud, be_error **err) {
   doomed_job *d = ud;
   int rc = insert(c, 1, err);
   if (rc) return rc;
-  ck_assert_int_eq(be_fault_set(d->flt, BE_FAULT_OP_ROLLBACK_TO, BE_FAULT_NTH, 1, BE_E_STORAGE),
+  ck_assert_int_eq(be_fault_set(d->flt, BE_FAULT_OP_ROLLBACK_TO, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL),
                    BE_OK);
   be_error *e = NULL;
   d->inner_rc = be_tx_run(c, BE_TX_IMMEDIATE, fail_after_insert, NULL, &e);
@@ -257,33 +257,33 @@ END_TEST
 START_TEST(retry_on_busy) {
   be_conn *c = open_conn(NULL);
   /* busy at COMMIT once: the whole callback runs again and succeeds */
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
   job j = {.value = 1};
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &j, NULL), BE_OK);
   ck_assert_int_eq(j.runs, 2);
   ck_assert_int_eq(count_rows(c), 1);
 
   /* busy at STEP once (inside the callback) */
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
   job k = {.value = 2};
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &k, NULL), BE_OK);
   ck_assert_int_eq(k.runs, 2);
   ck_assert_int_eq(count_rows(c), 2);
 
   /* serialization failures retry as well */
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_BEGIN, BE_FAULT_NTH, 1, BE_E_SERIALIZATION), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_BEGIN, BE_FAULT_NTH, 1, BE_E_SERIALIZATION, NULL), BE_OK);
   job s = {.value = 3};
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &s, NULL), BE_OK);
   ck_assert_int_eq(s.runs, 1); /* BEGIN failed, so the callback ran once */
 
   /* retries run out: a bounded number of attempts, then the typed error */
   be_fault_reset_counts(flt);
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_FROM, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_COMMIT, BE_FAULT_FROM, 1, BE_E_BUSY, NULL), BE_OK);
   be_tx_options o;
   ck_assert_int_eq(be_tx_options_init(&o, BE_TX_OPTIONS_VERSION), BE_OK);
   ck_assert_int_eq(o.mode, BE_TX_IMMEDIATE);
   o.max_retries = 2;
-  o.backoff_ns = 100000;
+  o.backoff_ms = 1;
   job b = {.value = 4};
   be_error *e = NULL;
   ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, &e), BE_E_BUSY);
@@ -294,27 +294,40 @@ START_TEST(retry_on_busy) {
   ck_assert(!has_row(c, 4));
   /* the time budget stops retries even when max_retries is not reached */
   o.max_retries = 1000;
-  o.backoff_ns = 1000000;
-  o.max_backoff_ns = 1000000;
-  o.retry_budget_ns = 30000000;
+  o.backoff_ms = 1;
+  o.max_backoff_ms = 1;
+  o.retry_budget_ms = 30;
   b.runs = 0;
   ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
   ck_assert_int_gt(b.runs, 1);
   ck_assert_int_lt(b.runs, 200);
-  o.retry_budget_ns = -1;
+  o.retry_budget_ms = -1;
   ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_MISUSE);
-  o.retry_budget_ns = 0;
+  o.retry_budget_ms = 0;
   o.max_retries = 0;
   b.runs = 0;
   ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
   ck_assert_int_eq(b.runs, 1);
+  /* backoffs are milliseconds: two retries sleeping in [d/2, d) with d = 20
+   * take at least 20 ms (as nanoseconds they would take none) */
+  o.max_retries = 2;
+  o.backoff_ms = 20;
+  o.max_backoff_ms = 20;
+  b.runs = 0;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ck_assert_int_eq(b.runs, 3);
+  int64_t slept_ns = (t1.tv_sec - t0.tv_sec) * BE_NS_PER_SEC + (t1.tv_nsec - t0.tv_nsec);
+  ck_assert_int_ge(slept_ns, 20 * BE_NS_PER_MS);
   be_fault_clear(flt, BE_FAULT_OP_ALL);
 
   /* nested: the inner busy reaches the outer level, which retries as a whole */
   be_fault_reset_counts(flt);
   job in = {.value = 6, .fail_code = 0};
   job out = {.value = 5, .inner = insert_job, .inner_job = &in};
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_RELEASE, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_RELEASE, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
   /* the outer callback ignores inner_rc, so make it propagate: */
   out.after_inner = 0;
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &out, NULL), BE_OK);
@@ -324,7 +337,7 @@ START_TEST(retry_on_busy) {
   ck_assert_int_eq(out.runs, 1);
 
   /* a lost connection is not retried */
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_CONN_LOST), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_CONN_LOST, NULL), BE_OK);
   job l = {.value = 7};
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &l, NULL), BE_E_CONN_LOST);
   ck_assert_int_eq(l.runs, 1);
@@ -343,7 +356,7 @@ START_TEST(nested_busy_retries_the_outermost) {
   be_conn *c = open_conn(NULL);
   job in = {.value = 8};
   job out = {.inner_job = &in};
-  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, propagate_inner, &out, NULL), BE_OK);
   ck_assert_int_eq(out.runs, 2);
   ck_assert_int_eq(in.runs, 2);
@@ -373,7 +386,7 @@ START_TEST(real_busy_retried_then_served) {
   /* never released in time: bounded, typed failure */
   be_tx_options o = BE_TX_OPTIONS_INIT;
   o.max_retries = 2;
-  o.backoff_ns = 1000000;
+  o.backoff_ms = 1;
   job j = {.value = 1};
   be_error *e = NULL;
   struct timespec t0, t1;
@@ -389,8 +402,8 @@ START_TEST(real_busy_retried_then_served) {
   pthread_t t;
   pthread_create(&t, NULL, hold_lock, a);
   o.max_retries = 50;
-  o.backoff_ns = 5000000;
-  o.max_backoff_ns = 20000000;
+  o.backoff_ms = 5;
+  o.max_backoff_ms = 20;
   ck_assert_int_eq(be_tx_run_ex(b, &o, insert_job, &j, NULL), BE_OK);
   pthread_join(t, NULL);
   ck_assert_int_eq(j.runs, 1);
@@ -429,7 +442,7 @@ START_TEST(each_operation_fails_inside_a_transaction) {
                          BE_FAULT_OP_RELEASE};
   for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
     be_conn *c = open_conn(NULL);
-    ck_assert_int_eq(be_fault_set(flt, ops[i], BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+    ck_assert_int_eq(be_fault_set(flt, ops[i], BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
     job in = {.value = 101};
     job out = {.inner_job = &in};
     be_error *e = NULL;

@@ -7,7 +7,7 @@
 
 static be_cache_stats cstats(be_app *app) {
   be_cache_stats s = BE_CACHE_STATS_INIT;
-  ck_assert_int_eq(be_cache_stats_get(&s, be_app_cache(app)), BE_OK);
+  ck_assert_int_eq(be_cache_stats_get(&s, be_app_cache(app), NULL), BE_OK);
   return s;
 }
 
@@ -361,14 +361,14 @@ START_TEST(cache_hit_then_invalidated_after_update) {
   char key[32];
   snprintf(key, sizeof key, "user:%lld", (long long)id);
   be_cache_entry *ent = NULL;
-  ck_assert_int_eq(be_cache_get(&ent, be_app_cache(app), key, strlen(key)), BE_OK);
+  ck_assert_int_eq(be_cache_get(&ent, be_app_cache(app), key, strlen(key), NULL), BE_OK);
   be_cache_entry_release(ent);
 
   be_user_input up = BE_USER_INPUT_INIT;
   up.fields = BE_USER_FIELD_NAME;
   up.name = "Erin Two";
   ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
-  ck_assert_int_eq(be_cache_get(&ent, be_app_cache(app), key, strlen(key)), BE_E_NOT_FOUND);
+  ck_assert_int_eq(be_cache_get(&ent, be_app_cache(app), key, strlen(key), NULL), BE_E_NOT_FOUND);
   be_cache_stats s3 = cstats(app);
   ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
   ck_assert_str_eq(be_user_name(u), "Erin Two");
@@ -711,7 +711,7 @@ START_TEST(update_fails_atomically_when_audit_or_commit_fails) {
 
   /* 1. the audit insert fails */
   up.name = "Hal 2";
-  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_STEP, BE_FAULT_NTH, steps, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_STEP, BE_FAULT_NTH, steps, BE_E_STORAGE, NULL), BE_OK);
   be_error *e = NULL;
   ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, &e), BE_E_STORAGE);
   ck_assert_ptr_nonnull(strstr(be_error_message(e), "injected"));
@@ -724,7 +724,7 @@ START_TEST(update_fails_atomically_when_audit_or_commit_fails) {
   be_user_free(u);
 
   /* 2. the commit fails */
-  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_E_STORAGE);
   be_fault_clear(fault, BE_FAULT_OP_ALL);
   ck_assert_int_eq(audit_rows(app), n_audit);
@@ -734,15 +734,15 @@ START_TEST(update_fails_atomically_when_audit_or_commit_fails) {
   be_user_input in = BE_USER_INPUT_INIT;
   in.email = "ivy@x.io";
   in.name = "Ivy";
-  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, &in, NULL), BE_E_STORAGE);
-  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_E_STORAGE);
   be_fault_clear(fault, BE_FAULT_OP_ALL);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 1);
   ck_assert_int_eq(audit_rows(app), n_audit);
   /* and a busy commit is retried by the transaction, then succeeds once */
-  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_BUSY), BE_OK);
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
   ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
   ck_assert_int_eq(audit_rows(app), n_audit + 1);
   int64_t bad = -1;
@@ -765,7 +765,7 @@ START_TEST(storage_failure_in_json_check_is_not_validation) {
   in.name = "Json";
   in.extra = "{\"ok\":true}";
   /* the JSON check is the first statement stepped in a create */
-  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_STORAGE), BE_OK);
+  ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_STEP, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   be_error *e = NULL;
   int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
   be_fault_clear(fault, BE_FAULT_OP_ALL);
@@ -833,7 +833,7 @@ END_TEST
 static void expect_same_user(be_app *app, const be_user *w) {
   char key[32];
   int klen = snprintf(key, sizeof key, "user:%lld", (long long)be_user_id(w));
-  be_cache_delete(be_app_cache(app), key, (size_t)klen);
+  be_cache_delete(be_app_cache(app), key, (size_t)klen, NULL);
   be_user *db = NULL;
   ck_assert_int_eq(be_user_get(&db, app, be_user_id(w), NULL), BE_OK);
   ck_assert_int_eq(be_user_id(db), be_user_id(w));
@@ -940,7 +940,7 @@ START_TEST(update_of_missing_user_is_not_found) {
 END_TEST
 
 static Suite *user_suite(void) {
-  be_log_set_handler(NULL, NULL, BE_LOG_ERROR); /* tiny pools warn on every acquire */
+  be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL); /* tiny pools warn on every acquire */
   Suite *s = suite_create("user");
   TCase *tc = tcase_create("user");
   tcase_set_timeout(tc, 120);

@@ -48,10 +48,10 @@ static inline void tu_alloc_install(long fail_at) {
   atomic_store(&tu_alloc_count, 0);
   atomic_store(&tu_alloc_fail_at, fail_at);
   atomic_store(&tu_alloc_live, 0);
-  ck_assert_int_eq(be_set_allocator(&a), BE_OK);
+  ck_assert_int_eq(be_set_allocator(&a, NULL), BE_OK);
 }
 
-static inline void tu_alloc_restore(void) { be_set_allocator(NULL); }
+static inline void tu_alloc_restore(void) { be_set_allocator(NULL, NULL); }
 
 /* Run `body` with the Nth allocation failing for N = 1, 2, ... until it
  * succeeds with no failure reached; after each run no block may be live.
@@ -86,6 +86,17 @@ static inline void tu_rmdir(char *dir) {
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
   free(dir);
 }
+
+/* Run `call`, which passes &tu_e as its be_error **err: it must return
+ * `code` and fill the error with that same code. */
+#define TU_EXPECT_ERR(code, call)                            \
+  do {                                                       \
+    be_error *tu_e = NULL;                                   \
+    ck_assert_int_eq((call), (code));                        \
+    ck_assert_ptr_nonnull(tu_e);                             \
+    ck_assert_int_eq(be_error_code(tu_e), (code));           \
+    be_error_free(tu_e);                                     \
+  } while (0)
 
 /* main() for a test binary made of one suite. */
 #define TU_MAIN(suite_fn)                                    \

@@ -42,7 +42,7 @@ BE_API int be_allocator_init(be_allocator *a, uint32_t version);
  * Errors: BE_E_MISUSE (bad version, or a function pointer missing).
  * Thread-safety: not safe against concurrent libbackend calls.
  */
-BE_API int be_set_allocator(const be_allocator *a);
+BE_API int be_set_allocator(const be_allocator *a, be_error **err);
 
 BE_END_DECLS
 

@@ -42,25 +42,25 @@
 
 BE_BEGIN_DECLS
 
-/** @name be_batch_opts.relation @{ */
+/** @name be_batch_options.relation @{ */
 #define BE_BATCH_MANY 0 /**< one-to-many: any number of rows per key */
 #define BE_BATCH_ONE 1  /**< one-to-one: at most one row per key (BE_E_CONFLICT otherwise) */
 /** @} */
 
-/** @name be_batch_opts.strategy: how the key list reaches the database @{ */
+/** @name be_batch_options.strategy: how the key list reaches the database @{ */
 #define BE_BATCH_AUTO 0      /**< the measured default for the driver */
 #define BE_BATCH_IN_LIST 1   /**< key IN (?, ?, ...), chunked at the bind limit */
 #define BE_BATCH_JSON_EACH 2 /**< key IN (SELECT value FROM json_each(?)) */
 /** @} */
 
-#define BE_BATCH_OPTS_VERSION 1
+#define BE_BATCH_OPTIONS_VERSION 1
 
 /**
  * What to load. All strings and arrays are borrowed for the call.
  * Only ever grows at the end.
  */
-typedef struct be_batch_opts {
-  uint32_t version;            /**< BE_BATCH_OPTS_VERSION */
+typedef struct be_batch_options {
+  uint32_t version;            /**< BE_BATCH_OPTIONS_VERSION */
   const char *table;           /**< required identifier */
   const char *const *columns;  /**< required identifiers, column_count >= 1 */
   size_t column_count;
@@ -78,13 +78,13 @@ typedef struct be_batch_opts {
   int32_t strategy;            /**< BE_BATCH_AUTO (default), _IN_LIST, _JSON_EACH */
   /** Most keys per statement; 0 = no limit beyond the driver's. */
   int32_t max_chunk;
-} be_batch_opts;
+} be_batch_options;
 
-#define BE_BATCH_OPTS_INIT \
-  { BE_BATCH_OPTS_VERSION, NULL, NULL, 0, NULL, NULL, NULL, NULL, 0, BE_BATCH_MANY, BE_BATCH_AUTO, 0 }
+#define BE_BATCH_OPTIONS_INIT \
+  { BE_BATCH_OPTIONS_VERSION, NULL, NULL, 0, NULL, NULL, NULL, NULL, 0, BE_BATCH_MANY, BE_BATCH_AUTO, 0 }
 
-/** Fill *opts like BE_BATCH_OPTS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
-BE_API int be_batch_opts_init(be_batch_opts *opts, uint32_t version);
+/** Fill *opts like BE_BATCH_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
+BE_API int be_batch_options_init(be_batch_options *opts, uint32_t version);
 
 /** The strategy BE_BATCH_AUTO uses for a driver (BE_BATCH_IN_LIST or
  * BE_BATCH_JSON_EACH); BE_BATCH_IN_LIST for NULL. Thread-safety: safe. */
@@ -104,16 +104,17 @@ typedef struct be_batch_result be_batch_result;
  * errors (BE_E_STORAGE, BE_E_CONN_LOST, ...), BE_E_NOMEM. *out is NULL on
  * failure. Thread-safety: the connection's thread only.
  */
-BE_API int be_batch_load_int64(be_batch_result **out, be_conn *conn, const be_batch_opts *opts,
+BE_API int be_batch_load_int64(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                                const int64_t *keys, size_t n_keys, be_error **err);
 
 /**
  * Like be_batch_load_int64() with text keys: keys[i] has key_lens[i] bytes
- * (key_lens NULL: each key is NUL-terminated). Keys are compared byte for
+ * (key_lens NULL: each key is NUL-terminated; a length may also be
+ * BE_NUL_TERMINATED, and 0 is the empty key). Keys are compared byte for
  * byte and must be valid UTF-8 without NUL bytes (BE_E_VALIDATION, field
  * "keys[i]", otherwise); they are bound, so quotes are harmless.
  */
-BE_API int be_batch_load_text(be_batch_result **out, be_conn *conn, const be_batch_opts *opts,
+BE_API int be_batch_load_text(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                               const char *const *keys, const size_t *key_lens, size_t n_keys,
                               be_error **err);
 
@@ -137,7 +138,8 @@ BE_API const char *be_batch_result_key_text(const be_batch_result *result, size_
 BE_API size_t be_batch_result_group(const be_batch_result *result, size_t i, size_t *first);
 
 /** Rows of a key by value: like be_batch_result_group(); 0 for a key with
- * no rows and for a key that was not asked for. len (size_t)-1 = strlen. */
+ * no rows and for a key that was not asked for. len may be
+ * BE_NUL_TERMINATED; 0 is the empty key. */
 BE_API size_t be_batch_result_find_int64(const be_batch_result *result, int64_t key,
                                          size_t *first);
 BE_API size_t be_batch_result_find_text(const be_batch_result *result, const char *key,

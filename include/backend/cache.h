@@ -31,7 +31,7 @@
  * that every write advances by a few buckets (no thread needed), or by
  * be_cache_sweep(). Until then it still counts in the entries/bytes stats.
  *
- * Typical use (the user service): a cache with default_ttl_ns = 300 s and
+ * Typical use (the user service): a cache with default_ttl_ms = 300000 (5 min) and
  * a registered prefix "user:"; reads through be_cache_get_or_load() with
  * key "user:{id}", be_cache_delete() on update, and
  * be_cache_invalidate_prefix("user:") to drop every user in O(1).
@@ -60,7 +60,7 @@ typedef struct be_cache_entry be_cache_entry;
 typedef struct be_cache_load be_cache_load;
 
 /** @name TTL arguments of be_cache_set() and be_cache_load_set_value() @{ */
-#define BE_CACHE_TTL_DEFAULT INT64_C(0)  /**< the cache's default_ttl_ns */
+#define BE_CACHE_TTL_DEFAULT INT64_C(0)  /**< the cache's default_ttl_ms */
 #define BE_CACHE_TTL_FOREVER INT64_C(-1) /**< never expires (LRU still applies) */
 /** @} */
 
@@ -91,8 +91,8 @@ typedef struct be_cache_load be_cache_load;
  * into the cache. Not called for cached loader errors, nor by
  * be_cache_free().
  */
-typedef void (*be_cache_evict_fn)(void *user_data, const void *key, size_t klen,
-                                  const void *value, size_t vlen, int32_t reason);
+typedef void (*be_cache_evict_fn)(const void *key, size_t klen, const void *value,
+                                  size_t vlen, int32_t reason, void *user_data);
 
 /**
  * Loader for be_cache_get_or_load(): produce the value of `key` and store it
@@ -101,8 +101,8 @@ typedef void (*be_cache_evict_fn)(void *user_data, const void *key, size_t klen,
  * then on). It runs without any cache lock held, so it may use the cache,
  * except get-or-load of the same key (that would wait for itself).
  */
-typedef int (*be_cache_loader_fn)(void *user_data, const void *key, size_t klen,
-                                  be_cache_load *out, be_error **err);
+typedef int (*be_cache_loader_fn)(const void *key, size_t klen, be_cache_load *out,
+                                  void *user_data, be_error **err);
 
 /** @name Recency policies (be_cache_options.lru_mode) @{ */
 #define BE_CACHE_LRU_DEFAULT 0 /**< the library's default: BE_CACHE_LRU_APPROX */
@@ -118,10 +118,10 @@ typedef struct be_cache_options {
   uint32_t version;        /**< BE_CACHE_OPTIONS_VERSION */
   uint32_t shard_count;    /**< 0 = 16; rounded up to a power of two, at most 1024,
                                 and lowered so each shard may hold an entry */
-  uint64_t max_entries;    /**< 0 = no bound on the number of entries */
-  uint64_t max_bytes;      /**< 0 = no bound; counts be_cache_charge() per entry */
-  int64_t default_ttl_ns;  /**< TTL for BE_CACHE_TTL_DEFAULT; 0 = never expire */
-  int64_t negative_ttl_ns; /**< > 0: cache non-retryable loader errors this long */
+  int64_t max_entries;     /**< 0 = no bound on the number of entries */
+  int64_t max_bytes;       /**< 0 = no bound; counts be_cache_charge() per entry */
+  int64_t default_ttl_ms;  /**< TTL (ms) for BE_CACHE_TTL_DEFAULT; 0 = never expire */
+  int64_t negative_ttl_ms; /**< > 0: cache non-retryable loader errors this many ms */
   int32_t ttl_jitter_pct;  /**< 0..100: each TTL is cut by a random 0..pct % */
   int32_t sweep_batch;     /**< buckets each write sweeps for dead entries:
                                 0 = default (4), negative = no automatic sweep */
@@ -155,26 +155,31 @@ BE_API int be_cache_options_init(be_cache_options *opts, uint32_t version);
 typedef struct be_cache_stats {
   uint32_t version;         /**< set by the caller to BE_CACHE_STATS_VERSION */
   uint32_t shard_count;     /**< shards actually used */
-  uint64_t hits;            /**< lookups that returned a cached value */
-  uint64_t misses;          /**< lookups that found no live value */
-  uint64_t negative_hits;   /**< get-or-load calls answered by a cached error */
-  uint64_t loads;           /**< loader calls */
-  uint64_t load_errors;     /**< loader calls that failed */
-  uint64_t load_waits;      /**< get-or-load calls that shared another's load */
-  uint64_t inserts;         /**< entries put into the cache */
-  uint64_t replacements;    /**< live entries overwritten */
-  uint64_t evictions_size;  /**< live entries evicted by max_bytes */
-  uint64_t evictions_count; /**< live entries evicted by max_entries */
-  uint64_t expirations;     /**< entries removed after their TTL */
-  uint64_t invalidations;   /**< entries removed by delete, prefix or clear */
-  uint64_t entries;         /**< entries held now (dead ones not yet swept too) */
-  uint64_t bytes;           /**< sum of be_cache_charge() of held entries */
-  uint64_t memory_bytes;    /**< bytes the cache allocated now, exactly:
+  int64_t hits;             /**< lookups that returned a cached value */
+  int64_t misses;           /**< lookups that found no live value */
+  int64_t negative_hits;    /**< get-or-load calls answered by a cached error */
+  int64_t loads;            /**< loader calls */
+  int64_t load_errors;      /**< loader calls that failed */
+  int64_t load_waits;       /**< get-or-load calls that shared another's load */
+  int64_t inserts;          /**< entries put into the cache */
+  int64_t replacements;     /**< live entries overwritten */
+  int64_t evictions_size;   /**< live entries evicted by max_bytes */
+  int64_t evictions_count;  /**< live entries evicted by max_entries */
+  int64_t expirations;      /**< entries removed after their TTL */
+  int64_t invalidations;    /**< entries removed by delete, prefix or clear */
+  int64_t entries;          /**< entries held now (dead ones not yet swept too) */
+  int64_t bytes;            /**< sum of be_cache_charge() of held entries */
+  int64_t memory_bytes;     /**< bytes the cache allocated now, exactly:
                                  entries, hash tables, shards, prefixes */
 } be_cache_stats;
 
 #define BE_CACHE_STATS_INIT { BE_CACHE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, \
                               0, 0, 0, 0, 0, 0, 0, 0 }
+/**
+ * Set *out to BE_CACHE_STATS_INIT (for bindings that cannot use the macro).
+ * Errors: BE_E_MISUSE (out NULL, or version is not BE_CACHE_STATS_VERSION).
+ */
+BE_API int be_cache_stats_init(be_cache_stats *out, uint32_t version);
 
 /**
  * Bytes an entry with these key and value lengths counts against
@@ -183,7 +188,7 @@ typedef struct be_cache_stats {
  * included). 0 when klen exceeds BE_CACHE_MAX_KEY or the value is too large.
  * Thread-safety: safe.
  */
-BE_API uint64_t be_cache_charge(size_t klen, size_t vlen);
+BE_API int64_t be_cache_charge(size_t klen, size_t vlen);
 
 /**
  * Create a cache. opts may be NULL for the defaults (16 shards, unbounded,
@@ -205,18 +210,20 @@ BE_API void be_cache_free(be_cache *cache);
 
 /**
  * Store a copy of key and value, replacing any entry for key, with TTL
- * ttl_ns (> 0), BE_CACHE_TTL_DEFAULT or BE_CACHE_TTL_FOREVER; the TTL is
+ * ttl_ms (milliseconds, > 0), BE_CACHE_TTL_DEFAULT or BE_CACHE_TTL_FOREVER
+ * (ms, like every configured duration; expiry itself is exact to the
+ * nanosecond of the cache's clock); the TTL is
  * then cut by the jitter option. The new entry is the most recently used;
  * least recently used entries (see lru_mode) are evicted to respect the
  * bounds. An in-flight load of the same key will not overwrite this value.
  *
  * Errors: BE_E_MISUSE (cache NULL, key or value NULL with a length),
- * BE_E_VALIDATION (ttl_ns below -1, key longer than BE_CACHE_MAX_KEY, or the
+ * BE_E_VALIDATION (ttl_ms below -1, key longer than BE_CACHE_MAX_KEY, or the
  * entry's charge larger than a shard's share of max_bytes), BE_E_NOMEM.
  * Thread-safety: safe.
  */
 BE_API int be_cache_set(be_cache *cache, const void *key, size_t klen,
-                        const void *value, size_t vlen, int64_t ttl_ns,
+                        const void *value, size_t vlen, int64_t ttl_ms,
                         be_error **err);
 
 /**
@@ -224,10 +231,12 @@ BE_API int be_cache_set(be_cache *cache, const void *key, size_t klen,
  * be_cache_entry_release()) and the entry counts as used (see lru_mode).
  *
  * Errors: BE_E_NOT_FOUND (a miss, *out NULL), BE_E_MISUSE (out or cache
- * NULL, key NULL with a length). Thread-safety: safe.
+ * NULL, key NULL with a length). A miss fills *err too when err is not
+ * NULL; hot paths pass err == NULL, which allocates nothing.
+ * Thread-safety: safe.
  */
 BE_API int be_cache_get(be_cache_entry **out, be_cache *cache,
-                        const void *key, size_t klen);
+                        const void *key, size_t klen, be_error **err);
 
 /**
  * Look key up and copy its value into buf (capacity buf_size); *out_len
@@ -235,22 +244,24 @@ BE_API int be_cache_get(be_cache_entry **out, be_cache *cache,
  * buf_size nothing is copied and BE_E_VALIDATION is returned with *out_len
  * set, so the caller can retry with a larger buffer.
  *
- * Errors: BE_E_NOT_FOUND (a miss), BE_E_VALIDATION (buffer too small),
+ * Errors: BE_E_NOT_FOUND (a miss), BE_E_VALIDATION (buffer too small,
+ * field "buf_size"),
  * BE_E_MISUSE (out_len or cache NULL, buf NULL with a size, key NULL with a
  * length). Thread-safety: safe.
  */
 BE_API int be_cache_get_copy(void *buf, size_t buf_size, size_t *out_len,
-                             be_cache *cache, const void *key, size_t klen);
+                             be_cache *cache, const void *key, size_t klen,
+                             be_error **err);
 
 /**
  * Get key, or load it with at most one loader call per key at a time: the
- * first caller to miss runs loader(user_data, key, klen, load, &e) without
+ * first caller to miss runs loader(key, klen, load, user_data, &e) without
  * holding any lock; concurrent callers for the same key wait for its result
  * (callers for other keys do not). A successful value is cached (unless the
  * key was set, deleted or invalidated while loading) and every caller gets
  * a handle to it in *out. A loader error is returned to the loading caller
  * and every waiter (each gets its own copy of the error in *err) and is not
- * cached, except with negative_ttl_ns > 0 when the error is not retryable
+ * cached, except with negative_ttl_ms > 0 when the error is not retryable
  * and not BE_E_NOMEM/MISUSE/INTERNAL: later calls then get the same code
  * and message with status BE_CACHE_NEGATIVE until that TTL passes.
  * *out_status (may be NULL) receives BE_CACHE_HIT, _LOADED, _SHARED or
@@ -272,18 +283,19 @@ BE_API int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status,
  * for the byte bound is still handed to the callers but not cached.
  *
  * Errors: BE_E_MISUSE (load NULL, value NULL with a length),
- * BE_E_VALIDATION (ttl_ns below -1, value too large), BE_E_NOMEM.
+ * BE_E_VALIDATION (ttl_ms below -1, value too large), BE_E_NOMEM.
  * Thread-safety: only during the loader call that received `load`.
  */
 BE_API int be_cache_load_set_value(be_cache_load *load, const void *value,
-                                   size_t vlen, int64_t ttl_ns);
+                                   size_t vlen, int64_t ttl_ms, be_error **err);
 
 /**
  * Remove key. A load of key in flight will not cache its result.
  * Errors: BE_E_NOT_FOUND (no live entry), BE_E_MISUSE.
  * Thread-safety: safe.
  */
-BE_API int be_cache_delete(be_cache *cache, const void *key, size_t klen);
+BE_API int be_cache_delete(be_cache *cache, const void *key, size_t klen,
+                           be_error **err);
 
 /**
  * Register a prefix (e.g. "user:") so that be_cache_invalidate_prefix() of
@@ -307,13 +319,13 @@ BE_API int be_cache_register_prefix(be_cache *cache, const void *prefix,
  * Thread-safety: safe.
  */
 BE_API int be_cache_invalidate_prefix(be_cache *cache, const void *prefix,
-                                      size_t plen);
+                                      size_t plen, be_error **err);
 
 /**
  * Remove every entry (reason BE_CACHE_EVICT_INVALIDATED) and shrink the
  * hash tables. Errors: BE_E_MISUSE (cache NULL). Thread-safety: safe.
  */
-BE_API int be_cache_clear(be_cache *cache);
+BE_API int be_cache_clear(be_cache *cache, be_error **err);
 
 /**
  * Remove dead (expired or invalidated) entries, looking at up to
@@ -321,17 +333,17 @@ BE_API int be_cache_clear(be_cache *cache);
  * (0 = all of them). *out_removed (may be NULL) receives how many were
  * removed. Errors: BE_E_MISUSE (cache NULL). Thread-safety: safe.
  */
-BE_API int be_cache_sweep(uint64_t *out_removed, be_cache *cache,
-                          uint64_t max_buckets);
+BE_API int be_cache_sweep(int64_t *out_removed, be_cache *cache,
+                          int64_t max_buckets, be_error **err);
 
 /**
- * Fill *out with a snapshot. The caller sets out->version; the library
- * fills the fields that version has (and lowers out->version to its own
- * when the caller's is newer). Counters of different shards are read one
+ * Fill *out with a snapshot. The caller sets out->version
+ * (BE_CACHE_STATS_INIT or be_cache_stats_init()); the library fills the
+ * fields that version has. Counters of different shards are read one
  * shard at a time, so a snapshot taken under load is not atomic.
- * Errors: BE_E_MISUSE (NULL, version 0). Thread-safety: safe.
+ * Errors: BE_E_MISUSE (NULL, unknown version). Thread-safety: safe.
  */
-BE_API int be_cache_stats_get(be_cache_stats *out, const be_cache *cache);
+BE_API int be_cache_stats_get(be_cache_stats *out, const be_cache *cache, be_error **err);
 
 /**
  * The entry's value and its length (out_len may be NULL). Borrowed: valid

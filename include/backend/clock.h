@@ -35,7 +35,7 @@ BE_API be_clock *be_clock_system(void);
  * advancing a fake clock from several threads is safe.
  */
 BE_API int be_clock_fake_new(be_clock **out, int64_t mono_start_ns,
-                             int64_t wall_start_ns);
+                             int64_t wall_start_ns, be_error **err);
 
 /** Host functions: each returns nanoseconds and receives user_data. */
 typedef int64_t (*be_clock_fn)(void *user_data);
@@ -46,19 +46,19 @@ typedef int64_t (*be_clock_fn)(void *user_data);
  * Errors: BE_E_MISUSE (out NULL), BE_E_NOMEM.
  */
 BE_API int be_clock_custom_new(be_clock **out, be_clock_fn monotonic_ns,
-                               be_clock_fn wall_ns, void *user_data);
+                               be_clock_fn wall_ns, void *user_data, be_error **err);
 
 /**
  * Move a fake clock forward (both monotonic and wall time) by delta_ns >= 0.
  * Errors: BE_E_MISUSE (NULL, not a fake clock, negative delta).
  */
-BE_API int be_clock_advance(be_clock *clock, int64_t delta_ns);
+BE_API int be_clock_advance(be_clock *clock, int64_t delta_ns, be_error **err);
 
 /**
  * Set a fake clock's wall time; monotonic time never goes backwards, so
  * only wall time can be set. Errors: BE_E_MISUSE (NULL, not a fake clock).
  */
-BE_API int be_clock_set_wall(be_clock *clock, int64_t wall_ns);
+BE_API int be_clock_set_wall(be_clock *clock, int64_t wall_ns, be_error **err);
 
 /** Monotonic nanoseconds; NULL means the system clock. Thread-safety: safe. */
 BE_API int64_t be_clock_now_ns(const be_clock *clock);

@@ -37,6 +37,15 @@
 
 BE_BEGIN_DECLS
 
+/**
+ * The length that says "this text is NUL-terminated: measure it". Every
+ * function taking text as a pointer and a length accepts it; any other
+ * length is exact, and 0 always means the empty string (the pointer is
+ * then not read, so it may be any non-NULL value). The same rules hold in
+ * every module.
+ */
+#define BE_NUL_TERMINATED ((size_t)-1)
+
 /** The typed error object; see backend/error.h. */
 typedef struct be_error be_error;
 

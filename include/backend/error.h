@@ -77,15 +77,30 @@ BE_API int32_t be_code_category(int32_t code);
 BE_API int32_t be_code_is_retryable(int32_t code);
 
 /**
+ * Text arguments. Every function here that takes text has two forms: the
+ * plain one takes a NUL-terminated string, the `_n` one a pointer and a
+ * byte length (for bindings, and so an embedded NUL can be detected). A
+ * length of BE_NUL_TERMINATED means "measure it"; 0 is the empty string
+ * (the pointer is not read). The text must be valid UTF-8 without NUL
+ * bytes: otherwise the call fails with BE_E_VALIDATION, and for
+ * be_error_new*() and be_error_wrap*() *out receives a validation error
+ * whose field error is named "message" and says why. Texts longer than
+ * 4096 bytes are cut at a UTF-8 boundary.
+ */
+/**
  * Create an error with a code and a message (copied; NULL means the code's
- * be_strerror() text). Messages longer than 4096 bytes are cut at a UTF-8
- * boundary. On success *out is the caller's, released with be_error_free().
+ * be_strerror() text). On success *out is the caller's, released with
+ * be_error_free().
  *
- * Errors: BE_E_MISUSE (out is NULL, or code is BE_OK), BE_E_NOMEM (then *out
- * is the static out-of-memory error, which be_error_free() ignores).
+ * Errors: BE_E_MISUSE (out is NULL, or code is BE_OK), BE_E_VALIDATION
+ * (message not UTF-8 or holding a NUL byte; see above), BE_E_NOMEM (then
+ * *out is the static out-of-memory error, which be_error_free() ignores).
  * Thread-safety: safe.
  */
 BE_API int be_error_new(be_error **out, int32_t code, const char *message);
+/** be_error_new() with a message of message_len bytes (or BE_NUL_TERMINATED). */
+BE_API int be_error_new_n(be_error **out, int32_t code, const char *message,
+                          size_t message_len);
 
 /**
  * Wrap `cause` in a new error with its own code and message: the chain keeps
@@ -93,21 +108,30 @@ BE_API int be_error_new(be_error **out, int32_t code, const char *message);
  * sees the higher-level meaning. Ownership of cause passes to the new error
  * in every case, also on failure (then cause is freed).
  *
- * Errors: BE_E_MISUSE, BE_E_NOMEM as be_error_new().
+ * Errors: BE_E_MISUSE, BE_E_VALIDATION, BE_E_NOMEM as be_error_new().
  */
 BE_API int be_error_wrap(be_error **out, int32_t code, const char *message,
                          be_error *cause);
+/** be_error_wrap() with a message of message_len bytes (or BE_NUL_TERMINATED). */
+BE_API int be_error_wrap_n(be_error **out, int32_t code, const char *message,
+                           size_t message_len, be_error *cause);
 
 /**
  * Append a field error (field name + message, both copied), e.g. field
  * "email", message "is not a valid address". Any number may be added.
  *
+ * NULL message means "is invalid".
+ *
  * Errors: BE_E_MISUSE (err or field NULL, or err is the static OOM error),
- * BE_E_NOMEM (the error is left unchanged). Thread-safety: one thread per
- * error object.
+ * BE_E_VALIDATION (field or message not UTF-8 or holding a NUL byte),
+ * BE_E_NOMEM (on any failure the error is left unchanged). Thread-safety:
+ * one thread per error object.
  */
 BE_API int be_error_add_field(be_error *err, const char *field,
                               const char *message);
+/** be_error_add_field() with lengths (each may be BE_NUL_TERMINATED). */
+BE_API int be_error_add_field_n(be_error *err, const char *field, size_t field_len,
+                                const char *message, size_t message_len);
 
 /**
  * Record the driver's own numeric code (for example SQLite's extended

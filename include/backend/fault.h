@@ -78,7 +78,8 @@ BE_API int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault,
  * Errors: BE_E_MISUSE (NULL, unknown op or mode, n < 1, code not
  * negative, a counted-only op). Thread-safety: safe.
  */
-BE_API int be_fault_set(be_fault *fault, int32_t op, int32_t mode, int64_t n, int32_t code);
+BE_API int be_fault_set(be_fault *fault, int32_t op, int32_t mode, int64_t n, int32_t code,
+                        be_error **err);
 
 /**
  * Fail calls of op (or BE_FAULT_OP_ALL) at random with the given
@@ -87,7 +88,7 @@ BE_API int be_fault_set(be_fault *fault, int32_t op, int32_t mode, int64_t n, in
  * Thread-safety: safe.
  */
 BE_API int be_fault_set_random(be_fault *fault, int32_t op, double probability, uint64_t seed,
-                               int32_t code);
+                               int32_t code, be_error **err);
 
 /** Remove the rule of op (or of all with BE_FAULT_OP_ALL). Connections
  * already lost stay lost. NULL is a no-op. Thread-safety: safe. */
@@ -109,7 +110,7 @@ BE_API void be_fault_reset_counts(be_fault *fault);
  * later operations fail with BE_E_CONN_LOST. New connections work.
  * Errors: BE_E_MISUSE (NULL). Thread-safety: safe.
  */
-BE_API int be_fault_lose_connections(be_fault *fault);
+BE_API int be_fault_lose_connections(be_fault *fault, be_error **err);
 
 /** Static name of an operation ("prepare"), "unknown" otherwise. */
 BE_API const char *be_fault_op_name(int32_t op);

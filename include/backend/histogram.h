@@ -21,7 +21,7 @@ BE_BEGIN_DECLS
 typedef struct be_histogram be_histogram;
 
 /** New empty histogram; caller owns *out. Errors: BE_E_MISUSE, BE_E_NOMEM. */
-BE_API int be_histogram_new(be_histogram **out);
+BE_API int be_histogram_new(be_histogram **out, be_error **err);
 
 /** Release a histogram; NULL is a no-op. */
 BE_API void be_histogram_free(be_histogram *h);
@@ -33,7 +33,7 @@ BE_API void be_histogram_free(be_histogram *h);
 BE_API void be_histogram_record(be_histogram *h, int64_t value);
 
 /** Number of values recorded (0 for NULL). Thread-safety: safe. */
-BE_API uint64_t be_histogram_count(const be_histogram *h);
+BE_API int64_t be_histogram_count(const be_histogram *h);
 
 /**
  * The q-quantile (0 <= q <= 1) of the recorded values: the value of rank
@@ -51,7 +51,7 @@ BE_API int64_t be_histogram_max(const be_histogram *h);
 BE_API double be_histogram_mean(const be_histogram *h);
 
 /** Add every value recorded in src to dst. Errors: BE_E_MISUSE (NULL). */
-BE_API int be_histogram_merge(be_histogram *dst, const be_histogram *src);
+BE_API int be_histogram_merge(be_histogram *dst, const be_histogram *src, be_error **err);
 
 /** Forget all values. Not atomic against concurrent recorders. */
 BE_API void be_histogram_reset(be_histogram *h);

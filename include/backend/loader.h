@@ -39,7 +39,7 @@ typedef struct be_loader be_loader;
  * Errors: BE_E_MISUSE (NULL, bad key_type), BE_E_VALIDATION (as
  * be_batch_load_int64(), checked now), BE_E_NOMEM.
  */
-BE_API int be_loader_new(be_loader **out, be_conn *conn, const be_batch_opts *opts,
+BE_API int be_loader_new(be_loader **out, be_conn *conn, const be_batch_options *opts,
                          int32_t key_type, be_error **err);
 
 /** Release the loader and everything it loaded. NULL is a no-op. */
@@ -49,7 +49,7 @@ BE_API void be_loader_free(be_loader *loader);
  * Ask for a key; loaded at the next dispatch unless already loaded or
  * wanted. Errors: BE_E_MISUSE (NULL, wrong key type for the loader),
  * BE_E_VALIDATION (text not UTF-8 or with NUL, field "key"), BE_E_NOMEM.
- * len (size_t)-1 means NUL-terminated.
+ * len may be BE_NUL_TERMINATED; 0 is the empty string (backend/common.h).
  */
 BE_API int be_loader_want_int64(be_loader *loader, int64_t key, be_error **err);
 BE_API int be_loader_want_text(be_loader *loader, const char *key, size_t len, be_error **err);

@@ -44,7 +44,8 @@ typedef void (*be_log_fn)(int32_t level, const char *message,
  * the BE_LOG_* values). Thread-safety: safe; events already being delivered
  * may still reach the old handler.
  */
-BE_API int be_log_set_handler(be_log_fn fn, void *user_data, int32_t min_level);
+BE_API int be_log_set_handler(be_log_fn fn, void *user_data, int32_t min_level,
+                              be_error **err);
 
 /** The current minimum level. Thread-safety: safe. */
 BE_API int32_t be_log_level(void);
@@ -56,7 +57,7 @@ BE_API int32_t be_log_level(void);
  * with a count). Thread-safety: safe.
  */
 BE_API int be_log(int32_t level, const char *message,
-                  const be_log_field *fields, size_t field_count);
+                  const be_log_field *fields, size_t field_count, be_error **err);
 
 /** Name of a level ("WARN"); static; "?" for unknown values. */
 BE_API const char *be_log_level_name(int32_t level);

@@ -37,7 +37,8 @@ BE_API size_t be_params_count(const be_params *params);
 
 /** @name Append one value (bound to the next placeholder)
  * Text and blob bytes are copied. Text must be valid UTF-8 without NUL
- * bytes; len may be (size_t)-1 for a NUL-terminated value.
+ * bytes; len may be BE_NUL_TERMINATED, and 0 is the empty string
+ * (backend/common.h).
  * Errors: BE_E_MISUSE (params NULL, value NULL with a length),
  * BE_E_VALIDATION (text not valid UTF-8, field "params[i]"), BE_E_NOMEM
  * (the list is unchanged). @{ */

@@ -64,7 +64,7 @@ typedef struct be_pool be_pool;
  * Called (outside the pool's lock, on the acquiring thread) when the number
  * of connections in use reaches the alert threshold. It fires once per
  * crossing and is re-armed when usage drops below the threshold again.
- * It may call be_pool_get_stats(); it must not acquire from this pool.
+ * It may call be_pool_stats_get(); it must not acquire from this pool.
  */
 typedef void (*be_pool_usage_fn)(be_pool *pool, int32_t in_use, int32_t max_conns,
                                  int32_t waiting, void *user_data);
@@ -139,7 +139,7 @@ BE_API int be_pool_options_init(be_pool_options *opts, uint32_t version);
 
 /**
  * A snapshot of a pool. Set `version` (BE_POOL_STATS_INIT) before calling
- * be_pool_get_stats(); only the fields of that version are written. Only
+ * be_pool_stats_get(); only the fields of that version are written. Only
  * ever grows at the end. Wait times cover every acquire that finished
  * (those that did not wait count as 0 ns); acquires that timed out or were
  * woken by close count with the time they waited.
@@ -153,20 +153,20 @@ typedef struct be_pool_stats {
   int32_t opening;           /**< connections being opened now (for a caller or to reach min) */
   int32_t min_conns;
   int32_t max_conns;
-  uint64_t acquires;         /**< successful acquires */
-  uint64_t waits;            /**< acquires that had to queue (any outcome) */
-  uint64_t handoffs;         /**< connections passed straight from a release to a waiter */
-  uint64_t timeouts;         /**< BE_E_POOL_EXHAUSTED results */
-  uint64_t deadlocks;        /**< BE_E_POOL_DEADLOCK results */
-  uint64_t open_failures;    /**< failed opens (BE_E_DB_UNREACHABLE) */
-  uint64_t creates;          /**< connections opened */
-  uint64_t destroys;         /**< connections closed (any reason) */
-  uint64_t validations;      /**< pings before hand-out */
-  uint64_t broken;           /**< closed because broken (failed ping or connection lost) */
-  uint64_t expired;          /**< closed at max lifetime */
-  uint64_t idle_closed;      /**< closed by idle reaping */
-  uint64_t rollbacks;        /**< released with an open transaction, rolled back */
-  uint64_t leaks;            /**< leak reports */
+  int64_t acquires;          /**< successful acquires */
+  int64_t waits;             /**< acquires that had to queue (any outcome) */
+  int64_t handoffs;          /**< connections passed straight from a release to a waiter */
+  int64_t timeouts;          /**< BE_E_POOL_EXHAUSTED results */
+  int64_t deadlocks;         /**< BE_E_POOL_DEADLOCK results */
+  int64_t open_failures;     /**< failed opens (BE_E_DB_UNREACHABLE) */
+  int64_t creates;           /**< connections opened */
+  int64_t destroys;          /**< connections closed (any reason) */
+  int64_t validations;       /**< pings before hand-out */
+  int64_t broken;            /**< closed because broken (failed ping or connection lost) */
+  int64_t expired;           /**< closed at max lifetime */
+  int64_t idle_closed;       /**< closed by idle reaping */
+  int64_t rollbacks;         /**< released with an open transaction, rolled back */
+  int64_t leaks;             /**< leak reports */
   int64_t wait_p50_ns;       /**< acquire wait time quantiles */
   int64_t wait_p95_ns;
   int64_t wait_p99_ns;
@@ -177,6 +177,11 @@ typedef struct be_pool_stats {
 
 #define BE_POOL_STATS_INIT \
   { BE_POOL_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+/**
+ * Set *out to BE_POOL_STATS_INIT (for bindings that cannot use the macro).
+ * Errors: BE_E_MISUSE (out NULL, or version is not BE_POOL_STATS_VERSION).
+ */
+BE_API int be_pool_stats_init(be_pool_stats *out, uint32_t version);
 
 /**
  * Create a pool and open min_conns connections. Caller owns *out (release
@@ -247,7 +252,7 @@ BE_API int be_pool_maintain(be_pool *pool, be_error **err);
  * Fill *out (whose version the caller set) with a consistent snapshot.
  * Errors: BE_E_MISUSE (NULL, unknown stats version). Thread-safety: safe.
  */
-BE_API int be_pool_get_stats(be_pool_stats *out, be_pool *pool, be_error **err);
+BE_API int be_pool_stats_get(be_pool_stats *out, be_pool *pool, be_error **err);
 
 /**
  * Close the pool: waiters wake with BE_E_POOL_CLOSED, later acquires fail

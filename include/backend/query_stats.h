@@ -53,10 +53,10 @@ BE_API void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, in
                                   int32_t rc);
 
 /** @name Counters (0 for NULL) @{ */
-BE_API uint64_t be_query_stats_queries(const be_query_stats *stats);
+BE_API int64_t be_query_stats_queries(const be_query_stats *stats);
 /** Statements that ended with an error. */
-BE_API uint64_t be_query_stats_errors(const be_query_stats *stats);
-BE_API uint64_t be_query_stats_rows(const be_query_stats *stats);
+BE_API int64_t be_query_stats_errors(const be_query_stats *stats);
+BE_API int64_t be_query_stats_rows(const be_query_stats *stats);
 /** @} */
 
 /** The duration histogram (ns); borrowed, lives as long as stats. */

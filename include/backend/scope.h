@@ -33,19 +33,19 @@ BE_BEGIN_DECLS
 
 typedef struct be_scope be_scope;
 
-#define BE_SCOPE_OPTS_VERSION 1
+#define BE_SCOPE_OPTIONS_VERSION 1
 
 /** Scope options. Only ever grows at the end. */
-typedef struct be_scope_opts {
-  uint32_t version;         /**< BE_SCOPE_OPTS_VERSION */
+typedef struct be_scope_options {
+  uint32_t version;         /**< BE_SCOPE_OPTIONS_VERSION */
   int32_t repeat_threshold; /**< K: report a statement run more than K times; default 10 */
   int32_t log_level;        /**< level of the report; default BE_LOG_WARN */
-} be_scope_opts;
+} be_scope_options;
 
-#define BE_SCOPE_OPTS_INIT { BE_SCOPE_OPTS_VERSION, 10, 30 }
+#define BE_SCOPE_OPTIONS_INIT { BE_SCOPE_OPTIONS_VERSION, 10, 30 }
 
-/** Fill *opts like BE_SCOPE_OPTS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
-BE_API int be_scope_opts_init(be_scope_opts *opts, uint32_t version);
+/** Fill *opts like BE_SCOPE_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
+BE_API int be_scope_options_init(be_scope_options *opts, uint32_t version);
 
 /**
  * Begin a scope counting the statements run on conn (opts NULL = defaults).
@@ -54,7 +54,7 @@ BE_API int be_scope_opts_init(be_scope_opts *opts, uint32_t version);
  * BE_E_VALIDATION (repeat_threshold < 1, field "repeat_threshold"; bad
  * log_level, field "log_level"), BE_E_NOMEM.
  */
-BE_API int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_opts *opts,
+BE_API int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts,
                           be_error **err);
 
 /**

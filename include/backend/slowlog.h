@@ -31,28 +31,29 @@ BE_BEGIN_DECLS
 
 typedef struct be_slowlog be_slowlog;
 
-#define BE_SLOWLOG_OPTS_VERSION 1
+#define BE_SLOWLOG_OPTIONS_VERSION 1
 
 /** Slow-query log options. Only ever grows at the end. */
-typedef struct be_slowlog_opts {
-  uint32_t version;     /**< BE_SLOWLOG_OPTS_VERSION */
-  int64_t threshold_ns; /**< record statements taking longer; default 100 ms */
+typedef struct be_slowlog_options {
+  uint32_t version;     /**< BE_SLOWLOG_OPTIONS_VERSION */
+  int64_t threshold_ms; /**< record statements taking longer than this many ms; default 100;
+                            0 = every statement that takes any time */
   int32_t capacity;     /**< entries kept, 1..65536; default 128 */
   int32_t max_sql_bytes; /**< SQL kept per entry, 32..65536; default 1024 */
   const be_clock *clock; /**< wall time of entries; NULL = system clock (borrowed) */
-} be_slowlog_opts;
+} be_slowlog_options;
 
-#define BE_SLOWLOG_OPTS_INIT { BE_SLOWLOG_OPTS_VERSION, INT64_C(100000000), 128, 1024, NULL }
+#define BE_SLOWLOG_OPTIONS_INIT { BE_SLOWLOG_OPTIONS_VERSION, INT64_C(100), 128, 1024, NULL }
 
-/** Fill *opts like BE_SLOWLOG_OPTS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
-BE_API int be_slowlog_opts_init(be_slowlog_opts *opts, uint32_t version);
+/** Fill *opts like BE_SLOWLOG_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
+BE_API int be_slowlog_options_init(be_slowlog_options *opts, uint32_t version);
 
 /**
  * New empty log (opts NULL = defaults). Caller owns *out (be_slowlog_free).
  * Errors: BE_E_MISUSE (out NULL, bad version), BE_E_VALIDATION (a value
  * out of range; the field is named), BE_E_NOMEM.
  */
-BE_API int be_slowlog_new(be_slowlog **out, const be_slowlog_opts *opts, be_error **err);
+BE_API int be_slowlog_new(be_slowlog **out, const be_slowlog_options *opts, be_error **err);
 
 /** Detach from every connection still attached (none of them may be in
  * use on another thread), then release. NULL is a no-op. Do not free a
@@ -73,7 +74,8 @@ BE_API void be_slowlog_detach(be_slowlog *log, be_conn *conn);
 
 /**
  * Offer one finished statement (for hosts timing statements themselves):
- * recorded when duration_ns > threshold. sql is normalised as above.
+ * recorded when duration_ns (nanoseconds: a measured figure) exceeds the
+ * threshold. sql is normalised as above.
  * Errors: BE_E_MISUSE (log or sql NULL).
  */
 BE_API int be_slowlog_record(be_slowlog *log, const char *sql, int64_t duration_ns, int64_t rows,
@@ -83,7 +85,7 @@ BE_API int be_slowlog_record(be_slowlog *log, const char *sql, int64_t duration_
 BE_API size_t be_slowlog_count(be_slowlog *log);
 
 /** Entries ever recorded, including overwritten ones. */
-BE_API uint64_t be_slowlog_total(be_slowlog *log);
+BE_API int64_t be_slowlog_total(be_slowlog *log);
 
 /**
  * Copy entry index (0 = oldest held). *out_sql is the caller's (be_free);
@@ -94,7 +96,7 @@ BE_API int be_slowlog_get(char **out_sql, int64_t *out_duration_ns, int64_t *out
                           int64_t *out_wall_ns, be_slowlog *log, size_t index, be_error **err);
 
 /**
- * The log as JSON, oldest first: `{"threshold_ns":100000000,"total":3,
+ * The log as JSON, oldest first: `{"threshold_ms":100,"total":3,
  * "entries":[{"sql":"...","duration_ns":...,"rows":...,"wall_ns":...}]}`.
  * *out_json is NUL-terminated, the caller's (be_free); out_len may be NULL.
  * Errors: BE_E_MISUSE (NULL), BE_E_NOMEM.

@@ -77,11 +77,11 @@ BE_BEGIN_DECLS
 typedef struct be_driver {
   uint32_t version;           /**< BE_DRIVER_VERSION */
   const char *name;           /**< "sqlite", "postgres", ... */
-  void *driver_data;          /**< passed to open */
+  void *driver_data;          /**< passed to open (its user data) */
   int32_t placeholder_style;  /**< BE_PLACEHOLDER_* */
   int32_t features;           /**< BE_FEATURE_* flags */
 
-  int (*open)(void **out_conn, void *driver_data, const char *dsn, be_error **err);
+  int (*open)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
   void (*close)(void *conn);
   int (*prepare)(void *conn, void **out_stmt, const char *sql, size_t sql_len, be_error **err);
   int (*bind_null)(void *stmt, int32_t index, be_error **err);
@@ -171,14 +171,31 @@ BE_API void be_stmt_finalize(be_stmt *stmt);
  */
 BE_API int be_conn_set_stmt_cache_size(be_conn *conn, int32_t max_entries, be_error **err);
 
+#define BE_STMT_CACHE_STATS_VERSION 1
 /**
- * Statement-cache counters: prepares served from the cache (hits), real
- * prepares (misses), statements currently cached (size). Any out pointer
- * may be NULL. Errors: BE_E_MISUSE (conn NULL). Thread-safety: as the
- * connection.
+ * A snapshot of a connection's prepared-statement cache. Set `version`
+ * (BE_STMT_CACHE_STATS_INIT) before calling be_conn_stmt_cache_stats_get().
+ * Only ever grows at the end.
  */
-BE_API int be_conn_stmt_cache_stats(int64_t *out_hits, int64_t *out_misses, int64_t *out_size,
-                                    const be_conn *conn);
+typedef struct be_stmt_cache_stats {
+  uint32_t version; /**< in: BE_STMT_CACHE_STATS_VERSION */
+  int32_t size;     /**< statements cached now (same type as the max_entries bound) */
+  int64_t hits;     /**< prepares served from the cache */
+  int64_t misses;   /**< real prepares */
+} be_stmt_cache_stats;
+#define BE_STMT_CACHE_STATS_INIT { BE_STMT_CACHE_STATS_VERSION, 0, 0, 0 }
+/**
+ * Set *out to BE_STMT_CACHE_STATS_INIT (for bindings that cannot use the macro).
+ * Errors: BE_E_MISUSE (out NULL, or version is not BE_STMT_CACHE_STATS_VERSION).
+ */
+BE_API int be_stmt_cache_stats_init(be_stmt_cache_stats *out, uint32_t version);
+/**
+ * Fill *out (whose version the caller set) with the statement-cache
+ * counters. Errors: BE_E_MISUSE (NULL, unknown stats version).
+ * Thread-safety: as the connection.
+ */
+BE_API int be_conn_stmt_cache_stats_get(be_stmt_cache_stats *out, const be_conn *conn,
+                                        be_error **err);
 
 /** @name Binding (index from 1; text and blob are copied) @{
  * Errors: BE_E_MISUSE (NULL stmt, index out of range per driver),
@@ -187,7 +204,7 @@ BE_API int be_conn_stmt_cache_stats(int64_t *out_hits, int64_t *out_misses, int6
 BE_API int be_stmt_bind_null(be_stmt *stmt, int32_t index, be_error **err);
 BE_API int be_stmt_bind_int64(be_stmt *stmt, int32_t index, int64_t value, be_error **err);
 BE_API int be_stmt_bind_double(be_stmt *stmt, int32_t index, double value, be_error **err);
-/** len may be (size_t)-1 for a NUL-terminated value. */
+/** len may be BE_NUL_TERMINATED; 0 is the empty string (backend/common.h). */
 BE_API int be_stmt_bind_text(be_stmt *stmt, int32_t index, const char *value, size_t len,
                              be_error **err);
 BE_API int be_stmt_bind_blob(be_stmt *stmt, int32_t index, const void *value, size_t len,

@@ -19,7 +19,7 @@
  * Retries: at the outermost level, when BEGIN, the callback or COMMIT fails
  * with BE_E_BUSY or BE_E_SERIALIZATION, everything is rolled back and the
  * whole callback runs again, up to max_retries more times (and not after
- * retry_budget_ns), sleeping a jittered, doubling backoff in between. The callback must therefore be
+ * retry_budget_ms), sleeping a jittered, doubling backoff in between. The callback must therefore be
  * safe to run again: keep side effects outside the database (sending mail,
  * bumping counters in memory) out of it, or make them idempotent. Nested
  * calls never retry on their own; their error reaches the outer level,
@@ -52,18 +52,17 @@ typedef struct be_tx_options {
   uint32_t version;        /**< BE_TX_OPTIONS_VERSION */
   int32_t mode;            /**< BE_TX_DEFERRED / IMMEDIATE (default) / EXCLUSIVE */
   int32_t max_retries;     /**< extra runs after a retryable failure; default 5, 0 = none */
-  int64_t backoff_ns;      /**< first sleep before a retry; default 1 ms, doubled per retry */
-  int64_t max_backoff_ns;  /**< cap of one sleep; default 100 ms */
+  int64_t backoff_ms;      /**< first sleep before a retry, ms; default 1, doubled per retry */
+  int64_t max_backoff_ms;  /**< cap of one sleep, ms; default 100 */
   /** No retry starts once this long has passed since the first attempt
-   * (default 2 s; 0 = no time bound). Each attempt can itself wait up to
+   * (milliseconds, default 2000; 0 = no time bound). Each attempt can itself wait up to
    * the driver's busy timeout, so this keeps the worst case near
-   * retry_budget_ns + one busy timeout instead of a multiple of it. */
-  int64_t retry_budget_ns;
+   * retry_budget_ms + one busy timeout instead of a multiple of it. */
+  int64_t retry_budget_ms;
 } be_tx_options;
 
-#define BE_TX_OPTIONS_INIT                                                          \
-  { BE_TX_OPTIONS_VERSION, BE_TX_IMMEDIATE, 5, INT64_C(1000000), INT64_C(100000000), \
-    INT64_C(2000000000) }
+#define BE_TX_OPTIONS_INIT \
+  { BE_TX_OPTIONS_VERSION, BE_TX_IMMEDIATE, 5, INT64_C(1), INT64_C(100), INT64_C(2000) }
 
 /** Fill *opts like BE_TX_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, unknown
  * version). Thread-safety: safe. */

@@ -114,8 +114,8 @@ int main(int argc, char **argv) {
           *wrong = calloc((size_t)n, sizeof *wrong);
   char **tokens = calloc((size_t)n, sizeof *tokens);
   be_histogram *h_raw, *h_login;
-  be_histogram_new(&h_raw);
-  be_histogram_new(&h_login);
+  be_histogram_new(&h_raw, NULL);
+  be_histogram_new(&h_login, NULL);
   double login_s = 0, raw_s = 0;
   for (int i = 0; i < n; i++) {
     int64_t t0 = now_ns();
@@ -155,7 +155,7 @@ int main(int argc, char **argv) {
 
   /* Token verify: round-robin over the live sessions. */
   be_histogram *h_verify;
-  be_histogram_new(&h_verify);
+  be_histogram_new(&h_verify, NULL);
   for (int i = 0; i < 1000; i++) /* warm-up: statement cache, pool */
     if (be_auth_verify(NULL, app, tokens[i % n], NT, NULL) != BE_OK) die("verify warm-up", -1, NULL);
   int64_t start = now_ns();

@@ -89,7 +89,7 @@ static int64_t op_n_plus_1(be_conn *c) {
 /* ---- libbackend: batch helper ---- */
 static int32_t strategy;
 static int64_t op_batch(be_conn *c) {
-  be_batch_opts o = BE_BATCH_OPTS_INIT;
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
   o.table = "posts";
   o.columns = cols;
   o.column_count = 3;

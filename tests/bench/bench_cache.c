@@ -206,12 +206,12 @@ typedef struct work {
   pthread_barrier_t *bar;
 } work;
 
-static int hot_loader(void *ud, const void *key, size_t klen, be_cache_load *out, be_error **err) {
+static int hot_loader(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
   (void)key, (void)klen, (void)err;
   atomic_fetch_add((_Atomic long *)ud, 1);
   unsigned char v[VLEN];
   memset(v, 'h', sizeof v);
-  return be_cache_load_set_value(out, v, sizeof v, BE_CACHE_TTL_DEFAULT);
+  return be_cache_load_set_value(out, v, sizeof v, BE_CACHE_TTL_DEFAULT, NULL);
 }
 static _Atomic long hot_loads;
 
@@ -240,12 +240,12 @@ static void *run_work(void *p) {
     switch (w->mode) {
       case MODE_COPY: {
         size_t n;
-        hits += be_cache_get_copy(buf, sizeof buf, &n, w->c, k, kl) == BE_OK;
+        hits += be_cache_get_copy(buf, sizeof buf, &n, w->c, k, kl, NULL) == BE_OK;
         break;
       }
       case MODE_HANDLE: {
         be_cache_entry *h;
-        if (be_cache_get(&h, w->c, k, kl) == BE_OK) {
+        if (be_cache_get(&h, w->c, k, kl, NULL) == BE_OK) {
           const unsigned char *v = be_cache_entry_value(h, NULL);
           hits += v[0] != 0;
           be_cache_entry_release(h);
@@ -377,10 +377,10 @@ int main(int argc, char **argv) {
   a.malloc_fn = cnt_malloc;
   a.realloc_fn = cnt_realloc;
   a.free_fn = cnt_free;
-  be_set_allocator(&a);
+  be_set_allocator(&a, NULL);
 
   be_cache_options o = BE_CACHE_OPTIONS_INIT;
-  o.default_ttl_ns = 300 * BE_NS_PER_SEC;
+  o.default_ttl_ms = 300 * 1000;
   o.seed = 42;
   be_cache *c = NULL, *cx = NULL;
   if (be_cache_new(&c, &o, NULL) != BE_OK) return 1;
@@ -402,7 +402,7 @@ int main(int argc, char **argv) {
   double per_entry = (double)used / NKEYS;
   double payload = (double)key_bytes / NKEYS + VLEN;
   be_cache_stats st = BE_CACHE_STATS_INIT;
-  be_cache_stats_get(&st, c);
+  be_cache_stats_get(&st, c, NULL);
   printf("{\"bench\":\"cache_set\",\"threads\":1,\"ops\":%d,\"mops\":%.2f,\"ns_per_op\":%.1f}\n",
          NKEYS, NKEYS / ((double)set_ns / 1e3), (double)set_ns / NKEYS);
   printf("{\"bench\":\"cache_memory\",\"entries\":%llu,\"bytes_per_entry\":%.1f,"
@@ -489,6 +489,6 @@ int main(int argc, char **argv) {
   b_free(&b);
   be_cache_free(c);
   be_cache_free(cx);
-  be_set_allocator(NULL);
+  be_set_allocator(NULL, NULL);
   return 0;
 }

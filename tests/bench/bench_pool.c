@@ -100,7 +100,7 @@ static int bench(const char *name, int threads, int32_t max_conns, double second
     if (r.pairs[i] > hi) hi = r.pairs[i];
   }
   be_pool_stats s = BE_POOL_STATS_INIT;
-  be_pool_get_stats(&s, pool, NULL);
+  be_pool_stats_get(&s, pool, NULL);
   printf("{\"bench\":\"%s\",\"threads\":%d,\"max_conns\":%d,\"seconds\":%.3f,\"pairs\":%llu,"
          "\"pairs_per_sec\":%.0f,\"cpu_seconds\":%.3f,\"pairs_per_cpu_sec\":%.0f,\"failures\":%llu,\"waits\":%llu,\"handoffs\":%llu,"
          "\"handoffs_per_sec\":%.0f,\"validations\":%llu,\"wait_p50_ns\":%lld,"

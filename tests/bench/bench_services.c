@@ -335,7 +335,7 @@ int main(int argc, char **argv) {
   if (mkdtemp(dir) == NULL) return 1;
   char path[256];
   snprintf(path, sizeof path, "%s/bench.db", dir);
-  be_log_set_handler(NULL, NULL, BE_LOG_ERROR);
+  be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL);
 
   be_app_options o = BE_APP_OPTIONS_INIT;
   o.database = path;
@@ -367,7 +367,7 @@ int main(int argc, char **argv) {
   if (rc != BE_OK) die("seed permissions", rc, e);
 
   be_histogram *h = NULL;
-  be_histogram_new(&h);
+  be_histogram_new(&h, NULL);
   be_cache *cache = be_app_cache(app);
   be_clock *clk = NULL; /* system */
 
@@ -377,7 +377,7 @@ int main(int argc, char **argv) {
     int64_t id = ids[next_rand() % (uint64_t)nusers];
     char key[32];
     int klen = snprintf(key, sizeof key, "user:%lld", (long long)id);
-    be_cache_delete(cache, key, (size_t)klen);
+    be_cache_delete(cache, key, (size_t)klen, NULL);
     be_user *u = NULL;
     int64_t t0 = be_clock_now_ns(clk);
     rc = be_user_get(&u, app, id, &e);
@@ -421,9 +421,9 @@ int main(int argc, char **argv) {
   raw_bench raw;
   raw_open(&raw, path);
   be_histogram *h_raw = NULL, *h_min = NULL, *h_same = NULL;
-  be_histogram_new(&h_raw);
-  be_histogram_new(&h_min);
-  be_histogram_new(&h_same);
+  be_histogram_new(&h_raw, NULL);
+  be_histogram_new(&h_min, NULL);
+  be_histogram_new(&h_same, NULL);
   be_histogram_reset(h);
   int64_t t_lib = 0, t_raw = 0, t_min = 0, t_same = 0;
   const long block = 500;

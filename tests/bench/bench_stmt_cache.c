@@ -123,8 +123,8 @@ int main(int argc, char **argv) {
     snprintf(email, sizeof email, "user%lld@example.com", (long long)i);
     be_conn_prepare(&s, c, "INSERT INTO users VALUES (?, ?, ?)", NULL);
     be_stmt_bind_int64(s, 1, i, NULL);
-    be_stmt_bind_text(s, 2, name, (size_t)-1, NULL);
-    be_stmt_bind_text(s, 3, email, (size_t)-1, NULL);
+    be_stmt_bind_text(s, 2, name, BE_NUL_TERMINATED, NULL);
+    be_stmt_bind_text(s, 3, email, BE_NUL_TERMINATED, NULL);
     if (be_stmt_step(s, &e) != BE_DONE) die("insert", -1, e);
     be_stmt_finalize(s);
   }

@@ -13,6 +13,7 @@ import threading
 
 BE_OK = 0
 BE_E_VALIDATION = -4
+BE_E_CONFLICT = -8
 BE_E_NOT_FOUND = -7
 
 
@@ -31,6 +32,9 @@ def bind(lib):
         "be_version_string": (C.c_char_p, []),
         "be_version_number": (C.c_uint32, []),
         "be_error_new": (C.c_int, [C.POINTER(C.c_void_p), C.c_int32, C.c_char_p]),
+        "be_error_new_n": (C.c_int, [C.POINTER(C.c_void_p), C.c_int32, C.c_void_p, C.c_size_t]),
+        "be_error_message": (C.c_char_p, [C.c_void_p]),
+        "be_error_field_name": (C.c_char_p, [C.c_void_p, C.c_size_t]),
         "be_error_add_field": (C.c_int, [C.c_void_p, C.c_char_p, C.c_char_p]),
         "be_error_http_status": (C.c_int32, [C.c_void_p]),
         "be_error_to_json": (C.c_int, [C.POINTER(C.c_void_p), C.POINTER(C.c_size_t), C.c_void_p]),
@@ -40,8 +44,8 @@ def bind(lib):
         "be_cache_set": (C.c_int, [C.c_void_p, C.c_char_p, C.c_size_t, C.c_char_p, C.c_size_t,
                                    C.c_int64, C.c_void_p]),
         "be_cache_get_copy": (C.c_int, [C.c_void_p, C.c_size_t, C.POINTER(C.c_size_t), C.c_void_p,
-                                        C.c_char_p, C.c_size_t]),
-        "be_cache_delete": (C.c_int, [C.c_void_p, C.c_char_p, C.c_size_t]),
+                                        C.c_char_p, C.c_size_t, C.c_void_p]),
+        "be_cache_delete": (C.c_int, [C.c_void_p, C.c_char_p, C.c_size_t, C.c_void_p]),
         "be_cache_free": (None, [C.c_void_p]),
         "be_error_field_count": (C.c_size_t, [C.c_void_p]),
         "be_error_field_name": (C.c_char_p, [C.c_void_p, C.c_size_t]),
@@ -68,7 +72,7 @@ def test_version(lib):
 
 def test_error_json(lib):
     err = C.c_void_p()
-    check(lib.be_error_new(C.byref(err), BE_E_VALIDATION, "bad \"input\"\n\xff".encode("latin-1")) == BE_OK,
+    check(lib.be_error_new(C.byref(err), BE_E_VALIDATION, b"bad \"input\"\n\x01") == BE_OK,
           "be_error_new")
     check(lib.be_error_add_field(err, b"email", b"is taken") == BE_OK, "add_field")
     check(lib.be_error_http_status(err) == 400, "http status")
@@ -80,7 +84,15 @@ def test_error_json(lib):
     doc = json.loads(text)
     check(doc["status"] == 400 and doc["code"] == BE_E_VALIDATION, f"json fields: {doc}")
     check(doc["errors"] == [{"field": "email", "detail": "is taken"}], f"field errors: {doc}")
-    check("\ufffd" in doc["detail"] and '"input"' in doc["detail"], f"detail: {doc['detail']!r}")
+    check(doc["detail"] == 'bad "input"\n\x01', f"detail: {doc['detail']!r}")
+    # text with a length: 0 is empty (the pointer is not read), NUL and bad UTF-8 are refused
+    check(lib.be_error_new_n(C.byref(err), BE_E_VALIDATION, C.c_void_p(1), 0) == BE_OK
+          and lib.be_error_message(err) == b"", "length 0 is the empty string")
+    lib.be_error_free(err)
+    for bad in (b"a\0b", b"\xff"):
+        check(lib.be_error_new_n(C.byref(err), BE_E_CONFLICT, bad, len(bad)) == BE_E_VALIDATION
+              and lib.be_error_field_name(err, 0) == b"message", f"refused: {bad!r}")
+        lib.be_error_free(err)
     check(lib.be_error_to_json(C.byref(out), None, None) != BE_OK, "NULL error is refused")
 
 
@@ -99,7 +111,7 @@ def test_cache_threads(lib):
         for j in range(2000):
             i = (seed * 31 + j) % 120
             k = f"user:{i}".encode()
-            rc = lib.be_cache_get_copy(buf, 64, C.byref(n), cache, k, len(k))
+            rc = lib.be_cache_get_copy(buf, 64, C.byref(n), cache, k, len(k), None)
             want = f"profile {i}".encode()
             if i < 100 and (rc != BE_OK or buf.raw[:n.value] != want):
                 errors.append((i, rc, buf.raw[:n.value]))
@@ -114,10 +126,10 @@ def test_cache_threads(lib):
     check(not errors, f"cache reads from threads: {errors[:3]}")
     small = C.create_string_buffer(4)
     n = C.c_size_t()
-    check(lib.be_cache_get_copy(small, 4, C.byref(n), cache, b"user:1", 6) == BE_E_VALIDATION
+    check(lib.be_cache_get_copy(small, 4, C.byref(n), cache, b"user:1", 6, None) == BE_E_VALIDATION
           and n.value == len(b"profile 1"), "too-small buffer reports the length")
-    check(lib.be_cache_delete(cache, b"user:1", 6) == BE_OK, "delete")
-    check(lib.be_cache_get_copy(small, 4, C.byref(n), cache, b"user:1", 6) == BE_E_NOT_FOUND,
+    check(lib.be_cache_delete(cache, b"user:1", 6, None) == BE_OK, "delete")
+    check(lib.be_cache_get_copy(small, 4, C.byref(n), cache, b"user:1", 6, None) == BE_E_NOT_FOUND,
           "deleted")
     lib.be_cache_free(cache)
 
