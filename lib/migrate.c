@@ -10,7 +10,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "migrate.h"
-#include "sqlite_driver.h"
+#include "sqlite.h"
 #include "storage.h"
 #include "utf8.h"
 

@@ -31,7 +31,7 @@
 #include "alloc.h"
 #include "app.h"
 #include "audit.h"
-#include "buf.h"
+#include "strbuf.h"
 #include "error.h"
 #include "svc.h"
 

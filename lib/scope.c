@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "attached_observer.h"
 #include "error.h"
 #include "log.h"
-#include "qhook.h"
 #include "sqlnorm.h"
 
 #define SQL_KEEP 512
@@ -30,7 +30,7 @@ struct be_scope {
   uint64_t worst_hash;
   char worst_sql[SQL_KEEP];
   int oom; /* the shape table could not grow: counting degraded, not fatal */
-  be__qhook hook; /* the connections it counts */
+  be__attached_observer observer; /* the connections it counts */
 };
 
 int be_scope_options_init(be_scope_options *opts, uint32_t version) {
@@ -90,7 +90,7 @@ static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows
   (void)duration_ns;
   (void)rows;
   (void)rc;
-  be_scope *s = BE__QHOOK_OWNER(ud, be_scope, hook);
+  be_scope *s = BE__ATTACHED_OBSERVER_OWNER(ud, be_scope, observer);
   char norm[SQL_KEEP];
   uint64_t h = be__sql_normalize(sql, norm, sizeof norm);
   s->queries++;
@@ -124,14 +124,14 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, 
   be_scope *s = be__calloc(1, sizeof *s);
   if (s == NULL) return be__error_oom(err);
   s->opts = o;
-  int rc = be__qhook_init(&s->hook, observe, err);
+  int rc = be__attached_observer_init(&s->observer, observe, err);
   if (rc != BE_OK) {
     be__free(s);
     return rc;
   }
-  rc = be__qhook_attach(&s->hook, conn, err);
+  rc = be__attached_observer_attach(&s->observer, conn, err);
   if (rc != BE_OK) {
-    be__qhook_destroy(&s->hook);
+    be__attached_observer_destroy(&s->observer);
     be__free(s);
     return rc;
   }
@@ -142,19 +142,19 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, 
 int be_scope_attach(be_scope *scope, be_conn *conn, be_error **err) {
   if (scope == NULL || conn == NULL) return be__error_set(err, BE_E_MISUSE, "scope or conn is NULL");
   if (scope->ended) return be__error_set(err, BE_E_MISUSE, "the scope has ended");
-  return be__qhook_attach(&scope->hook, conn, err);
+  return be__attached_observer_attach(&scope->observer, conn, err);
 }
 
 void be_scope_end(be_scope *scope) {
   if (scope == NULL || scope->ended) return;
-  be__qhook_detach_all(&scope->hook);
+  be__attached_observer_detach_all(&scope->observer);
   scope->ended = 1;
 }
 
 void be_scope_free(be_scope *scope) {
   if (scope == NULL) return;
   be_scope_end(scope);
-  be__qhook_destroy(&scope->hook);
+  be__attached_observer_destroy(&scope->observer);
   be__free(scope->shapes);
   be__free(scope);
 }

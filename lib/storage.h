@@ -74,7 +74,7 @@ void *be__conn_pool_data(const be_conn *conn);
 void be__conn_mark_broken(be_conn *conn);
 
 /* The driver's native connection handle (borrowed). For the built-in
- * SQLite driver, sqlite_driver.h has be__sqlite_db() for the sqlite3*. */
+ * SQLite driver, lib/sqlite.h has be__sqlite_db() for the sqlite3 *. */
 void *be__conn_native(be_conn *conn);
 
 /* Number of statements handed out by be_conn_prepare and not yet given

@@ -23,7 +23,7 @@
 #include "alloc.h"
 #include "app.h"
 #include "audit.h"
-#include "buf.h"
+#include "strbuf.h"
 #include "error.h"
 #include "svc.h"
 #include "versioned.h"

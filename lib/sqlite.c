@@ -10,7 +10,7 @@
 
 #include "alloc.h"
 #include "error.h"
-#include "sqlite_driver.h"
+#include "sqlite.h"
 #include "storage.h"
 
 /* The native connection: the sqlite3 handle plus statements for the

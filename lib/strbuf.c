@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* The growable string buffer (strbuf.h). */
 #include <backend/error.h>
 
 #include <stdarg.h>
@@ -6,7 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "buf.h"
+#include "strbuf.h"
 #include "utf8.h"
 
 void be__buf_init(be__buf *b) { memset(b, 0, sizeof *b); }

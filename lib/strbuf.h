@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* A growable byte buffer with JSON and Prometheus-friendly appenders. The one
- * place libbackend emits JSON text (DESIGN.md: "Emitting JSON is small enough
- * to write once, in one place, well"). Once an append fails, the buffer is
- * marked failed and further appends are no-ops, so callers check once. */
-#ifndef BE_LIB_BUF_H
-#define BE_LIB_BUF_H
+/* A growable string buffer with printf and JSON-string appenders: the one
+ * place libbackend writes JSON text (docs/ARCHITECTURE.md). Once an append
+ * fails, the buffer is marked failed and further appends are no-ops, so
+ * callers check once. The type and functions keep the short prefix be__buf. */
+#ifndef BE_LIB_STRBUF_H
+#define BE_LIB_STRBUF_H
 
 #include <stddef.h>
 #include <stdint.h>
