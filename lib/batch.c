@@ -13,6 +13,7 @@
 #include "storage.h"
 #include "strbuf.h"
 #include "utf8.h"
+#include "versioned.h"
 
 /* IN lists are padded up to a power of two (at least MIN_CHUNK) by
  * repeating the last key, so the statement cache sees few distinct texts. */
@@ -26,11 +27,8 @@ struct be_batch_result {
 };
 
 int be_batch_options_init(be_batch_options *opts, uint32_t version) {
-  if (opts == NULL || version != BE_BATCH_OPTIONS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_BATCH_OPTIONS_INIT byte for byte */
-  static const be_batch_options init = BE_BATCH_OPTIONS_INIT;
-  memcpy(opts, &init, sizeof *opts);
-  return BE_OK;
+  static const be_batch_options defaults = BE_BATCH_OPTIONS_INIT;
+  return be__versioned_init(opts, sizeof *opts, &defaults, version, BE_BATCH_OPTIONS_VERSION);
 }
 
 /* tests/bench/bench_batch.c (SQLite 3.40, 1,000 keys x 10 rows, 2 shared

@@ -21,17 +21,15 @@
 #include "pool.h"
 #include "pool_internal.h"
 #include "storage.h"
+#include "versioned.h"
 
 typedef be__pool_slot slot;
 
 /* ---- options ---- */
 
 int be_pool_options_init(be_pool_options *o, uint32_t version) {
-  if (o == NULL || version != BE_POOL_OPTIONS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_POOL_OPTIONS_INIT byte for byte */
-  static const be_pool_options d = BE_POOL_OPTIONS_INIT;
-  memcpy(o, &d, sizeof *o);
-  return BE_OK;
+  static const be_pool_options defaults = BE_POOL_OPTIONS_INIT;
+  return be__versioned_init(o, sizeof *o, &defaults, version, BE_POOL_OPTIONS_VERSION);
 }
 
 static int check_options(const be_pool_options *o, be_error **err) {

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "log.h"
 #include "sqlnorm.h"
+#include "versioned.h"
 
 #define SQL_KEEP 512
 
@@ -33,12 +34,10 @@ struct be_scope {
   be__attached_observer observer; /* the connections it counts */
 };
 
+static const be_scope_options defaults = BE_SCOPE_OPTIONS_INIT;
+
 int be_scope_options_init(be_scope_options *opts, uint32_t version) {
-  if (opts == NULL || version != BE_SCOPE_OPTIONS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_SCOPE_OPTIONS_INIT byte for byte */
-  static const be_scope_options init = BE_SCOPE_OPTIONS_INIT;
-  memcpy(opts, &init, sizeof *opts);
-  return BE_OK;
+  return be__versioned_init(opts, sizeof *opts, &defaults, version, BE_SCOPE_OPTIONS_VERSION);
 }
 
 static shape *lookup(be_scope *s, uint64_t h) {
@@ -112,19 +111,17 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, 
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
   if (conn == NULL) return be__error_set(err, BE_E_MISUSE, "conn is NULL");
-  be_scope_options o = BE_SCOPE_OPTIONS_INIT;
-  if (opts) {
-    if (opts->version != BE_SCOPE_OPTIONS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "unknown be_scope_options version %u", opts->version);
-    o = *opts;
-  }
+  be_scope_options o;
+  int rc = be__versioned_read(&o, sizeof o, opts, &defaults, BE_SCOPE_OPTIONS_VERSION,
+                              "be_scope_options", err);
+  if (rc != BE_OK) return rc;
   if (o.repeat_threshold < 1) return be__error_field(err, "repeat_threshold", "must be >= 1");
   if (strcmp(be_log_level_name(o.log_level), "?") == 0 || o.log_level == BE_LOG_OFF)
     return be__error_field(err, "log_level", "must be a BE_LOG_* level below BE_LOG_OFF");
   be_scope *s = be__calloc(1, sizeof *s);
   if (s == NULL) return be__error_oom(err);
   s->opts = o;
-  int rc = be__attached_observer_init(&s->observer, observe, err);
+  rc = be__attached_observer_init(&s->observer, observe, err);
   if (rc != BE_OK) {
     be__free(s);
     return rc;

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "sqlite.h"
 #include "storage.h"
+#include "versioned.h"
 
 /* The native connection: the sqlite3 handle plus statements for the
  * transaction verbs, prepared on first use so BEGIN/COMMIT cost a step,
@@ -397,13 +398,17 @@ sqlite3 *be__sqlite_db(be_conn *conn) {
 static sq_driver default_driver;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
-static void default_init(void) {
-  default_driver.drv = template;
-  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
-  default_driver.opts = o;
-  default_driver.drv.driver_data = &default_driver.opts;
-  default_driver.drv.features = detect_features();
+static const be_sqlite_options defaults = BE_SQLITE_OPTIONS_INIT;
+
+/* A driver table for options o: the template, pointing at its own copy. */
+static void driver_init(sq_driver *d, const be_sqlite_options *o) {
+  d->drv = template;
+  d->opts = *o;
+  d->drv.driver_data = &d->opts;
+  d->drv.features = detect_features();
 }
+
+static void default_init(void) { driver_init(&default_driver, &defaults); }
 
 const be_driver *be_sqlite_driver(void) {
   pthread_once(&default_once, default_init);
@@ -411,23 +416,16 @@ const be_driver *be_sqlite_driver(void) {
 }
 
 int be_sqlite_options_init(be_sqlite_options *o, uint32_t version) {
-  if (o == NULL || version != BE_SQLITE_OPTIONS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_SQLITE_OPTIONS_INIT byte for byte */
-  static const be_sqlite_options d = BE_SQLITE_OPTIONS_INIT;
-  memcpy(o, &d, sizeof *o);
-  return BE_OK;
+  return be__versioned_init(o, sizeof *o, &defaults, version, BE_SQLITE_OPTIONS_VERSION);
 }
 
 int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_sqlite_driver_new: out is NULL");
   *out = NULL;
-  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
-  if (opts) {
-    if (opts->version != BE_SQLITE_OPTIONS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "unknown be_sqlite_options version %u",
-                           (unsigned)opts->version);
-    o = *opts;
-  }
+  be_sqlite_options o;
+  int rc = be__versioned_read(&o, sizeof o, opts, &defaults, BE_SQLITE_OPTIONS_VERSION,
+                              "be_sqlite_options", err);
+  if (rc != BE_OK) return rc;
   const char *j;
   if (!pick_journal(o.journal_mode, &j))
     return be__error_set(err, BE_E_MISUSE, "unknown journal_mode %d", (int)o.journal_mode);
@@ -437,10 +435,7 @@ int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_erro
     return be__error_set(err, BE_E_MISUSE, "busy_timeout_ms must be >= 0");
   sq_driver *d = be__calloc(1, sizeof *d);
   if (d == NULL) return be__error_oom(err);
-  d->drv = template;
-  d->opts = o;
-  d->drv.driver_data = &d->opts;
-  d->drv.features = detect_features();
+  driver_init(d, &o);
   *out = &d->drv;
   return BE_OK;
 }
