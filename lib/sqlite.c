@@ -339,6 +339,58 @@ static int32_t sq_in_transaction(void *conn) {
   return !sqlite3_get_autocommit(((sq_conn *)conn)->db);
 }
 
+/* ---- scripts and the catalog ---- */
+
+/* SQLite's lexer decides: at each ';' the text up to it is a complete
+ * statement when sqlite3_complete() says so, which keeps a ';' inside a
+ * string, a comment or a trigger body (BEGIN ... END;) inside the
+ * statement. The prefix is copied to be NUL-terminated, growing from one
+ * candidate ';' to the next. */
+static int sq_next_statement(void *conn, size_t *out_len, const char *sql, size_t len,
+                             be_error **err) {
+  (void)conn;
+  *out_len = len;
+  char *buf = NULL;
+  size_t have = 0, cap = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (sql[i] != ';') continue;
+    if (i + 2 > cap) {
+      size_t ncap = cap ? cap : 256;
+      while (ncap < i + 2) ncap *= 2;
+      char *grown = be__realloc(buf, ncap);
+      if (grown == NULL) {
+        be__free(buf);
+        return be__error_oom(err);
+      }
+      buf = grown;
+      cap = ncap;
+    }
+    memcpy(buf + have, sql + have, i + 1 - have);
+    have = i + 1;
+    buf[have] = '\0';
+    if (sqlite3_complete(buf)) {
+      *out_len = have;
+      break;
+    }
+  }
+  be__free(buf);
+  return BE_OK;
+}
+
+static int sq_table_exists(void *conn, int32_t *out, const char *name, be_error **err) {
+  sq_conn *c = conn;
+  *out = 0;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW;
+  int r = rc == SQLITE_ROW || rc == SQLITE_DONE ? BE_OK : sq_fail(err, c->db, rc, "table_exists");
+  sqlite3_finalize(st);
+  return r;
+}
+
 /* ---- driver tables ---- */
 
 static int32_t detect_features(void) {
@@ -387,6 +439,8 @@ static const be_driver template = {
   .ping = sq_ping,
   .bind_limit = sq_bind_limit,
   .in_transaction = sq_in_transaction,
+  .next_statement = sq_next_statement,
+  .table_exists = sq_table_exists,
 };
 
 sqlite3 *be__sqlite_db(be_conn *conn) {
