@@ -492,23 +492,15 @@ double be_stmt_column_double(be_stmt *s, int32_t col) {
 }
 
 const char *be_stmt_column_text(be_stmt *s, int32_t col, size_t *len) {
-  if (!col_ok(s, col)) {
-    if (len) *len = 0;
-    return NULL;
-  }
   size_t n = 0;
-  const char *t = s->conn->drv->column_text(s->native, col, &n);
+  const char *t = col_ok(s, col) ? s->conn->drv->column_text(s->native, col, &n) : NULL;
   if (len) *len = n;
   return t;
 }
 
 const void *be_stmt_column_blob(be_stmt *s, int32_t col, size_t *len) {
-  if (!col_ok(s, col)) {
-    if (len) *len = 0;
-    return NULL;
-  }
   size_t n = 0;
-  const void *b = s->conn->drv->column_blob(s->native, col, &n);
+  const void *b = col_ok(s, col) ? s->conn->drv->column_blob(s->native, col, &n) : NULL;
   if (len) *len = n;
   return b;
 }
