@@ -117,7 +117,7 @@ static int details_error(int rc, be_error **err, const char *why) {
 }
 
 /* Append a checked row (check_row) on conn. */
-static int append(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
+static int append(int64_t *out_id, const be__app_res *res, be_conn *conn, int64_t actor_id,
                   const char *action, size_t action_len, const char *ttype, size_t ttype_len,
                   int64_t target_id, const char *details, size_t details_len, be_error **err) {
   int64_t prev_id = 0;
@@ -125,7 +125,7 @@ static int append(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
   int rc = read_head(conn, &prev_id, prev, err);
   if (rc != BE_OK) return rc;
   int64_t id = prev_id + 1;
-  int64_t at = be__svc_now(app);
+  int64_t at = be__svc_now(res);
   unsigned char hash[BE_AUDIT_HASH_BYTES];
   row_hash(hash, id, actor_id, action, action_len, ttype, ttype_len, target_id, at, details,
            details_len, prev);
@@ -156,17 +156,17 @@ static int append(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
   return rc;
 }
 
-int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *action,
+int be__audit_write(const be__app_res *res, be_conn *conn, int64_t actor_id, const char *action,
                     const char *target_type, int64_t target_id, const char *details_json,
                     be_error **err) {
-  if (app == NULL || conn == NULL || action == NULL || target_type == NULL)
+  if (res == NULL || conn == NULL || action == NULL || target_type == NULL)
     return be__error_set(err, BE_E_MISUSE, "be__audit_write: NULL argument");
   if (details_json == NULL) details_json = "{}";
   size_t alen = strlen(action), tlen = strlen(target_type);
   size_t dlen = strnlen(details_json, BE_AUDIT_DETAILS_MAX + 1);
   int rc = check_row(conn, actor_id, action, alen, target_type, tlen, dlen, err);
   if (rc != BE_OK) return rc;
-  return append(NULL, app, conn, actor_id, action, alen, target_type, tlen, target_id,
+  return append(NULL, res, conn, actor_id, action, alen, target_type, tlen, target_id,
                 details_json, dlen, err);
 }
 
@@ -185,7 +185,7 @@ int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id
   if (out_id) *out_id = 0;
   if (app == NULL || conn == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_write: NULL app or connection");
-  if (!be__pool_holds(be_app_pool(app), conn))
+  if (!be__pool_holds(app->res.pool, conn))
     return be__error_set(err, BE_E_MISUSE,
                          "be_audit_write: conn is not a connection the caller holds from the "
                          "app's pool");
@@ -203,7 +203,7 @@ int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id
     rc = be__error_field(err, "details", "is not valid UTF-8");
   if (rc == BE_OK) rc = be__svc_json_object(conn, details_json, dlen, "details", err);
   if (rc != BE_OK) return rc;
-  return append(out_id, app, conn, actor_id, action, alen, target_type, tlen, target_id,
+  return append(out_id, &app->res, conn, actor_id, action, alen, target_type, tlen, target_id,
                 details_json, dlen, err);
 }
 
@@ -215,14 +215,14 @@ int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, b
   *out_first_bad_id = 0;
   if (out_rows) *out_rows = 0;
   be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
+  int rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
   be_stmt *st = NULL;
   rc = be_conn_prepare(&st, conn,
                        "SELECT id, actor_id, action, target_type, target_id, at, details,"
                        " prev_hash, hash FROM audit_log ORDER BY id",
                        err);
-  if (rc != BE_OK) { be__svc_release(app, conn); return rc; }
+  if (rc != BE_OK) { be__svc_release(&app->res, conn); return rc; }
   unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
   int64_t prev_id = 0, rows = 0, bad = 0;
   while ((rc = be_stmt_step(st, err)) == BE_ROW) {
@@ -247,7 +247,7 @@ int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, b
     prev_id = id;
   }
   be_stmt_finalize(st);
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   if (rc != BE_ROW && rc != BE_DONE) return rc;
   *out_first_bad_id = bad;
   if (out_rows) *out_rows = rows;
@@ -260,7 +260,7 @@ int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **er
   *out_id = 0;
   memset(out_hash, 0, BE_AUDIT_HASH_BYTES);
   be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
+  int rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
   be_stmt *st = NULL;
   rc = be_conn_prepare(&st, conn, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", err);
@@ -277,7 +277,7 @@ int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **er
     }
     be_stmt_finalize(st);
   }
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   return rc;
 }
 
@@ -354,7 +354,7 @@ int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_option
   if (page->rows == NULL) { be__free(page); return be__error_oom(err); }
 
   be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
+  int rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) { be_audit_page_free(page); return rc; }
   const char *sql =
       o.match_user
@@ -387,7 +387,7 @@ int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_option
   }
   if (rc == BE_DONE) rc = BE_OK;
   be_stmt_finalize(st);
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   if (rc != BE_OK) { be_audit_page_free(page); return rc; }
   if (page->has_next) be__svc_cursor_encode(page->cursor, CURSOR_TAG, page->rows[page->count - 1].id);
   *out = page;

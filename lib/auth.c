@@ -34,12 +34,10 @@ static const char BAD_PASSWORD[] = "invalid password";
 static const char BAD_SESSION[] = "invalid or expired session";
 
 #define MS(x) ((int64_t)(x) * BE_NS_PER_MS)
-/* Longest time option accepted (ms): ten years keeps every sum in int64. */
-#define MAX_MS (INT64_C(10) * 366 * 24 * 3600 * 1000)
 
 /* ---- small shared helpers ------------------------------------------- */
 
-int64_t be__auth_now(const be__auth *auth) { return be__svc_now(auth->app); }
+int64_t be__auth_now(const be__auth *auth) { return be__svc_now(auth->res); }
 
 void be__auth_secret_free(char *s) {
   if (s == NULL) return;
@@ -78,7 +76,7 @@ int be__auth_email_key(const char *email, size_t email_len, char *out, be_error 
 }
 
 int be__auth_get(be_app *app, be__auth **out, be_error **err) {
-  be__auth *a = app ? be__app_auth(app) : NULL;
+  be__auth *a = app ? app->auth : NULL;
   if (a == NULL) return be__error_set(err, BE_E_MISUSE, "auth: app is NULL");
   *out = a;
   return BE_OK;
@@ -86,64 +84,34 @@ int be__auth_get(be_app *app, be__auth **out, be_error **err) {
 
 /* ---- state ----------------------------------------------------------- */
 
-static int64_t pick(int64_t v, int64_t dflt) { return v == 0 ? dflt : v; }
-
-int be__auth_new(be__auth **out, be_app *app, be_error **err) {
-  if (out == NULL || app == NULL) return be__error_set(err, BE_E_MISUSE, "be__auth_new: NULL");
-  *out = NULL;
-  if (sodium_init() < 0) return be__error_set(err, BE_E_INTERNAL, "libsodium could not start");
-  const be_app_options *o = be__app_options(app);
-  if (o == NULL) return be__error_set(err, BE_E_MISUSE, "be__auth_new: app has no options");
-
-  uint64_t ops = o->pwhash_opslimit ? o->pwhash_opslimit : crypto_pwhash_OPSLIMIT_INTERACTIVE;
-  uint64_t mem = o->pwhash_memlimit ? o->pwhash_memlimit : crypto_pwhash_MEMLIMIT_INTERACTIVE;
-  if (mem > SIZE_MAX) return be__error_field(err, "pwhash_memlimit", "is too large");
-  int rc = be__pw_check_params((unsigned long long)ops, (size_t)mem, o->insecure_test_hashing != 0,
-                               err);
-  if (rc != BE_OK) return rc;
-
-  int64_t min_chars = pick(o->password_min_length, BE_AUTH_PASSWORD_MIN_CHARS);
-  if (min_chars < BE_AUTH_PASSWORD_MIN_CHARS || min_chars > BE_AUTH_PASSWORD_MAX_CHARS)
-    return be__error_field(err, "password_min_length", "must be between %d and %d",
-                           BE_AUTH_PASSWORD_MIN_CHARS, BE_AUTH_PASSWORD_MAX_CHARS);
-  int64_t hashes = pick(o->max_concurrent_hashes, 4);
-  if (hashes < 1 || hashes > 1024)
-    return be__error_field(err, "max_concurrent_hashes", "must be between 1 and 1024");
-  int64_t throttle = pick(o->throttle_after, 5), lockout = pick(o->lockout_after, 10);
-  if (throttle < 1 || throttle > 1000000)
-    return be__error_field(err, "throttle_after", "must be between 1 and 1000000");
-  if (lockout < 1 || lockout > 1000000)
-    return be__error_field(err, "lockout_after", "must be between 1 and 1000000");
-  const struct {
-    const char *name;
-    int64_t v;
-  } times[] = {
-    {"session_idle_ms", pick(o->session_idle_ms, 30 * 60 * 1000)},
-    {"session_absolute_ms", pick(o->session_absolute_ms, 12 * 3600 * 1000)},
-    {"lockout_ms", pick(o->lockout_ms, 15 * 60 * 1000)},
-    {"reset_token_ttl_ms", pick(o->reset_token_ttl_ms, 3600 * 1000)},
-  };
-  for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
-    if (times[i].v < 1 || times[i].v > MAX_MS)
-      return be__error_field(err, times[i].name, "must be between 1 and %lld",
-                             (long long)MAX_MS);
-
-  be__auth *a = be__calloc(1, sizeof *a);
-  if (a == NULL) return be__error_oom(err);
-  a->app = app;
-  a->opslimit = (unsigned long long)ops;
-  a->memlimit = (size_t)mem;
-  a->min_chars = (int32_t)min_chars;
-  a->max_hashes = (int32_t)hashes;
-  a->throttle_after = (int32_t)throttle;
-  a->lockout_after = (int32_t)lockout;
-  a->idle_ns = MS(times[0].v);
-  a->absolute_ns = MS(times[1].v);
-  a->lockout_ns = MS(times[2].v);
-  a->reset_ttl_ns = MS(times[3].v);
+/* The settings, from options the resources already checked and filled. */
+static void configure(be__auth *a, const be_app_options *o) {
+  a->opslimit = (unsigned long long)o->pwhash_opslimit;
+  a->memlimit = (size_t)o->pwhash_memlimit;
+  a->min_chars = o->password_min_length;
+  a->max_hashes = o->max_concurrent_hashes;
+  a->throttle_after = o->throttle_after;
+  a->lockout_after = o->lockout_after;
+  a->idle_ns = MS(o->session_idle_ms);
+  a->absolute_ns = MS(o->session_absolute_ms);
+  a->lockout_ns = MS(o->lockout_ms);
+  a->reset_ttl_ns = MS(o->reset_token_ttl_ms);
   /* Rewrite last_seen_at at most once per 1 % of the idle timeout (60 s
    * at most): a session may end that much early, and verify stays a read. */
   a->slide_ns = a->idle_ns / 100 < 60 * BE_NS_PER_SEC ? a->idle_ns / 100 : 60 * BE_NS_PER_SEC;
+}
+
+int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
+  *out = NULL;
+  const be_app_options *o = &res->opts;
+  if (o->pwhash_memlimit > SIZE_MAX) return be__error_field(err, "pwhash_memlimit", "is too large");
+  int rc = be__pw_check_params((unsigned long long)o->pwhash_opslimit, (size_t)o->pwhash_memlimit,
+                               o->insecure_test_hashing != 0, err);
+  if (rc != BE_OK) return rc;
+  be__auth *a = be__calloc(1, sizeof *a);
+  if (a == NULL) return be__error_oom(err);
+  a->res = res;
+  configure(a, o);
   atomic_init(&a->hashing, 0);
   if (pthread_mutex_init(&a->hook_mu, NULL) != 0) {
     be__free(a);
@@ -297,7 +265,7 @@ static int fail_tx(be_conn *c, void *ud, be_error **err) {
   char details[160];
   snprintf(details, sizeof details, "{\"failed_logins\":%lld,\"locked_until\":%lld}",
            (long long)failures, (long long)until);
-  return be__audit_write(f->a->app, c, 0, "auth.lockout", "user", f->user_id, details, err);
+  return be__audit_write(f->a->res, c, 0, "auth.lockout", "user", f->user_id, details, err);
 }
 
 /* Count a wrong password for a user (inside its own transaction). */
@@ -347,7 +315,7 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
                     be__ns_add(l->now, l->a->absolute_ns));
   if (rc != BE_OK) return rc;
   /* The new session and its audit row commit together (no token in it). */
-  return be__audit_write(l->a->app, c, l->user_id, "auth.login", "user", l->user_id,
+  return be__audit_write(l->a->res, c, l->user_id, "auth.login", "user", l->user_id,
                          l->new_hash != NULL ? "{\"rehashed\":true}" : "{}", err);
 }
 
@@ -487,7 +455,7 @@ static int logout_tx(be_conn *c, void *ud, be_error **err) {
   rc = be__sql_exec(c, NULL, err, "UPDATE sessions SET revoked = 1 WHERE token_hash = ?", "h",
                     l->token_hash);
   if (rc != BE_OK) return rc;
-  return be__audit_write(l->a->app, c, uid, "auth.logout", "user", uid, "{}", err);
+  return be__audit_write(l->a->res, c, uid, "auth.logout", "user", uid, "{}", err);
 }
 
 int be_auth_logout(be_app *app, const char *token, size_t token_len, be_error **err) {
@@ -535,7 +503,7 @@ static int audit_revoked(be__auth *a, be_conn *c, int64_t actor, const char *act
                          int64_t user_id, int64_t revoked, be_error **err) {
   char details[64];
   snprintf(details, sizeof details, "{\"sessions_revoked\":%lld}", (long long)revoked);
-  return be__audit_write(a->app, c, actor, action, "user", user_id, details, err);
+  return be__audit_write(a->res, c, actor, action, "user", user_id, details, err);
 }
 
 static int revoke_all_tx(be_conn *c, void *ud, be_error **err) {

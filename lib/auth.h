@@ -12,7 +12,7 @@
 #include <sodium.h>
 #include <stdatomic.h>
 
-#include "app.h"
+#include "app_resources.h"
 
 /* Bytes of a token before encoding, and of its stored BLAKE2b hash. */
 #define BE__TOKEN_BYTES 32
@@ -20,8 +20,9 @@
 /* Longest email the service looks up (RFC 5321 path limit plus slack). */
 #define BE__EMAIL_MAX 320
 
+typedef struct be__auth be__auth;
 struct be__auth {
-  be_app *app;
+  const be__app_res *res;
   unsigned long long opslimit;
   size_t memlimit;
   int32_t min_chars;
@@ -42,6 +43,12 @@ struct be__auth {
   void (*slot_hook)(void *ud);
   void *slot_hook_ud;
 };
+
+/* Make the auth service's state from the app's resources (the wiring,
+ * app.c, does); refuses argon2id parameters below OWASP's minimum unless
+ * insecure_test_hashing is set. be__auth_free(NULL) is a no-op. */
+int be__auth_new(be__auth **out, const be__app_res *res, be_error **err);
+void be__auth_free(be__auth *auth);
 
 /* Tests only: run fn(ud) inside every hash slot (NULL removes it). */
 void be__auth_set_slot_hook(be__auth *auth, void (*fn)(void *), void *ud);

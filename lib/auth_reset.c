@@ -62,7 +62,7 @@ static int request_tx(be_conn *c, void *ud, be_error **err) {
                         "VALUES (?, ?, ?, ?)",
                         "hiii", r->token_hash, r->user_id, r->now, be__ns_add(r->now, r->a->reset_ttl_ns));
   if (rc != BE_OK) return rc;
-  return be__audit_write(r->a->app, c, 0, "auth.reset_request", "user", r->user_id, "{}", err);
+  return be__audit_write(r->a->res, c, 0, "auth.reset_request", "user", r->user_id, "{}", err);
 }
 
 static int find_active_user(be__auth *a, const char *key, int64_t *id, char *email,
@@ -100,7 +100,7 @@ int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_e
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
-  const be_mailer *m = be__app_options(app)->mailer;
+  const be_mailer *m = a->res->opts.mailer;
   if (m == NULL || m->send == NULL)
     return be__error_set(err, BE_E_UNSUPPORTED, "password reset needs a mailer (be_app_options.mailer)");
   char key[BE__EMAIL_MAX + 1];
@@ -184,7 +184,7 @@ static int reset_tx(be_conn *c, void *ud, be_error **err) {
   if (rc != BE_OK) return rc;
   char details[64];
   snprintf(details, sizeof details, "{\"sessions_revoked\":%lld}", (long long)revoked);
-  rc = be__audit_write(r->a->app, c, r->user_id, "auth.password_reset", "user", r->user_id, details,
+  rc = be__audit_write(r->a->res, c, r->user_id, "auth.password_reset", "user", r->user_id, details,
                        err);
   if (rc == BE_OK) r->ok = 1;
   return rc;

@@ -10,13 +10,13 @@
 /* The services' shared plumbing (svc.c), so every service takes and
  * returns connections and runs write transactions the same way. */
 int be__auth_acquire(be__auth *auth, be_conn **out, be_error **err) {
-  return be__svc_acquire(auth->app, out, err);
+  return be__svc_acquire(auth->res, out, err);
 }
 
-void be__auth_release(be__auth *auth, be_conn *conn) { be__svc_release(auth->app, conn); }
+void be__auth_release(be__auth *auth, be_conn *conn) { be__svc_release(auth->res, conn); }
 
 int be__auth_tx(be__auth *auth, be_tx_fn fn, void *ud, be_error **err) {
-  return be__svc_write(auth->app, fn, ud, err);
+  return be__svc_write(auth->res, fn, ud, err);
 }
 
 void be__sql_copy_text(be_stmt *st, int32_t col, char *dst, size_t cap, int *fits) {

@@ -29,28 +29,26 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "app.h"
 #include "audit.h"
 #include "buf.h"
 #include "error.h"
+#include "permission.h"
 #include "svc.h"
 
 #define PERM_CACHE_ENTRIES 10000
 #define PERM_CACHE_TTL_NS (60 * BE_NS_PER_SEC)
 
 struct be__perm {
-  be_app *app;
   be_cache *cache; /* (epoch, user) -> NUL-separated permissions */
 };
 
-int be__perm_new(be__perm **out, be_app *app, be_error **err) {
+int be__perm_new(be__perm **out, const be__app_res *res, be_error **err) {
   be__perm *p = be__calloc(1, sizeof *p);
   if (p == NULL) return be__error_oom(err);
-  p->app = app;
   be_cache_options co = BE_CACHE_OPTIONS_INIT;
   co.max_entries = PERM_CACHE_ENTRIES;
   co.default_ttl_ns = PERM_CACHE_TTL_NS;
-  co.clock = be_app_clock(app);
+  co.clock = res->opts.clock;
   int rc = be_cache_new(&p->cache, &co, err);
   if (rc != BE_OK) { be__free(p); return rc; }
   *out = p;
@@ -63,8 +61,7 @@ void be__perm_free(be__perm *perm) {
   be__free(perm);
 }
 
-int be__perm_bump(be_app *app, be_conn *conn, be_error **err) {
-  (void)app;
+int be__perm_bump(be_conn *conn, be_error **err) {
   int64_t changes = 0;
   int rc = be__svc_exec_i64(conn, "UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1", NULL, 0,
                             &changes, err);
@@ -199,9 +196,9 @@ int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_
   int rc = be__svc_check_id(user_id, "user_id", err);
   if (rc == BE_OK) rc = check_perm(permission_in, permission_len, permission, err);
   if (rc != BE_OK) return rc;
-  be__perm *perm = be__app_perm(app);
+  be__perm *perm = app->perm;
   be_conn *conn = NULL;
-  rc = be__svc_acquire(app, &conn, err);
+  rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
   int64_t epoch = 0;
   be_cache_entry *entry = NULL;
@@ -212,7 +209,7 @@ int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_
     load_ctx ctx = {conn, user_id};
     rc = be_cache_get_or_load(&entry, NULL, perm->cache, key, (size_t)klen, load_perms, &ctx, err);
   }
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   if (rc != BE_OK) return rc;
   size_t len = 0;
   const char *v = be_cache_entry_value(entry, &len);
@@ -232,10 +229,10 @@ int be_perm_epoch(int64_t *out_epoch, be_app *app, be_error **err) {
   if (out_epoch == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_perm_epoch: NULL argument");
   be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
+  int rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
   rc = read_epoch(conn, out_epoch, err);
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   return rc;
 }
 
@@ -323,7 +320,7 @@ static int audit(change *c, be_conn *conn, const char *action, const char *ttype
   else {
     be__buf_append(&b, "", 1);
     rc = b.failed ? be__error_oom(err)
-                  : be__audit_write(c->app, conn, c->actor_id, action, ttype, tid, b.data, err);
+                  : be__audit_write(&c->app->res, conn, c->actor_id, action, ttype, tid, b.data, err);
   }
   be__buf_free(&b);
   return rc;
@@ -351,7 +348,7 @@ static int change_tx(be_conn *conn, void *ud, be_error **err) {
     if (rc == BE_OK) rc = be__svc_exec_i64(conn, "DELETE FROM user_roles WHERE role_id = ?1", &c->role_id, 1, NULL, err);
     if (rc == BE_OK) rc = be__svc_exec_i64(conn, "DELETE FROM role_permissions WHERE role_id = ?1", &c->role_id, 1, NULL, err);
     if (rc == BE_OK) rc = be__svc_exec_i64(conn, "DELETE FROM roles WHERE id = ?1", &c->role_id, 1, NULL, err);
-    if (rc == BE_OK) rc = be__perm_bump(c->app, conn, err);
+    if (rc == BE_OK) rc = be__perm_bump(conn, err);
     if (rc == BE_OK) rc = audit(c, conn, "perm.role_delete", "role", c->role_id, err);
     return rc;
   case OP_GRANT:
@@ -364,7 +361,7 @@ static int change_tx(be_conn *conn, void *ud, be_error **err) {
                                    : "DELETE FROM role_permissions WHERE role_id = ?1 AND permission = ?2",
                  c->role_id, c->permission, &n, err);
     if (rc != BE_OK || n == 0) return rc; /* nothing changed: no bump, no audit */
-    rc = be__perm_bump(c->app, conn, err);
+    rc = be__perm_bump(conn, err);
     if (rc == BE_OK)
       rc = audit(c, conn, c->op == OP_GRANT ? "perm.grant" : "perm.revoke", "role", c->role_id, err);
     return rc;
@@ -382,7 +379,7 @@ static int change_tx(be_conn *conn, void *ud, be_error **err) {
                             args, 2, &n, err);
     }
     if (rc != BE_OK || n == 0) return rc;
-    rc = be__perm_bump(c->app, conn, err);
+    rc = be__perm_bump(conn, err);
     if (rc == BE_OK)
       rc = audit(c, conn, c->op == OP_ASSIGN ? "perm.assign" : "perm.unassign", "user", c->user_id, err);
     return rc;
@@ -402,7 +399,7 @@ static int run_change(change *c, be_error **err) {
     c->permission = c->perm;
   }
   if (rc != BE_OK) return rc;
-  return be__svc_write(c->app, change_tx, c, err);
+  return be__svc_write(&c->app->res, change_tx, c, err);
 }
 
 int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
@@ -474,7 +471,7 @@ static int query_list(be_perm_list **out, be_app *app, const char *sql, int64_t 
   be_perm_list *l = be__calloc(1, sizeof *l);
   if (l == NULL) return be__error_oom(err);
   be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
+  int rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) { be__free(l); return rc; }
   be_stmt *st = NULL;
   size_t cap = 0;
@@ -498,7 +495,7 @@ static int query_list(be_perm_list **out, be_app *app, const char *sql, int64_t 
   }
   if (rc == BE_DONE) rc = BE_OK;
   be_stmt_finalize(st);
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   if (rc != BE_OK) { be_perm_list_free(l); return rc; }
   *out = l;
   return BE_OK;
@@ -540,11 +537,11 @@ int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_i
   if (rc != BE_OK) return rc;
   /* An unknown role is NOT_FOUND rather than an empty list. */
   be_conn *conn = NULL;
-  rc = be__svc_acquire(app, &conn, err);
+  rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
   int64_t id = 0;
   rc = role_id(conn, role, &id, err);
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   if (rc != BE_OK) return rc;
   return query_list(out, app,
                     "SELECT permission FROM role_permissions WHERE role_id = ?1 ORDER BY permission",

@@ -6,27 +6,26 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "app.h"
 #include "error.h"
 #include "svc.h"
 #include "utf8.h"
 
-int be__svc_acquire(be_app *app, be_conn **out, be_error **err) {
-  return be_pool_acquire_at(out, be_app_pool(app), __FILE__, __LINE__, err);
+int be__svc_acquire(const be__app_res *res, be_conn **out, be_error **err) {
+  return be_pool_acquire_at(out, res->pool, __FILE__, __LINE__, err);
 }
 
-void be__svc_release(be_app *app, be_conn *conn) { be_pool_release(be_app_pool(app), conn); }
+void be__svc_release(const be__app_res *res, be_conn *conn) { be_pool_release(res->pool, conn); }
 
-int be__svc_write(be_app *app, be_tx_fn fn, void *ud, be_error **err) {
+int be__svc_write(const be__app_res *res, be_tx_fn fn, void *ud, be_error **err) {
   be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
+  int rc = be__svc_acquire(res, &conn, err);
   if (rc != BE_OK) return rc;
   rc = be_tx_run(conn, BE_TX_IMMEDIATE, fn, ud, err);
-  be__svc_release(app, conn);
+  be__svc_release(res, conn);
   return rc;
 }
 
-int64_t be__svc_now(be_app *app) { return be_clock_wall_ns(be_app_clock(app)); }
+int64_t be__svc_now(const be__app_res *res) { return be_clock_wall_ns(res->opts.clock); }
 
 int be__svc_str(const char *s, size_t len, const char *field, size_t max, size_t *out_len,
                 be_error **err) {

@@ -5,19 +5,18 @@
 #ifndef BE_LIB_SVC_H
 #define BE_LIB_SVC_H
 
-#include <backend/app.h>
 #include <backend/storage.h>
 #include <backend/tx.h>
 
-#include <stdatomic.h>
+#include "app_resources.h"
 
 /* Take a pooled connection of the app / give it back. */
-int be__svc_acquire(be_app *app, be_conn **out, be_error **err);
-void be__svc_release(be_app *app, be_conn *conn);
+int be__svc_acquire(const be__app_res *res, be_conn **out, be_error **err);
+void be__svc_release(const be__app_res *res, be_conn *conn);
 
 /* Run fn in a write transaction (BEGIN IMMEDIATE, retried on busy) on a
  * pooled connection; the connection is released before returning. */
-int be__svc_write(be_app *app, be_tx_fn fn, void *ud, be_error **err);
+int be__svc_write(const be__app_res *res, be_tx_fn fn, void *ud, be_error **err);
 
 /* Resolve a client string (s, len) into its byte length: BE_NUL_TERMINATED
  * means up to the first NUL, scanning at most max + 1 bytes (a view cut at
@@ -62,16 +61,8 @@ int be__svc_json_object(be_conn *conn, const char *json, size_t len, const char 
 int be__svc_exec_i64(be_conn *conn, const char *sql, const int64_t *args, int32_t n,
                      int64_t *out_changes, be_error **err);
 
-/* Bump the authorisation epoch on conn, inside the caller's write
- * transaction (permission.c). */
-int be__perm_bump(be_app *app, be_conn *conn, be_error **err);
-
-/* A counter user.c bumps after every committed user write, so a batch
- * read can tell that its rows may be older than a write (app.c). */
-_Atomic uint64_t *be__app_user_gen(be_app *app);
-
 /* The app's wall clock now, in nanoseconds. */
-int64_t be__svc_now(be_app *app);
+int64_t be__svc_now(const be__app_res *res);
 
 /* Wall-clock nanoseconds (as stored) to the milliseconds the public API
  * speaks (rounded down), and back (saturating). */

@@ -174,7 +174,7 @@ static int seed(be_testkit *kit, const be_testkit_options *o, be_error **err) {
   }
   if (rc == BE_OK && o->seed) {
     seed_ctx s = {o->seed, o->seed_user_data};
-    rc = be__svc_write(app, seed_tx, &s, err);
+    rc = be__svc_write(&app->res, seed_tx, &s, err);
   }
   return rc;
 }

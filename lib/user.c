@@ -21,10 +21,10 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "app.h"
 #include "audit.h"
 #include "buf.h"
 #include "error.h"
+#include "permission.h"
 #include "svc.h"
 
 #define CURSOR_TAG 'U'
@@ -193,14 +193,14 @@ static int load_user(void *ud, const void *key, size_t klen, be_cache_load *load
   (void)klen;
   get_ctx *g = ud;
   be_conn *conn = NULL;
-  int rc = be__svc_acquire(g->app, &conn, err);
+  int rc = be__svc_acquire(&g->app->res, &conn, err);
   if (rc != BE_OK) return rc;
   fields f;
   void *blob = NULL;
   size_t blen = 0;
   rc = select_one(conn, "SELECT " COLS " FROM users WHERE id = ?1", g->id, NULL, 0, &f, NULL,
                   &blob, &blen, err);
-  be__svc_release(g->app, conn);
+  be__svc_release(&g->app->res, conn);
   if (rc == BE_OK) {
     rc = be_cache_load_set_value(load, blob, blen, BE_CACHE_TTL_DEFAULT);
     if (rc != BE_OK) rc = be__error_set(err, rc, "caching user %lld failed", (long long)g->id);
@@ -218,7 +218,7 @@ int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
   int klen = key_of(key, sizeof key, id);
   get_ctx g = {app, id};
   be_cache_entry *e = NULL;
-  rc = be_cache_get_or_load(&e, NULL, be_app_cache(app), key, (size_t)klen, load_user, &g, err);
+  rc = be_cache_get_or_load(&e, NULL, app->res.cache, key, (size_t)klen, load_user, &g, err);
   if (rc != BE_OK) return rc;
   size_t len = 0;
   const void *v = be_cache_entry_value(e, &len);
@@ -239,12 +239,12 @@ int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t e
   if (rc == BE_OK) rc = be__svc_email(email, len, norm, &nlen, err);
   if (rc != BE_OK) return rc;
   be_conn *conn = NULL;
-  rc = be__svc_acquire(app, &conn, err);
+  rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
   fields f;
   rc = select_one(conn, "SELECT " COLS " FROM users WHERE email = ?1", 0, norm, nlen, &f, out,
                   NULL, NULL, err);
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   return rc;
 }
 
@@ -280,8 +280,8 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
   be_user_list *l = list_new(n);
   if (l == NULL) return be__error_oom(err);
   l->count = n;
-  be_cache *cache = be_app_cache(app);
-  _Atomic uint64_t *gen = be__app_user_gen(app);
+  be_cache *cache = app->res.cache;
+  _Atomic uint64_t *gen = &app->user_gen;
   uint64_t gen0 = atomic_load(gen);
   int64_t *miss = be__malloc((n ? n : 1) * sizeof *miss);
   size_t *miss_at = be__malloc((n ? n : 1) * sizeof *miss_at);
@@ -313,10 +313,10 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
     bo.relation = BE_BATCH_ONE;
     be_batch_result *res = NULL;
     be_conn *conn = NULL;
-    rc = be__svc_acquire(app, &conn, err);
+    rc = be__svc_acquire(&app->res, &conn, err);
     if (rc == BE_OK) {
       rc = be_batch_load_int64(&res, conn, &bo, miss, nmiss, err);
-      be__svc_release(app, conn);
+      be__svc_release(&app->res, conn);
     }
     const be_rows *rows = be_batch_result_rows(res);
     for (size_t k = 0; k < nmiss && rc == BE_OK; k++) {
@@ -363,7 +363,7 @@ int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_
   be_user_list *l = list_new((size_t)limit);
   if (l == NULL) return be__error_oom(err);
   be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
+  int rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) { be_user_list_free(l); return rc; }
   be_stmt *st = NULL;
   rc = be_conn_prepare(&st, conn, "SELECT " COLS " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -380,7 +380,7 @@ int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_
   }
   if (rc == BE_DONE) rc = BE_OK;
   be_stmt_finalize(st);
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   if (rc != BE_OK) { be_user_list_free(l); return rc; }
   if (l->has_next) be__svc_cursor_encode(l->cursor, CURSOR_TAG, l->users[l->count - 1]->id);
   *out = l;
@@ -499,7 +499,7 @@ static int conflict_email(int rc, be_error **err) {
 static int audit_json(write_ctx *c, be_conn *conn, const char *action, be__buf *b, be_error **err) {
   be__buf_append(b, "", 1);
   int rc = b->failed ? be__error_oom(err)
-                     : be__audit_write(c->app, conn, c->actor_id, action, "user", c->id, b->data, err);
+                     : be__audit_write(&c->app->res, conn, c->actor_id, action, "user", c->id, b->data, err);
   be__buf_free(b);
   return rc;
 }
@@ -510,7 +510,7 @@ static int create_tx(be_conn *conn, void *ud, be_error **err) {
   c->result = NULL;
   int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
   if (rc != BE_OK) return rc;
-  int64_t now = be__svc_now(c->app);
+  int64_t now = be__svc_now(&c->app->res);
   be_stmt *st = NULL;
   rc = be_conn_prepare(&st, conn,
                        "INSERT INTO users (email, name, bio, extra, status, created_at, updated_at)"
@@ -562,7 +562,7 @@ int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id
   c.actor_id = actor_id;
   rc = check_input(&c.v, &full, BE_USER_FIELD_ALL, err);
   if (rc != BE_OK) return rc;
-  rc = be__svc_write(app, create_tx, &c, err);
+  rc = be__svc_write(&app->res, create_tx, &c, err);
   if (rc != BE_OK) { be_user_free(c.result); return rc; }
   if (out_id) *out_id = c.id;
   if (out) *out = c.result;
@@ -652,7 +652,7 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
   uint32_t m = c->v.fields;
   be_user_free(c->result); /* a retried transaction starts over */
   c->result = NULL;
-  int64_t now = be__svc_now(c->app);
+  int64_t now = be__svc_now(&c->app->res);
 
   be__buf b;
   be__buf_init(&b);
@@ -705,7 +705,7 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
   if (rc != BE_OK) { be__buf_free(&b); return conflict_email(rc, err); }
 
   int status_changed = (m & BE_USER_FIELD_STATUS) && c->v.status != old_status;
-  if (status_changed) rc = be__perm_bump(c->app, conn, err);
+  if (status_changed) rc = be__perm_bump(conn, err);
   if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED) {
     rc = be__svc_exec_i64(conn, "UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0",
                           &c->id, 1, NULL, err);
@@ -721,10 +721,10 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
 
 /* After a committed write: readers must not keep the old value. */
 static void invalidate(be_app *app, int64_t id) {
-  atomic_fetch_add(be__app_user_gen(app), 1);
+  atomic_fetch_add(&app->user_gen, 1);
   char key[32];
   int klen = key_of(key, sizeof key, id);
-  be_cache_delete(be_app_cache(app), key, (size_t)klen);
+  be_cache_delete(app->res.cache, key, (size_t)klen);
 }
 
 int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
@@ -747,7 +747,7 @@ int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
   c.want_row = out != NULL;
   rc = check_input(&c.v, in, in->fields, err);
   if (rc != BE_OK) return rc;
-  rc = be__svc_write(app, update_tx, &c, err);
+  rc = be__svc_write(&app->res, update_tx, &c, err);
   if (rc != BE_OK) { be_user_free(c.result); return rc; }
   invalidate(app, id);
   if (out) *out = c.result;
@@ -769,7 +769,7 @@ static int delete_tx(be_conn *conn, void *ud, be_error **err) {
       "DELETE FROM user_roles WHERE user_id = ?1", "DELETE FROM users WHERE id = ?1"};
   for (size_t i = 0; i < sizeof sqls / sizeof sqls[0] && rc == BE_OK; i++)
     rc = be__svc_exec_i64(conn, sqls[i], &c->id, 1, NULL, err);
-  if (rc == BE_OK) rc = be__perm_bump(c->app, conn, err);
+  if (rc == BE_OK) rc = be__perm_bump(conn, err);
   if (rc == BE_OK) {
     be__buf b;
     be__buf_init(&b);
@@ -792,7 +792,7 @@ int be_user_delete(be_app *app, int64_t actor_id, int64_t id, be_error **err) {
   c.app = app;
   c.actor_id = actor_id;
   c.id = id;
-  rc = be__svc_write(app, delete_tx, &c, err);
+  rc = be__svc_write(&app->res, delete_tx, &c, err);
   if (rc == BE_OK) invalidate(app, id);
   return rc;
 }
