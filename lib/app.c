@@ -34,7 +34,8 @@
 #include "error.h"
 #include "permission.h"
 #include "schema.h"
-#include "svc.h"
+#include "svc_input.h"
+#include "svc_sql.h"
 
 int be_app_options_init(be_app_options *opts, uint32_t version) {
   if (opts == NULL || version != BE_APP_OPTIONS_VERSION) return BE_E_MISUSE;
@@ -61,9 +62,10 @@ static int migrate(const be__app_res *res, be_error **err) {
 int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_app_new: out is NULL");
   *out = NULL;
-  if (opts != NULL && opts->version != BE_APP_OPTIONS_VERSION)
-    return be__error_set(err, BE_E_MISUSE, "be_app_options: unknown version %u",
-                         (unsigned)opts->version);
+  if (opts != NULL) {
+    int rc = be__svc_check_version(opts->version, BE_APP_OPTIONS_VERSION, "be_app_options", err);
+    if (rc != BE_OK) return rc;
+  }
   if (sodium_init() < 0) return be__error_set(err, BE_E_INTERNAL, "libsodium failed to start");
   be_app *app = be__calloc(1, sizeof *app);
   if (app == NULL) return be__error_oom(err);
@@ -72,12 +74,9 @@ int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   if (rc == BE_OK) rc = migrate(&app->res, err);
   if (rc == BE_OK) rc = be__perm_new(&app->perm, &app->res, err);
   if (rc == BE_OK) rc = be__auth_new(&app->auth, &app->res, err);
-  if (rc != BE_OK) {
-    be_app_free(app);
-    return rc;
-  }
-  *out = app;
-  return BE_OK;
+  if (rc == BE_OK) *out = app;
+  else be_app_free(app);
+  return rc;
 }
 
 void be_app_free(be_app *app) {
