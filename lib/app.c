@@ -33,7 +33,7 @@
 #include "auth.h"
 #include "error.h"
 #include "permission.h"
-#include "schema.h"
+#include "svc_schema.h"
 #include "svc_input.h"
 #include "svc_sql.h"
 
@@ -49,7 +49,7 @@ static int migrate(const be__app_res *res, be_error **err) {
   be_migrator *m = NULL;
   be_conn *conn = NULL;
   int rc = be_migrator_new(&m, err);
-  if (rc == BE_OK) rc = be__schema_register(m, err);
+  if (rc == BE_OK) rc = be__svc_schema_register(m, err);
   if (rc == BE_OK) rc = be__svc_acquire(res, &conn, err);
   if (rc == BE_OK) rc = be_migrator_apply(NULL, m, conn, err);
   if (rc == BE_OK && res->opts.host_migrations)
