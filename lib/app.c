@@ -5,23 +5,32 @@
  * be_app_free() undoes it in reverse. This is the only file that knows
  * every service.
  *
- * The services' layers (a layer uses only the layers below it):
+ * The services' layers; each uses only the layers below it (and user.c
+ * two of its neighbours: permission.c to bump the authorisation epoch,
+ * auth.c to end a disabled account's sessions):
  *
- *   wiring      app.c (be_app_new / be_app_free)   testkit.c (public API)
+ *   test kit    testkit.c: a seeded app, through the public API
  *                 |
- *   services    user.c  permission.c  auth.c auth_reset.c
- *                 |                   auth_password.c auth_token.c
- *                 |     (user.c bumps permission.c's epoch)
+ *   wiring      app.c: be_app_new / be_app_free
+ *                 |
+ *   services    user.c --> permission.c, auth.c
+ *               permission.c
+ *               auth.c auth_reset.c (auth_password.c auth_token.c)
+ *                 |
  *   audit       audit.c: the hash-chained rows every service writes
  *                 |
- *   plumbing    svc_sql.c    connections, statements, write transactions
- *               svc_input.c  client strings, emails, ids, cursors
- *               svc_time.c   wall-clock time, ms <-> ns
- *               svc_schema.c the services' tables (used by the wiring)
+ *   plumbing    svc_sql.c     connections, statements, write transactions
+ *               svc_input.c   client strings, emails, ids, cursors
+ *               svc_time.c    wall-clock time, ms <-> ns
+ *               svc_schema.c  the services' tables (applied by the wiring)
  *                 |
  *   resources   app_resources.c: options, database, pool, cache, clock,
- *                 |              mailer (struct be_app's layout)
+ *                 |              mailer; struct be_app's layout
  *   lower       pool, cache, storage, tx, batch, clock, log, error, migrate
+ *
+ * Each service's private state hangs in its slot of struct be_app
+ * (app_resources.h), made here from the resources; a service reads the
+ * resources and its own slot, never this file.
  */
 #include <backend/app.h>
 #include <backend/migrate.h>
@@ -33,8 +42,8 @@
 #include "auth.h"
 #include "error.h"
 #include "permission.h"
-#include "svc_schema.h"
 #include "svc_input.h"
+#include "svc_schema.h"
 #include "svc_sql.h"
 
 int be_app_options_init(be_app_options *opts, uint32_t version) {

@@ -517,7 +517,7 @@ int be__auth_store_password(be__auth *a, be_conn *c, const be__pw_write *w, int 
                       "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
                       "WHERE id = ? AND password_hash = ? AND status = 0",
                       "tit", w->new_hash, w->user_id, w->old_hash);
-  else
+  else /* the third parameter is active_only */
     rc = be__svc_exec(c, &changed, err,
                       "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
                       "WHERE id = ? AND (? = 0 OR status = 0)",

@@ -18,8 +18,8 @@
  * app objects and processes sharing the database. The price is one
  * indexed single-row read per check (a cached prepared statement on a
  * pooled connection, a few microseconds). Entries expire 60 s after they
- * were written (expire-after-write: Camunda #44844 shows why not after
- * access) and old epochs simply age out of the LRU.
+ * were written (not after their last access, which would keep a hot entry
+ * alive for ever) and old epochs simply age out of the LRU.
  */
 #include <backend/cache.h>
 #include <backend/permission.h>

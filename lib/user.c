@@ -22,8 +22,8 @@
 
 #include "alloc.h"
 #include "audit.h"
-#include "buf.h"
 #include "auth.h"
+#include "buf.h"
 #include "error.h"
 #include "permission.h"
 #include "svc_input.h"
