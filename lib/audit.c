@@ -21,11 +21,14 @@
 #include "audit.h"
 #include "error.h"
 #include "pool.h"
-#include "svc.h"
+#include "svc_input.h"
+#include "svc_sql.h"
+#include "svc_time.h"
 #include "utf8.h"
 #include "versioned.h"
 
 #define CURSOR_TAG 'A'
+_Static_assert(BE_AUDIT_HASH_BYTES == BE__SVC_HASH_BYTES, "audit hashes are bound as 'h'");
 #define DOMAIN "libbackend.audit.v1"
 
 static void put_u64(crypto_generichash_state *h, uint64_t v) {
@@ -69,8 +72,10 @@ static int valid_name(const char *s, size_t len) {
 
 /* The checks every row passes, whoever writes it. */
 static int check_row(be_conn *conn, int64_t actor_id, const char *action, size_t action_len,
-                     const char *ttype, size_t ttype_len, size_t details_len, be_error **err) {
-  if (actor_id < 0) return be__error_field(err, "actor_id", "must be 0 (the system) or a user id");
+                     const char *ttype, size_t ttype_len, const char *details, size_t details_len,
+                     be_error **err) {
+  int rc = be__svc_check_actor(actor_id, err);
+  if (rc != BE_OK) return rc;
   if (!valid_name(action, action_len))
     return be__error_field(err, "action", "must be 1..%d bytes of [a-z0-9_.]", BE_AUDIT_NAME_MAX);
   if (!valid_name(ttype, ttype_len))
@@ -80,94 +85,67 @@ static int check_row(be_conn *conn, int64_t actor_id, const char *action, size_t
     return be__error_field(err, "details", "is longer than %d bytes", BE_AUDIT_DETAILS_MAX);
   if (!be_conn_in_transaction(conn))
     return be__error_set(err, BE_E_MISUSE, "audit rows must be written inside a transaction");
+  if (!be__utf8_valid(details, details_len))
+    return be__error_field(err, "details", "is not valid UTF-8");
   return BE_OK;
 }
 
-/* The chain head, read inside the caller's write transaction. */
-static int read_head(be_conn *conn, int64_t *out_id, unsigned char out[BE_AUDIT_HASH_BYTES],
-                     be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
-                           err);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_step(st, err);
-  if (rc == BE_ROW) {
-    size_t hl = 0;
-    const void *h = be_stmt_column_blob(st, 1, &hl);
-    *out_id = be_stmt_column_int64(st, 0);
-    /* A damaged head still chains: its bytes (whatever they are) are
-     * hashed in, and verify reports the damage. */
-    if (h && hl == BE_AUDIT_HASH_BYTES) memcpy(out, h, hl);
-    rc = BE_OK;
-  } else if (rc == BE_DONE) {
-    rc = BE_OK;
-  }
-  be_stmt_finalize(st);
-  return rc;
-}
+/* The chain head: columns id, hash. */
+#define HEAD_SQL "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1"
 
-/* Map a details failure to a field error: invalid UTF-8 at bind time, or
- * the CHECK (json_valid(details)) constraint at insert time. */
-static int details_error(int rc, be_error **err, const char *why) {
-  if (rc != BE_E_VALIDATION || err == NULL || *err == NULL) return rc;
-  be_error *cause = *err;
-  *err = NULL;
-  be__error_wrap(err, BE_E_VALIDATION, cause, "invalid details");
-  if (*err && !be__error_is_static(*err)) be_error_add_field(*err, "details", why);
-  return rc;
+typedef struct head {
+  int64_t id;
+  unsigned char *hash; /* BE_AUDIT_HASH_BYTES */
+} head;
+
+static int read_head(be_stmt *st, void *ud, be_error **err) {
+  (void)err;
+  head *h = ud;
+  size_t hl = 0;
+  const void *hash = be_stmt_column_blob(st, 1, &hl);
+  h->id = be_stmt_column_int64(st, 0);
+  /* A damaged head still chains: its bytes (whatever they are) are
+   * hashed in, and verify reports the damage. */
+  if (hash && hl == BE_AUDIT_HASH_BYTES) memcpy(h->hash, hash, hl);
+  return BE_OK;
 }
 
 /* Append a checked row (check_row) on conn. */
-static int append(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
+static int append(int64_t *out_id, const be__app_res *res, be_conn *conn, int64_t actor_id,
                   const char *action, size_t action_len, const char *ttype, size_t ttype_len,
                   int64_t target_id, const char *details, size_t details_len, be_error **err) {
-  int64_t prev_id = 0;
   unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
-  int rc = read_head(conn, &prev_id, prev, err);
-  if (rc != BE_OK) return rc;
-  int64_t id = prev_id + 1;
-  int64_t at = be__svc_now(app);
+  head h = {0, prev}; /* read inside the caller's write transaction */
+  int rc = be__svc_first(conn, read_head, &h, err, HEAD_SQL, "");
+  if (rc < 0) return rc;
+  int64_t id = h.id + 1;
+  int64_t at = be__svc_now(res);
   unsigned char hash[BE_AUDIT_HASH_BYTES];
   row_hash(hash, id, actor_id, action, action_len, ttype, ttype_len, target_id, at, details,
            details_len, prev);
-  be_stmt *st = NULL;
-  rc = be_conn_prepare(&st, conn,
-                       "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, at,"
-                       " details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                       err);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_bind_int64(st, 1, id, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 2, actor_id, err);
-  if (rc == BE_OK) rc = be_stmt_bind_text(st, 3, action, action_len, err);
-  if (rc == BE_OK) rc = be_stmt_bind_text(st, 4, ttype, ttype_len, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 5, target_id, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 6, at, err);
-  if (rc == BE_OK) {
-    rc = be_stmt_bind_text(st, 7, details, details_len, err);
-    rc = details_error(rc, err, "is not valid UTF-8");
-  }
-  if (rc == BE_OK) rc = be_stmt_bind_blob(st, 8, prev, sizeof prev, err);
-  if (rc == BE_OK) rc = be_stmt_bind_blob(st, 9, hash, sizeof hash, err);
-  if (rc == BE_OK) {
-    rc = be_stmt_step(st, err);
-    rc = rc == BE_DONE ? BE_OK : details_error(rc, err, "must be valid JSON");
-  }
-  be_stmt_finalize(st);
+  rc = be__svc_exec(conn, NULL, err,
+                    "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, at,"
+                    " details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "iissiishh", id, actor_id, action, action_len, ttype, ttype_len, target_id, at,
+                    details, details_len, prev, hash);
+  /* The CHECK (json_valid(details)) constraint refused the row. */
+  if (rc == BE_E_VALIDATION)
+    return be__svc_field_error(rc, err, "details", "must be valid JSON", "invalid details");
   if (rc == BE_OK && out_id) *out_id = id;
   return rc;
 }
 
-int be__audit_write(be_app *app, be_conn *conn, int64_t actor_id, const char *action,
+int be__audit_write(const be__app_res *res, be_conn *conn, int64_t actor_id, const char *action,
                     const char *target_type, int64_t target_id, const char *details_json,
                     be_error **err) {
-  if (app == NULL || conn == NULL || action == NULL || target_type == NULL)
+  if (res == NULL || conn == NULL || action == NULL || target_type == NULL)
     return be__error_set(err, BE_E_MISUSE, "be__audit_write: NULL argument");
   if (details_json == NULL) details_json = "{}";
   size_t alen = strlen(action), tlen = strlen(target_type);
   size_t dlen = strnlen(details_json, BE_AUDIT_DETAILS_MAX + 1);
-  int rc = check_row(conn, actor_id, action, alen, target_type, tlen, dlen, err);
+  int rc = check_row(conn, actor_id, action, alen, target_type, tlen, details_json, dlen, err);
   if (rc != BE_OK) return rc;
-  return append(NULL, app, conn, actor_id, action, alen, target_type, tlen, target_id,
+  return append(NULL, res, conn, actor_id, action, alen, target_type, tlen, target_id,
                 details_json, dlen, err);
 }
 
@@ -186,7 +164,7 @@ int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id
   if (out_id) *out_id = 0;
   if (app == NULL || conn == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_write: NULL app or connection");
-  if (!be__pool_holds(be_app_pool(app), conn))
+  if (!be__pool_holds(app->res.pool, conn))
     return be__error_set(err, BE_E_MISUSE,
                          "be_audit_write: conn is not a connection the caller holds from the "
                          "app's pool");
@@ -199,59 +177,66 @@ int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id
   if (details_json == NULL) details_json = "{}";
   else if (rc == BE_OK)
     rc = be__svc_str(details_json, details_json_len, "details", BE_AUDIT_DETAILS_MAX, &dlen, err);
-  if (rc == BE_OK) rc = check_row(conn, actor_id, action, alen, target_type, tlen, dlen, err);
-  if (rc == BE_OK && !be__utf8_valid(details_json, dlen))
-    rc = be__error_field(err, "details", "is not valid UTF-8");
+  if (rc == BE_OK)
+    rc = check_row(conn, actor_id, action, alen, target_type, tlen, details_json, dlen, err);
   if (rc == BE_OK) rc = be__svc_json_object(conn, details_json, dlen, "details", err);
   if (rc != BE_OK) return rc;
-  return append(out_id, app, conn, actor_id, action, alen, target_type, tlen, target_id,
+  return append(out_id, &app->res, conn, actor_id, action, alen, target_type, tlen, target_id,
                 details_json, dlen, err);
 }
 
 /* ---- verify ---- */
+
+typedef struct chain {
+  unsigned char prev[BE_AUDIT_HASH_BYTES]; /* the hash the next row must link to */
+  int64_t prev_id;
+  int64_t rows;
+  int64_t bad; /* the first row that breaks the chain; 0: none */
+} chain;
+
+/* One row of the walk: its link, its id and its own hash must all hold. */
+static int check_link(be_stmt *st, void *ud, be_error **err) {
+  (void)err;
+  chain *c = ud;
+  c->rows++;
+  int64_t id = be_stmt_column_int64(st, 0);
+  size_t al = 0, tl = 0, dl = 0, pl = 0, hl = 0;
+  const char *action = be_stmt_column_text(st, 2, &al);
+  const char *ttype = be_stmt_column_text(st, 3, &tl);
+  const char *details = be_stmt_column_text(st, 6, &dl);
+  const unsigned char *ph = be_stmt_column_blob(st, 7, &pl);
+  const unsigned char *h = be_stmt_column_blob(st, 8, &hl);
+  int linked = ph && pl == BE_AUDIT_HASH_BYTES;
+  unsigned char want[BE_AUDIT_HASH_BYTES];
+  row_hash(want, id, be_stmt_column_int64(st, 1), action ? action : "", action ? al : 0,
+           ttype ? ttype : "", ttype ? tl : 0, be_stmt_column_int64(st, 4),
+           be_stmt_column_int64(st, 5), details ? details : "", details ? dl : 0,
+           linked ? ph : c->prev);
+  int ok = id == c->prev_id + 1 && linked && sodium_memcmp(ph, c->prev, BE_AUDIT_HASH_BYTES) == 0 &&
+           h && hl == BE_AUDIT_HASH_BYTES && sodium_memcmp(h, want, BE_AUDIT_HASH_BYTES) == 0;
+  if (!ok) {
+    c->bad = id;
+    return BE_DONE;
+  }
+  memcpy(c->prev, h, BE_AUDIT_HASH_BYTES);
+  c->prev_id = id;
+  return BE_OK;
+}
 
 int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, be_error **err) {
   if (out_first_bad_id == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_verify: NULL argument");
   *out_first_bad_id = 0;
   if (out_rows) *out_rows = 0;
-  be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
+  chain c;
+  memset(&c, 0, sizeof c);
+  int rc = be__svc_each_pooled(&app->res, check_link, &c, err,
+                               "SELECT id, actor_id, action, target_type, target_id, at, details,"
+                               " prev_hash, hash FROM audit_log ORDER BY id",
+                               "");
   if (rc != BE_OK) return rc;
-  be_stmt *st = NULL;
-  rc = be_conn_prepare(&st, conn,
-                       "SELECT id, actor_id, action, target_type, target_id, at, details,"
-                       " prev_hash, hash FROM audit_log ORDER BY id",
-                       err);
-  if (rc != BE_OK) { be__svc_release(app, conn); return rc; }
-  unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
-  int64_t prev_id = 0, rows = 0, bad = 0;
-  while ((rc = be_stmt_step(st, err)) == BE_ROW) {
-    rows++;
-    int64_t id = be_stmt_column_int64(st, 0);
-    size_t al = 0, tl = 0, dl = 0, pl = 0, hl = 0;
-    const char *action = be_stmt_column_text(st, 2, &al);
-    const char *ttype = be_stmt_column_text(st, 3, &tl);
-    const char *details = be_stmt_column_text(st, 6, &dl);
-    const unsigned char *ph = be_stmt_column_blob(st, 7, &pl);
-    const unsigned char *h = be_stmt_column_blob(st, 8, &hl);
-    unsigned char want[BE_AUDIT_HASH_BYTES];
-    row_hash(want, id, be_stmt_column_int64(st, 1), action ? action : "", action ? al : 0,
-             ttype ? ttype : "", ttype ? tl : 0, be_stmt_column_int64(st, 4),
-             be_stmt_column_int64(st, 5), details ? details : "", details ? dl : 0,
-             (ph && pl == BE_AUDIT_HASH_BYTES) ? ph : prev);
-    int ok = id == prev_id + 1 && ph && pl == BE_AUDIT_HASH_BYTES &&
-             sodium_memcmp(ph, prev, BE_AUDIT_HASH_BYTES) == 0 && h &&
-             hl == BE_AUDIT_HASH_BYTES && sodium_memcmp(h, want, BE_AUDIT_HASH_BYTES) == 0;
-    if (!ok) { bad = id; break; }
-    memcpy(prev, h, BE_AUDIT_HASH_BYTES);
-    prev_id = id;
-  }
-  be_stmt_finalize(st);
-  be__svc_release(app, conn);
-  if (rc != BE_ROW && rc != BE_DONE) return rc;
-  *out_first_bad_id = bad;
-  if (out_rows) *out_rows = rows;
+  *out_first_bad_id = c.bad;
+  if (out_rows) *out_rows = c.rows;
   return BE_OK;
 }
 
@@ -260,26 +245,11 @@ int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **er
     return be__error_set(err, BE_E_MISUSE, "be_audit_head: NULL argument");
   *out_id = 0;
   memset(out_hash, 0, BE_AUDIT_HASH_BYTES);
-  be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
-  if (rc != BE_OK) return rc;
-  be_stmt *st = NULL;
-  rc = be_conn_prepare(&st, conn, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", err);
-  if (rc == BE_OK) {
-    rc = be_stmt_step(st, err);
-    if (rc == BE_ROW) {
-      size_t hl = 0;
-      const void *h = be_stmt_column_blob(st, 1, &hl);
-      *out_id = be_stmt_column_int64(st, 0);
-      if (h && hl == BE_AUDIT_HASH_BYTES) memcpy(out_hash, h, hl);
-      rc = BE_OK;
-    } else if (rc == BE_DONE) {
-      rc = BE_OK;
-    }
-    be_stmt_finalize(st);
-  }
-  be__svc_release(app, conn);
-  return rc;
+  head h = {0, out_hash};
+  int rc = be__svc_first_pooled(&app->res, read_head, &h, err, HEAD_SQL, "");
+  if (rc < 0) return rc;
+  *out_id = h.id;
+  return BE_OK;
 }
 
 /* ---- query ---- */
@@ -291,6 +261,7 @@ typedef struct audit_row {
 
 struct be_audit_page {
   size_t count;
+  size_t limit;
   audit_row *rows;
   char cursor[BE__CURSOR_MAX + 1];
   int has_next;
@@ -312,81 +283,81 @@ void be_audit_page_free(be_audit_page *page) {
   be__free(page);
 }
 
-static char *dup_col(be_stmt *st, int32_t col) {
-  size_t n = 0;
-  const char *s = be_stmt_column_text(st, col, &n);
-  return be__strndup(s ? s : "", s ? n : 0);
+/* A query's parameters: the options with defaults, checked; the time
+ * range in ns and the id the page starts below. */
+typedef struct query {
+  be_audit_query_options o;
+  int64_t from, to, before;
+} query;
+
+static int query_args(query *q, const be_audit_query_options *opts, be_error **err) {
+  be_audit_query_options init = BE_AUDIT_QUERY_OPTIONS_INIT;
+  q->o = init;
+  if (opts) {
+    int rc = be__svc_check_version(opts->version, BE_AUDIT_QUERY_OPTIONS_VERSION,
+                                   "be_audit_query_options", err);
+    if (rc != BE_OK) return rc;
+    q->o = *opts;
+  }
+  be_audit_query_options *o = &q->o;
+  if (o->limit == 0) o->limit = 50;
+  if (o->limit < 1 || o->limit > BE_AUDIT_PAGE_MAX)
+    return be__error_field(err, "limit", "must be 1..%d", BE_AUDIT_PAGE_MAX);
+  if (o->match_user != 0 && o->match_user != 1)
+    return be__error_field(err, "match_user", "must be 0 or 1");
+  if (o->match_user && o->user_id < 0)
+    return be__error_field(err, "user_id", "must be 0 (the system) or a user id");
+  if (o->to_ms != 0 && o->to_ms <= o->from_ms)
+    return be__error_field(err, "to_ms", "must be after from_ms");
+  /* Rows store nanoseconds: [from_ms, to_ms) in ms is [from, to) in ns. */
+  q->from = be__svc_ms_to_ns(o->from_ms);
+  q->to = o->to_ms ? be__svc_ms_to_ns(o->to_ms) : INT64_MAX;
+  q->before = INT64_MAX;
+  if (o->cursor) return be__svc_cursor_decode(o->cursor, o->cursor_len, CURSOR_TAG, &q->before, err);
+  return BE_OK;
 }
+
+static int add_row(be_stmt *st, void *ud, be_error **err) {
+  be_audit_page *page = ud;
+  if (page->count == page->limit) {
+    page->has_next = 1;
+    return BE_DONE;
+  }
+  audit_row *r = &page->rows[page->count++];
+  r->id = be_stmt_column_int64(st, 0);
+  r->actor_id = be_stmt_column_int64(st, 1);
+  r->target_id = be_stmt_column_int64(st, 4);
+  r->at = be_stmt_column_int64(st, 5);
+  r->action = be__svc_dup_text(st, 2);
+  r->target_type = be__svc_dup_text(st, 3);
+  r->details = be__svc_dup_text(st, 6);
+  if (!r->action || !r->target_type || !r->details) return be__error_oom(err);
+  return BE_OK;
+}
+
+#define QUERY_COLS "SELECT id, actor_id, action, target_type, target_id, at, details FROM audit_log"
 
 int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
                    be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_query: NULL argument");
   *out = NULL;
-  be_audit_query_options o = BE_AUDIT_QUERY_OPTIONS_INIT;
-  if (opts) {
-    if (opts->version != BE_AUDIT_QUERY_OPTIONS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "be_audit_query_options: unknown version %u",
-                           (unsigned)opts->version);
-    o = *opts;
-  }
-  if (o.limit == 0) o.limit = 50;
-  if (o.limit < 1 || o.limit > BE_AUDIT_PAGE_MAX)
-    return be__error_field(err, "limit", "must be 1..%d", BE_AUDIT_PAGE_MAX);
-  if (o.match_user != 0 && o.match_user != 1)
-    return be__error_field(err, "match_user", "must be 0 or 1");
-  if (o.match_user && o.user_id < 0)
-    return be__error_field(err, "user_id", "must be 0 (the system) or a user id");
-  if (o.to_ms != 0 && o.to_ms <= o.from_ms)
-    return be__error_field(err, "to_ms", "must be after from_ms");
-  /* Rows store nanoseconds: [from_ms, to_ms) in ms is [from, to) in ns. */
-  int64_t from = be__svc_ms_to_ns(o.from_ms), to = o.to_ms ? be__svc_ms_to_ns(o.to_ms) : INT64_MAX;
-  int64_t before = INT64_MAX;
-  if (o.cursor) {
-    int rc = be__svc_cursor_decode(o.cursor, o.cursor_len, CURSOR_TAG, &before, err);
-    if (rc != BE_OK) return rc;
-  }
-
+  query q;
+  int rc = query_args(&q, opts, err);
+  if (rc != BE_OK) return rc;
   be_audit_page *page = be__calloc(1, sizeof *page);
   if (page == NULL) return be__error_oom(err);
-  page->rows = be__calloc((size_t)o.limit, sizeof *page->rows);
+  page->limit = (size_t)q.o.limit;
+  page->rows = be__calloc(page->limit, sizeof *page->rows);
   if (page->rows == NULL) { be__free(page); return be__error_oom(err); }
-
-  be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
-  if (rc != BE_OK) { be_audit_page_free(page); return rc; }
-  const char *sql =
-      o.match_user
-          ? "SELECT id, actor_id, action, target_type, target_id, at, details FROM audit_log"
-            " WHERE (actor_id = ?1 OR (target_type = 'user' AND target_id = ?1))"
-            " AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5"
-          : "SELECT id, actor_id, action, target_type, target_id, at, details FROM audit_log"
-            " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5";
-  be_stmt *st = NULL;
-  rc = be_conn_prepare(&st, conn, sql, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, o.user_id, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 2, from, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 3, to, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 4, before, err);
+  const char *sql = q.o.match_user
+                        ? QUERY_COLS " WHERE (actor_id = ?1 OR (target_type = 'user' AND target_id = ?1))"
+                          " AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5"
+                        : QUERY_COLS " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4"
+                          " ORDER BY id DESC LIMIT ?5";
   /* one extra row tells whether there is a next page */
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 5, (int64_t)o.limit + 1, err);
-  while (rc == BE_OK && (rc = be_stmt_step(st, err)) == BE_ROW) {
-    if (page->count == (size_t)o.limit) { page->has_next = 1; rc = BE_DONE; break; }
-    audit_row *r = &page->rows[page->count];
-    r->id = be_stmt_column_int64(st, 0);
-    r->actor_id = be_stmt_column_int64(st, 1);
-    r->target_id = be_stmt_column_int64(st, 4);
-    r->at = be_stmt_column_int64(st, 5);
-    r->action = dup_col(st, 2);
-    r->target_type = dup_col(st, 3);
-    r->details = dup_col(st, 6);
-    page->count++;
-    if (!r->action || !r->target_type || !r->details) { rc = be__error_oom(err); break; }
-    rc = BE_OK;
-  }
-  if (rc == BE_DONE) rc = BE_OK;
-  be_stmt_finalize(st);
-  be__svc_release(app, conn);
+  rc = be__svc_each_pooled(&app->res, add_row, page, err, sql, "iiiii", q.o.user_id, q.from, q.to,
+                           q.before, (int64_t)page->limit + 1);
   if (rc != BE_OK) { be_audit_page_free(page); return rc; }
   if (page->has_next) be__svc_cursor_encode(page->cursor, CURSOR_TAG, page->rows[page->count - 1].id);
   *out = page;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "svc_input.h"
 #include "utf8.h"
 
 #define MIB ((size_t)1024 * 1024)
@@ -76,14 +77,10 @@ static const char *const common[] = {
   "zaq1zaq1zaq1", "zxcvbnm12345", "zxcvbnm123456", "zxcvbnmasdfghjkl",
 };
 
-static unsigned char fold(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
-}
-
 static int eq_fold(const char *a, size_t alen, const char *b, size_t blen) {
   if (alen != blen) return 0;
   for (size_t i = 0; i < alen; i++)
-    if (fold((unsigned char)a[i]) != fold((unsigned char)b[i])) return 0;
+    if (be__svc_lower((unsigned char)a[i]) != be__svc_lower((unsigned char)b[i])) return 0;
   return 1;
 }
 
@@ -100,14 +97,14 @@ static int is_trivial(const char *pw, size_t len) {
   const unsigned char *p = (const unsigned char *)pw;
   for (size_t period = 1; period <= 4 && period < len; period++) {
     size_t i = period;
-    while (i < len && fold(p[i]) == fold(p[i - period])) i++;
+    while (i < len && be__svc_lower(p[i]) == be__svc_lower(p[i - period])) i++;
     if (i == len) return 1;
   }
   if (len < 2) return 1;
   for (int dir = -1; dir <= 1; dir += 2) {
     size_t i = 1;
     while (i < len && p[i] < 0x80 && p[i - 1] < 0x80 &&
-           (int)fold(p[i]) - (int)fold(p[i - 1]) == dir)
+           (int)be__svc_lower(p[i]) - (int)be__svc_lower(p[i - 1]) == dir)
       i++;
     if (i == len) return 1;
     i = 1;
@@ -119,28 +116,20 @@ static int is_trivial(const char *pw, size_t len) {
   return 0;
 }
 
-static size_t trimmed(const char *s, const char **start) {
-  size_t n = strlen(s);
-  while (n > 0 && (*s == ' ' || *s == '\t')) { s++; n--; }
-  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-  *start = s;
-  return n;
-}
-
+/* pw is the account's email, the email's local part, or its name (each
+ * trimmed of white space; ASCII case folded). */
 static int is_context(const char *pw, size_t len, const char *email, const char *name) {
-  const char *s;
-  size_t n;
+  size_t n = 0;
   if (email != NULL) {
-    n = trimmed(email, &s);
-    if (eq_fold(pw, len, s, n)) return 1;
+    n = strlen(email);
+    const char *s = be__svc_trim(email, &n);
     const char *at = memchr(s, '@', n);
-    if (at != NULL && eq_fold(pw, len, s, (size_t)(at - s))) return 1;
+    if (eq_fold(pw, len, s, n) || (at != NULL && eq_fold(pw, len, s, (size_t)(at - s)))) return 1;
   }
-  if (name != NULL) {
-    n = trimmed(name, &s);
-    if (eq_fold(pw, len, s, n)) return 1;
-  }
-  return 0;
+  if (name == NULL) return 0;
+  n = strlen(name);
+  const char *s = be__svc_trim(name, &n);
+  return eq_fold(pw, len, s, n);
 }
 
 int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,

@@ -47,6 +47,17 @@ START_TEST(options_are_validated) {
   o.mailer = &m;
   svc_expect_field(be_app_new(&app, &o, &e), &e, BE_E_VALIDATION, "mailer");
   o.mailer = NULL;
+  /* the auth times' ten-year bound is judged with every other option */
+  o.session_idle_ms = INT64_C(11) * 366 * 24 * 3600 * 1000;
+  o.pool_max = -1;
+  ck_assert_int_eq(be_app_new(&app, &o, &e), BE_E_VALIDATION);
+  ck_assert_uint_eq(be_error_field_count(e), 2);
+  ck_assert_str_eq(be_error_field_name(e, 0), "pool_max");
+  ck_assert_str_eq(be_error_field_name(e, 1), "session_idle_ms");
+  be_error_free(e);
+  e = NULL;
+  o.session_idle_ms = 0;
+  o.pool_max = 0;
   /* below OWASP without the test flag: refused by the auth service */
   o.pwhash_opslimit = 1;
   o.pwhash_memlimit = 8192;

@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <sodium.h>
 
-#include "app.h"
 #include "auth.h"
 
 #define PW BE_TESTKIT_PASSWORD
@@ -943,7 +942,7 @@ START_TEST(hash_bound_fails_fast) {
   be_testkit *k = kit_with(&o, 1);
   be_app *app = be_testkit_app(k);
   gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-  be__auth_set_slot_hook(be__app_auth(app), gate_hook, &g);
+  be__auth_set_slot_hook(app->auth, gate_hook, &g);
   login_job j = {app, 1};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, login_thread, &j), 0);
@@ -968,7 +967,7 @@ START_TEST(hash_bound_fails_fast) {
   pthread_mutex_unlock(&g.mu);
   pthread_join(t, NULL);
   ck_assert_int_eq(j.rc, BE_OK);
-  be__auth_set_slot_hook(be__app_auth(app), NULL, NULL);
+  be__auth_set_slot_hook(app->auth, NULL, NULL);
   be_auth_token_free(login_ok(app, "user0@example.test", PW, 0));
   be_testkit_free(k);
 }

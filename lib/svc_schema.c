@@ -5,7 +5,7 @@
  */
 #include <backend/migrate.h>
 
-#include "schema.h"
+#include "svc_schema.h"
 
 static const struct {
   int64_t version;
@@ -82,7 +82,7 @@ static const struct {
    "CREATE INDEX audit_target_at ON audit_log(target_type, target_id, at);"},
 };
 
-int be__schema_register(struct be_migrator *m, be_error **err) {
+int be__svc_schema_register(struct be_migrator *m, be_error **err) {
   for (size_t i = 0; i < sizeof migrations / sizeof migrations[0]; i++) {
     int rc = be_migrator_add(m, migrations[i].version, migrations[i].name, migrations[i].sql, err);
     if (rc != BE_OK) return rc;

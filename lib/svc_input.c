@@ -1,37 +1,24 @@
 /* SPDX-License-Identifier: MIT */
-/* Helpers shared by the service modules; see svc.h. */
-#include <backend/pool.h>
+/* What the services check of a client's input; see svc_input.h. */
+#include "svc_input.h"
+
 #include <backend/user.h>
 
 #include <sodium.h>
 #include <string.h>
 
-#include "app.h"
 #include "error.h"
-#include "svc.h"
+#include "svc_sql.h"
 #include "utf8.h"
 
-int be__svc_acquire(be_app *app, be_conn **out, be_error **err) {
-  return be_pool_acquire_at(out, be_app_pool(app), __FILE__, __LINE__, err);
+size_t be__svc_len(const char *s, size_t len, size_t max) {
+  return len == BE_NUL_TERMINATED ? strnlen(s, max + 1) : len;
 }
-
-void be__svc_release(be_app *app, be_conn *conn) { be_pool_release(be_app_pool(app), conn); }
-
-int be__svc_write(be_app *app, be_tx_fn fn, void *ud, be_error **err) {
-  be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
-  if (rc != BE_OK) return rc;
-  rc = be_tx_run(conn, BE_TX_IMMEDIATE, fn, ud, err);
-  be__svc_release(app, conn);
-  return rc;
-}
-
-int64_t be__svc_now(be_app *app) { return be_clock_wall_ns(be_app_clock(app)); }
 
 int be__svc_str(const char *s, size_t len, const char *field, size_t max, size_t *out_len,
                 be_error **err) {
   if (s == NULL) return be__error_field(err, field, "is required");
-  size_t n = len == BE_NUL_TERMINATED ? strnlen(s, max + 1) : len;
+  size_t n = be__svc_len(s, len, max);
   if (n > max) return be__error_field(err, field, "is longer than %zu bytes", max);
   if (n > 0 && memchr(s, '\0', n) != NULL)
     return be__error_field(err, field, "contains a NUL byte");
@@ -39,21 +26,17 @@ int be__svc_str(const char *s, size_t len, const char *field, size_t max, size_t
   return BE_OK;
 }
 
-static int is_space(unsigned char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+static int is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+const char *be__svc_trim(const char *s, size_t *len) {
+  while (*len > 0 && is_space((unsigned char)s[0])) { s++; (*len)--; }
+  while (*len > 0 && is_space((unsigned char)s[*len - 1])) (*len)--;
+  return s;
 }
 
-int be__svc_text(const char *s, size_t len, const char *field, size_t min_chars,
-                 size_t max_chars, int flags, const char **out_s, size_t *out_len,
-                 be_error **err) {
-  if (flags & BE__TEXT_TRIM) {
-    while (len > 0 && is_space((unsigned char)s[0])) { s++; len--; }
-    while (len > 0 && is_space((unsigned char)s[len - 1])) len--;
-  }
-  /* A cheap bound first, so a huge input costs nothing: a code point is at
-   * most 4 bytes. */
-  if (len > max_chars * 4)
-    return be__error_field(err, field, "is longer than %zu characters", max_chars);
+/* The number of code points in s, or an error naming field. */
+static int count_chars(const char *s, size_t len, const char *field, int flags, size_t *out,
+                       be_error **err) {
   const unsigned char *p = (const unsigned char *)s;
   size_t chars = 0;
   for (size_t i = 0; i < len;) {
@@ -67,6 +50,21 @@ int be__svc_text(const char *s, size_t len, const char *field, size_t min_chars,
     chars++;
     i += n;
   }
+  *out = chars;
+  return BE_OK;
+}
+
+int be__svc_text(const char *s, size_t len, const char *field, size_t min_chars,
+                 size_t max_chars, int flags, const char **out_s, size_t *out_len,
+                 be_error **err) {
+  if (flags & BE__TEXT_TRIM) s = be__svc_trim(s, &len);
+  /* A cheap bound first, so a huge input costs nothing: a code point is at
+   * most 4 bytes. */
+  if (len > max_chars * 4)
+    return be__error_field(err, field, "is longer than %zu characters", max_chars);
+  size_t chars = 0;
+  int rc = count_chars(s, len, field, flags, &chars, err);
+  if (rc != BE_OK) return rc;
   if (chars < min_chars)
     return min_chars == 1 ? be__error_field(err, field, "must not be empty")
                           : be__error_field(err, field, "is shorter than %zu characters",
@@ -78,9 +76,21 @@ int be__svc_text(const char *s, size_t len, const char *field, size_t min_chars,
   return BE_OK;
 }
 
+/* The domain after the '@' of a lower-cased email: not empty, no leading,
+ * trailing or doubled dot, no C1 control (bytes C2 80..C2 9F). */
+static int check_domain(const char *out, size_t len, size_t at, be_error **err) {
+  const char *dom = out + at + 1;
+  size_t dlen = len - at - 1;
+  if (dlen == 0 || dom[0] == '.' || dom[dlen - 1] == '.' || strstr(dom, "..") != NULL)
+    return be__error_field(err, "email", "has an invalid domain");
+  for (size_t i = 0; i + 1 < len; i++)
+    if ((unsigned char)out[i] == 0xc2 && (unsigned char)out[i + 1] < 0xa0)
+      return be__error_field(err, "email", "contains a space or control character");
+  return BE_OK;
+}
+
 int be__svc_email(const char *s, size_t len, char *out, size_t *out_len, be_error **err) {
-  while (len > 0 && is_space((unsigned char)s[0])) { s++; len--; }
-  while (len > 0 && is_space((unsigned char)s[len - 1])) len--;
+  s = be__svc_trim(s, &len);
   if (len == 0) return be__error_field(err, "email", "must not be empty");
   if (len > BE_USER_EMAIL_MAX)
     return be__error_field(err, "email", "is longer than %d bytes", BE_USER_EMAIL_MAX);
@@ -91,22 +101,20 @@ int be__svc_email(const char *s, size_t len, char *out, size_t *out_len, be_erro
     if (c <= 0x20 || c == 0x7f)
       return be__error_field(err, "email", "contains a space or control character");
     if (c == '@') { ats++; at = i; }
-    out[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
+    out[i] = (char)be__svc_lower(c);
   }
   out[len] = '\0';
   if (ats != 1) return be__error_field(err, "email", "must contain exactly one '@'");
   if (at == 0 || at > 64)
     return be__error_field(err, "email", "must have 1..64 bytes before the '@'");
-  const char *dom = out + at + 1;
-  size_t dlen = len - at - 1;
-  if (dlen == 0 || dom[0] == '.' || dom[dlen - 1] == '.' || strstr(dom, "..") != NULL)
-    return be__error_field(err, "email", "has an invalid domain");
-  /* C1 controls are code points U+0080..U+009F: bytes C2 80..C2 9F. */
-  for (size_t i = 0; i + 1 < len; i++)
-    if ((unsigned char)out[i] == 0xc2 && (unsigned char)out[i + 1] < 0xa0)
-      return be__error_field(err, "email", "contains a space or control character");
-  *out_len = len;
-  return BE_OK;
+  int rc = check_domain(out, len, at, err);
+  if (rc == BE_OK) *out_len = len;
+  return rc;
+}
+
+int be__svc_check_version(uint32_t version, uint32_t known, const char *what, be_error **err) {
+  if (version == known) return BE_OK;
+  return be__error_set(err, BE_E_MISUSE, "%s: unknown version %u", what, (unsigned)version);
 }
 
 int be__svc_check_id(int64_t id, const char *field, be_error **err) {
@@ -130,7 +138,7 @@ void be__svc_cursor_encode(char *out, uint8_t tag, int64_t value) {
 
 int be__svc_cursor_decode(const char *s, size_t len, uint8_t tag, int64_t *out, be_error **err) {
   /* A NUL byte inside len is refused by the base64url decoder below. */
-  if (len == BE_NUL_TERMINATED) len = strnlen(s, BE__CURSOR_MAX + 1);
+  len = be__svc_len(s, len, BE__CURSOR_MAX);
   if (len == 0 || len > BE__CURSOR_MAX) return be__error_field(err, "cursor", "is malformed");
   unsigned char bin[16];
   size_t bin_len = 0;
@@ -146,36 +154,25 @@ int be__svc_cursor_decode(const char *s, size_t len, uint8_t tag, int64_t *out, 
   return BE_OK;
 }
 
-int be__svc_json_object(be_conn *conn, const char *json, size_t len, const char *field,
-                        be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END", err);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_bind_text(st, 1, json, len, err);
-  if (rc == BE_OK) rc = be_stmt_step(st, err);
-  if (rc == BE_ROW) {
-    rc = be_stmt_column_int64(st, 0) == 1 ? BE_OK
-                                          : be__error_field(err, field, "must be a JSON object");
-  } else if (rc == BE_DONE) {
-    rc = be__error_set(err, BE_E_INTERNAL, "JSON check returned no row");
-  }
-  /* Any other failure is the database's (json_type() only ever sees text
-   * json_valid() accepted): report it as such, never as the caller's 400. */
-  be_stmt_finalize(st);
-  return rc;
+int be__svc_field_error(int rc, be_error **err, const char *field, const char *why,
+                        const char *msg) {
+  if (err == NULL || *err == NULL) return rc;
+  be_error *cause = *err;
+  *err = NULL;
+  be__error_wrap(err, rc, cause, "%s", msg);
+  if (!be__error_is_static(*err)) be_error_add_field(*err, field, why);
+  return be_error_code(*err);
 }
 
-int be__svc_exec_i64(be_conn *conn, const char *sql, const int64_t *args, int32_t n,
-                     int64_t *out_changes, be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, sql, err);
-  if (rc != BE_OK) return rc;
-  for (int32_t i = 0; i < n && rc == BE_OK; i++) rc = be_stmt_bind_int64(st, i + 1, args[i], err);
-  if (rc == BE_OK) {
-    rc = be_stmt_step(st, err);
-    if (rc == BE_DONE || rc == BE_ROW) rc = BE_OK;
-  }
-  be_stmt_finalize(st);
-  if (rc == BE_OK && out_changes) *out_changes = be_conn_changes(conn);
-  return rc;
+int be__svc_json_object(be_conn *conn, const char *json, size_t len, const char *field,
+                        be_error **err) {
+  int64_t is_object = 0;
+  int rc = be__svc_ints(conn, &is_object, 1, err,
+                        "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END",
+                        "s", json, len);
+  /* Any other failure is the database's (json_type() only ever sees text
+   * json_valid() accepted): report it as such, never as the caller's 400. */
+  if (rc == BE_DONE) return be__error_set(err, BE_E_INTERNAL, "JSON check returned no row");
+  if (rc != BE_ROW) return rc;
+  return is_object == 1 ? BE_OK : be__error_field(err, field, "must be a JSON object");
 }
