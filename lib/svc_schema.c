@@ -80,6 +80,13 @@ static const struct {
    ");"
    "CREATE INDEX audit_actor_at ON audit_log(actor_id, at);"
    "CREATE INDEX audit_target_at ON audit_log(target_type, target_id, at);"},
+  {5, "audit_key",
+   /* One row when the chain is keyed (backend/audit.h, "Keyed chain"). */
+   "CREATE TABLE audit_key ("
+   "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+   "  keyed_from INTEGER NOT NULL,"          /* the first row hashed with the key */
+   "  key_check BLOB NOT NULL"               /* keyed BLAKE2b-256 over keyed_from */
+   ");"},
 };
 
 int be__svc_schema_register(struct be_migrator *m, be_error **err) {

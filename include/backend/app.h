@@ -61,10 +61,15 @@ typedef struct be_app_options {
   be_clock *clock;               /**< borrowed; must outlive the app [system clock] */
   const struct be_mailer *mailer;       /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
   struct be_migrator *host_migrations;  /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's [none] */
+  /* The audit chain's key (backend/audit.h "Keyed chain"). */
+  const uint8_t *audit_key;      /**< secret keying the audit chain, kept outside the database; copied by be_app_new() [NULL: unkeyed] */
+  size_t audit_key_len;          /**< bytes of audit_key, 32..64 (BE_AUDIT_KEY_MIN_BYTES..BE_AUDIT_KEY_MAX_BYTES) [0] */
+  int32_t audit_key_adopt;       /**< 1: key a log that already holds unkeyed rows, from its next row on [0: refuse] */
 } be_app_options;
 
 #define BE_APP_OPTIONS_INIT \
-  { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+  { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
+    NULL, 0, 0 }
 
 /** Fill *opts like BE_APP_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, bad version). */
 BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
