@@ -15,7 +15,7 @@
  *                 |
  *   services    user.c --> permission.c, auth.c
  *               permission.c
- *               auth.c auth_reset.c (auth_password.c auth_token.c)
+ *               auth.c auth_reset.c auth_session.c (auth_password.c auth_token.c)
  *                 |
  *   audit       audit.c: the hash-chained rows every service writes
  *                 |
