@@ -267,7 +267,7 @@ static const sqlite3_io_methods cv_io = {
 
 /* ---- VFS methods ---- */
 
-static int cv_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int flags,
+static int cv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
                    int *out_flags) {
   (void)vfs;
   cv_file *cf = (cv_file *)f;

@@ -14,13 +14,15 @@
  *   - where `no_loss` is set: every acknowledged commit is there.
  *
  *   power_test [--tx N] [--seed X] [--seeds K] [--all-variants]
- *              [--seconds S] [--only MODE/SYNC] [--explore]
+ *              [--seconds S] [--only MODE/SYNC] [--cut N] [--explore]
  *
  * --tx: workload length (default 24); --seeds: sweeps with seeds X..X+K-1;
- * --all-variants: all three variants at every cut point; --explore: also
- * run the settings the README does not promise anything for, and report
- * what happens without failing. Environment: BE_POWER_TX, BE_POWER_SECONDS,
- * BE_RELIABILITY_SEED. */
+ * --all-variants: all three variants at every cut point; --seconds: time
+ * bound (default 75; an unfinished sweep is reported); --only: one
+ * setting; --cut: one cut point (CRASHVFS_TRACE=1 lists the operations);
+ * --explore: also run the settings the README promises nothing for, and
+ * report what happens without failing. Environment: BE_POWER_TX,
+ * BE_POWER_SECONDS, BE_RELIABILITY_SEED. */
 #include "crashvfs.h"
 #include "workload.h"
 
