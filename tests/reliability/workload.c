@@ -70,9 +70,16 @@ int rw_setup(be_app *app, char *why, size_t n) {
   return rc == BE_OK ? 0 : -1;
 }
 
-/* One transaction: every row of batch *ud, then its header. */
+typedef struct batch_job {
+  be_app *app;
+  int64_t b;
+} batch_job;
+
+/* One transaction: every row of a batch, its header, and its audit row
+ * (be_audit_write(), chained with the services' rows). */
 static int write_batch(be_conn *conn, void *ud, be_error **err) {
-  int64_t b = *(const int64_t *)ud, parts = rw_parts(b), total = 0;
+  const batch_job *job = ud;
+  int64_t b = job->b, parts = rw_parts(b), total = 0;
   char sql[256];
   for (int64_t p = 1; p <= parts; p++) {
     snprintf(sql, sizeof sql,
@@ -85,7 +92,13 @@ static int write_batch(be_conn *conn, void *ud, be_error **err) {
   }
   snprintf(sql, sizeof sql, "INSERT INTO crash_batch(id, parts, total) VALUES (%lld, %lld, %lld)",
            (long long)b, (long long)parts, (long long)total);
-  return be_conn_exec(conn, sql, err);
+  int rc = be_conn_exec(conn, sql, err);
+  if (rc != BE_OK) return rc;
+  char details[64];
+  snprintf(details, sizeof details, "{\"parts\":%lld,\"total\":%lld}", (long long)parts,
+           (long long)total);
+  return be_audit_write(NULL, job->app, conn, 0, "crash.batch", BE_NUL_TERMINATED, "batch",
+                        BE_NUL_TERMINATED, b, details, BE_NUL_TERMINATED, err);
 }
 
 int rw_step(be_app *app, rw_state *next, be_error **err) {
@@ -100,9 +113,9 @@ int rw_step(be_app *app, rw_state *next, be_error **err) {
     if (rc == BE_OK) next->updates = j;
     return rc;
   }
-  int64_t b = next->batches + 1;
-  int rc = be_pool_tx_run(be_app_pool(app), BE_TX_IMMEDIATE, write_batch, &b, err);
-  if (rc == BE_OK) next->batches = b;
+  batch_job job = {app, next->batches + 1};
+  int rc = be_pool_tx_run(be_app_pool(app), BE_TX_IMMEDIATE, write_batch, &job, err);
+  if (rc == BE_OK) next->batches = job.b;
   return rc;
 }
 
@@ -196,7 +209,7 @@ static int check_users(sqlite3 *db, int64_t *updates, char *why, size_t n) {
 }
 
 static int check_batches(sqlite3 *db, int64_t *batches, char *why, size_t n) {
-  int64_t count = 0, max = 0, broken = 0, orphans = 0;
+  int64_t count = 0, max = 0, broken = 0, orphans = 0, audit_rows = 0, audited = 0;
   if (q_int(db, "SELECT count(*) FROM crash_batch", &count, why, n) != 0 ||
       q_int(db, "SELECT coalesce(max(id), 0) FROM crash_batch", &max, why, n) != 0 ||
       q_int(db,
@@ -205,12 +218,21 @@ static int check_batches(sqlite3 *db, int64_t *batches, char *why, size_t n) {
             " OR b.total != (SELECT coalesce(sum(val), 0) FROM crash_part p WHERE p.batch = b.id)",
             &broken, why, n) != 0 ||
       q_int(db, "SELECT count(*) FROM crash_part WHERE batch NOT IN (SELECT id FROM crash_batch)",
-            &orphans, why, n) != 0)
+            &orphans, why, n) != 0 ||
+      q_int(db, "SELECT count(*) FROM audit_log WHERE action = 'crash.batch'", &audit_rows, why,
+            n) != 0 ||
+      q_int(db,
+            "SELECT count(DISTINCT target_id) FROM audit_log WHERE action = 'crash.batch'"
+            " AND target_type = 'batch' AND target_id IN (SELECT id FROM crash_batch)",
+            &audited, why, n) != 0)
     return -1;
   if (count != max) return rw_fail(why, n, "batches 1..%lld with %lld missing", (long long)max,
                                 (long long)(max - count));
   if (broken) return rw_fail(why, n, "%lld batches half-applied", (long long)broken);
   if (orphans) return rw_fail(why, n, "%lld rows of batches without header", (long long)orphans);
+  if (audit_rows != count || audited != count)
+    return rw_fail(why, n, "%lld batches, %lld audit rows, %lld batches audited", (long long)count,
+                   (long long)audit_rows, (long long)audited);
   *batches = max;
   return 0;
 }

@@ -6,10 +6,11 @@
  * of user ((j-1) % RW_USERS) + 1 to "v<j>" (j = k/2 + 1, the update's
  * number; the service writes an audit row in the same transaction), and
  * for odd k, a be_pool_tx_run() transaction writing batch b = (k+1)/2:
- * rw_parts(b) rows into crash_part and one row into crash_batch holding
- * their count and the sum of their values. So a database holds a state
- * (updates, batches) with updates - batches in {0, 1} if transactions
- * commit in order, every batch is complete or absent, each user's name
+ * rw_parts(b) rows into crash_part, one row into crash_batch holding
+ * their count and the sum of their values, and an audit row "crash.batch"
+ * (be_audit_write()). So a database holds a state (updates, batches) with
+ * updates - batches in {0, 1} if transactions commit in order, every
+ * batch is complete with its audit row or absent, and each user's name
  * follows from how many of its updates are in the audit log. */
 #ifndef BE_REL_WORKLOAD_H
 #define BE_REL_WORKLOAD_H
