@@ -12,7 +12,12 @@
 #define SECTOR 512
 
 /* Something done to a file and not yet synced. */
-enum { OP_WRITE, OP_TRUNCATE, OP_DELETE, OP_CREATE };
+enum {
+  OP_WRITE,
+  OP_TRUNCATE,
+  OP_DELETE,
+  OP_CREATE /* the path names a new, empty file (not a cut point) */
+};
 typedef struct cv_op {
   int kind;
   int64_t off;         /* OP_WRITE: offset; OP_TRUNCATE: new size */
@@ -90,8 +95,16 @@ static void img_resize(cv_img *im, size_t len, int garbage) {
  * file space may hold garbage). */
 static void img_apply(cv_img *im, const cv_op *op, size_t keep, int cut) {
   switch (op->kind) {
-    case OP_CREATE: im->exists = 1; im->len = 0; im->gen = op->gen; return;
-    case OP_DELETE: im->exists = 0; im->len = 0; im->gen = op->gen; return;
+    case OP_CREATE:
+      im->exists = 1;
+      im->len = 0;
+      im->gen = op->gen;
+      return;
+    case OP_DELETE:
+      im->exists = 0;
+      im->len = 0;
+      im->gen = op->gen;
+      return;
     default: break;
   }
   if (!im->exists || im->gen != op->gen) return; /* that file never reached the disk */
@@ -259,10 +272,23 @@ static int cv_shm_unmap(sqlite3_file *f, int del) {
 /* Version 2: no xFetch, so SQLite never reads through a memory map the
  * shim does not see. */
 static const sqlite3_io_methods cv_io = {
-    2,           cv_close,   cv_read,        cv_write,     cv_truncate, cv_sync,
-    cv_size,     cv_lock,    cv_unlock,      cv_reserved,  cv_fcntl,    cv_sector,
-    cv_devchar,  cv_shm_map, cv_shm_lock,    cv_shm_barrier, cv_shm_unmap,
-    NULL,        NULL,
+  .iVersion = 2,
+  .xClose = cv_close,
+  .xRead = cv_read,
+  .xWrite = cv_write,
+  .xTruncate = cv_truncate,
+  .xSync = cv_sync,
+  .xFileSize = cv_size,
+  .xLock = cv_lock,
+  .xUnlock = cv_unlock,
+  .xCheckReservedLock = cv_reserved,
+  .xFileControl = cv_fcntl,
+  .xSectorSize = cv_sector,
+  .xDeviceCharacteristics = cv_devchar,
+  .xShmMap = cv_shm_map,
+  .xShmLock = cv_shm_lock,
+  .xShmBarrier = cv_shm_barrier,
+  .xShmUnmap = cv_shm_unmap,
 };
 
 /* ---- VFS methods ---- */
@@ -350,11 +376,25 @@ int crashvfs_register(void) {
   G.real = sqlite3_vfs_find(NULL);
   G.trace = getenv("CRASHVFS_TRACE") != NULL;
   if (G.real == NULL || G.real->iVersion < 2) return -1;
-  sqlite3_vfs v = {2,          (int)sizeof(cv_file) + G.real->szOsFile,
-                   G.real->mxPathname, NULL, CRASHVFS_NAME, NULL,
-                   cv_open,    cv_delete, cv_access, cv_fullpath, cv_dlopen, cv_dlerror,
-                   cv_dlsym,   cv_dlclose, cv_random, cv_sleep, cv_time, cv_lasterr,
-                   cv_time64,  NULL, NULL, NULL};
+  sqlite3_vfs v = {
+    .iVersion = 2,
+    .szOsFile = (int)sizeof(cv_file) + G.real->szOsFile,
+    .mxPathname = G.real->mxPathname,
+    .zName = CRASHVFS_NAME,
+    .xOpen = cv_open,
+    .xDelete = cv_delete,
+    .xAccess = cv_access,
+    .xFullPathname = cv_fullpath,
+    .xDlOpen = cv_dlopen,
+    .xDlError = cv_dlerror,
+    .xDlSym = cv_dlsym,
+    .xDlClose = cv_dlclose,
+    .xRandomness = cv_random,
+    .xSleep = cv_sleep,
+    .xCurrentTime = cv_time,
+    .xGetLastError = cv_lasterr,
+    .xCurrentTimeInt64 = cv_time64,
+  };
   G.vfs = v;
   return sqlite3_vfs_register(&G.vfs, 0) == SQLITE_OK ? 0 : -1;
 }

@@ -39,8 +39,8 @@ typedef struct opts {
 
 typedef struct totals {
   long rounds, early_kills, writer_commits;
-  rw_state acked;    /* highest acknowledged, over all rounds */
-  rw_state seen;     /* what the last check found */
+  rw_state acked; /* highest acknowledged, over all rounds */
+  rw_state seen;  /* what the last check found */
 } totals;
 
 static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
@@ -263,7 +263,8 @@ static int parse_opts(opts *o, int argc, char **argv) {
 
 /* A fresh directory for the database (kept when a check fails). */
 static int make_dir(char *dir, size_t n, const opts *o) {
-  const char *tmp = o->dir ? o->dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  const char *tmp = o->dir ? o->dir : getenv("TMPDIR");
+  if (tmp == NULL) tmp = "/tmp";
   snprintf(dir, n, "%s/be-kill-XXXXXX", tmp);
   return mkdtemp(dir) ? 0 : -1;
 }

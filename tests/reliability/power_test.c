@@ -41,14 +41,14 @@ typedef struct config {
 } config;
 
 static const config configs[] = {
-    {"WAL/NORMAL", BE_SQLITE_JOURNAL_WAL, BE_SQLITE_SYNC_NORMAL, 0, 1},
-    {"WAL/FULL", BE_SQLITE_JOURNAL_WAL, BE_SQLITE_SYNC_FULL, 1, 1},
-    {"DELETE/FULL", BE_SQLITE_JOURNAL_DELETE, BE_SQLITE_SYNC_FULL, 0, 1},
-    {"DELETE/EXTRA", BE_SQLITE_JOURNAL_DELETE, BE_SQLITE_SYNC_EXTRA, 1, 1},
-    {"DELETE/NORMAL", BE_SQLITE_JOURNAL_DELETE, BE_SQLITE_SYNC_NORMAL, 0, 0},
-    /* no sync at all: shows what the checks catch */
-    {"WAL/OFF", BE_SQLITE_JOURNAL_WAL, BE_SQLITE_SYNC_OFF, 0, 0},
-    {"DELETE/OFF", BE_SQLITE_JOURNAL_DELETE, BE_SQLITE_SYNC_OFF, 0, 0},
+  {"WAL/NORMAL", BE_SQLITE_JOURNAL_WAL, BE_SQLITE_SYNC_NORMAL, 0, 1},
+  {"WAL/FULL", BE_SQLITE_JOURNAL_WAL, BE_SQLITE_SYNC_FULL, 1, 1},
+  {"DELETE/FULL", BE_SQLITE_JOURNAL_DELETE, BE_SQLITE_SYNC_FULL, 0, 1},
+  {"DELETE/EXTRA", BE_SQLITE_JOURNAL_DELETE, BE_SQLITE_SYNC_EXTRA, 1, 1},
+  {"DELETE/NORMAL", BE_SQLITE_JOURNAL_DELETE, BE_SQLITE_SYNC_NORMAL, 0, 0},
+  /* no sync at all: shows what the checks catch */
+  {"WAL/OFF", BE_SQLITE_JOURNAL_WAL, BE_SQLITE_SYNC_OFF, 0, 0},
+  {"DELETE/OFF", BE_SQLITE_JOURNAL_DELETE, BE_SQLITE_SYNC_OFF, 0, 0},
 };
 #define NCONFIGS (sizeof configs / sizeof configs[0])
 
@@ -66,10 +66,10 @@ typedef struct sweep {
   be_driver *driver;       /* the workload's */
   be_driver *check_driver; /* the checker's: same journal mode, synchronous=OFF */
   char path[4096], dsn[4200];
-  unsigned char *tmpl;  /* the database file after setup */
+  unsigned char *tmpl; /* the database file after setup */
   size_t tmpl_len;
-  int64_t ops;          /* operations of a whole workload */
-  long rounds, failures, lossy_rounds, max_lost, beyond_sync;
+  int64_t ops; /* operations of a whole workload */
+  long rounds, failures, lossy_rounds, max_lost;
 } sweep;
 
 /* Acknowledged operations, and how many were acknowledged at the last
@@ -257,7 +257,10 @@ static int sweep_run(sweep *s, const opts *o, double deadline) {
     for (int64_t cut = first; cut <= last && !timed_out; cut++) {
       for (int v = 0; v < CRASHVFS_VARIANTS; v++) {
         if (!o->all_variants && v != (int)((cut + k) % CRASHVFS_VARIANTS)) continue;
-        if (now_s() > deadline) { timed_out = 1; break; }
+        if (now_s() > deadline) {
+          timed_out = 1;
+          break;
+        }
         if (run_round(s, o, cut, v, round_seed(seed, cut, v), why, sizeof why) == 0) continue;
         if (++s->failures <= 5)
           fprintf(stderr, "power_test: %s: FAIL at cut %lld/%lld (%s, seed %llu): %s\n",
@@ -292,8 +295,14 @@ static int parse_opts(opts *o, int argc, char **argv) {
   o->only = NULL;
   o->cut = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--all-variants") == 0) { o->all_variants = 1; continue; }
-    if (strcmp(argv[i], "--explore") == 0) { o->explore = 1; continue; }
+    if (strcmp(argv[i], "--all-variants") == 0) {
+      o->all_variants = 1;
+      continue;
+    }
+    if (strcmp(argv[i], "--explore") == 0) {
+      o->explore = 1;
+      continue;
+    }
     if (i + 1 >= argc) return fprintf(stderr, "%s needs a value\n", argv[i]), -1;
     if (strcmp(argv[i], "--tx") == 0) o->tx = atoi(argv[++i]);
     else if (strcmp(argv[i], "--seed") == 0) o->seed = strtoull(argv[++i], NULL, 0);

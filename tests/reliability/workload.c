@@ -194,7 +194,7 @@ static int check_users(sqlite3 *db, int64_t *updates, char *why, size_t n) {
   for (int u = 0; u < RW_USERS; u++) {
     if (cnt[u] != updates_of(total, u))
       return rw_fail(why, n, "user %d has %lld updates of %lld: not a prefix", u + 1,
-                  (long long)cnt[u], (long long)total);
+                     (long long)cnt[u], (long long)total);
     char want[32];
     if (cnt[u] == 0) snprintf(want, sizeof want, "user%d", u);
     else snprintf(want, sizeof want, "v%lld", (long long)(u + 1 + (cnt[u] - 1) * RW_USERS));
@@ -202,7 +202,7 @@ static int check_users(sqlite3 *db, int64_t *updates, char *why, size_t n) {
     int64_t same = 0;
     if (q_int(db, sql, &same, why, n) != 0) return -1;
     if (!same) return rw_fail(why, n, "user %d: name is not %s after its %lld audited updates",
-                           u + 1, want, (long long)cnt[u]);
+                              u + 1, want, (long long)cnt[u]);
   }
   *updates = total;
   return 0;
@@ -227,7 +227,7 @@ static int check_batches(sqlite3 *db, int64_t *batches, char *why, size_t n) {
             &audited, why, n) != 0)
     return -1;
   if (count != max) return rw_fail(why, n, "batches 1..%lld with %lld missing", (long long)max,
-                                (long long)(max - count));
+                                   (long long)(max - count));
   if (broken) return rw_fail(why, n, "%lld batches half-applied", (long long)broken);
   if (orphans) return rw_fail(why, n, "%lld rows of batches without header", (long long)orphans);
   if (audit_rows != count || audited != count)
@@ -247,7 +247,7 @@ static int check_audit(const char *path, const be_driver *driver, int64_t rows, 
   if (rc != BE_OK) rw_fail(why, n, "be_audit_verify: %s", be_error_message(e));
   else if (bad != 0) rw_fail(why, n, "audit chain broken at row %lld", (long long)bad);
   else if (checked != rows) rw_fail(why, n, "audit chain has %lld rows, table %lld",
-                                 (long long)checked, (long long)rows);
+                                    (long long)checked, (long long)rows);
   be_error_free(e);
   be_app_free(app);
   return rc == BE_OK && bad == 0 && checked == rows ? 0 : -1;
@@ -266,7 +266,7 @@ int rw_check(rw_state *found, const char *path, const be_driver *driver, char *w
   int64_t gap = found->updates - found->batches;
   if (gap != 0 && gap != 1)
     return rw_fail(why, n, "%lld updates but %lld batches: commits out of order",
-                (long long)found->updates, (long long)found->batches);
+                   (long long)found->updates, (long long)found->batches);
   return check_audit(path, driver, rows, why, n);
 }
 
