@@ -36,5 +36,7 @@
 #include <backend/audit.h>
 #include <backend/testkit.h>
 #include <backend/auth.h>
+/* for bindings: struct sizes and constants of the loaded library */
+#include <backend/abi.h>
 
 #endif /* BACKEND_BACKEND_H */
