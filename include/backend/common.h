@@ -49,8 +49,6 @@ BE_BEGIN_DECLS
 /** The typed error object; see backend/error.h. */
 typedef struct be_error be_error;
 
-#define BE_NUL_TERMINATED ((size_t)-1)
-
 /**
  * Release memory that libbackend handed to the caller as a plain buffer
  * (for example the text from be_error_to_json()). Uses the allocator the
