@@ -121,7 +121,8 @@ typedef int (*be_cache_loader_fn)(const void *key, size_t klen, be_cache_load *o
 #define BE_CACHE_LRU_APPROX 2  /**< a hit marks the entry; second chance on eviction */
 /** @} */
 
-/** Version 2 added lru_mode; version 1 structs are still accepted. */
+/** The be_cache_options layout this header describes: version 2 has
+ * lru_mode; version-1 structs (which end before it) are still accepted. */
 #define BE_CACHE_OPTIONS_VERSION 2
 
 /** Cache options; fill with BE_CACHE_OPTIONS_INIT or be_cache_options_init(). */
