@@ -35,10 +35,10 @@ typedef struct be_fault be_fault;
 
 /** @name Operations (the driver functions that can fail, plus two that are only counted) */
 /** @{ */
-#define BE_FAULT_OP_ALL -1 /**< for be_fault_set/_set_random/_clear: every operation that can fail */
+#define BE_FAULT_OP_ALL -1         /**< for be_fault_set/_set_random/_clear: every operation that can fail */
 #define BE_FAULT_OP_OPEN 0         /**< be_driver.open */
 #define BE_FAULT_OP_PREPARE 1      /**< be_driver.prepare */
-#define BE_FAULT_OP_BIND 2 /**< any bind_* call */
+#define BE_FAULT_OP_BIND 2         /**< any bind_* call */
 #define BE_FAULT_OP_STEP 3         /**< be_driver.step */
 #define BE_FAULT_OP_RESET 4        /**< be_driver.reset */
 #define BE_FAULT_OP_EXEC 5         /**< be_driver.exec */
@@ -49,9 +49,9 @@ typedef struct be_fault be_fault;
 #define BE_FAULT_OP_RELEASE 10     /**< be_driver.release */
 #define BE_FAULT_OP_ROLLBACK_TO 11 /**< be_driver.rollback_to */
 #define BE_FAULT_OP_PING 12        /**< be_driver.ping */
-#define BE_FAULT_OP_CLOSE 13    /**< counted only; never fails */
-#define BE_FAULT_OP_FINALIZE 14 /**< counted only; never fails */
-#define BE_FAULT_OP_COUNT 15    /**< number of operations (valid ops are 0 to this - 1) */
+#define BE_FAULT_OP_CLOSE 13       /**< counted only; never fails */
+#define BE_FAULT_OP_FINALIZE 14    /**< counted only; never fails */
+#define BE_FAULT_OP_COUNT 15       /**< number of operations (valid ops are 0 to this - 1) */
 /** @} */
 
 /** @name Rule modes */

@@ -50,10 +50,10 @@ BE_BEGIN_DECLS
 /** @name synchronous values (SQLite's own numbers) */
 /** @{ */
 #define BE_SQLITE_SYNC_DEFAULT -1 /**< leave SQLite's default (FULL) */
-#define BE_SQLITE_SYNC_OFF 0    /**< PRAGMA synchronous=OFF: no syncs */
-#define BE_SQLITE_SYNC_NORMAL 1 /**< default here: safe with WAL, fast */
-#define BE_SQLITE_SYNC_FULL 2   /**< PRAGMA synchronous=FULL */
-#define BE_SQLITE_SYNC_EXTRA 3  /**< PRAGMA synchronous=EXTRA */
+#define BE_SQLITE_SYNC_OFF 0      /**< PRAGMA synchronous=OFF: no syncs */
+#define BE_SQLITE_SYNC_NORMAL 1   /**< default here: safe with WAL, fast */
+#define BE_SQLITE_SYNC_FULL 2     /**< PRAGMA synchronous=FULL */
+#define BE_SQLITE_SYNC_EXTRA 3    /**< PRAGMA synchronous=EXTRA */
 /** @} */
 
 /** The be_sqlite_options layout this header describes (its version field). */
