@@ -53,7 +53,10 @@ typedef struct be_error be_error;
  * Release memory that libbackend handed to the caller as a plain buffer
  * (for example the text from be_error_to_json()). Uses the allocator the
  * library was configured with, so never call free() on it yourself.
- * NULL is a harmless no-op. Thread-safety: safe.
+ * Thread-safety: safe.
+ *
+ * @param ptr  a buffer libbackend returned to the caller to free, or NULL
+ *             (a harmless no-op).
  */
 BE_API void be_free(void *ptr);
 
