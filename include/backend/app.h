@@ -18,6 +18,7 @@
 
 BE_BEGIN_DECLS
 
+/** The app: database, pool, cache and services (opaque, thread-safe). */
 typedef struct be_app be_app;
 /* The mailer (backend/mailer.h), migrator (backend/migrate.h), pool
  * (backend/pool.h) and cache (backend/cache.h) are named by their struct
@@ -31,6 +32,7 @@ struct be_cache;
  * (be_app_new() refuses a host migrator holding one: field "host_migrations"). */
 #define BE_APP_HOST_MIGRATION_MIN 1000
 
+/** The be_app_options layout this header describes (its version field). */
 #define BE_APP_OPTIONS_VERSION 1
 
 /**
@@ -39,7 +41,7 @@ struct be_cache;
  */
 typedef struct be_app_options {
   uint32_t version;              /**< BE_APP_OPTIONS_VERSION */
-  const char *database;          /**< DSN for the driver ["backend.db"; ":memory:" works] */
+  const char *database;          /**< DSN for the driver, copied ["backend.db"; ":memory:" works] */
   const be_driver *driver;       /**< [the built-in SQLite driver] */
   int32_t pool_min;              /**< [2] */
   int32_t pool_max;              /**< [10] */
@@ -67,30 +69,72 @@ typedef struct be_app_options {
   int32_t audit_key_adopt;       /**< 1: key a log that already holds unkeyed rows, from its next row on [0: refuse] */
 } be_app_options;
 
+/** Static initializer: the current version, every other field zero/NULL
+ * (the defaults). */
 #define BE_APP_OPTIONS_INIT \
   { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
     NULL, 0, 0 }
 
-/** Fill *opts like BE_APP_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, bad version). */
+/**
+ * Fill *opts like BE_APP_OPTIONS_INIT. Thread-safety: safe.
+ *
+ * @param opts     the struct to fill; not NULL.
+ * @param version  BE_APP_OPTIONS_VERSION.
+ * @return BE_OK, or BE_E_MISUSE (opts NULL, bad version).
+ */
 BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
 
 /**
  * Open the database, create the pool and the cache, apply libbackend's
- * migrations and then the host's. opts may be NULL (all defaults). Caller
- * owns *out (be_app_free).
- * Errors: BE_E_MISUSE (bad options version), BE_E_VALIDATION (an option
- * out of range, named as a field error), BE_E_DB_UNREACHABLE, migration
- * errors, BE_E_NOMEM. Thread-safety: safe.
+ * migrations and then the host's. With the SQLite driver, ":memory:" is
+ * one private in-memory database shared by the app's connections.
+ * Thread-safety: safe.
+ *
+ * @param out   receives the app, the caller's (be_app_free()); not NULL.
+ *              Set to NULL on failure.
+ * @param opts  the options, version set; NULL means all defaults. Read
+ *              during the call (database and audit_key are copied;
+ *              driver, clock, mailer and host_migrations are borrowed and
+ *              must outlive the app).
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out NULL, bad options version);
+ *         BE_E_VALIDATION (options out of range, each named as a field
+ *         error; field "audit_key" when the key does not fit the
+ *         database's audit log, see backend/audit.h "Keyed chain");
+ *         BE_E_DB_UNREACHABLE; migration errors; BE_E_NOMEM;
+ *         BE_E_INTERNAL (libsodium failed to start).
  */
 BE_API int be_app_new(be_app **out, const be_app_options *opts, be_error **err);
 
-/** Close the pool and release everything. NULL is a no-op. No other thread
- * may be using the app. */
+/**
+ * Close the pool and release everything.
+ *
+ * @param app  the app, or NULL (a no-op). No other thread may be using it.
+ */
 BE_API void be_app_free(be_app *app);
 
-/** The app's pool, cache and clock: borrowed, valid as long as the app. */
+/**
+ * The app's connection pool (backend/pool.h), for the host's own queries.
+ *
+ * @param app  the app, or NULL.
+ * @return the pool, borrowed, valid as long as the app; NULL for NULL.
+ */
 BE_API struct be_pool *be_app_pool(be_app *app);
+/**
+ * The app's cache (backend/cache.h); the user service keeps profiles
+ * under the "user:" prefix.
+ *
+ * @param app  the app, or NULL.
+ * @return the cache, borrowed, valid as long as the app; NULL for NULL.
+ */
 BE_API struct be_cache *be_app_cache(be_app *app);
+/**
+ * The clock the app's services read.
+ *
+ * @param app  the app, or NULL.
+ * @return the clock given in be_app_options.clock or the system clock,
+ *         borrowed; NULL for NULL.
+ */
 BE_API be_clock *be_app_clock(be_app *app);
 
 BE_END_DECLS

@@ -105,25 +105,39 @@ typedef struct be_audit_page be_audit_page;
  * tables: call it inside the host's write transaction on conn (e.g. from a
  * be_pool_tx_run() callback on be_app_pool(app)), so the row commits or
  * rolls back with the change it records, chained like every other row.
- * actor_id is the user doing it (0 = the system); action (e.g.
- * "post.publish") and target_type (e.g. "post") are 1..BE_AUDIT_NAME_MAX
- * bytes of [a-z0-9_.] and action must not start with "user.", "auth." or
- * "perm." (libbackend's own); target_id is any id; details_json is a JSON
- * object of at most BE_AUDIT_DETAILS_MAX bytes (NULL = "{}"). Every string
- * is a pointer and a byte length (BE_NUL_TERMINATED: up to the first
- * NUL; 0: empty). Never put secrets in details. *out_id (may be NULL)
- * receives the row's id.
- * Errors: BE_E_MISUSE (app or conn NULL, conn not a connection of the
- * app's pool checked out by the caller, or not inside a transaction),
- * BE_E_VALIDATION (field "actor_id", "action", "target_type" or
- * "details"), storage errors. Nothing is written on failure.
+ * Every string is a pointer and a byte length (BE_NUL_TERMINATED: up to
+ * the first NUL; 0: empty). Never put secrets in details. Nothing is
+ * written on failure.
  * Thread-safety: safe (conn belongs to the calling thread).
+ *
+ * @param out_id            receives the row's id; may be NULL.
+ * @param app               the app; not NULL.
+ * @param conn              a connection of the app's pool that the caller
+ *                          holds, inside a transaction; not NULL.
+ * @param actor_id          the user doing it, or 0 for the system.
+ * @param action            e.g. "post.publish": 1..BE_AUDIT_NAME_MAX bytes
+ *                          of [a-z0-9_.], not starting with "user.",
+ *                          "auth." or "perm." (libbackend's own).
+ * @param action_len        its length in bytes, or BE_NUL_TERMINATED.
+ * @param target_type       e.g. "post": 1..BE_AUDIT_NAME_MAX bytes of
+ *                          [a-z0-9_.].
+ * @param target_type_len   its length in bytes, or BE_NUL_TERMINATED.
+ * @param target_id         the target's id (any value).
+ * @param details_json      a JSON object of at most BE_AUDIT_DETAILS_MAX
+ *                          bytes; NULL means "{}".
+ * @param details_json_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err               receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (app or conn NULL, conn not a connection of
+ *         the app's pool checked out by the caller, or not inside a
+ *         transaction); BE_E_VALIDATION (field "actor_id", "action",
+ *         "target_type" or "details"); storage errors.
  */
 BE_API int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
                           const char *action, size_t action_len, const char *target_type,
                           size_t target_type_len, int64_t target_id, const char *details_json,
                           size_t details_json_len, be_error **err);
 
+/** The be_audit_query_options layout this header describes (its version field). */
 #define BE_AUDIT_QUERY_OPTIONS_VERSION 1
 
 /** What be_audit_query() returns. Times are wall-clock milliseconds since
@@ -139,53 +153,130 @@ typedef struct be_audit_query_options {
   int32_t limit;        /**< 1..BE_AUDIT_PAGE_MAX; 0 = 50 */
 } be_audit_query_options;
 
+/** Static initializer: every row, first page, 50 rows. */
 #define BE_AUDIT_QUERY_OPTIONS_INIT \
   { BE_AUDIT_QUERY_OPTIONS_VERSION, 0, 0, 0, 0, NULL, BE_NUL_TERMINATED, 0 }
 
-/** Fill *opts like BE_AUDIT_QUERY_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL,
- * unknown version). Thread-safety: safe. */
+/**
+ * Fill *opts like BE_AUDIT_QUERY_OPTIONS_INIT. Thread-safety: safe.
+ *
+ * @param opts     the struct to fill; not NULL.
+ * @param version  BE_AUDIT_QUERY_OPTIONS_VERSION.
+ * @return BE_OK, or BE_E_MISUSE (opts NULL, unknown version).
+ */
 BE_API int be_audit_query_options_init(be_audit_query_options *opts, uint32_t version);
 
 /**
  * One page of matching rows, newest (highest id) first; keyset-paginated,
  * so rows written between pages never make a page repeat or skip a row.
- * opts may be NULL (every row, first page of 50). Caller owns *out
- * (be_audit_page_free).
- * Errors: BE_E_MISUSE (out or app NULL, unknown version),
- * BE_E_VALIDATION (field "cursor", "limit", "match_user", "user_id",
- * "to_ms"), pool and storage errors, BE_E_NOMEM. Thread-safety: safe.
+ * Thread-safety: safe.
+ *
+ * @param out   receives the page, the caller's (be_audit_page_free()); not
+ *              NULL.
+ * @param app   the app; not NULL.
+ * @param opts  the filter, version set, read during the call; NULL means
+ *              every row, first page of 50.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out or app NULL, unknown version);
+ *         BE_E_VALIDATION (field "cursor", "limit", "match_user",
+ *         "user_id", "to_ms"); pool and storage errors; BE_E_NOMEM.
  */
 BE_API int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
                           be_error **err);
 
-/** @name Reading a page (rows 0..count-1; out of range: 0 / NULL)
- * Strings are borrowed until be_audit_page_free(). @{ */
+/**
+ * @name Reading a page
+ * Rows are 0 to count - 1, newest first; out of range gives 0 or NULL, as
+ * does a NULL page. Strings are NUL-terminated and borrowed until
+ * be_audit_page_free().
+ */
+/** @{ */
+/**
+ * Number of rows on the page.
+ * @param page  the page, or NULL.
+ * @return the count; 0 for NULL.
+ */
 BE_API size_t be_audit_page_count(const be_audit_page *page);
-/** Cursor for the next page (borrowed), NULL on the last page. */
+/**
+ * Cursor for the next page (be_audit_query_options.cursor).
+ * @param page  the page, or NULL.
+ * @return the cursor, borrowed; NULL on the last page.
+ */
 BE_API const char *be_audit_page_next_cursor(const be_audit_page *page);
+/**
+ * A row's id (its place in the chain).
+ * @param page  the page, or NULL.
+ * @param i     the row, 0 to count - 1.
+ * @return the id; 0 when out of range.
+ */
 BE_API int64_t be_audit_page_id(const be_audit_page *page, size_t i);
+/**
+ * Who made the change.
+ * @param page  the page, or NULL.
+ * @param i     the row, 0 to count - 1.
+ * @return the actor's user id, 0 for the system (and when out of range).
+ */
 BE_API int64_t be_audit_page_actor_id(const be_audit_page *page, size_t i);
+/**
+ * What was done ("user.update").
+ * @param page  the page, or NULL.
+ * @param i     the row, 0 to count - 1.
+ * @return the action; NULL when out of range.
+ */
 BE_API const char *be_audit_page_action(const be_audit_page *page, size_t i);
+/**
+ * The kind of object changed ("user").
+ * @param page  the page, or NULL.
+ * @param i     the row, 0 to count - 1.
+ * @return the target type; NULL when out of range.
+ */
 BE_API const char *be_audit_page_target_type(const be_audit_page *page, size_t i);
+/**
+ * The id of the object changed.
+ * @param page  the page, or NULL.
+ * @param i     the row, 0 to count - 1.
+ * @return the target id; 0 when out of range.
+ */
 BE_API int64_t be_audit_page_target_id(const be_audit_page *page, size_t i);
-/** Wall-clock milliseconds since the Unix epoch. */
+/**
+ * When the row was written.
+ * @param page  the page, or NULL.
+ * @param i     the row, 0 to count - 1.
+ * @return wall-clock milliseconds since the Unix epoch; 0 when out of
+ *         range.
+ */
 BE_API int64_t be_audit_page_at_ms(const be_audit_page *page, size_t i);
-/** Details JSON text. */
+/**
+ * The row's details.
+ * @param page  the page, or NULL.
+ * @param i     the row, 0 to count - 1.
+ * @return the details JSON object text; NULL when out of range.
+ */
 BE_API const char *be_audit_page_details(const be_audit_page *page, size_t i);
 /** @} */
 
-/** Release a page. NULL is a no-op. */
+/**
+ * Release a page.
+ *
+ * @param page  the page, or NULL (a no-op).
+ */
 BE_API void be_audit_page_free(be_audit_page *page);
 
 /**
- * Walk the whole chain in id order, recomputing every hash. *out_first_bad_id
- * receives 0 when the chain is intact, else the id of the first row whose
- * stored hash or link to the previous row is wrong (or whose id does not
- * follow the previous one). *out_rows (may be NULL) receives the number of
- * rows checked. Reads one snapshot; writers are not blocked (WAL).
- * Errors: BE_E_MISUSE (out_first_bad_id or app NULL), pool and storage
- * errors. A broken chain is not an error: check *out_first_bad_id.
- * Thread-safety: safe.
+ * Walk the whole chain in id order, recomputing every hash. Reads one
+ * snapshot; writers are not blocked (WAL). A broken chain is not an error:
+ * check *out_first_bad_id. Thread-safety: safe.
+ *
+ * @param out_first_bad_id  receives 0 when the chain is intact, else the id
+ *                          of the first row whose stored hash or link to
+ *                          the previous row is wrong (or whose id does not
+ *                          follow the previous one); not NULL.
+ * @param out_rows          receives the number of rows checked; may be
+ *                          NULL.
+ * @param app               the app; not NULL.
+ * @param err               receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out_first_bad_id or app NULL); pool and
+ *         storage errors.
  */
 BE_API int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app,
                            be_error **err);
@@ -196,33 +287,43 @@ BE_API int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app 
  * be there with hash anchor_hash. This catches what the chain alone
  * cannot: rows cut off the end, and rows rewritten up to the anchor with
  * their hashes recomputed (with the key, or without one on an unkeyed
- * log).
- * @param out_first_bad_id receives 0 when the chain is intact and holds
- *        the anchor; else the first row that is wrong as for
- *        be_audit_verify(), or anchor_id when the chain is consistent but
- *        row anchor_id has another hash (it or a row before it was
- *        rewritten), or the newest id + 1 when the chain ends before
- *        anchor_id (rows were cut off)
- * @param out_rows receives the number of rows checked (may be NULL)
- * @param app the app
- * @param anchor_id the anchor's row id; 0 is the empty log's anchor
- * @param anchor_hash the anchor's BE_AUDIT_HASH_BYTES bytes (32 zero bytes
- *        with anchor_id 0)
- * @param err receives the error (may be NULL)
- * @return BE_OK (check *out_first_bad_id: a broken chain is not an error);
- *         BE_E_MISUSE (out_first_bad_id, app or anchor_hash NULL);
+ * log). Reads one snapshot; writers are not blocked (WAL). A broken chain
+ * is not an error: check *out_first_bad_id. Thread-safety: safe.
+ *
+ * @param out_first_bad_id  receives 0 when the chain is intact and holds
+ *                          the anchor; else the first row that is wrong as
+ *                          for be_audit_verify(), or anchor_id when the
+ *                          chain is consistent but row anchor_id has
+ *                          another hash (it or a row before it was
+ *                          rewritten), or the newest id + 1 when the chain
+ *                          ends before anchor_id (rows were cut off); not
+ *                          NULL.
+ * @param out_rows          receives the number of rows checked; may be
+ *                          NULL.
+ * @param app               the app; not NULL.
+ * @param anchor_id         the anchor's row id; 0 is the empty log's
+ *                          anchor.
+ * @param anchor_hash       the anchor's hash: BE_AUDIT_HASH_BYTES bytes (32
+ *                          zero bytes with anchor_id 0); not NULL.
+ * @param err               receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out_first_bad_id, app or anchor_hash NULL);
  *         BE_E_VALIDATION (field "anchor_id": negative; "anchor_hash": not
  *         zero with anchor_id 0); pool and storage errors.
- * Reads one snapshot; writers are not blocked (WAL). Thread-safety: safe.
  */
 BE_API int be_audit_verify_anchor(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app,
                                   int64_t anchor_id, const uint8_t *anchor_hash, be_error **err);
 
 /**
- * The newest row's id and hash (0 and 32 zero bytes when the log is
- * empty), to keep outside the database as an anchor for
- * be_audit_verify_anchor(). out_hash must hold BE_AUDIT_HASH_BYTES bytes.
- * Errors: BE_E_MISUSE (NULL), pool and storage errors. Thread-safety: safe.
+ * The newest row's id and hash, to keep outside the database as an
+ * anchor for be_audit_verify_anchor(). Thread-safety: safe.
+ *
+ * @param out_id    receives the row's id (0 when the log is empty); not
+ *                  NULL.
+ * @param out_hash  receives the row's hash (32 zero bytes when the log is
+ *                  empty): a buffer of BE_AUDIT_HASH_BYTES bytes; not NULL.
+ * @param app       the app; not NULL.
+ * @param err       receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (NULL), or pool and storage errors.
  */
 BE_API int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **err);
 

@@ -102,8 +102,9 @@ BE_BEGIN_DECLS
 
 /** Characters in a session or reset token (base64url of 32 bytes, no padding). */
 #define BE_AUTH_TOKEN_LEN 43
-/** Longest password accepted, in bytes and in characters. */
+/** Longest password accepted, in bytes. */
 #define BE_AUTH_PASSWORD_MAX_BYTES 4096
+/** Longest password accepted, in characters (Unicode code points). */
 #define BE_AUTH_PASSWORD_MAX_CHARS 256
 /** The lowest password_min_length an app accepts. */
 #define BE_AUTH_PASSWORD_MIN_CHARS 12
@@ -125,10 +126,15 @@ typedef int (*be_auth_blocklist_fn)(const char *password, size_t password_len, v
                                     be_error **err);
 
 /**
- * Install (or with fn NULL, remove) the host's blocklist hook; it runs
- * after the built-in checks whenever a new password is set.
- * Errors: BE_E_MISUSE (app NULL). Thread-safety: safe; calls already
- * running may still use the previous hook.
+ * Install or remove the host's blocklist hook; it runs after the built-in
+ * checks whenever a new password is set or checked. Thread-safety: safe;
+ * calls already running may still use the previous hook.
+ *
+ * @param app        the app; not NULL.
+ * @param fn         the hook; NULL removes it.
+ * @param user_data  passed as is to fn; may be NULL.
+ * @param err        receives the error on failure; may be NULL.
+ * @return BE_OK, or BE_E_MISUSE (app NULL).
  */
 BE_API int be_auth_set_blocklist_fn(be_app *app, be_auth_blocklist_fn fn, void *user_data,
                                     be_error **err);
@@ -137,9 +143,15 @@ BE_API int be_auth_set_blocklist_fn(be_app *app, be_auth_blocklist_fn fn, void *
  * Check a candidate password against the policy (see the file comment)
  * without setting it, e.g. to validate a sign-up form. No context
  * (email, name) is known here, so those two checks are not made.
- * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "password",
- * message saying which rule failed), or the hook's code.
  * Thread-safety: safe.
+ *
+ * @param app           the app; not NULL.
+ * @param password      the candidate; NULL is refused (field "password").
+ * @param password_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err           receives the error on failure; may be NULL.
+ * @return BE_OK when the policy accepts it; BE_E_MISUSE (app NULL);
+ *         BE_E_VALIDATION (field "password", message saying which rule
+ *         failed); or the hook's code.
  */
 BE_API int be_auth_check_password(be_app *app, const char *password, size_t password_len,
                                   be_error **err);
@@ -150,44 +162,69 @@ BE_API int be_auth_check_password(be_app *app, const char *password, size_t pass
  * with the current parameters, then stored with the failure counter and
  * lock cleared, every session of the user revoked, and an audit row
  * "auth.password_set" by actor_id (0 = the system), all in one
- * transaction.
- * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "password" or
- * "user_id"), BE_E_NOT_FOUND (no such user), BE_E_UNAVAILABLE (too many
- * hashes running), storage and pool errors, BE_E_NOMEM.
- * Thread-safety: safe.
+ * transaction. Thread-safety: safe.
+ *
+ * @param app           the app; not NULL.
+ * @param actor_id      who sets it: a user id, or 0 for the system.
+ * @param user_id       the user whose password is set, >= 1.
+ * @param password      the new password (policy-checked, with the user's
+ *                      email and name as context).
+ * @param password_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err           receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (app NULL); BE_E_VALIDATION (field "password",
+ *         "user_id" or "actor_id"); the blocklist hook's code when the
+ *         check itself failed; BE_E_NOT_FOUND (no such user);
+ *         BE_E_UNAVAILABLE (too many hashes running); storage and pool
+ *         errors; BE_E_NOMEM.
  */
 BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
                                 const char *password, size_t password_len, be_error **err);
 
 /**
- * Log in by email and password. On success *out_token is a new session
- * token (BE_AUTH_TOKEN_LEN characters, NUL-terminated), the caller's,
- * released with be_auth_token_free(); *out_user_id (may be NULL) is the
- * user's id. Always a fresh session (no fixation), written with an audit
- * row "auth.login" (actor = the user) in one transaction. When the stored
- * hash used other parameters than the current ones it is replaced.
- * The email is matched after trimming and ASCII lower-casing.
- * Errors: BE_E_MISUSE (app or out_token NULL), BE_E_VALIDATION (field
- * "email": NULL, empty, over 320 bytes, invalid UTF-8 or a NUL byte;
- * "password": NULL or over its byte cap: these depend only on the input),
- * BE_E_UNAUTHORIZED "invalid email or password" (unknown email, wrong
- * password, disabled, no password, throttled or locked: one answer for
- * all), BE_E_UNAVAILABLE (too many hashes running), storage and pool
- * errors, BE_E_NOMEM. On failure *out_token is NULL.
- * Thread-safety: safe.
+ * Log in by email and password. Always a fresh session (no fixation),
+ * written with an audit row "auth.login" (actor = the user) in one
+ * transaction. When the stored hash used other parameters than the current
+ * ones it is replaced. Thread-safety: safe.
+ *
+ * @param out_token     receives the new session token (BE_AUTH_TOKEN_LEN
+ *                      characters, NUL-terminated), the caller's, released
+ *                      with be_auth_token_free(); NULL on failure. Not
+ *                      NULL.
+ * @param out_user_id   receives the user's id; may be NULL.
+ * @param app           the app; not NULL.
+ * @param email         the email, matched after trimming and ASCII
+ *                      lower-casing.
+ * @param email_len     its length in bytes, or BE_NUL_TERMINATED.
+ * @param password      the password.
+ * @param password_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err           receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (app or out_token NULL); BE_E_VALIDATION
+ *         (field "email": NULL, empty, over 320 bytes, invalid UTF-8 or a
+ *         NUL byte; "password": NULL or over its byte cap: these depend
+ *         only on the input); BE_E_UNAUTHORIZED "invalid email or password"
+ *         (unknown email, wrong password, disabled, no password, throttled
+ *         or locked: one answer for all); BE_E_UNAVAILABLE (too many hashes
+ *         running); storage and pool errors; BE_E_NOMEM.
  */
 BE_API int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
                          size_t email_len, const char *password, size_t password_len,
                          be_error **err);
 
 /**
- * Check a session token and return its user in *out_user_id (may be
- * NULL). Slides the idle timeout (see the file comment). A token of the
- * wrong length or alphabet is refused without touching the database.
- * Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED "invalid or expired
- * session" (NULL, malformed, unknown, expired, revoked, or the user is
- * disabled: one answer for all), storage and pool errors.
- * Thread-safety: safe.
+ * Check a session token. Slides the idle timeout (see the file comment).
+ * A token of the wrong length or alphabet is refused without touching the
+ * database. Thread-safety: safe.
+ *
+ * @param out_user_id  receives the session's user (0 on failure); may be
+ *                     NULL.
+ * @param app          the app; not NULL.
+ * @param token        the session token from be_auth_login().
+ * @param token_len    its length in bytes, or BE_NUL_TERMINATED.
+ * @param err          receives the error on failure; may be NULL.
+ * @return BE_OK for a live session; BE_E_MISUSE (app NULL);
+ *         BE_E_UNAUTHORIZED "invalid or expired session" (NULL, malformed,
+ *         unknown, expired, revoked, or the user is disabled: one answer
+ *         for all); storage and pool errors.
  */
 BE_API int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
                           be_error **err);
@@ -196,10 +233,10 @@ BE_API int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, 
 #define BE_AUTH_SESSION_INFO_VERSION 1
 
 /**
- * A session as be_auth_verify_session() and be_auth_list_sessions() show
- * it: never its token. Times are wall-clock milliseconds since the Unix
- * epoch (the app's clock). Set `version` (BE_AUTH_SESSION_INFO_INIT)
- * before passing it in. Only ever grows at the end.
+ * A session as be_auth_verify_session() shows it: never its token. Times
+ * are wall-clock milliseconds since the Unix epoch (the app's clock). Set
+ * `version` (BE_AUTH_SESSION_INFO_INIT) before passing it in. Only ever
+ * grows at the end.
  */
 typedef struct be_auth_session_info {
   uint32_t version;        /**< in: BE_AUTH_SESSION_INFO_VERSION */
@@ -216,30 +253,31 @@ typedef struct be_auth_session_info {
 
 /**
  * Set *info to BE_AUTH_SESSION_INFO_INIT (for bindings that cannot use the
- * macro).
- * @param info the struct to fill
- * @param version BE_AUTH_SESSION_INFO_VERSION
+ * macro). Thread-safety: safe.
+ *
+ * @param info     the struct to fill; not NULL.
+ * @param version  BE_AUTH_SESSION_INFO_VERSION.
  * @return BE_OK; BE_E_MISUSE (info NULL, or an unknown version).
- * Thread-safety: safe.
  */
 BE_API int be_auth_session_info_init(be_auth_session_info *info, uint32_t version);
 
 /**
  * be_auth_verify() that also tells which session the token is and when
  * its user logged in, e.g. to ask for the password again before a
- * sensitive action when created_at_ms is older than the host allows
- * (ASVS V3.7.1). Checks and slides the session exactly like
- * be_auth_verify().
- * @param out receives the session; its version must be set
- *        (BE_AUTH_SESSION_INFO_INIT); on failure every other field is 0
- * @param app the app
- * @param token the session token (token_len bytes or BE_NUL_TERMINATED)
- * @param token_len bytes of token
- * @param err receives the error (may be NULL)
- * @return BE_OK; BE_E_MISUSE (out or app NULL, unknown out->version);
- *         BE_E_UNAUTHORIZED "invalid or expired session" (as
- *         be_auth_verify()); storage and pool errors.
+ * sensitive action when created_at_ms is older than the host allows.
+ * Checks and slides the session exactly like be_auth_verify().
  * Thread-safety: safe.
+ *
+ * @param out        receives the session; its version must be set
+ *                   (BE_AUTH_SESSION_INFO_INIT); on failure every other
+ *                   field is 0; not NULL.
+ * @param app        the app; not NULL.
+ * @param token      the session token from be_auth_login().
+ * @param token_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err        receives the error on failure; may be NULL.
+ * @return BE_OK for a live session; BE_E_MISUSE (out or app NULL, unknown
+ *         out->version); BE_E_UNAUTHORIZED "invalid or expired session"
+ *         (as be_auth_verify()); storage and pool errors.
  */
 BE_API int be_auth_verify_session(be_auth_session_info *out, be_app *app, const char *token,
                                   size_t token_len, be_error **err);
@@ -255,66 +293,73 @@ typedef struct be_auth_session_list be_auth_session_list;
  * first, at most BE_AUTH_SESSIONS_MAX: for a "where you are logged in"
  * page, with be_auth_end_session() to end one. Tokens are never shown
  * (only their hashes are stored). Authorising the caller (the user
- * themself or an administrator) is the host's job.
- * @param out receives the list, the caller's (be_auth_session_list_free())
- * @param app the app
- * @param user_id the user
- * @param err receives the error (may be NULL)
+ * themself or an administrator) is the host's job. Thread-safety: safe;
+ * the list may be read from any thread.
+ *
+ * @param out      receives the list, the caller's
+ *                 (be_auth_session_list_free()); NULL on failure; not
+ *                 NULL.
+ * @param app      the app; not NULL.
+ * @param user_id  the user, >= 1.
+ * @param err      receives the error on failure; may be NULL.
  * @return BE_OK (an empty list when the user has no live session);
- *         BE_E_MISUSE (out or app NULL); BE_E_VALIDATION (field
- *         "user_id": not positive); BE_E_NOT_FOUND (no such user); pool
- *         and storage errors; BE_E_NOMEM.
- * Thread-safety: safe; the list may be read from any thread.
+ *         BE_E_MISUSE (out or app NULL); BE_E_VALIDATION (field "user_id":
+ *         not positive); BE_E_NOT_FOUND (no such user); pool and storage
+ *         errors; BE_E_NOMEM.
  */
 BE_API int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_id,
                                  be_error **err);
 
 /**
- * The number of sessions in a list.
- * @param list the list (NULL: 0)
- * @return the count. Thread-safety: safe.
+ * The number of sessions in a list. Thread-safety: safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @return the count.
  */
 BE_API size_t be_auth_session_list_count(const be_auth_session_list *list);
 
 /**
- * Session i's id, for be_auth_end_session().
- * @param list the list
- * @param i 0..count-1
- * @return the id; 0 when list is NULL or i out of range. Thread-safety: safe.
+ * Session i's id, for be_auth_end_session(). Thread-safety: safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @param i     0..count-1; out of range gives 0.
+ * @return the id.
  */
 BE_API int64_t be_auth_session_list_id(const be_auth_session_list *list, size_t i);
 
 /**
- * When session i was made: its login.
- * @param list the list
- * @param i 0..count-1
- * @return milliseconds since the Unix epoch; 0 when list is NULL or i out
- *         of range. Thread-safety: safe.
+ * When session i was made: its login. Thread-safety: safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @param i     0..count-1; out of range gives 0.
+ * @return milliseconds since the Unix epoch.
  */
 BE_API int64_t be_auth_session_list_created_at_ms(const be_auth_session_list *list, size_t i);
 
 /**
- * When session i was last used (see "Last seen" above).
- * @param list the list
- * @param i 0..count-1
- * @return milliseconds since the Unix epoch; 0 when list is NULL or i out
- *         of range. Thread-safety: safe.
+ * When session i was last used (see "Last seen" above). Thread-safety:
+ * safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @param i     0..count-1; out of range gives 0.
+ * @return milliseconds since the Unix epoch.
  */
 BE_API int64_t be_auth_session_list_last_used_at_ms(const be_auth_session_list *list, size_t i);
 
 /**
  * When session i ends unless used: the earlier of its absolute and its
- * idle expiry.
- * @param list the list
- * @param i 0..count-1
- * @return milliseconds since the Unix epoch; 0 when list is NULL or i out
- *         of range. Thread-safety: safe.
+ * idle expiry. Thread-safety: safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @param i     0..count-1; out of range gives 0.
+ * @return milliseconds since the Unix epoch.
  */
 BE_API int64_t be_auth_session_list_expires_at_ms(const be_auth_session_list *list, size_t i);
 
 /**
  * Release a session list.
- * @param list the list; NULL is a no-op
+ *
+ * @param list  the list; NULL is a no-op.
  */
 BE_API void be_auth_session_list_free(be_auth_session_list *list);
 
@@ -323,17 +368,18 @@ BE_API void be_auth_session_list_free(be_auth_session_list *list);
  * be_auth_verify_session()), with an audit row "auth.session_end"
  * (details {"session_id": id}) by actor_id in the same transaction. Its
  * token fails at once, in every process. Ending a session that already
- * ended is BE_OK and writes nothing.
- * @param app the app
- * @param actor_id who ends it (0 = the system), recorded in the audit row
- * @param user_id the session's user: a session of another user is not found
- * @param session_id the session's id
- * @param err receives the error (may be NULL)
+ * ended is BE_OK and writes nothing. Thread-safety: safe.
+ *
+ * @param app         the app; not NULL.
+ * @param actor_id    who does it: a user id, or 0 for the system.
+ * @param user_id     the session's user, >= 1: another user's session is
+ *                    not found.
+ * @param session_id  the session's id, >= 1.
+ * @param err         receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (app NULL); BE_E_VALIDATION (field
- *         "actor_id", "user_id" or "session_id"); BE_E_NOT_FOUND (the
- *         user has no session with that id, or it was purged); pool and
- *         storage errors.
- * Thread-safety: safe.
+ *         "actor_id", "user_id" or "session_id"); BE_E_NOT_FOUND (the user
+ *         has no session with that id, or it was purged); storage and pool
+ *         errors.
  */
 BE_API int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
                                be_error **err);
@@ -341,34 +387,56 @@ BE_API int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, i
 /**
  * End one session, with an audit row "auth.logout" (actor = the session's
  * user) in the same transaction. Idempotent: an unknown or already ended
- * session is BE_OK and writes nothing. Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED (token NULL or
- * malformed), storage and pool errors. Thread-safety: safe.
+ * session is BE_OK and writes nothing. Thread-safety: safe.
+ *
+ * @param app        the app; not NULL.
+ * @param token      the session token.
+ * @param token_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err        receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (app NULL); BE_E_UNAUTHORIZED (token NULL or
+ *         malformed); storage and pool errors.
  */
 BE_API int be_auth_logout(be_app *app, const char *token, size_t token_len, be_error **err);
 
 /**
  * End every session of a user ("log out everywhere"), with an audit row
  * "auth.revoke_all" by actor_id in the same transaction.
- * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (user_id < 1),
- * BE_E_NOT_FOUND (no such user), storage and pool errors.
  * Thread-safety: safe.
+ *
+ * @param app       the app; not NULL.
+ * @param actor_id  who does it: a user id, or 0 for the system.
+ * @param user_id   the user whose sessions end, >= 1.
+ * @param err       receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (app NULL); BE_E_VALIDATION (user_id < 1,
+ *         actor_id negative); BE_E_NOT_FOUND (no such user); storage and
+ *         pool errors.
  */
 BE_API int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be_error **err);
 
 /**
- * A user changes their own password: old_password must be right (it counts
- * against the throttle like a login, and fails with the same generic
- * BE_E_UNAUTHORIZED), new_password must pass the policy (judged only
- * after old_password was verified, so a wrong old password always gets
- * the 401 whatever the new one is). current_token,
- * when not NULL, must be a live session of this user: it stays valid and
- * every other session is revoked; with NULL every session is revoked.
- * Audited as "auth.password_change" (actor = the user).
- * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "new_password",
- * "old_password" or "user_id"), BE_E_UNAUTHORIZED (wrong old password,
- * throttled, unknown user, or current_token not a live session of the
- * user), BE_E_UNAVAILABLE, storage and pool errors, BE_E_NOMEM.
- * Thread-safety: safe.
+ * A user changes their own password. The old password counts against the
+ * throttle like a login, and fails with the same generic
+ * BE_E_UNAUTHORIZED; the new one is judged by the policy only after the
+ * old one was verified, so a wrong old password always gets the 401
+ * whatever the new one is. Audited as "auth.password_change" (actor = the
+ * user). Thread-safety: safe.
+ *
+ * @param app                the app; not NULL.
+ * @param user_id            the user, >= 1.
+ * @param current_token      when not NULL, a live session of this user: it
+ *                           stays valid and every other session is
+ *                           revoked; with NULL every session is revoked.
+ * @param current_token_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param old_password       the current password.
+ * @param old_password_len   its length in bytes, or BE_NUL_TERMINATED.
+ * @param new_password       the new password.
+ * @param new_password_len   its length in bytes, or BE_NUL_TERMINATED.
+ * @param err                receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (app NULL); BE_E_VALIDATION (field
+ *         "new_password", "old_password" or "user_id"); BE_E_UNAUTHORIZED
+ *         (wrong old password, throttled, unknown user, or current_token
+ *         not a live session of the user); BE_E_UNAVAILABLE; storage and
+ *         pool errors; BE_E_NOMEM.
  */
 BE_API int be_auth_change_password(be_app *app, int64_t user_id, const char *current_token,
                                    size_t current_token_len, const char *old_password,
@@ -385,13 +453,18 @@ BE_API int be_auth_change_password(be_app *app, int64_t user_id, const char *cur
  * Returns BE_OK whether or not the email exists, and also when storing
  * the token or the mailer fails (the failure is logged and the token
  * discarded): answering differently would enumerate accounts
- * (CVE-2024-45231). A
- * mailer that blocks makes existing emails slower to answer: queue mail
- * in the mailer, do not send inline, if that matters to you.
- * Errors: BE_E_MISUSE (app NULL), BE_E_UNSUPPORTED (the app has no
- * mailer), BE_E_VALIDATION (field "email": NULL, empty, over 320 bytes,
- * invalid UTF-8 or a NUL byte), storage and pool errors.
- * Thread-safety: safe.
+ * (CVE-2024-45231). A mailer that blocks makes existing emails slower to
+ * answer: queue mail in the mailer, do not send inline, if that matters to
+ * you. Thread-safety: safe.
+ *
+ * @param app        the app; not NULL.
+ * @param email      the account's email, matched as by be_auth_login().
+ * @param email_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err        receives the error on failure; may be NULL.
+ * @return BE_OK (whether or not the email exists); BE_E_MISUSE (app NULL);
+ *         BE_E_UNSUPPORTED (the app has no mailer); BE_E_VALIDATION (field
+ *         "email": NULL, empty, over 320 bytes, invalid UTF-8 or a NUL
+ *         byte); storage and pool errors.
  */
 BE_API int be_auth_request_reset(be_app *app, const char *email, size_t email_len,
                                  be_error **err);
@@ -402,10 +475,18 @@ BE_API int be_auth_request_reset(be_app *app, const char *email, size_t email_le
  * user), the failure counter and lock are cleared and every session of the
  * user is revoked, with an audit row "auth.password_reset", in one
  * transaction. A policy failure does not consume the token.
- * Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED "invalid or expired
- * reset token" (NULL, malformed, unknown, used or expired), BE_E_VALIDATION
- * (field "new_password"), BE_E_UNAVAILABLE, storage and pool errors,
- * BE_E_NOMEM. Thread-safety: safe.
+ * Thread-safety: safe.
+ *
+ * @param app               the app; not NULL.
+ * @param token             the reset token from the mail.
+ * @param token_len         its length in bytes, or BE_NUL_TERMINATED.
+ * @param new_password      the new password (policy-checked).
+ * @param new_password_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err               receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (app NULL); BE_E_UNAUTHORIZED "invalid or
+ *         expired reset token" (NULL, malformed, unknown, used or
+ *         expired); BE_E_VALIDATION (field "new_password");
+ *         BE_E_UNAVAILABLE; storage and pool errors; BE_E_NOMEM.
  */
 BE_API int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
                                   const char *new_password, size_t new_password_len,
@@ -414,13 +495,20 @@ BE_API int be_auth_reset_password(be_app *app, const char *token, size_t token_l
 /**
  * Delete sessions that are revoked or past their idle or absolute expiry,
  * and reset tokens that are used or expired. Call it now and then (e.g.
- * hourly). *out_deleted (may be NULL) receives the number of rows removed.
- * Errors: BE_E_MISUSE (app NULL), storage and pool errors.
- * Thread-safety: safe.
+ * hourly). Thread-safety: safe.
+ *
+ * @param out_deleted  receives the number of rows removed; may be NULL.
+ * @param app          the app; not NULL.
+ * @param err          receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (app NULL), or storage and pool errors.
  */
 BE_API int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err);
 
-/** Wipe (sodium_memzero) and release a token from be_auth_login(). NULL is a no-op. */
+/**
+ * Wipe (sodium_memzero) and release a token. Thread-safety: safe.
+ *
+ * @param token  a token from be_auth_login(), or NULL (a no-op).
+ */
 BE_API void be_auth_token_free(char *token);
 
 BE_END_DECLS

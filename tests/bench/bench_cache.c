@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* be_cache benchmark (issue 5). Prints one JSON object per line.
+/* be_cache benchmark. Prints one JSON object per line.
  *
  *   100,000 keys "user:{i}" with 64-byte values (TTL 300 s, system clock):
  *   set all, then 1,000,000 uniformly random gets with 1 and 2 threads;
