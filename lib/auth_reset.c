@@ -17,6 +17,7 @@
 #include "auth_password.h"
 #include "auth_token.h"
 #include "error.h"
+#include "mailer.h"
 #include "svc_time.h"
 
 static const char BAD_RESET[] = "invalid or expired reset token";
@@ -87,7 +88,7 @@ static void discard_token(be__auth *a, const uint8_t *h) {
 /* Mail the token; the token sits on a line of its own (the third) so a
  * mailer can turn it into a link. On failure nobody got it: it is
  * dropped. The token and the body are wiped. */
-static void send_token(be__auth *a, const be_mailer *m, const char *to, const request_ctx *r,
+static void send_token(be__auth *a, const char *to, const request_ctx *r,
                        char *token, size_t token_size) {
   int64_t minutes = a->reset_ttl_ns / (60 * BE_NS_PER_SEC);
   char body[512];
@@ -98,14 +99,10 @@ static void send_token(be__auth *a, const be_mailer *m, const char *to, const re
            "ignore this message: your password stays as it is.\n",
            token, (long long)(minutes > 0 ? minutes : 1), minutes == 1 ? "" : "s");
   sodium_memzero(token, token_size);
-  be_error *e = NULL;
-  int sent = m->send(to, "Password reset", body, m->user_data, &e);
+  int sent = be__mailer_send(a->res, r->user_id, "auth: the mailer could not send a password reset",
+                             to, "Password reset", body);
   sodium_memzero(body, sizeof body);
-  if (sent != BE_OK) {
-    log_failure("auth: the mailer could not send a password reset", r->user_id, e);
-    be_error_free(e);
-    discard_token(a, r->token_hash);
-  }
+  if (sent != BE_OK) discard_token(a, r->token_hash);
 }
 
 int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_error **err) {
@@ -135,7 +132,7 @@ int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_e
   } else if (r.skipped) {
     be_log(BE_LOG_INFO, "auth: password reset skipped, enough tokens pending", NULL, 0, NULL);
   } else {
-    send_token(a, m, u.email, &r, token, sizeof token);
+    send_token(a, u.email, &r, token, sizeof token);
   }
   sodium_memzero(token, sizeof token);
   return BE_OK;

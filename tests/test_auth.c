@@ -905,6 +905,81 @@ START_TEST(reset_does_not_enumerate) {
 }
 END_TEST
 
+/* ---- the mailer ------------------------------------------------------ */
+
+/* Every event logged while installed, one "message key=value ..." line each. */
+static char logged[8192];
+
+static void log_capture(int32_t level, const char *msg, const be_log_field *f, size_t n, void *ud) {
+  (void)level;
+  (void)ud;
+  size_t off = strlen(logged);
+  off += (size_t)snprintf(logged + off, sizeof logged - off, "%s", msg);
+  for (size_t i = 0; i < n && off < sizeof logged; i++)
+    off += (size_t)snprintf(logged + off, sizeof logged - off, " %s=%s", f[i].key, f[i].value);
+  if (off < sizeof logged) snprintf(logged + off, sizeof logged - off, "\n");
+}
+
+static void log_start(void) {
+  logged[0] = '\0';
+  ck_assert_int_eq(be_log_set_handler(log_capture, NULL, BE_LOG_INFO, NULL), BE_OK);
+}
+
+static void log_stop(void) {
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+}
+
+/* A transport that fails the careless way: an error code, *err left NULL. */
+static int bare_failing_send(const char *to, const char *subject, const char *body, void *ud,
+                             be_error **err) {
+  (void)to;
+  (void)subject;
+  (void)body;
+  (void)err;
+  ++*(int *)ud;
+  return BE_E_UNAVAILABLE;
+}
+
+/* A file app (cheap hashing, system clock) whose mailer is m. */
+static be_app *mailer_app(const char *path, const be_mailer *m) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  o.mailer = m;
+  o.insecure_test_hashing = 1;
+  o.pwhash_opslimit = 1;
+  o.pwhash_memlimit = 64 * 1024;
+  be_app *app = NULL;
+  be_error *e = NULL;
+  int rc = be_app_new(&app, &o, &e);
+  ck_assert_msg(rc == BE_OK, "app: %s", be_error_message(e));
+  return app;
+}
+
+/* A mailer that fails without filling *err is logged with its own code
+ * (it used to be logged as code=BE_OK). */
+START_TEST(mailer_failure_logs_the_mailers_code) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/mail.db", dir);
+  int calls = 0;
+  be_mailer m = BE_MAILER_INIT;
+  m.send = bare_failing_send;
+  m.user_data = &calls;
+  be_app *app = mailer_app(path, &m);
+  int64_t id = add_user(app, "user0@example.test");
+  log_start();
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
+  log_stop();
+  ck_assert_int_eq(calls, 1);
+  char want[64];
+  snprintf(want, sizeof want, "user_id=%lld code=BE_E_UNAVAILABLE", (long long)id);
+  ck_assert_msg(strstr(logged, want) != NULL, "logged: %s", logged);
+  ck_assert_ptr_null(strstr(logged, "code=BE_OK"));
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
 /* ---- the hash bound -------------------------------------------------- */
 
 typedef struct gate {
@@ -1136,6 +1211,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, reset_expires_and_clears_lockout);
   tcase_add_test(tc, reset_does_not_enumerate);
   tcase_add_test(tc, disable_kills_pending_reset_tokens);
+  tcase_add_test(tc, mailer_failure_logs_the_mailers_code);
   tcase_add_test(tc, hash_bound_fails_fast);
   tcase_add_test(tc, concurrent_logins);
   tcase_add_test(tc, commit_failure_leaves_nothing);

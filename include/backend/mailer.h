@@ -21,11 +21,15 @@ BE_BEGIN_DECLS
 typedef struct be_mailer {
   uint32_t version; /**< BE_MAILER_VERSION */
   /**
-   * Send one message (NUL-terminated strings made by libbackend). Every string is valid only during the call and the
-   * body may carry a secret (a reset token): copy what you keep, never log
-   * it. Return BE_OK, or a negative BE_E_* code (and *err if not NULL), e.g.
-   * BE_E_UNAVAILABLE when the transport is down. Called from whichever
-   * thread requested the reset: must be thread-safe.
+   * Send one message (NUL-terminated strings made by libbackend). Every
+   * string is valid only during the call and the body may carry a secret
+   * (a reset token): copy what you keep, never log it. Return BE_OK, or a
+   * negative BE_E_* code, e.g. BE_E_UNAVAILABLE when the transport is
+   * down; *err (err is never NULL) may say why, for your own use.
+   * libbackend logs a failure at error level with the code you returned
+   * (fields user_id, code = its name, rc = its value) and frees *err
+   * unread, so log the transport's details yourself, without the body.
+   * Called from whichever thread made the request: must be thread-safe.
    */
   int (*send)(const char *to, const char *subject, const char *body, void *user_data,
               be_error **err);
