@@ -303,6 +303,9 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
     l->stale = 1;
     return BE_OK;
   }
+  /* The user knows the password: a pending reset link has no use left. */
+  rc = be__auth_consume_resets(c, l->user_id, err);
+  if (rc != BE_OK) return rc;
   rc = be__svc_exec(c, NULL, err,
                     "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, "
                     "expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -465,6 +468,12 @@ static int revoke_audited(be__auth *a, be_conn *c, int64_t actor, const char *ac
   return be__audit_write(a->res, c, actor, action, "user", user_id, details, err);
 }
 
+int be__auth_consume_resets(be_conn *conn, int64_t user_id, be_error **err) {
+  return be__svc_exec(conn, NULL, err,
+                      "UPDATE password_resets SET used = 1 WHERE user_id = ? AND used = 0", "i",
+                      user_id);
+}
+
 int be__auth_end_access(be_conn *conn, int64_t user_id, be_error **err) {
   int rc = be__svc_exec(conn, NULL, err,
                         "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0", "i",
@@ -524,6 +533,8 @@ int be__auth_store_password(be__auth *a, be_conn *c, const be__pw_write *w, int 
                       "tii", w->new_hash, w->user_id, (int64_t)w->active_only);
   *stored = rc == BE_OK && changed == 1;
   if (!*stored) return rc;
+  rc = be__auth_consume_resets(c, w->user_id, err);
+  if (rc != BE_OK) return rc;
   return revoke_audited(a, c, w->actor_id, w->action, w->user_id, w->keep, err);
 }
 

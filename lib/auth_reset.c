@@ -153,10 +153,8 @@ static int reset_tx(be_conn *c, void *ud, be_error **err) {
                         "AND expires_at > ? AND user_id = ?",
                         "hii", r->token_hash, r->now, r->w.user_id);
   if (rc != BE_OK || n != 1) return rc;
-  rc = be__svc_exec(c, NULL, err,
-                    "UPDATE password_resets SET used = 1 WHERE user_id = ? AND used = 0", "i",
-                    r->w.user_id);
-  if (rc == BE_OK) rc = be__auth_store_password(r->a, c, &r->w, &r->ok, err);
+  /* The store consumes the user's other tokens. */
+  rc = be__auth_store_password(r->a, c, &r->w, &r->ok, err);
   if (rc == BE_OK && !r->ok)
     rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET); /* rolls back */
   return rc;

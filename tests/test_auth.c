@@ -868,6 +868,66 @@ START_TEST(disable_kills_pending_reset_tokens) {
 }
 END_TEST
 
+/* Pending reset tokens of a user (unused; expired ones count). */
+static int64_t pending_resets(be_app *app, int64_t id) {
+  return q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0", id);
+}
+
+static void request_token(be_testkit *k, const char *email, char tok[BE_AUTH_TOKEN_LEN + 1]) {
+  ck_assert_int_eq(be_auth_request_reset(be_testkit_app(k), email, NT, NULL), BE_OK);
+  last_reset_token(k, tok);
+}
+
+/* A reset link dies with the credential it would replace and with the
+ * address it was mailed to: a successful login, a password change, a
+ * password set by an administrator and an email change each consume the
+ * user's pending reset tokens in their own transaction. A failed login
+ * does not (anyone can make one). */
+START_TEST(reset_links_die_with_the_credential) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 0);
+  const char *em = "user0@example.test";
+  char tok[BE_AUTH_TOKEN_LEN + 1];
+  request_token(k, em, tok);
+  login_denied(app, em, "wrong password here");
+  ck_assert_int_eq(pending_resets(app, id), 1);
+  be_auth_token_free(login_ok(app, em, PW, id));
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+
+  request_token(k, em, tok);
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+
+  request_token(k, em, tok);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "an admin's passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+
+  request_token(k, em, tok);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME; /* not the email: the link stays */
+  up.name = "Renamed";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 1);
+  up.fields = BE_USER_FIELD_EMAIL;
+  up.email = "Moved@example.test";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+  /* the new address gets links that work */
+  request_token(k, "moved@example.test", tok);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL), BE_OK);
+  sodium_memzero(tok, sizeof tok);
+  be_testkit_free(k);
+}
+END_TEST
+
 START_TEST(reset_does_not_enumerate) {
   be_testkit *k = kit_new(2);
   be_app *app = be_testkit_app(k);
@@ -1298,6 +1358,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, reset_expires_and_clears_lockout);
   tcase_add_test(tc, reset_does_not_enumerate);
   tcase_add_test(tc, disable_kills_pending_reset_tokens);
+  tcase_add_test(tc, reset_links_die_with_the_credential);
   tcase_add_test(tc, mailer_failure_logs_the_mailers_code);
   tcase_add_test(tc, reset_requests_do_equal_work);
   tcase_add_test(tc, hash_bound_fails_fast);

@@ -145,9 +145,9 @@ BE_API int be_auth_check_password(be_app *app, const char *password, size_t pass
  * Set a user's password (an administrator or sign-up path; users changing
  * their own password use be_auth_change_password()). Policy-checked, hashed
  * with the current parameters, then stored with the failure counter and
- * lock cleared, every session of the user revoked, and an audit row
- * "auth.password_set" by actor_id (0 = the system), all in one
- * transaction.
+ * lock cleared, every session and pending reset token of the user
+ * revoked, and an audit row "auth.password_set" by actor_id (0 = the
+ * system), all in one transaction.
  * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "password" or
  * "user_id"), BE_E_NOT_FOUND (no such user), BE_E_UNAVAILABLE (too many
  * hashes running), storage and pool errors, BE_E_NOMEM.
@@ -161,7 +161,9 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
  * token (BE_AUTH_TOKEN_LEN characters, NUL-terminated), the caller's,
  * released with be_auth_token_free(); *out_user_id (may be NULL) is the
  * user's id. Always a fresh session (no fixation), written with an audit
- * row "auth.login" (actor = the user) in one transaction. When the stored
+ * row "auth.login" (actor = the user) in one transaction, which also
+ * consumes the user's pending reset tokens (who knows the password needs
+ * no reset link; a failed login leaves them). When the stored
  * hash used other parameters than the current ones it is replaced.
  * The email is matched after trimming and ASCII lower-casing.
  * Errors: BE_E_MISUSE (app or out_token NULL), BE_E_VALIDATION (field
@@ -214,7 +216,8 @@ BE_API int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be
  * the 401 whatever the new one is). current_token,
  * when not NULL, must be a live session of this user: it stays valid and
  * every other session is revoked; with NULL every session is revoked.
- * Audited as "auth.password_change" (actor = the user).
+ * Pending reset tokens of the user are consumed. Audited as
+ * "auth.password_change" (actor = the user), in the same transaction.
  * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "new_password",
  * "old_password" or "user_id"), BE_E_UNAUTHORIZED (wrong old password,
  * throttled, unknown user, or current_token not a live session of the
@@ -232,7 +235,12 @@ BE_API int be_auth_change_password(be_app *app, int64_t user_id, const char *cur
  * and mailed through the app's mailer: subject "Password reset", and a
  * body whose third line is the token alone (so a mailer can turn it into
  * a link). At most BE_AUTH_RESET_MAX_PENDING unused, unexpired tokens
- * exist per user: further requests send nothing (no mail bombing).
+ * exist per user: further requests send nothing (no mail bombing). A
+ * token dies with the credential it would replace and the address it was
+ * mailed to: it stops working once used, expired, or when the user logs
+ * in, has the password set, changed or reset, the email changed, or the
+ * account disabled (each consumes the pending tokens in its own
+ * transaction).
  *
  * Nothing tells registered emails from others (CVE-2024-45231): the
  * answer is BE_OK whether or not the email exists, and also when the

@@ -159,9 +159,11 @@ BE_API int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids,
  * Update the fields named in in->fields, with an audit row "user.update"
  * (which fields changed; old and new email, name and status) in the same
  * transaction; the cache entry is dropped after the commit. Disabling a
- * user revokes their sessions and, like every status change, bumps the
- * authorisation epoch (a disabled user has no permissions). *out (may be
- * NULL) receives the updated user, the caller's.
+ * user revokes their sessions and pending password-reset tokens and, like
+ * every status change, bumps the authorisation epoch (a disabled user has
+ * no permissions). Changing the email consumes the user's pending reset
+ * tokens in the same transaction (links mailed to the old address stop
+ * working). *out (may be NULL) receives the updated user, the caller's.
  * Errors: BE_E_MISUSE, BE_E_VALIDATION (a field as for create; "fields"
  * when none or unknown bits are set; "id"), BE_E_NOT_FOUND,
  * BE_E_CONFLICT (field "email"), pool and storage errors, BE_E_NOMEM.
