@@ -22,6 +22,7 @@
 #include "auth_password.h"
 #include "auth_token.h"
 #include "error.h"
+#include "mailer.h"
 #include "svc_input.h"
 #include "svc_time.h"
 #include "utf8.h"
@@ -586,6 +587,9 @@ int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const c
                  be__svc_now(a->res), 0};
   rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0) rc = user_not_found(user_id, err);
+  /* A first password (sign-up) replaces nothing: nothing to tell. */
+  if (rc == BE_OK && u.has_hash)
+    be__mailer_notify(a->res, user_id, BE__NOTICE_PASSWORD_CHANGED, u.email);
   return rc;
 }
 
@@ -636,5 +640,6 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
   if (rc == BE_OK && s.status != 0)
     rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s",
                        s.status == NO_SESSION ? BAD_SESSION : BAD_PASSWORD);
+  if (rc == BE_OK) be__mailer_notify(a->res, user_id, BE__NOTICE_PASSWORD_CHANGED, u.email);
   return rc;
 }

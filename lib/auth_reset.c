@@ -186,6 +186,7 @@ int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
                  {u.id, u.id, "auth.password_reset", hash, NULL, NULL, 1}, 0};
   rc = be__svc_write(a->res, reset_tx, &r, err);
   if (rc == BE_OK && !r.ok) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
+  if (rc == BE_OK) be__mailer_notify(a->res, u.id, BE__NOTICE_PASSWORD_RESET, u.email);
   return rc;
 }
 

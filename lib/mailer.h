@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Internal: how the services send mail through the host's mailer
- * (backend/mailer.h): one send that logs its own failures. */
+ * (backend/mailer.h): one send that logs its own failures, and the
+ * account notices. */
 #ifndef BE_LIB_MAILER_H
 #define BE_LIB_MAILER_H
 
@@ -15,5 +16,19 @@
  * code. */
 int be__mailer_send(const be__app_res *res, int64_t user_id, const char *what, const char *to,
                     const char *subject, const char *body);
+
+/* The security notices: what happened to an account, never a secret. */
+typedef enum be__notice {
+  BE__NOTICE_PASSWORD_CHANGED, /* changed by the user, or set by someone else over an old one */
+  BE__NOTICE_PASSWORD_RESET,   /* set with a reset token */
+  BE__NOTICE_EMAIL_OLD,        /* to the old address of an email change */
+  BE__NOTICE_EMAIL_NEW         /* to the new address of an email change */
+} be__notice;
+
+/* Tell the account's holder at `to` that `notice` happened, when the app
+ * has a mailer (else nothing). Call it after the change committed: a
+ * failure is logged, never returned, since the change stands either
+ * way. */
+void be__mailer_notify(const be__app_res *res, int64_t user_id, be__notice notice, const char *to);
 
 #endif

@@ -25,6 +25,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "error.h"
+#include "mailer.h"
 #include "permission.h"
 #include "svc_input.h"
 #include "svc_sql.h"
@@ -763,6 +764,10 @@ int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
   if (rc == BE_OK) rc = be__svc_write(&app->res, update_tx, &c, err);
   if (rc != BE_OK) { be_user_free(c.result); return rc; }
   invalidate(app, id);
+  if (c.email_changed) { /* both addresses hear of it */
+    be__mailer_notify(&app->res, id, BE__NOTICE_EMAIL_OLD, c.old_email);
+    be__mailer_notify(&app->res, id, BE__NOTICE_EMAIL_NEW, c.v.email);
+  }
   give_row(out, c.result);
   return BE_OK;
 }

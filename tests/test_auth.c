@@ -1127,6 +1127,81 @@ START_TEST(mailer_failure_logs_the_mailers_code) {
 }
 END_TEST
 
+/* Captured message i goes to `to` with `subject`, and its body holds
+ * none of the secrets (NULL-terminated list). */
+static void expect_notice(be_testkit *k, int64_t i, const char *to, const char *subject,
+                          const char *const *secrets) {
+  char *t = NULL, *sub = NULL, *body = NULL;
+  ck_assert_int_eq(be_testkit_mail_get(&t, &sub, &body, k, i, NULL), BE_OK);
+  ck_assert_str_eq(t, to);
+  ck_assert_str_eq(sub, subject);
+  for (const char *const *p = secrets; *p; p++)
+    ck_assert_msg(strstr(body, *p) == NULL, "mail %lld holds a secret", (long long)i);
+  be_free(t);
+  be_free(sub);
+  be_free(body);
+}
+
+/* The holder of an account hears, through the mailer, of every change to
+ * its password or email -- the old address too -- in a mail with no
+ * secret in it. Giving a password to an account that had none is no
+ * change. A mailer failure does not fail the change: it is logged. */
+START_TEST(credential_changes_are_notified) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 1);
+  const char *em = "user1@example.test";
+  char tok[BE_AUTH_TOKEN_LEN + 1];
+  const char *const secrets[] = {PW, NEWPW, "an admin's passphrase", "a third passphrase", tok,
+                                 NULL};
+  be_testkit_mail_clear(k);
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 1);
+  expect_notice(k, 0, em, "Your password was changed", secrets);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "an admin's passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 2);
+  expect_notice(k, 1, em, "Your password was changed", secrets);
+  request_token(k, em, tok);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 4);
+  expect_notice(k, 3, em, "Your password was reset", secrets);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME | BE_USER_FIELD_EMAIL;
+  up.name = "Moved";
+  up.email = em; /* the same address: no change to tell */
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 4);
+  up.email = "moved@example.test";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 6);
+  expect_notice(k, 4, em, "Your email address was changed", secrets);
+  expect_notice(k, 5, "moved@example.test", "Your email address was changed", secrets);
+
+  /* a first password (sign-up) replaces nothing: no mail */
+  int64_t fresh = 0;
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "fresh@example.test";
+  in.name = "Fresh";
+  ck_assert_int_eq(be_user_create(NULL, &fresh, app, 0, &in, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_set_password(app, 0, fresh, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 6);
+
+  /* the mailer fails: the change stands, the failure is logged */
+  ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE, NULL), BE_OK);
+  log_start();
+  ck_assert_int_eq(be_auth_change_password(app, fresh, NULL, NT, NEWPW, NT, PW, NT, NULL), BE_OK);
+  log_stop();
+  ck_assert_int_eq(be_testkit_mail_count(k), 6);
+  be_auth_token_free(login_ok(app, "fresh@example.test", PW, fresh));
+  char want[96];
+  snprintf(want, sizeof want, "password-changed notice user_id=%lld code=BE_E_UNAVAILABLE",
+           (long long)fresh);
+  ck_assert_msg(strstr(logged, want) != NULL, "logged: %s", logged);
+  sodium_memzero(tok, sizeof tok);
+  be_testkit_free(k);
+}
+END_TEST
+
 /* ---- the hash bound -------------------------------------------------- */
 
 typedef struct gate {
@@ -1359,6 +1434,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, reset_does_not_enumerate);
   tcase_add_test(tc, disable_kills_pending_reset_tokens);
   tcase_add_test(tc, reset_links_die_with_the_credential);
+  tcase_add_test(tc, credential_changes_are_notified);
   tcase_add_test(tc, mailer_failure_logs_the_mailers_code);
   tcase_add_test(tc, reset_requests_do_equal_work);
   tcase_add_test(tc, hash_bound_fails_fast);

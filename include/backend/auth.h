@@ -147,7 +147,9 @@ BE_API int be_auth_check_password(be_app *app, const char *password, size_t pass
  * with the current parameters, then stored with the failure counter and
  * lock cleared, every session and pending reset token of the user
  * revoked, and an audit row "auth.password_set" by actor_id (0 = the
- * system), all in one transaction.
+ * system), all in one transaction. When the user had a password, the app's
+ * mailer (if any) then tells them: "Your password was changed"
+ * (backend/mailer.h).
  * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "password" or
  * "user_id"), BE_E_NOT_FOUND (no such user), BE_E_UNAVAILABLE (too many
  * hashes running), storage and pool errors, BE_E_NOMEM.
@@ -217,7 +219,9 @@ BE_API int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be
  * when not NULL, must be a live session of this user: it stays valid and
  * every other session is revoked; with NULL every session is revoked.
  * Pending reset tokens of the user are consumed. Audited as
- * "auth.password_change" (actor = the user), in the same transaction.
+ * "auth.password_change" (actor = the user), in the same transaction;
+ * then the app's mailer (if any) tells the user: "Your password was
+ * changed" (backend/mailer.h; a mailer failure is logged, not returned).
  * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "new_password",
  * "old_password" or "user_id"), BE_E_UNAUTHORIZED (wrong old password,
  * throttled, unknown user, or current_token not a live session of the
@@ -274,7 +278,8 @@ BE_API int be_auth_request_reset(be_app *app, const char *email, size_t email_le
  * token is consumed (with every other outstanding reset token of the
  * user), the failure counter and lock are cleared and every session of the
  * user is revoked, with an audit row "auth.password_reset", in one
- * transaction. A policy failure does not consume the token.
+ * transaction; then the mailer tells the user: "Your password was reset"
+ * (backend/mailer.h). A policy failure does not consume the token.
  * Errors: BE_E_MISUSE (app NULL), BE_E_UNAUTHORIZED "invalid or expired
  * reset token" (NULL, malformed, unknown, used or expired), BE_E_VALIDATION
  * (field "new_password"), BE_E_UNAVAILABLE, storage and pool errors,

@@ -1,11 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /**
  * @file backend/mailer.h
- * @brief The pluggable mailer the auth service sends password-reset mail with.
+ * @brief The pluggable mailer libbackend sends password-reset mail and
+ *        account notices with.
  *
  * libbackend sends no mail itself: the host plugs in its own transport (SMTP
  * client, queue, HTTP API) by filling a be_mailer. The testkit
  * (backend/testkit.h) has a capturing mock.
+ *
+ * What is sent, by subject (stable: a mailer may pick a template or a
+ * translation by it), always to one address, in plain text:
+ * - "Password reset": the reset token, alone on the body's third line
+ *   (be_auth_request_reset()). The only mail that holds a secret.
+ * - "Your password was changed": the password was changed by the user
+ *   (be_auth_change_password()) or set over an existing one
+ *   (be_auth_set_password(); a first password sends nothing).
+ * - "Your password was reset": be_auth_reset_password() succeeded.
+ * - "Your email address was changed": be_user_update() changed the
+ *   email; sent to the old address and to the new one.
+ * The notices carry no secret, no password and no address other than the
+ * recipient's; they are sent after the change committed and only when
+ * the app has a mailer. A notice that fails to go out is logged and does
+ * not fail the change.
+ *
+ * The caller waits while send() runs: queue the message and return,
+ * never talk SMTP inline. A reset request's answer time differs between
+ * registered and unknown emails by exactly the time send() takes
+ * (backend/auth.h).
  */
 #ifndef BACKEND_MAILER_H
 #define BACKEND_MAILER_H

@@ -163,7 +163,10 @@ BE_API int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids,
  * every status change, bumps the authorisation epoch (a disabled user has
  * no permissions). Changing the email consumes the user's pending reset
  * tokens in the same transaction (links mailed to the old address stop
- * working). *out (may be NULL) receives the updated user, the caller's.
+ * working); after the commit the app's mailer (if any) tells both the old
+ * and the new address: "Your email address was changed"
+ * (backend/mailer.h; a mailer failure is logged, not returned). *out
+ * (may be NULL) receives the updated user, the caller's.
  * Errors: BE_E_MISUSE, BE_E_VALIDATION (a field as for create; "fields"
  * when none or unknown bits are set; "id"), BE_E_NOT_FOUND,
  * BE_E_CONFLICT (field "email"), pool and storage errors, BE_E_NOMEM.
