@@ -80,6 +80,22 @@ static const struct {
    ");"
    "CREATE INDEX audit_actor_at ON audit_log(actor_id, at);"
    "CREATE INDEX audit_target_at ON audit_log(target_type, target_id, at);"},
+  {5, "password_resets_decoys",
+   /* user_id may be NULL: a reset request for an email without an active
+    * account stores a used row for no user (purged like any used one),
+    * so every request runs the same INSERT (auth_reset.c). */
+   "CREATE TABLE password_resets_v5 ("
+   "  token_hash BLOB PRIMARY KEY,"
+   "  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,"
+   "  created_at INTEGER NOT NULL,"
+   "  expires_at INTEGER NOT NULL,"
+   "  used INTEGER NOT NULL DEFAULT 0"
+   ");"
+   "INSERT INTO password_resets_v5 (token_hash, user_id, created_at, expires_at, used)"
+   "  SELECT token_hash, user_id, created_at, expires_at, used FROM password_resets;"
+   "DROP TABLE password_resets;"
+   "ALTER TABLE password_resets_v5 RENAME TO password_resets;"
+   "CREATE INDEX password_resets_user ON password_resets(user_id);"},
 };
 
 int be__svc_schema_register(struct be_migrator *m, be_error **err) {
