@@ -22,6 +22,7 @@
 #include "auth_password.h"
 #include "auth_token.h"
 #include "error.h"
+#include "mailer.h"
 #include "svc_input.h"
 #include "svc_time.h"
 #include "utf8.h"
@@ -303,6 +304,9 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
     l->stale = 1;
     return BE_OK;
   }
+  /* The user knows the password: a pending reset link has no use left. */
+  rc = be__auth_consume_resets(c, l->user_id, err);
+  if (rc != BE_OK) return rc;
   rc = be__svc_exec(c, NULL, err,
                     "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, "
                     "expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -494,6 +498,12 @@ static int revoke_audited(be__auth *a, be_conn *c, int64_t actor, const char *ac
   return be__audit_write(a->res, c, actor, action, "user", user_id, details, err);
 }
 
+int be__auth_consume_resets(be_conn *conn, int64_t user_id, be_error **err) {
+  return be__svc_exec(conn, NULL, err,
+                      "UPDATE password_resets SET used = 1 WHERE user_id = ? AND used = 0", "i",
+                      user_id);
+}
+
 int be__auth_end_access(be_conn *conn, int64_t user_id, be_error **err) {
   int rc = be__svc_exec(conn, NULL, err,
                         "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0", "i",
@@ -553,6 +563,8 @@ int be__auth_store_password(be__auth *a, be_conn *c, const be__pw_write *w, int 
                       "tii", w->new_hash, w->user_id, (int64_t)w->active_only);
   *stored = rc == BE_OK && changed == 1;
   if (!*stored) return rc;
+  rc = be__auth_consume_resets(c, w->user_id, err);
+  if (rc != BE_OK) return rc;
   return revoke_audited(a, c, w->actor_id, w->action, w->user_id, w->keep, err);
 }
 
@@ -604,6 +616,9 @@ int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const c
                  be__svc_now(a->res), 0};
   rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0) rc = user_not_found(user_id, err);
+  /* A first password (sign-up) replaces nothing: nothing to tell. */
+  if (rc == BE_OK && u.has_hash)
+    be__mailer_notify(a->res, user_id, BE__NOTICE_PASSWORD_CHANGED, u.email);
   return rc;
 }
 
@@ -654,5 +669,6 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
   if (rc == BE_OK && s.status != 0)
     rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s",
                        s.status == NO_SESSION ? BAD_SESSION : BAD_PASSWORD);
+  if (rc == BE_OK) be__mailer_notify(a->res, user_id, BE__NOTICE_PASSWORD_CHANGED, u.email);
   return rc;
 }

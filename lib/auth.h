@@ -93,11 +93,18 @@ typedef struct be__pw_write {
 } be__pw_write;
 
 /* Inside the caller's write transaction: store w->new_hash and clear the
- * failure count when the row still matches (*stored = 1), then revoke the
- * user's sessions but w->keep and write the audit row with their count.
- * Nothing is written when the row does not match (*stored = 0). */
+ * failure count when the row still matches (*stored = 1), then consume
+ * the user's pending reset tokens, revoke the user's sessions but w->keep
+ * and write the audit row with their count. Nothing is written when the
+ * row does not match (*stored = 0). */
 int be__auth_store_password(be__auth *a, be_conn *conn, const be__pw_write *w, int *stored,
                             be_error **err);
+
+/* Inside the caller's write transaction: consume (mark used) every
+ * pending reset token of the user. A reset link dies with the credential
+ * it would replace -- a password set, changed or reset, a successful
+ * login -- and with the address it was mailed to (an email change). */
+int be__auth_consume_resets(be_conn *conn, int64_t user_id, be_error **err);
 
 /* Inside the caller's write transaction: a disabled account loses every
  * session and every pending reset token (links mailed before the disable

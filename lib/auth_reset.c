@@ -2,12 +2,10 @@
 /*
  * Password reset through the host's mailer, and the purge of dead rows.
  * request_reset answers BE_OK for every email, whether it exists, whether
- * the mail went out, whether storing the token worked: any difference the
- * caller can see would enumerate accounts (Django CVE-2024-45231 leaked
- * through the mail-failure path). Failures after the lookup are logged.
+ * the mail went out (a mailer failure is logged), after the same work:
+ * any difference the caller can see or time would enumerate accounts
+ * (Django CVE-2024-45231 leaked through the mail-failure path).
  */
-#include <backend/log.h>
-#include <backend/mailer.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -17,16 +15,10 @@
 #include "auth_password.h"
 #include "auth_token.h"
 #include "error.h"
+#include "mailer.h"
 #include "svc_time.h"
 
 static const char BAD_RESET[] = "invalid or expired reset token";
-
-static void log_failure(const char *message, int64_t user_id, const be_error *e) {
-  char id[24];
-  snprintf(id, sizeof id, "%lld", (long long)user_id);
-  be_log_field f[] = {{"user_id", id}, {"code", be_code_name(be_error_code(e))}};
-  be_log(BE_LOG_ERROR, message, f, 2, NULL);
-}
 
 /* The account a reset is for: its id (0: none), where to mail, and the
  * policy's context. */
@@ -49,32 +41,50 @@ static int read_account(be_stmt *st, void *ud, be_error **err) {
 
 /* ---- request --------------------------------------------------------- */
 
+/*
+ * Every request does the same work, so its time does not tell whether the
+ * email is registered: a fresh token, its hash and its mail body, then one
+ * write transaction running the same statements -- look the email up,
+ * count the account's pending tokens, insert the token row, write the
+ * audit row. A request that issues nothing (unknown email, disabled
+ * account, enough tokens pending) inserts its row used and for no user
+ * (user_id NULL), a row nothing can redeem, which the purge removes. Only
+ * the mailer call of an issued token differs, after the commit:
+ * backend/auth.h asks hosts to keep it short.
+ */
+
 typedef struct request_ctx {
   be__auth *a;
-  int64_t user_id;
+  const char *key; /* the email's lookup form */
   int64_t now;
   uint8_t token_hash[BE__TOKEN_HASH_BYTES];
-  int skipped; /* out: enough tokens are pending already */
+  account u;  /* out: the active account with this email (id 0: none) */
+  int issued; /* out: the token row was kept */
 } request_ctx;
 
 static int request_tx(be_conn *c, void *ud, be_error **err) {
   request_ctx *r = ud;
-  r->skipped = 0;
-  int64_t pending = 0;
-  int rc = be__svc_ints(c, &pending, 1, err,
-                        "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0 "
-                        "AND expires_at > ?", "ii", r->user_id, r->now);
+  memset(&r->u, 0, sizeof r->u);
+  r->issued = 0;
+  int rc = be__svc_first(c, read_account, &r->u, err,
+                         "SELECT id, email, name FROM users WHERE email = ? AND status = 0", "t",
+                         r->key);
+  if (rc < 0) return rc;
+  int64_t uid = r->u.email_whole ? r->u.id : 0, pending = 0;
+  rc = be__svc_ints(c, &pending, 1, err,
+                    "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0 "
+                    "AND expires_at > ?", "ii", uid, r->now);
   if (rc != BE_ROW) return rc < 0 ? rc : be__error_set(err, BE_E_INTERNAL, "count returned no row");
-  if (pending >= BE_AUTH_RESET_MAX_PENDING) {
-    r->skipped = 1;
-    return BE_OK;
-  }
+  r->issued = uid != 0 && pending < BE_AUTH_RESET_MAX_PENDING;
   rc = be__svc_exec(c, NULL, err,
-                    "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    "hiii", r->token_hash, r->user_id, r->now, be__ns_add(r->now, r->a->reset_ttl_ns));
+                    "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at, used) "
+                    "VALUES (?, NULLIF(?, 0), ?, ?, ?)",
+                    "hiiii", r->token_hash, r->issued ? uid : 0, r->now,
+                    be__ns_add(r->now, r->a->reset_ttl_ns), (int64_t)!r->issued);
   if (rc != BE_OK) return rc;
-  return be__audit_write(r->a->res, c, 0, "auth.reset_request", "user", r->user_id, "{}", err);
+  /* Target 0: no active account has the email. */
+  return be__audit_write(r->a->res, c, 0, "auth.reset_request", "user", uid,
+                         r->issued ? "{\"issued\":true}" : "{\"issued\":false}", err);
 }
 
 static void discard_token(be__auth *a, const uint8_t *h) {
@@ -84,28 +94,17 @@ static void discard_token(be__auth *a, const uint8_t *h) {
   be__svc_release(a->res, c);
 }
 
-/* Mail the token; the token sits on a line of its own (the third) so a
- * mailer can turn it into a link. On failure nobody got it: it is
- * dropped. The token and the body are wiped. */
-static void send_token(be__auth *a, const be_mailer *m, const char *to, const request_ctx *r,
-                       char *token, size_t token_size) {
+/* The mail of a token; the token sits on a line of its own (the third) so
+ * a mailer can turn it into a link. Made for every request, issued or
+ * not. */
+static void reset_body(char *body, size_t size, const be__auth *a, const char *token) {
   int64_t minutes = a->reset_ttl_ns / (60 * BE_NS_PER_SEC);
-  char body[512];
-  snprintf(body, sizeof body,
+  snprintf(body, size,
            "Someone asked to reset the password of this account. Your reset code is:\n"
            "\n%s\n\n"
            "It can be used once and expires in %lld minute%s. If you did not ask for it, "
            "ignore this message: your password stays as it is.\n",
            token, (long long)(minutes > 0 ? minutes : 1), minutes == 1 ? "" : "s");
-  sodium_memzero(token, token_size);
-  be_error *e = NULL;
-  int sent = m->send(to, "Password reset", body, m->user_data, &e);
-  sodium_memzero(body, sizeof body);
-  if (sent != BE_OK) {
-    log_failure("auth: the mailer could not send a password reset", r->user_id, e);
-    be_error_free(e);
-    discard_token(a, r->token_hash);
-  }
 }
 
 int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_error **err) {
@@ -118,27 +117,19 @@ int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_e
   char key[BE__EMAIL_MAX + 1];
   rc = be__auth_email_key(email, email_len, key, err);
   if (rc != BE_OK) return rc;
-  account u = {0};
-  rc = be__svc_first_pooled(a->res, read_account, &u, err,
-                            "SELECT id, email, name FROM users WHERE email = ? AND status = 0",
-                            "t", key);
-  if (rc < 0) return rc;
-  if (u.id == 0 || !u.email_whole) return BE_OK; /* unknown: the same BE_OK */
-
-  request_ctx r = {a, u.id, be__svc_now(a->res), {0}, 0};
-  char token[BE_AUTH_TOKEN_LEN + 1];
+  request_ctx r = {a, key, be__svc_now(a->res), {0}, {0}, 0};
+  char token[BE_AUTH_TOKEN_LEN + 1], body[512];
   be__token_new(token, r.token_hash);
-  be_error *e = NULL;
-  if (be__svc_write(a->res, request_tx, &r, &e) != BE_OK) {
-    log_failure("auth: could not store a password reset token", u.id, e);
-    be_error_free(e);
-  } else if (r.skipped) {
-    be_log(BE_LOG_INFO, "auth: password reset skipped, enough tokens pending", NULL, 0, NULL);
-  } else {
-    send_token(a, m, u.email, &r, token, sizeof token);
-  }
+  reset_body(body, sizeof body, a, token);
   sodium_memzero(token, sizeof token);
-  return BE_OK;
+  /* A failure here is no oracle: every email runs this transaction. */
+  rc = be__svc_write(a->res, request_tx, &r, err);
+  if (rc == BE_OK && r.issued &&
+      be__mailer_send(a->res, r.u.id, "auth: the mailer could not send a password reset", r.u.email,
+                      "Password reset", body) != BE_OK)
+    discard_token(a, r.token_hash); /* nobody got it */
+  sodium_memzero(body, sizeof body);
+  return rc;
 }
 
 /* ---- reset ----------------------------------------------------------- */
@@ -162,10 +153,8 @@ static int reset_tx(be_conn *c, void *ud, be_error **err) {
                         "AND expires_at > ? AND user_id = ?",
                         "hii", r->token_hash, r->now, r->w.user_id);
   if (rc != BE_OK || n != 1) return rc;
-  rc = be__svc_exec(c, NULL, err,
-                    "UPDATE password_resets SET used = 1 WHERE user_id = ? AND used = 0", "i",
-                    r->w.user_id);
-  if (rc == BE_OK) rc = be__auth_store_password(r->a, c, &r->w, &r->ok, err);
+  /* The store consumes the user's other tokens. */
+  rc = be__auth_store_password(r->a, c, &r->w, &r->ok, err);
   if (rc == BE_OK && !r->ok)
     rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET); /* rolls back */
   return rc;
@@ -197,6 +186,7 @@ int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
                  {u.id, u.id, "auth.password_reset", hash, NULL, NULL, 1}, 0};
   rc = be__svc_write(a->res, reset_tx, &r, err);
   if (rc == BE_OK && !r.ok) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
+  if (rc == BE_OK) be__mailer_notify(a->res, u.id, BE__NOTICE_PASSWORD_RESET, u.email);
   return rc;
 }
 

@@ -80,14 +80,30 @@ static const struct {
    ");"
    "CREATE INDEX audit_actor_at ON audit_log(actor_id, at);"
    "CREATE INDEX audit_target_at ON audit_log(target_type, target_id, at);"},
-  {5, "audit_key",
+  {5, "password_resets_decoys",
+   /* user_id may be NULL: a reset request for an email without an active
+    * account stores a used row for no user (purged like any used one),
+    * so every request runs the same INSERT (auth_reset.c). */
+   "CREATE TABLE password_resets_v5 ("
+   "  token_hash BLOB PRIMARY KEY,"
+   "  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,"
+   "  created_at INTEGER NOT NULL,"
+   "  expires_at INTEGER NOT NULL,"
+   "  used INTEGER NOT NULL DEFAULT 0"
+   ");"
+   "INSERT INTO password_resets_v5 (token_hash, user_id, created_at, expires_at, used)"
+   "  SELECT token_hash, user_id, created_at, expires_at, used FROM password_resets;"
+   "DROP TABLE password_resets;"
+   "ALTER TABLE password_resets_v5 RENAME TO password_resets;"
+   "CREATE INDEX password_resets_user ON password_resets(user_id);"},
+  {6, "audit_key",
    /* One row when the chain is keyed (backend/audit.h, "Keyed chain"). */
    "CREATE TABLE audit_key ("
    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
    "  keyed_from INTEGER NOT NULL,"          /* the first row hashed with the key */
    "  key_check BLOB NOT NULL"               /* keyed BLAKE2b-256 over keyed_from */
    ");"},
-  {6, "session_ids",
+  {7, "session_ids",
    /* Sessions get a stable id, so a user's sessions can be listed and one
     * ended by id without its token (backend/auth.h). AUTOINCREMENT: an
     * ended session's id never names a new one. */

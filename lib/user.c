@@ -25,6 +25,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "error.h"
+#include "mailer.h"
 #include "permission.h"
 #include "svc_input.h"
 #include "svc_sql.h"
@@ -497,6 +498,9 @@ typedef struct write_ctx {
   int want_row; /* the caller asked for the written row */
   input v;
   be_user *result;
+  /* An update's email change: the old address, when it fits (else "") */
+  int email_changed;
+  char old_email[BE_USER_EMAIL_MAX + 1];
 } write_ctx;
 
 /* A UNIQUE failure on users.email is the caller's email taken. */
@@ -618,7 +622,16 @@ static int read_old_row(be_stmt *st, void *ud, be_error **err) {
   fields f;
   fields_from_stmt(&f, st);
   o->status = f.status;
-  if (m & BE_USER_FIELD_EMAIL) change_str(o->b, "email", f.s[0], f.n[0], c->v.email, c->v.email_len);
+  if (m & BE_USER_FIELD_EMAIL) {
+    change_str(o->b, "email", f.s[0], f.n[0], c->v.email, c->v.email_len);
+    /* both normalised (trimmed, lower-case): bytes tell a change */
+    c->email_changed = f.n[0] != c->v.email_len || memcmp(f.s[0], c->v.email, f.n[0]) != 0;
+    c->old_email[0] = '\0';
+    if (f.n[0] < sizeof c->old_email) {
+      memcpy(c->old_email, f.s[0], f.n[0]);
+      c->old_email[f.n[0]] = '\0';
+    }
+  }
   if (m & BE_USER_FIELD_NAME) change_str(o->b, "name", f.s[1], f.n[1], c->v.name, c->v.name_len);
   if (m & BE_USER_FIELD_STATUS)
     be__buf_printf(o->b, ",\"status\":{\"from\":%d,\"to\":%d}", (int)f.status, (int)c->v.status);
@@ -705,6 +718,7 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
   uint32_t m = c->v.fields;
   be_user_free(c->result); /* a retried transaction starts over */
   c->result = NULL;
+  c->email_changed = 0;
   int64_t now = be__svc_now(&c->app->res);
   be__buf b;
   be__buf_init(&b);
@@ -719,6 +733,8 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
   if (rc == BE_OK && status_changed) rc = be__perm_bump(conn, err);
   if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED)
     rc = be__auth_end_access(conn, c->id, err);
+  /* Reset links mailed to the old address die with it. */
+  if (rc == BE_OK && c->email_changed) rc = be__auth_consume_resets(conn, c->id, err);
   if (rc != BE_OK) { be__buf_free(&b); return rc; }
   return audit_json(c, conn, "user.update", &b, err);
 }
@@ -748,6 +764,10 @@ int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
   if (rc == BE_OK) rc = be__svc_write(&app->res, update_tx, &c, err);
   if (rc != BE_OK) { be_user_free(c.result); return rc; }
   invalidate(app, id);
+  if (c.email_changed) { /* both addresses hear of it */
+    be__mailer_notify(&app->res, id, BE__NOTICE_EMAIL_OLD, c.old_email);
+    be__mailer_notify(&app->res, id, BE__NOTICE_EMAIL_NEW, c.v.email);
+  }
   give_row(out, c.result);
   return BE_OK;
 }

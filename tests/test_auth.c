@@ -346,7 +346,7 @@ static int64_t add_user(be_app *app, const char *email) {
   return id;
 }
 
-/* Migration 6 gives sessions made before it an id and keeps their tokens
+/* Migration 7 gives sessions made before it an id and keeps their tokens
  * working: the sessions table is put back to its migration-2 shape, then
  * the app reopens and migrates it again. */
 START_TEST(session_ids_migration_keeps_live_sessions) {
@@ -368,7 +368,7 @@ START_TEST(session_ids_migration_keeps_live_sessions) {
               " expires_at, revoked FROM sessions", 0);
   q_exec(app, "DROP TABLE sessions", 0);
   q_exec(app, "ALTER TABLE old_sessions RENAME TO sessions", 0);
-  q_exec(app, "DELETE FROM schema_migrations WHERE version = 6", 0);
+  q_exec(app, "DELETE FROM schema_migrations WHERE version = 7", 0);
   be_app_free(app);
 
   app = file_app(path, clock, 1, 64 * 1024);
@@ -1066,6 +1066,66 @@ START_TEST(disable_kills_pending_reset_tokens) {
 }
 END_TEST
 
+/* Pending reset tokens of a user (unused; expired ones count). */
+static int64_t pending_resets(be_app *app, int64_t id) {
+  return q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0", id);
+}
+
+static void request_token(be_testkit *k, const char *email, char tok[BE_AUTH_TOKEN_LEN + 1]) {
+  ck_assert_int_eq(be_auth_request_reset(be_testkit_app(k), email, NT, NULL), BE_OK);
+  last_reset_token(k, tok);
+}
+
+/* A reset link dies with the credential it would replace and with the
+ * address it was mailed to: a successful login, a password change, a
+ * password set by an administrator and an email change each consume the
+ * user's pending reset tokens in their own transaction. A failed login
+ * does not (anyone can make one). */
+START_TEST(reset_links_die_with_the_credential) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 0);
+  const char *em = "user0@example.test";
+  char tok[BE_AUTH_TOKEN_LEN + 1];
+  request_token(k, em, tok);
+  login_denied(app, em, "wrong password here");
+  ck_assert_int_eq(pending_resets(app, id), 1);
+  be_auth_token_free(login_ok(app, em, PW, id));
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+
+  request_token(k, em, tok);
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+
+  request_token(k, em, tok);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "an admin's passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+
+  request_token(k, em, tok);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME; /* not the email: the link stays */
+  up.name = "Renamed";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 1);
+  up.fields = BE_USER_FIELD_EMAIL;
+  up.email = "Moved@example.test";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+  /* the new address gets links that work */
+  request_token(k, "moved@example.test", tok);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL), BE_OK);
+  sodium_memzero(tok, sizeof tok);
+  be_testkit_free(k);
+}
+END_TEST
+
 START_TEST(reset_does_not_enumerate) {
   be_testkit *k = kit_new(2);
   be_app *app = be_testkit_app(k);
@@ -1074,13 +1134,13 @@ START_TEST(reset_does_not_enumerate) {
   q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 1));
   ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NT, NULL), BE_OK); /* disabled */
   ck_assert_int_eq(be_testkit_mail_count(k), 0);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0), 0);
   /* a failing mailer gives the same BE_OK, and the unsent token is dropped */
   ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE, NULL), BE_OK);
   ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK); /* keep test output quiet */
   ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0), 0);
   ck_assert_int_eq(be_auth_request_reset(app, NULL, NT, NULL), BE_E_VALIDATION);
   /* at most BE_AUTH_RESET_MAX_PENDING live tokens per user: no mail bombing */
   be_testkit_mail_clear(k);
@@ -1100,6 +1160,243 @@ START_TEST(reset_does_not_enumerate) {
   ck_assert_int_eq(be_auth_request_reset(plain, "nobody@example.test", NT, NULL), BE_E_UNSUPPORTED);
   be_app_free(plain);
   tu_rmdir(dir);
+}
+END_TEST
+
+/* ---- the mailer ------------------------------------------------------ */
+
+/* Every event logged while installed, one "message key=value ..." line each. */
+static char logged[8192];
+
+static void log_capture(int32_t level, const char *msg, const be_log_field *f, size_t n, void *ud) {
+  (void)level;
+  (void)ud;
+  size_t off = strlen(logged);
+  off += (size_t)snprintf(logged + off, sizeof logged - off, "%s", msg);
+  for (size_t i = 0; i < n && off < sizeof logged; i++)
+    off += (size_t)snprintf(logged + off, sizeof logged - off, " %s=%s", f[i].key, f[i].value);
+  if (off < sizeof logged) snprintf(logged + off, sizeof logged - off, "\n");
+}
+
+static void log_start(void) {
+  logged[0] = '\0';
+  ck_assert_int_eq(be_log_set_handler(log_capture, NULL, BE_LOG_INFO, NULL), BE_OK);
+}
+
+static void log_stop(void) {
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+}
+
+/* A transport that fails the careless way: an error code, *err left NULL. */
+static int bare_failing_send(const char *to, const char *subject, const char *body, void *ud,
+                             be_error **err) {
+  (void)to;
+  (void)subject;
+  (void)body;
+  (void)err;
+  ++*(int *)ud;
+  return BE_E_UNAVAILABLE;
+}
+
+/* A file app (cheap hashing, system clock) whose mailer is m. */
+static be_app *mailer_app(const char *path, const be_mailer *m) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  o.mailer = m;
+  o.insecure_test_hashing = 1;
+  o.pwhash_opslimit = 1;
+  o.pwhash_memlimit = 64 * 1024;
+  be_app *app = NULL;
+  be_error *e = NULL;
+  int rc = be_app_new(&app, &o, &e);
+  ck_assert_msg(rc == BE_OK, "app: %s", be_error_message(e));
+  return app;
+}
+
+/* A transport that accepts every message and counts them. */
+static int counting_send(const char *to, const char *subject, const char *body, void *ud,
+                         be_error **err) {
+  (void)to;
+  (void)subject;
+  (void)body;
+  (void)err;
+  ++*(int *)ud;
+  return BE_OK;
+}
+
+/* What one reset request costs the driver, per operation. */
+static void reset_request_calls(be_app *app, be_fault *f, const char *email, int64_t out[4]) {
+  static const int32_t ops[4] = {BE_FAULT_OP_BEGIN, BE_FAULT_OP_BIND, BE_FAULT_OP_STEP,
+                                 BE_FAULT_OP_COMMIT};
+  be_fault_reset_counts(f);
+  ck_assert_int_eq(be_auth_request_reset(app, email, NT, NULL), BE_OK);
+  for (int i = 0; i < 4; i++) out[i] = be_fault_calls(f, ops[i]);
+}
+
+/* Reset requests do the same database work whatever the email: one that
+ * gets a token (stored and mailed), one whose account has enough tokens
+ * pending, a disabled account's and an unknown one run the same
+ * statements in one write transaction, so their timing tells nothing
+ * (measured by bench_auth, auth_reset_timing). Each is audited. */
+START_TEST(reset_requests_do_equal_work) {
+  be_driver *drv = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&drv, &f, be_sqlite_driver(), NULL), BE_OK);
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/equal.db", dir);
+  int sent = 0;
+  be_mailer m = BE_MAILER_INIT;
+  m.send = counting_send;
+  m.user_data = &sent;
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  o.driver = drv;
+  o.mailer = &m;
+  o.insecure_test_hashing = 1;
+  o.pwhash_opslimit = 1;
+  o.pwhash_memlimit = 64 * 1024;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  int64_t known = add_user(app, "known@example.test");
+  int64_t full = add_user(app, "full@example.test");
+  q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", add_user(app, "off@example.test"));
+  for (int i = 0; i < BE_AUTH_RESET_MAX_PENDING; i++)
+    ck_assert_int_eq(be_auth_request_reset(app, "full@example.test", NT, NULL), BE_OK);
+  static const char *const emails[] = {"known@example.test", "full@example.test",
+                                       "off@example.test", "nobody@example.test"};
+  for (int i = 0; i < 4; i++) /* warm the statement cache */
+    ck_assert_int_eq(be_auth_request_reset(app, emails[i], NT, NULL), BE_OK);
+  int64_t audits = audit_count(app, "auth.reset_request");
+  sent = 0;
+  int64_t want[4], got[4];
+  reset_request_calls(app, f, emails[0], want);
+  ck_assert_int_eq(want[0], 1); /* one write transaction */
+  ck_assert_int_eq(want[3], 1);
+  for (int i = 1; i < 4; i++) {
+    reset_request_calls(app, f, emails[i], got);
+    for (int op = 0; op < 4; op++)
+      ck_assert_msg(got[op] == want[op], "%s: op %d: %lld calls, %lld for a known email",
+                    emails[i], op, (long long)got[op], (long long)want[op]);
+  }
+  ck_assert_int_eq(sent, 1); /* only the known email got mail */
+  ck_assert_int_eq(audit_count(app, "auth.reset_request"), audits + 4);
+  /* 2 + 3 tokens issued; the 6 other requests (full, off and nobody,
+   * twice each) left used rows of no user, which the purge removes */
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ?", known), 2);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ?", full),
+                   BE_AUTH_RESET_MAX_PENDING);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0),
+                   2 + BE_AUTH_RESET_MAX_PENDING);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id IS NULL "
+                              "AND used = 1", 0), 6);
+  int64_t purged = 0;
+  ck_assert_int_eq(be_auth_purge_expired(&purged, app, NULL), BE_OK);
+  ck_assert_int_eq(purged, 6);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 2 + BE_AUTH_RESET_MAX_PENDING);
+  be_app_free(app);
+  be_fault_free(f);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* A mailer that fails without filling *err is logged with its own code
+ * (it used to be logged as code=BE_OK). */
+START_TEST(mailer_failure_logs_the_mailers_code) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/mail.db", dir);
+  int calls = 0;
+  be_mailer m = BE_MAILER_INIT;
+  m.send = bare_failing_send;
+  m.user_data = &calls;
+  be_app *app = mailer_app(path, &m);
+  int64_t id = add_user(app, "user0@example.test");
+  log_start();
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
+  log_stop();
+  ck_assert_int_eq(calls, 1);
+  char want[64];
+  snprintf(want, sizeof want, "user_id=%lld code=BE_E_UNAVAILABLE", (long long)id);
+  ck_assert_msg(strstr(logged, want) != NULL, "logged: %s", logged);
+  ck_assert_ptr_null(strstr(logged, "code=BE_OK"));
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* Captured message i goes to `to` with `subject`, and its body holds
+ * none of the secrets (NULL-terminated list). */
+static void expect_notice(be_testkit *k, int64_t i, const char *to, const char *subject,
+                          const char *const *secrets) {
+  char *t = NULL, *sub = NULL, *body = NULL;
+  ck_assert_int_eq(be_testkit_mail_get(&t, &sub, &body, k, i, NULL), BE_OK);
+  ck_assert_str_eq(t, to);
+  ck_assert_str_eq(sub, subject);
+  for (const char *const *p = secrets; *p; p++)
+    ck_assert_msg(strstr(body, *p) == NULL, "mail %lld holds a secret", (long long)i);
+  be_free(t);
+  be_free(sub);
+  be_free(body);
+}
+
+/* The holder of an account hears, through the mailer, of every change to
+ * its password or email -- the old address too -- in a mail with no
+ * secret in it. Giving a password to an account that had none is no
+ * change. A mailer failure does not fail the change: it is logged. */
+START_TEST(credential_changes_are_notified) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 1);
+  const char *em = "user1@example.test";
+  char tok[BE_AUTH_TOKEN_LEN + 1];
+  const char *const secrets[] = {PW, NEWPW, "an admin's passphrase", "a third passphrase", tok,
+                                 NULL};
+  be_testkit_mail_clear(k);
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 1);
+  expect_notice(k, 0, em, "Your password was changed", secrets);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "an admin's passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 2);
+  expect_notice(k, 1, em, "Your password was changed", secrets);
+  request_token(k, em, tok);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 4);
+  expect_notice(k, 3, em, "Your password was reset", secrets);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME | BE_USER_FIELD_EMAIL;
+  up.name = "Moved";
+  up.email = em; /* the same address: no change to tell */
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 4);
+  up.email = "moved@example.test";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 6);
+  expect_notice(k, 4, em, "Your email address was changed", secrets);
+  expect_notice(k, 5, "moved@example.test", "Your email address was changed", secrets);
+
+  /* a first password (sign-up) replaces nothing: no mail */
+  int64_t fresh = 0;
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "fresh@example.test";
+  in.name = "Fresh";
+  ck_assert_int_eq(be_user_create(NULL, &fresh, app, 0, &in, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_set_password(app, 0, fresh, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 6);
+
+  /* the mailer fails: the change stands, the failure is logged */
+  ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE, NULL), BE_OK);
+  log_start();
+  ck_assert_int_eq(be_auth_change_password(app, fresh, NULL, NT, NEWPW, NT, PW, NT, NULL), BE_OK);
+  log_stop();
+  ck_assert_int_eq(be_testkit_mail_count(k), 6);
+  be_auth_token_free(login_ok(app, "fresh@example.test", PW, fresh));
+  char want[96];
+  snprintf(want, sizeof want, "password-changed notice user_id=%lld code=BE_E_UNAVAILABLE",
+           (long long)fresh);
+  ck_assert_msg(strstr(logged, want) != NULL, "logged: %s", logged);
+  sodium_memzero(tok, sizeof tok);
+  be_testkit_free(k);
 }
 END_TEST
 
@@ -1337,6 +1634,10 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, reset_expires_and_clears_lockout);
   tcase_add_test(tc, reset_does_not_enumerate);
   tcase_add_test(tc, disable_kills_pending_reset_tokens);
+  tcase_add_test(tc, reset_links_die_with_the_credential);
+  tcase_add_test(tc, credential_changes_are_notified);
+  tcase_add_test(tc, mailer_failure_logs_the_mailers_code);
+  tcase_add_test(tc, reset_requests_do_equal_work);
   tcase_add_test(tc, hash_bound_fails_fast);
   tcase_add_test(tc, concurrent_logins);
   tcase_add_test(tc, commit_failure_leaves_nothing);

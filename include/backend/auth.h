@@ -160,9 +160,11 @@ BE_API int be_auth_check_password(be_app *app, const char *password, size_t pass
  * Set a user's password (an administrator or sign-up path; users changing
  * their own password use be_auth_change_password()). Policy-checked, hashed
  * with the current parameters, then stored with the failure counter and
- * lock cleared, every session of the user revoked, and an audit row
- * "auth.password_set" by actor_id (0 = the system), all in one
- * transaction. Thread-safety: safe.
+ * lock cleared, every session and pending reset token of the user
+ * revoked, and an audit row "auth.password_set" by actor_id (0 = the
+ * system), all in one transaction. When the user had a password, the
+ * app's mailer (if any) then tells them: "Your password was changed"
+ * (backend/mailer.h). Thread-safety: safe.
  *
  * @param app           the app; not NULL.
  * @param actor_id      who sets it: a user id, or 0 for the system.
@@ -183,8 +185,10 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
 /**
  * Log in by email and password. Always a fresh session (no fixation),
  * written with an audit row "auth.login" (actor = the user) in one
- * transaction. When the stored hash used other parameters than the current
- * ones it is replaced. Thread-safety: safe.
+ * transaction, which also consumes the user's pending reset tokens (who
+ * knows the password needs no reset link; a failed login leaves them).
+ * When the stored hash used other parameters than the current ones it is
+ * replaced. Thread-safety: safe.
  *
  * @param out_token     receives the new session token (BE_AUTH_TOKEN_LEN
  *                      characters, NUL-terminated), the caller's, released
@@ -418,8 +422,11 @@ BE_API int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be
  * throttle like a login, and fails with the same generic
  * BE_E_UNAUTHORIZED; the new one is judged by the policy only after the
  * old one was verified, so a wrong old password always gets the 401
- * whatever the new one is. Audited as "auth.password_change" (actor = the
- * user). Thread-safety: safe.
+ * whatever the new one is. Pending reset tokens of the user are consumed.
+ * Audited as "auth.password_change" (actor = the user), in the same
+ * transaction; then the app's mailer (if any) tells the user: "Your
+ * password was changed" (backend/mailer.h; a mailer failure is logged,
+ * not returned). Thread-safety: safe.
  *
  * @param app                the app; not NULL.
  * @param user_id            the user, >= 1.
@@ -449,13 +456,31 @@ BE_API int be_auth_change_password(be_app *app, int64_t user_id, const char *cur
  * and mailed through the app's mailer: subject "Password reset", and a
  * body whose third line is the token alone (so a mailer can turn it into
  * a link). At most BE_AUTH_RESET_MAX_PENDING unused, unexpired tokens
- * exist per user: further requests send nothing (no mail bombing).
- * Returns BE_OK whether or not the email exists, and also when storing
- * the token or the mailer fails (the failure is logged and the token
- * discarded): answering differently would enumerate accounts
- * (CVE-2024-45231). A mailer that blocks makes existing emails slower to
- * answer: queue mail in the mailer, do not send inline, if that matters to
- * you. Thread-safety: safe.
+ * exist per user: further requests send nothing (no mail bombing). A
+ * token dies with the credential it would replace and the address it was
+ * mailed to: it stops working once used, expired, or when the user logs
+ * in, has the password set, changed or reset, the email changed, or the
+ * account disabled (each consumes the pending tokens in its own
+ * transaction).
+ *
+ * Nothing tells registered emails from others (CVE-2024-45231): the
+ * answer is BE_OK whether or not the email exists, and also when the
+ * mailer fails (the failure is logged and the token discarded); and every
+ * request does the same work -- a token made and hashed, then one write
+ * transaction of the same statements, in which a request that issues
+ * nothing stores a used token row for no user (the purge removes it) --
+ * so known and unknown emails take the same time (bench_auth,
+ * auth_reset_timing: medians within 10 %). Every request is audited as
+ * "auth.reset_request" by the system (actor 0) with details
+ * {"issued":true|false}; its target is the user, or 0 when no active
+ * account has the email. Rate-limit requests per client address in front
+ * of libbackend: each one writes a row.
+ *
+ * The one difference left is the mailer's own time, spent only when a
+ * token is issued, on the caller's thread, after the commit: the mailer
+ * must queue the message and return (microseconds), never talk SMTP
+ * inline, or the answer's time tells which emails are registered.
+ * Thread-safety: safe.
  *
  * @param app        the app; not NULL.
  * @param email      the account's email, matched as by be_auth_login().
@@ -464,7 +489,8 @@ BE_API int be_auth_change_password(be_app *app, int64_t user_id, const char *cur
  * @return BE_OK (whether or not the email exists); BE_E_MISUSE (app NULL);
  *         BE_E_UNSUPPORTED (the app has no mailer); BE_E_VALIDATION (field
  *         "email": NULL, empty, over 320 bytes, invalid UTF-8 or a NUL
- *         byte); storage and pool errors.
+ *         byte); storage and pool errors (of the one transaction every
+ *         email runs); BE_E_NOMEM.
  */
 BE_API int be_auth_request_reset(be_app *app, const char *email, size_t email_len,
                                  be_error **err);
@@ -474,7 +500,8 @@ BE_API int be_auth_request_reset(be_app *app, const char *email, size_t email_le
  * token is consumed (with every other outstanding reset token of the
  * user), the failure counter and lock are cleared and every session of the
  * user is revoked, with an audit row "auth.password_reset", in one
- * transaction. A policy failure does not consume the token.
+ * transaction; then the mailer tells the user: "Your password was reset"
+ * (backend/mailer.h). A policy failure does not consume the token.
  * Thread-safety: safe.
  *
  * @param app               the app; not NULL.

@@ -235,9 +235,14 @@ BE_API int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids,
  * Update the fields named in in->fields, with an audit row "user.update"
  * (which fields changed; old and new email, name and status) in the same
  * transaction; the cache entry is dropped after the commit. Disabling a
- * user revokes their sessions and, like every status change, bumps the
- * authorisation epoch (a disabled user has no permissions). Nothing is
- * written on failure. Thread-safety: safe.
+ * user revokes their sessions and pending password-reset tokens and, like
+ * every status change, bumps the authorisation epoch (a disabled user has
+ * no permissions). Changing the email consumes the user's pending reset
+ * tokens in the same transaction (links mailed to the old address stop
+ * working); after the commit the app's mailer (if any) tells both the old
+ * and the new address: "Your email address was changed"
+ * (backend/mailer.h; a mailer failure is logged, not returned). Nothing
+ * is written on failure. Thread-safety: safe.
  *
  * @param out       receives the updated user, the caller's
  *                  (be_user_free()); may be NULL.

@@ -5,14 +5,21 @@
  *   auth_login          be_auth_login, right password (ops/s, p50/p95/p99)
  *   auth_verify         be_auth_verify on live tokens (target p99 < 50 us)
  *   auth_login_timing   unknown-user vs wrong-password medians (target: within 10 %)
+ *   auth_reset_timing   be_auth_request_reset: registered email (a token stored
+ *                       and mailed) vs unknown email medians (target: within
+ *                       10 %), with the pending-limit case and the mailer's own
+ *                       cost alongside
  *
- * Usage: bench_auth [logins [verifies]]  (defaults 30 and 50000). Hashing
- * uses the library defaults (argon2id INTERACTIVE, t = 2, m = 64 MiB) on a
- * SQLite file in a temp dir, with the system clock.
+ * Usage: bench_auth [logins [verifies [resets]]]  (defaults 30, 50000 and
+ * 300). Hashing uses the library defaults (argon2id INTERACTIVE, t = 2,
+ * m = 64 MiB) on a SQLite file in a temp dir, with the system clock. The
+ * mailer copies each message and frees it, as a mailer that queues mail
+ * for a background sender would.
  */
 #include <backend/app.h>
 #include <backend/auth.h>
 #include <backend/histogram.h>
+#include <backend/mailer.h>
 #include <backend/pool.h>
 
 #include <sodium.h>
@@ -71,11 +78,73 @@ static void exec1(be_app *app, const char *sql, char *out, size_t cap) {
   be_pool_release(be_app_pool(app), c);
 }
 
+/* The bench's mailer: copy the message (what a queueing mailer does
+ * before it returns), then drop it. user_data: the time spent, in ns. */
+static int queue_send(const char *to, const char *subject, const char *body, void *ud,
+                      be_error **err) {
+  (void)err;
+  int64_t t0 = now_ns();
+  char *copy[3] = {strdup(to), strdup(subject), strdup(body)};
+  for (int i = 0; i < 3; i++) {
+    if (copy[i]) sodium_memzero(copy[i], strlen(copy[i]));
+    free(copy[i]);
+  }
+  *(int64_t *)ud += now_ns() - t0;
+  return BE_OK;
+}
+
+static int64_t timed_reset(be_app *app, const char *email) {
+  be_error *e = NULL;
+  int64_t t0 = now_ns();
+  int rc = be_auth_request_reset(app, email, NT, &e);
+  int64_t dt = now_ns() - t0;
+  if (rc != BE_OK) die("request_reset", rc, e);
+  return dt;
+}
+
+/* Reset requests: n registered emails, each asked for once (so each gets
+ * a token stored and mailed), interleaved with as many unknown ones, and
+ * a registered email that already has its pending tokens. */
+static void reset_timing(be_app *app, int n, const int64_t *mailer_ns) {
+  exec1(app, "WITH RECURSIVE i(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM i WHERE k < 1999) "
+             "INSERT INTO users (email, name, created_at, updated_at) "
+             "SELECT 'reset' || k || '@example.test', 'Reset ' || k, 0, 0 FROM i", NULL, 0);
+  for (int i = 0; i < BE_AUTH_RESET_MAX_PENDING; i++) timed_reset(app, "bench@example.test");
+  int64_t *known = calloc((size_t)n, sizeof *known), *unknown = calloc((size_t)n, sizeof *unknown),
+          *full = calloc((size_t)n, sizeof *full);
+  int64_t mail0 = *mailer_ns;
+  for (int i = 0; i < n; i++) {
+    char email[64], nobody[64];
+    snprintf(email, sizeof email, "reset%d@example.test", i % 2000);
+    snprintf(nobody, sizeof nobody, "nobody%d@example.test", i);
+    for (int k = 0; k < 3; k++) {
+      int which = (k + i) % 3; /* rotate the order */
+      if (which == 0) known[i] = timed_reset(app, email);
+      else if (which == 1) unknown[i] = timed_reset(app, nobody);
+      else full[i] = timed_reset(app, "bench@example.test");
+    }
+  }
+  double mail_us = (double)(*mailer_ns - mail0) / n / 1000.0;
+  double kn = median_us(known, n), unk = median_us(unknown, n), fu = median_us(full, n);
+  double ratio = kn / unk;
+  printf("{\"bench\":\"auth_reset_timing\",\"n\":%d,\"known_email_p50_us\":%.1f,"
+         "\"unknown_email_p50_us\":%.1f,\"pending_limit_p50_us\":%.1f,\"ratio\":%.4f,"
+         "\"ratio_pending_limit\":%.4f,\"mailer_mean_us\":%.2f,\"target\":\"0.90..1.10\","
+         "\"ok\":%s}\n",
+         n, kn, unk, fu, ratio, fu / unk, mail_us,
+         ratio >= 0.9 && ratio <= 1.1 ? "true" : "false");
+  free(known);
+  free(unknown);
+  free(full);
+}
+
 int main(int argc, char **argv) {
   int logins = argc > 1 ? atoi(argv[1]) : 30;
   int verifies = argc > 2 ? atoi(argv[2]) : 50000;
+  int resets = argc > 3 ? atoi(argv[3]) : 300;
   if (logins < 4) logins = 4;
   if (verifies < 100) verifies = 100;
+  if (resets < 4) resets = 4;
   if (sodium_init() < 0) return 1;
 
   char dir[] = "/tmp/bench_auth.XXXXXX";
@@ -88,6 +157,11 @@ int main(int argc, char **argv) {
    * (verify + failure bookkeeping) every time. */
   o.throttle_after = 1000000;
   o.lockout_after = 1000000;
+  int64_t mailer_ns = 0;
+  be_mailer mailer = BE_MAILER_INIT;
+  mailer.send = queue_send;
+  mailer.user_data = &mailer_ns;
+  o.mailer = &mailer;
   be_app *app = NULL;
   be_error *e = NULL;
   int rc = be_app_new(&app, &o, &e);
@@ -177,6 +251,8 @@ int main(int argc, char **argv) {
          "\"wrong_password_p50_us\":%.1f,\"diff_us\":%.1f,\"ratio\":%.4f,\"raw_verify_p50_us\":%.1f,"
          "\"target\":\"0.90..1.10\",\"ok\":%s}\n",
          n, unk, wr, unk - wr, ratio, raw_p50, ratio >= 0.9 && ratio <= 1.1 ? "true" : "false");
+
+  reset_timing(app, resets, &mailer_ns);
 
   for (int i = 0; i < n; i++) be_auth_token_free(tokens[i]);
   free(tokens);
