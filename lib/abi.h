@@ -31,7 +31,8 @@
   S(be_mailer, BE_MAILER_VERSION)                           \
   S(be_user_input, BE_USER_INPUT_VERSION)                   \
   S(be_audit_query_options, BE_AUDIT_QUERY_OPTIONS_VERSION) \
-  S(be_testkit_options, BE_TESTKIT_OPTIONS_VERSION)
+  S(be_testkit_options, BE_TESTKIT_OPTIONS_VERSION)         \
+  S(be_auth_session_info, BE_AUTH_SESSION_INFO_VERSION)
 
 /* I(name) for an integer constant, T(name) for a text constant (a string
  * literal), by header in the order of backend/backend.h: every object-like
@@ -109,12 +110,13 @@
   I(BE_PERM_NAME_MAX)                                                                       \
   /* backend/audit.h */                                                                     \
   I(BE_AUDIT_HASH_BYTES) I(BE_AUDIT_PAGE_MAX) I(BE_AUDIT_NAME_MAX) I(BE_AUDIT_DETAILS_MAX)  \
-  I(BE_AUDIT_QUERY_OPTIONS_VERSION)                                                         \
+  I(BE_AUDIT_KEY_MIN_BYTES) I(BE_AUDIT_KEY_MAX_BYTES) I(BE_AUDIT_QUERY_OPTIONS_VERSION)     \
   /* backend/testkit.h */                                                                   \
   T(BE_TESTKIT_PASSWORD) I(BE_TESTKIT_START_WALL_MS) I(BE_TESTKIT_OPTIONS_VERSION)          \
   /* backend/auth.h */                                                                      \
   I(BE_AUTH_TOKEN_LEN) I(BE_AUTH_PASSWORD_MAX_BYTES) I(BE_AUTH_PASSWORD_MAX_CHARS)          \
-  I(BE_AUTH_PASSWORD_MIN_CHARS) I(BE_AUTH_RESET_MAX_PENDING)
+  I(BE_AUTH_PASSWORD_MIN_CHARS) I(BE_AUTH_RESET_MAX_PENDING) I(BE_AUTH_SESSION_INFO_VERSION) \
+  I(BE_AUTH_SESSIONS_MAX)
 /* clang-format on */
 
 #endif

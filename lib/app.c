@@ -15,7 +15,7 @@
  *                 |
  *   services    user.c --> permission.c, auth.c
  *               permission.c
- *               auth.c auth_reset.c (auth_password.c auth_token.c)
+ *               auth.c auth_reset.c auth_session.c (auth_password.c auth_token.c)
  *                 |
  *   audit       audit.c: the hash-chained rows every service writes
  *                 |
@@ -39,6 +39,7 @@
 
 #include "alloc.h"
 #include "app_resources.h"
+#include "audit.h"
 #include "auth.h"
 #include "error.h"
 #include "permission.h"
@@ -81,6 +82,7 @@ int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   atomic_init(&app->user_gen, 0);
   int rc = be__app_res_open(&app->res, opts, err);
   if (rc == BE_OK) rc = migrate(&app->res, err);
+  if (rc == BE_OK) rc = be__audit_open(&app->res, err);
   if (rc == BE_OK) rc = be__perm_new(&app->perm, &app->res, err);
   if (rc == BE_OK) rc = be__auth_new(&app->auth, &app->res, err);
   if (rc == BE_OK) *out = app;

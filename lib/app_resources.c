@@ -16,6 +16,7 @@
  */
 #include "app_resources.h"
 
+#include <backend/audit.h>
 #include <backend/auth.h>
 #include <backend/cache.h>
 #include <backend/mailer.h>
@@ -121,11 +122,25 @@ static void resolve_auth(checker *c, be_app_options *o) {
     bad(c, "mailer", "must have a version and a send function");
 }
 
+/* The audit chain's key: none, or 32..64 bytes (a BLAKE2b key). */
+static void resolve_audit(checker *c, be_app_options *o) {
+  if (o->audit_key == NULL && o->audit_key_len != 0)
+    bad(c, "audit_key", "is NULL but audit_key_len is not 0");
+  else if (o->audit_key != NULL &&
+           (o->audit_key_len < BE_AUDIT_KEY_MIN_BYTES || o->audit_key_len > BE_AUDIT_KEY_MAX_BYTES))
+    bad(c, "audit_key_len", "must be 32..64 bytes");
+  if (o->audit_key_adopt != 0 && o->audit_key_adopt != 1)
+    bad(c, "audit_key_adopt", "must be 0 or 1");
+  else if (o->audit_key_adopt == 1 && o->audit_key == NULL)
+    bad(c, "audit_key_adopt", "needs an audit_key");
+}
+
 /* Fill defaults into o and check ranges; every bad field is named. */
 static int resolve(be_app_options *o, be_error **err) {
   checker c = {NULL, 0};
   resolve_storage(&c, o);
   resolve_auth(&c, o);
+  resolve_audit(&c, o);
   if (c.oom) return be__error_oom(err);
   if (c.e) return be__error_give(err, c.e);
   return BE_OK;
@@ -184,6 +199,11 @@ int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **er
   res->database = be__strdup(o.database);
   if (res->database == NULL) return be__error_oom(err);
   res->opts.database = res->database;
+  if (o.audit_key != NULL) {
+    memcpy(res->audit_key, o.audit_key, o.audit_key_len);
+    res->audit_key_len = o.audit_key_len;
+    res->opts.audit_key = res->audit_key;
+  }
   rc = make_dsn(res, err);
   if (rc == BE_OK) rc = open_pool(res, err);
   if (rc == BE_OK) rc = open_cache(res, err);
@@ -196,5 +216,6 @@ void be__app_res_close(be__app_res *res) {
   be_conn_close(res->keeper);
   be__free(res->dsn);
   be__free(res->database);
+  sodium_memzero(res->audit_key, sizeof res->audit_key);
   memset(res, 0, sizeof *res);
 }

@@ -27,6 +27,10 @@ typedef struct be__app_res {
   be_conn *keeper;        /* holds a memdb database open; NULL otherwise */
   struct be_pool *pool;
   struct be_cache *cache; /* shared; user profiles live under "user:" */
+  /* The audit chain's key, copied from the options (opts.audit_key points
+   * here; NULL when unkeyed); wiped on close. */
+  uint8_t audit_key[64];
+  size_t audit_key_len;
 } be__app_res;
 
 /* Check opts (NULL: all defaults; the version is the caller's to check)

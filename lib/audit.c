@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The audit log: hash-chained rows written inside the caller's
- * transaction, a verifier that walks the chain, and a paginated query.
+ * transaction, a verifier that walks the chain (against an anchor when
+ * given one), the chain's key, and a paginated query.
  *
- * Row hash = BLAKE2b-256 over
- *   "libbackend.audit.v1" NUL, u64be(id), u64be(actor_id), lp(action),
- *   lp(target_type), u64be(target_id), u64be(at), lp(details), prev_hash
- * where lp(s) = u64be(byte length) followed by the bytes. Length prefixes
- * make the encoding unambiguous (no "ab"+"c" == "a"+"bc"), and the id is
- * part of it so rows cannot be renumbered. The previous hash is read in
- * the same write transaction as the insert, and SQLite serialises write
+ * The row encoding is documented in backend/audit.h ("Row hash"), where a
+ * host reads it to recompute the chain elsewhere. Length prefixes make the
+ * encoding unambiguous (no "ab"+"c" == "a"+"bc"), and the id is part of
+ * it so rows cannot be renumbered. The previous hash is read in the same
+ * write transaction as the insert, and SQLite serialises write
  * transactions, so the chain never forks.
+ *
+ * With a key (app option audit_key), rows from audit_key.keyed_from on
+ * are hashed with BLAKE2b in keyed mode; the audit_key row holds
+ * keyed_from and a keyed check value over it, so neither a wrong key nor
+ * a moved keyed_from goes unnoticed.
  */
 #include <backend/audit.h>
 
@@ -29,7 +33,24 @@
 
 #define CURSOR_TAG 'A'
 _Static_assert(BE_AUDIT_HASH_BYTES == BE__SVC_HASH_BYTES, "audit hashes are bound as 'h'");
+_Static_assert(BE_AUDIT_KEY_MIN_BYTES >= crypto_generichash_KEYBYTES_MIN &&
+                   BE_AUDIT_KEY_MAX_BYTES <= crypto_generichash_KEYBYTES_MAX,
+               "audit keys are BLAKE2b keys");
 #define DOMAIN "libbackend.audit.v1"
+#define KEY_DOMAIN "libbackend.audit.key.v1"
+
+/* The key a row is hashed with: none (len 0) below keyed_from. */
+typedef struct chain_key {
+  const uint8_t *key; /* NULL: the chain is unkeyed */
+  size_t len;
+  int64_t keyed_from; /* first keyed row id; INT64_MAX when unkeyed */
+} chain_key;
+
+static void key_of(const uint8_t **key, size_t *len, const chain_key *k, int64_t id) {
+  int keyed = k->key != NULL && id >= k->keyed_from;
+  *key = keyed ? k->key : NULL;
+  *len = keyed ? k->len : 0;
+}
 
 static void put_u64(crypto_generichash_state *h, uint64_t v) {
   unsigned char b[8];
@@ -42,22 +63,43 @@ static void put_str(crypto_generichash_state *h, const char *s, size_t len) {
   if (len) crypto_generichash_update(h, (const unsigned char *)s, len);
 }
 
-static void row_hash(unsigned char out[BE_AUDIT_HASH_BYTES], int64_t id, int64_t actor,
-                     const char *action, size_t action_len, const char *ttype, size_t ttype_len,
-                     int64_t target, int64_t at, const char *details, size_t details_len,
-                     const unsigned char prev[BE_AUDIT_HASH_BYTES]) {
+/* The hashed fields of a row. */
+typedef struct row_fields {
+  int64_t id, actor, target, at;
+  const char *action, *ttype, *details;
+  size_t action_len, ttype_len, details_len;
+} row_fields;
+
+static void row_hash(unsigned char out[BE_AUDIT_HASH_BYTES], const chain_key *k,
+                     const row_fields *r, const unsigned char prev[BE_AUDIT_HASH_BYTES]) {
+  const uint8_t *key = NULL;
+  size_t key_len = 0;
+  key_of(&key, &key_len, k, r->id);
   crypto_generichash_state h;
-  crypto_generichash_init(&h, NULL, 0, BE_AUDIT_HASH_BYTES);
+  crypto_generichash_init(&h, key, key_len, BE_AUDIT_HASH_BYTES);
   crypto_generichash_update(&h, (const unsigned char *)DOMAIN, sizeof DOMAIN);
-  put_u64(&h, (uint64_t)id);
-  put_u64(&h, (uint64_t)actor);
-  put_str(&h, action, action_len);
-  put_str(&h, ttype, ttype_len);
-  put_u64(&h, (uint64_t)target);
-  put_u64(&h, (uint64_t)at);
-  put_str(&h, details, details_len);
+  put_u64(&h, (uint64_t)r->id);
+  put_u64(&h, (uint64_t)r->actor);
+  put_str(&h, r->action, r->action_len);
+  put_str(&h, r->ttype, r->ttype_len);
+  put_u64(&h, (uint64_t)r->target);
+  put_u64(&h, (uint64_t)r->at);
+  put_str(&h, r->details, r->details_len);
   crypto_generichash_update(&h, prev, BE_AUDIT_HASH_BYTES);
   crypto_generichash_final(&h, out, BE_AUDIT_HASH_BYTES);
+  sodium_memzero(&h, sizeof h);
+}
+
+/* The check value of the audit_key row: keyed BLAKE2b-256 of KEY_DOMAIN,
+ * its NUL and keyed_from. */
+static void key_check(unsigned char out[BE_AUDIT_HASH_BYTES], const be__app_res *res,
+                      int64_t keyed_from) {
+  crypto_generichash_state h;
+  crypto_generichash_init(&h, res->audit_key, res->audit_key_len, BE_AUDIT_HASH_BYTES);
+  crypto_generichash_update(&h, (const unsigned char *)KEY_DOMAIN, sizeof KEY_DOMAIN);
+  put_u64(&h, (uint64_t)keyed_from);
+  crypto_generichash_final(&h, out, BE_AUDIT_HASH_BYTES);
+  sodium_memzero(&h, sizeof h);
 }
 
 /* 1..BE_AUDIT_NAME_MAX bytes of [a-z0-9_.]. */
@@ -121,8 +163,11 @@ static int append(int64_t *out_id, const be__app_res *res, be_conn *conn, int64_
   int64_t id = h.id + 1;
   int64_t at = be__svc_now(res);
   unsigned char hash[BE_AUDIT_HASH_BYTES];
-  row_hash(hash, id, actor_id, action, action_len, ttype, ttype_len, target_id, at, details,
-           details_len, prev);
+  /* be__audit_open() made sure a keyed app writes on a keyed log. */
+  chain_key k = {res->audit_key_len ? res->audit_key : NULL, res->audit_key_len, 1};
+  row_fields r = {id, actor_id, target_id, at, action, ttype, details,
+                  action_len, ttype_len, details_len};
+  row_hash(hash, &k, &r, prev);
   rc = be__svc_exec(conn, NULL, err,
                     "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, at,"
                     " details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -185,59 +230,199 @@ int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id
                 details_json, dlen, err);
 }
 
+/* ---- the chain's key ---- */
+
+/* The audit_key row as read with the app's key: columns keyed_from,
+ * key_check. */
+typedef struct key_row {
+  const be__app_res *res;
+  int found;
+  int64_t keyed_from;
+  int check_ok; /* key_check is the keyed check value of keyed_from */
+} key_row;
+
+#define KEY_ROW_SQL "SELECT keyed_from, key_check FROM audit_key WHERE id = 1"
+
+static int read_key_row(be_stmt *st, void *ud, be_error **err) {
+  (void)err;
+  key_row *k = ud;
+  size_t len = 0;
+  const void *check = be_stmt_column_blob(st, 1, &len);
+  k->found = 1;
+  k->keyed_from = be_stmt_column_int64(st, 0);
+  if (k->res->audit_key_len == 0 || check == NULL || len != BE_AUDIT_HASH_BYTES) return BE_OK;
+  unsigned char want[BE_AUDIT_HASH_BYTES];
+  key_check(want, k->res, k->keyed_from);
+  k->check_ok = sodium_memcmp(want, check, sizeof want) == 0;
+  return BE_OK;
+}
+
+/* Why a keyed app may not write on this log (0: it may). */
+#define KEY_WRONG 1
+#define KEY_UNKEYED_ROWS 2
+
+typedef struct key_open {
+  key_row row;
+  int adopt;
+  int problem;
+} key_open;
+
+/* A keyed app's first look at the log, in a write transaction: an
+ * existing key record must check out with the key; otherwise the log is
+ * keyed from its next row on, which for a log holding unkeyed rows only
+ * an explicit audit_key_adopt allows (a deleted key record must not turn
+ * a keyed log back into an unkeyed one silently). */
+static int key_open_tx(be_conn *c, void *ud, be_error **err) {
+  key_open *o = ud;
+  o->problem = 0;
+  o->row.found = o->row.check_ok = 0;
+  int rc = be__svc_first(c, read_key_row, &o->row, err, KEY_ROW_SQL, "");
+  if (rc < 0) return rc;
+  if (o->row.found) {
+    o->problem = o->row.check_ok ? 0 : KEY_WRONG;
+    return BE_OK;
+  }
+  int64_t head = 0;
+  rc = be__svc_ints(c, &head, 1, err, "SELECT coalesce(max(id), 0) FROM audit_log", "");
+  if (rc != BE_ROW) return rc < 0 ? rc : be__error_set(err, BE_E_INTERNAL, "no audit head");
+  if (head > 0 && !o->adopt) {
+    o->problem = KEY_UNKEYED_ROWS;
+    return BE_OK;
+  }
+  unsigned char check[BE_AUDIT_HASH_BYTES];
+  key_check(check, o->row.res, head + 1);
+  return be__svc_exec(c, NULL, err,
+                      "INSERT INTO audit_key (id, keyed_from, key_check) VALUES (1, ?1, ?2)", "ih",
+                      head + 1, check);
+}
+
+int be__audit_open(const be__app_res *res, be_error **err) {
+  if (res->audit_key_len == 0) {
+    int rc = be__svc_first_pooled(res, NULL, NULL, err, "SELECT 1 FROM audit_key", "");
+    if (rc == BE_ROW)
+      return be__error_field(err, "audit_key",
+                             "is required: this database's audit log is keyed");
+    return rc < 0 ? rc : BE_OK;
+  }
+  key_open o = {{res, 0, 0, 0}, res->opts.audit_key_adopt == 1, 0};
+  int rc = be__svc_write(res, key_open_tx, &o, err);
+  if (rc != BE_OK) return rc;
+  if (o.problem == KEY_WRONG)
+    return be__error_field(err, "audit_key",
+                           "does not match the key this database's audit log is keyed with");
+  if (o.problem == KEY_UNKEYED_ROWS)
+    return be__error_field(err, "audit_key",
+                           "the audit log already holds unkeyed rows: set audit_key_adopt = 1 "
+                           "once to key it from its next row on");
+  return BE_OK;
+}
+
+/* The key to verify with. A key record that does not check out (edited
+ * or deleted) cannot move where the keyed rows start: every row must
+ * then be keyed. */
+static int verify_key(chain_key *k, const be__app_res *res, be_error **err) {
+  k->key = NULL;
+  k->len = 0;
+  k->keyed_from = INT64_MAX;
+  if (res->audit_key_len == 0) return BE_OK;
+  key_row row = {res, 0, 0, 0};
+  int rc = be__svc_first_pooled(res, read_key_row, &row, err, KEY_ROW_SQL, "");
+  if (rc < 0) return rc;
+  k->key = res->audit_key;
+  k->len = res->audit_key_len;
+  k->keyed_from = row.found && row.check_ok && row.keyed_from > 0 ? row.keyed_from : 1;
+  return BE_OK;
+}
+
 /* ---- verify ---- */
 
 typedef struct chain {
+  chain_key key;
   unsigned char prev[BE_AUDIT_HASH_BYTES]; /* the hash the next row must link to */
   int64_t prev_id;
   int64_t rows;
-  int64_t bad; /* the first row that breaks the chain; 0: none */
+  int64_t bad;            /* the first row that breaks the chain; 0: none */
+  int64_t anchor_id;      /* 0: no anchor */
+  const uint8_t *anchor;  /* the anchor row's hash */
 } chain;
 
-/* One row of the walk: its link, its id and its own hash must all hold. */
+/* One row of the walk: its link, its id and its own hash must all hold,
+ * and the anchor row must have the anchor's hash. */
 static int check_link(be_stmt *st, void *ud, be_error **err) {
   (void)err;
   chain *c = ud;
   c->rows++;
-  int64_t id = be_stmt_column_int64(st, 0);
-  size_t al = 0, tl = 0, dl = 0, pl = 0, hl = 0;
-  const char *action = be_stmt_column_text(st, 2, &al);
-  const char *ttype = be_stmt_column_text(st, 3, &tl);
-  const char *details = be_stmt_column_text(st, 6, &dl);
+  row_fields r;
+  memset(&r, 0, sizeof r);
+  r.id = be_stmt_column_int64(st, 0);
+  r.actor = be_stmt_column_int64(st, 1);
+  r.action = be_stmt_column_text(st, 2, &r.action_len);
+  r.ttype = be_stmt_column_text(st, 3, &r.ttype_len);
+  r.target = be_stmt_column_int64(st, 4);
+  r.at = be_stmt_column_int64(st, 5);
+  r.details = be_stmt_column_text(st, 6, &r.details_len);
+  if (!r.action) r.action_len = 0;
+  if (!r.ttype) r.ttype_len = 0;
+  if (!r.details) r.details_len = 0;
+  size_t pl = 0, hl = 0;
   const unsigned char *ph = be_stmt_column_blob(st, 7, &pl);
   const unsigned char *h = be_stmt_column_blob(st, 8, &hl);
   int linked = ph && pl == BE_AUDIT_HASH_BYTES;
   unsigned char want[BE_AUDIT_HASH_BYTES];
-  row_hash(want, id, be_stmt_column_int64(st, 1), action ? action : "", action ? al : 0,
-           ttype ? ttype : "", ttype ? tl : 0, be_stmt_column_int64(st, 4),
-           be_stmt_column_int64(st, 5), details ? details : "", details ? dl : 0,
-           linked ? ph : c->prev);
-  int ok = id == c->prev_id + 1 && linked && sodium_memcmp(ph, c->prev, BE_AUDIT_HASH_BYTES) == 0 &&
-           h && hl == BE_AUDIT_HASH_BYTES && sodium_memcmp(h, want, BE_AUDIT_HASH_BYTES) == 0;
+  row_hash(want, &c->key, &r, linked ? ph : c->prev);
+  int ok = r.id == c->prev_id + 1 && linked &&
+           sodium_memcmp(ph, c->prev, BE_AUDIT_HASH_BYTES) == 0 && h &&
+           hl == BE_AUDIT_HASH_BYTES && sodium_memcmp(h, want, BE_AUDIT_HASH_BYTES) == 0 &&
+           (r.id != c->anchor_id || sodium_memcmp(h, c->anchor, BE_AUDIT_HASH_BYTES) == 0);
   if (!ok) {
-    c->bad = id;
+    c->bad = r.id;
     return BE_DONE;
   }
   memcpy(c->prev, h, BE_AUDIT_HASH_BYTES);
-  c->prev_id = id;
+  c->prev_id = r.id;
+  return BE_OK;
+}
+
+/* Walk the whole chain; an anchor row missing at the end (rows cut off)
+ * makes the first missing id the first bad one. */
+static int walk(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, int64_t anchor_id,
+                const uint8_t *anchor, be_error **err) {
+  chain c;
+  memset(&c, 0, sizeof c);
+  c.anchor_id = anchor_id;
+  c.anchor = anchor;
+  int rc = verify_key(&c.key, &app->res, err);
+  if (rc == BE_OK)
+    rc = be__svc_each_pooled(&app->res, check_link, &c, err,
+                             "SELECT id, actor_id, action, target_type, target_id, at, details,"
+                             " prev_hash, hash FROM audit_log ORDER BY id",
+                             "");
+  if (rc != BE_OK) return rc;
+  if (c.bad == 0 && c.prev_id < anchor_id) c.bad = c.prev_id + 1;
+  *out_first_bad_id = c.bad;
+  if (out_rows) *out_rows = c.rows;
   return BE_OK;
 }
 
 int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, be_error **err) {
+  if (out_first_bad_id) *out_first_bad_id = 0;
+  if (out_rows) *out_rows = 0;
   if (out_first_bad_id == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_verify: NULL argument");
-  *out_first_bad_id = 0;
+  return walk(out_first_bad_id, out_rows, app, 0, NULL, err);
+}
+
+int be_audit_verify_anchor(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app,
+                           int64_t anchor_id, const uint8_t *anchor_hash, be_error **err) {
+  if (out_first_bad_id) *out_first_bad_id = 0;
   if (out_rows) *out_rows = 0;
-  chain c;
-  memset(&c, 0, sizeof c);
-  int rc = be__svc_each_pooled(&app->res, check_link, &c, err,
-                               "SELECT id, actor_id, action, target_type, target_id, at, details,"
-                               " prev_hash, hash FROM audit_log ORDER BY id",
-                               "");
-  if (rc != BE_OK) return rc;
-  *out_first_bad_id = c.bad;
-  if (out_rows) *out_rows = c.rows;
-  return BE_OK;
+  if (out_first_bad_id == NULL || app == NULL || anchor_hash == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_audit_verify_anchor: NULL argument");
+  if (anchor_id < 0) return be__error_field(err, "anchor_id", "must not be negative");
+  static const uint8_t zero[BE_AUDIT_HASH_BYTES];
+  if (anchor_id == 0 && sodium_memcmp(anchor_hash, zero, sizeof zero) != 0)
+    return be__error_field(err, "anchor_hash", "must be 32 zero bytes with anchor_id 0");
+  return walk(out_first_bad_id, out_rows, app, anchor_id, anchor_hash, err);
 }
 
 int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **err) {

@@ -398,6 +398,33 @@ static void slide(be_conn *c, const uint8_t *h, int64_t now) {
   }
 }
 
+/* Check a session by its token's hash: live, and its user active. Slides
+ * the idle timeout. *out (version untouched) gets the session on
+ * success. */
+static int check_session(be__auth *a, const uint8_t *h, be_auth_session_info *out,
+                         be_error **err) {
+  be_conn *c = NULL;
+  int rc = be__svc_acquire(a->res, &c, err);
+  if (rc != BE_OK) return rc;
+  int64_t s[7] = {0}; /* SESSION_COLS, then the user's status, the id, the login */
+  rc = be__svc_ints(c, s, 7, err,
+                    "SELECT " SESSION_COLS ", u.status, s.id, s.created_at FROM sessions s "
+                    "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
+                    "h", h);
+  int64_t now = be__svc_now(a->res);
+  int live = rc == BE_ROW && s[4] == 0 && session_live(a, s, now);
+  if (rc == BE_ROW || rc == BE_DONE) rc = BE_OK;
+  if (live && now > be__ns_add(s[1], a->slide_ns)) {
+    slide(c, h, now);
+    s[1] = now;
+  }
+  be__svc_release(a->res, c);
+  if (rc != BE_OK) return rc;
+  if (!live) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
+  be__auth_session_fill(out, a, s[5], s[0], s[6], s[1], s[2]);
+  return BE_OK;
+}
+
 int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
                    be_error **err) {
   if (out_user_id) *out_user_id = 0;
@@ -405,23 +432,25 @@ int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t 
   uint8_t h[BE__TOKEN_HASH_BYTES];
   int rc = be__auth_token_arg(app, token, token_len, BAD_SESSION, &a, h, err);
   if (rc != BE_OK) return rc;
-  be_conn *c = NULL;
-  rc = be__svc_acquire(a->res, &c, err);
+  be_auth_session_info info = BE_AUTH_SESSION_INFO_INIT;
+  rc = check_session(a, h, &info, err);
+  if (rc == BE_OK && out_user_id) *out_user_id = info.user_id;
+  return rc;
+}
+
+int be_auth_verify_session(be_auth_session_info *out, be_app *app, const char *token,
+                           size_t token_len, be_error **err) {
+  if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_verify_session: out is NULL");
+  int rc = be__svc_check_version(out->version, BE_AUTH_SESSION_INFO_VERSION,
+                                 "be_auth_session_info", err);
   if (rc != BE_OK) return rc;
-  int64_t s[5] = {0}; /* SESSION_COLS, then the user's status */
-  rc = be__svc_ints(c, s, 5, err,
-                    "SELECT " SESSION_COLS ", u.status FROM sessions s "
-                    "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
-                    "h", h);
-  int64_t now = be__svc_now(a->res);
-  int live = rc == BE_ROW && s[4] == 0 && session_live(a, s, now);
-  if (rc == BE_ROW || rc == BE_DONE) rc = BE_OK;
-  if (live && now > be__ns_add(s[1], a->slide_ns)) slide(c, h, now);
-  be__svc_release(a->res, c);
+  be_auth_session_info init = BE_AUTH_SESSION_INFO_INIT;
+  *out = init; /* what a failure leaves */
+  be__auth *a = NULL;
+  uint8_t h[BE__TOKEN_HASH_BYTES];
+  rc = be__auth_token_arg(app, token, token_len, BAD_SESSION, &a, h, err);
   if (rc != BE_OK) return rc;
-  if (!live) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
-  if (out_user_id) *out_user_id = s[0];
-  return BE_OK;
+  return check_session(a, h, out, err);
 }
 
 typedef struct logout_ctx {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Internal: the auth service's state and the helpers its files share
- * (auth.c: state, sessions and passwords; auth_reset.c: password reset;
+ * (auth.c: state, sessions and passwords; auth_session.c: a user's
+ * sessions listed and ended by id; auth_reset.c: password reset;
  * auth_password.c: policy and hashing; auth_token.c: tokens), and what
  * the user service asks of it. */
 #ifndef BE_LIB_AUTH_H
@@ -110,5 +111,12 @@ int be__auth_consume_resets(be_conn *conn, int64_t user_id, be_error **err);
  * must not work after a re-enable: accounts are often disabled after a
  * mailbox takeover). */
 int be__auth_end_access(be_conn *conn, int64_t user_id, be_error **err);
+
+/* A session as the API shows it (auth_session.c): times in ms since the
+ * epoch from the stored ns; it expires at the earlier of its absolute
+ * expiry and last_seen + the idle timeout. out->version is left as is. */
+void be__auth_session_fill(be_auth_session_info *out, const be__auth *a, int64_t id,
+                           int64_t user_id, int64_t created_at, int64_t last_seen_at,
+                           int64_t expires_at);
 
 #endif

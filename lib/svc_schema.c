@@ -96,6 +96,32 @@ static const struct {
    "DROP TABLE password_resets;"
    "ALTER TABLE password_resets_v5 RENAME TO password_resets;"
    "CREATE INDEX password_resets_user ON password_resets(user_id);"},
+  {6, "audit_key",
+   /* One row when the chain is keyed (backend/audit.h, "Keyed chain"). */
+   "CREATE TABLE audit_key ("
+   "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+   "  keyed_from INTEGER NOT NULL,"          /* the first row hashed with the key */
+   "  key_check BLOB NOT NULL"               /* keyed BLAKE2b-256 over keyed_from */
+   ");"},
+  {7, "session_ids",
+   /* Sessions get a stable id, so a user's sessions can be listed and one
+    * ended by id without its token (backend/auth.h). AUTOINCREMENT: an
+    * ended session's id never names a new one. */
+   "CREATE TABLE sessions_new ("
+   "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+   "  token_hash BLOB NOT NULL UNIQUE,"      /* BLAKE2b-256 of the 32-byte token */
+   "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+   "  created_at INTEGER NOT NULL,"          /* the login */
+   "  last_seen_at INTEGER NOT NULL,"
+   "  expires_at INTEGER NOT NULL,"          /* absolute expiry */
+   "  revoked INTEGER NOT NULL DEFAULT 0"
+   ");"
+   "INSERT INTO sessions_new (token_hash, user_id, created_at, last_seen_at, expires_at, revoked)"
+   "  SELECT token_hash, user_id, created_at, last_seen_at, expires_at, revoked FROM sessions"
+   "  ORDER BY created_at;"
+   "DROP TABLE sessions;"
+   "ALTER TABLE sessions_new RENAME TO sessions;"
+   "CREATE INDEX sessions_user ON sessions(user_id);"},
 };
 
 int be__svc_schema_register(struct be_migrator *m, be_error **err) {

@@ -21,6 +21,8 @@
 #define NEWPW "a brand new passphrase"
 #define NT BE_NUL_TERMINATED
 #define MIN_NS (60 * BE_NS_PER_SEC)
+#define MIN_MS (60 * 1000)
+#define START_MS BE_TESTKIT_START_WALL_MS
 
 /* ---- helpers --------------------------------------------------------- */
 
@@ -119,6 +121,23 @@ static void login_denied(be_app *app, const char *email, const char *pw) {
 
 static int verify_code(be_app *app, const char *tok, int64_t *uid) {
   return be_auth_verify(uid, app, tok, NT, NULL);
+}
+
+/* rc and *ep are code with a field error naming field; frees *ep. */
+static void expect_field(int rc, be_error **ep, int32_t code, const char *field) {
+  ck_assert_int_eq(rc, code);
+  ck_assert_int_eq(be_error_code(*ep), code);
+  ck_assert_uint_ge(be_error_field_count(*ep), 1);
+  ck_assert_str_eq(be_error_field_name(*ep, 0), field);
+  be_error_free(*ep);
+  *ep = NULL;
+}
+
+static be_auth_session_list *sessions_of(be_app *app, int64_t user_id) {
+  be_auth_session_list *l = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_auth_list_sessions(&l, app, user_id, &e) == BE_OK, "%s", be_error_message(e));
+  return l;
 }
 
 /* The reset token from the last captured mail: the body's third line. */
@@ -327,6 +346,50 @@ static int64_t add_user(be_app *app, const char *email) {
   return id;
 }
 
+/* Migration 7 gives sessions made before it an id and keeps their tokens
+ * working: the sessions table is put back to its migration-2 shape, then
+ * the app reopens and migrates it again. */
+START_TEST(session_ids_migration_keeps_live_sessions) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/sessions.db", dir);
+  be_clock *clock = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clock, 0, START_MS * BE_NS_PER_MS, NULL), BE_OK);
+  be_app *app = file_app(path, clock, 1, 64 * 1024);
+  int64_t id = add_user(app, "old@example.test");
+  char *t1 = login_ok(app, "old@example.test", PW, id);
+  char *t2 = login_ok(app, "old@example.test", PW, id);
+  ck_assert_int_eq(be_auth_logout(app, t2, NT, NULL), BE_OK);
+  q_exec(app, "CREATE TABLE old_sessions (token_hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL"
+              " REFERENCES users(id) ON DELETE CASCADE, created_at INTEGER NOT NULL,"
+              " last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+              " revoked INTEGER NOT NULL DEFAULT 0)", 0);
+  q_exec(app, "INSERT INTO old_sessions SELECT token_hash, user_id, created_at, last_seen_at,"
+              " expires_at, revoked FROM sessions", 0);
+  q_exec(app, "DROP TABLE sessions", 0);
+  q_exec(app, "ALTER TABLE old_sessions RENAME TO sessions", 0);
+  q_exec(app, "DELETE FROM schema_migrations WHERE version = 7", 0);
+  be_app_free(app);
+
+  app = file_app(path, clock, 1, 64 * 1024);
+  ck_assert_int_eq(verify_code(app, t1, NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, t2, NULL), BE_E_UNAUTHORIZED);
+  be_auth_session_list *l = sessions_of(app, id);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 1);
+  ck_assert_int_gt(be_auth_session_list_id(l, 0), 0);
+  ck_assert_int_eq(be_auth_session_list_created_at_ms(l, 0), START_MS);
+  be_auth_session_list_free(l);
+  char *t3 = login_ok(app, "old@example.test", PW, id);
+  ck_assert_int_eq(q_int(app, "SELECT count(DISTINCT id) FROM sessions", 0), 3);
+  be_auth_token_free(t1);
+  be_auth_token_free(t2);
+  be_auth_token_free(t3);
+  be_app_free(app);
+  be_clock_free(clock);
+  tu_rmdir(dir);
+}
+END_TEST
+
 START_TEST(rehash_when_parameters_rise) {
   char *dir = tu_tempdir();
   char path[512];
@@ -438,6 +501,141 @@ START_TEST(absolute_timeout) {
   ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
   ck_assert_int_eq(n, 1);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
+  be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* ---- a user's sessions: listed, ended by id, login time readable ---- */
+
+START_TEST(sessions_listed_and_ended_by_id) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t u0 = be_testkit_user_id(k, 0), u1 = be_testkit_user_id(k, 1);
+  char *a = login_ok(app, "user0@example.test", PW, u0);  /* t = 0 */
+  be_testkit_advance_ms(k, 5 * MIN_MS, NULL);
+  char *b = login_ok(app, "user0@example.test", PW, u0);  /* t = 5 min */
+  char *c = login_ok(app, "user1@example.test", PW, u1);
+  be_testkit_advance_ms(k, 5 * MIN_MS, NULL);
+  ck_assert_int_eq(verify_code(app, a, NULL), BE_OK);      /* a used at t = 10 min */
+
+  be_auth_session_list *l = sessions_of(app, u0);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 2);
+  /* most recently used first */
+  int64_t ida = be_auth_session_list_id(l, 0), idb = be_auth_session_list_id(l, 1);
+  ck_assert_int_gt(ida, 0);
+  ck_assert_int_gt(idb, ida);
+  ck_assert_int_eq(be_auth_session_list_created_at_ms(l, 0), START_MS);
+  ck_assert_int_eq(be_auth_session_list_last_used_at_ms(l, 0), START_MS + 10 * MIN_MS);
+  ck_assert_int_eq(be_auth_session_list_expires_at_ms(l, 0), START_MS + 40 * MIN_MS); /* idle */
+  ck_assert_int_eq(be_auth_session_list_created_at_ms(l, 1), START_MS + 5 * MIN_MS);
+  ck_assert_int_eq(be_auth_session_list_last_used_at_ms(l, 1), START_MS + 5 * MIN_MS);
+  ck_assert_int_eq(be_auth_session_list_expires_at_ms(l, 1), START_MS + 35 * MIN_MS);
+  /* out of range and NULL read as 0 */
+  ck_assert_int_eq(be_auth_session_list_id(l, 2), 0);
+  ck_assert_int_eq(be_auth_session_list_expires_at_ms(l, 9), 0);
+  ck_assert_uint_eq(be_auth_session_list_count(NULL), 0);
+  ck_assert_int_eq(be_auth_session_list_created_at_ms(NULL, 0), 0);
+  be_auth_session_list_free(l);
+  be_auth_session_list_free(NULL);
+
+  /* end b by its id: its token dies at once, a lives on, one audit row */
+  ck_assert_int_eq(be_auth_end_session(app, u0, u0, idb, NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, b, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(verify_code(app, a, NULL), BE_OK);
+  ck_assert_int_eq(audit_count(app, "auth.session_end"), 1);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.session_end'"
+                              " AND actor_id = ? AND details = '{\"session_id\":' || ("
+                              "SELECT max(id) FROM sessions WHERE revoked = 1) || '}'", u0),
+                   1);
+  l = sessions_of(app, u0);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 1);
+  ck_assert_int_eq(be_auth_session_list_id(l, 0), ida);
+  be_auth_session_list_free(l);
+  /* again: already ended, nothing written */
+  ck_assert_int_eq(be_auth_end_session(app, 0, u0, idb, NULL), BE_OK);
+  ck_assert_int_eq(audit_count(app, "auth.session_end"), 1);
+
+  /* another user's session, an unknown id: not found, nothing ended */
+  l = sessions_of(app, u1);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 1);
+  int64_t idc = be_auth_session_list_id(l, 0);
+  be_auth_session_list_free(l);
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_auth_end_session(app, u0, u0, idc, &tu_e));
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_auth_end_session(app, 0, u0, 9999, &tu_e));
+  ck_assert_int_eq(verify_code(app, c, NULL), BE_OK);
+
+  /* bad arguments */
+  be_error *e = NULL;
+  expect_field(be_auth_end_session(app, -1, u0, ida, &e), &e, BE_E_VALIDATION, "actor_id");
+  expect_field(be_auth_end_session(app, 0, 0, ida, &e), &e, BE_E_VALIDATION, "user_id");
+  expect_field(be_auth_end_session(app, 0, u0, 0, &e), &e, BE_E_VALIDATION, "session_id");
+  ck_assert_int_eq(be_auth_end_session(NULL, 0, u0, ida, NULL), BE_E_MISUSE);
+  expect_field(be_auth_list_sessions(&l, app, -3, &e), &e, BE_E_VALIDATION, "user_id");
+  ck_assert_ptr_null(l);
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_auth_list_sessions(&l, app, 9999, &tu_e));
+  ck_assert_int_eq(be_auth_list_sessions(NULL, app, u0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_list_sessions(&l, NULL, u0, NULL), BE_E_MISUSE);
+
+  /* expired and revoked sessions are not listed */
+  be_testkit_advance_ms(k, 31 * MIN_MS, NULL); /* past c's idle timeout */
+  l = sessions_of(app, u1);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 0);
+  be_auth_session_list_free(l);
+  a = (be_auth_token_free(a), login_ok(app, "user0@example.test", PW, u0));
+  ck_assert_int_eq(be_auth_revoke_all(app, 0, u0, NULL), BE_OK);
+  l = sessions_of(app, u0);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 0);
+  be_auth_session_list_free(l);
+  be_auth_token_free(a);
+  be_auth_token_free(b);
+  be_auth_token_free(c);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(session_info_gives_login_time) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.session_absolute_ms = 20 * MIN_MS; /* shorter than idle: the absolute expiry shows */
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  int64_t u0 = be_testkit_user_id(k, 0);
+  be_testkit_advance_ms(k, 3 * MIN_MS, NULL);
+  char *tok = login_ok(app, "user0@example.test", PW, u0); /* login at t = 3 min */
+  be_testkit_advance_ms(k, 10 * MIN_MS, NULL);
+  be_auth_session_info info = BE_AUTH_SESSION_INFO_INIT;
+  be_error *e = NULL;
+  ck_assert_msg(be_auth_verify_session(&info, app, tok, NT, &e) == BE_OK, "%s",
+                be_error_message(e));
+  ck_assert_uint_eq(info.version, BE_AUTH_SESSION_INFO_VERSION);
+  ck_assert_int_eq(info.user_id, u0);
+  ck_assert_int_eq(info.created_at_ms, START_MS + 3 * MIN_MS);  /* the login */
+  ck_assert_int_eq(info.last_used_at_ms, START_MS + 13 * MIN_MS); /* this use (slid) */
+  ck_assert_int_eq(info.expires_at_ms, START_MS + 23 * MIN_MS);   /* absolute */
+  be_auth_session_list *l = sessions_of(app, u0);
+  ck_assert_int_eq(info.session_id, be_auth_session_list_id(l, 0));
+  ck_assert_int_eq(be_auth_session_list_last_used_at_ms(l, 0), info.last_used_at_ms);
+  be_auth_session_list_free(l);
+  /* the login time stays put while the session is used */
+  be_testkit_advance_ms(k, 5 * MIN_MS, NULL);
+  ck_assert_int_eq(be_auth_verify_session(&info, app, tok, NT, NULL), BE_OK);
+  ck_assert_int_eq(info.created_at_ms, START_MS + 3 * MIN_MS);
+  ck_assert_int_eq(info.last_used_at_ms, START_MS + 18 * MIN_MS);
+
+  /* failures: the generic 401 with the fields cleared; bad version; NULL */
+  be_testkit_advance_ms(k, 5 * MIN_MS, NULL); /* past the absolute expiry */
+  TU_EXPECT_ERR(BE_E_UNAUTHORIZED, be_auth_verify_session(&info, app, tok, NT, &tu_e));
+  ck_assert_int_eq(info.session_id, 0);
+  ck_assert_int_eq(info.user_id, 0);
+  ck_assert_int_eq(info.created_at_ms, 0);
+  ck_assert_uint_eq(info.version, BE_AUTH_SESSION_INFO_VERSION);
+  TU_EXPECT_ERR(BE_E_UNAUTHORIZED, be_auth_verify_session(&info, app, "short", NT, &tu_e));
+  info.version = BE_AUTH_SESSION_INFO_VERSION + 1;
+  ck_assert_int_eq(be_auth_verify_session(&info, app, tok, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_verify_session(NULL, app, tok, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_session_info_init(&info, BE_AUTH_SESSION_INFO_VERSION), BE_OK);
+  ck_assert_int_eq(be_auth_verify_session(&info, NULL, tok, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_session_info_init(NULL, BE_AUTH_SESSION_INFO_VERSION), BE_E_MISUSE);
   be_auth_token_free(tok);
   be_testkit_free(k);
 }
@@ -1423,6 +1621,9 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, idle_timeout_slides_and_expires);
   tcase_add_test(tc, absolute_timeout);
   tcase_add_test(tc, times_saturate_near_the_end_of_the_clock);
+  tcase_add_test(tc, sessions_listed_and_ended_by_id);
+  tcase_add_test(tc, session_info_gives_login_time);
+  tcase_add_test(tc, session_ids_migration_keeps_live_sessions);
   tcase_add_test(tc, malformed_tokens_refused_without_database);
   tcase_add_test(tc, emails_and_tokens_take_exact_lengths);
   tcase_add_test(tc, logout_and_revoke_all);

@@ -63,12 +63,17 @@ typedef struct be_app_options {
   be_clock *clock;               /**< borrowed; must outlive the app [system clock] */
   const struct be_mailer *mailer;       /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
   struct be_migrator *host_migrations;  /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's [none] */
+  /* The audit chain's key (backend/audit.h "Keyed chain"). */
+  const uint8_t *audit_key;      /**< secret keying the audit chain, kept outside the database; copied by be_app_new() [NULL: unkeyed] */
+  size_t audit_key_len;          /**< bytes of audit_key, 32..64 (BE_AUDIT_KEY_MIN_BYTES..BE_AUDIT_KEY_MAX_BYTES) [0] */
+  int32_t audit_key_adopt;       /**< 1: key a log that already holds unkeyed rows, from its next row on [0: refuse] */
 } be_app_options;
 
 /** Static initializer: the current version, every other field zero/NULL
  * (the defaults). */
 #define BE_APP_OPTIONS_INIT \
-  { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+  { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
+    NULL, 0, 0 }
 
 /**
  * Fill *opts like BE_APP_OPTIONS_INIT. Thread-safety: safe.
@@ -88,12 +93,15 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  * @param out   receives the app, the caller's (be_app_free()); not NULL.
  *              Set to NULL on failure.
  * @param opts  the options, version set; NULL means all defaults. Read
- *              during the call (database is copied; driver, clock, mailer
- *              and host_migrations are borrowed and must outlive the app).
+ *              during the call (database and audit_key are copied;
+ *              driver, clock, mailer and host_migrations are borrowed and
+ *              must outlive the app).
  * @param err   receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (out NULL, bad options version);
  *         BE_E_VALIDATION (options out of range, each named as a field
- *         error); BE_E_DB_UNREACHABLE; migration errors; BE_E_NOMEM;
+ *         error; field "audit_key" when the key does not fit the
+ *         database's audit log, see backend/audit.h "Keyed chain");
+ *         BE_E_DB_UNREACHABLE; migration errors; BE_E_NOMEM;
  *         BE_E_INTERNAL (libsodium failed to start).
  */
 BE_API int be_app_new(be_app **out, const be_app_options *opts, be_error **err);

@@ -60,8 +60,11 @@
  * usable sessions. A session ends at the first of: idle timeout
  * (session_idle_ms after it was last seen, default 30 min), absolute
  * timeout (session_absolute_ms after login, default 12 h), logout,
- * revoke-all, a password change (other sessions), a password set or reset
- * (all sessions), or the account being disabled. "Last seen" is written
+ * revoke-all, being ended by id (be_auth_end_session()), a password
+ * change (other sessions), a password set or reset (all sessions), or the
+ * account being disabled. Each session has an id (never reused) and its
+ * login time: be_auth_list_sessions() lists a user's live sessions,
+ * be_auth_verify_session() tells a request's session and login time. "Last seen" is written
  * back only when it moved by more than min(1 % of the idle timeout, 60 s),
  * so most verifications are one indexed read; a session can therefore
  * expire up to that much early, never late.
@@ -229,6 +232,161 @@ BE_API int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, co
  */
 BE_API int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
                           be_error **err);
+
+/** The version of be_auth_session_info this header describes. */
+#define BE_AUTH_SESSION_INFO_VERSION 1
+
+/**
+ * A session as be_auth_verify_session() shows it: never its token. Times
+ * are wall-clock milliseconds since the Unix epoch (the app's clock). Set
+ * `version` (BE_AUTH_SESSION_INFO_INIT) before passing it in. Only ever
+ * grows at the end.
+ */
+typedef struct be_auth_session_info {
+  uint32_t version;        /**< in: BE_AUTH_SESSION_INFO_VERSION */
+  int64_t session_id;      /**< the session's id (for be_auth_end_session()) */
+  int64_t user_id;         /**< its user */
+  int64_t created_at_ms;   /**< the login that made it */
+  int64_t last_used_at_ms; /**< last seen (moved on use; see "Last seen" above) */
+  int64_t expires_at_ms;   /**< when it ends unless used: the earlier of the absolute
+                                and the idle expiry */
+} be_auth_session_info;
+
+/** A be_auth_session_info ready to pass in. */
+#define BE_AUTH_SESSION_INFO_INIT { BE_AUTH_SESSION_INFO_VERSION, 0, 0, 0, 0, 0 }
+
+/**
+ * Set *info to BE_AUTH_SESSION_INFO_INIT (for bindings that cannot use the
+ * macro). Thread-safety: safe.
+ *
+ * @param info     the struct to fill; not NULL.
+ * @param version  BE_AUTH_SESSION_INFO_VERSION.
+ * @return BE_OK; BE_E_MISUSE (info NULL, or an unknown version).
+ */
+BE_API int be_auth_session_info_init(be_auth_session_info *info, uint32_t version);
+
+/**
+ * be_auth_verify() that also tells which session the token is and when
+ * its user logged in, e.g. to ask for the password again before a
+ * sensitive action when created_at_ms is older than the host allows.
+ * Checks and slides the session exactly like be_auth_verify().
+ * Thread-safety: safe.
+ *
+ * @param out        receives the session; its version must be set
+ *                   (BE_AUTH_SESSION_INFO_INIT); on failure every other
+ *                   field is 0; not NULL.
+ * @param app        the app; not NULL.
+ * @param token      the session token from be_auth_login().
+ * @param token_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err        receives the error on failure; may be NULL.
+ * @return BE_OK for a live session; BE_E_MISUSE (out or app NULL, unknown
+ *         out->version); BE_E_UNAUTHORIZED "invalid or expired session"
+ *         (as be_auth_verify()); storage and pool errors.
+ */
+BE_API int be_auth_verify_session(be_auth_session_info *out, be_app *app, const char *token,
+                                  size_t token_len, be_error **err);
+
+/** Most sessions be_auth_list_sessions() returns (the most recently used). */
+#define BE_AUTH_SESSIONS_MAX 1000
+
+/** A user's live sessions (opaque, immutable). */
+typedef struct be_auth_session_list be_auth_session_list;
+
+/**
+ * A user's live sessions (not ended, not expired), most recently used
+ * first, at most BE_AUTH_SESSIONS_MAX: for a "where you are logged in"
+ * page, with be_auth_end_session() to end one. Tokens are never shown
+ * (only their hashes are stored). Authorising the caller (the user
+ * themself or an administrator) is the host's job. Thread-safety: safe;
+ * the list may be read from any thread.
+ *
+ * @param out      receives the list, the caller's
+ *                 (be_auth_session_list_free()); NULL on failure; not
+ *                 NULL.
+ * @param app      the app; not NULL.
+ * @param user_id  the user, >= 1.
+ * @param err      receives the error on failure; may be NULL.
+ * @return BE_OK (an empty list when the user has no live session);
+ *         BE_E_MISUSE (out or app NULL); BE_E_VALIDATION (field "user_id":
+ *         not positive); BE_E_NOT_FOUND (no such user); pool and storage
+ *         errors; BE_E_NOMEM.
+ */
+BE_API int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_id,
+                                 be_error **err);
+
+/**
+ * The number of sessions in a list. Thread-safety: safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @return the count.
+ */
+BE_API size_t be_auth_session_list_count(const be_auth_session_list *list);
+
+/**
+ * Session i's id, for be_auth_end_session(). Thread-safety: safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @param i     0..count-1; out of range gives 0.
+ * @return the id.
+ */
+BE_API int64_t be_auth_session_list_id(const be_auth_session_list *list, size_t i);
+
+/**
+ * When session i was made: its login. Thread-safety: safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @param i     0..count-1; out of range gives 0.
+ * @return milliseconds since the Unix epoch.
+ */
+BE_API int64_t be_auth_session_list_created_at_ms(const be_auth_session_list *list, size_t i);
+
+/**
+ * When session i was last used (see "Last seen" above). Thread-safety:
+ * safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @param i     0..count-1; out of range gives 0.
+ * @return milliseconds since the Unix epoch.
+ */
+BE_API int64_t be_auth_session_list_last_used_at_ms(const be_auth_session_list *list, size_t i);
+
+/**
+ * When session i ends unless used: the earlier of its absolute and its
+ * idle expiry. Thread-safety: safe.
+ *
+ * @param list  the list; NULL gives 0.
+ * @param i     0..count-1; out of range gives 0.
+ * @return milliseconds since the Unix epoch.
+ */
+BE_API int64_t be_auth_session_list_expires_at_ms(const be_auth_session_list *list, size_t i);
+
+/**
+ * Release a session list.
+ *
+ * @param list  the list; NULL is a no-op.
+ */
+BE_API void be_auth_session_list_free(be_auth_session_list *list);
+
+/**
+ * End one of a user's sessions by its id (from be_auth_list_sessions() or
+ * be_auth_verify_session()), with an audit row "auth.session_end"
+ * (details {"session_id": id}) by actor_id in the same transaction. Its
+ * token fails at once, in every process. Ending a session that already
+ * ended is BE_OK and writes nothing. Thread-safety: safe.
+ *
+ * @param app         the app; not NULL.
+ * @param actor_id    who does it: a user id, or 0 for the system.
+ * @param user_id     the session's user, >= 1: another user's session is
+ *                    not found.
+ * @param session_id  the session's id, >= 1.
+ * @param err         receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (app NULL); BE_E_VALIDATION (field
+ *         "actor_id", "user_id" or "session_id"); BE_E_NOT_FOUND (the user
+ *         has no session with that id, or it was purged); storage and pool
+ *         errors.
+ */
+BE_API int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
+                               be_error **err);
 
 /**
  * End one session, with an audit row "auth.logout" (actor = the session's

@@ -4,7 +4,7 @@
  * @brief UserService: user CRUD and profile, cached as `user:{id}`.
  *
  * A user has an id, an email (unique, stored normalised: ASCII white space
- * trimmed, ASCII letters lower-cased), a name, a bio, a host-owned `extra`
+ * trimmed, ASCII letters lower-cased; see "Email uniqueness"), a name, a bio, a host-owned `extra`
  * JSON object, a status (BE_USER_ACTIVE / BE_USER_DISABLED) and creation
  * and update times (wall-clock milliseconds since the Unix epoch, from
  * the app's clock).
@@ -19,7 +19,9 @@
  * Input rules (BE_E_VALIDATION, with a field error naming the field):
  * - email: after trimming, 3..254 bytes, valid UTF-8, exactly one '@' with
  *   1..64 bytes before it and a domain that neither starts nor ends with
- *   '.' nor holds "..", no spaces or control characters;
+ *   '.' nor holds "..", no spaces or control characters, and nothing that
+ *   would let a second address look like an existing one (see "Email
+ *   uniqueness" below);
  * - name: after trimming, 1..100 characters of valid UTF-8, no control
  *   characters;
  * - bio: 0..1000 characters of valid UTF-8, no control characters other
@@ -27,6 +29,44 @@
  * - extra: a JSON object (checked by SQLite's json_valid/json_type, not a
  *   hand parser) of at most BE_USER_EXTRA_MAX bytes;
  * - any string holding a NUL byte inside its given length is refused.
+ *
+ * Email uniqueness. An email is stored, and compared for uniqueness and
+ * lookups, as its bytes after trimming ASCII white space (space, tab,
+ * CR, LF, VT, FF) at both ends and lower-casing the ASCII letters A-Z;
+ * nothing else is folded (no Unicode case folding or normalisation:
+ * "REN<U+00C9>@x.io" is stored as "ren<U+00C9>@x.io", another address
+ * than "ren<U+00E9>@x.io").
+ * Since two byte strings can look the same, an email holding any of these
+ * is refused (BE_E_VALIDATION, field "email", the message saying which):
+ * - a Unicode space or blank (U+00A0, U+1680, U+2000..U+200A, U+2028,
+ *   U+2029, U+202F, U+205F, U+2800, U+3000);
+ * - a bidirectional control (U+061C, U+200E, U+200F, U+202A..U+202E,
+ *   U+2066..U+2069);
+ * - an invisible, format or private-use character: soft hyphen U+00AD,
+ *   U+034F, zero-width space and joiners U+200B..U+200D, U+2060..U+2065,
+ *   U+206A..U+206F, U+FEFF, variation selectors, Hangul fillers, tags
+ *   U+E0000..U+E0FFF, the other format characters (Cf), private use
+ *   (U+E000..U+F8FF, planes 15 and 16) and noncharacters;
+ * - a compatibility form that Unicode folds to another character:
+ *   fullwidth and halfwidth forms U+FF00..U+FFEF, super- and subscripts
+ *   U+2070..U+209F, letterlike symbols U+2100..U+214F (the Kelvin sign),
+ *   enclosed alphanumerics U+2460..U+24FF and U+1F100..U+1F1FF, U+3200..
+ *   U+33FF, ligatures and presentation forms U+FB00..U+FB4F, vertical and
+ *   small forms U+FE10..U+FE1F and U+FE30..U+FE6F, mathematical letters
+ *   U+1D400..U+1D7FF;
+ * - a combining accent (U+0300..U+036F, U+1AB0..U+1AFF, U+1DC0..U+1DFF,
+ *   U+20D0..U+20FF, U+FE20..U+FE2F): write the precomposed letter (NFC);
+ * - a label (the part before the '@', or a part between dots) whose
+ *   letters come from more than one of Latin, Greek, Cyrillic, Armenian
+ *   and Cherokee (the scripts that share look-alike letters), e.g. a
+ *   Cyrillic a (U+0430) among Latin letters; other scripts (Han,
+ *   Arabic, ...) may sit next to Latin;
+ * - a label written only in Cyrillic letters that all look like Latin
+ *   ones (U+0430 U+0441 U+0435, which reads "ace").
+ * Letters of one script per label pass: a Cyrillic address at a Cyrillic
+ * domain, "ren<U+00E9>@x.io", "ivan.<Cyrillic ivan>@x.io". These rules
+ * catch the common spoofs, not every confusable of Unicode's UTS #39
+ * (e.g. an all-Greek look-alike label passes).
  *
  * Strings come as a pointer and a byte length: BE_NUL_TERMINATED
  * (backend/common.h) means "up to the first NUL"; any other length is

@@ -249,6 +249,9 @@ BeAppOptions = struct("be_app_options", [
     ("clock", C.c_void_p),
     ("mailer", C.POINTER(BeMailer)),
     ("host_migrations", C.c_void_p),
+    ("audit_key", C.POINTER(C.c_uint8)),
+    ("audit_key_len", C.c_size_t),
+    ("audit_key_adopt", C.c_int32),
 ])
 
 BeUserInput = struct("be_user_input", [
@@ -285,10 +288,19 @@ BeTestkitOptions = struct("be_testkit_options", [
     ("no_passwords", C.c_int32),
 ])
 
+BeAuthSessionInfo = struct("be_auth_session_info", [
+    ("version", C.c_uint32),
+    ("session_id", C.c_int64),
+    ("user_id", C.c_int64),
+    ("created_at_ms", C.c_int64),
+    ("last_used_at_ms", C.c_int64),
+    ("expires_at_ms", C.c_int64),
+])
+
 LAYOUTS = [BeAllocator, BeLogField, BeCacheOptions, BeCacheStats, BeDriver, BeStmtCacheStats,
            BeSqliteOptions, BeTxOptions, BePoolOptions, BePoolStats, BeBatchOptions,
            BeScopeOptions, BeSlowlogOptions, BeMailer, BeAppOptions, BeUserInput,
-           BeAuditQueryOptions, BeTestkitOptions]
+           BeAuditQueryOptions, BeTestkitOptions, BeAuthSessionInfo]
 
 
 # ---- what a binding does at load time -------------------------------------
