@@ -1349,7 +1349,7 @@ START_TEST(credential_changes_are_notified) {
   be_app *app = be_testkit_app(k);
   int64_t id = be_testkit_user_id(k, 1);
   const char *em = "user1@example.test";
-  char tok[BE_AUTH_TOKEN_LEN + 1];
+  char tok[BE_AUTH_TOKEN_LEN + 1] = "(no token issued yet)"; /* a secret only once filled */
   const char *const secrets[] = {PW, NEWPW, "an admin's passphrase", "a third passphrase", tok,
                                  NULL};
   be_testkit_mail_clear(k);
