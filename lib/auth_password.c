@@ -50,7 +50,7 @@ int be__pw_check_params(unsigned long long opslimit, size_t memlimit, int insecu
 /* Common passwords of at least 12 characters (shorter ones fail the length
  * rule anyway), lower-case; compared case-insensitively. Drawn from the
  * long entries of public leak top lists. Patterns (one character repeated,
- * straight runs, short repeated units) are refused by rule, not listed. */
+ * straight runs, a shorter string repeated) are refused by rule, not listed. */
 static const char *const common[] = {
   "!qaz2wsx#edc", "!qaz@wsx#edc", "1234567890qwerty", "1234qwerasdf", "1234qwerasdfzxcv",
   "123qweasdzxc", "1a2b3c4d5e6f", "1q2w3e4r5t6y", "1q2w3e4r5t6y7u", "1q2w3e4r5t6y7u8i",
@@ -90,17 +90,31 @@ int be__pw_is_common(const char *pw, size_t len) {
   return 0;
 }
 
-/* A unit of at most 4 bytes repeated ("aaaa…", "abab…", "abcabc…"), a
- * straight run of letters or symbols ("abcdef…", "zyxw…"), or of digits
- * wrapping at 10 ("1234567890123"). Bytewise after ASCII case folding. */
+/* 1 when pw is a shorter string repeated: its smallest period (the
+ * shortest p with pw[i] == pw[i - p] for every i >= p; ASCII case folded,
+ * bytewise) is at most half its length, the last repetition possibly cut
+ * short ("abcabcab", "abcdeabcde", "qigc2" x 51). From the prefix function
+ * (Knuth-Morris-Pratt): the smallest period is len - pi[len - 1]. O(len). */
+static int is_repeated(const char *pw, size_t len) {
+  const unsigned char *p = (const unsigned char *)pw;
+  uint16_t pi[BE_AUTH_PASSWORD_MAX_BYTES]; /* len <= the byte cap (checked first) */
+  if (len < 2) return 1;
+  pi[0] = 0;
+  for (size_t i = 1; i < len; i++) {
+    size_t k = pi[i - 1];
+    while (k > 0 && be__svc_lower(p[i]) != be__svc_lower(p[k])) k = pi[k - 1];
+    if (be__svc_lower(p[i]) == be__svc_lower(p[k])) k++;
+    pi[i] = (uint16_t)k;
+  }
+  return len - pi[len - 1] <= len / 2;
+}
+
+/* A shorter string repeated, or a straight run of letters or symbols
+ * ("abcdef…", "zyxw…") or of digits wrapping at 10 ("1234567890123").
+ * Bytewise after ASCII case folding. */
 static int is_trivial(const char *pw, size_t len) {
   const unsigned char *p = (const unsigned char *)pw;
-  for (size_t period = 1; period <= 4 && period < len; period++) {
-    size_t i = period;
-    while (i < len && be__svc_lower(p[i]) == be__svc_lower(p[i - period])) i++;
-    if (i == len) return 1;
-  }
-  if (len < 2) return 1;
+  if (is_repeated(pw, len)) return 1;
   for (int dir = -1; dir <= 1; dir += 2) {
     size_t i = 1;
     while (i < len && p[i] < 0x80 && p[i - 1] < 0x80 &&
@@ -114,6 +128,27 @@ static int is_trivial(const char *pw, size_t len) {
     if (i == len) return 1;
   }
   return 0;
+}
+
+/* Count the code points of pw (*chars) and, up to
+ * BE_AUTH_PASSWORD_MIN_DISTINCT, the different ones (*distinct; ASCII case
+ * folded). 0 when pw is not valid UTF-8. */
+static int count_chars(const char *pw, size_t len, size_t *chars, size_t *distinct) {
+  const unsigned char *p = (const unsigned char *)pw;
+  uint32_t seen[BE_AUTH_PASSWORD_MIN_DISTINCT];
+  *chars = 0;
+  *distinct = 0;
+  for (size_t i = 0; i < len; (*chars)++) {
+    uint32_t cp;
+    size_t n = be__utf8_decode(p + i, len - i, &cp);
+    if (n == 0) return 0;
+    i += n;
+    cp = cp < 0x80 ? be__svc_lower((unsigned char)cp) : cp;
+    size_t k = 0;
+    while (k < *distinct && seen[k] != cp) k++;
+    if (k == *distinct && *distinct < BE_AUTH_PASSWORD_MIN_DISTINCT) seen[(*distinct)++] = cp;
+  }
+  return 1;
 }
 
 /* pw is the account's email, the email's local part, or its name (each
@@ -139,14 +174,9 @@ int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
     return be__error_field(err, field, "must be at most %d bytes", BE_AUTH_PASSWORD_MAX_BYTES);
   if (memchr(pw, '\0', len) != NULL)
     return be__error_field(err, field, "must not contain a NUL byte");
-  const unsigned char *p = (const unsigned char *)pw;
-  size_t chars = 0;
-  for (size_t i = 0; i < len; chars++) {
-    uint32_t cp;
-    size_t n = be__utf8_decode(p + i, len - i, &cp);
-    if (n == 0) return be__error_field(err, field, "must be valid UTF-8");
-    i += n;
-  }
+  size_t chars = 0, distinct = 0;
+  if (!count_chars(pw, len, &chars, &distinct))
+    return be__error_field(err, field, "must be valid UTF-8");
   if (chars < (size_t)auth->min_chars)
     return be__error_field(err, field, "must be at least %d characters", (int)auth->min_chars);
   if (chars > BE_AUTH_PASSWORD_MAX_CHARS)
@@ -156,6 +186,9 @@ int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
     return be__error_field(err, field, "is too common; choose a less predictable password");
   if (is_trivial(pw, len))
     return be__error_field(err, field, "is a repeated pattern or a straight run of characters");
+  if (distinct < BE_AUTH_PASSWORD_MIN_DISTINCT)
+    return be__error_field(err, field, "must hold at least %d different characters",
+                           BE_AUTH_PASSWORD_MIN_DISTINCT);
   if (is_context(pw, len, email, name))
     return be__error_field(err, field, "must not be the account's email or name");
   pthread_mutex_lock(&auth->hook_mu);

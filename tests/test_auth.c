@@ -717,7 +717,9 @@ START_TEST(password_policy) {
                                       "\xc3\xa0\xc3\xb9\xc3\xa7\xc3\xa9", NT, "at least 12"),
                    BE_E_VALIDATION);
   char big[BE_AUTH_PASSWORD_MAX_BYTES + 1];
-  for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + (i * 7) % 26);
+  uint32_t x = 1; /* letters from an LCG: no repeated unit */
+  for (size_t i = 0; i < sizeof big; i++, x = x * 1103515245u + 12345u)
+    big[i] = (char)('a' + (x >> 16) % 26);
   ck_assert_int_eq(expect_policy(app, big, sizeof big, "4096 bytes"), BE_E_VALIDATION); /* 4097 */
   ck_assert_int_eq(expect_policy(app, big, 257, "at most 256 characters"), BE_E_VALIDATION);
   ck_assert_int_eq(expect_policy(app, big, 256, NULL), BE_OK);
@@ -772,6 +774,35 @@ START_TEST(password_policy) {
   ck_assert_int_eq(expect_policy(be_testkit_app(k), "fourteen chars", NT, "at least 15"),
                    BE_E_VALIDATION);
   ck_assert_int_eq(expect_policy(be_testkit_app(k), "fifteen chars!!", NT, NULL), BE_OK);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* "Short pattern repeated" is any unit of at most half the length (the
+ * last repetition may be cut short), and a password needs
+ * BE_AUTH_PASSWORD_MIN_DISTINCT different characters (auth.h). */
+START_TEST(password_policy_repeats_and_variety) {
+  be_testkit *k = kit_new(0);
+  be_app *app = be_testkit_app(k);
+  ck_assert_int_eq(expect_policy(app, "abcdeabcdeabcde", NT, "pattern"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "abcdeABCDEabcd", NT, "pattern"), BE_E_VALIDATION);
+  char big[256];
+  for (int i = 0; i < 51; i++) memcpy(big + 5 * i, "qigc2", 5); /* 255 characters */
+  ck_assert_int_eq(expect_policy(app, big, 255, "pattern"), BE_E_VALIDATION);
+  /* a unit of exactly half the length, and one of 128 characters twice */
+  ck_assert_int_eq(expect_policy(app, "my password my password ", NT, "pattern"), BE_E_VALIDATION);
+  for (int i = 0; i < 128; i++) big[i] = big[128 + i] = (char)('a' + (i * 7 + i / 26) % 26);
+  ck_assert_int_eq(expect_policy(app, big, 256, "pattern"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, big, 255, NULL), BE_OK); /* 128 of 255: over half */
+  ck_assert_int_eq(expect_policy(app, "abcdeabcdeabc", NT, "pattern"), BE_E_VALIDATION); /* cut short */
+  ck_assert_int_eq(expect_policy(app, "correct horse correct", NT, NULL), BE_OK); /* 14 of 21 */
+  ck_assert_int_eq(expect_policy(app, "\xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 ",
+                                 NT, "pattern"), BE_E_VALIDATION); /* multi-byte units too */
+  /* too few different characters, though not periodic */
+  ck_assert_int_eq(expect_policy(app, "aabbaabbccaacc", NT, "5 different"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "AaBbaabbCcaaDd", NT, "5 different"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "aabbaabbccaaccd", NT, "5 different"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "aabbaabbccaaccde", NT, NULL), BE_OK);
   be_testkit_free(k);
 }
 END_TEST
@@ -1132,6 +1163,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, change_password_revokes_other_sessions);
   tcase_add_test(tc, set_password_revokes_and_audits);
   tcase_add_test(tc, password_policy);
+  tcase_add_test(tc, password_policy_repeats_and_variety);
   tcase_add_test(tc, reset_single_use);
   tcase_add_test(tc, reset_expires_and_clears_lockout);
   tcase_add_test(tc, reset_does_not_enumerate);

@@ -27,11 +27,19 @@
  *   BE_NUL_TERMINATED (backend/common.h) means "up to the first NUL";
  *   any other length is exact (0 is the empty string);
  * - not on the built-in list of common passwords (compared
- *   case-insensitively), not one character repeated, not a straight run
- *   such as "abcdefghijkl" or "987654321098", not a short pattern
- *   repeated ("abcabcabcabc"), not the user's email or name, and not
- *   refused by the host's blocklist hook (be_auth_set_blocklist_fn()).
- *   No Unicode normalisation is applied: the bytes are hashed as given.
+ *   case-insensitively), not a straight run such as "abcdefghijkl" or
+ *   "987654321098", not the user's email or name, and not refused by the
+ *   host's blocklist hook (be_auth_set_blocklist_fn());
+ * - not a shorter string repeated: refused when some unit of at most half
+ *   the password's length, repeated, makes the whole password (the last
+ *   repetition may be cut short). Compared bytewise after ASCII case
+ *   folding, so "aaaaaaaaaaaa", "abcabcabcabca", "abcdeABCDEabcde" and
+ *   "qigc2" repeated 51 times are refused; "correct horse correct"
+ *   (a 14-character unit in 21) is not;
+ * - at least BE_AUTH_PASSWORD_MIN_DISTINCT (5) different characters
+ *   (code points, ASCII case folded): "aabbaabbccaacc" is refused.
+ *
+ * No Unicode normalisation is applied: the bytes are hashed as given.
  *
  * Login answers. Unknown email, wrong password, disabled account, account
  * without a password, and an account inside its backoff or lockout window
@@ -104,6 +112,8 @@ BE_BEGIN_DECLS
 #define BE_AUTH_PASSWORD_MAX_CHARS 256
 /** The lowest password_min_length an app accepts. */
 #define BE_AUTH_PASSWORD_MIN_CHARS 12
+/** Different characters (code points, ASCII case folded) a password must hold. */
+#define BE_AUTH_PASSWORD_MIN_DISTINCT 5
 /** Unused, unexpired reset tokens one user may have at a time. */
 #define BE_AUTH_RESET_MAX_PENDING 3
 
