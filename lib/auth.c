@@ -19,6 +19,7 @@
 
 #include "alloc.h"
 #include "audit.h"
+#include "auth_breached.h"
 #include "auth_password.h"
 #include "auth_token.h"
 #include "error.h"
@@ -126,6 +127,11 @@ int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
     be__free(a);
     return be__error_set(err, BE_E_INTERNAL, "auth: mutex init failed");
   }
+  if (pthread_rwlock_init(&a->breached_mu, NULL) != 0) {
+    pthread_mutex_destroy(&a->hook_mu);
+    be__free(a);
+    return be__error_set(err, BE_E_INTERNAL, "auth: lock init failed");
+  }
   /* The dummy hash: what an unknown user's login verifies against, made
    * with the current parameters so it costs what a real one costs. */
   char secret[BE_AUTH_TOKEN_LEN + 1];
@@ -141,6 +147,8 @@ int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
 void be__auth_free(be__auth *auth) {
   if (auth == NULL) return;
   pthread_mutex_destroy(&auth->hook_mu);
+  pthread_rwlock_destroy(&auth->breached_mu);
+  be__breached_free(auth->breached);
   sodium_memzero(auth, sizeof *auth);
   be__free(auth);
 }

@@ -26,6 +26,7 @@
 #define BE__NAME_CAP 512
 
 typedef struct be__auth be__auth;
+struct be__breached; /* auth_breached.c */
 struct be__auth {
   const be__app_res *res;
   unsigned long long opslimit;
@@ -44,6 +45,8 @@ struct be__auth {
   pthread_mutex_t hook_mu;                 /* guards the blocklist hook pair */
   be_auth_blocklist_fn blocklist_fn;
   void *blocklist_ud;
+  pthread_rwlock_t breached_mu;            /* guards breached (swapped whole) */
+  struct be__breached *breached;           /* the host's loaded list; NULL: none */
   /* Test hook: called while a hash slot is held, before hashing. */
   void (*slot_hook)(void *ud);
   void *slot_hook_ud;

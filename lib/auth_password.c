@@ -6,11 +6,14 @@
 
 #include <string.h>
 
+#include "auth_breached.h"
 #include "error.h"
 #include "svc_input.h"
 #include "utf8.h"
 
 #define MIB ((size_t)1024 * 1024)
+
+static const char BREACHED[] = "appears in a list of breached or banned passwords; choose another";
 
 /* OWASP Password Storage Cheat Sheet: argon2id m = 19 MiB with t = 2, or an
  * equal-strength pair. Parameters pass when they reach any one pair. */
@@ -191,6 +194,7 @@ int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
                            BE_AUTH_PASSWORD_MIN_DISTINCT);
   if (is_context(pw, len, email, name))
     return be__error_field(err, field, "must not be the account's email or name");
+  if (be__breached_has(auth, pw, len)) return be__error_field(err, field, "%s", BREACHED);
   pthread_mutex_lock(&auth->hook_mu);
   be_auth_blocklist_fn fn = auth->blocklist_fn;
   void *ud = auth->blocklist_ud;
@@ -203,9 +207,7 @@ int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
       return be__error_set(err, rc, "the password blocklist check failed (%s)", be_strerror(rc));
     }
     be_error_free(cause); /* set without a failure: not ours to report */
-    if (rc == 1)
-      return be__error_field(err, field,
-                             "appears in a list of breached or banned passwords; choose another");
+    if (rc == 1) return be__error_field(err, field, "%s", BREACHED);
     if (rc != 0)
       return be__error_set(err, BE_E_INTERNAL, "the password blocklist hook returned %d", rc);
   }

@@ -12,10 +12,12 @@
 #include <backend/sqlite.h>
 #include <backend/testkit.h>
 
+#include <ctype.h>
 #include <pthread.h>
 #include <sodium.h>
 
 #include "auth.h"
+#include "sha1.h"
 
 #define PW BE_TESTKIT_PASSWORD
 #define NEWPW "a brand new passphrase"
@@ -807,6 +809,109 @@ START_TEST(password_policy_repeats_and_variety) {
 }
 END_TEST
 
+static void sha1_hex(const char *s, size_t n, char out[41]) {
+  uint8_t d[BE__SHA1_BYTES];
+  be__sha1(s, n, d);
+  sodium_bin2hex(out, 41, d, sizeof d);
+}
+
+START_TEST(sha1_vectors) {
+  char hex[41];
+  sha1_hex("abc", 3, hex);
+  ck_assert_str_eq(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+  sha1_hex("", 0, hex);
+  ck_assert_str_eq(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"; /* 56: two tail blocks */
+  sha1_hex(m, strlen(m), hex);
+  ck_assert_str_eq(hex, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+  char *mil = malloc(1000000);
+  memset(mil, 'a', 1000000);
+  sha1_hex(mil, 1000000, hex);
+  ck_assert_str_eq(hex, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+  free(mil);
+}
+END_TEST
+
+static void write_file(const char *path, const char *data, size_t n) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A list file: plain passwords and SHA-1 hex (either case, HIBP's
+ * ":count" suffix), CRLF and LF, a BOM; refused from then on, replaced by
+ * the next load, removed with NULL. */
+START_TEST(breached_list_from_file) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  char *dir = tu_tempdir();
+  char path[512], hex[41], upper[41];
+  snprintf(path, sizeof path, "%s/breached.txt", dir);
+  char data[1024], overlong[BE_AUTH_PASSWORD_MAX_BYTES + 40];
+  sha1_hex("hex listed phrase", 17, hex);
+  for (int i = 0; i < 41; i++) upper[i] = (char)toupper((unsigned char)hex[i]);
+  sha1_hex("lower hex phrase", 16, hex);
+  memset(overlong, 'z', sizeof overlong);
+  int n = snprintf(data, sizeof data, "\xEF\xBB\xBFplain listed phrase\r\n\n%s:4711\r\n%s\n"
+                   "  spaced phrase kept  \nplain listed phrase\nlast line no newline",
+                   upper, hex);
+  write_file(path, data, (size_t)n);
+  int64_t count = -1;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, path, 0, &e), BE_OK);
+  ck_assert_int_eq(count, 5); /* the duplicate kept once */
+  ck_assert_int_eq(expect_policy(app, "plain listed phrase", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "Plain Listed PHRASE", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "hex listed phrase", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "lower hex phrase", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "  spaced phrase kept  ", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "last line no newline", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "spaced phrase kept", NT, NULL), BE_OK); /* exact bytes */
+  ck_assert_int_eq(expect_policy(app, "a fine passphrase", NT, NULL), BE_OK);
+  /* it guards setting a password too */
+  ck_assert_int_eq(be_auth_set_password(app, 0, be_testkit_user_id(k, 0), "hex listed phrase", NT,
+                                        &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "password");
+  be_error_free(e);
+  e = NULL;
+  /* bounded: more entries than max_entries is refused and the old list stays */
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, path, 5, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "path");
+  ck_assert_int_eq(count, 0);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(expect_policy(app, "plain listed phrase", NT, "breached"), BE_E_VALIDATION);
+  /* a new load replaces the list; an overlong line is skipped */
+  memcpy(overlong + sizeof overlong - 20, "\nnew listed phrase\n", 19);
+  write_file(path, overlong, sizeof overlong - 1);
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, path, 1, NULL), BE_OK);
+  ck_assert_int_eq(count, 1);
+  ck_assert_int_eq(expect_policy(app, "plain listed phrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(expect_policy(app, "new listed phrase", NT, "breached"), BE_E_VALIDATION);
+  write_file(path, "", 0);
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, path, 0, NULL), BE_OK);
+  ck_assert_int_eq(count, 0);
+  ck_assert_int_eq(expect_policy(app, "new listed phrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_load_breached_passwords(NULL, app, path, 0, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, NULL, 0, NULL), BE_OK);
+  ck_assert_int_eq(count, 0);
+  /* argument errors */
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/none.txt", dir);
+  ck_assert_int_eq(be_auth_load_breached_passwords(NULL, app, missing, 0, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "path");
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_auth_load_breached_passwords(NULL, app, path, -1, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "max_entries");
+  be_error_free(e);
+  ck_assert_int_eq(be_auth_load_breached_passwords(NULL, NULL, path, 0, NULL), BE_E_MISUSE);
+  tu_rmdir(dir);
+  be_testkit_free(k);
+}
+END_TEST
+
 /* ---- password reset -------------------------------------------------- */
 
 START_TEST(reset_single_use) {
@@ -1164,6 +1269,8 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, set_password_revokes_and_audits);
   tcase_add_test(tc, password_policy);
   tcase_add_test(tc, password_policy_repeats_and_variety);
+  tcase_add_test(tc, sha1_vectors);
+  tcase_add_test(tc, breached_list_from_file);
   tcase_add_test(tc, reset_single_use);
   tcase_add_test(tc, reset_expires_and_clears_lockout);
   tcase_add_test(tc, reset_does_not_enumerate);

@@ -28,8 +28,10 @@
  *   any other length is exact (0 is the empty string);
  * - not on the built-in list of common passwords (compared
  *   case-insensitively), not a straight run such as "abcdefghijkl" or
- *   "987654321098", not the user's email or name, and not refused by the
- *   host's blocklist hook (be_auth_set_blocklist_fn());
+ *   "987654321098", not the user's email or name, not on the
+ *   breached-password list the host loaded from a file
+ *   (be_auth_load_breached_passwords()), and not refused by the host's
+ *   blocklist hook (be_auth_set_blocklist_fn());
  * - not a shorter string repeated: refused when some unit of at most half
  *   the password's length, repeated, makes the whole password (the last
  *   repetition may be cut short). Compared bytewise after ASCII case
@@ -114,6 +116,8 @@ BE_BEGIN_DECLS
 #define BE_AUTH_PASSWORD_MIN_CHARS 12
 /** Different characters (code points, ASCII case folded) a password must hold. */
 #define BE_AUTH_PASSWORD_MIN_DISTINCT 5
+/** Entries a breached-password list may hold when max_entries is 0 (200 MB). */
+#define BE_AUTH_BREACHED_MAX_DEFAULT 10000000
 /** Unused, unexpired reset tokens one user may have at a time. */
 #define BE_AUTH_RESET_MAX_PENDING 3
 
@@ -139,6 +143,36 @@ typedef int (*be_auth_blocklist_fn)(const char *password, size_t password_len, v
  */
 BE_API int be_auth_set_blocklist_fn(be_app *app, be_auth_blocklist_fn fn, void *user_data,
                                     be_error **err);
+
+/**
+ * Load a breached-password list from a file (e.g. a published corpus, or
+ * the top of Have I Been Pwned's SHA-1 list), refused like the built-in
+ * common list from then on, in addition to it and to the hook. It
+ * replaces the list loaded before; path NULL removes it. The file has one
+ * entry a line (LF or CRLF; a UTF-8 byte order mark at the start and
+ * empty lines are skipped; a line over BE_AUTH_PASSWORD_MAX_BYTES bytes
+ * is skipped, as no such password can be set):
+ * - 40 hex digits, either case, optionally followed by ':' and a decimal
+ *   count (HIBP's "HASH:COUNT" lines): the SHA-1 of a password;
+ * - anything else: a password, the line's bytes exactly (no trimming).
+ * A candidate is refused when the SHA-1 of its bytes, or of its bytes
+ * with ASCII letters lower-cased, is listed. The list is kept as sorted
+ * 20-byte digests (20 bytes an entry; duplicates kept once), never as
+ * text; a check is a binary search.
+ * @param out_count receives the distinct entries now listed (may be NULL; 0 on failure)
+ * @param app the app
+ * @param path the file to read (NUL-terminated), or NULL to remove the list
+ * @param max_entries the most lines with an entry the file may hold, 0 for
+ *        BE_AUTH_BREACHED_MAX_DEFAULT; a longer file is refused
+ * @param err receives the error (may be NULL)
+ * @return BE_OK; BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "path":
+ *         cannot be opened or read, or more entries than max_entries;
+ *         field "max_entries": negative), BE_E_NOMEM. On failure the list
+ *         loaded before stays. Thread-safety: safe; checks running
+ *         meanwhile use the old list or the new one.
+ */
+BE_API int be_auth_load_breached_passwords(int64_t *out_count, be_app *app, const char *path,
+                                           int64_t max_entries, be_error **err);
 
 /**
  * Check a candidate password against the policy (see the file comment)
