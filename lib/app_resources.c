@@ -121,11 +121,17 @@ static void resolve_auth(checker *c, be_app_options *o) {
     bad(c, "mailer", "must have a version and a send function");
 }
 
+/* Password hashing: the queue for hash slots. */
+static void resolve_hashing(checker *c, be_app_options *o) {
+  ms_opt(c, &o->hash_wait_ms, 1000, 60000, "hash_wait_ms");
+}
+
 /* Fill defaults into o and check ranges; every bad field is named. */
 static int resolve(be_app_options *o, be_error **err) {
   checker c = {NULL, 0};
   resolve_storage(&c, o);
   resolve_auth(&c, o);
+  resolve_hashing(&c, o);
   if (c.oom) return be__error_oom(err);
   if (c.e) return be__error_give(err, c.e);
   return BE_OK;

@@ -100,6 +100,7 @@ static void configure(be__auth *a, const be_app_options *o) {
   a->memlimit = (size_t)o->pwhash_memlimit;
   a->min_chars = o->password_min_length;
   a->max_hashes = o->max_concurrent_hashes;
+  a->hash_wait_ns = MS(o->hash_wait_ms);
   a->throttle_after = o->throttle_after;
   a->lockout_after = o->lockout_after;
   a->idle_ns = MS(o->session_idle_ms);
@@ -109,6 +110,19 @@ static void configure(be__auth *a, const be_app_options *o) {
   /* Rewrite last_seen_at at most once per 1 % of the idle timeout (60 s
    * at most): a session may end that much early, and verify stays a read. */
   a->slide_ns = a->idle_ns / 100 < 60 * BE_NS_PER_SEC ? a->idle_ns / 100 : 60 * BE_NS_PER_SEC;
+}
+
+/* The state's mutexes and lock: all made (locks_ready) or none. */
+static int init_locks(be__auth *a) {
+  int rc = pthread_mutex_init(&a->slot_mu, NULL);
+  if (rc == 0 && (rc = pthread_mutex_init(&a->hook_mu, NULL)) != 0)
+    pthread_mutex_destroy(&a->slot_mu);
+  if (rc == 0 && (rc = pthread_rwlock_init(&a->breached_mu, NULL)) != 0) {
+    pthread_mutex_destroy(&a->hook_mu);
+    pthread_mutex_destroy(&a->slot_mu);
+  }
+  a->locks_ready = rc == 0;
+  return rc;
 }
 
 int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
@@ -122,13 +136,7 @@ int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
   if (a == NULL) return be__error_oom(err);
   a->res = res;
   configure(a, o);
-  atomic_init(&a->hashing, 0);
-  if (pthread_mutex_init(&a->hook_mu, NULL) != 0) {
-    be__free(a);
-    return be__error_set(err, BE_E_INTERNAL, "auth: mutex init failed");
-  }
-  if (pthread_rwlock_init(&a->breached_mu, NULL) != 0) {
-    pthread_mutex_destroy(&a->hook_mu);
+  if (init_locks(a) != 0) {
     be__free(a);
     return be__error_set(err, BE_E_INTERNAL, "auth: lock init failed");
   }
@@ -146,8 +154,11 @@ int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
 
 void be__auth_free(be__auth *auth) {
   if (auth == NULL) return;
-  pthread_mutex_destroy(&auth->hook_mu);
-  pthread_rwlock_destroy(&auth->breached_mu);
+  if (auth->locks_ready) {
+    pthread_mutex_destroy(&auth->slot_mu);
+    pthread_mutex_destroy(&auth->hook_mu);
+    pthread_rwlock_destroy(&auth->breached_mu);
+  }
   be__breached_free(auth->breached);
   sodium_memzero(auth, sizeof *auth);
   be__free(auth);

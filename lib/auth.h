@@ -26,7 +26,8 @@
 #define BE__NAME_CAP 512
 
 typedef struct be__auth be__auth;
-struct be__breached; /* auth_breached.c */
+struct be__breached;  /* auth_breached.c */
+struct be__pw_waiter; /* auth_password.c */
 struct be__auth {
   const be__app_res *res;
   unsigned long long opslimit;
@@ -41,7 +42,12 @@ struct be__auth {
   int64_t lockout_ns;
   int64_t reset_ttl_ns;
   char dummy_hash[crypto_pwhash_STRBYTES]; /* verified when there is no real hash */
-  atomic_int hashing;                      /* hash slots in use */
+  int64_t hash_wait_ns;                    /* longest wait in the slot queue */
+  pthread_mutex_t slot_mu;                 /* guards the four slot fields below */
+  int32_t slots_used;                      /* hash slots held */
+  int32_t slots_waiting;                   /* callers queued for one */
+  struct be__pw_waiter *wait_head;         /* the queue, oldest first (auth_password.c) */
+  struct be__pw_waiter *wait_tail;
   pthread_mutex_t hook_mu;                 /* guards the blocklist hook pair */
   be_auth_blocklist_fn blocklist_fn;
   void *blocklist_ud;
@@ -50,6 +56,7 @@ struct be__auth {
   /* Test hook: called while a hash slot is held, before hashing. */
   void (*slot_hook)(void *ud);
   void *slot_hook_ud;
+  int locks_ready; /* the mutexes and lock above are initialised */
 };
 
 /* Make the auth service's state from the app's resources (the wiring,

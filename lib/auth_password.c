@@ -4,9 +4,12 @@
  * (each one allocates pwhash_memlimit bytes). */
 #include "auth_password.h"
 
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth_breached.h"
+#include "clock.h"
 #include "error.h"
 #include "svc_input.h"
 #include "utf8.h"
@@ -216,19 +219,83 @@ int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
 
 /* ---- hashing --------------------------------------------------------- */
 
-int be__pw_slot_acquire(be__auth *auth, be_error **err) {
-  int in_use = atomic_fetch_add(&auth->hashing, 1);
-  if (in_use >= auth->max_hashes) {
-    atomic_fetch_sub(&auth->hashing, 1);
-    return be__error_set(err, BE_E_UNAVAILABLE,
-                         "too many password hashes in progress (limit %d); retry later",
-                         (int)auth->max_hashes);
+/* A caller queued for a hash slot, on its own stack. */
+struct be__pw_waiter {
+  struct be__pw_waiter *next;
+  pthread_cond_t cv;
+  int granted; /* the releaser handed its slot over */
+};
+
+/* Drop w from the queue (it timed out). slot_mu is held. */
+static void unlink_waiter(be__auth *a, struct be__pw_waiter *w) {
+  struct be__pw_waiter **link = &a->wait_head, *prev = NULL;
+  while (*link != w) {
+    prev = *link;
+    link = &(*link)->next;
   }
+  *link = w->next;
+  if (a->wait_tail == w) a->wait_tail = prev;
+  a->slots_waiting--;
+}
+
+/* Queue at the tail and wait until a releaser hands over its slot (1) or
+ * hash_wait_ns passed (0). slot_mu is held. */
+static int wait_turn(be__auth *a) {
+  struct be__pw_waiter w;
+  memset(&w, 0, sizeof w);
+  if (be__cond_init_monotonic(&w.cv) != 0) return 0;
+  struct timespec deadline;
+  be__clock_deadline_after(&deadline, a->hash_wait_ns);
+  if (a->wait_tail != NULL) a->wait_tail->next = &w;
+  else a->wait_head = &w;
+  a->wait_tail = &w;
+  a->slots_waiting++;
+  while (!w.granted)
+    if (pthread_cond_timedwait(&w.cv, &a->slot_mu, &deadline) == ETIMEDOUT && !w.granted) {
+      unlink_waiter(a, &w);
+      break;
+    }
+  pthread_cond_destroy(&w.cv);
+  return w.granted;
+}
+
+int be__pw_slot_acquire(be__auth *auth, be_error **err) {
+  pthread_mutex_lock(&auth->slot_mu);
+  /* Nobody overtakes the queue: a free slot goes to its head first. */
+  int ok = auth->wait_head == NULL && auth->slots_used < auth->max_hashes;
+  if (ok) auth->slots_used++;
+  else ok = wait_turn(auth);
+  pthread_mutex_unlock(&auth->slot_mu);
+  if (!ok)
+    return be__error_set(err, BE_E_UNAVAILABLE,
+                         "too many password hashes in progress (limit %d, waited %lld ms); "
+                         "retry later",
+                         (int)auth->max_hashes, (long long)(auth->hash_wait_ns / BE_NS_PER_MS));
   if (auth->slot_hook != NULL) auth->slot_hook(auth->slot_hook_ud);
   return BE_OK;
 }
 
-void be__pw_slot_release(be__auth *auth) { atomic_fetch_sub(&auth->hashing, 1); }
+void be__pw_slot_release(be__auth *auth) {
+  pthread_mutex_lock(&auth->slot_mu);
+  struct be__pw_waiter *w = auth->wait_head;
+  if (w != NULL) { /* the slot passes straight to the oldest waiter */
+    auth->wait_head = w->next;
+    if (auth->wait_head == NULL) auth->wait_tail = NULL;
+    auth->slots_waiting--;
+    w->granted = 1;
+    pthread_cond_signal(&w->cv);
+  } else {
+    auth->slots_used--;
+  }
+  pthread_mutex_unlock(&auth->slot_mu);
+}
+
+int32_t be__pw_slots_waiting(be__auth *auth) {
+  pthread_mutex_lock(&auth->slot_mu);
+  int32_t n = auth->slots_waiting;
+  pthread_mutex_unlock(&auth->slot_mu);
+  return n;
+}
 
 int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
                 be_error **err) {

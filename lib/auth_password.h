@@ -18,9 +18,15 @@ int be__pw_check_params(unsigned long long opslimit, size_t memlimit, int insecu
 int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
                   const char *email, const char *name, be_error **err);
 
-/* Take one of the app's hash slots, or fail at once with BE_E_UNAVAILABLE. */
+/* Take one of the app's hash slots: at once when one is free and nobody
+ * queues, else in FIFO order as slots are released, waiting at most
+ * hash_wait_ms; then BE_E_UNAVAILABLE (503). Release hands the slot to the
+ * oldest waiter. */
 int be__pw_slot_acquire(be__auth *auth, be_error **err);
 void be__pw_slot_release(be__auth *auth);
+
+/* Callers queued for a slot now (tests). */
+int32_t be__pw_slots_waiting(be__auth *auth);
 
 /* argon2id hash of pw with the current parameters into out. A slot must be
  * held. BE_OK or BE_E_NOMEM (libsodium could not get its memory). */

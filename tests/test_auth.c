@@ -13,10 +13,13 @@
 #include <backend/testkit.h>
 
 #include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <time.h>
 
 #include "auth.h"
+#include "auth_password.h"
 #include "sha1.h"
 
 #define PW BE_TESTKIT_PASSWORD
@@ -1043,69 +1046,185 @@ END_TEST
 
 /* ---- the hash bound -------------------------------------------------- */
 
+/* Holds every caller inside its hash slot until given a permit, and
+ * records the order callers got their slot in (by job id). */
 typedef struct gate {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int inside;
-  int open;
+  int inside;  /* callers that reached their slot so far */
+  int permits; /* callers that may leave; INT_MAX: all */
+  int order[16];
 } gate;
+
+static _Thread_local int tls_job; /* the job id of this thread's login */
 
 static void gate_hook(void *ud) {
   gate *g = ud;
   pthread_mutex_lock(&g->mu);
+  if (g->inside < 16) g->order[g->inside] = tls_job;
   g->inside++;
   pthread_cond_broadcast(&g->cv);
-  while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
+  while (g->permits == 0) pthread_cond_wait(&g->cv, &g->mu);
+  if (g->permits != INT_MAX) g->permits--;
   pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_permit(gate *g, int n) {
+  pthread_mutex_lock(&g->mu);
+  g->permits = n == INT_MAX ? INT_MAX : g->permits + n;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_wait_inside(gate *g, int n) {
+  pthread_mutex_lock(&g->mu);
+  while (g->inside < n) pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* Poll until n callers queue for a slot (they block in the library);
+ * fails after 20 s. */
+static void wait_queued(be_app *app, int32_t n) {
+  for (int i = 0; be__pw_slots_waiting(app->auth) != n; i++) {
+    ck_assert_msg(i < 20000, "%d callers never queued", (int)n);
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
 }
 
 typedef struct login_job {
   be_app *app;
+  int id;
   int rc;
+  pthread_t t;
 } login_job;
 
 static void *login_thread(void *arg) {
   login_job *j = arg;
+  tls_job = j->id;
   char *tok = NULL;
   j->rc = be_auth_login(&tok, NULL, j->app, "user0@example.test", NT, PW, NT, NULL);
   be_auth_token_free(tok);
   return NULL;
 }
 
-START_TEST(hash_bound_fails_fast) {
+static void start_login(login_job *j, be_app *app, int id) {
+  j->app = app;
+  j->id = id;
+  j->rc = 1;
+  ck_assert_int_eq(pthread_create(&j->t, NULL, login_thread, j), 0);
+}
+
+/* With every slot taken, a 5th login queues and is served when a slot
+ * frees, instead of failing at once. */
+START_TEST(hash_slots_queue_then_serve) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, {0}};
+  be__auth_set_slot_hook(app->auth, gate_hook, &g);
+  login_job j[5];
+  for (int i = 0; i < 4; i++) start_login(&j[i], app, i + 1); /* the default limit: 4 */
+  gate_wait_inside(&g, 4);
+  start_login(&j[4], app, 5);
+  wait_queued(app, 1); /* the 5th waits */
+  ck_assert_int_eq(j[4].rc, 1);
+  gate_permit(&g, 1); /* one of the four finishes: its slot goes to the 5th */
+  gate_wait_inside(&g, 5);
+  ck_assert_int_eq(be__pw_slots_waiting(app->auth), 0);
+  ck_assert_int_eq(g.order[4], 5);
+  gate_permit(&g, INT_MAX);
+  for (int i = 0; i < 5; i++) {
+    pthread_join(j[i].t, NULL);
+    ck_assert_int_eq(j[i].rc, BE_OK);
+  }
+  be__auth_set_slot_hook(app->auth, NULL, NULL);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* Waiters get slots in the order they came, newcomers never overtake. */
+START_TEST(hash_slots_fifo) {
   be_app_options o = BE_APP_OPTIONS_INIT;
   o.max_concurrent_hashes = 1;
+  o.hash_wait_ms = 60000;
   be_testkit *k = kit_with(&o, 1);
   be_app *app = be_testkit_app(k);
-  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, {0}};
   be__auth_set_slot_hook(app->auth, gate_hook, &g);
-  login_job j = {app, 1};
-  pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, login_thread, &j), 0);
-  pthread_mutex_lock(&g.mu);
-  while (g.inside == 0) pthread_cond_wait(&g.cv, &g.mu);
-  pthread_mutex_unlock(&g.mu);
-  /* the one slot is held: every hashing call fails at once with 503 */
+  login_job j[5];
+  start_login(&j[0], app, 1);
+  gate_wait_inside(&g, 1);
+  for (int i = 1; i < 5; i++) {
+    start_login(&j[i], app, i + 1);
+    wait_queued(app, i); /* queued before the next one starts */
+  }
+  gate_permit(&g, INT_MAX);
+  for (int i = 0; i < 5; i++) {
+    pthread_join(j[i].t, NULL);
+    ck_assert_int_eq(j[i].rc, BE_OK);
+    ck_assert_int_eq(g.order[i], i + 1);
+  }
+  be__auth_set_slot_hook(app->auth, NULL, NULL);
+  be_testkit_free(k);
+}
+END_TEST
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A waiter gives up after hash_wait_ms with the retryable 503, whatever
+ * the account; the queue is left clean. */
+START_TEST(hash_slots_wait_times_out) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.max_concurrent_hashes = 1;
+  o.hash_wait_ms = 100;
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, {0}};
+  be__auth_set_slot_hook(app->auth, gate_hook, &g);
+  login_job holder;
+  start_login(&holder, app, 1);
+  gate_wait_inside(&g, 1);
   char *tok = NULL;
   be_error *e = NULL;
+  int64_t t0 = mono_ms();
   ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", NT, PW, NT, &e),
                    BE_E_UNAVAILABLE);
+  ck_assert_int_ge(mono_ms() - t0, 100); /* it did wait */
   ck_assert_int_eq(be_error_http_status(e), 503);
   ck_assert_int_eq(be_error_is_retryable(e), 1);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "waited 100 ms"));
   be_error_free(e);
   ck_assert_int_eq(be_auth_login(&tok, NULL, app, "nobody@example.test", NT, PW, NT, NULL),
                    BE_E_UNAVAILABLE); /* same for unknown users */
   ck_assert_int_eq(be_auth_set_password(app, 0, be_testkit_user_id(k, 0), NEWPW, NT, NULL),
                    BE_E_UNAVAILABLE);
-  pthread_mutex_lock(&g.mu);
-  g.open = 1;
-  pthread_cond_broadcast(&g.cv);
-  pthread_mutex_unlock(&g.mu);
-  pthread_join(t, NULL);
-  ck_assert_int_eq(j.rc, BE_OK);
+  /* two waiters time out together */
+  login_job late[2];
+  for (int i = 0; i < 2; i++) start_login(&late[i], app, 2 + i);
+  for (int i = 0; i < 2; i++) {
+    pthread_join(late[i].t, NULL);
+    ck_assert_int_eq(late[i].rc, BE_E_UNAVAILABLE);
+  }
+  ck_assert_int_eq(be__pw_slots_waiting(app->auth), 0);
+  gate_permit(&g, INT_MAX);
+  pthread_join(holder.t, NULL);
+  ck_assert_int_eq(holder.rc, BE_OK);
   be__auth_set_slot_hook(app->auth, NULL, NULL);
-  be_auth_token_free(login_ok(app, "user0@example.test", PW, 0));
+  be_auth_token_free(login_ok(app, "user0@example.test", PW, 0)); /* the slot is free again */
   be_testkit_free(k);
+
+  /* the wait is an option: 0 is the default, out of range is named */
+  o.hash_wait_ms = 60001;
+  be_app *bad = NULL;
+  ck_assert_int_eq(be_app_new(&bad, &o, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "hash_wait_ms");
+  be_error_free(e);
+  o.hash_wait_ms = -1;
+  ck_assert_int_eq(be_app_new(&bad, &o, NULL), BE_E_VALIDATION);
 }
 END_TEST
 
@@ -1275,7 +1394,9 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, reset_expires_and_clears_lockout);
   tcase_add_test(tc, reset_does_not_enumerate);
   tcase_add_test(tc, disable_kills_pending_reset_tokens);
-  tcase_add_test(tc, hash_bound_fails_fast);
+  tcase_add_test(tc, hash_slots_queue_then_serve);
+  tcase_add_test(tc, hash_slots_fifo);
+  tcase_add_test(tc, hash_slots_wait_times_out);
   tcase_add_test(tc, concurrent_logins);
   tcase_add_test(tc, commit_failure_leaves_nothing);
   tcase_add_test(tc, failing_allocator_leaks_nothing);

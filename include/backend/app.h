@@ -51,7 +51,7 @@ typedef struct be_app_options {
   uint64_t pwhash_memlimit;      /**< argon2id m in bytes [crypto_pwhash_MEMLIMIT_INTERACTIVE] */
   int32_t insecure_test_hashing; /**< 1 allows parameters below OWASP's minimum (tests only) [0] */
   int32_t password_min_length;   /**< in characters, 12..256 [12] */
-  int32_t max_concurrent_hashes; /**< beyond it logins fail with 503 [4] */
+  int32_t max_concurrent_hashes; /**< argon2id runs at once; more wait up to hash_wait_ms [4] */
   int64_t session_idle_ms;       /**< [30 min] */
   int64_t session_absolute_ms;   /**< [12 h] */
   int32_t throttle_after;        /**< consecutive failures before backoff [5] */
@@ -61,10 +61,13 @@ typedef struct be_app_options {
   be_clock *clock;               /**< borrowed; must outlive the app [system clock] */
   const struct be_mailer *mailer;       /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
   struct be_migrator *host_migrations;  /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's [none] */
+  /* Password hashing: the queue for hash slots (backend/auth.h). */
+  int64_t hash_wait_ms;          /**< longest wait for a hash slot (FIFO), then 503; 1..60000 [1000] */
 } be_app_options;
 
 #define BE_APP_OPTIONS_INIT \
-  { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+  { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
+    0 }
 
 /** Fill *opts like BE_APP_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, bad version). */
 BE_API int be_app_options_init(be_app_options *opts, uint32_t version);

@@ -82,9 +82,15 @@
  * be_auth_token_free(), which wipes them.
  *
  * Hash concurrency: at most max_concurrent_hashes (default 4) argon2id
- * computations run at once per app (each takes pwhash_memlimit bytes);
- * a call that would start one more fails at once with BE_E_UNAVAILABLE
- * (503, retryable). Nothing ever queues for a hash slot.
+ * computations run at once per app (each takes pwhash_memlimit bytes).
+ * A call that needs one more queues for a slot, first come first served
+ * (a released slot goes to the oldest waiter; newcomers never overtake),
+ * for at most hash_wait_ms (default 1000 ms), then fails with
+ * BE_E_UNAVAILABLE (503, retryable). A login takes its slot before it
+ * looks the account up, so a 503 never depends on whether it exists.
+ * This bounds memory and keeps logins served in order under a burst, but
+ * one client can still fill the queue: rate-limit logins per client
+ * address (and per account name) in front of libbackend.
  *
  * Strings a client sends (emails, passwords, tokens) are taken as a
  * pointer and a byte length, BE_NUL_TERMINATED meaning "up to the first
@@ -193,8 +199,8 @@ BE_API int be_auth_check_password(be_app *app, const char *password, size_t pass
  * "auth.password_set" by actor_id (0 = the system), all in one
  * transaction.
  * Errors: BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "password" or
- * "user_id"), BE_E_NOT_FOUND (no such user), BE_E_UNAVAILABLE (too many
- * hashes running), storage and pool errors, BE_E_NOMEM.
+ * "user_id"), BE_E_NOT_FOUND (no such user), BE_E_UNAVAILABLE (no hash
+ * slot within hash_wait_ms), storage and pool errors, BE_E_NOMEM.
  * Thread-safety: safe.
  */
 BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
@@ -213,8 +219,8 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
  * "password": NULL or over its byte cap: these depend only on the input),
  * BE_E_UNAUTHORIZED "invalid email or password" (unknown email, wrong
  * password, disabled, no password, throttled or locked: one answer for
- * all), BE_E_UNAVAILABLE (too many hashes running), storage and pool
- * errors, BE_E_NOMEM. On failure *out_token is NULL.
+ * all), BE_E_UNAVAILABLE (no hash slot within hash_wait_ms), storage and
+ * pool errors, BE_E_NOMEM. On failure *out_token is NULL.
  * Thread-safety: safe.
  */
 BE_API int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
