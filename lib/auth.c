@@ -114,15 +114,47 @@ static void configure(be__auth *a, const be_app_options *o) {
 
 /* The state's mutexes and lock: all made (locks_ready) or none. */
 static int init_locks(be__auth *a) {
-  int rc = pthread_mutex_init(&a->slot_mu, NULL);
-  if (rc == 0 && (rc = pthread_mutex_init(&a->hook_mu, NULL)) != 0)
-    pthread_mutex_destroy(&a->slot_mu);
-  if (rc == 0 && (rc = pthread_rwlock_init(&a->breached_mu, NULL)) != 0) {
-    pthread_mutex_destroy(&a->hook_mu);
-    pthread_mutex_destroy(&a->slot_mu);
-  }
+  pthread_mutex_t *mu[] = {&a->slot_mu, &a->hook_mu, &a->dummy_mu};
+  size_t n = 0;
+  while (n < 3 && pthread_mutex_init(mu[n], NULL) == 0) n++;
+  int rc = n == 3 ? pthread_rwlock_init(&a->breached_mu, NULL) : -1;
+  if (rc != 0)
+    while (n > 0) pthread_mutex_destroy(mu[--n]);
   a->locks_ready = rc == 0;
   return rc;
+}
+
+/* The parameters of the most expensive stored hash (largest m x t, then
+ * largest m) among those libsodium can verify, or the current ones when
+ * no hash is stored. */
+static int stored_max(be__auth *a, unsigned long long *ops, size_t *mem, be_error **err) {
+  int64_t row[2] = {0, 0}; /* opslimit, memlimit_kib */
+  be_conn *c = NULL;
+  int rc = be__svc_acquire(a->res, &c, err);
+  if (rc != BE_OK) return rc;
+  rc = be__svc_ints(c, row, 2, err,
+                    "SELECT opslimit, memlimit_kib FROM password_hash_params "
+                    "WHERE opslimit BETWEEN ? AND ? AND memlimit_kib BETWEEN ? AND ? "
+                    "ORDER BY opslimit * memlimit_kib DESC, memlimit_kib DESC LIMIT 1",
+                    "iiii", (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MIN,
+                    (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MAX,
+                    (int64_t)(crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024),
+                    (int64_t)(crypto_pwhash_argon2id_memlimit_max() / 1024));
+  be__svc_release(a->res, c);
+  if (rc < 0) return rc;
+  *ops = rc == BE_ROW ? (unsigned long long)row[0] : a->opslimit;
+  *mem = rc == BE_ROW ? (size_t)row[1] * 1024 : a->memlimit;
+  return BE_OK;
+}
+
+/* Bring the dummy hash up to the most expensive stored hash, so an
+ * unknown email's login costs what a known one's does (a hash made with
+ * parameters since lowered keeps them until its next successful login). */
+static int dummy_current(be__auth *a, be_error **err) {
+  unsigned long long ops = 0;
+  size_t mem = 0;
+  int rc = stored_max(a, &ops, &mem, err);
+  return rc == BE_OK ? be__pw_dummy_follow(a, ops, mem, err) : rc;
 }
 
 int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
@@ -140,13 +172,7 @@ int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
     be__free(a);
     return be__error_set(err, BE_E_INTERNAL, "auth: lock init failed");
   }
-  /* The dummy hash: what an unknown user's login verifies against, made
-   * with the current parameters so it costs what a real one costs. */
-  char secret[BE_AUTH_TOKEN_LEN + 1];
-  uint8_t unused[BE__TOKEN_HASH_BYTES];
-  be__token_new(secret, unused);
-  rc = be__pw_hash(a, a->dummy_hash, secret, strlen(secret), err);
-  sodium_memzero(secret, sizeof secret);
+  rc = dummy_current(a, err);
   if (rc == BE_OK) *out = a;
   else be__auth_free(a);
   return rc;
@@ -157,6 +183,7 @@ void be__auth_free(be__auth *auth) {
   if (auth->locks_ready) {
     pthread_mutex_destroy(&auth->slot_mu);
     pthread_mutex_destroy(&auth->hook_mu);
+    pthread_mutex_destroy(&auth->dummy_mu);
     pthread_rwlock_destroy(&auth->breached_mu);
   }
   be__breached_free(auth->breached);
@@ -234,6 +261,18 @@ static int load_user(be__auth *a, int64_t id, const char *email, user_row *u, be
 /* An account whose password may be verified and used now. */
 static int usable(const user_row *u, int64_t now) {
   return u->found && u->has_hash && u->status == 0 && now >= u->locked_until;
+}
+
+/* One verification of pw against u's hash, or against the dummy when u
+ * has none (unknown, no or unusable hash): the same work on every path.
+ * The dummy is first brought up to date (dummy_current). A slot must be
+ * held. */
+static int verify_user(be__auth *a, const user_row *u, const char *pw, size_t len, int *match,
+                       be_error **err) {
+  int rc = dummy_current(a, err);
+  if (rc != BE_OK) return rc;
+  *match = be__pw_verify(a, u->found && u->has_hash ? u->hash : NULL, pw, len);
+  return BE_OK;
 }
 
 /* ---- failure bookkeeping --------------------------------------------- */
@@ -368,14 +407,14 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
   rc = be__pw_slot_acquire(a, err);
   if (rc != BE_OK) return rc;
   user_row u;
+  int match = 0;
   rc = load_user(a, 0, key, &u, err);
+  /* Exactly one verification on every path. */
+  if (rc == BE_OK) rc = verify_user(a, &u, password, len, &match, err);
   if (rc != BE_OK) {
     be__pw_slot_release(a);
     return rc;
   }
-  /* Exactly one verification on every path (the dummy hash when the user is
-   * unknown or has no usable hash). */
-  int match = be__pw_verify(a, u.found && u.has_hash ? u.hash : NULL, password, len);
   int64_t now = be__svc_now(a->res);
   char new_hash[crypto_pwhash_STRBYTES];
   int rehash = 0;
@@ -630,8 +669,10 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
    * user's email or learn which ids exist. */
   rc = be__pw_slot_acquire(a, err);
   if (rc != BE_OK) return rc;
-  int match = be__pw_verify(a, u.found && u.has_hash ? u.hash : NULL, old_password, olen);
+  int match = 0;
+  rc = verify_user(a, &u, old_password, olen, &match, err);
   be__pw_slot_release(a);
+  if (rc != BE_OK) return rc;
   int64_t now = be__svc_now(a->res);
   rc = judge(a, &u, match, now, BAD_PASSWORD, err);
   if (rc != BE_OK) return rc;

@@ -41,7 +41,10 @@ struct be__auth {
   int64_t slide_ns;     /* last_seen_at is rewritten only when it moved more than this */
   int64_t lockout_ns;
   int64_t reset_ttl_ns;
+  pthread_mutex_t dummy_mu;                /* guards the three dummy fields */
   char dummy_hash[crypto_pwhash_STRBYTES]; /* verified when there is no real hash */
+  unsigned long long dummy_ops;            /* its parameters (0: none made yet) */
+  size_t dummy_mem;
   int64_t hash_wait_ns;                    /* longest wait in the slot queue */
   pthread_mutex_t slot_mu;                 /* guards the four slot fields below */
   int32_t slots_used;                      /* hash slots held */

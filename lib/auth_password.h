@@ -39,6 +39,13 @@ int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw
 int be__pw_new_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
                     const char *field, const char *email, const char *name, be_error **err);
 
+/* Remake the dummy hash with parameters (ops, mem) unless it already has
+ * them. BE_OK or BE_E_NOMEM (the old dummy stays). Thread-safe. */
+int be__pw_dummy_follow(be__auth *auth, unsigned long long ops, size_t mem, be_error **err);
+
+/* The dummy hash's parameters (tests). */
+void be__pw_dummy_params(be__auth *auth, unsigned long long *ops, size_t *mem);
+
 /* 1 when pw matches the stored hash (which may be NULL or malformed: then
  * the dummy hash is verified instead, so the work is the same, and the
  * answer is 0). A slot must be held. */

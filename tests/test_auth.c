@@ -369,6 +369,68 @@ START_TEST(rehash_when_parameters_rise) {
 }
 END_TEST
 
+static void expect_dummy(be_app *app, unsigned long long ops, size_t kib) {
+  unsigned long long o = 0;
+  size_t m = 0;
+  be__pw_dummy_params(app->auth, &o, &m);
+  ck_assert_msg(o == ops && m == kib * 1024, "dummy t=%llu m=%zu KiB, want t=%llu m=%zu KiB", o,
+                m / 1024, ops, kib);
+}
+
+/* A hash of PW with (ops, KiB), as a host import would store it. */
+static void store_hash(be_app *app, int64_t id, unsigned long long ops, size_t kib) {
+  char h[crypto_pwhash_STRBYTES], sql[300];
+  ck_assert_int_eq(crypto_pwhash_str_alg(h, PW, strlen(PW), ops, kib * 1024,
+                                         crypto_pwhash_ALG_ARGON2ID13), 0);
+  snprintf(sql, sizeof sql, "UPDATE users SET password_hash = '%s' WHERE id = ?", h);
+  q_exec(app, sql, id);
+}
+
+/* The dummy an unknown email's login verifies costs what the most
+ * expensive stored hash costs (largest m x t, then m), whoever wrote it,
+ * and follows it down as old hashes are rehashed, deleted or cleared. */
+START_TEST(dummy_follows_most_expensive_stored_hash) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/dummy.db", dir);
+  be_app *app = file_app(path, NULL, 3, 256 * 1024);
+  expect_dummy(app, 3, 256); /* no hash stored: the current parameters */
+  int64_t a = add_user(app, "a@example.test");
+  int64_t b = add_user(app, "b@example.test");
+  int64_t c = add_user(app, "c@example.test");
+  be_app_free(app);
+
+  app = file_app(path, NULL, 1, 64 * 1024); /* parameters lowered */
+  expect_dummy(app, 3, 256);                /* the stored hashes' */
+  ck_assert_int_eq(q_int(app, "SELECT hashes FROM password_hash_params WHERE opslimit = 3 "
+                              "AND memlimit_kib = 256", 0), 3);
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 3, 256);
+  /* a host import with costlier ones: the tie on m x t goes to the larger m */
+  store_hash(app, c, 8, 128);
+  store_hash(app, b, 2, 512);
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 2, 512);
+  q_exec(app, "DELETE FROM users WHERE id = ?", b);
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 8, 128);
+  q_exec(app, "UPDATE users SET password_hash = NULL WHERE id = ?", c);
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 3, 256);
+  /* the last old hash is rehashed at its login: the dummy follows down */
+  be_auth_token_free(login_ok(app, "a@example.test", PW, a));
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 1, 64);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_hash_params", 0), 1);
+  ck_assert_int_eq(q_int(app, "SELECT hashes FROM password_hash_params", 0), 1);
+  /* a wrong old password in a change verifies through it too */
+  ck_assert_int_eq(be_auth_change_password(app, a, NULL, 0, "wrong password here", NT, NEWPW, NT,
+                                           NULL), BE_E_UNAUTHORIZED);
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
 START_TEST(parameters_below_owasp_refused) {
   char *dir = tu_tempdir();
   char path[512];
@@ -1378,6 +1440,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, backoff_never_overflows_into_no_block);
   tcase_add_test(tc, rehash_when_parameters_rise);
   tcase_add_test(tc, parameters_below_owasp_refused);
+  tcase_add_test(tc, dummy_follows_most_expensive_stored_hash);
   tcase_add_test(tc, idle_timeout_slides_and_expires);
   tcase_add_test(tc, absolute_timeout);
   tcase_add_test(tc, times_saturate_near_the_end_of_the_clock);

@@ -47,8 +47,18 @@
  * without a password, and an account inside its backoff or lockout window
  * all fail with the same BE_E_UNAUTHORIZED and the same message ("invalid
  * email or password"), after the same work: exactly one argon2id
- * verification (against a dummy hash made at start-up with the current
- * parameters when there is no real one). Throttling is therefore
+ * verification, against a dummy hash when there is no real one. The dummy
+ * uses the parameters of the most expensive hash stored (largest m x t,
+ * then largest m; the current parameters when none is stored): after the
+ * parameters are lowered, hashes made before keep their cost until their
+ * next successful login, and an unknown email costs as much as they do.
+ * The libbackend table password_hash_params counts the stored hashes per
+ * parameter pair (kept by triggers on users, so imports and deletes
+ * count); every login reads its top row, and a change of it remakes the
+ * dummy once (one extra hash on that login). Accounts hashed with cheaper
+ * parameters than the dummy's answer a wrong password faster than an
+ * unknown email does until the costlier hashes are gone: lower the
+ * parameters only when you must. Throttling is therefore
  * invisible to the caller by design: answering 429 only for accounts
  * that exist would tell an attacker which emails are registered
  * (OWASP Authentication Cheat Sheet: a per-account lockout still answers
