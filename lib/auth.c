@@ -101,6 +101,11 @@ static void configure(be__auth *a, const be_app_options *o) {
   a->min_chars = o->password_min_length;
   a->max_hashes = o->max_concurrent_hashes;
   a->hash_wait_ns = MS(o->hash_wait_ms);
+  be__pw_set_pepper(&a->peppers[0], o->pepper, o->pepper_len, o->pepper_id);
+  for (int32_t i = 0; i < o->previous_pepper_count; i++)
+    be__pw_set_pepper(&a->peppers[1 + i], o->previous_peppers[i], o->previous_pepper_lens[i],
+                      o->previous_pepper_ids[i]);
+  a->pepper_count = 1 + o->previous_pepper_count;
   a->throttle_after = o->throttle_after;
   a->lockout_after = o->lockout_after;
   a->idle_ns = MS(o->session_idle_ms);
@@ -227,11 +232,13 @@ typedef struct user_row {
   int64_t locked_until;
   int has_hash; /* a stored hash that fits the buffer */
   char hash[crypto_pwhash_STRBYTES];
+  int64_t pepper_id; /* the pepper the hash was made with (0: none) */
   char email[BE__EMAIL_MAX + 1];
   char name[BE__NAME_CAP];
 } user_row;
 
-#define USER_SELECT "SELECT id, status, locked_until, password_hash, email, name FROM users "
+#define USER_SELECT \
+  "SELECT id, status, locked_until, password_hash, email, name, password_pepper_id FROM users "
 
 static int read_user(be_stmt *st, void *ud, be_error **err) {
   (void)err;
@@ -244,6 +251,7 @@ static int read_user(be_stmt *st, void *ud, be_error **err) {
     be__svc_copy_text(st, 3, u->hash, sizeof u->hash, &u->has_hash);
   be__svc_copy_text(st, 4, u->email, sizeof u->email, NULL);
   be__svc_copy_text(st, 5, u->name, sizeof u->name, NULL);
+  u->pepper_id = be_stmt_column_int64(st, 6);
   return BE_OK;
 }
 
@@ -271,7 +279,7 @@ static int verify_user(be__auth *a, const user_row *u, const char *pw, size_t le
                        be_error **err) {
   int rc = dummy_current(a, err);
   if (rc != BE_OK) return rc;
-  *match = be__pw_verify(a, u->found && u->has_hash ? u->hash : NULL, pw, len);
+  *match = be__pw_verify(a, u->found && u->has_hash ? u->hash : NULL, u->pepper_id, pw, len);
   return BE_OK;
 }
 
@@ -340,6 +348,7 @@ typedef struct login_ctx {
   int64_t now;
   const char *old_hash;
   const char *new_hash; /* NULL: keep */
+  int64_t pepper_id;    /* of the hash written back */
   uint8_t token_hash[BE__TOKEN_HASH_BYTES];
   int stale; /* out: the account changed since it was read */
 } login_ctx;
@@ -352,10 +361,11 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
    * change, disable or lock must win over this login. Without a rehash the
    * hash is written back as it is. */
   int rc = be__svc_exec(c, &changed, err,
-                        "UPDATE users SET failed_logins = 0, locked_until = 0, password_hash = ? "
+                        "UPDATE users SET failed_logins = 0, locked_until = 0, password_hash = ?, "
+                        "password_pepper_id = ? "
                         "WHERE id = ? AND password_hash = ? AND status = 0 AND locked_until <= ?",
-                        "titi", l->new_hash != NULL ? l->new_hash : l->old_hash, l->user_id,
-                        l->old_hash, l->now);
+                        "tiiti", l->new_hash != NULL ? l->new_hash : l->old_hash, l->pepper_id,
+                        l->user_id, l->old_hash, l->now);
   if (rc != BE_OK) return rc;
   if (changed != 1) {
     l->stale = 1;
@@ -418,12 +428,13 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
   int64_t now = be__svc_now(a->res);
   char new_hash[crypto_pwhash_STRBYTES];
   int rehash = 0;
-  if (usable(&u, now) && match && be__pw_needs_rehash(a, u.hash))
+  if (usable(&u, now) && match && be__pw_needs_rehash(a, u.hash, u.pepper_id))
     rehash = be__pw_hash(a, new_hash, password, len, NULL) == BE_OK; /* else: next time */
   be__pw_slot_release(a);
   rc = judge(a, &u, match, now, BAD_LOGIN, err);
   if (rc != BE_OK) return rc;
-  login_ctx l = {a, u.id, now, u.hash, rehash ? new_hash : NULL, {0}, 0};
+  login_ctx l = {a, u.id, now, u.hash, rehash ? new_hash : NULL,
+                 rehash ? a->peppers[0].id : u.pepper_id, {0}, 0};
   rc = open_session(out_token, &l, err);
   if (rc == BE_OK && out_user_id) *out_user_id = u.id;
   return rc;
@@ -570,16 +581,20 @@ int be__auth_store_password(be__auth *a, be_conn *c, const be__pw_write *w, int 
                             be_error **err) {
   int64_t changed = 0;
   int rc;
+  /* New hashes are always made with the current pepper. */
+  int64_t pepper = a->peppers[0].id;
   if (w->old_hash != NULL)
     rc = be__svc_exec(c, &changed, err,
-                      "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
+                      "UPDATE users SET password_hash = ?, password_pepper_id = ?, "
+                      "failed_logins = 0, locked_until = 0 "
                       "WHERE id = ? AND password_hash = ? AND status = 0",
-                      "tit", w->new_hash, w->user_id, w->old_hash);
-  else /* the third parameter is active_only */
+                      "tiit", w->new_hash, pepper, w->user_id, w->old_hash);
+  else /* the fourth parameter is active_only */
     rc = be__svc_exec(c, &changed, err,
-                      "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
+                      "UPDATE users SET password_hash = ?, password_pepper_id = ?, "
+                      "failed_logins = 0, locked_until = 0 "
                       "WHERE id = ? AND (? = 0 OR status = 0)",
-                      "tii", w->new_hash, w->user_id, (int64_t)w->active_only);
+                      "tiii", w->new_hash, pepper, w->user_id, (int64_t)w->active_only);
   *stored = rc == BE_OK && changed == 1;
   if (!*stored) return rc;
   return revoke_audited(a, c, w->actor_id, w->action, w->user_id, w->keep, err);

@@ -25,6 +25,13 @@
  * (longer names are cut). */
 #define BE__NAME_CAP 512
 
+/* A pepper the auth service holds: its own copy of the host's key. */
+typedef struct be__pepper {
+  int32_t id; /* 0: no pepper */
+  size_t len;
+  uint8_t key[BE_AUTH_PEPPER_MAX_BYTES];
+} be__pepper;
+
 typedef struct be__auth be__auth;
 struct be__breached;  /* auth_breached.c */
 struct be__pw_waiter; /* auth_password.c */
@@ -46,6 +53,10 @@ struct be__auth {
   unsigned long long dummy_ops;            /* its parameters (0: none made yet) */
   size_t dummy_mem;
   int64_t hash_wait_ns;                    /* longest wait in the slot queue */
+  /* [0]: the pepper new hashes use (id 0: none); then the previous ones,
+   * accepted to verify. Wiped with the state. */
+  be__pepper peppers[1 + BE_AUTH_PREVIOUS_PEPPERS_MAX];
+  int32_t pepper_count;
   pthread_mutex_t slot_mu;                 /* guards the four slot fields below */
   int32_t slots_used;                      /* hash slots held */
   int32_t slots_waiting;                   /* callers queued for one */

@@ -4,7 +4,10 @@
  * (each one allocates pwhash_memlimit bytes). */
 #include "auth_password.h"
 
+#include <backend/log.h>
+
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -297,10 +300,51 @@ int32_t be__pw_slots_waiting(be__auth *auth) {
   return n;
 }
 
+/* ---- the pepper ------------------------------------------------------ */
+
+void be__pw_set_pepper(be__pepper *p, const uint8_t *key, size_t len, int32_t id) {
+  memset(p, 0, sizeof *p);
+  if (key == NULL || len > sizeof p->key) return; /* none (the options were checked) */
+  memcpy(p->key, key, len);
+  p->len = len;
+  p->id = id;
+}
+
+/* The pepper a hash stored with pepper id uses: "none" for 0, NULL when
+ * that pepper is not configured. */
+static const be__pepper *pepper_for(const be__auth *a, int64_t id) {
+  static const be__pepper none = {0, 0, {0}};
+  if (id == 0) return &none;
+  for (int32_t i = 0; i < a->pepper_count; i++)
+    if (a->peppers[i].id == id) return &a->peppers[i];
+  return NULL;
+}
+
+/* What argon2id takes for pw under pepper p: pw itself without a pepper,
+ * else HMAC-SHA-256(key, pw) in buf (the caller wipes it). *out_len gets
+ * its length. */
+static const char *keyed(const be__pepper *p, const char *pw, size_t len,
+                         unsigned char buf[crypto_auth_hmacsha256_BYTES], size_t *out_len) {
+  *out_len = len;
+  if (p->id == 0) return pw;
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, p->key, p->len);
+  crypto_auth_hmacsha256_update(&st, (const unsigned char *)pw, len);
+  crypto_auth_hmacsha256_final(&st, buf);
+  sodium_memzero(&st, sizeof st);
+  *out_len = crypto_auth_hmacsha256_BYTES;
+  return (const char *)buf;
+}
+
 int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
                 be_error **err) {
-  if (crypto_pwhash_str_alg(out, pw, len, auth->opslimit, auth->memlimit,
-                            crypto_pwhash_ALG_ARGON2ID13) != 0)
+  unsigned char buf[crypto_auth_hmacsha256_BYTES];
+  size_t n = 0;
+  const char *in = keyed(&auth->peppers[0], pw, len, buf, &n);
+  int failed = crypto_pwhash_str_alg(out, in, n, auth->opslimit, auth->memlimit,
+                                     crypto_pwhash_ALG_ARGON2ID13) != 0;
+  sodium_memzero(buf, sizeof buf);
+  if (failed)
     return be__error_set(err, BE_E_NOMEM, "password hashing could not allocate %zu bytes",
                          auth->memlimit);
   return BE_OK;
@@ -352,21 +396,39 @@ void be__pw_dummy_params(be__auth *auth, unsigned long long *ops, size_t *mem) {
   pthread_mutex_unlock(&auth->dummy_mu);
 }
 
-int be__pw_verify(be__auth *auth, const char *stored, const char *pw, size_t len) {
-  if (!stored_usable(stored)) {
-    char dummy[crypto_pwhash_STRBYTES];
+/* A usable hash whose pepper is gone: it can never match. Say so (the
+ * id, never a key), so an operator sees why such logins fail. */
+static void log_unknown_pepper(int64_t id) {
+  char text[24];
+  snprintf(text, sizeof text, "%lld", (long long)id);
+  be_log_field f[] = {{"pepper_id", text}};
+  be_log(BE_LOG_WARN, "auth: a stored password hash uses a pepper that is not configured", f, 1,
+         NULL);
+}
+
+int be__pw_verify(be__auth *auth, const char *stored, int64_t pepper_id, const char *pw,
+                  size_t len) {
+  const be__pepper *p = pepper_for(auth, pepper_id);
+  int real = stored_usable(stored) && p != NULL;
+  if (stored_usable(stored) && p == NULL) log_unknown_pepper(pepper_id);
+  char dummy[crypto_pwhash_STRBYTES];
+  if (!real) {
     pthread_mutex_lock(&auth->dummy_mu);
     memcpy(dummy, auth->dummy_hash, sizeof dummy);
     pthread_mutex_unlock(&auth->dummy_mu);
-    /* The result is meaningless; the work is the point. */
-    int ignored = crypto_pwhash_str_verify(dummy, pw, len);
-    (void)ignored;
-    return 0;
+    p = &auth->peppers[0]; /* the same keying work as a real one */
   }
-  return crypto_pwhash_str_verify(stored, pw, len) == 0;
+  unsigned char buf[crypto_auth_hmacsha256_BYTES];
+  size_t n = 0;
+  const char *in = keyed(p, pw, len, buf, &n);
+  /* Without a real hash the result is meaningless; the work is the point. */
+  int ok = crypto_pwhash_str_verify(real ? stored : dummy, in, n) == 0;
+  sodium_memzero(buf, sizeof buf);
+  return real && ok;
 }
 
-int be__pw_needs_rehash(be__auth *auth, const char *stored) {
+int be__pw_needs_rehash(be__auth *auth, const char *stored, int64_t pepper_id) {
   if (!stored_usable(stored)) return 0;
-  return crypto_pwhash_str_needs_rehash(stored, auth->opslimit, auth->memlimit) != 0;
+  return pepper_id != auth->peppers[0].id ||
+         crypto_pwhash_str_needs_rehash(stored, auth->opslimit, auth->memlimit) != 0;
 }

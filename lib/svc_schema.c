@@ -121,6 +121,10 @@ static const struct {
    "CREATE TRIGGER password_hash_params_update AFTER UPDATE OF password_hash ON users"
    "  WHEN OLD.password_hash IS NOT NEW.password_hash BEGIN "
    PW_UNCOUNT_OLD " " PW_COUNT_NEW " END;"},
+  /* The pepper a password hash was keyed with (backend/auth.h, "Pepper"):
+   * its id, never the pepper. */
+  {6, "password_pepper_id",
+   "ALTER TABLE users ADD COLUMN password_pepper_id INTEGER NOT NULL DEFAULT 0;"},
 };
 
 int be__svc_schema_register(struct be_migrator *m, be_error **err) {

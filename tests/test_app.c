@@ -110,14 +110,14 @@ START_TEST(file_database_migrates_once_with_host_migrations) {
   ck_assert_msg(be_app_new(&app, &o, &e) == BE_OK, "%s", be_error_message(e));
   int64_t id = svc_user(app, "file@x.io", "F");
   ck_assert_int_eq(svc_int(app, "SELECT max(version) FROM schema_migrations"), 1000);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM schema_migrations WHERE version < 1000"), 5);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM schema_migrations WHERE version < 1000"), 6);
   be_app_free(app);
   /* reopen: nothing applied twice, data kept */
   ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
   be_user *u = NULL;
   ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
   be_user_free(u);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM schema_migrations"), 6);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM schema_migrations"), 7);
   be_app_free(app);
   /* a failing host migration fails be_app_new and leaves nothing open */
   ck_assert_int_eq(be_migrator_add(m, 1001, "broken", "CREATE TABLE nope (", NULL), BE_OK);

@@ -461,6 +461,246 @@ START_TEST(parameters_below_owasp_refused) {
 }
 END_TEST
 
+/* ---- the pepper ------------------------------------------------------ */
+
+static const uint8_t PEPPER_A[] = "pepper A: 0123456789abcdef-secret";
+static const uint8_t PEPPER_B[] = "pepper B: fedcba9876543210-secret";
+#define PEPPER_LEN (sizeof PEPPER_A - 1)
+
+/* A file app with the cheapest parameters, keyed by pepper (id; NULL:
+ * none) and accepting prev (prev_id; NULL: none) to verify. */
+static be_app *pepper_app(const char *path, const uint8_t *pepper, int32_t id,
+                          const uint8_t *prev, int32_t prev_id) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  o.insecure_test_hashing = 1;
+  o.pwhash_opslimit = 1;
+  o.pwhash_memlimit = 64 * 1024;
+  o.pepper = pepper;
+  o.pepper_len = pepper ? PEPPER_LEN : 0;
+  o.pepper_id = pepper ? id : 0;
+  const uint8_t *keys[1] = {prev};
+  size_t lens[1] = {PEPPER_LEN};
+  int32_t ids[1] = {prev_id};
+  if (prev != NULL) {
+    o.previous_peppers = keys;
+    o.previous_pepper_lens = lens;
+    o.previous_pepper_ids = ids;
+    o.previous_pepper_count = 1;
+  }
+  be_app *app = NULL;
+  be_error *e = NULL;
+  int rc = be_app_new(&app, &o, &e);
+  ck_assert_msg(rc == BE_OK, "app: %s", be_error_message(e));
+  return app;
+}
+
+static int64_t pepper_of(be_app *app, int64_t id) {
+  return q_int(app, "SELECT password_pepper_id FROM users WHERE id = ?", id);
+}
+
+/* A hash made under pepper A verifies after rotation to B while A is
+ * listed as previous, and that login rehashes it under B; without A it
+ * fails like any wrong password. */
+START_TEST(pepper_rotation_rehashes_at_login) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/pepper.db", dir);
+  be_app *app = pepper_app(path, PEPPER_A, 1, NULL, 0);
+  int64_t u1 = add_user(app, "one@example.test");
+  int64_t u2 = add_user(app, "two@example.test");
+  char *h1 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  ck_assert_int_eq(pepper_of(app, u1), 1);
+  /* keyed: the hash does not verify the password alone */
+  ck_assert_int_ne(crypto_pwhash_str_verify(h1, PW, strlen(PW)), 0);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  be_app_free(app);
+
+  /* rotation: B current, A previous */
+  app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 1);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  char *h2 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  ck_assert_str_ne(h1, h2); /* rehashed under B */
+  ck_assert_int_eq(pepper_of(app, u1), 2);
+  ck_assert_int_eq(pepper_of(app, u2), 1); /* not logged in yet: still A */
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  char *h3 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  ck_assert_str_eq(h2, h3); /* current now: untouched */
+  login_denied(app, "one@example.test", "wrong password here");
+  be_app_free(app);
+
+  /* A dropped: u1 (B) logs in, u2 (A) cannot; a warning names the id */
+  app = pepper_app(path, PEPPER_B, 2, NULL, 0);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK);
+  login_denied(app, "two@example.test", PW);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+  ck_assert_int_eq(pepper_of(app, u2), 1);
+  be_app_free(app);
+  /* nor without any pepper, nor with A under another id */
+  app = pepper_app(path, NULL, 0, NULL, 0);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK);
+  login_denied(app, "one@example.test", PW);
+  be_app_free(app);
+  app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 3);
+  login_denied(app, "two@example.test", PW);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+  be_app_free(app);
+  /* A back as previous: u2 logs in and moves to B */
+  app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 1);
+  be_auth_token_free(login_ok(app, "two@example.test", PW, u2));
+  ck_assert_int_eq(pepper_of(app, u2), 2);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM users WHERE password_pepper_id = 1", 0), 0);
+  /* a password set or changed is keyed by the current pepper */
+  ck_assert_int_eq(be_auth_change_password(app, u2, NULL, 0, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(pepper_of(app, u2), 2);
+  be_app_free(app);
+  /* removing the pepper: B as previous, none current -> rehashed unkeyed */
+  app = pepper_app(path, NULL, 0, PEPPER_B, 2);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  ck_assert_int_eq(pepper_of(app, u1), 0);
+  char *h4 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  ck_assert_int_eq(crypto_pwhash_str_verify(h4, PW, strlen(PW)), 0);
+  be_app_free(app);
+  free(h1);
+  free(h2);
+  free(h3);
+  free(h4);
+  tu_rmdir(dir);
+}
+END_TEST
+
+typedef struct log_capture {
+  pthread_mutex_t mu;
+  char text[16384];
+  size_t n;
+} log_capture;
+
+static void capture_log(int32_t level, const char *message, const be_log_field *fields,
+                        size_t count, void *ud) {
+  (void)level;
+  log_capture *c = ud;
+  pthread_mutex_lock(&c->mu);
+  c->n += (size_t)snprintf(c->text + c->n, sizeof c->text - c->n, "%s\n", message);
+  for (size_t i = 0; i < count && c->n < sizeof c->text; i++)
+    c->n += (size_t)snprintf(c->text + c->n, sizeof c->text - c->n, "%s=%s\n", fields[i].key,
+                             fields[i].value);
+  if (c->n > sizeof c->text - 1) c->n = sizeof c->text - 1;
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* 1 when the file at path holds needle (n bytes), or its first half. */
+static int file_holds(const char *path, const void *needle, size_t n) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return 0;
+  static char buf[4 << 20];
+  size_t got = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  return memmem(buf, got, needle, n) != NULL || memmem(buf, got, needle, n / 2) != NULL;
+}
+
+/* The pepper reaches neither the database (file and WAL) nor a log line,
+ * at any level, nor an error. */
+START_TEST(pepper_never_stored_or_logged) {
+  char *dir = tu_tempdir();
+  char path[512], wal[600];
+  snprintf(path, sizeof path, "%s/secret.db", dir);
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  log_capture cap = {PTHREAD_MUTEX_INITIALIZER, {0}, 0};
+  ck_assert_int_eq(be_log_set_handler(capture_log, &cap, BE_LOG_DEBUG, NULL), BE_OK);
+  be_app *app = pepper_app(path, PEPPER_A, 1, NULL, 0);
+  int64_t id = add_user(app, "one@example.test");
+  be_auth_token_free(login_ok(app, "one@example.test", PW, id));
+  login_denied(app, "one@example.test", "wrong password here");
+  be_app_free(app);
+  app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 1);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, id)); /* rehash */
+  ck_assert_int_eq(file_holds(path, PEPPER_A, PEPPER_LEN) || file_holds(wal, PEPPER_A, PEPPER_LEN),
+                   0);
+  ck_assert_int_eq(file_holds(path, PEPPER_B, PEPPER_LEN) || file_holds(wal, PEPPER_B, PEPPER_LEN),
+                   0);
+  be_app_free(app);
+  app = pepper_app(path, PEPPER_A, 3, NULL, 0); /* B unknown: the warning path */
+  login_denied(app, "one@example.test", PW);
+  be_app_free(app);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(cap.text, "pepper_id=2"));
+  ck_assert_ptr_null(memmem(cap.text, cap.n, PEPPER_A, 8));
+  ck_assert_ptr_null(memmem(cap.text, cap.n, PEPPER_B, 8));
+  ck_assert_ptr_null(strstr(cap.text, "0123456789abcdef"));
+  ck_assert_ptr_null(strstr(cap.text, "fedcba9876543210"));
+  ck_assert_int_eq(file_holds(path, PEPPER_A, PEPPER_LEN), 0);
+  ck_assert_int_eq(file_holds(path, PEPPER_B, PEPPER_LEN), 0);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* be_app_new(o) fails with a field error naming field. */
+static void expect_option_error(const be_app_options *o, const char *field) {
+  be_app *app = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_app_new(&app, o, &e), BE_E_VALIDATION);
+  ck_assert_ptr_null(app);
+  int found = 0;
+  for (size_t i = 0; i < be_error_field_count(e); i++)
+    found |= strcmp(be_error_field_name(e, i), field) == 0;
+  ck_assert_msg(found, "no field error \"%s\" in: %s", field, be_error_message(e));
+  be_error_free(e);
+}
+
+/* The pepper options are checked, each bad one named. */
+START_TEST(pepper_options_checked) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = ":memory:";
+  be_app *app = NULL;
+  be_error *e = NULL;
+  o.pepper = PEPPER_A;
+  o.pepper_len = 15;
+  o.pepper_id = 1;
+  ck_assert_int_eq(be_app_new(&app, &o, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "pepper_len");
+  char *json = NULL;
+  ck_assert_int_eq(be_error_to_json(&json, NULL, e), BE_OK);
+  ck_assert_ptr_null(strstr(json, "0123456789abcdef")); /* never quoted */
+  be_free(json);
+  be_error_free(e);
+  o.pepper_len = PEPPER_LEN;
+  o.pepper_id = 0; /* an id is required: a rotation must not reuse one */
+  expect_option_error(&o, "pepper_id");
+  o.pepper = NULL;
+  expect_option_error(&o, "pepper_len");
+  o.pepper_len = 0;
+  o.pepper_id = 4;
+  expect_option_error(&o, "pepper_id");
+  o.pepper = PEPPER_B;
+  o.pepper_len = PEPPER_LEN;
+  o.pepper_id = 2;
+  const uint8_t *keys[2] = {PEPPER_A, PEPPER_A};
+  size_t lens[2] = {PEPPER_LEN, PEPPER_LEN};
+  int32_t ids[2] = {1, 1};
+  o.previous_pepper_count = 2;
+  expect_option_error(&o, "previous_peppers");
+  o.previous_peppers = keys;
+  o.previous_pepper_lens = lens;
+  o.previous_pepper_ids = ids;
+  expect_option_error(&o, "previous_pepper_ids");
+  ids[1] = 2; /* the current id */
+  expect_option_error(&o, "previous_pepper_ids");
+  ids[1] = 3;
+  lens[1] = 65;
+  expect_option_error(&o, "previous_pepper_lens");
+  lens[1] = PEPPER_LEN;
+  keys[1] = NULL;
+  expect_option_error(&o, "previous_peppers");
+  keys[1] = PEPPER_A;
+  o.previous_pepper_count = BE_AUTH_PREVIOUS_PEPPERS_MAX + 1;
+  expect_option_error(&o, "previous_pepper_count");
+  o.previous_pepper_count = 2;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  be_app_free(app);
+}
+END_TEST
+
 /* ---- sessions -------------------------------------------------------- */
 
 START_TEST(idle_timeout_slides_and_expires) {
@@ -1441,6 +1681,9 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, rehash_when_parameters_rise);
   tcase_add_test(tc, parameters_below_owasp_refused);
   tcase_add_test(tc, dummy_follows_most_expensive_stored_hash);
+  tcase_add_test(tc, pepper_rotation_rehashes_at_login);
+  tcase_add_test(tc, pepper_never_stored_or_logged);
+  tcase_add_test(tc, pepper_options_checked);
   tcase_add_test(tc, idle_timeout_slides_and_expires);
   tcase_add_test(tc, absolute_timeout);
   tcase_add_test(tc, times_saturate_near_the_end_of_the_clock);

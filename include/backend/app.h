@@ -61,13 +61,22 @@ typedef struct be_app_options {
   be_clock *clock;               /**< borrowed; must outlive the app [system clock] */
   const struct be_mailer *mailer;       /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
   struct be_migrator *host_migrations;  /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's [none] */
-  /* Password hashing: the queue for hash slots (backend/auth.h). */
+  /* Password hashing: the queue for hash slots, and the pepper with its
+   * rotation (backend/auth.h, "Pepper"). be_app_new() copies the peppers;
+   * no pointer to them is kept. */
   int64_t hash_wait_ms;          /**< longest wait for a hash slot (FIFO), then 503; 1..60000 [1000] */
+  const uint8_t *pepper;         /**< secret key of BE_AUTH_PEPPER_MIN_BYTES..MAX_BYTES that keys every new password hash; keep it outside the database [none] */
+  size_t pepper_len;             /**< bytes of pepper [0] */
+  int32_t pepper_id;             /**< 1..INT32_MAX, stored with each hash the pepper keys; required with a pepper [0: none] */
+  const uint8_t *const *previous_peppers; /**< retired peppers, still accepted to verify (that login rehashes under pepper) [none] */
+  const size_t *previous_pepper_lens;     /**< their byte lengths */
+  const int32_t *previous_pepper_ids;     /**< their ids (as stored), distinct, not pepper_id */
+  int32_t previous_pepper_count;          /**< entries of the three arrays, 0..BE_AUTH_PREVIOUS_PEPPERS_MAX [0] */
 } be_app_options;
 
 #define BE_APP_OPTIONS_INIT \
   { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
-    0 }
+    0, NULL, 0, 0, NULL, NULL, NULL, 0 }
 
 /** Fill *opts like BE_APP_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, bad version). */
 BE_API int be_app_options_init(be_app_options *opts, uint32_t version);

@@ -13,6 +13,24 @@
  * other parameters than the current ones is replaced at the next
  * successful login (`crypto_pwhash_str_needs_rehash`).
  *
+ * Pepper (optional; NIST SP 800-63B 5.1.1.2, OWASP Password Storage):
+ * with be_app_options.pepper set, a secret key kept outside the database
+ * (a file, an environment variable, a secrets manager), every new hash is
+ * argon2id over HMAC-SHA-256(pepper, password) instead of the password,
+ * so a stolen database alone cannot be cracked. The hash's pepper_id is
+ * stored next to it (users.password_pepper_id; 0 = no pepper); the pepper
+ * itself is copied into the app at be_app_new() and never written to the
+ * database, a log or an error. To rotate: start the app with the new
+ * pepper and a new pepper_id, and the old pepper in previous_peppers with
+ * its old id. A hash made under a previous pepper still verifies, and its
+ * successful login rehashes it under the current one (like a parameter
+ * change), so previous peppers can be dropped once no hash uses them
+ * (SELECT count(*) FROM users WHERE password_pepper_id = <old id>). A
+ * hash whose pepper is not configured any more never matches: its login
+ * fails with the generic 401 after the same work, and a warning naming
+ * the pepper id is logged; the user has to reset the password. Losing
+ * the pepper loses every password hashed under it: keep a backup.
+ *
  * Password policy (NIST SP 800-63B rev. 4, no composition rules):
  * - at least password_min_length characters (Unicode code points;
  *   default 12, configurable 12..256). NIST rev. 4 asks for 15 when the
@@ -132,6 +150,11 @@ BE_BEGIN_DECLS
 #define BE_AUTH_PASSWORD_MIN_CHARS 12
 /** Different characters (code points, ASCII case folded) a password must hold. */
 #define BE_AUTH_PASSWORD_MIN_DISTINCT 5
+/** Bytes a pepper (be_app_options.pepper) may have. */
+#define BE_AUTH_PEPPER_MIN_BYTES 16
+#define BE_AUTH_PEPPER_MAX_BYTES 64
+/** Retired peppers an app accepts at once (be_app_options.previous_peppers). */
+#define BE_AUTH_PREVIOUS_PEPPERS_MAX 8
 /** Entries a breached-password list may hold when max_entries is 0 (200 MB). */
 #define BE_AUTH_BREACHED_MAX_DEFAULT 10000000
 /** Unused, unexpired reset tokens one user may have at a time. */
