@@ -25,7 +25,7 @@
  * its old id. A hash made under a previous pepper still verifies, and its
  * successful login rehashes it under the current one (like a parameter
  * change), so previous peppers can be dropped once no hash uses them
- * (SELECT count(*) FROM users WHERE password_pepper_id = <old id>). A
+ * (count the users whose password_pepper_id is the old id). A
  * hash whose pepper is not configured any more never matches: its login
  * fails with the generic 401 after the same work, and a warning naming
  * the pepper id is logged; the user has to reset the password. Losing
@@ -150,8 +150,9 @@ BE_BEGIN_DECLS
 #define BE_AUTH_PASSWORD_MIN_CHARS 12
 /** Different characters (code points, ASCII case folded) a password must hold. */
 #define BE_AUTH_PASSWORD_MIN_DISTINCT 5
-/** Bytes a pepper (be_app_options.pepper) may have. */
+/** The fewest bytes a pepper (be_app_options.pepper) may have. */
 #define BE_AUTH_PEPPER_MIN_BYTES 16
+/** The most bytes a pepper may have. */
 #define BE_AUTH_PEPPER_MAX_BYTES 64
 /** Retired peppers an app accepts at once (be_app_options.previous_peppers). */
 #define BE_AUTH_PREVIOUS_PEPPERS_MAX 8
