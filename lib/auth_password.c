@@ -336,18 +336,22 @@ static const char *keyed(const be__pepper *p, const char *pw, size_t len,
   return (const char *)buf;
 }
 
+/* argon2id of in (n bytes) with (ops, mem) into out. */
+static int hash_with(char out[crypto_pwhash_STRBYTES], const char *in, size_t n,
+                     unsigned long long ops, size_t mem, be_error **err) {
+  if (crypto_pwhash_str_alg(out, in, n, ops, mem, crypto_pwhash_ALG_ARGON2ID13) != 0)
+    return be__error_set(err, BE_E_NOMEM, "password hashing could not allocate %zu bytes", mem);
+  return BE_OK;
+}
+
 int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
                 be_error **err) {
   unsigned char buf[crypto_auth_hmacsha256_BYTES];
   size_t n = 0;
   const char *in = keyed(&auth->peppers[0], pw, len, buf, &n);
-  int failed = crypto_pwhash_str_alg(out, in, n, auth->opslimit, auth->memlimit,
-                                     crypto_pwhash_ALG_ARGON2ID13) != 0;
+  int rc = hash_with(out, in, n, auth->opslimit, auth->memlimit, err);
   sodium_memzero(buf, sizeof buf);
-  if (failed)
-    return be__error_set(err, BE_E_NOMEM, "password hashing could not allocate %zu bytes",
-                         auth->memlimit);
-  return BE_OK;
+  return rc;
 }
 
 int be__pw_new_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
@@ -375,10 +379,8 @@ int be__pw_dummy_follow(be__auth *auth, unsigned long long ops, size_t mem, be_e
     unsigned char secret[32];
     char h[crypto_pwhash_STRBYTES];
     randombytes_buf(secret, sizeof secret);
-    if (crypto_pwhash_str_alg(h, (const char *)secret, sizeof secret, ops, mem,
-                              crypto_pwhash_ALG_ARGON2ID13) != 0) {
-      rc = be__error_set(err, BE_E_NOMEM, "password hashing could not allocate %zu bytes", mem);
-    } else {
+    rc = hash_with(h, (const char *)secret, sizeof secret, ops, mem, err);
+    if (rc == BE_OK) {
       memcpy(auth->dummy_hash, h, sizeof h);
       auth->dummy_ops = ops;
       auth->dummy_mem = mem;
