@@ -15,7 +15,8 @@
  *
  * Pepper (optional; NIST SP 800-63B 5.1.1.2, OWASP Password Storage):
  * with be_app_options.pepper set, a secret key kept outside the database
- * (a file, an environment variable, a secrets manager), every new hash is
+ * (a file, an environment variable, a secrets manager; make it with a
+ * CSPRNG, e.g. 32 bytes of libsodium's randombytes_buf), every new hash is
  * argon2id over HMAC-SHA-256(pepper, password) instead of the password,
  * so a stolen database alone cannot be cracked. The hash's pepper_id is
  * stored next to it (users.password_pepper_id; 0 = no pepper); the pepper
