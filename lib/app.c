@@ -69,6 +69,14 @@ static int migrate(const be__app_res *res, be_error **err) {
   return rc;
 }
 
+/* The auth service copied the peppers: keep no pointer to the host's
+ * secrets (the host may wipe them once be_app_new() returns). */
+static void forget_peppers(be_app_options *o) {
+  o->pepper = NULL;
+  o->previous_peppers = NULL;
+  o->previous_pepper_lens = NULL;
+}
+
 int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_app_new: out is NULL");
   *out = NULL;
@@ -85,6 +93,7 @@ int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   if (rc == BE_OK) rc = be__audit_open(&app->res, err);
   if (rc == BE_OK) rc = be__perm_new(&app->perm, &app->res, err);
   if (rc == BE_OK) rc = be__auth_new(&app->auth, &app->res, err);
+  forget_peppers(&app->res.opts);
   if (rc == BE_OK) *out = app;
   else be_app_free(app);
   return rc;

@@ -135,12 +135,57 @@ static void resolve_audit(checker *c, be_app_options *o) {
     bad(c, "audit_key_adopt", "needs an audit_key");
 }
 
+/* Password hashing: the queue for hash slots, the pepper and the
+ * previous peppers. Messages never quote a pepper's bytes. */
+static int pepper_opt(checker *c, size_t len, int32_t id, const char *len_field,
+                      const char *id_field) {
+  int ok = len >= BE_AUTH_PEPPER_MIN_BYTES && len <= BE_AUTH_PEPPER_MAX_BYTES;
+  if (!ok) bad(c, len_field, "must be 16..64 bytes");
+  if (id < 1) bad(c, id_field, "must be 1 or more with a pepper (it is stored with each hash)");
+  return ok && id >= 1;
+}
+
+static void resolve_previous_peppers(checker *c, const be_app_options *o) {
+  int32_t n = o->previous_pepper_count;
+  if (n < 0 || n > BE_AUTH_PREVIOUS_PEPPERS_MAX) {
+    bad(c, "previous_pepper_count", "must be 0..8");
+    return;
+  }
+  if (n > 0 && (o->previous_peppers == NULL || o->previous_pepper_lens == NULL ||
+                o->previous_pepper_ids == NULL)) {
+    bad(c, "previous_peppers", "needs previous_pepper_lens and previous_pepper_ids, all non-NULL");
+    return;
+  }
+  for (int32_t i = 0; i < n; i++) {
+    const int32_t id = o->previous_pepper_ids[i];
+    if (o->previous_peppers[i] == NULL) bad(c, "previous_peppers", "must not hold NULL");
+    if (!pepper_opt(c, o->previous_pepper_lens[i], id, "previous_pepper_lens",
+                    "previous_pepper_ids"))
+      return;
+    int dup = id == o->pepper_id;
+    for (int32_t j = 0; j < i; j++) dup |= o->previous_pepper_ids[j] == id;
+    if (dup) {
+      bad(c, "previous_pepper_ids", "must be distinct, and differ from pepper_id");
+      return;
+    }
+  }
+}
+
+static void resolve_hashing(checker *c, be_app_options *o) {
+  ms_opt(c, &o->hash_wait_ms, 1000, 60000, "hash_wait_ms");
+  if (o->pepper != NULL) pepper_opt(c, o->pepper_len, o->pepper_id, "pepper_len", "pepper_id");
+  else if (o->pepper_len != 0) bad(c, "pepper_len", "must be 0 without a pepper");
+  else if (o->pepper_id != 0) bad(c, "pepper_id", "must be 0 without a pepper");
+  resolve_previous_peppers(c, o);
+}
+
 /* Fill defaults into o and check ranges; every bad field is named. */
 static int resolve(be_app_options *o, be_error **err) {
   checker c = {NULL, 0};
   resolve_storage(&c, o);
   resolve_auth(&c, o);
   resolve_audit(&c, o);
+  resolve_hashing(&c, o);
   if (c.oom) return be__error_oom(err);
   if (c.e) return be__error_give(err, c.e);
   return BE_OK;

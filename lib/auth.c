@@ -19,6 +19,7 @@
 
 #include "alloc.h"
 #include "audit.h"
+#include "auth_breached.h"
 #include "auth_password.h"
 #include "auth_token.h"
 #include "error.h"
@@ -100,6 +101,12 @@ static void configure(be__auth *a, const be_app_options *o) {
   a->memlimit = (size_t)o->pwhash_memlimit;
   a->min_chars = o->password_min_length;
   a->max_hashes = o->max_concurrent_hashes;
+  a->hash_wait_ns = MS(o->hash_wait_ms);
+  be__pw_set_pepper(&a->peppers[0], o->pepper, o->pepper_len, o->pepper_id);
+  for (int32_t i = 0; i < o->previous_pepper_count; i++)
+    be__pw_set_pepper(&a->peppers[1 + i], o->previous_peppers[i], o->previous_pepper_lens[i],
+                      o->previous_pepper_ids[i]);
+  a->pepper_count = 1 + o->previous_pepper_count;
   a->throttle_after = o->throttle_after;
   a->lockout_after = o->lockout_after;
   a->idle_ns = MS(o->session_idle_ms);
@@ -109,6 +116,51 @@ static void configure(be__auth *a, const be_app_options *o) {
   /* Rewrite last_seen_at at most once per 1 % of the idle timeout (60 s
    * at most): a session may end that much early, and verify stays a read. */
   a->slide_ns = a->idle_ns / 100 < 60 * BE_NS_PER_SEC ? a->idle_ns / 100 : 60 * BE_NS_PER_SEC;
+}
+
+/* The state's mutexes and lock: all made (locks_ready) or none. */
+static int init_locks(be__auth *a) {
+  pthread_mutex_t *mu[] = {&a->slot_mu, &a->hook_mu, &a->dummy_mu};
+  size_t n = 0;
+  while (n < 3 && pthread_mutex_init(mu[n], NULL) == 0) n++;
+  int rc = n == 3 ? pthread_rwlock_init(&a->breached_mu, NULL) : -1;
+  if (rc != 0)
+    while (n > 0) pthread_mutex_destroy(mu[--n]);
+  a->locks_ready = rc == 0;
+  return rc;
+}
+
+/* The parameters of the most expensive stored hash (largest m x t, then
+ * largest m) among those libsodium can verify, or the current ones when
+ * no hash is stored. */
+static int stored_max(be__auth *a, unsigned long long *ops, size_t *mem, be_error **err) {
+  int64_t row[2] = {0, 0}; /* opslimit, memlimit_kib */
+  be_conn *c = NULL;
+  int rc = be__svc_acquire(a->res, &c, err);
+  if (rc != BE_OK) return rc;
+  rc = be__svc_ints(c, row, 2, err,
+                    "SELECT opslimit, memlimit_kib FROM password_hash_params "
+                    "WHERE opslimit BETWEEN ? AND ? AND memlimit_kib BETWEEN ? AND ? "
+                    "ORDER BY opslimit * memlimit_kib DESC, memlimit_kib DESC LIMIT 1",
+                    "iiii", (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MIN,
+                    (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MAX,
+                    (int64_t)(crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024),
+                    (int64_t)(crypto_pwhash_argon2id_memlimit_max() / 1024));
+  be__svc_release(a->res, c);
+  if (rc < 0) return rc;
+  *ops = rc == BE_ROW ? (unsigned long long)row[0] : a->opslimit;
+  *mem = rc == BE_ROW ? (size_t)row[1] * 1024 : a->memlimit;
+  return BE_OK;
+}
+
+/* Bring the dummy hash up to the most expensive stored hash, so an
+ * unknown email's login costs what a known one's does (a hash made with
+ * parameters since lowered keeps them until its next successful login). */
+static int dummy_current(be__auth *a, be_error **err) {
+  unsigned long long ops = 0;
+  size_t mem = 0;
+  int rc = stored_max(a, &ops, &mem, err);
+  return rc == BE_OK ? be__pw_dummy_follow(a, ops, mem, err) : rc;
 }
 
 int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
@@ -122,18 +174,11 @@ int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
   if (a == NULL) return be__error_oom(err);
   a->res = res;
   configure(a, o);
-  atomic_init(&a->hashing, 0);
-  if (pthread_mutex_init(&a->hook_mu, NULL) != 0) {
+  if (init_locks(a) != 0) {
     be__free(a);
-    return be__error_set(err, BE_E_INTERNAL, "auth: mutex init failed");
+    return be__error_set(err, BE_E_INTERNAL, "auth: lock init failed");
   }
-  /* The dummy hash: what an unknown user's login verifies against, made
-   * with the current parameters so it costs what a real one costs. */
-  char secret[BE_AUTH_TOKEN_LEN + 1];
-  uint8_t unused[BE__TOKEN_HASH_BYTES];
-  be__token_new(secret, unused);
-  rc = be__pw_hash(a, a->dummy_hash, secret, strlen(secret), err);
-  sodium_memzero(secret, sizeof secret);
+  rc = dummy_current(a, err);
   if (rc == BE_OK) *out = a;
   else be__auth_free(a);
   return rc;
@@ -141,7 +186,13 @@ int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
 
 void be__auth_free(be__auth *auth) {
   if (auth == NULL) return;
-  pthread_mutex_destroy(&auth->hook_mu);
+  if (auth->locks_ready) {
+    pthread_mutex_destroy(&auth->slot_mu);
+    pthread_mutex_destroy(&auth->hook_mu);
+    pthread_mutex_destroy(&auth->dummy_mu);
+    pthread_rwlock_destroy(&auth->breached_mu);
+  }
+  be__breached_free(auth->breached);
   sodium_memzero(auth, sizeof *auth);
   be__free(auth);
 }
@@ -182,11 +233,13 @@ typedef struct user_row {
   int64_t locked_until;
   int has_hash; /* a stored hash that fits the buffer */
   char hash[crypto_pwhash_STRBYTES];
+  int64_t pepper_id; /* the pepper the hash was made with (0: none) */
   char email[BE__EMAIL_MAX + 1];
   char name[BE__NAME_CAP];
 } user_row;
 
-#define USER_SELECT "SELECT id, status, locked_until, password_hash, email, name FROM users "
+#define USER_SELECT \
+  "SELECT id, status, locked_until, password_hash, email, name, password_pepper_id FROM users "
 
 static int read_user(be_stmt *st, void *ud, be_error **err) {
   (void)err;
@@ -199,6 +252,7 @@ static int read_user(be_stmt *st, void *ud, be_error **err) {
     be__svc_copy_text(st, 3, u->hash, sizeof u->hash, &u->has_hash);
   be__svc_copy_text(st, 4, u->email, sizeof u->email, NULL);
   be__svc_copy_text(st, 5, u->name, sizeof u->name, NULL);
+  u->pepper_id = be_stmt_column_int64(st, 6);
   return BE_OK;
 }
 
@@ -216,6 +270,18 @@ static int load_user(be__auth *a, int64_t id, const char *email, user_row *u, be
 /* An account whose password may be verified and used now. */
 static int usable(const user_row *u, int64_t now) {
   return u->found && u->has_hash && u->status == 0 && now >= u->locked_until;
+}
+
+/* One verification of pw against u's hash, or against the dummy when u
+ * has none (unknown, no or unusable hash): the same work on every path.
+ * The dummy is first brought up to date (dummy_current). A slot must be
+ * held. */
+static int verify_user(be__auth *a, const user_row *u, const char *pw, size_t len, int *match,
+                       be_error **err) {
+  int rc = dummy_current(a, err);
+  if (rc != BE_OK) return rc;
+  *match = be__pw_verify(a, u->found && u->has_hash ? u->hash : NULL, u->pepper_id, pw, len);
+  return BE_OK;
 }
 
 /* ---- failure bookkeeping --------------------------------------------- */
@@ -283,6 +349,7 @@ typedef struct login_ctx {
   int64_t now;
   const char *old_hash;
   const char *new_hash; /* NULL: keep */
+  int64_t pepper_id;    /* of the hash written back */
   uint8_t token_hash[BE__TOKEN_HASH_BYTES];
   int stale; /* out: the account changed since it was read */
 } login_ctx;
@@ -295,10 +362,11 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
    * change, disable or lock must win over this login. Without a rehash the
    * hash is written back as it is. */
   int rc = be__svc_exec(c, &changed, err,
-                        "UPDATE users SET failed_logins = 0, locked_until = 0, password_hash = ? "
+                        "UPDATE users SET failed_logins = 0, locked_until = 0, password_hash = ?, "
+                        "password_pepper_id = ? "
                         "WHERE id = ? AND password_hash = ? AND status = 0 AND locked_until <= ?",
-                        "titi", l->new_hash != NULL ? l->new_hash : l->old_hash, l->user_id,
-                        l->old_hash, l->now);
+                        "tiiti", l->new_hash != NULL ? l->new_hash : l->old_hash, l->pepper_id,
+                        l->user_id, l->old_hash, l->now);
   if (rc != BE_OK) return rc;
   if (changed != 1) {
     l->stale = 1;
@@ -353,23 +421,24 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
   rc = be__pw_slot_acquire(a, err);
   if (rc != BE_OK) return rc;
   user_row u;
+  int match = 0;
   rc = load_user(a, 0, key, &u, err);
+  /* Exactly one verification on every path. */
+  if (rc == BE_OK) rc = verify_user(a, &u, password, len, &match, err);
   if (rc != BE_OK) {
     be__pw_slot_release(a);
     return rc;
   }
-  /* Exactly one verification on every path (the dummy hash when the user is
-   * unknown or has no usable hash). */
-  int match = be__pw_verify(a, u.found && u.has_hash ? u.hash : NULL, password, len);
   int64_t now = be__svc_now(a->res);
   char new_hash[crypto_pwhash_STRBYTES];
   int rehash = 0;
-  if (usable(&u, now) && match && be__pw_needs_rehash(a, u.hash))
+  if (usable(&u, now) && match && be__pw_needs_rehash(a, u.hash, u.pepper_id))
     rehash = be__pw_hash(a, new_hash, password, len, NULL) == BE_OK; /* else: next time */
   be__pw_slot_release(a);
   rc = judge(a, &u, match, now, BAD_LOGIN, err);
   if (rc != BE_OK) return rc;
-  login_ctx l = {a, u.id, now, u.hash, rehash ? new_hash : NULL, {0}, 0};
+  login_ctx l = {a, u.id, now, u.hash, rehash ? new_hash : NULL,
+                 rehash ? a->peppers[0].id : u.pepper_id, {0}, 0};
   rc = open_session(out_token, &l, err);
   if (rc == BE_OK && out_user_id) *out_user_id = u.id;
   return rc;
@@ -551,16 +620,20 @@ int be__auth_store_password(be__auth *a, be_conn *c, const be__pw_write *w, int 
                             be_error **err) {
   int64_t changed = 0;
   int rc;
+  /* New hashes are always made with the current pepper. */
+  int64_t pepper = a->peppers[0].id;
   if (w->old_hash != NULL)
     rc = be__svc_exec(c, &changed, err,
-                      "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
+                      "UPDATE users SET password_hash = ?, password_pepper_id = ?, "
+                      "failed_logins = 0, locked_until = 0 "
                       "WHERE id = ? AND password_hash = ? AND status = 0",
-                      "tit", w->new_hash, w->user_id, w->old_hash);
-  else /* the third parameter is active_only */
+                      "tiit", w->new_hash, pepper, w->user_id, w->old_hash);
+  else /* the fourth parameter is active_only */
     rc = be__svc_exec(c, &changed, err,
-                      "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
+                      "UPDATE users SET password_hash = ?, password_pepper_id = ?, "
+                      "failed_logins = 0, locked_until = 0 "
                       "WHERE id = ? AND (? = 0 OR status = 0)",
-                      "tii", w->new_hash, w->user_id, (int64_t)w->active_only);
+                      "tiii", w->new_hash, pepper, w->user_id, (int64_t)w->active_only);
   *stored = rc == BE_OK && changed == 1;
   if (!*stored) return rc;
   rc = be__auth_consume_resets(c, w->user_id, err);
@@ -655,8 +728,10 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
    * user's email or learn which ids exist. */
   rc = be__pw_slot_acquire(a, err);
   if (rc != BE_OK) return rc;
-  int match = be__pw_verify(a, u.found && u.has_hash ? u.hash : NULL, old_password, olen);
+  int match = 0;
+  rc = verify_user(a, &u, old_password, olen, &match, err);
   be__pw_slot_release(a);
+  if (rc != BE_OK) return rc;
   int64_t now = be__svc_now(a->res);
   rc = judge(a, &u, match, now, BAD_PASSWORD, err);
   if (rc != BE_OK) return rc;

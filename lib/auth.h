@@ -26,7 +26,16 @@
  * (longer names are cut). */
 #define BE__NAME_CAP 512
 
+/* A pepper the auth service holds: its own copy of the host's key. */
+typedef struct be__pepper {
+  int32_t id; /* 0: no pepper */
+  size_t len;
+  uint8_t key[BE_AUTH_PEPPER_MAX_BYTES];
+} be__pepper;
+
 typedef struct be__auth be__auth;
+struct be__breached;  /* auth_breached.c */
+struct be__pw_waiter; /* auth_password.c */
 struct be__auth {
   const be__app_res *res;
   unsigned long long opslimit;
@@ -40,14 +49,29 @@ struct be__auth {
   int64_t slide_ns;     /* last_seen_at is rewritten only when it moved more than this */
   int64_t lockout_ns;
   int64_t reset_ttl_ns;
+  pthread_mutex_t dummy_mu;                /* guards the three dummy fields */
   char dummy_hash[crypto_pwhash_STRBYTES]; /* verified when there is no real hash */
-  atomic_int hashing;                      /* hash slots in use */
+  unsigned long long dummy_ops;            /* its parameters (0: none made yet) */
+  size_t dummy_mem;
+  int64_t hash_wait_ns;                    /* longest wait in the slot queue */
+  /* [0]: the pepper new hashes use (id 0: none); then the previous ones,
+   * accepted to verify. Wiped with the state. */
+  be__pepper peppers[1 + BE_AUTH_PREVIOUS_PEPPERS_MAX];
+  int32_t pepper_count;
+  pthread_mutex_t slot_mu;                 /* guards the four slot fields below */
+  int32_t slots_used;                      /* hash slots held */
+  int32_t slots_waiting;                   /* callers queued for one */
+  struct be__pw_waiter *wait_head;         /* the queue, oldest first (auth_password.c) */
+  struct be__pw_waiter *wait_tail;
   pthread_mutex_t hook_mu;                 /* guards the blocklist hook pair */
   be_auth_blocklist_fn blocklist_fn;
   void *blocklist_ud;
+  pthread_rwlock_t breached_mu;            /* guards breached (swapped whole) */
+  struct be__breached *breached;           /* the host's loaded list; NULL: none */
   /* Test hook: called while a hash slot is held, before hashing. */
   void (*slot_hook)(void *ud);
   void *slot_hook_ud;
+  int locks_ready; /* the mutexes and lock above are initialised */
 };
 
 /* Make the auth service's state from the app's resources (the wiring,

@@ -7,6 +7,25 @@
 
 #include "svc_schema.h"
 
+/* Migration 5's pieces: the parameters of a stored argon2id hash string h
+ * (SQLite's CAST reads the leading integer), and the trigger statements
+ * that count NEW's hash and uncount OLD's (each only for an argon2id hash;
+ * a pair whose count reaches 0 is dropped). */
+#define PW_IS_ARGON2ID(h) "substr(" h ", 1, 10) = '$argon2id$'"
+#define PW_OPS(h) "CAST(substr(" h ", instr(" h ", ',t=') + 3) AS INTEGER)"
+#define PW_MEM(h) "CAST(substr(" h ", instr(" h ", '$m=') + 3) AS INTEGER)"
+#define PW_COUNT_NEW                                                                  \
+  "INSERT INTO password_hash_params (opslimit, memlimit_kib, hashes)"                \
+  " SELECT " PW_OPS("NEW.password_hash") ", " PW_MEM("NEW.password_hash") ", 1"     \
+  " WHERE " PW_IS_ARGON2ID("NEW.password_hash")                                      \
+  " ON CONFLICT (opslimit, memlimit_kib) DO UPDATE SET hashes = hashes + 1;"
+#define PW_UNCOUNT_OLD                                                                \
+  "UPDATE password_hash_params SET hashes = hashes - 1"                              \
+  " WHERE " PW_IS_ARGON2ID("OLD.password_hash")                                      \
+  " AND opslimit = " PW_OPS("OLD.password_hash")                                     \
+  " AND memlimit_kib = " PW_MEM("OLD.password_hash") ";"                             \
+  "DELETE FROM password_hash_params WHERE hashes <= 0;"
+
 static const struct {
   int64_t version;
   const char *name;
@@ -122,6 +141,32 @@ static const struct {
    "DROP TABLE sessions;"
    "ALTER TABLE sessions_new RENAME TO sessions;"
    "CREATE INDEX sessions_user ON sessions(user_id);"},
+  /* How many stored password hashes use each argon2id parameter pair
+   * ($argon2id$v=19$m=<KiB>,t=<ops>,p=1$...), kept by triggers whoever
+   * writes users (the library, a host import, a delete), so an unknown
+   * email's login can verify a dummy as expensive as the most expensive
+   * stored hash (auth.c). */
+  {8, "password_hash_params",
+   "CREATE TABLE password_hash_params ("
+   "  opslimit INTEGER NOT NULL,"
+   "  memlimit_kib INTEGER NOT NULL,"
+   "  hashes INTEGER NOT NULL,"
+   "  PRIMARY KEY (opslimit, memlimit_kib)"
+   ") WITHOUT ROWID;"
+   "INSERT INTO password_hash_params (opslimit, memlimit_kib, hashes)"
+   "  SELECT " PW_OPS("password_hash") ", " PW_MEM("password_hash") ", count(*) FROM users"
+   "  WHERE " PW_IS_ARGON2ID("password_hash") " GROUP BY 1, 2;"
+   "CREATE TRIGGER password_hash_params_insert AFTER INSERT ON users"
+   "  WHEN " PW_IS_ARGON2ID("NEW.password_hash") " BEGIN " PW_COUNT_NEW " END;"
+   "CREATE TRIGGER password_hash_params_delete AFTER DELETE ON users"
+   "  WHEN " PW_IS_ARGON2ID("OLD.password_hash") " BEGIN " PW_UNCOUNT_OLD " END;"
+   "CREATE TRIGGER password_hash_params_update AFTER UPDATE OF password_hash ON users"
+   "  WHEN OLD.password_hash IS NOT NEW.password_hash BEGIN "
+   PW_UNCOUNT_OLD " " PW_COUNT_NEW " END;"},
+  /* The pepper a password hash was keyed with (backend/auth.h, "Pepper"):
+   * its id, never the pepper. */
+  {9, "password_pepper_id",
+   "ALTER TABLE users ADD COLUMN password_pepper_id INTEGER NOT NULL DEFAULT 0;"},
 };
 
 int be__svc_schema_register(struct be_migrator *m, be_error **err) {

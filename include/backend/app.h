@@ -53,7 +53,7 @@ typedef struct be_app_options {
   uint64_t pwhash_memlimit;      /**< argon2id m in bytes [crypto_pwhash_MEMLIMIT_INTERACTIVE] */
   int32_t insecure_test_hashing; /**< 1 allows parameters below OWASP's minimum (tests only) [0] */
   int32_t password_min_length;   /**< in characters, 12..256 [12] */
-  int32_t max_concurrent_hashes; /**< beyond it logins fail with 503 [4] */
+  int32_t max_concurrent_hashes; /**< argon2id runs at once; more wait up to hash_wait_ms [4] */
   int64_t session_idle_ms;       /**< [30 min] */
   int64_t session_absolute_ms;   /**< [12 h] */
   int32_t throttle_after;        /**< consecutive failures before backoff [5] */
@@ -67,13 +67,24 @@ typedef struct be_app_options {
   const uint8_t *audit_key;      /**< secret keying the audit chain, kept outside the database; copied by be_app_new() [NULL: unkeyed] */
   size_t audit_key_len;          /**< bytes of audit_key, 32..64 (BE_AUDIT_KEY_MIN_BYTES..BE_AUDIT_KEY_MAX_BYTES) [0] */
   int32_t audit_key_adopt;       /**< 1: key a log that already holds unkeyed rows, from its next row on [0: refuse] */
+  /* Password hashing: the queue for hash slots, and the pepper with its
+   * rotation (backend/auth.h, "Pepper"). be_app_new() copies the peppers;
+   * no pointer to them is kept. */
+  int64_t hash_wait_ms;          /**< longest wait for a hash slot (FIFO), then 503; 1..60000 [1000] */
+  const uint8_t *pepper;         /**< secret key of BE_AUTH_PEPPER_MIN_BYTES..MAX_BYTES that keys every new password hash; keep it outside the database [none] */
+  size_t pepper_len;             /**< bytes of pepper [0] */
+  int32_t pepper_id;             /**< 1..INT32_MAX, stored with each hash the pepper keys; required with a pepper [0: none] */
+  const uint8_t *const *previous_peppers; /**< retired peppers, still accepted to verify (that login rehashes under pepper) [none] */
+  const size_t *previous_pepper_lens;     /**< their byte lengths */
+  const int32_t *previous_pepper_ids;     /**< their ids (as stored), distinct, not pepper_id */
+  int32_t previous_pepper_count;          /**< entries of the three arrays, 0..BE_AUTH_PREVIOUS_PEPPERS_MAX [0] */
 } be_app_options;
 
 /** Static initializer: the current version, every other field zero/NULL
  * (the defaults). */
 #define BE_APP_OPTIONS_INIT \
   { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
-    NULL, 0, 0 }
+    NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0 }
 
 /**
  * Fill *opts like BE_APP_OPTIONS_INIT. Thread-safety: safe.

@@ -13,6 +13,25 @@
  * other parameters than the current ones is replaced at the next
  * successful login (`crypto_pwhash_str_needs_rehash`).
  *
+ * Pepper (optional; NIST SP 800-63B 5.1.1.2, OWASP Password Storage):
+ * with be_app_options.pepper set, a secret key kept outside the database
+ * (a file, an environment variable, a secrets manager; make it with a
+ * CSPRNG, e.g. 32 bytes of libsodium's randombytes_buf), every new hash is
+ * argon2id over HMAC-SHA-256(pepper, password) instead of the password,
+ * so a stolen database alone cannot be cracked. The hash's pepper_id is
+ * stored next to it (users.password_pepper_id; 0 = no pepper); the pepper
+ * itself is copied into the app at be_app_new() and never written to the
+ * database, a log or an error. To rotate: start the app with the new
+ * pepper and a new pepper_id, and the old pepper in previous_peppers with
+ * its old id. A hash made under a previous pepper still verifies, and its
+ * successful login rehashes it under the current one (like a parameter
+ * change), so previous peppers can be dropped once no hash uses them
+ * (count the users whose password_pepper_id is the old id). A
+ * hash whose pepper is not configured any more never matches: its login
+ * fails with the generic 401 after the same work, and a warning naming
+ * the pepper id is logged; the user has to reset the password. Losing
+ * the pepper loses every password hashed under it: keep a backup.
+ *
  * Password policy (NIST SP 800-63B rev. 4, no composition rules):
  * - at least password_min_length characters (Unicode code points;
  *   default 12, configurable 12..256). NIST rev. 4 asks for 15 when the
@@ -27,18 +46,38 @@
  *   BE_NUL_TERMINATED (backend/common.h) means "up to the first NUL";
  *   any other length is exact (0 is the empty string);
  * - not on the built-in list of common passwords (compared
- *   case-insensitively), not one character repeated, not a straight run
- *   such as "abcdefghijkl" or "987654321098", not a short pattern
- *   repeated ("abcabcabcabc"), not the user's email or name, and not
- *   refused by the host's blocklist hook (be_auth_set_blocklist_fn()).
- *   No Unicode normalisation is applied: the bytes are hashed as given.
+ *   case-insensitively), not a straight run such as "abcdefghijkl" or
+ *   "987654321098", not the user's email or name, not on the
+ *   breached-password list the host loaded from a file
+ *   (be_auth_load_breached_passwords()), and not refused by the host's
+ *   blocklist hook (be_auth_set_blocklist_fn());
+ * - not a shorter string repeated: refused when some unit of at most half
+ *   the password's length, repeated, makes the whole password (the last
+ *   repetition may be cut short). Compared bytewise after ASCII case
+ *   folding, so "aaaaaaaaaaaa", "abcabcabcabca", "abcdeABCDEabcde" and
+ *   "qigc2" repeated 51 times are refused; "correct horse correct"
+ *   (a 14-character unit in 21) is not;
+ * - at least BE_AUTH_PASSWORD_MIN_DISTINCT (5) different characters
+ *   (code points, ASCII case folded): "aabbaabbccaacc" is refused.
+ *
+ * No Unicode normalisation is applied: the bytes are hashed as given.
  *
  * Login answers. Unknown email, wrong password, disabled account, account
  * without a password, and an account inside its backoff or lockout window
  * all fail with the same BE_E_UNAUTHORIZED and the same message ("invalid
  * email or password"), after the same work: exactly one argon2id
- * verification (against a dummy hash made at start-up with the current
- * parameters when there is no real one). Throttling is therefore
+ * verification, against a dummy hash when there is no real one. The dummy
+ * uses the parameters of the most expensive hash stored (largest m x t,
+ * then largest m; the current parameters when none is stored): after the
+ * parameters are lowered, hashes made before keep their cost until their
+ * next successful login, and an unknown email costs as much as they do.
+ * The libbackend table password_hash_params counts the stored hashes per
+ * parameter pair (kept by triggers on users, so imports and deletes
+ * count); every login reads its top row, and a change of it remakes the
+ * dummy once (one extra hash on that login). Accounts hashed with cheaper
+ * parameters than the dummy's answer a wrong password faster than an
+ * unknown email does until the costlier hashes are gone: lower the
+ * parameters only when you must. Throttling is therefore
  * invisible to the caller by design: answering 429 only for accounts
  * that exist would tell an attacker which emails are registered
  * (OWASP Authentication Cheat Sheet: a per-account lockout still answers
@@ -75,9 +114,15 @@
  * be_auth_token_free(), which wipes them.
  *
  * Hash concurrency: at most max_concurrent_hashes (default 4) argon2id
- * computations run at once per app (each takes pwhash_memlimit bytes);
- * a call that would start one more fails at once with BE_E_UNAVAILABLE
- * (503, retryable). Nothing ever queues for a hash slot.
+ * computations run at once per app (each takes pwhash_memlimit bytes).
+ * A call that needs one more queues for a slot, first come first served
+ * (a released slot goes to the oldest waiter; newcomers never overtake),
+ * for at most hash_wait_ms (default 1000 ms), then fails with
+ * BE_E_UNAVAILABLE (503, retryable). A login takes its slot before it
+ * looks the account up, so a 503 never depends on whether it exists.
+ * This bounds memory and keeps logins served in order under a burst, but
+ * one client can still fill the queue: rate-limit logins per client
+ * address (and per account name) in front of libbackend.
  *
  * Strings a client sends (emails, passwords, tokens) are taken as a
  * pointer and a byte length, BE_NUL_TERMINATED meaning "up to the first
@@ -108,6 +153,16 @@ BE_BEGIN_DECLS
 #define BE_AUTH_PASSWORD_MAX_CHARS 256
 /** The lowest password_min_length an app accepts. */
 #define BE_AUTH_PASSWORD_MIN_CHARS 12
+/** Different characters (code points, ASCII case folded) a password must hold. */
+#define BE_AUTH_PASSWORD_MIN_DISTINCT 5
+/** The fewest bytes a pepper (be_app_options.pepper) may have. */
+#define BE_AUTH_PEPPER_MIN_BYTES 16
+/** The most bytes a pepper may have. */
+#define BE_AUTH_PEPPER_MAX_BYTES 64
+/** Retired peppers an app accepts at once (be_app_options.previous_peppers). */
+#define BE_AUTH_PREVIOUS_PEPPERS_MAX 8
+/** Entries a breached-password list may hold when max_entries is 0 (200 MB). */
+#define BE_AUTH_BREACHED_MAX_DEFAULT 10000000
 /** Unused, unexpired reset tokens one user may have at a time. */
 #define BE_AUTH_RESET_MAX_PENDING 3
 
@@ -138,6 +193,36 @@ typedef int (*be_auth_blocklist_fn)(const char *password, size_t password_len, v
  */
 BE_API int be_auth_set_blocklist_fn(be_app *app, be_auth_blocklist_fn fn, void *user_data,
                                     be_error **err);
+
+/**
+ * Load a breached-password list from a file (e.g. a published corpus, or
+ * the top of Have I Been Pwned's SHA-1 list), refused like the built-in
+ * common list from then on, in addition to it and to the hook. It
+ * replaces the list loaded before; path NULL removes it. The file has one
+ * entry a line (LF or CRLF; a UTF-8 byte order mark at the start and
+ * empty lines are skipped; a line over BE_AUTH_PASSWORD_MAX_BYTES bytes
+ * is skipped, as no such password can be set):
+ * - 40 hex digits, either case, optionally followed by ':' and a decimal
+ *   count (HIBP's "HASH:COUNT" lines): the SHA-1 of a password;
+ * - anything else: a password, the line's bytes exactly (no trimming).
+ * A candidate is refused when the SHA-1 of its bytes, or of its bytes
+ * with ASCII letters lower-cased, is listed. The list is kept as sorted
+ * 20-byte digests (20 bytes an entry; duplicates kept once), never as
+ * text; a check is a binary search.
+ * @param out_count receives the distinct entries now listed (may be NULL; 0 on failure)
+ * @param app the app
+ * @param path the file to read (NUL-terminated), or NULL to remove the list
+ * @param max_entries the most lines with an entry the file may hold, 0 for
+ *        BE_AUTH_BREACHED_MAX_DEFAULT; a longer file is refused
+ * @param err receives the error (may be NULL)
+ * @return BE_OK; BE_E_MISUSE (app NULL), BE_E_VALIDATION (field "path":
+ *         cannot be opened or read, or more entries than max_entries;
+ *         field "max_entries": negative), BE_E_NOMEM. On failure the list
+ *         loaded before stays. Thread-safety: safe; checks running
+ *         meanwhile use the old list or the new one.
+ */
+BE_API int be_auth_load_breached_passwords(int64_t *out_count, be_app *app, const char *path,
+                                           int64_t max_entries, be_error **err);
 
 /**
  * Check a candidate password against the policy (see the file comment)
@@ -176,7 +261,7 @@ BE_API int be_auth_check_password(be_app *app, const char *password, size_t pass
  * @return BE_OK; BE_E_MISUSE (app NULL); BE_E_VALIDATION (field "password",
  *         "user_id" or "actor_id"); the blocklist hook's code when the
  *         check itself failed; BE_E_NOT_FOUND (no such user);
- *         BE_E_UNAVAILABLE (too many hashes running); storage and pool
+ *         BE_E_UNAVAILABLE (no hash slot within hash_wait_ms); storage and pool
  *         errors; BE_E_NOMEM.
  */
 BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
@@ -207,8 +292,8 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
  *         NUL byte; "password": NULL or over its byte cap: these depend
  *         only on the input); BE_E_UNAUTHORIZED "invalid email or password"
  *         (unknown email, wrong password, disabled, no password, throttled
- *         or locked: one answer for all); BE_E_UNAVAILABLE (too many hashes
- *         running); storage and pool errors; BE_E_NOMEM.
+ *         or locked: one answer for all); BE_E_UNAVAILABLE (no hash slot
+ *         within hash_wait_ms); storage and pool errors; BE_E_NOMEM.
  */
 BE_API int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
                          size_t email_len, const char *password, size_t password_len,

@@ -252,6 +252,14 @@ BeAppOptions = struct("be_app_options", [
     ("audit_key", C.POINTER(C.c_uint8)),
     ("audit_key_len", C.c_size_t),
     ("audit_key_adopt", C.c_int32),
+    ("hash_wait_ms", C.c_int64),
+    ("pepper", C.POINTER(C.c_uint8)),
+    ("pepper_len", C.c_size_t),
+    ("pepper_id", C.c_int32),
+    ("previous_peppers", C.POINTER(C.POINTER(C.c_uint8))),
+    ("previous_pepper_lens", C.POINTER(C.c_size_t)),
+    ("previous_pepper_ids", C.POINTER(C.c_int32)),
+    ("previous_pepper_count", C.c_int32),
 ])
 
 BeUserInput = struct("be_user_input", [
