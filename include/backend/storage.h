@@ -185,8 +185,10 @@ BE_API int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn,
  * Close a connection and every statement it cached. An open transaction is
  * rolled back (unless the connection is broken).
  *
- * @param conn  the connection, or NULL (a no-op). Every statement prepared
- *              on it must have been given back with be_stmt_finalize().
+ * @param conn  the connection, or NULL (a no-op). Finalize its statements
+ *              first; one still held is finalized here and its handle is
+ *              invalid from then on (a pool closing a broken connection
+ *              does this for a holder that forgot one).
  */
 BE_API void be_conn_close(be_conn *conn);
 
