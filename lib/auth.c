@@ -13,20 +13,19 @@
 #include "auth.h"
 
 #include <backend/log.h>
-#include <backend/pool.h>
-#include <backend/tx.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "audit.h"
+#include "auth_breached.h"
 #include "auth_password.h"
-#include "auth_sql.h"
 #include "auth_token.h"
 #include "error.h"
-#include "svc.h"
+#include "mailer.h"
+#include "svc_input.h"
+#include "svc_time.h"
 #include "utf8.h"
 
 static const char BAD_LOGIN[] = "invalid email or password";
@@ -34,139 +33,166 @@ static const char BAD_PASSWORD[] = "invalid password";
 static const char BAD_SESSION[] = "invalid or expired session";
 
 #define MS(x) ((int64_t)(x) * BE_NS_PER_MS)
-/* Longest time option accepted (ms): ten years keeps every sum in int64. */
-#define MAX_MS (INT64_C(10) * 366 * 24 * 3600 * 1000)
 
-/* ---- small shared helpers ------------------------------------------- */
+/* ---- arguments ------------------------------------------------------- */
 
-int64_t be__auth_now(const be__auth *auth) { return be__svc_now(auth->app); }
-
-void be__auth_secret_free(char *s) {
+/* Wipe and free a heap copy of a secret (strlen bytes). NULL is a no-op. */
+static void secret_free(char *s) {
   if (s == NULL) return;
   sodium_memzero(s, strlen(s));
   be__free(s);
 }
 
-void be_auth_token_free(char *token) { be__auth_secret_free(token); }
+void be_auth_token_free(char *token) { secret_free(token); }
 
-int be__auth_pw_len(const char *pw, size_t len, size_t *out_len) {
-  if (pw == NULL) return -1;
+int be__auth_pw_arg(const char *pw, size_t len, const char *field, size_t *out_len,
+                    be_error **err) {
+  if (pw == NULL) return be__error_field(err, field, "is required");
   /* Never scan further than one byte past the cap: longer is refused anyway. */
-  *out_len = len == BE_NUL_TERMINATED ? strnlen(pw, BE_AUTH_PASSWORD_MAX_BYTES + 1) : len;
-  return 0;
+  *out_len = be__svc_len(pw, len, BE_AUTH_PASSWORD_MAX_BYTES);
+  return BE_OK;
 }
 
-static int is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+/* A password to verify (login, the old one of a change): given, and not
+ * over the byte cap, so a huge one is never hashed. */
+static int pw_to_verify(const char *pw, size_t len, const char *field, size_t *out_len,
+                        be_error **err) {
+  int rc = be__auth_pw_arg(pw, len, field, out_len, err);
+  if (rc == BE_OK && *out_len > BE_AUTH_PASSWORD_MAX_BYTES)
+    rc = be__error_field(err, field, "must be at most %d bytes", BE_AUTH_PASSWORD_MAX_BYTES);
+  return rc;
+}
 
 int be__auth_email_key(const char *email, size_t email_len, char *out, be_error **err) {
   size_t n = 0;
   /* Never judge a cut view: a raw email over the cap is refused, not cut. */
   int rc = be__svc_str(email, email_len, "email", BE__EMAIL_MAX * 2, &n, err);
   if (rc != BE_OK) return rc;
-  const char *s = email;
-  while (n > 0 && is_space((unsigned char)*s)) { s++; n--; }
-  while (n > 0 && is_space((unsigned char)s[n - 1])) n--;
+  const char *s = be__svc_trim(email, &n);
   if (n == 0) return be__error_field(err, "email", "must not be empty");
   if (n > BE__EMAIL_MAX) return be__error_field(err, "email", "is longer than %d bytes", BE__EMAIL_MAX);
   if (!be__utf8_valid(s, n)) return be__error_field(err, "email", "is not valid UTF-8");
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    out[i] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
-  }
+  for (size_t i = 0; i < n; i++) out[i] = (char)be__svc_lower((unsigned char)s[i]);
   out[n] = '\0';
   return BE_OK;
 }
 
 int be__auth_get(be_app *app, be__auth **out, be_error **err) {
-  be__auth *a = app ? be__app_auth(app) : NULL;
+  be__auth *a = app ? app->auth : NULL;
   if (a == NULL) return be__error_set(err, BE_E_MISUSE, "auth: app is NULL");
   *out = a;
   return BE_OK;
 }
 
+int be__auth_token_arg(be_app *app, const char *token, size_t len, const char *bad,
+                       be__auth **out, uint8_t hash[BE__TOKEN_HASH_BYTES], be_error **err) {
+  int rc = be__auth_get(app, out, err);
+  if (rc != BE_OK) return rc;
+  if (be__token_hash(token, len, hash) != 0)
+    return be__error_set(err, BE_E_UNAUTHORIZED, "%s", bad);
+  return BE_OK;
+}
+
 /* ---- state ----------------------------------------------------------- */
 
-static int64_t pick(int64_t v, int64_t dflt) { return v == 0 ? dflt : v; }
-
-int be__auth_new(be__auth **out, be_app *app, be_error **err) {
-  if (out == NULL || app == NULL) return be__error_set(err, BE_E_MISUSE, "be__auth_new: NULL");
-  *out = NULL;
-  if (sodium_init() < 0) return be__error_set(err, BE_E_INTERNAL, "libsodium could not start");
-  const be_app_options *o = be__app_options(app);
-  if (o == NULL) return be__error_set(err, BE_E_MISUSE, "be__auth_new: app has no options");
-
-  uint64_t ops = o->pwhash_opslimit ? o->pwhash_opslimit : crypto_pwhash_OPSLIMIT_INTERACTIVE;
-  uint64_t mem = o->pwhash_memlimit ? o->pwhash_memlimit : crypto_pwhash_MEMLIMIT_INTERACTIVE;
-  if (mem > SIZE_MAX) return be__error_field(err, "pwhash_memlimit", "is too large");
-  int rc = be__pw_check_params((unsigned long long)ops, (size_t)mem, o->insecure_test_hashing != 0,
-                               err);
-  if (rc != BE_OK) return rc;
-
-  int64_t min_chars = pick(o->password_min_length, BE_AUTH_PASSWORD_MIN_CHARS);
-  if (min_chars < BE_AUTH_PASSWORD_MIN_CHARS || min_chars > BE_AUTH_PASSWORD_MAX_CHARS)
-    return be__error_field(err, "password_min_length", "must be between %d and %d",
-                           BE_AUTH_PASSWORD_MIN_CHARS, BE_AUTH_PASSWORD_MAX_CHARS);
-  int64_t hashes = pick(o->max_concurrent_hashes, 4);
-  if (hashes < 1 || hashes > 1024)
-    return be__error_field(err, "max_concurrent_hashes", "must be between 1 and 1024");
-  int64_t throttle = pick(o->throttle_after, 5), lockout = pick(o->lockout_after, 10);
-  if (throttle < 1 || throttle > 1000000)
-    return be__error_field(err, "throttle_after", "must be between 1 and 1000000");
-  if (lockout < 1 || lockout > 1000000)
-    return be__error_field(err, "lockout_after", "must be between 1 and 1000000");
-  const struct {
-    const char *name;
-    int64_t v;
-  } times[] = {
-    {"session_idle_ms", pick(o->session_idle_ms, 30 * 60 * 1000)},
-    {"session_absolute_ms", pick(o->session_absolute_ms, 12 * 3600 * 1000)},
-    {"lockout_ms", pick(o->lockout_ms, 15 * 60 * 1000)},
-    {"reset_token_ttl_ms", pick(o->reset_token_ttl_ms, 3600 * 1000)},
-  };
-  for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
-    if (times[i].v < 1 || times[i].v > MAX_MS)
-      return be__error_field(err, times[i].name, "must be between 1 and %lld",
-                             (long long)MAX_MS);
-
-  be__auth *a = be__calloc(1, sizeof *a);
-  if (a == NULL) return be__error_oom(err);
-  a->app = app;
-  a->opslimit = (unsigned long long)ops;
-  a->memlimit = (size_t)mem;
-  a->min_chars = (int32_t)min_chars;
-  a->max_hashes = (int32_t)hashes;
-  a->throttle_after = (int32_t)throttle;
-  a->lockout_after = (int32_t)lockout;
-  a->idle_ns = MS(times[0].v);
-  a->absolute_ns = MS(times[1].v);
-  a->lockout_ns = MS(times[2].v);
-  a->reset_ttl_ns = MS(times[3].v);
+/* The settings, from options the resources already checked and filled. */
+static void configure(be__auth *a, const be_app_options *o) {
+  a->opslimit = (unsigned long long)o->pwhash_opslimit;
+  a->memlimit = (size_t)o->pwhash_memlimit;
+  a->min_chars = o->password_min_length;
+  a->max_hashes = o->max_concurrent_hashes;
+  a->hash_wait_ns = MS(o->hash_wait_ms);
+  be__pw_set_pepper(&a->peppers[0], o->pepper, o->pepper_len, o->pepper_id);
+  for (int32_t i = 0; i < o->previous_pepper_count; i++)
+    be__pw_set_pepper(&a->peppers[1 + i], o->previous_peppers[i], o->previous_pepper_lens[i],
+                      o->previous_pepper_ids[i]);
+  a->pepper_count = 1 + o->previous_pepper_count;
+  a->throttle_after = o->throttle_after;
+  a->lockout_after = o->lockout_after;
+  a->idle_ns = MS(o->session_idle_ms);
+  a->absolute_ns = MS(o->session_absolute_ms);
+  a->lockout_ns = MS(o->lockout_ms);
+  a->reset_ttl_ns = MS(o->reset_token_ttl_ms);
   /* Rewrite last_seen_at at most once per 1 % of the idle timeout (60 s
    * at most): a session may end that much early, and verify stays a read. */
   a->slide_ns = a->idle_ns / 100 < 60 * BE_NS_PER_SEC ? a->idle_ns / 100 : 60 * BE_NS_PER_SEC;
-  atomic_init(&a->hashing, 0);
-  if (pthread_mutex_init(&a->hook_mu, NULL) != 0) {
-    be__free(a);
-    return be__error_set(err, BE_E_INTERNAL, "auth: mutex init failed");
-  }
-  /* The dummy hash: what an unknown user's login verifies against, made
-   * with the current parameters so it costs what a real one costs. */
-  char secret[BE_AUTH_TOKEN_LEN + 1];
-  uint8_t unused[BE__TOKEN_HASH_BYTES];
-  be__token_new(secret, unused);
-  rc = be__pw_hash(a, a->dummy_hash, secret, strlen(secret), err);
-  sodium_memzero(secret, sizeof secret);
-  if (rc != BE_OK) {
-    be__auth_free(a);
-    return rc;
-  }
-  *out = a;
+}
+
+/* The state's mutexes and lock: all made (locks_ready) or none. */
+static int init_locks(be__auth *a) {
+  pthread_mutex_t *mu[] = {&a->slot_mu, &a->hook_mu, &a->dummy_mu};
+  size_t n = 0;
+  while (n < 3 && pthread_mutex_init(mu[n], NULL) == 0) n++;
+  int rc = n == 3 ? pthread_rwlock_init(&a->breached_mu, NULL) : -1;
+  if (rc != 0)
+    while (n > 0) pthread_mutex_destroy(mu[--n]);
+  a->locks_ready = rc == 0;
+  return rc;
+}
+
+/* The parameters of the most expensive stored hash (largest m x t, then
+ * largest m) among those libsodium can verify, or the current ones when
+ * no hash is stored. */
+static int stored_max(be__auth *a, unsigned long long *ops, size_t *mem, be_error **err) {
+  int64_t row[2] = {0, 0}; /* opslimit, memlimit_kib */
+  be_conn *c = NULL;
+  int rc = be__svc_acquire(a->res, &c, err);
+  if (rc != BE_OK) return rc;
+  rc = be__svc_ints(c, row, 2, err,
+                    "SELECT opslimit, memlimit_kib FROM password_hash_params "
+                    "WHERE opslimit BETWEEN ? AND ? AND memlimit_kib BETWEEN ? AND ? "
+                    "ORDER BY opslimit * memlimit_kib DESC, memlimit_kib DESC LIMIT 1",
+                    "iiii", (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MIN,
+                    (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MAX,
+                    (int64_t)(crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024),
+                    (int64_t)(crypto_pwhash_argon2id_memlimit_max() / 1024));
+  be__svc_release(a->res, c);
+  if (rc < 0) return rc;
+  *ops = rc == BE_ROW ? (unsigned long long)row[0] : a->opslimit;
+  *mem = rc == BE_ROW ? (size_t)row[1] * 1024 : a->memlimit;
   return BE_OK;
+}
+
+/* Bring the dummy hash up to the most expensive stored hash, so an
+ * unknown email's login costs what a known one's does (a hash made with
+ * parameters since lowered keeps them until its next successful login). */
+static int dummy_current(be__auth *a, be_error **err) {
+  unsigned long long ops = 0;
+  size_t mem = 0;
+  int rc = stored_max(a, &ops, &mem, err);
+  return rc == BE_OK ? be__pw_dummy_follow(a, ops, mem, err) : rc;
+}
+
+int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
+  *out = NULL;
+  const be_app_options *o = &res->opts;
+  if (o->pwhash_memlimit > SIZE_MAX) return be__error_field(err, "pwhash_memlimit", "is too large");
+  int rc = be__pw_check_params((unsigned long long)o->pwhash_opslimit, (size_t)o->pwhash_memlimit,
+                               o->insecure_test_hashing != 0, err);
+  if (rc != BE_OK) return rc;
+  be__auth *a = be__calloc(1, sizeof *a);
+  if (a == NULL) return be__error_oom(err);
+  a->res = res;
+  configure(a, o);
+  if (init_locks(a) != 0) {
+    be__free(a);
+    return be__error_set(err, BE_E_INTERNAL, "auth: lock init failed");
+  }
+  rc = dummy_current(a, err);
+  if (rc == BE_OK) *out = a;
+  else be__auth_free(a);
+  return rc;
 }
 
 void be__auth_free(be__auth *auth) {
   if (auth == NULL) return;
-  pthread_mutex_destroy(&auth->hook_mu);
+  if (auth->locks_ready) {
+    pthread_mutex_destroy(&auth->slot_mu);
+    pthread_mutex_destroy(&auth->hook_mu);
+    pthread_mutex_destroy(&auth->dummy_mu);
+    pthread_rwlock_destroy(&auth->breached_mu);
+  }
+  be__breached_free(auth->breached);
   sodium_memzero(auth, sizeof *auth);
   be__free(auth);
 }
@@ -191,11 +217,10 @@ int be_auth_set_blocklist_fn(be_app *app, be_auth_blocklist_fn fn, void *user_da
 int be_auth_check_password(be_app *app, const char *password, size_t password_len,
                            be_error **err) {
   be__auth *a = NULL;
+  size_t len = 0;
   int rc = be__auth_get(app, &a, err);
+  if (rc == BE_OK) rc = be__auth_pw_arg(password, password_len, "password", &len, err);
   if (rc != BE_OK) return rc;
-  size_t len;
-  if (be__auth_pw_len(password, password_len, &len) != 0)
-    return be__error_field(err, "password", "is required");
   return be__pw_policy(a, password, len, "password", NULL, NULL, err);
 }
 
@@ -208,45 +233,55 @@ typedef struct user_row {
   int64_t locked_until;
   int has_hash; /* a stored hash that fits the buffer */
   char hash[crypto_pwhash_STRBYTES];
+  int64_t pepper_id; /* the pepper the hash was made with (0: none) */
   char email[BE__EMAIL_MAX + 1];
-  char name[512]; /* only for the policy's "not your name" check; longer names are cut */
+  char name[BE__NAME_CAP];
 } user_row;
+
+#define USER_SELECT \
+  "SELECT id, status, locked_until, password_hash, email, name, password_pepper_id FROM users "
+
+static int read_user(be_stmt *st, void *ud, be_error **err) {
+  (void)err;
+  user_row *u = ud;
+  u->found = 1;
+  u->id = be_stmt_column_int64(st, 0);
+  u->status = be_stmt_column_int64(st, 1);
+  u->locked_until = be_stmt_column_int64(st, 2);
+  if (be_stmt_column_type(st, 3) == BE_TYPE_TEXT)
+    be__svc_copy_text(st, 3, u->hash, sizeof u->hash, &u->has_hash);
+  be__svc_copy_text(st, 4, u->email, sizeof u->email, NULL);
+  be__svc_copy_text(st, 5, u->name, sizeof u->name, NULL);
+  u->pepper_id = be_stmt_column_int64(st, 6);
+  return BE_OK;
+}
 
 /* Load a user by id (email NULL) or by email key. Not found is BE_OK with
  * found = 0. */
 static int load_user(be__auth *a, int64_t id, const char *email, user_row *u, be_error **err) {
   memset(u, 0, sizeof *u);
-  be_conn *c = NULL;
-  int rc = be__auth_acquire(a, &c, err);
+  int rc = email != NULL
+               ? be__svc_first_pooled(a->res, read_user, u, err, USER_SELECT "WHERE email = ?", "t",
+                                      email)
+               : be__svc_first_pooled(a->res, read_user, u, err, USER_SELECT "WHERE id = ?", "i", id);
+  return rc < 0 ? rc : BE_OK;
+}
+
+/* An account whose password may be verified and used now. */
+static int usable(const user_row *u, int64_t now) {
+  return u->found && u->has_hash && u->status == 0 && now >= u->locked_until;
+}
+
+/* One verification of pw against u's hash, or against the dummy when u
+ * has none (unknown, no or unusable hash): the same work on every path.
+ * The dummy is first brought up to date (dummy_current). A slot must be
+ * held. */
+static int verify_user(be__auth *a, const user_row *u, const char *pw, size_t len, int *match,
+                       be_error **err) {
+  int rc = dummy_current(a, err);
   if (rc != BE_OK) return rc;
-  be_stmt *st = NULL;
-  if (email != NULL)
-    rc = be__sql(c, &st, err,
-                 "SELECT id, status, locked_until, password_hash, email, name FROM users "
-                 "WHERE email = ?", "t", email);
-  else
-    rc = be__sql(c, &st, err,
-                 "SELECT id, status, locked_until, password_hash, email, name FROM users "
-                 "WHERE id = ?", "i", id);
-  if (rc == BE_OK) {
-    rc = be_stmt_step(st, err);
-    if (rc == BE_ROW) {
-      u->found = 1;
-      u->id = be_stmt_column_int64(st, 0);
-      u->status = be_stmt_column_int64(st, 1);
-      u->locked_until = be_stmt_column_int64(st, 2);
-      if (be_stmt_column_type(st, 3) == BE_TYPE_TEXT)
-        be__sql_copy_text(st, 3, u->hash, sizeof u->hash, &u->has_hash);
-      be__sql_copy_text(st, 4, u->email, sizeof u->email, NULL);
-      be__sql_copy_text(st, 5, u->name, sizeof u->name, NULL);
-      rc = BE_OK;
-    } else if (rc == BE_DONE) {
-      rc = BE_OK;
-    }
-  }
-  be_stmt_finalize(st);
-  be__auth_release(a, c);
-  return rc;
+  *match = be__pw_verify(a, u->found && u->has_hash ? u->hash : NULL, u->pepper_id, pw, len);
+  return BE_OK;
 }
 
 /* ---- failure bookkeeping --------------------------------------------- */
@@ -265,7 +300,7 @@ static int64_t block_for(const be__auth *a, int64_t failures, int *lockout) {
   if (failures < a->throttle_after) return 0;
   int64_t shift = failures - a->throttle_after;
   /* 1 s << 33 is the largest doubling that fits int64 ns (about 272 years);
-   * a larger shift overflowed into a negative block, i.e. no block at all. */
+   * a larger shift would overflow into a negative block, i.e. no block. */
   if (shift > 33) return a->lockout_ns;
   int64_t d = BE_NS_PER_SEC << shift;
   return d < a->lockout_ns ? d : a->lockout_ns;
@@ -273,37 +308,37 @@ static int64_t block_for(const be__auth *a, int64_t failures, int *lockout) {
 
 static int fail_tx(be_conn *c, void *ud, be_error **err) {
   fail_ctx *f = ud;
-  be_stmt *st = NULL;
-  int rc = be__sql(c, &st, err, "SELECT failed_logins, locked_until FROM users WHERE id = ?", "i",
-                   f->user_id);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_step(st, err);
-  int64_t failures = 0, locked = 0;
-  if (rc == BE_ROW) {
-    failures = be_stmt_column_int64(st, 0);
-    locked = be_stmt_column_int64(st, 1);
-  }
-  be_stmt_finalize(st);
+  int64_t row[2] = {0, 0}; /* failed_logins, locked_until */
+  int rc = be__svc_ints(c, row, 2, err, "SELECT failed_logins, locked_until FROM users WHERE id = ?",
+                        "i", f->user_id);
   if (rc == BE_DONE) return BE_OK; /* deleted meanwhile: nothing to count */
   if (rc != BE_ROW) return rc;
-  failures = failures < 0 ? 1 : (failures >= INT32_MAX ? INT32_MAX : failures + 1);
+  int64_t failures = row[0] < 0 ? 1 : (row[0] >= INT32_MAX ? INT32_MAX : row[0] + 1);
   int lockout = 0;
   int64_t block = block_for(f->a, failures, &lockout);
   int64_t end = be__ns_add(f->now, block);
-  int64_t until = block > 0 && end > locked ? end : locked;
-  rc = be__sql_exec(c, NULL, err, "UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
+  int64_t until = block > 0 && end > row[1] ? end : row[1];
+  rc = be__svc_exec(c, NULL, err, "UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
                     "iii", failures, until, f->user_id);
   if (rc != BE_OK || !lockout) return rc;
   char details[160];
   snprintf(details, sizeof details, "{\"failed_logins\":%lld,\"locked_until\":%lld}",
            (long long)failures, (long long)until);
-  return be__audit_write(f->a->app, c, 0, "auth.lockout", "user", f->user_id, details, err);
+  return be__audit_write(f->a->res, c, 0, "auth.lockout", "user", f->user_id, details, err);
 }
 
-/* Count a wrong password for a user (inside its own transaction). */
-static int record_failure(be__auth *a, int64_t user_id, int64_t now, be_error **err) {
-  fail_ctx f = {a, user_id, now};
-  return be__auth_tx(a, fail_tx, &f, err);
+/* BE_OK when the password matched a usable account; else a real guess
+ * against a live account is counted (in its own transaction) and the
+ * answer is the operation's one 401, msg. */
+static int judge(be__auth *a, const user_row *u, int match, int64_t now, const char *msg,
+                 be_error **err) {
+  if (match && usable(u, now)) return BE_OK;
+  if (usable(u, now)) {
+    fail_ctx f = {a, u->id, now};
+    int rc = be__svc_write(a->res, fail_tx, &f, err);
+    if (rc != BE_OK) return rc;
+  }
+  return be__error_set(err, BE_E_UNAUTHORIZED, "%s", msg);
 }
 
 /* ---- login ----------------------------------------------------------- */
@@ -314,6 +349,7 @@ typedef struct login_ctx {
   int64_t now;
   const char *old_hash;
   const char *new_hash; /* NULL: keep */
+  int64_t pepper_id;    /* of the hash written back */
   uint8_t token_hash[BE__TOKEN_HASH_BYTES];
   int stale; /* out: the account changed since it was read */
 } login_ctx;
@@ -323,32 +359,48 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
   l->stale = 0;
   int64_t changed = 0;
   /* Re-check what the verification was made against: a concurrent password
-   * change, disable or lock must win over this login. */
-  int rc;
-  if (l->new_hash != NULL)
-    rc = be__sql_exec(c, &changed, err,
-                      "UPDATE users SET failed_logins = 0, locked_until = 0, password_hash = ? "
-                      "WHERE id = ? AND password_hash = ? AND status = 0 AND locked_until <= ?",
-                      "titi", l->new_hash, l->user_id, l->old_hash, l->now);
-  else
-    rc = be__sql_exec(c, &changed, err,
-                      "UPDATE users SET failed_logins = 0, locked_until = 0 "
-                      "WHERE id = ? AND password_hash = ? AND status = 0 AND locked_until <= ?",
-                      "iti", l->user_id, l->old_hash, l->now);
+   * change, disable or lock must win over this login. Without a rehash the
+   * hash is written back as it is. */
+  int rc = be__svc_exec(c, &changed, err,
+                        "UPDATE users SET failed_logins = 0, locked_until = 0, password_hash = ?, "
+                        "password_pepper_id = ? "
+                        "WHERE id = ? AND password_hash = ? AND status = 0 AND locked_until <= ?",
+                        "tiiti", l->new_hash != NULL ? l->new_hash : l->old_hash, l->pepper_id,
+                        l->user_id, l->old_hash, l->now);
   if (rc != BE_OK) return rc;
   if (changed != 1) {
     l->stale = 1;
     return BE_OK;
   }
-  rc = be__sql_exec(c, NULL, err,
+  /* The user knows the password: a pending reset link has no use left. */
+  rc = be__auth_consume_resets(c, l->user_id, err);
+  if (rc != BE_OK) return rc;
+  rc = be__svc_exec(c, NULL, err,
                     "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, "
                     "expires_at) VALUES (?, ?, ?, ?, ?)",
                     "hiiii", l->token_hash, l->user_id, l->now, l->now,
                     be__ns_add(l->now, l->a->absolute_ns));
   if (rc != BE_OK) return rc;
   /* The new session and its audit row commit together (no token in it). */
-  return be__audit_write(l->a->app, c, l->user_id, "auth.login", "user", l->user_id,
+  return be__audit_write(l->a->res, c, l->user_id, "auth.login", "user", l->user_id,
                          l->new_hash != NULL ? "{\"rehashed\":true}" : "{}", err);
+}
+
+/* The session for a verified login, its token handed to the caller. */
+static int open_session(char **out_token, login_ctx *l, be_error **err) {
+  /* The caller's copy exists before the session does: no orphan session
+   * when this allocation fails. */
+  char *token = be__malloc(BE_AUTH_TOKEN_LEN + 1);
+  if (token == NULL) return be__error_oom(err);
+  be__token_new(token, l->token_hash);
+  int rc = be__svc_write(l->a->res, login_tx, l, err);
+  if (rc == BE_OK && l->stale) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_LOGIN);
+  if (rc != BE_OK) {
+    secret_free(token);
+    return rc;
+  }
+  *out_token = token;
+  return BE_OK;
 }
 
 int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
@@ -360,113 +412,114 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
   if (rc != BE_OK) return rc;
   if (out_token == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_login: out_token is NULL");
   char key[BE__EMAIL_MAX + 1];
+  size_t len = 0;
   rc = be__auth_email_key(email, email_len, key, err);
+  if (rc == BE_OK) rc = pw_to_verify(password, password_len, "password", &len, err);
   if (rc != BE_OK) return rc;
-  size_t len;
-  if (be__auth_pw_len(password, password_len, &len) != 0)
-    return be__error_field(err, "password", "is required");
-  if (len > BE_AUTH_PASSWORD_MAX_BYTES)
-    return be__error_field(err, "password", "must be at most %d bytes",
-                           BE_AUTH_PASSWORD_MAX_BYTES);
 
   /* The slot first: a 503 must not depend on whether the account exists. */
   rc = be__pw_slot_acquire(a, err);
   if (rc != BE_OK) return rc;
   user_row u;
+  int match = 0;
   rc = load_user(a, 0, key, &u, err);
+  /* Exactly one verification on every path. */
+  if (rc == BE_OK) rc = verify_user(a, &u, password, len, &match, err);
   if (rc != BE_OK) {
     be__pw_slot_release(a);
     return rc;
   }
-  /* Exactly one verification on every path (the dummy hash when the user is
-   * unknown or has no usable hash). */
-  int match = be__pw_verify(a, u.found && u.has_hash ? u.hash : NULL, password, len);
-  int64_t now = be__auth_now(a);
-  int usable = u.found && u.has_hash && u.status == 0 && now >= u.locked_until;
+  int64_t now = be__svc_now(a->res);
   char new_hash[crypto_pwhash_STRBYTES];
   int rehash = 0;
-  if (usable && match && be__pw_needs_rehash(a, u.hash))
+  if (usable(&u, now) && match && be__pw_needs_rehash(a, u.hash, u.pepper_id))
     rehash = be__pw_hash(a, new_hash, password, len, NULL) == BE_OK; /* else: next time */
   be__pw_slot_release(a);
-
-  if (!usable || !match) {
-    if (usable) { /* a real guess against a live account: count it */
-      rc = record_failure(a, u.id, now, err);
-      if (rc != BE_OK) return rc;
-    }
-    return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_LOGIN);
-  }
-
-  login_ctx l = {a, u.id, now, u.hash, rehash ? new_hash : NULL, {0}, 0};
-  /* The caller's copy exists before the session does: no orphan session
-   * when this allocation fails. */
-  char *token = be__malloc(BE_AUTH_TOKEN_LEN + 1);
-  if (token == NULL) return be__error_oom(err);
-  be__token_new(token, l.token_hash);
-  rc = be__auth_tx(a, login_tx, &l, err);
-  if (rc == BE_OK && l.stale) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_LOGIN);
-  if (rc != BE_OK) {
-    be__auth_secret_free(token);
-    return rc;
-  }
-  *out_token = token;
-  if (out_user_id) *out_user_id = u.id;
-  return BE_OK;
+  rc = judge(a, &u, match, now, BAD_LOGIN, err);
+  if (rc != BE_OK) return rc;
+  login_ctx l = {a, u.id, now, u.hash, rehash ? new_hash : NULL,
+                 rehash ? a->peppers[0].id : u.pepper_id, {0}, 0};
+  rc = open_session(out_token, &l, err);
+  if (rc == BE_OK && out_user_id) *out_user_id = u.id;
+  return rc;
 }
 
 /* ---- sessions -------------------------------------------------------- */
+
+/* Columns user_id, last_seen_at, expires_at, revoked of a session row:
+ * not revoked, before its absolute expiry and inside its idle timeout. */
+#define SESSION_COLS "s.user_id, s.last_seen_at, s.expires_at, s.revoked"
+static int session_live(const be__auth *a, const int64_t s[4], int64_t now) {
+  return s[3] == 0 && now < s[2] && now < be__ns_add(s[1], a->idle_ns);
+}
+
+/* Move a live session's last_seen_at to now. The slide is an optimisation
+ * of expiry, not part of the answer: a failed write (busy database) leaves
+ * a valid session valid. */
+static void slide(be_conn *c, const uint8_t *h, int64_t now) {
+  be_error *e = NULL;
+  if (be__svc_exec(c, NULL, &e,
+                   "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ? AND last_seen_at < ?",
+                   "ihi", now, h, now) != BE_OK) {
+    be_log_field f[] = {{"code", be_code_name(be_error_code(e))}};
+    be_log(BE_LOG_WARN, "auth: could not slide a session's idle timeout", f, 1, NULL);
+    be_error_free(e);
+  }
+}
+
+/* Check a session by its token's hash: live, and its user active. Slides
+ * the idle timeout. *out (version untouched) gets the session on
+ * success. */
+static int check_session(be__auth *a, const uint8_t *h, be_auth_session_info *out,
+                         be_error **err) {
+  be_conn *c = NULL;
+  int rc = be__svc_acquire(a->res, &c, err);
+  if (rc != BE_OK) return rc;
+  int64_t s[7] = {0}; /* SESSION_COLS, then the user's status, the id, the login */
+  rc = be__svc_ints(c, s, 7, err,
+                    "SELECT " SESSION_COLS ", u.status, s.id, s.created_at FROM sessions s "
+                    "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
+                    "h", h);
+  int64_t now = be__svc_now(a->res);
+  int live = rc == BE_ROW && s[4] == 0 && session_live(a, s, now);
+  if (rc == BE_ROW || rc == BE_DONE) rc = BE_OK;
+  if (live && now > be__ns_add(s[1], a->slide_ns)) {
+    slide(c, h, now);
+    s[1] = now;
+  }
+  be__svc_release(a->res, c);
+  if (rc != BE_OK) return rc;
+  if (!live) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
+  be__auth_session_fill(out, a, s[5], s[0], s[6], s[1], s[2]);
+  return BE_OK;
+}
 
 int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
                    be_error **err) {
   if (out_user_id) *out_user_id = 0;
   be__auth *a = NULL;
-  int rc = be__auth_get(app, &a, err);
-  if (rc != BE_OK) return rc;
   uint8_t h[BE__TOKEN_HASH_BYTES];
-  if (be__token_hash(token, token_len, h) != 0)
-    return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
-  be_conn *c = NULL;
-  rc = be__auth_acquire(a, &c, err);
+  int rc = be__auth_token_arg(app, token, token_len, BAD_SESSION, &a, h, err);
   if (rc != BE_OK) return rc;
-  be_stmt *st = NULL;
-  rc = be__sql(c, &st, err,
-               "SELECT s.user_id, s.last_seen_at, s.expires_at, s.revoked, u.status "
-               "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
-               "h", h);
-  int64_t uid = 0, seen = 0;
-  int live = 0;
-  if (rc == BE_OK) {
-    rc = be_stmt_step(st, err);
-    int64_t now = be__auth_now(a);
-    if (rc == BE_ROW) {
-      uid = be_stmt_column_int64(st, 0);
-      seen = be_stmt_column_int64(st, 1);
-      int64_t expires = be_stmt_column_int64(st, 2);
-      live = be_stmt_column_int64(st, 3) == 0 && be_stmt_column_int64(st, 4) == 0 &&
-             now < expires && now < be__ns_add(seen, a->idle_ns);
-      rc = BE_OK;
-    } else if (rc == BE_DONE) {
-      rc = BE_OK;
-    }
-    be_stmt_finalize(st);
-    if (rc == BE_OK && live && now > be__ns_add(seen, a->slide_ns)) {
-      /* The slide is an optimisation of expiry, not part of the answer: a
-       * failed write (busy database) leaves a valid session valid. */
-      be_error *e = NULL;
-      if (be__sql_exec(c, NULL, &e,
-                       "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ? "
-                       "AND last_seen_at < ?", "ihi", now, h, now) != BE_OK) {
-        be_log_field f[] = {{"code", be_code_name(be_error_code(e))}};
-        be_log(BE_LOG_WARN, "auth: could not slide a session's idle timeout", f, 1, NULL);
-        be_error_free(e);
-      }
-    }
-  }
-  be__auth_release(a, c);
+  be_auth_session_info info = BE_AUTH_SESSION_INFO_INIT;
+  rc = check_session(a, h, &info, err);
+  if (rc == BE_OK && out_user_id) *out_user_id = info.user_id;
+  return rc;
+}
+
+int be_auth_verify_session(be_auth_session_info *out, be_app *app, const char *token,
+                           size_t token_len, be_error **err) {
+  if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_verify_session: out is NULL");
+  int rc = be__svc_check_version(out->version, BE_AUTH_SESSION_INFO_VERSION,
+                                 "be_auth_session_info", err);
   if (rc != BE_OK) return rc;
-  if (!live) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
-  if (out_user_id) *out_user_id = uid;
-  return BE_OK;
+  be_auth_session_info init = BE_AUTH_SESSION_INFO_INIT;
+  *out = init; /* what a failure leaves */
+  be__auth *a = NULL;
+  uint8_t h[BE__TOKEN_HASH_BYTES];
+  rc = be__auth_token_arg(app, token, token_len, BAD_SESSION, &a, h, err);
+  if (rc != BE_OK) return rc;
+  return check_session(a, h, out, err);
 }
 
 typedef struct logout_ctx {
@@ -476,41 +529,58 @@ typedef struct logout_ctx {
 
 static int logout_tx(be_conn *c, void *ud, be_error **err) {
   logout_ctx *l = ud;
-  be_stmt *st = NULL;
-  int rc = be__sql(c, &st, err, "SELECT user_id FROM sessions WHERE token_hash = ? AND revoked = 0",
-                   "h", l->token_hash);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_step(st, err);
-  int64_t uid = rc == BE_ROW ? be_stmt_column_int64(st, 0) : 0;
-  be_stmt_finalize(st);
+  int64_t uid = 0;
+  int rc = be__svc_ints(c, &uid, 1, err,
+                        "SELECT user_id FROM sessions WHERE token_hash = ? AND revoked = 0", "h",
+                        l->token_hash);
   if (rc != BE_ROW) return rc == BE_DONE ? BE_OK : rc; /* unknown or ended: nothing to do */
-  rc = be__sql_exec(c, NULL, err, "UPDATE sessions SET revoked = 1 WHERE token_hash = ?", "h",
+  rc = be__svc_exec(c, NULL, err, "UPDATE sessions SET revoked = 1 WHERE token_hash = ?", "h",
                     l->token_hash);
   if (rc != BE_OK) return rc;
-  return be__audit_write(l->a->app, c, uid, "auth.logout", "user", uid, "{}", err);
+  return be__audit_write(l->a->res, c, uid, "auth.logout", "user", uid, "{}", err);
 }
 
 int be_auth_logout(be_app *app, const char *token, size_t token_len, be_error **err) {
   be__auth *a = NULL;
-  int rc = be__auth_get(app, &a, err);
-  if (rc != BE_OK) return rc;
   uint8_t h[BE__TOKEN_HASH_BYTES];
-  if (be__token_hash(token, token_len, h) != 0)
-    return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
+  int rc = be__auth_token_arg(app, token, token_len, BAD_SESSION, &a, h, err);
+  if (rc != BE_OK) return rc;
   logout_ctx l = {a, h};
-  return be__auth_tx(a, logout_tx, &l, err);
+  return be__svc_write(a->res, logout_tx, &l, err);
 }
 
-/* Revoke a user's sessions, except the one hashed as keep (may be NULL). */
-int be__auth_revoke(be_conn *c, int64_t user_id, const uint8_t *keep, int64_t *out_n,
-                    be_error **err) {
-  if (keep != NULL)
-    return be__sql_exec(c, out_n, err,
-                        "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0 "
-                        "AND token_hash <> ?", "ih", user_id, keep);
-  return be__sql_exec(c, out_n, err,
-                      "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0", "i",
+/* Revoke a user's sessions, except the one hashed as keep (may be NULL),
+ * and audit action with how many. */
+static int revoke_audited(be__auth *a, be_conn *c, int64_t actor, const char *action,
+                          int64_t user_id, const uint8_t *keep, be_error **err) {
+  int64_t n = 0;
+  int rc = keep != NULL
+               ? be__svc_exec(c, &n, err,
+                              "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0 "
+                              "AND token_hash <> ?", "ih", user_id, keep)
+               : be__svc_exec(c, &n, err,
+                              "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0",
+                              "i", user_id);
+  if (rc != BE_OK) return rc;
+  char details[64];
+  snprintf(details, sizeof details, "{\"sessions_revoked\":%lld}", (long long)n);
+  return be__audit_write(a->res, c, actor, action, "user", user_id, details, err);
+}
+
+int be__auth_consume_resets(be_conn *conn, int64_t user_id, be_error **err) {
+  return be__svc_exec(conn, NULL, err,
+                      "UPDATE password_resets SET used = 1 WHERE user_id = ? AND used = 0", "i",
                       user_id);
+}
+
+int be__auth_end_access(be_conn *conn, int64_t user_id, be_error **err) {
+  int rc = be__svc_exec(conn, NULL, err,
+                        "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0", "i",
+                        user_id);
+  if (rc == BE_OK)
+    rc = be__svc_exec(conn, NULL, err, "DELETE FROM password_resets WHERE user_id = ?", "i",
+                      user_id);
+  return rc;
 }
 
 typedef struct revoke_ctx {
@@ -520,132 +590,123 @@ typedef struct revoke_ctx {
   int found;
 } revoke_ctx;
 
-static int user_exists(be_conn *c, int64_t id, int *found, be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be__sql(c, &st, err, "SELECT 1 FROM users WHERE id = ?", "i", id);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_step(st, err);
-  be_stmt_finalize(st);
-  if (rc < 0) return rc;
-  *found = rc == BE_ROW;
-  return BE_OK;
-}
-
-static int audit_revoked(be__auth *a, be_conn *c, int64_t actor, const char *action,
-                         int64_t user_id, int64_t revoked, be_error **err) {
-  char details[64];
-  snprintf(details, sizeof details, "{\"sessions_revoked\":%lld}", (long long)revoked);
-  return be__audit_write(a->app, c, actor, action, "user", user_id, details, err);
-}
-
 static int revoke_all_tx(be_conn *c, void *ud, be_error **err) {
   revoke_ctx *r = ud;
-  int rc = user_exists(c, r->user_id, &r->found, err);
-  if (rc != BE_OK || !r->found) return rc;
-  int64_t n = 0;
-  rc = be__auth_revoke(c, r->user_id, NULL, &n, err);
-  if (rc != BE_OK) return rc;
-  return audit_revoked(r->a, c, r->actor_id, "auth.revoke_all", r->user_id, n, err);
+  int rc = be__svc_first(c, NULL, NULL, err, "SELECT 1 FROM users WHERE id = ?", "i", r->user_id);
+  if (rc < 0) return rc;
+  r->found = rc == BE_ROW;
+  if (!r->found) return BE_OK;
+  return revoke_audited(r->a, c, r->actor_id, "auth.revoke_all", r->user_id, NULL, err);
+}
+
+static int user_not_found(int64_t user_id, be_error **err) {
+  return be__error_set(err, BE_E_NOT_FOUND, "user %lld not found", (long long)user_id);
 }
 
 int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
+  if (rc == BE_OK) rc = be__svc_check_id(user_id, "user_id", err);
   if (rc != BE_OK) return rc;
-  if (user_id < 1) return be__error_field(err, "user_id", "must be a user id (>= 1)");
   revoke_ctx r = {a, actor_id, user_id, 0};
-  rc = be__auth_tx(a, revoke_all_tx, &r, err);
-  if (rc == BE_OK && !r.found)
-    return be__error_set(err, BE_E_NOT_FOUND, "user %lld not found", (long long)user_id);
+  rc = be__svc_write(a->res, revoke_all_tx, &r, err);
+  if (rc == BE_OK && !r.found) return user_not_found(user_id, err);
   return rc;
 }
 
 /* ---- set and change ---------------------------------------------------- */
+
+int be__auth_store_password(be__auth *a, be_conn *c, const be__pw_write *w, int *stored,
+                            be_error **err) {
+  int64_t changed = 0;
+  int rc;
+  /* New hashes are always made with the current pepper. */
+  int64_t pepper = a->peppers[0].id;
+  if (w->old_hash != NULL)
+    rc = be__svc_exec(c, &changed, err,
+                      "UPDATE users SET password_hash = ?, password_pepper_id = ?, "
+                      "failed_logins = 0, locked_until = 0 "
+                      "WHERE id = ? AND password_hash = ? AND status = 0",
+                      "tiit", w->new_hash, pepper, w->user_id, w->old_hash);
+  else /* the fourth parameter is active_only */
+    rc = be__svc_exec(c, &changed, err,
+                      "UPDATE users SET password_hash = ?, password_pepper_id = ?, "
+                      "failed_logins = 0, locked_until = 0 "
+                      "WHERE id = ? AND (? = 0 OR status = 0)",
+                      "tiii", w->new_hash, pepper, w->user_id, (int64_t)w->active_only);
+  *stored = rc == BE_OK && changed == 1;
+  if (!*stored) return rc;
+  rc = be__auth_consume_resets(c, w->user_id, err);
+  if (rc != BE_OK) return rc;
+  return revoke_audited(a, c, w->actor_id, w->action, w->user_id, w->keep, err);
+}
 
 #define NO_SESSION 1 /* keep is not a live session of the user */
 #define NO_USER 2    /* the user is gone, or changed since it was read */
 
 typedef struct setpw_ctx {
   be__auth *a;
-  int64_t actor_id;
-  int64_t user_id;
-  const char *action;
-  const char *new_hash;
-  const char *old_hash; /* change: must still be the stored hash */
-  const uint8_t *keep;  /* change: the session that stays */
+  be__pw_write w;
   int64_t now;
   int status; /* out: 0 written, NO_SESSION or NO_USER (nothing written) */
 } setpw_ctx;
 
-static int session_is_live(be__auth *a, be_conn *c, const uint8_t *h, int64_t user_id,
-                           int64_t now, int *live, be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be__sql(c, &st, err,
-                   "SELECT user_id, last_seen_at, expires_at, revoked FROM sessions "
-                   "WHERE token_hash = ?", "h", h);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_step(st, err);
-  *live = rc == BE_ROW && be_stmt_column_int64(st, 0) == user_id &&
-          be_stmt_column_int64(st, 3) == 0 && now < be_stmt_column_int64(st, 2) &&
-          now < be__ns_add(be_stmt_column_int64(st, 1), a->idle_ns);
-  be_stmt_finalize(st);
-  return rc < 0 ? rc : BE_OK;
-}
-
 static int setpw_tx(be_conn *c, void *ud, be_error **err) {
   setpw_ctx *s = ud;
   s->status = 0;
-  int64_t changed = 0;
-  int rc;
-  if (s->keep != NULL) {
-    int live = 0;
-    rc = session_is_live(s->a, c, s->keep, s->user_id, s->now, &live, err);
-    if (rc != BE_OK) return rc;
-    if (!live) {
+  if (s->w.keep != NULL) {
+    int64_t row[4] = {0};
+    int rc = be__svc_ints(c, row, 4, err, "SELECT " SESSION_COLS " FROM sessions s "
+                          "WHERE s.token_hash = ?", "h", s->w.keep);
+    if (rc < 0) return rc;
+    if (rc != BE_ROW || row[0] != s->w.user_id || !session_live(s->a, row, s->now)) {
       s->status = NO_SESSION;
       return BE_OK;
     }
   }
-  if (s->old_hash != NULL)
-    rc = be__sql_exec(c, &changed, err,
-                      "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
-                      "WHERE id = ? AND password_hash = ? AND status = 0",
-                      "tit", s->new_hash, s->user_id, s->old_hash);
-  else
-    rc = be__sql_exec(c, &changed, err,
-                      "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
-                      "WHERE id = ?", "ti", s->new_hash, s->user_id);
-  if (rc != BE_OK) return rc;
-  if (changed != 1) {
-    s->status = NO_USER;
-    return BE_OK;
-  }
-  int64_t n = 0;
-  rc = be__auth_revoke(c, s->user_id, s->keep, &n, err);
-  if (rc != BE_OK) return rc;
-  return audit_revoked(s->a, c, s->actor_id, s->action, s->user_id, n, err);
+  int stored = 0;
+  int rc = be__auth_store_password(s->a, c, &s->w, &stored, err);
+  if (rc == BE_OK && !stored) s->status = NO_USER;
+  return rc;
 }
 
 int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const char *password,
                          size_t password_len, be_error **err) {
   be__auth *a = NULL;
+  size_t len = 0;
   int rc = be__auth_get(app, &a, err);
+  if (rc == BE_OK) rc = be__svc_check_id(user_id, "user_id", err);
+  if (rc == BE_OK) rc = be__auth_pw_arg(password, password_len, "password", &len, err);
   if (rc != BE_OK) return rc;
-  if (user_id < 1) return be__error_field(err, "user_id", "must be a user id (>= 1)");
-  size_t len;
-  if (be__auth_pw_len(password, password_len, &len) != 0)
-    return be__error_field(err, "password", "is required");
   user_row u;
   rc = load_user(a, user_id, NULL, &u, err);
   if (rc != BE_OK) return rc;
-  if (!u.found) return be__error_set(err, BE_E_NOT_FOUND, "user %lld not found", (long long)user_id);
+  if (!u.found) return user_not_found(user_id, err);
   char hash[crypto_pwhash_STRBYTES];
   rc = be__pw_new_hash(a, hash, password, len, "password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
-  setpw_ctx s = {a, actor_id, user_id, "auth.password_set", hash, NULL, NULL, be__auth_now(a), 0};
-  rc = be__auth_tx(a, setpw_tx, &s, err);
-  if (rc == BE_OK && s.status != 0)
-    rc = be__error_set(err, BE_E_NOT_FOUND, "user %lld not found", (long long)user_id);
+  setpw_ctx s = {a, {actor_id, user_id, "auth.password_set", hash, NULL, NULL, 0},
+                 be__svc_now(a->res), 0};
+  rc = be__svc_write(a->res, setpw_tx, &s, err);
+  if (rc == BE_OK && s.status != 0) rc = user_not_found(user_id, err);
+  /* A first password (sign-up) replaces nothing: nothing to tell. */
+  if (rc == BE_OK && u.has_hash)
+    be__mailer_notify(a->res, user_id, BE__NOTICE_PASSWORD_CHANGED, u.email);
+  return rc;
+}
+
+/* The arguments of a change: both passwords given, the old one within the
+ * byte cap, the current session's token (may be NULL) well-formed. */
+static int change_args(be_app *app, be__auth **a, int64_t user_id, const char *token,
+                       size_t token_len, uint8_t keep[BE__TOKEN_HASH_BYTES], const char *old_pw,
+                       size_t old_len, size_t *olen, const char *new_pw, size_t new_len,
+                       size_t *nlen, be_error **err) {
+  int rc = be__auth_get(app, a, err);
+  if (rc == BE_OK) rc = be__svc_check_id(user_id, "user_id", err);
+  if (rc == BE_OK) rc = pw_to_verify(old_pw, old_len, "old_password", olen, err);
+  if (rc == BE_OK) rc = be__auth_pw_arg(new_pw, new_len, "new_password", nlen, err);
+  if (rc == BE_OK && token != NULL && be__token_hash(token, token_len, keep) != 0)
+    rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
   return rc;
 }
 
@@ -653,21 +714,11 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
                             size_t current_token_len, const char *old_password, size_t old_len,
                             const char *new_password, size_t new_len, be_error **err) {
   be__auth *a = NULL;
-  int rc = be__auth_get(app, &a, err);
-  if (rc != BE_OK) return rc;
-  if (user_id < 1) return be__error_field(err, "user_id", "must be a user id (>= 1)");
-  size_t olen, nlen;
-  if (be__auth_pw_len(old_password, old_len, &olen) != 0)
-    return be__error_field(err, "old_password", "is required");
-  if (olen > BE_AUTH_PASSWORD_MAX_BYTES)
-    return be__error_field(err, "old_password", "must be at most %d bytes",
-                           BE_AUTH_PASSWORD_MAX_BYTES);
-  if (be__auth_pw_len(new_password, new_len, &nlen) != 0)
-    return be__error_field(err, "new_password", "is required");
   uint8_t keep[BE__TOKEN_HASH_BYTES];
-  if (current_token != NULL && be__token_hash(current_token, current_token_len, keep) != 0)
-    return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_SESSION);
-
+  size_t olen = 0, nlen = 0;
+  int rc = change_args(app, &a, user_id, current_token, current_token_len, keep, old_password,
+                       old_len, &olen, new_password, new_len, &nlen, err);
+  if (rc != BE_OK) return rc;
   user_row u;
   rc = load_user(a, user_id, NULL, &u, err);
   if (rc != BE_OK) return rc;
@@ -677,25 +728,22 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
    * user's email or learn which ids exist. */
   rc = be__pw_slot_acquire(a, err);
   if (rc != BE_OK) return rc;
-  int match = be__pw_verify(a, u.found && u.has_hash ? u.hash : NULL, old_password, olen);
+  int match = 0;
+  rc = verify_user(a, &u, old_password, olen, &match, err);
   be__pw_slot_release(a);
-  int64_t now = be__auth_now(a);
-  int usable = u.found && u.has_hash && u.status == 0 && now >= u.locked_until;
-  if (!usable || !match) {
-    if (usable) {
-      rc = record_failure(a, u.id, now, err);
-      if (rc != BE_OK) return rc;
-    }
-    return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_PASSWORD);
-  }
+  if (rc != BE_OK) return rc;
+  int64_t now = be__svc_now(a->res);
+  rc = judge(a, &u, match, now, BAD_PASSWORD, err);
+  if (rc != BE_OK) return rc;
   char hash[crypto_pwhash_STRBYTES];
   rc = be__pw_new_hash(a, hash, new_password, nlen, "new_password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
-  setpw_ctx s = {a,    user_id, user_id, "auth.password_change", hash, u.hash,
-                 current_token ? keep : NULL, now, 0};
-  rc = be__auth_tx(a, setpw_tx, &s, err);
+  setpw_ctx s = {a, {user_id, user_id, "auth.password_change", hash, u.hash,
+                     current_token ? keep : NULL, 1}, now, 0};
+  rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0)
     rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s",
                        s.status == NO_SESSION ? BAD_SESSION : BAD_PASSWORD);
+  if (rc == BE_OK) be__mailer_notify(a->res, user_id, BE__NOTICE_PASSWORD_CHANGED, u.email);
   return rc;
 }

@@ -18,11 +18,18 @@ int be__pw_check_params(unsigned long long opslimit, size_t memlimit, int insecu
 int be__pw_policy(be__auth *auth, const char *pw, size_t len, const char *field,
                   const char *email, const char *name, be_error **err);
 
-/* Take one of the app's hash slots, or fail at once with BE_E_UNAVAILABLE. */
+/* Take one of the app's hash slots: at once when one is free and nobody
+ * queues, else in FIFO order as slots are released, waiting at most
+ * hash_wait_ms; then BE_E_UNAVAILABLE (503). Release hands the slot to the
+ * oldest waiter. */
 int be__pw_slot_acquire(be__auth *auth, be_error **err);
 void be__pw_slot_release(be__auth *auth);
 
-/* argon2id hash of pw with the current parameters into out. A slot must be
+/* Callers queued for a slot now (tests). */
+int32_t be__pw_slots_waiting(be__auth *auth);
+
+/* argon2id hash of pw (keyed by the current pepper, if any) with the
+ * current parameters into out. A slot must be
  * held. BE_OK or BE_E_NOMEM (libsodium could not get its memory). */
 int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
                 be_error **err);
@@ -33,13 +40,26 @@ int be__pw_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw
 int be__pw_new_hash(be__auth *auth, char out[crypto_pwhash_STRBYTES], const char *pw, size_t len,
                     const char *field, const char *email, const char *name, be_error **err);
 
-/* 1 when pw matches the stored hash (which may be NULL or malformed: then
- * the dummy hash is verified instead, so the work is the same, and the
- * answer is 0). A slot must be held. */
-int be__pw_verify(be__auth *auth, const char *stored, const char *pw, size_t len);
+/* Remake the dummy hash with parameters (ops, mem) unless it already has
+ * them. BE_OK or BE_E_NOMEM (the old dummy stays). Thread-safe. */
+int be__pw_dummy_follow(be__auth *auth, unsigned long long ops, size_t mem, be_error **err);
 
-/* 1 when a stored hash was made with other parameters than the current. */
-int be__pw_needs_rehash(be__auth *auth, const char *stored);
+/* The dummy hash's parameters (tests). */
+void be__pw_dummy_params(be__auth *auth, unsigned long long *ops, size_t *mem);
+
+/* Copy a pepper (key NULL: none) into p. */
+void be__pw_set_pepper(be__pepper *p, const uint8_t *key, size_t len, int32_t id);
+
+/* 1 when pw matches the stored hash, made under the pepper with id
+ * pepper_id (0: none). When stored is NULL or malformed, or that pepper
+ * is not configured (logged), the dummy hash is verified instead, so the
+ * work is the same, and the answer is 0. A slot must be held. */
+int be__pw_verify(be__auth *auth, const char *stored, int64_t pepper_id, const char *pw,
+                  size_t len);
+
+/* 1 when a stored hash was made with other parameters or another pepper
+ * than the current. */
+int be__pw_needs_rehash(be__auth *auth, const char *stored, int64_t pepper_id);
 
 /* Case-insensitive (ASCII) check against the built-in common list. */
 int be__pw_is_common(const char *pw, size_t len);

@@ -2,149 +2,134 @@
 /*
  * Password reset through the host's mailer, and the purge of dead rows.
  * request_reset answers BE_OK for every email, whether it exists, whether
- * the mail went out, whether storing the token worked: any difference the
- * caller can see would enumerate accounts (Django CVE-2024-45231 leaked
- * through the mail-failure path). Failures after the lookup are logged.
+ * the mail went out (a mailer failure is logged), after the same work:
+ * any difference the caller can see or time would enumerate accounts
+ * (Django CVE-2024-45231 leaked through the mail-failure path).
  */
-#include <backend/log.h>
-#include <backend/mailer.h>
 
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "audit.h"
 #include "auth.h"
 #include "auth_password.h"
-#include "auth_sql.h"
 #include "auth_token.h"
 #include "error.h"
-#include "svc.h"
+#include "mailer.h"
+#include "svc_time.h"
 
 static const char BAD_RESET[] = "invalid or expired reset token";
 
+/* The account a reset is for: its id (0: none), where to mail, and the
+ * policy's context. */
+typedef struct account {
+  int64_t id;
+  int email_whole; /* the email fitted (a cut address must not be mailed) */
+  char email[BE__EMAIL_MAX + 1];
+  char name[BE__NAME_CAP];
+} account;
 
-static void log_failure(const char *message, int64_t user_id, const be_error *e) {
-  char id[24];
-  snprintf(id, sizeof id, "%lld", (long long)user_id);
-  be_log_field f[] = {{"user_id", id}, {"code", be_code_name(be_error_code(e))}};
-  be_log(BE_LOG_ERROR, message, f, 2, NULL);
+/* Columns id, email, name. */
+static int read_account(be_stmt *st, void *ud, be_error **err) {
+  (void)err;
+  account *u = ud;
+  u->id = be_stmt_column_int64(st, 0);
+  be__svc_copy_text(st, 1, u->email, sizeof u->email, &u->email_whole);
+  be__svc_copy_text(st, 2, u->name, sizeof u->name, NULL);
+  return BE_OK;
 }
 
 /* ---- request --------------------------------------------------------- */
 
+/*
+ * Every request does the same work, so its time does not tell whether the
+ * email is registered: a fresh token, its hash and its mail body, then one
+ * write transaction running the same statements -- look the email up,
+ * count the account's pending tokens, insert the token row, write the
+ * audit row. A request that issues nothing (unknown email, disabled
+ * account, enough tokens pending) inserts its row used and for no user
+ * (user_id NULL), a row nothing can redeem, which the purge removes. Only
+ * the mailer call of an issued token differs, after the commit:
+ * backend/auth.h asks hosts to keep it short.
+ */
+
 typedef struct request_ctx {
   be__auth *a;
-  int64_t user_id;
+  const char *key; /* the email's lookup form */
   int64_t now;
   uint8_t token_hash[BE__TOKEN_HASH_BYTES];
-  int skipped; /* out: enough tokens are pending already */
+  account u;  /* out: the active account with this email (id 0: none) */
+  int issued; /* out: the token row was kept */
 } request_ctx;
 
 static int request_tx(be_conn *c, void *ud, be_error **err) {
   request_ctx *r = ud;
-  r->skipped = 0;
-  be_stmt *st = NULL;
-  int rc = be__sql(c, &st, err,
-                   "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0 "
-                   "AND expires_at > ?", "ii", r->user_id, r->now);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_step(st, err);
-  int64_t pending = rc == BE_ROW ? be_stmt_column_int64(st, 0) : 0;
-  be_stmt_finalize(st);
+  memset(&r->u, 0, sizeof r->u);
+  r->issued = 0;
+  int rc = be__svc_first(c, read_account, &r->u, err,
+                         "SELECT id, email, name FROM users WHERE email = ? AND status = 0", "t",
+                         r->key);
+  if (rc < 0) return rc;
+  int64_t uid = r->u.email_whole ? r->u.id : 0, pending = 0;
+  rc = be__svc_ints(c, &pending, 1, err,
+                    "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0 "
+                    "AND expires_at > ?", "ii", uid, r->now);
   if (rc != BE_ROW) return rc < 0 ? rc : be__error_set(err, BE_E_INTERNAL, "count returned no row");
-  if (pending >= BE_AUTH_RESET_MAX_PENDING) {
-    r->skipped = 1;
-    return BE_OK;
-  }
-  rc = be__sql_exec(c, NULL, err,
-                        "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) "
-                        "VALUES (?, ?, ?, ?)",
-                        "hiii", r->token_hash, r->user_id, r->now, be__ns_add(r->now, r->a->reset_ttl_ns));
+  r->issued = uid != 0 && pending < BE_AUTH_RESET_MAX_PENDING;
+  rc = be__svc_exec(c, NULL, err,
+                    "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at, used) "
+                    "VALUES (?, NULLIF(?, 0), ?, ?, ?)",
+                    "hiiii", r->token_hash, r->issued ? uid : 0, r->now,
+                    be__ns_add(r->now, r->a->reset_ttl_ns), (int64_t)!r->issued);
   if (rc != BE_OK) return rc;
-  return be__audit_write(r->a->app, c, 0, "auth.reset_request", "user", r->user_id, "{}", err);
-}
-
-static int find_active_user(be__auth *a, const char *key, int64_t *id, char *email,
-                            be_error **err) {
-  *id = 0;
-  be_conn *c = NULL;
-  int rc = be__auth_acquire(a, &c, err);
-  if (rc != BE_OK) return rc;
-  be_stmt *st = NULL;
-  rc = be__sql(c, &st, err, "SELECT id, email FROM users WHERE email = ? AND status = 0", "t", key);
-  if (rc == BE_OK) {
-    rc = be_stmt_step(st, err);
-    if (rc == BE_ROW) {
-      int fits = 0; /* email holds BE__EMAIL_MAX + 1 bytes */
-      be__sql_copy_text(st, 1, email, BE__EMAIL_MAX + 1, &fits);
-      if (fits) *id = be_stmt_column_int64(st, 0);
-      rc = BE_OK;
-    } else if (rc == BE_DONE) {
-      rc = BE_OK;
-    }
-    be_stmt_finalize(st);
-  }
-  be__auth_release(a, c);
-  return rc;
+  /* Target 0: no active account has the email. */
+  return be__audit_write(r->a->res, c, 0, "auth.reset_request", "user", uid,
+                         r->issued ? "{\"issued\":true}" : "{\"issued\":false}", err);
 }
 
 static void discard_token(be__auth *a, const uint8_t *h) {
   be_conn *c = NULL;
-  if (be__auth_acquire(a, &c, NULL) != BE_OK) return; /* it expires on its own */
-  (void)be__sql_exec(c, NULL, NULL, "DELETE FROM password_resets WHERE token_hash = ?", "h", h);
-  be__auth_release(a, c);
+  if (be__svc_acquire(a->res, &c, NULL) != BE_OK) return; /* it expires on its own */
+  (void)be__svc_exec(c, NULL, NULL, "DELETE FROM password_resets WHERE token_hash = ?", "h", h);
+  be__svc_release(a->res, c);
+}
+
+/* The mail of a token; the token sits on a line of its own (the third) so
+ * a mailer can turn it into a link. Made for every request, issued or
+ * not. */
+static void reset_body(char *body, size_t size, const be__auth *a, const char *token) {
+  int64_t minutes = a->reset_ttl_ns / (60 * BE_NS_PER_SEC);
+  snprintf(body, size,
+           "Someone asked to reset the password of this account. Your reset code is:\n"
+           "\n%s\n\n"
+           "It can be used once and expires in %lld minute%s. If you did not ask for it, "
+           "ignore this message: your password stays as it is.\n",
+           token, (long long)(minutes > 0 ? minutes : 1), minutes == 1 ? "" : "s");
 }
 
 int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
-  const be_mailer *m = be__app_options(app)->mailer;
+  const be_mailer *m = a->res->opts.mailer;
   if (m == NULL || m->send == NULL)
     return be__error_set(err, BE_E_UNSUPPORTED, "password reset needs a mailer (be_app_options.mailer)");
   char key[BE__EMAIL_MAX + 1];
   rc = be__auth_email_key(email, email_len, key, err);
   if (rc != BE_OK) return rc;
-  char to[BE__EMAIL_MAX + 1];
-  int64_t user_id = 0;
-  rc = find_active_user(a, key, &user_id, to, err);
-  if (rc != BE_OK || user_id == 0) return rc; /* unknown: the same BE_OK */
-
-  request_ctx r = {a, user_id, be__auth_now(a), {0}, 0};
-  char token[BE_AUTH_TOKEN_LEN + 1];
+  request_ctx r = {a, key, be__svc_now(a->res), {0}, {0}, 0};
+  char token[BE_AUTH_TOKEN_LEN + 1], body[512];
   be__token_new(token, r.token_hash);
-  be_error *e = NULL;
-  if (be__auth_tx(a, request_tx, &r, &e) != BE_OK) {
-    log_failure("auth: could not store a password reset token", user_id, e);
-    be_error_free(e);
-    sodium_memzero(token, sizeof token);
-    return BE_OK;
-  }
-  if (r.skipped) {
-    sodium_memzero(token, sizeof token);
-    be_log(BE_LOG_INFO, "auth: password reset skipped, enough tokens pending", NULL, 0, NULL);
-    return BE_OK;
-  }
-  /* The token sits on a line of its own (the third) so a mailer can turn it
-   * into a link. */
-  int64_t minutes = a->reset_ttl_ns / (60 * BE_NS_PER_SEC);
-  char body[512];
-  snprintf(body, sizeof body,
-           "Someone asked to reset the password of this account. Your reset code is:\n"
-           "\n%s\n\n"
-           "It can be used once and expires in %lld minute%s. If you did not ask for it, "
-           "ignore this message: your password stays as it is.\n",
-           token, (long long)(minutes > 0 ? minutes : 1), minutes == 1 ? "" : "s");
+  reset_body(body, sizeof body, a, token);
   sodium_memzero(token, sizeof token);
-  int sent = m->send(to, "Password reset", body, m->user_data, &e);
-  sodium_memzero(body, sizeof body);
-  if (sent != BE_OK) {
-    log_failure("auth: the mailer could not send a password reset", user_id, e);
-    be_error_free(e);
+  /* A failure here is no oracle: every email runs this transaction. */
+  rc = be__svc_write(a->res, request_tx, &r, err);
+  if (rc == BE_OK && r.issued &&
+      be__mailer_send(a->res, r.u.id, "auth: the mailer could not send a password reset", r.u.email,
+                      "Password reset", body) != BE_OK)
     discard_token(a, r.token_hash); /* nobody got it */
-  }
-  return BE_OK;
+  sodium_memzero(body, sizeof body);
+  return rc;
 }
 
 /* ---- reset ----------------------------------------------------------- */
@@ -152,9 +137,8 @@ int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_e
 typedef struct reset_ctx {
   be__auth *a;
   const uint8_t *token_hash;
-  int64_t user_id;
   int64_t now;
-  const char *new_hash;
+  be__pw_write w;
   int ok; /* out: the token was consumed and the password set */
 } reset_ctx;
 
@@ -164,83 +148,45 @@ static int reset_tx(be_conn *c, void *ud, be_error **err) {
   int64_t n = 0;
   /* Consuming the token is the check: of two concurrent resets with one
    * token, only one changes this row. */
-  int rc = be__sql_exec(c, &n, err,
+  int rc = be__svc_exec(c, &n, err,
                         "UPDATE password_resets SET used = 1 WHERE token_hash = ? AND used = 0 "
                         "AND expires_at > ? AND user_id = ?",
-                        "hii", r->token_hash, r->now, r->user_id);
+                        "hii", r->token_hash, r->now, r->w.user_id);
   if (rc != BE_OK || n != 1) return rc;
-  rc = be__sql_exec(c, NULL, err,
-                    "UPDATE password_resets SET used = 1 WHERE user_id = ? AND used = 0", "i",
-                    r->user_id);
-  if (rc != BE_OK) return rc;
-  rc = be__sql_exec(c, &n, err,
-                    "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = 0 "
-                    "WHERE id = ? AND status = 0",
-                    "ti", r->new_hash, r->user_id);
-  if (rc != BE_OK) return rc;
-  if (n != 1) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET); /* rolls back */
-  int64_t revoked = 0;
-  rc = be__auth_revoke(c, r->user_id, NULL, &revoked, err);
-  if (rc != BE_OK) return rc;
-  char details[64];
-  snprintf(details, sizeof details, "{\"sessions_revoked\":%lld}", (long long)revoked);
-  rc = be__audit_write(r->a->app, c, r->user_id, "auth.password_reset", "user", r->user_id, details,
-                       err);
-  if (rc == BE_OK) r->ok = 1;
-  return rc;
-}
-
-/* The user a live reset token belongs to, with the policy's context. */
-static int lookup_reset(be__auth *a, const uint8_t *h, int64_t now, int64_t *user_id, char *email,
-                        size_t email_cap, char *name, size_t name_cap, be_error **err) {
-  *user_id = 0;
-  be_conn *c = NULL;
-  int rc = be__auth_acquire(a, &c, err);
-  if (rc != BE_OK) return rc;
-  be_stmt *st = NULL;
-  rc = be__sql(c, &st, err,
-               "SELECT r.user_id, u.email, u.name FROM password_resets r "
-               "JOIN users u ON u.id = r.user_id "
-               "WHERE r.token_hash = ? AND r.used = 0 AND r.expires_at > ? AND u.status = 0",
-               "hi", h, now);
-  if (rc == BE_OK) {
-    rc = be_stmt_step(st, err);
-    if (rc == BE_ROW) {
-      *user_id = be_stmt_column_int64(st, 0);
-      be__sql_copy_text(st, 1, email, email_cap, NULL);
-      be__sql_copy_text(st, 2, name, name_cap, NULL);
-      rc = BE_OK;
-    } else if (rc == BE_DONE) {
-      rc = BE_OK;
-    }
-    be_stmt_finalize(st);
-  }
-  be__auth_release(a, c);
+  /* The store consumes the user's other tokens. */
+  rc = be__auth_store_password(r->a, c, &r->w, &r->ok, err);
+  if (rc == BE_OK && !r->ok)
+    rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET); /* rolls back */
   return rc;
 }
 
 int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
                            const char *new_password, size_t new_len, be_error **err) {
   be__auth *a = NULL;
-  int rc = be__auth_get(app, &a, err);
-  if (rc != BE_OK) return rc;
   uint8_t h[BE__TOKEN_HASH_BYTES];
-  if (be__token_hash(token, token_len, h) != 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
-  size_t len;
-  if (be__auth_pw_len(new_password, new_len, &len) != 0)
-    return be__error_field(err, "new_password", "is required");
-  int64_t user_id = 0;
-  char email[BE__EMAIL_MAX + 1], name[512];
-  rc = lookup_reset(a, h, be__auth_now(a), &user_id, email, sizeof email, name, sizeof name, err);
+  size_t len = 0;
+  int rc = be__auth_token_arg(app, token, token_len, BAD_RESET, &a, h, err);
+  if (rc == BE_OK) rc = be__auth_pw_arg(new_password, new_len, "new_password", &len, err);
   if (rc != BE_OK) return rc;
-  if (user_id == 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
+  /* The user a live reset token belongs to, with the policy's context. */
+  account u = {0};
+  rc = be__svc_first_pooled(a->res, read_account, &u, err,
+                            "SELECT r.user_id, u.email, u.name FROM password_resets r "
+                            "JOIN users u ON u.id = r.user_id "
+                            "WHERE r.token_hash = ? AND r.used = 0 AND r.expires_at > ? "
+                            "AND u.status = 0",
+                            "hi", h, be__svc_now(a->res));
+  if (rc < 0) return rc;
+  if (u.id == 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
   char hash[crypto_pwhash_STRBYTES];
-  rc = be__pw_new_hash(a, hash, new_password, len, "new_password", email, name, err);
+  rc = be__pw_new_hash(a, hash, new_password, len, "new_password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
   /* Expiry is judged again at write time: hashing took a while. */
-  reset_ctx r = {a, h, user_id, be__auth_now(a), hash, 0};
-  rc = be__auth_tx(a, reset_tx, &r, err);
+  reset_ctx r = {a, h, be__svc_now(a->res),
+                 {u.id, u.id, "auth.password_reset", hash, NULL, NULL, 1}, 0};
+  rc = be__svc_write(a->res, reset_tx, &r, err);
   if (rc == BE_OK && !r.ok) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
+  if (rc == BE_OK) be__mailer_notify(a->res, u.id, BE__NOTICE_PASSWORD_RESET, u.email);
   return rc;
 }
 
@@ -255,12 +201,12 @@ typedef struct purge_ctx {
 static int purge_tx(be_conn *c, void *ud, be_error **err) {
   purge_ctx *p = ud;
   int64_t n1 = 0, n2 = 0;
-  int rc = be__sql_exec(c, &n1, err,
+  int rc = be__svc_exec(c, &n1, err,
                         "DELETE FROM sessions WHERE revoked <> 0 OR expires_at <= ? "
                         "OR last_seen_at <= ?",
                         "ii", p->now, be__ns_sub(p->now, p->a->idle_ns));
   if (rc != BE_OK) return rc;
-  rc = be__sql_exec(c, &n2, err, "DELETE FROM password_resets WHERE used <> 0 OR expires_at <= ?",
+  rc = be__svc_exec(c, &n2, err, "DELETE FROM password_resets WHERE used <> 0 OR expires_at <= ?",
                     "i", p->now);
   p->deleted = n1 + n2;
   return rc;
@@ -271,8 +217,8 @@ int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
-  purge_ctx p = {a, be__auth_now(a), 0};
-  rc = be__auth_tx(a, purge_tx, &p, err);
+  purge_ctx p = {a, be__svc_now(a->res), 0};
+  rc = be__svc_write(a->res, purge_tx, &p, err);
   if (rc == BE_OK && out_deleted) *out_deleted = p.deleted;
   return rc;
 }

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "svc_input.h"
+
 #define VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
 static void hash_raw(const uint8_t raw[BE__TOKEN_BYTES], uint8_t hash[BE__TOKEN_HASH_BYTES]) {
@@ -24,7 +26,7 @@ static int b64url_char(unsigned char c) {
 
 int be__token_hash(const char *token, size_t len, uint8_t hash[BE__TOKEN_HASH_BYTES]) {
   if (token == NULL) return -1;
-  size_t n = len == BE_NUL_TERMINATED ? strnlen(token, BE_AUTH_TOKEN_LEN + 1) : len;
+  size_t n = be__svc_len(token, len, BE_AUTH_TOKEN_LEN);
   if (n != BE_AUTH_TOKEN_LEN) return -1;
   /* The alphabet check is cheap and keeps odd bytes away from the decoder. */
   for (size_t i = 0; i < n; i++)

@@ -18,8 +18,8 @@
  * app objects and processes sharing the database. The price is one
  * indexed single-row read per check (a cached prepared statement on a
  * pooled connection, a few microseconds). Entries expire 60 s after they
- * were written (expire-after-write: Camunda #44844 shows why not after
- * access) and old epochs simply age out of the LRU.
+ * were written (not after their last access, which would keep a hot entry
+ * alive for ever) and old epochs simply age out of the LRU.
  */
 #include <backend/cache.h>
 #include <backend/permission.h>
@@ -29,28 +29,27 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "app.h"
 #include "audit.h"
 #include "strbuf.h"
 #include "error.h"
-#include "svc.h"
+#include "permission.h"
+#include "svc_input.h"
+#include "svc_sql.h"
 
 #define PERM_CACHE_ENTRIES 10000
 #define PERM_CACHE_TTL_MS INT64_C(60000)
 
 struct be__perm {
-  be_app *app;
   be_cache *cache; /* (epoch, user) -> NUL-separated permissions */
 };
 
-int be__perm_new(be__perm **out, be_app *app, be_error **err) {
+int be__perm_new(be__perm **out, const be__app_res *res, be_error **err) {
   be__perm *p = be__calloc(1, sizeof *p);
   if (p == NULL) return be__error_oom(err);
-  p->app = app;
   be_cache_options co = BE_CACHE_OPTIONS_INIT;
   co.max_entries = PERM_CACHE_ENTRIES;
   co.default_ttl_ms = PERM_CACHE_TTL_MS;
-  co.clock = be_app_clock(app);
+  co.clock = res->opts.clock;
   int rc = be_cache_new(&p->cache, &co, err);
   if (rc != BE_OK) { be__free(p); return rc; }
   *out = p;
@@ -63,11 +62,10 @@ void be__perm_free(be__perm *perm) {
   be__free(perm);
 }
 
-int be__perm_bump(be_app *app, be_conn *conn, be_error **err) {
-  (void)app;
+int be__perm_bump(be_conn *conn, be_error **err) {
   int64_t changes = 0;
-  int rc = be__svc_exec_i64(conn, "UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1", NULL, 0,
-                            &changes, err);
+  int rc = be__svc_exec(conn, &changes, err, "UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1",
+                        "");
   if (rc == BE_OK && changes != 1)
     rc = be__error_set(err, BE_E_INTERNAL, "auth_epoch row missing");
   return rc;
@@ -150,25 +148,24 @@ static const char *load_sql =
     " JOIN role_permissions rp ON rp.role_id = ur.role_id"
     " WHERE u.id = ?1 AND u.status = 0";
 
+/* Append the row's permission to the buffer, with its NUL. */
+static int add_perm(be_stmt *st, void *ud, be_error **err) {
+  (void)err;
+  size_t n = 0;
+  const char *p = be_stmt_column_text(st, 0, &n);
+  if (p) be__buf_append(ud, p, n + 1);
+  return BE_OK;
+}
+
 static int load_perms(const void *key, size_t klen, be_cache_load *out, void *ud, be_error **err) {
   (void)key;
   (void)klen;
   load_ctx *c = ud;
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, c->conn, load_sql, err);
-  if (rc != BE_OK) return rc;
   be__buf b;
   be__buf_init(&b);
   be__buf_append(&b, "P", 1); /* a non-empty value even with no permission */
-  rc = be_stmt_bind_int64(st, 1, c->user_id, err);
-  while (rc == BE_OK && (rc = be_stmt_step(st, err)) == BE_ROW) {
-    size_t n = 0;
-    const char *p = be_stmt_column_text(st, 0, &n);
-    if (p) be__buf_append(&b, p, n + 1); /* with its NUL */
-    rc = BE_OK;
-  }
-  be_stmt_finalize(st);
-  if (rc == BE_DONE) {
+  int rc = be__svc_each(c->conn, add_perm, &b, err, load_sql, "i", c->user_id);
+  if (rc == BE_OK) {
     rc = b.failed ? be__error_oom(err) : be_cache_load_set_value(out, b.data, b.len,
                                                                 BE_CACHE_TTL_DEFAULT, NULL);
     if (rc == BE_E_NOMEM) rc = be__error_oom(err);
@@ -178,18 +175,9 @@ static int load_perms(const void *key, size_t klen, be_cache_load *out, void *ud
 }
 
 static int read_epoch(be_conn *conn, int64_t *out, be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, "SELECT epoch FROM auth_epoch WHERE id = 1", err);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_step(st, err);
-  if (rc == BE_ROW) {
-    *out = be_stmt_column_int64(st, 0);
-    rc = BE_OK;
-  } else if (rc == BE_DONE) {
-    rc = be__error_set(err, BE_E_INTERNAL, "auth_epoch row missing");
-  }
-  be_stmt_finalize(st);
-  return rc;
+  int rc = be__svc_ints(conn, out, 1, err, "SELECT epoch FROM auth_epoch WHERE id = 1", "");
+  if (rc == BE_DONE) return be__error_set(err, BE_E_INTERNAL, "auth_epoch row missing");
+  return rc == BE_ROW ? BE_OK : rc;
 }
 
 int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
@@ -199,9 +187,9 @@ int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_
   int rc = be__svc_check_id(user_id, "user_id", err);
   if (rc == BE_OK) rc = check_perm(permission_in, permission_len, permission, err);
   if (rc != BE_OK) return rc;
-  be__perm *perm = be__app_perm(app);
+  be__perm *perm = app->perm;
   be_conn *conn = NULL;
-  rc = be__svc_acquire(app, &conn, err);
+  rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
   int64_t epoch = 0;
   be_cache_entry *entry = NULL;
@@ -212,7 +200,7 @@ int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_
     load_ctx ctx = {conn, user_id};
     rc = be_cache_get_or_load(&entry, NULL, perm->cache, key, (size_t)klen, load_perms, &ctx, err);
   }
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   if (rc != BE_OK) return rc;
   size_t len = 0;
   const char *v = be_cache_entry_value(entry, &len);
@@ -232,10 +220,10 @@ int be_perm_epoch(int64_t *out_epoch, be_app *app, be_error **err) {
   if (out_epoch == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_perm_epoch: NULL argument");
   be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
+  int rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
   rc = read_epoch(conn, out_epoch, err);
-  be__svc_release(app, conn);
+  be__svc_release(&app->res, conn);
   return rc;
 }
 
@@ -258,52 +246,27 @@ typedef struct change {
   int64_t role_id; /* out */
 } change;
 
+/* A field error on a NOT_FOUND or CONFLICT already in *err. */
+static void name_field(be_error **err, const char *field, const char *msg) {
+  if (err && *err && !be__error_is_static(*err)) be_error_add_field(*err, field, msg);
+}
+
 static int role_id(be_conn *conn, const char *role, int64_t *out, be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, "SELECT id FROM roles WHERE name = ?1", err);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_bind_text(st, 1, role, (size_t)-1, err);
-  if (rc == BE_OK) rc = be_stmt_step(st, err);
-  if (rc == BE_ROW) {
-    *out = be_stmt_column_int64(st, 0);
-    rc = BE_OK;
-  } else if (rc == BE_DONE) {
+  int rc = be__svc_ints(conn, out, 1, err, "SELECT id FROM roles WHERE name = ?1", "t", role);
+  if (rc == BE_DONE) {
     rc = be__error_set(err, BE_E_NOT_FOUND, "no role named %s", role);
-    if (err && *err && !be__error_is_static(*err)) be_error_add_field(*err, "role", "does not exist");
+    name_field(err, "role", "does not exist");
   }
-  be_stmt_finalize(st);
-  return rc;
+  return rc == BE_ROW ? BE_OK : rc;
 }
 
 static int user_exists(be_conn *conn, int64_t user_id, be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, "SELECT 1 FROM users WHERE id = ?1", err);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_bind_int64(st, 1, user_id, err);
-  if (rc == BE_OK) rc = be_stmt_step(st, err);
-  if (rc == BE_ROW) rc = BE_OK;
-  else if (rc == BE_DONE) {
+  int rc = be__svc_first(conn, NULL, NULL, err, "SELECT 1 FROM users WHERE id = ?1", "i", user_id);
+  if (rc == BE_DONE) {
     rc = be__error_set(err, BE_E_NOT_FOUND, "no user with id %lld", (long long)user_id);
-    if (err && *err && !be__error_is_static(*err))
-      be_error_add_field(*err, "user_id", "does not exist");
+    name_field(err, "user_id", "does not exist");
   }
-  be_stmt_finalize(st);
-  return rc;
-}
-
-/* Run a statement with (int64, text) parameters; *out_changes rows changed. */
-static int exec_it(be_conn *conn, const char *sql, int64_t a, const char *b, int64_t *out_changes,
-                   be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, sql, err);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_bind_int64(st, 1, a, err);
-  if (rc == BE_OK && b) rc = be_stmt_bind_text(st, 2, b, (size_t)-1, err);
-  if (rc == BE_OK) rc = be_stmt_step(st, err);
-  if (rc == BE_DONE || rc == BE_ROW) rc = BE_OK;
-  be_stmt_finalize(st);
-  if (rc == BE_OK && out_changes) *out_changes = be_conn_changes(conn);
-  return rc;
+  return rc == BE_ROW ? BE_OK : rc;
 }
 
 static int audit(change *c, be_conn *conn, const char *action, const char *ttype, int64_t tid,
@@ -323,71 +286,82 @@ static int audit(change *c, be_conn *conn, const char *action, const char *ttype
   else {
     be__buf_append(&b, "", 1);
     rc = b.failed ? be__error_oom(err)
-                  : be__audit_write(c->app, conn, c->actor_id, action, ttype, tid, b.data, err);
+                  : be__audit_write(&c->app->res, conn, c->actor_id, action, ttype, tid, b.data, err);
   }
   be__buf_free(&b);
   return rc;
 }
 
+/* After a change that altered n rows: the epoch bump and the audit row,
+ * or nothing when nothing changed. */
+static int changed(change *c, be_conn *conn, int64_t n, const char *action, const char *ttype,
+                   int64_t tid, be_error **err) {
+  if (n == 0) return BE_OK;
+  int rc = be__perm_bump(conn, err);
+  return rc == BE_OK ? audit(c, conn, action, ttype, tid, err) : rc;
+}
+
+static int role_create(change *c, be_conn *conn, be_error **err) {
+  int rc = be__svc_exec(conn, NULL, err, "INSERT INTO roles (name) VALUES (?1)", "t", c->role);
+  if (rc == BE_E_CONFLICT) {
+    char msg[BE_PERM_NAME_MAX + 16];
+    snprintf(msg, sizeof msg, "role %s exists", c->role);
+    return be__svc_field_error(rc, err, "role", "already exists", msg);
+  }
+  if (rc != BE_OK) return rc;
+  c->role_id = be_conn_last_insert_id(conn);
+  return audit(c, conn, "perm.role_create", "role", c->role_id, err);
+}
+
+static int role_delete(change *c, be_conn *conn, be_error **err) {
+  static const char *const sqls[] = {"DELETE FROM user_roles WHERE role_id = ?1",
+                                     "DELETE FROM role_permissions WHERE role_id = ?1",
+                                     "DELETE FROM roles WHERE id = ?1"};
+  int rc = role_id(conn, c->role, &c->role_id, err);
+  for (size_t i = 0; i < sizeof sqls / sizeof sqls[0] && rc == BE_OK; i++)
+    rc = be__svc_exec(conn, NULL, err, sqls[i], "i", c->role_id);
+  return rc == BE_OK ? changed(c, conn, 1, "perm.role_delete", "role", c->role_id, err) : rc;
+}
+
+/* Grant or revoke a permission of a role, assign or unassign a role to a
+ * user: the link added or removed, then (when a row changed) the bump and
+ * the audit row. */
+static int link_change(change *c, be_conn *conn, be_error **err) {
+  static const char *const actions[] = {[OP_GRANT] = "perm.grant", [OP_REVOKE] = "perm.revoke",
+                                        [OP_ASSIGN] = "perm.assign",
+                                        [OP_UNASSIGN] = "perm.unassign"};
+  int on_user = c->op == OP_ASSIGN || c->op == OP_UNASSIGN;
+  int adds = c->op == OP_GRANT || c->op == OP_ASSIGN;
+  int64_t n = 0;
+  int rc = on_user ? user_exists(conn, c->user_id, err) : BE_OK;
+  if (rc == BE_OK) rc = role_id(conn, c->role, &c->role_id, err);
+  if (rc == BE_OK && on_user)
+    rc = be__svc_exec(conn, &n, err,
+                      adds ? "INSERT INTO user_roles (user_id, role_id) VALUES (?1, ?2)"
+                             " ON CONFLICT DO NOTHING"
+                           : "DELETE FROM user_roles WHERE user_id = ?1 AND role_id = ?2",
+                      "ii", c->user_id, c->role_id);
+  else if (rc == BE_OK)
+    rc = be__svc_exec(conn, &n, err,
+                      adds ? "INSERT INTO role_permissions (role_id, permission) VALUES (?1, ?2)"
+                             " ON CONFLICT DO NOTHING"
+                           : "DELETE FROM role_permissions WHERE role_id = ?1 AND permission = ?2",
+                      "it", c->role_id, c->permission);
+  if (rc != BE_OK) return rc;
+  return changed(c, conn, n, actions[c->op], on_user ? "user" : "role",
+                 on_user ? c->user_id : c->role_id, err);
+}
+
 static int change_tx(be_conn *conn, void *ud, be_error **err) {
   change *c = ud;
-  int64_t n = 0;
-  int rc;
   switch (c->op) {
-  case OP_ROLE_CREATE:
-    rc = exec_it(conn, "INSERT INTO roles (name) VALUES (?2)", 0, c->role, NULL, err);
-    if (rc == BE_E_CONFLICT) {
-      be_error *cause = err ? *err : NULL;
-      if (err) *err = NULL;
-      be__error_wrap(err, BE_E_CONFLICT, cause, "role %s exists", c->role);
-      if (err && *err && !be__error_is_static(*err)) be_error_add_field(*err, "role", "already exists");
-      return BE_E_CONFLICT;
-    }
-    if (rc != BE_OK) return rc;
-    c->role_id = be_conn_last_insert_id(conn);
-    return audit(c, conn, "perm.role_create", "role", c->role_id, err);
-  case OP_ROLE_DELETE:
-    rc = role_id(conn, c->role, &c->role_id, err);
-    if (rc == BE_OK) rc = be__svc_exec_i64(conn, "DELETE FROM user_roles WHERE role_id = ?1", &c->role_id, 1, NULL, err);
-    if (rc == BE_OK) rc = be__svc_exec_i64(conn, "DELETE FROM role_permissions WHERE role_id = ?1", &c->role_id, 1, NULL, err);
-    if (rc == BE_OK) rc = be__svc_exec_i64(conn, "DELETE FROM roles WHERE id = ?1", &c->role_id, 1, NULL, err);
-    if (rc == BE_OK) rc = be__perm_bump(c->app, conn, err);
-    if (rc == BE_OK) rc = audit(c, conn, "perm.role_delete", "role", c->role_id, err);
-    return rc;
-  case OP_GRANT:
-  case OP_REVOKE:
-    rc = role_id(conn, c->role, &c->role_id, err);
-    if (rc != BE_OK) return rc;
-    rc = exec_it(conn,
-                 c->op == OP_GRANT ? "INSERT INTO role_permissions (role_id, permission) VALUES (?1, ?2)"
-                                     " ON CONFLICT DO NOTHING"
-                                   : "DELETE FROM role_permissions WHERE role_id = ?1 AND permission = ?2",
-                 c->role_id, c->permission, &n, err);
-    if (rc != BE_OK || n == 0) return rc; /* nothing changed: no bump, no audit */
-    rc = be__perm_bump(c->app, conn, err);
-    if (rc == BE_OK)
-      rc = audit(c, conn, c->op == OP_GRANT ? "perm.grant" : "perm.revoke", "role", c->role_id, err);
-    return rc;
-  case OP_ASSIGN:
-  case OP_UNASSIGN:
-    rc = user_exists(conn, c->user_id, err);
-    if (rc == BE_OK) rc = role_id(conn, c->role, &c->role_id, err);
-    if (rc != BE_OK) return rc;
-    {
-      int64_t args[2] = {c->user_id, c->role_id};
-      rc = be__svc_exec_i64(conn,
-                            c->op == OP_ASSIGN ? "INSERT INTO user_roles (user_id, role_id) VALUES (?1, ?2)"
-                                                 " ON CONFLICT DO NOTHING"
-                                               : "DELETE FROM user_roles WHERE user_id = ?1 AND role_id = ?2",
-                            args, 2, &n, err);
-    }
-    if (rc != BE_OK || n == 0) return rc;
-    rc = be__perm_bump(c->app, conn, err);
-    if (rc == BE_OK)
-      rc = audit(c, conn, c->op == OP_ASSIGN ? "perm.assign" : "perm.unassign", "user", c->user_id, err);
-    return rc;
-  default:
-    return be__error_set(err, BE_E_INTERNAL, "unknown permission change");
+    case OP_ROLE_CREATE: return role_create(c, conn, err);
+    case OP_ROLE_DELETE: return role_delete(c, conn, err);
+    case OP_GRANT:
+    case OP_REVOKE:
+    case OP_ASSIGN:
+    case OP_UNASSIGN: return link_change(c, conn, err);
+    default: return be__error_set(err, BE_E_INTERNAL, "unknown permission change");
   }
 }
 
@@ -402,7 +376,7 @@ static int run_change(change *c, be_error **err) {
     c->permission = c->perm;
   }
   if (rc != BE_OK) return rc;
-  return be__svc_write(c->app, change_tx, c, err);
+  return be__svc_write(&c->app->res, change_tx, c, err);
 }
 
 int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
@@ -468,66 +442,60 @@ const char *be_perm_list_get(const be_perm_list *l, size_t i) {
   return (l && i < l->count) ? l->items[i] : NULL;
 }
 
-/* Run sql (one int64 or one text parameter) and collect column 0. */
-static int query_list(be_perm_list **out, be_app *app, const char *sql, int64_t id,
-                      const char *text, be_error **err) {
+static int add_item(be_stmt *st, void *ud, be_error **err) {
+  be_perm_list *l = ud;
+  if ((l->count & (l->count - 1)) == 0) { /* 0, 1, 2, 4, ...: full */
+    char **grown = be__realloc(l->items, (l->count ? l->count * 2 : 1) * sizeof *grown);
+    if (grown == NULL) return be__error_oom(err);
+    l->items = grown;
+  }
+  l->items[l->count] = be__svc_dup_text(st, 0);
+  if (l->items[l->count] == NULL) return be__error_oom(err);
+  l->count++;
+  return BE_OK;
+}
+
+/* Column 0 of sql (parameter ?1 = id) on conn, as a list. */
+static int query_list(be_perm_list **out, be_conn *conn, const char *sql, int64_t id,
+                      be_error **err) {
   be_perm_list *l = be__calloc(1, sizeof *l);
   if (l == NULL) return be__error_oom(err);
-  be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
-  if (rc != BE_OK) { be__free(l); return rc; }
-  be_stmt *st = NULL;
-  size_t cap = 0;
-  rc = be_conn_prepare(&st, conn, sql, err);
-  if (rc == BE_OK)
-    rc = text ? be_stmt_bind_text(st, 1, text, (size_t)-1, err) : be_stmt_bind_int64(st, 1, id, err);
-  while (rc == BE_OK && (rc = be_stmt_step(st, err)) == BE_ROW) {
-    rc = BE_OK;
-    if (l->count == cap) {
-      size_t ncap = cap ? cap * 2 : 8;
-      char **grown = be__realloc(l->items, ncap * sizeof *grown);
-      if (grown == NULL) { rc = be__error_oom(err); break; }
-      l->items = grown;
-      cap = ncap;
-    }
-    size_t n = 0;
-    const char *s = be_stmt_column_text(st, 0, &n);
-    l->items[l->count] = be__strndup(s ? s : "", s ? n : 0);
-    if (l->items[l->count] == NULL) { rc = be__error_oom(err); break; }
-    l->count++;
-  }
-  if (rc == BE_DONE) rc = BE_OK;
-  be_stmt_finalize(st);
-  be__svc_release(app, conn);
+  int rc = be__svc_each(conn, add_item, l, err, sql, "i", id);
   if (rc != BE_OK) { be_perm_list_free(l); return rc; }
   *out = l;
   return BE_OK;
 }
 
-int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+/* The list of a user's permissions or roles: a user id argument, the
+ * list on a pooled connection. */
+static int user_list(be_perm_list **out, be_app *app, int64_t user_id, const char *what,
+                     const char *sql, be_error **err) {
   if (out == NULL || app == NULL)
-    return be__error_set(err, BE_E_MISUSE, "be_perm_user_permissions: NULL argument");
+    return be__error_set(err, BE_E_MISUSE, "%s: NULL argument", what);
   *out = NULL;
   int rc = be__svc_check_id(user_id, "user_id", err);
+  be_conn *conn = NULL;
+  if (rc == BE_OK) rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
-  return query_list(out, app,
-                    "SELECT DISTINCT rp.permission FROM users u"
-                    " JOIN user_roles ur ON ur.user_id = u.id"
-                    " JOIN role_permissions rp ON rp.role_id = ur.role_id"
-                    " WHERE u.id = ?1 AND u.status = 0 ORDER BY rp.permission",
-                    user_id, NULL, err);
+  rc = query_list(out, conn, sql, user_id, err);
+  be__svc_release(&app->res, conn);
+  return rc;
+}
+
+int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+  return user_list(out, app, user_id, "be_perm_user_permissions",
+                   "SELECT DISTINCT rp.permission FROM users u"
+                   " JOIN user_roles ur ON ur.user_id = u.id"
+                   " JOIN role_permissions rp ON rp.role_id = ur.role_id"
+                   " WHERE u.id = ?1 AND u.status = 0 ORDER BY rp.permission",
+                   err);
 }
 
 int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
-  if (out == NULL || app == NULL)
-    return be__error_set(err, BE_E_MISUSE, "be_perm_user_roles: NULL argument");
-  *out = NULL;
-  int rc = be__svc_check_id(user_id, "user_id", err);
-  if (rc != BE_OK) return rc;
-  return query_list(out, app,
-                    "SELECT r.name FROM user_roles ur JOIN roles r ON r.id = ur.role_id"
-                    " WHERE ur.user_id = ?1 ORDER BY r.name",
-                    user_id, NULL, err);
+  return user_list(out, app, user_id, "be_perm_user_roles",
+                   "SELECT r.name FROM user_roles ur JOIN roles r ON r.id = ur.role_id"
+                   " WHERE ur.user_id = ?1 ORDER BY r.name",
+                   err);
 }
 
 int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_in,
@@ -537,16 +505,16 @@ int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_i
   *out = NULL;
   char role[ROLE_BUF];
   int rc = check_role(role_in, role_len, role, err);
+  be_conn *conn = NULL;
+  if (rc == BE_OK) rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
   /* An unknown role is NOT_FOUND rather than an empty list. */
-  be_conn *conn = NULL;
-  rc = be__svc_acquire(app, &conn, err);
-  if (rc != BE_OK) return rc;
   int64_t id = 0;
   rc = role_id(conn, role, &id, err);
-  be__svc_release(app, conn);
-  if (rc != BE_OK) return rc;
-  return query_list(out, app,
+  if (rc == BE_OK)
+    rc = query_list(out, conn,
                     "SELECT permission FROM role_permissions WHERE role_id = ?1 ORDER BY permission",
-                    id, NULL, err);
+                    id, err);
+  be__svc_release(&app->res, conn);
+  return rc;
 }

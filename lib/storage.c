@@ -287,6 +287,13 @@ void be_conn_close(be_conn *c) {
   if (c == NULL) return;
   observers_close(c);
   cache_flush(c);
+  /* Statements a holder never finalized go with their connection (their
+   * handles were only valid while it lived). */
+  while (c->out_head) {
+    be_stmt *s = c->out_head;
+    out_unlink(c, s);
+    stmt_destroy(s);
+  }
   if (!c->broken && c->drv->in_transaction(c->native)) c->drv->rollback(c->native, NULL);
   c->drv->close(c->native);
   be__free(c->buckets);

@@ -13,8 +13,10 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "app_resources.h"
 #include "error.h"
-#include "svc.h"
+#include "svc_input.h"
+#include "svc_sql.h"
 #include "versioned.h"
 
 #define USERS_MAX 100000
@@ -173,9 +175,28 @@ static int seed(be_testkit *kit, const be_testkit_options *o, be_error **err) {
   }
   if (rc == BE_OK && o->seed) {
     seed_ctx s = {o->seed, o->seed_user_data};
-    rc = be__svc_write(app, seed_tx, &s, err);
+    rc = be__svc_write(&app->res, seed_tx, &s, err);
   }
   return rc;
+}
+
+/* The kit's app: the host's options (may be NULL) on a private in-memory
+ * database, the kit's clock and mailer, and the cheapest hashing. */
+static int open_app(be_testkit *kit, const be_app_options *host, be_error **err) {
+  be_app_options ao = BE_APP_OPTIONS_INIT;
+  if (host) {
+    int rc = be__svc_check_version(host->version, BE_APP_OPTIONS_VERSION, "app_options", err);
+    if (rc != BE_OK) return rc;
+    ao = *host;
+  }
+  ao.database = ":memory:";
+  ao.driver = NULL;
+  ao.clock = kit->clock;
+  ao.mailer = &kit->mailer;
+  ao.insecure_test_hashing = 1;
+  if (ao.pwhash_opslimit == 0) ao.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
+  if (ao.pwhash_memlimit == 0) ao.pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
+  return be_app_new(&kit->app, &ao, err);
 }
 
 int be_testkit_new(be_testkit **out, const be_testkit_options *opts, be_error **err) {
@@ -183,9 +204,9 @@ int be_testkit_new(be_testkit **out, const be_testkit_options *opts, be_error **
   *out = NULL;
   be_testkit_options o = BE_TESTKIT_OPTIONS_INIT;
   if (opts) {
-    if (opts->version != BE_TESTKIT_OPTIONS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "be_testkit_options: unknown version %u",
-                           (unsigned)opts->version);
+    int rc = be__svc_check_version(opts->version, BE_TESTKIT_OPTIONS_VERSION,
+                                   "be_testkit_options", err);
+    if (rc != BE_OK) return rc;
     o = *opts;
   }
   if (o.users < 0 || o.users > USERS_MAX)
@@ -211,31 +232,11 @@ int be_testkit_new(be_testkit **out, const be_testkit_options *opts, be_error **
   if (rc == BE_OK)
     rc = be_clock_fake_new(&kit->clock, BE_NS_PER_SEC, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS, NULL);
   if (rc == BE_E_NOMEM) rc = be__error_oom(err);
-  if (rc == BE_OK) {
-    be_app_options ao = BE_APP_OPTIONS_INIT;
-    if (o.app_options) {
-      if (o.app_options->version != BE_APP_OPTIONS_VERSION) {
-        be_testkit_free(kit);
-        return be__error_set(err, BE_E_MISUSE, "app_options: unknown version");
-      }
-      ao = *o.app_options;
-    }
-    ao.database = ":memory:";
-    ao.driver = NULL;
-    ao.clock = kit->clock;
-    ao.mailer = &kit->mailer;
-    ao.insecure_test_hashing = 1;
-    if (ao.pwhash_opslimit == 0) ao.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
-    if (ao.pwhash_memlimit == 0) ao.pwhash_memlimit = crypto_pwhash_argon2id_MEMLIMIT_MIN;
-    rc = be_app_new(&kit->app, &ao, err);
-  }
+  if (rc == BE_OK) rc = open_app(kit, o.app_options, err);
   if (rc == BE_OK) rc = seed(kit, &o, err);
-  if (rc != BE_OK) {
-    be_testkit_free(kit);
-    return rc;
-  }
-  *out = kit;
-  return BE_OK;
+  if (rc == BE_OK) *out = kit;
+  else be_testkit_free(kit);
+  return rc;
 }
 
 void be_testkit_free(be_testkit *kit) {

@@ -21,11 +21,15 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "app.h"
 #include "audit.h"
-#include "strbuf.h"
+#include "auth.h"
 #include "error.h"
-#include "svc.h"
+#include "mailer.h"
+#include "permission.h"
+#include "strbuf.h"
+#include "svc_input.h"
+#include "svc_sql.h"
+#include "svc_time.h"
 #include "versioned.h"
 
 #define CURSOR_TAG 'U'
@@ -160,26 +164,27 @@ int be_user_input_init(be_user_input *in, uint32_t version) {
   return be__versioned_init(in, sizeof *in, &defaults, version, BE_USER_INPUT_VERSION);
 }
 
-/* Read one user by a statement with one parameter (id or email). */
-static int select_one(be_conn *conn, const char *sql, int64_t id, const char *text, size_t tlen,
-                      fields *f, be_user **out_user, void **out_blob, size_t *out_blen,
-                      be_error **err) {
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, sql, err);
-  if (rc != BE_OK) return rc;
-  rc = text ? be_stmt_bind_text(st, 1, text, tlen, err) : be_stmt_bind_int64(st, 1, id, err);
-  if (rc == BE_OK) rc = be_stmt_step(st, err);
-  if (rc == BE_ROW) {
-    fields_from_stmt(f, st);
-    rc = BE_OK;
-    if (out_user && (*out_user = user_make(f)) == NULL) rc = be__error_oom(err);
-    if (rc == BE_OK && out_blob && (*out_blob = encode(f, out_blen)) == NULL) rc = be__error_oom(err);
-  } else if (rc == BE_DONE) {
-    rc = text ? be__error_set(err, BE_E_NOT_FOUND, "no user with this email")
-              : be__error_set(err, BE_E_NOT_FOUND, "no user with id %lld", (long long)id);
-  }
-  be_stmt_finalize(st);
-  return rc;
+#define SELECT_USER "SELECT " COLS " FROM users WHERE "
+
+static int not_found(int64_t id, be_error **err) {
+  return be__error_set(err, BE_E_NOT_FOUND, "no user with id %lld", (long long)id);
+}
+
+/* A user row read as a be_user (user) or as a cache record (blob). */
+typedef struct one_user {
+  int want_user, want_blob;
+  be_user *user;
+  void *blob;
+  size_t blen;
+} one_user;
+
+static int read_one(be_stmt *st, void *ud, be_error **err) {
+  one_user *o = ud;
+  fields f;
+  fields_from_stmt(&f, st);
+  if (o->want_user && (o->user = user_make(&f)) == NULL) return be__error_oom(err);
+  if (o->want_blob && (o->blob = encode(&f, &o->blen)) == NULL) return be__error_oom(err);
+  return BE_OK;
 }
 
 typedef struct get_ctx {
@@ -191,21 +196,24 @@ static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud
   (void)key;
   (void)klen;
   get_ctx *g = ud;
-  be_conn *conn = NULL;
-  int rc = be__svc_acquire(g->app, &conn, err);
-  if (rc != BE_OK) return rc;
-  fields f;
-  void *blob = NULL;
-  size_t blen = 0;
-  rc = select_one(conn, "SELECT " COLS " FROM users WHERE id = ?1", g->id, NULL, 0, &f, NULL,
-                  &blob, &blen, err);
-  be__svc_release(g->app, conn);
-  if (rc == BE_OK) {
-    rc = be_cache_load_set_value(load, blob, blen, BE_CACHE_TTL_DEFAULT, NULL);
+  one_user o = {0, 1, NULL, NULL, 0};
+  int rc = be__svc_first_pooled(&g->app->res, read_one, &o, err, SELECT_USER "id = ?1", "i", g->id);
+  if (rc == BE_DONE) rc = not_found(g->id, err);
+  if (rc == BE_ROW) {
+    rc = be_cache_load_set_value(load, o.blob, o.blen, BE_CACHE_TTL_DEFAULT, NULL);
     if (rc != BE_OK) rc = be__error_set(err, rc, "caching user %lld failed", (long long)g->id);
   }
-  be__free(blob);
+  be__free(o.blob);
   return rc;
+}
+
+/* The user a cache entry holds; the entry is released. */
+static be_user *from_entry(be_cache_entry *e) {
+  size_t len = 0;
+  const void *v = be_cache_entry_value(e, &len);
+  be_user *u = decode(v, len);
+  be_cache_entry_release(e);
+  return u;
 }
 
 int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
@@ -217,14 +225,10 @@ int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
   int klen = key_of(key, sizeof key, id);
   get_ctx g = {app, id};
   be_cache_entry *e = NULL;
-  rc = be_cache_get_or_load(&e, NULL, be_app_cache(app), key, (size_t)klen, load_user, &g, err);
+  rc = be_cache_get_or_load(&e, NULL, app->res.cache, key, (size_t)klen, load_user, &g, err);
   if (rc != BE_OK) return rc;
-  size_t len = 0;
-  const void *v = be_cache_entry_value(e, &len);
-  *out = decode(v, len);
-  be_cache_entry_release(e);
-  if (*out == NULL) return be__error_oom(err);
-  return BE_OK;
+  *out = from_entry(e);
+  return *out ? BE_OK : be__error_oom(err);
 }
 
 int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t email_len,
@@ -237,14 +241,12 @@ int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t e
   int rc = be__svc_str(email, email_len, "email", EMAIL_RAW_MAX, &len, err);
   if (rc == BE_OK) rc = be__svc_email(email, len, norm, &nlen, err);
   if (rc != BE_OK) return rc;
-  be_conn *conn = NULL;
-  rc = be__svc_acquire(app, &conn, err);
-  if (rc != BE_OK) return rc;
-  fields f;
-  rc = select_one(conn, "SELECT " COLS " FROM users WHERE email = ?1", 0, norm, nlen, &f, out,
-                  NULL, NULL, err);
-  be__svc_release(app, conn);
-  return rc;
+  one_user o = {1, 0, NULL, NULL, 0};
+  rc = be__svc_first_pooled(&app->res, read_one, &o, err, SELECT_USER "email = ?1", "s", norm, nlen);
+  if (rc == BE_DONE) return be__error_set(err, BE_E_NOT_FOUND, "no user with this email");
+  if (rc != BE_ROW) return rc;
+  *out = o.user;
+  return BE_OK;
 }
 
 static be_user_list *list_new(size_t n) {
@@ -262,11 +264,7 @@ void be_user_list_free(be_user_list *l) {
   be__free(l);
 }
 
-int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t n,
-                     be_error **err) {
-  if (out == NULL || app == NULL || (ids == NULL && n > 0))
-    return be__error_set(err, BE_E_MISUSE, "be_user_get_many: NULL argument");
-  *out = NULL;
+static int check_ids(const int64_t *ids, size_t n, be_error **err) {
   if (n > BE_USER_MANY_MAX)
     return be__error_field(err, "ids", "holds more than %d ids", BE_USER_MANY_MAX);
   for (size_t i = 0; i < n; i++) {
@@ -276,73 +274,116 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
       return be__error_field(err, field, "must be a positive id");
     }
   }
-  be_user_list *l = list_new(n);
-  if (l == NULL) return be__error_oom(err);
-  l->count = n;
-  be_cache *cache = be_app_cache(app);
-  _Atomic uint64_t *gen = be__app_user_gen(app);
-  uint64_t gen0 = atomic_load(gen);
-  int64_t *miss = be__malloc((n ? n : 1) * sizeof *miss);
-  size_t *miss_at = be__malloc((n ? n : 1) * sizeof *miss_at);
-  size_t nmiss = 0;
-  int rc = (miss && miss_at) ? BE_OK : be__error_oom(err);
-  for (size_t i = 0; i < n && rc == BE_OK; i++) {
+  return BE_OK;
+}
+
+/* The ids of a batch read the cache did not have, and their places. */
+typedef struct misses {
+  int64_t *ids;
+  size_t *at;
+  size_t n;
+} misses;
+
+/* Fill l->users[i] from the cache; the misses go to m. */
+static int from_cache(be_user_list *l, be_cache *cache, const int64_t *ids, misses *m,
+                      be_error **err) {
+  for (size_t i = 0; i < l->count; i++) {
     char key[32];
     int klen = key_of(key, sizeof key, ids[i]);
     be_cache_entry *e = NULL;
-    if (be_cache_get(&e, cache, key, (size_t)klen, NULL) == BE_OK) {
-      size_t len = 0;
-      const void *v = be_cache_entry_value(e, &len);
-      l->users[i] = decode(v, len);
-      be_cache_entry_release(e);
-      if (l->users[i] == NULL) rc = be__error_oom(err);
-    } else {
-      miss[nmiss] = ids[i];
-      miss_at[nmiss++] = i;
+    if (be_cache_get(&e, cache, key, (size_t)klen, NULL) != BE_OK) {
+      m->ids[m->n] = ids[i];
+      m->at[m->n++] = i;
+    } else if ((l->users[i] = from_entry(e)) == NULL) {
+      return be__error_oom(err);
     }
   }
-  if (rc == BE_OK && nmiss > 0) {
-    static const char *const cols[] = {"id", "email", "name", "bio", "extra",
-                                       "status", "created_at", "updated_at"};
-    be_batch_options bo = BE_BATCH_OPTIONS_INIT;
-    bo.table = "users";
-    bo.columns = cols;
-    bo.column_count = sizeof cols / sizeof cols[0];
-    bo.key_column = "id";
-    bo.relation = BE_BATCH_ONE;
-    be_batch_result *res = NULL;
-    be_conn *conn = NULL;
-    rc = be__svc_acquire(app, &conn, err);
-    if (rc == BE_OK) {
-      rc = be_batch_load_int64(&res, conn, &bo, miss, nmiss, err);
-      be__svc_release(app, conn);
-    }
-    const be_rows *rows = be_batch_result_rows(res);
-    for (size_t k = 0; k < nmiss && rc == BE_OK; k++) {
-      size_t first = 0;
-      if (be_batch_result_find_int64(res, miss[k], &first) == 0) continue; /* no such user */
-      fields f;
-      fields_from_rows(&f, rows, first);
-      size_t i = miss_at[k];
-      if ((l->users[i] = user_make(&f)) == NULL) { rc = be__error_oom(err); break; }
-      size_t blen = 0;
-      void *blob = encode(&f, &blen);
-      if (blob) {
-        char key[32];
-        int klen = key_of(key, sizeof key, miss[k]);
-        /* Best effort: a failed set only costs a later miss. */
-        if (be_cache_set(cache, key, (size_t)klen, blob, blen, BE_CACHE_TTL_DEFAULT, NULL) == BE_OK &&
-            atomic_load(gen) != gen0)
-          be_cache_delete(cache, key, (size_t)klen, NULL);
-        be__free(blob);
-      }
-    }
-    be_batch_result_free(res);
+  return BE_OK;
+}
+
+/* Best effort: a failed set only costs a later miss. A write that
+ * committed since gen0 may have deleted the key before this set: the set
+ * is undone then. */
+static void cache_fill(be_app *app, const fields *f, uint64_t gen0) {
+  size_t blen = 0;
+  void *blob = encode(f, &blen);
+  if (blob == NULL) return;
+  char key[32];
+  int klen = key_of(key, sizeof key, f->id);
+  be_cache *cache = app->res.cache;
+  if (be_cache_set(cache, key, (size_t)klen, blob, blen, BE_CACHE_TTL_DEFAULT, NULL) == BE_OK &&
+      atomic_load(&app->user_gen) != gen0)
+    be_cache_delete(cache, key, (size_t)klen, NULL);
+  be__free(blob);
+}
+
+/* Fill the misses from the database (one batch query) and the cache. */
+static int from_db(be_user_list *l, be_app *app, const misses *m, uint64_t gen0, be_error **err) {
+  static const char *const cols[] = {"id", "email", "name", "bio", "extra",
+                                     "status", "created_at", "updated_at"};
+  be_batch_options bo = BE_BATCH_OPTIONS_INIT;
+  bo.table = "users";
+  bo.columns = cols;
+  bo.column_count = sizeof cols / sizeof cols[0];
+  bo.key_column = "id";
+  bo.relation = BE_BATCH_ONE;
+  be_batch_result *res = NULL;
+  be_conn *conn = NULL;
+  int rc = be__svc_acquire(&app->res, &conn, err);
+  if (rc != BE_OK) return rc;
+  rc = be_batch_load_int64(&res, conn, &bo, m->ids, m->n, err);
+  be__svc_release(&app->res, conn);
+  const be_rows *rows = be_batch_result_rows(res);
+  for (size_t k = 0; k < m->n && rc == BE_OK; k++) {
+    size_t first = 0;
+    if (be_batch_result_find_int64(res, m->ids[k], &first) == 0) continue; /* no such user */
+    fields f;
+    fields_from_rows(&f, rows, first);
+    if ((l->users[m->at[k]] = user_make(&f)) == NULL) rc = be__error_oom(err);
+    else cache_fill(app, &f, gen0);
   }
-  be__free(miss);
-  be__free(miss_at);
+  be_batch_result_free(res);
+  return rc;
+}
+
+int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t n,
+                     be_error **err) {
+  if (out == NULL || app == NULL || (ids == NULL && n > 0))
+    return be__error_set(err, BE_E_MISUSE, "be_user_get_many: NULL argument");
+  *out = NULL;
+  int rc = check_ids(ids, n, err);
+  if (rc != BE_OK) return rc;
+  be_user_list *l = list_new(n);
+  if (l == NULL) return be__error_oom(err);
+  l->count = n;
+  /* Read before the cache and the query: see the file's comment. */
+  uint64_t gen0 = atomic_load(&app->user_gen);
+  misses m = {be__malloc((n ? n : 1) * sizeof *m.ids), be__malloc((n ? n : 1) * sizeof *m.at), 0};
+  rc = (m.ids && m.at) ? from_cache(l, app->res.cache, ids, &m, err) : be__error_oom(err);
+  if (rc == BE_OK && m.n > 0) rc = from_db(l, app, &m, gen0, err);
+  be__free(m.ids);
+  be__free(m.at);
   if (rc != BE_OK) { be_user_list_free(l); return rc; }
   *out = l;
+  return BE_OK;
+}
+
+/* A page of users: limit rows, one more tells there is a next page. */
+typedef struct page_ctx {
+  be_user_list *l;
+  size_t limit;
+} page_ctx;
+
+static int add_user(be_stmt *st, void *ud, be_error **err) {
+  page_ctx *p = ud;
+  if (p->l->count == p->limit) {
+    p->l->has_next = 1;
+    return BE_DONE;
+  }
+  fields f;
+  fields_from_stmt(&f, st);
+  if ((p->l->users[p->l->count] = user_make(&f)) == NULL) return be__error_oom(err);
+  p->l->count++;
   return BE_OK;
 }
 
@@ -359,30 +400,14 @@ int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_
     int rc = be__svc_cursor_decode(cursor, cursor_len, CURSOR_TAG, &after, err);
     if (rc != BE_OK) return rc;
   }
-  be_user_list *l = list_new((size_t)limit);
-  if (l == NULL) return be__error_oom(err);
-  be_conn *conn = NULL;
-  int rc = be__svc_acquire(app, &conn, err);
-  if (rc != BE_OK) { be_user_list_free(l); return rc; }
-  be_stmt *st = NULL;
-  rc = be_conn_prepare(&st, conn, "SELECT " COLS " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2",
-                       err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, after, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 2, (int64_t)limit + 1, err);
-  while (rc == BE_OK && (rc = be_stmt_step(st, err)) == BE_ROW) {
-    if (l->count == (size_t)limit) { l->has_next = 1; rc = BE_DONE; break; }
-    fields f;
-    fields_from_stmt(&f, st);
-    if ((l->users[l->count] = user_make(&f)) == NULL) { rc = be__error_oom(err); break; }
-    l->count++;
-    rc = BE_OK;
-  }
-  if (rc == BE_DONE) rc = BE_OK;
-  be_stmt_finalize(st);
-  be__svc_release(app, conn);
-  if (rc != BE_OK) { be_user_list_free(l); return rc; }
-  if (l->has_next) be__svc_cursor_encode(l->cursor, CURSOR_TAG, l->users[l->count - 1]->id);
-  *out = l;
+  page_ctx p = {list_new((size_t)limit), (size_t)limit};
+  if (p.l == NULL) return be__error_oom(err);
+  int rc = be__svc_each_pooled(&app->res, add_user, &p, err,
+                               SELECT_USER "id > ?1 ORDER BY id LIMIT ?2", "ii", after,
+                               (int64_t)limit + 1);
+  if (rc != BE_OK) { be_user_list_free(p.l); return rc; }
+  if (p.l->has_next) be__svc_cursor_encode(p.l->cursor, CURSOR_TAG, p.l->users[p.l->count - 1]->id);
+  *out = p.l;
   return BE_OK;
 }
 
@@ -418,63 +443,52 @@ static int collect(be_error **acc, int rc, be_error *e) {
   return BE_OK;
 }
 
+/* A text field: its raw bytes bounded, then the text rules. */
+static int check_text(const char *s, size_t len, const char *field, size_t raw_max,
+                      size_t min_chars, size_t max_chars, int flags, const char **out,
+                      size_t *out_len, be_error **err) {
+  size_t n = 0;
+  int rc = be__svc_str(s, len, field, raw_max, &n, err);
+  if (rc == BE_OK) rc = be__svc_text(s, n, field, min_chars, max_chars, flags, out, out_len, err);
+  return rc;
+}
+
+/* Validate the field bit of in into v. */
+static int check_field(input *v, const be_user_input *in, uint32_t bit, be_error **err) {
+  size_t len = 0;
+  int rc;
+  switch (bit) {
+    case BE_USER_FIELD_EMAIL:
+      rc = be__svc_str(in->email, in->email_len, "email", EMAIL_RAW_MAX, &len, err);
+      return rc == BE_OK ? be__svc_email(in->email, len, v->email, &v->email_len, err) : rc;
+    case BE_USER_FIELD_NAME:
+      return check_text(in->name, in->name_len, "name", TEXT_RAW_MAX(BE_USER_NAME_MAX), 1,
+                        BE_USER_NAME_MAX, BE__TEXT_TRIM, &v->name, &v->name_len, err);
+    case BE_USER_FIELD_BIO:
+      return check_text(in->bio, in->bio_len, "bio", TEXT_RAW_MAX(BE_USER_BIO_MAX), 0,
+                        BE_USER_BIO_MAX, BE__TEXT_MULTILINE, &v->bio, &v->bio_len, err);
+    case BE_USER_FIELD_EXTRA: /* text rules only: SQLite checks the JSON in the transaction */
+      return check_text(in->extra, in->extra_len, "extra", BE_USER_EXTRA_MAX, 0,
+                        BE_USER_EXTRA_MAX, BE__TEXT_MULTILINE, &v->extra, &v->extra_len, err);
+    default: /* BE_USER_FIELD_STATUS */
+      v->status = in->status;
+      if (in->status == BE_USER_ACTIVE || in->status == BE_USER_DISABLED) return BE_OK;
+      return be__error_field(err, "status", "must be BE_USER_ACTIVE or BE_USER_DISABLED");
+  }
+}
+
 /* Validate every field in mask; all field errors are reported together. */
 static int check_input(input *v, const be_user_input *in, uint32_t mask, be_error **err) {
   memset(v, 0, sizeof *v);
   v->fields = mask;
-  be_error *acc = NULL, *e = NULL;
-  int rc = BE_OK;
-  if (mask & BE_USER_FIELD_EMAIL) {
-    size_t len = 0;
-    int r = be__svc_str(in->email, in->email_len, "email", EMAIL_RAW_MAX, &len, &e);
-    if (r == BE_OK) r = be__svc_email(in->email, len, v->email, &v->email_len, &e);
-    rc = collect(&acc, r, e);
-    if (rc != BE_OK) goto fail;
+  be_error *acc = NULL;
+  for (uint32_t bit = 1; bit <= BE_USER_FIELD_STATUS; bit <<= 1) {
+    if (!(mask & bit)) continue;
+    be_error *e = NULL;
+    int rc = check_field(v, in, bit, &e);
+    if (collect(&acc, rc, e) != BE_OK) return be__error_give(err, acc);
   }
-  if (mask & BE_USER_FIELD_NAME) {
-    size_t len = 0;
-    e = NULL;
-    int r = be__svc_str(in->name, in->name_len, "name", TEXT_RAW_MAX(BE_USER_NAME_MAX), &len, &e);
-    if (r == BE_OK)
-      r = be__svc_text(in->name, len, "name", 1, BE_USER_NAME_MAX, BE__TEXT_TRIM, &v->name,
-                       &v->name_len, &e);
-    rc = collect(&acc, r, e);
-    if (rc != BE_OK) goto fail;
-  }
-  if (mask & BE_USER_FIELD_BIO) {
-    size_t len = 0;
-    e = NULL;
-    int r = be__svc_str(in->bio, in->bio_len, "bio", TEXT_RAW_MAX(BE_USER_BIO_MAX), &len, &e);
-    if (r == BE_OK)
-      r = be__svc_text(in->bio, len, "bio", 0, BE_USER_BIO_MAX, BE__TEXT_MULTILINE, &v->bio,
-                       &v->bio_len, &e);
-    rc = collect(&acc, r, e);
-    if (rc != BE_OK) goto fail;
-  }
-  if (mask & BE_USER_FIELD_EXTRA) {
-    size_t len = 0;
-    e = NULL;
-    int r = be__svc_str(in->extra, in->extra_len, "extra", BE_USER_EXTRA_MAX, &len, &e);
-    /* text rules only: JSON is checked by SQLite inside the transaction */
-    if (r == BE_OK)
-      r = be__svc_text(in->extra, len, "extra", 0, BE_USER_EXTRA_MAX, BE__TEXT_MULTILINE | 0,
-                       &v->extra, &v->extra_len, &e);
-    rc = collect(&acc, r, e);
-    if (rc != BE_OK) goto fail;
-  }
-  if (mask & BE_USER_FIELD_STATUS) {
-    if (in->status != BE_USER_ACTIVE && in->status != BE_USER_DISABLED) {
-      e = NULL;
-      int r = be__error_field(&e, "status", "must be BE_USER_ACTIVE or BE_USER_DISABLED");
-      rc = collect(&acc, r, e);
-      if (rc != BE_OK) goto fail;
-    }
-    v->status = in->status;
-  }
-  if (acc) return be__error_give(err, acc);
-  return BE_OK;
-fail:
-  return be__error_give(err, acc);
+  return acc ? be__error_give(err, acc) : BE_OK;
 }
 
 typedef struct write_ctx {
@@ -484,21 +498,21 @@ typedef struct write_ctx {
   int want_row; /* the caller asked for the written row */
   input v;
   be_user *result;
+  /* An update's email change: the old address, when it fits (else "") */
+  int email_changed;
+  char old_email[BE_USER_EMAIL_MAX + 1];
 } write_ctx;
 
+/* A UNIQUE failure on users.email is the caller's email taken. */
 static int conflict_email(int rc, be_error **err) {
   if (rc != BE_E_CONFLICT) return rc;
-  be_error *cause = *err;
-  *err = NULL;
-  be__error_wrap(err, BE_E_CONFLICT, cause, "email already in use");
-  if (*err && !be__error_is_static(*err)) be_error_add_field(*err, "email", "is already in use");
-  return be_error_code(*err);
+  return be__svc_field_error(rc, err, "email", "is already in use", "email already in use");
 }
 
 static int audit_json(write_ctx *c, be_conn *conn, const char *action, be__buf *b, be_error **err) {
   be__buf_append(b, "", 1);
   int rc = b->failed ? be__error_oom(err)
-                     : be__audit_write(c->app, conn, c->actor_id, action, "user", c->id, b->data, err);
+                     : be__audit_write(&c->app->res, conn, c->actor_id, action, "user", c->id, b->data, err);
   be__buf_free(b);
   return rc;
 }
@@ -509,22 +523,12 @@ static int create_tx(be_conn *conn, void *ud, be_error **err) {
   c->result = NULL;
   int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
   if (rc != BE_OK) return rc;
-  int64_t now = be__svc_now(c->app);
-  be_stmt *st = NULL;
-  rc = be_conn_prepare(&st, conn,
-                       "INSERT INTO users (email, name, bio, extra, status, created_at, updated_at)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                       err);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_bind_text(st, 1, c->v.email, c->v.email_len, err);
-  if (rc == BE_OK) rc = be_stmt_bind_text(st, 2, c->v.name, c->v.name_len, err);
-  if (rc == BE_OK) rc = be_stmt_bind_text(st, 3, c->v.bio, c->v.bio_len, err);
-  if (rc == BE_OK) rc = be_stmt_bind_text(st, 4, c->v.extra, c->v.extra_len, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 5, c->v.status, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 6, now, err);
-  if (rc == BE_OK) rc = be_stmt_step(st, err);
-  if (rc == BE_DONE) rc = BE_OK;
-  be_stmt_finalize(st);
+  int64_t now = be__svc_now(&c->app->res);
+  rc = be__svc_exec(conn, NULL, err,
+                    "INSERT INTO users (email, name, bio, extra, status, created_at, updated_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    "ssssii", c->v.email, c->v.email_len, c->v.name, c->v.name_len, c->v.bio,
+                    c->v.bio_len, c->v.extra, c->v.extra_len, (int64_t)c->v.status, now);
   if (rc != BE_OK) return conflict_email(rc, err);
   c->id = be_conn_last_insert_id(conn);
   /* The stored row is exactly what was bound (no read-back statement). */
@@ -542,30 +546,39 @@ static int create_tx(be_conn *conn, void *ud, be_error **err) {
   return audit_json(c, conn, "user.create", &b, err);
 }
 
+/* A write's context, its actor checked. */
+static int write_begin(write_ctx *c, be_app *app, int64_t actor_id, int64_t id, be_error **err) {
+  memset(c, 0, sizeof *c);
+  c->app = app;
+  c->actor_id = actor_id;
+  c->id = id;
+  return be__svc_check_actor(actor_id, err);
+}
+
+/* The written row to the caller, or freed when out is NULL. */
+static void give_row(be_user **out, be_user *row) {
+  if (out) *out = row;
+  else be_user_free(row);
+}
+
 int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id,
                    const be_user_input *in, be_error **err) {
   if (out) *out = NULL;
   if (out_id) *out_id = 0;
   if (app == NULL || in == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_create: NULL argument");
-  if (in->version != BE_USER_INPUT_VERSION)
-    return be__error_set(err, BE_E_MISUSE, "be_user_input: unknown version %u", (unsigned)in->version);
-  int rc = be__svc_check_actor(actor_id, err);
+  write_ctx c;
+  int rc = be__svc_check_version(in->version, BE_USER_INPUT_VERSION, "be_user_input", err);
+  if (rc == BE_OK) rc = write_begin(&c, app, actor_id, 0, err);
   if (rc != BE_OK) return rc;
   be_user_input full = *in;
   if (full.bio == NULL) { full.bio = ""; full.bio_len = 0; }
   if (full.extra == NULL) { full.extra = "{}"; full.extra_len = 2; }
-  write_ctx c;
-  memset(&c, 0, sizeof c);
-  c.app = app;
-  c.actor_id = actor_id;
   rc = check_input(&c.v, &full, BE_USER_FIELD_ALL, err);
-  if (rc != BE_OK) return rc;
-  rc = be__svc_write(app, create_tx, &c, err);
+  if (rc == BE_OK) rc = be__svc_write(&app->res, create_tx, &c, err);
   if (rc != BE_OK) { be_user_free(c.result); return rc; }
   if (out_id) *out_id = c.id;
-  if (out) *out = c.result;
-  else be_user_free(c.result);
+  give_row(out, c.result);
   return BE_OK;
 }
 
@@ -584,57 +597,112 @@ static void change_str(be__buf *b, const char *field, const char *from, size_t f
  * audit row's "from", status for the disable rules. */
 #define OLD_NEEDED (BE_USER_FIELD_EMAIL | BE_USER_FIELD_NAME | BE_USER_FIELD_STATUS)
 
-static int not_found(int64_t id, be_error **err) {
-  return be__error_set(err, BE_E_NOT_FOUND, "no user with id %lld", (long long)id);
-}
-
 /* 1 when no user has this id (a failed read counts as "exists": the
  * caller then keeps the error it already has). */
 static int user_missing(be_conn *conn, int64_t id) {
-  be_stmt *st = NULL;
-  if (be_conn_prepare(&st, conn, "SELECT 1 FROM users WHERE id = ?1", NULL) != BE_OK) return 0;
-  int rc = be_stmt_bind_int64(st, 1, id, NULL);
-  if (rc == BE_OK) rc = be_stmt_step(st, NULL);
-  be_stmt_finalize(st);
-  return rc == BE_DONE;
+  return be__svc_first(conn, NULL, NULL, NULL, "SELECT 1 FROM users WHERE id = ?1", "i", id) ==
+         BE_DONE;
 }
 
-/* Read the current row (one primary-key lookup) and, from it and the new
- * values, write the audit details into b (the "from" of email and name,
- * the status change) and, when want_row, build the row as it will be after
- * the UPDATE into c->result. */
-static int read_old(write_ctx *c, be_conn *conn, int want_row, int64_t now,
-                    int32_t *old_status, be__buf *b, be_error **err) {
+/* The row before an update, and what the update makes of it. */
+typedef struct old_row {
+  write_ctx *c;
+  int64_t now;
+  int32_t status; /* out: the status before */
+  be__buf *b;     /* the audit details */
+} old_row;
+
+/* From the current row and the new values, write the audit details (the
+ * "from" of email and name, the status change) and, when the caller wants
+ * the row, build it as it will be after the UPDATE into c->result. */
+static int read_old_row(be_stmt *st, void *ud, be_error **err) {
+  old_row *o = ud;
+  write_ctx *c = o->c;
   uint32_t m = c->v.fields;
-  be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, "SELECT " COLS " FROM users WHERE id = ?1", err);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_bind_int64(st, 1, c->id, err);
-  if (rc == BE_OK) rc = be_stmt_step(st, err);
-  if (rc == BE_ROW) {
-    rc = BE_OK;
-    fields f;
-    fields_from_stmt(&f, st);
-    *old_status = f.status;
-    if (m & BE_USER_FIELD_EMAIL) change_str(b, "email", f.s[0], f.n[0], c->v.email, c->v.email_len);
-    if (m & BE_USER_FIELD_NAME) change_str(b, "name", f.s[1], f.n[1], c->v.name, c->v.name_len);
-    if (m & BE_USER_FIELD_STATUS)
-      be__buf_printf(b, ",\"status\":{\"from\":%d,\"to\":%d}", (int)f.status, (int)c->v.status);
-    if (want_row) {
-      /* exactly the values the UPDATE binds, over the rest of the row */
-      if (m & BE_USER_FIELD_EMAIL) { f.s[0] = c->v.email; f.n[0] = c->v.email_len; }
-      if (m & BE_USER_FIELD_NAME) { f.s[1] = c->v.name; f.n[1] = c->v.name_len; }
-      if (m & BE_USER_FIELD_BIO) { f.s[2] = c->v.bio; f.n[2] = c->v.bio_len; }
-      if (m & BE_USER_FIELD_EXTRA) { f.s[3] = c->v.extra; f.n[3] = c->v.extra_len; }
-      if (m & BE_USER_FIELD_STATUS) f.status = c->v.status;
-      f.updated_at = now;
-      if ((c->result = user_make(&f)) == NULL) rc = be__error_oom(err);
+  fields f;
+  fields_from_stmt(&f, st);
+  o->status = f.status;
+  if (m & BE_USER_FIELD_EMAIL) {
+    change_str(o->b, "email", f.s[0], f.n[0], c->v.email, c->v.email_len);
+    /* both normalised (trimmed, lower-case): bytes tell a change */
+    c->email_changed = f.n[0] != c->v.email_len || memcmp(f.s[0], c->v.email, f.n[0]) != 0;
+    c->old_email[0] = '\0';
+    if (f.n[0] < sizeof c->old_email) {
+      memcpy(c->old_email, f.s[0], f.n[0]);
+      c->old_email[f.n[0]] = '\0';
     }
-  } else if (rc == BE_DONE) {
+  }
+  if (m & BE_USER_FIELD_NAME) change_str(o->b, "name", f.s[1], f.n[1], c->v.name, c->v.name_len);
+  if (m & BE_USER_FIELD_STATUS)
+    be__buf_printf(o->b, ",\"status\":{\"from\":%d,\"to\":%d}", (int)f.status, (int)c->v.status);
+  if (!c->want_row) return BE_OK;
+  /* exactly the values the UPDATE binds, over the rest of the row */
+  if (m & BE_USER_FIELD_EMAIL) { f.s[0] = c->v.email; f.n[0] = c->v.email_len; }
+  if (m & BE_USER_FIELD_NAME) { f.s[1] = c->v.name; f.n[1] = c->v.name_len; }
+  if (m & BE_USER_FIELD_BIO) { f.s[2] = c->v.bio; f.n[2] = c->v.bio_len; }
+  if (m & BE_USER_FIELD_EXTRA) { f.s[3] = c->v.extra; f.n[3] = c->v.extra_len; }
+  if (m & BE_USER_FIELD_STATUS) f.status = c->v.status;
+  f.updated_at = o->now;
+  return (c->result = user_make(&f)) == NULL ? be__error_oom(err) : BE_OK;
+}
+
+/* Read the current row (one primary-key lookup) for the audit details and
+ * the returned row. */
+static int read_old(write_ctx *c, be_conn *conn, int64_t now, int32_t *old_status, be__buf *b,
+                    be_error **err) {
+  old_row o = {c, now, 0, b};
+  int rc = be__svc_first(conn, read_old_row, &o, err, SELECT_USER "id = ?1", "i", c->id);
+  if (rc == BE_DONE) return not_found(c->id, err);
+  *old_status = o.status;
+  return rc == BE_ROW ? BE_OK : rc;
+}
+
+/* The audit details' start: {"fields":["email",...] (closed by the caller). */
+static void audit_fields(be__buf *b, uint32_t m) {
+  static const char *names[] = {"email", "name", "bio", "extra", "status"};
+  be__buf_puts(b, "{\"fields\":[");
+  const char *sep = "\"";
+  for (int i = 0; i < 5; i++) {
+    if (!(m & (1u << i))) continue;
+    be__buf_puts(b, sep);
+    be__buf_puts(b, names[i]);
+    be__buf_puts(b, "\"");
+    sep = ",\"";
+  }
+  be__buf_puts(b, "]");
+}
+
+/* The new extra must be a JSON object. Without the read nothing has told
+ * a missing user yet: that answer (404) comes before the one about the
+ * JSON. */
+static int check_extra(write_ctx *c, be_conn *conn, int read, be_error **err) {
+  int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
+  if (rc == BE_E_VALIDATION && !read && user_missing(conn, c->id)) {
+    if (err) { be_error_free(*err); *err = NULL; }
     rc = not_found(c->id, err);
   }
-  be_stmt_finalize(st);
   return rc;
+}
+
+/* The UPDATE by id of the fields in the mask. Its text depends only on the
+ * mask, so the statement cache serves it. Every parameter is bound: those
+ * of fields outside the mask are unused (?7 makes them all valid). */
+static int update_row(write_ctx *c, be_conn *conn, int64_t now, int read, be_error **err) {
+  uint32_t m = c->v.fields;
+  const input *v = &c->v;
+  char sql[256] = "UPDATE users SET updated_at = ?1";
+  if (m & BE_USER_FIELD_EMAIL) strcat(sql, ", email = ?2");
+  if (m & BE_USER_FIELD_NAME) strcat(sql, ", name = ?3");
+  if (m & BE_USER_FIELD_BIO) strcat(sql, ", bio = ?4");
+  if (m & BE_USER_FIELD_EXTRA) strcat(sql, ", extra = ?5");
+  if (m & BE_USER_FIELD_STATUS) strcat(sql, ", status = ?6");
+  strcat(sql, " WHERE id = ?7");
+  int64_t changes = 0;
+  int rc = be__svc_exec(conn, &changes, err, sql, "issssii", now, v->email, v->email_len,
+                        v->name ? v->name : "", v->name_len, v->bio ? v->bio : "", v->bio_len,
+                        v->extra ? v->extra : "", v->extra_len, (int64_t)v->status, c->id);
+  if (rc == BE_OK && !read && changes == 0) rc = not_found(c->id, err);
+  return conflict_email(rc, err);
 }
 
 /*
@@ -643,87 +711,40 @@ static int read_old(write_ctx *c, be_conn *conn, int want_row, int64_t now,
  * id, [status rules], the audit row. The returned row is built from the
  * row read and the values bound, so there is no read-back statement (and
  * no UPDATE ... RETURNING: in SQLite that costs an ephemeral table per
- * statement, more than a primary-key read). The UPDATE's text depends
- * only on the field mask, so the statement cache serves it.
+ * statement, more than a primary-key read).
  */
 static int update_tx(be_conn *conn, void *ud, be_error **err) {
   write_ctx *c = ud;
   uint32_t m = c->v.fields;
   be_user_free(c->result); /* a retried transaction starts over */
   c->result = NULL;
-  int64_t now = be__svc_now(c->app);
-
+  c->email_changed = 0;
+  int64_t now = be__svc_now(&c->app->res);
   be__buf b;
   be__buf_init(&b);
-  be__buf_puts(&b, "{\"fields\":[");
-  static const char *names[] = {"email", "name", "bio", "extra", "status"};
-  int first = 1;
-  for (int i = 0; i < 5; i++) {
-    if (!(m & (1u << i))) continue;
-    be__buf_puts(&b, first ? "\"" : ",\"");
-    be__buf_puts(&b, names[i]);
-    be__buf_puts(&b, "\"");
-    first = 0;
-  }
-  be__buf_puts(&b, "]");
-
+  audit_fields(&b, m);
   int32_t old_status = 0;
   int read = c->want_row || (m & OLD_NEEDED);
-  int rc = read ? read_old(c, conn, c->want_row, now, &old_status, &b, err) : BE_OK;
+  int rc = read ? read_old(c, conn, now, &old_status, &b, err) : BE_OK;
   be__buf_puts(&b, "}");
-  if (rc == BE_OK && (m & BE_USER_FIELD_EXTRA)) {
-    rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
-    /* Without the read nothing has told a missing user yet: that answer
-     * (404) comes before the one about the JSON, as it always has. */
-    if (rc == BE_E_VALIDATION && !read && user_missing(conn, c->id)) {
-      if (err) { be_error_free(*err); *err = NULL; }
-      rc = not_found(c->id, err);
-    }
-  }
-  if (rc != BE_OK) { be__buf_free(&b); return rc; }
-
-  char sql[256] = "UPDATE users SET updated_at = ?1";
-  if (m & BE_USER_FIELD_EMAIL) strcat(sql, ", email = ?2");
-  if (m & BE_USER_FIELD_NAME) strcat(sql, ", name = ?3");
-  if (m & BE_USER_FIELD_BIO) strcat(sql, ", bio = ?4");
-  if (m & BE_USER_FIELD_EXTRA) strcat(sql, ", extra = ?5");
-  if (m & BE_USER_FIELD_STATUS) strcat(sql, ", status = ?6");
-  strcat(sql, " WHERE id = ?7");
-  be_stmt *st = NULL;
-  rc = be_conn_prepare(&st, conn, sql, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, now, err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_EMAIL)) rc = be_stmt_bind_text(st, 2, c->v.email, c->v.email_len, err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_NAME)) rc = be_stmt_bind_text(st, 3, c->v.name, c->v.name_len, err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_BIO)) rc = be_stmt_bind_text(st, 4, c->v.bio, c->v.bio_len, err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_EXTRA)) rc = be_stmt_bind_text(st, 5, c->v.extra, c->v.extra_len, err);
-  if (rc == BE_OK && (m & BE_USER_FIELD_STATUS)) rc = be_stmt_bind_int64(st, 6, c->v.status, err);
-  if (rc == BE_OK) rc = be_stmt_bind_int64(st, 7, c->id, err);
-  if (rc == BE_OK) rc = be_stmt_step(st, err);
-  if (rc == BE_DONE) rc = (read || be_conn_changes(conn) > 0) ? BE_OK : not_found(c->id, err);
-  be_stmt_finalize(st);
-  if (rc != BE_OK) { be__buf_free(&b); return conflict_email(rc, err); }
-
+  if (rc == BE_OK && (m & BE_USER_FIELD_EXTRA)) rc = check_extra(c, conn, read, err);
+  if (rc == BE_OK) rc = update_row(c, conn, now, read, err);
   int status_changed = (m & BE_USER_FIELD_STATUS) && c->v.status != old_status;
-  if (status_changed) rc = be__perm_bump(c->app, conn, err);
-  if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED) {
-    rc = be__svc_exec_i64(conn, "UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0",
-                          &c->id, 1, NULL, err);
-    /* Reset links mailed before the disable must not work after a
-     * re-enable (accounts are often disabled after a mailbox takeover). */
-    if (rc == BE_OK)
-      rc = be__svc_exec_i64(conn, "DELETE FROM password_resets WHERE user_id = ?1", &c->id, 1,
-                            NULL, err);
-  }
+  if (rc == BE_OK && status_changed) rc = be__perm_bump(conn, err);
+  if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED)
+    rc = be__auth_end_access(conn, c->id, err);
+  /* Reset links mailed to the old address die with it. */
+  if (rc == BE_OK && c->email_changed) rc = be__auth_consume_resets(conn, c->id, err);
   if (rc != BE_OK) { be__buf_free(&b); return rc; }
   return audit_json(c, conn, "user.update", &b, err);
 }
 
 /* After a committed write: readers must not keep the old value. */
 static void invalidate(be_app *app, int64_t id) {
-  atomic_fetch_add(be__app_user_gen(app), 1);
+  atomic_fetch_add(&app->user_gen, 1);
   char key[32];
   int klen = key_of(key, sizeof key, id);
-  be_cache_delete(be_app_cache(app), key, (size_t)klen, NULL);
+  be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
 }
 
 int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
@@ -731,67 +752,59 @@ int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
   if (out) *out = NULL;
   if (app == NULL || in == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_update: NULL argument");
-  if (in->version != BE_USER_INPUT_VERSION)
-    return be__error_set(err, BE_E_MISUSE, "be_user_input: unknown version %u", (unsigned)in->version);
-  int rc = be__svc_check_actor(actor_id, err);
+  write_ctx c;
+  int rc = be__svc_check_version(in->version, BE_USER_INPUT_VERSION, "be_user_input", err);
+  if (rc == BE_OK) rc = write_begin(&c, app, actor_id, id, err);
   if (rc == BE_OK) rc = be__svc_check_id(id, "id", err);
   if (rc != BE_OK) return rc;
   if (in->fields == 0 || (in->fields & ~(uint32_t)BE_USER_FIELD_ALL))
     return be__error_field(err, "fields", "must name one or more BE_USER_FIELD_* bits and no other");
-  write_ctx c;
-  memset(&c, 0, sizeof c);
-  c.app = app;
-  c.actor_id = actor_id;
-  c.id = id;
   c.want_row = out != NULL;
   rc = check_input(&c.v, in, in->fields, err);
-  if (rc != BE_OK) return rc;
-  rc = be__svc_write(app, update_tx, &c, err);
+  if (rc == BE_OK) rc = be__svc_write(&app->res, update_tx, &c, err);
   if (rc != BE_OK) { be_user_free(c.result); return rc; }
   invalidate(app, id);
-  if (out) *out = c.result;
-  else be_user_free(c.result);
+  if (c.email_changed) { /* both addresses hear of it */
+    be__mailer_notify(&app->res, id, BE__NOTICE_EMAIL_OLD, c.old_email);
+    be__mailer_notify(&app->res, id, BE__NOTICE_EMAIL_NEW, c.v.email);
+  }
+  give_row(out, c.result);
   return BE_OK;
 }
 
 static int delete_tx(be_conn *conn, void *ud, be_error **err) {
   write_ctx *c = ud;
-  fields f;
-  be_user *u = NULL;
-  int rc = select_one(conn, "SELECT " COLS " FROM users WHERE id = ?1", c->id, NULL, 0, &f, &u,
-                      NULL, NULL, err);
-  if (rc != BE_OK) return rc;
+  one_user o = {1, 0, NULL, NULL, 0};
+  int rc = be__svc_first(conn, read_one, &o, err, SELECT_USER "id = ?1", "i", c->id);
+  if (rc == BE_DONE) return not_found(c->id, err);
+  if (rc != BE_ROW) return rc;
   /* Explicit deletes, not only ON DELETE CASCADE: correct even on a
    * connection with foreign keys off. */
   static const char *const sqls[] = {
       "DELETE FROM sessions WHERE user_id = ?1", "DELETE FROM password_resets WHERE user_id = ?1",
       "DELETE FROM user_roles WHERE user_id = ?1", "DELETE FROM users WHERE id = ?1"};
+  rc = BE_OK;
   for (size_t i = 0; i < sizeof sqls / sizeof sqls[0] && rc == BE_OK; i++)
-    rc = be__svc_exec_i64(conn, sqls[i], &c->id, 1, NULL, err);
-  if (rc == BE_OK) rc = be__perm_bump(c->app, conn, err);
+    rc = be__svc_exec(conn, NULL, err, sqls[i], "i", c->id);
+  if (rc == BE_OK) rc = be__perm_bump(conn, err);
   if (rc == BE_OK) {
     be__buf b;
     be__buf_init(&b);
     be__buf_puts(&b, "{\"email\":");
-    be__buf_json_string(&b, u->email, strlen(u->email));
+    be__buf_json_string(&b, o.user->email, strlen(o.user->email));
     be__buf_puts(&b, "}");
     rc = audit_json(c, conn, "user.delete", &b, err);
   }
-  be_user_free(u);
+  be_user_free(o.user);
   return rc;
 }
 
 int be_user_delete(be_app *app, int64_t actor_id, int64_t id, be_error **err) {
   if (app == NULL) return be__error_set(err, BE_E_MISUSE, "be_user_delete: app is NULL");
-  int rc = be__svc_check_actor(actor_id, err);
-  if (rc == BE_OK) rc = be__svc_check_id(id, "id", err);
-  if (rc != BE_OK) return rc;
   write_ctx c;
-  memset(&c, 0, sizeof c);
-  c.app = app;
-  c.actor_id = actor_id;
-  c.id = id;
-  rc = be__svc_write(app, delete_tx, &c, err);
+  int rc = write_begin(&c, app, actor_id, id, err);
+  if (rc == BE_OK) rc = be__svc_check_id(id, "id", err);
+  if (rc == BE_OK) rc = be__svc_write(&app->res, delete_tx, &c, err);
   if (rc == BE_OK) invalidate(app, id);
   return rc;
 }

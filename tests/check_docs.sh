@@ -4,7 +4,9 @@
 # anything: an undocumented entity, parameter or return value, or a broken
 # doc command. The warnings are printed and stay in
 # <builddir>/docs/doxygen-warnings.log. Usage: tests/check_docs.sh [builddir]
-# (default: build-docs, configured with -Ddocs=enabled if missing).
+# (default: build-docs, configured with -Ddocs=enabled if missing; an
+# existing dir without the docs target, e.g. one configured before doxygen
+# was installed, is reconfigured with -Ddocs=enabled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-build-docs}"
@@ -12,6 +14,8 @@ source tests/setup.sh
 be_install_packages doxygen
 if [ ! -f "$dir/build.ninja" ]; then
   meson setup "$dir" -Ddocs=enabled -Dtests=false -Dbenchmarks=false >/dev/null
+elif ! grep -q '^build docs/html:' "$dir/build.ninja"; then
+  meson setup --reconfigure "$dir" -Ddocs=enabled >/dev/null
 fi
 meson compile -C "$dir" docs >/dev/null
 log="$dir/docs/doxygen-warnings.log"

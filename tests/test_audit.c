@@ -379,6 +379,301 @@ START_TEST(concurrent_writers_keep_one_chain) {
 }
 END_TEST
 
+/* ---- keyed chain and anchors -------------------------------------- */
+
+static const uint8_t KEY1[32] = "0123456789abcdef0123456789abcde";
+static const uint8_t KEY2[32] = "fedcba9876543210fedcba987654321";
+
+/* be_app_new on database with an audit key (NULL: none) and adopt. */
+static int keyed_app(be_app **out, const char *database, const uint8_t *key, size_t key_len,
+                     int32_t adopt, be_error **err) {
+  be_app_options o;
+  svc_fast_options(&o, database);
+  o.audit_key = key;
+  o.audit_key_len = key_len;
+  o.audit_key_adopt = adopt;
+  return be_app_new(out, &o, err);
+}
+
+static be_app *keyed_app_ok(const char *database, const uint8_t *key, int32_t adopt) {
+  be_app *app = NULL;
+  be_error *e = NULL;
+  int rc = keyed_app(&app, database, key, key ? 32 : 0, adopt, &e);
+  ck_assert_msg(rc == BE_OK, "be_app_new: %s", be_error_message(e));
+  return app;
+}
+
+static void users(be_app *app, const char *prefix, int n) {
+  for (int i = 0; i < n; i++) {
+    char email[48];
+    snprintf(email, sizeof email, "%s%d@x.io", prefix, i);
+    svc_user(app, email, "U");
+  }
+}
+
+static int64_t first_bad(be_app *app) {
+  int64_t bad = -1;
+  be_error *e = NULL;
+  ck_assert_msg(be_audit_verify(&bad, NULL, app, &e) == BE_OK, "%s", be_error_message(e));
+  return bad;
+}
+
+static int64_t first_bad_anchor(be_app *app, int64_t id, const uint8_t *hash) {
+  int64_t bad = -1;
+  be_error *e = NULL;
+  ck_assert_msg(be_audit_verify_anchor(&bad, NULL, app, id, hash, &e) == BE_OK, "%s",
+                be_error_message(e));
+  return bad;
+}
+
+static void put_u64(crypto_generichash_state *h, uint64_t v) {
+  unsigned char b[8];
+  for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (56 - 8 * i));
+  crypto_generichash_update(h, b, 8);
+}
+
+static void put_text(crypto_generichash_state *h, be_stmt *st, int32_t col) {
+  size_t len = 0;
+  const char *s = be_stmt_column_text(st, col, &len);
+  put_u64(h, len);
+  crypto_generichash_update(h, (const unsigned char *)s, len);
+}
+
+/* The row hash as backend/audit.h documents it, computed here from the
+ * header's description alone (key NULL: unkeyed), for the row st stands
+ * on (columns id, actor_id, action, target_type, target_id, at, details). */
+static void spec_hash(uint8_t out[32], be_stmt *st, const uint8_t *key, size_t key_len,
+                      const uint8_t prev[32]) {
+  crypto_generichash_state h;
+  crypto_generichash_init(&h, key, key_len, 32);
+  crypto_generichash_update(&h, (const unsigned char *)"libbackend.audit.v1", 20);
+  put_u64(&h, (uint64_t)be_stmt_column_int64(st, 0));
+  put_u64(&h, (uint64_t)be_stmt_column_int64(st, 1));
+  put_text(&h, st, 2);
+  put_text(&h, st, 3);
+  put_u64(&h, (uint64_t)be_stmt_column_int64(st, 4));
+  put_u64(&h, (uint64_t)be_stmt_column_int64(st, 5));
+  put_text(&h, st, 6);
+  crypto_generichash_update(&h, prev, 32);
+  crypto_generichash_final(&h, out, 32);
+}
+
+/* What an attacker who can write the file does after an edit: rewrite
+ * prev_hash and hash of every row from `from` on, unkeyed (key NULL) or
+ * with a key. */
+static void rehash_from(be_app *app, int64_t from, const uint8_t *key) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
+  uint8_t prev[32] = {0};
+  be_stmt *st = NULL;
+  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT hash FROM audit_log WHERE id = ?1", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(st, 1, from - 1, NULL), BE_OK);
+  if (be_stmt_step(st, NULL) == BE_ROW) memcpy(prev, be_stmt_column_blob(st, 0, NULL), 32);
+  be_stmt_finalize(st);
+  int64_t last = 0;
+  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT max(id) FROM audit_log", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  last = be_stmt_column_int64(st, 0);
+  be_stmt_finalize(st);
+  for (int64_t id = from; id <= last; id++) {
+    uint8_t h[32];
+    ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT id, actor_id, action, target_type, target_id,"
+                                             " at, details FROM audit_log WHERE id = ?1", NULL),
+                     BE_OK);
+    ck_assert_int_eq(be_stmt_bind_int64(st, 1, id, NULL), BE_OK);
+    ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+    spec_hash(h, st, key, key ? 32 : 0, prev);
+    be_stmt_finalize(st);
+    ck_assert_int_eq(be_conn_prepare(&st, c, "UPDATE audit_log SET prev_hash = ?1, hash = ?2"
+                                             " WHERE id = ?3", NULL),
+                     BE_OK);
+    ck_assert_int_eq(be_stmt_bind_blob(st, 1, prev, 32, NULL), BE_OK);
+    ck_assert_int_eq(be_stmt_bind_blob(st, 2, h, 32, NULL), BE_OK);
+    ck_assert_int_eq(be_stmt_bind_int64(st, 3, id, NULL), BE_OK);
+    ck_assert_int_eq(be_stmt_step(st, NULL), BE_DONE);
+    be_stmt_finalize(st);
+    memcpy(prev, h, 32);
+  }
+  be_pool_release(be_app_pool(app), c);
+}
+
+/* The forgeries of the issue, each made with a recomputed unkeyed chain. */
+static const char *const forgeries[] = {
+  /* edit a row */
+  "UPDATE audit_log SET details = '{\"email\":\"evil@x.io\"}' WHERE id = 3",
+  /* delete a row and close the gap */
+  "DELETE FROM audit_log WHERE id = 3; UPDATE audit_log SET id = id - 1 WHERE id > 3",
+  /* append a forged row */
+  "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, at, details,"
+  " prev_hash, hash) SELECT 6, 0, 'user.delete', 'user', 1, at + 1, '{}', zeroblob(32),"
+  " zeroblob(32) FROM audit_log WHERE id = 5",
+};
+static const int64_t forged_at[] = {3, 3, 6};
+
+START_TEST(unkeyed_chain_misses_recomputed_forgeries) {
+  /* Why the key exists: with no key, a recomputed chain verifies. */
+  for (size_t k = 0; k < sizeof forgeries / sizeof forgeries[0]; k++) {
+    be_app *app = svc_app_ex(NULL, NULL, 0);
+    users(app, "u", 5);
+    svc_exec(app, forgeries[k]);
+    ck_assert_int_eq(first_bad(app), forged_at[k]); /* caught before the rehash */
+    rehash_from(app, forged_at[k], NULL);
+    ck_assert_int_eq(first_bad(app), 0);
+    be_app_free(app);
+  }
+}
+END_TEST
+
+START_TEST(keyed_chain_catches_recomputed_forgeries) {
+  for (size_t k = 0; k < sizeof forgeries / sizeof forgeries[0]; k++) {
+    be_app *app = keyed_app_ok(":memory:", KEY1, 0);
+    users(app, "u", 5);
+    ck_assert_int_eq(first_bad(app), 0);
+    svc_exec(app, forgeries[k]);
+    rehash_from(app, forged_at[k], NULL);
+    ck_assert_int_eq(first_bad(app), forged_at[k]);
+    /* ... and with a wrong key just as well */
+    rehash_from(app, forged_at[k], KEY2);
+    ck_assert_int_eq(first_bad(app), forged_at[k]);
+    be_app_free(app);
+  }
+  /* the whole log rewritten unkeyed from its first row */
+  be_app *app = keyed_app_ok(":memory:", KEY1, 0);
+  users(app, "u", 5);
+  svc_exec(app, "UPDATE audit_log SET actor_id = 7 WHERE id = 2");
+  rehash_from(app, 1, NULL);
+  ck_assert_int_eq(first_bad(app), 1);
+  /* the key hashed as documented: a rehash with the right key verifies */
+  rehash_from(app, 1, KEY1);
+  ck_assert_int_eq(first_bad(app), 0);
+  be_app_free(app);
+}
+END_TEST
+
+START_TEST(anchor_catches_truncation_and_rewrites) {
+  be_app *app = keyed_app_ok(":memory:", KEY1, 0);
+  users(app, "u", 6);
+  int64_t head = 0;
+  uint8_t anchor[BE_AUDIT_HASH_BYTES];
+  ck_assert_int_eq(be_audit_head(&head, anchor, app, NULL), BE_OK);
+  ck_assert_int_eq(head, 6);
+  int64_t bad = -1, n = 0;
+  ck_assert_int_eq(be_audit_verify_anchor(&bad, &n, app, head, anchor, NULL), BE_OK);
+  ck_assert_int_eq(bad, 0);
+  ck_assert_int_eq(n, 6);
+  /* rows cut off the end: the chain alone is consistent, the anchor is not */
+  svc_exec(app, "DELETE FROM audit_log WHERE id >= 5");
+  ck_assert_int_eq(first_bad(app), 0);
+  ck_assert_int_eq(first_bad_anchor(app, head, anchor), 5);
+  /* new rows in their place: the anchor row is there with another hash */
+  users(app, "v", 3);
+  ck_assert_int_eq(first_bad(app), 0);
+  ck_assert_int_eq(first_bad_anchor(app, head, anchor), 6);
+  be_app_free(app);
+
+  /* an unkeyed log rewritten from its start is caught by an older anchor */
+  app = svc_app_ex(NULL, NULL, 0);
+  users(app, "u", 6);
+  uint8_t h3[BE_AUDIT_HASH_BYTES];
+  svc_exec(app, "DELETE FROM audit_log WHERE id > 3");
+  ck_assert_int_eq(be_audit_head(&head, h3, app, NULL), BE_OK);
+  users(app, "w", 3);
+  ck_assert_int_eq(first_bad_anchor(app, 3, h3), 0);
+  svc_exec(app, "UPDATE audit_log SET actor_id = 9 WHERE id = 2");
+  rehash_from(app, 2, NULL);
+  ck_assert_int_eq(first_bad(app), 0);
+  ck_assert_int_eq(first_bad_anchor(app, 3, h3), 3);
+
+  /* the empty log's anchor, and bad arguments */
+  static const uint8_t zero[BE_AUDIT_HASH_BYTES];
+  ck_assert_int_eq(first_bad_anchor(app, 0, zero), 0);
+  be_error *e = NULL;
+  svc_expect_field(be_audit_verify_anchor(&bad, NULL, app, -1, zero, &e), &e, BE_E_VALIDATION,
+                   "anchor_id");
+  svc_expect_field(be_audit_verify_anchor(&bad, NULL, app, 0, h3, &e), &e, BE_E_VALIDATION,
+                   "anchor_hash");
+  ck_assert_int_eq(be_audit_verify_anchor(&bad, NULL, app, 3, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_audit_verify_anchor(NULL, NULL, app, 3, h3, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_audit_verify_anchor(&bad, NULL, NULL, 3, h3, NULL), BE_E_MISUSE);
+  be_app_free(app);
+}
+END_TEST
+
+static void expect_open_refused(const char *db, const uint8_t *key, size_t len, int32_t adopt,
+                                const char *field) {
+  be_app *app = NULL;
+  be_error *e = NULL;
+  svc_expect_field(keyed_app(&app, db, key, len, adopt, &e), &e, BE_E_VALIDATION, field);
+  ck_assert_ptr_null(app);
+}
+
+START_TEST(key_record_guards_the_log) {
+  char *dir = tu_tempdir();
+  char db[512];
+  snprintf(db, sizeof db, "%s/keyed.db", dir);
+  be_app *app = keyed_app_ok(db, KEY1, 0);
+  users(app, "u", 3);
+  be_app_free(app);
+  expect_open_refused(db, KEY2, 32, 0, "audit_key"); /* another key */
+  expect_open_refused(db, NULL, 0, 0, "audit_key");  /* no key on a keyed log */
+  app = keyed_app_ok(db, KEY1, 0);
+  ck_assert_int_eq(svc_int(app, "SELECT keyed_from FROM audit_key"), 1);
+  users(app, "v", 2);
+  ck_assert_int_eq(first_bad(app), 0);
+  /* the key record deleted: not re-made silently on a log with rows */
+  svc_exec(app, "DELETE FROM audit_key");
+  be_app_free(app);
+  expect_open_refused(db, KEY1, 32, 0, "audit_key");
+  be_app_free(NULL);
+
+  /* a log started unkeyed is keyed from its next row only on request */
+  snprintf(db, sizeof db, "%s/adopt.db", dir);
+  app = keyed_app_ok(db, NULL, 0);
+  users(app, "u", 3);
+  be_app_free(app);
+  expect_open_refused(db, KEY1, 32, 0, "audit_key");
+  app = keyed_app_ok(db, KEY1, 1);
+  ck_assert_int_eq(svc_int(app, "SELECT keyed_from FROM audit_key"), 4);
+  users(app, "v", 3);
+  ck_assert_int_eq(first_bad(app), 0);
+  be_app_free(app);
+  app = keyed_app_ok(db, KEY1, 0); /* keyed now: no adopt needed */
+  ck_assert_int_eq(first_bad(app), 0);
+  /* a keyed row rewritten unkeyed is caught; the unkeyed ones are not keyed */
+  svc_exec(app, "UPDATE audit_log SET actor_id = 9 WHERE id = 5");
+  rehash_from(app, 5, NULL);
+  ck_assert_int_eq(first_bad(app), 5);
+  rehash_from(app, 4, KEY1);
+  ck_assert_int_eq(first_bad(app), 0);
+  /* moving keyed_from (to pass keyed rows off as unkeyed) voids the record:
+   * every row is then judged keyed */
+  svc_exec(app, "UPDATE audit_key SET keyed_from = 6");
+  ck_assert_int_eq(first_bad(app), 1);
+  be_app_free(app);
+  expect_open_refused(db, KEY1, 32, 0, "audit_key");
+  tu_rmdir(dir);
+}
+END_TEST
+
+START_TEST(key_options_are_checked) {
+  expect_open_refused(":memory:", NULL, 32, 0, "audit_key");
+  expect_open_refused(":memory:", KEY1, 16, 0, "audit_key_len");
+  expect_open_refused(":memory:", KEY1, 65, 0, "audit_key_len");
+  expect_open_refused(":memory:", KEY1, 32, 2, "audit_key_adopt");
+  expect_open_refused(":memory:", NULL, 0, 1, "audit_key_adopt");
+  /* the key is copied: the caller may wipe its buffer */
+  uint8_t key[64];
+  memcpy(key, KEY1, 32);
+  memcpy(key + 32, KEY2, 32);
+  be_app *app = NULL;
+  ck_assert_int_eq(keyed_app(&app, ":memory:", key, 64, 0, NULL), BE_OK);
+  sodium_memzero(key, sizeof key);
+  users(app, "u", 3);
+  ck_assert_int_eq(first_bad(app), 0);
+  be_app_free(app);
+}
+END_TEST
+
 static Suite *audit_suite(void) {
   be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL);
   Suite *s = suite_create("audit");
@@ -390,6 +685,11 @@ static Suite *audit_suite(void) {
   tcase_add_test(tc, host_write_commits_and_rolls_back_with_the_host_change);
   tcase_add_test(tc, host_write_refuses_bad_strings_and_foreign_connections);
   tcase_add_test(tc, concurrent_writers_keep_one_chain);
+  tcase_add_test(tc, unkeyed_chain_misses_recomputed_forgeries);
+  tcase_add_test(tc, keyed_chain_catches_recomputed_forgeries);
+  tcase_add_test(tc, anchor_catches_truncation_and_rewrites);
+  tcase_add_test(tc, key_record_guards_the_log);
+  tcase_add_test(tc, key_options_are_checked);
   suite_add_tcase(s, tc);
   return s;
 }

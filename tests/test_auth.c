@@ -12,16 +12,22 @@
 #include <backend/sqlite.h>
 #include <backend/testkit.h>
 
+#include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <time.h>
 
-#include "app.h"
 #include "auth.h"
+#include "auth_password.h"
+#include "sha1.h"
 
 #define PW BE_TESTKIT_PASSWORD
 #define NEWPW "a brand new passphrase"
 #define NT BE_NUL_TERMINATED
 #define MIN_NS (60 * BE_NS_PER_SEC)
+#define MIN_MS (60 * 1000)
+#define START_MS BE_TESTKIT_START_WALL_MS
 
 /* ---- helpers --------------------------------------------------------- */
 
@@ -120,6 +126,23 @@ static void login_denied(be_app *app, const char *email, const char *pw) {
 
 static int verify_code(be_app *app, const char *tok, int64_t *uid) {
   return be_auth_verify(uid, app, tok, NT, NULL);
+}
+
+/* rc and *ep are code with a field error naming field; frees *ep. */
+static void expect_field(int rc, be_error **ep, int32_t code, const char *field) {
+  ck_assert_int_eq(rc, code);
+  ck_assert_int_eq(be_error_code(*ep), code);
+  ck_assert_uint_ge(be_error_field_count(*ep), 1);
+  ck_assert_str_eq(be_error_field_name(*ep, 0), field);
+  be_error_free(*ep);
+  *ep = NULL;
+}
+
+static be_auth_session_list *sessions_of(be_app *app, int64_t user_id) {
+  be_auth_session_list *l = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_auth_list_sessions(&l, app, user_id, &e) == BE_OK, "%s", be_error_message(e));
+  return l;
 }
 
 /* The reset token from the last captured mail: the body's third line. */
@@ -328,6 +351,50 @@ static int64_t add_user(be_app *app, const char *email) {
   return id;
 }
 
+/* Migration 7 gives sessions made before it an id and keeps their tokens
+ * working: the sessions table is put back to its migration-2 shape, then
+ * the app reopens and migrates it again. */
+START_TEST(session_ids_migration_keeps_live_sessions) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/sessions.db", dir);
+  be_clock *clock = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clock, 0, START_MS * BE_NS_PER_MS, NULL), BE_OK);
+  be_app *app = file_app(path, clock, 1, 64 * 1024);
+  int64_t id = add_user(app, "old@example.test");
+  char *t1 = login_ok(app, "old@example.test", PW, id);
+  char *t2 = login_ok(app, "old@example.test", PW, id);
+  ck_assert_int_eq(be_auth_logout(app, t2, NT, NULL), BE_OK);
+  q_exec(app, "CREATE TABLE old_sessions (token_hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL"
+              " REFERENCES users(id) ON DELETE CASCADE, created_at INTEGER NOT NULL,"
+              " last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+              " revoked INTEGER NOT NULL DEFAULT 0)", 0);
+  q_exec(app, "INSERT INTO old_sessions SELECT token_hash, user_id, created_at, last_seen_at,"
+              " expires_at, revoked FROM sessions", 0);
+  q_exec(app, "DROP TABLE sessions", 0);
+  q_exec(app, "ALTER TABLE old_sessions RENAME TO sessions", 0);
+  q_exec(app, "DELETE FROM schema_migrations WHERE version = 7", 0);
+  be_app_free(app);
+
+  app = file_app(path, clock, 1, 64 * 1024);
+  ck_assert_int_eq(verify_code(app, t1, NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, t2, NULL), BE_E_UNAUTHORIZED);
+  be_auth_session_list *l = sessions_of(app, id);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 1);
+  ck_assert_int_gt(be_auth_session_list_id(l, 0), 0);
+  ck_assert_int_eq(be_auth_session_list_created_at_ms(l, 0), START_MS);
+  be_auth_session_list_free(l);
+  char *t3 = login_ok(app, "old@example.test", PW, id);
+  ck_assert_int_eq(q_int(app, "SELECT count(DISTINCT id) FROM sessions", 0), 3);
+  be_auth_token_free(t1);
+  be_auth_token_free(t2);
+  be_auth_token_free(t3);
+  be_app_free(app);
+  be_clock_free(clock);
+  tu_rmdir(dir);
+}
+END_TEST
+
 START_TEST(rehash_when_parameters_rise) {
   char *dir = tu_tempdir();
   char path[512];
@@ -365,6 +432,68 @@ START_TEST(rehash_when_parameters_rise) {
 }
 END_TEST
 
+static void expect_dummy(be_app *app, unsigned long long ops, size_t kib) {
+  unsigned long long o = 0;
+  size_t m = 0;
+  be__pw_dummy_params(app->auth, &o, &m);
+  ck_assert_msg(o == ops && m == kib * 1024, "dummy t=%llu m=%zu KiB, want t=%llu m=%zu KiB", o,
+                m / 1024, ops, kib);
+}
+
+/* A hash of PW with (ops, KiB), as a host import would store it. */
+static void store_hash(be_app *app, int64_t id, unsigned long long ops, size_t kib) {
+  char h[crypto_pwhash_STRBYTES], sql[300];
+  ck_assert_int_eq(crypto_pwhash_str_alg(h, PW, strlen(PW), ops, kib * 1024,
+                                         crypto_pwhash_ALG_ARGON2ID13), 0);
+  snprintf(sql, sizeof sql, "UPDATE users SET password_hash = '%s' WHERE id = ?", h);
+  q_exec(app, sql, id);
+}
+
+/* The dummy an unknown email's login verifies costs what the most
+ * expensive stored hash costs (largest m x t, then m), whoever wrote it,
+ * and follows it down as old hashes are rehashed, deleted or cleared. */
+START_TEST(dummy_follows_most_expensive_stored_hash) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/dummy.db", dir);
+  be_app *app = file_app(path, NULL, 3, 256 * 1024);
+  expect_dummy(app, 3, 256); /* no hash stored: the current parameters */
+  int64_t a = add_user(app, "a@example.test");
+  int64_t b = add_user(app, "b@example.test");
+  int64_t c = add_user(app, "c@example.test");
+  be_app_free(app);
+
+  app = file_app(path, NULL, 1, 64 * 1024); /* parameters lowered */
+  expect_dummy(app, 3, 256);                /* the stored hashes' */
+  ck_assert_int_eq(q_int(app, "SELECT hashes FROM password_hash_params WHERE opslimit = 3 "
+                              "AND memlimit_kib = 256", 0), 3);
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 3, 256);
+  /* a host import with costlier ones: the tie on m x t goes to the larger m */
+  store_hash(app, c, 8, 128);
+  store_hash(app, b, 2, 512);
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 2, 512);
+  q_exec(app, "DELETE FROM users WHERE id = ?", b);
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 8, 128);
+  q_exec(app, "UPDATE users SET password_hash = NULL WHERE id = ?", c);
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 3, 256);
+  /* the last old hash is rehashed at its login: the dummy follows down */
+  be_auth_token_free(login_ok(app, "a@example.test", PW, a));
+  login_denied(app, "nobody@example.test", PW);
+  expect_dummy(app, 1, 64);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_hash_params", 0), 1);
+  ck_assert_int_eq(q_int(app, "SELECT hashes FROM password_hash_params", 0), 1);
+  /* a wrong old password in a change verifies through it too */
+  ck_assert_int_eq(be_auth_change_password(app, a, NULL, 0, "wrong password here", NT, NEWPW, NT,
+                                           NULL), BE_E_UNAUTHORIZED);
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
 START_TEST(parameters_below_owasp_refused) {
   char *dir = tu_tempdir();
   char path[512];
@@ -392,6 +521,246 @@ START_TEST(parameters_below_owasp_refused) {
   o.password_min_length = 11;
   ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_E_VALIDATION);
   tu_rmdir(dir);
+}
+END_TEST
+
+/* ---- the pepper ------------------------------------------------------ */
+
+static const uint8_t PEPPER_A[] = "pepper A: 0123456789abcdef-secret";
+static const uint8_t PEPPER_B[] = "pepper B: fedcba9876543210-secret";
+#define PEPPER_LEN (sizeof PEPPER_A - 1)
+
+/* A file app with the cheapest parameters, keyed by pepper (id; NULL:
+ * none) and accepting prev (prev_id; NULL: none) to verify. */
+static be_app *pepper_app(const char *path, const uint8_t *pepper, int32_t id,
+                          const uint8_t *prev, int32_t prev_id) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  o.insecure_test_hashing = 1;
+  o.pwhash_opslimit = 1;
+  o.pwhash_memlimit = 64 * 1024;
+  o.pepper = pepper;
+  o.pepper_len = pepper ? PEPPER_LEN : 0;
+  o.pepper_id = pepper ? id : 0;
+  const uint8_t *keys[1] = {prev};
+  size_t lens[1] = {PEPPER_LEN};
+  int32_t ids[1] = {prev_id};
+  if (prev != NULL) {
+    o.previous_peppers = keys;
+    o.previous_pepper_lens = lens;
+    o.previous_pepper_ids = ids;
+    o.previous_pepper_count = 1;
+  }
+  be_app *app = NULL;
+  be_error *e = NULL;
+  int rc = be_app_new(&app, &o, &e);
+  ck_assert_msg(rc == BE_OK, "app: %s", be_error_message(e));
+  return app;
+}
+
+static int64_t pepper_of(be_app *app, int64_t id) {
+  return q_int(app, "SELECT password_pepper_id FROM users WHERE id = ?", id);
+}
+
+/* A hash made under pepper A verifies after rotation to B while A is
+ * listed as previous, and that login rehashes it under B; without A it
+ * fails like any wrong password. */
+START_TEST(pepper_rotation_rehashes_at_login) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/pepper.db", dir);
+  be_app *app = pepper_app(path, PEPPER_A, 1, NULL, 0);
+  int64_t u1 = add_user(app, "one@example.test");
+  int64_t u2 = add_user(app, "two@example.test");
+  char *h1 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  ck_assert_int_eq(pepper_of(app, u1), 1);
+  /* keyed: the hash does not verify the password alone */
+  ck_assert_int_ne(crypto_pwhash_str_verify(h1, PW, strlen(PW)), 0);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  be_app_free(app);
+
+  /* rotation: B current, A previous */
+  app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 1);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  char *h2 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  ck_assert_str_ne(h1, h2); /* rehashed under B */
+  ck_assert_int_eq(pepper_of(app, u1), 2);
+  ck_assert_int_eq(pepper_of(app, u2), 1); /* not logged in yet: still A */
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  char *h3 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  ck_assert_str_eq(h2, h3); /* current now: untouched */
+  login_denied(app, "one@example.test", "wrong password here");
+  be_app_free(app);
+
+  /* A dropped: u1 (B) logs in, u2 (A) cannot; a warning names the id */
+  app = pepper_app(path, PEPPER_B, 2, NULL, 0);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK);
+  login_denied(app, "two@example.test", PW);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+  ck_assert_int_eq(pepper_of(app, u2), 1);
+  be_app_free(app);
+  /* nor without any pepper, nor with A under another id */
+  app = pepper_app(path, NULL, 0, NULL, 0);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK);
+  login_denied(app, "one@example.test", PW);
+  be_app_free(app);
+  app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 3);
+  login_denied(app, "two@example.test", PW);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+  be_app_free(app);
+  /* A back as previous: u2 logs in and moves to B */
+  app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 1);
+  be_auth_token_free(login_ok(app, "two@example.test", PW, u2));
+  ck_assert_int_eq(pepper_of(app, u2), 2);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM users WHERE password_pepper_id = 1", 0), 0);
+  /* a password set or changed is keyed by the current pepper */
+  ck_assert_int_eq(be_auth_change_password(app, u2, NULL, 0, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(pepper_of(app, u2), 2);
+  be_app_free(app);
+  /* removing the pepper: B as previous, none current -> rehashed unkeyed */
+  app = pepper_app(path, NULL, 0, PEPPER_B, 2);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
+  ck_assert_int_eq(pepper_of(app, u1), 0);
+  char *h4 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  ck_assert_int_eq(crypto_pwhash_str_verify(h4, PW, strlen(PW)), 0);
+  be_app_free(app);
+  free(h1);
+  free(h2);
+  free(h3);
+  free(h4);
+  tu_rmdir(dir);
+}
+END_TEST
+
+typedef struct log_capture {
+  pthread_mutex_t mu;
+  char text[16384];
+  size_t n;
+} log_capture;
+
+static void capture_log(int32_t level, const char *message, const be_log_field *fields,
+                        size_t count, void *ud) {
+  (void)level;
+  log_capture *c = ud;
+  pthread_mutex_lock(&c->mu);
+  c->n += (size_t)snprintf(c->text + c->n, sizeof c->text - c->n, "%s\n", message);
+  for (size_t i = 0; i < count && c->n < sizeof c->text; i++)
+    c->n += (size_t)snprintf(c->text + c->n, sizeof c->text - c->n, "%s=%s\n", fields[i].key,
+                             fields[i].value);
+  if (c->n > sizeof c->text - 1) c->n = sizeof c->text - 1;
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* 1 when the file at path holds needle (n bytes), or its first half. */
+static int file_holds(const char *path, const void *needle, size_t n) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return 0;
+  static char buf[4 << 20];
+  size_t got = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  return memmem(buf, got, needle, n) != NULL || memmem(buf, got, needle, n / 2) != NULL;
+}
+
+/* The pepper reaches neither the database (file and WAL) nor a log line,
+ * at any level, nor an error. */
+START_TEST(pepper_never_stored_or_logged) {
+  char *dir = tu_tempdir();
+  char path[512], wal[600];
+  snprintf(path, sizeof path, "%s/secret.db", dir);
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  log_capture cap = {PTHREAD_MUTEX_INITIALIZER, {0}, 0};
+  ck_assert_int_eq(be_log_set_handler(capture_log, &cap, BE_LOG_DEBUG, NULL), BE_OK);
+  be_app *app = pepper_app(path, PEPPER_A, 1, NULL, 0);
+  int64_t id = add_user(app, "one@example.test");
+  be_auth_token_free(login_ok(app, "one@example.test", PW, id));
+  login_denied(app, "one@example.test", "wrong password here");
+  be_app_free(app);
+  app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 1);
+  be_auth_token_free(login_ok(app, "one@example.test", PW, id)); /* rehash */
+  ck_assert_int_eq(file_holds(path, PEPPER_A, PEPPER_LEN) || file_holds(wal, PEPPER_A, PEPPER_LEN),
+                   0);
+  ck_assert_int_eq(file_holds(path, PEPPER_B, PEPPER_LEN) || file_holds(wal, PEPPER_B, PEPPER_LEN),
+                   0);
+  be_app_free(app);
+  app = pepper_app(path, PEPPER_A, 3, NULL, 0); /* B unknown: the warning path */
+  login_denied(app, "one@example.test", PW);
+  be_app_free(app);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(cap.text, "pepper_id=2"));
+  ck_assert_ptr_null(memmem(cap.text, cap.n, PEPPER_A, 8));
+  ck_assert_ptr_null(memmem(cap.text, cap.n, PEPPER_B, 8));
+  ck_assert_ptr_null(strstr(cap.text, "0123456789abcdef"));
+  ck_assert_ptr_null(strstr(cap.text, "fedcba9876543210"));
+  ck_assert_int_eq(file_holds(path, PEPPER_A, PEPPER_LEN), 0);
+  ck_assert_int_eq(file_holds(path, PEPPER_B, PEPPER_LEN), 0);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* be_app_new(o) fails with a field error naming field. */
+static void expect_option_error(const be_app_options *o, const char *field) {
+  be_app *app = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_app_new(&app, o, &e), BE_E_VALIDATION);
+  ck_assert_ptr_null(app);
+  int found = 0;
+  for (size_t i = 0; i < be_error_field_count(e); i++)
+    found |= strcmp(be_error_field_name(e, i), field) == 0;
+  ck_assert_msg(found, "no field error \"%s\" in: %s", field, be_error_message(e));
+  be_error_free(e);
+}
+
+/* The pepper options are checked, each bad one named. */
+START_TEST(pepper_options_checked) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = ":memory:";
+  be_app *app = NULL;
+  be_error *e = NULL;
+  o.pepper = PEPPER_A;
+  o.pepper_len = 15;
+  o.pepper_id = 1;
+  ck_assert_int_eq(be_app_new(&app, &o, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "pepper_len");
+  char *json = NULL;
+  ck_assert_int_eq(be_error_to_json(&json, NULL, e), BE_OK);
+  ck_assert_ptr_null(strstr(json, "0123456789abcdef")); /* never quoted */
+  be_free(json);
+  be_error_free(e);
+  o.pepper_len = PEPPER_LEN;
+  o.pepper_id = 0; /* an id is required: a rotation must not reuse one */
+  expect_option_error(&o, "pepper_id");
+  o.pepper = NULL;
+  expect_option_error(&o, "pepper_len");
+  o.pepper_len = 0;
+  o.pepper_id = 4;
+  expect_option_error(&o, "pepper_id");
+  o.pepper = PEPPER_B;
+  o.pepper_len = PEPPER_LEN;
+  o.pepper_id = 2;
+  const uint8_t *keys[2] = {PEPPER_A, PEPPER_A};
+  size_t lens[2] = {PEPPER_LEN, PEPPER_LEN};
+  int32_t ids[2] = {1, 1};
+  o.previous_pepper_count = 2;
+  expect_option_error(&o, "previous_peppers");
+  o.previous_peppers = keys;
+  o.previous_pepper_lens = lens;
+  o.previous_pepper_ids = ids;
+  expect_option_error(&o, "previous_pepper_ids");
+  ids[1] = 2; /* the current id */
+  expect_option_error(&o, "previous_pepper_ids");
+  ids[1] = 3;
+  lens[1] = 65;
+  expect_option_error(&o, "previous_pepper_lens");
+  lens[1] = PEPPER_LEN;
+  keys[1] = NULL;
+  expect_option_error(&o, "previous_peppers");
+  keys[1] = PEPPER_A;
+  o.previous_pepper_count = BE_AUTH_PREVIOUS_PEPPERS_MAX + 1;
+  expect_option_error(&o, "previous_pepper_count");
+  o.previous_pepper_count = 2;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  be_app_free(app);
 }
 END_TEST
 
@@ -439,6 +808,141 @@ START_TEST(absolute_timeout) {
   ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
   ck_assert_int_eq(n, 1);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
+  be_auth_token_free(tok);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* ---- a user's sessions: listed, ended by id, login time readable ---- */
+
+START_TEST(sessions_listed_and_ended_by_id) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t u0 = be_testkit_user_id(k, 0), u1 = be_testkit_user_id(k, 1);
+  char *a = login_ok(app, "user0@example.test", PW, u0);  /* t = 0 */
+  be_testkit_advance_ms(k, 5 * MIN_MS, NULL);
+  char *b = login_ok(app, "user0@example.test", PW, u0);  /* t = 5 min */
+  char *c = login_ok(app, "user1@example.test", PW, u1);
+  be_testkit_advance_ms(k, 5 * MIN_MS, NULL);
+  ck_assert_int_eq(verify_code(app, a, NULL), BE_OK);      /* a used at t = 10 min */
+
+  be_auth_session_list *l = sessions_of(app, u0);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 2);
+  /* most recently used first */
+  int64_t ida = be_auth_session_list_id(l, 0), idb = be_auth_session_list_id(l, 1);
+  ck_assert_int_gt(ida, 0);
+  ck_assert_int_gt(idb, ida);
+  ck_assert_int_eq(be_auth_session_list_created_at_ms(l, 0), START_MS);
+  ck_assert_int_eq(be_auth_session_list_last_used_at_ms(l, 0), START_MS + 10 * MIN_MS);
+  ck_assert_int_eq(be_auth_session_list_expires_at_ms(l, 0), START_MS + 40 * MIN_MS); /* idle */
+  ck_assert_int_eq(be_auth_session_list_created_at_ms(l, 1), START_MS + 5 * MIN_MS);
+  ck_assert_int_eq(be_auth_session_list_last_used_at_ms(l, 1), START_MS + 5 * MIN_MS);
+  ck_assert_int_eq(be_auth_session_list_expires_at_ms(l, 1), START_MS + 35 * MIN_MS);
+  /* out of range and NULL read as 0 */
+  ck_assert_int_eq(be_auth_session_list_id(l, 2), 0);
+  ck_assert_int_eq(be_auth_session_list_expires_at_ms(l, 9), 0);
+  ck_assert_uint_eq(be_auth_session_list_count(NULL), 0);
+  ck_assert_int_eq(be_auth_session_list_created_at_ms(NULL, 0), 0);
+  be_auth_session_list_free(l);
+  be_auth_session_list_free(NULL);
+
+  /* end b by its id: its token dies at once, a lives on, one audit row */
+  ck_assert_int_eq(be_auth_end_session(app, u0, u0, idb, NULL), BE_OK);
+  ck_assert_int_eq(verify_code(app, b, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(verify_code(app, a, NULL), BE_OK);
+  ck_assert_int_eq(audit_count(app, "auth.session_end"), 1);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.session_end'"
+                              " AND actor_id = ? AND details = '{\"session_id\":' || ("
+                              "SELECT max(id) FROM sessions WHERE revoked = 1) || '}'", u0),
+                   1);
+  l = sessions_of(app, u0);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 1);
+  ck_assert_int_eq(be_auth_session_list_id(l, 0), ida);
+  be_auth_session_list_free(l);
+  /* again: already ended, nothing written */
+  ck_assert_int_eq(be_auth_end_session(app, 0, u0, idb, NULL), BE_OK);
+  ck_assert_int_eq(audit_count(app, "auth.session_end"), 1);
+
+  /* another user's session, an unknown id: not found, nothing ended */
+  l = sessions_of(app, u1);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 1);
+  int64_t idc = be_auth_session_list_id(l, 0);
+  be_auth_session_list_free(l);
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_auth_end_session(app, u0, u0, idc, &tu_e));
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_auth_end_session(app, 0, u0, 9999, &tu_e));
+  ck_assert_int_eq(verify_code(app, c, NULL), BE_OK);
+
+  /* bad arguments */
+  be_error *e = NULL;
+  expect_field(be_auth_end_session(app, -1, u0, ida, &e), &e, BE_E_VALIDATION, "actor_id");
+  expect_field(be_auth_end_session(app, 0, 0, ida, &e), &e, BE_E_VALIDATION, "user_id");
+  expect_field(be_auth_end_session(app, 0, u0, 0, &e), &e, BE_E_VALIDATION, "session_id");
+  ck_assert_int_eq(be_auth_end_session(NULL, 0, u0, ida, NULL), BE_E_MISUSE);
+  expect_field(be_auth_list_sessions(&l, app, -3, &e), &e, BE_E_VALIDATION, "user_id");
+  ck_assert_ptr_null(l);
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_auth_list_sessions(&l, app, 9999, &tu_e));
+  ck_assert_int_eq(be_auth_list_sessions(NULL, app, u0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_list_sessions(&l, NULL, u0, NULL), BE_E_MISUSE);
+
+  /* expired and revoked sessions are not listed */
+  be_testkit_advance_ms(k, 31 * MIN_MS, NULL); /* past c's idle timeout */
+  l = sessions_of(app, u1);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 0);
+  be_auth_session_list_free(l);
+  a = (be_auth_token_free(a), login_ok(app, "user0@example.test", PW, u0));
+  ck_assert_int_eq(be_auth_revoke_all(app, 0, u0, NULL), BE_OK);
+  l = sessions_of(app, u0);
+  ck_assert_uint_eq(be_auth_session_list_count(l), 0);
+  be_auth_session_list_free(l);
+  be_auth_token_free(a);
+  be_auth_token_free(b);
+  be_auth_token_free(c);
+  be_testkit_free(k);
+}
+END_TEST
+
+START_TEST(session_info_gives_login_time) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.session_absolute_ms = 20 * MIN_MS; /* shorter than idle: the absolute expiry shows */
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  int64_t u0 = be_testkit_user_id(k, 0);
+  be_testkit_advance_ms(k, 3 * MIN_MS, NULL);
+  char *tok = login_ok(app, "user0@example.test", PW, u0); /* login at t = 3 min */
+  be_testkit_advance_ms(k, 10 * MIN_MS, NULL);
+  be_auth_session_info info = BE_AUTH_SESSION_INFO_INIT;
+  be_error *e = NULL;
+  ck_assert_msg(be_auth_verify_session(&info, app, tok, NT, &e) == BE_OK, "%s",
+                be_error_message(e));
+  ck_assert_uint_eq(info.version, BE_AUTH_SESSION_INFO_VERSION);
+  ck_assert_int_eq(info.user_id, u0);
+  ck_assert_int_eq(info.created_at_ms, START_MS + 3 * MIN_MS);  /* the login */
+  ck_assert_int_eq(info.last_used_at_ms, START_MS + 13 * MIN_MS); /* this use (slid) */
+  ck_assert_int_eq(info.expires_at_ms, START_MS + 23 * MIN_MS);   /* absolute */
+  be_auth_session_list *l = sessions_of(app, u0);
+  ck_assert_int_eq(info.session_id, be_auth_session_list_id(l, 0));
+  ck_assert_int_eq(be_auth_session_list_last_used_at_ms(l, 0), info.last_used_at_ms);
+  be_auth_session_list_free(l);
+  /* the login time stays put while the session is used */
+  be_testkit_advance_ms(k, 5 * MIN_MS, NULL);
+  ck_assert_int_eq(be_auth_verify_session(&info, app, tok, NT, NULL), BE_OK);
+  ck_assert_int_eq(info.created_at_ms, START_MS + 3 * MIN_MS);
+  ck_assert_int_eq(info.last_used_at_ms, START_MS + 18 * MIN_MS);
+
+  /* failures: the generic 401 with the fields cleared; bad version; NULL */
+  be_testkit_advance_ms(k, 5 * MIN_MS, NULL); /* past the absolute expiry */
+  TU_EXPECT_ERR(BE_E_UNAUTHORIZED, be_auth_verify_session(&info, app, tok, NT, &tu_e));
+  ck_assert_int_eq(info.session_id, 0);
+  ck_assert_int_eq(info.user_id, 0);
+  ck_assert_int_eq(info.created_at_ms, 0);
+  ck_assert_uint_eq(info.version, BE_AUTH_SESSION_INFO_VERSION);
+  TU_EXPECT_ERR(BE_E_UNAUTHORIZED, be_auth_verify_session(&info, app, "short", NT, &tu_e));
+  info.version = BE_AUTH_SESSION_INFO_VERSION + 1;
+  ck_assert_int_eq(be_auth_verify_session(&info, app, tok, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_verify_session(NULL, app, tok, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_session_info_init(&info, BE_AUTH_SESSION_INFO_VERSION), BE_OK);
+  ck_assert_int_eq(be_auth_verify_session(&info, NULL, tok, NT, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_session_info_init(NULL, BE_AUTH_SESSION_INFO_VERSION), BE_E_MISUSE);
   be_auth_token_free(tok);
   be_testkit_free(k);
 }
@@ -718,7 +1222,9 @@ START_TEST(password_policy) {
                                       "\xc3\xa0\xc3\xb9\xc3\xa7\xc3\xa9", NT, "at least 12"),
                    BE_E_VALIDATION);
   char big[BE_AUTH_PASSWORD_MAX_BYTES + 1];
-  for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + (i * 7) % 26);
+  uint32_t x = 1; /* letters from an LCG: no repeated unit */
+  for (size_t i = 0; i < sizeof big; i++, x = x * 1103515245u + 12345u)
+    big[i] = (char)('a' + (x >> 16) % 26);
   ck_assert_int_eq(expect_policy(app, big, sizeof big, "4096 bytes"), BE_E_VALIDATION); /* 4097 */
   ck_assert_int_eq(expect_policy(app, big, 257, "at most 256 characters"), BE_E_VALIDATION);
   ck_assert_int_eq(expect_policy(app, big, 256, NULL), BE_OK);
@@ -773,6 +1279,138 @@ START_TEST(password_policy) {
   ck_assert_int_eq(expect_policy(be_testkit_app(k), "fourteen chars", NT, "at least 15"),
                    BE_E_VALIDATION);
   ck_assert_int_eq(expect_policy(be_testkit_app(k), "fifteen chars!!", NT, NULL), BE_OK);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* "Short pattern repeated" is any unit of at most half the length (the
+ * last repetition may be cut short), and a password needs
+ * BE_AUTH_PASSWORD_MIN_DISTINCT different characters (auth.h). */
+START_TEST(password_policy_repeats_and_variety) {
+  be_testkit *k = kit_new(0);
+  be_app *app = be_testkit_app(k);
+  ck_assert_int_eq(expect_policy(app, "abcdeabcdeabcde", NT, "pattern"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "abcdeABCDEabcd", NT, "pattern"), BE_E_VALIDATION);
+  char big[256];
+  for (int i = 0; i < 51; i++) memcpy(big + 5 * i, "qigc2", 5); /* 255 characters */
+  ck_assert_int_eq(expect_policy(app, big, 255, "pattern"), BE_E_VALIDATION);
+  /* a unit of exactly half the length, and one of 128 characters twice */
+  ck_assert_int_eq(expect_policy(app, "my password my password ", NT, "pattern"), BE_E_VALIDATION);
+  for (int i = 0; i < 128; i++) big[i] = big[128 + i] = (char)('a' + (i * 7 + i / 26) % 26);
+  ck_assert_int_eq(expect_policy(app, big, 256, "pattern"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, big, 255, NULL), BE_OK); /* 128 of 255: over half */
+  ck_assert_int_eq(expect_policy(app, "abcdeabcdeabc", NT, "pattern"), BE_E_VALIDATION); /* cut short */
+  ck_assert_int_eq(expect_policy(app, "correct horse correct", NT, NULL), BE_OK); /* 14 of 21 */
+  ck_assert_int_eq(expect_policy(app, "\xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 ",
+                                 NT, "pattern"), BE_E_VALIDATION); /* multi-byte units too */
+  /* too few different characters, though not periodic */
+  ck_assert_int_eq(expect_policy(app, "aabbaabbccaacc", NT, "5 different"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "AaBbaabbCcaaDd", NT, "5 different"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "aabbaabbccaaccd", NT, "5 different"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "aabbaabbccaaccde", NT, NULL), BE_OK);
+  be_testkit_free(k);
+}
+END_TEST
+
+static void sha1_hex(const char *s, size_t n, char out[41]) {
+  uint8_t d[BE__SHA1_BYTES];
+  be__sha1(s, n, d);
+  sodium_bin2hex(out, 41, d, sizeof d);
+}
+
+START_TEST(sha1_vectors) {
+  char hex[41];
+  sha1_hex("abc", 3, hex);
+  ck_assert_str_eq(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+  sha1_hex("", 0, hex);
+  ck_assert_str_eq(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"; /* 56: two tail blocks */
+  sha1_hex(m, strlen(m), hex);
+  ck_assert_str_eq(hex, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+  char *mil = malloc(1000000);
+  memset(mil, 'a', 1000000);
+  sha1_hex(mil, 1000000, hex);
+  ck_assert_str_eq(hex, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+  free(mil);
+}
+END_TEST
+
+static void write_file(const char *path, const char *data, size_t n) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A list file: plain passwords and SHA-1 hex (either case, HIBP's
+ * ":count" suffix), CRLF and LF, a BOM; refused from then on, replaced by
+ * the next load, removed with NULL. */
+START_TEST(breached_list_from_file) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  char *dir = tu_tempdir();
+  char path[512], hex[41], upper[41];
+  snprintf(path, sizeof path, "%s/breached.txt", dir);
+  char data[1024], overlong[BE_AUTH_PASSWORD_MAX_BYTES + 40];
+  sha1_hex("hex listed phrase", 17, hex);
+  for (int i = 0; i < 41; i++) upper[i] = (char)toupper((unsigned char)hex[i]);
+  sha1_hex("lower hex phrase", 16, hex);
+  memset(overlong, 'z', sizeof overlong);
+  int n = snprintf(data, sizeof data, "\xEF\xBB\xBFplain listed phrase\r\n\n%s:4711\r\n%s\n"
+                   "  spaced phrase kept  \nplain listed phrase\nlast line no newline",
+                   upper, hex);
+  write_file(path, data, (size_t)n);
+  int64_t count = -1;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, path, 0, &e), BE_OK);
+  ck_assert_int_eq(count, 5); /* the duplicate kept once */
+  ck_assert_int_eq(expect_policy(app, "plain listed phrase", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "Plain Listed PHRASE", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "hex listed phrase", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "lower hex phrase", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "  spaced phrase kept  ", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "last line no newline", NT, "breached"), BE_E_VALIDATION);
+  ck_assert_int_eq(expect_policy(app, "spaced phrase kept", NT, NULL), BE_OK); /* exact bytes */
+  ck_assert_int_eq(expect_policy(app, "a fine passphrase", NT, NULL), BE_OK);
+  /* it guards setting a password too */
+  ck_assert_int_eq(be_auth_set_password(app, 0, be_testkit_user_id(k, 0), "hex listed phrase", NT,
+                                        &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "password");
+  be_error_free(e);
+  e = NULL;
+  /* bounded: more entries than max_entries is refused and the old list stays */
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, path, 5, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "path");
+  ck_assert_int_eq(count, 0);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(expect_policy(app, "plain listed phrase", NT, "breached"), BE_E_VALIDATION);
+  /* a new load replaces the list; an overlong line is skipped */
+  memcpy(overlong + sizeof overlong - 20, "\nnew listed phrase\n", 19);
+  write_file(path, overlong, sizeof overlong - 1);
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, path, 1, NULL), BE_OK);
+  ck_assert_int_eq(count, 1);
+  ck_assert_int_eq(expect_policy(app, "plain listed phrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(expect_policy(app, "new listed phrase", NT, "breached"), BE_E_VALIDATION);
+  write_file(path, "", 0);
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, path, 0, NULL), BE_OK);
+  ck_assert_int_eq(count, 0);
+  ck_assert_int_eq(expect_policy(app, "new listed phrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_load_breached_passwords(NULL, app, path, 0, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, NULL, 0, NULL), BE_OK);
+  ck_assert_int_eq(count, 0);
+  /* argument errors */
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/none.txt", dir);
+  ck_assert_int_eq(be_auth_load_breached_passwords(NULL, app, missing, 0, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "path");
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_auth_load_breached_passwords(NULL, app, path, -1, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "max_entries");
+  be_error_free(e);
+  ck_assert_int_eq(be_auth_load_breached_passwords(NULL, NULL, path, 0, NULL), BE_E_MISUSE);
+  tu_rmdir(dir);
   be_testkit_free(k);
 }
 END_TEST
@@ -869,6 +1507,66 @@ START_TEST(disable_kills_pending_reset_tokens) {
 }
 END_TEST
 
+/* Pending reset tokens of a user (unused; expired ones count). */
+static int64_t pending_resets(be_app *app, int64_t id) {
+  return q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0", id);
+}
+
+static void request_token(be_testkit *k, const char *email, char tok[BE_AUTH_TOKEN_LEN + 1]) {
+  ck_assert_int_eq(be_auth_request_reset(be_testkit_app(k), email, NT, NULL), BE_OK);
+  last_reset_token(k, tok);
+}
+
+/* A reset link dies with the credential it would replace and with the
+ * address it was mailed to: a successful login, a password change, a
+ * password set by an administrator and an email change each consume the
+ * user's pending reset tokens in their own transaction. A failed login
+ * does not (anyone can make one). */
+START_TEST(reset_links_die_with_the_credential) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 0);
+  const char *em = "user0@example.test";
+  char tok[BE_AUTH_TOKEN_LEN + 1];
+  request_token(k, em, tok);
+  login_denied(app, em, "wrong password here");
+  ck_assert_int_eq(pending_resets(app, id), 1);
+  be_auth_token_free(login_ok(app, em, PW, id));
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
+
+  request_token(k, em, tok);
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+
+  request_token(k, em, tok);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "an admin's passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+
+  request_token(k, em, tok);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME; /* not the email: the link stays */
+  up.name = "Renamed";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 1);
+  up.fields = BE_USER_FIELD_EMAIL;
+  up.email = "Moved@example.test";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(pending_resets(app, id), 0);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+  /* the new address gets links that work */
+  request_token(k, "moved@example.test", tok);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL), BE_OK);
+  sodium_memzero(tok, sizeof tok);
+  be_testkit_free(k);
+}
+END_TEST
+
 START_TEST(reset_does_not_enumerate) {
   be_testkit *k = kit_new(2);
   be_app *app = be_testkit_app(k);
@@ -877,13 +1575,13 @@ START_TEST(reset_does_not_enumerate) {
   q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 1));
   ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NT, NULL), BE_OK); /* disabled */
   ck_assert_int_eq(be_testkit_mail_count(k), 0);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0), 0);
   /* a failing mailer gives the same BE_OK, and the unsent token is dropped */
   ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE, NULL), BE_OK);
   ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK); /* keep test output quiet */
   ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0), 0);
   ck_assert_int_eq(be_auth_request_reset(app, NULL, NT, NULL), BE_E_VALIDATION);
   /* at most BE_AUTH_RESET_MAX_PENDING live tokens per user: no mail bombing */
   be_testkit_mail_clear(k);
@@ -906,71 +1604,424 @@ START_TEST(reset_does_not_enumerate) {
 }
 END_TEST
 
+/* ---- the mailer ------------------------------------------------------ */
+
+/* Every event logged while installed, one "message key=value ..." line each. */
+static char logged[8192];
+
+static void log_lines(int32_t level, const char *msg, const be_log_field *f, size_t n, void *ud) {
+  (void)level;
+  (void)ud;
+  size_t off = strlen(logged);
+  off += (size_t)snprintf(logged + off, sizeof logged - off, "%s", msg);
+  for (size_t i = 0; i < n && off < sizeof logged; i++)
+    off += (size_t)snprintf(logged + off, sizeof logged - off, " %s=%s", f[i].key, f[i].value);
+  if (off < sizeof logged) snprintf(logged + off, sizeof logged - off, "\n");
+}
+
+static void log_start(void) {
+  logged[0] = '\0';
+  ck_assert_int_eq(be_log_set_handler(log_lines, NULL, BE_LOG_INFO, NULL), BE_OK);
+}
+
+static void log_stop(void) {
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+}
+
+/* A transport that fails the careless way: an error code, *err left NULL. */
+static int bare_failing_send(const char *to, const char *subject, const char *body, void *ud,
+                             be_error **err) {
+  (void)to;
+  (void)subject;
+  (void)body;
+  (void)err;
+  ++*(int *)ud;
+  return BE_E_UNAVAILABLE;
+}
+
+/* A file app (cheap hashing, system clock) whose mailer is m. */
+static be_app *mailer_app(const char *path, const be_mailer *m) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  o.mailer = m;
+  o.insecure_test_hashing = 1;
+  o.pwhash_opslimit = 1;
+  o.pwhash_memlimit = 64 * 1024;
+  be_app *app = NULL;
+  be_error *e = NULL;
+  int rc = be_app_new(&app, &o, &e);
+  ck_assert_msg(rc == BE_OK, "app: %s", be_error_message(e));
+  return app;
+}
+
+/* A transport that accepts every message and counts them. */
+static int counting_send(const char *to, const char *subject, const char *body, void *ud,
+                         be_error **err) {
+  (void)to;
+  (void)subject;
+  (void)body;
+  (void)err;
+  ++*(int *)ud;
+  return BE_OK;
+}
+
+/* What one reset request costs the driver, per operation. */
+static void reset_request_calls(be_app *app, be_fault *f, const char *email, int64_t out[4]) {
+  static const int32_t ops[4] = {BE_FAULT_OP_BEGIN, BE_FAULT_OP_BIND, BE_FAULT_OP_STEP,
+                                 BE_FAULT_OP_COMMIT};
+  be_fault_reset_counts(f);
+  ck_assert_int_eq(be_auth_request_reset(app, email, NT, NULL), BE_OK);
+  for (int i = 0; i < 4; i++) out[i] = be_fault_calls(f, ops[i]);
+}
+
+/* Reset requests do the same database work whatever the email: one that
+ * gets a token (stored and mailed), one whose account has enough tokens
+ * pending, a disabled account's and an unknown one run the same
+ * statements in one write transaction, so their timing tells nothing
+ * (measured by bench_auth, auth_reset_timing). Each is audited. */
+START_TEST(reset_requests_do_equal_work) {
+  be_driver *drv = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&drv, &f, be_sqlite_driver(), NULL), BE_OK);
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/equal.db", dir);
+  int sent = 0;
+  be_mailer m = BE_MAILER_INIT;
+  m.send = counting_send;
+  m.user_data = &sent;
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = path;
+  o.driver = drv;
+  o.mailer = &m;
+  o.insecure_test_hashing = 1;
+  o.pwhash_opslimit = 1;
+  o.pwhash_memlimit = 64 * 1024;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  int64_t known = add_user(app, "known@example.test");
+  int64_t full = add_user(app, "full@example.test");
+  q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", add_user(app, "off@example.test"));
+  for (int i = 0; i < BE_AUTH_RESET_MAX_PENDING; i++)
+    ck_assert_int_eq(be_auth_request_reset(app, "full@example.test", NT, NULL), BE_OK);
+  static const char *const emails[] = {"known@example.test", "full@example.test",
+                                       "off@example.test", "nobody@example.test"};
+  for (int i = 0; i < 4; i++) /* warm the statement cache */
+    ck_assert_int_eq(be_auth_request_reset(app, emails[i], NT, NULL), BE_OK);
+  int64_t audits = audit_count(app, "auth.reset_request");
+  sent = 0;
+  int64_t want[4], got[4];
+  reset_request_calls(app, f, emails[0], want);
+  ck_assert_int_eq(want[0], 1); /* one write transaction */
+  ck_assert_int_eq(want[3], 1);
+  for (int i = 1; i < 4; i++) {
+    reset_request_calls(app, f, emails[i], got);
+    for (int op = 0; op < 4; op++)
+      ck_assert_msg(got[op] == want[op], "%s: op %d: %lld calls, %lld for a known email",
+                    emails[i], op, (long long)got[op], (long long)want[op]);
+  }
+  ck_assert_int_eq(sent, 1); /* only the known email got mail */
+  ck_assert_int_eq(audit_count(app, "auth.reset_request"), audits + 4);
+  /* 2 + 3 tokens issued; the 6 other requests (full, off and nobody,
+   * twice each) left used rows of no user, which the purge removes */
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ?", known), 2);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ?", full),
+                   BE_AUTH_RESET_MAX_PENDING);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0),
+                   2 + BE_AUTH_RESET_MAX_PENDING);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id IS NULL "
+                              "AND used = 1", 0), 6);
+  int64_t purged = 0;
+  ck_assert_int_eq(be_auth_purge_expired(&purged, app, NULL), BE_OK);
+  ck_assert_int_eq(purged, 6);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 2 + BE_AUTH_RESET_MAX_PENDING);
+  be_app_free(app);
+  be_fault_free(f);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* A mailer that fails without filling *err is logged with its own code
+ * (it used to be logged as code=BE_OK). */
+START_TEST(mailer_failure_logs_the_mailers_code) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/mail.db", dir);
+  int calls = 0;
+  be_mailer m = BE_MAILER_INIT;
+  m.send = bare_failing_send;
+  m.user_data = &calls;
+  be_app *app = mailer_app(path, &m);
+  int64_t id = add_user(app, "user0@example.test");
+  log_start();
+  ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
+  log_stop();
+  ck_assert_int_eq(calls, 1);
+  char want[64];
+  snprintf(want, sizeof want, "user_id=%lld code=BE_E_UNAVAILABLE", (long long)id);
+  ck_assert_msg(strstr(logged, want) != NULL, "logged: %s", logged);
+  ck_assert_ptr_null(strstr(logged, "code=BE_OK"));
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* Captured message i goes to `to` with `subject`, and its body holds
+ * none of the secrets (NULL-terminated list). */
+static void expect_notice(be_testkit *k, int64_t i, const char *to, const char *subject,
+                          const char *const *secrets) {
+  char *t = NULL, *sub = NULL, *body = NULL;
+  ck_assert_int_eq(be_testkit_mail_get(&t, &sub, &body, k, i, NULL), BE_OK);
+  ck_assert_str_eq(t, to);
+  ck_assert_str_eq(sub, subject);
+  for (const char *const *p = secrets; *p; p++)
+    ck_assert_msg(strstr(body, *p) == NULL, "mail %lld holds a secret", (long long)i);
+  be_free(t);
+  be_free(sub);
+  be_free(body);
+}
+
+/* The holder of an account hears, through the mailer, of every change to
+ * its password or email -- the old address too -- in a mail with no
+ * secret in it. Giving a password to an account that had none is no
+ * change. A mailer failure does not fail the change: it is logged. */
+START_TEST(credential_changes_are_notified) {
+  be_testkit *k = kit_new(2);
+  be_app *app = be_testkit_app(k);
+  int64_t id = be_testkit_user_id(k, 1);
+  const char *em = "user1@example.test";
+  char tok[BE_AUTH_TOKEN_LEN + 1] = "(no token issued yet)"; /* a secret only once filled */
+  const char *const secrets[] = {PW, NEWPW, "an admin's passphrase", "a third passphrase", tok,
+                                 NULL};
+  be_testkit_mail_clear(k);
+  ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, PW, NT, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 1);
+  expect_notice(k, 0, em, "Your password was changed", secrets);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "an admin's passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 2);
+  expect_notice(k, 1, em, "Your password was changed", secrets);
+  request_token(k, em, tok);
+  ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "a third passphrase", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 4);
+  expect_notice(k, 3, em, "Your password was reset", secrets);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME | BE_USER_FIELD_EMAIL;
+  up.name = "Moved";
+  up.email = em; /* the same address: no change to tell */
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 4);
+  up.email = "moved@example.test";
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 6);
+  expect_notice(k, 4, em, "Your email address was changed", secrets);
+  expect_notice(k, 5, "moved@example.test", "Your email address was changed", secrets);
+
+  /* a first password (sign-up) replaces nothing: no mail */
+  int64_t fresh = 0;
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "fresh@example.test";
+  in.name = "Fresh";
+  ck_assert_int_eq(be_user_create(NULL, &fresh, app, 0, &in, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_set_password(app, 0, fresh, NEWPW, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_testkit_mail_count(k), 6);
+
+  /* the mailer fails: the change stands, the failure is logged */
+  ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE, NULL), BE_OK);
+  log_start();
+  ck_assert_int_eq(be_auth_change_password(app, fresh, NULL, NT, NEWPW, NT, PW, NT, NULL), BE_OK);
+  log_stop();
+  ck_assert_int_eq(be_testkit_mail_count(k), 6);
+  be_auth_token_free(login_ok(app, "fresh@example.test", PW, fresh));
+  char want[96];
+  snprintf(want, sizeof want, "password-changed notice user_id=%lld code=BE_E_UNAVAILABLE",
+           (long long)fresh);
+  ck_assert_msg(strstr(logged, want) != NULL, "logged: %s", logged);
+  sodium_memzero(tok, sizeof tok);
+  be_testkit_free(k);
+}
+END_TEST
+
 /* ---- the hash bound -------------------------------------------------- */
 
+/* Holds every caller inside its hash slot until given a permit, and
+ * records the order callers got their slot in (by job id). */
 typedef struct gate {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int inside;
-  int open;
+  int inside;  /* callers that reached their slot so far */
+  int permits; /* callers that may leave; INT_MAX: all */
+  int order[16];
 } gate;
+
+static _Thread_local int tls_job; /* the job id of this thread's login */
 
 static void gate_hook(void *ud) {
   gate *g = ud;
   pthread_mutex_lock(&g->mu);
+  if (g->inside < 16) g->order[g->inside] = tls_job;
   g->inside++;
   pthread_cond_broadcast(&g->cv);
-  while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
+  while (g->permits == 0) pthread_cond_wait(&g->cv, &g->mu);
+  if (g->permits != INT_MAX) g->permits--;
   pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_permit(gate *g, int n) {
+  pthread_mutex_lock(&g->mu);
+  g->permits = n == INT_MAX ? INT_MAX : g->permits + n;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_wait_inside(gate *g, int n) {
+  pthread_mutex_lock(&g->mu);
+  while (g->inside < n) pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* Poll until n callers queue for a slot (they block in the library);
+ * fails after 20 s. */
+static void wait_queued(be_app *app, int32_t n) {
+  for (int i = 0; be__pw_slots_waiting(app->auth) != n; i++) {
+    ck_assert_msg(i < 20000, "%d callers never queued", (int)n);
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
 }
 
 typedef struct login_job {
   be_app *app;
+  int id;
   int rc;
+  pthread_t t;
 } login_job;
 
 static void *login_thread(void *arg) {
   login_job *j = arg;
+  tls_job = j->id;
   char *tok = NULL;
   j->rc = be_auth_login(&tok, NULL, j->app, "user0@example.test", NT, PW, NT, NULL);
   be_auth_token_free(tok);
   return NULL;
 }
 
-START_TEST(hash_bound_fails_fast) {
+static void start_login(login_job *j, be_app *app, int id) {
+  j->app = app;
+  j->id = id;
+  j->rc = 1;
+  ck_assert_int_eq(pthread_create(&j->t, NULL, login_thread, j), 0);
+}
+
+/* With every slot taken, a 5th login queues and is served when a slot
+ * frees, instead of failing at once. */
+START_TEST(hash_slots_queue_then_serve) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, {0}};
+  be__auth_set_slot_hook(app->auth, gate_hook, &g);
+  login_job j[5];
+  for (int i = 0; i < 4; i++) start_login(&j[i], app, i + 1); /* the default limit: 4 */
+  gate_wait_inside(&g, 4);
+  start_login(&j[4], app, 5);
+  wait_queued(app, 1); /* the 5th waits */
+  ck_assert_int_eq(j[4].rc, 1);
+  gate_permit(&g, 1); /* one of the four finishes: its slot goes to the 5th */
+  gate_wait_inside(&g, 5);
+  ck_assert_int_eq(be__pw_slots_waiting(app->auth), 0);
+  ck_assert_int_eq(g.order[4], 5);
+  gate_permit(&g, INT_MAX);
+  for (int i = 0; i < 5; i++) {
+    pthread_join(j[i].t, NULL);
+    ck_assert_int_eq(j[i].rc, BE_OK);
+  }
+  be__auth_set_slot_hook(app->auth, NULL, NULL);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* Waiters get slots in the order they came, newcomers never overtake. */
+START_TEST(hash_slots_fifo) {
   be_app_options o = BE_APP_OPTIONS_INIT;
   o.max_concurrent_hashes = 1;
+  o.hash_wait_ms = 60000;
   be_testkit *k = kit_with(&o, 1);
   be_app *app = be_testkit_app(k);
-  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-  be__auth_set_slot_hook(be__app_auth(app), gate_hook, &g);
-  login_job j = {app, 1};
-  pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, login_thread, &j), 0);
-  pthread_mutex_lock(&g.mu);
-  while (g.inside == 0) pthread_cond_wait(&g.cv, &g.mu);
-  pthread_mutex_unlock(&g.mu);
-  /* the one slot is held: every hashing call fails at once with 503 */
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, {0}};
+  be__auth_set_slot_hook(app->auth, gate_hook, &g);
+  login_job j[5];
+  start_login(&j[0], app, 1);
+  gate_wait_inside(&g, 1);
+  for (int i = 1; i < 5; i++) {
+    start_login(&j[i], app, i + 1);
+    wait_queued(app, i); /* queued before the next one starts */
+  }
+  gate_permit(&g, INT_MAX);
+  for (int i = 0; i < 5; i++) {
+    pthread_join(j[i].t, NULL);
+    ck_assert_int_eq(j[i].rc, BE_OK);
+    ck_assert_int_eq(g.order[i], i + 1);
+  }
+  be__auth_set_slot_hook(app->auth, NULL, NULL);
+  be_testkit_free(k);
+}
+END_TEST
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A waiter gives up after hash_wait_ms with the retryable 503, whatever
+ * the account; the queue is left clean. */
+START_TEST(hash_slots_wait_times_out) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.max_concurrent_hashes = 1;
+  o.hash_wait_ms = 100;
+  be_testkit *k = kit_with(&o, 1);
+  be_app *app = be_testkit_app(k);
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, {0}};
+  be__auth_set_slot_hook(app->auth, gate_hook, &g);
+  login_job holder;
+  start_login(&holder, app, 1);
+  gate_wait_inside(&g, 1);
   char *tok = NULL;
   be_error *e = NULL;
+  int64_t t0 = mono_ms();
   ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", NT, PW, NT, &e),
                    BE_E_UNAVAILABLE);
+  ck_assert_int_ge(mono_ms() - t0, 100); /* it did wait */
   ck_assert_int_eq(be_error_http_status(e), 503);
   ck_assert_int_eq(be_error_is_retryable(e), 1);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "waited 100 ms"));
   be_error_free(e);
   ck_assert_int_eq(be_auth_login(&tok, NULL, app, "nobody@example.test", NT, PW, NT, NULL),
                    BE_E_UNAVAILABLE); /* same for unknown users */
   ck_assert_int_eq(be_auth_set_password(app, 0, be_testkit_user_id(k, 0), NEWPW, NT, NULL),
                    BE_E_UNAVAILABLE);
-  pthread_mutex_lock(&g.mu);
-  g.open = 1;
-  pthread_cond_broadcast(&g.cv);
-  pthread_mutex_unlock(&g.mu);
-  pthread_join(t, NULL);
-  ck_assert_int_eq(j.rc, BE_OK);
-  be__auth_set_slot_hook(be__app_auth(app), NULL, NULL);
-  be_auth_token_free(login_ok(app, "user0@example.test", PW, 0));
+  /* two waiters time out together */
+  login_job late[2];
+  for (int i = 0; i < 2; i++) start_login(&late[i], app, 2 + i);
+  for (int i = 0; i < 2; i++) {
+    pthread_join(late[i].t, NULL);
+    ck_assert_int_eq(late[i].rc, BE_E_UNAVAILABLE);
+  }
+  ck_assert_int_eq(be__pw_slots_waiting(app->auth), 0);
+  gate_permit(&g, INT_MAX);
+  pthread_join(holder.t, NULL);
+  ck_assert_int_eq(holder.rc, BE_OK);
+  be__auth_set_slot_hook(app->auth, NULL, NULL);
+  be_auth_token_free(login_ok(app, "user0@example.test", PW, 0)); /* the slot is free again */
   be_testkit_free(k);
+
+  /* the wait is an option: 0 is the default, out of range is named */
+  o.hash_wait_ms = 60001;
+  be_app *bad = NULL;
+  ck_assert_int_eq(be_app_new(&bad, &o, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "hash_wait_ms");
+  be_error_free(e);
+  o.hash_wait_ms = -1;
+  ck_assert_int_eq(be_app_new(&bad, &o, NULL), BE_E_VALIDATION);
 }
 END_TEST
 
@@ -1124,20 +2175,36 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, backoff_never_overflows_into_no_block);
   tcase_add_test(tc, rehash_when_parameters_rise);
   tcase_add_test(tc, parameters_below_owasp_refused);
+  tcase_add_test(tc, dummy_follows_most_expensive_stored_hash);
+  tcase_add_test(tc, pepper_rotation_rehashes_at_login);
+  tcase_add_test(tc, pepper_never_stored_or_logged);
+  tcase_add_test(tc, pepper_options_checked);
   tcase_add_test(tc, idle_timeout_slides_and_expires);
   tcase_add_test(tc, absolute_timeout);
   tcase_add_test(tc, times_saturate_near_the_end_of_the_clock);
+  tcase_add_test(tc, sessions_listed_and_ended_by_id);
+  tcase_add_test(tc, session_info_gives_login_time);
+  tcase_add_test(tc, session_ids_migration_keeps_live_sessions);
   tcase_add_test(tc, malformed_tokens_refused_without_database);
   tcase_add_test(tc, emails_and_tokens_take_exact_lengths);
   tcase_add_test(tc, logout_and_revoke_all);
   tcase_add_test(tc, change_password_revokes_other_sessions);
   tcase_add_test(tc, set_password_revokes_and_audits);
   tcase_add_test(tc, password_policy);
+  tcase_add_test(tc, password_policy_repeats_and_variety);
+  tcase_add_test(tc, sha1_vectors);
+  tcase_add_test(tc, breached_list_from_file);
   tcase_add_test(tc, reset_single_use);
   tcase_add_test(tc, reset_expires_and_clears_lockout);
   tcase_add_test(tc, reset_does_not_enumerate);
   tcase_add_test(tc, disable_kills_pending_reset_tokens);
-  tcase_add_test(tc, hash_bound_fails_fast);
+  tcase_add_test(tc, reset_links_die_with_the_credential);
+  tcase_add_test(tc, credential_changes_are_notified);
+  tcase_add_test(tc, mailer_failure_logs_the_mailers_code);
+  tcase_add_test(tc, reset_requests_do_equal_work);
+  tcase_add_test(tc, hash_slots_queue_then_serve);
+  tcase_add_test(tc, hash_slots_fifo);
+  tcase_add_test(tc, hash_slots_wait_times_out);
   tcase_add_test(tc, concurrent_logins);
   tcase_add_test(tc, commit_failure_leaves_nothing);
   tcase_add_test(tc, failing_allocator_leaks_nothing);

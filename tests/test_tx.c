@@ -193,7 +193,7 @@ START_TEST(nested_calls_are_savepoints) {
 END_TEST
 
 /* The outer callback swallows a nested failure whose savepoint could not
- * be rolled back (issue: the inner row was committed). */
+ * be rolled back: its inner row must never be committed. */
 typedef struct doomed_job {
   be_fault *flt;
   int inner_rc;

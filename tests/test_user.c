@@ -82,6 +82,76 @@ END_TEST
 
 /* A deleted user's id is never given to a new user: audit rows (and host
  * rows) about the old account must not start describing the new one. */
+/* Addresses that look like alice@example.com (or like nothing at all)
+ * are refused, naming "email", instead of becoming a second account. */
+static const struct {
+  const char *email;
+  const char *why; /* a word of the expected message */
+} lookalikes[] = {
+  {"\xd0\xb0lice@example.com", "mixes"},              /* Cyrillic a (U+0430) */
+  {"\xef\xbd\x81lice@example.com", "fullwidth"},      /* fullwidth a (U+FF41) */
+  {"alice@example.com\xe2\x80\x8b", "invisible"},     /* trailing U+200B */
+  {"ali\xc2\xa0" "ce@example.com", "space"},          /* U+00A0 in the local part */
+  {"alice@ex\xd0\xb0mple.com", "mixes"},              /* Cyrillic a in the domain */
+  {"\xce\xb1lice@example.com", "mixes"},              /* Greek alpha */
+  {"\xd0\xb0\xd1\x81\xd0\xb5@example.com", "Cyrillic"}, /* all-Cyrillic "ace" */
+  {"alice\xe2\x80\xae@example.com", "bidirectional"}, /* U+202E */
+  {"alice\xe2\x81\xa6@example.com", "bidirectional"}, /* U+2066 */
+  {"al\xc2\xad" "ice@example.com", "invisible"},      /* soft hyphen */
+  {"al\xe2\x81\xa0ice@example.com", "invisible"},     /* word joiner U+2060 */
+  {"\xef\xbb\xbf" "alice@example.com", "invisible"},  /* BOM U+FEFF */
+  {"al\xe2\x80\x8dice@example.com", "invisible"},     /* zero-width joiner */
+  {"alice@example\xe3\x80\x80.com", "space"},         /* ideographic space U+3000 */
+  {"alice@example.com\xe2\x80\xa8", "space"},         /* line separator U+2028 */
+  {"a\xcc\x81lice@example.com", "combining"},         /* a + U+0301 */
+  {"\xe2\x84\xaa" "alice@example.com", "compatibility"}, /* Kelvin sign */
+  {"\xf0\x9d\x90\x9alice@example.com", "compatibility"}, /* mathematical bold a */
+  {"\xef\xac\x81" "nn@example.com", "ligature"},      /* fi ligature */
+  {"alice\xee\x80\x80@example.com", "private-use"},   /* U+E000 */
+  {"alice\xf3\xa0\x80\x81@example.com", "invisible"}, /* language tag U+E0001 */
+};
+
+START_TEST(lookalike_emails_are_refused) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  int64_t alice = svc_user(app, "alice@example.com", "Alice");
+  int64_t bob = svc_user(app, "bob@example.com", "Bob");
+  for (size_t i = 0; i < sizeof lookalikes / sizeof lookalikes[0]; i++) {
+    be_user_input in = BE_USER_INPUT_INIT;
+    in.email = lookalikes[i].email;
+    in.name = "Mallory";
+    be_error *e = NULL;
+    int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
+    ck_assert_msg(rc == BE_E_VALIDATION, "case %zu accepted", i);
+    ck_assert_msg(strstr(be_error_message(e), lookalikes[i].why) ||
+                      (be_error_field_count(e) == 1 &&
+                       strstr(be_error_field_message(e, 0), lookalikes[i].why)),
+                  "case %zu: %s / %s", i, be_error_message(e), be_error_field_message(e, 0));
+    svc_expect_field(rc, &e, BE_E_VALIDATION, "email");
+    be_user_input up = BE_USER_INPUT_INIT;
+    up.fields = BE_USER_FIELD_EMAIL;
+    up.email = lookalikes[i].email;
+    svc_expect_field(be_user_update(NULL, app, 0, bob, &up, &e), &e, BE_E_VALIDATION, "email");
+  }
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 2);
+
+  /* real addresses in other scripts, and accents written precomposed, pass */
+  static const char *const fine[] = {
+    "ren\xc3\xa9@example.com",                                  /* rene with U+00E9 */
+    "\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd@\xd0\xbf\xd1\x80\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80.\xd1\x80\xd1\x84",
+    "ivan.\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd@example.com",        /* one script per label */
+    "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",
+    "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae@example.com", /* Greek */
+    "alice+tag_1-x@example.com",
+  };
+  for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) svc_user(app, fine[i], "Fine");
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, alice, NULL), BE_OK);
+  ck_assert_str_eq(be_user_email(u), "alice@example.com");
+  be_user_free(u);
+  be_app_free(app);
+}
+END_TEST
+
 START_TEST(deleted_ids_are_not_reused) {
   be_app *app = svc_app_ex(NULL, NULL, 0);
   svc_user(app, "first@x.io", "First");
@@ -946,6 +1016,7 @@ static Suite *user_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, create_get_update_delete);
   tcase_add_test(tc, duplicate_email_is_conflict);
+  tcase_add_test(tc, lookalike_emails_are_refused);
   tcase_add_test(tc, deleted_ids_are_not_reused);
   tcase_add_test(tc, validation_names_the_field_and_writes_nothing);
   tcase_add_test(tc, lengths_are_exact_and_zero_is_empty);

@@ -18,6 +18,7 @@
 
 BE_BEGIN_DECLS
 
+/** The app: database, pool, cache and services (opaque, thread-safe). */
 typedef struct be_app be_app;
 /* The mailer (backend/mailer.h), migrator (backend/migrate.h), pool
  * (backend/pool.h) and cache (backend/cache.h) are named by their struct
@@ -31,6 +32,7 @@ struct be_cache;
  * (be_app_new() refuses a host migrator holding one: field "host_migrations"). */
 #define BE_APP_HOST_MIGRATION_MIN 1000
 
+/** The be_app_options layout this header describes (its version field). */
 #define BE_APP_OPTIONS_VERSION 1
 
 /**
@@ -39,7 +41,7 @@ struct be_cache;
  */
 typedef struct be_app_options {
   uint32_t version;              /**< BE_APP_OPTIONS_VERSION */
-  const char *database;          /**< DSN for the driver ["backend.db"; ":memory:" works] */
+  const char *database;          /**< DSN for the driver, copied ["backend.db"; ":memory:" works] */
   const be_driver *driver;       /**< [the built-in SQLite driver] */
   int32_t pool_min;              /**< [2] */
   int32_t pool_max;              /**< [10] */
@@ -51,7 +53,7 @@ typedef struct be_app_options {
   uint64_t pwhash_memlimit;      /**< argon2id m in bytes [crypto_pwhash_MEMLIMIT_INTERACTIVE] */
   int32_t insecure_test_hashing; /**< 1 allows parameters below OWASP's minimum (tests only) [0] */
   int32_t password_min_length;   /**< in characters, 12..256 [12] */
-  int32_t max_concurrent_hashes; /**< beyond it logins fail with 503 [4] */
+  int32_t max_concurrent_hashes; /**< argon2id runs at once; more wait up to hash_wait_ms [4] */
   int64_t session_idle_ms;       /**< [30 min] */
   int64_t session_absolute_ms;   /**< [12 h] */
   int32_t throttle_after;        /**< consecutive failures before backoff [5] */
@@ -61,31 +63,89 @@ typedef struct be_app_options {
   be_clock *clock;               /**< borrowed; must outlive the app [system clock] */
   const struct be_mailer *mailer;       /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
   struct be_migrator *host_migrations;  /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's [none] */
+  /* The audit chain's key (backend/audit.h "Keyed chain"). */
+  const uint8_t *audit_key;      /**< secret keying the audit chain, kept outside the database; copied by be_app_new() [NULL: unkeyed] */
+  size_t audit_key_len;          /**< bytes of audit_key, 32..64 (BE_AUDIT_KEY_MIN_BYTES..BE_AUDIT_KEY_MAX_BYTES) [0] */
+  int32_t audit_key_adopt;       /**< 1: key a log that already holds unkeyed rows, from its next row on [0: refuse] */
+  /* Password hashing: the queue for hash slots, and the pepper with its
+   * rotation (backend/auth.h, "Pepper"). be_app_new() copies the peppers;
+   * no pointer to them is kept. */
+  int64_t hash_wait_ms;          /**< longest wait for a hash slot (FIFO), then 503; 1..60000 [1000] */
+  const uint8_t *pepper;         /**< secret key of BE_AUTH_PEPPER_MIN_BYTES..MAX_BYTES that keys every new password hash; keep it outside the database [none] */
+  size_t pepper_len;             /**< bytes of pepper [0] */
+  int32_t pepper_id;             /**< 1..INT32_MAX, stored with each hash the pepper keys; required with a pepper [0: none] */
+  const uint8_t *const *previous_peppers; /**< retired peppers, still accepted to verify (that login rehashes under pepper) [none] */
+  const size_t *previous_pepper_lens;     /**< their byte lengths */
+  const int32_t *previous_pepper_ids;     /**< their ids (as stored), distinct, not pepper_id */
+  int32_t previous_pepper_count;          /**< entries of the three arrays, 0..BE_AUTH_PREVIOUS_PEPPERS_MAX [0] */
 } be_app_options;
 
+/** Static initializer: the current version, every other field zero/NULL
+ * (the defaults). */
 #define BE_APP_OPTIONS_INIT \
-  { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+  { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
+    NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0 }
 
-/** Fill *opts like BE_APP_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, bad version). */
+/**
+ * Fill *opts like BE_APP_OPTIONS_INIT. Thread-safety: safe.
+ *
+ * @param opts     the struct to fill; not NULL.
+ * @param version  BE_APP_OPTIONS_VERSION.
+ * @return BE_OK, or BE_E_MISUSE (opts NULL, bad version).
+ */
 BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
 
 /**
  * Open the database, create the pool and the cache, apply libbackend's
- * migrations and then the host's. opts may be NULL (all defaults). Caller
- * owns *out (be_app_free).
- * Errors: BE_E_MISUSE (bad options version), BE_E_VALIDATION (an option
- * out of range, named as a field error), BE_E_DB_UNREACHABLE, migration
- * errors, BE_E_NOMEM. Thread-safety: safe.
+ * migrations and then the host's. With the SQLite driver, ":memory:" is
+ * one private in-memory database shared by the app's connections.
+ * Thread-safety: safe.
+ *
+ * @param out   receives the app, the caller's (be_app_free()); not NULL.
+ *              Set to NULL on failure.
+ * @param opts  the options, version set; NULL means all defaults. Read
+ *              during the call (database and audit_key are copied;
+ *              driver, clock, mailer and host_migrations are borrowed and
+ *              must outlive the app).
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out NULL, bad options version);
+ *         BE_E_VALIDATION (options out of range, each named as a field
+ *         error; field "audit_key" when the key does not fit the
+ *         database's audit log, see backend/audit.h "Keyed chain");
+ *         BE_E_DB_UNREACHABLE; migration errors; BE_E_NOMEM;
+ *         BE_E_INTERNAL (libsodium failed to start).
  */
 BE_API int be_app_new(be_app **out, const be_app_options *opts, be_error **err);
 
-/** Close the pool and release everything. NULL is a no-op. No other thread
- * may be using the app. */
+/**
+ * Close the pool and release everything.
+ *
+ * @param app  the app, or NULL (a no-op). No other thread may be using it.
+ */
 BE_API void be_app_free(be_app *app);
 
-/** The app's pool, cache and clock: borrowed, valid as long as the app. */
+/**
+ * The app's connection pool (backend/pool.h), for the host's own queries.
+ *
+ * @param app  the app, or NULL.
+ * @return the pool, borrowed, valid as long as the app; NULL for NULL.
+ */
 BE_API struct be_pool *be_app_pool(be_app *app);
+/**
+ * The app's cache (backend/cache.h); the user service keeps profiles
+ * under the "user:" prefix.
+ *
+ * @param app  the app, or NULL.
+ * @return the cache, borrowed, valid as long as the app; NULL for NULL.
+ */
 BE_API struct be_cache *be_app_cache(be_app *app);
+/**
+ * The clock the app's services read.
+ *
+ * @param app  the app, or NULL.
+ * @return the clock given in be_app_options.clock or the system clock,
+ *         borrowed; NULL for NULL.
+ */
 BE_API be_clock *be_app_clock(be_app *app);
 
 BE_END_DECLS

@@ -20,7 +20,7 @@
 #include <backend/tx.h>
 #include <backend/migrate.h>
 #include <backend/pool.h>
-/* query helpers (issue 4) */
+/* query helpers */
 #include <backend/params.h>
 #include <backend/rows.h>
 #include <backend/batch.h>
@@ -28,7 +28,7 @@
 #include <backend/scope.h>
 #include <backend/slowlog.h>
 #include <backend/query_stats.h>
-/* services (issue 6) */
+/* services */
 #include <backend/app.h>
 #include <backend/mailer.h>
 #include <backend/user.h>
@@ -36,5 +36,7 @@
 #include <backend/audit.h>
 #include <backend/testkit.h>
 #include <backend/auth.h>
+/* for bindings: struct sizes and constants of the loaded library */
+#include <backend/abi.h>
 
 #endif /* BACKEND_BACKEND_H */

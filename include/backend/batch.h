@@ -42,17 +42,20 @@
 
 BE_BEGIN_DECLS
 
-/** @name be_batch_options.relation @{ */
+/** @name be_batch_options.relation */
+/** @{ */
 #define BE_BATCH_MANY 0 /**< one-to-many: any number of rows per key */
 #define BE_BATCH_ONE 1  /**< one-to-one: at most one row per key (BE_E_CONFLICT otherwise) */
 /** @} */
 
-/** @name be_batch_options.strategy: how the key list reaches the database @{ */
+/** @name be_batch_options.strategy: how the key list reaches the database */
+/** @{ */
 #define BE_BATCH_AUTO 0      /**< the measured default for the driver */
 #define BE_BATCH_IN_LIST 1   /**< key IN (?, ?, ...), chunked at the bind limit */
 #define BE_BATCH_JSON_EACH 2 /**< key IN (SELECT value FROM json_each(?)) */
 /** @} */
 
+/** The be_batch_options layout this header describes (its version field). */
 #define BE_BATCH_OPTIONS_VERSION 1
 
 /**
@@ -63,7 +66,7 @@ typedef struct be_batch_options {
   uint32_t version;            /**< BE_BATCH_OPTIONS_VERSION */
   const char *table;           /**< required identifier */
   const char *const *columns;  /**< required identifiers, column_count >= 1 */
-  size_t column_count;
+  size_t column_count;         /**< number of entries in columns, 1..2000 */
   const char *key_column;      /**< required identifier; the column keys match */
   /** Optional extra condition, trusted SQL text written by the programmer
    * (never user input), ANDed with the key match. Its placeholders come
@@ -73,75 +76,166 @@ typedef struct be_batch_options {
   /** Optional ORDER BY within groups: each "column", "column ASC" or
    * "column DESC" (case-insensitive keyword). */
   const char *const *order_by;
-  size_t order_by_count;
+  size_t order_by_count;       /**< number of entries in order_by (0: no ORDER BY) */
   int32_t relation;            /**< BE_BATCH_MANY (default) or BE_BATCH_ONE */
   int32_t strategy;            /**< BE_BATCH_AUTO (default), _IN_LIST, _JSON_EACH */
   /** Most keys per statement; 0 = no limit beyond the driver's. */
   int32_t max_chunk;
 } be_batch_options;
 
+/** Static initializer: the current version, no table or columns yet,
+ * BE_BATCH_MANY, BE_BATCH_AUTO, no chunk limit. */
 #define BE_BATCH_OPTIONS_INIT \
   { BE_BATCH_OPTIONS_VERSION, NULL, NULL, 0, NULL, NULL, NULL, NULL, 0, BE_BATCH_MANY, BE_BATCH_AUTO, 0 }
 
-/** Fill *opts like BE_BATCH_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, unknown version). */
+/**
+ * Fill *opts like BE_BATCH_OPTIONS_INIT. Thread-safety: safe.
+ *
+ * @param opts     the struct to fill; not NULL.
+ * @param version  BE_BATCH_OPTIONS_VERSION.
+ * @return BE_OK, or BE_E_MISUSE (opts NULL, unknown version).
+ */
 BE_API int be_batch_options_init(be_batch_options *opts, uint32_t version);
 
-/** The strategy BE_BATCH_AUTO uses for a driver (BE_BATCH_IN_LIST or
- * BE_BATCH_JSON_EACH); BE_BATCH_IN_LIST for NULL. Thread-safety: safe. */
+/**
+ * The strategy BE_BATCH_AUTO uses for a driver. Thread-safety: safe.
+ *
+ * @param driver  the driver table, or NULL.
+ * @return BE_BATCH_IN_LIST or BE_BATCH_JSON_EACH; BE_BATCH_IN_LIST for
+ *         NULL.
+ */
 BE_API int32_t be_batch_default_strategy(const be_driver *driver);
 
 /** A loaded batch: rows grouped by key. */
 typedef struct be_batch_result be_batch_result;
 
 /**
- * Load the rows for n_keys int64 keys (duplicates allowed; n_keys may be 0,
- * then no statement runs). Caller owns *out (be_batch_result_free).
- * Errors: BE_E_MISUSE (NULL out/conn/opts, keys NULL with n_keys > 0, bad
- * opts version), BE_E_VALIDATION (bad identifier or ORDER BY term, bad
- * relation/strategy/max_chunk, more where values than the bind limit; the
- * field is named), BE_E_UNSUPPORTED (BE_BATCH_JSON_EACH on a driver
- * without it), BE_E_CONFLICT (BE_BATCH_ONE and a key has two rows), driver
- * errors (BE_E_STORAGE, BE_E_CONN_LOST, ...), BE_E_NOMEM. *out is NULL on
- * failure. Thread-safety: the connection's thread only.
+ * Load the rows for a list of int64 keys.
+ * Thread-safety: the connection's thread only.
+ *
+ * @param out     receives the result, the caller's
+ *                (be_batch_result_free()); not NULL. Set to NULL on
+ *                failure.
+ * @param conn    the connection; not NULL.
+ * @param opts    what to load, version set; not NULL. Borrowed for the
+ *                call.
+ * @param keys    the keys, n_keys of them (duplicates allowed); may be
+ *                NULL when n_keys is 0.
+ * @param n_keys  number of keys; 0 runs no statement.
+ * @param err     receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (NULL out/conn/opts, keys NULL with
+ *         n_keys > 0, bad opts version); BE_E_VALIDATION (bad identifier or
+ *         ORDER BY term, bad relation/strategy/max_chunk, more where values
+ *         than the bind limit; the field is named); BE_E_UNSUPPORTED
+ *         (BE_BATCH_JSON_EACH on a driver without it); BE_E_CONFLICT
+ *         (BE_BATCH_ONE and a key has two rows); driver errors
+ *         (BE_E_STORAGE, BE_E_CONN_LOST, ...); BE_E_NOMEM.
  */
 BE_API int be_batch_load_int64(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                                const int64_t *keys, size_t n_keys, be_error **err);
 
 /**
- * Like be_batch_load_int64() with text keys: keys[i] has key_lens[i] bytes
- * (key_lens NULL: each key is NUL-terminated; a length may also be
- * BE_NUL_TERMINATED, and 0 is the empty key). Keys are compared byte for
- * byte and must be valid UTF-8 without NUL bytes (BE_E_VALIDATION, field
- * "keys[i]", otherwise); they are bound, so quotes are harmless.
+ * Like be_batch_load_int64() with text keys. Keys are compared byte for
+ * byte; they are bound, so quotes are harmless.
+ * Thread-safety: the connection's thread only.
+ *
+ * @param out       as for be_batch_load_int64().
+ * @param conn      as for be_batch_load_int64().
+ * @param opts      as for be_batch_load_int64().
+ * @param keys      the keys, n_keys of them, each valid UTF-8 without NUL
+ *                  bytes and not NULL; the array may be NULL when n_keys
+ *                  is 0. Borrowed for the call.
+ * @param key_lens  keys[i] has key_lens[i] bytes (a length may be
+ *                  BE_NUL_TERMINATED, and 0 is the empty key); NULL means
+ *                  every key is NUL-terminated.
+ * @param n_keys    number of keys; 0 runs no statement.
+ * @param err       receives the error on failure; may be NULL.
+ * @return as be_batch_load_int64(); BE_E_VALIDATION also for a NULL key or
+ *         one that is not valid UTF-8 or holds a NUL byte (field
+ *         "keys[i]").
  */
 BE_API int be_batch_load_text(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                               const char *const *keys, const size_t *key_lens, size_t n_keys,
                               be_error **err);
 
-/** Release a result. NULL is a no-op. */
+/**
+ * Release a result and its rows.
+ *
+ * @param result  the result, or NULL (a no-op).
+ */
 BE_API void be_batch_result_free(be_batch_result *result);
 
-/** Every loaded row, groups one after the other in key order; borrowed,
- * valid until be_batch_result_free(). Columns are opts.columns. */
+/**
+ * Every loaded row, groups one after the other in key order. Columns are
+ * opts.columns.
+ *
+ * @param result  the result, or NULL.
+ * @return the rows, borrowed, valid until be_batch_result_free(); NULL for
+ *         NULL.
+ */
 BE_API const be_rows *be_batch_result_rows(const be_batch_result *result);
 
-/** Number of distinct keys asked for (0 for NULL). */
+/**
+ * Number of distinct keys asked for.
+ *
+ * @param result  the result, or NULL.
+ * @return the count; 0 for NULL.
+ */
 BE_API size_t be_batch_result_key_count(const be_batch_result *result);
 
-/** Key i (0 .. key_count-1) in the caller's order; 0 / NULL when out of
- * range or of the other key type. Text is borrowed from the result. */
+/**
+ * An int64 key, in the caller's order (first appearance).
+ *
+ * @param result  the result, or NULL.
+ * @param i       the key's index, 0 to be_batch_result_key_count() - 1.
+ * @return the key; 0 when out of range or the keys are text.
+ */
 BE_API int64_t be_batch_result_key_int64(const be_batch_result *result, size_t i);
+/**
+ * A text key, in the caller's order (first appearance).
+ *
+ * @param result  the result, or NULL.
+ * @param i       the key's index, 0 to be_batch_result_key_count() - 1.
+ * @param len     receives its length in bytes (0 when NULL is returned);
+ *                may be NULL.
+ * @return the key, NUL-terminated, borrowed from the result; NULL when out
+ *         of range or the keys are int64.
+ */
 BE_API const char *be_batch_result_key_text(const be_batch_result *result, size_t i, size_t *len);
 
-/** Rows of key i: returns how many, and *first (may be NULL) gets the index
- * of the first in be_batch_result_rows(). 0 when out of range. */
+/**
+ * The rows of key i.
+ *
+ * @param result  the result, or NULL.
+ * @param i       the key's index, 0 to be_batch_result_key_count() - 1.
+ * @param first   receives the index in be_batch_result_rows() of the
+ *                group's first row (0 when out of range); may be NULL.
+ * @return how many rows the key has; 0 when out of range.
+ */
 BE_API size_t be_batch_result_group(const be_batch_result *result, size_t i, size_t *first);
 
-/** Rows of a key by value: like be_batch_result_group(); 0 for a key with
- * no rows and for a key that was not asked for. len may be
- * BE_NUL_TERMINATED; 0 is the empty key. */
+/**
+ * The rows of an int64 key, by value: like be_batch_result_group().
+ *
+ * @param result  the result, or NULL.
+ * @param key     the key.
+ * @param first   receives the index of the group's first row; may be NULL.
+ * @return how many rows the key has; 0 for a key with no rows and for a
+ *         key that was not asked for.
+ */
 BE_API size_t be_batch_result_find_int64(const be_batch_result *result, int64_t key,
                                          size_t *first);
+/**
+ * The rows of a text key, by value: like be_batch_result_group().
+ *
+ * @param result  the result, or NULL.
+ * @param key     the key; NULL finds nothing.
+ * @param len     its length in bytes, or BE_NUL_TERMINATED; 0 is the empty
+ *                key.
+ * @param first   receives the index of the group's first row; may be NULL.
+ * @return how many rows the key has; 0 for a key with no rows and for a
+ *         key that was not asked for.
+ */
 BE_API size_t be_batch_result_find_text(const be_batch_result *result, const char *key,
                                         size_t len, size_t *first);
 

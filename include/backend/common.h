@@ -49,13 +49,14 @@ BE_BEGIN_DECLS
 /** The typed error object; see backend/error.h. */
 typedef struct be_error be_error;
 
-#define BE_NUL_TERMINATED ((size_t)-1)
-
 /**
  * Release memory that libbackend handed to the caller as a plain buffer
  * (for example the text from be_error_to_json()). Uses the allocator the
  * library was configured with, so never call free() on it yourself.
- * NULL is a harmless no-op. Thread-safety: safe.
+ * Thread-safety: safe.
+ *
+ * @param ptr  a buffer libbackend returned to the caller to free, or NULL
+ *             (a harmless no-op).
  */
 BE_API void be_free(void *ptr);
 

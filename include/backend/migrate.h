@@ -46,52 +46,87 @@ BE_BEGIN_DECLS
 typedef struct be_migrator be_migrator;
 
 /**
- * Make an empty migrator. Caller owns *out (be_migrator_free).
- * Errors: BE_E_MISUSE (out NULL), BE_E_NOMEM. Thread-safety: safe.
+ * Make an empty migrator. Thread-safety: safe.
+ *
+ * @param out  receives the migrator, the caller's (be_migrator_free());
+ *             not NULL.
+ * @param err  receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (out NULL) or BE_E_NOMEM.
  */
 BE_API int be_migrator_new(be_migrator **out, be_error **err);
 
 /**
- * Register a migration: version >= 1 and unique, name (1..200 bytes of
- * UTF-8, stored in schema_migrations) and sql are copied. Any order;
- * applied ascending.
- * Errors: BE_E_MISUSE (m NULL), BE_E_VALIDATION (version < 1, name or
- * sql empty or not valid UTF-8), BE_E_CONFLICT (version already
- * registered), BE_E_NOMEM. Thread-safety: one thread per migrator while
- * adding.
+ * Register a migration. Any order; applied ascending.
+ * Thread-safety: one thread per migrator while adding.
+ *
+ * @param m        the migrator; not NULL.
+ * @param version  the migration's version, >= 1 and not yet registered.
+ * @param name     its name, NUL-terminated, 1..200 bytes of UTF-8, copied
+ *                 (stored in schema_migrations).
+ * @param sql      its SQL, NUL-terminated, non-empty UTF-8, copied; may
+ *                 hold several statements (see the file comment).
+ * @param err      receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (m NULL); BE_E_VALIDATION (version < 1, name
+ *         or sql NULL, empty or not valid UTF-8; the field error names
+ *         "version", "name" or "sql"); BE_E_CONFLICT (version already
+ *         registered); BE_E_NOMEM.
  */
 BE_API int be_migrator_add(be_migrator *m, int64_t version, const char *name, const char *sql,
                            be_error **err);
 
 /**
- * Apply every pending migration on conn (see the file comment). conn must
- * not be inside a transaction. *out_version (may be NULL) receives the
- * database's version afterwards, also on failure (the last good version).
- * Errors: BE_E_MISUSE (NULL m or conn, conn in a transaction); the failing
- * migration's error (BE_E_STORAGE for bad SQL, BE_E_BUSY, ...), wrapped so
- * the message reads "migration <version> (<name>) failed: ..." with the
- * driver error as cause and a field error "version"; BE_E_NOMEM.
+ * Apply every pending migration on conn (see the file comment).
  * Thread-safety: the migrator may be shared by threads applying on
  * different connections; the connection as usual.
+ *
+ * @param out_version  receives the database's version afterwards, also on
+ *                     failure (the last good version); may be NULL.
+ * @param m            the migrations; not NULL.
+ * @param conn         the connection; not NULL, not inside a transaction.
+ * @param err          receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (NULL m or conn, conn in a transaction); the
+ *         failing migration's error (BE_E_STORAGE for bad SQL, BE_E_BUSY,
+ *         ...), wrapped so the message reads "migration <version> (<name>)
+ *         failed: ..." with the driver error as cause and a field error
+ *         "version"; BE_E_NOMEM.
  */
 BE_API int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *conn, be_error **err);
 
 /**
- * The database's schema version: the highest version in
- * schema_migrations, 0 when the table is missing or empty. Whether it
- * exists is asked of the driver (be_driver.table_exists), or else of the
- * standard information_schema.tables.
- * Errors: BE_E_MISUSE (NULL), driver errors. Thread-safety: as conn.
+ * The database's schema version. Whether schema_migrations exists is
+ * asked of the driver (be_driver.table_exists), or else of the standard
+ * information_schema.tables. Thread-safety: as conn.
+ *
+ * @param out_version  receives the highest version in schema_migrations,
+ *                     0 when the table is missing or empty; not NULL.
+ * @param conn         the connection; not NULL.
+ * @param err          receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (NULL) or a driver error.
  */
 BE_API int be_migrator_current_version(int64_t *out_version, be_conn *conn, be_error **err);
 
-/** The highest registered version (0 when none). Thread-safety: safe. */
+/**
+ * The highest registered version. Thread-safety: safe while no thread adds.
+ *
+ * @param m  the migrator, or NULL.
+ * @return the version; 0 when none is registered or m is NULL.
+ */
 BE_API int64_t be_migrator_latest_version(const be_migrator *m);
 
-/** Number of registered migrations. */
+/**
+ * Number of registered migrations. Thread-safety: safe while no thread
+ * adds.
+ *
+ * @param m  the migrator, or NULL.
+ * @return the count; 0 for NULL.
+ */
 BE_API size_t be_migrator_count(const be_migrator *m);
 
-/** Free a migrator. NULL is a no-op. */
+/**
+ * Free a migrator.
+ *
+ * @param m  the migrator, or NULL (a no-op).
+ */
 BE_API void be_migrator_free(be_migrator *m);
 
 BE_END_DECLS

@@ -58,12 +58,15 @@
 
 BE_BEGIN_DECLS
 
+/** A connection pool (opaque); safe to share between threads. */
 typedef struct be_pool be_pool;
 
 /**
  * Called (outside the pool's lock, on the acquiring thread) when the number
  * of connections in use reaches the alert threshold. It fires once per
  * crossing and is re-armed when usage drops below the threshold again.
+ * It receives the pool, the connections in use, max_conns, the callers
+ * waiting and usage_alert_user_data.
  * It may call be_pool_stats_get(); it must not acquire from this pool.
  */
 typedef void (*be_pool_usage_fn)(be_pool *pool, int32_t in_use, int32_t max_conns,
@@ -78,6 +81,7 @@ typedef void (*be_pool_usage_fn)(be_pool *pool, int32_t in_use, int32_t max_conn
 typedef void (*be_pool_leak_fn)(be_pool *pool, const char *file, int32_t line, int64_t held_ns,
                                 void *user_data);
 
+/** The be_pool_options layout this header describes (its version field). */
 #define BE_POOL_OPTIONS_VERSION 1
 
 /**
@@ -105,9 +109,9 @@ typedef struct be_pool_options {
                                        min_conns; 0 = never [600000] */
   int64_t leak_threshold_ms;      /**< report connections held longer than this; 0 = off [60000] */
   be_pool_usage_fn on_usage_alert; /**< [NULL: a WARN log line only] */
-  void *usage_alert_user_data;
+  void *usage_alert_user_data;   /**< passed as is to on_usage_alert [NULL] */
   be_pool_leak_fn on_leak;        /**< [NULL: a WARN log line only] */
-  void *leak_user_data;
+  void *leak_user_data;           /**< passed as is to on_leak [NULL] */
   be_clock *clock;                /**< borrowed, must outlive the pool [system clock] */
   int32_t background_thread;      /**< 1 = run be_pool_maintain() from an internal thread [0] */
   int32_t deadlock_detection;     /**< 1 = fail fast with BE_E_POOL_DEADLOCK [1] */
@@ -129,12 +133,16 @@ typedef struct be_pool_options {
   }
 
 /**
- * Fill *opts with the defaults of the given options version (pass
- * BE_POOL_OPTIONS_VERSION). Errors: BE_E_MISUSE (NULL, unknown version).
+ * Fill *opts with the defaults of the given options version.
  * Thread-safety: safe.
+ *
+ * @param opts     the struct to fill; not NULL.
+ * @param version  BE_POOL_OPTIONS_VERSION.
+ * @return BE_OK, or BE_E_MISUSE (opts NULL, unknown version).
  */
 BE_API int be_pool_options_init(be_pool_options *opts, uint32_t version);
 
+/** The be_pool_stats layout this header describes (its version field). */
 #define BE_POOL_STATS_VERSION 1
 
 /**
@@ -151,8 +159,8 @@ typedef struct be_pool_stats {
   int32_t idle;              /**< open and free */
   int32_t waiting;           /**< callers queued for a connection now */
   int32_t opening;           /**< connections being opened now (for a caller or to reach min) */
-  int32_t min_conns;
-  int32_t max_conns;
+  int32_t min_conns;         /**< the pool's min_conns option */
+  int32_t max_conns;         /**< the pool's max_conns option */
   int64_t acquires;          /**< successful acquires */
   int64_t waits;             /**< acquires that had to queue (any outcome) */
   int64_t handoffs;          /**< connections passed straight from a release to a waiter */
@@ -168,31 +176,45 @@ typedef struct be_pool_stats {
   int64_t rollbacks;         /**< released with an open transaction, rolled back */
   int64_t leaks;             /**< leak reports */
   int64_t wait_p50_ns;       /**< acquire wait time quantiles */
-  int64_t wait_p95_ns;
-  int64_t wait_p99_ns;
-  int64_t wait_max_ns;
+  int64_t wait_p95_ns;       /**< 95th percentile of acquire wait times */
+  int64_t wait_p99_ns;       /**< 99th percentile of acquire wait times */
+  int64_t wait_max_ns;       /**< longest acquire wait */
   int64_t oldest_waiter_ns;  /**< how long the head of the queue has waited; 0 if none */
   int64_t longest_held_ns;   /**< how long the oldest checked-out connection is held */
 } be_pool_stats;
 
+/** Static initializer: the current version, every field 0. */
 #define BE_POOL_STATS_INIT \
   { BE_POOL_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 /**
  * Set *out to BE_POOL_STATS_INIT (for bindings that cannot use the macro).
- * Errors: BE_E_MISUSE (out NULL, or version is not BE_POOL_STATS_VERSION).
+ * Thread-safety: safe.
+ *
+ * @param out      the struct to fill; not NULL.
+ * @param version  BE_POOL_STATS_VERSION.
+ * @return BE_OK, or BE_E_MISUSE (out NULL, or version is not
+ *         BE_POOL_STATS_VERSION).
  */
 BE_API int be_pool_stats_init(be_pool_stats *out, uint32_t version);
 
 /**
- * Create a pool and open min_conns connections. Caller owns *out (release
- * with be_pool_free()); *out is NULL on failure.
+ * Create a pool and open min_conns connections. Thread-safety: safe.
  *
- * Errors: BE_E_MISUSE (out or opts NULL, unknown options version, driver or
- * dsn NULL), BE_E_VALIDATION (a bad value; the field error names it: max 0,
- * min > max, negative times, percent > 100, slow_query_threshold_ms < -1,
- * slow_query_capacity out of range), BE_E_DB_UNREACHABLE (the first
- * connections could not be opened; the cause is the driver's error),
- * BE_E_NOMEM. Thread-safety: safe.
+ * @param out   receives the pool, the caller's (be_pool_free()); not NULL.
+ *              Set to NULL on failure.
+ * @param opts  the options, version set; not NULL. Read during the call
+ *              (the strings are copied); driver, clock and slowlog are
+ *              borrowed and must outlive the pool.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out or opts NULL, unknown options version,
+ *         driver or dsn NULL); BE_E_VALIDATION (a bad value; the field
+ *         error names it: max_conns < 1, min_conns negative or > max_conns,
+ *         negative times, validation_window_ms < -1, jitter outside
+ *         0..1000, percent outside 0..100, maintenance_interval_ms <= 0
+ *         with a background thread, slow_query_threshold_ms < -1,
+ *         slow_query_capacity out of range); BE_E_DB_UNREACHABLE (the first
+ *         connections could not be opened; the cause is the driver's
+ *         error); BE_E_NOMEM.
  */
 BE_API int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **err);
 
@@ -200,18 +222,25 @@ BE_API int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **er
  * Take a connection: the most recently used idle one (pinged first if it
  * sat idle longer than the validation window; replaced if dead), else a new
  * one while below max_conns, else wait in FIFO order up to the acquire
- * timeout. On success *out is the caller's until be_pool_release(); do not
- * close it. `file` and `line` name the call site for leak reports (file is
- * borrowed until the release: pass a string literal such as __FILE__, or
- * NULL). This is the ABI entry point; C callers use the be_pool_acquire()
+ * timeout. This is the ABI entry point; C callers use the be_pool_acquire()
  * macro, which passes __FILE__ and __LINE__.
  *
- * Errors: BE_E_MISUSE (pool or out NULL), BE_E_POOL_EXHAUSTED,
- * BE_E_DB_UNREACHABLE, BE_E_POOL_CLOSED, BE_E_POOL_DEADLOCK (see above),
- * BE_E_NOMEM (only when a new connection had to be opened). The common
- * path (an idle connection, nobody waiting) allocates nothing and makes no
- * system call. An open is not bounded by acquire_timeout_ms: that is the
- * driver's connect timeout. Thread-safety: safe.
+ * The common path (an idle connection, nobody waiting) allocates nothing
+ * and makes no system call. An open is not bounded by acquire_timeout_ms:
+ * that is the driver's connect timeout. Thread-safety: safe.
+ *
+ * @param out   receives the connection, the caller's until
+ *              be_pool_release() (do not close it); not NULL. Set to NULL
+ *              on failure.
+ * @param pool  the pool; not NULL.
+ * @param file  the call site for leak reports, borrowed until the
+ *              release: a string literal such as __FILE__, or NULL.
+ * @param line  the call site's line, or 0.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (pool or out NULL); BE_E_POOL_EXHAUSTED,
+ *         BE_E_DB_UNREACHABLE, BE_E_POOL_CLOSED, BE_E_POOL_DEADLOCK (see
+ *         the file description); BE_E_NOMEM (only when a new connection
+ *         had to be opened).
  */
 BE_API int be_pool_acquire_at(be_conn **out, be_pool *pool, const char *file, int32_t line,
                               be_error **err);
@@ -220,18 +249,29 @@ BE_API int be_pool_acquire_at(be_conn **out, be_pool *pool, const char *file, in
  * be_pool_acquire_at() with an unknown call site. C code gets the macro
  * below instead, which records __FILE__:__LINE__; bindings call this
  * function (or the _at one) directly.
+ *
+ * @param out   as for be_pool_acquire_at().
+ * @param pool  as for be_pool_acquire_at().
+ * @param err   receives the error on failure; may be NULL.
+ * @return as be_pool_acquire_at().
  */
 BE_API int be_pool_acquire(be_conn **out, be_pool *pool, be_error **err);
+/** C callers' be_pool_acquire(): be_pool_acquire_at() with __FILE__ and
+ * __LINE__ as the call site. */
 #define be_pool_acquire(out, pool, err) be_pool_acquire_at((out), (pool), __FILE__, __LINE__, (err))
 
 /**
- * Give a connection back. An open transaction is rolled back first (and
- * logged; the connection is closed if the rollback fails); a broken
- * connection (be_conn_is_broken()), one past its max lifetime, or any
- * connection of a closed pool is closed instead of kept. Otherwise it goes
- * to the longest waiter, or to the idle list. NULL pool or conn is a no-op;
- * a conn that is not checked out from this pool is logged and ignored.
- * Thread-safety: safe; any thread may release.
+ * Give a connection back. Statements not finalized are reset (and
+ * logged). An open transaction is rolled back first (and logged; the
+ * connection is closed if the rollback fails); a broken connection
+ * (be_conn_is_broken()), one past its max lifetime, or any connection of a
+ * closed pool is closed instead of kept. Otherwise it goes to the longest
+ * waiter, or to the idle list. Thread-safety: safe; any thread may release.
+ *
+ * @param pool  the pool it came from; NULL is a no-op.
+ * @param conn  a connection acquired from pool; NULL is a no-op, a
+ *              connection of another pool is logged and ignored. The caller
+ *              must not use it afterwards.
  */
 BE_API void be_pool_release(be_pool *pool, be_conn *conn);
 
@@ -240,17 +280,25 @@ BE_API void be_pool_release(be_pool *pool, be_conn *conn);
  * idle longer than idle_timeout_ms (never below min_conns), reopen up to
  * min_conns, report connections held longer than the leak threshold, and
  * time out waiters whose deadline passed on the pool's clock. Call it
- * every second or so unless background_thread is on.
+ * every second or so unless background_thread is on. Thread-safety: safe;
+ * a call while another thread is maintaining returns BE_OK at once.
  *
- * Errors: BE_E_MISUSE (NULL), BE_E_POOL_CLOSED, BE_E_DB_UNREACHABLE (a
- * connection needed to reach min_conns could not be opened; the other work
- * was still done). Thread-safety: safe.
+ * @param pool  the pool; not NULL.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (pool NULL); BE_E_POOL_CLOSED;
+ *         BE_E_DB_UNREACHABLE (a connection needed to reach min_conns could
+ *         not be opened; the other work was still done).
  */
 BE_API int be_pool_maintain(be_pool *pool, be_error **err);
 
 /**
- * Fill *out (whose version the caller set) with a consistent snapshot.
- * Errors: BE_E_MISUSE (NULL, unknown stats version). Thread-safety: safe.
+ * Fill *out with a consistent snapshot. Thread-safety: safe.
+ *
+ * @param out   the snapshot to fill; its version set by the caller
+ *              (BE_POOL_STATS_INIT); not NULL.
+ * @param pool  the pool (also after be_pool_close()); not NULL.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, or BE_E_MISUSE (NULL, unknown stats version).
  */
 BE_API int be_pool_stats_get(be_pool_stats *out, be_pool *pool, be_error **err);
 
@@ -259,16 +307,21 @@ BE_API int be_pool_stats_get(be_pool_stats *out, be_pool *pool, be_error **err);
  * with it, idle connections are closed now and checked-out ones when they
  * are released; the background thread is stopped. The pool stays valid
  * for release and stats until be_pool_free(). Does not wait for
- * checked-out connections. NULL and a second call are no-ops.
- * Thread-safety: safe, except from the pool's own callbacks.
+ * checked-out connections. Thread-safety: safe, except from the pool's
+ * own callbacks.
+ *
+ * @param pool  the pool; NULL and a second call are no-ops.
  */
 BE_API void be_pool_close(be_pool *pool);
 
 /**
  * Close the pool (as be_pool_close()) and release it. Connections still
  * checked out keep it alive until they are released: their
- * be_pool_release() closes them and the last one frees the pool. No
- * other call may use the handle afterwards. NULL is a no-op.
+ * be_pool_release() closes them and the last one frees the pool.
+ *
+ * @param pool  the pool, or NULL (a no-op). No other call may use the
+ *              handle afterwards, except be_pool_release() of the
+ *              connections still checked out.
  */
 BE_API void be_pool_free(be_pool *pool);
 
@@ -288,16 +341,35 @@ BE_API void be_pool_free(be_pool *pool);
  * callback's conn, which becomes a savepoint). When the pool is full this
  * fails fast with BE_E_POOL_DEADLOCK.
  *
- * Errors: BE_E_MISUSE (pool or fn NULL, unknown mode), the acquire errors
- * (BE_E_POOL_EXHAUSTED, BE_E_DB_UNREACHABLE, BE_E_POOL_CLOSED,
- * BE_E_POOL_DEADLOCK), and be_tx_run()'s (the callback's own error, BUSY
- * after the retries, ...). Thread-safety: safe.
+ * Thread-safety: safe.
+ *
+ * @param pool       the pool; not NULL.
+ * @param mode       BE_TX_DEFERRED, BE_TX_IMMEDIATE or BE_TX_EXCLUSIVE.
+ * @param fn         the work, run with the acquired connection; not NULL.
+ *                   May run several times (retries).
+ * @param user_data  passed as is to fn; may be NULL.
+ * @param err        receives the error on failure; may be NULL.
+ * @return BE_OK when committed; BE_E_MISUSE (pool or fn NULL, unknown
+ *         mode); the acquire errors (BE_E_POOL_EXHAUSTED,
+ *         BE_E_DB_UNREACHABLE, BE_E_POOL_CLOSED, BE_E_POOL_DEADLOCK); and
+ *         be_tx_run()'s (the callback's own error, BUSY after the retries,
+ *         ...).
  */
 BE_API int be_pool_tx_run(be_pool *pool, int32_t mode, be_tx_fn fn, void *user_data,
                           be_error **err);
 
-/** be_pool_tx_run() with transaction options (NULL = BE_TX_OPTIONS_INIT).
- * Errors as be_pool_tx_run(), and be_tx_run_ex()'s option checks. */
+/**
+ * be_pool_tx_run() with transaction options.
+ *
+ * @param pool       as for be_pool_tx_run().
+ * @param opts       the options, version set; NULL means
+ *                   BE_TX_OPTIONS_INIT.
+ * @param fn         as for be_pool_tx_run().
+ * @param user_data  as for be_pool_tx_run().
+ * @param err        receives the error on failure; may be NULL.
+ * @return as be_pool_tx_run(), and be_tx_run_ex()'s option checks
+ *         (BE_E_MISUSE).
+ */
 BE_API int be_pool_tx_run_ex(be_pool *pool, const be_tx_options *opts, be_tx_fn fn,
                              void *user_data, be_error **err);
 
@@ -306,20 +378,27 @@ BE_API int be_pool_tx_run_ex(be_pool *pool, const be_tx_options *opts, be_tx_fn 
  * connections (a step to the end or to an error, a statement reset or
  * finalized early, a be_conn_exec()), with errors, rows and the latency
  * histogram; read it with the be_query_stats_* getters or
- * be_query_stats_to_json(). Borrowed: owned by the pool, valid until
- * be_pool_free() (also after be_pool_close()); NULL only for a NULL pool.
- * Thread-safety: safe; reading is lock-free while other threads record.
+ * be_query_stats_to_json(). Thread-safety: safe; reading is lock-free
+ * while other threads record.
+ *
+ * @param pool  the pool, or NULL.
+ * @return the statistics, borrowed: owned by the pool, valid until
+ *         be_pool_free() (also after be_pool_close()); NULL only for a
+ *         NULL pool.
  */
 BE_API const be_query_stats *be_pool_query_stats(const be_pool *pool);
 
 /**
  * The slow-query log the pool's connections record into: the pool's own
  * (by default, statements over 100 ms), or the one given in
- * be_pool_options.slowlog. NULL when slow_query_threshold_ms is -1 (and no
- * log was given) or for a NULL pool. Borrowed: the pool's own lives until
- * be_pool_free(). Read it with be_slowlog_get(), be_slowlog_to_json(),
- * ...; it may be cleared (be_slowlog_clear()) but not freed.
- * Thread-safety: safe.
+ * be_pool_options.slowlog. Read it with be_slowlog_get(),
+ * be_slowlog_to_json(), ...; it may be cleared (be_slowlog_clear()) but
+ * not freed. Thread-safety: safe.
+ *
+ * @param pool  the pool, or NULL.
+ * @return the log, borrowed (the pool's own lives until be_pool_free());
+ *         NULL when slow_query_threshold_ms is -1 (and no log was given) or
+ *         for a NULL pool.
  */
 BE_API be_slowlog *be_pool_slowlog(const be_pool *pool);
 

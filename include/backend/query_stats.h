@@ -27,50 +27,115 @@
 
 BE_BEGIN_DECLS
 
+/** Query counters and a latency histogram (opaque). */
 typedef struct be_query_stats be_query_stats;
 
-/** New zeroed stats. Caller owns *out (be_query_stats_free).
- * Errors: BE_E_MISUSE (out NULL), BE_E_NOMEM. */
+/**
+ * New zeroed stats.
+ *
+ * @param out  receives the stats, the caller's (be_query_stats_free());
+ *             not NULL. Set to NULL on failure.
+ * @param err  receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (out NULL) or BE_E_NOMEM.
+ */
 BE_API int be_query_stats_new(be_query_stats **out, be_error **err);
 
-/** Detach from every connection still attached (none of them may be in
- * use on another thread), then release. NULL is a no-op. Do not free the
- * stats of a pool (be_pool_query_stats()): the pool owns them. */
+/**
+ * Detach from every connection still attached, then release.
+ *
+ * @param stats  stats from be_query_stats_new(), or NULL (a no-op). None of
+ *               its connections may be in use on another thread. Do not
+ *               free the stats of a pool (be_pool_query_stats()): the pool
+ *               owns them.
+ */
 BE_API void be_query_stats_free(be_query_stats *stats);
 
-/** Count conn's statements from now on (twice is a no-op), until
- * be_query_stats_detach(), be_query_stats_free() or be_conn_close(conn).
- * Call it from the thread using conn. Errors: BE_E_MISUSE (NULL),
- * BE_E_NOMEM. */
+/**
+ * Count conn's statements from now on, until be_query_stats_detach(),
+ * be_query_stats_free() or be_conn_close(conn). Call it from the thread
+ * using conn.
+ *
+ * @param stats  the stats; not NULL.
+ * @param conn   the connection; not NULL. Attaching twice is a no-op.
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (NULL) or BE_E_NOMEM.
+ */
 BE_API int be_query_stats_attach(be_query_stats *stats, be_conn *conn, be_error **err);
 
-/** Stop counting conn's statements. NULL arguments are a no-op. */
+/**
+ * Stop counting conn's statements. Call it from the thread using conn.
+ *
+ * @param stats  the stats; NULL is a no-op.
+ * @param conn   the connection; NULL or one not attached is a no-op.
+ */
 BE_API void be_query_stats_detach(be_query_stats *stats, be_conn *conn);
 
-/** Add one statement timed by the host: rc is BE_OK or a negative code.
- * NULL is a no-op. */
+/**
+ * Add one statement timed by the host. Thread-safety: safe, lock-free.
+ *
+ * @param stats        the stats; NULL is a no-op.
+ * @param duration_ns  how long it ran, in nanoseconds (negative counts as
+ *                     0).
+ * @param rows         rows it returned; values <= 0 add nothing.
+ * @param rc           its result: BE_OK, or a negative code (counted as an
+ *                     error).
+ */
 BE_API void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, int64_t rows,
                                   int32_t rc);
 
-/** @name Counters (0 for NULL) @{ */
+/**
+ * @name Counters
+ * Thread-safety: safe, lock-free.
+ */
+/** @{ */
+/**
+ * Statements counted.
+ * @param stats  the stats, or NULL.
+ * @return the count; 0 for NULL.
+ */
 BE_API int64_t be_query_stats_queries(const be_query_stats *stats);
-/** Statements that ended with an error. */
+/**
+ * Statements that ended with an error.
+ * @param stats  the stats, or NULL.
+ * @return the count; 0 for NULL.
+ */
 BE_API int64_t be_query_stats_errors(const be_query_stats *stats);
+/**
+ * Rows the counted statements returned.
+ * @param stats  the stats, or NULL.
+ * @return the count; 0 for NULL.
+ */
 BE_API int64_t be_query_stats_rows(const be_query_stats *stats);
 /** @} */
 
-/** The duration histogram (ns); borrowed, lives as long as stats. */
+/**
+ * The duration histogram, in nanoseconds.
+ *
+ * @param stats  the stats, or NULL.
+ * @return the histogram, borrowed, lives as long as stats (read it with
+ *         the be_histogram_* getters; do not free it); NULL for NULL.
+ */
 BE_API const be_histogram *be_query_stats_histogram(const be_query_stats *stats);
 
 /**
  * The stats as JSON: `{"queries":N,"errors":N,"rows":N,"p50_ns":N,
- * "p95_ns":N,"p99_ns":N,"max_ns":N}`. *out_json is the caller's (be_free);
- * out_len may be NULL. Errors: BE_E_MISUSE (NULL), BE_E_NOMEM.
+ * "p95_ns":N,"p99_ns":N,"max_ns":N}`. Thread-safety: safe.
+ *
+ * @param out_json  receives the NUL-terminated JSON, the caller's
+ *                  (be_free()); not NULL. Set to NULL on failure.
+ * @param out_len   receives its length in bytes; may be NULL.
+ * @param stats     the stats; not NULL.
+ * @param err       receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (NULL) or BE_E_NOMEM.
  */
 BE_API int be_query_stats_to_json(char **out_json, size_t *out_len, const be_query_stats *stats,
                                   be_error **err);
 
-/** Zero every counter and the histogram (not atomic against recorders). */
+/**
+ * Zero every counter and the histogram (not atomic against recorders).
+ *
+ * @param stats  the stats; NULL is a no-op.
+ */
 BE_API void be_query_stats_reset(be_query_stats *stats);
 
 BE_END_DECLS

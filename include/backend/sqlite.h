@@ -36,24 +36,27 @@
 
 BE_BEGIN_DECLS
 
-/** @name journal_mode values @{ */
+/** @name journal_mode values */
+/** @{ */
 #define BE_SQLITE_JOURNAL_DEFAULT -1 /**< leave SQLite's default (DELETE) */
 #define BE_SQLITE_JOURNAL_WAL 0      /**< write-ahead log (default here) */
-#define BE_SQLITE_JOURNAL_DELETE 1
-#define BE_SQLITE_JOURNAL_TRUNCATE 2
-#define BE_SQLITE_JOURNAL_PERSIST 3
-#define BE_SQLITE_JOURNAL_MEMORY 4
-#define BE_SQLITE_JOURNAL_OFF 5
+#define BE_SQLITE_JOURNAL_DELETE 1   /**< PRAGMA journal_mode=DELETE */
+#define BE_SQLITE_JOURNAL_TRUNCATE 2 /**< PRAGMA journal_mode=TRUNCATE */
+#define BE_SQLITE_JOURNAL_PERSIST 3  /**< PRAGMA journal_mode=PERSIST */
+#define BE_SQLITE_JOURNAL_MEMORY 4   /**< PRAGMA journal_mode=MEMORY */
+#define BE_SQLITE_JOURNAL_OFF 5      /**< PRAGMA journal_mode=OFF (no rollback journal) */
 /** @} */
 
-/** @name synchronous values (SQLite's own numbers) @{ */
+/** @name synchronous values (SQLite's own numbers) */
+/** @{ */
 #define BE_SQLITE_SYNC_DEFAULT -1 /**< leave SQLite's default (FULL) */
-#define BE_SQLITE_SYNC_OFF 0
-#define BE_SQLITE_SYNC_NORMAL 1 /**< default here: safe with WAL, fast */
-#define BE_SQLITE_SYNC_FULL 2
-#define BE_SQLITE_SYNC_EXTRA 3
+#define BE_SQLITE_SYNC_OFF 0      /**< PRAGMA synchronous=OFF: no syncs */
+#define BE_SQLITE_SYNC_NORMAL 1   /**< default here: safe with WAL, fast */
+#define BE_SQLITE_SYNC_FULL 2     /**< PRAGMA synchronous=FULL */
+#define BE_SQLITE_SYNC_EXTRA 3    /**< PRAGMA synchronous=EXTRA */
 /** @} */
 
+/** The be_sqlite_options layout this header describes (its version field). */
 #define BE_SQLITE_OPTIONS_VERSION 1
 
 /**
@@ -67,38 +70,54 @@ typedef struct be_sqlite_options {
   int32_t synchronous;     /**< BE_SQLITE_SYNC_*, default NORMAL */
   int32_t foreign_keys;    /**< 1 (default) = PRAGMA foreign_keys=ON, 0 = off */
   int32_t busy_timeout_ms; /**< wait this long on a lock before BE_E_BUSY; default 5000 */
-  /** sqlite3_open_v2 flags; 0 (default) = READWRITE|CREATE. URI and
-   * NOMUTEX are always added. */
+  /** sqlite3_open_v2 flags; 0 (default) = READWRITE|CREATE. URI is always
+   * added, and NOMUTEX unless the flags hold SQLITE_OPEN_FULLMUTEX. */
   int32_t open_flags;
 } be_sqlite_options;
 
+/** Static initializer: WAL, synchronous NORMAL, foreign keys on, 5 s busy
+ * timeout, default open flags. */
 #define BE_SQLITE_OPTIONS_INIT \
   { BE_SQLITE_OPTIONS_VERSION, BE_SQLITE_JOURNAL_WAL, BE_SQLITE_SYNC_NORMAL, 1, 5000, 0 }
 
 /**
  * Fill *opts like BE_SQLITE_OPTIONS_INIT for the given version.
- * Errors: BE_E_MISUSE (NULL, unknown version). Thread-safety: safe.
+ * Thread-safety: safe.
+ *
+ * @param opts     the struct to fill; not NULL.
+ * @param version  BE_SQLITE_OPTIONS_VERSION.
+ * @return BE_OK, or BE_E_MISUSE (opts NULL, unknown version).
  */
 BE_API int be_sqlite_options_init(be_sqlite_options *opts, uint32_t version);
 
 /**
  * The SQLite driver with the default options (WAL, foreign keys on,
- * synchronous NORMAL, 5 s busy timeout). Borrowed, static, never NULL.
- * Thread-safety: safe.
+ * synchronous NORMAL, 5 s busy timeout). Thread-safety: safe.
+ *
+ * @return the driver table: borrowed, static, never NULL.
  */
 BE_API const be_driver *be_sqlite_driver(void);
 
 /**
- * A SQLite driver with the given options (copied; NULL = defaults). Caller
- * owns *out and frees it with be_sqlite_driver_free() after every
- * connection opened through it is closed.
- * Errors: BE_E_MISUSE (out NULL, unknown options version, a value out of
- * range, negative busy timeout), BE_E_NOMEM. Thread-safety: safe.
+ * A SQLite driver with the given options. Thread-safety: safe.
+ *
+ * @param out   receives the driver, the caller's: free it with
+ *              be_sqlite_driver_free() after every connection opened
+ *              through it is closed. Not NULL; set to NULL on failure.
+ * @param opts  the options (copied), version set; NULL means the defaults.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out NULL, unknown options version, a
+ *         journal_mode or synchronous value out of range, negative busy
+ *         timeout); BE_E_NOMEM.
  */
 BE_API int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_error **err);
 
-/** Free a driver made by be_sqlite_driver_new(). NULL is a no-op; the
- * static default driver is ignored. */
+/**
+ * Free a driver made by be_sqlite_driver_new().
+ *
+ * @param driver  a driver from be_sqlite_driver_new() (no other table), or
+ *                NULL (a no-op); the static default driver is ignored.
+ */
 BE_API void be_sqlite_driver_free(be_driver *driver);
 
 BE_END_DECLS

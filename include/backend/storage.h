@@ -22,39 +22,45 @@
 
 BE_BEGIN_DECLS
 
-/** @name Value types (column and bind types) @{ */
-#define BE_TYPE_NULL 0
-#define BE_TYPE_INT 1
-#define BE_TYPE_FLOAT 2
-#define BE_TYPE_TEXT 3
-#define BE_TYPE_BLOB 4
+/** @name Value types (column and bind types) */
+/** @{ */
+#define BE_TYPE_NULL 0  /**< SQL NULL */
+#define BE_TYPE_INT 1   /**< a 64-bit signed integer */
+#define BE_TYPE_FLOAT 2 /**< a double */
+#define BE_TYPE_TEXT 3  /**< UTF-8 text */
+#define BE_TYPE_BLOB 4  /**< bytes */
 /** @} */
 
-/** @name be_stmt_step() results besides negative error codes @{ */
+/** @name be_stmt_step() results besides negative error codes */
+/** @{ */
 #define BE_ROW 100  /**< a row is ready for the column accessors */
 #define BE_DONE 101 /**< the statement has finished */
 /** @} */
 
-/** @name Transaction modes for begin @{ */
+/** @name Transaction modes for begin */
+/** @{ */
 #define BE_TX_DEFERRED 0  /**< take locks on first use */
 #define BE_TX_IMMEDIATE 1 /**< take the write lock now (SQLite writers: no upgrade deadlock) */
-#define BE_TX_EXCLUSIVE 2
+#define BE_TX_EXCLUSIVE 2 /**< take an exclusive lock now (SQLite: BEGIN EXCLUSIVE) */
 /** @} */
 
-/** @name Placeholder styles a driver's SQL uses @{ */
+/** @name Placeholder styles a driver's SQL uses */
+/** @{ */
 #define BE_PLACEHOLDER_QMARK 0  /**< ?, ?, ? (SQLite) */
 #define BE_PLACEHOLDER_DOLLAR 1 /**< $1, $2, $3 (PostgreSQL) */
 /** @} */
 
-/** @name Driver feature flags (be_driver.features) @{ */
+/** @name Driver feature flags (be_driver.features) */
+/** @{ */
 #define BE_FEATURE_RETURNING 0x1   /**< INSERT ... RETURNING */
 #define BE_FEATURE_JSON_EACH 0x2   /**< a key list can be one JSON text parameter: json_each(?) */
 #define BE_FEATURE_ARRAY_PARAM 0x4 /**< a key list can be one array parameter: = ANY($1) */
-#define BE_FEATURE_SAVEPOINTS 0x8
+#define BE_FEATURE_SAVEPOINTS 0x8  /**< SAVEPOINT, RELEASE and ROLLBACK TO (nested transactions) */
 /** @} */
 
-/** The be_driver layout this header declares. Version 1 ends at
- * in_transaction; version 2 adds next_statement and table_exists. */
+/** The be_driver layout this header describes (its version field).
+ * Version 1 ends at in_transaction; version 2 adds next_statement and
+ * table_exists. */
 #define BE_DRIVER_VERSION 2
 
 /**
@@ -87,40 +93,68 @@ typedef struct be_driver {
   int32_t placeholder_style;  /**< BE_PLACEHOLDER_* */
   int32_t features;           /**< BE_FEATURE_* flags */
 
+  /** Open a native connection to dsn (the NUL-terminated string given to
+   * be_conn_open()) and set *out_conn; driver_data is the table's
+   * driver_data. A failure to connect should be BE_E_DB_UNREACHABLE (other
+   * codes than BE_E_NOMEM and BE_E_MISUSE are wrapped in it). */
   int (*open)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
+  /** Close a native connection; libbackend has finalized the statements it
+   * cached on it. Cannot fail. */
   void (*close)(void *conn);
+  /** Prepare one statement and set *out_stmt. sql is sql_len bytes and is
+   * followed by a NUL (sql[sql_len] == '\0'). */
   int (*prepare)(void *conn, void **out_stmt, const char *sql, size_t sql_len, be_error **err);
+  /** Bind SQL NULL to parameter index. */
   int (*bind_null)(void *stmt, int32_t index, be_error **err);
+  /** Bind a 64-bit integer to parameter index. */
   int (*bind_int64)(void *stmt, int32_t index, int64_t value, be_error **err);
+  /** Bind a double to parameter index. */
   int (*bind_double)(void *stmt, int32_t index, double value, be_error **err);
-  /** The driver copies the bytes (they may change after the call). */
+  /** Bind len bytes of valid UTF-8 without NUL bytes (not NUL-terminated).
+   * The driver copies the bytes (they may change after the call). */
   int (*bind_text)(void *stmt, int32_t index, const char *value, size_t len, be_error **err);
+  /** Bind len bytes, copied; value may be NULL when len is 0 (an empty
+   * blob). */
   int (*bind_blob)(void *stmt, int32_t index, const void *value, size_t len, be_error **err);
   /** BE_ROW, BE_DONE, or a negative code. */
   int (*step)(void *stmt, be_error **err);
+  /** Number of result columns (0 for a statement that returns no rows). */
   int32_t (*column_count)(void *stmt);
   /** Borrowed, valid until the statement is finalized. */
   const char *(*column_name)(void *stmt, int32_t column);
   /** BE_TYPE_* of the current row's value. */
   int32_t (*column_type)(void *stmt, int32_t column);
+  /** The current row's value as an integer (the driver converts). */
   int64_t (*column_int64)(void *stmt, int32_t column);
+  /** The current row's value as a double (the driver converts). */
   double (*column_double)(void *stmt, int32_t column);
   /** Borrowed until the next step/reset/finalize; *len gets the byte length. */
   const char *(*column_text)(void *stmt, int32_t column, size_t *len);
+  /** The current row's value as bytes, borrowed like column_text; *len gets
+   * the byte length. */
   const void *(*column_blob)(void *stmt, int32_t column, size_t *len);
   /** Make the statement ready to run again and clear its bindings. */
   int (*reset)(void *stmt, be_error **err);
+  /** Destroy a statement. Cannot fail. */
   void (*finalize)(void *stmt);
   /** Run SQL text (one or more statements) that returns no rows. */
   int (*exec)(void *conn, const char *sql, be_error **err);
+  /** Begin a transaction in mode BE_TX_DEFERRED, _IMMEDIATE or _EXCLUSIVE
+   * (libbackend checked the value). */
   int (*begin)(void *conn, int32_t mode, be_error **err);
+  /** Commit the open transaction. */
   int (*commit)(void *conn, be_error **err);
+  /** Roll back the open transaction. */
   int (*rollback)(void *conn, be_error **err);
-  /** name is a validated identifier ([A-Za-z_][A-Za-z0-9_]*). */
+  /** name is a validated identifier ([A-Za-z_][A-Za-z0-9_]{0,63}). */
   int (*savepoint)(void *conn, const char *name, be_error **err);
+  /** Release savepoint name (validated as for savepoint). */
   int (*release)(void *conn, const char *name, be_error **err);
+  /** Roll back to savepoint name (validated as for savepoint), keeping it. */
   int (*rollback_to)(void *conn, const char *name, be_error **err);
+  /** Row id of the connection's last insert. */
   int64_t (*last_insert_id)(void *conn);
+  /** Rows changed by the connection's last INSERT, UPDATE or DELETE. */
   int64_t (*changes)(void *conn);
   /** Cheap liveness check; BE_E_CONN_LOST when the connection is dead. */
   int (*ping)(void *conn, be_error **err);
@@ -158,47 +192,91 @@ typedef struct be_conn be_conn;
 typedef struct be_stmt be_stmt;
 
 /**
- * Open a connection through a driver. dsn is the driver's connection string
- * (a path or URI for SQLite). Caller owns *out (be_conn_close).
- * Errors: BE_E_MISUSE (NULL args, unknown driver version),
- * BE_E_DB_UNREACHABLE (the driver could not connect; the cause says why),
- * BE_E_NOMEM. Thread-safety: safe (each call makes its own connection).
+ * Open a connection through a driver. Thread-safety: safe (each call makes
+ * its own connection).
+ *
+ * @param out     receives the connection, the caller's (be_conn_close());
+ *                not NULL. Set to NULL on failure.
+ * @param driver  the driver table, borrowed: it must outlive the
+ *                connection (be_sqlite_driver() for SQLite); not NULL.
+ * @param dsn     the driver's connection string, NUL-terminated (a path or
+ *                URI for SQLite); not NULL.
+ * @param err     receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (a NULL argument, an unknown driver table
+ *         version, a function pointer missing from the table);
+ *         BE_E_DB_UNREACHABLE (the driver could not connect; the cause says
+ *         why); BE_E_NOMEM.
  */
 BE_API int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_error **err);
 
-/** Close a connection and every statement it cached. An open transaction is
- * rolled back. NULL is a no-op. */
+/**
+ * Close a connection and every statement it cached. An open transaction is
+ * rolled back (unless the connection is broken).
+ *
+ * @param conn  the connection, or NULL (a no-op). Finalize its statements
+ *              first; one still held is finalized here and its handle is
+ *              invalid from then on (a pool closing a broken connection
+ *              does this for a holder that forgot one).
+ */
 BE_API void be_conn_close(be_conn *conn);
 
-/** The driver the connection was opened with (borrowed). */
+/**
+ * The driver the connection was opened with.
+ *
+ * @param conn  the connection, or NULL.
+ * @return the driver table, borrowed; NULL when conn is NULL.
+ */
 BE_API const be_driver *be_conn_driver(const be_conn *conn);
 
 /**
  * Prepare SQL, or take it from the connection's statement cache when the
  * same text was prepared before on this connection (then no prepare is
- * paid). The statement comes back reset with no bindings. Caller owns *out
- * and gives it back with be_stmt_finalize(), which returns it to the cache.
- * Errors: BE_E_MISUSE (NULL), BE_E_STORAGE and friends from the driver
- * (syntax errors: BE_E_STORAGE with the driver's message as cause),
- * BE_E_NOMEM.
+ * paid). The statement comes back reset with no bindings. When the cached
+ * statement for the same text is held at that moment, a fresh one is
+ * prepared. Thread-safety: as the connection (one thread at a time).
+ *
+ * @param out   receives the statement, the caller's until it is given back
+ *              with be_stmt_finalize(), which returns it to the cache; not
+ *              NULL. Set to NULL on failure.
+ * @param conn  the connection; not NULL.
+ * @param sql   one SQL statement, NUL-terminated, in the driver's
+ *              placeholder style; not NULL. (SQLite: more than one
+ *              statement, or none, is BE_E_MISUSE; use be_conn_exec() for
+ *              scripts.)
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (NULL); BE_E_STORAGE and friends from the
+ *         driver (syntax errors: BE_E_STORAGE with the driver's message as
+ *         cause); BE_E_NOMEM.
  */
 BE_API int be_conn_prepare(be_stmt **out, be_conn *conn, const char *sql, be_error **err);
 
-/** Give a statement back: reset and keep it in the cache, or finalize it
- * when the cache is full. NULL is a no-op. Every statement must be given
- * back before its connection is closed. */
+/**
+ * Give a statement back: reset and keep it in the cache, or finalize it
+ * when it is not cached (cache full or disabled, or the connection broken).
+ *
+ * @param stmt  a statement from be_conn_prepare(), or NULL (a no-op). Every
+ *              statement must be given back before its connection is
+ *              closed; stmt must not be used afterwards.
+ */
 BE_API void be_stmt_finalize(be_stmt *stmt);
 
 /**
- * Bound the connection's prepared-statement cache to max_entries
- * statements (default 64, least recently used evicted first; 0 disables
- * caching, so every prepare pays a real prepare). Idle cached statements
- * are finalized; statements currently held are finalized when given back.
- * Errors: BE_E_MISUSE (NULL, max_entries outside 0..65536), BE_E_NOMEM.
+ * Bound the connection's prepared-statement cache (least recently used
+ * evicted first). Idle cached statements are finalized; statements
+ * currently held are finalized when given back.
  * Thread-safety: as the connection (one thread at a time).
+ *
+ * @param conn         the connection; not NULL.
+ * @param max_entries  the most statements kept, 0 to 65536 (default 64);
+ *                     0 disables caching, so every prepare pays a real
+ *                     prepare.
+ * @param err          receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (conn NULL, max_entries outside 0..65536) or
+ *         BE_E_NOMEM.
  */
 BE_API int be_conn_set_stmt_cache_size(be_conn *conn, int32_t max_entries, be_error **err);
 
+/** The be_stmt_cache_stats layout this header describes. */
 #define BE_STMT_CACHE_STATS_VERSION 1
 /**
  * A snapshot of a connection's prepared-statement cache. Set `version`
@@ -211,84 +289,298 @@ typedef struct be_stmt_cache_stats {
   int64_t hits;     /**< prepares served from the cache */
   int64_t misses;   /**< real prepares */
 } be_stmt_cache_stats;
+/** Static initializer: the current version, every counter 0. */
 #define BE_STMT_CACHE_STATS_INIT { BE_STMT_CACHE_STATS_VERSION, 0, 0, 0 }
 /**
- * Set *out to BE_STMT_CACHE_STATS_INIT (for bindings that cannot use the macro).
- * Errors: BE_E_MISUSE (out NULL, or version is not BE_STMT_CACHE_STATS_VERSION).
+ * Set *out to BE_STMT_CACHE_STATS_INIT (for bindings that cannot use the
+ * macro). Thread-safety: safe.
+ *
+ * @param out      the struct to fill; not NULL.
+ * @param version  BE_STMT_CACHE_STATS_VERSION.
+ * @return BE_OK, or BE_E_MISUSE (out NULL, or version is not
+ *         BE_STMT_CACHE_STATS_VERSION).
  */
 BE_API int be_stmt_cache_stats_init(be_stmt_cache_stats *out, uint32_t version);
 /**
- * Fill *out (whose version the caller set) with the statement-cache
- * counters. Errors: BE_E_MISUSE (NULL, unknown stats version).
+ * Fill *out with the statement-cache counters.
  * Thread-safety: as the connection.
+ *
+ * @param out   the snapshot to fill; its version set by the caller
+ *              (BE_STMT_CACHE_STATS_INIT); not NULL.
+ * @param conn  the connection; not NULL.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, or BE_E_MISUSE (NULL, unknown stats version).
  */
 BE_API int be_conn_stmt_cache_stats_get(be_stmt_cache_stats *out, const be_conn *conn,
                                         be_error **err);
 
-/** @name Binding (index from 1; text and blob are copied) @{
- * Errors: BE_E_MISUSE (NULL stmt, index out of range per driver),
- * BE_E_VALIDATION (text not valid UTF-8 for be_stmt_bind_text),
- * driver errors. */
+/**
+ * @name Binding
+ * Parameter indexes start at 1; text and blob are copied. Every function
+ * returns BE_OK, BE_E_MISUSE (NULL stmt, index out of range per driver) or
+ * a driver error. Thread-safety: as the connection.
+ */
+/** @{ */
+/**
+ * Bind SQL NULL.
+ * @param stmt   the statement; not NULL.
+ * @param index  the parameter, from 1.
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE or a driver error.
+ */
 BE_API int be_stmt_bind_null(be_stmt *stmt, int32_t index, be_error **err);
+/**
+ * Bind a 64-bit integer.
+ * @param stmt   the statement; not NULL.
+ * @param index  the parameter, from 1.
+ * @param value  the value.
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE or a driver error.
+ */
 BE_API int be_stmt_bind_int64(be_stmt *stmt, int32_t index, int64_t value, be_error **err);
+/**
+ * Bind a double.
+ * @param stmt   the statement; not NULL.
+ * @param index  the parameter, from 1.
+ * @param value  the value.
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE or a driver error.
+ */
 BE_API int be_stmt_bind_double(be_stmt *stmt, int32_t index, double value, be_error **err);
-/** len may be BE_NUL_TERMINATED; 0 is the empty string (backend/common.h). */
+/**
+ * Bind text.
+ * @param stmt   the statement; not NULL.
+ * @param index  the parameter, from 1.
+ * @param value  the text, UTF-8 without NUL bytes, copied; not NULL.
+ * @param len    its length in bytes, or BE_NUL_TERMINATED; 0 is the empty
+ *               string (backend/common.h).
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (also value NULL); BE_E_VALIDATION (text not
+ *         valid UTF-8 or holding a NUL byte; field "parameter"); a driver
+ *         error.
+ */
 BE_API int be_stmt_bind_text(be_stmt *stmt, int32_t index, const char *value, size_t len,
                              be_error **err);
+/**
+ * Bind bytes.
+ * @param stmt   the statement; not NULL.
+ * @param index  the parameter, from 1.
+ * @param value  the bytes, copied; may be NULL only when len is 0 (an
+ *               empty blob).
+ * @param len    the number of bytes.
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (also value NULL with len > 0) or a driver
+ *         error.
+ */
 BE_API int be_stmt_bind_blob(be_stmt *stmt, int32_t index, const void *value, size_t len,
                              be_error **err);
 /** @} */
 
 /**
- * Run the statement one step: BE_ROW when a row is ready, BE_DONE when
- * finished, or a negative error code (the connection is marked broken when
- * it is BE_E_CONN_LOST).
+ * Run the statement one step. Thread-safety: as the connection.
+ *
+ * @param stmt  the statement; not NULL.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_ROW when a row is ready, BE_DONE when finished, or a negative
+ *         error code: BE_E_MISUSE (stmt NULL) or the driver's (the
+ *         connection is marked broken when it is BE_E_CONN_LOST).
  */
 BE_API int be_stmt_step(be_stmt *stmt, be_error **err);
 
-/** Reset to run again; bindings are cleared. */
+/**
+ * Reset to run again; bindings are cleared. Thread-safety: as the
+ * connection.
+ *
+ * @param stmt  the statement; not NULL.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (stmt NULL) or a driver error.
+ */
 BE_API int be_stmt_reset(be_stmt *stmt, be_error **err);
 
-/** @name Columns of the current row (index from 0) @{
- * Out-of-range indexes give BE_TYPE_NULL, 0, 0.0 or NULL. Text and blob
- * pointers are borrowed until the next step, reset or finalize. */
+/**
+ * @name Columns of the current row
+ * Column indexes start at 0. A NULL statement or an out-of-range index
+ * gives BE_TYPE_NULL, 0, 0.0 or NULL. Text and blob pointers are borrowed
+ * until the next step, reset or finalize. Thread-safety: as the
+ * connection.
+ */
+/** @{ */
+/**
+ * Number of result columns.
+ * @param stmt  the statement, or NULL.
+ * @return the count; 0 for NULL or a statement that returns no rows.
+ */
 BE_API int32_t be_stmt_column_count(be_stmt *stmt);
+/**
+ * A result column's name.
+ * @param stmt    the statement, or NULL.
+ * @param column  the column, from 0.
+ * @return the name, borrowed until the statement is finalized; NULL when
+ *         out of range.
+ */
 BE_API const char *be_stmt_column_name(be_stmt *stmt, int32_t column);
+/**
+ * The type of a value of the current row.
+ * @param stmt    the statement, or NULL.
+ * @param column  the column, from 0.
+ * @return a BE_TYPE_* value; BE_TYPE_NULL when out of range.
+ */
 BE_API int32_t be_stmt_column_type(be_stmt *stmt, int32_t column);
+/**
+ * A value of the current row as an integer (the driver converts).
+ * @param stmt    the statement, or NULL.
+ * @param column  the column, from 0.
+ * @return the value; 0 when out of range.
+ */
 BE_API int64_t be_stmt_column_int64(be_stmt *stmt, int32_t column);
+/**
+ * A value of the current row as a double (the driver converts).
+ * @param stmt    the statement, or NULL.
+ * @param column  the column, from 0.
+ * @return the value; 0.0 when out of range.
+ */
 BE_API double be_stmt_column_double(be_stmt *stmt, int32_t column);
+/**
+ * A value of the current row as text.
+ * @param stmt    the statement, or NULL.
+ * @param column  the column, from 0.
+ * @param len     receives the length in bytes (0 when out of range); may
+ *                be NULL.
+ * @return the text, borrowed until the next step, reset or finalize; NULL
+ *         when out of range (and, with SQLite, for an SQL NULL).
+ */
 BE_API const char *be_stmt_column_text(be_stmt *stmt, int32_t column, size_t *len);
+/**
+ * A value of the current row as bytes.
+ * @param stmt    the statement, or NULL.
+ * @param column  the column, from 0.
+ * @param len     receives the number of bytes (0 when out of range); may be
+ *                NULL.
+ * @return the bytes, borrowed until the next step, reset or finalize; NULL
+ *         when out of range (and, with SQLite, for an SQL NULL or an empty
+ *         blob).
+ */
 BE_API const void *be_stmt_column_blob(be_stmt *stmt, int32_t column, size_t *len);
 /** @} */
 
-/** Run SQL that returns no rows (may hold several statements). */
+/**
+ * Run SQL that returns no rows. Thread-safety: as the connection.
+ *
+ * @param conn  the connection; not NULL.
+ * @param sql   the SQL, NUL-terminated; may hold several statements. Not
+ *              NULL.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (NULL) or a driver error.
+ */
 BE_API int be_conn_exec(be_conn *conn, const char *sql, be_error **err);
 
-/** @name Transactions and savepoints on one connection @{
+/**
+ * @name Transactions and savepoints on one connection
  * Most code wants be_tx_run() (backend/tx.h) instead. Savepoint names must
- * match [A-Za-z_][A-Za-z0-9_]{0,63} (BE_E_VALIDATION otherwise). */
+ * match [A-Za-z_][A-Za-z0-9_]{0,63} (BE_E_VALIDATION otherwise, field
+ * "savepoint"). Every function returns BE_OK, BE_E_MISUSE (conn NULL) or a
+ * driver error unless it says more. Thread-safety: as the connection.
+ */
+/** @{ */
+/**
+ * Begin a transaction.
+ * @param conn  the connection; not NULL.
+ * @param mode  BE_TX_DEFERRED, BE_TX_IMMEDIATE or BE_TX_EXCLUSIVE.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (also an unknown mode) or a driver error.
+ */
 BE_API int be_conn_begin(be_conn *conn, int32_t mode, be_error **err);
+/**
+ * Commit the open transaction.
+ * @param conn  the connection; not NULL.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE or a driver error; BE_E_STORAGE when a nested
+ *         transaction failed and its savepoint could not be rolled back:
+ *         then the whole transaction is rolled back instead.
+ */
 BE_API int be_conn_commit(be_conn *conn, be_error **err);
+/**
+ * Roll back the open transaction.
+ * @param conn  the connection; not NULL.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE or a driver error.
+ */
 BE_API int be_conn_rollback(be_conn *conn, be_error **err);
+/**
+ * Set a savepoint inside the open transaction.
+ * @param conn  the connection; not NULL.
+ * @param name  the savepoint's name, NUL-terminated.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE, BE_E_VALIDATION (bad name) or a driver error.
+ */
 BE_API int be_conn_savepoint(be_conn *conn, const char *name, be_error **err);
+/**
+ * Release a savepoint (keep its work in the enclosing transaction).
+ * @param conn  the connection; not NULL.
+ * @param name  the savepoint's name, NUL-terminated.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE, BE_E_VALIDATION (bad name) or a driver error.
+ */
 BE_API int be_conn_release(be_conn *conn, const char *name, be_error **err);
+/**
+ * Undo the work done since a savepoint; the savepoint stays set.
+ * @param conn  the connection; not NULL.
+ * @param name  the savepoint's name, NUL-terminated.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE, BE_E_VALIDATION (bad name) or a driver error.
+ */
 BE_API int be_conn_rollback_to(be_conn *conn, const char *name, be_error **err);
-/** 1 while a transaction is open. */
+/**
+ * Whether a transaction is open.
+ * @param conn  the connection, or NULL.
+ * @return 1 while a transaction is open, else 0 (also for NULL).
+ */
 BE_API int32_t be_conn_in_transaction(be_conn *conn);
 /** @} */
 
-/** Row id of the last insert, and rows changed by the last statement. */
+/**
+ * Row id of the connection's last insert. Thread-safety: as the
+ * connection.
+ *
+ * @param conn  the connection, or NULL.
+ * @return the driver's last insert id; 0 for NULL.
+ */
 BE_API int64_t be_conn_last_insert_id(be_conn *conn);
+/**
+ * Rows changed by the connection's last INSERT, UPDATE or DELETE.
+ * Thread-safety: as the connection.
+ *
+ * @param conn  the connection, or NULL.
+ * @return the count; 0 for NULL.
+ */
 BE_API int64_t be_conn_changes(be_conn *conn);
 
-/** Check the connection is alive; marks it broken on BE_E_CONN_LOST. */
+/**
+ * Check the connection is alive; marks it broken on BE_E_CONN_LOST.
+ * Thread-safety: as the connection.
+ *
+ * @param conn  the connection; not NULL.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (conn NULL), BE_E_CONN_LOST or another driver
+ *         error.
+ */
 BE_API int be_conn_ping(be_conn *conn, be_error **err);
 
-/** The driver's bind-parameter limit for one statement. */
+/**
+ * The driver's bind-parameter limit for one statement.
+ *
+ * @param conn  the connection, or NULL.
+ * @return the most parameters one statement may have; 0 for NULL.
+ */
 BE_API int32_t be_conn_bind_limit(be_conn *conn);
 
-/** 1 once an operation on the connection failed with BE_E_CONN_LOST; a pool
- * destroys such a connection instead of reusing it. */
+/**
+ * Whether the connection is broken: an operation on it failed with
+ * BE_E_CONN_LOST. A pool destroys such a connection instead of reusing it.
+ *
+ * @param conn  the connection, or NULL.
+ * @return 1 once broken, else 0 (also for NULL).
+ */
 BE_API int32_t be_conn_is_broken(const be_conn *conn);
 
 BE_END_DECLS

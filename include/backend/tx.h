@@ -19,8 +19,8 @@
  * Retries: at the outermost level, when BEGIN, the callback or COMMIT fails
  * with BE_E_BUSY or BE_E_SERIALIZATION, everything is rolled back and the
  * whole callback runs again, up to max_retries more times (and not after
- * retry_budget_ms), sleeping a jittered, doubling backoff in between. The callback must therefore be
- * safe to run again: keep side effects outside the database (sending mail,
+ * retry_budget_ms), sleeping a jittered, doubling backoff in between. The
+ * callback must therefore be safe to run again: keep side effects outside the database (sending mail,
  * bumping counters in memory) out of it, or make them idempotent. Nested
  * calls never retry on their own; their error reaches the outer level,
  * which retries as a whole.
@@ -45,6 +45,7 @@ BE_BEGIN_DECLS
  */
 typedef int (*be_tx_fn)(be_conn *conn, void *user_data, be_error **err);
 
+/** The be_tx_options layout this header describes (its version field). */
 #define BE_TX_OPTIONS_VERSION 1
 
 /** How be_tx_run_ex() runs a transaction. Grows only at the end. */
@@ -55,36 +56,60 @@ typedef struct be_tx_options {
   int64_t backoff_ms;      /**< first sleep before a retry, ms; default 1, doubled per retry */
   int64_t max_backoff_ms;  /**< cap of one sleep, ms; default 100 */
   /** No retry starts once this long has passed since the first attempt
-   * (milliseconds, default 2000; 0 = no time bound). Each attempt can itself wait up to
-   * the driver's busy timeout, so this keeps the worst case near
+   * (milliseconds, default 2000; 0 = no time bound). Each attempt can
+   * itself wait up to the driver's busy timeout, so this keeps the worst case near
    * retry_budget_ms + one busy timeout instead of a multiple of it. */
   int64_t retry_budget_ms;
 } be_tx_options;
 
+/** Static initializer: IMMEDIATE, 5 retries, 1 ms first backoff, 100 ms
+ * cap, 2000 ms retry budget. */
 #define BE_TX_OPTIONS_INIT \
   { BE_TX_OPTIONS_VERSION, BE_TX_IMMEDIATE, 5, INT64_C(1), INT64_C(100), INT64_C(2000) }
 
-/** Fill *opts like BE_TX_OPTIONS_INIT. Errors: BE_E_MISUSE (NULL, unknown
- * version). Thread-safety: safe. */
+/**
+ * Fill *opts like BE_TX_OPTIONS_INIT. Thread-safety: safe.
+ *
+ * @param opts     the struct to fill; not NULL.
+ * @param version  BE_TX_OPTIONS_VERSION.
+ * @return BE_OK, or BE_E_MISUSE (opts NULL, unknown version).
+ */
 BE_API int be_tx_options_init(be_tx_options *opts, uint32_t version);
 
 /**
- * Run fn(conn, user_data, &e) in a transaction of the given mode
- * (BE_TX_IMMEDIATE for anything that writes on SQLite), with the default
- * retry policy of BE_TX_OPTIONS_INIT. See the file comment for nesting
- * and retries.
+ * Run fn(conn, user_data, &e) in a transaction, with the default retry
+ * policy of BE_TX_OPTIONS_INIT. See the file comment for nesting and
+ * retries. Thread-safety: as the connection.
  *
- * Returns BE_OK when committed (or the savepoint released). Errors: the
- * callback's error; BEGIN/COMMIT failures from the driver (BE_E_BUSY after
- * the retries ran out, BE_E_SERIALIZATION, BE_E_CONN_LOST, ...);
- * BE_E_MISUSE (NULL conn or fn, unknown mode); BE_E_NOMEM. If the callback
- * fails without setting an error, one is made from its code.
- * Thread-safety: as the connection.
+ * @param conn       the connection; not NULL. Not usable by anyone else
+ *                   during the call.
+ * @param mode       BE_TX_DEFERRED, BE_TX_IMMEDIATE (for anything that
+ *                   writes on SQLite) or BE_TX_EXCLUSIVE; unused when the
+ *                   call becomes a savepoint.
+ * @param fn         the work; not NULL. May run several times (retries).
+ * @param user_data  passed as is to fn; may be NULL.
+ * @param err        receives the error on failure; may be NULL.
+ * @return BE_OK when committed (or the savepoint released). Otherwise the
+ *         callback's error (if the callback fails without setting one, one
+ *         is made from its code); BEGIN/COMMIT failures from the driver
+ *         (BE_E_BUSY after the retries ran out, BE_E_SERIALIZATION,
+ *         BE_E_CONN_LOST, ...); BE_E_MISUSE (NULL conn or fn, unknown
+ *         mode); BE_E_NOMEM.
  */
 BE_API int be_tx_run(be_conn *conn, int32_t mode, be_tx_fn fn, void *user_data, be_error **err);
 
-/** be_tx_run() with options (NULL = defaults). Errors as be_tx_run(), and
- * BE_E_MISUSE for an unknown options version or negative values. */
+/**
+ * be_tx_run() with options: mode, retries and backoff.
+ *
+ * @param conn       as for be_tx_run().
+ * @param opts       the options, version set; NULL means
+ *                   BE_TX_OPTIONS_INIT. Read during the call only.
+ * @param fn         as for be_tx_run().
+ * @param user_data  as for be_tx_run().
+ * @param err        receives the error on failure; may be NULL.
+ * @return as be_tx_run(), and BE_E_MISUSE for an unknown options version
+ *         or negative values.
+ */
 BE_API int be_tx_run_ex(be_conn *conn, const be_tx_options *opts, be_tx_fn fn, void *user_data,
                         be_error **err);
 

@@ -23,7 +23,7 @@
  * the issue's wording, the same two writes and nothing else: BEGIN
  * IMMEDIATE; UPDATE users SET name, updated_at WHERE id; INSERT into
  * audit_same, a table with audit_log's definition (same columns, CHECK
- * json_valid and both indexes, copied from lib/schema.c) in the same
+ * json_valid and both indexes, copied from lib/svc_schema.c) in the same
  * file, with a small details JSON and a 32-byte hash computed once;
  * COMMIT. Its rows stay out of audit_log, so the chain check still holds.
  *
@@ -112,7 +112,7 @@ static void raw_open(raw_bench *r, const char *path) {
   if (sqlite3_exec(r->db,
                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
                    "CREATE TABLE IF NOT EXISTS audit_raw AS SELECT * FROM audit_log WHERE 0;"
-                   /* audit_log's definition from lib/schema.c, renamed */
+                   /* audit_log's definition from lib/svc_schema.c, renamed */
                    "CREATE TABLE IF NOT EXISTS audit_same ("
                    "  id INTEGER PRIMARY KEY,"
                    "  actor_id INTEGER NOT NULL,"
@@ -468,7 +468,7 @@ int main(int argc, char **argv) {
                               "exactly the same two writes, nothing else; one sqlite3 connection,"
                               " statements prepared once, SQLITE_STATIC binds: BEGIN IMMEDIATE;"
                               " UPDATE users SET name=?, updated_at=? WHERE id=?; INSERT INTO"
-                              " audit_same (audit_log's definition from lib/schema.c renamed:"
+                              " audit_same (audit_log's definition from lib/svc_schema.c renamed:"
                               " same columns, CHECK json_valid(details), both indexes; same file)"
                               " actor_id, action, target_type, target_id, at, small details JSON,"
                               " prev_hash and hash = one 32-byte blob computed once; COMMIT."

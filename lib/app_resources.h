@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: the app's resources -- what every service runs on: the
+ * options with every default filled in, the database's pool and the
+ * shared cache -- and the app object's layout.
+ *
+ * The resources sit below the services: they know none of them. A
+ * service takes the resources (the app's `res`) and its own slot of
+ * struct be_app, nothing else of the app; the wiring (app.c) makes the
+ * resources first, then each service's state from them, and frees in the
+ * reverse order. See app.c for the layers.
+ */
+#ifndef BE_LIB_APP_RESOURCES_H
+#define BE_LIB_APP_RESOURCES_H
+
+#include <backend/app.h>
+#include <backend/storage.h>
+
+#include <stdatomic.h>
+
+typedef struct be__app_res {
+  /* Every default resolved; opts.database is `database` below, opts.clock
+   * the app's clock, opts.mailer the host's mailer (NULL: none). */
+  be_app_options opts;
+  char *database;         /* the caller's database string (copied) */
+  char *dsn;              /* what the driver opens (the memdb URI for ":memory:") */
+  be_conn *keeper;        /* holds a memdb database open; NULL otherwise */
+  struct be_pool *pool;
+  struct be_cache *cache; /* shared; user profiles live under "user:" */
+  /* The audit chain's key, copied from the options (opts.audit_key points
+   * here; NULL when unkeyed); wiped on close. */
+  uint8_t audit_key[64];
+  size_t audit_key_len;
+} be__app_res;
+
+/* Check opts (NULL: all defaults; the version is the caller's to check)
+ * and fill res: resolved options, then the database, the pool and the
+ * cache. Field errors name the option. On failure res holds only what
+ * be__app_res_close() frees. */
+int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **err);
+
+/* Free what be__app_res_open() made (also after a failed open). */
+void be__app_res_close(be__app_res *res);
+
+/* Each service's private state, opaque here; defined by its service. */
+struct be__auth;
+struct be__perm;
+
+/* The app object: the resources, then one slot per service. */
+struct be_app {
+  be__app_res res;
+  struct be__auth *auth;     /* auth.c: policy, hash slots, the blocklist hook */
+  struct be__perm *perm;     /* permission.c: the decision cache */
+  _Atomic uint64_t user_gen; /* user.c: bumped after every committed user write */
+};
+
+#endif
