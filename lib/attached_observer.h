@@ -37,7 +37,7 @@ typedef struct be__attached_observer {
 
 /* The object embedding observer h as its member `member`. */
 #define BE__ATTACHED_OBSERVER_OWNER(h, type, member) \
-  ((type *)(void *)((char *)(h) - offsetof(type, member)))
+  ((type *)(void *)(((char *)(h)) - offsetof(type, member)))
 
 /* Set up h with its observer. Errors: BE_E_INTERNAL (no mutex). */
 int be__attached_observer_init(be__attached_observer *h, be__stmt_observer fn, be_error **err);

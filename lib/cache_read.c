@@ -29,7 +29,7 @@ static inline void copy_ends(unsigned char *d, const unsigned char *src, size_t 
 /* memcpy(d, s, n) for distinct buffers, inline up to 64 bytes with
  * overlapping fixed-size moves (the usual small value), else a call. */
 static inline __attribute__((always_inline)) void copy_value(void *dst, const unsigned char *src,
-                                                          size_t n) {
+                                                             size_t n) {
   unsigned char *d = dst;
   if (n > 64) memcpy(d, src, n);
   else if (n > 32) copy_ends(d, src, n, 32);

@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 typedef struct be__key_set {
-  int32_t type;    /* BE_TYPE_INT or BE_TYPE_TEXT */
-  size_t n, cap;   /* distinct keys */
-  int64_t *ints;   /* type INT */
-  char **texts;    /* type TEXT: owned copies, NUL-terminated */
+  int32_t type;  /* BE_TYPE_INT or BE_TYPE_TEXT */
+  size_t n, cap; /* distinct keys */
+  int64_t *ints; /* type INT */
+  char **texts;  /* type TEXT: owned copies, NUL-terminated */
   size_t *lens;
   uint32_t *slots; /* open addressing: 0 empty, else key index + 1 */
   size_t nslots;   /* power of two, or 0 */

@@ -21,7 +21,7 @@ void be__buf_free(be__buf *b);
 void be__buf_append(be__buf *b, const char *s, size_t n);
 void be__buf_puts(be__buf *b, const char *s);
 void be__buf_printf(be__buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+  __attribute__((format(printf, 2, 3)));
 /* Append s (n bytes) as a quoted JSON string: escapes quotes, backslashes
  * and control characters; invalid UTF-8 becomes U+FFFD. */
 void be__buf_json_string(be__buf *b, const char *s, size_t n);
