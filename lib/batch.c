@@ -7,30 +7,28 @@
 
 #include "alloc.h"
 #include "batch.h"
-#include "buf.h"
 #include "error.h"
 #include "params.h"
 #include "rows.h"
 #include "storage.h"
+#include "strbuf.h"
 #include "utf8.h"
+#include "versioned.h"
 
 /* IN lists are padded up to a power of two (at least MIN_CHUNK) by
  * repeating the last key, so the statement cache sees few distinct texts. */
 #define MIN_CHUNK 8
 
 struct be_batch_result {
-  be__keymap keys;
+  be__key_set keys;
   be_rows *rows;
   size_t *first; /* per key */
   size_t *count; /* per key */
 };
 
 int be_batch_options_init(be_batch_options *opts, uint32_t version) {
-  if (opts == NULL || version != BE_BATCH_OPTIONS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_BATCH_OPTIONS_INIT byte for byte */
-  static const be_batch_options init = BE_BATCH_OPTIONS_INIT;
-  memcpy(opts, &init, sizeof *opts);
-  return BE_OK;
+  static const be_batch_options defaults = BE_BATCH_OPTIONS_INIT;
+  return be__versioned_init(opts, sizeof *opts, &defaults, version, BE_BATCH_OPTIONS_VERSION);
 }
 
 /* tests/bench/bench_batch.c (SQLite 3.40, 1,000 keys x 10 rows, 2 shared
@@ -145,7 +143,7 @@ static void placeholder(be__buf *b, int dollar, int32_t index) {
 typedef struct run {
   be_conn *conn;
   const be_batch_options *o;
-  be__keymap *keys;
+  be__key_set *keys;
   int32_t nwhere;
   int dollar;
   be_rows *rows;
@@ -169,7 +167,7 @@ static int collect(run *r, be_stmt *stmt, be_error **err) {
     int found;
     if (r->keys->type == BE_TYPE_INT) {
       int64_t key = be_stmt_column_int64(stmt, kc);
-      found = last_g != SIZE_MAX && key == last_key ? (g = last_g, 1) : be__keymap_find_int(r->keys, key, &g);
+      found = last_g != SIZE_MAX && key == last_key ? (g = last_g, 1) : be__key_set_find_int(r->keys, key, &g);
       if (found) {
         last_key = key;
         last_g = g;
@@ -177,7 +175,7 @@ static int collect(run *r, be_stmt *stmt, be_error **err) {
     } else {
       size_t len = 0;
       const char *t = be_stmt_column_text(stmt, kc, &len);
-      found = t && be__keymap_find_text(r->keys, t, len, &g);
+      found = t && be__key_set_find_text(r->keys, t, len, &g);
     }
     if (!found) continue;
     size_t n = be_rows_count(r->rows);
@@ -204,7 +202,7 @@ static int run_chunk(run *r, const char *sql, int32_t strategy, size_t from, siz
   if (rc != BE_OK) return rc;
   rc = be__params_bind(r->o->where_params, stmt, 1, err);
   int32_t idx = r->nwhere + 1;
-  be__keymap *k = r->keys;
+  be__key_set *k = r->keys;
   if (rc == BE_OK && strategy == BE_BATCH_JSON_EACH) {
     be__buf_append(&json, "[", 1);
     for (size_t i = from; i < from + n; i++) {
@@ -304,7 +302,7 @@ done:
 }
 
 int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
-                  be__keymap *keys, be_error **err) {
+                  be__key_set *keys, be_error **err) {
   run r = {conn, opts, keys, 0, 0, NULL, NULL, 0};
   be_batch_result *res = NULL;
   const be_driver *drv = be_conn_driver(conn);
@@ -334,7 +332,7 @@ int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *
   if ((rc = group_rows(&r, res, err)) != BE_OK) goto fail;
   res->rows = r.rows;
   res->keys = *keys;
-  be__keymap_init(keys, keys->type);
+  be__key_set_init(keys, keys->type);
   be__free(r.group);
   *out = res;
   return BE_OK;
@@ -342,7 +340,7 @@ fail:
   be_rows_free(r.rows);
   be__free(r.group);
   be_batch_result_free(res);
-  be__keymap_free(keys);
+  be__key_set_free(keys);
   return rc;
 }
 
@@ -359,11 +357,11 @@ int be_batch_load_int64(be_batch_result **out, be_conn *conn, const be_batch_opt
   int rc = load_common(out, conn, opts, err);
   if (rc != BE_OK) return rc;
   if (keys == NULL && n_keys > 0) return be__error_set(err, BE_E_MISUSE, "keys is NULL");
-  be__keymap m;
-  be__keymap_init(&m, BE_TYPE_INT);
+  be__key_set m;
+  be__key_set_init(&m, BE_TYPE_INT);
   for (size_t i = 0; i < n_keys; i++) {
-    if (be__keymap_add_int(&m, keys[i], NULL) < 0) {
-      be__keymap_free(&m);
+    if (be__key_set_add_int(&m, keys[i], NULL) < 0) {
+      be__key_set_free(&m);
       return be__error_oom(err);
     }
   }
@@ -376,19 +374,19 @@ int be_batch_load_text(be_batch_result **out, be_conn *conn, const be_batch_opti
   int rc = load_common(out, conn, opts, err);
   if (rc != BE_OK) return rc;
   if (keys == NULL && n_keys > 0) return be__error_set(err, BE_E_MISUSE, "keys is NULL");
-  be__keymap m;
-  be__keymap_init(&m, BE_TYPE_TEXT);
+  be__key_set m;
+  be__key_set_init(&m, BE_TYPE_TEXT);
   for (size_t i = 0; i < n_keys; i++) {
     size_t len = key_lens ? key_lens[i] : BE_NUL_TERMINATED;
     const char *key = keys[i] ? be__text_arg(keys[i], &len) : NULL;
     if (key == NULL || !be__utf8_valid(key, len)) {
-      be__keymap_free(&m);
+      be__key_set_free(&m);
       char field[40];
       snprintf(field, sizeof field, "keys[%zu]", i);
       return be__error_field(err, field, "must be UTF-8 text without NUL bytes");
     }
-    if (be__keymap_add_text(&m, key, len, NULL) < 0) {
-      be__keymap_free(&m);
+    if (be__key_set_add_text(&m, key, len, NULL) < 0) {
+      be__key_set_free(&m);
       return be__error_oom(err);
     }
   }
@@ -397,7 +395,7 @@ int be_batch_load_text(be_batch_result **out, be_conn *conn, const be_batch_opti
 
 void be_batch_result_free(be_batch_result *result) {
   if (result == NULL) return;
-  be__keymap_free(&result->keys);
+  be__key_set_free(&result->keys);
   be_rows_free(result->rows);
   be__free(result->first);
   be__free(result->count);
@@ -432,8 +430,8 @@ size_t be_batch_result_group(const be_batch_result *result, size_t i, size_t *fi
 int be__batch_result_find(const be_batch_result *r, int32_t type, int64_t ikey,
                           const char *tkey, size_t len, size_t *index) {
   if (r == NULL || r->keys.type != type) return 0;
-  return type == BE_TYPE_INT ? be__keymap_find_int(&r->keys, ikey, index)
-                             : be__keymap_find_text(&r->keys, tkey, len, index);
+  return type == BE_TYPE_INT ? be__key_set_find_int(&r->keys, ikey, index)
+                             : be__key_set_find_text(&r->keys, tkey, len, index);
 }
 
 size_t be_batch_result_find_int64(const be_batch_result *result, int64_t key, size_t *first) {

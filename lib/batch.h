@@ -4,12 +4,12 @@
 
 #include <backend/batch.h>
 
-#include "keymap.h"
+#include "key_set.h"
 
-/* Load the rows for the distinct keys in *keys (int or text keymap). The
- * keymap moves into the result on success and is emptied in every case. */
+/* Load the rows for the distinct keys in *keys (int or text key set). The
+ * key set moves into the result on success and is emptied in every case. */
 int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
-                  be__keymap *keys, be_error **err);
+                  be__key_set *keys, be_error **err);
 
 /* Validate opts (identifiers, enums) without touching a connection. */
 int be__batch_check_opts(const be_batch_options *opts, be_error **err);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "cache.h"
+#include "cache_internal.h"
 #include "clock.h"
 #include "error.h"
 
@@ -132,6 +132,151 @@ static int take_result(be__cache_flight *f, entry **out, be_error **err, int *la
   return rc;
 }
 
+/* The error a negative entry stores: its code, and its message as a new
+ * error in *err. */
+static int negative_error(const entry *e, be_error **err) {
+  int32_t code;
+  memcpy(&code, e->data + e->klen, sizeof code);
+  if (err) {
+    char *msg = be__strndup((const char *)e->data + e->klen + sizeof code, e->vlen - sizeof code);
+    if (msg == NULL) {
+      be__error_oom(err);
+    } else {
+      be__error_set(err, code, "%s", msg);
+      be__free(msg);
+    }
+  }
+  return code;
+}
+
+/* e was found under the shard lock: a hit hands out a reference, a
+ * negative hit its stored error. Unlocks and buries. */
+static int serve_found(be_cache *c, be__cache_shard *s, entry *e, entry *grave, entry **out,
+                       int32_t *out_status, be_error **err) {
+  atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+  be__cache_touch_locked(c, s, e);
+  int negative = (e->flags & BE__ENTRY_NEGATIVE) != 0;
+  if (negative) s->negative_hits++;
+  else s->hits++;
+  be__spinlock_unlock(&s->lock);
+  if (grave) be__cache_bury(c, grave);
+  if (!negative) {
+    *out = e;
+    if (out_status) *out_status = BE_CACHE_HIT;
+    return BE_OK;
+  }
+  int code = negative_error(e, err);
+  be__cache_entry_unref(e);
+  if (out_status) *out_status = BE_CACHE_NEGATIVE;
+  return code;
+}
+
+/* Wait (no lock held) until flight f's leader is done, then take the
+ * shared result. The caller counted itself in f->refs. */
+static int wait_flight(be__cache_shard *s, be__cache_flight *f, entry **out, be_error **err) {
+  pthread_mutex_lock(&f->mu);
+  while (!f->done) pthread_cond_wait(&f->cond, &f->mu);
+  pthread_mutex_unlock(&f->mu);
+  int last = 0;
+  be__spinlock_lock(&s->lock);
+  int rc = take_result(f, out, err, &last);
+  be__spinlock_unlock(&s->lock);
+  if (last) flight_free(f);
+  return rc;
+}
+
+/* List a new flight for key in shard s (lock held); NULL when out of
+ * memory. */
+static be__cache_flight *start_flight(be_cache *c, be__cache_shard *s, uint64_t h,
+                                      const void *key, size_t klen) {
+  be__cache_flight *f = flight_new();
+  if (f == NULL) return NULL;
+  f->hash = h;
+  f->key = key;
+  f->klen = klen;
+  f->refs = 1;
+  /* A registered-prefix invalidation during the load must kill its result:
+   * stamp the result with the epoch from before the loader ran. */
+  f->epoch0 = atomic_load(&c->epoch);
+  f->next = s->flights;
+  s->flights = f;
+  s->loads++;
+  return f;
+}
+
+/* Run the loader (no lock held). BE_OK with ld->entry set, or an error
+ * code with *lerr set and no entry; a loader breaking its contract (BE_OK
+ * without a value, a positive code) gives BE_E_INTERNAL. */
+static int run_loader(be_cache_load *ld, be_cache_loader_fn loader, void *ud, be_error **lerr) {
+  int rc = loader(ld->key, ld->klen, ld, ud, lerr);
+  if (rc == BE_OK && ld->entry == NULL) {
+    rc = be__error_set(lerr, BE_E_INTERNAL, "cache loader returned BE_OK without a value");
+  } else if (rc > 0) {
+    be_error_free(*lerr);
+    *lerr = NULL;
+    rc = be__error_set(lerr, BE_E_INTERNAL, "cache loader returned %d", rc);
+  }
+  if (rc != BE_OK && ld->entry) {
+    be__free(ld->entry);
+    ld->entry = NULL;
+  }
+  return rc;
+}
+
+/* Store the load's outcome (shard lock held): the value (unless the key
+ * changed meanwhile or it does not fit), or the error and a negative
+ * entry for it, as f's result. */
+static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, int rc,
+                          const be_cache_load *ld, be_error *lerr, entry *neg, entry **grave) {
+  for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next)
+    if (*l == f) {
+      *l = f->next;
+      break;
+    }
+  if (rc == BE_OK) {
+    entry *v = ld->entry;
+    int insert = !f->stale && be__cache_fits(s, be_cache_charge(f->klen, v->vlen));
+    /* One reference per participant, plus the table's. */
+    atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
+    if (insert) be__cache_insert_locked(c, s, f->hash, v, ld->ttl, f->epoch0, grave);
+    f->result = v;
+  } else {
+    s->load_errors++;
+    f->err = lerr;
+    if (neg && !f->stale && be__cache_fits(s, be_cache_charge(f->klen, neg->vlen)))
+      be__cache_insert_locked(c, s, f->hash, neg, c->negative_ttl, f->epoch0, grave);
+    else
+      be__free(neg);
+  }
+  f->rc = rc;
+}
+
+/* Lead flight f: load with no lock held, store the outcome, wake the
+ * waiters and take this caller's share of the result. */
+static int lead_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, entry **out,
+                       be_cache_loader_fn loader, void *ud, be_error **err) {
+  be_cache_load ld = {c, f->key, f->klen, NULL, 0};
+  be_error *lerr = NULL;
+  int rc = run_loader(&ld, loader, ud, &lerr);
+  entry *neg = NULL;
+  if (rc != BE_OK && c->negative_ttl > 0 && negative_cacheable(rc, lerr))
+    neg = negative_entry(f->key, f->klen, rc, lerr);
+
+  entry *grave = NULL;
+  int last = 0;
+  be__spinlock_lock(&s->lock);
+  settle_flight(c, s, f, rc, &ld, lerr, neg, &grave);
+  pthread_mutex_lock(&f->mu); /* waiters read the result under the shard lock, after this */
+  f->done = 1;
+  pthread_cond_broadcast(&f->cond);
+  pthread_mutex_unlock(&f->mu);
+  rc = take_result(f, out, err, &last);
+  be__spinlock_unlock(&s->lock);
+  be__cache_bury(c, grave); /* also after an insert that grew the table */
+  if (last) flight_free(f);
+  return rc;
+}
+
 int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
                          const void *key, size_t klen, be_cache_loader_fn loader,
                          void *ud, be_error **err) {
@@ -143,138 +288,35 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
 
   uint64_t h = be__cache_hash(c, key, klen);
   be__cache_shard *s = be__cache_shard_of(c, h);
-  entry *grave = NULL;
-  int last = 0;
-
   int64_t now = be__cache_lookup_now(c);
   if ((*out = be__cache_get_unlocked(c, s, h, key, klen, now)) != NULL) {
     if (out_status) *out_status = BE_CACHE_HIT;
     return BE_OK;
   }
+  entry *grave = NULL;
   be__cache_lock_for(s, h);
   entry *e = be__cache_lookup_locked(c, s, h, key, klen, now, &grave);
-  if (e) {
-    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-    be__cache_touch_locked(c, s, e);
-    if (!(e->flags & BE__ENTRY_NEGATIVE)) {
-      s->hits++;
-      be__spinlock_unlock(&s->lock);
-      if (grave) be__cache_bury(c, grave);
-      *out = e;
-      if (out_status) *out_status = BE_CACHE_HIT;
-      return BE_OK;
-    }
-    s->negative_hits++;
-    be__spinlock_unlock(&s->lock);
-    if (grave) be__cache_bury(c, grave);
-    int32_t code;
-    memcpy(&code, e->data + e->klen, sizeof code);
-    if (err) {
-      char *msg = be__strndup((const char *)e->data + e->klen + sizeof code, e->vlen - sizeof code);
-      if (msg == NULL) {
-        be__error_oom(err);
-      } else {
-        be__error_set(err, code, "%s", msg);
-        be__free(msg);
-      }
-    }
-    be__cache_entry_unref(e);
-    if (out_status) *out_status = BE_CACHE_NEGATIVE;
-    return code;
-  }
+  if (e) return serve_found(c, s, e, grave, out, out_status, err);
   s->misses++;
-
   be__cache_flight **fl = s->flights ? flight_find(c, s, h, key, klen) : NULL;
+  be__cache_flight *f = NULL;
   if (fl) {
-    be__cache_flight *f = *fl;
+    f = *fl;
     f->refs++; /* keeps f alive until this caller's take_result */
     s->load_waits++;
-    be__spinlock_unlock(&s->lock);
-    if (grave) be__cache_bury(c, grave);
-    pthread_mutex_lock(&f->mu);
-    while (!f->done) pthread_cond_wait(&f->cond, &f->mu);
-    pthread_mutex_unlock(&f->mu);
-    be__spinlock_lock(&s->lock);
-    int rc = take_result(f, out, err, &last);
-    be__spinlock_unlock(&s->lock);
-    if (last) flight_free(f);
+  } else {
+    f = start_flight(c, s, h, key, klen);
+  }
+  be__spinlock_unlock(&s->lock);
+  if (grave) be__cache_bury(c, grave);
+  int rc;
+  if (fl) {
+    rc = wait_flight(s, f, out, err);
     if (out_status) *out_status = BE_CACHE_SHARED;
     return rc;
   }
-
-  be__cache_flight *f = flight_new();
-  if (f == NULL) {
-    be__spinlock_unlock(&s->lock);
-    if (grave) be__cache_bury(c, grave);
-    return be__error_oom(err);
-  }
-  f->hash = h;
-  f->key = key;
-  f->klen = klen;
-  f->refs = 1;
-  /* A registered-prefix invalidation during the load must kill its result:
-   * stamp the result with the epoch from before the loader ran. */
-  f->epoch0 = atomic_load(&c->epoch);
-  f->next = s->flights;
-  s->flights = f;
-  s->loads++;
-  be__spinlock_unlock(&s->lock);
-  if (grave) {
-    be__cache_bury(c, grave);
-    grave = NULL;
-  }
-
-  be_cache_load ld = {c, key, klen, NULL, 0};
-  be_error *lerr = NULL;
-  int rc = loader(key, klen, &ld, ud, &lerr);
-  if (rc == BE_OK && ld.entry == NULL) {
-    rc = be__error_set(&lerr, BE_E_INTERNAL, "cache loader returned BE_OK without a value");
-  } else if (rc > 0) {
-    be_error_free(lerr);
-    lerr = NULL;
-    rc = be__error_set(&lerr, BE_E_INTERNAL, "cache loader returned %d", rc);
-  }
-  if (rc != BE_OK && ld.entry) {
-    be__free(ld.entry);
-    ld.entry = NULL;
-  }
-  entry *neg = NULL;
-  if (rc != BE_OK && c->negative_ttl > 0 && negative_cacheable(rc, lerr))
-    neg = negative_entry(key, klen, rc, lerr);
-
-  be__spinlock_lock(&s->lock);
-  for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next)
-    if (*l == f) {
-      *l = f->next;
-      break;
-    }
-  if (rc == BE_OK) {
-    entry *v = ld.entry;
-    int insert = !f->stale && be__cache_fits(s, be_cache_charge(klen, v->vlen));
-    /* One reference per participant, plus the table's. */
-    atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
-    if (insert) be__cache_insert_locked(c, s, h, v, ld.ttl, f->epoch0, &grave);
-    f->result = v;
-  } else {
-    s->load_errors++;
-    f->err = lerr;
-    if (neg) {
-      if (!f->stale && be__cache_fits(s, be_cache_charge(klen, neg->vlen))) {
-        be__cache_insert_locked(c, s, h, neg, c->negative_ttl, f->epoch0, &grave);
-      } else {
-        be__free(neg);
-      }
-    }
-  }
-  f->rc = rc;
-  pthread_mutex_lock(&f->mu); /* waiters read the result under the shard lock, after this */
-  f->done = 1;
-  pthread_cond_broadcast(&f->cond);
-  pthread_mutex_unlock(&f->mu);
-  rc = take_result(f, out, err, &last);
-  be__spinlock_unlock(&s->lock);
-  be__cache_bury(c, grave); /* also after an insert that grew the table */
-  if (last) flight_free(f);
+  if (f == NULL) return be__error_oom(err);
+  rc = lead_flight(c, s, f, out, loader, ud, err);
   if (out_status) *out_status = BE_CACHE_LOADED;
   return rc;
 }

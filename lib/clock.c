@@ -71,26 +71,26 @@ int be_clock_set_wall(be_clock *c, int64_t wall_ns, be_error **err) {
   return BE_OK;
 }
 
-int64_t be_clock_now_ns(const be_clock *c) {
-  if (c == NULL) return read_clock(CLOCK_MONOTONIC);
+/* One reading of c: a fake clock's stored time (fake), a custom clock's
+ * function (fn, when set), else the system clock id. */
+static inline int64_t reading(const be_clock *c, clockid_t id, _Atomic int64_t *fake,
+                              be_clock_fn fn) {
+  if (c == NULL) return read_clock(id);
   switch (c->kind) {
-    case BE__CLOCK_KIND_FAKE: return atomic_load(&((be_clock *)c)->mono_ns);
-    case BE__CLOCK_KIND_CUSTOM:
-      if (c->mono_fn) return c->mono_fn(c->user_data);
-      return read_clock(CLOCK_MONOTONIC);
-    default: return read_clock(CLOCK_MONOTONIC);
+    case BE__CLOCK_KIND_FAKE: return atomic_load(fake);
+    case BE__CLOCK_KIND_CUSTOM: return fn ? fn(c->user_data) : read_clock(id);
+    default: return read_clock(id);
   }
 }
 
+int64_t be_clock_now_ns(const be_clock *c) {
+  be_clock *m = (be_clock *)c; /* reading a fake clock's atomic is no change */
+  return reading(c, CLOCK_MONOTONIC, m ? &m->mono_ns : NULL, m ? m->mono_fn : NULL);
+}
+
 int64_t be_clock_wall_ns(const be_clock *c) {
-  if (c == NULL) return read_clock(CLOCK_REALTIME);
-  switch (c->kind) {
-    case BE__CLOCK_KIND_FAKE: return atomic_load(&((be_clock *)c)->wall_ns);
-    case BE__CLOCK_KIND_CUSTOM:
-      if (c->wall_fn) return c->wall_fn(c->user_data);
-      return read_clock(CLOCK_REALTIME);
-    default: return read_clock(CLOCK_REALTIME);
-  }
+  be_clock *m = (be_clock *)c;
+  return reading(c, CLOCK_REALTIME, m ? &m->wall_ns : NULL, m ? m->wall_fn : NULL);
 }
 
 void be__clock_deadline_after(struct timespec *ts, int64_t delta_ns) {

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "buf.h"
 #include "error.h"
+#include "strbuf.h"
 #include "utf8.h"
 
 #define MESSAGE_MAX 4096

@@ -13,7 +13,7 @@ struct be_loader {
   be_batch_options opts; /* strings point into `strings` */
   char *strings;
   const char **arrays; /* columns then order_by */
-  be__keymap pending;
+  be__key_set pending;
   be_batch_result **results; /* one per dispatch, searched newest first */
   size_t nresults, capresults;
   int64_t dispatches;
@@ -53,7 +53,7 @@ int be_loader_new(be_loader **out, be_conn *conn, const be_batch_options *opts, 
   be_loader *l = be__calloc(1, sizeof *l);
   if (l == NULL) return be__error_oom(err);
   l->conn = conn;
-  be__keymap_init(&l->pending, key_type);
+  be__key_set_init(&l->pending, key_type);
   if (!copy_opts(l, opts)) {
     be_loader_free(l);
     return be__error_oom(err);
@@ -66,14 +66,14 @@ void be_loader_clear(be_loader *loader) {
   if (loader == NULL) return;
   for (size_t i = 0; i < loader->nresults; i++) be_batch_result_free(loader->results[i]);
   loader->nresults = 0;
-  be__keymap_clear(&loader->pending);
+  be__key_set_clear(&loader->pending);
 }
 
 void be_loader_free(be_loader *loader) {
   if (loader == NULL) return;
   be_loader_clear(loader);
   be__free(loader->results);
-  be__keymap_free(&loader->pending);
+  be__key_set_free(&loader->pending);
   be__free(loader->strings);
   be__free(loader->arrays);
   be__free(loader);
@@ -98,8 +98,8 @@ static int want(be_loader *l, int32_t type, int64_t ikey, const char *tkey, size
   }
   size_t idx;
   if (memo(l, ikey, tkey, len, &idx)) return BE_OK;
-  int added = type == BE_TYPE_INT ? be__keymap_add_int(&l->pending, ikey, NULL)
-                                  : be__keymap_add_text(&l->pending, tkey, len, NULL);
+  int added = type == BE_TYPE_INT ? be__key_set_add_int(&l->pending, ikey, NULL)
+                                  : be__key_set_add_text(&l->pending, tkey, len, NULL);
   return added < 0 ? be__error_oom(err) : BE_OK;
 }
 
@@ -119,7 +119,7 @@ int be_loader_dispatch(be_loader *loader, be_error **err) {
     size_t cap = loader->capresults ? loader->capresults * 2 : 4;
     be_batch_result **r = be__realloc(loader->results, cap * sizeof *r);
     if (r == NULL) {
-      be__keymap_clear(&loader->pending);
+      be__key_set_clear(&loader->pending);
       return be__error_oom(err);
     }
     loader->results = r;

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "buf.h"
 #include "error.h"
 #include "log.h"
+#include "strbuf.h"
 
 #define MAX_FIELDS 32
 

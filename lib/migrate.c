@@ -10,7 +10,6 @@
 #include "alloc.h"
 #include "error.h"
 #include "migrate.h"
-#include "sqlite_driver.h"
 #include "storage.h"
 #include "utf8.h"
 
@@ -90,13 +89,6 @@ static int is_dollar(be_conn *c) {
   return be_conn_driver(c)->placeholder_style == BE_PLACEHOLDER_DOLLAR;
 }
 
-static const char *sql_exists(be_conn *c) {
-  const be_driver *d = be_conn_driver(c);
-  if (d->name && strcmp(d->name, "sqlite") == 0)
-    return "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
-  return "SELECT 1 FROM information_schema.tables WHERE table_name = 'schema_migrations'";
-}
-
 static const char *sql_create(be_conn *c) {
   return is_dollar(c) ? "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, "
                         "name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
@@ -132,17 +124,24 @@ static int query_int(be_conn *c, const char *sql, const int64_t *param, int64_t 
   return rc;
 }
 
+/* The highest version recorded; schema_migrations exists. */
+static int read_version(be_conn *c, int64_t *out, be_error **err) {
+  int64_t v = 0;
+  int found = 0;
+  int rc = query_int(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &v, &found,
+                     err);
+  *out = rc == BE_OK && found ? v : 0;
+  return rc;
+}
+
 int be_migrator_current_version(int64_t *out, be_conn *c, be_error **err) {
   if (c == NULL || out == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_migrator_current_version: NULL argument");
   *out = 0;
-  int64_t v = 0;
-  int found = 0;
-  int rc = query_int(c, sql_exists(c), NULL, &v, &found, err);
-  if (rc || !found) return rc;
-  rc = query_int(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &v, &found, err);
-  if (rc == BE_OK && found) *out = v;
-  return rc;
+  int32_t exists = 0;
+  int rc = be__conn_table_exists(c, &exists, "schema_migrations", err);
+  if (rc != BE_OK || !exists) return rc;
+  return read_version(c, out, err);
 }
 
 static int is_applied(be_conn *c, int64_t version, int *applied, be_error **err) {
@@ -190,52 +189,42 @@ static int tx_control_error(be_error **err, const char *stmt) {
                          "remove BEGIN/COMMIT/END/ROLLBACK (found \"%.40s\")", stmt);
 }
 
-/* Run the migration's script. On SQLite it goes one statement at a time
- * (SQLite's own parser splits it, so trigger bodies stay whole), and a
- * statement that would commit or roll back is refused before it runs: a
- * COMMIT in the middle would make the part before it permanent while the
- * version stays unrecorded. Other drivers run the script whole and are
- * checked after. */
-static int exec_migration(be_conn *c, const char *sql, be_error **err) {
-  sqlite3 *db = be__sqlite_db(c);
-  if (db == NULL) {
-    int rc = be_conn_exec(c, sql, err);
-    if (rc == BE_OK && !be_conn_in_transaction(c)) return tx_control_error(err, sql);
-    return rc;
-  }
-  const char *p = skip_blanks(sql);
-  char *one = NULL;
-  size_t cap = 0;
-  int rc = BE_OK;
-  while (rc == BE_OK && *p) {
-    sqlite3_stmt *st = NULL;
-    const char *tail = NULL;
-    if (sqlite3_prepare_v2(db, p, -1, &st, &tail) != SQLITE_OK || tail == NULL) {
-      sqlite3_finalize(st);
-      rc = be_conn_exec(c, p, err); /* reports the error in the usual form */
-      break;
-    }
-    sqlite3_finalize(st);
-    if (ends_transaction(p)) {
-      rc = tx_control_error(err, p);
-      break;
-    }
-    size_t n = (size_t)(tail - p);
-    if (n + 1 > cap) {
-      char *grown = be__realloc(one, n + 1);
-      if (grown == NULL) {
-        rc = be__error_oom(err);
-        break;
-      }
-      one = grown;
-      cap = n + 1;
-    }
-    memcpy(one, p, n);
-    one[n] = '\0';
-    rc = be_conn_exec(c, one, err);
-    p = skip_blanks(tail);
-  }
+/* Run one statement, the first n bytes of p. */
+static int exec_one(be_conn *c, const char *p, size_t n, be_error **err) {
+  char *one = be__strndup(p, n);
+  if (one == NULL) return be__error_oom(err);
+  int rc = be_conn_exec(c, one, err);
   be__free(one);
+  return rc;
+}
+
+/* Run the script one statement at a time, as the driver splits it,
+ * refusing a statement that would end the transaction before it runs. */
+static int exec_statements(be_conn *c, const char *sql, be_error **err) {
+  const char *end = sql + strlen(sql);
+  int rc = BE_OK;
+  for (const char *p = skip_blanks(sql); rc == BE_OK && *p; p = skip_blanks(p)) {
+    size_t rest = (size_t)(end - p), n = 0;
+    rc = be__conn_next_statement(c, &n, p, rest, err);
+    if (rc != BE_OK) break;
+    if (n == 0 || n > rest) n = rest;
+    if (ends_transaction(p)) return tx_control_error(err, p);
+    rc = exec_one(c, p, n, err);
+    p += n;
+  }
+  return rc;
+}
+
+/* Run the migration's script. A statement that would commit or roll back
+ * must not run: a COMMIT in the middle would make the part before it
+ * permanent while the version stays unrecorded. With a driver that splits
+ * scripts (be_driver.next_statement) such a statement is refused before
+ * it runs; otherwise the script runs whole, and a transaction it ended is
+ * reported after (the version is then not recorded). */
+static int exec_migration(be_conn *c, const char *sql, be_error **err) {
+  if (be__conn_splits_scripts(c)) return exec_statements(c, sql, err);
+  int rc = be_conn_exec(c, sql, err);
+  if (rc == BE_OK && !be_conn_in_transaction(c)) return tx_control_error(err, sql);
   return rc;
 }
 
@@ -285,7 +274,7 @@ int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error
   int rc = be_conn_exec(c, sql_create(c), err);
   if (rc) return rc;
   int64_t current = 0;
-  rc = be_migrator_current_version(&current, c, err);
+  rc = read_version(c, &current, err);
   if (rc) return rc;
   for (size_t i = 0; i < m->n && rc == BE_OK; i++) {
     migration *mg = &m->v[i];
@@ -310,11 +299,11 @@ int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error
   if (out_version) {
     int64_t v = 0;
     if (rc == BE_OK) {
-      rc = be_migrator_current_version(&v, c, err);
+      rc = read_version(c, &v, err);
       *out_version = rc == BE_OK ? v : current;
     } else {
       /* already failing: report the last good version we know of */
-      *out_version = be_migrator_current_version(&v, c, NULL) == BE_OK ? v : current;
+      *out_version = read_version(c, &v, NULL) == BE_OK ? v : current;
     }
   }
   return rc;

@@ -30,7 +30,7 @@
 
 #include "alloc.h"
 #include "audit.h"
-#include "buf.h"
+#include "strbuf.h"
 #include "error.h"
 #include "permission.h"
 #include "svc_input.h"

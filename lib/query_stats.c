@@ -4,19 +4,20 @@
 #include <stdatomic.h>
 
 #include "alloc.h"
-#include "buf.h"
+#include "attached_observer.h"
 #include "error.h"
-#include "qhook.h"
+#include "strbuf.h"
 
 struct be_query_stats {
   _Atomic uint64_t queries, errors, rows;
   be_histogram *latency;
-  be__qhook hook; /* the connections it is attached to */
+  be__attached_observer observer; /* the connections it is attached to */
 };
 
 static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
   (void)sql;
-  be_query_stats_record(BE__QHOOK_OWNER(ud, be_query_stats, hook), duration_ns, rows, rc);
+  be_query_stats_record(BE__ATTACHED_OBSERVER_OWNER(ud, be_query_stats, observer), duration_ns,
+                        rows, rc);
 }
 
 int be_query_stats_new(be_query_stats **out, be_error **err) {
@@ -27,7 +28,7 @@ int be_query_stats_new(be_query_stats **out, be_error **err) {
     be__free(s);
     return be__error_oom(err);
   }
-  int rc = be__qhook_init(&s->hook, observe, err);
+  int rc = be__attached_observer_init(&s->observer, observe, err);
   if (rc != BE_OK) {
     be_histogram_free(s->latency);
     be__free(s);
@@ -39,7 +40,7 @@ int be_query_stats_new(be_query_stats **out, be_error **err) {
 
 void be_query_stats_free(be_query_stats *stats) {
   if (stats == NULL) return;
-  be__qhook_destroy(&stats->hook);
+  be__attached_observer_destroy(&stats->observer);
   be_histogram_free(stats->latency);
   be__free(stats);
 }
@@ -54,11 +55,11 @@ void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, int64_t r
 
 int be_query_stats_attach(be_query_stats *stats, be_conn *conn, be_error **err) {
   if (stats == NULL) return be__error_set(err, BE_E_MISUSE, "stats is NULL");
-  return be__qhook_attach(&stats->hook, conn, err);
+  return be__attached_observer_attach(&stats->observer, conn, err);
 }
 
 void be_query_stats_detach(be_query_stats *stats, be_conn *conn) {
-  if (stats) be__qhook_detach(&stats->hook, conn);
+  if (stats) be__attached_observer_detach(&stats->observer, conn);
 }
 
 int64_t be_query_stats_queries(const be_query_stats *stats) {

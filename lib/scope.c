@@ -6,10 +6,11 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "attached_observer.h"
 #include "error.h"
 #include "log.h"
-#include "qhook.h"
 #include "sqlnorm.h"
+#include "versioned.h"
 
 #define SQL_KEEP 512
 
@@ -30,15 +31,13 @@ struct be_scope {
   uint64_t worst_hash;
   char worst_sql[SQL_KEEP];
   int oom; /* the shape table could not grow: counting degraded, not fatal */
-  be__qhook hook; /* the connections it counts */
+  be__attached_observer observer; /* the connections it counts */
 };
 
+static const be_scope_options defaults = BE_SCOPE_OPTIONS_INIT;
+
 int be_scope_options_init(be_scope_options *opts, uint32_t version) {
-  if (opts == NULL || version != BE_SCOPE_OPTIONS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_SCOPE_OPTIONS_INIT byte for byte */
-  static const be_scope_options init = BE_SCOPE_OPTIONS_INIT;
-  memcpy(opts, &init, sizeof *opts);
-  return BE_OK;
+  return be__versioned_init(opts, sizeof *opts, &defaults, version, BE_SCOPE_OPTIONS_VERSION);
 }
 
 static shape *lookup(be_scope *s, uint64_t h) {
@@ -90,7 +89,7 @@ static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows
   (void)duration_ns;
   (void)rows;
   (void)rc;
-  be_scope *s = BE__QHOOK_OWNER(ud, be_scope, hook);
+  be_scope *s = BE__ATTACHED_OBSERVER_OWNER(ud, be_scope, observer);
   char norm[SQL_KEEP];
   uint64_t h = be__sql_normalize(sql, norm, sizeof norm);
   s->queries++;
@@ -112,26 +111,24 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, 
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
   if (conn == NULL) return be__error_set(err, BE_E_MISUSE, "conn is NULL");
-  be_scope_options o = BE_SCOPE_OPTIONS_INIT;
-  if (opts) {
-    if (opts->version != BE_SCOPE_OPTIONS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "unknown be_scope_options version %u", opts->version);
-    o = *opts;
-  }
+  be_scope_options o;
+  int rc = be__versioned_read(&o, sizeof o, opts, &defaults, BE_SCOPE_OPTIONS_VERSION,
+                              "be_scope_options", err);
+  if (rc != BE_OK) return rc;
   if (o.repeat_threshold < 1) return be__error_field(err, "repeat_threshold", "must be >= 1");
   if (strcmp(be_log_level_name(o.log_level), "?") == 0 || o.log_level == BE_LOG_OFF)
     return be__error_field(err, "log_level", "must be a BE_LOG_* level below BE_LOG_OFF");
   be_scope *s = be__calloc(1, sizeof *s);
   if (s == NULL) return be__error_oom(err);
   s->opts = o;
-  int rc = be__qhook_init(&s->hook, observe, err);
+  rc = be__attached_observer_init(&s->observer, observe, err);
   if (rc != BE_OK) {
     be__free(s);
     return rc;
   }
-  rc = be__qhook_attach(&s->hook, conn, err);
+  rc = be__attached_observer_attach(&s->observer, conn, err);
   if (rc != BE_OK) {
-    be__qhook_destroy(&s->hook);
+    be__attached_observer_destroy(&s->observer);
     be__free(s);
     return rc;
   }
@@ -142,19 +139,19 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, 
 int be_scope_attach(be_scope *scope, be_conn *conn, be_error **err) {
   if (scope == NULL || conn == NULL) return be__error_set(err, BE_E_MISUSE, "scope or conn is NULL");
   if (scope->ended) return be__error_set(err, BE_E_MISUSE, "the scope has ended");
-  return be__qhook_attach(&scope->hook, conn, err);
+  return be__attached_observer_attach(&scope->observer, conn, err);
 }
 
 void be_scope_end(be_scope *scope) {
   if (scope == NULL || scope->ended) return;
-  be__qhook_detach_all(&scope->hook);
+  be__attached_observer_detach_all(&scope->observer);
   scope->ended = 1;
 }
 
 void be_scope_free(be_scope *scope) {
   if (scope == NULL) return;
   be_scope_end(scope);
-  be__qhook_destroy(&scope->hook);
+  be__attached_observer_destroy(&scope->observer);
   be__free(scope->shapes);
   be__free(scope);
 }

@@ -5,11 +5,12 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "buf.h"
+#include "attached_observer.h"
 #include "clock.h"
 #include "error.h"
-#include "qhook.h"
 #include "sqlnorm.h"
+#include "strbuf.h"
+#include "versioned.h"
 
 typedef struct entry {
   int64_t duration_ns, rows, wall_ns;
@@ -25,33 +26,29 @@ struct be_slowlog {
   size_t count;
   uint64_t total;
   char *slab; /* capacity * max_sql_bytes */
-  be__qhook hook; /* the connections it is attached to */
+  be__attached_observer observer; /* the connections it is attached to */
 };
 
 static void record(be_slowlog *l, const char *sql, int64_t duration_ns, int64_t rows);
 
 static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
   (void)rc;
-  record(BE__QHOOK_OWNER(ud, be_slowlog, hook), sql, duration_ns, rows);
+  record(BE__ATTACHED_OBSERVER_OWNER(ud, be_slowlog, observer), sql, duration_ns, rows);
 }
 
+static const be_slowlog_options defaults = BE_SLOWLOG_OPTIONS_INIT;
+
 int be_slowlog_options_init(be_slowlog_options *opts, uint32_t version) {
-  if (opts == NULL || version != BE_SLOWLOG_OPTIONS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_SLOWLOG_OPTIONS_INIT byte for byte */
-  static const be_slowlog_options init = BE_SLOWLOG_OPTIONS_INIT;
-  memcpy(opts, &init, sizeof *opts);
-  return BE_OK;
+  return be__versioned_init(opts, sizeof *opts, &defaults, version, BE_SLOWLOG_OPTIONS_VERSION);
 }
 
 int be_slowlog_new(be_slowlog **out, const be_slowlog_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
-  be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
-  if (opts) {
-    if (opts->version != BE_SLOWLOG_OPTIONS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "unknown be_slowlog_options version %u", opts->version);
-    o = *opts;
-  }
+  be_slowlog_options o;
+  int rc = be__versioned_read(&o, sizeof o, opts, &defaults, BE_SLOWLOG_OPTIONS_VERSION,
+                              "be_slowlog_options", err);
+  if (rc != BE_OK) return rc;
   if (o.threshold_ms < 0) return be__error_field(err, "threshold_ms", "must be >= 0");
   if (o.capacity < 1 || o.capacity > 65536) return be__error_field(err, "capacity", "must be 1..65536");
   if (o.max_sql_bytes < 32 || o.max_sql_bytes > 65536)
@@ -69,9 +66,9 @@ int be_slowlog_new(be_slowlog **out, const be_slowlog_options *opts, be_error **
     return be__error_oom(err);
   }
   for (size_t i = 0; i < (size_t)o.capacity; i++) l->ring[i].sql = l->slab + i * (size_t)o.max_sql_bytes;
-  int rc = be__qhook_init(&l->hook, observe, err);
+  rc = be__attached_observer_init(&l->observer, observe, err);
   if (rc == BE_OK && pthread_mutex_init(&l->lock, NULL) != 0) {
-    be__qhook_destroy(&l->hook);
+    be__attached_observer_destroy(&l->observer);
     rc = be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");
   }
   if (rc != BE_OK) {
@@ -86,7 +83,7 @@ int be_slowlog_new(be_slowlog **out, const be_slowlog_options *opts, be_error **
 
 void be_slowlog_free(be_slowlog *log) {
   if (log == NULL) return;
-  be__qhook_destroy(&log->hook);
+  be__attached_observer_destroy(&log->observer);
   pthread_mutex_destroy(&log->lock);
   be__free(log->ring);
   be__free(log->slab);
@@ -110,11 +107,11 @@ static void record(be_slowlog *l, const char *sql, int64_t duration_ns, int64_t 
 
 int be_slowlog_attach(be_slowlog *log, be_conn *conn, be_error **err) {
   if (log == NULL) return be__error_set(err, BE_E_MISUSE, "log is NULL");
-  return be__qhook_attach(&log->hook, conn, err);
+  return be__attached_observer_attach(&log->observer, conn, err);
 }
 
 void be_slowlog_detach(be_slowlog *log, be_conn *conn) {
-  if (log) be__qhook_detach(&log->hook, conn);
+  if (log) be__attached_observer_detach(&log->observer, conn);
 }
 
 int be_slowlog_record(be_slowlog *log, const char *sql, int64_t duration_ns, int64_t rows,

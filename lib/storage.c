@@ -499,23 +499,15 @@ double be_stmt_column_double(be_stmt *s, int32_t col) {
 }
 
 const char *be_stmt_column_text(be_stmt *s, int32_t col, size_t *len) {
-  if (!col_ok(s, col)) {
-    if (len) *len = 0;
-    return NULL;
-  }
   size_t n = 0;
-  const char *t = s->conn->drv->column_text(s->native, col, &n);
+  const char *t = col_ok(s, col) ? s->conn->drv->column_text(s->native, col, &n) : NULL;
   if (len) *len = n;
   return t;
 }
 
 const void *be_stmt_column_blob(be_stmt *s, int32_t col, size_t *len) {
-  if (!col_ok(s, col)) {
-    if (len) *len = 0;
-    return NULL;
-  }
   size_t n = 0;
-  const void *b = s->conn->drv->column_blob(s->native, col, &n);
+  const void *b = col_ok(s, col) ? s->conn->drv->column_blob(s->native, col, &n) : NULL;
   if (len) *len = n;
   return b;
 }
@@ -667,3 +659,53 @@ void be__conn_set_tx_depth(be_conn *c, int32_t depth) { c->tx_depth = depth; }
 void be__conn_doom_tx(be_conn *c) { c->tx_doomed = 1; }
 int32_t be__conn_tx_doomed(const be_conn *c) { return c->tx_doomed; }
 const char *be__stmt_sql(const be_stmt *s) { return s->sql; }
+
+/* ---- the optional operations of version-2 driver tables ---- */
+
+be__next_statement_fn be__driver_next_statement(const be_driver *d) {
+  return d && d->version >= 2 ? d->next_statement : NULL;
+}
+
+be__table_exists_fn be__driver_table_exists(const be_driver *d) {
+  return d && d->version >= 2 ? d->table_exists : NULL;
+}
+
+int be__conn_splits_scripts(const be_conn *c) {
+  return c && be__driver_next_statement(c->drv) != NULL;
+}
+
+int be__conn_next_statement(be_conn *c, size_t *out_stmt_len, const char *sql, size_t sql_len,
+                            be_error **err) {
+  *out_stmt_len = 0;
+  be__next_statement_fn fn = be__driver_next_statement(c->drv);
+  if (fn == NULL)
+    return be__error_set(err, BE_E_UNSUPPORTED, "the %s driver cannot split SQL scripts",
+                         c->drv->name ? c->drv->name : "database");
+  return note(c, fn(c->native, out_stmt_len, sql, sql_len, err));
+}
+
+/* Whether table name exists, asked of the standard catalog. */
+static int table_exists_in_catalog(be_conn *c, int32_t *out_exists, const char *name,
+                                   be_error **err) {
+  const char *sql = c->drv->placeholder_style == BE_PLACEHOLDER_DOLLAR
+                      ? "SELECT 1 FROM information_schema.tables WHERE table_name = $1"
+                      : "SELECT 1 FROM information_schema.tables WHERE table_name = ?";
+  be_stmt *st = NULL;
+  int rc = be_conn_prepare(&st, c, sql, err);
+  if (rc != BE_OK) return rc;
+  rc = be_stmt_bind_text(st, 1, name, BE_NUL_TERMINATED, err);
+  if (rc == BE_OK) rc = be_stmt_step(st, err);
+  *out_exists = rc == BE_ROW;
+  if (rc == BE_ROW || rc == BE_DONE) rc = BE_OK;
+  be_stmt_finalize(st);
+  return rc;
+}
+
+int be__conn_table_exists(be_conn *c, int32_t *out_exists, const char *name, be_error **err) {
+  *out_exists = 0;
+  if (!be__ident_valid(name))
+    return be__error_field(err, "name", "must match [A-Za-z_][A-Za-z0-9_]{0,63}");
+  be__table_exists_fn fn = be__driver_table_exists(c->drv);
+  if (fn == NULL) return table_exists_in_catalog(c, out_exists, name, err);
+  return note(c, fn(c->native, out_exists, name, err));
+}

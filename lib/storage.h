@@ -74,7 +74,7 @@ void *be__conn_pool_data(const be_conn *conn);
 void be__conn_mark_broken(be_conn *conn);
 
 /* The driver's native connection handle (borrowed). For the built-in
- * SQLite driver, sqlite_driver.h has be__sqlite_db() for the sqlite3*. */
+ * SQLite driver, lib/sqlite.h has be__sqlite_db() for the sqlite3 *. */
 void *be__conn_native(be_conn *conn);
 
 /* Number of statements handed out by be_conn_prepare and not yet given
@@ -101,5 +101,32 @@ int be__ident_valid(const char *name);
 
 /* The SQL text of a statement (borrowed, valid until finalize). */
 const char *be__stmt_sql(const be_stmt *stmt);
+
+/*
+ * The operations version 2 of be_driver added: NULL when the table is
+ * version 1 (it ends before them, so they are never read) or leaves them
+ * out.
+ */
+typedef int (*be__next_statement_fn)(void *conn, size_t *out_stmt_len, const char *sql,
+                                     size_t sql_len, be_error **err);
+typedef int (*be__table_exists_fn)(void *conn, int32_t *out_exists, const char *name,
+                                   be_error **err);
+be__next_statement_fn be__driver_next_statement(const be_driver *driver);
+be__table_exists_fn be__driver_table_exists(const be_driver *driver);
+
+/* 1 when the connection's driver splits scripts into statements
+ * (be_driver.next_statement). */
+int be__conn_splits_scripts(const be_conn *conn);
+
+/* The length of the first complete statement of sql (sql_len bytes), by
+ * the driver's next_statement. Errors: BE_E_UNSUPPORTED when the driver
+ * has none (be__conn_splits_scripts() says so beforehand), the driver's. */
+int be__conn_next_statement(be_conn *conn, size_t *out_stmt_len, const char *sql, size_t sql_len,
+                            be_error **err);
+
+/* *out_exists = 1 when table name exists: by the driver's table_exists,
+ * else by the standard information_schema.tables. Errors:
+ * BE_E_VALIDATION (name not an identifier), the driver's. */
+int be__conn_table_exists(be_conn *conn, int32_t *out_exists, const char *name, be_error **err);
 
 #endif

@@ -10,13 +10,12 @@
 #include "clock.h"
 #include "error.h"
 #include "storage.h"
+#include "versioned.h"
+
+static const be_tx_options defaults = BE_TX_OPTIONS_INIT;
 
 int be_tx_options_init(be_tx_options *o, uint32_t version) {
-  if (o == NULL || version != BE_TX_OPTIONS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_TX_OPTIONS_INIT byte for byte */
-  static const be_tx_options d = BE_TX_OPTIONS_INIT;
-  memcpy(o, &d, sizeof *o);
-  return BE_OK;
+  return be__versioned_init(o, sizeof *o, &defaults, version, BE_TX_OPTIONS_VERSION);
 }
 
 static int is_retryable(int rc, const be_error *e) {
@@ -98,13 +97,10 @@ static int run_nested(be_conn *c, be_tx_fn fn, void *ud, be_error **err) {
 }
 
 int be_tx_run_ex(be_conn *c, const be_tx_options *opts, be_tx_fn fn, void *ud, be_error **err) {
-  be_tx_options o = BE_TX_OPTIONS_INIT;
-  if (opts) {
-    if (opts->version != BE_TX_OPTIONS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "unknown be_tx_options version %u",
-                           (unsigned)opts->version);
-    o = *opts;
-  }
+  be_tx_options o;
+  int rc = be__versioned_read(&o, sizeof o, opts, &defaults, BE_TX_OPTIONS_VERSION,
+                              "be_tx_options", err);
+  if (rc != BE_OK) return rc;
   if (c == NULL || fn == NULL) return be__error_set(err, BE_E_MISUSE, "be_tx_run: NULL argument");
   if (o.mode < BE_TX_DEFERRED || o.mode > BE_TX_EXCLUSIVE || o.max_retries < 0 ||
       o.backoff_ms < 0 || o.max_backoff_ms < 0 || o.retry_budget_ms < 0)

@@ -4,7 +4,7 @@
  * failures and thread safety. Time moves only through a fake clock. */
 #include "testutil.h"
 
-#include "cache.h"    /* BE__CACHE_STRIPES */
+#include "cache_internal.h" /* BE__CACHE_STRIPES */
 #include "ebr.h"      /* the reclamation scheme, tested directly */
 #include "spinlock.h" /* the shard lock, tested directly */
 

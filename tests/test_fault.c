@@ -220,6 +220,43 @@ START_TEST(lose_connections_kills_open_ones_only) {
 }
 END_TEST
 
+/* The optional operations of a version-2 driver pass through, uncounted;
+ * a lost connection fails them too; an inner driver without them (a
+ * version-1 table) gives a fault driver without them. */
+START_TEST(optional_operations_pass_through) {
+  ck_assert_ptr_nonnull(drv->next_statement);
+  ck_assert_ptr_nonnull(drv->table_exists);
+  be_conn *c = open_conn();
+  size_t n = 0;
+  ck_assert_int_eq(be__conn_next_statement(c, &n, "SELECT 1; SELECT 2", 18, NULL), BE_OK);
+  ck_assert_uint_eq(n, 9);
+  int32_t exists = -1;
+  ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE t(x)", NULL), BE_OK);
+  ck_assert_int_eq(be__conn_table_exists(c, &exists, "t", NULL), BE_OK);
+  ck_assert_int_eq(exists, 1);
+  ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_PREPARE), 0);
+  ck_assert_int_eq(be_fault_set(flt, BE_FAULT_OP_ALL, BE_FAULT_FROM, 1, BE_E_STORAGE, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_table_exists(c, &exists, "t", NULL), BE_OK); /* no rule applies */
+  be_fault_clear(flt, BE_FAULT_OP_ALL);
+  ck_assert_int_eq(be_fault_lose_connections(flt, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be__conn_next_statement(c, &n, "SELECT 1", 8, &e), BE_E_CONN_LOST);
+  be_error_free(e);
+  ck_assert_int_eq(be__conn_table_exists(c, &exists, "t", NULL), BE_E_CONN_LOST);
+  ck_assert_int_eq(be_conn_is_broken(c), 1);
+  be_conn_close(c);
+
+  be_driver d1 = *be_sqlite_driver();
+  d1.version = 1;
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d1, NULL), BE_OK);
+  ck_assert_ptr_null(fd->next_statement);
+  ck_assert_ptr_null(fd->table_exists);
+  be_fault_free(f);
+}
+END_TEST
+
 static void *hammer(void *arg) {
   (void)arg;
   be_conn *c = NULL;
@@ -252,6 +289,7 @@ static Suite *fault_suite(void) {
   tcase_add_test(tc, open_failure_is_db_unreachable);
   tcase_add_test(tc, modes_nth_from_random);
   tcase_add_test(tc, lose_connections_kills_open_ones_only);
+  tcase_add_test(tc, optional_operations_pass_through);
   tcase_add_test(tc, counters_are_thread_safe);
   suite_add_tcase(s, tc);
   return s;

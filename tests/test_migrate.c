@@ -179,14 +179,123 @@ START_TEST(transaction_control_in_script_is_refused) {
   }
   be_conn_close(c);
 
-  /* another driver: the script runs whole, and the lost transaction is
-   * still reported instead of recording the version */
+  /* through the fault driver, which passes the splitting through */
   c = open_conn();
   ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 4, "commit", "CREATE TABLE e(x); COMMIT", NULL), BE_OK);
   ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_E_VALIDATION);
   ck_assert_int_eq(v, 1);
+  ck_assert(!table_exists(c, "e"));
   be_migrator_free(m);
+  be_conn_close(c);
+}
+END_TEST
+
+/* A trigger body's ';' (and one in a string or a comment) do not end the
+ * statement: each trigger is created whole and works. */
+START_TEST(trigger_bodies_with_semicolons) {
+  be_conn *c = open_conn();
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 1, "audit triggers",
+                                   "CREATE TABLE a(x); CREATE TABLE log(x, note);\n"
+                                   "-- a comment; with a semicolon\n"
+                                   "CREATE TRIGGER a_ins AFTER INSERT ON a BEGIN\n"
+                                   "  INSERT INTO log VALUES (new.x, 'ins; one');\n"
+                                   "  INSERT INTO log VALUES (new.x * 10, /* ; */ 'ins; two');\n"
+                                   "END;\n"
+                                   "CREATE TEMP TRIGGER a_del AFTER DELETE ON a BEGIN\n"
+                                   "  DELETE FROM log WHERE x = old.x; DELETE FROM log WHERE x = old.x * 10;\n"
+                                   "END;\n"
+                                   "INSERT INTO a VALUES (1)",
+                                   NULL), BE_OK);
+  int64_t v = 0;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, &e), BE_OK);
+  ck_assert_ptr_null(e);
+  ck_assert_int_eq(v, 1);
+  ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_EXEC), 1 + 5); /* the table, then each statement */
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT group_concat(note, '|') FROM log", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_str_eq(be_stmt_column_text(s, 0, NULL), "ins; one|ins; two");
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_conn_exec(c, "DELETE FROM a", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT count(*) FROM log", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 0);
+  be_stmt_finalize(s);
+  be_migrator_free(m);
+  be_conn_close(c);
+}
+END_TEST
+
+/* The fields a version-1 table lacks are never read: these abort. */
+static int v2_field_read(void *conn, size_t *out, const char *sql, size_t len, be_error **err) {
+  (void)conn, (void)out, (void)sql, (void)len, (void)err;
+  ck_abort_msg("next_statement of a version-1 driver table was called");
+  return BE_E_INTERNAL;
+}
+static int v2_field_read2(void *conn, int32_t *out, const char *name, be_error **err) {
+  (void)conn, (void)out, (void)name, (void)err;
+  ck_abort_msg("table_exists of a version-1 driver table was called");
+  return BE_E_INTERNAL;
+}
+
+/* A driver table of version 1 (the SQLite driver's, marked as built
+ * before version 2) still works: scripts run whole and are checked after,
+ * and the catalog is asked through information_schema. */
+START_TEST(version_1_driver_table_still_works) {
+  be_driver d1 = *be_sqlite_driver();
+  d1.version = 1;
+  d1.next_statement = v2_field_read;
+  d1.table_exists = v2_field_read2;
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, &d1, dbpath, NULL), BE_OK);
+  be_migrator *m = library_and_host();
+  ck_assert_int_eq(be_migrator_add(m, 4, "trigger",
+                                   "CREATE TABLE log(x);\n"
+                                   "CREATE TRIGGER users_ins AFTER INSERT ON users BEGIN\n"
+                                   "  INSERT INTO log VALUES (new.id); INSERT INTO log VALUES (-new.id);\n"
+                                   "END;",
+                                   NULL), BE_OK);
+  int64_t v = 0;
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
+  ck_assert_int_eq(v, 4);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK); /* idempotent */
+  ck_assert_int_eq(v, 4);
+  ck_assert(table_exists(c, "orders") && table_exists(c, "users_ins"));
+  ck_assert_int_eq(be_conn_exec(c, "INSERT INTO users(id, email) VALUES (7, 'a@b')", NULL), BE_OK);
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT sum(x), count(*) FROM log", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 0);
+  ck_assert_int_eq(be_stmt_column_int64(s, 1), 2);
+  be_stmt_finalize(s);
+  be_migrator_free(m);
+
+  /* a COMMIT in the script is caught after the script ran */
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 5, "commit", "CREATE TABLE e(x); COMMIT", NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(be_error_cause(e), 0), "sql");
+  be_error_free(e);
+  ck_assert_int_eq(v, 4); /* not recorded */
+  ck_assert_int_eq(be_conn_in_transaction(c), 0);
+  be_migrator_free(m);
+
+  /* SQLite has no information_schema: the standard catalog query fails
+   * there, and answers once a database provides the table */
+  ck_assert_int_eq(be_migrator_current_version(&v, c, &e), BE_E_STORAGE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "information_schema"));
+  be_error_free(e);
+  ck_assert_int_eq(be_conn_exec(c, "ATTACH ':memory:' AS information_schema; "
+                                   "CREATE TABLE information_schema.tables(table_name TEXT); "
+                                   "INSERT INTO information_schema.tables VALUES ('schema_migrations')",
+                                NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_current_version(&v, c, NULL), BE_OK);
+  ck_assert_int_eq(v, 4);
   be_conn_close(c);
 }
 END_TEST
@@ -331,6 +440,8 @@ static Suite *migrate_suite(void) {
   tcase_add_test(tc, failure_keeps_previous_version);
   tcase_add_test(tc, late_registered_lower_version_is_applied);
   tcase_add_test(tc, transaction_control_in_script_is_refused);
+  tcase_add_test(tc, trigger_bodies_with_semicolons);
+  tcase_add_test(tc, version_1_driver_table_still_works);
   tcase_add_test(tc, registration_is_validated);
   tcase_add_test(tc, busy_and_storage_faults);
   tcase_add_test(tc, allocation_failures_do_not_leak);

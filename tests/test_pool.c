@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 /* internal (the tests link the static library) */
-#include "sqlite_driver.h" /* be__sqlite_db */
-#include "storage.h"       /* be__conn_mark_broken */
+#include "sqlite.h"  /* be__sqlite_db */
+#include "storage.h" /* be__conn_mark_broken */
 
 /* ---- a scripted mock driver ---- */
 

@@ -5,7 +5,7 @@
 
 #include <sqlite3.h>
 
-#include "sqlite_driver.h"
+#include "sqlite.h"
 #include "sqlnorm.h"
 #include "storage.h"
 

@@ -415,6 +415,60 @@ START_TEST(open_errors) {
 }
 END_TEST
 
+/* The length be__conn_next_statement gives for the start of script. */
+static size_t first_statement(be_conn *c, const char *script) {
+  size_t n = 99999;
+  ck_assert_int_eq(be__conn_next_statement(c, &n, script, strlen(script), NULL), BE_OK);
+  return n;
+}
+
+/* Version 2 of the driver table: the SQLite driver splits scripts with its
+ * own lexer and answers whether a table exists. */
+START_TEST(driver_splits_scripts_and_knows_tables) {
+  be_conn *c = open_mem();
+  ck_assert_int_eq(be_sqlite_driver()->version, 2);
+  ck_assert_int_eq(be__conn_splits_scripts(c), 1);
+  ck_assert_uint_eq(first_statement(c, "SELECT 1; SELECT 2;"), 9);
+  ck_assert_uint_eq(first_statement(c, "SELECT ';'; SELECT 2"), 11);
+  ck_assert_uint_eq(first_statement(c, "SELECT 1 -- a; comment\n; x"), 24);
+  ck_assert_uint_eq(first_statement(c, "SELECT /* ; */ 1"), 16); /* no ';': all of it */
+  ck_assert_uint_eq(first_statement(c, ""), 0);
+  const char *trig = "CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT 2; END; SELECT 3;";
+  ck_assert_uint_eq(first_statement(c, trig), strlen("CREATE TRIGGER t AFTER INSERT ON a BEGIN "
+                                                     "SELECT 1; SELECT 2; END;"));
+  /* the length bounds the text: nothing past it is read */
+  size_t n = 0;
+  ck_assert_int_eq(be__conn_next_statement(c, &n, "SELECT 1; SELECT 2;", 5, NULL), BE_OK);
+  ck_assert_uint_eq(n, 5);
+
+  int32_t exists = -1;
+  ck_assert_int_eq(be__conn_table_exists(c, &exists, "t", NULL), BE_OK);
+  ck_assert_int_eq(exists, 0);
+  exec_ok(c, "CREATE TABLE t(x); CREATE VIEW v AS SELECT 1");
+  ck_assert_int_eq(be__conn_table_exists(c, &exists, "t", NULL), BE_OK);
+  ck_assert_int_eq(exists, 1);
+  ck_assert_int_eq(be__conn_table_exists(c, &exists, "v", NULL), BE_OK);
+  ck_assert_int_eq(exists, 0); /* a view is not a table */
+  be_error *e = NULL;
+  ck_assert_int_eq(be__conn_table_exists(c, &exists, "t; DROP TABLE t", &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "name");
+  be_error_free(e);
+  be_conn_close(c);
+
+  /* a version-1 table opens; its optional operations are absent */
+  be_driver d1 = *be_sqlite_driver();
+  d1.version = 1;
+  c = open_file(&d1);
+  ck_assert_int_eq(be__conn_splits_scripts(c), 0);
+  ck_assert_int_eq(be__conn_next_statement(c, &n, "SELECT 1", 8, &e), BE_E_UNSUPPORTED);
+  be_error_free(e);
+  exec_ok(c, "SELECT 1; SELECT 2");
+  be_conn_close(c);
+  d1.version = BE_DRIVER_VERSION + 1;
+  ck_assert_int_eq(be_conn_open(&c, &d1, ":memory:", NULL), BE_E_MISUSE);
+}
+END_TEST
+
 static void pragma_str(be_conn *c, const char *sql, const char *want) {
   be_stmt *s = NULL;
   ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
@@ -816,6 +870,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, observer_sees_each_run_once);
   tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
+  tcase_add_test(tc, driver_splits_scripts_and_knows_tables);
   tcase_add_test(tc, allocation_failures_do_not_leak);
   suite_add_tcase(s, tc);
   return s;

@@ -10,6 +10,9 @@
  * random (seeded, so runs repeat). A failure carries the chosen BE_E_*
  * code (retryable as that code is by default) and the message
  * "injected fault: <op> call <k>"; the inner driver is not called.
+ * The optional operations of a version-2 driver table (next_statement,
+ * table_exists) are passed through when the inner driver has them, and
+ * left out when it does not; they are not counted and no rule fails them.
  *
  * "Connection lost" behaves like a dead socket: once a call on a
  * connection failed with BE_E_CONN_LOST, every later operation on that

@@ -22,7 +22,13 @@
  * Migration SQL may hold several statements; it must not manage
  * transactions itself (no BEGIN/COMMIT), and statements SQLite refuses
  * inside a transaction (VACUUM, PRAGMA journal_mode, PRAGMA foreign_keys)
- * do not belong in a migration.
+ * do not belong in a migration. When the driver splits scripts
+ * (be_driver.next_statement; the SQLite driver does), the statements run
+ * one at a time and one that would end the transaction (BEGIN, COMMIT,
+ * END, ROLLBACK but not ROLLBACK TO) is refused before it runs; otherwise
+ * the script runs as one, and a transaction it ended is reported after it
+ * ran. Either way the migration fails with BE_E_VALIDATION (its cause
+ * names the field "sql") and its version is not recorded.
  *
  * Two processes applying at once are safe: each migration re-checks its
  * row inside its write transaction.
@@ -87,7 +93,9 @@ BE_API int be_migrator_add(be_migrator *m, int64_t version, const char *name, co
 BE_API int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *conn, be_error **err);
 
 /**
- * The database's schema version. Thread-safety: as conn.
+ * The database's schema version. Whether schema_migrations exists is
+ * asked of the driver (be_driver.table_exists), or else of the standard
+ * information_schema.tables. Thread-safety: as conn.
  *
  * @param out_version  receives the highest version in schema_migrations,
  *                     0 when the table is missing or empty; not NULL.

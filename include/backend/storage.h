@@ -58,13 +58,19 @@ BE_BEGIN_DECLS
 #define BE_FEATURE_SAVEPOINTS 0x8  /**< SAVEPOINT, RELEASE and ROLLBACK TO (nested transactions) */
 /** @} */
 
-/** The be_driver layout this header describes (its version field). */
-#define BE_DRIVER_VERSION 1
+/** The be_driver layout this header describes (its version field).
+ * Version 1 ends at in_transaction; version 2 adds next_statement and
+ * table_exists. */
+#define BE_DRIVER_VERSION 2
 
 /**
  * A storage driver: a table of functions over the driver's native
- * connection and statement handles. Fill every function pointer; the table
- * must outlive every connection opened through it.
+ * connection and statement handles. Fill every function pointer up to
+ * in_transaction; the version-2 functions after it are optional (NULL:
+ * libbackend does without them, as described on each). The table must
+ * outlive every connection opened through it. A version-1 table (one
+ * built before version 2, which ends at in_transaction) is still
+ * accepted: its optional functions count as absent and are never read.
  *
  * Contract for every function that takes `be_error **err`: return BE_OK (or
  * BE_ROW / BE_DONE for step) on success; on failure return a negative
@@ -156,6 +162,28 @@ typedef struct be_driver {
   int32_t (*bind_limit)(void *conn);
   /** 1 while a transaction is open on the connection. */
   int32_t (*in_transaction)(void *conn);
+
+  /* version 2 */
+  /**
+   * Optional. Set *out_stmt_len to the length in bytes of the first
+   * complete statement of the script sql (sql_len bytes, not necessarily
+   * NUL-terminated): up to and including the `;` that ends it, in the
+   * driver's own SQL dialect, so a `;` inside a string, a comment or a
+   * trigger body does not end it. When no `;` ends a complete statement
+   * the rest is the last statement: *out_stmt_len = sql_len. Only reads
+   * the text; runs nothing. be_migrator_apply() runs a migration's script
+   * one statement at a time with it, and refuses a statement that would
+   * end the migration's transaction before it runs; without it, the
+   * script runs as one exec, checked afterwards.
+   */
+  int (*next_statement)(void *conn, size_t *out_stmt_len, const char *sql, size_t sql_len,
+                        be_error **err);
+  /**
+   * Optional. Set *out_exists to 1 when a table called name (a validated
+   * identifier) exists where unqualified names resolve, else 0. Without
+   * it, libbackend asks the standard information_schema.tables.
+   */
+  int (*table_exists)(void *conn, int32_t *out_exists, const char *name, be_error **err);
 } be_driver;
 
 /** A connection: a driver's native connection plus libbackend's state. */

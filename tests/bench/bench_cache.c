@@ -119,7 +119,7 @@ static inline uint64_t mix(uint64_t a, uint64_t b) {
   return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-/* The same hash as lib/cache.c, so the comparison is about structure. */
+/* The same hash as lib/cache_internal.h, so the comparison is about structure. */
 static inline uint64_t bhash(const void *key, size_t n) {
   const unsigned char *p = key;
   uint64_t h = 42 ^ ((uint64_t)n * UINT64_C(0x9e3779b97f4a7c15));

@@ -127,6 +127,9 @@ BeDriver = struct("be_driver", [
     ("ping", FN(C.c_int, C.c_void_p, ERR)),
     ("bind_limit", FN(C.c_int32, C.c_void_p)),
     ("in_transaction", FN(C.c_int32, C.c_void_p)),
+    ("next_statement", FN(C.c_int, C.c_void_p, C.POINTER(C.c_size_t), C.c_void_p, C.c_size_t,
+                          ERR)),
+    ("table_exists", FN(C.c_int, C.c_void_p, C.POINTER(C.c_int32), C.c_char_p, ERR)),
 ])
 
 BeStmtCacheStats = struct("be_stmt_cache_stats", [

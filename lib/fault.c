@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "storage.h"
 
 typedef struct rule {
   int32_t mode;
@@ -263,6 +264,28 @@ static int32_t fd_in_transaction(void *p) {
   return INNER(CONN(p))->in_transaction(CONN(p)->inner);
 }
 
+/* The optional operations (driver version 2) pass through uncounted and
+ * never fail by a rule, but a lost connection stays lost for them too. */
+static int dead_gate(fconn *c, const char *op, be_error **err) {
+  if (!conn_dead(c)) return BE_OK;
+  return be__error_set(err, BE_E_CONN_LOST, "injected fault: connection lost (%s)", op);
+}
+
+static int fd_next_statement(void *p, size_t *out_len, const char *sql, size_t len,
+                             be_error **err) {
+  *out_len = 0;
+  int rc = dead_gate(CONN(p), "next_statement", err);
+  if (rc) return rc;
+  return be__driver_next_statement(INNER(CONN(p)))(CONN(p)->inner, out_len, sql, len, err);
+}
+
+static int fd_table_exists(void *p, int32_t *out_exists, const char *name, be_error **err) {
+  *out_exists = 0;
+  int rc = dead_gate(CONN(p), "table_exists", err);
+  if (rc) return rc;
+  return be__driver_table_exists(INNER(CONN(p)))(CONN(p)->inner, out_exists, name, err);
+}
+
 static const be_driver template = {
   .version = BE_DRIVER_VERSION,
   .open = fd_open, .close = fd_close, .prepare = fd_prepare,
@@ -276,6 +299,7 @@ static const be_driver template = {
   .savepoint = fd_savepoint, .release = fd_release, .rollback_to = fd_rollback_to,
   .last_insert_id = fd_last_insert_id, .changes = fd_changes, .ping = fd_ping,
   .bind_limit = fd_bind_limit, .in_transaction = fd_in_transaction,
+  .next_statement = fd_next_statement, .table_exists = fd_table_exists,
 };
 
 int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_driver *inner,
@@ -299,6 +323,9 @@ int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_d
   f->drv.placeholder_style = inner->placeholder_style;
   f->drv.features = inner->features;
   f->drv.driver_data = f;
+  /* absent from the inner driver (or a version-1 table): absent here too */
+  if (be__driver_next_statement(inner) == NULL) f->drv.next_statement = NULL;
+  if (be__driver_table_exists(inner) == NULL) f->drv.table_exists = NULL;
   *out_driver = &f->drv;
   *out_fault = f;
   return BE_OK;

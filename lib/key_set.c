@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
+/* An insertion-ordered set of int64 or text keys (key_set.h): open
+ * addressing over the key arrays. */
 #include <backend/storage.h>
 
 #include <string.h>
 
 #include "alloc.h"
-#include "keymap.h"
+#include "key_set.h"
 
 static uint64_t hash_int(int64_t k) { /* splitmix64 finaliser */
   uint64_t x = (uint64_t)k + 0x9E3779B97F4A7C15u;
@@ -19,33 +21,33 @@ static uint64_t hash_text(const char *s, size_t len) { /* FNV-1a */
   return h ^ (h >> 29);
 }
 
-static uint64_t hash_of(const be__keymap *m, size_t i) {
+static uint64_t hash_of(const be__key_set *m, size_t i) {
   return m->type == BE_TYPE_INT ? hash_int(m->ints[i]) : hash_text(m->texts[i], m->lens[i]);
 }
 
-void be__keymap_init(be__keymap *m, int32_t type) {
+void be__key_set_init(be__key_set *m, int32_t type) {
   memset(m, 0, sizeof *m);
   m->type = type;
 }
 
-void be__keymap_clear(be__keymap *m) {
+void be__key_set_clear(be__key_set *m) {
   if (m->texts)
     for (size_t i = 0; i < m->n; i++) be__free(m->texts[i]);
   m->n = 0;
   if (m->slots) memset(m->slots, 0, m->nslots * sizeof *m->slots);
 }
 
-void be__keymap_free(be__keymap *m) {
-  be__keymap_clear(m);
+void be__key_set_free(be__key_set *m) {
+  be__key_set_clear(m);
   be__free(m->ints);
   be__free(m->texts);
   be__free(m->lens);
   be__free(m->slots);
-  be__keymap_init(m, m->type);
+  be__key_set_init(m, m->type);
 }
 
 /* Keep the table at most half full. */
-static int rehash(be__keymap *m) {
+static int rehash(be__key_set *m) {
   size_t nslots = m->nslots ? m->nslots * 2 : 16;
   uint32_t *slots = be__calloc(nslots, sizeof *slots);
   if (slots == NULL) return 0;
@@ -60,7 +62,7 @@ static int rehash(be__keymap *m) {
   return 1;
 }
 
-static int grow(be__keymap *m) {
+static int grow(be__key_set *m) {
   if (m->n >= UINT32_MAX - 1) return 0;
   if ((m->n + 1) * 2 > m->nslots && !rehash(m)) return 0;
   if (m->n < m->cap) return 1;
@@ -81,7 +83,7 @@ static int grow(be__keymap *m) {
   return 1;
 }
 
-int be__keymap_find_int(const be__keymap *m, int64_t key, size_t *index) {
+int be__key_set_find_int(const be__key_set *m, int64_t key, size_t *index) {
   if (m->nslots == 0) return 0;
   for (size_t s = (size_t)hash_int(key) & (m->nslots - 1); m->slots[s];
        s = (s + 1) & (m->nslots - 1)) {
@@ -94,7 +96,7 @@ int be__keymap_find_int(const be__keymap *m, int64_t key, size_t *index) {
   return 0;
 }
 
-int be__keymap_find_text(const be__keymap *m, const char *key, size_t len, size_t *index) {
+int be__key_set_find_text(const be__key_set *m, const char *key, size_t len, size_t *index) {
   if (m->nslots == 0) return 0;
   for (size_t s = (size_t)hash_text(key, len) & (m->nslots - 1); m->slots[s];
        s = (s + 1) & (m->nslots - 1)) {
@@ -107,14 +109,14 @@ int be__keymap_find_text(const be__keymap *m, const char *key, size_t len, size_
   return 0;
 }
 
-static void insert_slot(be__keymap *m, size_t i) {
+static void insert_slot(be__key_set *m, size_t i) {
   size_t s = (size_t)hash_of(m, i) & (m->nslots - 1);
   while (m->slots[s]) s = (s + 1) & (m->nslots - 1);
   m->slots[s] = (uint32_t)(i + 1);
 }
 
-int be__keymap_add_int(be__keymap *m, int64_t key, size_t *index) {
-  if (be__keymap_find_int(m, key, index)) return 0;
+int be__key_set_add_int(be__key_set *m, int64_t key, size_t *index) {
+  if (be__key_set_find_int(m, key, index)) return 0;
   if (!grow(m)) return -1;
   m->ints[m->n] = key;
   insert_slot(m, m->n);
@@ -123,8 +125,8 @@ int be__keymap_add_int(be__keymap *m, int64_t key, size_t *index) {
   return 1;
 }
 
-int be__keymap_add_text(be__keymap *m, const char *key, size_t len, size_t *index) {
-  if (be__keymap_find_text(m, key, len, index)) return 0;
+int be__key_set_add_text(be__key_set *m, const char *key, size_t len, size_t *index) {
+  if (be__key_set_find_text(m, key, len, index)) return 0;
   if (!grow(m)) return -1;
   char *copy = be__strndup(key, len);
   if (copy == NULL) return -1;

@@ -2,8 +2,8 @@
 /* Internal access to the built-in SQLite driver's native handles, for the
  * library's own SQLite-specific code and for tests (e.g. registering a SQL
  * function on a connection). Not exported. */
-#ifndef BE_LIB_SQLITE_DRIVER_H
-#define BE_LIB_SQLITE_DRIVER_H
+#ifndef BE_LIB_SQLITE_H
+#define BE_LIB_SQLITE_H
 
 #include <sqlite3.h>
 

@@ -10,8 +10,9 @@
 
 #include "alloc.h"
 #include "error.h"
-#include "sqlite_driver.h"
+#include "sqlite.h"
 #include "storage.h"
+#include "versioned.h"
 
 /* The native connection: the sqlite3 handle plus statements for the
  * transaction verbs, prepared on first use so BEGIN/COMMIT cost a step,
@@ -338,6 +339,58 @@ static int32_t sq_in_transaction(void *conn) {
   return !sqlite3_get_autocommit(((sq_conn *)conn)->db);
 }
 
+/* ---- scripts and the catalog ---- */
+
+/* SQLite's lexer decides: at each ';' the text up to it is a complete
+ * statement when sqlite3_complete() says so, which keeps a ';' inside a
+ * string, a comment or a trigger body (BEGIN ... END;) inside the
+ * statement. The prefix is copied to be NUL-terminated, growing from one
+ * candidate ';' to the next. */
+static int sq_next_statement(void *conn, size_t *out_len, const char *sql, size_t len,
+                             be_error **err) {
+  (void)conn;
+  *out_len = len;
+  char *buf = NULL;
+  size_t have = 0, cap = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (sql[i] != ';') continue;
+    if (i + 2 > cap) {
+      size_t ncap = cap ? cap : 256;
+      while (ncap < i + 2) ncap *= 2;
+      char *grown = be__realloc(buf, ncap);
+      if (grown == NULL) {
+        be__free(buf);
+        return be__error_oom(err);
+      }
+      buf = grown;
+      cap = ncap;
+    }
+    memcpy(buf + have, sql + have, i + 1 - have);
+    have = i + 1;
+    buf[have] = '\0';
+    if (sqlite3_complete(buf)) {
+      *out_len = have;
+      break;
+    }
+  }
+  be__free(buf);
+  return BE_OK;
+}
+
+static int sq_table_exists(void *conn, int32_t *out, const char *name, be_error **err) {
+  sq_conn *c = conn;
+  *out = 0;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW;
+  int r = rc == SQLITE_ROW || rc == SQLITE_DONE ? BE_OK : sq_fail(err, c->db, rc, "table_exists");
+  sqlite3_finalize(st);
+  return r;
+}
+
 /* ---- driver tables ---- */
 
 static int32_t detect_features(void) {
@@ -386,6 +439,8 @@ static const be_driver template = {
   .ping = sq_ping,
   .bind_limit = sq_bind_limit,
   .in_transaction = sq_in_transaction,
+  .next_statement = sq_next_statement,
+  .table_exists = sq_table_exists,
 };
 
 sqlite3 *be__sqlite_db(be_conn *conn) {
@@ -397,13 +452,17 @@ sqlite3 *be__sqlite_db(be_conn *conn) {
 static sq_driver default_driver;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
-static void default_init(void) {
-  default_driver.drv = template;
-  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
-  default_driver.opts = o;
-  default_driver.drv.driver_data = &default_driver.opts;
-  default_driver.drv.features = detect_features();
+static const be_sqlite_options defaults = BE_SQLITE_OPTIONS_INIT;
+
+/* A driver table for options o: the template, pointing at its own copy. */
+static void driver_init(sq_driver *d, const be_sqlite_options *o) {
+  d->drv = template;
+  d->opts = *o;
+  d->drv.driver_data = &d->opts;
+  d->drv.features = detect_features();
 }
+
+static void default_init(void) { driver_init(&default_driver, &defaults); }
 
 const be_driver *be_sqlite_driver(void) {
   pthread_once(&default_once, default_init);
@@ -411,23 +470,16 @@ const be_driver *be_sqlite_driver(void) {
 }
 
 int be_sqlite_options_init(be_sqlite_options *o, uint32_t version) {
-  if (o == NULL || version != BE_SQLITE_OPTIONS_VERSION) return BE_E_MISUSE;
-  /* static: padding is zero too, so the result equals BE_SQLITE_OPTIONS_INIT byte for byte */
-  static const be_sqlite_options d = BE_SQLITE_OPTIONS_INIT;
-  memcpy(o, &d, sizeof *o);
-  return BE_OK;
+  return be__versioned_init(o, sizeof *o, &defaults, version, BE_SQLITE_OPTIONS_VERSION);
 }
 
 int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_sqlite_driver_new: out is NULL");
   *out = NULL;
-  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
-  if (opts) {
-    if (opts->version != BE_SQLITE_OPTIONS_VERSION)
-      return be__error_set(err, BE_E_MISUSE, "unknown be_sqlite_options version %u",
-                           (unsigned)opts->version);
-    o = *opts;
-  }
+  be_sqlite_options o;
+  int rc = be__versioned_read(&o, sizeof o, opts, &defaults, BE_SQLITE_OPTIONS_VERSION,
+                              "be_sqlite_options", err);
+  if (rc != BE_OK) return rc;
   const char *j;
   if (!pick_journal(o.journal_mode, &j))
     return be__error_set(err, BE_E_MISUSE, "unknown journal_mode %d", (int)o.journal_mode);
@@ -437,10 +489,7 @@ int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_erro
     return be__error_set(err, BE_E_MISUSE, "busy_timeout_ms must be >= 0");
   sq_driver *d = be__calloc(1, sizeof *d);
   if (d == NULL) return be__error_oom(err);
-  d->drv = template;
-  d->opts = o;
-  d->drv.driver_data = &d->opts;
-  d->drv.features = detect_features();
+  driver_init(d, &o);
   *out = &d->drv;
   return BE_OK;
 }

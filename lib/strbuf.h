@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* A growable byte buffer with JSON and Prometheus-friendly appenders. The one
- * place libbackend emits JSON text (DESIGN.md: "Emitting JSON is small enough
- * to write once, in one place, well"). Once an append fails, the buffer is
- * marked failed and further appends are no-ops, so callers check once. */
-#ifndef BE_LIB_BUF_H
-#define BE_LIB_BUF_H
+/* A growable string buffer with printf and JSON-string appenders: the one
+ * place libbackend writes JSON text (docs/ARCHITECTURE.md). Once an append
+ * fails, the buffer is marked failed and further appends are no-ops, so
+ * callers check once. The type and functions keep the short prefix be__buf. */
+#ifndef BE_LIB_STRBUF_H
+#define BE_LIB_STRBUF_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,7 +21,7 @@ void be__buf_free(be__buf *b);
 void be__buf_append(be__buf *b, const char *s, size_t n);
 void be__buf_puts(be__buf *b, const char *s);
 void be__buf_printf(be__buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+  __attribute__((format(printf, 2, 3)));
 /* Append s (n bytes) as a quoted JSON string: escapes quotes, backslashes
  * and control characters; invalid UTF-8 becomes U+FFFD. */
 void be__buf_json_string(be__buf *b, const char *s, size_t n);

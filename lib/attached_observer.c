@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
+/* A statement observer's list of the connections it is attached to
+ * (attached_observer.h). */
 #include <string.h>
 
 #include "alloc.h"
+#include "attached_observer.h"
 #include "error.h"
-#include "qhook.h"
 
-int be__qhook_init(be__qhook *h, be__stmt_observer fn, be_error **err) {
+int be__attached_observer_init(be__attached_observer *h, be__stmt_observer fn, be_error **err) {
   memset(h, 0, sizeof *h);
   h->fn = fn;
   if (pthread_mutex_init(&h->lock, NULL) != 0)
@@ -13,20 +15,20 @@ int be__qhook_init(be__qhook *h, be__stmt_observer fn, be_error **err) {
   return BE_OK;
 }
 
-void be__qhook_destroy(be__qhook *h) {
-  be__qhook_detach_all(h);
+void be__attached_observer_destroy(be__attached_observer *h) {
+  be__attached_observer_detach_all(h);
   pthread_mutex_destroy(&h->lock);
 }
 
 /* Index of conn in h->conns, or h->n. Locked. */
-static size_t find(const be__qhook *h, const be_conn *conn) {
+static size_t find(const be__attached_observer *h, const be_conn *conn) {
   size_t i = 0;
   while (i < h->n && h->conns[i] != conn) i++;
   return i;
 }
 
 /* Forget entry i (order does not matter). Locked. */
-static void forget(be__qhook *h, size_t i) {
+static void forget(be__attached_observer *h, size_t i) {
   h->conns[i] = h->conns[--h->n];
   if (h->n == 0) { /* nothing attached: hold no memory */
     be__free(h->conns);
@@ -38,14 +40,14 @@ static void forget(be__qhook *h, size_t i) {
 /* The connection is closing (on its own thread): it has already dropped
  * the observer, so only our side is left to update. */
 static void on_close(void *ud, be_conn *conn) {
-  be__qhook *h = ud;
+  be__attached_observer *h = ud;
   pthread_mutex_lock(&h->lock);
   size_t i = find(h, conn);
   if (i < h->n) forget(h, i);
   pthread_mutex_unlock(&h->lock);
 }
 
-int be__qhook_attach(be__qhook *h, be_conn *conn, be_error **err) {
+int be__attached_observer_attach(be__attached_observer *h, be_conn *conn, be_error **err) {
   if (conn == NULL) return be__error_set(err, BE_E_MISUSE, "conn is NULL");
   int rc = BE_OK;
   pthread_mutex_lock(&h->lock);
@@ -67,7 +69,7 @@ out:
   return rc;
 }
 
-void be__qhook_detach(be__qhook *h, be_conn *conn) {
+void be__attached_observer_detach(be__attached_observer *h, be_conn *conn) {
   if (conn == NULL) return;
   pthread_mutex_lock(&h->lock);
   size_t i = find(h, conn);
@@ -78,7 +80,7 @@ void be__qhook_detach(be__qhook *h, be_conn *conn) {
   pthread_mutex_unlock(&h->lock);
 }
 
-void be__qhook_detach_all(be__qhook *h) {
+void be__attached_observer_detach_all(be__attached_observer *h) {
   pthread_mutex_lock(&h->lock);
   for (size_t i = 0; i < h->n; i++) be__conn_observer_remove(h->conns[i], h->fn, h);
   be__free(h->conns);
@@ -87,7 +89,7 @@ void be__qhook_detach_all(be__qhook *h) {
   pthread_mutex_unlock(&h->lock);
 }
 
-size_t be__qhook_count(be__qhook *h) {
+size_t be__attached_observer_count(be__attached_observer *h) {
   pthread_mutex_lock(&h->lock);
   size_t n = h->n;
   pthread_mutex_unlock(&h->lock);

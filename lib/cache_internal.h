@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: MIT */
+/* The cache's private structures, and the inline helpers its pieces
+ * share. The cache (be_cache, backend/cache.h) is in seven files:
+ *
+ *   cache.c          options, new, free, entries and their handles
+ *   cache_shard.c    a shard's table and LRU list under its lock: insertion,
+ *                    eviction to the bounds, removal, growth, the expiry
+ *                    sweep; be_cache_set, _delete, _clear, _sweep
+ *   cache_read.c     be_cache_get and be_cache_get_copy: the lock-free hit
+ *                    path, then the locked one
+ *   cache_load.c     be_cache_get_or_load: single-flight loading
+ *   cache_prefix.c   prefix registration and invalidation
+ *   cache_reclaim.c  removed entries and replaced tables, freed once no
+ *                    lock-free reader can see them (ebr.h)
+ *   cache_stats.c    be_cache_stats_get
+ *
+ * Sharded chained hash tables with an intrusive LRU list per shard, a
+ * spin lock per shard, lazy expiry with an amortised sweep, and prefix
+ * invalidation by epochs. Approximate-LRU caches serve hits without the
+ * shard lock (see "what lock-free readers see" below). */
+#ifndef BE_LIB_CACHE_INTERNAL_H
+#define BE_LIB_CACHE_INTERNAL_H
+
+#include <backend/cache.h>
+#include <backend/error.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "spinlock.h"
+
+/* One allocation per entry: this header, then the key, then the value.
+ * Kept to 52 bytes before the data (see be_cache_charge) by using 16-bit
+ * key lengths, an 8-bit prefix mask and no stored hash (it is recomputed
+ * on the rare paths that need it: growing, evicting). */
+struct be_cache_entry {
+  /* Hash chain. Lock-free readers follow it, so it is written atomically
+   * and never again once the entry is unlinked (see "what lock-free
+   * readers see" below). */
+  struct be_cache_entry *hnext;
+  union {
+    struct be_cache_entry *prev; /* LRU list, head = most recent */
+    uint64_t retired_epoch;      /* once retired (be__ebr_retire_epoch) */
+  };
+  struct be_cache_entry *next; /* LRU list; grave and retired lists once removed */
+  int64_t expires;             /* INT64_MAX = never */
+  uint64_t epoch;              /* cache epoch when stored (prefix gens) */
+  _Atomic uint32_t refs;       /* 1 for the table + 1 per handle */
+  uint32_t vlen;
+  uint16_t klen;
+  uint8_t flags; /* ENTRY_NEGATIVE | ENTRY_REF | reason << 4; atomic stores once linked */
+  uint8_t pmask; /* registered prefixes the key starts with; likewise */
+  unsigned char data[];
+};
+
+#define BE__ENTRY_HDR offsetof(struct be_cache_entry, data)
+#define BE__ENTRY_NEGATIVE 1u
+/* Approximate LRU: read since stored or since the shard's last eviction
+ * scan. Set by a hit (only when clear), cleared by the second chance. */
+#define BE__ENTRY_REF 2u
+
+/* A load in flight; lives in its shard's list while loading, then until
+ * the last participant (leader or waiter) has taken the result. done is
+ * guarded by mu (waiters sleep on cond, never holding the shard's spin
+ * lock); every other field by the shard lock. */
+typedef struct be__cache_flight {
+  struct be__cache_flight *next;
+  uint64_t hash;
+  const void *key; /* the leader's key; only read while listed */
+  size_t klen;
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int refs; /* leader + waiters not yet done with the result */
+  int done;
+  int stale; /* key set, deleted or invalidated meanwhile: do not cache */
+  int rc;
+  be_error *err; /* the loader's error, owned until taken */
+  struct be_cache_entry *result;
+  uint64_t epoch0; /* cache epoch when the load started */
+} be__cache_flight;
+
+/* A shard's hash table. mask and slots travel together so a lock-free
+ * reader never pairs one table's mask with another's slots. Replaced
+ * tables are retired like entries. */
+typedef struct be__cache_table {
+  size_t mask; /* slot count - 1 */
+  struct be__cache_table *retired_next;
+  uint64_t retired_epoch;
+  struct be_cache_entry *slot[]; /* chain heads; atomic stores */
+} be__cache_table;
+
+/* The first cache line is what the lock-free hit path reads (the table)
+ * and only a table swap writes; the second holds what every locked
+ * operation writes (lock, counters), so locked misses and stats do not
+ * invalidate readers' copies of the first. */
+typedef struct be__cache_shard {
+  _Alignas(64) be__cache_table *table; /* atomic stores */
+  size_t mask_hint;                    /* table->mask, loadable without first loading table */
+  _Alignas(64) be__spinlock lock;
+  uint64_t hits;
+  struct be_cache_entry *head, *tail;
+  uint64_t count, bytes;
+  uint64_t max_count, max_bytes;
+  size_t sweep_cursor;
+  uint64_t rng;
+  be__cache_flight *flights;
+  /* counters, guarded by lock */
+  uint64_t misses, negative_hits, loads, load_errors, load_waits;
+  uint64_t inserts, replacements, ev_size, ev_count, expirations, invalidations;
+} be__cache_shard;
+
+typedef struct be__cache_prefix {
+  unsigned char *bytes;
+  size_t len;
+  _Atomic uint64_t inval_epoch; /* entries stored before this are dead */
+  _Atomic int ready;            /* every entry stored before registration is marked */
+} be__cache_prefix;
+
+#define BE__CACHE_STRIPES 64
+struct be__cache_stripe {
+  _Alignas(64) _Atomic uint64_t hits;
+};
+
+struct be_cache {
+  be__cache_shard *shards;
+  void *shards_mem; /* unaligned allocation behind shards */
+  size_t shards_mem_size;
+  uint32_t shard_bits;
+  uint32_t nshards;
+  uint64_t seed;
+  int64_t default_ttl;
+  int64_t negative_ttl;
+  int32_t jitter_pct;
+  uint32_t sweep_batch;
+  int32_t lru_exact; /* BE_CACHE_LRU_EXACT: every hit moves to the front */
+  be_clock *clock;
+  be_cache_evict_fn on_evict;
+  void *evict_ud;
+  pthread_mutex_t reg_mu; /* serialises prefix registration */
+  /* Entries and tables unlinked but maybe still seen by lock-free
+   * readers, oldest first; freed once every reader inside has left. */
+  pthread_mutex_t retire_mu;
+  struct be_cache_entry *retired_head, *retired_tail; /* linked by next */
+  be__cache_table *retired_tables;                    /* newest first */
+  uint32_t retired_count;
+  uint64_t retired_bytes;     /* their blocks, for be_cache_stats.memory_bytes */
+  _Atomic int tables_retired; /* some table awaits reclamation */
+  /* Lock-free hits per reader slot (ebr.h index), written only by that
+   * slot's thread: no atomic read-modify-write on the hit path. */
+  struct be__cache_stripe *stripes;
+  void *stripes_mem;
+  _Atomic int expiring; /* 1 once any entry was stored with an expiry */
+  _Atomic uint32_t nprefixes;
+  be__cache_prefix prefixes[BE_CACHE_MAX_PREFIXES];
+  /* Bumped per registered-prefix invalidation; read by every set. Padded
+   * away from the fields above (no _Alignas: be__malloc aligns to 16). */
+  char pad_[64];
+  _Atomic uint64_t epoch;
+};
+
+/* A TTL argument in milliseconds (> 0, BE_CACHE_TTL_DEFAULT or
+ * BE_CACHE_TTL_FOREVER) as the nanoseconds the cache's clock counts; the
+ * two sentinels pass through unchanged. */
+static inline int64_t be__cache_ttl_ns(int64_t ttl_ms) {
+  return ttl_ms > 0 ? be__ms_to_ns(ttl_ms) : ttl_ms;
+}
+
+struct be_cache_load {
+  be_cache *cache;
+  const void *key;
+  size_t klen;
+  struct be_cache_entry *entry; /* built by be_cache_load_set_value */
+  int64_t ttl;
+};
+
+/* The time a lookup judges expiry by, read before its shard lock is taken
+ * so the clock's latency overlaps the lock's; INT64_MIN (read lazily, if
+ * at all) while no entry has ever had an expiry. Reading it before the
+ * lock is still a time within the call. */
+static inline int64_t be__cache_lookup_now(const be_cache *c) {
+  if (!atomic_load_explicit(&c->expiring, memory_order_relaxed)) return INT64_MIN;
+  return be__clock_coarse_ns(c->clock);
+}
+
+/* Lock the shard that holds hash h for a lookup. The bucket's line is
+ * prefetched first so its miss overlaps the lock's barrier. */
+static inline void be__cache_lock_for(be__cache_shard *s, uint64_t h) {
+  /* Unlocked and outside any read section: the table may be freed under
+   * us, so only its address is used (as an integer, with the shard's copy
+   * of the mask) and a prefetch never faults. */
+  uintptr_t t = (uintptr_t)__atomic_load_n(&s->table, __ATOMIC_RELAXED);
+  size_t m = __atomic_load_n(&s->mask_hint, __ATOMIC_RELAXED);
+  __builtin_prefetch((const void *)(t + offsetof(be__cache_table, slot) + (h & m) * sizeof(void *)));
+  be__spinlock_lock(&s->lock);
+}
+
+
+#define BE__CACHE_NEVER INT64_MAX
+/* A new shard table's slot count (and a cleared one's). */
+#define BE__CACHE_INITIAL_BUCKETS 16u
+/* Bytes behind be_cache.stripes: the stripes plus room to align them. */
+#define BE__CACHE_STRIPES_MEM (BE__CACHE_STRIPES * sizeof(struct be__cache_stripe) + 64)
+
+/* ---- what lock-free readers see (cache_read.c) ----
+ * Chain heads, hnext, flags and pmask are written with atomic stores, and
+ * an entry's other fields are fixed before a release store links it. An
+ * unlinked entry's hnext is never written again, and unlinked entries and
+ * replaced tables are freed only after every reader that was inside then
+ * has left (ebr). So every entry a reader reaches was in the table at
+ * some moment during its walk, and a hit it finds was the key's value at
+ * that moment: linearizable without a seqlock. A walk confused by a
+ * concurrent change can only miss, and misses go to the locked path. */
+
+static inline void be__cache_set_flags(struct be_cache_entry *e, uint8_t f) {
+  __atomic_store_n(&e->flags, f, __ATOMIC_RELAXED);
+}
+
+/* ---- hashing: 8 bytes at a time, 128-bit multiply folding (wyhash-like) ---- */
+
+static inline uint64_t be__cache_mix(uint64_t a, uint64_t b) {
+  __uint128_t r = (__uint128_t)a * b;
+  return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static inline uint64_t be__cache_load64(const unsigned char *p) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+  return w;
+}
+
+static inline uint32_t be__cache_load32(const unsigned char *p) {
+  uint32_t w;
+  memcpy(&w, p, 4);
+  return w;
+}
+
+static inline uint64_t be__cache_hash(const be_cache *c, const void *key, size_t n) {
+  const unsigned char *p = key;
+  uint64_t h = c->seed ^ ((uint64_t)n * UINT64_C(0x9e3779b97f4a7c15));
+  while (n >= 8) {
+    h = be__cache_mix(h ^ be__cache_load64(p), UINT64_C(0xa0761d6478bd642f));
+    p += 8;
+    n -= 8;
+  }
+  uint64_t w = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* The same value as memcpy(&w, p, n), without a call for variable n. */
+  if (n >= 4) {
+    uint64_t lo = be__cache_load32(p), hi = be__cache_load32(p + n - 4);
+    w = lo | (hi >> (8 * (8 - n))) << 32;
+  } else if (n) {
+    w = p[0];
+    if (n > 1) w |= (uint64_t)p[1] << 8;
+    if (n > 2) w |= (uint64_t)p[2] << 16;
+  }
+#else
+  if (n) memcpy(&w, p, n);
+#endif
+  h = be__cache_mix(h ^ w ^ UINT64_C(0xe7037ed1a0b428db), UINT64_C(0x8ebc6af09c88c6e3));
+  return be__cache_mix(h, UINT64_C(0x589965cc75374cc3));
+}
+
+static inline be__cache_shard *be__cache_shard_of(be_cache *c, uint64_t h) {
+  return &c->shards[c->shard_bits ? (size_t)(h >> (64 - c->shard_bits)) : 0];
+}
+
+/* memcmp(a, b, n) == 0, inline for keys up to 16 bytes: two (possibly
+ * overlapping) word loads per side instead of a call. */
+static inline int be__cache_key_eq(const unsigned char *a, const unsigned char *b, size_t n) {
+  if (n > 16) return memcmp(a, b, n) == 0;
+  if (n >= 8)
+    return ((be__cache_load64(a) ^ be__cache_load64(b)) |
+            (be__cache_load64(a + n - 8) ^ be__cache_load64(b + n - 8))) == 0;
+  if (n >= 4)
+    return ((be__cache_load32(a) ^ be__cache_load32(b)) |
+            (be__cache_load32(a + n - 4) ^ be__cache_load32(b + n - 4))) == 0;
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
+}
+
+/* ---- sizes ---- */
+
+/* Header + key + value + the worst-case hash-table share: the table grows
+ * when the load passes 1, so it holds at most two bucket pointers per
+ * entry until entries are removed (be_cache_clear shrinks it). */
+static inline uint64_t be__cache_charge_of(size_t klen, size_t vlen) {
+  return (uint64_t)BE__ENTRY_HDR + klen + vlen + 2 * sizeof(void *);
+}
+
+static inline uint64_t be__cache_echarge(const struct be_cache_entry *e) {
+  return be__cache_charge_of(e->klen, e->vlen);
+}
+
+/* The bytes of an entry's allocation. */
+static inline uint64_t be__cache_entry_block(const struct be_cache_entry *e) {
+  return BE__ENTRY_HDR + e->klen + e->vlen;
+}
+
+static inline size_t be__cache_table_size(size_t nslots) {
+  return offsetof(be__cache_table, slot) + nslots * sizeof(struct be_cache_entry *);
+}
+
+/* 1 when an entry of this charge can be stored in shard s. */
+static inline int be__cache_fits(const be__cache_shard *s, uint64_t charge) {
+  return charge <= s->max_bytes;
+}
+
+/* ---- dead entries: expired or older than a registered prefix's invalidation ---- */
+
+enum {
+  BE__CACHE_ALIVE = 0,
+  BE__CACHE_DEAD_EXPIRED = BE_CACHE_EVICT_EXPIRED,
+  BE__CACHE_DEAD_INVALIDATED = BE_CACHE_EVICT_INVALIDATED
+};
+
+/* 1 when a registered prefix of the entry (bits pmask) was invalidated
+ * after it was stored. Every invalidation epoch is at most the cache
+ * epoch, so an entry stamped with the current epoch has outlived none:
+ * one load instead of one per prefix bit on the hit path. */
+static inline int be__cache_prefix_dead(be_cache *c, const struct be_cache_entry *e,
+                                        unsigned pmask) {
+  if (pmask == 0 || e->epoch == atomic_load_explicit(&c->epoch, memory_order_acquire)) return 0;
+  for (unsigned m = pmask; m; m &= m - 1) {
+    unsigned i = (unsigned)__builtin_ctz(m);
+    uint64_t inval = atomic_load_explicit(&c->prefixes[i].inval_epoch, memory_order_acquire);
+    if (inval > e->epoch) return 1;
+  }
+  return 0;
+}
+
+/* Why e is dead (its eviction reason), or BE__CACHE_ALIVE. *now is the
+ * coarse time, or INT64_MIN to read it only if e has an expiry. */
+static inline int be__cache_entry_dead(be_cache *c, const struct be_cache_entry *e, int64_t *now) {
+  if (be__cache_prefix_dead(c, e, e->pmask)) return BE__CACHE_DEAD_INVALIDATED;
+  if (e->expires != BE__CACHE_NEVER) {
+    if (*now == INT64_MIN) *now = be__clock_coarse_ns(c->clock);
+    if (*now >= e->expires) return BE__CACHE_DEAD_EXPIRED;
+  }
+  return BE__CACHE_ALIVE;
+}
+
+/* ---- the LRU list (shard lock held) ---- */
+
+static inline void be__cache_lru_unlink(be__cache_shard *s, struct be_cache_entry *e) {
+  if (e->prev) e->prev->next = e->next;
+  else s->head = e->next;
+  if (e->next) e->next->prev = e->prev;
+  else s->tail = e->prev;
+  e->prev = e->next = NULL;
+}
+
+static inline void be__cache_lru_push_head(be__cache_shard *s, struct be_cache_entry *e) {
+  e->prev = NULL;
+  e->next = s->head;
+  if (s->head) s->head->prev = e;
+  else s->tail = e;
+  s->head = e;
+}
+
+/* Move e to the front of the LRU list. */
+static inline void be__cache_bump_locked(be__cache_shard *s, struct be_cache_entry *e) {
+  if (s->head == e) return; /* saves the neighbours' cache lines on hot keys */
+  be__cache_lru_unlink(s, e);
+  be__cache_lru_push_head(s, e);
+}
+
+/* A hit on e: move it to the front (exact mode) or mark it referenced. */
+static inline void be__cache_touch_locked(const be_cache *c, be__cache_shard *s,
+                                          struct be_cache_entry *e) {
+  if (c->lru_exact) {
+    be__cache_bump_locked(s, e);
+  } else if (!(e->flags & BE__ENTRY_REF)) { /* write the entry's line once */
+    be__cache_set_flags(e, (uint8_t)(e->flags | BE__ENTRY_REF));
+  }
+}
+
+/* ---- lookups under the shard lock ---- */
+
+/* The chain head for hash h; the shard lock is held, so mask_hint equals
+ * table->mask, and it is loaded in parallel with the table pointer
+ * instead of after it. */
+static inline struct be_cache_entry **be__cache_slot_locked(be__cache_shard *s, uint64_t h) {
+  return &s->table->slot[h & s->mask_hint];
+}
+
+/* The link that points at key's entry, or NULL. */
+static inline struct be_cache_entry **be__cache_find_link(be__cache_shard *s, uint64_t h,
+                                                          const void *key, size_t klen) {
+  struct be_cache_entry **link = be__cache_slot_locked(s, h);
+  for (struct be_cache_entry *e = *link; e; link = &e->hnext, e = e->hnext)
+    if (e->klen == klen && be__cache_key_eq(e->data, key, klen)) return link;
+  return NULL;
+}
+
+/* Unlink e (whose chain link is *link, or found by hashing when NULL) and
+ * queue it on *grave with its reason (BE_CACHE_EVICT_*); counts it by
+ * reason. */
+void be__cache_remove_locked(be_cache *c, be__cache_shard *s, struct be_cache_entry *e,
+                             struct be_cache_entry **link, int reason,
+                             struct be_cache_entry **grave);
+
+/* Find the live entry for key; dead ones met are moved to *grave. now is
+ * the coarse time or INT64_MIN to read it only if an entry needs it. */
+static inline struct be_cache_entry *be__cache_lookup_locked(be_cache *c, be__cache_shard *s,
+                                                             uint64_t h, const void *key,
+                                                             size_t klen, int64_t now,
+                                                             struct be_cache_entry **grave) {
+  struct be_cache_entry **link = be__cache_find_link(s, h, key, klen);
+  if (link == NULL) return NULL;
+  struct be_cache_entry *e = *link;
+  int dead = be__cache_entry_dead(c, e, &now);
+  if (dead) {
+    be__cache_remove_locked(c, s, e, link, dead, grave);
+    return NULL;
+  }
+  return e;
+}
+
+/* The BE_E_NOT_FOUND of a lookup: no allocation when err is NULL (the hot path). */
+static inline int be__cache_miss(be_error **err) {
+  return err ? be__error_set(err, BE_E_NOT_FOUND, "no live entry for the key") : BE_E_NOT_FOUND;
+}
+
+/* ---- cache.c: entries ---- */
+
+/* Allocate an entry holding key and value (refs = 1); NULL on failure. */
+struct be_cache_entry *be__cache_entry_new(const void *key, size_t klen, const void *value,
+                                           size_t vlen);
+void be__cache_entry_unref(struct be_cache_entry *e);
+
+/* ---- cache_shard.c (all "_locked" need s->lock) ---- */
+
+/* A zeroed table of nslots (a power of two) slots; NULL on failure. */
+be__cache_table *be__cache_table_new(size_t nslots);
+/* Make t the shard's table for lock-free readers. */
+void be__cache_publish_table(be__cache_shard *s, be__cache_table *t);
+/* Stamp (expiry from ttl, epoch, prefixes), insert as most recent,
+ * replacing any entry for the key, evict to the bounds, sweep. */
+void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
+                             struct be_cache_entry *e, int64_t ttl, uint64_t epoch,
+                             struct be_cache_entry **grave);
+/* Mark in-flight loads of key (or of keys with a prefix) stale. */
+void be__cache_flights_stale_locked(be__cache_shard *s, const void *key, size_t klen,
+                                    int prefix);
+
+/* ---- cache_read.c ---- */
+
+/* A hit without the shard lock: a new reference to key's entry, or NULL
+ * when the locked path must decide (approximate-LRU caches only). */
+struct be_cache_entry *be__cache_get_unlocked(be_cache *c, be__cache_shard *s, uint64_t hash,
+                                              const void *key, size_t klen, int64_t now);
+
+/* ---- cache_prefix.c ---- */
+
+/* The bits of the registered prefixes key starts with. */
+uint8_t be__cache_prefix_mask(be_cache *c, const void *key, size_t klen);
+
+/* ---- cache_reclaim.c ---- */
+
+/* Run eviction callbacks for removed entries and retire them (their
+ * table reference is dropped once no lock-free reader can see them);
+ * also reclaims retired tables. Call with no lock held, after every
+ * change, grave NULL or not. */
+void be__cache_bury(be_cache *c, struct be_cache_entry *grave);
+/* Queue a replaced table until no lock-free reader can be in it. */
+void be__cache_retire_table(be_cache *c, be__cache_table *t);
+/* Free retired entries and tables no lock-free reader can still see;
+ * with all set, every one (no reader can exist: be_cache_free). */
+void be__cache_reclaim(be_cache *c, int all);
+
+#endif

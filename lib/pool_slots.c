@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* The pool's capacity: reserving and freeing slots, the wait queue,
+ * opening connections into reserved slots (with the pool's clock and
+ * observers) and their lifetimes. Declared in pool_internal.h. */
+#include <backend/query_stats.h>
+#include <backend/slowlog.h>
+
+#include <pthread.h>
+
+#include "clock.h"
+#include "error.h"
+#include "pool_internal.h"
+#include "storage.h"
+
+typedef be__pool_slot slot;
+
+be__pool_slot *be__pool_reserve_slot(be_pool *p) {
+  for (int32_t i = 0; i < p->max_conns; i++) {
+    slot *s = &p->slots[i];
+    if (s->state == BE__SLOT_FREE) {
+      s->state = BE__SLOT_OPENING;
+      s->conn = NULL;
+      p->opening++;
+      p->total++;
+      return s;
+    }
+  }
+  return NULL;
+}
+
+void be__pool_slot_free(be_pool *p, slot *s) {
+  s->state = BE__SLOT_FREE;
+  s->conn = NULL;
+  s->file = NULL;
+  p->total--;
+}
+
+void be__pool_unlink_waiter(be_pool *p, be__pool_waiter *w) {
+  if (w->prev) w->prev->next = w->next;
+  else p->wq_head = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else p->wq_tail = w->prev;
+  w->next = w->prev = NULL;
+  p->waiting--;
+}
+
+void be__pool_grant_capacity(be_pool *p) {
+  if (p->wq_head == NULL || p->closed || p->total >= p->max_conns) return;
+  slot *s = be__pool_reserve_slot(p);
+  if (s == NULL) return;
+  be__pool_waiter *w = be__pool_dequeue_head(p);
+  w->slot = s;
+  w->grant = BE__GRANT_CREATE;
+  pthread_cond_signal(&w->cond);
+}
+
+/* xorshift64*: good enough to spread lifetimes */
+static uint64_t next_rand(be_pool *p) {
+  uint64_t x = p->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  p->rng = x;
+  return x * UINT64_C(2685821657736338717);
+}
+
+int64_t be__pool_lifetime_end(be_pool *p, int64_t created) {
+  if (p->lifetime_ns <= 0) return INT64_MAX;
+  int64_t cut = 0;
+  if (p->jitter_permille > 0) {
+    int64_t span = p->lifetime_ns / 1000 * p->jitter_permille;
+    if (span > 0) cut = (int64_t)(next_rand(p) % (uint64_t)(span + 1));
+  }
+  return be__pool_add_sat(created, p->lifetime_ns - cut);
+}
+
+int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
+  be_conn *c = NULL;
+  int rc = be_conn_open(&c, p->driver, p->dsn, cause);
+  if (rc != BE_OK) return rc;
+  /* statements are timed on the pool's clock: a fake clock drives the
+   * slow-query log and the latency histogram in tests */
+  be__conn_set_clock(c, p->clock);
+  rc = be_query_stats_attach(p->qstats, c, cause);
+  if (rc == BE_OK && p->slowlog) rc = be_slowlog_attach(p->slowlog, c, cause);
+  if (rc != BE_OK) { /* out of memory: closing detaches what was attached */
+    be_conn_close(c);
+    return rc;
+  }
+  be__conn_set_pool_data(c, s);
+  s->conn = c;
+  s->base_obs = be__conn_observer_count(c);
+  return BE_OK;
+}
+
+be_conn *be__pool_settle_open(be_pool *p, slot *s, int rc, int64_t now) {
+  p->opening--;
+  if (rc != BE_OK) {
+    p->open_failures++;
+    be__pool_slot_free(p, s);
+    be__pool_grant_capacity(p);
+    return NULL;
+  }
+  p->creates++;
+  s->created_ns = now;
+  s->expires_ns = be__pool_lifetime_end(p, now);
+  if (!p->closed) return NULL;
+  be_conn *orphan = s->conn;
+  p->destroys++;
+  be__pool_slot_free(p, s);
+  return orphan;
+}
+
+int be__pool_open_idle(be_pool *p, slot *s, be_error **cause) {
+  int rc = be__pool_open_conn(p, s, cause);
+  int64_t now = be__clock_coarse_ns(p->clock);
+  pthread_mutex_lock(&p->mu);
+  be_conn *orphan = be__pool_settle_open(p, s, rc, now);
+  if (rc == BE_OK && orphan == NULL) be__pool_give_back(p, s, now, 0);
+  pthread_mutex_unlock(&p->mu);
+  if (orphan) be_conn_close(orphan);
+  return rc;
+}
+
+int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *what,
+                        be_error **err) {
+  if (rc == BE_E_NOMEM || be_error_code(cause) == BE_E_NOMEM) {
+    be_error_free(cause);
+    return be__error_oom(err);
+  }
+  return be__error_wrap(err, BE_E_DB_UNREACHABLE, cause, "%s: %s: %s", p->name, what,
+                        cause ? be_error_message(cause) : "open failed");
+}
+
+const slot *be__pool_longest_holder(const be_pool *p) {
+  const slot *best = NULL;
+  for (int32_t i = 0; i < p->max_conns; i++) {
+    const slot *s = &p->slots[i];
+    if (s->state == BE__SLOT_IN_USE && (best == NULL || s->acquired_ns < best->acquired_ns))
+      best = s;
+  }
+  return best;
+}
