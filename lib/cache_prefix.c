@@ -84,6 +84,7 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
 int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen, be_error **err) {
   if (c == NULL || (prefix == NULL && plen))
     return be__error_set(err, BE_E_MISUSE, "be_cache_invalidate_prefix: NULL cache or prefix");
+  if (plen > BE_CACHE_MAX_KEY) return be__error_field(err, "prefix", "longer than any key");
   int idx = find_prefix(c, prefix, plen);
   if (idx >= 0 && atomic_load_explicit(&c->prefixes[idx].ready, memory_order_acquire)) {
     /* Entries (and loads) stamped with an epoch below the new one die. */

@@ -125,6 +125,7 @@ int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen
   *out = NULL;
   if (c == NULL || (key == NULL && klen))
     return be__error_set(err, BE_E_MISUSE, "be_cache_get: NULL cache or key");
+  if (klen > BE_CACHE_MAX_KEY) return be__error_field(err, "key", "too long");
   uint64_t h = be__cache_hash(c, key, klen);
   be__cache_shard *s = be__cache_shard_of(c, h);
   entry *grave = NULL;
@@ -150,6 +151,7 @@ int be_cache_get_copy(void *buf, size_t cap, size_t *out_len, be_cache *c, const
                       size_t klen, be_error **err) {
   if (out_len == NULL || c == NULL || (buf == NULL && cap) || (key == NULL && klen))
     return be__error_set(err, BE_E_MISUSE, "be_cache_get_copy: NULL out_len, cache, buf or key");
+  if (klen > BE_CACHE_MAX_KEY) return be__error_field(err, "key", "too long");
   uint64_t h = be__cache_hash(c, key, klen);
   be__cache_shard *s = be__cache_shard_of(c, h);
   entry *grave = NULL;

@@ -218,6 +218,7 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
 int be_cache_delete(be_cache *c, const void *key, size_t klen, be_error **err) {
   if (c == NULL || (key == NULL && klen))
     return be__error_set(err, BE_E_MISUSE, "be_cache_delete: NULL cache or key");
+  if (klen > BE_CACHE_MAX_KEY) return be__error_field(err, "key", "too long");
   uint64_t h = be__cache_hash(c, key, klen);
   be__cache_shard *s = be__cache_shard_of(c, h);
   entry *grave = NULL;

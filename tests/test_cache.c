@@ -220,6 +220,17 @@ START_TEST(options_and_misuse) {
   ck_assert_int_eq(be_error_code(se), BE_E_MISUSE); /* err is filled */
   ck_assert_ptr_nonnull(strstr(be_error_message(se), "version"));
   be_error_free(se);
+  /* a length past any key (BE_NUL_TERMINATED, say) is refused before the key is read */
+  char kbuf[8] = "k", vbuf[8];
+  size_t vn = 0;
+  be_error *ke = NULL;
+  ck_assert_int_eq(be_cache_get(&h, c, kbuf, BE_NUL_TERMINATED, &ke), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(ke, 0), "key");
+  be_error_free(ke);
+  ck_assert_int_eq(be_cache_get_copy(vbuf, sizeof vbuf, &vn, c, kbuf, BE_CACHE_MAX_KEY + 1, NULL),
+                   BE_E_VALIDATION);
+  ck_assert_int_eq(be_cache_delete(c, kbuf, BE_NUL_TERMINATED, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, kbuf, BE_NUL_TERMINATED, NULL), BE_E_VALIDATION);
   st.version = BE_CACHE_STATS_VERSION + 1; /* unknown here, as for every versioned struct */
   ck_assert_int_eq(be_cache_stats_get(&st, c, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_stats_init(&st, BE_CACHE_STATS_VERSION), BE_OK);

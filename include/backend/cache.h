@@ -37,8 +37,10 @@
  * be_cache_invalidate_prefix("user:") to drop every user in O(1).
  *
  * Lengths: keys, values and prefixes are byte strings given by pointer and
- * exact length (klen, vlen, plen). BE_NUL_TERMINATED is not accepted here;
- * a pointer may be NULL only when its length is 0.
+ * exact length (klen, vlen, plen). BE_NUL_TERMINATED is not accepted here:
+ * a key or prefix length over BE_CACHE_MAX_KEY (as BE_NUL_TERMINATED is)
+ * fails with BE_E_VALIDATION (field "key" or "prefix") before the bytes
+ * are read. A pointer may be NULL only when its length is 0.
  *
  * Thread-safety: every function on a be_cache may be called from any
  * thread concurrently, except be_cache_free(). Entry handles may be read
