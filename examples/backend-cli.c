@@ -56,8 +56,8 @@ static int failed(const char *step, be_error *err) {
   return 1;
 }
 
-#define STEP(call, what)                      \
-  do {                                        \
+#define STEP(call, what)                           \
+  do {                                             \
     if ((call) != BE_OK) return failed(what, err); \
   } while (0)
 

@@ -9,9 +9,18 @@
 #include "error.h"
 #include "versioned.h"
 
-static void *std_malloc(size_t size, void *ud) { (void)ud; return malloc(size); }
-static void *std_realloc(void *p, size_t size, void *ud) { (void)ud; return realloc(p, size); }
-static void std_free(void *p, void *ud) { (void)ud; free(p); }
+static void *std_malloc(size_t size, void *ud) {
+  (void)ud;
+  return malloc(size);
+}
+static void *std_realloc(void *p, size_t size, void *ud) {
+  (void)ud;
+  return realloc(p, size);
+}
+static void std_free(void *p, void *ud) {
+  (void)ud;
+  free(p);
+}
 
 static be_allocator current = {BE_ALLOCATOR_VERSION, std_malloc, std_realloc,
                                std_free, NULL};

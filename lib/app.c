@@ -107,6 +107,10 @@ void be_app_free(be_app *app) {
   be__free(app);
 }
 
-struct be_pool *be_app_pool(be_app *app) { return app ? app->res.pool : NULL; }
-struct be_cache *be_app_cache(be_app *app) { return app ? app->res.cache : NULL; }
+struct be_pool *be_app_pool(be_app *app) {
+  return app ? app->res.pool : NULL;
+}
+struct be_cache *be_app_cache(be_app *app) {
+  return app ? app->res.cache : NULL;
+}
 be_clock *be_app_clock(be_app *app) { return app ? app->res.opts.clock : NULL; }

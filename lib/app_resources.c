@@ -47,7 +47,10 @@ typedef struct checker {
 static void bad(checker *c, const char *field, const char *msg) {
   if (c->oom) return;
   if (c->e == NULL) {
-    if (be__error_field(&c->e, field, "%s", msg) == BE_E_NOMEM) { c->oom = 1; c->e = NULL; }
+    if (be__error_field(&c->e, field, "%s", msg) == BE_E_NOMEM) {
+      c->oom = 1;
+      c->e = NULL;
+    }
     return;
   }
   if (be_error_add_field(c->e, field, msg) != BE_OK) {

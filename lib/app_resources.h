@@ -22,9 +22,9 @@ typedef struct be__app_res {
   /* Every default resolved; opts.database is `database` below, opts.clock
    * the app's clock, opts.mailer the host's mailer (NULL: none). */
   be_app_options opts;
-  char *database;         /* the caller's database string (copied) */
-  char *dsn;              /* what the driver opens (the memdb URI for ":memory:") */
-  be_conn *keeper;        /* holds a memdb database open; NULL otherwise */
+  char *database;  /* the caller's database string (copied) */
+  char *dsn;       /* what the driver opens (the memdb URI for ":memory:") */
+  be_conn *keeper; /* holds a memdb database open; NULL otherwise */
   struct be_pool *pool;
   struct be_cache *cache; /* shared; user profiles live under "user:" */
   /* The audit chain's key, copied from the options (opts.audit_key points

@@ -34,7 +34,7 @@
 #define CURSOR_TAG 'A'
 _Static_assert(BE_AUDIT_HASH_BYTES == BE__SVC_HASH_BYTES, "audit hashes are bound as 'h'");
 _Static_assert(BE_AUDIT_KEY_MIN_BYTES >= crypto_generichash_KEYBYTES_MIN &&
-                   BE_AUDIT_KEY_MAX_BYTES <= crypto_generichash_KEYBYTES_MAX,
+                 BE_AUDIT_KEY_MAX_BYTES <= crypto_generichash_KEYBYTES_MAX,
                "audit keys are BLAKE2b keys");
 #define DOMAIN "libbackend.audit.v1"
 #define KEY_DOMAIN "libbackend.audit.key.v1"
@@ -341,9 +341,9 @@ typedef struct chain {
   unsigned char prev[BE_AUDIT_HASH_BYTES]; /* the hash the next row must link to */
   int64_t prev_id;
   int64_t rows;
-  int64_t bad;            /* the first row that breaks the chain; 0: none */
-  int64_t anchor_id;      /* 0: no anchor */
-  const uint8_t *anchor;  /* the anchor row's hash */
+  int64_t bad;           /* the first row that breaks the chain; 0: none */
+  int64_t anchor_id;     /* 0: no anchor */
+  const uint8_t *anchor; /* the anchor row's hash */
 } chain;
 
 /* One row of the walk: its link, its id and its own hash must all hold,
@@ -534,16 +534,22 @@ int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_option
   if (page == NULL) return be__error_oom(err);
   page->limit = (size_t)q.o.limit;
   page->rows = be__calloc(page->limit, sizeof *page->rows);
-  if (page->rows == NULL) { be__free(page); return be__error_oom(err); }
+  if (page->rows == NULL) {
+    be__free(page);
+    return be__error_oom(err);
+  }
   const char *sql = q.o.match_user
-                        ? QUERY_COLS " WHERE (actor_id = ?1 OR (target_type = 'user' AND target_id = ?1))"
-                          " AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5"
-                        : QUERY_COLS " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4"
-                          " ORDER BY id DESC LIMIT ?5";
+                      ? QUERY_COLS " WHERE (actor_id = ?1 OR (target_type = 'user' AND target_id = ?1))"
+                                   " AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5"
+                      : QUERY_COLS " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4"
+                                   " ORDER BY id DESC LIMIT ?5";
   /* one extra row tells whether there is a next page */
   rc = be__svc_each_pooled(&app->res, add_row, page, err, sql, "iiiii", q.o.user_id, q.from, q.to,
                            q.before, (int64_t)page->limit + 1);
-  if (rc != BE_OK) { be_audit_page_free(page); return rc; }
+  if (rc != BE_OK) {
+    be_audit_page_free(page);
+    return rc;
+  }
   if (page->has_next) be__svc_cursor_encode(page->cursor, CURSOR_TAG, page->rows[page->count - 1].id);
   *out = page;
   return BE_OK;

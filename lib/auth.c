@@ -32,7 +32,7 @@ static const char BAD_LOGIN[] = "invalid email or password";
 static const char BAD_PASSWORD[] = "invalid password";
 static const char BAD_SESSION[] = "invalid or expired session";
 
-#define MS(x) ((int64_t)(x) * BE_NS_PER_MS)
+#define MS(x) ((int64_t)(x)*BE_NS_PER_MS)
 
 /* ---- arguments ------------------------------------------------------- */
 
@@ -261,9 +261,9 @@ static int read_user(be_stmt *st, void *ud, be_error **err) {
 static int load_user(be__auth *a, int64_t id, const char *email, user_row *u, be_error **err) {
   memset(u, 0, sizeof *u);
   int rc = email != NULL
-               ? be__svc_first_pooled(a->res, read_user, u, err, USER_SELECT "WHERE email = ?", "t",
-                                      email)
-               : be__svc_first_pooled(a->res, read_user, u, err, USER_SELECT "WHERE id = ?", "i", id);
+             ? be__svc_first_pooled(a->res, read_user, u, err, USER_SELECT "WHERE email = ?", "t",
+                                    email)
+             : be__svc_first_pooled(a->res, read_user, u, err, USER_SELECT "WHERE id = ?", "i", id);
   return rc < 0 ? rc : BE_OK;
 }
 
@@ -437,8 +437,7 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
   be__pw_slot_release(a);
   rc = judge(a, &u, match, now, BAD_LOGIN, err);
   if (rc != BE_OK) return rc;
-  login_ctx l = {a, u.id, now, u.hash, rehash ? new_hash : NULL,
-                 rehash ? a->peppers[0].id : u.pepper_id, {0}, 0};
+  login_ctx l = {a, u.id, now, u.hash, rehash ? new_hash : NULL, rehash ? a->peppers[0].id : u.pepper_id, {0}, 0};
   rc = open_session(out_token, &l, err);
   if (rc == BE_OK && out_user_id) *out_user_id = u.id;
   return rc;
@@ -555,12 +554,13 @@ static int revoke_audited(be__auth *a, be_conn *c, int64_t actor, const char *ac
                           int64_t user_id, const uint8_t *keep, be_error **err) {
   int64_t n = 0;
   int rc = keep != NULL
-               ? be__svc_exec(c, &n, err,
-                              "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0 "
-                              "AND token_hash <> ?", "ih", user_id, keep)
-               : be__svc_exec(c, &n, err,
-                              "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0",
-                              "i", user_id);
+             ? be__svc_exec(c, &n, err,
+                            "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0 "
+                            "AND token_hash <> ?",
+                            "ih", user_id, keep)
+             : be__svc_exec(c, &n, err,
+                            "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0",
+                            "i", user_id);
   if (rc != BE_OK) return rc;
   char details[64];
   snprintf(details, sizeof details, "{\"sessions_revoked\":%lld}", (long long)n);
@@ -657,7 +657,8 @@ static int setpw_tx(be_conn *c, void *ud, be_error **err) {
   if (s->w.keep != NULL) {
     int64_t row[4] = {0};
     int rc = be__svc_ints(c, row, 4, err, "SELECT " SESSION_COLS " FROM sessions s "
-                          "WHERE s.token_hash = ?", "h", s->w.keep);
+                                          "WHERE s.token_hash = ?",
+                          "h", s->w.keep);
     if (rc < 0) return rc;
     if (rc != BE_ROW || row[0] != s->w.user_id || !session_live(s->a, row, s->now)) {
       s->status = NO_SESSION;
@@ -685,8 +686,7 @@ int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const c
   char hash[crypto_pwhash_STRBYTES];
   rc = be__pw_new_hash(a, hash, password, len, "password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
-  setpw_ctx s = {a, {actor_id, user_id, "auth.password_set", hash, NULL, NULL, 0},
-                 be__svc_now(a->res), 0};
+  setpw_ctx s = {a, {actor_id, user_id, "auth.password_set", hash, NULL, NULL, 0}, be__svc_now(a->res), 0};
   rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0) rc = user_not_found(user_id, err);
   /* A first password (sign-up) replaces nothing: nothing to tell. */
@@ -738,8 +738,7 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
   char hash[crypto_pwhash_STRBYTES];
   rc = be__pw_new_hash(a, hash, new_password, nlen, "new_password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
-  setpw_ctx s = {a, {user_id, user_id, "auth.password_change", hash, u.hash,
-                     current_token ? keep : NULL, 1}, now, 0};
+  setpw_ctx s = {a, {user_id, user_id, "auth.password_change", hash, u.hash, current_token ? keep : NULL, 1}, now, 0};
   rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0)
     rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s",

@@ -46,28 +46,28 @@ struct be__auth {
   int32_t lockout_after;
   int64_t idle_ns;
   int64_t absolute_ns;
-  int64_t slide_ns;     /* last_seen_at is rewritten only when it moved more than this */
+  int64_t slide_ns; /* last_seen_at is rewritten only when it moved more than this */
   int64_t lockout_ns;
   int64_t reset_ttl_ns;
   pthread_mutex_t dummy_mu;                /* guards the three dummy fields */
   char dummy_hash[crypto_pwhash_STRBYTES]; /* verified when there is no real hash */
   unsigned long long dummy_ops;            /* its parameters (0: none made yet) */
   size_t dummy_mem;
-  int64_t hash_wait_ns;                    /* longest wait in the slot queue */
+  int64_t hash_wait_ns; /* longest wait in the slot queue */
   /* [0]: the pepper new hashes use (id 0: none); then the previous ones,
    * accepted to verify. Wiped with the state. */
   be__pepper peppers[1 + BE_AUTH_PREVIOUS_PEPPERS_MAX];
   int32_t pepper_count;
-  pthread_mutex_t slot_mu;                 /* guards the four slot fields below */
-  int32_t slots_used;                      /* hash slots held */
-  int32_t slots_waiting;                   /* callers queued for one */
-  struct be__pw_waiter *wait_head;         /* the queue, oldest first (auth_password.c) */
+  pthread_mutex_t slot_mu;         /* guards the four slot fields below */
+  int32_t slots_used;              /* hash slots held */
+  int32_t slots_waiting;           /* callers queued for one */
+  struct be__pw_waiter *wait_head; /* the queue, oldest first (auth_password.c) */
   struct be__pw_waiter *wait_tail;
-  pthread_mutex_t hook_mu;                 /* guards the blocklist hook pair */
+  pthread_mutex_t hook_mu; /* guards the blocklist hook pair */
   be_auth_blocklist_fn blocklist_fn;
   void *blocklist_ud;
-  pthread_rwlock_t breached_mu;            /* guards breached (swapped whole) */
-  struct be__breached *breached;           /* the host's loaded list; NULL: none */
+  pthread_rwlock_t breached_mu;  /* guards breached (swapped whole) */
+  struct be__breached *breached; /* the host's loaded list; NULL: none */
   /* Test hook: called while a hash slot is held, before hashing. */
   void (*slot_hook)(void *ud);
   void *slot_hook_ud;
@@ -109,7 +109,7 @@ int be__auth_email_key(const char *email, size_t email_len, char *out, be_error 
 typedef struct be__pw_write {
   int64_t actor_id;
   int64_t user_id;
-  const char *action;   /* the audit action */
+  const char *action; /* the audit action */
   const char *new_hash;
   const char *old_hash; /* must still be the stored hash; NULL: any */
   const uint8_t *keep;  /* the session that stays; NULL: none */

@@ -308,7 +308,10 @@ int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *
   const be_driver *drv = be_conn_driver(conn);
   int rc = be__batch_check_opts(opts, err);
   if (rc != BE_OK) goto fail;
-  if (drv == NULL) { rc = be__error_set(err, BE_E_MISUSE, "connection has no driver"); goto fail; }
+  if (drv == NULL) {
+    rc = be__error_set(err, BE_E_MISUSE, "connection has no driver");
+    goto fail;
+  }
   int32_t strategy = opts->strategy == BE_BATCH_AUTO ? be_batch_default_strategy(drv) : opts->strategy;
   if (strategy == BE_BATCH_JSON_EACH && !(drv->features & BE_FEATURE_JSON_EACH)) {
     rc = be__error_set(err, BE_E_UNSUPPORTED, "driver %s has no json_each", drv->name ? drv->name : "?");
@@ -324,7 +327,10 @@ int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *
   r.nwhere = (int32_t)nwhere;
   size_t chunk = strategy == BE_BATCH_JSON_EACH ? SIZE_MAX : (size_t)limit - nwhere;
   if (opts->max_chunk > 0 && (size_t)opts->max_chunk < chunk) chunk = (size_t)opts->max_chunk;
-  if ((res = be__calloc(1, sizeof *res)) == NULL) { rc = be__error_oom(err); goto fail; }
+  if ((res = be__calloc(1, sizeof *res)) == NULL) {
+    rc = be__error_oom(err);
+    goto fail;
+  }
   if (keys->n > 0) rc = run_all(&r, strategy, chunk, err);
   if (rc == BE_OK && r.rows == NULL) /* no statement ran */
     rc = be__rows_new(&r.rows, (int32_t)opts->column_count, opts->columns, NULL, err);

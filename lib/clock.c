@@ -97,7 +97,8 @@ void be__clock_deadline_after(struct timespec *ts, int64_t delta_ns) {
   int64_t now = read_clock(CLOCK_MONOTONIC);
   /* saturate: a huge timeout (INT64_MAX from a saturated ms->ns) must mean
    * "very long", not wrap into the past and time out at once */
-  int64_t t = delta_ns <= 0 ? now : delta_ns > INT64_MAX - now ? INT64_MAX : now + delta_ns;
+  int64_t t = delta_ns <= 0 ? now : delta_ns > INT64_MAX - now ? INT64_MAX
+                                                               : now + delta_ns;
   ts->tv_sec = (time_t)(t / BE_NS_PER_SEC);
   ts->tv_nsec = (long)(t % BE_NS_PER_SEC);
 }

@@ -9,7 +9,9 @@
 
 /* The clock object; private to the library (clock.c builds them), defined
  * here only so hot paths can read the system clock inline. */
-enum { BE__CLOCK_KIND_SYSTEM, BE__CLOCK_KIND_FAKE, BE__CLOCK_KIND_CUSTOM };
+enum { BE__CLOCK_KIND_SYSTEM,
+       BE__CLOCK_KIND_FAKE,
+       BE__CLOCK_KIND_CUSTOM };
 
 struct be_clock {
   int kind;

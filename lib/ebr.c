@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #if defined(__linux__)
-#include <linux/membarrier.h>
-#include <sys/syscall.h>
+#  include <linux/membarrier.h>
+#  include <sys/syscall.h>
 #endif
 
 _Atomic uint64_t be__ebr_epoch = 1;

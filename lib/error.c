@@ -92,19 +92,28 @@ static be_error *alloc_error(int32_t code, const char *message, size_t len) {
   e->code = code;
   e->retryable = info(code)->retryable;
   e->message = be__strndup(message, be__utf8_cut(message, len, MESSAGE_MAX));
-  if (e->message == NULL) { be__free(e); return NULL; }
+  if (e->message == NULL) {
+    be__free(e);
+    return NULL;
+  }
   return e;
 }
 
 int be__error_wrap_raw(be_error **out, int32_t code, const char *message, size_t len,
                        be_error *cause) {
-  if (out == NULL || code == BE_OK) { be_error_free(cause); return BE_E_MISUSE; }
+  if (out == NULL || code == BE_OK) {
+    be_error_free(cause);
+    return BE_E_MISUSE;
+  }
   if (message == NULL) {
     message = be_strerror(code);
     len = strlen(message);
   }
   be_error *e = alloc_error(code, message, len);
-  if (e == NULL) { be_error_free(cause); return be__error_oom(out); }
+  if (e == NULL) {
+    be_error_free(cause);
+    return be__error_oom(out);
+  }
   e->cause = cause;
   *out = e;
   return BE_OK;
@@ -119,7 +128,10 @@ static const char *text_problem(const char *text, size_t len) {
 
 int be_error_wrap_n(be_error **out, int32_t code, const char *message, size_t message_len,
                     be_error *cause) {
-  if (out == NULL || code == BE_OK) { be_error_free(cause); return BE_E_MISUSE; }
+  if (out == NULL || code == BE_OK) {
+    be_error_free(cause);
+    return BE_E_MISUSE;
+  }
   const char *why = NULL;
   if (message != NULL) {
     message = be__text_arg(message, &message_len);
@@ -255,7 +267,10 @@ static void format_message(char *msg, size_t size, const char *fmt, va_list ap) 
 }
 
 static int vraise(be_error **err, int32_t code, be_error *cause, const char *fmt, va_list ap) {
-  if (err == NULL) { be_error_free(cause); return code; }
+  if (err == NULL) {
+    be_error_free(cause);
+    return code;
+  }
   char msg[1024];
   format_message(msg, sizeof msg, fmt, ap);
   be_error *e = NULL;
@@ -297,6 +312,7 @@ int be__error_field(be_error **err, const char *field, const char *fmt, ...) {
 
 int be__error_give(be_error **err, be_error *e) {
   int32_t code = be_error_code(e);
-  if (err) *err = e; else be_error_free(e);
+  if (err) *err = e;
+  else be_error_free(e);
   return code;
 }

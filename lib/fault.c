@@ -15,9 +15,9 @@ typedef struct rule {
   int32_t mode;
   int32_t code;
   int64_t n;
-  int64_t seen;  /* calls since the rule was set */
-  double p;      /* BE_FAULT_RANDOM */
-  uint64_t rng;  /* xorshift64* state */
+  int64_t seen; /* calls since the rule was set */
+  double p;     /* BE_FAULT_RANDOM */
+  uint64_t rng; /* xorshift64* state */
 } rule;
 
 struct be_fault {
@@ -25,7 +25,7 @@ struct be_fault {
   const be_driver *inner;
   pthread_mutex_t mu;
   rule rules[BE_FAULT_OP_COUNT];
-  _Atomic int active;   /* any rule not OFF: skip the lock when 0 */
+  _Atomic int active;    /* any rule not OFF: skip the lock when 0 */
   _Atomic int64_t epoch; /* connections opened before it are dead */
   _Atomic int64_t calls[BE_FAULT_OP_COUNT];
   _Atomic int64_t injected[BE_FAULT_OP_COUNT];
@@ -70,8 +70,12 @@ static int32_t decide(be_fault *f, int op, int64_t *call_no) {
   if (r->mode != BE_FAULT_OFF) {
     r->seen++;
     switch (r->mode) {
-      case BE_FAULT_NTH: if (r->seen == r->n) code = r->code; break;
-      case BE_FAULT_FROM: if (r->seen >= r->n) code = r->code; break;
+      case BE_FAULT_NTH:
+        if (r->seen == r->n) code = r->code;
+        break;
+      case BE_FAULT_FROM:
+        if (r->seen >= r->n) code = r->code;
+        break;
       case BE_FAULT_RANDOM:
         if ((double)(next_rand(&r->rng) >> 11) * (1.0 / 9007199254740992.0) < r->p) code = r->code;
         break;
@@ -219,10 +223,10 @@ static void fd_finalize(void *p) {
   be__free(s);
 }
 
-#define CGATE(c, op)                \
-  do {                              \
-    int g_ = gate((c), (op), err);  \
-    if (g_) return g_;              \
+#define CGATE(c, op)               \
+  do {                             \
+    int g_ = gate((c), (op), err); \
+    if (g_) return g_;             \
   } while (0)
 
 static int fd_exec(void *p, const char *sql, be_error **err) {
@@ -288,18 +292,38 @@ static int fd_table_exists(void *p, int32_t *out_exists, const char *name, be_er
 
 static const be_driver template = {
   .version = BE_DRIVER_VERSION,
-  .open = fd_open, .close = fd_close, .prepare = fd_prepare,
-  .bind_null = fd_bind_null, .bind_int64 = fd_bind_int64, .bind_double = fd_bind_double,
-  .bind_text = fd_bind_text, .bind_blob = fd_bind_blob, .step = fd_step,
-  .column_count = fd_column_count, .column_name = fd_column_name,
-  .column_type = fd_column_type, .column_int64 = fd_column_int64,
-  .column_double = fd_column_double, .column_text = fd_column_text,
-  .column_blob = fd_column_blob, .reset = fd_reset, .finalize = fd_finalize,
-  .exec = fd_exec, .begin = fd_begin, .commit = fd_commit, .rollback = fd_rollback,
-  .savepoint = fd_savepoint, .release = fd_release, .rollback_to = fd_rollback_to,
-  .last_insert_id = fd_last_insert_id, .changes = fd_changes, .ping = fd_ping,
-  .bind_limit = fd_bind_limit, .in_transaction = fd_in_transaction,
-  .next_statement = fd_next_statement, .table_exists = fd_table_exists,
+  .open = fd_open,
+  .close = fd_close,
+  .prepare = fd_prepare,
+  .bind_null = fd_bind_null,
+  .bind_int64 = fd_bind_int64,
+  .bind_double = fd_bind_double,
+  .bind_text = fd_bind_text,
+  .bind_blob = fd_bind_blob,
+  .step = fd_step,
+  .column_count = fd_column_count,
+  .column_name = fd_column_name,
+  .column_type = fd_column_type,
+  .column_int64 = fd_column_int64,
+  .column_double = fd_column_double,
+  .column_text = fd_column_text,
+  .column_blob = fd_column_blob,
+  .reset = fd_reset,
+  .finalize = fd_finalize,
+  .exec = fd_exec,
+  .begin = fd_begin,
+  .commit = fd_commit,
+  .rollback = fd_rollback,
+  .savepoint = fd_savepoint,
+  .release = fd_release,
+  .rollback_to = fd_rollback_to,
+  .last_insert_id = fd_last_insert_id,
+  .changes = fd_changes,
+  .ping = fd_ping,
+  .bind_limit = fd_bind_limit,
+  .in_transaction = fd_in_transaction,
+  .next_statement = fd_next_statement,
+  .table_exists = fd_table_exists,
 };
 
 int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_driver *inner,

@@ -81,11 +81,11 @@ static void add_sum(be_histogram *h, uint64_t v) {
 static void update_min_max(be_histogram *h, int64_t v) {
   int64_t cur = atomic_load_explicit(&h->min, memory_order_relaxed);
   while (v < cur && !atomic_compare_exchange_weak_explicit(&h->min, &cur, v, memory_order_relaxed,
-                                                          memory_order_relaxed)) {
+                                                           memory_order_relaxed)) {
   }
   cur = atomic_load_explicit(&h->max, memory_order_relaxed);
   while (v > cur && !atomic_compare_exchange_weak_explicit(&h->max, &cur, v, memory_order_relaxed,
-                                                          memory_order_relaxed)) {
+                                                           memory_order_relaxed)) {
   }
 }
 
@@ -142,7 +142,8 @@ int64_t be_histogram_quantile(const be_histogram *h, double q) {
     if (seen >= rank) {
       int64_t v = bucket_mid(i), lo = be_histogram_min(h), hi = be_histogram_max(h);
       /* the exact extremes are known: never report outside them */
-      return v < lo ? lo : v > hi ? hi : v;
+      return v < lo ? lo : v > hi ? hi
+                                  : v;
     }
   }
   return be_histogram_max(h);

@@ -28,7 +28,13 @@ static int copy_opts(be_loader *l, const be_batch_options *o) {
   l->arrays = be__malloc((o->column_count + o->order_by_count) * sizeof *l->arrays);
   if (l->strings == NULL || l->arrays == NULL) return 0;
   char *p = l->strings;
-#define DUP(dst, src) do { size_t n_ = strlen(src) + 1; memcpy(p, src, n_); dst = p; p += n_; } while (0)
+#define DUP(dst, src)            \
+  do {                           \
+    size_t n_ = strlen(src) + 1; \
+    memcpy(p, src, n_);          \
+    dst = p;                     \
+    p += n_;                     \
+  } while (0)
   l->opts = *o;
   DUP(l->opts.table, o->table);
   DUP(l->opts.key_column, o->key_column);

@@ -186,7 +186,8 @@ static int ends_transaction(const char *p) {
 static int tx_control_error(be_error **err, const char *stmt) {
   return be__error_field(err, "sql",
                          "must not end the migration's transaction (it runs in one): "
-                         "remove BEGIN/COMMIT/END/ROLLBACK (found \"%.40s\")", stmt);
+                         "remove BEGIN/COMMIT/END/ROLLBACK (found \"%.40s\")",
+                         stmt);
 }
 
 /* Run one statement, the first n bytes of p. */

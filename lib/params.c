@@ -65,7 +65,8 @@ static int add_scalar(be_params *p, int32_t type, int64_t i, double d, be_error 
   if (v == NULL) return be__error_oom(err);
   v->type = type;
   v->len = 0;
-  if (type == BE_TYPE_FLOAT) v->u.d = d; else v->u.i = i;
+  if (type == BE_TYPE_FLOAT) v->u.d = d;
+  else v->u.i = i;
   p->n++;
   return BE_OK;
 }

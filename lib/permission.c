@@ -51,7 +51,10 @@ int be__perm_new(be__perm **out, const be__app_res *res, be_error **err) {
   co.default_ttl_ms = PERM_CACHE_TTL_MS;
   co.clock = res->opts.clock;
   int rc = be_cache_new(&p->cache, &co, err);
-  if (rc != BE_OK) { be__free(p); return rc; }
+  if (rc != BE_OK) {
+    be__free(p);
+    return rc;
+  }
   *out = p;
   return BE_OK;
 }
@@ -143,10 +146,10 @@ typedef struct load_ctx {
  * epoch E, so it sees a state at least as new as E, and a later check
  * that still reads E proves nothing committed in between. */
 static const char *load_sql =
-    "SELECT rp.permission FROM users u"
-    " JOIN user_roles ur ON ur.user_id = u.id"
-    " JOIN role_permissions rp ON rp.role_id = ur.role_id"
-    " WHERE u.id = ?1 AND u.status = 0";
+  "SELECT rp.permission FROM users u"
+  " JOIN user_roles ur ON ur.user_id = u.id"
+  " JOIN role_permissions rp ON rp.role_id = ur.role_id"
+  " WHERE u.id = ?1 AND u.status = 0";
 
 /* Append the row's permission to the buffer, with its NUL. */
 static int add_perm(be_stmt *st, void *ud, be_error **err) {
@@ -166,8 +169,7 @@ static int load_perms(const void *key, size_t klen, be_cache_load *out, void *ud
   be__buf_append(&b, "P", 1); /* a non-empty value even with no permission */
   int rc = be__svc_each(c->conn, add_perm, &b, err, load_sql, "i", c->user_id);
   if (rc == BE_OK) {
-    rc = b.failed ? be__error_oom(err) : be_cache_load_set_value(out, b.data, b.len,
-                                                                BE_CACHE_TTL_DEFAULT, NULL);
+    rc = b.failed ? be__error_oom(err) : be_cache_load_set_value(out, b.data, b.len, BE_CACHE_TTL_DEFAULT, NULL);
     if (rc == BE_E_NOMEM) rc = be__error_oom(err);
   }
   be__buf_free(&b);
@@ -229,7 +231,12 @@ int be_perm_epoch(int64_t *out_epoch, be_app *app, be_error **err) {
 
 /* ---- changes ---- */
 
-enum { OP_ROLE_CREATE, OP_ROLE_DELETE, OP_GRANT, OP_REVOKE, OP_ASSIGN, OP_UNASSIGN };
+enum { OP_ROLE_CREATE,
+       OP_ROLE_DELETE,
+       OP_GRANT,
+       OP_REVOKE,
+       OP_ASSIGN,
+       OP_UNASSIGN };
 
 typedef struct change {
   be_app *app;
@@ -243,7 +250,7 @@ typedef struct change {
   char role[ROLE_BUF]; /* validated copies */
   char perm[PERM_BUF];
   const char *permission; /* perm, or NULL when the change has none */
-  int64_t role_id; /* out */
+  int64_t role_id;        /* out */
 } change;
 
 /* A field error on a NOT_FOUND or CONFLICT already in *err. */
@@ -327,9 +334,7 @@ static int role_delete(change *c, be_conn *conn, be_error **err) {
  * user: the link added or removed, then (when a row changed) the bump and
  * the audit row. */
 static int link_change(change *c, be_conn *conn, be_error **err) {
-  static const char *const actions[] = {[OP_GRANT] = "perm.grant", [OP_REVOKE] = "perm.revoke",
-                                        [OP_ASSIGN] = "perm.assign",
-                                        [OP_UNASSIGN] = "perm.unassign"};
+  static const char *const actions[] = {[OP_GRANT] = "perm.grant", [OP_REVOKE] = "perm.revoke", [OP_ASSIGN] = "perm.assign", [OP_UNASSIGN] = "perm.unassign"};
   int on_user = c->op == OP_ASSIGN || c->op == OP_UNASSIGN;
   int adds = c->op == OP_GRANT || c->op == OP_ASSIGN;
   int64_t n = 0;
@@ -381,8 +386,7 @@ static int run_change(change *c, be_error **err) {
 
 int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
                         size_t role_len, be_error **err) {
-  change c = {.app = app, .op = OP_ROLE_CREATE, .actor_id = actor_id, .role_in = role,
-              .role_len = role_len};
+  change c = {.app = app, .op = OP_ROLE_CREATE, .actor_id = actor_id, .role_in = role, .role_len = role_len};
   int rc = run_change(&c, err);
   if (rc == BE_OK && out_role_id) *out_role_id = c.role_id;
   return rc;
@@ -390,36 +394,31 @@ int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, con
 
 int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                         be_error **err) {
-  change c = {.app = app, .op = OP_ROLE_DELETE, .actor_id = actor_id, .role_in = role,
-              .role_len = role_len};
+  change c = {.app = app, .op = OP_ROLE_DELETE, .actor_id = actor_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
 
 int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                        const char *permission, size_t permission_len, be_error **err) {
-  change c = {.app = app, .op = OP_GRANT, .actor_id = actor_id, .role_in = role,
-              .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
+  change c = {.app = app, .op = OP_GRANT, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
   return run_change(&c, err);
 }
 
 int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                         const char *permission, size_t permission_len, be_error **err) {
-  change c = {.app = app, .op = OP_REVOKE, .actor_id = actor_id, .role_in = role,
-              .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
+  change c = {.app = app, .op = OP_REVOKE, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
   return run_change(&c, err);
 }
 
 int be_perm_user_assign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
                         size_t role_len, be_error **err) {
-  change c = {.app = app, .op = OP_ASSIGN, .actor_id = actor_id, .user_id = user_id,
-              .role_in = role, .role_len = role_len};
+  change c = {.app = app, .op = OP_ASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
 
 int be_perm_user_unassign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
                           size_t role_len, be_error **err) {
-  change c = {.app = app, .op = OP_UNASSIGN, .actor_id = actor_id, .user_id = user_id,
-              .role_in = role, .role_len = role_len};
+  change c = {.app = app, .op = OP_UNASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
 
@@ -461,7 +460,10 @@ static int query_list(be_perm_list **out, be_conn *conn, const char *sql, int64_
   be_perm_list *l = be__calloc(1, sizeof *l);
   if (l == NULL) return be__error_oom(err);
   int rc = be__svc_each(conn, add_item, l, err, sql, "i", id);
-  if (rc != BE_OK) { be_perm_list_free(l); return rc; }
+  if (rc != BE_OK) {
+    be_perm_list_free(l);
+    return rc;
+  }
   *out = l;
   return BE_OK;
 }

@@ -126,7 +126,10 @@ int be__rows_add(be_rows *r, be_stmt *stmt, be_error **err) {
         v->len = src ? len : 0;
         break;
       }
-      default: v->type = BE_TYPE_NULL; v->u.i = 0; break;
+      default:
+        v->type = BE_TYPE_NULL;
+        v->u.i = 0;
+        break;
     }
   }
   r->nrows++;

@@ -30,7 +30,7 @@ struct be_scope {
   int64_t queries, worst, reports;
   uint64_t worst_hash;
   char worst_sql[SQL_KEEP];
-  int oom; /* the shape table could not grow: counting degraded, not fatal */
+  int oom;                        /* the shape table could not grow: counting degraded, not fatal */
   be__attached_observer observer; /* the connections it counts */
 };
 
@@ -75,11 +75,11 @@ static void report(be_scope *s, const char *norm, int64_t count) {
   snprintf(cnt, sizeof cnt, "%lld", (long long)count);
   snprintf(thr, sizeof thr, "%d", (int)s->opts.repeat_threshold);
   be_log_field f[] = {
-      {"sql", norm},
-      {"count", cnt},
-      {"threshold", thr},
-      {"hint", "batch-load: collect the keys and load them in one statement "
-               "(be_batch_load_int64/_text or a be_loader) instead of one query per key"},
+    {"sql", norm},
+    {"count", cnt},
+    {"threshold", thr},
+    {"hint", "batch-load: collect the keys and load them in one statement "
+             "(be_batch_load_int64/_text or a be_loader) instead of one query per key"},
   };
   be_log(s->opts.log_level, "N+1 query: the same statement ran more than threshold times in one scope",
          f, sizeof f / sizeof f[0], NULL);

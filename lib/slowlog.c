@@ -25,7 +25,7 @@ struct be_slowlog {
   size_t head; /* next slot to write */
   size_t count;
   uint64_t total;
-  char *slab; /* capacity * max_sql_bytes */
+  char *slab;                     /* capacity * max_sql_bytes */
   be__attached_observer observer; /* the connections it is attached to */
 };
 

@@ -12,17 +12,18 @@
 #include <time.h>
 
 enum {
-  SPINS = 128,          /* pause-loop rounds before yielding */
-  YIELDS = 8,           /* sched_yield rounds before napping */
-  NAP_MIN_NS = 1000,    /* first nap */
-  NAP_MAX_NS = 256000,  /* the backoff stops doubling here */
+  SPINS = 128,         /* pause-loop rounds before yielding */
+  YIELDS = 8,          /* sched_yield rounds before napping */
+  NAP_MIN_NS = 1000,   /* first nap */
+  NAP_MAX_NS = 256000, /* the backoff stops doubling here */
 };
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #elif defined(__aarch64__)
-  __asm__ __volatile__("yield" ::: "memory");
+  __asm__ __volatile__("yield" ::
+                         : "memory");
 #endif
 }
 

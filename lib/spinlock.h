@@ -16,7 +16,8 @@ typedef struct be__spinlock {
   _Atomic unsigned held;
 } be__spinlock;
 
-#define BE__SPINLOCK_INIT {0}
+#define BE__SPINLOCK_INIT \
+  { 0 }
 
 /* The contended path: wait until the lock looks free, then try again. */
 void be__spinlock_wait(be__spinlock *l);

@@ -17,7 +17,12 @@
 /* The native connection: the sqlite3 handle plus statements for the
  * transaction verbs, prepared on first use so BEGIN/COMMIT cost a step,
  * not a parse, on the hot path. */
-enum { TX_BEGIN_DEFERRED, TX_BEGIN_IMMEDIATE, TX_BEGIN_EXCLUSIVE, TX_COMMIT, TX_ROLLBACK, TX_N };
+enum { TX_BEGIN_DEFERRED,
+       TX_BEGIN_IMMEDIATE,
+       TX_BEGIN_EXCLUSIVE,
+       TX_COMMIT,
+       TX_ROLLBACK,
+       TX_N };
 static const char *const tx_sql[TX_N] = {"BEGIN", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "COMMIT",
                                          "ROLLBACK"};
 
@@ -78,7 +83,10 @@ static int sq_fail(be_error **err, sqlite3 *db, int rc, const char *what) {
 
 static int pick_journal(int32_t m, const char **out) {
   static const char *const names[] = {"WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY", "OFF"};
-  if (m == BE_SQLITE_JOURNAL_DEFAULT) { *out = NULL; return 1; }
+  if (m == BE_SQLITE_JOURNAL_DEFAULT) {
+    *out = NULL;
+    return 1;
+  }
   if (m < 0 || m > BE_SQLITE_JOURNAL_OFF) return 0;
   *out = names[m];
   return 1;
@@ -97,8 +105,8 @@ static int sq_open(void **out, const char *dsn, void *driver_data, be_error **er
   int rc = sqlite3_open_v2(dsn, &c->db, flags, NULL);
   if (rc != SQLITE_OK) {
     int r = (rc & 0xff) == SQLITE_NOMEM
-                ? be__error_oom(err)
-                : sq_fail(err, c->db, rc, "open");
+              ? be__error_oom(err)
+              : sq_fail(err, c->db, rc, "open");
     if (r != BE_E_NOMEM && r != BE_E_DB_UNREACHABLE && err) {
       be_error *e = *err;
       r = be__error_wrap(err, BE_E_DB_UNREACHABLE, e, "%s", be_error_message(e));

@@ -8,10 +8,10 @@ typedef struct out {
   size_t cap, len;
   int cut;
   uint64_t h;
-  char last;      /* last emitted byte, 0 at the start */
-  int ph_list;    /* "(" then only placeholders and commas so far */
-  int comma;      /* a comma waits to be written */
-  int space;      /* whitespace waits to be written */
+  char last;   /* last emitted byte, 0 at the start */
+  int ph_list; /* "(" then only placeholders and commas so far */
+  int comma;   /* a comma waits to be written */
+  int space;   /* whitespace waits to be written */
 } out;
 
 static void emit(out *o, char c) {
@@ -72,7 +72,10 @@ uint64_t be__sql_normalize(const char *sql, char *buf, size_t cap) {
       for (; *s; s++)
         if (*s == '\'') {
           if (s[1] == '\'') s++;
-          else { s++; break; }
+          else {
+            s++;
+            break;
+          }
         }
       token_placeholder(&o);
     } else if ((c >= '0' && c <= '9') || (c == '.' && s[1] >= '0' && s[1] <= '9')) {

@@ -23,14 +23,14 @@ struct be_stmt {
   void *native;
   uint64_t hash;
   size_t sql_len;
-  be_stmt *hnext;             /* hash chain */
-  be_stmt *lprev, *lnext;     /* LRU list of idle cached statements */
-  be_stmt *oprev, *onext;     /* list of statements handed out (out = 1) */
+  be_stmt *hnext;         /* hash chain */
+  be_stmt *lprev, *lnext; /* LRU list of idle cached statements */
+  be_stmt *oprev, *onext; /* list of statements handed out (out = 1) */
   int32_t cached;
   int32_t out;
-  int32_t running;            /* the observer is timing a run */
-  int32_t started;            /* stepped since the last reset */
-  int32_t ncols;              /* column count, refreshed at each run's first step */
+  int32_t running; /* the observer is timing a run */
+  int32_t started; /* stepped since the last reset */
+  int32_t ncols;   /* column count, refreshed at each run's first step */
   int64_t start_ns;
   int64_t rows;
   char sql[];
@@ -48,16 +48,16 @@ struct be_conn {
   void *native;
   int32_t broken;
   int32_t tx_depth;
-  int32_t tx_doomed;          /* a savepoint could not be rolled back: no COMMIT */
+  int32_t tx_doomed; /* a savepoint could not be rolled back: no COMMIT */
   /* statement cache */
   be_stmt **buckets;
-  size_t nbuckets;            /* power of two */
-  int32_t cap;                /* 0 disables the cache */
-  int32_t ncached;            /* statements in the hash */
+  size_t nbuckets; /* power of two */
+  int32_t cap;     /* 0 disables the cache */
+  int32_t ncached; /* statements in the hash */
   be_stmt *lru_head, *lru_tail;
   int64_t hits, misses;
   int64_t open_stmts;
-  be_stmt *out_head;          /* statements handed out and not finalized */
+  be_stmt *out_head; /* statements handed out and not finalized */
   /* hooks: the hot paths test nobs alone, so with no observer a step costs
    * one load and a branch, as with a single slot */
   int32_t nobs, capobs;
@@ -103,15 +103,18 @@ static size_t buckets_for(int32_t cap) {
 }
 
 static void lru_unlink(be_conn *c, be_stmt *s) {
-  if (s->lprev) s->lprev->lnext = s->lnext; else c->lru_head = s->lnext;
-  if (s->lnext) s->lnext->lprev = s->lprev; else c->lru_tail = s->lprev;
+  if (s->lprev) s->lprev->lnext = s->lnext;
+  else c->lru_head = s->lnext;
+  if (s->lnext) s->lnext->lprev = s->lprev;
+  else c->lru_tail = s->lprev;
   s->lprev = s->lnext = NULL;
 }
 
 static void lru_push(be_conn *c, be_stmt *s) {
   s->lprev = NULL;
   s->lnext = c->lru_head;
-  if (c->lru_head) c->lru_head->lprev = s; else c->lru_tail = s;
+  if (c->lru_head) c->lru_head->lprev = s;
+  else c->lru_tail = s;
   c->lru_head = s;
 }
 
@@ -127,7 +130,8 @@ static inline void out_link(be_conn *c, be_stmt *s) {
 }
 
 static inline void out_unlink(be_conn *c, be_stmt *s) {
-  if (s->oprev) s->oprev->onext = s->onext; else c->out_head = s->onext;
+  if (s->oprev) s->oprev->onext = s->onext;
+  else c->out_head = s->onext;
   if (s->onext) s->onext->oprev = s->oprev;
   s->oprev = s->onext = NULL;
   s->out = 0;
@@ -235,14 +239,38 @@ int be__ident_valid(const char *name) {
 }
 
 static const char *missing_fn(const be_driver *d) {
-#define REQ(f) if (d->f == NULL) return #f
-  REQ(open); REQ(close); REQ(prepare); REQ(bind_null); REQ(bind_int64);
-  REQ(bind_double); REQ(bind_text); REQ(bind_blob); REQ(step);
-  REQ(column_count); REQ(column_name); REQ(column_type); REQ(column_int64);
-  REQ(column_double); REQ(column_text); REQ(column_blob); REQ(reset);
-  REQ(finalize); REQ(exec); REQ(begin); REQ(commit); REQ(rollback);
-  REQ(savepoint); REQ(release); REQ(rollback_to); REQ(last_insert_id);
-  REQ(changes); REQ(ping); REQ(bind_limit); REQ(in_transaction);
+#define REQ(f) \
+  if (d->f == NULL) return #f
+  REQ(open);
+  REQ(close);
+  REQ(prepare);
+  REQ(bind_null);
+  REQ(bind_int64);
+  REQ(bind_double);
+  REQ(bind_text);
+  REQ(bind_blob);
+  REQ(step);
+  REQ(column_count);
+  REQ(column_name);
+  REQ(column_type);
+  REQ(column_int64);
+  REQ(column_double);
+  REQ(column_text);
+  REQ(column_blob);
+  REQ(reset);
+  REQ(finalize);
+  REQ(exec);
+  REQ(begin);
+  REQ(commit);
+  REQ(rollback);
+  REQ(savepoint);
+  REQ(release);
+  REQ(rollback_to);
+  REQ(last_insert_id);
+  REQ(changes);
+  REQ(ping);
+  REQ(bind_limit);
+  REQ(in_transaction);
 #undef REQ
   return NULL;
 }
@@ -266,7 +294,10 @@ int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_err
   c->cap = BE__STMT_CACHE_DEFAULT;
   c->nbuckets = buckets_for(c->cap);
   c->buckets = be__calloc(c->nbuckets, sizeof *c->buckets);
-  if (c->buckets == NULL) { be__free(c); return be__error_oom(err); }
+  if (c->buckets == NULL) {
+    be__free(c);
+    return be__error_oom(err);
+  }
 
   be_error *cause = NULL;
   int rc = driver->open(&c->native, dsn, driver->driver_data, err ? &cause : NULL);
@@ -349,7 +380,10 @@ int be_conn_prepare(be_stmt **out, be_conn *c, const char *sql, be_error **err) 
   if (cacheable) {
     for (be_stmt *s = c->buckets[h & (c->nbuckets - 1)]; s; s = s->hnext) {
       if (s->hash == h && s->sql_len == len && memcmp(s->sql, sql, len) == 0) {
-        if (s->out) { cacheable = 0; break; } /* held: hand out a fresh one */
+        if (s->out) {
+          cacheable = 0;
+          break;
+        } /* held: hand out a fresh one */
         lru_unlink(c, s);
         out_link(c, s);
         c->hits++;
@@ -363,7 +397,10 @@ int be_conn_prepare(be_stmt **out, be_conn *c, const char *sql, be_error **err) 
   int rc = c->drv->prepare(c->native, &native, sql, len, err);
   if (rc != BE_OK) return note(c, rc);
   be_stmt *s = be__malloc(sizeof *s + len + 1);
-  if (s == NULL) { c->drv->finalize(native); return be__error_oom(err); }
+  if (s == NULL) {
+    c->drv->finalize(native);
+    return be__error_oom(err);
+  }
   memset(s, 0, sizeof *s);
   s->conn = c;
   s->native = native;

@@ -14,17 +14,14 @@
 #define PW_IS_ARGON2ID(h) "substr(" h ", 1, 10) = '$argon2id$'"
 #define PW_OPS(h) "CAST(substr(" h ", instr(" h ", ',t=') + 3) AS INTEGER)"
 #define PW_MEM(h) "CAST(substr(" h ", instr(" h ", '$m=') + 3) AS INTEGER)"
-#define PW_COUNT_NEW                                                                  \
-  "INSERT INTO password_hash_params (opslimit, memlimit_kib, hashes)"                \
-  " SELECT " PW_OPS("NEW.password_hash") ", " PW_MEM("NEW.password_hash") ", 1"     \
-  " WHERE " PW_IS_ARGON2ID("NEW.password_hash")                                      \
-  " ON CONFLICT (opslimit, memlimit_kib) DO UPDATE SET hashes = hashes + 1;"
-#define PW_UNCOUNT_OLD                                                                \
-  "UPDATE password_hash_params SET hashes = hashes - 1"                              \
-  " WHERE " PW_IS_ARGON2ID("OLD.password_hash")                                      \
-  " AND opslimit = " PW_OPS("OLD.password_hash")                                     \
-  " AND memlimit_kib = " PW_MEM("OLD.password_hash") ";"                             \
-  "DELETE FROM password_hash_params WHERE hashes <= 0;"
+#define PW_COUNT_NEW                                                            \
+  "INSERT INTO password_hash_params (opslimit, memlimit_kib, hashes)"           \
+  " SELECT " PW_OPS("NEW.password_hash") ", " PW_MEM("NEW.password_hash") ", 1" \
+                                                                          " WHERE " PW_IS_ARGON2ID("NEW.password_hash") " ON CONFLICT (opslimit, memlimit_kib) DO UPDATE SET hashes = hashes + 1;"
+#define PW_UNCOUNT_OLD                                                                                                                                \
+  "UPDATE password_hash_params SET hashes = hashes - 1"                                                                                               \
+  " WHERE " PW_IS_ARGON2ID("OLD.password_hash") " AND opslimit = " PW_OPS("OLD.password_hash") " AND memlimit_kib = " PW_MEM("OLD.password_hash") ";" \
+                                                                                                                                                  "DELETE FROM password_hash_params WHERE hashes <= 0;"
 
 static const struct {
   int64_t version;
@@ -37,12 +34,12 @@ static const struct {
     * audit rows, host rows and outside references to it never start
     * pointing at a new account. */
    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-   "  email TEXT NOT NULL UNIQUE,"          /* normalised: trimmed, lower-case */
+   "  email TEXT NOT NULL UNIQUE," /* normalised: trimmed, lower-case */
    "  name TEXT NOT NULL,"
    "  bio TEXT NOT NULL DEFAULT '',"
-   "  extra TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(extra)),"  /* host-owned JSON */
-   "  status INTEGER NOT NULL DEFAULT 0,"   /* 0 active, 1 disabled */
-   "  password_hash TEXT,"                  /* crypto_pwhash_str output, NULL = no password */
+   "  extra TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(extra))," /* host-owned JSON */
+   "  status INTEGER NOT NULL DEFAULT 0,"                          /* 0 active, 1 disabled */
+   "  password_hash TEXT,"                                         /* crypto_pwhash_str output, NULL = no password */
    "  failed_logins INTEGER NOT NULL DEFAULT 0,"
    "  locked_until INTEGER NOT NULL DEFAULT 0,"
    "  created_at INTEGER NOT NULL,"
@@ -50,11 +47,11 @@ static const struct {
    ");"},
   {2, "sessions",
    "CREATE TABLE sessions ("
-   "  token_hash BLOB PRIMARY KEY,"          /* BLAKE2b-256 of the 32-byte token */
+   "  token_hash BLOB PRIMARY KEY," /* BLAKE2b-256 of the 32-byte token */
    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
    "  created_at INTEGER NOT NULL,"
    "  last_seen_at INTEGER NOT NULL,"
-   "  expires_at INTEGER NOT NULL,"          /* absolute expiry */
+   "  expires_at INTEGER NOT NULL," /* absolute expiry */
    "  revoked INTEGER NOT NULL DEFAULT 0"
    ");"
    "CREATE INDEX sessions_user ON sessions(user_id);"
@@ -68,7 +65,7 @@ static const struct {
    "CREATE INDEX password_resets_user ON password_resets(user_id);"},
   {3, "permissions",
    "CREATE TABLE roles ("
-   "  id INTEGER PRIMARY KEY AUTOINCREMENT,"   /* ids never reused (audit rows name them) */
+   "  id INTEGER PRIMARY KEY AUTOINCREMENT," /* ids never reused (audit rows name them) */
    "  name TEXT NOT NULL UNIQUE"
    ");"
    "CREATE TABLE role_permissions ("
@@ -88,14 +85,14 @@ static const struct {
   {4, "audit_log",
    "CREATE TABLE audit_log ("
    "  id INTEGER PRIMARY KEY,"
-   "  actor_id INTEGER NOT NULL,"            /* 0 = the system */
-   "  action TEXT NOT NULL,"                 /* e.g. user.update */
-   "  target_type TEXT NOT NULL,"            /* e.g. user */
+   "  actor_id INTEGER NOT NULL," /* 0 = the system */
+   "  action TEXT NOT NULL,"      /* e.g. user.update */
+   "  target_type TEXT NOT NULL," /* e.g. user */
    "  target_id INTEGER NOT NULL,"
    "  at INTEGER NOT NULL,"
    "  details TEXT NOT NULL CHECK (json_valid(details)),"
-   "  prev_hash BLOB NOT NULL,"              /* hash of the previous row (zeros first) */
-   "  hash BLOB NOT NULL"                    /* BLAKE2b-256 over this row and prev_hash */
+   "  prev_hash BLOB NOT NULL," /* hash of the previous row (zeros first) */
+   "  hash BLOB NOT NULL"       /* BLAKE2b-256 over this row and prev_hash */
    ");"
    "CREATE INDEX audit_actor_at ON audit_log(actor_id, at);"
    "CREATE INDEX audit_target_at ON audit_log(target_type, target_id, at);"},
@@ -119,8 +116,8 @@ static const struct {
    /* One row when the chain is keyed (backend/audit.h, "Keyed chain"). */
    "CREATE TABLE audit_key ("
    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
-   "  keyed_from INTEGER NOT NULL,"          /* the first row hashed with the key */
-   "  key_check BLOB NOT NULL"               /* keyed BLAKE2b-256 over keyed_from */
+   "  keyed_from INTEGER NOT NULL," /* the first row hashed with the key */
+   "  key_check BLOB NOT NULL"      /* keyed BLAKE2b-256 over keyed_from */
    ");"},
   {7, "session_ids",
    /* Sessions get a stable id, so a user's sessions can be listed and one
@@ -128,11 +125,11 @@ static const struct {
     * ended session's id never names a new one. */
    "CREATE TABLE sessions_new ("
    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-   "  token_hash BLOB NOT NULL UNIQUE,"      /* BLAKE2b-256 of the 32-byte token */
+   "  token_hash BLOB NOT NULL UNIQUE," /* BLAKE2b-256 of the 32-byte token */
    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
-   "  created_at INTEGER NOT NULL,"          /* the login */
+   "  created_at INTEGER NOT NULL," /* the login */
    "  last_seen_at INTEGER NOT NULL,"
-   "  expires_at INTEGER NOT NULL,"          /* absolute expiry */
+   "  expires_at INTEGER NOT NULL," /* absolute expiry */
    "  revoked INTEGER NOT NULL DEFAULT 0"
    ");"
    "INSERT INTO sessions_new (token_hash, user_id, created_at, last_seen_at, expires_at, revoked)"
@@ -155,14 +152,13 @@ static const struct {
    ") WITHOUT ROWID;"
    "INSERT INTO password_hash_params (opslimit, memlimit_kib, hashes)"
    "  SELECT " PW_OPS("password_hash") ", " PW_MEM("password_hash") ", count(*) FROM users"
-   "  WHERE " PW_IS_ARGON2ID("password_hash") " GROUP BY 1, 2;"
-   "CREATE TRIGGER password_hash_params_insert AFTER INSERT ON users"
-   "  WHEN " PW_IS_ARGON2ID("NEW.password_hash") " BEGIN " PW_COUNT_NEW " END;"
-   "CREATE TRIGGER password_hash_params_delete AFTER DELETE ON users"
-   "  WHEN " PW_IS_ARGON2ID("OLD.password_hash") " BEGIN " PW_UNCOUNT_OLD " END;"
-   "CREATE TRIGGER password_hash_params_update AFTER UPDATE OF password_hash ON users"
-   "  WHEN OLD.password_hash IS NOT NEW.password_hash BEGIN "
-   PW_UNCOUNT_OLD " " PW_COUNT_NEW " END;"},
+                                                                    "  WHERE " PW_IS_ARGON2ID("password_hash") " GROUP BY 1, 2;"
+                                                                                                               "CREATE TRIGGER password_hash_params_insert AFTER INSERT ON users"
+                                                                                                               "  WHEN " PW_IS_ARGON2ID("NEW.password_hash") " BEGIN " PW_COUNT_NEW " END;"
+                                                                                                                                                             "CREATE TRIGGER password_hash_params_delete AFTER DELETE ON users"
+                                                                                                                                                             "  WHEN " PW_IS_ARGON2ID("OLD.password_hash") " BEGIN " PW_UNCOUNT_OLD " END;"
+                                                                                                                                                                                                           "CREATE TRIGGER password_hash_params_update AFTER UPDATE OF password_hash ON users"
+                                                                                                                                                                                                           "  WHEN OLD.password_hash IS NOT NEW.password_hash BEGIN " PW_UNCOUNT_OLD " " PW_COUNT_NEW " END;"},
   /* The pepper a password hash was keyed with (backend/auth.h, "Pepper"):
    * its id, never the pepper. */
   {9, "password_pepper_id",

@@ -65,7 +65,10 @@ static int mock_send(const char *to, const char *subject, const char *body, void
     size_t ncap = kit->cap ? kit->cap * 2 : 8;
     mail *grown = be__realloc(kit->mails, ncap * sizeof *grown);
     if (grown == NULL) rc = be__error_oom(err);
-    else { kit->mails = grown; kit->cap = ncap; }
+    else {
+      kit->mails = grown;
+      kit->cap = ncap;
+    }
   }
   if (rc == BE_OK) {
     mail m = {be__strdup(to ? to : ""), be__strdup(subject ? subject : ""),

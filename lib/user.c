@@ -39,7 +39,7 @@
  * nothing. Text is at most 4 bytes a character, plus room for trimmed
  * white space. */
 #define EMAIL_RAW_MAX (BE_USER_EMAIL_MAX * 4)
-#define TEXT_RAW_MAX(chars) ((size_t)(chars) * 4 + 1024)
+#define TEXT_RAW_MAX(chars) ((size_t)(chars)*4 + 1024)
 
 #define COLS "id, email, name, bio, extra, status, created_at, updated_at"
 
@@ -90,7 +90,10 @@ static void fields_from_stmt(fields *f, be_stmt *st) {
   f->id = be_stmt_column_int64(st, 0);
   for (int i = 0; i < 4; i++) {
     f->s[i] = be_stmt_column_text(st, 1 + i, &f->n[i]);
-    if (f->s[i] == NULL) { f->s[i] = ""; f->n[i] = 0; }
+    if (f->s[i] == NULL) {
+      f->s[i] = "";
+      f->n[i] = 0;
+    }
   }
   f->status = (int32_t)be_stmt_column_int64(st, 5);
   f->created_at = be_stmt_column_int64(st, 6);
@@ -101,7 +104,10 @@ static void fields_from_rows(fields *f, const be_rows *r, size_t row) {
   f->id = be_rows_int64(r, row, 0);
   for (int i = 0; i < 4; i++) {
     f->s[i] = be_rows_text(r, row, 1 + i, &f->n[i]);
-    if (f->s[i] == NULL) { f->s[i] = ""; f->n[i] = 0; }
+    if (f->s[i] == NULL) {
+      f->s[i] = "";
+      f->n[i] = 0;
+    }
   }
   f->status = (int32_t)be_rows_int64(r, row, 5);
   f->created_at = be_rows_int64(r, row, 6);
@@ -253,7 +259,10 @@ static be_user_list *list_new(size_t n) {
   be_user_list *l = be__calloc(1, sizeof *l);
   if (l == NULL) return NULL;
   l->users = be__calloc(n ? n : 1, sizeof *l->users);
-  if (l->users == NULL) { be__free(l); return NULL; }
+  if (l->users == NULL) {
+    be__free(l);
+    return NULL;
+  }
   return l;
 }
 
@@ -363,7 +372,10 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
   if (rc == BE_OK && m.n > 0) rc = from_db(l, app, &m, gen0, err);
   be__free(m.ids);
   be__free(m.at);
-  if (rc != BE_OK) { be_user_list_free(l); return rc; }
+  if (rc != BE_OK) {
+    be_user_list_free(l);
+    return rc;
+  }
   *out = l;
   return BE_OK;
 }
@@ -405,7 +417,10 @@ int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_
   int rc = be__svc_each_pooled(&app->res, add_user, &p, err,
                                SELECT_USER "id > ?1 ORDER BY id LIMIT ?2", "ii", after,
                                (int64_t)limit + 1);
-  if (rc != BE_OK) { be_user_list_free(p.l); return rc; }
+  if (rc != BE_OK) {
+    be_user_list_free(p.l);
+    return rc;
+  }
   if (p.l->has_next) be__svc_cursor_encode(p.l->cursor, CURSOR_TAG, p.l->users[p.l->count - 1]->id);
   *out = p.l;
   return BE_OK;
@@ -430,7 +445,10 @@ static int collect(be_error **acc, int rc, be_error *e) {
     *acc = e;
     return rc;
   }
-  if (*acc == NULL) { *acc = e; return BE_OK; }
+  if (*acc == NULL) {
+    *acc = e;
+    return BE_OK;
+  }
   for (size_t i = 0; i < be_error_field_count(e); i++) {
     if (be_error_add_field(*acc, be_error_field_name(e, i), be_error_field_message(e, i)) != BE_OK) {
       be_error_free(e);
@@ -532,9 +550,7 @@ static int create_tx(be_conn *conn, void *ud, be_error **err) {
   if (rc != BE_OK) return conflict_email(rc, err);
   c->id = be_conn_last_insert_id(conn);
   /* The stored row is exactly what was bound (no read-back statement). */
-  fields f = {.id = c->id, .created_at = now, .updated_at = now, .status = c->v.status,
-              .s = {c->v.email, c->v.name, c->v.bio, c->v.extra},
-              .n = {c->v.email_len, c->v.name_len, c->v.bio_len, c->v.extra_len}};
+  fields f = {.id = c->id, .created_at = now, .updated_at = now, .status = c->v.status, .s = {c->v.email, c->v.name, c->v.bio, c->v.extra}, .n = {c->v.email_len, c->v.name_len, c->v.bio_len, c->v.extra_len}};
   if ((c->result = user_make(&f)) == NULL) return be__error_oom(err);
   be__buf b;
   be__buf_init(&b);
@@ -572,11 +588,20 @@ int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id
   if (rc == BE_OK) rc = write_begin(&c, app, actor_id, 0, err);
   if (rc != BE_OK) return rc;
   be_user_input full = *in;
-  if (full.bio == NULL) { full.bio = ""; full.bio_len = 0; }
-  if (full.extra == NULL) { full.extra = "{}"; full.extra_len = 2; }
+  if (full.bio == NULL) {
+    full.bio = "";
+    full.bio_len = 0;
+  }
+  if (full.extra == NULL) {
+    full.extra = "{}";
+    full.extra_len = 2;
+  }
   rc = check_input(&c.v, &full, BE_USER_FIELD_ALL, err);
   if (rc == BE_OK) rc = be__svc_write(&app->res, create_tx, &c, err);
-  if (rc != BE_OK) { be_user_free(c.result); return rc; }
+  if (rc != BE_OK) {
+    be_user_free(c.result);
+    return rc;
+  }
   if (out_id) *out_id = c.id;
   give_row(out, c.result);
   return BE_OK;
@@ -637,10 +662,22 @@ static int read_old_row(be_stmt *st, void *ud, be_error **err) {
     be__buf_printf(o->b, ",\"status\":{\"from\":%d,\"to\":%d}", (int)f.status, (int)c->v.status);
   if (!c->want_row) return BE_OK;
   /* exactly the values the UPDATE binds, over the rest of the row */
-  if (m & BE_USER_FIELD_EMAIL) { f.s[0] = c->v.email; f.n[0] = c->v.email_len; }
-  if (m & BE_USER_FIELD_NAME) { f.s[1] = c->v.name; f.n[1] = c->v.name_len; }
-  if (m & BE_USER_FIELD_BIO) { f.s[2] = c->v.bio; f.n[2] = c->v.bio_len; }
-  if (m & BE_USER_FIELD_EXTRA) { f.s[3] = c->v.extra; f.n[3] = c->v.extra_len; }
+  if (m & BE_USER_FIELD_EMAIL) {
+    f.s[0] = c->v.email;
+    f.n[0] = c->v.email_len;
+  }
+  if (m & BE_USER_FIELD_NAME) {
+    f.s[1] = c->v.name;
+    f.n[1] = c->v.name_len;
+  }
+  if (m & BE_USER_FIELD_BIO) {
+    f.s[2] = c->v.bio;
+    f.n[2] = c->v.bio_len;
+  }
+  if (m & BE_USER_FIELD_EXTRA) {
+    f.s[3] = c->v.extra;
+    f.n[3] = c->v.extra_len;
+  }
   if (m & BE_USER_FIELD_STATUS) f.status = c->v.status;
   f.updated_at = o->now;
   return (c->result = user_make(&f)) == NULL ? be__error_oom(err) : BE_OK;
@@ -678,7 +715,10 @@ static void audit_fields(be__buf *b, uint32_t m) {
 static int check_extra(write_ctx *c, be_conn *conn, int read, be_error **err) {
   int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
   if (rc == BE_E_VALIDATION && !read && user_missing(conn, c->id)) {
-    if (err) { be_error_free(*err); *err = NULL; }
+    if (err) {
+      be_error_free(*err);
+      *err = NULL;
+    }
     rc = not_found(c->id, err);
   }
   return rc;
@@ -735,7 +775,10 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
     rc = be__auth_end_access(conn, c->id, err);
   /* Reset links mailed to the old address die with it. */
   if (rc == BE_OK && c->email_changed) rc = be__auth_consume_resets(conn, c->id, err);
-  if (rc != BE_OK) { be__buf_free(&b); return rc; }
+  if (rc != BE_OK) {
+    be__buf_free(&b);
+    return rc;
+  }
   return audit_json(c, conn, "user.update", &b, err);
 }
 
@@ -762,7 +805,10 @@ int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
   c.want_row = out != NULL;
   rc = check_input(&c.v, in, in->fields, err);
   if (rc == BE_OK) rc = be__svc_write(&app->res, update_tx, &c, err);
-  if (rc != BE_OK) { be_user_free(c.result); return rc; }
+  if (rc != BE_OK) {
+    be_user_free(c.result);
+    return rc;
+  }
   invalidate(app, id);
   if (c.email_changed) { /* both addresses hear of it */
     be__mailer_notify(&app->res, id, BE__NOTICE_EMAIL_OLD, c.old_email);
@@ -781,8 +827,8 @@ static int delete_tx(be_conn *conn, void *ud, be_error **err) {
   /* Explicit deletes, not only ON DELETE CASCADE: correct even on a
    * connection with foreign keys off. */
   static const char *const sqls[] = {
-      "DELETE FROM sessions WHERE user_id = ?1", "DELETE FROM password_resets WHERE user_id = ?1",
-      "DELETE FROM user_roles WHERE user_id = ?1", "DELETE FROM users WHERE id = ?1"};
+    "DELETE FROM sessions WHERE user_id = ?1", "DELETE FROM password_resets WHERE user_id = ?1",
+    "DELETE FROM user_roles WHERE user_id = ?1", "DELETE FROM users WHERE id = ?1"};
   rc = BE_OK;
   for (size_t i = 0; i < sizeof sqls / sizeof sqls[0] && rc == BE_OK; i++)
     rc = be__svc_exec(conn, NULL, err, sqls[i], "i", c->id);

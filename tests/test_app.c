@@ -100,7 +100,8 @@ START_TEST(file_database_migrates_once_with_host_migrations) {
   ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 1000, "posts",
                                    "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER"
-                                   " NOT NULL REFERENCES users(id), title TEXT NOT NULL)", NULL),
+                                   " NOT NULL REFERENCES users(id), title TEXT NOT NULL)",
+                                   NULL),
                    BE_OK);
   be_app_options o;
   svc_fast_options(&o, path);
@@ -177,7 +178,8 @@ START_TEST(testkit_seeds_users_roles_and_host_rows) {
   ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 1000, "posts",
                                    "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER"
-                                   " NOT NULL, title TEXT NOT NULL)", NULL),
+                                   " NOT NULL, title TEXT NOT NULL)",
+                                   NULL),
                    BE_OK);
   be_app_options ao = BE_APP_OPTIONS_INIT;
   ao.host_migrations = m;
@@ -213,7 +215,8 @@ START_TEST(testkit_seeds_users_roles_and_host_rows) {
   /* the known password logs in; sessions expire on the fake clock */
   char *token = NULL;
   ck_assert_int_eq(be_auth_login(&token, NULL, app, "user2@example.test", NT, BE_TESTKIT_PASSWORD,
-                                 BE_NUL_TERMINATED, NULL), BE_OK);
+                                 BE_NUL_TERMINATED, NULL),
+                   BE_OK);
   ck_assert_int_eq(be_auth_verify(NULL, app, token, NT, NULL), BE_OK);
   ck_assert_int_eq(be_testkit_advance_ms(kit, 31 * 60 * 1000, NULL), BE_OK);
   ck_assert_int_eq(be_auth_verify(NULL, app, token, NT, NULL), BE_E_UNAUTHORIZED);

@@ -98,7 +98,10 @@ START_TEST(query_by_user_and_time_with_pages) {
       total++;
     }
     const char *next = be_audit_page_next_cursor(p);
-    if (!next) { be_audit_page_free(p); break; }
+    if (!next) {
+      be_audit_page_free(p);
+      break;
+    }
     snprintf(cursor, sizeof cursor, "%s", next);
     be_audit_page_free(p);
   }
@@ -190,8 +193,11 @@ START_TEST(writer_validates_input) {
   wctx nul = {app, "thing.poke", NULL};
   ck_assert_int_eq(be_tx_run(conn, BE_TX_IMMEDIATE, write_one, &nul, NULL), BE_OK);
   const wctx bad[] = {
-    {app, "Thing.Poke", "{}"}, {app, "", "{}"}, {app, NULL, "{}"},
-    {app, "thing.poke", "{nope"}, {app, "thing.poke", "\xff"},
+    {app, "Thing.Poke", "{}"},
+    {app, "", "{}"},
+    {app, NULL, "{}"},
+    {app, "thing.poke", "{nope"},
+    {app, "thing.poke", "\xff"},
   };
   const char *fields[] = {"action", "action", "action", "details", "details"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -478,14 +484,16 @@ static void rehash_from(be_app *app, int64_t from, const uint8_t *key) {
   for (int64_t id = from; id <= last; id++) {
     uint8_t h[32];
     ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT id, actor_id, action, target_type, target_id,"
-                                             " at, details FROM audit_log WHERE id = ?1", NULL),
+                                             " at, details FROM audit_log WHERE id = ?1",
+                                     NULL),
                      BE_OK);
     ck_assert_int_eq(be_stmt_bind_int64(st, 1, id, NULL), BE_OK);
     ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
     spec_hash(h, st, key, key ? 32 : 0, prev);
     be_stmt_finalize(st);
     ck_assert_int_eq(be_conn_prepare(&st, c, "UPDATE audit_log SET prev_hash = ?1, hash = ?2"
-                                             " WHERE id = ?3", NULL),
+                                             " WHERE id = ?3",
+                                     NULL),
                      BE_OK);
     ck_assert_int_eq(be_stmt_bind_blob(st, 1, prev, 32, NULL), BE_OK);
     ck_assert_int_eq(be_stmt_bind_blob(st, 2, h, 32, NULL), BE_OK);

@@ -215,19 +215,21 @@ END_TEST
 START_TEST(failures_share_one_answer) {
   be_testkit *k = kit_new(3);
   be_app *app = be_testkit_app(k);
-  login_denied(app, "user1@example.test", "wrong password here");  /* wrong password */
-  login_denied(app, "nobody@example.test", PW);                     /* unknown user */
+  login_denied(app, "user1@example.test", "wrong password here"); /* wrong password */
+  login_denied(app, "nobody@example.test", PW);                   /* unknown user */
   q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 2));
-  login_denied(app, "user2@example.test", PW);                      /* disabled, right pw */
+  login_denied(app, "user2@example.test", PW); /* disabled, right pw */
   q_exec(app, "UPDATE users SET password_hash = NULL WHERE id = ?", be_testkit_user_id(k, 0));
-  login_denied(app, "user0@example.test", PW);                      /* no password */
+  login_denied(app, "user0@example.test", PW); /* no password */
   q_exec(app, "UPDATE users SET password_hash = 'garbage' WHERE id = ?", be_testkit_user_id(k, 0));
-  login_denied(app, "user0@example.test", "garbage");               /* unusable hash */
+  login_denied(app, "user0@example.test", "garbage"); /* unusable hash */
   /* the wrong password counted; the others touched nothing */
   ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?",
-                         be_testkit_user_id(k, 1)), 1);
+                         be_testkit_user_id(k, 1)),
+                   1);
   ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?",
-                         be_testkit_user_id(k, 2)), 0);
+                         be_testkit_user_id(k, 2)),
+                   0);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
   be_testkit_free(k);
 }
@@ -252,7 +254,7 @@ START_TEST(backoff_doubles_and_ignores_attempts_inside_window) {
   login_denied(app, em, "wrong password here"); /* 3rd: blocked for 1 s */
   int64_t now = be_clock_wall_ns(be_testkit_clock(k));
   ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), now + BE_NS_PER_SEC);
-  login_denied(app, em, PW); /* right password inside the window: same answer */
+  login_denied(app, em, PW);                                                           /* right password inside the window: same answer */
   ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 3); /* not counted */
   be_testkit_advance_ms(k, 1000, NULL);
   login_denied(app, em, "wrong password here"); /* 4th: blocked for 2 s */
@@ -321,7 +323,7 @@ END_TEST
 /* ---- rehash (file database reopened with raised parameters) ---------- */
 
 static be_app *file_app_drv(const char *path, be_clock *clock, uint64_t ops, uint64_t mem,
-                           const be_driver *drv) {
+                            const be_driver *drv) {
   be_app_options o = BE_APP_OPTIONS_INIT;
   o.database = path;
   o.driver = drv;
@@ -344,7 +346,8 @@ static be_app *file_app(const char *path, be_clock *clock, uint64_t ops, uint64_
 static int64_t add_user(be_app *app, const char *email) {
   char sql[256];
   snprintf(sql, sizeof sql, "INSERT INTO users (email, name, created_at, updated_at) "
-                            "VALUES ('%s', 'Someone', 0, 0)", email);
+                            "VALUES ('%s', 'Someone', 0, 0)",
+           email);
   q_exec(app, sql, 0);
   int64_t id = q_int(app, "SELECT max(id) FROM users", 0);
   ck_assert_int_eq(be_auth_set_password(app, 0, id, PW, NT, NULL), BE_OK);
@@ -368,9 +371,11 @@ START_TEST(session_ids_migration_keeps_live_sessions) {
   q_exec(app, "CREATE TABLE old_sessions (token_hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL"
               " REFERENCES users(id) ON DELETE CASCADE, created_at INTEGER NOT NULL,"
               " last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
-              " revoked INTEGER NOT NULL DEFAULT 0)", 0);
+              " revoked INTEGER NOT NULL DEFAULT 0)",
+         0);
   q_exec(app, "INSERT INTO old_sessions SELECT token_hash, user_id, created_at, last_seen_at,"
-              " expires_at, revoked FROM sessions", 0);
+              " expires_at, revoked FROM sessions",
+         0);
   q_exec(app, "DROP TABLE sessions", 0);
   q_exec(app, "ALTER TABLE old_sessions RENAME TO sessions", 0);
   q_exec(app, "DELETE FROM schema_migrations WHERE version = 7", 0);
@@ -403,7 +408,8 @@ START_TEST(rehash_when_parameters_rise) {
   ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS, NULL), BE_OK);
   be_app *app = file_app(path, clock, 1, 64 * 1024);
   q_exec(app, "INSERT INTO users (email, name, created_at, updated_at) VALUES "
-              "('rehash@example.test', 'Re Hash', 0, 0)", 0);
+              "('rehash@example.test', 'Re Hash', 0, 0)",
+         0);
   int64_t id = q_int(app, "SELECT id FROM users WHERE email = 'rehash@example.test'", 0);
   ck_assert_int_eq(be_auth_set_password(app, 0, id, NEWPW, NT, NULL), BE_OK);
   char *h1 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
@@ -444,7 +450,8 @@ static void expect_dummy(be_app *app, unsigned long long ops, size_t kib) {
 static void store_hash(be_app *app, int64_t id, unsigned long long ops, size_t kib) {
   char h[crypto_pwhash_STRBYTES], sql[300];
   ck_assert_int_eq(crypto_pwhash_str_alg(h, PW, strlen(PW), ops, kib * 1024,
-                                         crypto_pwhash_ALG_ARGON2ID13), 0);
+                                         crypto_pwhash_ALG_ARGON2ID13),
+                   0);
   snprintf(sql, sizeof sql, "UPDATE users SET password_hash = '%s' WHERE id = ?", h);
   q_exec(app, sql, id);
 }
@@ -466,7 +473,9 @@ START_TEST(dummy_follows_most_expensive_stored_hash) {
   app = file_app(path, NULL, 1, 64 * 1024); /* parameters lowered */
   expect_dummy(app, 3, 256);                /* the stored hashes' */
   ck_assert_int_eq(q_int(app, "SELECT hashes FROM password_hash_params WHERE opslimit = 3 "
-                              "AND memlimit_kib = 256", 0), 3);
+                              "AND memlimit_kib = 256",
+                         0),
+                   3);
   login_denied(app, "nobody@example.test", PW);
   expect_dummy(app, 3, 256);
   /* a host import with costlier ones: the tie on m x t goes to the larger m */
@@ -488,7 +497,8 @@ START_TEST(dummy_follows_most_expensive_stored_hash) {
   ck_assert_int_eq(q_int(app, "SELECT hashes FROM password_hash_params", 0), 1);
   /* a wrong old password in a change verifies through it too */
   ck_assert_int_eq(be_auth_change_password(app, a, NULL, 0, "wrong password here", NT, NEWPW, NT,
-                                           NULL), BE_E_UNAUTHORIZED);
+                                           NULL),
+                   BE_E_UNAUTHORIZED);
   be_app_free(app);
   tu_rmdir(dir);
 }
@@ -819,12 +829,12 @@ START_TEST(sessions_listed_and_ended_by_id) {
   be_testkit *k = kit_new(2);
   be_app *app = be_testkit_app(k);
   int64_t u0 = be_testkit_user_id(k, 0), u1 = be_testkit_user_id(k, 1);
-  char *a = login_ok(app, "user0@example.test", PW, u0);  /* t = 0 */
+  char *a = login_ok(app, "user0@example.test", PW, u0); /* t = 0 */
   be_testkit_advance_ms(k, 5 * MIN_MS, NULL);
-  char *b = login_ok(app, "user0@example.test", PW, u0);  /* t = 5 min */
+  char *b = login_ok(app, "user0@example.test", PW, u0); /* t = 5 min */
   char *c = login_ok(app, "user1@example.test", PW, u1);
   be_testkit_advance_ms(k, 5 * MIN_MS, NULL);
-  ck_assert_int_eq(verify_code(app, a, NULL), BE_OK);      /* a used at t = 10 min */
+  ck_assert_int_eq(verify_code(app, a, NULL), BE_OK); /* a used at t = 10 min */
 
   be_auth_session_list *l = sessions_of(app, u0);
   ck_assert_uint_eq(be_auth_session_list_count(l), 2);
@@ -853,7 +863,8 @@ START_TEST(sessions_listed_and_ended_by_id) {
   ck_assert_int_eq(audit_count(app, "auth.session_end"), 1);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.session_end'"
                               " AND actor_id = ? AND details = '{\"session_id\":' || ("
-                              "SELECT max(id) FROM sessions WHERE revoked = 1) || '}'", u0),
+                              "SELECT max(id) FROM sessions WHERE revoked = 1) || '}'",
+                         u0),
                    1);
   l = sessions_of(app, u0);
   ck_assert_uint_eq(be_auth_session_list_count(l), 1);
@@ -916,7 +927,7 @@ START_TEST(session_info_gives_login_time) {
                 be_error_message(e));
   ck_assert_uint_eq(info.version, BE_AUTH_SESSION_INFO_VERSION);
   ck_assert_int_eq(info.user_id, u0);
-  ck_assert_int_eq(info.created_at_ms, START_MS + 3 * MIN_MS);  /* the login */
+  ck_assert_int_eq(info.created_at_ms, START_MS + 3 * MIN_MS);    /* the login */
   ck_assert_int_eq(info.last_used_at_ms, START_MS + 13 * MIN_MS); /* this use (slid) */
   ck_assert_int_eq(info.expires_at_ms, START_MS + 23 * MIN_MS);   /* absolute */
   be_auth_session_list *l = sessions_of(app, u0);
@@ -1031,9 +1042,15 @@ START_TEST(emails_and_tokens_take_exact_lengths) {
   be_app *app = be_testkit_app(k);
   const char *dangling = (const char *)1;
   char f[32];
-  static const struct { const char *s; size_t len; } bad[] = {
-    {(const char *)1, 0}, {"user0@example.test\0x", 20}, {"user0\xff@example.test", NT},
-    {"   ", NT}, {NULL, NT},
+  static const struct {
+    const char *s;
+    size_t len;
+  } bad[] = {
+    {(const char *)1, 0},
+    {"user0@example.test\0x", 20},
+    {"user0\xff@example.test", NT},
+    {"   ", NT},
+    {NULL, NT},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char *tok = NULL;
@@ -1089,12 +1106,16 @@ START_TEST(logout_and_revoke_all) {
   /* every login and logout is audited with the session's user as actor */
   ck_assert_int_eq(audit_count(app, "auth.login"), 4);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.login'"
-                              " AND actor_id = ? AND target_id = actor_id", id), 3);
+                              " AND actor_id = ? AND target_id = actor_id",
+                         id),
+                   3);
   ck_assert_int_eq(be_auth_logout(app, a, NT, NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, a, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_auth_logout(app, a, NT, NULL), BE_OK); /* idempotent */
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.logout'"
-                              " AND actor_id = ?", id), 1); /* the no-op wrote nothing */
+                              " AND actor_id = ?",
+                         id),
+                   1); /* the no-op wrote nothing */
   ck_assert_int_eq(verify_code(app, b, NULL), BE_OK);
   ck_assert_int_eq(be_auth_revoke_all(app, 0, id, NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, b, NULL), BE_E_UNAUTHORIZED);
@@ -1143,9 +1164,11 @@ START_TEST(change_password_revokes_other_sessions) {
   ck_assert_str_eq(be_error_message(e), "invalid password");
   be_error_free(e);
   ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, "not the password", NT, "short", NT,
-                                           NULL), BE_E_UNAUTHORIZED);
+                                           NULL),
+                   BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_auth_change_password(app, 999999, NULL, NT, "not the password", NT, "short", NT,
-                                           NULL), BE_E_UNAUTHORIZED);
+                                           NULL),
+                   BE_E_UNAUTHORIZED);
   /* another user's session is not "current" */
   ck_assert_int_eq(be_auth_change_password(app, id, foreign, NT, PW, NT, NEWPW, NT, NULL),
                    BE_E_UNAUTHORIZED);
@@ -1158,7 +1181,8 @@ START_TEST(change_password_revokes_other_sessions) {
   ck_assert_int_eq(audit_count(app, "auth.password_change"), 1);
   /* without a current session every session goes */
   ck_assert_int_eq(be_auth_change_password(app, id, NULL, NT, NEWPW, NT, "yet another passphrase", NT,
-                                           NULL), BE_OK);
+                                           NULL),
+                   BE_OK);
   ck_assert_int_eq(verify_code(app, cur, NULL), BE_E_UNAUTHORIZED);
   be_auth_token_free(cur);
   be_auth_token_free(old);
@@ -1219,7 +1243,8 @@ START_TEST(password_policy) {
   /* characters, not bytes: 12 two-byte letters pass, 11 fail */
   ck_assert_int_eq(expect_policy(app, "\xc3\xa9t\xc3\xa9 \xc3\xa0 la plage", NT, NULL), BE_OK);
   ck_assert_int_eq(expect_policy(app, "\xc3\xa9\xc3\xa8\xc3\xa0\xc3\xb9\xc3\xa7\xc3\xa9\xc3\xa8"
-                                      "\xc3\xa0\xc3\xb9\xc3\xa7\xc3\xa9", NT, "at least 12"),
+                                      "\xc3\xa0\xc3\xb9\xc3\xa7\xc3\xa9",
+                                 NT, "at least 12"),
                    BE_E_VALIDATION);
   char big[BE_AUTH_PASSWORD_MAX_BYTES + 1];
   uint32_t x = 1; /* letters from an LCG: no repeated unit */
@@ -1298,11 +1323,12 @@ START_TEST(password_policy_repeats_and_variety) {
   ck_assert_int_eq(expect_policy(app, "my password my password ", NT, "pattern"), BE_E_VALIDATION);
   for (int i = 0; i < 128; i++) big[i] = big[128 + i] = (char)('a' + (i * 7 + i / 26) % 26);
   ck_assert_int_eq(expect_policy(app, big, 256, "pattern"), BE_E_VALIDATION);
-  ck_assert_int_eq(expect_policy(app, big, 255, NULL), BE_OK); /* 128 of 255: over half */
+  ck_assert_int_eq(expect_policy(app, big, 255, NULL), BE_OK);                           /* 128 of 255: over half */
   ck_assert_int_eq(expect_policy(app, "abcdeabcdeabc", NT, "pattern"), BE_E_VALIDATION); /* cut short */
-  ck_assert_int_eq(expect_policy(app, "correct horse correct", NT, NULL), BE_OK); /* 14 of 21 */
+  ck_assert_int_eq(expect_policy(app, "correct horse correct", NT, NULL), BE_OK);        /* 14 of 21 */
   ck_assert_int_eq(expect_policy(app, "\xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 ",
-                                 NT, "pattern"), BE_E_VALIDATION); /* multi-byte units too */
+                                 NT, "pattern"),
+                   BE_E_VALIDATION); /* multi-byte units too */
   /* too few different characters, though not periodic */
   ck_assert_int_eq(expect_policy(app, "aabbaabbccaacc", NT, "5 different"), BE_E_VALIDATION);
   ck_assert_int_eq(expect_policy(app, "AaBbaabbCcaaDd", NT, "5 different"), BE_E_VALIDATION);
@@ -1357,7 +1383,7 @@ START_TEST(breached_list_from_file) {
   sha1_hex("lower hex phrase", 16, hex);
   memset(overlong, 'z', sizeof overlong);
   int n = snprintf(data, sizeof data, "\xEF\xBB\xBFplain listed phrase\r\n\n%s:4711\r\n%s\n"
-                   "  spaced phrase kept  \nplain listed phrase\nlast line no newline",
+                                      "  spaced phrase kept  \nplain listed phrase\nlast line no newline",
                    upper, hex);
   write_file(path, data, (size_t)n);
   int64_t count = -1;
@@ -1374,7 +1400,8 @@ START_TEST(breached_list_from_file) {
   ck_assert_int_eq(expect_policy(app, "a fine passphrase", NT, NULL), BE_OK);
   /* it guards setting a password too */
   ck_assert_int_eq(be_auth_set_password(app, 0, be_testkit_user_id(k, 0), "hex listed phrase", NT,
-                                        &e), BE_E_VALIDATION);
+                                        &e),
+                   BE_E_VALIDATION);
   ck_assert_str_eq(be_error_field_name(e, 0), "password");
   be_error_free(e);
   e = NULL;
@@ -1437,7 +1464,7 @@ START_TEST(reset_single_use) {
   ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "short", NT, &e), BE_E_VALIDATION);
   be_error_free(e);
   ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_OK); /* not consumed above */
-  ck_assert_int_eq(verify_code(app, sess, NULL), BE_E_UNAUTHORIZED);       /* all sessions ended */
+  ck_assert_int_eq(verify_code(app, sess, NULL), BE_E_UNAUTHORIZED);              /* all sessions ended */
   e = NULL;
   ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "another passphrase", NT, &e), BE_E_UNAUTHORIZED);
   ck_assert_str_eq(be_error_message(e), "invalid or expired reset token");
@@ -1730,7 +1757,9 @@ START_TEST(reset_requests_do_equal_work) {
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0),
                    2 + BE_AUTH_RESET_MAX_PENDING);
   ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id IS NULL "
-                              "AND used = 1", 0), 6);
+                              "AND used = 1",
+                         0),
+                   6);
   int64_t purged = 0;
   ck_assert_int_eq(be_auth_purge_expired(&purged, app, NULL), BE_OK);
   ck_assert_int_eq(purged, 6);

@@ -25,8 +25,8 @@ static void exec_ok(be_conn *c, const char *sql) {
 }
 
 static const char *const text_owners[] = {
-    "alice", "bob", "O'Brien", "Robert'); DROP TABLE tags;--", "\xc3\xa9l\xc3\xa8ve", "\xf0\x9f\x98\x80",
-    "", "a\"b", "back\\slash", "nobody-has-this"};
+  "alice", "bob", "O'Brien", "Robert'); DROP TABLE tags;--", "\xc3\xa9l\xc3\xa8ve", "\xf0\x9f\x98\x80",
+  "", "a\"b", "back\\slash", "nobody-has-this"};
 #define N_OWNERS (sizeof text_owners / sizeof text_owners[0])
 
 static void setup(void) {
@@ -44,7 +44,9 @@ static void setup(void) {
   srand(7);
   be_stmt *st = NULL;
   ck_assert_int_eq(be_conn_prepare(&st, c, "INSERT INTO posts(user_id, title, score, data, deleted)"
-                                           " VALUES (?, ?, ?, ?, ?)", NULL), BE_OK);
+                                           " VALUES (?, ?, ?, ?, ?)",
+                                   NULL),
+                   BE_OK);
   for (int u = 1; u <= 200; u++) {
     int n = u % 7 == 0 ? 0 : rand() % 6; /* some users have no posts */
     for (int i = 0; i < n; i++) {
@@ -52,7 +54,8 @@ static void setup(void) {
       snprintf(title, sizeof title, "post %d of user %d", i, u);
       be_stmt_bind_int64(st, 1, u, NULL);
       be_stmt_bind_text(st, 2, title, BE_NUL_TERMINATED, NULL);
-      if (i % 3 == 0) be_stmt_bind_null(st, 3, NULL); else be_stmt_bind_double(st, 3, i * 1.5, NULL);
+      if (i % 3 == 0) be_stmt_bind_null(st, 3, NULL);
+      else be_stmt_bind_double(st, 3, i * 1.5, NULL);
       unsigned char blob[3] = {(unsigned char)u, 0, (unsigned char)i};
       be_stmt_bind_blob(st, 4, blob, sizeof blob, NULL);
       be_stmt_bind_int64(st, 5, i == 4, NULL);
@@ -145,7 +148,9 @@ START_TEST(rows_typed_access) {
   be_rows_free(r);
   /* many rows: the arena grows past one chunk */
   ck_assert_int_eq(be_rows_query(&r, c, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM n"
-                                        " WHERE x < 5000) SELECT x, printf('%0100d', x) FROM n", NULL, NULL), BE_OK);
+                                        " WHERE x < 5000) SELECT x, printf('%0100d', x) FROM n",
+                                 NULL, NULL),
+                   BE_OK);
   ck_assert_uint_eq(be_rows_count(r), 5000);
   ck_assert_int_eq(be_rows_int64(r, 4999, 0), 5000);
   ck_assert_uint_eq(strlen(be_rows_text(r, 4999, 1, NULL)), 100);
@@ -250,9 +255,18 @@ START_TEST(batch_int_matches_naive) {
     o.strategy = trial % 2 ? BE_BATCH_JSON_EACH : BE_BATCH_IN_LIST;
     static const int32_t chunks[] = {0, 1, 3, 8, 50};
     o.max_chunk = chunks[(trial / 2) % 5];
-    if (trial % 3 == 1) { o.order_by = by_id_desc; o.order_by_count = 1; }
-    if (trial % 3 == 2) { o.order_by = by_id; o.order_by_count = 1; }
-    if (trial % 4 == 3) { o.where = "deleted = ?"; o.where_params = wp; }
+    if (trial % 3 == 1) {
+      o.order_by = by_id_desc;
+      o.order_by_count = 1;
+    }
+    if (trial % 3 == 2) {
+      o.order_by = by_id;
+      o.order_by_count = 1;
+    }
+    if (trial % 4 == 3) {
+      o.where = "deleted = ?";
+      o.where_params = wp;
+    }
     size_t n;
     switch (trial % 8) {
       case 0: n = 0; break;
@@ -262,10 +276,10 @@ START_TEST(batch_int_matches_naive) {
     int64_t keys[300];
     for (size_t i = 0; i < n; i++) {
       int r = rand() % 10;
-      keys[i] = r == 0 && i > 0 ? keys[rand() % i]            /* duplicate */
-                : r == 1 ? 1000 + rand() % 50                  /* no rows */
-                : r == 2 ? -(int64_t)(rand() % 5)              /* negative */
-                : 1 + rand() % 200;
+      keys[i] = r == 0 && i > 0 ? keys[rand() % i]       /* duplicate */
+                : r == 1        ? 1000 + rand() % 50     /* no rows */
+                : r == 2        ? -(int64_t)(rand() % 5) /* negative */
+                                : 1 + rand() % 200;
     }
     check_against_naive(c, &o, keys, n);
     /* statements: one per chunk of distinct keys */
@@ -276,7 +290,8 @@ START_TEST(batch_int_matches_naive) {
       nd += j == i;
     }
     size_t chunk = o.max_chunk ? (size_t)o.max_chunk : BE_NUL_TERMINATED;
-    size_t expect = nd == 0 ? 0 : chunk == BE_NUL_TERMINATED ? 1 : (nd + chunk - 1) / chunk;
+    size_t expect = nd == 0 ? 0 : chunk == BE_NUL_TERMINATED ? 1
+                                                             : (nd + chunk - 1) / chunk;
     ck_assert_int_eq(statements, (int)expect);
   }
   be_params_free(wp);
@@ -300,7 +315,7 @@ START_TEST(batch_text_keys_bound_safely) {
     o.max_chunk = 3;
     const char *keys[N_OWNERS + 2];
     for (size_t i = 0; i < N_OWNERS; i++) keys[i] = text_owners[N_OWNERS - 1 - i];
-    keys[N_OWNERS] = "alice"; /* duplicate */
+    keys[N_OWNERS] = "alice";     /* duplicate */
     keys[N_OWNERS + 1] = "ALICE"; /* case differs: no rows */
     be_batch_result *res = NULL;
     be_error *e = NULL;

@@ -5,8 +5,8 @@
 #include "testutil.h"
 
 #include "cache_internal.h" /* BE__CACHE_STRIPES */
-#include "ebr.h"      /* the reclamation scheme, tested directly */
-#include "spinlock.h" /* the shard lock, tested directly */
+#include "ebr.h"            /* the reclamation scheme, tested directly */
+#include "spinlock.h"       /* the shard lock, tested directly */
 
 #include <pthread.h>
 #include <sched.h>
@@ -20,9 +20,9 @@
 
 /* Check records every passing ck_assert; the model loop runs hundreds of
  * thousands of comparisons, so it only calls into Check on a failure. */
-#define QEQ(a, b)                                                      \
-  do {                                                                 \
-    if ((uint64_t)(a) != (uint64_t)(b)) ck_assert_uint_eq((a), (b));   \
+#define QEQ(a, b)                                                    \
+  do {                                                               \
+    if ((uint64_t)(a) != (uint64_t)(b)) ck_assert_uint_eq((a), (b)); \
   } while (0)
 #define QTRUE(c, ...)                          \
   do {                                         \
@@ -75,7 +75,7 @@ static be_cache_stats stats_of(be_cache *c) {
 static void assert_stats_add_up(be_cache *c) {
   be_cache_stats st = stats_of(c);
   ck_assert_uint_eq(st.inserts, st.entries + st.evictions_size + st.evictions_count +
-                                    st.expirations + st.invalidations + st.replacements);
+                                  st.expirations + st.invalidations + st.replacements);
 }
 
 /* Eviction callback recorder. */
@@ -799,8 +799,8 @@ static int ev_cmp(const void *a, const void *b) {
 }
 
 static const char *const key_pool[] = {"user:1", "user:2", "user:3", "user:10", "user:11",
-                                       "sess:1", "sess:2", "u",      "ux",      "perm:1",
-                                       "perm:2", "a",      "",       "user:",   "sess:33"};
+                                       "sess:1", "sess:2", "u", "ux", "perm:1",
+                                       "perm:2", "a", "", "user:", "sess:33"};
 static const char *const prefix_pool[] = {"user:", "user:1", "sess:", "u", "perm:", "x", ""};
 
 static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
@@ -844,7 +844,8 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
       for (size_t i = 0; i < vlen; i++) v[i] = (unsigned char)rnd();
       int64_t ttl;
       unsigned t = (unsigned)rnd_below(4);
-      ttl = t == 0 ? BE_CACHE_TTL_DEFAULT : t == 1 ? BE_CACHE_TTL_FOREVER : (int64_t)(1 + rnd_below(40));
+      ttl = t == 0 ? BE_CACHE_TTL_DEFAULT : t == 1 ? BE_CACHE_TTL_FOREVER
+                                                   : (int64_t)(1 + rnd_below(40));
       int want = m_set(&m, k, v, vlen, ttl, now);
       QEQ(be_cache_set(c, k, klen, v, vlen, ttl, NULL), want);
     } else if (r < 70) { /* get, through either read path */
@@ -865,7 +866,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
         size_t n = 0;
         int rc = be_cache_get_copy(buf, sizeof buf, &n, c, k, klen, NULL);
         QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
-                      (unsigned long long)seed, op, k);
+              (unsigned long long)seed, op, k);
         if (i >= 0) {
           QEQ(n, m.e[i].vlen);
           QEQ(memcmp(buf, m.e[i].val, n), 0);
@@ -874,7 +875,7 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
         be_cache_entry *h = NULL;
         int rc = be_cache_get(&h, c, k, klen, NULL);
         QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
-                      (unsigned long long)seed, op, k);
+              (unsigned long long)seed, op, k);
         if (i >= 0) {
           size_t n;
           const void *v = be_cache_entry_value(h, &n);
@@ -930,21 +931,21 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
 
     /* the callbacks of this op, in order */
     QTRUE(rec.n == m.nev, "seed %llu op %d: %zu events, model %zu",
-                  (unsigned long long)seed, op, rec.n, m.nev);
+          (unsigned long long)seed, op, rec.n, m.nev);
     if (sort_events) {
       qsort(rec.ev + ev_before, rec.n - ev_before, sizeof(event), ev_cmp);
       qsort(m.ev + ev_before, m.nev - ev_before, sizeof(event), ev_cmp);
     }
     for (size_t i = ev_before; i < m.nev; i++) {
       QTRUE(strcmp(rec.ev[i].key, m.ev[i].key) == 0 && rec.ev[i].reason == m.ev[i].reason,
-                    "seed %llu op %d event %zu: (%s,%d) model (%s,%d)", (unsigned long long)seed,
-                    op, i, rec.ev[i].key, rec.ev[i].reason, m.ev[i].key, m.ev[i].reason);
+            "seed %llu op %d event %zu: (%s,%d) model (%s,%d)", (unsigned long long)seed,
+            op, i, rec.ev[i].key, rec.ev[i].reason, m.ev[i].key, m.ev[i].reason);
     }
     if (m.nev > MAX_EVENTS - 100) m.nev = rec.n = 0;
 
     be_cache_stats st = stats_of(c);
     QTRUE((size_t)st.entries == m.n, "seed %llu op %d: entries %llu model %zu",
-                  (unsigned long long)seed, op, (unsigned long long)st.entries, m.n);
+          (unsigned long long)seed, op, (unsigned long long)st.entries, m.n);
     QEQ(st.bytes, m.bytes);
     QEQ(st.hits, m.hits);
     QEQ(st.misses, m.misses);
@@ -1411,34 +1412,34 @@ END_TEST
  * update). It starts its own load instead. */
 START_TEST(caller_after_delete_does_not_join_stale_load) {
   for (int how = 0; how < 3; how++) {
-  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
-  ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
-  load_ctx l = {0};
-  l.cache = c;
-  caller a = {.c = c, .l = &l, .key = "user:7"}, b = {.c = c, .l = &l, .key = "user:7"};
-  pthread_t ta, tb;
-  pthread_create(&ta, NULL, call_get_or_load, &a);
-  wait_until_loads_started(&l.calls, 1);
-  /* the row changed meanwhile: delete (not cached yet: BE_E_NOT_FOUND),
+    be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+    ck_assert_int_eq(be_cache_register_prefix(c, "user:", 5, NULL), BE_OK);
+    load_ctx l = {0};
+    l.cache = c;
+    caller a = {.c = c, .l = &l, .key = "user:7"}, b = {.c = c, .l = &l, .key = "user:7"};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, call_get_or_load, &a);
+    wait_until_loads_started(&l.calls, 1);
+    /* the row changed meanwhile: delete (not cached yet: BE_E_NOT_FOUND),
    * registered-prefix invalidation, unregistered-prefix invalidation */
-  if (how == 0) be_cache_delete(c, "user:7", 6, NULL);
-  if (how == 1) be_cache_invalidate_prefix(c, "user:", 5, NULL);
-  if (how == 2) be_cache_invalidate_prefix(c, "user:7", 6, NULL);
-  pthread_create(&tb, NULL, call_get_or_load, &b);
-  int64_t start = be_clock_now_ns(NULL);
-  while (atomic_load(&l.calls) < 2 && stats_of(c).load_waits < 1) {
-    ck_assert_msg(be_clock_now_ns(NULL) - start < 10 * SEC, "second caller never arrived");
-    sched_yield();
-  }
-  atomic_store(&l.release, 1);
-  pthread_join(ta, NULL);
-  pthread_join(tb, NULL);
-  ck_assert_int_eq(a.rc, BE_OK);
-  ck_assert_int_eq(b.rc, BE_OK);
-  ck_assert_int_eq(b.status, BE_CACHE_LOADED);
-  ck_assert_int_eq(atomic_load(&l.calls), 2);
-  ck_assert_uint_eq(stats_of(c).load_waits, 0);
-  be_cache_free(c);
+    if (how == 0) be_cache_delete(c, "user:7", 6, NULL);
+    if (how == 1) be_cache_invalidate_prefix(c, "user:", 5, NULL);
+    if (how == 2) be_cache_invalidate_prefix(c, "user:7", 6, NULL);
+    pthread_create(&tb, NULL, call_get_or_load, &b);
+    int64_t start = be_clock_now_ns(NULL);
+    while (atomic_load(&l.calls) < 2 && stats_of(c).load_waits < 1) {
+      ck_assert_msg(be_clock_now_ns(NULL) - start < 10 * SEC, "second caller never arrived");
+      sched_yield();
+    }
+    atomic_store(&l.release, 1);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    ck_assert_int_eq(a.rc, BE_OK);
+    ck_assert_int_eq(b.rc, BE_OK);
+    ck_assert_int_eq(b.status, BE_CACHE_LOADED);
+    ck_assert_int_eq(atomic_load(&l.calls), 2);
+    ck_assert_uint_eq(stats_of(c).load_waits, 0);
+    be_cache_free(c);
   }
 }
 END_TEST
@@ -2074,10 +2075,13 @@ static void *stress_thread(void *p) {
     /* the value names its key, so a torn or freed read shows */
     int vl = snprintf(v, sizeof v, "%s|%0*d", k, (int)((s >> 20) % 30), id);
     switch ((s >> 32) % 10) {
-      case 0: case 1: case 2:
+      case 0:
+      case 1:
+      case 2:
         be_cache_set(a->c, k, (size_t)kl, v, (size_t)vl, (int64_t)((s >> 40) % 3), NULL);
         break;
-      case 3: case 4: {
+      case 3:
+      case 4: {
         be_cache_entry *h = NULL;
         if (be_cache_get(&h, a->c, k, (size_t)kl, NULL) == BE_OK) {
           size_t n;
@@ -2089,7 +2093,8 @@ static void *stress_thread(void *p) {
         }
         break;
       }
-      case 5: case 6: {
+      case 5:
+      case 6: {
         be_cache_entry *h = NULL;
         if (be_cache_get_or_load(&h, NULL, a->c, k, (size_t)kl, loader, a->l, NULL) == BE_OK) {
           size_t n;

@@ -163,8 +163,13 @@ START_TEST(text_arguments_with_lengths) {
   ck_assert_uint_eq(be_error_field_count(e), 3);
   be_error_free(e);
 
-  static const struct { const char *text; size_t len; const char *why; } bad[] = {
-    {"a\0b", 3, "contains a NUL byte"}, {"\xff", 1, "is not valid UTF-8"},
+  static const struct {
+    const char *text;
+    size_t len;
+    const char *why;
+  } bad[] = {
+    {"a\0b", 3, "contains a NUL byte"},
+    {"\xff", 1, "is not valid UTF-8"},
     {"ok \xed\xa0\x80", BE_NUL_TERMINATED, "is not valid UTF-8"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -193,7 +198,10 @@ END_TEST
 START_TEST(long_messages_are_cut_on_utf8_boundary) {
   size_t n = 10000;
   char *big = malloc(n + 1);
-  for (size_t i = 0; i < n; i += 2) { big[i] = (char)0xC3; big[i + 1] = (char)0xA9; } /* é */
+  for (size_t i = 0; i < n; i += 2) {
+    big[i] = (char)0xC3;
+    big[i + 1] = (char)0xA9;
+  } /* é */
   big[n] = 0;
   be_error *e = NULL;
   ck_assert_int_eq(be_error_new(&e, BE_E_VALIDATION, big + 1), BE_E_VALIDATION); /* mid-char */
@@ -230,10 +238,21 @@ static int python_check(const char *lines, const char *script) {
 }
 
 static const char *nasty[] = {
-  "", "plain", "quote\" backslash\\ slash/", "\n\r\t\b\f\x01\x1f\x7f",
-  "\xff\xfe invalid", "\xc3", "\xe2\x82", "\xed\xa0\x80 surrogate", "\xc0\xaf overlong",
-  "emoji \xf0\x9f\x98\x80 ok", "\xf4\x90\x80\x80 too big", "</script><script>alert(1)</script>",
-  "\\u0000", "'; DROP TABLE users; --", "\xe2\x80\xa8 line sep",
+  "",
+  "plain",
+  "quote\" backslash\\ slash/",
+  "\n\r\t\b\f\x01\x1f\x7f",
+  "\xff\xfe invalid",
+  "\xc3",
+  "\xe2\x82",
+  "\xed\xa0\x80 surrogate",
+  "\xc0\xaf overlong",
+  "emoji \xf0\x9f\x98\x80 ok",
+  "\xf4\x90\x80\x80 too big",
+  "</script><script>alert(1)</script>",
+  "\\u0000",
+  "'; DROP TABLE users; --",
+  "\xe2\x80\xa8 line sep",
 };
 
 START_TEST(json_is_valid_for_nasty_input) {
@@ -273,7 +292,10 @@ static void expected_hex(const unsigned char *p, size_t n, char *hex) {
   for (size_t i = 0; i < n;) {
     size_t len = 0;
     unsigned c = p[i];
-    unsigned need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    unsigned need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2
+                                 : (c & 0xF0) == 0xE0 ? 3
+                                 : (c & 0xF8) == 0xF0 ? 4
+                                                      : 0;
     if (need && i + need <= n) {
       unsigned long cp = need == 1 ? c : c & (0xFFu >> (need + 1));
       int ok = 1;
@@ -281,10 +303,16 @@ static void expected_hex(const unsigned char *p, size_t n, char *hex) {
         if ((p[i + k] & 0xC0) != 0x80) ok = 0;
         cp = (cp << 6) | (p[i + k] & 0x3F);
       }
-      unsigned long min = need == 1 ? 0 : need == 2 ? 0x80 : need == 3 ? 0x800 : 0x10000;
+      unsigned long min = need == 1 ? 0 : need == 2 ? 0x80
+                                        : need == 3 ? 0x800
+                                                    : 0x10000;
       if (ok && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF)) len = need;
     }
-    if (len == 0) { hl += (size_t)sprintf(hex + hl, "efbfbd"); i++; continue; }
+    if (len == 0) {
+      hl += (size_t)sprintf(hex + hl, "efbfbd");
+      i++;
+      continue;
+    }
     for (size_t k = 0; k < len; k++) hl += (size_t)sprintf(hex + hl, "%02x", p[i + k]);
     i += len;
   }
@@ -312,12 +340,12 @@ START_TEST(json_random_bytes_round_trip) {
     be_error_free(e);
   }
   ck_assert(python_check(lines,
-      "python3 -c 'import json,sys\n"
-      "for line in open(sys.argv[1], encoding=\"utf-8\"):\n"
-      "  h, j = line.rstrip(\"\\n\").split(\"\\t\", 1)\n"
-      "  d = json.loads(j)\n"
-      "  assert d[\"detail\"].encode(\"utf-8\").hex() == h, (h, j)\n"
-      "  assert d[\"status\"] == 400 and d[\"errors\"][0][\"field\"] == d[\"detail\"]\n'"));
+                         "python3 -c 'import json,sys\n"
+                         "for line in open(sys.argv[1], encoding=\"utf-8\"):\n"
+                         "  h, j = line.rstrip(\"\\n\").split(\"\\t\", 1)\n"
+                         "  d = json.loads(j)\n"
+                         "  assert d[\"detail\"].encode(\"utf-8\").hex() == h, (h, j)\n"
+                         "  assert d[\"status\"] == 400 and d[\"errors\"][0][\"field\"] == d[\"detail\"]\n'"));
   free(lines);
 }
 END_TEST

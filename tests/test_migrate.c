@@ -41,12 +41,18 @@ static be_migrator *library_and_host(void) {
   /* registered out of order: applied ascending (2 and 3 need 1) */
   ck_assert_int_eq(be_migrator_add(m, 3, "host: orders",
                                    "CREATE TABLE orders(id INTEGER PRIMARY KEY, "
-                                   "user_id INTEGER NOT NULL REFERENCES users(id))", NULL), BE_OK);
+                                   "user_id INTEGER NOT NULL REFERENCES users(id))",
+                                   NULL),
+                   BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 1, "users", "CREATE TABLE users(id INTEGER PRIMARY KEY, "
-                                   "email TEXT NOT NULL UNIQUE)", NULL), BE_OK);
+                                                  "email TEXT NOT NULL UNIQUE)",
+                                   NULL),
+                   BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 2, "users.name",
                                    "ALTER TABLE users ADD COLUMN name TEXT; "
-                                   "CREATE INDEX users_name ON users(name)", NULL), BE_OK);
+                                   "CREATE INDEX users_name ON users(name)",
+                                   NULL),
+                   BE_OK);
   return m;
 }
 
@@ -67,7 +73,9 @@ START_TEST(apply_in_order_and_idempotent) {
 
   be_stmt *s = NULL;
   ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT version, name, applied_at FROM schema_migrations "
-                                   "ORDER BY version", NULL), BE_OK);
+                                          "ORDER BY version",
+                                   NULL),
+                   BE_OK);
   const char *names[] = {"users", "users.name", "host: orders"};
   int64_t now = be_clock_wall_ns(NULL) / BE_NS_PER_SEC;
   for (int i = 0; i < 3; i++) {
@@ -101,7 +109,8 @@ START_TEST(failure_keeps_previous_version) {
   be_conn *c = open_conn();
   be_migrator *m = library_and_host();
   ck_assert_int_eq(be_migrator_add(m, 4, "broken", "CREATE TABLE t4(x); INSERT INTO nosuch VALUES (1)",
-                                   NULL), BE_OK);
+                                   NULL),
+                   BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 5, "after", "CREATE TABLE t5(x)", NULL), BE_OK);
   int64_t v = -1;
   be_error *e = NULL;
@@ -146,7 +155,8 @@ START_TEST(transaction_control_in_script_is_refused) {
                                    "CREATE TRIGGER a_ins AFTER INSERT ON a BEGIN\n"
                                    "  INSERT INTO log VALUES (new.x);\nEND;\n"
                                    "SAVEPOINT s; CREATE TABLE tmp(x); ROLLBACK TO s; RELEASE s;",
-                                   NULL), BE_OK);
+                                   NULL),
+                   BE_OK);
   ck_assert_int_eq(be_migrator_add(m, 2, "sneaky commit",
                                    "CREATE TABLE b(x); /* done */ COMMIT; CREATE TABLE c(x)", NULL),
                    BE_OK);
@@ -208,7 +218,8 @@ START_TEST(trigger_bodies_with_semicolons) {
                                    "  DELETE FROM log WHERE x = old.x; DELETE FROM log WHERE x = old.x * 10;\n"
                                    "END;\n"
                                    "INSERT INTO a VALUES (1)",
-                                   NULL), BE_OK);
+                                   NULL),
+                   BE_OK);
   int64_t v = 0;
   be_error *e = NULL;
   ck_assert_int_eq(be_migrator_apply(&v, m, c, &e), BE_OK);
@@ -258,7 +269,8 @@ START_TEST(version_1_driver_table_still_works) {
                                    "CREATE TRIGGER users_ins AFTER INSERT ON users BEGIN\n"
                                    "  INSERT INTO log VALUES (new.id); INSERT INTO log VALUES (-new.id);\n"
                                    "END;",
-                                   NULL), BE_OK);
+                                   NULL),
+                   BE_OK);
   int64_t v = 0;
   ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
   ck_assert_int_eq(v, 4);
@@ -293,7 +305,8 @@ START_TEST(version_1_driver_table_still_works) {
   ck_assert_int_eq(be_conn_exec(c, "ATTACH ':memory:' AS information_schema; "
                                    "CREATE TABLE information_schema.tables(table_name TEXT); "
                                    "INSERT INTO information_schema.tables VALUES ('schema_migrations')",
-                                NULL), BE_OK);
+                                NULL),
+                   BE_OK);
   ck_assert_int_eq(be_migrator_current_version(&v, c, NULL), BE_OK);
   ck_assert_int_eq(v, 4);
   be_conn_close(c);

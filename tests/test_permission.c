@@ -154,9 +154,9 @@ START_TEST(changes_are_idempotent_audited_and_bump_the_epoch) {
   ck_assert_int_eq(be_perm_epoch(&e1, app, NULL), BE_OK);
   ck_assert_int_eq(e1, e0 + 1);
   int64_t rows = svc_int(app, "SELECT count(*) FROM audit_log");
-  ck_assert_int_eq(be_perm_role_grant(app, 7, "r", NT, "a:b", NT, NULL), BE_OK); /* again: no-op */
+  ck_assert_int_eq(be_perm_role_grant(app, 7, "r", NT, "a:b", NT, NULL), BE_OK);  /* again: no-op */
   ck_assert_int_eq(be_perm_role_revoke(app, 7, "r", NT, "x:y", NT, NULL), BE_OK); /* not held: no-op */
-  ck_assert_int_eq(be_perm_user_unassign(app, 7, u, "r", NT, NULL), BE_OK);  /* not held: no-op */
+  ck_assert_int_eq(be_perm_user_unassign(app, 7, u, "r", NT, NULL), BE_OK);       /* not held: no-op */
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), rows);
   ck_assert_int_eq(be_perm_epoch(&e0, app, NULL), BE_OK);
   ck_assert_int_eq(e0, e1);
@@ -311,7 +311,10 @@ static int alloc_body(void *arg) {
   be_app *app = NULL;
   be_error *e = NULL;
   int rc = be_app_new(&app, &o, &e);
-  if (rc != BE_OK) { be_error_free(e); return rc; }
+  if (rc != BE_OK) {
+    be_error_free(e);
+    return rc;
+  }
   be_user_input in = BE_USER_INPUT_INIT;
   in.email = "p@x.io";
   in.name = "P";
@@ -323,7 +326,11 @@ static int alloc_body(void *arg) {
   if (rc == BE_OK) rc = be_perm_check(app, id, "a:b", NT, &e);
   if (rc == BE_OK) {
     rc = be_perm_check(app, id, "c:d", NT, &e);
-    if (rc == BE_E_FORBIDDEN) { be_error_free(e); e = NULL; rc = BE_OK; }
+    if (rc == BE_E_FORBIDDEN) {
+      be_error_free(e);
+      e = NULL;
+      rc = BE_OK;
+    }
   }
   if (rc == BE_OK) {
     be_perm_list *l = NULL;

@@ -22,7 +22,7 @@
 
 typedef struct mock_conn {
   int id;
-  int dead;  /* ping and exec fail with BE_E_CONN_LOST */
+  int dead; /* ping and exec fail with BE_E_CONN_LOST */
   int in_tx;
   int fail_rollback;
 } mock_conn;
@@ -62,29 +62,95 @@ static int m_lost(be_error **err) {
   return BE_E_CONN_LOST;
 }
 static int m_prepare(void *c, void **o, const char *s, size_t n, be_error **e) {
-  (void)c; (void)o; (void)s; (void)n; (void)e;
+  (void)c;
+  (void)o;
+  (void)s;
+  (void)n;
+  (void)e;
   return BE_E_UNSUPPORTED;
 }
-static int m_bnull(void *s, int32_t i, be_error **e) { (void)s; (void)i; (void)e; return BE_OK; }
-static int m_bint(void *s, int32_t i, int64_t v, be_error **e) { (void)s; (void)i; (void)v; (void)e; return BE_OK; }
-static int m_bdbl(void *s, int32_t i, double v, be_error **e) { (void)s; (void)i; (void)v; (void)e; return BE_OK; }
+static int m_bnull(void *s, int32_t i, be_error **e) {
+  (void)s;
+  (void)i;
+  (void)e;
+  return BE_OK;
+}
+static int m_bint(void *s, int32_t i, int64_t v, be_error **e) {
+  (void)s;
+  (void)i;
+  (void)v;
+  (void)e;
+  return BE_OK;
+}
+static int m_bdbl(void *s, int32_t i, double v, be_error **e) {
+  (void)s;
+  (void)i;
+  (void)v;
+  (void)e;
+  return BE_OK;
+}
 static int m_btext(void *s, int32_t i, const char *v, size_t n, be_error **e) {
-  (void)s; (void)i; (void)v; (void)n; (void)e;
+  (void)s;
+  (void)i;
+  (void)v;
+  (void)n;
+  (void)e;
   return BE_OK;
 }
 static int m_bblob(void *s, int32_t i, const void *v, size_t n, be_error **e) {
-  (void)s; (void)i; (void)v; (void)n; (void)e;
+  (void)s;
+  (void)i;
+  (void)v;
+  (void)n;
+  (void)e;
   return BE_OK;
 }
-static int m_step(void *s, be_error **e) { (void)s; (void)e; return BE_DONE; }
-static int32_t m_ccount(void *s) { (void)s; return 0; }
-static const char *m_cname(void *s, int32_t c) { (void)s; (void)c; return NULL; }
-static int32_t m_ctype(void *s, int32_t c) { (void)s; (void)c; return BE_TYPE_NULL; }
-static int64_t m_cint(void *s, int32_t c) { (void)s; (void)c; return 0; }
-static double m_cdbl(void *s, int32_t c) { (void)s; (void)c; return 0; }
-static const char *m_ctext(void *s, int32_t c, size_t *n) { (void)s; (void)c; if (n) *n = 0; return NULL; }
-static const void *m_cblob(void *s, int32_t c, size_t *n) { (void)s; (void)c; if (n) *n = 0; return NULL; }
-static int m_reset(void *s, be_error **e) { (void)s; (void)e; return BE_OK; }
+static int m_step(void *s, be_error **e) {
+  (void)s;
+  (void)e;
+  return BE_DONE;
+}
+static int32_t m_ccount(void *s) {
+  (void)s;
+  return 0;
+}
+static const char *m_cname(void *s, int32_t c) {
+  (void)s;
+  (void)c;
+  return NULL;
+}
+static int32_t m_ctype(void *s, int32_t c) {
+  (void)s;
+  (void)c;
+  return BE_TYPE_NULL;
+}
+static int64_t m_cint(void *s, int32_t c) {
+  (void)s;
+  (void)c;
+  return 0;
+}
+static double m_cdbl(void *s, int32_t c) {
+  (void)s;
+  (void)c;
+  return 0;
+}
+static const char *m_ctext(void *s, int32_t c, size_t *n) {
+  (void)s;
+  (void)c;
+  if (n) *n = 0;
+  return NULL;
+}
+static const void *m_cblob(void *s, int32_t c, size_t *n) {
+  (void)s;
+  (void)c;
+  if (n) *n = 0;
+  return NULL;
+}
+static int m_reset(void *s, be_error **e) {
+  (void)s;
+  (void)e;
+  return BE_OK;
+}
 static void m_finalize(void *s) { (void)s; }
 static int m_exec(void *c, const char *sql, be_error **e) {
   (void)sql;
@@ -111,26 +177,32 @@ static int m_rollback(void *c, be_error **e) {
   m->in_tx = 0;
   return BE_OK;
 }
-static int m_sp(void *c, const char *n, be_error **e) { (void)c; (void)n; (void)e; return BE_OK; }
-static int64_t m_lastid(void *c) { (void)c; return 0; }
-static int64_t m_changes(void *c) { (void)c; return 0; }
+static int m_sp(void *c, const char *n, be_error **e) {
+  (void)c;
+  (void)n;
+  (void)e;
+  return BE_OK;
+}
+static int64_t m_lastid(void *c) {
+  (void)c;
+  return 0;
+}
+static int64_t m_changes(void *c) {
+  (void)c;
+  return 0;
+}
 static int m_ping(void *c, be_error **e) {
   atomic_fetch_add(&mock_pings, 1);
   return ((mock_conn *)c)->dead ? m_lost(e) : BE_OK;
 }
-static int32_t m_blimit(void *c) { (void)c; return 999; }
+static int32_t m_blimit(void *c) {
+  (void)c;
+  return 999;
+}
 static int32_t m_intx(void *c) { return ((mock_conn *)c)->in_tx; }
 
 static const be_driver mock_driver = {
-    .version = BE_DRIVER_VERSION, .name = "mock", .open = m_open, .close = m_close,
-    .prepare = m_prepare, .bind_null = m_bnull, .bind_int64 = m_bint, .bind_double = m_bdbl,
-    .bind_text = m_btext, .bind_blob = m_bblob, .step = m_step, .column_count = m_ccount,
-    .column_name = m_cname, .column_type = m_ctype, .column_int64 = m_cint,
-    .column_double = m_cdbl, .column_text = m_ctext, .column_blob = m_cblob, .reset = m_reset,
-    .finalize = m_finalize, .exec = m_exec, .begin = m_begin, .commit = m_commit,
-    .rollback = m_rollback, .savepoint = m_sp, .release = m_sp, .rollback_to = m_sp,
-    .last_insert_id = m_lastid, .changes = m_changes, .ping = m_ping, .bind_limit = m_blimit,
-    .in_transaction = m_intx};
+  .version = BE_DRIVER_VERSION, .name = "mock", .open = m_open, .close = m_close, .prepare = m_prepare, .bind_null = m_bnull, .bind_int64 = m_bint, .bind_double = m_bdbl, .bind_text = m_btext, .bind_blob = m_bblob, .step = m_step, .column_count = m_ccount, .column_name = m_cname, .column_type = m_ctype, .column_int64 = m_cint, .column_double = m_cdbl, .column_text = m_ctext, .column_blob = m_cblob, .reset = m_reset, .finalize = m_finalize, .exec = m_exec, .begin = m_begin, .commit = m_commit, .rollback = m_rollback, .savepoint = m_sp, .release = m_sp, .rollback_to = m_sp, .last_insert_id = m_lastid, .changes = m_changes, .ping = m_ping, .bind_limit = m_blimit, .in_transaction = m_intx};
 
 /* lib/storage.h (internal; the tests link the static library) */
 void *be__conn_native(be_conn *conn);
@@ -959,9 +1031,9 @@ START_TEST(stats_exact_after_script) {
   o.acquire_timeout_ms = 0;
   be_pool *p = new_pool(&o);
   be_conn *a, *b, *c, *d = NULL;
-  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);    /* idle one */
-  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);    /* created */
-  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);    /* created */
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);              /* idle one */
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);              /* created */
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);              /* created */
   ck_assert_int_eq(be_pool_acquire(&d, p, NULL), BE_E_POOL_DEADLOCK); /* same thread, full */
   be_pool_release(p, b);
   native(c)->dead = 1;
@@ -1142,7 +1214,7 @@ START_TEST(lifetime_and_idle_reaping) {
 
   be_clock_advance(clk, 4 * BE_NS_PER_SEC, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
-  ck_assert_int_eq(stats(p).total, 3); /* not idle long enough */
+  ck_assert_int_eq(stats(p).total, 3);            /* not idle long enough */
   be_clock_advance(clk, 2 * BE_NS_PER_SEC, NULL); /* t = 6 s */
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   be_pool_stats s = stats(p);
@@ -1201,9 +1273,9 @@ START_TEST(lifetime_jitter_spreads_expiry) {
   be_clock_advance(clk, 251 * BE_NS_PER_MS, NULL);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_uint_eq(stats(p).expired, 32); /* all originals gone by 1001 ms */
-  ck_assert_uint_gt(mid, 0);                /* but not all at once */
-  ck_assert_uint_lt(mid, 32);               /* (either fails with p = 2^-32) */
-  ck_assert_int_eq(stats(p).total, 32);     /* and refilled */
+  ck_assert_uint_gt(mid, 0);               /* but not all at once */
+  ck_assert_uint_lt(mid, 32);              /* (either fails with p = 2^-32) */
+  ck_assert_int_eq(stats(p).total, 32);    /* and refilled */
   be_pool_free(p);
   be_clock_free(clk);
 }
@@ -1406,7 +1478,9 @@ static char *make_db(char *dsn, size_t n) {
   ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dsn, NULL), BE_OK);
   ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE t(x INTEGER PRIMARY KEY);"
                                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-                                   " WHERE i < 10) INSERT INTO t SELECT i FROM n", NULL), BE_OK);
+                                   " WHERE i < 10) INSERT INTO t SELECT i FROM n",
+                                NULL),
+                   BE_OK);
   be_conn_close(c);
   return dir;
 }
@@ -1725,9 +1799,9 @@ START_TEST(release_detaches_scope_left_attached) {
 
   ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   ck_assert_int_eq(run_once(c, "SELECT 2", 0), BE_OK);
-  ck_assert_int_eq(be_scope_query_count(sc), 1); /* the next holder's query is not counted */
+  ck_assert_int_eq(be_scope_query_count(sc), 1);                        /* the next holder's query is not counted */
   ck_assert_uint_eq(be_query_stats_queries(be_pool_query_stats(p)), 2); /* the pool's stay */
-  be_scope_free(sc); /* must not touch the connection another holder uses */
+  be_scope_free(sc);                                                    /* must not touch the connection another holder uses */
   ck_assert_int_eq(be__conn_observer_count(c), base);
   be_pool_release(p, c);
   be_pool_free(p);

@@ -23,7 +23,9 @@ static void setup(void) {
   snprintf(dsn, sizeof dsn, "%s/scope.db", dir);
   be_conn *c = open_conn();
   ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);"
-                                   "INSERT INTO users VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');", NULL), BE_OK);
+                                   "INSERT INTO users VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');",
+                                NULL),
+                   BE_OK);
   be_conn_close(c);
 }
 
@@ -190,7 +192,8 @@ START_TEST(slowlog_records_redacts_and_wraps) {
   ck_assert_int_eq(be_clock_fake_new(&clk, 0, 1700000000 * BE_NS_PER_SEC, NULL), BE_OK);
   be__conn_set_clock(c, clk);
   ck_assert_int_eq(sqlite3_create_function(be__sqlite_db(c), "slow", 1, SQLITE_UTF8, clk, slow_fn,
-                                           NULL, NULL), SQLITE_OK);
+                                           NULL, NULL),
+                   SQLITE_OK);
   be_slowlog_options o = BE_SLOWLOG_OPTIONS_INIT;
   ck_assert_int_eq(o.threshold_ms, 100);
   o.capacity = 3;
@@ -296,7 +299,8 @@ START_TEST(slow_recursive_cte_with_system_clock) {
   ck_assert_int_eq(be_slowlog_new(&log, &o, NULL), BE_OK);
   ck_assert_int_eq(be_slowlog_attach(log, c, NULL), BE_OK);
   run_select(c, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 300000)"
-                " SELECT sum(x) FROM n WHERE x > 7", 0);
+                " SELECT sum(x) FROM n WHERE x > 7",
+             0);
   ck_assert_uint_eq(be_slowlog_count(log), 1);
   int64_t dur = 0;
   char *sql = NULL;

@@ -395,7 +395,8 @@ START_TEST(open_errors) {
   /* not a database */
   FILE *fp = fopen(dbpath, "w");
   fputs("this is not an sqlite database, just some text that is long enough......"
-        "................................................................", fp);
+        "................................................................",
+        fp);
   fclose(fp);
   ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, &e), BE_E_DB_UNREACHABLE);
   ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_NOTADB);
@@ -507,7 +508,7 @@ START_TEST(driver_options_and_defaults) {
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
   be_stmt_finalize(s);
   ck_assert_int_eq(
-      be_conn_prepare(&s, c, "SELECT COUNT(*) FROM json_each(?) WHERE value IN (1, 3)", NULL), BE_OK);
+    be_conn_prepare(&s, c, "SELECT COUNT(*) FROM json_each(?) WHERE value IN (1, 3)", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_text(s, 1, "[1,2,3]", BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
   ck_assert_int_eq(be_stmt_column_int64(s, 0), 2);
@@ -731,7 +732,8 @@ START_TEST(observer_sees_each_run_once) {
 
   /* errors are reported with their code */
   ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO t VALUES (abs(-9223372036854775807 - 1))",
-                                   NULL), BE_OK);
+                                   NULL),
+                   BE_OK);
   ck_assert_int_lt(be_stmt_step(s, NULL), 0);
   ck_assert_int_eq(l.calls, 4);
   ck_assert_int_eq(l.rc, BE_E_STORAGE);
@@ -758,7 +760,10 @@ static int closes;
 static be_conn *closed_conn;
 
 static void obs_a(void *ud, const char *sql, int64_t d, int64_t rows, int rc) {
-  (void)sql; (void)d; (void)rows; (void)rc;
+  (void)sql;
+  (void)d;
+  (void)rows;
+  (void)rc;
   strncat(order, ud, sizeof order - strlen(order) - 1);
 }
 

@@ -88,25 +88,35 @@ static const struct {
   const char *email;
   const char *why; /* a word of the expected message */
 } lookalikes[] = {
-  {"\xd0\xb0lice@example.com", "mixes"},              /* Cyrillic a (U+0430) */
-  {"\xef\xbd\x81lice@example.com", "fullwidth"},      /* fullwidth a (U+FF41) */
-  {"alice@example.com\xe2\x80\x8b", "invisible"},     /* trailing U+200B */
-  {"ali\xc2\xa0" "ce@example.com", "space"},          /* U+00A0 in the local part */
-  {"alice@ex\xd0\xb0mple.com", "mixes"},              /* Cyrillic a in the domain */
-  {"\xce\xb1lice@example.com", "mixes"},              /* Greek alpha */
+  {"\xd0\xb0lice@example.com", "mixes"},          /* Cyrillic a (U+0430) */
+  {"\xef\xbd\x81lice@example.com", "fullwidth"},  /* fullwidth a (U+FF41) */
+  {"alice@example.com\xe2\x80\x8b", "invisible"}, /* trailing U+200B */
+  {"ali\xc2\xa0"
+   "ce@example.com",
+   "space"},                                            /* U+00A0 in the local part */
+  {"alice@ex\xd0\xb0mple.com", "mixes"},                /* Cyrillic a in the domain */
+  {"\xce\xb1lice@example.com", "mixes"},                /* Greek alpha */
   {"\xd0\xb0\xd1\x81\xd0\xb5@example.com", "Cyrillic"}, /* all-Cyrillic "ace" */
-  {"alice\xe2\x80\xae@example.com", "bidirectional"}, /* U+202E */
-  {"alice\xe2\x81\xa6@example.com", "bidirectional"}, /* U+2066 */
-  {"al\xc2\xad" "ice@example.com", "invisible"},      /* soft hyphen */
-  {"al\xe2\x81\xa0ice@example.com", "invisible"},     /* word joiner U+2060 */
-  {"\xef\xbb\xbf" "alice@example.com", "invisible"},  /* BOM U+FEFF */
-  {"al\xe2\x80\x8dice@example.com", "invisible"},     /* zero-width joiner */
-  {"alice@example\xe3\x80\x80.com", "space"},         /* ideographic space U+3000 */
-  {"alice@example.com\xe2\x80\xa8", "space"},         /* line separator U+2028 */
-  {"a\xcc\x81lice@example.com", "combining"},         /* a + U+0301 */
-  {"\xe2\x84\xaa" "alice@example.com", "compatibility"}, /* Kelvin sign */
+  {"alice\xe2\x80\xae@example.com", "bidirectional"},   /* U+202E */
+  {"alice\xe2\x81\xa6@example.com", "bidirectional"},   /* U+2066 */
+  {"al\xc2\xad"
+   "ice@example.com",
+   "invisible"},                                  /* soft hyphen */
+  {"al\xe2\x81\xa0ice@example.com", "invisible"}, /* word joiner U+2060 */
+  {"\xef\xbb\xbf"
+   "alice@example.com",
+   "invisible"},                                  /* BOM U+FEFF */
+  {"al\xe2\x80\x8dice@example.com", "invisible"}, /* zero-width joiner */
+  {"alice@example\xe3\x80\x80.com", "space"},     /* ideographic space U+3000 */
+  {"alice@example.com\xe2\x80\xa8", "space"},     /* line separator U+2028 */
+  {"a\xcc\x81lice@example.com", "combining"},     /* a + U+0301 */
+  {"\xe2\x84\xaa"
+   "alice@example.com",
+   "compatibility"},                                     /* Kelvin sign */
   {"\xf0\x9d\x90\x9alice@example.com", "compatibility"}, /* mathematical bold a */
-  {"\xef\xac\x81" "nn@example.com", "ligature"},      /* fi ligature */
+  {"\xef\xac\x81"
+   "nn@example.com",
+   "ligature"},                                       /* fi ligature */
   {"alice\xee\x80\x80@example.com", "private-use"},   /* U+E000 */
   {"alice\xf3\xa0\x80\x81@example.com", "invisible"}, /* language tag U+E0001 */
 };
@@ -123,8 +133,8 @@ START_TEST(lookalike_emails_are_refused) {
     int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
     ck_assert_msg(rc == BE_E_VALIDATION, "case %zu accepted", i);
     ck_assert_msg(strstr(be_error_message(e), lookalikes[i].why) ||
-                      (be_error_field_count(e) == 1 &&
-                       strstr(be_error_field_message(e, 0), lookalikes[i].why)),
+                    (be_error_field_count(e) == 1 &&
+                     strstr(be_error_field_message(e, 0), lookalikes[i].why)),
                   "case %zu: %s / %s", i, be_error_message(e), be_error_field_message(e, 0));
     svc_expect_field(rc, &e, BE_E_VALIDATION, "email");
     be_user_input up = BE_USER_INPUT_INIT;
@@ -136,9 +146,9 @@ START_TEST(lookalike_emails_are_refused) {
 
   /* real addresses in other scripts, and accents written precomposed, pass */
   static const char *const fine[] = {
-    "ren\xc3\xa9@example.com",                                  /* rene with U+00E9 */
+    "ren\xc3\xa9@example.com", /* rene with U+00E9 */
     "\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd@\xd0\xbf\xd1\x80\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80.\xd1\x80\xd1\x84",
-    "ivan.\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd@example.com",        /* one script per label */
+    "ivan.\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd@example.com", /* one script per label */
     "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",
     "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae@example.com", /* Greek */
     "alice+tag_1-x@example.com",
@@ -160,7 +170,8 @@ START_TEST(deleted_ids_are_not_reused) {
   int64_t next = svc_user(app, "next@x.io", "Next");
   ck_assert_int_gt(next, last);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE target_type = 'user'"
-                                " AND target_id = (SELECT max(id) FROM users)"), 1);
+                                " AND target_id = (SELECT max(id) FROM users)"),
+                   1);
   int64_t r1 = 0, r2 = 0;
   ck_assert_int_eq(be_perm_role_create(&r1, app, 0, "gone", NT, NULL), BE_OK);
   ck_assert_int_eq(be_perm_role_delete(app, 0, "gone", NT, NULL), BE_OK);
@@ -652,12 +663,18 @@ START_TEST(pagination_visits_each_row_once) {
       last = id;
       int found = 0;
       for (int k = 0; k < N; k++)
-        if (ids[k] == id) { seen[k]++; found = 1; }
+        if (ids[k] == id) {
+          seen[k]++;
+          found = 1;
+        }
       if (!found) extra++;
     }
     pages++;
     const char *next = be_user_list_next_cursor(l);
-    if (next == NULL) { be_user_list_free(l); break; }
+    if (next == NULL) {
+      be_user_list_free(l);
+      break;
+    }
     snprintf(cursor, sizeof cursor, "%s", next);
     be_user_list_free(l);
     /* churn between pages: insert new rows, delete one seen and one unseen */
@@ -710,7 +727,8 @@ START_TEST(delete_revokes_sessions_and_grants) {
   int64_t uid = be_testkit_user_id(kit, 1);
   char *token = NULL;
   ck_assert_int_eq(be_auth_login(&token, NULL, app, "user1@example.test", NT, BE_TESTKIT_PASSWORD,
-                                 BE_NUL_TERMINATED, &e), BE_OK);
+                                 BE_NUL_TERMINATED, &e),
+                   BE_OK);
   int64_t who = 0;
   ck_assert_int_eq(be_auth_verify(&who, app, token, NT, NULL), BE_OK);
   ck_assert_int_eq(who, uid);
@@ -736,7 +754,8 @@ START_TEST(disable_revokes_sessions_and_permissions) {
   int64_t uid = be_testkit_user_id(kit, 1);
   char *token = NULL;
   ck_assert_int_eq(be_auth_login(&token, NULL, app, "user1@example.test", NT, BE_TESTKIT_PASSWORD,
-                                 BE_NUL_TERMINATED, NULL), BE_OK);
+                                 BE_NUL_TERMINATED, NULL),
+                   BE_OK);
   ck_assert_int_eq(be_perm_check(app, uid, "posts:read", NT, NULL), BE_OK);
   be_user_input up = BE_USER_INPUT_INIT;
   up.fields = BE_USER_FIELD_STATUS;
@@ -860,7 +879,10 @@ static int alloc_body(void *arg) {
   be_app *app = NULL;
   be_error *e = NULL;
   int rc = be_app_new(&app, &o, &e);
-  if (rc != BE_OK) { be_error_free(e); return rc; }
+  if (rc != BE_OK) {
+    be_error_free(e);
+    return rc;
+  }
   be_user_input in = BE_USER_INPUT_INIT;
   in.email = "oom@x.io";
   in.name = "Oom";
@@ -868,8 +890,14 @@ static int alloc_body(void *arg) {
   be_user *u = NULL;
   int64_t id = 0;
   rc = be_user_create(&u, &id, app, 0, &in, &e);
-  if (rc == BE_OK) { be_user_free(u); rc = be_user_get(&u, app, id, &e); }
-  if (rc == BE_OK) { be_user_free(u); u = NULL; }
+  if (rc == BE_OK) {
+    be_user_free(u);
+    rc = be_user_get(&u, app, id, &e);
+  }
+  if (rc == BE_OK) {
+    be_user_free(u);
+    u = NULL;
+  }
   if (rc == BE_OK) {
     be_user_input up = BE_USER_INPUT_INIT;
     up.fields = BE_USER_FIELD_NAME;
@@ -943,8 +971,8 @@ START_TEST(written_row_equals_stored_row) {
   be_user_free(u);
 
   static const uint32_t masks[] = {
-      BE_USER_FIELD_NAME, BE_USER_FIELD_BIO, BE_USER_FIELD_EXTRA, BE_USER_FIELD_STATUS,
-      BE_USER_FIELD_EMAIL | BE_USER_FIELD_BIO, BE_USER_FIELD_ALL};
+    BE_USER_FIELD_NAME, BE_USER_FIELD_BIO, BE_USER_FIELD_EXTRA, BE_USER_FIELD_STATUS,
+    BE_USER_FIELD_EMAIL | BE_USER_FIELD_BIO, BE_USER_FIELD_ALL};
   for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
     char email[64], name[32], bio[32], extra[32];
     snprintf(email, sizeof email, " ROW+%zu@example.com", i);
@@ -968,7 +996,8 @@ START_TEST(written_row_equals_stored_row) {
   ck_assert_int_eq(be_audit_verify(&bad, NULL, app, NULL), BE_OK);
   ck_assert_int_eq(bad, 0);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action = 'user.update'"
-                                " AND details LIKE '{\"fields\":[\"bio\"]}'"), 2);
+                                " AND details LIKE '{\"fields\":[\"bio\"]}'"),
+                   2);
   be_app_free(app);
 }
 END_TEST

@@ -56,20 +56,23 @@ static inline void tu_alloc_restore(void) { be_set_allocator(NULL, NULL); }
 /* Run `body` with the Nth allocation failing for N = 1, 2, ... until it
  * succeeds with no failure reached; after each run no block may be live.
  * body returns the BE_* code of the operation under test. */
-#define TU_FOR_EACH_ALLOC_FAILURE(body_fn, arg)                                  \
-  do {                                                                           \
-    for (long tu_n = 1; tu_n < 100000; tu_n++) {                                 \
-      tu_alloc_install(tu_n);                                                    \
-      int tu_rc = body_fn(arg);                                                  \
-      long tu_live = atomic_load(&tu_alloc_live);                                \
-      long tu_used = atomic_load(&tu_alloc_count);                               \
-      tu_alloc_restore();                                                        \
+#define TU_FOR_EACH_ALLOC_FAILURE(body_fn, arg)                                   \
+  do {                                                                            \
+    for (long tu_n = 1; tu_n < 100000; tu_n++) {                                  \
+      tu_alloc_install(tu_n);                                                     \
+      int tu_rc = body_fn(arg);                                                   \
+      long tu_live = atomic_load(&tu_alloc_live);                                 \
+      long tu_used = atomic_load(&tu_alloc_count);                                \
+      tu_alloc_restore();                                                         \
       ck_assert_msg(tu_live == 0, "leak of %ld blocks when allocation %ld fails", \
-                    tu_live, tu_n);                                              \
-      if (tu_used < tu_n) { ck_assert_int_eq(tu_rc, BE_OK); break; }             \
-      ck_assert_msg(tu_rc != BE_OK || tu_used < tu_n,                            \
-                    "allocation %ld failed but the call said OK", tu_n);         \
-    }                                                                            \
+                    tu_live, tu_n);                                               \
+      if (tu_used < tu_n) {                                                       \
+        ck_assert_int_eq(tu_rc, BE_OK);                                           \
+        break;                                                                    \
+      }                                                                           \
+      ck_assert_msg(tu_rc != BE_OK || tu_used < tu_n,                             \
+                    "allocation %ld failed but the call said OK", tu_n);          \
+    }                                                                             \
   } while (0)
 
 /* A fresh temporary directory (caller frees the string with free()). */
@@ -89,23 +92,23 @@ static inline void tu_rmdir(char *dir) {
 
 /* Run `call`, which passes &tu_e as its be_error **err: it must return
  * `code` and fill the error with that same code. */
-#define TU_EXPECT_ERR(code, call)                            \
-  do {                                                       \
-    be_error *tu_e = NULL;                                   \
-    ck_assert_int_eq((call), (code));                        \
-    ck_assert_ptr_nonnull(tu_e);                             \
-    ck_assert_int_eq(be_error_code(tu_e), (code));           \
-    be_error_free(tu_e);                                     \
+#define TU_EXPECT_ERR(code, call)                  \
+  do {                                             \
+    be_error *tu_e = NULL;                         \
+    ck_assert_int_eq((call), (code));              \
+    ck_assert_ptr_nonnull(tu_e);                   \
+    ck_assert_int_eq(be_error_code(tu_e), (code)); \
+    be_error_free(tu_e);                           \
   } while (0)
 
 /* main() for a test binary made of one suite. */
-#define TU_MAIN(suite_fn)                                    \
-  int main(void) {                                           \
-    SRunner *sr = srunner_create(suite_fn());                \
-    srunner_run_all(sr, CK_NORMAL);                          \
-    int failed = srunner_ntests_failed(sr);                  \
-    srunner_free(sr);                                        \
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;        \
+#define TU_MAIN(suite_fn)                             \
+  int main(void) {                                    \
+    SRunner *sr = srunner_create(suite_fn());         \
+    srunner_run_all(sr, CK_NORMAL);                   \
+    int failed = srunner_ntests_failed(sr);           \
+    srunner_free(sr);                                 \
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE; \
   }
 
 #endif

@@ -30,7 +30,8 @@ typedef struct be_allocator {
 } be_allocator;
 
 /** Static initializer: the current version, every function pointer NULL. */
-#define BE_ALLOCATOR_INIT { BE_ALLOCATOR_VERSION, NULL, NULL, NULL, NULL }
+#define BE_ALLOCATOR_INIT \
+  { BE_ALLOCATOR_VERSION, NULL, NULL, NULL, NULL }
 
 /**
  * Fill *a like BE_ALLOCATOR_INIT (then set the three functions).

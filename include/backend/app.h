@@ -40,40 +40,40 @@ struct be_cache;
  * Times are milliseconds. Only ever grows at the end.
  */
 typedef struct be_app_options {
-  uint32_t version;              /**< BE_APP_OPTIONS_VERSION */
-  const char *database;          /**< DSN for the driver, copied ["backend.db"; ":memory:" works] */
-  const be_driver *driver;       /**< [the built-in SQLite driver] */
-  int32_t pool_min;              /**< [2] */
-  int32_t pool_max;              /**< [10] */
-  int64_t acquire_timeout_ms;    /**< [30000] */
-  int64_t cache_max_entries;     /**< [100000] */
-  int64_t cache_max_bytes;       /**< [64 MiB] */
-  int64_t user_cache_ttl_ms;     /**< profile cache TTL, key user:{id} [300000] */
-  uint64_t pwhash_opslimit;      /**< argon2id t [crypto_pwhash_OPSLIMIT_INTERACTIVE] */
-  uint64_t pwhash_memlimit;      /**< argon2id m in bytes [crypto_pwhash_MEMLIMIT_INTERACTIVE] */
-  int32_t insecure_test_hashing; /**< 1 allows parameters below OWASP's minimum (tests only) [0] */
-  int32_t password_min_length;   /**< in characters, 12..256 [12] */
-  int32_t max_concurrent_hashes; /**< argon2id runs at once; more wait up to hash_wait_ms [4] */
-  int64_t session_idle_ms;       /**< [30 min] */
-  int64_t session_absolute_ms;   /**< [12 h] */
-  int32_t throttle_after;        /**< consecutive failures before backoff [5] */
-  int32_t lockout_after;         /**< consecutive failures before lockout [10] */
-  int64_t lockout_ms;            /**< lockout duration [15 min] */
-  int64_t reset_token_ttl_ms;    /**< password reset token lifetime [1 h] */
-  be_clock *clock;               /**< borrowed; must outlive the app [system clock] */
-  const struct be_mailer *mailer;       /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
-  struct be_migrator *host_migrations;  /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's [none] */
+  uint32_t version;                    /**< BE_APP_OPTIONS_VERSION */
+  const char *database;                /**< DSN for the driver, copied ["backend.db"; ":memory:" works] */
+  const be_driver *driver;             /**< [the built-in SQLite driver] */
+  int32_t pool_min;                    /**< [2] */
+  int32_t pool_max;                    /**< [10] */
+  int64_t acquire_timeout_ms;          /**< [30000] */
+  int64_t cache_max_entries;           /**< [100000] */
+  int64_t cache_max_bytes;             /**< [64 MiB] */
+  int64_t user_cache_ttl_ms;           /**< profile cache TTL, key user:{id} [300000] */
+  uint64_t pwhash_opslimit;            /**< argon2id t [crypto_pwhash_OPSLIMIT_INTERACTIVE] */
+  uint64_t pwhash_memlimit;            /**< argon2id m in bytes [crypto_pwhash_MEMLIMIT_INTERACTIVE] */
+  int32_t insecure_test_hashing;       /**< 1 allows parameters below OWASP's minimum (tests only) [0] */
+  int32_t password_min_length;         /**< in characters, 12..256 [12] */
+  int32_t max_concurrent_hashes;       /**< argon2id runs at once; more wait up to hash_wait_ms [4] */
+  int64_t session_idle_ms;             /**< [30 min] */
+  int64_t session_absolute_ms;         /**< [12 h] */
+  int32_t throttle_after;              /**< consecutive failures before backoff [5] */
+  int32_t lockout_after;               /**< consecutive failures before lockout [10] */
+  int64_t lockout_ms;                  /**< lockout duration [15 min] */
+  int64_t reset_token_ttl_ms;          /**< password reset token lifetime [1 h] */
+  be_clock *clock;                     /**< borrowed; must outlive the app [system clock] */
+  const struct be_mailer *mailer;      /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
+  struct be_migrator *host_migrations; /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's [none] */
   /* The audit chain's key (backend/audit.h "Keyed chain"). */
-  const uint8_t *audit_key;      /**< secret keying the audit chain, kept outside the database; copied by be_app_new() [NULL: unkeyed] */
-  size_t audit_key_len;          /**< bytes of audit_key, 32..64 (BE_AUDIT_KEY_MIN_BYTES..BE_AUDIT_KEY_MAX_BYTES) [0] */
-  int32_t audit_key_adopt;       /**< 1: key a log that already holds unkeyed rows, from its next row on [0: refuse] */
+  const uint8_t *audit_key; /**< secret keying the audit chain, kept outside the database; copied by be_app_new() [NULL: unkeyed] */
+  size_t audit_key_len;     /**< bytes of audit_key, 32..64 (BE_AUDIT_KEY_MIN_BYTES..BE_AUDIT_KEY_MAX_BYTES) [0] */
+  int32_t audit_key_adopt;  /**< 1: key a log that already holds unkeyed rows, from its next row on [0: refuse] */
   /* Password hashing: the queue for hash slots, and the pepper with its
    * rotation (backend/auth.h, "Pepper"). be_app_new() copies the peppers;
    * no pointer to them is kept. */
-  int64_t hash_wait_ms;          /**< longest wait for a hash slot (FIFO), then 503; 1..60000 [1000] */
-  const uint8_t *pepper;         /**< secret key of BE_AUTH_PEPPER_MIN_BYTES..MAX_BYTES that keys every new password hash; keep it outside the database [none] */
-  size_t pepper_len;             /**< bytes of pepper [0] */
-  int32_t pepper_id;             /**< 1..INT32_MAX, stored with each hash the pepper keys; required with a pepper [0: none] */
+  int64_t hash_wait_ms;                   /**< longest wait for a hash slot (FIFO), then 503; 1..60000 [1000] */
+  const uint8_t *pepper;                  /**< secret key of BE_AUTH_PEPPER_MIN_BYTES..MAX_BYTES that keys every new password hash; keep it outside the database [none] */
+  size_t pepper_len;                      /**< bytes of pepper [0] */
+  int32_t pepper_id;                      /**< 1..INT32_MAX, stored with each hash the pepper keys; required with a pepper [0: none] */
   const uint8_t *const *previous_peppers; /**< retired peppers, still accepted to verify (that login rehashes under pepper) [none] */
   const size_t *previous_pepper_lens;     /**< their byte lengths */
   const int32_t *previous_pepper_ids;     /**< their ids (as stored), distinct, not pepper_id */
@@ -82,7 +82,7 @@ typedef struct be_app_options {
 
 /** Static initializer: the current version, every other field zero/NULL
  * (the defaults). */
-#define BE_APP_OPTIONS_INIT \
+#define BE_APP_OPTIONS_INIT                                                                                  \
   { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
     NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0 }
 

@@ -143,14 +143,14 @@ BE_API int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t a
 /** What be_audit_query() returns. Times are wall-clock milliseconds since
  * the Unix epoch, like be_audit_page_at_ms(). Only ever grows at the end. */
 typedef struct be_audit_query_options {
-  uint32_t version;     /**< BE_AUDIT_QUERY_OPTIONS_VERSION */
-  int32_t match_user;   /**< 1: only rows whose actor is user_id or whose target is user user_id */
-  int64_t user_id;      /**< with match_user (0 = the system as actor) */
-  int64_t from_ms;      /**< at >= from_ms; 0 = no lower bound */
-  int64_t to_ms;        /**< at < to_ms; 0 = no upper bound */
-  const char *cursor;   /**< NULL for the first page, else be_audit_page_next_cursor() */
-  size_t cursor_len;    /**< bytes of cursor, or BE_NUL_TERMINATED [BE_NUL_TERMINATED] */
-  int32_t limit;        /**< 1..BE_AUDIT_PAGE_MAX; 0 = 50 */
+  uint32_t version;   /**< BE_AUDIT_QUERY_OPTIONS_VERSION */
+  int32_t match_user; /**< 1: only rows whose actor is user_id or whose target is user user_id */
+  int64_t user_id;    /**< with match_user (0 = the system as actor) */
+  int64_t from_ms;    /**< at >= from_ms; 0 = no lower bound */
+  int64_t to_ms;      /**< at < to_ms; 0 = no upper bound */
+  const char *cursor; /**< NULL for the first page, else be_audit_page_next_cursor() */
+  size_t cursor_len;  /**< bytes of cursor, or BE_NUL_TERMINATED [BE_NUL_TERMINATED] */
+  int32_t limit;      /**< 1..BE_AUDIT_PAGE_MAX; 0 = 50 */
 } be_audit_query_options;
 
 /** Static initializer: every row, first page, 50 rows. */

@@ -338,7 +338,8 @@ typedef struct be_auth_session_info {
 } be_auth_session_info;
 
 /** A be_auth_session_info ready to pass in. */
-#define BE_AUTH_SESSION_INFO_INIT { BE_AUTH_SESSION_INFO_VERSION, 0, 0, 0, 0, 0 }
+#define BE_AUTH_SESSION_INFO_INIT \
+  { BE_AUTH_SESSION_INFO_VERSION, 0, 0, 0, 0, 0 }
 
 /**
  * Set *info to BE_AUTH_SESSION_INFO_INIT (for bindings that cannot use the

@@ -63,11 +63,11 @@ BE_BEGIN_DECLS
  * Only ever grows at the end.
  */
 typedef struct be_batch_options {
-  uint32_t version;            /**< BE_BATCH_OPTIONS_VERSION */
-  const char *table;           /**< required identifier */
-  const char *const *columns;  /**< required identifiers, column_count >= 1 */
-  size_t column_count;         /**< number of entries in columns, 1..2000 */
-  const char *key_column;      /**< required identifier; the column keys match */
+  uint32_t version;           /**< BE_BATCH_OPTIONS_VERSION */
+  const char *table;          /**< required identifier */
+  const char *const *columns; /**< required identifiers, column_count >= 1 */
+  size_t column_count;        /**< number of entries in columns, 1..2000 */
+  const char *key_column;     /**< required identifier; the column keys match */
   /** Optional extra condition, trusted SQL text written by the programmer
    * (never user input), ANDed with the key match. Its placeholders come
    * first: ? (or $1..$m for BE_PLACEHOLDER_DOLLAR drivers). */
@@ -76,9 +76,9 @@ typedef struct be_batch_options {
   /** Optional ORDER BY within groups: each "column", "column ASC" or
    * "column DESC" (case-insensitive keyword). */
   const char *const *order_by;
-  size_t order_by_count;       /**< number of entries in order_by (0: no ORDER BY) */
-  int32_t relation;            /**< BE_BATCH_MANY (default) or BE_BATCH_ONE */
-  int32_t strategy;            /**< BE_BATCH_AUTO (default), _IN_LIST, _JSON_EACH */
+  size_t order_by_count; /**< number of entries in order_by (0: no ORDER BY) */
+  int32_t relation;      /**< BE_BATCH_MANY (default) or BE_BATCH_ONE */
+  int32_t strategy;      /**< BE_BATCH_AUTO (default), _IN_LIST, _JSON_EACH */
   /** Most keys per statement; 0 = no limit beyond the driver's. */
   int32_t max_chunk;
 } be_batch_options;

@@ -129,22 +129,22 @@ typedef int (*be_cache_loader_fn)(const void *key, size_t klen, be_cache_load *o
 
 /** Cache options; fill with BE_CACHE_OPTIONS_INIT or be_cache_options_init(). */
 typedef struct be_cache_options {
-  uint32_t version;        /**< BE_CACHE_OPTIONS_VERSION */
-  uint32_t shard_count;    /**< 0 = 16; rounded up to a power of two, at most 1024,
+  uint32_t version;           /**< BE_CACHE_OPTIONS_VERSION */
+  uint32_t shard_count;       /**< 0 = 16; rounded up to a power of two, at most 1024,
                                 and lowered so each shard may hold an entry */
-  int64_t max_entries;     /**< 0 = no bound on the number of entries */
-  int64_t max_bytes;       /**< 0 = no bound; counts be_cache_charge() per entry */
-  int64_t default_ttl_ms;  /**< TTL (ms) for BE_CACHE_TTL_DEFAULT; 0 = never expire */
-  int64_t negative_ttl_ms; /**< > 0: cache non-retryable loader errors this many ms */
-  int32_t ttl_jitter_pct;  /**< 0..100: each TTL is cut by a random 0..pct % */
-  int32_t sweep_batch;     /**< buckets each write sweeps for dead entries:
+  int64_t max_entries;        /**< 0 = no bound on the number of entries */
+  int64_t max_bytes;          /**< 0 = no bound; counts be_cache_charge() per entry */
+  int64_t default_ttl_ms;     /**< TTL (ms) for BE_CACHE_TTL_DEFAULT; 0 = never expire */
+  int64_t negative_ttl_ms;    /**< > 0: cache non-retryable loader errors this many ms */
+  int32_t ttl_jitter_pct;     /**< 0..100: each TTL is cut by a random 0..pct % */
+  int32_t sweep_batch;        /**< buckets each write sweeps for dead entries:
                                 0 = default (4), negative = no automatic sweep */
-  uint64_t seed;           /**< seeds the hash and jitter; 0 = random per cache */
-  be_clock *clock;         /**< borrowed, must outlive the cache; NULL = system */
+  uint64_t seed;              /**< seeds the hash and jitter; 0 = random per cache */
+  be_clock *clock;            /**< borrowed, must outlive the cache; NULL = system */
   be_cache_evict_fn on_evict; /**< may be NULL */
-  void *evict_user_data;   /**< passed as is to on_evict */
+  void *evict_user_data;      /**< passed as is to on_evict */
   /* version 2 */
-  int32_t lru_mode;        /**< BE_CACHE_LRU_DEFAULT (0), _EXACT or _APPROX */
+  int32_t lru_mode; /**< BE_CACHE_LRU_DEFAULT (0), _EXACT or _APPROX */
 } be_cache_options;
 
 /** Static initializer: 16 shards, no bounds, no TTL, the system clock,
@@ -172,29 +172,30 @@ BE_API int be_cache_options_init(be_cache_options *opts, uint32_t version);
  * invalidations + replacements at any quiet moment.
  */
 typedef struct be_cache_stats {
-  uint32_t version;         /**< set by the caller to BE_CACHE_STATS_VERSION */
-  uint32_t shard_count;     /**< shards actually used */
-  int64_t hits;             /**< lookups that returned a cached value */
-  int64_t misses;           /**< lookups that found no live value */
-  int64_t negative_hits;    /**< get-or-load calls answered by a cached error */
-  int64_t loads;            /**< loader calls */
-  int64_t load_errors;      /**< loader calls that failed */
-  int64_t load_waits;       /**< get-or-load calls that shared another's load */
-  int64_t inserts;          /**< entries put into the cache */
-  int64_t replacements;     /**< live entries overwritten */
-  int64_t evictions_size;   /**< live entries evicted by max_bytes */
-  int64_t evictions_count;  /**< live entries evicted by max_entries */
-  int64_t expirations;      /**< entries removed after their TTL */
-  int64_t invalidations;    /**< entries removed by delete, prefix or clear */
-  int64_t entries;          /**< entries held now (dead ones not yet swept too) */
-  int64_t bytes;            /**< sum of be_cache_charge() of held entries */
-  int64_t memory_bytes;     /**< bytes the cache allocated now, exactly:
+  uint32_t version;        /**< set by the caller to BE_CACHE_STATS_VERSION */
+  uint32_t shard_count;    /**< shards actually used */
+  int64_t hits;            /**< lookups that returned a cached value */
+  int64_t misses;          /**< lookups that found no live value */
+  int64_t negative_hits;   /**< get-or-load calls answered by a cached error */
+  int64_t loads;           /**< loader calls */
+  int64_t load_errors;     /**< loader calls that failed */
+  int64_t load_waits;      /**< get-or-load calls that shared another's load */
+  int64_t inserts;         /**< entries put into the cache */
+  int64_t replacements;    /**< live entries overwritten */
+  int64_t evictions_size;  /**< live entries evicted by max_bytes */
+  int64_t evictions_count; /**< live entries evicted by max_entries */
+  int64_t expirations;     /**< entries removed after their TTL */
+  int64_t invalidations;   /**< entries removed by delete, prefix or clear */
+  int64_t entries;         /**< entries held now (dead ones not yet swept too) */
+  int64_t bytes;           /**< sum of be_cache_charge() of held entries */
+  int64_t memory_bytes;    /**< bytes the cache allocated now, exactly:
                                  entries, hash tables, shards, prefixes */
 } be_cache_stats;
 
 /** Static initializer: the current version, every counter 0. */
-#define BE_CACHE_STATS_INIT { BE_CACHE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, \
-                              0, 0, 0, 0, 0, 0, 0, 0 }
+#define BE_CACHE_STATS_INIT                         \
+  { BE_CACHE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, \
+    0, 0, 0, 0, 0, 0, 0, 0 }
 /**
  * Set *out to BE_CACHE_STATS_INIT (for bindings that cannot use the macro).
  * Thread-safety: safe.

@@ -33,42 +33,42 @@ BE_BEGIN_DECLS
 
 /** @name Error codes (stable numbers; append only) */
 /** @{ */
-#define BE_OK                   0  /**< success (200) */
-#define BE_E_INTERNAL          -1  /**< a bug or an unexpected state (500) */
-#define BE_E_NOMEM             -2  /**< out of memory (500) */
-#define BE_E_MISUSE            -3  /**< API misuse: NULL handle, bad options version (500) */
-#define BE_E_VALIDATION        -4  /**< bad input; see the field errors (400) */
-#define BE_E_UNAUTHORIZED      -5  /**< not authenticated / bad credentials (401) */
-#define BE_E_FORBIDDEN         -6  /**< authenticated but not allowed (403) */
-#define BE_E_NOT_FOUND         -7  /**< no such object (404) */
-#define BE_E_CONFLICT          -8  /**< unique constraint, version clash (409) */
-#define BE_E_RATE_LIMITED      -9  /**< too many requests, throttled (429) */
-#define BE_E_UNAVAILABLE      -10  /**< temporarily unavailable, retry later (503) */
-#define BE_E_TIMEOUT          -11  /**< a deadline passed (504) */
-#define BE_E_STORAGE          -12  /**< the database failed (500) */
-#define BE_E_POOL_EXHAUSTED   -13  /**< no connection became free in time (503) */
-#define BE_E_POOL_CLOSED      -14  /**< the pool is closing or closed (503) */
-#define BE_E_POOL_DEADLOCK    -15  /**< this thread already holds a connection of a full pool (500) */
-#define BE_E_DB_UNREACHABLE   -16  /**< no connection could be opened (503) */
-#define BE_E_BUSY             -17  /**< database busy or locked; retryable (503) */
-#define BE_E_CONN_LOST        -18  /**< the connection broke; retryable (503) */
-#define BE_E_SERIALIZATION    -19  /**< serialization failure / deadlock; retryable (409) */
-#define BE_E_UNSUPPORTED      -20  /**< the driver or build lacks this feature (501) */
+#define BE_OK 0                 /**< success (200) */
+#define BE_E_INTERNAL -1        /**< a bug or an unexpected state (500) */
+#define BE_E_NOMEM -2           /**< out of memory (500) */
+#define BE_E_MISUSE -3          /**< API misuse: NULL handle, bad options version (500) */
+#define BE_E_VALIDATION -4      /**< bad input; see the field errors (400) */
+#define BE_E_UNAUTHORIZED -5    /**< not authenticated / bad credentials (401) */
+#define BE_E_FORBIDDEN -6       /**< authenticated but not allowed (403) */
+#define BE_E_NOT_FOUND -7       /**< no such object (404) */
+#define BE_E_CONFLICT -8        /**< unique constraint, version clash (409) */
+#define BE_E_RATE_LIMITED -9    /**< too many requests, throttled (429) */
+#define BE_E_UNAVAILABLE -10    /**< temporarily unavailable, retry later (503) */
+#define BE_E_TIMEOUT -11        /**< a deadline passed (504) */
+#define BE_E_STORAGE -12        /**< the database failed (500) */
+#define BE_E_POOL_EXHAUSTED -13 /**< no connection became free in time (503) */
+#define BE_E_POOL_CLOSED -14    /**< the pool is closing or closed (503) */
+#define BE_E_POOL_DEADLOCK -15  /**< this thread already holds a connection of a full pool (500) */
+#define BE_E_DB_UNREACHABLE -16 /**< no connection could be opened (503) */
+#define BE_E_BUSY -17           /**< database busy or locked; retryable (503) */
+#define BE_E_CONN_LOST -18      /**< the connection broke; retryable (503) */
+#define BE_E_SERIALIZATION -19  /**< serialization failure / deadlock; retryable (409) */
+#define BE_E_UNSUPPORTED -20    /**< the driver or build lacks this feature (501) */
 /** @} */
 
 /** @name Error categories (what kind of failure, independent of the code) */
 /** @{ */
-#define BE_CAT_NONE               0  /**< no failure: BE_OK */
-#define BE_CAT_VALIDATION         1  /**< bad input: BE_E_VALIDATION */
-#define BE_CAT_UNAUTHENTICATED    2  /**< who is calling is unknown: BE_E_UNAUTHORIZED */
-#define BE_CAT_PERMISSION_DENIED  3  /**< the caller may not do this: BE_E_FORBIDDEN */
-#define BE_CAT_NOT_FOUND          4  /**< no such object: BE_E_NOT_FOUND */
-#define BE_CAT_CONFLICT           5  /**< clashes with current state: BE_E_CONFLICT, BE_E_SERIALIZATION */
-#define BE_CAT_RATE_LIMITED       6  /**< throttled: BE_E_RATE_LIMITED */
-#define BE_CAT_UNAVAILABLE        7  /**< try again later: BE_E_UNAVAILABLE, the pool and connection codes */
-#define BE_CAT_TIMEOUT            8  /**< a deadline passed: BE_E_TIMEOUT */
-#define BE_CAT_INTERNAL           9  /**< a bug, misuse, out of memory, storage failure or unknown code */
-#define BE_CAT_UNSUPPORTED       10  /**< not available in this driver or build: BE_E_UNSUPPORTED */
+#define BE_CAT_NONE 0              /**< no failure: BE_OK */
+#define BE_CAT_VALIDATION 1        /**< bad input: BE_E_VALIDATION */
+#define BE_CAT_UNAUTHENTICATED 2   /**< who is calling is unknown: BE_E_UNAUTHORIZED */
+#define BE_CAT_PERMISSION_DENIED 3 /**< the caller may not do this: BE_E_FORBIDDEN */
+#define BE_CAT_NOT_FOUND 4         /**< no such object: BE_E_NOT_FOUND */
+#define BE_CAT_CONFLICT 5          /**< clashes with current state: BE_E_CONFLICT, BE_E_SERIALIZATION */
+#define BE_CAT_RATE_LIMITED 6      /**< throttled: BE_E_RATE_LIMITED */
+#define BE_CAT_UNAVAILABLE 7       /**< try again later: BE_E_UNAVAILABLE, the pool and connection codes */
+#define BE_CAT_TIMEOUT 8           /**< a deadline passed: BE_E_TIMEOUT */
+#define BE_CAT_INTERNAL 9          /**< a bug, misuse, out of memory, storage failure or unknown code */
+#define BE_CAT_UNSUPPORTED 10      /**< not available in this driver or build: BE_E_UNSUPPORTED */
 /** @} */
 
 /**

@@ -60,7 +60,8 @@ typedef struct be_mailer {
 } be_mailer;
 
 /** Static initializer: the current version, send and user_data NULL. */
-#define BE_MAILER_INIT { BE_MAILER_VERSION, NULL, NULL }
+#define BE_MAILER_INIT \
+  { BE_MAILER_VERSION, NULL, NULL }
 
 /**
  * Fill *mailer like BE_MAILER_INIT (then set send and user_data).

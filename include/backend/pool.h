@@ -90,46 +90,46 @@ typedef void (*be_pool_leak_fn)(be_pool *pool, const char *file, int32_t line, i
  * what you need. Times are milliseconds. Only ever grows at the end.
  */
 typedef struct be_pool_options {
-  uint32_t version;               /**< BE_POOL_OPTIONS_VERSION */
-  const be_driver *driver;        /**< required; must outlive the pool */
-  const char *dsn;                /**< required; copied (":memory:", a path, a URI) */
-  const char *name;               /**< for log lines and errors; copied ["pool"] */
-  int32_t min_conns;              /**< opened up front and kept open [2] */
-  int32_t max_conns;              /**< hard upper bound, >= 1 [10] */
-  int64_t acquire_timeout_ms;     /**< longest wait for a free connection; 0 = never wait [30000] */
-  int64_t validation_window_ms;   /**< ping an idle connection before hand-out only when it
+  uint32_t version;                 /**< BE_POOL_OPTIONS_VERSION */
+  const be_driver *driver;          /**< required; must outlive the pool */
+  const char *dsn;                  /**< required; copied (":memory:", a path, a URI) */
+  const char *name;                 /**< for log lines and errors; copied ["pool"] */
+  int32_t min_conns;                /**< opened up front and kept open [2] */
+  int32_t max_conns;                /**< hard upper bound, >= 1 [10] */
+  int64_t acquire_timeout_ms;       /**< longest wait for a free connection; 0 = never wait [30000] */
+  int64_t validation_window_ms;     /**< ping an idle connection before hand-out only when it
                                        sat idle longer than this; 0 = always, -1 = never [500] */
-  int64_t max_lifetime_ms;        /**< close connections older than this; 0 = no limit [1800000] */
+  int64_t max_lifetime_ms;          /**< close connections older than this; 0 = no limit [1800000] */
   int32_t lifetime_jitter_permille; /**< each connection's lifetime is cut by a random
                                        0..this/1000 of it, so they do not all expire
                                        together [25 = 2.5 %] */
-  int32_t usage_alert_percent;    /**< alert when in_use reaches this % of max_conns
+  int32_t usage_alert_percent;      /**< alert when in_use reaches this % of max_conns
                                        (rounded up); 0 = off [80] */
-  int64_t idle_timeout_ms;        /**< close connections idle longer than this, down to
+  int64_t idle_timeout_ms;          /**< close connections idle longer than this, down to
                                        min_conns; 0 = never [600000] */
-  int64_t leak_threshold_ms;      /**< report connections held longer than this; 0 = off [60000] */
-  be_pool_usage_fn on_usage_alert; /**< [NULL: a WARN log line only] */
-  void *usage_alert_user_data;   /**< passed as is to on_usage_alert [NULL] */
-  be_pool_leak_fn on_leak;        /**< [NULL: a WARN log line only] */
-  void *leak_user_data;           /**< passed as is to on_leak [NULL] */
-  be_clock *clock;                /**< borrowed, must outlive the pool [system clock] */
-  int32_t background_thread;      /**< 1 = run be_pool_maintain() from an internal thread [0] */
-  int32_t deadlock_detection;     /**< 1 = fail fast with BE_E_POOL_DEADLOCK [1] */
-  int64_t maintenance_interval_ms; /**< background thread period [1000] */
-  int64_t slow_query_threshold_ms; /**< the pool's own slow-query log records statements
+  int64_t leak_threshold_ms;        /**< report connections held longer than this; 0 = off [60000] */
+  be_pool_usage_fn on_usage_alert;  /**< [NULL: a WARN log line only] */
+  void *usage_alert_user_data;      /**< passed as is to on_usage_alert [NULL] */
+  be_pool_leak_fn on_leak;          /**< [NULL: a WARN log line only] */
+  void *leak_user_data;             /**< passed as is to on_leak [NULL] */
+  be_clock *clock;                  /**< borrowed, must outlive the pool [system clock] */
+  int32_t background_thread;        /**< 1 = run be_pool_maintain() from an internal thread [0] */
+  int32_t deadlock_detection;       /**< 1 = fail fast with BE_E_POOL_DEADLOCK [1] */
+  int64_t maintenance_interval_ms;  /**< background thread period [1000] */
+  int64_t slow_query_threshold_ms;  /**< the pool's own slow-query log records statements
                                        taking longer than this (timed on `clock`);
                                        0 = any that takes time, -1 = no log [100] */
-  int32_t slow_query_capacity;    /**< entries the pool's own log keeps, 1..65536 [128] */
-  be_slowlog *slowlog;            /**< record into this log instead of one of the pool's
+  int32_t slow_query_capacity;      /**< entries the pool's own log keeps, 1..65536 [128] */
+  be_slowlog *slowlog;              /**< record into this log instead of one of the pool's
                                        own (the two options above are then ignored);
                                        borrowed, must outlive the pool [NULL] */
 } be_pool_options;
 
 /** The defaults, as an initializer. */
-#define BE_POOL_OPTIONS_INIT                                                            \
-  {                                                                                     \
+#define BE_POOL_OPTIONS_INIT                                                               \
+  {                                                                                        \
     BE_POOL_OPTIONS_VERSION, NULL, NULL, NULL, 2, 10, 30000, 500, 1800000, 25, 80, 600000, \
-        60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL                 \
+      60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL                      \
   }
 
 /**
@@ -153,34 +153,34 @@ BE_API int be_pool_options_init(be_pool_options *opts, uint32_t version);
  * woken by close count with the time they waited.
  */
 typedef struct be_pool_stats {
-  uint32_t version;          /**< in: BE_POOL_STATS_VERSION */
-  int32_t total;             /**< open connections, including ones being opened */
-  int32_t in_use;            /**< handed out to callers */
-  int32_t idle;              /**< open and free */
-  int32_t waiting;           /**< callers queued for a connection now */
-  int32_t opening;           /**< connections being opened now (for a caller or to reach min) */
-  int32_t min_conns;         /**< the pool's min_conns option */
-  int32_t max_conns;         /**< the pool's max_conns option */
-  int64_t acquires;          /**< successful acquires */
-  int64_t waits;             /**< acquires that had to queue (any outcome) */
-  int64_t handoffs;          /**< connections passed straight from a release to a waiter */
-  int64_t timeouts;          /**< BE_E_POOL_EXHAUSTED results */
-  int64_t deadlocks;         /**< BE_E_POOL_DEADLOCK results */
-  int64_t open_failures;     /**< failed opens (BE_E_DB_UNREACHABLE) */
-  int64_t creates;           /**< connections opened */
-  int64_t destroys;          /**< connections closed (any reason) */
-  int64_t validations;       /**< pings before hand-out */
-  int64_t broken;            /**< closed because broken (failed ping or connection lost) */
-  int64_t expired;           /**< closed at max lifetime */
-  int64_t idle_closed;       /**< closed by idle reaping */
-  int64_t rollbacks;         /**< released with an open transaction, rolled back */
-  int64_t leaks;             /**< leak reports */
-  int64_t wait_p50_ns;       /**< acquire wait time quantiles */
-  int64_t wait_p95_ns;       /**< 95th percentile of acquire wait times */
-  int64_t wait_p99_ns;       /**< 99th percentile of acquire wait times */
-  int64_t wait_max_ns;       /**< longest acquire wait */
-  int64_t oldest_waiter_ns;  /**< how long the head of the queue has waited; 0 if none */
-  int64_t longest_held_ns;   /**< how long the oldest checked-out connection is held */
+  uint32_t version;         /**< in: BE_POOL_STATS_VERSION */
+  int32_t total;            /**< open connections, including ones being opened */
+  int32_t in_use;           /**< handed out to callers */
+  int32_t idle;             /**< open and free */
+  int32_t waiting;          /**< callers queued for a connection now */
+  int32_t opening;          /**< connections being opened now (for a caller or to reach min) */
+  int32_t min_conns;        /**< the pool's min_conns option */
+  int32_t max_conns;        /**< the pool's max_conns option */
+  int64_t acquires;         /**< successful acquires */
+  int64_t waits;            /**< acquires that had to queue (any outcome) */
+  int64_t handoffs;         /**< connections passed straight from a release to a waiter */
+  int64_t timeouts;         /**< BE_E_POOL_EXHAUSTED results */
+  int64_t deadlocks;        /**< BE_E_POOL_DEADLOCK results */
+  int64_t open_failures;    /**< failed opens (BE_E_DB_UNREACHABLE) */
+  int64_t creates;          /**< connections opened */
+  int64_t destroys;         /**< connections closed (any reason) */
+  int64_t validations;      /**< pings before hand-out */
+  int64_t broken;           /**< closed because broken (failed ping or connection lost) */
+  int64_t expired;          /**< closed at max lifetime */
+  int64_t idle_closed;      /**< closed by idle reaping */
+  int64_t rollbacks;        /**< released with an open transaction, rolled back */
+  int64_t leaks;            /**< leak reports */
+  int64_t wait_p50_ns;      /**< acquire wait time quantiles */
+  int64_t wait_p95_ns;      /**< 95th percentile of acquire wait times */
+  int64_t wait_p99_ns;      /**< 99th percentile of acquire wait times */
+  int64_t wait_max_ns;      /**< longest acquire wait */
+  int64_t oldest_waiter_ns; /**< how long the head of the queue has waited; 0 if none */
+  int64_t longest_held_ns;  /**< how long the oldest checked-out connection is held */
 } be_pool_stats;
 
 /** Static initializer: the current version, every field 0. */

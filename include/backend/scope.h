@@ -45,7 +45,8 @@ typedef struct be_scope_options {
 } be_scope_options;
 
 /** Static initializer: report past 10 runs, at BE_LOG_WARN (30). */
-#define BE_SCOPE_OPTIONS_INIT { BE_SCOPE_OPTIONS_VERSION, 10, 30 }
+#define BE_SCOPE_OPTIONS_INIT \
+  { BE_SCOPE_OPTIONS_VERSION, 10, 30 }
 
 /**
  * Fill *opts like BE_SCOPE_OPTIONS_INIT. Thread-safety: safe.

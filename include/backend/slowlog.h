@@ -36,17 +36,18 @@ typedef struct be_slowlog be_slowlog;
 
 /** Slow-query log options. Only ever grows at the end. */
 typedef struct be_slowlog_options {
-  uint32_t version;     /**< BE_SLOWLOG_OPTIONS_VERSION */
-  int64_t threshold_ms; /**< record statements taking longer than this many ms; default 100;
+  uint32_t version;      /**< BE_SLOWLOG_OPTIONS_VERSION */
+  int64_t threshold_ms;  /**< record statements taking longer than this many ms; default 100;
                             0 = every statement that takes any time */
-  int32_t capacity;     /**< entries kept, 1..65536; default 128 */
+  int32_t capacity;      /**< entries kept, 1..65536; default 128 */
   int32_t max_sql_bytes; /**< SQL kept per entry, 32..65536; default 1024 */
   const be_clock *clock; /**< wall time of entries; NULL = system clock (borrowed) */
 } be_slowlog_options;
 
 /** Static initializer: 100 ms threshold, 128 entries of up to 1024 bytes
  * of SQL, the system clock. */
-#define BE_SLOWLOG_OPTIONS_INIT { BE_SLOWLOG_OPTIONS_VERSION, INT64_C(100), 128, 1024, NULL }
+#define BE_SLOWLOG_OPTIONS_INIT \
+  { BE_SLOWLOG_OPTIONS_VERSION, INT64_C(100), 128, 1024, NULL }
 
 /**
  * Fill *opts like BE_SLOWLOG_OPTIONS_INIT. Thread-safety: safe.

@@ -87,11 +87,11 @@ BE_BEGIN_DECLS
  * Only ever grows at the end; `version` says which fields the caller knows.
  */
 typedef struct be_driver {
-  uint32_t version;           /**< BE_DRIVER_VERSION */
-  const char *name;           /**< "sqlite", "postgres", ... */
-  void *driver_data;          /**< passed to open (its user data) */
-  int32_t placeholder_style;  /**< BE_PLACEHOLDER_* */
-  int32_t features;           /**< BE_FEATURE_* flags */
+  uint32_t version;          /**< BE_DRIVER_VERSION */
+  const char *name;          /**< "sqlite", "postgres", ... */
+  void *driver_data;         /**< passed to open (its user data) */
+  int32_t placeholder_style; /**< BE_PLACEHOLDER_* */
+  int32_t features;          /**< BE_FEATURE_* flags */
 
   /** Open a native connection to dsn (the NUL-terminated string given to
    * be_conn_open()) and set *out_conn; driver_data is the table's
@@ -290,7 +290,8 @@ typedef struct be_stmt_cache_stats {
   int64_t misses;   /**< real prepares */
 } be_stmt_cache_stats;
 /** Static initializer: the current version, every counter 0. */
-#define BE_STMT_CACHE_STATS_INIT { BE_STMT_CACHE_STATS_VERSION, 0, 0, 0 }
+#define BE_STMT_CACHE_STATS_INIT \
+  { BE_STMT_CACHE_STATS_VERSION, 0, 0, 0 }
 /**
  * Set *out to BE_STMT_CACHE_STATS_INIT (for bindings that cannot use the
  * macro). Thread-safety: safe.

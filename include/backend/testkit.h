@@ -59,21 +59,22 @@ typedef int (*be_testkit_seed_fn)(be_conn *conn, void *user_data, be_error **err
 /** Kit options; zero / NULL means the default in brackets. Only ever grows
  * at the end. */
 typedef struct be_testkit_options {
-  uint32_t version;             /**< BE_TESTKIT_OPTIONS_VERSION */
-  int32_t users;                /**< users to seed, 0..100000 [0] */
-  be_testkit_seed_fn seed;      /**< host seed step [none] */
-  void *seed_user_data;         /**< passed as is to seed [NULL] */
+  uint32_t version;        /**< BE_TESTKIT_OPTIONS_VERSION */
+  int32_t users;           /**< users to seed, 0..100000 [0] */
+  be_testkit_seed_fn seed; /**< host seed step [none] */
+  void *seed_user_data;    /**< passed as is to seed [NULL] */
   /** Base app options (copied; borrowed for the call) [defaults]. The kit
    * always replaces database (in-memory), clock (the kit's fake clock) and
    * mailer (the mock), and turns on insecure_test_hashing with the cheapest
    * argon2id parameters unless pwhash_opslimit/memlimit are set.
    * host_migrations are applied as usual. */
   const be_app_options *app_options;
-  int32_t no_passwords;         /**< 1: seed users without passwords (faster) [0] */
+  int32_t no_passwords; /**< 1: seed users without passwords (faster) [0] */
 } be_testkit_options;
 
 /** Static initializer: no users, no seed step, default app options. */
-#define BE_TESTKIT_OPTIONS_INIT { BE_TESTKIT_OPTIONS_VERSION, 0, NULL, NULL, NULL, 0 }
+#define BE_TESTKIT_OPTIONS_INIT \
+  { BE_TESTKIT_OPTIONS_VERSION, 0, NULL, NULL, NULL, 0 }
 
 /**
  * Fill *opts like BE_TESTKIT_OPTIONS_INIT. Thread-safety: safe.

@@ -50,11 +50,11 @@ typedef int (*be_tx_fn)(be_conn *conn, void *user_data, be_error **err);
 
 /** How be_tx_run_ex() runs a transaction. Grows only at the end. */
 typedef struct be_tx_options {
-  uint32_t version;        /**< BE_TX_OPTIONS_VERSION */
-  int32_t mode;            /**< BE_TX_DEFERRED / IMMEDIATE (default) / EXCLUSIVE */
-  int32_t max_retries;     /**< extra runs after a retryable failure; default 5, 0 = none */
-  int64_t backoff_ms;      /**< first sleep before a retry, ms; default 1, doubled per retry */
-  int64_t max_backoff_ms;  /**< cap of one sleep, ms; default 100 */
+  uint32_t version;       /**< BE_TX_OPTIONS_VERSION */
+  int32_t mode;           /**< BE_TX_DEFERRED / IMMEDIATE (default) / EXCLUSIVE */
+  int32_t max_retries;    /**< extra runs after a retryable failure; default 5, 0 = none */
+  int64_t backoff_ms;     /**< first sleep before a retry, ms; default 1, doubled per retry */
+  int64_t max_backoff_ms; /**< cap of one sleep, ms; default 100 */
   /** No retry starts once this long has passed since the first attempt
    * (milliseconds, default 2000; 0 = no time bound). Each attempt can
    * itself wait up to the driver's busy timeout, so this keeps the worst case near

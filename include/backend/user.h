@@ -102,12 +102,12 @@ typedef struct be_user_list be_user_list;
 
 /** @name Limits */
 /** @{ */
-#define BE_USER_EMAIL_MAX 254    /**< bytes, after trimming */
-#define BE_USER_NAME_MAX 100     /**< characters */
-#define BE_USER_BIO_MAX 1000     /**< characters */
-#define BE_USER_EXTRA_MAX 16384  /**< bytes of JSON text */
-#define BE_USER_PAGE_MAX 100     /**< largest page of be_user_list_page() */
-#define BE_USER_MANY_MAX 10000   /**< most ids for be_user_get_many() */
+#define BE_USER_EMAIL_MAX 254   /**< bytes, after trimming */
+#define BE_USER_NAME_MAX 100    /**< characters */
+#define BE_USER_BIO_MAX 1000    /**< characters */
+#define BE_USER_EXTRA_MAX 16384 /**< bytes of JSON text */
+#define BE_USER_PAGE_MAX 100    /**< largest page of be_user_list_page() */
+#define BE_USER_MANY_MAX 10000  /**< most ids for be_user_get_many() */
 /** @} */
 
 /** @name be_user_input.fields: what be_user_update() changes */
@@ -132,22 +132,22 @@ typedef struct be_user_list be_user_list;
  * end.
  */
 typedef struct be_user_input {
-  uint32_t version;   /**< BE_USER_INPUT_VERSION */
-  uint32_t fields;    /**< be_user_update(): BE_USER_FIELD_* to change (create ignores it) */
-  const char *email;  /**< required for create */
-  size_t email_len;   /**< bytes of email, or BE_NUL_TERMINATED */
-  const char *name;   /**< required for create */
-  size_t name_len;    /**< bytes of name, or BE_NUL_TERMINATED */
-  const char *bio;    /**< create: NULL = "" */
-  size_t bio_len;     /**< bytes of bio, or BE_NUL_TERMINATED */
-  const char *extra;  /**< JSON object; create: NULL = "{}" */
-  size_t extra_len;   /**< bytes of extra, or BE_NUL_TERMINATED */
-  int32_t status;     /**< BE_USER_ACTIVE (default) or BE_USER_DISABLED */
+  uint32_t version;  /**< BE_USER_INPUT_VERSION */
+  uint32_t fields;   /**< be_user_update(): BE_USER_FIELD_* to change (create ignores it) */
+  const char *email; /**< required for create */
+  size_t email_len;  /**< bytes of email, or BE_NUL_TERMINATED */
+  const char *name;  /**< required for create */
+  size_t name_len;   /**< bytes of name, or BE_NUL_TERMINATED */
+  const char *bio;   /**< create: NULL = "" */
+  size_t bio_len;    /**< bytes of bio, or BE_NUL_TERMINATED */
+  const char *extra; /**< JSON object; create: NULL = "{}" */
+  size_t extra_len;  /**< bytes of extra, or BE_NUL_TERMINATED */
+  int32_t status;    /**< BE_USER_ACTIVE (default) or BE_USER_DISABLED */
 } be_user_input;
 
 /** Static initializer: no fields, no strings (lengths BE_NUL_TERMINATED),
  * BE_USER_ACTIVE. */
-#define BE_USER_INPUT_INIT \
+#define BE_USER_INPUT_INIT                                                      \
   { BE_USER_INPUT_VERSION, 0, NULL, BE_NUL_TERMINATED, NULL, BE_NUL_TERMINATED, \
     NULL, BE_NUL_TERMINATED, NULL, BE_NUL_TERMINATED, BE_USER_ACTIVE }
 

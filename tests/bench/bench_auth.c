@@ -113,7 +113,8 @@ static int64_t timed_reset(be_app *app, const char *email) {
 static void reset_timing(be_app *app, int n, const int64_t *mailer_ns) {
   exec1(app, "WITH RECURSIVE i(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM i WHERE k < 1999) "
              "INSERT INTO users (email, name, created_at, updated_at) "
-             "SELECT 'reset' || k || '@example.test', 'Reset ' || k, 0, 0 FROM i", NULL, 0);
+             "SELECT 'reset' || k || '@example.test', 'Reset ' || k, 0, 0 FROM i",
+        NULL, 0);
   for (int i = 0; i < BE_AUTH_RESET_MAX_PENDING; i++) timed_reset(app, "bench@example.test");
   int64_t *known = calloc((size_t)n, sizeof *known), *unknown = calloc((size_t)n, sizeof *unknown),
           *full = calloc((size_t)n, sizeof *full);
@@ -163,7 +164,8 @@ static be_app *open_app(const char *path, uint64_t memlimit, be_mailer *mailer) 
 static int64_t add_user(be_app *app, const char *email) {
   char sql[256], idtext[32];
   snprintf(sql, sizeof sql, "INSERT INTO users (email, name, created_at, updated_at) "
-                            "VALUES ('%s', 'Bench', 0, 0)", email);
+                            "VALUES ('%s', 'Bench', 0, 0)",
+           email);
   exec1(app, sql, NULL, 0);
   snprintf(sql, sizeof sql, "SELECT id FROM users WHERE email = '%s'", email);
   exec1(app, sql, idtext, sizeof idtext);

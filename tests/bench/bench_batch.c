@@ -37,7 +37,8 @@ static void populate(const char *path) {
                    "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
                    "CREATE TABLE posts(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,"
                    " title TEXT NOT NULL, created_at INTEGER NOT NULL);"
-                   "BEGIN;", NULL, NULL, NULL);
+                   "BEGIN;",
+               NULL, NULL, NULL);
   sqlite3_stmt *u, *p;
   sqlite3_prepare_v2(db, "INSERT INTO users(id, name) VALUES (?, ?)", -1, &u, NULL);
   sqlite3_prepare_v2(db, "INSERT INTO posts(user_id, title, created_at) VALUES (?, ?, ?)", -1, &p, NULL);
@@ -155,7 +156,10 @@ static int64_t op_raw(int json) {
   size_t count[LOAD] = {0}, first[LOAD];
   for (size_t i = 0; i < n; i++) count[pos[rows[i].user_id]]++;
   size_t at = 0;
-  for (int k = 0; k < LOAD; k++) { first[k] = at; at += count[k]; }
+  for (int k = 0; k < LOAD; k++) {
+    first[k] = at;
+    at += count[k];
+  }
   raw_row *grouped = malloc((n ? n : 1) * sizeof *grouped);
   for (size_t i = 0; i < n; i++) grouped[first[pos[rows[i].user_id]]++] = rows[i];
   int64_t total = (int64_t)n + (grouped[0].id > 0 ? 0 : 0);
@@ -165,8 +169,14 @@ static int64_t op_raw(int json) {
   return total;
 }
 
-static int64_t op_raw_in(be_conn *c) { (void)c; return op_raw(0); }
-static int64_t op_raw_json(be_conn *c) { (void)c; return op_raw(1); }
+static int64_t op_raw_in(be_conn *c) {
+  (void)c;
+  return op_raw(0);
+}
+static int64_t op_raw_json(be_conn *c) {
+  (void)c;
+  return op_raw(1);
+}
 
 struct mode;
 static int64_t op_check(struct mode *m, be_conn *c);
@@ -225,7 +235,10 @@ int main(int argc, char **argv) {
   static char used[USERS + 1];
   for (int i = 0; i < LOAD;) {
     int64_t k = 1 + rand() % USERS;
-    if (!used[k]) { used[k] = 1; keys[i++] = k; }
+    if (!used[k]) {
+      used[k] = 1;
+      keys[i++] = k;
+    }
   }
   be_conn *c = NULL;
   be_error *e = NULL;
@@ -238,15 +251,16 @@ int main(int argc, char **argv) {
   sqlite3_prepare_v2(raw_db, sql, -1, &raw_in, NULL);
   free(sql);
   sqlite3_prepare_v2(raw_db, "SELECT id, title, created_at, user_id FROM posts WHERE user_id IN"
-                             " (SELECT value FROM json_each(?))", -1, &raw_json, NULL);
+                             " (SELECT value FROM json_each(?))",
+                     -1, &raw_json, NULL);
 
   mode modes[MODES] = {
-      {"n_plus_1", op_n_plus_1, BE_BATCH_AUTO, {0}, 0, 0},
-      {"batch_in_list", op_batch, BE_BATCH_IN_LIST, {0}, 0, 0},
-      {"batch_json_each", op_batch, BE_BATCH_JSON_EACH, {0}, 0, 0},
-      {"batch_default", op_batch, BE_BATCH_AUTO, {0}, 0, 0},
-      {"raw_sqlite_in_list", op_raw_in, 0, {0}, 0, 0},
-      {"raw_sqlite_json_each", op_raw_json, 0, {0}, 0, 0},
+    {"n_plus_1", op_n_plus_1, BE_BATCH_AUTO, {0}, 0, 0},
+    {"batch_in_list", op_batch, BE_BATCH_IN_LIST, {0}, 0, 0},
+    {"batch_json_each", op_batch, BE_BATCH_JSON_EACH, {0}, 0, 0},
+    {"batch_default", op_batch, BE_BATCH_AUTO, {0}, 0, 0},
+    {"raw_sqlite_in_list", op_raw_in, 0, {0}, 0, 0},
+    {"raw_sqlite_json_each", op_raw_json, 0, {0}, 0, 0},
   };
   for (int i = 0; i < MODES; i++) modes[i].rows = op_check(&modes[i], c); /* warm-up */
   for (int r = 0; r < ROUNDS; r++)
@@ -261,11 +275,13 @@ int main(int argc, char **argv) {
   double n1 = rate[0], bin = rate[1], bjs = rate[2], bauto = rate[3], rin = rate[4], rjs = rate[5];
   double raw_best = rin > rjs ? rin : rjs;
   printf("{\"bench\":\"batch\",\"ratio\":\"raw_best_over_batch_default\",\"value\":%.3f,\"target_max\":1.2,"
-         "\"met\":%s}\n", raw_best / bauto, raw_best / bauto <= 1.2 ? "true" : "false");
+         "\"met\":%s}\n",
+         raw_best / bauto, raw_best / bauto <= 1.2 ? "true" : "false");
   printf("{\"bench\":\"batch\",\"ratio\":\"raw_in_over_batch_in_list\",\"value\":%.3f}\n", rin / bin);
   printf("{\"bench\":\"batch\",\"ratio\":\"raw_json_over_batch_json_each\",\"value\":%.3f}\n", rjs / bjs);
   printf("{\"bench\":\"batch\",\"ratio\":\"batch_default_over_n_plus_1\",\"value\":%.3f,\"target_min\":1.0,"
-         "\"met\":%s}\n", bauto / n1, bauto > n1 ? "true" : "false");
+         "\"met\":%s}\n",
+         bauto / n1, bauto > n1 ? "true" : "false");
   sqlite3_finalize(raw_in);
   sqlite3_finalize(raw_json);
   sqlite3_close(raw_db);

@@ -139,7 +139,8 @@ static inline uint64_t bhash(const void *key, size_t n) {
 static void b_push_head(baseline *b, bentry *e) {
   e->prev = NULL;
   e->next = b->head;
-  if (b->head) b->head->prev = e; else b->tail = e;
+  if (b->head) b->head->prev = e;
+  else b->tail = e;
   b->head = e;
 }
 
@@ -170,7 +171,8 @@ static int b_get(baseline *b, const char *k, size_t kl, unsigned char *out) {
       if (coarse_ns() >= e->expires) return 0;
       if (b->head != e) {
         e->prev->next = e->next;
-        if (e->next) e->next->prev = e->prev; else b->tail = e->prev;
+        if (e->next) e->next->prev = e->prev;
+        else b->tail = e->prev;
         b_push_head(b, e);
       }
       memcpy(out, e->val, VLEN);
@@ -191,7 +193,10 @@ static void b_free(baseline *b) {
 
 /* ---- workloads ---- */
 
-enum { MODE_COPY, MODE_HANDLE, MODE_BASELINE, MODE_LOAD };
+enum { MODE_COPY,
+       MODE_HANDLE,
+       MODE_BASELINE,
+       MODE_LOAD };
 
 typedef struct work {
   be_cache *c;
@@ -359,8 +364,21 @@ static double ratio(const bench *num, const bench *den, int cpu) {
 }
 
 enum {
-  B_BASE, B_COPY1, B_COPY2, B_HANDLE1, B_HANDLE2, B_XCOPY1, B_XCOPY2,
-  B_BASEH, B_HOT1, B_HOT2, B_XHOT1, B_XHOT2, B_LOAD1, B_LOAD2, B_COUNT
+  B_BASE,
+  B_COPY1,
+  B_COPY2,
+  B_HANDLE1,
+  B_HANDLE2,
+  B_XCOPY1,
+  B_XCOPY2,
+  B_BASEH,
+  B_HOT1,
+  B_HOT2,
+  B_XHOT1,
+  B_XHOT2,
+  B_LOAD1,
+  B_LOAD2,
+  B_COUNT
 };
 
 int main(int argc, char **argv) {
@@ -429,22 +447,22 @@ int main(int argc, char **argv) {
 
   /* every field spelled out: clang -Wmissing-field-initializers */
 #define BENCH(name, threads, mode, exact, range) \
-  { name, threads, mode, exact, range, 0, 0, {0}, {0}, {0}, {0}, 0 }
+  {name, threads, mode, exact, range, 0, 0, {0}, {0}, {0}, {0}, 0}
   bench all[B_COUNT] = {
-      [B_BASE] = BENCH("baseline_get_uniform_100k", 1, MODE_BASELINE, 0, NKEYS),
-      [B_COPY1] = BENCH("cache_get_copy_uniform_100k", 1, MODE_COPY, 0, NKEYS),
-      [B_COPY2] = BENCH("cache_get_copy_uniform_100k", 2, MODE_COPY, 0, NKEYS),
-      [B_HANDLE1] = BENCH("cache_get_handle_uniform_100k", 1, MODE_HANDLE, 0, NKEYS),
-      [B_HANDLE2] = BENCH("cache_get_handle_uniform_100k", 2, MODE_HANDLE, 0, NKEYS),
-      [B_XCOPY1] = BENCH("cache_exact_get_copy_uniform_100k", 1, MODE_COPY, 1, NKEYS),
-      [B_XCOPY2] = BENCH("cache_exact_get_copy_uniform_100k", 2, MODE_COPY, 1, NKEYS),
-      [B_BASEH] = BENCH("baseline_get_hot_1k", 1, MODE_BASELINE, 0, HOT),
-      [B_HOT1] = BENCH("cache_get_copy_hot_1k", 1, MODE_COPY, 0, HOT),
-      [B_HOT2] = BENCH("cache_get_copy_hot_1k", 2, MODE_COPY, 0, HOT),
-      [B_XHOT1] = BENCH("cache_exact_get_copy_hot_1k", 1, MODE_COPY, 1, HOT),
-      [B_XHOT2] = BENCH("cache_exact_get_copy_hot_1k", 2, MODE_COPY, 1, HOT),
-      [B_LOAD1] = BENCH("cache_get_or_load_one_hot_key", 1, MODE_LOAD, 0, 1),
-      [B_LOAD2] = BENCH("cache_get_or_load_one_hot_key", 2, MODE_LOAD, 0, 1),
+    [B_BASE] = BENCH("baseline_get_uniform_100k", 1, MODE_BASELINE, 0, NKEYS),
+    [B_COPY1] = BENCH("cache_get_copy_uniform_100k", 1, MODE_COPY, 0, NKEYS),
+    [B_COPY2] = BENCH("cache_get_copy_uniform_100k", 2, MODE_COPY, 0, NKEYS),
+    [B_HANDLE1] = BENCH("cache_get_handle_uniform_100k", 1, MODE_HANDLE, 0, NKEYS),
+    [B_HANDLE2] = BENCH("cache_get_handle_uniform_100k", 2, MODE_HANDLE, 0, NKEYS),
+    [B_XCOPY1] = BENCH("cache_exact_get_copy_uniform_100k", 1, MODE_COPY, 1, NKEYS),
+    [B_XCOPY2] = BENCH("cache_exact_get_copy_uniform_100k", 2, MODE_COPY, 1, NKEYS),
+    [B_BASEH] = BENCH("baseline_get_hot_1k", 1, MODE_BASELINE, 0, HOT),
+    [B_HOT1] = BENCH("cache_get_copy_hot_1k", 1, MODE_COPY, 0, HOT),
+    [B_HOT2] = BENCH("cache_get_copy_hot_1k", 2, MODE_COPY, 0, HOT),
+    [B_XHOT1] = BENCH("cache_exact_get_copy_hot_1k", 1, MODE_COPY, 1, HOT),
+    [B_XHOT2] = BENCH("cache_exact_get_copy_hot_1k", 2, MODE_COPY, 1, HOT),
+    [B_LOAD1] = BENCH("cache_get_or_load_one_hot_key", 1, MODE_LOAD, 0, 1),
+    [B_LOAD2] = BENCH("cache_get_or_load_one_hot_key", 2, MODE_LOAD, 0, 1),
   };
 #undef BENCH
   for (int i = 0; i < B_COUNT; i++) {

@@ -80,9 +80,9 @@ static double report_does(const char *name, be_histogram *h, int64_t total_ns, l
 /* Kept out of line so a profiler (callgrind --toggle-collect) can
  * count each side's instructions. */
 #if defined(__GNUC__) || defined(__clang__)
-#define BENCH_NOINLINE __attribute__((noinline))
+#  define BENCH_NOINLINE __attribute__((noinline))
 #else
-#define BENCH_NOINLINE
+#  define BENCH_NOINLINE
 #endif
 
 typedef struct raw_bench {
@@ -175,8 +175,10 @@ static size_t json_str(char *out, const unsigned char *s) {
   size_t o = 0;
   out[o++] = '"';
   for (; *s; s++) {
-    if (*s == '"' || *s == '\\') { out[o++] = '\\'; out[o++] = (char)*s; }
-    else if (*s < 0x20) o += (size_t)sprintf(out + o, "\\u%04x", *s);
+    if (*s == '"' || *s == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)*s;
+    } else if (*s < 0x20) o += (size_t)sprintf(out + o, "\\u%04x", *s);
     else out[o++] = (char)*s;
   }
   out[o++] = '"';

@@ -113,7 +113,8 @@ int main(int argc, char **argv) {
   int rc = be_conn_open(&c, be_sqlite_driver(), path, &e);
   if (rc) die("be_conn_open", rc, e);
   rc = be_conn_exec(c, "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                       "email TEXT NOT NULL UNIQUE)", &e);
+                       "email TEXT NOT NULL UNIQUE)",
+                    &e);
   if (rc) die("create", rc, e);
   be_conn_begin(c, BE_TX_IMMEDIATE, NULL);
   for (int64_t i = 1; i <= rows; i++) {
@@ -163,11 +164,14 @@ int main(int argc, char **argv) {
     }
   }
   printf("{\"bench\":\"stmt_cache\",\"case\":\"cache_hit\",\"what\":\"be_conn_prepare+be_stmt_finalize\","
-         "\"ns_per_op\":%.1f}\n", hit);
+         "\"ns_per_op\":%.1f}\n",
+         hit);
   printf("{\"bench\":\"stmt_cache\",\"case\":\"fresh_prepare\",\"what\":\"be_conn_prepare+be_stmt_finalize, "
-         "cache off\",\"ns_per_op\":%.1f}\n", fresh);
+         "cache off\",\"ns_per_op\":%.1f}\n",
+         fresh);
   printf("{\"bench\":\"stmt_cache\",\"case\":\"raw_prepare\",\"what\":\"sqlite3_prepare_v2+sqlite3_finalize\","
-         "\"ns_per_op\":%.1f}\n", raw_prep);
+         "\"ns_per_op\":%.1f}\n",
+         raw_prep);
   printf("{\"bench\":\"stmt_cache\",\"case\":\"hit_speedup\",\"fresh_over_hit\":%.1f}\n", fresh / hit);
   /* autocommit: each get is its own read transaction (SQLite takes and
    * drops its WAL read lock with fcntl each time); in_tx: all gets of a
@@ -175,11 +179,14 @@ int main(int argc, char **argv) {
   for (int tx = 0; tx < 2; tx++) {
     const char *mode = tx ? "in_tx" : "autocommit";
     printf("{\"bench\":\"get_by_id\",\"mode\":\"%s\",\"impl\":\"raw_sqlite3\",\"rows\":%lld,"
-           "\"ops_per_sec\":%.0f}\n", mode, (long long)rows, get_raw[tx]);
+           "\"ops_per_sec\":%.0f}\n",
+           mode, (long long)rows, get_raw[tx]);
     printf("{\"bench\":\"get_by_id\",\"mode\":\"%s\",\"impl\":\"be_conn\",\"rows\":%lld,"
-           "\"ops_per_sec\":%.0f}\n", mode, (long long)rows, get_conn[tx]);
+           "\"ops_per_sec\":%.0f}\n",
+           mode, (long long)rows, get_conn[tx]);
     printf("{\"bench\":\"get_by_id\",\"mode\":\"%s\",\"raw_over_be_conn\":%.3f,"
-           "\"overhead_pct\":%.1f}\n", mode, get_raw[tx] / get_conn[tx],
+           "\"overhead_pct\":%.1f}\n",
+           mode, get_raw[tx] / get_conn[tx],
            (get_raw[tx] / get_conn[tx] - 1.0) * 100.0);
   }
 
