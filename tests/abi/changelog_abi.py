@@ -51,10 +51,10 @@ def main(argv):
     root = pathlib.Path([a for a in argv if a != "--write"][0])
     log = root / "ChangeLog"
     text = log.read_text()
-    m = re.search(r"^ABI\n\n(.*?\n)(?=\n\S|\Z)", text if text.endswith("\n") else text + "\n",
-                  re.M | re.S)
+    m = re.search(r"^(Shared library soname .*?\n)(?=\n\S|\Z)",
+                  text if text.endswith("\n") else text + "\n", re.M | re.S)
     if not m:
-        sys.exit("ChangeLog: no 'ABI' section in the unreleased version")
+        sys.exit("ChangeLog: no ABI list ('Shared library soname ...') in the unreleased version")
     want = render(root)
     if m.group(1) == want:
         return 0
