@@ -123,6 +123,7 @@ int cli_usage_error(cli_ctx *ctx, const char *fmt, ...) {
   } else {
     fprintf(stderr, "backend-cli%s%s: %s\n", *ctx->cmd_name ? " " : "", ctx->cmd_name, msg);
     if (*ctx->cmd_name) cli_print_usage(ctx, stderr);
+    else fputs("usage: backend-cli [--db PATH] [--json] COMMAND [ARGS...]  (backend-cli --help lists them)\n", stderr);
   }
   return CLI_EXIT_USAGE;
 }

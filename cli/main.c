@@ -139,10 +139,7 @@ int main(int argc, char **argv) {
     return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
   }
   const cli_cmd *c = find_top(argv[0]);
-  if (c == NULL) {
-    if (!ctx.json) print_overview(stderr);
-    return cli_usage_error(&ctx, "unknown command '%s'", argv[0]);
-  }
+  if (c == NULL) return cli_usage_error(&ctx, "unknown command '%s'", argv[0]);
   if (c->subs) return run_group(&ctx, c, help, argc, argv);
   ctx.cmd_name = c->name;
   ctx.usage = c->usage;
