@@ -99,6 +99,8 @@ static int64_t mono_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int bucket_of(int64_t ns);
+
 static void *worker(void *arg) {
   prof *p = arg;
   for (int64_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;) {
@@ -107,9 +109,7 @@ static void *worker(void *arg) {
     int rc = p->op(p, i, &err);
     int64_t dt = mono_ns() - t0;
     be_histogram_record(p->hist, dt);
-    int b = 0;
-    while (b < N_BUCKETS - 1 && (dt >> (b + 1)) > 0) b++;
-    atomic_fetch_add(&p->buckets[b], 1);
+    atomic_fetch_add(&p->buckets[bucket_of(dt)], 1);
     if (rc != BE_OK) {
       atomic_fetch_add(&p->errors, 1);
       pthread_mutex_lock(&p->first_lock);
@@ -176,27 +176,35 @@ static const char *fmt_ns(char *buf, size_t cap, double ns) {
   return buf;
 }
 
+static int bucket_of(int64_t ns) {
+  int b = 0;
+  while (b < N_BUCKETS - 1 && (ns >> (b + 1)) > 0) b++;
+  return b;
+}
+
+static void print_bar(const char *op, int64_t bound_ns, long long c, long long most) {
+  char le[24], bar[41];
+  int w = (int)(c * 40 / most);
+  if (c > 0 && w == 0) w = 1;
+  memset(bar, '#', (size_t)w);
+  bar[w] = '\0';
+  printf("  %-2s %10s %9lld %s\n", op, fmt_ns(le, sizeof le, (double)bound_ns), c, bar);
+}
+
+/* Buckets from the fastest call to the 99.9th percentile, then the
+ * slower outliers on one line. */
 static void print_bars(const prof *p) {
-  int lo = N_BUCKETS, hi = -1;
-  long long most = 1;
+  int lo = N_BUCKETS, hi = bucket_of(be_histogram_quantile(p->hist, 0.999));
+  long long most = 1, outliers = 0;
   for (int b = 0; b < N_BUCKETS; b++) {
     long long c = atomic_load(&p->buckets[b]);
-    if (c == 0) continue;
-    if (b < lo) lo = b;
-    hi = b;
-    if (c > most) most = c;
+    if (c > 0 && b < lo) lo = b;
+    if (b > hi) outliers += c;
+    else if (c > most) most = c;
   }
-  printf("latency histogram (bucket upper bound, count):\n");
-  for (int b = lo; b <= hi; b++) {
-    long long c = atomic_load(&p->buckets[b]);
-    char le[24];
-    char bar[41];
-    int w = (int)(c * 40 / most);
-    if (c > 0 && w == 0) w = 1;
-    memset(bar, '#', (size_t)w);
-    bar[w] = '\0';
-    printf("  < %10s %9lld %s\n", fmt_ns(le, sizeof le, (double)((int64_t)1 << (b + 1))), c, bar);
-  }
+  printf("latency histogram (bucket upper bound, calls):\n");
+  for (int b = lo; b <= hi; b++) print_bar("<", (int64_t)1 << (b + 1), atomic_load(&p->buckets[b]), most);
+  if (outliers > 0) print_bar(">=", (int64_t)1 << (hi + 1), outliers, most);
 }
 
 static void print_report(cli_ctx *ctx, const prof *p, const char *name, int threads, int64_t elapsed_ns) {
