@@ -260,6 +260,19 @@ int cli_find_user(int64_t *out_id, cli_ctx *ctx, be_app *app, const char *who) {
   return CLI_EXIT_OK;
 }
 
+int cli_run(cli_ctx *ctx, int argc, char **argv, const cli_opt *opts, int n_pos, int user_pos, cli_app_fn fn,
+            void *data) {
+  const char *pos[2] = {NULL, NULL};
+  int rc = cli_parse(ctx, argc, argv, opts, pos, n_pos, n_pos, NULL);
+  if (rc) return rc;
+  be_app *app = NULL;
+  if ((rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
+  int64_t user = 0;
+  if (user_pos < 0 || (rc = cli_find_user(&user, ctx, app, pos[user_pos])) == 0) rc = fn(ctx, app, pos, user, data);
+  cli_close_app(app);
+  return rc;
+}
+
 /* ---- passwords ---- */
 
 static int read_line(char *buf, size_t cap, FILE *f) {

@@ -109,6 +109,17 @@ int cli_db_is_file(const char *db);
 /* Find a user by numeric id or email; reports and returns the exit code on failure. */
 int cli_find_user(int64_t *out_id, cli_ctx *ctx, be_app *app, const char *who);
 
+/* What a command does once its arguments are parsed and the app is open:
+ * pos are its positional arguments, user the id of the USER argument (0
+ * when it has none). Reports its own failure; returns the exit code. */
+typedef int (*cli_app_fn)(cli_ctx *ctx, be_app *app, const char **pos, int64_t user, void *data);
+
+/* The usual command: parse argv (opts may be NULL; exactly n_pos
+ * positionals, at most 2), open the existing database, resolve pos[user_pos]
+ * as USER unless user_pos < 0, run fn, close the app. */
+int cli_run(cli_ctx *ctx, int argc, char **argv, const cli_opt *opts, int n_pos, int user_pos, cli_app_fn fn,
+            void *data);
+
 /* ---- passwords ---- */
 
 /* Read a password: from the terminal without echo (prompt on stderr) when

@@ -27,31 +27,35 @@ static int op_unassign(be_app *app, const char **pos, int64_t user, be_error **e
   return be_perm_user_unassign(app, 0, user, pos[0], BE_NUL_TERMINATED, err);
 }
 
-/* Parse n_pos arguments (the user is pos[1] when user_arg), run op, say `done`. */
-static int run_role(cli_ctx *ctx, int argc, char **argv, int n_pos, int user_arg, role_op op, const char *done) {
-  const char *pos[2] = {NULL, NULL};
-  int rc = cli_parse(ctx, argc, argv, NULL, pos, n_pos, n_pos, NULL);
-  if (rc) return rc;
-  be_app *app = NULL;
-  if ((rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
-  int64_t user = 0;
+/* One role subcommand: its operation and what it says when done. */
+typedef struct role_job {
+  role_op op;
+  const char *done;
+  int n_pos, user_arg;
+} role_job;
+
+static int do_role(cli_ctx *ctx, be_app *app, const char **pos, int64_t user, void *data) {
+  const role_job *job = data;
   be_error *err = NULL;
-  if ((!user_arg || (rc = cli_find_user(&user, ctx, app, pos[1])) == 0) && op(app, pos, user, &err) != BE_OK)
-    rc = cli_fail(ctx, err);
-  cli_close_app(app);
-  if (rc) return rc;
+  if (job->op(app, pos, user, &err) != BE_OK) return cli_fail(ctx, err);
   if (ctx->json) {
     printf("{\"role\":");
     cli_json_str(stdout, pos[0]);
-    if (user_arg) printf(",\"user_id\":%lld", (long long)user);
-    else if (n_pos > 1) printf(",\"permission\":"), cli_json_str(stdout, pos[1]);
+    if (job->user_arg) printf(",\"user_id\":%lld", (long long)user);
+    else if (job->n_pos > 1) printf(",\"permission\":"), cli_json_str(stdout, pos[1]);
     printf(",\"done\":");
-    cli_json_str(stdout, done);
+    cli_json_str(stdout, job->done);
     printf("}\n");
   } else {
-    printf("role %s: %s%s%s\n", pos[0], done, n_pos > 1 ? " " : "", n_pos > 1 ? pos[1] : "");
+    printf("role %s: %s%s%s\n", pos[0], job->done, job->n_pos > 1 ? " " : "", job->n_pos > 1 ? pos[1] : "");
   }
   return CLI_EXIT_OK;
+}
+
+/* n_pos arguments: ROLE [PERMISSION | USER (user_arg)]. */
+static int run_role(cli_ctx *ctx, int argc, char **argv, int n_pos, int user_arg, role_op op, const char *done) {
+  role_job job = {op, done, n_pos, user_arg};
+  return cli_run(ctx, argc, argv, NULL, n_pos, user_arg ? 1 : -1, do_role, &job);
 }
 
 static int cmd_role_create(cli_ctx *ctx, int argc, char **argv) {
@@ -70,22 +74,12 @@ static int cmd_role_unassign(cli_ctx *ctx, int argc, char **argv) {
   return run_role(ctx, argc, argv, 2, 1, op_unassign, "taken from");
 }
 
-static int cmd_can(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[2];
-  int rc = cli_parse(ctx, argc, argv, NULL, pos, 2, 2, NULL);
-  if (rc) return rc;
-  be_app *app = NULL;
-  if ((rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
-  int64_t user = 0;
+static int do_can(cli_ctx *ctx, be_app *app, const char **pos, int64_t user, void *data) {
+  (void)data;
   be_error *err = NULL;
-  int code = BE_OK;
-  if ((rc = cli_find_user(&user, ctx, app, pos[0])) == 0) {
-    code = be_perm_check(app, user, pos[1], BE_NUL_TERMINATED, &err);
-    if (code != BE_OK && code != BE_E_FORBIDDEN) rc = cli_fail(ctx, err), err = NULL;
-  }
+  int code = be_perm_check(app, user, pos[1], BE_NUL_TERMINATED, &err);
+  if (code != BE_OK && code != BE_E_FORBIDDEN) return cli_fail(ctx, err);
   be_error_free(err);
-  cli_close_app(app);
-  if (rc) return rc;
   if (ctx->json) {
     printf("{\"user_id\":%lld,\"permission\":", (long long)user);
     cli_json_str(stdout, pos[1]);
@@ -94,6 +88,10 @@ static int cmd_can(cli_ctx *ctx, int argc, char **argv) {
     printf("%s\n", code == BE_OK ? "allowed" : "denied");
   }
   return cli_exit_code(code);
+}
+
+static int cmd_can(cli_ctx *ctx, int argc, char **argv) {
+  return cli_run(ctx, argc, argv, NULL, 2, 0, do_can, NULL);
 }
 
 static const cli_cmd role_cmds[] = {

@@ -31,38 +31,38 @@ static int show_user(cli_ctx *ctx, be_user *u) {
   return CLI_EXIT_OK;
 }
 
-static int cmd_user_add(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[2], *bio = NULL, *extra = NULL;
-  const cli_opt opts[] = {{NULL, "--bio", 1, &bio}, {NULL, "--extra", 1, &extra}, {NULL, NULL, 0, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, pos, 2, 2, NULL);
-  if (rc) return rc;
-  be_app *app = NULL;
-  if ((rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
+/* The fields of `user add` and `user update` from their options. */
+typedef struct user_fields {
+  const char *email, *name, *bio, *extra, *enable;
+} user_fields;
+
+static int do_user_add(cli_ctx *ctx, be_app *app, const char **pos, int64_t user, void *data) {
+  (void)user;
+  const user_fields *f = data;
   be_user_input in = BE_USER_INPUT_INIT;
-  in.email = pos[0];
-  in.name = pos[1];
-  in.bio = bio;
-  in.extra = extra;
+  in.email = pos[0], in.name = pos[1], in.bio = f->bio, in.extra = f->extra;
   be_user *u = NULL;
   be_error *err = NULL;
-  rc = be_user_create(&u, NULL, app, 0, &in, &err);
-  cli_close_app(app);
-  return rc == BE_OK ? show_user(ctx, u) : cli_fail(ctx, err);
+  if (be_user_create(&u, NULL, app, 0, &in, &err) != BE_OK) return cli_fail(ctx, err);
+  return show_user(ctx, u);
+}
+
+static int cmd_user_add(cli_ctx *ctx, int argc, char **argv) {
+  user_fields f = {0};
+  const cli_opt opts[] = {{NULL, "--bio", 1, &f.bio}, {NULL, "--extra", 1, &f.extra}, {NULL, NULL, 0, NULL}};
+  return cli_run(ctx, argc, argv, opts, 2, -1, do_user_add, &f);
+}
+
+static int do_user_get(cli_ctx *ctx, be_app *app, const char **pos, int64_t user, void *data) {
+  (void)pos, (void)data;
+  be_user *u = NULL;
+  be_error *err = NULL;
+  if (be_user_get(&u, app, user, &err) != BE_OK) return cli_fail(ctx, err);
+  return show_user(ctx, u);
 }
 
 static int cmd_user_get(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int rc = cli_parse(ctx, argc, argv, NULL, pos, 1, 1, NULL);
-  if (rc) return rc;
-  be_app *app = NULL;
-  if ((rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
-  int64_t id = 0;
-  be_user *u = NULL;
-  be_error *err = NULL;
-  if ((rc = cli_find_user(&id, ctx, app, pos[0])) == 0 && be_user_get(&u, app, id, &err) != BE_OK)
-    rc = cli_fail(ctx, err);
-  cli_close_app(app);
-  return rc ? rc : show_user(ctx, u);
+  return cli_run(ctx, argc, argv, NULL, 1, 0, do_user_get, NULL);
 }
 
 /* Print every page (or one page with --limit) of users. */
@@ -109,94 +109,77 @@ static int cmd_user_list(cli_ctx *ctx, int argc, char **argv) {
   return rc;
 }
 
-/* Apply `in` to USER (pos), print the result. */
-static int update_user(cli_ctx *ctx, const char *who, const be_user_input *in) {
-  be_app *app = NULL;
-  int rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING);
-  if (rc) return rc;
-  int64_t id = 0;
+/* Apply the be_user_input in data to USER, print the result. */
+static int do_user_update(cli_ctx *ctx, be_app *app, const char **pos, int64_t user, void *data) {
+  (void)pos;
   be_user *u = NULL;
   be_error *err = NULL;
-  if ((rc = cli_find_user(&id, ctx, app, who)) == 0 && be_user_update(&u, app, 0, id, in, &err) != BE_OK)
-    rc = cli_fail(ctx, err);
-  cli_close_app(app);
-  return rc ? rc : show_user(ctx, u);
+  if (be_user_update(&u, app, 0, user, data, &err) != BE_OK) return cli_fail(ctx, err);
+  return show_user(ctx, u);
 }
 
 static int cmd_user_update(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1], *email = NULL, *name = NULL, *bio = NULL, *extra = NULL, *enable = NULL;
-  const cli_opt opts[] = {{NULL, "--email", 1, &email}, {NULL, "--name", 1, &name}, {NULL, "--bio", 1, &bio}, {NULL, "--extra", 1, &extra}, {NULL, "--enable", 0, &enable}, {NULL, NULL, 0, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, pos, 1, 1, NULL);
+  user_fields f = {0};
+  const cli_opt opts[] = {{NULL, "--email", 1, &f.email}, {NULL, "--name", 1, &f.name}, {NULL, "--bio", 1, &f.bio}, {NULL, "--extra", 1, &f.extra}, {NULL, "--enable", 0, &f.enable}, {NULL, NULL, 0, NULL}};
+  const char *pos[1];
+  int rc = cli_parse(ctx, argc, argv, opts, pos, 1, 1, NULL); /* to check for "nothing to change" first */
   if (rc) return rc;
   be_user_input in = BE_USER_INPUT_INIT;
-  in.email = email, in.name = name, in.bio = bio, in.extra = extra;
-  in.fields = (email ? BE_USER_FIELD_EMAIL : 0) | (name ? BE_USER_FIELD_NAME : 0) | (bio ? BE_USER_FIELD_BIO : 0) |
-              (extra ? BE_USER_FIELD_EXTRA : 0) | (enable ? BE_USER_FIELD_STATUS : 0);
-  if (in.fields == 0) return cli_usage_error(ctx, "nothing to change: give --email, --name, --bio, --extra or --enable");
-  return update_user(ctx, pos[0], &in);
+  in.email = f.email, in.name = f.name, in.bio = f.bio, in.extra = f.extra;
+  in.fields = (f.email ? BE_USER_FIELD_EMAIL : 0) | (f.name ? BE_USER_FIELD_NAME : 0) |
+              (f.bio ? BE_USER_FIELD_BIO : 0) | (f.extra ? BE_USER_FIELD_EXTRA : 0) |
+              (f.enable ? BE_USER_FIELD_STATUS : 0);
+  if (in.fields == 0)
+    return cli_usage_error(ctx, "nothing to change: give --email, --name, --bio, --extra or --enable");
+  return cli_run(ctx, argc, argv, opts, 1, 0, do_user_update, &in);
 }
 
 static int cmd_user_disable(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int rc = cli_parse(ctx, argc, argv, NULL, pos, 1, 1, NULL);
-  if (rc) return rc;
   be_user_input in = BE_USER_INPUT_INIT;
   in.fields = BE_USER_FIELD_STATUS;
   in.status = BE_USER_DISABLED;
-  return update_user(ctx, pos[0], &in);
+  return cli_run(ctx, argc, argv, NULL, 1, 0, do_user_update, &in);
+}
+
+static int do_user_delete(cli_ctx *ctx, be_app *app, const char **pos, int64_t user, void *data) {
+  (void)pos, (void)data;
+  be_error *err = NULL;
+  if (be_user_delete(app, 0, user, &err) != BE_OK) return cli_fail(ctx, err);
+  if (ctx->json) printf("{\"deleted\":%lld}\n", (long long)user);
+  else printf("deleted user %lld\n", (long long)user);
+  return CLI_EXIT_OK;
 }
 
 static int cmd_user_delete(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int rc = cli_parse(ctx, argc, argv, NULL, pos, 1, 1, NULL);
-  if (rc) return rc;
-  be_app *app = NULL;
-  if ((rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
-  int64_t id = 0;
+  return cli_run(ctx, argc, argv, NULL, 1, 0, do_user_delete, NULL);
+}
+
+static int do_set_password(cli_ctx *ctx, be_app *app, const char **pos, int64_t user, void *data) {
+  (void)pos, (void)data;
+  char *pw = NULL;
   be_error *err = NULL;
-  if ((rc = cli_find_user(&id, ctx, app, pos[0])) == 0 && be_user_delete(app, 0, id, &err) != BE_OK)
-    rc = cli_fail(ctx, err);
-  cli_close_app(app);
+  int rc = cli_read_password(&pw, ctx, "New password: ");
+  if (rc == 0 && be_auth_set_password(app, 0, user, pw, BE_NUL_TERMINATED, &err) != BE_OK) rc = cli_fail(ctx, err);
+  cli_password_free(pw);
   if (rc) return rc;
-  if (ctx->json) printf("{\"deleted\":%lld}\n", (long long)id);
-  else printf("deleted user %lld\n", (long long)id);
+  if (ctx->json) printf("{\"user_id\":%lld,\"password_set\":true}\n", (long long)user);
+  else printf("password set for user %lld (argon2id)\n", (long long)user);
   return CLI_EXIT_OK;
 }
 
 static int cmd_user_set_password(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int rc = cli_parse(ctx, argc, argv, NULL, pos, 1, 1, NULL);
-  if (rc) return rc;
-  be_app *app = NULL;
-  if ((rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
-  int64_t id = 0;
-  char *pw = NULL;
-  be_error *err = NULL;
-  if ((rc = cli_find_user(&id, ctx, app, pos[0])) == 0 && (rc = cli_read_password(&pw, ctx, "New password: ")) == 0 &&
-      be_auth_set_password(app, 0, id, pw, BE_NUL_TERMINATED, &err) != BE_OK)
-    rc = cli_fail(ctx, err);
-  cli_password_free(pw);
-  cli_close_app(app);
-  if (rc) return rc;
-  if (ctx->json) printf("{\"user_id\":%lld,\"password_set\":true}\n", (long long)id);
-  else printf("password set for user %lld (argon2id)\n", (long long)id);
-  return CLI_EXIT_OK;
+  return cli_run(ctx, argc, argv, NULL, 1, 0, do_set_password, NULL);
 }
 
-static int cmd_login(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int rc = cli_parse(ctx, argc, argv, NULL, pos, 1, 1, NULL);
-  if (rc) return rc;
-  be_app *app = NULL;
-  if ((rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
+static int do_login(cli_ctx *ctx, be_app *app, const char **pos, int64_t user, void *data) {
+  (void)user, (void)data;
   char *pw = NULL, *token = NULL;
   int64_t id = 0;
   be_error *err = NULL;
-  if ((rc = cli_read_password(&pw, ctx, "Password: ")) == 0 &&
-      be_auth_login(&token, &id, app, pos[0], BE_NUL_TERMINATED, pw, BE_NUL_TERMINATED, &err) != BE_OK)
+  int rc = cli_read_password(&pw, ctx, "Password: ");
+  if (rc == 0 && be_auth_login(&token, &id, app, pos[0], BE_NUL_TERMINATED, pw, BE_NUL_TERMINATED, &err) != BE_OK)
     rc = cli_fail(ctx, err);
   cli_password_free(pw);
-  cli_close_app(app);
   if (rc == 0 && ctx->json) {
     printf("{\"user_id\":%lld,\"token\":", (long long)id);
     cli_json_str(stdout, token);
@@ -206,6 +189,10 @@ static int cmd_login(cli_ctx *ctx, int argc, char **argv) {
   }
   be_auth_token_free(token);
   return rc;
+}
+
+static int cmd_login(cli_ctx *ctx, int argc, char **argv) {
+  return cli_run(ctx, argc, argv, NULL, 1, -1, do_login, NULL);
 }
 
 static const cli_cmd user_cmds[] = {
