@@ -290,14 +290,14 @@ int cli_read_password(char **out, cli_ctx *ctx, const char *prompt) {
   if (buf == NULL) return cli_fail_code(ctx, BE_E_NOMEM, "out of memory");
   int tty = isatty(STDIN_FILENO);
   struct termios old, quiet;
-  if (tty) {
-    fprintf(stderr, "%s", prompt);
-    fflush(stderr);
+  if (tty) { /* echo off first, then the prompt: nothing typed after it is flushed */
     if (tcgetattr(STDIN_FILENO, &old) == 0) {
       quiet = old;
       quiet.c_lflag &= ~(tcflag_t)ECHO;
       tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
     } else tty = 0;
+    fprintf(stderr, "%s", prompt);
+    fflush(stderr);
   }
   int rc = read_line(buf, CAP, stdin);
   if (tty) {

@@ -9,6 +9,8 @@ demo run twice on one file.
 usage: test_cli.py PATH/TO/backend-cli"""
 import json
 import os
+import pty
+import select
 import re
 import sqlite3
 import subprocess
@@ -373,6 +375,57 @@ class Profile(Cli):
         for word in ("p50", "p95", "p99", "histogram", "#"):
             self.assertIn(word, r.stdout)
         self.assertNotIn("\r", r.stderr, "no progress bar when stderr is not a terminal")
+
+
+def run_pty(*args, db, answer=None, timeout=60):
+    """Run backend-cli on a pseudo-terminal (stdin, stdout and stderr); type
+    `answer` after the first prompt ending in ': '. Returns (exit code, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(CLI, [CLI, "--db", db] + list(args))
+    out, typed = b"", False
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                os.kill(pid, 9)
+                break
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+            if answer is not None and not typed and out.rstrip().endswith(b":"):
+                os.write(fd, answer.encode() + b"\n")
+                typed = True
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+class Terminal(Cli):
+    def test_password_prompt_does_not_echo(self):
+        self.add_user("tty@example.com", "Tty")
+        self.ok("user", "set-password", "tty@example.com", stdin="a terminal passphrase here\n")
+        code, out = run_pty("login", "tty@example.com", db=self.db, answer="a terminal passphrase here")
+        self.assertEqual(code, 0, out)
+        self.assertIn("Password:", out)
+        self.assertIn("logged in as user", out)
+        self.assertNotIn("a terminal passphrase here", out, "the password was echoed")
+
+    def test_progress_on_a_terminal(self):
+        db = os.path.join(self.tmp.name, "tty-demo.db")
+        code, out = run_pty("demo", "--users", "40", db=db)
+        self.assertEqual(code, 0, out)
+        self.assertIn("seeding users", out)
+        self.assertIn("40/40", out)
+        self.assertIn("\r", out)
+        code, out = run_pty("profile", "user.get", "-n", "2000", db=db)
+        self.assertEqual(code, 0, out)
+        self.assertIn("2000/2000", out)
 
 
 class Demo(Cli):
