@@ -203,6 +203,11 @@ static int check_file(cli_ctx *ctx, int mode) {
   }
   if (S_ISDIR(st.st_mode))
     return cli_fail_code(ctx, BE_E_DB_UNREACHABLE, "database '%s' is a directory, not a file", ctx->db);
+  if (access(ctx->db, R_OK | W_OK) != 0)
+    return cli_fail_code(ctx, BE_E_STORAGE,
+                         "database file '%s' is read-only (%s): libbackend opens it for reading and writing "
+                         "(WAL journal, migrations)",
+                         ctx->db, strerror(errno));
   return 0;
 }
 
