@@ -34,7 +34,7 @@ static const struct {
   {BE_CAT_RATE_LIMITED, 8, "rate limited: too many attempts, try later"},
   {BE_CAT_UNAVAILABLE, 9, "unavailable: database busy or locked, unreachable, pool exhausted"},
   {BE_CAT_TIMEOUT, 10, "timeout: a deadline passed"},
-  {BE_CAT_INTERNAL, 11, "storage or internal: the database failed or is not a database, a bug"},
+  {BE_CAT_INTERNAL, 11, "storage or internal: the database failed, is read-only or is not a database; a bug"},
   {BE_CAT_UNSUPPORTED, 12, "unsupported by this build or driver"},
 };
 
