@@ -155,10 +155,10 @@ typedef struct colmask {
  * columns whose values differ between two clean runs of the same flow. */
 static const colmask ref_mask[] = {
   /* BLAKE2b of a session token: 32 random bytes per login */
-  {"sessions", "token_hash"},
+  {"be_sessions", "token_hash"},
   /* seconds of the real clock: migrate.c stamps applied_at with the
    * system clock, not the app's fake one */
-  {"schema_migrations", "applied_at"},
+  {"be_schema_migrations", "applied_at"},
   {NULL, NULL},
 };
 
@@ -329,13 +329,13 @@ static int dump_diff(sw_result *res, const char *what, const dbuf *got, const db
               glen < 200 ? glen : 200, got->p + line, wlen < 200 ? wlen : 200, want->p + line);
 }
 
-/* "none" when there is no schema_migrations table, else its versions. */
+/* "none" when there is no be_schema_migrations table, else its versions. */
 static void migration_key(char *key, size_t n, const char *path) {
   snprintf(key, n, "none");
   sqlite3 *db = access(path, F_OK) == 0 ? raw_get(path) : NULL;
   if (db == NULL) return;
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, "SELECT version FROM schema_migrations ORDER BY version", -1, &st, NULL) == SQLITE_OK) {
+  if (sqlite3_prepare_v2(db, "SELECT version FROM be_schema_migrations ORDER BY version", -1, &st, NULL) == SQLITE_OK) {
     size_t at = (size_t)snprintf(key, n, "v");
     while (sqlite3_step(st) == SQLITE_ROW && at < n)
       at += (size_t)snprintf(key + at, n - at, " %lld", (long long)sqlite3_column_int64(st, 0));
@@ -361,7 +361,7 @@ struct sw_env {
   dbuf ref_again[SW_FLOWS]; /* the same without the flow's may_change columns */
   int have_ref[SW_FLOWS];
   /* app open: the database after each transaction a clean open commits
-   * (ref_mask), with the versions schema_migrations then records */
+   * (ref_mask), with the versions be_schema_migrations then records */
   open_state open_states[MAX_OPEN_STATES];
   int nopen_states;
   /* what every run's database holds before its call: the template
@@ -640,7 +640,7 @@ static int same_text(sqlite3_stmt *st, int col, const char *s) {
 
 /* u (NULL: "no such user") equals user id's row. */
 static int user_matches(sw_result *res, sqlite3 *db, const be_user *u, int64_t id, const char *what) {
-  static const char sql[] = "SELECT email, name, bio, extra, status, created_at, updated_at FROM users WHERE id = ?";
+  static const char sql[] = "SELECT email, name, bio, extra, status, created_at, updated_at FROM be_users WHERE id = ?";
   sqlite3_stmt *st = raw_stmt(db, sql);
   if (st == NULL) return FAIL(res, "%s: raw read: %s", what, sqlite3_errmsg(db));
   sqlite3_bind_int64(st, 1, id);
@@ -664,8 +664,8 @@ static int user_matches(sw_result *res, sqlite3 *db, const be_user *u, int64_t i
 /* What the rows say be_perm_check(user, perm) must answer. */
 static int perm_expected(sqlite3 *db, int64_t user, const char *perm) {
   static const char sql[] =
-    "SELECT rp.permission FROM users u JOIN user_roles ur ON ur.user_id = u.id "
-    "JOIN role_permissions rp ON rp.role_id = ur.role_id WHERE u.id = ? AND u.status = 0";
+    "SELECT rp.permission FROM be_users u JOIN be_user_roles ur ON ur.user_id = u.id "
+    "JOIN be_role_permissions rp ON rp.role_id = ur.role_id WHERE u.id = ? AND u.status = 0";
   sqlite3_stmt *st = raw_stmt(db, sql);
   if (st == NULL) return BE_E_INTERNAL;
   sqlite3_bind_int64(st, 1, user);
@@ -682,7 +682,7 @@ static int perm_expected(sqlite3 *db, int64_t user, const char *perm) {
 static int check_state(sw_result *res, be_app *app, const char *path, const char *when) {
   sqlite3 *db = raw_get(path);
   if (db == NULL) return FAIL(res, "%s: cannot open the database", when);
-  int64_t max = raw_int(db, "SELECT COALESCE(MAX(id), 0) FROM users", 0);
+  int64_t max = raw_int(db, "SELECT COALESCE(MAX(id), 0) FROM be_users", 0);
   char what[160];
   for (int64_t id = 1; id <= max + 1 && res->why[0] == '\0'; id++) {
     be_user *u = NULL;
@@ -699,7 +699,7 @@ static int check_state(sw_result *res, be_app *app, const char *path, const char
              check_perms[p], be_code_name(rc), be_code_name(want));
     }
   }
-  int64_t bad = -1, rows = -1, want_rows = raw_int(db, "SELECT COUNT(*) FROM audit_log", 0);
+  int64_t bad = -1, rows = -1, want_rows = raw_int(db, "SELECT COUNT(*) FROM be_audit_log", 0);
   int rc = be_audit_verify(&bad, &rows, app, NULL);
   if (rc != BE_OK || bad != 0 || rows != want_rows)
     FAIL(res, "%s: be_audit_verify: %s, first bad row %lld, %lld of %lld rows", when, be_code_name(rc),
@@ -876,7 +876,7 @@ typedef struct flow {
  * built; when building the answer then fails (no memory for the error
  * object: BE_E_NOMEM instead of the 401), the count stays, as it should:
  * the guess was checked against the real hash. */
-static const colmask counted_guess[] = {{"users", "failed_logins"}, {"users", "locked_until"}, {NULL, NULL}};
+static const colmask counted_guess[] = {{"be_users", "failed_logins"}, {"be_users", "locked_until"}, {NULL, NULL}};
 
 #define F_APP_OPEN 0
 static const flow flows[SW_FLOWS] = {
@@ -1023,7 +1023,7 @@ static void open_failed(sw_result *res, sw_env *env, be_app **app) {
     else if (strcmp(p->key, key) == 0) near = p;
   }
   if (same == NULL && near == NULL) {
-    FAIL(res, "after the failed be_app_new, schema_migrations holds \"%s\": no clean open passes through that", key);
+    FAIL(res, "after the failed be_app_new, be_schema_migrations holds \"%s\": no clean open passes through that", key);
     return;
   }
   if (same == NULL) {
