@@ -6,12 +6,13 @@
  * A migrator is a list of migrations (version, name, SQL) and the name of
  * the table that records which ones ran: schema_migrations unless
  * be_migrator_set_table() names another. Migrators with different record
- * tables keep separate histories in one database (be_app's migrations
- * record in <table_prefix>schema_migrations, a host's in its migrator's
- * table). be_migrator_apply() creates
+ * tables keep separate histories in one database: be_app records its own
+ * migrations in its table prefix followed by schema_migrations
+ * (be_schema_migrations by default), a host's in the host migrator's
+ * table. be_migrator_apply() creates the record table
  *
- *   <table>(version INTEGER PRIMARY KEY, name TEXT NOT NULL,
- *           applied_at INTEGER NOT NULL)   -- applied_at: Unix seconds
+ *   TABLE(version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+ *         applied_at INTEGER NOT NULL)   -- applied_at: Unix seconds
  *
  * if needed, then applies every registered migration not recorded there,
  * in ascending version order, each in its own transaction (BEGIN
