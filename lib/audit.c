@@ -167,7 +167,8 @@ static int append(int64_t *out_id, const be__app_res *res, be_conn *conn, int64_
   row_fields r = {id, actor_id, target_id, at, action, ttype, details,
                   action_len, ttype_len, details_len};
   row_hash(hash, &k, &r, prev);
-  rc = be__svc_exec(conn, NULL, err, be__sql(res, BE__SQL_AUDIT_INSERT), "iissiishh", id, actor_id, action, action_len, ttype, ttype_len, target_id, at,
+  rc = be__svc_exec(conn, NULL, err, be__sql(res, BE__SQL_AUDIT_INSERT), "iissiishh",
+                    id, actor_id, action, action_len, ttype, ttype_len, target_id, at,
                     details, details_len, prev, hash);
   /* The CHECK (json_valid(details)) constraint refused the row. */
   if (rc == BE_E_VALIDATION)
@@ -422,7 +423,8 @@ int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **er
   *out_id = 0;
   memset(out_hash, 0, BE_AUDIT_HASH_BYTES);
   head h = {0, out_hash};
-  int rc = be__svc_first_pooled(&app->res, read_head, &h, err, be__sql(&app->res, BE__SQL_AUDIT_HEAD), "");
+  int rc = be__svc_first_pooled(&app->res, read_head, &h, err,
+                                be__sql(&app->res, BE__SQL_AUDIT_HEAD), "");
   if (rc < 0) return rc;
   *out_id = h.id;
   return BE_OK;
@@ -527,7 +529,8 @@ int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_option
     be__free(page);
     return be__error_oom(err);
   }
-  const char *sql = be__sql(&app->res, q.o.match_user ? BE__SQL_AUDIT_QUERY_USER : BE__SQL_AUDIT_QUERY_ALL);
+  const char *sql =
+    be__sql(&app->res, q.o.match_user ? BE__SQL_AUDIT_QUERY_USER : BE__SQL_AUDIT_QUERY_ALL);
   /* one extra row tells whether there is a next page */
   rc = be__svc_each_pooled(&app->res, add_row, page, err, sql, "iiiii", q.o.user_id, q.from, q.to,
                            q.before, (int64_t)page->limit + 1);

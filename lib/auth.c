@@ -139,7 +139,8 @@ static int stored_max(be__auth *a, unsigned long long *ops, size_t *mem, be_erro
   be_conn *c = NULL;
   int rc = be__svc_acquire(a->res, &c, err);
   if (rc != BE_OK) return rc;
-  rc = be__svc_ints(c, row, 2, err, be__sql(a->res, BE__SQL_AUTH_HASH_PARAMS_MAX), "iiii", (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MIN,
+  rc = be__svc_ints(c, row, 2, err, be__sql(a->res, BE__SQL_AUTH_HASH_PARAMS_MAX), "iiii",
+                    (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MIN,
                     (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MAX,
                     (int64_t)(crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024),
                     (int64_t)(crypto_pwhash_argon2id_memlimit_max() / 1024));
@@ -255,11 +256,10 @@ static int read_user(be_stmt *st, void *ud, be_error **err) {
  * found = 0. */
 static int load_user(be__auth *a, int64_t id, const char *email, user_row *u, be_error **err) {
   memset(u, 0, sizeof *u);
-  int rc = email != NULL
-             ? be__svc_first_pooled(a->res, read_user, u, err, be__sql(a->res, BE__SQL_AUTH_USER_BY_EMAIL), "t",
-                                    email)
-             : be__svc_first_pooled(a->res, read_user, u, err, be__sql(a->res, BE__SQL_AUTH_USER_BY_ID), "i",
-                                    id);
+  int rc = email != NULL ? be__svc_first_pooled(a->res, read_user, u, err,
+                                                be__sql(a->res, BE__SQL_AUTH_USER_BY_EMAIL), "t", email)
+                         : be__svc_first_pooled(a->res, read_user, u, err,
+                                                be__sql(a->res, BE__SQL_AUTH_USER_BY_ID), "i", id);
   return rc < 0 ? rc : BE_OK;
 }
 
@@ -314,7 +314,8 @@ static int fail_tx(be_conn *c, void *ud, be_error **err) {
   int64_t block = block_for(f->a, failures, &lockout);
   int64_t end = be__ns_add(f->now, block);
   int64_t until = block > 0 && end > row[1] ? end : row[1];
-  rc = be__svc_exec(c, NULL, err, be__sql(f->a->res, BE__SQL_AUTH_FAILURES_WRITE), "iii", failures, until, f->user_id);
+  rc = be__svc_exec(c, NULL, err, be__sql(f->a->res, BE__SQL_AUTH_FAILURES_WRITE), "iii",
+                    failures, until, f->user_id);
   if (rc != BE_OK || !lockout) return rc;
   char details[160];
   snprintf(details, sizeof details, "{\"failed_logins\":%lld,\"locked_until\":%lld}",
@@ -356,7 +357,8 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
   /* Re-check what the verification was made against: a concurrent password
    * change, disable or lock must win over this login. Without a rehash the
    * hash is written back as it is. */
-  int rc = be__svc_exec(c, &changed, err, be__sql(l->a->res, BE__SQL_AUTH_LOGIN_UPDATE), "tiiti", l->new_hash != NULL ? l->new_hash : l->old_hash, l->pepper_id,
+  int rc = be__svc_exec(c, &changed, err, be__sql(l->a->res, BE__SQL_AUTH_LOGIN_UPDATE), "tiiti",
+                        l->new_hash != NULL ? l->new_hash : l->old_hash, l->pepper_id,
                         l->user_id, l->old_hash, l->now);
   if (rc != BE_OK) return rc;
   if (changed != 1) {
@@ -366,7 +368,8 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
   /* The user knows the password: a pending reset link has no use left. */
   rc = be__auth_consume_resets(l->a->res, c, l->user_id, err);
   if (rc != BE_OK) return rc;
-  rc = be__svc_exec(c, NULL, err, be__sql(l->a->res, BE__SQL_AUTH_SESSION_INSERT), "hiiii", l->token_hash, l->user_id, l->now, l->now,
+  rc = be__svc_exec(c, NULL, err, be__sql(l->a->res, BE__SQL_AUTH_SESSION_INSERT), "hiiii",
+                    l->token_hash, l->user_id, l->now, l->now,
                     be__ns_add(l->now, l->a->absolute_ns));
   if (rc != BE_OK) return rc;
   /* The new session and its audit row commit together (no token in it). */
@@ -433,10 +436,9 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
 
 /* ---- sessions -------------------------------------------------------- */
 
-/* Columns user_id, last_seen_at, expires_at, revoked of a session row:
- * not revoked, before its absolute expiry and inside its idle timeout. */
 /* s: a session's user_id, last_seen_at, expires_at, revoked (the first
- * columns of BE__SQL_AUTH_SESSION_CHECK and _BY_TOKEN). */
+ * columns of BE__SQL_AUTH_SESSION_CHECK and _BY_TOKEN). Live: not
+ * revoked, before its absolute expiry and inside its idle timeout. */
 static int session_live(const be__auth *a, const int64_t s[4], int64_t now) {
   return s[3] == 0 && now < s[2] && now < be__ns_add(s[1], a->idle_ns);
 }
@@ -600,9 +602,11 @@ int be__auth_store_password(be__auth *a, be_conn *c, const be__pw_write *w, int 
   /* New hashes are always made with the current pepper. */
   int64_t pepper = a->peppers[0].id;
   if (w->old_hash != NULL)
-    rc = be__svc_exec(c, &changed, err, be__sql(a->res, BE__SQL_AUTH_PASSWORD_REPLACE), "tiit", w->new_hash, pepper, w->user_id, w->old_hash);
+    rc = be__svc_exec(c, &changed, err, be__sql(a->res, BE__SQL_AUTH_PASSWORD_REPLACE), "tiit",
+                      w->new_hash, pepper, w->user_id, w->old_hash);
   else /* the fourth parameter is active_only */
-    rc = be__svc_exec(c, &changed, err, be__sql(a->res, BE__SQL_AUTH_PASSWORD_SET), "tiii", w->new_hash, pepper, w->user_id, (int64_t)w->active_only);
+    rc = be__svc_exec(c, &changed, err, be__sql(a->res, BE__SQL_AUTH_PASSWORD_SET), "tiii",
+                      w->new_hash, pepper, w->user_id, (int64_t)w->active_only);
   *stored = rc == BE_OK && changed == 1;
   if (!*stored) return rc;
   rc = be__auth_consume_resets(a->res, c, w->user_id, err);

@@ -75,7 +75,8 @@ static int request_tx(be_conn *c, void *ud, be_error **err) {
   rc = be__svc_ints(c, &pending, 1, err, be__sql(res, BE__SQL_RESET_PENDING), "ii", uid, r->now);
   if (rc != BE_ROW) return rc < 0 ? rc : be__error_set(err, BE_E_INTERNAL, "count returned no row");
   r->issued = uid != 0 && pending < BE_AUTH_RESET_MAX_PENDING;
-  rc = be__svc_exec(c, NULL, err, be__sql(res, BE__SQL_RESET_INSERT), "hiiii", r->token_hash, r->issued ? uid : 0, r->now,
+  rc = be__svc_exec(c, NULL, err, be__sql(res, BE__SQL_RESET_INSERT), "hiiii",
+                    r->token_hash, r->issued ? uid : 0, r->now,
                     be__ns_add(r->now, r->a->reset_ttl_ns), (int64_t)!r->issued);
   if (rc != BE_OK) return rc;
   /* Target 0: no active account has the email. */
@@ -144,7 +145,8 @@ static int reset_tx(be_conn *c, void *ud, be_error **err) {
   int64_t n = 0;
   /* Consuming the token is the check: of two concurrent resets with one
    * token, only one changes this row. */
-  int rc = be__svc_exec(c, &n, err, be__sql(r->a->res, BE__SQL_RESET_CONSUME_TOKEN), "hii", r->token_hash, r->now, r->w.user_id);
+  int rc = be__svc_exec(c, &n, err, be__sql(r->a->res, BE__SQL_RESET_CONSUME_TOKEN), "hii",
+                        r->token_hash, r->now, r->w.user_id);
   if (rc != BE_OK || n != 1) return rc;
   /* The store consumes the user's other tokens. */
   rc = be__auth_store_password(r->a, c, &r->w, &r->ok, err);
@@ -164,7 +166,8 @@ int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
   /* The user a live reset token belongs to, with the policy's context. */
   account u = {0};
   rc = be__svc_first_pooled(a->res, read_account, &u, err,
-                            be__sql(a->res, BE__SQL_RESET_ACCOUNT_BY_TOKEN), "hi", h, be__svc_now(a->res));
+                            be__sql(a->res, BE__SQL_RESET_ACCOUNT_BY_TOKEN), "hi", h,
+                            be__svc_now(a->res));
   if (rc < 0) return rc;
   if (u.id == 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
   char hash[crypto_pwhash_STRBYTES];
@@ -189,7 +192,8 @@ typedef struct purge_ctx {
 static int purge_tx(be_conn *c, void *ud, be_error **err) {
   purge_ctx *p = ud;
   int64_t n1 = 0, n2 = 0;
-  int rc = be__svc_exec(c, &n1, err, be__sql(p->a->res, BE__SQL_PURGE_SESSIONS), "ii", p->now, be__ns_sub(p->now, p->a->idle_ns));
+  int rc = be__svc_exec(c, &n1, err, be__sql(p->a->res, BE__SQL_PURGE_SESSIONS), "ii",
+                        p->now, be__ns_sub(p->now, p->a->idle_ns));
   if (rc != BE_OK) return rc;
   rc = be__svc_exec(c, &n2, err, be__sql(p->a->res, BE__SQL_PURGE_RESETS), "i", p->now);
   p->deleted = n1 + n2;

@@ -85,7 +85,8 @@ int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_
   int64_t now = be__svc_now(a->res);
   /* Live: not revoked, before its absolute expiry, inside its idle
    * timeout (the conditions be_auth_verify() checks). */
-  rc = be__svc_each_pooled(a->res, add_session, &l, err, be__sql(a->res, BE__SQL_SESSION_LIST), "iiii", user_id, now, be__ns_sub(now, a->idle_ns),
+  rc = be__svc_each_pooled(a->res, add_session, &l, err, be__sql(a->res, BE__SQL_SESSION_LIST), "iiii",
+                           user_id, now, be__ns_sub(now, a->idle_ns),
                            (int64_t)BE_AUTH_SESSIONS_MAX);
   if (rc == BE_OK && !l.user_found)
     rc = be__error_set(err, BE_E_NOT_FOUND, "user %lld not found", (long long)user_id);

@@ -248,8 +248,8 @@ int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t e
   if (rc == BE_OK) rc = be__svc_email(email, len, norm, &nlen, err);
   if (rc != BE_OK) return rc;
   one_user o = {1, 0, NULL, NULL, 0};
-  rc = be__svc_first_pooled(&app->res, read_one, &o, err, be__sql(&app->res, BE__SQL_USER_BY_EMAIL), "s",
-                            norm, nlen);
+  rc = be__svc_first_pooled(&app->res, read_one, &o, err, be__sql(&app->res, BE__SQL_USER_BY_EMAIL),
+                            "s", norm, nlen);
   if (rc == BE_DONE) return be__error_set(err, BE_E_NOT_FOUND, "no user with this email");
   if (rc != BE_ROW) return rc;
   *out = o.user;
@@ -543,7 +543,8 @@ static int create_tx(be_conn *conn, void *ud, be_error **err) {
   int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
   if (rc != BE_OK) return rc;
   int64_t now = be__svc_now(&c->app->res);
-  rc = be__svc_exec(conn, NULL, err, be__sql(&c->app->res, BE__SQL_USER_INSERT), "ssssii", c->v.email, c->v.email_len, c->v.name, c->v.name_len, c->v.bio,
+  rc = be__svc_exec(conn, NULL, err, be__sql(&c->app->res, BE__SQL_USER_INSERT), "ssssii",
+                    c->v.email, c->v.email_len, c->v.name, c->v.name_len, c->v.bio,
                     c->v.bio_len, c->v.extra, c->v.extra_len, (int64_t)c->v.status, now);
   if (rc != BE_OK) return conflict_email(rc, err);
   c->id = be_conn_last_insert_id(conn);
