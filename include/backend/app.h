@@ -14,8 +14,10 @@
  * be_role_permissions, be_user_roles, be_auth_epoch, be_audit_log,
  * be_audit_key, be_password_hash_params, and its migration record
  * be_schema_migrations; their indexes and triggers carry the prefix too.
- * It creates, reads and writes no other object, so a host's own tables
- * (users, sessions, schema_migrations, ...) may share the database file,
+ * It creates, reads and writes no other object (SQLite's own
+ * sqlite_sequence aside, where its AUTOINCREMENT counters sit under their
+ * prefixed table names; and what host_migrations do), so a host's own
+ * tables (users, sessions, schema_migrations, ...) may share the file,
  * and two apps with different prefixes may share one file without seeing
  * each other's data. The host's migrations (host_migrations) are recorded
  * in the table its be_migrator names (be_migrator_set_table(); by default
@@ -126,15 +128,17 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  * @param out   receives the app, the caller's (be_app_free()); not NULL.
  *              Set to NULL on failure.
  * @param opts  the options, version set; NULL means all defaults. Read
- *              during the call (database, audit_key and table_prefix are copied;
+ *              during the call (database, audit_key and table_prefix are
+ *              copied;
  *              driver, clock, mailer and host_migrations are borrowed and
  *              must outlive the app).
  * @param err   receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (out NULL, bad options version);
  *         BE_E_VALIDATION (options out of range, each named as a field
  *         error, before anything is opened: field "table_prefix" for a
- *         prefix that is not an identifier; field "audit_key" when the key does not fit the
- *         database's audit log, see backend/audit.h "Keyed chain");
+ *         prefix that is not an identifier; field "audit_key" when the
+ *         key does not fit the database's audit log, see
+ *         backend/audit.h "Keyed chain");
  *         BE_E_DB_UNREACHABLE; migration errors; BE_E_NOMEM;
  *         BE_E_INTERNAL (libsodium failed to start).
  */
