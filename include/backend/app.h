@@ -129,9 +129,8 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  *              Set to NULL on failure.
  * @param opts  the options, version set; NULL means all defaults. Read
  *              during the call (database, audit_key and table_prefix are
- *              copied;
- *              driver, clock, mailer and host_migrations are borrowed and
- *              must outlive the app).
+ *              copied; driver, clock, mailer and host_migrations are
+ *              borrowed and must outlive the app).
  * @param err   receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (out NULL, bad options version);
  *         BE_E_VALIDATION (options out of range, each named as a field
