@@ -75,6 +75,27 @@ static inline void tu_alloc_restore(void) { be_set_allocator(NULL, NULL); }
     }                                                                             \
   } while (0)
 
+/* The first error of e's cause chain (e itself excluded) whose message
+ * holds text, or NULL: the database's own words live there, never in the
+ * message that becomes a client's `detail`. */
+static inline const be_error *tu_cause_with(const be_error *e, const char *text) {
+  for (const be_error *c = be_error_cause(e); c; c = be_error_cause(c))
+    if (strstr(be_error_message(c), text)) return c;
+  return NULL;
+}
+
+/* Check that the problem JSON of e does not show the text (a driver's
+ * message), and that a cause holds it. */
+#define TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, text)                                           \
+  do {                                                                                  \
+    char *tu_json = NULL;                                                               \
+    ck_assert_int_eq(be_error_to_json(&tu_json, NULL, (e)), BE_OK);                     \
+    ck_assert_msg(strstr(tu_json, (text)) == NULL, "JSON shows \"%s\": %s", (text),     \
+                  tu_json);                                                             \
+    be_free(tu_json);                                                                   \
+    ck_assert_msg(tu_cause_with((e), (text)) != NULL, "no cause holds \"%s\"", (text)); \
+  } while (0)
+
 /* A fresh temporary directory (caller frees the string with free()). */
 static inline char *tu_tempdir(void) {
   char tmpl[] = "/tmp/betest.XXXXXX";
