@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The app's resources: options checked and resolved, the database (and
- * its keeper), the pool and the shared cache.
+ * its keeper), the setup connection, the pool and the shared cache.
  *
  * ":memory:" with the SQLite driver. Every SQLite connection to ":memory:"
  * is its own empty database, so a pool of them would scatter the tables.
@@ -31,6 +31,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "migrate.h"
+#include "sqlite.h"
 
 #define MIB (INT64_C(1024) * 1024)
 /* Longest time option: about 100 years in ms (times 1e6 still fits int64 ns). */
@@ -253,14 +254,30 @@ int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **er
     res->opts.audit_key = res->audit_key;
   }
   rc = make_dsn(res, err);
-  if (rc == BE_OK) rc = open_pool(res, err);
   if (rc == BE_OK) rc = open_cache(res, err);
   return rc;
 }
 
+int be__app_res_setup_conn(be__app_res *res, be_conn **out, be_error **err) {
+  *out = NULL;
+  int rc = be__sqlite_driver_keep_journal(&res->setup_driver, res->opts.driver, err);
+  if (rc != BE_OK) return rc;
+  const be_driver *d = res->setup_driver ? res->setup_driver : res->opts.driver;
+  return be_conn_open(out, d, res->dsn, err);
+}
+
+void be__app_res_setup_close(be__app_res *res, be_conn *conn) {
+  be_conn_close(conn);
+  be_sqlite_driver_free(res->setup_driver);
+  res->setup_driver = NULL;
+}
+
+int be__app_res_open_pool(be__app_res *res, be_error **err) { return open_pool(res, err); }
+
 void be__app_res_close(be__app_res *res) {
   be_cache_free(res->cache);
   be_pool_free(res->pool);
+  be_sqlite_driver_free(res->setup_driver);
   be_conn_close(res->keeper);
   be__free(res->dsn);
   be__free(res->database);

@@ -26,7 +26,8 @@ typedef struct be__app_res {
   char *dsn;       /* what the driver opens (the memdb URI for ":memory:") */
   be_conn *keeper; /* holds a memdb database open; NULL otherwise */
   struct be_pool *pool;
-  struct be_cache *cache; /* shared; user profiles live under "user:" */
+  struct be_cache *cache;  /* shared; user profiles live under "user:" */
+  be_driver *setup_driver; /* the setup connection's driver, while it is open */
   /* The audit chain's key, copied from the options (opts.audit_key points
    * here; NULL when unkeyed); wiped on close. */
   uint8_t audit_key[64];
@@ -34,10 +35,20 @@ typedef struct be__app_res {
 } be__app_res;
 
 /* Check opts (NULL: all defaults; the version is the caller's to check)
- * and fill res: resolved options, then the database, the pool and the
- * cache. Field errors name the option. On failure res holds only what
- * be__app_res_close() frees. */
+ * and fill res: resolved options, the DSN (and a memdb's keeper) and the
+ * cache; the pool comes later (be__app_res_open_pool). Field errors name
+ * the option. On failure res holds only what be__app_res_close() frees. */
 int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **err);
+
+/* A connection to set the database up on, before the pool exists: with
+ * the SQLite driver it leaves the file's journal mode alone (the pool's
+ * connections set it once the setup committed), so an open that fails
+ * writes nothing. Close it with be__app_res_setup_close(). */
+int be__app_res_setup_conn(be__app_res *res, be_conn **out, be_error **err);
+void be__app_res_setup_close(be__app_res *res, be_conn *conn);
+
+/* Create the pool (after the setup committed). */
+int be__app_res_open_pool(be__app_res *res, be_error **err);
 
 /* Free what be__app_res_open() made (also after a failed open). */
 void be__app_res_close(be__app_res *res);
