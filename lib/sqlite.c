@@ -87,7 +87,7 @@ static const char *sentence(int ext) {
     [SQLITE_INTERNAL] = "the database hit an internal error",
     [SQLITE_PERM] = "the database denied access",
     [SQLITE_ABORT] = "the statement was aborted",
-    [SQLITE_BUSY] = "the database is locked by another connection",
+    [SQLITE_BUSY] = "another connection holds a lock on the database",
     [SQLITE_LOCKED] = "a table is locked by another statement",
     [SQLITE_NOMEM] = "the database ran out of memory",
     [SQLITE_READONLY] = "the database is read-only",
@@ -104,7 +104,7 @@ static const char *sentence(int ext) {
     [SQLITE_NOLFS] = "the database is too large for this system",
     [SQLITE_AUTH] = "the statement was not authorized",
     [SQLITE_RANGE] = "a parameter index is out of range",
-    [SQLITE_NOTADB] = "the file is not a database, or is encrypted",
+    [SQLITE_NOTADB] = "the file is not an SQLite database, or it is encrypted",
   };
   if (ext == SQLITE_READONLY_DBMOVED)
     return "the database file was deleted, renamed or replaced while open";
