@@ -84,7 +84,7 @@ static int setup(be__app_res *res, be_error **err) {
     to.max_retries = 0;
     rc = be_tx_run_ex(conn, &to, setup_tx, res, err);
   }
-  be__app_res_setup_close(res, conn);
+  be__app_res_setup_close(res, conn, rc != BE_OK);
   return rc;
 }
 

@@ -28,6 +28,7 @@ typedef struct be__app_res {
   struct be_pool *pool;
   struct be_cache *cache;  /* shared; user profiles live under "user:" */
   be_driver *setup_driver; /* the setup connection's driver, while it is open */
+  int32_t setup_creates;   /* the setup connection creates the database file */
   /* The audit chain's key, copied from the options (opts.audit_key points
    * here; NULL when unkeyed); wiped on close. */
   uint8_t audit_key[64];
@@ -43,9 +44,11 @@ int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **er
 /* A connection to set the database up on, before the pool exists: with
  * the SQLite driver it leaves the file's journal mode alone (the pool's
  * connections set it once the setup committed), so an open that fails
- * writes nothing. Close it with be__app_res_setup_close(). */
+ * writes nothing. Close it with be__app_res_setup_close(), saying whether
+ * the setup failed: then a database file this connection created (a
+ * plain path that did not exist, still empty) is removed again. */
 int be__app_res_setup_conn(be__app_res *res, be_conn **out, be_error **err);
-void be__app_res_setup_close(be__app_res *res, be_conn *conn);
+void be__app_res_setup_close(be__app_res *res, be_conn *conn, int failed);
 
 /* Create the pool (after the setup committed). */
 int be__app_res_open_pool(be__app_res *res, be_error **err);

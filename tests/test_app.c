@@ -488,6 +488,36 @@ START_TEST(failed_open_leaves_another_programs_database_alone) {
 }
 END_TEST
 
+/* A failed open at a path where no database was leaves no file there. */
+START_TEST(failed_open_creates_no_database) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/new.db", dir);
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 1000, "broken", "CREATE TABLE nope (", NULL), BE_OK);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  o.host_migrations = m;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_E_STORAGE);
+  ck_assert(!tu_exists(path));
+  ck_assert(!tu_exists_with(path, "-journal"));
+  o.insecure_test_hashing = 0; /* refused before anything is opened */
+  o.host_migrations = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_E_VALIDATION);
+  ck_assert(!tu_exists(path));
+  /* an empty file that was there before stays */
+  tu_write_file(path, "", 0);
+  o.insecure_test_hashing = 1;
+  o.host_migrations = m;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_E_STORAGE);
+  ck_assert(tu_exists(path));
+  be_migrator_free(m);
+  tu_rmdir(dir);
+}
+END_TEST
+
 START_TEST(unusable_file_fails_the_open_permanently) {
   char *dir = tu_tempdir();
   char path[512];
@@ -600,6 +630,7 @@ static Suite *app_suite(void) {
   tcase_add_test(tc, host_mailer_and_testkit_calls_report_errors);
   tcase_add_test(tc, testkit_allocation_failures_leak_nothing);
   tcase_add_test(tc, failed_open_leaves_another_programs_database_alone);
+  tcase_add_test(tc, failed_open_creates_no_database);
   tcase_add_test(tc, unusable_file_fails_the_open_permanently);
   tcase_add_test(tc, deleted_database_fails_writes);
   tcase_add_test(tc, renamed_database_fails_writes);
