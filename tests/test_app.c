@@ -545,13 +545,9 @@ END_TEST
 
 /* ---- a database that disappears under a running app ---- */
 
-typedef enum { GONE_DELETED,
-               GONE_RENAMED,
-               GONE_REPLACED } gone_how;
-
-static void vanish_under_app(gone_how how) {
+static void vanish_under_app(tu_gone_how how) {
   char *dir = tu_tempdir();
-  char path[512], other[600];
+  char path[512];
   snprintf(path, sizeof path, "%s/app.db", dir);
   be_app_options o;
   svc_fast_options(&o, path);
@@ -560,16 +556,7 @@ static void vanish_under_app(gone_how how) {
   be_app *app = NULL;
   ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
   svc_user(app, "before@x.io", "Before");
-  if (how == GONE_DELETED) {
-    ck_assert_int_eq(remove(path), 0);
-  } else if (how == GONE_RENAMED) {
-    snprintf(other, sizeof other, "%s/moved.db", dir);
-    ck_assert_int_eq(rename(path, other), 0);
-  } else {
-    snprintf(other, sizeof other, "%s/restored.db", dir);
-    tu_make_foreign_db(other);
-    ck_assert_int_eq(rename(other, path), 0);
-  }
+  tu_make_gone(path, dir, how);
   /* every write fails with a typed error; none is acknowledged into a
    * file nobody can see */
   be_user_input in = BE_USER_INPUT_INIT;
@@ -580,12 +567,12 @@ static void vanish_under_app(gone_how how) {
     int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
     ck_assert_msg(rc == BE_E_CONN_LOST || rc == BE_E_DB_UNREACHABLE || rc == BE_E_STORAGE,
                   "write %d after the file went: rc %d (%s)", i, rc, be_error_message(e));
-    if (how != GONE_REPLACED) ck_assert(rc == BE_E_CONN_LOST || rc == BE_E_DB_UNREACHABLE);
+    if (how != TU_GONE_REPLACED) ck_assert(rc == BE_E_CONN_LOST || rc == BE_E_DB_UNREACHABLE);
     be_error_free(e);
   }
   ck_assert_int_ne(be_pool_maintain(be_app_pool(app), NULL), BE_E_POOL_CLOSED);
   /* nothing created where the database was; the replacement untouched */
-  if (how == GONE_REPLACED) {
+  if (how == TU_GONE_REPLACED) {
     sqlite3 *db = tu_raw_open(path);
     sqlite3_stmt *st = NULL;
     ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL),
@@ -602,17 +589,17 @@ static void vanish_under_app(gone_how how) {
   ck_assert_int_eq(st.in_use, 0);
   ck_assert_int_eq(st.waiting, 0);
   be_app_free(app);
-  if (how != GONE_REPLACED) ck_assert(!tu_exists(path));
+  if (how != TU_GONE_REPLACED) ck_assert(!tu_exists(path));
   tu_rmdir(dir);
 }
 
-START_TEST(deleted_database_fails_writes) { vanish_under_app(GONE_DELETED); }
+START_TEST(deleted_database_fails_writes) { vanish_under_app(TU_GONE_DELETED); }
 END_TEST
 
-START_TEST(renamed_database_fails_writes) { vanish_under_app(GONE_RENAMED); }
+START_TEST(renamed_database_fails_writes) { vanish_under_app(TU_GONE_RENAMED); }
 END_TEST
 
-START_TEST(replaced_database_fails_writes_and_is_not_migrated) { vanish_under_app(GONE_REPLACED); }
+START_TEST(replaced_database_fails_writes_and_is_not_migrated) { vanish_under_app(TU_GONE_REPLACED); }
 END_TEST
 
 static Suite *app_suite(void) {

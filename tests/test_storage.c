@@ -1079,30 +1079,12 @@ END_TEST
 
 /* ---- a database file that disappears under an open connection ---- */
 
-typedef enum { GONE_DELETED,
-               GONE_RENAMED,
-               GONE_REPLACED } gone_how;
-
-static void make_gone(gone_how how) {
-  char other[600];
-  if (how == GONE_DELETED) {
-    ck_assert_int_eq(remove(dbpath), 0);
-  } else if (how == GONE_RENAMED) {
-    snprintf(other, sizeof other, "%s/moved.db", tmpdir);
-    ck_assert_int_eq(rename(dbpath, other), 0);
-  } else {
-    snprintf(other, sizeof other, "%s/replacement.db", tmpdir);
-    tu_make_foreign_db(other);
-    ck_assert_int_eq(rename(other, dbpath), 0);
-  }
-}
-
-static void moved_file_is_detected(gone_how how) {
+static void moved_file_is_detected(tu_gone_how how) {
   be_conn *c = NULL;
   ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
   exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
   ck_assert_int_eq(be_conn_ping(c, NULL), BE_OK);
-  make_gone(how);
+  tu_make_gone(dbpath, tmpdir, how);
   be_error *e = NULL;
   ck_assert_int_eq(be_conn_ping(c, &e), BE_E_CONN_LOST);
   ck_assert_ptr_nonnull(strstr(be_error_message(e), "deleted, renamed or replaced"));
@@ -1112,7 +1094,7 @@ static void moved_file_is_detected(gone_how how) {
   be_conn_close(c);
 
   /* a write transaction is refused before it writes into a lost file */
-  if (how == GONE_REPLACED) {
+  if (how == TU_GONE_REPLACED) {
     remove(dbpath);
   } else {
     char back[600];
@@ -1121,7 +1103,7 @@ static void moved_file_is_detected(gone_how how) {
   }
   ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
   exec_ok(c, "CREATE TABLE IF NOT EXISTS t(x)");
-  make_gone(how);
+  tu_make_gone(dbpath, tmpdir, how);
   ck_assert_int_eq(be_conn_begin(c, BE_TX_DEFERRED, NULL), BE_OK); /* reads: no check */
   ck_assert_int_eq(be_conn_rollback(c, NULL), BE_OK);
   ck_assert_int_eq(be_conn_begin(c, BE_TX_IMMEDIATE, &e), BE_E_CONN_LOST);
@@ -1129,16 +1111,16 @@ static void moved_file_is_detected(gone_how how) {
   be_error_free(e);
   ck_assert_int_eq(be_conn_is_broken(c), 1);
   be_conn_close(c);
-  if (how != GONE_REPLACED) ck_assert(!tu_exists(dbpath));
+  if (how != TU_GONE_REPLACED) ck_assert(!tu_exists(dbpath));
 }
 
-START_TEST(deleted_database_is_detected) { moved_file_is_detected(GONE_DELETED); }
+START_TEST(deleted_database_is_detected) { moved_file_is_detected(TU_GONE_DELETED); }
 END_TEST
 
-START_TEST(renamed_database_is_detected) { moved_file_is_detected(GONE_RENAMED); }
+START_TEST(renamed_database_is_detected) { moved_file_is_detected(TU_GONE_RENAMED); }
 END_TEST
 
-START_TEST(replaced_database_is_detected) { moved_file_is_detected(GONE_REPLACED); }
+START_TEST(replaced_database_is_detected) { moved_file_is_detected(TU_GONE_REPLACED); }
 END_TEST
 
 static Suite *storage_suite(void) {

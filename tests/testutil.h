@@ -190,6 +190,27 @@ static inline void tu_make_foreign_db(const char *path) {
   sqlite3_close(db);
 }
 
+/* How a database file goes away under an open connection. */
+typedef enum { TU_GONE_DELETED,
+               TU_GONE_RENAMED,
+               TU_GONE_REPLACED } tu_gone_how;
+
+/* Make the database at path go away: deleted, renamed to dir/moved.db,
+ * or replaced by another program's database (renamed over it). */
+static inline void tu_make_gone(const char *path, const char *dir, tu_gone_how how) {
+  char other[1024];
+  if (how == TU_GONE_DELETED) {
+    ck_assert_int_eq(remove(path), 0);
+  } else if (how == TU_GONE_RENAMED) {
+    snprintf(other, sizeof other, "%s/moved.db", dir);
+    ck_assert_int_eq(rename(path, other), 0);
+  } else {
+    snprintf(other, sizeof other, "%s/replacement.db", dir);
+    tu_make_foreign_db(other);
+    ck_assert_int_eq(rename(other, path), 0);
+  }
+}
+
 /* Run fn(arg) as an unprivileged user: in a child process as `nobody`
  * when running as root (root ignores file permissions), else right here.
  * fn returns 0 when every check held, else the line that failed (and
