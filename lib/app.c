@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The app object: the wiring. be_app_new() makes the resources, applies
- * the migrations, then makes each service's state from the resources;
- * be_app_free() undoes it in reverse. This is the only file that knows
- * every service.
+ * The app object: the wiring. be_app_new() checks the options, makes the
+ * resources, sets the database up (migrations and the audit key check in
+ * one transaction on a connection of its own, so a failed open changes
+ * nothing), opens the pool, then makes each service's state from the
+ * resources; be_app_free() undoes it in reverse. This is the only file
+ * that knows every service.
  *
  * The services' layers; each uses only the layers below it (and user.c
  * two of its neighbours: permission.c to bump the authorisation epoch,
