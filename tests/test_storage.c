@@ -295,6 +295,151 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
 }
 END_TEST
 
+/* Prepare q on c, step it once with ?1 = v and check the row is v + add. */
+static void run_sql_handle(be_conn *c, const be_sql *q, int64_t v, int64_t add) {
+  be_stmt *s = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, &e), BE_OK);
+  ck_assert_ptr_null(e);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, v, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), v + add);
+  be_stmt_finalize(s);
+}
+
+START_TEST(sql_handle_finds_the_cached_statement) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL, *c2 = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_open(&c2, fd, ":memory:", NULL), BE_OK);
+  be_sql *q = NULL;
+  ck_assert_int_eq(be_sql_new(&q, "SELECT ?1 + 1 -- trailing", 13, NULL), BE_OK);
+  size_t len = 0;
+  ck_assert_str_eq(be_sql_text(q, &len), "SELECT ?1 + 1");
+  ck_assert_uint_eq(len, 13);
+  for (int i = 0; i < 10; i++) run_sql_handle(c, q, i, 1);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
+  /* the same text by be_conn_prepare is the same cached statement */
+  be_stmt *s = NULL, *t = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1 + 1", NULL), BE_OK);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
+  /* another connection prepares its own once */
+  for (int i = 0; i < 3; i++) run_sql_handle(c2, q, i, 1);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 2);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.hits, 10);
+  ck_assert_int_eq(st.misses, 1);
+  /* held: a second prepare by handle gets a fresh, uncached twin */
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare_sql(&t, c, q, NULL), BE_OK);
+  ck_assert_ptr_ne(s, t);
+  be_stmt_finalize(t);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1); /* the twin only */
+  /* freed handle: its statements stay cached by text; a new handle with
+   * other text never gets the old statement */
+  be_sql_free(q);
+  be_sql *r = NULL;
+  for (int k = 0; k < 200; k++) { /* many ids: every direct slot reused */
+    ck_assert_int_eq(be_sql_new(&r, "SELECT ?1 + 2", BE_NUL_TERMINATED, NULL), BE_OK);
+    run_sql_handle(c, r, k, 2);
+    be_sql_free(r);
+  }
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1 + 1", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, 5, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 6);
+  be_stmt_finalize(s);
+  be_conn_close(c2);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
+START_TEST(sql_handle_survives_eviction_and_flush) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  be_sql *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_sql_new(&a, "SELECT ?1 + 10", BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_sql_new(&b, "SELECT ?1 + 20", BE_NUL_TERMINATED, NULL), BE_OK);
+  /* a cache of 1: each handle evicts the other's statement */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 1, NULL), BE_OK);
+  for (int i = 0; i < 4; i++) {
+    run_sql_handle(c, a, i, 10);
+    run_sql_handle(c, b, i, 20);
+  }
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 8);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 7);
+  /* a flush (new bound) drops them; the handles still work */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 8, NULL), BE_OK);
+  run_sql_handle(c, a, 1, 10);
+  run_sql_handle(c, a, 2, 10);
+  run_sql_handle(c, b, 1, 20);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 10);
+  /* no cache: every prepare is real, nothing is kept */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 0, NULL), BE_OK);
+  run_sql_handle(c, a, 3, 10);
+  run_sql_handle(c, a, 4, 10);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 12);
+  be_sql_free(a);
+  be_sql_free(b);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
+START_TEST(sql_handle_bad_input) {
+  be_conn *c = open_mem();
+  be_sql *q = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_sql_new(NULL, "SELECT 1", BE_NUL_TERMINATED, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  q = (be_sql *)&e; /* set to NULL on failure */
+  ck_assert_int_eq(be_sql_new(&q, NULL, 3, NULL), BE_E_MISUSE);
+  ck_assert_ptr_null(q);
+  ck_assert_int_eq(be_sql_new(&q, "SELECT 1\0; DROP", 16, &e), BE_E_VALIDATION);
+  ck_assert_ptr_null(q);
+  ck_assert_str_eq(be_error_field_name(e, 0), "sql");
+  be_error_free(e);
+  e = NULL;
+  /* errors of the text surface at prepare, as with be_conn_prepare */
+  ck_assert_int_eq(be_sql_new(&q, "SELEKT 1", BE_NUL_TERMINATED, NULL), BE_OK);
+  be_stmt *s = (be_stmt *)&e;
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, &e), BE_E_STORAGE);
+  ck_assert_ptr_null(s);
+  be_error_free(e);
+  e = NULL;
+  be_sql_free(q);
+  ck_assert_int_eq(be_sql_new(&q, "SELECT 1; SELECT 2", BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare_sql(NULL, c, q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare_sql(&s, NULL, q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, NULL, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  be_sql_free(q);
+  be_sql_free(NULL);
+  size_t len = 7;
+  ck_assert_ptr_null(be_sql_text(NULL, &len));
+  ck_assert_uint_eq(len, 0);
+  /* the empty text is a handle; preparing it is the driver's misuse */
+  ck_assert_int_eq(be_sql_new(&q, "", 0, NULL), BE_OK);
+  ck_assert_str_eq(be_sql_text(q, NULL), "");
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, NULL), BE_E_MISUSE);
+  be_sql_free(q);
+  be_conn_close(c);
+}
+END_TEST
+
 static void expect_constraint(be_conn *c, const char *sql, int32_t code, int64_t ext) {
   be_error *e = NULL;
   ck_assert_int_eq(be_conn_exec(c, sql, &e), code);
@@ -865,6 +1010,9 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, text_must_be_utf8);
   tcase_add_test(tc, cached_statement_follows_schema_change);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
+  tcase_add_test(tc, sql_handle_finds_the_cached_statement);
+  tcase_add_test(tc, sql_handle_survives_eviction_and_flush);
+  tcase_add_test(tc, sql_handle_bad_input);
   tcase_add_test(tc, constraint_errors_are_typed);
   tcase_add_test(tc, syntax_and_misuse_errors);
   tcase_add_test(tc, open_errors);

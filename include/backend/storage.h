@@ -251,6 +251,73 @@ BE_API const be_driver *be_conn_driver(const be_conn *conn);
 BE_API int be_conn_prepare(be_stmt **out, be_conn *conn, const char *sql, be_error **err);
 
 /**
+ * SQL text made ready once for repeated prepares (opaque, immutable). A
+ * statement prepared from it with be_conn_prepare_sql() is found in a
+ * connection's statement cache by the handle, without measuring, hashing
+ * or comparing the text, on any connection it is used with. Create the
+ * handles a program runs often once (at start-up, next to the pool) and
+ * share them between threads: a be_sql is never written after
+ * be_sql_new().
+ */
+typedef struct be_sql be_sql;
+
+/**
+ * Make a be_sql of one SQL statement. Nothing is prepared yet (the text is
+ * checked by the driver at the first be_conn_prepare_sql()).
+ * Thread-safety: safe.
+ *
+ * @param out   receives the handle, the caller's (be_sql_free()); not
+ *              NULL. Set to NULL on failure.
+ * @param sql   one SQL statement in the driver's placeholder style, copied;
+ *              not NULL.
+ * @param len   its length in bytes, or BE_NUL_TERMINATED.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out or sql NULL); BE_E_VALIDATION (the text
+ *         holds a NUL byte; field "sql"); BE_E_NOMEM.
+ */
+BE_API int be_sql_new(be_sql **out, const char *sql, size_t len, be_error **err);
+
+/**
+ * Release a be_sql. Statements prepared from it stay valid and cached (a
+ * connection finds them again by their text); only the handle goes.
+ * Thread-safety: no other thread may be using the handle.
+ *
+ * @param sql  the handle, or NULL (a no-op).
+ */
+BE_API void be_sql_free(be_sql *sql);
+
+/**
+ * The text of a be_sql.
+ *
+ * @param sql  the handle, or NULL.
+ * @param len  receives its length in bytes (0 for NULL); may be NULL.
+ * @return the NUL-terminated text, borrowed until be_sql_free(); NULL for
+ *         NULL.
+ */
+BE_API const char *be_sql_text(const be_sql *sql, size_t *len);
+
+/**
+ * be_conn_prepare() by handle: the connection's cached statement for the
+ * handle is found in one lookup (no hashing of the text), so a statement
+ * survives be_stmt_finalize() and comes back for the cost of a pointer
+ * check. On the first use on a connection, or when the statement was
+ * evicted, it is looked up by text and prepared as be_conn_prepare()
+ * would (a statement prepared from the same text either way is the same
+ * cached statement). Thread-safety: as the connection.
+ *
+ * @param out   receives the statement, reset with no bindings, the
+ *              caller's until be_stmt_finalize(); not NULL. Set to NULL on
+ *              failure.
+ * @param conn  the connection; not NULL.
+ * @param sql   the handle (be_sql_new()); not NULL. It may be freed while
+ *              statements prepared from it are still held.
+ * @param err   receives the error on failure; may be NULL.
+ * @return as be_conn_prepare(): BE_OK; BE_E_MISUSE (NULL; SQLite: not
+ *         exactly one statement); the driver's errors; BE_E_NOMEM.
+ */
+BE_API int be_conn_prepare_sql(be_stmt **out, be_conn *conn, const be_sql *sql, be_error **err);
+
+/**
  * Give a statement back: reset and keep it in the cache, or finalize it
  * when it is not cached (cache full or disabled, or the connection broken).
  *

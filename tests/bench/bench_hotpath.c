@@ -13,8 +13,10 @@
  * posts(id, user_id, title, created_at) with an index on user_id.
  *
  * Rows (--rows, comma-separated; all by default):
- *   get       get one user row by id: pool acquire, cached statement,
- *             bind, step, copy 8 columns, finalize, release; raw: one
+ *   get       get one user row by id: pool acquire, the cached statement
+ *             of a be_sql made once (be_conn_prepare_sql), bind, step,
+ *             copy 8 columns, finalize, release (get_by_id_text_prepare:
+ *             the same with be_conn_prepare of the text); raw: one
  *             connection, a statement prepared once, bind, step, copy,
  *             reset. On 1 and on 2 threads (2 threads through the shared
  *             pool against two raw connections).
@@ -123,7 +125,8 @@ typedef struct env {
   char path[512];
   be_app *app;
   be_pool *pool;
-  int64_t *perm; /* every user id, shuffled */
+  be_sql *get_sql; /* GET_SQL, made once as an application would */
+  int64_t *perm;   /* every user id, shuffled */
 } env;
 
 static sqlite3 *raw_open(const char *path) {
@@ -240,6 +243,9 @@ static void env_open(env *e, const char *dir, int64_t users) {
     fprintf(stderr, "bench_hotpath: built in %.1f s\n", now_s() - t0);
   }
   app_open(e);
+  be_error *err = NULL;
+  int rc = be_sql_new(&e->get_sql, GET_SQL, BE_NUL_TERMINATED, &err);
+  if (rc != BE_OK) die("be_sql_new", rc, err);
   e->perm = malloc((size_t)users * sizeof *e->perm);
   if (e->perm == NULL) die("malloc", 0, NULL);
   for (int64_t i = 0; i < users; i++) e->perm[i] = i + 1;
@@ -254,6 +260,7 @@ static void env_open(env *e, const char *dir, int64_t users) {
 
 static void env_close(env *e) {
   be_app_free(e->app);
+  be_sql_free(e->get_sql);
   free(e->perm);
 }
 
@@ -269,13 +276,16 @@ typedef struct get_ctx {
 
 static int64_t random_id(get_ctx *g) { return 1 + (int64_t)(xorshift(&g->rng) % (uint64_t)g->e->users); }
 
-NOINLINE static void lib_get(void *ctx) {
-  get_ctx *g = ctx;
+/* The library's get by id; by_text: prepare from the SQL text (the
+ * statement cache hashes it) instead of the be_sql handle. */
+static void lib_get_row(get_ctx *g, int by_text) {
   be_conn *c = NULL;
   be_stmt *st = NULL;
   be_error *err = NULL;
   int rc = be_pool_acquire(&c, g->e->pool, &err);
-  if (rc == BE_OK) rc = be_conn_prepare(&st, c, GET_SQL, &err);
+  if (rc == BE_OK)
+    rc = by_text ? be_conn_prepare(&st, c, GET_SQL, &err)
+                 : be_conn_prepare_sql(&st, c, g->e->get_sql, &err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, random_id(g), &err);
   if (rc == BE_OK && (rc = be_stmt_step(st, &err)) != BE_ROW) die("lib get step", rc, err);
   user_rec *r = &g->rec;
@@ -297,6 +307,9 @@ NOINLINE static void lib_get(void *ctx) {
   be_pool_release(g->e->pool, c);
   sink += r->id;
 }
+
+NOINLINE static void lib_get(void *ctx) { lib_get_row(ctx, 0); }
+NOINLINE static void lib_get_text(void *ctx) { lib_get_row(ctx, 1); }
 
 /* A user row of a raw statement into r. */
 static void raw_read_user(user_rec *r, sqlite3_stmt *st) {
@@ -590,7 +603,7 @@ static int lib_cache_load(const void *key, size_t klen, be_cache_load *load, voi
   be_stmt *st = NULL;
   int rc = be_pool_acquire(&conn, c->e->pool, err);
   if (rc != BE_OK) return rc;
-  rc = be_conn_prepare(&st, conn, GET_SQL, err);
+  rc = be_conn_prepare_sql(&st, conn, c->e->get_sql, err);
   if (rc == BE_OK) rc = be_stmt_bind_int64(st, 1, id, err);
   if (rc == BE_OK) rc = be_stmt_step(st, err);
   if (rc == BE_ROW) {
@@ -814,15 +827,16 @@ static const char BULK_POST_SQL[] =
 
 typedef struct bulk_ctx {
   env *e;
+  be_sql *user_sql, *post_sql; /* lib side */
   sqlite3 *db;
   sqlite3_stmt *begin, *commit, *user, *post, *clear_users, *clear_posts;
 } bulk_ctx;
 
 static int bulk_fill(be_conn *c, void *ud, be_error **err) {
-  (void)ud;
+  bulk_ctx *k = ud;
   be_stmt *u = NULL, *p = NULL;
-  int rc = be_conn_prepare(&u, c, BULK_USER_SQL, err);
-  if (rc == BE_OK) rc = be_conn_prepare(&p, c, BULK_POST_SQL, err);
+  int rc = be_conn_prepare_sql(&u, c, k->user_sql, err);
+  if (rc == BE_OK) rc = be_conn_prepare_sql(&p, c, k->post_sql, err);
   char a[64], b[64];
   for (int64_t i = 1; rc == BE_OK && i <= BULK_USERS; i++) {
     int al = snprintf(a, sizeof a, "user%lld@example.test", (long long)i);
@@ -850,7 +864,7 @@ static int bulk_fill(be_conn *c, void *ud, be_error **err) {
 NOINLINE static void lib_bulk(void *ctx) {
   bulk_ctx *b = ctx;
   be_error *err = NULL;
-  int rc = be_pool_tx_run(b->e->pool, BE_TX_IMMEDIATE, bulk_fill, NULL, &err);
+  int rc = be_pool_tx_run(b->e->pool, BE_TX_IMMEDIATE, bulk_fill, b, &err);
   if (rc != BE_OK) die("bulk insert", rc, err);
 }
 
@@ -905,6 +919,9 @@ static void bulk_init(bulk_ctx *b, env *e) {
   b->post = raw_prep(b->db, BULK_POST_SQL);
   b->clear_users = raw_prep(b->db, "DELETE FROM bulk_users");
   b->clear_posts = raw_prep(b->db, "DELETE FROM bulk_posts");
+  if (be_sql_new(&b->user_sql, BULK_USER_SQL, BE_NUL_TERMINATED, NULL) != BE_OK ||
+      be_sql_new(&b->post_sql, BULK_POST_SQL, BE_NUL_TERMINATED, NULL) != BE_OK)
+    die("be_sql_new", 0, NULL);
 }
 
 static void bulk_fini(bulk_ctx *b) {
@@ -912,6 +929,8 @@ static void bulk_fini(bulk_ctx *b) {
   sqlite3_stmt *all[] = {b->begin, b->commit, b->user, b->post, b->clear_users, b->clear_posts};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(b->db);
+  be_sql_free(b->user_sql);
+  be_sql_free(b->post_sql);
 }
 
 /* ---- paired rounds ---- */
@@ -1058,12 +1077,13 @@ static const result *find_result(const char *row, int64_t users, int threads) {
 static void row_get(env *e, const run_cfg *base, int max_threads) {
   get_ctx g[2];
   for (int i = 0; i < 2; i++) get_init(&g[i], e, 0x1234567ull + (uint64_t)i * 7919);
-  mode modes[2] = {{"raw", raw_get, {&g[0], &g[1]}, NULL, {0}},
-                   {"lib", lib_get, {&g[0], &g[1]}, NULL, {0}}};
+  mode modes[3] = {{"raw", raw_get, {&g[0], &g[1]}, NULL, {0}},
+                   {"lib", lib_get, {&g[0], &g[1]}, NULL, {0}},
+                   {"lib_text", lib_get_text, {&g[0], &g[1]}, NULL, {0}}};
   for (int t = 1; t <= max_threads; t++) {
     run_cfg cfg = *base;
     cfg.threads = t;
-    run_modes(modes, 2, &cfg);
+    run_modes(modes, t == 1 ? 3 : 2, &cfg);
     char extra[160] = "";
     const result *one = find_result("get_by_id", e->users, 1);
     if (t == 2 && one) {
@@ -1072,6 +1092,8 @@ static void row_get(env *e, const run_cfg *base, int max_threads) {
                median(modes[0].rate, cfg.rounds) / one->raw_rate);
     }
     report("get_by_id", &modes[1], &modes[0], &cfg, e->users, t == 1 ? 0.95 : 0.90, extra);
+    if (t == 1)
+      report("get_by_id_text_prepare", &modes[2], &modes[0], &cfg, e->users, 0.95, NULL);
   }
   for (int i = 0; i < 2; i++) get_fini(&g[i]);
 }
@@ -1153,9 +1175,9 @@ static int profile(env *e, const char *row, int lib, long ops) {
   bulk_ctx k;
   void (*op)(void *) = NULL;
   void *ctx = NULL;
-  if (strcmp(row, "get") == 0) {
+  if (strcmp(row, "get") == 0 || strcmp(row, "get_text") == 0) {
     get_init(&g, e, 99);
-    op = lib ? lib_get : raw_get;
+    op = lib ? (row[3] ? lib_get_text : lib_get) : raw_get;
     ctx = &g;
   } else if (strcmp(row, "batch") == 0 || strcmp(row, "loader") == 0) {
     batch_init(&b, e);
@@ -1206,7 +1228,8 @@ static void usage(FILE *f) {
           "  --threads N        1, or 2 for the get row on two threads too [2]\n"
           "  --cache-dir DIR    keep the built database files there, reuse them\n"
           "  --profile ROW      run one side of ROW untimed (for callgrind);\n"
-          "                     ROW: get, batch, loader, cache, user_get, bulk\n"
+          "                     ROW: get, get_text, batch, loader, cache, user_get,\n"
+          "                     bulk\n"
           "  --side lib|raw     the side --profile runs [lib]\n"
           "  --ops N            operations --profile runs [1000]\n"
           "  --help             this text\n"
