@@ -270,6 +270,8 @@ typedef struct get_ctx {
   env *e;
   sqlite3 *db; /* raw side: its own connection */
   sqlite3_stmt *st;
+  be_pool *pool; /* lib side: the pool it acquires from (the app's) */
+  be_conn *conn; /* lib side: a connection of its own instead (contention) */
   uint64_t rng;
   user_rec rec;
 } get_ctx;
@@ -282,7 +284,8 @@ static void lib_get_row(get_ctx *g, int by_text) {
   be_conn *c = NULL;
   be_stmt *st = NULL;
   be_error *err = NULL;
-  int rc = be_pool_acquire(&c, g->e->pool, &err);
+  int rc = BE_OK;
+  if ((c = g->conn) == NULL) rc = be_pool_acquire(&c, g->pool, &err);
   if (rc == BE_OK)
     rc = by_text ? be_conn_prepare(&st, c, GET_SQL, &err)
                  : be_conn_prepare_sql(&st, c, g->e->get_sql, &err);
@@ -304,7 +307,7 @@ static void lib_get_row(get_ctx *g, int by_text) {
   r->created_at = be_stmt_column_int64(st, 6);
   r->updated_at = be_stmt_column_int64(st, 7);
   be_stmt_finalize(st);
-  be_pool_release(g->e->pool, c);
+  if (g->conn == NULL) be_pool_release(g->pool, c);
   sink += r->id;
 }
 
@@ -338,12 +341,14 @@ NOINLINE static void raw_get(void *ctx) {
 static void get_init(get_ctx *g, env *e, uint64_t seed) {
   memset(g, 0, sizeof *g);
   g->e = e;
+  g->pool = e->pool;
   g->rng = seed;
   g->db = raw_open(e->path);
   g->st = raw_prep(g->db, GET_SQL);
 }
 
 static void get_fini(get_ctx *g) {
+  be_conn_close(g->conn);
   sqlite3_finalize(g->st);
   sqlite3_close(g->db);
 }
@@ -1098,6 +1103,125 @@ static void row_get(env *e, const run_cfg *base, int max_threads) {
   for (int i = 0; i < 2; i++) get_fini(&g[i]);
 }
 
+/* ---- what a second thread contends on ---- */
+
+/* Variants of the 2-thread get by id, each taking away one thing the two
+ * threads share: the pool (its lock, its counters), the query statistics
+ * every statement records (shared atomics and histogram buckets). */
+enum { V_RAW,
+       V_POOL,
+       V_POOL_EACH,
+       V_CONN,
+       V_CONN_STATS_EACH,
+       V_CONN_STATS_SHARED,
+       NVARIANTS };
+static const char *const VARIANT[NVARIANTS] = {
+  "raw", "pool_shared", "pool_each_thread", "conn_no_stats", "conn_stats_each_thread",
+  "conn_stats_shared"};
+
+typedef struct contention {
+  get_ctx g[NVARIANTS][2];
+  be_pool *pools[2];
+  be_query_stats *own[2], *shared;
+} contention;
+
+static void contention_init(contention *k, env *e) {
+  be_error *err = NULL;
+  int rc = be_query_stats_new(&k->shared, &err);
+  for (int i = 0; rc == BE_OK && i < 2; i++) {
+    be_pool_options po = BE_POOL_OPTIONS_INIT;
+    po.driver = be_sqlite_driver();
+    po.dsn = e->path;
+    po.min_conns = 1;
+    po.max_conns = 2;
+    rc = be_pool_new(&k->pools[i], &po, &err);
+    if (rc == BE_OK) rc = be_query_stats_new(&k->own[i], &err);
+  }
+  for (int v = 0; rc == BE_OK && v < NVARIANTS; v++)
+    for (int i = 0; rc == BE_OK && i < 2; i++) {
+      get_ctx *g = &k->g[v][i];
+      get_init(g, e, 0x1234567ull + (uint64_t)i * 7919);
+      if (v == V_POOL_EACH) g->pool = k->pools[i];
+      if (v >= V_CONN) rc = be_conn_open(&g->conn, be_sqlite_driver(), e->path, &err);
+      if (rc == BE_OK && v == V_CONN_STATS_EACH) rc = be_query_stats_attach(k->own[i], g->conn, &err);
+      if (rc == BE_OK && v == V_CONN_STATS_SHARED) rc = be_query_stats_attach(k->shared, g->conn, &err);
+    }
+  if (rc != BE_OK) die("contention setup", rc, err);
+}
+
+static void contention_fini(contention *k) {
+  for (int v = 0; v < NVARIANTS; v++)
+    for (int i = 0; i < 2; i++) get_fini(&k->g[v][i]);
+  for (int i = 0; i < 2; i++) {
+    be_pool_free(k->pools[i]);
+    be_query_stats_free(k->own[i]);
+  }
+  be_query_stats_free(k->shared);
+}
+
+static void row_contention(env *e, const run_cfg *base) {
+  contention *k = calloc(1, sizeof *k);
+  if (k == NULL) die("calloc", 0, NULL);
+  contention_init(k, e);
+  mode modes[NVARIANTS];
+  for (int v = 0; v < NVARIANTS; v++)
+    modes[v] = (mode){VARIANT[v], v == V_RAW ? raw_get : lib_get, {&k->g[v][0], &k->g[v][1]}, NULL, {0}};
+  double one[NVARIANTS];
+  for (int t = 1; t <= 2; t++) {
+    run_cfg cfg = *base;
+    cfg.threads = t;
+    run_modes(modes, NVARIANTS, &cfg);
+    for (int v = 0; v < NVARIANTS; v++) {
+      double rate = median(modes[v].rate, cfg.rounds);
+      if (t == 1) one[v] = rate;
+      if (v == V_RAW) continue;
+      char row[64], extra[96] = "";
+      snprintf(row, sizeof row, "contention_%s", VARIANT[v]);
+      if (t == 2) snprintf(extra, sizeof extra, ",\"lib_2t_over_1t\":%.3f,\"raw_2t_over_1t\":%.3f",
+                           rate / one[v], median(modes[V_RAW].rate, cfg.rounds) / one[V_RAW]);
+      report(row, &modes[v], &modes[V_RAW], &cfg, e->users, t == 1 ? 0.95 : 0.90, extra);
+    }
+  }
+  contention_fini(k);
+  free(k);
+}
+
+/* --profile contention --side VARIANT: ops gets on each of two threads. */
+static void *contention_thread(void *p) {
+  slice_arg *a = p;
+  pthread_barrier_wait(a->start);
+  a->ops = run_ops(a->m, a->ctx, 0, a->max_ops, a->max_ops);
+  return NULL;
+}
+
+static int profile_contention(env *e, const char *variant, long ops) {
+  int v = 0;
+  while (v < NVARIANTS && strcmp(VARIANT[v], variant) != 0) v++;
+  if (v == NVARIANTS) return 2;
+  contention *k = calloc(1, sizeof *k);
+  if (k == NULL) die("calloc", 0, NULL);
+  contention_init(k, e);
+  mode m = {VARIANT[v], v == V_RAW ? raw_get : lib_get, {&k->g[v][0], &k->g[v][1]}, NULL, {0}};
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, 3);
+  slice_arg a[2];
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) {
+    a[i] = (slice_arg){&m, m.ctx[i], 0, ops, ops, 0, &start};
+    pthread_create(&th[i], NULL, contention_thread, &a[i]);
+  }
+  double t0 = now_s();
+  pthread_barrier_wait(&start);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  printf("{\"bench\":\"hotpath\",\"profile\":\"contention\",\"side\":\"%s\",\"ops\":%ld,"
+         "\"ns_per_op\":%.0f}\n",
+         VARIANT[v], 2 * ops, (now_s() - t0) * 1e9 / (double)(2 * ops));
+  pthread_barrier_destroy(&start);
+  contention_fini(k);
+  free(k);
+  return 0;
+}
+
 static void row_batch(env *e, const run_cfg *cfg) {
   batch_ctx b[3];
   for (int i = 0; i < 3; i++) batch_init(&b[i], e);
@@ -1167,7 +1291,9 @@ static void row_bulk(env *e, const run_cfg *base) {
 
 /* ---- profiling: N operations of one side, untimed ---- */
 
-static int profile(env *e, const char *row, int lib, long ops) {
+static int profile(env *e, const char *row, const char *side, long ops) {
+  int lib = strcmp(side, "raw") != 0;
+  if (strcmp(row, "contention") == 0) return profile_contention(e, side, ops);
   get_ctx g;
   batch_ctx b;
   cache_ctx *c = malloc(sizeof *c);
@@ -1222,7 +1348,9 @@ static void usage(FILE *f) {
           "usage: bench_hotpath [options]\n"
           "  --users N[,N...]   database sizes (users; 10 posts each) [10000]\n"
           "                     e.g. --users 10000,100000,1000000\n"
-          "  --rows LIST        get,batch,cache,user_get,bulk [all]\n"
+          "  --rows LIST        get,batch,cache,user_get,bulk [all but contention];\n"
+          "                     contention: the 2-thread get without the pool, with\n"
+          "                     statistics per thread or shared (what threads share)\n"
           "  --rounds N         paired rounds per row, median of them (>= 5) [7]\n"
           "  --slice S          seconds per side per round [0.15]\n"
           "  --threads N        1, or 2 for the get row on two threads too [2]\n"
@@ -1230,7 +1358,10 @@ static void usage(FILE *f) {
           "  --profile ROW      run one side of ROW untimed (for callgrind);\n"
           "                     ROW: get, get_text, batch, loader, cache, user_get,\n"
           "                     bulk\n"
-          "  --side lib|raw     the side --profile runs [lib]\n"
+          "  --side lib|raw     the side --profile runs [lib]; for --profile contention\n"
+          "                     a variant: raw, pool_shared, pool_each_thread,\n"
+          "                     conn_no_stats, conn_stats_each_thread,\n"
+          "                     conn_stats_shared (--ops gets on each of 2 threads)\n"
           "  --ops N            operations --profile runs [1000]\n"
           "  --help             this text\n"
           "Prints JSON lines: per row, size and thread count the median of the per-round\n"
@@ -1244,7 +1375,7 @@ typedef struct args {
   const char *rows;
   const char *cache_dir;
   const char *profile;
-  int lib_side;
+  const char *side;
   long ops;
   run_cfg cfg;
   int max_threads;
@@ -1266,7 +1397,7 @@ static int parse_sizes(args *a, const char *s) {
 static int parse_args(args *a, int argc, char **argv) {
   static const struct option opts[] = {
     {"users", required_argument, NULL, 'u'}, {"rows", required_argument, NULL, 'r'}, {"rounds", required_argument, NULL, 'n'}, {"slice", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'}, {"cache-dir", required_argument, NULL, 'd'}, {"profile", required_argument, NULL, 'p'}, {"side", required_argument, NULL, 'S'}, {"ops", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-  *a = (args){{10000}, 1, "get,batch,cache,user_get,bulk", NULL, NULL, 1, 1000, {7, 0.15, 1, 1}, 2};
+  *a = (args){{10000}, 1, "get,batch,cache,user_get,bulk", NULL, NULL, "lib", 1000, {7, 0.15, 1, 1}, 2};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
@@ -1279,7 +1410,7 @@ static int parse_args(args *a, int argc, char **argv) {
       case 't': a->max_threads = atoi(optarg); break;
       case 'd': a->cache_dir = optarg; break;
       case 'p': a->profile = optarg; break;
-      case 'S': a->lib_side = strcmp(optarg, "raw") != 0; break;
+      case 'S': a->side = optarg; break;
       case 'o': a->ops = atol(optarg); break;
       case 'h': usage(stdout); exit(0);
       default: return 0;
@@ -1331,11 +1462,12 @@ int main(int argc, char **argv) {
     env e;
     env_open(&e, dir, a.sizes[s]);
     if (a.profile) {
-      rc = profile(&e, a.profile, a.lib_side, a.ops);
+      rc = profile(&e, a.profile, a.side, a.ops);
       env_close(&e);
       break;
     }
     if (wants(a.rows, "get")) row_get(&e, &a.cfg, a.max_threads);
+    if (wants(a.rows, "contention")) row_contention(&e, &a.cfg);
     if (wants(a.rows, "batch")) row_batch(&e, &a.cfg);
     if (wants(a.rows, "cache")) row_cache(&e, &a.cfg);
     if (wants(a.rows, "user_get")) row_user_get(&e, &a.cfg);
