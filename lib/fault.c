@@ -182,6 +182,12 @@ static int fd_bind_text(void *p, int32_t i, const char *v, size_t n, be_error **
   SGATE(s, BE_FAULT_OP_BIND);
   return INNER(s->c)->bind_text(s->inner, i, v, n, err);
 }
+/* Only in the table when the inner driver has it (be_fault_driver_new). */
+static int fd_bind_text_static(void *p, int32_t i, const char *v, size_t n, be_error **err) {
+  fstmt *s = p;
+  SGATE(s, BE_FAULT_OP_BIND);
+  return be__driver_bind_text_static(INNER(s->c))(s->inner, i, v, n, err);
+}
 static int fd_bind_blob(void *p, int32_t i, const void *v, size_t n, be_error **err) {
   fstmt *s = p;
   SGATE(s, BE_FAULT_OP_BIND);
@@ -324,6 +330,7 @@ static const be_driver template = {
   .in_transaction = fd_in_transaction,
   .next_statement = fd_next_statement,
   .table_exists = fd_table_exists,
+  .bind_text_static = fd_bind_text_static,
 };
 
 int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_driver *inner,
@@ -350,6 +357,7 @@ int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_d
   /* absent from the inner driver (or a version-1 table): absent here too */
   if (be__driver_next_statement(inner) == NULL) f->drv.next_statement = NULL;
   if (be__driver_table_exists(inner) == NULL) f->drv.table_exists = NULL;
+  if (be__driver_bind_text_static(inner) == NULL) f->drv.bind_text_static = NULL;
   *out_driver = &f->drv;
   *out_fault = f;
   return BE_OK;

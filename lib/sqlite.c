@@ -217,6 +217,12 @@ static int sq_bind_double(void *s, int32_t i, double v, be_error **err) {
 static int sq_bind_text(void *s, int32_t i, const char *v, size_t len, be_error **err) {
   return bind_rc(s, sqlite3_bind_text64(ST(s), i, v, len, SQLITE_TRANSIENT, SQLITE_UTF8), err);
 }
+
+/* Borrowed until rebound, reset or finalized (storage.h's contract);
+ * SQLite's reset keeps bindings, but the driver's reset clears them. */
+static int sq_bind_text_static(void *s, int32_t i, const char *v, size_t len, be_error **err) {
+  return bind_rc(s, sqlite3_bind_text64(ST(s), i, v, len, SQLITE_STATIC, SQLITE_UTF8), err);
+}
 static int sq_bind_blob(void *s, int32_t i, const void *v, size_t len, be_error **err) {
   /* SQLite binds NULL for a NULL pointer; an empty blob is a zeroblob */
   if (v == NULL) return bind_rc(s, sqlite3_bind_zeroblob(ST(s), i, 0), err);
@@ -449,6 +455,7 @@ static const be_driver template = {
   .in_transaction = sq_in_transaction,
   .next_statement = sq_next_statement,
   .table_exists = sq_table_exists,
+  .bind_text_static = sq_bind_text_static,
 };
 
 sqlite3 *be__sqlite_db(be_conn *conn) {

@@ -579,6 +579,16 @@ int be_stmt_bind_text(be_stmt *s, int32_t i, const char *v, size_t len, be_error
   return note(s->conn, s->conn->drv->bind_text(s->native, i, v, len, err));
 }
 
+int be_stmt_bind_text_static(be_stmt *s, int32_t i, const char *v, size_t len, be_error **err) {
+  STMT_CHECK(s, "be_stmt_bind_text_static");
+  if (v == NULL) return be__error_set(err, BE_E_MISUSE, "be_stmt_bind_text_static: NULL text");
+  v = be__text_arg(v, &len);
+  const be_driver *d = s->conn->drv;
+  be__bind_text_fn bind = be__driver_bind_text_static(d);
+  if (bind == NULL) bind = d->bind_text;
+  return note(s->conn, bind(s->native, i, v, len, err));
+}
+
 int be_stmt_bind_blob(be_stmt *s, int32_t i, const void *v, size_t len, be_error **err) {
   STMT_CHECK(s, "be_stmt_bind_blob");
   if (v == NULL && len > 0) return be__error_set(err, BE_E_MISUSE, "be_stmt_bind_blob: NULL data");
@@ -808,6 +818,10 @@ be__next_statement_fn be__driver_next_statement(const be_driver *d) {
 
 be__table_exists_fn be__driver_table_exists(const be_driver *d) {
   return d && d->version >= 2 ? d->table_exists : NULL;
+}
+
+be__bind_text_fn be__driver_bind_text_static(const be_driver *d) {
+  return d && d->version >= 3 ? d->bind_text_static : NULL;
 }
 
 int be__conn_splits_scripts(const be_conn *c) {

@@ -111,7 +111,11 @@ typedef int (*be__next_statement_fn)(void *conn, size_t *out_stmt_len, const cha
                                      size_t sql_len, be_error **err);
 typedef int (*be__table_exists_fn)(void *conn, int32_t *out_exists, const char *name,
                                    be_error **err);
+/* The optional operation version 3 added; NULL likewise. */
+typedef int (*be__bind_text_fn)(void *stmt, int32_t index, const char *value, size_t len,
+                                be_error **err);
 be__next_statement_fn be__driver_next_statement(const be_driver *driver);
+be__bind_text_fn be__driver_bind_text_static(const be_driver *driver);
 be__table_exists_fn be__driver_table_exists(const be_driver *driver);
 
 /* 1 when the connection's driver splits scripts into statements

@@ -395,6 +395,99 @@ START_TEST(sql_handle_survives_eviction_and_flush) {
 }
 END_TEST
 
+/* Insert what v[0..n) holds by a static bind, changing the buffer to
+ * after between bind and step; returns the text stored. */
+static char *insert_static(be_conn *c, char *buf, const char *after) {
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO t(x) VALUES (?1) RETURNING x", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, buf, BE_NUL_TERMINATED, NULL), BE_OK);
+  strcpy(buf, after);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  char *got = strdup(be_stmt_column_text(s, 0, NULL));
+  be_stmt_finalize(s);
+  return got;
+}
+
+static int fail_static(void *st, int32_t i, const char *v, size_t n, be_error **err) {
+  (void)st, (void)i, (void)v, (void)n, (void)err;
+  ck_abort_msg("a version-2 table's bind_text_static was read");
+  return BE_E_INTERNAL;
+}
+
+START_TEST(bind_text_static_borrows_without_checking) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x TEXT)");
+  /* borrowed, not copied: the bytes at step time are the ones stored */
+  char buf[16] = "before";
+  char *got = insert_static(c, buf, "after!");
+  ck_assert_str_eq(got, "after!");
+  free(got);
+  /* not checked: be_stmt_bind_text refuses what this one passes on */
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT length(CAST(?1 AS BLOB))", NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "a\xff", 2, &e), BE_E_VALIDATION);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, "a\xff", 2, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 2);
+  /* a reset lets go of the bytes: the parameter is NULL again */
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_type(s, 0), BE_TYPE_NULL);
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, "", 0, NULL), BE_OK); /* empty */
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 0);
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(NULL, 1, "x", 1, &e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, NULL, 1, &e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 9, "x", 1, &e), BE_E_MISUSE); /* range */
+  be_error_free(e);
+  be_stmt_finalize(s);
+  be_conn_close(c);
+
+  /* a version-2 table has no bind_text_static: the text is copied */
+  be_driver d2 = *be_sqlite_driver();
+  d2.version = 2;
+  d2.bind_text_static = fail_static;
+  ck_assert_int_eq(be_conn_open(&c, &d2, ":memory:", NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE t(x TEXT)");
+  strcpy(buf, "before");
+  got = insert_static(c, buf, "after!");
+  ck_assert_str_eq(got, "before");
+  free(got);
+  be_conn_close(c);
+
+  /* the fault driver passes it through, and fails it as a bind */
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  ck_assert_ptr_nonnull(fd->bind_text_static);
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE t(x TEXT)");
+  strcpy(buf, "before");
+  got = insert_static(c, buf, "after!");
+  ck_assert_str_eq(got, "after!");
+  free(got);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_BIND, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, "x", 1, NULL), BE_E_STORAGE);
+  be_stmt_finalize(s);
+  be_conn_close(c);
+  be_fault_free(f);
+  /* over a version-2 inner driver the fault driver has none either */
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d2, NULL), BE_OK);
+  ck_assert_ptr_null(fd->bind_text_static);
+  be_fault_free(f);
+}
+END_TEST
+
 START_TEST(sql_handle_bad_input) {
   be_conn *c = open_mem();
   be_sql *q = NULL;
@@ -572,7 +665,7 @@ static size_t first_statement(be_conn *c, const char *script) {
  * own lexer and answers whether a table exists. */
 START_TEST(driver_splits_scripts_and_knows_tables) {
   be_conn *c = open_mem();
-  ck_assert_int_eq(be_sqlite_driver()->version, 2);
+  ck_assert_int_eq(be_sqlite_driver()->version, BE_DRIVER_VERSION);
   ck_assert_int_eq(be__conn_splits_scripts(c), 1);
   ck_assert_uint_eq(first_statement(c, "SELECT 1; SELECT 2;"), 9);
   ck_assert_uint_eq(first_statement(c, "SELECT ';'; SELECT 2"), 11);
@@ -1013,6 +1106,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, sql_handle_finds_the_cached_statement);
   tcase_add_test(tc, sql_handle_survives_eviction_and_flush);
   tcase_add_test(tc, sql_handle_bad_input);
+  tcase_add_test(tc, bind_text_static_borrows_without_checking);
   tcase_add_test(tc, constraint_errors_are_typed);
   tcase_add_test(tc, syntax_and_misuse_errors);
   tcase_add_test(tc, open_errors);

@@ -60,17 +60,18 @@ BE_BEGIN_DECLS
 
 /** The be_driver layout this header describes (its version field).
  * Version 1 ends at in_transaction; version 2 adds next_statement and
- * table_exists. */
-#define BE_DRIVER_VERSION 2
+ * table_exists; version 3 adds bind_text_static. */
+#define BE_DRIVER_VERSION 3
 
 /**
  * A storage driver: a table of functions over the driver's native
  * connection and statement handles. Fill every function pointer up to
- * in_transaction; the version-2 functions after it are optional (NULL:
- * libbackend does without them, as described on each). The table must
- * outlive every connection opened through it. A version-1 table (one
- * built before version 2, which ends at in_transaction) is still
- * accepted: its optional functions count as absent and are never read.
+ * in_transaction; the version-2 and version-3 functions after it are
+ * optional (NULL: libbackend does without them, as described on each).
+ * The table must outlive every connection opened through it. An older
+ * table (version 1 ends at in_transaction, version 2 at table_exists) is
+ * still accepted: the functions it lacks count as absent and are never
+ * read.
  *
  * Contract for every function that takes `be_error **err`: return BE_OK (or
  * BE_ROW / BE_DONE for step) on success; on failure return a negative
@@ -184,6 +185,17 @@ typedef struct be_driver {
    * it, libbackend asks the standard information_schema.tables.
    */
   int (*table_exists)(void *conn, int32_t *out_exists, const char *name, be_error **err);
+
+  /* version 3 */
+  /**
+   * Optional. Bind len bytes of valid UTF-8 without NUL bytes (not
+   * NUL-terminated) without copying them: libbackend guarantees they stay
+   * unchanged until the parameter is bound again or the statement is
+   * reset or finalized (be_stmt_bind_text_static()). Without it, those
+   * binds go to bind_text, which copies.
+   */
+  int (*bind_text_static)(void *stmt, int32_t index, const char *value, size_t len,
+                          be_error **err);
 } be_driver;
 
 /** A connection: a driver's native connection plus libbackend's state. */
@@ -429,6 +441,29 @@ BE_API int be_stmt_bind_double(be_stmt *stmt, int32_t index, double value, be_er
  */
 BE_API int be_stmt_bind_text(be_stmt *stmt, int32_t index, const char *value, size_t len,
                              be_error **err);
+/**
+ * Bind text the caller vouches for, without checking or copying it: for
+ * hot loops (bulk inserts) binding text already known to be valid UTF-8,
+ * such as text this program wrote or read back from the database.
+ * be_stmt_bind_text() stays the default: it checks and copies. Here the
+ * bytes are not checked (text that is not UTF-8 without NUL bytes is
+ * stored as given, which the database may then refuse or mangle), and a
+ * driver that can borrow them (SQLite can; be_driver.bind_text_static)
+ * does not copy them: they must stay valid and unchanged until the
+ * parameter is bound again, or the statement is reset (be_stmt_reset())
+ * or finalized (be_stmt_finalize()); a statement stepped again after
+ * BE_DONE without a reset reads them again.
+ * @param stmt   the statement; not NULL.
+ * @param index  the parameter, from 1.
+ * @param value  the text, valid UTF-8 without NUL bytes, borrowed as
+ *               described; not NULL.
+ * @param len    its length in bytes, or BE_NUL_TERMINATED; 0 is the empty
+ *               string.
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (also value NULL); a driver error.
+ */
+BE_API int be_stmt_bind_text_static(be_stmt *stmt, int32_t index, const char *value, size_t len,
+                                    be_error **err);
 /**
  * Bind bytes.
  * @param stmt   the statement; not NULL.

@@ -35,7 +35,8 @@
  *   bulk      110,000 rows (10,000 users + 100,000 posts, like the seed)
  *             in one transaction: be_pool_tx_run, two cached statements,
  *             be_stmt_bind_text; raw: BEGIN IMMEDIATE, two statements,
- *             SQLITE_STATIC binds, COMMIT. The tables are emptied
+ *             SQLITE_STATIC binds, COMMIT (bulk_insert_110k_static_text:
+ *             the library with be_stmt_bind_text_static). The tables are emptied
  *             (untimed) before each run.
  *
  * Sizes (--users 10000,100000,1000000): the reads run at each size; bulk
@@ -832,6 +833,7 @@ static const char BULK_POST_SQL[] =
 
 typedef struct bulk_ctx {
   env *e;
+  int static_text;             /* lib side: be_stmt_bind_text_static instead of _text */
   be_sql *user_sql, *post_sql; /* lib side */
   sqlite3 *db;
   sqlite3_stmt *begin, *commit, *user, *post, *clear_users, *clear_posts;
@@ -839,6 +841,8 @@ typedef struct bulk_ctx {
 
 static int bulk_fill(be_conn *c, void *ud, be_error **err) {
   bulk_ctx *k = ud;
+  int (*bind_text)(be_stmt *, int32_t, const char *, size_t, be_error **) =
+    k->static_text ? be_stmt_bind_text_static : be_stmt_bind_text;
   be_stmt *u = NULL, *p = NULL;
   int rc = be_conn_prepare_sql(&u, c, k->user_sql, err);
   if (rc == BE_OK) rc = be_conn_prepare_sql(&p, c, k->post_sql, err);
@@ -847,8 +851,8 @@ static int bulk_fill(be_conn *c, void *ud, be_error **err) {
     int al = snprintf(a, sizeof a, "user%lld@example.test", (long long)i);
     int bl = snprintf(b, sizeof b, "User %lld", (long long)i);
     rc = be_stmt_bind_int64(u, 1, i, err);
-    if (rc == BE_OK) rc = be_stmt_bind_text(u, 2, a, (size_t)al, err);
-    if (rc == BE_OK) rc = be_stmt_bind_text(u, 3, b, (size_t)bl, err);
+    if (rc == BE_OK) rc = bind_text(u, 2, a, (size_t)al, err);
+    if (rc == BE_OK) rc = bind_text(u, 3, b, (size_t)bl, err);
     if (rc == BE_OK) rc = be_stmt_bind_int64(u, 4, 1700000000000 + i, err);
     if (rc == BE_OK && (rc = be_stmt_step(u, err)) == BE_DONE) rc = be_stmt_reset(u, err);
   }
@@ -857,7 +861,7 @@ static int bulk_fill(be_conn *c, void *ud, be_error **err) {
     int al = snprintf(a, sizeof a, "post %lld by user %lld", (long long)(j / BULK_USERS),
                       (long long)user);
     rc = be_stmt_bind_int64(p, 1, user, err);
-    if (rc == BE_OK) rc = be_stmt_bind_text(p, 2, a, (size_t)al, err);
+    if (rc == BE_OK) rc = bind_text(p, 2, a, (size_t)al, err);
     if (rc == BE_OK) rc = be_stmt_bind_int64(p, 3, 1700000000 + j, err);
     if (rc == BE_OK && (rc = be_stmt_step(p, err)) == BE_DONE) rc = be_stmt_reset(p, err);
   }
@@ -868,9 +872,18 @@ static int bulk_fill(be_conn *c, void *ud, be_error **err) {
 
 NOINLINE static void lib_bulk(void *ctx) {
   bulk_ctx *b = ctx;
+  b->static_text = 0;
   be_error *err = NULL;
   int rc = be_pool_tx_run(b->e->pool, BE_TX_IMMEDIATE, bulk_fill, b, &err);
   if (rc != BE_OK) die("bulk insert", rc, err);
+}
+
+NOINLINE static void lib_bulk_static(void *ctx) {
+  bulk_ctx *b = ctx;
+  b->static_text = 1;
+  be_error *err = NULL;
+  int rc = be_pool_tx_run(b->e->pool, BE_TX_IMMEDIATE, bulk_fill, b, &err);
+  if (rc != BE_OK) die("bulk insert (static text)", rc, err);
 }
 
 static void raw_step_done(sqlite3_stmt *st, const char *what) {
@@ -1025,7 +1038,10 @@ static double median(const double *v, int n) {
 /* Rounds of every mode, the order reversed every other round; modes[0]
  * is the raw side. */
 static void run_modes(mode *modes, int n, const run_cfg *cfg) {
-  for (int i = 0; i < n; i++) run_ops(&modes[i], modes[i].ctx[0], 0, 1, 8); /* warm-up */
+  for (int i = 0; i < n; i++) { /* warm-up */
+    if (modes[i].before) modes[i].before(modes[i].ctx[0]);
+    run_ops(&modes[i], modes[i].ctx[0], 0, 1, modes[i].before ? 1 : 8);
+  }
   for (int r = 0; r < cfg->rounds; r++)
     for (int k = 0; k < n; k++) {
       int i = r % 2 ? n - 1 - k : k;
@@ -1278,14 +1294,12 @@ static void row_bulk(env *e, const run_cfg *base) {
   run_cfg cfg = *base;
   cfg.slice_s = 0;
   cfg.min_ops = 1;
-  mode modes[2] = {{"raw", raw_bulk, {&b, NULL}, bulk_clear, {0}},
-                   {"lib", lib_bulk, {&b, NULL}, bulk_clear, {0}}};
-  for (int r = 0; r < cfg.rounds; r++)
-    for (int k = 0; k < 2; k++) {
-      int i = r % 2 ? 1 - k : k;
-      modes[i].rate[r] = run_slice(&modes[i], &cfg);
-    }
+  mode modes[3] = {{"raw", raw_bulk, {&b, NULL}, bulk_clear, {0}},
+                   {"lib", lib_bulk, {&b, NULL}, bulk_clear, {0}},
+                   {"lib_static", lib_bulk_static, {&b, NULL}, bulk_clear, {0}}};
+  run_modes(modes, 3, &cfg);
   report("bulk_insert_110k", &modes[1], &modes[0], &cfg, e->users, 0.90, NULL);
+  report("bulk_insert_110k_static_text", &modes[2], &modes[0], &cfg, e->users, 0.90, NULL);
   bulk_fini(&b);
 }
 
@@ -1319,7 +1333,7 @@ static int profile(env *e, const char *row, const char *side, long ops) {
     ctx = &u;
   } else if (strcmp(row, "bulk") == 0) {
     bulk_init(&k, e);
-    op = lib ? lib_bulk : raw_bulk;
+    op = lib ? (strcmp(side, "static") == 0 ? lib_bulk_static : lib_bulk) : raw_bulk;
     ctx = &k;
   } else {
     fprintf(stderr, "bench_hotpath: unknown row %s\n", row);
@@ -1330,7 +1344,7 @@ static int profile(env *e, const char *row, const char *side, long ops) {
     for (int i = 0; i < 20000; i++) op(ctx);
   double t0 = now_s();
   for (long i = 0; i < ops; i++) {
-    if (op == lib_bulk || op == raw_bulk) bulk_clear(ctx);
+    if (op == lib_bulk || op == lib_bulk_static || op == raw_bulk) bulk_clear(ctx);
     op(ctx);
   }
   double dt = now_s() - t0;

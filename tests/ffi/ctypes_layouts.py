@@ -130,6 +130,7 @@ BeDriver = struct("be_driver", [
     ("next_statement", FN(C.c_int, C.c_void_p, C.POINTER(C.c_size_t), C.c_void_p, C.c_size_t,
                           ERR)),
     ("table_exists", FN(C.c_int, C.c_void_p, C.POINTER(C.c_int32), C.c_char_p, ERR)),
+    ("bind_text_static", FN(C.c_int, C.c_void_p, C.c_int32, C.c_void_p, C.c_size_t, ERR)),
 ])
 
 BeStmtCacheStats = struct("be_stmt_cache_stats", [
