@@ -261,6 +261,27 @@ static const void *sq_column_blob(void *s, int32_t col, size_t *len) {
   return b;
 }
 
+/* One sqlite3_column_value, then the value's own accessors: a row read
+ * whole pays SQLite's column lookup once per value, not twice. The
+ * value is unprotected, which is fine on a connection one thread uses. */
+static int32_t sq_column_value(void *s, int32_t col, int64_t *i, double *d, const void **p,
+                               size_t *len) {
+  sqlite3_value *v = sqlite3_column_value(ST(s), col);
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER: *i = sqlite3_value_int64(v); return BE_TYPE_INT;
+    case SQLITE_FLOAT: *d = sqlite3_value_double(v); return BE_TYPE_FLOAT;
+    case SQLITE_TEXT:
+      *p = sqlite3_value_text(v);
+      *len = (size_t)sqlite3_value_bytes(v);
+      return BE_TYPE_TEXT;
+    case SQLITE_BLOB:
+      *p = sqlite3_value_blob(v);
+      *len = (size_t)sqlite3_value_bytes(v);
+      return BE_TYPE_BLOB;
+    default: return BE_TYPE_NULL;
+  }
+}
+
 static int sq_reset(void *s, be_error **err) {
   (void)err;
   /* sqlite3_reset repeats the last step's error; the reset itself worked */
@@ -456,6 +477,7 @@ static const be_driver template = {
   .next_statement = sq_next_statement,
   .table_exists = sq_table_exists,
   .bind_text_static = sq_bind_text_static,
+  .column_value = sq_column_value,
 };
 
 sqlite3 *be__sqlite_db(be_conn *conn) {

@@ -662,6 +662,33 @@ const void *be_stmt_column_blob(be_stmt *s, int32_t col, size_t *len) {
   return b;
 }
 
+typedef int32_t (*column_value_fn)(void *stmt, int32_t column, int64_t *out_int,
+                                   double *out_double, const void **out_ptr, size_t *out_len);
+
+void be__stmt_column_value(be_stmt *s, int32_t col, be__value *v) {
+  const be_driver *d = s->conn->drv;
+  column_value_fn fn = d->version >= 3 ? d->column_value : NULL;
+  v->i = 0;
+  v->d = 0.0;
+  v->p = NULL;
+  v->len = 0;
+  if (UNLIKELY(!col_ok(s, col))) {
+    v->type = BE_TYPE_NULL;
+    return;
+  }
+  if (fn) {
+    v->type = fn(s->native, col, &v->i, &v->d, &v->p, &v->len);
+    return;
+  }
+  switch (v->type = d->column_type(s->native, col)) {
+    case BE_TYPE_INT: v->i = d->column_int64(s->native, col); break;
+    case BE_TYPE_FLOAT: v->d = d->column_double(s->native, col); break;
+    case BE_TYPE_TEXT: v->p = d->column_text(s->native, col, &v->len); break;
+    case BE_TYPE_BLOB: v->p = d->column_blob(s->native, col, &v->len); break;
+    default: v->type = BE_TYPE_NULL; break;
+  }
+}
+
 int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
   if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));

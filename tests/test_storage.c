@@ -8,6 +8,7 @@
 
 #include <backend/batch.h>
 #include <backend/pool.h>
+#include <backend/rows.h>
 #include <backend/scope.h>
 #include <backend/slowlog.h>
 #include <backend/sqlite.h>
@@ -484,6 +485,77 @@ START_TEST(bind_text_static_borrows_without_checking) {
   /* over a version-2 inner driver the fault driver has none either */
   ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d2, NULL), BE_OK);
   ck_assert_ptr_null(fd->bind_text_static);
+  be_fault_free(f);
+}
+END_TEST
+
+/* Every type, read whole through be_rows, from a connection opened with
+ * driver d. */
+static void rows_of_every_type(const be_driver *d) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, d, ":memory:", NULL), BE_OK);
+  be_rows *r = NULL;
+  be_error *e = NULL;
+  int rc = be_rows_query(&r, c,
+                         "SELECT 42, -1.5, 'text', x'00ff01', NULL, '', x'', 9223372036854775807",
+                         NULL, &e);
+  ck_assert_msg(rc == BE_OK, "%s", be_error_message(e));
+  ck_assert_uint_eq(be_rows_count(r), 1);
+  ck_assert_int_eq(be_rows_type(r, 0, 0), BE_TYPE_INT);
+  ck_assert_int_eq(be_rows_int64(r, 0, 0), 42);
+  ck_assert_int_eq(be_rows_type(r, 0, 1), BE_TYPE_FLOAT);
+  ck_assert(be_rows_double(r, 0, 1) == -1.5);
+  size_t len = 99;
+  ck_assert_int_eq(be_rows_type(r, 0, 2), BE_TYPE_TEXT);
+  ck_assert_str_eq(be_rows_text(r, 0, 2, &len), "text");
+  ck_assert_uint_eq(len, 4);
+  ck_assert_int_eq(be_rows_type(r, 0, 3), BE_TYPE_BLOB);
+  const unsigned char *b = be_rows_blob(r, 0, 3, &len);
+  ck_assert_uint_eq(len, 3);
+  ck_assert(b[0] == 0 && b[1] == 0xff && b[2] == 1);
+  ck_assert_int_eq(be_rows_type(r, 0, 4), BE_TYPE_NULL);
+  ck_assert_int_eq(be_rows_type(r, 0, 5), BE_TYPE_TEXT);
+  ck_assert_str_eq(be_rows_text(r, 0, 5, &len), "");
+  ck_assert_uint_eq(len, 0);
+  ck_assert_int_eq(be_rows_type(r, 0, 6), BE_TYPE_BLOB);
+  be_rows_blob(r, 0, 6, &len);
+  ck_assert_uint_eq(len, 0);
+  ck_assert_int_eq(be_rows_int64(r, 0, 7), INT64_MAX);
+  be_rows_free(r);
+  be_conn_close(c);
+}
+
+static int32_t fail_column_value(void *st, int32_t col, int64_t *i, double *d, const void **p,
+                                 size_t *n) {
+  (void)st, (void)col, (void)i, (void)d, (void)p, (void)n;
+  ck_abort_msg("a version-2 table's column_value was read");
+  return BE_TYPE_NULL;
+}
+
+/* Version 3's column_value reads a row in one call per value; without it
+ * (older tables) the row reads the same through column_type. */
+START_TEST(rows_read_whole_with_or_without_column_value) {
+  ck_assert_ptr_nonnull(be_sqlite_driver()->column_value);
+  rows_of_every_type(be_sqlite_driver());
+  be_driver d2 = *be_sqlite_driver();
+  d2.version = 2;
+  d2.column_value = fail_column_value;
+  rows_of_every_type(&d2);
+  be_driver d3 = *be_sqlite_driver();
+  d3.column_value = NULL; /* optional in version 3 too */
+  rows_of_every_type(&d3);
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  ck_assert_ptr_nonnull(fd->column_value);
+  rows_of_every_type(fd);
+  be_fault_free(f);
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d3, NULL), BE_OK);
+  ck_assert_ptr_null(fd->column_value);
+  rows_of_every_type(fd);
+  be_fault_free(f);
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d2, NULL), BE_OK);
+  ck_assert_ptr_null(fd->column_value);
   be_fault_free(f);
 }
 END_TEST
@@ -1107,6 +1179,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, sql_handle_survives_eviction_and_flush);
   tcase_add_test(tc, sql_handle_bad_input);
   tcase_add_test(tc, bind_text_static_borrows_without_checking);
+  tcase_add_test(tc, rows_read_whole_with_or_without_column_value);
   tcase_add_test(tc, constraint_errors_are_typed);
   tcase_add_test(tc, syntax_and_misuse_errors);
   tcase_add_test(tc, open_errors);

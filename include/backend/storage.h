@@ -60,7 +60,7 @@ BE_BEGIN_DECLS
 
 /** The be_driver layout this header describes (its version field).
  * Version 1 ends at in_transaction; version 2 adds next_statement and
- * table_exists; version 3 adds bind_text_static. */
+ * table_exists; version 3 adds bind_text_static and column_value. */
 #define BE_DRIVER_VERSION 3
 
 /**
@@ -196,6 +196,16 @@ typedef struct be_driver {
    */
   int (*bind_text_static)(void *stmt, int32_t index, const char *value, size_t len,
                           be_error **err);
+  /**
+   * Optional. The current row's value of column in one call: return its
+   * BE_TYPE_* and set *out_int (BE_TYPE_INT), *out_double
+   * (BE_TYPE_FLOAT), or *out_ptr and *out_len (BE_TYPE_TEXT, as
+   * column_text gives it; BE_TYPE_BLOB, as column_blob), leaving the
+   * others alone. libbackend reads whole rows with it (be_rows, batch
+   * loads); without it, it asks column_type and then the typed accessor.
+   */
+  int32_t (*column_value)(void *stmt, int32_t column, int64_t *out_int, double *out_double,
+                          const void **out_ptr, size_t *out_len);
 } be_driver;
 
 /** A connection: a driver's native connection plus libbackend's state. */
