@@ -9,6 +9,9 @@
 #
 # usage: tests/bench/hotpath_callgrind.sh [build dir (build)] [users (10000)]
 #        [cache dir (/tmp/bench_hotpath.cache)]
+# The bulk row writes to the database file under valgrind for a minute:
+# do not point a bench_hotpath run at the same cache dir meanwhile (its
+# own bulk row would wait past the busy timeout and fail).
 set -euo pipefail
 build=${1:-build}
 users=${2:-10000}
