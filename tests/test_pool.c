@@ -323,7 +323,8 @@ START_TEST(bad_options) {
   o.version = 7;
   expect_bad(o, BE_E_MISUSE, NULL);
   o = mock_opts(2, 10);
-  o.driver = NULL;
+  o.driver = NULL; /* chosen by dsn, which is missing */
+  o.dsn = NULL;
   expect_bad(o, BE_E_MISUSE, NULL);
   o = mock_opts(2, 10);
   o.dsn = NULL;

@@ -15,6 +15,7 @@
 #include <backend/histogram.h>
 #include <backend/cache.h>
 #include <backend/storage.h>
+#include <backend/postgres.h>
 #include <backend/sqlite.h>
 #include <backend/fault.h>
 #include <backend/tx.h>
