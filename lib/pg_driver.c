@@ -58,7 +58,8 @@ static int32_t map_state(const char *st, int conn_bad) {
   if (conn_bad) return BE_E_CONN_LOST;
   if (st == NULL) return BE_E_STORAGE;
   if (state_is(st, "23505")) return BE_E_CONFLICT;
-  if (state_is(st, "23502") || state_is(st, "23514") || state_is(st, "23503"))
+  if (state_is(st, "23502") || state_is(st, "23514") || state_is(st, "23503") ||
+      strncmp(st, "22", 2) == 0) /* data exceptions: a value the column's type refuses */
     return BE_E_VALIDATION;
   if (state_is(st, "40001") || state_is(st, "40P01") || state_is(st, "55P03")) return BE_E_BUSY;
   if (strncmp(st, "08", 2) == 0 || state_is(st, "57P01") || state_is(st, "57P02") ||

@@ -34,7 +34,8 @@
  *
  * Errors are translated by SQLSTATE: 23505 (unique violation) gives
  * BE_E_CONFLICT; 23502, 23514 and 23503 (not-null, check, foreign key)
- * BE_E_VALIDATION; 40001 and 40P01 (serialization failure, deadlock)
+ * and class 22 (data exceptions: a value its type refuses, such as text
+ * that is not JSON for a jsonb column) BE_E_VALIDATION; 40001 and 40P01 (serialization failure, deadlock)
  * BE_E_BUSY, retryable, so be_tx_run() retries the transaction; class 08
  * (connection exceptions), 57P01-57P03 (server shutting down or
  * restarting) and a connection libpq reports as gone BE_E_CONN_LOST, so
