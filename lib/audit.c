@@ -221,7 +221,7 @@ int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id
     rc = be__svc_str(details_json, details_json_len, "details", BE_AUDIT_DETAILS_MAX, &dlen, err);
   if (rc == BE_OK)
     rc = check_row(conn, actor_id, action, alen, target_type, tlen, details_json, dlen, err);
-  if (rc == BE_OK) rc = be__svc_json_object(conn, details_json, dlen, "details", err);
+  if (rc == BE_OK) rc = be__svc_json_object(conn, be__sql(&app->res, BE__SQL_JSON_OBJECT), details_json, dlen, "details", err);
   if (rc != BE_OK) return rc;
   return append(out_id, &app->res, conn, actor_id, action, alen, target_type, tlen, target_id,
                 details_json, dlen, err);

@@ -19,6 +19,7 @@ enum { OID_BOOL = 16,
        OID_INT8 = 20,
        OID_INT2 = 21,
        OID_INT4 = 23,
+       OID_TEXT = 25,
        OID_OID = 26,
        OID_FLOAT4 = 700,
        OID_FLOAT8 = 701,
@@ -236,10 +237,21 @@ static int stmt_alloc(pg_stmt *s) {
   return s->vals && s->lens && s->fmts && s->owned && s->intbuf && s->bytea && s->bytea_len;
 }
 
-/* PQprepare under a fresh name, then describe it for the column names. */
-static int prepare_named(pg_conn *c, pg_stmt *s, const char *sql, int32_t nparams, be_error **err) {
+/* PQprepare under a fresh name, then describe it for the column names.
+ * A parameter the text never names (an UPDATE binding every field but
+ * setting some) has no type the server could infer: it is text. */
+static int prepare_named(pg_conn *c, pg_stmt *s, const char *sql, int32_t nparams,
+                         const uint8_t *used, be_error **err) {
   snprintf(s->name, sizeof s->name, "be_s%llu", (unsigned long long)++c->next_name);
-  PGresult *r = PQprepare(c->pq, s->name, sql, nparams, NULL);
+  Oid *types = NULL;
+  for (int32_t i = 1; i <= nparams; i++) {
+    if (used[i / 8] & (1u << (i % 8))) continue;
+    if (types == NULL && (types = be__calloc((size_t)nparams, sizeof *types)) == NULL)
+      return be__error_oom(err);
+    types[i - 1] = OID_TEXT;
+  }
+  PGresult *r = PQprepare(c->pq, s->name, sql, nparams, types);
+  be__free(types);
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
     int rc = pg_fail(err, c, r, "prepare");
     PQclear(r);
@@ -260,17 +272,20 @@ static int pg_prepare(void *conn, void **out, const char *sql, size_t len, be_er
   *out = NULL;
   char *text = NULL;
   int32_t nparams = 0;
-  int rc = be__pg_translate(&text, &nparams, sql, len, err);
-  if (rc != BE_OK) return rc;
-  pg_stmt *s = be__calloc(1, sizeof *s);
+  uint8_t *used = be__calloc(8192, 1);
+  if (used == NULL) return be__error_oom(err);
+  int rc = be__pg_translate(&text, &nparams, used, sql, len, err);
+  pg_stmt *s = rc == BE_OK ? be__calloc(1, sizeof *s) : NULL;
   if (s == NULL) {
     be__free(text);
-    return be__error_oom(err);
+    be__free(used);
+    return rc == BE_OK ? be__error_oom(err) : rc;
   }
   s->c = c;
   s->row = -1;
-  rc = prepare_named(c, s, text, nparams, err);
+  rc = prepare_named(c, s, text, nparams, used, err);
   be__free(text);
+  be__free(used);
   if (rc == BE_OK && !stmt_alloc(s)) rc = be__error_oom(err);
   if (rc != BE_OK) {
     if (s->desc) forget_name(c, s->name);

@@ -98,7 +98,8 @@ static int bad_index(be_error **err, long v) {
   return be__error_set(err, BE_E_MISUSE, "placeholder index %ld is out of range (1 to 65535)", v);
 }
 
-int be__pg_translate(char **out, int32_t *out_params, const char *s, size_t len, be_error **err) {
+int be__pg_translate(char **out, int32_t *out_params, uint8_t *used, const char *s, size_t len,
+                     be_error **err) {
   *out = NULL;
   *out_params = 0;
   be__buf b;
@@ -124,6 +125,7 @@ int be__pg_translate(char **out, int32_t *out_params, const char *s, size_t len,
       return bad_index(err, v);
     }
     if (v > max) max = v;
+    if (used) used[v / 8] |= (uint8_t)(1u << (v % 8));
     if (q) {
       be__buf_append(&b, s + copied, i - copied);
       be__buf_printf(&b, "$%ld", v);

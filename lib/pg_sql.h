@@ -21,9 +21,12 @@ size_t be__pg_skip(const char *sql, size_t len, size_t i);
  * SQLite numbers them); `$N` is kept. Nothing inside strings, quoted
  * identifiers, comments or dollar-quoted bodies is touched. *out gets a
  * NUL-terminated copy (be__free) and *out_params the number of
- * parameters (the largest index). BE_OK, BE_E_MISUSE (an index 0 or
- * above 65535) or BE_E_NOMEM. */
-int be__pg_translate(char **out, int32_t *out_params, const char *sql, size_t len, be_error **err);
+ * parameters (the largest index). When used is not NULL (8192 bytes,
+ * zeroed), bit N (used[N / 8] & 1 << N % 8) is set for every index N the
+ * text names. BE_OK, BE_E_MISUSE (an index 0 or above 65535) or
+ * BE_E_NOMEM. */
+int be__pg_translate(char **out, int32_t *out_params, uint8_t *used, const char *sql, size_t len,
+                     be_error **err);
 
 /* The length of the script's first statement, up to and including the
  * `;` that ends it outside quotes and comments; len when none does. */

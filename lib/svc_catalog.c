@@ -32,6 +32,7 @@ static const char *const library_names[] = {
   "password_hash_params_insert",
   "password_hash_params_delete",
   "password_hash_params_update",
+  "password_hash_params_count",
   "schema_migrations",
 };
 
@@ -168,8 +169,31 @@ static const char *const templates[BE__SQL_COUNT] = {
   [BE__SQL_AUDIT_QUERY_ALL] =
     "SELECT " AUDIT_COLS " FROM {audit_log}"
     " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5",
+  /* svc_input.c */
+  [BE__SQL_JSON_OBJECT] = "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END",
   [BE__SQL_MIGRATIONS_TABLE] = "{schema_migrations}",
 };
+
+/* PostgreSQL's statements where its dialect differs (NULL: the one
+ * above). Text that is not JSON fails the cast (SQLSTATE 22P02, a
+ * validation error). */
+static const char *const pg_templates[BE__SQL_COUNT] = {
+  [BE__SQL_JSON_OBJECT] = "SELECT CASE WHEN jsonb_typeof(CAST(?1 AS text)::jsonb) = 'object' "
+                          "THEN 1 ELSE 0 END",
+  /* NULLIF(?, 0) would make the parameter a 32-bit integer */
+  [BE__SQL_RESET_INSERT] =
+    "INSERT INTO {password_resets} (token_hash, user_id, created_at, expires_at, used) "
+    "VALUES (?, NULLIF(CAST(? AS bigint), 0), ?, ?, ?)",
+  /* ?1 = ?1: a parameter of no type; say which */
+  [BE__SQL_AUDIT_QUERY_ALL] =
+    "SELECT " AUDIT_COLS " FROM {audit_log}"
+    " WHERE CAST(?1 AS bigint) = ?1 AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5",
+};
+
+int32_t be__svc_dialect(const be_driver *driver) {
+  return driver && driver->name && strcmp(driver->name, "postgres") == 0 ? BE__DIALECT_POSTGRES
+                                                                         : BE__DIALECT_SQLITE;
+}
 
 static int ident_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
@@ -218,13 +242,13 @@ int be__svc_expand(char **out, const char *tmpl, const char *prefix, be_error **
   return BE_OK;
 }
 
-int be__svc_catalog_new(char ***out, const char *prefix, be_error **err) {
+int be__svc_catalog_new(char ***out, const char *prefix, int32_t dialect, be_error **err) {
   *out = be__calloc(BE__SQL_COUNT, sizeof **out);
   if (*out == NULL) return be__error_oom(err);
   for (int i = 0; i < BE__SQL_COUNT; i++) {
-    int rc = templates[i] == NULL
-               ? be__error_set(err, BE_E_INTERNAL, "SQL template %d is missing", i)
-               : be__svc_expand(&(*out)[i], templates[i], prefix, err);
+    const char *t = dialect == BE__DIALECT_POSTGRES && pg_templates[i] ? pg_templates[i] : templates[i];
+    int rc = t == NULL ? be__error_set(err, BE_E_INTERNAL, "SQL template %d is missing", i)
+                       : be__svc_expand(&(*out)[i], t, prefix, err);
     if (rc != BE_OK) {
       be__svc_catalog_free(*out);
       *out = NULL;

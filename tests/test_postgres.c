@@ -8,12 +8,14 @@
  * start one and export BE_TEST_PG_DSN). Without BE_TEST_PG_DSN, or in a
  * build without libpq, the suite exits 77: meson reports it SKIP, loudly,
  * never as passed. Every test works in a schema of its own. */
-#include "testutil.h"
+#include "svc_testutil.h"
 
 #include <backend/batch.h>
 #include <backend/migrate.h>
 #include <backend/pool.h>
+#include <backend/permission.h>
 #include <backend/postgres.h>
+#include <backend/user.h>
 #include <backend/tx.h>
 #include <pthread.h>
 
@@ -68,6 +70,12 @@ static int64_t scalar(be_conn *c, const char *sql) {
   int64_t n = be_stmt_column_int64(s, 0);
   be_stmt_finalize(s);
   return n;
+}
+
+/* The innermost cause's message: the server's words, for failure output. */
+static const char *root_msg(const be_error *e) {
+  while (be_error_cause(e)) e = be_error_cause(e);
+  return e ? be_error_message(e) : "(no error)";
 }
 
 /* The message and the whole cause chain, for asserting where words are. */
@@ -495,6 +503,80 @@ START_TEST(open_errors_are_unreachable) {
 }
 END_TEST
 
+
+/* An app on PostgreSQL: chosen by the DSN, migrated in PostgreSQL's
+ * dialect; users and permissions work as on SQLite. */
+static be_app *pg_app(void) {
+  be_app_options o;
+  svc_fast_options(&o, dsn); /* no driver: picked by the postgresql:// DSN */
+  o.pool_max = 4;
+  be_app *app = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_app_new(&app, &o, &e) == BE_OK, "be_app_new: %s", be_error_message(e));
+  return app;
+}
+
+START_TEST(app_users_and_permissions) {
+  be_app *app = pg_app();
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "Ann@Example.com";
+  in.name = "Ann";
+  in.extra = "{\"team\": \"blue\"}";
+  be_user *u = NULL;
+  int64_t id = 0;
+  be_error *e = NULL;
+  ck_assert_msg(be_user_create(&u, &id, app, 0, &in, &e) == BE_OK, "%s", be_error_message(e));
+  ck_assert_int_gt(id, 0);
+  ck_assert_str_eq(be_user_email(u), "ann@example.com");
+  be_user_free(u);
+  /* the same email again: a conflict (23505), the server's words only in the cause */
+  in.email = "ann@example.com";
+  ck_assert_int_eq(be_user_create(&u, NULL, app, 0, &in, &e), BE_E_CONFLICT);
+  be_error_free(e);
+  e = NULL;
+  /* extra that is not a JSON object is the caller's 400 */
+  in.email = "bob@example.com";
+  in.extra = "{nope";
+  ck_assert_int_eq(be_user_create(&u, NULL, app, 0, &in, &e), BE_E_VALIDATION);
+  be_error_free(e);
+  e = NULL;
+  in.extra = "[1]";
+  ck_assert_int_eq(be_user_create(&u, NULL, app, 0, &in, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Ann");
+  be_user_free(u);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_NAME;
+  up.name = "Ann B";
+  ck_assert_msg(be_user_update(&u, app, 0, id, &up, &e) == BE_OK, "%s", root_msg(e));
+  ck_assert_str_eq(be_user_name(u), "Ann B");
+  be_user_free(u);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK); /* the cache was invalidated */
+  ck_assert_str_eq(be_user_name(u), "Ann B");
+  be_user_free(u);
+  /* permissions */
+  int64_t role = 0;
+  ck_assert_msg(be_perm_role_create(&role, app, 0, "editor", NT, &e) == BE_OK, "%s",
+                be_error_message(e));
+  ck_assert_int_gt(role, 0);
+  ck_assert_int_eq(be_perm_role_grant(app, 0, "editor", NT, "posts:*", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, id, "posts:write", NT, NULL), BE_E_FORBIDDEN);
+  ck_assert_int_eq(be_perm_user_assign(app, 0, id, "editor", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, id, "posts:write", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_role_revoke(app, 0, "editor", NT, "posts:*", NT, NULL), BE_OK);
+  ck_assert_int_eq(be_perm_check(app, id, "posts:write", NT, NULL), BE_E_FORBIDDEN);
+  /* every change was audited in PostgreSQL's audit_log */
+  ck_assert_int_ge(svc_int(app, "SELECT count(*) FROM be_audit_log"), 5);
+  ck_assert_msg(be_user_delete(app, 0, id, &e) == BE_OK, "%s", be_error_message(e));
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_E_NOT_FOUND);
+  be_app_free(app);
+  /* opened again: the migrations are recorded, nothing runs twice */
+  app = pg_app();
+  ck_assert_int_eq(svc_int(app, "SELECT max(version) FROM be_schema_migrations"), 9);
+  be_app_free(app);
+}
+END_TEST
+
 static Suite *postgres_suite(void) {
   Suite *s = suite_create("postgres");
   TCase *tc = tcase_create("driver");
@@ -513,6 +595,7 @@ static Suite *postgres_suite(void) {
   tcase_add_test(tc, jsonb_through_text);
   tcase_add_test(tc, scripts_split_and_tables_known);
   tcase_add_test(tc, open_errors_are_unreachable);
+  tcase_add_test(tc, app_users_and_permissions);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1441,7 +1441,7 @@ END_TEST
 static void expect_translation(const char *in, const char *want, int32_t want_params) {
   char *out = NULL;
   int32_t n = -1;
-  ck_assert_int_eq(be__pg_translate(&out, &n, in, strlen(in), NULL), BE_OK);
+  ck_assert_int_eq(be__pg_translate(&out, &n, NULL, in, strlen(in), NULL), BE_OK);
   ck_assert_str_eq(out, want);
   ck_assert_int_eq(n, want_params);
   be_free(out);
@@ -1458,10 +1458,15 @@ START_TEST(postgres_placeholders_and_scripts) {
   char *out = NULL;
   int32_t n = 0;
   be_error *e = NULL;
-  ck_assert_int_eq(be__pg_translate(&out, &n, "SELECT ?0", 9, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be__pg_translate(&out, &n, NULL, "SELECT ?0", 9, &e), BE_E_MISUSE);
   ck_assert_ptr_null(out);
   be_error_free(e);
-  ck_assert_int_eq(be__pg_translate(&out, &n, "SELECT ?65536", 13, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be__pg_translate(&out, &n, NULL, "SELECT ?65536", 13, NULL), BE_E_MISUSE);
+  uint8_t used[8192] = {0};
+  ck_assert_int_eq(be__pg_translate(&out, &n, used, "SELECT ?3, ?1", 13, NULL), BE_OK);
+  be_free(out);
+  ck_assert_int_eq(n, 3);
+  ck_assert_int_eq(used[0], (1 << 1) | (1 << 3));
   const char *script = "SELECT ';'; DO $x$ BEGIN NULL; END $x$; -- ;\nSELECT 1";
   size_t first = be__pg_next_statement(script, strlen(script));
   ck_assert_uint_eq(first, strlen("SELECT ';';"));
