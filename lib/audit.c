@@ -157,7 +157,9 @@ static int append(int64_t *out_id, const be__app_res *res, be_conn *conn, int64_
                   int64_t target_id, const char *details, size_t details_len, be_error **err) {
   unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
   head h = {0, prev}; /* read inside the caller's write transaction */
-  int rc = be__svc_first(conn, read_head, &h, err, be__sql(res, BE__SQL_AUDIT_HEAD), "");
+  const char *lock = be__sql(res, BE__SQL_AUDIT_LOCK);
+  int rc = lock[0] ? be__svc_exec(conn, NULL, err, lock, "") : BE_OK;
+  if (rc == BE_OK) rc = be__svc_first(conn, read_head, &h, err, be__sql(res, BE__SQL_AUDIT_HEAD), "");
   if (rc < 0) return rc;
   int64_t id = h.id + 1;
   int64_t at = be__svc_now(res);

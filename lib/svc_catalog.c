@@ -33,6 +33,7 @@ static const char *const library_names[] = {
   "password_hash_params_delete",
   "password_hash_params_update",
   "password_hash_params_count",
+  "json_object_check",
   "schema_migrations",
 };
 
@@ -153,6 +154,7 @@ static const char *const templates[BE__SQL_COUNT] = {
   [BE__SQL_PERM_ROLE_PERMISSIONS] = "SELECT permission FROM {role_permissions} WHERE role_id = ?1 "
                                     "ORDER BY permission",
   /* audit.c */
+  [BE__SQL_AUDIT_LOCK] = "", /* nothing to run: BEGIN IMMEDIATE holds the write lock */
   [BE__SQL_AUDIT_HEAD] = "SELECT id, hash FROM {audit_log} ORDER BY id DESC LIMIT 1",
   [BE__SQL_AUDIT_INSERT] =
     "INSERT INTO {audit_log} (id, actor_id, action, target_type, target_id, at,"
@@ -175,11 +177,12 @@ static const char *const templates[BE__SQL_COUNT] = {
 };
 
 /* PostgreSQL's statements where its dialect differs (NULL: the one
- * above). Text that is not JSON fails the cast (SQLSTATE 22P02, a
- * validation error). */
+ * above). */
 static const char *const pg_templates[BE__SQL_COUNT] = {
-  [BE__SQL_JSON_OBJECT] = "SELECT CASE WHEN jsonb_typeof(CAST(?1 AS text)::jsonb) = 'object' "
-                          "THEN 1 ELSE 0 END",
+  [BE__SQL_JSON_OBJECT] = "SELECT {json_object_check}(?1)",
+  /* writers of the hash chain one at a time (SQLite's BEGIN IMMEDIATE
+   * does it there): the head read after it sees the last commit */
+  [BE__SQL_AUDIT_LOCK] = "LOCK TABLE {audit_log} IN SHARE ROW EXCLUSIVE MODE",
   /* NULLIF(?, 0) would make the parameter a 32-bit integer */
   [BE__SQL_RESET_INSERT] =
     "INSERT INTO {password_resets} (token_hash, user_id, created_at, expires_at, used) "

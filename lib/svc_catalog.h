@@ -80,6 +80,7 @@ typedef enum be__sql_id {
   BE__SQL_PERM_USER_ROLES,
   BE__SQL_PERM_ROLE_PERMISSIONS,
   /* audit.c */
+  BE__SQL_AUDIT_LOCK, /* "" (run nothing) or the statement that serializes chain writers */
   BE__SQL_AUDIT_HEAD,
   BE__SQL_AUDIT_INSERT,
   BE__SQL_AUDIT_MAX_ID,
