@@ -18,6 +18,7 @@
 #include <backend/user.h>
 #include <backend/tx.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "storage.h"
 
@@ -577,6 +578,112 @@ START_TEST(app_users_and_permissions) {
 }
 END_TEST
 
+
+/* ---- the server restarts in the middle of a run ---- */
+
+typedef struct restart_run {
+  be_pool *pool;
+  _Atomic int stop;
+  _Atomic int64_t ok, ok_after, lost, unreachable, busy, other, max_call_ms;
+  _Atomic int restarted; /* 1 once the server is back */
+} restart_run;
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One call: acquire, insert a row, release; its outcome counted. */
+static void restart_call(restart_run *r) {
+  int64_t t0 = now_ms();
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  int rc = be_pool_acquire(&c, r->pool, &e);
+  if (rc == BE_OK) {
+    rc = be_conn_exec(c, "INSERT INTO r(v) VALUES (1)", &e);
+    be_pool_release(r->pool, c);
+  }
+  int64_t took = now_ms() - t0;
+  if (took > atomic_load(&r->max_call_ms)) atomic_store(&r->max_call_ms, took);
+  if (rc == BE_OK) {
+    atomic_fetch_add(&r->ok, 1);
+    if (atomic_load(&r->restarted)) atomic_fetch_add(&r->ok_after, 1);
+  } else if (rc == BE_E_CONN_LOST) {
+    atomic_fetch_add(&r->lost, 1);
+  } else if (rc == BE_E_DB_UNREACHABLE) {
+    atomic_fetch_add(&r->unreachable, 1);
+  } else if (rc == BE_E_BUSY || rc == BE_E_POOL_EXHAUSTED || rc == BE_E_TIMEOUT) {
+    atomic_fetch_add(&r->busy, 1);
+  } else {
+    fprintf(stderr, "restart: untyped failure %d: %s\n", rc, root_msg(e));
+    atomic_fetch_add(&r->other, 1);
+  }
+  if (rc != BE_OK) {
+    ck_assert_msg(be_error_is_retryable(e), "not retryable: %s", be_error_message(e));
+    usleep(20000);
+  }
+  be_error_free(e);
+}
+
+static void *restart_worker(void *arg) {
+  restart_run *r = arg;
+  while (!atomic_load(&r->stop)) restart_call(r);
+  return NULL;
+}
+
+START_TEST(server_restart_mid_run) {
+  const char *cluster = getenv("BE_TEST_PG_CLUSTER");
+  const char *dir = getenv("BE_TEST_PG_DIR");
+  if (cluster == NULL || dir == NULL) {
+    fprintf(stderr, "SKIPPED (this one test): server_restart_mid_run needs BE_TEST_PG_DIR and "
+                    "BE_TEST_PG_CLUSTER (the cluster tests/pg/env.sh started)\n");
+    return;
+  }
+  be_conn *k = open_pg();
+  exec_ok(k, "CREATE TABLE r(id BIGSERIAL PRIMARY KEY, v INT)");
+  be_conn_close(k);
+  restart_run r = {0};
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.dsn = dsn;
+  o.min_conns = 4;
+  o.max_conns = 4;
+  o.acquire_timeout_ms = 2000;
+  ck_assert_int_eq(be_pool_new(&r.pool, &o, NULL), BE_OK);
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, restart_worker, &r), 0);
+  usleep(300000);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "bash '%s' restart '%s'", cluster, dir);
+  int64_t t0 = now_ms();
+  ck_assert_int_eq(system(cmd), 0);
+  int64_t restart_ms = now_ms() - t0;
+  atomic_store(&r.restarted, 1);
+  int64_t before = atomic_load(&r.ok);
+  usleep(1000000);
+  atomic_store(&r.stop, 1);
+  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  fprintf(stderr,
+          "restart: server down and up in %lld ms; calls ok %lld (%lld after the restart), "
+          "conn lost %lld, unreachable %lld, busy/timeout %lld, other %lld; slowest call %lld ms\n",
+          (long long)restart_ms, (long long)r.ok, (long long)r.ok_after, (long long)r.lost,
+          (long long)r.unreachable, (long long)r.busy, (long long)r.other,
+          (long long)r.max_call_ms);
+  ck_assert_int_eq(atomic_load(&r.other), 0);
+  ck_assert_int_gt(before, 0);
+  ck_assert_int_gt(atomic_load(&r.ok_after), 10); /* the pool replaced its connections */
+  ck_assert_int_gt(atomic_load(&r.lost) + atomic_load(&r.unreachable), 0);
+  ck_assert_int_lt(atomic_load(&r.max_call_ms), 10000); /* nothing hangs */
+  /* nothing committed is lost (a call whose answer was lost may or may not have committed) */
+  k = open_pg();
+  int64_t rows = scalar(k, "SELECT count(*) FROM r");
+  ck_assert_int_ge(rows, atomic_load(&r.ok));
+  ck_assert_int_le(rows, atomic_load(&r.ok) + atomic_load(&r.lost));
+  be_conn_close(k);
+  be_pool_free(r.pool);
+}
+END_TEST
+
 static Suite *postgres_suite(void) {
   Suite *s = suite_create("postgres");
   TCase *tc = tcase_create("driver");
@@ -596,6 +703,7 @@ static Suite *postgres_suite(void) {
   tcase_add_test(tc, scripts_split_and_tables_known);
   tcase_add_test(tc, open_errors_are_unreachable);
   tcase_add_test(tc, app_users_and_permissions);
+  tcase_add_test(tc, server_restart_mid_run);
   suite_add_tcase(s, tc);
   return s;
 }
