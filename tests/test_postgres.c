@@ -10,6 +10,7 @@
  * never as passed. Every test works in a schema of its own. */
 #include "svc_testutil.h"
 
+#include <backend/auth.h>
 #include <backend/batch.h>
 #include <backend/migrate.h>
 #include <backend/pool.h>
@@ -579,6 +580,46 @@ START_TEST(app_users_and_permissions) {
 END_TEST
 
 
+START_TEST(app_login_sessions_and_purge) {
+  be_app *app = pg_app();
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "carol@example.com";
+  in.name = "Carol";
+  int64_t id = 0;
+  be_error *e = NULL;
+  ck_assert_msg(be_user_create(NULL, &id, app, 0, &in, &e) == BE_OK, "%s", root_msg(e));
+  const char *pw = "correct horse battery staple";
+  ck_assert_msg(be_auth_set_password(app, 0, id, pw, NT, &e) == BE_OK, "%s", root_msg(e));
+  /* the trigger counted the stored hash's parameters */
+  ck_assert_int_eq(svc_int(app, "SELECT sum(hashes) FROM be_password_hash_params"), 1);
+  char *token = NULL;
+  int64_t who = 0;
+  ck_assert_msg(be_auth_login(&token, &who, app, "carol@example.com", NT, pw, NT, &e) == BE_OK, "%s",
+                root_msg(e));
+  ck_assert_int_eq(who, id);
+  int64_t seen = 0;
+  ck_assert_msg(be_auth_verify(&seen, app, token, NT, &e) == BE_OK, "%s", root_msg(e));
+  ck_assert_int_eq(seen, id);
+  be_auth_session_list *l = NULL;
+  ck_assert_msg(be_auth_list_sessions(&l, app, id, &e) == BE_OK, "%s", root_msg(e));
+  ck_assert_uint_eq(be_auth_session_list_count(l), 1);
+  be_auth_session_list_free(l);
+  char *bad = NULL;
+  ck_assert_int_eq(be_auth_login(&bad, NULL, app, "carol@example.com", NT, "wrong", NT, NULL),
+                   BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(be_auth_logout(app, token, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_verify(&seen, app, token, NT, NULL), BE_E_UNAUTHORIZED);
+  int64_t purged = 0;
+  ck_assert_msg(be_auth_purge_expired(&purged, app, &e) == BE_OK, "%s", root_msg(e));
+  ck_assert_int_ge(purged, 1);
+  be_free(token);
+  /* deleting the user uncounts its hash */
+  ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_OK);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_password_hash_params"), 0);
+  be_app_free(app);
+}
+END_TEST
+
 /* ---- the server restarts in the middle of a run ---- */
 
 typedef struct restart_run {
@@ -635,11 +676,7 @@ static void *restart_worker(void *arg) {
 START_TEST(server_restart_mid_run) {
   const char *cluster = getenv("BE_TEST_PG_CLUSTER");
   const char *dir = getenv("BE_TEST_PG_DIR");
-  if (cluster == NULL || dir == NULL) {
-    fprintf(stderr, "SKIPPED (this one test): server_restart_mid_run needs BE_TEST_PG_DIR and "
-                    "BE_TEST_PG_CLUSTER (the cluster tests/pg/env.sh started)\n");
-    return;
-  }
+  ck_assert(cluster != NULL && dir != NULL); /* main() checked */
   be_conn *k = open_pg();
   exec_ok(k, "CREATE TABLE r(id BIGSERIAL PRIMARY KEY, v INT)");
   be_conn_close(k);
@@ -703,6 +740,18 @@ static Suite *postgres_suite(void) {
   tcase_add_test(tc, scripts_split_and_tables_known);
   tcase_add_test(tc, open_errors_are_unreachable);
   tcase_add_test(tc, app_users_and_permissions);
+  tcase_add_test(tc, app_login_sessions_and_purge);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+/* The restart test restarts the server: only on the throwaway cluster
+ * (meson's postgres-restart entry). */
+static Suite *restart_suite(void) {
+  Suite *s = suite_create("postgres-restart");
+  TCase *tc = tcase_create("restart");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
   tcase_add_test(tc, server_restart_mid_run);
   suite_add_tcase(s, tc);
   return s;
@@ -720,7 +769,14 @@ int main(void) {
                     "tests/pg/cluster.sh start DIR (tests/run.sh does) -- NOT RUN, NOT PASSED\n");
     return 77;
   }
-  SRunner *sr = srunner_create(postgres_suite());
+  int restart = getenv("BE_TEST_PG_RESTART") != NULL;
+  if (restart && (getenv("BE_TEST_PG_DIR") == NULL || getenv("BE_TEST_PG_CLUSTER") == NULL)) {
+    fprintf(stderr, "SKIPPED: PostgreSQL restart test: it restarts the server, so it runs only on "
+                    "the throwaway cluster tests/pg/env.sh starts (BE_TEST_PG_DIR) -- NOT RUN, "
+                    "NOT PASSED\n");
+    return 77;
+  }
+  SRunner *sr = srunner_create(restart ? restart_suite() : postgres_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
