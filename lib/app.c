@@ -65,8 +65,12 @@ int be_app_options_init(be_app_options *opts, uint32_t version) {
  * nothing. */
 static int setup_tx(be_conn *conn, void *ud, be_error **err) {
   const be__app_res *res = ud;
+  const char *lock = be__sql(res, BE__SQL_SETUP_LOCK);
+  int64_t one = 0;
+  int rc = lock[0] ? be__svc_ints(conn, &one, 1, err, lock, "") : BE_ROW;
+  if (rc != BE_ROW) return rc;
   be_migrator *m = NULL;
-  int rc = be_migrator_new(&m, err);
+  rc = be_migrator_new(&m, err);
   if (rc == BE_OK) rc = be__svc_schema_register(m, res->opts.table_prefix,
                                                 be__svc_dialect(res->opts.driver), err);
   if (rc == BE_OK) rc = be__migrator_apply_in_tx(m, conn, err);

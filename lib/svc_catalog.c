@@ -173,6 +173,7 @@ static const char *const templates[BE__SQL_COUNT] = {
     " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5",
   /* svc_input.c */
   [BE__SQL_JSON_OBJECT] = "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END",
+  [BE__SQL_SETUP_LOCK] = "", /* nothing to run: BEGIN IMMEDIATE holds the write lock */
   [BE__SQL_MIGRATIONS_TABLE] = "{schema_migrations}",
 };
 
@@ -183,6 +184,10 @@ static const char *const pg_templates[BE__SQL_COUNT] = {
   /* writers of the hash chain one at a time (SQLite's BEGIN IMMEDIATE
    * does it there): the head read after it sees the last commit */
   [BE__SQL_AUDIT_LOCK] = "LOCK TABLE {audit_log} IN SHARE ROW EXCLUSIVE MODE",
+  /* apps of several processes opening at once set up one after another
+   * (the migrations' CREATE TABLEs would collide), until commit */
+  [BE__SQL_SETUP_LOCK] = "SELECT 1 FROM (SELECT pg_advisory_xact_lock("
+                         "hashtext('libbackend setup {schema_migrations}'))) AS l",
   /* NULLIF(?, 0) would make the parameter a 32-bit integer */
   [BE__SQL_RESET_INSERT] =
     "INSERT INTO {password_resets} (token_hash, user_id, created_at, expires_at, used) "

@@ -92,6 +92,7 @@ typedef enum be__sql_id {
   BE__SQL_AUDIT_QUERY_ALL,
   /* the library's migration record (svc_schema.c) */
   BE__SQL_JSON_OBJECT, /* one int: 1 when ?1 is JSON text holding an object (svc_input.c) */
+  BE__SQL_SETUP_LOCK,  /* "" (run nothing) or the statement that serializes apps setting up */
   BE__SQL_MIGRATIONS_TABLE,
   BE__SQL_COUNT
 } be__sql_id;

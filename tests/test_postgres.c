@@ -620,6 +620,31 @@ START_TEST(app_login_sessions_and_purge) {
 }
 END_TEST
 
+static void *open_app_thread(void *arg) {
+  be_app_options o;
+  svc_fast_options(&o, dsn);
+  o.pool_max = 2;
+  be_error *e = NULL;
+  int rc = be_app_new((be_app **)arg, &o, &e);
+  if (rc != BE_OK) fprintf(stderr, "concurrent open: %s\n", root_msg(e));
+  be_error_free(e);
+  return NULL;
+}
+
+/* Apps of several processes opening a new database at once: the setup
+ * lock makes them migrate one after another; every open succeeds. */
+START_TEST(apps_opening_at_once_migrate_once) {
+  enum { N = 6 };
+  be_app *apps[N] = {0};
+  pthread_t th[N];
+  for (int i = 0; i < N; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, open_app_thread, &apps[i]), 0);
+  for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < N; i++) ck_assert_msg(apps[i] != NULL, "app %d did not open", i);
+  ck_assert_int_eq(svc_int(apps[0], "SELECT count(*) FROM be_schema_migrations"), 9);
+  for (int i = 0; i < N; i++) be_app_free(apps[i]);
+}
+END_TEST
+
 /* ---- the server restarts in the middle of a run ---- */
 
 typedef struct restart_run {
@@ -741,6 +766,7 @@ static Suite *postgres_suite(void) {
   tcase_add_test(tc, open_errors_are_unreachable);
   tcase_add_test(tc, app_users_and_permissions);
   tcase_add_test(tc, app_login_sessions_and_purge);
+  tcase_add_test(tc, apps_opening_at_once_migrate_once);
   suite_add_tcase(s, tc);
   return s;
 }
