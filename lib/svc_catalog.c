@@ -186,6 +186,10 @@ static const char *const pg_templates[BE__SQL_COUNT] = {
   [BE__SQL_AUDIT_LOCK] = "LOCK TABLE {audit_log} IN SHARE ROW EXCLUSIVE MODE",
   /* apps of several processes opening at once set up one after another
    * (the migrations' CREATE TABLEs would collide), until commit */
+  /* concurrent failed logins count one after another (SQLite: BEGIN
+   * IMMEDIATE); the row lock makes the second read the first's count */
+  [BE__SQL_AUTH_FAILURES_READ] =
+    "SELECT failed_logins, locked_until FROM {users} WHERE id = ? FOR UPDATE",
   [BE__SQL_SETUP_LOCK] = "SELECT 1 FROM (SELECT pg_advisory_xact_lock("
                          "hashtext('libbackend setup {schema_migrations}'))) AS l",
   /* NULLIF(?, 0) would make the parameter a 32-bit integer */

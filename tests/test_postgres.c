@@ -645,6 +645,51 @@ START_TEST(apps_opening_at_once_migrate_once) {
 }
 END_TEST
 
+typedef struct fail_run {
+  be_app *app;
+  int n;
+} fail_run;
+
+static void *failing_logins(void *arg) {
+  fail_run *f = arg;
+  for (int i = 0; i < f->n; i++) {
+    char *t = NULL;
+    be_auth_login(&t, NULL, f->app, "dave@example.com", NT, "wrong password", NT, NULL);
+    be_free(t);
+  }
+  return NULL;
+}
+
+/* Failed logins from many threads at once are each counted: none is lost
+ * to a concurrent read-modify-write. */
+START_TEST(concurrent_failed_logins_are_all_counted) {
+  be_app_options o;
+  svc_fast_options(&o, dsn);
+  o.pool_max = 8;
+  o.throttle_after = 1000000; /* no backoff window: every guess counts */
+  o.lockout_after = 1000000;
+  be_app *app = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_app_new(&app, &o, &e) == BE_OK, "%s", root_msg(e));
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "dave@example.com";
+  in.name = "Dave";
+  int64_t id = 0;
+  ck_assert_int_eq(be_user_create(NULL, &id, app, 0, &in, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_set_password(app, 0, id, "the right password", NT, NULL), BE_OK);
+  enum { T = 6,
+         N = 10 };
+  fail_run f = {app, N};
+  pthread_t th[T];
+  for (int i = 0; i < T; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, failing_logins, &f), 0);
+  for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+  char sql[96];
+  snprintf(sql, sizeof sql, "SELECT failed_logins FROM be_users WHERE id = %lld", (long long)id);
+  ck_assert_int_eq(svc_int(app, sql), T * N);
+  be_app_free(app);
+}
+END_TEST
+
 /* ---- the server restarts in the middle of a run ---- */
 
 typedef struct restart_run {
@@ -767,6 +812,7 @@ static Suite *postgres_suite(void) {
   tcase_add_test(tc, app_users_and_permissions);
   tcase_add_test(tc, app_login_sessions_and_purge);
   tcase_add_test(tc, apps_opening_at_once_migrate_once);
+  tcase_add_test(tc, concurrent_failed_logins_are_all_counted);
   suite_add_tcase(s, tc);
   return s;
 }
