@@ -48,6 +48,7 @@ static const char *const templates[BE__SQL_COUNT] = {
   /* user.c */
   [BE__SQL_USERS_TABLE] = "{users}",
   [BE__SQL_USER_BY_ID] = "SELECT " USER_COLS " FROM {users} WHERE id = ?1",
+  [BE__SQL_USER_READ_OLD] = "SELECT " USER_COLS " FROM {users} WHERE id = ?1", /* = USER_BY_ID */
   [BE__SQL_USER_BY_EMAIL] = "SELECT " USER_COLS " FROM {users} WHERE email = ?1",
   [BE__SQL_USER_PAGE] = "SELECT " USER_COLS " FROM {users} WHERE id > ?1 ORDER BY id LIMIT ?2",
   [BE__SQL_USER_EXISTS] = "SELECT 1 FROM {users} WHERE id = ?1",
@@ -186,6 +187,9 @@ static const char *const pg_templates[BE__SQL_COUNT] = {
   [BE__SQL_AUDIT_LOCK] = "LOCK TABLE {audit_log} IN SHARE ROW EXCLUSIVE MODE",
   /* apps of several processes opening at once set up one after another
    * (the migrations' CREATE TABLEs would collide), until commit */
+  /* concurrent updates of one user read its row one after another, so
+   * each audit row's "from" is the previous one's "to" */
+  [BE__SQL_USER_READ_OLD] = "SELECT " USER_COLS " FROM {users} WHERE id = ?1 FOR UPDATE",
   /* concurrent failed logins count one after another (SQLite: BEGIN
    * IMMEDIATE); the row lock makes the second read the first's count */
   [BE__SQL_AUTH_FAILURES_READ] =

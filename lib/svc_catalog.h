@@ -23,6 +23,7 @@ typedef enum be__sql_id {
   /* user.c */
   BE__SQL_USERS_TABLE, /* the users table's name alone (batch loads) */
   BE__SQL_USER_BY_ID,
+  BE__SQL_USER_READ_OLD, /* an update's read of the row it changes (PostgreSQL: locked) */
   BE__SQL_USER_BY_EMAIL,
   BE__SQL_USER_PAGE,
   BE__SQL_USER_EXISTS,

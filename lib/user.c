@@ -715,8 +715,8 @@ static int read_old_row(be_stmt *st, void *ud, be_error **err) {
 static int read_old(write_ctx *c, be_conn *conn, int64_t now, int32_t *old_status, be__buf *b,
                     be_error **err) {
   old_row o = {c, now, 0, b};
-  int rc = be__svc_first(conn, read_old_row, &o, err, be__sql(&c->app->res, BE__SQL_USER_BY_ID),
-                         "i", c->id);
+  int rc = be__svc_first(conn, read_old_row, &o, err,
+                         be__sql(&c->app->res, BE__SQL_USER_READ_OLD), "i", c->id);
   if (rc == BE_DONE) return not_found(c->id, err);
   *old_status = o.status;
   return rc == BE_ROW ? BE_OK : rc;

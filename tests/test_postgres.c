@@ -690,6 +690,74 @@ START_TEST(concurrent_failed_logins_are_all_counted) {
 }
 END_TEST
 
+typedef struct rename_run {
+  be_app *app;
+  int64_t id;
+  int t;
+} rename_run;
+
+static void *renaming(void *arg) {
+  rename_run *r = arg;
+  for (int i = 0; i < 10; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "n%d_%d", r->t, i);
+    be_user_input up = BE_USER_INPUT_INIT;
+    up.fields = BE_USER_FIELD_NAME;
+    up.name = name;
+    be_error *e = NULL;
+    int rc = be_user_update(NULL, r->app, 0, r->id, &up, &e);
+    if (rc != BE_OK) fprintf(stderr, "rename: %s\n", root_msg(e));
+    be_error_free(e);
+  }
+  return NULL;
+}
+
+/* Concurrent updates of one user: every audit row's "from" is the name
+ * the previous row set (each update read the row it changed). */
+START_TEST(concurrent_updates_audit_a_consistent_history) {
+  be_app *app = pg_app();
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "erin@example.com";
+  in.name = "start";
+  int64_t id = 0;
+  ck_assert_int_eq(be_user_create(NULL, &id, app, 0, &in, NULL), BE_OK);
+  enum { T = 4 };
+  rename_run r[T];
+  pthread_t th[T];
+  for (int i = 0; i < T; i++) {
+    r[i] = (rename_run){app, id, i};
+    ck_assert_int_eq(pthread_create(&th[i], NULL, renaming, &r[i]), 0);
+  }
+  for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT details FROM be_audit_log WHERE action = "
+                                          "'user.update' ORDER BY id",
+                                   NULL),
+                   BE_OK);
+  char prev[64] = "start";
+  int rows = 0;
+  while (be_stmt_step(s, NULL) == BE_ROW) {
+    size_t len = 0;
+    const char *d = be_stmt_column_text(s, 0, &len);
+    char from[64], to[64];
+    const char *f = strstr(d, "\"from\":\"");
+    const char *t = strstr(d, "\"to\":\"");
+    ck_assert(f && t);
+    ck_assert_int_eq(sscanf(f + 8, "%63[^\"]", from), 1);
+    ck_assert_int_eq(sscanf(t + 6, "%63[^\"]", to), 1);
+    ck_assert_msg(strcmp(from, prev) == 0, "row %d: from %s, previous to %s", rows, from, prev);
+    snprintf(prev, sizeof prev, "%s", to);
+    rows++;
+  }
+  ck_assert_int_eq(rows, T * 10);
+  be_stmt_finalize(s);
+  be_pool_release(be_app_pool(app), c);
+  be_app_free(app);
+}
+END_TEST
+
 /* ---- the server restarts in the middle of a run ---- */
 
 typedef struct restart_run {
@@ -813,6 +881,7 @@ static Suite *postgres_suite(void) {
   tcase_add_test(tc, app_login_sessions_and_purge);
   tcase_add_test(tc, apps_opening_at_once_migrate_once);
   tcase_add_test(tc, concurrent_failed_logins_are_all_counted);
+  tcase_add_test(tc, concurrent_updates_audit_a_consistent_history);
   suite_add_tcase(s, tc);
   return s;
 }
