@@ -6,6 +6,7 @@
  * either). Checking a token and reading its session is auth.c's.
  */
 #include "auth.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -70,7 +71,7 @@ static int add_session(be_stmt *st, void *ud, be_error **err) {
   return BE_OK;
 }
 
-int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_id,
+static int auth_list_sessions_body(be_auth_session_list **out, be_app *app, int64_t user_id,
                           be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_list_sessions: out is NULL");
   *out = NULL;
@@ -99,6 +100,11 @@ int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_
   }
   *out = list;
   return BE_OK;
+}
+
+int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_id,
+                          be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_LIST_SESSIONS, err, auth_list_sessions_body(out, app, user_id, err));
 }
 
 static const be_auth_session_info *item(const be_auth_session_list *list, size_t i) {
@@ -159,7 +165,7 @@ static int end_tx(be_conn *c, void *ud, be_error **err) {
                          details, err);
 }
 
-int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
+static int auth_end_session_body(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
                         be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
@@ -173,4 +179,9 @@ int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, int64_t 
     rc = be__error_set(err, BE_E_NOT_FOUND, "session %lld of user %lld not found",
                        (long long)session_id, (long long)user_id);
   return rc;
+}
+
+int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
+                        be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_END_SESSION, err, auth_end_session_body(app, actor_id, user_id, session_id, err));
 }

@@ -283,6 +283,13 @@ static int fd_next_statement(void *p, size_t *out_len, const char *sql, size_t l
   return be__driver_next_statement(INNER(CONN(p)))(CONN(p)->inner, out_len, sql, len, err);
 }
 
+static int fd_status(void *p, int32_t what, int64_t *out_value, int64_t *out_hw, char *text,
+                     size_t cap, be_error **err) {
+  int rc = dead_gate(CONN(p), "status", err);
+  if (rc != BE_OK) return rc;
+  return be__driver_status(INNER(CONN(p)))(CONN(p)->inner, what, out_value, out_hw, text, cap, err);
+}
+
 static int fd_table_exists(void *p, int32_t *out_exists, const char *name, be_error **err) {
   *out_exists = 0;
   int rc = dead_gate(CONN(p), "table_exists", err);
@@ -324,6 +331,7 @@ static const be_driver template = {
   .in_transaction = fd_in_transaction,
   .next_statement = fd_next_statement,
   .table_exists = fd_table_exists,
+  .status = fd_status,
 };
 
 int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_driver *inner,
@@ -350,6 +358,7 @@ int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_d
   /* absent from the inner driver (or a version-1 table): absent here too */
   if (be__driver_next_statement(inner) == NULL) f->drv.next_statement = NULL;
   if (be__driver_table_exists(inner) == NULL) f->drv.table_exists = NULL;
+  if (be__driver_status(inner) == NULL) f->drv.status = NULL;
   *out_driver = &f->drv;
   *out_fault = f;
   return BE_OK;

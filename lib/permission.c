@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "metrics.h"
 #include "audit.h"
 #include "strbuf.h"
 #include "error.h"
@@ -182,7 +183,7 @@ static int read_epoch(be_conn *conn, int64_t *out, be_error **err) {
   return rc == BE_ROW ? BE_OK : rc;
 }
 
-int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
+static int perm_check_body(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
                   be_error **err) {
   if (app == NULL) return be__error_set(err, BE_E_MISUSE, "be_perm_check: app is NULL");
   char permission[PERM_BUF];
@@ -216,6 +217,11 @@ int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_
   be_cache_entry_release(entry);
   if (!allowed) return be__error_set(err, BE_E_FORBIDDEN, "permission denied: %s", permission);
   return BE_OK;
+}
+
+int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
+                  be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_CHECK, err, perm_check_body(app, user_id, permission_in, permission_len, err));
 }
 
 int be_perm_epoch(int64_t *out_epoch, be_app *app, be_error **err) {
@@ -384,7 +390,7 @@ static int run_change(change *c, be_error **err) {
   return be__svc_write(&c->app->res, change_tx, c, err);
 }
 
-int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
+static int perm_role_create_body(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
                         size_t role_len, be_error **err) {
   change c = {.app = app, .op = OP_ROLE_CREATE, .actor_id = actor_id, .role_in = role, .role_len = role_len};
   int rc = run_change(&c, err);
@@ -392,34 +398,64 @@ int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, con
   return rc;
 }
 
-int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
+                        size_t role_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_CREATE, err, perm_role_create_body(out_role_id, app, actor_id, role, role_len, err));
+}
+
+static int perm_role_delete_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                         be_error **err) {
   change c = {.app = app, .op = OP_ROLE_DELETE, .actor_id = actor_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
 
-int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                        be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_DELETE, err, perm_role_delete_body(app, actor_id, role, role_len, err));
+}
+
+static int perm_role_grant_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                        const char *permission, size_t permission_len, be_error **err) {
   change c = {.app = app, .op = OP_GRANT, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
   return run_change(&c, err);
 }
 
-int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                       const char *permission, size_t permission_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_GRANT, err, perm_role_grant_body(app, actor_id, role, role_len, permission, permission_len, err));
+}
+
+static int perm_role_revoke_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                         const char *permission, size_t permission_len, be_error **err) {
   change c = {.app = app, .op = OP_REVOKE, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
   return run_change(&c, err);
 }
 
-int be_perm_user_assign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
+int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                        const char *permission, size_t permission_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_REVOKE, err, perm_role_revoke_body(app, actor_id, role, role_len, permission, permission_len, err));
+}
+
+static int perm_user_assign_body(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
                         size_t role_len, be_error **err) {
   change c = {.app = app, .op = OP_ASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
 
-int be_perm_user_unassign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
+int be_perm_user_assign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
+                        size_t role_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_USER_ASSIGN, err, perm_user_assign_body(app, actor_id, user_id, role, role_len, err));
+}
+
+static int perm_user_unassign_body(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
                           size_t role_len, be_error **err) {
   change c = {.app = app, .op = OP_UNASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
+}
+
+int be_perm_user_unassign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
+                          size_t role_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_USER_UNASSIGN, err, perm_user_unassign_body(app, actor_id, user_id, role, role_len, err));
 }
 
 /* ---- lists ---- */
@@ -484,7 +520,7 @@ static int user_list(be_perm_list **out, be_app *app, int64_t user_id, const cha
   return rc;
 }
 
-int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+static int perm_user_permissions_body(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
   return user_list(out, app, user_id, "be_perm_user_permissions",
                    "SELECT DISTINCT rp.permission FROM users u"
                    " JOIN user_roles ur ON ur.user_id = u.id"
@@ -493,14 +529,22 @@ int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id, b
                    err);
 }
 
-int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_USER_PERMISSIONS, err, perm_user_permissions_body(out, app, user_id, err));
+}
+
+static int perm_user_roles_body(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
   return user_list(out, app, user_id, "be_perm_user_roles",
                    "SELECT r.name FROM user_roles ur JOIN roles r ON r.id = ur.role_id"
                    " WHERE ur.user_id = ?1 ORDER BY r.name",
                    err);
 }
 
-int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_in,
+int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_USER_ROLES, err, perm_user_roles_body(out, app, user_id, err));
+}
+
+static int perm_role_permissions_body(be_perm_list **out, be_app *app, const char *role_in,
                              size_t role_len, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_perm_role_permissions: NULL argument");
@@ -519,4 +563,9 @@ int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_i
                     id, err);
   be__svc_release(&app->res, conn);
   return rc;
+}
+
+int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_in,
+                             size_t role_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_PERMISSIONS, err, perm_role_permissions_body(out, app, role_in, role_len, err));
 }

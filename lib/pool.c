@@ -58,6 +58,8 @@ static int check_options(const be_pool_options *o, be_error **err) {
   if (o->background_thread && o->maintenance_interval_ms <= 0)
     return be__error_field(err, "maintenance_interval_ms",
                            "must be positive with a background thread");
+  if (o->usage_alert_interval_ms < 0)
+    return be__error_field(err, "usage_alert_interval_ms", "must not be negative");
   if (o->slowlog == NULL && o->slow_query_threshold_ms < -1)
     return be__error_field(err, "slow_query_threshold_ms",
                            "must be -1 (no slow-query log), 0 (every statement) or more");
@@ -185,6 +187,12 @@ static void configure(be_pool *p, const be_pool_options *o) {
                   : 0;
   if (p->alert_at < 1 && o->usage_alert_percent > 0) p->alert_at = 1;
   p->alert_armed = p->alert_at > 0;
+  p->alert_percent = o->usage_alert_percent;
+  int32_t margin = o->max_conns / 5 > 1 ? o->max_conns / 5 : 1;
+  p->rearm_at = p->alert_at - margin;
+  p->alert_interval_ns = be__ms_to_ns(o->usage_alert_interval_ms);
+  p->stmt_stats = o->stmt_stats;
+  p->incidents = o->incidents;
   p->rng = ((uint64_t)(uintptr_t)p ^ (uint64_t)be_clock_now_ns(NULL)) | 1;
   p->bg_interval_ns = be__ms_to_ns(o->maintenance_interval_ms);
 }
@@ -325,3 +333,5 @@ int be__pool_holds(const be_pool *p, const be_conn *c) {
   return s != NULL && s->pool == p && s->state == BE__SLOT_IN_USE &&
          pthread_equal(s->owner, pthread_self());
 }
+
+int32_t be__pool_alert_percent(const be_pool *pool) { return pool ? pool->alert_percent : 0; }

@@ -111,6 +111,15 @@ typedef int (*be__next_statement_fn)(void *conn, size_t *out_stmt_len, const cha
                                      size_t sql_len, be_error **err);
 typedef int (*be__table_exists_fn)(void *conn, int32_t *out_exists, const char *name,
                                    be_error **err);
+typedef int (*be__status_fn)(void *conn, int32_t what, int64_t *out_value,
+                             int64_t *out_highwater, char *text, size_t text_cap, be_error **err);
+/* be_driver.status (version 3); NULL when absent. */
+be__status_fn be__driver_status(const be_driver *driver);
+/* One BE_DRIVER_STATUS_* figure of conn's driver: *out_value and
+ * *out_highwater 0 and text "" first. Errors: BE_E_UNSUPPORTED (no
+ * status function, or the figure is unknown to it), the driver's. */
+int be__conn_status(be_conn *conn, int32_t what, int64_t *out_value, int64_t *out_highwater,
+                    char *text, size_t text_cap, be_error **err);
 be__next_statement_fn be__driver_next_statement(const be_driver *driver);
 be__table_exists_fn be__driver_table_exists(const be_driver *driver);
 

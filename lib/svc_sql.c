@@ -9,9 +9,16 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "metrics.h"
 
 int be__svc_acquire(const be__app_res *res, be_conn **out, be_error **err) {
-  return be_pool_acquire_at(out, res->pool, __FILE__, __LINE__, err);
+  be_histogram *h = NULL;
+  int64_t t0 = 0;
+  *out = NULL;
+  if (be__metrics_begin(res->metrics, BE_OP_POOL_ACQUIRE, &h, &t0) != BE_OK) return be__error_oom(err);
+  int rc = be_pool_acquire_at(out, res->pool, __FILE__, __LINE__, err);
+  be__metrics_end(res->metrics, h, BE_OP_POOL_ACQUIRE, t0, rc);
+  return rc;
 }
 
 void be__svc_release(const be__app_res *res, be_conn *conn) { be_pool_release(res->pool, conn); }

@@ -427,7 +427,7 @@ static size_t first_statement(be_conn *c, const char *script) {
  * own lexer and answers whether a table exists. */
 START_TEST(driver_splits_scripts_and_knows_tables) {
   be_conn *c = open_mem();
-  ck_assert_int_eq(be_sqlite_driver()->version, 2);
+  ck_assert_int_ge(be_sqlite_driver()->version, 2);
   ck_assert_int_eq(be__conn_splits_scripts(c), 1);
   ck_assert_uint_eq(first_statement(c, "SELECT 1; SELECT 2;"), 9);
   ck_assert_uint_eq(first_statement(c, "SELECT ';'; SELECT 2"), 11);

@@ -51,8 +51,10 @@
 #include <backend/common.h>
 #include <backend/error.h>
 #include <backend/clock.h>
+#include <backend/incident.h>
 #include <backend/query_stats.h>
 #include <backend/slowlog.h>
+#include <backend/stmt_stats.h>
 #include <backend/storage.h>
 #include <backend/tx.h>
 
@@ -64,7 +66,12 @@ typedef struct be_pool be_pool;
 /**
  * Called (outside the pool's lock, on the acquiring thread) when the number
  * of connections in use reaches the alert threshold. It fires once per
- * crossing and is re-armed when usage drops below the threshold again.
+ * crossing, and is re-armed only when usage falls clearly below the
+ * threshold: to the threshold minus a fifth of max_conns (at least one
+ * connection) or lower. The alert (its WARN log line, this callback and an
+ * incident) is also rate-limited to one per usage_alert_interval_ms;
+ * crossings in between are counted and the next alert's log line and
+ * incident report them ("suppressed").
  * It receives the pool, the connections in use, max_conns, the callers
  * waiting and usage_alert_user_data.
  * It may call be_pool_stats_get(); it must not acquire from this pool.
@@ -123,13 +130,23 @@ typedef struct be_pool_options {
   be_slowlog *slowlog;              /**< record into this log instead of one of the pool's
                                        own (the two options above are then ignored);
                                        borrowed, must outlive the pool [NULL] */
+  /* Operations (backend/stmt_stats.h, backend/incident.h). */
+  be_stmt_stats *stmt_stats;        /**< attached to every connection the pool opens;
+                                       borrowed, must outlive the pool [NULL: none] */
+  be_incident_log *incidents;       /**< records exhaustion timeouts, self-deadlocks,
+                                        failed opens and usage alerts; borrowed, must
+                                        outlive the pool [NULL: none] */
+  int64_t usage_alert_interval_ms;  /**< at most one usage alert (log line, callback,
+                                       incident) per this many ms; crossings in between
+                                       are counted and reported with the next one; 0 =
+                                       no rate limit [10000] */
 } be_pool_options;
 
 /** The defaults, as an initializer. */
 #define BE_POOL_OPTIONS_INIT                                                               \
   {                                                                                        \
     BE_POOL_OPTIONS_VERSION, NULL, NULL, NULL, 2, 10, 30000, 500, 1800000, 25, 80, 600000, \
-      60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL                      \
+      60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL, NULL, NULL, 10000   \
   }
 
 /**

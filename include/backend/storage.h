@@ -58,10 +58,22 @@ BE_BEGIN_DECLS
 #define BE_FEATURE_SAVEPOINTS 0x8  /**< SAVEPOINT, RELEASE and ROLLBACK TO (nested transactions) */
 /** @} */
 
+/** @name What be_driver.status reports (its `what` argument) */
+/** @{ */
+#define BE_DRIVER_STATUS_FILE 1          /**< text: the main database file's path ("" in memory) */
+#define BE_DRIVER_STATUS_SIZE_BYTES 2    /**< value: the database's size in bytes */
+#define BE_DRIVER_STATUS_JOURNAL_MODE 3  /**< text: the journal mode ("wal", "delete", ...) */
+#define BE_DRIVER_STATUS_MEMORY_USED 4   /**< value / highwater: bytes the database engine
+                                              allocated in this process (all connections) */
+#define BE_DRIVER_STATUS_CONN_CACHE 5    /**< value / highwater: this connection's page cache bytes */
+#define BE_DRIVER_STATUS_CONN_STMT 6     /**< value: this connection's prepared statements' bytes */
+#define BE_DRIVER_STATUS_CONN_SCHEMA 7   /**< value: this connection's schema bytes */
+/** @} */
+
 /** The be_driver layout this header describes (its version field).
  * Version 1 ends at in_transaction; version 2 adds next_statement and
- * table_exists. */
-#define BE_DRIVER_VERSION 2
+ * table_exists; version 3 adds status. */
+#define BE_DRIVER_VERSION 3
 
 /**
  * A storage driver: a table of functions over the driver's native
@@ -184,6 +196,20 @@ typedef struct be_driver {
    * it, libbackend asks the standard information_schema.tables.
    */
   int (*table_exists)(void *conn, int32_t *out_exists, const char *name, be_error **err);
+
+  /* version 3 */
+  /**
+   * Optional. One figure about the connection's database or the engine,
+   * for status and memory reports (backend/status.h): `what` is a
+   * BE_DRIVER_STATUS_* value. A number goes to *out_value (and a peak to
+   * *out_highwater where the engine keeps one, else the same value); a
+   * text is written NUL-terminated into text (text_cap bytes, cut to fit).
+   * out_value, out_highwater and text are never NULL. Return
+   * BE_E_UNSUPPORTED for a figure the driver does not know. Without it,
+   * those reports say "unknown".
+   */
+  int (*status)(void *conn, int32_t what, int64_t *out_value, int64_t *out_highwater, char *text,
+                size_t text_cap, be_error **err);
 } be_driver;
 
 /** A connection: a driver's native connection plus libbackend's state. */

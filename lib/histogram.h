@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal: histograms in memory the caller provides, and compact ones
+ * (fewer sub-buckets: relative error 1/2^(sub_bits+1) instead of 1/64),
+ * for tables that allocate every histogram up front (stmt_stats.c). Such
+ * a histogram is read and written with the public be_histogram_*
+ * functions, merges only with one of the same sub_bits, and is released
+ * with its block, never with be_histogram_free(). */
+#ifndef BE_LIB_HISTOGRAM_H
+#define BE_LIB_HISTOGRAM_H
+
+#include <backend/histogram.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of a histogram of sub_bits (1..5) sub-bucket bits, a multiple of 8. */
+size_t be__histogram_size(uint32_t sub_bits);
+/* Make the be__histogram_size(sub_bits) bytes at h an empty histogram. */
+void be__histogram_init(be_histogram *h, uint32_t sub_bits);
+
+#endif
