@@ -204,9 +204,9 @@ static int reserved_action(const char *action, size_t len) {
 }
 
 static int audit_write_body(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
-                   const char *action, size_t action_len, const char *target_type,
-                   size_t target_type_len, int64_t target_id, const char *details_json,
-                   size_t details_json_len, be_error **err) {
+                            const char *action, size_t action_len, const char *target_type,
+                            size_t target_type_len, int64_t target_id, const char *details_json,
+                            size_t details_json_len, be_error **err) {
   if (out_id) *out_id = 0;
   if (app == NULL || conn == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_write: NULL app or connection");
@@ -539,7 +539,7 @@ static int add_row(be_stmt *st, void *ud, be_error **err) {
 #define QUERY_COLS "SELECT id, actor_id, action, target_type, target_id, at, details FROM audit_log"
 
 static int audit_query_body(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
-                   be_error **err) {
+                            be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_query: NULL argument");
   *out = NULL;

@@ -405,7 +405,7 @@ static int open_session(char **out_token, login_ctx *l, be_error **err) {
 }
 
 static int auth_login_body(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
-                  size_t email_len, const char *password, size_t password_len, be_error **err) {
+                           size_t email_len, const char *password, size_t password_len, be_error **err) {
   if (out_token) *out_token = NULL;
   if (out_user_id) *out_user_id = 0;
   be__auth *a = NULL;
@@ -500,7 +500,7 @@ static int check_session(be__auth *a, const uint8_t *h, be_auth_session_info *ou
 }
 
 static int auth_verify_body(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
-                   be_error **err) {
+                            be_error **err) {
   if (out_user_id) *out_user_id = 0;
   be__auth *a = NULL;
   uint8_t h[BE__TOKEN_HASH_BYTES];
@@ -518,7 +518,7 @@ int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t 
 }
 
 static int auth_verify_session_body(be_auth_session_info *out, be_app *app, const char *token,
-                           size_t token_len, be_error **err) {
+                                    size_t token_len, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_verify_session: out is NULL");
   int rc = be__svc_check_version(out->version, BE_AUTH_SESSION_INFO_VERSION,
                                  "be_auth_session_info", err);
@@ -696,7 +696,7 @@ static int setpw_tx(be_conn *c, void *ud, be_error **err) {
 }
 
 static int auth_set_password_body(be_app *app, int64_t actor_id, int64_t user_id, const char *password,
-                         size_t password_len, be_error **err) {
+                                  size_t password_len, be_error **err) {
   be__auth *a = NULL;
   size_t len = 0;
   int rc = be__auth_get(app, &a, err);
@@ -740,8 +740,8 @@ static int change_args(be_app *app, be__auth **a, int64_t user_id, const char *t
 }
 
 static int auth_change_password_body(be_app *app, int64_t user_id, const char *current_token,
-                            size_t current_token_len, const char *old_password, size_t old_len,
-                            const char *new_password, size_t new_len, be_error **err) {
+                                     size_t current_token_len, const char *old_password, size_t old_len,
+                                     const char *new_password, size_t new_len, be_error **err) {
   be__auth *a = NULL;
   uint8_t keep[BE__TOKEN_HASH_BYTES];
   size_t olen = 0, nlen = 0;

@@ -167,7 +167,7 @@ static int reset_tx(be_conn *c, void *ud, be_error **err) {
 }
 
 static int auth_reset_password_body(be_app *app, const char *token, size_t token_len,
-                           const char *new_password, size_t new_len, be_error **err) {
+                                    const char *new_password, size_t new_len, be_error **err) {
   be__auth *a = NULL;
   uint8_t h[BE__TOKEN_HASH_BYTES];
   size_t len = 0;

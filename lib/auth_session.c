@@ -72,7 +72,7 @@ static int add_session(be_stmt *st, void *ud, be_error **err) {
 }
 
 static int auth_list_sessions_body(be_auth_session_list **out, be_app *app, int64_t user_id,
-                          be_error **err) {
+                                   be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_list_sessions: out is NULL");
   *out = NULL;
   be__auth *a = NULL;
@@ -166,7 +166,7 @@ static int end_tx(be_conn *c, void *ud, be_error **err) {
 }
 
 static int auth_end_session_body(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
-                        be_error **err) {
+                                 be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc == BE_OK) rc = be__svc_check_actor(actor_id, err);

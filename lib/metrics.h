@@ -33,15 +33,15 @@ void be__metrics_reset(be__metrics *m);
 /* Run `call` (an int expression) as operation op of app, recording it,
  * and return its result: a service function's whole body. err is the
  * function's be_error **, for BE_E_NOMEM. */
-#define BE__OP_RECORD(app, op, err, call)                                \
-  do {                                                                   \
-    be__metrics *m_ = (app) ? (app)->res.metrics : NULL;                 \
-    be_histogram *h_ = NULL;                                             \
-    int64_t t0_ = 0;                                                     \
+#define BE__OP_RECORD(app, op, err, call)                                           \
+  do {                                                                              \
+    be__metrics *m_ = (app) ? (app)->res.metrics : NULL;                            \
+    be_histogram *h_ = NULL;                                                        \
+    int64_t t0_ = 0;                                                                \
     if (be__metrics_begin(m_, (op), &h_, &t0_) != BE_OK) return be__error_oom(err); \
-    int rc_ = (call);                                                    \
-    be__metrics_end(m_, h_, (op), t0_, rc_);                             \
-    return rc_;                                                          \
+    int rc_ = (call);                                                               \
+    be__metrics_end(m_, h_, (op), t0_, rc_);                                        \
+    return rc_;                                                                     \
   } while (0)
 
 #endif

@@ -184,7 +184,7 @@ static int read_epoch(be_conn *conn, int64_t *out, be_error **err) {
 }
 
 static int perm_check_body(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
-                  be_error **err) {
+                           be_error **err) {
   if (app == NULL) return be__error_set(err, BE_E_MISUSE, "be_perm_check: app is NULL");
   char permission[PERM_BUF];
   int rc = be__svc_check_id(user_id, "user_id", err);
@@ -391,7 +391,7 @@ static int run_change(change *c, be_error **err) {
 }
 
 static int perm_role_create_body(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
-                        size_t role_len, be_error **err) {
+                                 size_t role_len, be_error **err) {
   change c = {.app = app, .op = OP_ROLE_CREATE, .actor_id = actor_id, .role_in = role, .role_len = role_len};
   int rc = run_change(&c, err);
   if (rc == BE_OK && out_role_id) *out_role_id = c.role_id;
@@ -404,7 +404,7 @@ int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, con
 }
 
 static int perm_role_delete_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
-                        be_error **err) {
+                                 be_error **err) {
   change c = {.app = app, .op = OP_ROLE_DELETE, .actor_id = actor_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
@@ -415,7 +415,7 @@ int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, size_t 
 }
 
 static int perm_role_grant_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
-                       const char *permission, size_t permission_len, be_error **err) {
+                                const char *permission, size_t permission_len, be_error **err) {
   change c = {.app = app, .op = OP_GRANT, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
   return run_change(&c, err);
 }
@@ -426,7 +426,7 @@ int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role, size_t r
 }
 
 static int perm_role_revoke_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
-                        const char *permission, size_t permission_len, be_error **err) {
+                                 const char *permission, size_t permission_len, be_error **err) {
   change c = {.app = app, .op = OP_REVOKE, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
   return run_change(&c, err);
 }
@@ -437,7 +437,7 @@ int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role, size_t 
 }
 
 static int perm_user_assign_body(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
-                        size_t role_len, be_error **err) {
+                                 size_t role_len, be_error **err) {
   change c = {.app = app, .op = OP_ASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
@@ -448,7 +448,7 @@ int be_perm_user_assign(be_app *app, int64_t actor_id, int64_t user_id, const ch
 }
 
 static int perm_user_unassign_body(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
-                          size_t role_len, be_error **err) {
+                                   size_t role_len, be_error **err) {
   change c = {.app = app, .op = OP_UNASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
@@ -545,7 +545,7 @@ int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_erro
 }
 
 static int perm_role_permissions_body(be_perm_list **out, be_app *app, const char *role_in,
-                             size_t role_len, be_error **err) {
+                                      size_t role_len, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_perm_role_permissions: NULL argument");
   *out = NULL;

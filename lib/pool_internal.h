@@ -150,10 +150,10 @@ struct be_pool {
   char *dsn;
   char *name;
   be_histogram *wait_hist;
-  be_query_stats *qstats;  /* attached to every connection */
-  be_slowlog *slowlog;     /* attached to every connection; NULL = none */
-  be_slowlog *own_slowlog; /* == slowlog when the pool made it (and frees it) */
-  be_stmt_stats *stmt_stats; /* attached to every connection; NULL = none (borrowed) */
+  be_query_stats *qstats;     /* attached to every connection */
+  be_slowlog *slowlog;        /* attached to every connection; NULL = none */
+  be_slowlog *own_slowlog;    /* == slowlog when the pool made it (and frees it) */
+  be_stmt_stats *stmt_stats;  /* attached to every connection; NULL = none (borrowed) */
   be_incident_log *incidents; /* NULL = none (borrowed) */
   uint64_t rng;
   /* maintenance */

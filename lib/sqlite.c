@@ -433,22 +433,22 @@ static int sq_status(void *conn, int32_t what, int64_t *out_value, int64_t *out_
   const char *file = NULL;
   sqlite3_int64 cur = 0, hw = 0;
   switch (what) {
-  case BE_DRIVER_STATUS_FILE:
-    file = sqlite3_db_filename(c->db, "main");
-    snprintf(text, cap, "%s", file ? file : "");
-    return BE_OK;
-  case BE_DRIVER_STATUS_SIZE_BYTES: return sq_size(c->db, out_value, err);
-  case BE_DRIVER_STATUS_JOURNAL_MODE: return sq_journal_mode(c->db, text, cap, err);
-  case BE_DRIVER_STATUS_MEMORY_USED:
-    sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hw, 0);
-    *out_value = cur;
-    *out_hw = hw;
-    return BE_OK;
-  case BE_DRIVER_STATUS_CONN_CACHE: return sq_db_status(c->db, SQLITE_DBSTATUS_CACHE_USED, out_value, out_hw);
-  case BE_DRIVER_STATUS_CONN_STMT: return sq_db_status(c->db, SQLITE_DBSTATUS_STMT_USED, out_value, out_hw);
-  case BE_DRIVER_STATUS_CONN_SCHEMA:
-    return sq_db_status(c->db, SQLITE_DBSTATUS_SCHEMA_USED, out_value, out_hw);
-  default: return be__error_set(err, BE_E_UNSUPPORTED, "sqlite: no status figure %d", (int)what);
+    case BE_DRIVER_STATUS_FILE:
+      file = sqlite3_db_filename(c->db, "main");
+      snprintf(text, cap, "%s", file ? file : "");
+      return BE_OK;
+    case BE_DRIVER_STATUS_SIZE_BYTES: return sq_size(c->db, out_value, err);
+    case BE_DRIVER_STATUS_JOURNAL_MODE: return sq_journal_mode(c->db, text, cap, err);
+    case BE_DRIVER_STATUS_MEMORY_USED:
+      sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hw, 0);
+      *out_value = cur;
+      *out_hw = hw;
+      return BE_OK;
+    case BE_DRIVER_STATUS_CONN_CACHE: return sq_db_status(c->db, SQLITE_DBSTATUS_CACHE_USED, out_value, out_hw);
+    case BE_DRIVER_STATUS_CONN_STMT: return sq_db_status(c->db, SQLITE_DBSTATUS_STMT_USED, out_value, out_hw);
+    case BE_DRIVER_STATUS_CONN_SCHEMA:
+      return sq_db_status(c->db, SQLITE_DBSTATUS_SCHEMA_USED, out_value, out_hw);
+    default: return be__error_set(err, BE_E_UNSUPPORTED, "sqlite: no status figure %d", (int)what);
   }
 }
 

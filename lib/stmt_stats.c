@@ -237,8 +237,8 @@ static void note_slow(be_stmt_stats *s, const entry *e, int64_t duration_ns) {
   in.value = count;
   in.threshold = s->o.burst_count;
   snprintf(in.message, sizeof in.message, "%lld statements over %lld ms within %lld ms; latest %lld ms: %s",
-                     (long long)count, (long long)s->o.slow_threshold_ms,
-                     (long long)s->o.burst_window_ms, (long long)(duration_ns / BE_NS_PER_MS), e->sql);
+           (long long)count, (long long)s->o.slow_threshold_ms,
+           (long long)s->o.burst_window_ms, (long long)(duration_ns / BE_NS_PER_MS), e->sql);
   be_incident_log_record(s->o.incidents, &in, NULL);
 }
 
@@ -273,7 +273,8 @@ static void snapshot(be_stmt_stat *out, const entry *e) {
 static int by_total_desc(const void *a, const void *b) {
   const be_stmt_stat *x = a, *y = b;
   if (x->total_ns != y->total_ns) return x->total_ns < y->total_ns ? 1 : -1;
-  return x->calls < y->calls ? 1 : x->calls > y->calls ? -1 : 0;
+  return x->calls < y->calls ? 1 : x->calls > y->calls ? -1
+                                                       : 0;
 }
 
 /* Every entry with calls, sorted by total time: *out_all (be__free) and

@@ -248,7 +248,7 @@ int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
 }
 
 static int user_get_by_email_body(be_user **out, be_app *app, const char *email, size_t email_len,
-                         be_error **err) {
+                                  be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_get_by_email: NULL argument");
   *out = NULL;
@@ -371,7 +371,7 @@ static int from_db(be_user_list *l, be_app *app, const misses *m, uint64_t gen0,
 }
 
 static int user_get_many_body(be_user_list **out, be_app *app, const int64_t *ids, size_t n,
-                     be_error **err) {
+                              be_error **err) {
   if (out == NULL || app == NULL || (ids == NULL && n > 0))
     return be__error_set(err, BE_E_MISUSE, "be_user_get_many: NULL argument");
   *out = NULL;
@@ -420,7 +420,7 @@ static int add_user(be_stmt *st, void *ud, be_error **err) {
 }
 
 static int user_list_page_body(be_user_list **out, be_app *app, const char *cursor, size_t cursor_len,
-                      int32_t limit, be_error **err) {
+                               int32_t limit, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_list_page: NULL argument");
   *out = NULL;
@@ -603,7 +603,7 @@ static void give_row(be_user **out, be_user *row) {
 }
 
 static int user_create_body(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id,
-                   const be_user_input *in, be_error **err) {
+                            const be_user_input *in, be_error **err) {
   if (out) *out = NULL;
   if (out_id) *out_id = 0;
   if (app == NULL || in == NULL)
@@ -821,7 +821,7 @@ static void invalidate(be_app *app, int64_t id) {
 }
 
 static int user_update_body(be_user **out, be_app *app, int64_t actor_id, int64_t id,
-                   const be_user_input *in, be_error **err) {
+                            const be_user_input *in, be_error **err) {
   if (out) *out = NULL;
   if (app == NULL || in == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_update: NULL argument");

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 BE_PACKAGES=(meson ninja-build pkg-config gcc g++ libc6-dev libsqlite3-dev libsodium-dev check
-             python3 binutils universal-ctags)
+             python3 binutils universal-ctags python3-prometheus-client)
 
 be_install_packages() {
   local missing=()

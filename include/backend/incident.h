@@ -59,23 +59,25 @@ BE_BEGIN_DECLS
  * 0. Only ever grows at the end.
  */
 typedef struct be_incident {
-  uint32_t version;  /**< BE_INCIDENT_VERSION */
-  int32_t kind;      /**< BE_INCIDENT_* */
-  int32_t in_use;    /**< pool connections in use then */
-  int32_t idle;      /**< pool connections idle then */
-  int32_t waiting;   /**< callers waiting for a connection then */
-  int32_t max_conns; /**< the pool's max_conns */
-  int64_t wall_ns;   /**< when, ns since the Unix epoch (the log's clock) */
-  int64_t value;     /**< the kind's figure (see the kinds) */
-  int64_t threshold; /**< the limit it crossed (see the kinds) */
-  int64_t suppressed; /**< incidents of this kind the source left out since its
+  uint32_t version;                      /**< BE_INCIDENT_VERSION */
+  int32_t kind;                          /**< BE_INCIDENT_* */
+  int32_t in_use;                        /**< pool connections in use then */
+  int32_t idle;                          /**< pool connections idle then */
+  int32_t waiting;                       /**< callers waiting for a connection then */
+  int32_t max_conns;                     /**< the pool's max_conns */
+  int64_t wall_ns;                       /**< when, ns since the Unix epoch (the log's clock) */
+  int64_t value;                         /**< the kind's figure (see the kinds) */
+  int64_t threshold;                     /**< the limit it crossed (see the kinds) */
+  int64_t suppressed;                    /**< incidents of this kind the source left out since its
                          previous record (rate limiting) */
   char message[BE_INCIDENT_MESSAGE_MAX]; /**< a human sentence, NUL-terminated */
 } be_incident;
 
 /** Static initializer: the current version, every field 0. */
-#define BE_INCIDENT_INIT \
-  { BE_INCIDENT_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, { 0 } }
+#define BE_INCIDENT_INIT                                  \
+  {                                                       \
+    BE_INCIDENT_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, { 0 } \
+  }
 
 /**
  * Set *out to BE_INCIDENT_INIT (for bindings that cannot use the macro).

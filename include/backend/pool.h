@@ -131,12 +131,12 @@ typedef struct be_pool_options {
                                        own (the two options above are then ignored);
                                        borrowed, must outlive the pool [NULL] */
   /* Operations (backend/stmt_stats.h, backend/incident.h). */
-  be_stmt_stats *stmt_stats;        /**< attached to every connection the pool opens;
+  be_stmt_stats *stmt_stats;       /**< attached to every connection the pool opens;
                                        borrowed, must outlive the pool [NULL: none] */
-  be_incident_log *incidents;       /**< records exhaustion timeouts, self-deadlocks,
+  be_incident_log *incidents;      /**< records exhaustion timeouts, self-deadlocks,
                                         failed opens and usage alerts; borrowed, must
                                         outlive the pool [NULL: none] */
-  int64_t usage_alert_interval_ms;  /**< at most one usage alert (log line, callback,
+  int64_t usage_alert_interval_ms; /**< at most one usage alert (log line, callback,
                                        incident) per this many ms; crossings in between
                                        are counted and reported with the next one; 0 =
                                        no rate limit [10000] */

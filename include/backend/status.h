@@ -55,43 +55,43 @@ BE_BEGIN_DECLS
  * "" (text). Only ever grows at the end.
  */
 typedef struct be_app_status {
-  uint32_t version;                          /**< in: BE_APP_STATUS_VERSION */
-  int32_t ok;                                /**< 1 when the database is reachable and every target passes */
-  int32_t db_reachable;                      /**< 1 when a pooled connection answered */
-  int32_t pool_total;                        /**< open connections */
-  int32_t pool_in_use;                       /**< connections handed out */
-  int32_t pool_idle;                         /**< open and free */
-  int32_t pool_waiting;                      /**< callers waiting now */
-  int32_t pool_max;                          /**< max_conns */
-  int32_t pool_alert_percent;                /**< the usage alert threshold, % of max */
-  int32_t pool_usage_percent;                /**< in_use * 100 / max, now */
-  int32_t api_p95_ok;                        /**< 1 when api_p95_ns < the target */
-  int32_t db_p95_ok;                         /**< 1 when db_p95_ns < the target */
-  int32_t error_rate_ok;                     /**< 1 when error_rate < the target */
-  char db_journal_mode[BE_STATUS_TEXT_MAX];  /**< "wal", "delete", "memory", ... */
-  const char *database;                      /**< be_app_options.database; borrowed, lives as long as the app */
-  int64_t db_size_bytes;                     /**< database size */
-  int64_t migration_version;                 /**< highest migration applied */
-  int64_t pool_timeouts;                     /**< acquires that timed out (BE_E_POOL_EXHAUSTED) */
-  int64_t pool_oldest_waiter_ns;             /**< how long the head waiter has waited; 0 if none */
-  int64_t cache_entries;                     /**< entries held */
-  int64_t cache_bytes;                       /**< be_cache_charge() of the entries held */
-  double cache_hit_ratio;                    /**< hits / (hits + misses); 0 before any lookup */
-  int64_t api_calls;                         /**< service calls counted */
-  int64_t api_p95_ns;                        /**< their p95 */
-  int64_t api_p95_target_ns;                 /**< the target */
-  int64_t db_queries;                        /**< statements counted */
-  int64_t db_p95_ns;                         /**< their p95 */
-  int64_t db_p95_target_ns;                  /**< the target */
-  int64_t api_server_errors;                 /**< service calls that failed with a 5xx code */
-  double error_rate;                         /**< api_server_errors / api_calls (0 with no calls) */
-  double error_rate_target;                  /**< the target */
-  int64_t incidents;                         /**< incidents recorded (be_app_incidents()) */
+  uint32_t version;                         /**< in: BE_APP_STATUS_VERSION */
+  int32_t ok;                               /**< 1 when the database is reachable and every target passes */
+  int32_t db_reachable;                     /**< 1 when a pooled connection answered */
+  int32_t pool_total;                       /**< open connections */
+  int32_t pool_in_use;                      /**< connections handed out */
+  int32_t pool_idle;                        /**< open and free */
+  int32_t pool_waiting;                     /**< callers waiting now */
+  int32_t pool_max;                         /**< max_conns */
+  int32_t pool_alert_percent;               /**< the usage alert threshold, % of max */
+  int32_t pool_usage_percent;               /**< in_use * 100 / max, now */
+  int32_t api_p95_ok;                       /**< 1 when api_p95_ns < the target */
+  int32_t db_p95_ok;                        /**< 1 when db_p95_ns < the target */
+  int32_t error_rate_ok;                    /**< 1 when error_rate < the target */
+  char db_journal_mode[BE_STATUS_TEXT_MAX]; /**< "wal", "delete", "memory", ... */
+  const char *database;                     /**< be_app_options.database; borrowed, lives as long as the app */
+  int64_t db_size_bytes;                    /**< database size */
+  int64_t migration_version;                /**< highest migration applied */
+  int64_t pool_timeouts;                    /**< acquires that timed out (BE_E_POOL_EXHAUSTED) */
+  int64_t pool_oldest_waiter_ns;            /**< how long the head waiter has waited; 0 if none */
+  int64_t cache_entries;                    /**< entries held */
+  int64_t cache_bytes;                      /**< be_cache_charge() of the entries held */
+  double cache_hit_ratio;                   /**< hits / (hits + misses); 0 before any lookup */
+  int64_t api_calls;                        /**< service calls counted */
+  int64_t api_p95_ns;                       /**< their p95 */
+  int64_t api_p95_target_ns;                /**< the target */
+  int64_t db_queries;                       /**< statements counted */
+  int64_t db_p95_ns;                        /**< their p95 */
+  int64_t db_p95_target_ns;                 /**< the target */
+  int64_t api_server_errors;                /**< service calls that failed with a 5xx code */
+  double error_rate;                        /**< api_server_errors / api_calls (0 with no calls) */
+  double error_rate_target;                 /**< the target */
+  int64_t incidents;                        /**< incidents recorded (be_app_incidents()) */
 } be_app_status;
 
 /** Static initializer: the current version, every field 0 / NULL. */
-#define BE_APP_STATUS_INIT                                                                    \
-  { BE_APP_STATUS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, { 0 }, NULL, 0, 0, 0, 0, 0, 0, \
+#define BE_APP_STATUS_INIT                                                                  \
+  { BE_APP_STATUS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {0}, NULL, 0, 0, 0, 0, 0, 0, \
     0.0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0 }
 
 /**
@@ -155,21 +155,21 @@ BE_API int be_app_status_text(char **out_text, size_t *out_len, be_app *app, be_
  * -1. Only ever grows at the end.
  */
 typedef struct be_app_memory {
-  uint32_t version;               /**< in: BE_APP_MEMORY_VERSION */
-  int32_t pool_connections;       /**< open connections (each has its own page and statement caches) */
-  int64_t cache_bytes;            /**< the cache's allocations (be_cache_stats.memory_bytes) */
-  int64_t cache_charge_bytes;     /**< be_cache_charge() of its entries */
-  int64_t metrics_bytes;          /**< operation metrics: recorder and histograms */
-  int64_t pool_histogram_bytes;   /**< the pool's wait and query-latency histograms */
-  int64_t stmt_stats_bytes;       /**< statement statistics (be_stmt_stats_memory_bytes) */
-  int64_t incidents_bytes;        /**< the incident log */
-  int64_t db_memory_used;         /**< the database engine's allocations in this process
+  uint32_t version;             /**< in: BE_APP_MEMORY_VERSION */
+  int32_t pool_connections;     /**< open connections (each has its own page and statement caches) */
+  int64_t cache_bytes;          /**< the cache's allocations (be_cache_stats.memory_bytes) */
+  int64_t cache_charge_bytes;   /**< be_cache_charge() of its entries */
+  int64_t metrics_bytes;        /**< operation metrics: recorder and histograms */
+  int64_t pool_histogram_bytes; /**< the pool's wait and query-latency histograms */
+  int64_t stmt_stats_bytes;     /**< statement statistics (be_stmt_stats_memory_bytes) */
+  int64_t incidents_bytes;      /**< the incident log */
+  int64_t db_memory_used;       /**< the database engine's allocations in this process
                                        (SQLite: sqlite3_status MEMORY_USED) */
-  int64_t db_memory_highwater;    /**< their peak */
-  int64_t conn_cache_bytes;       /**< page cache of one pooled connection (SQLITE_DBSTATUS_CACHE_USED) */
-  int64_t conn_stmt_bytes;        /**< prepared statements of one pooled connection (STMT_USED) */
-  int64_t conn_schema_bytes;      /**< schema of one pooled connection (SCHEMA_USED) */
-  int64_t library_bytes;          /**< the sum of libbackend's own figures above (cache, metrics,
+  int64_t db_memory_highwater;  /**< their peak */
+  int64_t conn_cache_bytes;     /**< page cache of one pooled connection (SQLITE_DBSTATUS_CACHE_USED) */
+  int64_t conn_stmt_bytes;      /**< prepared statements of one pooled connection (STMT_USED) */
+  int64_t conn_schema_bytes;    /**< schema of one pooled connection (SCHEMA_USED) */
+  int64_t library_bytes;        /**< the sum of libbackend's own figures above (cache, metrics,
                                        pool histograms, statement statistics, incidents) */
 } be_app_memory;
 

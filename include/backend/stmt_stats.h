@@ -51,13 +51,13 @@ typedef struct be_stmt_stats be_stmt_stats;
 
 /** Statement statistics options. Only ever grows at the end. */
 typedef struct be_stmt_stats_options {
-  uint32_t version;            /**< BE_STMT_STATS_OPTIONS_VERSION */
-  int32_t max_statements;      /**< distinct statements tracked, 1..100000 [200] */
-  int64_t slow_threshold_ms;   /**< a statement longer than this is slow (bursts) [100] */
-  int32_t burst_count;         /**< slow statements within the window that make a burst, >= 1 [10] */
-  int64_t burst_window_ms;     /**< the burst window, >= 1 [10000] */
-  be_incident_log *incidents;  /**< records bursts; borrowed [NULL: none] */
-  const be_clock *clock;       /**< the burst window's clock; borrowed [system clock] */
+  uint32_t version;           /**< BE_STMT_STATS_OPTIONS_VERSION */
+  int32_t max_statements;     /**< distinct statements tracked, 1..100000 [200] */
+  int64_t slow_threshold_ms;  /**< a statement longer than this is slow (bursts) [100] */
+  int32_t burst_count;        /**< slow statements within the window that make a burst, >= 1 [10] */
+  int64_t burst_window_ms;    /**< the burst window, >= 1 [10000] */
+  be_incident_log *incidents; /**< records bursts; borrowed [NULL: none] */
+  const be_clock *clock;      /**< the burst window's clock; borrowed [system clock] */
 } be_stmt_stats_options;
 
 /** Static initializer: the defaults in brackets above. */

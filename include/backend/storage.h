@@ -60,14 +60,14 @@ BE_BEGIN_DECLS
 
 /** @name What be_driver.status reports (its `what` argument) */
 /** @{ */
-#define BE_DRIVER_STATUS_FILE 1          /**< text: the main database file's path ("" in memory) */
-#define BE_DRIVER_STATUS_SIZE_BYTES 2    /**< value: the database's size in bytes */
-#define BE_DRIVER_STATUS_JOURNAL_MODE 3  /**< text: the journal mode ("wal", "delete", ...) */
-#define BE_DRIVER_STATUS_MEMORY_USED 4   /**< value / highwater: bytes the database engine
+#define BE_DRIVER_STATUS_FILE 1         /**< text: the main database file's path ("" in memory) */
+#define BE_DRIVER_STATUS_SIZE_BYTES 2   /**< value: the database's size in bytes */
+#define BE_DRIVER_STATUS_JOURNAL_MODE 3 /**< text: the journal mode ("wal", "delete", ...) */
+#define BE_DRIVER_STATUS_MEMORY_USED 4  /**< value / highwater: bytes the database engine
                                               allocated in this process (all connections) */
-#define BE_DRIVER_STATUS_CONN_CACHE 5    /**< value / highwater: this connection's page cache bytes */
-#define BE_DRIVER_STATUS_CONN_STMT 6     /**< value: this connection's prepared statements' bytes */
-#define BE_DRIVER_STATUS_CONN_SCHEMA 7   /**< value: this connection's schema bytes */
+#define BE_DRIVER_STATUS_CONN_CACHE 5   /**< value / highwater: this connection's page cache bytes */
+#define BE_DRIVER_STATUS_CONN_STMT 6    /**< value: this connection's prepared statements' bytes */
+#define BE_DRIVER_STATUS_CONN_SCHEMA 7  /**< value: this connection's schema bytes */
 /** @} */
 
 /** The be_driver layout this header describes (its version field).
