@@ -86,9 +86,10 @@ static void cache_status(be_app_status *s, const be_cache *cache) {
 static int targets(be_app_status *s, be__app_res *res) {
   be_histogram *api = NULL;
   if (be_histogram_new(&api, NULL) != BE_OK) return BE_E_NOMEM;
-  int64_t errors = 0;
-  be__metrics_merge(res->metrics, 0, BE_OP_SERVICE_COUNT, api, &errors, &s->api_server_errors);
-  s->api_calls = be_histogram_count(api);
+  be__op_counts c = {0, 0, 0};
+  be__metrics_merge(res->metrics, 0, BE_OP_SERVICE_COUNT, api, &c);
+  s->api_calls = c.calls;
+  s->api_server_errors = c.server_errors;
   s->api_p95_ns = be_histogram_quantile(api, 0.95);
   be_histogram_free(api);
   const be_histogram *db = be_query_stats_histogram(be_pool_query_stats(res->pool));

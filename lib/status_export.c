@@ -89,20 +89,24 @@ static void histogram_lines(be__buf *b, const char *name, const char *label, con
 
 /* Operation histograms and counters; scratch is reset and reused. */
 static void prom_ops(be__buf *b, const be__metrics *m, be_histogram *scratch) {
-  int64_t errors[BE_OP_COUNT] = {0}, server[BE_OP_COUNT] = {0}, calls[BE_OP_COUNT] = {0};
-  family(b, "op_duration_seconds", "histogram", "Duration of public service calls, pool acquires and cache loads.");
+  be__op_counts c[BE_OP_COUNT];
+  memset(c, 0, sizeof c);
+  family(b, "op_duration_seconds", "histogram",
+         "Duration of timed public service calls, pool acquires and cache loads (sampled).");
   for (int32_t op = 0; op < BE_OP_COUNT; op++) {
     be_histogram_reset(scratch);
-    be__metrics_merge(m, op, op + 1, scratch, &errors[op], &server[op]);
-    calls[op] = be_histogram_count(scratch);
-    if (calls[op]) histogram_lines(b, "op_duration_seconds", "op", be_op_name(op), scratch);
+    be__metrics_merge(m, op, op + 1, scratch, &c[op]);
+    if (c[op].calls) histogram_lines(b, "op_duration_seconds", "op", be_op_name(op), scratch);
   }
+  family(b, "op_calls_total", "counter", "Calls finished (every call, timed or not).");
+  for (int32_t op = 0; op < BE_OP_COUNT; op++)
+    if (c[op].calls) sample_int(b, "op_calls_total", "op", be_op_name(op), c[op].calls);
   family(b, "op_errors_total", "counter", "Calls that returned an error.");
   for (int32_t op = 0; op < BE_OP_COUNT; op++)
-    if (calls[op]) sample_int(b, "op_errors_total", "op", be_op_name(op), errors[op]);
+    if (c[op].calls) sample_int(b, "op_errors_total", "op", be_op_name(op), c[op].errors);
   family(b, "op_server_errors_total", "counter", "Calls that failed with a 5xx error code.");
   for (int32_t op = 0; op < BE_OP_COUNT; op++)
-    if (calls[op]) sample_int(b, "op_server_errors_total", "op", be_op_name(op), server[op]);
+    if (c[op].calls) sample_int(b, "op_server_errors_total", "op", be_op_name(op), c[op].server_errors);
 }
 
 static void prom_statements(be__buf *b, be_stmt_stats *ss) {
@@ -253,15 +257,17 @@ static void json_ops(be__buf *b, const be__metrics *m, be_histogram *scratch) {
   be__buf_puts(b, "\"operations\":[");
   int first = 1;
   for (int32_t op = 0; op < BE_OP_COUNT; op++) {
-    int64_t errors = 0, server = 0;
+    be__op_counts c = {0, 0, 0};
     be_histogram_reset(scratch);
-    be__metrics_merge(m, op, op + 1, scratch, &errors, &server);
-    if (be_histogram_count(scratch) == 0) continue;
+    be__metrics_merge(m, op, op + 1, scratch, &c);
+    if (c.calls == 0) continue;
     be__buf_printf(b,
                    "%s{\"op\":\"%s\",\"calls\":%lld,\"errors\":%lld,\"server_errors\":%lld,"
-                   "\"total_ns\":%lld,\"p50_ns\":%lld,\"p95_ns\":%lld,\"p99_ns\":%lld,\"max_ns\":%lld}",
-                   first ? "" : ",", be_op_name(op), (long long)be_histogram_count(scratch),
-                   (long long)errors, (long long)server, (long long)be_histogram_sum(scratch),
+                   "\"timed\":%lld,\"total_ns\":%lld,\"p50_ns\":%lld,\"p95_ns\":%lld,\"p99_ns\":%lld,"
+                   "\"max_ns\":%lld}",
+                   first ? "" : ",", be_op_name(op), (long long)c.calls, (long long)c.errors,
+                   (long long)c.server_errors, (long long)be_histogram_count(scratch),
+                   (long long)be__metrics_estimate_total(scratch, c.calls),
                    (long long)be_histogram_quantile(scratch, 0.50),
                    (long long)be_histogram_quantile(scratch, 0.95),
                    (long long)be_histogram_quantile(scratch, 0.99), (long long)be_histogram_max(scratch));

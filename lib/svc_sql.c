@@ -12,12 +12,11 @@
 #include "metrics.h"
 
 int be__svc_acquire(const be__app_res *res, be_conn **out, be_error **err) {
-  be_histogram *h = NULL;
-  int64_t t0 = 0;
+  be__op_timer t;
   *out = NULL;
-  if (be__metrics_begin(res->metrics, BE_OP_POOL_ACQUIRE, &h, &t0) != BE_OK) return be__error_oom(err);
+  if (be__metrics_begin(res->metrics, BE_OP_POOL_ACQUIRE, &t) != BE_OK) return be__error_oom(err);
   int rc = be_pool_acquire_at(out, res->pool, __FILE__, __LINE__, err);
-  be__metrics_end(res->metrics, h, BE_OP_POOL_ACQUIRE, t0, rc);
+  be__metrics_end(res->metrics, &t, BE_OP_POOL_ACQUIRE, rc);
   return rc;
 }
 

@@ -72,6 +72,33 @@ START_TEST(ops_count_calls_errors_and_latency) {
 }
 END_TEST
 
+/* Fast calls are timed one in 32; slow ones (20 us or more) every time;
+ * counts are exact either way. */
+START_TEST(ops_sample_fast_calls_time_slow_ones) {
+  be_clock *clk = ticking_clock();
+  be_app *app = svc_app_ex(NULL, clk, 2);
+  int64_t id = svc_user(app, "sample@example.com", "S");
+  be_user_free(get_user(app, id));                               /* a miss: timed */
+  for (int i = 0; i < 320; i++) be_user_free(get_user(app, id)); /* hits take 0 ns here */
+  be_op_stats s = BE_OP_STATS_INIT;
+  ck_assert_int_eq(be_app_op_stats_get(&s, app, BE_OP_USER_GET, NULL), BE_OK);
+  ck_assert_int_eq(s.calls, 321);
+  ck_assert_int_ge(s.timed, 10);
+  ck_assert_int_le(s.timed, 12);
+  atomic_store(&tick_step, 25000); /* every reading 25 us later: calls are slow */
+  for (int i = 0; i < 200; i++) be_user_free(get_user(app, id));
+  atomic_store(&tick_step, 0);
+  be_op_stats t = BE_OP_STATS_INIT;
+  ck_assert_int_eq(be_app_op_stats_get(&t, app, BE_OP_USER_GET, NULL), BE_OK);
+  ck_assert_int_eq(t.calls, 521);
+  /* at most 31 untimed calls until the countdown ends, then every call */
+  ck_assert_int_ge(t.timed - s.timed, 200 - 31);
+  ck_assert_int_ge(t.p95_ns, 25000);
+  be_app_free(app);
+  be_clock_free(clk);
+}
+END_TEST
+
 START_TEST(op_names_round_trip) {
   for (int32_t op = 0; op < BE_OP_COUNT; op++) {
     int32_t back = -1;
@@ -469,8 +496,17 @@ START_TEST(prometheus_and_json_exports) {
   ck_assert_int_eq(be_app_metrics_prometheus(&text, &len, app, NULL), BE_OK);
   ck_assert_uint_eq(strlen(text), len);
   ck_assert_ptr_nonnull(strstr(text, "# TYPE backend_op_duration_seconds histogram\n"));
-  ck_assert_ptr_nonnull(strstr(text, "backend_op_duration_seconds_bucket{op=\"user.get\",le=\"+Inf\"} 10\n"));
-  ck_assert_ptr_nonnull(strstr(text, "backend_op_duration_seconds_count{op=\"user.get\"} 10\n"));
+  ck_assert_ptr_nonnull(strstr(text, "backend_op_calls_total{op=\"user.get\"} 10\n"));
+  be_op_stats st = BE_OP_STATS_INIT; /* the histogram holds the timed calls */
+  ck_assert_int_eq(be_app_op_stats_get(&st, app, BE_OP_USER_GET, NULL), BE_OK);
+  ck_assert_int_ge(st.timed, 1);
+  ck_assert_int_lt(st.timed, 10);
+  char want[128];
+  snprintf(want, sizeof want, "backend_op_duration_seconds_count{op=\"user.get\"} %lld\n", (long long)st.timed);
+  ck_assert_ptr_nonnull(strstr(text, want));
+  snprintf(want, sizeof want, "backend_op_duration_seconds_bucket{op=\"user.get\",le=\"+Inf\"} %lld\n",
+           (long long)st.timed);
+  ck_assert_ptr_nonnull(strstr(text, want));
   ck_assert_ptr_nonnull(strstr(text, "# TYPE backend_op_errors_total counter\n"));
   ck_assert_ptr_nonnull(strstr(text, "backend_target_pass{target=\"api_p95_seconds\"} 1\n"));
   ck_assert_ptr_nonnull(strstr(text, "backend_incidents_total{kind=\"pool_exhausted\"} 0\n"));
@@ -546,6 +582,7 @@ static Suite *status_suite(void) {
   TCase *tc = tcase_create("ops");
   tcase_set_timeout(tc, 240);
   tcase_add_test(tc, ops_count_calls_errors_and_latency);
+  tcase_add_test(tc, ops_sample_fast_calls_time_slow_ones);
   tcase_add_test(tc, op_names_round_trip);
   tcase_add_test(tc, metrics_can_be_disabled);
   tcase_add_test(tc, ops_recorded_from_threads);

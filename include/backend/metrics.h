@@ -6,16 +6,23 @@
  *        services make and the cache's loads: calls, errors, server
  *        errors and a latency histogram (p50 / p95 / p99).
  *
- * Every service function of an app records its duration (on the app's
- * clock, be_app_options.clock) and its result under a fixed operation
- * (BE_OP_*). Memory is bounded: one histogram (backend/histogram.h, about
- * 15 KiB) per operation and per recording stripe, allocated the first time
- * that operation is recorded on that stripe; there are
- * BE_METRICS_STRIPES stripes, and each thread records into one of them
- * (assigned round-robin on its first record), so two threads calling the
- * same operation do not write the same cache lines. Recording takes no
- * lock: two clock reads and a few relaxed atomic additions. Reading merges
- * the stripes.
+ * Every service function of an app counts its calls, errors and server
+ * errors exactly, and records durations (on the app's clock,
+ * be_app_options.clock) under a fixed operation (BE_OP_*). Durations are
+ * sampled so that recording stays within a few percent of the cheapest
+ * call (a cached user get): a call is timed when the previous timed call
+ * of that operation on that thread took 20 us or more (slow operations
+ * are timed every time), else one call in 32. The quantiles come from the
+ * timed calls (be_op_stats.timed); total_ns scales their sum to all calls.
+ *
+ * Recording takes no lock: each thread counts in a slot of its own (up to
+ * 127 threads; more share one slot, with atomic additions), and timed
+ * calls go to one of BE_METRICS_STRIPES histograms per operation
+ * (backend/histogram.h, about 15 KiB each, made on first use; threads take
+ * stripes round-robin), so two threads calling the same operation do not
+ * write the same cache lines on every call. Memory is bounded: 35
+ * operations x BE_METRICS_STRIPES histograms, and 128 slots of about
+ * 1.1 KiB. Reading merges the slots and stripes.
  *
  * be_app_options.disable_metrics = 1 turns recording off (the service
  * calls then read no clock and write nothing; reads return zeros).
@@ -108,7 +115,8 @@ typedef struct be_op_stats {
   int64_t calls;         /**< calls finished */
   int64_t errors;        /**< calls that returned an error (any BE_E_*) */
   int64_t server_errors; /**< errors whose HTTP status is 500 or more (be_code_http_status) */
-  int64_t total_ns;      /**< time spent, summed */
+  int64_t timed;         /**< calls whose duration was measured (the quantiles' samples) */
+  int64_t total_ns;      /**< time spent: the timed calls' sum scaled to all calls */
   int64_t p50_ns;        /**< median duration (histogram, within its stated error) */
   int64_t p95_ns;        /**< 95th percentile */
   int64_t p99_ns;        /**< 99th percentile */
@@ -117,7 +125,7 @@ typedef struct be_op_stats {
 
 /** Static initializer: the current version, every field 0. */
 #define BE_OP_STATS_INIT \
-  { BE_OP_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+  { BE_OP_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /**
  * Set *out to BE_OP_STATS_INIT. Thread-safety: safe.

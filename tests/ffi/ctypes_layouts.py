@@ -348,7 +348,7 @@ BeStmtStat = struct("be_stmt_stat", [("version", C.c_uint32), ("sql", C.c_char_p
                              "p95_ns", "p99_ns")])
 
 BeOpStats = struct("be_op_stats", [("version", C.c_uint32), ("op", C.c_int32)] + [
-    (f, C.c_int64) for f in ("calls", "errors", "server_errors", "total_ns", "p50_ns", "p95_ns",
+    (f, C.c_int64) for f in ("calls", "errors", "server_errors", "timed", "total_ns", "p50_ns", "p95_ns",
                              "p99_ns", "max_ns")])
 
 BeAppStatus = struct("be_app_status", [("version", C.c_uint32)] + [

@@ -93,11 +93,14 @@ def main():
     assert "backend_op_errors" in by_name or "backend_op_errors_total" in by_name, sorted(by_name)
     assert len(families) == len(typed), (len(families), len(typed))
     hists = check_histograms(families)
-    gets = [s for s in by_name["backend_op_duration_seconds"].samples
-            if s.name.endswith("_count") and s.labels.get("op") == "user.get"]
+    calls = by_name.get("backend_op_calls") or by_name["backend_op_calls_total"]
+    gets = [s for s in calls.samples if s.labels.get("op") == "user.get"]
     assert gets and gets[0].value == 51, gets
-    calls = by_name.get("backend_statement_calls") or by_name["backend_statement_calls_total"]
-    sqls = {s.labels["statement"] for s in calls.samples}
+    timed = [s for s in by_name["backend_op_duration_seconds"].samples
+             if s.name.endswith("_count") and s.labels.get("op") == "user.get"]
+    assert timed and 1 <= timed[0].value <= 51, timed
+    stmts = by_name.get("backend_statement_calls") or by_name["backend_statement_calls_total"]
+    sqls = {s.labels["statement"] for s in stmts.samples}
     assert WEIRD in sqls, f"escaped label did not read back: {sorted(sqls)[:5]}"
     assert not any("prom@example.com" in s for s in sqls), "a literal reached a label"
     print(f"ok: {len(families)} families, {hists} histogram series, "
