@@ -227,16 +227,23 @@ static void prom_status(be__buf *b, const be_app_status *s, be_incident_log *inc
     sample_int(b, "incidents_total", "kind", be_incident_kind_name(k), be_incident_log_total(incidents, k));
 }
 
+/* What both exports start from: the status, the memory figures and a
+ * scratch histogram (the caller's to free). */
+static int gather(be_app_status *s, be_app_memory *m, be_histogram **scratch, char **out, be_app *app,
+                  const char *fn, be_error **err) {
+  if (out) *out = NULL;
+  if (out == NULL || app == NULL) return be__error_set(err, BE_E_MISUSE, "%s: NULL argument", fn);
+  int rc = be_app_status_get(s, app, err);
+  if (rc == BE_OK) rc = be_app_memory_get(m, app, err);
+  if (rc == BE_OK && be_histogram_new(scratch, NULL) != BE_OK) rc = be__error_oom(err);
+  return rc;
+}
+
 int be_app_metrics_prometheus(char **out_text, size_t *out_len, be_app *app, be_error **err) {
-  if (out_text) *out_text = NULL;
-  if (out_text == NULL || app == NULL)
-    return be__error_set(err, BE_E_MISUSE, "be_app_metrics_prometheus: NULL argument");
   be_app_status s = BE_APP_STATUS_INIT;
   be_app_memory m = BE_APP_MEMORY_INIT;
   be_histogram *scratch = NULL;
-  int rc = be_app_status_get(&s, app, err);
-  if (rc == BE_OK) rc = be_app_memory_get(&m, app, err);
-  if (rc == BE_OK && be_histogram_new(&scratch, NULL) != BE_OK) rc = be__error_oom(err);
+  int rc = gather(&s, &m, &scratch, out_text, app, "be_app_metrics_prometheus", err);
   if (rc != BE_OK) return rc;
   be__buf b;
   be__buf_init(&b);
@@ -297,14 +304,10 @@ static void json_cache(be__buf *b, const be_cache *cache) {
 }
 
 int be_app_metrics_json(char **out_json, size_t *out_len, be_app *app, be_error **err) {
-  if (out_json) *out_json = NULL;
-  if (out_json == NULL || app == NULL) return be__error_set(err, BE_E_MISUSE, "be_app_metrics_json: NULL argument");
   be_app_status s = BE_APP_STATUS_INIT;
   be_app_memory m = BE_APP_MEMORY_INIT;
   be_histogram *scratch = NULL;
-  int rc = be_app_status_get(&s, app, err);
-  if (rc == BE_OK) rc = be_app_memory_get(&m, app, err);
-  if (rc == BE_OK && be_histogram_new(&scratch, NULL) != BE_OK) rc = be__error_oom(err);
+  int rc = gather(&s, &m, &scratch, out_json, app, "be_app_metrics_json", err);
   if (rc != BE_OK) return rc;
   be__buf b;
   be__buf_init(&b);
