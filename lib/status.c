@@ -50,6 +50,10 @@ static void database_status(be_app_status *s, be__app_res *res, const be_pool_st
   s->database = res->database;
   s->db_size_bytes = -1;
   s->migration_version = -1;
+  if (ps->idle == 0 && ps->total >= ps->max_conns) {
+    s->db_reachable = -1; /* every connection is in use: not asked */
+    return;
+  }
   be_conn *conn = probe_conn(res, ps);
   s->db_reachable = conn != NULL;
   if (conn == NULL) return;
@@ -118,7 +122,7 @@ int be_app_status_get(be_app_status *out, be_app *app, be_error **err) {
   cache_status(&s, app->res.cache);
   if (targets(&s, &app->res) != BE_OK) return be__error_oom(err);
   s.incidents = be_incident_log_total(app->res.incidents, 0);
-  s.ok = s.db_reachable && s.api_p95_ok && s.db_p95_ok && s.error_rate_ok;
+  s.ok = s.db_reachable != 0 && s.api_p95_ok && s.db_p95_ok && s.error_rate_ok;
   *out = s;
   return BE_OK;
 }
@@ -127,7 +131,7 @@ static const char *jbool(int v) { return v ? "true" : "false"; }
 
 void be__status_json(be__buf *b, const be_app_status *s) {
   be__buf_printf(b, "{\"ok\":%s,\"database\":{\"reachable\":%s,\"file\":", jbool(s->ok),
-                 jbool(s->db_reachable));
+                 s->db_reachable < 0 ? "null" : jbool(s->db_reachable));
   be__buf_json_string(b, s->database, strlen(s->database));
   be__buf_printf(b, ",\"size_bytes\":%lld,\"journal_mode\":", (long long)s->db_size_bytes);
   be__buf_json_string(b, s->db_journal_mode, strlen(s->db_journal_mode));
@@ -189,7 +193,9 @@ static void status_text(be__buf *b, const be_app_status *s) {
   char c1[32], c2[32], c3[32];
   size_cell(c1, sizeof c1, s->db_size_bytes);
   be__buf_printf(b, "Database   %s  %s  size %s  journal %s  migration %lld\n", s->database,
-                 s->db_reachable ? "reachable" : "UNREACHABLE", c1,
+                 s->db_reachable > 0 ? "reachable" : s->db_reachable < 0 ? "busy (not checked)"
+                                                                         : "UNREACHABLE",
+                 c1,
                  s->db_journal_mode[0] ? s->db_journal_mode : "unknown", (long long)s->migration_version);
   be__buf_printf(b,
                  "Pool       total %d  in use %d  idle %d  waiting %d  max %d  usage %d%% (alert at %d%%)"

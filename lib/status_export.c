@@ -202,9 +202,9 @@ static void prom_memory(be__buf *b, const be_app_memory *m) {
 }
 
 static void prom_status(be__buf *b, const be_app_status *s, be_incident_log *incidents) {
-  family(b, "up", "gauge", "1 when the database answered and every target passes.");
-  sample_int(b, "up", NULL, NULL, s->ok);
-  family(b, "db_reachable", "gauge", "1 when a pooled connection answered.");
+  family(b, "status_ok", "gauge", "1 when the database is not unreachable and every target passes.");
+  sample_int(b, "status_ok", NULL, NULL, s->ok);
+  family(b, "db_reachable", "gauge", "1: a pooled connection answered; 0: none could be had; -1: all busy, not asked.");
   sample_int(b, "db_reachable", NULL, NULL, s->db_reachable);
   family(b, "db_size_bytes", "gauge", "Database size (-1: unknown).");
   sample_int(b, "db_size_bytes", NULL, NULL, s->db_size_bytes);

@@ -403,6 +403,67 @@ START_TEST(status_fails_on_error_rate) {
 }
 END_TEST
 
+/* With every connection in use, status does not wait out the acquire
+ * timeout: the database is "not asked", the rest is filled. */
+START_TEST(status_does_not_wait_for_a_busy_pool) {
+  be_app *app = svc_app_ex(NULL, NULL, 1);
+  be_conn *held = NULL;
+  ck_assert_int_eq(be_pool_acquire(&held, be_app_pool(app), NULL), BE_OK);
+  be_app_status s = BE_APP_STATUS_INIT;
+  ck_assert_int_eq(be_app_status_get(&s, app, NULL), BE_OK);
+  ck_assert_int_eq(s.db_reachable, -1);
+  ck_assert_int_eq(s.pool_in_use, 1);
+  ck_assert_int_eq(s.pool_usage_percent, 100);
+  ck_assert_int_eq(s.db_size_bytes, -1);
+  ck_assert_int_eq(s.ok, 1); /* busy is not down */
+  char *json = NULL;
+  ck_assert_int_eq(be_app_status_json(&json, NULL, app, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"reachable\":null"));
+  be_free(json);
+  be_app_memory m = BE_APP_MEMORY_INIT;
+  ck_assert_int_eq(be_app_memory_get(&m, app, NULL), BE_OK);
+  ck_assert_int_eq(m.db_memory_used, -1);
+  be_pool_release(be_app_pool(app), held);
+  be_app_free(app);
+}
+END_TEST
+
+/* An unreachable database: status says so, and the incident log has it. */
+START_TEST(status_of_an_unreachable_database) {
+  be_driver *drv = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&drv, &f, be_sqlite_driver(), NULL), BE_OK);
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/down.db", dir);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  o.driver = drv;
+  o.pool_min = 1;
+  o.pool_max = 2;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  be_conn *held = NULL; /* the idle one is busy: status must open another */
+  ck_assert_int_eq(be_pool_acquire(&held, be_app_pool(app), NULL), BE_OK);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_OPEN, BE_FAULT_FROM, 1, BE_E_DB_UNREACHABLE, NULL), BE_OK);
+  be_app_status s = BE_APP_STATUS_INIT;
+  ck_assert_int_eq(be_app_status_get(&s, app, NULL), BE_OK);
+  ck_assert_int_eq(s.db_reachable, 0);
+  ck_assert_int_eq(s.ok, 0);
+  ck_assert_int_ge(be_incident_log_total(be_app_incidents(app), BE_INCIDENT_DB_UNREACHABLE), 1);
+  ck_assert_int_ge(s.incidents, 1);
+  char *text = NULL;
+  ck_assert_int_eq(be_app_status_text(&text, NULL, app, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(text, "UNREACHABLE"));
+  be_free(text);
+  be_fault_clear(f, BE_FAULT_OP_OPEN);
+  be_pool_release(be_app_pool(app), held);
+  be_app_free(app);
+  be_fault_free(f);
+  tu_rmdir(dir);
+}
+END_TEST
+
 /* Targets are options; bad ones are named. */
 START_TEST(status_targets_are_options) {
   be_app_options o;
@@ -593,6 +654,8 @@ static Suite *status_suite(void) {
   tcase_add_test(tc, app_statement_statistics);
   tcase_add_test(tc, status_passes_then_fails_on_slow_calls);
   tcase_add_test(tc, status_fails_on_error_rate);
+  tcase_add_test(tc, status_does_not_wait_for_a_busy_pool);
+  tcase_add_test(tc, status_of_an_unreachable_database);
   tcase_add_test(tc, status_targets_are_options);
   tcase_add_test(tc, status_of_a_file_database);
   tcase_add_test(tc, memory_figures_are_plausible);

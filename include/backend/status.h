@@ -104,10 +104,11 @@ typedef struct be_app_status {
 BE_API int be_app_status_init(be_app_status *out, uint32_t version);
 
 /**
- * Fill *out with the app's status. Takes a pooled connection to ask the
- * database (within the pool's acquire timeout); when none can be had, the
- * database counts as unreachable and the rest is still filled. Not a
- * service call: it is not counted in the metrics.
+ * Fill *out with the app's status. Takes an idle pooled connection to ask
+ * the database; when every connection is in use it does not wait
+ * (db_reachable -1), and when none can be opened the database counts as
+ * unreachable (0); the rest is filled either way. Not a service call: it
+ * is not counted in the metrics.
  *
  * @param out  the status; its version set by the caller
  *             (BE_APP_STATUS_INIT); not NULL.
@@ -119,7 +120,7 @@ BE_API int be_app_status_init(be_app_status *out, uint32_t version);
 BE_API int be_app_status_get(be_app_status *out, be_app *app, be_error **err);
 
 /**
- * The status as JSON: `{"ok":true,"database":{"reachable":true,"file":"...",
+ * The status as JSON (reachable is null when not asked): `{"ok":true,"database":{"reachable":true,"file":"...",
  * "size_bytes":N,"journal_mode":"wal","migration_version":N},"pool":{...},
  * "cache":{...},"targets":[{"name":"api_p95","current":...,"target":...,
  * "unit":"ms","ok":true},...],"incidents":N}`.
