@@ -298,7 +298,9 @@ START_TEST(incident_log_is_a_bounded_ring) {
   ck_assert_int_eq(be_incident_log_record(log, &in, &e), BE_E_VALIDATION);
   ck_assert_str_eq(be_error_field_name(e, 0), "kind");
   be_error_free(e);
-  ck_assert_int_eq(be_incident_log_new(&log, -1, NULL, NULL), BE_E_VALIDATION);
+  be_incident_log *bad_log = NULL;
+  ck_assert_int_eq(be_incident_log_new(&bad_log, -1, NULL, NULL), BE_E_VALIDATION);
+  ck_assert_ptr_null(bad_log);
   be_incident_log_clear(log);
   ck_assert_int_eq(be_incident_log_total(log, 0), 0);
   ck_assert_str_eq(be_incident_kind_name(BE_INCIDENT_POOL_USAGE), "pool_usage");
