@@ -10,6 +10,7 @@
 #include <backend/slowlog.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,21 +22,43 @@
 #include "pool.h"
 #include "pool_internal.h"
 #include "storage.h"
-#include "versioned.h"
 
 typedef be__pool_slot slot;
 
 /* ---- options ---- */
 
+/* Bytes of be_pool_options that a caller of each version has. */
+static size_t options_size(uint32_t version) {
+  switch (version) {
+    case 1: return offsetof(be_pool_options, stmt_stats);
+    case 2: return sizeof(be_pool_options);
+    default: return 0;
+  }
+}
+
 int be_pool_options_init(be_pool_options *o, uint32_t version) {
+  size_t n = options_size(version);
+  if (o == NULL || n == 0) return BE_E_MISUSE;
+  /* static: zeroed padding, so the result equals the macro byte for byte */
   static const be_pool_options defaults = BE_POOL_OPTIONS_INIT;
-  return be__versioned_init(o, sizeof *o, &defaults, version, BE_POOL_OPTIONS_VERSION);
+  memcpy(o, &defaults, n); /* an older caller's struct is shorter */
+  o->version = version;
+  return BE_OK;
+}
+
+/* The caller's options, the fields its version lacks at their defaults. */
+static int read_options(be_pool_options *o, const be_pool_options *opts, be_error **err) {
+  be_pool_options d = BE_POOL_OPTIONS_INIT;
+  *o = d;
+  size_t n = options_size(opts->version);
+  if (n == 0)
+    return be__error_set(err, BE_E_MISUSE, "be_pool_new: unknown options version %u",
+                         (unsigned)opts->version);
+  memcpy(o, opts, n);
+  return BE_OK;
 }
 
 static int check_options(const be_pool_options *o, be_error **err) {
-  if (o->version != BE_POOL_OPTIONS_VERSION)
-    return be__error_set(err, BE_E_MISUSE, "be_pool_new: unknown options version %u",
-                         (unsigned)o->version);
   if (o->driver == NULL) return be__error_set(err, BE_E_MISUSE, "be_pool_new: driver is NULL");
   if (o->dsn == NULL) return be__error_set(err, BE_E_MISUSE, "be_pool_new: dsn is NULL");
   if (o->max_conns < 1) return be__error_field(err, "max_conns", "must be at least 1");
@@ -242,11 +265,14 @@ static int start_maintenance_thread(be_pool *p, be_error **err) {
   return BE_OK;
 }
 
-int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
+int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **err) {
   if (out) *out = NULL;
-  if (out == NULL || o == NULL)
+  if (out == NULL || opts == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_pool_new: %s is NULL", out ? "options" : "out");
-  int rc = check_options(o, err);
+  be_pool_options local;
+  const be_pool_options *o = &local;
+  int rc = read_options(&local, opts, err);
+  if (rc == BE_OK) rc = check_options(o, err);
   if (rc != BE_OK) return rc;
   be_pool *p = NULL;
   rc = pool_alloc(&p, o, err);

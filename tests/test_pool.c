@@ -300,8 +300,38 @@ START_TEST(options_defaults) {
   ck_assert_int_eq(o.slow_query_capacity, 128);
   ck_assert_ptr_null(o.slowlog);
   ck_assert_ptr_null(o.driver);
+  ck_assert_ptr_null(o.stmt_stats);
+  ck_assert_ptr_null(o.incidents);
+  ck_assert_int_eq(o.usage_alert_interval_ms, 10000);
   ck_assert_int_eq(be_pool_options_init(&o, 99), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_options_init(&o, 0), BE_E_MISUSE);
   ck_assert_int_eq(be_pool_options_init(NULL, BE_POOL_OPTIONS_VERSION), BE_E_MISUSE);
+}
+END_TEST
+
+/* A caller built against version 1 has a shorter struct: init writes only
+ * its fields, and the pool reads only those (the rest at defaults). */
+START_TEST(options_version_1_still_works) {
+  size_t v1 = offsetof(be_pool_options, stmt_stats);
+  unsigned char *buf = malloc(v1 + 64);
+  memset(buf, 0xA5, v1 + 64);
+  be_pool_options *o = (be_pool_options *)(void *)buf;
+  ck_assert_int_eq(be_pool_options_init(o, 1), BE_OK);
+  for (size_t i = v1; i < v1 + 64; i++) ck_assert_uint_eq(buf[i], 0xA5); /* nothing past v1 */
+  ck_assert_uint_eq(o->version, 1);
+  o->driver = &mock_driver;
+  o->dsn = "mock";
+  o->min_conns = 1;
+  o->max_conns = 1;
+  be_pool *p = NULL;
+  ck_assert_int_eq(be_pool_new(&p, o, NULL), BE_OK); /* the 0xA5 bytes are never read */
+  be_conn *c = NULL;
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+    be_pool_release(p, c);
+  }
+  be_pool_free(p);
+  free(buf);
 }
 END_TEST
 
@@ -2058,6 +2088,7 @@ static Suite *pool_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, options_defaults);
+  tcase_add_test(tc, options_version_1_still_works);
   tcase_add_test(tc, bad_options);
   tcase_add_test(tc, null_arguments);
   tcase_add_test(tc, new_opens_min_and_reports_unreachable);

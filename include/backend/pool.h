@@ -88,8 +88,10 @@ typedef void (*be_pool_usage_fn)(be_pool *pool, int32_t in_use, int32_t max_conn
 typedef void (*be_pool_leak_fn)(be_pool *pool, const char *file, int32_t line, int64_t held_ns,
                                 void *user_data);
 
-/** The be_pool_options layout this header describes (its version field). */
-#define BE_POOL_OPTIONS_VERSION 1
+/** The be_pool_options layout this header describes (its version field):
+ * version 2 adds stmt_stats, incidents and usage_alert_interval_ms;
+ * version 1 structs are still accepted (those fields at their defaults). */
+#define BE_POOL_OPTIONS_VERSION 2
 
 /**
  * Pool configuration. Start from BE_POOL_OPTIONS_INIT or
@@ -130,7 +132,7 @@ typedef struct be_pool_options {
   be_slowlog *slowlog;              /**< record into this log instead of one of the pool's
                                        own (the two options above are then ignored);
                                        borrowed, must outlive the pool [NULL] */
-  /* Operations (backend/stmt_stats.h, backend/incident.h). */
+  /* version 2: operations (backend/stmt_stats.h, backend/incident.h) */
   be_stmt_stats *stmt_stats;       /**< attached to every connection the pool opens;
                                        borrowed, must outlive the pool [NULL: none] */
   be_incident_log *incidents;      /**< records exhaustion timeouts, self-deadlocks,
@@ -154,7 +156,8 @@ typedef struct be_pool_options {
  * Thread-safety: safe.
  *
  * @param opts     the struct to fill; not NULL.
- * @param version  BE_POOL_OPTIONS_VERSION.
+ * @param version  1 or 2 (BE_POOL_OPTIONS_VERSION): the layout of *opts;
+ *                 only that version's fields are written.
  * @return BE_OK, or BE_E_MISUSE (opts NULL, unknown version).
  */
 BE_API int be_pool_options_init(be_pool_options *opts, uint32_t version);
