@@ -235,7 +235,7 @@ int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id
                    const char *action, size_t action_len, const char *target_type,
                    size_t target_type_len, int64_t target_id, const char *details_json,
                    size_t details_json_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUDIT_WRITE, err, audit_write_body(out_id, app, conn, actor_id, action, action_len, target_type, target_type_len, target_id, details_json, details_json_len, err));
+  BE__OP_RECORD(app, BE_OP_AUDIT_WRITE, audit_write_body(out_id, app, conn, actor_id, action, action_len, target_type, target_type_len, target_id, details_json, details_json_len, err));
 }
 
 /* ---- the chain's key ---- */
@@ -421,7 +421,7 @@ static int audit_verify_body(int64_t *out_first_bad_id, int64_t *out_rows, be_ap
 }
 
 int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUDIT_VERIFY, err, audit_verify_body(out_first_bad_id, out_rows, app, err));
+  BE__OP_RECORD(app, BE_OP_AUDIT_VERIFY, audit_verify_body(out_first_bad_id, out_rows, app, err));
 }
 
 int be_audit_verify_anchor(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app,
@@ -450,7 +450,7 @@ static int audit_head_body(int64_t *out_id, uint8_t *out_hash, be_app *app, be_e
 }
 
 int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUDIT_HEAD, err, audit_head_body(out_id, out_hash, app, err));
+  BE__OP_RECORD(app, BE_OP_AUDIT_HEAD, audit_head_body(out_id, out_hash, app, err));
 }
 
 /* ---- query ---- */
@@ -573,7 +573,7 @@ static int audit_query_body(be_audit_page **out, be_app *app, const be_audit_que
 
 int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
                    be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUDIT_QUERY, err, audit_query_body(out, app, opts, err));
+  BE__OP_RECORD(app, BE_OP_AUDIT_QUERY, audit_query_body(out, app, opts, err));
 }
 
 size_t be_audit_page_count(const be_audit_page *p) { return p ? p->count : 0; }

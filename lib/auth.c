@@ -446,7 +446,7 @@ static int auth_login_body(char **out_token, int64_t *out_user_id, be_app *app, 
 
 int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
                   size_t email_len, const char *password, size_t password_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_LOGIN, err, auth_login_body(out_token, out_user_id, app, email, email_len, password, password_len, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_LOGIN, auth_login_body(out_token, out_user_id, app, email, email_len, password, password_len, err));
 }
 
 /* ---- sessions -------------------------------------------------------- */
@@ -514,7 +514,7 @@ static int auth_verify_body(int64_t *out_user_id, be_app *app, const char *token
 
 int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
                    be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_VERIFY, err, auth_verify_body(out_user_id, app, token, token_len, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_VERIFY, auth_verify_body(out_user_id, app, token, token_len, err));
 }
 
 static int auth_verify_session_body(be_auth_session_info *out, be_app *app, const char *token,
@@ -534,7 +534,7 @@ static int auth_verify_session_body(be_auth_session_info *out, be_app *app, cons
 
 int be_auth_verify_session(be_auth_session_info *out, be_app *app, const char *token,
                            size_t token_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_VERIFY_SESSION, err, auth_verify_session_body(out, app, token, token_len, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_VERIFY_SESSION, auth_verify_session_body(out, app, token, token_len, err));
 }
 
 typedef struct logout_ctx {
@@ -565,7 +565,7 @@ static int auth_logout_body(be_app *app, const char *token, size_t token_len, be
 }
 
 int be_auth_logout(be_app *app, const char *token, size_t token_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_LOGOUT, err, auth_logout_body(app, token, token_len, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_LOGOUT, auth_logout_body(app, token, token_len, err));
 }
 
 /* Revoke a user's sessions, except the one hashed as keep (may be NULL),
@@ -635,7 +635,7 @@ static int auth_revoke_all_body(be_app *app, int64_t actor_id, int64_t user_id, 
 }
 
 int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_REVOKE_ALL, err, auth_revoke_all_body(app, actor_id, user_id, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_REVOKE_ALL, auth_revoke_all_body(app, actor_id, user_id, err));
 }
 
 /* ---- set and change ---------------------------------------------------- */
@@ -721,7 +721,7 @@ static int auth_set_password_body(be_app *app, int64_t actor_id, int64_t user_id
 
 int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const char *password,
                          size_t password_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_SET_PASSWORD, err, auth_set_password_body(app, actor_id, user_id, password, password_len, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_SET_PASSWORD, auth_set_password_body(app, actor_id, user_id, password, password_len, err));
 }
 
 /* The arguments of a change: both passwords given, the old one within the
@@ -779,5 +779,5 @@ static int auth_change_password_body(be_app *app, int64_t user_id, const char *c
 int be_auth_change_password(be_app *app, int64_t user_id, const char *current_token,
                             size_t current_token_len, const char *old_password, size_t old_len,
                             const char *new_password, size_t new_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_CHANGE_PASSWORD, err, auth_change_password_body(app, user_id, current_token, current_token_len, old_password, old_len, new_password, new_len, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_CHANGE_PASSWORD, auth_change_password_body(app, user_id, current_token, current_token_len, old_password, old_len, new_password, new_len, err));
 }

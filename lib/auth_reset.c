@@ -135,7 +135,7 @@ static int auth_request_reset_body(be_app *app, const char *email, size_t email_
 }
 
 int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_REQUEST_RESET, err, auth_request_reset_body(app, email, email_len, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_REQUEST_RESET, auth_request_reset_body(app, email, email_len, err));
 }
 
 /* ---- reset ----------------------------------------------------------- */
@@ -197,7 +197,7 @@ static int auth_reset_password_body(be_app *app, const char *token, size_t token
 
 int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
                            const char *new_password, size_t new_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_RESET_PASSWORD, err, auth_reset_password_body(app, token, token_len, new_password, new_len, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_RESET_PASSWORD, auth_reset_password_body(app, token, token_len, new_password, new_len, err));
 }
 
 /* ---- purge ----------------------------------------------------------- */
@@ -234,5 +234,5 @@ static int auth_purge_expired_body(int64_t *out_deleted, be_app *app, be_error *
 }
 
 int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_PURGE_EXPIRED, err, auth_purge_expired_body(out_deleted, app, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_PURGE_EXPIRED, auth_purge_expired_body(out_deleted, app, err));
 }

@@ -104,7 +104,7 @@ static int auth_list_sessions_body(be_auth_session_list **out, be_app *app, int6
 
 int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_id,
                           be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_LIST_SESSIONS, err, auth_list_sessions_body(out, app, user_id, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_LIST_SESSIONS, auth_list_sessions_body(out, app, user_id, err));
 }
 
 static const be_auth_session_info *item(const be_auth_session_list *list, size_t i) {
@@ -183,5 +183,5 @@ static int auth_end_session_body(be_app *app, int64_t actor_id, int64_t user_id,
 
 int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
                         be_error **err) {
-  BE__OP_RECORD(app, BE_OP_AUTH_END_SESSION, err, auth_end_session_body(app, actor_id, user_id, session_id, err));
+  BE__OP_RECORD(app, BE_OP_AUTH_END_SESSION, auth_end_session_body(app, actor_id, user_id, session_id, err));
 }

@@ -75,6 +75,14 @@ void be__histogram_init(be_histogram *h, uint32_t sub_bits) {
   reset(h);
 }
 
+int be__histogram_new_bits(be_histogram **out, uint32_t sub_bits) {
+  be_histogram *h = be__malloc(be__histogram_size(sub_bits));
+  if (h == NULL) return BE_E_NOMEM;
+  be__histogram_init(h, sub_bits);
+  *out = h;
+  return BE_OK;
+}
+
 int be_histogram_new(be_histogram **out, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_histogram_new: out is NULL");
   be_histogram *h = be__malloc(be__histogram_size(SUB_BITS));

@@ -11,7 +11,11 @@
  * are timed every time), else one call in SAMPLE_EVERY. Timed calls go
  * to a histogram per (stripe, operation), made on first use and
  * installed with a compare-and-swap; threads take stripes round-robin.
- * Threads past MAX_SLOTS share slot 0, which counts with locked adds. */
+ * Threads past MAX_SLOTS share slot 0, which counts with locked adds.
+ *
+ * Everything is allocated by be__metrics_new(), so recording never
+ * allocates and never fails: the slots, and for each (stripe, operation)
+ * a compact histogram of HIST_BITS sub-bucket bits (lib/histogram.h). */
 #include <backend/metrics.h>
 #include <backend/pool.h>
 #include <backend/stmt_stats.h>
@@ -23,12 +27,14 @@
 #include "alloc.h"
 #include "app_resources.h"
 #include "error.h"
+#include "histogram.h"
 #include "metrics.h"
 #include "versioned.h"
 
 #define MAX_SLOTS 128
 #define SAMPLE_EVERY 32
 #define ALWAYS_NS 20000 /* 20 us: timing costs under 1 % of such a call */
+#define HIST_BITS 4     /* quantiles within 1/32 (3.1 %) */
 
 typedef struct tslot {
   pthread_t owner;
@@ -37,19 +43,20 @@ typedef struct tslot {
   _Atomic uint32_t countdown[BE_OP_COUNT]; /* untimed calls left before the next timed one */
 } tslot;
 
-typedef struct stripe {
-  _Atomic(be_histogram *) h[BE_OP_COUNT];
-  char pad[64]; /* keep stripes off each other's cache lines */
-} stripe;
-
 struct be__metrics {
   const be_clock *clock;
   uint64_t id;          /* unique per recorder: the thread-local cache's key */
   pthread_mutex_t lock; /* slot registration */
-  _Atomic(tslot *) slots[MAX_SLOTS];
-  _Atomic int nslots;
-  stripe stripes[BE_METRICS_STRIPES];
+  _Atomic int nslots;   /* slots taken; slot 0 is the shared one */
+  tslot *slots;         /* MAX_SLOTS */
+  unsigned char *hists; /* BE_METRICS_STRIPES * BE_OP_COUNT compact histograms */
+  size_t hist_size;
 };
+
+/* The histogram of op on stripe s. */
+static be_histogram *hist_at(const be__metrics *m, unsigned s, int32_t op) {
+  return (be_histogram *)(void *)(m->hists + ((size_t)s * BE_OP_COUNT + (size_t)op) * m->hist_size);
+}
 
 static const char *const op_names[BE_OP_COUNT] = {
   "user.create", "user.get", "user.get_by_email", "user.get_many", "user.update", "user.delete",
@@ -92,21 +99,29 @@ static __thread struct {
   unsigned stripe; /* 0 = not assigned yet, else stripe + 1 */
 } tl __attribute__((tls_model("initial-exec")));
 
+static void destroy(be__metrics *m) {
+  be__free(m->slots);
+  be__free(m->hists);
+  be__free(m);
+}
+
 int be__metrics_new(be__metrics **out, const be_clock *clock, be_error **err) {
   be__metrics *m = be__calloc(1, sizeof *m);
-  tslot *shared = be__calloc(1, sizeof *shared);
-  if (m == NULL || shared == NULL) {
-    be__free(m);
-    be__free(shared);
+  if (m == NULL) return be__error_oom(err);
+  m->hist_size = be__histogram_size(HIST_BITS);
+  m->slots = be__calloc(MAX_SLOTS, sizeof *m->slots);
+  m->hists = be__malloc((size_t)BE_METRICS_STRIPES * BE_OP_COUNT * m->hist_size);
+  if (m->slots == NULL || m->hists == NULL) {
+    destroy(m);
     return be__error_oom(err);
   }
   if (pthread_mutex_init(&m->lock, NULL) != 0) {
-    be__free(m);
-    be__free(shared);
+    destroy(m);
     return be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");
   }
-  shared->shared = 1;
-  atomic_store(&m->slots[0], shared);
+  for (unsigned s = 0; s < BE_METRICS_STRIPES; s++)
+    for (int32_t op = 0; op < BE_OP_COUNT; op++) be__histogram_init(hist_at(m, s, op), HIST_BITS);
+  m->slots[0].shared = 1;
   atomic_store(&m->nslots, 1);
   m->clock = clock;
   m->id = atomic_fetch_add(&next_id, 1);
@@ -116,28 +131,25 @@ int be__metrics_new(be__metrics **out, const be_clock *clock, be_error **err) {
 
 void be__metrics_free(be__metrics *m) {
   if (m == NULL) return;
-  for (int s = 0; s < BE_METRICS_STRIPES; s++)
-    for (int i = 0; i < BE_OP_COUNT; i++) be_histogram_free(atomic_load(&m->stripes[s].h[i]));
-  for (int i = 0; i < atomic_load(&m->nslots); i++) be__free(atomic_load(&m->slots[i]));
   pthread_mutex_destroy(&m->lock);
-  be__free(m);
+  destroy(m);
 }
 
+int be__metrics_scratch(be_histogram **out) { return be__histogram_new_bits(out, HIST_BITS); }
+
 /* The calling thread's slot in m: its own, a new one, or the shared one
- * when MAX_SLOTS are taken; NULL when out of memory. */
+ * when MAX_SLOTS are taken. */
 static tslot *find_slot(be__metrics *m) {
   pthread_t self = pthread_self();
   tslot *found = NULL;
   pthread_mutex_lock(&m->lock);
   int n = atomic_load(&m->nslots);
-  for (int i = 1; i < n && found == NULL; i++) {
-    tslot *s = atomic_load(&m->slots[i]);
-    if (pthread_equal(s->owner, self)) found = s;
-  }
-  if (found == NULL && n == MAX_SLOTS) found = atomic_load(&m->slots[0]);
-  if (found == NULL && (found = be__calloc(1, sizeof *found)) != NULL) {
+  for (int i = 1; i < n && found == NULL; i++)
+    if (pthread_equal(m->slots[i].owner, self)) found = &m->slots[i];
+  if (found == NULL && n == MAX_SLOTS) found = &m->slots[0];
+  if (found == NULL) {
+    found = &m->slots[n];
     found->owner = self;
-    atomic_store(&m->slots[n], found);
     atomic_store(&m->nslots, n + 1);
   }
   pthread_mutex_unlock(&m->lock);
@@ -147,31 +159,16 @@ static tslot *find_slot(be__metrics *m) {
 static tslot *slot_of(be__metrics *m) {
   if (tl.id == m->id) return tl.slot;
   tslot *s = find_slot(m);
-  if (s != NULL) {
-    tl.id = m->id;
-    tl.slot = s;
-  }
+  tl.id = m->id;
+  tl.slot = s;
   return s;
 }
 
-static stripe *stripe_of(be__metrics *m) {
+static unsigned stripe_of(void) {
   unsigned s = tl.stripe;
   if (s == 0)
     s = tl.stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % BE_METRICS_STRIPES + 1;
-  return &m->stripes[s - 1];
-}
-
-/* The stripe's histogram of op, made on first use; NULL when out of memory. */
-static be_histogram *hist_of(stripe *st, int32_t op) {
-  be_histogram *h = atomic_load_explicit(&st->h[op], memory_order_acquire);
-  if (h != NULL) return h;
-  be_histogram *mine = NULL;
-  if (be_histogram_new(&mine, NULL) != BE_OK) return NULL;
-  if (atomic_compare_exchange_strong_explicit(&st->h[op], &h, mine, memory_order_acq_rel,
-                                              memory_order_acquire))
-    return mine;
-  be_histogram_free(mine);
-  return h;
+  return s - 1;
 }
 
 static void bump(const tslot *s, _Atomic uint64_t *c) {
@@ -179,21 +176,19 @@ static void bump(const tslot *s, _Atomic uint64_t *c) {
   else atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
-int be__metrics_begin(be__metrics *m, int32_t op, be__op_timer *t) {
+void be__metrics_begin(be__metrics *m, int32_t op, be__op_timer *t) {
   t->slot = NULL;
   t->h = NULL;
-  if (m == NULL) return BE_OK;
+  if (m == NULL) return;
   tslot *s = slot_of(m);
-  if (s == NULL) return BE_E_NOMEM;
   t->slot = s;
   uint32_t left = atomic_load_explicit(&s->countdown[op], memory_order_relaxed);
   if (left > 0) {
     atomic_store_explicit(&s->countdown[op], left - 1, memory_order_relaxed);
-    return BE_OK;
+    return;
   }
-  if ((t->h = hist_of(stripe_of(m), op)) == NULL) return BE_E_NOMEM;
+  t->h = hist_at(m, stripe_of(), op);
   t->t0 = be_clock_now_ns(m->clock);
-  return BE_OK;
 }
 
 void be__metrics_end(be__metrics *m, const be__op_timer *t, int32_t op, int rc) {
@@ -213,15 +208,12 @@ void be__metrics_end(be__metrics *m, const be__op_timer *t, int32_t op, int rc) 
 void be__metrics_merge(const be__metrics *m, int32_t first, int32_t last, be_histogram *dst,
                        be__op_counts *counts) {
   if (m == NULL) return;
+  for (unsigned s = 0; s < BE_METRICS_STRIPES; s++)
+    for (int32_t i = first; i < last; i++) be_histogram_merge(dst, hist_at(m, s, i), NULL);
   be__metrics *w = (be__metrics *)m;
-  for (int s = 0; s < BE_METRICS_STRIPES; s++)
-    for (int32_t i = first; i < last; i++) {
-      be_histogram *h = atomic_load_explicit(&w->stripes[s].h[i], memory_order_acquire);
-      if (h) be_histogram_merge(dst, h, NULL);
-    }
   int n = atomic_load_explicit(&w->nslots, memory_order_acquire);
   for (int k = 0; k < n; k++) {
-    tslot *s = atomic_load_explicit(&w->slots[k], memory_order_acquire);
+    tslot *s = &w->slots[k];
     for (int32_t i = first; i < last; i++) {
       counts->calls += (int64_t)atomic_load_explicit(&s->calls[i], memory_order_relaxed);
       counts->errors += (int64_t)atomic_load_explicit(&s->errors[i], memory_order_relaxed);
@@ -232,27 +224,20 @@ void be__metrics_merge(const be__metrics *m, int32_t first, int32_t last, be_his
 
 int64_t be__metrics_memory_bytes(const be__metrics *m) {
   if (m == NULL) return 0;
-  be__metrics *w = (be__metrics *)m;
-  int64_t n = 0;
-  for (int s = 0; s < BE_METRICS_STRIPES; s++)
-    for (int i = 0; i < BE_OP_COUNT; i++) n += atomic_load(&w->stripes[s].h[i]) != NULL;
-  return (int64_t)sizeof *m + n * be_histogram_memory_bytes() +
-         (int64_t)atomic_load(&w->nslots) * (int64_t)sizeof(tslot);
+  return (int64_t)(sizeof *m + MAX_SLOTS * sizeof(tslot) + (size_t)BE_METRICS_STRIPES * BE_OP_COUNT * m->hist_size);
 }
 
 void be__metrics_reset(be__metrics *m) {
   if (m == NULL) return;
-  for (int s = 0; s < BE_METRICS_STRIPES; s++)
-    for (int i = 0; i < BE_OP_COUNT; i++) be_histogram_reset(atomic_load(&m->stripes[s].h[i]));
+  for (unsigned s = 0; s < BE_METRICS_STRIPES; s++)
+    for (int32_t i = 0; i < BE_OP_COUNT; i++) be_histogram_reset(hist_at(m, s, i));
   int n = atomic_load(&m->nslots);
-  for (int k = 0; k < n; k++) {
-    tslot *s = atomic_load(&m->slots[k]);
+  for (int k = 0; k < n; k++)
     for (int i = 0; i < BE_OP_COUNT; i++) {
-      atomic_store(&s->calls[i], 0);
-      atomic_store(&s->errors[i], 0);
-      atomic_store(&s->server_errors[i], 0);
+      atomic_store(&m->slots[k].calls[i], 0);
+      atomic_store(&m->slots[k].errors[i], 0);
+      atomic_store(&m->slots[k].server_errors[i], 0);
     }
-  }
 }
 
 int64_t be__metrics_estimate_total(const be_histogram *h, int64_t calls) {
@@ -268,7 +253,7 @@ int be_app_op_stats_get(be_op_stats *out, be_app *app, int32_t op, be_error **er
     return be__error_set(err, BE_E_MISUSE, "unknown be_op_stats version %u", (unsigned)out->version);
   if (op < 0 || op >= BE_OP_COUNT) return be__error_field(err, "op", "must be a BE_OP_* operation");
   be_histogram *h = NULL;
-  if (be_histogram_new(&h, NULL) != BE_OK) return be__error_oom(err);
+  if (be__metrics_scratch(&h) != BE_OK) return be__error_oom(err);
   be_op_stats s = BE_OP_STATS_INIT;
   be__op_counts c = {0, 0, 0};
   s.op = op;

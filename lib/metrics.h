@@ -22,11 +22,9 @@ typedef struct be__op_timer {
 } be__op_timer;
 
 /* Before a call of op: the thread's counters, and whether this call is
- * timed (then its histogram, made on first use, and the start time).
- * BE_E_NOMEM when a slot or histogram cannot be made (the call is then
- * not run: recording never fails silently); BE_OK and nothing to record
- * when m is NULL (disabled). */
-int be__metrics_begin(be__metrics *m, int32_t op, be__op_timer *t);
+ * timed (then its histogram and the start time). Nothing to record when
+ * m is NULL (disabled). Never fails: everything was allocated up front. */
+void be__metrics_begin(be__metrics *m, int32_t op, be__op_timer *t);
 /* The end of that call, with result rc (no-op for NULL m). */
 void be__metrics_end(be__metrics *m, const be__op_timer *t, int32_t op, int rc);
 
@@ -39,6 +37,9 @@ typedef struct be__op_counts {
  * their exact counts to *counts. */
 void be__metrics_merge(const be__metrics *m, int32_t first, int32_t last, be_histogram *dst,
                        be__op_counts *counts);
+/* A new empty histogram of the recorder's layout, for be__metrics_merge()
+ * (be_histogram_free()); BE_E_NOMEM. */
+int be__metrics_scratch(be_histogram **out);
 /* Total time of `calls` calls estimated from the timed ones in h. */
 int64_t be__metrics_estimate_total(const be_histogram *h, int64_t calls);
 /* Bytes allocated: the recorder and its histograms. */
@@ -46,16 +47,15 @@ int64_t be__metrics_memory_bytes(const be__metrics *m);
 void be__metrics_reset(be__metrics *m);
 
 /* Run `call` (an int expression) as operation op of app, recording it,
- * and return its result: a service function's whole body. err is the
- * function's be_error **, for BE_E_NOMEM. */
-#define BE__OP_RECORD(app, op, err, call)                                     \
-  do {                                                                        \
-    be__metrics *m_ = (app) ? (app)->res.metrics : NULL;                      \
-    be__op_timer t_;                                                          \
-    if (be__metrics_begin(m_, (op), &t_) != BE_OK) return be__error_oom(err); \
-    int rc_ = (call);                                                         \
-    be__metrics_end(m_, &t_, (op), rc_);                                      \
-    return rc_;                                                               \
+ * and return its result: a service function's whole body. */
+#define BE__OP_RECORD(app, op, call)                     \
+  do {                                                   \
+    be__metrics *m_ = (app) ? (app)->res.metrics : NULL; \
+    be__op_timer t_;                                     \
+    be__metrics_begin(m_, (op), &t_);                    \
+    int rc_ = (call);                                    \
+    be__metrics_end(m_, &t_, (op), rc_);                 \
+    return rc_;                                          \
   } while (0)
 
 #endif

@@ -221,7 +221,7 @@ static int perm_check_body(be_app *app, int64_t user_id, const char *permission_
 
 int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
                   be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_CHECK, err, perm_check_body(app, user_id, permission_in, permission_len, err));
+  BE__OP_RECORD(app, BE_OP_PERM_CHECK, perm_check_body(app, user_id, permission_in, permission_len, err));
 }
 
 int be_perm_epoch(int64_t *out_epoch, be_app *app, be_error **err) {
@@ -400,7 +400,7 @@ static int perm_role_create_body(int64_t *out_role_id, be_app *app, int64_t acto
 
 int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
                         size_t role_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_ROLE_CREATE, err, perm_role_create_body(out_role_id, app, actor_id, role, role_len, err));
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_CREATE, perm_role_create_body(out_role_id, app, actor_id, role, role_len, err));
 }
 
 static int perm_role_delete_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
@@ -411,7 +411,7 @@ static int perm_role_delete_body(be_app *app, int64_t actor_id, const char *role
 
 int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                         be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_ROLE_DELETE, err, perm_role_delete_body(app, actor_id, role, role_len, err));
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_DELETE, perm_role_delete_body(app, actor_id, role, role_len, err));
 }
 
 static int perm_role_grant_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
@@ -422,7 +422,7 @@ static int perm_role_grant_body(be_app *app, int64_t actor_id, const char *role,
 
 int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                        const char *permission, size_t permission_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_ROLE_GRANT, err, perm_role_grant_body(app, actor_id, role, role_len, permission, permission_len, err));
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_GRANT, perm_role_grant_body(app, actor_id, role, role_len, permission, permission_len, err));
 }
 
 static int perm_role_revoke_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
@@ -433,7 +433,7 @@ static int perm_role_revoke_body(be_app *app, int64_t actor_id, const char *role
 
 int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                         const char *permission, size_t permission_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_ROLE_REVOKE, err, perm_role_revoke_body(app, actor_id, role, role_len, permission, permission_len, err));
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_REVOKE, perm_role_revoke_body(app, actor_id, role, role_len, permission, permission_len, err));
 }
 
 static int perm_user_assign_body(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
@@ -444,7 +444,7 @@ static int perm_user_assign_body(be_app *app, int64_t actor_id, int64_t user_id,
 
 int be_perm_user_assign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
                         size_t role_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_USER_ASSIGN, err, perm_user_assign_body(app, actor_id, user_id, role, role_len, err));
+  BE__OP_RECORD(app, BE_OP_PERM_USER_ASSIGN, perm_user_assign_body(app, actor_id, user_id, role, role_len, err));
 }
 
 static int perm_user_unassign_body(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
@@ -455,7 +455,7 @@ static int perm_user_unassign_body(be_app *app, int64_t actor_id, int64_t user_i
 
 int be_perm_user_unassign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
                           size_t role_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_USER_UNASSIGN, err, perm_user_unassign_body(app, actor_id, user_id, role, role_len, err));
+  BE__OP_RECORD(app, BE_OP_PERM_USER_UNASSIGN, perm_user_unassign_body(app, actor_id, user_id, role, role_len, err));
 }
 
 /* ---- lists ---- */
@@ -530,7 +530,7 @@ static int perm_user_permissions_body(be_perm_list **out, be_app *app, int64_t u
 }
 
 int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_USER_PERMISSIONS, err, perm_user_permissions_body(out, app, user_id, err));
+  BE__OP_RECORD(app, BE_OP_PERM_USER_PERMISSIONS, perm_user_permissions_body(out, app, user_id, err));
 }
 
 static int perm_user_roles_body(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
@@ -541,7 +541,7 @@ static int perm_user_roles_body(be_perm_list **out, be_app *app, int64_t user_id
 }
 
 int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_USER_ROLES, err, perm_user_roles_body(out, app, user_id, err));
+  BE__OP_RECORD(app, BE_OP_PERM_USER_ROLES, perm_user_roles_body(out, app, user_id, err));
 }
 
 static int perm_role_permissions_body(be_perm_list **out, be_app *app, const char *role_in,
@@ -567,5 +567,5 @@ static int perm_role_permissions_body(be_perm_list **out, be_app *app, const cha
 
 int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_in,
                              size_t role_len, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_PERM_ROLE_PERMISSIONS, err, perm_role_permissions_body(out, app, role_in, role_len, err));
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_PERMISSIONS, perm_role_permissions_body(out, app, role_in, role_len, err));
 }

@@ -68,7 +68,11 @@ static void sample_double(be__buf *b, const char *name, const char *label, const
 /* The bucket, _sum and _count lines of histogram h (ns) in seconds. */
 static void histogram_lines(be__buf *b, const char *name, const char *label, const char *value,
                             const be_histogram *h) {
+  /* bucket counts only grow: the total, read after every bound, is at
+   * least each cumulative count even while others record */
+  int64_t total = 0;
   for (size_t i = 0; i <= N_BOUNDS; i++) {
+    if (i == N_BOUNDS) total = be_histogram_count_le(h, INT64_MAX);
     be__buf_printf(b, "backend_%s_bucket{", name);
     if (label) {
       be__buf_printf(b, "%s=\"", label);
@@ -78,13 +82,13 @@ static void histogram_lines(be__buf *b, const char *name, const char *label, con
     if (i < N_BOUNDS)
       be__buf_printf(b, "le=\"%g\"} %lld\n", (double)bounds_ns[i] / 1e9,
                      (long long)be_histogram_count_le(h, bounds_ns[i]));
-    else be__buf_printf(b, "le=\"+Inf\"} %lld\n", (long long)be_histogram_count(h));
+    else be__buf_printf(b, "le=\"+Inf\"} %lld\n", (long long)total);
   }
   char n[96];
   snprintf(n, sizeof n, "%s_sum", name);
   sample_double(b, n, label, value, (double)be_histogram_sum(h) / 1e9);
   snprintf(n, sizeof n, "%s_count", name);
-  sample_int(b, n, label, value, be_histogram_count(h));
+  sample_int(b, n, label, value, total);
 }
 
 /* Operation histograms and counters; scratch is reset and reused. */
@@ -137,7 +141,7 @@ static void prom_statements(be__buf *b, be_stmt_stats *ss) {
   sample_int(b, "statement_overflow_calls_total", NULL, NULL, be_stmt_stats_overflow(ss));
 }
 
-static void prom_pool(be__buf *b, be_pool *pool, be_histogram *scratch) {
+static void prom_pool(be__buf *b, be_pool *pool) {
   be_pool_stats ps = BE_POOL_STATS_INIT;
   be_pool_stats_get(&ps, pool, NULL);
   family(b, "pool_connections", "gauge", "Pool connections by state.");
@@ -160,10 +164,8 @@ static void prom_pool(be__buf *b, be_pool *pool, be_histogram *scratch) {
     sample_int(b, n, NULL, NULL, values[i]);
   }
   const be_query_stats *qs = be_pool_query_stats(pool);
-  be_histogram_reset(scratch);
-  be_histogram_merge(scratch, be_query_stats_histogram(qs), NULL);
   family(b, "db_query_duration_seconds", "histogram", "Duration of every statement run on the app's pool.");
-  histogram_lines(b, "db_query_duration_seconds", NULL, NULL, scratch);
+  histogram_lines(b, "db_query_duration_seconds", NULL, NULL, be_query_stats_histogram(qs));
   family(b, "db_query_errors_total", "counter", "Statements that failed.");
   sample_int(b, "db_query_errors_total", NULL, NULL, be_query_stats_errors(qs));
   family(b, "db_query_rows_total", "counter", "Rows the statements returned.");
@@ -235,7 +237,7 @@ static int gather(be_app_status *s, be_app_memory *m, be_histogram **scratch, ch
   if (out == NULL || app == NULL) return be__error_set(err, BE_E_MISUSE, "%s: NULL argument", fn);
   int rc = be_app_status_get(s, app, err);
   if (rc == BE_OK) rc = be_app_memory_get(m, app, err);
-  if (rc == BE_OK && be_histogram_new(scratch, NULL) != BE_OK) rc = be__error_oom(err);
+  if (rc == BE_OK && be__metrics_scratch(scratch) != BE_OK) rc = be__error_oom(err);
   return rc;
 }
 
@@ -250,7 +252,7 @@ int be_app_metrics_prometheus(char **out_text, size_t *out_len, be_app *app, be_
   prom_status(&b, &s, app->res.incidents);
   prom_ops(&b, app->res.metrics, scratch);
   prom_statements(&b, app->res.stmt_stats);
-  prom_pool(&b, app->res.pool, scratch);
+  prom_pool(&b, app->res.pool);
   prom_cache(&b, app->res.cache);
   prom_memory(&b, &m);
   be_histogram_free(scratch);

@@ -14,7 +14,7 @@
 int be__svc_acquire(const be__app_res *res, be_conn **out, be_error **err) {
   be__op_timer t;
   *out = NULL;
-  if (be__metrics_begin(res->metrics, BE_OP_POOL_ACQUIRE, &t) != BE_OK) return be__error_oom(err);
+  be__metrics_begin(res->metrics, BE_OP_POOL_ACQUIRE, &t);
   int rc = be_pool_acquire_at(out, res->pool, __FILE__, __LINE__, err);
   be__metrics_end(res->metrics, &t, BE_OP_POOL_ACQUIRE, rc);
   return rc;

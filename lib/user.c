@@ -216,7 +216,7 @@ static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud
   (void)key;
   (void)klen;
   get_ctx *g = ud;
-  BE__OP_RECORD(g->app, BE_OP_CACHE_LOAD, err, load_user_row(load, g, err));
+  BE__OP_RECORD(g->app, BE_OP_CACHE_LOAD, load_user_row(load, g, err));
 }
 
 /* The user a cache entry holds; the entry is released. */
@@ -244,7 +244,7 @@ static int user_get_body(be_user **out, be_app *app, int64_t id, be_error **err)
 }
 
 int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_USER_GET, err, user_get_body(out, app, id, err));
+  BE__OP_RECORD(app, BE_OP_USER_GET, user_get_body(out, app, id, err));
 }
 
 static int user_get_by_email_body(be_user **out, be_app *app, const char *email, size_t email_len,
@@ -267,7 +267,7 @@ static int user_get_by_email_body(be_user **out, be_app *app, const char *email,
 
 int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t email_len,
                          be_error **err) {
-  BE__OP_RECORD(app, BE_OP_USER_GET_BY_EMAIL, err, user_get_by_email_body(out, app, email, email_len, err));
+  BE__OP_RECORD(app, BE_OP_USER_GET_BY_EMAIL, user_get_by_email_body(out, app, email, email_len, err));
 }
 
 static be_user_list *list_new(size_t n) {
@@ -397,7 +397,7 @@ static int user_get_many_body(be_user_list **out, be_app *app, const int64_t *id
 
 int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t n,
                      be_error **err) {
-  BE__OP_RECORD(app, BE_OP_USER_GET_MANY, err, user_get_many_body(out, app, ids, n, err));
+  BE__OP_RECORD(app, BE_OP_USER_GET_MANY, user_get_many_body(out, app, ids, n, err));
 }
 
 /* A page of users: limit rows, one more tells there is a next page. */
@@ -448,7 +448,7 @@ static int user_list_page_body(be_user_list **out, be_app *app, const char *curs
 
 int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_t cursor_len,
                       int32_t limit, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_USER_LIST, err, user_list_page_body(out, app, cursor, cursor_len, limit, err));
+  BE__OP_RECORD(app, BE_OP_USER_LIST, user_list_page_body(out, app, cursor, cursor_len, limit, err));
 }
 
 /* ---- writing ---- */
@@ -634,7 +634,7 @@ static int user_create_body(be_user **out, int64_t *out_id, be_app *app, int64_t
 
 int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id,
                    const be_user_input *in, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_USER_CREATE, err, user_create_body(out, out_id, app, actor_id, in, err));
+  BE__OP_RECORD(app, BE_OP_USER_CREATE, user_create_body(out, out_id, app, actor_id, in, err));
 }
 
 static void change_str(be__buf *b, const char *field, const char *from, size_t flen,
@@ -850,7 +850,7 @@ static int user_update_body(be_user **out, be_app *app, int64_t actor_id, int64_
 
 int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
                    const be_user_input *in, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_USER_UPDATE, err, user_update_body(out, app, actor_id, id, in, err));
+  BE__OP_RECORD(app, BE_OP_USER_UPDATE, user_update_body(out, app, actor_id, id, in, err));
 }
 
 static int delete_tx(be_conn *conn, void *ud, be_error **err) {
@@ -891,7 +891,7 @@ static int user_delete_body(be_app *app, int64_t actor_id, int64_t id, be_error 
 }
 
 int be_user_delete(be_app *app, int64_t actor_id, int64_t id, be_error **err) {
-  BE__OP_RECORD(app, BE_OP_USER_DELETE, err, user_delete_body(app, actor_id, id, err));
+  BE__OP_RECORD(app, BE_OP_USER_DELETE, user_delete_body(app, actor_id, id, err));
 }
 
 /* ---- accessors ---- */
