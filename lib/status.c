@@ -18,6 +18,7 @@
 #include "pool.h"
 #include "status.h"
 #include "storage.h"
+#include "svc_catalog.h"
 #include "strbuf.h"
 #include "versioned.h"
 
@@ -61,7 +62,12 @@ static void database_status(be_app_status *s, be__app_res *res, const be_pool_st
     s->db_size_bytes = v;
   if (be__conn_status(conn, BE_DRIVER_STATUS_JOURNAL_MODE, &v, &hw, text, sizeof text, NULL) == BE_OK)
     snprintf(s->db_journal_mode, sizeof s->db_journal_mode, "%.15s", text);
-  if (be_migrator_current_version(&v, conn, NULL) == BE_OK) s->migration_version = v;
+  be_migrator *m = NULL; /* libbackend's record table, under the app's table prefix */
+  if (be_migrator_new(&m, NULL) == BE_OK &&
+      be_migrator_set_table(m, be__sql(res, BE__SQL_MIGRATIONS_TABLE), NULL) == BE_OK &&
+      be_migrator_version(&v, m, conn, NULL) == BE_OK)
+    s->migration_version = v;
+  be_migrator_free(m);
   be_pool_release(res->pool, conn);
 }
 

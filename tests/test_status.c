@@ -317,7 +317,7 @@ START_TEST(app_statement_statistics) {
   be_user_free(get_user(app, id));
   char *json = NULL;
   ck_assert_int_eq(be_stmt_stats_to_json(&json, NULL, be_app_stmt_stats(app), 0, NULL), BE_OK);
-  ck_assert_ptr_nonnull(strstr(json, "FROM users WHERE id = ?"));
+  ck_assert_ptr_nonnull(strstr(json, "FROM be_users WHERE id = ?"));
   ck_assert_ptr_null(strstr(json, "stmts@example.com"));
   be_free(json);
   be_app_free(app);

@@ -268,6 +268,7 @@ BeAppOptions = struct("be_app_options", [
     ("previous_pepper_lens", C.POINTER(C.c_size_t)),
     ("previous_pepper_ids", C.POINTER(C.c_int32)),
     ("previous_pepper_count", C.c_int32),
+    ("table_prefix", C.c_char_p),
     ("disable_metrics", C.c_int32),
     ("statement_stats_max", C.c_int32),
     ("incident_capacity", C.c_int32),
