@@ -75,7 +75,7 @@ static int slow_open_failed(be_pool *p, int rc, be_error *cause, int queued, int
     be__pool_incident(p, BE_INCIDENT_DB_UNREACHABLE, in_use, idle, waiting, failures, 0, 0,
                       be_error_message(cause));
   }
-  rc = be__pool_open_error(p, rc, cause, "database unreachable", err);
+  rc = be__pool_open_error(p, rc, cause, "cannot open a connection", err);
   be__pool_unref(p);
   return rc;
 }

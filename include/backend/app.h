@@ -131,6 +131,15 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  * Open the database, create the pool and the cache, apply libbackend's
  * migrations and then the host's. With the SQLite driver, ":memory:" is
  * one private in-memory database shared by the app's connections.
+ *
+ * An open that fails changes nothing in the database: every option is
+ * checked first; then one connection, which leaves the file's journal
+ * mode alone, applies libbackend's migrations, the host's and the audit
+ * key check as one transaction; only once that committed does the pool
+ * open, and its connections set the driver's journal mode (WAL by
+ * default). A database file that does not exist is created (as the
+ * driver's open flags allow) while be_app_new() runs; connections the
+ * pool opens later never create it (backend/pool.h).
  * Thread-safety: safe.
  *
  * @param out   receives the app, the caller's (be_app_free()); not NULL.
@@ -146,8 +155,13 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  *         prefix that is not an identifier; field "audit_key" when the
  *         key does not fit the database's audit log, see
  *         backend/audit.h "Keyed chain");
- *         BE_E_DB_UNREACHABLE; migration errors; BE_E_NOMEM;
- *         BE_E_INTERNAL (libsodium failed to start).
+ *         BE_E_DB_UNREACHABLE (the database cannot be opened: missing
+ *         directory, permissions, a read-only file or directory; the
+ *         detail names the path); BE_E_BUSY (another program holds a
+ *         lock on it, in either journal mode); BE_E_STORAGE (the file is
+ *         not a database, or is encrypted, truncated or damaged: not
+ *         retryable); migration errors; BE_E_NOMEM; BE_E_INTERNAL
+ *         (libsodium failed to start).
  */
 BE_API int be_app_new(be_app **out, const be_app_options *opts, be_error **err);
 
