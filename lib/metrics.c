@@ -6,12 +6,13 @@
  * calls. Each thread counts its calls and errors in a slot of its own
  * (plain loads and stores of relaxed atomics: one writer), found through
  * a thread-local cache keyed by the recorder's unique id. Durations are
- * sampled: a call is timed when the previous timed call of the same
- * operation on the same thread took ALWAYS_NS or more (slow operations
- * are timed every time), else one call in SAMPLE_EVERY. Timed calls go
- * to a histogram per (stripe, operation), made on first use and
- * installed with a compare-and-swap; threads take stripes round-robin.
- * Threads past MAX_SLOTS share slot 0, which counts with locked adds.
+ * sampled by what the thread's last timed call of the operation took
+ * (metrics.h): every call from 20 us on, one in 16 from 1 us, one in 256
+ * below, so timing never costs more than about 1 % of a call. Timed calls go to a
+ * histogram per (stripe, operation); threads take stripes round-robin.
+ * Threads past MAX_SLOTS share slot 0, which counts with locked adds. The
+ * untimed path is inline in metrics.h: a thread-local read, loads of the
+ * call count and of the sampling shift, and a store of the count.
  *
  * Everything is allocated by be__metrics_new(), so recording never
  * allocates and never fails: the slots, and for each (stripe, operation)
@@ -32,26 +33,7 @@
 #include "versioned.h"
 
 #define MAX_SLOTS 128
-#define SAMPLE_EVERY 32
-#define ALWAYS_NS 20000 /* 20 us: timing costs under 1 % of such a call */
-#define HIST_BITS 4     /* quantiles within 1/32 (3.1 %) */
-
-typedef struct tslot {
-  pthread_t owner;
-  int shared; /* slot 0: counts with locked adds */
-  _Atomic uint64_t calls[BE_OP_COUNT], errors[BE_OP_COUNT], server_errors[BE_OP_COUNT];
-  _Atomic uint32_t countdown[BE_OP_COUNT]; /* untimed calls left before the next timed one */
-} tslot;
-
-struct be__metrics {
-  const be_clock *clock;
-  uint64_t id;          /* unique per recorder: the thread-local cache's key */
-  pthread_mutex_t lock; /* slot registration */
-  _Atomic int nslots;   /* slots taken; slot 0 is the shared one */
-  tslot *slots;         /* MAX_SLOTS */
-  unsigned char *hists; /* BE_METRICS_STRIPES * BE_OP_COUNT compact histograms */
-  size_t hist_size;
-};
+#define HIST_BITS 4 /* quantiles within 1/32 (3.1 %) */
 
 /* The histogram of op on stripe s. */
 static be_histogram *hist_at(const be__metrics *m, unsigned s, int32_t op) {
@@ -93,11 +75,7 @@ int be_op_stats_init(be_op_stats *out, uint32_t version) {
 static _Atomic uint64_t next_id = 1;
 static _Atomic unsigned next_stripe;
 /* initial-exec: no __tls_get_addr call on the hot path (as lib/ebr.c) */
-static __thread struct {
-  uint64_t id; /* the recorder `slot` belongs to; 0 = none */
-  tslot *slot;
-  unsigned stripe; /* 0 = not assigned yet, else stripe + 1 */
-} tl __attribute__((tls_model("initial-exec")));
+__thread be__metrics_tl be__metrics_tls __attribute__((tls_model("initial-exec")));
 
 static void destroy(be__metrics *m) {
   be__free(m->slots);
@@ -138,10 +116,10 @@ void be__metrics_free(be__metrics *m) {
 int be__metrics_scratch(be_histogram **out) { return be__histogram_new_bits(out, HIST_BITS); }
 
 /* The calling thread's slot in m: its own, a new one, or the shared one
- * when MAX_SLOTS are taken. */
-static tslot *find_slot(be__metrics *m) {
+ * when MAX_SLOTS are taken; remembered in the thread-local cache. */
+be__tslot *be__metrics_find_slot(be__metrics *m) {
   pthread_t self = pthread_self();
-  tslot *found = NULL;
+  be__tslot *found = NULL;
   pthread_mutex_lock(&m->lock);
   int n = atomic_load(&m->nslots);
   for (int i = 1; i < n && found == NULL; i++)
@@ -153,48 +131,31 @@ static tslot *find_slot(be__metrics *m) {
     atomic_store(&m->nslots, n + 1);
   }
   pthread_mutex_unlock(&m->lock);
+  be__metrics_tls.id = m->id;
+  be__metrics_tls.slot = found;
   return found;
 }
 
-static tslot *slot_of(be__metrics *m) {
-  if (tl.id == m->id) return tl.slot;
-  tslot *s = find_slot(m);
-  tl.id = m->id;
-  tl.slot = s;
-  return s;
-}
-
 static unsigned stripe_of(void) {
-  unsigned s = tl.stripe;
+  unsigned s = be__metrics_tls.stripe;
   if (s == 0)
-    s = tl.stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % BE_METRICS_STRIPES + 1;
+    s = be__metrics_tls.stripe =
+      atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % BE_METRICS_STRIPES + 1;
   return s - 1;
 }
 
-static void bump(const tslot *s, _Atomic uint64_t *c) {
-  if (s->shared) atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-  else atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
-}
-
-void be__metrics_begin(be__metrics *m, int32_t op, be__op_timer *t) {
-  t->slot = NULL;
-  t->h = NULL;
-  if (m == NULL) return;
-  tslot *s = slot_of(m);
-  t->slot = s;
-  uint32_t left = atomic_load_explicit(&s->countdown[op], memory_order_relaxed);
-  if (left > 0) {
-    atomic_store_explicit(&s->countdown[op], left - 1, memory_order_relaxed);
-    return;
-  }
+void be__metrics_start(be__metrics *m, int32_t op, be__op_timer *t) {
   t->h = hist_at(m, stripe_of(), op);
   t->t0 = be_clock_now_ns(m->clock);
 }
 
-void be__metrics_end(be__metrics *m, const be__op_timer *t, int32_t op, int rc) {
-  if (m == NULL) return;
-  tslot *s = t->slot;
-  bump(s, &s->calls[op]);
+static void bump(const be__tslot *s, _Atomic uint64_t *c) {
+  if (s->shared) atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+  else atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+void be__metrics_finish(be__metrics *m, const be__op_timer *t, int32_t op, int rc) {
+  be__tslot *s = t->slot;
   if (rc < 0) {
     bump(s, &s->errors[op]);
     if (be_code_http_status(rc) >= 500) bump(s, &s->server_errors[op]);
@@ -202,7 +163,9 @@ void be__metrics_end(be__metrics *m, const be__op_timer *t, int32_t op, int rc) 
   if (t->h == NULL) return;
   int64_t d = be_clock_now_ns(m->clock) - t->t0;
   be_histogram_record(t->h, d);
-  atomic_store_explicit(&s->countdown[op], d >= ALWAYS_NS ? 0 : SAMPLE_EVERY - 1, memory_order_relaxed);
+  uint8_t shift = d >= BE__METRICS_ALWAYS_NS ? 0 : d >= BE__METRICS_OFTEN_NS ? BE__METRICS_OFTEN_SHIFT
+                                                                             : BE__METRICS_RARE_SHIFT;
+  atomic_store_explicit(&s->shift[op], shift, memory_order_relaxed);
 }
 
 void be__metrics_merge(const be__metrics *m, int32_t first, int32_t last, be_histogram *dst,
@@ -213,7 +176,7 @@ void be__metrics_merge(const be__metrics *m, int32_t first, int32_t last, be_his
   be__metrics *w = (be__metrics *)m;
   int n = atomic_load_explicit(&w->nslots, memory_order_acquire);
   for (int k = 0; k < n; k++) {
-    tslot *s = &w->slots[k];
+    be__tslot *s = &w->slots[k];
     for (int32_t i = first; i < last; i++) {
       counts->calls += (int64_t)atomic_load_explicit(&s->calls[i], memory_order_relaxed);
       counts->errors += (int64_t)atomic_load_explicit(&s->errors[i], memory_order_relaxed);
@@ -224,7 +187,7 @@ void be__metrics_merge(const be__metrics *m, int32_t first, int32_t last, be_his
 
 int64_t be__metrics_memory_bytes(const be__metrics *m) {
   if (m == NULL) return 0;
-  return (int64_t)(sizeof *m + MAX_SLOTS * sizeof(tslot) + (size_t)BE_METRICS_STRIPES * BE_OP_COUNT * m->hist_size);
+  return (int64_t)(sizeof *m + MAX_SLOTS * sizeof(be__tslot) + (size_t)BE_METRICS_STRIPES * BE_OP_COUNT * m->hist_size);
 }
 
 void be__metrics_reset(be__metrics *m) {

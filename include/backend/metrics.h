@@ -10,9 +10,10 @@
  * errors exactly, and records durations (on the app's clock,
  * be_app_options.clock) under a fixed operation (BE_OP_*). Durations are
  * sampled so that recording stays within a few percent of the cheapest
- * call (a cached user get): a call is timed when the previous timed call
- * of that operation on that thread took 20 us or more (slow operations
- * are timed every time), else one call in 32. The quantiles come from the
+ * call (a cached user get, ~40 ns): by what the thread's previous timed
+ * call of the operation took, every call is timed from 20 us on, one in
+ * 16 from 1 us, one in 256 below (the first call always). The quantiles
+ * come from the
  * timed calls (be_op_stats.timed); total_ns scales their sum to all calls.
  *
  * Recording takes no lock and never allocates: each thread counts in a
