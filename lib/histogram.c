@@ -116,14 +116,19 @@ static void update_min_max(be_histogram *h, int64_t v) {
   }
 }
 
-void be_histogram_record(be_histogram *h, int64_t value) {
-  if (h == NULL) return;
+void be__histogram_record_n(be_histogram *h, int64_t value, uint32_t n) {
+  if (h == NULL || n == 0) return;
   if (value < 0) value = 0;
-  atomic_fetch_add_explicit(&h->buckets[bucket_of(h, (uint64_t)value)], 1, memory_order_relaxed);
-  add_sum(h, (uint64_t)value);
+  atomic_fetch_add_explicit(&h->buckets[bucket_of(h, (uint64_t)value)], n, memory_order_relaxed);
+  unsigned __int128 total = (unsigned __int128)(uint64_t)value * n; /* 128-bit, like the sum */
+  if ((uint64_t)(total >> 64) != 0)
+    atomic_fetch_add_explicit(&h->sum_hi, (uint64_t)(total >> 64), memory_order_relaxed);
+  add_sum(h, (uint64_t)total);
   update_min_max(h, value);
-  atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->count, n, memory_order_relaxed);
 }
+
+void be_histogram_record(be_histogram *h, int64_t value) { be__histogram_record_n(h, value, 1); }
 
 int64_t be_histogram_count(const be_histogram *h) {
   return h ? (int64_t)atomic_load_explicit(&((be_histogram *)h)->count, memory_order_relaxed) : 0;

@@ -18,6 +18,8 @@
 size_t be__histogram_size(uint32_t sub_bits);
 /* Make the be__histogram_size(sub_bits) bytes at h an empty histogram. */
 void be__histogram_init(be_histogram *h, uint32_t sub_bits);
+/* Record value as n values (a sample standing for n calls). */
+void be__histogram_record_n(be_histogram *h, int64_t value, uint32_t n);
 /* A new compact histogram (be_histogram_free()); BE_E_NOMEM. */
 int be__histogram_new_bits(be_histogram **out, uint32_t sub_bits);
 

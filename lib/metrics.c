@@ -162,7 +162,10 @@ void be__metrics_finish(be__metrics *m, const be__op_timer *t, int32_t op, int r
   }
   if (t->h == NULL) return;
   int64_t d = be_clock_now_ns(m->clock) - t->t0;
-  be_histogram_record(t->h, d);
+  /* weighted by its sampling interval, the histogram stands for every
+   * call whatever the interval was when each was timed */
+  be__histogram_record_n(t->h, d, t->weight);
+  bump(s, &s->timed[op]);
   uint8_t shift = d >= BE__METRICS_ALWAYS_NS ? 0 : d >= BE__METRICS_OFTEN_NS ? BE__METRICS_OFTEN_SHIFT
                                                                              : BE__METRICS_RARE_SHIFT;
   atomic_store_explicit(&s->shift[op], shift, memory_order_relaxed);
@@ -181,6 +184,7 @@ void be__metrics_merge(const be__metrics *m, int32_t first, int32_t last, be_his
       counts->calls += (int64_t)atomic_load_explicit(&s->calls[i], memory_order_relaxed);
       counts->errors += (int64_t)atomic_load_explicit(&s->errors[i], memory_order_relaxed);
       counts->server_errors += (int64_t)atomic_load_explicit(&s->server_errors[i], memory_order_relaxed);
+      counts->timed += (int64_t)atomic_load_explicit(&s->timed[i], memory_order_relaxed);
     }
   }
 }
@@ -200,6 +204,7 @@ void be__metrics_reset(be__metrics *m) {
       atomic_store(&m->slots[k].calls[i], 0);
       atomic_store(&m->slots[k].errors[i], 0);
       atomic_store(&m->slots[k].server_errors[i], 0);
+      atomic_store(&m->slots[k].timed[i], 0);
     }
 }
 
@@ -218,13 +223,13 @@ int be_app_op_stats_get(be_op_stats *out, be_app *app, int32_t op, be_error **er
   be_histogram *h = NULL;
   if (be__metrics_scratch(&h) != BE_OK) return be__error_oom(err);
   be_op_stats s = BE_OP_STATS_INIT;
-  be__op_counts c = {0, 0, 0};
+  be__op_counts c = {0, 0, 0, 0};
   s.op = op;
   be__metrics_merge(app->res.metrics, op, op + 1, h, &c);
   s.calls = c.calls;
   s.errors = c.errors;
   s.server_errors = c.server_errors;
-  s.timed = be_histogram_count(h);
+  s.timed = c.timed;
   s.total_ns = be__metrics_estimate_total(h, c.calls);
   s.p50_ns = be_histogram_quantile(h, 0.50);
   s.p95_ns = be_histogram_quantile(h, 0.95);

@@ -27,7 +27,8 @@ typedef struct be__tslot {
   pthread_t owner;
   int shared;
   _Atomic uint64_t calls[BE_OP_COUNT], errors[BE_OP_COUNT], server_errors[BE_OP_COUNT];
-  _Atomic uint8_t shift[BE_OP_COUNT]; /* time one call in 2^shift (0 at first: every call) */
+  _Atomic uint64_t timed[BE_OP_COUNT]; /* calls actually timed */
+  _Atomic uint8_t shift[BE_OP_COUNT];  /* time one call in 2^shift (0 at first: every call) */
 } be__tslot;
 
 typedef struct be__metrics {
@@ -57,6 +58,7 @@ typedef struct be__op_timer {
   be__tslot *slot; /* the thread's counters */
   be_histogram *h; /* where its duration goes; NULL: not timed */
   int64_t t0;
+  uint32_t weight; /* the calls this timed one stands for: its sampling interval */
 } be__op_timer;
 
 /* The slow paths of the two below (metrics.c): finding the thread's slot,
@@ -76,8 +78,11 @@ static inline void be__metrics_begin(be__metrics *m, int32_t op, be__op_timer *t
   be__tslot *s = be__metrics_tls.id == m->id ? be__metrics_tls.slot : be__metrics_find_slot(m);
   t->slot = s;
   uint64_t n = atomic_load_explicit(&s->calls[op], memory_order_relaxed);
-  uint64_t mask = ((uint64_t)1 << atomic_load_explicit(&s->shift[op], memory_order_relaxed)) - 1;
-  if ((n & mask) == 0) be__metrics_start(m, op, t);
+  uint32_t weight = (uint32_t)1 << atomic_load_explicit(&s->shift[op], memory_order_relaxed);
+  if ((n & (weight - 1)) == 0) {
+    t->weight = weight;
+    be__metrics_start(m, op, t);
+  }
 }
 
 /* The end of that call, with result rc (no-op for NULL m). */
@@ -92,7 +97,7 @@ static inline void be__metrics_end(be__metrics *m, const be__op_timer *t, int32_
 
 /* Exact counts of a range of operations. */
 typedef struct be__op_counts {
-  int64_t calls, errors, server_errors;
+  int64_t calls, errors, server_errors, timed;
 } be__op_counts;
 
 /* Add ops [first, last) of every stripe into dst (the timed calls), and

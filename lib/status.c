@@ -96,7 +96,7 @@ static void cache_status(be_app_status *s, const be_cache *cache) {
 static int targets(be_app_status *s, be__app_res *res) {
   be_histogram *api = NULL;
   if (be__metrics_scratch(&api) != BE_OK) return BE_E_NOMEM;
-  be__op_counts c = {0, 0, 0};
+  be__op_counts c = {0, 0, 0, 0};
   be__metrics_merge(res->metrics, 0, BE_OP_SERVICE_COUNT, api, &c);
   s->api_calls = c.calls;
   s->api_server_errors = c.server_errors;

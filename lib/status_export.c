@@ -96,7 +96,7 @@ static void prom_ops(be__buf *b, const be__metrics *m, be_histogram *scratch) {
   be__op_counts c[BE_OP_COUNT];
   memset(c, 0, sizeof c);
   family(b, "op_duration_seconds", "histogram",
-         "Duration of timed public service calls, pool acquires and cache loads (sampled).");
+         "Duration of public service calls, pool acquires and cache loads (sampled, each sample weighted by its interval).");
   for (int32_t op = 0; op < BE_OP_COUNT; op++) {
     be_histogram_reset(scratch);
     be__metrics_merge(m, op, op + 1, scratch, &c[op]);
@@ -266,7 +266,7 @@ static void json_ops(be__buf *b, const be__metrics *m, be_histogram *scratch) {
   be__buf_puts(b, "\"operations\":[");
   int first = 1;
   for (int32_t op = 0; op < BE_OP_COUNT; op++) {
-    be__op_counts c = {0, 0, 0};
+    be__op_counts c = {0, 0, 0, 0};
     be_histogram_reset(scratch);
     be__metrics_merge(m, op, op + 1, scratch, &c);
     if (c.calls == 0) continue;
@@ -275,7 +275,7 @@ static void json_ops(be__buf *b, const be__metrics *m, be_histogram *scratch) {
                    "\"timed\":%lld,\"total_ns\":%lld,\"p50_ns\":%lld,\"p95_ns\":%lld,\"p99_ns\":%lld,"
                    "\"max_ns\":%lld}",
                    first ? "" : ",", be_op_name(op), (long long)c.calls, (long long)c.errors,
-                   (long long)c.server_errors, (long long)be_histogram_count(scratch),
+                   (long long)c.server_errors, (long long)c.timed,
                    (long long)be__metrics_estimate_total(scratch, c.calls),
                    (long long)be_histogram_quantile(scratch, 0.50),
                    (long long)be_histogram_quantile(scratch, 0.95),

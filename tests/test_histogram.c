@@ -115,6 +115,27 @@ END_TEST
 
 /* The compact histograms of the statement statistics (3 sub-bucket bits:
  * within 1/16) hold the same promise at their own bound. */
+/* A sample recorded for n calls counts n times (sampled metrics). */
+START_TEST(record_n_counts_a_sample_n_times) {
+  be_histogram *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_histogram_new(&a, NULL), BE_OK);
+  ck_assert_int_eq(be_histogram_new(&b, NULL), BE_OK);
+  for (int i = 0; i < 256; i++) be_histogram_record(a, 1000);
+  for (int i = 0; i < 3; i++) be_histogram_record(a, 900000);
+  be__histogram_record_n(b, 1000, 256);
+  be__histogram_record_n(b, 900000, 3);
+  be__histogram_record_n(b, 5, 0); /* nothing */
+  ck_assert_int_eq(be_histogram_count(b), be_histogram_count(a));
+  ck_assert_int_eq(be_histogram_sum(b), be_histogram_sum(a));
+  ck_assert_int_eq(be_histogram_quantile(b, 0.99), be_histogram_quantile(a, 0.99));
+  ck_assert_int_eq(be_histogram_count_le(b, 2000), 256);
+  be__histogram_record_n(b, INT64_MAX, 256); /* the 128-bit sum saturates, never wraps */
+  ck_assert_int_eq(be_histogram_sum(b), INT64_MAX);
+  be_histogram_free(a);
+  be_histogram_free(b);
+}
+END_TEST
+
 START_TEST(compact_quantiles_within_their_error) {
   for (uint32_t bits = 1; bits <= 4; bits++)
     for (int round = 0; round < 3; round++) {
@@ -207,6 +228,7 @@ Suite *histogram_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, quantiles_within_stated_error);
   tcase_add_test(tc, compact_quantiles_within_their_error);
+  tcase_add_test(tc, record_n_counts_a_sample_n_times);
   tcase_add_test(tc, empty_and_null_and_negative);
   tcase_add_test(tc, merge_equals_recording_both);
   tcase_add_test(tc, concurrent_recording_loses_nothing);

@@ -12,9 +12,10 @@
  * sampled so that recording stays within a few percent of the cheapest
  * call (a cached user get, ~40 ns): by what the thread's previous timed
  * call of the operation took, every call is timed from 20 us on, one in
- * 16 from 1 us, one in 256 below (the first call always). The quantiles
- * come from the
- * timed calls (be_op_stats.timed); total_ns scales their sum to all calls.
+ * 16 from 1 us, one in 256 below (the first call always). Each sample
+ * counts as many calls as its interval, so the quantiles describe all
+ * calls, not only the timed ones; be_op_stats.timed says how many were
+ * measured, and total_ns scales the weighted sum to the exact call count.
  *
  * Recording takes no lock and never allocates: each thread counts in a
  * slot of its own (up to 127 threads; more share one slot, with atomic
@@ -117,7 +118,7 @@ typedef struct be_op_stats {
   int64_t calls;         /**< calls finished */
   int64_t errors;        /**< calls that returned an error (any BE_E_*) */
   int64_t server_errors; /**< errors whose HTTP status is 500 or more (be_code_http_status) */
-  int64_t timed;         /**< calls whose duration was measured (the quantiles' samples) */
+  int64_t timed;         /**< calls whose duration was measured (the samples) */
   int64_t total_ns;      /**< time spent: the timed calls' sum scaled to all calls */
   int64_t p50_ns;        /**< median duration (compact histogram: within 1/32) */
   int64_t p95_ns;        /**< 95th percentile */
