@@ -141,6 +141,9 @@ struct be_pool {
   const be_driver *driver;
   char *dsn;
   char *name;
+  char *init_sql;          /* connection_init_sql (copied); NULL = none */
+  be_conn_init_fn init_fn; /* connection_init; NULL = none */
+  void *init_ud;
   be_histogram *wait_hist;
   be_query_stats *qstats;  /* attached to every connection */
   be_slowlog *slowlog;     /* attached to every connection; NULL = none */
@@ -256,8 +259,15 @@ be_conn *be__pool_settle_open(be_pool *p, be__pool_slot *s, int rc, int64_t now)
 /* Open a connection into reserved slot s and make it idle (or hand it to
  * the head waiter). mu not held; takes it. */
 int be__pool_open_idle(be_pool *p, be__pool_slot *s, be_error **cause);
-/* The error for a failed open (rc, cause taken): out of memory as such,
- * else BE_E_DB_UNREACHABLE "<pool>: <what>: <cause>". No lock needed. */
+/* What be__pool_open_conn() returns when the connection opened but its
+ * setup (connection_init_sql / connection_init) failed; *cause then holds
+ * the setup error. Never leaves the pool: be__pool_open_error() turns it
+ * into the setup error's own code. */
+#define BE__POOL_SETUP_FAILED (-1000)
+/* The error for a failed open (rc, cause taken): out of memory as such; a
+ * failed setup (BE__POOL_SETUP_FAILED) as the setup error's code,
+ * "<pool>: <what>: connection setup failed: <cause>"; else
+ * BE_E_DB_UNREACHABLE "<pool>: <what>: <cause>". No lock needed. */
 int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *what,
                         be_error **err);
 /* The checked-out slot held longest, or NULL. */
