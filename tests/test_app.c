@@ -396,15 +396,6 @@ static int count_app_conn(be_conn *conn, void *ud, be_error **err) {
   return BE_OK;
 }
 
-static int64_t knob_int(be_conn *c, const char *sql) {
-  be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(&st, c, sql, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
-  int64_t v = be_stmt_column_int64(st, 0);
-  be_stmt_finalize(st);
-  return v;
-}
-
 START_TEST(connection_setup_reaches_every_pooled_connection) {
   _Atomic int calls = 0;
   be_app_options o;
@@ -420,8 +411,8 @@ START_TEST(connection_setup_reaches_every_pooled_connection) {
   be_conn *c[3];
   for (int i = 0; i < 3; i++) {
     ck_assert_int_eq(be_pool_acquire(&c[i], be_app_pool(app), NULL), BE_OK);
-    ck_assert_int_eq(knob_int(c[i], "PRAGMA cache_size"), -777);
-    ck_assert_int_eq(knob_int(c[i], "SELECT count(*) FROM temp.host_scratch"), 0);
+    ck_assert_int_eq(tu_conn_int(c[i], "PRAGMA cache_size"), -777);
+    ck_assert_int_eq(tu_conn_int(c[i], "SELECT count(*) FROM temp.host_scratch"), 0);
   }
   for (int i = 0; i < 3; i++) be_pool_release(be_app_pool(app), c[i]);
   be_pool_stats st = BE_POOL_STATS_INIT;

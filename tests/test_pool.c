@@ -1969,14 +1969,6 @@ static be_pool_options init_opts(const char *dsn, init_seen *is) {
   return o;
 }
 
-static void init_pragma_is(be_conn *c, const char *sql, int64_t want) {
-  be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(&st, c, sql, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
-  ck_assert_int_eq(be_stmt_column_int64(st, 0), want);
-  be_stmt_finalize(st);
-}
-
 START_TEST(connection_init_runs_once_per_new_connection) {
   char *dir = tu_tempdir(), dsn[600];
   snprintf(dsn, sizeof dsn, "%s/init.db", dir);
@@ -1998,8 +1990,8 @@ START_TEST(connection_init_runs_once_per_new_connection) {
   for (int round = 0; round < 3; round++) {
     for (int i = 0; i < 4; i++) {
       ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
-      init_pragma_is(c[i], "SELECT count(*) FROM temp.host_setup", 0);
-      init_pragma_is(c[i], "PRAGMA cache_size", -1234);
+      ck_assert_int_eq(tu_conn_int(c[i], "SELECT count(*) FROM temp.host_setup"), 0);
+      ck_assert_int_eq(tu_conn_int(c[i], "PRAGMA cache_size"), -1234);
     }
     for (int i = 0; i < 4; i++) be_pool_release(p, c[i]);
     ck_assert_int_eq(atomic_load(&is.calls), 4); /* reuse runs nothing */
@@ -2013,7 +2005,7 @@ START_TEST(connection_init_runs_once_per_new_connection) {
   ck_assert_int_eq(be_clock_advance(clk, INT64_C(120000) * 1000000, NULL), BE_OK);
   ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
   ck_assert_int_eq(be_pool_acquire(&c[0], p, NULL), BE_OK);
-  init_pragma_is(c[0], "PRAGMA cache_size", -1234);
+  ck_assert_int_eq(tu_conn_int(c[0], "PRAGMA cache_size"), -1234);
   be_pool_release(p, c[0]);
   be_pool_stats st = BE_POOL_STATS_INIT;
   ck_assert_int_eq(be_pool_stats_get(&st, p, NULL), BE_OK);
