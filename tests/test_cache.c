@@ -2302,13 +2302,13 @@ START_TEST(bounds_hold_exactly_n_entries) {
                                 modes[m]);
           set_range(c, 0, n);
           be_cache_stats st = stats_of(c);
-          QTRUE(st.entries == (uint64_t)n && st.evictions_count + st.evictions_size == 0,
+          QTRUE(st.entries == n && st.evictions_count + st.evictions_size == 0,
                 "n %lld shards %u mode %d bound %d: %llu entries, %llu evicted", (long long)n,
                 shard_counts[b], modes[m], bound, (unsigned long long)st.entries,
                 (unsigned long long)(st.evictions_count + st.evictions_size));
           set_range(c, n, k);
           st = stats_of(c);
-          QTRUE(st.entries == (uint64_t)n, "n %lld: %llu entries after %lld more", (long long)n,
+          QTRUE(st.entries == n, "n %lld: %llu entries after %lld more", (long long)n,
                 (unsigned long long)st.entries, (long long)k);
           QEQ(st.evictions_count + st.evictions_size, (uint64_t)k);
           QEQ(bound == 1 ? st.evictions_size : st.evictions_count, (uint64_t)k);
@@ -2333,10 +2333,10 @@ START_TEST(byte_bound_evicts_only_when_needed) {
       be_cache_stats before = stats_of(c);
       QEQ(be_cache_set(c, k, 8, v, vlen, BE_CACHE_TTL_FOREVER, NULL), BE_OK);
       be_cache_stats after = stats_of(c);
-      QTRUE(after.bytes <= (uint64_t)max_bytes, "bytes %llu over the bound",
+      QTRUE(after.bytes <= max_bytes, "bytes %llu over the bound",
             (unsigned long long)after.bytes);
       if (after.evictions_size > before.evictions_size)
-        QTRUE(before.bytes + (uint64_t)be_cache_charge(8, vlen) > (uint64_t)max_bytes,
+        QTRUE(before.bytes + be_cache_charge(8, vlen) > max_bytes,
               "set %d evicted though %llu + %lld fit", i, (unsigned long long)before.bytes,
               (long long)be_cache_charge(8, vlen));
     }
