@@ -249,7 +249,9 @@ void be__pool_grant_capacity(be_pool *p);
 /* When a connection created at `created` reaches its lifetime (jittered). */
 int64_t be__pool_lifetime_end(be_pool *p, int64_t created);
 /* Open a connection into reserved slot s, with the pool's clock and
- * observers attached (mu not held). *cause gets the error. */
+ * observers attached, then run its setup (connection_init_sql, then
+ * connection_init); mu not held. *cause gets the error; a failed setup
+ * closes the connection and returns BE__POOL_SETUP_FAILED. */
 int be__pool_open_conn(be_pool *p, be__pool_slot *s, be_error **cause);
 /* Account for the open into reserved slot s that returned rc, stamping
  * its creation and lifetime. A failed open frees the slot (and grants its

@@ -2079,6 +2079,27 @@ START_TEST(connection_init_failure_is_typed_and_leaks_nothing) {
   ck_assert_int_eq(atomic_load(&is.calls), 3);
   be_pool_release(p, a);
   be_pool_free(p);
+
+  /* maintenance refilling to min_conns reports the setup's code too */
+  init_seen is2 = {0};
+  o = init_opts(dsn, &is2);
+  atomic_store(&is2.fail_from, 2);
+  is2.set_error = 1;
+  o.max_lifetime_ms = 1000;
+  o.lifetime_jitter_permille = 0;
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 1000000000, 1000000000, NULL), BE_OK);
+  o.clock = clk;
+  ck_assert_int_eq(be_pool_new(&p, &o, NULL), BE_OK);
+  ck_assert_int_eq(be_clock_advance(clk, INT64_C(2000) * 1000000, NULL), BE_OK);
+  e = NULL;
+  ck_assert_int_eq(be_pool_maintain(p, &e), BE_E_VALIDATION);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "connection setup failed"));
+  be_error_free(e);
+  ck_assert_int_eq(be_pool_stats_get(&st, p, NULL), BE_OK);
+  ck_assert_int_eq(st.total, 0);
+  be_pool_free(p);
+  be_clock_free(clk);
   tu_rmdir(dir);
 }
 END_TEST
