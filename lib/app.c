@@ -23,6 +23,7 @@
  *               svc_input.c   client strings, emails, ids, cursors
  *               svc_time.c    wall-clock time, ms <-> ns
  *               svc_schema.c  the services' tables (applied by the wiring)
+ *               svc_catalog.c the services' SQL, expanded with the table prefix
  *                 |
  *   resources   app_resources.c: options, database, pool, cache, clock,
  *                 |              mailer; struct be_app's layout
@@ -43,6 +44,7 @@
 #include "auth.h"
 #include "error.h"
 #include "permission.h"
+#include "svc_catalog.h"
 #include "svc_input.h"
 #include "svc_schema.h"
 #include "svc_sql.h"
@@ -54,12 +56,13 @@ int be_app_options_init(be_app_options *opts, uint32_t version) {
   return BE_OK;
 }
 
-/* libbackend's migrations, then the host's. */
+/* libbackend's migrations, then the host's (each migrator records in its
+ * own table). */
 static int migrate(const be__app_res *res, be_error **err) {
   be_migrator *m = NULL;
   be_conn *conn = NULL;
   int rc = be_migrator_new(&m, err);
-  if (rc == BE_OK) rc = be__svc_schema_register(m, err);
+  if (rc == BE_OK) rc = be__svc_schema_register(m, res->opts.table_prefix, err);
   if (rc == BE_OK) rc = be__svc_acquire(res, &conn, err);
   if (rc == BE_OK) rc = be_migrator_apply(NULL, m, conn, err);
   if (rc == BE_OK && res->opts.host_migrations)
@@ -89,6 +92,7 @@ int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   if (app == NULL) return be__error_oom(err);
   atomic_init(&app->user_gen, 0);
   int rc = be__app_res_open(&app->res, opts, err);
+  if (rc == BE_OK) rc = be__svc_catalog_new(&app->res.sql, app->res.opts.table_prefix, err);
   if (rc == BE_OK) rc = migrate(&app->res, err);
   if (rc == BE_OK) rc = be__audit_open(&app->res, err);
   if (rc == BE_OK) rc = be__perm_new(&app->perm, &app->res, err);
@@ -103,6 +107,7 @@ void be_app_free(be_app *app) {
   if (app == NULL) return;
   be__auth_free(app->auth);
   be__perm_free(app->perm);
+  be__svc_catalog_free(app->res.sql);
   be__app_res_close(&app->res);
   be__free(app);
 }

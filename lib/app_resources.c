@@ -31,6 +31,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "migrate.h"
+#include "storage.h"
 
 #define MIB (INT64_C(1024) * 1024)
 /* Longest time option: about 100 years in ms (times 1e6 still fits int64 ns). */
@@ -100,6 +101,11 @@ static void resolve_storage(checker *c, be_app_options *o) {
     bad(c, "cache_lru_mode", "must be BE_CACHE_LRU_DEFAULT (0), _EXACT (1) or _APPROX (2)");
   i32_opt(c, &o->cache_shard_count, 16, 1, 1024, "cache_shard_count", "must be 1..1024");
   if (o->clock == NULL) o->clock = be_clock_system();
+  if (o->table_prefix == NULL) o->table_prefix = "be_";
+  else if (strnlen(o->table_prefix, BE_APP_TABLE_PREFIX_MAX + 1) > BE_APP_TABLE_PREFIX_MAX ||
+           !be__ident_valid(o->table_prefix))
+    bad(c, "table_prefix",
+        "must be 1..32 bytes: an ASCII letter or '_', then ASCII letters, digits or '_'");
   /* A host version below the minimum that libbackend already applied would
    * be skipped silently as "applied" (and later ones would collide with
    * libbackend's future migrations). */
@@ -255,6 +261,8 @@ int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **er
   res->database = be__strdup(o.database);
   if (res->database == NULL) return be__error_oom(err);
   res->opts.database = res->database;
+  memcpy(res->table_prefix, o.table_prefix, strlen(o.table_prefix) + 1);
+  res->opts.table_prefix = res->table_prefix;
   if (o.audit_key != NULL) {
     memcpy(res->audit_key, o.audit_key, o.audit_key_len);
     res->audit_key_len = o.audit_key_len;

@@ -31,6 +31,11 @@ typedef struct be__app_res {
    * here; NULL when unkeyed); wiped on close. */
   uint8_t audit_key[64];
   size_t audit_key_len;
+  /* The table prefix, copied (opts.table_prefix points here). */
+  char table_prefix[BE_APP_TABLE_PREFIX_MAX + 1];
+  /* The services' SQL with the prefix in it, made and freed by the wiring
+   * (svc_catalog.h; read with be__sql()). */
+  char **sql;
 } be__app_res;
 
 /* Check opts (NULL: all defaults; the version is the caller's to check)

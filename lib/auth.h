@@ -129,13 +129,14 @@ int be__auth_store_password(be__auth *a, be_conn *conn, const be__pw_write *w, i
  * pending reset token of the user. A reset link dies with the credential
  * it would replace -- a password set, changed or reset, a successful
  * login -- and with the address it was mailed to (an email change). */
-int be__auth_consume_resets(be_conn *conn, int64_t user_id, be_error **err);
+int be__auth_consume_resets(const be__app_res *res, be_conn *conn, int64_t user_id,
+                            be_error **err);
 
 /* Inside the caller's write transaction: a disabled account loses every
  * session and every pending reset token (links mailed before the disable
  * must not work after a re-enable: accounts are often disabled after a
  * mailbox takeover). */
-int be__auth_end_access(be_conn *conn, int64_t user_id, be_error **err);
+int be__auth_end_access(const be__app_res *res, be_conn *conn, int64_t user_id, be_error **err);
 
 /* A session as the API shows it (auth_session.c): times in ms since the
  * epoch from the stored ns; it expires at the earlier of its absolute

@@ -272,6 +272,7 @@ BeAppOptions = struct("be_app_options", [
     ("previous_pepper_lens", C.POINTER(C.c_size_t)),
     ("previous_pepper_ids", C.POINTER(C.c_int32)),
     ("previous_pepper_count", C.c_int32),
+    ("table_prefix", C.c_char_p),
     # host knobs
     ("cache_lru_mode", C.c_int32),
     ("cache_shard_count", C.c_int32),
