@@ -6,6 +6,20 @@
 
 #include <unistd.h>
 
+/* Where the library records its migrations (the default table prefix
+ * "be_"), and where the host's (the demo's) go: a record of their own. */
+static const char *const records[] = {"be_schema_migrations", "schema_migrations"};
+
+/* The version a record table holds; 0 when it is missing or empty. */
+static int record_version(int64_t *out, be_conn *conn, const char *table, be_error **err) {
+  be_migrator *m = NULL;
+  int rc = be_migrator_new(&m, err);
+  if (rc == BE_OK) rc = be_migrator_set_table(m, table, err);
+  if (rc == BE_OK) rc = be_migrator_version(out, m, conn, err);
+  be_migrator_free(m);
+  return rc;
+}
+
 /* The library's newest schema version: what an empty in-memory app
  * migrates to. */
 static int library_schema_version(int64_t *out, be_error **err) {
@@ -17,41 +31,48 @@ static int library_schema_version(int64_t *out, be_error **err) {
   be_conn *conn = NULL;
   if (rc == BE_OK) rc = be_pool_acquire(&conn, be_app_pool(app), err);
   if (rc == BE_OK) {
-    rc = be_migrator_current_version(out, conn, err);
+    rc = record_version(out, conn, records[0], err);
     be_pool_release(be_app_pool(app), conn);
   }
   cli_close_app(app);
   return rc;
 }
 
-/* Print the applied migrations (JSON array or lines); *lib_version gets
- * the highest library (non-host) version among them. */
-static int print_applied(int64_t *lib_version, cli_ctx *ctx, be_conn *conn, be_error **err) {
-  *lib_version = 0;
+/* Print the rows of one record table; *n counts rows printed so far. */
+static int print_record(cli_ctx *ctx, be_conn *conn, const char *table, int host, int *n, be_error **err) {
   int64_t current = 0;
-  int rc = be_migrator_current_version(&current, conn, err);
-  if (rc != BE_OK) return rc;
-  if (ctx->json) printf("\"applied\":[");
+  int rc = record_version(&current, conn, table, err);
+  if (rc != BE_OK || current == 0) return rc;
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT version, name, applied_at FROM %s ORDER BY version", table);
   be_stmt *st = NULL;
-  if (current > 0)
-    rc = be_conn_prepare(&st, conn, "SELECT version, name, applied_at FROM schema_migrations ORDER BY version",
-                         err);
-  int n = 0;
-  while (st && (rc = be_stmt_step(st, err)) == BE_ROW) {
+  rc = be_conn_prepare(&st, conn, sql, err);
+  while (rc == BE_OK && (rc = be_stmt_step(st, err)) == BE_ROW) {
     int64_t v = be_stmt_column_int64(st, 0), at = be_stmt_column_int64(st, 2);
     const char *name = be_stmt_column_text(st, 1, NULL);
-    if (v < BE_APP_HOST_MIGRATION_MIN && v > *lib_version) *lib_version = v;
     if (ctx->json) {
-      printf("%s{\"version\":%lld,\"name\":", n++ ? "," : "", (long long)v);
+      printf("%s{\"version\":%lld,\"name\":", (*n)++ ? "," : "", (long long)v);
       cli_json_str(stdout, name);
-      printf(",\"applied_at\":%lld}", (long long)at);
+      printf(",\"applied_at\":%lld,\"host\":%s}", (long long)at, host ? "true" : "false");
     } else {
       printf("  %5lld  %-24s applied at %lld (Unix seconds)%s\n", (long long)v, name ? name : "", (long long)at,
-             v >= BE_APP_HOST_MIGRATION_MIN ? "  [host]" : "");
+             host ? "  [host]" : "");
     }
+    rc = BE_OK;
   }
   if (rc == BE_DONE) rc = BE_OK;
   be_stmt_finalize(st);
+  return rc;
+}
+
+/* Print the applied migrations, the library's then the host's (JSON array
+ * or lines); *lib_version gets the library's record version. */
+static int print_applied(int64_t *lib_version, cli_ctx *ctx, be_conn *conn, be_error **err) {
+  int rc = record_version(lib_version, conn, records[0], err);
+  if (rc != BE_OK) return rc;
+  if (ctx->json) printf("\"applied\":[");
+  int n = 0;
+  for (int i = 0; i < 2 && rc == BE_OK; i++) rc = print_record(ctx, conn, records[i], i == 1, &n, err);
   if (ctx->json) printf("]");
   return rc;
 }
@@ -97,7 +118,7 @@ static int migrate_up(cli_ctx *ctx, int mode, const char *verb) {
     be_conn *conn = NULL;
     int rc = cli_open_conn(&conn, ctx, mode);
     if (rc != 0) return rc;
-    rc = be_migrator_current_version(&before, conn, &err);
+    rc = record_version(&before, conn, records[0], &err);
     be_conn_close(conn);
     if (rc != BE_OK) return cli_fail(ctx, err);
   }
@@ -106,7 +127,7 @@ static int migrate_up(cli_ctx *ctx, int mode, const char *verb) {
   if (rc != 0) return rc;
   be_conn *conn = NULL;
   if ((rc = be_pool_acquire(&conn, be_app_pool(app), &err)) == BE_OK) {
-    rc = be_migrator_current_version(&after, conn, &err);
+    rc = record_version(&after, conn, records[0], &err);
     be_pool_release(be_app_pool(app), conn);
   }
   cli_close_app(app);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The app's resources: options checked and resolved, the database (and
- * its keeper), the pool and the shared cache.
+ * its keeper), the setup connection, the pool and the shared cache.
  *
  * ":memory:" with the SQLite driver. Every SQLite connection to ":memory:"
  * is its own empty database, so a pool of them would scatter the tables.
@@ -27,10 +27,13 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
 #include "migrate.h"
+#include "sqlite.h"
 #include "storage.h"
 
 #define MIB (INT64_C(1024) * 1024)
@@ -269,15 +272,48 @@ int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **er
     res->opts.audit_key = res->audit_key;
   }
   rc = make_dsn(res, err);
-  if (rc == BE_OK) rc = open_pool(res, err);
-  res->opts.connection_init_sql = NULL; /* the pool keeps its own copy */
   if (rc == BE_OK) rc = open_cache(res, err);
+  return rc;
+}
+
+/* 1 when the SQLite DSN is a plain file path (not a URI, not memory). */
+static int plain_path(const char *dsn) {
+  return dsn[0] != '\0' && strcmp(dsn, ":memory:") != 0 && strncmp(dsn, "file:", 5) != 0;
+}
+
+int be__app_res_setup_conn(be__app_res *res, be_conn **out, be_error **err) {
+  *out = NULL;
+  int rc = be__sqlite_driver_keep_journal(&res->setup_driver, res->opts.driver, err);
+  if (rc != BE_OK) return rc;
+  struct stat st;
+  res->setup_creates = res->setup_driver != NULL && plain_path(res->dsn) && stat(res->dsn, &st) != 0;
+  const be_driver *d = res->setup_driver ? res->setup_driver : res->opts.driver;
+  return be_conn_open(out, d, res->dsn, err);
+}
+
+void be__app_res_setup_close(be__app_res *res, be_conn *conn, int failed) {
+  be_conn_close(conn);
+  be_sqlite_driver_free(res->setup_driver);
+  res->setup_driver = NULL;
+  /* a failed open leaves no file it created (still empty: its setup
+   * transaction rolled back) */
+  struct stat st;
+  if (failed && res->setup_creates && stat(res->dsn, &st) == 0 && S_ISREG(st.st_mode) &&
+      st.st_size == 0)
+    unlink(res->dsn);
+  res->setup_creates = 0;
+}
+
+int be__app_res_open_pool(be__app_res *res, be_error **err) {
+  int rc = open_pool(res, err);
+  res->opts.connection_init_sql = NULL; /* the pool keeps its own copy */
   return rc;
 }
 
 void be__app_res_close(be__app_res *res) {
   be_cache_free(res->cache);
   be_pool_free(res->pool);
+  be_sqlite_driver_free(res->setup_driver);
   be_conn_close(res->keeper);
   be__free(res->dsn);
   be__free(res->database);

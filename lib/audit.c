@@ -290,16 +290,16 @@ static int key_open_tx(be_conn *c, void *ud, be_error **err) {
   return be__svc_exec(c, NULL, err, be__sql(res, BE__SQL_AUDIT_KEY_INSERT), "ih", head + 1, check);
 }
 
-int be__audit_open(const be__app_res *res, be_error **err) {
+int be__audit_open(const be__app_res *res, be_conn *conn, be_error **err) {
   if (res->audit_key_len == 0) {
-    int rc = be__svc_first_pooled(res, NULL, NULL, err, be__sql(res, BE__SQL_AUDIT_KEY_EXISTS), "");
+    int rc = be__svc_first(conn, NULL, NULL, err, be__sql(res, BE__SQL_AUDIT_KEY_EXISTS), "");
     if (rc == BE_ROW)
       return be__error_field(err, "audit_key",
                              "is required: this database's audit log is keyed");
     return rc < 0 ? rc : BE_OK;
   }
   key_open o = {{res, 0, 0, 0}, res->opts.audit_key_adopt == 1, 0};
-  int rc = be__svc_write(res, key_open_tx, &o, err);
+  int rc = key_open_tx(conn, &o, err);
   if (rc != BE_OK) return rc;
   if (o.problem == KEY_WRONG)
     return be__error_field(err, "audit_key",

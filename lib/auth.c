@@ -161,12 +161,16 @@ static int dummy_current(be__auth *a, be_error **err) {
   return rc == BE_OK ? be__pw_dummy_follow(a, ops, mem, err) : rc;
 }
 
+int be__auth_check_options(const be_app_options *o, be_error **err) {
+  if (o->pwhash_memlimit > SIZE_MAX) return be__error_field(err, "pwhash_memlimit", "is too large");
+  return be__pw_check_params((unsigned long long)o->pwhash_opslimit, (size_t)o->pwhash_memlimit,
+                             o->insecure_test_hashing != 0, err);
+}
+
 int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
   *out = NULL;
   const be_app_options *o = &res->opts;
-  if (o->pwhash_memlimit > SIZE_MAX) return be__error_field(err, "pwhash_memlimit", "is too large");
-  int rc = be__pw_check_params((unsigned long long)o->pwhash_opslimit, (size_t)o->pwhash_memlimit,
-                               o->insecure_test_hashing != 0, err);
+  int rc = be__auth_check_options(o, err);
   if (rc != BE_OK) return rc;
   be__auth *a = be__calloc(1, sizeof *a);
   if (a == NULL) return be__error_oom(err);

@@ -74,9 +74,14 @@ struct be__auth {
   int locks_ready; /* the mutexes and lock above are initialised */
 };
 
+/* The resolved options' password hashing parameters: argon2id below
+ * OWASP's minimum is refused unless insecure_test_hashing is set. The
+ * wiring checks this before it touches the database. */
+int be__auth_check_options(const be_app_options *o, be_error **err);
+
 /* Make the auth service's state from the app's resources (the wiring,
- * app.c, does); refuses argon2id parameters below OWASP's minimum unless
- * insecure_test_hashing is set. be__auth_free(NULL) is a no-op. */
+ * app.c, does); checks the options as be__auth_check_options().
+ * be__auth_free(NULL) is a no-op. */
 int be__auth_new(be__auth **out, const be__app_res *res, be_error **err);
 void be__auth_free(be__auth *auth);
 

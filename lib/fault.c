@@ -113,8 +113,9 @@ static int gate(fconn *c, int op, be_error **err) {
 #define STMT(p) ((fstmt *)(p))
 #define INNER(c) ((c)->f->inner)
 
-static int fd_open(void **out, const char *dsn, void *driver_data, be_error **err) {
-  be_fault *f = driver_data;
+/* An open (counted as BE_FAULT_OP_OPEN either way) through the inner
+ * driver's open, or its open_existing when `existing`. */
+static int fault_open(void **out, const char *dsn, be_fault *f, int existing, be_error **err) {
   *out = NULL;
   int64_t k;
   int32_t code = decide(f, BE_FAULT_OP_OPEN, &k);
@@ -123,13 +124,22 @@ static int fd_open(void **out, const char *dsn, void *driver_data, be_error **er
   if (c == NULL) return be__error_oom(err);
   c->f = f;
   c->epoch = atomic_load(&f->epoch);
-  int rc = f->inner->open(&c->inner, dsn, f->inner->driver_data, err);
+  be__open_fn open = existing ? be__driver_open_existing(f->inner) : f->inner->open;
+  int rc = open(&c->inner, dsn, f->inner->driver_data, err);
   if (rc != BE_OK) {
     be__free(c);
     return rc;
   }
   *out = c;
   return BE_OK;
+}
+
+static int fd_open(void **out, const char *dsn, void *driver_data, be_error **err) {
+  return fault_open(out, dsn, driver_data, 0, err);
+}
+
+static int fd_open_existing(void **out, const char *dsn, void *driver_data, be_error **err) {
+  return fault_open(out, dsn, driver_data, 1, err);
 }
 
 static void fd_close(void *conn) {
@@ -324,6 +334,7 @@ static const be_driver template = {
   .in_transaction = fd_in_transaction,
   .next_statement = fd_next_statement,
   .table_exists = fd_table_exists,
+  .open_existing = fd_open_existing,
 };
 
 int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_driver *inner,
@@ -350,6 +361,7 @@ int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_d
   /* absent from the inner driver (or a version-1 table): absent here too */
   if (be__driver_next_statement(inner) == NULL) f->drv.next_statement = NULL;
   if (be__driver_table_exists(inner) == NULL) f->drv.table_exists = NULL;
+  if (be__driver_open_existing(inner) == NULL) f->drv.open_existing = NULL;
   *out_driver = &f->drv;
   *out_fault = f;
   return BE_OK;

@@ -307,11 +307,9 @@ static int fail_version(be_error **err, const migration *mg, be_error *cause, in
   return r;
 }
 
-int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error **err) {
-  if (out_version) *out_version = 0;
-  if (m == NULL || c == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: NULL argument");
-  if (be_conn_in_transaction(c))
-    return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: the connection is in a transaction");
+/* Apply what is missing; each migration in a transaction of its own (a
+ * savepoint when c is in one already). */
+static int apply_all(int64_t *out_version, be_migrator *m, be_conn *c, be_error **err) {
   record_sql q;
   record_sql_make(&q, c, m->table);
   int rc = be_conn_exec(c, q.create, err);
@@ -351,4 +349,18 @@ int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error
     }
   }
   return rc;
+}
+
+int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error **err) {
+  if (out_version) *out_version = 0;
+  if (m == NULL || c == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: NULL argument");
+  if (be_conn_in_transaction(c))
+    return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: the connection is in a transaction");
+  return apply_all(out_version, m, c, err);
+}
+
+int be__migrator_apply_in_tx(be_migrator *m, be_conn *c, be_error **err) {
+  if (!be_conn_in_transaction(c))
+    return be__error_set(err, BE_E_MISUSE, "be__migrator_apply_in_tx: no transaction is open");
+  return apply_all(NULL, m, c, err);
 }

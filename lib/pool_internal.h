@@ -54,6 +54,7 @@
 #include <backend/slowlog.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define BE__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -140,6 +141,9 @@ struct be_pool {
   void *leak_ud;
   const be_driver *driver;
   char *dsn;
+  /* set once a connection opened: later opens go through the driver's
+   * open_existing, so a database that vanished is not created anew */
+  atomic_int opened_once;
   char *name;
   char *init_sql;          /* connection_init_sql (copied); NULL = none */
   be_conn_init_fn init_fn; /* connection_init; NULL = none */
@@ -266,10 +270,12 @@ int be__pool_open_idle(be_pool *p, be__pool_slot *s, be_error **cause);
  * the setup error. Never leaves the pool: be__pool_open_error() turns it
  * into the setup error's own code. */
 #define BE__POOL_SETUP_FAILED (-1000)
-/* The error for a failed open (rc, cause taken): out of memory as such; a
- * failed setup (BE__POOL_SETUP_FAILED) as the setup error's code,
- * "<pool>: <what>: connection setup failed: <cause>"; else
- * BE_E_DB_UNREACHABLE "<pool>: <what>: <cause>". No lock needed. */
+/* The error for a failed open (rc, cause taken): out of memory as such;
+ * a failed setup (BE__POOL_SETUP_FAILED) as the setup error's code,
+ * "<pool>: <what>: connection setup failed: <cause>"; a locked database
+ * BE_E_BUSY and something that is not a usable database BE_E_STORAGE;
+ * else BE_E_DB_UNREACHABLE; the message is "<pool>: <what>: <cause's
+ * message>". No lock needed. */
 int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *what,
                         be_error **err);
 /* The checked-out slot held longest, or NULL. */

@@ -277,7 +277,14 @@ static const char *missing_fn(const be_driver *d) {
 
 /* ---- connections ---- */
 
-int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_error **err) {
+/* The codes a failed open keeps; any other becomes BE_E_DB_UNREACHABLE. */
+static int open_code_kept(int rc) {
+  return rc == BE_E_NOMEM || rc == BE_E_MISUSE || rc == BE_E_DB_UNREACHABLE || rc == BE_E_BUSY ||
+         rc == BE_E_STORAGE;
+}
+
+static int conn_open(be_conn **out, const be_driver *driver, const char *dsn, int existing,
+                     be_error **err) {
   if (out == NULL || driver == NULL || dsn == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_conn_open: NULL argument");
   *out = NULL;
@@ -300,18 +307,28 @@ int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_err
   }
 
   be_error *cause = NULL;
-  int rc = driver->open(&c->native, dsn, driver->driver_data, err ? &cause : NULL);
+  be__open_fn open = existing ? be__driver_open_existing(driver) : NULL;
+  if (open == NULL) open = driver->open;
+  int rc = open(&c->native, dsn, driver->driver_data, err ? &cause : NULL);
   if (rc != BE_OK) {
     be__free(c->buckets);
     be__free(c);
-    if (rc == BE_E_NOMEM || rc == BE_E_MISUSE || rc == BE_E_DB_UNREACHABLE)
-      return err ? be__error_give(err, cause) : rc;
+    if (open_code_kept(rc)) return err ? be__error_give(err, cause) : rc;
     return be__error_wrap(err, BE_E_DB_UNREACHABLE, cause, "could not open a %s connection: %s",
                           driver->name ? driver->name : "database",
                           cause ? be_error_message(cause) : be_strerror(rc));
   }
   *out = c;
   return BE_OK;
+}
+
+int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_error **err) {
+  return conn_open(out, driver, dsn, 0, err);
+}
+
+int be__conn_open_existing(be_conn **out, const be_driver *driver, const char *dsn,
+                           be_error **err) {
+  return conn_open(out, driver, dsn, 1, err);
 }
 
 void be_conn_close(be_conn *c) {
@@ -697,7 +714,7 @@ void be__conn_doom_tx(be_conn *c) { c->tx_doomed = 1; }
 int32_t be__conn_tx_doomed(const be_conn *c) { return c->tx_doomed; }
 const char *be__stmt_sql(const be_stmt *s) { return s->sql; }
 
-/* ---- the optional operations of version-2 driver tables ---- */
+/* ---- the optional operations of version-2 and version-3 driver tables ---- */
 
 be__next_statement_fn be__driver_next_statement(const be_driver *d) {
   return d && d->version >= 2 ? d->next_statement : NULL;
@@ -705,6 +722,10 @@ be__next_statement_fn be__driver_next_statement(const be_driver *d) {
 
 be__table_exists_fn be__driver_table_exists(const be_driver *d) {
   return d && d->version >= 2 ? d->table_exists : NULL;
+}
+
+be__open_fn be__driver_open_existing(const be_driver *d) {
+  return d && d->version >= 3 ? d->open_existing : NULL;
 }
 
 int be__conn_splits_scripts(const be_conn *c) {

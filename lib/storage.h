@@ -113,6 +113,15 @@ typedef int (*be__table_exists_fn)(void *conn, int32_t *out_exists, const char *
                                    be_error **err);
 be__next_statement_fn be__driver_next_statement(const be_driver *driver);
 be__table_exists_fn be__driver_table_exists(const be_driver *driver);
+/* Version 3's open_existing: NULL for older tables or when left out. */
+typedef int (*be__open_fn)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
+be__open_fn be__driver_open_existing(const be_driver *driver);
+
+/* be_conn_open() through the driver's open_existing (its open when it has
+ * none): a database that does not exist is not created. Errors as
+ * be_conn_open(). */
+int be__conn_open_existing(be_conn **out, const be_driver *driver, const char *dsn,
+                           be_error **err);
 
 /* 1 when the connection's driver splits scripts into statements
  * (be_driver.next_statement). */

@@ -858,6 +858,222 @@ START_TEST(cache_recency_mode_and_shards_are_options) {
 }
 END_TEST
 
+/* ---- an open that fails changes nothing ---- */
+
+/* be_app_new(o) fails with code (and field, when not NULL) and leaves the
+ * database at path as it was: same bytes, no journal or WAL file left
+ * behind (the journal mode is in the bytes; tu_journal_mode() reads it
+ * once the other program holds no lock). */
+static void expect_open_changes_nothing(const be_app_options *o, const char *path, int32_t code,
+                                        const char *field) {
+  size_t n0 = 0, n1 = 0;
+  unsigned char *before = tu_read_file(path, &n0);
+  ck_assert_ptr_nonnull(before);
+  be_app *app = NULL;
+  be_error *e = NULL;
+  svc_expect_field(be_app_new(&app, o, &e), &e, code, field);
+  ck_assert_ptr_null(app);
+  unsigned char *after = tu_read_file(path, &n1);
+  ck_assert_uint_eq(n0, n1);
+  ck_assert_msg(memcmp(before, after, n0) == 0, "a failed open changed the file");
+  ck_assert(!tu_exists_with(path, "-wal"));
+  ck_assert(!tu_exists_with(path, "-shm"));
+  ck_assert(!tu_exists_with(path, "-journal"));
+  free(before);
+  free(after);
+}
+
+/* Another program's database (rollback journal) and an app open that
+ * fails at each point it can: the file is exactly as it was. */
+START_TEST(failed_open_leaves_another_programs_database_alone) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/theirs.db", dir);
+  tu_make_foreign_db(path);
+  be_app_options o;
+  svc_fast_options(&o, path);
+
+  /* an option refused only by the auth service (argon2id below OWASP) */
+  o.insecure_test_hashing = 0;
+  expect_open_changes_nothing(&o, path, BE_E_VALIDATION, "pwhash_memlimit");
+  ck_assert_str_eq(tu_journal_mode(path), "delete");
+  o.insecure_test_hashing = 1;
+
+  /* a host migration that fails after libbackend's applied theirs */
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 1000, "ok", "CREATE TABLE posts(id INTEGER)", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 1001, "clash", "CREATE TABLE notes(x)", NULL), BE_OK);
+  o.host_migrations = m;
+  expect_open_changes_nothing(&o, path, BE_E_STORAGE, NULL);
+  ck_assert_str_eq(tu_journal_mode(path), "delete");
+  be_error *e = NULL;
+  ck_assert_int_eq(be_app_new(&(be_app *){NULL}, &o, &e), BE_E_STORAGE);
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "already exists"); /* SQLite's words: the cause only */
+  be_error_free(e);
+  o.host_migrations = NULL;
+
+  /* locked by the other program: busy (not unreachable) in rollback mode */
+  be_sqlite_options so = BE_SQLITE_OPTIONS_INIT;
+  so.busy_timeout_ms = 50;
+  be_driver *drv = NULL;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &so, NULL), BE_OK);
+  o.driver = drv;
+  sqlite3 *other = tu_raw_open(path);
+  tu_raw_exec(other, "BEGIN EXCLUSIVE; SELECT count(*) FROM notes");
+  expect_open_changes_nothing(&o, path, BE_E_BUSY, NULL);
+  tu_raw_exec(other, "ROLLBACK; BEGIN IMMEDIATE; SELECT count(*) FROM notes");
+  expect_open_changes_nothing(&o, path, BE_E_BUSY, NULL);
+  tu_raw_exec(other, "ROLLBACK");
+  sqlite3_close(other);
+  ck_assert_str_eq(tu_journal_mode(path), "delete");
+
+  /* the audit key of an app that used the file before (with the rollback
+   * journal), refused: the other key's check writes nothing */
+  be_sqlite_options keep = BE_SQLITE_OPTIONS_INIT;
+  keep.journal_mode = BE_SQLITE_JOURNAL_DELETE;
+  be_driver *delete_drv = NULL;
+  ck_assert_int_eq(be_sqlite_driver_new(&delete_drv, &keep, NULL), BE_OK);
+  uint8_t k1[32] = {1}, k2[32] = {2};
+  o.driver = delete_drv;
+  o.audit_key = k1;
+  o.audit_key_len = sizeof k1;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  be_app_free(app);
+  ck_assert_str_eq(tu_journal_mode(path), "delete");
+  o.driver = NULL; /* the default: WAL, which must not be switched on */
+  o.audit_key = k2;
+  expect_open_changes_nothing(&o, path, BE_E_VALIDATION, "audit_key");
+  ck_assert_str_eq(tu_journal_mode(path), "delete");
+
+  /* and an open that succeeds switches to WAL, the other program's rows kept */
+  o.audit_key = k1;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM notes"), 200);
+  be_app_free(app);
+  ck_assert_str_eq(tu_journal_mode(path), "wal");
+  be_migrator_free(m);
+  be_sqlite_driver_free(drv);
+  be_sqlite_driver_free(delete_drv);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* A failed open at a path where no database was leaves no file there. */
+START_TEST(failed_open_creates_no_database) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/new.db", dir);
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(m, 1000, "broken", "CREATE TABLE nope (", NULL), BE_OK);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  o.host_migrations = m;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_E_STORAGE);
+  ck_assert(!tu_exists(path));
+  ck_assert(!tu_exists_with(path, "-journal"));
+  o.insecure_test_hashing = 0; /* refused before anything is opened */
+  o.host_migrations = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_E_VALIDATION);
+  ck_assert(!tu_exists(path));
+  /* an empty file that was there before stays */
+  tu_write_file(path, "", 0);
+  o.insecure_test_hashing = 1;
+  o.host_migrations = m;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_E_STORAGE);
+  ck_assert(tu_exists(path));
+  be_migrator_free(m);
+  tu_rmdir(dir);
+}
+END_TEST
+
+START_TEST(unusable_file_fails_the_open_permanently) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/junk.db", dir);
+  char junk[4096];
+  for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)(i * 7 + 3);
+  tu_write_file(path, junk, sizeof junk);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  be_app *app = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, &e), BE_E_STORAGE);
+  ck_assert_int_eq(be_error_is_retryable(e), 0);
+  ck_assert_int_eq(be_error_http_status(e), 500);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), path));
+  be_error_free(e);
+  size_t n = 0;
+  unsigned char *after = tu_read_file(path, &n);
+  ck_assert_uint_eq(n, sizeof junk);
+  ck_assert_int_eq(memcmp(after, junk, n), 0);
+  free(after);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* ---- a database that disappears under a running app ---- */
+
+static void vanish_under_app(tu_gone_how how) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/app.db", dir);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  o.pool_min = 2;
+  o.pool_max = 4;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  svc_user(app, "before@x.io", "Before");
+  tu_make_gone(path, dir, how);
+  /* every write fails with a typed error; none is acknowledged into a
+   * file nobody can see */
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "after@x.io";
+  in.name = "After";
+  for (int i = 0; i < 6; i++) {
+    be_error *e = NULL;
+    int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
+    ck_assert_msg(rc == BE_E_CONN_LOST || rc == BE_E_DB_UNREACHABLE || rc == BE_E_STORAGE,
+                  "write %d after the file went: rc %d (%s)", i, rc, be_error_message(e));
+    if (how != TU_GONE_REPLACED) ck_assert(rc == BE_E_CONN_LOST || rc == BE_E_DB_UNREACHABLE);
+    be_error_free(e);
+  }
+  ck_assert_int_ne(be_pool_maintain(be_app_pool(app), NULL), BE_E_POOL_CLOSED);
+  /* nothing created where the database was; the replacement untouched */
+  if (how == TU_GONE_REPLACED) {
+    sqlite3 *db = tu_raw_open(path);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 1); /* its notes table, nothing of ours */
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  } else {
+    ck_assert(!tu_exists(path));
+  }
+  be_pool_stats st = BE_POOL_STATS_INIT;
+  ck_assert_int_eq(be_pool_stats_get(&st, be_app_pool(app), NULL), BE_OK);
+  ck_assert_int_eq(st.in_use, 0);
+  ck_assert_int_eq(st.waiting, 0);
+  be_app_free(app);
+  if (how != TU_GONE_REPLACED) ck_assert(!tu_exists(path));
+  tu_rmdir(dir);
+}
+
+START_TEST(deleted_database_fails_writes) { vanish_under_app(TU_GONE_DELETED); }
+END_TEST
+
+START_TEST(renamed_database_fails_writes) { vanish_under_app(TU_GONE_RENAMED); }
+END_TEST
+
+START_TEST(replaced_database_fails_writes_and_is_not_migrated) { vanish_under_app(TU_GONE_REPLACED); }
+END_TEST
+
 static Suite *app_suite(void) {
   be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL);
   Suite *s = suite_create("app");
@@ -876,6 +1092,12 @@ static Suite *app_suite(void) {
   tcase_add_test(tc, two_prefixes_share_one_file);
   tcase_add_test(tc, default_prefix_and_bounds);
   tcase_add_test(tc, bad_prefixes_are_refused_before_anything_is_made);
+  tcase_add_test(tc, failed_open_leaves_another_programs_database_alone);
+  tcase_add_test(tc, failed_open_creates_no_database);
+  tcase_add_test(tc, unusable_file_fails_the_open_permanently);
+  tcase_add_test(tc, deleted_database_fails_writes);
+  tcase_add_test(tc, renamed_database_fails_writes);
+  tcase_add_test(tc, replaced_database_fails_writes_and_is_not_migrated);
   tcase_add_test(tc, connection_setup_reaches_every_pooled_connection);
   tcase_add_test(tc, cache_recency_mode_and_shards_are_options);
   suite_add_tcase(s, tc);

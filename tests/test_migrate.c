@@ -117,7 +117,7 @@ START_TEST(failure_keeps_previous_version) {
   ck_assert_int_eq(be_migrator_apply(&v, m, c, &e), BE_E_STORAGE);
   ck_assert_int_eq(v, 3);
   ck_assert_ptr_nonnull(strstr(be_error_message(e), "migration 4 (broken) failed"));
-  ck_assert_ptr_nonnull(strstr(be_error_message(e), "no such table"));
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "no such table");
   ck_assert_int_eq(be_error_field_count(e), 1);
   ck_assert_str_eq(be_error_field_name(e, 0), "version");
   ck_assert_str_eq(be_error_field_message(e, 0), "4");
@@ -300,7 +300,7 @@ START_TEST(version_1_driver_table_still_works) {
   /* SQLite has no information_schema: the standard catalog query fails
    * there, and answers once a database provides the table */
   ck_assert_int_eq(be_migrator_current_version(&v, c, &e), BE_E_STORAGE);
-  ck_assert_ptr_nonnull(strstr(be_error_message(e), "information_schema"));
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "information_schema");
   be_error_free(e);
   ck_assert_int_eq(be_conn_exec(c, "ATTACH ':memory:' AS information_schema; "
                                    "CREATE TABLE information_schema.tables(table_name TEXT); "

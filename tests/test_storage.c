@@ -304,6 +304,8 @@ static void expect_constraint(be_conn *c, const char *sql, int32_t code, int64_t
   ck_assert_int_eq(be_error_driver_code(cause), ext);
   ck_assert_int_eq(be_error_driver_code(e), ext);
   ck_assert_ptr_nonnull(strstr(be_error_message(cause), "constraint failed"));
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "constraint failed");
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "constraint was violated"));
   ck_assert_int_eq(be_error_is_retryable(e), 0);
   be_error_free(e);
 }
@@ -349,6 +351,8 @@ START_TEST(syntax_and_misuse_errors) {
   ck_assert_int_eq(be_conn_prepare(&s, c, "SELEKT 1", &e), BE_E_STORAGE);
   ck_assert_ptr_null(s);
   ck_assert_ptr_nonnull(strstr(be_error_message(be_error_cause(e)), "syntax error"));
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "syntax error");
+  ck_assert_str_eq(be_error_message(e), "sqlite prepare failed: the database refused the SQL statement");
   ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_ERROR);
   be_error_free(e);
   ck_assert_int_eq(be_conn_prepare(&s, c, "   ", NULL), BE_E_MISUSE);
@@ -367,7 +371,7 @@ START_TEST(syntax_and_misuse_errors) {
   ck_assert_int_eq(be_stmt_bind_null(NULL, 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_conn_exec(c, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_conn_exec(c, "SELECT * FROM nosuch", &e), BE_E_STORAGE);
-  ck_assert_ptr_nonnull(strstr(be_error_message(e), "no such table"));
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "no such table");
   be_error_free(e);
   ck_assert_int_eq(be_conn_begin(c, 7, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_stmt_column_count(NULL), 0);
@@ -398,7 +402,7 @@ START_TEST(open_errors) {
         "................................................................",
         fp);
   fclose(fp);
-  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, &e), BE_E_STORAGE);
   ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_NOTADB);
   be_error_free(e);
 
@@ -427,7 +431,7 @@ static size_t first_statement(be_conn *c, const char *script) {
  * own lexer and answers whether a table exists. */
 START_TEST(driver_splits_scripts_and_knows_tables) {
   be_conn *c = open_mem();
-  ck_assert_int_eq(be_sqlite_driver()->version, 2);
+  ck_assert_int_eq(be_sqlite_driver()->version, 3);
   ck_assert_int_eq(be__conn_splits_scripts(c), 1);
   ck_assert_uint_eq(first_statement(c, "SELECT 1; SELECT 2;"), 9);
   ck_assert_uint_eq(first_statement(c, "SELECT ';'; SELECT 2"), 11);
@@ -954,6 +958,269 @@ START_TEST(allocation_failures_do_not_leak) {
 }
 END_TEST
 
+/* ---- failed opens: classified, the path named, nothing written ---- */
+
+/* A short busy timeout, the default journal mode (WAL). */
+static be_driver *short_busy_driver(int32_t journal_mode) {
+  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
+  o.busy_timeout_ms = 50;
+  o.journal_mode = journal_mode;
+  be_driver *d = NULL;
+  ck_assert_int_eq(be_sqlite_driver_new(&d, &o, NULL), BE_OK);
+  return d;
+}
+
+/* Opening path fails with code, names the path in a detail that holds
+ * `why` and none of SQLite's words, and leaves the file's bytes alone. */
+static void expect_open_fails(const be_driver *d, const char *path, int32_t code, const char *why) {
+  size_t before_len = 0, after_len = 0;
+  unsigned char *before = tu_read_file(path, &before_len);
+  int had_wal = tu_exists_with(path, "-wal"), had_journal = tu_exists_with(path, "-journal");
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_open(&c, d, path, &e), code);
+  ck_assert_ptr_null(c);
+  ck_assert_int_eq(be_error_code(e), code);
+  ck_assert_msg(strstr(be_error_message(e), path) != NULL, "detail does not name the path: %s",
+                be_error_message(e));
+  ck_assert_msg(strstr(be_error_message(e), why) != NULL, "detail: %s", be_error_message(e));
+  const be_error *cause = be_error_cause(e);
+  ck_assert_ptr_nonnull(cause);
+  ck_assert_int_ne(be_error_driver_code(cause), 0);
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, be_error_message(cause));
+  be_error_free(e);
+  unsigned char *after = tu_read_file(path, &after_len);
+  ck_assert_uint_eq(before_len, after_len);
+  if (before) ck_assert_int_eq(memcmp(before, after, before_len), 0);
+  else ck_assert_ptr_null(after);
+  ck_assert_int_eq(tu_exists_with(path, "-wal"), had_wal);
+  ck_assert_int_eq(tu_exists_with(path, "-journal"), had_journal);
+  free(before);
+  free(after);
+}
+
+/* Random bytes, an encrypted-looking copy of a real database and
+ * truncated ones are permanent errors, not the retryable 503. */
+START_TEST(unusable_files_are_permanent_errors) {
+  unsigned char junk[8192];
+  uint32_t x = 2463534242u;
+  for (size_t i = 0; i < sizeof junk; i++) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    junk[i] = (unsigned char)x;
+  }
+  tu_write_file(dbpath, junk, sizeof junk);
+  expect_open_fails(be_sqlite_driver(), dbpath, BE_E_STORAGE, "not an SQLite database");
+  ck_assert_int_eq(be_code_is_retryable(BE_E_STORAGE), 0);
+
+  char real[600], enc[600], cut[600], cut_page[600];
+  snprintf(real, sizeof real, "%s/real.db", tmpdir);
+  tu_make_foreign_db(real);
+  size_t n = 0;
+  unsigned char *b = tu_read_file(real, &n);
+  ck_assert_uint_gt(n, 3 * 4096);
+  /* "encrypted": the same pages under a keystream, header included */
+  unsigned char *x2 = malloc(n);
+  for (size_t i = 0; i < n; i++) x2[i] = b[i] ^ junk[i % sizeof junk];
+  snprintf(enc, sizeof enc, "%s/enc.db", tmpdir);
+  tu_write_file(enc, x2, n);
+  expect_open_fails(be_sqlite_driver(), enc, BE_E_STORAGE, "or it is encrypted");
+  snprintf(cut, sizeof cut, "%s/cut.db", tmpdir);
+  tu_write_file(cut, b, 1000); /* inside page 1 */
+  expect_open_fails(be_sqlite_driver(), cut, BE_E_STORAGE, "corrupt");
+  snprintf(cut_page, sizeof cut_page, "%s/cut2.db", tmpdir);
+  tu_write_file(cut_page, b, 2 * 4096); /* whole pages missing at the end */
+  expect_open_fails(be_sqlite_driver(), cut_page, BE_E_STORAGE, "corrupt");
+  free(x2);
+  free(b);
+}
+END_TEST
+
+/* A locked database is BE_E_BUSY (retryable) in both journal modes, and
+ * the open writes nothing, the journal mode included. */
+START_TEST(locked_database_is_busy_in_both_journal_modes) {
+  be_driver *d = short_busy_driver(BE_SQLITE_JOURNAL_WAL);
+  tu_make_foreign_db(dbpath);
+  /* rollback journal, the other program writing: the probe waits, then busy */
+  sqlite3 *other = tu_raw_open(dbpath);
+  tu_raw_exec(other, "BEGIN EXCLUSIVE; INSERT INTO notes(body) VALUES ('x')");
+  expect_open_fails(d, dbpath, BE_E_BUSY, "holds a lock");
+  ck_assert_int_eq(be_code_is_retryable(BE_E_BUSY), 1);
+  tu_raw_exec(other, "ROLLBACK");
+  /* holding the write lock only (readers allowed): switching to WAL would
+   * write, and waits, then busy */
+  tu_raw_exec(other, "BEGIN IMMEDIATE; INSERT INTO notes(body) VALUES ('x')");
+  expect_open_fails(d, dbpath, BE_E_BUSY, "holds a lock");
+  tu_raw_exec(other, "ROLLBACK");
+  sqlite3_close(other);
+  ck_assert_str_eq(tu_journal_mode(dbpath), "delete");
+
+  /* WAL: opening writes nothing and succeeds; the first write is busy */
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, d, dbpath, NULL), BE_OK);
+  be_conn_close(c);
+  ck_assert_str_eq(tu_journal_mode(dbpath), "wal");
+  other = tu_raw_open(dbpath);
+  tu_raw_exec(other, "BEGIN IMMEDIATE; INSERT INTO notes(body) VALUES ('x')");
+  ck_assert_int_eq(be_conn_open(&c, d, dbpath, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_IMMEDIATE, &e), BE_E_BUSY);
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "database is locked");
+  be_error_free(e);
+  be_conn_close(c);
+  tu_raw_exec(other, "ROLLBACK");
+  sqlite3_close(other);
+  be_sqlite_driver_free(d);
+}
+END_TEST
+
+/* The checks of a failed open that permissions decide, run as a user
+ * the permissions bind (root ignores them). */
+typedef struct perm_paths {
+  char rofile[700], rodir_db[700], hidden_db[700], new_db[700];
+} perm_paths;
+
+/* 0 when opening path fails with code and a detail naming path and why. */
+static int open_fails_with(const char *path, int32_t code, const char *why) {
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  int rc = be_conn_open(&c, be_sqlite_driver(), path, &e);
+  const char *msg = be_error_message(e);
+  int bad = rc != code || msg == NULL || strstr(msg, path) == NULL || strstr(msg, why) == NULL;
+  if (bad) fprintf(stderr, "open %s: rc %d, want %d with \"%s\": %s\n", path, rc, code, why, msg);
+  be_error_free(e);
+  be_conn_close(c);
+  return bad;
+}
+
+static int permission_checks(void *arg) {
+  perm_paths *p = arg;
+  int bad = open_fails_with(p->rofile, BE_E_DB_UNREACHABLE, "read-only (no write permission)");
+  bad |= open_fails_with(p->rodir_db, BE_E_DB_UNREACHABLE, "directory is read-only");
+  bad |= open_fails_with(p->hidden_db, BE_E_DB_UNREACHABLE, "permission denied");
+  bad |= open_fails_with(p->new_db, BE_E_DB_UNREACHABLE, "directory is not writable");
+  return bad;
+}
+
+static void make_dir(const char *path, mode_t mode) {
+  ck_assert_int_eq(mkdir(path, 0755), 0);
+  if (geteuid() == 0) ck_assert_int_eq(chown(path, 0, 0), 0);
+  ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+/* A copy of a database that the unprivileged user owns, with mode. */
+static void owned_db(const char *path, mode_t mode) {
+  tu_make_foreign_db(path);
+  if (geteuid() == 0) ck_assert_int_eq(chown(path, 65534, 65534), 0);
+  ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+START_TEST(permission_problems_name_the_path) {
+  perm_paths p;
+  char dir[600];
+  ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+  snprintf(p.rofile, sizeof p.rofile, "%s/ro.db", tmpdir);
+  owned_db(p.rofile, 0444);
+  snprintf(dir, sizeof dir, "%s/rodir", tmpdir);
+  make_dir(dir, 0755);
+  snprintf(p.rodir_db, sizeof p.rodir_db, "%s/t.db", dir);
+  owned_db(p.rodir_db, 0644); /* the file is writable, its directory not: no -wal */
+  ck_assert_int_eq(chmod(dir, 0555), 0);
+  snprintf(dir, sizeof dir, "%s/hidden", tmpdir);
+  make_dir(dir, 0755);
+  snprintf(p.hidden_db, sizeof p.hidden_db, "%s/t.db", dir);
+  owned_db(p.hidden_db, 0644);
+  ck_assert_int_eq(chmod(dir, 0000), 0);
+  snprintf(dir, sizeof dir, "%s/nowrite", tmpdir);
+  make_dir(dir, 0555);
+  snprintf(p.new_db, sizeof p.new_db, "%s/new.db", dir);
+  if (geteuid() == 0)
+    fprintf(stderr, "permission_problems_name_the_path: running as root; the checks run in a "
+                    "child process as nobody\n");
+  ck_assert_msg(tu_run_unprivileged(permission_checks, &p) == 0, "see the lines above");
+  ck_assert(!tu_exists(p.new_db));
+  snprintf(dir, sizeof dir, "%s/hidden", tmpdir);
+  ck_assert_int_eq(chmod(dir, 0755), 0); /* so the teardown can remove it */
+}
+END_TEST
+
+START_TEST(missing_directory_and_missing_file) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/no/such/dir/x.db", tmpdir);
+  expect_open_fails(be_sqlite_driver(), path, BE_E_DB_UNREACHABLE, "directory does not exist");
+  /* open_existing (what a pool opens after its first connection) creates nothing */
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be__conn_open_existing(&c, be_sqlite_driver(), dbpath, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "does not exist"));
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), dbpath));
+  be_error_free(e);
+  ck_assert(!tu_exists(dbpath));
+  /* open may create it (the default open flags), and then open_existing works */
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
+  be_conn_close(c);
+  ck_assert_int_eq(be__conn_open_existing(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
+  be_conn_close(c);
+  /* a file: URI's path is named too */
+  char uri[700];
+  snprintf(uri, sizeof uri, "file:%s/no/such/dir/x.db?mode=rwc", tmpdir);
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), uri, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), path));
+  be_error_free(e);
+  /* an older driver table (no open_existing) falls back to open */
+  be_driver v2 = *be_sqlite_driver();
+  v2.version = 2;
+  remove(dbpath);
+  ck_assert_int_eq(be__conn_open_existing(&c, &v2, dbpath, NULL), BE_OK);
+  be_conn_close(c);
+}
+END_TEST
+
+/* ---- a database file that disappears under an open connection ---- */
+
+static void moved_file_is_detected(tu_gone_how how) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  ck_assert_int_eq(be_conn_ping(c, NULL), BE_OK);
+  tu_make_gone(dbpath, tmpdir, how);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_ping(c, &e), BE_E_CONN_LOST);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "deleted, renamed or replaced"));
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), dbpath));
+  be_error_free(e);
+  ck_assert_int_eq(be_conn_is_broken(c), 1); /* a pool drops it */
+  be_conn_close(c);
+
+  /* a write transaction is refused before it writes into a lost file */
+  if (how == TU_GONE_REPLACED) {
+    remove(dbpath);
+  } else {
+    char back[600];
+    snprintf(back, sizeof back, "%s/moved.db", tmpdir);
+    remove(back);
+  }
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE IF NOT EXISTS t(x)");
+  tu_make_gone(dbpath, tmpdir, how);
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_DEFERRED, NULL), BE_OK); /* reads: no check */
+  ck_assert_int_eq(be_conn_rollback(c, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_IMMEDIATE, &e), BE_E_CONN_LOST);
+  ck_assert_int_eq(be_error_is_retryable(e), 1);
+  be_error_free(e);
+  ck_assert_int_eq(be_conn_is_broken(c), 1);
+  be_conn_close(c);
+  if (how != TU_GONE_REPLACED) ck_assert(!tu_exists(dbpath));
+}
+
+START_TEST(deleted_database_is_detected) { moved_file_is_detected(TU_GONE_DELETED); }
+END_TEST
+
+START_TEST(renamed_database_is_detected) { moved_file_is_detected(TU_GONE_RENAMED); }
+END_TEST
+
+START_TEST(replaced_database_is_detected) { moved_file_is_detected(TU_GONE_REPLACED); }
+END_TEST
+
 static Suite *storage_suite(void) {
   Suite *s = suite_create("storage");
   TCase *tc = tcase_create("sqlite");
@@ -976,6 +1243,13 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, pool_hooks);
   tcase_add_test(tc, driver_splits_scripts_and_knows_tables);
   tcase_add_test(tc, allocation_failures_do_not_leak);
+  tcase_add_test(tc, unusable_files_are_permanent_errors);
+  tcase_add_test(tc, locked_database_is_busy_in_both_journal_modes);
+  tcase_add_test(tc, permission_problems_name_the_path);
+  tcase_add_test(tc, missing_directory_and_missing_file);
+  tcase_add_test(tc, deleted_database_is_detected);
+  tcase_add_test(tc, renamed_database_is_detected);
+  tcase_add_test(tc, replaced_database_is_detected);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -108,7 +108,7 @@ typedef struct be_app_options {
    * (backend/cache.h). */
   int32_t cache_lru_mode;          /**< the cache's recency policy: BE_CACHE_LRU_DEFAULT (0), BE_CACHE_LRU_EXACT (1) or BE_CACHE_LRU_APPROX (2) [0: approximate] */
   int32_t cache_shard_count;       /**< the cache's shards, 1..1024, rounded up to a power of two [0: 16] */
-  const char *connection_init_sql; /**< SQL run on every new pooled connection before its first use, also before migrations; copied [NULL: none] */
+  const char *connection_init_sql; /**< SQL run on every new pooled connection before its first use (not on the connection that applies the migrations before the pool opens); copied [NULL: none] */
   be_conn_init_fn connection_init; /**< called on every new pooled connection after connection_init_sql [NULL: none] */
   void *connection_init_user_data; /**< passed as is to connection_init [NULL] */
 } be_app_options;
@@ -132,6 +132,15 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  * Open the database, create the pool and the cache, apply libbackend's
  * migrations and then the host's. With the SQLite driver, ":memory:" is
  * one private in-memory database shared by the app's connections.
+ *
+ * An open that fails changes nothing in the database: every option is
+ * checked first; then one connection, which leaves the file's journal
+ * mode alone, applies libbackend's migrations, the host's and the audit
+ * key check as one transaction; only once that committed does the pool
+ * open, and its connections set the driver's journal mode (WAL by
+ * default). A database file that does not exist is created (as the
+ * driver's open flags allow) while be_app_new() runs; connections the
+ * pool opens later never create it (backend/pool.h).
  * Thread-safety: safe.
  *
  * @param out   receives the app, the caller's (be_app_free()); not NULL.
@@ -148,8 +157,13 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  *         prefix that is not an identifier; field "audit_key" when the
  *         key does not fit the database's audit log, see
  *         backend/audit.h "Keyed chain");
- *         BE_E_DB_UNREACHABLE; migration errors; BE_E_NOMEM;
- *         BE_E_INTERNAL (libsodium failed to start).
+ *         BE_E_DB_UNREACHABLE (the database cannot be opened: missing
+ *         directory, permissions, a read-only file or directory; the
+ *         detail names the path); BE_E_BUSY (another program holds a
+ *         lock on it, in either journal mode); BE_E_STORAGE (the file is
+ *         not a database, or is encrypted, truncated or damaged: not
+ *         retryable); migration errors; BE_E_NOMEM; BE_E_INTERNAL
+ *         (libsodium failed to start).
  */
 BE_API int be_app_new(be_app **out, const be_app_options *opts, be_error **err);
 

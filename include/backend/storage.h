@@ -60,17 +60,18 @@ BE_BEGIN_DECLS
 
 /** The be_driver layout this header describes (its version field).
  * Version 1 ends at in_transaction; version 2 adds next_statement and
- * table_exists. */
-#define BE_DRIVER_VERSION 2
+ * table_exists; version 3 adds open_existing. */
+#define BE_DRIVER_VERSION 3
 
 /**
  * A storage driver: a table of functions over the driver's native
  * connection and statement handles. Fill every function pointer up to
- * in_transaction; the version-2 functions after it are optional (NULL:
- * libbackend does without them, as described on each). The table must
- * outlive every connection opened through it. A version-1 table (one
- * built before version 2, which ends at in_transaction) is still
- * accepted: its optional functions count as absent and are never read.
+ * in_transaction; the functions after it (versions 2 and 3) are optional
+ * (NULL: libbackend does without them, as described on each). The table
+ * must outlive every connection opened through it. A table of an older
+ * version (version 1 ends at in_transaction, version 2 at table_exists)
+ * is still accepted: the functions it lacks count as absent and are
+ * never read.
  *
  * Contract for every function that takes `be_error **err`: return BE_OK (or
  * BE_ROW / BE_DONE for step) on success; on failure return a negative
@@ -81,8 +82,11 @@ BE_BEGIN_DECLS
  * primary-key violations, BE_E_VALIDATION for NOT NULL / CHECK / foreign
  * key violations, BE_E_STORAGE otherwise), marked retryable where a retry
  * may succeed, and whose cause carries the driver's own code
- * (be_error_set_driver_code) and message. Indexes: bind indexes start at 1,
- * column indexes at 0 (as in SQLite).
+ * (be_error_set_driver_code) and message. The error's own message is a
+ * sentence of the driver's author (it becomes the `detail` of the problem
+ * JSON a client sees): never the database's message, which may quote SQL,
+ * names or values. Indexes: bind indexes start at 1, column indexes at 0
+ * (as in SQLite).
  *
  * Only ever grows at the end; `version` says which fields the caller knows.
  */
@@ -95,8 +99,12 @@ typedef struct be_driver {
 
   /** Open a native connection to dsn (the NUL-terminated string given to
    * be_conn_open()) and set *out_conn; driver_data is the table's
-   * driver_data. A failure to connect should be BE_E_DB_UNREACHABLE (other
-   * codes than BE_E_NOMEM and BE_E_MISUSE are wrapped in it). */
+   * driver_data. A failure to connect should be BE_E_DB_UNREACHABLE; a
+   * locked database BE_E_BUSY; what dsn names exists but is not a usable
+   * database (not a database, encrypted, corrupt) BE_E_STORAGE, which is
+   * not retryable. Other codes than these, BE_E_NOMEM and BE_E_MISUSE
+   * are wrapped in BE_E_DB_UNREACHABLE. Nothing may be written into the
+   * database before every check that can fail has passed. */
   int (*open)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
   /** Close a native connection; libbackend has finalized the statements it
    * cached on it. Cannot fail. */
@@ -156,7 +164,9 @@ typedef struct be_driver {
   int64_t (*last_insert_id)(void *conn);
   /** Rows changed by the connection's last INSERT, UPDATE or DELETE. */
   int64_t (*changes)(void *conn);
-  /** Cheap liveness check; BE_E_CONN_LOST when the connection is dead. */
+  /** Cheap liveness check; BE_E_CONN_LOST when the connection is dead
+   * (SQLite: also when its database file was deleted, renamed or
+   * replaced since the connection opened). */
   int (*ping)(void *conn, be_error **err);
   /** Largest number of bind parameters one statement may have. */
   int32_t (*bind_limit)(void *conn);
@@ -184,6 +194,17 @@ typedef struct be_driver {
    * it, libbackend asks the standard information_schema.tables.
    */
   int (*table_exists)(void *conn, int32_t *out_exists, const char *name, be_error **err);
+
+  /* version 3 */
+  /**
+   * Optional. Like open, but never creates a database: when dsn names
+   * none, fail with BE_E_DB_UNREACHABLE and create nothing. A pool opens
+   * its first connection with open (which creates the database when the
+   * driver's settings say so) and every later one with this, so a
+   * database deleted or moved while the pool runs is reported instead of
+   * being replaced by an empty one. Without it, the pool uses open.
+   */
+  int (*open_existing)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
 } be_driver;
 
 /** A connection: a driver's native connection plus libbackend's state. */
@@ -218,7 +239,9 @@ typedef int (*be_conn_init_fn)(be_conn *conn, void *user_data, be_error **err);
  * @return BE_OK; BE_E_MISUSE (a NULL argument, an unknown driver table
  *         version, a function pointer missing from the table);
  *         BE_E_DB_UNREACHABLE (the driver could not connect; the cause says
- *         why); BE_E_NOMEM.
+ *         why); BE_E_BUSY (the database is locked); BE_E_STORAGE (dsn names
+ *         something that is not a usable database: not a database,
+ *         encrypted, truncated or damaged; not retryable); BE_E_NOMEM.
  */
 BE_API int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_error **err);
 

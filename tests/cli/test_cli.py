@@ -165,8 +165,8 @@ class Database(Cli):
         db = os.path.join(self.tmp.name, "old.db")
         self.ok("init", db=db)
         c = sqlite3.connect(db)
-        latest = c.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
-        c.execute("DELETE FROM schema_migrations WHERE version = ?", (latest,))
+        latest = c.execute("SELECT max(version) FROM be_schema_migrations").fetchone()[0]
+        c.execute("DELETE FROM be_schema_migrations WHERE version = ?", (latest,))
         c.commit()
         c.close()
         st = self.js("migrate", "status", db=db)
@@ -205,11 +205,13 @@ class Database(Cli):
             f.write(os.urandom(8192))
         for args in (["user", "list"], ["migrate", "status"], ["init"]):
             r = run(*args, db=db)
-            self.assertIn(r.returncode, DATABASE_FAILURES, f"{args}: {r.stderr}")
+            self.assertEqual(r.returncode, INTERNAL, f"{args}: {r.stderr}")  # permanent, not "retry"
             self.assertIn(db, r.stderr)
         r = run("--json", "user", "list", db=db)
-        self.assertIn(r.returncode, DATABASE_FAILURES)
-        self.assertIn(db, json.loads(r.stderr)["detail"])
+        self.assertEqual(r.returncode, INTERNAL)
+        p = json.loads(r.stderr)
+        self.assertIn(db, p["detail"])
+        self.assertEqual(p["status"], 500)
 
     def test_directory_instead_of_file(self):
         r = run("user", "list", db=self.tmp.name)
@@ -355,7 +357,7 @@ class Audit(Cli):
         self.ok("user", "add", "t@example.com", "T", db=db)
         self.ok("user", "add", "u@example.com", "U", db=db)
         c = sqlite3.connect(db)
-        c.execute("UPDATE audit_log SET details = '{\"forged\":1}' WHERE id = (SELECT min(id) FROM audit_log)")
+        c.execute("UPDATE be_audit_log SET details = '{\"forged\":1}' WHERE id = (SELECT min(id) FROM be_audit_log)")
         c.commit()
         c.close()
         r = run("--json", "audit", "verify", db=db)

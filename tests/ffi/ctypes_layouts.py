@@ -130,6 +130,7 @@ BeDriver = struct("be_driver", [
     ("next_statement", FN(C.c_int, C.c_void_p, C.POINTER(C.c_size_t), C.c_void_p, C.c_size_t,
                           ERR)),
     ("table_exists", FN(C.c_int, C.c_void_p, C.POINTER(C.c_int32), C.c_char_p, ERR)),
+    ("open_existing", FN(C.c_int, C.POINTER(C.c_void_p), C.c_char_p, C.c_void_p, ERR)),
 ])
 
 BeStmtCacheStats = struct("be_stmt_cache_stats", [
