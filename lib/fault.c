@@ -192,6 +192,12 @@ static int fd_bind_text(void *p, int32_t i, const char *v, size_t n, be_error **
   SGATE(s, BE_FAULT_OP_BIND);
   return INNER(s->c)->bind_text(s->inner, i, v, n, err);
 }
+/* Only in the table when the inner driver has it (be_fault_driver_new). */
+static int fd_bind_text_static(void *p, int32_t i, const char *v, size_t n, be_error **err) {
+  fstmt *s = p;
+  SGATE(s, BE_FAULT_OP_BIND);
+  return be__driver_bind_text_static(INNER(s->c))(s->inner, i, v, n, err);
+}
 static int fd_bind_blob(void *p, int32_t i, const void *v, size_t n, be_error **err) {
   fstmt *s = p;
   SGATE(s, BE_FAULT_OP_BIND);
@@ -217,6 +223,11 @@ static double fd_column_double(void *p, int32_t col) {
 }
 static const char *fd_column_text(void *p, int32_t col, size_t *len) {
   return INNER(STMT(p)->c)->column_text(STMT(p)->inner, col, len);
+}
+/* Only in the table when the inner driver has it (be_fault_driver_new). */
+static int32_t fd_column_value(void *p, int32_t col, int64_t *i, double *d, const void **ptr,
+                               size_t *len) {
+  return INNER(STMT(p)->c)->column_value(STMT(p)->inner, col, i, d, ptr, len);
 }
 static const void *fd_column_blob(void *p, int32_t col, size_t *len) {
   return INNER(STMT(p)->c)->column_blob(STMT(p)->inner, col, len);
@@ -335,6 +346,8 @@ static const be_driver template = {
   .next_statement = fd_next_statement,
   .table_exists = fd_table_exists,
   .open_existing = fd_open_existing,
+  .bind_text_static = fd_bind_text_static,
+  .column_value = fd_column_value,
 };
 
 int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_driver *inner,
@@ -362,6 +375,8 @@ int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_d
   if (be__driver_next_statement(inner) == NULL) f->drv.next_statement = NULL;
   if (be__driver_table_exists(inner) == NULL) f->drv.table_exists = NULL;
   if (be__driver_open_existing(inner) == NULL) f->drv.open_existing = NULL;
+  if (be__driver_bind_text_static(inner) == NULL) f->drv.bind_text_static = NULL;
+  if (inner->version < 3 || inner->column_value == NULL) f->drv.column_value = NULL;
   *out_driver = &f->drv;
   *out_fault = f;
   return BE_OK;

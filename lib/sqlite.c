@@ -417,6 +417,12 @@ static int sq_bind_double(void *s, int32_t i, double v, be_error **err) {
 static int sq_bind_text(void *s, int32_t i, const char *v, size_t len, be_error **err) {
   return bind_rc(s, sqlite3_bind_text64(ST(s), i, v, len, SQLITE_TRANSIENT, SQLITE_UTF8), err);
 }
+
+/* Borrowed until rebound, reset or finalized (storage.h's contract);
+ * SQLite's reset keeps bindings, but the driver's reset clears them. */
+static int sq_bind_text_static(void *s, int32_t i, const char *v, size_t len, be_error **err) {
+  return bind_rc(s, sqlite3_bind_text64(ST(s), i, v, len, SQLITE_STATIC, SQLITE_UTF8), err);
+}
 static int sq_bind_blob(void *s, int32_t i, const void *v, size_t len, be_error **err) {
   /* SQLite binds NULL for a NULL pointer; an empty blob is a zeroblob */
   if (v == NULL) return bind_rc(s, sqlite3_bind_zeroblob(ST(s), i, 0), err);
@@ -453,6 +459,27 @@ static const void *sq_column_blob(void *s, int32_t col, size_t *len) {
   const void *b = sqlite3_column_blob(ST(s), col);
   *len = (size_t)sqlite3_column_bytes(ST(s), col);
   return b;
+}
+
+/* One sqlite3_column_value, then the value's own accessors: a row read
+ * whole pays SQLite's column lookup once per value, not twice. The
+ * value is unprotected, which is fine on a connection one thread uses. */
+static int32_t sq_column_value(void *s, int32_t col, int64_t *i, double *d, const void **p,
+                               size_t *len) {
+  sqlite3_value *v = sqlite3_column_value(ST(s), col);
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER: *i = sqlite3_value_int64(v); return BE_TYPE_INT;
+    case SQLITE_FLOAT: *d = sqlite3_value_double(v); return BE_TYPE_FLOAT;
+    case SQLITE_TEXT:
+      *p = sqlite3_value_text(v);
+      *len = (size_t)sqlite3_value_bytes(v);
+      return BE_TYPE_TEXT;
+    case SQLITE_BLOB:
+      *p = sqlite3_value_blob(v);
+      *len = (size_t)sqlite3_value_bytes(v);
+      return BE_TYPE_BLOB;
+    default: return BE_TYPE_NULL;
+  }
 }
 
 static int sq_reset(void *s, be_error **err) {
@@ -671,6 +698,8 @@ static const be_driver template = {
   .next_statement = sq_next_statement,
   .table_exists = sq_table_exists,
   .open_existing = sq_open_existing,
+  .bind_text_static = sq_bind_text_static,
+  .column_value = sq_column_value,
 };
 
 sqlite3 *be__sqlite_db(be_conn *conn) {

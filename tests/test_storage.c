@@ -8,6 +8,7 @@
 
 #include <backend/batch.h>
 #include <backend/pool.h>
+#include <backend/rows.h>
 #include <backend/scope.h>
 #include <backend/slowlog.h>
 #include <backend/sqlite.h>
@@ -295,6 +296,315 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
 }
 END_TEST
 
+/* Prepare q on c, step it once with ?1 = v and check the row is v + add. */
+static void run_sql_handle(be_conn *c, const be_sql *q, int64_t v, int64_t add) {
+  be_stmt *s = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, &e), BE_OK);
+  ck_assert_ptr_null(e);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, v, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), v + add);
+  be_stmt_finalize(s);
+}
+
+START_TEST(sql_handle_finds_the_cached_statement) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL, *c2 = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_open(&c2, fd, ":memory:", NULL), BE_OK);
+  be_sql *q = NULL;
+  ck_assert_int_eq(be_sql_new(&q, "SELECT ?1 + 1 -- trailing", 13, NULL), BE_OK);
+  size_t len = 0;
+  ck_assert_str_eq(be_sql_text(q, &len), "SELECT ?1 + 1");
+  ck_assert_uint_eq(len, 13);
+  for (int i = 0; i < 10; i++) run_sql_handle(c, q, i, 1);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
+  /* the same text by be_conn_prepare is the same cached statement */
+  be_stmt *s = NULL, *t = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1 + 1", NULL), BE_OK);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
+  /* another connection prepares its own once */
+  for (int i = 0; i < 3; i++) run_sql_handle(c2, q, i, 1);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 2);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.hits, 10);
+  ck_assert_int_eq(st.misses, 1);
+  /* held: a second prepare by handle gets a fresh, uncached twin */
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare_sql(&t, c, q, NULL), BE_OK);
+  ck_assert_ptr_ne(s, t);
+  be_stmt_finalize(t);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1); /* the twin only */
+  /* freed handle: its statements stay cached by text; a new handle with
+   * other text never gets the old statement */
+  be_sql_free(q);
+  be_sql *r = NULL;
+  for (int k = 0; k < 200; k++) { /* many ids: every direct slot reused */
+    ck_assert_int_eq(be_sql_new(&r, "SELECT ?1 + 2", BE_NUL_TERMINATED, NULL), BE_OK);
+    run_sql_handle(c, r, k, 2);
+    be_sql_free(r);
+  }
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1 + 1", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, 5, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 6);
+  be_stmt_finalize(s);
+  be_conn_close(c2);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
+START_TEST(sql_handle_survives_eviction_and_flush) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  be_sql *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_sql_new(&a, "SELECT ?1 + 10", BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_sql_new(&b, "SELECT ?1 + 20", BE_NUL_TERMINATED, NULL), BE_OK);
+  /* a cache of 1: each handle evicts the other's statement */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 1, NULL), BE_OK);
+  for (int i = 0; i < 4; i++) {
+    run_sql_handle(c, a, i, 10);
+    run_sql_handle(c, b, i, 20);
+  }
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 8);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 7);
+  /* a flush (new bound) drops them; the handles still work */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 8, NULL), BE_OK);
+  run_sql_handle(c, a, 1, 10);
+  run_sql_handle(c, a, 2, 10);
+  run_sql_handle(c, b, 1, 20);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 10);
+  /* no cache: every prepare is real, nothing is kept */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 0, NULL), BE_OK);
+  run_sql_handle(c, a, 3, 10);
+  run_sql_handle(c, a, 4, 10);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 12);
+  be_sql_free(a);
+  be_sql_free(b);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
+/* Insert what v[0..n) holds by a static bind, changing the buffer to
+ * after between bind and step; returns the text stored. */
+static char *insert_static(be_conn *c, char *buf, const char *after) {
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO t(x) VALUES (?1) RETURNING x", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, buf, BE_NUL_TERMINATED, NULL), BE_OK);
+  strcpy(buf, after);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  char *got = strdup(be_stmt_column_text(s, 0, NULL));
+  be_stmt_finalize(s);
+  return got;
+}
+
+static int fail_static(void *st, int32_t i, const char *v, size_t n, be_error **err) {
+  (void)st, (void)i, (void)v, (void)n, (void)err;
+  ck_abort_msg("a version-2 table's bind_text_static was read");
+  return BE_E_INTERNAL;
+}
+
+START_TEST(bind_text_static_borrows_without_checking) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x TEXT)");
+  /* borrowed, not copied: the bytes at step time are the ones stored */
+  char buf[16] = "before";
+  char *got = insert_static(c, buf, "after!");
+  ck_assert_str_eq(got, "after!");
+  free(got);
+  /* not checked: be_stmt_bind_text refuses what this one passes on */
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT length(CAST(?1 AS BLOB))", NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "a\xff", 2, &e), BE_E_VALIDATION);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, "a\xff", 2, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 2);
+  /* a reset lets go of the bytes: the parameter is NULL again */
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_type(s, 0), BE_TYPE_NULL);
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, "", 0, NULL), BE_OK); /* empty */
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 0);
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(NULL, 1, "x", 1, &e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, NULL, 1, &e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 9, "x", 1, &e), BE_E_MISUSE); /* range */
+  be_error_free(e);
+  be_stmt_finalize(s);
+  be_conn_close(c);
+
+  /* a version-2 table has no bind_text_static: the text is copied */
+  be_driver d2 = *be_sqlite_driver();
+  d2.version = 2;
+  d2.bind_text_static = fail_static;
+  ck_assert_int_eq(be_conn_open(&c, &d2, ":memory:", NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE t(x TEXT)");
+  strcpy(buf, "before");
+  got = insert_static(c, buf, "after!");
+  ck_assert_str_eq(got, "before");
+  free(got);
+  be_conn_close(c);
+
+  /* the fault driver passes it through, and fails it as a bind */
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  ck_assert_ptr_nonnull(fd->bind_text_static);
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE t(x TEXT)");
+  strcpy(buf, "before");
+  got = insert_static(c, buf, "after!");
+  ck_assert_str_eq(got, "after!");
+  free(got);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_BIND, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, "x", 1, NULL), BE_E_STORAGE);
+  be_stmt_finalize(s);
+  be_conn_close(c);
+  be_fault_free(f);
+  /* over a version-2 inner driver the fault driver has none either */
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d2, NULL), BE_OK);
+  ck_assert_ptr_null(fd->bind_text_static);
+  be_fault_free(f);
+}
+END_TEST
+
+/* Every type, read whole through be_rows, from a connection opened with
+ * driver d. */
+static void rows_of_every_type(const be_driver *d) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, d, ":memory:", NULL), BE_OK);
+  be_rows *r = NULL;
+  be_error *e = NULL;
+  int rc = be_rows_query(&r, c,
+                         "SELECT 42, -1.5, 'text', x'00ff01', NULL, '', x'', 9223372036854775807",
+                         NULL, &e);
+  ck_assert_msg(rc == BE_OK, "%s", be_error_message(e));
+  ck_assert_uint_eq(be_rows_count(r), 1);
+  ck_assert_int_eq(be_rows_type(r, 0, 0), BE_TYPE_INT);
+  ck_assert_int_eq(be_rows_int64(r, 0, 0), 42);
+  ck_assert_int_eq(be_rows_type(r, 0, 1), BE_TYPE_FLOAT);
+  ck_assert(be_rows_double(r, 0, 1) == -1.5);
+  size_t len = 99;
+  ck_assert_int_eq(be_rows_type(r, 0, 2), BE_TYPE_TEXT);
+  ck_assert_str_eq(be_rows_text(r, 0, 2, &len), "text");
+  ck_assert_uint_eq(len, 4);
+  ck_assert_int_eq(be_rows_type(r, 0, 3), BE_TYPE_BLOB);
+  const unsigned char *b = be_rows_blob(r, 0, 3, &len);
+  ck_assert_uint_eq(len, 3);
+  ck_assert(b[0] == 0 && b[1] == 0xff && b[2] == 1);
+  ck_assert_int_eq(be_rows_type(r, 0, 4), BE_TYPE_NULL);
+  ck_assert_int_eq(be_rows_type(r, 0, 5), BE_TYPE_TEXT);
+  ck_assert_str_eq(be_rows_text(r, 0, 5, &len), "");
+  ck_assert_uint_eq(len, 0);
+  ck_assert_int_eq(be_rows_type(r, 0, 6), BE_TYPE_BLOB);
+  be_rows_blob(r, 0, 6, &len);
+  ck_assert_uint_eq(len, 0);
+  ck_assert_int_eq(be_rows_int64(r, 0, 7), INT64_MAX);
+  be_rows_free(r);
+  be_conn_close(c);
+}
+
+static int32_t fail_column_value(void *st, int32_t col, int64_t *i, double *d, const void **p,
+                                 size_t *n) {
+  (void)st, (void)col, (void)i, (void)d, (void)p, (void)n;
+  ck_abort_msg("a version-2 table's column_value was read");
+  return BE_TYPE_NULL;
+}
+
+/* Version 3's column_value reads a row in one call per value; without it
+ * (older tables) the row reads the same through column_type. */
+START_TEST(rows_read_whole_with_or_without_column_value) {
+  ck_assert_ptr_nonnull(be_sqlite_driver()->column_value);
+  rows_of_every_type(be_sqlite_driver());
+  be_driver d2 = *be_sqlite_driver();
+  d2.version = 2;
+  d2.column_value = fail_column_value;
+  rows_of_every_type(&d2);
+  be_driver d3 = *be_sqlite_driver();
+  d3.column_value = NULL; /* optional in version 3 too */
+  rows_of_every_type(&d3);
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  ck_assert_ptr_nonnull(fd->column_value);
+  rows_of_every_type(fd);
+  be_fault_free(f);
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d3, NULL), BE_OK);
+  ck_assert_ptr_null(fd->column_value);
+  rows_of_every_type(fd);
+  be_fault_free(f);
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d2, NULL), BE_OK);
+  ck_assert_ptr_null(fd->column_value);
+  be_fault_free(f);
+}
+END_TEST
+
+START_TEST(sql_handle_bad_input) {
+  be_conn *c = open_mem();
+  be_sql *q = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_sql_new(NULL, "SELECT 1", BE_NUL_TERMINATED, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  q = (be_sql *)&e; /* set to NULL on failure */
+  ck_assert_int_eq(be_sql_new(&q, NULL, 3, NULL), BE_E_MISUSE);
+  ck_assert_ptr_null(q);
+  ck_assert_int_eq(be_sql_new(&q, "SELECT 1\0; DROP", 16, &e), BE_E_VALIDATION);
+  ck_assert_ptr_null(q);
+  ck_assert_str_eq(be_error_field_name(e, 0), "sql");
+  be_error_free(e);
+  e = NULL;
+  /* errors of the text surface at prepare, as with be_conn_prepare */
+  ck_assert_int_eq(be_sql_new(&q, "SELEKT 1", BE_NUL_TERMINATED, NULL), BE_OK);
+  be_stmt *s = (be_stmt *)&e;
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, &e), BE_E_STORAGE);
+  ck_assert_ptr_null(s);
+  be_error_free(e);
+  e = NULL;
+  be_sql_free(q);
+  ck_assert_int_eq(be_sql_new(&q, "SELECT 1; SELECT 2", BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare_sql(NULL, c, q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare_sql(&s, NULL, q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, NULL, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  be_sql_free(q);
+  be_sql_free(NULL);
+  size_t len = 7;
+  ck_assert_ptr_null(be_sql_text(NULL, &len));
+  ck_assert_uint_eq(len, 0);
+  /* the empty text is a handle; preparing it is the driver's misuse */
+  ck_assert_int_eq(be_sql_new(&q, "", 0, NULL), BE_OK);
+  ck_assert_str_eq(be_sql_text(q, NULL), "");
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, NULL), BE_E_MISUSE);
+  be_sql_free(q);
+  be_conn_close(c);
+}
+END_TEST
+
 static void expect_constraint(be_conn *c, const char *sql, int32_t code, int64_t ext) {
   be_error *e = NULL;
   ck_assert_int_eq(be_conn_exec(c, sql, &e), code);
@@ -431,7 +741,7 @@ static size_t first_statement(be_conn *c, const char *script) {
  * own lexer and answers whether a table exists. */
 START_TEST(driver_splits_scripts_and_knows_tables) {
   be_conn *c = open_mem();
-  ck_assert_int_eq(be_sqlite_driver()->version, 3);
+  ck_assert_int_eq(be_sqlite_driver()->version, BE_DRIVER_VERSION);
   ck_assert_int_eq(be__conn_splits_scripts(c), 1);
   ck_assert_uint_eq(first_statement(c, "SELECT 1; SELECT 2;"), 9);
   ck_assert_uint_eq(first_statement(c, "SELECT ';'; SELECT 2"), 11);
@@ -1230,6 +1540,11 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, text_must_be_utf8);
   tcase_add_test(tc, cached_statement_follows_schema_change);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
+  tcase_add_test(tc, sql_handle_finds_the_cached_statement);
+  tcase_add_test(tc, sql_handle_survives_eviction_and_flush);
+  tcase_add_test(tc, sql_handle_bad_input);
+  tcase_add_test(tc, bind_text_static_borrows_without_checking);
+  tcase_add_test(tc, rows_read_whole_with_or_without_column_value);
   tcase_add_test(tc, constraint_errors_are_typed);
   tcase_add_test(tc, syntax_and_misuse_errors);
   tcase_add_test(tc, open_errors);

@@ -462,6 +462,46 @@ START_TEST(cache_hit_then_invalidated_after_update) {
 }
 END_TEST
 
+/* A profile record longer than the stack buffer the cache record is
+ * built in: loaded by a get, and filled by get_many, it reads back whole. */
+START_TEST(large_profile_round_trips_through_the_cache) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  static char bio[BE_USER_BIO_MAX + 1], extra[4000];
+  memset(bio, 'b', BE_USER_BIO_MAX);
+  snprintf(extra, sizeof extra, "{\"k\":\"%03000d\"}", 7);
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "long@x.io";
+  in.name = "Long";
+  in.bio = bio;
+  in.extra = extra;
+  int64_t id = 0;
+  be_error *e = NULL;
+  ck_assert_msg(be_user_create(NULL, &id, app, 0, &in, &e) == BE_OK, "%s", be_error_message(e));
+  for (int pass = 0; pass < 2; pass++) { /* a load, then a hit */
+    be_user *u = NULL;
+    ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+    ck_assert_str_eq(be_user_bio(u), bio);
+    ck_assert_str_eq(be_user_extra(u), extra);
+    ck_assert_str_eq(be_user_email(u), "long@x.io");
+    be_user_free(u);
+  }
+  char key[32];
+  snprintf(key, sizeof key, "user:%lld", (long long)id);
+  ck_assert_int_eq(be_cache_delete(be_app_cache(app), key, strlen(key), NULL), BE_OK);
+  be_user_list *l = NULL;
+  ck_assert_int_eq(be_user_get_many(&l, app, &id, 1, NULL), BE_OK); /* fills the cache */
+  be_user_list_free(l);
+  be_cache_stats s0 = cstats(app);
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_uint_eq(cstats(app).hits - s0.hits, 1);
+  ck_assert_str_eq(be_user_extra(u), extra);
+  ck_assert_str_eq(be_user_bio(u), bio);
+  be_user_free(u);
+  be_app_free(app);
+}
+END_TEST
+
 typedef struct reader {
   be_app *app;
   int64_t id;
@@ -1107,6 +1147,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, lengths_are_exact_and_zero_is_empty);
   tcase_add_test(tc, times_are_milliseconds);
   tcase_add_test(tc, cache_hit_then_invalidated_after_update);
+  tcase_add_test(tc, large_profile_round_trips_through_the_cache);
   tcase_add_test(tc, cache_from_many_threads);
   tcase_add_test(tc, no_stale_entry_after_concurrent_writes);
   tcase_add_test(tc, get_many_one_query_for_misses);
