@@ -701,9 +701,9 @@ int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const c
   BE__OP_RECORD(app, BE_OP_AUTH_SET_PASSWORD, auth_set_password_body(app, actor_id, user_id, password, password_len, err));
 }
 
-int be_auth_import_password_hash(be_app *app, int64_t actor_id, int64_t user_id,
-                                 const char *password_hash, size_t password_hash_len,
-                                 be_error **err) {
+static int auth_import_password_hash_body(be_app *app, int64_t actor_id, int64_t user_id,
+                                          const char *password_hash, size_t password_hash_len,
+                                          be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc == BE_OK) rc = be__svc_check_id(user_id, "user_id", err);
@@ -724,6 +724,12 @@ int be_auth_import_password_hash(be_app *app, int64_t actor_id, int64_t user_id,
   rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0) rc = user_not_found(user_id, err);
   return rc;
+}
+
+int be_auth_import_password_hash(be_app *app, int64_t actor_id, int64_t user_id,
+                                 const char *password_hash, size_t password_hash_len,
+                                 be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_IMPORT_PASSWORD_HASH, auth_import_password_hash_body(app, actor_id, user_id, password_hash, password_hash_len, err));
 }
 
 /* The arguments of a change: both passwords given, the old one within the

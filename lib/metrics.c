@@ -48,7 +48,7 @@ static const char *const op_names[BE_OP_COUNT] = {
   "perm.check", "perm.role_create", "perm.role_delete", "perm.role_grant", "perm.role_revoke",
   "perm.user_assign", "perm.user_unassign", "perm.user_permissions", "perm.user_roles",
   "perm.role_permissions", "audit.write", "audit.query", "audit.verify", "audit.head",
-  "pool.acquire", "cache.load"};
+  "user.get_fresh", "auth.import_password_hash", "pool.acquire", "cache.load"};
 
 const char *be_op_name(int32_t op) {
   return op >= 0 && op < BE_OP_COUNT ? op_names[op] : "unknown";

@@ -374,7 +374,7 @@ static void cache_fill(be_app *app, const fields *f, uint64_t gen0) {
   if (blob != stack) be__free(blob);
 }
 
-int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err) {
+static int user_get_fresh_body(be_user **out, be_app *app, int64_t id, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_get_fresh: NULL argument");
   *out = NULL;
@@ -401,6 +401,10 @@ int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err) {
   }
   if (o.blob != stack) be__free(o.blob);
   return rc;
+}
+
+int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_USER_GET_FRESH, user_get_fresh_body(out, app, id, err));
 }
 
 /* Fill the misses from the database (one batch query) and the cache. */

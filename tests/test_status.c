@@ -52,6 +52,10 @@ START_TEST(ops_count_calls_errors_and_latency) {
   ck_assert_int_ge(s.total_ns, s.max_ns);
   ck_assert_int_eq(be_app_op_stats_get(&s, app, BE_OP_USER_CREATE, NULL), BE_OK);
   ck_assert_int_eq(s.calls, 1);
+  ck_assert_int_eq(be_user_get_fresh(&u, app, id, NULL), BE_OK);
+  be_user_free(u);
+  ck_assert_int_eq(be_app_op_stats_get(&s, app, BE_OP_USER_GET_FRESH, NULL), BE_OK);
+  ck_assert_int_eq(s.calls, 1);
   ck_assert_int_eq(be_app_op_stats_get(&s, app, BE_OP_CACHE_LOAD, NULL), BE_OK);
   ck_assert_int_eq(s.calls, 2); /* the first get, and the missing id */
   ck_assert_int_eq(be_app_op_stats_get(&s, app, BE_OP_POOL_ACQUIRE, NULL), BE_OK);
