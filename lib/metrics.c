@@ -7,7 +7,7 @@
  * (plain loads and stores of relaxed atomics: one writer), found through
  * a thread-local cache keyed by the recorder's unique id. Durations are
  * sampled by what the thread's last timed call of the operation took
- * (metrics.h): every call from 20 us on, one in 16 from 1 us, one in 256
+ * (metrics.h): every call from 20 us on, one in 16 from 1 us, one in 1024
  * below, so timing never costs more than about 1 % of a call. Timed calls go to a
  * histogram per (stripe, operation); threads take stripes round-robin.
  * Threads past MAX_SLOTS share slot 0, which counts with locked adds. The

@@ -14,12 +14,12 @@
 
 /* Which calls are timed, by the duration of the thread's last timed call
  * of the operation: 20 us or more, every call (timing costs under 1 % of
- * such a call); 1 us or more, one in 16; less, one in 256 (timing, ~100
+ * such a call); 1 us or more, one in 16; less, one in 1024 (timing, ~170
  * ns on a small VM, would otherwise cost more than the call). */
 #define BE__METRICS_ALWAYS_NS 20000
 #define BE__METRICS_OFTEN_NS 1000
 #define BE__METRICS_OFTEN_SHIFT 4 /* one in 16 */
-#define BE__METRICS_RARE_SHIFT 8  /* one in 256 */
+#define BE__METRICS_RARE_SHIFT 10 /* one in 1024 */
 
 /* A thread's counters: one writer (its thread) except the shared slot 0,
  * which threads past the slot limit share with atomic additions. */

@@ -4,6 +4,8 @@
  * (backend/metrics.h, stmt_stats.h, incident.h, status.h). */
 #include "svc_testutil.h"
 
+#include "metrics.h" /* BE__METRICS_RARE_SHIFT: the sampling interval of fast calls */
+
 #include <backend/backend.h>
 #include <backend/fault.h>
 #include <pthread.h>
@@ -76,25 +78,26 @@ START_TEST(ops_count_calls_errors_and_latency) {
 }
 END_TEST
 
-/* Fast calls (under 1 us) are timed one in 256, slow ones (20 us or
+/* Fast calls (under 1 us) are timed one in 1024, slow ones (20 us or
  * more) every time; counts are exact either way. */
 START_TEST(ops_sample_fast_calls_time_slow_ones) {
+  const int rare = 1 << BE__METRICS_RARE_SHIFT;
   be_clock *clk = ticking_clock();
   be_app *app = svc_app_ex(NULL, clk, 2);
   int64_t id = svc_user(app, "sample@example.com", "S");
-  for (int i = 0; i < 321; i++) be_user_free(get_user(app, id)); /* 0 ns each here */
+  for (int i = 0; i < rare + 65; i++) be_user_free(get_user(app, id)); /* 0 ns each here */
   be_op_stats s = BE_OP_STATS_INIT;
   ck_assert_int_eq(be_app_op_stats_get(&s, app, BE_OP_USER_GET, NULL), BE_OK);
-  ck_assert_int_eq(s.calls, 321);
-  ck_assert_int_eq(s.timed, 2);    /* calls 0 and 256 */
+  ck_assert_int_eq(s.calls, rare + 65);
+  ck_assert_int_eq(s.timed, 2);    /* calls 0 and rare */
   atomic_store(&tick_step, 25000); /* every reading 25 us later: calls are slow */
-  for (int i = 0; i < 400; i++) be_user_free(get_user(app, id));
+  for (int i = 0; i < rare + 135; i++) be_user_free(get_user(app, id));
   atomic_store(&tick_step, 0);
   be_op_stats t = BE_OP_STATS_INIT;
   ck_assert_int_eq(be_app_op_stats_get(&t, app, BE_OP_USER_GET, NULL), BE_OK);
-  ck_assert_int_eq(t.calls, 721);
-  /* untimed until call 512, then every call: 512..720 */
-  ck_assert_int_eq(t.timed - s.timed, 209);
+  ck_assert_int_eq(t.calls, 2 * rare + 200);
+  /* untimed until call 2 * rare, then every call */
+  ck_assert_int_eq(t.timed - s.timed, 200);
   ck_assert_int_ge(t.p95_ns, 25000);
   be_app_free(app);
   be_clock_free(clk);
@@ -353,8 +356,8 @@ START_TEST(status_passes_then_fails_on_slow_calls) {
   ck_assert_str_eq(s.database, ":memory:");
   /* every clock reading now moves 150 ms: calls take 300 ms or more */
   atomic_store(&tick_step, 150 * BE_NS_PER_MS);
-  /* fast calls are timed one in 256: the slow ones show from call 256 on */
-  for (int i = 0; i < 300; i++) be_user_free(get_user(app, id));
+  /* fast calls are timed one in 1024: the slow ones show from call 1024 on */
+  for (int i = 0; i < (1 << BE__METRICS_RARE_SHIFT) + 100; i++) be_user_free(get_user(app, id));
   be_cache_clear(be_app_cache(app), NULL);
   for (int i = 0; i < 5; i++) {
     be_user_free(get_user(app, id));

@@ -12,7 +12,7 @@
  * sampled so that recording stays within a few percent of the cheapest
  * call (a cached user get, ~40 ns): by what the thread's previous timed
  * call of the operation took, every call is timed from 20 us on, one in
- * 16 from 1 us, one in 256 below (the first call always). Each sample
+ * 16 from 1 us, one in 1024 below (the first call always). Each sample
  * counts as many calls as its interval, so the quantiles describe all
  * calls, not only the timed ones; be_op_stats.timed says how many were
  * measured, and total_ns scales the weighted sum to the exact call count.
