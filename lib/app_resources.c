@@ -23,6 +23,8 @@
 #include <backend/migrate.h>
 #include <backend/pool.h>
 #include <backend/sqlite.h>
+#include <backend/incident.h>
+#include <backend/stmt_stats.h>
 
 #include <sodium.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "postgres.h"
 #include "sqlite.h"
@@ -107,6 +110,9 @@ static void resolve_storage(checker *c, be_app_options *o) {
   if (o->cache_max_bytes < 0) bad(c, "cache_max_bytes", "must not be negative");
   else if (o->cache_max_bytes == 0) o->cache_max_bytes = 64 * MIB;
   ms_opt(c, &o->user_cache_ttl_ms, 300000, MS_MAX, "user_cache_ttl_ms");
+  if (o->cache_lru_mode < BE_CACHE_LRU_DEFAULT || o->cache_lru_mode > BE_CACHE_LRU_APPROX)
+    bad(c, "cache_lru_mode", "must be BE_CACHE_LRU_DEFAULT (0), _EXACT (1) or _APPROX (2)");
+  i32_opt(c, &o->cache_shard_count, 16, 1, 1024, "cache_shard_count", "must be 1..1024");
   if (o->clock == NULL) o->clock = be_clock_system();
   if (o->table_prefix == NULL) o->table_prefix = "be_";
   else if (strnlen(o->table_prefix, BE_APP_TABLE_PREFIX_MAX + 1) > BE_APP_TABLE_PREFIX_MAX ||
@@ -198,6 +204,18 @@ static void resolve_hashing(checker *c, be_app_options *o) {
   resolve_previous_peppers(c, o);
 }
 
+/* Metrics, statement statistics, incidents and the status targets. */
+static void resolve_operations(checker *c, be_app_options *o) {
+  if (o->disable_metrics != 0 && o->disable_metrics != 1) bad(c, "disable_metrics", "must be 0 or 1");
+  i32_opt(c, &o->statement_stats_max, 200, 1, 100000, "statement_stats_max", "must be 1..100000");
+  i32_opt(c, &o->incident_capacity, 256, 1, 65536, "incident_capacity", "must be 1..65536");
+  ms_opt(c, &o->target_api_p95_ms, 200, MS_MAX, "target_api_p95_ms");
+  ms_opt(c, &o->target_db_p95_ms, 100, MS_MAX, "target_db_p95_ms");
+  if (o->target_error_rate == 0.0) o->target_error_rate = 0.001;
+  if (!(o->target_error_rate > 0.0 && o->target_error_rate <= 1.0))
+    bad(c, "target_error_rate", "must be more than 0 and at most 1");
+}
+
 /* Fill defaults into o and check ranges; every bad field is named. */
 static int resolve(be_app_options *o, be_error **err) {
   checker c = {NULL, 0};
@@ -205,6 +223,7 @@ static int resolve(be_app_options *o, be_error **err) {
   resolve_auth(&c, o);
   resolve_audit(&c, o);
   resolve_hashing(&c, o);
+  resolve_operations(&c, o);
   if (c.oom) return be__error_oom(err);
   if (c.e) return be__error_give(err, c.e);
   return BE_OK;
@@ -239,6 +258,11 @@ static int open_pool(be__app_res *res, be_error **err) {
   po.max_conns = res->opts.pool_max;
   po.acquire_timeout_ms = res->opts.acquire_timeout_ms;
   po.clock = res->opts.clock;
+  po.connection_init_sql = res->opts.connection_init_sql;
+  po.connection_init = res->opts.connection_init;
+  po.connection_init_user_data = res->opts.connection_init_user_data;
+  po.stmt_stats = res->stmt_stats;
+  po.incidents = res->incidents;
   return be_pool_new(&res->pool, &po, err);
 }
 
@@ -248,8 +272,23 @@ static int open_cache(be__app_res *res, be_error **err) {
   co.max_bytes = res->opts.cache_max_bytes;
   co.default_ttl_ms = res->opts.user_cache_ttl_ms;
   co.clock = res->opts.clock;
+  co.lru_mode = res->opts.cache_lru_mode;
+  co.shard_count = (uint32_t)res->opts.cache_shard_count;
   int rc = be_cache_new(&res->cache, &co, err);
   if (rc == BE_OK) rc = be_cache_register_prefix(res->cache, "user:", 5, err);
+  return rc;
+}
+
+/* The metrics recorder, the statement statistics and the incident log;
+ * made before the pool, which records into the last two. */
+static int open_operations(be__app_res *res, be_error **err) {
+  int rc = be_incident_log_new(&res->incidents, res->opts.incident_capacity, res->opts.clock, err);
+  be_stmt_stats_options so = BE_STMT_STATS_OPTIONS_INIT;
+  so.max_statements = res->opts.statement_stats_max;
+  so.incidents = res->incidents;
+  so.clock = res->opts.clock;
+  if (rc == BE_OK) rc = be_stmt_stats_new(&res->stmt_stats, &so, err);
+  if (rc == BE_OK && !res->opts.disable_metrics) rc = be__metrics_new(&res->metrics, res->opts.clock, err);
   return rc;
 }
 
@@ -270,7 +309,8 @@ int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **er
     res->audit_key_len = o.audit_key_len;
     res->opts.audit_key = res->audit_key;
   }
-  rc = make_dsn(res, err);
+  rc = open_operations(res, err);
+  if (rc == BE_OK) rc = make_dsn(res, err);
   if (rc == BE_OK) rc = open_cache(res, err);
   return rc;
 }
@@ -303,13 +343,20 @@ void be__app_res_setup_close(be__app_res *res, be_conn *conn, int failed) {
   res->setup_creates = 0;
 }
 
-int be__app_res_open_pool(be__app_res *res, be_error **err) { return open_pool(res, err); }
+int be__app_res_open_pool(be__app_res *res, be_error **err) {
+  int rc = open_pool(res, err);
+  res->opts.connection_init_sql = NULL; /* the pool keeps its own copy */
+  return rc;
+}
 
 void be__app_res_close(be__app_res *res) {
   be_cache_free(res->cache);
   be_pool_free(res->pool);
   be_sqlite_driver_free(res->setup_driver);
   be_conn_close(res->keeper);
+  be_stmt_stats_free(res->stmt_stats);
+  be_incident_log_free(res->incidents);
+  be__metrics_free(res->metrics);
   be__free(res->dsn);
   be__free(res->database);
   sodium_memzero(res->audit_key, sizeof res->audit_key);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "metrics.h"
 #include "auth.h"
 #include "auth_password.h"
 #include "auth_token.h"
@@ -104,7 +105,7 @@ static void reset_body(char *body, size_t size, const be__auth *a, const char *t
            token, (long long)(minutes > 0 ? minutes : 1), minutes == 1 ? "" : "s");
 }
 
-int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_error **err) {
+static int auth_request_reset_body(be_app *app, const char *email, size_t email_len, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
@@ -127,6 +128,10 @@ int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_e
     discard_token(a, r.token_hash); /* nobody got it */
   sodium_memzero(body, sizeof body);
   return rc;
+}
+
+int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_REQUEST_RESET, auth_request_reset_body(app, email, email_len, err));
 }
 
 /* ---- reset ----------------------------------------------------------- */
@@ -155,8 +160,8 @@ static int reset_tx(be_conn *c, void *ud, be_error **err) {
   return rc;
 }
 
-int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
-                           const char *new_password, size_t new_len, be_error **err) {
+static int auth_reset_password_body(be_app *app, const char *token, size_t token_len,
+                                    const char *new_password, size_t new_len, be_error **err) {
   be__auth *a = NULL;
   uint8_t h[BE__TOKEN_HASH_BYTES];
   size_t len = 0;
@@ -174,11 +179,16 @@ int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
   rc = be__pw_new_hash(a, hash, new_password, len, "new_password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
   /* Expiry is judged again at write time: hashing took a while. */
-  reset_ctx r = {a, h, be__svc_now(a->res), {u.id, u.id, "auth.password_reset", hash, NULL, NULL, 1}, 0};
+  reset_ctx r = {a, h, be__svc_now(a->res), {u.id, u.id, "auth.password_reset", hash, NULL, NULL, 1, 0}, 0};
   rc = be__svc_write(a->res, reset_tx, &r, err);
   if (rc == BE_OK && !r.ok) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
   if (rc == BE_OK) be__mailer_notify(a->res, u.id, BE__NOTICE_PASSWORD_RESET, u.email);
   return rc;
+}
+
+int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
+                           const char *new_password, size_t new_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_RESET_PASSWORD, auth_reset_password_body(app, token, token_len, new_password, new_len, err));
 }
 
 /* ---- purge ----------------------------------------------------------- */
@@ -200,7 +210,7 @@ static int purge_tx(be_conn *c, void *ud, be_error **err) {
   return rc;
 }
 
-int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err) {
+static int auth_purge_expired_body(int64_t *out_deleted, be_app *app, be_error **err) {
   if (out_deleted) *out_deleted = 0;
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
@@ -209,4 +219,8 @@ int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err) {
   rc = be__svc_write(a->res, purge_tx, &p, err);
   if (rc == BE_OK && out_deleted) *out_deleted = p.deleted;
   return rc;
+}
+
+int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_PURGE_EXPIRED, auth_purge_expired_body(out_deleted, app, err));
 }

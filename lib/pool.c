@@ -10,6 +10,7 @@
 #include <backend/slowlog.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,21 +23,43 @@
 #include "pool_internal.h"
 #include "postgres.h"
 #include "storage.h"
-#include "versioned.h"
 
 typedef be__pool_slot slot;
 
 /* ---- options ---- */
 
+/* Bytes of be_pool_options that a caller of each version has. */
+static size_t options_size(uint32_t version) {
+  switch (version) {
+    case 1: return offsetof(be_pool_options, stmt_stats);
+    case 2: return sizeof(be_pool_options);
+    default: return 0;
+  }
+}
+
 int be_pool_options_init(be_pool_options *o, uint32_t version) {
+  size_t n = options_size(version);
+  if (o == NULL || n == 0) return BE_E_MISUSE;
+  /* static: zeroed padding, so the result equals the macro byte for byte */
   static const be_pool_options defaults = BE_POOL_OPTIONS_INIT;
-  return be__versioned_init(o, sizeof *o, &defaults, version, BE_POOL_OPTIONS_VERSION);
+  memcpy(o, &defaults, n); /* an older caller's struct is shorter */
+  o->version = version;
+  return BE_OK;
+}
+
+/* The caller's options, the fields its version lacks at their defaults. */
+static int read_options(be_pool_options *o, const be_pool_options *opts, be_error **err) {
+  be_pool_options d = BE_POOL_OPTIONS_INIT;
+  *o = d;
+  size_t n = options_size(opts->version);
+  if (n == 0)
+    return be__error_set(err, BE_E_MISUSE, "be_pool_new: unknown options version %u",
+                         (unsigned)opts->version);
+  memcpy(o, opts, n);
+  return BE_OK;
 }
 
 static int check_options(const be_pool_options *o, be_error **err) {
-  if (o->version != BE_POOL_OPTIONS_VERSION)
-    return be__error_set(err, BE_E_MISUSE, "be_pool_new: unknown options version %u",
-                         (unsigned)o->version);
   if (o->dsn == NULL) return be__error_set(err, BE_E_MISUSE, "be_pool_new: dsn is NULL");
   if (o->driver == NULL && be__driver_for_dsn(o->dsn) == NULL)
     return be__error_set(err, BE_E_UNSUPPORTED,
@@ -62,6 +85,8 @@ static int check_options(const be_pool_options *o, be_error **err) {
   if (o->background_thread && o->maintenance_interval_ms <= 0)
     return be__error_field(err, "maintenance_interval_ms",
                            "must be positive with a background thread");
+  if (o->usage_alert_interval_ms < 0)
+    return be__error_field(err, "usage_alert_interval_ms", "must not be negative");
   if (o->slowlog == NULL && o->slow_query_threshold_ms < -1)
     return be__error_field(err, "slow_query_threshold_ms",
                            "must be -1 (no slow-query log), 0 (every statement) or more");
@@ -84,6 +109,7 @@ static void pool_free_parts(be_pool *p) {
   be__free(p->slots);
   be__free(p->dsn);
   be__free(p->name);
+  be__free(p->init_sql);
   be__free(p);
 }
 
@@ -145,10 +171,12 @@ static int pool_alloc(be_pool **out, const be_pool_options *o, be_error **err) {
   p->scratch_leaks = be__calloc(n, sizeof *p->scratch_leaks);
   p->dsn = be__strdup(o->dsn);
   p->name = be__strdup(o->name ? o->name : "pool");
+  p->init_sql = o->connection_init_sql ? be__strdup(o->connection_init_sql) : NULL;
   atomic_init(&p->opened_once, 0);
   int hrc = be_histogram_new(&p->wait_hist, NULL);
   if (p->slots == NULL || p->idle == NULL || p->scratch_conns == NULL ||
-      p->scratch_leaks == NULL || p->dsn == NULL || p->name == NULL || hrc != BE_OK) {
+      p->scratch_leaks == NULL || p->dsn == NULL || p->name == NULL || hrc != BE_OK ||
+      (o->connection_init_sql && p->init_sql == NULL)) {
     pool_free_parts(p);
     return be__error_oom(err);
   }
@@ -185,11 +213,19 @@ static void configure(be_pool *p, const be_pool_options *o) {
   p->usage_ud = o->usage_alert_user_data;
   p->on_leak = o->on_leak;
   p->leak_ud = o->leak_user_data;
+  p->init_fn = o->connection_init;
+  p->init_ud = o->connection_init_user_data;
   p->alert_at = o->usage_alert_percent > 0
                   ? (int32_t)(((int64_t)o->max_conns * o->usage_alert_percent + 99) / 100)
                   : 0;
   if (p->alert_at < 1 && o->usage_alert_percent > 0) p->alert_at = 1;
   p->alert_armed = p->alert_at > 0;
+  p->alert_percent = o->usage_alert_percent;
+  int32_t margin = o->max_conns / 5 > 1 ? o->max_conns / 5 : 1;
+  p->rearm_at = p->alert_at - margin;
+  p->alert_interval_ns = be__ms_to_ns(o->usage_alert_interval_ms);
+  p->stmt_stats = o->stmt_stats;
+  p->incidents = o->incidents;
   p->rng = ((uint64_t)(uintptr_t)p ^ (uint64_t)be_clock_now_ns(NULL)) | 1;
   p->bg_interval_ns = be__ms_to_ns(o->maintenance_interval_ms);
 }
@@ -239,11 +275,14 @@ static int start_maintenance_thread(be_pool *p, be_error **err) {
   return BE_OK;
 }
 
-int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
+int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **err) {
   if (out) *out = NULL;
-  if (out == NULL || o == NULL)
+  if (out == NULL || opts == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_pool_new: %s is NULL", out ? "options" : "out");
-  int rc = check_options(o, err);
+  be_pool_options local;
+  const be_pool_options *o = &local;
+  int rc = read_options(&local, opts, err);
+  if (rc == BE_OK) rc = check_options(o, err);
   if (rc != BE_OK) return rc;
   be_pool *p = NULL;
   rc = pool_alloc(&p, o, err);
@@ -330,3 +369,5 @@ int be__pool_holds(const be_pool *p, const be_conn *c) {
   return s != NULL && s->pool == p && s->state == BE__SLOT_IN_USE &&
          pthread_equal(s->owner, pthread_self());
 }
+
+int32_t be__pool_alert_percent(const be_pool *pool) { return pool ? pool->alert_percent : 0; }

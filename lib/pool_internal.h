@@ -52,6 +52,8 @@
 #include <backend/pool.h>
 #include <backend/query_stats.h>
 #include <backend/slowlog.h>
+#include <backend/stmt_stats.h>
+#include <backend/incident.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -123,7 +125,13 @@ struct be_pool {
   int32_t opening;
   int32_t total;
   int32_t alert_at; /* in_use count that fires the usage alert; 0 = off */
+  int32_t alert_percent;
   int32_t alert_armed;
+  int32_t rearm_at;          /* in_use at or below which the alert re-arms */
+  int32_t alert_fired;       /* an alert fired already (alert_last_ns is valid) */
+  int64_t alert_last_ns;     /* coarse pool clock */
+  int64_t alert_interval_ns; /* 0 = no rate limit */
+  int64_t alert_suppressed;  /* crossings since the last alert that fired */
   const be_clock *clock;
   int64_t window_ns; /* ping when idle longer than this */
   /* counters, under mu */
@@ -145,10 +153,15 @@ struct be_pool {
    * open_existing, so a database that vanished is not created anew */
   atomic_int opened_once;
   char *name;
+  char *init_sql;          /* connection_init_sql (copied); NULL = none */
+  be_conn_init_fn init_fn; /* connection_init; NULL = none */
+  void *init_ud;
   be_histogram *wait_hist;
-  be_query_stats *qstats;  /* attached to every connection */
-  be_slowlog *slowlog;     /* attached to every connection; NULL = none */
-  be_slowlog *own_slowlog; /* == slowlog when the pool made it (and frees it) */
+  be_query_stats *qstats;     /* attached to every connection */
+  be_slowlog *slowlog;        /* attached to every connection; NULL = none */
+  be_slowlog *own_slowlog;    /* == slowlog when the pool made it (and frees it) */
+  be_stmt_stats *stmt_stats;  /* attached to every connection; NULL = none (borrowed) */
+  be_incident_log *incidents; /* NULL = none (borrowed) */
   uint64_t rng;
   /* maintenance */
   int32_t maintaining;
@@ -178,18 +191,21 @@ static inline void be__pool_checkout(be_pool *p, be__pool_slot *s, const char *f
   p->acquires++;
 }
 
-/* 1 when the usage alert should fire for the checkout just done. */
-static inline int be__pool_alert_due(be_pool *p) {
-  if (p->in_use == p->alert_at && p->alert_armed) {
-    p->alert_armed = 0;
-    return 1;
-  }
-  return 0;
+/* A crossing of the alert threshold: -1 when rate-limited (counted),
+ * else the crossings suppressed before this one (pool_report.c). */
+int64_t be__pool_alert_crossing(be_pool *p);
+
+/* For the checkout just done: -1 when no usage alert is due, else the
+ * number of crossings suppressed since the last alert (fire it). */
+static inline int64_t be__pool_alert_due(be_pool *p) {
+  if (BE__LIKELY(p->in_use != p->alert_at || !p->alert_armed)) return -1;
+  p->alert_armed = 0;
+  return be__pool_alert_crossing(p);
 }
 
 static inline void be__pool_in_use_dec(be_pool *p) {
   p->in_use--;
-  if (p->in_use < p->alert_at) p->alert_armed = 1;
+  if (p->in_use <= p->rearm_at) p->alert_armed = 1;
 }
 
 static inline be__pool_waiter *be__pool_dequeue_head(be_pool *p) {
@@ -250,7 +266,9 @@ void be__pool_grant_capacity(be_pool *p);
 /* When a connection created at `created` reaches its lifetime (jittered). */
 int64_t be__pool_lifetime_end(be_pool *p, int64_t created);
 /* Open a connection into reserved slot s, with the pool's clock and
- * observers attached (mu not held). *cause gets the error. */
+ * observers attached, then run its setup (connection_init_sql, then
+ * connection_init); mu not held. *cause gets the error; a failed setup
+ * closes the connection and returns BE__POOL_SETUP_FAILED. */
 int be__pool_open_conn(be_pool *p, be__pool_slot *s, be_error **cause);
 /* Account for the open into reserved slot s that returned rc, stamping
  * its creation and lifetime. A failed open frees the slot (and grants its
@@ -260,10 +278,17 @@ be_conn *be__pool_settle_open(be_pool *p, be__pool_slot *s, int rc, int64_t now)
 /* Open a connection into reserved slot s and make it idle (or hand it to
  * the head waiter). mu not held; takes it. */
 int be__pool_open_idle(be_pool *p, be__pool_slot *s, be_error **cause);
+/* What be__pool_open_conn() returns when the connection opened but its
+ * setup (connection_init_sql / connection_init) failed; *cause then holds
+ * the setup error. Never leaves the pool: be__pool_open_error() turns it
+ * into the setup error's own code. */
+#define BE__POOL_SETUP_FAILED (-1000)
 /* The error for a failed open (rc, cause taken): out of memory as such;
- * a locked database BE_E_BUSY and something that is not a usable
- * database BE_E_STORAGE; else BE_E_DB_UNREACHABLE; the message is
- * "<pool>: <what>: <cause's message>". No lock needed. */
+ * a failed setup (BE__POOL_SETUP_FAILED) as the setup error's code,
+ * "<pool>: <what>: connection setup failed: <cause>"; a locked database
+ * BE_E_BUSY and something that is not a usable database BE_E_STORAGE;
+ * else BE_E_DB_UNREACHABLE; the message is "<pool>: <what>: <cause's
+ * message>". No lock needed. */
 int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *what,
                         be_error **err);
 /* The checked-out slot held longest, or NULL. */
@@ -296,8 +321,13 @@ void be__pool_log_emit(be__pool_log_line *l, int32_t level, const char *msg);
 /* A log line of the pool's name alone. */
 void be__pool_log(const be_pool *p, int32_t level, const char *msg);
 
-/* The usage alert: a warning and the on_usage callback (unlocked). */
-void be__pool_fire_usage_alert(be_pool *p, int32_t in_use, int32_t waiting);
+/* The usage alert: a warning, an incident and the on_usage callback
+ * (unlocked); suppressed: crossings rate-limited since the last one. */
+void be__pool_fire_usage_alert(be_pool *p, int32_t in_use, int32_t waiting, int64_t suppressed);
+/* An incident of kind with the pool's figures (unlocked; no-op without an
+ * incident log). */
+void be__pool_incident(be_pool *p, int32_t kind, int32_t in_use, int32_t idle, int32_t waiting,
+                       int64_t value, int64_t threshold, int64_t suppressed, const char *message);
 /* Warnings and on_leak callbacks for the leaks found (unlocked). */
 void be__pool_report_leaks(be_pool *p, const be__pool_leak_note *notes, int32_t n);
 
