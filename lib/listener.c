@@ -25,7 +25,7 @@ struct be__listener {
   char *dsn;
   char channel[65];
   const be_clock *clock;
-  void (*on_message)(void *ud, const char *payload, size_t len);
+  int (*on_message)(void *ud, const char *payload, size_t len);
   void (*on_resync)(void *ud);
   void *ud;
   be_conn *conn; /* the thread's; NULL while down */
@@ -107,8 +107,8 @@ static void listen_once(be__listener *l) {
                                       RECHECK_MS, NULL);
   if (atomic_load(&l->stop)) return;
   if (rc == BE_OK && got) {
-    atomic_fetch_add(&l->received, 1);
-    if (len < sizeof payload) l->on_message(l->ud, payload, len);
+    if (len < sizeof payload && l->on_message(l->ud, payload, len))
+      atomic_fetch_add(&l->received, 1);
     return;
   }
   if (rc == BE_OK) rc = be__conn_listen(l->conn, l->channel, NULL);

@@ -30,7 +30,9 @@ typedef struct be__listener_config {
   const char *dsn;         /* copied */
   const char *channel;     /* an identifier; copied */
   const be_clock *clock;   /* backoff and down-since; borrowed, outlives the listener */
-  void (*on_message)(void *ud, const char *payload, size_t len);
+  /* a payload; returns 1 when it was used (counted in `received`), 0
+   * when ignored (the app's own, or not a payload it knows) */
+  int (*on_message)(void *ud, const char *payload, size_t len);
   void (*on_resync)(void *ud); /* after a reconnect; may be NULL */
   void *ud;
 } be__listener_config;

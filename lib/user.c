@@ -891,10 +891,11 @@ static void invalidate(be_app *app, int64_t id) {
   be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
 }
 
-void be__user_changed_elsewhere(void *ud, const char *payload, size_t len) {
+int be__user_changed_elsewhere(void *ud, const char *payload, size_t len) {
   be_app *app = ud;
   int64_t id = be__svc_notified_id(&app->res, payload, len);
   if (id > 0) invalidate(app, id);
+  return id > 0;
 }
 
 void be__user_resync(void *ud) {
