@@ -1148,8 +1148,15 @@ START_TEST(notification_payloads_are_parsed_strictly) {
   const char *max = "9223372036854775807:0000000000000001";
   ck_assert_int_eq(be__svc_notified_id(&res, max, strlen(max)), INT64_MAX);
   static const char *const bad[] = {
-    "", "42", "42:", ":00000000deadbeee", "x2:00000000deadbeee", "42:00000000deadbee",
-    "42:00000000deadbeeee", "42;00000000deadbeee", "9223372036854775808:0000000000000001",
+    "",
+    "42",
+    "42:",
+    ":00000000deadbeee",
+    "x2:00000000deadbeee",
+    "42:00000000deadbee",
+    "42:00000000deadbeeee",
+    "42;00000000deadbeee",
+    "9223372036854775808:0000000000000001",
     "12345678901234567890:0000000000000001",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
