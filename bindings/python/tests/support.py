@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: MIT
+"""What the binding's tests share: an App with cheap password hashing."""
+import os
+import pathlib
+import tempfile
+import unittest
+
+import libbackend
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+PASSWORD = "a long correct passphrase"
+# argon2id at the lowest cost the library takes with insecure_test_hashing:
+# a login costs well under a millisecond.
+FAST = dict(insecure_test_hashing=True, pwhash_opslimit=1, pwhash_memlimit=8192)
+FUTURE = os.environ.get("LIBBACKEND_TEST_FUTURE") == "1"
+
+
+def fast_app(**options):
+    """An in-memory App with cheap hashing (options override)."""
+    return libbackend.App(**{**FAST, **options})
+
+
+class AppTest(unittest.TestCase):
+    """A fresh App on a real SQLite file in a temporary directory."""
+
+    app_options = {}
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.db = os.path.join(self.tmp.name, "app.db")
+        self.app = fast_app(database=self.db, **self.app_options)
+
+    def tearDown(self):
+        self.app.close()
+        self.tmp.cleanup()
+
+    def user(self, email="ada@example.com", name="Ada", password=PASSWORD):
+        u = self.app.users.create(email, name)
+        if password is not None:
+            self.app.auth.set_password(u.id, password)
+        return u
