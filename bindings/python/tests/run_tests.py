@@ -7,20 +7,15 @@ library (meson test sets it to the built one).
 
 usage: LIBBACKEND_PATH=build/lib/libbackend.so.0 python3 run_tests.py [-v]
 """
-import os
 import pathlib
 import sys
 import unittest
 
 HERE = pathlib.Path(__file__).resolve().parent
-PACKAGE_ROOT = HERE.parent
 
 
 def main():
-    sys.path.insert(0, str(PACKAGE_ROOT))
-    sys.path.insert(0, str(HERE))
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(PACKAGE_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    sys.path.insert(0, str(HERE))  # support.py puts the package on the path
     try:
         import pytest
     except ImportError:

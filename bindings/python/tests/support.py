@@ -2,10 +2,19 @@
 """What the binding's tests share: an App with cheap password hashing."""
 import os
 import pathlib
+import sys
 import tempfile
 import unittest
 
-import libbackend
+# This tree's package, also for the interpreters the tests start.
+PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[1])
+if PACKAGE_ROOT not in sys.path:
+    sys.path.insert(0, PACKAGE_ROOT)
+if PACKAGE_ROOT not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
+
+import libbackend  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 PASSWORD = "a long correct passphrase"

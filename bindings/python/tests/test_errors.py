@@ -4,8 +4,8 @@ status, field errors and problem JSON; bad Python arguments stop before C."""
 import json
 import unittest
 
+from support import PASSWORD, AppTest  # first: it finds the package
 import libbackend as lb
-from support import PASSWORD, AppTest
 
 
 class Categories(AppTest):

@@ -7,14 +7,16 @@ import importlib.util
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 
+from support import FUTURE, PASSWORD, REPO, fast_app  # first: it finds the package
 import libbackend
 from libbackend import _layouts as L
 from libbackend import _native as N
-from support import FUTURE, PASSWORD, REPO, fast_app
 
 PACKAGE = pathlib.Path(libbackend.__file__).resolve().parent
 
@@ -26,7 +28,7 @@ def python(code, **env):
         if v is None:
             del full[k]
     p = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, cwd=tempfile.gettempdir())  # not this tree's package
     return p.returncode, p.stdout + p.stderr
 
 
@@ -60,6 +62,44 @@ class Loading(unittest.TestCase):
         rc, out = python("import libbackend", LIBBACKEND_PATH=libc)
         self.assertNotEqual(rc, 0)
         self.assertIn("lacks be_", out)
+
+
+class Installed(unittest.TestCase):
+    """The package works as installed: from a copy of it elsewhere, with
+    the library next to it (the second place it looks) or from pip."""
+
+    def setUp(self):
+        if FUTURE:
+            self.skipTest("the stand-in is not named libbackend.so.0")
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+
+    def check_import(self, site, want_lib):
+        code = ("import libbackend; print(libbackend.__file__); print(libbackend.library_path());"
+                "app = libbackend.App(); app.users.create('i@example.com', 'I'); app.close()")
+        rc, out = python(code, PYTHONPATH=site, LIBBACKEND_PATH=None)
+        self.assertEqual(rc, 0, out)
+        pkg, lib = out.split()[:2]
+        self.assertTrue(pkg.startswith(site), out)
+        self.assertEqual(lib, want_lib)
+
+    def test_library_next_to_the_package(self):
+        site = os.path.join(self.tmp.name, "site")
+        shutil.copytree(PACKAGE, os.path.join(site, "libbackend"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(os.environ["LIBBACKEND_PATH"], os.path.join(site, "libbackend"))
+        self.check_import(site, os.path.join(site, "libbackend", N.SONAME))
+
+    def test_pip_install(self):
+        if importlib.util.find_spec("wheel") is None:
+            self.skipTest("pip needs the wheel package to install offline")
+        site = os.path.join(self.tmp.name, "site")
+        p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation",
+                            "--no-deps", "--no-index", "--target", site, str(PACKAGE.parent)],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        shutil.copy(os.environ["LIBBACKEND_PATH"], os.path.join(site, "libbackend"))
+        self.check_import(site, os.path.join(site, "libbackend", N.SONAME))
 
 
 class AbiCheck(unittest.TestCase):
