@@ -96,6 +96,14 @@ class _Service:
         with self._app._handle as ptr:
             return self._n.call(fn, ptr, *args)
 
+    def _out(self, fn, *args, out_type=C.c_int64):
+        """fn(&out, app, *args, &err) on the open app; returns out (a ctypes
+        object: whatever it points to is the caller's to release)."""
+        out = out_type()
+        with self._app._handle as ptr:
+            self._n.call(fn, C.byref(out), ptr, *args)
+        return out
+
 
 def _actor(actor):
     return int_arg(actor, "actor")
@@ -307,28 +315,21 @@ class Users(_Service):
 
     def get(self, user_id):
         """The user with this id (through the cache); NotFoundError if none."""
-        out = C.c_void_p()
-        with self._app._handle as ptr:
-            self._n.call(self._lib.be_user_get, C.byref(out), ptr, int_arg(user_id, "user_id"))
-        return self._take_user(out)
+        return self._take_user(self._out(self._lib.be_user_get, int_arg(user_id, "user_id"),
+                                         out_type=C.c_void_p))
 
     def get_by_email(self, email):
         """The user with this email (normalised as on create); NotFoundError if none."""
-        raw, n = text_arg(email, "email")
-        out = C.c_void_p()
-        with self._app._handle as ptr:
-            self._n.call(self._lib.be_user_get_by_email, C.byref(out), ptr, raw, n)
-        return self._take_user(out)
+        return self._take_user(self._out(self._lib.be_user_get_by_email,
+                                         *text_arg(email, "email"), out_type=C.c_void_p))
 
     def get_many(self, user_ids):
         """Users by id in one batch: a list in the order of user_ids, None
         where there is no such user."""
         ids = [int_arg(i, "user_ids[]") for i in user_ids]
         arr = (C.c_int64 * max(len(ids), 1))(*ids)
-        out = C.c_void_p()
-        with self._app._handle as ptr:
-            self._n.call(self._lib.be_user_get_many, C.byref(out), ptr, arr, len(ids))
-        return self._take_list(out).items
+        return self._take_list(self._out(self._lib.be_user_get_many, arr, len(ids),
+                                         out_type=C.c_void_p)).items
 
     def _take_list(self, out):
         lib = self._lib
@@ -358,11 +359,9 @@ class Users(_Service):
     def list(self, *, limit=0, cursor=None):
         """One page of users in id order (limit 1..100, 0 = 20): Page(items, next_cursor)."""
         raw, n = (None, 0) if cursor is None else text_arg(cursor, "cursor")
-        out = C.c_void_p()
-        with self._app._handle as ptr:
-            self._n.call(self._lib.be_user_list_page, C.byref(out), ptr, raw, n,
-                         int_arg(limit, "limit", 0, INT32_MAX))
-        return self._take_list(out)
+        return self._take_list(self._out(self._lib.be_user_list_page, raw, n,
+                                         int_arg(limit, "limit", 0, INT32_MAX),
+                                         out_type=C.c_void_p))
 
     def __iter__(self):
         """Every user, page by page."""
@@ -400,10 +399,7 @@ class Auth(_Service):
 
     def verify(self, token):
         """The user id of a live session (slides its idle timeout); AuthError otherwise."""
-        uid = C.c_int64()
-        with self._app._handle as ptr:
-            self._n.call(self._lib.be_auth_verify, C.byref(uid), ptr, *text_arg(token, "token"))
-        return uid.value
+        return self._out(self._lib.be_auth_verify, *text_arg(token, "token")).value
 
     def verify_session(self, token):
         """verify() that returns the Session (id, login time, expiry)."""
@@ -417,10 +413,9 @@ class Auth(_Service):
 
     def sessions(self, user_id):
         """A user's live sessions, most recently used first."""
-        lib, out = self._lib, C.c_void_p()
-        with self._app._handle as ptr:
-            self._n.call(lib.be_auth_list_sessions, C.byref(out), ptr,
-                         int_arg(user_id, "user_id"))
+        lib = self._lib
+        out = self._out(lib.be_auth_list_sessions, int_arg(user_id, "user_id"),
+                        out_type=C.c_void_p)
         try:
             return [Session(lib.be_auth_session_list_id(out, i), user_id,
                             lib.be_auth_session_list_created_at_ms(out, i),
@@ -462,10 +457,7 @@ class Auth(_Service):
 
     def purge_expired(self):
         """Delete ended sessions and used reset tokens; returns how many rows went."""
-        n = C.c_int64()
-        with self._app._handle as ptr:
-            self._n.call(self._lib.be_auth_purge_expired, C.byref(n), ptr)
-        return n.value
+        return self._out(self._lib.be_auth_purge_expired).value
 
 
 class Permissions(_Service):
@@ -486,11 +478,8 @@ class Permissions(_Service):
 
     def create_role(self, role, *, actor=0):
         """Create a role; returns its id. ConflictError when it exists."""
-        rid = C.c_int64()
-        with self._app._handle as ptr:
-            self._n.call(self._lib.be_perm_role_create, C.byref(rid), ptr, _actor(actor),
-                         *text_arg(role, "role"))
-        return rid.value
+        return self._out(self._lib.be_perm_role_create, _actor(actor),
+                         *text_arg(role, "role")).value
 
     def delete_role(self, role, *, actor=0):
         self._call(self._lib.be_perm_role_delete, _actor(actor), *text_arg(role, "role"))
@@ -515,9 +504,7 @@ class Permissions(_Service):
                    int_arg(user_id, "user_id"), *text_arg(role, "role"))
 
     def _list(self, fn, *args):
-        lib, out = self._lib, C.c_void_p()
-        with self._app._handle as ptr:
-            self._n.call(fn, C.byref(out), ptr, *args)
+        lib, out = self._lib, self._out(fn, *args, out_type=C.c_void_p)
         try:
             return [_s(lib.be_perm_list_get(out, i)) for i in range(lib.be_perm_list_count(out))]
         finally:
@@ -535,10 +522,7 @@ class Permissions(_Service):
 
     def epoch(self):
         """The authorisation epoch: grows with every change of roles, grants or status."""
-        e = C.c_int64()
-        with self._app._handle as ptr:
-            self._n.call(self._lib.be_perm_epoch, C.byref(e), ptr)
-        return e.value
+        return self._out(self._lib.be_perm_epoch).value
 
 
 class Audit(_Service):
@@ -576,9 +560,7 @@ class Audit(_Service):
         q.view.limit = int_arg(limit, "limit", 0, INT32_MAX)
         if cursor is not None:
             q.set_text("cursor", "cursor_len", text_arg(cursor, "cursor")[0])
-        out = C.c_void_p()
-        with self._app._handle as ptr:
-            self._n.call(lib.be_audit_query, C.byref(out), ptr, q.ptr)
+        out = self._out(lib.be_audit_query, q.ptr, out_type=C.c_void_p)
         try:
             rows = [AuditRow(lib.be_audit_page_id(out, i), lib.be_audit_page_actor_id(out, i),
                              _s(lib.be_audit_page_action(out, i)),

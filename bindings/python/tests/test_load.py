@@ -87,7 +87,7 @@ class Installed(unittest.TestCase):
         site = os.path.join(self.tmp.name, "site")
         shutil.copytree(PACKAGE, os.path.join(site, "libbackend"),
                         ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(os.environ["LIBBACKEND_PATH"], os.path.join(site, "libbackend"))
+        shutil.copy(os.environ["LIBBACKEND_PATH"], os.path.join(site, "libbackend", N.SONAME))
         self.check_import(site, os.path.join(site, "libbackend", N.SONAME))
 
     def test_pip_install(self):
@@ -98,7 +98,7 @@ class Installed(unittest.TestCase):
                             "--no-deps", "--no-index", "--target", site, str(PACKAGE.parent)],
                            capture_output=True, text=True, timeout=300)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        shutil.copy(os.environ["LIBBACKEND_PATH"], os.path.join(site, "libbackend"))
+        shutil.copy(os.environ["LIBBACKEND_PATH"], os.path.join(site, "libbackend", N.SONAME))
         self.check_import(site, os.path.join(site, "libbackend", N.SONAME))
 
 
