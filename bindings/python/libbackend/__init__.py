@@ -42,9 +42,10 @@ def library_path():
 
 
 from ._app import (App, AuditCheck, AuditRow, Login, Page, Session, User)  # noqa: E402
+from ._logging import log_to_python, log_to_stderr  # noqa: E402
 
 __all__ = ["App", "User", "Page", "Login", "Session", "AuditRow", "AuditCheck", "FieldError",
            "BackendError", "ValidationError", "AuthError", "ForbiddenError", "NotFoundError",
            "ConflictError", "RateLimitedError", "UnavailableError", "DeadlineError",
            "InternalError", "UnsupportedError", "ClosedError", "library_version",
-           "library_path"]
+           "library_path", "log_to_python", "log_to_stderr"]

@@ -119,6 +119,17 @@ CACHE_STATS_INT64 = ("hits", "misses", "negative_hits", "loads", "load_errors", 
 BeCacheStats = _struct("be_cache_stats", [("version", C.c_uint32), ("shard_count", C.c_uint32)] +
                        [(f, C.c_int64) for f in CACHE_STATS_INT64])
 
+# An element of an array the library hands over: its size is the stride,
+# so it must be exactly the library's (checked at import).
+BeLogField = _struct("be_log_field", [
+    ("key", C.c_char_p),
+    ("value", C.c_char_p),
+])
+# void (*be_log_fn)(int32_t level, const char *message, const be_log_field *fields,
+#                   size_t field_count, void *user_data)
+LOG_FN = C.CFUNCTYPE(None, C.c_int32, C.c_char_p, C.POINTER(BeLogField), C.c_size_t, C.c_void_p)
+FIXED = [BeLogField]
+
 # layout -> the struct version it describes, and the be_<x>_init() that fills it.
 VERSIONS = {
     BeMailer: (1, "be_mailer_init"),

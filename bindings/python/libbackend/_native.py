@@ -58,6 +58,8 @@ SIGNATURES = {
     "be_code_name": (STR, [I32]),
     "be_code_category": (I32, [I32]),
     "be_code_http_status": (I32, [I32]),
+    # log.h
+    "be_log_set_handler": (C.c_int, [L.LOG_FN, P, I32, ERR]),
     # app.h, mailer.h
     "be_app_options_init": (C.c_int, [P, U32]),
     "be_app_new": (C.c_int, [PP, P, ERR]),
@@ -166,6 +168,7 @@ CONSTANT_NAMES = [
     "BE_USER_FIELD_STATUS",
     "BE_TX_IMMEDIATE", "BE_CACHE_TTL_DEFAULT", "BE_CACHE_TTL_FOREVER",
     "BE_AUDIT_HASH_BYTES", "BE_AUTH_TOKEN_LEN", "BE_USER_PAGE_MAX", "BE_AUDIT_PAGE_MAX",
+    "BE_LOG_DEBUG", "BE_LOG_INFO", "BE_LOG_WARN", "BE_LOG_ERROR", "BE_LOG_OFF",
 ] + list(E.CATEGORY_CLASSES)
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -246,6 +249,11 @@ class Native:
             size, version = self.struct_info(layout.__name__)
             check_struct(layout, size, version)
             self.structs[layout] = (size, version)
+        for layout in L.FIXED:
+            size, _ = self.struct_info(layout.__name__)
+            if size != C.sizeof(layout):
+                raise ImportError(f"libbackend: the library's {layout.__name__} is {size} "
+                                  f"bytes; this binding's is {C.sizeof(layout)}")
         self.categories = {self.K[n]: cls for n, cls in E.CATEGORY_CLASSES.items()}
 
     def struct_info(self, name):

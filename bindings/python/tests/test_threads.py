@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """One App shared by threads: logins, verifies and reads at once, each
 failure with its own error."""
+import ctypes
 import threading
 import unittest
 
@@ -56,9 +57,15 @@ class Threads(AppTest):
         logins = [r for r in self.app.audit.list(limit=500).items if r.action == "auth.login"]
         self.assertGreaterEqual(len(logins), min(500 // 2, THREADS * ROUNDS) // 2)
 
-    def test_calls_overlap(self):
-        """ctypes releases the GIL in foreign calls: hashing in two threads
-        overlaps (each login holds a hash slot; both are in C at once)."""
+    def test_foreign_calls_release_the_gil(self):
+        """The library is a ctypes.CDLL, whose calls release the GIL (a
+        PyDLL's would hold it)."""
+        lib = lb._native_instance().lib
+        self.assertIsInstance(lib, ctypes.CDLL)
+        self.assertNotIsInstance(lib, ctypes.PyDLL)
+        self.assertFalse(lib._func_flags_ & ctypes._FUNCFLAG_PYTHONAPI)
+
+    def test_two_threads_log_in_at_once(self):
         a, b = self.user("a@example.com", "A"), self.user("b@example.com", "B")
         inside = []
         lock = threading.Lock()
