@@ -15,7 +15,7 @@ import threading
 
 from . import _layouts as L
 from . import errors as E
-from ._native import INT32_MAX, TX_FN, Struct, int_arg, text_arg
+from ._native import INT32_MAX, INT32_MIN, TX_FN, Struct, int_arg, text_arg
 
 User = collections.namedtuple(
     "User", ["id", "email", "name", "bio", "extra_json", "status", "created_at_ms",
@@ -115,7 +115,8 @@ class App:
         with libbackend.App(database="app.db") as app:
             uid = app.users.create(email="ada@example.com", name="Ada").id
 
-    Keyword options are the fields of be_app_options (backend/app.h) that
+    database is a path, a file: URI or ":memory:" (None: the library's
+    default, "backend.db"). Keyword options are the fields of be_app_options (backend/app.h) that
     this binding knows, by the same names: database, pool_min, pool_max,
     acquire_timeout_ms, cache_max_entries, cache_max_bytes,
     user_cache_ttl_ms, pwhash_opslimit, pwhash_memlimit,
@@ -136,7 +137,7 @@ class App:
                    "lockout_ms", "reset_token_ttl_ms", "audit_key_adopt", "hash_wait_ms",
                    "pepper_id")
 
-    def __init__(self, database=":memory:", *, mailer=None, audit_key=None, pepper=None,
+    def __init__(self, database=None, *, mailer=None, audit_key=None, pepper=None,
                  previous_peppers=(), **options):
         from . import _native_instance
         self._n = _native_instance()
@@ -162,9 +163,10 @@ class App:
         self.cache = Cache(self)
 
     def _set_options(self, opts, database, options):
-        raw, _ = text_arg(database, "database")
-        opts.keep.append(raw)
-        opts.view.database = raw
+        if database is not None:  # None: the library's default, "backend.db"
+            raw = text_arg(database, "database")[0]
+            opts.keep.append(raw)
+            opts.view.database = raw
         for name, value in options.items():
             if name not in self.INT_OPTIONS:
                 raise TypeError(f"App() got an unexpected option {name!r}")
@@ -187,7 +189,7 @@ class App:
             if not (isinstance(entry, tuple) and len(entry) == 2 and
                     isinstance(entry[1], (bytes, bytearray))):
                 raise TypeError("previous_peppers must be a list of (id, bytes)")
-            ids[i] = int_arg(entry[0], f"previous_peppers[{i}] id", -(1 << 31), INT32_MAX)
+            ids[i] = int_arg(entry[0], f"previous_peppers[{i}] id", INT32_MIN, INT32_MAX)
             arr = (C.c_uint8 * max(len(entry[1]), 1)).from_buffer_copy(
                 bytes(entry[1]).ljust(1, b"\0"))
             opts.keep.append(arr)
@@ -288,7 +290,7 @@ class Users(_Service):
             return self._n.K["BE_USER_" + status.upper()]
         if isinstance(status, str):
             raise ValueError(f"status must be one of {STATUS_NAMES}, not {status!r}")
-        return int_arg(status, "status", -(1 << 31), INT32_MAX)
+        return int_arg(status, "status", INT32_MIN, INT32_MAX)
 
     def _read(self, u):
         lib = self._lib

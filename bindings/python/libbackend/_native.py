@@ -277,9 +277,8 @@ class Native:
         """The exception for a failed call: rc and the call's be_error (a
         c_void_p, possibly NULL), which this frees."""
         lib = self.lib
-        own = None
         try:
-            if not err:  # no error object (or the static out-of-memory one): make one
+            if not err:  # the call gave no error object: make one for the code
                 own = C.c_void_p()
                 if lib.be_error_new(C.byref(own), rc, None) == BE_OK:
                     err = own

@@ -26,7 +26,7 @@ FUTURE = os.environ.get("LIBBACKEND_TEST_FUTURE") == "1"
 
 def fast_app(**options):
     """An in-memory App with cheap hashing (options override)."""
-    return libbackend.App(**{**FAST, **options})
+    return libbackend.App(**{"database": ":memory:", **FAST, **options})
 
 
 class AppTest(unittest.TestCase):

@@ -115,7 +115,7 @@ class Arguments(AppTest):
                      lambda: perms.check(1, ["posts:read"]),
                      lambda: self.app.cache.set("k", 3),
                      lambda: self.app.audit.write("x.y", "post", "7"),
-                     lambda: lb.App(database=None),
+                     lambda: lb.App(database=42),
                      lambda: lb.App(database=":memory:", pool_max="10"),
                      lambda: lb.App(database=":memory:", no_such_option=1),
                      lambda: lb.App(database=":memory:", audit_key="text, not bytes"),

@@ -21,14 +21,14 @@ from libbackend import _native as N
 PACKAGE = pathlib.Path(libbackend.__file__).resolve().parent
 
 
-def python(code, **env):
+def python(code, cwd=None, **env):
     """Run code in a fresh interpreter; (exit status, stdout + stderr)."""
     full = dict(os.environ, **env)
     for k, v in env.items():
         if v is None:
             del full[k]
     p = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
-                       timeout=60, cwd=tempfile.gettempdir())  # not this tree's package
+                       timeout=60, cwd=cwd or tempfile.gettempdir())  # not this tree's package
     return p.returncode, p.stdout + p.stderr
 
 
@@ -76,12 +76,19 @@ class Installed(unittest.TestCase):
 
     def check_import(self, site, want_lib):
         code = ("import libbackend; print(libbackend.__file__); print(libbackend.library_path());"
-                "app = libbackend.App(); app.users.create('i@example.com', 'I'); app.close()")
+                "app = libbackend.App(':memory:'); app.users.create('i@example.com', 'I'); app.close()")
         rc, out = python(code, PYTHONPATH=site, LIBBACKEND_PATH=None)
         self.assertEqual(rc, 0, out)
         pkg, lib = out.split()[:2]
         self.assertTrue(pkg.startswith(site), out)
         self.assertEqual(lib, want_lib)
+
+    def test_default_database_is_the_library_s(self):
+        code = ("import libbackend, os; libbackend.App(pool_min=1).close();"
+                "print(os.listdir('.'))")
+        rc, out = python(code, cwd=self.tmp.name)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("backend.db", out)
 
     def test_library_next_to_the_package(self):
         site = os.path.join(self.tmp.name, "site")

@@ -3,7 +3,7 @@
 import logging
 import unittest
 
-from support import AppTest  # first: it finds the package
+from support import AppTest, fast_app  # first: it finds the package
 import libbackend as lb
 
 
@@ -18,8 +18,7 @@ class Logging(AppTest):
 
         lb.log_to_python("libbackend.test", logging.INFO)
         with self.assertLogs("libbackend.test", logging.ERROR) as cm:
-            with lb.App(mailer=broken, insecure_test_hashing=1, pwhash_opslimit=1,
-                        pwhash_memlimit=8192) as app:
+            with fast_app(mailer=broken) as app:
                 u = app.users.create("ada@example.com", "Ada")
                 app.auth.request_reset("ada@example.com")
         record = cm.records[-1]
@@ -33,7 +32,7 @@ class Logging(AppTest):
         lb.log_to_python(logger, logging.CRITICAL)  # above ERROR: nothing is delivered
         with self.assertRaises(AssertionError):  # assertLogs fails when nothing was logged
             with self.assertLogs(logger, logging.DEBUG):
-                with lb.App(mailer=lambda *a: 1 / 0, **{"insecure_test_hashing": 1}) as app:
+                with fast_app(mailer=lambda *a: 1 / 0) as app:
                     app.users.create("b@example.com", "B")
                     app.auth.request_reset("b@example.com")
         lb.log_to_stderr()

@@ -7,7 +7,7 @@ import threading
 import unittest
 import weakref
 
-from support import FAST, PASSWORD, AppTest, fast_app  # first: it finds the package
+from support import PASSWORD, AppTest, fast_app  # first: it finds the package
 import libbackend as lb
 
 
@@ -252,7 +252,7 @@ class Status(AppTest):
 
 class Lifetime(unittest.TestCase):
     def test_close_is_idempotent_and_final(self):
-        app = lb.App(**FAST)
+        app = fast_app()
         self.assertFalse(app.closed)
         app.close()
         app.close()
@@ -263,12 +263,12 @@ class Lifetime(unittest.TestCase):
             app.status()
 
     def test_with_block_closes(self):
-        with lb.App(**FAST) as app:
+        with fast_app() as app:
             pass
         self.assertTrue(app.closed)
 
     def test_garbage_collection_frees(self):
-        app = lb.App(**FAST)
+        app = fast_app()
         handle = app._handle
         ref = weakref.ref(app)
         del app
@@ -284,7 +284,7 @@ class Lifetime(unittest.TestCase):
             started.set()
             release.wait(10)
 
-        app2 = lb.App(mailer=slow, **FAST)
+        app2 = fast_app(mailer=slow)
         u2 = app2.users.create("w@example.com", "W")
         t = threading.Thread(target=lambda: seen.append(app2.auth.request_reset(u2.email)))
         t.start()
