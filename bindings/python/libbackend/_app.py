@@ -243,25 +243,39 @@ class App:
 
     # ---- status ------------------------------------------------------------
 
-    def status(self):
-        """A snapshot for health checks and metrics: the library version, the
-        pool (be_pool_stats), the cache (be_cache_stats) and the pool's
-        query statistics (be_query_stats_to_json), as plain dicts."""
+    def pool_stats(self):
+        """The pool's snapshot (be_pool_stats) as a dict: in_use, idle,
+        waiting, acquires, timeouts, wait_p99_ns, ..."""
+        n, lib = self._n, self._n.lib
+        ps = Struct(n, L.BePoolStats)
+        with self._handle as ptr:
+            n.call(lib.be_pool_stats_get, ps.ptr, lib.be_app_pool(ptr))
+        return {f: getattr(ps.view, f) for f in L.POOL_STATS_INT32 + L.POOL_STATS_INT64}
+
+    def cache_stats(self):
+        """The cache's snapshot (be_cache_stats) as a dict: hits, misses,
+        entries, bytes, evictions_count, ..."""
+        n, lib = self._n, self._n.lib
+        cs = Struct(n, L.BeCacheStats)
+        with self._handle as ptr:
+            n.call(lib.be_cache_stats_get, cs.ptr, lib.be_app_cache(ptr))
+        return {f: getattr(cs.view, f) for f in ("shard_count",) + L.CACHE_STATS_INT64}
+
+    def query_stats(self):
+        """Every statement on the app's pool (be_pool_query_stats): queries,
+        errors, rows and latency quantiles in ns, as a dict."""
         n, lib = self._n, self._n.lib
         with self._handle as ptr:
-            pool = lib.be_app_pool(ptr)
-            ps = Struct(n, L.BePoolStats)
-            n.call(lib.be_pool_stats_get, ps.ptr, pool)
-            cs = Struct(n, L.BeCacheStats)
-            n.call(lib.be_cache_stats_get, cs.ptr, lib.be_app_cache(ptr))
-            queries = json.loads(n.take_text(lib.be_query_stats_to_json,
-                                             lib.be_pool_query_stats(pool)))
-        return {
-            "library_version": _s(lib.be_version_string()),
-            "pool": {f: getattr(ps.view, f) for f in L.POOL_STATS_INT32 + L.POOL_STATS_INT64},
-            "cache": {f: getattr(cs.view, f) for f in ("shard_count",) + L.CACHE_STATS_INT64},
-            "queries": queries,
-        }
+            stats = lib.be_pool_query_stats(lib.be_app_pool(ptr))
+            return json.loads(n.take_text(lib.be_query_stats_to_json, stats))
+
+    def status(self):
+        """A snapshot for health checks and metrics: the library version and
+        pool_stats(), cache_stats() and query_stats() under "pool", "cache"
+        and "queries"."""
+        return {"library_version": _s(self._n.lib.be_version_string()),
+                "pool": self.pool_stats(), "cache": self.cache_stats(),
+                "queries": self.query_stats()}
 
 
 class Users(_Service):
