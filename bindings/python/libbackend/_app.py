@@ -4,7 +4,8 @@
 Everything the library hands out (users, lists, pages, tokens, JSON text)
 is copied into Python objects and released before the method returns;
 the only native object a Python object holds is the be_app itself,
-released by App.close() (or the with block, or as a last resort __del__).
+released by App.close() or the with block, or else when the App and its
+services are no longer referenced (no reference cycle keeps them).
 One App may be shared by any number of threads: ctypes releases the GIL
 during each call, so password hashing and database work run in parallel.
 """
@@ -51,13 +52,21 @@ def _s(raw):
 
 
 class _Handle:
-    """The be_app pointer, guarded so that close() waits for calls in
-    flight and no call starts after it."""
+    """The be_app pointer, shared by the App and its services, guarded so
+    that close() waits for calls in flight and no call starts after it.
+    `keep` holds what the library points to for the app's life (the
+    mailer and its callback)."""
 
-    def __init__(self, ptr, free):
-        self._ptr, self._free = ptr, free
+    def __init__(self, ptr, free, keep):
+        self._ptr, self._free, self._keep = ptr, free, keep
         self._cond = threading.Condition()
         self._busy = 0
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the library may be gone
+            pass
 
     def __enter__(self):
         with self._cond:
@@ -79,6 +88,7 @@ class _Handle:
                 self._cond.wait()
         if ptr is not None:
             self._free(ptr)
+            self._keep = None
 
     @property
     def closed(self):
@@ -86,21 +96,21 @@ class _Handle:
 
 
 class _Service:
-    def __init__(self, app):
-        self._app = app
-        self._n = app._n
-        self._lib = app._n.lib
+    def __init__(self, handle, native):
+        self._h = handle
+        self._n = native
+        self._lib = native.lib
 
     def _call(self, fn, *args):
         """fn(app, *args, &err) on the open app."""
-        with self._app._handle as ptr:
+        with self._h as ptr:
             return self._n.call(fn, ptr, *args)
 
     def _out(self, fn, *args, out_type=C.c_int64):
         """fn(&out, app, *args, &err) on the open app; returns out (a ctypes
         object: whatever it points to is the caller's to release)."""
         out = out_type()
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(fn, C.byref(out), ptr, *args)
         return out
 
@@ -150,17 +160,18 @@ class App:
                     raise TypeError(f"{field} must be bytes, not {type(value).__name__}")
                 opts.set_bytes(field, field + "_len", bytes(value))
         self._set_previous_peppers(opts, previous_peppers)
-        self._mailer = None if mailer is None else self._make_mailer(mailer)
-        if self._mailer is not None:
-            opts.view.mailer = self._mailer.ptr
+        keep = []
+        if mailer is not None:
+            keep.append(self._make_mailer(mailer))
+            opts.view.mailer = keep[-1].ptr
         out = C.c_void_p()
         self._n.call(self._n.lib.be_app_new, C.byref(out), opts.ptr)
-        self._handle = _Handle(out, self._n.lib.be_app_free)
-        self.users = Users(self)
-        self.auth = Auth(self)
-        self.permissions = Permissions(self)
-        self.audit = Audit(self)
-        self.cache = Cache(self)
+        self._handle = _Handle(out, self._n.lib.be_app_free, keep)
+        self.users = Users(self._handle, self._n)
+        self.auth = Auth(self._handle, self._n)
+        self.permissions = Permissions(self._handle, self._n)
+        self.audit = Audit(self._handle, self._n)
+        self.cache = Cache(self._handle, self._n)
 
     def _set_options(self, opts, database, options):
         if database is not None:  # None: the library's default, "backend.db"
@@ -234,12 +245,6 @@ class App:
 
     def __exit__(self, *exc):
         self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: the library may be gone
-            pass
 
     # ---- status ------------------------------------------------------------
 
@@ -325,7 +330,7 @@ class Users(_Service):
         ValidationError names the field; ConflictError when the email is taken."""
         s = self._user_input(email, name, bio, extra, status)
         out = C.c_void_p()
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(self._lib.be_user_create, C.byref(out), None, ptr, _actor(actor), s.ptr)
         return self._take_user(out)
 
@@ -363,7 +368,7 @@ class Users(_Service):
         """Change the fields given (audited as user.update); returns the User."""
         s = self._user_input(email, name, bio, extra, status)
         out = C.c_void_p()
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(self._lib.be_user_update, C.byref(out), ptr, _actor(actor),
                          int_arg(user_id, "user_id"), s.ptr)
         return self._take_user(out)
@@ -406,7 +411,7 @@ class Auth(_Service):
         """A new session: Login(token, user_id). AuthError for every failure."""
         out, uid = C.c_void_p(), C.c_int64()
         e, p = text_arg(email, "email"), text_arg(password, "password")
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(self._lib.be_auth_login, C.byref(out), C.byref(uid), ptr, *e, *p)
         try:
             return Login(C.string_at(out).decode("ascii"), uid.value)
@@ -420,7 +425,7 @@ class Auth(_Service):
     def verify_session(self, token):
         """verify() that returns the Session (id, login time, expiry)."""
         s = Struct(self._n, L.BeAuthSessionInfo)
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(self._lib.be_auth_verify_session, s.ptr, ptr,
                          *text_arg(token, "token"))
         v = s.view
@@ -556,7 +561,7 @@ class Audit(_Service):
         args = (_actor(actor), *a, *t, int_arg(target_id, "target_id"), *d)
         row = C.c_int64()
 
-        with self._app._handle as ptr:
+        with self._h as ptr:
             def body(conn, user_data, err):
                 return lib.be_audit_write(C.byref(row), ptr, conn, *args, err)
 
@@ -591,7 +596,7 @@ class Audit(_Service):
     def verify(self):
         """Recompute the whole chain: AuditCheck(ok, first_bad_id, rows)."""
         bad, rows = C.c_int64(), C.c_int64()
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(self._lib.be_audit_verify, C.byref(bad), C.byref(rows), ptr)
         return AuditCheck(bad.value == 0, bad.value, rows.value)
 
@@ -599,7 +604,7 @@ class Audit(_Service):
         """The newest row's (id, hash): an anchor to keep outside the database."""
         rid = C.c_int64()
         h = (C.c_uint8 * self._n.K["BE_AUDIT_HASH_BYTES"])()
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(self._lib.be_audit_head, C.byref(rid), h, ptr)
         return rid.value, bytes(h)
 
@@ -610,7 +615,7 @@ class Audit(_Service):
             raise TypeError(f"anchor_hash must be {size} bytes")
         h = (C.c_uint8 * size).from_buffer_copy(bytes(anchor_hash))
         bad, rows = C.c_int64(), C.c_int64()
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(self._lib.be_audit_verify_anchor, C.byref(bad), C.byref(rows), ptr,
                          int_arg(anchor_id, "anchor_id"), h)
         return AuditCheck(bad.value == 0, bad.value, rows.value)
@@ -627,7 +632,7 @@ class Cache(_Service):
         """The value (bytes), or default on a miss."""
         lib, k = self._lib, self._key(key)
         entry = C.c_void_p()
-        with self._app._handle as ptr:
+        with self._h as ptr:
             rc = lib.be_cache_get(C.byref(entry), lib.be_app_cache(ptr), *k, None)
         if rc == self._n.K["BE_E_NOT_FOUND"]:
             return default
@@ -646,13 +651,13 @@ class Cache(_Service):
         lib, k = self._lib, self._key(key)
         v = text_arg(value, "value")
         ttl = self._n.K["BE_CACHE_TTL_DEFAULT"] if ttl_ms is None else int_arg(ttl_ms, "ttl_ms")
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(lib.be_cache_set, lib.be_app_cache(ptr), *k, *v, ttl)
 
     def delete(self, key):
         """Remove key; whether it was there."""
         lib, k = self._lib, self._key(key)
-        with self._app._handle as ptr:
+        with self._h as ptr:
             rc = lib.be_cache_delete(lib.be_app_cache(ptr), *k, None)
         if rc < 0 and rc != self._n.K["BE_E_NOT_FOUND"]:
             raise self._n.error(rc, None)
@@ -661,7 +666,7 @@ class Cache(_Service):
     def invalidate_prefix(self, prefix):
         """Drop every entry whose key starts with prefix."""
         lib = self._lib
-        with self._app._handle as ptr:
+        with self._h as ptr:
             self._n.call(lib.be_cache_invalidate_prefix, lib.be_app_cache(ptr),
                          *text_arg(prefix, "prefix"))
 

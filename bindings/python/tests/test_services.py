@@ -267,14 +267,26 @@ class Lifetime(unittest.TestCase):
             pass
         self.assertTrue(app.closed)
 
-    def test_garbage_collection_frees(self):
-        app = fast_app()
-        handle = app._handle
-        ref = weakref.ref(app)
-        del app
-        gc.collect()
-        self.assertIsNone(ref())
-        self.assertTrue(handle.closed)
+    def test_dropped_app_is_freed_at_once(self):
+        """No reference cycle: the last reference going frees the be_app,
+        without waiting for the cycle collector."""
+        gc.disable()
+        try:
+            app = fast_app()
+            freed = []
+            handle = app._handle
+            handle._free = lambda ptr, free=handle._free: (freed.append(ptr.value), free(ptr))
+            ptr = handle._ptr.value
+            refs = weakref.ref(app), weakref.ref(handle)
+            del app, handle
+            self.assertEqual([r() for r in refs], [None, None])
+            self.assertEqual(freed, [ptr])
+        finally:
+            gc.enable()
+
+    def test_a_kept_service_keeps_the_app(self):
+        users = fast_app().users
+        self.assertEqual(users.create("kept@example.com", "Kept").email, "kept@example.com")
 
     def test_close_waits_for_calls_in_flight(self):
         started, release = threading.Event(), threading.Event()
