@@ -57,6 +57,36 @@ class Threads(AppTest):
         logins = [r for r in self.app.audit.list(limit=500).items if r.action == "auth.login"]
         self.assertGreaterEqual(len(logins), min(500 // 2, THREADS * ROUNDS) // 2)
 
+    def test_close_while_threads_call(self):
+        """Closing under load: each call either completes or raises
+        ClosedError; none runs on a freed app."""
+        u = self.user(password=None)
+        outcomes, started = [], threading.Barrier(THREADS + 1)
+
+        def reader():
+            started.wait()
+            n = 0
+            try:
+                while True:
+                    self.app.users.get(u.id)
+                    self.app.cache.set("k", "v")
+                    n += 1
+            except lb.ClosedError:
+                outcomes.append(("closed", n))
+            except Exception as e:  # noqa: BLE001 - report, do not lose it
+                outcomes.append(("raised", repr(e)))
+
+        threads = [threading.Thread(target=reader) for _ in range(THREADS)]
+        for t in threads:
+            t.start()
+        started.wait()
+        threading.Event().wait(0.05)
+        self.app.close()
+        for t in threads:
+            t.join(30)
+        self.assertEqual([o[0] for o in outcomes], ["closed"] * THREADS, outcomes)
+        self.assertGreater(sum(o[1] for o in outcomes), 0)
+
     def test_foreign_calls_release_the_gil(self):
         """The library is a ctypes.CDLL, whose calls release the GIL (a
         PyDLL's would hold it)."""
