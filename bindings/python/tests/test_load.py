@@ -104,6 +104,8 @@ class Installed(unittest.TestCase):
         p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation",
                             "--no-deps", "--no-index", "--target", site, str(PACKAGE.parent)],
                            capture_output=True, text=True, timeout=300)
+        if "externally-managed-environment" in p.stderr:
+            self.skipTest("this python refuses pip installs (PEP 668)")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         shutil.copy(os.environ["LIBBACKEND_PATH"], os.path.join(site, "libbackend", N.SONAME))
         self.check_import(site, os.path.join(site, "libbackend", N.SONAME))
