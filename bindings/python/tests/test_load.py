@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import unittest
 
@@ -94,6 +95,25 @@ class Installed(unittest.TestCase):
         site = os.path.join(self.tmp.name, "site")
         shutil.copytree(PACKAGE, os.path.join(site, "libbackend"),
                         ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(os.environ["LIBBACKEND_PATH"], os.path.join(site, "libbackend", N.SONAME))
+        self.check_import(site, os.path.join(site, "libbackend", N.SONAME))
+
+    def test_source_distribution(self):
+        """The sdist that pyproject.toml describes builds (setuptools, no
+        network) and holds a package that works."""
+        src = os.path.join(self.tmp.name, "src")
+        shutil.copytree(PACKAGE.parent, src,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        dist = os.path.join(self.tmp.name, "dist")
+        code = f"from setuptools import build_meta; print(build_meta.build_sdist({dist!r}))"
+        rc, out = python(code, cwd=src)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(os.listdir(dist), ["libbackend-0.1.0.tar.gz"], out)
+        name = "libbackend-0.1.0.tar.gz"
+        with tarfile.open(os.path.join(dist, name)) as tar:
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(self.tmp.name, **safe)
+        site = os.path.join(self.tmp.name, "libbackend-0.1.0")
         shutil.copy(os.environ["LIBBACKEND_PATH"], os.path.join(site, "libbackend", N.SONAME))
         self.check_import(site, os.path.join(site, "libbackend", N.SONAME))
 
