@@ -274,13 +274,49 @@ class App:
             stats = lib.be_pool_query_stats(lib.be_app_pool(ptr))
             return json.loads(n.take_text(lib.be_query_stats_to_json, stats))
 
+    def _library_text(self, name):
+        """The text fn(&out, &len, app, &err) gives, for an OPTIONAL function;
+        UnsupportedError when the loaded library lacks it."""
+        n = self._n
+        if name not in n.optional:
+            raise n.error(n.K["BE_E_UNSUPPORTED"], None,
+                          f"the loaded libbackend ({_s(n.lib.be_version_string())}) has no "
+                          f"{name}()")
+        with self._handle as ptr:
+            return n.take_text(getattr(n.lib, name), ptr)
+
     def status(self):
-        """A snapshot for health checks and metrics: the library version and
-        pool_stats(), cache_stats() and query_stats() under "pool", "cache"
-        and "queries"."""
-        return {"library_version": _s(self._n.lib.be_version_string()),
-                "pool": self.pool_stats(), "cache": self.cache_stats(),
-                "queries": self.query_stats()}
+        """The app's status for a health check, as a dict: the library's
+        be_app_status_json() document ("ok", "database", "pool", "cache",
+        the performance "targets" with pass / fail, "incidents"), plus
+        "library_version". A library without that function gives
+        pool_stats(), cache_stats() and query_stats() under "pool",
+        "cache" and "queries" instead."""
+        version = _s(self._n.lib.be_version_string())
+        if "be_app_status_json" in self._n.optional:
+            doc = json.loads(self._library_text("be_app_status_json"))
+            doc.setdefault("library_version", version)
+            return doc
+        return {"library_version": version, "pool": self.pool_stats(),
+                "cache": self.cache_stats(), "queries": self.query_stats()}
+
+    def status_text(self):
+        """The status as a human-readable table (be_app_status_text())."""
+        return self._library_text("be_app_status_text")
+
+    def memory(self):
+        """Memory by component, in bytes (be_app_memory_json()), as a dict."""
+        return json.loads(self._library_text("be_app_memory_json"))
+
+    def metrics(self):
+        """Every figure (operations, statements, pool, cache, memory, status,
+        incidents) as a dict (be_app_metrics_json())."""
+        return json.loads(self._library_text("be_app_metrics_json"))
+
+    def metrics_prometheus(self):
+        """Every figure as Prometheus text exposition 0.0.4
+        (be_app_metrics_prometheus()), for /metrics or a .prom file."""
+        return self._library_text("be_app_metrics_prometheus")
 
 
 class Users(_Service):

@@ -160,9 +160,20 @@ SIGNATURES = {
     "be_cache_stats_get": (C.c_int, [P, P, ERR]),
 }
 
+# Functions used when the loaded library has them (status.h, added during
+# 0.1.0's development): a library without them is still accepted, and the
+# methods built on them say so (UnsupportedError) or fall back.
+OPTIONAL = {
+    "be_app_status_json": (C.c_int, [PP, PSZ, P, ERR]),
+    "be_app_status_text": (C.c_int, [PP, PSZ, P, ERR]),
+    "be_app_memory_json": (C.c_int, [PP, PSZ, P, ERR]),
+    "be_app_metrics_json": (C.c_int, [PP, PSZ, P, ERR]),
+    "be_app_metrics_prometheus": (C.c_int, [PP, PSZ, P, ERR]),
+}
+
 # Constants read from the library at import (be_constant()).
 CONSTANT_NAMES = [
-    "BE_OK", "BE_E_NOT_FOUND", "BE_E_FORBIDDEN", "BE_E_UNAVAILABLE",
+    "BE_OK", "BE_E_NOT_FOUND", "BE_E_FORBIDDEN", "BE_E_UNAVAILABLE", "BE_E_UNSUPPORTED",
     "BE_USER_ACTIVE", "BE_USER_DISABLED",
     "BE_USER_FIELD_EMAIL", "BE_USER_FIELD_NAME", "BE_USER_FIELD_BIO", "BE_USER_FIELD_EXTRA",
     "BE_USER_FIELD_STATUS",
@@ -201,17 +212,21 @@ def load():
 
 
 def declare(lib):
-    """Set restype and argtypes of every function in SIGNATURES."""
-    missing = []
-    for name, (restype, argtypes) in SIGNATURES.items():
+    """Set restype and argtypes of every function in SIGNATURES, and of
+    those in OPTIONAL the library has; returns the names of the latter."""
+    missing, present = [], set()
+    for name, (restype, argtypes) in {**SIGNATURES, **OPTIONAL}.items():
         try:
             f = getattr(lib, name)
         except AttributeError:
-            missing.append(name)
+            if name in SIGNATURES:
+                missing.append(name)
             continue
         f.restype, f.argtypes = restype, argtypes
+        present.add(name)
     if missing:
         raise ImportError(f"libbackend: {lib._name} lacks {', '.join(missing)}")
+    return present & set(OPTIONAL)
 
 
 def check_version(number):
@@ -240,7 +255,7 @@ class Native:
 
     def __init__(self, lib):
         self.lib = lib
-        declare(lib)
+        self.optional = declare(lib)  # names of the OPTIONAL functions the library has
         check_version(lib.be_version_number())
         self.nul_terminated = lib.be_nul_terminated()
         self.K = {name: self.constant(name) for name in CONSTANT_NAMES}
@@ -273,14 +288,16 @@ class Native:
 
     # ---- errors ---------------------------------------------------------
 
-    def error(self, rc, err):
+    def error(self, rc, err, message=None):
         """The exception for a failed call: rc and the call's be_error (a
-        c_void_p, possibly NULL), which this frees."""
+        c_void_p, possibly NULL), which this frees. Without one, an error
+        of code rc with `message` (None: the code's text) is made."""
         lib = self.lib
         try:
             if not err:  # the call gave no error object: make one for the code
                 own = C.c_void_p()
-                if lib.be_error_new(C.byref(own), rc, None) == BE_OK:
+                raw = None if message is None else message.encode()
+                if lib.be_error_new(C.byref(own), rc, raw) == BE_OK:
                     err = own
             code = lib.be_error_code(err) if err else rc
             message = (lib.be_error_message(err) if err else None) or \

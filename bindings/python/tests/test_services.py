@@ -239,15 +239,44 @@ class Cache(AppTest):
 
 
 class Status(AppTest):
-    def test_status(self):
+    def test_statistics(self):
         u = self.user()
         self.app.users.get(u.id)
+        self.assertGreater(self.app.pool_stats()["acquires"], 0)
+        self.assertEqual(self.app.pool_stats()["in_use"], 0)
+        self.assertGreaterEqual(self.app.cache_stats()["entries"], 1)
+        self.assertGreater(self.app.query_stats()["queries"], 0)
+
+    def test_status(self):
         st = self.app.status()
         self.assertEqual(st["library_version"], lb.library_version())
-        self.assertGreater(st["pool"]["acquires"], 0)
+        if "be_app_status_json" not in lb._native_instance().optional:
+            self.assertEqual(set(st), {"library_version", "pool", "cache", "queries"})
+            self.assertEqual(st["pool"], self.app.pool_stats())
+            return
+        self.assertIs(st["ok"], True)
+        self.assertIs(st["database"]["reachable"], True)
+        self.assertEqual(st["database"]["file"], self.db)
         self.assertEqual(st["pool"]["in_use"], 0)
-        self.assertGreaterEqual(st["cache"]["entries"], 1)
-        self.assertGreater(st["queries"]["queries"], 0)
+        self.assertEqual({t["name"] for t in st["targets"]},
+                         {"api_p95", "db_query_p95", "error_rate"})
+
+    def test_metrics_and_text(self):
+        if "be_app_metrics_json" not in lb._native_instance().optional:
+            with self.assertRaises(lb.UnsupportedError) as cm:
+                self.app.metrics()
+            self.assertIn("be_app_metrics_json", str(cm.exception))
+            self.assertEqual(cm.exception.http_status, 501)
+            return
+        u = self.user()
+        self.app.users.get(u.id)
+        ops = {o["op"]: o for o in self.app.metrics()["operations"]}
+        self.assertGreaterEqual(ops["user.get"]["calls"], 1)
+        prom = self.app.metrics_prometheus()
+        self.assertIn("# TYPE ", prom)
+        self.assertIn("backend_", prom)
+        self.assertIn("PASS", self.app.status_text())
+        self.assertGreater(self.app.memory()["library_bytes"], 0)
 
 
 class Lifetime(unittest.TestCase):
