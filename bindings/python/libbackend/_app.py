@@ -126,8 +126,9 @@ class App:
             uid = app.users.create(email="ada@example.com", name="Ada").id
 
     database is a path, a file: URI or ":memory:" (None: the library's
-    default, "backend.db"). Keyword options are the fields of be_app_options (backend/app.h) that
-    this binding knows, by the same names: database, pool_min, pool_max,
+    default, "backend.db"). Keyword options are the fields of
+    be_app_options (backend/app.h) that this binding knows, by the same
+    names: pool_min, pool_max,
     acquire_timeout_ms, cache_max_entries, cache_max_bytes,
     user_cache_ttl_ms, pwhash_opslimit, pwhash_memlimit,
     insecure_test_hashing, password_min_length, max_concurrent_hashes,
@@ -225,8 +226,9 @@ class App:
                 return failed
 
         m = Struct(self._n, L.BeMailer)
-        m.view.send = L.MAILER_SEND(trampoline)
-        m.keep.append(m.view.send)
+        callback = L.MAILER_SEND(trampoline)
+        m.keep.append(callback)  # the library calls it for the app's life
+        m.view.send = callback
         return m
 
     # ---- lifetime ----------------------------------------------------------
