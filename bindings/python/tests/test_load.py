@@ -76,8 +76,10 @@ class Installed(unittest.TestCase):
         self.addCleanup(self.tmp.cleanup)
 
     def check_import(self, site, want_lib):
-        code = ("import libbackend; print(libbackend.__file__); print(libbackend.library_path());"
-                "app = libbackend.App(':memory:'); app.users.create('i@example.com', 'I'); app.close()")
+        code = ("import libbackend; print(libbackend.__file__);"
+                "print(libbackend.library_path());"
+                "app = libbackend.App(':memory:'); app.users.create('i@example.com', 'I');"
+                "app.close()")
         rc, out = python(code, PYTHONPATH=site, LIBBACKEND_PATH=None)
         self.assertEqual(rc, 0, out)
         pkg, lib = out.split()[:2]
