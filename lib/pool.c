@@ -141,6 +141,7 @@ static int pool_alloc(be_pool **out, const be_pool_options *o, be_error **err) {
   p->scratch_leaks = be__calloc(n, sizeof *p->scratch_leaks);
   p->dsn = be__strdup(o->dsn);
   p->name = be__strdup(o->name ? o->name : "pool");
+  atomic_init(&p->opened_once, 0);
   int hrc = be_histogram_new(&p->wait_hist, NULL);
   if (p->slots == NULL || p->idle == NULL || p->scratch_conns == NULL ||
       p->scratch_leaks == NULL || p->dsn == NULL || p->name == NULL || hrc != BE_OK) {

@@ -54,6 +54,7 @@
 #include <backend/slowlog.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define BE__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -140,6 +141,9 @@ struct be_pool {
   void *leak_ud;
   const be_driver *driver;
   char *dsn;
+  /* set once a connection opened: later opens go through the driver's
+   * open_existing, so a database that vanished is not created anew */
+  atomic_int opened_once;
   char *name;
   be_histogram *wait_hist;
   be_query_stats *qstats;  /* attached to every connection */
@@ -256,8 +260,10 @@ be_conn *be__pool_settle_open(be_pool *p, be__pool_slot *s, int rc, int64_t now)
 /* Open a connection into reserved slot s and make it idle (or hand it to
  * the head waiter). mu not held; takes it. */
 int be__pool_open_idle(be_pool *p, be__pool_slot *s, be_error **cause);
-/* The error for a failed open (rc, cause taken): out of memory as such,
- * else BE_E_DB_UNREACHABLE "<pool>: <what>: <cause>". No lock needed. */
+/* The error for a failed open (rc, cause taken): out of memory as such;
+ * a locked database BE_E_BUSY and something that is not a usable
+ * database BE_E_STORAGE; else BE_E_DB_UNREACHABLE; the message is
+ * "<pool>: <what>: <cause's message>". No lock needed. */
 int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *what,
                         be_error **err);
 /* The checked-out slot held longest, or NULL. */

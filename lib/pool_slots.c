@@ -76,8 +76,11 @@ int64_t be__pool_lifetime_end(be_pool *p, int64_t created) {
 
 int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
   be_conn *c = NULL;
-  int rc = be_conn_open(&c, p->driver, p->dsn, cause);
+  int rc = atomic_load_explicit(&p->opened_once, memory_order_relaxed)
+             ? be__conn_open_existing(&c, p->driver, p->dsn, cause)
+             : be_conn_open(&c, p->driver, p->dsn, cause);
   if (rc != BE_OK) return rc;
+  atomic_store_explicit(&p->opened_once, 1, memory_order_relaxed);
   /* statements are timed on the pool's clock: a fake clock drives the
    * slow-query log and the latency histogram in tests */
   be__conn_set_clock(c, p->clock);
@@ -128,7 +131,9 @@ int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *w
     be_error_free(cause);
     return be__error_oom(err);
   }
-  return be__error_wrap(err, BE_E_DB_UNREACHABLE, cause, "%s: %s: %s", p->name, what,
+  int32_t code = be_error_code(cause);
+  if (code != BE_E_BUSY && code != BE_E_STORAGE) code = BE_E_DB_UNREACHABLE;
+  return be__error_wrap(err, code, cause, "%s: %s: %s", p->name, what,
                         cause ? be_error_message(cause) : "open failed");
 }
 

@@ -814,6 +814,65 @@ END_TEST
 
 /* ---- validation and broken connections ---- */
 
+/* A database file deleted while the pool runs: a write on a held
+ * connection is refused, an idle one is found dead when validated, and no
+ * connection opened afterwards creates an empty file in its place. */
+START_TEST(deleted_database_is_not_recreated) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/pool.db", dir);
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.driver = be_sqlite_driver();
+  o.dsn = path;
+  o.min_conns = 1;
+  o.max_conns = 3;
+  o.clock = clk;
+  be_pool *p = new_pool(&o); /* its first connection creates the file */
+  be_conn *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_exec(a, "CREATE TABLE t(x)", NULL), BE_OK);
+  ck_assert_int_eq(remove(path), 0);
+
+  /* another connection would be a new, empty database: refused */
+  be_error *e = NULL;
+  ck_assert_int_eq(be_pool_acquire(&b, p, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "does not exist"));
+  be_error_free(e);
+  ck_assert(!tu_exists(path));
+  /* the held connection's writes would go nowhere: refused, and it is dropped */
+  ck_assert_int_eq(be_conn_begin(a, BE_TX_IMMEDIATE, &e), BE_E_CONN_LOST);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), path));
+  be_error_free(e);
+  be_pool_release(p, a);
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.broken, 1);
+  ck_assert_int_eq(s.total, 0);
+  ck_assert_int_eq(s.in_use, 0);
+
+  /* an idle connection past the validation window is checked too */
+  ck_assert_int_eq(be_conn_open(&b, be_sqlite_driver(), path, NULL), BE_OK); /* recreate */
+  be_conn_close(b);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  be_pool_release(p, a);
+  ck_assert_int_eq(remove(path), 0);
+  be_clock_advance(clk, 600 * BE_NS_PER_MS, NULL);
+  ck_assert_int_eq(be_pool_acquire(&a, p, &e), BE_E_DB_UNREACHABLE);
+  be_error_free(e);
+  s = stats(p);
+  ck_assert_uint_eq(s.validations, 1);
+  ck_assert_uint_eq(s.broken, 2);
+  ck_assert_int_eq(s.in_use, 0);
+  ck_assert_int_eq(s.total, 0);
+  ck_assert(!tu_exists(path));
+  be_pool_free(p);
+  be_clock_free(clk);
+  tu_rmdir(dir);
+}
+END_TEST
+
+
 START_TEST(dead_idle_connection_replaced) {
   be_clock *clk;
   ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
@@ -1945,6 +2004,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, free_with_connection_out_defers);
   tcase_add_test(tc, free_with_waiters_and_holder);
   tcase_add_test(tc, dead_idle_connection_replaced);
+  tcase_add_test(tc, deleted_database_is_not_recreated);
   tcase_add_test(tc, broken_in_use_destroyed_on_release);
   tcase_add_test(tc, fault_driver_lost_connections_replaced);
   tcase_add_test(tc, release_rolls_back_open_transaction);

@@ -6,19 +6,46 @@
  * The DSN given to be_conn_open() is a file path, a `file:` URI (URI
  * filenames are always enabled) or ":memory:". Each connection is opened
  * with SQLITE_OPEN_NOMUTEX (a connection belongs to one thread at a time),
- * extended result codes, a busy timeout, and then the configured
- * journal_mode, synchronous and foreign_keys pragmas.
+ * extended result codes and a busy timeout; then, before anything is
+ * written, it checks that the file is a database SQLite can read and
+ * that it is writable when the open flags ask for read-write; only then
+ * are the configured journal_mode, synchronous and foreign_keys pragmas
+ * run. A failed open writes nothing into the file.
  *
  * Errors from SQLite are translated: SQLITE_BUSY / SQLITE_LOCKED (after the
  * busy timeout ran out, so a caller never hangs) give BE_E_BUSY, marked
  * retryable; UNIQUE / PRIMARY KEY / ROWID constraint violations give
  * BE_E_CONFLICT; NOT NULL / CHECK / FOREIGN KEY / DATATYPE give
  * BE_E_VALIDATION; SQLITE_NOMEM gives BE_E_NOMEM; SQLITE_RANGE and
- * SQLITE_MISUSE give BE_E_MISUSE; a failed open gives BE_E_DB_UNREACHABLE;
- * everything else BE_E_STORAGE. The error's cause (and the error itself)
- * carries SQLite's extended result code as the driver code
- * (be_error_driver_code(), e.g. 2067 for SQLITE_CONSTRAINT_UNIQUE), and
- * the cause's message is sqlite3_errmsg().
+ * SQLITE_MISUSE give BE_E_MISUSE; everything else BE_E_STORAGE. The
+ * error's message (the `detail` of its problem JSON) is a sentence of
+ * libbackend's own, such as "sqlite step failed: a unique constraint was
+ * violated"; SQLite's message, which may quote SQL, table and column
+ * names, is only in the cause. The cause (and the error itself) carries
+ * SQLite's extended result code as the driver code
+ * (be_error_driver_code(), e.g. 2067 for SQLITE_CONSTRAINT_UNIQUE).
+ *
+ * A failed open says why, naming the file: a locked database is BE_E_BUSY
+ * (retryable) whatever the journal mode; a file that is not a database,
+ * is encrypted, truncated or damaged is BE_E_STORAGE (500, not
+ * retryable); a missing directory, a file or directory without
+ * permission, a read-only file (read-write asked), a read-only directory
+ * (no -wal or -journal can be made there) and a file that may not be
+ * created are BE_E_DB_UNREACHABLE (503).
+ *
+ * A database file deleted, renamed or replaced while connections are
+ * open: SQLite would keep reading and writing the old file, which no one
+ * can see any more. This driver checks (SQLITE_FCNTL_HAS_MOVED, one
+ * stat() of the path) in ping (which a pool runs on a connection idle
+ * past its validation window) and at the start of every write
+ * transaction (BE_TX_IMMEDIATE, BE_TX_EXCLUSIVE), and fails with
+ * BE_E_CONN_LOST naming the path; the connection is then broken and a
+ * pool drops it. Autocommit writes outside a transaction and reads are
+ * not checked. The driver's open_existing (be_driver version 3) never
+ * creates a database, and a pool opens every connection after its first
+ * with it, so a vanished database is reported (BE_E_DB_UNREACHABLE)
+ * instead of replaced by an empty file; a replacement file is used as
+ * it is.
  *
  * be_conn_begin() with BE_TX_IMMEDIATE runs BEGIN IMMEDIATE: writers take
  * the write lock up front, so two writers never deadlock on a lock upgrade

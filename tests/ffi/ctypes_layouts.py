@@ -130,6 +130,10 @@ BeDriver = struct("be_driver", [
     ("next_statement", FN(C.c_int, C.c_void_p, C.POINTER(C.c_size_t), C.c_void_p, C.c_size_t,
                           ERR)),
     ("table_exists", FN(C.c_int, C.c_void_p, C.POINTER(C.c_int32), C.c_char_p, ERR)),
+    ("open_existing", FN(C.c_int, C.POINTER(C.c_void_p), C.c_char_p, C.c_void_p, ERR)),
+    ("bind_text_static", FN(C.c_int, C.c_void_p, C.c_int32, C.c_void_p, C.c_size_t, ERR)),
+    ("column_value", FN(C.c_int32, C.c_void_p, C.c_int32, C.POINTER(C.c_int64),
+                        C.POINTER(C.c_double), C.POINTER(C.c_void_p), C.POINTER(C.c_size_t))),
 ])
 
 BeStmtCacheStats = struct("be_stmt_cache_stats", [
@@ -263,6 +267,7 @@ BeAppOptions = struct("be_app_options", [
     ("previous_pepper_lens", C.POINTER(C.c_size_t)),
     ("previous_pepper_ids", C.POINTER(C.c_int32)),
     ("previous_pepper_count", C.c_int32),
+    ("table_prefix", C.c_char_p),
 ])
 
 BeUserInput = struct("be_user_input", [
