@@ -14,6 +14,11 @@ if PACKAGE_ROOT not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
 
+# The tests start interpreters in other directories: the library's path
+# must not depend on this one.
+if os.sep in os.environ.get("LIBBACKEND_PATH", ""):
+    os.environ["LIBBACKEND_PATH"] = os.path.abspath(os.environ["LIBBACKEND_PATH"])
+
 import libbackend  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[3]

@@ -232,8 +232,9 @@ class ForwardCompatibility(unittest.TestCase):
         n = libbackend._native_instance()
         for layout in (L.BeAppOptions, L.BeUserInput):
             size, version = n.structs[layout]
-            self.assertEqual(size, C.sizeof(layout) + 16)
-            self.assertEqual(version, L.VERSIONS[layout][0] + 1)
+            # this release's struct (itself perhaps grown) and 16 bytes more
+            self.assertGreaterEqual(size, C.sizeof(layout) + 16)
+            self.assertGreater(version, L.VERSIONS[layout][0])
         with fast_app() as app:
             u = app.users.create("future@example.com", "Future")
             self.assertEqual(app.users.update(u.id, name="Later").name, "Later")
