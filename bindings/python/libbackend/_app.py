@@ -135,7 +135,8 @@ class App:
     session_idle_ms, session_absolute_ms, throttle_after, lockout_after,
     lockout_ms, reset_token_ttl_ms, audit_key (bytes), audit_key_adopt,
     hash_wait_ms, pepper (bytes), pepper_id, previous_peppers (a list of
-    (id, bytes)); and mailer, a callable(to, subject, body) that must be
+    (id, bytes)), table_prefix (str: where the library's tables live,
+    default "be_"); and mailer, a callable(to, subject, body) that must be
     thread-safe and should only queue the message. Unset options keep
     the library's defaults. Errors in the options raise ValidationError
     naming the field.
@@ -149,12 +150,14 @@ class App:
                    "pepper_id")
 
     def __init__(self, database=None, *, mailer=None, audit_key=None, pepper=None,
-                 previous_peppers=(), **options):
+                 previous_peppers=(), table_prefix=None, **options):
         from . import _native_instance
         self._n = _native_instance()
         self._handle = None
         opts = Struct(self._n, L.BeAppOptions)
         self._set_options(opts, database, options)
+        if table_prefix is not None:
+            opts.set_text("table_prefix", None, text_arg(table_prefix, "table_prefix")[0])
         for field, value in (("audit_key", audit_key), ("pepper", pepper)):
             if value is not None:
                 if not isinstance(value, (bytes, bytearray)):
@@ -176,9 +179,7 @@ class App:
 
     def _set_options(self, opts, database, options):
         if database is not None:  # None: the library's default, "backend.db"
-            raw = text_arg(database, "database")[0]
-            opts.keep.append(raw)
-            opts.view.database = raw
+            opts.set_text("database", None, text_arg(database, "database")[0])
         for name, value in options.items():
             if name not in self.INT_OPTIONS:
                 raise TypeError(f"App() got an unexpected option {name!r}")

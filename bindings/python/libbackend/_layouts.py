@@ -68,6 +68,7 @@ BeAppOptions = _struct("be_app_options", [
     ("previous_pepper_lens", C.POINTER(C.c_size_t)),
     ("previous_pepper_ids", C.POINTER(C.c_int32)),
     ("previous_pepper_count", C.c_int32),
+    ("table_prefix", C.c_char_p),
 ])
 
 BeUserInput = _struct("be_user_input", [

@@ -47,6 +47,7 @@ SIGNATURES = {
     "be_free": (None, [P]),
     # error.h
     "be_error_new": (C.c_int, [PP, I32, STR]),
+    "be_error_add_field": (C.c_int, [P, STR, STR]),
     "be_error_free": (None, [P]),
     "be_error_code": (I32, [P]),
     "be_error_message": (STR, [P]),
@@ -173,7 +174,7 @@ OPTIONAL = {
 
 # Constants read from the library at import (be_constant()).
 CONSTANT_NAMES = [
-    "BE_OK", "BE_E_NOT_FOUND", "BE_E_FORBIDDEN", "BE_E_UNAVAILABLE", "BE_E_UNSUPPORTED",
+    "BE_OK", "BE_E_VALIDATION", "BE_E_NOT_FOUND", "BE_E_FORBIDDEN", "BE_E_UNAVAILABLE", "BE_E_UNSUPPORTED",
     "BE_USER_ACTIVE", "BE_USER_DISABLED",
     "BE_USER_FIELD_EMAIL", "BE_USER_FIELD_NAME", "BE_USER_FIELD_BIO", "BE_USER_FIELD_EXTRA",
     "BE_USER_FIELD_STATUS",
@@ -316,6 +317,15 @@ class Native:
                    category=category, http_status=lib.be_code_http_status(code),
                    retryable=retryable, fields=fields, problem_json=problem)
 
+    def field_error(self, field, message):
+        """A ValidationError naming `field`, made as the library makes its
+        own (same problem JSON), for input the library cannot see."""
+        err = C.c_void_p()
+        code = self.K["BE_E_VALIDATION"]
+        if self.lib.be_error_new(C.byref(err), code, f"invalid {field}".encode()) == BE_OK:
+            self.lib.be_error_add_field(err, field.encode(), message.encode())
+        return self.error(code, err)
+
     def _problem_json(self, err):
         out, n = C.c_void_p(), C.c_size_t()
         try:
@@ -357,6 +367,7 @@ class Struct:
     `keep` holds the Python objects whose memory the struct points to."""
 
     def __init__(self, native, layout):
+        self.native = native
         size, version = native.structs[layout]
         nbytes = max(size, C.sizeof(layout))
         self.buf = (C.c_uint64 * ((nbytes + 7) // 8))()  # zeroed, 8-aligned
@@ -372,10 +383,15 @@ class Struct:
         return C.cast(self.buf, C.c_void_p)
 
     def set_text(self, field, length_field, raw):
-        """Set a `const char *` field and its `_len` field (exact) from bytes."""
+        """Set a `const char *` field from bytes, and its `_len` field (exact)
+        when it has one (a field without one is read up to its first NUL:
+        the library then checks a NUL-terminated string)."""
+        if length_field is None and b"\0" in raw:  # C would stop at it
+            raise self.native.field_error(field, "must not contain a NUL byte")
         self.keep.append(raw)
         setattr(self.view, field, raw)
-        setattr(self.view, length_field, len(raw))
+        if length_field is not None:
+            setattr(self.view, length_field, len(raw))
 
     def set_bytes(self, field, length_field, data):
         """Set a `const uint8_t *` field and its length from bytes."""

@@ -143,6 +143,17 @@ class Arguments(AppTest):
         self.assertEqual(cm.exception.fields[0].field, "name")
         self.assertEqual(self.app.users.get(u.id).name, "Ada")
 
+    def test_nul_in_a_nul_terminated_option(self):
+        """be_app_options.database and table_prefix have no length: a NUL
+        would cut them, so the binding refuses it as the library would."""
+        for option in ("database", "table_prefix"):
+            with self.assertRaises(lb.ValidationError) as cm:
+                lb.App(**{"database": ":memory:", option: "abc\0def"})
+            self.assertEqual(cm.exception.fields, [lb.FieldError(option,
+                                                                 "must not contain a NUL byte")])
+            self.assertEqual(cm.exception.problem["errors"][0]["field"], option)
+            self.assertEqual(cm.exception.http_status, 400)
+
     def test_invalid_utf8_is_refused(self):
         with self.assertRaises(lb.ValidationError) as cm:
             self.app.users.create(b"ada\xff@example.com", "Ada")

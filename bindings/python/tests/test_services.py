@@ -3,6 +3,7 @@
 import gc
 import os
 import sqlite3
+import tempfile
 import threading
 import unittest
 import weakref
@@ -58,6 +59,35 @@ class Users(AppTest):
         self.assertTrue(any("users" in t for t in tables), tables)
         with fast_app(database=self.db) as again:
             self.assertEqual(again.users.get_by_email("ada@example.com").name, "Ada")
+
+
+class Prefix(unittest.TestCase):
+    """table_prefix: the library's tables beside a host's own, and two apps
+    apart in one file."""
+
+    def test_two_prefixes_and_host_tables_in_one_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "shared.db")
+            with sqlite3.connect(db) as host:
+                host.execute("CREATE TABLE users(id INTEGER PRIMARY KEY, login TEXT)")
+                host.execute("INSERT INTO users(login) VALUES ('host-row')")
+            with fast_app(database=db, table_prefix="a_") as a, \
+                    fast_app(database=db, table_prefix="b_") as b:
+                a.users.create("ada@example.com", "Ada")
+                self.assertEqual(list(b.users), [])
+                b.users.create("ada@example.com", "Other Ada")  # no conflict: apart
+                self.assertEqual([u.name for u in a.users], ["Ada"])
+            with sqlite3.connect(db) as host:
+                self.assertEqual(host.execute("SELECT login FROM users").fetchall(),
+                                 [("host-row",)])
+                names = {r[0] for r in host.execute("SELECT name FROM sqlite_master")}
+            self.assertIn("a_users", names)
+            self.assertIn("b_users", names)
+
+    def test_bad_prefix_is_a_field_error(self):
+        with self.assertRaises(lb.ValidationError) as cm:
+            fast_app(table_prefix="1-bad")
+        self.assertEqual(cm.exception.fields[0].field, "table_prefix")
 
 
 class Auth(AppTest):
