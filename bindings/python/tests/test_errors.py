@@ -2,6 +2,7 @@
 """Errors: one exception class per category with the library's code, HTTP
 status, field errors and problem JSON; bad Python arguments stop before C."""
 import json
+import os
 import unittest
 
 from support import PASSWORD, AppTest  # first: it finds the package
@@ -84,6 +85,28 @@ class Categories(AppTest):
         with self.assertRaises(lb.ValidationError) as cm:
             lb.App(database=":memory:", audit_key=b"short")
         self.assertTrue(cm.exception.fields[0].field.startswith("audit_key"))
+
+    def test_failed_opens(self):
+        """A file that is not a database: a permanent error naming it, the
+        file untouched; a missing directory: named too."""
+        path = os.path.join(self.tmp.name, "notes.txt")
+        content = b"not a database, just text\n" * 200
+        with open(path, "wb") as f:
+            f.write(content)
+        with self.assertRaises(lb.BackendError) as cm:
+            lb.App(path)
+        e = cm.exception
+        self.assertFalse(e.retryable)
+        self.assertEqual(e.http_status, 500)
+        self.assertIn(path, e.message)
+        self.assertIn(path, e.problem["detail"])
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), content)
+        missing = os.path.join(self.tmp.name, "no", "such", "dir", "app.db")
+        with self.assertRaises(lb.BackendError) as cm:
+            lb.App(missing)
+        self.assertIn(missing, cm.exception.message)
+        self.assertFalse(os.path.exists(os.path.dirname(missing)))
 
     def test_errors_are_per_call(self):
         """Two failures keep their own details (nothing shared)."""
