@@ -100,6 +100,9 @@ static void resolve_storage(checker *c, be_app_options *o) {
   if (o->cache_max_bytes < 0) bad(c, "cache_max_bytes", "must not be negative");
   else if (o->cache_max_bytes == 0) o->cache_max_bytes = 64 * MIB;
   ms_opt(c, &o->user_cache_ttl_ms, 300000, MS_MAX, "user_cache_ttl_ms");
+  if (o->cache_lru_mode < BE_CACHE_LRU_DEFAULT || o->cache_lru_mode > BE_CACHE_LRU_APPROX)
+    bad(c, "cache_lru_mode", "must be BE_CACHE_LRU_DEFAULT (0), _EXACT (1) or _APPROX (2)");
+  i32_opt(c, &o->cache_shard_count, 16, 1, 1024, "cache_shard_count", "must be 1..1024");
   if (o->clock == NULL) o->clock = be_clock_system();
   if (o->table_prefix == NULL) o->table_prefix = "be_";
   else if (strnlen(o->table_prefix, BE_APP_TABLE_PREFIX_MAX + 1) > BE_APP_TABLE_PREFIX_MAX ||
@@ -232,6 +235,9 @@ static int open_pool(be__app_res *res, be_error **err) {
   po.max_conns = res->opts.pool_max;
   po.acquire_timeout_ms = res->opts.acquire_timeout_ms;
   po.clock = res->opts.clock;
+  po.connection_init_sql = res->opts.connection_init_sql;
+  po.connection_init = res->opts.connection_init;
+  po.connection_init_user_data = res->opts.connection_init_user_data;
   return be_pool_new(&res->pool, &po, err);
 }
 
@@ -241,6 +247,8 @@ static int open_cache(be__app_res *res, be_error **err) {
   co.max_bytes = res->opts.cache_max_bytes;
   co.default_ttl_ms = res->opts.user_cache_ttl_ms;
   co.clock = res->opts.clock;
+  co.lru_mode = res->opts.cache_lru_mode;
+  co.shard_count = (uint32_t)res->opts.cache_shard_count;
   int rc = be_cache_new(&res->cache, &co, err);
   if (rc == BE_OK) rc = be_cache_register_prefix(res->cache, "user:", 5, err);
   return rc;
@@ -296,7 +304,11 @@ void be__app_res_setup_close(be__app_res *res, be_conn *conn, int failed) {
   res->setup_creates = 0;
 }
 
-int be__app_res_open_pool(be__app_res *res, be_error **err) { return open_pool(res, err); }
+int be__app_res_open_pool(be__app_res *res, be_error **err) {
+  int rc = open_pool(res, err);
+  res->opts.connection_init_sql = NULL; /* the pool keeps its own copy */
+  return rc;
+}
 
 void be__app_res_close(be__app_res *res) {
   be_cache_free(res->cache);

@@ -603,8 +603,9 @@ int be__auth_store_password(be__auth *a, be_conn *c, const be__pw_write *w, int 
                             be_error **err) {
   int64_t changed = 0;
   int rc;
-  /* New hashes are always made with the current pepper. */
-  int64_t pepper = a->peppers[0].id;
+  /* New hashes are always made with the current pepper; imported ones
+   * with none (the next login rehashes them under it). */
+  int64_t pepper = w->unpeppered ? 0 : a->peppers[0].id;
   if (w->old_hash != NULL)
     rc = be__svc_exec(c, &changed, err, be__sql(a->res, BE__SQL_AUTH_PASSWORD_REPLACE), "tiit",
                       w->new_hash, pepper, w->user_id, w->old_hash);
@@ -662,12 +663,37 @@ int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const c
   char hash[crypto_pwhash_STRBYTES];
   rc = be__pw_new_hash(a, hash, password, len, "password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
-  setpw_ctx s = {a, {actor_id, user_id, "auth.password_set", hash, NULL, NULL, 0}, be__svc_now(a->res), 0};
+  setpw_ctx s = {a, {actor_id, user_id, "auth.password_set", hash, NULL, NULL, 0, 0}, be__svc_now(a->res), 0};
   rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0) rc = user_not_found(user_id, err);
   /* A first password (sign-up) replaces nothing: nothing to tell. */
   if (rc == BE_OK && u.has_hash)
     be__mailer_notify(a->res, user_id, BE__NOTICE_PASSWORD_CHANGED, u.email);
+  return rc;
+}
+
+int be_auth_import_password_hash(be_app *app, int64_t actor_id, int64_t user_id,
+                                 const char *password_hash, size_t password_hash_len,
+                                 be_error **err) {
+  be__auth *a = NULL;
+  int rc = be__auth_get(app, &a, err);
+  if (rc == BE_OK) rc = be__svc_check_id(user_id, "user_id", err);
+  if (rc != BE_OK) return rc;
+  if (password_hash == NULL) return be__error_field(err, "password_hash", "is required");
+  size_t len = password_hash_len == BE_NUL_TERMINATED ? strnlen(password_hash, crypto_pwhash_STRBYTES)
+                                                      : password_hash_len;
+  rc = be__pw_check_phc(password_hash, len, "password_hash", err);
+  if (rc != BE_OK) return rc;
+  char hash[crypto_pwhash_STRBYTES];
+  memcpy(hash, password_hash, len);
+  hash[len] = '\0';
+  user_row u;
+  rc = load_user(a, user_id, NULL, &u, err);
+  if (rc != BE_OK) return rc;
+  if (!u.found) return user_not_found(user_id, err);
+  setpw_ctx s = {a, {actor_id, user_id, "auth.password_import", hash, NULL, NULL, 0, 1}, be__svc_now(a->res), 0};
+  rc = be__svc_write(a->res, setpw_tx, &s, err);
+  if (rc == BE_OK && s.status != 0) rc = user_not_found(user_id, err);
   return rc;
 }
 
@@ -714,7 +740,7 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
   char hash[crypto_pwhash_STRBYTES];
   rc = be__pw_new_hash(a, hash, new_password, nlen, "new_password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
-  setpw_ctx s = {a, {user_id, user_id, "auth.password_change", hash, u.hash, current_token ? keep : NULL, 1}, now, 0};
+  setpw_ctx s = {a, {user_id, user_id, "auth.password_change", hash, u.hash, current_token ? keep : NULL, 1, 0}, now, 0};
   rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0)
     rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s",

@@ -119,6 +119,7 @@ typedef struct be__pw_write {
   const char *old_hash; /* must still be the stored hash; NULL: any */
   const uint8_t *keep;  /* the session that stays; NULL: none */
   int active_only;      /* the account must be active (always so with old_hash) */
+  int unpeppered;       /* new_hash was made without a pepper (an imported hash) */
 } be__pw_write;
 
 /* Inside the caller's write transaction: store w->new_hash and clear the

@@ -174,7 +174,7 @@ int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
   rc = be__pw_new_hash(a, hash, new_password, len, "new_password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
   /* Expiry is judged again at write time: hashing took a while. */
-  reset_ctx r = {a, h, be__svc_now(a->res), {u.id, u.id, "auth.password_reset", hash, NULL, NULL, 1}, 0};
+  reset_ctx r = {a, h, be__svc_now(a->res), {u.id, u.id, "auth.password_reset", hash, NULL, NULL, 1, 0}, 0};
   rc = be__svc_write(a->res, reset_tx, &r, err);
   if (rc == BE_OK && !r.ok) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
   if (rc == BE_OK) be__mailer_notify(a->res, u.id, BE__NOTICE_PASSWORD_RESET, u.email);

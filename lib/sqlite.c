@@ -254,6 +254,35 @@ static int probe(sqlite3 *db, int flags, const char *dsn, be_error **err) {
   return BE_OK;
 }
 
+/* The tuning pragmas that are set (not at their "leave" value), one at a
+ * time; *step names the one that failed. */
+static int apply_tuning(sqlite3 *db, const be_sqlite_options *o, const char **step) {
+  struct {
+    const char *name;
+    long long v;
+    int set;
+  } p[] = {
+    {"cache_size", (long long)o->cache_size, o->cache_size != 0},
+    {"mmap_size", (long long)o->mmap_size, o->mmap_size != -1},
+    {"secure_delete", o->secure_delete, o->secure_delete != -1},
+    {"temp_store", o->temp_store, o->temp_store != -1},
+    {"wal_autocheckpoint", o->wal_autocheckpoint, o->wal_autocheckpoint != -1},
+    {"journal_size_limit", (long long)o->journal_size_limit, o->journal_size_limit != -1},
+  };
+  char sql[96];
+  for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
+    if (!p[i].set) continue;
+    /* SQLite reads secure_delete as a boolean but for the word FAST */
+    if (i == 2 && p[i].v == 2) snprintf(sql, sizeof sql, "PRAGMA secure_delete=FAST");
+    else snprintf(sql, sizeof sql, "PRAGMA %s=%lld", p[i].name, p[i].v);
+    *step = p[i].name;
+    /* these pragmas answer with a row; sqlite3_exec steps through it */
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return rc;
+  }
+  return SQLITE_OK;
+}
+
 /* The per-connection settings, after the probes: the journal mode (which
  * WAL writes into the file) only when the table says so. */
 static int apply_settings(sqlite3 *db, const sq_config *cfg, const char *dsn, be_error **err) {
@@ -275,6 +304,7 @@ static int apply_settings(sqlite3 *db, const sq_config *cfg, const char *dsn, be
     step = "PRAGMA foreign_keys";
     rc = exec_pragma(db, "PRAGMA foreign_keys=%s", o->foreign_keys ? "ON" : "OFF");
   }
+  if (rc == SQLITE_OK) rc = apply_tuning(db, o, &step);
   return rc == SQLITE_OK ? BE_OK : sq_fail(err, db, rc, step);
 }
 
@@ -709,6 +739,22 @@ int be_sqlite_options_init(be_sqlite_options *o, uint32_t version) {
   return be__versioned_init(o, sizeof *o, &defaults, version, BE_SQLITE_OPTIONS_VERSION);
 }
 
+/* Each tuning pragma in range, else BE_E_VALIDATION naming it. */
+static int check_tuning(const be_sqlite_options *o, be_error **err) {
+  if (o->cache_size < -INT32_MAX || o->cache_size > INT32_MAX)
+    return be__error_field(err, "cache_size", "must be within -2147483647..2147483647 (0 = leave)");
+  if (o->mmap_size < -1) return be__error_field(err, "mmap_size", "must be -1 (leave) or >= 0 bytes");
+  if (o->secure_delete < -1 || o->secure_delete > 2)
+    return be__error_field(err, "secure_delete", "must be -1 (leave), 0, 1 or 2 (FAST)");
+  if (o->temp_store < -1 || o->temp_store > 2)
+    return be__error_field(err, "temp_store", "must be -1 (leave), 0, 1 (FILE) or 2 (MEMORY)");
+  if (o->wal_autocheckpoint < -1)
+    return be__error_field(err, "wal_autocheckpoint", "must be -1 (leave) or >= 0 pages");
+  if (o->journal_size_limit < -1)
+    return be__error_field(err, "journal_size_limit", "must be -1 (leave) or >= 0 bytes");
+  return BE_OK;
+}
+
 int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_sqlite_driver_new: out is NULL");
   *out = NULL;
@@ -723,6 +769,8 @@ int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_erro
     return be__error_set(err, BE_E_MISUSE, "unknown synchronous %d", (int)o.synchronous);
   if (o.busy_timeout_ms < 0)
     return be__error_set(err, BE_E_MISUSE, "busy_timeout_ms must be >= 0");
+  rc = check_tuning(&o, err);
+  if (rc != BE_OK) return rc;
   sq_driver *d = be__calloc(1, sizeof *d);
   if (d == NULL) return be__error_oom(err);
   driver_init(d, &o, 1);

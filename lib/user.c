@@ -341,18 +341,51 @@ static int from_cache(be_user_list *l, be_cache *cache, const int64_t *ids, miss
 /* Best effort: a failed set only costs a later miss. A write that
  * committed since gen0 may have deleted the key before this set: the set
  * is undone then. */
+static void cache_put(be_app *app, int64_t id, const void *blob, size_t blen, uint64_t gen0) {
+  char key[USER_KEY_SIZE];
+  int klen = key_of(key, id);
+  be_cache *cache = app->res.cache;
+  if (be_cache_set(cache, key, (size_t)klen, blob, blen, BE_CACHE_TTL_DEFAULT, NULL) == BE_OK &&
+      atomic_load(&app->user_gen) != gen0)
+    be_cache_delete(cache, key, (size_t)klen, NULL);
+}
+
 static void cache_fill(be_app *app, const fields *f, uint64_t gen0) {
   size_t blen = 0;
   unsigned char stack[RECORD_STACK];
   void *blob = encode(f, stack, sizeof stack, &blen);
   if (blob == NULL) return;
-  char key[USER_KEY_SIZE];
-  int klen = key_of(key, f->id);
-  be_cache *cache = app->res.cache;
-  if (be_cache_set(cache, key, (size_t)klen, blob, blen, BE_CACHE_TTL_DEFAULT, NULL) == BE_OK &&
-      atomic_load(&app->user_gen) != gen0)
-    be_cache_delete(cache, key, (size_t)klen, NULL);
+  cache_put(app, f->id, blob, blen, gen0);
   if (blob != stack) be__free(blob);
+}
+
+int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err) {
+  if (out == NULL || app == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_user_get_fresh: NULL argument");
+  *out = NULL;
+  int rc = be__svc_check_id(id, "id", err);
+  if (rc != BE_OK) return rc;
+  /* Read before the query: see the file's comment. */
+  uint64_t gen0 = atomic_load(&app->user_gen);
+  unsigned char stack[RECORD_STACK];
+  one_user o = {1, 1, NULL, NULL, 0, stack};
+  rc = be__svc_first_pooled(&app->res, read_one, &o, err, be__sql(&app->res, BE__SQL_USER_BY_ID),
+                            "i", id);
+  if (rc == BE_ROW) {
+    cache_put(app, id, o.blob, o.blen, gen0);
+    *out = o.user;
+    rc = BE_OK;
+  } else {
+    be_user_free(o.user);
+    if (rc == BE_DONE) { /* gone behind the app's back: so is its cached copy */
+      char key[USER_KEY_SIZE];
+      int klen = key_of(key, id);
+      be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
+      rc = not_found(id, err);
+    }
+  }
+  if (o.blob != stack) be__free(o.blob);
+  return rc;
 }
 
 /* Fill the misses from the database (one batch query) and the cache. */

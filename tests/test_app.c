@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <unistd.h>
+#include <stdatomic.h>
 
 START_TEST(options_are_validated) {
   be_app_options o;
@@ -746,6 +747,117 @@ START_TEST(testkit_allocation_failures_leak_nothing) {
 }
 END_TEST
 
+/* ---- host knobs: connection setup, the cache's recency mode and shards ---- */
+
+static int count_app_conn(be_conn *conn, void *ud, be_error **err) {
+  (void)conn;
+  (void)err;
+  atomic_fetch_add((_Atomic int *)ud, 1);
+  return BE_OK;
+}
+
+START_TEST(connection_setup_reaches_every_pooled_connection) {
+  _Atomic int calls = 0;
+  be_app_options o;
+  svc_fast_options(&o, ":memory:");
+  o.pool_min = 1;
+  o.pool_max = 3;
+  o.connection_init_sql = "PRAGMA cache_size=-777; CREATE TEMP TABLE host_scratch(x)";
+  o.connection_init = count_app_conn;
+  o.connection_init_user_data = &calls;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  svc_user(app, "knob@a.io", "Knob"); /* the services run on set-up connections */
+  be_conn *c[3];
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(be_pool_acquire(&c[i], be_app_pool(app), NULL), BE_OK);
+    ck_assert_int_eq(tu_conn_int(c[i], "PRAGMA cache_size"), -777);
+    ck_assert_int_eq(tu_conn_int(c[i], "SELECT count(*) FROM temp.host_scratch"), 0);
+  }
+  for (int i = 0; i < 3; i++) be_pool_release(be_app_pool(app), c[i]);
+  be_pool_stats st = BE_POOL_STATS_INIT;
+  ck_assert_int_eq(be_pool_stats_get(&st, be_app_pool(app), NULL), BE_OK);
+  ck_assert_int_eq(st.creates, 3);
+  ck_assert_int_eq(atomic_load(&calls), 3);
+  be_app_free(app);
+
+  /* failing setup: the app does not open, with the setup's own error */
+  o.connection_init_sql = "PRAGMA cache_size=-777; THIS IS NOT SQL";
+  be_error *e = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, &e), BE_E_STORAGE);
+  ck_assert_ptr_null(app);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "connection setup failed"));
+  be_error_free(e);
+}
+END_TEST
+
+/* set a, b, c; read b, a, c; set d: exact LRU drops b (read longest
+ * ago), CLOCK drops a (the oldest stored, every entry having been read). */
+static int survives_exact_vs_clock(be_cache *cache, const char *key) {
+  const char *keys[] = {"a", "b", "c"};
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(be_cache_set(cache, keys[i], 1, "v", 1, 0, NULL), BE_OK);
+  char buf[4];
+  size_t n = 0;
+  const char *reads[] = {"b", "a", "c"};
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(be_cache_get_copy(buf, sizeof buf, &n, cache, reads[i], 1, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_set(cache, "d", 1, "v", 1, 0, NULL), BE_OK);
+  return be_cache_get_copy(buf, sizeof buf, &n, cache, key, 1, NULL) == BE_OK;
+}
+
+START_TEST(cache_recency_mode_and_shards_are_options) {
+  be_app_options o;
+  svc_fast_options(&o, ":memory:");
+  o.cache_max_entries = 3;
+  o.cache_shard_count = 1;
+  o.cache_lru_mode = BE_CACHE_LRU_EXACT;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  be_cache_stats st = BE_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_cache_stats_get(&st, be_app_cache(app), NULL), BE_OK);
+  ck_assert_uint_eq(st.shard_count, 1);
+  ck_assert_int_eq(survives_exact_vs_clock(be_app_cache(app), "a"), 1);
+  ck_assert_int_eq(survives_exact_vs_clock(be_app_cache(app), "b"), 0);
+  be_app_free(app);
+
+  o.cache_lru_mode = BE_CACHE_LRU_DEFAULT; /* CLOCK */
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  ck_assert_int_eq(survives_exact_vs_clock(be_app_cache(app), "b"), 1);
+  be_app_free(app);
+  o.cache_lru_mode = BE_CACHE_LRU_APPROX;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  ck_assert_int_eq(survives_exact_vs_clock(be_app_cache(app), "a"), 0);
+  be_app_free(app);
+
+  svc_fast_options(&o, ":memory:");
+  o.cache_shard_count = 3; /* rounded up to a power of two */
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_stats_get(&st, be_app_cache(app), NULL), BE_OK);
+  ck_assert_uint_eq(st.shard_count, 4);
+  be_app_free(app);
+  svc_fast_options(&o, ":memory:");
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_stats_get(&st, be_app_cache(app), NULL), BE_OK);
+  ck_assert_uint_eq(st.shard_count, 16); /* the default */
+  be_app_free(app);
+
+  be_error *e = NULL;
+  const int32_t bad_modes[] = {-1, 3};
+  for (int i = 0; i < 2; i++) {
+    svc_fast_options(&o, ":memory:");
+    o.cache_lru_mode = bad_modes[i];
+    svc_expect_field(be_app_new(&app, &o, &e), &e, BE_E_VALIDATION, "cache_lru_mode");
+  }
+  const int32_t bad_shards[] = {-1, 1025, INT32_MAX};
+  for (int i = 0; i < 3; i++) {
+    svc_fast_options(&o, ":memory:");
+    o.cache_shard_count = bad_shards[i];
+    svc_expect_field(be_app_new(&app, &o, &e), &e, BE_E_VALIDATION, "cache_shard_count");
+  }
+  ck_assert_ptr_null(app);
+}
+END_TEST
+
 /* ---- an open that fails changes nothing ---- */
 
 /* be_app_new(o) fails with code (and field, when not NULL) and leaves the
@@ -986,6 +1098,8 @@ static Suite *app_suite(void) {
   tcase_add_test(tc, deleted_database_fails_writes);
   tcase_add_test(tc, renamed_database_fails_writes);
   tcase_add_test(tc, replaced_database_fails_writes_and_is_not_migrated);
+  tcase_add_test(tc, connection_setup_reaches_every_pooled_connection);
+  tcase_add_test(tc, cache_recency_mode_and_shards_are_options);
   suite_add_tcase(s, tc);
   return s;
 }

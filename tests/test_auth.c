@@ -2186,6 +2186,186 @@ START_TEST(failing_allocator_leaks_nothing) {
 }
 END_TEST
 
+/* ---- imported argon2id hashes (PHC strings) ---------------------------- */
+
+#define MIGRATED_PW "migrated pass phrase 2024"
+
+/* Made by argon2-cffi 21.1.0 (python3-argon2) from MIGRATED_PW. */
+static const char *const CFFI_HASHES[] = {
+  "$argon2id$v=19$m=64,t=1,p=4$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+  "$argon2id$v=19$m=1024,t=2,p=1$ItYIcQq9sGpK0RuwhhNu3w$D2Fd6Wfvl731q1dnA01Pdt584B0c2pYGafOL5zpXnMg",
+  "$argon2id$v=19$m=8,t=1,p=1$vl6WP3z7cIJeRTc61ZB+5w$VWWwqjlfl47rCPj6Y5eq5Q",
+};
+
+static int64_t new_user(be_app *app, const char *email) {
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = email;
+  in.email_len = NT;
+  in.name = "Migrated";
+  in.name_len = NT;
+  int64_t id = 0;
+  ck_assert_int_eq(be_user_create(NULL, &id, app, 0, &in, NULL), BE_OK);
+  return id;
+}
+
+/* Import h for a new user, check it is stored as is and unpeppered, log
+ * in with MIGRATED_PW, and return whether that login replaced it. */
+static int import_and_login(be_app *app, const char *email, const char *h) {
+  int64_t id = new_user(app, email);
+  be_error *e = NULL;
+  int rc = be_auth_import_password_hash(app, 0, id, h, NT, &e);
+  ck_assert_msg(rc == BE_OK, "import %s: %s", h, be_error_message(e));
+  char *stored = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  ck_assert_str_eq(stored, h);
+  free(stored);
+  ck_assert_int_eq(pepper_of(app, id), 0);
+  login_denied(app, email, "not the migrated pass phrase");
+  be_auth_token_free(login_ok(app, email, MIGRATED_PW, id));
+  stored = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  int replaced = strcmp(stored, h) != 0;
+  if (replaced) /* rehashed with the app's parameters: the same password still works */
+    be_auth_token_free(login_ok(app, email, MIGRATED_PW, id));
+  free(stored);
+  return replaced;
+}
+
+/* libsodium hashes (made here) and argon2-cffi hashes log in; those below
+ * the app's parameters, of another shape (lanes, hash length) or without
+ * the app's pepper are rehashed, under the pepper, at that login. */
+START_TEST(imported_hashes_log_in_and_are_rehashed) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/import.db", dir);
+  /* no pepper; parameters t = 1, m = 64 KiB */
+  be_app *app = pepper_app(path, NULL, 0, NULL, 0);
+  char h[crypto_pwhash_STRBYTES];
+  ck_assert_int_eq(crypto_pwhash_str(h, MIGRATED_PW, strlen(MIGRATED_PW), 1, 64 * 1024), 0);
+  ck_assert_int_eq(import_and_login(app, "same@import.test", h), 0); /* the app's own shape */
+  ck_assert_int_eq(crypto_pwhash_str(h, MIGRATED_PW, strlen(MIGRATED_PW), 1, 8192), 0);
+  ck_assert_int_eq(import_and_login(app, "weak@import.test", h), 1);               /* below: rehashed */
+  ck_assert_int_eq(import_and_login(app, "cffi0@import.test", CFFI_HASHES[0]), 1); /* p = 4 */
+  ck_assert_int_eq(import_and_login(app, "cffi1@import.test", CFFI_HASHES[1]), 1); /* stronger */
+  ck_assert_int_eq(import_and_login(app, "cffi2@import.test", CFFI_HASHES[2]), 1);
+  int64_t id = q_int(app, "SELECT id FROM be_users WHERE email = 'weak@import.test'", 0);
+  char *now = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  ck_assert_int_eq(crypto_pwhash_str_needs_rehash(now, 1, 64 * 1024), 0);
+  free(now);
+  ck_assert_int_eq(audit_count(app, "auth.password_import"), 5);
+  be_app_free(app);
+
+  /* with a pepper: an imported hash verifies without it, and its first
+   * login rehashes it under the pepper */
+  app = pepper_app(path, PEPPER_A, 1, NULL, 0);
+  ck_assert_int_eq(crypto_pwhash_str(h, MIGRATED_PW, strlen(MIGRATED_PW), 1, 64 * 1024), 0);
+  ck_assert_int_eq(import_and_login(app, "peppered@import.test", h), 1);
+  id = q_int(app, "SELECT id FROM be_users WHERE email = 'peppered@import.test'", 0);
+  ck_assert_int_eq(pepper_of(app, id), 1);
+  now = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  ck_assert_int_ne(crypto_pwhash_str_verify(now, MIGRATED_PW, strlen(MIGRATED_PW)), 0); /* keyed */
+  free(now);
+
+  /* hashes argon2-cffi makes now, when this machine has it */
+  FILE *py = popen("/usr/bin/python3 -c \"from argon2 import PasswordHasher as P; "
+                   "print(P(time_cost=2, memory_cost=256, parallelism=2).hash('" MIGRATED_PW "'))\" "
+                   "2>/dev/null",
+                   "r");
+  char line[256] = "";
+  if (py != NULL) {
+    if (fgets(line, sizeof line, py) == NULL) line[0] = '\0';
+    pclose(py);
+  }
+  line[strcspn(line, "\n")] = '\0';
+  if (strncmp(line, "$argon2id$", 10) == 0)
+    ck_assert_int_eq(import_and_login(app, "live-cffi@import.test", line), 1);
+  else
+    fprintf(stderr, "argon2-cffi not available: only the committed argon2-cffi hashes tested\n");
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* Anything but a well-formed argon2id PHC string is a field error on
+ * "password_hash", and nothing is written. */
+START_TEST(imported_hash_must_be_argon2id_phc) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/import-bad.db", dir);
+  be_app *app = pepper_app(path, NULL, 0, NULL, 0);
+  int64_t id = new_user(app, "bad@import.test");
+  char good[crypto_pwhash_STRBYTES];
+  ck_assert_int_eq(crypto_pwhash_str(good, MIGRATED_PW, strlen(MIGRATED_PW), 1, 8192), 0);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, good, NT, NULL), BE_OK);
+  char long_salt[200];
+  snprintf(long_salt, sizeof long_salt, "$argon2id$v=19$m=64,t=1,p=1$%s$%s",
+           "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB",
+           "k0l5757etJKV6pfi4hnwsQ");
+  const char *const bad[] = {
+    "",
+    "garbage",
+    "$argon2i$v=19$m=64,t=1,p=1$UrvNFrs6WchKHKTrd8HmyQ$GIDUwwkK+voFGC+YwlsgEA",
+    "$argon2d$v=19$m=64,t=1,p=1$7BWhk6q7zJPIlSXZO1Va9w$FX5ipfrCrHI4ELjXmDTijg",
+    "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+    "$argon2id$v=16$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=0,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=0,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=1,p=0$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=8,t=1,p=2$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=064,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=99999999999,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$t=1,m=64,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFd!1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w==$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ$",
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w",
+    "$argon2id$v=19$m=64,t=1,p=1$QUFB$k0l5757etJKV6pfi4hnwsQ",     /* 3-byte salt */
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757e", /* 6-byte hash */
+    " $argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    long_salt,
+  };
+  int64_t imports = audit_count(app, "auth.password_import");
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    be_error *e = NULL;
+    int rc = be_auth_import_password_hash(app, 0, id, bad[i], NT, &e);
+    ck_assert_msg(rc == BE_E_VALIDATION, "accepted: %s", bad[i]);
+    ck_assert_str_eq(be_error_field_name(e, 0), "password_hash");
+    be_error_free(e);
+  }
+  /* an embedded NUL, with an exact length */
+  be_error *e = NULL;
+  char withnul[crypto_pwhash_STRBYTES + 8];
+  size_t glen = strlen(good);
+  memcpy(withnul, good, glen);
+  withnul[10] = '\0';
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, withnul, glen, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "password_hash");
+  be_error_free(e);
+  e = NULL;
+  /* an exact length takes only those bytes: cut before its hash, refused */
+  size_t cut = (size_t)(strrchr(good, '$') - good);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, good, cut, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, good, cut + 1, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, NULL, NT, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "password_hash");
+  be_error_free(e);
+  char *stored = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  ck_assert_str_eq(stored, good); /* nothing written */
+  free(stored);
+  ck_assert_int_eq(audit_count(app, "auth.password_import"), imports);
+
+  e = NULL;
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, 99999, good, NT, &e), BE_E_NOT_FOUND);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, 0, good, NT, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "user_id");
+  be_error_free(e);
+  ck_assert_int_eq(be_auth_import_password_hash(NULL, 0, id, good, NT, NULL), BE_E_MISUSE);
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
 static Suite *auth_suite(void) {
   Suite *s = suite_create("auth");
   TCase *tc = tcase_create("auth");
@@ -2230,6 +2410,8 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, concurrent_logins);
   tcase_add_test(tc, commit_failure_leaves_nothing);
   tcase_add_test(tc, failing_allocator_leaks_nothing);
+  tcase_add_test(tc, imported_hashes_log_in_and_are_rehashed);
+  tcase_add_test(tc, imported_hash_must_be_argon2id_phc);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -879,6 +879,104 @@ START_TEST(driver_options_and_defaults) {
 }
 END_TEST
 
+/* Every tuning pragma is applied on every connection (read back on a
+ * pooled one), the defaults leave SQLite's own values, and each bad value
+ * is a validation error naming its field. */
+START_TEST(driver_tuning_pragmas) {
+  /* the defaults change none of them: a connection reads what a plain
+   * sqlite3_open_v2() of this SQLite build reads */
+  static const char *const names[] = {"cache_size", "mmap_size", "secure_delete", "temp_store",
+                                      "wal_autocheckpoint", "journal_size_limit"};
+  be_conn *c = open_file(NULL);
+  sqlite3 *raw = NULL;
+  char rawpath[600];
+  snprintf(rawpath, sizeof rawpath, "%s/raw.db", tmpdir);
+  ck_assert_int_eq(sqlite3_open_v2(rawpath, &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                   SQLITE_OK);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA %s", names[i]);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    pragma_str(c, sql, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(raw);
+  be_conn_close(c);
+
+  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
+  o.cache_size = -8192;
+  o.mmap_size = 1 << 20;
+  o.secure_delete = 1;
+  o.temp_store = 2;
+  o.wal_autocheckpoint = 250;
+  o.journal_size_limit = 4 << 20;
+  be_driver *drv = NULL;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_OK);
+  be_pool_options po = BE_POOL_OPTIONS_INIT;
+  po.driver = drv;
+  po.dsn = dbpath;
+  po.min_conns = 2;
+  po.max_conns = 2;
+  be_pool *pool = NULL;
+  ck_assert_int_eq(be_pool_new(&pool, &po, NULL), BE_OK);
+  be_conn *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_pool_acquire(&a, pool, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, pool, NULL), BE_OK);
+  be_conn *both[2] = {a, b};
+  for (int i = 0; i < 2; i++) {
+    pragma_str(both[i], "PRAGMA cache_size", "-8192");
+    pragma_str(both[i], "PRAGMA mmap_size", "1048576");
+    pragma_str(both[i], "PRAGMA secure_delete", "1");
+    pragma_str(both[i], "PRAGMA temp_store", "2");
+    pragma_str(both[i], "PRAGMA wal_autocheckpoint", "250");
+    pragma_str(both[i], "PRAGMA journal_size_limit", "4194304");
+  }
+  be_pool_release(pool, a);
+  be_pool_release(pool, b);
+  be_pool_free(pool);
+  be_sqlite_driver_free(drv);
+
+  /* 0 pages and 0 bytes are values too: off, not "leave" */
+  o.cache_size = 100;
+  o.mmap_size = 0;
+  o.secure_delete = 2;
+  o.wal_autocheckpoint = 0;
+  o.journal_size_limit = 0;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_OK);
+  c = open_file(drv);
+  pragma_str(c, "PRAGMA cache_size", "100");
+  pragma_str(c, "PRAGMA mmap_size", "0");
+  pragma_str(c, "PRAGMA secure_delete", "2");
+  pragma_str(c, "PRAGMA wal_autocheckpoint", "0");
+  pragma_str(c, "PRAGMA journal_size_limit", "0");
+  be_conn_close(c);
+  be_sqlite_driver_free(drv);
+
+  static const struct {
+    const char *field;
+    int64_t v;
+  } bad[] = {{"cache_size", INT64_C(1) << 40}, {"cache_size", -(INT64_C(1) << 40)}, {"mmap_size", -2}, {"secure_delete", 3}, {"secure_delete", -2}, {"temp_store", 3}, {"temp_store", -5}, {"wal_autocheckpoint", -2}, {"journal_size_limit", -2}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    be_sqlite_options x = BE_SQLITE_OPTIONS_INIT;
+    const char *f = bad[i].field;
+    if (strcmp(f, "cache_size") == 0) x.cache_size = bad[i].v;
+    if (strcmp(f, "mmap_size") == 0) x.mmap_size = bad[i].v;
+    if (strcmp(f, "secure_delete") == 0) x.secure_delete = (int32_t)bad[i].v;
+    if (strcmp(f, "temp_store") == 0) x.temp_store = (int32_t)bad[i].v;
+    if (strcmp(f, "wal_autocheckpoint") == 0) x.wal_autocheckpoint = (int32_t)bad[i].v;
+    if (strcmp(f, "journal_size_limit") == 0) x.journal_size_limit = bad[i].v;
+    be_error *e = NULL;
+    drv = (be_driver *)1;
+    ck_assert_int_eq(be_sqlite_driver_new(&drv, &x, &e), BE_E_VALIDATION);
+    ck_assert_ptr_null(drv);
+    ck_assert_str_eq(be_error_field_name(e, 0), f);
+    be_error_free(e);
+  }
+}
+END_TEST
+
 static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1451,6 +1549,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, syntax_and_misuse_errors);
   tcase_add_test(tc, open_errors);
   tcase_add_test(tc, driver_options_and_defaults);
+  tcase_add_test(tc, driver_tuning_pragmas);
   tcase_add_test(tc, busy_is_a_typed_error_not_a_hang);
   tcase_add_test(tc, close_rolls_back_open_transaction);
   tcase_add_test(tc, savepoints_and_names);

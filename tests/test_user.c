@@ -3,6 +3,8 @@
  * pagination, and all-or-nothing writes. */
 #include "svc_testutil.h"
 
+#include <sqlite3.h>
+
 #include <pthread.h>
 
 static be_cache_stats cstats(be_app *app) {
@@ -1078,6 +1080,60 @@ START_TEST(update_of_missing_user_is_not_found) {
 }
 END_TEST
 
+/* A row changed behind the app's back (raw sqlite3 on the same file): the
+ * cached read still shows the old profile, be_user_get_fresh() the new one,
+ * and refreshes the cache with it; a row deleted behind its back drops the
+ * cached copy. */
+START_TEST(fresh_read_bypasses_and_refreshes_the_cache) {
+  char *dir = tu_tempdir(), path[600];
+  snprintf(path, sizeof path, "%s/fresh.db", dir);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  int64_t id = svc_user(app, "fresh@a.io", "Old Name");
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK); /* now cached */
+  be_user_free(u);
+
+  sqlite3 *raw = NULL;
+  ck_assert_int_eq(sqlite3_open(path, &raw), SQLITE_OK);
+  sqlite3_busy_timeout(raw, 5000);
+  char sql[200];
+  snprintf(sql, sizeof sql, "UPDATE be_users SET name = 'New Name' WHERE id = %lld", (long long)id);
+  ck_assert_int_eq(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Old Name"); /* the cache does not know */
+  be_user_free(u);
+  ck_assert_int_eq(be_user_get_fresh(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "New Name");
+  ck_assert_str_eq(be_user_email(u), "fresh@a.io");
+  be_user_free(u);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "New Name"); /* the fresh read refreshed it */
+  be_user_free(u);
+
+  snprintf(sql, sizeof sql, "DELETE FROM be_users WHERE id = %lld", (long long)id);
+  ck_assert_int_eq(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK); /* still cached */
+  be_user_free(u);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_user_get_fresh(&u, app, id, &e), BE_E_NOT_FOUND);
+  ck_assert_ptr_null(u);
+  be_error_free(e);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_E_NOT_FOUND); /* dropped */
+  sqlite3_close(raw);
+
+  e = NULL;
+  svc_expect_field(be_user_get_fresh(&u, app, 0, &e), &e, BE_E_VALIDATION, "id");
+  ck_assert_int_eq(be_user_get_fresh(NULL, app, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_user_get_fresh(&u, NULL, 1, NULL), BE_E_MISUSE);
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
 static Suite *user_suite(void) {
   be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL); /* tiny pools warn on every acquire */
   Suite *s = suite_create("user");
@@ -1103,6 +1159,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, allocation_failures_leak_nothing);
   tcase_add_test(tc, written_row_equals_stored_row);
   tcase_add_test(tc, update_of_missing_user_is_not_found);
+  tcase_add_test(tc, fresh_read_bypasses_and_refreshes_the_cache);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -245,6 +245,16 @@ static inline int tu_run_unprivileged(int (*fn)(void *), void *arg) {
     be_error_free(tu_e);                           \
   } while (0)
 
+/* The first column of the first row of sql (which must give a row) on conn. */
+static inline int64_t tu_conn_int(be_conn *c, const char *sql) {
+  be_stmt *st = NULL;
+  ck_assert_int_eq(be_conn_prepare(&st, c, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  int64_t v = be_stmt_column_int64(st, 0);
+  be_stmt_finalize(st);
+  return v;
+}
+
 /* main() for a test binary made of one suite. */
 #define TU_MAIN(suite_fn)                             \
   int main(void) {                                    \

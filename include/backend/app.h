@@ -102,13 +102,22 @@ typedef struct be_app_options {
   int32_t previous_pepper_count;          /**< entries of the three arrays, 0..BE_AUTH_PREVIOUS_PEPPERS_MAX [0] */
   /* Where the library's tables live (see "Tables" above). */
   const char *table_prefix; /**< prefix of every table, index and trigger the library makes, and of its migration record; an ASCII letter or '_', then letters, digits or '_', 1..BE_APP_TABLE_PREFIX_MAX bytes; copied ["be_"] */
+  /* Host knobs: setup of every pooled connection (backend/pool.h
+   * "Connection setup"; SQLite pragmas such as cache_size belong in the
+   * driver: be_sqlite_driver_new()), and the cache's layout
+   * (backend/cache.h). */
+  int32_t cache_lru_mode;          /**< the cache's recency policy: BE_CACHE_LRU_DEFAULT (0), BE_CACHE_LRU_EXACT (1) or BE_CACHE_LRU_APPROX (2) [0: approximate] */
+  int32_t cache_shard_count;       /**< the cache's shards, 1..1024, rounded up to a power of two [0: 16] */
+  const char *connection_init_sql; /**< SQL run on every new pooled connection before its first use (not on the connection that applies the migrations before the pool opens); copied [NULL: none] */
+  be_conn_init_fn connection_init; /**< called on every new pooled connection after connection_init_sql [NULL: none] */
+  void *connection_init_user_data; /**< passed as is to connection_init [NULL] */
 } be_app_options;
 
 /** Static initializer: the current version, every other field zero/NULL
  * (the defaults). */
 #define BE_APP_OPTIONS_INIT                                                                                  \
   { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
-    NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0, NULL }
+    NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0, NULL, 0, 0, NULL, NULL, NULL }
 
 /**
  * Fill *opts like BE_APP_OPTIONS_INIT. Thread-safety: safe.
@@ -137,9 +146,10 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  * @param out   receives the app, the caller's (be_app_free()); not NULL.
  *              Set to NULL on failure.
  * @param opts  the options, version set; NULL means all defaults. Read
- *              during the call (database, audit_key and table_prefix are
- *              copied; driver, clock, mailer and host_migrations are
- *              borrowed and must outlive the app).
+ *              during the call (database, audit_key, table_prefix and
+ *              connection_init_sql are copied; driver, clock, mailer,
+ *              host_migrations and connection_init_user_data are borrowed
+ *              and must outlive the app).
  * @param err   receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (out NULL, bad options version);
  *         BE_E_VALIDATION (options out of range, each named as a field

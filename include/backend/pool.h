@@ -49,6 +49,17 @@
  * be_pool_slowlog(). Statements are timed with the pool's clock (also the
  * slow-query log's wall clock). Both come off a connection when it closes.
  *
+ * Connection setup: every connection the pool opens (for min_conns, for a
+ * caller, by maintenance, or to replace a broken or expired one) first
+ * runs connection_init_sql, then the connection_init callback, before
+ * anyone uses it, like HikariCP's connectionInitSql or knex's afterCreate.
+ * When either fails the connection is closed, never handed out, and the
+ * call that needed it fails with the setup error's own code (e.g.
+ * BE_E_STORAGE for bad SQL; not BE_E_DB_UNREACHABLE), the message saying
+ * "connection setup failed" and the setup error as its cause; the failure
+ * counts in be_pool_stats.open_failures. Setup runs with the pool's query
+ * stats and slow-query log already attached.
+ *
  * Threads: a be_pool is safe to share between any number of threads. A
  * connection it hands out belongs to one thread at a time (it may move to
  * another thread; the acquiring thread counts as its holder for the
@@ -132,13 +143,20 @@ typedef struct be_pool_options {
   be_slowlog *slowlog;              /**< record into this log instead of one of the pool's
                                        own (the two options above are then ignored);
                                        borrowed, must outlive the pool [NULL] */
+  /* Per-connection setup ("Connection setup" above). */
+  const char *connection_init_sql; /**< SQL run on every new connection before its first
+                                          use (may hold several statements, e.g. pragmas or
+                                          CREATE TEMP ...); copied [NULL: none] */
+  be_conn_init_fn connection_init; /**< called on every new connection after
+                                          connection_init_sql [NULL: none] */
+  void *connection_init_user_data; /**< passed as is to connection_init [NULL] */
 } be_pool_options;
 
 /** The defaults, as an initializer. */
 #define BE_POOL_OPTIONS_INIT                                                               \
   {                                                                                        \
     BE_POOL_OPTIONS_VERSION, NULL, NULL, NULL, 2, 10, 30000, 500, 1800000, 25, 80, 600000, \
-      60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL                      \
+      60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL, NULL, NULL, NULL    \
   }
 
 /**

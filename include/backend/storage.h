@@ -233,6 +233,19 @@ typedef struct be_conn be_conn;
 typedef struct be_stmt be_stmt;
 
 /**
+ * Per-connection setup (be_pool_options.connection_init,
+ * be_app_options.connection_init): run once on every new connection a pool
+ * opens, after its connection_init_sql and before the connection's first
+ * use, on the thread that opened it. It may run any statement on conn and
+ * must leave no transaction open; it must not close conn nor use the pool.
+ * Return BE_OK, or a negative BE_E_* code (with *err set, or not): the
+ * connection is then closed and never handed out, and the acquire (or
+ * be_pool_new(), or the maintenance pass) that opened it fails with that
+ * code, its error as the cause.
+ */
+typedef int (*be_conn_init_fn)(be_conn *conn, void *user_data, be_error **err);
+
+/**
  * Open a connection through a driver. Thread-safety: safe (each call makes
  * its own connection).
  *
