@@ -136,7 +136,9 @@ class App:
     lockout_ms, reset_token_ttl_ms, audit_key (bytes), audit_key_adopt,
     hash_wait_ms, pepper (bytes), pepper_id, previous_peppers (a list of
     (id, bytes)), table_prefix (str: where the library's tables live,
-    default "be_"); and mailer, a callable(to, subject, body) that must be
+    default "be_"), cache_lru_mode ("exact", "approx" or a BE_CACHE_LRU_*
+    number), cache_shard_count, connection_init_sql (SQL run on every new
+    pooled connection); and mailer, a callable(to, subject, body) that must be
     thread-safe and should only queue the message. Unset options keep
     the library's defaults. Errors in the options raise ValidationError
     naming the field.
@@ -147,17 +149,30 @@ class App:
                    "insecure_test_hashing", "password_min_length", "max_concurrent_hashes",
                    "session_idle_ms", "session_absolute_ms", "throttle_after", "lockout_after",
                    "lockout_ms", "reset_token_ttl_ms", "audit_key_adopt", "hash_wait_ms",
-                   "pepper_id")
+                   "pepper_id", "cache_shard_count")
+
+    def _lru_mode(self, mode):
+        names = ("default", "exact", "approx")
+        if isinstance(mode, str):
+            if mode not in names:
+                raise ValueError(f"cache_lru_mode must be one of {names}, not {mode!r}")
+            return self._n.K["BE_CACHE_LRU_" + mode.upper()]
+        return int_arg(mode, "cache_lru_mode", INT32_MIN, INT32_MAX)
 
     def __init__(self, database=None, *, mailer=None, audit_key=None, pepper=None,
-                 previous_peppers=(), table_prefix=None, **options):
+                 previous_peppers=(), table_prefix=None, connection_init_sql=None,
+                 cache_lru_mode=None, **options):
         from . import _native_instance
         self._n = _native_instance()
         self._handle = None
         opts = Struct(self._n, L.BeAppOptions)
         self._set_options(opts, database, options)
-        if table_prefix is not None:
-            opts.set_text("table_prefix", None, text_arg(table_prefix, "table_prefix")[0])
+        for field, value in (("table_prefix", table_prefix),
+                             ("connection_init_sql", connection_init_sql)):
+            if value is not None:
+                opts.set_text(field, None, text_arg(value, field)[0])
+        if cache_lru_mode is not None:
+            opts.view.cache_lru_mode = self._lru_mode(cache_lru_mode)
         for field, value in (("audit_key", audit_key), ("pepper", pepper)):
             if value is not None:
                 if not isinstance(value, (bytes, bytearray)):
@@ -373,10 +388,12 @@ class Users(_Service):
             self._n.call(self._lib.be_user_create, C.byref(out), None, ptr, _actor(actor), s.ptr)
         return self._take_user(out)
 
-    def get(self, user_id):
-        """The user with this id (through the cache); NotFoundError if none."""
-        return self._take_user(self._out(self._lib.be_user_get, int_arg(user_id, "user_id"),
-                                         out_type=C.c_void_p))
+    def get(self, user_id, *, fresh=False):
+        """The user with this id, through the cache, or with fresh=True read
+        from the database now (be_user_get_fresh(), which also refreshes
+        the cache); NotFoundError if none."""
+        fn = self._lib.be_user_get_fresh if fresh else self._lib.be_user_get
+        return self._take_user(self._out(fn, int_arg(user_id, "user_id"), out_type=C.c_void_p))
 
     def get_by_email(self, email):
         """The user with this email (normalised as on create); NotFoundError if none."""
@@ -445,6 +462,14 @@ class Auth(_Service):
         """Set a user's password (policy-checked; ends their sessions)."""
         self._call(self._lib.be_auth_set_password, _actor(actor), int_arg(user_id, "user_id"),
                    *text_arg(password, "password"))
+
+    def import_password_hash(self, user_id, password_hash, *, actor=0):
+        """Give a user migrated from another system their argon2id hash (PHC
+        string, e.g. from argon2-cffi); their first login rehashes it with
+        this app's parameters. ValidationError (field "password_hash") for
+        anything but a well-formed argon2id string."""
+        self._call(self._lib.be_auth_import_password_hash, _actor(actor),
+                   int_arg(user_id, "user_id"), *text_arg(password_hash, "password_hash"))
 
     def login(self, email, password):
         """A new session: Login(token, user_id). AuthError for every failure."""

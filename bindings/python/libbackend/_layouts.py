@@ -69,6 +69,9 @@ BeAppOptions = _struct("be_app_options", [
     ("previous_pepper_ids", C.POINTER(C.c_int32)),
     ("previous_pepper_count", C.c_int32),
     ("table_prefix", C.c_char_p),
+    ("cache_lru_mode", C.c_int32),
+    ("cache_shard_count", C.c_int32),
+    ("connection_init_sql", C.c_char_p),
 ])
 
 BeUserInput = _struct("be_user_input", [

@@ -72,6 +72,7 @@ SIGNATURES = {
     "be_user_input_init": (C.c_int, [P, U32]),
     "be_user_create": (C.c_int, [PP, PI64, P, I64, P, ERR]),
     "be_user_get": (C.c_int, [PP, P, I64, ERR]),
+    "be_user_get_fresh": (C.c_int, [PP, P, I64, ERR]),
     "be_user_get_by_email": (C.c_int, [PP, P, STR, SZ, ERR]),
     "be_user_get_many": (C.c_int, [PP, P, PI64, SZ, ERR]),
     "be_user_update": (C.c_int, [PP, P, I64, I64, P, ERR]),
@@ -93,6 +94,7 @@ SIGNATURES = {
     # auth.h
     "be_auth_check_password": (C.c_int, [P, STR, SZ, ERR]),
     "be_auth_set_password": (C.c_int, [P, I64, I64, STR, SZ, ERR]),
+    "be_auth_import_password_hash": (C.c_int, [P, I64, I64, STR, SZ, ERR]),
     "be_auth_login": (C.c_int, [PP, PI64, P, STR, SZ, STR, SZ, ERR]),
     "be_auth_verify": (C.c_int, [PI64, P, STR, SZ, ERR]),
     "be_auth_session_info_init": (C.c_int, [P, U32]),
@@ -179,6 +181,7 @@ CONSTANT_NAMES = [
     "BE_USER_FIELD_EMAIL", "BE_USER_FIELD_NAME", "BE_USER_FIELD_BIO", "BE_USER_FIELD_EXTRA",
     "BE_USER_FIELD_STATUS",
     "BE_TX_IMMEDIATE", "BE_CACHE_TTL_DEFAULT", "BE_CACHE_TTL_FOREVER",
+    "BE_CACHE_LRU_DEFAULT", "BE_CACHE_LRU_EXACT", "BE_CACHE_LRU_APPROX",
     "BE_AUDIT_HASH_BYTES", "BE_AUTH_TOKEN_LEN", "BE_USER_PAGE_MAX", "BE_AUDIT_PAGE_MAX",
     "BE_LOG_DEBUG", "BE_LOG_INFO", "BE_LOG_WARN", "BE_LOG_ERROR", "BE_LOG_OFF",
 ] + list(E.CATEGORY_CLASSES)

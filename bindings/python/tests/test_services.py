@@ -34,6 +34,15 @@ class Users(AppTest):
         with self.assertRaises(lb.NotFoundError):
             self.app.users.get(u.id)
 
+    def test_fresh_read_bypasses_the_cache(self):
+        u = self.user(password=None)
+        self.app.users.get(u.id)  # cached now
+        with sqlite3.connect(self.db) as db:  # another program changes the row
+            db.execute("UPDATE be_users SET name = 'Changed' WHERE id = ?", (u.id,))
+        self.assertEqual(self.app.users.get(u.id).name, "Ada")
+        self.assertEqual(self.app.users.get(u.id, fresh=True).name, "Changed")
+        self.assertEqual(self.app.users.get(u.id).name, "Changed")  # refreshed
+
     def test_list_pages_and_get_many(self):
         ids = [self.app.users.create(f"u{i}@example.com", f"U{i}").id for i in range(7)]
         page = self.app.users.list(limit=3)
@@ -84,6 +93,25 @@ class Prefix(unittest.TestCase):
             self.assertIn("a_users", names)
             self.assertIn("b_users", names)
 
+    def test_knobs(self):
+        """connection_init_sql runs on every pooled connection; the cache's
+        mode and shards are taken."""
+        with tempfile.TemporaryDirectory() as tmp:
+            with fast_app(database=os.path.join(tmp, "k.db"), cache_lru_mode="exact",
+                          cache_shard_count=4, pool_min=2,
+                          connection_init_sql="CREATE TEMP TABLE IF NOT EXISTS host_scratch(x)"
+                          ) as app:
+                self.assertEqual(app.cache_stats()["shard_count"], 4)
+                app.users.create("k@example.com", "K")
+            with self.assertRaises(lb.BackendError):
+                fast_app(database=os.path.join(tmp, "k.db"),
+                         connection_init_sql="THIS IS NOT SQL").users.get(1)
+        with self.assertRaises(lb.ValidationError) as cm:
+            fast_app(cache_shard_count=5000)
+        self.assertEqual(cm.exception.fields[0].field, "cache_shard_count")
+        with self.assertRaises(ValueError):
+            fast_app(cache_lru_mode="fifo")
+
     def test_bad_prefix_is_a_field_error(self):
         with self.assertRaises(lb.ValidationError) as cm:
             fast_app(table_prefix="1-bad")
@@ -119,6 +147,21 @@ class Auth(AppTest):
         with self.assertRaises(lb.AuthError):
             self.app.auth.verify(b)
         self.assertGreaterEqual(self.app.auth.purge_expired(), 2)
+
+    def test_import_password_hash(self):
+        # argon2-cffi's hash of "migrated pass phrase 2024" (the README's)
+        phc = "$argon2id$v=19$m=64,t=1,p=4$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ"
+        u = self.user(password=None)
+        self.app.auth.import_password_hash(u.id, phc)
+        self.assertEqual(self.app.auth.login(u.email, "migrated pass phrase 2024").user_id, u.id)
+        self.assertEqual(self.app.auth.login(u.email, "migrated pass phrase 2024").user_id, u.id)
+        with self.assertRaises(lb.AuthError):
+            self.app.auth.login(u.email, "another pass phrase")
+        for bad in ("$2b$12$abcdefghijklmnopqrstuvwxyz", phc.replace("argon2id", "argon2i"),
+                    phc + "\0"):
+            with self.assertRaises(lb.ValidationError) as cm:
+                self.app.auth.import_password_hash(u.id, bad)
+            self.assertEqual(cm.exception.fields[0].field, "password_hash")
 
     def test_password_policy_and_change(self):
         u = self.user()
