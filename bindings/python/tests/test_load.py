@@ -52,6 +52,17 @@ class Loading(unittest.TestCase):
                          LIBBACKEND_PATH=d)
         self.assertEqual((rc, out.strip()), (0, os.path.join(d, "libbackend.so.0")), out)
 
+    def test_the_system_loader(self):
+        """Without LIBBACKEND_PATH and with nothing next to the package,
+        the system's loader finds libbackend.so.0 (here through
+        LD_LIBRARY_PATH, as after `meson install` through ld.so.cache)."""
+        if FUTURE:
+            self.skipTest("the stand-in is not named libbackend.so.0")
+        d = os.path.dirname(os.environ["LIBBACKEND_PATH"])
+        rc, out = python("import libbackend; print(libbackend.library_path())",
+                         LIBBACKEND_PATH=None, LD_LIBRARY_PATH=d)
+        self.assertEqual((rc, out.strip()), (0, N.SONAME), out)
+
     def test_a_wrong_libbackend_path_is_an_import_error_naming_it(self):
         rc, out = python("import libbackend", LIBBACKEND_PATH="/nonexistent/libbackend.so.0")
         self.assertNotEqual(rc, 0)
