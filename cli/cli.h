@@ -52,6 +52,16 @@ extern const cli_cmd cli_role_cmds[];
 extern const cli_cmd cli_audit_cmds[];
 extern const cli_cmd cli_profile_cmds[];
 extern const cli_cmd cli_demo_cmds[];
+extern const cli_cmd cli_ops_cmds[];
+
+/* ---- operations (cli/cmd_ops.c) ---- */
+
+/* Run n read operations on app (user gets, list pages, permission
+ * checks; nothing written), with progress on a terminal, so that the
+ * library's in-memory figures describe this database now. */
+int cli_ops_sample(be_app *app, int64_t n, be_error **err);
+/* Print the app's status table (JSON with --json) on stdout. */
+void cli_ops_print_status(cli_ctx *ctx, be_app *app);
 
 /* ---- exit codes and errors ---- */
 

@@ -189,7 +189,7 @@ static void demo_numbers(cli_ctx *ctx, be_app *app, demo_report *r) {
         (int)ps.in_use, (int)ps.idle, (unsigned long long)ps.acquires, (unsigned long long)ps.timeouts);
 }
 
-static void print_json(const cli_ctx *ctx, const demo_report *r) {
+static void print_json(const cli_ctx *ctx, const demo_report *r, be_app *app) {
   printf("{\"database\":");
   cli_json_str(stdout, ctx->db);
   printf(",\"seed\":{\"users\":%lld,\"users_created\":%lld,\"posts\":%lld},\"ada_id\":%lld,\"login\":%s,"
@@ -202,7 +202,12 @@ static void print_json(const cli_ctx *ctx, const demo_report *r) {
   cli_json_str(stdout, r->nplus1_sql);
   printf(",\"batch_queries\":%lld,\"batch_reports\":%lld,\"batch_posts\":%lld},", (long long)r->batch_queries,
          (long long)r->batch_reports, (long long)r->batch_posts);
-  printf("\"audit\":{\"rows\":%lld,\"intact\":%s}}\n", (long long)r->audit_rows, r->audit_bad == 0 ? "true" : "false");
+  printf("\"audit\":{\"rows\":%lld,\"intact\":%s},\"status\":", (long long)r->audit_rows,
+         r->audit_bad == 0 ? "true" : "false");
+  char *status = NULL;
+  if (be_app_status_json(&status, NULL, app, NULL) == BE_OK) printf("%s}\n", status);
+  else printf("null}\n");
+  be_free(status);
 }
 
 /* The demo's steps on an open app. */
@@ -218,7 +223,12 @@ static int demo_run(cli_ctx *ctx, be_app *app, int64_t users, demo_report *r) {
   if (rc == BE_OK) rc = demo_nplus1(ctx, app, r, &err);
   if (rc != BE_OK) return cli_fail(ctx, err);
   demo_numbers(ctx, app, r);
-  if (ctx->json) print_json(ctx, r);
+  if (ctx->json) {
+    print_json(ctx, r, app);
+  } else { /* the seed's performance table, filled in by this run */
+    printf("\n");
+    cli_ops_print_status(ctx, app);
+  }
   return CLI_EXIT_OK;
 }
 

@@ -16,6 +16,7 @@ static const struct {
 } cli_groups[] = {
   {"library", cli_basic_cmds},
   {"database", cli_db_cmds},
+  {"operations", cli_ops_cmds},
   {"users and sessions", cli_user_cmds},
   {"permissions", cli_role_cmds},
   {"audit log", cli_audit_cmds},

@@ -16,12 +16,15 @@
 #define BE__ABI_STRUCTS(S)                                  \
   S(be_allocator, BE_ALLOCATOR_VERSION)                     \
   S(be_log_field, 0)                                        \
+  S(be_incident, BE_INCIDENT_VERSION)                       \
   S(be_cache_options, BE_CACHE_OPTIONS_VERSION)             \
   S(be_cache_stats, BE_CACHE_STATS_VERSION)                 \
   S(be_driver, BE_DRIVER_VERSION)                           \
   S(be_stmt_cache_stats, BE_STMT_CACHE_STATS_VERSION)       \
   S(be_sqlite_options, BE_SQLITE_OPTIONS_VERSION)           \
   S(be_tx_options, BE_TX_OPTIONS_VERSION)                   \
+  S(be_stmt_stats_options, BE_STMT_STATS_OPTIONS_VERSION)   \
+  S(be_stmt_stat, BE_STMT_STAT_VERSION)                     \
   S(be_pool_options, BE_POOL_OPTIONS_VERSION)               \
   S(be_pool_stats, BE_POOL_STATS_VERSION)                   \
   S(be_batch_options, BE_BATCH_OPTIONS_VERSION)             \
@@ -32,7 +35,10 @@
   S(be_user_input, BE_USER_INPUT_VERSION)                   \
   S(be_audit_query_options, BE_AUDIT_QUERY_OPTIONS_VERSION) \
   S(be_testkit_options, BE_TESTKIT_OPTIONS_VERSION)         \
-  S(be_auth_session_info, BE_AUTH_SESSION_INFO_VERSION)
+  S(be_auth_session_info, BE_AUTH_SESSION_INFO_VERSION)     \
+  S(be_op_stats, BE_OP_STATS_VERSION)                       \
+  S(be_app_status, BE_APP_STATUS_VERSION)                   \
+  S(be_app_memory, BE_APP_MEMORY_VERSION)
 
 /* I(name) for an integer constant, T(name) for a text constant (a string
  * literal), by header in the order of backend/backend.h: every object-like
@@ -60,6 +66,10 @@
   I(BE_NS_PER_US) I(BE_NS_PER_MS) I(BE_NS_PER_SEC)                                          \
   /* backend/log.h */                                                                       \
   I(BE_LOG_DEBUG) I(BE_LOG_INFO) I(BE_LOG_WARN) I(BE_LOG_ERROR) I(BE_LOG_OFF)               \
+  /* backend/incident.h */                                                                  \
+  I(BE_INCIDENT_POOL_EXHAUSTED) I(BE_INCIDENT_POOL_DEADLOCK) I(BE_INCIDENT_DB_UNREACHABLE)  \
+  I(BE_INCIDENT_POOL_USAGE) I(BE_INCIDENT_SLOW_QUERIES) I(BE_INCIDENT_KIND_COUNT)           \
+  I(BE_INCIDENT_MESSAGE_MAX) I(BE_INCIDENT_VERSION)                                         \
   /* backend/cache.h */                                                                     \
   I(BE_CACHE_TTL_DEFAULT) I(BE_CACHE_TTL_FOREVER) I(BE_CACHE_HIT) I(BE_CACHE_LOADED)        \
   I(BE_CACHE_SHARED) I(BE_CACHE_NEGATIVE) I(BE_CACHE_EVICT_SIZE) I(BE_CACHE_EVICT_COUNT)    \
@@ -72,6 +82,9 @@
   I(BE_DONE) I(BE_TX_DEFERRED) I(BE_TX_IMMEDIATE) I(BE_TX_EXCLUSIVE)                        \
   I(BE_PLACEHOLDER_QMARK) I(BE_PLACEHOLDER_DOLLAR) I(BE_FEATURE_RETURNING)                  \
   I(BE_FEATURE_JSON_EACH) I(BE_FEATURE_ARRAY_PARAM) I(BE_FEATURE_SAVEPOINTS)                \
+  I(BE_DRIVER_STATUS_FILE) I(BE_DRIVER_STATUS_SIZE_BYTES) I(BE_DRIVER_STATUS_JOURNAL_MODE)  \
+  I(BE_DRIVER_STATUS_MEMORY_USED) I(BE_DRIVER_STATUS_CONN_CACHE) I(BE_DRIVER_STATUS_CONN_STMT) \
+  I(BE_DRIVER_STATUS_CONN_SCHEMA)                                                           \
   I(BE_DRIVER_VERSION) I(BE_STMT_CACHE_STATS_VERSION)                                       \
   /* backend/sqlite.h */                                                                    \
   I(BE_SQLITE_JOURNAL_DEFAULT) I(BE_SQLITE_JOURNAL_WAL) I(BE_SQLITE_JOURNAL_DELETE)         \
@@ -88,6 +101,8 @@
   I(BE_FAULT_NTH) I(BE_FAULT_FROM) I(BE_FAULT_RANDOM)                                       \
   /* backend/tx.h */                                                                        \
   I(BE_TX_OPTIONS_VERSION)                                                                  \
+  /* backend/stmt_stats.h */                                                                \
+  I(BE_STMT_STATS_OPTIONS_VERSION) I(BE_STMT_STAT_VERSION)                                  \
   /* backend/pool.h */                                                                      \
   I(BE_POOL_OPTIONS_VERSION) I(BE_POOL_STATS_VERSION)                                       \
   /* backend/batch.h */                                                                     \
@@ -117,7 +132,24 @@
   I(BE_AUTH_TOKEN_LEN) I(BE_AUTH_PASSWORD_MAX_BYTES) I(BE_AUTH_PASSWORD_MAX_CHARS)          \
   I(BE_AUTH_PASSWORD_MIN_CHARS) I(BE_AUTH_RESET_MAX_PENDING) I(BE_AUTH_SESSION_INFO_VERSION) \
   I(BE_AUTH_SESSIONS_MAX) I(BE_AUTH_PASSWORD_MIN_DISTINCT) I(BE_AUTH_BREACHED_MAX_DEFAULT)    \
-  I(BE_AUTH_PEPPER_MIN_BYTES) I(BE_AUTH_PEPPER_MAX_BYTES) I(BE_AUTH_PREVIOUS_PEPPERS_MAX)
+  I(BE_AUTH_PEPPER_MIN_BYTES) I(BE_AUTH_PEPPER_MAX_BYTES) I(BE_AUTH_PREVIOUS_PEPPERS_MAX) \
+  /* backend/metrics.h */ \
+  I(BE_OP_USER_CREATE) I(BE_OP_USER_GET) I(BE_OP_USER_GET_BY_EMAIL) \
+  I(BE_OP_USER_GET_MANY) I(BE_OP_USER_UPDATE) I(BE_OP_USER_DELETE) I(BE_OP_USER_LIST) \
+  I(BE_OP_AUTH_SET_PASSWORD) I(BE_OP_AUTH_LOGIN) I(BE_OP_AUTH_VERIFY) \
+  I(BE_OP_AUTH_VERIFY_SESSION) I(BE_OP_AUTH_LIST_SESSIONS) I(BE_OP_AUTH_END_SESSION) \
+  I(BE_OP_AUTH_LOGOUT) I(BE_OP_AUTH_REVOKE_ALL) I(BE_OP_AUTH_CHANGE_PASSWORD) \
+  I(BE_OP_AUTH_REQUEST_RESET) I(BE_OP_AUTH_RESET_PASSWORD) I(BE_OP_AUTH_PURGE_EXPIRED) \
+  I(BE_OP_PERM_CHECK) I(BE_OP_PERM_ROLE_CREATE) I(BE_OP_PERM_ROLE_DELETE) \
+  I(BE_OP_PERM_ROLE_GRANT) I(BE_OP_PERM_ROLE_REVOKE) I(BE_OP_PERM_USER_ASSIGN) \
+  I(BE_OP_PERM_USER_UNASSIGN) I(BE_OP_PERM_USER_PERMISSIONS) I(BE_OP_PERM_USER_ROLES) \
+  I(BE_OP_PERM_ROLE_PERMISSIONS) I(BE_OP_AUDIT_WRITE) I(BE_OP_AUDIT_QUERY) \
+  I(BE_OP_AUDIT_VERIFY) I(BE_OP_AUDIT_HEAD) I(BE_OP_USER_GET_FRESH) \
+  I(BE_OP_AUTH_IMPORT_PASSWORD_HASH) I(BE_OP_POOL_ACQUIRE) I(BE_OP_CACHE_LOAD) \
+  I(BE_OP_COUNT) I(BE_OP_SERVICE_COUNT) \
+  I(BE_METRICS_STRIPES) I(BE_OP_STATS_VERSION) \
+  /* backend/status.h */ \
+  I(BE_STATUS_TEXT_MAX) I(BE_APP_STATUS_VERSION) I(BE_APP_MEMORY_VERSION)
 /* clang-format on */
 
 #endif

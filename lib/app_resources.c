@@ -23,6 +23,8 @@
 #include <backend/migrate.h>
 #include <backend/pool.h>
 #include <backend/sqlite.h>
+#include <backend/incident.h>
+#include <backend/stmt_stats.h>
 
 #include <sodium.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "sqlite.h"
 #include "storage.h"
@@ -194,6 +197,18 @@ static void resolve_hashing(checker *c, be_app_options *o) {
   resolve_previous_peppers(c, o);
 }
 
+/* Metrics, statement statistics, incidents and the status targets. */
+static void resolve_operations(checker *c, be_app_options *o) {
+  if (o->disable_metrics != 0 && o->disable_metrics != 1) bad(c, "disable_metrics", "must be 0 or 1");
+  i32_opt(c, &o->statement_stats_max, 200, 1, 100000, "statement_stats_max", "must be 1..100000");
+  i32_opt(c, &o->incident_capacity, 256, 1, 65536, "incident_capacity", "must be 1..65536");
+  ms_opt(c, &o->target_api_p95_ms, 200, MS_MAX, "target_api_p95_ms");
+  ms_opt(c, &o->target_db_p95_ms, 100, MS_MAX, "target_db_p95_ms");
+  if (o->target_error_rate == 0.0) o->target_error_rate = 0.001;
+  if (!(o->target_error_rate > 0.0 && o->target_error_rate <= 1.0))
+    bad(c, "target_error_rate", "must be more than 0 and at most 1");
+}
+
 /* Fill defaults into o and check ranges; every bad field is named. */
 static int resolve(be_app_options *o, be_error **err) {
   checker c = {NULL, 0};
@@ -201,6 +216,7 @@ static int resolve(be_app_options *o, be_error **err) {
   resolve_auth(&c, o);
   resolve_audit(&c, o);
   resolve_hashing(&c, o);
+  resolve_operations(&c, o);
   if (c.oom) return be__error_oom(err);
   if (c.e) return be__error_give(err, c.e);
   return BE_OK;
@@ -238,6 +254,8 @@ static int open_pool(be__app_res *res, be_error **err) {
   po.connection_init_sql = res->opts.connection_init_sql;
   po.connection_init = res->opts.connection_init;
   po.connection_init_user_data = res->opts.connection_init_user_data;
+  po.stmt_stats = res->stmt_stats;
+  po.incidents = res->incidents;
   return be_pool_new(&res->pool, &po, err);
 }
 
@@ -251,6 +269,19 @@ static int open_cache(be__app_res *res, be_error **err) {
   co.shard_count = (uint32_t)res->opts.cache_shard_count;
   int rc = be_cache_new(&res->cache, &co, err);
   if (rc == BE_OK) rc = be_cache_register_prefix(res->cache, "user:", 5, err);
+  return rc;
+}
+
+/* The metrics recorder, the statement statistics and the incident log;
+ * made before the pool, which records into the last two. */
+static int open_operations(be__app_res *res, be_error **err) {
+  int rc = be_incident_log_new(&res->incidents, res->opts.incident_capacity, res->opts.clock, err);
+  be_stmt_stats_options so = BE_STMT_STATS_OPTIONS_INIT;
+  so.max_statements = res->opts.statement_stats_max;
+  so.incidents = res->incidents;
+  so.clock = res->opts.clock;
+  if (rc == BE_OK) rc = be_stmt_stats_new(&res->stmt_stats, &so, err);
+  if (rc == BE_OK && !res->opts.disable_metrics) rc = be__metrics_new(&res->metrics, res->opts.clock, err);
   return rc;
 }
 
@@ -271,7 +302,8 @@ int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **er
     res->audit_key_len = o.audit_key_len;
     res->opts.audit_key = res->audit_key;
   }
-  rc = make_dsn(res, err);
+  rc = open_operations(res, err);
+  if (rc == BE_OK) rc = make_dsn(res, err);
   if (rc == BE_OK) rc = open_cache(res, err);
   return rc;
 }
@@ -315,6 +347,9 @@ void be__app_res_close(be__app_res *res) {
   be_pool_free(res->pool);
   be_sqlite_driver_free(res->setup_driver);
   be_conn_close(res->keeper);
+  be_stmt_stats_free(res->stmt_stats);
+  be_incident_log_free(res->incidents);
+  be__metrics_free(res->metrics);
   be__free(res->dsn);
   be__free(res->database);
   sodium_memzero(res->audit_key, sizeof res->audit_key);

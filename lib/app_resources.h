@@ -29,6 +29,11 @@ typedef struct be__app_res {
   struct be_cache *cache;  /* shared; user profiles live under "user:" */
   be_driver *setup_driver; /* the setup connection's driver, while it is open */
   int32_t setup_creates;   /* the setup connection creates the database file */
+  /* operations: NULL metrics when disabled; the pool records into the
+   * statement stats and the incident log */
+  struct be__metrics *metrics;
+  struct be_stmt_stats *stmt_stats;
+  struct be_incident_log *incidents;
   /* The audit chain's key, copied from the options (opts.audit_key points
    * here; NULL when unkeyed); wiped on close. */
   uint8_t audit_key[64];

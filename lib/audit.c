@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "metrics.h"
 #include "audit.h"
 #include "error.h"
 #include "pool.h"
@@ -199,10 +200,10 @@ static int reserved_action(const char *action, size_t len) {
   return 0;
 }
 
-int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
-                   const char *action, size_t action_len, const char *target_type,
-                   size_t target_type_len, int64_t target_id, const char *details_json,
-                   size_t details_json_len, be_error **err) {
+static int audit_write_body(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
+                            const char *action, size_t action_len, const char *target_type,
+                            size_t target_type_len, int64_t target_id, const char *details_json,
+                            size_t details_json_len, be_error **err) {
   if (out_id) *out_id = 0;
   if (app == NULL || conn == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_write: NULL app or connection");
@@ -225,6 +226,13 @@ int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id
   if (rc != BE_OK) return rc;
   return append(out_id, &app->res, conn, actor_id, action, alen, target_type, tlen, target_id,
                 details_json, dlen, err);
+}
+
+int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id,
+                   const char *action, size_t action_len, const char *target_type,
+                   size_t target_type_len, int64_t target_id, const char *details_json,
+                   size_t details_json_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUDIT_WRITE, audit_write_body(out_id, app, conn, actor_id, action, action_len, target_type, target_type_len, target_id, details_json, details_json_len, err));
 }
 
 /* ---- the chain's key ---- */
@@ -396,12 +404,16 @@ static int walk(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, int64
   return BE_OK;
 }
 
-int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, be_error **err) {
+static int audit_verify_body(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, be_error **err) {
   if (out_first_bad_id) *out_first_bad_id = 0;
   if (out_rows) *out_rows = 0;
   if (out_first_bad_id == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_verify: NULL argument");
   return walk(out_first_bad_id, out_rows, app, 0, NULL, err);
+}
+
+int be_audit_verify(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUDIT_VERIFY, audit_verify_body(out_first_bad_id, out_rows, app, err));
 }
 
 int be_audit_verify_anchor(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app,
@@ -417,7 +429,7 @@ int be_audit_verify_anchor(int64_t *out_first_bad_id, int64_t *out_rows, be_app 
   return walk(out_first_bad_id, out_rows, app, anchor_id, anchor_hash, err);
 }
 
-int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **err) {
+static int audit_head_body(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **err) {
   if (out_id == NULL || out_hash == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_head: NULL argument");
   *out_id = 0;
@@ -428,6 +440,10 @@ int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **er
   if (rc < 0) return rc;
   *out_id = h.id;
   return BE_OK;
+}
+
+int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUDIT_HEAD, audit_head_body(out_id, out_hash, app, err));
 }
 
 /* ---- query ---- */
@@ -513,8 +529,8 @@ static int add_row(be_stmt *st, void *ud, be_error **err) {
   return BE_OK;
 }
 
-int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
-                   be_error **err) {
+static int audit_query_body(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
+                            be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_audit_query: NULL argument");
   *out = NULL;
@@ -541,6 +557,11 @@ int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_option
   if (page->has_next) be__svc_cursor_encode(page->cursor, CURSOR_TAG, page->rows[page->count - 1].id);
   *out = page;
   return BE_OK;
+}
+
+int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
+                   be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUDIT_QUERY, audit_query_body(out, app, opts, err));
 }
 
 size_t be_audit_page_count(const be_audit_page *p) { return p ? p->count : 0; }

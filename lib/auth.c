@@ -11,6 +11,7 @@
  * - every login path costs one verification and gives one answer.
  */
 #include "auth.h"
+#include "metrics.h"
 
 #include <backend/log.h>
 
@@ -398,8 +399,8 @@ static int open_session(char **out_token, login_ctx *l, be_error **err) {
   return BE_OK;
 }
 
-int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
-                  size_t email_len, const char *password, size_t password_len, be_error **err) {
+static int auth_login_body(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
+                           size_t email_len, const char *password, size_t password_len, be_error **err) {
   if (out_token) *out_token = NULL;
   if (out_user_id) *out_user_id = 0;
   be__auth *a = NULL;
@@ -436,6 +437,11 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
   rc = open_session(out_token, &l, err);
   if (rc == BE_OK && out_user_id) *out_user_id = u.id;
   return rc;
+}
+
+int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
+                  size_t email_len, const char *password, size_t password_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_LOGIN, auth_login_body(out_token, out_user_id, app, email, email_len, password, password_len, err));
 }
 
 /* ---- sessions -------------------------------------------------------- */
@@ -484,8 +490,8 @@ static int check_session(be__auth *a, const uint8_t *h, be_auth_session_info *ou
   return BE_OK;
 }
 
-int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
-                   be_error **err) {
+static int auth_verify_body(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
+                            be_error **err) {
   if (out_user_id) *out_user_id = 0;
   be__auth *a = NULL;
   uint8_t h[BE__TOKEN_HASH_BYTES];
@@ -497,8 +503,13 @@ int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t 
   return rc;
 }
 
-int be_auth_verify_session(be_auth_session_info *out, be_app *app, const char *token,
-                           size_t token_len, be_error **err) {
+int be_auth_verify(int64_t *out_user_id, be_app *app, const char *token, size_t token_len,
+                   be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_VERIFY, auth_verify_body(out_user_id, app, token, token_len, err));
+}
+
+static int auth_verify_session_body(be_auth_session_info *out, be_app *app, const char *token,
+                                    size_t token_len, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_verify_session: out is NULL");
   int rc = be__svc_check_version(out->version, BE_AUTH_SESSION_INFO_VERSION,
                                  "be_auth_session_info", err);
@@ -510,6 +521,11 @@ int be_auth_verify_session(be_auth_session_info *out, be_app *app, const char *t
   rc = be__auth_token_arg(app, token, token_len, BAD_SESSION, &a, h, err);
   if (rc != BE_OK) return rc;
   return check_session(a, h, out, err);
+}
+
+int be_auth_verify_session(be_auth_session_info *out, be_app *app, const char *token,
+                           size_t token_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_VERIFY_SESSION, auth_verify_session_body(out, app, token, token_len, err));
 }
 
 typedef struct logout_ctx {
@@ -529,13 +545,17 @@ static int logout_tx(be_conn *c, void *ud, be_error **err) {
   return be__audit_write(l->a->res, c, uid, "auth.logout", "user", uid, "{}", err);
 }
 
-int be_auth_logout(be_app *app, const char *token, size_t token_len, be_error **err) {
+static int auth_logout_body(be_app *app, const char *token, size_t token_len, be_error **err) {
   be__auth *a = NULL;
   uint8_t h[BE__TOKEN_HASH_BYTES];
   int rc = be__auth_token_arg(app, token, token_len, BAD_SESSION, &a, h, err);
   if (rc != BE_OK) return rc;
   logout_ctx l = {a, h};
   return be__svc_write(a->res, logout_tx, &l, err);
+}
+
+int be_auth_logout(be_app *app, const char *token, size_t token_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_LOGOUT, auth_logout_body(app, token, token_len, err));
 }
 
 /* Revoke a user's sessions, except the one hashed as keep (may be NULL),
@@ -586,7 +606,7 @@ static int user_not_found(int64_t user_id, be_error **err) {
   return be__error_set(err, BE_E_NOT_FOUND, "user %lld not found", (long long)user_id);
 }
 
-int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be_error **err) {
+static int auth_revoke_all_body(be_app *app, int64_t actor_id, int64_t user_id, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc == BE_OK) rc = be__svc_check_id(user_id, "user_id", err);
@@ -595,6 +615,10 @@ int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be_error 
   rc = be__svc_write(a->res, revoke_all_tx, &r, err);
   if (rc == BE_OK && !r.found) return user_not_found(user_id, err);
   return rc;
+}
+
+int be_auth_revoke_all(be_app *app, int64_t actor_id, int64_t user_id, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_REVOKE_ALL, auth_revoke_all_body(app, actor_id, user_id, err));
 }
 
 /* ---- set and change ---------------------------------------------------- */
@@ -648,8 +672,8 @@ static int setpw_tx(be_conn *c, void *ud, be_error **err) {
   return rc;
 }
 
-int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const char *password,
-                         size_t password_len, be_error **err) {
+static int auth_set_password_body(be_app *app, int64_t actor_id, int64_t user_id, const char *password,
+                                  size_t password_len, be_error **err) {
   be__auth *a = NULL;
   size_t len = 0;
   int rc = be__auth_get(app, &a, err);
@@ -672,9 +696,14 @@ int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const c
   return rc;
 }
 
-int be_auth_import_password_hash(be_app *app, int64_t actor_id, int64_t user_id,
-                                 const char *password_hash, size_t password_hash_len,
-                                 be_error **err) {
+int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const char *password,
+                         size_t password_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_SET_PASSWORD, auth_set_password_body(app, actor_id, user_id, password, password_len, err));
+}
+
+static int auth_import_password_hash_body(be_app *app, int64_t actor_id, int64_t user_id,
+                                          const char *password_hash, size_t password_hash_len,
+                                          be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc == BE_OK) rc = be__svc_check_id(user_id, "user_id", err);
@@ -697,6 +726,12 @@ int be_auth_import_password_hash(be_app *app, int64_t actor_id, int64_t user_id,
   return rc;
 }
 
+int be_auth_import_password_hash(be_app *app, int64_t actor_id, int64_t user_id,
+                                 const char *password_hash, size_t password_hash_len,
+                                 be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_IMPORT_PASSWORD_HASH, auth_import_password_hash_body(app, actor_id, user_id, password_hash, password_hash_len, err));
+}
+
 /* The arguments of a change: both passwords given, the old one within the
  * byte cap, the current session's token (may be NULL) well-formed. */
 static int change_args(be_app *app, be__auth **a, int64_t user_id, const char *token,
@@ -712,9 +747,9 @@ static int change_args(be_app *app, be__auth **a, int64_t user_id, const char *t
   return rc;
 }
 
-int be_auth_change_password(be_app *app, int64_t user_id, const char *current_token,
-                            size_t current_token_len, const char *old_password, size_t old_len,
-                            const char *new_password, size_t new_len, be_error **err) {
+static int auth_change_password_body(be_app *app, int64_t user_id, const char *current_token,
+                                     size_t current_token_len, const char *old_password, size_t old_len,
+                                     const char *new_password, size_t new_len, be_error **err) {
   be__auth *a = NULL;
   uint8_t keep[BE__TOKEN_HASH_BYTES];
   size_t olen = 0, nlen = 0;
@@ -747,4 +782,10 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
                        s.status == NO_SESSION ? BAD_SESSION : BAD_PASSWORD);
   if (rc == BE_OK) be__mailer_notify(a->res, user_id, BE__NOTICE_PASSWORD_CHANGED, u.email);
   return rc;
+}
+
+int be_auth_change_password(be_app *app, int64_t user_id, const char *current_token,
+                            size_t current_token_len, const char *old_password, size_t old_len,
+                            const char *new_password, size_t new_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_CHANGE_PASSWORD, auth_change_password_body(app, user_id, current_token, current_token_len, old_password, old_len, new_password, new_len, err));
 }

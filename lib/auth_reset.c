@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "metrics.h"
 #include "auth.h"
 #include "auth_password.h"
 #include "auth_token.h"
@@ -104,7 +105,7 @@ static void reset_body(char *body, size_t size, const be__auth *a, const char *t
            token, (long long)(minutes > 0 ? minutes : 1), minutes == 1 ? "" : "s");
 }
 
-int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_error **err) {
+static int auth_request_reset_body(be_app *app, const char *email, size_t email_len, be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc != BE_OK) return rc;
@@ -127,6 +128,10 @@ int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_e
     discard_token(a, r.token_hash); /* nobody got it */
   sodium_memzero(body, sizeof body);
   return rc;
+}
+
+int be_auth_request_reset(be_app *app, const char *email, size_t email_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_REQUEST_RESET, auth_request_reset_body(app, email, email_len, err));
 }
 
 /* ---- reset ----------------------------------------------------------- */
@@ -155,8 +160,8 @@ static int reset_tx(be_conn *c, void *ud, be_error **err) {
   return rc;
 }
 
-int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
-                           const char *new_password, size_t new_len, be_error **err) {
+static int auth_reset_password_body(be_app *app, const char *token, size_t token_len,
+                                    const char *new_password, size_t new_len, be_error **err) {
   be__auth *a = NULL;
   uint8_t h[BE__TOKEN_HASH_BYTES];
   size_t len = 0;
@@ -181,6 +186,11 @@ int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
   return rc;
 }
 
+int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
+                           const char *new_password, size_t new_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_RESET_PASSWORD, auth_reset_password_body(app, token, token_len, new_password, new_len, err));
+}
+
 /* ---- purge ----------------------------------------------------------- */
 
 typedef struct purge_ctx {
@@ -200,7 +210,7 @@ static int purge_tx(be_conn *c, void *ud, be_error **err) {
   return rc;
 }
 
-int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err) {
+static int auth_purge_expired_body(int64_t *out_deleted, be_app *app, be_error **err) {
   if (out_deleted) *out_deleted = 0;
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
@@ -209,4 +219,8 @@ int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err) {
   rc = be__svc_write(a->res, purge_tx, &p, err);
   if (rc == BE_OK && out_deleted) *out_deleted = p.deleted;
   return rc;
+}
+
+int be_auth_purge_expired(int64_t *out_deleted, be_app *app, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_PURGE_EXPIRED, auth_purge_expired_body(out_deleted, app, err));
 }

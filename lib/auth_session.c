@@ -6,6 +6,7 @@
  * either). Checking a token and reading its session is auth.c's.
  */
 #include "auth.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -71,8 +72,8 @@ static int add_session(be_stmt *st, void *ud, be_error **err) {
   return BE_OK;
 }
 
-int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_id,
-                          be_error **err) {
+static int auth_list_sessions_body(be_auth_session_list **out, be_app *app, int64_t user_id,
+                                   be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_list_sessions: out is NULL");
   *out = NULL;
   be__auth *a = NULL;
@@ -96,6 +97,11 @@ int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_
   }
   *out = list;
   return BE_OK;
+}
+
+int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_id,
+                          be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_LIST_SESSIONS, auth_list_sessions_body(out, app, user_id, err));
 }
 
 static const be_auth_session_info *item(const be_auth_session_list *list, size_t i) {
@@ -155,8 +161,8 @@ static int end_tx(be_conn *c, void *ud, be_error **err) {
                          details, err);
 }
 
-int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
-                        be_error **err) {
+static int auth_end_session_body(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
+                                 be_error **err) {
   be__auth *a = NULL;
   int rc = be__auth_get(app, &a, err);
   if (rc == BE_OK) rc = be__svc_check_actor(actor_id, err);
@@ -169,4 +175,9 @@ int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, int64_t 
     rc = be__error_set(err, BE_E_NOT_FOUND, "session %lld of user %lld not found",
                        (long long)session_id, (long long)user_id);
   return rc;
+}
+
+int be_auth_end_session(be_app *app, int64_t actor_id, int64_t user_id, int64_t session_id,
+                        be_error **err) {
+  BE__OP_RECORD(app, BE_OP_AUTH_END_SESSION, auth_end_session_body(app, actor_id, user_id, session_id, err));
 }

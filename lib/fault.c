@@ -304,6 +304,13 @@ static int fd_next_statement(void *p, size_t *out_len, const char *sql, size_t l
   return be__driver_next_statement(INNER(CONN(p)))(CONN(p)->inner, out_len, sql, len, err);
 }
 
+static int fd_status(void *p, int32_t what, int64_t *out_value, int64_t *out_hw, char *text,
+                     size_t cap, be_error **err) {
+  int rc = dead_gate(CONN(p), "status", err);
+  if (rc != BE_OK) return rc;
+  return be__driver_status(INNER(CONN(p)))(CONN(p)->inner, what, out_value, out_hw, text, cap, err);
+}
+
 static int fd_table_exists(void *p, int32_t *out_exists, const char *name, be_error **err) {
   *out_exists = 0;
   int rc = dead_gate(CONN(p), "table_exists", err);
@@ -348,6 +355,7 @@ static const be_driver template = {
   .open_existing = fd_open_existing,
   .bind_text_static = fd_bind_text_static,
   .column_value = fd_column_value,
+  .status = fd_status,
 };
 
 int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_driver *inner,
@@ -377,6 +385,7 @@ int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_d
   if (be__driver_open_existing(inner) == NULL) f->drv.open_existing = NULL;
   if (be__driver_bind_text_static(inner) == NULL) f->drv.bind_text_static = NULL;
   if (inner->version < 3 || inner->column_value == NULL) f->drv.column_value = NULL;
+  if (be__driver_status(inner) == NULL) f->drv.status = NULL;
   *out_driver = &f->drv;
   *out_fault = f;
   return BE_OK;

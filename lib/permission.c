@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "metrics.h"
 #include "audit.h"
 #include "strbuf.h"
 #include "error.h"
@@ -180,8 +181,8 @@ static int read_epoch(const be__app_res *res, be_conn *conn, int64_t *out, be_er
   return rc == BE_ROW ? BE_OK : rc;
 }
 
-int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
-                  be_error **err) {
+static int perm_check_body(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
+                           be_error **err) {
   if (app == NULL) return be__error_set(err, BE_E_MISUSE, "be_perm_check: app is NULL");
   char permission[PERM_BUF];
   int rc = be__svc_check_id(user_id, "user_id", err);
@@ -214,6 +215,11 @@ int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_
   be_cache_entry_release(entry);
   if (!allowed) return be__error_set(err, BE_E_FORBIDDEN, "permission denied: %s", permission);
   return BE_OK;
+}
+
+int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_t permission_len,
+                  be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_CHECK, perm_check_body(app, user_id, permission_in, permission_len, err));
 }
 
 int be_perm_epoch(int64_t *out_epoch, be_app *app, be_error **err) {
@@ -378,42 +384,72 @@ static int run_change(change *c, be_error **err) {
   return be__svc_write(&c->app->res, change_tx, c, err);
 }
 
-int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
-                        size_t role_len, be_error **err) {
+static int perm_role_create_body(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
+                                 size_t role_len, be_error **err) {
   change c = {.app = app, .op = OP_ROLE_CREATE, .actor_id = actor_id, .role_in = role, .role_len = role_len};
   int rc = run_change(&c, err);
   if (rc == BE_OK && out_role_id) *out_role_id = c.role_id;
   return rc;
 }
 
+int be_perm_role_create(int64_t *out_role_id, be_app *app, int64_t actor_id, const char *role,
+                        size_t role_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_CREATE, perm_role_create_body(out_role_id, app, actor_id, role, role_len, err));
+}
+
+static int perm_role_delete_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                                 be_error **err) {
+  change c = {.app = app, .op = OP_ROLE_DELETE, .actor_id = actor_id, .role_in = role, .role_len = role_len};
+  return run_change(&c, err);
+}
+
 int be_perm_role_delete(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                         be_error **err) {
-  change c = {.app = app, .op = OP_ROLE_DELETE, .actor_id = actor_id, .role_in = role, .role_len = role_len};
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_DELETE, perm_role_delete_body(app, actor_id, role, role_len, err));
+}
+
+static int perm_role_grant_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                                const char *permission, size_t permission_len, be_error **err) {
+  change c = {.app = app, .op = OP_GRANT, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
   return run_change(&c, err);
 }
 
 int be_perm_role_grant(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                        const char *permission, size_t permission_len, be_error **err) {
-  change c = {.app = app, .op = OP_GRANT, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_GRANT, perm_role_grant_body(app, actor_id, role, role_len, permission, permission_len, err));
+}
+
+static int perm_role_revoke_body(be_app *app, int64_t actor_id, const char *role, size_t role_len,
+                                 const char *permission, size_t permission_len, be_error **err) {
+  change c = {.app = app, .op = OP_REVOKE, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
   return run_change(&c, err);
 }
 
 int be_perm_role_revoke(be_app *app, int64_t actor_id, const char *role, size_t role_len,
                         const char *permission, size_t permission_len, be_error **err) {
-  change c = {.app = app, .op = OP_REVOKE, .actor_id = actor_id, .role_in = role, .role_len = role_len, .perm_in = permission, .perm_len = permission_len};
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_REVOKE, perm_role_revoke_body(app, actor_id, role, role_len, permission, permission_len, err));
+}
+
+static int perm_user_assign_body(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
+                                 size_t role_len, be_error **err) {
+  change c = {.app = app, .op = OP_ASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
 
 int be_perm_user_assign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
                         size_t role_len, be_error **err) {
-  change c = {.app = app, .op = OP_ASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
+  BE__OP_RECORD(app, BE_OP_PERM_USER_ASSIGN, perm_user_assign_body(app, actor_id, user_id, role, role_len, err));
+}
+
+static int perm_user_unassign_body(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
+                                   size_t role_len, be_error **err) {
+  change c = {.app = app, .op = OP_UNASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
   return run_change(&c, err);
 }
 
 int be_perm_user_unassign(be_app *app, int64_t actor_id, int64_t user_id, const char *role,
                           size_t role_len, be_error **err) {
-  change c = {.app = app, .op = OP_UNASSIGN, .actor_id = actor_id, .user_id = user_id, .role_in = role, .role_len = role_len};
-  return run_change(&c, err);
+  BE__OP_RECORD(app, BE_OP_PERM_USER_UNASSIGN, perm_user_unassign_body(app, actor_id, user_id, role, role_len, err));
 }
 
 /* ---- lists ---- */
@@ -478,17 +514,25 @@ static int user_list(be_perm_list **out, be_app *app, int64_t user_id, const cha
   return rc;
 }
 
-int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+static int perm_user_permissions_body(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
   return user_list(out, app, user_id, "be_perm_user_permissions", BE__SQL_PERM_USER_PERMISSIONS,
                    err);
 }
 
-int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_USER_PERMISSIONS, perm_user_permissions_body(out, app, user_id, err));
+}
+
+static int perm_user_roles_body(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
   return user_list(out, app, user_id, "be_perm_user_roles", BE__SQL_PERM_USER_ROLES, err);
 }
 
-int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_in,
-                             size_t role_len, be_error **err) {
+int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_USER_ROLES, perm_user_roles_body(out, app, user_id, err));
+}
+
+static int perm_role_permissions_body(be_perm_list **out, be_app *app, const char *role_in,
+                                      size_t role_len, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_perm_role_permissions: NULL argument");
   *out = NULL;
@@ -504,4 +548,9 @@ int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_i
     rc = query_list(out, conn, be__sql(&app->res, BE__SQL_PERM_ROLE_PERMISSIONS), id, err);
   be__svc_release(&app->res, conn);
   return rc;
+}
+
+int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_in,
+                             size_t role_len, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_PERM_ROLE_PERMISSIONS, perm_role_permissions_body(out, app, role_in, role_len, err));
 }

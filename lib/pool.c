@@ -10,6 +10,7 @@
 #include <backend/slowlog.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,21 +22,43 @@
 #include "pool.h"
 #include "pool_internal.h"
 #include "storage.h"
-#include "versioned.h"
 
 typedef be__pool_slot slot;
 
 /* ---- options ---- */
 
+/* Bytes of be_pool_options that a caller of each version has. */
+static size_t options_size(uint32_t version) {
+  switch (version) {
+    case 1: return offsetof(be_pool_options, stmt_stats);
+    case 2: return sizeof(be_pool_options);
+    default: return 0;
+  }
+}
+
 int be_pool_options_init(be_pool_options *o, uint32_t version) {
+  size_t n = options_size(version);
+  if (o == NULL || n == 0) return BE_E_MISUSE;
+  /* static: zeroed padding, so the result equals the macro byte for byte */
   static const be_pool_options defaults = BE_POOL_OPTIONS_INIT;
-  return be__versioned_init(o, sizeof *o, &defaults, version, BE_POOL_OPTIONS_VERSION);
+  memcpy(o, &defaults, n); /* an older caller's struct is shorter */
+  o->version = version;
+  return BE_OK;
+}
+
+/* The caller's options, the fields its version lacks at their defaults. */
+static int read_options(be_pool_options *o, const be_pool_options *opts, be_error **err) {
+  be_pool_options d = BE_POOL_OPTIONS_INIT;
+  *o = d;
+  size_t n = options_size(opts->version);
+  if (n == 0)
+    return be__error_set(err, BE_E_MISUSE, "be_pool_new: unknown options version %u",
+                         (unsigned)opts->version);
+  memcpy(o, opts, n);
+  return BE_OK;
 }
 
 static int check_options(const be_pool_options *o, be_error **err) {
-  if (o->version != BE_POOL_OPTIONS_VERSION)
-    return be__error_set(err, BE_E_MISUSE, "be_pool_new: unknown options version %u",
-                         (unsigned)o->version);
   if (o->driver == NULL) return be__error_set(err, BE_E_MISUSE, "be_pool_new: driver is NULL");
   if (o->dsn == NULL) return be__error_set(err, BE_E_MISUSE, "be_pool_new: dsn is NULL");
   if (o->max_conns < 1) return be__error_field(err, "max_conns", "must be at least 1");
@@ -58,6 +81,8 @@ static int check_options(const be_pool_options *o, be_error **err) {
   if (o->background_thread && o->maintenance_interval_ms <= 0)
     return be__error_field(err, "maintenance_interval_ms",
                            "must be positive with a background thread");
+  if (o->usage_alert_interval_ms < 0)
+    return be__error_field(err, "usage_alert_interval_ms", "must not be negative");
   if (o->slowlog == NULL && o->slow_query_threshold_ms < -1)
     return be__error_field(err, "slow_query_threshold_ms",
                            "must be -1 (no slow-query log), 0 (every statement) or more");
@@ -191,6 +216,12 @@ static void configure(be_pool *p, const be_pool_options *o) {
                   : 0;
   if (p->alert_at < 1 && o->usage_alert_percent > 0) p->alert_at = 1;
   p->alert_armed = p->alert_at > 0;
+  p->alert_percent = o->usage_alert_percent;
+  int32_t margin = o->max_conns / 5 > 1 ? o->max_conns / 5 : 1;
+  p->rearm_at = p->alert_at - margin;
+  p->alert_interval_ns = be__ms_to_ns(o->usage_alert_interval_ms);
+  p->stmt_stats = o->stmt_stats;
+  p->incidents = o->incidents;
   p->rng = ((uint64_t)(uintptr_t)p ^ (uint64_t)be_clock_now_ns(NULL)) | 1;
   p->bg_interval_ns = be__ms_to_ns(o->maintenance_interval_ms);
 }
@@ -240,11 +271,14 @@ static int start_maintenance_thread(be_pool *p, be_error **err) {
   return BE_OK;
 }
 
-int be_pool_new(be_pool **out, const be_pool_options *o, be_error **err) {
+int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **err) {
   if (out) *out = NULL;
-  if (out == NULL || o == NULL)
+  if (out == NULL || opts == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_pool_new: %s is NULL", out ? "options" : "out");
-  int rc = check_options(o, err);
+  be_pool_options local;
+  const be_pool_options *o = &local;
+  int rc = read_options(&local, opts, err);
+  if (rc == BE_OK) rc = check_options(o, err);
   if (rc != BE_OK) return rc;
   be_pool *p = NULL;
   rc = pool_alloc(&p, o, err);
@@ -331,3 +365,5 @@ int be__pool_holds(const be_pool *p, const be_conn *c) {
   return s != NULL && s->pool == p && s->state == BE__SLOT_IN_USE &&
          pthread_equal(s->owner, pthread_self());
 }
+
+int32_t be__pool_alert_percent(const be_pool *pool) { return pool ? pool->alert_percent : 0; }

@@ -9,4 +9,7 @@
  * else 0 (NULL arguments included). Reads only the caller's own slot. */
 int be__pool_holds(const be_pool *pool, const be_conn *conn);
 
+/* The usage alert threshold, in percent of max_conns (0 = off). */
+int32_t be__pool_alert_percent(const be_pool *pool);
+
 #endif

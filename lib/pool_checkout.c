@@ -42,11 +42,11 @@ static int slow_success(be_pool *p, slot *s, be_conn **out, int queued, int64_t 
     p->waited_ok++;
     record_wait(p, enq_ns);
   }
-  int alert = be__pool_alert_due(p);
+  int64_t alert = be__pool_alert_due(p);
   int32_t in_use = p->in_use, waiting = p->waiting;
   p->active--;
   pthread_mutex_unlock(&p->mu);
-  if (alert) be__pool_fire_usage_alert(p, in_use, waiting);
+  if (alert >= 0) be__pool_fire_usage_alert(p, in_use, waiting, alert);
   *out = s->conn;
   return BE_OK;
 }
@@ -67,9 +67,14 @@ static int slow_open_failed(be_pool *p, int rc, be_error *cause, int queued, int
     be_error_free(cause);
     return fail_closed(p, "pool is closed", err);
   }
+  int32_t in_use = p->in_use, idle = p->idle_n, waiting = p->waiting;
+  int64_t failures = (int64_t)p->open_failures;
   pthread_mutex_unlock(&p->mu);
-  if (rc != BE_E_NOMEM && be_error_code(cause) != BE_E_NOMEM)
+  if (rc != BE_E_NOMEM && be_error_code(cause) != BE_E_NOMEM) {
     be__pool_log(p, BE_LOG_ERROR, "pool cannot open a connection");
+    be__pool_incident(p, BE_INCIDENT_DB_UNREACHABLE, in_use, idle, waiting, failures, 0, 0,
+                      be_error_message(cause));
+  }
   rc = be__pool_open_error(p, rc, cause, "cannot open a connection", err);
   be__pool_unref(p);
   return rc;
@@ -89,6 +94,8 @@ static int fail_deadlock(be_pool *p, const char *file, int32_t line, be_error **
     be__pool_log_site(&l, file, line);
     be__pool_log_emit(&l, BE_LOG_ERROR, "pool self-deadlock: thread already holds a connection");
   }
+  be__pool_incident(p, BE_INCIDENT_POOL_DEADLOCK, in_use, 0, waiting, 0, 0, 0,
+                    "a thread holding a connection asked the full pool for another");
   int rc = be__error_set(err, BE_E_POOL_DEADLOCK,
                          "%s: this thread already holds a connection and the pool is full "
                          "(in_use=%d max=%d waiting=%d); waiting could never end",
@@ -120,6 +127,11 @@ static int fail_timeout(be_pool *p, be_error **err) {
     be__pool_log_int(&l, "timeout_ms", timeout_ms);
     be__pool_log_emit(&l, BE_LOG_WARN, "pool exhausted");
   }
+  char msg[BE_INCIDENT_MESSAGE_MAX];
+  snprintf(msg, sizeof msg, "no connection free within %lld ms; longest held %lld ms, acquired at %.100s",
+           (long long)timeout_ms, (long long)held_ms, site);
+  be__pool_incident(p, BE_INCIDENT_POOL_EXHAUSTED, in_use, idle, waiting, p->acquire_timeout_ns,
+                    p->acquire_timeout_ns, 0, msg);
   int rc = be__error_set(err, BE_E_POOL_EXHAUSTED,
                          "%s: no connection free within %lld ms (in_use=%d idle=%d waiting=%d "
                          "max=%d); longest held %lld ms, acquired at %s",
@@ -296,11 +308,11 @@ int be_pool_acquire_at(be_conn **out, be_pool *p, const char *file, int32_t line
     if (BE__LIKELY(now - s->last_used_ns <= p->window_ns && now < s->expires_ns)) {
       p->idle_n--;
       be__pool_checkout(p, s, file, line, now);
-      if (BE__UNLIKELY(p->in_use == p->alert_at) && p->alert_armed) {
-        p->alert_armed = 0;
+      int64_t alert = be__pool_alert_due(p);
+      if (BE__UNLIKELY(alert >= 0)) {
         int32_t in_use = p->in_use, waiting = p->waiting;
         pthread_mutex_unlock(&p->mu);
-        be__pool_fire_usage_alert(p, in_use, waiting);
+        be__pool_fire_usage_alert(p, in_use, waiting, alert);
       } else {
         pthread_mutex_unlock(&p->mu);
       }

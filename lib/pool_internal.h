@@ -52,6 +52,8 @@
 #include <backend/pool.h>
 #include <backend/query_stats.h>
 #include <backend/slowlog.h>
+#include <backend/stmt_stats.h>
+#include <backend/incident.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -123,7 +125,13 @@ struct be_pool {
   int32_t opening;
   int32_t total;
   int32_t alert_at; /* in_use count that fires the usage alert; 0 = off */
+  int32_t alert_percent;
   int32_t alert_armed;
+  int32_t rearm_at;          /* in_use at or below which the alert re-arms */
+  int32_t alert_fired;       /* an alert fired already (alert_last_ns is valid) */
+  int64_t alert_last_ns;     /* coarse pool clock */
+  int64_t alert_interval_ns; /* 0 = no rate limit */
+  int64_t alert_suppressed;  /* crossings since the last alert that fired */
   const be_clock *clock;
   int64_t window_ns; /* ping when idle longer than this */
   /* counters, under mu */
@@ -149,9 +157,11 @@ struct be_pool {
   be_conn_init_fn init_fn; /* connection_init; NULL = none */
   void *init_ud;
   be_histogram *wait_hist;
-  be_query_stats *qstats;  /* attached to every connection */
-  be_slowlog *slowlog;     /* attached to every connection; NULL = none */
-  be_slowlog *own_slowlog; /* == slowlog when the pool made it (and frees it) */
+  be_query_stats *qstats;     /* attached to every connection */
+  be_slowlog *slowlog;        /* attached to every connection; NULL = none */
+  be_slowlog *own_slowlog;    /* == slowlog when the pool made it (and frees it) */
+  be_stmt_stats *stmt_stats;  /* attached to every connection; NULL = none (borrowed) */
+  be_incident_log *incidents; /* NULL = none (borrowed) */
   uint64_t rng;
   /* maintenance */
   int32_t maintaining;
@@ -181,18 +191,21 @@ static inline void be__pool_checkout(be_pool *p, be__pool_slot *s, const char *f
   p->acquires++;
 }
 
-/* 1 when the usage alert should fire for the checkout just done. */
-static inline int be__pool_alert_due(be_pool *p) {
-  if (p->in_use == p->alert_at && p->alert_armed) {
-    p->alert_armed = 0;
-    return 1;
-  }
-  return 0;
+/* A crossing of the alert threshold: -1 when rate-limited (counted),
+ * else the crossings suppressed before this one (pool_report.c). */
+int64_t be__pool_alert_crossing(be_pool *p);
+
+/* For the checkout just done: -1 when no usage alert is due, else the
+ * number of crossings suppressed since the last alert (fire it). */
+static inline int64_t be__pool_alert_due(be_pool *p) {
+  if (BE__LIKELY(p->in_use != p->alert_at || !p->alert_armed)) return -1;
+  p->alert_armed = 0;
+  return be__pool_alert_crossing(p);
 }
 
 static inline void be__pool_in_use_dec(be_pool *p) {
   p->in_use--;
-  if (p->in_use < p->alert_at) p->alert_armed = 1;
+  if (p->in_use <= p->rearm_at) p->alert_armed = 1;
 }
 
 static inline be__pool_waiter *be__pool_dequeue_head(be_pool *p) {
@@ -308,8 +321,13 @@ void be__pool_log_emit(be__pool_log_line *l, int32_t level, const char *msg);
 /* A log line of the pool's name alone. */
 void be__pool_log(const be_pool *p, int32_t level, const char *msg);
 
-/* The usage alert: a warning and the on_usage callback (unlocked). */
-void be__pool_fire_usage_alert(be_pool *p, int32_t in_use, int32_t waiting);
+/* The usage alert: a warning, an incident and the on_usage callback
+ * (unlocked); suppressed: crossings rate-limited since the last one. */
+void be__pool_fire_usage_alert(be_pool *p, int32_t in_use, int32_t waiting, int64_t suppressed);
+/* An incident of kind with the pool's figures (unlocked; no-op without an
+ * incident log). */
+void be__pool_incident(be_pool *p, int32_t kind, int32_t in_use, int32_t idle, int32_t waiting,
+                       int64_t value, int64_t threshold, int64_t suppressed, const char *message);
 /* Warnings and on_leak callbacks for the leaks found (unlocked). */
 void be__pool_report_leaks(be_pool *p, const be__pool_leak_note *notes, int32_t n);
 

@@ -53,14 +53,51 @@ void be__pool_log(const be_pool *p, int32_t level, const char *msg) {
 
 /* ---- callbacks ---- */
 
-void be__pool_fire_usage_alert(be_pool *p, int32_t in_use, int32_t waiting) {
+int64_t be__pool_alert_crossing(be_pool *p) {
+  int64_t now = be__clock_coarse_ns(p->clock);
+  if (p->alert_fired && p->alert_interval_ns > 0 && now - p->alert_last_ns < p->alert_interval_ns) {
+    p->alert_suppressed++;
+    return -1;
+  }
+  int64_t suppressed = p->alert_suppressed;
+  p->alert_fired = 1;
+  p->alert_last_ns = now;
+  p->alert_suppressed = 0;
+  return suppressed;
+}
+
+void be__pool_incident(be_pool *p, int32_t kind, int32_t in_use, int32_t idle, int32_t waiting,
+                       int64_t value, int64_t threshold, int64_t suppressed, const char *message) {
+  if (p->incidents == NULL) return;
+  be_incident in = BE_INCIDENT_INIT;
+  in.suppressed = suppressed;
+  in.kind = kind;
+  in.in_use = in_use;
+  in.idle = idle;
+  in.waiting = waiting;
+  in.max_conns = p->max_conns;
+  in.value = value;
+  in.threshold = threshold;
+  snprintf(in.message, sizeof in.message, "%s: %s", p->name, message ? message : "");
+  be_incident_log_record(p->incidents, &in, NULL);
+}
+
+void be__pool_fire_usage_alert(be_pool *p, int32_t in_use, int32_t waiting, int64_t suppressed) {
   if (be__log_enabled(BE_LOG_WARN)) {
     be__pool_log_line l;
     be__pool_log_init(&l, p);
     be__pool_log_int(&l, "in_use", in_use);
     be__pool_log_int(&l, "max", p->max_conns);
     be__pool_log_int(&l, "waiting", waiting);
+    be__pool_log_int(&l, "suppressed", suppressed);
     be__pool_log_emit(&l, BE_LOG_WARN, "pool usage high");
+  }
+  if (p->incidents) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%d of %d connections in use (alert at %d)", (int)in_use,
+             (int)p->max_conns, (int)p->alert_at);
+    be__pool_incident(p, BE_INCIDENT_POOL_USAGE, in_use, 0, waiting,
+                      (int64_t)in_use * 100 / p->max_conns, p->alert_percent, suppressed, msg);
   }
   if (p->on_usage) p->on_usage(p, in_use, p->max_conns, waiting, p->usage_ud);
 }

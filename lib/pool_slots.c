@@ -98,6 +98,7 @@ int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
   be__conn_set_clock(c, p->clock);
   rc = be_query_stats_attach(p->qstats, c, cause);
   if (rc == BE_OK && p->slowlog) rc = be_slowlog_attach(p->slowlog, c, cause);
+  if (rc == BE_OK && p->stmt_stats) rc = be_stmt_stats_attach(p->stmt_stats, c, cause);
   if (rc != BE_OK) { /* out of memory: closing detaches what was attached */
     be_conn_close(c);
     return rc;

@@ -633,6 +633,73 @@ static int sq_next_statement(void *conn, size_t *out_len, const char *sql, size_
   return BE_OK;
 }
 
+/* One integer of a PRAGMA (page_count, page_size) into *out. */
+static int sq_pragma_int(sqlite3 *db, const char *sql, int64_t *out) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    *out = sqlite3_column_int64(st, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_journal_mode(sqlite3 *db, char *text, size_t cap, be_error **err) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const unsigned char *v = sqlite3_column_text(st, 0);
+    snprintf(text, cap, "%s", v ? (const char *)v : "");
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_OK ? BE_OK : sq_fail(err, db, rc, "journal_mode");
+}
+
+static int sq_size(sqlite3 *db, int64_t *out, be_error **err) {
+  int64_t pages = 0, page_size = 0;
+  int rc = sq_pragma_int(db, "PRAGMA page_count", &pages);
+  if (rc == SQLITE_OK) rc = sq_pragma_int(db, "PRAGMA page_size", &page_size);
+  if (rc != SQLITE_OK) return sq_fail(err, db, rc, "database size");
+  *out = pages * page_size;
+  return BE_OK;
+}
+
+/* A sqlite3_db_status figure of this connection. */
+static int sq_db_status(sqlite3 *db, int op, int64_t *out_value, int64_t *out_hw) {
+  int cur = 0, hw = 0;
+  sqlite3_db_status(db, op, &cur, &hw, 0);
+  *out_value = cur;
+  *out_hw = hw > cur ? hw : cur;
+  return BE_OK;
+}
+
+static int sq_status(void *conn, int32_t what, int64_t *out_value, int64_t *out_hw, char *text,
+                     size_t cap, be_error **err) {
+  sq_conn *c = conn;
+  const char *file = NULL;
+  sqlite3_int64 cur = 0, hw = 0;
+  switch (what) {
+    case BE_DRIVER_STATUS_FILE:
+      file = sqlite3_db_filename(c->db, "main");
+      snprintf(text, cap, "%s", file ? file : "");
+      return BE_OK;
+    case BE_DRIVER_STATUS_SIZE_BYTES: return sq_size(c->db, out_value, err);
+    case BE_DRIVER_STATUS_JOURNAL_MODE: return sq_journal_mode(c->db, text, cap, err);
+    case BE_DRIVER_STATUS_MEMORY_USED:
+      sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hw, 0);
+      *out_value = cur;
+      *out_hw = hw;
+      return BE_OK;
+    case BE_DRIVER_STATUS_CONN_CACHE: return sq_db_status(c->db, SQLITE_DBSTATUS_CACHE_USED, out_value, out_hw);
+    case BE_DRIVER_STATUS_CONN_STMT: return sq_db_status(c->db, SQLITE_DBSTATUS_STMT_USED, out_value, out_hw);
+    case BE_DRIVER_STATUS_CONN_SCHEMA:
+      return sq_db_status(c->db, SQLITE_DBSTATUS_SCHEMA_USED, out_value, out_hw);
+    default: return be__error_set(err, BE_E_UNSUPPORTED, "sqlite: no status figure %d", (int)what);
+  }
+}
+
 static int sq_table_exists(void *conn, int32_t *out, const char *name, be_error **err) {
   sq_conn *c = conn;
   *out = 0;
@@ -700,6 +767,7 @@ static const be_driver template = {
   .open_existing = sq_open_existing,
   .bind_text_static = sq_bind_text_static,
   .column_value = sq_column_value,
+  .status = sq_status,
 };
 
 sqlite3 *be__sqlite_db(be_conn *conn) {

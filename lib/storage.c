@@ -872,6 +872,21 @@ be__bind_text_fn be__driver_bind_text_static(const be_driver *d) {
   return d && d->version >= 3 ? d->bind_text_static : NULL;
 }
 
+be__status_fn be__driver_status(const be_driver *d) {
+  return d && d->version >= 4 ? d->status : NULL;
+}
+
+int be__conn_status(be_conn *c, int32_t what, int64_t *out_value, int64_t *out_highwater,
+                    char *text, size_t text_cap, be_error **err) {
+  *out_value = *out_highwater = 0;
+  if (text_cap) text[0] = '\0';
+  be__status_fn fn = be__driver_status(c->drv);
+  if (fn == NULL)
+    return be__error_set(err, BE_E_UNSUPPORTED, "the %s driver reports no status",
+                         c->drv->name ? c->drv->name : "database");
+  return fn(c->native, what, out_value, out_highwater, text, text_cap, err);
+}
+
 int be__conn_splits_scripts(const be_conn *c) {
   return c && be__driver_next_statement(c->drv) != NULL;
 }

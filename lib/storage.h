@@ -114,6 +114,15 @@ typedef int (*be__table_exists_fn)(void *conn, int32_t *out_exists, const char *
 /* The optional operation version 3 added; NULL likewise. */
 typedef int (*be__bind_text_fn)(void *stmt, int32_t index, const char *value, size_t len,
                                 be_error **err);
+typedef int (*be__status_fn)(void *conn, int32_t what, int64_t *out_value,
+                             int64_t *out_highwater, char *text, size_t text_cap, be_error **err);
+/* be_driver.status (version 4); NULL when absent. */
+be__status_fn be__driver_status(const be_driver *driver);
+/* One BE_DRIVER_STATUS_* figure of conn's driver: *out_value and
+ * *out_highwater 0 and text "" first. Errors: BE_E_UNSUPPORTED (no
+ * status function, or the figure is unknown to it), the driver's. */
+int be__conn_status(be_conn *conn, int32_t what, int64_t *out_value, int64_t *out_highwater,
+                    char *text, size_t text_cap, be_error **err);
 be__next_statement_fn be__driver_next_statement(const be_driver *driver);
 be__bind_text_fn be__driver_bind_text_static(const be_driver *driver);
 

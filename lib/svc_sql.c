@@ -9,9 +9,15 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "metrics.h"
 
 int be__svc_acquire(const be__app_res *res, be_conn **out, be_error **err) {
-  return be_pool_acquire_at(out, res->pool, __FILE__, __LINE__, err);
+  be__op_timer t;
+  *out = NULL;
+  be__metrics_begin(res->metrics, BE_OP_POOL_ACQUIRE, &t);
+  int rc = be_pool_acquire_at(out, res->pool, __FILE__, __LINE__, err);
+  be__metrics_end(res->metrics, &t, BE_OP_POOL_ACQUIRE, rc);
+  return rc;
 }
 
 void be__svc_release(const be__app_res *res, be_conn *conn) { be_pool_release(res->pool, conn); }

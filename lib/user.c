@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "metrics.h"
 #include "audit.h"
 #include "auth.h"
 #include "error.h"
@@ -223,10 +224,7 @@ typedef struct get_ctx {
   int64_t id;
 } get_ctx;
 
-static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud, be_error **err) {
-  (void)key;
-  (void)klen;
-  get_ctx *g = ud;
+static int load_user_row(be_cache_load *load, get_ctx *g, be_error **err) {
   unsigned char stack[RECORD_STACK];
   one_user o = {0, 1, NULL, NULL, 0, stack};
   int rc = be__svc_first_pooled(&g->app->res, read_one, &o, err,
@@ -240,6 +238,14 @@ static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud
   return rc;
 }
 
+/* A cache miss: load the row, timed as operation cache.load. */
+static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud, be_error **err) {
+  (void)key;
+  (void)klen;
+  get_ctx *g = ud;
+  BE__OP_RECORD(g->app, BE_OP_CACHE_LOAD, load_user_row(load, g, err));
+}
+
 /* The user a cache entry holds; the entry is released. */
 static be_user *from_entry(be_cache_entry *e) {
   size_t len = 0;
@@ -249,7 +255,7 @@ static be_user *from_entry(be_cache_entry *e) {
   return u;
 }
 
-int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
+static int user_get_body(be_user **out, be_app *app, int64_t id, be_error **err) {
   if (out == NULL || app == NULL) return be__error_set(err, BE_E_MISUSE, "be_user_get: NULL argument");
   *out = NULL;
   int rc = be__svc_check_id(id, "id", err);
@@ -264,8 +270,12 @@ int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
   return *out ? BE_OK : be__error_oom(err);
 }
 
-int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t email_len,
-                         be_error **err) {
+int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_USER_GET, user_get_body(out, app, id, err));
+}
+
+static int user_get_by_email_body(be_user **out, be_app *app, const char *email, size_t email_len,
+                                  be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_get_by_email: NULL argument");
   *out = NULL;
@@ -281,6 +291,11 @@ int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t e
   if (rc != BE_ROW) return rc;
   *out = o.user;
   return BE_OK;
+}
+
+int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t email_len,
+                         be_error **err) {
+  BE__OP_RECORD(app, BE_OP_USER_GET_BY_EMAIL, user_get_by_email_body(out, app, email, email_len, err));
 }
 
 static be_user_list *list_new(size_t n) {
@@ -359,7 +374,7 @@ static void cache_fill(be_app *app, const fields *f, uint64_t gen0) {
   if (blob != stack) be__free(blob);
 }
 
-int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err) {
+static int user_get_fresh_body(be_user **out, be_app *app, int64_t id, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_get_fresh: NULL argument");
   *out = NULL;
@@ -386,6 +401,10 @@ int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err) {
   }
   if (o.blob != stack) be__free(o.blob);
   return rc;
+}
+
+int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_USER_GET_FRESH, user_get_fresh_body(out, app, id, err));
 }
 
 /* Fill the misses from the database (one batch query) and the cache. */
@@ -417,8 +436,8 @@ static int from_db(be_user_list *l, be_app *app, const misses *m, uint64_t gen0,
   return rc;
 }
 
-int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t n,
-                     be_error **err) {
+static int user_get_many_body(be_user_list **out, be_app *app, const int64_t *ids, size_t n,
+                              be_error **err) {
   if (out == NULL || app == NULL || (ids == NULL && n > 0))
     return be__error_set(err, BE_E_MISUSE, "be_user_get_many: NULL argument");
   *out = NULL;
@@ -442,6 +461,11 @@ int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t
   return BE_OK;
 }
 
+int be_user_get_many(be_user_list **out, be_app *app, const int64_t *ids, size_t n,
+                     be_error **err) {
+  BE__OP_RECORD(app, BE_OP_USER_GET_MANY, user_get_many_body(out, app, ids, n, err));
+}
+
 /* A page of users: limit rows, one more tells there is a next page. */
 typedef struct page_ctx {
   be_user_list *l;
@@ -461,8 +485,8 @@ static int add_user(be_stmt *st, void *ud, be_error **err) {
   return BE_OK;
 }
 
-int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_t cursor_len,
-                      int32_t limit, be_error **err) {
+static int user_list_page_body(be_user_list **out, be_app *app, const char *cursor, size_t cursor_len,
+                               int32_t limit, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_list_page: NULL argument");
   *out = NULL;
@@ -486,6 +510,11 @@ int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_
   if (p.l->has_next) be__svc_cursor_encode(p.l->cursor, CURSOR_TAG, p.l->users[p.l->count - 1]->id);
   *out = p.l;
   return BE_OK;
+}
+
+int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_t cursor_len,
+                      int32_t limit, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_USER_LIST, user_list_page_body(out, app, cursor, cursor_len, limit, err));
 }
 
 /* ---- writing ---- */
@@ -637,8 +666,8 @@ static void give_row(be_user **out, be_user *row) {
   else be_user_free(row);
 }
 
-int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id,
-                   const be_user_input *in, be_error **err) {
+static int user_create_body(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id,
+                            const be_user_input *in, be_error **err) {
   if (out) *out = NULL;
   if (out_id) *out_id = 0;
   if (app == NULL || in == NULL)
@@ -665,6 +694,11 @@ int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id
   if (out_id) *out_id = c.id;
   give_row(out, c.result);
   return BE_OK;
+}
+
+int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t actor_id,
+                   const be_user_input *in, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_USER_CREATE, user_create_body(out, out_id, app, actor_id, in, err));
 }
 
 static void change_str(be__buf *b, const char *field, const char *from, size_t flen,
@@ -853,8 +887,8 @@ static void invalidate(be_app *app, int64_t id) {
   be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
 }
 
-int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
-                   const be_user_input *in, be_error **err) {
+static int user_update_body(be_user **out, be_app *app, int64_t actor_id, int64_t id,
+                            const be_user_input *in, be_error **err) {
   if (out) *out = NULL;
   if (app == NULL || in == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_user_update: NULL argument");
@@ -879,6 +913,11 @@ int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
   }
   give_row(out, c.result);
   return BE_OK;
+}
+
+int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
+                   const be_user_input *in, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_USER_UPDATE, user_update_body(out, app, actor_id, id, in, err));
 }
 
 static int delete_tx(be_conn *conn, void *ud, be_error **err) {
@@ -908,7 +947,7 @@ static int delete_tx(be_conn *conn, void *ud, be_error **err) {
   return rc;
 }
 
-int be_user_delete(be_app *app, int64_t actor_id, int64_t id, be_error **err) {
+static int user_delete_body(be_app *app, int64_t actor_id, int64_t id, be_error **err) {
   if (app == NULL) return be__error_set(err, BE_E_MISUSE, "be_user_delete: app is NULL");
   write_ctx c;
   int rc = write_begin(&c, app, actor_id, id, err);
@@ -916,6 +955,10 @@ int be_user_delete(be_app *app, int64_t actor_id, int64_t id, be_error **err) {
   if (rc == BE_OK) rc = be__svc_write(&app->res, delete_tx, &c, err);
   if (rc == BE_OK) invalidate(app, id);
   return rc;
+}
+
+int be_user_delete(be_app *app, int64_t actor_id, int64_t id, be_error **err) {
+  BE__OP_RECORD(app, BE_OP_USER_DELETE, user_delete_body(app, actor_id, id, err));
 }
 
 /* ---- accessors ---- */

@@ -300,8 +300,38 @@ START_TEST(options_defaults) {
   ck_assert_int_eq(o.slow_query_capacity, 128);
   ck_assert_ptr_null(o.slowlog);
   ck_assert_ptr_null(o.driver);
+  ck_assert_ptr_null(o.stmt_stats);
+  ck_assert_ptr_null(o.incidents);
+  ck_assert_int_eq(o.usage_alert_interval_ms, 10000);
   ck_assert_int_eq(be_pool_options_init(&o, 99), BE_E_MISUSE);
+  ck_assert_int_eq(be_pool_options_init(&o, 0), BE_E_MISUSE);
   ck_assert_int_eq(be_pool_options_init(NULL, BE_POOL_OPTIONS_VERSION), BE_E_MISUSE);
+}
+END_TEST
+
+/* A caller built against version 1 has a shorter struct: init writes only
+ * its fields, and the pool reads only those (the rest at defaults). */
+START_TEST(options_version_1_still_works) {
+  size_t v1 = offsetof(be_pool_options, stmt_stats);
+  unsigned char *buf = malloc(v1 + 64);
+  memset(buf, 0xA5, v1 + 64);
+  be_pool_options *o = (be_pool_options *)(void *)buf;
+  ck_assert_int_eq(be_pool_options_init(o, 1), BE_OK);
+  for (size_t i = v1; i < v1 + 64; i++) ck_assert_uint_eq(buf[i], 0xA5); /* nothing past v1 */
+  ck_assert_uint_eq(o->version, 1);
+  o->driver = &mock_driver;
+  o->dsn = "mock";
+  o->min_conns = 1;
+  o->max_conns = 1;
+  be_pool *p = NULL;
+  ck_assert_int_eq(be_pool_new(&p, o, NULL), BE_OK); /* the 0xA5 bytes are never read */
+  be_conn *c = NULL;
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+    be_pool_release(p, c);
+  }
+  be_pool_free(p);
+  free(buf);
 }
 END_TEST
 
@@ -1169,6 +1199,7 @@ START_TEST(usage_alert_fires_once_per_crossing) {
   be_pool_options o = mock_opts(2, 10);
   o.on_usage_alert = on_usage;
   o.usage_alert_user_data = &l;
+  o.usage_alert_interval_ms = 0; /* hysteresis alone */
   be_pool *p = new_pool(&o);
   be_conn *c[10];
   for (int i = 0; i < 7; i++) ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
@@ -1184,11 +1215,135 @@ START_TEST(usage_alert_fires_once_per_crossing) {
   ck_assert_int_eq(be_pool_acquire(&c[8], p, NULL), BE_OK);
   ck_assert_int_eq(l.usage_calls, 1); /* never dropped below */
   be_pool_release(p, c[8]);
-  be_pool_release(p, c[7]); /* 7 in use: re-armed */
+  be_pool_release(p, c[7]); /* 7 in use: just below, not clearly below */
   ck_assert_int_eq(be_pool_acquire(&c[7], p, NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 1);
+  be_pool_release(p, c[7]);
+  be_pool_release(p, c[6]); /* 6 in use: 80 % - 20 % of max: re-armed */
+  ck_assert_int_eq(be_pool_acquire(&c[6], p, NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 1);
+  ck_assert_int_eq(be_pool_acquire(&c[7], p, NULL), BE_OK); /* crosses again */
   ck_assert_int_eq(l.usage_calls, 2);
   for (int i = 0; i < 8; i++) be_pool_release(p, c[i]);
   be_pool_free(p);
+}
+END_TEST
+
+/* Crossings within usage_alert_interval_ms are counted, not reported; the
+ * next alert after the interval says how many were left out. */
+START_TEST(usage_alert_is_rate_limited) {
+  cb_log l;
+  memset(&l, 0, sizeof l);
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
+  be_incident_log *inc = NULL;
+  ck_assert_int_eq(be_incident_log_new(&inc, 16, clk, NULL), BE_OK);
+  be_pool_options o = mock_opts(1, 2);
+  o.on_usage_alert = on_usage;
+  o.usage_alert_user_data = &l;
+  o.usage_alert_interval_ms = 10000;
+  o.incidents = inc;
+  o.clock = clk;
+  be_pool *p = new_pool(&o);
+  be_conn *a, *b;
+  for (int i = 0; i < 5; i++) { /* alert at 2 of 2, re-armed at 1 */
+    ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+    ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);
+    be_pool_release(p, b);
+    be_pool_release(p, a);
+  }
+  ck_assert_int_eq(l.usage_calls, 1);
+  ck_assert_int_eq(be_incident_log_total(inc, BE_INCIDENT_POOL_USAGE), 1);
+  ck_assert_int_eq(be_clock_advance(clk, 10 * BE_NS_PER_SEC, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 2);
+  ck_assert(log_has("pool usage high pool=testpool in_use=2 max=2 waiting=0 suppressed=4"));
+  be_incident in = BE_INCIDENT_INIT;
+  ck_assert_int_eq(be_incident_log_get(&in, inc, 1, NULL), BE_OK);
+  ck_assert_int_eq(in.kind, BE_INCIDENT_POOL_USAGE);
+  ck_assert_int_eq(in.suppressed, 4);
+  ck_assert_int_eq(in.in_use, 2);
+  ck_assert_int_eq(in.value, 100);
+  ck_assert_int_eq(in.threshold, 80);
+  be_pool_release(p, b);
+  be_pool_release(p, a);
+  be_pool_free(p);
+  be_incident_log_free(inc);
+  be_clock_free(clk);
+}
+END_TEST
+
+static _Atomic long usage_lines;
+static void count_usage_lines(int32_t level, const char *msg, const be_log_field *f, size_t n, void *ud) {
+  (void)level, (void)f, (void)n, (void)ud;
+  if (strcmp(msg, "pool usage high") == 0) atomic_fetch_add(&usage_lines, 1);
+}
+
+/* With max 1 every acquire reaches 100 %: the alert must not log a WARN
+ * line per acquire (a benchmark once wrote ~913,000 of them). */
+START_TEST(usage_alert_with_max_one_logs_a_handful) {
+  atomic_store(&usage_lines, 0);
+  be_log_set_handler(count_usage_lines, NULL, BE_LOG_DEBUG, NULL);
+  be_pool_options o = mock_opts(1, 1);
+  be_pool *p = new_pool(&o);
+  for (int i = 0; i < 10000; i++) {
+    be_conn *c = NULL;
+    ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+    be_pool_release(p, c);
+  }
+  be_pool_free(p);
+  ck_assert_int_ge(atomic_load(&usage_lines), 1);
+  ck_assert_int_le(atomic_load(&usage_lines), 5);
+}
+END_TEST
+
+/* Exhaustion, a self-deadlock and a failed open each leave an incident
+ * with the pool's figures at the time. */
+START_TEST(incidents_recorded_for_pool_failures) {
+  be_incident_log *inc = NULL;
+  ck_assert_int_eq(be_incident_log_new(&inc, 0, NULL, NULL), BE_OK);
+  be_pool_options o = mock_opts(0, 1);
+  o.incidents = inc;
+  o.acquire_timeout_ms = 0;
+  be_pool *p = new_pool(&o);
+  be_conn *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_E_POOL_DEADLOCK);
+  ck_assert_int_eq(be_incident_log_total(inc, BE_INCIDENT_POOL_DEADLOCK), 1);
+  be_incident in = BE_INCIDENT_INIT;
+  ck_assert_int_eq(be_incident_log_get(&in, inc, be_incident_log_count(inc) - 1, NULL), BE_OK);
+  ck_assert_int_eq(in.kind, BE_INCIDENT_POOL_DEADLOCK);
+  ck_assert_int_eq(in.in_use, 1);
+  ck_assert_int_eq(in.max_conns, 1);
+  ck_assert_int_gt(in.wall_ns, 0);
+  be_pool_release(p, a);
+  be_pool_free(p);
+  /* another thread's acquire times out */
+  o.deadlock_detection = 0;
+  p = new_pool(&o);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_E_POOL_EXHAUSTED);
+  ck_assert_int_eq(be_incident_log_total(inc, BE_INCIDENT_POOL_EXHAUSTED), 1);
+  ck_assert_int_eq(be_incident_log_get(&in, inc, be_incident_log_count(inc) - 1, NULL), BE_OK);
+  ck_assert_int_eq(in.kind, BE_INCIDENT_POOL_EXHAUSTED);
+  ck_assert_ptr_nonnull(strstr(in.message, "no connection free within 0 ms"));
+  be_pool_release(p, a);
+  /* the database cannot be reached */
+  mock_fail_open = 1;
+  be_pool_free(p);
+  p = new_pool(&o);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_E_DB_UNREACHABLE);
+  ck_assert_int_eq(be_incident_log_total(inc, BE_INCIDENT_DB_UNREACHABLE), 1);
+  mock_fail_open = 0;
+  ck_assert_int_eq(be_incident_log_total(inc, 0), 3 + be_incident_log_total(inc, BE_INCIDENT_POOL_USAGE));
+  char *json = NULL;
+  ck_assert_int_eq(be_incident_log_to_json(&json, NULL, inc, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"pool_deadlock\":1"));
+  ck_assert_ptr_nonnull(strstr(json, "\"kind\":\"db_unreachable\""));
+  be_free(json);
+  be_pool_free(p);
+  be_incident_log_free(inc);
 }
 END_TEST
 
@@ -2169,6 +2324,7 @@ static Suite *pool_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, options_defaults);
+  tcase_add_test(tc, options_version_1_still_works);
   tcase_add_test(tc, bad_options);
   tcase_add_test(tc, null_arguments);
   tcase_add_test(tc, new_opens_min_and_reports_unreachable);
@@ -2188,6 +2344,9 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, failed_rollback_destroys);
   tcase_add_test(tc, stats_exact_after_script);
   tcase_add_test(tc, usage_alert_fires_once_per_crossing);
+  tcase_add_test(tc, usage_alert_is_rate_limited);
+  tcase_add_test(tc, usage_alert_with_max_one_logs_a_handful);
+  tcase_add_test(tc, incidents_recorded_for_pool_failures);
   tcase_add_test(tc, leak_report_names_acquire_site);
   tcase_add_test(tc, background_thread_runs_timers);
   tcase_add_test(tc, lifetime_and_idle_reaping);

@@ -111,13 +111,21 @@ typedef struct be_app_options {
   const char *connection_init_sql; /**< SQL run on every new pooled connection before its first use (not on the connection that applies the migrations before the pool opens); copied [NULL: none] */
   be_conn_init_fn connection_init; /**< called on every new pooled connection after connection_init_sql [NULL: none] */
   void *connection_init_user_data; /**< passed as is to connection_init [NULL] */
+  /* Operations: metrics, statement statistics, incidents and the status
+   * targets (backend/metrics.h, backend/stmt_stats.h, backend/status.h). */
+  int32_t disable_metrics;     /**< 1: service calls record no metrics (no clock reads) [0] */
+  int32_t statement_stats_max; /**< distinct statements tracked, 1..100000 [200] */
+  int32_t incident_capacity;   /**< incidents kept, 1..65536 [256] */
+  int64_t target_api_p95_ms;   /**< status target: service calls' p95 below this [200] */
+  int64_t target_db_p95_ms;    /**< status target: statements' p95 below this [100] */
+  double target_error_rate;    /**< status target: server errors / calls below this, 0 < x <= 1 [0.001] */
 } be_app_options;
 
 /** Static initializer: the current version, every other field zero/NULL
  * (the defaults). */
 #define BE_APP_OPTIONS_INIT                                                                                  \
   { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
-    NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0, NULL, 0, 0, NULL, NULL, NULL }
+    NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0.0 }
 
 /**
  * Fill *opts like BE_APP_OPTIONS_INIT. Thread-safety: safe.

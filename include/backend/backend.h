@@ -13,12 +13,14 @@
 #include <backend/clock.h>
 #include <backend/log.h>
 #include <backend/histogram.h>
+#include <backend/incident.h>
 #include <backend/cache.h>
 #include <backend/storage.h>
 #include <backend/sqlite.h>
 #include <backend/fault.h>
 #include <backend/tx.h>
 #include <backend/migrate.h>
+#include <backend/stmt_stats.h>
 #include <backend/pool.h>
 /* query helpers */
 #include <backend/params.h>
@@ -36,6 +38,9 @@
 #include <backend/audit.h>
 #include <backend/testkit.h>
 #include <backend/auth.h>
+/* operations: metrics, status, memory, export */
+#include <backend/metrics.h>
+#include <backend/status.h>
 /* for bindings: struct sizes and constants of the loaded library */
 #include <backend/abi.h>
 

@@ -117,6 +117,35 @@ BE_API void be_histogram_reset(be_histogram *h);
  */
 BE_API double be_histogram_relative_error(void);
 
+/**
+ * Bytes one histogram takes (fixed, whatever it holds), for memory
+ * accounting. Thread-safety: safe.
+ *
+ * @return the size in bytes.
+ */
+BE_API int64_t be_histogram_memory_bytes(void);
+
+/**
+ * Values recorded that are at most `value`, counted by bucket: a bucket
+ * counts when its reported value (its midpoint, as for quantiles) is at
+ * most `value`, so the count is exact for bounds between buckets and
+ * within the stated relative error otherwise. Cumulative counts for
+ * Prometheus `le` buckets. Thread-safety: safe.
+ *
+ * @param h      the histogram, or NULL.
+ * @param value  the upper bound (inclusive).
+ * @return the count; 0 for NULL.
+ */
+BE_API int64_t be_histogram_count_le(const be_histogram *h, int64_t value);
+
+/**
+ * Sum of the recorded values, saturated at INT64_MAX. Thread-safety: safe.
+ *
+ * @param h  the histogram, or NULL.
+ * @return the sum; 0 for NULL or when empty.
+ */
+BE_API int64_t be_histogram_sum(const be_histogram *h);
+
 BE_END_DECLS
 
 #endif /* BACKEND_HISTOGRAM_H */

@@ -71,8 +71,10 @@
 #include <backend/common.h>
 #include <backend/error.h>
 #include <backend/clock.h>
+#include <backend/incident.h>
 #include <backend/query_stats.h>
 #include <backend/slowlog.h>
+#include <backend/stmt_stats.h>
 #include <backend/storage.h>
 #include <backend/tx.h>
 
@@ -84,7 +86,12 @@ typedef struct be_pool be_pool;
 /**
  * Called (outside the pool's lock, on the acquiring thread) when the number
  * of connections in use reaches the alert threshold. It fires once per
- * crossing and is re-armed when usage drops below the threshold again.
+ * crossing, and is re-armed only when usage falls clearly below the
+ * threshold: to the threshold minus a fifth of max_conns (at least one
+ * connection) or lower. The alert (its WARN log line, this callback and an
+ * incident) is also rate-limited to one per usage_alert_interval_ms;
+ * crossings in between are counted and the next alert's log line and
+ * incident report them ("suppressed").
  * It receives the pool, the connections in use, max_conns, the callers
  * waiting and usage_alert_user_data.
  * It may call be_pool_stats_get(); it must not acquire from this pool.
@@ -101,8 +108,10 @@ typedef void (*be_pool_usage_fn)(be_pool *pool, int32_t in_use, int32_t max_conn
 typedef void (*be_pool_leak_fn)(be_pool *pool, const char *file, int32_t line, int64_t held_ns,
                                 void *user_data);
 
-/** The be_pool_options layout this header describes (its version field). */
-#define BE_POOL_OPTIONS_VERSION 1
+/** The be_pool_options layout this header describes (its version field):
+ * version 2 adds stmt_stats, incidents and usage_alert_interval_ms;
+ * version 1 structs are still accepted (those fields at their defaults). */
+#define BE_POOL_OPTIONS_VERSION 2
 
 /**
  * Pool configuration. Start from BE_POOL_OPTIONS_INIT or
@@ -150,13 +159,24 @@ typedef struct be_pool_options {
   be_conn_init_fn connection_init; /**< called on every new connection after
                                           connection_init_sql [NULL: none] */
   void *connection_init_user_data; /**< passed as is to connection_init [NULL] */
+  /* version 2: operations (backend/stmt_stats.h, backend/incident.h) */
+  be_stmt_stats *stmt_stats;       /**< attached to every connection the pool opens;
+                                       borrowed, must outlive the pool [NULL: none] */
+  be_incident_log *incidents;      /**< records exhaustion timeouts, self-deadlocks,
+                                        failed opens and usage alerts; borrowed, must
+                                        outlive the pool [NULL: none] */
+  int64_t usage_alert_interval_ms; /**< at most one usage alert (log line, callback,
+                                       incident) per this many ms; crossings in between
+                                       are counted and reported with the next one; 0 =
+                                       no rate limit [10000] */
 } be_pool_options;
 
 /** The defaults, as an initializer. */
-#define BE_POOL_OPTIONS_INIT                                                               \
-  {                                                                                        \
-    BE_POOL_OPTIONS_VERSION, NULL, NULL, NULL, 2, 10, 30000, 500, 1800000, 25, 80, 600000, \
-      60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL, NULL, NULL, NULL    \
+#define BE_POOL_OPTIONS_INIT                                                                   \
+  {                                                                                            \
+    BE_POOL_OPTIONS_VERSION, NULL, NULL, NULL, 2, 10, 30000, 500, 1800000, 25, 80, 600000,     \
+      60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL, NULL, NULL, NULL, NULL, \
+      NULL, 10000                                                                              \
   }
 
 /**
@@ -164,7 +184,8 @@ typedef struct be_pool_options {
  * Thread-safety: safe.
  *
  * @param opts     the struct to fill; not NULL.
- * @param version  BE_POOL_OPTIONS_VERSION.
+ * @param version  1 or 2 (BE_POOL_OPTIONS_VERSION): the layout of *opts;
+ *                 only that version's fields are written.
  * @return BE_OK, or BE_E_MISUSE (opts NULL, unknown version).
  */
 BE_API int be_pool_options_init(be_pool_options *opts, uint32_t version);

@@ -58,11 +58,23 @@ BE_BEGIN_DECLS
 #define BE_FEATURE_SAVEPOINTS 0x8  /**< SAVEPOINT, RELEASE and ROLLBACK TO (nested transactions) */
 /** @} */
 
+/** @name What be_driver.status reports (its `what` argument) */
+/** @{ */
+#define BE_DRIVER_STATUS_FILE 1         /**< text: the main database file's path ("" in memory) */
+#define BE_DRIVER_STATUS_SIZE_BYTES 2   /**< value: the database's size in bytes */
+#define BE_DRIVER_STATUS_JOURNAL_MODE 3 /**< text: the journal mode ("wal", "delete", ...) */
+#define BE_DRIVER_STATUS_MEMORY_USED 4  /**< value / highwater: bytes the database engine
+                                              allocated in this process (all connections) */
+#define BE_DRIVER_STATUS_CONN_CACHE 5   /**< value / highwater: this connection's page cache bytes */
+#define BE_DRIVER_STATUS_CONN_STMT 6    /**< value: this connection's prepared statements' bytes */
+#define BE_DRIVER_STATUS_CONN_SCHEMA 7  /**< value: this connection's schema bytes */
+/** @} */
+
 /** The be_driver layout this header describes (its version field).
  * Version 1 ends at in_transaction; version 2 adds next_statement and
  * table_exists; version 3 adds open_existing, bind_text_static and
- * column_value. */
-#define BE_DRIVER_VERSION 3
+ * column_value; version 4 adds status. */
+#define BE_DRIVER_VERSION 4
 
 /**
  * A storage driver: a table of functions over the driver's native
@@ -225,6 +237,20 @@ typedef struct be_driver {
    */
   int32_t (*column_value)(void *stmt, int32_t column, int64_t *out_int, double *out_double,
                           const void **out_ptr, size_t *out_len);
+
+  /* version 4 */
+  /**
+   * Optional. One figure about the connection's database or the engine,
+   * for status and memory reports (backend/status.h): `what` is a
+   * BE_DRIVER_STATUS_* value. A number goes to *out_value (and a peak to
+   * *out_highwater where the engine keeps one, else the same value); a
+   * text is written NUL-terminated into text (text_cap bytes, cut to fit).
+   * out_value, out_highwater and text are never NULL. Return
+   * BE_E_UNSUPPORTED for a figure the driver does not know. Without it,
+   * those reports say "unknown".
+   */
+  int (*status)(void *conn, int32_t what, int64_t *out_value, int64_t *out_highwater, char *text,
+                size_t text_cap, be_error **err);
 } be_driver;
 
 /** A connection: a driver's native connection plus libbackend's state. */

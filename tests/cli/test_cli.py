@@ -430,13 +430,88 @@ class Terminal(Cli):
         self.assertIn("2000/2000", out)
 
 
+class Operations(Cli):
+    """db status, db slow-queries, memory, stats [--prometheus], incidents."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        for i in range(5):
+            run("user", "add", f"ops{i}@example.com", "Ops User", db=cls.db)
+
+    def test_db_status_table_and_json(self):
+        out = self.ok("db", "status", "--sample", "200").stdout
+        for row in ("API p95", "DB query p95", "Error rate", "< 200 ms", "< 100 ms", "< 0.1 %", "PASS"):
+            self.assertIn(row, out)
+        targets = [l for l in out.splitlines() if l.startswith(("API p95", "DB query p95", "Error rate"))]
+        self.assertEqual(len(targets), 3, out)
+        for line in targets:  # the sample fills the Current column
+            self.assertNotIn(" n/a ", line)
+        r = self.js("db", "status", "--sample", "200")
+        self.assertTrue(r["ok"])
+        self.assertTrue(r["database"]["reachable"])
+        self.assertGreater(r["database"]["size_bytes"], 0)
+        self.assertEqual(r["database"]["journal_mode"], "wal")
+        self.assertEqual([t["name"] for t in r["targets"]], ["api_p95", "db_query_p95", "error_rate"])
+        self.assertTrue(all(t["ok"] and t["samples"] > 0 for t in r["targets"]), r["targets"])
+        self.assertEqual(r["pool"]["alert_percent"], 80)
+
+    def test_slow_queries_top_n_without_literals(self):
+        r = self.js("db", "slow-queries", "--top", "3", "--sample", "100")
+        top = r["statements"]["top"]
+        self.assertEqual(len(top), 3)
+        totals = [s["total_ns"] for s in top]
+        self.assertEqual(totals, sorted(totals, reverse=True))
+        self.assertFalse(any("ops1@example.com" in s["sql"] for s in top))
+        self.assertIn("entries", r["slow_log"])
+        out = self.ok("db", "slow-queries", "--top", "2", "--sample", "10").stdout
+        self.assertIn("top 2 statements by total time", out)
+        self.usage("db", "slow-queries", "--top", "0")
+
+    def test_memory(self):
+        r = self.js("memory", "--sample", "10")
+        for key in ("library_bytes", "cache_bytes", "metrics_bytes", "stmt_stats_bytes", "db_memory_used"):
+            self.assertGreater(r[key], 0, key)
+        self.assertIn("SQLite (process, all connections)", self.ok("memory", "--sample", "0").stdout)
+
+    def test_stats_json_table_and_prometheus(self):
+        r = self.js("stats", "--sample", "100")
+        ops = {o["op"]: o for o in r["operations"]}
+        self.assertEqual(ops["user.get"]["calls"], 100)
+        self.assertIn("user.get", self.ok("stats", "--sample", "10").stdout)
+        text = self.ok("stats", "--prometheus", "--sample", "50").stdout
+        self.assertIn("# TYPE backend_op_duration_seconds histogram", text)
+        self.assertIn('backend_op_calls_total{op="user.get"} 50', text)
+        for line in text.splitlines():
+            self.assertTrue(line.startswith("# ") or re.match(r"^backend_\w+(\{.*\})? \S+$", line), line)
+
+    def test_incidents(self):
+        r = self.js("incidents", "--sample", "0")
+        self.assertEqual(r["total"], 0)
+        self.assertEqual(set(r["by_kind"]), {"pool_exhausted", "pool_deadlock", "db_unreachable", "pool_usage",
+                                             "slow_queries"})
+        self.assertIn("incidents in this run", self.ok("incidents", "--sample", "0").stdout)
+
+    def test_missing_database_and_bad_sample(self):
+        missing = os.path.join(self.tmp.name, "nope.db")
+        for cmd in (["db", "status"], ["memory"], ["stats"], ["incidents"], ["db", "slow-queries"]):
+            self.fails(NOT_FOUND, *cmd, db=missing)
+        self.usage("db", "status", "--sample", "-1")
+        self.usage("stats", "--sample", "x")
+
+    def usage(self, *args):
+        r = run(*args, db=self.db)
+        self.assertEqual(r.returncode, USAGE, f"{args}: {r.stderr}")
+        self.assertIn("usage:", r.stderr)
+
+
 class Demo(Cli):
     def test_demo_twice_on_one_file(self):
         db = os.path.join(self.tmp.name, "demo.db")
         first = run("demo", "--users", "60", db=db)
         self.assertEqual(first.returncode, 0, first.stderr)
         self.assertNotIn("\r", first.stdout + first.stderr, "no progress bar when not a terminal")
-        for word in ("seeded:", "N+1 query", "batch load:", "audit chain:", "intact"):
+        for word in ("seeded:", "N+1 query", "batch load:", "audit chain:", "intact", "API p95", "PASS"):
             self.assertIn(word, first.stdout)
         second = run("--json", "demo", "--users", "60", db=db)
         self.assertEqual(second.returncode, 0, second.stderr)
@@ -448,6 +523,7 @@ class Demo(Cli):
         self.assertGreaterEqual(r["n_plus_one"]["reports"], 1)
         self.assertEqual((r["n_plus_one"]["batch_queries"], r["n_plus_one"]["batch_reports"]), (1, 0))
         self.assertTrue(r["audit"]["intact"])
+        self.assertEqual([t["name"] for t in r["status"]["targets"]], ["api_p95", "db_query_p95", "error_rate"])
         self.assertTrue(self.js("migrate", "status", db=db)["up_to_date"])
 
     def test_demo_positional_database(self):

@@ -134,6 +134,8 @@ BeDriver = struct("be_driver", [
     ("bind_text_static", FN(C.c_int, C.c_void_p, C.c_int32, C.c_void_p, C.c_size_t, ERR)),
     ("column_value", FN(C.c_int32, C.c_void_p, C.c_int32, C.POINTER(C.c_int64),
                         C.POINTER(C.c_double), C.POINTER(C.c_void_p), C.POINTER(C.c_size_t))),
+    ("status", FN(C.c_int, C.c_void_p, C.c_int32, C.POINTER(C.c_int64), C.POINTER(C.c_int64),
+                  C.c_char_p, C.c_size_t, ERR)),
 ])
 
 BeStmtCacheStats = struct("be_stmt_cache_stats", [
@@ -195,6 +197,9 @@ BePoolOptions = struct("be_pool_options", [
     ("connection_init_sql", C.c_char_p),
     ("connection_init", FN(C.c_int, C.c_void_p, C.c_void_p, ERR)),
     ("connection_init_user_data", C.c_void_p),
+    ("stmt_stats", C.c_void_p),
+    ("incidents", C.c_void_p),
+    ("usage_alert_interval_ms", C.c_int64),
 ])
 
 BePoolStats = struct("be_pool_stats", [("version", C.c_uint32)] + [
@@ -283,6 +288,12 @@ BeAppOptions = struct("be_app_options", [
     ("connection_init_sql", C.c_char_p),
     ("connection_init", FN(C.c_int, C.c_void_p, C.c_void_p, ERR)),
     ("connection_init_user_data", C.c_void_p),
+    ("disable_metrics", C.c_int32),
+    ("statement_stats_max", C.c_int32),
+    ("incident_capacity", C.c_int32),
+    ("target_api_p95_ms", C.c_int64),
+    ("target_db_p95_ms", C.c_int64),
+    ("target_error_rate", C.c_double),
 ])
 
 BeUserInput = struct("be_user_input", [
@@ -328,10 +339,74 @@ BeAuthSessionInfo = struct("be_auth_session_info", [
     ("expires_at_ms", C.c_int64),
 ])
 
-LAYOUTS = [BeAllocator, BeLogField, BeCacheOptions, BeCacheStats, BeDriver, BeStmtCacheStats,
-           BeSqliteOptions, BeTxOptions, BePoolOptions, BePoolStats, BeBatchOptions,
-           BeScopeOptions, BeSlowlogOptions, BeMailer, BeAppOptions, BeUserInput,
-           BeAuditQueryOptions, BeTestkitOptions, BeAuthSessionInfo]
+BeIncident = struct("be_incident", [
+    ("version", C.c_uint32),
+    ("kind", C.c_int32),
+    ("in_use", C.c_int32),
+    ("idle", C.c_int32),
+    ("waiting", C.c_int32),
+    ("max_conns", C.c_int32),
+    ("wall_ns", C.c_int64),
+    ("value", C.c_int64),
+    ("threshold", C.c_int64),
+    ("suppressed", C.c_int64),
+    ("message", C.c_char * 192),
+])
+
+BeStmtStatsOptions = struct("be_stmt_stats_options", [
+    ("version", C.c_uint32),
+    ("max_statements", C.c_int32),
+    ("slow_threshold_ms", C.c_int64),
+    ("burst_count", C.c_int32),
+    ("burst_window_ms", C.c_int64),
+    ("incidents", C.c_void_p),
+    ("clock", C.c_void_p),
+])
+
+BeStmtStat = struct("be_stmt_stat", [("version", C.c_uint32), ("sql", C.c_char_p)] + [
+    (f, C.c_int64) for f in ("calls", "errors", "rows", "total_ns", "mean_ns", "max_ns", "p50_ns",
+                             "p95_ns", "p99_ns")])
+
+BeOpStats = struct("be_op_stats", [("version", C.c_uint32), ("op", C.c_int32)] + [
+    (f, C.c_int64) for f in ("calls", "errors", "server_errors", "timed", "total_ns", "p50_ns", "p95_ns",
+                             "p99_ns", "max_ns")])
+
+BeAppStatus = struct("be_app_status", [("version", C.c_uint32)] + [
+    (f, C.c_int32) for f in ("ok", "db_reachable", "pool_total", "pool_in_use", "pool_idle",
+                             "pool_waiting", "pool_max", "pool_alert_percent",
+                             "pool_usage_percent", "api_p95_ok", "db_p95_ok", "error_rate_ok")] + [
+    ("db_journal_mode", C.c_char * 16),
+    ("database", C.c_char_p),
+    ("db_size_bytes", C.c_int64),
+    ("migration_version", C.c_int64),
+    ("pool_timeouts", C.c_int64),
+    ("pool_oldest_waiter_ns", C.c_int64),
+    ("cache_entries", C.c_int64),
+    ("cache_bytes", C.c_int64),
+    ("cache_hit_ratio", C.c_double),
+    ("api_calls", C.c_int64),
+    ("api_p95_ns", C.c_int64),
+    ("api_p95_target_ns", C.c_int64),
+    ("db_queries", C.c_int64),
+    ("db_p95_ns", C.c_int64),
+    ("db_p95_target_ns", C.c_int64),
+    ("api_server_errors", C.c_int64),
+    ("error_rate", C.c_double),
+    ("error_rate_target", C.c_double),
+    ("incidents", C.c_int64),
+])
+
+BeAppMemory = struct("be_app_memory", [("version", C.c_uint32), ("pool_connections", C.c_int32)] + [
+    (f, C.c_int64) for f in ("cache_bytes", "cache_charge_bytes", "metrics_bytes",
+                             "pool_histogram_bytes", "stmt_stats_bytes", "incidents_bytes",
+                             "db_memory_used", "db_memory_highwater", "conn_cache_bytes",
+                             "conn_stmt_bytes", "conn_schema_bytes", "library_bytes")])
+
+LAYOUTS = [BeAllocator, BeLogField, BeIncident, BeCacheOptions, BeCacheStats, BeDriver,
+           BeStmtCacheStats, BeSqliteOptions, BeTxOptions, BeStmtStatsOptions, BeStmtStat,
+           BePoolOptions, BePoolStats, BeBatchOptions, BeScopeOptions, BeSlowlogOptions, BeMailer,
+           BeAppOptions, BeUserInput, BeAuditQueryOptions, BeTestkitOptions, BeAuthSessionInfo,
+           BeOpStats, BeAppStatus, BeAppMemory]
 
 
 # ---- what a binding does at load time -------------------------------------
@@ -448,7 +523,8 @@ def header_structs(texts):
                 decl = decl.strip()
                 if not decl:
                     continue
-                m = re.search(r"\(\s*\*\s*(\w+)\s*\)\s*\(", decl) or re.search(r"(\w+)\s*$", decl)
+                m = (re.search(r"\(\s*\*\s*(\w+)\s*\)\s*\(", decl) or
+                     re.search(r"(\w+)\s*(?:\[[^\]]*\])?\s*$", decl))
                 fields.append(m.group(1))
             structs[typedef] = fields
     return structs
