@@ -138,7 +138,9 @@ class App:
     (id, bytes)), table_prefix (str: where the library's tables live,
     default "be_"), cache_lru_mode ("exact", "approx" or a BE_CACHE_LRU_*
     number), cache_shard_count, connection_init_sql (SQL run on every new
-    pooled connection); and mailer, a callable(to, subject, body) that must be
+    pooled connection), disable_metrics, statement_stats_max,
+    incident_capacity, and the status targets target_api_p95_ms,
+    target_db_p95_ms and target_error_rate (a float); and mailer, a callable(to, subject, body) that must be
     thread-safe and should only queue the message. Unset options keep
     the library's defaults. Errors in the options raise ValidationError
     naming the field.
@@ -149,7 +151,8 @@ class App:
                    "insecure_test_hashing", "password_min_length", "max_concurrent_hashes",
                    "session_idle_ms", "session_absolute_ms", "throttle_after", "lockout_after",
                    "lockout_ms", "reset_token_ttl_ms", "audit_key_adopt", "hash_wait_ms",
-                   "pepper_id", "cache_shard_count")
+                   "pepper_id", "cache_shard_count", "disable_metrics", "statement_stats_max",
+                   "incident_capacity", "target_api_p95_ms", "target_db_p95_ms")
 
     def _lru_mode(self, mode):
         names = ("default", "exact", "approx")
@@ -161,7 +164,7 @@ class App:
 
     def __init__(self, database=None, *, mailer=None, audit_key=None, pepper=None,
                  previous_peppers=(), table_prefix=None, connection_init_sql=None,
-                 cache_lru_mode=None, **options):
+                 cache_lru_mode=None, target_error_rate=None, **options):
         from . import _native_instance
         self._n = _native_instance()
         self._handle = None
@@ -173,6 +176,11 @@ class App:
                 opts.set_text(field, None, text_arg(value, field)[0])
         if cache_lru_mode is not None:
             opts.view.cache_lru_mode = self._lru_mode(cache_lru_mode)
+        if target_error_rate is not None:
+            if isinstance(target_error_rate, bool) or \
+                    not isinstance(target_error_rate, (int, float)):
+                raise TypeError("target_error_rate must be a number")
+            opts.view.target_error_rate = float(target_error_rate)
         for field, value in (("audit_key", audit_key), ("pepper", pepper)):
             if value is not None:
                 if not isinstance(value, (bytes, bytearray)):
@@ -292,49 +300,38 @@ class App:
             stats = lib.be_pool_query_stats(lib.be_app_pool(ptr))
             return json.loads(n.take_text(lib.be_query_stats_to_json, stats))
 
-    def _library_text(self, name):
-        """The text fn(&out, &len, app, &err) gives, for an OPTIONAL function;
-        UnsupportedError when the loaded library lacks it."""
-        n = self._n
-        if name not in n.optional:
-            raise n.error(n.K["BE_E_UNSUPPORTED"], None,
-                          f"the loaded libbackend ({_s(n.lib.be_version_string())}) has no "
-                          f"{name}()")
+    def _app_text(self, fn):
+        """The text fn(&out, &len, app, &err) hands over (released with be_free())."""
         with self._handle as ptr:
-            return n.take_text(getattr(n.lib, name), ptr)
+            return self._n.take_text(fn, ptr)
 
     def status(self):
-        """The app's status for a health check, as a dict: the library's
-        be_app_status_json() document ("ok", "database", "pool", "cache",
-        the performance "targets" with pass / fail, "incidents"), plus
-        "library_version". A library without that function gives
-        pool_stats(), cache_stats() and query_stats() under "pool",
-        "cache" and "queries" instead."""
-        version = _s(self._n.lib.be_version_string())
-        if "be_app_status_json" in self._n.optional:
-            doc = json.loads(self._library_text("be_app_status_json"))
-            doc.setdefault("library_version", version)
-            return doc
-        return {"library_version": version, "pool": self.pool_stats(),
-                "cache": self.cache_stats(), "queries": self.query_stats()}
+        """The app's status for a health check (be_app_status_json()), as a
+        dict: "ok" (database reachable and every target met), "database",
+        "pool", "cache", the performance "targets" (API p95, DB query p95,
+        error rate; each with its current value and "ok") and "incidents";
+        plus "library_version"."""
+        doc = json.loads(self._app_text(self._n.lib.be_app_status_json))
+        doc.setdefault("library_version", _s(self._n.lib.be_version_string()))
+        return doc
 
     def status_text(self):
         """The status as a human-readable table (be_app_status_text())."""
-        return self._library_text("be_app_status_text")
+        return self._app_text(self._n.lib.be_app_status_text)
 
     def memory(self):
         """Memory by component, in bytes (be_app_memory_json()), as a dict."""
-        return json.loads(self._library_text("be_app_memory_json"))
+        return json.loads(self._app_text(self._n.lib.be_app_memory_json))
 
     def metrics(self):
         """Every figure (operations, statements, pool, cache, memory, status,
         incidents) as a dict (be_app_metrics_json())."""
-        return json.loads(self._library_text("be_app_metrics_json"))
+        return json.loads(self._app_text(self._n.lib.be_app_metrics_json))
 
     def metrics_prometheus(self):
         """Every figure as Prometheus text exposition 0.0.4
         (be_app_metrics_prometheus()), for /metrics or a .prom file."""
-        return self._library_text("be_app_metrics_prometheus")
+        return self._app_text(self._n.lib.be_app_metrics_prometheus)
 
 
 class Users(_Service):

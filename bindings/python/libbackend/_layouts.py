@@ -72,6 +72,14 @@ BeAppOptions = _struct("be_app_options", [
     ("cache_lru_mode", C.c_int32),
     ("cache_shard_count", C.c_int32),
     ("connection_init_sql", C.c_char_p),
+    ("connection_init", C.c_void_p),  # a C callback: not set by the binding
+    ("connection_init_user_data", C.c_void_p),
+    ("disable_metrics", C.c_int32),
+    ("statement_stats_max", C.c_int32),
+    ("incident_capacity", C.c_int32),
+    ("target_api_p95_ms", C.c_int64),
+    ("target_db_p95_ms", C.c_int64),
+    ("target_error_rate", C.c_double),
 ])
 
 BeUserInput = _struct("be_user_input", [

@@ -152,6 +152,12 @@ SIGNATURES = {
     "be_pool_stats_get": (C.c_int, [P, P, ERR]),
     "be_pool_query_stats": (P, [P]),
     "be_query_stats_to_json": (C.c_int, [PP, PSZ, P, ERR]),
+    # status.h
+    "be_app_status_json": (C.c_int, [PP, PSZ, P, ERR]),
+    "be_app_status_text": (C.c_int, [PP, PSZ, P, ERR]),
+    "be_app_memory_json": (C.c_int, [PP, PSZ, P, ERR]),
+    "be_app_metrics_json": (C.c_int, [PP, PSZ, P, ERR]),
+    "be_app_metrics_prometheus": (C.c_int, [PP, PSZ, P, ERR]),
     # cache.h
     "be_cache_set": (C.c_int, [P, STR, SZ, STR, SZ, I64, ERR]),
     "be_cache_get": (C.c_int, [PP, P, STR, SZ, ERR]),
@@ -161,17 +167,6 @@ SIGNATURES = {
     "be_cache_invalidate_prefix": (C.c_int, [P, STR, SZ, ERR]),
     "be_cache_stats_init": (C.c_int, [P, U32]),
     "be_cache_stats_get": (C.c_int, [P, P, ERR]),
-}
-
-# Functions used when the loaded library has them (status.h, added during
-# 0.1.0's development): a library without them is still accepted, and the
-# methods built on them say so (UnsupportedError) or fall back.
-OPTIONAL = {
-    "be_app_status_json": (C.c_int, [PP, PSZ, P, ERR]),
-    "be_app_status_text": (C.c_int, [PP, PSZ, P, ERR]),
-    "be_app_memory_json": (C.c_int, [PP, PSZ, P, ERR]),
-    "be_app_metrics_json": (C.c_int, [PP, PSZ, P, ERR]),
-    "be_app_metrics_prometheus": (C.c_int, [PP, PSZ, P, ERR]),
 }
 
 # Constants read from the library at import (be_constant()).
@@ -216,21 +211,17 @@ def load():
 
 
 def declare(lib):
-    """Set restype and argtypes of every function in SIGNATURES, and of
-    those in OPTIONAL the library has; returns the names of the latter."""
-    missing, present = [], set()
-    for name, (restype, argtypes) in {**SIGNATURES, **OPTIONAL}.items():
+    """Set restype and argtypes of every function in SIGNATURES."""
+    missing = []
+    for name, (restype, argtypes) in SIGNATURES.items():
         try:
             f = getattr(lib, name)
         except AttributeError:
-            if name in SIGNATURES:
-                missing.append(name)
+            missing.append(name)
             continue
         f.restype, f.argtypes = restype, argtypes
-        present.add(name)
     if missing:
         raise ImportError(f"libbackend: {lib._name} lacks {', '.join(missing)}")
-    return present & set(OPTIONAL)
 
 
 def check_version(number):
@@ -259,7 +250,7 @@ class Native:
 
     def __init__(self, lib):
         self.lib = lib
-        self.optional = declare(lib)  # names of the OPTIONAL functions the library has
+        declare(lib)
         check_version(lib.be_version_number())
         self.nul_terminated = lib.be_nul_terminated()
         self.K = {name: self.constant(name) for name in CONSTANT_NAMES}

@@ -152,11 +152,9 @@ class AbiCheck(unittest.TestCase):
             used |= set(re.findall(r"\b_?lib\.(be_\w+)", path.read_text()))
         inits = {init for _, init in L.VERSIONS.values()}
         self.assertTrue(used, "found no calls")
-        self.assertEqual(sorted((used | inits) - set(N.SIGNATURES) - set(N.OPTIONAL)), [])
+        self.assertEqual(sorted((used | inits) - set(N.SIGNATURES)), [])
         n = libbackend._native_instance()
-        for name, (restype, _) in {**N.SIGNATURES, **N.OPTIONAL}.items():
-            if name in N.OPTIONAL and name not in n.optional:
-                continue
+        for name, (restype, _) in N.SIGNATURES.items():
             f = getattr(n.lib, name)
             self.assertIsNotNone(f.argtypes, name)
             self.assertEqual(f.restype, restype, name)

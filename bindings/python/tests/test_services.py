@@ -323,33 +323,44 @@ class Status(AppTest):
     def test_status(self):
         st = self.app.status()
         self.assertEqual(st["library_version"], lb.library_version())
-        if "be_app_status_json" not in lb._native_instance().optional:
-            self.assertEqual(set(st), {"library_version", "pool", "cache", "queries"})
-            self.assertEqual(st["pool"], self.app.pool_stats())
-            return
         self.assertIs(st["ok"], True)
         self.assertIs(st["database"]["reachable"], True)
         self.assertEqual(st["database"]["file"], self.db)
         self.assertEqual(st["pool"]["in_use"], 0)
         self.assertEqual({t["name"] for t in st["targets"]},
                          {"api_p95", "db_query_p95", "error_rate"})
+        self.assertIn("PASS", self.app.status_text())
 
-    def test_metrics_and_text(self):
-        if "be_app_metrics_json" not in lb._native_instance().optional:
-            with self.assertRaises(lb.UnsupportedError) as cm:
-                self.app.metrics()
-            self.assertIn("be_app_metrics_json", str(cm.exception))
-            self.assertEqual(cm.exception.http_status, 501)
-            return
+    def test_targets_are_options(self):
+        with fast_app(target_api_p95_ms=1, target_db_p95_ms=7, target_error_rate=0.5) as app:
+            targets = {t["name"]: t for t in app.status()["targets"]}
+        self.assertEqual(targets["db_query_p95"]["target"], 7)
+        self.assertEqual(targets["api_p95"]["target"], 1)
+        self.assertEqual(targets["error_rate"]["target"], 50)  # in %
+        with self.assertRaises(lb.ValidationError) as cm:
+            fast_app(target_error_rate=2.0)
+        self.assertEqual(cm.exception.fields[0].field, "target_error_rate")
+        with self.assertRaises(TypeError):
+            fast_app(target_error_rate="0.1")
+
+    def test_metrics(self):
         u = self.user()
         self.app.users.get(u.id)
+        with self.assertRaises(lb.NotFoundError):
+            self.app.users.get(u.id + 1)
         ops = {o["op"]: o for o in self.app.metrics()["operations"]}
-        self.assertGreaterEqual(ops["user.get"]["calls"], 1)
+        self.assertGreaterEqual(ops["user.get"]["calls"], 2)
+        self.assertGreaterEqual(ops["user.get"]["errors"], 1)
         prom = self.app.metrics_prometheus()
-        self.assertIn("# TYPE ", prom)
-        self.assertIn("backend_", prom)
-        self.assertIn("PASS", self.app.status_text())
+        self.assertIn("# TYPE backend_", prom)
+        self.assertIn('op="user.get"', prom)
         self.assertGreater(self.app.memory()["library_bytes"], 0)
+
+    def test_metrics_off(self):
+        with fast_app(disable_metrics=True) as app:
+            app.users.create("m@example.com", "M")
+            ops = app.metrics()["operations"]
+        self.assertEqual([o for o in ops if o["calls"]], [])
 
 
 class Lifetime(unittest.TestCase):
