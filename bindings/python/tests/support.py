@@ -29,6 +29,15 @@ FAST = dict(insecure_test_hashing=True, pwhash_opslimit=1, pwhash_memlimit=8192)
 FUTURE = os.environ.get("LIBBACKEND_TEST_FUTURE") == "1"
 
 
+def refused_option(test, field, **options):
+    """Assert fast_app(**options) raises a ValidationError whose first field
+    error names `field`; returns the error."""
+    with test.assertRaises(libbackend.ValidationError) as cm:
+        fast_app(**options).close()
+    test.assertEqual(cm.exception.fields[0].field, field)
+    return cm.exception
+
+
 def fast_app(**options):
     """An in-memory App with cheap hashing (options override)."""
     return libbackend.App(**{"database": ":memory:", **FAST, **options})
