@@ -140,7 +140,8 @@ class App:
     number), cache_shard_count, connection_init_sql (SQL run on every new
     pooled connection), disable_metrics, statement_stats_max,
     incident_capacity, and the status targets target_api_p95_ms,
-    target_db_p95_ms and target_error_rate (a float); and mailer, a callable(to, subject, body) that must be
+    target_db_p95_ms and target_error_rate (a float); and mailer, a
+    callable(to, subject, body) that must be
     thread-safe and should only queue the message. Unset options keep
     the library's defaults. Errors in the options raise ValidationError
     naming the field.

@@ -171,7 +171,7 @@ SIGNATURES = {
 
 # Constants read from the library at import (be_constant()).
 CONSTANT_NAMES = [
-    "BE_OK", "BE_E_VALIDATION", "BE_E_NOT_FOUND", "BE_E_FORBIDDEN", "BE_E_UNAVAILABLE", "BE_E_UNSUPPORTED",
+    "BE_OK", "BE_E_VALIDATION", "BE_E_NOT_FOUND", "BE_E_FORBIDDEN", "BE_E_UNAVAILABLE",
     "BE_USER_ACTIVE", "BE_USER_DISABLED",
     "BE_USER_FIELD_EMAIL", "BE_USER_FIELD_NAME", "BE_USER_FIELD_BIO", "BE_USER_FIELD_EXTRA",
     "BE_USER_FIELD_STATUS",
@@ -283,16 +283,15 @@ class Native:
 
     # ---- errors ---------------------------------------------------------
 
-    def error(self, rc, err, message=None):
+    def error(self, rc, err):
         """The exception for a failed call: rc and the call's be_error (a
         c_void_p, possibly NULL), which this frees. Without one, an error
-        of code rc with `message` (None: the code's text) is made."""
+        of code rc with the code's text is made."""
         lib = self.lib
         try:
             if not err:  # the call gave no error object: make one for the code
                 own = C.c_void_p()
-                raw = None if message is None else message.encode()
-                if lib.be_error_new(C.byref(own), rc, raw) == BE_OK:
+                if lib.be_error_new(C.byref(own), rc, None) == BE_OK:
                     err = own
             code = lib.be_error_code(err) if err else rc
             message = (lib.be_error_message(err) if err else None) or \
