@@ -65,9 +65,14 @@ int be_app_options_init(be_app_options *opts, uint32_t version) {
  * nothing. */
 static int setup_tx(be_conn *conn, void *ud, be_error **err) {
   const be__app_res *res = ud;
+  const char *lock = be__sql(res, BE__SQL_SETUP_LOCK);
+  int64_t one = 0;
+  int rc = lock[0] ? be__svc_ints(conn, &one, 1, err, lock, "") : BE_ROW;
+  if (rc != BE_ROW) return rc;
   be_migrator *m = NULL;
-  int rc = be_migrator_new(&m, err);
-  if (rc == BE_OK) rc = be__svc_schema_register(m, res->opts.table_prefix, err);
+  rc = be_migrator_new(&m, err);
+  if (rc == BE_OK) rc = be__svc_schema_register(m, res->opts.table_prefix,
+                                                be__svc_dialect(res->opts.driver), err);
   if (rc == BE_OK) rc = be__migrator_apply_in_tx(m, conn, err);
   if (rc == BE_OK && res->opts.host_migrations)
     rc = be__migrator_apply_in_tx(res->opts.host_migrations, conn, err);
@@ -114,7 +119,8 @@ int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   atomic_init(&app->user_gen, 0);
   int rc = be__app_res_open(&app->res, opts, err);
   if (rc == BE_OK) rc = be__auth_check_options(&app->res.opts, err);
-  if (rc == BE_OK) rc = be__svc_catalog_new(&app->res.sql, app->res.opts.table_prefix, err);
+  if (rc == BE_OK) rc = be__svc_catalog_new(&app->res.sql, app->res.opts.table_prefix,
+                                            be__svc_dialect(app->res.opts.driver), err);
   if (rc == BE_OK) rc = setup(&app->res, err);
   if (rc == BE_OK) rc = be__app_res_open_pool(&app->res, err);
   if (rc == BE_OK) rc = be__perm_new(&app->perm, &app->res, err);

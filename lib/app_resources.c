@@ -36,6 +36,7 @@
 #include "error.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "postgres.h"
 #include "sqlite.h"
 #include "storage.h"
 
@@ -87,9 +88,15 @@ static void i32_opt(checker *c, int32_t *v, int32_t def, int32_t min, int32_t ma
 static void resolve_storage(checker *c, be_app_options *o) {
   if (o->database == NULL) o->database = "backend.db";
   else if (o->database[0] == '\0') bad(c, "database", "must not be empty");
-  if (o->driver == NULL) o->driver = be_sqlite_driver();
-  else if (o->driver->version < 1 || o->driver->open == NULL)
+  if (o->driver == NULL) {
+    o->driver = be__driver_for_dsn(o->database);
+    if (o->driver == NULL) {
+      bad(c, "database", "names a PostgreSQL database, but this libbackend was built without libpq");
+      o->driver = be_sqlite_driver();
+    }
+  } else if (o->driver->version < 1 || o->driver->open == NULL) {
     bad(c, "driver", "is not a filled be_driver");
+  }
   int min_given = o->pool_min != 0;
   if (o->pool_min < 0) bad(c, "pool_min", "must not be negative");
   if (o->pool_max < 0) bad(c, "pool_max", "must not be negative");

@@ -158,7 +158,9 @@ static int append(int64_t *out_id, const be__app_res *res, be_conn *conn, int64_
                   int64_t target_id, const char *details, size_t details_len, be_error **err) {
   unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
   head h = {0, prev}; /* read inside the caller's write transaction */
-  int rc = be__svc_first(conn, read_head, &h, err, be__sql(res, BE__SQL_AUDIT_HEAD), "");
+  const char *lock = be__sql(res, BE__SQL_AUDIT_LOCK);
+  int rc = lock[0] ? be__svc_exec(conn, NULL, err, lock, "") : BE_OK;
+  if (rc == BE_OK) rc = be__svc_first(conn, read_head, &h, err, be__sql(res, BE__SQL_AUDIT_HEAD), "");
   if (rc < 0) return rc;
   int64_t id = h.id + 1;
   int64_t at = be__svc_now(res);
@@ -222,7 +224,7 @@ static int audit_write_body(int64_t *out_id, be_app *app, be_conn *conn, int64_t
     rc = be__svc_str(details_json, details_json_len, "details", BE_AUDIT_DETAILS_MAX, &dlen, err);
   if (rc == BE_OK)
     rc = check_row(conn, actor_id, action, alen, target_type, tlen, details_json, dlen, err);
-  if (rc == BE_OK) rc = be__svc_json_object(conn, details_json, dlen, "details", err);
+  if (rc == BE_OK) rc = be__svc_json_object(conn, be__sql(&app->res, BE__SQL_JSON_OBJECT), details_json, dlen, "details", err);
   if (rc != BE_OK) return rc;
   return append(out_id, &app->res, conn, actor_id, action, alen, target_type, tlen, target_id,
                 details_json, dlen, err);

@@ -37,7 +37,9 @@ int be_batch_options_init(be_batch_options *opts, uint32_t version) {
  * the default everywhere. json_each stays selectable (no bind limit, one
  * statement text for any key count). */
 int32_t be_batch_default_strategy(const be_driver *driver) {
-  (void)driver;
+  /* PostgreSQL: one array parameter, so any number of keys is one
+   * statement and one statement text */
+  if (driver != NULL && (driver->features & BE_FEATURE_ARRAY_PARAM)) return BE_BATCH_ARRAY;
   return BE_BATCH_IN_LIST;
 }
 
@@ -97,13 +99,13 @@ int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
   }
   if (opts->relation != BE_BATCH_MANY && opts->relation != BE_BATCH_ONE)
     return be__error_field(err, "relation", "must be BE_BATCH_MANY or BE_BATCH_ONE");
-  if (opts->strategy < BE_BATCH_AUTO || opts->strategy > BE_BATCH_JSON_EACH)
+  if (opts->strategy < BE_BATCH_AUTO || opts->strategy > BE_BATCH_ARRAY)
     return be__error_field(err, "strategy", "must be a BE_BATCH_* strategy");
   if (opts->max_chunk < 0) return be__error_field(err, "max_chunk", "must be >= 0");
   return BE_OK;
 }
 
-/* The SQL up to the key list: SELECT ... WHERE [(where) AND ]key IN ( */
+/* The SQL up to the key list: SELECT ... WHERE [(where) AND ]key */
 static void sql_head(be__buf *b, const be_batch_options *o) {
   be__buf_puts(b, "SELECT ");
   for (size_t i = 0; i < o->column_count; i++) {
@@ -120,7 +122,6 @@ static void sql_head(be__buf *b, const be_batch_options *o) {
     be__buf_puts(b, ") AND ");
   }
   be__buf_puts(b, o->key_column);
-  be__buf_puts(b, " IN (");
 }
 
 static void sql_tail(be__buf *b, const be_batch_options *o) {
@@ -191,6 +192,41 @@ static int collect(run *r, be_stmt *stmt, be_error **err) {
   }
 }
 
+/* Keys [from, from+n) as one JSON array text. */
+static void json_keys(be__buf *b, const be__key_set *k, size_t from, size_t n) {
+  be__buf_append(b, "[", 1);
+  for (size_t i = from; i < from + n; i++) {
+    if (i > from) be__buf_append(b, ",", 1);
+    if (k->type == BE_TYPE_INT) be__buf_printf(b, "%lld", (long long)k->ints[i]);
+    else be__buf_json_string(b, k->texts[i], k->lens[i]);
+  }
+  be__buf_append(b, "]", 1);
+}
+
+/* Keys [from, from+n) as a PostgreSQL array literal: {1,2} or {"a","b"},
+ * text elements quoted with '"' and '\\' escaped (so NULL, braces,
+ * commas and spaces are plain text). */
+static void array_keys(be__buf *b, const be__key_set *k, size_t from, size_t n) {
+  be__buf_append(b, "{", 1);
+  for (size_t i = from; i < from + n; i++) {
+    if (i > from) be__buf_append(b, ",", 1);
+    if (k->type == BE_TYPE_INT) {
+      be__buf_printf(b, "%lld", (long long)k->ints[i]);
+      continue;
+    }
+    be__buf_append(b, "\"", 1);
+    const char *t = k->texts[i];
+    for (size_t j = 0, start = 0; j <= k->lens[i]; j++) {
+      if (j < k->lens[i] && t[j] != '"' && t[j] != '\\') continue;
+      be__buf_append(b, t + start, j - start);
+      if (j < k->lens[i]) be__buf_append(b, "\\", 1);
+      start = j;
+    }
+    be__buf_append(b, "\"", 1);
+  }
+  be__buf_append(b, "}", 1);
+}
+
 /* Run keys [from, from+n) as one statement; sql has room for `slots` keys
  * (the last key is repeated to fill the rounded-up list). */
 static int run_chunk(run *r, const char *sql, int32_t strategy, size_t from, size_t n,
@@ -203,14 +239,9 @@ static int run_chunk(run *r, const char *sql, int32_t strategy, size_t from, siz
   rc = be__params_bind(r->o->where_params, stmt, 1, err);
   int32_t idx = r->nwhere + 1;
   be__key_set *k = r->keys;
-  if (rc == BE_OK && strategy == BE_BATCH_JSON_EACH) {
-    be__buf_append(&json, "[", 1);
-    for (size_t i = from; i < from + n; i++) {
-      if (i > from) be__buf_append(&json, ",", 1);
-      if (k->type == BE_TYPE_INT) be__buf_printf(&json, "%lld", (long long)k->ints[i]);
-      else be__buf_json_string(&json, k->texts[i], k->lens[i]);
-    }
-    be__buf_append(&json, "]", 1);
+  if (rc == BE_OK && (strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY)) {
+    if (strategy == BE_BATCH_JSON_EACH) json_keys(&json, k, from, n);
+    else array_keys(&json, k, from, n);
     rc = json.failed ? be__error_oom(err) : be_stmt_bind_text(stmt, idx, json.data, json.len, err);
   } else {
     for (size_t s = 0; rc == BE_OK && s < slots; s++) {
@@ -237,10 +268,14 @@ static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_erro
   be__buf_init(&b);
   sql_head(&b, r->o);
   if (strategy == BE_BATCH_JSON_EACH) {
-    be__buf_puts(&b, "SELECT value FROM json_each(");
+    be__buf_puts(&b, " IN (SELECT value FROM json_each(");
     placeholder(&b, r->dollar, r->nwhere + 1);
     be__buf_puts(&b, ")");
+  } else if (strategy == BE_BATCH_ARRAY) {
+    be__buf_puts(&b, " = ANY(");
+    placeholder(&b, r->dollar, r->nwhere + 1);
   } else {
+    be__buf_puts(&b, " IN (");
     for (size_t s = 0; s < slots; s++) {
       if (s) be__buf_append(&b, ",", 1);
       placeholder(&b, r->dollar, r->nwhere + 1 + (int32_t)s);
@@ -256,7 +291,7 @@ static int run_all(run *r, int32_t strategy, size_t chunk, be_error **err) {
   int rc = BE_OK;
   for (size_t from = 0; rc == BE_OK && from < r->keys->n; from += chunk) {
     size_t n = r->keys->n - from < chunk ? r->keys->n - from : chunk;
-    size_t slots = strategy == BE_BATCH_JSON_EACH ? 1 : round_up_pow2(n, chunk);
+    size_t slots = strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY ? 1 : round_up_pow2(n, chunk);
     if (sql == NULL || slots != sql_slots) {
       be__free(sql);
       sql = NULL;
@@ -313,8 +348,10 @@ int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *
     goto fail;
   }
   int32_t strategy = opts->strategy == BE_BATCH_AUTO ? be_batch_default_strategy(drv) : opts->strategy;
-  if (strategy == BE_BATCH_JSON_EACH && !(drv->features & BE_FEATURE_JSON_EACH)) {
-    rc = be__error_set(err, BE_E_UNSUPPORTED, "driver %s has no json_each", drv->name ? drv->name : "?");
+  if ((strategy == BE_BATCH_JSON_EACH && !(drv->features & BE_FEATURE_JSON_EACH)) ||
+      (strategy == BE_BATCH_ARRAY && !(drv->features & BE_FEATURE_ARRAY_PARAM))) {
+    rc = be__error_set(err, BE_E_UNSUPPORTED, "driver %s has no %s", drv->name ? drv->name : "?",
+                       strategy == BE_BATCH_ARRAY ? "array parameters" : "json_each");
     goto fail;
   }
   r.dollar = drv->placeholder_style == BE_PLACEHOLDER_DOLLAR;
@@ -325,7 +362,7 @@ int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *
     goto fail;
   }
   r.nwhere = (int32_t)nwhere;
-  size_t chunk = strategy == BE_BATCH_JSON_EACH ? SIZE_MAX : (size_t)limit - nwhere;
+  size_t chunk = strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY ? SIZE_MAX : (size_t)limit - nwhere;
   if (opts->max_chunk > 0 && (size_t)opts->max_chunk < chunk) chunk = (size_t)opts->max_chunk;
   if ((res = be__calloc(1, sizeof *res)) == NULL) {
     rc = be__error_oom(err);

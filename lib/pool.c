@@ -21,6 +21,7 @@
 #include "log.h"
 #include "pool.h"
 #include "pool_internal.h"
+#include "postgres.h"
 #include "storage.h"
 
 typedef be__pool_slot slot;
@@ -59,8 +60,11 @@ static int read_options(be_pool_options *o, const be_pool_options *opts, be_erro
 }
 
 static int check_options(const be_pool_options *o, be_error **err) {
-  if (o->driver == NULL) return be__error_set(err, BE_E_MISUSE, "be_pool_new: driver is NULL");
   if (o->dsn == NULL) return be__error_set(err, BE_E_MISUSE, "be_pool_new: dsn is NULL");
+  if (o->driver == NULL && be__driver_for_dsn(o->dsn) == NULL)
+    return be__error_set(err, BE_E_UNSUPPORTED,
+                         "be_pool_new: the dsn names a PostgreSQL database, but this libbackend "
+                         "was built without libpq");
   if (o->max_conns < 1) return be__error_field(err, "max_conns", "must be at least 1");
   if (o->min_conns < 0) return be__error_field(err, "min_conns", "must not be negative");
   if (o->min_conns > o->max_conns)
@@ -192,7 +196,7 @@ static int pool_alloc(be_pool **out, const be_pool_options *o, be_error **err) {
 
 /* The options as the pool uses them: nanoseconds, the alert threshold. */
 static void configure(be_pool *p, const be_pool_options *o) {
-  p->driver = o->driver;
+  p->driver = o->driver ? o->driver : be__driver_for_dsn(o->dsn);
   p->clock = o->clock;
   p->min_conns = o->min_conns;
   p->max_conns = o->max_conns;

@@ -32,6 +32,8 @@ static const char *const library_names[] = {
   "password_hash_params_insert",
   "password_hash_params_delete",
   "password_hash_params_update",
+  "password_hash_params_count",
+  "json_object_check",
   "schema_migrations",
 };
 
@@ -46,6 +48,7 @@ static const char *const templates[BE__SQL_COUNT] = {
   /* user.c */
   [BE__SQL_USERS_TABLE] = "{users}",
   [BE__SQL_USER_BY_ID] = "SELECT " USER_COLS " FROM {users} WHERE id = ?1",
+  [BE__SQL_USER_READ_OLD] = "SELECT " USER_COLS " FROM {users} WHERE id = ?1", /* = USER_BY_ID */
   [BE__SQL_USER_BY_EMAIL] = "SELECT " USER_COLS " FROM {users} WHERE email = ?1",
   [BE__SQL_USER_PAGE] = "SELECT " USER_COLS " FROM {users} WHERE id > ?1 ORDER BY id LIMIT ?2",
   [BE__SQL_USER_EXISTS] = "SELECT 1 FROM {users} WHERE id = ?1",
@@ -152,6 +155,7 @@ static const char *const templates[BE__SQL_COUNT] = {
   [BE__SQL_PERM_ROLE_PERMISSIONS] = "SELECT permission FROM {role_permissions} WHERE role_id = ?1 "
                                     "ORDER BY permission",
   /* audit.c */
+  [BE__SQL_AUDIT_LOCK] = "", /* nothing to run: BEGIN IMMEDIATE holds the write lock */
   [BE__SQL_AUDIT_HEAD] = "SELECT id, hash FROM {audit_log} ORDER BY id DESC LIMIT 1",
   [BE__SQL_AUDIT_INSERT] =
     "INSERT INTO {audit_log} (id, actor_id, action, target_type, target_id, at,"
@@ -168,8 +172,44 @@ static const char *const templates[BE__SQL_COUNT] = {
   [BE__SQL_AUDIT_QUERY_ALL] =
     "SELECT " AUDIT_COLS " FROM {audit_log}"
     " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5",
+  /* svc_input.c */
+  [BE__SQL_JSON_OBJECT] = "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END",
+  [BE__SQL_SETUP_LOCK] = "", /* nothing to run: BEGIN IMMEDIATE holds the write lock */
   [BE__SQL_MIGRATIONS_TABLE] = "{schema_migrations}",
 };
+
+/* PostgreSQL's statements where its dialect differs (NULL: the one
+ * above). */
+static const char *const pg_templates[BE__SQL_COUNT] = {
+  [BE__SQL_JSON_OBJECT] = "SELECT {json_object_check}(?1)",
+  /* writers of the hash chain one at a time (SQLite's BEGIN IMMEDIATE
+   * does it there): the head read after it sees the last commit */
+  [BE__SQL_AUDIT_LOCK] = "LOCK TABLE {audit_log} IN SHARE ROW EXCLUSIVE MODE",
+  /* apps of several processes opening at once set up one after another
+   * (the migrations' CREATE TABLEs would collide), until commit */
+  /* concurrent updates of one user read its row one after another, so
+   * each audit row's "from" is the previous one's "to" */
+  [BE__SQL_USER_READ_OLD] = "SELECT " USER_COLS " FROM {users} WHERE id = ?1 FOR UPDATE",
+  /* concurrent failed logins count one after another (SQLite: BEGIN
+   * IMMEDIATE); the row lock makes the second read the first's count */
+  [BE__SQL_AUTH_FAILURES_READ] =
+    "SELECT failed_logins, locked_until FROM {users} WHERE id = ? FOR UPDATE",
+  [BE__SQL_SETUP_LOCK] = "SELECT 1 FROM (SELECT pg_advisory_xact_lock("
+                         "hashtext('libbackend setup {schema_migrations}'))) AS l",
+  /* NULLIF(?, 0) would make the parameter a 32-bit integer */
+  [BE__SQL_RESET_INSERT] =
+    "INSERT INTO {password_resets} (token_hash, user_id, created_at, expires_at, used) "
+    "VALUES (?, NULLIF(CAST(? AS bigint), 0), ?, ?, ?)",
+  /* ?1 = ?1: a parameter of no type; say which */
+  [BE__SQL_AUDIT_QUERY_ALL] =
+    "SELECT " AUDIT_COLS " FROM {audit_log}"
+    " WHERE CAST(?1 AS bigint) = ?1 AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5",
+};
+
+int32_t be__svc_dialect(const be_driver *driver) {
+  return driver && driver->name && strcmp(driver->name, "postgres") == 0 ? BE__DIALECT_POSTGRES
+                                                                         : BE__DIALECT_SQLITE;
+}
 
 static int ident_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
@@ -218,13 +258,13 @@ int be__svc_expand(char **out, const char *tmpl, const char *prefix, be_error **
   return BE_OK;
 }
 
-int be__svc_catalog_new(char ***out, const char *prefix, be_error **err) {
+int be__svc_catalog_new(char ***out, const char *prefix, int32_t dialect, be_error **err) {
   *out = be__calloc(BE__SQL_COUNT, sizeof **out);
   if (*out == NULL) return be__error_oom(err);
   for (int i = 0; i < BE__SQL_COUNT; i++) {
-    int rc = templates[i] == NULL
-               ? be__error_set(err, BE_E_INTERNAL, "SQL template %d is missing", i)
-               : be__svc_expand(&(*out)[i], templates[i], prefix, err);
+    const char *t = dialect == BE__DIALECT_POSTGRES && pg_templates[i] ? pg_templates[i] : templates[i];
+    int rc = t == NULL ? be__error_set(err, BE_E_INTERNAL, "SQL template %d is missing", i)
+                       : be__svc_expand(&(*out)[i], t, prefix, err);
     if (rc != BE_OK) {
       be__svc_catalog_free(*out);
       *out = NULL;

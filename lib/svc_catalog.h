@@ -23,6 +23,7 @@ typedef enum be__sql_id {
   /* user.c */
   BE__SQL_USERS_TABLE, /* the users table's name alone (batch loads) */
   BE__SQL_USER_BY_ID,
+  BE__SQL_USER_READ_OLD, /* an update's read of the row it changes (PostgreSQL: locked) */
   BE__SQL_USER_BY_EMAIL,
   BE__SQL_USER_PAGE,
   BE__SQL_USER_EXISTS,
@@ -80,6 +81,7 @@ typedef enum be__sql_id {
   BE__SQL_PERM_USER_ROLES,
   BE__SQL_PERM_ROLE_PERMISSIONS,
   /* audit.c */
+  BE__SQL_AUDIT_LOCK, /* "" (run nothing) or the statement that serializes chain writers */
   BE__SQL_AUDIT_HEAD,
   BE__SQL_AUDIT_INSERT,
   BE__SQL_AUDIT_MAX_ID,
@@ -90,9 +92,20 @@ typedef enum be__sql_id {
   BE__SQL_AUDIT_QUERY_USER,
   BE__SQL_AUDIT_QUERY_ALL,
   /* the library's migration record (svc_schema.c) */
+  BE__SQL_JSON_OBJECT, /* one int: 1 when ?1 is JSON text holding an object (svc_input.c) */
+  BE__SQL_SETUP_LOCK,  /* "" (run nothing) or the statement that serializes apps setting up */
   BE__SQL_MIGRATIONS_TABLE,
   BE__SQL_COUNT
 } be__sql_id;
+
+/* SQL dialects: the catalog and the migrations pick their statements by
+ * it once, when the app opens. */
+#define BE__DIALECT_SQLITE 0
+#define BE__DIALECT_POSTGRES 1
+
+/* The dialect of a driver: BE__DIALECT_POSTGRES for the PostgreSQL
+ * driver (or a fault driver around it: by name), else SQLite's. */
+int32_t be__svc_dialect(const be_driver *driver);
 
 /* *out = tmpl with every {name} of a library object replaced by the name
  * it has in the database (prefix + name). A brace not around a library
@@ -101,9 +114,9 @@ typedef enum be__sql_id {
  * (be__free). */
 int be__svc_expand(char **out, const char *tmpl, const char *prefix, be_error **err);
 
-/* Expand every statement with prefix into *out, an array of BE__SQL_COUNT
- * strings (be__svc_catalog_free()). */
-int be__svc_catalog_new(char ***out, const char *prefix, be_error **err);
+/* Expand every statement of dialect with prefix into *out, an array of
+ * BE__SQL_COUNT strings (be__svc_catalog_free()). */
+int be__svc_catalog_new(char ***out, const char *prefix, int32_t dialect, be_error **err);
 void be__svc_catalog_free(char **sql);
 
 /* The app's text of statement id. */

@@ -402,12 +402,18 @@ int be__svc_field_error(int rc, be_error **err, const char *field, const char *w
   return be_error_code(*err);
 }
 
-int be__svc_json_object(be_conn *conn, const char *json, size_t len, const char *field,
-                        be_error **err) {
+int be__svc_json_object(be_conn *conn, const char *sql, const char *json, size_t len,
+                        const char *field, be_error **err) {
   int64_t is_object = 0;
-  int rc = be__svc_ints(conn, &is_object, 1, err,
-                        "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END",
-                        "s", json, len);
+  int rc = be__svc_ints(conn, &is_object, 1, err, sql, "s", json, len);
+  /* PostgreSQL: text that is not JSON fails the cast to jsonb */
+  if (rc == BE_E_VALIDATION) {
+    if (err) {
+      be_error_free(*err);
+      *err = NULL;
+    }
+    return be__error_field(err, field, "must be a JSON object");
+  }
   /* Any other failure is the database's (json_type() only ever sees text
    * json_valid() accepted): report it as such, never as the caller's 400. */
   if (rc == BE_DONE) return be__error_set(err, BE_E_INTERNAL, "JSON check returned no row");

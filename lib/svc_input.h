@@ -67,9 +67,10 @@ int be__svc_cursor_decode(const char *s, size_t len, uint8_t tag, int64_t *out, 
 int be__svc_field_error(int rc, be_error **err, const char *field, const char *why,
                         const char *msg);
 
-/* Check with SQLite's JSON functions that json (len bytes) is a JSON
- * object; a validation error names field otherwise. */
-int be__svc_json_object(be_conn *conn, const char *json, size_t len, const char *field,
-                        be_error **err);
+/* Check with the database's JSON functions that json (len bytes) is a
+ * JSON object: sql is the app's BE__SQL_JSON_OBJECT (svc_catalog.h, per
+ * dialect); a validation error names field otherwise. */
+int be__svc_json_object(be_conn *conn, const char *sql, const char *json, size_t len,
+                        const char *field, be_error **err);
 
 #endif

@@ -9,8 +9,11 @@
 
 struct be_migrator;
 
-/* Register libbackend's migrations on m, every name of a table, index or
- * trigger given prefix, and make m record them in <prefix>schema_migrations. */
-int be__svc_schema_register(struct be_migrator *m, const char *prefix, be_error **err);
+/* Register libbackend's migrations on m in dialect (BE__DIALECT_*,
+ * svc_catalog.h: the same versions and names, each dialect's SQL), every
+ * name of a table, index or trigger given prefix, and make m record them
+ * in <prefix>schema_migrations. */
+int be__svc_schema_register(struct be_migrator *m, const char *prefix, int32_t dialect,
+                            be_error **err);
 
 #endif

@@ -630,7 +630,7 @@ static int create_tx(be_conn *conn, void *ud, be_error **err) {
   write_ctx *c = ud;
   be_user_free(c->result); /* a retried transaction starts over */
   c->result = NULL;
-  int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
+  int rc = be__svc_json_object(conn, be__sql(&c->app->res, BE__SQL_JSON_OBJECT), c->v.extra, c->v.extra_len, "extra", err);
   if (rc != BE_OK) return rc;
   int64_t now = be__svc_now(&c->app->res);
   rc = be__svc_exec(conn, NULL, err, be__sql(&c->app->res, BE__SQL_USER_INSERT), "ssssii",
@@ -782,8 +782,8 @@ static int read_old_row(be_stmt *st, void *ud, be_error **err) {
 static int read_old(write_ctx *c, be_conn *conn, int64_t now, int32_t *old_status, be__buf *b,
                     be_error **err) {
   old_row o = {c, now, 0, b};
-  int rc = be__svc_first(conn, read_old_row, &o, err, be__sql(&c->app->res, BE__SQL_USER_BY_ID),
-                         "i", c->id);
+  int rc = be__svc_first(conn, read_old_row, &o, err,
+                         be__sql(&c->app->res, BE__SQL_USER_READ_OLD), "i", c->id);
   if (rc == BE_DONE) return not_found(c->id, err);
   *old_status = o.status;
   return rc == BE_ROW ? BE_OK : rc;
@@ -808,7 +808,7 @@ static void audit_fields(be__buf *b, uint32_t m) {
  * a missing user yet: that answer (404) comes before the one about the
  * JSON. */
 static int check_extra(write_ctx *c, be_conn *conn, int read, be_error **err) {
-  int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
+  int rc = be__svc_json_object(conn, be__sql(&c->app->res, BE__SQL_JSON_OBJECT), c->v.extra, c->v.extra_len, "extra", err);
   if (rc == BE_E_VALIDATION && !read && user_missing(&c->app->res, conn, c->id)) {
     if (err) {
       be_error_free(*err);

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 BE_PACKAGES=(meson ninja-build pkg-config gcc g++ libc6-dev libsqlite3-dev libsodium-dev check
-             python3 binutils universal-ctags python3-prometheus-client)
+             python3 binutils universal-ctags python3-prometheus-client libpq-dev postgresql)
 
 # What the setup is doing goes to stderr: a first run installs packages and
 # compiles everything (a minute or two), and should not look hung.

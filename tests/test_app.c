@@ -1074,12 +1074,31 @@ END_TEST
 START_TEST(replaced_database_fails_writes_and_is_not_migrated) { vanish_under_app(TU_GONE_REPLACED); }
 END_TEST
 
+/* A PostgreSQL URI and no driver: the PostgreSQL driver (an unreachable
+ * server is a 503), or in a build without libpq a 400 on "database". */
+START_TEST(postgres_uri_picks_its_driver) {
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.database = "postgresql:///none?host=/nonexistent-be-dir&connect_timeout=2";
+  be_app *app = NULL;
+  be_error *e = NULL;
+  if (be_postgres_driver() == NULL) {
+    ck_assert_int_eq(be_app_new(&app, &o, &e), BE_E_VALIDATION);
+    ck_assert_str_eq(be_error_field_name(e, 0), "database");
+  } else {
+    ck_assert_int_eq(be_app_new(&app, &o, &e), BE_E_DB_UNREACHABLE);
+  }
+  ck_assert_ptr_null(app);
+  be_error_free(e);
+}
+END_TEST
+
 static Suite *app_suite(void) {
   be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL);
   Suite *s = suite_create("app");
   TCase *tc = tcase_create("app");
   tcase_set_timeout(tc, 240);
   tcase_add_test(tc, options_are_validated);
+  tcase_add_test(tc, postgres_uri_picks_its_driver);
   tcase_add_test(tc, memory_apps_are_private_and_shared_by_the_pool);
   tcase_add_test(tc, file_database_migrates_once_with_host_migrations);
   tcase_add_test(tc, app_allocation_failures_leak_nothing);

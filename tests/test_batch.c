@@ -435,6 +435,7 @@ START_TEST(batch_rejects_injection_in_names) {
   ck_assert_int_eq(be_batch_options_init(&o, BE_BATCH_OPTIONS_VERSION), BE_OK);
   ck_assert_ptr_null(o.table);
   ck_assert_int_eq(be_batch_default_strategy(NULL), BE_BATCH_IN_LIST);
+  ck_assert_int_eq(be_batch_default_strategy(be_sqlite_driver()), BE_BATCH_IN_LIST);
   be_batch_result_free(NULL);
   ck_assert_uint_eq(be_batch_result_key_count(NULL), 0);
   ck_assert_uint_eq(be_batch_result_group(NULL, 0, NULL), 0);
@@ -498,6 +499,13 @@ START_TEST(batch_one_to_one_and_empty) {
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, big, n, NULL), BE_OK);
   ck_assert_int_eq(be_scope_query_count(sc), 3); /* one statement */
   be_batch_result_free(res);
+  /* SQLite has no array parameters (BE_FEATURE_ARRAY_PARAM): refused, typed */
+  o.strategy = BE_BATCH_ARRAY;
+  TU_EXPECT_ERR(BE_E_UNSUPPORTED, be_batch_load_int64(&res, c, &o, big, n, &tu_e));
+  ck_assert_ptr_null(res);
+  o.strategy = BE_BATCH_ARRAY + 1;
+  TU_EXPECT_ERR(BE_E_VALIDATION, be_batch_load_int64(&res, c, &o, big, n, &tu_e));
+  ck_assert_int_eq(be_scope_query_count(sc), 3); /* neither ran a statement */
   free(big);
   be_scope_free(sc);
   be_conn_close(c);

@@ -7,6 +7,7 @@
 
 #include <backend/fault.h>
 #include <backend/pool.h>
+#include <backend/postgres.h>
 #include <backend/scope.h>
 #include <backend/sqlite.h>
 #include <backend/tx.h>
@@ -353,7 +354,8 @@ START_TEST(bad_options) {
   o.version = 7;
   expect_bad(o, BE_E_MISUSE, NULL);
   o = mock_opts(2, 10);
-  o.driver = NULL;
+  o.driver = NULL; /* chosen by dsn, which is missing */
+  o.dsn = NULL;
   expect_bad(o, BE_E_MISUSE, NULL);
   o = mock_opts(2, 10);
   o.dsn = NULL;
@@ -2141,6 +2143,35 @@ START_TEST(conn_lost_on_reset_is_replaced) {
 }
 END_TEST
 
+/* No driver: the DSN picks it (SQLite, or PostgreSQL for its URIs). */
+START_TEST(driver_follows_the_dsn) {
+  ck_assert_int_eq(be_postgres_dsn("postgres://h/db"), 1);
+  ck_assert_int_eq(be_postgres_dsn("postgresql:///db?host=/tmp"), 1);
+  ck_assert_int_eq(be_postgres_dsn("postgres:/x"), 0);
+  ck_assert_int_eq(be_postgres_dsn("app.db"), 0);
+  ck_assert_int_eq(be_postgres_dsn(NULL), 0);
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.dsn = ":memory:";
+  o.min_conns = 1;
+  o.max_conns = 1;
+  be_pool *p = NULL;
+  ck_assert_int_eq(be_pool_new(&p, &o, NULL), BE_OK);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  ck_assert_ptr_eq(be_conn_driver(c), be_sqlite_driver());
+  be_pool_release(p, c);
+  be_pool_free(p);
+  /* a PostgreSQL URI: its driver, or a typed refusal in a build without libpq */
+  o.dsn = "postgresql:///none?host=/nonexistent-be-dir&connect_timeout=2";
+  be_error *e = NULL;
+  int32_t want = be_postgres_driver() ? BE_E_DB_UNREACHABLE : BE_E_UNSUPPORTED;
+  ck_assert_int_eq(be_pool_new(&p, &o, &e), want);
+  ck_assert_ptr_null(p);
+  ck_assert_int_eq(be_error_code(e), want);
+  be_error_free(e);
+}
+END_TEST
+
 /* ---- connection setup: connection_init_sql and connection_init ---- */
 
 typedef struct init_seen {
@@ -2326,6 +2357,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, options_defaults);
   tcase_add_test(tc, options_version_1_still_works);
   tcase_add_test(tc, bad_options);
+  tcase_add_test(tc, driver_follows_the_dsn);
   tcase_add_test(tc, null_arguments);
   tcase_add_test(tc, new_opens_min_and_reports_unreachable);
   tcase_add_test(tc, idle_reused_most_recent_first);

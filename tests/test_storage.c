@@ -14,6 +14,7 @@
 #include <backend/sqlite.h>
 #include <backend/tx.h>
 
+#include "pg_sql.h"
 #include "storage.h"
 
 static char *tmpdir;
@@ -1531,6 +1532,49 @@ END_TEST
 START_TEST(replaced_database_is_detected) { moved_file_is_detected(TU_GONE_REPLACED); }
 END_TEST
 
+
+/* PostgreSQL's placeholder translation and script splitting are pure text
+ * work: tested here, without a server (tests/test_postgres.c runs them
+ * against one). */
+static void expect_translation(const char *in, const char *want, int32_t want_params) {
+  char *out = NULL;
+  int32_t n = -1;
+  ck_assert_int_eq(be__pg_translate(&out, &n, NULL, in, strlen(in), NULL), BE_OK);
+  ck_assert_str_eq(out, want);
+  ck_assert_int_eq(n, want_params);
+  be_free(out);
+}
+
+START_TEST(postgres_placeholders_and_scripts) {
+  expect_translation("SELECT ?, ?", "SELECT $1, $2", 2);
+  expect_translation("SELECT ?2, ?, ?1", "SELECT $2, $3, $1", 3);
+  expect_translation("SELECT $1, ?", "SELECT $1, $2", 2);
+  expect_translation("SELECT '?''?', \"a?\", E'\\'?', x -- ?\n?", "SELECT '?''?', \"a?\", E'\\'?', x -- ?\n$1", 1);
+  expect_translation("/* ? /* ? */ ? */ $$?$$ $t$ ? $t$ ?", "/* ? /* ? */ ? */ $$?$$ $t$ ? $t$ $1", 1);
+  expect_translation("SELECT a$1 FROM t", "SELECT a$1 FROM t", 1);
+  expect_translation("SELECT 'unterminated ?", "SELECT 'unterminated ?", 0);
+  char *out = NULL;
+  int32_t n = 0;
+  be_error *e = NULL;
+  ck_assert_int_eq(be__pg_translate(&out, &n, NULL, "SELECT ?0", 9, &e), BE_E_MISUSE);
+  ck_assert_ptr_null(out);
+  be_error_free(e);
+  ck_assert_int_eq(be__pg_translate(&out, &n, NULL, "SELECT ?65536", 13, NULL), BE_E_MISUSE);
+  uint8_t used[8192] = {0};
+  ck_assert_int_eq(be__pg_translate(&out, &n, used, "SELECT ?3, ?1", 13, NULL), BE_OK);
+  be_free(out);
+  ck_assert_int_eq(n, 3);
+  ck_assert_int_eq(used[0], (1 << 1) | (1 << 3));
+  const char *script = "SELECT ';'; DO $x$ BEGIN NULL; END $x$; -- ;\nSELECT 1";
+  size_t first = be__pg_next_statement(script, strlen(script));
+  ck_assert_uint_eq(first, strlen("SELECT ';';"));
+  size_t second = be__pg_next_statement(script + first, strlen(script) - first);
+  ck_assert_uint_eq(second, strlen(" DO $x$ BEGIN NULL; END $x$;"));
+  const char *last = script + first + second;
+  ck_assert_uint_eq(be__pg_next_statement(last, strlen(last)), strlen(last));
+}
+END_TEST
+
 static Suite *storage_suite(void) {
   Suite *s = suite_create("storage");
   TCase *tc = tcase_create("sqlite");
@@ -1565,6 +1609,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, deleted_database_is_detected);
   tcase_add_test(tc, renamed_database_is_detected);
   tcase_add_test(tc, replaced_database_is_detected);
+  tcase_add_test(tc, postgres_placeholders_and_scripts);
   suite_add_tcase(s, tc);
   return s;
 }

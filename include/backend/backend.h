@@ -16,6 +16,7 @@
 #include <backend/incident.h>
 #include <backend/cache.h>
 #include <backend/storage.h>
+#include <backend/postgres.h>
 #include <backend/sqlite.h>
 #include <backend/fault.h>
 #include <backend/tx.h>

@@ -15,8 +15,10 @@
  * where values; chunk sizes are rounded up to powers of two so the
  * connection's statement cache sees few distinct texts), or as one JSON
  * text parameter, `IN (SELECT value FROM json_each(?))`, when the driver
- * has BE_FEATURE_JSON_EACH. BE_BATCH_AUTO picks the measured faster one
- * (see be_batch_default_strategy()).
+ * has BE_FEATURE_JSON_EACH, or as one array parameter, `= ANY($1)`, when
+ * it has BE_FEATURE_ARRAY_PARAM (PostgreSQL: 100,000 keys are one
+ * statement). BE_BATCH_AUTO picks the measured faster one (see
+ * be_batch_default_strategy()).
  *
  * The result holds every row once, grouped by key: groups follow the order
  * in which the keys first appear in the caller's list, and rows inside a
@@ -53,6 +55,7 @@ BE_BEGIN_DECLS
 #define BE_BATCH_AUTO 0      /**< the measured default for the driver */
 #define BE_BATCH_IN_LIST 1   /**< key IN (?, ?, ...), chunked at the bind limit */
 #define BE_BATCH_JSON_EACH 2 /**< key IN (SELECT value FROM json_each(?)) */
+#define BE_BATCH_ARRAY 3     /**< key = ANY(?): every key in one array parameter (BE_FEATURE_ARRAY_PARAM) */
 /** @} */
 
 /** The be_batch_options layout this header describes (its version field). */
@@ -78,7 +81,7 @@ typedef struct be_batch_options {
   const char *const *order_by;
   size_t order_by_count; /**< number of entries in order_by (0: no ORDER BY) */
   int32_t relation;      /**< BE_BATCH_MANY (default) or BE_BATCH_ONE */
-  int32_t strategy;      /**< BE_BATCH_AUTO (default), _IN_LIST, _JSON_EACH */
+  int32_t strategy;      /**< BE_BATCH_AUTO (default), _IN_LIST, _JSON_EACH, _ARRAY */
   /** Most keys per statement; 0 = no limit beyond the driver's. */
   int32_t max_chunk;
 } be_batch_options;
@@ -101,8 +104,8 @@ BE_API int be_batch_options_init(be_batch_options *opts, uint32_t version);
  * The strategy BE_BATCH_AUTO uses for a driver. Thread-safety: safe.
  *
  * @param driver  the driver table, or NULL.
- * @return BE_BATCH_IN_LIST or BE_BATCH_JSON_EACH; BE_BATCH_IN_LIST for
- *         NULL.
+ * @return BE_BATCH_ARRAY for a driver with BE_FEATURE_ARRAY_PARAM,
+ *         else BE_BATCH_IN_LIST (also for NULL).
  */
 BE_API int32_t be_batch_default_strategy(const be_driver *driver);
 
@@ -127,7 +130,8 @@ typedef struct be_batch_result be_batch_result;
  *         n_keys > 0, bad opts version); BE_E_VALIDATION (bad identifier or
  *         ORDER BY term, bad relation/strategy/max_chunk, more where values
  *         than the bind limit; the field is named); BE_E_UNSUPPORTED
- *         (BE_BATCH_JSON_EACH on a driver without it); BE_E_CONFLICT
+ *         (BE_BATCH_JSON_EACH or BE_BATCH_ARRAY on a driver without
+ *         the feature); BE_E_CONFLICT
  *         (BE_BATCH_ONE and a key has two rows); driver errors
  *         (BE_E_STORAGE, BE_E_CONN_LOST, ...); BE_E_NOMEM.
  */

@@ -120,7 +120,7 @@ typedef void (*be_pool_leak_fn)(be_pool *pool, const char *file, int32_t line, i
  */
 typedef struct be_pool_options {
   uint32_t version;                 /**< BE_POOL_OPTIONS_VERSION */
-  const be_driver *driver;          /**< required; must outlive the pool */
+  const be_driver *driver;          /**< must outlive the pool [NULL: by dsn, be_postgres_driver() for postgres:// and postgresql://, else be_sqlite_driver()] */
   const char *dsn;                  /**< required; copied (":memory:", a path, a URI) */
   const char *name;                 /**< for log lines and errors; copied ["pool"] */
   int32_t min_conns;                /**< opened up front and kept open [2] */
@@ -255,7 +255,8 @@ BE_API int be_pool_stats_init(be_pool_stats *out, uint32_t version);
  *              borrowed and must outlive the pool.
  * @param err   receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (out or opts NULL, unknown options version,
- *         driver or dsn NULL); BE_E_VALIDATION (a bad value; the field
+ *         dsn NULL); BE_E_UNSUPPORTED (driver NULL and a PostgreSQL dsn
+ *         in a build without libpq); BE_E_VALIDATION (a bad value; the field
  *         error names it: max_conns < 1, min_conns negative or > max_conns,
  *         negative times, validation_window_ms < -1, jitter outside
  *         0..1000, percent outside 0..100, maintenance_interval_ms <= 0

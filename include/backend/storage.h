@@ -90,7 +90,8 @@ BE_BEGIN_DECLS
  * BE_ROW / BE_DONE for step) on success; on failure return a negative
  * BE_E_* code and, when err is not NULL, set *err to a be_error whose code
  * says what happened to the caller (BE_E_BUSY for busy/locked,
- * BE_E_SERIALIZATION for serialization failures and deadlocks,
+ * BE_E_SERIALIZATION or BE_E_BUSY for serialization failures and
+ * deadlocks (both retryable; the PostgreSQL driver gives BE_E_BUSY),
  * BE_E_CONN_LOST when the connection is gone, BE_E_CONFLICT for unique or
  * primary-key violations, BE_E_VALIDATION for NOT NULL / CHECK / foreign
  * key violations, BE_E_STORAGE otherwise), marked retryable where a retry
