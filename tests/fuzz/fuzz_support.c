@@ -313,11 +313,13 @@ static int snapshot_tx(be_conn *conn, void *ud, be_error **err) {
                          "SELECT name FROM sqlite_master WHERE type = 'table'"
                          " AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'"
                          " AND name NOT IN ('auth_epoch', 'password_hash_params')"
-                         " ORDER BY name = 'users' DESC, name",
+                         " ORDER BY name = 'users' DESC, name = 'roles' DESC, name",
                          NULL, err);
   if (rc != BE_OK) return rc;
+  /* Parents first: deleting a parent's rows cascades to its children,
+   * which are put back after it. password_hash_params last: the users
+   * triggers count into it. */
   kit_table_count = be_rows_count(rows);
-  /* password_hash_params last: the users triggers count into it */
   kit_tables = calloc(kit_table_count + 2, sizeof *kit_tables);
   for (size_t i = 0; i < kit_table_count; i++) kit_tables[i] = strdup(be_rows_text(rows, i, 0, NULL));
   kit_tables[kit_table_count++] = strdup("password_hash_params");
