@@ -77,7 +77,8 @@ static void decode_keys(fz_in *in, keys *k, int text, int *bad) {
   for (size_t i = 0; i < k->n; i++) {
     uint8_t p = fz_u8(in);
     if (!text) {
-      k->ints[i] = p < 240 ? (int64_t)(p % 48) - 2 : p < 250 ? 1000 + p % 2 : fz_i64(in);
+      k->ints[i] = p < 240 ? (int64_t)(p % 48) - 2 : p < 250 ? 1000 + p % 2
+                                                             : fz_i64(in);
       continue;
     }
     if (p < 200) {

@@ -23,7 +23,9 @@
 #define KEYS 24
 #define VAL_MAX 300
 
-enum { ABSENT, PRESENT, UNKNOWN };
+enum { ABSENT,
+       PRESENT,
+       UNKNOWN };
 
 typedef struct slot {
   char key[40];
@@ -70,7 +72,9 @@ static void missed(slot *s, const char *what) {
 
 static void do_set(be_cache *c, fz_in *in, slot *s) {
   uint8_t t = fz_u8(in);
-  int64_t ttl = t < 64 ? BE_CACHE_TTL_DEFAULT : t < 128 ? BE_CACHE_TTL_FOREVER : t < 250 ? t % 50 + 1 : -2 - t % 3;
+  int64_t ttl = t < 64 ? BE_CACHE_TTL_DEFAULT : t < 128 ? BE_CACHE_TTL_FOREVER
+                                              : t < 250 ? t % 50 + 1
+                                                        : -2 - t % 3;
   const char *v;
   size_t vl = fz_bytes(in, &v, VAL_MAX - 1);
   be_error *err = NULL;
@@ -82,7 +86,8 @@ static void do_set(be_cache *c, fz_in *in, slot *s) {
     s->state = UNKNOWN;
     return;
   }
-  int64_t ms = ttl == BE_CACHE_TTL_DEFAULT ? opts.default_ttl_ms : ttl == BE_CACHE_TTL_FOREVER ? 0 : ttl;
+  int64_t ms = ttl == BE_CACHE_TTL_DEFAULT ? opts.default_ttl_ms : ttl == BE_CACHE_TTL_FOREVER ? 0
+                                                                                               : ttl;
   s->state = PRESENT;
   memcpy(s->val, v, vl);
   s->vlen = vl;
@@ -242,26 +247,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t op = fz_u8(&in);
     slot *s = &model[fz_u8(&in) % KEYS];
     switch (op % 11) {
-    case 0: case 1: do_set(c, &in, s); break;
-    case 2: do_get(c, s); break;
-    case 3: do_get_copy(c, &in, s); break;
-    case 4: do_load(c, &in, s); break;
-    case 5: do_delete(c, s); break;
-    case 6: do_prefix(c, &in, op & 0x80); break;
-    case 7: {
-      int64_t ms = fz_u8(&in) % 30;
-      FZ_CHECK(be_clock_advance(clock, ms * 1000000, NULL) == BE_OK, "advance");
-      now_ns += ms * 1000000;
-      break;
-    }
-    case 8: FZ_CHECK(be_cache_sweep(NULL, c, fz_u8(&in) % 4, NULL) == BE_OK, "sweep"); break;
-    case 9:
-      if (op & 0x80) {
-        FZ_CHECK(be_cache_clear(c, NULL) == BE_OK, "clear");
-        for (int i = 0; i < KEYS; i++) model[i].state = ABSENT;
+      case 0:
+      case 1: do_set(c, &in, s); break;
+      case 2: do_get(c, s); break;
+      case 3: do_get_copy(c, &in, s); break;
+      case 4: do_load(c, &in, s); break;
+      case 5: do_delete(c, s); break;
+      case 6: do_prefix(c, &in, op & 0x80); break;
+      case 7: {
+        int64_t ms = fz_u8(&in) % 30;
+        FZ_CHECK(be_clock_advance(clock, ms * 1000000, NULL) == BE_OK, "advance");
+        now_ns += ms * 1000000;
+        break;
       }
-      break;
-    default: check_stats(c); break;
+      case 8: FZ_CHECK(be_cache_sweep(NULL, c, fz_u8(&in) % 4, NULL) == BE_OK, "sweep"); break;
+      case 9:
+        if (op & 0x80) {
+          FZ_CHECK(be_cache_clear(c, NULL) == BE_OK, "clear");
+          for (int i = 0; i < KEYS; i++) model[i].state = ABSENT;
+        }
+        break;
+      default: check_stats(c); break;
     }
   }
   check_stats(c);

@@ -75,7 +75,7 @@ static int audit_walk(walk *w, be_app *app, be_audit_query_options o) {
     if (first) rc0 = rc;
     if (rc != BE_OK) {
       FZ_CHECK(rc == BE_E_VALIDATION && (field_named(err, "cursor", "limit", "user_id") ||
-                                          field_named(err, "match_user", "to_ms", "from_ms")),
+                                         field_named(err, "match_user", "to_ms", "from_ms")),
                "be_audit_query: %d %s", rc, be_error_message(err));
       FZ_CHECK(first, "a next cursor was refused: %s", be_error_message(err));
       be_error_free(err);

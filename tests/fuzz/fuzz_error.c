@@ -118,10 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   be_error *e = make(&in, NULL);
   for (int ops = 0; e != NULL && in.n > 0 && ops < 64; ops++) {
     switch (fz_u8(&in) % 4) {
-    case 0: add_field(&in, e); break;
-    case 1: e = make(&in, e); break;
-    case 2: be_error_set_driver_code(e, fz_i64(&in)); break;
-    default: be_error_set_retryable(e, (int32_t)fz_u32(&in)); break;
+      case 0: add_field(&in, e); break;
+      case 1: e = make(&in, e); break;
+      case 2: be_error_set_driver_code(e, fz_i64(&in)); break;
+      default: be_error_set_retryable(e, (int32_t)fz_u32(&in)); break;
     }
     if (e != NULL) check_json(e);
   }

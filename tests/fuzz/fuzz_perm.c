@@ -86,9 +86,9 @@ static void model_reset(void) {
 /* ---- decoding ---- */
 
 static const char *role_pool[] = {"admin", "member", "r0", "r1", "editor", "a.b-c_D"};
-static const char *perm_pool[] = {"*",     "posts:read", "posts:write", "posts:*", "profile:write",
-                                  "a:b",   "a:*",        "a-b:c.d",     "posts",   "posts:",
-                                  ":read", "posts:r*",   "*:read",      "a:b:c"};
+static const char *perm_pool[] = {"*", "posts:read", "posts:write", "posts:*", "profile:write",
+                                  "a:b", "a:*", "a-b:c.d", "posts", "posts:",
+                                  ":read", "posts:r*", "*:read", "a:b:c"};
 
 /* A name: from a pool, or arbitrary bytes (NUL-terminated copy in buf;
  * *len is what the call gets: exact, or BE_NUL_TERMINATED). */
@@ -119,7 +119,9 @@ static int name_valid(const char *buf, size_t len, int is_perm) {
 static int64_t user(fz_in *in, be_testkit *kit, int *u) {
   uint8_t pick = fz_u8(in) % 6;
   *u = pick < USERS ? pick : -1;
-  return pick < USERS ? be_testkit_user_id(kit, pick) : pick == 3 ? 999999 : pick == 4 ? 0 : -5;
+  return pick < USERS ? be_testkit_user_id(kit, pick) : pick == 3 ? 999999
+                                                      : pick == 4 ? 0
+                                                                  : -5;
 }
 
 static void expect(const char *what, int rc, be_error *err, int want) {
@@ -137,12 +139,14 @@ static void op_role(fz_in *in, be_app *app, int op) {
   role *m = name_valid(rb, rl, 0) ? find_role(rb) : NULL;
   be_error *err = NULL;
   if (op == 0) {
-    int want = !name_valid(rb, rl, 0) ? BE_E_VALIDATION : m ? BE_E_CONFLICT : BE_OK;
+    int want = !name_valid(rb, rl, 0) ? BE_E_VALIDATION : m ? BE_E_CONFLICT
+                                                            : BE_OK;
     if (want == BE_OK && nroles == MAX_ROLES) return;
     expect("be_perm_role_create", be_perm_role_create(NULL, app, 0, r, rl, &err), err, want);
     if (want == BE_OK) memset(&roles[nroles], 0, sizeof(role)), strcpy(roles[nroles++].name, rb);
   } else {
-    int want = !name_valid(rb, rl, 0) ? BE_E_VALIDATION : m ? BE_OK : BE_E_NOT_FOUND;
+    int want = !name_valid(rb, rl, 0) ? BE_E_VALIDATION : m ? BE_OK
+                                                            : BE_E_NOT_FOUND;
     expect("be_perm_role_delete", be_perm_role_delete(app, 0, r, rl, &err), err, want);
     if (m) *m = roles[--nroles];
   }
@@ -155,7 +159,8 @@ static void op_grant(fz_in *in, be_app *app, int grant) {
   const char *p = name(in, pb, &pl, perm_pool, 14);
   role *m = name_valid(rb, rl, 0) ? find_role(rb) : NULL;
   int valid = name_valid(rb, rl, 0) && name_valid(pb, pl, 1);
-  int want = !valid ? BE_E_VALIDATION : m ? BE_OK : BE_E_NOT_FOUND;
+  int want = !valid ? BE_E_VALIDATION : m ? BE_OK
+                                          : BE_E_NOT_FOUND;
   int at = m ? find_perm(m, pb) : -1;
   if (want == BE_OK && grant && at < 0 && m->nperms == MAX_PERMS) return;
   be_error *err = NULL;
@@ -174,8 +179,8 @@ static void op_assign(fz_in *in, be_app *app, be_testkit *kit, int assign) {
   const char *r = name(in, rb, &rl, role_pool, 6);
   role *m = name_valid(rb, rl, 0) ? find_role(rb) : NULL;
   int want = uid <= 0 || !name_valid(rb, rl, 0) ? BE_E_VALIDATION
-             : m == NULL || u < 0                ? BE_E_NOT_FOUND
-                                                 : BE_OK;
+             : m == NULL || u < 0               ? BE_E_NOT_FOUND
+                                                : BE_OK;
   be_error *err = NULL;
   if (assign) expect("be_perm_user_assign", be_perm_user_assign(app, 0, uid, r, rl, &err), err, want);
   else expect("be_perm_user_unassign", be_perm_user_unassign(app, 0, uid, r, rl, &err), err, want);
@@ -196,8 +201,8 @@ static void op_check(fz_in *in, be_app *app, be_testkit *kit) {
   size_t pl;
   const char *p = name(in, pb, &pl, perm_pool, 14);
   int want = uid <= 0 || !name_valid(pb, pl, 1) ? BE_E_VALIDATION
-             : allowed(u, pb)                    ? BE_OK
-                                                 : BE_E_FORBIDDEN;
+             : allowed(u, pb)                   ? BE_OK
+                                                : BE_E_FORBIDDEN;
   be_error *err = NULL;
   expect("be_perm_check", be_perm_check(app, uid, p, pl, &err), err, want);
 }

@@ -100,7 +100,9 @@ static void emit(jp *p, uint32_t cp) {
  * -1 when malformed, overlong, a surrogate or above U+10FFFF. */
 static int64_t utf8_seq(jp *p) {
   unsigned char c = p->s[p->i];
-  int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+  int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3
+                          : c >= 0xC0 ? 2
+                                      : 0;
   if (len == 0 || c > 0xF4 || p->i + (size_t)len > p->n) return -1;
   uint32_t cp = c & (0x7F >> len);
   for (int k = 1; k < len; k++) {
@@ -238,13 +240,13 @@ static int value(jp *p) {
   ws(p);
   if (p->i >= p->n) return 0;
   switch (p->s[p->i]) {
-  case '{': return container(p, '}');
-  case '[': return container(p, ']');
-  case '"': return string(p);
-  case 't': return literal(p, "true");
-  case 'f': return literal(p, "false");
-  case 'n': return literal(p, "null");
-  default: return (p->s[p->i] == '-' || (p->s[p->i] >= '0' && p->s[p->i] <= '9')) && number(p);
+    case '{': return container(p, '}');
+    case '[': return container(p, ']');
+    case '"': return string(p);
+    case 't': return literal(p, "true");
+    case 'f': return literal(p, "false");
+    case 'n': return literal(p, "null");
+    default: return (p->s[p->i] == '-' || (p->s[p->i] >= '0' && p->s[p->i] <= '9')) && number(p);
   }
 }
 

@@ -43,9 +43,9 @@ char *fz_json_member_string(const char *s, size_t n, const char *key, size_t *ou
 int fz_text_ok(const char *s, size_t n);
 
 /* Abort with a message when cond is false (libFuzzer records the input). */
-#define FZ_CHECK(cond, ...)                                          \
-  do {                                                               \
-    if (!(cond)) fz_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);   \
+#define FZ_CHECK(cond, ...)                                       \
+  do {                                                            \
+    if (!(cond)) fz_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); \
   } while (0)
 _Noreturn void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
   __attribute__((format(printf, 4, 5)));

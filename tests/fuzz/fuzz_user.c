@@ -223,7 +223,9 @@ static void op_delete(fz_in *in, be_app *app) {
   int at = find_id(id);
   be_error *err = NULL;
   int rc = be_user_delete(app, 0, id, &err);
-  fz_expect("be_user_delete", rc, err, id <= 0 ? BE_E_VALIDATION : at < 0 ? BE_E_NOT_FOUND : BE_OK, 1);
+  fz_expect("be_user_delete", rc, err, id <= 0 ? BE_E_VALIDATION : at < 0 ? BE_E_NOT_FOUND
+                                                                          : BE_OK,
+            1);
   if (rc == BE_OK) ids[at] = ids[--nusers], memcpy(emails[at], emails[nusers], sizeof emails[0]);
   if (id > 0) check_user(app, id);
 }
@@ -276,11 +278,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
   for (int ops = 0; in.n > 0 && ops < 24; ops++) {
     switch (fz_u8(&in) % 5) {
-    case 0: op_create(&in, app); break;
-    case 1: op_update(&in, app); break;
-    case 2: op_delete(&in, app); break;
-    case 3: op_get_many(&in, app); break;
-    default: op_by_email(&in, app); break;
+      case 0: op_create(&in, app); break;
+      case 1: op_update(&in, app); break;
+      case 2: op_delete(&in, app); break;
+      case 3: op_get_many(&in, app); break;
+      default: op_by_email(&in, app); break;
     }
   }
   return 0;

@@ -50,9 +50,9 @@
 typedef struct worker {
   int id;
   uint64_t rng;
-  int64_t increments;           /* committed counter increments */
-  int64_t acquires;             /* direct pool acquires */
-  int64_t lookups;              /* standalone cache lookups */
+  int64_t increments;            /* committed counter increments */
+  int64_t acquires;              /* direct pool acquires */
+  int64_t lookups;               /* standalone cache lookups */
   _Atomic(const char *) current; /* the operation running, for the watchdog */
 } worker;
 
@@ -233,40 +233,40 @@ static void op_cache(worker *w) {
   size_t kl = (size_t)snprintf(key, sizeof key, "%s%d", k % 2 ? "a:" : "b:", k);
   be_cache_entry *e = NULL;
   switch (rnd(w) % 6) {
-  case 0: {
-    size_t vl = (size_t)snprintf(val, sizeof val, "v:%s", key);
-    expect("be_cache_set", be_cache_set(cache, key, kl, val, vl, (int64_t)(rnd(w) % 50) + 1, NULL), NULL, BE_OK, 1);
-    break;
-  }
-  case 1:
-    w->lookups++;
-    if (be_cache_get(&e, cache, key, kl, NULL) == BE_OK) {
+    case 0: {
+      size_t vl = (size_t)snprintf(val, sizeof val, "v:%s", key);
+      expect("be_cache_set", be_cache_set(cache, key, kl, val, vl, (int64_t)(rnd(w) % 50) + 1, NULL), NULL, BE_OK, 1);
+      break;
+    }
+    case 1:
+      w->lookups++;
+      if (be_cache_get(&e, cache, key, kl, NULL) == BE_OK) {
+        size_t vl = 0;
+        const void *v = be_cache_entry_value(e, &vl);
+        check_value(key, kl, v, vl);
+        be_cache_entry_release(e);
+      }
+      break;
+    case 2: {
+      size_t len = 0;
+      w->lookups++;
+      int rc = be_cache_get_copy(val, sizeof val, &len, cache, key, kl, NULL);
+      if (rc == BE_OK) check_value(key, kl, val, len);
+      else expect("be_cache_get_copy", rc, NULL, BE_E_NOT_FOUND, 1);
+      break;
+    }
+    case 3: {
+      w->lookups++;
+      expect("be_cache_get_or_load", be_cache_get_or_load(&e, NULL, cache, key, kl, cache_loader, NULL, NULL),
+             NULL, BE_OK, 1);
       size_t vl = 0;
       const void *v = be_cache_entry_value(e, &vl);
       check_value(key, kl, v, vl);
       be_cache_entry_release(e);
+      break;
     }
-    break;
-  case 2: {
-    size_t len = 0;
-    w->lookups++;
-    int rc = be_cache_get_copy(val, sizeof val, &len, cache, key, kl, NULL);
-    if (rc == BE_OK) check_value(key, kl, val, len);
-    else expect("be_cache_get_copy", rc, NULL, BE_E_NOT_FOUND, 1);
-    break;
-  }
-  case 3: {
-    w->lookups++;
-    expect("be_cache_get_or_load", be_cache_get_or_load(&e, NULL, cache, key, kl, cache_loader, NULL, NULL),
-           NULL, BE_OK, 1);
-    size_t vl = 0;
-    const void *v = be_cache_entry_value(e, &vl);
-    check_value(key, kl, v, vl);
-    be_cache_entry_release(e);
-    break;
-  }
-  case 4: expect("be_cache_delete", be_cache_delete(cache, key, kl, NULL), NULL, BE_OK, BE_E_NOT_FOUND, 1); break;
-  default: expect("be_cache_invalidate_prefix", be_cache_invalidate_prefix(cache, "a:", 2, NULL), NULL, BE_OK, 1);
+    case 4: expect("be_cache_delete", be_cache_delete(cache, key, kl, NULL), NULL, BE_OK, BE_E_NOT_FOUND, 1); break;
+    default: expect("be_cache_invalidate_prefix", be_cache_invalidate_prefix(cache, "a:", 2, NULL), NULL, BE_OK, 1);
   }
 }
 
@@ -348,7 +348,7 @@ static void setup(const char *path) {
   be_app_options o = BE_APP_OPTIONS_INIT;
   o.database = path;
   o.pool_min = 2;
-  o.pool_max = 4; /* fewer connections than threads: acquires queue */
+  o.pool_max = 4;           /* fewer connections than threads: acquires queue */
   o.cache_max_entries = 16; /* fewer than the users: evictions */
   o.insecure_test_hashing = 1;
   o.pwhash_opslimit = crypto_pwhash_argon2id_OPSLIMIT_MIN;
