@@ -196,6 +196,7 @@ static void op_update(fz_in *in, be_app *app) {
   input(in, &ui, &r);
   char norm[400];
   normalise(norm, r.email, r.elen, 1);
+  if (id > 0) check_user(app, id); /* cached before the update, as in a running app */
   be_user *u = NULL;
   be_error *err = NULL;
   int rc = be_user_update(&u, app, 0, id, &ui, &err);
@@ -221,6 +222,7 @@ static void op_update(fz_in *in, be_app *app) {
 static void op_delete(fz_in *in, be_app *app) {
   int64_t id = pick_id(in);
   int at = find_id(id);
+  if (id > 0) check_user(app, id); /* cached before the delete */
   be_error *err = NULL;
   int rc = be_user_delete(app, 0, id, &err);
   fz_expect("be_user_delete", rc, err, id <= 0 ? BE_E_VALIDATION : at < 0 ? BE_E_NOT_FOUND
