@@ -529,9 +529,13 @@ int main(int argc, char **argv) {
   check_all();
   be_cache_free(cache);
   be_app_free(app);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  static const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
+  for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+    char f[80];
+    snprintf(f, sizeof f, "%s%s", path, suffixes[i]);
+    unlink(f);
+  }
+  if (rmdir(dir) != 0) fprintf(stderr, "could not remove %s\n", dir);
   printf("thread_stress: ok\n");
   return 0;
 }
