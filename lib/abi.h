@@ -98,7 +98,7 @@
   /* backend/slowlog.h */                                                                   \
   I(BE_SLOWLOG_OPTIONS_VERSION)                                                             \
   /* backend/app.h */                                                                       \
-  I(BE_APP_HOST_MIGRATION_MIN) I(BE_APP_OPTIONS_VERSION)                                    \
+  I(BE_APP_HOST_MIGRATION_MIN) I(BE_APP_OPTIONS_VERSION) I(BE_APP_TABLE_PREFIX_MAX)                                    \
   /* backend/mailer.h */                                                                    \
   I(BE_MAILER_VERSION)                                                                      \
   /* backend/user.h */                                                                      \

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The app object: the wiring. be_app_new() makes the resources, applies
- * the migrations, then makes each service's state from the resources;
- * be_app_free() undoes it in reverse. This is the only file that knows
- * every service.
+ * The app object: the wiring. be_app_new() checks the options, makes the
+ * resources, sets the database up (migrations and the audit key check in
+ * one transaction on a connection of its own, so a failed open changes
+ * nothing), opens the pool, then makes each service's state from the
+ * resources; be_app_free() undoes it in reverse. This is the only file
+ * that knows every service.
  *
  * The services' layers; each uses only the layers below it (and user.c
  * two of its neighbours: permission.c to bump the authorisation epoch,
@@ -23,6 +25,7 @@
  *               svc_input.c   client strings, emails, ids, cursors
  *               svc_time.c    wall-clock time, ms <-> ns
  *               svc_schema.c  the services' tables (applied by the wiring)
+ *               svc_catalog.c the services' SQL, expanded with the table prefix
  *                 |
  *   resources   app_resources.c: options, database, pool, cache, clock,
  *                 |              mailer; struct be_app's layout
@@ -34,6 +37,7 @@
  */
 #include <backend/app.h>
 #include <backend/migrate.h>
+#include <backend/tx.h>
 
 #include <sodium.h>
 
@@ -42,7 +46,9 @@
 #include "audit.h"
 #include "auth.h"
 #include "error.h"
+#include "migrate.h"
 #include "permission.h"
+#include "svc_catalog.h"
 #include "svc_input.h"
 #include "svc_schema.h"
 #include "svc_sql.h"
@@ -54,18 +60,36 @@ int be_app_options_init(be_app_options *opts, uint32_t version) {
   return BE_OK;
 }
 
-/* libbackend's migrations, then the host's. */
-static int migrate(const be__app_res *res, be_error **err) {
+/* The setup transaction: libbackend's migrations, then the host's (each
+ * migrator records in its own table), then the audit key check -- all or
+ * nothing. */
+static int setup_tx(be_conn *conn, void *ud, be_error **err) {
+  const be__app_res *res = ud;
   be_migrator *m = NULL;
-  be_conn *conn = NULL;
   int rc = be_migrator_new(&m, err);
-  if (rc == BE_OK) rc = be__svc_schema_register(m, err);
-  if (rc == BE_OK) rc = be__svc_acquire(res, &conn, err);
-  if (rc == BE_OK) rc = be_migrator_apply(NULL, m, conn, err);
+  if (rc == BE_OK) rc = be__svc_schema_register(m, res->opts.table_prefix, err);
+  if (rc == BE_OK) rc = be__migrator_apply_in_tx(m, conn, err);
   if (rc == BE_OK && res->opts.host_migrations)
-    rc = be_migrator_apply(NULL, res->opts.host_migrations, conn, err);
-  if (conn) be__svc_release(res, conn);
+    rc = be__migrator_apply_in_tx(res->opts.host_migrations, conn, err);
+  if (rc == BE_OK) rc = be__audit_open(res, conn, err);
   be_migrator_free(m);
+  return rc;
+}
+
+/* Set the database up on one connection, in one transaction, before the
+ * pool opens: an open that fails leaves the file as it was (the journal
+ * mode too: the pool's connections set it afterwards). No retry: the
+ * driver's busy timeout already waited for a lock. */
+static int setup(be__app_res *res, be_error **err) {
+  be_conn *conn = NULL;
+  int rc = be__app_res_setup_conn(res, &conn, err);
+  if (rc == BE_OK) {
+    be_tx_options to = BE_TX_OPTIONS_INIT;
+    to.mode = BE_TX_IMMEDIATE;
+    to.max_retries = 0;
+    rc = be_tx_run_ex(conn, &to, setup_tx, res, err);
+  }
+  be__app_res_setup_close(res, conn, rc != BE_OK);
   return rc;
 }
 
@@ -89,8 +113,10 @@ int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   if (app == NULL) return be__error_oom(err);
   atomic_init(&app->user_gen, 0);
   int rc = be__app_res_open(&app->res, opts, err);
-  if (rc == BE_OK) rc = migrate(&app->res, err);
-  if (rc == BE_OK) rc = be__audit_open(&app->res, err);
+  if (rc == BE_OK) rc = be__auth_check_options(&app->res.opts, err);
+  if (rc == BE_OK) rc = be__svc_catalog_new(&app->res.sql, app->res.opts.table_prefix, err);
+  if (rc == BE_OK) rc = setup(&app->res, err);
+  if (rc == BE_OK) rc = be__app_res_open_pool(&app->res, err);
   if (rc == BE_OK) rc = be__perm_new(&app->perm, &app->res, err);
   if (rc == BE_OK) rc = be__auth_new(&app->auth, &app->res, err);
   forget_peppers(&app->res.opts);
@@ -103,6 +129,7 @@ void be_app_free(be_app *app) {
   if (app == NULL) return;
   be__auth_free(app->auth);
   be__perm_free(app->perm);
+  be__svc_catalog_free(app->res.sql);
   be__app_res_close(&app->res);
   be__free(app);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The app's resources: options checked and resolved, the database (and
- * its keeper), the pool and the shared cache.
+ * its keeper), the setup connection, the pool and the shared cache.
  *
  * ":memory:" with the SQLite driver. Every SQLite connection to ":memory:"
  * is its own empty database, so a pool of them would scatter the tables.
@@ -27,10 +27,14 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
 #include "migrate.h"
+#include "sqlite.h"
+#include "storage.h"
 
 #define MIB (INT64_C(1024) * 1024)
 /* Longest time option: about 100 years in ms (times 1e6 still fits int64 ns). */
@@ -96,7 +100,15 @@ static void resolve_storage(checker *c, be_app_options *o) {
   if (o->cache_max_bytes < 0) bad(c, "cache_max_bytes", "must not be negative");
   else if (o->cache_max_bytes == 0) o->cache_max_bytes = 64 * MIB;
   ms_opt(c, &o->user_cache_ttl_ms, 300000, MS_MAX, "user_cache_ttl_ms");
+  if (o->cache_lru_mode < BE_CACHE_LRU_DEFAULT || o->cache_lru_mode > BE_CACHE_LRU_APPROX)
+    bad(c, "cache_lru_mode", "must be BE_CACHE_LRU_DEFAULT (0), _EXACT (1) or _APPROX (2)");
+  i32_opt(c, &o->cache_shard_count, 16, 1, 1024, "cache_shard_count", "must be 1..1024");
   if (o->clock == NULL) o->clock = be_clock_system();
+  if (o->table_prefix == NULL) o->table_prefix = "be_";
+  else if (strnlen(o->table_prefix, BE_APP_TABLE_PREFIX_MAX + 1) > BE_APP_TABLE_PREFIX_MAX ||
+           !be__ident_valid(o->table_prefix))
+    bad(c, "table_prefix",
+        "must be 1..32 bytes: an ASCII letter or '_', then ASCII letters, digits or '_'");
   /* A host version below the minimum that libbackend already applied would
    * be skipped silently as "applied" (and later ones would collide with
    * libbackend's future migrations). */
@@ -223,6 +235,9 @@ static int open_pool(be__app_res *res, be_error **err) {
   po.max_conns = res->opts.pool_max;
   po.acquire_timeout_ms = res->opts.acquire_timeout_ms;
   po.clock = res->opts.clock;
+  po.connection_init_sql = res->opts.connection_init_sql;
+  po.connection_init = res->opts.connection_init;
+  po.connection_init_user_data = res->opts.connection_init_user_data;
   return be_pool_new(&res->pool, &po, err);
 }
 
@@ -232,6 +247,8 @@ static int open_cache(be__app_res *res, be_error **err) {
   co.max_bytes = res->opts.cache_max_bytes;
   co.default_ttl_ms = res->opts.user_cache_ttl_ms;
   co.clock = res->opts.clock;
+  co.lru_mode = res->opts.cache_lru_mode;
+  co.shard_count = (uint32_t)res->opts.cache_shard_count;
   int rc = be_cache_new(&res->cache, &co, err);
   if (rc == BE_OK) rc = be_cache_register_prefix(res->cache, "user:", 5, err);
   return rc;
@@ -247,20 +264,56 @@ int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **er
   res->database = be__strdup(o.database);
   if (res->database == NULL) return be__error_oom(err);
   res->opts.database = res->database;
+  memcpy(res->table_prefix, o.table_prefix, strlen(o.table_prefix) + 1);
+  res->opts.table_prefix = res->table_prefix;
   if (o.audit_key != NULL) {
     memcpy(res->audit_key, o.audit_key, o.audit_key_len);
     res->audit_key_len = o.audit_key_len;
     res->opts.audit_key = res->audit_key;
   }
   rc = make_dsn(res, err);
-  if (rc == BE_OK) rc = open_pool(res, err);
   if (rc == BE_OK) rc = open_cache(res, err);
+  return rc;
+}
+
+/* 1 when the SQLite DSN is a plain file path (not a URI, not memory). */
+static int plain_path(const char *dsn) {
+  return dsn[0] != '\0' && strcmp(dsn, ":memory:") != 0 && strncmp(dsn, "file:", 5) != 0;
+}
+
+int be__app_res_setup_conn(be__app_res *res, be_conn **out, be_error **err) {
+  *out = NULL;
+  int rc = be__sqlite_driver_keep_journal(&res->setup_driver, res->opts.driver, err);
+  if (rc != BE_OK) return rc;
+  struct stat st;
+  res->setup_creates = res->setup_driver != NULL && plain_path(res->dsn) && stat(res->dsn, &st) != 0;
+  const be_driver *d = res->setup_driver ? res->setup_driver : res->opts.driver;
+  return be_conn_open(out, d, res->dsn, err);
+}
+
+void be__app_res_setup_close(be__app_res *res, be_conn *conn, int failed) {
+  be_conn_close(conn);
+  be_sqlite_driver_free(res->setup_driver);
+  res->setup_driver = NULL;
+  /* a failed open leaves no file it created (still empty: its setup
+   * transaction rolled back) */
+  struct stat st;
+  if (failed && res->setup_creates && stat(res->dsn, &st) == 0 && S_ISREG(st.st_mode) &&
+      st.st_size == 0)
+    unlink(res->dsn);
+  res->setup_creates = 0;
+}
+
+int be__app_res_open_pool(be__app_res *res, be_error **err) {
+  int rc = open_pool(res, err);
+  res->opts.connection_init_sql = NULL; /* the pool keeps its own copy */
   return rc;
 }
 
 void be__app_res_close(be__app_res *res) {
   be_cache_free(res->cache);
   be_pool_free(res->pool);
+  be_sqlite_driver_free(res->setup_driver);
   be_conn_close(res->keeper);
   be__free(res->dsn);
   be__free(res->database);

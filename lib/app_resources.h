@@ -26,18 +26,37 @@ typedef struct be__app_res {
   char *dsn;       /* what the driver opens (the memdb URI for ":memory:") */
   be_conn *keeper; /* holds a memdb database open; NULL otherwise */
   struct be_pool *pool;
-  struct be_cache *cache; /* shared; user profiles live under "user:" */
+  struct be_cache *cache;  /* shared; user profiles live under "user:" */
+  be_driver *setup_driver; /* the setup connection's driver, while it is open */
+  int32_t setup_creates;   /* the setup connection creates the database file */
   /* The audit chain's key, copied from the options (opts.audit_key points
    * here; NULL when unkeyed); wiped on close. */
   uint8_t audit_key[64];
   size_t audit_key_len;
+  /* The table prefix, copied (opts.table_prefix points here). */
+  char table_prefix[BE_APP_TABLE_PREFIX_MAX + 1];
+  /* The services' SQL with the prefix in it, made and freed by the wiring
+   * (svc_catalog.h; read with be__sql()). */
+  char **sql;
 } be__app_res;
 
 /* Check opts (NULL: all defaults; the version is the caller's to check)
- * and fill res: resolved options, then the database, the pool and the
- * cache. Field errors name the option. On failure res holds only what
- * be__app_res_close() frees. */
+ * and fill res: resolved options, the DSN (and a memdb's keeper) and the
+ * cache; the pool comes later (be__app_res_open_pool). Field errors name
+ * the option. On failure res holds only what be__app_res_close() frees. */
 int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **err);
+
+/* A connection to set the database up on, before the pool exists: with
+ * the SQLite driver it leaves the file's journal mode alone (the pool's
+ * connections set it once the setup committed), so an open that fails
+ * writes nothing. Close it with be__app_res_setup_close(), saying whether
+ * the setup failed: then a database file this connection created (a
+ * plain path that did not exist, still empty) is removed again. */
+int be__app_res_setup_conn(be__app_res *res, be_conn **out, be_error **err);
+void be__app_res_setup_close(be__app_res *res, be_conn *conn, int failed);
+
+/* Create the pool (after the setup committed). */
+int be__app_res_open_pool(be__app_res *res, be_error **err);
 
 /* Free what be__app_res_open() made (also after a failed open). */
 void be__app_res_close(be__app_res *res);

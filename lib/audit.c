@@ -25,6 +25,7 @@
 #include "audit.h"
 #include "error.h"
 #include "pool.h"
+#include "svc_catalog.h"
 #include "svc_input.h"
 #include "svc_sql.h"
 #include "svc_time.h"
@@ -132,9 +133,7 @@ static int check_row(be_conn *conn, int64_t actor_id, const char *action, size_t
   return BE_OK;
 }
 
-/* The chain head: columns id, hash. */
-#define HEAD_SQL "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1"
-
+/* The chain head (BE__SQL_AUDIT_HEAD): columns id, hash. */
 typedef struct head {
   int64_t id;
   unsigned char *hash; /* BE_AUDIT_HASH_BYTES */
@@ -158,7 +157,7 @@ static int append(int64_t *out_id, const be__app_res *res, be_conn *conn, int64_
                   int64_t target_id, const char *details, size_t details_len, be_error **err) {
   unsigned char prev[BE_AUDIT_HASH_BYTES] = {0};
   head h = {0, prev}; /* read inside the caller's write transaction */
-  int rc = be__svc_first(conn, read_head, &h, err, HEAD_SQL, "");
+  int rc = be__svc_first(conn, read_head, &h, err, be__sql(res, BE__SQL_AUDIT_HEAD), "");
   if (rc < 0) return rc;
   int64_t id = h.id + 1;
   int64_t at = be__svc_now(res);
@@ -168,10 +167,8 @@ static int append(int64_t *out_id, const be__app_res *res, be_conn *conn, int64_
   row_fields r = {id, actor_id, target_id, at, action, ttype, details,
                   action_len, ttype_len, details_len};
   row_hash(hash, &k, &r, prev);
-  rc = be__svc_exec(conn, NULL, err,
-                    "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, at,"
-                    " details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    "iissiishh", id, actor_id, action, action_len, ttype, ttype_len, target_id, at,
+  rc = be__svc_exec(conn, NULL, err, be__sql(res, BE__SQL_AUDIT_INSERT), "iissiishh",
+                    id, actor_id, action, action_len, ttype, ttype_len, target_id, at,
                     details, details_len, prev, hash);
   /* The CHECK (json_valid(details)) constraint refused the row. */
   if (rc == BE_E_VALIDATION)
@@ -232,16 +229,14 @@ int be_audit_write(int64_t *out_id, be_app *app, be_conn *conn, int64_t actor_id
 
 /* ---- the chain's key ---- */
 
-/* The audit_key row as read with the app's key: columns keyed_from,
- * key_check. */
+/* The audit_key row as read with the app's key (BE__SQL_AUDIT_KEY_ROW):
+ * columns keyed_from, key_check. */
 typedef struct key_row {
   const be__app_res *res;
   int found;
   int64_t keyed_from;
   int check_ok; /* key_check is the keyed check value of keyed_from */
 } key_row;
-
-#define KEY_ROW_SQL "SELECT keyed_from, key_check FROM audit_key WHERE id = 1"
 
 static int read_key_row(be_stmt *st, void *ud, be_error **err) {
   (void)err;
@@ -276,36 +271,35 @@ static int key_open_tx(be_conn *c, void *ud, be_error **err) {
   key_open *o = ud;
   o->problem = 0;
   o->row.found = o->row.check_ok = 0;
-  int rc = be__svc_first(c, read_key_row, &o->row, err, KEY_ROW_SQL, "");
+  const be__app_res *res = o->row.res;
+  int rc = be__svc_first(c, read_key_row, &o->row, err, be__sql(res, BE__SQL_AUDIT_KEY_ROW), "");
   if (rc < 0) return rc;
   if (o->row.found) {
     o->problem = o->row.check_ok ? 0 : KEY_WRONG;
     return BE_OK;
   }
   int64_t head = 0;
-  rc = be__svc_ints(c, &head, 1, err, "SELECT coalesce(max(id), 0) FROM audit_log", "");
+  rc = be__svc_ints(c, &head, 1, err, be__sql(res, BE__SQL_AUDIT_MAX_ID), "");
   if (rc != BE_ROW) return rc < 0 ? rc : be__error_set(err, BE_E_INTERNAL, "no audit head");
   if (head > 0 && !o->adopt) {
     o->problem = KEY_UNKEYED_ROWS;
     return BE_OK;
   }
   unsigned char check[BE_AUDIT_HASH_BYTES];
-  key_check(check, o->row.res, head + 1);
-  return be__svc_exec(c, NULL, err,
-                      "INSERT INTO audit_key (id, keyed_from, key_check) VALUES (1, ?1, ?2)", "ih",
-                      head + 1, check);
+  key_check(check, res, head + 1);
+  return be__svc_exec(c, NULL, err, be__sql(res, BE__SQL_AUDIT_KEY_INSERT), "ih", head + 1, check);
 }
 
-int be__audit_open(const be__app_res *res, be_error **err) {
+int be__audit_open(const be__app_res *res, be_conn *conn, be_error **err) {
   if (res->audit_key_len == 0) {
-    int rc = be__svc_first_pooled(res, NULL, NULL, err, "SELECT 1 FROM audit_key", "");
+    int rc = be__svc_first(conn, NULL, NULL, err, be__sql(res, BE__SQL_AUDIT_KEY_EXISTS), "");
     if (rc == BE_ROW)
       return be__error_field(err, "audit_key",
                              "is required: this database's audit log is keyed");
     return rc < 0 ? rc : BE_OK;
   }
   key_open o = {{res, 0, 0, 0}, res->opts.audit_key_adopt == 1, 0};
-  int rc = be__svc_write(res, key_open_tx, &o, err);
+  int rc = key_open_tx(conn, &o, err);
   if (rc != BE_OK) return rc;
   if (o.problem == KEY_WRONG)
     return be__error_field(err, "audit_key",
@@ -326,7 +320,7 @@ static int verify_key(chain_key *k, const be__app_res *res, be_error **err) {
   k->keyed_from = INT64_MAX;
   if (res->audit_key_len == 0) return BE_OK;
   key_row row = {res, 0, 0, 0};
-  int rc = be__svc_first_pooled(res, read_key_row, &row, err, KEY_ROW_SQL, "");
+  int rc = be__svc_first_pooled(res, read_key_row, &row, err, be__sql(res, BE__SQL_AUDIT_KEY_ROW), "");
   if (rc < 0) return rc;
   k->key = res->audit_key;
   k->len = res->audit_key_len;
@@ -393,9 +387,7 @@ static int walk(int64_t *out_first_bad_id, int64_t *out_rows, be_app *app, int64
   c.anchor = anchor;
   int rc = verify_key(&c.key, &app->res, err);
   if (rc == BE_OK)
-    rc = be__svc_each_pooled(&app->res, check_link, &c, err,
-                             "SELECT id, actor_id, action, target_type, target_id, at, details,"
-                             " prev_hash, hash FROM audit_log ORDER BY id",
+    rc = be__svc_each_pooled(&app->res, check_link, &c, err, be__sql(&app->res, BE__SQL_AUDIT_CHAIN),
                              "");
   if (rc != BE_OK) return rc;
   if (c.bad == 0 && c.prev_id < anchor_id) c.bad = c.prev_id + 1;
@@ -431,7 +423,8 @@ int be_audit_head(int64_t *out_id, uint8_t *out_hash, be_app *app, be_error **er
   *out_id = 0;
   memset(out_hash, 0, BE_AUDIT_HASH_BYTES);
   head h = {0, out_hash};
-  int rc = be__svc_first_pooled(&app->res, read_head, &h, err, HEAD_SQL, "");
+  int rc = be__svc_first_pooled(&app->res, read_head, &h, err,
+                                be__sql(&app->res, BE__SQL_AUDIT_HEAD), "");
   if (rc < 0) return rc;
   *out_id = h.id;
   return BE_OK;
@@ -520,8 +513,6 @@ static int add_row(be_stmt *st, void *ud, be_error **err) {
   return BE_OK;
 }
 
-#define QUERY_COLS "SELECT id, actor_id, action, target_type, target_id, at, details FROM audit_log"
-
 int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_options *opts,
                    be_error **err) {
   if (out == NULL || app == NULL)
@@ -538,11 +529,8 @@ int be_audit_query(be_audit_page **out, be_app *app, const be_audit_query_option
     be__free(page);
     return be__error_oom(err);
   }
-  const char *sql = q.o.match_user
-                      ? QUERY_COLS " WHERE (actor_id = ?1 OR (target_type = 'user' AND target_id = ?1))"
-                                   " AND at >= ?2 AND at < ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5"
-                      : QUERY_COLS " WHERE ?1 = ?1 AND at >= ?2 AND at < ?3 AND id < ?4"
-                                   " ORDER BY id DESC LIMIT ?5";
+  const char *sql =
+    be__sql(&app->res, q.o.match_user ? BE__SQL_AUDIT_QUERY_USER : BE__SQL_AUDIT_QUERY_ALL);
   /* one extra row tells whether there is a next page */
   rc = be__svc_each_pooled(&app->res, add_row, page, err, sql, "iiiii", q.o.user_id, q.from, q.to,
                            q.before, (int64_t)page->limit + 1);

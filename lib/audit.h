@@ -20,14 +20,15 @@ int be__audit_write(const be__app_res *res, be_conn *conn, int64_t actor_id, con
                     be_error **err);
 
 /*
- * Check the audit log against the app's key when the app starts (the
- * wiring calls it after the migrations). A keyed app (res->audit_key_len
+ * Check the audit log against the app's key when the app starts, on conn
+ * in the setup transaction (the wiring calls it after the migrations, so
+ * a refusal rolls them back too). A keyed app (res->audit_key_len
  * > 0): a key record must match the key, or one is written -- keying the
  * log from its next row on, which for a log that holds rows needs
  * audit_key_adopt = 1. An unkeyed app is refused on a keyed log (it could
  * only write rows that break the chain). Failures are field errors naming
  * "audit_key".
  */
-int be__audit_open(const be__app_res *res, be_error **err);
+int be__audit_open(const be__app_res *res, be_conn *conn, be_error **err);
 
 #endif

@@ -24,6 +24,7 @@
 #include "auth_token.h"
 #include "error.h"
 #include "mailer.h"
+#include "svc_catalog.h"
 #include "svc_input.h"
 #include "svc_time.h"
 #include "utf8.h"
@@ -138,11 +139,8 @@ static int stored_max(be__auth *a, unsigned long long *ops, size_t *mem, be_erro
   be_conn *c = NULL;
   int rc = be__svc_acquire(a->res, &c, err);
   if (rc != BE_OK) return rc;
-  rc = be__svc_ints(c, row, 2, err,
-                    "SELECT opslimit, memlimit_kib FROM password_hash_params "
-                    "WHERE opslimit BETWEEN ? AND ? AND memlimit_kib BETWEEN ? AND ? "
-                    "ORDER BY opslimit * memlimit_kib DESC, memlimit_kib DESC LIMIT 1",
-                    "iiii", (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MIN,
+  rc = be__svc_ints(c, row, 2, err, be__sql(a->res, BE__SQL_AUTH_HASH_PARAMS_MAX), "iiii",
+                    (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MIN,
                     (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MAX,
                     (int64_t)(crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024),
                     (int64_t)(crypto_pwhash_argon2id_memlimit_max() / 1024));
@@ -163,12 +161,16 @@ static int dummy_current(be__auth *a, be_error **err) {
   return rc == BE_OK ? be__pw_dummy_follow(a, ops, mem, err) : rc;
 }
 
+int be__auth_check_options(const be_app_options *o, be_error **err) {
+  if (o->pwhash_memlimit > SIZE_MAX) return be__error_field(err, "pwhash_memlimit", "is too large");
+  return be__pw_check_params((unsigned long long)o->pwhash_opslimit, (size_t)o->pwhash_memlimit,
+                             o->insecure_test_hashing != 0, err);
+}
+
 int be__auth_new(be__auth **out, const be__app_res *res, be_error **err) {
   *out = NULL;
   const be_app_options *o = &res->opts;
-  if (o->pwhash_memlimit > SIZE_MAX) return be__error_field(err, "pwhash_memlimit", "is too large");
-  int rc = be__pw_check_params((unsigned long long)o->pwhash_opslimit, (size_t)o->pwhash_memlimit,
-                               o->insecure_test_hashing != 0, err);
+  int rc = be__auth_check_options(o, err);
   if (rc != BE_OK) return rc;
   be__auth *a = be__calloc(1, sizeof *a);
   if (a == NULL) return be__error_oom(err);
@@ -238,9 +240,7 @@ typedef struct user_row {
   char name[BE__NAME_CAP];
 } user_row;
 
-#define USER_SELECT \
-  "SELECT id, status, locked_until, password_hash, email, name, password_pepper_id FROM users "
-
+/* A row of BE__SQL_AUTH_USER_BY_EMAIL / _BY_ID. */
 static int read_user(be_stmt *st, void *ud, be_error **err) {
   (void)err;
   user_row *u = ud;
@@ -260,10 +260,10 @@ static int read_user(be_stmt *st, void *ud, be_error **err) {
  * found = 0. */
 static int load_user(be__auth *a, int64_t id, const char *email, user_row *u, be_error **err) {
   memset(u, 0, sizeof *u);
-  int rc = email != NULL
-             ? be__svc_first_pooled(a->res, read_user, u, err, USER_SELECT "WHERE email = ?", "t",
-                                    email)
-             : be__svc_first_pooled(a->res, read_user, u, err, USER_SELECT "WHERE id = ?", "i", id);
+  int rc = email != NULL ? be__svc_first_pooled(a->res, read_user, u, err,
+                                                be__sql(a->res, BE__SQL_AUTH_USER_BY_EMAIL), "t", email)
+                         : be__svc_first_pooled(a->res, read_user, u, err,
+                                                be__sql(a->res, BE__SQL_AUTH_USER_BY_ID), "i", id);
   return rc < 0 ? rc : BE_OK;
 }
 
@@ -309,8 +309,8 @@ static int64_t block_for(const be__auth *a, int64_t failures, int *lockout) {
 static int fail_tx(be_conn *c, void *ud, be_error **err) {
   fail_ctx *f = ud;
   int64_t row[2] = {0, 0}; /* failed_logins, locked_until */
-  int rc = be__svc_ints(c, row, 2, err, "SELECT failed_logins, locked_until FROM users WHERE id = ?",
-                        "i", f->user_id);
+  int rc = be__svc_ints(c, row, 2, err, be__sql(f->a->res, BE__SQL_AUTH_FAILURES_READ), "i",
+                        f->user_id);
   if (rc == BE_DONE) return BE_OK; /* deleted meanwhile: nothing to count */
   if (rc != BE_ROW) return rc;
   int64_t failures = row[0] < 0 ? 1 : (row[0] >= INT32_MAX ? INT32_MAX : row[0] + 1);
@@ -318,8 +318,8 @@ static int fail_tx(be_conn *c, void *ud, be_error **err) {
   int64_t block = block_for(f->a, failures, &lockout);
   int64_t end = be__ns_add(f->now, block);
   int64_t until = block > 0 && end > row[1] ? end : row[1];
-  rc = be__svc_exec(c, NULL, err, "UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
-                    "iii", failures, until, f->user_id);
+  rc = be__svc_exec(c, NULL, err, be__sql(f->a->res, BE__SQL_AUTH_FAILURES_WRITE), "iii",
+                    failures, until, f->user_id);
   if (rc != BE_OK || !lockout) return rc;
   char details[160];
   snprintf(details, sizeof details, "{\"failed_logins\":%lld,\"locked_until\":%lld}",
@@ -361,11 +361,8 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
   /* Re-check what the verification was made against: a concurrent password
    * change, disable or lock must win over this login. Without a rehash the
    * hash is written back as it is. */
-  int rc = be__svc_exec(c, &changed, err,
-                        "UPDATE users SET failed_logins = 0, locked_until = 0, password_hash = ?, "
-                        "password_pepper_id = ? "
-                        "WHERE id = ? AND password_hash = ? AND status = 0 AND locked_until <= ?",
-                        "tiiti", l->new_hash != NULL ? l->new_hash : l->old_hash, l->pepper_id,
+  int rc = be__svc_exec(c, &changed, err, be__sql(l->a->res, BE__SQL_AUTH_LOGIN_UPDATE), "tiiti",
+                        l->new_hash != NULL ? l->new_hash : l->old_hash, l->pepper_id,
                         l->user_id, l->old_hash, l->now);
   if (rc != BE_OK) return rc;
   if (changed != 1) {
@@ -373,12 +370,10 @@ static int login_tx(be_conn *c, void *ud, be_error **err) {
     return BE_OK;
   }
   /* The user knows the password: a pending reset link has no use left. */
-  rc = be__auth_consume_resets(c, l->user_id, err);
+  rc = be__auth_consume_resets(l->a->res, c, l->user_id, err);
   if (rc != BE_OK) return rc;
-  rc = be__svc_exec(c, NULL, err,
-                    "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, "
-                    "expires_at) VALUES (?, ?, ?, ?, ?)",
-                    "hiiii", l->token_hash, l->user_id, l->now, l->now,
+  rc = be__svc_exec(c, NULL, err, be__sql(l->a->res, BE__SQL_AUTH_SESSION_INSERT), "hiiii",
+                    l->token_hash, l->user_id, l->now, l->now,
                     be__ns_add(l->now, l->a->absolute_ns));
   if (rc != BE_OK) return rc;
   /* The new session and its audit row commit together (no token in it). */
@@ -445,9 +440,9 @@ int be_auth_login(char **out_token, int64_t *out_user_id, be_app *app, const cha
 
 /* ---- sessions -------------------------------------------------------- */
 
-/* Columns user_id, last_seen_at, expires_at, revoked of a session row:
- * not revoked, before its absolute expiry and inside its idle timeout. */
-#define SESSION_COLS "s.user_id, s.last_seen_at, s.expires_at, s.revoked"
+/* s: a session's user_id, last_seen_at, expires_at, revoked (the first
+ * columns of BE__SQL_AUTH_SESSION_CHECK and _BY_TOKEN). Live: not
+ * revoked, before its absolute expiry and inside its idle timeout. */
 static int session_live(const be__auth *a, const int64_t s[4], int64_t now) {
   return s[3] == 0 && now < s[2] && now < be__ns_add(s[1], a->idle_ns);
 }
@@ -455,11 +450,10 @@ static int session_live(const be__auth *a, const int64_t s[4], int64_t now) {
 /* Move a live session's last_seen_at to now. The slide is an optimisation
  * of expiry, not part of the answer: a failed write (busy database) leaves
  * a valid session valid. */
-static void slide(be_conn *c, const uint8_t *h, int64_t now) {
+static void slide(const be__app_res *res, be_conn *c, const uint8_t *h, int64_t now) {
   be_error *e = NULL;
-  if (be__svc_exec(c, NULL, &e,
-                   "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ? AND last_seen_at < ?",
-                   "ihi", now, h, now) != BE_OK) {
+  if (be__svc_exec(c, NULL, &e, be__sql(res, BE__SQL_AUTH_SESSION_SLIDE), "ihi", now, h, now) !=
+      BE_OK) {
     be_log_field f[] = {{"code", be_code_name(be_error_code(e))}};
     be_log(BE_LOG_WARN, "auth: could not slide a session's idle timeout", f, 1, NULL);
     be_error_free(e);
@@ -474,16 +468,13 @@ static int check_session(be__auth *a, const uint8_t *h, be_auth_session_info *ou
   be_conn *c = NULL;
   int rc = be__svc_acquire(a->res, &c, err);
   if (rc != BE_OK) return rc;
-  int64_t s[7] = {0}; /* SESSION_COLS, then the user's status, the id, the login */
-  rc = be__svc_ints(c, s, 7, err,
-                    "SELECT " SESSION_COLS ", u.status, s.id, s.created_at FROM sessions s "
-                    "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
-                    "h", h);
+  int64_t s[7] = {0}; /* see session_live(), then the user's status, the id, the login */
+  rc = be__svc_ints(c, s, 7, err, be__sql(a->res, BE__SQL_AUTH_SESSION_CHECK), "h", h);
   int64_t now = be__svc_now(a->res);
   int live = rc == BE_ROW && s[4] == 0 && session_live(a, s, now);
   if (rc == BE_ROW || rc == BE_DONE) rc = BE_OK;
   if (live && now > be__ns_add(s[1], a->slide_ns)) {
-    slide(c, h, now);
+    slide(a->res, c, h, now);
     s[1] = now;
   }
   be__svc_release(a->res, c);
@@ -529,11 +520,10 @@ typedef struct logout_ctx {
 static int logout_tx(be_conn *c, void *ud, be_error **err) {
   logout_ctx *l = ud;
   int64_t uid = 0;
-  int rc = be__svc_ints(c, &uid, 1, err,
-                        "SELECT user_id FROM sessions WHERE token_hash = ? AND revoked = 0", "h",
+  int rc = be__svc_ints(c, &uid, 1, err, be__sql(l->a->res, BE__SQL_AUTH_SESSION_OWNER), "h",
                         l->token_hash);
   if (rc != BE_ROW) return rc == BE_DONE ? BE_OK : rc; /* unknown or ended: nothing to do */
-  rc = be__svc_exec(c, NULL, err, "UPDATE sessions SET revoked = 1 WHERE token_hash = ?", "h",
+  rc = be__svc_exec(c, NULL, err, be__sql(l->a->res, BE__SQL_AUTH_SESSION_REVOKE_TOKEN), "h",
                     l->token_hash);
   if (rc != BE_OK) return rc;
   return be__audit_write(l->a->res, c, uid, "auth.logout", "user", uid, "{}", err);
@@ -553,33 +543,25 @@ int be_auth_logout(be_app *app, const char *token, size_t token_len, be_error **
 static int revoke_audited(be__auth *a, be_conn *c, int64_t actor, const char *action,
                           int64_t user_id, const uint8_t *keep, be_error **err) {
   int64_t n = 0;
-  int rc = keep != NULL
-             ? be__svc_exec(c, &n, err,
-                            "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0 "
-                            "AND token_hash <> ?",
-                            "ih", user_id, keep)
-             : be__svc_exec(c, &n, err,
-                            "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0",
-                            "i", user_id);
+  int rc = keep != NULL ? be__svc_exec(c, &n, err, be__sql(a->res, BE__SQL_AUTH_SESSIONS_REVOKE_KEEP),
+                                       "ih", user_id, keep)
+                        : be__svc_exec(c, &n, err, be__sql(a->res, BE__SQL_AUTH_SESSIONS_REVOKE),
+                                       "i", user_id);
   if (rc != BE_OK) return rc;
   char details[64];
   snprintf(details, sizeof details, "{\"sessions_revoked\":%lld}", (long long)n);
   return be__audit_write(a->res, c, actor, action, "user", user_id, details, err);
 }
 
-int be__auth_consume_resets(be_conn *conn, int64_t user_id, be_error **err) {
-  return be__svc_exec(conn, NULL, err,
-                      "UPDATE password_resets SET used = 1 WHERE user_id = ? AND used = 0", "i",
-                      user_id);
+int be__auth_consume_resets(const be__app_res *res, be_conn *conn, int64_t user_id,
+                            be_error **err) {
+  return be__svc_exec(conn, NULL, err, be__sql(res, BE__SQL_AUTH_RESETS_CONSUME), "i", user_id);
 }
 
-int be__auth_end_access(be_conn *conn, int64_t user_id, be_error **err) {
-  int rc = be__svc_exec(conn, NULL, err,
-                        "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0", "i",
-                        user_id);
+int be__auth_end_access(const be__app_res *res, be_conn *conn, int64_t user_id, be_error **err) {
+  int rc = be__svc_exec(conn, NULL, err, be__sql(res, BE__SQL_AUTH_SESSIONS_REVOKE), "i", user_id);
   if (rc == BE_OK)
-    rc = be__svc_exec(conn, NULL, err, "DELETE FROM password_resets WHERE user_id = ?", "i",
-                      user_id);
+    rc = be__svc_exec(conn, NULL, err, be__sql(res, BE__SQL_USER_DELETE_RESETS), "i", user_id);
   return rc;
 }
 
@@ -592,7 +574,8 @@ typedef struct revoke_ctx {
 
 static int revoke_all_tx(be_conn *c, void *ud, be_error **err) {
   revoke_ctx *r = ud;
-  int rc = be__svc_first(c, NULL, NULL, err, "SELECT 1 FROM users WHERE id = ?", "i", r->user_id);
+  int rc = be__svc_first(c, NULL, NULL, err, be__sql(r->a->res, BE__SQL_USER_EXISTS), "i",
+                         r->user_id);
   if (rc < 0) return rc;
   r->found = rc == BE_ROW;
   if (!r->found) return BE_OK;
@@ -620,23 +603,18 @@ int be__auth_store_password(be__auth *a, be_conn *c, const be__pw_write *w, int 
                             be_error **err) {
   int64_t changed = 0;
   int rc;
-  /* New hashes are always made with the current pepper. */
-  int64_t pepper = a->peppers[0].id;
+  /* New hashes are always made with the current pepper; imported ones
+   * with none (the next login rehashes them under it). */
+  int64_t pepper = w->unpeppered ? 0 : a->peppers[0].id;
   if (w->old_hash != NULL)
-    rc = be__svc_exec(c, &changed, err,
-                      "UPDATE users SET password_hash = ?, password_pepper_id = ?, "
-                      "failed_logins = 0, locked_until = 0 "
-                      "WHERE id = ? AND password_hash = ? AND status = 0",
-                      "tiit", w->new_hash, pepper, w->user_id, w->old_hash);
+    rc = be__svc_exec(c, &changed, err, be__sql(a->res, BE__SQL_AUTH_PASSWORD_REPLACE), "tiit",
+                      w->new_hash, pepper, w->user_id, w->old_hash);
   else /* the fourth parameter is active_only */
-    rc = be__svc_exec(c, &changed, err,
-                      "UPDATE users SET password_hash = ?, password_pepper_id = ?, "
-                      "failed_logins = 0, locked_until = 0 "
-                      "WHERE id = ? AND (? = 0 OR status = 0)",
-                      "tiii", w->new_hash, pepper, w->user_id, (int64_t)w->active_only);
+    rc = be__svc_exec(c, &changed, err, be__sql(a->res, BE__SQL_AUTH_PASSWORD_SET), "tiii",
+                      w->new_hash, pepper, w->user_id, (int64_t)w->active_only);
   *stored = rc == BE_OK && changed == 1;
   if (!*stored) return rc;
-  rc = be__auth_consume_resets(c, w->user_id, err);
+  rc = be__auth_consume_resets(a->res, c, w->user_id, err);
   if (rc != BE_OK) return rc;
   return revoke_audited(a, c, w->actor_id, w->action, w->user_id, w->keep, err);
 }
@@ -656,9 +634,8 @@ static int setpw_tx(be_conn *c, void *ud, be_error **err) {
   s->status = 0;
   if (s->w.keep != NULL) {
     int64_t row[4] = {0};
-    int rc = be__svc_ints(c, row, 4, err, "SELECT " SESSION_COLS " FROM sessions s "
-                                          "WHERE s.token_hash = ?",
-                          "h", s->w.keep);
+    int rc = be__svc_ints(c, row, 4, err, be__sql(s->a->res, BE__SQL_AUTH_SESSION_BY_TOKEN), "h",
+                          s->w.keep);
     if (rc < 0) return rc;
     if (rc != BE_ROW || row[0] != s->w.user_id || !session_live(s->a, row, s->now)) {
       s->status = NO_SESSION;
@@ -686,12 +663,37 @@ int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id, const c
   char hash[crypto_pwhash_STRBYTES];
   rc = be__pw_new_hash(a, hash, password, len, "password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
-  setpw_ctx s = {a, {actor_id, user_id, "auth.password_set", hash, NULL, NULL, 0}, be__svc_now(a->res), 0};
+  setpw_ctx s = {a, {actor_id, user_id, "auth.password_set", hash, NULL, NULL, 0, 0}, be__svc_now(a->res), 0};
   rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0) rc = user_not_found(user_id, err);
   /* A first password (sign-up) replaces nothing: nothing to tell. */
   if (rc == BE_OK && u.has_hash)
     be__mailer_notify(a->res, user_id, BE__NOTICE_PASSWORD_CHANGED, u.email);
+  return rc;
+}
+
+int be_auth_import_password_hash(be_app *app, int64_t actor_id, int64_t user_id,
+                                 const char *password_hash, size_t password_hash_len,
+                                 be_error **err) {
+  be__auth *a = NULL;
+  int rc = be__auth_get(app, &a, err);
+  if (rc == BE_OK) rc = be__svc_check_id(user_id, "user_id", err);
+  if (rc != BE_OK) return rc;
+  if (password_hash == NULL) return be__error_field(err, "password_hash", "is required");
+  size_t len = password_hash_len == BE_NUL_TERMINATED ? strnlen(password_hash, crypto_pwhash_STRBYTES)
+                                                      : password_hash_len;
+  rc = be__pw_check_phc(password_hash, len, "password_hash", err);
+  if (rc != BE_OK) return rc;
+  char hash[crypto_pwhash_STRBYTES];
+  memcpy(hash, password_hash, len);
+  hash[len] = '\0';
+  user_row u;
+  rc = load_user(a, user_id, NULL, &u, err);
+  if (rc != BE_OK) return rc;
+  if (!u.found) return user_not_found(user_id, err);
+  setpw_ctx s = {a, {actor_id, user_id, "auth.password_import", hash, NULL, NULL, 0, 1}, be__svc_now(a->res), 0};
+  rc = be__svc_write(a->res, setpw_tx, &s, err);
+  if (rc == BE_OK && s.status != 0) rc = user_not_found(user_id, err);
   return rc;
 }
 
@@ -738,7 +740,7 @@ int be_auth_change_password(be_app *app, int64_t user_id, const char *current_to
   char hash[crypto_pwhash_STRBYTES];
   rc = be__pw_new_hash(a, hash, new_password, nlen, "new_password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
-  setpw_ctx s = {a, {user_id, user_id, "auth.password_change", hash, u.hash, current_token ? keep : NULL, 1}, now, 0};
+  setpw_ctx s = {a, {user_id, user_id, "auth.password_change", hash, u.hash, current_token ? keep : NULL, 1, 0}, now, 0};
   rc = be__svc_write(a->res, setpw_tx, &s, err);
   if (rc == BE_OK && s.status != 0)
     rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s",

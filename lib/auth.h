@@ -74,9 +74,14 @@ struct be__auth {
   int locks_ready; /* the mutexes and lock above are initialised */
 };
 
+/* The resolved options' password hashing parameters: argon2id below
+ * OWASP's minimum is refused unless insecure_test_hashing is set. The
+ * wiring checks this before it touches the database. */
+int be__auth_check_options(const be_app_options *o, be_error **err);
+
 /* Make the auth service's state from the app's resources (the wiring,
- * app.c, does); refuses argon2id parameters below OWASP's minimum unless
- * insecure_test_hashing is set. be__auth_free(NULL) is a no-op. */
+ * app.c, does); checks the options as be__auth_check_options().
+ * be__auth_free(NULL) is a no-op. */
 int be__auth_new(be__auth **out, const be__app_res *res, be_error **err);
 void be__auth_free(be__auth *auth);
 
@@ -114,6 +119,7 @@ typedef struct be__pw_write {
   const char *old_hash; /* must still be the stored hash; NULL: any */
   const uint8_t *keep;  /* the session that stays; NULL: none */
   int active_only;      /* the account must be active (always so with old_hash) */
+  int unpeppered;       /* new_hash was made without a pepper (an imported hash) */
 } be__pw_write;
 
 /* Inside the caller's write transaction: store w->new_hash and clear the
@@ -128,13 +134,14 @@ int be__auth_store_password(be__auth *a, be_conn *conn, const be__pw_write *w, i
  * pending reset token of the user. A reset link dies with the credential
  * it would replace -- a password set, changed or reset, a successful
  * login -- and with the address it was mailed to (an email change). */
-int be__auth_consume_resets(be_conn *conn, int64_t user_id, be_error **err);
+int be__auth_consume_resets(const be__app_res *res, be_conn *conn, int64_t user_id,
+                            be_error **err);
 
 /* Inside the caller's write transaction: a disabled account loses every
  * session and every pending reset token (links mailed before the disable
  * must not work after a re-enable: accounts are often disabled after a
  * mailbox takeover). */
-int be__auth_end_access(be_conn *conn, int64_t user_id, be_error **err);
+int be__auth_end_access(const be__app_res *res, be_conn *conn, int64_t user_id, be_error **err);
 
 /* A session as the API shows it (auth_session.c): times in ms since the
  * epoch from the stored ns; it expires at the earlier of its absolute

@@ -522,8 +522,85 @@ int be__pw_verify(be__auth *auth, const char *stored, int64_t pepper_id, const c
   return real && ok;
 }
 
+/* 1 when a usable stored hash is not shaped like crypto_pwhash_str()'s:
+ * one lane and a 32-byte hash (43 base64 characters after the last '$'). */
+static int foreign_shape(const char *stored) {
+  const char *last = strrchr(stored, '$');
+  return strstr(stored, ",p=1$") == NULL || last == NULL || strlen(last + 1) != 43;
+}
+
 int be__pw_needs_rehash(be__auth *auth, const char *stored, int64_t pepper_id) {
   if (!stored_usable(stored)) return 0;
-  return pepper_id != auth->peppers[0].id ||
+  return pepper_id != auth->peppers[0].id || foreign_shape(stored) ||
          crypto_pwhash_str_needs_rehash(stored, auth->opslimit, auth->memlimit) != 0;
+}
+
+/* ---- imported hashes (PHC strings) ----------------------------------- */
+
+/* A decimal of 1..10 digits, no sign and no leading zero, at *p (up to
+ * end) into *v; *p moves past it. 0 when there is none or it is over max. */
+static int phc_num(const char **p, const char *end, uint64_t max, uint64_t *v) {
+  const char *q = *p;
+  uint64_t x = 0;
+  while (q < end && *q >= '0' && *q <= '9' && q - *p < 11) x = x * 10 + (uint64_t)(*q++ - '0');
+  if (q == *p || q - *p > 10 || (**p == '0' && q - *p > 1) || x > max) return 0;
+  *v = x;
+  *p = q;
+  return 1;
+}
+
+/* *p starts with lit (advancing past it). */
+static int phc_lit(const char **p, const char *end, const char *lit) {
+  size_t n = strlen(lit);
+  if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0) return 0;
+  *p += n;
+  return 1;
+}
+
+/* Unpadded standard base64 from p to end decoding to min..max bytes. */
+static int phc_b64(const char *p, const char *end, size_t min, size_t max) {
+  unsigned char bin[64];
+  size_t n = 0;
+  const char *stop = NULL;
+  if (sodium_base642bin(bin, sizeof bin, p, (size_t)(end - p), NULL, &n, &stop,
+                        sodium_base64_VARIANT_ORIGINAL_NO_PADDING) != 0)
+    return 0;
+  return stop == end && n >= min && n <= max;
+}
+
+/* m, t and p of "m=M,t=T,p=P" at *p, within libsodium's limits. */
+static int phc_params(const char **p, const char *end) {
+  uint64_t m = 0, t = 0, lanes = 0;
+  if (!phc_lit(p, end, "m=") || !phc_num(p, end, crypto_pwhash_argon2id_memlimit_max() / 1024, &m) ||
+      !phc_lit(p, end, ",t=") || !phc_num(p, end, crypto_pwhash_argon2id_OPSLIMIT_MAX, &t) ||
+      !phc_lit(p, end, ",p=") || !phc_num(p, end, 0xffffff, &lanes))
+    return 0;
+  return t >= crypto_pwhash_argon2id_OPSLIMIT_MIN && lanes >= 1 && m >= 8 * lanes;
+}
+
+static const char PHC_FORM[] = "must be an argon2id hash in PHC string form: "
+                               "$argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>";
+
+int be__pw_check_phc(const char *s, size_t len, const char *field, be_error **err) {
+  if (len >= crypto_pwhash_STRBYTES)
+    return be__error_field(err, field, "must be shorter than %d bytes", crypto_pwhash_STRBYTES);
+  if (memchr(s, '\0', len) != NULL) return be__error_field(err, field, "must not hold a NUL byte");
+  const char *p = s, *end = s + len;
+  if (!phc_lit(&p, end, crypto_pwhash_argon2id_STRPREFIX)) return be__error_field(err, field, "%s", PHC_FORM);
+  if (!phc_lit(&p, end, "v=19$"))
+    return be__error_field(err, field, "must be argon2 version 19 (v=19)");
+  if (!phc_params(&p, end) || !phc_lit(&p, end, "$"))
+    return be__error_field(err, field, "has m, t or p missing or out of range (%s)", PHC_FORM);
+  const char *salt = p;
+  while (p < end && *p != '$') p++;
+  if (p == end || !phc_b64(salt, p, 8, 64) || !phc_b64(p + 1, end, 16, 64))
+    return be__error_field(err, field, "has a salt (8..64 bytes) or hash (16..64 bytes) that is "
+                                       "not unpadded standard base64 of that size");
+  char copy[crypto_pwhash_STRBYTES];
+  memcpy(copy, s, len);
+  copy[len] = '\0';
+  if (crypto_pwhash_str_needs_rehash(copy, crypto_pwhash_argon2id_OPSLIMIT_MIN,
+                                     crypto_pwhash_argon2id_MEMLIMIT_MIN) < 0)
+    return be__error_field(err, field, "is not an argon2id hash libsodium can verify");
+  return BE_OK;
 }

@@ -57,8 +57,17 @@ void be__pw_set_pepper(be__pepper *p, const uint8_t *key, size_t len, int32_t id
 int be__pw_verify(be__auth *auth, const char *stored, int64_t pepper_id, const char *pw,
                   size_t len);
 
+/* Check an argon2id hash in PHC string form for import: exactly
+ * "$argon2id$v=19$m=M,t=T,p=P$SALT$HASH" with M, T, P decimal within
+ * libsodium's limits (M >= 8 * P KiB), SALT 8..64 and HASH 16..64 bytes
+ * of unpadded standard base64, under crypto_pwhash_STRBYTES bytes in all,
+ * and libsodium able to read it. len is resolved (no BE_NUL_TERMINATED).
+ * BE_OK, or BE_E_VALIDATION naming `field`. */
+int be__pw_check_phc(const char *s, size_t len, const char *field, be_error **err);
+
 /* 1 when a stored hash was made with other parameters or another pepper
- * than the current. */
+ * than the current, or has a shape libsodium's own hashes do not (more
+ * than one lane, another hash length: an imported hash). */
 int be__pw_needs_rehash(be__auth *auth, const char *stored, int64_t pepper_id);
 
 /* Case-insensitive (ASCII) check against the built-in common list. */

@@ -16,6 +16,7 @@
 #include "auth_token.h"
 #include "error.h"
 #include "mailer.h"
+#include "svc_catalog.h"
 #include "svc_time.h"
 
 static const char BAD_RESET[] = "invalid or expired reset token";
@@ -66,21 +67,16 @@ static int request_tx(be_conn *c, void *ud, be_error **err) {
   request_ctx *r = ud;
   memset(&r->u, 0, sizeof r->u);
   r->issued = 0;
-  int rc = be__svc_first(c, read_account, &r->u, err,
-                         "SELECT id, email, name FROM users WHERE email = ? AND status = 0", "t",
+  const be__app_res *res = r->a->res;
+  int rc = be__svc_first(c, read_account, &r->u, err, be__sql(res, BE__SQL_RESET_ACCOUNT), "t",
                          r->key);
   if (rc < 0) return rc;
   int64_t uid = r->u.email_whole ? r->u.id : 0, pending = 0;
-  rc = be__svc_ints(c, &pending, 1, err,
-                    "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0 "
-                    "AND expires_at > ?",
-                    "ii", uid, r->now);
+  rc = be__svc_ints(c, &pending, 1, err, be__sql(res, BE__SQL_RESET_PENDING), "ii", uid, r->now);
   if (rc != BE_ROW) return rc < 0 ? rc : be__error_set(err, BE_E_INTERNAL, "count returned no row");
   r->issued = uid != 0 && pending < BE_AUTH_RESET_MAX_PENDING;
-  rc = be__svc_exec(c, NULL, err,
-                    "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at, used) "
-                    "VALUES (?, NULLIF(?, 0), ?, ?, ?)",
-                    "hiiii", r->token_hash, r->issued ? uid : 0, r->now,
+  rc = be__svc_exec(c, NULL, err, be__sql(res, BE__SQL_RESET_INSERT), "hiiii",
+                    r->token_hash, r->issued ? uid : 0, r->now,
                     be__ns_add(r->now, r->a->reset_ttl_ns), (int64_t)!r->issued);
   if (rc != BE_OK) return rc;
   /* Target 0: no active account has the email. */
@@ -91,7 +87,7 @@ static int request_tx(be_conn *c, void *ud, be_error **err) {
 static void discard_token(be__auth *a, const uint8_t *h) {
   be_conn *c = NULL;
   if (be__svc_acquire(a->res, &c, NULL) != BE_OK) return; /* it expires on its own */
-  (void)be__svc_exec(c, NULL, NULL, "DELETE FROM password_resets WHERE token_hash = ?", "h", h);
+  (void)be__svc_exec(c, NULL, NULL, be__sql(a->res, BE__SQL_RESET_DELETE_TOKEN), "h", h);
   be__svc_release(a->res, c);
 }
 
@@ -149,10 +145,8 @@ static int reset_tx(be_conn *c, void *ud, be_error **err) {
   int64_t n = 0;
   /* Consuming the token is the check: of two concurrent resets with one
    * token, only one changes this row. */
-  int rc = be__svc_exec(c, &n, err,
-                        "UPDATE password_resets SET used = 1 WHERE token_hash = ? AND used = 0 "
-                        "AND expires_at > ? AND user_id = ?",
-                        "hii", r->token_hash, r->now, r->w.user_id);
+  int rc = be__svc_exec(c, &n, err, be__sql(r->a->res, BE__SQL_RESET_CONSUME_TOKEN), "hii",
+                        r->token_hash, r->now, r->w.user_id);
   if (rc != BE_OK || n != 1) return rc;
   /* The store consumes the user's other tokens. */
   rc = be__auth_store_password(r->a, c, &r->w, &r->ok, err);
@@ -172,18 +166,15 @@ int be_auth_reset_password(be_app *app, const char *token, size_t token_len,
   /* The user a live reset token belongs to, with the policy's context. */
   account u = {0};
   rc = be__svc_first_pooled(a->res, read_account, &u, err,
-                            "SELECT r.user_id, u.email, u.name FROM password_resets r "
-                            "JOIN users u ON u.id = r.user_id "
-                            "WHERE r.token_hash = ? AND r.used = 0 AND r.expires_at > ? "
-                            "AND u.status = 0",
-                            "hi", h, be__svc_now(a->res));
+                            be__sql(a->res, BE__SQL_RESET_ACCOUNT_BY_TOKEN), "hi", h,
+                            be__svc_now(a->res));
   if (rc < 0) return rc;
   if (u.id == 0) return be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
   char hash[crypto_pwhash_STRBYTES];
   rc = be__pw_new_hash(a, hash, new_password, len, "new_password", u.email, u.name, err);
   if (rc != BE_OK) return rc;
   /* Expiry is judged again at write time: hashing took a while. */
-  reset_ctx r = {a, h, be__svc_now(a->res), {u.id, u.id, "auth.password_reset", hash, NULL, NULL, 1}, 0};
+  reset_ctx r = {a, h, be__svc_now(a->res), {u.id, u.id, "auth.password_reset", hash, NULL, NULL, 1, 0}, 0};
   rc = be__svc_write(a->res, reset_tx, &r, err);
   if (rc == BE_OK && !r.ok) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_RESET);
   if (rc == BE_OK) be__mailer_notify(a->res, u.id, BE__NOTICE_PASSWORD_RESET, u.email);
@@ -201,13 +192,10 @@ typedef struct purge_ctx {
 static int purge_tx(be_conn *c, void *ud, be_error **err) {
   purge_ctx *p = ud;
   int64_t n1 = 0, n2 = 0;
-  int rc = be__svc_exec(c, &n1, err,
-                        "DELETE FROM sessions WHERE revoked <> 0 OR expires_at <= ? "
-                        "OR last_seen_at <= ?",
-                        "ii", p->now, be__ns_sub(p->now, p->a->idle_ns));
+  int rc = be__svc_exec(c, &n1, err, be__sql(p->a->res, BE__SQL_PURGE_SESSIONS), "ii",
+                        p->now, be__ns_sub(p->now, p->a->idle_ns));
   if (rc != BE_OK) return rc;
-  rc = be__svc_exec(c, &n2, err, "DELETE FROM password_resets WHERE used <> 0 OR expires_at <= ?",
-                    "i", p->now);
+  rc = be__svc_exec(c, &n2, err, be__sql(p->a->res, BE__SQL_PURGE_RESETS), "i", p->now);
   p->deleted = n1 + n2;
   return rc;
 }

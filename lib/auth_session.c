@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "audit.h"
 #include "error.h"
+#include "svc_catalog.h"
 #include "svc_input.h"
 #include "svc_time.h"
 #include "versioned.h"
@@ -84,12 +85,8 @@ int be_auth_list_sessions(be_auth_session_list **out, be_app *app, int64_t user_
   int64_t now = be__svc_now(a->res);
   /* Live: not revoked, before its absolute expiry, inside its idle
    * timeout (the conditions be_auth_verify() checks). */
-  rc = be__svc_each_pooled(a->res, add_session, &l, err,
-                           "SELECT u.id, s.id, s.created_at, s.last_seen_at, s.expires_at "
-                           "FROM users u LEFT JOIN sessions s ON s.user_id = u.id "
-                           "AND s.revoked = 0 AND s.expires_at > ?2 AND s.last_seen_at > ?3 "
-                           "WHERE u.id = ?1 ORDER BY s.last_seen_at DESC, s.id DESC LIMIT ?4",
-                           "iiii", user_id, now, be__ns_sub(now, a->idle_ns),
+  rc = be__svc_each_pooled(a->res, add_session, &l, err, be__sql(a->res, BE__SQL_SESSION_LIST), "iiii",
+                           user_id, now, be__ns_sub(now, a->idle_ns),
                            (int64_t)BE_AUTH_SESSIONS_MAX);
   if (rc == BE_OK && !l.user_found)
     rc = be__error_set(err, BE_E_NOT_FOUND, "user %lld not found", (long long)user_id);
@@ -144,13 +141,12 @@ typedef struct end_ctx {
 static int end_tx(be_conn *c, void *ud, be_error **err) {
   end_ctx *e = ud;
   int64_t revoked = 0;
-  int rc = be__svc_ints(c, &revoked, 1, err,
-                        "SELECT revoked FROM sessions WHERE id = ? AND user_id = ?", "ii",
+  int rc = be__svc_ints(c, &revoked, 1, err, be__sql(e->a->res, BE__SQL_SESSION_REVOKED), "ii",
                         e->session_id, e->user_id);
   if (rc < 0) return rc;
   e->found = rc == BE_ROW;
   if (!e->found || revoked != 0) return BE_OK; /* unknown, or ended already: nothing to write */
-  rc = be__svc_exec(c, NULL, err, "UPDATE sessions SET revoked = 1 WHERE id = ?", "i",
+  rc = be__svc_exec(c, NULL, err, be__sql(e->a->res, BE__SQL_SESSION_REVOKE_ID), "i",
                     e->session_id);
   if (rc != BE_OK) return rc;
   char details[64];

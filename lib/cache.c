@@ -148,6 +148,10 @@ static void configure(be_cache *c, const be_cache_options *o) {
                    : o->sweep_batch == 0 ? DEFAULT_SWEEP
                                          : (uint32_t)o->sweep_batch;
   c->lru_exact = o->lru_mode == BE_CACHE_LRU_EXACT;
+  c->max_count = o->max_entries ? (uint64_t)o->max_entries : UINT64_MAX; /* checked >= 0 */
+  c->max_bytes = o->max_bytes ? (uint64_t)o->max_bytes : UINT64_MAX;
+  atomic_init(&c->total_count, 0);
+  atomic_init(&c->total_bytes, 0);
   c->clock = o->clock;
   c->on_evict = o->on_evict;
   c->evict_ud = o->evict_user_data;
@@ -161,17 +165,13 @@ static void configure(be_cache *c, const be_cache_options *o) {
   }
 }
 
-/* Give each of the n shards its table, its share of the bounds and its
- * random stream. Returns the shards made (n unless a table failed). */
-static uint32_t make_shards(be_cache *c, const be_cache_options *o, uint32_t n) {
-  uint64_t me = (uint64_t)o->max_entries, mb = (uint64_t)o->max_bytes; /* checked >= 0 */
+/* Give each of the n shards its table and its random stream. Returns the shards made (n unless a table failed). */
+static uint32_t make_shards(be_cache *c, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     be__cache_shard *s = &c->shards[i];
     be__cache_table *t = be__cache_table_new(BE__CACHE_INITIAL_BUCKETS);
     if (t == NULL) return i;
     be__cache_publish_table(s, t);
-    s->max_count = me ? me / n + (i < me % n) : UINT64_MAX;
-    s->max_bytes = mb ? mb / n + (i < mb % n) : UINT64_MAX;
     s->rng = c->seed ^ ((uint64_t)i * UINT64_C(0xd1342543de82ef95));
     atomic_init(&s->lock.held, 0u);
   }
@@ -209,7 +209,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   c->stripes = align_line(c->stripes_mem);
   for (uint32_t i = 0; i < BE__CACHE_STRIPES; i++) atomic_init(&c->stripes[i].hits, 0);
   configure(c, &o);
-  made = make_shards(c, &o, n);
+  made = make_shards(c, n);
   if (made < n) goto oom;
   if (pthread_mutex_init(&c->reg_mu, NULL) != 0) goto oom;
   if (pthread_mutex_init(&c->retire_mu, NULL) != 0) {

@@ -104,8 +104,7 @@ typedef struct be__cache_shard {
   _Alignas(64) be__spinlock lock;
   uint64_t hits;
   struct be_cache_entry *head, *tail;
-  uint64_t count, bytes;
-  uint64_t max_count, max_bytes;
+  uint64_t count, bytes; /* this shard's part of the totals (stats) */
   size_t sweep_cursor;
   uint64_t rng;
   be__cache_flight *flights;
@@ -138,6 +137,9 @@ struct be_cache {
   int32_t jitter_pct;
   uint32_t sweep_batch;
   int32_t lru_exact; /* BE_CACHE_LRU_EXACT: every hit moves to the front */
+  /* The bounds, for the whole cache; UINT64_MAX = none (the matching
+   * total below is then never touched). */
+  uint64_t max_count, max_bytes;
   be_clock *clock;
   be_cache_evict_fn on_evict;
   void *evict_ud;
@@ -161,7 +163,31 @@ struct be_cache {
    * away from the fields above (no _Alignas: be__malloc aligns to 16). */
   char pad_[64];
   _Atomic uint64_t epoch;
+  /* Entries and bytes held by the whole cache, against max_count and
+   * max_bytes ("bounds" below). Written by every insert and removal, so
+   * on a line of their own, away from epoch (read by every set). */
+  char pad2_[64];
+  _Atomic uint64_t total_count;
+  _Atomic uint64_t total_bytes;
+  char pad3_[64];
 };
+
+/* ---- bounds: global totals, eviction debts ----
+ * An entry is counted in total_count / total_bytes (atomics) while it is
+ * linked in a shard, under that shard's lock. A write that links an entry
+ * and so brings a total past its bound owes evictions: one entry for the
+ * count (when the count it found was already at the bound), and for the
+ * bytes the excess its charge caused (at most its charge). It pays them
+ * first from its own shard, never evicting the entry it wrote, then,
+ * after unlocking, from the other shards in turn (one lock at a time).
+ * A debt is dropped once the total is back within its bound (another
+ * thread's delete or eviction paid it), so no write evicts more than its
+ * own excess, and at any quiet moment both totals are within the bounds:
+ * a write that found room adds at most what the bound had left. */
+typedef struct be__cache_debt {
+  uint64_t count; /* 0 or 1 */
+  uint64_t bytes;
+} be__cache_debt;
 
 /* A TTL argument in milliseconds (> 0, BE_CACHE_TTL_DEFAULT or
  * BE_CACHE_TTL_FOREVER) as the nanoseconds the cache's clock counts; the
@@ -306,9 +332,9 @@ static inline size_t be__cache_table_size(size_t nslots) {
   return offsetof(be__cache_table, slot) + nslots * sizeof(struct be_cache_entry *);
 }
 
-/* 1 when an entry of this charge can be stored in shard s. */
-static inline int be__cache_fits(const be__cache_shard *s, uint64_t charge) {
-  return charge <= s->max_bytes;
+/* 1 when an entry of this charge can be stored in cache c. */
+static inline int be__cache_fits(const be_cache *c, uint64_t charge) {
+  return charge <= c->max_bytes;
 }
 
 /* ---- dead entries: expired or older than a registered prefix's invalidation ---- */
@@ -441,10 +467,17 @@ be__cache_table *be__cache_table_new(size_t nslots);
 /* Make t the shard's table for lock-free readers. */
 void be__cache_publish_table(be__cache_shard *s, be__cache_table *t);
 /* Stamp (expiry from ttl, epoch, prefixes), insert as most recent,
- * replacing any entry for the key, evict to the bounds, sweep. */
+ * replacing any entry for the key, evict from s to the bounds, sweep.
+ * What s could not pay is left in *debt (zeroed first): pass it to
+ * be__cache_settle() once unlocked. */
 void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
                              struct be_cache_entry *e, int64_t ttl, uint64_t epoch,
-                             struct be_cache_entry **grave);
+                             struct be_cache_entry **grave, be__cache_debt *debt);
+/* No lock held: pay what an insert into s (of entry e) still owes from
+ * the other shards, then from s again, never evicting e. A no-op for a
+ * zero debt. */
+void be__cache_settle(be_cache *c, be__cache_shard *s, const struct be_cache_entry *e,
+                      be__cache_debt *debt, struct be_cache_entry **grave);
 /* Mark in-flight loads of key (or of keys with a prefix) stale. */
 void be__cache_flights_stale_locked(be__cache_shard *s, const void *key, size_t klen,
                                     int prefix);

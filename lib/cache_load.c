@@ -227,7 +227,8 @@ static int run_loader(be_cache_load *ld, be_cache_loader_fn loader, void *ud, be
  * changed meanwhile or it does not fit), or the error and a negative
  * entry for it, as f's result. */
 static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, int rc,
-                          const be_cache_load *ld, be_error *lerr, entry *neg, entry **grave) {
+                          const be_cache_load *ld, be_error *lerr, entry *neg, entry **grave,
+                          be__cache_debt *debt) {
   for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next)
     if (*l == f) {
       *l = f->next;
@@ -235,16 +236,16 @@ static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, 
     }
   if (rc == BE_OK) {
     entry *v = ld->entry;
-    int insert = !f->stale && be__cache_fits(s, be_cache_charge(f->klen, v->vlen));
+    int insert = !f->stale && be__cache_fits(c, be_cache_charge(f->klen, v->vlen));
     /* One reference per participant, plus the table's. */
     atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
-    if (insert) be__cache_insert_locked(c, s, f->hash, v, ld->ttl, f->epoch0, grave);
+    if (insert) be__cache_insert_locked(c, s, f->hash, v, ld->ttl, f->epoch0, grave, debt);
     f->result = v;
   } else {
     s->load_errors++;
     f->err = lerr;
-    if (neg && !f->stale && be__cache_fits(s, be_cache_charge(f->klen, neg->vlen)))
-      be__cache_insert_locked(c, s, f->hash, neg, c->negative_ttl, f->epoch0, grave);
+    if (neg && !f->stale && be__cache_fits(c, be_cache_charge(f->klen, neg->vlen)))
+      be__cache_insert_locked(c, s, f->hash, neg, c->negative_ttl, f->epoch0, grave, debt);
     else
       be__free(neg);
   }
@@ -264,14 +265,17 @@ static int lead_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, ent
 
   entry *grave = NULL;
   int last = 0;
+  be__cache_debt debt = {0, 0};
   be__spinlock_lock(&s->lock);
-  settle_flight(c, s, f, rc, &ld, lerr, neg, &grave);
+  settle_flight(c, s, f, rc, &ld, lerr, neg, &grave, &debt);
+  entry *stored = f->result ? f->result : neg;
   pthread_mutex_lock(&f->mu); /* waiters read the result under the shard lock, after this */
   f->done = 1;
   pthread_cond_broadcast(&f->cond);
   pthread_mutex_unlock(&f->mu);
   rc = take_result(f, out, err, &last);
   be__spinlock_unlock(&s->lock);
+  be__cache_settle(c, s, stored, &debt, &grave);
   be__cache_bury(c, grave); /* also after an insert that grew the table */
   if (last) flight_free(f);
   return rc;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* A shard's hash table and LRU list, changed under the shard's lock:
- * insertion (expiry, epoch and prefix stamps), eviction to the shard's
+ * insertion (expiry, epoch and prefix stamps), eviction to the cache's
  * bounds (CLOCK second chance, or exact LRU), removal, table growth and
  * the amortised expiry sweep; and the public operations that write:
  * be_cache_set, be_cache_delete, be_cache_clear, be_cache_sweep. */
@@ -51,6 +51,33 @@ static void grow(be_cache *c, be__cache_shard *s) {
   be__cache_retire_table(c, old);
 }
 
+/* ---- the global totals (cache_internal.h "bounds") ---- */
+
+static void totals_sub(be_cache *c, uint64_t n, uint64_t bytes) {
+  if (c->max_count != UINT64_MAX)
+    atomic_fetch_sub_explicit(&c->total_count, n, memory_order_relaxed);
+  if (c->max_bytes != UINT64_MAX)
+    atomic_fetch_sub_explicit(&c->total_bytes, bytes, memory_order_relaxed);
+}
+
+/* Count a linked entry of charge ch; its debt is what it took past the bounds. */
+static void totals_add(be_cache *c, uint64_t ch, be__cache_debt *d) {
+  d->count = d->bytes = 0;
+  if (c->max_count != UINT64_MAX)
+    d->count = atomic_fetch_add_explicit(&c->total_count, 1, memory_order_relaxed) >= c->max_count;
+  if (c->max_bytes != UINT64_MAX) {
+    uint64_t after = atomic_fetch_add_explicit(&c->total_bytes, ch, memory_order_relaxed) + ch;
+    if (after > c->max_bytes) d->bytes = after - c->max_bytes < ch ? after - c->max_bytes : ch;
+  }
+}
+
+/* 1 while d is owed: a part of it is unpaid and its total is still over. */
+static int owes(be_cache *c, const be__cache_debt *d) {
+  return (d->count &&
+          atomic_load_explicit(&c->total_count, memory_order_relaxed) > c->max_count) ||
+         (d->bytes && atomic_load_explicit(&c->total_bytes, memory_order_relaxed) > c->max_bytes);
+}
+
 /* ---- removal ---- */
 
 void be__cache_remove_locked(be_cache *c, be__cache_shard *s, entry *e, entry **link, int reason,
@@ -63,6 +90,7 @@ void be__cache_remove_locked(be_cache *c, be__cache_shard *s, entry *e, entry **
   be__cache_lru_unlink(s, e);
   s->count--;
   s->bytes -= be__cache_echarge(e);
+  totals_sub(c, 1, be__cache_echarge(e));
   switch (reason) {
     case BE_CACHE_EVICT_SIZE: s->ev_size++; break;
     case BE_CACHE_EVICT_COUNT: s->ev_count++; break;
@@ -121,38 +149,63 @@ static int64_t expiry_for(be_cache *c, be__cache_shard *s, int64_t ttl, int64_t 
   return now + ttl;
 }
 
-/* CLOCK: make room for an entry of charge ch before linking it, so the
- * scan never meets it. Tail entries read since their last chance go to
- * the front unmarked; the first unmarked (or dead) one goes. Every step
- * removes an entry or clears a mark, so the scan ends; hits never paid
- * for reordering. */
-static void make_room(be_cache *c, be__cache_shard *s, uint64_t ch, int64_t *now, entry **grave) {
-  while (s->tail && (s->count >= s->max_count || s->bytes > s->max_bytes - ch)) {
+/* Second chance (CLOCK): a marked tail entry v goes unmarked to just
+ * behind keep (the entry being written, most recent), or to the front
+ * when keep is not in this shard: the scan meets it again only after
+ * every other entry. */
+static void second_chance(be__cache_shard *s, entry *v, entry *keep) {
+  be__cache_set_flags(v, (uint8_t)(v->flags & ~BE__ENTRY_REF));
+  if (keep == NULL || s->head != keep) {
+    be__cache_bump_locked(s, v);
+    return;
+  }
+  be__cache_lru_unlink(s, v);
+  v->prev = keep;
+  v->next = keep->next;
+  if (keep->next) keep->next->prev = v;
+  else s->tail = v;
+  keep->next = v;
+}
+
+/* Evict from shard s (lock held) while d is owed, never keep: the tail
+ * (exact LRU), or the first unmarked entry from the tail (CLOCK; marked
+ * ones get their second chance). A dead entry goes first with its own
+ * reason. Every step removes an entry or clears a mark, so it ends; it
+ * stops early when s holds nothing but keep. */
+static void evict_from(be_cache *c, be__cache_shard *s, entry *keep, be__cache_debt *d,
+                       int64_t *now, entry **grave) {
+  while (owes(c, d)) {
     entry *v = s->tail;
+    if (v != NULL && v == keep) v = keep->prev; /* everything else was given its chance */
+    if (v == NULL) return;
     int dead = be__cache_entry_dead(c, v, now);
-    if (!dead && (v->flags & BE__ENTRY_REF)) {
-      be__cache_set_flags(v, (uint8_t)(v->flags & ~BE__ENTRY_REF));
-      be__cache_bump_locked(s, v);
+    if (!dead && !c->lru_exact && v == s->tail && (v->flags & BE__ENTRY_REF)) {
+      second_chance(s, v, keep);
       continue;
     }
-    if (!dead) dead = s->count >= s->max_count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
+    if (!dead) dead = d->count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
+    uint64_t ch = be__cache_echarge(v);
     be__cache_remove_locked(c, s, v, NULL, dead, grave);
+    d->count = 0;
+    d->bytes = ch >= d->bytes ? 0 : d->bytes - ch;
   }
 }
 
-/* Exact LRU: after linking, evict from the tail down to the bounds. The
- * tail is never the new entry: it fits alone (be__cache_fits). */
-static void evict_lru(be_cache *c, be__cache_shard *s, int64_t *now, entry **grave) {
-  while (s->count > s->max_count || s->bytes > s->max_bytes) {
-    entry *v = s->tail;
-    int dead = be__cache_entry_dead(c, v, now);
-    if (!dead) dead = s->count > s->max_count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
-    be__cache_remove_locked(c, s, v, NULL, dead, grave);
+void be__cache_settle(be_cache *c, be__cache_shard *s, const entry *e, be__cache_debt *d,
+                      entry **grave) {
+  if (!owes(c, d)) return;
+  int64_t now = INT64_MIN;
+  size_t me = (size_t)(s - c->shards);
+  for (uint32_t i = 1; i <= c->nshards && owes(c, d); i++) {
+    be__cache_shard *t = &c->shards[(me + i) % c->nshards]; /* s itself last */
+    be__spinlock_lock(&t->lock);
+    evict_from(c, t, t == s ? (entry *)e : NULL, d, &now, grave);
+    be__spinlock_unlock(&t->lock);
   }
 }
 
 void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry *e, int64_t ttl,
-                             uint64_t epoch, entry **grave) {
+                             uint64_t epoch, entry **grave, be__cache_debt *debt) {
   int64_t now = be__clock_coarse_ns(c->clock);
   e->expires = expiry_for(c, s, ttl, now);
   if (e->expires != BE__CACHE_NEVER && !atomic_load_explicit(&c->expiring, memory_order_relaxed))
@@ -165,7 +218,6 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
     int dead = be__cache_entry_dead(c, old, &now);
     be__cache_remove_locked(c, s, old, link, dead ? dead : BE_CACHE_EVICT_REPLACED, grave);
   }
-  if (!c->lru_exact) make_room(c, s, be__cache_echarge(e), &now, grave);
   if (s->count >= s->table->mask + 1) grow(c, s);
   entry **b = be__cache_slot_locked(s, h);
   e->hnext = *b;
@@ -174,7 +226,8 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
   s->count++;
   s->bytes += be__cache_echarge(e);
   s->inserts++;
-  if (c->lru_exact) evict_lru(c, s, &now, grave);
+  totals_add(c, be__cache_echarge(e), debt);
+  evict_from(c, s, e, debt, &now, grave);
   if (c->sweep_batch) sweep_shard(c, s, c->sweep_batch, grave);
 }
 
@@ -200,17 +253,19 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
     return be__error_field(err, klen > BE_CACHE_MAX_KEY ? "key" : "value", "too long");
   uint64_t h = be__cache_hash(c, key, klen);
   be__cache_shard *s = be__cache_shard_of(c, h);
-  if (!be__cache_fits(s, charge))
-    return be__error_field(err, "value",
-                           "entry of %llu bytes exceeds the shard's byte bound of %llu",
-                           (unsigned long long)charge, (unsigned long long)s->max_bytes);
+  if (!be__cache_fits(c, charge))
+    return be__error_field(err, "value", "entry of %llu bytes exceeds max_bytes (%llu)",
+                           (unsigned long long)charge, (unsigned long long)c->max_bytes);
   entry *e = be__cache_entry_new(key, klen, value, vlen);
   if (e == NULL) return be__error_oom(err);
   entry *grave = NULL;
+  be__cache_debt debt;
   be__spinlock_lock(&s->lock);
   if (s->flights) be__cache_flights_stale_locked(s, key, klen, 0);
-  be__cache_insert_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), &grave);
+  be__cache_insert_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), &grave,
+                          &debt);
   be__spinlock_unlock(&s->lock);
+  be__cache_settle(c, s, e, &debt, &grave);
   be__cache_bury(c, grave);
   return BE_OK;
 }
@@ -238,7 +293,7 @@ int be_cache_delete(be_cache *c, const void *key, size_t klen, be_error **err) {
 /* Empty shard s (lock held): every entry to *grave as invalidated, every
  * load in flight stale, a fresh small table. Returns the old table to
  * retire once unlocked (readers may be in it), or NULL. */
-static be__cache_table *clear_shard(be__cache_shard *s, entry **grave) {
+static be__cache_table *clear_shard(be_cache *c, be__cache_shard *s, entry **grave) {
   for (be__cache_flight *f = s->flights; f; f = f->next) f->stale = 1;
   entry *list = s->head;
   uint64_t n = s->count;
@@ -252,6 +307,7 @@ static be__cache_table *clear_shard(be__cache_shard *s, entry **grave) {
     e = next;
   }
   s->invalidations += n;
+  totals_sub(c, n, s->bytes);
   s->count = 0;
   s->bytes = 0;
   s->sweep_cursor = 0;
@@ -270,7 +326,7 @@ int be_cache_clear(be_cache *c, be_error **err) {
     be__cache_shard *s = &c->shards[k];
     entry *grave = NULL;
     be__spinlock_lock(&s->lock);
-    be__cache_table *old = clear_shard(s, &grave);
+    be__cache_table *old = clear_shard(c, s, &grave);
     be__spinlock_unlock(&s->lock);
     if (old) be__cache_retire_table(c, old);
     be__cache_bury(c, grave);

@@ -113,8 +113,9 @@ static int gate(fconn *c, int op, be_error **err) {
 #define STMT(p) ((fstmt *)(p))
 #define INNER(c) ((c)->f->inner)
 
-static int fd_open(void **out, const char *dsn, void *driver_data, be_error **err) {
-  be_fault *f = driver_data;
+/* An open (counted as BE_FAULT_OP_OPEN either way) through the inner
+ * driver's open, or its open_existing when `existing`. */
+static int fault_open(void **out, const char *dsn, be_fault *f, int existing, be_error **err) {
   *out = NULL;
   int64_t k;
   int32_t code = decide(f, BE_FAULT_OP_OPEN, &k);
@@ -123,13 +124,22 @@ static int fd_open(void **out, const char *dsn, void *driver_data, be_error **er
   if (c == NULL) return be__error_oom(err);
   c->f = f;
   c->epoch = atomic_load(&f->epoch);
-  int rc = f->inner->open(&c->inner, dsn, f->inner->driver_data, err);
+  be__open_fn open = existing ? be__driver_open_existing(f->inner) : f->inner->open;
+  int rc = open(&c->inner, dsn, f->inner->driver_data, err);
   if (rc != BE_OK) {
     be__free(c);
     return rc;
   }
   *out = c;
   return BE_OK;
+}
+
+static int fd_open(void **out, const char *dsn, void *driver_data, be_error **err) {
+  return fault_open(out, dsn, driver_data, 0, err);
+}
+
+static int fd_open_existing(void **out, const char *dsn, void *driver_data, be_error **err) {
+  return fault_open(out, dsn, driver_data, 1, err);
 }
 
 static void fd_close(void *conn) {
@@ -182,6 +192,12 @@ static int fd_bind_text(void *p, int32_t i, const char *v, size_t n, be_error **
   SGATE(s, BE_FAULT_OP_BIND);
   return INNER(s->c)->bind_text(s->inner, i, v, n, err);
 }
+/* Only in the table when the inner driver has it (be_fault_driver_new). */
+static int fd_bind_text_static(void *p, int32_t i, const char *v, size_t n, be_error **err) {
+  fstmt *s = p;
+  SGATE(s, BE_FAULT_OP_BIND);
+  return be__driver_bind_text_static(INNER(s->c))(s->inner, i, v, n, err);
+}
 static int fd_bind_blob(void *p, int32_t i, const void *v, size_t n, be_error **err) {
   fstmt *s = p;
   SGATE(s, BE_FAULT_OP_BIND);
@@ -207,6 +223,11 @@ static double fd_column_double(void *p, int32_t col) {
 }
 static const char *fd_column_text(void *p, int32_t col, size_t *len) {
   return INNER(STMT(p)->c)->column_text(STMT(p)->inner, col, len);
+}
+/* Only in the table when the inner driver has it (be_fault_driver_new). */
+static int32_t fd_column_value(void *p, int32_t col, int64_t *i, double *d, const void **ptr,
+                               size_t *len) {
+  return INNER(STMT(p)->c)->column_value(STMT(p)->inner, col, i, d, ptr, len);
 }
 static const void *fd_column_blob(void *p, int32_t col, size_t *len) {
   return INNER(STMT(p)->c)->column_blob(STMT(p)->inner, col, len);
@@ -324,6 +345,9 @@ static const be_driver template = {
   .in_transaction = fd_in_transaction,
   .next_statement = fd_next_statement,
   .table_exists = fd_table_exists,
+  .open_existing = fd_open_existing,
+  .bind_text_static = fd_bind_text_static,
+  .column_value = fd_column_value,
 };
 
 int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_driver *inner,
@@ -350,6 +374,9 @@ int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_d
   /* absent from the inner driver (or a version-1 table): absent here too */
   if (be__driver_next_statement(inner) == NULL) f->drv.next_statement = NULL;
   if (be__driver_table_exists(inner) == NULL) f->drv.table_exists = NULL;
+  if (be__driver_open_existing(inner) == NULL) f->drv.open_existing = NULL;
+  if (be__driver_bind_text_static(inner) == NULL) f->drv.bind_text_static = NULL;
+  if (inner->version < 3 || inner->column_value == NULL) f->drv.column_value = NULL;
   *out_driver = &f->drv;
   *out_fault = f;
   return BE_OK;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Versioned migrations recorded in schema_migrations, one transaction each. */
+/* Versioned migrations recorded in a table (schema_migrations unless
+ * be_migrator_set_table() names another), one transaction each. */
 #include <backend/log.h>
 #include <backend/migrate.h>
 #include <backend/tx.h>
@@ -19,15 +20,32 @@ typedef struct migration {
   char *sql;
 } migration;
 
+/* Longest record table name: what be__ident_valid() accepts. */
+#define TABLE_MAX 64
+#define DEFAULT_TABLE "schema_migrations"
+
 struct be_migrator {
   migration *v; /* sorted by version */
   size_t n, cap;
+  char table[TABLE_MAX + 1]; /* the record table */
 };
 
 int be_migrator_new(be_migrator **out, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_new: out is NULL");
   *out = be__calloc(1, sizeof **out);
-  return *out ? BE_OK : be__error_oom(err);
+  if (*out == NULL) return be__error_oom(err);
+  memcpy((*out)->table, DEFAULT_TABLE, sizeof DEFAULT_TABLE);
+  return BE_OK;
+}
+
+int be_migrator_set_table(be_migrator *m, const char *table, be_error **err) {
+  if (m == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_set_table: NULL migrator");
+  if (!be__ident_valid(table))
+    return be__error_field(err, "table",
+                           "must be 1..64 bytes: an ASCII letter or '_', then ASCII letters, "
+                           "digits or '_'");
+  memcpy(m->table, table, strlen(table) + 1);
+  return BE_OK;
 }
 
 void be_migrator_free(be_migrator *m) {
@@ -83,27 +101,28 @@ int be_migrator_add(be_migrator *m, int64_t version, const char *name, const cha
   return BE_OK;
 }
 
-/* ---- SQL, per placeholder style ---- */
+/* ---- the record's SQL, per placeholder style ---- */
 
-static int is_dollar(be_conn *c) {
-  return be_conn_driver(c)->placeholder_style == BE_PLACEHOLDER_DOLLAR;
-}
+/* The statements on a record table (names of at most TABLE_MAX bytes). */
+typedef struct record_sql {
+  char create[192];
+  char has[128];
+  char insert[192];
+  char max[128];
+} record_sql;
 
-static const char *sql_create(be_conn *c) {
-  return is_dollar(c) ? "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, "
-                        "name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-                      : "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                        "name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
-}
-
-static const char *sql_has(be_conn *c) {
-  return is_dollar(c) ? "SELECT 1 FROM schema_migrations WHERE version = $1"
-                      : "SELECT 1 FROM schema_migrations WHERE version = ?";
-}
-
-static const char *sql_insert(be_conn *c) {
-  return is_dollar(c) ? "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)"
-                      : "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)";
+static void record_sql_make(record_sql *q, be_conn *c, const char *table) {
+  int dollar = be_conn_driver(c)->placeholder_style == BE_PLACEHOLDER_DOLLAR;
+  const char *integer = dollar ? "BIGINT" : "INTEGER";
+  snprintf(q->create, sizeof q->create,
+           "CREATE TABLE IF NOT EXISTS %s (version %s PRIMARY KEY, name TEXT NOT NULL, "
+           "applied_at %s NOT NULL)",
+           table, integer, integer);
+  snprintf(q->has, sizeof q->has, "SELECT 1 FROM %s WHERE version = %s", table,
+           dollar ? "$1" : "?");
+  snprintf(q->insert, sizeof q->insert, "INSERT INTO %s (version, name, applied_at) VALUES (%s)",
+           table, dollar ? "$1, $2, $3" : "?, ?, ?");
+  snprintf(q->max, sizeof q->max, "SELECT COALESCE(MAX(version), 0) FROM %s", table);
 }
 
 /* Run a one-column query with an optional int64 parameter; *found says
@@ -124,29 +143,43 @@ static int query_int(be_conn *c, const char *sql, const int64_t *param, int64_t 
   return rc;
 }
 
-/* The highest version recorded; schema_migrations exists. */
-static int read_version(be_conn *c, int64_t *out, be_error **err) {
+/* The highest version recorded; the record table exists. */
+static int read_version(be_conn *c, const record_sql *q, int64_t *out, be_error **err) {
   int64_t v = 0;
   int found = 0;
-  int rc = query_int(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &v, &found,
-                     err);
+  int rc = query_int(c, q->max, NULL, &v, &found, err);
   *out = rc == BE_OK && found ? v : 0;
   return rc;
+}
+
+/* The highest version in record table `table`, 0 when there is none. */
+static int table_version(int64_t *out, be_conn *c, const char *table, be_error **err) {
+  *out = 0;
+  int32_t exists = 0;
+  int rc = be__conn_table_exists(c, &exists, table, err);
+  if (rc != BE_OK || !exists) return rc;
+  record_sql q;
+  record_sql_make(&q, c, table);
+  return read_version(c, &q, out, err);
 }
 
 int be_migrator_current_version(int64_t *out, be_conn *c, be_error **err) {
   if (c == NULL || out == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_migrator_current_version: NULL argument");
-  *out = 0;
-  int32_t exists = 0;
-  int rc = be__conn_table_exists(c, &exists, "schema_migrations", err);
-  if (rc != BE_OK || !exists) return rc;
-  return read_version(c, out, err);
+  return table_version(out, c, DEFAULT_TABLE, err);
 }
 
-static int is_applied(be_conn *c, int64_t version, int *applied, be_error **err) {
+int be_migrator_version(int64_t *out, const be_migrator *m, be_conn *c, be_error **err) {
+  if (out) *out = 0;
+  if (out == NULL || m == NULL || c == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_migrator_version: NULL argument");
+  return table_version(out, c, m->table, err);
+}
+
+static int is_applied(be_conn *c, const record_sql *q, int64_t version, int *applied,
+                      be_error **err) {
   int64_t one;
-  return query_int(c, sql_has(c), &version, &one, applied, err);
+  return query_int(c, q->has, &version, &one, applied, err);
 }
 
 /* ---- running a migration's SQL inside its transaction ---- */
@@ -229,15 +262,22 @@ static int exec_migration(be_conn *c, const char *sql, be_error **err) {
   return rc;
 }
 
+/* One migration and the statements on its record. */
+typedef struct apply_ctx {
+  const migration *mg;
+  const record_sql *q;
+} apply_ctx;
+
 static int apply_one(be_conn *c, void *ud, be_error **err) {
-  const migration *mg = ud;
+  const apply_ctx *a = ud;
+  const migration *mg = a->mg;
   int applied = 0;
-  int rc = is_applied(c, mg->version, &applied, err);
+  int rc = is_applied(c, a->q, mg->version, &applied, err);
   if (rc || applied) return rc; /* someone else applied it meanwhile */
   rc = exec_migration(c, mg->sql, err);
   if (rc) return rc;
   be_stmt *st = NULL;
-  rc = be_conn_prepare(&st, c, sql_insert(c), err);
+  rc = be_conn_prepare(&st, c, a->q->insert, err);
   if (rc) return rc;
   if ((rc = be_stmt_bind_int64(st, 1, mg->version, err)) == BE_OK &&
       (rc = be_stmt_bind_text(st, 2, mg->name, BE_NUL_TERMINATED, err)) == BE_OK &&
@@ -267,20 +307,20 @@ static int fail_version(be_error **err, const migration *mg, be_error *cause, in
   return r;
 }
 
-int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error **err) {
-  if (out_version) *out_version = 0;
-  if (m == NULL || c == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: NULL argument");
-  if (be_conn_in_transaction(c))
-    return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: the connection is in a transaction");
-  int rc = be_conn_exec(c, sql_create(c), err);
+/* Apply what is missing; each migration in a transaction of its own (a
+ * savepoint when c is in one already). */
+static int apply_all(int64_t *out_version, be_migrator *m, be_conn *c, be_error **err) {
+  record_sql q;
+  record_sql_make(&q, c, m->table);
+  int rc = be_conn_exec(c, q.create, err);
   if (rc) return rc;
   int64_t current = 0;
-  rc = read_version(c, &current, err);
+  rc = read_version(c, &q, &current, err);
   if (rc) return rc;
   for (size_t i = 0; i < m->n && rc == BE_OK; i++) {
     migration *mg = &m->v[i];
     int applied = 0;
-    rc = is_applied(c, mg->version, &applied, err);
+    rc = is_applied(c, &q, mg->version, &applied, err);
     if (rc || applied) continue;
     if (mg->version < current) {
       char v[32], cur[32];
@@ -290,7 +330,8 @@ int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error
       be_log(BE_LOG_WARN, "applying a migration older than the database's version", f, 3, NULL);
     }
     be_error *e = NULL;
-    rc = be_tx_run(c, BE_TX_IMMEDIATE, apply_one, mg, &e);
+    apply_ctx a = {mg, &q};
+    rc = be_tx_run(c, BE_TX_IMMEDIATE, apply_one, &a, &e);
     if (rc) {
       rc = fail_version(err, mg, e, rc);
       break;
@@ -300,12 +341,26 @@ int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error
   if (out_version) {
     int64_t v = 0;
     if (rc == BE_OK) {
-      rc = read_version(c, &v, err);
+      rc = read_version(c, &q, &v, err);
       *out_version = rc == BE_OK ? v : current;
     } else {
       /* already failing: report the last good version we know of */
-      *out_version = read_version(c, &v, NULL) == BE_OK ? v : current;
+      *out_version = read_version(c, &q, &v, NULL) == BE_OK ? v : current;
     }
   }
   return rc;
+}
+
+int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *c, be_error **err) {
+  if (out_version) *out_version = 0;
+  if (m == NULL || c == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: NULL argument");
+  if (be_conn_in_transaction(c))
+    return be__error_set(err, BE_E_MISUSE, "be_migrator_apply: the connection is in a transaction");
+  return apply_all(out_version, m, c, err);
+}
+
+int be__migrator_apply_in_tx(be_migrator *m, be_conn *c, be_error **err) {
+  if (!be_conn_in_transaction(c))
+    return be__error_set(err, BE_E_MISUSE, "be__migrator_apply_in_tx: no transaction is open");
+  return apply_all(NULL, m, c, err);
 }

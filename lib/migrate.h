@@ -8,4 +8,11 @@
 /* The lowest registered version, or 0 when m is NULL or empty. */
 int64_t be__migrator_first_version(const be_migrator *m);
 
+/* be_migrator_apply() inside the transaction open on c: each migration
+ * runs in a savepoint, and all of them become permanent only when the
+ * caller commits (the app applies its own and the host's migrations, and
+ * checks the audit key, as one transaction). BE_E_MISUSE when c is not in
+ * a transaction; else as be_migrator_apply(). */
+int be__migrator_apply_in_tx(be_migrator *m, be_conn *c, be_error **err);
+
 #endif

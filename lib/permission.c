@@ -33,6 +33,7 @@
 #include "strbuf.h"
 #include "error.h"
 #include "permission.h"
+#include "svc_catalog.h"
 #include "svc_input.h"
 #include "svc_sql.h"
 
@@ -65,10 +66,9 @@ void be__perm_free(be__perm *perm) {
   be__free(perm);
 }
 
-int be__perm_bump(be_conn *conn, be_error **err) {
+int be__perm_bump(const be__app_res *res, be_conn *conn, be_error **err) {
   int64_t changes = 0;
-  int rc = be__svc_exec(conn, &changes, err, "UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1",
-                        "");
+  int rc = be__svc_exec(conn, &changes, err, be__sql(res, BE__SQL_PERM_EPOCH_BUMP), "");
   if (rc == BE_OK && changes != 1)
     rc = be__error_set(err, BE_E_INTERNAL, "auth_epoch row missing");
   return rc;
@@ -134,22 +134,11 @@ int32_t be_perm_covers(const char *granted, const char *requested) {
 /* ---- check ---- */
 
 typedef struct load_ctx {
+  const be__app_res *res;
   be_conn *conn;
   int64_t user_id;
 } load_ctx;
 
-/* The user's permissions (none for a disabled or missing user). No
- * DISTINCT and no ORDER BY on purpose: either would make SQLite build a
- * temporary B-tree per run, whose allocation and release cost ~300 us
- * here (heap growth and trim); duplicates are harmless for matching.
- * The statement needs no epoch of its own: it runs after the check read
- * epoch E, so it sees a state at least as new as E, and a later check
- * that still reads E proves nothing committed in between. */
-static const char *load_sql =
-  "SELECT rp.permission FROM users u"
-  " JOIN user_roles ur ON ur.user_id = u.id"
-  " JOIN role_permissions rp ON rp.role_id = ur.role_id"
-  " WHERE u.id = ?1 AND u.status = 0";
 
 /* Append the row's permission to the buffer, with its NUL. */
 static int add_perm(be_stmt *st, void *ud, be_error **err) {
@@ -167,7 +156,16 @@ static int load_perms(const void *key, size_t klen, be_cache_load *out, void *ud
   be__buf b;
   be__buf_init(&b);
   be__buf_append(&b, "P", 1); /* a non-empty value even with no permission */
-  int rc = be__svc_each(c->conn, add_perm, &b, err, load_sql, "i", c->user_id);
+  /* The user's permissions (none for a disabled or missing user). No
+   * DISTINCT and no ORDER BY in BE__SQL_PERM_LOAD on purpose: either would
+   * make SQLite build a temporary B-tree per run, whose allocation and
+   * release cost ~300 us here (heap growth and trim); duplicates are
+   * harmless for matching. The statement needs no epoch of its own: it
+   * runs after the check read epoch E, so it sees a state at least as new
+   * as E, and a later check that still reads E proves nothing committed
+   * in between. */
+  int rc = be__svc_each(c->conn, add_perm, &b, err, be__sql(c->res, BE__SQL_PERM_LOAD), "i",
+                        c->user_id);
   if (rc == BE_OK) {
     rc = b.failed ? be__error_oom(err) : be_cache_load_set_value(out, b.data, b.len, BE_CACHE_TTL_DEFAULT, NULL);
     if (rc == BE_E_NOMEM) rc = be__error_oom(err);
@@ -176,8 +174,8 @@ static int load_perms(const void *key, size_t klen, be_cache_load *out, void *ud
   return rc;
 }
 
-static int read_epoch(be_conn *conn, int64_t *out, be_error **err) {
-  int rc = be__svc_ints(conn, out, 1, err, "SELECT epoch FROM auth_epoch WHERE id = 1", "");
+static int read_epoch(const be__app_res *res, be_conn *conn, int64_t *out, be_error **err) {
+  int rc = be__svc_ints(conn, out, 1, err, be__sql(res, BE__SQL_PERM_EPOCH_READ), "");
   if (rc == BE_DONE) return be__error_set(err, BE_E_INTERNAL, "auth_epoch row missing");
   return rc == BE_ROW ? BE_OK : rc;
 }
@@ -195,11 +193,11 @@ int be_perm_check(be_app *app, int64_t user_id, const char *permission_in, size_
   if (rc != BE_OK) return rc;
   int64_t epoch = 0;
   be_cache_entry *entry = NULL;
-  rc = read_epoch(conn, &epoch, err);
+  rc = read_epoch(&app->res, conn, &epoch, err);
   if (rc == BE_OK) {
     char key[48];
     int klen = snprintf(key, sizeof key, "%lld:%lld", (long long)epoch, (long long)user_id);
-    load_ctx ctx = {conn, user_id};
+    load_ctx ctx = {&app->res, conn, user_id};
     rc = be_cache_get_or_load(&entry, NULL, perm->cache, key, (size_t)klen, load_perms, &ctx, err);
   }
   be__svc_release(&app->res, conn);
@@ -224,7 +222,7 @@ int be_perm_epoch(int64_t *out_epoch, be_app *app, be_error **err) {
   be_conn *conn = NULL;
   int rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
-  rc = read_epoch(conn, out_epoch, err);
+  rc = read_epoch(&app->res, conn, out_epoch, err);
   be__svc_release(&app->res, conn);
   return rc;
 }
@@ -258,8 +256,9 @@ static void name_field(be_error **err, const char *field, const char *msg) {
   if (err && *err && !be__error_is_static(*err)) be_error_add_field(*err, field, msg);
 }
 
-static int role_id(be_conn *conn, const char *role, int64_t *out, be_error **err) {
-  int rc = be__svc_ints(conn, out, 1, err, "SELECT id FROM roles WHERE name = ?1", "t", role);
+static int role_id(const be__app_res *res, be_conn *conn, const char *role, int64_t *out,
+                   be_error **err) {
+  int rc = be__svc_ints(conn, out, 1, err, be__sql(res, BE__SQL_PERM_ROLE_ID), "t", role);
   if (rc == BE_DONE) {
     rc = be__error_set(err, BE_E_NOT_FOUND, "no role named %s", role);
     name_field(err, "role", "does not exist");
@@ -267,8 +266,8 @@ static int role_id(be_conn *conn, const char *role, int64_t *out, be_error **err
   return rc == BE_ROW ? BE_OK : rc;
 }
 
-static int user_exists(be_conn *conn, int64_t user_id, be_error **err) {
-  int rc = be__svc_first(conn, NULL, NULL, err, "SELECT 1 FROM users WHERE id = ?1", "i", user_id);
+static int user_exists(const be__app_res *res, be_conn *conn, int64_t user_id, be_error **err) {
+  int rc = be__svc_first(conn, NULL, NULL, err, be__sql(res, BE__SQL_USER_EXISTS), "i", user_id);
   if (rc == BE_DONE) {
     rc = be__error_set(err, BE_E_NOT_FOUND, "no user with id %lld", (long long)user_id);
     name_field(err, "user_id", "does not exist");
@@ -304,12 +303,13 @@ static int audit(change *c, be_conn *conn, const char *action, const char *ttype
 static int changed(change *c, be_conn *conn, int64_t n, const char *action, const char *ttype,
                    int64_t tid, be_error **err) {
   if (n == 0) return BE_OK;
-  int rc = be__perm_bump(conn, err);
+  int rc = be__perm_bump(&c->app->res, conn, err);
   return rc == BE_OK ? audit(c, conn, action, ttype, tid, err) : rc;
 }
 
 static int role_create(change *c, be_conn *conn, be_error **err) {
-  int rc = be__svc_exec(conn, NULL, err, "INSERT INTO roles (name) VALUES (?1)", "t", c->role);
+  int rc = be__svc_exec(conn, NULL, err, be__sql(&c->app->res, BE__SQL_PERM_ROLE_INSERT), "t",
+                        c->role);
   if (rc == BE_E_CONFLICT) {
     char msg[BE_PERM_NAME_MAX + 16];
     snprintf(msg, sizeof msg, "role %s exists", c->role);
@@ -321,12 +321,11 @@ static int role_create(change *c, be_conn *conn, be_error **err) {
 }
 
 static int role_delete(change *c, be_conn *conn, be_error **err) {
-  static const char *const sqls[] = {"DELETE FROM user_roles WHERE role_id = ?1",
-                                     "DELETE FROM role_permissions WHERE role_id = ?1",
-                                     "DELETE FROM roles WHERE id = ?1"};
-  int rc = role_id(conn, c->role, &c->role_id, err);
+  static const be__sql_id sqls[] = {BE__SQL_PERM_ROLE_DELETE_USERS, BE__SQL_PERM_ROLE_DELETE_PERMS,
+                                    BE__SQL_PERM_ROLE_DELETE};
+  int rc = role_id(&c->app->res, conn, c->role, &c->role_id, err);
   for (size_t i = 0; i < sizeof sqls / sizeof sqls[0] && rc == BE_OK; i++)
-    rc = be__svc_exec(conn, NULL, err, sqls[i], "i", c->role_id);
+    rc = be__svc_exec(conn, NULL, err, be__sql(&c->app->res, sqls[i]), "i", c->role_id);
   return rc == BE_OK ? changed(c, conn, 1, "perm.role_delete", "role", c->role_id, err) : rc;
 }
 
@@ -338,19 +337,14 @@ static int link_change(change *c, be_conn *conn, be_error **err) {
   int on_user = c->op == OP_ASSIGN || c->op == OP_UNASSIGN;
   int adds = c->op == OP_GRANT || c->op == OP_ASSIGN;
   int64_t n = 0;
-  int rc = on_user ? user_exists(conn, c->user_id, err) : BE_OK;
-  if (rc == BE_OK) rc = role_id(conn, c->role, &c->role_id, err);
+  const be__app_res *res = &c->app->res;
+  int rc = on_user ? user_exists(res, conn, c->user_id, err) : BE_OK;
+  if (rc == BE_OK) rc = role_id(res, conn, c->role, &c->role_id, err);
   if (rc == BE_OK && on_user)
-    rc = be__svc_exec(conn, &n, err,
-                      adds ? "INSERT INTO user_roles (user_id, role_id) VALUES (?1, ?2)"
-                             " ON CONFLICT DO NOTHING"
-                           : "DELETE FROM user_roles WHERE user_id = ?1 AND role_id = ?2",
+    rc = be__svc_exec(conn, &n, err, be__sql(res, adds ? BE__SQL_PERM_ASSIGN : BE__SQL_PERM_UNASSIGN),
                       "ii", c->user_id, c->role_id);
   else if (rc == BE_OK)
-    rc = be__svc_exec(conn, &n, err,
-                      adds ? "INSERT INTO role_permissions (role_id, permission) VALUES (?1, ?2)"
-                             " ON CONFLICT DO NOTHING"
-                           : "DELETE FROM role_permissions WHERE role_id = ?1 AND permission = ?2",
+    rc = be__svc_exec(conn, &n, err, be__sql(res, adds ? BE__SQL_PERM_GRANT : BE__SQL_PERM_REVOKE),
                       "it", c->role_id, c->permission);
   if (rc != BE_OK) return rc;
   return changed(c, conn, n, actions[c->op], on_user ? "user" : "role",
@@ -471,7 +465,7 @@ static int query_list(be_perm_list **out, be_conn *conn, const char *sql, int64_
 /* The list of a user's permissions or roles: a user id argument, the
  * list on a pooled connection. */
 static int user_list(be_perm_list **out, be_app *app, int64_t user_id, const char *what,
-                     const char *sql, be_error **err) {
+                     be__sql_id sql, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "%s: NULL argument", what);
   *out = NULL;
@@ -479,25 +473,18 @@ static int user_list(be_perm_list **out, be_app *app, int64_t user_id, const cha
   be_conn *conn = NULL;
   if (rc == BE_OK) rc = be__svc_acquire(&app->res, &conn, err);
   if (rc != BE_OK) return rc;
-  rc = query_list(out, conn, sql, user_id, err);
+  rc = query_list(out, conn, be__sql(&app->res, sql), user_id, err);
   be__svc_release(&app->res, conn);
   return rc;
 }
 
 int be_perm_user_permissions(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
-  return user_list(out, app, user_id, "be_perm_user_permissions",
-                   "SELECT DISTINCT rp.permission FROM users u"
-                   " JOIN user_roles ur ON ur.user_id = u.id"
-                   " JOIN role_permissions rp ON rp.role_id = ur.role_id"
-                   " WHERE u.id = ?1 AND u.status = 0 ORDER BY rp.permission",
+  return user_list(out, app, user_id, "be_perm_user_permissions", BE__SQL_PERM_USER_PERMISSIONS,
                    err);
 }
 
 int be_perm_user_roles(be_perm_list **out, be_app *app, int64_t user_id, be_error **err) {
-  return user_list(out, app, user_id, "be_perm_user_roles",
-                   "SELECT r.name FROM user_roles ur JOIN roles r ON r.id = ur.role_id"
-                   " WHERE ur.user_id = ?1 ORDER BY r.name",
-                   err);
+  return user_list(out, app, user_id, "be_perm_user_roles", BE__SQL_PERM_USER_ROLES, err);
 }
 
 int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_in,
@@ -512,11 +499,9 @@ int be_perm_role_permissions(be_perm_list **out, be_app *app, const char *role_i
   if (rc != BE_OK) return rc;
   /* An unknown role is NOT_FOUND rather than an empty list. */
   int64_t id = 0;
-  rc = role_id(conn, role, &id, err);
+  rc = role_id(&app->res, conn, role, &id, err);
   if (rc == BE_OK)
-    rc = query_list(out, conn,
-                    "SELECT permission FROM role_permissions WHERE role_id = ?1 ORDER BY permission",
-                    id, err);
+    rc = query_list(out, conn, be__sql(&app->res, BE__SQL_PERM_ROLE_PERMISSIONS), id, err);
   be__svc_release(&app->res, conn);
   return rc;
 }

@@ -15,6 +15,6 @@ void be__perm_free(be__perm *perm);
 
 /* Bump the authorisation epoch on conn, inside the caller's write
  * transaction: every change that can alter a permission decision does. */
-int be__perm_bump(be_conn *conn, be_error **err);
+int be__perm_bump(const be__app_res *res, be_conn *conn, be_error **err);
 
 #endif

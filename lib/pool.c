@@ -80,6 +80,7 @@ static void pool_free_parts(be_pool *p) {
   be__free(p->slots);
   be__free(p->dsn);
   be__free(p->name);
+  be__free(p->init_sql);
   be__free(p);
 }
 
@@ -141,9 +142,12 @@ static int pool_alloc(be_pool **out, const be_pool_options *o, be_error **err) {
   p->scratch_leaks = be__calloc(n, sizeof *p->scratch_leaks);
   p->dsn = be__strdup(o->dsn);
   p->name = be__strdup(o->name ? o->name : "pool");
+  p->init_sql = o->connection_init_sql ? be__strdup(o->connection_init_sql) : NULL;
+  atomic_init(&p->opened_once, 0);
   int hrc = be_histogram_new(&p->wait_hist, NULL);
   if (p->slots == NULL || p->idle == NULL || p->scratch_conns == NULL ||
-      p->scratch_leaks == NULL || p->dsn == NULL || p->name == NULL || hrc != BE_OK) {
+      p->scratch_leaks == NULL || p->dsn == NULL || p->name == NULL || hrc != BE_OK ||
+      (o->connection_init_sql && p->init_sql == NULL)) {
     pool_free_parts(p);
     return be__error_oom(err);
   }
@@ -180,6 +184,8 @@ static void configure(be_pool *p, const be_pool_options *o) {
   p->usage_ud = o->usage_alert_user_data;
   p->on_leak = o->on_leak;
   p->leak_ud = o->leak_user_data;
+  p->init_fn = o->connection_init;
+  p->init_ud = o->connection_init_user_data;
   p->alert_at = o->usage_alert_percent > 0
                   ? (int32_t)(((int64_t)o->max_conns * o->usage_alert_percent + 99) / 100)
                   : 0;

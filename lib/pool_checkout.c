@@ -70,7 +70,7 @@ static int slow_open_failed(be_pool *p, int rc, be_error *cause, int queued, int
   pthread_mutex_unlock(&p->mu);
   if (rc != BE_E_NOMEM && be_error_code(cause) != BE_E_NOMEM)
     be__pool_log(p, BE_LOG_ERROR, "pool cannot open a connection");
-  rc = be__pool_open_error(p, rc, cause, "database unreachable", err);
+  rc = be__pool_open_error(p, rc, cause, "cannot open a connection", err);
   be__pool_unref(p);
   return rc;
 }

@@ -54,6 +54,7 @@
 #include <backend/slowlog.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define BE__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -140,7 +141,13 @@ struct be_pool {
   void *leak_ud;
   const be_driver *driver;
   char *dsn;
+  /* set once a connection opened: later opens go through the driver's
+   * open_existing, so a database that vanished is not created anew */
+  atomic_int opened_once;
   char *name;
+  char *init_sql;          /* connection_init_sql (copied); NULL = none */
+  be_conn_init_fn init_fn; /* connection_init; NULL = none */
+  void *init_ud;
   be_histogram *wait_hist;
   be_query_stats *qstats;  /* attached to every connection */
   be_slowlog *slowlog;     /* attached to every connection; NULL = none */
@@ -246,7 +253,9 @@ void be__pool_grant_capacity(be_pool *p);
 /* When a connection created at `created` reaches its lifetime (jittered). */
 int64_t be__pool_lifetime_end(be_pool *p, int64_t created);
 /* Open a connection into reserved slot s, with the pool's clock and
- * observers attached (mu not held). *cause gets the error. */
+ * observers attached, then run its setup (connection_init_sql, then
+ * connection_init); mu not held. *cause gets the error; a failed setup
+ * closes the connection and returns BE__POOL_SETUP_FAILED. */
 int be__pool_open_conn(be_pool *p, be__pool_slot *s, be_error **cause);
 /* Account for the open into reserved slot s that returned rc, stamping
  * its creation and lifetime. A failed open frees the slot (and grants its
@@ -256,8 +265,17 @@ be_conn *be__pool_settle_open(be_pool *p, be__pool_slot *s, int rc, int64_t now)
 /* Open a connection into reserved slot s and make it idle (or hand it to
  * the head waiter). mu not held; takes it. */
 int be__pool_open_idle(be_pool *p, be__pool_slot *s, be_error **cause);
-/* The error for a failed open (rc, cause taken): out of memory as such,
- * else BE_E_DB_UNREACHABLE "<pool>: <what>: <cause>". No lock needed. */
+/* What be__pool_open_conn() returns when the connection opened but its
+ * setup (connection_init_sql / connection_init) failed; *cause then holds
+ * the setup error. Never leaves the pool: be__pool_open_error() turns it
+ * into the setup error's own code. */
+#define BE__POOL_SETUP_FAILED (-1000)
+/* The error for a failed open (rc, cause taken): out of memory as such;
+ * a failed setup (BE__POOL_SETUP_FAILED) as the setup error's code,
+ * "<pool>: <what>: connection setup failed: <cause>"; a locked database
+ * BE_E_BUSY and something that is not a usable database BE_E_STORAGE;
+ * else BE_E_DB_UNREACHABLE; the message is "<pool>: <what>: <cause's
+ * message>". No lock needed. */
 int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *what,
                         be_error **err);
 /* The checked-out slot held longest, or NULL. */

@@ -74,10 +74,25 @@ int64_t be__pool_lifetime_end(be_pool *p, int64_t created) {
   return be__pool_add_sat(created, p->lifetime_ns - cut);
 }
 
+/* connection_init_sql, then connection_init, on a new connection. */
+static int setup_conn(be_pool *p, be_conn *c, be_error **cause) {
+  int rc = p->init_sql ? be_conn_exec(c, p->init_sql, cause) : BE_OK;
+  if (rc == BE_OK && p->init_fn) {
+    rc = p->init_fn(c, p->init_ud, cause);
+    if (rc > 0) rc = BE_E_INTERNAL; /* not a BE_E_* code: still a failure */
+    if (rc != BE_OK && *cause == NULL)
+      rc = be__error_set(cause, rc, "connection_init returned %d", rc);
+  }
+  return rc;
+}
+
 int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
   be_conn *c = NULL;
-  int rc = be_conn_open(&c, p->driver, p->dsn, cause);
+  int rc = atomic_load_explicit(&p->opened_once, memory_order_relaxed)
+             ? be__conn_open_existing(&c, p->driver, p->dsn, cause)
+             : be_conn_open(&c, p->driver, p->dsn, cause);
   if (rc != BE_OK) return rc;
+  atomic_store_explicit(&p->opened_once, 1, memory_order_relaxed);
   /* statements are timed on the pool's clock: a fake clock drives the
    * slow-query log and the latency histogram in tests */
   be__conn_set_clock(c, p->clock);
@@ -86,6 +101,11 @@ int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
   if (rc != BE_OK) { /* out of memory: closing detaches what was attached */
     be_conn_close(c);
     return rc;
+  }
+  rc = setup_conn(p, c, cause);
+  if (rc != BE_OK) {
+    be_conn_close(c);
+    return rc == BE_E_NOMEM ? rc : BE__POOL_SETUP_FAILED;
   }
   be__conn_set_pool_data(c, s);
   s->conn = c;
@@ -128,7 +148,12 @@ int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *w
     be_error_free(cause);
     return be__error_oom(err);
   }
-  return be__error_wrap(err, BE_E_DB_UNREACHABLE, cause, "%s: %s: %s", p->name, what,
+  if (rc == BE__POOL_SETUP_FAILED)
+    return be__error_wrap(err, be_error_code(cause), cause, "%s: %s: connection setup failed: %s",
+                          p->name, what, be_error_message(cause));
+  int32_t code = be_error_code(cause);
+  if (code != BE_E_BUSY && code != BE_E_STORAGE) code = BE_E_DB_UNREACHABLE;
+  return be__error_wrap(err, code, cause, "%s: %s: %s", p->name, what,
                         cause ? be_error_message(cause) : "open failed");
 }
 

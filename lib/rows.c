@@ -7,6 +7,7 @@
 #include "error.h"
 #include "params.h"
 #include "rows.h"
+#include "storage.h"
 
 typedef struct cell {
   int32_t type;
@@ -111,21 +112,19 @@ int be__rows_add(be_rows *r, be_stmt *stmt, be_error **err) {
   cell *row = r->cells + r->nrows * (size_t)r->ncols;
   for (int32_t c = 0; c < r->ncols; c++) {
     cell *v = &row[c];
-    v->type = be_stmt_column_type(stmt, c);
+    be__value x;
+    be__stmt_column_value(stmt, c, &x);
+    v->type = x.type;
     v->len = 0;
-    switch (v->type) {
-      case BE_TYPE_INT: v->u.i = be_stmt_column_int64(stmt, c); break;
-      case BE_TYPE_FLOAT: v->u.d = be_stmt_column_double(stmt, c); break;
+    switch (x.type) {
+      case BE_TYPE_INT: v->u.i = x.i; break;
+      case BE_TYPE_FLOAT: v->u.d = x.d; break;
       case BE_TYPE_TEXT:
-      case BE_TYPE_BLOB: {
-        size_t len = 0;
-        const void *src = v->type == BE_TYPE_TEXT ? (const void *)be_stmt_column_text(stmt, c, &len)
-                                                  : be_stmt_column_blob(stmt, c, &len);
-        v->u.p = arena_copy(r, src, src ? len : 0);
+      case BE_TYPE_BLOB:
+        v->u.p = arena_copy(r, x.p, x.p ? x.len : 0);
         if (v->u.p == NULL) return be__error_oom(err);
-        v->len = src ? len : 0;
+        v->len = x.p ? x.len : 0;
         break;
-      }
       default:
         v->type = BE_TYPE_NULL;
         v->u.i = 0;

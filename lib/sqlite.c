@@ -2,11 +2,14 @@
 /* The built-in SQLite driver: a be_driver over sqlite3 / sqlite3_stmt. */
 #include <backend/sqlite.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -31,10 +34,8 @@ typedef struct sq_conn {
   sqlite3_stmt *tx[TX_N];
 } sq_conn;
 
-typedef struct sq_driver {
-  be_driver drv;
-  be_sqlite_options opts;
-} sq_driver;
+typedef struct sq_config sq_config;
+typedef struct sq_driver sq_driver;
 
 /* ---- error translation ---- */
 
@@ -46,6 +47,7 @@ static int32_t map_code(int ext) {
     case SQLITE_RANGE:
     case SQLITE_MISUSE: return BE_E_MISUSE;
     case SQLITE_CANTOPEN: return BE_E_DB_UNREACHABLE;
+    case SQLITE_READONLY: return ext == SQLITE_READONLY_DBMOVED ? BE_E_CONN_LOST : BE_E_STORAGE;
     case SQLITE_CONSTRAINT:
       switch (ext) {
         case SQLITE_CONSTRAINT_UNIQUE:
@@ -64,19 +66,80 @@ static int32_t map_code(int ext) {
   }
 }
 
-/* Raise the be_error for SQLite result rc; the cause keeps SQLite's
- * extended code and message. */
+/* The library's own words for an extended result code: what reaches a
+ * client's `detail`. SQLite's message (which may quote SQL, table and
+ * column names) stays in the cause. */
+static const char *constraint_sentence(int ext) {
+  switch (ext) {
+    case SQLITE_CONSTRAINT_UNIQUE: return "a unique constraint was violated";
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_ROWID: return "a primary key constraint was violated";
+    case SQLITE_CONSTRAINT_NOTNULL: return "a NOT NULL constraint was violated";
+    case SQLITE_CONSTRAINT_CHECK: return "a CHECK constraint was violated";
+    case SQLITE_CONSTRAINT_FOREIGNKEY: return "a foreign key constraint was violated";
+    default: return "a constraint was violated";
+  }
+}
+
+static const char *sentence(int ext) {
+  static const char *const primary[] = {
+    [SQLITE_ERROR] = "the database refused the SQL statement",
+    [SQLITE_INTERNAL] = "the database hit an internal error",
+    [SQLITE_PERM] = "the database denied access",
+    [SQLITE_ABORT] = "the statement was aborted",
+    [SQLITE_BUSY] = "another connection holds a lock on the database",
+    [SQLITE_LOCKED] = "a table is locked by another statement",
+    [SQLITE_NOMEM] = "the database ran out of memory",
+    [SQLITE_READONLY] = "the database is read-only",
+    [SQLITE_INTERRUPT] = "the statement was interrupted",
+    [SQLITE_IOERR] = "the database hit an I/O error",
+    [SQLITE_CORRUPT] = "the database file is corrupt",
+    [SQLITE_FULL] = "the disk or the database is full",
+    [SQLITE_CANTOPEN] = "the database file could not be opened",
+    [SQLITE_PROTOCOL] = "the database's locking protocol failed",
+    [SQLITE_SCHEMA] = "the database schema changed",
+    [SQLITE_TOOBIG] = "a text or blob is too big",
+    [SQLITE_MISMATCH] = "a value has the wrong type",
+    [SQLITE_MISUSE] = "the database library was misused",
+    [SQLITE_NOLFS] = "the database is too large for this system",
+    [SQLITE_AUTH] = "the statement was not authorized",
+    [SQLITE_RANGE] = "a parameter index is out of range",
+    [SQLITE_NOTADB] = "the file is not an SQLite database, or it is encrypted",
+  };
+  if (ext == SQLITE_READONLY_DBMOVED)
+    return "the database file was deleted, renamed or replaced while open";
+  if (ext == SQLITE_READONLY_DIRECTORY)
+    return "the database's directory is read-only (no journal or WAL file can be made there)";
+  int p = ext & 0xff;
+  if (p == SQLITE_CONSTRAINT) return constraint_sentence(ext);
+  if (p > 0 && p < (int)(sizeof primary / sizeof primary[0]) && primary[p]) return primary[p];
+  return "the database failed";
+}
+
+/* The extended result code behind result rc on db. */
+static int extended(sqlite3 *db, int rc) {
+  if (db && (sqlite3_extended_errcode(db) & 0xff) == (rc & 0xff)) return sqlite3_extended_errcode(db);
+  return rc;
+}
+
+/* The cause of every SQLite error: code and message as SQLite gives them. */
+static int driver_cause(be_error **out, sqlite3 *db, int ext) {
+  const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(ext);
+  if (be__error_wrap_raw(out, map_code(ext), msg, msg ? strlen(msg) : 0, NULL) != BE_OK)
+    return BE_E_NOMEM;
+  be_error_set_driver_code(*out, ext);
+  return BE_OK;
+}
+
+/* Raise the be_error for SQLite result rc: the library's sentence, and a
+ * cause keeping SQLite's extended code and message. */
 static int sq_fail(be_error **err, sqlite3 *db, int rc, const char *what) {
-  int ext = rc;
-  if (db && (sqlite3_extended_errcode(db) & 0xff) == (rc & 0xff)) ext = sqlite3_extended_errcode(db);
+  int ext = extended(db, rc);
   int32_t code = map_code(ext);
   if (err == NULL) return code;
-  const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(ext);
   be_error *cause = NULL;
-  if (be__error_wrap_raw(&cause, code, msg, msg ? strlen(msg) : 0, NULL) != BE_OK)
-    return be__error_oom(err);
-  be_error_set_driver_code(cause, ext);
-  int rc2 = be__error_wrap(err, code, cause, "sqlite %s failed: %s", what, msg);
+  if (driver_cause(&cause, db, ext) != BE_OK) return be__error_oom(err);
+  int rc2 = be__error_wrap(err, code, cause, "sqlite %s failed: %s", what, sentence(ext));
   be_error_set_driver_code(*err, ext);
   return rc2;
 }
@@ -92,58 +155,195 @@ static int pick_journal(int32_t m, const char **out) {
   return 1;
 }
 
-/* ---- connections ---- */
+/* ---- opening ---- */
 
-static int sq_open(void **out, const char *dsn, void *driver_data, be_error **err) {
-  const be_sqlite_options *o = driver_data;
+/* What a driver table opens with: the host's options, and whether opening
+ * sets the journal mode (the app's setup connection leaves the file's
+ * mode alone until its setup committed). */
+struct sq_config {
+  be_sqlite_options o;
+  int32_t set_journal;
+};
+
+/* The file a DSN names, for messages and file-system checks: the DSN, or a
+ * file: URI's path (without authority or query; left as is when it holds
+ * %-escapes). Empty for in-memory databases. */
+static void dsn_path(char *out, size_t size, const char *dsn) {
+  out[0] = '\0';
+  if (strcmp(dsn, ":memory:") == 0 || dsn[0] == '\0') return;
+  if (strncmp(dsn, "file:", 5) != 0) {
+    snprintf(out, size, "%s", dsn);
+    return;
+  }
+  const char *p = dsn + 5;
+  if (strstr(p, "mode=memory") || strstr(p, "vfs=memdb")) return;
+  if (p[0] == '/' && p[1] == '/') {
+    p = strchr(p + 2, '/');
+    if (p == NULL) return;
+  }
+  size_t n = strcspn(p, "?#");
+  snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), p);
+}
+
+/* Why path could not be opened, from the file system itself (SQLite
+ * retries a failed read-write open read-only, so errno is not reliable). */
+static const char *cantopen_reason(const char *path, int create) {
+  struct stat st;
+  if (path[0] == '\0') return "the database could not be opened";
+  if (stat(path, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return "it is a directory";
+    if (access(path, R_OK) != 0) return "permission denied (the file cannot be read)";
+    return "the file could not be opened";
+  }
+  if (errno == EACCES) return "permission denied (a directory on the path cannot be searched)";
+  if (errno == ENOTDIR) return "a part of the path is not a directory";
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir) slash[1] = '\0';
+  else if (slash) *slash = '\0';
+  else snprintf(dir, sizeof dir, ".");
+  if (stat(dir, &st) != 0)
+    return errno == EACCES ? "permission denied (its directory cannot be searched)"
+                           : "its directory does not exist";
+  if (!create)
+    return "the file does not exist (and this open may not create it: deleted or moved?)";
+  if (access(dir, W_OK | X_OK) != 0)
+    return "its directory is not writable (permission denied), so the file cannot be created";
+  return "the file could not be created";
+}
+
+/* The error for an open of dsn that failed with SQLite result rc (db may
+ * be NULL): a locked file is busy, a file that is not a database (or is
+ * encrypted, truncated or damaged) a permanent storage error, the rest
+ * unreachable. The detail names the path; SQLite's words are the cause. */
+static int open_fail(be_error **err, sqlite3 *db, int rc, const char *dsn, int create,
+                     const char *why) {
+  int ext = extended(db, rc);
+  int p = ext & 0xff;
+  if (p == SQLITE_NOMEM) return be__error_oom(err);
+  int32_t code = p == SQLITE_BUSY || p == SQLITE_LOCKED      ? BE_E_BUSY
+                 : p == SQLITE_NOTADB || p == SQLITE_CORRUPT ? BE_E_STORAGE
+                                                             : BE_E_DB_UNREACHABLE;
+  if (err == NULL) return code;
+  char path[PATH_MAX];
+  dsn_path(path, sizeof path, dsn);
+  if (why == NULL) why = p == SQLITE_CANTOPEN ? cantopen_reason(path, create) : sentence(ext);
+  be_error *cause = NULL;
+  if (driver_cause(&cause, db, ext) != BE_OK) return be__error_oom(err);
+  int r = be__error_wrap(err, code, cause, "cannot open the database %s: %s",
+                         path[0] ? path : "(in memory)", why);
+  be_error_set_driver_code(*err, ext);
+  return r;
+}
+
+static int exec_pragma(sqlite3 *db, const char *fmt, const char *arg) {
+  char sql[96];
+  snprintf(sql, sizeof sql, fmt, arg);
+  return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* The checks that write nothing: the file is a database SQLite can read
+ * (page 1 and the schema), and writable when read-write was asked. */
+static int probe(sqlite3 *db, int flags, const char *dsn, be_error **err) {
+  int rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) return open_fail(err, db, rc, dsn, 0, NULL);
+  if (!(flags & SQLITE_OPEN_READONLY) && sqlite3_db_readonly(db, "main") == 1)
+    return open_fail(err, db, SQLITE_READONLY, dsn, 0,
+                     "the file is read-only (no write permission) but the driver opens read-write");
+  return BE_OK;
+}
+
+/* The tuning pragmas that are set (not at their "leave" value), one at a
+ * time; *step names the one that failed. */
+static int apply_tuning(sqlite3 *db, const be_sqlite_options *o, const char **step) {
+  struct {
+    const char *name;
+    long long v;
+    int set;
+  } p[] = {
+    {"cache_size", (long long)o->cache_size, o->cache_size != 0},
+    {"mmap_size", (long long)o->mmap_size, o->mmap_size != -1},
+    {"secure_delete", o->secure_delete, o->secure_delete != -1},
+    {"temp_store", o->temp_store, o->temp_store != -1},
+    {"wal_autocheckpoint", o->wal_autocheckpoint, o->wal_autocheckpoint != -1},
+    {"journal_size_limit", (long long)o->journal_size_limit, o->journal_size_limit != -1},
+  };
+  char sql[96];
+  for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
+    if (!p[i].set) continue;
+    /* SQLite reads secure_delete as a boolean but for the word FAST */
+    if (i == 2 && p[i].v == 2) snprintf(sql, sizeof sql, "PRAGMA secure_delete=FAST");
+    else snprintf(sql, sizeof sql, "PRAGMA %s=%lld", p[i].name, p[i].v);
+    *step = p[i].name;
+    /* these pragmas answer with a row; sqlite3_exec steps through it */
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return rc;
+  }
+  return SQLITE_OK;
+}
+
+/* The per-connection settings, after the probes: the journal mode (which
+ * WAL writes into the file) only when the table says so. */
+static int apply_settings(sqlite3 *db, const sq_config *cfg, const char *dsn, be_error **err) {
+  const be_sqlite_options *o = &cfg->o;
+  const char *journal = NULL;
+  pick_journal(o->journal_mode, &journal);
+  int rc = SQLITE_OK;
+  if (journal && cfg->set_journal) {
+    rc = exec_pragma(db, "PRAGMA journal_mode=%s", journal);
+    if (rc != SQLITE_OK) return open_fail(err, db, rc, dsn, 0, NULL);
+  }
+  const char *step = "PRAGMA synchronous";
+  if (o->synchronous != BE_SQLITE_SYNC_DEFAULT) {
+    char n[16];
+    snprintf(n, sizeof n, "%d", (int)o->synchronous);
+    rc = exec_pragma(db, "PRAGMA synchronous=%s", n);
+  }
+  if (rc == SQLITE_OK) {
+    step = "PRAGMA foreign_keys";
+    rc = exec_pragma(db, "PRAGMA foreign_keys=%s", o->foreign_keys ? "ON" : "OFF");
+  }
+  if (rc == SQLITE_OK) rc = apply_tuning(db, o, &step);
+  return rc == SQLITE_OK ? BE_OK : sq_fail(err, db, rc, step);
+}
+
+/* Open dsn; `existing` drops SQLITE_OPEN_CREATE from the flags. */
+static int open_conn(void **out, const char *dsn, const sq_config *cfg, int existing,
+                     be_error **err) {
+  const be_sqlite_options *o = &cfg->o;
   *out = NULL;
   int flags = o->open_flags ? o->open_flags : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (existing) flags &= ~SQLITE_OPEN_CREATE;
   flags |= SQLITE_OPEN_URI;
   if (!(flags & SQLITE_OPEN_FULLMUTEX)) flags |= SQLITE_OPEN_NOMUTEX;
   sq_conn *c = be__calloc(1, sizeof *c);
   if (c == NULL) return be__error_oom(err);
   int rc = sqlite3_open_v2(dsn, &c->db, flags, NULL);
+  int r = BE_OK;
   if (rc != SQLITE_OK) {
-    int r = (rc & 0xff) == SQLITE_NOMEM
-              ? be__error_oom(err)
-              : sq_fail(err, c->db, rc, "open");
-    if (r != BE_E_NOMEM && r != BE_E_DB_UNREACHABLE && err) {
-      be_error *e = *err;
-      r = be__error_wrap(err, BE_E_DB_UNREACHABLE, e, "%s", be_error_message(e));
-    }
-    sqlite3_close(c->db);
-    be__free(c);
-    return r == BE_E_NOMEM ? r : BE_E_DB_UNREACHABLE;
+    r = open_fail(err, c->db, rc, dsn, (flags & SQLITE_OPEN_CREATE) != 0, NULL);
+  } else {
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, o->busy_timeout_ms);
+    r = probe(c->db, flags, dsn, err);
+    if (r == BE_OK) r = apply_settings(c->db, cfg, dsn, err);
   }
-  sqlite3_extended_result_codes(c->db, 1);
-  sqlite3_busy_timeout(c->db, o->busy_timeout_ms);
-  char sql[96];
-  const char *journal = NULL;
-  pick_journal(o->journal_mode, &journal);
-  const char *step = "open";
-  if (journal) {
-    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", journal);
-    step = "PRAGMA journal_mode";
-    rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
-  }
-  if (rc == SQLITE_OK && o->synchronous != BE_SQLITE_SYNC_DEFAULT) {
-    snprintf(sql, sizeof sql, "PRAGMA synchronous=%d", (int)o->synchronous);
-    step = "PRAGMA synchronous";
-    rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
-  }
-  if (rc == SQLITE_OK) {
-    step = "PRAGMA foreign_keys";
-    rc = sqlite3_exec(c->db, o->foreign_keys ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
-                      NULL, NULL, NULL);
-  }
-  if (rc != SQLITE_OK) {
-    int r = sq_fail(err, c->db, rc, step);
+  if (r != BE_OK) {
     sqlite3_close(c->db);
     be__free(c);
     return r;
   }
   *out = c;
   return BE_OK;
+}
+
+static int sq_open(void **out, const char *dsn, void *driver_data, be_error **err) {
+  return open_conn(out, dsn, driver_data, 0, err);
+}
+
+static int sq_open_existing(void **out, const char *dsn, void *driver_data, be_error **err) {
+  return open_conn(out, dsn, driver_data, 1, err);
 }
 
 static void sq_close(void *conn) {
@@ -217,6 +417,12 @@ static int sq_bind_double(void *s, int32_t i, double v, be_error **err) {
 static int sq_bind_text(void *s, int32_t i, const char *v, size_t len, be_error **err) {
   return bind_rc(s, sqlite3_bind_text64(ST(s), i, v, len, SQLITE_TRANSIENT, SQLITE_UTF8), err);
 }
+
+/* Borrowed until rebound, reset or finalized (storage.h's contract);
+ * SQLite's reset keeps bindings, but the driver's reset clears them. */
+static int sq_bind_text_static(void *s, int32_t i, const char *v, size_t len, be_error **err) {
+  return bind_rc(s, sqlite3_bind_text64(ST(s), i, v, len, SQLITE_STATIC, SQLITE_UTF8), err);
+}
 static int sq_bind_blob(void *s, int32_t i, const void *v, size_t len, be_error **err) {
   /* SQLite binds NULL for a NULL pointer; an empty blob is a zeroblob */
   if (v == NULL) return bind_rc(s, sqlite3_bind_zeroblob(ST(s), i, 0), err);
@@ -255,6 +461,27 @@ static const void *sq_column_blob(void *s, int32_t col, size_t *len) {
   return b;
 }
 
+/* One sqlite3_column_value, then the value's own accessors: a row read
+ * whole pays SQLite's column lookup once per value, not twice. The
+ * value is unprotected, which is fine on a connection one thread uses. */
+static int32_t sq_column_value(void *s, int32_t col, int64_t *i, double *d, const void **p,
+                               size_t *len) {
+  sqlite3_value *v = sqlite3_column_value(ST(s), col);
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER: *i = sqlite3_value_int64(v); return BE_TYPE_INT;
+    case SQLITE_FLOAT: *d = sqlite3_value_double(v); return BE_TYPE_FLOAT;
+    case SQLITE_TEXT:
+      *p = sqlite3_value_text(v);
+      *len = (size_t)sqlite3_value_bytes(v);
+      return BE_TYPE_TEXT;
+    case SQLITE_BLOB:
+      *p = sqlite3_value_blob(v);
+      *len = (size_t)sqlite3_value_bytes(v);
+      return BE_TYPE_BLOB;
+    default: return BE_TYPE_NULL;
+  }
+}
+
 static int sq_reset(void *s, be_error **err) {
   (void)err;
   /* sqlite3_reset repeats the last step's error; the reset itself worked */
@@ -285,10 +512,30 @@ static int run_tx(sq_conn *c, int which, be_error **err) {
   return r;
 }
 
+/* 1 when the file the connection opened is no longer at its name:
+ * deleted, renamed, or replaced by another file (one stat; in-memory and
+ * other VFSs without the check say no). */
+static int has_moved(sq_conn *c) {
+  int moved = 0;
+  if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK) return 0;
+  return moved != 0;
+}
+
+static int moved_error(sq_conn *c, be_error **err) {
+  const char *path = sqlite3_db_filename(c->db, "main");
+  return be__error_set(err, BE_E_CONN_LOST,
+                       "the database file %s was deleted, renamed or replaced while open; "
+                       "this connection can no longer reach it",
+                       path && path[0] ? path : "(unnamed)");
+}
+
+/* A write transaction first checks that its writes would reach the file
+ * at the database's name (not an unlinked or replaced one). */
 static int sq_begin(void *conn, int32_t mode, be_error **err) {
   int which = mode == BE_TX_IMMEDIATE   ? TX_BEGIN_IMMEDIATE
               : mode == BE_TX_EXCLUSIVE ? TX_BEGIN_EXCLUSIVE
                                         : TX_BEGIN_DEFERRED;
+  if (which != TX_BEGIN_DEFERRED && has_moved(conn)) return moved_error(conn, err);
   return run_tx(conn, which, err);
 }
 
@@ -331,11 +578,12 @@ static int64_t sq_changes(void *conn) {
 #endif
 }
 
-/* An in-process database has no socket to lose; a handle that exists is
- * alive. */
+/* An in-process database has no socket to lose: a handle that exists is
+ * alive while its file is still the one at the database's name. */
 static int sq_ping(void *conn, be_error **err) {
   if (conn == NULL || ((sq_conn *)conn)->db == NULL)
     return be__error_set(err, BE_E_CONN_LOST, "sqlite connection is closed");
+  if (has_moved(conn)) return moved_error(conn, err);
   return BE_OK;
 }
 
@@ -449,6 +697,9 @@ static const be_driver template = {
   .in_transaction = sq_in_transaction,
   .next_statement = sq_next_statement,
   .table_exists = sq_table_exists,
+  .open_existing = sq_open_existing,
+  .bind_text_static = sq_bind_text_static,
+  .column_value = sq_column_value,
 };
 
 sqlite3 *be__sqlite_db(be_conn *conn) {
@@ -457,20 +708,27 @@ sqlite3 *be__sqlite_db(be_conn *conn) {
   return ((sq_conn *)be__conn_native(conn))->db;
 }
 
+/* A driver table and the configuration its driver_data points at. */
+struct sq_driver {
+  be_driver drv;
+  sq_config cfg;
+};
+
 static sq_driver default_driver;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
 static const be_sqlite_options defaults = BE_SQLITE_OPTIONS_INIT;
 
 /* A driver table for options o: the template, pointing at its own copy. */
-static void driver_init(sq_driver *d, const be_sqlite_options *o) {
+static void driver_init(sq_driver *d, const be_sqlite_options *o, int set_journal) {
   d->drv = template;
-  d->opts = *o;
-  d->drv.driver_data = &d->opts;
+  d->cfg.o = *o;
+  d->cfg.set_journal = set_journal;
+  d->drv.driver_data = &d->cfg;
   d->drv.features = detect_features();
 }
 
-static void default_init(void) { driver_init(&default_driver, &defaults); }
+static void default_init(void) { driver_init(&default_driver, &defaults, 1); }
 
 const be_driver *be_sqlite_driver(void) {
   pthread_once(&default_once, default_init);
@@ -479,6 +737,22 @@ const be_driver *be_sqlite_driver(void) {
 
 int be_sqlite_options_init(be_sqlite_options *o, uint32_t version) {
   return be__versioned_init(o, sizeof *o, &defaults, version, BE_SQLITE_OPTIONS_VERSION);
+}
+
+/* Each tuning pragma in range, else BE_E_VALIDATION naming it. */
+static int check_tuning(const be_sqlite_options *o, be_error **err) {
+  if (o->cache_size < -INT32_MAX || o->cache_size > INT32_MAX)
+    return be__error_field(err, "cache_size", "must be within -2147483647..2147483647 (0 = leave)");
+  if (o->mmap_size < -1) return be__error_field(err, "mmap_size", "must be -1 (leave) or >= 0 bytes");
+  if (o->secure_delete < -1 || o->secure_delete > 2)
+    return be__error_field(err, "secure_delete", "must be -1 (leave), 0, 1 or 2 (FAST)");
+  if (o->temp_store < -1 || o->temp_store > 2)
+    return be__error_field(err, "temp_store", "must be -1 (leave), 0, 1 (FILE) or 2 (MEMORY)");
+  if (o->wal_autocheckpoint < -1)
+    return be__error_field(err, "wal_autocheckpoint", "must be -1 (leave) or >= 0 pages");
+  if (o->journal_size_limit < -1)
+    return be__error_field(err, "journal_size_limit", "must be -1 (leave) or >= 0 bytes");
+  return BE_OK;
 }
 
 int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_error **err) {
@@ -495,9 +769,22 @@ int be_sqlite_driver_new(be_driver **out, const be_sqlite_options *opts, be_erro
     return be__error_set(err, BE_E_MISUSE, "unknown synchronous %d", (int)o.synchronous);
   if (o.busy_timeout_ms < 0)
     return be__error_set(err, BE_E_MISUSE, "busy_timeout_ms must be >= 0");
+  rc = check_tuning(&o, err);
+  if (rc != BE_OK) return rc;
   sq_driver *d = be__calloc(1, sizeof *d);
   if (d == NULL) return be__error_oom(err);
-  driver_init(d, &o);
+  driver_init(d, &o, 1);
+  *out = &d->drv;
+  return BE_OK;
+}
+
+int be__sqlite_driver_keep_journal(be_driver **out, const be_driver *base, be_error **err) {
+  *out = NULL;
+  if (base == NULL || base->open != sq_open) return BE_OK;
+  const sq_config *cfg = base->driver_data;
+  sq_driver *d = be__calloc(1, sizeof *d);
+  if (d == NULL) return be__error_oom(err);
+  driver_init(d, &cfg->o, 0);
   *out = &d->drv;
   return BE_OK;
 }

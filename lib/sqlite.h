@@ -17,4 +17,11 @@
  * driver owns. */
 sqlite3 *be__sqlite_db(be_conn *conn);
 
+/* For the app's setup connection: when base is a SQLite driver table, set
+ * *out to a copy of it (free with be_sqlite_driver_free()) whose opens
+ * leave the file's journal mode as it is, so nothing is written into a
+ * database before its setup succeeded; else *out = NULL (use base).
+ * BE_OK or BE_E_NOMEM. */
+int be__sqlite_driver_keep_journal(be_driver **out, const be_driver *base, be_error **err);
+
 #endif

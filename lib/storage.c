@@ -4,6 +4,7 @@
  * observers the query layer times statements with. */
 #include <backend/storage.h>
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -22,6 +23,7 @@ struct be_stmt {
   be_conn *conn;
   void *native;
   uint64_t hash;
+  uint64_t sql_id; /* the be_sql it was last found by (0: none) */
   size_t sql_len;
   be_stmt *hnext;         /* hash chain */
   be_stmt *lprev, *lnext; /* LRU list of idle cached statements */
@@ -35,6 +37,21 @@ struct be_stmt {
   int64_t rows;
   char sql[];
 };
+
+/* A statement's text prepared once for the process: its hash and length
+ * computed once, and an id never reused, so a connection finds its cached
+ * statement in one load (be_conn.direct) instead of hashing the text. */
+struct be_sql {
+  uint64_t id;
+  uint64_t hash;
+  size_t len;
+  char text[];
+};
+
+/* Cached statements found by be_sql id: direct-mapped, a slot holds the
+ * last statement whose sql_id maps there (collisions fall back to the
+ * hash). Every entry is a cached statement; leaving the cache clears it. */
+#define DIRECT_SLOTS 64
 
 /* One attached statement observer (storage.h). */
 typedef struct observer {
@@ -58,6 +75,7 @@ struct be_conn {
   int64_t hits, misses;
   int64_t open_stmts;
   be_stmt *out_head; /* statements handed out and not finalized */
+  be_stmt *direct[DIRECT_SLOTS];
   /* hooks: the hot paths test nobs alone, so with no observer a step costs
    * one load and a branch, as with a single slot */
   int32_t nobs, capobs;
@@ -138,7 +156,24 @@ static inline void out_unlink(be_conn *c, be_stmt *s) {
   c->open_stmts--;
 }
 
+static inline be_stmt **direct_slot(be_conn *c, uint64_t id) {
+  return &c->direct[id & (DIRECT_SLOTS - 1)];
+}
+
+/* s is found by be_sql id from now on; the slot of its previous id, if
+ * it still points at s, lets go of it. */
+static void direct_set(be_conn *c, be_stmt *s, uint64_t id) {
+  if (s->sql_id != id) {
+    be_stmt **old = direct_slot(c, s->sql_id);
+    if (*old == s) *old = NULL;
+    s->sql_id = id;
+  }
+  *direct_slot(c, id) = s;
+}
+
 static void hash_unlink(be_conn *c, be_stmt *s) {
+  be_stmt **d = direct_slot(c, s->sql_id);
+  if (*d == s) *d = NULL;
   be_stmt **pp = &c->buckets[s->hash & (c->nbuckets - 1)];
   while (*pp && *pp != s) pp = &(*pp)->hnext;
   if (*pp) *pp = s->hnext;
@@ -172,6 +207,7 @@ static void cache_flush(be_conn *c) {
     }
     c->buckets[i] = NULL;
   }
+  memset(c->direct, 0, sizeof c->direct);
 }
 
 /* The observer paths are kept out of line: step and finalize without an
@@ -180,9 +216,11 @@ static void cache_flush(be_conn *c) {
 #if defined(__GNUC__) || defined(__clang__)
 #  define OUT_OF_LINE __attribute__((noinline))
 #  define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define LIKELY(x) __builtin_expect(!!(x), 1)
 #else
 #  define OUT_OF_LINE
 #  define UNLIKELY(x) (x)
+#  define LIKELY(x) (x)
 #endif
 
 static OUT_OF_LINE void notify(be_conn *c, const char *sql, int64_t duration_ns, int64_t rows,
@@ -277,7 +315,14 @@ static const char *missing_fn(const be_driver *d) {
 
 /* ---- connections ---- */
 
-int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_error **err) {
+/* The codes a failed open keeps; any other becomes BE_E_DB_UNREACHABLE. */
+static int open_code_kept(int rc) {
+  return rc == BE_E_NOMEM || rc == BE_E_MISUSE || rc == BE_E_DB_UNREACHABLE || rc == BE_E_BUSY ||
+         rc == BE_E_STORAGE;
+}
+
+static int conn_open(be_conn **out, const be_driver *driver, const char *dsn, int existing,
+                     be_error **err) {
   if (out == NULL || driver == NULL || dsn == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_conn_open: NULL argument");
   *out = NULL;
@@ -300,18 +345,28 @@ int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_err
   }
 
   be_error *cause = NULL;
-  int rc = driver->open(&c->native, dsn, driver->driver_data, err ? &cause : NULL);
+  be__open_fn open = existing ? be__driver_open_existing(driver) : NULL;
+  if (open == NULL) open = driver->open;
+  int rc = open(&c->native, dsn, driver->driver_data, err ? &cause : NULL);
   if (rc != BE_OK) {
     be__free(c->buckets);
     be__free(c);
-    if (rc == BE_E_NOMEM || rc == BE_E_MISUSE || rc == BE_E_DB_UNREACHABLE)
-      return err ? be__error_give(err, cause) : rc;
+    if (open_code_kept(rc)) return err ? be__error_give(err, cause) : rc;
     return be__error_wrap(err, BE_E_DB_UNREACHABLE, cause, "could not open a %s connection: %s",
                           driver->name ? driver->name : "database",
                           cause ? be_error_message(cause) : be_strerror(rc));
   }
   *out = c;
   return BE_OK;
+}
+
+int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_error **err) {
+  return conn_open(out, driver, dsn, 0, err);
+}
+
+int be__conn_open_existing(be_conn **out, const be_driver *driver, const char *dsn,
+                           be_error **err) {
+  return conn_open(out, driver, dsn, 1, err);
 }
 
 void be_conn_close(be_conn *c) {
@@ -370,29 +425,39 @@ int be_conn_stmt_cache_stats_get(be_stmt_cache_stats *out, const be_conn *c, be_
   return BE_OK;
 }
 
-int be_conn_prepare(be_stmt **out, be_conn *c, const char *sql, be_error **err) {
-  if (c == NULL || out == NULL || sql == NULL)
-    return be__error_set(err, BE_E_MISUSE, "be_conn_prepare: NULL argument");
-  *out = NULL;
-  size_t len;
-  uint64_t h = hash_sql(sql, &len);
-  int cacheable = c->cap > 0;
-  if (cacheable) {
-    for (be_stmt *s = c->buckets[h & (c->nbuckets - 1)]; s; s = s->hnext) {
-      if (s->hash == h && s->sql_len == len && memcmp(s->sql, sql, len) == 0) {
-        if (s->out) {
-          cacheable = 0;
-          break;
-        } /* held: hand out a fresh one */
-        lru_unlink(c, s);
-        out_link(c, s);
-        c->hits++;
-        *out = s;
-        return BE_OK;
-      }
+/* The idle cached statement of sql (len bytes, hash h), or NULL; *held
+ * is set when the cached one is handed out. */
+static be_stmt *cache_find(be_conn *c, const char *sql, size_t len, uint64_t h, int *held) {
+  for (be_stmt *s = c->buckets[h & (c->nbuckets - 1)]; s; s = s->hnext) {
+    if (s->hash == h && s->sql_len == len && memcmp(s->sql, sql, len) == 0) {
+      *held = s->out;
+      return s->out ? NULL : s;
     }
   }
-  c->misses++;
+  return NULL;
+}
+
+/* Put a new statement in the cache, evicting the least recently used idle
+ * one when full; 0 when it could not be cached. */
+static int cache_insert(be_conn *c, be_stmt *s) {
+  if (c->ncached >= c->cap && c->lru_tail) {
+    be_stmt *victim = c->lru_tail;
+    lru_unlink(c, victim);
+    hash_unlink(c, victim);
+    stmt_destroy(victim);
+  }
+  if (c->ncached >= c->cap) return 0;
+  be_stmt **b = &c->buckets[s->hash & (c->nbuckets - 1)];
+  s->hnext = *b;
+  *b = s;
+  s->cached = 1;
+  c->ncached++;
+  return 1;
+}
+
+/* A real prepare of sql (len bytes, NUL-terminated, hash h). */
+static int prepare_new(be_stmt **out, be_conn *c, const char *sql, size_t len, uint64_t h,
+                       be_error **err) {
   void *native = NULL;
   int rc = c->drv->prepare(c->native, &native, sql, len, err);
   if (rc != BE_OK) return note(c, rc);
@@ -408,24 +473,79 @@ int be_conn_prepare(be_stmt **out, be_conn *c, const char *sql, be_error **err) 
   s->sql_len = len;
   s->ncols = c->drv->column_count(native);
   memcpy(s->sql, sql, len + 1);
-  if (cacheable) {
-    if (c->ncached >= c->cap && c->lru_tail) {
-      be_stmt *victim = c->lru_tail;
-      lru_unlink(c, victim);
-      hash_unlink(c, victim);
-      stmt_destroy(victim);
-    }
-    if (c->ncached < c->cap) {
-      be_stmt **b = &c->buckets[h & (c->nbuckets - 1)];
-      s->hnext = *b;
-      *b = s;
-      s->cached = 1;
-      c->ncached++;
-    }
+  *out = s;
+  return BE_OK;
+}
+
+/* be_conn_prepare with the text's length and hash known; id is the
+ * be_sql the text came from (0: none), remembered for the direct slots. */
+static int prepare_text(be_stmt **out, be_conn *c, const char *sql, size_t len, uint64_t h,
+                        uint64_t id, be_error **err) {
+  int held = 0;
+  be_stmt *s = c->cap > 0 ? cache_find(c, sql, len, h, &held) : NULL;
+  if (s) {
+    lru_unlink(c, s);
+    c->hits++;
+  } else {
+    c->misses++;
+    int rc = prepare_new(&s, c, sql, len, h, err);
+    if (rc != BE_OK) return rc;
+    /* a held cached statement gets an uncached twin */
+    if (c->cap > 0 && !held) cache_insert(c, s);
   }
+  if (id && s->cached) direct_set(c, s, id);
   out_link(c, s);
   *out = s;
   return BE_OK;
+}
+
+int be_conn_prepare(be_stmt **out, be_conn *c, const char *sql, be_error **err) {
+  if (c == NULL || out == NULL || sql == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_conn_prepare: NULL argument");
+  *out = NULL;
+  size_t len;
+  uint64_t h = hash_sql(sql, &len);
+  return prepare_text(out, c, sql, len, h, 0, err);
+}
+
+int be_conn_prepare_sql(be_stmt **out, be_conn *c, const be_sql *sql, be_error **err) {
+  if (out) *out = NULL;
+  if (UNLIKELY(c == NULL || out == NULL || sql == NULL))
+    return be__error_set(err, BE_E_MISUSE, "be_conn_prepare_sql: NULL argument");
+  be_stmt *s = *direct_slot(c, sql->id);
+  if (LIKELY(s != NULL && s->sql_id == sql->id && !s->out)) {
+    lru_unlink(c, s);
+    c->hits++;
+    out_link(c, s);
+    *out = s;
+    return BE_OK;
+  }
+  return prepare_text(out, c, sql->text, sql->len, sql->hash, sql->id, err);
+}
+
+int be_sql_new(be_sql **out, const char *sql, size_t len, be_error **err) {
+  static _Atomic uint64_t next_id = 1;
+  if (out) *out = NULL;
+  if (out == NULL || sql == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_sql_new: %s is NULL", out ? "sql" : "out");
+  sql = be__text_arg(sql, &len);
+  if (memchr(sql, '\0', len) != NULL)
+    return be__error_field(err, "sql", "SQL text must not hold a NUL byte");
+  be_sql *q = be__malloc(sizeof *q + len + 1);
+  if (q == NULL) return be__error_oom(err);
+  memcpy(q->text, sql, len);
+  q->text[len] = '\0';
+  q->hash = hash_sql(q->text, &q->len);
+  q->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+  *out = q;
+  return BE_OK;
+}
+
+void be_sql_free(be_sql *sql) { be__free(sql); }
+
+const char *be_sql_text(const be_sql *sql, size_t *len) {
+  if (len) *len = sql ? sql->len : 0;
+  return sql ? sql->text : NULL;
 }
 
 void be_stmt_finalize(be_stmt *s) {
@@ -474,6 +594,16 @@ int be_stmt_bind_text(be_stmt *s, int32_t i, const char *v, size_t len, be_error
     return be__error_field(err, "parameter", "parameter %d is not valid UTF-8 text (or holds a NUL)",
                            (int)i);
   return note(s->conn, s->conn->drv->bind_text(s->native, i, v, len, err));
+}
+
+int be_stmt_bind_text_static(be_stmt *s, int32_t i, const char *v, size_t len, be_error **err) {
+  STMT_CHECK(s, "be_stmt_bind_text_static");
+  if (v == NULL) return be__error_set(err, BE_E_MISUSE, "be_stmt_bind_text_static: NULL text");
+  v = be__text_arg(v, &len);
+  const be_driver *d = s->conn->drv;
+  be__bind_text_fn bind = be__driver_bind_text_static(d);
+  if (bind == NULL) bind = d->bind_text;
+  return note(s->conn, bind(s->native, i, v, len, err));
 }
 
 int be_stmt_bind_blob(be_stmt *s, int32_t i, const void *v, size_t len, be_error **err) {
@@ -547,6 +677,33 @@ const void *be_stmt_column_blob(be_stmt *s, int32_t col, size_t *len) {
   const void *b = col_ok(s, col) ? s->conn->drv->column_blob(s->native, col, &n) : NULL;
   if (len) *len = n;
   return b;
+}
+
+typedef int32_t (*column_value_fn)(void *stmt, int32_t column, int64_t *out_int,
+                                   double *out_double, const void **out_ptr, size_t *out_len);
+
+void be__stmt_column_value(be_stmt *s, int32_t col, be__value *v) {
+  const be_driver *d = s->conn->drv;
+  column_value_fn fn = d->version >= 3 ? d->column_value : NULL;
+  v->i = 0;
+  v->d = 0.0;
+  v->p = NULL;
+  v->len = 0;
+  if (UNLIKELY(!col_ok(s, col))) {
+    v->type = BE_TYPE_NULL;
+    return;
+  }
+  if (fn) {
+    v->type = fn(s->native, col, &v->i, &v->d, &v->p, &v->len);
+    return;
+  }
+  switch (v->type = d->column_type(s->native, col)) {
+    case BE_TYPE_INT: v->i = d->column_int64(s->native, col); break;
+    case BE_TYPE_FLOAT: v->d = d->column_double(s->native, col); break;
+    case BE_TYPE_TEXT: v->p = d->column_text(s->native, col, &v->len); break;
+    case BE_TYPE_BLOB: v->p = d->column_blob(s->native, col, &v->len); break;
+    default: v->type = BE_TYPE_NULL; break;
+  }
 }
 
 int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
@@ -697,7 +854,7 @@ void be__conn_doom_tx(be_conn *c) { c->tx_doomed = 1; }
 int32_t be__conn_tx_doomed(const be_conn *c) { return c->tx_doomed; }
 const char *be__stmt_sql(const be_stmt *s) { return s->sql; }
 
-/* ---- the optional operations of version-2 driver tables ---- */
+/* ---- the optional operations of version-2 and version-3 driver tables ---- */
 
 be__next_statement_fn be__driver_next_statement(const be_driver *d) {
   return d && d->version >= 2 ? d->next_statement : NULL;
@@ -705,6 +862,14 @@ be__next_statement_fn be__driver_next_statement(const be_driver *d) {
 
 be__table_exists_fn be__driver_table_exists(const be_driver *d) {
   return d && d->version >= 2 ? d->table_exists : NULL;
+}
+
+be__open_fn be__driver_open_existing(const be_driver *d) {
+  return d && d->version >= 3 ? d->open_existing : NULL;
+}
+
+be__bind_text_fn be__driver_bind_text_static(const be_driver *d) {
+  return d && d->version >= 3 ? d->bind_text_static : NULL;
 }
 
 int be__conn_splits_scripts(const be_conn *c) {

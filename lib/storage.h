@@ -111,8 +111,37 @@ typedef int (*be__next_statement_fn)(void *conn, size_t *out_stmt_len, const cha
                                      size_t sql_len, be_error **err);
 typedef int (*be__table_exists_fn)(void *conn, int32_t *out_exists, const char *name,
                                    be_error **err);
+/* The optional operation version 3 added; NULL likewise. */
+typedef int (*be__bind_text_fn)(void *stmt, int32_t index, const char *value, size_t len,
+                                be_error **err);
 be__next_statement_fn be__driver_next_statement(const be_driver *driver);
+be__bind_text_fn be__driver_bind_text_static(const be_driver *driver);
+
+/* A value of the current row: type BE_TYPE_*, and i (INT), d (FLOAT) or
+ * p and len (TEXT, NUL-terminated; BLOB), borrowed like the column
+ * accessors' results. */
+typedef struct be__value {
+  int32_t type;
+  int64_t i;
+  double d;
+  const void *p;
+  size_t len;
+} be__value;
+
+/* Column col (a valid index of the current row) into *v, in one driver
+ * call when the driver has column_value, else column_type and then the
+ * typed accessor. */
+void be__stmt_column_value(be_stmt *stmt, int32_t col, be__value *v);
 be__table_exists_fn be__driver_table_exists(const be_driver *driver);
+/* Version 3's open_existing: NULL for older tables or when left out. */
+typedef int (*be__open_fn)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
+be__open_fn be__driver_open_existing(const be_driver *driver);
+
+/* be_conn_open() through the driver's open_existing (its open when it has
+ * none): a database that does not exist is not created. Errors as
+ * be_conn_open(). */
+int be__conn_open_existing(be_conn **out, const be_driver *driver, const char *dsn,
+                           be_error **err);
 
 /* 1 when the connection's driver splits scripts into statements
  * (be_driver.next_statement). */

@@ -27,6 +27,7 @@
 #include "mailer.h"
 #include "permission.h"
 #include "strbuf.h"
+#include "svc_catalog.h"
 #include "svc_input.h"
 #include "svc_sql.h"
 #include "svc_time.h"
@@ -40,8 +41,6 @@
  * white space. */
 #define EMAIL_RAW_MAX (BE_USER_EMAIL_MAX * 4)
 #define TEXT_RAW_MAX(chars) ((size_t)(chars)*4 + 1024)
-
-#define COLS "id, email, name, bio, extra, status, created_at, updated_at"
 
 struct be_user {
   int64_t id, created_at, updated_at;
@@ -86,6 +85,7 @@ static be_user *user_make(const fields *f) {
   return u;
 }
 
+/* A row of the user statements (svc_catalog.c USER_COLS). */
 static void fields_from_stmt(fields *f, be_stmt *st) {
   f->id = be_stmt_column_int64(st, 0);
   for (int i = 0; i < 4; i++) {
@@ -119,10 +119,17 @@ static void fields_from_rows(fields *f, const be_rows *r, size_t row) {
  * back with memcpy: the cache promises no alignment. */
 #define HDR (3 * 8 + 4 + 4 * 4)
 
-static void *encode(const fields *f, size_t *out_len) {
+/* A record fits in this much stack for most users; a longer one is
+ * allocated (encode() says which by its result). */
+#define RECORD_STACK 1024
+
+/* The record of f in buf when it fits in cap bytes, else in a new
+ * allocation (the caller frees a result that is not buf); NULL when out
+ * of memory. */
+static void *encode(const fields *f, void *buf, size_t cap, size_t *out_len) {
   size_t total = HDR;
   for (int i = 0; i < 4; i++) total += f->n[i];
-  unsigned char *b = be__malloc(total);
+  unsigned char *b = total <= cap ? buf : be__malloc(total);
   if (b == NULL) return NULL;
   memcpy(b, &f->id, 8);
   memcpy(b + 8, &f->created_at, 8);
@@ -159,8 +166,25 @@ static be_user *decode(const void *v, size_t len) {
   return user_make(&f);
 }
 
-static int key_of(char *buf, size_t size, int64_t id) {
-  return snprintf(buf, size, "user:%lld", (long long)id);
+/* The profile-cache key "user:<id>" in buf, NUL-terminated; returns its length. Written by hand: every
+ * be_user_get formats it, and snprintf cost a miss about 770
+ * instructions, a hit more than the cache lookup itself. */
+#define USER_KEY_SIZE 32
+
+static int key_of(char buf[USER_KEY_SIZE], int64_t id) {
+  char digits[24];
+  int n = 0;
+  uint64_t v = id < 0 ? 0 - (uint64_t)id : (uint64_t)id;
+  do {
+    digits[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  memcpy(buf, "user:", 5);
+  int len = 5;
+  if (id < 0) buf[len++] = '-';
+  while (n > 0) buf[len++] = digits[--n];
+  buf[len] = '\0';
+  return len;
 }
 
 /* ---- reading ---- */
@@ -170,7 +194,6 @@ int be_user_input_init(be_user_input *in, uint32_t version) {
   return be__versioned_init(in, sizeof *in, &defaults, version, BE_USER_INPUT_VERSION);
 }
 
-#define SELECT_USER "SELECT " COLS " FROM users WHERE "
 
 static int not_found(int64_t id, be_error **err) {
   return be__error_set(err, BE_E_NOT_FOUND, "no user with id %lld", (long long)id);
@@ -180,8 +203,9 @@ static int not_found(int64_t id, be_error **err) {
 typedef struct one_user {
   int want_user, want_blob;
   be_user *user;
-  void *blob;
+  void *blob; /* stack when it fits there, else allocated */
   size_t blen;
+  unsigned char *stack; /* RECORD_STACK bytes for blob, or NULL */
 } one_user;
 
 static int read_one(be_stmt *st, void *ud, be_error **err) {
@@ -189,7 +213,8 @@ static int read_one(be_stmt *st, void *ud, be_error **err) {
   fields f;
   fields_from_stmt(&f, st);
   if (o->want_user && (o->user = user_make(&f)) == NULL) return be__error_oom(err);
-  if (o->want_blob && (o->blob = encode(&f, &o->blen)) == NULL) return be__error_oom(err);
+  if (o->want_blob && (o->blob = encode(&f, o->stack, o->stack ? RECORD_STACK : 0, &o->blen)) == NULL)
+    return be__error_oom(err);
   return BE_OK;
 }
 
@@ -202,14 +227,16 @@ static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud
   (void)key;
   (void)klen;
   get_ctx *g = ud;
-  one_user o = {0, 1, NULL, NULL, 0};
-  int rc = be__svc_first_pooled(&g->app->res, read_one, &o, err, SELECT_USER "id = ?1", "i", g->id);
+  unsigned char stack[RECORD_STACK];
+  one_user o = {0, 1, NULL, NULL, 0, stack};
+  int rc = be__svc_first_pooled(&g->app->res, read_one, &o, err,
+                                be__sql(&g->app->res, BE__SQL_USER_BY_ID), "i", g->id);
   if (rc == BE_DONE) rc = not_found(g->id, err);
   if (rc == BE_ROW) {
     rc = be_cache_load_set_value(load, o.blob, o.blen, BE_CACHE_TTL_DEFAULT, NULL);
     if (rc != BE_OK) rc = be__error_set(err, rc, "caching user %lld failed", (long long)g->id);
   }
-  be__free(o.blob);
+  if (o.blob != stack) be__free(o.blob);
   return rc;
 }
 
@@ -227,8 +254,8 @@ int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
   *out = NULL;
   int rc = be__svc_check_id(id, "id", err);
   if (rc != BE_OK) return rc;
-  char key[32];
-  int klen = key_of(key, sizeof key, id);
+  char key[USER_KEY_SIZE];
+  int klen = key_of(key, id);
   get_ctx g = {app, id};
   be_cache_entry *e = NULL;
   rc = be_cache_get_or_load(&e, NULL, app->res.cache, key, (size_t)klen, load_user, &g, err);
@@ -247,8 +274,9 @@ int be_user_get_by_email(be_user **out, be_app *app, const char *email, size_t e
   int rc = be__svc_str(email, email_len, "email", EMAIL_RAW_MAX, &len, err);
   if (rc == BE_OK) rc = be__svc_email(email, len, norm, &nlen, err);
   if (rc != BE_OK) return rc;
-  one_user o = {1, 0, NULL, NULL, 0};
-  rc = be__svc_first_pooled(&app->res, read_one, &o, err, SELECT_USER "email = ?1", "s", norm, nlen);
+  one_user o = {1, 0, NULL, NULL, 0, NULL};
+  rc = be__svc_first_pooled(&app->res, read_one, &o, err, be__sql(&app->res, BE__SQL_USER_BY_EMAIL),
+                            "s", norm, nlen);
   if (rc == BE_DONE) return be__error_set(err, BE_E_NOT_FOUND, "no user with this email");
   if (rc != BE_ROW) return rc;
   *out = o.user;
@@ -297,8 +325,8 @@ typedef struct misses {
 static int from_cache(be_user_list *l, be_cache *cache, const int64_t *ids, misses *m,
                       be_error **err) {
   for (size_t i = 0; i < l->count; i++) {
-    char key[32];
-    int klen = key_of(key, sizeof key, ids[i]);
+    char key[USER_KEY_SIZE];
+    int klen = key_of(key, ids[i]);
     be_cache_entry *e = NULL;
     if (be_cache_get(&e, cache, key, (size_t)klen, NULL) != BE_OK) {
       m->ids[m->n] = ids[i];
@@ -313,17 +341,51 @@ static int from_cache(be_user_list *l, be_cache *cache, const int64_t *ids, miss
 /* Best effort: a failed set only costs a later miss. A write that
  * committed since gen0 may have deleted the key before this set: the set
  * is undone then. */
-static void cache_fill(be_app *app, const fields *f, uint64_t gen0) {
-  size_t blen = 0;
-  void *blob = encode(f, &blen);
-  if (blob == NULL) return;
-  char key[32];
-  int klen = key_of(key, sizeof key, f->id);
+static void cache_put(be_app *app, int64_t id, const void *blob, size_t blen, uint64_t gen0) {
+  char key[USER_KEY_SIZE];
+  int klen = key_of(key, id);
   be_cache *cache = app->res.cache;
   if (be_cache_set(cache, key, (size_t)klen, blob, blen, BE_CACHE_TTL_DEFAULT, NULL) == BE_OK &&
       atomic_load(&app->user_gen) != gen0)
     be_cache_delete(cache, key, (size_t)klen, NULL);
-  be__free(blob);
+}
+
+static void cache_fill(be_app *app, const fields *f, uint64_t gen0) {
+  size_t blen = 0;
+  unsigned char stack[RECORD_STACK];
+  void *blob = encode(f, stack, sizeof stack, &blen);
+  if (blob == NULL) return;
+  cache_put(app, f->id, blob, blen, gen0);
+  if (blob != stack) be__free(blob);
+}
+
+int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err) {
+  if (out == NULL || app == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_user_get_fresh: NULL argument");
+  *out = NULL;
+  int rc = be__svc_check_id(id, "id", err);
+  if (rc != BE_OK) return rc;
+  /* Read before the query: see the file's comment. */
+  uint64_t gen0 = atomic_load(&app->user_gen);
+  unsigned char stack[RECORD_STACK];
+  one_user o = {1, 1, NULL, NULL, 0, stack};
+  rc = be__svc_first_pooled(&app->res, read_one, &o, err, be__sql(&app->res, BE__SQL_USER_BY_ID),
+                            "i", id);
+  if (rc == BE_ROW) {
+    cache_put(app, id, o.blob, o.blen, gen0);
+    *out = o.user;
+    rc = BE_OK;
+  } else {
+    be_user_free(o.user);
+    if (rc == BE_DONE) { /* gone behind the app's back: so is its cached copy */
+      char key[USER_KEY_SIZE];
+      int klen = key_of(key, id);
+      be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
+      rc = not_found(id, err);
+    }
+  }
+  if (o.blob != stack) be__free(o.blob);
+  return rc;
 }
 
 /* Fill the misses from the database (one batch query) and the cache. */
@@ -331,7 +393,7 @@ static int from_db(be_user_list *l, be_app *app, const misses *m, uint64_t gen0,
   static const char *const cols[] = {"id", "email", "name", "bio", "extra",
                                      "status", "created_at", "updated_at"};
   be_batch_options bo = BE_BATCH_OPTIONS_INIT;
-  bo.table = "users";
+  bo.table = be__sql(&app->res, BE__SQL_USERS_TABLE);
   bo.columns = cols;
   bo.column_count = sizeof cols / sizeof cols[0];
   bo.key_column = "id";
@@ -415,7 +477,7 @@ int be_user_list_page(be_user_list **out, be_app *app, const char *cursor, size_
   page_ctx p = {list_new((size_t)limit), (size_t)limit};
   if (p.l == NULL) return be__error_oom(err);
   int rc = be__svc_each_pooled(&app->res, add_user, &p, err,
-                               SELECT_USER "id > ?1 ORDER BY id LIMIT ?2", "ii", after,
+                               be__sql(&app->res, BE__SQL_USER_PAGE), "ii", after,
                                (int64_t)limit + 1);
   if (rc != BE_OK) {
     be_user_list_free(p.l);
@@ -542,10 +604,8 @@ static int create_tx(be_conn *conn, void *ud, be_error **err) {
   int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
   if (rc != BE_OK) return rc;
   int64_t now = be__svc_now(&c->app->res);
-  rc = be__svc_exec(conn, NULL, err,
-                    "INSERT INTO users (email, name, bio, extra, status, created_at, updated_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                    "ssssii", c->v.email, c->v.email_len, c->v.name, c->v.name_len, c->v.bio,
+  rc = be__svc_exec(conn, NULL, err, be__sql(&c->app->res, BE__SQL_USER_INSERT), "ssssii",
+                    c->v.email, c->v.email_len, c->v.name, c->v.name_len, c->v.bio,
                     c->v.bio_len, c->v.extra, c->v.extra_len, (int64_t)c->v.status, now);
   if (rc != BE_OK) return conflict_email(rc, err);
   c->id = be_conn_last_insert_id(conn);
@@ -624,8 +684,8 @@ static void change_str(be__buf *b, const char *field, const char *from, size_t f
 
 /* 1 when no user has this id (a failed read counts as "exists": the
  * caller then keeps the error it already has). */
-static int user_missing(be_conn *conn, int64_t id) {
-  return be__svc_first(conn, NULL, NULL, NULL, "SELECT 1 FROM users WHERE id = ?1", "i", id) ==
+static int user_missing(const be__app_res *res, be_conn *conn, int64_t id) {
+  return be__svc_first(conn, NULL, NULL, NULL, be__sql(res, BE__SQL_USER_EXISTS), "i", id) ==
          BE_DONE;
 }
 
@@ -688,7 +748,8 @@ static int read_old_row(be_stmt *st, void *ud, be_error **err) {
 static int read_old(write_ctx *c, be_conn *conn, int64_t now, int32_t *old_status, be__buf *b,
                     be_error **err) {
   old_row o = {c, now, 0, b};
-  int rc = be__svc_first(conn, read_old_row, &o, err, SELECT_USER "id = ?1", "i", c->id);
+  int rc = be__svc_first(conn, read_old_row, &o, err, be__sql(&c->app->res, BE__SQL_USER_BY_ID),
+                         "i", c->id);
   if (rc == BE_DONE) return not_found(c->id, err);
   *old_status = o.status;
   return rc == BE_ROW ? BE_OK : rc;
@@ -714,7 +775,7 @@ static void audit_fields(be__buf *b, uint32_t m) {
  * JSON. */
 static int check_extra(write_ctx *c, be_conn *conn, int read, be_error **err) {
   int rc = be__svc_json_object(conn, c->v.extra, c->v.extra_len, "extra", err);
-  if (rc == BE_E_VALIDATION && !read && user_missing(conn, c->id)) {
+  if (rc == BE_E_VALIDATION && !read && user_missing(&c->app->res, conn, c->id)) {
     if (err) {
       be_error_free(*err);
       *err = NULL;
@@ -730,7 +791,8 @@ static int check_extra(write_ctx *c, be_conn *conn, int read, be_error **err) {
 static int update_row(write_ctx *c, be_conn *conn, int64_t now, int read, be_error **err) {
   uint32_t m = c->v.fields;
   const input *v = &c->v;
-  char sql[256] = "UPDATE users SET updated_at = ?1";
+  char sql[256];
+  strcpy(sql, be__sql(&c->app->res, BE__SQL_USER_UPDATE_HEAD)); /* 64 bytes at most */
   if (m & BE_USER_FIELD_EMAIL) strcat(sql, ", email = ?2");
   if (m & BE_USER_FIELD_NAME) strcat(sql, ", name = ?3");
   if (m & BE_USER_FIELD_BIO) strcat(sql, ", bio = ?4");
@@ -770,11 +832,12 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
   if (rc == BE_OK && (m & BE_USER_FIELD_EXTRA)) rc = check_extra(c, conn, read, err);
   if (rc == BE_OK) rc = update_row(c, conn, now, read, err);
   int status_changed = (m & BE_USER_FIELD_STATUS) && c->v.status != old_status;
-  if (rc == BE_OK && status_changed) rc = be__perm_bump(conn, err);
+  const be__app_res *res = &c->app->res;
+  if (rc == BE_OK && status_changed) rc = be__perm_bump(res, conn, err);
   if (rc == BE_OK && status_changed && c->v.status == BE_USER_DISABLED)
-    rc = be__auth_end_access(conn, c->id, err);
+    rc = be__auth_end_access(res, conn, c->id, err);
   /* Reset links mailed to the old address die with it. */
-  if (rc == BE_OK && c->email_changed) rc = be__auth_consume_resets(conn, c->id, err);
+  if (rc == BE_OK && c->email_changed) rc = be__auth_consume_resets(res, conn, c->id, err);
   if (rc != BE_OK) {
     be__buf_free(&b);
     return rc;
@@ -785,8 +848,8 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
 /* After a committed write: readers must not keep the old value. */
 static void invalidate(be_app *app, int64_t id) {
   atomic_fetch_add(&app->user_gen, 1);
-  char key[32];
-  int klen = key_of(key, sizeof key, id);
+  char key[USER_KEY_SIZE];
+  int klen = key_of(key, id);
   be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
 }
 
@@ -820,19 +883,19 @@ int be_user_update(be_user **out, be_app *app, int64_t actor_id, int64_t id,
 
 static int delete_tx(be_conn *conn, void *ud, be_error **err) {
   write_ctx *c = ud;
-  one_user o = {1, 0, NULL, NULL, 0};
-  int rc = be__svc_first(conn, read_one, &o, err, SELECT_USER "id = ?1", "i", c->id);
+  one_user o = {1, 0, NULL, NULL, 0, NULL};
+  int rc = be__svc_first(conn, read_one, &o, err, be__sql(&c->app->res, BE__SQL_USER_BY_ID), "i",
+                         c->id);
   if (rc == BE_DONE) return not_found(c->id, err);
   if (rc != BE_ROW) return rc;
   /* Explicit deletes, not only ON DELETE CASCADE: correct even on a
    * connection with foreign keys off. */
-  static const char *const sqls[] = {
-    "DELETE FROM sessions WHERE user_id = ?1", "DELETE FROM password_resets WHERE user_id = ?1",
-    "DELETE FROM user_roles WHERE user_id = ?1", "DELETE FROM users WHERE id = ?1"};
+  static const be__sql_id sqls[] = {BE__SQL_USER_DELETE_SESSIONS, BE__SQL_USER_DELETE_RESETS,
+                                    BE__SQL_USER_DELETE_ROLES, BE__SQL_USER_DELETE};
   rc = BE_OK;
   for (size_t i = 0; i < sizeof sqls / sizeof sqls[0] && rc == BE_OK; i++)
-    rc = be__svc_exec(conn, NULL, err, sqls[i], "i", c->id);
-  if (rc == BE_OK) rc = be__perm_bump(conn, err);
+    rc = be__svc_exec(conn, NULL, err, be__sql(&c->app->res, sqls[i]), "i", c->id);
+  if (rc == BE_OK) rc = be__perm_bump(&c->app->res, conn, err);
   if (rc == BE_OK) {
     be__buf b;
     be__buf_init(&b);

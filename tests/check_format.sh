@@ -12,8 +12,8 @@ if ! command -v "$cf" >/dev/null; then
   echo "check_format: $cf not installed; skipped" >&2
   exit 77
 fi
-files=(include/backend/*.h lib/*.c lib/*.h tests/*.c tests/*.h tests/reliability/*.c tests/reliability/*.h tests/fuzz/*.c tests/fuzz/*.h
-       tests/bench/*.c examples/*.c)
+files=(include/backend/*.h lib/*.c lib/*.h tests/*.c tests/*.h tests/reliability/*.c tests/reliability/*.h
+       tests/fuzz/*.c tests/fuzz/*.h tests/bench/*.c cli/*.c cli/*.h)
 if [ "${1:-}" = "--fix" ]; then
   "$cf" -i --style=file "${files[@]}"
   exit 0

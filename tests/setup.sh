@@ -10,6 +10,10 @@ set -euo pipefail
 BE_PACKAGES=(meson ninja-build pkg-config gcc g++ libc6-dev libsqlite3-dev libsodium-dev check
              python3 binutils universal-ctags)
 
+# What the setup is doing goes to stderr: a first run installs packages and
+# compiles everything (a minute or two), and should not look hung.
+be_setup_say() { echo "setup: $*" >&2; }
+
 be_install_packages() {
   local missing=()
   for p in "$@"; do
@@ -18,9 +22,9 @@ be_install_packages() {
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing: ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  be_setup_say "installing ${#missing[@]} packages with apt-get: ${missing[*]}"
+  $sudo apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 }
 
 be_setup_build() {
@@ -30,14 +34,16 @@ be_setup_build() {
     local extra=()
     # CI builds treat every warning as an error (the issue's -Werror in CI).
     [ "${CI:-}" = "true" ] && extra+=(-Dwerror=true)
+    be_setup_say "configuring $dir (meson setup)"
     local log
     log=$(mktemp)
-    meson setup "$dir" "${extra[@]}" "$@" >"$log" 2>&1 || { cat "$log"; rm -f "$log"; return 1; }
+    meson setup "$dir" "${extra[@]}" "$@" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; return 1; }
     rm -f "$log"
   fi
-  # quiet when it works, the compiler's words when it does not
-  local out
-  out=$(meson compile -C "$dir" 2>&1) || { echo "$out" | tail -60; return 1; }
+  # ninja's [done/total] progress on stderr (one updating line on a
+  # terminal), and the compiler's words when something fails.
+  be_setup_say "compiling in $dir (meson compile)"
+  meson compile -C "$dir" >&2 || return 1
 }
 
 be_install_packages "${BE_PACKAGES[@]}"

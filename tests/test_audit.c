@@ -7,7 +7,7 @@
 
 #include <pthread.h>
 
-static int64_t rows(be_app *app) { return svc_int(app, "SELECT count(*) FROM audit_log"); }
+static int64_t rows(be_app *app) { return svc_int(app, "SELECT count(*) FROM be_audit_log"); }
 
 START_TEST(chain_verifies_and_detects_tampering) {
   be_app *app = svc_app_ex(NULL, NULL, 0);
@@ -24,30 +24,30 @@ START_TEST(chain_verifies_and_detects_tampering) {
   uint8_t hash[BE_AUDIT_HASH_BYTES];
   ck_assert_int_eq(be_audit_head(&head, hash, app, NULL), BE_OK);
   ck_assert_int_eq(head, 6);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE length(hash) = 32"
-                                " AND prev_hash = (SELECT hash FROM audit_log p WHERE p.id = audit_log.id - 1)"),
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log WHERE length(hash) = 32"
+                                " AND prev_hash = (SELECT hash FROM be_audit_log p WHERE p.id = be_audit_log.id - 1)"),
                    5);
 
   /* an edited row is found at that row */
-  svc_exec(app, "UPDATE audit_log SET details = '{\"email\":\"evil@x.io\"}' WHERE id = 3");
+  svc_exec(app, "UPDATE be_audit_log SET details = '{\"email\":\"evil@x.io\"}' WHERE id = 3");
   ck_assert_int_eq(be_audit_verify(&bad, &n, app, NULL), BE_OK);
   ck_assert_int_eq(bad, 3);
   ck_assert_int_eq(n, 3);
-  svc_exec(app, "UPDATE audit_log SET details = (SELECT details FROM audit_log WHERE id = 4) WHERE id = 3");
+  svc_exec(app, "UPDATE be_audit_log SET details = (SELECT details FROM be_audit_log WHERE id = 4) WHERE id = 3");
   ck_assert_int_eq(be_audit_verify(&bad, NULL, app, NULL), BE_OK);
   ck_assert_int_eq(bad, 3); /* still wrong (other email) */
   be_app_free(app);
 
   /* other kinds of tampering, each on a fresh log */
   static const char *const edits[] = {
-    "UPDATE audit_log SET actor_id = 99 WHERE id = 2",
-    "UPDATE audit_log SET at = at + 1 WHERE id = 2",
-    "UPDATE audit_log SET action = 'user.delete' WHERE id = 2",
-    "UPDATE audit_log SET target_id = 5 WHERE id = 2",
-    "UPDATE audit_log SET hash = zeroblob(32) WHERE id = 2",
-    "UPDATE audit_log SET prev_hash = zeroblob(32) WHERE id = 2",
-    "DELETE FROM audit_log WHERE id = 2",
-    "UPDATE audit_log SET id = 10 WHERE id = 2",
+    "UPDATE be_audit_log SET actor_id = 99 WHERE id = 2",
+    "UPDATE be_audit_log SET at = at + 1 WHERE id = 2",
+    "UPDATE be_audit_log SET action = 'user.delete' WHERE id = 2",
+    "UPDATE be_audit_log SET target_id = 5 WHERE id = 2",
+    "UPDATE be_audit_log SET hash = zeroblob(32) WHERE id = 2",
+    "UPDATE be_audit_log SET prev_hash = zeroblob(32) WHERE id = 2",
+    "DELETE FROM be_audit_log WHERE id = 2",
+    "UPDATE be_audit_log SET id = 10 WHERE id = 2",
   };
   for (size_t k = 0; k < sizeof edits / sizeof edits[0]; k++) {
     app = svc_app_ex(NULL, NULL, 0);
@@ -210,7 +210,7 @@ START_TEST(writer_validates_input) {
                    BE_E_MISUSE);
   be_pool_release(be_app_pool(app), conn);
   ck_assert_int_eq(rows(app), 2);
-  ck_assert_int_eq(svc_int(app, "SELECT details = '{}' FROM audit_log WHERE id = 2"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT details = '{}' FROM be_audit_log WHERE id = 2"), 1);
   int64_t bad_id = -1;
   ck_assert_int_eq(be_audit_verify(&bad_id, NULL, app, NULL), BE_OK);
   ck_assert_int_eq(bad_id, 0);
@@ -253,7 +253,7 @@ START_TEST(host_write_commits_and_rolls_back_with_the_host_change) {
   ck_assert_int_eq(be_pool_tx_run(be_app_pool(app), BE_TX_IMMEDIATE, publish, &ok, NULL), BE_OK);
   ck_assert_int_eq(ok.row_id, 2);
   ck_assert_int_eq(svc_int(app, "SELECT published FROM posts WHERE id = 7"), 1);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action = 'post.publish'"
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log WHERE action = 'post.publish'"
                                 " AND target_type = 'post' AND target_id = 7 AND actor_id = 1"),
                    1);
   int64_t bad = -1, n = 0;
@@ -318,7 +318,7 @@ START_TEST(host_write_refuses_bad_strings_and_foreign_connections) {
   const wcase good = {"post.editXX", 9, "postXX", 4, "{\"n\":1}XX", 7, NULL};
   const void *ud[2] = {app, &good};
   ck_assert_int_eq(be_pool_tx_run(be_app_pool(app), BE_TX_IMMEDIATE, write_case, ud, NULL), BE_OK);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action = 'post.edit'"
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log WHERE action = 'post.edit'"
                                 " AND target_type = 'post' AND details = '{\"n\":1}'"),
                    1);
   ck_assert_int_eq(rows(app), 1);
@@ -472,26 +472,26 @@ static void rehash_from(be_app *app, int64_t from, const uint8_t *key) {
   ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
   uint8_t prev[32] = {0};
   be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT hash FROM audit_log WHERE id = ?1", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT hash FROM be_audit_log WHERE id = ?1", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_bind_int64(st, 1, from - 1, NULL), BE_OK);
   if (be_stmt_step(st, NULL) == BE_ROW) memcpy(prev, be_stmt_column_blob(st, 0, NULL), 32);
   be_stmt_finalize(st);
   int64_t last = 0;
-  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT max(id) FROM audit_log", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT max(id) FROM be_audit_log", NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
   last = be_stmt_column_int64(st, 0);
   be_stmt_finalize(st);
   for (int64_t id = from; id <= last; id++) {
     uint8_t h[32];
     ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT id, actor_id, action, target_type, target_id,"
-                                             " at, details FROM audit_log WHERE id = ?1",
+                                             " at, details FROM be_audit_log WHERE id = ?1",
                                      NULL),
                      BE_OK);
     ck_assert_int_eq(be_stmt_bind_int64(st, 1, id, NULL), BE_OK);
     ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
     spec_hash(h, st, key, key ? 32 : 0, prev);
     be_stmt_finalize(st);
-    ck_assert_int_eq(be_conn_prepare(&st, c, "UPDATE audit_log SET prev_hash = ?1, hash = ?2"
+    ck_assert_int_eq(be_conn_prepare(&st, c, "UPDATE be_audit_log SET prev_hash = ?1, hash = ?2"
                                              " WHERE id = ?3",
                                      NULL),
                      BE_OK);
@@ -508,13 +508,13 @@ static void rehash_from(be_app *app, int64_t from, const uint8_t *key) {
 /* The forgeries of the issue, each made with a recomputed unkeyed chain. */
 static const char *const forgeries[] = {
   /* edit a row */
-  "UPDATE audit_log SET details = '{\"email\":\"evil@x.io\"}' WHERE id = 3",
+  "UPDATE be_audit_log SET details = '{\"email\":\"evil@x.io\"}' WHERE id = 3",
   /* delete a row and close the gap */
-  "DELETE FROM audit_log WHERE id = 3; UPDATE audit_log SET id = id - 1 WHERE id > 3",
+  "DELETE FROM be_audit_log WHERE id = 3; UPDATE be_audit_log SET id = id - 1 WHERE id > 3",
   /* append a forged row */
-  "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, at, details,"
+  "INSERT INTO be_audit_log (id, actor_id, action, target_type, target_id, at, details,"
   " prev_hash, hash) SELECT 6, 0, 'user.delete', 'user', 1, at + 1, '{}', zeroblob(32),"
-  " zeroblob(32) FROM audit_log WHERE id = 5",
+  " zeroblob(32) FROM be_audit_log WHERE id = 5",
 };
 static const int64_t forged_at[] = {3, 3, 6};
 
@@ -548,7 +548,7 @@ START_TEST(keyed_chain_catches_recomputed_forgeries) {
   /* the whole log rewritten unkeyed from its first row */
   be_app *app = keyed_app_ok(":memory:", KEY1, 0);
   users(app, "u", 5);
-  svc_exec(app, "UPDATE audit_log SET actor_id = 7 WHERE id = 2");
+  svc_exec(app, "UPDATE be_audit_log SET actor_id = 7 WHERE id = 2");
   rehash_from(app, 1, NULL);
   ck_assert_int_eq(first_bad(app), 1);
   /* the key hashed as documented: a rehash with the right key verifies */
@@ -570,7 +570,7 @@ START_TEST(anchor_catches_truncation_and_rewrites) {
   ck_assert_int_eq(bad, 0);
   ck_assert_int_eq(n, 6);
   /* rows cut off the end: the chain alone is consistent, the anchor is not */
-  svc_exec(app, "DELETE FROM audit_log WHERE id >= 5");
+  svc_exec(app, "DELETE FROM be_audit_log WHERE id >= 5");
   ck_assert_int_eq(first_bad(app), 0);
   ck_assert_int_eq(first_bad_anchor(app, head, anchor), 5);
   /* new rows in their place: the anchor row is there with another hash */
@@ -583,11 +583,11 @@ START_TEST(anchor_catches_truncation_and_rewrites) {
   app = svc_app_ex(NULL, NULL, 0);
   users(app, "u", 6);
   uint8_t h3[BE_AUDIT_HASH_BYTES];
-  svc_exec(app, "DELETE FROM audit_log WHERE id > 3");
+  svc_exec(app, "DELETE FROM be_audit_log WHERE id > 3");
   ck_assert_int_eq(be_audit_head(&head, h3, app, NULL), BE_OK);
   users(app, "w", 3);
   ck_assert_int_eq(first_bad_anchor(app, 3, h3), 0);
-  svc_exec(app, "UPDATE audit_log SET actor_id = 9 WHERE id = 2");
+  svc_exec(app, "UPDATE be_audit_log SET actor_id = 9 WHERE id = 2");
   rehash_from(app, 2, NULL);
   ck_assert_int_eq(first_bad(app), 0);
   ck_assert_int_eq(first_bad_anchor(app, 3, h3), 3);
@@ -625,11 +625,11 @@ START_TEST(key_record_guards_the_log) {
   expect_open_refused(db, KEY2, 32, 0, "audit_key"); /* another key */
   expect_open_refused(db, NULL, 0, 0, "audit_key");  /* no key on a keyed log */
   app = keyed_app_ok(db, KEY1, 0);
-  ck_assert_int_eq(svc_int(app, "SELECT keyed_from FROM audit_key"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT keyed_from FROM be_audit_key"), 1);
   users(app, "v", 2);
   ck_assert_int_eq(first_bad(app), 0);
   /* the key record deleted: not re-made silently on a log with rows */
-  svc_exec(app, "DELETE FROM audit_key");
+  svc_exec(app, "DELETE FROM be_audit_key");
   be_app_free(app);
   expect_open_refused(db, KEY1, 32, 0, "audit_key");
   be_app_free(NULL);
@@ -641,21 +641,21 @@ START_TEST(key_record_guards_the_log) {
   be_app_free(app);
   expect_open_refused(db, KEY1, 32, 0, "audit_key");
   app = keyed_app_ok(db, KEY1, 1);
-  ck_assert_int_eq(svc_int(app, "SELECT keyed_from FROM audit_key"), 4);
+  ck_assert_int_eq(svc_int(app, "SELECT keyed_from FROM be_audit_key"), 4);
   users(app, "v", 3);
   ck_assert_int_eq(first_bad(app), 0);
   be_app_free(app);
   app = keyed_app_ok(db, KEY1, 0); /* keyed now: no adopt needed */
   ck_assert_int_eq(first_bad(app), 0);
   /* a keyed row rewritten unkeyed is caught; the unkeyed ones are not keyed */
-  svc_exec(app, "UPDATE audit_log SET actor_id = 9 WHERE id = 5");
+  svc_exec(app, "UPDATE be_audit_log SET actor_id = 9 WHERE id = 5");
   rehash_from(app, 5, NULL);
   ck_assert_int_eq(first_bad(app), 5);
   rehash_from(app, 4, KEY1);
   ck_assert_int_eq(first_bad(app), 0);
   /* moving keyed_from (to pass keyed rows off as unkeyed) voids the record:
    * every row is then judged keyed */
-  svc_exec(app, "UPDATE audit_key SET keyed_from = 6");
+  svc_exec(app, "UPDATE be_audit_key SET keyed_from = 6");
   ck_assert_int_eq(first_bad(app), 1);
   be_app_free(app);
   expect_open_refused(db, KEY1, 32, 0, "audit_key");

@@ -87,7 +87,7 @@ static int64_t audit_count(be_app *app, const char *action) {
   be_conn *c = NULL;
   ck_assert_int_eq(be_pool_acquire(&c, be_app_pool(app), NULL), BE_OK);
   be_stmt *st = NULL;
-  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT count(*) FROM audit_log WHERE action = ?", NULL),
+  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT count(*) FROM be_audit_log WHERE action = ?", NULL),
                    BE_OK);
   ck_assert_int_eq(be_stmt_bind_text(st, 1, action, BE_NUL_TERMINATED, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
@@ -181,8 +181,8 @@ START_TEST(login_success_and_verify) {
   char *tok2 = login_ok(app, "  USER1@Example.TEST ", PW, id1);
   ck_assert_str_ne(tok, tok2); /* a fresh session every time */
   /* only the hash is stored */
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions WHERE user_id = ?", id1), 2);
-  ck_assert_int_eq(q_int(app, "SELECT length(token_hash) FROM sessions LIMIT 1", 0), 32);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_sessions WHERE user_id = ?", id1), 2);
+  ck_assert_int_eq(q_int(app, "SELECT length(token_hash) FROM be_sessions LIMIT 1", 0), 32);
   be_auth_token_free(tok);
   be_auth_token_free(tok2);
   be_auth_token_free(NULL);
@@ -217,20 +217,20 @@ START_TEST(failures_share_one_answer) {
   be_app *app = be_testkit_app(k);
   login_denied(app, "user1@example.test", "wrong password here"); /* wrong password */
   login_denied(app, "nobody@example.test", PW);                   /* unknown user */
-  q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 2));
+  q_exec(app, "UPDATE be_users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 2));
   login_denied(app, "user2@example.test", PW); /* disabled, right pw */
-  q_exec(app, "UPDATE users SET password_hash = NULL WHERE id = ?", be_testkit_user_id(k, 0));
+  q_exec(app, "UPDATE be_users SET password_hash = NULL WHERE id = ?", be_testkit_user_id(k, 0));
   login_denied(app, "user0@example.test", PW); /* no password */
-  q_exec(app, "UPDATE users SET password_hash = 'garbage' WHERE id = ?", be_testkit_user_id(k, 0));
+  q_exec(app, "UPDATE be_users SET password_hash = 'garbage' WHERE id = ?", be_testkit_user_id(k, 0));
   login_denied(app, "user0@example.test", "garbage"); /* unusable hash */
   /* the wrong password counted; the others touched nothing */
-  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?",
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM be_users WHERE id = ?",
                          be_testkit_user_id(k, 1)),
                    1);
-  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?",
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM be_users WHERE id = ?",
                          be_testkit_user_id(k, 2)),
                    0);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_sessions", 0), 0);
   be_testkit_free(k);
 }
 END_TEST
@@ -250,20 +250,20 @@ START_TEST(backoff_doubles_and_ignores_attempts_inside_window) {
   int64_t id = be_testkit_user_id(k, 0);
   const char *em = "user0@example.test";
   for (int i = 0; i < 2; i++) login_denied(app, em, "wrong password here");
-  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), 0);
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM be_users WHERE id = ?", id), 0);
   login_denied(app, em, "wrong password here"); /* 3rd: blocked for 1 s */
   int64_t now = be_clock_wall_ns(be_testkit_clock(k));
-  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), now + BE_NS_PER_SEC);
-  login_denied(app, em, PW);                                                           /* right password inside the window: same answer */
-  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 3); /* not counted */
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM be_users WHERE id = ?", id), now + BE_NS_PER_SEC);
+  login_denied(app, em, PW);                                                              /* right password inside the window: same answer */
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM be_users WHERE id = ?", id), 3); /* not counted */
   be_testkit_advance_ms(k, 1000, NULL);
   login_denied(app, em, "wrong password here"); /* 4th: blocked for 2 s */
   be_testkit_advance_ms(k, 1000, NULL);
   login_denied(app, em, PW);
   be_testkit_advance_ms(k, 1000, NULL);
   char *tok = login_ok(app, em, PW, id); /* window over: success resets */
-  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 0);
-  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), 0);
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM be_users WHERE id = ?", id), 0);
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM be_users WHERE id = ?", id), 0);
   be_auth_token_free(tok);
   be_testkit_free(k);
 }
@@ -286,10 +286,10 @@ START_TEST(lockout_then_reset_on_success) {
   login_denied(app, em, PW); /* still locked: 9 of 10 minutes */
   be_testkit_advance_ms(k, 60 * 1000, NULL);
   char *tok = login_ok(app, em, PW, id);
-  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 0);
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM be_users WHERE id = ?", id), 0);
   /* after a success the count starts again from zero */
   login_denied(app, em, "wrong password here");
-  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), 0);
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM be_users WHERE id = ?", id), 0);
   be_auth_token_free(tok);
   be_testkit_free(k);
 }
@@ -309,13 +309,13 @@ START_TEST(backoff_never_overflows_into_no_block) {
   for (int i = 1; i <= 40; i++) {
     login_denied(app, em, "wrong password here");
     int64_t now = be_clock_wall_ns(be_testkit_clock(k));
-    int64_t until = q_int(app, "SELECT locked_until FROM users WHERE id = ?", id);
+    int64_t until = q_int(app, "SELECT locked_until FROM be_users WHERE id = ?", id);
     ck_assert_msg(until > now, "failure %d: no block (locked_until %lld)", i, (long long)until);
     ck_assert_int_le(until, now + 60 * MIN_NS);
     login_denied(app, em, PW); /* the right password inside the window */
     be_testkit_advance_ms(k, 2 * 60 * 60 * 1000, NULL);
   }
-  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM users WHERE id = ?", id), 40);
+  ck_assert_int_eq(q_int(app, "SELECT failed_logins FROM be_users WHERE id = ?", id), 40);
   be_testkit_free(k);
 }
 END_TEST
@@ -345,11 +345,11 @@ static be_app *file_app(const char *path, be_clock *clock, uint64_t ops, uint64_
 /* A user with password PW on a plain app; returns the id. */
 static int64_t add_user(be_app *app, const char *email) {
   char sql[256];
-  snprintf(sql, sizeof sql, "INSERT INTO users (email, name, created_at, updated_at) "
+  snprintf(sql, sizeof sql, "INSERT INTO be_users (email, name, created_at, updated_at) "
                             "VALUES ('%s', 'Someone', 0, 0)",
            email);
   q_exec(app, sql, 0);
-  int64_t id = q_int(app, "SELECT max(id) FROM users", 0);
+  int64_t id = q_int(app, "SELECT max(id) FROM be_users", 0);
   ck_assert_int_eq(be_auth_set_password(app, 0, id, PW, NT, NULL), BE_OK);
   return id;
 }
@@ -369,16 +369,16 @@ START_TEST(session_ids_migration_keeps_live_sessions) {
   char *t2 = login_ok(app, "old@example.test", PW, id);
   ck_assert_int_eq(be_auth_logout(app, t2, NT, NULL), BE_OK);
   q_exec(app, "CREATE TABLE old_sessions (token_hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL"
-              " REFERENCES users(id) ON DELETE CASCADE, created_at INTEGER NOT NULL,"
+              " REFERENCES be_users(id) ON DELETE CASCADE, created_at INTEGER NOT NULL,"
               " last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
               " revoked INTEGER NOT NULL DEFAULT 0)",
          0);
   q_exec(app, "INSERT INTO old_sessions SELECT token_hash, user_id, created_at, last_seen_at,"
-              " expires_at, revoked FROM sessions",
+              " expires_at, revoked FROM be_sessions",
          0);
-  q_exec(app, "DROP TABLE sessions", 0);
-  q_exec(app, "ALTER TABLE old_sessions RENAME TO sessions", 0);
-  q_exec(app, "DELETE FROM schema_migrations WHERE version = 7", 0);
+  q_exec(app, "DROP TABLE be_sessions", 0);
+  q_exec(app, "ALTER TABLE old_sessions RENAME TO be_sessions", 0);
+  q_exec(app, "DELETE FROM be_schema_migrations WHERE version = 7", 0);
   be_app_free(app);
 
   app = file_app(path, clock, 1, 64 * 1024);
@@ -390,7 +390,7 @@ START_TEST(session_ids_migration_keeps_live_sessions) {
   ck_assert_int_eq(be_auth_session_list_created_at_ms(l, 0), START_MS);
   be_auth_session_list_free(l);
   char *t3 = login_ok(app, "old@example.test", PW, id);
-  ck_assert_int_eq(q_int(app, "SELECT count(DISTINCT id) FROM sessions", 0), 3);
+  ck_assert_int_eq(q_int(app, "SELECT count(DISTINCT id) FROM be_sessions", 0), 3);
   be_auth_token_free(t1);
   be_auth_token_free(t2);
   be_auth_token_free(t3);
@@ -407,22 +407,22 @@ START_TEST(rehash_when_parameters_rise) {
   be_clock *clock = NULL;
   ck_assert_int_eq(be_clock_fake_new(&clock, 0, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS, NULL), BE_OK);
   be_app *app = file_app(path, clock, 1, 64 * 1024);
-  q_exec(app, "INSERT INTO users (email, name, created_at, updated_at) VALUES "
+  q_exec(app, "INSERT INTO be_users (email, name, created_at, updated_at) VALUES "
               "('rehash@example.test', 'Re Hash', 0, 0)",
          0);
-  int64_t id = q_int(app, "SELECT id FROM users WHERE email = 'rehash@example.test'", 0);
+  int64_t id = q_int(app, "SELECT id FROM be_users WHERE email = 'rehash@example.test'", 0);
   ck_assert_int_eq(be_auth_set_password(app, 0, id, NEWPW, NT, NULL), BE_OK);
-  char *h1 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
+  char *h1 = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
   ck_assert_ptr_nonnull(strstr(h1, "$argon2id$"));
   ck_assert_ptr_nonnull(strstr(h1, "m=64,t=1"));
   be_auth_token_free(login_ok(app, "rehash@example.test", NEWPW, id));
-  char *same = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
+  char *same = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
   ck_assert_str_eq(h1, same); /* same parameters: untouched */
   be_app_free(app);
 
   app = file_app(path, clock, 2, 128 * 1024);
   be_auth_token_free(login_ok(app, "rehash@example.test", NEWPW, id));
-  char *h2 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
+  char *h2 = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
   ck_assert_str_ne(h1, h2);
   ck_assert_ptr_nonnull(strstr(h2, "m=128,t=2"));
   ck_assert_int_eq(crypto_pwhash_str_verify(h2, NEWPW, strlen(NEWPW)), 0);
@@ -452,7 +452,7 @@ static void store_hash(be_app *app, int64_t id, unsigned long long ops, size_t k
   ck_assert_int_eq(crypto_pwhash_str_alg(h, PW, strlen(PW), ops, kib * 1024,
                                          crypto_pwhash_ALG_ARGON2ID13),
                    0);
-  snprintf(sql, sizeof sql, "UPDATE users SET password_hash = '%s' WHERE id = ?", h);
+  snprintf(sql, sizeof sql, "UPDATE be_users SET password_hash = '%s' WHERE id = ?", h);
   q_exec(app, sql, id);
 }
 
@@ -472,7 +472,7 @@ START_TEST(dummy_follows_most_expensive_stored_hash) {
 
   app = file_app(path, NULL, 1, 64 * 1024); /* parameters lowered */
   expect_dummy(app, 3, 256);                /* the stored hashes' */
-  ck_assert_int_eq(q_int(app, "SELECT hashes FROM password_hash_params WHERE opslimit = 3 "
+  ck_assert_int_eq(q_int(app, "SELECT hashes FROM be_password_hash_params WHERE opslimit = 3 "
                               "AND memlimit_kib = 256",
                          0),
                    3);
@@ -483,18 +483,18 @@ START_TEST(dummy_follows_most_expensive_stored_hash) {
   store_hash(app, b, 2, 512);
   login_denied(app, "nobody@example.test", PW);
   expect_dummy(app, 2, 512);
-  q_exec(app, "DELETE FROM users WHERE id = ?", b);
+  q_exec(app, "DELETE FROM be_users WHERE id = ?", b);
   login_denied(app, "nobody@example.test", PW);
   expect_dummy(app, 8, 128);
-  q_exec(app, "UPDATE users SET password_hash = NULL WHERE id = ?", c);
+  q_exec(app, "UPDATE be_users SET password_hash = NULL WHERE id = ?", c);
   login_denied(app, "nobody@example.test", PW);
   expect_dummy(app, 3, 256);
   /* the last old hash is rehashed at its login: the dummy follows down */
   be_auth_token_free(login_ok(app, "a@example.test", PW, a));
   login_denied(app, "nobody@example.test", PW);
   expect_dummy(app, 1, 64);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_hash_params", 0), 1);
-  ck_assert_int_eq(q_int(app, "SELECT hashes FROM password_hash_params", 0), 1);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_hash_params", 0), 1);
+  ck_assert_int_eq(q_int(app, "SELECT hashes FROM be_password_hash_params", 0), 1);
   /* a wrong old password in a change verifies through it too */
   ck_assert_int_eq(be_auth_change_password(app, a, NULL, 0, "wrong password here", NT, NEWPW, NT,
                                            NULL),
@@ -569,7 +569,7 @@ static be_app *pepper_app(const char *path, const uint8_t *pepper, int32_t id,
 }
 
 static int64_t pepper_of(be_app *app, int64_t id) {
-  return q_int(app, "SELECT password_pepper_id FROM users WHERE id = ?", id);
+  return q_int(app, "SELECT password_pepper_id FROM be_users WHERE id = ?", id);
 }
 
 /* A hash made under pepper A verifies after rotation to B while A is
@@ -582,7 +582,7 @@ START_TEST(pepper_rotation_rehashes_at_login) {
   be_app *app = pepper_app(path, PEPPER_A, 1, NULL, 0);
   int64_t u1 = add_user(app, "one@example.test");
   int64_t u2 = add_user(app, "two@example.test");
-  char *h1 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  char *h1 = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", u1);
   ck_assert_int_eq(pepper_of(app, u1), 1);
   /* keyed: the hash does not verify the password alone */
   ck_assert_int_ne(crypto_pwhash_str_verify(h1, PW, strlen(PW)), 0);
@@ -592,12 +592,12 @@ START_TEST(pepper_rotation_rehashes_at_login) {
   /* rotation: B current, A previous */
   app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 1);
   be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
-  char *h2 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  char *h2 = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", u1);
   ck_assert_str_ne(h1, h2); /* rehashed under B */
   ck_assert_int_eq(pepper_of(app, u1), 2);
   ck_assert_int_eq(pepper_of(app, u2), 1); /* not logged in yet: still A */
   be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
-  char *h3 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  char *h3 = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", u1);
   ck_assert_str_eq(h2, h3); /* current now: untouched */
   login_denied(app, "one@example.test", "wrong password here");
   be_app_free(app);
@@ -623,7 +623,7 @@ START_TEST(pepper_rotation_rehashes_at_login) {
   app = pepper_app(path, PEPPER_B, 2, PEPPER_A, 1);
   be_auth_token_free(login_ok(app, "two@example.test", PW, u2));
   ck_assert_int_eq(pepper_of(app, u2), 2);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM users WHERE password_pepper_id = 1", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_users WHERE password_pepper_id = 1", 0), 0);
   /* a password set or changed is keyed by the current pepper */
   ck_assert_int_eq(be_auth_change_password(app, u2, NULL, 0, PW, NT, NEWPW, NT, NULL), BE_OK);
   ck_assert_int_eq(pepper_of(app, u2), 2);
@@ -632,7 +632,7 @@ START_TEST(pepper_rotation_rehashes_at_login) {
   app = pepper_app(path, NULL, 0, PEPPER_B, 2);
   be_auth_token_free(login_ok(app, "one@example.test", PW, u1));
   ck_assert_int_eq(pepper_of(app, u1), 0);
-  char *h4 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", u1);
+  char *h4 = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", u1);
   ck_assert_int_eq(crypto_pwhash_str_verify(h4, PW, strlen(PW)), 0);
   be_app_free(app);
   free(h1);
@@ -806,13 +806,13 @@ START_TEST(idle_timeout_slides_and_expires) {
   be_auth_token_free(tok);
   /* the slide is throttled: verifies within 18 s (1 % of 30 min) write nothing */
   tok = login_ok(app, "user0@example.test", PW, 0);
-  int64_t seen0 = q_int(app, "SELECT max(last_seen_at) FROM sessions", 0);
+  int64_t seen0 = q_int(app, "SELECT max(last_seen_at) FROM be_sessions", 0);
   be_testkit_advance_ms(k, 10 * 1000, NULL);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT max(last_seen_at) FROM sessions", 0), seen0);
+  ck_assert_int_eq(q_int(app, "SELECT max(last_seen_at) FROM be_sessions", 0), seen0);
   be_testkit_advance_ms(k, 10 * 1000, NULL);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT max(last_seen_at) FROM sessions", 0),
+  ck_assert_int_eq(q_int(app, "SELECT max(last_seen_at) FROM be_sessions", 0),
                    seen0 + 20 * BE_NS_PER_SEC);
   be_auth_token_free(tok);
   be_testkit_free(k);
@@ -832,7 +832,7 @@ START_TEST(absolute_timeout) {
   int64_t n = -1;
   ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
   ck_assert_int_eq(n, 1);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_sessions", 0), 0);
   be_auth_token_free(tok);
   be_testkit_free(k);
 }
@@ -876,9 +876,9 @@ START_TEST(sessions_listed_and_ended_by_id) {
   ck_assert_int_eq(verify_code(app, b, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(verify_code(app, a, NULL), BE_OK);
   ck_assert_int_eq(audit_count(app, "auth.session_end"), 1);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.session_end'"
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_audit_log WHERE action = 'auth.session_end'"
                               " AND actor_id = ? AND details = '{\"session_id\":' || ("
-                              "SELECT max(id) FROM sessions WHERE revoked = 1) || '}'",
+                              "SELECT max(id) FROM be_sessions WHERE revoked = 1) || '}'",
                          u0),
                    1);
   l = sessions_of(app, u0);
@@ -986,11 +986,11 @@ START_TEST(times_saturate_near_the_end_of_the_clock) {
   ck_assert_int_eq(be_clock_set_wall(be_testkit_clock(k), INT64_MAX - 1000, NULL), BE_OK);
   char *tok = login_ok(app, "user0@example.test", PW, id);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT max(expires_at) FROM sessions", 0), INT64_MAX);
+  ck_assert_int_eq(q_int(app, "SELECT max(expires_at) FROM be_sessions", 0), INT64_MAX);
   ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT max(expires_at) FROM password_resets", 0), INT64_MAX);
+  ck_assert_int_eq(q_int(app, "SELECT max(expires_at) FROM be_password_resets", 0), INT64_MAX);
   login_denied(app, "user0@example.test", "wrong password here");
-  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id), INT64_MAX);
+  ck_assert_int_eq(q_int(app, "SELECT locked_until FROM be_users WHERE id = ?", id), INT64_MAX);
   login_denied(app, "user0@example.test", PW); /* blocked */
   int64_t n = -1;
   ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
@@ -1120,14 +1120,14 @@ START_TEST(logout_and_revoke_all) {
   char *other = login_ok(app, "user0@example.test", PW, 0);
   /* every login and logout is audited with the session's user as actor */
   ck_assert_int_eq(audit_count(app, "auth.login"), 4);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.login'"
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_audit_log WHERE action = 'auth.login'"
                               " AND actor_id = ? AND target_id = actor_id",
                          id),
                    3);
   ck_assert_int_eq(be_auth_logout(app, a, NT, NULL), BE_OK);
   ck_assert_int_eq(verify_code(app, a, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_auth_logout(app, a, NT, NULL), BE_OK); /* idempotent */
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log WHERE action = 'auth.logout'"
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_audit_log WHERE action = 'auth.logout'"
                               " AND actor_id = ?",
                          id),
                    1); /* the no-op wrote nothing */
@@ -1141,7 +1141,7 @@ START_TEST(logout_and_revoke_all) {
   ck_assert_int_eq(be_auth_revoke_all(app, 0, 0, NULL), BE_E_VALIDATION);
   ck_assert_int_eq(audit_count(app, "auth.revoke_all"), 1);
   /* disabling a user ends their sessions at the next verify */
-  q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 0));
+  q_exec(app, "UPDATE be_users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 0));
   ck_assert_int_eq(verify_code(app, other, NULL), BE_E_UNAUTHORIZED);
   be_auth_token_free(a);
   be_auth_token_free(b);
@@ -1282,7 +1282,7 @@ START_TEST(password_policy) {
   be_error *e = NULL;
   int64_t id = be_testkit_user_id(k, 0);
   int64_t sets = audit_count(app, "auth.password_set");
-  char *hash0 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
+  char *hash0 = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
   ck_assert_int_eq(be_auth_set_password(app, 0, id, "USER0@example.test", NT, &e), BE_E_VALIDATION);
   ck_assert_ptr_nonnull(strstr(be_error_field_message(e, 0), "email or name"));
   be_error_free(e);
@@ -1307,7 +1307,7 @@ START_TEST(password_policy) {
   ck_assert_int_eq(audit_count(app, "auth.password_set"), sets + 1); /* only the success */
   ck_assert_int_eq(be_auth_set_password(app, 0, id, "aaaaaaaaaaaaaaa", NT, NULL), BE_E_VALIDATION);
   ck_assert_int_eq(audit_count(app, "auth.password_set"), sets + 1);
-  char *hash1 = q_text(app, "SELECT password_hash FROM users WHERE id = ?", id);
+  char *hash1 = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
   ck_assert_str_ne(hash0, hash1); /* the one success changed it */
   free(hash0);
   free(hash1);
@@ -1474,7 +1474,7 @@ START_TEST(reset_single_use) {
   char tok[BE_AUTH_TOKEN_LEN + 1];
   last_reset_token(k, tok);
   /* only the hash is stored */
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ?", id), 1);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets WHERE user_id = ?", id), 1);
   be_error *e = NULL;
   ck_assert_int_eq(be_auth_reset_password(app, tok, NT, "short", NT, &e), BE_E_VALIDATION);
   be_error_free(e);
@@ -1510,7 +1510,7 @@ START_TEST(reset_expires_and_clears_lockout) {
     login_denied(app, "user0@example.test", "wrong password here");
     be_testkit_advance_ms(k, 60 * 1000, NULL);
   }
-  ck_assert_int_gt(q_int(app, "SELECT locked_until FROM users WHERE id = ?", id),
+  ck_assert_int_gt(q_int(app, "SELECT locked_until FROM be_users WHERE id = ?", id),
                    be_clock_wall_ns(be_testkit_clock(k)));
   ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   last_reset_token(k, tok);
@@ -1519,7 +1519,7 @@ START_TEST(reset_expires_and_clears_lockout) {
   be_auth_token_free(login_ok(app, "user0@example.test", NEWPW, id));
   int64_t n = 0;
   ck_assert_int_eq(be_auth_purge_expired(&n, app, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets", 0), 0);
   be_testkit_free(k);
 }
 END_TEST
@@ -1540,7 +1540,7 @@ START_TEST(disable_kills_pending_reset_tokens) {
   up.status = BE_USER_ACTIVE;
   ck_assert_int_eq(be_user_update(NULL, app, 0, uid, &up, NULL), BE_OK);
   ck_assert_int_eq(be_auth_reset_password(app, tok, NT, NEWPW, NT, NULL), BE_E_UNAUTHORIZED);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets", 0), 0);
   /* a link requested after the re-enable works */
   ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NT, NULL), BE_OK);
   last_reset_token(k, tok);
@@ -1551,7 +1551,7 @@ END_TEST
 
 /* Pending reset tokens of a user (unused; expired ones count). */
 static int64_t pending_resets(be_app *app, int64_t id) {
-  return q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ? AND used = 0", id);
+  return q_int(app, "SELECT count(*) FROM be_password_resets WHERE user_id = ? AND used = 0", id);
 }
 
 static void request_token(be_testkit *k, const char *email, char tok[BE_AUTH_TOKEN_LEN + 1]) {
@@ -1614,16 +1614,16 @@ START_TEST(reset_does_not_enumerate) {
   be_app *app = be_testkit_app(k);
   be_testkit_mail_clear(k);
   ck_assert_int_eq(be_auth_request_reset(app, "nobody@example.test", NT, NULL), BE_OK);
-  q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 1));
+  q_exec(app, "UPDATE be_users SET status = 1 WHERE id = ?", be_testkit_user_id(k, 1));
   ck_assert_int_eq(be_auth_request_reset(app, "user1@example.test", NT, NULL), BE_OK); /* disabled */
   ck_assert_int_eq(be_testkit_mail_count(k), 0);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets WHERE used = 0", 0), 0);
   /* a failing mailer gives the same BE_OK, and the unsent token is dropped */
   ck_assert_int_eq(be_testkit_mail_fail_next(k, 1, BE_E_UNAVAILABLE, NULL), BE_OK);
   ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK); /* keep test output quiet */
   ck_assert_int_eq(be_auth_request_reset(app, "user0@example.test", NT, NULL), BE_OK);
   ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets WHERE used = 0", 0), 0);
   ck_assert_int_eq(be_auth_request_reset(app, NULL, NT, NULL), BE_E_VALIDATION);
   /* at most BE_AUTH_RESET_MAX_PENDING live tokens per user: no mail bombing */
   be_testkit_mail_clear(k);
@@ -1721,7 +1721,7 @@ START_TEST(reset_requests_do_equal_work) {
   ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
   int64_t known = add_user(app, "known@example.test");
   int64_t full = add_user(app, "full@example.test");
-  q_exec(app, "UPDATE users SET status = 1 WHERE id = ?", add_user(app, "off@example.test"));
+  q_exec(app, "UPDATE be_users SET status = 1 WHERE id = ?", add_user(app, "off@example.test"));
   for (int i = 0; i < BE_AUTH_RESET_MAX_PENDING; i++)
     ck_assert_int_eq(be_auth_request_reset(app, "full@example.test", NT, NULL), BE_OK);
   static const char *const emails[] = {"known@example.test", "full@example.test",
@@ -1744,19 +1744,19 @@ START_TEST(reset_requests_do_equal_work) {
   ck_assert_int_eq(audit_count(app, "auth.reset_request"), audits + 4);
   /* 2 + 3 tokens issued; the 6 other requests (full, off and nobody,
    * twice each) left used rows of no user, which the purge removes */
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ?", known), 2);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id = ?", full),
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets WHERE user_id = ?", known), 2);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets WHERE user_id = ?", full),
                    BE_AUTH_RESET_MAX_PENDING);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE used = 0", 0),
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets WHERE used = 0", 0),
                    2 + BE_AUTH_RESET_MAX_PENDING);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets WHERE user_id IS NULL "
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets WHERE user_id IS NULL "
                               "AND used = 1",
                          0),
                    6);
   int64_t purged = 0;
   ck_assert_int_eq(be_auth_purge_expired(&purged, app, NULL), BE_OK);
   ck_assert_int_eq(purged, 6);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM password_resets", 0), 2 + BE_AUTH_RESET_MAX_PENDING);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_password_resets", 0), 2 + BE_AUTH_RESET_MAX_PENDING);
   be_app_free(app);
   be_fault_free(f);
   tu_rmdir(dir);
@@ -2093,36 +2093,36 @@ START_TEST(commit_failure_leaves_nothing) {
   int64_t id = add_user(app, "user0@example.test");
 
   /* login: the session insert's commit fails -> no session, no token, no audit row */
-  int64_t audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
+  int64_t audits = q_int(app, "SELECT count(*) FROM be_audit_log", 0);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   char *tok = (char *)"x";
   ck_assert_int_eq(be_auth_login(&tok, NULL, app, "user0@example.test", NT, PW, NT, NULL), BE_E_STORAGE);
   ck_assert_ptr_null(tok);
   be_fault_clear(f, BE_FAULT_OP_ALL);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM sessions", 0), 0);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_sessions", 0), 0);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_audit_log", 0), audits);
 
   /* set password: the commit fails -> old password still works, nothing revoked */
   tok = login_ok(app, "user0@example.test", PW, id);
-  audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
+  audits = q_int(app, "SELECT count(*) FROM be_audit_log", 0);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_auth_set_password(app, 0, id, NEWPW, NT, NULL), BE_E_STORAGE);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_audit_log", 0), audits);
   be_auth_token_free(login_ok(app, "user0@example.test", PW, id));
-  audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
+  audits = q_int(app, "SELECT count(*) FROM be_audit_log", 0);
 
   /* logout: the commit fails -> the session stays live, no audit row */
   char *other = login_ok(app, "user0@example.test", PW, id);
-  audits = q_int(app, "SELECT count(*) FROM audit_log", 0);
+  audits = q_int(app, "SELECT count(*) FROM be_audit_log", 0);
   ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_auth_logout(app, other, NT, NULL), BE_E_STORAGE);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(verify_code(app, other, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_audit_log", 0), audits);
   ck_assert_int_eq(be_auth_logout(app, other, NT, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits + 1);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_audit_log", 0), audits + 1);
   be_auth_token_free(other);
   audits++;
 
@@ -2131,7 +2131,7 @@ START_TEST(commit_failure_leaves_nothing) {
   ck_assert_int_eq(be_auth_revoke_all(app, 0, id, NULL), BE_E_STORAGE);
   be_fault_clear(f, BE_FAULT_OP_ALL);
   ck_assert_int_eq(verify_code(app, tok, NULL), BE_OK);
-  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM audit_log", 0), audits);
+  ck_assert_int_eq(q_int(app, "SELECT count(*) FROM be_audit_log", 0), audits);
 
   /* malformed tokens never reach the driver */
   be_fault_reset_counts(f);
@@ -2181,8 +2181,188 @@ START_TEST(failing_allocator_leaks_nothing) {
   ck_assert_int_eq(auth_round(NULL), BE_OK); /* warm caches (statements, pool) */
   ck_assert_int_eq(auth_round(NULL), BE_OK);
   TU_FOR_EACH_ALLOC_FAILURE(auth_round, NULL);
-  q_exec(oom_app, "UPDATE users SET failed_logins = 0", 0);
+  q_exec(oom_app, "UPDATE be_users SET failed_logins = 0", 0);
   be_testkit_free(k);
+}
+END_TEST
+
+/* ---- imported argon2id hashes (PHC strings) ---------------------------- */
+
+#define MIGRATED_PW "migrated pass phrase 2024"
+
+/* Made by argon2-cffi 21.1.0 (python3-argon2) from MIGRATED_PW. */
+static const char *const CFFI_HASHES[] = {
+  "$argon2id$v=19$m=64,t=1,p=4$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+  "$argon2id$v=19$m=1024,t=2,p=1$ItYIcQq9sGpK0RuwhhNu3w$D2Fd6Wfvl731q1dnA01Pdt584B0c2pYGafOL5zpXnMg",
+  "$argon2id$v=19$m=8,t=1,p=1$vl6WP3z7cIJeRTc61ZB+5w$VWWwqjlfl47rCPj6Y5eq5Q",
+};
+
+static int64_t new_user(be_app *app, const char *email) {
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = email;
+  in.email_len = NT;
+  in.name = "Migrated";
+  in.name_len = NT;
+  int64_t id = 0;
+  ck_assert_int_eq(be_user_create(NULL, &id, app, 0, &in, NULL), BE_OK);
+  return id;
+}
+
+/* Import h for a new user, check it is stored as is and unpeppered, log
+ * in with MIGRATED_PW, and return whether that login replaced it. */
+static int import_and_login(be_app *app, const char *email, const char *h) {
+  int64_t id = new_user(app, email);
+  be_error *e = NULL;
+  int rc = be_auth_import_password_hash(app, 0, id, h, NT, &e);
+  ck_assert_msg(rc == BE_OK, "import %s: %s", h, be_error_message(e));
+  char *stored = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  ck_assert_str_eq(stored, h);
+  free(stored);
+  ck_assert_int_eq(pepper_of(app, id), 0);
+  login_denied(app, email, "not the migrated pass phrase");
+  be_auth_token_free(login_ok(app, email, MIGRATED_PW, id));
+  stored = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  int replaced = strcmp(stored, h) != 0;
+  if (replaced) /* rehashed with the app's parameters: the same password still works */
+    be_auth_token_free(login_ok(app, email, MIGRATED_PW, id));
+  free(stored);
+  return replaced;
+}
+
+/* libsodium hashes (made here) and argon2-cffi hashes log in; those below
+ * the app's parameters, of another shape (lanes, hash length) or without
+ * the app's pepper are rehashed, under the pepper, at that login. */
+START_TEST(imported_hashes_log_in_and_are_rehashed) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/import.db", dir);
+  /* no pepper; parameters t = 1, m = 64 KiB */
+  be_app *app = pepper_app(path, NULL, 0, NULL, 0);
+  char h[crypto_pwhash_STRBYTES];
+  ck_assert_int_eq(crypto_pwhash_str(h, MIGRATED_PW, strlen(MIGRATED_PW), 1, 64 * 1024), 0);
+  ck_assert_int_eq(import_and_login(app, "same@import.test", h), 0); /* the app's own shape */
+  ck_assert_int_eq(crypto_pwhash_str(h, MIGRATED_PW, strlen(MIGRATED_PW), 1, 8192), 0);
+  ck_assert_int_eq(import_and_login(app, "weak@import.test", h), 1);               /* below: rehashed */
+  ck_assert_int_eq(import_and_login(app, "cffi0@import.test", CFFI_HASHES[0]), 1); /* p = 4 */
+  ck_assert_int_eq(import_and_login(app, "cffi1@import.test", CFFI_HASHES[1]), 1); /* stronger */
+  ck_assert_int_eq(import_and_login(app, "cffi2@import.test", CFFI_HASHES[2]), 1);
+  int64_t id = q_int(app, "SELECT id FROM be_users WHERE email = 'weak@import.test'", 0);
+  char *now = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  ck_assert_int_eq(crypto_pwhash_str_needs_rehash(now, 1, 64 * 1024), 0);
+  free(now);
+  ck_assert_int_eq(audit_count(app, "auth.password_import"), 5);
+  be_app_free(app);
+
+  /* with a pepper: an imported hash verifies without it, and its first
+   * login rehashes it under the pepper */
+  app = pepper_app(path, PEPPER_A, 1, NULL, 0);
+  ck_assert_int_eq(crypto_pwhash_str(h, MIGRATED_PW, strlen(MIGRATED_PW), 1, 64 * 1024), 0);
+  ck_assert_int_eq(import_and_login(app, "peppered@import.test", h), 1);
+  id = q_int(app, "SELECT id FROM be_users WHERE email = 'peppered@import.test'", 0);
+  ck_assert_int_eq(pepper_of(app, id), 1);
+  now = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  ck_assert_int_ne(crypto_pwhash_str_verify(now, MIGRATED_PW, strlen(MIGRATED_PW)), 0); /* keyed */
+  free(now);
+
+  /* hashes argon2-cffi makes now, when this machine has it */
+  FILE *py = popen("/usr/bin/python3 -c \"from argon2 import PasswordHasher as P; "
+                   "print(P(time_cost=2, memory_cost=256, parallelism=2).hash('" MIGRATED_PW "'))\" "
+                   "2>/dev/null",
+                   "r");
+  char line[256] = "";
+  if (py != NULL) {
+    if (fgets(line, sizeof line, py) == NULL) line[0] = '\0';
+    pclose(py);
+  }
+  line[strcspn(line, "\n")] = '\0';
+  if (strncmp(line, "$argon2id$", 10) == 0)
+    ck_assert_int_eq(import_and_login(app, "live-cffi@import.test", line), 1);
+  else
+    fprintf(stderr, "argon2-cffi not available: only the committed argon2-cffi hashes tested\n");
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* Anything but a well-formed argon2id PHC string is a field error on
+ * "password_hash", and nothing is written. */
+START_TEST(imported_hash_must_be_argon2id_phc) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/import-bad.db", dir);
+  be_app *app = pepper_app(path, NULL, 0, NULL, 0);
+  int64_t id = new_user(app, "bad@import.test");
+  char good[crypto_pwhash_STRBYTES];
+  ck_assert_int_eq(crypto_pwhash_str(good, MIGRATED_PW, strlen(MIGRATED_PW), 1, 8192), 0);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, good, NT, NULL), BE_OK);
+  char long_salt[200];
+  snprintf(long_salt, sizeof long_salt, "$argon2id$v=19$m=64,t=1,p=1$%s$%s",
+           "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB",
+           "k0l5757etJKV6pfi4hnwsQ");
+  const char *const bad[] = {
+    "",
+    "garbage",
+    "$argon2i$v=19$m=64,t=1,p=1$UrvNFrs6WchKHKTrd8HmyQ$GIDUwwkK+voFGC+YwlsgEA",
+    "$argon2d$v=19$m=64,t=1,p=1$7BWhk6q7zJPIlSXZO1Va9w$FX5ipfrCrHI4ELjXmDTijg",
+    "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+    "$argon2id$v=16$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=0,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=0,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=1,p=0$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=8,t=1,p=2$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=064,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=99999999999,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$t=1,m=64,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFd!1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w==$k0l5757etJKV6pfi4hnwsQ",
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ$",
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w",
+    "$argon2id$v=19$m=64,t=1,p=1$QUFB$k0l5757etJKV6pfi4hnwsQ",     /* 3-byte salt */
+    "$argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757e", /* 6-byte hash */
+    " $argon2id$v=19$m=64,t=1,p=1$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ",
+    long_salt,
+  };
+  int64_t imports = audit_count(app, "auth.password_import");
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    be_error *e = NULL;
+    int rc = be_auth_import_password_hash(app, 0, id, bad[i], NT, &e);
+    ck_assert_msg(rc == BE_E_VALIDATION, "accepted: %s", bad[i]);
+    ck_assert_str_eq(be_error_field_name(e, 0), "password_hash");
+    be_error_free(e);
+  }
+  /* an embedded NUL, with an exact length */
+  be_error *e = NULL;
+  char withnul[crypto_pwhash_STRBYTES + 8];
+  size_t glen = strlen(good);
+  memcpy(withnul, good, glen);
+  withnul[10] = '\0';
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, withnul, glen, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "password_hash");
+  be_error_free(e);
+  e = NULL;
+  /* an exact length takes only those bytes: cut before its hash, refused */
+  size_t cut = (size_t)(strrchr(good, '$') - good);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, good, cut, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, good, cut + 1, NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, NULL, NT, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "password_hash");
+  be_error_free(e);
+  char *stored = q_text(app, "SELECT password_hash FROM be_users WHERE id = ?", id);
+  ck_assert_str_eq(stored, good); /* nothing written */
+  free(stored);
+  ck_assert_int_eq(audit_count(app, "auth.password_import"), imports);
+
+  e = NULL;
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, 99999, good, NT, &e), BE_E_NOT_FOUND);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, 0, good, NT, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "user_id");
+  be_error_free(e);
+  ck_assert_int_eq(be_auth_import_password_hash(NULL, 0, id, good, NT, NULL), BE_E_MISUSE);
+  be_app_free(app);
+  tu_rmdir(dir);
 }
 END_TEST
 
@@ -2230,6 +2410,8 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, concurrent_logins);
   tcase_add_test(tc, commit_failure_leaves_nothing);
   tcase_add_test(tc, failing_allocator_leaks_nothing);
+  tcase_add_test(tc, imported_hashes_log_in_and_are_rehashed);
+  tcase_add_test(tc, imported_hash_must_be_argon2id_phc);
   suite_add_tcase(s, tc);
   return s;
 }

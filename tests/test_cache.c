@@ -2242,6 +2242,170 @@ START_TEST(callbacks_get_user_data_last) {
 }
 END_TEST
 
+/* ---- global bounds: max_entries and max_bytes hold for the whole cache ---- */
+
+static be_cache *bounded(uint32_t shards, int64_t max_entries, int64_t max_bytes, int32_t mode) {
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.shard_count = shards;
+  o.max_entries = max_entries;
+  o.max_bytes = max_bytes;
+  o.lru_mode = mode;
+  o.seed = 7;
+  be_cache *c = NULL;
+  ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+  return c;
+}
+
+/* Set keys first..first+n-1 (same key and value lengths: one charge). */
+static void set_range(be_cache *c, int64_t first, int64_t n) {
+  char k[16], v[24];
+  memset(v, 'v', sizeof v);
+  for (int64_t i = first; i < first + n; i++) {
+    snprintf(k, sizeof k, "k%09lld", (long long)i);
+    QEQ(be_cache_set(c, k, 10, v, sizeof v, BE_CACHE_TTL_FOREVER, NULL), BE_OK);
+  }
+}
+
+/* The issue's case: 100,000 keys set into a cache of 100,000 entries (16
+ * shards) left 99,390 and evicted 610; now all stay. */
+START_TEST(max_entries_is_global_issue_case) {
+  be_cache *c = bounded(0, 100000, 0, BE_CACHE_LRU_DEFAULT);
+  set_range(c, 0, 100000);
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.shard_count, 16);
+  ck_assert_uint_eq(st.entries, 100000);
+  ck_assert_uint_eq(st.evictions_count, 0);
+  set_range(c, 100000, 610);
+  st = stats_of(c);
+  ck_assert_uint_eq(st.entries, 100000);
+  ck_assert_uint_eq(st.evictions_count, 610);
+  ck_assert_uint_eq(st.evictions_size, 0);
+  be_cache_free(c);
+}
+END_TEST
+
+/* N keys fit in a cache of N entries with no eviction, whatever the shard
+ * count and recency mode; N + k evict exactly k; the same with max_bytes
+ * of N charges, and with both bounds at once. */
+START_TEST(bounds_hold_exactly_n_entries) {
+  const int64_t ns[] = {1, 2, 7, 100, 1000, 20000};
+  const uint32_t shard_counts[] = {1, 2, 16, 64, 1024};
+  const int32_t modes[] = {BE_CACHE_LRU_APPROX, BE_CACHE_LRU_EXACT};
+  const int64_t charge = be_cache_charge(10, 24);
+  for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+    for (size_t b = 0; b < sizeof shard_counts / sizeof shard_counts[0]; b++)
+      for (size_t m = 0; m < 2; m++)
+        for (int bound = 0; bound < 3; bound++) { /* entries, bytes, both */
+          int64_t n = ns[a], k = 1 + n / 3;
+          be_cache *c = bounded(shard_counts[b], bound != 1 ? n : 0,
+                                bound != 0 ? n * charge + (bound == 2 ? charge - 1 : 0) : 0,
+                                modes[m]);
+          set_range(c, 0, n);
+          be_cache_stats st = stats_of(c);
+          QTRUE(st.entries == n && st.evictions_count + st.evictions_size == 0,
+                "n %lld shards %u mode %d bound %d: %llu entries, %llu evicted", (long long)n,
+                shard_counts[b], modes[m], bound, (unsigned long long)st.entries,
+                (unsigned long long)(st.evictions_count + st.evictions_size));
+          set_range(c, n, k);
+          st = stats_of(c);
+          QTRUE(st.entries == n, "n %lld: %llu entries after %lld more", (long long)n,
+                (unsigned long long)st.entries, (long long)k);
+          QEQ(st.evictions_count + st.evictions_size, (uint64_t)k);
+          QEQ(bound == 1 ? st.evictions_size : st.evictions_count, (uint64_t)k);
+          QEQ(st.bytes, (uint64_t)(n * charge));
+          be_cache_free(c);
+        }
+}
+END_TEST
+
+/* Entries of mixed sizes: a set evicts only when its entry would not fit
+ * otherwise, and the bytes never pass max_bytes. */
+START_TEST(byte_bound_evicts_only_when_needed) {
+  rng_state = 99;
+  for (uint32_t shards = 1; shards <= 64; shards *= 4) {
+    const int64_t max_bytes = 200 * be_cache_charge(8, 60);
+    be_cache *c = bounded(shards, 0, max_bytes, BE_CACHE_LRU_DEFAULT);
+    char k[16], v[400];
+    memset(v, 'x', sizeof v);
+    for (int i = 0; i < 5000; i++) {
+      snprintf(k, sizeof k, "m%07d", i);
+      size_t vlen = (size_t)rnd_below(sizeof v);
+      be_cache_stats before = stats_of(c);
+      QEQ(be_cache_set(c, k, 8, v, vlen, BE_CACHE_TTL_FOREVER, NULL), BE_OK);
+      be_cache_stats after = stats_of(c);
+      QTRUE(after.bytes <= max_bytes, "bytes %llu over the bound",
+            (unsigned long long)after.bytes);
+      if (after.evictions_size > before.evictions_size)
+        QTRUE(before.bytes + be_cache_charge(8, vlen) > max_bytes,
+              "set %d evicted though %llu + %lld fit", i, (unsigned long long)before.bytes,
+              (long long)be_cache_charge(8, vlen));
+    }
+    /* an entry larger than the whole bound is refused, not stored */
+    be_error *e = NULL;
+    size_t big = (size_t)max_bytes;
+    char *hv = calloc(1, big);
+    ck_assert_ptr_nonnull(hv);
+    ck_assert_int_eq(be_cache_set(c, "huge", 4, hv, big, 0, &e), BE_E_VALIDATION);
+    ck_assert_str_eq(be_error_field_name(e, 0), "value");
+    be_error_free(e);
+    free(hv);
+    be_cache_free(c);
+  }
+}
+END_TEST
+
+typedef struct bound_worker {
+  be_cache *c;
+  int id;
+  int n;
+} bound_worker;
+
+static void *bound_writer(void *arg) {
+  bound_worker *w = arg;
+  char k[32], v[40];
+  memset(v, 'w', sizeof v);
+  for (int i = 0; i < w->n; i++) {
+    int kl = snprintf(k, sizeof k, "t%d-%d", w->id, i);
+    if (be_cache_set(w->c, k, (size_t)kl, v, (size_t)(i % 40), BE_CACHE_TTL_FOREVER, NULL) != BE_OK)
+      return (void *)1;
+    size_t n = 0;
+    char buf[64];
+    (void)be_cache_get_copy(buf, sizeof buf, &n, w->c, k, (size_t)kl, NULL);
+  }
+  return NULL;
+}
+
+/* Writers racing on every shard: once they stop the cache holds exactly
+ * max_entries (distinct keys, nothing deleted), never more; with a byte
+ * bound too, never more bytes than it. */
+START_TEST(bounds_hold_under_concurrent_writers) {
+  const uint32_t shard_counts[] = {1, 4, 64};
+  for (size_t si = 0; si < 3; si++)
+    for (int with_bytes = 0; with_bytes < 2; with_bytes++)
+      for (int32_t mode = BE_CACHE_LRU_EXACT; mode <= BE_CACHE_LRU_APPROX; mode++) {
+        const int64_t max_bytes = with_bytes ? 300 * be_cache_charge(8, 20) : 0;
+        be_cache *c = bounded(shard_counts[si], 500, max_bytes, mode);
+        pthread_t th[4];
+        bound_worker w[4];
+        for (int i = 0; i < 4; i++) {
+          w[i] = (bound_worker){c, i, 3000};
+          ck_assert_int_eq(pthread_create(&th[i], NULL, bound_writer, &w[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+          void *r = NULL;
+          pthread_join(th[i], &r);
+          ck_assert_ptr_null(r);
+        }
+        be_cache_stats st = stats_of(c);
+        if (!with_bytes) ck_assert_uint_eq(st.entries, 500);
+        ck_assert_uint_le(st.entries, 500);
+        if (with_bytes) ck_assert_uint_le(st.bytes, (uint64_t)max_bytes);
+        ck_assert_uint_eq(st.inserts, st.entries + st.evictions_count + st.evictions_size);
+        be_cache_free(c);
+      }
+}
+END_TEST
+
 Suite *cache_suite(void) {
   Suite *s = suite_create("cache");
   TCase *tc = tcase_create("cache");
@@ -2282,6 +2446,10 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, freed_tables_stop_reclamation_passes);
   tcase_add_test(tc, invalidate_during_prefix_registration);
   tcase_add_test(tc, single_flight_under_contention);
+  tcase_add_test(tc, max_entries_is_global_issue_case);
+  tcase_add_test(tc, bounds_hold_exactly_n_entries);
+  tcase_add_test(tc, byte_bound_evicts_only_when_needed);
+  tcase_add_test(tc, bounds_hold_under_concurrent_writers);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -97,7 +97,7 @@ START_TEST(validation_and_not_found) {
   ck_assert_int_eq(be_perm_check(NULL, u, "a:b", NT, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_perm_user_permissions(NULL, app, u, NULL), BE_E_MISUSE);
   /* only the role create and the user create were audited */
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 2);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), 2);
   be_app_free(app);
 }
 END_TEST
@@ -153,11 +153,11 @@ START_TEST(changes_are_idempotent_audited_and_bump_the_epoch) {
   ck_assert_int_eq(be_perm_role_grant(app, 7, "r", NT, "a:b", NT, NULL), BE_OK);
   ck_assert_int_eq(be_perm_epoch(&e1, app, NULL), BE_OK);
   ck_assert_int_eq(e1, e0 + 1);
-  int64_t rows = svc_int(app, "SELECT count(*) FROM audit_log");
+  int64_t rows = svc_int(app, "SELECT count(*) FROM be_audit_log");
   ck_assert_int_eq(be_perm_role_grant(app, 7, "r", NT, "a:b", NT, NULL), BE_OK);  /* again: no-op */
   ck_assert_int_eq(be_perm_role_revoke(app, 7, "r", NT, "x:y", NT, NULL), BE_OK); /* not held: no-op */
   ck_assert_int_eq(be_perm_user_unassign(app, 7, u, "r", NT, NULL), BE_OK);       /* not held: no-op */
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), rows);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), rows);
   ck_assert_int_eq(be_perm_epoch(&e0, app, NULL), BE_OK);
   ck_assert_int_eq(e0, e1);
   ck_assert_int_eq(be_perm_user_assign(app, 7, u, "r", NT, NULL), BE_OK);
@@ -165,11 +165,11 @@ START_TEST(changes_are_idempotent_audited_and_bump_the_epoch) {
   ck_assert_int_eq(be_perm_role_revoke(app, 7, "r", NT, "a:b", NT, NULL), BE_OK);
   ck_assert_int_eq(be_perm_epoch(&e1, app, NULL), BE_OK);
   ck_assert_int_eq(e1, e0 + 3);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE actor_id = 7 AND action IN"
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log WHERE actor_id = 7 AND action IN"
                                 " ('perm.role_create','perm.grant','perm.assign','perm.unassign',"
                                 "'perm.revoke')"),
                    5);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action = 'perm.assign'"
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log WHERE action = 'perm.assign'"
                                 " AND target_type = 'user' AND target_id = 1"),
                    1);
   int64_t bad = -1;
@@ -287,7 +287,7 @@ START_TEST(audit_and_grant_roll_back_together) {
   int64_t u = svc_user(app, "g@x.io", "G");
   ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "r", NT, NULL), BE_OK);
   ck_assert_int_eq(be_perm_user_assign(app, 0, u, "r", NT, NULL), BE_OK);
-  int64_t rows = svc_int(app, "SELECT count(*) FROM audit_log");
+  int64_t rows = svc_int(app, "SELECT count(*) FROM be_audit_log");
   int64_t e0 = 0, e1 = 0;
   ck_assert_int_eq(be_perm_epoch(&e0, app, NULL), BE_OK);
   ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
@@ -296,7 +296,7 @@ START_TEST(audit_and_grant_roll_back_together) {
   ck_assert_int_eq(be_perm_check(app, u, "x:y", NT, NULL), BE_E_FORBIDDEN);
   ck_assert_int_eq(be_perm_epoch(&e1, app, NULL), BE_OK);
   ck_assert_int_eq(e1, e0);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), rows);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), rows);
   be_app_free(app);
   be_fault_free(fault);
 }

@@ -814,6 +814,65 @@ END_TEST
 
 /* ---- validation and broken connections ---- */
 
+/* A database file deleted while the pool runs: a write on a held
+ * connection is refused, an idle one is found dead when validated, and no
+ * connection opened afterwards creates an empty file in its place. */
+START_TEST(deleted_database_is_not_recreated) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/pool.db", dir);
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.driver = be_sqlite_driver();
+  o.dsn = path;
+  o.min_conns = 1;
+  o.max_conns = 3;
+  o.clock = clk;
+  be_pool *p = new_pool(&o); /* its first connection creates the file */
+  be_conn *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_exec(a, "CREATE TABLE t(x)", NULL), BE_OK);
+  ck_assert_int_eq(remove(path), 0);
+
+  /* another connection would be a new, empty database: refused */
+  be_error *e = NULL;
+  ck_assert_int_eq(be_pool_acquire(&b, p, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "does not exist"));
+  be_error_free(e);
+  ck_assert(!tu_exists(path));
+  /* the held connection's writes would go nowhere: refused, and it is dropped */
+  ck_assert_int_eq(be_conn_begin(a, BE_TX_IMMEDIATE, &e), BE_E_CONN_LOST);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), path));
+  be_error_free(e);
+  be_pool_release(p, a);
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.broken, 1);
+  ck_assert_int_eq(s.total, 0);
+  ck_assert_int_eq(s.in_use, 0);
+
+  /* an idle connection past the validation window is checked too */
+  ck_assert_int_eq(be_conn_open(&b, be_sqlite_driver(), path, NULL), BE_OK); /* recreate */
+  be_conn_close(b);
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  be_pool_release(p, a);
+  ck_assert_int_eq(remove(path), 0);
+  be_clock_advance(clk, 600 * BE_NS_PER_MS, NULL);
+  ck_assert_int_eq(be_pool_acquire(&a, p, &e), BE_E_DB_UNREACHABLE);
+  be_error_free(e);
+  s = stats(p);
+  ck_assert_uint_eq(s.validations, 1);
+  ck_assert_uint_eq(s.broken, 2);
+  ck_assert_int_eq(s.in_use, 0);
+  ck_assert_int_eq(s.total, 0);
+  ck_assert(!tu_exists(path));
+  be_pool_free(p);
+  be_clock_free(clk);
+  tu_rmdir(dir);
+}
+END_TEST
+
+
 START_TEST(dead_idle_connection_replaced) {
   be_clock *clk;
   ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
@@ -1927,6 +1986,183 @@ START_TEST(conn_lost_on_reset_is_replaced) {
 }
 END_TEST
 
+/* ---- connection setup: connection_init_sql and connection_init ---- */
+
+typedef struct init_seen {
+  _Atomic int calls;
+  _Atomic int fail_from; /* the call number from which it fails; 0 = never */
+  int set_error;         /* 1: fail with *err set, 0: just a code */
+  be_conn *conns[16];
+} init_seen;
+
+static int count_init(be_conn *conn, void *ud, be_error **err) {
+  init_seen *is = ud;
+  int n = atomic_fetch_add(&is->calls, 1) + 1;
+  /* the SQL ran first: the temp table is there already */
+  be_stmt *st = NULL;
+  ck_assert_int_eq(be_conn_prepare(&st, conn, "SELECT count(*) FROM temp.host_setup", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  be_stmt_finalize(st);
+  int fail = atomic_load(&is->fail_from);
+  if (fail && n >= fail) {
+    if (!is->set_error) return BE_E_FORBIDDEN;
+    char msg[64];
+    snprintf(msg, sizeof msg, "host refuses connection %d", n);
+    ck_assert_int_eq(be_error_new(err, BE_E_VALIDATION, msg), BE_OK);
+    return BE_E_VALIDATION;
+  }
+  if (n <= 16) is->conns[n - 1] = conn;
+  return BE_OK;
+}
+
+static be_pool_options init_opts(const char *dsn, init_seen *is) {
+  be_pool_options o = BE_POOL_OPTIONS_INIT;
+  o.driver = be_sqlite_driver();
+  o.dsn = dsn;
+  o.name = "initpool";
+  o.min_conns = 1;
+  o.max_conns = 4;
+  o.connection_init_sql = "CREATE TEMP TABLE host_setup(x); PRAGMA cache_size=-1234";
+  o.connection_init = count_init;
+  o.connection_init_user_data = is;
+  return o;
+}
+
+START_TEST(connection_init_runs_once_per_new_connection) {
+  char *dir = tu_tempdir(), dsn[600];
+  snprintf(dsn, sizeof dsn, "%s/init.db", dir);
+  init_seen is = {0};
+  be_pool_options o = init_opts(dsn, &is);
+  o.max_lifetime_ms = 60000;
+  o.lifetime_jitter_permille = 0;
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 1000000000, 1000000000, NULL), BE_OK);
+  o.clock = clk;
+  char sql[128];
+  strcpy(sql, o.connection_init_sql);
+  o.connection_init_sql = sql; /* copied: scribbling over it later changes nothing */
+  be_pool *p = NULL;
+  ck_assert_int_eq(be_pool_new(&p, &o, NULL), BE_OK);
+  memset(sql, 0, sizeof sql);
+  ck_assert_int_eq(atomic_load(&is.calls), 1); /* min_conns */
+  be_conn *c[4];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 4; i++) {
+      ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
+      ck_assert_int_eq(tu_conn_int(c[i], "SELECT count(*) FROM temp.host_setup"), 0);
+      ck_assert_int_eq(tu_conn_int(c[i], "PRAGMA cache_size"), -1234);
+    }
+    for (int i = 0; i < 4; i++) be_pool_release(p, c[i]);
+    ck_assert_int_eq(atomic_load(&is.calls), 4); /* reuse runs nothing */
+  }
+  for (int i = 0; i < 4; i++) {
+    int seen = 0;
+    for (int j = 0; j < 4; j++) seen += is.conns[j] == c[i];
+    ck_assert_int_eq(seen, 1); /* each connection handed out was set up, once */
+  }
+  /* replacements (max lifetime) are new connections: set up too */
+  ck_assert_int_eq(be_clock_advance(clk, INT64_C(120000) * 1000000, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_maintain(p, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&c[0], p, NULL), BE_OK);
+  ck_assert_int_eq(tu_conn_int(c[0], "PRAGMA cache_size"), -1234);
+  be_pool_release(p, c[0]);
+  be_pool_stats st = BE_POOL_STATS_INIT;
+  ck_assert_int_eq(be_pool_stats_get(&st, p, NULL), BE_OK);
+  ck_assert_int_gt(st.creates, 4);
+  ck_assert_int_eq(atomic_load(&is.calls), st.creates);
+  be_pool_free(p);
+  be_clock_free(clk);
+  tu_rmdir(dir);
+}
+END_TEST
+
+START_TEST(connection_init_failure_is_typed_and_leaks_nothing) {
+  char *dir = tu_tempdir(), dsn[600];
+  snprintf(dsn, sizeof dsn, "%s/init.db", dir);
+  init_seen is = {0};
+  /* bad SQL: be_pool_new fails with the SQL's own code, the cause kept */
+  be_pool_options o = init_opts(dsn, &is);
+  o.connection_init_sql = "CREATE TEMP TABLE host_setup(x); SELEC oops";
+  be_pool *p = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_pool_new(&p, &o, &e), BE_E_STORAGE);
+  ck_assert_ptr_null(p);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "connection setup failed"));
+  ck_assert_ptr_nonnull(be_error_cause(e));
+  ck_assert_int_eq(be_error_code(be_error_cause(e)), BE_E_STORAGE);
+  be_error_free(e);
+  ck_assert_int_eq(atomic_load(&is.calls), 0); /* the callback never ran */
+
+  /* the same on acquire: nothing handed out, nothing left open */
+  o.min_conns = 0;
+  ck_assert_int_eq(be_pool_new(&p, &o, NULL), BE_OK);
+  be_conn *c = NULL;
+  e = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_E_STORAGE);
+  ck_assert_ptr_null(c);
+  be_error_free(e);
+  be_pool_stats st = BE_POOL_STATS_INIT;
+  ck_assert_int_eq(be_pool_stats_get(&st, p, NULL), BE_OK);
+  ck_assert_int_eq(st.total, 0);
+  ck_assert_int_eq(st.open_failures, 1);
+  ck_assert_int_eq(st.creates, 0);
+  be_pool_free(p);
+
+  /* the callback fails from its second call: the first connection is
+   * served, the second never is, and the pool keeps only the first */
+  o = init_opts(dsn, &is);
+  o.min_conns = 0;
+  atomic_store(&is.fail_from, 2);
+  is.set_error = 1;
+  ck_assert_int_eq(be_pool_new(&p, &o, NULL), BE_OK);
+  be_conn *a = NULL;
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  e = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_E_VALIDATION);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "host refuses connection 2"));
+  ck_assert_str_eq(be_error_message(be_error_cause(e)), "host refuses connection 2");
+  be_error_free(e);
+  /* a code without an error object is still that code */
+  is.set_error = 0;
+  e = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, p, &e), BE_E_FORBIDDEN);
+  ck_assert_ptr_nonnull(e);
+  be_error_free(e);
+  ck_assert_int_eq(be_pool_stats_get(&st, p, NULL), BE_OK);
+  ck_assert_int_eq(st.total, 1);
+  ck_assert_int_eq(st.in_use, 1);
+  ck_assert_int_eq(st.open_failures, 2);
+  be_pool_release(p, a);
+  /* the connection that was set up is reused: no new setup */
+  ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
+  ck_assert_int_eq(atomic_load(&is.calls), 3);
+  be_pool_release(p, a);
+  be_pool_free(p);
+
+  /* maintenance refilling to min_conns reports the setup's code too */
+  init_seen is2 = {0};
+  o = init_opts(dsn, &is2);
+  atomic_store(&is2.fail_from, 2);
+  is2.set_error = 1;
+  o.max_lifetime_ms = 1000;
+  o.lifetime_jitter_permille = 0;
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 1000000000, 1000000000, NULL), BE_OK);
+  o.clock = clk;
+  ck_assert_int_eq(be_pool_new(&p, &o, NULL), BE_OK);
+  ck_assert_int_eq(be_clock_advance(clk, INT64_C(2000) * 1000000, NULL), BE_OK);
+  e = NULL;
+  ck_assert_int_eq(be_pool_maintain(p, &e), BE_E_VALIDATION);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "connection setup failed"));
+  be_error_free(e);
+  ck_assert_int_eq(be_pool_stats_get(&st, p, NULL), BE_OK);
+  ck_assert_int_eq(st.total, 0);
+  be_pool_free(p);
+  be_clock_free(clk);
+  tu_rmdir(dir);
+}
+END_TEST
+
 static Suite *pool_suite(void) {
   Suite *s = suite_create("pool");
   TCase *tc = tcase_create("pool");
@@ -1945,6 +2181,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, free_with_connection_out_defers);
   tcase_add_test(tc, free_with_waiters_and_holder);
   tcase_add_test(tc, dead_idle_connection_replaced);
+  tcase_add_test(tc, deleted_database_is_not_recreated);
   tcase_add_test(tc, broken_in_use_destroyed_on_release);
   tcase_add_test(tc, fault_driver_lost_connections_replaced);
   tcase_add_test(tc, release_rolls_back_open_transaction);
@@ -1968,6 +2205,8 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, release_detaches_scope_left_attached);
   tcase_add_test(tc, huge_acquire_timeout_waits);
   tcase_add_test(tc, conn_lost_on_reset_is_replaced);
+  tcase_add_test(tc, connection_init_runs_once_per_new_connection);
+  tcase_add_test(tc, connection_init_failure_is_typed_and_leaks_nothing);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -8,6 +8,7 @@
 
 #include <backend/batch.h>
 #include <backend/pool.h>
+#include <backend/rows.h>
 #include <backend/scope.h>
 #include <backend/slowlog.h>
 #include <backend/sqlite.h>
@@ -295,6 +296,315 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
 }
 END_TEST
 
+/* Prepare q on c, step it once with ?1 = v and check the row is v + add. */
+static void run_sql_handle(be_conn *c, const be_sql *q, int64_t v, int64_t add) {
+  be_stmt *s = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, &e), BE_OK);
+  ck_assert_ptr_null(e);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, v, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), v + add);
+  be_stmt_finalize(s);
+}
+
+START_TEST(sql_handle_finds_the_cached_statement) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL, *c2 = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_open(&c2, fd, ":memory:", NULL), BE_OK);
+  be_sql *q = NULL;
+  ck_assert_int_eq(be_sql_new(&q, "SELECT ?1 + 1 -- trailing", 13, NULL), BE_OK);
+  size_t len = 0;
+  ck_assert_str_eq(be_sql_text(q, &len), "SELECT ?1 + 1");
+  ck_assert_uint_eq(len, 13);
+  for (int i = 0; i < 10; i++) run_sql_handle(c, q, i, 1);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
+  /* the same text by be_conn_prepare is the same cached statement */
+  be_stmt *s = NULL, *t = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1 + 1", NULL), BE_OK);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
+  /* another connection prepares its own once */
+  for (int i = 0; i < 3; i++) run_sql_handle(c2, q, i, 1);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 2);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.hits, 10);
+  ck_assert_int_eq(st.misses, 1);
+  /* held: a second prepare by handle gets a fresh, uncached twin */
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare_sql(&t, c, q, NULL), BE_OK);
+  ck_assert_ptr_ne(s, t);
+  be_stmt_finalize(t);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1); /* the twin only */
+  /* freed handle: its statements stay cached by text; a new handle with
+   * other text never gets the old statement */
+  be_sql_free(q);
+  be_sql *r = NULL;
+  for (int k = 0; k < 200; k++) { /* many ids: every direct slot reused */
+    ck_assert_int_eq(be_sql_new(&r, "SELECT ?1 + 2", BE_NUL_TERMINATED, NULL), BE_OK);
+    run_sql_handle(c, r, k, 2);
+    be_sql_free(r);
+  }
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1 + 1", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, 5, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 6);
+  be_stmt_finalize(s);
+  be_conn_close(c2);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
+START_TEST(sql_handle_survives_eviction_and_flush) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  be_sql *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_sql_new(&a, "SELECT ?1 + 10", BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_sql_new(&b, "SELECT ?1 + 20", BE_NUL_TERMINATED, NULL), BE_OK);
+  /* a cache of 1: each handle evicts the other's statement */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 1, NULL), BE_OK);
+  for (int i = 0; i < 4; i++) {
+    run_sql_handle(c, a, i, 10);
+    run_sql_handle(c, b, i, 20);
+  }
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 8);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 7);
+  /* a flush (new bound) drops them; the handles still work */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 8, NULL), BE_OK);
+  run_sql_handle(c, a, 1, 10);
+  run_sql_handle(c, a, 2, 10);
+  run_sql_handle(c, b, 1, 20);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 10);
+  /* no cache: every prepare is real, nothing is kept */
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 0, NULL), BE_OK);
+  run_sql_handle(c, a, 3, 10);
+  run_sql_handle(c, a, 4, 10);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 12);
+  be_sql_free(a);
+  be_sql_free(b);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
+/* Insert what v[0..n) holds by a static bind, changing the buffer to
+ * after between bind and step; returns the text stored. */
+static char *insert_static(be_conn *c, char *buf, const char *after) {
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO t(x) VALUES (?1) RETURNING x", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, buf, BE_NUL_TERMINATED, NULL), BE_OK);
+  strcpy(buf, after);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  char *got = strdup(be_stmt_column_text(s, 0, NULL));
+  be_stmt_finalize(s);
+  return got;
+}
+
+static int fail_static(void *st, int32_t i, const char *v, size_t n, be_error **err) {
+  (void)st, (void)i, (void)v, (void)n, (void)err;
+  ck_abort_msg("a version-2 table's bind_text_static was read");
+  return BE_E_INTERNAL;
+}
+
+START_TEST(bind_text_static_borrows_without_checking) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x TEXT)");
+  /* borrowed, not copied: the bytes at step time are the ones stored */
+  char buf[16] = "before";
+  char *got = insert_static(c, buf, "after!");
+  ck_assert_str_eq(got, "after!");
+  free(got);
+  /* not checked: be_stmt_bind_text refuses what this one passes on */
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT length(CAST(?1 AS BLOB))", NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "a\xff", 2, &e), BE_E_VALIDATION);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, "a\xff", 2, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 2);
+  /* a reset lets go of the bytes: the parameter is NULL again */
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_type(s, 0), BE_TYPE_NULL);
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, "", 0, NULL), BE_OK); /* empty */
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), 0);
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(NULL, 1, "x", 1, &e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, NULL, 1, &e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 9, "x", 1, &e), BE_E_MISUSE); /* range */
+  be_error_free(e);
+  be_stmt_finalize(s);
+  be_conn_close(c);
+
+  /* a version-2 table has no bind_text_static: the text is copied */
+  be_driver d2 = *be_sqlite_driver();
+  d2.version = 2;
+  d2.bind_text_static = fail_static;
+  ck_assert_int_eq(be_conn_open(&c, &d2, ":memory:", NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE t(x TEXT)");
+  strcpy(buf, "before");
+  got = insert_static(c, buf, "after!");
+  ck_assert_str_eq(got, "before");
+  free(got);
+  be_conn_close(c);
+
+  /* the fault driver passes it through, and fails it as a bind */
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  ck_assert_ptr_nonnull(fd->bind_text_static);
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE t(x TEXT)");
+  strcpy(buf, "before");
+  got = insert_static(c, buf, "after!");
+  ck_assert_str_eq(got, "after!");
+  free(got);
+  ck_assert_int_eq(be_fault_set(f, BE_FAULT_OP_BIND, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 1, "x", 1, NULL), BE_E_STORAGE);
+  be_stmt_finalize(s);
+  be_conn_close(c);
+  be_fault_free(f);
+  /* over a version-2 inner driver the fault driver has none either */
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d2, NULL), BE_OK);
+  ck_assert_ptr_null(fd->bind_text_static);
+  be_fault_free(f);
+}
+END_TEST
+
+/* Every type, read whole through be_rows, from a connection opened with
+ * driver d. */
+static void rows_of_every_type(const be_driver *d) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, d, ":memory:", NULL), BE_OK);
+  be_rows *r = NULL;
+  be_error *e = NULL;
+  int rc = be_rows_query(&r, c,
+                         "SELECT 42, -1.5, 'text', x'00ff01', NULL, '', x'', 9223372036854775807",
+                         NULL, &e);
+  ck_assert_msg(rc == BE_OK, "%s", be_error_message(e));
+  ck_assert_uint_eq(be_rows_count(r), 1);
+  ck_assert_int_eq(be_rows_type(r, 0, 0), BE_TYPE_INT);
+  ck_assert_int_eq(be_rows_int64(r, 0, 0), 42);
+  ck_assert_int_eq(be_rows_type(r, 0, 1), BE_TYPE_FLOAT);
+  ck_assert(be_rows_double(r, 0, 1) == -1.5);
+  size_t len = 99;
+  ck_assert_int_eq(be_rows_type(r, 0, 2), BE_TYPE_TEXT);
+  ck_assert_str_eq(be_rows_text(r, 0, 2, &len), "text");
+  ck_assert_uint_eq(len, 4);
+  ck_assert_int_eq(be_rows_type(r, 0, 3), BE_TYPE_BLOB);
+  const unsigned char *b = be_rows_blob(r, 0, 3, &len);
+  ck_assert_uint_eq(len, 3);
+  ck_assert(b[0] == 0 && b[1] == 0xff && b[2] == 1);
+  ck_assert_int_eq(be_rows_type(r, 0, 4), BE_TYPE_NULL);
+  ck_assert_int_eq(be_rows_type(r, 0, 5), BE_TYPE_TEXT);
+  ck_assert_str_eq(be_rows_text(r, 0, 5, &len), "");
+  ck_assert_uint_eq(len, 0);
+  ck_assert_int_eq(be_rows_type(r, 0, 6), BE_TYPE_BLOB);
+  be_rows_blob(r, 0, 6, &len);
+  ck_assert_uint_eq(len, 0);
+  ck_assert_int_eq(be_rows_int64(r, 0, 7), INT64_MAX);
+  be_rows_free(r);
+  be_conn_close(c);
+}
+
+static int32_t fail_column_value(void *st, int32_t col, int64_t *i, double *d, const void **p,
+                                 size_t *n) {
+  (void)st, (void)col, (void)i, (void)d, (void)p, (void)n;
+  ck_abort_msg("a version-2 table's column_value was read");
+  return BE_TYPE_NULL;
+}
+
+/* Version 3's column_value reads a row in one call per value; without it
+ * (older tables) the row reads the same through column_type. */
+START_TEST(rows_read_whole_with_or_without_column_value) {
+  ck_assert_ptr_nonnull(be_sqlite_driver()->column_value);
+  rows_of_every_type(be_sqlite_driver());
+  be_driver d2 = *be_sqlite_driver();
+  d2.version = 2;
+  d2.column_value = fail_column_value;
+  rows_of_every_type(&d2);
+  be_driver d3 = *be_sqlite_driver();
+  d3.column_value = NULL; /* optional in version 3 too */
+  rows_of_every_type(&d3);
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  ck_assert_ptr_nonnull(fd->column_value);
+  rows_of_every_type(fd);
+  be_fault_free(f);
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d3, NULL), BE_OK);
+  ck_assert_ptr_null(fd->column_value);
+  rows_of_every_type(fd);
+  be_fault_free(f);
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, &d2, NULL), BE_OK);
+  ck_assert_ptr_null(fd->column_value);
+  be_fault_free(f);
+}
+END_TEST
+
+START_TEST(sql_handle_bad_input) {
+  be_conn *c = open_mem();
+  be_sql *q = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_sql_new(NULL, "SELECT 1", BE_NUL_TERMINATED, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  q = (be_sql *)&e; /* set to NULL on failure */
+  ck_assert_int_eq(be_sql_new(&q, NULL, 3, NULL), BE_E_MISUSE);
+  ck_assert_ptr_null(q);
+  ck_assert_int_eq(be_sql_new(&q, "SELECT 1\0; DROP", 16, &e), BE_E_VALIDATION);
+  ck_assert_ptr_null(q);
+  ck_assert_str_eq(be_error_field_name(e, 0), "sql");
+  be_error_free(e);
+  e = NULL;
+  /* errors of the text surface at prepare, as with be_conn_prepare */
+  ck_assert_int_eq(be_sql_new(&q, "SELEKT 1", BE_NUL_TERMINATED, NULL), BE_OK);
+  be_stmt *s = (be_stmt *)&e;
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, &e), BE_E_STORAGE);
+  ck_assert_ptr_null(s);
+  be_error_free(e);
+  e = NULL;
+  be_sql_free(q);
+  ck_assert_int_eq(be_sql_new(&q, "SELECT 1; SELECT 2", BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare_sql(NULL, c, q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare_sql(&s, NULL, q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, NULL, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  be_sql_free(q);
+  be_sql_free(NULL);
+  size_t len = 7;
+  ck_assert_ptr_null(be_sql_text(NULL, &len));
+  ck_assert_uint_eq(len, 0);
+  /* the empty text is a handle; preparing it is the driver's misuse */
+  ck_assert_int_eq(be_sql_new(&q, "", 0, NULL), BE_OK);
+  ck_assert_str_eq(be_sql_text(q, NULL), "");
+  ck_assert_int_eq(be_conn_prepare_sql(&s, c, q, NULL), BE_E_MISUSE);
+  be_sql_free(q);
+  be_conn_close(c);
+}
+END_TEST
+
 static void expect_constraint(be_conn *c, const char *sql, int32_t code, int64_t ext) {
   be_error *e = NULL;
   ck_assert_int_eq(be_conn_exec(c, sql, &e), code);
@@ -304,6 +614,8 @@ static void expect_constraint(be_conn *c, const char *sql, int32_t code, int64_t
   ck_assert_int_eq(be_error_driver_code(cause), ext);
   ck_assert_int_eq(be_error_driver_code(e), ext);
   ck_assert_ptr_nonnull(strstr(be_error_message(cause), "constraint failed"));
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "constraint failed");
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "constraint was violated"));
   ck_assert_int_eq(be_error_is_retryable(e), 0);
   be_error_free(e);
 }
@@ -349,6 +661,8 @@ START_TEST(syntax_and_misuse_errors) {
   ck_assert_int_eq(be_conn_prepare(&s, c, "SELEKT 1", &e), BE_E_STORAGE);
   ck_assert_ptr_null(s);
   ck_assert_ptr_nonnull(strstr(be_error_message(be_error_cause(e)), "syntax error"));
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "syntax error");
+  ck_assert_str_eq(be_error_message(e), "sqlite prepare failed: the database refused the SQL statement");
   ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_ERROR);
   be_error_free(e);
   ck_assert_int_eq(be_conn_prepare(&s, c, "   ", NULL), BE_E_MISUSE);
@@ -367,7 +681,7 @@ START_TEST(syntax_and_misuse_errors) {
   ck_assert_int_eq(be_stmt_bind_null(NULL, 1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_conn_exec(c, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_conn_exec(c, "SELECT * FROM nosuch", &e), BE_E_STORAGE);
-  ck_assert_ptr_nonnull(strstr(be_error_message(e), "no such table"));
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "no such table");
   be_error_free(e);
   ck_assert_int_eq(be_conn_begin(c, 7, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_stmt_column_count(NULL), 0);
@@ -398,7 +712,7 @@ START_TEST(open_errors) {
         "................................................................",
         fp);
   fclose(fp);
-  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, &e), BE_E_STORAGE);
   ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), SQLITE_NOTADB);
   be_error_free(e);
 
@@ -427,7 +741,7 @@ static size_t first_statement(be_conn *c, const char *script) {
  * own lexer and answers whether a table exists. */
 START_TEST(driver_splits_scripts_and_knows_tables) {
   be_conn *c = open_mem();
-  ck_assert_int_eq(be_sqlite_driver()->version, 2);
+  ck_assert_int_eq(be_sqlite_driver()->version, BE_DRIVER_VERSION);
   ck_assert_int_eq(be__conn_splits_scripts(c), 1);
   ck_assert_uint_eq(first_statement(c, "SELECT 1; SELECT 2;"), 9);
   ck_assert_uint_eq(first_statement(c, "SELECT ';'; SELECT 2"), 11);
@@ -562,6 +876,104 @@ START_TEST(driver_options_and_defaults) {
   snprintf(other, sizeof other, "%s/missing.db", tmpdir);
   ck_assert_int_eq(be_conn_open(&c, drv, other, NULL), BE_E_DB_UNREACHABLE);
   be_sqlite_driver_free(drv);
+}
+END_TEST
+
+/* Every tuning pragma is applied on every connection (read back on a
+ * pooled one), the defaults leave SQLite's own values, and each bad value
+ * is a validation error naming its field. */
+START_TEST(driver_tuning_pragmas) {
+  /* the defaults change none of them: a connection reads what a plain
+   * sqlite3_open_v2() of this SQLite build reads */
+  static const char *const names[] = {"cache_size", "mmap_size", "secure_delete", "temp_store",
+                                      "wal_autocheckpoint", "journal_size_limit"};
+  be_conn *c = open_file(NULL);
+  sqlite3 *raw = NULL;
+  char rawpath[600];
+  snprintf(rawpath, sizeof rawpath, "%s/raw.db", tmpdir);
+  ck_assert_int_eq(sqlite3_open_v2(rawpath, &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                   SQLITE_OK);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA %s", names[i]);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    pragma_str(c, sql, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(raw);
+  be_conn_close(c);
+
+  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
+  o.cache_size = -8192;
+  o.mmap_size = 1 << 20;
+  o.secure_delete = 1;
+  o.temp_store = 2;
+  o.wal_autocheckpoint = 250;
+  o.journal_size_limit = 4 << 20;
+  be_driver *drv = NULL;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_OK);
+  be_pool_options po = BE_POOL_OPTIONS_INIT;
+  po.driver = drv;
+  po.dsn = dbpath;
+  po.min_conns = 2;
+  po.max_conns = 2;
+  be_pool *pool = NULL;
+  ck_assert_int_eq(be_pool_new(&pool, &po, NULL), BE_OK);
+  be_conn *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_pool_acquire(&a, pool, NULL), BE_OK);
+  ck_assert_int_eq(be_pool_acquire(&b, pool, NULL), BE_OK);
+  be_conn *both[2] = {a, b};
+  for (int i = 0; i < 2; i++) {
+    pragma_str(both[i], "PRAGMA cache_size", "-8192");
+    pragma_str(both[i], "PRAGMA mmap_size", "1048576");
+    pragma_str(both[i], "PRAGMA secure_delete", "1");
+    pragma_str(both[i], "PRAGMA temp_store", "2");
+    pragma_str(both[i], "PRAGMA wal_autocheckpoint", "250");
+    pragma_str(both[i], "PRAGMA journal_size_limit", "4194304");
+  }
+  be_pool_release(pool, a);
+  be_pool_release(pool, b);
+  be_pool_free(pool);
+  be_sqlite_driver_free(drv);
+
+  /* 0 pages and 0 bytes are values too: off, not "leave" */
+  o.cache_size = 100;
+  o.mmap_size = 0;
+  o.secure_delete = 2;
+  o.wal_autocheckpoint = 0;
+  o.journal_size_limit = 0;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_OK);
+  c = open_file(drv);
+  pragma_str(c, "PRAGMA cache_size", "100");
+  pragma_str(c, "PRAGMA mmap_size", "0");
+  pragma_str(c, "PRAGMA secure_delete", "2");
+  pragma_str(c, "PRAGMA wal_autocheckpoint", "0");
+  pragma_str(c, "PRAGMA journal_size_limit", "0");
+  be_conn_close(c);
+  be_sqlite_driver_free(drv);
+
+  static const struct {
+    const char *field;
+    int64_t v;
+  } bad[] = {{"cache_size", INT64_C(1) << 40}, {"cache_size", -(INT64_C(1) << 40)}, {"mmap_size", -2}, {"secure_delete", 3}, {"secure_delete", -2}, {"temp_store", 3}, {"temp_store", -5}, {"wal_autocheckpoint", -2}, {"journal_size_limit", -2}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    be_sqlite_options x = BE_SQLITE_OPTIONS_INIT;
+    const char *f = bad[i].field;
+    if (strcmp(f, "cache_size") == 0) x.cache_size = bad[i].v;
+    if (strcmp(f, "mmap_size") == 0) x.mmap_size = bad[i].v;
+    if (strcmp(f, "secure_delete") == 0) x.secure_delete = (int32_t)bad[i].v;
+    if (strcmp(f, "temp_store") == 0) x.temp_store = (int32_t)bad[i].v;
+    if (strcmp(f, "wal_autocheckpoint") == 0) x.wal_autocheckpoint = (int32_t)bad[i].v;
+    if (strcmp(f, "journal_size_limit") == 0) x.journal_size_limit = bad[i].v;
+    be_error *e = NULL;
+    drv = (be_driver *)1;
+    ck_assert_int_eq(be_sqlite_driver_new(&drv, &x, &e), BE_E_VALIDATION);
+    ck_assert_ptr_null(drv);
+    ck_assert_str_eq(be_error_field_name(e, 0), f);
+    be_error_free(e);
+  }
 }
 END_TEST
 
@@ -856,6 +1268,269 @@ START_TEST(allocation_failures_do_not_leak) {
 }
 END_TEST
 
+/* ---- failed opens: classified, the path named, nothing written ---- */
+
+/* A short busy timeout, the default journal mode (WAL). */
+static be_driver *short_busy_driver(int32_t journal_mode) {
+  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
+  o.busy_timeout_ms = 50;
+  o.journal_mode = journal_mode;
+  be_driver *d = NULL;
+  ck_assert_int_eq(be_sqlite_driver_new(&d, &o, NULL), BE_OK);
+  return d;
+}
+
+/* Opening path fails with code, names the path in a detail that holds
+ * `why` and none of SQLite's words, and leaves the file's bytes alone. */
+static void expect_open_fails(const be_driver *d, const char *path, int32_t code, const char *why) {
+  size_t before_len = 0, after_len = 0;
+  unsigned char *before = tu_read_file(path, &before_len);
+  int had_wal = tu_exists_with(path, "-wal"), had_journal = tu_exists_with(path, "-journal");
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_open(&c, d, path, &e), code);
+  ck_assert_ptr_null(c);
+  ck_assert_int_eq(be_error_code(e), code);
+  ck_assert_msg(strstr(be_error_message(e), path) != NULL, "detail does not name the path: %s",
+                be_error_message(e));
+  ck_assert_msg(strstr(be_error_message(e), why) != NULL, "detail: %s", be_error_message(e));
+  const be_error *cause = be_error_cause(e);
+  ck_assert_ptr_nonnull(cause);
+  ck_assert_int_ne(be_error_driver_code(cause), 0);
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, be_error_message(cause));
+  be_error_free(e);
+  unsigned char *after = tu_read_file(path, &after_len);
+  ck_assert_uint_eq(before_len, after_len);
+  if (before) ck_assert_int_eq(memcmp(before, after, before_len), 0);
+  else ck_assert_ptr_null(after);
+  ck_assert_int_eq(tu_exists_with(path, "-wal"), had_wal);
+  ck_assert_int_eq(tu_exists_with(path, "-journal"), had_journal);
+  free(before);
+  free(after);
+}
+
+/* Random bytes, an encrypted-looking copy of a real database and
+ * truncated ones are permanent errors, not the retryable 503. */
+START_TEST(unusable_files_are_permanent_errors) {
+  unsigned char junk[8192];
+  uint32_t x = 2463534242u;
+  for (size_t i = 0; i < sizeof junk; i++) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    junk[i] = (unsigned char)x;
+  }
+  tu_write_file(dbpath, junk, sizeof junk);
+  expect_open_fails(be_sqlite_driver(), dbpath, BE_E_STORAGE, "not an SQLite database");
+  ck_assert_int_eq(be_code_is_retryable(BE_E_STORAGE), 0);
+
+  char real[600], enc[600], cut[600], cut_page[600];
+  snprintf(real, sizeof real, "%s/real.db", tmpdir);
+  tu_make_foreign_db(real);
+  size_t n = 0;
+  unsigned char *b = tu_read_file(real, &n);
+  ck_assert_uint_gt(n, 3 * 4096);
+  /* "encrypted": the same pages under a keystream, header included */
+  unsigned char *x2 = malloc(n);
+  for (size_t i = 0; i < n; i++) x2[i] = b[i] ^ junk[i % sizeof junk];
+  snprintf(enc, sizeof enc, "%s/enc.db", tmpdir);
+  tu_write_file(enc, x2, n);
+  expect_open_fails(be_sqlite_driver(), enc, BE_E_STORAGE, "or it is encrypted");
+  snprintf(cut, sizeof cut, "%s/cut.db", tmpdir);
+  tu_write_file(cut, b, 1000); /* inside page 1 */
+  expect_open_fails(be_sqlite_driver(), cut, BE_E_STORAGE, "corrupt");
+  snprintf(cut_page, sizeof cut_page, "%s/cut2.db", tmpdir);
+  tu_write_file(cut_page, b, 2 * 4096); /* whole pages missing at the end */
+  expect_open_fails(be_sqlite_driver(), cut_page, BE_E_STORAGE, "corrupt");
+  free(x2);
+  free(b);
+}
+END_TEST
+
+/* A locked database is BE_E_BUSY (retryable) in both journal modes, and
+ * the open writes nothing, the journal mode included. */
+START_TEST(locked_database_is_busy_in_both_journal_modes) {
+  be_driver *d = short_busy_driver(BE_SQLITE_JOURNAL_WAL);
+  tu_make_foreign_db(dbpath);
+  /* rollback journal, the other program writing: the probe waits, then busy */
+  sqlite3 *other = tu_raw_open(dbpath);
+  tu_raw_exec(other, "BEGIN EXCLUSIVE; INSERT INTO notes(body) VALUES ('x')");
+  expect_open_fails(d, dbpath, BE_E_BUSY, "holds a lock");
+  ck_assert_int_eq(be_code_is_retryable(BE_E_BUSY), 1);
+  tu_raw_exec(other, "ROLLBACK");
+  /* holding the write lock only (readers allowed): switching to WAL would
+   * write, and waits, then busy */
+  tu_raw_exec(other, "BEGIN IMMEDIATE; INSERT INTO notes(body) VALUES ('x')");
+  expect_open_fails(d, dbpath, BE_E_BUSY, "holds a lock");
+  tu_raw_exec(other, "ROLLBACK");
+  sqlite3_close(other);
+  ck_assert_str_eq(tu_journal_mode(dbpath), "delete");
+
+  /* WAL: opening writes nothing and succeeds; the first write is busy */
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, d, dbpath, NULL), BE_OK);
+  be_conn_close(c);
+  ck_assert_str_eq(tu_journal_mode(dbpath), "wal");
+  other = tu_raw_open(dbpath);
+  tu_raw_exec(other, "BEGIN IMMEDIATE; INSERT INTO notes(body) VALUES ('x')");
+  ck_assert_int_eq(be_conn_open(&c, d, dbpath, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_IMMEDIATE, &e), BE_E_BUSY);
+  TU_ASSERT_TEXT_ONLY_IN_CAUSE(e, "database is locked");
+  be_error_free(e);
+  be_conn_close(c);
+  tu_raw_exec(other, "ROLLBACK");
+  sqlite3_close(other);
+  be_sqlite_driver_free(d);
+}
+END_TEST
+
+/* The checks of a failed open that permissions decide, run as a user
+ * the permissions bind (root ignores them). */
+typedef struct perm_paths {
+  char rofile[700], rodir_db[700], hidden_db[700], new_db[700];
+} perm_paths;
+
+/* 0 when opening path fails with code and a detail naming path and why. */
+static int open_fails_with(const char *path, int32_t code, const char *why) {
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  int rc = be_conn_open(&c, be_sqlite_driver(), path, &e);
+  const char *msg = be_error_message(e);
+  int bad = rc != code || msg == NULL || strstr(msg, path) == NULL || strstr(msg, why) == NULL;
+  if (bad) fprintf(stderr, "open %s: rc %d, want %d with \"%s\": %s\n", path, rc, code, why, msg);
+  be_error_free(e);
+  be_conn_close(c);
+  return bad;
+}
+
+static int permission_checks(void *arg) {
+  perm_paths *p = arg;
+  int bad = open_fails_with(p->rofile, BE_E_DB_UNREACHABLE, "read-only (no write permission)");
+  bad |= open_fails_with(p->rodir_db, BE_E_DB_UNREACHABLE, "directory is read-only");
+  bad |= open_fails_with(p->hidden_db, BE_E_DB_UNREACHABLE, "permission denied");
+  bad |= open_fails_with(p->new_db, BE_E_DB_UNREACHABLE, "directory is not writable");
+  return bad;
+}
+
+static void make_dir(const char *path, mode_t mode) {
+  ck_assert_int_eq(mkdir(path, 0755), 0);
+  if (geteuid() == 0) ck_assert_int_eq(chown(path, 0, 0), 0);
+  ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+/* A copy of a database that the unprivileged user owns, with mode. */
+static void owned_db(const char *path, mode_t mode) {
+  tu_make_foreign_db(path);
+  if (geteuid() == 0) ck_assert_int_eq(chown(path, 65534, 65534), 0);
+  ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+START_TEST(permission_problems_name_the_path) {
+  perm_paths p;
+  char dir[600];
+  ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+  snprintf(p.rofile, sizeof p.rofile, "%s/ro.db", tmpdir);
+  owned_db(p.rofile, 0444);
+  snprintf(dir, sizeof dir, "%s/rodir", tmpdir);
+  make_dir(dir, 0755);
+  snprintf(p.rodir_db, sizeof p.rodir_db, "%s/t.db", dir);
+  owned_db(p.rodir_db, 0644); /* the file is writable, its directory not: no -wal */
+  ck_assert_int_eq(chmod(dir, 0555), 0);
+  snprintf(dir, sizeof dir, "%s/hidden", tmpdir);
+  make_dir(dir, 0755);
+  snprintf(p.hidden_db, sizeof p.hidden_db, "%s/t.db", dir);
+  owned_db(p.hidden_db, 0644);
+  ck_assert_int_eq(chmod(dir, 0000), 0);
+  snprintf(dir, sizeof dir, "%s/nowrite", tmpdir);
+  make_dir(dir, 0555);
+  snprintf(p.new_db, sizeof p.new_db, "%s/new.db", dir);
+  if (geteuid() == 0)
+    fprintf(stderr, "permission_problems_name_the_path: running as root; the checks run in a "
+                    "child process as nobody\n");
+  ck_assert_msg(tu_run_unprivileged(permission_checks, &p) == 0, "see the lines above");
+  ck_assert(!tu_exists(p.new_db));
+  snprintf(dir, sizeof dir, "%s/hidden", tmpdir);
+  ck_assert_int_eq(chmod(dir, 0755), 0); /* so the teardown can remove it */
+}
+END_TEST
+
+START_TEST(missing_directory_and_missing_file) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/no/such/dir/x.db", tmpdir);
+  expect_open_fails(be_sqlite_driver(), path, BE_E_DB_UNREACHABLE, "directory does not exist");
+  /* open_existing (what a pool opens after its first connection) creates nothing */
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be__conn_open_existing(&c, be_sqlite_driver(), dbpath, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "does not exist"));
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), dbpath));
+  be_error_free(e);
+  ck_assert(!tu_exists(dbpath));
+  /* open may create it (the default open flags), and then open_existing works */
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
+  be_conn_close(c);
+  ck_assert_int_eq(be__conn_open_existing(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
+  be_conn_close(c);
+  /* a file: URI's path is named too */
+  char uri[700];
+  snprintf(uri, sizeof uri, "file:%s/no/such/dir/x.db?mode=rwc", tmpdir);
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), uri, &e), BE_E_DB_UNREACHABLE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), path));
+  be_error_free(e);
+  /* an older driver table (no open_existing) falls back to open */
+  be_driver v2 = *be_sqlite_driver();
+  v2.version = 2;
+  remove(dbpath);
+  ck_assert_int_eq(be__conn_open_existing(&c, &v2, dbpath, NULL), BE_OK);
+  be_conn_close(c);
+}
+END_TEST
+
+/* ---- a database file that disappears under an open connection ---- */
+
+static void moved_file_is_detected(tu_gone_how how) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  ck_assert_int_eq(be_conn_ping(c, NULL), BE_OK);
+  tu_make_gone(dbpath, tmpdir, how);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_ping(c, &e), BE_E_CONN_LOST);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "deleted, renamed or replaced"));
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), dbpath));
+  be_error_free(e);
+  ck_assert_int_eq(be_conn_is_broken(c), 1); /* a pool drops it */
+  be_conn_close(c);
+
+  /* a write transaction is refused before it writes into a lost file */
+  if (how == TU_GONE_REPLACED) {
+    remove(dbpath);
+  } else {
+    char back[600];
+    snprintf(back, sizeof back, "%s/moved.db", tmpdir);
+    remove(back);
+  }
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), dbpath, NULL), BE_OK);
+  exec_ok(c, "CREATE TABLE IF NOT EXISTS t(x)");
+  tu_make_gone(dbpath, tmpdir, how);
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_DEFERRED, NULL), BE_OK); /* reads: no check */
+  ck_assert_int_eq(be_conn_rollback(c, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_begin(c, BE_TX_IMMEDIATE, &e), BE_E_CONN_LOST);
+  ck_assert_int_eq(be_error_is_retryable(e), 1);
+  be_error_free(e);
+  ck_assert_int_eq(be_conn_is_broken(c), 1);
+  be_conn_close(c);
+  if (how != TU_GONE_REPLACED) ck_assert(!tu_exists(dbpath));
+}
+
+START_TEST(deleted_database_is_detected) { moved_file_is_detected(TU_GONE_DELETED); }
+END_TEST
+
+START_TEST(renamed_database_is_detected) { moved_file_is_detected(TU_GONE_RENAMED); }
+END_TEST
+
+START_TEST(replaced_database_is_detected) { moved_file_is_detected(TU_GONE_REPLACED); }
+END_TEST
+
 static Suite *storage_suite(void) {
   Suite *s = suite_create("storage");
   TCase *tc = tcase_create("sqlite");
@@ -865,10 +1540,16 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, text_must_be_utf8);
   tcase_add_test(tc, cached_statement_follows_schema_change);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
+  tcase_add_test(tc, sql_handle_finds_the_cached_statement);
+  tcase_add_test(tc, sql_handle_survives_eviction_and_flush);
+  tcase_add_test(tc, sql_handle_bad_input);
+  tcase_add_test(tc, bind_text_static_borrows_without_checking);
+  tcase_add_test(tc, rows_read_whole_with_or_without_column_value);
   tcase_add_test(tc, constraint_errors_are_typed);
   tcase_add_test(tc, syntax_and_misuse_errors);
   tcase_add_test(tc, open_errors);
   tcase_add_test(tc, driver_options_and_defaults);
+  tcase_add_test(tc, driver_tuning_pragmas);
   tcase_add_test(tc, busy_is_a_typed_error_not_a_hang);
   tcase_add_test(tc, close_rolls_back_open_transaction);
   tcase_add_test(tc, savepoints_and_names);
@@ -877,6 +1558,13 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, pool_hooks);
   tcase_add_test(tc, driver_splits_scripts_and_knows_tables);
   tcase_add_test(tc, allocation_failures_do_not_leak);
+  tcase_add_test(tc, unusable_files_are_permanent_errors);
+  tcase_add_test(tc, locked_database_is_busy_in_both_journal_modes);
+  tcase_add_test(tc, permission_problems_name_the_path);
+  tcase_add_test(tc, missing_directory_and_missing_file);
+  tcase_add_test(tc, deleted_database_is_detected);
+  tcase_add_test(tc, renamed_database_is_detected);
+  tcase_add_test(tc, replaced_database_is_detected);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -3,6 +3,8 @@
  * pagination, and all-or-nothing writes. */
 #include "svc_testutil.h"
 
+#include <sqlite3.h>
+
 #include <pthread.h>
 
 static be_cache_stats cstats(be_app *app) {
@@ -67,7 +69,7 @@ START_TEST(create_get_update_delete) {
   ck_assert_str_eq(be_user_name(u), "Alice B");
   ck_assert_str_eq(be_user_extra(u), "{\"theme\":\"light\"}");
   be_user_free(u);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action='user.update'"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log WHERE action='user.update'"), 1);
 
   ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_OK);
   ck_assert_int_eq(be_user_get(&u, app, id, &e), BE_E_NOT_FOUND);
@@ -75,7 +77,7 @@ START_TEST(create_get_update_delete) {
   be_error_free(e);
   ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_E_NOT_FOUND);
   ck_assert_int_eq(be_user_get_by_email(&u, app, "alice@example.com", NT, NULL), BE_E_NOT_FOUND);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 3);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), 3);
   be_app_free(app);
 }
 END_TEST
@@ -142,7 +144,7 @@ START_TEST(lookalike_emails_are_refused) {
     up.email = lookalikes[i].email;
     svc_expect_field(be_user_update(NULL, app, 0, bob, &up, &e), &e, BE_E_VALIDATION, "email");
   }
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 2);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_users"), 2);
 
   /* real addresses in other scripts, and accents written precomposed, pass */
   static const char *const fine[] = {
@@ -169,8 +171,8 @@ START_TEST(deleted_ids_are_not_reused) {
   ck_assert_int_eq(be_user_delete(app, 0, last, NULL), BE_OK);
   int64_t next = svc_user(app, "next@x.io", "Next");
   ck_assert_int_gt(next, last);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE target_type = 'user'"
-                                " AND target_id = (SELECT max(id) FROM users)"),
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log WHERE target_type = 'user'"
+                                " AND target_id = (SELECT max(id) FROM be_users)"),
                    1);
   int64_t r1 = 0, r2 = 0;
   ck_assert_int_eq(be_perm_role_create(&r1, app, 0, "gone", NT, NULL), BE_OK);
@@ -199,8 +201,8 @@ START_TEST(duplicate_email_is_conflict) {
   e = NULL;
   rc = be_user_update(NULL, app, 0, carol, &up, &e);
   svc_expect_field(rc, &e, BE_E_CONFLICT, "email");
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 2);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 2);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_users"), 2);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), 2);
   be_app_free(app);
 }
 END_TEST
@@ -298,8 +300,8 @@ START_TEST(validation_names_the_field_and_writes_nothing) {
   ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, NULL, NULL), BE_E_MISUSE);
   in.version = 99;
   ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, &in, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 0);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 0);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_users"), 0);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), 0);
 
   /* update and lookups validate too */
   int64_t id = svc_user(app, "dave@x.io", "Dave");
@@ -329,8 +331,8 @@ START_TEST(validation_names_the_field_and_writes_nothing) {
   e = NULL;
   svc_expect_field(be_user_get_by_email(&u, app, NULL, NT, &e), &e, BE_E_VALIDATION, "email");
   ck_assert_int_eq(be_user_get(NULL, app, 1, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), 1);
-  ck_assert_int_eq(svc_int(app, "SELECT updated_at = created_at FROM users"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT updated_at = created_at FROM be_users"), 1);
   be_app_free(app);
 }
 END_TEST
@@ -456,6 +458,46 @@ START_TEST(cache_hit_then_invalidated_after_update) {
   be_user_free(u);
   be_cache_stats s4 = cstats(app);
   ck_assert_uint_eq(s4.loads - s3.loads, 1);
+  be_app_free(app);
+}
+END_TEST
+
+/* A profile record longer than the stack buffer the cache record is
+ * built in: loaded by a get, and filled by get_many, it reads back whole. */
+START_TEST(large_profile_round_trips_through_the_cache) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  static char bio[BE_USER_BIO_MAX + 1], extra[4000];
+  memset(bio, 'b', BE_USER_BIO_MAX);
+  snprintf(extra, sizeof extra, "{\"k\":\"%03000d\"}", 7);
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "long@x.io";
+  in.name = "Long";
+  in.bio = bio;
+  in.extra = extra;
+  int64_t id = 0;
+  be_error *e = NULL;
+  ck_assert_msg(be_user_create(NULL, &id, app, 0, &in, &e) == BE_OK, "%s", be_error_message(e));
+  for (int pass = 0; pass < 2; pass++) { /* a load, then a hit */
+    be_user *u = NULL;
+    ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+    ck_assert_str_eq(be_user_bio(u), bio);
+    ck_assert_str_eq(be_user_extra(u), extra);
+    ck_assert_str_eq(be_user_email(u), "long@x.io");
+    be_user_free(u);
+  }
+  char key[32];
+  snprintf(key, sizeof key, "user:%lld", (long long)id);
+  ck_assert_int_eq(be_cache_delete(be_app_cache(app), key, strlen(key), NULL), BE_OK);
+  be_user_list *l = NULL;
+  ck_assert_int_eq(be_user_get_many(&l, app, &id, 1, NULL), BE_OK); /* fills the cache */
+  be_user_list_free(l);
+  be_cache_stats s0 = cstats(app);
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_uint_eq(cstats(app).hits - s0.hits, 1);
+  ck_assert_str_eq(be_user_extra(u), extra);
+  ck_assert_str_eq(be_user_bio(u), bio);
+  be_user_free(u);
   be_app_free(app);
 }
 END_TEST
@@ -736,9 +778,9 @@ START_TEST(delete_revokes_sessions_and_grants) {
   ck_assert_int_eq(be_user_delete(app, be_testkit_user_id(kit, 0), uid, NULL), BE_OK);
   ck_assert_int_eq(be_auth_verify(&who, app, token, NT, NULL), BE_E_UNAUTHORIZED);
   ck_assert_int_eq(be_perm_check(app, uid, "posts:write", NT, NULL), BE_E_FORBIDDEN);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM sessions"), 0);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM user_roles WHERE user_id = 2"), 0);
-  ck_assert_int_eq(svc_int(app, "SELECT actor_id FROM audit_log WHERE action = 'user.delete'"),
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_sessions"), 0);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_user_roles WHERE user_id = 2"), 0);
+  ck_assert_int_eq(svc_int(app, "SELECT actor_id FROM be_audit_log WHERE action = 'user.delete'"),
                    be_testkit_user_id(kit, 0));
   be_auth_token_free(token);
   be_testkit_free(kit);
@@ -777,7 +819,7 @@ END_TEST
 
 /* ---- all or nothing, with the fault driver ---- */
 
-static int64_t audit_rows(be_app *app) { return svc_int(app, "SELECT count(*) FROM audit_log"); }
+static int64_t audit_rows(be_app *app) { return svc_int(app, "SELECT count(*) FROM be_audit_log"); }
 
 START_TEST(update_fails_atomically_when_audit_or_commit_fails) {
   be_driver *fd = NULL;
@@ -807,7 +849,7 @@ START_TEST(update_fails_atomically_when_audit_or_commit_fails) {
   be_error_free(e);
   be_fault_clear(fault, BE_FAULT_OP_ALL);
   ck_assert_int_eq(audit_rows(app), n_audit);
-  ck_assert_int_eq(svc_int(app, "SELECT name = 'Hal 1' FROM users"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT name = 'Hal 1' FROM be_users"), 1);
   ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
   ck_assert_str_eq(be_user_name(u), "Hal 1");
   be_user_free(u);
@@ -817,7 +859,7 @@ START_TEST(update_fails_atomically_when_audit_or_commit_fails) {
   ck_assert_int_eq(be_user_update(NULL, app, 0, id, &up, NULL), BE_E_STORAGE);
   be_fault_clear(fault, BE_FAULT_OP_ALL);
   ck_assert_int_eq(audit_rows(app), n_audit);
-  ck_assert_int_eq(svc_int(app, "SELECT name = 'Hal 1' FROM users"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT name = 'Hal 1' FROM be_users"), 1);
 
   /* 3. create and delete too */
   be_user_input in = BE_USER_INPUT_INIT;
@@ -828,7 +870,7 @@ START_TEST(update_fails_atomically_when_audit_or_commit_fails) {
   ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL), BE_OK);
   ck_assert_int_eq(be_user_delete(app, 0, id, NULL), BE_E_STORAGE);
   be_fault_clear(fault, BE_FAULT_OP_ALL);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 1);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_users"), 1);
   ck_assert_int_eq(audit_rows(app), n_audit);
   /* and a busy commit is retried by the transaction, then succeeds once */
   ck_assert_int_eq(be_fault_set(fault, BE_FAULT_OP_COMMIT, BE_FAULT_NTH, 1, BE_E_BUSY, NULL), BE_OK);
@@ -861,7 +903,7 @@ START_TEST(storage_failure_in_json_check_is_not_validation) {
   ck_assert_msg(rc == BE_E_STORAGE, "rc %d (%s)", rc, be_error_message(e));
   ck_assert_int_eq(be_error_http_status(e), 500);
   be_error_free(e);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM users"), 0);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_users"), 0);
   ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, &in, NULL), BE_OK);
   be_app_free(app);
   be_fault_free(fault);
@@ -995,7 +1037,7 @@ START_TEST(written_row_equals_stored_row) {
   int64_t bad = -1;
   ck_assert_int_eq(be_audit_verify(&bad, NULL, app, NULL), BE_OK);
   ck_assert_int_eq(bad, 0);
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log WHERE action = 'user.update'"
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log WHERE action = 'user.update'"
                                 " AND details LIKE '{\"fields\":[\"bio\"]}'"),
                    2);
   be_app_free(app);
@@ -1007,7 +1049,7 @@ END_TEST
 START_TEST(update_of_missing_user_is_not_found) {
   be_app *app = svc_app_ex(NULL, NULL, 0);
   int64_t id = svc_user(app, "here@x.io", "Here");
-  int64_t audit0 = svc_int(app, "SELECT count(*) FROM audit_log");
+  int64_t audit0 = svc_int(app, "SELECT count(*) FROM be_audit_log");
   static const uint32_t masks[] = {BE_USER_FIELD_BIO, BE_USER_FIELD_EXTRA, BE_USER_FIELD_NAME,
                                    BE_USER_FIELD_BIO | BE_USER_FIELD_EXTRA};
   static const char *const extras[] = {"{}", "[]", "not json"};
@@ -1033,8 +1075,62 @@ START_TEST(update_of_missing_user_is_not_found) {
   up.extra = "[]";
   be_error *e = NULL;
   svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "extra");
-  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM audit_log"), audit0);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), audit0);
   be_app_free(app);
+}
+END_TEST
+
+/* A row changed behind the app's back (raw sqlite3 on the same file): the
+ * cached read still shows the old profile, be_user_get_fresh() the new one,
+ * and refreshes the cache with it; a row deleted behind its back drops the
+ * cached copy. */
+START_TEST(fresh_read_bypasses_and_refreshes_the_cache) {
+  char *dir = tu_tempdir(), path[600];
+  snprintf(path, sizeof path, "%s/fresh.db", dir);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  int64_t id = svc_user(app, "fresh@a.io", "Old Name");
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK); /* now cached */
+  be_user_free(u);
+
+  sqlite3 *raw = NULL;
+  ck_assert_int_eq(sqlite3_open(path, &raw), SQLITE_OK);
+  sqlite3_busy_timeout(raw, 5000);
+  char sql[200];
+  snprintf(sql, sizeof sql, "UPDATE be_users SET name = 'New Name' WHERE id = %lld", (long long)id);
+  ck_assert_int_eq(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "Old Name"); /* the cache does not know */
+  be_user_free(u);
+  ck_assert_int_eq(be_user_get_fresh(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "New Name");
+  ck_assert_str_eq(be_user_email(u), "fresh@a.io");
+  be_user_free(u);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_str_eq(be_user_name(u), "New Name"); /* the fresh read refreshed it */
+  be_user_free(u);
+
+  snprintf(sql, sizeof sql, "DELETE FROM be_users WHERE id = %lld", (long long)id);
+  ck_assert_int_eq(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK); /* still cached */
+  be_user_free(u);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_user_get_fresh(&u, app, id, &e), BE_E_NOT_FOUND);
+  ck_assert_ptr_null(u);
+  be_error_free(e);
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_E_NOT_FOUND); /* dropped */
+  sqlite3_close(raw);
+
+  e = NULL;
+  svc_expect_field(be_user_get_fresh(&u, app, 0, &e), &e, BE_E_VALIDATION, "id");
+  ck_assert_int_eq(be_user_get_fresh(NULL, app, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_user_get_fresh(&u, NULL, 1, NULL), BE_E_MISUSE);
+  be_app_free(app);
+  tu_rmdir(dir);
 }
 END_TEST
 
@@ -1051,6 +1147,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, lengths_are_exact_and_zero_is_empty);
   tcase_add_test(tc, times_are_milliseconds);
   tcase_add_test(tc, cache_hit_then_invalidated_after_update);
+  tcase_add_test(tc, large_profile_round_trips_through_the_cache);
   tcase_add_test(tc, cache_from_many_threads);
   tcase_add_test(tc, no_stale_entry_after_concurrent_writes);
   tcase_add_test(tc, get_many_one_query_for_misses);
@@ -1062,6 +1159,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, allocation_failures_leak_nothing);
   tcase_add_test(tc, written_row_equals_stored_row);
   tcase_add_test(tc, update_of_missing_user_is_not_found);
+  tcase_add_test(tc, fresh_read_bypasses_and_refreshes_the_cache);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -7,6 +7,23 @@
  * The services are the be_user_*, be_auth_*, be_perm_* and be_audit_*
  * function families; each takes the app as its first argument. One app is
  * shared by any number of threads.
+ *
+ * Tables. The library keeps its data in tables of the app's database
+ * whose names all start with be_app_options.table_prefix ("be_" unless
+ * set): be_users, be_sessions, be_password_resets, be_roles,
+ * be_role_permissions, be_user_roles, be_auth_epoch, be_audit_log,
+ * be_audit_key, be_password_hash_params, and its migration record
+ * be_schema_migrations; their indexes and triggers carry the prefix too.
+ * It creates, reads and writes no other object (SQLite's own
+ * sqlite_sequence aside, where its AUTOINCREMENT counters sit under their
+ * prefixed table names; and what host_migrations do), so a host's own
+ * tables (users, sessions, schema_migrations, ...) may share the file,
+ * and two apps with different prefixes may share one file without seeing
+ * each other's data. The host's migrations (host_migrations) are recorded
+ * in the table its be_migrator names (be_migrator_set_table(); by default
+ * schema_migrations), never in the library's record. The prefix is part
+ * of where the data is: open an existing database with the prefix it was
+ * created with.
  */
 #ifndef BACKEND_APP_H
 #define BACKEND_APP_H
@@ -31,6 +48,11 @@ struct be_cache;
 /** Host migration versions must be at or above this; lower ones are libbackend's
  * (be_app_new() refuses a host migrator holding one: field "host_migrations"). */
 #define BE_APP_HOST_MIGRATION_MIN 1000
+
+/** Longest be_app_options.table_prefix, in bytes: with it, every name the
+ * library gives a table, index or trigger stays within 63 bytes
+ * (PostgreSQL's limit for an identifier). */
+#define BE_APP_TABLE_PREFIX_MAX 32
 
 /** The be_app_options layout this header describes (its version field). */
 #define BE_APP_OPTIONS_VERSION 1
@@ -62,7 +84,7 @@ typedef struct be_app_options {
   int64_t reset_token_ttl_ms;          /**< password reset token lifetime [1 h] */
   be_clock *clock;                     /**< borrowed; must outlive the app [system clock] */
   const struct be_mailer *mailer;      /**< borrowed; password reset mail [none: reset fails with BE_E_UNSUPPORTED] */
-  struct be_migrator *host_migrations; /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's [none] */
+  struct be_migrator *host_migrations; /**< borrowed; versions >= BE_APP_HOST_MIGRATION_MIN; applied after libbackend's, recorded in the migrator's own table (be_migrator_set_table()) [none] */
   /* The audit chain's key (backend/audit.h "Keyed chain"). */
   const uint8_t *audit_key; /**< secret keying the audit chain, kept outside the database; copied by be_app_new() [NULL: unkeyed] */
   size_t audit_key_len;     /**< bytes of audit_key, 32..64 (BE_AUDIT_KEY_MIN_BYTES..BE_AUDIT_KEY_MAX_BYTES) [0] */
@@ -78,13 +100,24 @@ typedef struct be_app_options {
   const size_t *previous_pepper_lens;     /**< their byte lengths */
   const int32_t *previous_pepper_ids;     /**< their ids (as stored), distinct, not pepper_id */
   int32_t previous_pepper_count;          /**< entries of the three arrays, 0..BE_AUTH_PREVIOUS_PEPPERS_MAX [0] */
+  /* Where the library's tables live (see "Tables" above). */
+  const char *table_prefix; /**< prefix of every table, index and trigger the library makes, and of its migration record; an ASCII letter or '_', then letters, digits or '_', 1..BE_APP_TABLE_PREFIX_MAX bytes; copied ["be_"] */
+  /* Host knobs: setup of every pooled connection (backend/pool.h
+   * "Connection setup"; SQLite pragmas such as cache_size belong in the
+   * driver: be_sqlite_driver_new()), and the cache's layout
+   * (backend/cache.h). */
+  int32_t cache_lru_mode;          /**< the cache's recency policy: BE_CACHE_LRU_DEFAULT (0), BE_CACHE_LRU_EXACT (1) or BE_CACHE_LRU_APPROX (2) [0: approximate] */
+  int32_t cache_shard_count;       /**< the cache's shards, 1..1024, rounded up to a power of two [0: 16] */
+  const char *connection_init_sql; /**< SQL run on every new pooled connection before its first use (not on the connection that applies the migrations before the pool opens); copied [NULL: none] */
+  be_conn_init_fn connection_init; /**< called on every new pooled connection after connection_init_sql [NULL: none] */
+  void *connection_init_user_data; /**< passed as is to connection_init [NULL] */
 } be_app_options;
 
 /** Static initializer: the current version, every other field zero/NULL
  * (the defaults). */
 #define BE_APP_OPTIONS_INIT                                                                                  \
   { BE_APP_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, \
-    NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0 }
+    NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0, NULL, 0, 0, NULL, NULL, NULL }
 
 /**
  * Fill *opts like BE_APP_OPTIONS_INIT. Thread-safety: safe.
@@ -99,21 +132,38 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  * Open the database, create the pool and the cache, apply libbackend's
  * migrations and then the host's. With the SQLite driver, ":memory:" is
  * one private in-memory database shared by the app's connections.
+ *
+ * An open that fails changes nothing in the database: every option is
+ * checked first; then one connection, which leaves the file's journal
+ * mode alone, applies libbackend's migrations, the host's and the audit
+ * key check as one transaction; only once that committed does the pool
+ * open, and its connections set the driver's journal mode (WAL by
+ * default). A database file that does not exist is created (as the
+ * driver's open flags allow) while be_app_new() runs; connections the
+ * pool opens later never create it (backend/pool.h).
  * Thread-safety: safe.
  *
  * @param out   receives the app, the caller's (be_app_free()); not NULL.
  *              Set to NULL on failure.
  * @param opts  the options, version set; NULL means all defaults. Read
- *              during the call (database and audit_key are copied;
- *              driver, clock, mailer and host_migrations are borrowed and
- *              must outlive the app).
+ *              during the call (database, audit_key, table_prefix and
+ *              connection_init_sql are copied; driver, clock, mailer,
+ *              host_migrations and connection_init_user_data are borrowed
+ *              and must outlive the app).
  * @param err   receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (out NULL, bad options version);
  *         BE_E_VALIDATION (options out of range, each named as a field
- *         error; field "audit_key" when the key does not fit the
- *         database's audit log, see backend/audit.h "Keyed chain");
- *         BE_E_DB_UNREACHABLE; migration errors; BE_E_NOMEM;
- *         BE_E_INTERNAL (libsodium failed to start).
+ *         error, before anything is opened: field "table_prefix" for a
+ *         prefix that is not an identifier; field "audit_key" when the
+ *         key does not fit the database's audit log, see
+ *         backend/audit.h "Keyed chain");
+ *         BE_E_DB_UNREACHABLE (the database cannot be opened: missing
+ *         directory, permissions, a read-only file or directory; the
+ *         detail names the path); BE_E_BUSY (another program holds a
+ *         lock on it, in either journal mode); BE_E_STORAGE (the file is
+ *         not a database, or is encrypted, truncated or damaged: not
+ *         retryable); migration errors; BE_E_NOMEM; BE_E_INTERNAL
+ *         (libsodium failed to start).
  */
 BE_API int be_app_new(be_app **out, const be_app_options *opts, be_error **err);
 

@@ -268,6 +268,44 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
                                 const char *password, size_t password_len, be_error **err);
 
 /**
+ * Import a password hash made elsewhere, for users migrated from another
+ * system: an argon2id hash in PHC string form
+ * (`$argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>`, as
+ * argon2-cffi, libsodium's crypto_pwhash_str() and most argon2 libraries
+ * write it) becomes the user's password hash, and the user logs in with
+ * the password it was made from. The hash is stored as is, without a
+ * pepper: it verifies with its own parameters (an imported hash with a
+ * large m costs that much memory at its one login), and the first
+ * successful login replaces it with a hash of the app's parameters and
+ * current pepper (as for any hash of other parameters, or a different
+ * lane count or hash length). The user's sessions are revoked and an
+ * audit row "auth.password_import" is written in the same transaction,
+ * as for be_auth_set_password(); no mail is sent. The password policy
+ * cannot be checked (the password is unknown).
+ * Thread-safety: safe.
+ *
+ * @param app                the app; not NULL.
+ * @param actor_id           who imports: a user id, or 0 for the system.
+ * @param user_id            the user, >= 1 (e.g. just made with
+ *                           be_user_create()).
+ * @param password_hash      the PHC string; not NUL-terminated unless
+ *                           password_hash_len is BE_NUL_TERMINATED.
+ * @param password_hash_len  its length in bytes, or BE_NUL_TERMINATED.
+ * @param err                receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (app NULL); BE_E_VALIDATION (field
+ *         "password_hash": anything but a well-formed argon2id PHC string
+ *         of version 19: argon2i or argon2d, bcrypt and other schemes,
+ *         another version, m/t/p missing or out of libsodium's range
+ *         (m >= 8 * p KiB), a salt of other than 8..64 or a hash of other
+ *         than 16..64 bytes of unpadded base64, 128 bytes or more, a NUL
+ *         byte; "user_id", "actor_id"); BE_E_NOT_FOUND (no such user);
+ *         storage and pool errors; BE_E_NOMEM.
+ */
+BE_API int be_auth_import_password_hash(be_app *app, int64_t actor_id, int64_t user_id,
+                                        const char *password_hash, size_t password_hash_len,
+                                        be_error **err);
+
+/**
  * Log in by email and password. Always a fresh session (no fixation),
  * written with an audit row "auth.login" (actor = the user) in one
  * transaction, which also consumes the user's pending reset tokens (who

@@ -10,10 +10,21 @@
  * stays valid after the entry is evicted, replaced or the cache is freed,
  * until be_cache_entry_release().
  *
- * The cache is split into shards (a power of two), each with its own lock,
- * recency list and its share of the bounds: with N shards each holds at
- * most max_entries / N entries and max_bytes / N bytes (remainders go to
- * the first shards), so the totals are never exceeded.
+ * The cache is split into shards (a power of two), each with its own lock
+ * and recency list. The bounds are the whole cache's, not a shard's: a
+ * cache with max_entries = N holds N entries, in whatever shards their
+ * keys hash to, before it evicts anything, and the (N + k)th distinct key
+ * evicts exactly k entries; max_bytes likewise (a set evicts only when
+ * the bytes held plus its entry's charge would pass max_bytes). When a
+ * set finds the cache full it evicts from its own key's shard (that
+ * shard's LRU or CLOCK victim, never the entry just written); only when
+ * that shard holds nothing else does it evict from the next shards in
+ * turn. So eviction order is LRU (or CLOCK) within each shard, not
+ * across shards: with one shard it is exact global LRU, with more an
+ * entry may be evicted while an older one lives in another shard. Under
+ * concurrent writers the totals may pass a bound by the entries being
+ * written at that instant (each write then evicts its own excess before
+ * it returns); once writes stop, both totals are within the bounds.
  *
  * Recency (be_cache_options.lru_mode): by default a hit only marks the
  * entry as referenced (once; later hits write nothing), and eviction takes
@@ -23,8 +34,8 @@
  * victim is an entry that was not read since it was stored or since the
  * last eviction in its shard, unless every other entry left in the shard
  * was read too; hits never reorder the list. With BE_CACHE_LRU_EXACT every
- * hit moves the entry to the front and eviction follows exact LRU order within a shard
- * (with one shard, exact global LRU).
+ * hit moves the entry to the front and eviction follows exact LRU order
+ * within a shard (with one shard, exact global LRU).
  *
  * Expiry is lazy: an expired entry is never returned; it is removed when a
  * lookup or write meets it, when it reaches the LRU tail, or by the sweep
@@ -131,9 +142,10 @@ typedef int (*be_cache_loader_fn)(const void *key, size_t klen, be_cache_load *o
 typedef struct be_cache_options {
   uint32_t version;           /**< BE_CACHE_OPTIONS_VERSION */
   uint32_t shard_count;       /**< 0 = 16; rounded up to a power of two, at most 1024,
-                                and lowered so each shard may hold an entry */
-  int64_t max_entries;        /**< 0 = no bound on the number of entries */
-  int64_t max_bytes;          /**< 0 = no bound; counts be_cache_charge() per entry */
+                                and lowered to at most max_entries */
+  int64_t max_entries;        /**< entries the whole cache holds; 0 = no bound */
+  int64_t max_bytes;          /**< bytes the whole cache holds, counting be_cache_charge()
+                                per entry; 0 = no bound */
   int64_t default_ttl_ms;     /**< TTL (ms) for BE_CACHE_TTL_DEFAULT; 0 = never expire */
   int64_t negative_ttl_ms;    /**< > 0: cache non-retryable loader errors this many ms */
   int32_t ttl_jitter_pct;     /**< 0..100: each TTL is cut by a random 0..pct % */
@@ -263,8 +275,8 @@ BE_API void be_cache_free(be_cache *cache);
  * @param err     receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (cache NULL, key or value NULL with a
  *         length); BE_E_VALIDATION (ttl_ms below -1, key longer than
- *         BE_CACHE_MAX_KEY, or the entry's charge larger than a shard's
- *         share of max_bytes); BE_E_NOMEM.
+ *         BE_CACHE_MAX_KEY, or the entry's charge larger than
+ *         max_bytes: field "value"); BE_E_NOMEM.
  */
 BE_API int be_cache_set(be_cache *cache, const void *key, size_t klen,
                         const void *value, size_t vlen, int64_t ttl_ms,

@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /**
  * @file backend/migrate.h
- * @brief Ordered, versioned SQL migrations recorded in schema_migrations.
+ * @brief Ordered, versioned SQL migrations recorded in a table of their own.
  *
- * A migrator is a list of migrations (version, name, SQL). Host programs
- * register theirs next to the library's on the same migrator (versions are
- * one namespace: pick a range for yours). be_migrator_apply() creates
+ * A migrator is a list of migrations (version, name, SQL) and the name of
+ * the table that records which ones ran: schema_migrations unless
+ * be_migrator_set_table() names another. Migrators with different record
+ * tables keep separate histories in one database: be_app records its own
+ * migrations in its table prefix followed by schema_migrations
+ * (be_schema_migrations by default), a host's in the host migrator's
+ * table. be_migrator_apply() creates the record table
  *
- *   schema_migrations(version INTEGER PRIMARY KEY, name TEXT NOT NULL,
- *                     applied_at INTEGER NOT NULL)   -- applied_at: Unix seconds
+ *   TABLE(version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+ *         applied_at INTEGER NOT NULL)   -- applied_at: Unix seconds
  *
  * if needed, then applies every registered migration not recorded there,
  * in ascending version order, each in its own transaction (BEGIN
- * IMMEDIATE on SQLite) together with its schema_migrations row. Running it
+ * IMMEDIATE on SQLite) together with its record row. Running it
  * again is a no-op. A migration that fails is rolled back completely and
  * apply stops: the database stays at the last version that succeeded, and
  * the error names the failing version. A registered version below the
@@ -56,13 +60,30 @@ typedef struct be_migrator be_migrator;
 BE_API int be_migrator_new(be_migrator **out, be_error **err);
 
 /**
+ * Name the table that records the applied migrations (schema_migrations
+ * until this is called). Set it before the first be_migrator_apply():
+ * a migrator applied to a database once must keep its table there.
+ * Thread-safety: one thread per migrator while configuring.
+ *
+ * @param m      the migrator; not NULL.
+ * @param table  the table's name, NUL-terminated, copied: an ASCII letter
+ *               or '_', then ASCII letters, digits or '_', 1..64 bytes
+ *               (used as written, unquoted).
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (m NULL); BE_E_VALIDATION (field "table":
+ *         NULL, empty, too long or not such a name; the migrator keeps
+ *         its table).
+ */
+BE_API int be_migrator_set_table(be_migrator *m, const char *table, be_error **err);
+
+/**
  * Register a migration. Any order; applied ascending.
  * Thread-safety: one thread per migrator while adding.
  *
  * @param m        the migrator; not NULL.
  * @param version  the migration's version, >= 1 and not yet registered.
  * @param name     its name, NUL-terminated, 1..200 bytes of UTF-8, copied
- *                 (stored in schema_migrations).
+ *                 (stored in the record table).
  * @param sql      its SQL, NUL-terminated, non-empty UTF-8, copied; may
  *                 hold several statements (see the file comment).
  * @param err      receives the error on failure; may be NULL.
@@ -93,8 +114,10 @@ BE_API int be_migrator_add(be_migrator *m, int64_t version, const char *name, co
 BE_API int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *conn, be_error **err);
 
 /**
- * The database's schema version. Whether schema_migrations exists is
- * asked of the driver (be_driver.table_exists), or else of the standard
+ * The database's schema version as the default record table,
+ * schema_migrations, holds it (be_migrator_version() reads a migrator's
+ * own table). Whether the table exists is asked of the driver
+ * (be_driver.table_exists), or else of the standard
  * information_schema.tables. Thread-safety: as conn.
  *
  * @param out_version  receives the highest version in schema_migrations,
@@ -104,6 +127,21 @@ BE_API int be_migrator_apply(int64_t *out_version, be_migrator *m, be_conn *conn
  * @return BE_OK, BE_E_MISUSE (NULL) or a driver error.
  */
 BE_API int be_migrator_current_version(int64_t *out_version, be_conn *conn, be_error **err);
+
+/**
+ * The version m's record table holds: like be_migrator_current_version()
+ * on the table be_migrator_set_table() named. Thread-safety: safe while
+ * no thread configures m; conn as usual.
+ *
+ * @param out_version  receives the highest version recorded, 0 when the
+ *                     table is missing or empty; not NULL.
+ * @param m            the migrator; not NULL.
+ * @param conn         the connection; not NULL.
+ * @param err          receives the error on failure; may be NULL.
+ * @return BE_OK, BE_E_MISUSE (NULL) or a driver error.
+ */
+BE_API int be_migrator_version(int64_t *out_version, const be_migrator *m, be_conn *conn,
+                               be_error **err);
 
 /**
  * The highest registered version. Thread-safety: safe while no thread adds.

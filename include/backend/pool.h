@@ -13,7 +13,10 @@
  *   acquire timeout; the message names in use / idle / waiting / max and
  *   where the longest-held connection was acquired.
  * - BE_E_DB_UNREACHABLE (503): a connection was needed and the driver could
- *   not open one; the cause is the driver's error.
+ *   not open one; the cause is the driver's error. A locked database is
+ *   BE_E_BUSY (503) instead, and a file that is not a usable database
+ *   (not a database, encrypted, corrupt) BE_E_STORAGE (500, not
+ *   retryable).
  * - BE_E_POOL_CLOSED (503): the pool is closed (waiters are woken with it).
  * - BE_E_POOL_DEADLOCK (500): the calling thread already holds a connection
  *   of this pool and the pool is full, so waiting could wait forever (the
@@ -27,6 +30,12 @@
  * longer than the validation window (so the hot path pays no ping); a dead
  * one is closed and replaced without the caller seeing it.
  *
+ * The pool's first connection is opened with the driver's open, which may
+ * create the database; every later one with its open_existing (driver
+ * version 3) when it has one, which never does: a database deleted or
+ * moved while the pool runs fails the open (BE_E_DB_UNREACHABLE) instead
+ * of being replaced by an empty one.
+ *
  * Timers (max lifetime, idle reaping, refill to min, leak reports) run
  * when the host calls be_pool_maintain(), or from an optional background
  * thread. All times come from the pool's be_clock, so tests use a fake
@@ -39,6 +48,17 @@
  * a slow-query log (backend/slowlog.h), on by default at 100 ms, read with
  * be_pool_slowlog(). Statements are timed with the pool's clock (also the
  * slow-query log's wall clock). Both come off a connection when it closes.
+ *
+ * Connection setup: every connection the pool opens (for min_conns, for a
+ * caller, by maintenance, or to replace a broken or expired one) first
+ * runs connection_init_sql, then the connection_init callback, before
+ * anyone uses it, like HikariCP's connectionInitSql or knex's afterCreate.
+ * When either fails the connection is closed, never handed out, and the
+ * call that needed it fails with the setup error's own code (e.g.
+ * BE_E_STORAGE for bad SQL; not BE_E_DB_UNREACHABLE), the message saying
+ * "connection setup failed" and the setup error as its cause; the failure
+ * counts in be_pool_stats.open_failures. Setup runs with the pool's query
+ * stats and slow-query log already attached.
  *
  * Threads: a be_pool is safe to share between any number of threads. A
  * connection it hands out belongs to one thread at a time (it may move to
@@ -123,13 +143,20 @@ typedef struct be_pool_options {
   be_slowlog *slowlog;              /**< record into this log instead of one of the pool's
                                        own (the two options above are then ignored);
                                        borrowed, must outlive the pool [NULL] */
+  /* Per-connection setup ("Connection setup" above). */
+  const char *connection_init_sql; /**< SQL run on every new connection before its first
+                                          use (may hold several statements, e.g. pragmas or
+                                          CREATE TEMP ...); copied [NULL: none] */
+  be_conn_init_fn connection_init; /**< called on every new connection after
+                                          connection_init_sql [NULL: none] */
+  void *connection_init_user_data; /**< passed as is to connection_init [NULL] */
 } be_pool_options;
 
 /** The defaults, as an initializer. */
 #define BE_POOL_OPTIONS_INIT                                                               \
   {                                                                                        \
     BE_POOL_OPTIONS_VERSION, NULL, NULL, NULL, 2, 10, 30000, 500, 1800000, 25, 80, 600000, \
-      60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL                      \
+      60000, NULL, NULL, NULL, NULL, NULL, 0, 1, 1000, 100, 128, NULL, NULL, NULL, NULL    \
   }
 
 /**
@@ -214,7 +241,8 @@ BE_API int be_pool_stats_init(be_pool_stats *out, uint32_t version);
  *         with a background thread, slow_query_threshold_ms < -1,
  *         slow_query_capacity out of range); BE_E_DB_UNREACHABLE (the first
  *         connections could not be opened; the cause is the driver's
- *         error); BE_E_NOMEM.
+ *         error); BE_E_BUSY (the database is locked); BE_E_STORAGE (not
+ *         a usable database); BE_E_NOMEM.
  */
 BE_API int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **err);
 
@@ -239,8 +267,8 @@ BE_API int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **er
  * @param err   receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (pool or out NULL); BE_E_POOL_EXHAUSTED,
  *         BE_E_DB_UNREACHABLE, BE_E_POOL_CLOSED, BE_E_POOL_DEADLOCK (see
- *         the file description); BE_E_NOMEM (only when a new connection
- *         had to be opened).
+ *         the file description); BE_E_BUSY, BE_E_STORAGE and BE_E_NOMEM
+ *         (only when a new connection had to be opened).
  */
 BE_API int be_pool_acquire_at(be_conn **out, be_pool *pool, const char *file, int32_t line,
                               be_error **err);
@@ -286,8 +314,9 @@ BE_API void be_pool_release(be_pool *pool, be_conn *conn);
  * @param pool  the pool; not NULL.
  * @param err   receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (pool NULL); BE_E_POOL_CLOSED;
- *         BE_E_DB_UNREACHABLE (a connection needed to reach min_conns could
- *         not be opened; the other work was still done).
+ *         BE_E_DB_UNREACHABLE, BE_E_BUSY or BE_E_STORAGE (a connection
+ *         needed to reach min_conns could not be opened; the other work
+ *         was still done).
  */
 BE_API int be_pool_maintain(be_pool *pool, be_error **err);
 

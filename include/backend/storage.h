@@ -60,17 +60,19 @@ BE_BEGIN_DECLS
 
 /** The be_driver layout this header describes (its version field).
  * Version 1 ends at in_transaction; version 2 adds next_statement and
- * table_exists. */
-#define BE_DRIVER_VERSION 2
+ * table_exists; version 3 adds open_existing, bind_text_static and
+ * column_value. */
+#define BE_DRIVER_VERSION 3
 
 /**
  * A storage driver: a table of functions over the driver's native
  * connection and statement handles. Fill every function pointer up to
- * in_transaction; the version-2 functions after it are optional (NULL:
- * libbackend does without them, as described on each). The table must
- * outlive every connection opened through it. A version-1 table (one
- * built before version 2, which ends at in_transaction) is still
- * accepted: its optional functions count as absent and are never read.
+ * in_transaction; the functions after it (versions 2 and 3) are optional
+ * (NULL: libbackend does without them, as described on each). The table
+ * must outlive every connection opened through it. A table of an older
+ * version (version 1 ends at in_transaction, version 2 at table_exists)
+ * is still accepted: the functions it lacks count as absent and are
+ * never read.
  *
  * Contract for every function that takes `be_error **err`: return BE_OK (or
  * BE_ROW / BE_DONE for step) on success; on failure return a negative
@@ -81,8 +83,11 @@ BE_BEGIN_DECLS
  * primary-key violations, BE_E_VALIDATION for NOT NULL / CHECK / foreign
  * key violations, BE_E_STORAGE otherwise), marked retryable where a retry
  * may succeed, and whose cause carries the driver's own code
- * (be_error_set_driver_code) and message. Indexes: bind indexes start at 1,
- * column indexes at 0 (as in SQLite).
+ * (be_error_set_driver_code) and message. The error's own message is a
+ * sentence of the driver's author (it becomes the `detail` of the problem
+ * JSON a client sees): never the database's message, which may quote SQL,
+ * names or values. Indexes: bind indexes start at 1, column indexes at 0
+ * (as in SQLite).
  *
  * Only ever grows at the end; `version` says which fields the caller knows.
  */
@@ -95,8 +100,12 @@ typedef struct be_driver {
 
   /** Open a native connection to dsn (the NUL-terminated string given to
    * be_conn_open()) and set *out_conn; driver_data is the table's
-   * driver_data. A failure to connect should be BE_E_DB_UNREACHABLE (other
-   * codes than BE_E_NOMEM and BE_E_MISUSE are wrapped in it). */
+   * driver_data. A failure to connect should be BE_E_DB_UNREACHABLE; a
+   * locked database BE_E_BUSY; what dsn names exists but is not a usable
+   * database (not a database, encrypted, corrupt) BE_E_STORAGE, which is
+   * not retryable. Other codes than these, BE_E_NOMEM and BE_E_MISUSE
+   * are wrapped in BE_E_DB_UNREACHABLE. Nothing may be written into the
+   * database before every check that can fail has passed. */
   int (*open)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
   /** Close a native connection; libbackend has finalized the statements it
    * cached on it. Cannot fail. */
@@ -156,7 +165,9 @@ typedef struct be_driver {
   int64_t (*last_insert_id)(void *conn);
   /** Rows changed by the connection's last INSERT, UPDATE or DELETE. */
   int64_t (*changes)(void *conn);
-  /** Cheap liveness check; BE_E_CONN_LOST when the connection is dead. */
+  /** Cheap liveness check; BE_E_CONN_LOST when the connection is dead
+   * (SQLite: also when its database file was deleted, renamed or
+   * replaced since the connection opened). */
   int (*ping)(void *conn, be_error **err);
   /** Largest number of bind parameters one statement may have. */
   int32_t (*bind_limit)(void *conn);
@@ -184,12 +195,55 @@ typedef struct be_driver {
    * it, libbackend asks the standard information_schema.tables.
    */
   int (*table_exists)(void *conn, int32_t *out_exists, const char *name, be_error **err);
+
+  /* version 3 */
+  /**
+   * Optional. Like open, but never creates a database: when dsn names
+   * none, fail with BE_E_DB_UNREACHABLE and create nothing. A pool opens
+   * its first connection with open (which creates the database when the
+   * driver's settings say so) and every later one with this, so a
+   * database deleted or moved while the pool runs is reported instead of
+   * being replaced by an empty one. Without it, the pool uses open.
+   */
+  int (*open_existing)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
+  /**
+   * Optional. Bind len bytes of valid UTF-8 without NUL bytes (not
+   * NUL-terminated) without copying them: libbackend guarantees they stay
+   * unchanged until the parameter is bound again or the statement is
+   * reset or finalized (be_stmt_bind_text_static()). Without it, those
+   * binds go to bind_text, which copies.
+   */
+  int (*bind_text_static)(void *stmt, int32_t index, const char *value, size_t len,
+                          be_error **err);
+  /**
+   * Optional. The current row's value of column in one call: return its
+   * BE_TYPE_* and set *out_int (BE_TYPE_INT), *out_double
+   * (BE_TYPE_FLOAT), or *out_ptr and *out_len (BE_TYPE_TEXT, as
+   * column_text gives it; BE_TYPE_BLOB, as column_blob), leaving the
+   * others alone. libbackend reads whole rows with it (be_rows, batch
+   * loads); without it, it asks column_type and then the typed accessor.
+   */
+  int32_t (*column_value)(void *stmt, int32_t column, int64_t *out_int, double *out_double,
+                          const void **out_ptr, size_t *out_len);
 } be_driver;
 
 /** A connection: a driver's native connection plus libbackend's state. */
 typedef struct be_conn be_conn;
 /** A prepared statement on a be_conn. */
 typedef struct be_stmt be_stmt;
+
+/**
+ * Per-connection setup (be_pool_options.connection_init,
+ * be_app_options.connection_init): run once on every new connection a pool
+ * opens, after its connection_init_sql and before the connection's first
+ * use, on the thread that opened it. It may run any statement on conn and
+ * must leave no transaction open; it must not close conn nor use the pool.
+ * Return BE_OK, or a negative BE_E_* code (with *err set, or not): the
+ * connection is then closed and never handed out, and the acquire (or
+ * be_pool_new(), or the maintenance pass) that opened it fails with that
+ * code, its error as the cause.
+ */
+typedef int (*be_conn_init_fn)(be_conn *conn, void *user_data, be_error **err);
 
 /**
  * Open a connection through a driver. Thread-safety: safe (each call makes
@@ -205,7 +259,9 @@ typedef struct be_stmt be_stmt;
  * @return BE_OK; BE_E_MISUSE (a NULL argument, an unknown driver table
  *         version, a function pointer missing from the table);
  *         BE_E_DB_UNREACHABLE (the driver could not connect; the cause says
- *         why); BE_E_NOMEM.
+ *         why); BE_E_BUSY (the database is locked); BE_E_STORAGE (dsn names
+ *         something that is not a usable database: not a database,
+ *         encrypted, truncated or damaged; not retryable); BE_E_NOMEM.
  */
 BE_API int be_conn_open(be_conn **out, const be_driver *driver, const char *dsn, be_error **err);
 
@@ -249,6 +305,73 @@ BE_API const be_driver *be_conn_driver(const be_conn *conn);
  *         cause); BE_E_NOMEM.
  */
 BE_API int be_conn_prepare(be_stmt **out, be_conn *conn, const char *sql, be_error **err);
+
+/**
+ * SQL text made ready once for repeated prepares (opaque, immutable). A
+ * statement prepared from it with be_conn_prepare_sql() is found in a
+ * connection's statement cache by the handle, without measuring, hashing
+ * or comparing the text, on any connection it is used with. Create the
+ * handles a program runs often once (at start-up, next to the pool) and
+ * share them between threads: a be_sql is never written after
+ * be_sql_new().
+ */
+typedef struct be_sql be_sql;
+
+/**
+ * Make a be_sql of one SQL statement. Nothing is prepared yet (the text is
+ * checked by the driver at the first be_conn_prepare_sql()).
+ * Thread-safety: safe.
+ *
+ * @param out   receives the handle, the caller's (be_sql_free()); not
+ *              NULL. Set to NULL on failure.
+ * @param sql   one SQL statement in the driver's placeholder style, copied;
+ *              not NULL.
+ * @param len   its length in bytes, or BE_NUL_TERMINATED.
+ * @param err   receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out or sql NULL); BE_E_VALIDATION (the text
+ *         holds a NUL byte; field "sql"); BE_E_NOMEM.
+ */
+BE_API int be_sql_new(be_sql **out, const char *sql, size_t len, be_error **err);
+
+/**
+ * Release a be_sql. Statements prepared from it stay valid and cached (a
+ * connection finds them again by their text); only the handle goes.
+ * Thread-safety: no other thread may be using the handle.
+ *
+ * @param sql  the handle, or NULL (a no-op).
+ */
+BE_API void be_sql_free(be_sql *sql);
+
+/**
+ * The text of a be_sql.
+ *
+ * @param sql  the handle, or NULL.
+ * @param len  receives its length in bytes (0 for NULL); may be NULL.
+ * @return the NUL-terminated text, borrowed until be_sql_free(); NULL for
+ *         NULL.
+ */
+BE_API const char *be_sql_text(const be_sql *sql, size_t *len);
+
+/**
+ * be_conn_prepare() by handle: the connection's cached statement for the
+ * handle is found in one lookup (no hashing of the text), so a statement
+ * survives be_stmt_finalize() and comes back for the cost of a pointer
+ * check. On the first use on a connection, or when the statement was
+ * evicted, it is looked up by text and prepared as be_conn_prepare()
+ * would (a statement prepared from the same text either way is the same
+ * cached statement). Thread-safety: as the connection.
+ *
+ * @param out   receives the statement, reset with no bindings, the
+ *              caller's until be_stmt_finalize(); not NULL. Set to NULL on
+ *              failure.
+ * @param conn  the connection; not NULL.
+ * @param sql   the handle (be_sql_new()); not NULL. It may be freed while
+ *              statements prepared from it are still held.
+ * @param err   receives the error on failure; may be NULL.
+ * @return as be_conn_prepare(): BE_OK; BE_E_MISUSE (NULL; SQLite: not
+ *         exactly one statement); the driver's errors; BE_E_NOMEM.
+ */
+BE_API int be_conn_prepare_sql(be_stmt **out, be_conn *conn, const be_sql *sql, be_error **err);
 
 /**
  * Give a statement back: reset and keep it in the cache, or finalize it
@@ -362,6 +485,29 @@ BE_API int be_stmt_bind_double(be_stmt *stmt, int32_t index, double value, be_er
  */
 BE_API int be_stmt_bind_text(be_stmt *stmt, int32_t index, const char *value, size_t len,
                              be_error **err);
+/**
+ * Bind text the caller vouches for, without checking or copying it: for
+ * hot loops (bulk inserts) binding text already known to be valid UTF-8,
+ * such as text this program wrote or read back from the database.
+ * be_stmt_bind_text() stays the default: it checks and copies. Here the
+ * bytes are not checked (text that is not UTF-8 without NUL bytes is
+ * stored as given, which the database may then refuse or mangle), and a
+ * driver that can borrow them (SQLite can; be_driver.bind_text_static)
+ * does not copy them: they must stay valid and unchanged until the
+ * parameter is bound again, or the statement is reset (be_stmt_reset())
+ * or finalized (be_stmt_finalize()); a statement stepped again after
+ * BE_DONE without a reset reads them again.
+ * @param stmt   the statement; not NULL.
+ * @param index  the parameter, from 1.
+ * @param value  the text, valid UTF-8 without NUL bytes, borrowed as
+ *               described; not NULL.
+ * @param len    its length in bytes, or BE_NUL_TERMINATED; 0 is the empty
+ *               string.
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (also value NULL); a driver error.
+ */
+BE_API int be_stmt_bind_text_static(be_stmt *stmt, int32_t index, const char *value, size_t len,
+                                    be_error **err);
 /**
  * Bind bytes.
  * @param stmt   the statement; not NULL.

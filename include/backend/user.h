@@ -195,6 +195,26 @@ BE_API int be_user_create(be_user **out, int64_t *out_id, be_app *app, int64_t a
 BE_API int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err);
 
 /**
+ * Get a user by id from the database now, bypassing the profile cache: for
+ * a host that must see the row as it is, e.g. after changing it with its
+ * own SQL, or before a decision that must not act on a cached copy up to
+ * user_cache_ttl_ms old. What it reads also replaces the cached copy
+ * (`user:{id}`), so later be_user_get() calls see it too; when the row is
+ * gone the cached copy is dropped. A write committed while it reads wins:
+ * the cache then keeps nothing rather than this read.
+ * Thread-safety: safe.
+ *
+ * @param out  receives the user, the caller's (be_user_free()); not NULL.
+ * @param app  the app; not NULL.
+ * @param id   the user's id, > 0.
+ * @param err  receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (out or app NULL); BE_E_VALIDATION (field
+ *         "id": not positive); BE_E_NOT_FOUND; pool and storage errors;
+ *         BE_E_NOMEM.
+ */
+BE_API int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err);
+
+/**
  * Get a user by email (not cached). Thread-safety: safe.
  *
  * @param out        receives the user, the caller's (be_user_free()); not

@@ -52,8 +52,8 @@ def read_log(path):
     db = sqlite3.connect(path)
     rows = [((r[0], r[1], r[2], r[3], r[4], r[5], r[6]), bytes(r[7]), bytes(r[8]))
             for r in db.execute("SELECT id, actor_id, action, target_type, target_id, at,"
-                                " details, prev_hash, hash FROM audit_log ORDER BY id")]
-    rec = db.execute("SELECT keyed_from, key_check FROM audit_key WHERE id = 1").fetchone()
+                                " details, prev_hash, hash FROM be_audit_log ORDER BY id")]
+    rec = db.execute("SELECT keyed_from, key_check FROM be_audit_key WHERE id = 1").fetchone()
     db.close()
     return rows, (rec[0] if rec else None), (bytes(rec[1]) if rec else None)
 

@@ -112,7 +112,7 @@ static int64_t timed_reset(be_app *app, const char *email) {
  * a registered email that already has its pending tokens. */
 static void reset_timing(be_app *app, int n, const int64_t *mailer_ns) {
   exec1(app, "WITH RECURSIVE i(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM i WHERE k < 1999) "
-             "INSERT INTO users (email, name, created_at, updated_at) "
+             "INSERT INTO be_users (email, name, created_at, updated_at) "
              "SELECT 'reset' || k || '@example.test', 'Reset ' || k, 0, 0 FROM i",
         NULL, 0);
   for (int i = 0; i < BE_AUTH_RESET_MAX_PENDING; i++) timed_reset(app, "bench@example.test");
@@ -163,11 +163,11 @@ static be_app *open_app(const char *path, uint64_t memlimit, be_mailer *mailer) 
 /* A user with password PW; returns the id. */
 static int64_t add_user(be_app *app, const char *email) {
   char sql[256], idtext[32];
-  snprintf(sql, sizeof sql, "INSERT INTO users (email, name, created_at, updated_at) "
+  snprintf(sql, sizeof sql, "INSERT INTO be_users (email, name, created_at, updated_at) "
                             "VALUES ('%s', 'Bench', 0, 0)",
            email);
   exec1(app, sql, NULL, 0);
-  snprintf(sql, sizeof sql, "SELECT id FROM users WHERE email = '%s'", email);
+  snprintf(sql, sizeof sql, "SELECT id FROM be_users WHERE email = '%s'", email);
   exec1(app, sql, idtext, sizeof idtext);
   int64_t id = atoll(idtext);
   be_error *e = NULL;
@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
   int rc;
   int64_t id = add_user(app, "bench@example.test");
   char hash[crypto_pwhash_STRBYTES];
-  exec1(app, "SELECT password_hash FROM users WHERE email = 'bench@example.test'", hash, sizeof hash);
+  exec1(app, "SELECT password_hash FROM be_users WHERE email = 'bench@example.test'", hash, sizeof hash);
   const char *params = strstr(hash, "$m=");
   char ptext[64] = "";
   if (params) {

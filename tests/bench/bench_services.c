@@ -21,11 +21,11 @@
  * value, no chain, an index-less copy of the table) is still printed as
  * raw_sqlite_minimal, for reference. raw_sqlite_same_two_writes is exactly
  * the issue's wording, the same two writes and nothing else: BEGIN
- * IMMEDIATE; UPDATE users SET name, updated_at WHERE id; INSERT into
- * audit_same, a table with audit_log's definition (same columns, CHECK
+ * IMMEDIATE; UPDATE be_users SET name, updated_at WHERE id; INSERT into
+ * audit_same, a table with be_audit_log's definition (same columns, CHECK
  * json_valid and both indexes, copied from lib/svc_schema.c) in the same
  * file, with a small details JSON and a 32-byte hash computed once;
- * COMMIT. Its rows stay out of audit_log, so the chain check still holds.
+ * COMMIT. Its rows stay out of be_audit_log, so the chain check still holds.
  *
  * Usage: bench_services [users (10000)] [ops (20000)]
  */
@@ -111,7 +111,7 @@ static void raw_open(raw_bench *r, const char *path) {
   sqlite3_busy_timeout(r->db, 5000);
   if (sqlite3_exec(r->db,
                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-                   "CREATE TABLE IF NOT EXISTS audit_raw AS SELECT * FROM audit_log WHERE 0;"
+                   "CREATE TABLE IF NOT EXISTS audit_raw AS SELECT * FROM be_audit_log WHERE 0;"
                    /* audit_log's definition from lib/svc_schema.c, renamed */
                    "CREATE TABLE IF NOT EXISTS audit_same ("
                    "  id INTEGER PRIMARY KEY,"
@@ -135,17 +135,17 @@ static void raw_open(raw_bench *r, const char *path) {
   r->begin = raw_prep(r->db, "BEGIN IMMEDIATE");
   r->commit = raw_prep(r->db, "COMMIT");
   r->rollback = raw_prep(r->db, "ROLLBACK");
-  r->old = raw_prep(r->db, "SELECT name FROM users WHERE id = ?1");
-  r->upd = raw_prep(r->db, "UPDATE users SET updated_at = ?1, name = ?2 WHERE id = ?3");
-  r->head = raw_prep(r->db, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1");
-  r->ins = raw_prep(r->db, "INSERT INTO audit_log (id, actor_id, action, target_type, target_id,"
+  r->old = raw_prep(r->db, "SELECT name FROM be_users WHERE id = ?1");
+  r->upd = raw_prep(r->db, "UPDATE be_users SET updated_at = ?1, name = ?2 WHERE id = ?3");
+  r->head = raw_prep(r->db, "SELECT id, hash FROM be_audit_log ORDER BY id DESC LIMIT 1");
+  r->ins = raw_prep(r->db, "INSERT INTO be_audit_log (id, actor_id, action, target_type, target_id,"
                            " at, details, prev_hash, hash)"
                            " VALUES (?1, 1, 'user.update', 'user', ?2, ?3, ?4, ?5, ?6)");
-  r->min_upd = raw_prep(r->db, "UPDATE users SET name = ?1, updated_at = ?2 WHERE id = ?3");
+  r->min_upd = raw_prep(r->db, "UPDATE be_users SET name = ?1, updated_at = ?2 WHERE id = ?3");
   r->min_ins = raw_prep(r->db, "INSERT INTO audit_raw (id, actor_id, action, target_type,"
                                " target_id, at, details, prev_hash, hash) VALUES (NULL, 1,"
                                " 'user.update', 'user', ?1, ?2, ?3, ?4, ?5)");
-  r->same_upd = raw_prep(r->db, "UPDATE users SET name = ?1, updated_at = ?2 WHERE id = ?3");
+  r->same_upd = raw_prep(r->db, "UPDATE be_users SET name = ?1, updated_at = ?2 WHERE id = ?3");
   r->same_ins = raw_prep(r->db, "INSERT INTO audit_same (actor_id, action, target_type,"
                                 " target_id, at, details, prev_hash, hash)"
                                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
@@ -452,25 +452,25 @@ int main(int argc, char **argv) {
   }
   double lib_w = report_does("user_update_audit", h, t_lib, wops,
                              "be_user_update(out=NULL, name only): pool acquire; BEGIN IMMEDIATE;"
-                             " SELECT old row by id; UPDATE users SET updated_at, name;"
+                             " SELECT old row by id; UPDATE be_users SET updated_at, name;"
                              " SELECT audit head; JSON details; BLAKE2b-256 row hash;"
-                             " INSERT INTO audit_log; COMMIT; pool release; cache delete");
+                             " INSERT INTO be_audit_log; COMMIT; pool release; cache delete");
   double raw_w = report_does("raw_sqlite_update_audit", h_raw, t_raw, wops,
                              "one sqlite3 connection, statements prepared once: BEGIN IMMEDIATE;"
-                             " SELECT old name by id; UPDATE users SET updated_at, name;"
+                             " SELECT old name by id; UPDATE be_users SET updated_at, name;"
                              " SELECT audit head; the same JSON details (escaped) and BLAKE2b-256"
-                             " row hash; INSERT INTO audit_log (same table: 2 indexes,"
+                             " row hash; INSERT INTO be_audit_log (same table: 2 indexes,"
                              " CHECK json_valid); COMMIT");
   double min_w = report_does("raw_sqlite_minimal", h_min, t_min, wops,
                              "the old baseline, for reference, not the target: BEGIN IMMEDIATE;"
-                             " UPDATE users SET name, updated_at; INSERT INTO audit_raw (audit_log's"
+                             " UPDATE be_users SET name, updated_at; INSERT INTO audit_raw (be_audit_log's"
                              " columns without its indexes or CHECK; no old value, no chain head,"
                              " a constant hash); COMMIT");
   double same_w = report_does("raw_sqlite_same_two_writes", h_same, t_same, wops,
                               "exactly the same two writes, nothing else; one sqlite3 connection,"
                               " statements prepared once, SQLITE_STATIC binds: BEGIN IMMEDIATE;"
-                              " UPDATE users SET name=?, updated_at=? WHERE id=?; INSERT INTO"
-                              " audit_same (audit_log's definition from lib/svc_schema.c renamed:"
+                              " UPDATE be_users SET name=?, updated_at=? WHERE id=?; INSERT INTO"
+                              " audit_same (be_audit_log's definition from lib/svc_schema.c renamed:"
                               " same columns, CHECK json_valid(details), both indexes; same file)"
                               " actor_id, action, target_type, target_id, at, small details JSON,"
                               " prev_hash and hash = one 32-byte blob computed once; COMMIT."

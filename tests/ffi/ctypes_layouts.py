@@ -130,6 +130,10 @@ BeDriver = struct("be_driver", [
     ("next_statement", FN(C.c_int, C.c_void_p, C.POINTER(C.c_size_t), C.c_void_p, C.c_size_t,
                           ERR)),
     ("table_exists", FN(C.c_int, C.c_void_p, C.POINTER(C.c_int32), C.c_char_p, ERR)),
+    ("open_existing", FN(C.c_int, C.POINTER(C.c_void_p), C.c_char_p, C.c_void_p, ERR)),
+    ("bind_text_static", FN(C.c_int, C.c_void_p, C.c_int32, C.c_void_p, C.c_size_t, ERR)),
+    ("column_value", FN(C.c_int32, C.c_void_p, C.c_int32, C.POINTER(C.c_int64),
+                        C.POINTER(C.c_double), C.POINTER(C.c_void_p), C.POINTER(C.c_size_t))),
 ])
 
 BeStmtCacheStats = struct("be_stmt_cache_stats", [
@@ -146,6 +150,12 @@ BeSqliteOptions = struct("be_sqlite_options", [
     ("foreign_keys", C.c_int32),
     ("busy_timeout_ms", C.c_int32),
     ("open_flags", C.c_int32),
+    ("cache_size", C.c_int64),
+    ("mmap_size", C.c_int64),
+    ("secure_delete", C.c_int32),
+    ("temp_store", C.c_int32),
+    ("wal_autocheckpoint", C.c_int32),
+    ("journal_size_limit", C.c_int64),
 ])
 
 BeTxOptions = struct("be_tx_options", [
@@ -182,6 +192,9 @@ BePoolOptions = struct("be_pool_options", [
     ("slow_query_threshold_ms", C.c_int64),
     ("slow_query_capacity", C.c_int32),
     ("slowlog", C.c_void_p),
+    ("connection_init_sql", C.c_char_p),
+    ("connection_init", FN(C.c_int, C.c_void_p, C.c_void_p, ERR)),
+    ("connection_init_user_data", C.c_void_p),
 ])
 
 BePoolStats = struct("be_pool_stats", [("version", C.c_uint32)] + [
@@ -263,6 +276,13 @@ BeAppOptions = struct("be_app_options", [
     ("previous_pepper_lens", C.POINTER(C.c_size_t)),
     ("previous_pepper_ids", C.POINTER(C.c_int32)),
     ("previous_pepper_count", C.c_int32),
+    ("table_prefix", C.c_char_p),
+    # host knobs
+    ("cache_lru_mode", C.c_int32),
+    ("cache_shard_count", C.c_int32),
+    ("connection_init_sql", C.c_char_p),
+    ("connection_init", FN(C.c_int, C.c_void_p, C.c_void_p, ERR)),
+    ("connection_init_user_data", C.c_void_p),
 ])
 
 BeUserInput = struct("be_user_input", [

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The library's table prefix (be_app_options.table_prefix; the kit keeps
+ * the default). */
+#define FZ_PREFIX "be_"
+
 /* ---- reading the input ---- */
 
 uint8_t fz_u8(fz_in *in) {
@@ -313,9 +317,9 @@ static int snapshot_tx(be_conn *conn, void *ud, be_error **err) {
   be_rows *rows = NULL;
   int rc = be_rows_query(&rows, conn,
                          "SELECT name FROM sqlite_master WHERE type = 'table'"
-                         " AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'"
-                         " AND name NOT IN ('auth_epoch', 'password_hash_params')"
-                         " ORDER BY name = 'users' DESC, name = 'roles' DESC, name",
+                         " AND name NOT LIKE 'sqlite_%' AND name <> '" FZ_PREFIX "schema_migrations'"
+                         " AND name NOT IN ('" FZ_PREFIX "auth_epoch', '" FZ_PREFIX "password_hash_params')"
+                         " ORDER BY name = '" FZ_PREFIX "users' DESC, name = '" FZ_PREFIX "roles' DESC, name",
                          NULL, err);
   if (rc != BE_OK) return rc;
   /* Parents first: deleting a parent's rows cascades to its children,
@@ -324,7 +328,7 @@ static int snapshot_tx(be_conn *conn, void *ud, be_error **err) {
   kit_table_count = be_rows_count(rows);
   kit_tables = calloc(kit_table_count + 2, sizeof *kit_tables);
   for (size_t i = 0; i < kit_table_count; i++) kit_tables[i] = strdup(be_rows_text(rows, i, 0, NULL));
-  kit_tables[kit_table_count++] = strdup("password_hash_params");
+  kit_tables[kit_table_count++] = strdup(FZ_PREFIX "password_hash_params");
   kit_tables[kit_table_count++] = strdup("sqlite_sequence");
   be_rows_free(rows);
   char sql[256];
@@ -359,7 +363,7 @@ static int restore_tx(be_conn *conn, void *ud, be_error **err) {
              kit_tables[i], kit_tables[i], kit_tables[i]);
     rc = be_conn_exec(conn, sql, err);
   }
-  if (rc == BE_OK) rc = be_conn_exec(conn, "UPDATE auth_epoch SET epoch = epoch + 1", err);
+  if (rc == BE_OK) rc = be_conn_exec(conn, "UPDATE " FZ_PREFIX "auth_epoch SET epoch = epoch + 1", err);
   return rc;
 }
 

@@ -15,7 +15,7 @@
 
 #define NT BE_NUL_TERMINATED
 #define PASSWORD "a long correct passphrase"
-#define MAX_OPEN_STATES 16
+#define MAX_OPEN_STATES 24
 
 double sw_now(void) {
   struct timespec ts;
@@ -155,9 +155,10 @@ typedef struct colmask {
  * columns whose values differ between two clean runs of the same flow. */
 static const colmask ref_mask[] = {
   /* BLAKE2b of a session token: 32 random bytes per login */
-  {"sessions", "token_hash"},
+  {"be_sessions", "token_hash"},
   /* seconds of the real clock: migrate.c stamps applied_at with the
-   * system clock, not the app's fake one */
+   * system clock, not the app's fake one (libbackend's record, the host's) */
+  {"be_schema_migrations", "applied_at"},
   {"schema_migrations", "applied_at"},
   {NULL, NULL},
 };
@@ -329,18 +330,31 @@ static int dump_diff(sw_result *res, const char *what, const dbuf *got, const db
               glen < 200 ? glen : 200, got->p + line, wlen < 200 ? wlen : 200, want->p + line);
 }
 
-/* "none" when there is no schema_migrations table, else its versions. */
-static void migration_key(char *key, size_t n, const char *path) {
-  snprintf(key, n, "none");
-  sqlite3 *db = access(path, F_OK) == 0 ? raw_get(path) : NULL;
-  if (db == NULL) return;
+/* Append " <letter> v1 v2 ..." for the versions record table `table` holds
+ * (nothing when it does not exist). */
+static size_t append_versions(char *key, size_t n, size_t at, sqlite3 *db, const char *table, char letter) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT version FROM %s ORDER BY version", table);
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, "SELECT version FROM schema_migrations ORDER BY version", -1, &st, NULL) == SQLITE_OK) {
-    size_t at = (size_t)snprintf(key, n, "v");
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+    at += (size_t)snprintf(key + at, n - at, "%s%c", at ? " " : "", letter);
     while (sqlite3_step(st) == SQLITE_ROW && at < n)
       at += (size_t)snprintf(key + at, n - at, " %lld", (long long)sqlite3_column_int64(st, 0));
   }
   sqlite3_finalize(st);
+  return at < n ? at : n - 1;
+}
+
+/* "none" when there is no migration record, else the versions libbackend's
+ * record (be_schema_migrations, "v") and the host's (schema_migrations,
+ * "h") hold. */
+static void migration_key(char *key, size_t n, const char *path) {
+  snprintf(key, n, "none");
+  sqlite3 *db = access(path, F_OK) == 0 ? raw_get(path) : NULL;
+  if (db == NULL) return;
+  size_t at = append_versions(key, n, 0, db, "be_schema_migrations", 'v');
+  at = append_versions(key, n, at, db, "schema_migrations", 'h');
+  if (at == 0) snprintf(key, n, "none");
 }
 
 /* ---- the environment ------------------------------------------------- */
@@ -361,7 +375,7 @@ struct sw_env {
   dbuf ref_again[SW_FLOWS]; /* the same without the flow's may_change columns */
   int have_ref[SW_FLOWS];
   /* app open: the database after each transaction a clean open commits
-   * (ref_mask), with the versions schema_migrations then records */
+   * (ref_mask), with the versions be_schema_migrations then records */
   open_state open_states[MAX_OPEN_STATES];
   int nopen_states;
   /* what every run's database holds before its call: the template
@@ -519,29 +533,62 @@ static int make_template(sw_env *env) {
   return rc == BE_OK ? 0 : -1;
 }
 
+/* Open an app on no file with op's nth call failing, and keep the state
+ * it leaves; *arc gets be_app_new()'s result. */
+static int open_state_after(sw_env *env, be_driver *drv, be_fault *f, int32_t op, int64_t nth,
+                            int *arc) {
+  remove_db(env->db);
+  be_fault_reset_counts(f);
+  be_fault_set(f, op, BE_FAULT_NTH, nth, BE_E_STORAGE, NULL);
+  be_app *app = NULL;
+  *arc = app_new(&app, env, drv, env->db, NULL);
+  be_fault_clear(f, BE_FAULT_OP_ALL);
+  be_app_free(app);
+  if (env->nopen_states == MAX_OPEN_STATES) return -1;
+  open_state *p = &env->open_states[env->nopen_states++];
+  migration_key(p->key, sizeof p->key, env->db);
+  return dump(&p->dump, env->db, ref_mask);
+}
+
+/* The state between libbackend's migrations and the host's, before the
+ * host's record table exists (key is the state's after it was made, "...
+ * h"): the exec that creates that table failing, found among the last
+ * execs of the run. */
+static int host_record_missing_state(sw_env *env, be_driver *drv, be_fault *f, const char *key,
+                                     int64_t execs) {
+  size_t want = strlen(key) - 2; /* the key without " h" */
+  for (int64_t m = execs; m > 0 && m > execs - 8; m--) {
+    int arc = 0;
+    if (open_state_after(env, drv, f, BE_FAULT_OP_EXEC, m, &arc) != 0) return -1;
+    const open_state *p = &env->open_states[env->nopen_states - 1];
+    if (strlen(p->key) == want && strncmp(p->key, key, want) == 0) return 0;
+    free(p->dump.p);
+    env->nopen_states--;
+  }
+  return -1;
+}
+
 /* The states a clean open passes through, one per transaction it
  * commits: opening an app on no file with the first open failing
  * (nothing), then with the kth BEGIN failing (so exactly the first k - 1
  * transactions committed: each migration, then the audit key's
- * registration), until an open succeeds (all of them). */
+ * registration), until an open succeeds (all of them); and the one
+ * before the host's migration record is made. */
 static int make_open_states(sw_env *env) {
   be_driver *drv = NULL;
   be_fault *f = NULL;
   if (be_fault_driver_new(&drv, &f, env->sqlite, NULL) != BE_OK) return -1;
   int rc = 0;
   for (int k = 0; rc == 0; k++) {
-    remove_db(env->db);
-    if (k == 0) be_fault_set(f, BE_FAULT_OP_OPEN, BE_FAULT_NTH, 1, BE_E_STORAGE, NULL);
-    else be_fault_set(f, BE_FAULT_OP_BEGIN, BE_FAULT_NTH, k, BE_E_STORAGE, NULL);
-    be_app *app = NULL;
-    int arc = app_new(&app, env, drv, env->db, NULL);
-    be_fault_clear(f, BE_FAULT_OP_ALL);
-    be_app_free(app);
-    if (env->nopen_states == MAX_OPEN_STATES) rc = -1;
-    else {
-      open_state *p = &env->open_states[env->nopen_states++];
-      migration_key(p->key, sizeof p->key, env->db);
-      rc = dump(&p->dump, env->db, ref_mask);
+    int arc = 0;
+    rc = open_state_after(env, drv, f, k == 0 ? BE_FAULT_OP_OPEN : BE_FAULT_OP_BEGIN, k == 0 ? 1 : k,
+                          &arc);
+    const char *key = env->open_states[env->nopen_states - 1].key;
+    size_t n = strlen(key);
+    if (rc == 0 && n >= 2 && strcmp(key + n - 2, " h") == 0) {
+      char made[128];
+      snprintf(made, sizeof made, "%s", key);
+      rc = host_record_missing_state(env, drv, f, made, be_fault_calls(f, BE_FAULT_OP_EXEC));
     }
     if (arc == BE_OK) break; /* every migration: an open can still fail after them */
   }
@@ -640,7 +687,7 @@ static int same_text(sqlite3_stmt *st, int col, const char *s) {
 
 /* u (NULL: "no such user") equals user id's row. */
 static int user_matches(sw_result *res, sqlite3 *db, const be_user *u, int64_t id, const char *what) {
-  static const char sql[] = "SELECT email, name, bio, extra, status, created_at, updated_at FROM users WHERE id = ?";
+  static const char sql[] = "SELECT email, name, bio, extra, status, created_at, updated_at FROM be_users WHERE id = ?";
   sqlite3_stmt *st = raw_stmt(db, sql);
   if (st == NULL) return FAIL(res, "%s: raw read: %s", what, sqlite3_errmsg(db));
   sqlite3_bind_int64(st, 1, id);
@@ -664,8 +711,8 @@ static int user_matches(sw_result *res, sqlite3 *db, const be_user *u, int64_t i
 /* What the rows say be_perm_check(user, perm) must answer. */
 static int perm_expected(sqlite3 *db, int64_t user, const char *perm) {
   static const char sql[] =
-    "SELECT rp.permission FROM users u JOIN user_roles ur ON ur.user_id = u.id "
-    "JOIN role_permissions rp ON rp.role_id = ur.role_id WHERE u.id = ? AND u.status = 0";
+    "SELECT rp.permission FROM be_users u JOIN be_user_roles ur ON ur.user_id = u.id "
+    "JOIN be_role_permissions rp ON rp.role_id = ur.role_id WHERE u.id = ? AND u.status = 0";
   sqlite3_stmt *st = raw_stmt(db, sql);
   if (st == NULL) return BE_E_INTERNAL;
   sqlite3_bind_int64(st, 1, user);
@@ -682,7 +729,7 @@ static int perm_expected(sqlite3 *db, int64_t user, const char *perm) {
 static int check_state(sw_result *res, be_app *app, const char *path, const char *when) {
   sqlite3 *db = raw_get(path);
   if (db == NULL) return FAIL(res, "%s: cannot open the database", when);
-  int64_t max = raw_int(db, "SELECT COALESCE(MAX(id), 0) FROM users", 0);
+  int64_t max = raw_int(db, "SELECT COALESCE(MAX(id), 0) FROM be_users", 0);
   char what[160];
   for (int64_t id = 1; id <= max + 1 && res->why[0] == '\0'; id++) {
     be_user *u = NULL;
@@ -699,7 +746,7 @@ static int check_state(sw_result *res, be_app *app, const char *path, const char
              check_perms[p], be_code_name(rc), be_code_name(want));
     }
   }
-  int64_t bad = -1, rows = -1, want_rows = raw_int(db, "SELECT COUNT(*) FROM audit_log", 0);
+  int64_t bad = -1, rows = -1, want_rows = raw_int(db, "SELECT COUNT(*) FROM be_audit_log", 0);
   int rc = be_audit_verify(&bad, &rows, app, NULL);
   if (rc != BE_OK || bad != 0 || rows != want_rows)
     FAIL(res, "%s: be_audit_verify: %s, first bad row %lld, %lld of %lld rows", when, be_code_name(rc),
@@ -876,7 +923,7 @@ typedef struct flow {
  * built; when building the answer then fails (no memory for the error
  * object: BE_E_NOMEM instead of the 401), the count stays, as it should:
  * the guess was checked against the real hash. */
-static const colmask counted_guess[] = {{"users", "failed_logins"}, {"users", "locked_until"}, {NULL, NULL}};
+static const colmask counted_guess[] = {{"be_users", "failed_logins"}, {"be_users", "locked_until"}, {NULL, NULL}};
 
 #define F_APP_OPEN 0
 static const flow flows[SW_FLOWS] = {
@@ -1023,7 +1070,7 @@ static void open_failed(sw_result *res, sw_env *env, be_app **app) {
     else if (strcmp(p->key, key) == 0) near = p;
   }
   if (same == NULL && near == NULL) {
-    FAIL(res, "after the failed be_app_new, schema_migrations holds \"%s\": no clean open passes through that", key);
+    FAIL(res, "after the failed be_app_new, the migration records hold \"%s\": no clean open passes through that", key);
     return;
   }
   if (same == NULL) {

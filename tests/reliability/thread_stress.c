@@ -207,7 +207,7 @@ static void op_pool(worker *w) {
   w->acquires++;
   be_rows *rows = NULL;
   expect("SELECT on a pooled connection",
-         be_rows_query(&rows, conn, "SELECT count(*) FROM users", NULL, &err), err, BE_OK, 1);
+         be_rows_query(&rows, conn, "SELECT count(*) FROM be_users", NULL, &err), err, BE_OK, 1);
   if (be_rows_int64(rows, 0, 0) != USERS) die("%lld users", (long long)be_rows_int64(rows, 0, 0));
   be_rows_free(rows);
   be_pool_release(be_app_pool(app), conn);
@@ -419,7 +419,7 @@ static void check_users_and_perms(be_conn *conn) {
     be_user *user = NULL;
     be_error *err = NULL;
     expect("be_user_get", be_user_get(&user, app, user_ids[u], &err), err, BE_OK, 1);
-    be_rows *r = query(conn, "SELECT name FROM users WHERE id = %lld", (long long)user_ids[u]);
+    be_rows *r = query(conn, "SELECT name FROM be_users WHERE id = %lld", (long long)user_ids[u]);
     if (strcmp(be_rows_text(r, 0, 0, NULL), be_user_name(user)) != 0)
       die("user %lld: cached name %s, database %s", (long long)user_ids[u], be_user_name(user),
           be_rows_text(r, 0, 0, NULL));
@@ -428,7 +428,7 @@ static void check_users_and_perms(be_conn *conn) {
     be_perm_list *list = NULL;
     expect("be_perm_user_permissions", be_perm_user_permissions(&list, app, user_ids[u], &err), err, BE_OK, 1);
     r = query(conn,
-              "SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp"
+              "SELECT DISTINCT rp.permission FROM be_user_roles ur JOIN be_role_permissions rp"
               " ON rp.role_id = ur.role_id WHERE ur.user_id = %lld ORDER BY 1",
               (long long)user_ids[u]);
     int same = be_rows_count(r) == be_perm_list_count(list);
@@ -474,7 +474,7 @@ static void check_all(void) {
   expect("be_pool_acquire", be_pool_acquire(&conn, be_app_pool(app), &err), err, BE_OK, 1);
   check_counters(conn);
   check_users_and_perms(conn);
-  be_rows *r = query(conn, "SELECT count(*) FROM audit_log");
+  be_rows *r = query(conn, "SELECT count(*) FROM be_audit_log");
   int64_t audit_rows = be_rows_int64(r, 0, 0);
   be_rows_free(r);
   be_pool_release(be_app_pool(app), conn);

@@ -180,12 +180,12 @@ static int64_t updates_of(int64_t j, int u) { return j > u ? (j - u - 1) / RW_US
 static int check_users(sqlite3 *db, int64_t *updates, char *why, size_t n) {
   int64_t cnt[RW_USERS], total = 0, ids = 0;
   char sql[160];
-  snprintf(sql, sizeof sql, "SELECT count(*) FROM users WHERE id BETWEEN 1 AND %d", RW_USERS);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM be_users WHERE id BETWEEN 1 AND %d", RW_USERS);
   if (q_int(db, sql, &ids, why, n) != 0) return -1;
   if (ids != RW_USERS) return rw_fail(why, n, "%lld of the %d users", (long long)ids, RW_USERS);
   for (int u = 0; u < RW_USERS; u++) {
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM audit_log WHERE action = 'user.update'"
+             "SELECT count(*) FROM be_audit_log WHERE action = 'user.update'"
              " AND target_type = 'user' AND target_id = %d",
              u + 1);
     if (q_int(db, sql, &cnt[u], why, n) != 0) return -1;
@@ -198,7 +198,7 @@ static int check_users(sqlite3 *db, int64_t *updates, char *why, size_t n) {
     char want[32];
     if (cnt[u] == 0) snprintf(want, sizeof want, "user%d", u);
     else snprintf(want, sizeof want, "v%lld", (long long)(u + 1 + (cnt[u] - 1) * RW_USERS));
-    snprintf(sql, sizeof sql, "SELECT name = '%s' FROM users WHERE id = %d", want, u + 1);
+    snprintf(sql, sizeof sql, "SELECT name = '%s' FROM be_users WHERE id = %d", want, u + 1);
     int64_t same = 0;
     if (q_int(db, sql, &same, why, n) != 0) return -1;
     if (!same) return rw_fail(why, n, "user %d: name is not %s after its %lld audited updates",
@@ -219,10 +219,10 @@ static int check_batches(sqlite3 *db, int64_t *batches, char *why, size_t n) {
             &broken, why, n) != 0 ||
       q_int(db, "SELECT count(*) FROM crash_part WHERE batch NOT IN (SELECT id FROM crash_batch)",
             &orphans, why, n) != 0 ||
-      q_int(db, "SELECT count(*) FROM audit_log WHERE action = 'crash.batch'", &audit_rows, why,
+      q_int(db, "SELECT count(*) FROM be_audit_log WHERE action = 'crash.batch'", &audit_rows, why,
             n) != 0 ||
       q_int(db,
-            "SELECT count(DISTINCT target_id) FROM audit_log WHERE action = 'crash.batch'"
+            "SELECT count(DISTINCT target_id) FROM be_audit_log WHERE action = 'crash.batch'"
             " AND target_type = 'batch' AND target_id IN (SELECT id FROM crash_batch)",
             &audited, why, n) != 0)
     return -1;
@@ -260,7 +260,7 @@ int rw_check(rw_state *found, const char *path, const be_driver *driver, char *w
   int r = check_integrity(db, why, n);
   if (r == 0) r = check_users(db, &found->updates, why, n);
   if (r == 0) r = check_batches(db, &found->batches, why, n);
-  if (r == 0) r = q_int(db, "SELECT count(*) FROM audit_log", &rows, why, n);
+  if (r == 0) r = q_int(db, "SELECT count(*) FROM be_audit_log", &rows, why, n);
   sqlite3_close(db);
   if (r != 0) return -1;
   int64_t gap = found->updates - found->batches;
@@ -273,7 +273,7 @@ int rw_check(rw_state *found, const char *path, const be_driver *driver, char *w
 int rw_read_state(rw_state *out, const char *path, char *why, size_t n) {
   sqlite3 *db = NULL;
   if (open_file(&db, path, why, n) != 0) return -1;
-  int r = q_int(db, "SELECT count(*) FROM audit_log WHERE action = 'user.update'", &out->updates,
+  int r = q_int(db, "SELECT count(*) FROM be_audit_log WHERE action = 'user.update'", &out->updates,
                 why, n);
   if (r == 0) r = q_int(db, "SELECT coalesce(max(id), 0) FROM crash_batch", &out->batches, why, n);
   sqlite3_close(db);
