@@ -13,7 +13,7 @@ if ! command -v "$cf" >/dev/null; then
   exit 77
 fi
 files=(include/backend/*.h lib/*.c lib/*.h tests/*.c tests/*.h tests/reliability/*.c tests/reliability/*.h
-       tests/bench/*.c cli/*.c cli/*.h)
+       tests/fuzz/*.c tests/fuzz/*.h tests/bench/*.c cli/*.c cli/*.h)
 if [ "${1:-}" = "--fix" ]; then
   "$cf" -i --style=file "${files[@]}"
   exit 0
