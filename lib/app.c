@@ -46,12 +46,14 @@
 #include "audit.h"
 #include "auth.h"
 #include "error.h"
+#include "listener.h"
 #include "migrate.h"
 #include "permission.h"
 #include "svc_catalog.h"
 #include "svc_input.h"
 #include "svc_schema.h"
 #include "svc_sql.h"
+#include "user.h"
 
 int be_app_options_init(be_app_options *opts, uint32_t version) {
   if (opts == NULL || version != BE_APP_OPTIONS_VERSION) return BE_E_MISUSE;
@@ -106,6 +108,22 @@ static void forget_peppers(be_app_options *o) {
   o->previous_pepper_lens = NULL;
 }
 
+/* On a driver with notifications, cached profiles follow the other apps
+ * on the database: a dedicated connection listens on the user channel. */
+static int start_listener(be_app *app, be_error **err) {
+  if (!app->res.notifies) return BE_OK;
+  be__listener_config lc = {
+    .driver = app->res.opts.driver,
+    .dsn = app->res.dsn,
+    .channel = be__sql(&app->res, BE__SQL_USER_CHANNEL),
+    .clock = app->res.opts.clock,
+    .on_message = be__user_changed_elsewhere,
+    .on_resync = be__user_resync,
+    .ud = app,
+  };
+  return be__listener_start(&app->res.listener, &lc, err);
+}
+
 int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_app_new: out is NULL");
   *out = NULL;
@@ -125,6 +143,7 @@ int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   if (rc == BE_OK) rc = be__app_res_open_pool(&app->res, err);
   if (rc == BE_OK) rc = be__perm_new(&app->perm, &app->res, err);
   if (rc == BE_OK) rc = be__auth_new(&app->auth, &app->res, err);
+  if (rc == BE_OK) rc = start_listener(app, err);
   forget_peppers(&app->res.opts);
   if (rc == BE_OK) *out = app;
   else be_app_free(app);
@@ -133,6 +152,8 @@ int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
 
 void be_app_free(be_app *app) {
   if (app == NULL) return;
+  be__listener_stop(app->res.listener); /* its callbacks use the cache */
+  app->res.listener = NULL;
   be__auth_free(app->auth);
   be__perm_free(app->perm);
   be__svc_catalog_free(app->res.sql);

@@ -309,6 +309,8 @@ int be__app_res_open(be__app_res *res, const be_app_options *opts, be_error **er
     res->audit_key_len = o.audit_key_len;
     res->opts.audit_key = res->audit_key;
   }
+  res->notifies = be__driver_notifies(o.driver);
+  randombytes_buf(&res->instance, sizeof res->instance);
   rc = open_operations(res, err);
   if (rc == BE_OK) rc = make_dsn(res, err);
   if (rc == BE_OK) rc = open_cache(res, err);

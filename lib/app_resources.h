@@ -43,6 +43,13 @@ typedef struct be__app_res {
   /* The services' SQL with the prefix in it, made and freed by the wiring
    * (svc_catalog.h; read with be__sql()). */
   char **sql;
+  /* Change notifications between apps on one database (svc_notify.h):
+   * notifies is 1 when the driver has them (PostgreSQL); instance tells
+   * this app's own notifications from the others'; the listener (started
+   * by the wiring, NULL without notifications) hears the others'. */
+  int32_t notifies;
+  uint64_t instance;
+  struct be__listener *listener;
 } be__app_res;
 
 /* Check opts (NULL: all defaults; the version is the caller's to check)

@@ -311,6 +311,29 @@ static int fd_status(void *p, int32_t what, int64_t *out_value, int64_t *out_hw,
   return be__driver_status(INNER(CONN(p)))(CONN(p)->inner, what, out_value, out_hw, text, cap, err);
 }
 
+/* Notifications (version 5) pass through like the other optional ones. */
+static int fd_listen(void *p, const char *channel, be_error **err) {
+  int rc = dead_gate(CONN(p), "listen", err);
+  return rc != BE_OK ? rc : INNER(CONN(p))->listen(CONN(p)->inner, channel, err);
+}
+
+static int fd_notify(void *p, const char *channel, const char *payload, size_t len,
+                     be_error **err) {
+  int rc = dead_gate(CONN(p), "notify", err);
+  return rc != BE_OK ? rc : INNER(CONN(p))->notify(CONN(p)->inner, channel, payload, len, err);
+}
+
+static int fd_wait_notification(void *p, int32_t *out_got, char *payload, size_t cap,
+                                size_t *out_len, int32_t wake_fd, int64_t timeout_ms,
+                                be_error **err) {
+  *out_got = 0;
+  *out_len = 0;
+  int rc = dead_gate(CONN(p), "wait_notification", err);
+  if (rc != BE_OK) return rc;
+  return INNER(CONN(p))->wait_notification(CONN(p)->inner, out_got, payload, cap, out_len,
+                                           wake_fd, timeout_ms, err);
+}
+
 static int fd_table_exists(void *p, int32_t *out_exists, const char *name, be_error **err) {
   *out_exists = 0;
   int rc = dead_gate(CONN(p), "table_exists", err);
@@ -356,6 +379,9 @@ static const be_driver template = {
   .bind_text_static = fd_bind_text_static,
   .column_value = fd_column_value,
   .status = fd_status,
+  .listen = fd_listen,
+  .notify = fd_notify,
+  .wait_notification = fd_wait_notification,
 };
 
 int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_driver *inner,
@@ -386,6 +412,11 @@ int be_fault_driver_new(be_driver **out_driver, be_fault **out_fault, const be_d
   if (be__driver_bind_text_static(inner) == NULL) f->drv.bind_text_static = NULL;
   if (inner->version < 3 || inner->column_value == NULL) f->drv.column_value = NULL;
   if (be__driver_status(inner) == NULL) f->drv.status = NULL;
+  if (!be__driver_notifies(inner)) {
+    f->drv.listen = NULL;
+    f->drv.notify = NULL;
+    f->drv.wait_notification = NULL;
+  }
   *out_driver = &f->drv;
   *out_fault = f;
   return BE_OK;

@@ -3,7 +3,10 @@
  * server-side prepared statement per be_driver statement. */
 #include "pg_driver.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -656,6 +659,69 @@ static int pg_table_exists(void *conn, int32_t *out, const char *name, be_error 
   return rc;
 }
 
+/* ---- notifications: LISTEN / pg_notify() ---- */
+
+static int pg_listen(void *conn, const char *channel, be_error **err) {
+  if (!be__ident_valid(channel))
+    return be__error_field(err, "channel", "must match [A-Za-z_][A-Za-z0-9_]{0,63}");
+  char sql[96];
+  snprintf(sql, sizeof sql, "LISTEN \"%s\"", channel); /* quoted: the name's case is kept */
+  return run_cmd(conn, sql, "LISTEN", err);
+}
+
+static int pg_notify(void *conn, const char *channel, const char *payload, size_t len,
+                     be_error **err) {
+  pg_conn *c = conn;
+  if (len > 7999) return be__error_field(err, "payload", "must be shorter than 8000 bytes");
+  char text[8000];
+  memcpy(text, payload, len);
+  text[len] = '\0';
+  const char *vals[2] = {channel, text};
+  PGresult *r = PQexecParams(c->pq, "SELECT pg_notify($1, $2)", 2, NULL, vals, NULL, NULL, 0);
+  int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? BE_OK : pg_fail(err, c, r, "notify");
+  PQclear(r);
+  return rc;
+}
+
+/* One notification libpq has already read, into payload. */
+static int take_notify(pg_conn *c, int32_t *got, char *payload, size_t cap, size_t *out_len) {
+  PGnotify *n = PQnotifies(c->pq);
+  if (n == NULL) return 0;
+  size_t len = strlen(n->extra);
+  *out_len = len;
+  if (cap > 0) {
+    size_t k = len < cap - 1 ? len : cap - 1;
+    memcpy(payload, n->extra, k);
+    payload[k] = '\0';
+  }
+  PQfreemem(n);
+  *got = 1;
+  return 1;
+}
+
+static int pg_wait_notification(void *conn, int32_t *got, char *payload, size_t cap,
+                                size_t *out_len, int32_t wake_fd, int64_t timeout_ms,
+                                be_error **err) {
+  pg_conn *c = conn;
+  *got = 0;
+  *out_len = 0;
+  if (take_notify(c, got, payload, cap, out_len)) return BE_OK;
+  if (PQstatus(c->pq) != CONNECTION_OK || PQsocket(c->pq) < 0)
+    return be__error_set(err, BE_E_CONN_LOST, "postgres wait failed: the connection is closed");
+  struct pollfd fds[2] = {{PQsocket(c->pq), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+  int ms = timeout_ms < 0 ? 0 : timeout_ms > INT_MAX ? INT_MAX
+                                                     : (int)timeout_ms;
+  int n = poll(fds, wake_fd >= 0 ? 2 : 1, ms);
+  if (n < 0 && errno != EINTR)
+    return be__error_set(err, BE_E_STORAGE, "postgres wait failed: poll: %s", strerror(errno));
+  if (n > 0 && fds[0].revents != 0) {
+    if (!PQconsumeInput(c->pq) || PQstatus(c->pq) == CONNECTION_BAD)
+      return pg_fail(err, c, NULL, "wait");
+    take_notify(c, got, payload, cap, out_len);
+  }
+  return BE_OK;
+}
+
 static const be_driver pg_table = {
   .version = BE_DRIVER_VERSION,
   .name = "postgres",
@@ -697,6 +763,10 @@ static const be_driver pg_table = {
   .open_existing = pg_open,
   .bind_text_static = NULL,
   .column_value = pg_column_value,
+  .status = NULL,
+  .listen = pg_listen,
+  .notify = pg_notify,
+  .wait_notification = pg_wait_notification,
 };
 
 const be_driver *be__pg_driver(void) { return &pg_table; }

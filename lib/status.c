@@ -8,12 +8,15 @@
 #include <backend/pool.h>
 #include <backend/status.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "app_resources.h"
 #include "clock.h"
 #include "error.h"
+#include "listener.h"
 #include "metrics.h"
 #include "pool.h"
 #include "status.h"
@@ -115,10 +118,28 @@ static int targets(be_app_status *s, be__app_res *res) {
   return BE_OK;
 }
 
+/* Whether cached profiles follow the other processes (listener.h). */
+static void invalidation_status(be_app_status *s, const be__app_res *res) {
+  if (res->listener == NULL) return; /* BE_APP_INVALIDATION_NONE */
+  be__listener_state ls;
+  be__listener_get(res->listener, &ls);
+  s->invalidation = ls.listening ? BE_APP_INVALIDATION_LISTENING : BE_APP_INVALIDATION_DOWN;
+  s->invalidation_down_since_ms = ls.listening ? 0 : ls.down_since_ms;
+  s->invalidation_received = ls.received;
+  s->invalidation_reconnects = ls.reconnects;
+}
+
+/* The struct size of a be_app_status version the library fills. */
+static size_t status_size(uint32_t version) {
+  if (version == 1) return offsetof(be_app_status, invalidation);
+  return version == BE_APP_STATUS_VERSION ? sizeof(be_app_status) : 0;
+}
+
 int be_app_status_get(be_app_status *out, be_app *app, be_error **err) {
   if (out == NULL || app == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_app_status_get: %s is NULL", out ? "app" : "out");
-  if (out->version != BE_APP_STATUS_VERSION)
+  size_t size = status_size(out->version);
+  if (size == 0)
     return be__error_set(err, BE_E_MISUSE, "unknown be_app_status version %u", (unsigned)out->version);
   be_app_status s = BE_APP_STATUS_INIT;
   be_pool_stats ps = BE_POOL_STATS_INIT;
@@ -129,7 +150,9 @@ int be_app_status_get(be_app_status *out, be_app *app, be_error **err) {
   if (targets(&s, &app->res) != BE_OK) return be__error_oom(err);
   s.incidents = be_incident_log_total(app->res.incidents, 0);
   s.ok = s.db_reachable != 0 && s.api_p95_ok && s.db_p95_ok && s.error_rate_ok;
-  *out = s;
+  invalidation_status(&s, &app->res);
+  s.version = out->version;
+  memcpy(out, &s, size);
   return BE_OK;
 }
 
@@ -161,7 +184,35 @@ void be__status_json(be__buf *b, const be_app_status *s) {
                  (double)s->db_p95_target_ns / 1e6, (long long)s->db_queries, jbool(s->db_p95_ok),
                  s->error_rate * 100.0, s->error_rate_target * 100.0, (long long)s->api_calls,
                  jbool(s->error_rate_ok));
-  be__buf_printf(b, "\"incidents\":%lld}", (long long)s->incidents);
+  be__buf_printf(b,
+                 "\"incidents\":%lld,\"invalidation\":{\"state\":\"%s\",\"down_since_ms\":%lld,"
+                 "\"received\":%lld,\"reconnects\":%lld}}",
+                 (long long)s->incidents, be__invalidation_name(s->invalidation),
+                 (long long)s->invalidation_down_since_ms, (long long)s->invalidation_received,
+                 (long long)s->invalidation_reconnects);
+}
+
+const char *be__invalidation_name(int32_t state) {
+  return state == BE_APP_INVALIDATION_LISTENING ? "listening"
+         : state == BE_APP_INVALIDATION_DOWN    ? "down"
+                                                : "not_applicable";
+}
+
+/* The invalidation line of the text status. */
+static void invalidation_text(be__buf *b, const be_app_status *s) {
+  if (s->invalidation == BE_APP_INVALIDATION_LISTENING) {
+    be__buf_printf(b, "Invalidation listening  received %lld  reconnects %lld\n",
+                   (long long)s->invalidation_received, (long long)s->invalidation_reconnects);
+  } else if (s->invalidation == BE_APP_INVALIDATION_DOWN) {
+    time_t t = (time_t)(s->invalidation_down_since_ms / 1000);
+    struct tm tm;
+    char when[32] = "unknown";
+    if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    be__buf_printf(b, "Invalidation DOWN since %s (TTL fallback, reconnecting)  reconnects %lld\n",
+                   when, (long long)s->invalidation_reconnects);
+  } else {
+    be__buf_puts(b, "Invalidation not applicable (SQLite: one process's cache)\n");
+  }
 }
 
 /* Run fill on a fresh status of app and hand the buffer out. */
@@ -211,6 +262,7 @@ static void status_text(be__buf *b, const be_app_status *s) {
                  (long long)s->pool_timeouts, (long long)(s->pool_oldest_waiter_ns / BE_NS_PER_MS));
   be__buf_printf(b, "Cache      entries %lld  bytes %lld  hit ratio %.1f%%\n", (long long)s->cache_entries,
                  (long long)s->cache_bytes, s->cache_hit_ratio * 100.0);
+  invalidation_text(b, s);
   be__buf_printf(b, "Incidents  %lld\n\n", (long long)s->incidents);
   be__buf_printf(b, "%-14s %-11s %-13s %s\n", "Metric", "Target", "Current", "Status");
   ms_cell(c1, sizeof c1, s->api_p95_ns, s->api_calls);

@@ -10,5 +10,7 @@
 
 void be__status_json(be__buf *b, const be_app_status *s);
 void be__memory_json(be__buf *b, const be_app_memory *m);
+/* "listening", "down" or "not_applicable" for a BE_APP_INVALIDATION_*. */
+const char *be__invalidation_name(int32_t state);
 
 #endif

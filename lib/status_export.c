@@ -224,6 +224,13 @@ static void prom_status(be__buf *b, const be_app_status *s, be_incident_log *inc
   sample_int(b, "target_pass", "target", "api_p95_seconds", s->api_p95_ok);
   sample_int(b, "target_pass", "target", "db_query_p95_seconds", s->db_p95_ok);
   sample_int(b, "target_pass", "target", "error_rate", s->error_rate_ok);
+  family(b, "invalidation_state", "gauge",
+         "Cached profiles across processes: 0 not applicable (SQLite), 1 listening, 2 down (TTL fallback).");
+  sample_int(b, "invalidation_state", NULL, NULL, s->invalidation);
+  family(b, "invalidation_received_total", "counter", "Change notifications heard from other processes.");
+  sample_int(b, "invalidation_received_total", NULL, NULL, s->invalidation_received);
+  family(b, "invalidation_reconnects_total", "counter", "Times the notification channel came back after being down.");
+  sample_int(b, "invalidation_reconnects_total", NULL, NULL, s->invalidation_reconnects);
   family(b, "incidents_total", "counter", "Incidents recorded, by kind.");
   for (int32_t k = 1; k < BE_INCIDENT_KIND_COUNT; k++)
     sample_int(b, "incidents_total", "kind", be_incident_kind_name(k), be_incident_log_total(incidents, k));

@@ -876,6 +876,41 @@ be__status_fn be__driver_status(const be_driver *d) {
   return d && d->version >= 4 ? d->status : NULL;
 }
 
+int be__driver_notifies(const be_driver *d) {
+  return d && d->version >= 5 && d->listen && d->notify && d->wait_notification;
+}
+
+static int notify_check(be_conn *c, const char *channel, be_error **err) {
+  if (!be__driver_notifies(c->drv))
+    return be__error_set(err, BE_E_UNSUPPORTED, "the %s driver has no notifications",
+                         c->drv->name ? c->drv->name : "database");
+  if (channel != NULL && !be__ident_valid(channel))
+    return be__error_field(err, "channel", "must match [A-Za-z_][A-Za-z0-9_]{0,63}");
+  return BE_OK;
+}
+
+int be__conn_listen(be_conn *c, const char *channel, be_error **err) {
+  int rc = notify_check(c, channel, err);
+  return rc != BE_OK ? rc : note(c, c->drv->listen(c->native, channel, err));
+}
+
+int be__conn_notify(be_conn *c, const char *channel, const char *payload, size_t payload_len,
+                    be_error **err) {
+  int rc = notify_check(c, channel, err);
+  return rc != BE_OK ? rc : note(c, c->drv->notify(c->native, channel, payload, payload_len, err));
+}
+
+int be__conn_wait_notification(be_conn *c, int32_t *out_got, char *payload, size_t payload_cap,
+                               size_t *out_len, int32_t wake_fd, int64_t timeout_ms,
+                               be_error **err) {
+  *out_got = 0;
+  *out_len = 0;
+  int rc = notify_check(c, NULL, err);
+  if (rc != BE_OK) return rc;
+  return note(c, c->drv->wait_notification(c->native, out_got, payload, payload_cap, out_len,
+                                           wake_fd, timeout_ms, err));
+}
+
 int be__conn_status(be_conn *c, int32_t what, int64_t *out_value, int64_t *out_highwater,
                     char *text, size_t text_cap, be_error **err) {
   *out_value = *out_highwater = 0;

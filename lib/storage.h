@@ -124,6 +124,19 @@ be__status_fn be__driver_status(const be_driver *driver);
 int be__conn_status(be_conn *conn, int32_t what, int64_t *out_value, int64_t *out_highwater,
                     char *text, size_t text_cap, be_error **err);
 be__next_statement_fn be__driver_next_statement(const be_driver *driver);
+
+/* 1 when the driver has version 5's listen, notify and wait_notification. */
+int be__driver_notifies(const be_driver *driver);
+/* The driver's listen / notify / wait_notification on conn (a driver that
+ * has none: BE_E_UNSUPPORTED). BE_E_CONN_LOST marks conn broken.
+ * channel must be a valid identifier (be__ident_valid): else
+ * BE_E_VALIDATION. */
+int be__conn_listen(be_conn *conn, const char *channel, be_error **err);
+int be__conn_notify(be_conn *conn, const char *channel, const char *payload, size_t payload_len,
+                    be_error **err);
+int be__conn_wait_notification(be_conn *conn, int32_t *out_got, char *payload, size_t payload_cap,
+                               size_t *out_len, int32_t wake_fd, int64_t timeout_ms,
+                               be_error **err);
 be__bind_text_fn be__driver_bind_text_static(const be_driver *driver);
 
 /* A value of the current row: type BE_TYPE_*, and i (INT), d (FLOAT) or

@@ -13,6 +13,7 @@
  * name these, and only these, in braces. */
 static const char *const library_names[] = {
   "users",
+  "user_changes", /* a notification channel, not a table */
   "sessions",
   "sessions_new",
   "sessions_user",
@@ -60,6 +61,7 @@ static const char *const templates[BE__SQL_COUNT] = {
   [BE__SQL_USER_DELETE_RESETS] = "DELETE FROM {password_resets} WHERE user_id = ?1",
   [BE__SQL_USER_DELETE_ROLES] = "DELETE FROM {user_roles} WHERE user_id = ?1",
   [BE__SQL_USER_DELETE] = "DELETE FROM {users} WHERE id = ?1",
+  [BE__SQL_USER_CHANNEL] = "{user_changes}",
   /* auth.c */
   [BE__SQL_AUTH_HASH_PARAMS_MAX] =
     "SELECT opslimit, memlimit_kib FROM {password_hash_params} "

@@ -33,6 +33,7 @@ typedef enum be__sql_id {
   BE__SQL_USER_DELETE_RESETS,
   BE__SQL_USER_DELETE_ROLES,
   BE__SQL_USER_DELETE,
+  BE__SQL_USER_CHANNEL, /* the notification channel of committed user changes (svc_notify.h) */
   /* auth.c */
   BE__SQL_AUTH_HASH_PARAMS_MAX,
   BE__SQL_AUTH_USER_BY_EMAIL,

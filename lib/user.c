@@ -29,7 +29,9 @@
 #include "permission.h"
 #include "strbuf.h"
 #include "svc_catalog.h"
+#include "user.h"
 #include "svc_input.h"
+#include "svc_notify.h"
 #include "svc_sql.h"
 #include "svc_time.h"
 #include "versioned.h"
@@ -872,6 +874,8 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
     rc = be__auth_end_access(res, conn, c->id, err);
   /* Reset links mailed to the old address die with it. */
   if (rc == BE_OK && c->email_changed) rc = be__auth_consume_resets(res, conn, c->id, err);
+  /* the other apps on the database drop their copy once this commits */
+  if (rc == BE_OK) rc = be__svc_notify_id(res, conn, BE__SQL_USER_CHANNEL, c->id, err);
   if (rc != BE_OK) {
     be__buf_free(&b);
     return rc;
@@ -885,6 +889,19 @@ static void invalidate(be_app *app, int64_t id) {
   char key[USER_KEY_SIZE];
   int klen = key_of(key, id);
   be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
+}
+
+int be__user_changed_elsewhere(void *ud, const char *payload, size_t len) {
+  be_app *app = ud;
+  int64_t id = be__svc_notified_id(&app->res, payload, len);
+  if (id > 0) invalidate(app, id);
+  return id > 0;
+}
+
+void be__user_resync(void *ud) {
+  be_app *app = ud;
+  atomic_fetch_add(&app->user_gen, 1);
+  be_cache_invalidate_prefix(app->res.cache, "user:", 5, NULL);
 }
 
 static int user_update_body(be_user **out, be_app *app, int64_t actor_id, int64_t id,
@@ -935,6 +952,7 @@ static int delete_tx(be_conn *conn, void *ud, be_error **err) {
   for (size_t i = 0; i < sizeof sqls / sizeof sqls[0] && rc == BE_OK; i++)
     rc = be__svc_exec(conn, NULL, err, be__sql(&c->app->res, sqls[i]), "i", c->id);
   if (rc == BE_OK) rc = be__perm_bump(&c->app->res, conn, err);
+  if (rc == BE_OK) rc = be__svc_notify_id(&c->app->res, conn, BE__SQL_USER_CHANNEL, c->id, err);
   if (rc == BE_OK) {
     be__buf b;
     be__buf_init(&b);

@@ -18,6 +18,7 @@
 #include <backend/postgres.h>
 #include <backend/user.h>
 #include <backend/tx.h>
+#include <backend/status.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -859,6 +860,166 @@ START_TEST(server_restart_mid_run) {
 }
 END_TEST
 
+/* ---- notifications: LISTEN / NOTIFY (driver version 5) ---- */
+
+static int64_t backend_pid(be_conn *c) {
+  be_stmt *st = NULL;
+  ck_assert_int_eq(be_conn_prepare(&st, c, "SELECT pg_backend_pid()", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(st, NULL), BE_ROW);
+  int64_t pid = be_stmt_column_int64(st, 0);
+  be_stmt_finalize(st);
+  return pid;
+}
+
+/* One wait on l: got, and the payload into buf. */
+static int32_t wait_one(be_conn *l, char *buf, size_t cap, int64_t timeout_ms, int wake_fd) {
+  int32_t got = -1;
+  size_t len = 0;
+  be_error *e = NULL;
+  int rc = be__conn_wait_notification(l, &got, buf, cap, &len, wake_fd, timeout_ms, &e);
+  ck_assert_msg(rc == BE_OK, "%s", be_error_message(e));
+  return got;
+}
+
+START_TEST(notifications_are_delivered_on_commit_only) {
+  be_conn *l = open_pg(), *w = open_pg();
+  ck_assert(be__driver_notifies(be_conn_driver(l)));
+  be_driver v4 = *be_postgres_driver(); /* an older table: the fields are never read */
+  v4.version = 4;
+  ck_assert(!be__driver_notifies(&v4));
+  ck_assert(!be__driver_notifies(be_sqlite_driver()));
+  be_error *e = NULL;
+  ck_assert_int_eq(be__conn_listen(l, "Chan_1", &e), BE_OK);
+  char buf[64];
+  /* sent inside a transaction: nothing until COMMIT */
+  ck_assert_int_eq(be_conn_begin(w, BE_TX_DEFERRED, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_notify(w, "Chan_1", "hello", 5, &e), BE_OK);
+  ck_assert_int_eq(wait_one(l, buf, sizeof buf, 100, -1), 0);
+  ck_assert_int_eq(be_conn_commit(w, NULL), BE_OK);
+  ck_assert_int_eq(wait_one(l, buf, sizeof buf, 5000, -1), 1);
+  ck_assert_str_eq(buf, "hello");
+  /* rolled back: never */
+  ck_assert_int_eq(be_conn_begin(w, BE_TX_DEFERRED, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_notify(w, "Chan_1", "gone", 4, &e), BE_OK);
+  ck_assert_int_eq(be_conn_rollback(w, NULL), BE_OK);
+  ck_assert_int_eq(wait_one(l, buf, sizeof buf, 200, -1), 0);
+  /* channels are case-sensitive (quoted); a payload is cut to fit */
+  ck_assert_int_eq(be__conn_notify(w, "chan_1", "other", 5, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_notify(w, "Chan_1", "0123456789", 10, NULL), BE_OK);
+  int32_t got = 0;
+  size_t len = 0;
+  ck_assert_int_eq(be__conn_wait_notification(l, &got, buf, 5, &len, -1, 5000, NULL), BE_OK);
+  ck_assert_int_eq(got, 1);
+  ck_assert_uint_eq(len, 10);
+  ck_assert_str_eq(buf, "0123");
+  /* bad channel names are refused before the server sees them */
+  ck_assert_int_eq(be__conn_listen(l, "bad-name", &e), BE_E_VALIDATION);
+  be_error_free(e);
+  e = NULL;
+  ck_assert_int_eq(be__conn_notify(w, "x;y", "p", 1, NULL), BE_E_VALIDATION);
+  be_conn_close(w);
+  be_conn_close(l);
+}
+END_TEST
+
+START_TEST(wait_wakes_on_the_fd_and_sees_a_lost_connection) {
+  be_conn *l = open_pg(), *k = open_pg();
+  ck_assert_int_eq(be__conn_listen(l, "wake_chan", NULL), BE_OK);
+  int p[2];
+  ck_assert_int_eq(pipe(p), 0);
+  ck_assert_int_eq(write(p[1], "x", 1), 1);
+  char buf[16];
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_eq(wait_one(l, buf, sizeof buf, 10000, p[0]), 0);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 2); /* woken, not timed out */
+  close(p[0]);
+  close(p[1]);
+  /* the listener's backend terminated from another connection */
+  char sql[96];
+  snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", (long long)backend_pid(l));
+  ck_assert_int_eq(be_conn_exec(k, sql, NULL), BE_OK);
+  int rc = BE_OK;
+  for (int i = 0; i < 50 && rc == BE_OK; i++) {
+    int32_t got = 0;
+    size_t len = 0;
+    rc = be__conn_wait_notification(l, &got, buf, sizeof buf, &len, -1, 100, NULL);
+  }
+  ck_assert_int_eq(rc, BE_E_CONN_LOST);
+  ck_assert_int_eq(be_conn_is_broken(l), 1);
+  be_conn_close(k);
+  be_conn_close(l);
+}
+END_TEST
+
+static be_app *app_on_dsn(void) {
+  be_app_options o;
+  svc_fast_options(&o, dsn);
+  be_app *app = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_app_new(&app, &o, &e) == BE_OK, "%s", be_error_message(e));
+  return app;
+}
+
+static be_app_status status_of(be_app *app) {
+  be_app_status s = BE_APP_STATUS_INIT;
+  ck_assert_int_eq(be_app_status_get(&s, app, NULL), BE_OK);
+  return s;
+}
+
+/* Poll b's copy of user id until its name is want (or it is gone, want
+ * NULL); gives up after 5 s. */
+static int follows(be_app *b, int64_t id, const char *want) {
+  struct timespec nap = {0, 1000000};
+  for (int i = 0; i < 5000; i++) {
+    be_user *u = NULL;
+    int rc = be_user_get(&u, b, id, NULL);
+    int ok = want ? rc == BE_OK && strcmp(be_user_name(u), want) == 0 : rc == BE_E_NOT_FOUND;
+    be_user_free(u);
+    if (ok) return 1;
+    nanosleep(&nap, NULL);
+  }
+  return 0;
+}
+
+START_TEST(apps_follow_each_others_user_changes) {
+  be_app *a = app_on_dsn(), *b = app_on_dsn();
+  ck_assert_int_eq(status_of(a).invalidation, BE_APP_INVALIDATION_LISTENING);
+  ck_assert_int_eq(status_of(b).invalidation, BE_APP_INVALIDATION_LISTENING);
+  int64_t id = svc_user(a, "f@example.com", "First");
+  int64_t other = svc_user(a, "o@example.com", "Other");
+  ck_assert(follows(b, id, "First")); /* cached in b now */
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.fields = BE_USER_FIELD_NAME;
+  in.name = "Second";
+  ck_assert_int_eq(be_user_update(NULL, a, 0, id, &in, NULL), BE_OK);
+  ck_assert(follows(b, id, "Second"));
+  ck_assert_int_eq(status_of(b).invalidation_received, 1);
+  /* a failed write (email taken) sends nothing that arrives */
+  in.fields = BE_USER_FIELD_EMAIL;
+  in.email = "o@example.com";
+  ck_assert_int_eq(be_user_update(NULL, a, 0, id, &in, NULL), BE_E_CONFLICT);
+  /* disable, then delete: both followed */
+  in.fields = BE_USER_FIELD_STATUS;
+  in.status = BE_USER_DISABLED;
+  ck_assert_int_eq(be_user_update(NULL, a, 0, other, &in, NULL), BE_OK);
+  ck_assert_int_eq(be_user_delete(a, 0, id, NULL), BE_OK);
+  ck_assert(follows(b, id, NULL));
+  struct timespec nap = {0, 200000000};
+  nanosleep(&nap, NULL);
+  /* the update and the delete, not the conflict; a ignores its own */
+  ck_assert_int_eq(status_of(b).invalidation_received, 3);
+  ck_assert_int_eq(status_of(a).invalidation_received, 0);
+  char *json = NULL;
+  ck_assert_int_eq(be_app_status_json(&json, NULL, b, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"invalidation\":{\"state\":\"listening\""));
+  be_free(json);
+  be_app_free(b);
+  be_app_free(a);
+}
+END_TEST
+
 static Suite *postgres_suite(void) {
   Suite *s = suite_create("postgres");
   TCase *tc = tcase_create("driver");
@@ -882,6 +1043,9 @@ static Suite *postgres_suite(void) {
   tcase_add_test(tc, apps_opening_at_once_migrate_once);
   tcase_add_test(tc, concurrent_failed_logins_are_all_counted);
   tcase_add_test(tc, concurrent_updates_audit_a_consistent_history);
+  tcase_add_test(tc, notifications_are_delivered_on_commit_only);
+  tcase_add_test(tc, wait_wakes_on_the_fd_and_sees_a_lost_connection);
+  tcase_add_test(tc, apps_follow_each_others_user_changes);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -522,6 +522,54 @@ START_TEST(status_of_a_file_database) {
 }
 END_TEST
 
+/* SQLite: no notifications, no listener thread, and status says so. */
+START_TEST(invalidation_not_applicable_on_sqlite) {
+  be_app *app = svc_app_ex(NULL, NULL, 2);
+  be_app_status s = BE_APP_STATUS_INIT;
+  s.invalidation = 7; /* overwritten */
+  ck_assert_int_eq(be_app_status_get(&s, app, NULL), BE_OK);
+  ck_assert_int_eq(s.invalidation, BE_APP_INVALIDATION_NONE);
+  ck_assert_int_eq(s.invalidation_down_since_ms, 0);
+  ck_assert_int_eq(s.invalidation_received, 0);
+  char *text = NULL;
+  ck_assert_int_eq(be_app_status_text(&text, NULL, app, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(text, "Invalidation not applicable (SQLite"));
+  be_free(text);
+  ck_assert_int_eq(be_app_status_json(&text, NULL, app, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(text, "\"invalidation\":{\"state\":\"not_applicable\",\"down_since_ms\":0"));
+  be_free(text);
+  ck_assert_int_eq(be_app_metrics_prometheus(&text, NULL, app, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(text, "# TYPE backend_invalidation_state gauge\nbackend_invalidation_state 0\n"));
+  ck_assert_ptr_nonnull(strstr(text, "backend_invalidation_received_total 0\n"));
+  be_free(text);
+  be_app_free(app);
+}
+END_TEST
+
+/* A version-1 be_app_status (before the invalidation fields) is filled up
+ * to its own end; a version the library does not know is refused. */
+START_TEST(status_version_1_is_filled_to_its_end) {
+  be_app *app = svc_app_ex(NULL, NULL, 2);
+  be_app_status s;
+  memset(&s, 0xAB, sizeof s);
+  s.version = 1;
+  ck_assert_int_eq(be_app_status_get(&s, app, NULL), BE_OK);
+  ck_assert_uint_eq(s.version, 1);
+  ck_assert_int_eq(s.db_reachable, 1);
+  ck_assert_int_eq(s.incidents, 0);
+  const unsigned char *tail = (const unsigned char *)&s.invalidation;
+  for (size_t i = 0; i < sizeof s - offsetof(be_app_status, invalidation); i++)
+    ck_assert_uint_eq(tail[i], 0xAB);
+  s.version = 3;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_app_status_get(&s, app, &e), BE_E_MISUSE);
+  be_error_free(e);
+  s.version = 0;
+  ck_assert_int_eq(be_app_status_get(&s, app, NULL), BE_E_MISUSE);
+  be_app_free(app);
+}
+END_TEST
+
 /* ---- memory ---- */
 
 START_TEST(memory_figures_are_plausible) {
@@ -661,6 +709,8 @@ static Suite *status_suite(void) {
   tcase_add_test(tc, status_of_an_unreachable_database);
   tcase_add_test(tc, status_targets_are_options);
   tcase_add_test(tc, status_of_a_file_database);
+  tcase_add_test(tc, invalidation_not_applicable_on_sqlite);
+  tcase_add_test(tc, status_version_1_is_filled_to_its_end);
   tcase_add_test(tc, memory_figures_are_plausible);
   tcase_add_test(tc, prometheus_and_json_exports);
   tcase_add_test(tc, prometheus_escapes_label_values);

@@ -2,6 +2,7 @@
 /* UserService: CRUD, validation, cache behaviour, batch reads, keyset
  * pagination, and all-or-nothing writes. */
 #include "svc_testutil.h"
+#include "svc_notify.h" /* the change notification payload */
 
 #include <sqlite3.h>
 
@@ -1134,12 +1135,44 @@ START_TEST(fresh_read_bypasses_and_refreshes_the_cache) {
 }
 END_TEST
 
+/* Change notifications from other apps: "<id>:<instance>"; the app's own
+ * and anything malformed give 0 (nothing dropped). */
+START_TEST(notification_payloads_are_parsed_strictly) {
+  be__app_res res;
+  memset(&res, 0, sizeof res);
+  res.instance = UINT64_C(0x00000000deadbeef);
+  const char *mine = "42:00000000deadbeef";
+  ck_assert_int_eq(be__svc_notified_id(&res, mine, strlen(mine)), 0);
+  const char *other = "42:00000000deadbeee";
+  ck_assert_int_eq(be__svc_notified_id(&res, other, strlen(other)), 42);
+  const char *max = "9223372036854775807:0000000000000001";
+  ck_assert_int_eq(be__svc_notified_id(&res, max, strlen(max)), INT64_MAX);
+  static const char *const bad[] = {
+    "",
+    "42",
+    "42:",
+    ":00000000deadbeee",
+    "x2:00000000deadbeee",
+    "42:00000000deadbee",
+    "42:00000000deadbeeee",
+    "42;00000000deadbeee",
+    "9223372036854775808:0000000000000001",
+    "12345678901234567890:0000000000000001",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(be__svc_notified_id(&res, bad[i], strlen(bad[i])) == 0, "%s", bad[i]);
+  /* an app on SQLite sends nothing (and needs no connection for it) */
+  ck_assert_int_eq(be__svc_notify_id(&res, NULL, BE__SQL_USER_CHANNEL, 42, NULL), BE_OK);
+}
+END_TEST
+
 static Suite *user_suite(void) {
   be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL); /* tiny pools warn on every acquire */
   Suite *s = suite_create("user");
   TCase *tc = tcase_create("user");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, create_get_update_delete);
+  tcase_add_test(tc, notification_payloads_are_parsed_strictly);
   tcase_add_test(tc, duplicate_email_is_conflict);
   tcase_add_test(tc, lookalike_emails_are_refused);
   tcase_add_test(tc, deleted_ids_are_not_reused);

@@ -47,6 +47,13 @@
  * SQLSTATE packed as PostgreSQL's MAKE_SQLSTATE does (six bits a
  * character, first character lowest).
  *
+ * Notifications (be_driver version 5): listen runs `LISTEN "channel"`
+ * (quoted: the channel's case is kept), notify `SELECT pg_notify($1, $2)`
+ * (inside a transaction, delivered on commit), and wait_notification
+ * polls the connection's socket and the wake fd. An app on PostgreSQL
+ * uses them to keep cached profiles in step with the other processes on
+ * the database (README, "Many processes, one database").
+ *
  * A statement that fails inside a transaction aborts it on PostgreSQL
  * (every later statement fails until ROLLBACK or ROLLBACK TO a
  * savepoint), unlike SQLite: wrap a statement expected to fail in a

@@ -47,8 +47,19 @@ BE_BEGIN_DECLS
 /** Bytes of be_app_status.db_journal_mode, including its NUL. */
 #define BE_STATUS_TEXT_MAX 16
 
-/** The be_app_status layout this header describes (its version field). */
-#define BE_APP_STATUS_VERSION 1
+/** The be_app_status layout this header describes (its version field).
+ * Version 2 adds the invalidation fields; be_app_status_get() fills a
+ * version-1 struct too. */
+#define BE_APP_STATUS_VERSION 2
+
+/** @name be_app_status.invalidation: how cached profiles follow the other
+ * processes on the same database */
+/** @{ */
+#define BE_APP_INVALIDATION_NONE 0      /**< not applicable: the driver has no notifications (SQLite) */
+#define BE_APP_INVALIDATION_LISTENING 1 /**< listening: other processes' commits drop our copies */
+#define BE_APP_INVALIDATION_DOWN 2      /**< the channel is down: cached profiles live out their TTL
+                                             (user_cache_ttl_ms) while it reconnects */
+/** @} */
 
 /**
  * An app's status. Figures the database cannot give are -1 (numbers) or
@@ -87,12 +98,18 @@ typedef struct be_app_status {
   double error_rate;                        /**< api_server_errors / api_calls (0 with no calls) */
   double error_rate_target;                 /**< the target */
   int64_t incidents;                        /**< incidents recorded (be_app_incidents()) */
+  /* version 2 */
+  int32_t invalidation;               /**< BE_APP_INVALIDATION_* */
+  int64_t invalidation_down_since_ms; /**< wall-clock ms (Unix epoch, the app's clock) the channel
+                                            went down; 0 unless BE_APP_INVALIDATION_DOWN */
+  int64_t invalidation_received;      /**< change notifications heard from other processes */
+  int64_t invalidation_reconnects;    /**< times the channel came back after being down */
 } be_app_status;
 
 /** Static initializer: the current version, every field 0 / NULL. */
 #define BE_APP_STATUS_INIT                                                                  \
   { BE_APP_STATUS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {0}, NULL, 0, 0, 0, 0, 0, 0, \
-    0.0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0 }
+    0.0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0, 0, 0, 0 }
 
 /**
  * Set *out to BE_APP_STATUS_INIT. Thread-safety: safe.
@@ -108,10 +125,14 @@ BE_API int be_app_status_init(be_app_status *out, uint32_t version);
  * the database; when every connection is in use it does not wait
  * (db_reachable -1), and when none can be opened the database counts as
  * unreachable (0); the rest is filled either way. Not a service call: it
- * is not counted in the metrics.
+ * is not counted in the metrics. A channel that is down
+ * (BE_APP_INVALIDATION_DOWN) leaves `ok` alone: profiles are then as
+ * fresh as user_cache_ttl_ms promises, and the listener reconnects; alert
+ * on `invalidation` itself.
  *
  * @param out  the status; its version set by the caller
- *             (BE_APP_STATUS_INIT); not NULL.
+ *             (BE_APP_STATUS_INIT, or 1 for the fields of version 1
+ *             only); not NULL.
  * @param app  the app; not NULL.
  * @param err  receives the error on failure; may be NULL.
  * @return BE_OK (also when the database is unreachable: see db_reachable);
@@ -123,7 +144,9 @@ BE_API int be_app_status_get(be_app_status *out, be_app *app, be_error **err);
  * The status as JSON (reachable is null when not asked): `{"ok":true,"database":{"reachable":true,"file":"...",
  * "size_bytes":N,"journal_mode":"wal","migration_version":N},"pool":{...},
  * "cache":{...},"targets":[{"name":"api_p95","current":...,"target":...,
- * "unit":"ms","ok":true},...],"incidents":N}`.
+ * "unit":"ms","ok":true},...],"incidents":N,"invalidation":{"state":"listening",
+ * "down_since_ms":0,"received":N,"reconnects":N}}` (state "listening", "down"
+ * or "not_applicable").
  *
  * @param out_json  receives the NUL-terminated JSON, the caller's
  *                  (be_free()); not NULL. Set to NULL on failure.

@@ -73,8 +73,9 @@ BE_BEGIN_DECLS
 /** The be_driver layout this header describes (its version field).
  * Version 1 ends at in_transaction; version 2 adds next_statement and
  * table_exists; version 3 adds open_existing, bind_text_static and
- * column_value; version 4 adds status. */
-#define BE_DRIVER_VERSION 4
+ * column_value; version 4 adds status; version 5 adds listen, notify and
+ * wait_notification. */
+#define BE_DRIVER_VERSION 5
 
 /**
  * A storage driver: a table of functions over the driver's native
@@ -252,6 +253,37 @@ typedef struct be_driver {
    */
   int (*status)(void *conn, int32_t what, int64_t *out_value, int64_t *out_highwater, char *text,
                 size_t text_cap, be_error **err);
+
+  /* version 5 */
+  /**
+   * Optional, with notify and wait_notification (a driver has all three
+   * or none). Subscribe the connection to channel (a validated
+   * identifier, case-sensitive): notifications any connection to the
+   * same database sends on it from now on are queued on this one for
+   * wait_notification. Subscribing again is harmless (and a round trip:
+   * libbackend uses it as a liveness check). Without these functions,
+   * apps on the driver keep their caches by TTL only (PostgreSQL: LISTEN).
+   */
+  int (*listen)(void *conn, const char *channel, be_error **err);
+  /**
+   * Optional (see listen). Send payload (payload_len bytes of UTF-8, no
+   * NUL) on channel. Inside a transaction it is delivered only when the
+   * transaction commits, and never when it rolls back (PostgreSQL:
+   * pg_notify()).
+   */
+  int (*notify)(void *conn, const char *channel, const char *payload, size_t payload_len,
+                be_error **err);
+  /**
+   * Optional (see listen). Take one queued notification of a listening
+   * connection, waiting up to timeout_ms (0: do not wait) for one to
+   * arrive, or until wake_fd (a file descriptor, or -1 for none) becomes
+   * readable, whichever comes first. On a notification, *out_got is 1,
+   * its payload is written NUL-terminated into payload (payload_cap
+   * bytes, cut to fit) and *out_len gets its full length; otherwise
+   * *out_got is 0. A lost connection is BE_E_CONN_LOST.
+   */
+  int (*wait_notification)(void *conn, int32_t *out_got, char *payload, size_t payload_cap,
+                           size_t *out_len, int32_t wake_fd, int64_t timeout_ms, be_error **err);
 } be_driver;
 
 /** A connection: a driver's native connection plus libbackend's state. */

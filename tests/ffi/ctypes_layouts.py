@@ -136,6 +136,10 @@ BeDriver = struct("be_driver", [
                         C.POINTER(C.c_double), C.POINTER(C.c_void_p), C.POINTER(C.c_size_t))),
     ("status", FN(C.c_int, C.c_void_p, C.c_int32, C.POINTER(C.c_int64), C.POINTER(C.c_int64),
                   C.c_char_p, C.c_size_t, ERR)),
+    ("listen", FN(C.c_int, C.c_void_p, C.c_char_p, ERR)),
+    ("notify", FN(C.c_int, C.c_void_p, C.c_char_p, C.c_void_p, C.c_size_t, ERR)),
+    ("wait_notification", FN(C.c_int, C.c_void_p, C.POINTER(C.c_int32), C.c_char_p, C.c_size_t,
+                             C.POINTER(C.c_size_t), C.c_int32, C.c_int64, ERR)),
 ])
 
 BeStmtCacheStats = struct("be_stmt_cache_stats", [
@@ -394,6 +398,10 @@ BeAppStatus = struct("be_app_status", [("version", C.c_uint32)] + [
     ("error_rate", C.c_double),
     ("error_rate_target", C.c_double),
     ("incidents", C.c_int64),
+    ("invalidation", C.c_int32),
+    ("invalidation_down_since_ms", C.c_int64),
+    ("invalidation_received", C.c_int64),
+    ("invalidation_reconnects", C.c_int64),
 ])
 
 BeAppMemory = struct("be_app_memory", [("version", C.c_uint32), ("pool_connections", C.c_int32)] + [
