@@ -14,8 +14,10 @@ struct be_query_stats {
   be__attached_observer observer; /* the connections it is attached to */
 };
 
-static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
+static void observe(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
+                    int rc) {
   (void)sql;
+  (void)sql_hash;
   be_query_stats_record(BE__ATTACHED_OBSERVER_OWNER(ud, be_query_stats, observer), duration_ns,
                         rows, rc);
 }
