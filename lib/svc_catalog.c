@@ -218,13 +218,21 @@ int be__svc_expand(char **out, const char *tmpl, const char *prefix, be_error **
   return BE_OK;
 }
 
-int be__svc_catalog_new(char ***out, const char *prefix, be_error **err) {
+/* Statement i of the catalog expanded with prefix, as a handle. */
+static int catalog_entry(be_sql **out, int i, const char *prefix, be_error **err) {
+  if (templates[i] == NULL) return be__error_set(err, BE_E_INTERNAL, "SQL template %d is missing", i);
+  char *text = NULL;
+  int rc = be__svc_expand(&text, templates[i], prefix, err);
+  if (rc == BE_OK) rc = be_sql_new(out, text, BE_NUL_TERMINATED, err);
+  be__free(text);
+  return rc;
+}
+
+int be__svc_catalog_new(be_sql ***out, const char *prefix, be_error **err) {
   *out = be__calloc(BE__SQL_COUNT, sizeof **out);
   if (*out == NULL) return be__error_oom(err);
   for (int i = 0; i < BE__SQL_COUNT; i++) {
-    int rc = templates[i] == NULL
-               ? be__error_set(err, BE_E_INTERNAL, "SQL template %d is missing", i)
-               : be__svc_expand(&(*out)[i], templates[i], prefix, err);
+    int rc = catalog_entry(&(*out)[i], i, prefix, err);
     if (rc != BE_OK) {
       be__svc_catalog_free(*out);
       *out = NULL;
@@ -234,8 +242,8 @@ int be__svc_catalog_new(char ***out, const char *prefix, be_error **err) {
   return BE_OK;
 }
 
-void be__svc_catalog_free(char **sql) {
+void be__svc_catalog_free(be_sql **sql) {
   if (sql == NULL) return;
-  for (int i = 0; i < BE__SQL_COUNT; i++) be__free(sql[i]);
+  for (int i = 0; i < BE__SQL_COUNT; i++) be_sql_free(sql[i]);
   be__free(sql);
 }
