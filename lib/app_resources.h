@@ -41,8 +41,9 @@ typedef struct be__app_res {
   /* The table prefix, copied (opts.table_prefix points here). */
   char table_prefix[BE_APP_TABLE_PREFIX_MAX + 1];
   /* The services' SQL with the prefix in it, made and freed by the wiring
-   * (svc_catalog.h; read with be__sql()). */
-  char **sql;
+   * (svc_catalog.h; read with be__sql(), or be__sql_handle() to prepare
+   * by handle without hashing the text). */
+  struct be_sql **sql;
   /* Change notifications between apps on one database (svc_notify.h):
    * notifies is 1 when the driver has them (PostgreSQL); instance tells
    * this app's own notifications from the others'; the listener (started

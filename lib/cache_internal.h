@@ -82,6 +82,13 @@ typedef struct be__cache_flight {
   be_error *err; /* the loader's error, owned until taken */
   struct be_cache_entry *result;
   uint64_t epoch0; /* cache epoch when the load started */
+  /* A load nobody joined lives on its leader's stack, with mu and cond
+   * never initialised (a miss allocates nothing for it); the first caller
+   * to join moves it to the heap (heap = 1, mu and cond set up), links
+   * the copy in its place and leaves its address in moved, where the
+   * leader picks it up under the shard lock before settling. */
+  int heap;
+  struct be__cache_flight *moved;
 } be__cache_flight;
 
 /* A shard's hash table. mask and slots travel together so a lock-free

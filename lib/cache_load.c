@@ -70,16 +70,24 @@ static int negative_cacheable(int rc, const be_error *e) {
   return e ? !be_error_is_retryable(e) : !be_code_is_retryable(rc);
 }
 
+/* Free a finished flight: a heap one (joined), or nothing for the
+ * leader's stack one, whose error (if any) was taken or is freed here. */
 static void flight_free(be__cache_flight *f) {
+  be_error_free(f->err);
+  if (!f->heap) return;
   pthread_cond_destroy(&f->cond);
   pthread_mutex_destroy(&f->mu);
-  be_error_free(f->err);
   be__free(f);
 }
 
-static be__cache_flight *flight_new(void) {
-  be__cache_flight *f = be__calloc(1, sizeof *f);
+/* A joiner found the leader's stack flight at *link (shard lock held):
+ * move it to the heap, with its mutex and condition variable, so waiters
+ * never touch the leader's stack. NULL when out of memory (nothing
+ * changed). */
+static be__cache_flight *flight_promote(be__cache_flight **link) {
+  be__cache_flight *f = be__malloc(sizeof *f);
   if (f == NULL) return NULL;
+  *f = **link;
   if (pthread_mutex_init(&f->mu, NULL) != 0) {
     be__free(f);
     return NULL;
@@ -89,6 +97,9 @@ static be__cache_flight *flight_new(void) {
     be__free(f);
     return NULL;
   }
+  f->heap = 1;
+  (*link)->moved = f;
+  *link = f;
   return f;
 }
 
@@ -185,12 +196,11 @@ static int wait_flight(be__cache_shard *s, be__cache_flight *f, entry **out, be_
   return rc;
 }
 
-/* List a new flight for key in shard s (lock held); NULL when out of
- * memory. */
-static be__cache_flight *start_flight(be_cache *c, be__cache_shard *s, uint64_t h,
-                                      const void *key, size_t klen) {
-  be__cache_flight *f = flight_new();
-  if (f == NULL) return NULL;
+/* List f, a new flight for key on the caller's stack, in shard s (lock
+ * held). */
+static void start_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, uint64_t h,
+                         const void *key, size_t klen) {
+  memset(f, 0, sizeof *f);
   f->hash = h;
   f->key = key;
   f->klen = klen;
@@ -201,7 +211,6 @@ static be__cache_flight *start_flight(be_cache *c, be__cache_shard *s, uint64_t 
   f->next = s->flights;
   s->flights = f;
   s->loads++;
-  return f;
 }
 
 /* Run the loader (no lock held). BE_OK with ld->entry set, or an error
@@ -267,12 +276,15 @@ static int lead_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, ent
   int last = 0;
   be__cache_debt debt = {0, 0};
   be__spinlock_lock(&s->lock);
+  if (f->moved) f = f->moved; /* joined meanwhile: the heap copy is the flight now */
   settle_flight(c, s, f, rc, &ld, lerr, neg, &grave, &debt);
   entry *stored = f->result ? f->result : neg;
-  pthread_mutex_lock(&f->mu); /* waiters read the result under the shard lock, after this */
-  f->done = 1;
-  pthread_cond_broadcast(&f->cond);
-  pthread_mutex_unlock(&f->mu);
+  if (f->heap) {
+    pthread_mutex_lock(&f->mu); /* waiters read the result under the shard lock, after this */
+    f->done = 1;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+  }
   rc = take_result(f, out, err, &last);
   be__spinlock_unlock(&s->lock);
   be__cache_settle(c, s, stored, &debt, &grave);
@@ -303,23 +315,25 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   if (e) return serve_found(c, s, e, grave, out, out_status, err);
   s->misses++;
   be__cache_flight **fl = s->flights ? flight_find(c, s, h, key, klen) : NULL;
-  be__cache_flight *f = NULL;
+  be__cache_flight own, *f = NULL;
   if (fl) {
-    f = *fl;
-    f->refs++; /* keeps f alive until this caller's take_result */
-    s->load_waits++;
+    f = (*fl)->heap ? *fl : flight_promote(fl);
+    if (f) {
+      f->refs++; /* keeps f alive until this caller's take_result */
+      s->load_waits++;
+    }
   } else {
-    f = start_flight(c, s, h, key, klen);
+    start_flight(c, s, f = &own, h, key, klen);
   }
   be__spinlock_unlock(&s->lock);
   if (grave) be__cache_bury(c, grave);
   int rc;
   if (fl) {
+    if (f == NULL) return be__error_oom(err);
     rc = wait_flight(s, f, out, err);
     if (out_status) *out_status = BE_CACHE_SHARED;
     return rc;
   }
-  if (f == NULL) return be__error_oom(err);
   rc = lead_flight(c, s, f, out, loader, ud, err);
   if (out_status) *out_status = BE_CACHE_LOADED;
   return rc;

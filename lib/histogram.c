@@ -202,6 +202,16 @@ int be_histogram_merge(be_histogram *dst, const be_histogram *src, be_error **er
   return BE_OK;
 }
 
+/* initial-exec: no __tls_get_addr call on the hot path (as lib/ebr.c) */
+static __thread unsigned thread_number __attribute__((tls_model("initial-exec")));
+
+unsigned be__histogram_stripe(unsigned nstripes) {
+  static _Atomic unsigned next_number;
+  unsigned n = thread_number;
+  if (n == 0) n = thread_number = atomic_fetch_add_explicit(&next_number, 1, memory_order_relaxed) + 1;
+  return (n - 1) % nstripes;
+}
+
 double be_histogram_relative_error(void) { return 1.0 / (2.0 * SUB_COUNT); }
 
 int64_t be_histogram_memory_bytes(void) { return (int64_t)be__histogram_size(SUB_BITS); }

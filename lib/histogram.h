@@ -23,4 +23,9 @@ void be__histogram_record_n(be_histogram *h, int64_t value, uint32_t n);
 /* A new compact histogram (be_histogram_free()); BE_E_NOMEM. */
 int be__histogram_new_bits(be_histogram **out, uint32_t sub_bits);
 
+/* The calling thread's stripe, 0..nstripes-1: threads are numbered
+ * round-robin at their first call, so a few threads recording into
+ * striped histograms (one per stripe) write to different cache lines. */
+unsigned be__histogram_stripe(unsigned nstripes);
+
 #endif

@@ -73,7 +73,6 @@ int be_op_stats_init(be_op_stats *out, uint32_t version) {
 }
 
 static _Atomic uint64_t next_id = 1;
-static _Atomic unsigned next_stripe;
 /* initial-exec: no __tls_get_addr call on the hot path (as lib/ebr.c) */
 __thread be__metrics_tl be__metrics_tls __attribute__((tls_model("initial-exec")));
 
@@ -136,16 +135,8 @@ be__tslot *be__metrics_find_slot(be__metrics *m) {
   return found;
 }
 
-static unsigned stripe_of(void) {
-  unsigned s = be__metrics_tls.stripe;
-  if (s == 0)
-    s = be__metrics_tls.stripe =
-      atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % BE_METRICS_STRIPES + 1;
-  return s - 1;
-}
-
 void be__metrics_start(be__metrics *m, int32_t op, be__op_timer *t) {
-  t->h = hist_at(m, stripe_of(), op);
+  t->h = hist_at(m, be__histogram_stripe(BE_METRICS_STRIPES), op);
   t->t0 = be_clock_now_ns(m->clock);
 }
 

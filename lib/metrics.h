@@ -45,7 +45,6 @@ typedef struct be__metrics {
 typedef struct be__metrics_tl {
   uint64_t id; /* the recorder `slot` belongs to; 0 = none */
   be__tslot *slot;
-  unsigned stripe; /* 0 = not assigned yet, else stripe + 1 */
 } be__metrics_tl;
 /* initial-exec: no __tls_get_addr call on the hot path (as lib/ebr.c) */
 extern __thread be__metrics_tl be__metrics_tls __attribute__((tls_model("initial-exec")));

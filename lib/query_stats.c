@@ -1,37 +1,70 @@
 /* SPDX-License-Identifier: MIT */
+/* Query counters and latency, striped per thread: every pool connection
+ * records each statement here, so a single set of counters would be
+ * written by every thread on every statement (five shared cache lines
+ * bouncing between cores). Each thread records into its stripe
+ * (be__histogram_stripe); readers add the stripes up. */
 #include <backend/query_stats.h>
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 
 #include "alloc.h"
 #include "attached_observer.h"
 #include "error.h"
+#include "histogram.h"
 #include "strbuf.h"
 
-struct be_query_stats {
+#define STRIPES 4
+
+/* 128 bytes apart: with any 16-byte aligned start, two stripes' counters
+ * never share a 64-byte cache line. */
+typedef struct stripe {
   _Atomic uint64_t queries, errors, rows;
   be_histogram *latency;
+  char pad[128 - 4 * sizeof(uint64_t)];
+} stripe;
+
+struct be_query_stats {
+  stripe stripes[STRIPES];
+  pthread_mutex_t view_lock;      /* one refresh of `view` at a time */
+  be_histogram *view;             /* the stripes merged, refreshed by be_query_stats_histogram() */
   be__attached_observer observer; /* the connections it is attached to */
 };
 
-static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
+static void observe(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
+                    int rc) {
   (void)sql;
+  (void)sql_hash;
   be_query_stats_record(BE__ATTACHED_OBSERVER_OWNER(ud, be_query_stats, observer), duration_ns,
                         rows, rc);
+}
+
+static void destroy(be_query_stats *s) {
+  for (int i = 0; i < STRIPES; i++) be_histogram_free(s->stripes[i].latency);
+  be_histogram_free(s->view);
+  be__free(s);
 }
 
 int be_query_stats_new(be_query_stats **out, be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "out is NULL");
   *out = NULL;
   be_query_stats *s = be__calloc(1, sizeof *s);
-  if (s == NULL || be_histogram_new(&s->latency, NULL) != BE_OK) {
-    be__free(s);
+  if (s == NULL) return be__error_oom(err);
+  int ok = be_histogram_new(&s->view, NULL) == BE_OK;
+  for (int i = 0; i < STRIPES && ok; i++) ok = be_histogram_new(&s->stripes[i].latency, NULL) == BE_OK;
+  if (!ok) {
+    destroy(s);
     return be__error_oom(err);
   }
   int rc = be__attached_observer_init(&s->observer, observe, err);
+  if (rc == BE_OK && pthread_mutex_init(&s->view_lock, NULL) != 0) {
+    be__attached_observer_destroy(&s->observer);
+    rc = be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");
+  }
   if (rc != BE_OK) {
-    be_histogram_free(s->latency);
-    be__free(s);
+    destroy(s);
     return rc;
   }
   *out = s;
@@ -41,16 +74,17 @@ int be_query_stats_new(be_query_stats **out, be_error **err) {
 void be_query_stats_free(be_query_stats *stats) {
   if (stats == NULL) return;
   be__attached_observer_destroy(&stats->observer);
-  be_histogram_free(stats->latency);
-  be__free(stats);
+  pthread_mutex_destroy(&stats->view_lock);
+  destroy(stats);
 }
 
 void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, int64_t rows, int32_t rc) {
   if (stats == NULL) return;
-  atomic_fetch_add_explicit(&stats->queries, 1, memory_order_relaxed);
-  if (rc < 0) atomic_fetch_add_explicit(&stats->errors, 1, memory_order_relaxed);
-  if (rows > 0) atomic_fetch_add_explicit(&stats->rows, (uint64_t)rows, memory_order_relaxed);
-  be_histogram_record(stats->latency, duration_ns);
+  stripe *s = &stats->stripes[be__histogram_stripe(STRIPES)];
+  atomic_fetch_add_explicit(&s->queries, 1, memory_order_relaxed);
+  if (rc < 0) atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+  if (rows > 0) atomic_fetch_add_explicit(&s->rows, (uint64_t)rows, memory_order_relaxed);
+  be_histogram_record(s->latency, duration_ns);
 }
 
 int be_query_stats_attach(be_query_stats *stats, be_conn *conn, be_error **err) {
@@ -62,18 +96,32 @@ void be_query_stats_detach(be_query_stats *stats, be_conn *conn) {
   if (stats) be__attached_observer_detach(&stats->observer, conn);
 }
 
-int64_t be_query_stats_queries(const be_query_stats *stats) {
-  return stats ? (int64_t)atomic_load(&((be_query_stats *)stats)->queries) : 0;
-}
-int64_t be_query_stats_errors(const be_query_stats *stats) {
-  return stats ? (int64_t)atomic_load(&((be_query_stats *)stats)->errors) : 0;
-}
-int64_t be_query_stats_rows(const be_query_stats *stats) {
-  return stats ? (int64_t)atomic_load(&((be_query_stats *)stats)->rows) : 0;
+/* The sum of one counter over the stripes. */
+static int64_t total(const be_query_stats *stats, size_t offset) {
+  if (stats == NULL) return 0;
+  uint64_t n = 0;
+  for (int i = 0; i < STRIPES; i++)
+    n += atomic_load_explicit((_Atomic uint64_t *)(void *)((char *)&stats->stripes[i] + offset),
+                              memory_order_relaxed);
+  return (int64_t)n;
 }
 
+int64_t be_query_stats_queries(const be_query_stats *stats) {
+  return total(stats, offsetof(stripe, queries));
+}
+int64_t be_query_stats_errors(const be_query_stats *stats) {
+  return total(stats, offsetof(stripe, errors));
+}
+int64_t be_query_stats_rows(const be_query_stats *stats) { return total(stats, offsetof(stripe, rows)); }
+
 const be_histogram *be_query_stats_histogram(const be_query_stats *stats) {
-  return stats ? stats->latency : NULL;
+  if (stats == NULL) return NULL;
+  be_query_stats *s = (be_query_stats *)stats;
+  pthread_mutex_lock(&s->view_lock);
+  be_histogram_reset(s->view);
+  for (int i = 0; i < STRIPES; i++) be_histogram_merge(s->view, s->stripes[i].latency, NULL);
+  pthread_mutex_unlock(&s->view_lock);
+  return s->view;
 }
 
 int be_query_stats_to_json(char **out_json, size_t *out_len, const be_query_stats *stats,
@@ -82,7 +130,7 @@ int be_query_stats_to_json(char **out_json, size_t *out_len, const be_query_stat
   if (out_json == NULL || stats == NULL) return be__error_set(err, BE_E_MISUSE, "NULL argument");
   be__buf b;
   be__buf_init(&b);
-  const be_histogram *h = stats->latency;
+  const be_histogram *h = be_query_stats_histogram(stats);
   be__buf_printf(&b, "{\"queries\":%llu,\"errors\":%llu,\"rows\":%llu,",
                  (unsigned long long)be_query_stats_queries(stats),
                  (unsigned long long)be_query_stats_errors(stats),
@@ -95,8 +143,14 @@ int be_query_stats_to_json(char **out_json, size_t *out_len, const be_query_stat
 
 void be_query_stats_reset(be_query_stats *stats) {
   if (stats == NULL) return;
-  atomic_store(&stats->queries, 0);
-  atomic_store(&stats->errors, 0);
-  atomic_store(&stats->rows, 0);
-  be_histogram_reset(stats->latency);
+  for (int i = 0; i < STRIPES; i++) {
+    stripe *s = &stats->stripes[i];
+    atomic_store(&s->queries, 0);
+    atomic_store(&s->errors, 0);
+    atomic_store(&s->rows, 0);
+    be_histogram_reset(s->latency);
+  }
+  pthread_mutex_lock(&stats->view_lock);
+  be_histogram_reset(stats->view);
+  pthread_mutex_unlock(&stats->view_lock);
 }

@@ -31,8 +31,10 @@ struct be_slowlog {
 
 static void record(be_slowlog *l, const char *sql, int64_t duration_ns, int64_t rows);
 
-static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
+static void observe(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
+                    int rc) {
   (void)rc;
+  (void)sql_hash;
   record(BE__ATTACHED_OBSERVER_OWNER(ud, be_slowlog, observer), sql, duration_ns, rows);
 }
 

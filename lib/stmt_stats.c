@@ -3,7 +3,8 @@
  *
  * Two tables. `entries` holds one entry per normalized statement (at most
  * max_statements, append-only, plus the overflow entry). `map` is an
- * open-addressed table from a hash of the raw SQL text to its entry, so a
+ * open-addressed table from a hash of the raw SQL text (be__sql_hash, which
+ * storage computes once per prepared statement) to its entry, so a
  * statement text seen before is found without normalizing it again and
  * without a lock: slots are written once, entry pointer first, then the
  * key with release order, under the mutex; readers probe with acquire
@@ -24,6 +25,7 @@
 #include "error.h"
 #include "histogram.h"
 #include "sqlnorm.h"
+#include "storage.h"
 #include "strbuf.h"
 #include "versioned.h"
 
@@ -72,9 +74,15 @@ int be_stmt_stat_init(be_stmt_stat *out, uint32_t version) {
   return be__versioned_init(out, sizeof *out, &init, version, BE_STMT_STAT_VERSION);
 }
 
-static void observe(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
-  be_stmt_stats_record(BE__ATTACHED_OBSERVER_OWNER(ud, be_stmt_stats, observer), sql, duration_ns,
-                       rows, rc);
+static void record(be_stmt_stats *s, const char *sql, uint64_t key, int64_t duration_ns,
+                   int64_t rows, int32_t rc);
+
+/* Storage hands over the text's hash computed when the statement was
+ * prepared: a run costs a probe, not a walk over the text. */
+static void observe(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
+                    int rc) {
+  record(BE__ATTACHED_OBSERVER_OWNER(ud, be_stmt_stats, observer), sql, sql_hash, duration_ns, rows,
+         rc);
 }
 
 static int check(const be_stmt_stats_options *o, be_error **err) {
@@ -169,13 +177,6 @@ void be_stmt_stats_detach(be_stmt_stats *stats, be_conn *conn) {
   if (stats) be__attached_observer_detach(&stats->observer, conn);
 }
 
-/* FNV-1a over the raw text; never 0 (0 marks an empty slot). */
-static uint64_t raw_hash(const char *sql) {
-  uint64_t h = 14695981039346656037ULL;
-  for (const unsigned char *p = (const unsigned char *)sql; *p; p++) h = (h ^ *p) * 1099511628211ULL;
-  return h ? h : 1;
-}
-
 static entry *map_find(const be_stmt_stats *s, uint64_t key) {
   for (size_t i = key & s->map_mask, probes = 0; probes <= s->map_mask; i = (i + 1) & s->map_mask, probes++) {
     uint64_t k = atomic_load_explicit(&s->map[i].key, memory_order_acquire);
@@ -242,18 +243,23 @@ static void note_slow(be_stmt_stats *s, const entry *e, int64_t duration_ns) {
   be_incident_log_record(s->o.incidents, &in, NULL);
 }
 
-void be_stmt_stats_record(be_stmt_stats *stats, const char *sql, int64_t duration_ns, int64_t rows,
-                          int32_t rc) {
-  if (stats == NULL || sql == NULL) return;
+/* One run of the statement sql, whose text hashes to key (be__sql_hash). */
+static void record(be_stmt_stats *s, const char *sql, uint64_t key, int64_t duration_ns,
+                   int64_t rows, int32_t rc) {
   if (duration_ns < 0) duration_ns = 0;
-  uint64_t key = raw_hash(sql);
-  entry *e = map_find(stats, key);
-  if (e == NULL) e = register_text(stats, sql, key);
-  if (e == &stats->overflow) atomic_fetch_add_explicit(&stats->overflow_calls, 1, memory_order_relaxed);
+  entry *e = map_find(s, key);
+  if (e == NULL) e = register_text(s, sql, key);
+  if (e == &s->overflow) atomic_fetch_add_explicit(&s->overflow_calls, 1, memory_order_relaxed);
   if (rc < 0) atomic_fetch_add_explicit(&e->errors, 1, memory_order_relaxed);
   if (rows > 0) atomic_fetch_add_explicit(&e->rows, (uint64_t)rows, memory_order_relaxed);
   be_histogram_record(e->h, duration_ns);
-  if (stats->o.incidents && duration_ns > stats->slow_ns) note_slow(stats, e, duration_ns);
+  if (s->o.incidents && duration_ns > s->slow_ns) note_slow(s, e, duration_ns);
+}
+
+void be_stmt_stats_record(be_stmt_stats *stats, const char *sql, int64_t duration_ns, int64_t rows,
+                          int32_t rc) {
+  if (stats == NULL || sql == NULL) return;
+  record(stats, sql, be__sql_hash(sql), duration_ns, rows, rc);
 }
 
 static void snapshot(be_stmt_stat *out, const entry *e) {

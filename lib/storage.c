@@ -111,7 +111,13 @@ static inline uint64_t hash_sql(const char *s, size_t *len) {
     memcpy(&w, p, n);
     h = (h ^ w) * UINT64_C(0xc4ceb9fe1a85ec53);
   }
-  return h ^ (h >> 29);
+  h ^= h >> 29;
+  return h ? h : 1; /* 0 marks an empty slot in observers' tables */
+}
+
+uint64_t be__sql_hash(const char *sql) {
+  size_t len;
+  return hash_sql(sql, &len);
 }
 
 static size_t buckets_for(int32_t cap) {
@@ -223,10 +229,10 @@ static void cache_flush(be_conn *c) {
 #  define LIKELY(x) (x)
 #endif
 
-static OUT_OF_LINE void notify(be_conn *c, const char *sql, int64_t duration_ns, int64_t rows,
-                               int rc) {
+static OUT_OF_LINE void notify(be_conn *c, const char *sql, uint64_t hash, int64_t duration_ns,
+                               int64_t rows, int rc) {
   const observer *o = c->obs;
-  for (int32_t i = 0, n = c->nobs; i < n; i++) o[i].fn(o[i].ud, sql, duration_ns, rows, rc);
+  for (int32_t i = 0, n = c->nobs; i < n; i++) o[i].fn(o[i].ud, sql, hash, duration_ns, rows, rc);
 }
 
 static OUT_OF_LINE void observe_start(be_stmt *s) {
@@ -238,7 +244,7 @@ static OUT_OF_LINE void observe_start(be_stmt *s) {
 static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
   be_conn *c = s->conn;
   s->running = 0;
-  if (c->nobs) notify(c, s->sql, be_clock_now_ns(c->clock) - s->start_ns, s->rows, rc);
+  if (c->nobs) notify(c, s->sql, s->hash, be_clock_now_ns(c->clock) - s->start_ns, s->rows, rc);
 }
 
 /* Drop the observers from index keep on, telling each owner; they leave
@@ -711,7 +717,7 @@ int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));
   int64_t t0 = be_clock_now_ns(c->clock);
   int rc = note(c, c->drv->exec(c->native, sql, err));
-  notify(c, sql, be_clock_now_ns(c->clock) - t0, 0, rc);
+  notify(c, sql, be__sql_hash(sql), be_clock_now_ns(c->clock) - t0, 0, rc);
   return rc;
 }
 

@@ -20,14 +20,20 @@
  * returns BE_DONE (rc = BE_OK) or an error (rc = that negative code), when
  * a statement that returned rows is reset or finalized before BE_DONE
  * (rc = BE_OK), and after each be_conn_exec(). sql is the statement's text,
- * borrowed for the call; duration_ns runs from the first step to the end,
+ * borrowed for the call, and sql_hash its be__sql_hash(), computed once
+ * when the statement was prepared (an observer keyed by statement text
+ * needs not hash it on every run); duration_ns runs from the first step to the end,
  * measured with the connection's clock (be__conn_set_clock); rows counts
  * BE_ROW results. Observers run in the order they were added, on the
  * thread using the connection, inside the be_stmt_* call; they must not
  * use the connection, nor add or remove observers on it.
  */
-typedef void (*be__stmt_observer)(void *ud, const char *sql, int64_t duration_ns,
-                                  int64_t rows, int rc);
+typedef void (*be__stmt_observer)(void *ud, const char *sql, uint64_t sql_hash,
+                                  int64_t duration_ns, int64_t rows, int rc);
+
+/* A 64-bit hash of NUL-terminated SQL text, never 0 (the one the
+ * statement cache and the observers key statements by). */
+uint64_t be__sql_hash(const char *sql);
 
 /*
  * Called from be_conn_close() for each observer still attached, before

@@ -260,13 +260,22 @@ int be__svc_expand(char **out, const char *tmpl, const char *prefix, be_error **
   return BE_OK;
 }
 
-int be__svc_catalog_new(char ***out, const char *prefix, int32_t dialect, be_error **err) {
+/* Statement i of the catalog in dialect, expanded with prefix, as a handle. */
+static int catalog_entry(be_sql **out, int i, const char *prefix, int32_t dialect, be_error **err) {
+  const char *t = dialect == BE__DIALECT_POSTGRES && pg_templates[i] ? pg_templates[i] : templates[i];
+  if (t == NULL) return be__error_set(err, BE_E_INTERNAL, "SQL template %d is missing", i);
+  char *text = NULL;
+  int rc = be__svc_expand(&text, t, prefix, err);
+  if (rc == BE_OK) rc = be_sql_new(out, text, BE_NUL_TERMINATED, err);
+  be__free(text);
+  return rc;
+}
+
+int be__svc_catalog_new(be_sql ***out, const char *prefix, int32_t dialect, be_error **err) {
   *out = be__calloc(BE__SQL_COUNT, sizeof **out);
   if (*out == NULL) return be__error_oom(err);
   for (int i = 0; i < BE__SQL_COUNT; i++) {
-    const char *t = dialect == BE__DIALECT_POSTGRES && pg_templates[i] ? pg_templates[i] : templates[i];
-    int rc = t == NULL ? be__error_set(err, BE_E_INTERNAL, "SQL template %d is missing", i)
-                       : be__svc_expand(&(*out)[i], t, prefix, err);
+    int rc = catalog_entry(&(*out)[i], i, prefix, dialect, err);
     if (rc != BE_OK) {
       be__svc_catalog_free(*out);
       *out = NULL;
@@ -276,8 +285,8 @@ int be__svc_catalog_new(char ***out, const char *prefix, int32_t dialect, be_err
   return BE_OK;
 }
 
-void be__svc_catalog_free(char **sql) {
+void be__svc_catalog_free(be_sql **sql) {
   if (sql == NULL) return;
-  for (int i = 0; i < BE__SQL_COUNT; i++) be__free(sql[i]);
+  for (int i = 0; i < BE__SQL_COUNT; i++) be_sql_free(sql[i]);
   be__free(sql);
 }

@@ -15,6 +15,7 @@
 #define BE_LIB_SVC_CATALOG_H
 
 #include <backend/error.h>
+#include <backend/storage.h>
 
 #include "app_resources.h"
 
@@ -116,11 +117,19 @@ int32_t be__svc_dialect(const be_driver *driver);
 int be__svc_expand(char **out, const char *tmpl, const char *prefix, be_error **err);
 
 /* Expand every statement of dialect with prefix into *out, an array of
- * BE__SQL_COUNT strings (be__svc_catalog_free()). */
-int be__svc_catalog_new(char ***out, const char *prefix, int32_t dialect, be_error **err);
-void be__svc_catalog_free(char **sql);
+ * BE__SQL_COUNT be_sql handles (be__svc_catalog_free()). */
+int be__svc_catalog_new(be_sql ***out, const char *prefix, int32_t dialect, be_error **err);
+void be__svc_catalog_free(be_sql **sql);
+
+/* The app's handle of statement id (be_conn_prepare_sql finds its cached
+ * statement without hashing the text: for the hot reads). */
+static inline const be_sql *be__sql_handle(const be__app_res *res, be__sql_id id) {
+  return res->sql[id];
+}
 
 /* The app's text of statement id. */
-static inline const char *be__sql(const be__app_res *res, be__sql_id id) { return res->sql[id]; }
+static inline const char *be__sql(const be__app_res *res, be__sql_id id) {
+  return be_sql_text(res->sql[id], NULL);
+}
 
 #endif

@@ -45,11 +45,19 @@ static int bind_one(be_stmt *st, int32_t at, char type, va_list *ap, be_error **
   }
 }
 
-static int vprepare(be_conn *conn, be_stmt **out, be_error **err, const char *sql,
+/* A statement to prepare: its text, or (handle set) a be_sql handle,
+ * prepared by handle without hashing the text. */
+typedef struct src {
+  const char *text;
+  const be_sql *handle;
+} src;
+
+static int vprepare(be_conn *conn, be_stmt **out, be_error **err, const src *sql,
                     const char *types, va_list *ap) {
   *out = NULL;
   be_stmt *st = NULL;
-  int rc = be_conn_prepare(&st, conn, sql, err);
+  int rc = sql->handle ? be_conn_prepare_sql(&st, conn, sql->handle, err)
+                       : be_conn_prepare(&st, conn, sql->text, err);
   for (int32_t i = 0; rc == BE_OK && types[i] != '\0'; i++) rc = bind_one(st, i + 1, types[i], ap, err);
   if (rc != BE_OK) {
     be_stmt_finalize(st);
@@ -65,7 +73,8 @@ int be__svc_exec(be_conn *conn, int64_t *out_changes, be_error **err, const char
   be_stmt *st = NULL;
   va_list ap;
   va_start(ap, types);
-  int rc = vprepare(conn, &st, err, sql, types, &ap);
+  src q = {sql, NULL};
+  int rc = vprepare(conn, &st, err, &q, types, &ap);
   va_end(ap);
   if (rc != BE_OK) return rc;
   do rc = be_stmt_step(st, err);
@@ -76,7 +85,7 @@ int be__svc_exec(be_conn *conn, int64_t *out_changes, be_error **err, const char
   return BE_OK;
 }
 
-static int vfirst(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, const char *sql,
+static int vfirst(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, const src *sql,
                   const char *types, va_list *ap) {
   be_stmt *st = NULL;
   int rc = vprepare(conn, &st, err, sql, types, ap);
@@ -94,7 +103,8 @@ int be__svc_first(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, c
                   const char *types, ...) {
   va_list ap;
   va_start(ap, types);
-  int rc = vfirst(conn, row, ud, err, sql, types, &ap);
+  src q = {sql, NULL};
+  int rc = vfirst(conn, row, ud, err, &q, types, &ap);
   va_end(ap);
   return rc;
 }
@@ -116,12 +126,13 @@ int be__svc_ints(be_conn *conn, int64_t *out, int32_t n, be_error **err, const c
   ints x = {out, n};
   va_list ap;
   va_start(ap, types);
-  int rc = vfirst(conn, read_ints, &x, err, sql, types, &ap);
+  src q = {sql, NULL};
+  int rc = vfirst(conn, read_ints, &x, err, &q, types, &ap);
   va_end(ap);
   return rc;
 }
 
-static int veach(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, const char *sql,
+static int veach(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, const src *sql,
                  const char *types, va_list *ap) {
   be_stmt *st = NULL;
   int rc = vprepare(conn, &st, err, sql, types, ap);
@@ -135,18 +146,19 @@ int be__svc_each(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, co
                  const char *types, ...) {
   va_list ap;
   va_start(ap, types);
-  int rc = veach(conn, row, ud, err, sql, types, &ap);
+  src q = {sql, NULL};
+  int rc = veach(conn, row, ud, err, &q, types, &ap);
   va_end(ap);
   return rc;
 }
 
 /* How a row walk (vfirst, veach) is run. */
 typedef int (*walk_fn)(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err,
-                       const char *sql, const char *types, va_list *ap);
+                       const src *sql, const char *types, va_list *ap);
 
 /* walk on a connection of the app's pool. */
 static int vpooled(const be__app_res *res, walk_fn walk, be__svc_row_fn row, void *ud,
-                   be_error **err, const char *sql, const char *types, va_list *ap) {
+                   be_error **err, const src *sql, const char *types, va_list *ap) {
   be_conn *conn = NULL;
   int rc = be__svc_acquire(res, &conn, err);
   if (rc != BE_OK) return rc;
@@ -159,7 +171,18 @@ int be__svc_first_pooled(const be__app_res *res, be__svc_row_fn row, void *ud, b
                          const char *sql, const char *types, ...) {
   va_list ap;
   va_start(ap, types);
-  int rc = vpooled(res, vfirst, row, ud, err, sql, types, &ap);
+  src q = {sql, NULL};
+  int rc = vpooled(res, vfirst, row, ud, err, &q, types, &ap);
+  va_end(ap);
+  return rc;
+}
+
+int be__svc_first_pooled_sql(const be__app_res *res, be__svc_row_fn row, void *ud, be_error **err,
+                             const be_sql *sql, const char *types, ...) {
+  va_list ap;
+  va_start(ap, types);
+  src q = {NULL, sql};
+  int rc = vpooled(res, vfirst, row, ud, err, &q, types, &ap);
   va_end(ap);
   return rc;
 }
@@ -168,7 +191,8 @@ int be__svc_each_pooled(const be__app_res *res, be__svc_row_fn row, void *ud, be
                         const char *sql, const char *types, ...) {
   va_list ap;
   va_start(ap, types);
-  int rc = vpooled(res, veach, row, ud, err, sql, types, &ap);
+  src q = {sql, NULL};
+  int rc = vpooled(res, veach, row, ud, err, &q, types, &ap);
   va_end(ap);
   return rc;
 }

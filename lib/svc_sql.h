@@ -51,6 +51,12 @@ int be__svc_first(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, c
 int be__svc_first_pooled(const be__app_res *res, be__svc_row_fn row, void *ud, be_error **err,
                          const char *sql, const char *types, ...);
 
+/* be__svc_first_pooled of a statement handle (the app's catalog,
+ * be__sql_handle()): found in the connection's statement cache without
+ * hashing its text, for the hot reads. */
+int be__svc_first_pooled_sql(const be__app_res *res, be__svc_row_fn row, void *ud, be_error **err,
+                             const be_sql *sql, const char *types, ...);
+
 /* be__svc_first reading columns 0..n-1 of the row as int64 into out. */
 int be__svc_ints(be_conn *conn, int64_t *out, int32_t n, be_error **err, const char *sql,
                  const char *types, ...);

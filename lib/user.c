@@ -229,8 +229,8 @@ typedef struct get_ctx {
 static int load_user_row(be_cache_load *load, get_ctx *g, be_error **err) {
   unsigned char stack[RECORD_STACK];
   one_user o = {0, 1, NULL, NULL, 0, stack};
-  int rc = be__svc_first_pooled(&g->app->res, read_one, &o, err,
-                                be__sql(&g->app->res, BE__SQL_USER_BY_ID), "i", g->id);
+  int rc = be__svc_first_pooled_sql(&g->app->res, read_one, &o, err,
+                                    be__sql_handle(&g->app->res, BE__SQL_USER_BY_ID), "i", g->id);
   if (rc == BE_DONE) rc = not_found(g->id, err);
   if (rc == BE_ROW) {
     rc = be_cache_load_set_value(load, o.blob, o.blen, BE_CACHE_TTL_DEFAULT, NULL);
@@ -386,8 +386,8 @@ static int user_get_fresh_body(be_user **out, be_app *app, int64_t id, be_error 
   uint64_t gen0 = atomic_load(&app->user_gen);
   unsigned char stack[RECORD_STACK];
   one_user o = {1, 1, NULL, NULL, 0, stack};
-  rc = be__svc_first_pooled(&app->res, read_one, &o, err, be__sql(&app->res, BE__SQL_USER_BY_ID),
-                            "i", id);
+  rc = be__svc_first_pooled_sql(&app->res, read_one, &o, err,
+                                be__sql_handle(&app->res, BE__SQL_USER_BY_ID), "i", id);
   if (rc == BE_ROW) {
     cache_put(app, id, o.blob, o.blen, gen0);
     *out = o.user;

@@ -1241,6 +1241,33 @@ START_TEST(single_flight_8_threads_one_load) {
 }
 END_TEST
 
+/* A caller joining a load in flight when memory runs out (the load moves
+ * to the heap on its first join) gets BE_E_NOMEM; the load goes on. */
+START_TEST(joining_a_load_without_memory_fails_cleanly) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  load_ctx l = {0};
+  l.cache = c;
+  caller lead = {.c = c, .l = &l, .key = "user:7"};
+  pthread_t t;
+  pthread_create(&t, NULL, call_get_or_load, &lead);
+  wait_until_loads_started(&l.calls, 1);
+  caller join = {.c = c, .l = &l, .key = "user:7"};
+  tu_alloc_install(1); /* every allocation fails */
+  call_get_or_load(&join);
+  tu_alloc_restore();
+  ck_assert_int_eq(join.rc, BE_E_NOMEM);
+  ck_assert_int_eq(join.err_code, BE_E_NOMEM);
+  ck_assert_uint_eq(stats_of(c).load_waits, 0);
+  atomic_store(&l.release, 1);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(lead.rc, BE_OK);
+  ck_assert_int_eq(lead.status, BE_CACHE_LOADED);
+  ck_assert_str_eq(lead.value, "value of user:7");
+  ck_assert_int_eq(atomic_load(&l.calls), 1);
+  be_cache_free(c);
+}
+END_TEST
+
 START_TEST(loader_error_shared_and_not_cached) {
   be_cache *c = new_cache(NULL, 1, 0, 0, 0);
   load_ctx l = {0};
@@ -2426,6 +2453,7 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, approx_lru_keeps_its_promises);
   tcase_add_test(tc, model_lru_order_exact);
   tcase_add_test(tc, single_flight_8_threads_one_load);
+  tcase_add_test(tc, joining_a_load_without_memory_fails_cleanly);
   tcase_add_test(tc, loader_error_shared_and_not_cached);
   tcase_add_test(tc, loader_misbehaviour);
   tcase_add_test(tc, negative_caching_has_its_own_ttl);

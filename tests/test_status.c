@@ -165,6 +165,66 @@ START_TEST(ops_recorded_from_threads) {
 }
 END_TEST
 
+typedef struct stats_writer {
+  be_query_stats *qs;
+  be_stmt_stats *ss;
+  int64_t ns; /* this writer's statement duration */
+} stats_writer;
+
+static void *write_stats(void *arg) {
+  stats_writer *w = arg;
+  for (int i = 0; i < 5000; i++) {
+    int rc = i % 100 == 0 ? BE_E_BUSY : BE_OK;
+    be_query_stats_record(w->qs, w->ns, 2, rc);
+    be_stmt_stats_record(w->ss, "SELECT name FROM users WHERE id = ?", w->ns, 2, rc);
+  }
+  return NULL;
+}
+
+/* Threads record into their own stripes; every read adds them all up. */
+START_TEST(query_stats_from_threads_add_up) {
+  be_query_stats *qs = NULL;
+  be_stmt_stats *ss = NULL;
+  ck_assert_int_eq(be_query_stats_new(&qs, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
+  stats_writer w[4];
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (stats_writer){qs, ss, 1000 * (i + 1)};
+    ck_assert_int_eq(pthread_create(&t[i], NULL, write_stats, &w[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  ck_assert_int_eq(be_query_stats_queries(qs), 20000);
+  ck_assert_int_eq(be_query_stats_errors(qs), 200);
+  ck_assert_int_eq(be_query_stats_rows(qs), 40000);
+  const be_histogram *h = be_query_stats_histogram(qs);
+  ck_assert_int_eq(be_histogram_count(h), 20000);
+  ck_assert_int_eq(be_histogram_min(h), 1000);
+  ck_assert_int_eq(be_histogram_max(h), 4000);
+  ck_assert_int_eq(be_histogram_sum(h), 5000 * (1000 + 2000 + 3000 + 4000));
+  /* asking again does not count twice */
+  ck_assert_int_eq(be_histogram_count(be_query_stats_histogram(qs)), 20000);
+  char *json = NULL;
+  ck_assert_int_eq(be_query_stats_to_json(&json, NULL, qs, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"queries\":20000,\"errors\":200,\"rows\":40000"));
+  ck_assert_ptr_nonnull(strstr(json, "\"max_ns\":4000}"));
+  be_free(json);
+  be_stmt_stat top = BE_STMT_STAT_INIT;
+  size_t n = 0;
+  ck_assert_int_eq(be_stmt_stats_top(&top, 1, &n, ss, NULL), BE_OK);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_int_eq(top.calls, 20000);
+  ck_assert_int_eq(top.errors, 200);
+  ck_assert_int_eq(top.rows, 40000);
+  be_query_stats_reset(qs);
+  ck_assert_int_eq(be_query_stats_queries(qs), 0);
+  ck_assert_int_eq(be_query_stats_rows(qs), 0);
+  ck_assert_int_eq(be_histogram_count(be_query_stats_histogram(qs)), 0);
+  be_stmt_stats_free(ss);
+  be_query_stats_free(qs);
+}
+END_TEST
+
 /* ---- statement statistics ---- */
 
 START_TEST(stmt_stats_normalize_count_top_and_reset) {
@@ -698,6 +758,7 @@ static Suite *status_suite(void) {
   tcase_add_test(tc, op_names_round_trip);
   tcase_add_test(tc, metrics_can_be_disabled);
   tcase_add_test(tc, ops_recorded_from_threads);
+  tcase_add_test(tc, query_stats_from_threads_add_up);
   tcase_add_test(tc, stmt_stats_normalize_count_top_and_reset);
   tcase_add_test(tc, stmt_stats_bound_overflows_into_other);
   tcase_add_test(tc, slow_query_burst_is_an_incident);

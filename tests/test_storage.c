@@ -1085,11 +1085,14 @@ typedef struct obs_log {
   char sql[64];
   int64_t duration, rows;
   int rc;
+  int hash_ok; /* every call's sql_hash was be__sql_hash(sql) */
 } obs_log;
 
-static void observer(void *ud, const char *sql, int64_t duration_ns, int64_t rows, int rc) {
+static void observer(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
+                     int rc) {
   obs_log *l = ud;
-  l->calls++;
+  if (l->calls++ == 0) l->hash_ok = 1;
+  if (sql_hash != be__sql_hash(sql) || sql_hash == 0) l->hash_ok = 0;
   snprintf(l->sql, sizeof l->sql, "%s", sql);
   l->duration = duration_ns;
   l->rows = rows;
@@ -1155,6 +1158,8 @@ START_TEST(observer_sees_each_run_once) {
   exec_ok(c, "DELETE FROM t");
   ck_assert_int_eq(l.calls, 5);
   ck_assert_str_eq(l.sql, "DELETE FROM t");
+  /* each call carried its text's hash (prepared statements and exec alike) */
+  ck_assert_int_eq(l.hash_ok, 1);
 
   /* removed: no more calls */
   ck_assert_int_eq(be__conn_observer_remove(c, observer, &l), 1);
@@ -1172,8 +1177,9 @@ static char order[32];
 static int closes;
 static be_conn *closed_conn;
 
-static void obs_a(void *ud, const char *sql, int64_t d, int64_t rows, int rc) {
+static void obs_a(void *ud, const char *sql, uint64_t sql_hash, int64_t d, int64_t rows, int rc) {
   (void)sql;
+  (void)sql_hash;
   (void)d;
   (void)rows;
   (void)rc;

@@ -109,7 +109,10 @@ BE_API int64_t be_query_stats_rows(const be_query_stats *stats);
 /** @} */
 
 /**
- * The duration histogram, in nanoseconds.
+ * The duration histogram, in nanoseconds. Threads record into stripes of
+ * their own; each call merges them into this histogram, so it is a
+ * snapshot as of the call (call again to see later statements).
+ * Thread-safety: safe (concurrent callers refresh it one at a time).
  *
  * @param stats  the stats, or NULL.
  * @return the histogram, borrowed, lives as long as stats (read it with
