@@ -339,7 +339,7 @@ static void run_sqlite(const config *cf) {
 
 /* 0 when run, 77 when PostgreSQL was asked for but cannot be used. */
 static int run_postgres(const config *cf) {
-  if (cf->dsn == NULL || be_postgres_driver() == NULL) {
+  if (cf->dsn == NULL || cf->dsn[0] == '\0' || be_postgres_driver() == NULL) {
     fprintf(stderr, "################################################################\n"
                     "postgres: SKIPPED, not run (%s)\n"
                     "################################################################\n",
