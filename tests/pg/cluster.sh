@@ -12,6 +12,9 @@
 # The server never runs as root: when run as root, initdb and pg_ctl run as
 # the user postgres (made by the postgresql package), or nobody; DIR is
 # handed to that user and left searchable so root can use the socket.
+# The tests run with fsync=off (fast, not crash-safe); BE_PG_DURABLE=1
+# starts the server with fsync=on (synchronous_commit stays at its default,
+# on) for benchmark figures a host can compare with.
 # Exit status 0 on success; start prints why it failed on stderr and exits
 # 1 when no server could be started (the tests then report SKIPPED).
 set -euo pipefail
@@ -45,7 +48,8 @@ owner() {
 dsn() { echo "postgresql:///be_test?host=$dir&port=5432&user=be"; }
 
 start() {
-  local bin
+  local bin fsync=off
+  [ "${BE_PG_DURABLE:-0}" = 1 ] && fsync=on
   bin=$(bindir) || { say "no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)"; exit 1; }
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
@@ -56,7 +60,7 @@ start() {
       >"$dir/initdb.log" 2>&1 || { say "initdb failed:"; cat "$dir/initdb.log" >&2; exit 1; }
   fi
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c port=5432 -c fsync=off -c max_connections=200" \
+    -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c port=5432 -c fsync=$fsync -c max_connections=200" \
     start >"$dir/pg_ctl.log" 2>&1 || { say "pg_ctl start failed:"; cat "$dir/pg_ctl.log" "$dir/server.log" >&2; exit 1; }
   if ! "$bin/psql" -h "$dir" -p 5432 -U be -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'be_test'" | grep -q 1; then
     "$bin/createdb" -h "$dir" -p 5432 -U be be_test || { say "createdb failed"; exit 1; }
