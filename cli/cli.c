@@ -45,6 +45,12 @@ int cli_exit_code(int32_t code) {
   return CLI_EXIT_FAILURE;
 }
 
+int cli_exit_code_documented(int code) {
+  for (size_t i = 0; i < sizeof exit_table / sizeof exit_table[0]; i++)
+    if (exit_table[i].exit_code == code) return 1;
+  return 0;
+}
+
 void cli_print_exit_codes(FILE *f) {
   fputs("exit codes:\n", f);
   for (size_t i = 0; i < sizeof exit_table / sizeof exit_table[0]; i++)
