@@ -40,8 +40,8 @@ static char sandbox[64];
 static unsigned char *pristine;
 static size_t pristine_len;
 
-static const cli_cmd *const tables[] = {cli_basic_cmds, cli_db_cmds,    cli_ops_cmds,     cli_user_cmds,
-                                        cli_role_cmds,  cli_audit_cmds, cli_profile_cmds, cli_demo_cmds};
+static const cli_cmd *const tables[] = {cli_basic_cmds, cli_db_cmds, cli_ops_cmds, cli_user_cmds,
+                                        cli_role_cmds, cli_audit_cmds, cli_profile_cmds, cli_demo_cmds};
 
 /* Run cli_main() in the sandbox with stdout/stderr to /dev/null. */
 static int run_cli(int argc, char **argv) {
