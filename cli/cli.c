@@ -45,6 +45,12 @@ int cli_exit_code(int32_t code) {
   return CLI_EXIT_FAILURE;
 }
 
+int cli_exit_code_documented(int code) {
+  for (size_t i = 0; i < sizeof exit_table / sizeof exit_table[0]; i++)
+    if (exit_table[i].exit_code == code) return 1;
+  return 0;
+}
+
 void cli_print_exit_codes(FILE *f) {
   fputs("exit codes:\n", f);
   for (size_t i = 0; i < sizeof exit_table / sizeof exit_table[0]; i++)
@@ -82,7 +88,8 @@ static int fail_v(cli_ctx *ctx, int32_t code, const char *fmt, va_list ap) {
   char msg[1024];
   vsnprintf(msg, sizeof msg, fmt, ap);
   be_error *err = NULL;
-  if (be_error_new(&err, code, msg) != BE_OK) {
+  if (be_error_new(&err, code, msg) != BE_OK) { /* msg not UTF-8 (a path or an argument) */
+    be_error_free(err);
     fprintf(stderr, "backend-cli %s: %s\n", ctx->cmd_name, msg);
     return cli_exit_code(code);
   }
@@ -109,18 +116,17 @@ int cli_usage_error(cli_ctx *ctx, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (ctx->json) {
-    char full[1024];
-    snprintf(full, sizeof full, "%s; usage: backend-cli %s %s", msg, ctx->cmd_name,
-             ctx->usage ? ctx->usage : "");
-    be_error *err = NULL;
-    if (be_error_new(&err, BE_E_VALIDATION, full) == BE_OK) {
-      char *json = NULL;
-      if (be_error_to_json(&json, NULL, err) == BE_OK) fprintf(stderr, "%s\n", json);
-      be_free(json);
-      be_error_free(err);
-    }
+  char full[1024];
+  snprintf(full, sizeof full, "%s; usage: backend-cli %s %s", msg, ctx->cmd_name, ctx->usage ? ctx->usage : "");
+  be_error *err = NULL;
+  /* An argument that is not UTF-8 cannot go into JSON: the plain line then. */
+  if (ctx->json && be_error_new(&err, BE_E_VALIDATION, full) == BE_OK) {
+    char *json = NULL;
+    if (be_error_to_json(&json, NULL, err) == BE_OK) fprintf(stderr, "%s\n", json);
+    be_free(json);
+    be_error_free(err);
   } else {
+    be_error_free(err); /* the error describing the bad message, if any */
     fprintf(stderr, "backend-cli%s%s: %s\n", *ctx->cmd_name ? " " : "", ctx->cmd_name, msg);
     if (*ctx->cmd_name) cli_print_usage(ctx, stderr);
     else fputs("usage: backend-cli [--db PATH] [--json] COMMAND [ARGS...]  (backend-cli --help lists them)\n", stderr);

@@ -6,7 +6,7 @@
  * Adding a command: write `static int cmd_x(cli_ctx *ctx, int argc, char **argv)`
  * in a cli/cmd_<group>.c file, list it in that file's `cli_<group>_cmds[]`
  * table, and (for a new file) add the table to `cli_groups[]` in
- * cli/main.c and the file to cli/meson.build. Global options (--db, --json,
+ * cli/dispatch.c and the file to cli/meson.build. Global options (--db, --json,
  * --help) are already removed from argv when the command runs; argv[0] is
  * the command's own name. */
 #ifndef BACKEND_CLI_H
@@ -54,6 +54,12 @@ extern const cli_cmd cli_profile_cmds[];
 extern const cli_cmd cli_demo_cmds[];
 extern const cli_cmd cli_ops_cmds[];
 
+/* Run one command line (argv[0] the program's name) and return its exit
+ * code: what main() does (cli/dispatch.c). It never calls exit(); it
+ * reads $BACKEND_DB, writes to stdout and stderr, and reads passwords from
+ * stdin. */
+int cli_main(int argc, char **argv);
+
 /* ---- operations (cli/cmd_ops.c) ---- */
 
 /* Run n read operations on app (user gets, list pages, permission
@@ -67,6 +73,8 @@ void cli_ops_print_status(cli_ctx *ctx, be_app *app);
 
 /* The exit code for a BE_* code (one table, by be_code_category()). */
 int cli_exit_code(int32_t code);
+/* 1 when code is an exit code the table documents (0 to 12). */
+int cli_exit_code_documented(int code);
 /* Print the exit-code table (for --help). */
 void cli_print_exit_codes(FILE *f);
 /* Report err (human line, or problem JSON with --json) on stderr, free it,

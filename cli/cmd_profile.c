@@ -288,7 +288,7 @@ static int cmd_profile(cli_ctx *ctx, int argc, char **argv) {
 }
 
 const cli_cmd cli_profile_cmds[] = {
-  {"profile", "OP [-n N] [-c THREADS]", "time a library operation: p50/p95/p99 and a histogram",
+  {"profile", "OP [-n|--count N] [-c|--threads THREADS]", "time a library operation: p50/p95/p99 and a histogram",
    "Runs OP N times on THREADS threads (default 2) against the database and prints its\n"
    "latency quantiles and a histogram; progress on stderr when it is a terminal.\n"
    "OP (default N):\n"

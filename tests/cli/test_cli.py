@@ -145,6 +145,15 @@ class Usage(Cli):
         p = json.loads(r.stderr)
         self.assertIn("usage: backend-cli user add", p["detail"])
 
+    def test_usage_error_naming_bytes_that_are_not_utf8(self):
+        # No JSON can hold them: the plain line and usage instead (before,
+        # --json printed nothing, and the error describing it leaked).
+        for extra in ([], ["--json"]):
+            r = subprocess.run([CLI] + extra + ["user", b"\xff\xfe"], capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, USAGE)
+            self.assertIn(b"unknown subcommand '\xff\xfe'", r.stderr)
+            self.assertIn(b"usage:", r.stderr)
+
 
 class Database(Cli):
     def test_init_and_migrate(self):

@@ -123,10 +123,39 @@ def batch_seeds():
     yield u8(1 | 32) + u8(0) + u8(3) + bytes([2, 200]) + b8(b"t\xffx") + bytes([8])
 
 
+def cli_seeds():
+    # the command line after the program's name, arguments split by NUL
+    line = lambda *args: b"\x00".join(a.encode() if isinstance(a, str) else a for a in args)
+    yield line("version")
+    yield line("--json", "codes")
+    yield line("error-demo")
+    yield line("user", "add", "ada@example.com", "Ada", "--bio", "first", "--extra", '{"k":1}')
+    yield line("--json", "user", "add", "grace@example.com", "Grace")
+    yield line("user", "list", "--limit", "5", "--cursor", "AAAA")
+    yield line("user", "get", "1")
+    yield line("user", "update", "ada@example.com", "--name=Ada L", "--enable")
+    yield line("user", "set-password", "1")
+    yield line("login", "ada@example.com")
+    yield line("role", "create", "editor")
+    yield line("role", "grant", "editor", "posts:*")
+    yield line("can", "1", "posts:write")
+    yield line("audit", "list", "--user", "1", "--limit", "3")
+    yield line("--json", "audit", "verify")
+    yield line("migrate", "status")
+    yield line("db", "slow-queries", "--top", "3", "--sample", "5")
+    yield line("stats", "--prometheus", "--sample=2")
+    yield line("--db", "notadb", "memory", "--sample", "1")
+    yield line("--db=dir", "incidents", "--sample", "0")
+    yield line("--db", ":memory:", "init")
+    yield line("profile", "--help")
+    yield line("user", "--bogus")
+    yield line("user", "delete", "--", "-5")
+
+
 def main():
     gens = {"error": error_seeds, "cursor": cursor_seeds, "token": token_seeds,
             "password": password_seeds, "perm": perm_seeds, "user": user_seeds,
-            "cache": cache_seeds, "batch": batch_seeds}
+            "cache": cache_seeds, "batch": batch_seeds, "cli": cli_seeds}
     for name, gen in gens.items():
         d = os.path.join(ROOT, name)
         os.makedirs(d, exist_ok=True)

@@ -8,17 +8,17 @@
 # inputs, then a total; exits 1 when any harness found a crash (the input
 # is kept under the scratch directory, its path printed).
 #
-#   bash tests/fuzz/run.sh                      # every harness, 20 s each
+#   bash tests/fuzz/run.sh                      # every harness, 18 s each
 #   bash tests/fuzz/run.sh --time 3600 --jobs 2 # an hour each, two at a time
 #   bash tests/fuzz/run.sh --time 600 perm user # some of them
 #
-# Options: --time SECONDS per harness (default 20), --jobs N harnesses at
+# Options: --time SECONDS per harness (default 18), --jobs N harnesses at
 # once (default 1), --build DIR (default build-fuzz), --keep DIR (scratch
 # directory to keep, e.g. to merge new inputs into the corpus by hand).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-time_s=20 jobs=1 build=build-fuzz keep=""
+time_s=18 jobs=1 build=build-fuzz keep=""
 harnesses=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     *) harnesses+=("$1"); shift ;;
   esac
 done
-all=(error cursor token password perm user cache batch)
+all=(error cursor token password perm user cache batch cli)
 [ ${#harnesses[@]} -eq 0 ] && harnesses=("${all[@]}")
 
 # Harnesses that keep a seeded app across inputs allocate on their first

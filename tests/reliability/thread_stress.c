@@ -29,6 +29,8 @@
  *   same; --stall sets the watchdog, default 60 s) */
 #include <backend/backend.h>
 
+#include "fuzz_support.h" /* fz_json_valid() */
+
 #include <sodium.h>
 #include <sqlite3.h>
 #include <pthread.h>
@@ -53,6 +55,11 @@ typedef struct worker {
   int64_t increments;            /* committed counter increments */
   int64_t acquires;              /* direct pool acquires */
   int64_t lookups;               /* standalone cache lookups */
+  int64_t calls[BE_OP_COUNT];    /* service calls made, by BE_OP_* (since the quiet reset) */
+  int64_t errors[BE_OP_COUNT];   /* of which returned an error */
+  int64_t metric_reads;          /* metrics, status and statistics read */
+  int64_t sql_updates;           /* "UPDATE counters ..." run (since the quiet reset) */
+  int64_t sql_counts;            /* "SELECT count(*) FROM be_users" run (since the quiet reset) */
   _Atomic(const char *) current; /* the operation running, for the watchdog */
 } worker;
 
@@ -64,6 +71,11 @@ static atomic_int stop;
 static int stall_s = 60;
 static int nthreads = 8;
 static worker workers[MAX_THREADS];
+/* Phase 1 may reset the metrics while others record; then every thread
+ * parks, the main thread resets them once with nothing running and zeroes
+ * the threads' call counts, and phase 2 (no resets) must count exactly. */
+static atomic_int phase = 1, pause_req, parked;
+static atomic_llong resets; /* be_app_metrics_reset() calls in phase 1 */
 
 /* ---- helpers ---- */
 
@@ -95,6 +107,12 @@ static void expect(const char *what, int rc, be_error *err, ...) {
   be_error_free(err);
 }
 
+/* Count one service call of operation op that returned rc. */
+static void note(worker *w, int32_t op, int rc) {
+  w->calls[op]++;
+  if (rc != BE_OK) w->errors[op]++;
+}
+
 /* ---- operations: each returns nothing and checks its own result ---- */
 
 static void op_user_get(worker *w) {
@@ -102,6 +120,7 @@ static void op_user_get(worker *w) {
   be_error *err = NULL;
   int64_t id = pick_user(w);
   int rc = be_user_get(&u, app, id, &err);
+  note(w, BE_OP_USER_GET, rc);
   expect("be_user_get", rc, err, BE_OK, 1);
   if (be_user_id(u) != id) die("be_user_get(%lld) gave user %lld", (long long)id, (long long)be_user_id(u));
   be_user_free(u);
@@ -113,7 +132,9 @@ static void op_user_get_many(worker *w) {
   for (size_t i = 0; i < n; i++) ids[i] = pick_user(w);
   be_user_list *list = NULL;
   be_error *err = NULL;
-  expect("be_user_get_many", be_user_get_many(&list, app, ids, n, &err), err, BE_OK, 1);
+  int rc = be_user_get_many(&list, app, ids, n, &err);
+  note(w, BE_OP_USER_GET_MANY, rc);
+  expect("be_user_get_many", rc, err, BE_OK, 1);
   for (size_t i = 0; i < n; i++)
     if (be_user_id(be_user_list_get(list, i)) != ids[i]) die("be_user_get_many: entry %zu", i);
   be_user_list_free(list);
@@ -127,7 +148,9 @@ static void op_user_update(worker *w) {
   in.name = name;
   be_error *err = NULL;
   be_user *u = NULL;
-  expect("be_user_update", be_user_update(&u, app, 0, pick_user(w), &in, &err), err, BE_OK, 1);
+  int rc = be_user_update(&u, app, 0, pick_user(w), &in, &err);
+  note(w, BE_OP_USER_UPDATE, rc);
+  expect("be_user_update", rc, err, BE_OK, 1);
   if (strcmp(be_user_name(u), name) != 0) die("be_user_update returned name %s", be_user_name(u));
   be_user_free(u);
 }
@@ -140,14 +163,17 @@ static void op_login(worker *w) {
   int64_t uid = 0;
   be_error *err = NULL;
   int rc = be_auth_login(&tok, &uid, app, email, BE_NUL_TERMINATED, "stress-password-42", BE_NUL_TERMINATED, &err);
+  note(w, BE_OP_AUTH_LOGIN, rc);
   expect("be_auth_login", rc, err, BE_OK, 1);
   if (uid != user_ids[k]) die("login as %s gave user %lld", email, (long long)uid);
   int64_t vid = 0;
-  expect("be_auth_verify", be_auth_verify(&vid, app, tok, BE_NUL_TERMINATED, &err), err, BE_OK, 1);
+  note(w, BE_OP_AUTH_VERIFY, rc = be_auth_verify(&vid, app, tok, BE_NUL_TERMINATED, &err));
+  expect("be_auth_verify", rc, err, BE_OK, 1);
   if (vid != uid) die("token of user %lld verified as %lld", (long long)uid, (long long)vid);
-  expect("be_auth_logout", be_auth_logout(app, tok, BE_NUL_TERMINATED, &err), err, BE_OK, 1);
-  expect("be_auth_verify after logout", be_auth_verify(&vid, app, tok, BE_NUL_TERMINATED, &err), err,
-         BE_E_UNAUTHORIZED, 1);
+  note(w, BE_OP_AUTH_LOGOUT, rc = be_auth_logout(app, tok, BE_NUL_TERMINATED, &err));
+  expect("be_auth_logout", rc, err, BE_OK, 1);
+  note(w, BE_OP_AUTH_VERIFY, rc = be_auth_verify(&vid, app, tok, BE_NUL_TERMINATED, &err));
+  expect("be_auth_verify after logout", rc, err, BE_E_UNAUTHORIZED, 1);
   be_auth_token_free(tok);
 }
 
@@ -160,20 +186,24 @@ static void op_perm_check(worker *w) {
   char role[16], perm[16];
   perm_name(w, role, perm);
   be_error *err = NULL;
-  expect("be_perm_check", be_perm_check(app, pick_user(w), perm, BE_NUL_TERMINATED, &err), err, BE_OK,
-         BE_E_FORBIDDEN, 1);
+  int rc = be_perm_check(app, pick_user(w), perm, BE_NUL_TERMINATED, &err);
+  note(w, BE_OP_PERM_CHECK, rc);
+  expect("be_perm_check", rc, err, BE_OK, BE_E_FORBIDDEN, 1);
 }
 
 static void op_perm_change(worker *w) {
   char role[16], perm[16];
   perm_name(w, role, perm);
   be_error *err = NULL;
-  if (rnd(w) % 2)
-    expect("be_perm_role_grant", be_perm_role_grant(app, 0, role, BE_NUL_TERMINATED, perm, BE_NUL_TERMINATED, &err),
-           err, BE_OK, 1);
-  else
-    expect("be_perm_role_revoke",
-           be_perm_role_revoke(app, 0, role, BE_NUL_TERMINATED, perm, BE_NUL_TERMINATED, &err), err, BE_OK, 1);
+  if (rnd(w) % 2) {
+    int rc = be_perm_role_grant(app, 0, role, BE_NUL_TERMINATED, perm, BE_NUL_TERMINATED, &err);
+    note(w, BE_OP_PERM_ROLE_GRANT, rc);
+    expect("be_perm_role_grant", rc, err, BE_OK, 1);
+  } else {
+    int rc = be_perm_role_revoke(app, 0, role, BE_NUL_TERMINATED, perm, BE_NUL_TERMINATED, &err);
+    note(w, BE_OP_PERM_ROLE_REVOKE, rc);
+    expect("be_perm_role_revoke", rc, err, BE_OK, 1);
+  }
 }
 
 typedef struct incr {
@@ -185,11 +215,14 @@ static int incr_tx(be_conn *conn, void *ud, be_error **err) {
   char sql[128];
   snprintf(sql, sizeof sql, "UPDATE counters SET value = value + 1 WHERE id IN (0, %d)", w->id + 1);
   int rc = be_conn_exec(conn, sql, err);
+  w->sql_updates++;
   if (rc != BE_OK) return rc;
   char details[64];
   snprintf(details, sizeof details, "{\"thread\":%d}", w->id);
-  return be_audit_write(NULL, app, conn, 0, "stress.increment", BE_NUL_TERMINATED, "counter",
-                        BE_NUL_TERMINATED, w->id + 1, details, BE_NUL_TERMINATED, err);
+  rc = be_audit_write(NULL, app, conn, 0, "stress.increment", BE_NUL_TERMINATED, "counter", BE_NUL_TERMINATED,
+                      w->id + 1, details, BE_NUL_TERMINATED, err);
+  note(w, BE_OP_AUDIT_WRITE, rc);
+  return rc;
 }
 
 static void op_audited_increment(worker *w) {
@@ -208,6 +241,7 @@ static void op_pool(worker *w) {
   be_rows *rows = NULL;
   expect("SELECT on a pooled connection",
          be_rows_query(&rows, conn, "SELECT count(*) FROM be_users", NULL, &err), err, BE_OK, 1);
+  w->sql_counts++;
   if (be_rows_int64(rows, 0, 0) != USERS) die("%lld users", (long long)be_rows_int64(rows, 0, 0));
   be_rows_free(rows);
   be_pool_release(be_app_pool(app), conn);
@@ -270,6 +304,103 @@ static void op_cache(worker *w) {
   }
 }
 
+/* ---- metrics, status and statistics read while the others record ---- */
+
+static void check_json(const char *what, char *json, size_t len) {
+  if (json == NULL || strlen(json) != len || !fz_json_valid(json, len)) die("%s: not one valid JSON value", what);
+  be_free(json);
+}
+
+static void read_status(worker *w) {
+  be_error *err = NULL;
+  char *out = NULL;
+  size_t len = 0;
+  be_app_status st = BE_APP_STATUS_INIT;
+  switch (rnd(w) % 3) {
+    case 0:
+      expect("be_app_status_get", be_app_status_get(&st, app, &err), err, BE_OK, 1);
+      if (st.pool_in_use < 0 || st.pool_in_use > st.pool_max || st.pool_total > st.pool_max)
+        die("status: pool %d in use, %d open of %d", st.pool_in_use, st.pool_total, st.pool_max);
+      break;
+    case 1:
+      expect("be_app_status_json", be_app_status_json(&out, &len, app, &err), err, BE_OK, 1);
+      check_json("be_app_status_json", out, len);
+      break;
+    default:
+      expect("be_app_status_text", be_app_status_text(&out, &len, app, &err), err, BE_OK, 1);
+      if (out == NULL || strlen(out) != len || len == 0) die("be_app_status_text: %zu bytes", len);
+      be_free(out);
+  }
+}
+
+static void read_metrics(worker *w) {
+  be_error *err = NULL;
+  char *out = NULL;
+  size_t len = 0;
+  switch (rnd(w) % 4) {
+    case 0:
+      expect("be_app_metrics_json", be_app_metrics_json(&out, &len, app, &err), err, BE_OK, 1);
+      check_json("be_app_metrics_json", out, len);
+      break;
+    case 1:
+      expect("be_app_metrics_prometheus", be_app_metrics_prometheus(&out, &len, app, &err), err, BE_OK, 1);
+      if (out == NULL || strlen(out) != len || strstr(out, "# TYPE") == NULL) die("be_app_metrics_prometheus");
+      be_free(out);
+      break;
+    case 2: {
+      be_app_memory m = BE_APP_MEMORY_INIT;
+      expect("be_app_memory_get", be_app_memory_get(&m, app, &err), err, BE_OK, 1);
+      if (m.library_bytes <= 0 || m.metrics_bytes < 0) die("be_app_memory_get: %lld bytes", (long long)m.library_bytes);
+      break;
+    }
+    default: {
+      be_op_stats st = BE_OP_STATS_INIT;
+      int32_t op = (int32_t)(rnd(w) % BE_OP_COUNT);
+      expect("be_app_op_stats_get", be_app_op_stats_get(&st, app, op, &err), err, BE_OK, 1);
+      if (st.op != op || st.calls < 0 || st.errors < 0 || st.server_errors > st.errors)
+        die("be_app_op_stats_get(%s): %lld calls, %lld errors", be_op_name(op), (long long)st.calls,
+            (long long)st.errors);
+    }
+  }
+}
+
+static void read_stmts_incidents(worker *w) {
+  be_error *err = NULL;
+  if (rnd(w) % 2) {
+    be_stmt_stat top[8];
+    size_t n = 0;
+    for (int i = 0; i < 8; i++) be_stmt_stat_init(&top[i], BE_STMT_STAT_VERSION);
+    expect("be_stmt_stats_top", be_stmt_stats_top(top, 8, &n, be_app_stmt_stats(app), &err), err, BE_OK, 1);
+    for (size_t i = 0; i < n; i++)
+      if (top[i].sql == NULL || top[i].calls < 0 || top[i].errors > top[i].calls || (i && top[i].total_ns > top[i - 1].total_ns))
+        die("be_stmt_stats_top: entry %zu", i);
+  } else {
+    char *out = NULL;
+    size_t len = 0;
+    expect("be_incident_log_to_json", be_incident_log_to_json(&out, &len, be_app_incidents(app), &err), err, BE_OK, 1);
+    check_json("be_incident_log_to_json", out, len);
+  }
+}
+
+static void op_metrics_read(worker *w) {
+  switch (rnd(w) % 3) {
+    case 0: read_status(w); break;
+    case 1: read_metrics(w); break;
+    default: read_stmts_incidents(w);
+  }
+  w->metric_reads++;
+}
+
+/* Only in phase 1: not atomic against the recorders, by its contract. */
+static void op_metrics_reset(worker *w) {
+  if (atomic_load(&phase) == 1) {
+    be_app_metrics_reset(app);
+    atomic_fetch_add(&resets, 1);
+  } else {
+    op_metrics_read(w);
+  }
+}
+
 typedef struct op {
   const char *name;
   int weight;
@@ -287,6 +418,8 @@ static op ops[] = {
   {"audited_increment", 8, op_audited_increment, 0},
   {"pool_acquire", 8, op_pool, 0},
   {"cache", 30, op_cache, 0},
+  {"metrics_read", 12, op_metrics_read, 0},
+  {"metrics_reset", 1, op_metrics_reset, 0},
 };
 #define NOPS (sizeof ops / sizeof ops[0])
 
@@ -297,6 +430,11 @@ static void *work(void *arg) {
   int total = 0;
   for (size_t i = 0; i < NOPS; i++) total += ops[i].weight;
   while (!atomic_load(&stop)) {
+    if (atomic_load(&pause_req)) {
+      atomic_fetch_add(&parked, 1);
+      while (atomic_load(&pause_req)) usleep(1000);
+      continue;
+    }
     int r = (int)(rnd(w) % (uint64_t)total);
     size_t i = 0;
     while (r >= ops[i].weight) r -= ops[i++].weight;
@@ -486,6 +624,73 @@ static void check_all(void) {
   printf("audit chain intact: %lld rows; counters: no lost update\n", (long long)rows);
 }
 
+/* The metrics of phase 2 (no reset ran): every service operation counted
+ * exactly the calls and errors the threads saw; the statement statistics
+ * hold at least the statements the threads ran; the status agrees and its
+ * JSON is valid. Run before check_all(), whose calls would count. */
+static void check_metrics(void) {
+  int64_t api_calls = 0, updates = 0, counts = 0, reads = 0;
+  for (int32_t op = 0; op < BE_OP_SERVICE_COUNT; op++) {
+    int64_t calls = 0, errors = 0;
+    for (int t = 0; t < nthreads; t++) calls += workers[t].calls[op], errors += workers[t].errors[op];
+    be_op_stats st = BE_OP_STATS_INIT;
+    be_error *err = NULL;
+    expect("be_app_op_stats_get", be_app_op_stats_get(&st, app, op, &err), err, BE_OK, 1);
+    if (st.calls != calls || st.errors != errors)
+      die("metrics: %s counted %lld calls, %lld errors; the threads made %lld calls, saw %lld errors", be_op_name(op),
+          (long long)st.calls, (long long)st.errors, (long long)calls, (long long)errors);
+    if (calls) printf("  %-22s %8lld calls %7lld errors (metrics agree)\n", be_op_name(op), (long long)calls,
+                      (long long)errors);
+    api_calls += calls;
+  }
+  for (int t = 0; t < nthreads; t++)
+    updates += workers[t].sql_updates, counts += workers[t].sql_counts, reads += workers[t].metric_reads;
+  be_stmt_stats *ss = be_app_stmt_stats(app);
+  size_t cap = be_stmt_stats_count(ss), n = 0;
+  be_stmt_stat *top = calloc(cap + 1, sizeof *top);
+  for (size_t i = 0; i <= cap; i++) be_stmt_stat_init(&top[i], BE_STMT_STAT_VERSION);
+  be_error *err = NULL;
+  expect("be_stmt_stats_top", be_stmt_stats_top(top, cap + 1, &n, ss, &err), err, BE_OK, 1);
+  int64_t seen_updates = 0, seen_counts = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (strncmp(top[i].sql, "UPDATE counters", 15) == 0) seen_updates += top[i].calls;
+    if (strstr(top[i].sql, "count(*) FROM be_users")) seen_counts += top[i].calls;
+  }
+  free(top);
+  if (seen_updates < updates || seen_counts < counts)
+    die("statement statistics: %lld counter updates (threads ran %lld), %lld user counts (threads ran %lld)",
+        (long long)seen_updates, (long long)updates, (long long)seen_counts, (long long)counts);
+  be_app_status st = BE_APP_STATUS_INIT;
+  expect("be_app_status_get", be_app_status_get(&st, app, &err), err, BE_OK, 1);
+  if (st.api_calls != api_calls || st.pool_in_use != 0)
+    die("status: %lld service calls (threads made %lld), %d in use", (long long)st.api_calls, (long long)api_calls,
+        st.pool_in_use);
+  char *json = NULL;
+  size_t len = 0;
+  expect("be_app_status_json", be_app_status_json(&json, &len, app, &err), err, BE_OK, 1);
+  check_json("be_app_status_json", json, len);
+  printf("metrics: %lld service calls counted exactly (phase 2, after %lld resets in phase 1); statements: "
+         "%lld >= %lld counter updates, %lld >= %lld user counts; %lld metric reads; status JSON valid\n",
+         (long long)api_calls, (long long)atomic_load(&resets), (long long)seen_updates, (long long)updates,
+         (long long)seen_counts, (long long)counts, (long long)reads);
+}
+
+/* Park every worker, reset the metrics with nothing recording, zero the
+ * threads' counts, start phase 2 (no resets). */
+static void quiet_reset(void) {
+  atomic_store(&pause_req, 1);
+  while (atomic_load(&parked) < nthreads) usleep(1000);
+  be_app_metrics_reset(app);
+  for (int t = 0; t < nthreads; t++) {
+    memset(workers[t].calls, 0, sizeof workers[t].calls);
+    memset(workers[t].errors, 0, sizeof workers[t].errors);
+    workers[t].sql_updates = workers[t].sql_counts = 0;
+  }
+  atomic_store(&phase, 2);
+  atomic_store(&parked, 0);
+  atomic_store(&pause_req, 0);
+}
+
 /* ---- main ---- */
 
 static int arg_int(int argc, char **argv, const char *name, const char *env, int def) {
@@ -515,7 +720,9 @@ int main(int argc, char **argv) {
     if (pthread_create(&th[t], NULL, work, &workers[t]) != 0) die("pthread_create");
   }
   if (pthread_create(&dog, NULL, watchdog, NULL) != 0) die("pthread_create");
-  sleep((unsigned)seconds);
+  sleep((unsigned)(seconds / 2));
+  quiet_reset();
+  sleep((unsigned)(seconds - seconds / 2));
   atomic_store(&stop, 1);
   for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
   pthread_join(dog, NULL);
@@ -526,6 +733,7 @@ int main(int argc, char **argv) {
     total += atomic_load(&ops[i].count);
   }
   printf("operations: %lld in %d s (%.0f/s)\n", total, seconds, (double)total / seconds);
+  check_metrics();
   check_all();
   be_cache_free(cache);
   be_app_free(app);
