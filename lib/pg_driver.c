@@ -626,9 +626,16 @@ static int pg_ping(void *conn, be_error **err) {
   return rc;
 }
 
+/* The server takes 65535 parameters, but libpq drops the connection
+ * ("lost synchronization with server") on a ParameterDescription message
+ * longer than 30000 bytes, which PQdescribePrepared receives for a
+ * statement of more than 7498 parameters (6 + 4 bytes each). Batch loads
+ * chunk their IN lists under this limit; one array parameter has none. */
+#define PG_LIBPQ_PARAM_LIMIT ((30000 - 6) / 4)
+
 static int32_t pg_bind_limit(void *conn) {
   (void)conn;
-  return 65535;
+  return PG_LIBPQ_PARAM_LIMIT;
 }
 
 static int32_t pg_in_transaction(void *conn) {

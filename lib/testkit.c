@@ -183,16 +183,18 @@ static int seed(be_testkit *kit, const be_testkit_options *o, be_error **err) {
   return rc;
 }
 
-/* The kit's app: the host's options (may be NULL) on a private in-memory
- * database, the kit's clock and mailer, and the cheapest hashing. */
-static int open_app(be_testkit *kit, const be_app_options *host, be_error **err) {
+/* The kit's app: the host's options (may be NULL) on database (NULL: a
+ * private in-memory one), the kit's clock and mailer, and the cheapest
+ * hashing. */
+static int open_app(be_testkit *kit, const be_app_options *host, const char *database,
+                    be_error **err) {
   be_app_options ao = BE_APP_OPTIONS_INIT;
   if (host) {
     int rc = be__svc_check_version(host->version, BE_APP_OPTIONS_VERSION, "app_options", err);
     if (rc != BE_OK) return rc;
     ao = *host;
   }
-  ao.database = ":memory:";
+  ao.database = database ? database : ":memory:";
   ao.driver = NULL;
   ao.clock = kit->clock;
   ao.mailer = &kit->mailer;
@@ -235,7 +237,7 @@ int be_testkit_new(be_testkit **out, const be_testkit_options *opts, be_error **
   if (rc == BE_OK)
     rc = be_clock_fake_new(&kit->clock, BE_NS_PER_SEC, BE_TESTKIT_START_WALL_MS * BE_NS_PER_MS, NULL);
   if (rc == BE_E_NOMEM) rc = be__error_oom(err);
-  if (rc == BE_OK) rc = open_app(kit, o.app_options, err);
+  if (rc == BE_OK) rc = open_app(kit, o.app_options, o.database, err);
   if (rc == BE_OK) rc = seed(kit, &o, err);
   if (rc == BE_OK) *out = kit;
   else be_testkit_free(kit);

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Query helpers: params, rows, batch loading and the loader. Batch results
- * are checked row for row against a naive one-query-per-key loop. */
+ * are checked row for row against a naive one-query-per-key loop.
+ * With BE_TEST_BATCH_ON_PG=1 (meson's "batch-postgres") the same tests run
+ * on a fresh schema of the server BE_TEST_PG_DSN names, where the array
+ * strategy (= ANY($1)) takes the place of json_each; without a server the
+ * suite exits 77 (SKIP, never a pass). */
 #include "testutil.h"
 
 #include <sqlite3.h>
@@ -8,12 +12,57 @@
 #include "storage.h"
 
 static char *dir;
-static char dsn[600];
+static char dsn[1200];
+static const be_driver *drv; /* SQLite, or PostgreSQL in PostgreSQL mode */
+
+static int on_pg(void) {
+  const char *v = getenv("BE_TEST_BATCH_ON_PG");
+  return v != NULL && v[0] == '1';
+}
+
+__attribute__((constructor)) static void pg_skip_without_server(void) {
+  if (!on_pg()) return;
+  const char *base = getenv("BE_TEST_PG_DSN");
+  if (be_postgres_driver() == NULL || base == NULL || base[0] == '\0') {
+    fprintf(stderr, "SKIPPED: batch suite on PostgreSQL: %s -- NOT RUN, NOT PASSED\n",
+            be_postgres_driver() == NULL ? "built without libpq" : "BE_TEST_PG_DSN is not set");
+    exit(77);
+  }
+}
+
+/* The strategy that puts every key in one parameter: json_each on
+ * SQLite, an array on PostgreSQL. */
+static int32_t one_param_strategy(void) { return on_pg() ? BE_BATCH_ARRAY : BE_BATCH_JSON_EACH; }
+
+/* Skip a test that needs SQLite itself (dynamic typing, SQLite's SQL). */
+#define SQLITE_ONLY(why)                                                 \
+  do {                                                                   \
+    if (on_pg()) {                                                       \
+      fprintf(stderr, "%s: skipped on PostgreSQL: %s\n", __func__, why); \
+      return;                                                            \
+    }                                                                    \
+  } while (0)
+
+/* PostgreSQL mode: a DSN for a new, empty schema on the test server. */
+static void pg_fresh_dsn(void) {
+  const char *base = getenv("BE_TEST_PG_DSN");
+  static int n;
+  char schema[64];
+  snprintf(schema, sizeof schema, "batch_%ld_%d", (long)getpid(), ++n);
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_conn_open(&c, drv, base, &e) == BE_OK, "%s", be_error_message(e));
+  char sql[256];
+  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema, schema);
+  ck_assert_int_eq(be_conn_exec(c, sql, NULL), BE_OK);
+  be_conn_close(c);
+  snprintf(dsn, sizeof dsn, "%s%soptions=-csearch_path%%3D%s", base, strchr(base, '?') ? "&" : "?", schema);
+}
 
 static be_conn *open_conn(void) {
   be_conn *c = NULL;
   be_error *e = NULL;
-  int rc = be_conn_open(&c, be_sqlite_driver(), dsn, &e);
+  int rc = be_conn_open(&c, drv, dsn, &e);
   ck_assert_msg(rc == BE_OK, "open: %s", be_error_message(e));
   return c;
 }
@@ -32,14 +81,24 @@ static const char *const text_owners[] = {
 static void setup(void) {
   be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL); /* the naive loops are N+1 on purpose */
   dir = tu_tempdir();
-  snprintf(dsn, sizeof dsn, "%s/batch.db", dir);
+  drv = on_pg() ? be_postgres_driver() : be_sqlite_driver();
+  if (on_pg()) pg_fresh_dsn();
+  else snprintf(dsn, sizeof dsn, "%s/batch.db", dir);
   be_conn *c = open_conn();
-  exec_ok(c, "CREATE TABLE posts(id INTEGER PRIMARY KEY, user_id INTEGER, title TEXT, score REAL,"
-             " data BLOB, deleted INTEGER NOT NULL DEFAULT 0);"
-             "CREATE INDEX posts_user ON posts(user_id);"
-             "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);"
-             "CREATE TABLE tags(id INTEGER PRIMARY KEY, owner TEXT, tag TEXT);"
-             "CREATE INDEX tags_owner ON tags(owner);");
+  if (on_pg())
+    exec_ok(c, "CREATE TABLE posts(id BIGSERIAL PRIMARY KEY, user_id BIGINT, title TEXT,"
+               " score DOUBLE PRECISION, data BYTEA, deleted BIGINT NOT NULL DEFAULT 0);"
+               "CREATE INDEX posts_user ON posts(user_id);"
+               "CREATE TABLE users(id BIGINT PRIMARY KEY, name TEXT);"
+               "CREATE TABLE tags(id BIGSERIAL PRIMARY KEY, owner TEXT COLLATE \"C\", tag TEXT COLLATE \"C\");"
+               "CREATE INDEX tags_owner ON tags(owner);");
+  else
+    exec_ok(c, "CREATE TABLE posts(id INTEGER PRIMARY KEY, user_id INTEGER, title TEXT, score REAL,"
+               " data BLOB, deleted INTEGER NOT NULL DEFAULT 0);"
+               "CREATE INDEX posts_user ON posts(user_id);"
+               "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);"
+               "CREATE TABLE tags(id INTEGER PRIMARY KEY, owner TEXT, tag TEXT);"
+               "CREATE INDEX tags_owner ON tags(owner);");
   exec_ok(c, "BEGIN");
   srand(7);
   be_stmt *st = NULL;
@@ -107,6 +166,7 @@ static int statements; /* counted through a scope */
 /* ---- params and rows ---- */
 
 START_TEST(rows_typed_access) {
+  SQLITE_ONLY("untyped parameters and printf() are SQLite's");
   be_conn *c = open_conn();
   be_params *p = NULL;
   ck_assert_int_eq(be_params_new(&p, NULL), BE_OK);
@@ -252,7 +312,7 @@ START_TEST(batch_int_matches_naive) {
     o.columns = post_cols;
     o.column_count = 4;
     o.key_column = "user_id";
-    o.strategy = trial % 2 ? BE_BATCH_JSON_EACH : BE_BATCH_IN_LIST;
+    o.strategy = trial % 2 ? one_param_strategy() : BE_BATCH_IN_LIST;
     static const int32_t chunks[] = {0, 1, 3, 8, 50};
     o.max_chunk = chunks[(trial / 2) % 5];
     if (trial % 3 == 1) {
@@ -303,7 +363,8 @@ START_TEST(batch_text_keys_bound_safely) {
   be_conn *c = open_conn();
   static const char *const cols[] = {"tag", "owner"};
   static const char *const ord[] = {"tag"};
-  for (int strategy = BE_BATCH_IN_LIST; strategy <= BE_BATCH_JSON_EACH; strategy++) {
+  for (int pass = 0; pass < 2; pass++) {
+    int32_t strategy = pass == 0 ? BE_BATCH_IN_LIST : one_param_strategy();
     be_batch_options o = BE_BATCH_OPTIONS_INIT;
     o.table = "tags";
     o.columns = cols;
@@ -436,6 +497,7 @@ START_TEST(batch_rejects_injection_in_names) {
   ck_assert_ptr_null(o.table);
   ck_assert_int_eq(be_batch_default_strategy(NULL), BE_BATCH_IN_LIST);
   ck_assert_int_eq(be_batch_default_strategy(be_sqlite_driver()), BE_BATCH_IN_LIST);
+  if (on_pg()) ck_assert_int_eq(be_batch_default_strategy(drv), BE_BATCH_ARRAY);
   be_batch_result_free(NULL);
   ck_assert_uint_eq(be_batch_result_key_count(NULL), 0);
   ck_assert_uint_eq(be_batch_result_group(NULL, 0, NULL), 0);
@@ -495,12 +557,13 @@ START_TEST(batch_one_to_one_and_empty) {
   ck_assert_int_eq(be_scope_query_count(sc), 2);
   ck_assert_uint_eq(be_batch_result_key_count(res), n);
   be_batch_result_free(res);
-  o.strategy = BE_BATCH_JSON_EACH;
+  o.strategy = one_param_strategy();
   ck_assert_int_eq(be_batch_load_int64(&res, c, &o, big, n, NULL), BE_OK);
   ck_assert_int_eq(be_scope_query_count(sc), 3); /* one statement */
   be_batch_result_free(res);
-  /* SQLite has no array parameters (BE_FEATURE_ARRAY_PARAM): refused, typed */
-  o.strategy = BE_BATCH_ARRAY;
+  /* SQLite has no array parameters (BE_FEATURE_ARRAY_PARAM), PostgreSQL no
+   * json_each: refused, typed */
+  o.strategy = on_pg() ? BE_BATCH_JSON_EACH : BE_BATCH_ARRAY;
   TU_EXPECT_ERR(BE_E_UNSUPPORTED, be_batch_load_int64(&res, c, &o, big, n, &tu_e));
   ck_assert_ptr_null(res);
   o.strategy = BE_BATCH_ARRAY + 1;
@@ -515,7 +578,7 @@ END_TEST
 START_TEST(batch_dead_connection) {
   be_driver *fd = NULL;
   be_fault *f = NULL;
-  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, drv, NULL), BE_OK);
   be_conn *c = NULL;
   ck_assert_int_eq(be_conn_open(&c, fd, dsn, NULL), BE_OK);
   const char *cols[] = {"title"};
@@ -547,6 +610,45 @@ START_TEST(batch_dead_connection) {
   be_loader_free(l);
   be_conn_close(c);
   be_fault_free(f);
+}
+END_TEST
+
+/* 100,000 keys in one statement: the default strategy on PostgreSQL (one
+ * array parameter), json_each on SQLite; every post of the 200 users
+ * comes back, keys without rows are kept in order. */
+START_TEST(batch_100k_keys_one_statement) {
+  be_conn *c = open_conn();
+  be_scope *sc = NULL;
+  ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
+  const char *cols[] = {"id", "user_id"};
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
+  o.table = "posts";
+  o.columns = cols;
+  o.column_count = 2;
+  o.key_column = "user_id";
+  o.strategy = on_pg() ? BE_BATCH_AUTO : BE_BATCH_JSON_EACH;
+  size_t n = 100000;
+  int64_t *keys = malloc(n * sizeof *keys);
+  ck_assert_ptr_nonnull(keys);
+  for (size_t i = 0; i < n; i++) keys[i] = (int64_t)(n - i); /* descending: 200..1 come last */
+  be_batch_result *res = NULL;
+  be_error *e = NULL;
+  int rc = be_batch_load_int64(&res, c, &o, keys, n, &e);
+  ck_assert_msg(rc == BE_OK, "%s", be_error_message(e));
+  ck_assert_int_eq(be_scope_query_count(sc), 1);
+  ck_assert_uint_eq(be_batch_result_key_count(res), n);
+  ck_assert_int_eq(be_batch_result_key_int64(res, 0), (int64_t)n);
+  be_rows *all = NULL;
+  ck_assert_int_eq(be_rows_query(&all, c, "SELECT count(*) FROM posts", NULL, NULL), BE_OK);
+  ck_assert_uint_eq(be_rows_count(be_batch_result_rows(res)), (size_t)be_rows_int64(all, 0, 0));
+  be_rows_free(all);
+  size_t first;
+  ck_assert_uint_eq(be_batch_result_find_int64(res, 150000, &first), 0); /* not asked for */
+  ck_assert_uint_eq(be_batch_result_find_int64(res, 99999, &first), 0);  /* asked, no rows */
+  be_batch_result_free(res);
+  free(keys);
+  be_scope_free(sc);
+  be_conn_close(c);
 }
 END_TEST
 
@@ -643,7 +745,7 @@ END_TEST
 static int alloc_body(void *arg) {
   (void)arg;
   be_conn *c = NULL;
-  int rc = be_conn_open(&c, be_sqlite_driver(), dsn, NULL);
+  int rc = be_conn_open(&c, drv, dsn, NULL);
   if (rc != BE_OK) return rc;
   be_params *wp = NULL;
   be_batch_result *res = NULL;
@@ -671,7 +773,7 @@ static int alloc_body(void *arg) {
   if ((rc = be_batch_load_int64(&res, c, &o, keys, 20, NULL)) != BE_OK) goto done;
   be_batch_result_free(res);
   res = NULL;
-  o.strategy = BE_BATCH_JSON_EACH;
+  o.strategy = one_param_strategy();
   if ((rc = be_batch_load_int64(&res, c, &o, keys, 20, NULL)) != BE_OK) goto done;
   be_batch_result_free(res);
   res = NULL;
@@ -716,6 +818,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, batch_rejects_injection_in_names);
   tcase_add_test(tc, batch_one_to_one_and_empty);
   tcase_add_test(tc, batch_dead_connection);
+  tcase_add_test(tc, batch_100k_keys_one_statement);
   tcase_add_test(tc, loader_dispatches_once);
   tcase_add_test(tc, batch_allocation_failures_do_not_leak);
   suite_add_tcase(s, tc);

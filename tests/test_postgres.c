@@ -169,6 +169,34 @@ START_TEST(placeholders_are_translated) {
 }
 END_TEST
 
+/* A statement with as many parameters as the bind limit says prepares
+ * and runs, and the connection stays usable. Regression: the limit was
+ * the server's 65535, but libpq drops the connection on the parameter
+ * description of more than 7498 parameters, so an IN-list batch load of
+ * more keys lost its connection. */
+START_TEST(bind_limit_parameters_prepare) {
+  be_conn *c = open_pg();
+  int32_t limit = be_conn_bind_limit(c);
+  ck_assert_int_ge(limit, 1000);
+  char *sql = malloc((size_t)limit * 12 + 64);
+  ck_assert_ptr_nonnull(sql);
+  size_t n = (size_t)sprintf(sql, "SELECT cardinality(ARRAY[?::int");
+  for (int32_t i = 2; i <= limit; i++) n += (size_t)sprintf(sql + n, ",?::int");
+  sprintf(sql + n, "])");
+  be_stmt *s = NULL;
+  be_error *e = NULL;
+  int rc = be_conn_prepare(&s, c, sql, &e);
+  ck_assert_msg(rc == BE_OK, "%s", be_error_message(e));
+  for (int32_t i = 1; i <= limit; i++) ck_assert_int_eq(be_stmt_bind_int64(s, i, 1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), limit);
+  be_stmt_finalize(s);
+  free(sql);
+  ck_assert_int_eq(be_conn_exec(c, "SELECT 1", NULL), BE_OK);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(statement_cache_prepares_once) {
   be_conn *c = open_pg();
   exec_ok(c, "CREATE TABLE t(id BIGINT PRIMARY KEY, v TEXT)");
@@ -1027,6 +1055,7 @@ static Suite *postgres_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, types_round_trip);
   tcase_add_test(tc, placeholders_are_translated);
+  tcase_add_test(tc, bind_limit_parameters_prepare);
   tcase_add_test(tc, statement_cache_prepares_once);
   tcase_add_test(tc, transactions_and_savepoints);
   tcase_add_test(tc, errors_by_sqlstate);

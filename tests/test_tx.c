@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* be_tx_run: commit, rollback on any error, savepoints, retries on busy. */
-#include "testutil.h"
+/* be_tx_run: commit, rollback on any error, savepoints, retries on busy.
+ * In PostgreSQL mode (meson's "tx-postgres", svc_testutil.h) the fault
+ * driver wraps the PostgreSQL driver on a fresh schema of the
+ * BE_TEST_PG_DSN server; tests of SQLite itself (its busy timeout, an
+ * in-memory database) are skipped there with their reason. */
+#include "svc_testutil.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -9,14 +13,16 @@
 #include "storage.h"
 
 static char *tmpdir;
-static char dbpath[512];
+static char dbpath[1024];
 static be_driver *fdrv;
 static be_fault *flt;
 
 static void setup(void) {
   tmpdir = tu_tempdir();
-  snprintf(dbpath, sizeof dbpath, "%s/tx.db", tmpdir);
-  ck_assert_int_eq(be_fault_driver_new(&fdrv, &flt, be_sqlite_driver(), NULL), BE_OK);
+  if (svc_on_pg()) snprintf(dbpath, sizeof dbpath, "%s", svc_pg_fresh_dsn());
+  else snprintf(dbpath, sizeof dbpath, "%s/tx.db", tmpdir);
+  const be_driver *inner = svc_on_pg() ? be_postgres_driver() : be_sqlite_driver();
+  ck_assert_int_eq(be_fault_driver_new(&fdrv, &flt, inner, NULL), BE_OK);
 }
 static void teardown(void) {
   be_fault_free(flt);
@@ -129,7 +135,11 @@ START_TEST(rollback_on_callback_error) {
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &ok, NULL), BE_OK);
   job dup = {.value = 3};
   ck_assert_int_eq(be_tx_run(c, BE_TX_IMMEDIATE, insert_job, &dup, &e), BE_E_CONFLICT);
-  ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), 2067);
+  if (svc_on_pg()) { /* unique_violation: 23505, packed as MAKE_SQLSTATE does */
+    ck_assert_ptr_nonnull(strstr(be_error_message(be_error_cause(e)), "SQLSTATE 23505"));
+    ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), 2 | 3 << 6 | 5 << 12 | 0 << 18 | 5 << 24);
+  } else
+    ck_assert_int_eq(be_error_driver_code(be_error_cause(e)), 2067); /* SQLITE_CONSTRAINT_UNIQUE */
   be_error_free(e);
   ck_assert_int_eq(count_rows(c), 1);
   be_conn_close(c);
@@ -375,7 +385,17 @@ static void *hold_lock(void *arg) {
   return NULL;
 }
 
+/* Skip a test of SQLite itself in PostgreSQL mode, saying why. */
+#define TX_SQLITE_ONLY(why)                                              \
+  do {                                                                   \
+    if (svc_on_pg()) {                                                   \
+      fprintf(stderr, "%s: skipped on PostgreSQL: %s\n", __func__, why); \
+      return;                                                            \
+    }                                                                    \
+  } while (0)
+
 START_TEST(real_busy_retried_then_served) {
+  TX_SQLITE_ONLY("SQLite's busy timeout between two connections to one file");
   be_sqlite_options so = BE_SQLITE_OPTIONS_INIT;
   so.busy_timeout_ms = 20;
   be_driver *d = NULL;
@@ -480,6 +500,7 @@ static int tx_alloc_body(void *arg) {
 }
 
 START_TEST(allocation_failures_do_not_leak) {
+  TX_SQLITE_ONLY("runs on an in-memory SQLite database");
   TU_FOR_EACH_ALLOC_FAILURE(tx_alloc_body, NULL);
 }
 END_TEST

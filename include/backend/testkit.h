@@ -6,7 +6,7 @@
  *        capturing mock mailer.
  *
  * be_testkit_new() makes an app on a private in-memory database (its own,
- * never shared with another kit), with a fake clock starting at
+ * never shared with another kit; or the options' database), with a fake clock starting at
  * 2026-01-01T00:00:00Z, cheap test-only password hashing
  * (insecure_test_hashing), and the kit's mock mailer. It then seeds:
  *
@@ -64,17 +64,23 @@ typedef struct be_testkit_options {
   be_testkit_seed_fn seed; /**< host seed step [none] */
   void *seed_user_data;    /**< passed as is to seed [NULL] */
   /** Base app options (copied; borrowed for the call) [defaults]. The kit
-   * always replaces database (in-memory), clock (the kit's fake clock) and
+   * always replaces database (the database field below), clock (the kit's fake clock) and
    * mailer (the mock), and turns on insecure_test_hashing with the cheapest
    * argon2id parameters unless pwhash_opslimit/memlimit are set.
    * host_migrations are applied as usual. */
   const be_app_options *app_options;
   int32_t no_passwords; /**< 1: seed users without passwords (faster) [0] */
+  /** The app's database (borrowed for the call) [NULL: a private in-memory
+   * SQLite database]. Any DSN be_app_options.database takes, e.g. a
+   * postgres:// DSN to run the kit's app on a server: give each kit an
+   * empty database or schema of its own (the kit migrates and seeds it and
+   * never empties it). */
+  const char *database;
 } be_testkit_options;
 
 /** Static initializer: no users, no seed step, default app options. */
 #define BE_TESTKIT_OPTIONS_INIT \
-  { BE_TESTKIT_OPTIONS_VERSION, 0, NULL, NULL, NULL, 0 }
+  { BE_TESTKIT_OPTIONS_VERSION, 0, NULL, NULL, NULL, 0, NULL }
 
 /**
  * Fill *opts like BE_TESTKIT_OPTIONS_INIT. Thread-safety: safe.

@@ -332,6 +332,7 @@ BeTestkitOptions = struct("be_testkit_options", [
     ("seed_user_data", C.c_void_p),
     ("app_options", C.POINTER(BeAppOptions)),
     ("no_passwords", C.c_int32),
+    ("database", C.c_char_p),
 ])
 
 BeAuthSessionInfo = struct("be_auth_session_info", [
