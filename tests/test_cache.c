@@ -103,7 +103,8 @@ static void record_evict(const void *key, size_t klen, const void *value, size_t
 
 /* ---- options and misuse ---- */
 
-START_TEST(options_and_misuse) {
+/* Options: init, the version-1 layout, and each bad value refused. */
+static void cache_options_validated(void) {
   be_cache_options o;
   ck_assert_int_eq(be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION), BE_OK);
   ck_assert_uint_eq(o.version, BE_CACHE_OPTIONS_VERSION);
@@ -160,12 +161,12 @@ START_TEST(options_and_misuse) {
   o.ttl_jitter_pct = -1;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_E_VALIDATION);
   ck_assert_ptr_null(c);
+}
 
-  ck_assert_int_eq(be_cache_new(&c, NULL, NULL), BE_OK); /* defaults */
+/* Every call refuses NULLs and bad lengths with a typed error in err. */
+static void cache_calls_misuse(be_cache *c) {
   be_cache_stats st = stats_of(c);
-  ck_assert_uint_eq(st.shard_count, 16);
-  ck_assert_uint_eq(st.entries, 0);
-
+  be_error *e = NULL;
   be_cache_entry *h = (be_cache_entry *)&st; /* must be overwritten */
   size_t n = 0;
   char buf[8];
@@ -240,7 +241,19 @@ START_TEST(options_and_misuse) {
   ck_assert_int_eq(status, 0);
   ck_assert_int_eq(be_cache_get_or_load(&h, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_load_set_value(NULL, "v", 1, 0, NULL), BE_E_MISUSE);
+}
 
+START_TEST(options_and_misuse) {
+  cache_options_validated();
+  be_cache *c = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_cache_new(&c, NULL, NULL), BE_OK); /* defaults */
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.shard_count, 16);
+  ck_assert_uint_eq(st.entries, 0);
+
+  cache_calls_misuse(c);
+  size_t n = 0;
   /* too long keys and values */
   static char big_key[BE_CACHE_MAX_KEY + 1];
   ck_assert_uint_eq(be_cache_charge(sizeof big_key, 1), 0);
