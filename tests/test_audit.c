@@ -65,24 +65,8 @@ START_TEST(chain_verifies_and_detects_tampering) {
 }
 END_TEST
 
-START_TEST(query_by_user_and_time_with_pages) {
-  be_clock *clock = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clock, BE_NS_PER_SEC, 1000 * BE_NS_PER_SEC, NULL), BE_OK);
-  be_app *app = svc_app_ex(NULL, clock, 0);
-  int64_t alice = svc_user(app, "alice@x.io", "Alice"); /* t = 1000 s: row 1 */
-  be_clock_advance(clock, BE_NS_PER_SEC, NULL);
-  int64_t bob = svc_user(app, "bob@x.io", "Bob"); /* t = 1001: row 2 */
-  be_user_input up = BE_USER_INPUT_INIT;
-  up.fields = BE_USER_FIELD_BIO;
-  for (int i = 0; i < 25; i++) { /* t = 1002 .. 1026: alice edits bob */
-    be_clock_advance(clock, BE_NS_PER_SEC, NULL);
-    up.bio = i % 2 ? "odd" : "even";
-    ck_assert_int_eq(be_user_update(NULL, app, alice, bob, &up, NULL), BE_OK);
-  }
-  be_clock_advance(clock, BE_NS_PER_SEC, NULL);
-  ck_assert_int_eq(be_user_update(NULL, app, bob, bob, &up, NULL), BE_OK); /* t = 1027 */
-
-  /* everything, newest first, in pages of 10 */
+/* Walks every audit row newest first in pages of 10; checks the ids fall. */
+static int64_t audit_count_all_pages(be_app *app) {
   be_audit_query_options q = BE_AUDIT_QUERY_OPTIONS_INIT;
   q.limit = 10;
   int64_t last = INT64_MAX, total = 0;
@@ -105,10 +89,54 @@ START_TEST(query_by_user_and_time_with_pages) {
     snprintf(cursor, sizeof cursor, "%s", next);
     be_audit_page_free(p);
   }
-  ck_assert_int_eq(total, 28);
+  return total;
+}
+
+/* Bad query options get a typed error naming the field. */
+static void audit_query_rejects_bad_input(be_app *app) {
+  be_error *e = NULL;
+  be_audit_page *p = NULL;
+  be_audit_query_options q = BE_AUDIT_QUERY_OPTIONS_INIT;
+  q.limit = BE_AUDIT_PAGE_MAX + 1;
+  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "limit");
+  q.limit = 0;
+  q.cursor = "garbage";
+  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "cursor");
+  q.cursor = NULL;
+  q.from_ms = 5;
+  q.to_ms = 5;
+  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "to_ms");
+  q.to_ms = 0;
+  q.match_user = 1;
+  q.user_id = -1;
+  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "user_id");
+  q.version = 9;
+  ck_assert_int_eq(be_audit_query(&p, app, &q, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_audit_query_options_init(&q, 9), BE_E_MISUSE);
+}
+
+START_TEST(query_by_user_and_time_with_pages) {
+  be_clock *clock = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clock, BE_NS_PER_SEC, 1000 * BE_NS_PER_SEC, NULL), BE_OK);
+  be_app *app = svc_app_ex(NULL, clock, 0);
+  int64_t alice = svc_user(app, "alice@x.io", "Alice"); /* t = 1000 s: row 1 */
+  be_clock_advance(clock, BE_NS_PER_SEC, NULL);
+  int64_t bob = svc_user(app, "bob@x.io", "Bob"); /* t = 1001: row 2 */
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_BIO;
+  for (int i = 0; i < 25; i++) { /* t = 1002 .. 1026: alice edits bob */
+    be_clock_advance(clock, BE_NS_PER_SEC, NULL);
+    up.bio = i % 2 ? "odd" : "even";
+    ck_assert_int_eq(be_user_update(NULL, app, alice, bob, &up, NULL), BE_OK);
+  }
+  be_clock_advance(clock, BE_NS_PER_SEC, NULL);
+  ck_assert_int_eq(be_user_update(NULL, app, bob, bob, &up, NULL), BE_OK); /* t = 1027 */
+
+  /* everything, newest first, in pages of 10 */
+  ck_assert_int_eq(audit_count_all_pages(app), 28);
 
   /* by user: alice is actor of 25 and target of her own create (actor 0) */
-  q = (be_audit_query_options)BE_AUDIT_QUERY_OPTIONS_INIT;
+  be_audit_query_options q = BE_AUDIT_QUERY_OPTIONS_INIT;
   q.match_user = 1;
   q.user_id = alice;
   q.limit = 100;
@@ -148,25 +176,7 @@ START_TEST(query_by_user_and_time_with_pages) {
   ck_assert_uint_eq(be_audit_page_count(p), 28);
   be_audit_page_free(p);
 
-  /* bad input */
-  be_error *e = NULL;
-  q = (be_audit_query_options)BE_AUDIT_QUERY_OPTIONS_INIT;
-  q.limit = BE_AUDIT_PAGE_MAX + 1;
-  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "limit");
-  q.limit = 0;
-  q.cursor = "garbage";
-  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "cursor");
-  q.cursor = NULL;
-  q.from_ms = 5;
-  q.to_ms = 5;
-  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "to_ms");
-  q.to_ms = 0;
-  q.match_user = 1;
-  q.user_id = -1;
-  svc_expect_field(be_audit_query(&p, app, &q, &e), &e, BE_E_VALIDATION, "user_id");
-  q.version = 9;
-  ck_assert_int_eq(be_audit_query(&p, app, &q, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_audit_query_options_init(&q, 9), BE_E_MISUSE);
+  audit_query_rejects_bad_input(app);
   be_app_free(app);
   be_clock_free(clock);
 }

@@ -871,6 +871,21 @@ END_TEST
 
 /* ---- a user's sessions: listed, ended by id, login time readable ---- */
 
+/* Ending and listing sessions with bad arguments: typed errors, l stays NULL. */
+static void session_calls_reject_bad_arguments(be_app *app, int64_t u0, int64_t ida) {
+  be_error *e = NULL;
+  be_auth_session_list *l = (be_auth_session_list *)1; /* must come back NULL */
+  expect_field(be_auth_end_session(app, -1, u0, ida, &e), &e, BE_E_VALIDATION, "actor_id");
+  expect_field(be_auth_end_session(app, 0, 0, ida, &e), &e, BE_E_VALIDATION, "user_id");
+  expect_field(be_auth_end_session(app, 0, u0, 0, &e), &e, BE_E_VALIDATION, "session_id");
+  ck_assert_int_eq(be_auth_end_session(NULL, 0, u0, ida, NULL), BE_E_MISUSE);
+  expect_field(be_auth_list_sessions(&l, app, -3, &e), &e, BE_E_VALIDATION, "user_id");
+  ck_assert_ptr_null(l);
+  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_auth_list_sessions(&l, app, 9999, &tu_e));
+  ck_assert_int_eq(be_auth_list_sessions(NULL, app, u0, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_auth_list_sessions(&l, NULL, u0, NULL), BE_E_MISUSE);
+}
+
 START_TEST(sessions_listed_and_ended_by_id) {
   be_testkit *k = kit_new(2);
   be_app *app = be_testkit_app(k);
@@ -929,17 +944,7 @@ START_TEST(sessions_listed_and_ended_by_id) {
   TU_EXPECT_ERR(BE_E_NOT_FOUND, be_auth_end_session(app, 0, u0, 9999, &tu_e));
   ck_assert_int_eq(verify_code(app, c, NULL), BE_OK);
 
-  /* bad arguments */
-  be_error *e = NULL;
-  expect_field(be_auth_end_session(app, -1, u0, ida, &e), &e, BE_E_VALIDATION, "actor_id");
-  expect_field(be_auth_end_session(app, 0, 0, ida, &e), &e, BE_E_VALIDATION, "user_id");
-  expect_field(be_auth_end_session(app, 0, u0, 0, &e), &e, BE_E_VALIDATION, "session_id");
-  ck_assert_int_eq(be_auth_end_session(NULL, 0, u0, ida, NULL), BE_E_MISUSE);
-  expect_field(be_auth_list_sessions(&l, app, -3, &e), &e, BE_E_VALIDATION, "user_id");
-  ck_assert_ptr_null(l);
-  TU_EXPECT_ERR(BE_E_NOT_FOUND, be_auth_list_sessions(&l, app, 9999, &tu_e));
-  ck_assert_int_eq(be_auth_list_sessions(NULL, app, u0, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_auth_list_sessions(&l, NULL, u0, NULL), BE_E_MISUSE);
+  session_calls_reject_bad_arguments(app, u0, ida);
 
   /* expired and revoked sessions are not listed */
   be_testkit_advance_ms(k, 31 * MIN_MS, NULL); /* past c's idle timeout */

@@ -654,6 +654,32 @@ END_TEST
 
 /* ---- loader ---- */
 
+/* A text-keyed loader: rejects keys with NUL, batches every wanted owner. */
+static void check_text_loader(be_conn *c) {
+  const char *tc[] = {"tag"};
+  be_batch_options t = BE_BATCH_OPTIONS_INIT;
+  t.table = "tags";
+  t.columns = tc;
+  t.column_count = 1;
+  t.key_column = "owner";
+  be_loader *l = NULL;
+  ck_assert_int_eq(be_loader_new(&l, c, &t, BE_TYPE_TEXT, NULL), BE_OK);
+  for (size_t i = 0; i < N_OWNERS; i++) ck_assert_int_eq(be_loader_want_text(l, text_owners[i], BE_NUL_TERMINATED, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_loader_want_text(l, "a\0b", 3, &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "key");
+  be_error_free(e);
+  const be_rows *rows;
+  size_t first, cnt;
+  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "O'Brien", BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_uint_eq(cnt, 3);
+  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "\xf0\x9f\x98\x80", BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_loader_dispatch_count(l), 1);
+  ck_assert_int_eq(be_loader_get_int64(&rows, &first, &cnt, l, 1, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, NULL, 0, NULL), BE_E_MISUSE);
+  be_loader_free(l);
+}
+
 START_TEST(loader_dispatches_once) {
   be_conn *c = open_conn();
   be_scope *sc = NULL;
@@ -715,26 +741,7 @@ START_TEST(loader_dispatches_once) {
   ck_assert_int_eq(be_loader_dispatch_count(l), 4);
   be_loader_free(l);
   be_loader_free(NULL);
-  /* text loader */
-  const char *tc[] = {"tag"};
-  be_batch_options t = BE_BATCH_OPTIONS_INIT;
-  t.table = "tags";
-  t.columns = tc;
-  t.column_count = 1;
-  t.key_column = "owner";
-  ck_assert_int_eq(be_loader_new(&l, c, &t, BE_TYPE_TEXT, NULL), BE_OK);
-  for (size_t i = 0; i < N_OWNERS; i++) ck_assert_int_eq(be_loader_want_text(l, text_owners[i], BE_NUL_TERMINATED, NULL), BE_OK);
-  be_error *e = NULL;
-  ck_assert_int_eq(be_loader_want_text(l, "a\0b", 3, &e), BE_E_VALIDATION);
-  ck_assert_str_eq(be_error_field_name(e, 0), "key");
-  be_error_free(e);
-  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "O'Brien", BE_NUL_TERMINATED, NULL), BE_OK);
-  ck_assert_uint_eq(cnt, 3);
-  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, "\xf0\x9f\x98\x80", BE_NUL_TERMINATED, NULL), BE_OK);
-  ck_assert_int_eq(be_loader_dispatch_count(l), 1);
-  ck_assert_int_eq(be_loader_get_int64(&rows, &first, &cnt, l, 1, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_loader_get_text(&rows, &first, &cnt, l, NULL, 0, NULL), BE_E_MISUSE);
-  be_loader_free(l);
+  check_text_loader(c);
   be_scope_free(sc);
   be_conn_close(c);
 }

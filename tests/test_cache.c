@@ -103,7 +103,8 @@ static void record_evict(const void *key, size_t klen, const void *value, size_t
 
 /* ---- options and misuse ---- */
 
-START_TEST(options_and_misuse) {
+/* Options: init, the version-1 layout, and each bad value refused. */
+static void cache_options_validated(void) {
   be_cache_options o;
   ck_assert_int_eq(be_cache_options_init(&o, BE_CACHE_OPTIONS_VERSION), BE_OK);
   ck_assert_uint_eq(o.version, BE_CACHE_OPTIONS_VERSION);
@@ -160,12 +161,12 @@ START_TEST(options_and_misuse) {
   o.ttl_jitter_pct = -1;
   ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_E_VALIDATION);
   ck_assert_ptr_null(c);
+}
 
-  ck_assert_int_eq(be_cache_new(&c, NULL, NULL), BE_OK); /* defaults */
+/* Every call refuses NULLs and bad lengths with a typed error in err. */
+static void cache_calls_misuse(be_cache *c) {
   be_cache_stats st = stats_of(c);
-  ck_assert_uint_eq(st.shard_count, 16);
-  ck_assert_uint_eq(st.entries, 0);
-
+  be_error *e = NULL;
   be_cache_entry *h = (be_cache_entry *)&st; /* must be overwritten */
   size_t n = 0;
   char buf[8];
@@ -240,7 +241,19 @@ START_TEST(options_and_misuse) {
   ck_assert_int_eq(status, 0);
   ck_assert_int_eq(be_cache_get_or_load(&h, &status, c, "k", 1, NULL, NULL, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_cache_load_set_value(NULL, "v", 1, 0, NULL), BE_E_MISUSE);
+}
 
+START_TEST(options_and_misuse) {
+  cache_options_validated();
+  be_cache *c = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_cache_new(&c, NULL, NULL), BE_OK); /* defaults */
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.shard_count, 16);
+  ck_assert_uint_eq(st.entries, 0);
+
+  cache_calls_misuse(c);
+  size_t n = 0;
   /* too long keys and values */
   static char big_key[BE_CACHE_MAX_KEY + 1];
   ck_assert_uint_eq(be_cache_charge(sizeof big_key, 1), 0);
@@ -803,34 +816,162 @@ static const char *const key_pool[] = {"user:1", "user:2", "user:3", "user:10", 
                                        "perm:2", "a", "", "user:", "sess:33"};
 static const char *const prefix_pool[] = {"user:", "user:1", "sess:", "u", "perm:", "x", ""};
 
+/* A one-shard cache with random bounds and TTL, and the model to match. */
+static be_cache *model_cache_new(model *m, recorder *rec, be_clock *clk, uint64_t seed,
+                                 int32_t lru_mode) {
+  memset(m, 0, sizeof *m);
+  memset(rec, 0, sizeof *rec);
+  m->max_count = 1 + rnd_below(12);
+  m->max_bytes = rnd_below(3) == 0 ? UINT64_MAX : be_cache_charge(6, 20) * (2 + rnd_below(8));
+  m->default_ttl = rnd_below(2) ? (int64_t)(1 + rnd_below(50)) : 0;
+  m->clock = lru_mode != BE_CACHE_LRU_EXACT; /* the default is CLOCK */
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.lru_mode = lru_mode;
+  o.shard_count = 1;
+  o.max_entries = m->max_count;
+  o.max_bytes = m->max_bytes == UINT64_MAX ? 0 : m->max_bytes;
+  o.default_ttl_ms = m->default_ttl;
+  o.sweep_batch = -1; /* the sweep's bucket order is hash-dependent: test it elsewhere */
+  o.clock = clk;
+  o.on_evict = record_evict;
+  o.evict_user_data = rec;
+  o.seed = seed;
+  be_cache *c = NULL;
+  QEQ(be_cache_new(&c, &o, NULL), BE_OK);
+  return c;
+}
+
+/* A set with a random value and TTL on both sides. */
+static void model_op_set(model *m, be_cache *c, const char *k, size_t klen, int64_t now) {
+  unsigned char v[40];
+  size_t vlen = rnd_below(sizeof v);
+  for (size_t i = 0; i < vlen; i++) v[i] = (unsigned char)rnd();
+  int64_t ttl;
+  unsigned t = (unsigned)rnd_below(4);
+  ttl = t == 0 ? BE_CACHE_TTL_DEFAULT : t == 1 ? BE_CACHE_TTL_FOREVER
+                                               : (int64_t)(1 + rnd_below(40));
+  int want = m_set(m, k, v, vlen, ttl, now);
+  QEQ(be_cache_set(c, k, klen, v, vlen, ttl, NULL), want);
+}
+
+/* A get, through either read path, against the model's entry. */
+static void model_op_get(model *m, be_cache *c, const char *k, size_t klen, int64_t now,
+                         uint64_t seed, int op) {
+  long i = m_lookup(m, k, now);
+  if (i >= 0) {
+    if (m->clock) {
+      m->e[i].ref = 1; /* no reordering */
+    } else {
+      m_to_front(m, (size_t)i);
+      i = 0;
+    }
+    m->hits++;
+  } else {
+    m->misses++;
+  }
+  if (rnd_below(2)) {
+    unsigned char buf[40];
+    size_t n = 0;
+    int rc = be_cache_get_copy(buf, sizeof buf, &n, c, k, klen, NULL);
+    QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
+          (unsigned long long)seed, op, k);
+    if (i >= 0) {
+      QEQ(n, m->e[i].vlen);
+      QEQ(memcmp(buf, m->e[i].val, n), 0);
+    }
+  } else {
+    be_cache_entry *h = NULL;
+    int rc = be_cache_get(&h, c, k, klen, NULL);
+    QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
+          (unsigned long long)seed, op, k);
+    if (i >= 0) {
+      size_t n;
+      const void *v = be_cache_entry_value(h, &n);
+      QEQ(n, m->e[i].vlen);
+      QEQ(memcmp(v, m->e[i].val, n), 0);
+    }
+    be_cache_entry_release(h);
+  }
+}
+
+static int model_registered(const model *m, const char *p) {
+  int reg = 0;
+  for (int j = 0; j < m->nreg; j++) reg |= strcmp(m->registered[j], p) == 0;
+  return reg;
+}
+
+/* Prefix invalidation: lazy for a registered prefix, eager otherwise. */
+static void model_op_invalidate_prefix(model *m, be_cache *c, int64_t now) {
+  const char *p = prefix_pool[rnd_below(sizeof prefix_pool / sizeof prefix_pool[0])];
+  if (model_registered(m, p)) {
+    for (size_t i = 0; i < m->n; i++)
+      if (starts_with(m->e[i].key, p)) m->e[i].invalidated = 1;
+  } else {
+    for (size_t i = m->n; i-- > 0;)
+      if (starts_with(m->e[i].key, p)) {
+        int d = m_dead(m, &m->e[i], now);
+        m_remove(m, i, d ? d : BE_CACHE_EVICT_INVALIDATED);
+      }
+  }
+  QEQ(be_cache_invalidate_prefix(c, p, strlen(p), NULL), BE_OK);
+}
+
+/* Full sweep: every dead entry goes, in bucket order. */
+static void model_op_sweep(model *m, be_cache *c, int64_t now) {
+  int64_t want = 0;
+  for (size_t i = m->n; i-- > 0;) {
+    int d = m_dead(m, &m->e[i], now);
+    if (d) {
+      m_remove(m, i, d);
+      want++;
+    }
+  }
+  int64_t removed = 0;
+  QEQ(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
+  QEQ(removed, want);
+}
+
+/* The callbacks of this op, in order (sorted when the order is the hash's). */
+static void model_check_events(model *m, recorder *rec, size_t ev_before, int sort_events,
+                               uint64_t seed, int op) {
+  QTRUE(rec->n == m->nev, "seed %llu op %d: %zu events, model %zu", (unsigned long long)seed, op,
+        rec->n, m->nev);
+  if (sort_events) {
+    qsort(rec->ev + ev_before, rec->n - ev_before, sizeof(event), ev_cmp);
+    qsort(m->ev + ev_before, m->nev - ev_before, sizeof(event), ev_cmp);
+  }
+  for (size_t i = ev_before; i < m->nev; i++) {
+    QTRUE(strcmp(rec->ev[i].key, m->ev[i].key) == 0 && rec->ev[i].reason == m->ev[i].reason,
+          "seed %llu op %d event %zu: (%s,%d) model (%s,%d)", (unsigned long long)seed, op, i,
+          rec->ev[i].key, rec->ev[i].reason, m->ev[i].key, m->ev[i].reason);
+  }
+  if (m->nev > MAX_EVENTS - 100) m->nev = rec->n = 0;
+}
+
+/* The cache's counters equal the model's after every op. */
+static void model_check_stats(const model *m, be_cache *c, uint64_t seed, int op) {
+  be_cache_stats st = stats_of(c);
+  QTRUE((size_t)st.entries == m->n, "seed %llu op %d: entries %llu model %zu",
+        (unsigned long long)seed, op, (unsigned long long)st.entries, m->n);
+  QEQ(st.bytes, m->bytes);
+  QEQ(st.hits, m->hits);
+  QEQ(st.misses, m->misses);
+  QEQ(st.inserts, m->inserts);
+  QEQ(st.replacements, m->replacements);
+  QEQ(st.evictions_size, m->ev_size);
+  QEQ(st.evictions_count, m->ev_count);
+  QEQ(st.expirations, m->expirations);
+  QEQ(st.invalidations, m->invalidations);
+}
+
 static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
   rng_state = seed * 2654435761u + 1;
   be_clock *clk = NULL;
   QEQ(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
   static model m;
   static recorder rec;
-  memset(&m, 0, sizeof m);
-  memset(&rec, 0, sizeof rec);
-  m.max_count = 1 + rnd_below(12);
-  m.max_bytes = rnd_below(3) == 0 ? UINT64_MAX : be_cache_charge(6, 20) * (2 + rnd_below(8));
-  m.default_ttl = rnd_below(2) ? (int64_t)(1 + rnd_below(50)) : 0;
-  m.clock = lru_mode != BE_CACHE_LRU_EXACT; /* the default is CLOCK */
-  be_cache_options o = BE_CACHE_OPTIONS_INIT;
-  o.lru_mode = lru_mode;
-  o.shard_count = 1;
-  o.max_entries = m.max_count;
-  o.max_bytes = m.max_bytes == UINT64_MAX ? 0 : m.max_bytes;
-  o.default_ttl_ms = m.default_ttl;
-  o.sweep_batch = -1; /* the sweep's bucket order is hash-dependent: test it elsewhere */
-  o.clock = clk;
-  o.on_evict = record_evict;
-  o.evict_user_data = &rec;
-  o.seed = seed;
-  be_cache *c = NULL;
-  QEQ(be_cache_new(&c, &o, NULL), BE_OK);
-
+  be_cache *c = model_cache_new(&m, &rec, clk, seed, lru_mode);
   const size_t nkeys = sizeof key_pool / sizeof key_pool[0];
-  const size_t nprefixes = sizeof prefix_pool / sizeof prefix_pool[0];
   for (int op = 0; op < ops; op++) {
     int64_t now = be_clock_now_ns(clk) / MS; /* the model counts in ms, like TTLs */
     const char *k = key_pool[rnd_below(nkeys)];
@@ -839,122 +980,30 @@ static void run_model_sequence(uint64_t seed, int ops, int32_t lru_mode) {
     size_t ev_before = m.nev;
     int sort_events = 0;
     if (r < 35) { /* set */
-      unsigned char v[40];
-      size_t vlen = rnd_below(sizeof v);
-      for (size_t i = 0; i < vlen; i++) v[i] = (unsigned char)rnd();
-      int64_t ttl;
-      unsigned t = (unsigned)rnd_below(4);
-      ttl = t == 0 ? BE_CACHE_TTL_DEFAULT : t == 1 ? BE_CACHE_TTL_FOREVER
-                                                   : (int64_t)(1 + rnd_below(40));
-      int want = m_set(&m, k, v, vlen, ttl, now);
-      QEQ(be_cache_set(c, k, klen, v, vlen, ttl, NULL), want);
+      model_op_set(&m, c, k, klen, now);
     } else if (r < 70) { /* get, through either read path */
-      long i = m_lookup(&m, k, now);
-      if (i >= 0) {
-        if (m.clock) {
-          m.e[i].ref = 1; /* no reordering */
-        } else {
-          m_to_front(&m, (size_t)i);
-          i = 0;
-        }
-        m.hits++;
-      } else {
-        m.misses++;
-      }
-      if (rnd_below(2)) {
-        unsigned char buf[40];
-        size_t n = 0;
-        int rc = be_cache_get_copy(buf, sizeof buf, &n, c, k, klen, NULL);
-        QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
-              (unsigned long long)seed, op, k);
-        if (i >= 0) {
-          QEQ(n, m.e[i].vlen);
-          QEQ(memcmp(buf, m.e[i].val, n), 0);
-        }
-      } else {
-        be_cache_entry *h = NULL;
-        int rc = be_cache_get(&h, c, k, klen, NULL);
-        QTRUE(rc == (i >= 0 ? BE_OK : BE_E_NOT_FOUND), "seed %llu op %d get %s",
-              (unsigned long long)seed, op, k);
-        if (i >= 0) {
-          size_t n;
-          const void *v = be_cache_entry_value(h, &n);
-          QEQ(n, m.e[i].vlen);
-          QEQ(memcmp(v, m.e[i].val, n), 0);
-        }
-        be_cache_entry_release(h);
-      }
+      model_op_get(&m, c, k, klen, now, seed, op);
     } else if (r < 80) { /* delete */
       long i = m_lookup(&m, k, now);
       if (i >= 0) m_remove(&m, (size_t)i, BE_CACHE_EVICT_INVALIDATED);
       QEQ(be_cache_delete(c, k, klen, NULL), i >= 0 ? BE_OK : BE_E_NOT_FOUND);
     } else if (r < 86) { /* prefix invalidation */
-      const char *p = prefix_pool[rnd_below(nprefixes)];
-      int reg = 0;
-      for (int j = 0; j < m.nreg; j++) reg |= strcmp(m.registered[j], p) == 0;
-      if (reg) {
-        for (size_t i = 0; i < m.n; i++)
-          if (starts_with(m.e[i].key, p)) m.e[i].invalidated = 1;
-      } else {
-        for (size_t i = m.n; i-- > 0;)
-          if (starts_with(m.e[i].key, p)) {
-            int d = m_dead(&m, &m.e[i], now);
-            m_remove(&m, i, d ? d : BE_CACHE_EVICT_INVALIDATED);
-          }
-      }
-      QEQ(be_cache_invalidate_prefix(c, p, strlen(p), NULL), BE_OK);
+      model_op_invalidate_prefix(&m, c, now);
     } else if (r < 88) { /* register a prefix (semantics unchanged, speed only) */
       const char *p = prefix_pool[rnd_below(3)];
-      int reg = 0;
-      for (int j = 0; j < m.nreg; j++) reg |= strcmp(m.registered[j], p) == 0;
-      if (!reg) m.registered[m.nreg++] = p;
+      if (!model_registered(&m, p)) m.registered[m.nreg++] = p;
       QEQ(be_cache_register_prefix(c, p, strlen(p), NULL), BE_OK);
     } else if (r < 97) { /* time passes */
       be_clock_advance(clk, (int64_t)rnd_below(rnd_below(4) ? 10 : 60) * MS, NULL);
-    } else if (r < 99) { /* full sweep: every dead entry goes, in bucket order */
-      int64_t want = 0;
-      for (size_t i = m.n; i-- > 0;) {
-        int d = m_dead(&m, &m.e[i], now);
-        if (d) {
-          m_remove(&m, i, d);
-          want++;
-        }
-      }
-      int64_t removed = 0;
-      QEQ(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
-      QEQ(removed, want);
+    } else if (r < 99) { /* full sweep */
+      model_op_sweep(&m, c, now);
       sort_events = 1;
     } else { /* clear: most recent first */
       while (m.n) m_remove(&m, 0, BE_CACHE_EVICT_INVALIDATED);
       QEQ(be_cache_clear(c, NULL), BE_OK);
     }
-
-    /* the callbacks of this op, in order */
-    QTRUE(rec.n == m.nev, "seed %llu op %d: %zu events, model %zu",
-          (unsigned long long)seed, op, rec.n, m.nev);
-    if (sort_events) {
-      qsort(rec.ev + ev_before, rec.n - ev_before, sizeof(event), ev_cmp);
-      qsort(m.ev + ev_before, m.nev - ev_before, sizeof(event), ev_cmp);
-    }
-    for (size_t i = ev_before; i < m.nev; i++) {
-      QTRUE(strcmp(rec.ev[i].key, m.ev[i].key) == 0 && rec.ev[i].reason == m.ev[i].reason,
-            "seed %llu op %d event %zu: (%s,%d) model (%s,%d)", (unsigned long long)seed,
-            op, i, rec.ev[i].key, rec.ev[i].reason, m.ev[i].key, m.ev[i].reason);
-    }
-    if (m.nev > MAX_EVENTS - 100) m.nev = rec.n = 0;
-
-    be_cache_stats st = stats_of(c);
-    QTRUE((size_t)st.entries == m.n, "seed %llu op %d: entries %llu model %zu",
-          (unsigned long long)seed, op, (unsigned long long)st.entries, m.n);
-    QEQ(st.bytes, m.bytes);
-    QEQ(st.hits, m.hits);
-    QEQ(st.misses, m.misses);
-    QEQ(st.inserts, m.inserts);
-    QEQ(st.replacements, m.replacements);
-    QEQ(st.evictions_size, m.ev_size);
-    QEQ(st.evictions_count, m.ev_count);
-    QEQ(st.expirations, m.expirations);
-    QEQ(st.invalidations, m.invalidations);
+    model_check_events(&m, &rec, ev_before, sort_events, seed, op);
+    model_check_stats(&m, c, seed, op);
   }
   /* and the LRU order itself: walk from the least recent by evicting */
   be_cache_free(c);

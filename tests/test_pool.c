@@ -2262,6 +2262,31 @@ START_TEST(connection_init_runs_once_per_new_connection) {
 }
 END_TEST
 
+/* Maintenance refilling to min_conns reports the setup's code too. */
+static void init_failure_on_maintain(const char *dsn) {
+  init_seen is2 = {0};
+  be_pool_options o = init_opts(dsn, &is2);
+  atomic_store(&is2.fail_from, 2);
+  is2.set_error = 1;
+  o.max_lifetime_ms = 1000;
+  o.lifetime_jitter_permille = 0;
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 1000000000, 1000000000, NULL), BE_OK);
+  o.clock = clk;
+  be_pool *p = NULL;
+  ck_assert_int_eq(be_pool_new(&p, &o, NULL), BE_OK);
+  ck_assert_int_eq(be_clock_advance(clk, INT64_C(2000) * 1000000, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_pool_maintain(p, &e), BE_E_VALIDATION);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "connection setup failed"));
+  be_error_free(e);
+  be_pool_stats st = BE_POOL_STATS_INIT;
+  ck_assert_int_eq(be_pool_stats_get(&st, p, NULL), BE_OK);
+  ck_assert_int_eq(st.total, 0);
+  be_pool_free(p);
+  be_clock_free(clk);
+}
+
 START_TEST(connection_init_failure_is_typed_and_leaks_nothing) {
   char *dir = tu_tempdir(), dsn[600];
   snprintf(dsn, sizeof dsn, "%s/init.db", dir);
@@ -2325,26 +2350,7 @@ START_TEST(connection_init_failure_is_typed_and_leaks_nothing) {
   be_pool_release(p, a);
   be_pool_free(p);
 
-  /* maintenance refilling to min_conns reports the setup's code too */
-  init_seen is2 = {0};
-  o = init_opts(dsn, &is2);
-  atomic_store(&is2.fail_from, 2);
-  is2.set_error = 1;
-  o.max_lifetime_ms = 1000;
-  o.lifetime_jitter_permille = 0;
-  be_clock *clk = NULL;
-  ck_assert_int_eq(be_clock_fake_new(&clk, 1000000000, 1000000000, NULL), BE_OK);
-  o.clock = clk;
-  ck_assert_int_eq(be_pool_new(&p, &o, NULL), BE_OK);
-  ck_assert_int_eq(be_clock_advance(clk, INT64_C(2000) * 1000000, NULL), BE_OK);
-  e = NULL;
-  ck_assert_int_eq(be_pool_maintain(p, &e), BE_E_VALIDATION);
-  ck_assert_ptr_nonnull(strstr(be_error_message(e), "connection setup failed"));
-  be_error_free(e);
-  ck_assert_int_eq(be_pool_stats_get(&st, p, NULL), BE_OK);
-  ck_assert_int_eq(st.total, 0);
-  be_pool_free(p);
-  be_clock_free(clk);
+  init_failure_on_maintain(dsn);
   tu_rmdir(dir);
 }
 END_TEST

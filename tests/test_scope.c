@@ -186,6 +186,59 @@ static void slow_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, 1);
 }
 
+/* Capacity 3, five slow statements: the oldest fall out, the JSON is redacted. */
+static void slowlog_check_wrap(be_conn *c, be_slowlog *log) {
+  char *sql = NULL;
+  int64_t dur = 0;
+  for (int i = 1; i <= 4; i++) {
+    char q[96];
+    snprintf(q, sizeof q, "SELECT slow(%d) AS run%d", 100 + i, i);
+    run_select(c, q, 0);
+  }
+  ck_assert_uint_eq(be_slowlog_count(log), 3);
+  ck_assert_uint_eq(be_slowlog_total(log), 5);
+  ck_assert_int_eq(be_slowlog_get(&sql, &dur, NULL, NULL, log, 0, NULL), BE_OK); /* oldest held */
+  ck_assert_str_eq(sql, "SELECT slow(?) AS run2");
+  ck_assert_int_eq(dur, 102 * BE_NS_PER_MS);
+  be_free(sql);
+  ck_assert_int_eq(be_slowlog_get(&sql, NULL, NULL, NULL, log, 2, NULL), BE_OK);
+  ck_assert_str_eq(sql, "SELECT slow(?) AS run4");
+  be_free(sql);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_slowlog_get(&sql, NULL, NULL, NULL, log, 3, &e), BE_E_NOT_FOUND);
+  ck_assert_ptr_null(sql);
+  be_error_free(e);
+  char *json = NULL;
+  size_t jl = 0;
+  ck_assert_int_eq(be_slowlog_to_json(&json, &jl, log, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"total\":5"));
+  ck_assert_ptr_nonnull(strstr(json, "\"sql\":\"SELECT slow(?) AS run3\",\"duration_ns\":103000000"));
+  ck_assert_ptr_null(strstr(json, "secret"));
+  ck_assert_uint_eq(jl, strlen(json));
+  be_free(json);
+}
+
+/* Bad options and misuse get typed errors. */
+static void slowlog_check_misuse(be_slowlog *log, be_conn *c, be_slowlog_options o) {
+  be_error *e = NULL;
+  be_slowlog *l2 = log;
+  o.capacity = 0;
+  ck_assert_int_eq(be_slowlog_new(&l2, &o, &e), BE_E_VALIDATION);
+  ck_assert_ptr_null(l2);
+  ck_assert_str_eq(be_error_field_name(e, 0), "capacity");
+  be_error_free(e);
+  o.capacity = 3;
+  o.threshold_ms = -1;
+  ck_assert_int_eq(be_slowlog_new(&l2, &o, NULL), BE_E_VALIDATION);
+  o.version = 9;
+  ck_assert_int_eq(be_slowlog_new(&l2, &o, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_slowlog_attach(NULL, c, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_slowlog_attach(log, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_slowlog_to_json(NULL, NULL, log, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_query_stats_attach(NULL, c, NULL), BE_E_MISUSE);
+  ck_assert_uint_eq(be_slowlog_count(NULL), 0);
+}
+
 START_TEST(slowlog_records_redacts_and_wraps) {
   be_conn *c = open_conn();
   be_clock *clk = NULL;
@@ -216,34 +269,9 @@ START_TEST(slowlog_records_redacts_and_wraps) {
   ck_assert_int_eq(rows, 1);
   ck_assert_int_eq(wall, 1700000000 * BE_NS_PER_SEC + 250 * BE_NS_PER_MS);
   be_free(sql);
-  /* wrap: capacity 3, five slow statements */
-  for (int i = 1; i <= 4; i++) {
-    char q[96];
-    snprintf(q, sizeof q, "SELECT slow(%d) AS run%d", 100 + i, i);
-    run_select(c, q, 0);
-  }
-  ck_assert_uint_eq(be_slowlog_count(log), 3);
-  ck_assert_uint_eq(be_slowlog_total(log), 5);
-  ck_assert_int_eq(be_slowlog_get(&sql, &dur, NULL, NULL, log, 0, NULL), BE_OK); /* oldest held */
-  ck_assert_str_eq(sql, "SELECT slow(?) AS run2");
-  ck_assert_int_eq(dur, 102 * BE_NS_PER_MS);
-  be_free(sql);
-  ck_assert_int_eq(be_slowlog_get(&sql, NULL, NULL, NULL, log, 2, NULL), BE_OK);
-  ck_assert_str_eq(sql, "SELECT slow(?) AS run4");
-  be_free(sql);
-  be_error *e = NULL;
-  ck_assert_int_eq(be_slowlog_get(&sql, NULL, NULL, NULL, log, 3, &e), BE_E_NOT_FOUND);
-  ck_assert_ptr_null(sql);
-  be_error_free(e);
-  char *json = NULL;
-  size_t jl = 0;
-  ck_assert_int_eq(be_slowlog_to_json(&json, &jl, log, NULL), BE_OK);
-  ck_assert_ptr_nonnull(strstr(json, "\"total\":5"));
-  ck_assert_ptr_nonnull(strstr(json, "\"sql\":\"SELECT slow(?) AS run3\",\"duration_ns\":103000000"));
-  ck_assert_ptr_null(strstr(json, "secret"));
-  ck_assert_uint_eq(jl, strlen(json));
-  be_free(json);
+  slowlog_check_wrap(c, log);
   /* stats saw every statement; errors are counted */
+  char *json = NULL;
   run_select(c, "SELECT json('not json')", 0);
   ck_assert_uint_eq(be_query_stats_queries(qs), 7);
   ck_assert_uint_eq(be_query_stats_errors(qs), 1);
@@ -264,23 +292,7 @@ START_TEST(slowlog_records_redacts_and_wraps) {
   ck_assert_uint_eq(be_slowlog_count(log), 0);
   be_query_stats_reset(qs);
   ck_assert_uint_eq(be_query_stats_queries(qs), 0);
-  /* options and misuse */
-  be_slowlog *l2 = log;
-  o.capacity = 0;
-  ck_assert_int_eq(be_slowlog_new(&l2, &o, &e), BE_E_VALIDATION);
-  ck_assert_ptr_null(l2);
-  ck_assert_str_eq(be_error_field_name(e, 0), "capacity");
-  be_error_free(e);
-  o.capacity = 3;
-  o.threshold_ms = -1;
-  ck_assert_int_eq(be_slowlog_new(&l2, &o, NULL), BE_E_VALIDATION);
-  o.version = 9;
-  ck_assert_int_eq(be_slowlog_new(&l2, &o, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_slowlog_attach(NULL, c, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_slowlog_attach(log, NULL, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_slowlog_to_json(NULL, NULL, log, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_query_stats_attach(NULL, c, NULL), BE_E_MISUSE);
-  ck_assert_uint_eq(be_slowlog_count(NULL), 0);
+  slowlog_check_misuse(log, c, o);
   be_slowlog_free(log); /* frees while still attached elsewhere: detaches */
   be_query_stats_free(qs);
   be_slowlog_free(NULL);

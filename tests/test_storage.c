@@ -197,6 +197,41 @@ START_TEST(text_must_be_utf8) {
 }
 END_TEST
 
+/* Misuse of the statement cache stats fills err. */
+static void stmt_cache_stats_misuse(be_conn *c) {
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, NULL, &e), BE_E_MISUSE);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  e = NULL;
+  st.version = BE_STMT_CACHE_STATS_VERSION + 1;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, &e), BE_E_MISUSE);
+  ck_assert_ptr_nonnull(strstr(be_error_message(e), "version"));
+  be_error_free(e);
+}
+
+/* The same SQL held twice: the second is a fresh, uncached statement. */
+static void stmt_cache_same_sql_held_twice(be_conn *c, be_fault *f, const char *sql) {
+  be_stmt *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_conn_prepare(&a, c, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&b, c, sql, NULL), BE_OK);
+  ck_assert_ptr_ne(a, b);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 2);
+  ck_assert_int_eq(be__conn_open_stmts(c), 2);
+  ck_assert_int_eq(be_stmt_bind_int64(a, 1, 1, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(b, 1, 2, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(a, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_step(b, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(a, 0), 2);
+  ck_assert_int_eq(be_stmt_column_int64(b, 0), 3);
+  be_stmt_finalize(b);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1); /* b was not cached */
+  be_stmt_finalize(a);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1);
+  ck_assert_int_eq(be__conn_open_stmts(c), 0);
+}
+
 START_TEST(statement_cache_hits_pay_no_prepare) {
   be_driver *fd = NULL;
   be_fault *f = NULL;
@@ -220,36 +255,9 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
   ck_assert_int_eq(st.hits, 9);
   ck_assert_int_eq(st.misses, 1);
   ck_assert_int_eq(st.size, 1);
-  /* misuse fills err */
-  be_error *e = NULL;
-  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, NULL, &e), BE_E_MISUSE);
-  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
-  be_error_free(e);
-  e = NULL;
-  st.version = BE_STMT_CACHE_STATS_VERSION + 1;
-  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, &e), BE_E_MISUSE);
-  ck_assert_ptr_nonnull(strstr(be_error_message(e), "version"));
-  be_error_free(e);
-  st.version = BE_STMT_CACHE_STATS_VERSION;
+  stmt_cache_stats_misuse(c);
 
-  /* the same SQL held twice: the second is a fresh, uncached statement */
-  be_stmt *a = NULL, *b = NULL;
-  ck_assert_int_eq(be_conn_prepare(&a, c, sql, NULL), BE_OK);
-  ck_assert_int_eq(be_conn_prepare(&b, c, sql, NULL), BE_OK);
-  ck_assert_ptr_ne(a, b);
-  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 2);
-  ck_assert_int_eq(be__conn_open_stmts(c), 2);
-  ck_assert_int_eq(be_stmt_bind_int64(a, 1, 1, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_bind_int64(b, 1, 2, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_step(a, NULL), BE_ROW);
-  ck_assert_int_eq(be_stmt_step(b, NULL), BE_ROW);
-  ck_assert_int_eq(be_stmt_column_int64(a, 0), 2);
-  ck_assert_int_eq(be_stmt_column_int64(b, 0), 3);
-  be_stmt_finalize(b);
-  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1); /* b was not cached */
-  be_stmt_finalize(a);
-  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1);
-  ck_assert_int_eq(be__conn_open_stmts(c), 0);
+  stmt_cache_same_sql_held_twice(c, f, sql);
 
   /* LRU eviction with a bound of 2 */
   ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 2, NULL), BE_OK);
@@ -793,6 +801,26 @@ static void pragma_str(be_conn *c, const char *sql, const char *want) {
   be_stmt_finalize(s);
 }
 
+/* Each out-of-range option is misuse; no options means the defaults. */
+static void sqlite_driver_rejects_bad_options(be_sqlite_options o) {
+  be_driver *drv = NULL;
+  o.journal_mode = 42;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
+  o.journal_mode = BE_SQLITE_JOURNAL_WAL;
+  o.busy_timeout_ms = -1;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
+  o.busy_timeout_ms = 1;
+  o.synchronous = 9;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
+  o.version = 0;
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_sqlite_driver_new(NULL, NULL, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_sqlite_driver_new(&drv, NULL, NULL), BE_OK);
+  be_sqlite_driver_free(drv);
+  be_sqlite_driver_free(NULL);
+  be_sqlite_driver_free((be_driver *)be_sqlite_driver()); /* ignored */
+}
+
 START_TEST(driver_options_and_defaults) {
   be_conn *c = open_file(NULL);
   pragma_str(c, "PRAGMA journal_mode", "wal");
@@ -854,21 +882,7 @@ START_TEST(driver_options_and_defaults) {
   be_conn_close(c);
   be_sqlite_driver_free(drv);
 
-  o.journal_mode = 42;
-  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
-  o.journal_mode = BE_SQLITE_JOURNAL_WAL;
-  o.busy_timeout_ms = -1;
-  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
-  o.busy_timeout_ms = 1;
-  o.synchronous = 9;
-  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
-  o.version = 0;
-  ck_assert_int_eq(be_sqlite_driver_new(&drv, &o, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_sqlite_driver_new(NULL, NULL, NULL), BE_E_MISUSE);
-  ck_assert_int_eq(be_sqlite_driver_new(&drv, NULL, NULL), BE_OK);
-  be_sqlite_driver_free(drv);
-  be_sqlite_driver_free(NULL);
-  be_sqlite_driver_free((be_driver *)be_sqlite_driver()); /* ignored */
+  sqlite_driver_rejects_bad_options(o);
 
   /* read-only open of a missing file */
   o = (be_sqlite_options)BE_SQLITE_OPTIONS_INIT;
@@ -879,6 +893,31 @@ START_TEST(driver_options_and_defaults) {
   be_sqlite_driver_free(drv);
 }
 END_TEST
+
+/* Each bad tuning value is a validation error naming its field. */
+static void sqlite_tuning_rejects_bad_values(void) {
+  be_driver *drv = NULL;
+  static const struct {
+    const char *field;
+    int64_t v;
+  } bad[] = {{"cache_size", INT64_C(1) << 40}, {"cache_size", -(INT64_C(1) << 40)}, {"mmap_size", -2}, {"secure_delete", 3}, {"secure_delete", -2}, {"temp_store", 3}, {"temp_store", -5}, {"wal_autocheckpoint", -2}, {"journal_size_limit", -2}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    be_sqlite_options x = BE_SQLITE_OPTIONS_INIT;
+    const char *f = bad[i].field;
+    if (strcmp(f, "cache_size") == 0) x.cache_size = bad[i].v;
+    if (strcmp(f, "mmap_size") == 0) x.mmap_size = bad[i].v;
+    if (strcmp(f, "secure_delete") == 0) x.secure_delete = (int32_t)bad[i].v;
+    if (strcmp(f, "temp_store") == 0) x.temp_store = (int32_t)bad[i].v;
+    if (strcmp(f, "wal_autocheckpoint") == 0) x.wal_autocheckpoint = (int32_t)bad[i].v;
+    if (strcmp(f, "journal_size_limit") == 0) x.journal_size_limit = bad[i].v;
+    be_error *e = NULL;
+    drv = (be_driver *)1;
+    ck_assert_int_eq(be_sqlite_driver_new(&drv, &x, &e), BE_E_VALIDATION);
+    ck_assert_ptr_null(drv);
+    ck_assert_str_eq(be_error_field_name(e, 0), f);
+    be_error_free(e);
+  }
+}
 
 /* Every tuning pragma is applied on every connection (read back on a
  * pooled one), the defaults leave SQLite's own values, and each bad value
@@ -955,26 +994,7 @@ START_TEST(driver_tuning_pragmas) {
   be_conn_close(c);
   be_sqlite_driver_free(drv);
 
-  static const struct {
-    const char *field;
-    int64_t v;
-  } bad[] = {{"cache_size", INT64_C(1) << 40}, {"cache_size", -(INT64_C(1) << 40)}, {"mmap_size", -2}, {"secure_delete", 3}, {"secure_delete", -2}, {"temp_store", 3}, {"temp_store", -5}, {"wal_autocheckpoint", -2}, {"journal_size_limit", -2}};
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    be_sqlite_options x = BE_SQLITE_OPTIONS_INIT;
-    const char *f = bad[i].field;
-    if (strcmp(f, "cache_size") == 0) x.cache_size = bad[i].v;
-    if (strcmp(f, "mmap_size") == 0) x.mmap_size = bad[i].v;
-    if (strcmp(f, "secure_delete") == 0) x.secure_delete = (int32_t)bad[i].v;
-    if (strcmp(f, "temp_store") == 0) x.temp_store = (int32_t)bad[i].v;
-    if (strcmp(f, "wal_autocheckpoint") == 0) x.wal_autocheckpoint = (int32_t)bad[i].v;
-    if (strcmp(f, "journal_size_limit") == 0) x.journal_size_limit = bad[i].v;
-    be_error *e = NULL;
-    drv = (be_driver *)1;
-    ck_assert_int_eq(be_sqlite_driver_new(&drv, &x, &e), BE_E_VALIDATION);
-    ck_assert_ptr_null(drv);
-    ck_assert_str_eq(be_error_field_name(e, 0), f);
-    be_error_free(e);
-  }
+  sqlite_tuning_rejects_bad_values();
 }
 END_TEST
 

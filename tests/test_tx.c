@@ -264,6 +264,41 @@ START_TEST(failed_savepoint_rollback_never_commits) {
 }
 END_TEST
 
+/* The time budget stops retries before max_retries; a bad budget is misuse;
+ * no retries means one run; backoffs sleep whole milliseconds. */
+static void tx_retry_budget_and_backoff(be_conn *c, be_tx_options o) {
+  job b = {.value = 4};
+  /* the time budget stops retries even when max_retries is not reached */
+  o.max_retries = 1000;
+  o.backoff_ms = 1;
+  o.max_backoff_ms = 1;
+  o.retry_budget_ms = 30;
+  b.runs = 0;
+  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
+  ck_assert_int_gt(b.runs, 1);
+  ck_assert_int_lt(b.runs, 200);
+  o.retry_budget_ms = -1;
+  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_MISUSE);
+  o.retry_budget_ms = 0;
+  o.max_retries = 0;
+  b.runs = 0;
+  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
+  ck_assert_int_eq(b.runs, 1);
+  /* backoffs are milliseconds: two retries sleeping in [d/2, d) with d = 20
+   * take at least 20 ms (as nanoseconds they would take none) */
+  o.max_retries = 2;
+  o.backoff_ms = 20;
+  o.max_backoff_ms = 20;
+  b.runs = 0;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ck_assert_int_eq(b.runs, 3);
+  int64_t slept_ns = (t1.tv_sec - t0.tv_sec) * BE_NS_PER_SEC + (t1.tv_nsec - t0.tv_nsec);
+  ck_assert_int_ge(slept_ns, 20 * BE_NS_PER_MS);
+}
+
 START_TEST(retry_on_busy) {
   be_conn *c = open_conn(NULL);
   /* busy at COMMIT once: the whole callback runs again and succeeds */
@@ -302,35 +337,7 @@ START_TEST(retry_on_busy) {
   ck_assert_int_eq(b.runs, 3);
   ck_assert_int_eq(be_fault_calls(flt, BE_FAULT_OP_COMMIT), 3);
   ck_assert(!has_row(c, 4));
-  /* the time budget stops retries even when max_retries is not reached */
-  o.max_retries = 1000;
-  o.backoff_ms = 1;
-  o.max_backoff_ms = 1;
-  o.retry_budget_ms = 30;
-  b.runs = 0;
-  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
-  ck_assert_int_gt(b.runs, 1);
-  ck_assert_int_lt(b.runs, 200);
-  o.retry_budget_ms = -1;
-  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_MISUSE);
-  o.retry_budget_ms = 0;
-  o.max_retries = 0;
-  b.runs = 0;
-  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
-  ck_assert_int_eq(b.runs, 1);
-  /* backoffs are milliseconds: two retries sleeping in [d/2, d) with d = 20
-   * take at least 20 ms (as nanoseconds they would take none) */
-  o.max_retries = 2;
-  o.backoff_ms = 20;
-  o.max_backoff_ms = 20;
-  b.runs = 0;
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  ck_assert_int_eq(be_tx_run_ex(c, &o, insert_job, &b, NULL), BE_E_BUSY);
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  ck_assert_int_eq(b.runs, 3);
-  int64_t slept_ns = (t1.tv_sec - t0.tv_sec) * BE_NS_PER_SEC + (t1.tv_nsec - t0.tv_nsec);
-  ck_assert_int_ge(slept_ns, 20 * BE_NS_PER_MS);
+  tx_retry_budget_and_backoff(c, o);
   be_fault_clear(flt, BE_FAULT_OP_ALL);
 
   /* nested: the inner busy reaches the outer level, which retries as a whole */

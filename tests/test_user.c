@@ -220,6 +220,58 @@ typedef struct bad_case {
   const char *field;
 } bad_case;
 
+/* Each case: be_user_create refuses it with a 400 naming c->field. */
+static void expect_create_rejects(be_app *app, const bad_case *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const bad_case *c = &cases[i];
+    be_user_input in = BE_USER_INPUT_INIT;
+    in.email = c->email;
+    in.email_len = c->email_len;
+    in.name = c->name;
+    in.name_len = c->name_len;
+    in.bio = c->bio;
+    in.extra = c->extra;
+    in.extra_len = c->extra_len;
+    in.status = c->status;
+    be_error *e = NULL;
+    int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
+    ck_assert_msg(rc == BE_E_VALIDATION, "case %zu: rc %d", i, rc);
+    ck_assert_int_eq(be_error_http_status(e), 400);
+    svc_expect_field(rc, &e, BE_E_VALIDATION, c->field);
+  }
+}
+
+/* Updates and lookups validate their input too. */
+static void update_and_lookups_validate(be_app *app) {
+  int64_t id = svc_user(app, "dave@x.io", "Dave");
+  be_user_input up = BE_USER_INPUT_INIT;
+  be_error *e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "fields");
+  up.fields = 0x100;
+  e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "fields");
+  up.fields = BE_USER_FIELD_NAME;
+  up.name = NULL;
+  e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "name");
+  up.name = "Fine";
+  e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, 0, &up, &e), &e, BE_E_VALIDATION, "id");
+  ck_assert_int_eq(be_user_update(NULL, app, 0, id + 100, &up, NULL), BE_E_NOT_FOUND);
+  up.fields = BE_USER_FIELD_EXTRA;
+  up.extra = "[]";
+  e = NULL;
+  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "extra");
+  be_user *u = NULL;
+  e = NULL;
+  svc_expect_field(be_user_get(&u, app, -5, &e), &e, BE_E_VALIDATION, "id");
+  e = NULL;
+  svc_expect_field(be_user_get_by_email(&u, app, "x y@z", NT, &e), &e, BE_E_VALIDATION, "email");
+  e = NULL;
+  svc_expect_field(be_user_get_by_email(&u, app, NULL, NT, &e), &e, BE_E_VALIDATION, "email");
+  ck_assert_int_eq(be_user_get(NULL, app, 1, NULL), BE_E_MISUSE);
+}
+
 START_TEST(validation_names_the_field_and_writes_nothing) {
   be_app *app = svc_app_ex(NULL, NULL, 0);
   static char long_email[300], long_name[400], long_bio[1100 * 2], big_extra[BE_USER_EXTRA_MAX + 10];
@@ -265,23 +317,7 @@ START_TEST(validation_names_the_field_and_writes_nothing) {
     {"a@c.d", NT, "N", NT, NULL, "{\"a\":1,}", NT, 0, "extra"},
     {"a@c.d", NT, "N", NT, NULL, NULL, NT, 7, "status"},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    const bad_case *c = &cases[i];
-    be_user_input in = BE_USER_INPUT_INIT;
-    in.email = c->email;
-    in.email_len = c->email_len;
-    in.name = c->name;
-    in.name_len = c->name_len;
-    in.bio = c->bio;
-    in.extra = c->extra;
-    in.extra_len = c->extra_len;
-    in.status = c->status;
-    be_error *e = NULL;
-    int rc = be_user_create(NULL, NULL, app, 0, &in, &e);
-    ck_assert_msg(rc == BE_E_VALIDATION, "case %zu: rc %d", i, rc);
-    ck_assert_int_eq(be_error_http_status(e), 400);
-    svc_expect_field(rc, &e, BE_E_VALIDATION, c->field);
-  }
+  expect_create_rejects(app, cases, sizeof cases / sizeof cases[0]);
   /* several bad fields at once: all reported */
   be_user_input in = BE_USER_INPUT_INIT;
   in.email = "nope";
@@ -304,34 +340,7 @@ START_TEST(validation_names_the_field_and_writes_nothing) {
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_users"), 0);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), 0);
 
-  /* update and lookups validate too */
-  int64_t id = svc_user(app, "dave@x.io", "Dave");
-  be_user_input up = BE_USER_INPUT_INIT;
-  e = NULL;
-  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "fields");
-  up.fields = 0x100;
-  e = NULL;
-  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "fields");
-  up.fields = BE_USER_FIELD_NAME;
-  up.name = NULL;
-  e = NULL;
-  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "name");
-  up.name = "Fine";
-  e = NULL;
-  svc_expect_field(be_user_update(NULL, app, 0, 0, &up, &e), &e, BE_E_VALIDATION, "id");
-  ck_assert_int_eq(be_user_update(NULL, app, 0, id + 100, &up, NULL), BE_E_NOT_FOUND);
-  up.fields = BE_USER_FIELD_EXTRA;
-  up.extra = "[]";
-  e = NULL;
-  svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "extra");
-  be_user *u = NULL;
-  e = NULL;
-  svc_expect_field(be_user_get(&u, app, -5, &e), &e, BE_E_VALIDATION, "id");
-  e = NULL;
-  svc_expect_field(be_user_get_by_email(&u, app, "x y@z", NT, &e), &e, BE_E_VALIDATION, "email");
-  e = NULL;
-  svc_expect_field(be_user_get_by_email(&u, app, NULL, NT, &e), &e, BE_E_VALIDATION, "email");
-  ck_assert_int_eq(be_user_get(NULL, app, 1, NULL), BE_E_MISUSE);
+  update_and_lookups_validate(app);
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), 1);
   ck_assert_int_eq(svc_int(app, "SELECT updated_at = created_at FROM be_users"), 1);
   be_app_free(app);

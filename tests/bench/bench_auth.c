@@ -219,6 +219,61 @@ static void bench_lowered(const char *dir, int n) {
   be_app_free(app);
 }
 
+/* The stored hash of bench@example.test and its "m=..,t=..,p=.." text. */
+static void stored_hash(char hash[crypto_pwhash_STRBYTES], char *ptext, size_t ptext_size, be_app *app) {
+  exec1(app, "SELECT password_hash FROM be_users WHERE email = 'bench@example.test'", hash, crypto_pwhash_STRBYTES);
+  const char *params = strstr(hash, "$m=");
+  if (params) {
+    const char *end = strchr(params + 1, '$');
+    snprintf(ptext, ptext_size, "%.*s", end ? (int)(end - params - 1) : 0, params + 1);
+  }
+}
+
+/* One unknown-user and one wrong-password login, timed. Alternate which of
+ * the two goes first, so position in the loop (caches, a neighbour's burst)
+ * cannot favour one. */
+static void time_failed_logins(int64_t *unknown, int64_t *wrong, be_app *app, int i) {
+  for (int k = 0; k < 2; k++) {
+    int do_unknown = (k == 0) == (i % 2 == 0);
+    char *tok = NULL;
+    int rc;
+    int64_t t0 = now_ns();
+    if (do_unknown) {
+      rc = be_auth_login(&tok, NULL, app, "nobody@example.test", NT, PW, NT, NULL);
+      *unknown = now_ns() - t0;
+    } else {
+      rc = be_auth_login(&tok, NULL, app, "bench@example.test", NT, "wrong passphrase 99",
+                         NT, NULL);
+      *wrong = now_ns() - t0;
+    }
+    if (rc != BE_E_UNAUTHORIZED) die(do_unknown ? "unknown-user login" : "wrong-password login", rc, NULL);
+  }
+}
+
+/* Token verify: round-robin over the live sessions; prints its line. */
+static be_histogram *bench_verify(be_app *app, char **tokens, int n, int verifies, int64_t id) {
+  be_histogram *h_verify;
+  be_error *e = NULL;
+  int rc;
+  char extra[160];
+  be_histogram_new(&h_verify, NULL);
+  for (int i = 0; i < 1000; i++) /* warm-up: statement cache, pool */
+    if (be_auth_verify(NULL, app, tokens[i % n], NT, NULL) != BE_OK) die("verify warm-up", -1, NULL);
+  int64_t start = now_ns();
+  for (int i = 0; i < verifies; i++) {
+    int64_t t0 = now_ns();
+    int64_t uid = 0;
+    rc = be_auth_verify(&uid, app, tokens[i % n], NT, &e);
+    be_histogram_record(h_verify, now_ns() - t0);
+    if (rc != BE_OK || uid != id) die("verify", rc, e);
+  }
+  double verify_s = (now_ns() - start) / 1e9;
+  double p99 = be_histogram_quantile(h_verify, 0.99) / 1000.0;
+  snprintf(extra, sizeof extra, ",\"target_p99_us\":50,\"ok\":%s", p99 < 50 ? "true" : "false");
+  print_hist("auth_verify", h_verify, verify_s, extra);
+  return h_verify;
+}
+
 int main(int argc, char **argv) {
   int logins = argc > 1 ? atoi(argv[1]) : 30;
   int verifies = argc > 2 ? atoi(argv[2]) : 50000;
@@ -240,14 +295,8 @@ int main(int argc, char **argv) {
   be_error *e = NULL;
   int rc;
   int64_t id = add_user(app, "bench@example.test");
-  char hash[crypto_pwhash_STRBYTES];
-  exec1(app, "SELECT password_hash FROM be_users WHERE email = 'bench@example.test'", hash, sizeof hash);
-  const char *params = strstr(hash, "$m=");
-  char ptext[64] = "";
-  if (params) {
-    const char *end = strchr(params + 1, '$');
-    snprintf(ptext, sizeof ptext, "%.*s", end ? (int)(end - params - 1) : 0, params + 1);
-  }
+  char hash[crypto_pwhash_STRBYTES], ptext[64] = "";
+  stored_hash(hash, ptext, sizeof ptext, app);
 
   /* Interleave every series so drift (thermal, neighbours) hits all alike. */
   int n = logins;
@@ -272,45 +321,14 @@ int main(int argc, char **argv) {
     be_histogram_record(h_login, dt);
     login_s += dt / 1e9;
 
-    /* Alternate which of the two goes first, so position in the loop
-     * (caches, a neighbour's burst) cannot favour one. */
-    for (int k = 0; k < 2; k++) {
-      int do_unknown = (k == 0) == (i % 2 == 0);
-      char *tok = NULL;
-      t0 = now_ns();
-      if (do_unknown) {
-        rc = be_auth_login(&tok, NULL, app, "nobody@example.test", NT, PW, NT, NULL);
-        unknown[i] = now_ns() - t0;
-      } else {
-        rc = be_auth_login(&tok, NULL, app, "bench@example.test", NT, "wrong passphrase 99",
-                           NT, NULL);
-        wrong[i] = now_ns() - t0;
-      }
-      if (rc != BE_E_UNAUTHORIZED) die(do_unknown ? "unknown-user login" : "wrong-password login", rc, NULL);
-    }
+    time_failed_logins(&unknown[i], &wrong[i], app, i);
   }
   char extra[160];
   snprintf(extra, sizeof extra, ",\"params\":\"argon2id %s\"", ptext);
   print_hist("raw_pwhash_verify", h_raw, raw_s, extra);
   print_hist("auth_login", h_login, login_s, extra);
 
-  /* Token verify: round-robin over the live sessions. */
-  be_histogram *h_verify;
-  be_histogram_new(&h_verify, NULL);
-  for (int i = 0; i < 1000; i++) /* warm-up: statement cache, pool */
-    if (be_auth_verify(NULL, app, tokens[i % n], NT, NULL) != BE_OK) die("verify warm-up", -1, NULL);
-  int64_t start = now_ns();
-  for (int i = 0; i < verifies; i++) {
-    int64_t t0 = now_ns();
-    int64_t uid = 0;
-    rc = be_auth_verify(&uid, app, tokens[i % n], NT, &e);
-    be_histogram_record(h_verify, now_ns() - t0);
-    if (rc != BE_OK || uid != id) die("verify", rc, e);
-  }
-  double verify_s = (now_ns() - start) / 1e9;
-  double p99 = be_histogram_quantile(h_verify, 0.99) / 1000.0;
-  snprintf(extra, sizeof extra, ",\"target_p99_us\":50,\"ok\":%s", p99 < 50 ? "true" : "false");
-  print_hist("auth_verify", h_verify, verify_s, extra);
+  be_histogram *h_verify = bench_verify(app, tokens, n, verifies, id);
 
   double raw_p50 = median_us(raw, n), unk = median_us(unknown, n), wr = median_us(wrong, n);
   double ratio = unk / wr;

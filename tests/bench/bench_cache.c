@@ -407,32 +407,16 @@ static int bench_bounded_set(const be_cache_options *base, const unsigned char *
   return 0;
 }
 
-int main(int argc, char **argv) {
-  int rounds = 5;
-  const char *filter = NULL;
-  if (argc > 1) gets_per_run = atol(argv[1]);
-  if (gets_per_run <= 0) gets_per_run = 1000000;
-  if (argc > 2) rounds = atoi(argv[2]);
-  if (rounds < 1) rounds = 1;
-  if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
-  if (argc > 3) filter = argv[3];
-
+static void install_counting_allocator(void) {
   be_allocator a = BE_ALLOCATOR_INIT;
   a.malloc_fn = cnt_malloc;
   a.realloc_fn = cnt_realloc;
   a.free_fn = cnt_free;
   be_set_allocator(&a, NULL);
+}
 
-  be_cache_options o = BE_CACHE_OPTIONS_INIT;
-  o.default_ttl_ms = 300 * 1000;
-  o.seed = 42;
-  be_cache *c = NULL, *cx = NULL;
-  if (be_cache_new(&c, &o, NULL) != BE_OK) return 1;
-  if (be_cache_register_prefix(c, "user:", 5, NULL) != BE_OK) return 1;
-  long long empty = atomic_load(&live_bytes);
-
-  unsigned char v[VLEN];
-  memset(v, 'v', sizeof v);
+/* Fills c with NKEYS keys; prints the set speed and the memory per entry. */
+static int fill_measured(double *overhead, be_cache *c, const unsigned char *v, long long empty) {
   char k[32];
   size_t key_bytes = 0;
   int64_t t0 = now_ns();
@@ -455,23 +439,90 @@ int main(int argc, char **argv) {
          (unsigned long long)st.entries, per_entry, payload, per_entry - payload,
          (unsigned long long)(be_cache_charge(10, VLEN) - 10 - VLEN),
          (unsigned long long)st.memory_bytes, atomic_load(&live_bytes));
+  *overhead = per_entry - payload;
+  return 0;
+}
+
+static void print_ratios(const bench *all, int rounds, double overhead) {
+  printf("{\"bench\":\"ratios\",\"rounds\":%d,"
+         "\"get_vs_baseline_1t\":%.2f,\"get_vs_baseline_1t_cpu\":%.2f,"
+         "\"get_vs_baseline_1t_target\":0.7,"
+         "\"get_2t_vs_1t\":%.2f,\"get_2t_vs_1t_cpu\":%.2f,\"get_2t_vs_1t_target\":1.5,"
+         "\"hot_vs_baseline_1t\":%.2f,\"hot_vs_baseline_1t_cpu\":%.2f,\"hot_2t_vs_1t\":%.2f,\"hot_2t_vs_1t_cpu\":%.2f,"
+         "\"handle_vs_baseline_1t\":%.2f,\"handle_2t_vs_1t\":%.2f,\"handle_2t_vs_1t_cpu\":%.2f,"
+         "\"exact_get_vs_baseline_1t\":%.2f,\"exact_get_2t_vs_1t\":%.2f,"
+         "\"exact_get_2t_vs_1t_cpu\":%.2f,\"exact_hot_vs_baseline_1t\":%.2f,"
+         "\"exact_hot_vs_baseline_1t_cpu\":%.2f,"
+         "\"exact_hot_2t_vs_1t\":%.2f,\"exact_hot_2t_vs_1t_cpu\":%.2f,"
+         "\"load_2t_vs_1t\":%.2f,\"load_2t_vs_1t_cpu\":%.2f,"
+         "\"overhead_per_entry\":%.1f,\"overhead_target_max\":64}\n",
+         rounds, ratio(&all[B_COPY1], &all[B_BASE], 0), ratio(&all[B_COPY1], &all[B_BASE], 1),
+         ratio(&all[B_COPY2], &all[B_COPY1], 0),
+         ratio(&all[B_COPY2], &all[B_COPY1], 1), ratio(&all[B_HOT1], &all[B_BASEH], 0),
+         ratio(&all[B_HOT1], &all[B_BASEH], 1), ratio(&all[B_HOT2], &all[B_HOT1], 0), ratio(&all[B_HOT2], &all[B_HOT1], 1),
+         ratio(&all[B_HANDLE1], &all[B_BASE], 0), ratio(&all[B_HANDLE2], &all[B_HANDLE1], 0),
+         ratio(&all[B_HANDLE2], &all[B_HANDLE1], 1), ratio(&all[B_XCOPY1], &all[B_BASE], 0),
+         ratio(&all[B_XCOPY2], &all[B_XCOPY1], 0), ratio(&all[B_XCOPY2], &all[B_XCOPY1], 1),
+         ratio(&all[B_XHOT1], &all[B_BASEH], 0), ratio(&all[B_XHOT1], &all[B_BASEH], 1),
+         ratio(&all[B_XHOT2], &all[B_XHOT1], 0),
+         ratio(&all[B_XHOT2], &all[B_XHOT1], 1), ratio(&all[B_LOAD2], &all[B_LOAD1], 0),
+         ratio(&all[B_LOAD2], &all[B_LOAD1], 1), overhead);
+}
+
+/* Fills c with the NKEYS keys, untimed. */
+static int fill_keys(be_cache *c, const unsigned char *v) {
+  char k[32];
+  for (uint64_t i = 0; i < NKEYS; i++) {
+    size_t kl = make_key(k, i);
+    if (be_cache_set(c, k, kl, v, VLEN, BE_CACHE_TTL_DEFAULT, NULL) != BE_OK) return 1;
+  }
+  return 0;
+}
+
+/* The baseline map with the same NKEYS keys. */
+static void fill_baseline(baseline *b, const unsigned char *v) {
+  char k[32];
+  b_init(b, NKEYS);
+  for (uint64_t i = 0; i < NKEYS; i++) {
+    size_t kl = make_key(k, i);
+    b_set(b, k, kl, v, 300 * BE_NS_PER_SEC);
+  }
+}
+
+int main(int argc, char **argv) {
+  int rounds = 5;
+  const char *filter = NULL;
+  if (argc > 1) gets_per_run = atol(argv[1]);
+  if (gets_per_run <= 0) gets_per_run = 1000000;
+  if (argc > 2) rounds = atoi(argv[2]);
+  if (rounds < 1) rounds = 1;
+  if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
+  if (argc > 3) filter = argv[3];
+
+  install_counting_allocator();
+
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.default_ttl_ms = 300 * 1000;
+  o.seed = 42;
+  be_cache *c = NULL, *cx = NULL;
+  if (be_cache_new(&c, &o, NULL) != BE_OK) return 1;
+  if (be_cache_register_prefix(c, "user:", 5, NULL) != BE_OK) return 1;
+  long long empty = atomic_load(&live_bytes);
+
+  unsigned char v[VLEN];
+  memset(v, 'v', sizeof v);
+  double overhead = 0;
+  if (fill_measured(&overhead, c, v, empty) != 0) return 1;
 
   if (bench_bounded_set(&o, v) != 0) return 1;
 
   o.lru_mode = BE_CACHE_LRU_EXACT;
   if (be_cache_new(&cx, &o, NULL) != BE_OK) return 1;
   if (be_cache_register_prefix(cx, "user:", 5, NULL) != BE_OK) return 1;
-  for (uint64_t i = 0; i < NKEYS; i++) {
-    size_t kl = make_key(k, i);
-    if (be_cache_set(cx, k, kl, v, VLEN, BE_CACHE_TTL_DEFAULT, NULL) != BE_OK) return 1;
-  }
+  if (fill_keys(cx, v) != 0) return 1;
 
   baseline b;
-  b_init(&b, NKEYS);
-  for (uint64_t i = 0; i < NKEYS; i++) {
-    size_t kl = make_key(k, i);
-    b_set(&b, k, kl, v, 300 * BE_NS_PER_SEC);
-  }
+  fill_baseline(&b, v);
 
   /* every field spelled out: clang -Wmissing-field-initializers */
 #define BENCH(name, threads, mode, exact, range) \
@@ -508,29 +559,7 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"cache_get_or_load_one_hot_key\",\"loader_calls\":%ld}\n",
            atomic_load(&hot_loads));
 
-  printf("{\"bench\":\"ratios\",\"rounds\":%d,"
-         "\"get_vs_baseline_1t\":%.2f,\"get_vs_baseline_1t_cpu\":%.2f,"
-         "\"get_vs_baseline_1t_target\":0.7,"
-         "\"get_2t_vs_1t\":%.2f,\"get_2t_vs_1t_cpu\":%.2f,\"get_2t_vs_1t_target\":1.5,"
-         "\"hot_vs_baseline_1t\":%.2f,\"hot_vs_baseline_1t_cpu\":%.2f,\"hot_2t_vs_1t\":%.2f,\"hot_2t_vs_1t_cpu\":%.2f,"
-         "\"handle_vs_baseline_1t\":%.2f,\"handle_2t_vs_1t\":%.2f,\"handle_2t_vs_1t_cpu\":%.2f,"
-         "\"exact_get_vs_baseline_1t\":%.2f,\"exact_get_2t_vs_1t\":%.2f,"
-         "\"exact_get_2t_vs_1t_cpu\":%.2f,\"exact_hot_vs_baseline_1t\":%.2f,"
-         "\"exact_hot_vs_baseline_1t_cpu\":%.2f,"
-         "\"exact_hot_2t_vs_1t\":%.2f,\"exact_hot_2t_vs_1t_cpu\":%.2f,"
-         "\"load_2t_vs_1t\":%.2f,\"load_2t_vs_1t_cpu\":%.2f,"
-         "\"overhead_per_entry\":%.1f,\"overhead_target_max\":64}\n",
-         rounds, ratio(&all[B_COPY1], &all[B_BASE], 0), ratio(&all[B_COPY1], &all[B_BASE], 1),
-         ratio(&all[B_COPY2], &all[B_COPY1], 0),
-         ratio(&all[B_COPY2], &all[B_COPY1], 1), ratio(&all[B_HOT1], &all[B_BASEH], 0),
-         ratio(&all[B_HOT1], &all[B_BASEH], 1), ratio(&all[B_HOT2], &all[B_HOT1], 0), ratio(&all[B_HOT2], &all[B_HOT1], 1),
-         ratio(&all[B_HANDLE1], &all[B_BASE], 0), ratio(&all[B_HANDLE2], &all[B_HANDLE1], 0),
-         ratio(&all[B_HANDLE2], &all[B_HANDLE1], 1), ratio(&all[B_XCOPY1], &all[B_BASE], 0),
-         ratio(&all[B_XCOPY2], &all[B_XCOPY1], 0), ratio(&all[B_XCOPY2], &all[B_XCOPY1], 1),
-         ratio(&all[B_XHOT1], &all[B_BASEH], 0), ratio(&all[B_XHOT1], &all[B_BASEH], 1),
-         ratio(&all[B_XHOT2], &all[B_XHOT1], 0),
-         ratio(&all[B_XHOT2], &all[B_XHOT1], 1), ratio(&all[B_LOAD2], &all[B_LOAD1], 0),
-         ratio(&all[B_LOAD2], &all[B_LOAD1], 1), per_entry - payload);
+  print_ratios(all, rounds, overhead);
 
   b_free(&b);
   be_cache_free(c);

@@ -329,16 +329,18 @@ static int64_t time_raw_block(const raw_block *b, void (*fn)(raw_bench *, int64_
   return total;
 }
 
-int main(int argc, char **argv) {
-  long nusers = argc > 1 ? atol(argv[1]) : 10000;
-  long ops = argc > 2 ? atol(argv[2]) : 20000;
-  if (nusers < 1 || ops < 1) return 2;
-  char dir[] = "/tmp/bench_services.XXXXXX";
-  if (mkdtemp(dir) == NULL) return 1;
-  char path[256];
-  snprintf(path, sizeof path, "%s/bench.db", dir);
-  be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL);
+/* What every phase needs: the app, its seeded users, one histogram. */
+typedef struct svc_bench {
+  be_app *app;
+  const char *path;
+  int64_t *ids;
+  long nusers, ops;
+  be_histogram *h;
+  be_clock *clk; /* NULL: the system clock */
+} svc_bench;
 
+/* An app on path with nusers users; the first 1000 get role "member". */
+static be_app *open_seeded_app(int64_t **ids_out, const char *path, long nusers) {
   be_app_options o = BE_APP_OPTIONS_INIT;
   o.database = path;
   o.insecure_test_hashing = 1;
@@ -367,172 +369,216 @@ int main(int argc, char **argv) {
   for (long i = 0; i < nusers && i < 1000 && rc == BE_OK; i++)
     rc = be_perm_user_assign(app, 0, ids[i], "member", NT, &e);
   if (rc != BE_OK) die("seed permissions", rc, e);
+  *ids_out = ids;
+  return app;
+}
 
-  be_histogram *h = NULL;
-  be_histogram_new(&h, NULL);
-  be_cache *cache = be_app_cache(app);
-  be_clock *clk = NULL; /* system */
-
-  /* 1. get by id, uncached: the key is dropped before each (untimed) */
+/* 1. get by id, uncached: the key is dropped before each (untimed) */
+static void bench_get_uncached(svc_bench *sb) {
+  be_cache *cache = be_app_cache(sb->app);
+  be_error *e = NULL;
   int64_t total = 0;
-  for (long i = 0; i < ops; i++) {
-    int64_t id = ids[next_rand() % (uint64_t)nusers];
+  for (long i = 0; i < sb->ops; i++) {
+    int64_t id = sb->ids[next_rand() % (uint64_t)sb->nusers];
     char key[32];
     int klen = snprintf(key, sizeof key, "user:%lld", (long long)id);
     be_cache_delete(cache, key, (size_t)klen, NULL);
     be_user *u = NULL;
-    int64_t t0 = be_clock_now_ns(clk);
-    rc = be_user_get(&u, app, id, &e);
-    int64_t dt = be_clock_now_ns(clk) - t0;
+    int64_t t0 = be_clock_now_ns(sb->clk);
+    int rc = be_user_get(&u, sb->app, id, &e);
+    int64_t dt = be_clock_now_ns(sb->clk) - t0;
     if (rc != BE_OK) die("be_user_get", rc, e);
     be_user_free(u);
-    be_histogram_record(h, dt);
+    be_histogram_record(sb->h, dt);
     total += dt;
   }
-  report("user_get_uncached", h, total, ops);
+  report("user_get_uncached", sb->h, total, sb->ops);
+}
 
-  /* 2. get by id, cached (all users warm) */
-  for (long i = 0; i < nusers; i++) {
+/* 2. get by id, cached (all users warm); returns the p99 in ns */
+static int64_t bench_get_cached(svc_bench *sb) {
+  for (long i = 0; i < sb->nusers; i++) {
     be_user *u = NULL;
-    be_user_get(&u, app, ids[i], NULL);
+    be_user_get(&u, sb->app, sb->ids[i], NULL);
     be_user_free(u);
   }
-  be_histogram_reset(h);
-  total = 0;
-  long cached_ops = ops * 10;
+  be_error *e = NULL;
+  be_histogram_reset(sb->h);
+  int64_t total = 0;
+  long cached_ops = sb->ops * 10;
   for (long i = 0; i < cached_ops; i++) {
-    int64_t id = ids[next_rand() % (uint64_t)nusers];
+    int64_t id = sb->ids[next_rand() % (uint64_t)sb->nusers];
     be_user *u = NULL;
-    int64_t t0 = be_clock_now_ns(clk);
-    rc = be_user_get(&u, app, id, &e);
-    int64_t dt = be_clock_now_ns(clk) - t0;
+    int64_t t0 = be_clock_now_ns(sb->clk);
+    int rc = be_user_get(&u, sb->app, id, &e);
+    int64_t dt = be_clock_now_ns(sb->clk) - t0;
     if (rc != BE_OK) die("be_user_get cached", rc, e);
     be_user_free(u);
-    be_histogram_record(h, dt);
+    be_histogram_record(sb->h, dt);
     total += dt;
   }
-  double cached = report("user_get_cached", h, total, cached_ops);
+  double cached = report("user_get_cached", sb->h, total, cached_ops);
   (void)cached;
-  int64_t cached_p99 = be_histogram_quantile(h, 0.99);
+  return be_histogram_quantile(sb->h, 0.99);
+}
 
-  /* 3. update + audit in one transaction, against the same two writes by
-   * hand with raw sqlite3 on the same file. The four cases run
-   * interleaved in blocks so that drift (WAL size, checkpoints, other
-   * load on the machine) falls on all of them alike. */
-  long wops = ops / 2 > 0 ? ops / 2 : 1;
+/* n library updates (names numbered from `from`), each timed into sb->h. */
+static int64_t time_lib_block(svc_bench *sb, long from, long n) {
+  be_error *e = NULL;
+  int64_t total = 0;
+  for (long i = from; i < from + n; i++) {
+    int64_t id = sb->ids[next_rand() % (uint64_t)sb->nusers];
+    char name[32];
+    snprintf(name, sizeof name, "Name %ld", i);
+    be_user_input up = BE_USER_INPUT_INIT;
+    up.fields = BE_USER_FIELD_NAME;
+    up.name = name;
+    int64_t t0 = be_clock_now_ns(sb->clk);
+    int rc = be_user_update(NULL, sb->app, 1, id, &up, &e);
+    int64_t dt = be_clock_now_ns(sb->clk) - t0;
+    if (rc != BE_OK) die("be_user_update", rc, e);
+    be_histogram_record(sb->h, dt);
+    total += dt;
+  }
+  return total;
+}
+
+/* 3. update + audit in one transaction, against the same two writes by
+ * hand with raw sqlite3 on the same file. The four cases run
+ * interleaved in blocks so that drift (WAL size, checkpoints, other
+ * load on the machine) falls on all of them alike. Fills w with the
+ * rates of the library, raw, minimal and same-two-writes cases. */
+static void bench_update_audit(double w[4], svc_bench *sb) {
+  long wops = sb->ops / 2 > 0 ? sb->ops / 2 : 1;
   raw_bench raw;
-  raw_open(&raw, path);
+  raw_open(&raw, sb->path);
   be_histogram *h_raw = NULL, *h_min = NULL, *h_same = NULL;
   be_histogram_new(&h_raw, NULL);
   be_histogram_new(&h_min, NULL);
   be_histogram_new(&h_same, NULL);
-  be_histogram_reset(h);
+  be_histogram_reset(sb->h);
   int64_t t_lib = 0, t_raw = 0, t_min = 0, t_same = 0;
   const long block = 500;
   for (long done = 0; done < wops; done += block) {
     long n = wops - done < block ? wops - done : block;
-    for (long i = done; i < done + n; i++) {
-      int64_t id = ids[next_rand() % (uint64_t)nusers];
-      char name[32];
-      snprintf(name, sizeof name, "Name %ld", i);
-      be_user_input up = BE_USER_INPUT_INIT;
-      up.fields = BE_USER_FIELD_NAME;
-      up.name = name;
-      int64_t t0 = be_clock_now_ns(clk);
-      rc = be_user_update(NULL, app, 1, id, &up, &e);
-      int64_t dt = be_clock_now_ns(clk) - t0;
-      if (rc != BE_OK) die("be_user_update", rc, e);
-      be_histogram_record(h, dt);
-      t_lib += dt;
-    }
-    raw_block t = {&raw, ids, nusers, clk, done, n};
+    t_lib += time_lib_block(sb, done, n);
+    raw_block t = {&raw, sb->ids, sb->nusers, sb->clk, done, n};
     t_raw += time_raw_block(&t, raw_update_audit, "Raw", h_raw);
     t_min += time_raw_block(&t, raw_minimal, "Min", h_min);
     t_same += time_raw_block(&t, raw_same_two_writes, "Same", h_same);
   }
-  double lib_w = report_does("user_update_audit", h, t_lib, wops,
-                             "be_user_update(out=NULL, name only): pool acquire; BEGIN IMMEDIATE;"
-                             " SELECT old row by id; UPDATE be_users SET updated_at, name;"
-                             " SELECT audit head; JSON details; BLAKE2b-256 row hash;"
-                             " INSERT INTO be_audit_log; COMMIT; pool release; cache delete");
-  double raw_w = report_does("raw_sqlite_update_audit", h_raw, t_raw, wops,
-                             "one sqlite3 connection, statements prepared once: BEGIN IMMEDIATE;"
-                             " SELECT old name by id; UPDATE be_users SET updated_at, name;"
-                             " SELECT audit head; the same JSON details (escaped) and BLAKE2b-256"
-                             " row hash; INSERT INTO be_audit_log (same table: 2 indexes,"
-                             " CHECK json_valid); COMMIT");
-  double min_w = report_does("raw_sqlite_minimal", h_min, t_min, wops,
-                             "the old baseline, for reference, not the target: BEGIN IMMEDIATE;"
-                             " UPDATE be_users SET name, updated_at; INSERT INTO audit_raw (be_audit_log's"
-                             " columns without its indexes or CHECK; no old value, no chain head,"
-                             " a constant hash); COMMIT");
-  double same_w = report_does("raw_sqlite_same_two_writes", h_same, t_same, wops,
-                              "exactly the same two writes, nothing else; one sqlite3 connection,"
-                              " statements prepared once, SQLITE_STATIC binds: BEGIN IMMEDIATE;"
-                              " UPDATE be_users SET name=?, updated_at=? WHERE id=?; INSERT INTO"
-                              " audit_same (be_audit_log's definition from lib/svc_schema.c renamed:"
-                              " same columns, CHECK json_valid(details), both indexes; same file)"
-                              " actor_id, action, target_type, target_id, at, small details JSON,"
-                              " prev_hash and hash = one 32-byte blob computed once; COMMIT."
-                              " No old-value read, no chain head read, no per-row hash");
+  w[0] = report_does("user_update_audit", sb->h, t_lib, wops,
+                     "be_user_update(out=NULL, name only): pool acquire; BEGIN IMMEDIATE;"
+                     " SELECT old row by id; UPDATE be_users SET updated_at, name;"
+                     " SELECT audit head; JSON details; BLAKE2b-256 row hash;"
+                     " INSERT INTO be_audit_log; COMMIT; pool release; cache delete");
+  w[1] = report_does("raw_sqlite_update_audit", h_raw, t_raw, wops,
+                     "one sqlite3 connection, statements prepared once: BEGIN IMMEDIATE;"
+                     " SELECT old name by id; UPDATE be_users SET updated_at, name;"
+                     " SELECT audit head; the same JSON details (escaped) and BLAKE2b-256"
+                     " row hash; INSERT INTO be_audit_log (same table: 2 indexes,"
+                     " CHECK json_valid); COMMIT");
+  w[2] = report_does("raw_sqlite_minimal", h_min, t_min, wops,
+                     "the old baseline, for reference, not the target: BEGIN IMMEDIATE;"
+                     " UPDATE be_users SET name, updated_at; INSERT INTO audit_raw (be_audit_log's"
+                     " columns without its indexes or CHECK; no old value, no chain head,"
+                     " a constant hash); COMMIT");
+  w[3] = report_does("raw_sqlite_same_two_writes", h_same, t_same, wops,
+                     "exactly the same two writes, nothing else; one sqlite3 connection,"
+                     " statements prepared once, SQLITE_STATIC binds: BEGIN IMMEDIATE;"
+                     " UPDATE be_users SET name=?, updated_at=? WHERE id=?; INSERT INTO"
+                     " audit_same (be_audit_log's definition from lib/svc_schema.c renamed:"
+                     " same columns, CHECK json_valid(details), both indexes; same file)"
+                     " actor_id, action, target_type, target_id, at, small details JSON,"
+                     " prev_hash and hash = one 32-byte blob computed once; COMMIT."
+                     " No old-value read, no chain head read, no per-row hash");
   raw_close(&raw);
   be_histogram_free(h_raw);
   be_histogram_free(h_min);
   be_histogram_free(h_same);
-  /* the raw rows chain like the library's: the raw side did the same work */
+}
+
+/* The raw rows chain like the library's: the raw side did the same work.
+ * Returns the rows verified, or -1 (and says so) when the chain is broken. */
+static int64_t verify_chain(be_app *app) {
+  be_error *e = NULL;
   int64_t first_bad = -1, chain_rows = 0;
-  rc = be_audit_verify(&first_bad, &chain_rows, app, &e);
+  int rc = be_audit_verify(&first_bad, &chain_rows, app, &e);
   if (rc != BE_OK) die("be_audit_verify", rc, e);
   if (first_bad != 0) {
     fprintf(stderr, "audit chain broken at row %lld\n", (long long)first_bad);
-    return 1;
+    return -1;
   }
+  return chain_rows;
+}
 
-  /* 4. permission check: first right after a grant (every user's
-   * decision must be reloaded: the epoch moved), then warm. Each check
-   * reads the epoch from the database. */
-  long pusers = nusers < 1000 ? nusers : 1000;
-  rc = be_perm_role_grant(app, 0, "member", NT, "comments:read", NT, &e);
+/* n permission checks of random users among the first pusers, each expected
+ * to return want; reported as name. */
+static void time_perm_checks(svc_bench *sb, const char *name, long n, long pusers, int alternate,
+                             int want) {
+  be_histogram_reset(sb->h);
+  int64_t total = 0;
+  for (long i = 0; i < n; i++) {
+    int64_t id = sb->ids[next_rand() % (uint64_t)pusers];
+    const char *perm = !alternate ? "admin:delete" : (i & 1) ? "posts:write"
+                                                             : "profile:edit";
+    int64_t t0 = be_clock_now_ns(sb->clk);
+    int rc = be_perm_check(sb->app, id, perm, NT, NULL);
+    int64_t dt = be_clock_now_ns(sb->clk) - t0;
+    if (rc != want) die(want == BE_OK ? "be_perm_check" : "be_perm_check deny", rc, NULL);
+    be_histogram_record(sb->h, dt);
+    total += dt;
+  }
+  report(name, sb->h, total, n);
+}
+
+/* 4. permission check: first right after a grant (every user's
+ * decision must be reloaded: the epoch moved), then warm. Each check
+ * reads the epoch from the database. Returns the warm p99 in ns. */
+static int64_t bench_perm(svc_bench *sb) {
+  long pusers = sb->nusers < 1000 ? sb->nusers : 1000;
+  be_error *e = NULL;
+  int rc = be_perm_role_grant(sb->app, 0, "member", NT, "comments:read", NT, &e);
   if (rc != BE_OK) die("grant", rc, e);
-  be_histogram_reset(h);
-  total = 0;
+  be_histogram_reset(sb->h);
+  int64_t total = 0;
   for (long i = 0; i < pusers; i++) {
-    int64_t t0 = be_clock_now_ns(clk);
-    rc = be_perm_check(app, ids[i], "posts:write", NT, NULL);
-    int64_t dt = be_clock_now_ns(clk) - t0;
+    int64_t t0 = be_clock_now_ns(sb->clk);
+    rc = be_perm_check(sb->app, sb->ids[i], "posts:write", NT, NULL);
+    int64_t dt = be_clock_now_ns(sb->clk) - t0;
     if (rc != BE_OK) die("be_perm_check cold", rc, NULL);
-    be_histogram_record(h, dt);
+    be_histogram_record(sb->h, dt);
     total += dt;
   }
-  report("perm_check_after_change", h, total, pusers);
-  be_histogram_reset(h);
-  total = 0;
-  long pops = ops * 5;
-  for (long i = 0; i < pops; i++) {
-    int64_t id = ids[next_rand() % (uint64_t)pusers];
-    const char *perm = (i & 1) ? "posts:write" : "profile:edit";
-    int64_t t0 = be_clock_now_ns(clk);
-    rc = be_perm_check(app, id, perm, NT, NULL);
-    int64_t dt = be_clock_now_ns(clk) - t0;
-    if (rc != BE_OK) die("be_perm_check", rc, NULL);
-    be_histogram_record(h, dt);
-    total += dt;
-  }
-  report("perm_check", h, total, pops);
-  int64_t perm_p99 = be_histogram_quantile(h, 0.99);
+  report("perm_check_after_change", sb->h, total, pusers);
+  time_perm_checks(sb, "perm_check", sb->ops * 5, pusers, 1, BE_OK);
+  int64_t perm_p99 = be_histogram_quantile(sb->h, 0.99);
   /* denied checks cost an error object */
-  be_histogram_reset(h);
-  total = 0;
-  for (long i = 0; i < ops; i++) {
-    int64_t id = ids[next_rand() % (uint64_t)pusers];
-    int64_t t0 = be_clock_now_ns(clk);
-    rc = be_perm_check(app, id, "admin:delete", NT, NULL);
-    int64_t dt = be_clock_now_ns(clk) - t0;
-    if (rc != BE_E_FORBIDDEN) die("be_perm_check deny", rc, NULL);
-    be_histogram_record(h, dt);
-    total += dt;
-  }
-  report("perm_check_denied", h, total, ops);
+  time_perm_checks(sb, "perm_check_denied", sb->ops, pusers, 0, BE_E_FORBIDDEN);
+  return perm_p99;
+}
+
+int main(int argc, char **argv) {
+  long nusers = argc > 1 ? atol(argv[1]) : 10000;
+  long ops = argc > 2 ? atol(argv[2]) : 20000;
+  if (nusers < 1 || ops < 1) return 2;
+  char dir[] = "/tmp/bench_services.XXXXXX";
+  if (mkdtemp(dir) == NULL) return 1;
+  char path[256];
+  snprintf(path, sizeof path, "%s/bench.db", dir);
+  be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL);
+
+  svc_bench sb = {.path = path, .nusers = nusers, .ops = ops};
+  sb.app = open_seeded_app(&sb.ids, path, nusers);
+  be_histogram_new(&sb.h, NULL);
+  bench_get_uncached(&sb);
+  int64_t cached_p99 = bench_get_cached(&sb);
+  double w[4];
+  bench_update_audit(w, &sb);
+  double lib_w = w[0], raw_w = w[1], min_w = w[2], same_w = w[3];
+  int64_t chain_rows = verify_chain(sb.app);
+  if (chain_rows < 0) return 1;
+  int64_t perm_p99 = bench_perm(&sb);
 
   printf("{\"targets\":{\"cached_get_p99_lt_5us\":%s,\"perm_check_p99_lt_50us\":%s,"
          "\"update_audit_ge_50pct_raw\":%s,\"update_audit_vs_raw\":%.2f,"
@@ -541,9 +587,9 @@ int main(int argc, char **argv) {
          cached_p99 < 5000 ? "true" : "false", perm_p99 < 50000 ? "true" : "false",
          lib_w >= 0.5 * raw_w ? "true" : "false", lib_w / raw_w, lib_w / min_w, lib_w / same_w,
          (long long)chain_rows);
-  be_histogram_free(h);
-  free(ids);
-  be_app_free(app);
+  be_histogram_free(sb.h);
+  free(sb.ids);
+  be_app_free(sb.app);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) return 1;

@@ -101,13 +101,8 @@ static double bench_get_raw(sqlite3 *db, long n, int64_t rows, int in_tx) {
   return r;
 }
 
-int main(int argc, char **argv) {
-  int64_t rows = argc > 1 ? atoll(argv[1]) : 10000;
-  char dir[] = "/tmp/bench_stmt.XXXXXX";
-  if (!mkdtemp(dir)) return 1;
-  char path[128];
-  snprintf(path, sizeof path, "%s/bench.db", dir);
-
+/* A database at path with a users table of rows rows, open through be_conn. */
+static be_conn *open_populated(const char *path, int64_t rows) {
   be_error *e = NULL;
   be_conn *c = NULL;
   int rc = be_conn_open(&c, be_sqlite_driver(), path, &e);
@@ -130,6 +125,49 @@ int main(int argc, char **argv) {
     be_stmt_finalize(s);
   }
   be_conn_commit(c, NULL);
+  return c;
+}
+
+static void print_results(int64_t rows, double hit, double fresh, double raw_prep,
+                          const double get_conn[2], const double get_raw[2]) {
+  printf("{\"bench\":\"stmt_cache\",\"case\":\"cache_hit\",\"what\":\"be_conn_prepare+be_stmt_finalize\","
+         "\"ns_per_op\":%.1f}\n",
+         hit);
+  printf("{\"bench\":\"stmt_cache\",\"case\":\"fresh_prepare\",\"what\":\"be_conn_prepare+be_stmt_finalize, "
+         "cache off\",\"ns_per_op\":%.1f}\n",
+         fresh);
+  printf("{\"bench\":\"stmt_cache\",\"case\":\"raw_prepare\",\"what\":\"sqlite3_prepare_v2+sqlite3_finalize\","
+         "\"ns_per_op\":%.1f}\n",
+         raw_prep);
+  printf("{\"bench\":\"stmt_cache\",\"case\":\"hit_speedup\",\"fresh_over_hit\":%.1f}\n", fresh / hit);
+  /* autocommit: each get is its own read transaction (SQLite takes and
+   * drops its WAL read lock with fcntl each time); in_tx: all gets of a
+   * round in one read transaction, so the layer's own cost shows most */
+  for (int tx = 0; tx < 2; tx++) {
+    const char *mode = tx ? "in_tx" : "autocommit";
+    printf("{\"bench\":\"get_by_id\",\"mode\":\"%s\",\"impl\":\"raw_sqlite3\",\"rows\":%lld,"
+           "\"ops_per_sec\":%.0f}\n",
+           mode, (long long)rows, get_raw[tx]);
+    printf("{\"bench\":\"get_by_id\",\"mode\":\"%s\",\"impl\":\"be_conn\",\"rows\":%lld,"
+           "\"ops_per_sec\":%.0f}\n",
+           mode, (long long)rows, get_conn[tx]);
+    printf("{\"bench\":\"get_by_id\",\"mode\":\"%s\",\"raw_over_be_conn\":%.3f,"
+           "\"overhead_pct\":%.1f}\n",
+           mode, get_raw[tx] / get_conn[tx],
+           (get_raw[tx] / get_conn[tx] - 1.0) * 100.0);
+  }
+}
+
+int main(int argc, char **argv) {
+  int64_t rows = argc > 1 ? atoll(argv[1]) : 10000;
+  char dir[] = "/tmp/bench_stmt.XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  char path[128];
+  snprintf(path, sizeof path, "%s/bench.db", dir);
+
+  be_conn *c = open_populated(path, rows);
+  be_error *e = NULL;
+  int rc;
 
   /* a second, uncached connection for fresh prepares, and a raw handle */
   be_conn *nocache = NULL;
@@ -163,33 +201,7 @@ int main(int argc, char **argv) {
       if ((v = bench_get_raw(db, n_get, rows, tx)) > get_raw[tx]) get_raw[tx] = v;
     }
   }
-  printf("{\"bench\":\"stmt_cache\",\"case\":\"cache_hit\",\"what\":\"be_conn_prepare+be_stmt_finalize\","
-         "\"ns_per_op\":%.1f}\n",
-         hit);
-  printf("{\"bench\":\"stmt_cache\",\"case\":\"fresh_prepare\",\"what\":\"be_conn_prepare+be_stmt_finalize, "
-         "cache off\",\"ns_per_op\":%.1f}\n",
-         fresh);
-  printf("{\"bench\":\"stmt_cache\",\"case\":\"raw_prepare\",\"what\":\"sqlite3_prepare_v2+sqlite3_finalize\","
-         "\"ns_per_op\":%.1f}\n",
-         raw_prep);
-  printf("{\"bench\":\"stmt_cache\",\"case\":\"hit_speedup\",\"fresh_over_hit\":%.1f}\n", fresh / hit);
-  /* autocommit: each get is its own read transaction (SQLite takes and
-   * drops its WAL read lock with fcntl each time); in_tx: all gets of a
-   * round in one read transaction, so the layer's own cost shows most */
-  for (int tx = 0; tx < 2; tx++) {
-    const char *mode = tx ? "in_tx" : "autocommit";
-    printf("{\"bench\":\"get_by_id\",\"mode\":\"%s\",\"impl\":\"raw_sqlite3\",\"rows\":%lld,"
-           "\"ops_per_sec\":%.0f}\n",
-           mode, (long long)rows, get_raw[tx]);
-    printf("{\"bench\":\"get_by_id\",\"mode\":\"%s\",\"impl\":\"be_conn\",\"rows\":%lld,"
-           "\"ops_per_sec\":%.0f}\n",
-           mode, (long long)rows, get_conn[tx]);
-    printf("{\"bench\":\"get_by_id\",\"mode\":\"%s\",\"raw_over_be_conn\":%.3f,"
-           "\"overhead_pct\":%.1f}\n",
-           mode, get_raw[tx] / get_conn[tx],
-           (get_raw[tx] / get_conn[tx] - 1.0) * 100.0);
-  }
-
+  print_results(rows, hit, fresh, raw_prep, get_conn, get_raw);
   sqlite3_close(db);
   be_conn_close(nocache);
   be_conn_close(c);
