@@ -702,6 +702,40 @@ START_TEST(prometheus_and_json_exports) {
 }
 END_TEST
 
+/* The exports and accessors refuse NULL arguments with BE_E_MISUSE (or
+ * answer NULL / 0) and hand out no buffer. */
+START_TEST(exports_refuse_null_arguments) {
+  be_app *app = svc_app_ex(NULL, NULL, 2);
+  char *out = (char *)1;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_app_memory_json(NULL, NULL, app, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_app_memory_json(&out, NULL, NULL, &e), BE_E_MISUSE);
+  ck_assert_ptr_null(out);
+  ck_assert_int_eq(be_error_code(e), BE_E_MISUSE);
+  be_error_free(e);
+  out = (char *)1;
+  ck_assert_int_eq(be_app_metrics_json(&out, NULL, NULL, NULL), BE_E_MISUSE);
+  ck_assert_ptr_null(out);
+  ck_assert_int_eq(be_app_metrics_json(NULL, NULL, app, NULL), BE_E_MISUSE);
+  out = (char *)1;
+  ck_assert_int_eq(be_incident_log_to_json(&out, NULL, NULL, NULL), BE_E_MISUSE);
+  ck_assert_ptr_null(out);
+  ck_assert_int_eq(be_incident_log_to_json(NULL, NULL, be_app_incidents(app), NULL), BE_E_MISUSE);
+  out = (char *)1;
+  ck_assert_int_eq(be_stmt_stats_to_json(&out, NULL, NULL, 5, NULL), BE_E_MISUSE);
+  ck_assert_ptr_null(out);
+  ck_assert_int_eq(be_stmt_stats_to_json(NULL, NULL, be_app_stmt_stats(app), 5, NULL), BE_E_MISUSE);
+  ck_assert_ptr_null(be_app_incidents(NULL));
+  ck_assert_ptr_null(be_app_stmt_stats(NULL));
+  ck_assert_ptr_nonnull(be_app_incidents(app));
+  ck_assert_ptr_nonnull(be_app_stmt_stats(app));
+  be_app_metrics_reset(NULL); /* no-op */
+  ck_assert_int_eq(be_histogram_count_le(NULL, 10), 0);
+  ck_assert_int_eq(be_histogram_sum(NULL), 0);
+  be_app_free(app);
+}
+END_TEST
+
 /* A label value with a backslash, a quote and a newline is escaped. */
 START_TEST(prometheus_escapes_label_values) {
   be_app *app = svc_app_ex(NULL, NULL, 2);
@@ -775,6 +809,7 @@ static Suite *status_suite(void) {
   tcase_add_test(tc, memory_figures_are_plausible);
   tcase_add_test(tc, prometheus_and_json_exports);
   tcase_add_test(tc, prometheus_escapes_label_values);
+  tcase_add_test(tc, exports_refuse_null_arguments);
   tcase_add_test(tc, allocation_failures_leak_nothing);
   suite_add_tcase(s, tc);
   return s;
