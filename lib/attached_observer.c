@@ -88,10 +88,3 @@ void be__attached_observer_detach_all(be__attached_observer *h) {
   h->n = h->cap = 0;
   pthread_mutex_unlock(&h->lock);
 }
-
-size_t be__attached_observer_count(be__attached_observer *h) {
-  pthread_mutex_lock(&h->lock);
-  size_t n = h->n;
-  pthread_mutex_unlock(&h->lock);
-  return n;
-}

@@ -55,7 +55,4 @@ void be__attached_observer_detach(be__attached_observer *h, be_conn *conn);
 /* Detach from every connection. */
 void be__attached_observer_detach_all(be__attached_observer *h);
 
-/* Connections attached now. */
-size_t be__attached_observer_count(be__attached_observer *h);
-
 #endif

@@ -857,7 +857,6 @@ int64_t be__conn_open_stmts(const be_conn *c) { return c->open_stmts; }
 int32_t be__conn_tx_depth(const be_conn *c) { return c->tx_depth; }
 void be__conn_set_tx_depth(be_conn *c, int32_t depth) { c->tx_depth = depth; }
 void be__conn_doom_tx(be_conn *c) { c->tx_doomed = 1; }
-int32_t be__conn_tx_doomed(const be_conn *c) { return c->tx_doomed; }
 const char *be__stmt_sql(const be_stmt *s) { return s->sql; }
 
 /* ---- the optional operations of version-2 and version-3 driver tables ---- */

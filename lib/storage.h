@@ -100,7 +100,6 @@ void be__conn_set_tx_depth(be_conn *conn, int32_t depth);
  * ROLLBACK TO failed): be_conn_commit() refuses it and rolls it all back.
  * Cleared by the next BEGIN or a full rollback. */
 void be__conn_doom_tx(be_conn *conn);
-int32_t be__conn_tx_doomed(const be_conn *conn);
 
 /* 1 when name is a valid savepoint/identifier: [A-Za-z_][A-Za-z0-9_]{0,63}. */
 int be__ident_valid(const char *name);
