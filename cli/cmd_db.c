@@ -38,11 +38,12 @@ static int library_schema_version(int64_t *out, be_error **err) {
   return rc;
 }
 
-/* Print the rows of one record table; *n counts rows printed so far. */
-static int print_record(cli_ctx *ctx, be_conn *conn, const char *table, int host, int *n, be_error **err) {
-  int64_t current = 0;
-  int rc = record_version(&current, conn, table, err);
-  if (rc != BE_OK || current == 0) return rc;
+/* Print the rows of one record table and set *version to its version;
+ * *n counts rows printed so far. */
+static int print_record(int64_t *version, cli_ctx *ctx, be_conn *conn, const char *table, int host, int *n,
+                        be_error **err) {
+  int rc = record_version(version, conn, table, err);
+  if (rc != BE_OK || *version == 0) return rc;
   char sql[128];
   snprintf(sql, sizeof sql, "SELECT version, name, applied_at FROM %s ORDER BY version", table);
   be_stmt *st = NULL;
@@ -68,11 +69,11 @@ static int print_record(cli_ctx *ctx, be_conn *conn, const char *table, int host
 /* Print the applied migrations, the library's then the host's (JSON array
  * or lines); *lib_version gets the library's record version. */
 static int print_applied(int64_t *lib_version, cli_ctx *ctx, be_conn *conn, be_error **err) {
-  int rc = record_version(lib_version, conn, records[0], err);
-  if (rc != BE_OK) return rc;
   if (ctx->json) printf("\"applied\":[");
   int n = 0;
-  for (int i = 0; i < 2 && rc == BE_OK; i++) rc = print_record(ctx, conn, records[i], i == 1, &n, err);
+  int64_t host_version = 0;
+  int rc = print_record(lib_version, ctx, conn, records[0], 0, &n, err);
+  if (rc == BE_OK) rc = print_record(&host_version, ctx, conn, records[1], 1, &n, err);
   if (ctx->json) printf("]");
   return rc;
 }
