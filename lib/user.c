@@ -179,25 +179,27 @@ static int key_of(char buf[USER_KEY_SIZE], int64_t id) {
   static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
                               "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
                               "8081828384858687888990919293949596979899";
-  char digits[24];
-  char *p = digits + sizeof digits; /* written backwards, two digits a division */
+  static const uint64_t pow10[19] = {10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u,
+                                     100000000u, 1000000000u, 10000000000u, 100000000000u,
+                                     1000000000000u, 10000000000000u, 100000000000000u,
+                                     1000000000000000u, 10000000000000000u, 100000000000000000u,
+                                     1000000000000000000u, 10000000000000000000u};
   uint64_t v = id < 0 ? 0 - (uint64_t)id : (uint64_t)id;
+  int digits = 1;
+  while (digits < 20 && v >= pow10[digits - 1]) digits++;
+  memcpy(buf, "user:", 5);
+  int len = 5;
+  if (id < 0) buf[len++] = '-';
+  len += digits;
+  buf[len] = '\0';
+  char *p = buf + len; /* the digits backwards, two per division */
   for (; v >= 100; v /= 100) {
     p -= 2;
     memcpy(p, pairs + 2 * (v % 100), 2);
   }
-  if (v >= 10) {
-    p -= 2;
-    memcpy(p, pairs + 2 * v, 2);
-  } else {
-    *--p = (char)('0' + v);
-  }
-  if (id < 0) *--p = '-';
-  size_t n = (size_t)(digits + sizeof digits - p);
-  memcpy(buf, "user:", 5);
-  for (size_t i = 0; i < n; i++) buf[5 + i] = p[i];
-  buf[5 + n] = '\0';
-  return (int)(5 + n);
+  if (v >= 10) memcpy(p - 2, pairs + 2 * v, 2);
+  else p[-1] = (char)('0' + v);
+  return len;
 }
 
 /* ---- reading ---- */
