@@ -45,19 +45,16 @@ static int bind_one(be_stmt *st, int32_t at, char type, va_list *ap, be_error **
   }
 }
 
-/* A statement to prepare: its text, or (handle set) a be_sql handle,
- * prepared by handle without hashing the text. */
+/* A statement to prepare: its text. */
 typedef struct src {
   const char *text;
-  const be_sql *handle;
 } src;
 
 static int vprepare(be_conn *conn, be_stmt **out, be_error **err, const src *sql,
                     const char *types, va_list *ap) {
   *out = NULL;
   be_stmt *st = NULL;
-  int rc = sql->handle ? be_conn_prepare_sql(&st, conn, sql->handle, err)
-                       : be_conn_prepare(&st, conn, sql->text, err);
+  int rc = be_conn_prepare(&st, conn, sql->text, err);
   for (int32_t i = 0; rc == BE_OK && types[i] != '\0'; i++) rc = bind_one(st, i + 1, types[i], ap, err);
   if (rc != BE_OK) {
     be_stmt_finalize(st);
@@ -73,7 +70,7 @@ int be__svc_exec(be_conn *conn, int64_t *out_changes, be_error **err, const char
   be_stmt *st = NULL;
   va_list ap;
   va_start(ap, types);
-  src q = {sql, NULL};
+  src q = {sql};
   int rc = vprepare(conn, &st, err, &q, types, &ap);
   va_end(ap);
   if (rc != BE_OK) return rc;
@@ -85,12 +82,10 @@ int be__svc_exec(be_conn *conn, int64_t *out_changes, be_error **err, const char
   return BE_OK;
 }
 
-static int vfirst(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, const src *sql,
-                  const char *types, va_list *ap) {
-  be_stmt *st = NULL;
-  int rc = vprepare(conn, &st, err, sql, types, ap);
-  if (rc != BE_OK) return rc;
-  rc = be_stmt_step(st, err);
+/* Step the prepared and bound st once, row(st, ud) reading a row, and
+ * finalize it: be__svc_first's result. */
+static int first_row(be_stmt *st, be__svc_row_fn row, void *ud, be_error **err) {
+  int rc = be_stmt_step(st, err);
   if (rc == BE_ROW && row != NULL) {
     int r = row(st, ud, err);
     if (r != BE_OK) rc = r;
@@ -99,11 +94,18 @@ static int vfirst(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, c
   return rc;
 }
 
+static int vfirst(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, const src *sql,
+                  const char *types, va_list *ap) {
+  be_stmt *st = NULL;
+  int rc = vprepare(conn, &st, err, sql, types, ap);
+  return rc == BE_OK ? first_row(st, row, ud, err) : rc;
+}
+
 int be__svc_first(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, const char *sql,
                   const char *types, ...) {
   va_list ap;
   va_start(ap, types);
-  src q = {sql, NULL};
+  src q = {sql};
   int rc = vfirst(conn, row, ud, err, &q, types, &ap);
   va_end(ap);
   return rc;
@@ -126,7 +128,7 @@ int be__svc_ints(be_conn *conn, int64_t *out, int32_t n, be_error **err, const c
   ints x = {out, n};
   va_list ap;
   va_start(ap, types);
-  src q = {sql, NULL};
+  src q = {sql};
   int rc = vfirst(conn, read_ints, &x, err, &q, types, &ap);
   va_end(ap);
   return rc;
@@ -146,7 +148,7 @@ int be__svc_each(be_conn *conn, be__svc_row_fn row, void *ud, be_error **err, co
                  const char *types, ...) {
   va_list ap;
   va_start(ap, types);
-  src q = {sql, NULL};
+  src q = {sql};
   int rc = veach(conn, row, ud, err, &q, types, &ap);
   va_end(ap);
   return rc;
@@ -171,19 +173,22 @@ int be__svc_first_pooled(const be__app_res *res, be__svc_row_fn row, void *ud, b
                          const char *sql, const char *types, ...) {
   va_list ap;
   va_start(ap, types);
-  src q = {sql, NULL};
+  src q = {sql};
   int rc = vpooled(res, vfirst, row, ud, err, &q, types, &ap);
   va_end(ap);
   return rc;
 }
 
-int be__svc_first_pooled_sql(const be__app_res *res, be__svc_row_fn row, void *ud, be_error **err,
-                             const be_sql *sql, const char *types, ...) {
-  va_list ap;
-  va_start(ap, types);
-  src q = {NULL, sql};
-  int rc = vpooled(res, vfirst, row, ud, err, &q, types, &ap);
-  va_end(ap);
+int be__svc_first_pooled_id(const be__app_res *res, be__svc_row_fn row, void *ud, be_error **err,
+                            const be_sql *sql, int64_t id) {
+  be_conn *conn = NULL;
+  int rc = be__svc_acquire(res, &conn, err);
+  if (rc != BE_OK) return rc;
+  be_stmt *st = NULL;
+  rc = be_conn_prepare_sql(&st, conn, sql, err);
+  if (rc == BE_OK && (rc = be_stmt_bind_int64(st, 1, id, err)) != BE_OK) be_stmt_finalize(st);
+  if (rc == BE_OK) rc = first_row(st, row, ud, err);
+  be__svc_release(res, conn);
   return rc;
 }
 
@@ -191,7 +196,7 @@ int be__svc_each_pooled(const be__app_res *res, be__svc_row_fn row, void *ud, be
                         const char *sql, const char *types, ...) {
   va_list ap;
   va_start(ap, types);
-  src q = {sql, NULL};
+  src q = {sql};
   int rc = vpooled(res, veach, row, ud, err, &q, types, &ap);
   va_end(ap);
   return rc;

@@ -52,10 +52,11 @@ int be__svc_first_pooled(const be__app_res *res, be__svc_row_fn row, void *ud, b
                          const char *sql, const char *types, ...);
 
 /* be__svc_first_pooled of a statement handle (the app's catalog,
- * be__sql_handle()): found in the connection's statement cache without
- * hashing its text, for the hot reads. */
-int be__svc_first_pooled_sql(const be__app_res *res, be__svc_row_fn row, void *ud, be_error **err,
-                             const be_sql *sql, const char *types, ...);
+ * be__sql_handle()) whose one parameter ?1 is the int64 id: found in the
+ * connection's statement cache without hashing its text and bound without
+ * a type string, for the hot reads by id. */
+int be__svc_first_pooled_id(const be__app_res *res, be__svc_row_fn row, void *ud, be_error **err,
+                            const be_sql *sql, int64_t id);
 
 /* be__svc_first reading columns 0..n-1 of the row as int64 into out. */
 int be__svc_ints(be_conn *conn, int64_t *out, int32_t n, be_error **err, const char *sql,

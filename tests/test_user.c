@@ -472,6 +472,54 @@ START_TEST(cache_hit_then_invalidated_after_update) {
 }
 END_TEST
 
+static void expect_equal_users(const be_user *a, const be_user *b) {
+  ck_assert_int_eq(be_user_id(a), be_user_id(b));
+  ck_assert_str_eq(be_user_email(a), be_user_email(b));
+  ck_assert_str_eq(be_user_name(a), be_user_name(b));
+  ck_assert_str_eq(be_user_bio(a), be_user_bio(b));
+  ck_assert_str_eq(be_user_extra(a), be_user_extra(b));
+  ck_assert_int_eq(be_user_status(a), be_user_status(b));
+  ck_assert_int_eq(be_user_created_at_ms(a), be_user_created_at_ms(b));
+  ck_assert_int_eq(be_user_updated_at_ms(a), be_user_updated_at_ms(b));
+}
+
+/* A miss hands out the user made from the row it read (not decoded back
+ * from the cache record): it equals the hit that follows, and the record
+ * is cached under "user:<id>" in decimal, whatever the id's digits. */
+START_TEST(miss_returns_what_the_hit_reads_under_the_decimal_key) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  static const int64_t ids[] = {1, 9, 10, 99, 100, 101, 12345, 1000000007, INT64_MAX};
+  for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    char email[32], sql[128];
+    snprintf(email, sizeof email, "k%zu@x.io", i);
+    int64_t id = svc_user(app, email, "Key");
+    snprintf(sql, sizeof sql, "UPDATE be_users SET id = %lld, bio = 'bio %zu' WHERE id = %lld",
+             (long long)ids[i], i, (long long)id);
+    svc_exec(app, sql);
+  }
+  for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    be_cache_stats s0 = cstats(app);
+    be_user *miss = NULL, *hit = NULL;
+    ck_assert_int_eq(be_user_get(&miss, app, ids[i], NULL), BE_OK);
+    ck_assert_uint_eq(cstats(app).loads - s0.loads, 1);
+    ck_assert_int_eq(be_user_id(miss), ids[i]);
+    char key[32], bio[32];
+    snprintf(key, sizeof key, "user:%lld", (long long)ids[i]);
+    snprintf(bio, sizeof bio, "bio %zu", i);
+    ck_assert_str_eq(be_user_bio(miss), bio);
+    be_cache_entry *ent = NULL;
+    ck_assert_int_eq(be_cache_get(&ent, be_app_cache(app), key, strlen(key), NULL), BE_OK);
+    be_cache_entry_release(ent);
+    ck_assert_int_eq(be_user_get(&hit, app, ids[i], NULL), BE_OK);
+    ck_assert_uint_eq(cstats(app).hits - s0.hits, 2); /* the be_cache_get and this get */
+    expect_equal_users(miss, hit);
+    be_user_free(miss);
+    be_user_free(hit);
+  }
+  be_app_free(app);
+}
+END_TEST
+
 /* A profile record longer than the stack buffer the cache record is
  * built in: loaded by a get, and filled by get_many, it reads back whole. */
 START_TEST(large_profile_round_trips_through_the_cache) {
@@ -1189,6 +1237,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, lengths_are_exact_and_zero_is_empty);
   tcase_add_test(tc, times_are_milliseconds);
   tcase_add_test(tc, cache_hit_then_invalidated_after_update);
+  tcase_add_test(tc, miss_returns_what_the_hit_reads_under_the_decimal_key);
   tcase_add_test(tc, large_profile_round_trips_through_the_cache);
   tcase_add_test(tc, cache_from_many_threads);
   tcase_add_test(tc, no_stale_entry_after_concurrent_writes);
