@@ -22,6 +22,7 @@
 struct be_stmt {
   be_conn *conn;
   void *native;
+  struct text_copy *texts; /* be_stmt_bind_text's copies (NULL: none yet) */
   uint64_t hash;
   uint64_t sql_id; /* the be_sql it was last found by (0: none) */
   size_t sql_len;
@@ -188,8 +189,11 @@ static void hash_unlink(be_conn *c, be_stmt *s) {
   c->ncached--;
 }
 
+static void texts_free(be_stmt *s);
+
 static void stmt_destroy(be_stmt *s) {
   s->conn->drv->finalize(s->native);
+  texts_free(s);
   be__free(s);
 }
 
@@ -592,6 +596,55 @@ int be_stmt_bind_double(be_stmt *s, int32_t i, double v, be_error **err) {
   return note(s->conn, s->conn->drv->bind_double(s->native, i, v, err));
 }
 
+/* be_stmt_bind_text's copies of short text for the first parameters,
+ * kept with the statement, so a bind in a loop neither allocates nor has
+ * the driver allocate: the copy is lent to the driver's bind_text_static.
+ * Two buffers per parameter: the one the last successful bind lent may
+ * still be read by the driver until the parameter is bound again, so the
+ * next copy goes to the other, which no binding can point at (a bind that
+ * fails leaves the driver's binding as it was, and the one lent then as
+ * the one to keep). Longer text and later parameters go to the driver's
+ * bind_text, which copies. */
+#define TEXT_COPY_PARAMS 16
+#define TEXT_COPY_MAX 256
+
+struct text_copy {
+  char *buf[2];
+  uint32_t cap[2];
+  uint32_t lent; /* the buffer the last successful bind lent */
+};
+
+static void texts_free(be_stmt *s) {
+  if (s->texts == NULL) return;
+  for (int i = 0; i < TEXT_COPY_PARAMS; i++) {
+    be__free(s->texts[i].buf[0]);
+    be__free(s->texts[i].buf[1]);
+  }
+  be__free(s->texts);
+  s->texts = NULL;
+}
+
+/* v[0..len) copied into the buffer of parameter i that no binding points
+ * at; NULL when parameter i or len is past the copies' reach or memory is
+ * short. */
+static char *text_copy(be_stmt *s, int32_t i, const char *v, size_t len) {
+  if (i < 1 || i > TEXT_COPY_PARAMS || len > TEXT_COPY_MAX) return NULL;
+  if (s->texts == NULL && (s->texts = be__calloc(TEXT_COPY_PARAMS, sizeof *s->texts)) == NULL)
+    return NULL;
+  struct text_copy *t = &s->texts[i - 1];
+  uint32_t k = t->lent ^ 1;
+  if (t->cap[k] < len || t->buf[k] == NULL) {
+    uint32_t cap = 32;
+    while (cap < len) cap *= 2;
+    char *b = be__realloc(t->buf[k], cap);
+    if (b == NULL) return NULL;
+    t->buf[k] = b;
+    t->cap[k] = cap;
+  }
+  memcpy(t->buf[k], v, len);
+  return t->buf[k];
+}
+
 int be_stmt_bind_text(be_stmt *s, int32_t i, const char *v, size_t len, be_error **err) {
   STMT_CHECK(s, "be_stmt_bind_text");
   if (v == NULL) return be__error_set(err, BE_E_MISUSE, "be_stmt_bind_text: NULL text");
@@ -599,7 +652,13 @@ int be_stmt_bind_text(be_stmt *s, int32_t i, const char *v, size_t len, be_error
   if (!be__utf8_valid(v, len))
     return be__error_field(err, "parameter", "parameter %d is not valid UTF-8 text (or holds a NUL)",
                            (int)i);
-  return note(s->conn, s->conn->drv->bind_text(s->native, i, v, len, err));
+  const be_driver *d = s->conn->drv;
+  be__bind_text_fn lend = be__driver_bind_text_static(d);
+  const char *copy = lend ? text_copy(s, i, v, len) : NULL;
+  if (copy == NULL) return note(s->conn, d->bind_text(s->native, i, v, len, err));
+  int rc = lend(s->native, i, copy, len, err);
+  if (rc == BE_OK) s->texts[i - 1].lent ^= 1;
+  return note(s->conn, rc);
 }
 
 int be_stmt_bind_text_static(be_stmt *s, int32_t i, const char *v, size_t len, be_error **err) {

@@ -424,6 +424,117 @@ static int fail_static(void *st, int32_t i, const char *v, size_t n, be_error **
   return BE_E_INTERNAL;
 }
 
+/* Bytes of row k's text in column col (0 or 1), len of them: a pattern
+ * that differs with k, col and position. */
+static void row_text(char *out, int k, int col, size_t len) {
+  for (size_t j = 0; j < len; j++) out[j] = (char)('A' + (k * 7 + col * 13 + (int)j) % 26);
+}
+
+/* be_stmt_bind_text copies: the caller's buffer may change at once. Short
+ * text of the first parameters is copied into buffers kept with the
+ * statement (two per parameter); longer text and later parameters are
+ * copied by the driver. Every length across the buffers' growth and the
+ * copies' reach, a parameter bound three times before a step, and text
+ * changed in the caller's buffer after each bind. */
+START_TEST(bind_text_copies_survive_the_callers_buffer) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(k INTEGER, a TEXT, b TEXT)");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "INSERT INTO t VALUES (?1, ?2, ?3)", NULL), BE_OK);
+  char a[600], b[600];
+  for (int k = 0; k < 600; k++) {
+    size_t len = (size_t)k;
+    ck_assert_int_eq(be_stmt_bind_int64(s, 1, k, NULL), BE_OK);
+    ck_assert_int_eq(be_stmt_bind_text(s, 2, "first", 5, NULL), BE_OK);
+    row_text(a, k, 1, len);
+    ck_assert_int_eq(be_stmt_bind_text(s, 3, a, len, NULL), BE_OK);
+    memset(a, 'x', len);
+    ck_assert_int_eq(be_stmt_bind_text(s, 2, "second", 6, NULL), BE_OK);
+    row_text(b, k, 0, len);
+    ck_assert_int_eq(be_stmt_bind_text(s, 2, b, len, NULL), BE_OK);
+    memset(b, 'y', len);
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+    ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  }
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT k, a, b FROM t ORDER BY k", NULL), BE_OK);
+  for (int k = 0; k < 600; k++) {
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+    ck_assert_int_eq(be_stmt_column_int64(s, 0), k);
+    for (int col = 0; col < 2; col++) {
+      size_t len = 9;
+      const char *got = be_stmt_column_text(s, 1 + col, &len);
+      ck_assert_uint_eq(len, (size_t)k);
+      row_text(a, k, col, len);
+      ck_assert_msg(memcmp(got, a, len) == 0, "row %d column %d", k, col);
+    }
+  }
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+  be_stmt_finalize(s);
+  /* a parameter past the first sixteen, and the first, copied too */
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?20 || ?1", NULL), BE_OK);
+  strcpy(a, "late");
+  ck_assert_int_eq(be_stmt_bind_text(s, 20, a, 4, NULL), BE_OK);
+  strcpy(a, "????");
+  strcpy(b, "early");
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, b, 5, NULL), BE_OK);
+  strcpy(b, "?????");
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_str_eq(be_stmt_column_text(s, 0, NULL), "lateearly");
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
+/* Text from ?1 of the current row. */
+static void expect_first(be_stmt *s, const char *want) {
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_str_eq(be_stmt_column_text(s, 0, NULL), want);
+}
+
+/* A bind the driver refuses (the statement is running, or done and not
+ * reset: SQLite keeps the parameter's value then) leaves the text the
+ * running statement reads as it was, however often it is tried: the
+ * failed binds' copies never go to the buffer lent to the driver. And an
+ * allocation failure for the copies falls back to the driver's copy. */
+START_TEST(bind_text_refused_while_running_keeps_the_bound_text) {
+  be_conn *c = open_mem();
+  be_stmt *s = NULL;
+  const char *sql = "WITH v(x) AS (VALUES (1), (2), (3)) SELECT ?1, x FROM v";
+  ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "first", 5, NULL), BE_OK);
+  expect_first(s, "first");
+  be_error *e = NULL;
+  ck_assert_int_lt(be_stmt_bind_text(s, 1, "second", 6, &e), 0);
+  ck_assert_ptr_nonnull(e);
+  be_error_free(e);
+  ck_assert_int_lt(be_stmt_bind_text(s, 1, "third!", 6, NULL), 0);
+  expect_first(s, "first");
+  ck_assert_int_lt(be_stmt_bind_text(s, 1, "fourth", 6, NULL), 0);
+  expect_first(s, "first");
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+  /* done, not reset: a bind that fails leaves the text a new run reads */
+  int rc = be_stmt_bind_text(s, 1, "fifth", 5, NULL);
+  expect_first(s, rc == BE_OK ? "fifth" : "first");
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, "sixth", 5, NULL), BE_OK);
+  expect_first(s, "sixth");
+  be_stmt_finalize(s);
+
+  /* no memory for the statement's copies: the driver copies instead */
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1 || ?2", NULL), BE_OK);
+  char buf[8] = "mem";
+  tu_alloc_install(1);
+  ck_assert_int_eq(be_stmt_bind_text(s, 1, buf, 3, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 2, "ory", 3, NULL), BE_OK);
+  tu_alloc_restore();
+  strcpy(buf, "xxx");
+  expect_first(s, "memory");
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(bind_text_static_borrows_without_checking) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(x TEXT)");
@@ -1614,6 +1725,8 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, sql_handle_survives_eviction_and_flush);
   tcase_add_test(tc, sql_handle_bad_input);
   tcase_add_test(tc, bind_text_static_borrows_without_checking);
+  tcase_add_test(tc, bind_text_copies_survive_the_callers_buffer);
+  tcase_add_test(tc, bind_text_refused_while_running_keeps_the_bound_text);
   tcase_add_test(tc, rows_read_whole_with_or_without_column_value);
   tcase_add_test(tc, constraint_errors_are_typed);
   tcase_add_test(tc, syntax_and_misuse_errors);

@@ -224,8 +224,9 @@ typedef struct be_driver {
    * Optional. Bind len bytes of valid UTF-8 without NUL bytes (not
    * NUL-terminated) without copying them: libbackend guarantees they stay
    * unchanged until the parameter is bound again or the statement is
-   * reset or finalized (be_stmt_bind_text_static()). Without it, those
-   * binds go to bind_text, which copies.
+   * reset or finalized (be_stmt_bind_text_static(); be_stmt_bind_text()
+   * also lends its own copies of short text through it). Without it,
+   * those binds go to bind_text, which copies.
    */
   int (*bind_text_static)(void *stmt, int32_t index, const char *value, size_t len,
                           be_error **err);
