@@ -22,6 +22,10 @@
 struct be_stmt {
   be_conn *conn;
   void *native;
+  /* the driver's per-row operations, copied at prepare: an accessor is one
+   * load and an indirect call, not conn -> driver table -> function */
+  int64_t (*column_int64)(void *stmt, int32_t column);
+  const char *(*column_text)(void *stmt, int32_t column, size_t *len);
   uint64_t hash;
   uint64_t sql_id; /* the be_sql it was last found by (0: none) */
   size_t sql_len;
@@ -477,6 +481,8 @@ static int prepare_new(be_stmt **out, be_conn *c, const char *sql, size_t len, u
   s->native = native;
   s->hash = h;
   s->sql_len = len;
+  s->column_int64 = c->drv->column_int64;
+  s->column_text = c->drv->column_text;
   s->ncols = c->drv->column_count(native);
   memcpy(s->sql, sql, len + 1);
   *out = s;
@@ -651,8 +657,9 @@ int32_t be_stmt_column_count(be_stmt *s) {
   return s ? s->conn->drv->column_count(s->native) : 0;
 }
 
+/* col is a column of s's current result (ncols >= 0: one unsigned compare). */
 static inline int col_ok(be_stmt *s, int32_t col) {
-  return s && col >= 0 && col < s->ncols;
+  return s && (uint32_t)col < (uint32_t)s->ncols;
 }
 
 const char *be_stmt_column_name(be_stmt *s, int32_t col) {
@@ -664,18 +671,23 @@ int32_t be_stmt_column_type(be_stmt *s, int32_t col) {
 }
 
 int64_t be_stmt_column_int64(be_stmt *s, int32_t col) {
-  return col_ok(s, col) ? s->conn->drv->column_int64(s->native, col) : 0;
+  return LIKELY(col_ok(s, col)) ? s->column_int64(s->native, col) : 0;
 }
 
 double be_stmt_column_double(be_stmt *s, int32_t col) {
   return col_ok(s, col) ? s->conn->drv->column_double(s->native, col) : 0.0;
 }
 
-const char *be_stmt_column_text(be_stmt *s, int32_t col, size_t *len) {
+static OUT_OF_LINE const char *column_text_no_len(be_stmt *s, int32_t col) {
   size_t n = 0;
-  const char *t = col_ok(s, col) ? s->conn->drv->column_text(s->native, col, &n) : NULL;
-  if (len) *len = n;
-  return t;
+  return col_ok(s, col) ? s->column_text(s->native, col, &n) : NULL;
+}
+
+const char *be_stmt_column_text(be_stmt *s, int32_t col, size_t *len) {
+  if (UNLIKELY(len == NULL)) return column_text_no_len(s, col);
+  *len = 0;
+  /* a tail call: the driver writes the caller's len itself */
+  return LIKELY(col_ok(s, col)) ? s->column_text(s->native, col, len) : NULL;
 }
 
 const void *be_stmt_column_blob(be_stmt *s, int32_t col, size_t *len) {

@@ -123,6 +123,45 @@ START_TEST(types_round_trip) {
 }
 END_TEST
 
+/* Text and blob reads convert other types the way SQLite does, with the
+ * length of what they return (the driver reads both through one column
+ * lookup), and leave the value readable again as any type. */
+START_TEST(column_text_converts_other_types) {
+  be_conn *c = open_mem();
+  be_stmt *s = NULL;
+  ck_assert_int_eq(
+    be_conn_prepare(&s, c, "SELECT -9223372036854775808, 2.5, x'41420043', NULL, 'h\xc3\xa9'", NULL),
+    BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  size_t len = 99;
+  ck_assert_str_eq(be_stmt_column_text(s, 0, &len), "-9223372036854775808");
+  ck_assert_uint_eq(len, 20);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), INT64_MIN);
+  ck_assert_str_eq(be_stmt_column_text(s, 1, &len), "2.5");
+  ck_assert_uint_eq(len, 3);
+  const char *t = be_stmt_column_text(s, 2, &len); /* a blob as text: its bytes, NUL included */
+  ck_assert_uint_eq(len, 4);
+  ck_assert(memcmp(t, "AB\0C", 4) == 0);
+  const unsigned char *b = be_stmt_column_blob(s, 2, &len);
+  ck_assert_uint_eq(len, 4);
+  ck_assert(memcmp(b, "AB\0C", 4) == 0);
+  len = 99;
+  ck_assert_ptr_null(be_stmt_column_text(s, 3, &len));
+  ck_assert_uint_eq(len, 0);
+  len = 99;
+  ck_assert_ptr_null(be_stmt_column_blob(s, 3, &len));
+  ck_assert_uint_eq(len, 0);
+  ck_assert_str_eq(be_stmt_column_text(s, 4, &len), "h\xc3\xa9");
+  ck_assert_uint_eq(len, 3);
+  b = be_stmt_column_blob(s, 4, &len); /* text as a blob: its UTF-8 bytes */
+  ck_assert_uint_eq(len, 3);
+  ck_assert(memcmp(b, "h\xc3\xa9", 3) == 0);
+  ck_assert_str_eq(be_stmt_column_text(s, 1, NULL), "2.5"); /* len may be NULL */
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(cached_statement_follows_schema_change) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(a); INSERT INTO t VALUES (1)");
@@ -1608,6 +1647,7 @@ static Suite *storage_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, types_round_trip);
   tcase_add_test(tc, text_must_be_utf8);
+  tcase_add_test(tc, column_text_converts_other_types);
   tcase_add_test(tc, cached_statement_follows_schema_change);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
   tcase_add_test(tc, sql_handle_finds_the_cached_statement);
