@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "error.h"
 #include "storage.h"
 #include "utf8.h"
@@ -233,22 +234,24 @@ static void cache_flush(be_conn *c) {
 #  define LIKELY(x) (x)
 #endif
 
-static OUT_OF_LINE void notify(be_conn *c, const char *sql, uint64_t hash, int64_t duration_ns,
-                               int64_t rows, int rc) {
+/* Every observer, in order, with the same run. */
+static inline void notify(const be_conn *c, const be__stmt_run *run) {
   const observer *o = c->obs;
-  for (int32_t i = 0, n = c->nobs; i < n; i++) o[i].fn(o[i].ud, sql, hash, duration_ns, rows, rc);
+  for (const observer *end = o + c->nobs; o < end; o++) o->fn(o->ud, run);
 }
 
 static OUT_OF_LINE void observe_start(be_stmt *s) {
   s->running = 1;
   s->rows = 0;
-  s->start_ns = be_clock_now_ns(s->conn->clock);
+  s->start_ns = be__clock_now_ns(s->conn->clock);
 }
 
 static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
   be_conn *c = s->conn;
   s->running = 0;
-  if (c->nobs) notify(c, s->sql, s->hash, be_clock_now_ns(c->clock) - s->start_ns, s->rows, rc);
+  if (c->nobs == 0) return;
+  be__stmt_run run = {s->sql, s->hash, be__clock_now_ns(c->clock) - s->start_ns, s->rows, rc};
+  notify(c, &run);
 }
 
 /* Drop the observers from index keep on, telling each owner; they leave
@@ -727,9 +730,10 @@ void be__stmt_column_value(be_stmt *s, int32_t col, be__value *v) {
 int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
   if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));
-  int64_t t0 = be_clock_now_ns(c->clock);
+  int64_t t0 = be__clock_now_ns(c->clock);
   int rc = note(c, c->drv->exec(c->native, sql, err));
-  notify(c, sql, be__sql_hash(sql), be_clock_now_ns(c->clock) - t0, 0, rc);
+  be__stmt_run run = {sql, be__sql_hash(sql), be__clock_now_ns(c->clock) - t0, 0, rc};
+  notify(c, &run);
   return rc;
 }
 

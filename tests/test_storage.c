@@ -1147,15 +1147,14 @@ typedef struct obs_log {
   int hash_ok; /* every call's sql_hash was be__sql_hash(sql) */
 } obs_log;
 
-static void observer(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
-                     int rc) {
+static void observer(void *ud, const be__stmt_run *run) {
   obs_log *l = ud;
   if (l->calls++ == 0) l->hash_ok = 1;
-  if (sql_hash != be__sql_hash(sql) || sql_hash == 0) l->hash_ok = 0;
-  snprintf(l->sql, sizeof l->sql, "%s", sql);
-  l->duration = duration_ns;
-  l->rows = rows;
-  l->rc = rc;
+  if (run->sql_hash != be__sql_hash(run->sql) || run->sql_hash == 0) l->hash_ok = 0;
+  snprintf(l->sql, sizeof l->sql, "%s", run->sql);
+  l->duration = run->duration_ns;
+  l->rows = run->rows;
+  l->rc = run->rc;
 }
 
 static int64_t ticking(void *ud) {
@@ -1236,12 +1235,8 @@ static char order[32];
 static int closes;
 static be_conn *closed_conn;
 
-static void obs_a(void *ud, const char *sql, uint64_t sql_hash, int64_t d, int64_t rows, int rc) {
-  (void)sql;
-  (void)sql_hash;
-  (void)d;
-  (void)rows;
-  (void)rc;
+static void obs_a(void *ud, const be__stmt_run *run) {
+  (void)run;
   strncat(order, ud, sizeof order - strlen(order) - 1);
 }
 
