@@ -15,10 +15,13 @@
 #include "versioned.h"
 
 /*
- * A statement cached on a connection is in the hash (cached = 1) for its
- * whole life; while nobody holds it (out = 0) it is also on the LRU list,
- * and eviction only ever takes from that list, so a statement that a caller
- * holds is never finalized under it.
+ * A statement cached on a connection is in the hash (cached = 1) and on
+ * the LRU list for its whole life, held (out = 1) or not: the list is in
+ * the order statements were last given back (or first prepared), so
+ * handing one out and taking it back touches the list only when another
+ * statement was given back in between. Eviction takes the least recently
+ * used one nobody holds, so a statement that a caller holds is never
+ * finalized under it.
  */
 struct be_stmt {
   be_conn *conn;
@@ -182,6 +185,14 @@ static void direct_set(be_conn *c, be_stmt *s, uint64_t id) {
   *direct_slot(c, id) = s;
 }
 
+/* s is the most recently used (the LRU list's head). */
+static inline void lru_touch(be_conn *c, be_stmt *s) {
+  if (c->lru_head != s) {
+    lru_unlink(c, s);
+    lru_push(c, s);
+  }
+}
+
 static void hash_unlink(be_conn *c, be_stmt *s) {
   be_stmt **d = direct_slot(c, s->sql_id);
   if (*d == s) *d = NULL;
@@ -204,6 +215,7 @@ static void cache_flush(be_conn *c) {
   while (c->lru_tail) {
     be_stmt *s = c->lru_tail;
     lru_unlink(c, s);
+    if (s->out) continue; /* held: unhashed below */
     hash_unlink(c, s);
     stmt_destroy(s);
   }
@@ -453,18 +465,20 @@ static be_stmt *cache_find(be_conn *c, const char *sql, size_t len, uint64_t h, 
 /* Put a new statement in the cache, evicting the least recently used idle
  * one when full; 0 when it could not be cached. */
 static int cache_insert(be_conn *c, be_stmt *s) {
-  if (c->ncached >= c->cap && c->lru_tail) {
+  if (c->ncached >= c->cap) {
     be_stmt *victim = c->lru_tail;
+    while (victim && victim->out) victim = victim->lprev;
+    if (victim == NULL) return 0; /* every cached one is held */
     lru_unlink(c, victim);
     hash_unlink(c, victim);
     stmt_destroy(victim);
   }
-  if (c->ncached >= c->cap) return 0;
   be_stmt **b = &c->buckets[s->hash & (c->nbuckets - 1)];
   s->hnext = *b;
   *b = s;
   s->cached = 1;
   c->ncached++;
+  lru_push(c, s);
   return 1;
 }
 
@@ -499,7 +513,6 @@ static int prepare_text(be_stmt **out, be_conn *c, const char *sql, size_t len, 
   int held = 0;
   be_stmt *s = c->cap > 0 ? cache_find(c, sql, len, h, &held) : NULL;
   if (s) {
-    lru_unlink(c, s);
     c->hits++;
   } else {
     c->misses++;
@@ -529,7 +542,6 @@ int be_conn_prepare_sql(be_stmt **out, be_conn *c, const be_sql *sql, be_error *
     return be__error_set(err, BE_E_MISUSE, "be_conn_prepare_sql: NULL argument");
   be_stmt *s = *direct_slot(c, sql->id);
   if (LIKELY(s != NULL && s->sql_id == sql->id && !s->out)) {
-    lru_unlink(c, s);
     c->hits++;
     out_link(c, s);
     *out = s;
@@ -573,9 +585,10 @@ void be_stmt_finalize(be_stmt *s) {
     /* a reset that finds the connection lost marks it broken, so the pool
      * replaces it instead of handing it to the next caller */
     if (!c->broken && note(c, c->drv->reset(s->native, NULL)) == BE_OK) {
-      lru_push(c, s);
+      lru_touch(c, s);
       return;
     }
+    lru_unlink(c, s);
     hash_unlink(c, s);
   }
   stmt_destroy(s);

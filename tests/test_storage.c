@@ -344,6 +344,56 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
 }
 END_TEST
 
+/* Prepare sql on c and give it back; returns the driver prepares it cost. */
+static int64_t prepare_cost(be_conn *c, be_fault *f, const char *sql) {
+  int64_t before = be_fault_calls(f, BE_FAULT_OP_PREPARE);
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
+  be_stmt_finalize(s);
+  return be_fault_calls(f, BE_FAULT_OP_PREPARE) - before;
+}
+
+/* Eviction passes over a statement someone holds, even the least recently
+ * used one, and takes the least recently given back idle one; a statement
+ * given back counts as used then. */
+START_TEST(statement_cache_evicts_around_held_ones) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 2, NULL), BE_OK);
+  be_stmt *a = NULL;
+  ck_assert_int_eq(be_conn_prepare(&a, c, "SELECT 'a'", NULL), BE_OK); /* held, oldest */
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'b'"), 1);
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'c'"), 1); /* evicts b, not the held a */
+  ck_assert_int_eq(be_stmt_step(a, NULL), BE_ROW);
+  ck_assert_str_eq(be_stmt_column_text(a, 0, NULL), "a");
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1);
+  be_stmt_finalize(a); /* a is now the most recently used */
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'c'"), 0);
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'a'"), 0);
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'b'"), 1); /* evicts c */
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'a'"), 0);
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'c'"), 1); /* evicts b */
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.size, 2);
+  /* flushing while one is held: it leaves the cache, finalized when given back */
+  ck_assert_int_eq(be_conn_prepare(&a, c, "SELECT 'a'", NULL), BE_OK);
+  be_fault_reset_counts(f);
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 4, NULL), BE_OK);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1);
+  ck_assert_int_eq(be_stmt_step(a, NULL), BE_ROW);
+  be_stmt_finalize(a);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 2);
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.size, 0);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
 /* Prepare q on c, step it once with ?1 = v and check the row is v + add. */
 static void run_sql_handle(be_conn *c, const be_sql *q, int64_t v, int64_t add) {
   be_stmt *s = NULL;
@@ -1645,6 +1695,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, column_text_converts_other_types);
   tcase_add_test(tc, cached_statement_follows_schema_change);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
+  tcase_add_test(tc, statement_cache_evicts_around_held_ones);
   tcase_add_test(tc, sql_handle_finds_the_cached_statement);
   tcase_add_test(tc, sql_handle_survives_eviction_and_flush);
   tcase_add_test(tc, sql_handle_bad_input);
