@@ -128,7 +128,19 @@ void be__histogram_record_n(be_histogram *h, int64_t value, uint32_t n) {
   atomic_fetch_add_explicit(&h->count, n, memory_order_relaxed);
 }
 
-void be_histogram_record(be_histogram *h, int64_t value) { be__histogram_record_n(h, value, 1); }
+/* record_n for n = 1 without its 128-bit product: every statement run
+ * records here (query and statement statistics). Same updates, same order. */
+void be__histogram_record1(be_histogram *h, int64_t value) {
+  uint64_t v = value < 0 ? 0 : (uint64_t)value;
+  atomic_fetch_add_explicit(&h->buckets[bucket_of(h, v)], 1, memory_order_relaxed);
+  add_sum(h, v);
+  update_min_max(h, (int64_t)v);
+  atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+}
+
+void be_histogram_record(be_histogram *h, int64_t value) {
+  if (h) be__histogram_record1(h, value);
+}
 
 int64_t be_histogram_count(const be_histogram *h) {
   return h ? (int64_t)atomic_load_explicit(&((be_histogram *)h)->count, memory_order_relaxed) : 0;
@@ -202,14 +214,15 @@ int be_histogram_merge(be_histogram *dst, const be_histogram *src, be_error **er
   return BE_OK;
 }
 
-/* initial-exec: no __tls_get_addr call on the hot path (as lib/ebr.c) */
-static __thread unsigned thread_number __attribute__((tls_model("initial-exec")));
+__thread unsigned be__histogram_thread_number;
 
-unsigned be__histogram_stripe(unsigned nstripes) {
+unsigned be__histogram_number_thread(void) {
   static _Atomic unsigned next_number;
-  unsigned n = thread_number;
-  if (n == 0) n = thread_number = atomic_fetch_add_explicit(&next_number, 1, memory_order_relaxed) + 1;
-  return (n - 1) % nstripes;
+  unsigned n = be__histogram_thread_number;
+  if (n == 0)
+    n = be__histogram_thread_number =
+      atomic_fetch_add_explicit(&next_number, 1, memory_order_relaxed) + 1;
+  return n;
 }
 
 double be_histogram_relative_error(void) { return 1.0 / (2.0 * SUB_COUNT); }

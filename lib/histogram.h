@@ -23,9 +23,25 @@ void be__histogram_record_n(be_histogram *h, int64_t value, uint32_t n);
 /* A new compact histogram (be_histogram_free()); BE_E_NOMEM. */
 int be__histogram_new_bits(be_histogram **out, uint32_t sub_bits);
 
+/* be_histogram_record(h, value) for a histogram known not to be NULL: an
+ * internal call (no PLT), the path each statement run records through. */
+void be__histogram_record1(be_histogram *h, int64_t value);
+
+/* The calling thread's number, 1.. (0: not numbered yet); initial-exec: no
+ * __tls_get_addr call on the hot path (as lib/ebr.c). */
+extern __thread unsigned be__histogram_thread_number __attribute__((tls_model("initial-exec")));
+/* Number the calling thread (at its first call) and return its number. */
+unsigned be__histogram_number_thread(void);
+
 /* The calling thread's stripe, 0..nstripes-1: threads are numbered
  * round-robin at their first call, so a few threads recording into
- * striped histograms (one per stripe) write to different cache lines. */
-unsigned be__histogram_stripe(unsigned nstripes);
+ * striped histograms (one per stripe) write to different cache lines.
+ * Inline: a thread-local load and a modulo (a mask for a constant power
+ * of two). */
+static inline unsigned be__histogram_stripe(unsigned nstripes) {
+  unsigned n = be__histogram_thread_number;
+  if (__builtin_expect(n == 0, 0)) n = be__histogram_number_thread();
+  return (n - 1) % nstripes;
+}
 
 #endif

@@ -33,12 +33,18 @@ struct be_query_stats {
   be__attached_observer observer; /* the connections it is attached to */
 };
 
-static void observe(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
-                    int rc) {
-  (void)sql;
-  (void)sql_hash;
-  be_query_stats_record(BE__ATTACHED_OBSERVER_OWNER(ud, be_query_stats, observer), duration_ns,
-                        rows, rc);
+/* One statement into the calling thread's stripe. */
+static inline void record(be_query_stats *stats, int64_t duration_ns, int64_t rows, int32_t rc) {
+  stripe *s = &stats->stripes[be__histogram_stripe(STRIPES)];
+  atomic_fetch_add_explicit(&s->queries, 1, memory_order_relaxed);
+  if (rc < 0) atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+  if (rows > 0) atomic_fetch_add_explicit(&s->rows, (uint64_t)rows, memory_order_relaxed);
+  be__histogram_record1(s->latency, duration_ns);
+}
+
+static void observe(void *ud, const be__stmt_run *run) {
+  record(BE__ATTACHED_OBSERVER_OWNER(ud, be_query_stats, observer), run->duration_ns, run->rows,
+         run->rc);
 }
 
 static void destroy(be_query_stats *s) {
@@ -79,12 +85,7 @@ void be_query_stats_free(be_query_stats *stats) {
 }
 
 void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, int64_t rows, int32_t rc) {
-  if (stats == NULL) return;
-  stripe *s = &stats->stripes[be__histogram_stripe(STRIPES)];
-  atomic_fetch_add_explicit(&s->queries, 1, memory_order_relaxed);
-  if (rc < 0) atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-  if (rows > 0) atomic_fetch_add_explicit(&s->rows, (uint64_t)rows, memory_order_relaxed);
-  be_histogram_record(s->latency, duration_ns);
+  if (stats) record(stats, duration_ns, rows, rc);
 }
 
 int be_query_stats_attach(be_query_stats *stats, be_conn *conn, be_error **err) {

@@ -85,12 +85,8 @@ static void report(be_scope *s, const char *norm, int64_t count) {
          f, sizeof f / sizeof f[0], NULL);
 }
 
-static void observe(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
-                    int rc) {
-  (void)duration_ns;
-  (void)sql_hash;
-  (void)rows;
-  (void)rc;
+static void observe(void *ud, const be__stmt_run *run) {
+  const char *sql = run->sql;
   be_scope *s = BE__ATTACHED_OBSERVER_OWNER(ud, be_scope, observer);
   char norm[SQL_KEEP];
   uint64_t h = be__sql_normalize(sql, norm, sizeof norm);

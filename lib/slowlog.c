@@ -31,11 +31,9 @@ struct be_slowlog {
 
 static void record(be_slowlog *l, const char *sql, int64_t duration_ns, int64_t rows);
 
-static void observe(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
-                    int rc) {
-  (void)rc;
-  (void)sql_hash;
-  record(BE__ATTACHED_OBSERVER_OWNER(ud, be_slowlog, observer), sql, duration_ns, rows);
+static void observe(void *ud, const be__stmt_run *run) {
+  record(BE__ATTACHED_OBSERVER_OWNER(ud, be_slowlog, observer), run->sql, run->duration_ns,
+         run->rows);
 }
 
 static const be_slowlog_options defaults = BE_SLOWLOG_OPTIONS_INIT;

@@ -33,6 +33,12 @@
 #define HIST_BITS 3 /* compact histograms: quantiles within 1/16 (6.25 %) */
 static const char overflow_sql[] = "(other statements)";
 
+#if defined(__GNUC__) || defined(__clang__)
+#  define NOINLINE __attribute__((noinline))
+#else
+#  define NOINLINE
+#endif
+
 typedef struct entry {
   char *sql; /* SQL_MAX bytes in the text slab */
   uint64_t norm_hash;
@@ -74,15 +80,23 @@ int be_stmt_stat_init(be_stmt_stat *out, uint32_t version) {
   return be__versioned_init(out, sizeof *out, &init, version, BE_STMT_STAT_VERSION);
 }
 
-static void record(be_stmt_stats *s, const char *sql, uint64_t key, int64_t duration_ns,
-                   int64_t rows, int32_t rc);
+NOINLINE static void record(be_stmt_stats *s, const char *sql, uint64_t key,
+                            int64_t duration_ns, int64_t rows, int32_t rc);
+static inline void record_entry(be_stmt_stats *s, entry *e, int64_t duration_ns, int64_t rows,
+                                int32_t rc);
 
 /* Storage hands over the text's hash computed when the statement was
- * prepared: a run costs a probe, not a walk over the text. */
-static void observe(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
-                    int rc) {
-  record(BE__ATTACHED_OBSERVER_OWNER(ud, be_stmt_stats, observer), sql, sql_hash, duration_ns, rows,
-         rc);
+ * prepared: a run costs a probe, not a walk over the text. A text seen
+ * before is almost always in its home slot: that case is inline, and every
+ * call on it is a tail call (no registers to save). */
+static void observe(void *ud, const be__stmt_run *run) {
+  be_stmt_stats *s = BE__ATTACHED_OBSERVER_OWNER(ud, be_stmt_stats, observer);
+  const slot *home = &s->map[run->sql_hash & s->map_mask];
+  if (atomic_load_explicit(&home->key, memory_order_acquire) == run->sql_hash)
+    record_entry(s, atomic_load_explicit(&home->e, memory_order_relaxed), run->duration_ns,
+                 run->rows, run->rc);
+  else
+    record(s, run->sql, run->sql_hash, run->duration_ns, run->rows, run->rc);
 }
 
 static int check(const be_stmt_stats_options *o, be_error **err) {
@@ -243,17 +257,29 @@ static void note_slow(be_stmt_stats *s, const entry *e, int64_t duration_ns) {
   be_incident_log_record(s->o.incidents, &in, NULL);
 }
 
-/* One run of the statement sql, whose text hashes to key (be__sql_hash). */
-static void record(be_stmt_stats *s, const char *sql, uint64_t key, int64_t duration_ns,
-                   int64_t rows, int32_t rc) {
+/* A slow run: recorded, then counted towards a burst. Out of line. */
+NOINLINE static void record_slow(be_stmt_stats *s, entry *e, int64_t duration_ns) {
+  be__histogram_record1(e->h, duration_ns);
+  note_slow(s, e, duration_ns);
+}
+
+/* One run of the statement whose entry is e. */
+static inline void record_entry(be_stmt_stats *s, entry *e, int64_t duration_ns, int64_t rows,
+                                int32_t rc) {
   if (duration_ns < 0) duration_ns = 0;
-  entry *e = map_find(s, key);
-  if (e == NULL) e = register_text(s, sql, key);
   if (e == &s->overflow) atomic_fetch_add_explicit(&s->overflow_calls, 1, memory_order_relaxed);
   if (rc < 0) atomic_fetch_add_explicit(&e->errors, 1, memory_order_relaxed);
   if (rows > 0) atomic_fetch_add_explicit(&e->rows, (uint64_t)rows, memory_order_relaxed);
-  be_histogram_record(e->h, duration_ns);
-  if (s->o.incidents && duration_ns > s->slow_ns) note_slow(s, e, duration_ns);
+  if (s->o.incidents && duration_ns > s->slow_ns) record_slow(s, e, duration_ns);
+  else be__histogram_record1(e->h, duration_ns);
+}
+
+/* One run of the statement sql, whose text hashes to key (be__sql_hash).
+ * Out of line: observe() calls it only for a text away from its slot. */
+NOINLINE static void record(be_stmt_stats *s, const char *sql, uint64_t key, int64_t duration_ns,
+                            int64_t rows, int32_t rc) {
+  entry *e = map_find(s, key);
+  record_entry(s, e ? e : register_text(s, sql, key), duration_ns, rows, rc);
 }
 
 void be_stmt_stats_record(be_stmt_stats *stats, const char *sql, int64_t duration_ns, int64_t rows,

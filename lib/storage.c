@@ -8,21 +8,29 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "error.h"
 #include "storage.h"
 #include "utf8.h"
 #include "versioned.h"
 
 /*
- * A statement cached on a connection is in the hash (cached = 1) for its
- * whole life; while nobody holds it (out = 0) it is also on the LRU list,
- * and eviction only ever takes from that list, so a statement that a caller
- * holds is never finalized under it.
+ * A statement cached on a connection is in the hash (cached = 1) and on
+ * the LRU list for its whole life, held (out = 1) or not: the list is in
+ * the order statements were last given back (or first prepared), so
+ * handing one out and taking it back touches the list only when another
+ * statement was given back in between. Eviction takes the least recently
+ * used one nobody holds, so a statement that a caller holds is never
+ * finalized under it.
  */
 struct be_stmt {
   be_conn *conn;
   void *native;
   struct text_copy *texts; /* be_stmt_bind_text's copies (NULL: none yet) */
+  /* the driver's per-row operations, copied at prepare: an accessor is one
+   * load and an indirect call, not conn -> driver table -> function */
+  int64_t (*column_int64)(void *stmt, int32_t column);
+  const char *(*column_text)(void *stmt, int32_t column, size_t *len);
   uint64_t hash;
   uint64_t sql_id; /* the be_sql it was last found by (0: none) */
   size_t sql_len;
@@ -178,6 +186,14 @@ static void direct_set(be_conn *c, be_stmt *s, uint64_t id) {
   *direct_slot(c, id) = s;
 }
 
+/* s is the most recently used (the LRU list's head). */
+static inline void lru_touch(be_conn *c, be_stmt *s) {
+  if (c->lru_head != s) {
+    lru_unlink(c, s);
+    lru_push(c, s);
+  }
+}
+
 static void hash_unlink(be_conn *c, be_stmt *s) {
   be_stmt **d = direct_slot(c, s->sql_id);
   if (*d == s) *d = NULL;
@@ -203,6 +219,7 @@ static void cache_flush(be_conn *c) {
   while (c->lru_tail) {
     be_stmt *s = c->lru_tail;
     lru_unlink(c, s);
+    if (s->out) continue; /* held: unhashed below */
     hash_unlink(c, s);
     stmt_destroy(s);
   }
@@ -233,22 +250,24 @@ static void cache_flush(be_conn *c) {
 #  define LIKELY(x) (x)
 #endif
 
-static OUT_OF_LINE void notify(be_conn *c, const char *sql, uint64_t hash, int64_t duration_ns,
-                               int64_t rows, int rc) {
+/* Every observer, in order, with the same run. */
+static inline void notify(const be_conn *c, const be__stmt_run *run) {
   const observer *o = c->obs;
-  for (int32_t i = 0, n = c->nobs; i < n; i++) o[i].fn(o[i].ud, sql, hash, duration_ns, rows, rc);
+  for (const observer *end = o + c->nobs; o < end; o++) o->fn(o->ud, run);
 }
 
 static OUT_OF_LINE void observe_start(be_stmt *s) {
   s->running = 1;
   s->rows = 0;
-  s->start_ns = be_clock_now_ns(s->conn->clock);
+  s->start_ns = be__clock_now_ns(s->conn->clock);
 }
 
 static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
   be_conn *c = s->conn;
   s->running = 0;
-  if (c->nobs) notify(c, s->sql, s->hash, be_clock_now_ns(c->clock) - s->start_ns, s->rows, rc);
+  if (c->nobs == 0) return;
+  be__stmt_run run = {s->sql, s->hash, be__clock_now_ns(c->clock) - s->start_ns, s->rows, rc};
+  notify(c, &run);
 }
 
 /* Drop the observers from index keep on, telling each owner; they leave
@@ -450,18 +469,20 @@ static be_stmt *cache_find(be_conn *c, const char *sql, size_t len, uint64_t h, 
 /* Put a new statement in the cache, evicting the least recently used idle
  * one when full; 0 when it could not be cached. */
 static int cache_insert(be_conn *c, be_stmt *s) {
-  if (c->ncached >= c->cap && c->lru_tail) {
+  if (c->ncached >= c->cap) {
     be_stmt *victim = c->lru_tail;
+    while (victim && victim->out) victim = victim->lprev;
+    if (victim == NULL) return 0; /* every cached one is held */
     lru_unlink(c, victim);
     hash_unlink(c, victim);
     stmt_destroy(victim);
   }
-  if (c->ncached >= c->cap) return 0;
   be_stmt **b = &c->buckets[s->hash & (c->nbuckets - 1)];
   s->hnext = *b;
   *b = s;
   s->cached = 1;
   c->ncached++;
+  lru_push(c, s);
   return 1;
 }
 
@@ -481,6 +502,8 @@ static int prepare_new(be_stmt **out, be_conn *c, const char *sql, size_t len, u
   s->native = native;
   s->hash = h;
   s->sql_len = len;
+  s->column_int64 = c->drv->column_int64;
+  s->column_text = c->drv->column_text;
   s->ncols = c->drv->column_count(native);
   memcpy(s->sql, sql, len + 1);
   *out = s;
@@ -494,7 +517,6 @@ static int prepare_text(be_stmt **out, be_conn *c, const char *sql, size_t len, 
   int held = 0;
   be_stmt *s = c->cap > 0 ? cache_find(c, sql, len, h, &held) : NULL;
   if (s) {
-    lru_unlink(c, s);
     c->hits++;
   } else {
     c->misses++;
@@ -524,7 +546,6 @@ int be_conn_prepare_sql(be_stmt **out, be_conn *c, const be_sql *sql, be_error *
     return be__error_set(err, BE_E_MISUSE, "be_conn_prepare_sql: NULL argument");
   be_stmt *s = *direct_slot(c, sql->id);
   if (LIKELY(s != NULL && s->sql_id == sql->id && !s->out)) {
-    lru_unlink(c, s);
     c->hits++;
     out_link(c, s);
     *out = s;
@@ -568,9 +589,10 @@ void be_stmt_finalize(be_stmt *s) {
     /* a reset that finds the connection lost marks it broken, so the pool
      * replaces it instead of handing it to the next caller */
     if (!c->broken && note(c, c->drv->reset(s->native, NULL)) == BE_OK) {
-      lru_push(c, s);
+      lru_touch(c, s);
       return;
     }
+    lru_unlink(c, s);
     hash_unlink(c, s);
   }
   stmt_destroy(s);
@@ -710,8 +732,9 @@ int32_t be_stmt_column_count(be_stmt *s) {
   return s ? s->conn->drv->column_count(s->native) : 0;
 }
 
+/* col is a column of s's current result (ncols >= 0: one unsigned compare). */
 static inline int col_ok(be_stmt *s, int32_t col) {
-  return s && col >= 0 && col < s->ncols;
+  return s && (uint32_t)col < (uint32_t)s->ncols;
 }
 
 const char *be_stmt_column_name(be_stmt *s, int32_t col) {
@@ -723,18 +746,23 @@ int32_t be_stmt_column_type(be_stmt *s, int32_t col) {
 }
 
 int64_t be_stmt_column_int64(be_stmt *s, int32_t col) {
-  return col_ok(s, col) ? s->conn->drv->column_int64(s->native, col) : 0;
+  return LIKELY(col_ok(s, col)) ? s->column_int64(s->native, col) : 0;
 }
 
 double be_stmt_column_double(be_stmt *s, int32_t col) {
   return col_ok(s, col) ? s->conn->drv->column_double(s->native, col) : 0.0;
 }
 
-const char *be_stmt_column_text(be_stmt *s, int32_t col, size_t *len) {
+static OUT_OF_LINE const char *column_text_no_len(be_stmt *s, int32_t col) {
   size_t n = 0;
-  const char *t = col_ok(s, col) ? s->conn->drv->column_text(s->native, col, &n) : NULL;
-  if (len) *len = n;
-  return t;
+  return col_ok(s, col) ? s->column_text(s->native, col, &n) : NULL;
+}
+
+const char *be_stmt_column_text(be_stmt *s, int32_t col, size_t *len) {
+  if (UNLIKELY(len == NULL)) return column_text_no_len(s, col);
+  *len = 0;
+  /* a tail call: the driver writes the caller's len itself */
+  return LIKELY(col_ok(s, col)) ? s->column_text(s->native, col, len) : NULL;
 }
 
 const void *be_stmt_column_blob(be_stmt *s, int32_t col, size_t *len) {
@@ -774,9 +802,10 @@ void be__stmt_column_value(be_stmt *s, int32_t col, be__value *v) {
 int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
   if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));
-  int64_t t0 = be_clock_now_ns(c->clock);
+  int64_t t0 = be__clock_now_ns(c->clock);
   int rc = note(c, c->drv->exec(c->native, sql, err));
-  notify(c, sql, be__sql_hash(sql), be_clock_now_ns(c->clock) - t0, 0, rc);
+  be__stmt_run run = {sql, be__sql_hash(sql), be__clock_now_ns(c->clock) - t0, 0, rc};
+  notify(c, &run);
   return rc;
 }
 

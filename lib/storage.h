@@ -11,6 +11,15 @@
 /* Default bound of the per-connection prepared-statement cache. */
 #define BE__STMT_CACHE_DEFAULT 64
 
+/* One finished run of a statement, as its observers see it. */
+typedef struct be__stmt_run {
+  const char *sql;     /* the statement's text, borrowed for the call */
+  uint64_t sql_hash;   /* be__sql_hash(sql) */
+  int64_t duration_ns; /* from the first step to the end */
+  int64_t rows;        /* BE_ROW results */
+  int32_t rc;          /* BE_OK, or the negative code the run ended with */
+} be__stmt_run;
+
 /*
  * Statement observers. A connection carries any number of them (the query
  * layer attaches query stats, a slow-query log and N+1 scopes to the same
@@ -19,17 +28,16 @@
  * fn is called once each time a statement finishes running: when step
  * returns BE_DONE (rc = BE_OK) or an error (rc = that negative code), when
  * a statement that returned rows is reset or finalized before BE_DONE
- * (rc = BE_OK), and after each be_conn_exec(). sql is the statement's text,
- * borrowed for the call, and sql_hash its be__sql_hash(), computed once
- * when the statement was prepared (an observer keyed by statement text
- * needs not hash it on every run); duration_ns runs from the first step to the end,
- * measured with the connection's clock (be__conn_set_clock); rows counts
- * BE_ROW results. Observers run in the order they were added, on the
- * thread using the connection, inside the be_stmt_* call; they must not
- * use the connection, nor add or remove observers on it.
+ * (rc = BE_OK), and after each be_conn_exec(). run->sql_hash was computed
+ * once when the statement was prepared (an observer keyed by statement
+ * text needs not hash it on every run); run->duration_ns is measured with
+ * the connection's clock (be__conn_set_clock). run is the same for every
+ * observer of one run (one clock pair, one struct: each observer costs an
+ * indirect call with two arguments). Observers run in the order they were
+ * added, on the thread using the connection, inside the be_stmt_* call;
+ * they must not use the connection, nor add or remove observers on it.
  */
-typedef void (*be__stmt_observer)(void *ud, const char *sql, uint64_t sql_hash,
-                                  int64_t duration_ns, int64_t rows, int rc);
+typedef void (*be__stmt_observer)(void *ud, const be__stmt_run *run);
 
 /* A 64-bit hash of NUL-terminated SQL text, never 0 (the one the
  * statement cache and the observers key statements by). */

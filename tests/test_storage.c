@@ -123,6 +123,45 @@ START_TEST(types_round_trip) {
 }
 END_TEST
 
+/* Text and blob reads convert other types the way SQLite does, with the
+ * length of what they return (the driver reads both through one column
+ * lookup), and leave the value readable again as any type. */
+START_TEST(column_text_converts_other_types) {
+  be_conn *c = open_mem();
+  be_stmt *s = NULL;
+  ck_assert_int_eq(
+    be_conn_prepare(&s, c, "SELECT -9223372036854775808, 2.5, x'41420043', NULL, 'h\xc3\xa9'", NULL),
+    BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  size_t len = 99;
+  ck_assert_str_eq(be_stmt_column_text(s, 0, &len), "-9223372036854775808");
+  ck_assert_uint_eq(len, 20);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), INT64_MIN);
+  ck_assert_str_eq(be_stmt_column_text(s, 1, &len), "2.5");
+  ck_assert_uint_eq(len, 3);
+  const char *t = be_stmt_column_text(s, 2, &len); /* a blob as text: its bytes, NUL included */
+  ck_assert_uint_eq(len, 4);
+  ck_assert(memcmp(t, "AB\0C", 4) == 0);
+  const unsigned char *b = be_stmt_column_blob(s, 2, &len);
+  ck_assert_uint_eq(len, 4);
+  ck_assert(memcmp(b, "AB\0C", 4) == 0);
+  len = 99;
+  ck_assert_ptr_null(be_stmt_column_text(s, 3, &len));
+  ck_assert_uint_eq(len, 0);
+  len = 99;
+  ck_assert_ptr_null(be_stmt_column_blob(s, 3, &len));
+  ck_assert_uint_eq(len, 0);
+  ck_assert_str_eq(be_stmt_column_text(s, 4, &len), "h\xc3\xa9");
+  ck_assert_uint_eq(len, 3);
+  b = be_stmt_column_blob(s, 4, &len); /* text as a blob: its UTF-8 bytes */
+  ck_assert_uint_eq(len, 3);
+  ck_assert(memcmp(b, "h\xc3\xa9", 3) == 0);
+  ck_assert_str_eq(be_stmt_column_text(s, 1, NULL), "2.5"); /* len may be NULL */
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(cached_statement_follows_schema_change) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(a); INSERT INTO t VALUES (1)");
@@ -300,6 +339,56 @@ START_TEST(statement_cache_hits_pay_no_prepare) {
   ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 3);
   ck_assert_int_eq(be_conn_set_stmt_cache_size(c, -1, NULL), BE_E_MISUSE);
   ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 64, NULL), BE_OK);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
+/* Prepare sql on c and give it back; returns the driver prepares it cost. */
+static int64_t prepare_cost(be_conn *c, be_fault *f, const char *sql) {
+  int64_t before = be_fault_calls(f, BE_FAULT_OP_PREPARE);
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
+  be_stmt_finalize(s);
+  return be_fault_calls(f, BE_FAULT_OP_PREPARE) - before;
+}
+
+/* Eviction passes over a statement someone holds, even the least recently
+ * used one, and takes the least recently given back idle one; a statement
+ * given back counts as used then. */
+START_TEST(statement_cache_evicts_around_held_ones) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 2, NULL), BE_OK);
+  be_stmt *a = NULL;
+  ck_assert_int_eq(be_conn_prepare(&a, c, "SELECT 'a'", NULL), BE_OK); /* held, oldest */
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'b'"), 1);
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'c'"), 1); /* evicts b, not the held a */
+  ck_assert_int_eq(be_stmt_step(a, NULL), BE_ROW);
+  ck_assert_str_eq(be_stmt_column_text(a, 0, NULL), "a");
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1);
+  be_stmt_finalize(a); /* a is now the most recently used */
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'c'"), 0);
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'a'"), 0);
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'b'"), 1); /* evicts c */
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'a'"), 0);
+  ck_assert_int_eq(prepare_cost(c, f, "SELECT 'c'"), 1); /* evicts b */
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.size, 2);
+  /* flushing while one is held: it leaves the cache, finalized when given back */
+  ck_assert_int_eq(be_conn_prepare(&a, c, "SELECT 'a'", NULL), BE_OK);
+  be_fault_reset_counts(f);
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 4, NULL), BE_OK);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 1);
+  ck_assert_int_eq(be_stmt_step(a, NULL), BE_ROW);
+  be_stmt_finalize(a);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_FINALIZE), 2);
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.size, 0);
   be_conn_close(c);
   be_fault_free(f);
 }
@@ -1219,15 +1308,14 @@ typedef struct obs_log {
   int hash_ok; /* every call's sql_hash was be__sql_hash(sql) */
 } obs_log;
 
-static void observer(void *ud, const char *sql, uint64_t sql_hash, int64_t duration_ns, int64_t rows,
-                     int rc) {
+static void observer(void *ud, const be__stmt_run *run) {
   obs_log *l = ud;
   if (l->calls++ == 0) l->hash_ok = 1;
-  if (sql_hash != be__sql_hash(sql) || sql_hash == 0) l->hash_ok = 0;
-  snprintf(l->sql, sizeof l->sql, "%s", sql);
-  l->duration = duration_ns;
-  l->rows = rows;
-  l->rc = rc;
+  if (run->sql_hash != be__sql_hash(run->sql) || run->sql_hash == 0) l->hash_ok = 0;
+  snprintf(l->sql, sizeof l->sql, "%s", run->sql);
+  l->duration = run->duration_ns;
+  l->rows = run->rows;
+  l->rc = run->rc;
 }
 
 static int64_t ticking(void *ud) {
@@ -1308,12 +1396,8 @@ static char order[32];
 static int closes;
 static be_conn *closed_conn;
 
-static void obs_a(void *ud, const char *sql, uint64_t sql_hash, int64_t d, int64_t rows, int rc) {
-  (void)sql;
-  (void)sql_hash;
-  (void)d;
-  (void)rows;
-  (void)rc;
+static void obs_a(void *ud, const be__stmt_run *run) {
+  (void)run;
   strncat(order, ud, sizeof order - strlen(order) - 1);
 }
 
@@ -1719,8 +1803,10 @@ static Suite *storage_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, types_round_trip);
   tcase_add_test(tc, text_must_be_utf8);
+  tcase_add_test(tc, column_text_converts_other_types);
   tcase_add_test(tc, cached_statement_follows_schema_change);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
+  tcase_add_test(tc, statement_cache_evicts_around_held_ones);
   tcase_add_test(tc, sql_handle_finds_the_cached_statement);
   tcase_add_test(tc, sql_handle_survives_eviction_and_flush);
   tcase_add_test(tc, sql_handle_bad_input);
