@@ -73,7 +73,7 @@ static int negative_cacheable(int rc, const be_error *e) {
 /* Free a finished flight: a heap one (joined), or nothing for the
  * leader's stack one, whose error (if any) was taken or is freed here. */
 static void flight_free(be__cache_flight *f) {
-  be_error_free(f->err);
+  if (f->err) be_error_free(f->err);
   if (!f->heap) return;
   pthread_cond_destroy(&f->cond);
   pthread_mutex_destroy(&f->mu);
@@ -200,11 +200,15 @@ static int wait_flight(be__cache_shard *s, be__cache_flight *f, entry **out, be_
  * held). */
 static void start_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, uint64_t h,
                          const void *key, size_t klen) {
-  memset(f, 0, sizeof *f);
+  /* Every field but mu and cond, which a stack flight never uses. */
   f->hash = h;
   f->key = key;
   f->klen = klen;
   f->refs = 1;
+  f->done = f->stale = f->rc = f->heap = 0;
+  f->err = NULL;
+  f->result = NULL;
+  f->moved = NULL;
   /* A registered-prefix invalidation during the load must kill its result:
    * stamp the result with the epoch from before the loader ran. */
   f->epoch0 = atomic_load(&c->epoch);
@@ -245,7 +249,8 @@ static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, 
     }
   if (rc == BE_OK) {
     entry *v = ld->entry;
-    int insert = !f->stale && be__cache_fits(c, be_cache_charge(f->klen, v->vlen));
+    /* The value's size was checked by be_cache_load_set_value. */
+    int insert = !f->stale && be__cache_fits(c, be__cache_charge_of(f->klen, v->vlen));
     /* One reference per participant, plus the table's. */
     atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
     if (insert) be__cache_insert_locked(c, s, f->hash, v, ld->ttl, f->epoch0, grave, debt);
@@ -253,7 +258,7 @@ static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, 
   } else {
     s->load_errors++;
     f->err = lerr;
-    if (neg && !f->stale && be__cache_fits(c, be_cache_charge(f->klen, neg->vlen)))
+    if (neg && !f->stale && be__cache_fits(c, be__cache_charge_of(f->klen, neg->vlen)))
       be__cache_insert_locked(c, s, f->hash, neg, c->negative_ttl, f->epoch0, grave, debt);
     else
       be__free(neg);
