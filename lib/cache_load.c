@@ -298,22 +298,13 @@ static int lead_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, ent
   return rc;
 }
 
-int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
-                         const void *key, size_t klen, be_cache_loader_fn loader,
-                         void *ud, be_error **err) {
-  if (out_status) *out_status = 0;
-  if (out) *out = NULL;
-  if (out == NULL || c == NULL || loader == NULL || (key == NULL && klen))
-    return be__error_set(err, BE_E_MISUSE, "be_cache_get_or_load: NULL argument");
-  if (klen > BE_CACHE_MAX_KEY) return be__error_field(err, "key", "too long");
-
-  uint64_t h = be__cache_hash(c, key, klen);
-  be__cache_shard *s = be__cache_shard_of(c, h);
-  int64_t now = be__cache_lookup_now(c);
-  if ((*out = be__cache_get_unlocked(c, s, h, key, klen, now)) != NULL) {
-    if (out_status) *out_status = BE_CACHE_HIT;
-    return BE_OK;
-  }
+/* Everything but a lock-free hit: the locked lookup, then joining or
+ * leading a load. Out of line, so a hit does not pay for its frame. */
+static __attribute__((noinline)) int get_or_load_locked(entry **out, int32_t *out_status,
+                                                        be_cache *c, be__cache_shard *s,
+                                                        uint64_t h, const void *key, size_t klen,
+                                                        int64_t now, be_cache_loader_fn loader,
+                                                        void *ud, be_error **err) {
   entry *grave = NULL;
   be__cache_lock_for(s, h);
   entry *e = be__cache_lookup_locked(c, s, h, key, klen, now, &grave);
@@ -342,6 +333,25 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   rc = lead_flight(c, s, f, out, loader, ud, err);
   if (out_status) *out_status = BE_CACHE_LOADED;
   return rc;
+}
+
+int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
+                         const void *key, size_t klen, be_cache_loader_fn loader,
+                         void *ud, be_error **err) {
+  if (out_status) *out_status = 0;
+  if (out) *out = NULL;
+  if (out == NULL || c == NULL || loader == NULL || (key == NULL && klen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_get_or_load: NULL argument");
+  if (klen > BE_CACHE_MAX_KEY) return be__error_field(err, "key", "too long");
+
+  uint64_t h = be__cache_hash(c, key, klen);
+  be__cache_shard *s = be__cache_shard_of(c, h);
+  int64_t now = be__cache_lookup_now(c);
+  if ((*out = be__cache_get_unlocked(c, s, h, key, klen, now)) != NULL) {
+    if (out_status) *out_status = BE_CACHE_HIT;
+    return BE_OK;
+  }
+  return get_or_load_locked(out, out_status, c, s, h, key, klen, now, loader, ud, err);
 }
 
 int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, int64_t ttl,
