@@ -212,10 +212,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   made = make_shards(c, n);
   if (made < n) goto oom;
   if (pthread_mutex_init(&c->reg_mu, NULL) != 0) goto oom;
-  if (pthread_mutex_init(&c->retire_mu, NULL) != 0) {
-    pthread_mutex_destroy(&c->reg_mu);
-    goto oom;
-  }
+  atomic_init(&c->retire_lock.held, 0u);
   *out = c;
   return BE_OK;
 
@@ -237,7 +234,6 @@ void be_cache_free(be_cache *c) {
     be__free(s->table);
   }
   be__cache_reclaim(c, 1); /* no reader can be inside: the caller owns the cache now */
-  pthread_mutex_destroy(&c->retire_mu);
   be__free(c->stripes_mem);
   uint32_t np = atomic_load(&c->nprefixes);
   for (uint32_t i = 0; i < np; i++) be__free(c->prefixes[i].bytes);

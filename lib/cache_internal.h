@@ -154,7 +154,7 @@ struct be_cache {
   pthread_mutex_t reg_mu; /* serialises prefix registration */
   /* Entries and tables unlinked but maybe still seen by lock-free
    * readers, oldest first; freed once every reader inside has left. */
-  pthread_mutex_t retire_mu;
+  be__spinlock retire_lock;                           /* held only for list splices: cheaper than a mutex per bury */
   struct be_cache_entry *retired_head, *retired_tail; /* linked by next */
   be__cache_table *retired_tables;                    /* newest first */
   uint32_t retired_count;

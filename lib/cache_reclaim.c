@@ -23,7 +23,7 @@ typedef struct be_cache_entry entry;
 static void retire_entries(be_cache *c, entry *first, entry *last) {
   uint32_t n = 0;
   uint64_t bytes = 0;
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   uint64_t epoch = be__ebr_retire_epoch();
   for (entry *e = first; e; e = e->next) {
     e->retired_epoch = epoch;
@@ -36,12 +36,12 @@ static void retire_entries(be_cache *c, entry *first, entry *last) {
   c->retired_count += n;
   c->retired_bytes += bytes;
   int full = c->retired_count >= RECLAIM_BATCH || c->retired_bytes >= RECLAIM_BYTES;
-  pthread_mutex_unlock(&c->retire_mu);
+  be__spinlock_unlock(&c->retire_lock);
   if (full) be__cache_reclaim(c, 0);
 }
 
 void be__cache_retire_table(be_cache *c, be__cache_table *t) {
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   t->retired_epoch = be__ebr_retire_epoch();
   t->retired_next = c->retired_tables;
   c->retired_tables = t;
@@ -49,13 +49,13 @@ void be__cache_retire_table(be_cache *c, be__cache_table *t) {
   /* Old tables add up to the new one's size: free them at the next bury
    * rather than waiting for RECLAIM_BATCH entries. */
   atomic_store_explicit(&c->tables_retired, 1, memory_order_relaxed);
-  pthread_mutex_unlock(&c->retire_mu);
+  be__spinlock_unlock(&c->retire_lock);
 }
 
 void be__cache_reclaim(be_cache *c, int all) {
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   int pending = c->retired_head || c->retired_tables;
-  pthread_mutex_unlock(&c->retire_mu);
+  be__spinlock_unlock(&c->retire_lock);
   if (!pending) return;
   uint64_t safe = UINT64_MAX;
   if (!all) {
@@ -67,7 +67,7 @@ void be__cache_reclaim(be_cache *c, int all) {
   }
   entry *dead = NULL;
   be__cache_table *dead_tables = NULL;
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   while (c->retired_head && c->retired_head->retired_epoch <= safe) {
     entry *e = c->retired_head;
     c->retired_head = e->next;
@@ -89,9 +89,9 @@ void be__cache_reclaim(be_cache *c, int all) {
     }
   }
   /* After the pass: once the last table is freed, burying nothing stops
-   * calling in here (and taking retire_mu) on every write. */
+   * calling in here (and taking retire_lock) on every write. */
   if (c->retired_tables == NULL) atomic_store_explicit(&c->tables_retired, 0, memory_order_relaxed);
-  pthread_mutex_unlock(&c->retire_mu);
+  be__spinlock_unlock(&c->retire_lock);
   while (dead) {
     entry *n = dead->next;
     be__cache_entry_unref(dead); /* the table's reference; handles may keep it */

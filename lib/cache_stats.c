@@ -48,9 +48,9 @@ int be_cache_stats_get(be_cache_stats *out, const be_cache *cc, be_error **err) 
   }
   for (uint32_t i = 0; i < BE__CACHE_STRIPES; i++)
     st.hits += atomic_load_explicit(&c->stripes[i].hits, memory_order_relaxed);
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   uint64_t retired_bytes = c->retired_bytes;
-  pthread_mutex_unlock(&c->retire_mu);
+  be__spinlock_unlock(&c->retire_lock);
   /* Exactly what was allocated: entry blocks are their charge minus the
    * table share, which is counted as the real tables instead. */
   uint64_t prefix_bytes = 0;
