@@ -128,6 +128,11 @@ typedef struct be__cache_prefix {
   _Atomic int ready;            /* every entry stored before registration is marked */
 } be__cache_prefix;
 
+#define BE__CACHE_SPARE_LISTS 16   /* spare lists, by block size */
+#define BE__CACHE_SPARES_MAX 64    /* spare blocks kept at most (one reclaim batch) */
+#define BE__CACHE_SPARE_SCAN 8     /* blocks a take looks at for its size */
+#define BE__CACHE_SPARE_BLOCK 2048 /* larger blocks are never kept */
+
 #define BE__CACHE_STRIPES 64
 struct be__cache_stripe {
   _Alignas(64) _Atomic uint64_t hits;
@@ -158,7 +163,14 @@ struct be_cache {
   struct be_cache_entry *retired_head, *retired_tail; /* linked by next */
   be__cache_table *retired_tables;                    /* newest first */
   uint32_t retired_count;
-  uint64_t retired_bytes;     /* their blocks, for be_cache_stats.memory_bytes */
+  uint64_t retired_bytes; /* their blocks and the spares', for be_cache_stats.memory_bytes */
+  /* Spares: blocks of reclaimed entries nobody references any more, kept
+   * (at most
+   * BE__CACHE_SPARES_MAX, of up to BE__CACHE_SPARE_BLOCK bytes) for the next entries of the same block
+   * size, so a miss that evicts need not free one block and allocate
+   * another. Lists by block size, linked by next; under retire_lock. */
+  struct be_cache_entry *spares[BE__CACHE_SPARE_LISTS];
+  _Atomic uint32_t nspares;   /* all lists; read unlocked as a hint */
   _Atomic int tables_retired; /* some table awaits reclamation */
   /* Lock-free hits per reader slot (ebr.h index), written only by that
    * slot's thread: no atomic read-modify-write on the hit path. */
@@ -463,9 +475,11 @@ static inline int be__cache_miss(be_error **err) {
 
 /* ---- cache.c: entries ---- */
 
-/* Allocate an entry holding key and value (refs = 1); NULL on failure. */
-struct be_cache_entry *be__cache_entry_new(const void *key, size_t klen, const void *value,
-                                           size_t vlen);
+/* An entry holding key and value (refs = 1), in a spare block of c's
+ * when one of the size is kept (c may be NULL: always allocated); NULL
+ * when out of memory. */
+struct be_cache_entry *be__cache_entry_new(be_cache *c, const void *key, size_t klen,
+                                           const void *value, size_t vlen);
 void be__cache_entry_unref(struct be_cache_entry *e);
 
 /* ---- cache_shard.c (all "_locked" need s->lock) ---- */
@@ -571,6 +585,10 @@ uint8_t be__cache_prefix_mask(be_cache *c, const void *key, size_t klen);
  * also reclaims retired tables. Call with no lock held, after every
  * change, grave NULL or not. */
 void be__cache_bury(be_cache *c, struct be_cache_entry *grave);
+/* A kept spare block of exactly size bytes, or NULL. */
+struct be_cache_entry *be__cache_spare_take(be_cache *c, size_t size);
+/* Free every spare block (stats, so memory_bytes holds no spares; free). */
+void be__cache_spares_drop(be_cache *c);
 /* Queue a replaced table until no lock-free reader can be in it. */
 void be__cache_retire_table(be_cache *c, be__cache_table *t);
 /* Free retired entries and tables no lock-free reader can still see;

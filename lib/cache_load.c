@@ -20,7 +20,7 @@ typedef struct be_cache_entry entry;
 static entry *negative_entry(const void *key, size_t klen, int32_t code, const be_error *e) {
   const char *msg = e ? be_error_message(e) : NULL;
   size_t mlen = msg ? strlen(msg) : 0;
-  entry *n = be__cache_entry_new(key, klen, NULL, 0);
+  entry *n = be__cache_entry_new(NULL, key, klen, NULL, 0); /* grown below */
   if (n == NULL) return NULL;
   entry *full = be__realloc(n, BE__ENTRY_HDR + klen + sizeof code + mlen);
   if (full == NULL) {
@@ -361,7 +361,7 @@ int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, i
   if (ttl < BE_CACHE_TTL_FOREVER)
     return be__error_field(err, "ttl_ms", "must be > 0, 0 (default) or -1 (forever)");
   if (be_cache_charge(ld->klen, vlen) == 0) return be__error_field(err, "value", "too long");
-  entry *e = be__cache_entry_new(ld->key, ld->klen, value, vlen);
+  entry *e = be__cache_entry_new(ld->cache, ld->key, ld->klen, value, vlen);
   if (e == NULL) return be__error_oom(err);
   be__free(ld->entry);
   ld->entry = e;

@@ -282,7 +282,7 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   if (!be__cache_fits(c, charge))
     return be__error_field(err, "value", "entry of %llu bytes exceeds max_bytes (%llu)",
                            (unsigned long long)charge, (unsigned long long)c->max_bytes);
-  entry *e = be__cache_entry_new(key, klen, value, vlen);
+  entry *e = be__cache_entry_new(c, key, klen, value, vlen);
   if (e == NULL) return be__error_oom(err);
   entry *grave = NULL;
   be__cache_debt debt;

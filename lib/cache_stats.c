@@ -23,6 +23,7 @@ int be_cache_stats_get(be_cache_stats *out, const be_cache *cc, be_error **err) 
                          (unsigned)out->version);
   be_cache *c = (be_cache *)cc; /* locking is not a logical modification */
   be__cache_reclaim(c, 0);      /* so memory_bytes shows no removed entries that could go */
+  be__cache_spares_drop(c);     /* nor blocks kept for reuse */
   be_cache_stats st;
   memset(&st, 0, sizeof st);
   uint64_t table_bytes = 0;
