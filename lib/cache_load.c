@@ -292,7 +292,7 @@ static int lead_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, ent
   }
   rc = take_result(f, out, err, &last);
   be__spinlock_unlock(&s->lock);
-  be__cache_settle(c, s, stored, &debt, &grave);
+  if (debt.count || debt.bytes) be__cache_settle(c, s, stored, &debt, &grave);
   be__cache_bury(c, grave); /* also after an insert that grew the table */
   if (last) flight_free(f);
   return rc;
@@ -363,7 +363,7 @@ int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, i
   if (be_cache_charge(ld->klen, vlen) == 0) return be__error_field(err, "value", "too long");
   entry *e = be__cache_entry_new(ld->cache, ld->key, ld->klen, value, vlen);
   if (e == NULL) return be__error_oom(err);
-  be__free(ld->entry);
+  if (ld->entry) be__free(ld->entry); /* a second value replaces the first */
   ld->entry = e;
   ld->ttl = be__cache_ttl_ns(ttl);
   return BE_OK;

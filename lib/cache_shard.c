@@ -291,7 +291,7 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   be__cache_insert_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), &grave,
                           &debt);
   be__spinlock_unlock(&s->lock);
-  be__cache_settle(c, s, e, &debt, &grave);
+  if (debt.count || debt.bytes) be__cache_settle(c, s, e, &debt, &grave);
   be__cache_bury(c, grave);
   return BE_OK;
 }
