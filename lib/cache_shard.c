@@ -237,7 +237,9 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
   if (e->expires != BE__CACHE_NEVER && !atomic_load_explicit(&c->expiring, memory_order_relaxed))
     atomic_store_explicit(&c->expiring, 1, memory_order_relaxed);
   e->epoch = epoch;
-  e->pmask = be__cache_prefix_mask(c, e->data, e->klen);
+  e->pmask = atomic_load_explicit(&c->nprefixes, memory_order_acquire)
+               ? be__cache_prefix_mask(c, e->data, e->klen)
+               : 0;
   entry **link = be__cache_find_link(s, h, e->data, e->klen);
   if (link) {
     entry *old = *link;
