@@ -27,8 +27,11 @@ int64_t be_cache_charge(size_t klen, size_t vlen) {
   return (int64_t)be__cache_charge_of(klen, vlen);
 }
 
-entry *be__cache_entry_new(const void *key, size_t klen, const void *value, size_t vlen) {
-  entry *e = be__malloc(BE__ENTRY_HDR + klen + vlen);
+entry *be__cache_entry_new(be_cache *c, const void *key, size_t klen, const void *value,
+                           size_t vlen) {
+  size_t size = BE__ENTRY_HDR + klen + vlen;
+  entry *e = c ? be__cache_spare_take(c, size) : NULL;
+  if (e == NULL) e = be__malloc(size);
   if (e == NULL) return NULL;
   e->hnext = e->prev = e->next = NULL;
   e->expires = BE__CACHE_NEVER;
@@ -212,10 +215,7 @@ int be_cache_new(be_cache **out, const be_cache_options *opts, be_error **err) {
   made = make_shards(c, n);
   if (made < n) goto oom;
   if (pthread_mutex_init(&c->reg_mu, NULL) != 0) goto oom;
-  if (pthread_mutex_init(&c->retire_mu, NULL) != 0) {
-    pthread_mutex_destroy(&c->reg_mu);
-    goto oom;
-  }
+  atomic_init(&c->retire_lock.held, 0u);
   *out = c;
   return BE_OK;
 
@@ -237,7 +237,7 @@ void be_cache_free(be_cache *c) {
     be__free(s->table);
   }
   be__cache_reclaim(c, 1); /* no reader can be inside: the caller owns the cache now */
-  pthread_mutex_destroy(&c->retire_mu);
+  be__cache_spares_drop(c);
   be__free(c->stripes_mem);
   uint32_t np = atomic_load(&c->nprefixes);
   for (uint32_t i = 0; i < np; i++) be__free(c->prefixes[i].bytes);

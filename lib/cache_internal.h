@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "ebr.h"
 #include "error.h"
 #include "spinlock.h"
 
@@ -127,6 +128,11 @@ typedef struct be__cache_prefix {
   _Atomic int ready;            /* every entry stored before registration is marked */
 } be__cache_prefix;
 
+#define BE__CACHE_SPARE_LISTS 16   /* spare lists, by block size */
+#define BE__CACHE_SPARES_MAX 64    /* spare blocks kept at most (one reclaim batch) */
+#define BE__CACHE_SPARE_SCAN 8     /* blocks a take looks at for its size */
+#define BE__CACHE_SPARE_BLOCK 2048 /* larger blocks are never kept */
+
 #define BE__CACHE_STRIPES 64
 struct be__cache_stripe {
   _Alignas(64) _Atomic uint64_t hits;
@@ -153,11 +159,18 @@ struct be_cache {
   pthread_mutex_t reg_mu; /* serialises prefix registration */
   /* Entries and tables unlinked but maybe still seen by lock-free
    * readers, oldest first; freed once every reader inside has left. */
-  pthread_mutex_t retire_mu;
+  be__spinlock retire_lock;                           /* held only for list splices: cheaper than a mutex per bury */
   struct be_cache_entry *retired_head, *retired_tail; /* linked by next */
   be__cache_table *retired_tables;                    /* newest first */
   uint32_t retired_count;
-  uint64_t retired_bytes;     /* their blocks, for be_cache_stats.memory_bytes */
+  uint64_t retired_bytes; /* their blocks and the spares', for be_cache_stats.memory_bytes */
+  /* Spares: blocks of reclaimed entries nobody references any more, kept
+   * (at most
+   * BE__CACHE_SPARES_MAX, of up to BE__CACHE_SPARE_BLOCK bytes) for the next entries of the same block
+   * size, so a miss that evicts need not free one block and allocate
+   * another. Lists by block size, linked by next; under retire_lock. */
+  struct be_cache_entry *spares[BE__CACHE_SPARE_LISTS];
+  _Atomic uint32_t nspares;   /* all lists; read unlocked as a hint */
   _Atomic int tables_retired; /* some table awaits reclamation */
   /* Lock-free hits per reader slot (ebr.h index), written only by that
    * slot's thread: no atomic read-modify-write on the hit path. */
@@ -462,9 +475,11 @@ static inline int be__cache_miss(be_error **err) {
 
 /* ---- cache.c: entries ---- */
 
-/* Allocate an entry holding key and value (refs = 1); NULL on failure. */
-struct be_cache_entry *be__cache_entry_new(const void *key, size_t klen, const void *value,
-                                           size_t vlen);
+/* An entry holding key and value (refs = 1), in a spare block of c's
+ * when one of the size is kept (c may be NULL: always allocated); NULL
+ * when out of memory. */
+struct be_cache_entry *be__cache_entry_new(be_cache *c, const void *key, size_t klen,
+                                           const void *value, size_t vlen);
 void be__cache_entry_unref(struct be_cache_entry *e);
 
 /* ---- cache_shard.c (all "_locked" need s->lock) ---- */
@@ -489,12 +504,74 @@ void be__cache_settle(be_cache *c, be__cache_shard *s, const struct be_cache_ent
 void be__cache_flights_stale_locked(be__cache_shard *s, const void *key, size_t klen,
                                     int prefix);
 
-/* ---- cache_read.c ---- */
+/* ---- hits without the shard lock (approximate-LRU caches) ----
+ * The chain is walked inside an ebr read section, so nothing met can be
+ * freed (see "what lock-free readers see" above), and nothing shared is
+ * written: the hit is counted in this thread's stripe. Only hits on
+ * servable entries are taken; everything else (a miss, an entry not yet
+ * marked referenced, dead or negative, a value too large for the buffer)
+ * goes to the locked path. Inline here because be_cache_get,
+ * be_cache_get_copy and be_cache_get_or_load all start with it: as calls,
+ * these cost a hit about 30 instructions of prologues. */
+
+/* A hit the lock-free path may serve: marked referenced already (so
+ * recency needs no write), positive, alive by the prefix epochs and the
+ * clock. Anything else goes to the locked path, which also removes it if
+ * dead. Reads only fields fixed before the entry was published, plus
+ * flags and pmask atomically. */
+static inline int be__cache_servable(be_cache *c, struct be_cache_entry *e, int64_t now) {
+  uint8_t f = __atomic_load_n(&e->flags, __ATOMIC_RELAXED);
+  if ((f & (BE__ENTRY_REF | BE__ENTRY_NEGATIVE)) != BE__ENTRY_REF) return 0;
+  if (be__cache_prefix_dead(c, e, __atomic_load_n(&e->pmask, __ATOMIC_RELAXED))) return 0;
+  /* The clock was read before the read section: a custom clock's callback
+   * must not run inside one (it could use the cache). */
+  return e->expires == BE__CACHE_NEVER || (now != INT64_MIN && now < e->expires);
+}
+
+/* This thread's reader slot when it may read without the lock. */
+static inline be__ebr_reader *be__cache_unlocked_reader(const be_cache *c) {
+  if (c->lru_exact) return NULL; /* every hit moves the entry: needs the lock */
+  be__ebr_reader *r = be__ebr_self();
+  return r && r->index < BE__CACHE_STRIPES ? r : NULL;
+}
+
+/* Inside a read section: key's servable entry or NULL. */
+static inline __attribute__((always_inline)) struct be_cache_entry *
+be__cache_find_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key, size_t klen,
+                        int64_t now) {
+  /* The slot's address from the shard's mask copy, so its load need not
+   * wait for the table's header; a copy from another table than t only
+   * sends the walk to a wrong chain (a miss) or fails the bound check. */
+  size_t i = h & __atomic_load_n(&s->mask_hint, __ATOMIC_RELAXED);
+  be__cache_table *t = __atomic_load_n(&s->table, __ATOMIC_ACQUIRE);
+  struct be_cache_entry *e = i <= t->mask ? __atomic_load_n(&t->slot[i], __ATOMIC_ACQUIRE) : NULL;
+  while (e && !(e->klen == klen && be__cache_key_eq(e->data, key, klen)))
+    e = __atomic_load_n(&e->hnext, __ATOMIC_ACQUIRE);
+  return e && be__cache_servable(c, e, now) ? e : NULL;
+}
+
+static inline void be__cache_count_unlocked_hit(be_cache *c, const be__ebr_reader *r) {
+  _Atomic uint64_t *hits = &c->stripes[r->index].hits; /* this thread is its only writer */
+  atomic_store_explicit(hits, atomic_load_explicit(hits, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+}
 
 /* A hit without the shard lock: a new reference to key's entry, or NULL
- * when the locked path must decide (approximate-LRU caches only). */
-struct be_cache_entry *be__cache_get_unlocked(be_cache *c, be__cache_shard *s, uint64_t hash,
-                                              const void *key, size_t klen, int64_t now);
+ * when the locked path must decide. */
+static inline __attribute__((always_inline)) struct be_cache_entry *
+be__cache_get_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key, size_t klen,
+                       int64_t now) {
+  be__ebr_reader *r = be__cache_unlocked_reader(c);
+  if (r == NULL) return NULL;
+  be__ebr_enter(r);
+  struct be_cache_entry *e = be__cache_find_unlocked(c, s, h, key, klen, now);
+  /* The table's reference is dropped only after this section ends (it
+   * waits for reclamation), so refs >= 1 here and ours keeps e alive. */
+  if (e) atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+  be__ebr_exit(r);
+  if (e) be__cache_count_unlocked_hit(c, r);
+  return e;
+}
 
 /* ---- cache_prefix.c ---- */
 
@@ -508,6 +585,10 @@ uint8_t be__cache_prefix_mask(be_cache *c, const void *key, size_t klen);
  * also reclaims retired tables. Call with no lock held, after every
  * change, grave NULL or not. */
 void be__cache_bury(be_cache *c, struct be_cache_entry *grave);
+/* A kept spare block of exactly size bytes, or NULL. */
+struct be_cache_entry *be__cache_spare_take(be_cache *c, size_t size);
+/* Free every spare block (stats, so memory_bytes holds no spares; free). */
+void be__cache_spares_drop(be_cache *c);
 /* Queue a replaced table until no lock-free reader can be in it. */
 void be__cache_retire_table(be_cache *c, be__cache_table *t);
 /* Free retired entries and tables no lock-free reader can still see;

@@ -20,7 +20,7 @@ typedef struct be_cache_entry entry;
 static entry *negative_entry(const void *key, size_t klen, int32_t code, const be_error *e) {
   const char *msg = e ? be_error_message(e) : NULL;
   size_t mlen = msg ? strlen(msg) : 0;
-  entry *n = be__cache_entry_new(key, klen, NULL, 0);
+  entry *n = be__cache_entry_new(NULL, key, klen, NULL, 0); /* grown below */
   if (n == NULL) return NULL;
   entry *full = be__realloc(n, BE__ENTRY_HDR + klen + sizeof code + mlen);
   if (full == NULL) {
@@ -73,7 +73,7 @@ static int negative_cacheable(int rc, const be_error *e) {
 /* Free a finished flight: a heap one (joined), or nothing for the
  * leader's stack one, whose error (if any) was taken or is freed here. */
 static void flight_free(be__cache_flight *f) {
-  be_error_free(f->err);
+  if (f->err) be_error_free(f->err);
   if (!f->heap) return;
   pthread_cond_destroy(&f->cond);
   pthread_mutex_destroy(&f->mu);
@@ -200,11 +200,15 @@ static int wait_flight(be__cache_shard *s, be__cache_flight *f, entry **out, be_
  * held). */
 static void start_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, uint64_t h,
                          const void *key, size_t klen) {
-  memset(f, 0, sizeof *f);
+  /* Every field but mu and cond, which a stack flight never uses. */
   f->hash = h;
   f->key = key;
   f->klen = klen;
   f->refs = 1;
+  f->done = f->stale = f->rc = f->heap = 0;
+  f->err = NULL;
+  f->result = NULL;
+  f->moved = NULL;
   /* A registered-prefix invalidation during the load must kill its result:
    * stamp the result with the epoch from before the loader ran. */
   f->epoch0 = atomic_load(&c->epoch);
@@ -245,7 +249,8 @@ static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, 
     }
   if (rc == BE_OK) {
     entry *v = ld->entry;
-    int insert = !f->stale && be__cache_fits(c, be_cache_charge(f->klen, v->vlen));
+    /* The value's size was checked by be_cache_load_set_value. */
+    int insert = !f->stale && be__cache_fits(c, be__cache_charge_of(f->klen, v->vlen));
     /* One reference per participant, plus the table's. */
     atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
     if (insert) be__cache_insert_locked(c, s, f->hash, v, ld->ttl, f->epoch0, grave, debt);
@@ -253,7 +258,7 @@ static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, 
   } else {
     s->load_errors++;
     f->err = lerr;
-    if (neg && !f->stale && be__cache_fits(c, be_cache_charge(f->klen, neg->vlen)))
+    if (neg && !f->stale && be__cache_fits(c, be__cache_charge_of(f->klen, neg->vlen)))
       be__cache_insert_locked(c, s, f->hash, neg, c->negative_ttl, f->epoch0, grave, debt);
     else
       be__free(neg);
@@ -287,28 +292,19 @@ static int lead_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, ent
   }
   rc = take_result(f, out, err, &last);
   be__spinlock_unlock(&s->lock);
-  be__cache_settle(c, s, stored, &debt, &grave);
+  if (debt.count || debt.bytes) be__cache_settle(c, s, stored, &debt, &grave);
   be__cache_bury(c, grave); /* also after an insert that grew the table */
   if (last) flight_free(f);
   return rc;
 }
 
-int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
-                         const void *key, size_t klen, be_cache_loader_fn loader,
-                         void *ud, be_error **err) {
-  if (out_status) *out_status = 0;
-  if (out) *out = NULL;
-  if (out == NULL || c == NULL || loader == NULL || (key == NULL && klen))
-    return be__error_set(err, BE_E_MISUSE, "be_cache_get_or_load: NULL argument");
-  if (klen > BE_CACHE_MAX_KEY) return be__error_field(err, "key", "too long");
-
-  uint64_t h = be__cache_hash(c, key, klen);
-  be__cache_shard *s = be__cache_shard_of(c, h);
-  int64_t now = be__cache_lookup_now(c);
-  if ((*out = be__cache_get_unlocked(c, s, h, key, klen, now)) != NULL) {
-    if (out_status) *out_status = BE_CACHE_HIT;
-    return BE_OK;
-  }
+/* Everything but a lock-free hit: the locked lookup, then joining or
+ * leading a load. Out of line, so a hit does not pay for its frame. */
+static __attribute__((noinline)) int get_or_load_locked(entry **out, int32_t *out_status,
+                                                        be_cache *c, be__cache_shard *s,
+                                                        uint64_t h, const void *key, size_t klen,
+                                                        int64_t now, be_cache_loader_fn loader,
+                                                        void *ud, be_error **err) {
   entry *grave = NULL;
   be__cache_lock_for(s, h);
   entry *e = be__cache_lookup_locked(c, s, h, key, klen, now, &grave);
@@ -339,6 +335,25 @@ int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
   return rc;
 }
 
+int be_cache_get_or_load(be_cache_entry **out, int32_t *out_status, be_cache *c,
+                         const void *key, size_t klen, be_cache_loader_fn loader,
+                         void *ud, be_error **err) {
+  if (out_status) *out_status = 0;
+  if (out) *out = NULL;
+  if (out == NULL || c == NULL || loader == NULL || (key == NULL && klen))
+    return be__error_set(err, BE_E_MISUSE, "be_cache_get_or_load: NULL argument");
+  if (klen > BE_CACHE_MAX_KEY) return be__error_field(err, "key", "too long");
+
+  uint64_t h = be__cache_hash(c, key, klen);
+  be__cache_shard *s = be__cache_shard_of(c, h);
+  int64_t now = be__cache_lookup_now(c);
+  if ((*out = be__cache_get_unlocked(c, s, h, key, klen, now)) != NULL) {
+    if (out_status) *out_status = BE_CACHE_HIT;
+    return BE_OK;
+  }
+  return get_or_load_locked(out, out_status, c, s, h, key, klen, now, loader, ud, err);
+}
+
 int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, int64_t ttl,
                             be_error **err) {
   if (ld == NULL || (value == NULL && vlen))
@@ -346,9 +361,9 @@ int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, i
   if (ttl < BE_CACHE_TTL_FOREVER)
     return be__error_field(err, "ttl_ms", "must be > 0, 0 (default) or -1 (forever)");
   if (be_cache_charge(ld->klen, vlen) == 0) return be__error_field(err, "value", "too long");
-  entry *e = be__cache_entry_new(ld->key, ld->klen, value, vlen);
+  entry *e = be__cache_entry_new(ld->cache, ld->key, ld->klen, value, vlen);
   if (e == NULL) return be__error_oom(err);
-  be__free(ld->entry);
+  if (ld->entry) be__free(ld->entry); /* a second value replaces the first */
   ld->entry = e;
   ld->ttl = be__cache_ttl_ns(ttl);
   return BE_OK;

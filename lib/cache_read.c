@@ -40,83 +40,20 @@ static inline __attribute__((always_inline)) void copy_value(void *dst, const un
     for (size_t i = 0; i < n; i++) d[i] = src[i];
 }
 
-/* A hit the lock-free path may serve: marked referenced already (so
- * recency needs no write), positive, alive by the prefix epochs and the
- * clock. Anything else goes to the locked path, which also removes it if
- * dead. Reads only fields fixed before the entry was published, plus
- * flags and pmask atomically. */
-static inline int servable(be_cache *c, entry *e, int64_t now) {
-  uint8_t f = __atomic_load_n(&e->flags, __ATOMIC_RELAXED);
-  if ((f & (BE__ENTRY_REF | BE__ENTRY_NEGATIVE)) != BE__ENTRY_REF) return 0;
-  if (be__cache_prefix_dead(c, e, __atomic_load_n(&e->pmask, __ATOMIC_RELAXED))) return 0;
-  /* The clock was read before the read section: a custom clock's callback
-   * must not run inside one (it could use the cache). */
-  return e->expires == BE__CACHE_NEVER || (now != INT64_MIN && now < e->expires);
-}
-
-/* ---- hits without the shard lock (approximate-LRU caches) ----
- * The chain is walked inside an ebr read section, so nothing met can be
- * freed (see "what lock-free readers see" in cache_internal.h), and
- * nothing shared is written: the hit is counted in this thread's stripe.
- * Only hits on servable entries are taken; everything else (a miss, an
- * entry not yet marked referenced, dead or negative, a value too large
- * for the buffer) goes to the locked path. */
-
-/* This thread's reader slot when it may read without the lock. */
-static inline be__ebr_reader *unlocked_reader(const be_cache *c) {
-  if (c->lru_exact) return NULL; /* every hit moves the entry: needs the lock */
-  be__ebr_reader *r = be__ebr_self();
-  return r && r->index < BE__CACHE_STRIPES ? r : NULL;
-}
-
-/* Inside a read section: key's servable entry or NULL. */
-static inline entry *find_unlocked(be_cache *c, be__cache_shard *s, uint64_t h,
-                                   const void *key, size_t klen, int64_t now) {
-  /* The slot's address from the shard's mask copy, so its load need not
-   * wait for the table's header; a copy from another table than t only
-   * sends the walk to a wrong chain (a miss) or fails the bound check. */
-  size_t i = h & __atomic_load_n(&s->mask_hint, __ATOMIC_RELAXED);
-  be__cache_table *t = __atomic_load_n(&s->table, __ATOMIC_ACQUIRE);
-  entry *e = i <= t->mask ? __atomic_load_n(&t->slot[i], __ATOMIC_ACQUIRE) : NULL;
-  while (e && !(e->klen == klen && be__cache_key_eq(e->data, key, klen)))
-    e = __atomic_load_n(&e->hnext, __ATOMIC_ACQUIRE);
-  return e && servable(c, e, now) ? e : NULL;
-}
-
-static inline void count_unlocked_hit(be_cache *c, const be__ebr_reader *r) {
-  _Atomic uint64_t *hits = &c->stripes[r->index].hits; /* this thread is its only writer */
-  atomic_store_explicit(hits, atomic_load_explicit(hits, memory_order_relaxed) + 1,
-                        memory_order_relaxed);
-}
-
 static int get_copy_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
                              size_t klen, int64_t now, void *buf, size_t cap, size_t *out_len) {
-  be__ebr_reader *r = unlocked_reader(c);
+  be__ebr_reader *r = be__cache_unlocked_reader(c);
   if (r == NULL) return 0;
   be__ebr_enter(r);
-  entry *e = find_unlocked(c, s, h, key, klen, now);
+  entry *e = be__cache_find_unlocked(c, s, h, key, klen, now);
   int ok = e && e->vlen <= cap;
   if (ok) {
     copy_value(buf, e->data + e->klen, e->vlen);
     *out_len = e->vlen;
   }
   be__ebr_exit(r);
-  if (ok) count_unlocked_hit(c, r);
+  if (ok) be__cache_count_unlocked_hit(c, r);
   return ok;
-}
-
-entry *be__cache_get_unlocked(be_cache *c, be__cache_shard *s, uint64_t h, const void *key,
-                              size_t klen, int64_t now) {
-  be__ebr_reader *r = unlocked_reader(c);
-  if (r == NULL) return NULL;
-  be__ebr_enter(r);
-  entry *e = find_unlocked(c, s, h, key, klen, now);
-  /* The table's reference is dropped only after this section ends (it
-   * waits for reclamation), so refs >= 1 here and ours keeps e alive. */
-  if (e) atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-  be__ebr_exit(r);
-  if (e) count_unlocked_hit(c, r);
-  return e;
 }
 
 int be_cache_get(be_cache_entry **out, be_cache *c, const void *key, size_t klen,

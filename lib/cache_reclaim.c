@@ -23,7 +23,7 @@ typedef struct be_cache_entry entry;
 static void retire_entries(be_cache *c, entry *first, entry *last) {
   uint32_t n = 0;
   uint64_t bytes = 0;
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   uint64_t epoch = be__ebr_retire_epoch();
   for (entry *e = first; e; e = e->next) {
     e->retired_epoch = epoch;
@@ -36,12 +36,12 @@ static void retire_entries(be_cache *c, entry *first, entry *last) {
   c->retired_count += n;
   c->retired_bytes += bytes;
   int full = c->retired_count >= RECLAIM_BATCH || c->retired_bytes >= RECLAIM_BYTES;
-  pthread_mutex_unlock(&c->retire_mu);
+  be__spinlock_unlock(&c->retire_lock);
   if (full) be__cache_reclaim(c, 0);
 }
 
 void be__cache_retire_table(be_cache *c, be__cache_table *t) {
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   t->retired_epoch = be__ebr_retire_epoch();
   t->retired_next = c->retired_tables;
   c->retired_tables = t;
@@ -49,13 +49,112 @@ void be__cache_retire_table(be_cache *c, be__cache_table *t) {
   /* Old tables add up to the new one's size: free them at the next bury
    * rather than waiting for RECLAIM_BATCH entries. */
   atomic_store_explicit(&c->tables_retired, 1, memory_order_relaxed);
-  pthread_mutex_unlock(&c->retire_mu);
+  be__spinlock_unlock(&c->retire_lock);
 }
 
+/* ---- spares ---- */
+
+static inline entry **spare_list(be_cache *c, size_t size) {
+  return &c->spares[size % BE__CACHE_SPARE_LISTS];
+}
+
+entry *be__cache_spare_take(be_cache *c, size_t size) {
+  if (atomic_load_explicit(&c->nspares, memory_order_relaxed) == 0) return NULL;
+  entry *e = NULL;
+  be__spinlock_lock(&c->retire_lock);
+  int steps = BE__CACHE_SPARE_SCAN;
+  for (entry **l = spare_list(c, size); *l && steps--; l = &(*l)->next) {
+    if (be__cache_entry_block(*l) == size) {
+      e = *l;
+      *l = e->next;
+      atomic_store_explicit(&c->nspares, atomic_load_explicit(&c->nspares, memory_order_relaxed) - 1,
+                            memory_order_relaxed);
+      c->retired_bytes -= size;
+      break;
+    }
+  }
+  be__spinlock_unlock(&c->retire_lock);
+  return e;
+}
+
+/* Keep e (retire_lock held) as the newest spare of its list; 0 when
+ * the spares are full (the caller frees e). */
+static int spare_put_locked(be_cache *c, entry *e) {
+  uint32_t n = atomic_load_explicit(&c->nspares, memory_order_relaxed);
+  if (n >= BE__CACHE_SPARES_MAX) return 0;
+  size_t size = be__cache_entry_block(e);
+  entry **l = spare_list(c, size);
+  e->next = *l;
+  *l = e;
+  atomic_store_explicit(&c->nspares, n + 1, memory_order_relaxed);
+  c->retired_bytes += size;
+  return 1;
+}
+
+void be__cache_spares_drop(be_cache *c) {
+  if (atomic_load_explicit(&c->nspares, memory_order_relaxed) == 0) return;
+  entry *all = NULL;
+  be__spinlock_lock(&c->retire_lock);
+  for (size_t i = 0; i < BE__CACHE_SPARE_LISTS; i++) {
+    while (c->spares[i]) {
+      entry *e = c->spares[i];
+      c->spares[i] = e->next;
+      c->retired_bytes -= be__cache_entry_block(e);
+      e->next = all;
+      all = e;
+    }
+  }
+  atomic_store_explicit(&c->nspares, 0, memory_order_relaxed);
+  be__spinlock_unlock(&c->retire_lock);
+  while (all) {
+    entry *n = all->next;
+    be__free(all);
+    all = n;
+  }
+}
+
+/* Drop the table's reference of each entry of dead (linked by next);
+ * handles may keep one alive. A block nobody holds any more becomes a
+ * spare when it is small enough, else it is freed. */
+static void release_dead(be_cache *c, entry *dead) {
+  entry *keep = NULL;
+  while (dead) {
+    entry *n = dead->next;
+    if (atomic_fetch_sub_explicit(&dead->refs, 1, memory_order_acq_rel) == 1) {
+      if (be__cache_entry_block(dead) <= BE__CACHE_SPARE_BLOCK) {
+        dead->next = keep;
+        keep = dead;
+      } else {
+        be__free(dead);
+      }
+    }
+    dead = n;
+  }
+  if (keep == NULL) return;
+  entry *drop = NULL;
+  be__spinlock_lock(&c->retire_lock);
+  while (keep) {
+    entry *e = keep;
+    keep = e->next;
+    if (!spare_put_locked(c, e)) {
+      e->next = drop;
+      drop = e;
+    }
+  }
+  be__spinlock_unlock(&c->retire_lock);
+  while (drop) {
+    entry *n = drop->next;
+    be__free(drop);
+    drop = n;
+  }
+}
+
+/* ---- reclamation ---- */
+
 void be__cache_reclaim(be_cache *c, int all) {
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   int pending = c->retired_head || c->retired_tables;
-  pthread_mutex_unlock(&c->retire_mu);
+  be__spinlock_unlock(&c->retire_lock);
   if (!pending) return;
   uint64_t safe = UINT64_MAX;
   if (!all) {
@@ -67,7 +166,7 @@ void be__cache_reclaim(be_cache *c, int all) {
   }
   entry *dead = NULL;
   be__cache_table *dead_tables = NULL;
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   while (c->retired_head && c->retired_head->retired_epoch <= safe) {
     entry *e = c->retired_head;
     c->retired_head = e->next;
@@ -89,14 +188,10 @@ void be__cache_reclaim(be_cache *c, int all) {
     }
   }
   /* After the pass: once the last table is freed, burying nothing stops
-   * calling in here (and taking retire_mu) on every write. */
+   * calling in here (and taking retire_lock) on every write. */
   if (c->retired_tables == NULL) atomic_store_explicit(&c->tables_retired, 0, memory_order_relaxed);
-  pthread_mutex_unlock(&c->retire_mu);
-  while (dead) {
-    entry *n = dead->next;
-    be__cache_entry_unref(dead); /* the table's reference; handles may keep it */
-    dead = n;
-  }
+  be__spinlock_unlock(&c->retire_lock);
+  release_dead(c, dead);
   while (dead_tables) {
     be__cache_table *n = dead_tables->retired_next;
     be__free(dead_tables);

@@ -204,14 +204,42 @@ void be__cache_settle(be_cache *c, be__cache_shard *s, const entry *e, be__cache
   }
 }
 
+/* 1 when an entry of the shard (lock held) may be dead: one was ever
+ * stored with an expiry, or a prefix is registered. Until then the
+ * amortised sweep could remove nothing. */
+static int may_hold_dead(be_cache *c) {
+  return atomic_load_explicit(&c->expiring, memory_order_relaxed) ||
+         atomic_load_explicit(&c->nprefixes, memory_order_relaxed);
+}
+
+/* The write's share of the amortised sweep: the next sweep_batch chains,
+ * or, while nothing in the cache can be dead, only the cursor's move. */
+static void sweep_after_write(be_cache *c, be__cache_shard *s, entry **grave) {
+  if (may_hold_dead(c)) {
+    sweep_shard(c, s, c->sweep_batch, grave);
+    return;
+  }
+  size_t n = s->table->mask + 1;
+  s->sweep_cursor += c->sweep_batch < n ? c->sweep_batch : n;
+}
+
 void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry *e, int64_t ttl,
                              uint64_t epoch, entry **grave, be__cache_debt *debt) {
-  int64_t now = be__clock_coarse_ns(c->clock);
-  e->expires = expiry_for(c, s, ttl, now);
+  /* The clock is read only for an expiry: until an entry has one, nothing
+   * else here needs the time (dead checks read it lazily). */
+  int64_t now = INT64_MIN;
+  if (ttl == BE_CACHE_TTL_DEFAULT) ttl = c->default_ttl;
+  e->expires = BE__CACHE_NEVER;
+  if (ttl > 0) {
+    now = be__clock_coarse_ns(c->clock);
+    e->expires = expiry_for(c, s, ttl, now);
+  }
   if (e->expires != BE__CACHE_NEVER && !atomic_load_explicit(&c->expiring, memory_order_relaxed))
     atomic_store_explicit(&c->expiring, 1, memory_order_relaxed);
   e->epoch = epoch;
-  e->pmask = be__cache_prefix_mask(c, e->data, e->klen);
+  e->pmask = atomic_load_explicit(&c->nprefixes, memory_order_acquire)
+               ? be__cache_prefix_mask(c, e->data, e->klen)
+               : 0;
   entry **link = be__cache_find_link(s, h, e->data, e->klen);
   if (link) {
     entry *old = *link;
@@ -228,7 +256,7 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
   s->inserts++;
   totals_add(c, be__cache_echarge(e), debt);
   evict_from(c, s, e, debt, &now, grave);
-  if (c->sweep_batch) sweep_shard(c, s, c->sweep_batch, grave);
+  if (c->sweep_batch) sweep_after_write(c, s, grave);
 }
 
 void be__cache_flights_stale_locked(be__cache_shard *s, const void *key, size_t klen,
@@ -256,7 +284,7 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   if (!be__cache_fits(c, charge))
     return be__error_field(err, "value", "entry of %llu bytes exceeds max_bytes (%llu)",
                            (unsigned long long)charge, (unsigned long long)c->max_bytes);
-  entry *e = be__cache_entry_new(key, klen, value, vlen);
+  entry *e = be__cache_entry_new(c, key, klen, value, vlen);
   if (e == NULL) return be__error_oom(err);
   entry *grave = NULL;
   be__cache_debt debt;
@@ -265,7 +293,7 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   be__cache_insert_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), &grave,
                           &debt);
   be__spinlock_unlock(&s->lock);
-  be__cache_settle(c, s, e, &debt, &grave);
+  if (debt.count || debt.bytes) be__cache_settle(c, s, e, &debt, &grave);
   be__cache_bury(c, grave);
   return BE_OK;
 }

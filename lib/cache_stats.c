@@ -23,6 +23,7 @@ int be_cache_stats_get(be_cache_stats *out, const be_cache *cc, be_error **err) 
                          (unsigned)out->version);
   be_cache *c = (be_cache *)cc; /* locking is not a logical modification */
   be__cache_reclaim(c, 0);      /* so memory_bytes shows no removed entries that could go */
+  be__cache_spares_drop(c);     /* nor blocks kept for reuse */
   be_cache_stats st;
   memset(&st, 0, sizeof st);
   uint64_t table_bytes = 0;
@@ -48,9 +49,9 @@ int be_cache_stats_get(be_cache_stats *out, const be_cache *cc, be_error **err) 
   }
   for (uint32_t i = 0; i < BE__CACHE_STRIPES; i++)
     st.hits += atomic_load_explicit(&c->stripes[i].hits, memory_order_relaxed);
-  pthread_mutex_lock(&c->retire_mu);
+  be__spinlock_lock(&c->retire_lock);
   uint64_t retired_bytes = c->retired_bytes;
-  pthread_mutex_unlock(&c->retire_mu);
+  be__spinlock_unlock(&c->retire_lock);
   /* Exactly what was allocated: entry blocks are their charge minus the
    * table share, which is counted as the real tables instead. */
   uint64_t prefix_bytes = 0;

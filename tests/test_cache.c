@@ -540,6 +540,85 @@ static void use_counting_allocator(void) {
   ck_assert_int_eq(be_set_allocator(&a, NULL), BE_OK);
 }
 
+/* The write's sweep is skipped only while nothing can be dead: once a
+ * prefix is registered (no entry has an expiry), invalidated entries are
+ * still swept away by writes of other keys. */
+START_TEST(sweep_after_writes_with_prefixes_only) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  for (int i = 0; i < 100; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "p:%d", i);
+    ck_assert_int_eq(sets(c, k, "v", 0), BE_OK);
+  }
+  ck_assert_int_eq(be_cache_register_prefix(c, "p:", 2, NULL), BE_OK);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p:", 2, NULL), BE_OK);
+  ck_assert_uint_eq(stats_of(c).entries, 100); /* dead, not yet removed */
+  for (int i = 0; i < 200; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "q:%d", i);
+    ck_assert_int_eq(sets(c, k, "v", 0), BE_OK);
+  }
+  be_cache_stats st = stats_of(c);
+  ck_assert_uint_eq(st.invalidations, 100);
+  ck_assert_uint_eq(st.entries, 200);
+  assert_stats_add_up(c);
+  be_cache_free(c);
+}
+END_TEST
+
+static int same_size_loader(const void *key, size_t klen, be_cache_load *ld, void *ud,
+                            be_error **err) {
+  (void)ud;
+  char v[64];
+  memset(v, 0, sizeof v);
+  memcpy(v, key, klen < sizeof v ? klen : sizeof v);
+  return be_cache_load_set_value(ld, v, sizeof v, 0, err);
+}
+
+/* Evicted entries' blocks are reused for new entries of the same size
+ * (a miss then allocates nothing): a reused block holds only the new
+ * value, a block a handle still holds is never reused, and the cache
+ * frees the blocks it kept. */
+START_TEST(evicted_blocks_are_reused_safely) {
+  use_counting_allocator();
+  be_cache *c = new_cache(NULL, 1, 8, 0, 0);
+  be_cache_entry *held = NULL;
+  ck_assert_int_eq(be_cache_get_or_load(&held, NULL, c, "key:0000", 8, same_size_loader, NULL,
+                                        NULL),
+                   BE_OK);
+  for (int i = 1; i < 2000; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "key:%04d", i);
+    be_cache_entry *h = NULL;
+    ck_assert_int_eq(be_cache_get_or_load(&h, NULL, c, k, 8, same_size_loader, NULL, NULL),
+                     BE_OK);
+    size_t n = 0;
+    const char *v = be_cache_entry_value(h, &n);
+    ck_assert_uint_eq(n, 64);
+    ck_assert_int_eq(memcmp(v, k, 8), 0);
+    be_cache_entry_release(h);
+    if (i % 3 == 0) { /* sets take spare blocks too */
+      char sv[64] = {0};
+      memcpy(sv, k, 8);
+      ck_assert_int_eq(be_cache_set(c, k, 8, sv, sizeof sv, 0, NULL), BE_OK);
+    }
+  }
+  size_t n = 0;
+  ck_assert_int_eq(memcmp(be_cache_entry_value(held, &n), "key:0000", 8), 0);
+  ck_assert_uint_eq(n, 64);
+  be_cache_entry_release(held);
+  for (int i = 1992; i < 2000; i++) {
+    char k[16], v[64];
+    snprintf(k, sizeof k, "key:%04d", i);
+    ck_assert_int_eq(be_cache_get_copy(v, sizeof v, &n, c, k, 8, NULL), BE_OK);
+    ck_assert_int_eq(memcmp(v, k, 8), 0);
+  }
+  be_cache_free(c); /* no stats call first: the kept blocks go with the cache */
+  ck_assert_int_eq(atomic_load(&mem_live), 0);
+  be_set_allocator(NULL, NULL);
+}
+END_TEST
+
 START_TEST(memory_accounting_is_exact) {
   use_counting_allocator();
   be_cache *c = new_cache(NULL, 4, 0, 0, 0);
@@ -2494,6 +2573,8 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, sweep_removes_dead_without_lookups);
   tcase_add_test(tc, byte_bound_with_large_values);
   tcase_add_test(tc, memory_accounting_is_exact);
+  tcase_add_test(tc, sweep_after_writes_with_prefixes_only);
+  tcase_add_test(tc, evicted_blocks_are_reused_safely);
   tcase_add_test(tc, count_bound_splits_over_shards);
   tcase_add_test(tc, prefix_invalidation_registered_and_not);
   tcase_add_test(tc, prefix_invalidation_under_concurrent_sets);
