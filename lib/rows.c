@@ -15,7 +15,7 @@ typedef struct cell {
   union {
     int64_t i;
     double d;
-    const char *p; /* into the arena */
+    const void *p; /* into the arena */
   } u;
 } cell;
 
@@ -29,11 +29,26 @@ typedef struct chunk {
 
 #define CHUNK_MIN 16384
 
+/* Rows being read land in blocks that never move (a growing result costs
+ * no copies); be__rows_finish lays them out in one array, in arrival order
+ * or grouped. Each row carries its group. */
+typedef struct block {
+  struct block *next;
+  size_t n, cap;  /* rows */
+  uint32_t *tags; /* per row: its group */
+  cell cells[];   /* cap * ncols, row-major */
+} block;
+
+#define BLOCK_MIN 16
+#define BLOCK_MAX 4096
+
 struct be_rows {
   int32_t ncols;
+  int32_t own_cells; /* cells is its own allocation (else inside head) */
   char **names;
-  cell *cells; /* nrows * ncols, row-major */
-  size_t nrows, cap_rows;
+  cell *cells; /* nrows * ncols, row-major, once finished */
+  size_t nrows;
+  block *head, *tail; /* while building; a single block may hold cells */
   chunk *arena;
 };
 
@@ -62,14 +77,23 @@ static const char *arena_copy(be_rows *r, const void *src, size_t n) {
   return p;
 }
 
+static void free_blocks(be_rows *r) {
+  for (block *b = r->head, *next; b; b = next) {
+    next = b->next;
+    be__free(b);
+  }
+  r->head = r->tail = NULL;
+}
+
 void be_rows_free(be_rows *rows) {
   if (rows == NULL) return;
   for (chunk *c = rows->arena, *next; c; c = next) {
     next = c->next;
     be__free(c);
   }
+  free_blocks(rows);
   be__free(rows->names);
-  be__free(rows->cells);
+  if (rows->own_cells) be__free(rows->cells);
   be__free(rows);
 }
 
@@ -96,56 +120,119 @@ oom:
   return be__error_oom(err);
 }
 
-static int grow_rows(be_rows *r) {
-  size_t cap = r->cap_rows ? r->cap_rows * 2 : 16;
+static block *add_block(be_rows *r) {
+  size_t cap = r->tail ? r->tail->cap * 2 : BLOCK_MIN;
+  if (cap > BLOCK_MAX) cap = BLOCK_MAX;
   size_t per = (size_t)(r->ncols > 0 ? r->ncols : 1);
-  if (cap > SIZE_MAX / sizeof(cell) / per) return 0;
-  cell *cells = be__realloc(r->cells, cap * per * sizeof(cell));
-  if (cells == NULL) return 0;
-  r->cells = cells;
-  r->cap_rows = cap;
+  if (per > (SIZE_MAX - sizeof(block)) / cap / (sizeof(cell) + sizeof(uint32_t))) return NULL;
+  block *b = be__malloc(sizeof *b + cap * per * sizeof(cell) + cap * sizeof(uint32_t));
+  if (b == NULL) return NULL;
+  b->next = NULL;
+  b->n = 0;
+  b->cap = cap;
+  b->tags = (uint32_t *)(b->cells + cap * per);
+  if (r->tail) r->tail->next = b;
+  else r->head = b;
+  r->tail = b;
+  return b;
+}
+
+/* Column c of the current row into *v: straight through the driver's
+ * column_value when the reader has it (and the row has the column), else
+ * through storage's checked read. Text and blob bytes go to the arena. */
+static int read_cell(be_rows *r, const be__row_reader *rd, be_stmt *stmt, int32_t c, cell *v) {
+  int32_t type;
+  v->len = 0;
+  v->u.p = NULL;
+  if (rd->value != NULL && c < rd->ncols) {
+    type = rd->value(rd->native, c, &v->u.i, &v->u.d, &v->u.p, &v->len);
+  } else {
+    be__value x;
+    be__stmt_column_value(stmt, c, &x);
+    type = x.type;
+    v->len = x.len;
+    if (type == BE_TYPE_INT) v->u.i = x.i;
+    else if (type == BE_TYPE_FLOAT) v->u.d = x.d;
+    else v->u.p = x.p;
+  }
+  switch (type) {
+    case BE_TYPE_INT:
+    case BE_TYPE_FLOAT: break;
+    case BE_TYPE_TEXT:
+    case BE_TYPE_BLOB:
+      if (v->u.p == NULL) v->len = 0;
+      if ((v->u.p = arena_copy(r, v->u.p, v->len)) == NULL) return 0;
+      break;
+    default:
+      type = BE_TYPE_NULL;
+      v->u.i = 0;
+      v->len = 0;
+      break;
+  }
+  v->type = type;
   return 1;
 }
 
-int be__rows_add(be_rows *r, be_stmt *stmt, be_error **err) {
-  if (r->nrows == r->cap_rows && !grow_rows(r)) return be__error_oom(err);
-  cell *row = r->cells + r->nrows * (size_t)r->ncols;
-  for (int32_t c = 0; c < r->ncols; c++) {
-    cell *v = &row[c];
-    be__value x;
-    be__stmt_column_value(stmt, c, &x);
-    v->type = x.type;
-    v->len = 0;
-    switch (x.type) {
-      case BE_TYPE_INT: v->u.i = x.i; break;
-      case BE_TYPE_FLOAT: v->u.d = x.d; break;
-      case BE_TYPE_TEXT:
-      case BE_TYPE_BLOB:
-        v->u.p = arena_copy(r, x.p, x.p ? x.len : 0);
-        if (v->u.p == NULL) return be__error_oom(err);
-        v->len = x.p ? x.len : 0;
-        break;
-      default:
-        v->type = BE_TYPE_NULL;
-        v->u.i = 0;
-        break;
-    }
-  }
+int be__rows_add(be_rows *r, const be__row_reader *rd, be_stmt *stmt, uint32_t group,
+                 be_error **err) {
+  block *b = r->tail;
+  if ((b == NULL || b->n == b->cap) && (b = add_block(r)) == NULL) return be__error_oom(err);
+  cell *row = b->cells + b->n * (size_t)r->ncols;
+  for (int32_t c = 0; c < r->ncols; c++)
+    if (!read_cell(r, rd, stmt, c, &row[c])) return be__error_oom(err);
+  b->tags[b->n++] = group;
   r->nrows++;
   return BE_OK;
 }
 
-int be__rows_permute(be_rows *r, const size_t *order, be_error **err) {
-  if (r->nrows < 2 || r->ncols == 0) return BE_OK;
-  size_t per = (size_t)r->ncols;
+/* The blocks' rows in arrival order: a single block's cells stay where
+ * they are. */
+static int lay_out(be_rows *r, size_t per) {
+  if (r->head == NULL || r->head == r->tail) {
+    r->cells = r->head ? r->head->cells : NULL;
+    return 1;
+  }
   cell *cells = be__malloc(r->nrows * per * sizeof(cell));
-  if (cells == NULL) return be__error_oom(err);
-  for (size_t i = 0; i < r->nrows; i++)
-    memcpy(cells + i * per, r->cells + order[i] * per, per * sizeof(cell));
-  be__free(r->cells);
+  if (cells == NULL) return 0;
+  size_t at = 0;
+  for (block *b = r->head; b; b = b->next) {
+    memcpy(cells + at * per, b->cells, b->n * per * sizeof(cell));
+    at += b->n;
+  }
+  free_blocks(r);
   r->cells = cells;
-  r->cap_rows = r->nrows;
-  return BE_OK;
+  r->own_cells = 1;
+  return 1;
+}
+
+/* Rows of group g at [first[g], first[g] + count[g]), in arrival order
+ * inside a group (a stable counting sort). */
+static int group_out(be_rows *r, size_t per, size_t ngroups, size_t *first, size_t *count) {
+  memset(count, 0, ngroups * sizeof *count);
+  for (block *b = r->head; b; b = b->next)
+    for (size_t i = 0; i < b->n; i++) count[b->tags[i]]++;
+  size_t at = 0;
+  for (size_t g = 0; g < ngroups; g++) {
+    first[g] = at;
+    at += count[g];
+  }
+  cell *cells = be__malloc((r->nrows ? r->nrows : 1) * per * sizeof(cell));
+  if (cells == NULL) return 0;
+  /* first[] doubles as the fill cursor, then is restored */
+  for (block *b = r->head; b; b = b->next)
+    for (size_t i = 0; i < b->n; i++)
+      memcpy(cells + first[b->tags[i]]++ * per, b->cells + i * per, per * sizeof(cell));
+  for (size_t g = 0; g < ngroups; g++) first[g] -= count[g];
+  free_blocks(r);
+  r->cells = cells;
+  r->own_cells = 1;
+  return 1;
+}
+
+int be__rows_finish(be_rows *r, size_t ngroups, size_t *first, size_t *count, be_error **err) {
+  size_t per = (size_t)(r->ncols > 0 ? r->ncols : 1);
+  int ok = ngroups == 0 ? lay_out(r, per) : group_out(r, per, ngroups, first, count);
+  return ok ? BE_OK : be__error_oom(err);
 }
 
 int be_rows_query(be_rows **out, be_conn *conn, const char *sql, const be_params *params,
@@ -160,11 +247,14 @@ int be_rows_query(be_rows **out, be_conn *conn, const char *sql, const be_params
   if (rc != BE_OK) return rc;
   rc = be__params_bind(params, stmt, 1, err);
   if (rc == BE_OK) rc = be__rows_new(&r, be_stmt_column_count(stmt), NULL, stmt, err);
-  while (rc == BE_OK) {
+  be__row_reader rd = {0};
+  for (int first = 1; rc == BE_OK; first = 0) {
     int s = be_stmt_step(stmt, err);
     if (s == BE_DONE) break;
-    rc = s == BE_ROW ? be__rows_add(r, stmt, err) : (s < 0 ? s : BE_E_INTERNAL);
+    if (s == BE_ROW && first) be__stmt_row_reader(stmt, &rd);
+    rc = s == BE_ROW ? be__rows_add(r, &rd, stmt, 0, err) : (s < 0 ? s : BE_E_INTERNAL);
   }
+  if (rc == BE_OK) rc = be__rows_finish(r, 0, NULL, NULL, err);
   be_stmt_finalize(stmt);
   if (rc != BE_OK) {
     be_rows_free(r);
