@@ -29,9 +29,17 @@ typedef struct chunk {
 
 #define CHUNK_MIN 16384
 
-/* Rows being read land in blocks that never move (a growing result costs
- * no copies); be__rows_finish lays them out in one array, in arrival order
- * or grouped. Each row carries its group. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#  define UNLIKELY(x) (x)
+#  define LIKELY(x) (x)
+#endif
+
+/* Rows land in blocks that never move (a growing result costs no copies)
+ * and stay there; be__rows_finish indexes them, in arrival order or
+ * grouped. Each row carries its group. */
 typedef struct block {
   struct block *next;
   size_t n, cap;  /* rows */
@@ -44,11 +52,10 @@ typedef struct block {
 
 struct be_rows {
   int32_t ncols;
-  int32_t own_cells; /* cells is its own allocation (else inside head) */
   char **names;
-  cell *cells; /* nrows * ncols, row-major, once finished */
+  cell **rowp; /* per row: its ncols cells, once finished */
   size_t nrows;
-  block *head, *tail; /* while building; a single block may hold cells */
+  block *head, *tail;
   chunk *arena;
 };
 
@@ -93,7 +100,7 @@ void be_rows_free(be_rows *rows) {
   }
   free_blocks(rows);
   be__free(rows->names);
-  if (rows->own_cells) be__free(rows->cells);
+  be__free(rows->rowp);
   be__free(rows);
 }
 
@@ -137,77 +144,74 @@ static block *add_block(be_rows *r) {
   return b;
 }
 
-/* Column c of the current row into *v: straight through the driver's
- * column_value when the reader has it (and the row has the column), else
- * through storage's checked read. Text and blob bytes go to the arena. */
-static int read_cell(be_rows *r, const be__row_reader *rd, be_stmt *stmt, int32_t c, cell *v) {
-  int32_t type;
-  v->len = 0;
-  v->u.p = NULL;
-  if (rd->value != NULL && c < rd->ncols) {
-    type = rd->value(rd->native, c, &v->u.i, &v->u.d, &v->u.p, &v->len);
-  } else {
-    be__value x;
-    be__stmt_column_value(stmt, c, &x);
-    type = x.type;
-    v->len = x.len;
-    if (type == BE_TYPE_INT) v->u.i = x.i;
-    else if (type == BE_TYPE_FLOAT) v->u.d = x.d;
-    else v->u.p = x.p;
+/* Text and blob bytes of v (read from the driver) into the arena. */
+static inline int keep_bytes(be_rows *r, cell *v) {
+  size_t n = v->u.p ? v->len : 0;
+  chunk *c = r->arena;
+  char *p;
+  if (LIKELY(c != NULL && c->cap - c->used > n)) {
+    p = c->data + c->used;
+    c->used += n + 1;
+  } else if ((p = arena_alloc(r, n + 1)) == NULL) {
+    return 0;
   }
-  switch (type) {
-    case BE_TYPE_INT:
-    case BE_TYPE_FLOAT: break;
-    case BE_TYPE_TEXT:
-    case BE_TYPE_BLOB:
-      if (v->u.p == NULL) v->len = 0;
-      if ((v->u.p = arena_copy(r, v->u.p, v->len)) == NULL) return 0;
-      break;
-    default:
-      type = BE_TYPE_NULL;
-      v->u.i = 0;
-      v->len = 0;
-      break;
-  }
-  v->type = type;
+  if (n) memcpy(p, v->u.p, n);
+  p[n] = '\0';
+  v->u.p = p;
+  v->len = n;
   return 1;
+}
+
+/* Column c of the current row through storage's checked read (a driver
+ * without column_value, or a row shorter than the result). */
+static int32_t read_checked(be_stmt *stmt, int32_t c, cell *v) {
+  be__value x;
+  be__stmt_column_value(stmt, c, &x);
+  v->len = x.len;
+  if (x.type == BE_TYPE_INT) v->u.i = x.i;
+  else if (x.type == BE_TYPE_FLOAT) v->u.d = x.d;
+  else v->u.p = x.p;
+  return x.type;
 }
 
 int be__rows_add(be_rows *r, const be__row_reader *rd, be_stmt *stmt, uint32_t group,
                  be_error **err) {
   block *b = r->tail;
-  if ((b == NULL || b->n == b->cap) && (b = add_block(r)) == NULL) return be__error_oom(err);
-  cell *row = b->cells + b->n * (size_t)r->ncols;
-  for (int32_t c = 0; c < r->ncols; c++)
-    if (!read_cell(r, rd, stmt, c, &row[c])) return be__error_oom(err);
+  if (UNLIKELY(b == NULL || b->n == b->cap) && (b = add_block(r)) == NULL) return be__error_oom(err);
+  int32_t ncols = r->ncols;
+  cell *v = b->cells + b->n * (size_t)ncols;
+  be__column_value_fn value = rd->ncols >= ncols ? rd->value : NULL;
+  /* the driver sets only the value of the type it returns: an int or a
+   * float leaves len alone, and no accessor reads it for them */
+  for (int32_t c = 0; c < ncols; c++, v++) {
+    v->len = 0;
+    v->u.p = NULL;
+    int32_t type = LIKELY(value != NULL) ? value(rd->native, c, &v->u.i, &v->u.d, &v->u.p, &v->len)
+                                         : read_checked(stmt, c, v);
+    if (type == BE_TYPE_TEXT || type == BE_TYPE_BLOB) {
+      if (!keep_bytes(r, v)) return be__error_oom(err);
+    } else if (type != BE_TYPE_INT && type != BE_TYPE_FLOAT) {
+      type = BE_TYPE_NULL;
+    }
+    v->type = type;
+  }
   b->tags[b->n++] = group;
   r->nrows++;
   return BE_OK;
 }
 
-/* The blocks' rows in arrival order: a single block's cells stay where
- * they are. */
-static int lay_out(be_rows *r, size_t per) {
-  if (r->head == NULL || r->head == r->tail) {
-    r->cells = r->head ? r->head->cells : NULL;
-    return 1;
+/* Index the rows in arrival order (ngroups 0), or grouped: the rows of
+ * group g at [first[g], first[g] + count[g]), in arrival order inside a
+ * group (a stable counting sort). */
+int be__rows_finish(be_rows *r, size_t ngroups, size_t *first, size_t *count, be_error **err) {
+  size_t per = (size_t)r->ncols;
+  if ((r->rowp = be__malloc((r->nrows ? r->nrows : 1) * sizeof *r->rowp)) == NULL) return be__error_oom(err);
+  if (ngroups == 0) {
+    size_t at = 0;
+    for (block *b = r->head; b; b = b->next)
+      for (size_t i = 0; i < b->n; i++) r->rowp[at++] = b->cells + i * per;
+    return BE_OK;
   }
-  cell *cells = be__malloc(r->nrows * per * sizeof(cell));
-  if (cells == NULL) return 0;
-  size_t at = 0;
-  for (block *b = r->head; b; b = b->next) {
-    memcpy(cells + at * per, b->cells, b->n * per * sizeof(cell));
-    at += b->n;
-  }
-  free_blocks(r);
-  r->cells = cells;
-  r->own_cells = 1;
-  return 1;
-}
-
-/* Rows of group g at [first[g], first[g] + count[g]), in arrival order
- * inside a group (a stable counting sort). */
-static int group_out(be_rows *r, size_t per, size_t ngroups, size_t *first, size_t *count) {
   memset(count, 0, ngroups * sizeof *count);
   for (block *b = r->head; b; b = b->next)
     for (size_t i = 0; i < b->n; i++) count[b->tags[i]]++;
@@ -216,23 +220,11 @@ static int group_out(be_rows *r, size_t per, size_t ngroups, size_t *first, size
     first[g] = at;
     at += count[g];
   }
-  cell *cells = be__malloc((r->nrows ? r->nrows : 1) * per * sizeof(cell));
-  if (cells == NULL) return 0;
   /* first[] doubles as the fill cursor, then is restored */
   for (block *b = r->head; b; b = b->next)
-    for (size_t i = 0; i < b->n; i++)
-      memcpy(cells + first[b->tags[i]]++ * per, b->cells + i * per, per * sizeof(cell));
+    for (size_t i = 0; i < b->n; i++) r->rowp[first[b->tags[i]]++] = b->cells + i * per;
   for (size_t g = 0; g < ngroups; g++) first[g] -= count[g];
-  free_blocks(r);
-  r->cells = cells;
-  r->own_cells = 1;
-  return 1;
-}
-
-int be__rows_finish(be_rows *r, size_t ngroups, size_t *first, size_t *count, be_error **err) {
-  size_t per = (size_t)(r->ncols > 0 ? r->ncols : 1);
-  int ok = ngroups == 0 ? lay_out(r, per) : group_out(r, per, ngroups, first, count);
-  return ok ? BE_OK : be__error_oom(err);
+  return BE_OK;
 }
 
 int be_rows_query(be_rows **out, be_conn *conn, const char *sql, const be_params *params,
@@ -281,8 +273,9 @@ int32_t be_rows_column_index(const be_rows *rows, const char *name) {
 }
 
 static const cell *cell_at(const be_rows *r, size_t row, int32_t column) {
-  if (r == NULL || row >= r->nrows || column < 0 || column >= r->ncols) return NULL;
-  return &r->cells[row * (size_t)r->ncols + (size_t)column];
+  /* ncols >= 0: one unsigned compare checks both ends of column */
+  if (r == NULL || row >= r->nrows || (uint32_t)column >= (uint32_t)r->ncols) return NULL;
+  return &r->rowp[row][column];
 }
 
 int32_t be_rows_type(const be_rows *rows, size_t row, int32_t column) {
@@ -293,7 +286,7 @@ int32_t be_rows_type(const be_rows *rows, size_t row, int32_t column) {
 int64_t be_rows_int64(const be_rows *rows, size_t row, int32_t column) {
   const cell *v = cell_at(rows, row, column);
   if (v == NULL) return 0;
-  if (v->type == BE_TYPE_INT) return v->u.i;
+  if (LIKELY(v->type == BE_TYPE_INT)) return v->u.i;
   if (v->type == BE_TYPE_FLOAT) {
     /* out-of-range doubles clamp instead of invoking undefined behaviour */
     if (v->u.d >= 9223372036854775807.0) return INT64_MAX;
