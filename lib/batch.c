@@ -260,6 +260,17 @@ static size_t round_up_pow2(size_t n, size_t cap) {
   return p < cap ? p : cap;
 }
 
+/* n '?' placeholders separated by commas, appended 64 at a time. */
+static void question_marks(be__buf *b, size_t n) {
+  static const char run64[] = "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                              "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,";
+  for (size_t done = 0; done < n; done += 64) {
+    size_t k = n - done < 64 ? n - done : 64;
+    /* k marks, and the comma after the last one unless it ends the list */
+    be__buf_append(b, run64, 2 * k - (done + k == n));
+  }
+}
+
 /* Build the statement text for `slots` keys. */
 static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_error **err) {
   be__buf b;
@@ -274,9 +285,10 @@ static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_erro
     placeholder(&b, r->dollar, r->nwhere + 1);
   } else {
     be__buf_puts(&b, " IN (");
-    for (size_t s = 0; s < slots; s++) {
+    question_marks(&b, r->dollar ? 0 : slots);
+    for (size_t s = 0; r->dollar && s < slots; s++) {
       if (s) be__buf_append(&b, ",", 1);
-      placeholder(&b, r->dollar, r->nwhere + 1 + (int32_t)s);
+      placeholder(&b, 1, r->nwhere + 1 + (int32_t)s);
     }
   }
   sql_tail(&b, r->o);
@@ -306,8 +318,8 @@ static int run_all(run *r, int32_t strategy, size_t chunk, be_error **err) {
  * caller's key order and rows keep the statement's order inside a group. */
 static int group_rows(run *r, be_batch_result *res, be_error **err) {
   size_t nk = r->keys->n;
-  res->first = be__calloc(nk ? nk : 1, sizeof *res->first);
-  res->count = be__calloc(nk ? nk : 1, sizeof *res->count);
+  res->first = be__malloc((nk ? nk : 1) * sizeof *res->first);
+  res->count = be__malloc((nk ? nk : 1) * sizeof *res->count);
   if (res->first == NULL || res->count == NULL) return be__error_oom(err);
   int rc = be__rows_finish(r->rows, nk, res->first, res->count, err);
   for (size_t k = 0; rc == BE_OK && r->o->relation == BE_BATCH_ONE && k < nk; k++)

@@ -9,15 +9,7 @@
 #include "rows.h"
 #include "storage.h"
 
-typedef struct cell {
-  int32_t type;
-  size_t len;
-  union {
-    int64_t i;
-    double d;
-    const void *p; /* into the arena */
-  } u;
-} cell;
+typedef be__cell cell;
 
 /* Bytes are bump-allocated from large chunks: one result set costs a few
  * allocations however many values it holds. */
@@ -174,26 +166,34 @@ static int32_t read_checked(be_stmt *stmt, int32_t c, cell *v) {
   return x.type;
 }
 
+/* Columns [0, ncols) of the current row a value at a time (a driver
+ * without a whole-row read). */
+static void read_values(const be__row_reader *rd, be_stmt *stmt, int32_t ncols, cell *v) {
+  /* a short row (schema change) or no column_value: storage's checked read */
+  be__column_value_fn value = rd->ncols >= ncols ? rd->value : NULL;
+  for (int32_t c = 0; c < ncols; c++, v++) {
+    v->len = 0;
+    v->u.p = NULL;
+    v->type = value ? value(rd->native, c, &v->u.i, &v->u.d, &v->u.p, &v->len) : read_checked(stmt, c, v);
+  }
+}
+
 int be__rows_add(be_rows *r, const be__row_reader *rd, be_stmt *stmt, uint32_t group,
                  be_error **err) {
   block *b = r->tail;
   if (UNLIKELY(b == NULL || b->n == b->cap) && (b = add_block(r)) == NULL) return be__error_oom(err);
   int32_t ncols = r->ncols;
-  cell *v = b->cells + b->n * (size_t)ncols;
-  be__column_value_fn value = rd->ncols >= ncols ? rd->value : NULL;
-  /* the driver sets only the value of the type it returns: an int or a
-   * float leaves len alone, and no accessor reads it for them */
-  for (int32_t c = 0; c < ncols; c++, v++) {
-    v->len = 0;
-    v->u.p = NULL;
-    int32_t type = LIKELY(value != NULL) ? value(rd->native, c, &v->u.i, &v->u.d, &v->u.p, &v->len)
-                                         : read_checked(stmt, c, v);
+  cell *row = b->cells + b->n * (size_t)ncols;
+  if (LIKELY(rd->row != NULL && rd->ncols >= ncols)) rd->row(rd->native, ncols, row);
+  else read_values(rd, stmt, ncols, row);
+  for (cell *v = row; v < row + ncols; v++) {
+    int32_t type = v->type;
     if (type == BE_TYPE_TEXT || type == BE_TYPE_BLOB) {
       if (!keep_bytes(r, v)) return be__error_oom(err);
     } else if (type != BE_TYPE_INT && type != BE_TYPE_FLOAT) {
-      type = BE_TYPE_NULL;
+      v->type = BE_TYPE_NULL;
+      v->u.i = 0;
     }
-    v->type = type;
   }
   b->tags[b->n++] = group;
   r->nrows++;

@@ -715,6 +715,7 @@ void be__stmt_column_value(be_stmt *s, int32_t col, be__value *v) {
 void be__stmt_row_reader(be_stmt *s, be__row_reader *out) {
   const be_driver *d = s->conn->drv;
   out->native = s->native;
+  out->row = be__sqlite_row_fn(d);
   out->value = d->version >= 3 ? d->column_value : NULL;
   out->int64 = d->column_int64;
   out->ncols = s->ncols;
