@@ -24,9 +24,11 @@ typedef struct chunk {
 #if defined(__GNUC__) || defined(__clang__)
 #  define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #  define LIKELY(x) __builtin_expect(!!(x), 1)
+#  define OUT_OF_LINE __attribute__((noinline))
 #else
 #  define UNLIKELY(x) (x)
 #  define LIKELY(x) (x)
+#  define OUT_OF_LINE
 #endif
 
 /* Rows land in blocks that never move (a growing result costs no copies)
@@ -51,7 +53,7 @@ struct be_rows {
   chunk *arena;
 };
 
-static char *arena_alloc(be_rows *r, size_t n) {
+OUT_OF_LINE static char *arena_alloc(be_rows *r, size_t n) {
   chunk *c = r->arena;
   if (c == NULL || c->cap - c->used < n) {
     size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
@@ -119,7 +121,7 @@ oom:
   return be__error_oom(err);
 }
 
-static block *add_block(be_rows *r) {
+OUT_OF_LINE static block *add_block(be_rows *r) {
   size_t cap = r->tail ? r->tail->cap * 2 : BLOCK_MIN;
   if (cap > BLOCK_MAX) cap = BLOCK_MAX;
   size_t per = (size_t)(r->ncols > 0 ? r->ncols : 1);
@@ -168,7 +170,8 @@ static int32_t read_checked(be_stmt *stmt, int32_t c, cell *v) {
 
 /* Columns [0, ncols) of the current row a value at a time (a driver
  * without a whole-row read). */
-static void read_values(const be__row_reader *rd, be_stmt *stmt, int32_t ncols, cell *v) {
+OUT_OF_LINE static void read_values(const be__row_reader *rd, be_stmt *stmt, int32_t ncols,
+                                    cell *v) {
   /* a short row (schema change) or no column_value: storage's checked read */
   be__column_value_fn value = rd->ncols >= ncols ? rd->value : NULL;
   for (int32_t c = 0; c < ncols; c++, v++) {
@@ -272,20 +275,21 @@ int32_t be_rows_column_index(const be_rows *rows, const char *name) {
   return -1;
 }
 
-static const cell *cell_at(const be_rows *r, size_t row, int32_t column) {
+/* What an out-of-range row or column reads as. */
+static const cell null_cell = {BE_TYPE_NULL, 0, {0}};
+
+static inline const cell *cell_at(const be_rows *r, size_t row, int32_t column) {
   /* ncols >= 0: one unsigned compare checks both ends of column */
-  if (r == NULL || row >= r->nrows || (uint32_t)column >= (uint32_t)r->ncols) return NULL;
+  if (UNLIKELY(r == NULL || row >= r->nrows || (uint32_t)column >= (uint32_t)r->ncols)) return &null_cell;
   return &r->rowp[row][column];
 }
 
 int32_t be_rows_type(const be_rows *rows, size_t row, int32_t column) {
-  const cell *v = cell_at(rows, row, column);
-  return v ? v->type : BE_TYPE_NULL;
+  return cell_at(rows, row, column)->type;
 }
 
 int64_t be_rows_int64(const be_rows *rows, size_t row, int32_t column) {
   const cell *v = cell_at(rows, row, column);
-  if (v == NULL) return 0;
   if (LIKELY(v->type == BE_TYPE_INT)) return v->u.i;
   if (v->type == BE_TYPE_FLOAT) {
     /* out-of-range doubles clamp instead of invoking undefined behaviour */
@@ -298,7 +302,6 @@ int64_t be_rows_int64(const be_rows *rows, size_t row, int32_t column) {
 
 double be_rows_double(const be_rows *rows, size_t row, int32_t column) {
   const cell *v = cell_at(rows, row, column);
-  if (v == NULL) return 0.0;
   if (v->type == BE_TYPE_FLOAT) return v->u.d;
   if (v->type == BE_TYPE_INT) return (double)v->u.i;
   return 0.0;
@@ -306,14 +309,14 @@ double be_rows_double(const be_rows *rows, size_t row, int32_t column) {
 
 const char *be_rows_text(const be_rows *rows, size_t row, int32_t column, size_t *len) {
   const cell *v = cell_at(rows, row, column);
-  int ok = v && v->type == BE_TYPE_TEXT;
+  int ok = v->type == BE_TYPE_TEXT;
   if (len) *len = ok ? v->len : 0;
   return ok ? v->u.p : NULL;
 }
 
 const void *be_rows_blob(const be_rows *rows, size_t row, int32_t column, size_t *len) {
   const cell *v = cell_at(rows, row, column);
-  int ok = v && (v->type == BE_TYPE_TEXT || v->type == BE_TYPE_BLOB);
+  int ok = v->type == BE_TYPE_TEXT || v->type == BE_TYPE_BLOB;
   if (len) *len = ok ? v->len : 0;
   return ok ? v->u.p : NULL;
 }
