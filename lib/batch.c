@@ -147,48 +147,46 @@ typedef struct run {
   be__key_set *keys;
   int32_t nwhere;
   int dollar;
-  be_rows *rows;
-  size_t *group; /* per row: key index */
-  size_t cap_group;
+  be_rows *rows; /* each row's group is its key's index */
 } run;
+
+/* The key index of the current row's key (column kc), or 0 when it is
+ * not a key of the load. An index walk returns a key's rows together, so
+ * *last remembers the last int key found. */
+static int find_key(const run *r, be_stmt *stmt, const be__row_reader *rd, int32_t kc,
+                    int64_t *last_key, size_t *last, size_t *g) {
+  if (r->keys->type != BE_TYPE_INT) {
+    size_t len = 0;
+    const char *t = be_stmt_column_text(stmt, kc, &len);
+    return t && be__key_set_find_text(r->keys, t, len, g);
+  }
+  int64_t key = kc < rd->ncols ? rd->int64(rd->native, kc) : 0;
+  if (*last != SIZE_MAX && key == *last_key) {
+    *g = *last;
+    return 1;
+  }
+  if (!be__key_set_find_int(r->keys, key, g)) return 0;
+  *last_key = key;
+  *last = *g;
+  return 1;
+}
 
 /* Read the rows of one prepared and bound statement. */
 static int collect(run *r, be_stmt *stmt, be_error **err) {
   int32_t kc = (int32_t)r->o->column_count;
   int rc = BE_OK;
   if (r->rows == NULL && (rc = be__rows_new(&r->rows, kc, r->o->columns, NULL, err)) != BE_OK) return rc;
-  /* An index walk returns a key's rows together: remember the last key. */
+  be__row_reader rd = {0};
   int64_t last_key = 0;
-  size_t last_g = SIZE_MAX;
-  for (;;) {
+  size_t last = SIZE_MAX;
+  for (int first = 1;; first = 0) {
     int s = be_stmt_step(stmt, err);
     if (s == BE_DONE) return BE_OK;
     if (s != BE_ROW) return s < 0 ? s : be__error_set(err, BE_E_INTERNAL, "unexpected step result %d", s);
+    if (first) be__stmt_row_reader(stmt, &rd);
     size_t g;
-    int found;
-    if (r->keys->type == BE_TYPE_INT) {
-      int64_t key = be_stmt_column_int64(stmt, kc);
-      found = last_g != SIZE_MAX && key == last_key ? (g = last_g, 1) : be__key_set_find_int(r->keys, key, &g);
-      if (found) {
-        last_key = key;
-        last_g = g;
-      }
-    } else {
-      size_t len = 0;
-      const char *t = be_stmt_column_text(stmt, kc, &len);
-      found = t && be__key_set_find_text(r->keys, t, len, &g);
-    }
-    if (!found) continue;
-    size_t n = be_rows_count(r->rows);
-    if (n == r->cap_group) {
-      size_t cap = r->cap_group ? r->cap_group * 2 : 64;
-      size_t *gr = be__realloc(r->group, cap * sizeof *gr);
-      if (gr == NULL) return be__error_oom(err);
-      r->group = gr;
-      r->cap_group = cap;
-    }
-    if ((rc = be__rows_add(r->rows, stmt, err)) != BE_OK) return rc;
-    r->group[n] = g;
+    if (!find_key(r, stmt, &rd, kc, &last_key, &last, &g)) continue;
+    if ((rc = be__rows_add(r->rows, &rd, stmt, (uint32_t)g, err)) != BE_OK) return rc;
   }
 }
 
@@ -262,6 +260,17 @@ static size_t round_up_pow2(size_t n, size_t cap) {
   return p < cap ? p : cap;
 }
 
+/* n '?' placeholders separated by commas, appended 64 at a time. */
+static void question_marks(be__buf *b, size_t n) {
+  static const char run64[] = "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                              "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,";
+  for (size_t done = 0; done < n; done += 64) {
+    size_t k = n - done < 64 ? n - done : 64;
+    /* k marks, and the comma after the last one unless it ends the list */
+    be__buf_append(b, run64, 2 * k - (done + k == n));
+  }
+}
+
 /* Build the statement text for `slots` keys. */
 static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_error **err) {
   be__buf b;
@@ -276,9 +285,10 @@ static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_erro
     placeholder(&b, r->dollar, r->nwhere + 1);
   } else {
     be__buf_puts(&b, " IN (");
-    for (size_t s = 0; s < slots; s++) {
+    question_marks(&b, r->dollar ? 0 : slots);
+    for (size_t s = 0; r->dollar && s < slots; s++) {
       if (s) be__buf_append(&b, ",", 1);
-      placeholder(&b, r->dollar, r->nwhere + 1 + (int32_t)s);
+      placeholder(&b, 1, r->nwhere + 1 + (int32_t)s);
     }
   }
   sql_tail(&b, r->o);
@@ -307,38 +317,21 @@ static int run_all(run *r, int32_t strategy, size_t chunk, be_error **err) {
 /* Group rows by key with a stable counting sort, so groups follow the
  * caller's key order and rows keep the statement's order inside a group. */
 static int group_rows(run *r, be_batch_result *res, be_error **err) {
-  size_t nk = r->keys->n, nr = be_rows_count(r->rows);
-  res->first = be__calloc(nk ? nk : 1, sizeof *res->first);
-  res->count = be__calloc(nk ? nk : 1, sizeof *res->count);
-  size_t *order = be__malloc((nr ? nr : 1) * sizeof *order);
-  int rc = BE_OK;
-  if (res->first == NULL || res->count == NULL || order == NULL) {
-    rc = be__error_oom(err);
-    goto done;
-  }
-  for (size_t i = 0; i < nr; i++) res->count[r->group[i]]++;
-  size_t at = 0;
-  for (size_t k = 0; k < nk; k++) {
-    if (r->o->relation == BE_BATCH_ONE && res->count[k] > 1) {
+  size_t nk = r->keys->n;
+  res->first = be__malloc((nk ? nk : 1) * sizeof *res->first);
+  res->count = be__malloc((nk ? nk : 1) * sizeof *res->count);
+  if (res->first == NULL || res->count == NULL) return be__error_oom(err);
+  int rc = be__rows_finish(r->rows, nk, res->first, res->count, err);
+  for (size_t k = 0; rc == BE_OK && r->o->relation == BE_BATCH_ONE && k < nk; k++)
+    if (res->count[k] > 1)
       rc = be__error_set(err, BE_E_CONFLICT, "one-to-one batch load: a key matched %zu rows in %s",
                          res->count[k], r->o->table);
-      goto done;
-    }
-    res->first[k] = at;
-    at += res->count[k];
-  }
-  /* first[] doubles as the fill cursor, then is restored */
-  for (size_t i = 0; i < nr; i++) order[res->first[r->group[i]]++] = i;
-  for (size_t k = 0; k < nk; k++) res->first[k] -= res->count[k];
-  rc = be__rows_permute(r->rows, order, err);
-done:
-  be__free(order);
   return rc;
 }
 
 int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                   be__key_set *keys, be_error **err) {
-  run r = {conn, opts, keys, 0, 0, NULL, NULL, 0};
+  run r = {conn, opts, keys, 0, 0, NULL};
   be_batch_result *res = NULL;
   const be_driver *drv = be_conn_driver(conn);
   int rc = be__batch_check_opts(opts, err);
@@ -376,12 +369,10 @@ int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *
   res->rows = r.rows;
   res->keys = *keys;
   be__key_set_init(keys, keys->type);
-  be__free(r.group);
   *out = res;
   return BE_OK;
 fail:
   be_rows_free(r.rows);
-  be__free(r.group);
   be_batch_result_free(res);
   be__key_set_free(keys);
   return rc;

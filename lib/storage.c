@@ -799,6 +799,15 @@ void be__stmt_column_value(be_stmt *s, int32_t col, be__value *v) {
   }
 }
 
+void be__stmt_row_reader(be_stmt *s, be__row_reader *out) {
+  const be_driver *d = s->conn->drv;
+  out->native = s->native;
+  out->row = be__sqlite_row_fn(d);
+  out->value = d->version >= 3 ? d->column_value : NULL;
+  out->int64 = d->column_int64;
+  out->ncols = s->ncols;
+}
+
 int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
   if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));

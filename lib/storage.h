@@ -167,6 +167,47 @@ typedef struct be__value {
  * call when the driver has column_value, else column_type and then the
  * typed accessor. */
 void be__stmt_column_value(be_stmt *stmt, int32_t col, be__value *v);
+
+/* The driver's column_value, as be_driver declares it. */
+typedef int32_t (*be__column_value_fn)(void *stmt, int32_t column, int64_t *out_int,
+                                       double *out_double, const void **out_ptr, size_t *out_len);
+
+/* One value of a row as a result set keeps it: type BE_TYPE_*, then i
+ * (INT), d (FLOAT), or p and len (TEXT, NUL-terminated; BLOB). */
+typedef struct be__cell {
+  int32_t type;
+  size_t len;
+  union {
+    int64_t i;
+    double d;
+    const void *p;
+  } u;
+} be__cell;
+
+/* Columns [0, ncols) of the current row into out[0..ncols), the bytes of
+ * text and blob values borrowed like column_text's (ncols at most the
+ * row's column count). */
+typedef void (*be__row_fn)(void *stmt, int32_t ncols, be__cell *out);
+
+/* The built-in SQLite driver's whole-row read when driver is that driver
+ * (or a copy of its table), else NULL (sqlite.c). A driver table has no
+ * entry for it: others are read a value at a time through column_value. */
+be__row_fn be__sqlite_row_fn(const be_driver *driver);
+
+/* What reading many rows of one statement needs, taken once after a run's
+ * first BE_ROW (it holds until the statement is reset): the driver's
+ * native statement, its whole-row read (NULL unless it has one), its
+ * column_value (NULL when the driver has none: read through
+ * be__stmt_column_value then) and column_int64, and the column count of
+ * the run's rows (indexes below it need no check). */
+typedef struct be__row_reader {
+  void *native;
+  be__row_fn row;
+  be__column_value_fn value;
+  int64_t (*int64)(void *stmt, int32_t column);
+  int32_t ncols;
+} be__row_reader;
+void be__stmt_row_reader(be_stmt *stmt, be__row_reader *out);
 be__table_exists_fn be__driver_table_exists(const be_driver *driver);
 /* Version 3's open_existing: NULL for older tables or when left out. */
 typedef int (*be__open_fn)(void **out_conn, const char *dsn, void *driver_data, be_error **err);
