@@ -488,14 +488,17 @@ static inline int park(be_pool *p, slot *s, int64_t now) {
   int64_t since = atomic_load_explicit(&s->acquired_ns, BE__RELAXED);
   atomic_store_explicit(&s->last_used_ns, now, BE__RELAXED);
   be__pool_unstamp(s);
-  atomic_store(&s->state, BE__SLOT_PARKED); /* then read no_park: both seq_cst */
-  tl->pool_id = p->id;
-  tl->slot = s;
-  if (BE__LIKELY(!atomic_load(&p->no_park))) return PARK_DONE;
-  int32_t parked = BE__SLOT_PARKED;
-  if (!atomic_compare_exchange_strong(&s->state, &parked, BE__SLOT_IN_USE)) return PARK_DONE;
+  atomic_store(&s->state, BE__SLOT_PARKING); /* then read no_park: both seq_cst */
+  if (BE__LIKELY(!atomic_load(&p->no_park))) {
+    tl->pool_id = p->id;
+    tl->slot = s;
+    /* the last touch: from here the pool may take s, close and go */
+    atomic_store_explicit(&s->state, BE__SLOT_PARKED, memory_order_release);
+    return PARK_DONE;
+  }
   atomic_store_explicit(&s->owner, owner, BE__RELAXED); /* ours again: the mutex path */
   atomic_store_explicit(&s->acquired_ns, since, BE__RELAXED);
+  atomic_store_explicit(&s->state, BE__SLOT_IN_USE, memory_order_release);
   return PARK_NO;
 }
 

@@ -41,10 +41,12 @@
  *
  * no_park (atomic) forbids parking and claiming while anyone waits, the
  * pool is closed, or `pressure` is on. Whoever sets it then takes every
- * parked slot under the mutex; a release stores PARKED and only then reads
- * no_park (both sequentially consistent), and takes its slot back to the
- * mutex path if it is set, so either the release sees the flag or the one
- * who set it sees the parked slot. Pressure goes on when `out` reaches the
+ * parked slot under the mutex. A release stores PARKING, then reads
+ * no_park (both sequentially consistent), then stores PARKED, or IN_USE
+ * again to go the mutex way when the flag is set: either the release sees
+ * the flag or the one who set it sees the slot. A taker that meets
+ * PARKING waits the few instructions until it settles, so the releaser's
+ * read of no_park never meets a pool that close and free took away. Pressure goes on when `out` reaches the
  * usage alert threshold (parked slots are then taken, so `out` is the
  * exact in_use again while an alert may be due) and off when `out` falls
  * to the re-arm level. A claim that read no_park clear just before a
@@ -104,7 +106,8 @@ enum { BE__SLOT_FREE,
        BE__SLOT_OPENING,
        BE__SLOT_IDLE,
        BE__SLOT_IN_USE,
-       BE__SLOT_PARKED };
+       BE__SLOT_PARKED,
+       BE__SLOT_PARKING }; /* a release between its store and its no_park check */
 /* What a waiter was woken with. */
 enum { BE__GRANT_NONE,
        BE__GRANT_CONN,

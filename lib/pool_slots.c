@@ -6,6 +6,7 @@
 #include <backend/slowlog.h>
 
 #include <pthread.h>
+#include <sched.h>
 
 #include "clock.h"
 #include "error.h"
@@ -40,8 +41,10 @@ int32_t be__pool_unpark_all(be_pool *p) {
   int32_t n = 0;
   for (int32_t i = 0; i < p->max_conns; i++) {
     slot *s = &p->slots[i];
+    int32_t st;
+    while ((st = atomic_load(&s->state)) == BE__SLOT_PARKING) sched_yield(); /* a few instructions */
     int32_t parked = BE__SLOT_PARKED;
-    if (be__pool_state(s) == BE__SLOT_PARKED &&
+    if (st == BE__SLOT_PARKED &&
         atomic_compare_exchange_strong(&s->state, &parked, BE__SLOT_IDLE)) {
       p->idle[p->idle_n++] = s; /* keeps its last_used_ns */
       p->out--;
