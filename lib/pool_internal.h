@@ -115,8 +115,12 @@ enum { BE__GRANT_NONE,
        BE__GRANT_CLOSED,
        BE__GRANT_TIMEOUT };
 
+/* Each slot on cache lines of its own: threads working their parked
+ * slots without the lock write no line another one writes. */
+#define BE__POOL_SLOT_ALIGN 64
+
 typedef struct be__pool_slot {
-  be_conn *conn;
+  _Alignas(BE__POOL_SLOT_ALIGN) be_conn *conn;
   be_pool *pool;
   _Atomic int32_t state; /* BE__SLOT_* */
   _Atomic int32_t line;
@@ -179,7 +183,8 @@ struct be_pool {
   uint64_t acquires, waited_ok, waits, handoffs, timeouts, deadlocks, open_failures;
   uint64_t creates, destroys, validations, broken, expired, idle_closed, rollbacks, leaks;
   /* configuration */
-  be__pool_slot *slots;
+  be__pool_slot *slots; /* in slots_mem, aligned */
+  void *slots_mem;
   int32_t min_conns, max_conns;
   int64_t acquire_timeout_ns, lifetime_ns, idle_timeout_ns, leak_ns;
   int32_t jitter_permille;
