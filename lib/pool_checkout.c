@@ -271,7 +271,7 @@ static int wait_for_grant(be_pool *p, be__pool_waiter *w, const char *file, int3
 static int wait_turn(be_pool *p, be_conn **out, const char *file, int32_t line, be_error **err) {
   be__pool_waiter w;
   int queued = wait_for_grant(p, &w, file, line);
-  be__pool_park_update(p); /* no_park was set for us (acquire_slow) */
+  be__pool_park_update(p);         /* no_park was set for us (acquire_slow) */
   if (w.grant == BE__GRANT_CONN) { /* be__pool_give_back() checked it out for us */
     p->acquires++;
     return slow_success(p, w.slot, out, queued, w.enq_ns);
@@ -473,12 +473,14 @@ static void release_slow(be_pool *p, slot *s, be_conn *c, int destroy, int64_t n
 }
 
 /* What park() did. */
-enum { PARK_NO, PARK_DONE, PARK_OTHER };
+enum { PARK_NO,
+       PARK_DONE,
+       PARK_OTHER };
 
 /* Park s for this thread (the affinity path, see pool_internal.h):
- * PARK_DONE when parked (or taken by the pool meanwhile, which is the same
- * to the caller), PARK_NO when the release must take the mutex,
- * PARK_OTHER when this thread has another slot of p parked. */
+ * PARK_DONE when parked, PARK_NO when the release must take the mutex
+ * (s is IN_USE and ours as before), PARK_OTHER when this thread has
+ * another slot of p parked. */
 static inline int park(be_pool *p, slot *s, int64_t now) {
   be__pool_tl *tl = &be__pool_tls;
   if (atomic_load_explicit(&p->no_park, BE__RELAXED)) return PARK_NO;

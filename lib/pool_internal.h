@@ -166,8 +166,8 @@ struct be_pool {
   int32_t out; /* open connections off the idle stack: in use or parked */
   int32_t opening;
   int32_t total;
-  int32_t alert_at; /* in_use count that fires the usage alert; 0 = off */
-  int32_t pressure; /* out reached alert_at: no parking until it is at rearm_at */
+  int32_t alert_at;   /* in_use count that fires the usage alert; 0 = off */
+  int32_t pressure;   /* out reached alert_at: no parking until it is at rearm_at */
   atomic_int no_park; /* closed || waiting || pressure (read without mu) */
   uint64_t id;        /* unique per pool made, for be__pool_tls */
   int32_t alert_percent;
