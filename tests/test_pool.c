@@ -2529,6 +2529,46 @@ START_TEST(affinity_stale_parked_validated) {
 }
 END_TEST
 
+typedef struct free_race {
+  be_pool *pool;
+  be_conn *conn[4];
+  _Atomic int go;
+} free_race;
+
+typedef struct free_race_arg {
+  free_race *r;
+  int i;
+} free_race_arg;
+
+static void *release_on_go(void *arg) {
+  free_race_arg *a = arg;
+  while (!atomic_load(&a->r->go)) {
+  }
+  be_pool_release(a->r->pool, a->r->conn[a->i]);
+  return NULL;
+}
+
+/* Releases racing be_pool_free(): a release that is parking its
+ * connection while close takes the parked ones must not touch the pool
+ * after the last one out freed it (ASan / TSan). */
+START_TEST(affinity_release_racing_free) {
+  for (int round = 0; round < 200; round++) {
+    be_pool_options o = mock_opts(0, 4);
+    free_race r = {.pool = new_pool(&o)};
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(be_pool_acquire(&r.conn[i], r.pool, NULL), BE_OK);
+    pthread_t t[4];
+    free_race_arg a[4];
+    for (int i = 0; i < 4; i++) {
+      a[i] = (free_race_arg){&r, i};
+      pthread_create(&t[i], NULL, release_on_go, &a[i]);
+    }
+    atomic_store(&r.go, 1);
+    be_pool_free(r.pool); /* the last release frees it */
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  }
+}
+END_TEST
+
 static Suite *pool_suite(void) {
   Suite *s = suite_create("pool");
   TCase *tc = tcase_create("pool");
@@ -2583,6 +2623,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, affinity_usage_alert_counts_real_use);
   tcase_add_test(tc, affinity_claims_race_close_and_maintenance);
   tcase_add_test(tc, affinity_stale_parked_validated);
+  tcase_add_test(tc, affinity_release_racing_free);
   suite_add_tcase(s, tc);
   return s;
 }
