@@ -26,6 +26,11 @@
 
 typedef be__pool_slot slot;
 
+__thread be__pool_tl be__pool_tls __attribute__((tls_model("initial-exec")));
+
+/* Pool ids for be__pool_tls: a freed pool's memory may hold a new pool. */
+static _Atomic uint64_t last_pool_id;
+
 /* ---- options ---- */
 
 /* Bytes of be_pool_options that a caller of each version has. */
@@ -106,7 +111,7 @@ static void pool_free_parts(be_pool *p) {
   be__free(p->scratch_leaks);
   be__free(p->scratch_conns);
   be__free(p->idle);
-  be__free(p->slots);
+  be__free(p->slots_mem);
   be__free(p->dsn);
   be__free(p->name);
   be__free(p->init_sql);
@@ -124,7 +129,7 @@ void be__pool_destroy(be_pool *p) {
 }
 
 int be__pool_last_one_out(const be_pool *p) {
-  return p->free_requested && p->in_use == 0 && p->opening == 0 && p->active == 0;
+  return p->free_requested && p->out == 0 && p->opening == 0 && p->active == 0;
 }
 
 void be__pool_unlock_maybe_destroy(be_pool *p) {
@@ -165,7 +170,10 @@ static int pool_alloc(be_pool **out, const be_pool_options *o, be_error **err) {
   be_pool *p = be__calloc(1, sizeof *p);
   if (p == NULL) return be__error_oom(err);
   size_t n = (size_t)o->max_conns;
-  p->slots = be__calloc(n, sizeof *p->slots);
+  p->slots_mem = be__calloc(1, n * sizeof *p->slots + BE__POOL_SLOT_ALIGN);
+  if (p->slots_mem)
+    p->slots = (slot *)(((uintptr_t)p->slots_mem + BE__POOL_SLOT_ALIGN - 1) &
+                        ~(uintptr_t)(BE__POOL_SLOT_ALIGN - 1));
   p->idle = be__calloc(n, sizeof *p->idle);
   p->scratch_conns = be__calloc(n, sizeof *p->scratch_conns);
   p->scratch_leaks = be__calloc(n, sizeof *p->scratch_leaks);
@@ -189,7 +197,14 @@ static int pool_alloc(be_pool **out, const be_pool_options *o, be_error **err) {
     pool_free_parts(p);
     return be__error_set(err, BE_E_INTERNAL, "be_pool_new: cannot create a mutex");
   }
-  for (size_t i = 0; i < n; i++) p->slots[i].pool = p;
+  for (size_t i = 0; i < n; i++) {
+    slot *s = &p->slots[i];
+    s->pool = p;
+    atomic_init(&s->state, BE__SLOT_FREE);
+    atomic_init(&s->acquired_ns, INT64_MAX);
+    atomic_init(&s->leak_mark, INT64_MIN);
+  }
+  p->id = atomic_fetch_add(&last_pool_id, 1) + 1;
   *out = p;
   return BE_OK;
 }
@@ -308,6 +323,8 @@ void be_pool_close(be_pool *p) {
     return;
   }
   p->closed = 1;
+  be__pool_park_update(p);
+  be__pool_unpark_all(p); /* closed below with the idle ones */
   be__pool_waiter *w;
   while ((w = be__pool_dequeue_head(p)) != NULL) {
     w->grant = BE__GRANT_CLOSED;
@@ -341,7 +358,7 @@ void be_pool_free(be_pool *p) {
   if (p == NULL) return;
   be_pool_close(p);
   pthread_mutex_lock(&p->mu);
-  int32_t in_use = p->in_use;
+  int32_t in_use = p->out; /* nothing is parked once closed */
   pthread_mutex_unlock(&p->mu);
   if (in_use > 0 && be__log_enabled(BE_LOG_WARN)) {
     be__pool_log_line l;
@@ -366,8 +383,8 @@ int be__pool_holds(const be_pool *p, const be_conn *c) {
   const slot *s = be__conn_pool_data(c);
   /* Like be_pool_release(): a caller holding c may look at its slot
    * unlocked; the owner check makes any other caller's answer 0. */
-  return s != NULL && s->pool == p && s->state == BE__SLOT_IN_USE &&
-         pthread_equal(s->owner, pthread_self());
+  return s != NULL && s->pool == p && be__pool_state(s) == BE__SLOT_IN_USE &&
+         atomic_load_explicit(&s->owner, BE__RELAXED) == be__pool_self();
 }
 
 int32_t be__pool_alert_percent(const be_pool *pool) { return pool ? pool->alert_percent : 0; }

@@ -43,7 +43,7 @@ static int slow_success(be_pool *p, slot *s, be_conn **out, int queued, int64_t 
     record_wait(p, enq_ns);
   }
   int64_t alert = be__pool_alert_due(p);
-  int32_t in_use = p->in_use, waiting = p->waiting;
+  int32_t in_use = p->out, waiting = p->waiting;
   p->active--;
   pthread_mutex_unlock(&p->mu);
   if (alert >= 0) be__pool_fire_usage_alert(p, in_use, waiting, alert);
@@ -67,7 +67,7 @@ static int slow_open_failed(be_pool *p, int rc, be_error *cause, int queued, int
     be_error_free(cause);
     return fail_closed(p, "pool is closed", err);
   }
-  int32_t in_use = p->in_use, idle = p->idle_n, waiting = p->waiting;
+  int32_t in_use = p->out, idle = p->idle_n, waiting = p->waiting;
   int64_t failures = (int64_t)p->open_failures;
   pthread_mutex_unlock(&p->mu);
   if (rc != BE_E_NOMEM && be_error_code(cause) != BE_E_NOMEM) {
@@ -83,7 +83,7 @@ static int slow_open_failed(be_pool *p, int rc, be_error *cause, int queued, int
 /* The pool is full and this thread holds one of its connections: waiting
  * could never end (mu held). */
 static int fail_deadlock(be_pool *p, const char *file, int32_t line, be_error **err) {
-  int32_t in_use = p->in_use, max = p->max_conns, waiting = p->waiting;
+  int32_t in_use = p->out, max = p->max_conns, waiting = p->waiting;
   p->deadlocks++;
   pthread_mutex_unlock(&p->mu);
   if (be__log_enabled(BE_LOG_ERROR)) {
@@ -108,13 +108,15 @@ static int fail_deadlock(be_pool *p, const char *file, int32_t line, be_error **
  * like, and who holds the longest. */
 static int fail_timeout(be_pool *p, be_error **err) {
   p->timeouts++;
-  int32_t in_use = p->in_use, idle = p->idle_n, waiting = p->waiting, max = p->max_conns;
-  const slot *h = be__pool_longest_holder(p);
+  int32_t in_use = p->out, idle = p->idle_n, waiting = p->waiting, max = p->max_conns;
+  int64_t since;
+  const slot *h = be__pool_longest_holder(p, &since);
   int64_t now = be__clock_coarse_ns(p->clock);
-  int64_t held_ms = h ? (now - h->acquired_ns) / BE_NS_PER_MS : 0;
+  int64_t held_ms = h ? (now - since) / BE_NS_PER_MS : 0;
   int64_t timeout_ms = p->acquire_timeout_ns / BE_NS_PER_MS;
   char site[160]; /* the holder may release (and its file go) once we unlock */
-  if (h && h->file) snprintf(site, sizeof site, "%.140s:%d", h->file, (int)h->line);
+  const char *hfile = h ? atomic_load_explicit(&h->file, BE__RELAXED) : NULL;
+  if (hfile) snprintf(site, sizeof site, "%.140s:%d", hfile, (int)atomic_load(&h->line));
   else snprintf(site, sizeof site, "unknown");
   pthread_mutex_unlock(&p->mu);
   if (be__log_enabled(BE_LOG_WARN)) {
@@ -189,21 +191,23 @@ static int validate_idle(be_pool *p, slot *s, be_conn **out, const char *file, i
   p->acquires--;
   p->broken++;
   p->destroys++;
-  be__pool_in_use_dec(p);
+  be__pool_out_dec(p);
   if (p->idle_n > 0 || p->closed) {
     be__pool_slot_free(p, s);
     return RETRY;
   }
   /* keep the capacity: open a replacement in the same slot */
-  s->state = BE__SLOT_OPENING;
+  be__pool_unstamp(s);
+  atomic_store_explicit(&s->state, BE__SLOT_OPENING, BE__RELAXED);
   p->opening++;
   return open_for_caller(p, s, out, file, line, 0, 0, err);
 }
 
-/* Take the top idle connection (nobody waits): one past its lifetime is
- * closed (RETRY), one idle too long is validated first. */
-static int take_idle(be_pool *p, be_conn **out, const char *file, int32_t line, be_error **err) {
-  slot *s = p->idle[--p->idle_n];
+/* Take idle connection s (the top of the idle stack, or a stale parked
+ * one the caller claimed): one past its lifetime is closed (RETRY), one
+ * idle too long is validated first. */
+static int take_idle(be_pool *p, slot *s, be_conn **out, const char *file, int32_t line,
+                     be_error **err) {
   int64_t now = be__clock_coarse_ns(p->clock);
   if (now >= s->expires_ns) {
     be_conn *c = s->conn;
@@ -216,16 +220,17 @@ static int take_idle(be_pool *p, be_conn **out, const char *file, int32_t line, 
     return RETRY;
   }
   be__pool_checkout(p, s, file, line, now);
-  if (now - s->last_used_ns <= p->window_ns) return slow_success(p, s, out, 0, 0);
+  if (now - atomic_load_explicit(&s->last_used_ns, BE__RELAXED) <= p->window_ns)
+    return slow_success(p, s, out, 0, 0);
   return validate_idle(p, s, out, file, line, err);
 }
 
+/* Every release clears the owner before anyone else can take the slot,
+ * so this thread reads its own token only in a slot it holds. */
 static int thread_holds_one(const be_pool *p) {
-  pthread_t self = pthread_self();
-  for (int32_t i = 0; i < p->max_conns; i++) {
-    const slot *s = &p->slots[i];
-    if (s->state == BE__SLOT_IN_USE && pthread_equal(s->owner, self)) return 1;
-  }
+  uintptr_t self = be__pool_self();
+  for (int32_t i = 0; i < p->max_conns; i++)
+    if (atomic_load_explicit(&p->slots[i].owner, BE__RELAXED) == self) return 1;
   return 0;
 }
 
@@ -242,7 +247,7 @@ static int wait_for_grant(be_pool *p, be__pool_waiter *w, const char *file, int3
   be__clock_deadline_after(&ts, p->acquire_timeout_ns);
   w->enq_ns = be_clock_now_ns(p->clock);
   w->deadline_ns = be__pool_add_sat(w->enq_ns, p->acquire_timeout_ns);
-  w->thread = pthread_self();
+  w->thread = be__pool_self();
   w->file = file;
   w->line = line;
   w->prev = p->wq_tail;
@@ -266,6 +271,7 @@ static int wait_for_grant(be_pool *p, be__pool_waiter *w, const char *file, int3
 static int wait_turn(be_pool *p, be_conn **out, const char *file, int32_t line, be_error **err) {
   be__pool_waiter w;
   int queued = wait_for_grant(p, &w, file, line);
+  be__pool_park_update(p);         /* no_park was set for us (acquire_slow) */
   if (w.grant == BE__GRANT_CONN) { /* be__pool_give_back() checked it out for us */
     p->acquires++;
     return slow_success(p, w.slot, out, queued, w.enq_ns);
@@ -277,40 +283,106 @@ static int wait_turn(be_pool *p, be_conn **out, const char *file, int32_t line, 
   return fail_timeout(p, err);
 }
 
+/* A parked slot this thread claimed but found stale (mu held): take it
+ * like an idle one, or close it when the pool closed meanwhile. */
+static int take_claimed(be_pool *p, slot *s, be_conn **out, const char *file, int32_t line,
+                        be_error **err) {
+  be__pool_out_dec(p);
+  if (!p->closed) return take_idle(p, s, out, file, line, err);
+  be_conn *c = s->conn;
+  p->destroys++;
+  be__pool_slot_free(p, s);
+  pthread_mutex_unlock(&p->mu);
+  be_conn_close(c);
+  pthread_mutex_lock(&p->mu);
+  return RETRY;
+}
+
+/* Nothing idle and the pool full: forbid parking, then take what is
+ * parked. Returns how many; with none, no_park stays set for the wait
+ * (wait_turn and fail_deadlock recompute it). */
+static int32_t unpark_before_wait(be_pool *p) {
+  atomic_store(&p->no_park, 1);
+  int32_t n = be__pool_unpark_all(p);
+  if (n > 0) be__pool_park_update(p);
+  return n;
+}
+
 /* Called with mu held; returns with it released. The whole slow path
  * holds a reference (active), so a concurrent be_pool_free() cannot free
- * the pool under a caller that is still on its way out. */
-static int acquire_slow(be_pool *p, be_conn **out, const char *file, int32_t line,
+ * the pool under a caller that is still on its way out. claimed: a stale
+ * parked slot the caller claimed, or NULL. */
+static int acquire_slow(be_pool *p, be_conn **out, const char *file, int32_t line, slot *claimed,
                         be_error **err) {
   p->active++;
+  if (claimed) {
+    int rc = take_claimed(p, claimed, out, file, line, err);
+    if (rc != RETRY) return rc;
+  }
   for (;;) {
     if (p->closed) return fail_closed(p, "pool is closed", err);
     if (p->wq_head == NULL && p->idle_n > 0) {
-      int rc = take_idle(p, out, file, line, err);
+      int rc = take_idle(p, p->idle[--p->idle_n], out, file, line, err);
       if (rc == RETRY) continue;
       return rc;
     }
+    if (p->wq_head == NULL && be__pool_unpark_all(p) > 0) continue;
     if (p->wq_head == NULL && p->total < p->max_conns)
       return open_for_caller(p, be__pool_reserve_slot(p), out, file, line, 0, 0, err);
-    if (p->deadlock_detection && thread_holds_one(p)) return fail_deadlock(p, file, line, err);
+    if (p->wq_head == NULL && unpark_before_wait(p) > 0) continue;
+    if (p->deadlock_detection && thread_holds_one(p)) {
+      be__pool_park_update(p);
+      return fail_deadlock(p, file, line, err);
+    }
     return wait_turn(p, out, file, line, err);
   }
+}
+
+/* The affinity path: claim the slot this thread parked last in p, when
+ * nothing forbids it (no_park). Returns it checked out, or NULL; *stale
+ * gets a claimed slot whose connection must go the slow way (idle past
+ * the validation window, or past its lifetime). */
+static inline slot *claim_parked(be_pool *p, const char *file, int32_t line, slot **stale) {
+  be__pool_tl *tl = &be__pool_tls;
+  if (tl->pool_id != p->id || atomic_load_explicit(&p->no_park, BE__RELAXED)) return NULL;
+  slot *s = tl->slot;
+  int32_t parked = BE__SLOT_PARKED;
+  if (!atomic_compare_exchange_strong_explicit(&s->state, &parked, BE__SLOT_IN_USE,
+                                               memory_order_acquire, BE__RELAXED))
+    return NULL;
+  int64_t now = be__clock_coarse_ns(p->clock);
+  if (BE__UNLIKELY(now - atomic_load_explicit(&s->last_used_ns, BE__RELAXED) > p->window_ns ||
+                   now >= s->expires_ns)) {
+    *stale = s;
+    return NULL;
+  }
+  be__pool_stamp(s, be__pool_self(), file, line, now);
+  atomic_store_explicit(&s->claims, atomic_load_explicit(&s->claims, BE__RELAXED) + 1,
+                        BE__RELAXED);
+  return s;
 }
 
 int be_pool_acquire_at(be_conn **out, be_pool *p, const char *file, int32_t line, be_error **err) {
   if (out) *out = NULL;
   if (BE__UNLIKELY(p == NULL || out == NULL))
     return be__error_set(err, BE_E_MISUSE, "be_pool_acquire: %s is NULL", p ? "out" : "pool");
+  slot *stale = NULL;
+  slot *s = claim_parked(p, file, line, &stale);
+  if (BE__LIKELY(s != NULL)) {
+    *out = s->conn;
+    return BE_OK;
+  }
   int64_t now = be__clock_coarse_ns(p->clock);
   pthread_mutex_lock(&p->mu);
-  if (BE__LIKELY(p->idle_n > 0 && p->wq_head == NULL && !p->closed)) {
-    slot *s = p->idle[p->idle_n - 1];
-    if (BE__LIKELY(now - s->last_used_ns <= p->window_ns && now < s->expires_ns)) {
+  if (BE__LIKELY(stale == NULL && p->idle_n > 0 && p->wq_head == NULL && !p->closed)) {
+    s = p->idle[p->idle_n - 1];
+    if (BE__LIKELY(now - atomic_load_explicit(&s->last_used_ns, BE__RELAXED) <= p->window_ns &&
+                   now < s->expires_ns)) {
       p->idle_n--;
       be__pool_checkout(p, s, file, line, now);
       int64_t alert = be__pool_alert_due(p);
       if (BE__UNLIKELY(alert >= 0)) {
-        int32_t in_use = p->in_use, waiting = p->waiting;
+        int32_t in_use = p->out, waiting = p->waiting;
         pthread_mutex_unlock(&p->mu);
         be__pool_fire_usage_alert(p, in_use, waiting, alert);
       } else {
@@ -320,7 +392,7 @@ int be_pool_acquire_at(be_conn **out, be_pool *p, const char *file, int32_t line
       return BE_OK;
     }
   }
-  return acquire_slow(p, out, file, line, err);
+  return acquire_slow(p, out, file, line, stale, err);
 }
 
 int(be_pool_acquire)(be_conn **out, be_pool *p, be_error **err) {
@@ -372,13 +444,13 @@ static inline int scrub(be_pool *p, const slot *s, be_conn *c, int *rolled_back)
 /* A release that closes the connection (broken, pool closed, lifetime
  * over) or resolves a reported leak. mu held; released here. */
 static void release_slow(be_pool *p, slot *s, be_conn *c, int destroy, int64_t now) {
-  int leak_resolved = s->leak_reported;
-  const char *file = s->file;
-  int32_t line = s->line;
-  int64_t held = now - s->acquired_ns;
+  int leak_resolved = be__pool_leak_marked(s);
+  const char *file = atomic_load_explicit(&s->file, BE__RELAXED);
+  int32_t line = atomic_load_explicit(&s->line, BE__RELAXED);
+  int64_t held = now - atomic_load_explicit(&s->acquired_ns, BE__RELAXED);
   int close_it = destroy || p->closed || now >= s->expires_ns;
   if (close_it) {
-    be__pool_in_use_dec(p);
+    be__pool_out_dec(p);
     if (destroy) p->broken++;
     else if (!p->closed) p->expired++;
     p->destroys++;
@@ -400,6 +472,53 @@ static void release_slow(be_pool *p, slot *s, be_conn *c, int destroy, int64_t n
   be__pool_unref(p);
 }
 
+/* What park() did. */
+enum { PARK_NO,
+       PARK_DONE,
+       PARK_OTHER };
+
+/* Park s for this thread (the affinity path, see pool_internal.h):
+ * PARK_DONE when parked, PARK_NO when the release must take the mutex
+ * (s is IN_USE and ours as before), PARK_OTHER when this thread has
+ * another slot of p parked. */
+static inline int park(be_pool *p, slot *s, int64_t now) {
+  be__pool_tl *tl = &be__pool_tls;
+  if (atomic_load_explicit(&p->no_park, BE__RELAXED)) return PARK_NO;
+  if (tl->pool_id == p->id && tl->slot != s && be__pool_state(tl->slot) == BE__SLOT_PARKED)
+    return PARK_OTHER;
+  uintptr_t owner = atomic_load_explicit(&s->owner, BE__RELAXED);
+  int64_t since = atomic_load_explicit(&s->acquired_ns, BE__RELAXED);
+  atomic_store_explicit(&s->last_used_ns, now, BE__RELAXED);
+  be__pool_unstamp(s);
+  atomic_store(&s->state, BE__SLOT_PARKING); /* then read no_park: both seq_cst */
+  if (BE__LIKELY(!atomic_load(&p->no_park))) {
+    tl->pool_id = p->id;
+    tl->slot = s;
+    /* the last touch: from here the pool may take s, close and go */
+    atomic_store_explicit(&s->state, BE__SLOT_PARKED, memory_order_release);
+    return PARK_DONE;
+  }
+  atomic_store_explicit(&s->owner, owner, BE__RELAXED); /* ours again: the mutex path */
+  atomic_store_explicit(&s->acquired_ns, since, BE__RELAXED);
+  atomic_store_explicit(&s->state, BE__SLOT_IN_USE, memory_order_release);
+  return PARK_NO;
+}
+
+/* Park s in place of the slot this thread parked before, which goes onto
+ * the idle stack under it: the idle connections keep their most recently
+ * used order. 1 when parked. */
+static int park_instead(be_pool *p, slot *s, int64_t now) {
+  slot *old = be__pool_tls.slot;
+  int32_t parked = BE__SLOT_PARKED;
+  pthread_mutex_lock(&p->mu);
+  if (atomic_compare_exchange_strong(&old->state, &parked, BE__SLOT_IDLE)) {
+    p->idle[p->idle_n++] = old;
+    p->out--;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return park(p, s, now) == PARK_DONE;
+}
+
 void be_pool_release(be_pool *p, be_conn *c) {
   if (p == NULL || c == NULL) return;
   slot *s = be__conn_pool_data(c);
@@ -407,19 +526,23 @@ void be_pool_release(be_pool *p, be_conn *c) {
     be__pool_log(p, BE_LOG_ERROR, "be_pool_release: connection does not belong to this pool");
     return;
   }
-  int rolled_back = 0;
-  int destroy = scrub(p, s, c, &rolled_back);
-  int64_t now = be__clock_coarse_ns(p->clock);
-
-  pthread_mutex_lock(&p->mu);
-  if (BE__UNLIKELY(s->state != BE__SLOT_IN_USE)) {
-    pthread_mutex_unlock(&p->mu);
+  if (BE__UNLIKELY(be__pool_state(s) != BE__SLOT_IN_USE)) {
     be__pool_log(p, BE_LOG_ERROR,
                  "be_pool_release: connection is not checked out (released twice?)");
     return;
   }
+  int rolled_back = 0;
+  int destroy = scrub(p, s, c, &rolled_back);
+  int64_t now = be__clock_coarse_ns(p->clock);
+  if (BE__LIKELY(!destroy && !rolled_back && now < s->expires_ns && !be__pool_leak_marked(s))) {
+    int parked = park(p, s, now);
+    if (BE__LIKELY(parked == PARK_DONE)) return;
+    if (parked == PARK_OTHER && park_instead(p, s, now)) return;
+  }
+
+  pthread_mutex_lock(&p->mu);
   if (BE__UNLIKELY(rolled_back)) p->rollbacks++;
-  if (BE__LIKELY(!destroy && !p->closed && now < s->expires_ns && !s->leak_reported)) {
+  if (BE__LIKELY(!destroy && !p->closed && now < s->expires_ns && !be__pool_leak_marked(s))) {
     be__pool_give_back(p, s, now, 1);
     pthread_mutex_unlock(&p->mu);
     return;

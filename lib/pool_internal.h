@@ -21,11 +21,42 @@
  * a release hands the connection to the head waiter directly ("grant"), so
  * nobody can barge past the queue and nobody spins.
  *
- * Invariant: while anyone waits, the idle stack is empty and every slot is
- * taken (open, in use or being opened). A slot freed while waiters exist
- * (broken connection, lifetime end, failed open) is granted to the head
- * waiter as a reservation to open a new connection itself, so the releasing
- * thread never pays for an open.
+ * Affinity (the hot path). A release that finds the pool calm (nobody
+ * waiting, not closed, the usage alert far) does not take the mutex: it
+ * "parks" the connection, storing SLOT_PARKED in its slot, and the
+ * releasing thread remembers the slot (be__pool_tls, one per thread). Its
+ * next acquire from that pool claims the slot back with one compare-and-
+ * swap PARKED -> IN_USE, when the connection is still fresh (idle within
+ * the validation window, before its lifetime end). Neither writes a cache
+ * line another thread writes: the mutex, the idle stack and the shared
+ * counters are left alone (acquires are counted per slot, summed by
+ * stats). A parked connection is idle for everyone else: anyone holding
+ * the mutex may take it by the same compare-and-swap (to PARKED -> IDLE,
+ * onto the idle stack: be__pool_unpark_all), and does before opening a
+ * connection, before waiting, on close and on each maintenance pass.
+ *
+ * `out` counts the slots off the idle stack that hold an open connection:
+ * checked out or parked (parking and claiming leave it as it is). The
+ * stats report in_use = out - parked and idle = idle_n + parked.
+ *
+ * no_park (atomic) forbids parking and claiming while anyone waits, the
+ * pool is closed, or `pressure` is on. Whoever sets it then takes every
+ * parked slot under the mutex. A release stores PARKING, then reads
+ * no_park (both sequentially consistent), then stores PARKED, or IN_USE
+ * again to go the mutex way when the flag is set: either the release sees
+ * the flag or the one who set it sees the slot. A taker that meets
+ * PARKING waits the few instructions until it settles, so the releaser's
+ * read of no_park never meets a pool that close and free took away. Pressure goes on when `out` reaches the
+ * usage alert threshold (parked slots are then taken, so `out` is the
+ * exact in_use again while an alert may be due) and off when `out` falls
+ * to the re-arm level. A claim that read no_park clear just before a
+ * waiter queued may still take its slot: it arrived first.
+ *
+ * Invariant: while anyone waits, the idle stack is empty, nothing is
+ * parked and every slot is taken (open, in use or being opened). A slot
+ * freed while waiters exist (broken connection, lifetime end, failed open)
+ * is granted to the head waiter as a reservation to open a new connection
+ * itself, so the releasing thread never pays for an open.
  *
  * Nothing slow happens under the mutex: pings, opens, closes, rollbacks,
  * callbacks and log lines all run after unlocking. While a thread works on
@@ -33,11 +64,15 @@
  * opening), so be_pool_free() can hand the final free to the last one out
  * instead of waiting for it.
  *
- * The hot path (idle connection available, nobody waiting, idle shorter
- * than the validation window) reads the coarse clock once, takes the mutex
- * once, allocates nothing and records no histogram sample: acquires that
- * did not wait are counted, and the wait quantiles treat them as zeros.
- * The transitions it uses are inline below; the rest are in pool_slots.c.
+ * A slot's holder fields (owner, file, line, acquired_ns, last_used_ns)
+ * are atomics written relaxed, since scans under the mutex (leaks,
+ * deadlock detection, stats) read them while a parked slot is claimed. A
+ * release clears the owner and sets acquired_ns to INT64_MAX before the
+ * slot can be claimed, so a scan never mistakes an old holding for the new
+ * one. When the affinity path does not apply (another thread's slot, a
+ * stale connection), the mutex path takes the most recently used idle
+ * connection as before: one coarse clock read, one lock, no allocation,
+ * no histogram sample (acquires that did not wait count as zero waits).
  *
  * Query stats and the slow-query log are attached to each connection as it
  * opens (be__pool_open_conn) and come off by themselves when it closes (a
@@ -70,7 +105,9 @@
 enum { BE__SLOT_FREE,
        BE__SLOT_OPENING,
        BE__SLOT_IDLE,
-       BE__SLOT_IN_USE };
+       BE__SLOT_IN_USE,
+       BE__SLOT_PARKED,
+       BE__SLOT_PARKING }; /* a release between its store and its no_park check */
 /* What a waiter was woken with. */
 enum { BE__GRANT_NONE,
        BE__GRANT_CONN,
@@ -78,19 +115,24 @@ enum { BE__GRANT_NONE,
        BE__GRANT_CLOSED,
        BE__GRANT_TIMEOUT };
 
+/* Each slot on cache lines of its own: threads working their parked
+ * slots without the lock write no line another one writes. */
+#define BE__POOL_SLOT_ALIGN 64
+
 typedef struct be__pool_slot {
-  be_conn *conn;
+  _Alignas(BE__POOL_SLOT_ALIGN) be_conn *conn;
   be_pool *pool;
-  int32_t state; /* BE__SLOT_* */
-  int32_t leak_reported;
-  const char *file; /* acquisition site, borrowed */
-  int32_t line;
-  pthread_t owner; /* thread that acquired it */
+  _Atomic int32_t state; /* BE__SLOT_* */
+  _Atomic int32_t line;
+  _Atomic(const char *) file;   /* acquisition site, borrowed */
+  _Atomic uintptr_t owner;      /* be__pool_self() of the holder; 0 = none */
+  _Atomic int64_t acquired_ns;  /* INT64_MAX while not held */
+  _Atomic int64_t last_used_ns; /* when it went idle (or was parked) */
+  _Atomic int64_t leak_mark;    /* acquired_ns of the holding reported leaked */
+  _Atomic uint64_t claims;      /* affinity claims (acquires not under mu) */
   int64_t created_ns;
-  int64_t expires_ns;   /* INT64_MAX = never */
-  int64_t last_used_ns; /* when it went idle */
-  int64_t acquired_ns;
-  int32_t base_obs; /* observers the pool attached (query stats, slow-query log) */
+  int64_t expires_ns; /* INT64_MAX = never */
+  int32_t base_obs;   /* observers the pool attached (query stats, slow-query log) */
 } be__pool_slot;
 
 typedef struct be__pool_waiter {
@@ -100,7 +142,7 @@ typedef struct be__pool_waiter {
   int32_t grant;       /* BE__GRANT_* */
   int64_t enq_ns;      /* pool clock */
   int64_t deadline_ns; /* pool clock */
-  pthread_t thread;    /* the waiting caller: owner of a granted connection */
+  uintptr_t thread;    /* be__pool_self() of the caller: owner of a granted connection */
   const char *file;    /* its call site */
   int32_t line;
 } be__pool_waiter;
@@ -121,10 +163,13 @@ struct be_pool {
   be__pool_slot **idle; /* stack of max_conns; top = most recently used */
   be__pool_waiter *wq_head, *wq_tail;
   int32_t waiting;
-  int32_t in_use;
+  int32_t out; /* open connections off the idle stack: in use or parked */
   int32_t opening;
   int32_t total;
-  int32_t alert_at; /* in_use count that fires the usage alert; 0 = off */
+  int32_t alert_at;   /* in_use count that fires the usage alert; 0 = off */
+  int32_t pressure;   /* out reached alert_at: no parking until it is at rearm_at */
+  atomic_int no_park; /* closed || waiting || pressure (read without mu) */
+  uint64_t id;        /* unique per pool made, for be__pool_tls */
   int32_t alert_percent;
   int32_t alert_armed;
   int32_t rearm_at;          /* in_use at or below which the alert re-arms */
@@ -138,7 +183,8 @@ struct be_pool {
   uint64_t acquires, waited_ok, waits, handoffs, timeouts, deadlocks, open_failures;
   uint64_t creates, destroys, validations, broken, expired, idle_closed, rollbacks, leaks;
   /* configuration */
-  be__pool_slot *slots;
+  be__pool_slot *slots; /* in slots_mem, aligned */
+  void *slots_mem;
   int32_t min_conns, max_conns;
   int64_t acquire_timeout_ns, lifetime_ns, idle_timeout_ns, leak_ns;
   int32_t jitter_permille;
@@ -177,17 +223,71 @@ struct be_pool {
   int64_t bg_interval_ns;
 };
 
+/* ---- affinity: the slot each thread parked last ---- */
+
+typedef struct be__pool_tl {
+  uint64_t pool_id; /* be_pool.id of the pool slot belongs to; 0 = none */
+  be__pool_slot *slot;
+} be__pool_tl;
+
+extern __thread be__pool_tl be__pool_tls __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's token for slot owners (never 0). */
+static inline uintptr_t be__pool_self(void) { return (uintptr_t)&be__pool_tls; }
+
+#define BE__RELAXED memory_order_relaxed
+
+/* Record the holder of s (its owner from now on). Plain relaxed stores:
+ * the holder is the only writer; acquired_ns goes last (release), so a
+ * scan that reads it new reads the site at least as new. */
+static inline void be__pool_stamp(be__pool_slot *s, uintptr_t owner, const char *file,
+                                  int32_t line, int64_t now) {
+  atomic_store_explicit(&s->owner, owner, BE__RELAXED);
+  atomic_store_explicit(&s->file, file, BE__RELAXED);
+  atomic_store_explicit(&s->line, line, BE__RELAXED);
+  atomic_store_explicit(&s->acquired_ns, now, memory_order_release);
+}
+
+/* s stops being held: no owner, no acquisition time. */
+static inline void be__pool_unstamp(be__pool_slot *s) {
+  atomic_store_explicit(&s->owner, 0, BE__RELAXED);
+  atomic_store_explicit(&s->acquired_ns, INT64_MAX, BE__RELAXED);
+}
+
+static inline int32_t be__pool_state(const be__pool_slot *s) {
+  return atomic_load_explicit(&s->state, BE__RELAXED);
+}
+
+/* The holding of s was reported leaked (read by its holder). */
+static inline int be__pool_leak_marked(const be__pool_slot *s) {
+  return atomic_load_explicit(&s->leak_mark, BE__RELAXED) ==
+         atomic_load_explicit(&s->acquired_ns, BE__RELAXED);
+}
+
 /* ---- hot state transitions (mu held) ---- */
+
+/* Recompute no_park from its reasons. */
+static inline void be__pool_park_update(be_pool *p) {
+  int want = p->closed || p->wq_head != NULL || p->pressure;
+  if (atomic_load_explicit(&p->no_park, BE__RELAXED) != want) atomic_store(&p->no_park, want);
+}
+
+/* Take every parked slot onto the idle stack (mu held). Returns how many. */
+int32_t be__pool_unpark_all(be_pool *p);
+/* out reached the usage alert threshold: stop parking, take the parked. */
+void be__pool_pressure_on(be_pool *p);
+
+static inline void be__pool_out_inc(be_pool *p) {
+  p->out++;
+  if (BE__UNLIKELY(p->out >= p->alert_at && p->alert_at > 0 && !p->pressure))
+    be__pool_pressure_on(p);
+}
 
 static inline void be__pool_checkout(be_pool *p, be__pool_slot *s, const char *file,
                                      int32_t line, int64_t now) {
-  s->state = BE__SLOT_IN_USE;
-  s->owner = pthread_self();
-  s->file = file;
-  s->line = line;
-  s->acquired_ns = now;
-  s->leak_reported = 0;
-  p->in_use++;
+  atomic_store_explicit(&s->state, BE__SLOT_IN_USE, BE__RELAXED);
+  be__pool_stamp(s, be__pool_self(), file, line, now);
+  be__pool_out_inc(p);
   p->acquires++;
 }
 
@@ -198,14 +298,20 @@ int64_t be__pool_alert_crossing(be_pool *p);
 /* For the checkout just done: -1 when no usage alert is due, else the
  * number of crossings suppressed since the last alert (fire it). */
 static inline int64_t be__pool_alert_due(be_pool *p) {
-  if (BE__LIKELY(p->in_use != p->alert_at || !p->alert_armed)) return -1;
+  if (BE__LIKELY(p->out != p->alert_at || !p->alert_armed)) return -1;
   p->alert_armed = 0;
   return be__pool_alert_crossing(p);
 }
 
-static inline void be__pool_in_use_dec(be_pool *p) {
-  p->in_use--;
-  if (p->in_use <= p->rearm_at) p->alert_armed = 1;
+static inline void be__pool_out_dec(be_pool *p) {
+  p->out--;
+  if (p->out <= p->rearm_at) {
+    p->alert_armed = 1;
+    if (BE__UNLIKELY(p->pressure)) {
+      p->pressure = 0;
+      be__pool_park_update(p);
+    }
+  }
 }
 
 static inline be__pool_waiter *be__pool_dequeue_head(be_pool *p) {
@@ -216,34 +322,32 @@ static inline be__pool_waiter *be__pool_dequeue_head(be_pool *p) {
   else p->wq_tail = NULL;
   w->next = w->prev = NULL;
   p->waiting--;
+  if (p->wq_head == NULL) be__pool_park_update(p);
   return w;
 }
 
 /* An open connection is free for someone: the head waiter, or the idle
- * stack. `counted` says whether the slot is still counted in in_use (a
- * release): then a hand-off leaves in_use as it is, so a saturated pool
+ * stack. `counted` says whether the slot is still counted in out (a
+ * release): then a hand-off leaves out as it is, so a saturated pool
  * does not look like it dropped below the alert threshold and rose again. */
 static inline void be__pool_give_back(be_pool *p, be__pool_slot *s, int64_t now, int counted) {
   be__pool_waiter *w = be__pool_dequeue_head(p);
   if (w) {
-    s->state = BE__SLOT_IN_USE;
-    if (!counted) p->in_use++;
+    atomic_store_explicit(&s->state, BE__SLOT_IN_USE, BE__RELAXED);
+    if (!counted) be__pool_out_inc(p);
     p->handoffs++;
     /* the waiter holds it from now on (not the releaser, for the deadlock
      * check; not the old acquisition time, for the leak scan) */
-    s->owner = w->thread;
-    s->file = w->file;
-    s->line = w->line;
-    s->acquired_ns = now;
-    s->leak_reported = 0;
+    be__pool_stamp(s, w->thread, w->file, w->line, now);
     w->slot = s;
     w->grant = BE__GRANT_CONN;
     pthread_cond_signal(&w->cond);
     return;
   }
-  if (counted) be__pool_in_use_dec(p);
-  s->state = BE__SLOT_IDLE;
-  s->last_used_ns = now;
+  if (counted) be__pool_out_dec(p);
+  be__pool_unstamp(s);
+  atomic_store_explicit(&s->state, BE__SLOT_IDLE, BE__RELAXED);
+  atomic_store_explicit(&s->last_used_ns, now, BE__RELAXED);
   p->idle[p->idle_n++] = s;
 }
 
@@ -291,8 +395,12 @@ int be__pool_open_idle(be_pool *p, be__pool_slot *s, be_error **cause);
  * message>". No lock needed. */
 int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *what,
                         be_error **err);
-/* The checked-out slot held longest, or NULL. */
-const be__pool_slot *be__pool_longest_holder(const be_pool *p);
+/* The checked-out slot held longest, or NULL; *acquired_ns gets when. */
+const be__pool_slot *be__pool_longest_holder(const be_pool *p, int64_t *acquired_ns);
+/* Affinity claims of all slots (acquires not counted in p->acquires). */
+uint64_t be__pool_claims(const be_pool *p);
+/* Slots parked now (idle, off the stack). */
+int32_t be__pool_parked(const be_pool *p);
 
 /* ---- pool.c: lifetime of the pool itself ---- */
 

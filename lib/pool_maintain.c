@@ -46,7 +46,7 @@ static int32_t reap_idle(be_pool *p, int64_t now) {
     slot *s = p->idle[i];
     int expired = now >= s->expires_ns;
     int reap = !expired && p->idle_timeout_ns > 0 && p->total > p->min_conns &&
-               now - s->last_used_ns > p->idle_timeout_ns;
+               now - atomic_load_explicit(&s->last_used_ns, BE__RELAXED) > p->idle_timeout_ns;
     if (expired || reap) {
       if (expired) p->expired++;
       else p->idle_closed++;
@@ -68,15 +68,20 @@ static int32_t scan_leaks(be_pool *p, int64_t now) {
   if (p->leak_ns <= 0) return 0;
   for (int32_t i = 0; i < p->max_conns; i++) {
     slot *s = &p->slots[i];
-    if (s->state == BE__SLOT_IN_USE && !s->leak_reported && now - s->acquired_ns > p->leak_ns) {
-      s->leak_reported = 1;
-      p->leaks++;
-      be__pool_leak_note *n = &p->scratch_leaks[nleak++];
-      n->has_file = s->file != NULL;
-      snprintf(n->file, sizeof n->file, "%s", s->file ? s->file : "");
-      n->line = s->line;
-      n->held_ns = now - s->acquired_ns;
-    }
+    if (be__pool_state(s) != BE__SLOT_IN_USE) continue;
+    /* INT64_MAX (being claimed) never passes the threshold */
+    int64_t since = atomic_load_explicit(&s->acquired_ns, memory_order_acquire);
+    if (since == INT64_MAX || atomic_load_explicit(&s->leak_mark, BE__RELAXED) == since ||
+        now - since <= p->leak_ns)
+      continue;
+    atomic_store_explicit(&s->leak_mark, since, BE__RELAXED);
+    p->leaks++;
+    be__pool_leak_note *n = &p->scratch_leaks[nleak++];
+    const char *file = atomic_load_explicit(&s->file, BE__RELAXED);
+    n->has_file = file != NULL;
+    snprintf(n->file, sizeof n->file, "%s", file ? file : "");
+    n->line = atomic_load_explicit(&s->line, BE__RELAXED);
+    n->held_ns = now - since;
   }
   return nleak;
 }
@@ -146,6 +151,7 @@ int be_pool_maintain(be_pool *p, be_error **err) {
   int rc = begin_pass(p, err);
   if (rc != BE_OK) return rc > 0 ? BE_OK : rc;
   int64_t now = be_clock_now_ns(p->clock);
+  be__pool_unpark_all(p); /* parked connections are reaped like idle ones */
   expire_waiters(p, now);
   int32_t nclose = reap_idle(p, now);
   int32_t nleak = scan_leaks(p, now);

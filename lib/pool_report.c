@@ -142,14 +142,15 @@ int be_pool_stats_init(be_pool_stats *out, uint32_t version) {
 
 /* The gauges and counters, copied under mu. */
 static void copy_counters(be_pool_stats *s, const be_pool *p) {
-  s->in_use = p->in_use;
-  s->idle = p->idle_n;
+  int32_t parked = be__pool_parked(p);
+  s->in_use = p->out - parked;
+  s->idle = p->idle_n + parked;
   s->waiting = p->waiting;
   s->opening = p->opening;
   s->total = p->total;
   s->min_conns = p->min_conns;
   s->max_conns = p->max_conns;
-  s->acquires = p->acquires;
+  s->acquires = p->acquires + be__pool_claims(p);
   s->waits = p->waits;
   s->handoffs = p->handoffs;
   s->timeouts = p->timeouts;
@@ -179,11 +180,12 @@ int be_pool_stats_get(be_pool_stats *out, be_pool *p, be_error **err) {
   int64_t now = be_clock_now_ns(p->clock);
   copy_counters(&s, p);
   s.oldest_waiter_ns = p->wq_head ? now - p->wq_head->enq_ns : 0;
-  const be__pool_slot *h = be__pool_longest_holder(p);
-  s.longest_held_ns = h ? be__clock_coarse_ns(p->clock) - h->acquired_ns : 0;
+  int64_t held_since;
+  const be__pool_slot *h = be__pool_longest_holder(p, &held_since);
+  s.longest_held_ns = h ? be__clock_coarse_ns(p->clock) - held_since : 0;
   if (s.longest_held_ns < 0) s.longest_held_ns = 0;
   if (s.oldest_waiter_ns < 0) s.oldest_waiter_ns = 0;
-  uint64_t zeros = p->acquires - p->waited_ok;
+  uint64_t zeros = s.acquires - p->waited_ok;
   pthread_mutex_unlock(&p->mu);
   uint64_t n = be_histogram_count(p->wait_hist);
   s.wait_p50_ns = wait_quantile(p, zeros, n, 0.50);

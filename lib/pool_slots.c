@@ -6,6 +6,7 @@
 #include <backend/slowlog.h>
 
 #include <pthread.h>
+#include <sched.h>
 
 #include "clock.h"
 #include "error.h"
@@ -17,8 +18,8 @@ typedef be__pool_slot slot;
 be__pool_slot *be__pool_reserve_slot(be_pool *p) {
   for (int32_t i = 0; i < p->max_conns; i++) {
     slot *s = &p->slots[i];
-    if (s->state == BE__SLOT_FREE) {
-      s->state = BE__SLOT_OPENING;
+    if (be__pool_state(s) == BE__SLOT_FREE) {
+      atomic_store_explicit(&s->state, BE__SLOT_OPENING, BE__RELAXED);
       s->conn = NULL;
       p->opening++;
       p->total++;
@@ -29,10 +30,34 @@ be__pool_slot *be__pool_reserve_slot(be_pool *p) {
 }
 
 void be__pool_slot_free(be_pool *p, slot *s) {
-  s->state = BE__SLOT_FREE;
+  atomic_store_explicit(&s->state, BE__SLOT_FREE, BE__RELAXED);
   s->conn = NULL;
-  s->file = NULL;
+  be__pool_unstamp(s);
+  atomic_store_explicit(&s->file, NULL, BE__RELAXED);
   p->total--;
+}
+
+int32_t be__pool_unpark_all(be_pool *p) {
+  int32_t n = 0;
+  for (int32_t i = 0; i < p->max_conns; i++) {
+    slot *s = &p->slots[i];
+    int32_t st;
+    while ((st = atomic_load(&s->state)) == BE__SLOT_PARKING) sched_yield(); /* a few instructions */
+    int32_t parked = BE__SLOT_PARKED;
+    if (st == BE__SLOT_PARKED &&
+        atomic_compare_exchange_strong(&s->state, &parked, BE__SLOT_IDLE)) {
+      p->idle[p->idle_n++] = s; /* keeps its last_used_ns */
+      p->out--;
+      n++;
+    }
+  }
+  return n;
+}
+
+void be__pool_pressure_on(be_pool *p) {
+  p->pressure = 1;
+  be__pool_park_update(p);
+  be__pool_unpark_all(p);
 }
 
 void be__pool_unlink_waiter(be_pool *p, be__pool_waiter *w) {
@@ -42,6 +67,7 @@ void be__pool_unlink_waiter(be_pool *p, be__pool_waiter *w) {
   else p->wq_tail = w->prev;
   w->next = w->prev = NULL;
   p->waiting--;
+  if (p->wq_head == NULL) be__pool_park_update(p);
 }
 
 void be__pool_grant_capacity(be_pool *p) {
@@ -158,12 +184,31 @@ int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *w
                         cause ? be_error_message(cause) : "open failed");
 }
 
-const slot *be__pool_longest_holder(const be_pool *p) {
+const slot *be__pool_longest_holder(const be_pool *p, int64_t *acquired_ns) {
   const slot *best = NULL;
+  int64_t best_ns = INT64_MAX;
   for (int32_t i = 0; i < p->max_conns; i++) {
     const slot *s = &p->slots[i];
-    if (s->state == BE__SLOT_IN_USE && (best == NULL || s->acquired_ns < best->acquired_ns))
+    if (be__pool_state(s) != BE__SLOT_IN_USE) continue;
+    int64_t t = atomic_load_explicit(&s->acquired_ns, memory_order_acquire);
+    if (t < best_ns) { /* INT64_MAX: being claimed, not held yet */
       best = s;
+      best_ns = t;
+    }
   }
+  *acquired_ns = best_ns;
   return best;
+}
+
+uint64_t be__pool_claims(const be_pool *p) {
+  uint64_t n = 0;
+  for (int32_t i = 0; i < p->max_conns; i++)
+    n += atomic_load_explicit(&p->slots[i].claims, BE__RELAXED);
+  return n;
+}
+
+int32_t be__pool_parked(const be_pool *p) {
+  int32_t n = 0;
+  for (int32_t i = 0; i < p->max_conns; i++) n += be__pool_state(&p->slots[i]) == BE__SLOT_PARKED;
+  return n;
 }

@@ -2355,6 +2355,220 @@ START_TEST(connection_init_failure_is_typed_and_leaks_nothing) {
 }
 END_TEST
 
+/* ---- affinity: the parked-slot path (pool_internal.h) ---- */
+
+typedef struct spin_ctx {
+  be_pool *pool;
+  int rounds;
+  _Atomic int stop;
+  _Atomic int ok, closed, other;
+} spin_ctx;
+
+/* acquire + release in a loop, counting how each acquire ended */
+static void *spin_worker(void *arg) {
+  spin_ctx *x = arg;
+  for (int i = 0; i < x->rounds && !atomic_load(&x->stop); i++) {
+    be_conn *c = NULL;
+    be_error *e = NULL;
+    int rc = be_pool_acquire(&c, x->pool, &e);
+    if (rc == BE_OK) {
+      atomic_fetch_add(&x->ok, 1);
+      be_pool_release(x->pool, c);
+    } else {
+      atomic_fetch_add(rc == BE_E_POOL_CLOSED ? &x->closed : &x->other, 1);
+    }
+    be_error_free(e);
+  }
+  return NULL;
+}
+
+static void run_spinners(spin_ctx *x, int nthreads) {
+  pthread_t t[8];
+  for (int i = 0; i < nthreads; i++) pthread_create(&t[i], NULL, spin_worker, x);
+  for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
+}
+
+/* Acquires claimed without the lock are counted per slot: the sum is exact
+ * however many threads, and a quiet pool shows everything idle. */
+START_TEST(affinity_stats_exact_under_threads) {
+  static const int threads[] = {2, 4, 8};
+  for (int k = 0; k < 3; k++) {
+    be_pool_options o = mock_opts(0, 3);
+    o.acquire_timeout_ms = 20000;
+    spin_ctx x = {.pool = new_pool(&o), .rounds = 2000};
+    run_spinners(&x, threads[k]);
+    ck_assert_int_eq(atomic_load(&x.other), 0);
+    be_pool_stats s = stats(x.pool);
+    ck_assert_uint_eq(s.acquires, (uint64_t)(threads[k] * 2000));
+    ck_assert_int_eq(atomic_load(&x.ok), threads[k] * 2000);
+    ck_assert_int_eq(s.in_use, 0);
+    ck_assert_int_eq(s.idle, s.total);
+    ck_assert_int_eq(s.waiting, 0);
+    ck_assert_int_le(s.total, 3);
+    be_pool_free(x.pool);
+  }
+}
+END_TEST
+
+/* A thread that just released (its connection parked for it) asks again
+ * while another thread waits: the waiter is served first. */
+START_TEST(affinity_release_does_not_barge_past_waiter) {
+  be_pool_options o = mock_opts(1, 1);
+  o.acquire_timeout_ms = 20000;
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  be_pool_release(p, c); /* parked for this thread */
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  ck_assert_int_eq(stats(p).idle, 0);
+
+  acq_result r = {.pool = p};
+  pthread_t t;
+  pthread_create(&t, NULL, acquire_once, &r);
+  for (int i = 0; i < 10000 && stats(p).waiting < 1; i++) usleep(200);
+  ck_assert_int_eq(stats(p).waiting, 1);
+  be_pool_release(p, c); /* must go to the waiter, not be parked */
+  pthread_join(t, NULL); /* it acquired and released */
+  ck_assert_int_eq(r.rc, BE_OK);
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.handoffs, 1);
+  ck_assert_int_eq(s.in_use, 0);
+  ck_assert_int_eq(s.idle, 1);
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  be_pool_release(p, c);
+  be_pool_free(p);
+}
+END_TEST
+
+/* Parked connections count as idle: the usage alert fires on the real
+ * number in use, once per crossing, with threads parking and claiming. */
+START_TEST(affinity_usage_alert_counts_real_use) {
+  be_pool_options o = mock_opts(0, 4);
+  o.usage_alert_percent = 75; /* alert at 3 */
+  o.usage_alert_interval_ms = 0;
+  o.acquire_timeout_ms = 20000;
+  cb_log l;
+  memset(&l, 0, sizeof l);
+  o.on_usage_alert = on_usage;
+  o.usage_alert_user_data = &l;
+  spin_ctx x = {.pool = new_pool(&o), .rounds = 500};
+  run_spinners(&x, 2); /* at most 2 in use: never an alert */
+  ck_assert_int_eq(atomic_load(&x.other), 0);
+  ck_assert_int_eq(l.usage_calls, 0);
+  be_conn *c[3];
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(be_pool_acquire(&c[i], x.pool, NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 1);
+  ck_assert_int_eq(l.usage_in_use, 3);
+  ck_assert_int_eq(stats(x.pool).in_use, 3);
+  for (int i = 0; i < 3; i++) be_pool_release(x.pool, c[i]);
+  ck_assert_int_eq(stats(x.pool).in_use, 0);
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(be_pool_acquire(&c[i], x.pool, NULL), BE_OK);
+  ck_assert_int_eq(l.usage_calls, 2); /* re-armed by the releases */
+  for (int i = 0; i < 3; i++) be_pool_release(x.pool, c[i]);
+  be_pool_free(x.pool);
+}
+END_TEST
+
+/* Claims racing close and maintenance: every acquire succeeds or says the
+ * pool is closed, and nothing leaks (ASan / valgrind). */
+START_TEST(affinity_claims_race_close_and_maintenance) {
+  for (int round = 0; round < 20; round++) {
+    be_pool_options o = mock_opts(1, 3);
+    o.acquire_timeout_ms = 20000;
+    o.idle_timeout_ms = 1;
+    spin_ctx x = {.pool = new_pool(&o), .rounds = 1000000};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, spin_worker, &x);
+    for (int i = 0; i < 20; i++) {
+      be_pool_maintain(x.pool, NULL);
+      usleep(100);
+    }
+    be_pool_close(x.pool);
+    usleep(1000);
+    atomic_store(&x.stop, 1);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    ck_assert_int_eq(atomic_load(&x.other), 0);
+    be_pool_stats s = stats(x.pool);
+    ck_assert_int_eq(s.in_use, 0);
+    ck_assert_int_eq(s.total, 0);
+    ck_assert_uint_eq(s.creates, s.destroys);
+    be_pool_free(x.pool);
+  }
+}
+END_TEST
+
+/* A connection parked past the validation window is pinged before reuse,
+ * and one parked past its lifetime is replaced. */
+START_TEST(affinity_stale_parked_validated) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
+  be_pool_options o = mock_opts(1, 2);
+  o.clock = clk;
+  o.validation_window_ms = 500;
+  o.max_lifetime_ms = 10000;
+  o.lifetime_jitter_permille = 0;
+  be_pool *p = new_pool(&o);
+  be_conn *c, *d;
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  be_pool_release(p, c); /* parked */
+  be_clock_advance(clk, BE_NS_PER_SEC, NULL);
+  ck_assert_int_eq(be_pool_acquire(&d, p, NULL), BE_OK);
+  ck_assert_ptr_eq(d, c);
+  ck_assert_uint_eq(stats(p).validations, 1);
+  be_pool_release(p, d);
+  be_clock_advance(clk, 10 * BE_NS_PER_SEC, NULL);
+  ck_assert_int_eq(be_pool_acquire(&d, p, NULL), BE_OK);
+  be_pool_stats s = stats(p);
+  ck_assert_uint_eq(s.expired, 1);
+  ck_assert_uint_eq(s.creates, 2);
+  ck_assert_uint_eq(s.acquires, 3);
+  ck_assert_int_eq(s.in_use, 1);
+  be_pool_release(p, d);
+  be_pool_free(p);
+  be_clock_free(clk);
+}
+END_TEST
+
+typedef struct free_race {
+  be_pool *pool;
+  be_conn *conn[4];
+  _Atomic int go;
+} free_race;
+
+typedef struct free_race_arg {
+  free_race *r;
+  int i;
+} free_race_arg;
+
+static void *release_on_go(void *arg) {
+  free_race_arg *a = arg;
+  while (!atomic_load(&a->r->go)) {
+  }
+  be_pool_release(a->r->pool, a->r->conn[a->i]);
+  return NULL;
+}
+
+/* Releases racing be_pool_free(): a release that is parking its
+ * connection while close takes the parked ones must not touch the pool
+ * after the last one out freed it (ASan / TSan). */
+START_TEST(affinity_release_racing_free) {
+  for (int round = 0; round < 200; round++) {
+    be_pool_options o = mock_opts(0, 4);
+    free_race r = {.pool = new_pool(&o)};
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(be_pool_acquire(&r.conn[i], r.pool, NULL), BE_OK);
+    pthread_t t[4];
+    free_race_arg a[4];
+    for (int i = 0; i < 4; i++) {
+      a[i] = (free_race_arg){&r, i};
+      pthread_create(&t[i], NULL, release_on_go, &a[i]);
+    }
+    atomic_store(&r.go, 1);
+    be_pool_free(r.pool); /* the last release frees it */
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  }
+}
+END_TEST
+
 static Suite *pool_suite(void) {
   Suite *s = suite_create("pool");
   TCase *tc = tcase_create("pool");
@@ -2404,8 +2618,15 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, conn_lost_on_reset_is_replaced);
   tcase_add_test(tc, connection_init_runs_once_per_new_connection);
   tcase_add_test(tc, connection_init_failure_is_typed_and_leaks_nothing);
+  tcase_add_test(tc, affinity_stats_exact_under_threads);
+  tcase_add_test(tc, affinity_release_does_not_barge_past_waiter);
+  tcase_add_test(tc, affinity_usage_alert_counts_real_use);
+  tcase_add_test(tc, affinity_claims_race_close_and_maintenance);
+  tcase_add_test(tc, affinity_stale_parked_validated);
+  tcase_add_test(tc, affinity_release_racing_free);
   suite_add_tcase(s, tc);
   return s;
 }
+
 
 TU_MAIN(pool_suite)
