@@ -596,6 +596,12 @@ static inline void bindings_cleared(be_stmt *s) {
   s->clear = 0;
 }
 
+/* The driver's reset, which clears s's bindings. */
+static OUT_OF_LINE int reset_clearing(be_conn *c, be_stmt *s, be_error **err) {
+  bindings_cleared(s);
+  return note(c, c->drv->reset(s->native, err));
+}
+
 /* Reset s to run again with no bindings (given back to the cache, or
  * be_stmt_reset): keeping the driver's bindings when it can, as that costs
  * less than clearing them; what they hold is stale from now on (the next
@@ -607,8 +613,7 @@ static inline int reset_unbound(be_conn *c, be_stmt *s, be_error **err) {
     s->stale = s->dirty;
     return BE_OK;
   }
-  bindings_cleared(s);
-  return note(c, c->drv->reset(s->native, err));
+  return reset_clearing(c, s, err);
 }
 
 void be_stmt_finalize(be_stmt *s) {
