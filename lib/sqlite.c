@@ -530,6 +530,14 @@ static int sq_reset(void *s, be_error **err) {
   return BE_OK;
 }
 
+/* be__reset_keep_fn: sqlite3_reset alone (it keeps the bindings; storage
+ * binds NULL to what the next use leaves unbound before it steps). */
+static void sq_reset_keep(void *s) { sqlite3_reset(ST(s)); }
+
+be__reset_keep_fn be__sqlite_reset_keep_fn(const be_driver *d) {
+  return d != NULL && d->reset == sq_reset ? sq_reset_keep : NULL;
+}
+
 static void sq_finalize(void *s) { sqlite3_finalize(ST(s)); }
 
 static int sq_exec(void *conn, const char *sql, be_error **err) {

@@ -42,6 +42,15 @@ struct be_stmt {
   int32_t running; /* the observer is timing a run */
   int32_t started; /* stepped since the last reset */
   int32_t ncols;   /* column count, refreshed at each run's first step */
+  /* Bindings kept across a return to the cache (be_conn.reset_keep), for
+   * parameters 1..64 (bit i - 1): dirty, bound with a value since they
+   * were last cleared; stale, dirty from an earlier use and not bound in
+   * this one (a step binds NULL to them first: one test when there are
+   * none). clear: return with the driver's (clearing) reset, as a
+   * parameter past 64 or a large value was bound. */
+  uint64_t dirty;
+  uint64_t stale;
+  int32_t clear;
   int64_t start_ns;
   int64_t rows;
   char sql[];
@@ -72,6 +81,7 @@ typedef struct observer {
 struct be_conn {
   const be_driver *drv;
   void *native;
+  be__reset_keep_fn reset_keep; /* NULL: return statements with drv->reset */
   int32_t broken;
   int32_t tx_depth;
   int32_t tx_doomed; /* a savepoint could not be rolled back: no COMMIT */
@@ -365,6 +375,7 @@ static int conn_open(be_conn **out, const be_driver *driver, const char *dsn, in
   be_conn *c = be__calloc(1, sizeof *c);
   if (c == NULL) return be__error_oom(err);
   c->drv = driver;
+  c->reset_keep = be__sqlite_reset_keep_fn(driver);
   c->cap = BE__STMT_CACHE_DEFAULT;
   c->nbuckets = buckets_for(c->cap);
   c->buckets = be__calloc(c->nbuckets, sizeof *c->buckets);
@@ -579,6 +590,32 @@ const char *be_sql_text(const be_sql *sql, size_t *len) {
   return sql ? sql->text : NULL;
 }
 
+/* A driver's reset cleared s's bindings. */
+static inline void bindings_cleared(be_stmt *s) {
+  s->dirty = s->stale = 0;
+  s->clear = 0;
+}
+
+/* The driver's reset, which clears s's bindings. */
+static OUT_OF_LINE int reset_clearing(be_conn *c, be_stmt *s, be_error **err) {
+  bindings_cleared(s);
+  return note(c, c->drv->reset(s->native, err));
+}
+
+/* Reset s to run again with no bindings (given back to the cache, or
+ * be_stmt_reset): keeping the driver's bindings when it can, as that costs
+ * less than clearing them; what they hold is stale from now on (the next
+ * step binds NULL to each parameter not bound again), so every parameter
+ * still reads NULL until bound. Else the driver's reset clears them. */
+static inline int reset_unbound(be_conn *c, be_stmt *s, be_error **err) {
+  if (LIKELY(c->reset_keep != NULL && !s->clear)) {
+    c->reset_keep(s->native);
+    s->stale = s->dirty;
+    return BE_OK;
+  }
+  return reset_clearing(c, s, err);
+}
+
 void be_stmt_finalize(be_stmt *s) {
   if (s == NULL) return;
   be_conn *c = s->conn;
@@ -588,7 +625,7 @@ void be_stmt_finalize(be_stmt *s) {
   if (s->cached) {
     /* a reset that finds the connection lost marks it broken, so the pool
      * replaces it instead of handing it to the next caller */
-    if (!c->broken && note(c, c->drv->reset(s->native, NULL)) == BE_OK) {
+    if (!c->broken && reset_unbound(c, s, NULL) == BE_OK) {
       lru_touch(c, s);
       return;
     }
@@ -603,19 +640,46 @@ void be_stmt_finalize(be_stmt *s) {
 #define STMT_CHECK(s, name) \
   if ((s) == NULL) return be__error_set(err, BE_E_MISUSE, name ": NULL statement")
 
+/* The largest value a binding kept across a return to the cache may hold
+ * (a driver's copy of it stays allocated until the parameter is bound
+ * again): a larger one is cleared on return. */
+#define KEEP_MAX 4096
+
+/* rc of binding a value to parameter i of s (rc BE_OK: it is bound in
+ * this use; a bind that failed left the earlier binding, stale or not). */
+static inline int bound(be_stmt *s, int32_t i, int rc) {
+  if (LIKELY(rc == BE_OK)) {
+    if (LIKELY((uint32_t)(i - 1) < 64)) {
+      uint64_t bit = UINT64_C(1) << (i - 1);
+      s->dirty |= bit;
+      s->stale &= ~bit;
+    } else {
+      s->clear = 1;
+    }
+    return rc;
+  }
+  return note(s->conn, rc);
+}
+
 int be_stmt_bind_null(be_stmt *s, int32_t i, be_error **err) {
   STMT_CHECK(s, "be_stmt_bind_null");
-  return note(s->conn, s->conn->drv->bind_null(s->native, i, err));
+  int rc = note(s->conn, s->conn->drv->bind_null(s->native, i, err));
+  /* NULL is what a cleared parameter reads: nothing to unbind later */
+  if (rc == BE_OK && (uint32_t)(i - 1) < 64) {
+    s->dirty &= ~(UINT64_C(1) << (i - 1));
+    s->stale &= ~(UINT64_C(1) << (i - 1));
+  }
+  return rc;
 }
 
 int be_stmt_bind_int64(be_stmt *s, int32_t i, int64_t v, be_error **err) {
   STMT_CHECK(s, "be_stmt_bind_int64");
-  return note(s->conn, s->conn->drv->bind_int64(s->native, i, v, err));
+  return bound(s, i, s->conn->drv->bind_int64(s->native, i, v, err));
 }
 
 int be_stmt_bind_double(be_stmt *s, int32_t i, double v, be_error **err) {
   STMT_CHECK(s, "be_stmt_bind_double");
-  return note(s->conn, s->conn->drv->bind_double(s->native, i, v, err));
+  return bound(s, i, s->conn->drv->bind_double(s->native, i, v, err));
 }
 
 /* be_stmt_bind_text's copies of short text for the first parameters,
@@ -677,10 +741,13 @@ int be_stmt_bind_text(be_stmt *s, int32_t i, const char *v, size_t len, be_error
   const be_driver *d = s->conn->drv;
   be__bind_text_fn lend = be__driver_bind_text_static(d);
   const char *copy = lend ? text_copy(s, i, v, len) : NULL;
-  if (copy == NULL) return note(s->conn, d->bind_text(s->native, i, v, len, err));
+  if (copy == NULL) {
+    if (len > KEEP_MAX) s->clear = 1;
+    return bound(s, i, d->bind_text(s->native, i, v, len, err));
+  }
   int rc = lend(s->native, i, copy, len, err);
   if (rc == BE_OK) s->texts[i - 1].lent ^= 1;
-  return note(s->conn, rc);
+  return bound(s, i, rc);
 }
 
 int be_stmt_bind_text_static(be_stmt *s, int32_t i, const char *v, size_t len, be_error **err) {
@@ -690,19 +757,20 @@ int be_stmt_bind_text_static(be_stmt *s, int32_t i, const char *v, size_t len, b
   const be_driver *d = s->conn->drv;
   be__bind_text_fn bind = be__driver_bind_text_static(d);
   if (bind == NULL) bind = d->bind_text;
-  return note(s->conn, bind(s->native, i, v, len, err));
+  return bound(s, i, bind(s->native, i, v, len, err));
 }
 
 int be_stmt_bind_blob(be_stmt *s, int32_t i, const void *v, size_t len, be_error **err) {
   STMT_CHECK(s, "be_stmt_bind_blob");
   if (v == NULL && len > 0) return be__error_set(err, BE_E_MISUSE, "be_stmt_bind_blob: NULL data");
-  return note(s->conn, s->conn->drv->bind_blob(s->native, i, v, len, err));
+  if (len > KEEP_MAX) s->clear = 1;
+  return bound(s, i, s->conn->drv->bind_blob(s->native, i, v, len, err));
 }
 
 /* ---- running ---- */
 
-int be_stmt_step(be_stmt *s, be_error **err) {
-  STMT_CHECK(s, "be_stmt_step");
+/* One step of s (its stale parameters already unbound). */
+static inline int step_run(be_stmt *s, be_error **err) {
   be_conn *c = s->conn;
   if (UNLIKELY(c->nobs) && !s->running) observe_start(s);
   int rc = c->drv->step(s->native, err);
@@ -721,11 +789,32 @@ int be_stmt_step(be_stmt *s, be_error **err) {
   return rc;
 }
 
+/* The first step of a use that left stale parameters unbound: bind NULL
+ * to each (unbound parameters read NULL, as after a clear), then step.
+ * Out of line, so the common step keeps its registers. */
+static OUT_OF_LINE int step_unbinding(be_stmt *s, be_error **err) {
+  uint64_t m = s->stale;
+  for (int32_t i = 1; m; i++, m >>= 1) {
+    if (!(m & 1)) continue;
+    int rc = s->conn->drv->bind_null(s->native, i, err);
+    if (rc != BE_OK) return note(s->conn, rc);
+  }
+  s->dirty &= ~s->stale;
+  s->stale = 0;
+  return step_run(s, err);
+}
+
+int be_stmt_step(be_stmt *s, be_error **err) {
+  STMT_CHECK(s, "be_stmt_step");
+  if (UNLIKELY(s->stale)) return step_unbinding(s, err);
+  return step_run(s, err);
+}
+
 int be_stmt_reset(be_stmt *s, be_error **err) {
   STMT_CHECK(s, "be_stmt_reset");
   if (s->running) observe_end(s, BE_OK);
   s->started = 0;
-  return note(s->conn, s->conn->drv->reset(s->native, err));
+  return reset_unbound(s->conn, s, err);
 }
 
 int32_t be_stmt_column_count(be_stmt *s) {
@@ -941,7 +1030,7 @@ int64_t be__conn_reset_open_stmts(be_conn *c) {
   for (be_stmt *s = c ? c->out_head : NULL; s; s = s->onext, n++) {
     if (s->running) observe_end(s, BE_OK);
     s->started = 0;
-    note(c, c->drv->reset(s->native, NULL));
+    if (note(c, c->drv->reset(s->native, NULL)) == BE_OK) bindings_cleared(s);
   }
   return n;
 }

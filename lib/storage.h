@@ -194,6 +194,17 @@ typedef void (*be__row_fn)(void *stmt, int32_t ncols, be__cell *out);
  * entry for it: others are read a value at a time through column_value. */
 be__row_fn be__sqlite_row_fn(const be_driver *driver);
 
+/* Make a statement ready to run again keeping its bindings (unlike
+ * be_driver.reset, which clears them). */
+typedef void (*be__reset_keep_fn)(void *stmt);
+
+/* The built-in SQLite driver's reset that keeps bindings when driver's
+ * reset is that driver's (the driver itself or a copy of its table), else
+ * NULL (sqlite.c). Storage returns a cached statement with it and binds
+ * NULL, before the next use's first step, to each parameter that use left
+ * unbound: clearing every binding on every return costs more than that. */
+be__reset_keep_fn be__sqlite_reset_keep_fn(const be_driver *driver);
+
 /* What reading many rows of one statement needs, taken once after a run's
  * first BE_ROW (it holds until the statement is reset): the driver's
  * native statement, its whole-row read (NULL unless it has one), its

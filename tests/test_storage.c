@@ -1843,6 +1843,218 @@ START_TEST(postgres_placeholders_and_scripts) {
 }
 END_TEST
 
+/* ---- bindings kept across a return to the cache ---- */
+
+/* The statement of "SELECT ?1, ?2, ?3" from c's cache, bound as mask says
+ * (bit 0: 1 = 7, bit 1: 2 = text, bit 2: 3 = blob), stepped to its row. */
+static be_stmt *three_bound(be_conn *c, int mask, const char *text) {
+  static const unsigned char blob[] = {1, 2, 3};
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1, ?2, ?3", NULL), BE_OK);
+  if (mask & 1) ck_assert_int_eq(be_stmt_bind_int64(s, 1, 7, NULL), BE_OK);
+  if (mask & 2) ck_assert_int_eq(be_stmt_bind_text(s, 2, text, BE_NUL_TERMINATED, NULL), BE_OK);
+  if (mask & 4) ck_assert_int_eq(be_stmt_bind_blob(s, 3, blob, sizeof blob, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  return s;
+}
+
+/* Each column of s's row is NULL exactly where mask has no bit. */
+static void three_read(be_stmt *s, int mask, const char *text) {
+  ck_assert_int_eq(be_stmt_column_type(s, 0), mask & 1 ? BE_TYPE_INT : BE_TYPE_NULL);
+  ck_assert_int_eq(be_stmt_column_type(s, 1), mask & 2 ? BE_TYPE_TEXT : BE_TYPE_NULL);
+  ck_assert_int_eq(be_stmt_column_type(s, 2), mask & 4 ? BE_TYPE_BLOB : BE_TYPE_NULL);
+  if (mask & 1) ck_assert_int_eq(be_stmt_column_int64(s, 0), 7);
+  if (mask & 2) ck_assert_str_eq(be_stmt_column_text(s, 1, NULL), text);
+  be_stmt_finalize(s);
+}
+
+/* A cached statement comes back "reset with no bindings" whichever way it
+ * is run next: a parameter an earlier use bound and this one did not reads
+ * NULL (the SQLite driver returns statements without clearing bindings and
+ * binds NULL to those before the first step). */
+START_TEST(unbound_parameters_read_null_on_every_use) {
+  be_conn *c = open_mem();
+  static const int uses[] = {7, 2, 7, 0, 5, 7, 4, 1, 3, 6, 0};
+  be_stmt *first = NULL;
+  for (size_t u = 0; u < sizeof uses / sizeof uses[0]; u++) {
+    char text[16];
+    snprintf(text, sizeof text, "use %zu", u);
+    be_stmt *s = three_bound(c, uses[u], text);
+    if (u == 0) first = s;
+    ck_assert_ptr_eq(s, first); /* the cached one every time */
+    three_read(s, uses[u], text);
+  }
+  /* a bind that fails leaves the earlier use's value: never read */
+  three_read(three_bound(c, 7, "all"), 7, "all");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1, ?2, ?3", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text(s, 2, "bad\xff", BE_NUL_TERMINATED, NULL), BE_E_VALIDATION);
+  ck_assert_int_lt(be_stmt_bind_int64(s, 4, 1, NULL), 0); /* out of range */
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, 7, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  three_read(s, 1, NULL);
+  /* be_stmt_reset clears this use's bindings too */
+  s = three_bound(c, 7, "x");
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  three_read(s, 0, NULL);
+  /* a NULL bound over a value, then nothing: NULL */
+  three_read(three_bound(c, 7, "y"), 7, "y");
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1, ?2, ?3", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_null(s, 2, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  three_read(s, 0, NULL);
+  be_conn_close(c);
+}
+END_TEST
+
+/* Text bound in one use is not visible in the next: copied text (short and
+ * long), static text whose buffer is gone (valgrind: never read again), a
+ * blob larger than a kept binding may hold. */
+START_TEST(bound_text_does_not_outlive_its_use) {
+  be_conn *c = open_mem();
+  char big[5000];
+  memset(big, 'b', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  three_read(three_bound(c, 2, big), 2, big);
+  three_read(three_bound(c, 1, NULL), 1, NULL);
+  char *heap = strdup("static text");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1, ?2, ?3", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 2, heap, BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  three_read(s, 2, "static text");
+  free(heap); /* the caller's text may go once the statement is given back */
+  three_read(three_bound(c, 5, NULL), 5, NULL);
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT ?1, ?2, ?3", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_blob(s, 3, big, sizeof big, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_type(s, 2), BE_TYPE_BLOB);
+  be_stmt_finalize(s);
+  three_read(three_bound(c, 0, NULL), 0, NULL);
+  /* copies alternate between two buffers per parameter: a kept binding
+   * points at one of them while the next use binds another text */
+  for (int u = 0; u < 6; u++) {
+    char t[16];
+    snprintf(t, sizeof t, "t%d", u);
+    three_read(three_bound(c, u % 3 ? 2 : 0, t), u % 3 ? 2 : 0, t);
+  }
+  be_conn_close(c);
+}
+END_TEST
+
+/* be_stmt_reset within one use (a loop inserting rows): every parameter
+ * reads NULL until bound again, static text whose buffer went included. */
+START_TEST(reset_leaves_no_binding_in_the_same_use) {
+  be_conn *c = open_mem();
+  be_stmt *s = three_bound(c, 7, "first");
+  static const int rebind[] = {2, 0, 5, 7, 1, 4};
+  for (size_t k = 0; k < sizeof rebind / sizeof rebind[0]; k++) {
+    ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+    if (rebind[k] & 1) ck_assert_int_eq(be_stmt_bind_int64(s, 1, 7, NULL), BE_OK);
+    if (rebind[k] & 2) ck_assert_int_eq(be_stmt_bind_text(s, 2, "again", 5, NULL), BE_OK);
+    if (rebind[k] & 4) ck_assert_int_eq(be_stmt_bind_blob(s, 3, "z", 1, NULL), BE_OK);
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+    ck_assert_int_eq(be_stmt_column_type(s, 0), rebind[k] & 1 ? BE_TYPE_INT : BE_TYPE_NULL);
+    ck_assert_int_eq(be_stmt_column_type(s, 1), rebind[k] & 2 ? BE_TYPE_TEXT : BE_TYPE_NULL);
+    ck_assert_int_eq(be_stmt_column_type(s, 2), rebind[k] & 4 ? BE_TYPE_BLOB : BE_TYPE_NULL);
+  }
+  char *heap = strdup("borrowed");
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_text_static(s, 2, heap, BE_NUL_TERMINATED, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_str_eq(be_stmt_column_text(s, 1, NULL), "borrowed");
+  ck_assert_int_eq(be_stmt_reset(s, NULL), BE_OK);
+  free(heap); /* borrowed until the reset */
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_type(s, 1), BE_TYPE_NULL);
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
+/* Parameters past the 64 a statement tracks: cleared when given back. */
+START_TEST(unbound_parameters_read_null_past_64) {
+  be_conn *c = open_mem();
+  char sql[1024] = "SELECT ?1";
+  for (int i = 2; i <= 70; i++) snprintf(sql + strlen(sql), sizeof sql - strlen(sql), ", ?%d", i);
+  static const int bind_upto[] = {70, 2, 64, 0, 70, 65, 1};
+  for (size_t u = 0; u < sizeof bind_upto / sizeof bind_upto[0]; u++) {
+    be_stmt *s = NULL;
+    ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
+    for (int i = 1; i <= bind_upto[u]; i++)
+      ck_assert_int_eq(be_stmt_bind_int64(s, i, i * 10, NULL), BE_OK);
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+    for (int i = 1; i <= 70; i++) {
+      int32_t type = be_stmt_column_type(s, i - 1);
+      ck_assert_msg(type == (i <= bind_upto[u] ? BE_TYPE_INT : BE_TYPE_NULL),
+                    "use %zu, parameter %d: type %d", u, i, (int)type);
+    }
+    be_stmt_finalize(s);
+  }
+  be_conn_close(c);
+}
+END_TEST
+
+/* be_rows_query steps through the cached statement too: fewer values than
+ * an earlier use bound leave the rest NULL. */
+START_TEST(unbound_parameters_read_null_through_rows) {
+  be_conn *c = open_mem();
+  be_params *p = NULL;
+  ck_assert_int_eq(be_params_new(&p, NULL), BE_OK);
+  ck_assert_int_eq(be_params_add_int64(p, 7, NULL), BE_OK);
+  ck_assert_int_eq(be_params_add_text(p, "two", 3, NULL), BE_OK);
+  ck_assert_int_eq(be_params_add_blob(p, "b", 1, NULL), BE_OK);
+  for (int u = 0; u < 4; u++) {
+    if (u == 2) {
+      be_params_clear(p);
+      ck_assert_int_eq(be_params_add_int64(p, 8, NULL), BE_OK);
+    }
+    be_rows *r = NULL;
+    ck_assert_int_eq(be_rows_query(&r, c, "SELECT ?1, ?2, ?3", u == 1 ? NULL : p, NULL), BE_OK);
+    ck_assert_uint_eq(be_rows_count(r), 1);
+    ck_assert_int_eq(be_rows_type(r, 0, 0), u == 1 ? BE_TYPE_NULL : BE_TYPE_INT);
+    ck_assert_int_eq(be_rows_type(r, 0, 1), u == 0 ? BE_TYPE_TEXT : BE_TYPE_NULL);
+    ck_assert_int_eq(be_rows_type(r, 0, 2), u == 0 ? BE_TYPE_BLOB : BE_TYPE_NULL);
+    be_rows_free(r);
+    if (u == 0) three_read(three_bound(c, 0, NULL), 0, NULL);
+  }
+  be_params_free(p);
+  be_conn_close(c);
+}
+END_TEST
+
+static int resets_seen;
+static int counting_reset(void *stmt, be_error **err) {
+  resets_seen++;
+  return be_sqlite_driver()->reset(stmt, err);
+}
+
+/* A driver whose reset is not the SQLite driver's own (a copy of its
+ * table with reset replaced, the fault driver) is reset on every return,
+ * as be_driver.reset's contract says. */
+START_TEST(other_drivers_reset_on_every_return) {
+  be_driver d = *be_sqlite_driver();
+  d.reset = counting_reset;
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, &d, ":memory:", NULL), BE_OK);
+  resets_seen = 0;
+  three_read(three_bound(c, 7, "a"), 7, "a");
+  three_read(three_bound(c, 2, "b"), 2, "b");
+  ck_assert_int_eq(resets_seen, 2);
+  be_conn_close(c);
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  three_read(three_bound(c, 7, "a"), 7, "a");
+  three_read(three_bound(c, 4, "b"), 4, "b");
+  three_read(three_bound(c, 0, NULL), 0, NULL);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
 static Suite *storage_suite(void) {
   Suite *s = suite_create("storage");
   TCase *tc = tcase_create("sqlite");
@@ -1862,6 +2074,12 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, bind_text_refused_while_running_keeps_the_bound_text);
   tcase_add_test(tc, rows_read_whole_with_or_without_column_value);
   tcase_add_test(tc, rows_many_keep_their_order);
+  tcase_add_test(tc, unbound_parameters_read_null_on_every_use);
+  tcase_add_test(tc, bound_text_does_not_outlive_its_use);
+  tcase_add_test(tc, unbound_parameters_read_null_past_64);
+  tcase_add_test(tc, reset_leaves_no_binding_in_the_same_use);
+  tcase_add_test(tc, unbound_parameters_read_null_through_rows);
+  tcase_add_test(tc, other_drivers_reset_on_every_return);
   tcase_add_test(tc, constraint_errors_are_typed);
   tcase_add_test(tc, syntax_and_misuse_errors);
   tcase_add_test(tc, open_errors);
