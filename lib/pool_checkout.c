@@ -343,9 +343,11 @@ static int acquire_slow(be_pool *p, be_conn **out, const char *file, int32_t lin
  * gets a claimed slot whose connection must go the slow way (idle past
  * the validation window, or past its lifetime). */
 static inline slot *claim_parked(be_pool *p, const char *file, int32_t line, slot **stale) {
-  be__pool_tl *tl = &be__pool_tls;
-  if (tl->pool_id != p->id || atomic_load_explicit(&p->no_park, BE__RELAXED)) return NULL;
-  slot *s = tl->slot;
+  /* be__pool_tls by name, never through a pointer: GCC 12's UBSan null
+   * check of a pointer to a thread-local tests stale flags and reports a
+   * null pointer that is not (the ASan+UBSan stage saw it here). */
+  if (be__pool_tls.pool_id != p->id || atomic_load_explicit(&p->no_park, BE__RELAXED)) return NULL;
+  slot *s = be__pool_tls.slot;
   int32_t parked = BE__SLOT_PARKED;
   if (!atomic_compare_exchange_strong_explicit(&s->state, &parked, BE__SLOT_IN_USE,
                                                memory_order_acquire, BE__RELAXED))
@@ -482,9 +484,9 @@ enum { PARK_NO,
  * (s is IN_USE and ours as before), PARK_OTHER when this thread has
  * another slot of p parked. */
 static inline int park(be_pool *p, slot *s, int64_t now) {
-  be__pool_tl *tl = &be__pool_tls;
   if (atomic_load_explicit(&p->no_park, BE__RELAXED)) return PARK_NO;
-  if (tl->pool_id == p->id && tl->slot != s && be__pool_state(tl->slot) == BE__SLOT_PARKED)
+  if (be__pool_tls.pool_id == p->id && be__pool_tls.slot != s &&
+      be__pool_state(be__pool_tls.slot) == BE__SLOT_PARKED)
     return PARK_OTHER;
   uintptr_t owner = atomic_load_explicit(&s->owner, BE__RELAXED);
   int64_t since = atomic_load_explicit(&s->acquired_ns, BE__RELAXED);
@@ -492,8 +494,8 @@ static inline int park(be_pool *p, slot *s, int64_t now) {
   be__pool_unstamp(s);
   atomic_store(&s->state, BE__SLOT_PARKING); /* then read no_park: both seq_cst */
   if (BE__LIKELY(!atomic_load(&p->no_park))) {
-    tl->pool_id = p->id;
-    tl->slot = s;
+    be__pool_tls.pool_id = p->id;
+    be__pool_tls.slot = s;
     /* the last touch: from here the pool may take s, close and go */
     atomic_store_explicit(&s->state, BE__SLOT_PARKED, memory_order_release);
     return PARK_DONE;
