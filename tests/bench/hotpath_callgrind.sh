@@ -35,9 +35,10 @@ count() { # row side fn ops
 while read -r row side fn rawfn ops calls; do
   lib=$(count "$row" "$side" "$fn" "$ops")
   raw=$(count "$row" raw "$rawfn" "$ops")
-  python3 - "$row" "$users" "$lib" "$raw" "$calls" <<'EOF'
+  python3 - "$row" "$users" "$lib" "$raw" "$calls" "$side" <<'EOF'
 import sys
 row, users, lib, raw, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+if sys.argv[6] != "lib": row += "_" + sys.argv[6]  # bulk_static: the same row, another lib side
 print('{"row":"%s","users":%d,"lib":%.0f,"raw":%.0f,"raw_over_lib":%.3f}'
       % (row, users, lib / calls, raw / calls, raw / lib))
 EOF
