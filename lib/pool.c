@@ -337,15 +337,7 @@ void be_pool_close(be_pool *p) {
   }
   /* close idle connections one at a time, unlocked */
   p->active++;
-  while (p->idle_n > 0) {
-    slot *s = p->idle[--p->idle_n];
-    be_conn *c = s->conn;
-    p->destroys++;
-    be__pool_slot_free(p, s);
-    pthread_mutex_unlock(&p->mu);
-    be_conn_close(c);
-    pthread_mutex_lock(&p->mu);
-  }
+  while (p->idle_n > 0) be__pool_slot_destroy(p, p->idle[--p->idle_n]);
   p->active--;
   pthread_mutex_unlock(&p->mu);
   if (join) {

@@ -210,13 +210,8 @@ static int take_idle(be_pool *p, slot *s, be_conn **out, const char *file, int32
                      be_error **err) {
   int64_t now = be__clock_coarse_ns(p->clock);
   if (now >= s->expires_ns) {
-    be_conn *c = s->conn;
     p->expired++;
-    p->destroys++;
-    be__pool_slot_free(p, s);
-    pthread_mutex_unlock(&p->mu);
-    be_conn_close(c);
-    pthread_mutex_lock(&p->mu);
+    be__pool_slot_destroy(p, s);
     return RETRY;
   }
   be__pool_checkout(p, s, file, line, now);
@@ -289,12 +284,7 @@ static int take_claimed(be_pool *p, slot *s, be_conn **out, const char *file, in
                         be_error **err) {
   be__pool_out_dec(p);
   if (!p->closed) return take_idle(p, s, out, file, line, err);
-  be_conn *c = s->conn;
-  p->destroys++;
-  be__pool_slot_free(p, s);
-  pthread_mutex_unlock(&p->mu);
-  be_conn_close(c);
-  pthread_mutex_lock(&p->mu);
+  be__pool_slot_destroy(p, s);
   return RETRY;
 }
 

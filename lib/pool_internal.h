@@ -363,6 +363,10 @@ static inline int64_t be__pool_add_sat(int64_t a, int64_t b) {
 be__pool_slot *be__pool_reserve_slot(be_pool *p);
 /* A slot whose connection was closed (or never opened) becomes free. */
 void be__pool_slot_free(be_pool *p, be__pool_slot *s);
+/* Destroy s's idle connection (mu held, and held again on return): the
+ * slot is freed and counted destroyed under the lock, the close runs
+ * unlocked. */
+void be__pool_slot_destroy(be_pool *p, be__pool_slot *s);
 void be__pool_unlink_waiter(be_pool *p, be__pool_waiter *w);
 /* Capacity became free (a slot went SLOT_FREE): if anyone waits, give the
  * head waiter a reservation to open a connection for itself. */

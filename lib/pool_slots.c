@@ -37,6 +37,15 @@ void be__pool_slot_free(be_pool *p, slot *s) {
   p->total--;
 }
 
+void be__pool_slot_destroy(be_pool *p, slot *s) {
+  be_conn *c = s->conn;
+  p->destroys++;
+  be__pool_slot_free(p, s);
+  pthread_mutex_unlock(&p->mu);
+  be_conn_close(c);
+  pthread_mutex_lock(&p->mu);
+}
+
 int32_t be__pool_unpark_all(be_pool *p) {
   int32_t n = 0;
   for (int32_t i = 0; i < p->max_conns; i++) {
