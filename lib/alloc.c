@@ -2,6 +2,7 @@
 #include <backend/alloc.h>
 #include <backend/error.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,17 +31,65 @@ int be_allocator_init(be_allocator *a, uint32_t version) {
   return be__versioned_init(a, sizeof *a, &defaults, version, BE_ALLOCATOR_VERSION);
 }
 
+/* ---- blocks kept for the next result (alloc.h) ---- */
+
+#define BLOCKS_KEPT 32 /* 2 MiB per process at most */
+
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *kept[BLOCKS_KEPT];
+static int nkept;
+
+static int allocator_is_default(void) { return current.malloc_fn == std_malloc; }
+
+void *be__block_alloc(void) {
+  void *b = NULL;
+  if (allocator_is_default()) {
+    pthread_mutex_lock(&kept_mu);
+    if (nkept > 0) b = kept[--nkept];
+    pthread_mutex_unlock(&kept_mu);
+  }
+  return b ? b : be__malloc(BE__BLOCK_SIZE);
+}
+
+void be__block_free(void *block) {
+  if (block == NULL) return;
+  if (allocator_is_default()) {
+    pthread_mutex_lock(&kept_mu);
+    int keep = nkept < BLOCKS_KEPT;
+    if (keep) kept[nkept++] = block;
+    pthread_mutex_unlock(&kept_mu);
+    if (keep) return;
+  }
+  be__free(block);
+}
+
+int be__blocks_kept(void) {
+  pthread_mutex_lock(&kept_mu);
+  int n = nkept;
+  pthread_mutex_unlock(&kept_mu);
+  return n;
+}
+
+/* The kept blocks came from the default allocator: freed before another
+ * takes its place. */
+static void drop_kept_blocks(void) {
+  pthread_mutex_lock(&kept_mu);
+  while (nkept > 0) free(kept[--nkept]);
+  pthread_mutex_unlock(&kept_mu);
+}
+
 int be_set_allocator(const be_allocator *a, be_error **err) {
+  if (a != NULL && (a->version != BE_ALLOCATOR_VERSION || a->malloc_fn == NULL ||
+                    a->realloc_fn == NULL || a->free_fn == NULL))
+    return be__error_set(err, BE_E_MISUSE, "be_set_allocator: %s",
+                         a->version != BE_ALLOCATOR_VERSION ? "unknown allocator version"
+                                                            : "a function pointer is NULL");
+  drop_kept_blocks();
   if (a == NULL) {
     be_allocator std = {BE_ALLOCATOR_VERSION, std_malloc, std_realloc, std_free, NULL};
     current = std;
     return BE_OK;
   }
-  if (a->version != BE_ALLOCATOR_VERSION || a->malloc_fn == NULL ||
-      a->realloc_fn == NULL || a->free_fn == NULL)
-    return be__error_set(err, BE_E_MISUSE, "be_set_allocator: %s",
-                         a->version != BE_ALLOCATOR_VERSION ? "unknown allocator version"
-                                                            : "a function pointer is NULL");
   current = *a;
   return BE_OK;
 }

@@ -37,16 +37,17 @@ typedef struct chunk {
 typedef struct block {
   struct block *next;
   size_t n, cap;  /* rows */
+  int32_t whole;  /* a BE__BLOCK_SIZE block (be__block_alloc) */
   uint32_t *tags; /* per row: its group */
   cell cells[];   /* cap * ncols, row-major */
 } block;
 
-/* Blocks double from 16 rows up to about 64 KiB: below malloc's mmap
- * threshold, so a large result costs no page faults of fresh mappings on
- * every load (4096-row blocks of 3 columns took ~150 more per 10,000
- * rows). */
+/* Blocks double from 16 rows up to BE__BLOCK_SIZE bytes: below malloc's
+ * mmap threshold, so a large result costs no page faults of fresh
+ * mappings on every load (4096-row blocks of 3 columns took ~150 more per
+ * 10,000 rows), and whole ones are kept for the next result when freed
+ * (be__block_free). */
 #define BLOCK_MIN 16
-#define BLOCK_BYTES 65536
 
 struct be_rows {
   int32_t ncols;
@@ -60,9 +61,12 @@ struct be_rows {
 OUT_OF_LINE static char *arena_alloc(be_rows *r, size_t n) {
   chunk *c = r->arena;
   if (c == NULL || c->cap - c->used < n) {
-    size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
-    if (c && c->cap * 2 > cap && c->cap < (1u << 20)) cap = c->cap * 2;
-    chunk *nc = be__malloc(sizeof *nc + cap);
+    size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN, whole = BE__BLOCK_SIZE - sizeof *c;
+    if (c && cap < whole) { /* double towards a whole block, then stay there */
+      size_t next = c->cap < whole / 2 ? c->cap * 2 : whole;
+      if (next > cap) cap = next;
+    }
+    chunk *nc = cap == whole ? be__block_alloc() : be__malloc(sizeof *nc + cap);
     if (nc == NULL) return NULL;
     nc->used = 0;
     nc->cap = cap;
@@ -85,7 +89,8 @@ static const char *arena_copy(be_rows *r, const void *src, size_t n) {
 static void free_blocks(be_rows *r) {
   for (block *b = r->head, *next; b; b = next) {
     next = b->next;
-    be__free(b);
+    if (b->whole) be__block_free(b);
+    else be__free(b);
   }
   r->head = r->tail = NULL;
 }
@@ -94,7 +99,8 @@ void be_rows_free(be_rows *rows) {
   if (rows == NULL) return;
   for (chunk *c = rows->arena, *next; c; c = next) {
     next = c->next;
-    be__free(c);
+    if (sizeof *c + c->cap == BE__BLOCK_SIZE) be__block_free(c);
+    else be__free(c);
   }
   free_blocks(rows);
   be__free(rows->names);
@@ -128,11 +134,14 @@ oom:
 OUT_OF_LINE static block *add_block(be_rows *r) {
   size_t per = (size_t)(r->ncols > 0 ? r->ncols : 1);
   size_t cap = r->tail ? r->tail->cap * 2 : BLOCK_MIN;
-  size_t most = BLOCK_BYTES / (per * sizeof(cell) + sizeof(uint32_t));
+  size_t most = (BE__BLOCK_SIZE - sizeof(block)) / (per * sizeof(cell) + sizeof(uint32_t));
+  int whole = cap >= most && most >= BLOCK_MIN;
   if (cap > most) cap = most > BLOCK_MIN ? most : BLOCK_MIN;
   if (per > (SIZE_MAX - sizeof(block)) / cap / (sizeof(cell) + sizeof(uint32_t))) return NULL;
-  block *b = be__malloc(sizeof *b + cap * per * sizeof(cell) + cap * sizeof(uint32_t));
+  block *b = whole ? be__block_alloc()
+                   : be__malloc(sizeof *b + cap * per * sizeof(cell) + cap * sizeof(uint32_t));
   if (b == NULL) return NULL;
+  b->whole = whole;
   b->next = NULL;
   b->n = 0;
   b->cap = cap;

@@ -14,6 +14,7 @@
 #include <backend/sqlite.h>
 #include <backend/tx.h>
 
+#include "alloc.h"
 #include "pg_sql.h"
 #include "storage.h"
 
@@ -813,6 +814,60 @@ START_TEST(rows_many_keep_their_order) {
   be_driver d3 = *be_sqlite_driver();
   d3.column_value = NULL;
   many_rows_in_order(&d3);
+}
+END_TEST
+
+/* Allocations of the custom allocator still live. */
+static _Atomic int64_t live_allocs;
+static void *counting_malloc(size_t n, void *ud) {
+  (void)ud;
+  void *p = malloc(n);
+  if (p) live_allocs++;
+  return p;
+}
+static void *counting_realloc(void *p, size_t n, void *ud) {
+  (void)ud;
+  void *q = realloc(p, n);
+  if (p == NULL && q) live_allocs++;
+  return q;
+}
+static void counting_free(void *p, void *ud) {
+  (void)ud;
+  if (p) live_allocs--;
+  free(p);
+}
+
+/* A freed result's whole blocks are kept for the next one (memory malloc
+ * would give back to the kernel and fault in again), only under the
+ * default allocator: a custom one sees every block come and go, and
+ * be_set_allocator() frees what was kept. */
+START_TEST(rows_blocks_kept_only_under_the_default_allocator) {
+  ck_assert_int_eq(be_set_allocator(NULL, NULL), BE_OK); /* frees the kept ones */
+  ck_assert_int_eq(be__blocks_kept(), 0);
+  void *a = be__block_alloc();
+  ck_assert_ptr_nonnull(a);
+  be__block_free(a);
+  ck_assert_int_eq(be__blocks_kept(), 1);
+  void *b = be__block_alloc();
+  ck_assert_ptr_eq(a, b); /* kept, handed out again */
+  ck_assert_int_eq(be__blocks_kept(), 0);
+  be__block_free(b);
+  many_rows_in_order(be_sqlite_driver()); /* twice: the second on kept blocks */
+  ck_assert_int_gt(be__blocks_kept(), 4);
+  many_rows_in_order(be_sqlite_driver());
+  be_allocator al = BE_ALLOCATOR_INIT;
+  al.malloc_fn = counting_malloc;
+  al.realloc_fn = counting_realloc;
+  al.free_fn = counting_free;
+  ck_assert_int_eq(be_set_allocator(&al, NULL), BE_OK);
+  live_allocs = 0;
+  a = be__block_alloc();
+  ck_assert_int_eq(live_allocs, 1);
+  be__block_free(a);
+  ck_assert_int_eq(live_allocs, 0);
+  many_rows_in_order(be_sqlite_driver());
+  ck_assert_int_eq(live_allocs, 0); /* nothing of the custom allocator's kept */
+  ck_assert_int_eq(be_set_allocator(NULL, NULL), BE_OK);
 }
 END_TEST
 
@@ -2074,6 +2129,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, bind_text_refused_while_running_keeps_the_bound_text);
   tcase_add_test(tc, rows_read_whole_with_or_without_column_value);
   tcase_add_test(tc, rows_many_keep_their_order);
+  tcase_add_test(tc, rows_blocks_kept_only_under_the_default_allocator);
   tcase_add_test(tc, unbound_parameters_read_null_on_every_use);
   tcase_add_test(tc, bound_text_does_not_outlive_its_use);
   tcase_add_test(tc, unbound_parameters_read_null_past_64);
