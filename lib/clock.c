@@ -11,12 +11,6 @@
 
 static be_clock system_clock = {BE__CLOCK_KIND_SYSTEM, 0, 0, NULL, NULL, NULL};
 
-static int64_t read_clock(clockid_t id) {
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (int64_t)ts.tv_sec * BE_NS_PER_SEC + ts.tv_nsec;
-}
-
 be_clock *be_clock_system(void) { return &system_clock; }
 
 int be__clock_is_system(const be_clock *c) { return c == NULL || c->kind == BE__CLOCK_KIND_SYSTEM; }
@@ -75,11 +69,11 @@ int be_clock_set_wall(be_clock *c, int64_t wall_ns, be_error **err) {
  * function (fn, when set), else the system clock id. */
 static inline int64_t reading(const be_clock *c, clockid_t id, _Atomic int64_t *fake,
                               be_clock_fn fn) {
-  if (c == NULL) return read_clock(id);
+  if (c == NULL) return be__clock_read_os(id);
   switch (c->kind) {
     case BE__CLOCK_KIND_FAKE: return atomic_load(fake);
-    case BE__CLOCK_KIND_CUSTOM: return fn ? fn(c->user_data) : read_clock(id);
-    default: return read_clock(id);
+    case BE__CLOCK_KIND_CUSTOM: return fn ? fn(c->user_data) : be__clock_read_os(id);
+    default: return be__clock_read_os(id);
   }
 }
 
@@ -94,7 +88,7 @@ int64_t be_clock_wall_ns(const be_clock *c) {
 }
 
 void be__clock_deadline_after(struct timespec *ts, int64_t delta_ns) {
-  int64_t now = read_clock(CLOCK_MONOTONIC);
+  int64_t now = be__clock_read_os(CLOCK_MONOTONIC);
   /* saturate: a huge timeout (INT64_MAX from a saturated ms->ns) must mean
    * "very long", not wrap into the past and time out at once */
   int64_t t = delta_ns <= 0 ? now : delta_ns > INT64_MAX - now ? INT64_MAX

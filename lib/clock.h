@@ -22,16 +22,20 @@ struct be_clock {
   void *user_data;
 };
 
+/* The operating system's clock id, in nanoseconds. */
+static inline int64_t be__clock_read_os(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * BE_NS_PER_SEC + ts.tv_nsec;
+}
+
 /* Monotonic time for hot paths that can live with a few milliseconds of
  * resolution (cache TTLs): CLOCK_MONOTONIC_COARSE, read from the vDSO with
  * no system call, for the system clock; the exact time for other clocks.
  * Inline so a cache hit pays no call into clock.c for the system clock. */
 static inline int64_t be__clock_coarse_ns(const be_clock *clock) {
-  if (clock == NULL || clock->kind == BE__CLOCK_KIND_SYSTEM) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * BE_NS_PER_SEC + ts.tv_nsec;
-  }
+  if (clock == NULL || clock->kind == BE__CLOCK_KIND_SYSTEM)
+    return be__clock_read_os(CLOCK_MONOTONIC_COARSE);
   return be_clock_now_ns(clock);
 }
 
@@ -39,11 +43,7 @@ static inline int64_t be__clock_coarse_ns(const be_clock *clock) {
  * timing reads it twice per run, and a call into clock.c (through the PLT:
  * be_clock_now_ns is exported) costs more than the vDSO read itself. */
 static inline int64_t be__clock_now_ns(const be_clock *clock) {
-  if (clock == NULL || clock->kind == BE__CLOCK_KIND_SYSTEM) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * BE_NS_PER_SEC + ts.tv_nsec;
-  }
+  if (clock == NULL || clock->kind == BE__CLOCK_KIND_SYSTEM) return be__clock_read_os(CLOCK_MONOTONIC);
   return be_clock_now_ns(clock);
 }
 
