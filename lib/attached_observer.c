@@ -62,7 +62,7 @@ int be__attached_observer_attach(be__attached_observer *h, be_conn *conn, be_err
     h->conns = cs;
     h->cap = cap;
   }
-  rc = be__conn_observer_add(conn, h->fn, on_close, h, err);
+  rc = be__conn_observer_add_ex(conn, h->fn, on_close, h, h->exact_over_ns, err);
   if (rc == BE_OK) h->conns[h->n++] = conn;
 out:
   pthread_mutex_unlock(&h->lock);

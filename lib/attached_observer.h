@@ -29,9 +29,10 @@
 #include "storage.h"
 
 typedef struct be__attached_observer {
-  be__stmt_observer fn; /* called with the be__attached_observer * as ud */
-  pthread_mutex_t lock; /* guards conns, n, cap */
-  be_conn **conns;      /* connections attached now */
+  be__stmt_observer fn;  /* called with the be__attached_observer * as ud */
+  int64_t exact_over_ns; /* be__conn_observer_add_ex(); 0 after init: time every run */
+  pthread_mutex_t lock;  /* guards conns, n, cap */
+  be_conn **conns;       /* connections attached now */
   size_t n, cap;
 } be__attached_observer;
 

@@ -15,6 +15,18 @@ be_clock *be_clock_system(void) { return &system_clock; }
 
 int be__clock_is_system(const be_clock *c) { return c == NULL || c->kind == BE__CLOCK_KIND_SYSTEM; }
 
+int64_t be__clock_coarse_tick_ns(void) {
+  static _Atomic int64_t tick; /* 0: not read yet (racing readers agree) */
+  int64_t t = atomic_load_explicit(&tick, memory_order_relaxed);
+  if (t == 0) {
+    struct timespec r;
+    t = clock_getres(CLOCK_MONOTONIC_COARSE, &r) == 0 ? (int64_t)r.tv_sec * BE_NS_PER_SEC + r.tv_nsec : 0;
+    if (t <= 0) t = 10 * BE_NS_PER_MS; /* unknown: assume the coarsest tick */
+    atomic_store_explicit(&tick, t, memory_order_relaxed);
+  }
+  return t;
+}
+
 int be_clock_fake_new(be_clock **out, int64_t mono_start_ns, int64_t wall_start_ns,
                       be_error **err) {
   if (out == NULL) return be__error_set(err, BE_E_MISUSE, "be_clock_fake_new: out is NULL");

@@ -58,6 +58,10 @@ static inline int64_t be__ms_to_ns(int64_t ms) {
 /* 1 when clock is the system clock (NULL counts as the system clock). */
 int be__clock_is_system(const be_clock *clock);
 
+/* The resolution of be__clock_coarse_ns() for the system clock (the
+ * kernel's tick: 1 to 10 ms on Linux), read once per process. */
+int64_t be__clock_coarse_tick_ns(void);
+
 /* Absolute CLOCK_MONOTONIC timespec delta_ns from now, for pthread timed
  * waits on condition variables made with be__cond_init_monotonic(), so a
  * wall-clock jump never stretches or cuts a wait. */

@@ -33,18 +33,21 @@ struct be_query_stats {
   be__attached_observer observer; /* the connections it is attached to */
 };
 
-/* One statement into the calling thread's stripe. */
-static inline void record(be_query_stats *stats, int64_t duration_ns, int64_t rows, int32_t rc) {
+/* One statement into the calling thread's stripe; its duration stands for
+ * weight statements (0: not timed, storage samples its timing). */
+static inline void record(be_query_stats *stats, int64_t duration_ns, uint32_t weight, int64_t rows,
+                          int32_t rc) {
   stripe *s = &stats->stripes[be__histogram_stripe(STRIPES)];
   atomic_fetch_add_explicit(&s->queries, 1, memory_order_relaxed);
   if (rc < 0) atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
   if (rows > 0) atomic_fetch_add_explicit(&s->rows, (uint64_t)rows, memory_order_relaxed);
-  be__histogram_record1(s->latency, duration_ns);
+  if (weight == 1) be__histogram_record1(s->latency, duration_ns);
+  else if (weight) be__histogram_record_n(s->latency, duration_ns, weight);
 }
 
 static void observe(void *ud, const be__stmt_run *run) {
-  record(BE__ATTACHED_OBSERVER_OWNER(ud, be_query_stats, observer), run->duration_ns, run->rows,
-         run->rc);
+  record(BE__ATTACHED_OBSERVER_OWNER(ud, be_query_stats, observer), run->duration_ns, run->weight,
+         run->rows, run->rc);
 }
 
 static void destroy(be_query_stats *s) {
@@ -65,6 +68,7 @@ int be_query_stats_new(be_query_stats **out, be_error **err) {
     return be__error_oom(err);
   }
   int rc = be__attached_observer_init(&s->observer, observe, err);
+  s->observer.exact_over_ns = INT64_MAX; /* sampled durations are enough */
   if (rc == BE_OK && pthread_mutex_init(&s->view_lock, NULL) != 0) {
     be__attached_observer_destroy(&s->observer);
     rc = be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");
@@ -85,7 +89,7 @@ void be_query_stats_free(be_query_stats *stats) {
 }
 
 void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, int64_t rows, int32_t rc) {
-  if (stats) record(stats, duration_ns, rows, rc);
+  if (stats) record(stats, duration_ns, 1, rows, rc);
 }
 
 int be_query_stats_attach(be_query_stats *stats, be_conn *conn, be_error **err) {

@@ -124,6 +124,7 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, 
     be__free(s);
     return rc;
   }
+  s->observer.exact_over_ns = INT64_MAX; /* counts runs, never times them */
   rc = be__attached_observer_attach(&s->observer, conn, err);
   if (rc != BE_OK) {
     be__attached_observer_destroy(&s->observer);

@@ -31,7 +31,10 @@ struct be_slowlog {
 
 static void record(be_slowlog *l, const char *sql, int64_t duration_ns, int64_t rows);
 
+/* An untimed run (weight 0) is shorter than the threshold: storage times
+ * every run that could be over it (exact_over_ns). */
 static void observe(void *ud, const be__stmt_run *run) {
+  if (run->weight == 0) return;
   record(BE__ATTACHED_OBSERVER_OWNER(ud, be_slowlog, observer), run->sql, run->duration_ns,
          run->rows);
 }
@@ -67,6 +70,7 @@ int be_slowlog_new(be_slowlog **out, const be_slowlog_options *opts, be_error **
   }
   for (size_t i = 0; i < (size_t)o.capacity; i++) l->ring[i].sql = l->slab + i * (size_t)o.max_sql_bytes;
   rc = be__attached_observer_init(&l->observer, observe, err);
+  l->observer.exact_over_ns = l->threshold_ns;
   if (rc == BE_OK && pthread_mutex_init(&l->lock, NULL) != 0) {
     be__attached_observer_destroy(&l->observer);
     rc = be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");

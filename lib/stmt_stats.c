@@ -15,6 +15,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,8 @@
 #include "versioned.h"
 
 #define SQL_MAX 512 /* normalized text kept per statement ("..." marks a cut) */
+#define STRIPES 4   /* counters per statement, one per thread stripe */
+#define LINE 64     /* bytes of a cache line: stripes never share one */
 #define HIST_BITS 3 /* compact histograms: quantiles within 1/16 (6.25 %) */
 static const char overflow_sql[] = "(other statements)";
 
@@ -39,11 +43,18 @@ static const char overflow_sql[] = "(other statements)";
 #  define NOINLINE
 #endif
 
+/* A statement's exact counters on one stripe: threads running the same
+ * statement count on lines of their own (be__histogram_stripe). */
+typedef struct counts {
+  _Atomic uint64_t calls, errors, rows;
+  char pad[LINE - 3 * sizeof(uint64_t)];
+} counts;
+
 typedef struct entry {
   char *sql; /* SQL_MAX bytes in the text slab */
   uint64_t norm_hash;
-  _Atomic uint64_t errors, rows;
-  be_histogram *h; /* in the histogram slab: count, sum, max and quantiles */
+  counts *c;       /* STRIPES of them in the counts slab */
+  be_histogram *h; /* in the histogram slab: sum, max and quantiles of the timed runs */
 } entry;
 
 typedef struct slot {
@@ -61,6 +72,7 @@ struct be_stmt_stats {
   char *texts;          /* max_statements * SQL_MAX */
   unsigned char *hists; /* (max_statements + 1) compact histograms */
   size_t hist_size;
+  unsigned char *counts_mem; /* (max_statements + 1) * STRIPES counts, + LINE to align */
   _Atomic uint64_t overflow_calls;
   slot *map;
   size_t map_mask, map_n;
@@ -80,10 +92,8 @@ int be_stmt_stat_init(be_stmt_stat *out, uint32_t version) {
   return be__versioned_init(out, sizeof *out, &init, version, BE_STMT_STAT_VERSION);
 }
 
-NOINLINE static void record(be_stmt_stats *s, const char *sql, uint64_t key,
-                            int64_t duration_ns, int64_t rows, int32_t rc);
-static inline void record_entry(be_stmt_stats *s, entry *e, int64_t duration_ns, int64_t rows,
-                                int32_t rc);
+NOINLINE static void record(be_stmt_stats *s, const be__stmt_run *run);
+static inline void record_entry(be_stmt_stats *s, entry *e, const be__stmt_run *run);
 
 /* Storage hands over the text's hash computed when the statement was
  * prepared: a run costs a probe, not a walk over the text. A text seen
@@ -93,10 +103,9 @@ static void observe(void *ud, const be__stmt_run *run) {
   be_stmt_stats *s = BE__ATTACHED_OBSERVER_OWNER(ud, be_stmt_stats, observer);
   const slot *home = &s->map[run->sql_hash & s->map_mask];
   if (atomic_load_explicit(&home->key, memory_order_acquire) == run->sql_hash)
-    record_entry(s, atomic_load_explicit(&home->e, memory_order_relaxed), run->duration_ns,
-                 run->rows, run->rc);
+    record_entry(s, atomic_load_explicit(&home->e, memory_order_relaxed), run);
   else
-    record(s, run->sql, run->sql_hash, run->duration_ns, run->rows, run->rc);
+    record(s, run);
 }
 
 static int check(const be_stmt_stats_options *o, be_error **err) {
@@ -118,6 +127,7 @@ static void destroy(be_stmt_stats *s) {
   be__free(s->entries);
   be__free(s->texts);
   be__free(s->hists);
+  be__free(s->counts_mem);
   be__free(s->map);
   be__free(s);
 }
@@ -130,12 +140,16 @@ static int allocate(be_stmt_stats *s, be_error **err) {
   s->entries = be__calloc(max, sizeof *s->entries);
   s->texts = be__malloc(max * SQL_MAX);
   s->hists = be__malloc((max + 1) * s->hist_size);
+  s->counts_mem = be__calloc((max + 1) * STRIPES + 1, sizeof(counts));
   s->map = be__calloc(msize, sizeof *s->map);
   s->map_mask = msize - 1;
-  if (s->entries == NULL || s->texts == NULL || s->hists == NULL || s->map == NULL)
+  if (s->entries == NULL || s->texts == NULL || s->hists == NULL || s->counts_mem == NULL ||
+      s->map == NULL)
     return be__error_oom(err);
+  counts *c0 = (counts *)(void *)(s->counts_mem + (LINE - (uintptr_t)s->counts_mem % LINE) % LINE);
   for (size_t i = 0; i <= max; i++) {
     entry *e = i < max ? &s->entries[i] : &s->overflow;
+    e->c = c0 + i * STRIPES;
     e->h = (be_histogram *)(void *)(s->hists + i * s->hist_size);
     be__histogram_init(e->h, HIST_BITS);
     if (i < max) e->sql = s->texts + i * SQL_MAX;
@@ -158,8 +172,11 @@ int be_stmt_stats_new(be_stmt_stats **out, const be_stmt_stats_options *opts, be
   s->slow_ns = be__ms_to_ns(o.slow_threshold_ms);
   s->window_ns = be__ms_to_ns(o.burst_window_ms);
   rc = allocate(s, err);
-  if (rc == BE_OK) rc = be__attached_observer_init(&s->observer, observe, err);
-  else {
+  if (rc == BE_OK) {
+    rc = be__attached_observer_init(&s->observer, observe, err);
+    /* slow runs must be timed exactly when they count towards bursts */
+    s->observer.exact_over_ns = o.incidents ? s->slow_ns : INT64_MAX;
+  } else {
     destroy(s);
     return rc;
   }
@@ -257,45 +274,65 @@ static void note_slow(be_stmt_stats *s, const entry *e, int64_t duration_ns) {
   be_incident_log_record(s->o.incidents, &in, NULL);
 }
 
+/* A timed run's duration, standing for weight runs. */
+static inline void record_duration(be_histogram *h, int64_t duration_ns, uint32_t weight) {
+  if (weight == 1) be__histogram_record1(h, duration_ns);
+  else be__histogram_record_n(h, duration_ns, weight);
+}
+
 /* A slow run: recorded, then counted towards a burst. Out of line. */
-NOINLINE static void record_slow(be_stmt_stats *s, entry *e, int64_t duration_ns) {
-  be__histogram_record1(e->h, duration_ns);
+NOINLINE static void record_slow(be_stmt_stats *s, entry *e, int64_t duration_ns, uint32_t weight) {
+  record_duration(e->h, duration_ns, weight);
   note_slow(s, e, duration_ns);
 }
 
-/* One run of the statement whose entry is e. */
-static inline void record_entry(be_stmt_stats *s, entry *e, int64_t duration_ns, int64_t rows,
-                                int32_t rc) {
-  if (duration_ns < 0) duration_ns = 0;
+/* One run of the statement whose entry is e: counted on the calling
+ * thread's stripe; its duration recorded when storage timed it (weight). */
+static inline void record_entry(be_stmt_stats *s, entry *e, const be__stmt_run *run) {
+  counts *c = &e->c[be__histogram_stripe(STRIPES)];
+  atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
   if (e == &s->overflow) atomic_fetch_add_explicit(&s->overflow_calls, 1, memory_order_relaxed);
-  if (rc < 0) atomic_fetch_add_explicit(&e->errors, 1, memory_order_relaxed);
-  if (rows > 0) atomic_fetch_add_explicit(&e->rows, (uint64_t)rows, memory_order_relaxed);
-  if (s->o.incidents && duration_ns > s->slow_ns) record_slow(s, e, duration_ns);
-  else be__histogram_record1(e->h, duration_ns);
+  if (run->rc < 0) atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
+  if (run->rows > 0) atomic_fetch_add_explicit(&c->rows, (uint64_t)run->rows, memory_order_relaxed);
+  if (run->weight == 0) return;
+  int64_t d = run->duration_ns < 0 ? 0 : run->duration_ns;
+  if (s->o.incidents && d > s->slow_ns) record_slow(s, e, d, run->weight);
+  else record_duration(e->h, d, run->weight);
 }
 
-/* One run of the statement sql, whose text hashes to key (be__sql_hash).
- * Out of line: observe() calls it only for a text away from its slot. */
-NOINLINE static void record(be_stmt_stats *s, const char *sql, uint64_t key, int64_t duration_ns,
-                            int64_t rows, int32_t rc) {
-  entry *e = map_find(s, key);
-  record_entry(s, e ? e : register_text(s, sql, key), duration_ns, rows, rc);
+/* One run of a statement by its text (run->sql_hash: be__sql_hash). Out
+ * of line: observe() calls it only for a text away from its slot. */
+NOINLINE static void record(be_stmt_stats *s, const be__stmt_run *run) {
+  entry *e = map_find(s, run->sql_hash);
+  record_entry(s, e ? e : register_text(s, run->sql, run->sql_hash), run);
 }
 
 void be_stmt_stats_record(be_stmt_stats *stats, const char *sql, int64_t duration_ns, int64_t rows,
                           int32_t rc) {
   if (stats == NULL || sql == NULL) return;
-  record(stats, sql, be__sql_hash(sql), duration_ns, rows, rc);
+  be__stmt_run run = {sql, be__sql_hash(sql), duration_ns, rows, rc, 1};
+  record(stats, &run);
 }
 
+/* The sum over e's stripes of the counter at offset. */
+static int64_t count_of(const entry *e, size_t offset) {
+  uint64_t n = 0;
+  for (int i = 0; i < STRIPES; i++)
+    n += atomic_load_explicit((_Atomic uint64_t *)(void *)((char *)&e->c[i] + offset),
+                              memory_order_relaxed);
+  return (int64_t)n;
+}
+
+static int64_t calls_of(const entry *e) { return count_of(e, offsetof(counts, calls)); }
+
 static void snapshot(be_stmt_stat *out, const entry *e) {
-  int64_t calls = be_histogram_count(e->h);
+  int64_t timed = be_histogram_count(e->h);
   out->sql = e->sql;
-  out->calls = calls;
-  out->errors = (int64_t)atomic_load_explicit(&((entry *)e)->errors, memory_order_relaxed);
-  out->rows = (int64_t)atomic_load_explicit(&((entry *)e)->rows, memory_order_relaxed);
+  out->calls = calls_of(e);
+  out->errors = count_of(e, offsetof(counts, errors));
+  out->rows = count_of(e, offsetof(counts, rows));
   out->total_ns = be_histogram_sum(e->h);
-  out->mean_ns = calls ? out->total_ns / calls : 0;
+  out->mean_ns = timed ? out->total_ns / timed : 0;
   out->max_ns = be_histogram_max(e->h);
   out->p50_ns = be_histogram_quantile(e->h, 0.50);
   out->p95_ns = be_histogram_quantile(e->h, 0.95);
@@ -318,7 +355,7 @@ static int collect(be_stmt_stat **out_all, size_t *out_n, be_stmt_stats *s) {
   size_t k = 0;
   for (size_t i = 0; i <= n; i++) {
     const entry *e = i < n ? &s->entries[i] : &s->overflow;
-    if (be_histogram_count(e->h) == 0) continue;
+    if (calls_of(e) == 0) continue;
     all[k].version = BE_STMT_STAT_VERSION;
     snapshot(&all[k++], e);
   }
@@ -350,8 +387,8 @@ int be_stmt_stats_top(be_stmt_stat *out, size_t cap, size_t *out_n, be_stmt_stat
 size_t be_stmt_stats_count(be_stmt_stats *stats) {
   if (stats == NULL) return 0;
   size_t n = atomic_load_explicit(&stats->n, memory_order_acquire), k = 0;
-  for (size_t i = 0; i < n; i++) k += be_histogram_count(stats->entries[i].h) > 0;
-  return k + (be_histogram_count(stats->overflow.h) > 0);
+  for (size_t i = 0; i < n; i++) k += calls_of(&stats->entries[i]) > 0;
+  return k + (calls_of(&stats->overflow) > 0);
 }
 
 int64_t be_stmt_stats_overflow(const be_stmt_stats *stats) {
@@ -396,7 +433,7 @@ int64_t be_stmt_stats_memory_bytes(be_stmt_stats *stats) {
   if (stats == NULL) return 0;
   size_t max = (size_t)stats->o.max_statements;
   return (int64_t)(sizeof *stats + max * (sizeof(entry) + SQL_MAX) + (max + 1) * stats->hist_size +
-                   (stats->map_mask + 1) * sizeof(slot));
+                   ((max + 1) * STRIPES + 1) * sizeof(counts) + (stats->map_mask + 1) * sizeof(slot));
 }
 
 void be_stmt_stats_reset(be_stmt_stats *stats) {
@@ -406,8 +443,11 @@ void be_stmt_stats_reset(be_stmt_stats *stats) {
   for (size_t i = 0; i <= n; i++) {
     entry *e = i < n ? &stats->entries[i] : &stats->overflow;
     be_histogram_reset(e->h);
-    atomic_store(&e->errors, 0);
-    atomic_store(&e->rows, 0);
+    for (int k = 0; k < STRIPES; k++) {
+      atomic_store(&e->c[k].calls, 0);
+      atomic_store(&e->c[k].errors, 0);
+      atomic_store(&e->c[k].rows, 0);
+    }
   }
   atomic_store(&stats->overflow_calls, 0);
   stats->window_count = 0;

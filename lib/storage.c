@@ -39,7 +39,7 @@ struct be_stmt {
   be_stmt *oprev, *onext; /* list of statements handed out (out = 1) */
   int32_t cached;
   int32_t out;
-  int32_t running; /* the observer is timing a run */
+  int32_t running; /* a run is being observed: RUN_TIMED or RUN_COARSE */
   int32_t started; /* stepped since the last reset */
   int32_t ncols;   /* column count, refreshed at each run's first step */
   /* Bindings kept across a return to the cache (be_conn.reset_keep), for
@@ -76,6 +76,7 @@ typedef struct observer {
   be__stmt_observer fn;
   be__conn_close_fn on_close;
   void *ud;
+  int64_t exact_over_ns; /* runs longer than this need an exact duration */
 } observer;
 
 struct be_conn {
@@ -100,6 +101,13 @@ struct be_conn {
   int32_t nobs, capobs;
   observer *obs;
   const be_clock *clock;
+  /* statement timing (storage.h, be__stmt_run): sampled, runs may go
+   * untimed; skip, untimed runs left before the next timed one; untimed,
+   * since the last timed one; slow_coarse_ns, a coarse reading this long
+   * proves a run slow (two ticks) */
+  int32_t sampled;
+  uint32_t skip, untimed;
+  int64_t slow_coarse_ns;
   void *pool_data;
 };
 
@@ -266,17 +274,66 @@ static inline void notify(const be_conn *c, const be__stmt_run *run) {
   for (const observer *end = o + c->nobs; o < end; o++) o->fn(o->ud, run);
 }
 
+/* How a run is being timed: from an exact reading, or from a coarse one
+ * (not sampled: timed only if it proves slow). */
+enum { RUN_TIMED = 1,
+       RUN_COARSE = 2 };
+
+/* Start timing a run on c: *start is the exact time when this run is
+ * sampled (or every run must be timed), the coarse time otherwise. */
+static inline int32_t timer_start(be_conn *c, int64_t *start) {
+  if (c->skip == 0 || !c->sampled) {
+    *start = be__clock_now_ns(c->clock);
+    return RUN_TIMED;
+  }
+  c->skip--;
+  *start = be__clock_coarse_ns(NULL);
+  return RUN_COARSE;
+}
+
+/* The duration and weight of a run timed from start (be__stmt_run). A
+ * coarse run two ticks long or more is timed from its coarse start (up to
+ * a tick long) and makes the next run timed; a timed run this long makes
+ * every run timed until one is fast again. */
+static inline void timer_end(be_conn *c, int32_t how, int64_t start, be__stmt_run *run) {
+  if (how == RUN_COARSE) {
+    if (be__clock_coarse_ns(NULL) - start < c->slow_coarse_ns) {
+      c->untimed++;
+      return; /* duration 0, weight 0 */
+    }
+    run->duration_ns = be__clock_now_ns(NULL) - start;
+    run->weight = 1;
+    c->skip = 0;
+    return;
+  }
+  run->duration_ns = be__clock_now_ns(c->clock) - start;
+  run->weight = c->untimed + 1;
+  c->untimed = 0;
+  c->skip = run->duration_ns >= BE__RUN_TIME_ALL_NS ? 0 : BE__RUN_SAMPLE_EVERY - 1;
+}
+
+/* Whether c's runs may be sampled: the system clock, and no observer
+ * that needs exact durations below ten coarse ticks. */
+static void timer_update(be_conn *c) {
+  int64_t tick = be__clock_coarse_tick_ns(), need = INT64_MAX;
+  for (int32_t i = 0; i < c->nobs; i++)
+    if (c->obs[i].exact_over_ns < need) need = c->obs[i].exact_over_ns;
+  c->slow_coarse_ns = 2 * tick;
+  c->sampled = be__clock_is_system(c->clock) && need / 10 >= tick;
+}
+
 static OUT_OF_LINE void observe_start(be_stmt *s) {
-  s->running = 1;
   s->rows = 0;
-  s->start_ns = be__clock_now_ns(s->conn->clock);
+  s->running = timer_start(s->conn, &s->start_ns);
 }
 
 static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
   be_conn *c = s->conn;
+  int32_t how = s->running;
   s->running = 0;
   if (c->nobs == 0) return;
-  be__stmt_run run = {s->sql, s->hash, be__clock_now_ns(c->clock) - s->start_ns, s->rows, rc};
+  be__stmt_run run = {s->sql, s->hash, 0, s->rows, rc, 0};
+  timer_end(c, how, s->start_ns, &run);
   notify(c, &run);
 }
 
@@ -293,6 +350,7 @@ static int32_t observers_truncate(be_conn *c, int32_t keep) {
     c->obs = NULL;
     c->capobs = 0;
   }
+  timer_update(c);
   for (int32_t i = keep; i < n; i++)
     if (o[i].on_close) o[i].on_close(o[i].ud, c);
   if (keep == 0) be__free(o);
@@ -900,9 +958,11 @@ void be__stmt_row_reader(be_stmt *s, be__row_reader *out) {
 int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
   if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));
-  int64_t t0 = be__clock_now_ns(c->clock);
+  int64_t t0;
+  int32_t how = timer_start(c, &t0);
   int rc = note(c, c->drv->exec(c->native, sql, err));
-  be__stmt_run run = {sql, be__sql_hash(sql), be__clock_now_ns(c->clock) - t0, 0, rc};
+  be__stmt_run run = {sql, be__sql_hash(sql), 0, 0, rc, 0};
+  timer_end(c, how, t0, &run);
   notify(c, &run);
   return rc;
 }
@@ -987,6 +1047,11 @@ int32_t be_conn_is_broken(const be_conn *c) { return c ? c->broken : 0; }
 
 int be__conn_observer_add(be_conn *c, be__stmt_observer fn, be__conn_close_fn on_close, void *ud,
                           be_error **err) {
+  return be__conn_observer_add_ex(c, fn, on_close, ud, 0, err);
+}
+
+int be__conn_observer_add_ex(be_conn *c, be__stmt_observer fn, be__conn_close_fn on_close, void *ud,
+                             int64_t exact_over_ns, be_error **err) {
   if (c == NULL || fn == NULL)
     return be__error_set(err, BE_E_MISUSE, "be__conn_observer_add: NULL argument");
   for (int32_t i = 0; i < c->nobs; i++)
@@ -998,7 +1063,8 @@ int be__conn_observer_add(be_conn *c, be__stmt_observer fn, be__conn_close_fn on
     c->obs = o;
     c->capobs = cap;
   }
-  c->obs[c->nobs++] = (observer){fn, on_close, ud};
+  c->obs[c->nobs++] = (observer){fn, on_close, ud, exact_over_ns};
+  timer_update(c);
   return BE_OK;
 }
 
@@ -1013,6 +1079,7 @@ int be__conn_observer_remove(be_conn *c, be__stmt_observer fn, void *ud) {
         c->obs = NULL;
         c->capobs = 0;
       }
+      timer_update(c);
       return 1;
     }
   }
@@ -1034,7 +1101,10 @@ int64_t be__conn_reset_open_stmts(be_conn *c) {
   }
   return n;
 }
-void be__conn_set_clock(be_conn *c, const be_clock *clock) { c->clock = clock; }
+void be__conn_set_clock(be_conn *c, const be_clock *clock) {
+  c->clock = clock;
+  timer_update(c);
+}
 void be__conn_set_pool_data(be_conn *c, void *data) { c->pool_data = data; }
 void *be__conn_pool_data(const be_conn *c) { return c->pool_data; }
 void be__conn_mark_broken(be_conn *c) { c->broken = 1; }

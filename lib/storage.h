@@ -15,9 +15,10 @@
 typedef struct be__stmt_run {
   const char *sql;     /* the statement's text, borrowed for the call */
   uint64_t sql_hash;   /* be__sql_hash(sql) */
-  int64_t duration_ns; /* from the first step to the end */
+  int64_t duration_ns; /* from the first step to the end (0 when weight is 0) */
   int64_t rows;        /* BE_ROW results */
   int32_t rc;          /* BE_OK, or the negative code the run ended with */
+  uint32_t weight;     /* runs duration_ns stands for; 0: this run was not timed */
 } be__stmt_run;
 
 /*
@@ -31,7 +32,18 @@ typedef struct be__stmt_run {
  * (rc = BE_OK), and after each be_conn_exec(). run->sql_hash was computed
  * once when the statement was prepared (an observer keyed by statement
  * text needs not hash it on every run); run->duration_ns is measured with
- * the connection's clock (be__conn_set_clock). run is the same for every
+ * the connection's clock (be__conn_set_clock). Timing is sampled: with the
+ * system clock, fast runs are timed one in BE__RUN_SAMPLE_EVERY per
+ * connection (a clock read costs as much as a tenth of a short run); a
+ * timed run carries weight = itself plus the untimed runs before it since
+ * the last timed one, an untimed run weight 0 (count it, do not time it).
+ * A run is always timed, weight 1, when the previous timed run took
+ * BE__RUN_TIME_ALL_NS or more, when an untimed run turns out to have
+ * taken two ticks of the coarse clock or more (its duration then reads up
+ * to one tick long), when the clock is not the system clock, and when an
+ * observer needs the exact duration of every run longer than less than
+ * ten coarse ticks (be__conn_observer_add_ex): so every run an observer
+ * with a threshold of 40 ms or more must see is timed. run is the same for every
  * observer of one run (one clock pair, one struct: each observer costs an
  * indirect call with two arguments). Observers run in the order they were
  * added, on the thread using the connection, inside the be_stmt_* call;
@@ -61,6 +73,18 @@ typedef void (*be__conn_close_fn)(void *ud, be_conn *conn);
  */
 int be__conn_observer_add(be_conn *conn, be__stmt_observer fn, be__conn_close_fn on_close,
                           void *ud, be_error **err);
+
+/* be__conn_observer_add() for an observer that needs the exact duration
+ * only of runs longer than exact_over_ns (a slow-query threshold;
+ * INT64_MAX: none, it can live with sampled timing). be__conn_observer_add
+ * is this with 0: every run timed. */
+int be__conn_observer_add_ex(be_conn *conn, be__stmt_observer fn, be__conn_close_fn on_close,
+                             void *ud, int64_t exact_over_ns, be_error **err);
+
+/* Statement timing (see be__stmt_run): a timed run stands for at most this
+ * many runs; a timed run this long makes the next runs all timed. */
+#define BE__RUN_SAMPLE_EVERY 16
+#define BE__RUN_TIME_ALL_NS (20 * 1000)
 
 /* Detach (fn, ud); returns 1 when it was attached, 0 otherwise. Same
  * thread rule as be__conn_observer_add(). No callback runs. */

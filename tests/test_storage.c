@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "pg_sql.h"
+#include "clock.h" /* be__clock_coarse_tick_ns */
 #include "storage.h"
 
 static char *tmpdir;
@@ -1493,6 +1494,108 @@ START_TEST(observer_sees_each_run_once) {
 }
 END_TEST
 
+/* Statement timing is sampled (storage.h, be__stmt_run): what one
+ * observer saw of every run. */
+typedef struct sample_log {
+  int runs, timed, untimed_with_duration, max_weight;
+  int64_t weights; /* sum of the timed runs' weights */
+  int64_t since;   /* runs since the last timed one */
+  int64_t last_ns; /* the last timed run's duration */
+  int bad_weight;  /* a timed run stood for other than itself + the untimed before it */
+} sample_log;
+
+static void sampler(void *ud, const be__stmt_run *run) {
+  sample_log *l = ud;
+  l->runs++;
+  l->since++;
+  if (run->weight == 0) {
+    if (run->duration_ns != 0) l->untimed_with_duration++;
+    return;
+  }
+  l->timed++;
+  l->weights += run->weight;
+  if ((int)run->weight > l->max_weight) l->max_weight = (int)run->weight;
+  /* a run that proved slow untimed stands for itself alone */
+  if (run->weight != l->since && run->weight != 1) l->bad_weight = 1;
+  if (run->weight == l->since) l->since = 0;
+  else l->since--;
+  l->last_ns = run->duration_ns;
+}
+
+/* Run "SELECT x FROM t WHERE x = 1" n times through the statement cache. */
+static void run_fast(be_conn *c, int n) {
+  for (int i = 0; i < n; i++) {
+    be_stmt *s = NULL;
+    ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT x FROM t WHERE x = 1", NULL), BE_OK);
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+    be_stmt_finalize(s);
+  }
+}
+
+START_TEST(statement_timing_is_sampled_but_every_run_counted) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  sample_log l = {0};
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, NULL), BE_OK);
+  run_fast(c, 1000);
+  ck_assert_int_eq(l.runs, 1000); /* every run is seen */
+  ck_assert_int_eq(l.untimed_with_duration, 0);
+  ck_assert_int_eq(l.bad_weight, 0);
+  ck_assert_int_le(l.max_weight, BE__RUN_SAMPLE_EVERY);
+  ck_assert_int_eq(l.weights + l.since, 1000); /* the weights account for every run */
+  /* fast runs are timed one in BE__RUN_SAMPLE_EVERY (a slow machine, e.g.
+   * under valgrind, may time more: a run over 20 us times the next) */
+  ck_assert_int_ge(l.timed, 1000 / BE__RUN_SAMPLE_EVERY);
+  if (l.max_weight == BE__RUN_SAMPLE_EVERY) ck_assert_int_lt(l.timed, 1000);
+
+  /* a run that proves slow untimed is timed, and so reaches a slow-query
+   * log: run fast statements until one was just timed (the next is then
+   * untimed), then one of about 100 ms */
+  be_slowlog_options so = BE_SLOWLOG_OPTIONS_INIT;
+  so.threshold_ms = 50; /* exact over 50 ms: still sampled with ticks up to 5 ms */
+  be_slowlog *log = NULL;
+  ck_assert_int_eq(be_slowlog_new(&log, &so, NULL), BE_OK);
+  ck_assert_int_eq(be_slowlog_attach(log, c, NULL), BE_OK);
+  do run_fast(c, 1);
+  while (l.since != 0);
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c,
+                                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                                   "WHERE i < 600000) SELECT count(*) FROM n",
+                                   NULL),
+                   BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(l.since, 0); /* timed */
+  ck_assert_int_eq(l.bad_weight, 0);
+  ck_assert_int_ge(l.last_ns, 2 * be__clock_coarse_tick_ns());
+  ck_assert_int_eq(be_slowlog_count(log), 1);
+  be_slowlog_free(log);
+
+  /* an observer that needs every run timed (be__conn_observer_add: exact
+   * over 0) makes every run timed */
+  sample_log all = {0};
+  ck_assert_int_eq(be__conn_observer_add(c, sampler, NULL, &all, NULL), BE_OK);
+  run_fast(c, 100);
+  ck_assert_int_eq(all.runs, 100);
+  ck_assert_int_eq(all.timed, 100);
+  ck_assert_int_eq(be__conn_observer_remove(c, sampler, &all), 1);
+
+  /* so does a clock other than the system clock */
+  int64_t t = 0;
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_custom_new(&clk, ticking, NULL, &t, NULL), BE_OK);
+  be__conn_set_clock(c, clk);
+  sample_log fake = {0};
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &fake, INT64_MAX, NULL), BE_OK);
+  run_fast(c, 100);
+  ck_assert_int_eq(fake.timed, 100);
+  be_conn_close(c);
+  be_clock_free(clk);
+}
+END_TEST
+
 /* Several observers on one connection, in order; close tells each. */
 static char order[32];
 static int closes;
@@ -2145,6 +2248,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, close_rolls_back_open_transaction);
   tcase_add_test(tc, savepoints_and_names);
   tcase_add_test(tc, observer_sees_each_run_once);
+  tcase_add_test(tc, statement_timing_is_sampled_but_every_run_counted);
   tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
   tcase_add_test(tc, driver_splits_scripts_and_knows_tables);

@@ -9,7 +9,11 @@
  * and wall-clock time. The SQL is stored normalised: literal values in
  * the text become "?" and placeholder lists collapse to "(?)"; bound values
  * never reach the log. The ring keeps the newest `capacity` entries
- * (default 128); older ones are overwritten.
+ * (default 128); older ones are overwritten. Connections time only some
+ * fast statements (backend/query_stats.h) but never miss one over a
+ * threshold of ten coarse clock ticks (40 ms with a 4 ms tick) or more;
+ * a lower threshold makes its connections time every statement. A
+ * statement timed from the coarse clock reads up to one tick long.
  *
  * Threads: recording and reading are safe from any thread (one mutex,
  * taken only for a statement over the threshold), and one log may be

@@ -24,6 +24,12 @@
  * every counter but keeps the statements already seen (and their memory):
  * entries with no calls since the reset are not listed.
  *
+ * Calls, rows and errors are exact. Times are sampled as in
+ * backend/query_stats.h (about one fast execution in 16 timed, standing
+ * for the untimed ones before it; slow ones always timed), so total_ns,
+ * mean_ns and the quantiles are estimates from the timed executions, and
+ * max_ns the longest timed one.
+ *
  * Slow-query bursts: when an incident log is given, `burst_count`
  * statements over `slow_threshold_ms` within `burst_window_ms` record one
  * BE_INCIDENT_SLOW_QUERIES incident per window (backend/incident.h).
@@ -88,8 +94,8 @@ typedef struct be_stmt_stat {
   int64_t calls;    /**< executions finished */
   int64_t errors;   /**< executions that ended with an error */
   int64_t rows;     /**< rows returned */
-  int64_t total_ns; /**< time spent, summed */
-  int64_t mean_ns;  /**< total_ns / calls */
+  int64_t total_ns; /**< time spent, summed (estimated from the timed executions) */
+  int64_t mean_ns;  /**< mean of the timed executions (times are sampled) */
   int64_t max_ns;   /**< the longest execution */
   int64_t p50_ns;   /**< median execution time (compact histogram: within 1/16) */
   int64_t p95_ns;   /**< 95th percentile */
