@@ -82,9 +82,14 @@ int be__conn_observer_add_ex(be_conn *conn, be__stmt_observer fn, be__conn_close
                              void *ud, int64_t exact_over_ns, be_error **err);
 
 /* Statement timing (see be__stmt_run): a timed run stands for at most this
- * many runs; a timed run this long makes the next runs all timed. */
+ * many runs; a timed run this long makes the next runs all timed. Under
+ * valgrind every run takes longer than that, so callgrind profiles of
+ * the sampled path build with -DBE__RUN_TIME_ALL_NS=INT64_MAX
+ * (tests/bench/hotpath_callgrind.sh says how). */
 #define BE__RUN_SAMPLE_EVERY 16
-#define BE__RUN_TIME_ALL_NS (20 * 1000)
+#ifndef BE__RUN_TIME_ALL_NS
+#  define BE__RUN_TIME_ALL_NS (20 * 1000)
+#endif
 
 /* Detach (fn, ud); returns 1 when it was attached, 0 otherwise. Same
  * thread rule as be__conn_observer_add(). No callback runs. */

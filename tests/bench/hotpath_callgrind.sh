@@ -9,6 +9,11 @@
 #
 # usage: tests/bench/hotpath_callgrind.sh [build dir (build)] [users (10000)]
 #        [cache dir (/tmp/bench_hotpath.cache)]
+# Statement timing is sampled by how long runs take, and every run takes
+# over 20 us under valgrind, so a plain build is profiled with every run
+# timed; to count the sampled path a native run takes, profile a build
+# made with
+#   meson setup build-prof -Dc_args=-DBE__RUN_TIME_ALL_NS=INT64_MAX
 # The bulk row writes to the database file under valgrind for a minute:
 # do not point a bench_hotpath run at the same cache dir meanwhile (its
 # own bulk row would wait past the busy timeout and fail).
