@@ -1040,6 +1040,9 @@ void *be__conn_pool_data(const be_conn *c) { return c->pool_data; }
 void be__conn_mark_broken(be_conn *c) { c->broken = 1; }
 void *be__conn_native(be_conn *c) { return c->native; }
 int64_t be__conn_open_stmts(const be_conn *c) { return c->open_stmts; }
+int be__conn_leftovers(const be_conn *c, int32_t base_obs) {
+  return c->open_stmts > 0 || c->nobs > base_obs || c->broken || c->drv->in_transaction(c->native);
+}
 int32_t be__conn_tx_depth(const be_conn *c) { return c->tx_depth; }
 void be__conn_set_tx_depth(be_conn *c, int32_t depth) { c->tx_depth = depth; }
 void be__conn_doom_tx(be_conn *c) { c->tx_doomed = 1; }

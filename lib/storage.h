@@ -95,6 +95,13 @@ void *be__conn_native(be_conn *conn);
  * back with be_stmt_finalize (the pool warns about leaks on release). */
 int64_t be__conn_open_stmts(const be_conn *conn);
 
+/* Nonzero when a holder left anything on conn that a pool must clear (or
+ * close the connection for) before the next holder: statements handed
+ * out and not finalized, more than base_obs observers, an open
+ * transaction (asked of the driver), or a broken connection. One call for
+ * a release's common case, which has none of them. */
+int be__conn_leftovers(const be_conn *conn, int32_t base_obs);
+
 /* Reset (not finalize) every statement still handed out, ending any run
  * in progress: a pending SQLite statement keeps its read snapshot, so the
  * next holder of a pooled connection would read stale data. The holder

@@ -1552,6 +1552,30 @@ START_TEST(pool_hooks) {
 }
 END_TEST
 
+/* be__conn_leftovers: each thing a pool's release must clear, alone. */
+START_TEST(leftovers_name_what_a_pool_must_clear) {
+  be_conn *c = open_mem();
+  ck_assert_int_eq(be__conn_leftovers(c, 0), 0);
+  be_stmt *s = NULL; /* a statement handed out */
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT 1", NULL), BE_OK);
+  ck_assert_int_ne(be__conn_leftovers(c, 0), 0);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be__conn_leftovers(c, 0), 0);
+  exec_ok(c, "BEGIN"); /* a transaction the driver knows of, begun by SQL */
+  ck_assert_int_ne(be__conn_leftovers(c, 0), 0);
+  exec_ok(c, "ROLLBACK");
+  ck_assert_int_eq(be__conn_leftovers(c, 0), 0);
+  obs_log l = {0}; /* observers past the pool's own */
+  ck_assert_int_eq(be__conn_observer_add(c, observer, NULL, &l, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_leftovers(c, 1), 0);
+  ck_assert_int_ne(be__conn_leftovers(c, 0), 0);
+  ck_assert_int_eq(be__conn_observer_remove(c, observer, &l), 1);
+  be__conn_mark_broken(c);
+  ck_assert_int_ne(be__conn_leftovers(c, 0), 0);
+  be_conn_close(c);
+}
+END_TEST
+
 /* ---- allocation failures ---- */
 
 static int alloc_body(void *arg) {
@@ -2147,6 +2171,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, observer_sees_each_run_once);
   tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
+  tcase_add_test(tc, leftovers_name_what_a_pool_must_clear);
   tcase_add_test(tc, driver_splits_scripts_and_knows_tables);
   tcase_add_test(tc, allocation_failures_do_not_leak);
   tcase_add_test(tc, unusable_files_are_permanent_errors);
