@@ -212,6 +212,15 @@ typedef void (*be__reset_keep_fn)(void *stmt);
  * unbound: clearing every binding on every return costs more than that. */
 be__reset_keep_fn be__sqlite_reset_keep_fn(const be_driver *driver);
 
+/* 1 when every column accessor of driver is the built-in SQLite driver's
+ * (the driver itself or a copy of its table), else 0 (sqlite.c). SQLite
+ * checks column indexes itself (one past the count reads NULL), so
+ * storage keeps a statement's column count from its prepare instead of
+ * asking at every run's first row, and asks again only when an index is
+ * past it or a whole row is read: a re-prepare after a schema change may
+ * have changed it. */
+int be__sqlite_checks_columns(const be_driver *driver);
+
 /* What reading many rows of one statement needs, taken once after a run's
  * first BE_ROW (it holds until the statement is reset): the driver's
  * native statement, its whole-row read (NULL unless it has one), its

@@ -185,6 +185,50 @@ START_TEST(cached_statement_follows_schema_change) {
 }
 END_TEST
 
+/* The built-in driver's statements keep their column count from the
+ * prepare: a re-prepare after a schema change (SQLite's, inside the step)
+ * may add columns, read again when an index is past the count, or drop
+ * some, which SQLite reads as NULL itself; a whole-row read counts again. */
+START_TEST(cached_statement_follows_columns_dropped_and_added) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(a, b, c); INSERT INTO t VALUES (1, 2, 3)");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 2), 3);
+  be_stmt_finalize(s);
+  exec_ok(c, "ALTER TABLE t DROP COLUMN b");
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK); /* cache hit */
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_count(s), 2);
+  ck_assert_int_eq(be_stmt_column_int64(s, 1), 3);
+  ck_assert_int_eq(be_stmt_column_int64(s, 2), 0); /* dropped: past the count */
+  size_t n = 1;
+  ck_assert_ptr_null(be_stmt_column_text(s, 2, &n));
+  ck_assert_uint_eq(n, 0);
+  ck_assert_ptr_null(be_stmt_column_name(s, 2));
+  ck_assert_int_eq(be_stmt_column_type(s, 2), BE_TYPE_NULL);
+  be_stmt_finalize(s);
+  be_rows *r = NULL; /* the same cached statement, read whole */
+  ck_assert_int_eq(be_rows_query(&r, c, "SELECT * FROM t", NULL, NULL), BE_OK);
+  ck_assert_int_eq(be_rows_column_count(r), 2);
+  ck_assert_int_eq(be_rows_int64(r, 0, 0), 1);
+  ck_assert_int_eq(be_rows_int64(r, 0, 1), 3);
+  be_rows_free(r);
+  exec_ok(c, "ALTER TABLE t ADD COLUMN d DEFAULT 9");
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 2), 9); /* past the count kept: read again */
+  ck_assert_str_eq(be_stmt_column_text(s, 2, &n), "9");
+  ck_assert_str_eq(be_stmt_column_name(s, 2), "d");
+  be_stmt_finalize(s);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.misses, 1); /* one statement all along */
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(text_must_be_utf8) {
   be_conn *c = open_mem();
   be_stmt *s = NULL;
@@ -2143,6 +2187,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, text_must_be_utf8);
   tcase_add_test(tc, column_text_converts_other_types);
   tcase_add_test(tc, cached_statement_follows_schema_change);
+  tcase_add_test(tc, cached_statement_follows_columns_dropped_and_added);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
   tcase_add_test(tc, statement_cache_evicts_around_held_ones);
   tcase_add_test(tc, sql_handle_finds_the_cached_statement);
