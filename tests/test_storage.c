@@ -163,6 +163,28 @@ START_TEST(column_text_converts_other_types) {
 }
 END_TEST
 
+/* Text read from a UTF-16 database is UTF-8 of the length given, a blob's
+ * too (SQLite converts it as if it were UTF-16 text: the length must be
+ * asked after the text, not before). */
+START_TEST(column_text_is_utf8_in_a_utf16_database) {
+  be_conn *c = open_mem();
+  exec_ok(c, "PRAGMA encoding = 'UTF-16le'; CREATE TABLE t(x);"
+             "INSERT INTO t VALUES ('h\xc3\xa9llo'), (12345), (x'4142')");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT x FROM t ORDER BY rowid", NULL), BE_OK);
+  const char *want[] = {"h\xc3\xa9llo", "12345", NULL}; /* then a blob */
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+    size_t len = 99;
+    const char *got = be_stmt_column_text(s, 0, &len);
+    if (want[i]) ck_assert_str_eq(got, want[i]);
+    ck_assert_uint_eq(len, strlen(got));
+  }
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(cached_statement_follows_schema_change) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(a); INSERT INTO t VALUES (1)");
@@ -2186,6 +2208,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, types_round_trip);
   tcase_add_test(tc, text_must_be_utf8);
   tcase_add_test(tc, column_text_converts_other_types);
+  tcase_add_test(tc, column_text_is_utf8_in_a_utf16_database);
   tcase_add_test(tc, cached_statement_follows_schema_change);
   tcase_add_test(tc, cached_statement_follows_columns_dropped_and_added);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
