@@ -176,11 +176,12 @@ static inline void out_link(be_conn *c, be_stmt *s) {
   c->open_stmts++;
 }
 
+/* oprev and onext are left as they were: read only while out is set,
+ * and out_link() sets both. */
 static inline void out_unlink(be_conn *c, be_stmt *s) {
   if (s->oprev) s->oprev->onext = s->onext;
   else c->out_head = s->onext;
   if (s->onext) s->onext->oprev = s->oprev;
-  s->oprev = s->onext = NULL;
   s->out = 0;
   c->open_stmts--;
 }
@@ -1075,7 +1076,8 @@ void be__conn_mark_broken(be_conn *c) { c->broken = 1; }
 void *be__conn_native(be_conn *c) { return c->native; }
 int64_t be__conn_open_stmts(const be_conn *c) { return c->open_stmts; }
 int be__conn_leftovers(const be_conn *c, int32_t base_obs) {
-  return c->open_stmts > 0 || c->nobs > base_obs || c->broken || c->drv->in_transaction(c->native);
+  if (c->open_stmts > 0 || c->nobs > base_obs || c->broken) return 1;
+  return c->drv->in_transaction(c->native); /* a tail call */
 }
 int32_t be__conn_tx_depth(const be_conn *c) { return c->tx_depth; }
 void be__conn_set_tx_depth(be_conn *c, int32_t depth) { c->tx_depth = depth; }
