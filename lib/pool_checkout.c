@@ -359,6 +359,7 @@ static inline slot *claim_parked(be_pool *p, const char *file, int32_t line, slo
  * path. Out of line, so the affinity path saves no registers for it. */
 static BE__NOINLINE int acquire_locked(be_conn **out, be_pool *p, const char *file, int32_t line,
                                        slot *stale, be_error **err) {
+  *out = NULL;
   int64_t now = be__clock_coarse_ns(p->clock);
   pthread_mutex_lock(&p->mu);
   if (BE__LIKELY(stale == NULL && p->idle_n > 0 && p->wq_head == NULL && !p->closed)) {
@@ -383,9 +384,10 @@ static BE__NOINLINE int acquire_locked(be_conn **out, be_pool *p, const char *fi
 }
 
 int be_pool_acquire_at(be_conn **out, be_pool *p, const char *file, int32_t line, be_error **err) {
-  if (out) *out = NULL;
-  if (BE__UNLIKELY(p == NULL || out == NULL))
+  if (BE__UNLIKELY(p == NULL || out == NULL)) {
+    if (out) *out = NULL;
     return be__error_set(err, BE_E_MISUSE, "be_pool_acquire: %s is NULL", p ? "out" : "pool");
+  }
   slot *stale = NULL;
   slot *s = claim_parked(p, file, line, &stale);
   if (BE__LIKELY(s != NULL)) {
