@@ -354,20 +354,16 @@ static inline slot *claim_parked(be_pool *p, const char *file, int32_t line, slo
   return s;
 }
 
-int be_pool_acquire_at(be_conn **out, be_pool *p, const char *file, int32_t line, be_error **err) {
-  if (out) *out = NULL;
-  if (BE__UNLIKELY(p == NULL || out == NULL))
-    return be__error_set(err, BE_E_MISUSE, "be_pool_acquire: %s is NULL", p ? "out" : "pool");
-  slot *stale = NULL;
-  slot *s = claim_parked(p, file, line, &stale);
-  if (BE__LIKELY(s != NULL)) {
-    *out = s->conn;
-    return BE_OK;
-  }
+/* The mutex path of an acquire (the affinity path did not apply): the
+ * most recently used idle connection when it is fresh, else the slow
+ * path. Out of line, so the affinity path saves no registers for it. */
+static BE__NOINLINE int acquire_locked(be_conn **out, be_pool *p, const char *file, int32_t line,
+                                       slot *stale, be_error **err) {
+  *out = NULL;
   int64_t now = be__clock_coarse_ns(p->clock);
   pthread_mutex_lock(&p->mu);
   if (BE__LIKELY(stale == NULL && p->idle_n > 0 && p->wq_head == NULL && !p->closed)) {
-    s = p->idle[p->idle_n - 1];
+    slot *s = p->idle[p->idle_n - 1];
     if (BE__LIKELY(now - atomic_load_explicit(&s->last_used_ns, BE__RELAXED) <= p->window_ns &&
                    now < s->expires_ns)) {
       p->idle_n--;
@@ -385,6 +381,20 @@ int be_pool_acquire_at(be_conn **out, be_pool *p, const char *file, int32_t line
     }
   }
   return acquire_slow(p, out, file, line, stale, err);
+}
+
+int be_pool_acquire_at(be_conn **out, be_pool *p, const char *file, int32_t line, be_error **err) {
+  if (BE__UNLIKELY(p == NULL || out == NULL)) {
+    if (out) *out = NULL;
+    return be__error_set(err, BE_E_MISUSE, "be_pool_acquire: %s is NULL", p ? "out" : "pool");
+  }
+  slot *stale = NULL;
+  slot *s = claim_parked(p, file, line, &stale);
+  if (BE__LIKELY(s != NULL)) {
+    *out = s->conn;
+    return BE_OK;
+  }
+  return acquire_locked(out, p, file, line, stale, err);
 }
 
 int(be_pool_acquire)(be_conn **out, be_pool *p, be_error **err) {
@@ -511,6 +521,39 @@ static int park_instead(be_pool *p, slot *s, int64_t now) {
   return park(p, s, now) == PARK_DONE;
 }
 
+/* Park s unless the pool forbids it now: 1 when parked (the release is
+ * done), 0 when the release must take the mutex. */
+static inline int try_park(be_pool *p, slot *s, int64_t now) {
+  int parked = park(p, s, now);
+  return BE__LIKELY(parked == PARK_DONE) || (parked == PARK_OTHER && park_instead(p, s, now));
+}
+
+/* The mutex path of a release: the next waiter or the idle stack, or
+ * release_slow. */
+static BE__NOINLINE void release_locked(be_pool *p, slot *s, be_conn *c, int destroy,
+                                        int rolled_back, int64_t now) {
+  pthread_mutex_lock(&p->mu);
+  if (BE__UNLIKELY(rolled_back)) p->rollbacks++;
+  if (BE__LIKELY(!destroy && !p->closed && now < s->expires_ns && !be__pool_leak_marked(s))) {
+    be__pool_give_back(p, s, now, 1);
+    pthread_mutex_unlock(&p->mu);
+    return;
+  }
+  release_slow(p, s, c, destroy, now);
+}
+
+/* A release of a connection its holder left something on (scrub), or a
+ * broken one. */
+static BE__NOINLINE void release_scrubbing(be_pool *p, slot *s, be_conn *c) {
+  int rolled_back = 0;
+  int destroy = scrub(p, s, c, &rolled_back);
+  int64_t now = be__clock_coarse_ns(p->clock);
+  if (!destroy && !rolled_back && now < s->expires_ns && !be__pool_leak_marked(s) &&
+      try_park(p, s, now))
+    return;
+  release_locked(p, s, c, destroy, rolled_back, now);
+}
+
 void be_pool_release(be_pool *p, be_conn *c) {
   if (p == NULL || c == NULL) return;
   slot *s = be__conn_pool_data(c);
@@ -523,23 +566,14 @@ void be_pool_release(be_pool *p, be_conn *c) {
                  "be_pool_release: connection is not checked out (released twice?)");
     return;
   }
-  int rolled_back = 0;
-  int destroy = scrub(p, s, c, &rolled_back);
-  int64_t now = be__clock_coarse_ns(p->clock);
-  if (BE__LIKELY(!destroy && !rolled_back && now < s->expires_ns && !be__pool_leak_marked(s))) {
-    int parked = park(p, s, now);
-    if (BE__LIKELY(parked == PARK_DONE)) return;
-    if (parked == PARK_OTHER && park_instead(p, s, now)) return;
-  }
-
-  pthread_mutex_lock(&p->mu);
-  if (BE__UNLIKELY(rolled_back)) p->rollbacks++;
-  if (BE__LIKELY(!destroy && !p->closed && now < s->expires_ns && !be__pool_leak_marked(s))) {
-    be__pool_give_back(p, s, now, 1);
-    pthread_mutex_unlock(&p->mu);
+  /* one call for what scrub() looks at, which is usually nothing */
+  if (BE__UNLIKELY(be__conn_leftovers(c, s->base_obs))) {
+    release_scrubbing(p, s, c);
     return;
   }
-  release_slow(p, s, c, destroy, now);
+  int64_t now = be__clock_coarse_ns(p->clock);
+  if (BE__LIKELY(now < s->expires_ns && !be__pool_leak_marked(s)) && try_park(p, s, now)) return;
+  release_locked(p, s, c, 0, 0, now);
 }
 
 /* ---- transactions ---- */

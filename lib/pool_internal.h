@@ -96,9 +96,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #  define BE__LIKELY(x) __builtin_expect(!!(x), 1)
 #  define BE__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define BE__NOINLINE __attribute__((noinline))
 #else
 #  define BE__LIKELY(x) (x)
 #  define BE__UNLIKELY(x) (x)
+#  define BE__NOINLINE
 #endif
 
 /* Slot states. */

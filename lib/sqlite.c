@@ -538,6 +538,14 @@ be__reset_keep_fn be__sqlite_reset_keep_fn(const be_driver *d) {
   return d != NULL && d->reset == sq_reset ? sq_reset_keep : NULL;
 }
 
+int be__sqlite_checks_columns(const be_driver *d) {
+  return d != NULL && d->column_count == sq_column_count && d->column_name == sq_column_name &&
+         d->column_type == sq_column_type && d->column_int64 == sq_column_int64 &&
+         d->column_double == sq_column_double && d->column_text == sq_column_text &&
+         d->column_blob == sq_column_blob &&
+         (d->version < 3 || d->column_value == NULL || d->column_value == sq_column_value);
+}
+
 static void sq_finalize(void *s) { sqlite3_finalize(ST(s)); }
 
 static int sq_exec(void *conn, const char *sql, be_error **err) {

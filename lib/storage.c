@@ -40,8 +40,8 @@ struct be_stmt {
   int32_t cached;
   int32_t out;
   int32_t running; /* a run is being observed: RUN_TIMED or RUN_COARSE */
-  int32_t started; /* stepped since the last reset */
-  int32_t ncols;   /* column count, refreshed at each run's first step */
+  int32_t recount; /* read ncols again at this run's first row (be_conn.recount_runs) */
+  int32_t ncols;   /* column count: from the prepare, or this run's first row */
   /* Bindings kept across a return to the cache (be_conn.reset_keep), for
    * parameters 1..64 (bit i - 1): dirty, bound with a value since they
    * were last cleared; stale, dirty from an earlier use and not bound in
@@ -83,6 +83,10 @@ struct be_conn {
   const be_driver *drv;
   void *native;
   be__reset_keep_fn reset_keep; /* NULL: return statements with drv->reset */
+  /* 1: a statement's column count is read again at each run's first row;
+   * 0: the driver checks column indexes itself (be__sqlite_checks_columns)
+   * and it is read again only for an index past it or a whole-row read */
+  int32_t recount_runs;
   int32_t broken;
   int32_t tx_depth;
   int32_t tx_doomed; /* a savepoint could not be rolled back: no COMMIT */
@@ -180,11 +184,12 @@ static inline void out_link(be_conn *c, be_stmt *s) {
   c->open_stmts++;
 }
 
+/* oprev and onext are left as they were: read only while out is set,
+ * and out_link() sets both. */
 static inline void out_unlink(be_conn *c, be_stmt *s) {
   if (s->oprev) s->oprev->onext = s->onext;
   else c->out_head = s->onext;
   if (s->onext) s->onext->oprev = s->oprev;
-  s->oprev = s->onext = NULL;
   s->out = 0;
   c->open_stmts--;
 }
@@ -434,6 +439,7 @@ static int conn_open(be_conn **out, const be_driver *driver, const char *dsn, in
   if (c == NULL) return be__error_oom(err);
   c->drv = driver;
   c->reset_keep = be__sqlite_reset_keep_fn(driver);
+  c->recount_runs = !be__sqlite_checks_columns(driver);
   c->cap = BE__STMT_CACHE_DEFAULT;
   c->nbuckets = buckets_for(c->cap);
   c->buckets = be__calloc(c->nbuckets, sizeof *c->buckets);
@@ -574,6 +580,7 @@ static int prepare_new(be_stmt **out, be_conn *c, const char *sql, size_t len, u
   s->column_int64 = c->drv->column_int64;
   s->column_text = c->drv->column_text;
   s->ncols = c->drv->column_count(native);
+  s->recount = c->recount_runs;
   memcpy(s->sql, sql, len + 1);
   *out = s;
   return BE_OK;
@@ -679,7 +686,7 @@ void be_stmt_finalize(be_stmt *s) {
   be_conn *c = s->conn;
   if (UNLIKELY(s->running)) observe_end(s, BE_OK);
   out_unlink(c, s);
-  s->started = 0;
+  s->recount = c->recount_runs;
   if (s->cached) {
     /* a reset that finds the connection lost marks it broken, so the pool
      * replaces it instead of handing it to the next caller */
@@ -834,14 +841,14 @@ static inline int step_run(be_stmt *s, be_error **err) {
   int rc = c->drv->step(s->native, err);
   if (rc == BE_ROW) {
     /* a driver may re-prepare (schema change) when a run starts */
-    if (!s->started) {
-      s->started = 1;
+    if (UNLIKELY(s->recount)) {
+      s->recount = 0;
       s->ncols = c->drv->column_count(s->native);
     }
     s->rows++;
     return rc;
   }
-  s->started = 0;
+  s->recount = c->recount_runs;
   if (rc == BE_E_CONN_LOST) c->broken = 1;
   if (UNLIKELY(s->running)) observe_end(s, rc == BE_DONE ? BE_OK : rc);
   return rc;
@@ -871,7 +878,7 @@ int be_stmt_step(be_stmt *s, be_error **err) {
 int be_stmt_reset(be_stmt *s, be_error **err) {
   STMT_CHECK(s, "be_stmt_reset");
   if (s->running) observe_end(s, BE_OK);
-  s->started = 0;
+  s->recount = s->conn->recount_runs;
   return reset_unbound(s->conn, s, err);
 }
 
@@ -879,9 +886,25 @@ int32_t be_stmt_column_count(be_stmt *s) {
   return s ? s->conn->drv->column_count(s->native) : 0;
 }
 
-/* col is a column of s's current result (ncols >= 0: one unsigned compare). */
+/* col is past s's column count as last read: when the driver checks
+ * indexes itself that count may be from before a re-prepare (a schema
+ * change), so read it again. */
+static OUT_OF_LINE int col_recount(be_stmt *s, int32_t col) {
+  be_conn *c = s->conn;
+  if (c->recount_runs) return 0; /* read at this run's first row */
+  s->ncols = c->drv->column_count(s->native);
+  return (uint32_t)col < (uint32_t)s->ncols;
+}
+
+/* col is below s's column count as last read (ncols >= 0: one unsigned
+ * compare); the hot accessors test this, and col_ok() out of line. */
+static inline int col_in(const be_stmt *s, int32_t col) {
+  return (uint32_t)col < (uint32_t)s->ncols;
+}
+
+/* col is a column of s's current result. */
 static inline int col_ok(be_stmt *s, int32_t col) {
-  return s && (uint32_t)col < (uint32_t)s->ncols;
+  return s && (LIKELY(col_in(s, col)) || col_recount(s, col));
 }
 
 const char *be_stmt_column_name(be_stmt *s, int32_t col) {
@@ -892,24 +915,35 @@ int32_t be_stmt_column_type(be_stmt *s, int32_t col) {
   return col_ok(s, col) ? s->conn->drv->column_type(s->native, col) : BE_TYPE_NULL;
 }
 
+static OUT_OF_LINE int64_t column_int64_checked(be_stmt *s, int32_t col) {
+  return col_ok(s, col) ? s->column_int64(s->native, col) : 0;
+}
+
 int64_t be_stmt_column_int64(be_stmt *s, int32_t col) {
-  return LIKELY(col_ok(s, col)) ? s->column_int64(s->native, col) : 0;
+  /* a tail call either way: nothing to save for the rare path */
+  if (LIKELY(s != NULL && col_in(s, col))) return s->column_int64(s->native, col);
+  return column_int64_checked(s, col);
 }
 
 double be_stmt_column_double(be_stmt *s, int32_t col) {
   return col_ok(s, col) ? s->conn->drv->column_double(s->native, col) : 0.0;
 }
 
+static OUT_OF_LINE const char *column_text_checked(be_stmt *s, int32_t col, size_t *len) {
+  return col_ok(s, col) ? s->column_text(s->native, col, len) : NULL;
+}
+
 static OUT_OF_LINE const char *column_text_no_len(be_stmt *s, int32_t col) {
   size_t n = 0;
-  return col_ok(s, col) ? s->column_text(s->native, col, &n) : NULL;
+  return column_text_checked(s, col, &n);
 }
 
 const char *be_stmt_column_text(be_stmt *s, int32_t col, size_t *len) {
   if (UNLIKELY(len == NULL)) return column_text_no_len(s, col);
   *len = 0;
   /* a tail call: the driver writes the caller's len itself */
-  return LIKELY(col_ok(s, col)) ? s->column_text(s->native, col, len) : NULL;
+  if (LIKELY(s != NULL && col_in(s, col))) return s->column_text(s->native, col, len);
+  return column_text_checked(s, col, len);
 }
 
 const void *be_stmt_column_blob(be_stmt *s, int32_t col, size_t *len) {
@@ -952,6 +986,7 @@ void be__stmt_row_reader(be_stmt *s, be__row_reader *out) {
   out->row = be__sqlite_row_fn(d);
   out->value = d->version >= 3 ? d->column_value : NULL;
   out->int64 = d->column_int64;
+  if (!s->conn->recount_runs) s->ncols = d->column_count(s->native);
   out->ncols = s->ncols;
 }
 
@@ -1096,7 +1131,7 @@ int64_t be__conn_reset_open_stmts(be_conn *c) {
   int64_t n = 0;
   for (be_stmt *s = c ? c->out_head : NULL; s; s = s->onext, n++) {
     if (s->running) observe_end(s, BE_OK);
-    s->started = 0;
+    s->recount = c->recount_runs;
     if (note(c, c->drv->reset(s->native, NULL)) == BE_OK) bindings_cleared(s);
   }
   return n;
@@ -1110,6 +1145,10 @@ void *be__conn_pool_data(const be_conn *c) { return c->pool_data; }
 void be__conn_mark_broken(be_conn *c) { c->broken = 1; }
 void *be__conn_native(be_conn *c) { return c->native; }
 int64_t be__conn_open_stmts(const be_conn *c) { return c->open_stmts; }
+int be__conn_leftovers(const be_conn *c, int32_t base_obs) {
+  if (c->open_stmts > 0 || c->nobs > base_obs || c->broken) return 1;
+  return c->drv->in_transaction(c->native); /* a tail call */
+}
 int32_t be__conn_tx_depth(const be_conn *c) { return c->tx_depth; }
 void be__conn_set_tx_depth(be_conn *c, int32_t depth) { c->tx_depth = depth; }
 void be__conn_doom_tx(be_conn *c) { c->tx_doomed = 1; }

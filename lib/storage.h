@@ -124,6 +124,13 @@ void *be__conn_native(be_conn *conn);
  * back with be_stmt_finalize (the pool warns about leaks on release). */
 int64_t be__conn_open_stmts(const be_conn *conn);
 
+/* Nonzero when a holder left anything on conn that a pool must clear (or
+ * close the connection for) before the next holder: statements handed
+ * out and not finalized, more than base_obs observers, an open
+ * transaction (asked of the driver), or a broken connection. One call for
+ * a release's common case, which has none of them. */
+int be__conn_leftovers(const be_conn *conn, int32_t base_obs);
+
 /* Reset (not finalize) every statement still handed out, ending any run
  * in progress: a pending SQLite statement keeps its read snapshot, so the
  * next holder of a pooled connection would read stale data. The holder
@@ -233,6 +240,15 @@ typedef void (*be__reset_keep_fn)(void *stmt);
  * NULL, before the next use's first step, to each parameter that use left
  * unbound: clearing every binding on every return costs more than that. */
 be__reset_keep_fn be__sqlite_reset_keep_fn(const be_driver *driver);
+
+/* 1 when every column accessor of driver is the built-in SQLite driver's
+ * (the driver itself or a copy of its table), else 0 (sqlite.c). SQLite
+ * checks column indexes itself (one past the count reads NULL), so
+ * storage keeps a statement's column count from its prepare instead of
+ * asking at every run's first row, and asks again only when an index is
+ * past it or a whole row is read: a re-prepare after a schema change may
+ * have changed it. */
+int be__sqlite_checks_columns(const be_driver *driver);
 
 /* What reading many rows of one statement needs, taken once after a run's
  * first BE_ROW (it holds until the statement is reset): the driver's

@@ -164,6 +164,28 @@ START_TEST(column_text_converts_other_types) {
 }
 END_TEST
 
+/* Text read from a UTF-16 database is UTF-8 of the length given, a blob's
+ * too (SQLite converts it as if it were UTF-16 text: the length must be
+ * asked after the text, not before). */
+START_TEST(column_text_is_utf8_in_a_utf16_database) {
+  be_conn *c = open_mem();
+  exec_ok(c, "PRAGMA encoding = 'UTF-16le'; CREATE TABLE t(x);"
+             "INSERT INTO t VALUES ('h\xc3\xa9llo'), (12345), (x'4142')");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT x FROM t ORDER BY rowid", NULL), BE_OK);
+  const char *want[] = {"h\xc3\xa9llo", "12345", NULL}; /* then a blob */
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+    size_t len = 99;
+    const char *got = be_stmt_column_text(s, 0, &len);
+    if (want[i]) ck_assert_str_eq(got, want[i]);
+    ck_assert_uint_eq(len, strlen(got));
+  }
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(cached_statement_follows_schema_change) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(a); INSERT INTO t VALUES (1)");
@@ -182,6 +204,50 @@ START_TEST(cached_statement_follows_schema_change) {
   be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
   ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
   ck_assert_int_eq(st.hits, 1);
+  be_conn_close(c);
+}
+END_TEST
+
+/* The built-in driver's statements keep their column count from the
+ * prepare: a re-prepare after a schema change (SQLite's, inside the step)
+ * may add columns, read again when an index is past the count, or drop
+ * some, which SQLite reads as NULL itself; a whole-row read counts again. */
+START_TEST(cached_statement_follows_columns_dropped_and_added) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(a, b, c); INSERT INTO t VALUES (1, 2, 3)");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 2), 3);
+  be_stmt_finalize(s);
+  exec_ok(c, "ALTER TABLE t DROP COLUMN b");
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK); /* cache hit */
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_count(s), 2);
+  ck_assert_int_eq(be_stmt_column_int64(s, 1), 3);
+  ck_assert_int_eq(be_stmt_column_int64(s, 2), 0); /* dropped: past the count */
+  size_t n = 1;
+  ck_assert_ptr_null(be_stmt_column_text(s, 2, &n));
+  ck_assert_uint_eq(n, 0);
+  ck_assert_ptr_null(be_stmt_column_name(s, 2));
+  ck_assert_int_eq(be_stmt_column_type(s, 2), BE_TYPE_NULL);
+  be_stmt_finalize(s);
+  be_rows *r = NULL; /* the same cached statement, read whole */
+  ck_assert_int_eq(be_rows_query(&r, c, "SELECT * FROM t", NULL, NULL), BE_OK);
+  ck_assert_int_eq(be_rows_column_count(r), 2);
+  ck_assert_int_eq(be_rows_int64(r, 0, 0), 1);
+  ck_assert_int_eq(be_rows_int64(r, 0, 1), 3);
+  be_rows_free(r);
+  exec_ok(c, "ALTER TABLE t ADD COLUMN d DEFAULT 9");
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 2), 9); /* past the count kept: read again */
+  ck_assert_str_eq(be_stmt_column_text(s, 2, &n), "9");
+  ck_assert_str_eq(be_stmt_column_name(s, 2), "d");
+  be_stmt_finalize(s);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.misses, 1); /* one statement all along */
   be_conn_close(c);
 }
 END_TEST
@@ -1655,6 +1721,30 @@ START_TEST(pool_hooks) {
 }
 END_TEST
 
+/* be__conn_leftovers: each thing a pool's release must clear, alone. */
+START_TEST(leftovers_name_what_a_pool_must_clear) {
+  be_conn *c = open_mem();
+  ck_assert_int_eq(be__conn_leftovers(c, 0), 0);
+  be_stmt *s = NULL; /* a statement handed out */
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT 1", NULL), BE_OK);
+  ck_assert_int_ne(be__conn_leftovers(c, 0), 0);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be__conn_leftovers(c, 0), 0);
+  exec_ok(c, "BEGIN"); /* a transaction the driver knows of, begun by SQL */
+  ck_assert_int_ne(be__conn_leftovers(c, 0), 0);
+  exec_ok(c, "ROLLBACK");
+  ck_assert_int_eq(be__conn_leftovers(c, 0), 0);
+  obs_log l = {0}; /* observers past the pool's own */
+  ck_assert_int_eq(be__conn_observer_add(c, observer, NULL, &l, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_leftovers(c, 1), 0);
+  ck_assert_int_ne(be__conn_leftovers(c, 0), 0);
+  ck_assert_int_eq(be__conn_observer_remove(c, observer, &l), 1);
+  be__conn_mark_broken(c);
+  ck_assert_int_ne(be__conn_leftovers(c, 0), 0);
+  be_conn_close(c);
+}
+END_TEST
+
 /* ---- allocation failures ---- */
 
 static int alloc_body(void *arg) {
@@ -2221,7 +2311,9 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, types_round_trip);
   tcase_add_test(tc, text_must_be_utf8);
   tcase_add_test(tc, column_text_converts_other_types);
+  tcase_add_test(tc, column_text_is_utf8_in_a_utf16_database);
   tcase_add_test(tc, cached_statement_follows_schema_change);
+  tcase_add_test(tc, cached_statement_follows_columns_dropped_and_added);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
   tcase_add_test(tc, statement_cache_evicts_around_held_ones);
   tcase_add_test(tc, sql_handle_finds_the_cached_statement);
@@ -2251,6 +2343,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, statement_timing_is_sampled_but_every_run_counted);
   tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
+  tcase_add_test(tc, leftovers_name_what_a_pool_must_clear);
   tcase_add_test(tc, driver_splits_scripts_and_knows_tables);
   tcase_add_test(tc, allocation_failures_do_not_leak);
   tcase_add_test(tc, unusable_files_are_permanent_errors);
