@@ -175,6 +175,7 @@ static uint32_t make_shards(be_cache *c, uint32_t n) {
     be__cache_table *t = be__cache_table_new(BE__CACHE_INITIAL_BUCKETS);
     if (t == NULL) return i;
     be__cache_publish_table(s, t);
+    be__cache_floors_reset(s);
     s->rng = c->seed ^ ((uint64_t)i * UINT64_C(0xd1342543de82ef95));
     atomic_init(&s->lock.held, 0u);
   }

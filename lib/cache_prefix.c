@@ -70,8 +70,10 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
     be__cache_shard *s = &c->shards[k];
     be__spinlock_lock(&s->lock);
     for (entry *e = s->head; e; e = e->next)
-      if (has_prefix(e, prefix, plen))
+      if (has_prefix(e, prefix, plen)) {
         __atomic_store_n(&e->pmask, (uint8_t)(e->pmask | (1u << i)), __ATOMIC_RELAXED);
+        be__cache_floor_lower(s, e); /* its epoch now counts (sweep floors) */
+      }
     be__spinlock_unlock(&s->lock);
   }
   /* Only now may an invalidation rely on the bits alone: until this
