@@ -21,7 +21,8 @@ uint8_t be__cache_prefix_mask(be_cache *c, const void *key, size_t klen) {
   uint8_t m = 0;
   for (uint32_t i = 0; i < n; i++) {
     const be__cache_prefix *p = &c->prefixes[i];
-    if (p->len <= klen && memcmp(p->bytes, key, p->len) == 0) m |= (uint8_t)(1u << i);
+    /* Inline for the usual short prefix ("user:"): memcmp was a call per prefix per insert. */
+    if (p->len <= klen && be__cache_key_eq(p->bytes, key, p->len)) m |= (uint8_t)(1u << i);
   }
   return m;
 }
