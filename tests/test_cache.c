@@ -697,6 +697,46 @@ START_TEST(sweep_floors_skip_only_what_cannot_be_dead) {
 }
 END_TEST
 
+/* Keys of 4 to 16 bytes hash with two overlapping loads: every byte
+ * counts (keys differing in one byte anywhere hash apart), same-length
+ * keys spread evenly over the buckets, and the seed changes every hash. */
+START_TEST(short_key_hash_uses_every_byte) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0), *c2 = NULL;
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.seed = 43;
+  ck_assert_int_eq(be_cache_new(&c2, &o, NULL), BE_OK);
+  rng_state = 99;
+  for (size_t n = 1; n <= 24; n++) {
+    unsigned char k[24];
+    for (size_t i = 0; i < n; i++) k[i] = (unsigned char)rnd();
+    uint64_t h = be__cache_hash(c, k, n);
+    ck_assert_uint_ne(h, be__cache_hash(c2, k, n));
+    for (size_t i = 0; i < n; i++)
+      for (unsigned bit = 0; bit < 8; bit++) {
+        k[i] ^= (unsigned char)(1u << bit);
+        ck_assert_uint_ne(be__cache_hash(c, k, n), h);
+        k[i] ^= (unsigned char)(1u << bit);
+      }
+  }
+  static unsigned buckets[1024];
+  for (size_t n = 4; n <= 16; n++) {
+    memset(buckets, 0, sizeof buckets);
+    for (int i = 0; i < 16384; i++) {
+      char k[16];
+      memset(k, 'x', sizeof k);
+      k[(n - 2) / 2] = (char)(i & 0xff); /* a counter in the middle */
+      k[(n - 2) / 2 + 1] = (char)(i >> 8);
+      buckets[be__cache_hash(c, k, n) & 1023]++;
+    }
+    unsigned max = 0;
+    for (int b = 0; b < 1024; b++) max = buckets[b] > max ? buckets[b] : max;
+    ck_assert_uint_le(max, 40); /* 16 a bucket on average */
+  }
+  be_cache_free(c);
+  be_cache_free(c2);
+}
+END_TEST
+
 static int same_size_loader(const void *key, size_t klen, be_cache_load *ld, void *ud,
                             be_error **err) {
   (void)ud;
@@ -2707,6 +2747,7 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, sweep_after_writes_with_prefixes_only);
   tcase_add_test(tc, sweep_floors_bound_every_entry);
   tcase_add_test(tc, sweep_floors_skip_only_what_cannot_be_dead);
+  tcase_add_test(tc, short_key_hash_uses_every_byte);
   tcase_add_test(tc, evicted_blocks_are_reused_safely);
   tcase_add_test(tc, count_bound_splits_over_shards);
   tcase_add_test(tc, prefix_invalidation_registered_and_not);
