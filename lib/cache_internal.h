@@ -362,6 +362,11 @@ static inline uint64_t be__cache_charge_of(size_t klen, size_t vlen) {
   return (uint64_t)BE__ENTRY_HDR + klen + vlen + 2 * sizeof(void *);
 }
 
+/* 1 when an entry of these lengths can exist (be_cache_charge() != 0). */
+static inline int be__cache_lengths_ok(size_t klen, size_t vlen) {
+  return klen <= BE_CACHE_MAX_KEY && vlen <= UINT32_MAX - BE__ENTRY_HDR - klen;
+}
+
 static inline uint64_t be__cache_echarge(const struct be_cache_entry *e) {
   return be__cache_charge_of(e->klen, e->vlen);
 }
