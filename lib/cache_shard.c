@@ -81,12 +81,11 @@ static int owes(be_cache *c, const be__cache_debt *d) {
 
 /* ---- removal ---- */
 
-void be__cache_remove_locked(be_cache *c, be__cache_shard *s, entry *e, entry **link, int reason,
-                             entry **grave) {
-  if (link == NULL) {
-    link = be__cache_slot_locked(s, be__cache_hash(c, e->data, e->klen));
-    while (*link != e) link = &(*link)->hnext;
-  }
+/* be__cache_remove_locked with e's chain link found: inline in the
+ * eviction loop, which runs on every insert into a full cache. */
+static inline __attribute__((always_inline)) void remove_at(be_cache *c, be__cache_shard *s,
+                                                            entry *e, entry **link, int reason,
+                                                            entry **grave) {
   __atomic_store_n(link, e->hnext, __ATOMIC_RELEASE); /* e->hnext itself stays as it is */
   be__cache_lru_unlink(s, e);
   s->count--;
@@ -102,6 +101,18 @@ void be__cache_remove_locked(be_cache *c, be__cache_shard *s, entry *e, entry **
   be__cache_set_flags(e, (uint8_t)((e->flags & 0x0f) | (reason << 4)));
   e->next = *grave;
   *grave = e;
+}
+
+/* The chain link that points at e (linked in s), found by hashing its key. */
+static inline entry **link_of(be_cache *c, be__cache_shard *s, const entry *e) {
+  entry **link = be__cache_slot_locked(s, be__cache_hash(c, e->data, e->klen));
+  while (*link != e) link = &(*link)->hnext;
+  return link;
+}
+
+void be__cache_remove_locked(be_cache *c, be__cache_shard *s, entry *e, entry **link, int reason,
+                             entry **grave) {
+  remove_at(c, s, e, link ? link : link_of(c, s, e), reason, grave);
 }
 
 /* Remove the dead entries of the next nbuckets chains; the live ones
@@ -200,7 +211,7 @@ static void evict_from(be_cache *c, be__cache_shard *s, entry *keep, be__cache_d
     }
     if (!dead) dead = d->count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
     uint64_t ch = be__cache_echarge(v);
-    be__cache_remove_locked(c, s, v, NULL, dead, grave);
+    remove_at(c, s, v, link_of(c, s, v), dead, grave);
     d->count = 0;
     d->bytes = ch >= d->bytes ? 0 : d->bytes - ch;
   }
