@@ -23,8 +23,7 @@ typedef struct be_cache_entry entry;
 /* ---- entries ---- */
 
 int64_t be_cache_charge(size_t klen, size_t vlen) {
-  if (klen > BE_CACHE_MAX_KEY || vlen > UINT32_MAX - BE__ENTRY_HDR - klen) return 0;
-  return (int64_t)be__cache_charge_of(klen, vlen);
+  return be__cache_lengths_ok(klen, vlen) ? (int64_t)be__cache_charge_of(klen, vlen) : 0;
 }
 
 entry *be__cache_entry_new(be_cache *c, const void *key, size_t klen, const void *value,
@@ -41,7 +40,14 @@ entry *be__cache_entry_new(be_cache *c, const void *key, size_t klen, const void
   e->vlen = (uint32_t)vlen;
   e->flags = 0;
   e->pmask = 0;
-  if (klen) memcpy(e->data, key, klen);
+  const unsigned char *k = key;
+  if (klen >= 8 && klen <= 16) { /* the usual key: two overlapping moves, no call */
+    uint64_t a = be__cache_load64(k), b = be__cache_load64(k + klen - 8);
+    memcpy(e->data, &a, 8);
+    memcpy(e->data + klen - 8, &b, 8);
+  } else if (klen) {
+    memcpy(e->data, key, klen);
+  }
   if (vlen) memcpy(e->data + klen, value, vlen);
   return e;
 }
@@ -175,6 +181,7 @@ static uint32_t make_shards(be_cache *c, uint32_t n) {
     be__cache_table *t = be__cache_table_new(BE__CACHE_INITIAL_BUCKETS);
     if (t == NULL) return i;
     be__cache_publish_table(s, t);
+    be__cache_floors_reset(s);
     s->rng = c->seed ^ ((uint64_t)i * UINT64_C(0xd1342543de82ef95));
     atomic_init(&s->lock.held, 0u);
   }

@@ -114,6 +114,12 @@ typedef struct be__cache_shard {
   struct be_cache_entry *head, *tail;
   uint64_t count, bytes; /* this shard's part of the totals (stats) */
   size_t sweep_cursor;
+  /* What the write's sweep could find dead ("sweep floors" below). */
+  int64_t exp_floor;    /* no entry expires before this */
+  uint64_t epoch_floor; /* no entry with a prefix bit was stored before this epoch */
+  int64_t cycle_exp;    /* the same over the entries of the current sweep cycle */
+  uint64_t cycle_epoch;
+  size_t cycle_left; /* buckets the current cycle has yet to visit */
   uint64_t rng;
   be__cache_flight *flights;
   /* counters, guarded by lock */
@@ -288,6 +294,23 @@ static inline uint32_t be__cache_load32(const unsigned char *p) {
 static inline uint64_t be__cache_hash(const be_cache *c, const void *key, size_t n) {
   const unsigned char *p = key;
   uint64_t h = c->seed ^ ((uint64_t)n * UINT64_C(0x9e3779b97f4a7c15));
+  if (n >= 4 && n <= 16) {
+    /* The usual key ("user:123"): two loads that together cover every
+     * byte (overlapping when n < 16), one multiply folding both, then the
+     * final one; the loop below would take three multiplies. Both factors
+     * carry the seed, so no key can make one of them zero knowingly. */
+    uint64_t a, b;
+    if (n >= 8) {
+      a = be__cache_load64(p);
+      b = be__cache_load64(p + n - 8);
+    } else {
+      a = be__cache_load32(p);
+      b = be__cache_load32(p + n - 4);
+    }
+    uint64_t s2 = (c->seed << 32 | c->seed >> 32) ^ UINT64_C(0xe7037ed1a0b428db);
+    h = be__cache_mix(h ^ a ^ UINT64_C(0xa0761d6478bd642f), b ^ s2);
+    return be__cache_mix(h, UINT64_C(0x589965cc75374cc3));
+  }
   while (n >= 8) {
     h = be__cache_mix(h ^ be__cache_load64(p), UINT64_C(0xa0761d6478bd642f));
     p += 8;
@@ -337,6 +360,11 @@ static inline int be__cache_key_eq(const unsigned char *a, const unsigned char *
  * entry until entries are removed (be_cache_clear shrinks it). */
 static inline uint64_t be__cache_charge_of(size_t klen, size_t vlen) {
   return (uint64_t)BE__ENTRY_HDR + klen + vlen + 2 * sizeof(void *);
+}
+
+/* 1 when an entry of these lengths can exist (be_cache_charge() != 0). */
+static inline int be__cache_lengths_ok(size_t klen, size_t vlen) {
+  return klen <= BE_CACHE_MAX_KEY && vlen <= UINT32_MAX - BE__ENTRY_HDR - klen;
 }
 
 static inline uint64_t be__cache_echarge(const struct be_cache_entry *e) {
@@ -389,6 +417,43 @@ static inline int be__cache_entry_dead(be_cache *c, const struct be_cache_entry 
     if (*now >= e->expires) return BE__CACHE_DEAD_EXPIRED;
   }
   return BE__CACHE_ALIVE;
+}
+
+/* ---- sweep floors (shard lock held) ----
+ * A write's amortised sweep (cache_shard.c) can remove nothing while no
+ * entry of its shard can be dead, so each shard keeps lower bounds:
+ * exp_floor for its entries' expiry times and epoch_floor for the epochs
+ * of those with a prefix bit (an entry stored at the cache epoch or later
+ * outlived no invalidation, be__cache_prefix_dead). Linking an entry or
+ * giving it a prefix bit lowers them; removals leave them (still bounds).
+ * To raise them again, the sweep keeps the same minima over a cycle: the
+ * live entries it walks in mask + 1 consecutive buckets and every entry
+ * linked meanwhile; at the cycle's end they become the floors. A cycle
+ * is dropped when a write skips the sweep or the table changes (entries
+ * move between buckets); the next sweep begins a new one. */
+
+static inline void be__cache_cycle_note(be__cache_shard *s, const struct be_cache_entry *e) {
+  if (e->expires < s->cycle_exp) s->cycle_exp = e->expires;
+  if (e->pmask && e->epoch < s->cycle_epoch) s->cycle_epoch = e->epoch;
+}
+
+/* e was linked into s, or given a prefix bit. */
+static inline void be__cache_floor_lower(be__cache_shard *s, const struct be_cache_entry *e) {
+  if (e->expires == INT64_MAX && !e->pmask) return; /* can never be dead: bounds nothing */
+  be__cache_cycle_note(s, e);
+  if (e->expires < s->exp_floor) s->exp_floor = e->expires;
+  if (e->pmask && e->epoch < s->epoch_floor) s->epoch_floor = e->epoch;
+}
+
+/* End the current cycle unfinished: the next sweep begins a new one
+ * (cycle_left 0 = none running). */
+static inline void be__cache_cycle_drop(be__cache_shard *s) { s->cycle_left = 0; }
+
+/* The floors of a shard without entries (a new or cleared one). */
+static inline void be__cache_floors_reset(be__cache_shard *s) {
+  s->exp_floor = INT64_MAX;
+  s->epoch_floor = UINT64_MAX;
+  be__cache_cycle_drop(s);
 }
 
 /* ---- the LRU list (shard lock held) ---- */

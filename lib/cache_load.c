@@ -125,7 +125,7 @@ static be__cache_flight **flight_find(be_cache *c, be__cache_shard *s, uint64_t 
  * Returns the code; *out gets a handle (its reference was added by the
  * leader) or the error a copy or, for the last participant, the original.
  * Returns 1 in *last when the caller must free the flight. */
-static int take_result(be__cache_flight *f, entry **out, be_error **err, int *last) {
+static inline int take_result(be__cache_flight *f, entry **out, be_error **err, int *last) {
   int rc = f->rc;
   *last = --f->refs == 0;
   if (rc == BE_OK) {
@@ -360,7 +360,7 @@ int be_cache_load_set_value(be_cache_load *ld, const void *value, size_t vlen, i
     return be__error_set(err, BE_E_MISUSE, "be_cache_load_set_value: NULL load or value");
   if (ttl < BE_CACHE_TTL_FOREVER)
     return be__error_field(err, "ttl_ms", "must be > 0, 0 (default) or -1 (forever)");
-  if (be_cache_charge(ld->klen, vlen) == 0) return be__error_field(err, "value", "too long");
+  if (!be__cache_lengths_ok(ld->klen, vlen)) return be__error_field(err, "value", "too long");
   entry *e = be__cache_entry_new(ld->cache, ld->key, ld->klen, value, vlen);
   if (e == NULL) return be__error_oom(err);
   if (ld->entry) be__free(ld->entry); /* a second value replaces the first */

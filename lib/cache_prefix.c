@@ -21,7 +21,8 @@ uint8_t be__cache_prefix_mask(be_cache *c, const void *key, size_t klen) {
   uint8_t m = 0;
   for (uint32_t i = 0; i < n; i++) {
     const be__cache_prefix *p = &c->prefixes[i];
-    if (p->len <= klen && memcmp(p->bytes, key, p->len) == 0) m |= (uint8_t)(1u << i);
+    /* Inline for the usual short prefix ("user:"): memcmp was a call per prefix per insert. */
+    if (p->len <= klen && be__cache_key_eq(p->bytes, key, p->len)) m |= (uint8_t)(1u << i);
   }
   return m;
 }
@@ -70,8 +71,10 @@ int be_cache_register_prefix(be_cache *c, const void *prefix, size_t plen, be_er
     be__cache_shard *s = &c->shards[k];
     be__spinlock_lock(&s->lock);
     for (entry *e = s->head; e; e = e->next)
-      if (has_prefix(e, prefix, plen))
+      if (has_prefix(e, prefix, plen)) {
         __atomic_store_n(&e->pmask, (uint8_t)(e->pmask | (1u << i)), __ATOMIC_RELAXED);
+        be__cache_floor_lower(s, e); /* its epoch now counts (sweep floors) */
+      }
     be__spinlock_unlock(&s->lock);
   }
   /* Only now may an invalidation rely on the bits alone: until this

@@ -48,6 +48,7 @@ static void grow(be_cache *c, be__cache_shard *s) {
     }
   }
   be__cache_publish_table(s, t);
+  be__cache_cycle_drop(s);
   be__cache_retire_table(c, old);
 }
 
@@ -80,12 +81,11 @@ static int owes(be_cache *c, const be__cache_debt *d) {
 
 /* ---- removal ---- */
 
-void be__cache_remove_locked(be_cache *c, be__cache_shard *s, entry *e, entry **link, int reason,
-                             entry **grave) {
-  if (link == NULL) {
-    link = be__cache_slot_locked(s, be__cache_hash(c, e->data, e->klen));
-    while (*link != e) link = &(*link)->hnext;
-  }
+/* be__cache_remove_locked with e's chain link found: inline in the
+ * eviction loop, which runs on every insert into a full cache. */
+static inline __attribute__((always_inline)) void remove_at(be_cache *c, be__cache_shard *s,
+                                                            entry *e, entry **link, int reason,
+                                                            entry **grave) {
   __atomic_store_n(link, e->hnext, __ATOMIC_RELEASE); /* e->hnext itself stays as it is */
   be__cache_lru_unlink(s, e);
   s->count--;
@@ -103,11 +103,29 @@ void be__cache_remove_locked(be_cache *c, be__cache_shard *s, entry *e, entry **
   *grave = e;
 }
 
-/* Remove the dead entries of the next nbuckets chains. */
+/* The chain link that points at e (linked in s), found by hashing its key. */
+static inline entry **link_of(be_cache *c, be__cache_shard *s, const entry *e) {
+  entry **link = be__cache_slot_locked(s, be__cache_hash(c, e->data, e->klen));
+  while (*link != e) link = &(*link)->hnext;
+  return link;
+}
+
+void be__cache_remove_locked(be_cache *c, be__cache_shard *s, entry *e, entry **link, int reason,
+                             entry **grave) {
+  remove_at(c, s, e, link ? link : link_of(c, s, e), reason, grave);
+}
+
+/* Remove the dead entries of the next nbuckets chains; the live ones
+ * count in the sweep cycle's minima (cache_internal.h "sweep floors"). */
 static size_t sweep_shard(be_cache *c, be__cache_shard *s, size_t nbuckets, entry **grave) {
   size_t removed = 0;
   int64_t now = INT64_MIN;
   if (nbuckets > s->table->mask + 1) nbuckets = s->table->mask + 1;
+  if (s->cycle_left == 0) { /* a new cycle: the entries linked from now on count too */
+    s->cycle_exp = INT64_MAX;
+    s->cycle_epoch = UINT64_MAX;
+    s->cycle_left = s->table->mask + 1;
+  }
   for (size_t i = 0; i < nbuckets; i++) {
     entry **link = &s->table->slot[s->sweep_cursor & s->table->mask];
     s->sweep_cursor++;
@@ -118,9 +136,17 @@ static size_t sweep_shard(be_cache *c, be__cache_shard *s, size_t nbuckets, entr
         be__cache_remove_locked(c, s, e, link, dead, grave);
         removed++;
       } else {
+        be__cache_cycle_note(s, e);
         link = &e->hnext;
       }
     }
+  }
+  if (nbuckets < s->cycle_left) {
+    s->cycle_left -= nbuckets;
+  } else { /* every bucket walked since the cycle began */
+    s->exp_floor = s->cycle_exp;
+    s->epoch_floor = s->cycle_epoch;
+    be__cache_cycle_drop(s);
   }
   return removed;
 }
@@ -185,7 +211,7 @@ static void evict_from(be_cache *c, be__cache_shard *s, entry *keep, be__cache_d
     }
     if (!dead) dead = d->count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
     uint64_t ch = be__cache_echarge(v);
-    be__cache_remove_locked(c, s, v, NULL, dead, grave);
+    remove_at(c, s, v, link_of(c, s, v), dead, grave);
     d->count = 0;
     d->bytes = ch >= d->bytes ? 0 : d->bytes - ch;
   }
@@ -212,13 +238,29 @@ static int may_hold_dead(be_cache *c) {
          atomic_load_explicit(&c->nprefixes, memory_order_relaxed);
 }
 
+/* 1 when no entry of s can be dead at *now (read here if unread, as for
+ * be__cache_entry_dead): by its floors, every entry expires later and
+ * none with a prefix bit is older than the cache epoch. */
+static int shard_all_alive(be_cache *c, be__cache_shard *s, int64_t *now) {
+  if (s->epoch_floor < atomic_load_explicit(&c->epoch, memory_order_acquire)) return 0;
+  if (s->exp_floor == BE__CACHE_NEVER) return 1;
+  if (*now == INT64_MIN) *now = be__clock_coarse_ns(c->clock);
+  return *now < s->exp_floor;
+}
+
 /* The write's share of the amortised sweep: the next sweep_batch chains,
- * or, while nothing in the cache can be dead, only the cursor's move. */
-static void sweep_after_write(be_cache *c, be__cache_shard *s, entry **grave) {
+ * or, while nothing in the shard can be dead (the sweep would remove
+ * nothing), only the cursor's move. */
+static void sweep_after_write(be_cache *c, be__cache_shard *s, int64_t *now, entry **grave) {
   if (may_hold_dead(c)) {
-    sweep_shard(c, s, c->sweep_batch, grave);
-    return;
+    if (!shard_all_alive(c, s, now)) {
+      sweep_shard(c, s, c->sweep_batch, grave);
+      return;
+    }
+    be__cache_cycle_drop(s); /* the chains skipped below were not walked */
   }
+  /* (Else no entry has an expiry or a prefix bit: the chains skipped hold
+   * nothing the cycle's minima need.) */
   size_t n = s->table->mask + 1;
   s->sweep_cursor += c->sweep_batch < n ? c->sweep_batch : n;
 }
@@ -251,12 +293,13 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
   e->hnext = *b;
   __atomic_store_n(b, e, __ATOMIC_RELEASE); /* publishes e's fields to lock-free readers */
   be__cache_lru_push_head(s, e);
+  be__cache_floor_lower(s, e);
   s->count++;
   s->bytes += be__cache_echarge(e);
   s->inserts++;
   totals_add(c, be__cache_echarge(e), debt);
   evict_from(c, s, e, debt, &now, grave);
-  if (c->sweep_batch) sweep_after_write(c, s, grave);
+  if (c->sweep_batch) sweep_after_write(c, s, &now, grave);
 }
 
 void be__cache_flights_stale_locked(be__cache_shard *s, const void *key, size_t klen,
@@ -342,9 +385,11 @@ static be__cache_table *clear_shard(be_cache *c, be__cache_shard *s, entry **gra
   be__cache_table *old = s->table, *t = be__cache_table_new(BE__CACHE_INITIAL_BUCKETS);
   if (t) {
     be__cache_publish_table(s, t);
+    be__cache_floors_reset(s);
     return old;
   }
   for (size_t i = 0; i <= old->mask; i++) __atomic_store_n(&old->slot[i], NULL, __ATOMIC_RELAXED);
+  be__cache_floors_reset(s);
   return NULL;
 }
 

@@ -566,6 +566,204 @@ START_TEST(sweep_after_writes_with_prefixes_only) {
 }
 END_TEST
 
+/* The sweep floors (cache_internal.h): every entry of a shard expires no
+ * earlier than exp_floor, and one with a prefix bit was stored no earlier
+ * than epoch_floor. A write skips its sweep on them, so they must hold
+ * after every operation, whatever it is. */
+static void assert_floors_hold(be_cache *c, uint64_t seed, int op) {
+  for (uint32_t k = 0; k < c->nshards; k++) {
+    be__cache_shard *s = &c->shards[k];
+    for (be_cache_entry *e = s->head; e; e = e->next) {
+      QTRUE(e->expires >= s->exp_floor, "seed %llu op %d: expiry %lld below the floor %lld",
+            (unsigned long long)seed, op, (long long)e->expires, (long long)s->exp_floor);
+      QTRUE(e->pmask == 0 || e->epoch >= s->epoch_floor, "seed %llu op %d: epoch below the floor",
+            (unsigned long long)seed, op);
+    }
+  }
+}
+
+static int floor_loader(const void *key, size_t klen, be_cache_load *ld, void *ud, be_error **err) {
+  (void)ud;
+  if (klen && ((const char *)key)[klen - 1] == '7')
+    return be__error_set(err, BE_E_NOT_FOUND, "no such thing"); /* cached negatively */
+  return be_cache_load_set_value(ld, key, klen, rnd_below(2) ? 0 : (int64_t)(1 + rnd_below(30)),
+                                 err);
+}
+
+/* Random writes, reads, deletes, loads (negative ones too), prefix
+ * registrations and invalidations, partial and full sweeps, clears and
+ * clock moves on one or two shards that grow: the floors hold after each. */
+START_TEST(sweep_floors_bound_every_entry) {
+  static const char *const pfx[] = {"a:", "b:", "a:1"};
+  for (uint64_t seed = 1; seed <= 40; seed++) {
+    rng_state = seed * 104729 + 11;
+    be_clock *clk = NULL;
+    ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
+    be_cache_options o = BE_CACHE_OPTIONS_INIT;
+    o.shard_count = 1 + (uint32_t)rnd_below(2);
+    o.max_entries = rnd_below(2) ? 0 : (int64_t)(20 + rnd_below(200));
+    o.default_ttl_ms = rnd_below(2) ? 0 : (int64_t)(1 + rnd_below(50));
+    o.negative_ttl_ms = (int64_t)rnd_below(20);
+    o.sweep_batch = (int32_t)(1 + rnd_below(4));
+    o.clock = clk;
+    o.seed = seed;
+    be_cache *c = NULL;
+    ck_assert_int_eq(be_cache_new(&c, &o, NULL), BE_OK);
+    for (int op = 0; op < 1500; op++) {
+      char k[16];
+      snprintf(k, sizeof k, "%s%d", pfx[rnd_below(2)], (int)rnd_below(300));
+      unsigned r = (unsigned)rnd_below(100);
+      if (r < 45) {
+        int64_t ttl = rnd_below(3) == 0 ? BE_CACHE_TTL_FOREVER : (int64_t)rnd_below(40);
+        QEQ(sets(c, k, "v", ttl), BE_OK);
+      } else if (r < 65) {
+        be_cache_entry *h = NULL;
+        (void)be_cache_get_or_load(&h, NULL, c, k, strlen(k), floor_loader, NULL, NULL);
+        be_cache_entry_release(h);
+      } else if (r < 75) {
+        char buf[32];
+        (void)gets(c, k, buf, sizeof buf);
+      } else if (r < 82) {
+        (void)be_cache_delete(c, k, strlen(k), NULL);
+      } else if (r < 86) {
+        const char *p = pfx[rnd_below(3)];
+        QEQ(be_cache_invalidate_prefix(c, p, strlen(p), NULL), BE_OK);
+      } else if (r < 87) {
+        const char *p = pfx[rnd_below(3)];
+        QEQ(be_cache_register_prefix(c, p, strlen(p), NULL), BE_OK);
+      } else if (r < 90) {
+        QEQ(be_cache_sweep(NULL, c, (int64_t)rnd_below(6), NULL), BE_OK);
+      } else if (r < 91) {
+        QEQ(be_cache_clear(c, NULL), BE_OK);
+      } else {
+        be_clock_advance(clk, (int64_t)rnd_below(6) * MS, NULL);
+      }
+      assert_floors_hold(c, seed, op);
+    }
+    /* Nothing the writes' sweeps skipped was left dead: once the writes
+     * have walked every chain, a full sweep finds nothing. */
+    int64_t removed = -1;
+    be_clock_advance(clk, 100 * MS, NULL);
+    for (int i = 0; i < 2000; i++) {
+      char k[16];
+      snprintf(k, sizeof k, "z%d", i % 50);
+      QEQ(sets(c, k, "v", BE_CACHE_TTL_FOREVER), BE_OK);
+    }
+    QEQ(be_cache_sweep(&removed, c, 0, NULL), BE_OK);
+    QEQ(removed, 0);
+    assert_stats_add_up(c);
+    be_cache_free(c);
+    be_clock_free(clk);
+  }
+}
+END_TEST
+
+/* Writes skip their sweep only while nothing in the shard can be dead,
+ * and the floors come back up once the entries that held them down are
+ * gone: an entry that expires among long-lived ones is still swept by
+ * writes, and so are long-lived ones once their time comes. */
+START_TEST(sweep_floors_skip_only_what_cannot_be_dead) {
+  be_clock *clk = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clk, 0, 0, NULL), BE_OK);
+  be_cache *c = new_cache(clk, 1, 0, 0, 0);
+  for (int i = 0; i < 100; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "long%d", i);
+    ck_assert_int_eq(sets(c, k, "v", 100 * 1000), BE_OK);
+  }
+  be__cache_shard *s = &c->shards[0];
+  ck_assert_int_eq(s->exp_floor, 100 * SEC);
+  ck_assert_int_eq(sets(c, "short", "v", 1000), BE_OK);
+  ck_assert_int_eq(s->exp_floor, 1 * SEC);
+  be_clock_advance(clk, 2 * SEC, NULL);
+  for (int i = 0; i < 200; i++) { /* writes of other keys sweep it away */
+    char k[16];
+    snprintf(k, sizeof k, "new%d", i);
+    ck_assert_int_eq(sets(c, k, "v", BE_CACHE_TTL_FOREVER), BE_OK);
+  }
+  ck_assert_uint_eq(stats_of(c).expirations, 1);
+  ck_assert_int_eq(s->exp_floor, 100 * SEC); /* a whole cycle walked: back up */
+  be_clock_advance(clk, 100 * SEC, NULL);
+  for (int i = 0; i < 200; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "new%d", i);
+    ck_assert_int_eq(sets(c, k, "v", BE_CACHE_TTL_FOREVER), BE_OK);
+  }
+  ck_assert_uint_eq(stats_of(c).expirations, 101);
+  ck_assert_int_eq(s->exp_floor, INT64_MAX);
+  assert_stats_add_up(c);
+  be_cache_free(c);
+  be_clock_free(clk);
+}
+END_TEST
+
+/* Keys of 4 to 16 bytes hash with two overlapping loads: every byte
+ * counts (keys differing in one byte anywhere hash apart), same-length
+ * keys spread evenly over the buckets, and the seed changes every hash. */
+START_TEST(short_key_hash_uses_every_byte) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0), *c2 = NULL;
+  be_cache_options o = BE_CACHE_OPTIONS_INIT;
+  o.seed = 43;
+  ck_assert_int_eq(be_cache_new(&c2, &o, NULL), BE_OK);
+  rng_state = 99;
+  for (size_t n = 1; n <= 24; n++) {
+    unsigned char k[24];
+    for (size_t i = 0; i < n; i++) k[i] = (unsigned char)rnd();
+    uint64_t h = be__cache_hash(c, k, n);
+    ck_assert_uint_ne(h, be__cache_hash(c2, k, n));
+    for (size_t i = 0; i < n; i++)
+      for (unsigned bit = 0; bit < 8; bit++) {
+        k[i] ^= (unsigned char)(1u << bit);
+        ck_assert_uint_ne(be__cache_hash(c, k, n), h);
+        k[i] ^= (unsigned char)(1u << bit);
+      }
+  }
+  static unsigned buckets[1024];
+  for (size_t n = 4; n <= 16; n++) {
+    memset(buckets, 0, sizeof buckets);
+    for (int i = 0; i < 16384; i++) {
+      char k[16];
+      memset(k, 'x', sizeof k);
+      k[(n - 2) / 2] = (char)(i & 0xff); /* a counter in the middle */
+      k[(n - 2) / 2 + 1] = (char)(i >> 8);
+      buckets[be__cache_hash(c, k, n) & 1023]++;
+    }
+    unsigned max = 0;
+    for (int b = 0; b < 1024; b++) max = buckets[b] > max ? buckets[b] : max;
+    ck_assert_uint_le(max, 40); /* 16 a bucket on average */
+  }
+  be_cache_free(c);
+  be_cache_free(c2);
+}
+END_TEST
+
+/* Keys of every length up to 40 bytes (short ones are copied into the
+ * entry with overlapping word moves) come back whole, through a set and
+ * through a load. */
+START_TEST(keys_of_every_length_round_trip) {
+  be_cache *c = new_cache(NULL, 4, 0, 0, 0);
+  for (size_t n = 0; n <= 40; n++) {
+    unsigned char k[40];
+    for (size_t i = 0; i < n; i++) k[i] = (unsigned char)(n * 7 + i * 13 + 1);
+    for (int way = 0; way < 2; way++) {
+      if (way == 0) ck_assert_int_eq(be_cache_set(c, k, n, "v", 1, 0, NULL), BE_OK);
+      be_cache_entry *h = NULL;
+      if (way == 0) ck_assert_int_eq(be_cache_get(&h, c, k, n, NULL), BE_OK);
+      else {
+        ck_assert_int_eq(be_cache_delete(c, k, n, NULL), BE_OK);
+        ck_assert_int_eq(be_cache_get_or_load(&h, NULL, c, k, n, floor_loader, NULL, NULL), BE_OK);
+      }
+      size_t kl = 0;
+      const unsigned char *kk = be_cache_entry_key(h, &kl);
+      ck_assert_uint_eq(kl, n);
+      ck_assert_int_eq(memcmp(kk, k, n), 0);
+      be_cache_entry_release(h);
+    }
+  }
+  be_cache_free(c);
+}
+END_TEST
+
 static int same_size_loader(const void *key, size_t klen, be_cache_load *ld, void *ud,
                             be_error **err) {
   (void)ud;
@@ -2574,6 +2772,10 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, byte_bound_with_large_values);
   tcase_add_test(tc, memory_accounting_is_exact);
   tcase_add_test(tc, sweep_after_writes_with_prefixes_only);
+  tcase_add_test(tc, sweep_floors_bound_every_entry);
+  tcase_add_test(tc, sweep_floors_skip_only_what_cannot_be_dead);
+  tcase_add_test(tc, short_key_hash_uses_every_byte);
+  tcase_add_test(tc, keys_of_every_length_round_trip);
   tcase_add_test(tc, evicted_blocks_are_reused_safely);
   tcase_add_test(tc, count_bound_splits_over_shards);
   tcase_add_test(tc, prefix_invalidation_registered_and_not);
