@@ -44,10 +44,13 @@ static const char overflow_sql[] = "(other statements)";
 #endif
 
 /* A statement's exact counters on one stripe: threads running the same
- * statement count on lines of their own (be__histogram_stripe). */
+ * statement count on lines of their own (be__histogram_stripe). covered:
+ * the calls its timed runs stood for so far (a timed run weighs the calls
+ * of this statement since the last one, not storage's weight, which
+ * counts every statement's runs). */
 typedef struct counts {
-  _Atomic uint64_t calls, errors, rows;
-  char pad[LINE - 3 * sizeof(uint64_t)];
+  _Atomic uint64_t calls, errors, rows, covered;
+  char pad[LINE - 4 * sizeof(uint64_t)];
 } counts;
 
 typedef struct entry {
@@ -290,14 +293,16 @@ NOINLINE static void record_slow(be_stmt_stats *s, entry *e, int64_t duration_ns
  * thread's stripe; its duration recorded when storage timed it (weight). */
 static inline void record_entry(be_stmt_stats *s, entry *e, const be__stmt_run *run) {
   counts *c = &e->c[be__histogram_stripe(STRIPES)];
-  atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
+  uint64_t calls = atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed) + 1;
   if (e == &s->overflow) atomic_fetch_add_explicit(&s->overflow_calls, 1, memory_order_relaxed);
   if (run->rc < 0) atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
   if (run->rows > 0) atomic_fetch_add_explicit(&c->rows, (uint64_t)run->rows, memory_order_relaxed);
   if (run->weight == 0) return;
+  uint64_t w = calls - atomic_exchange_explicit(&c->covered, calls, memory_order_relaxed);
+  if (w == 0 || w > UINT32_MAX) w = 1; /* a reset in between */
   int64_t d = run->duration_ns < 0 ? 0 : run->duration_ns;
-  if (s->o.incidents && d > s->slow_ns) record_slow(s, e, d, run->weight);
-  else record_duration(e->h, d, run->weight);
+  if (s->o.incidents && d > s->slow_ns) record_slow(s, e, d, (uint32_t)w);
+  else record_duration(e->h, d, (uint32_t)w);
 }
 
 /* One run of a statement by its text (run->sql_hash: be__sql_hash). Out
@@ -447,6 +452,7 @@ void be_stmt_stats_reset(be_stmt_stats *stats) {
       atomic_store(&e->c[k].calls, 0);
       atomic_store(&e->c[k].errors, 0);
       atomic_store(&e->c[k].rows, 0);
+      atomic_store(&e->c[k].covered, 0);
     }
   }
   atomic_store(&stats->overflow_calls, 0);

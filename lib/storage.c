@@ -39,9 +39,10 @@ struct be_stmt {
   be_stmt *oprev, *onext; /* list of statements handed out (out = 1) */
   int32_t cached;
   int32_t out;
-  int32_t running; /* a run is being observed: RUN_TIMED or RUN_COARSE */
-  int32_t recount; /* read ncols again at this run's first row (be_conn.recount_runs) */
-  int32_t ncols;   /* column count: from the prepare, or this run's first row */
+  int32_t running;    /* a run is being observed: RUN_TIMED or RUN_COARSE */
+  int32_t timed_once; /* a run of it was timed: a new statement's first run is */
+  int32_t recount;    /* read ncols again at this run's first row (be_conn.recount_runs) */
+  int32_t ncols;      /* column count: from the prepare, or this run's first row */
   /* Bindings kept across a return to the cache (be_conn.reset_keep), for
    * parameters 1..64 (bit i - 1): dirty, bound with a value since they
    * were last cleared; stale, dirty from an earlier use and not bound in
@@ -111,6 +112,7 @@ struct be_conn {
    * proves a run slow (two ticks) */
   int32_t sampled;
   uint32_t skip, untimed;
+  uint32_t rng; /* xorshift state drawing the gaps between timed runs */
   int64_t slow_coarse_ns;
   void *pool_data;
 };
@@ -285,15 +287,29 @@ enum { RUN_TIMED = 1,
        RUN_COARSE = 2 };
 
 /* Start timing a run on c: *start is the exact time when this run is
- * sampled (or every run must be timed), the coarse time otherwise. */
-static inline int32_t timer_start(be_conn *c, int64_t *start) {
-  if (c->skip == 0 || !c->sampled) {
+ * sampled (or every run must be timed, or first is set: a statement's
+ * first timed run), the coarse time otherwise. */
+static inline int32_t timer_start(be_conn *c, int64_t *start, int32_t first) {
+  if (c->skip == 0 || !c->sampled || first) {
     *start = be__clock_now_ns(c->clock);
     return RUN_TIMED;
   }
   c->skip--;
   *start = be__clock_coarse_ns(NULL);
   return RUN_COARSE;
+}
+
+/* Untimed runs before the next timed one: drawn from
+ * BE__RUN_SAMPLE_EVERY / 2 .. BE__RUN_SAMPLE_MAX - 1 (one run in about
+ * BE__RUN_SAMPLE_EVERY timed), so statements that alternate in a fixed
+ * pattern are all sampled, not only the one the period lands on. */
+static inline uint32_t timer_gap(be_conn *c) {
+  uint32_t x = c->rng ? c->rng : (uint32_t)(uintptr_t)c | 1;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  c->rng = x;
+  return BE__RUN_SAMPLE_EVERY / 2 - 1 + x % BE__RUN_SAMPLE_EVERY;
 }
 
 /* The duration and weight of a run timed from start (be__stmt_run). A
@@ -314,7 +330,7 @@ static inline void timer_end(be_conn *c, int32_t how, int64_t start, be__stmt_ru
   run->duration_ns = be__clock_now_ns(c->clock) - start;
   run->weight = c->untimed + 1;
   c->untimed = 0;
-  c->skip = run->duration_ns >= BE__RUN_TIME_ALL_NS ? 0 : BE__RUN_SAMPLE_EVERY - 1;
+  c->skip = run->duration_ns >= BE__RUN_TIME_ALL_NS ? 0 : timer_gap(c);
 }
 
 /* Whether c's runs may be sampled: the system clock, and no observer
@@ -329,7 +345,8 @@ static void timer_update(be_conn *c) {
 
 static OUT_OF_LINE void observe_start(be_stmt *s) {
   s->rows = 0;
-  s->running = timer_start(s->conn, &s->start_ns);
+  s->running = timer_start(s->conn, &s->start_ns, !s->timed_once);
+  s->timed_once |= s->running == RUN_TIMED;
 }
 
 static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
@@ -994,7 +1011,7 @@ int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
   if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));
   int64_t t0;
-  int32_t how = timer_start(c, &t0);
+  int32_t how = timer_start(c, &t0, 0);
   int rc = note(c, c->drv->exec(c->native, sql, err));
   be__stmt_run run = {sql, be__sql_hash(sql), 0, 0, rc, 0};
   timer_end(c, how, t0, &run);

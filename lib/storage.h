@@ -33,10 +33,14 @@ typedef struct be__stmt_run {
  * once when the statement was prepared (an observer keyed by statement
  * text needs not hash it on every run); run->duration_ns is measured with
  * the connection's clock (be__conn_set_clock). Timing is sampled: with the
- * system clock, fast runs are timed one in BE__RUN_SAMPLE_EVERY per
- * connection (a clock read costs as much as a tenth of a short run); a
- * timed run carries weight = itself plus the untimed runs before it since
- * the last timed one, an untimed run weight 0 (count it, do not time it).
+ * system clock, fast runs are timed about one in BE__RUN_SAMPLE_EVERY per
+ * connection, at random gaps (a clock read costs as much as a tenth of a
+ * short run), and a statement's first run on a connection always; a
+ * timed run carries weight = itself plus the untimed runs of any
+ * statement before it since the last timed one (at most
+ * BE__RUN_SAMPLE_MAX), an untimed run weight 0 (count it, do not time
+ * it). An observer keeping figures per statement weighs by its own count
+ * of that statement's runs instead (stmt_stats.c).
  * A run is always timed, weight 1, when the previous timed run took
  * BE__RUN_TIME_ALL_NS or more, when an untimed run turns out to have
  * taken two ticks of the coarse clock or more (its duration then reads up
@@ -87,6 +91,7 @@ int be__conn_observer_add_ex(be_conn *conn, be__stmt_observer fn, be__conn_close
  * the sampled path build with -DBE__RUN_TIME_ALL_NS=INT64_MAX
  * (tests/bench/hotpath_callgrind.sh says how). */
 #define BE__RUN_SAMPLE_EVERY 16
+#define BE__RUN_SAMPLE_MAX (BE__RUN_SAMPLE_EVERY * 3 / 2) /* the largest weight */
 #ifndef BE__RUN_TIME_ALL_NS
 #  define BE__RUN_TIME_ALL_NS (20 * 1000)
 #endif

@@ -9,13 +9,14 @@
  * finished statement then adds to the counters and records its duration
  * (ns) in a histogram with p50/p95/p99 (backend/histogram.h). The counters
  * are exact. Durations are sampled: with the system clock a connection
- * times about one fast statement in 16, and that one is recorded as
- * standing for itself and the untimed statements before it; every
+ * times about one fast statement in 16 (at random gaps, and the first run
+ * of each statement it prepares), and that one is recorded as standing
+ * for itself and the untimed statements before it; every
  * statement is timed while the connection's statements take 20 us or
  * more, a statement that proves to take two ticks of the coarse clock
  * (2-20 ms) or more is always timed (read up to one tick long), and every
  * statement is timed with another clock. So the histogram's count trails
- * be_query_stats_queries() by at most 15 per connection, and its
+ * be_query_stats_queries() by at most 23 per connection, and its
  * quantiles are those of a sample (be_query_stats_record() records
  * exactly what it is given). Any number of
  * stats, slow-query logs and scopes may be attached to one connection. A

@@ -25,8 +25,10 @@
  * entries with no calls since the reset are not listed.
  *
  * Calls, rows and errors are exact. Times are sampled as in
- * backend/query_stats.h (about one fast execution in 16 timed, standing
- * for the untimed ones before it; slow ones always timed), so total_ns,
+ * backend/query_stats.h (about one fast execution in 16 timed, at random
+ * gaps, and each statement's first on a connection; a timed one stands
+ * for the statement's untimed executions before it; slow ones always
+ * timed), so total_ns,
  * mean_ns and the quantiles are estimates from the timed executions, and
  * max_ns the longest timed one.
  *
