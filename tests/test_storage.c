@@ -187,17 +187,22 @@ START_TEST(column_text_is_utf8_in_a_utf16_database) {
 }
 END_TEST
 
+/* A statement of sql prepared on c and stepped to its first row. */
+static be_stmt *first_row(be_conn *c, const char *sql) {
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  return s;
+}
+
 START_TEST(cached_statement_follows_schema_change) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(a); INSERT INTO t VALUES (1)");
-  be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  be_stmt *s = first_row(c, "SELECT * FROM t");
   ck_assert_int_eq(be_stmt_column_int64(s, 1), 0);
   be_stmt_finalize(s);
   exec_ok(c, "ALTER TABLE t ADD COLUMN b DEFAULT 7");
-  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK); /* cache hit */
-  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  s = first_row(c, "SELECT * FROM t"); /* cache hit */
   ck_assert_int_eq(be_stmt_column_count(s), 2);
   ck_assert_int_eq(be_stmt_column_int64(s, 1), 7);
   ck_assert_str_eq(be_stmt_column_name(s, 1), "b");
@@ -216,14 +221,11 @@ END_TEST
 START_TEST(cached_statement_follows_columns_dropped_and_added) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(a, b, c); INSERT INTO t VALUES (1, 2, 3)");
-  be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  be_stmt *s = first_row(c, "SELECT * FROM t");
   ck_assert_int_eq(be_stmt_column_int64(s, 2), 3);
   be_stmt_finalize(s);
   exec_ok(c, "ALTER TABLE t DROP COLUMN b");
-  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK); /* cache hit */
-  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  s = first_row(c, "SELECT * FROM t"); /* cache hit */
   ck_assert_int_eq(be_stmt_column_count(s), 2);
   ck_assert_int_eq(be_stmt_column_int64(s, 1), 3);
   ck_assert_int_eq(be_stmt_column_int64(s, 2), 0); /* dropped: past the count */
@@ -240,8 +242,7 @@ START_TEST(cached_statement_follows_columns_dropped_and_added) {
   ck_assert_int_eq(be_rows_int64(r, 0, 1), 3);
   be_rows_free(r);
   exec_ok(c, "ALTER TABLE t ADD COLUMN d DEFAULT 9");
-  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  s = first_row(c, "SELECT * FROM t");
   ck_assert_int_eq(be_stmt_column_int64(s, 2), 9); /* past the count kept: read again */
   ck_assert_str_eq(be_stmt_column_text(s, 2, &n), "9");
   ck_assert_str_eq(be_stmt_column_name(s, 2), "d");
@@ -1592,9 +1593,7 @@ static void sampler(void *ud, const be__stmt_run *run) {
 /* Run "SELECT x FROM t WHERE x = 1" n times through the statement cache. */
 static void run_fast(be_conn *c, int n) {
   for (int i = 0; i < n; i++) {
-    be_stmt *s = NULL;
-    ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT x FROM t WHERE x = 1", NULL), BE_OK);
-    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+    be_stmt *s = first_row(c, "SELECT x FROM t WHERE x = 1");
     ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
     be_stmt_finalize(s);
   }
@@ -1673,10 +1672,7 @@ START_TEST(alternating_statements_are_each_sampled) {
   ck_assert_int_eq(be_stmt_stats_attach(ss, c, NULL), BE_OK);
   const char *sql[2] = {"SELECT x FROM t WHERE x = 1", "SELECT x + 1 FROM t"};
   for (int i = 0; i < 2000; i++) {
-    be_stmt *s = NULL;
-    ck_assert_int_eq(be_conn_prepare(&s, c, sql[i % 2], NULL), BE_OK);
-    ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
-    be_stmt_finalize(s);
+    be_stmt_finalize(first_row(c, sql[i % 2]));
   }
   be_stmt_stat top[2] = {BE_STMT_STAT_INIT, BE_STMT_STAT_INIT};
   size_t n = 0;
