@@ -44,13 +44,10 @@ static const char overflow_sql[] = "(other statements)";
 #endif
 
 /* A statement's exact counters on one stripe: threads running the same
- * statement count on lines of their own (be__histogram_stripe). covered:
- * the calls its timed runs stood for so far (a timed run weighs the calls
- * of this statement since the last one, not storage's weight, which
- * counts every statement's runs). */
+ * statement count on lines of their own (be__histogram_stripe). */
 typedef struct counts {
-  _Atomic uint64_t calls, errors, rows, covered;
-  char pad[LINE - 4 * sizeof(uint64_t)];
+  _Atomic uint64_t calls, errors, rows;
+  char pad[LINE - 3 * sizeof(uint64_t)];
 } counts;
 
 typedef struct entry {
@@ -293,16 +290,16 @@ NOINLINE static void record_slow(be_stmt_stats *s, entry *e, int64_t duration_ns
  * thread's stripe; its duration recorded when storage timed it (weight). */
 static inline void record_entry(be_stmt_stats *s, entry *e, const be__stmt_run *run) {
   counts *c = &e->c[be__histogram_stripe(STRIPES)];
-  uint64_t calls = atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed) + 1;
+  atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
   if (e == &s->overflow) atomic_fetch_add_explicit(&s->overflow_calls, 1, memory_order_relaxed);
   if (run->rc < 0) atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
   if (run->rows > 0) atomic_fetch_add_explicit(&c->rows, (uint64_t)run->rows, memory_order_relaxed);
   if (run->weight == 0) return;
-  uint64_t w = calls - atomic_exchange_explicit(&c->covered, calls, memory_order_relaxed);
-  if (w == 0 || w > UINT32_MAX) w = 1; /* a reset in between */
+  /* this statement's own untimed runs, not every statement's (storage) */
+  uint32_t w = run->stmt_weight ? run->stmt_weight : 1;
   int64_t d = run->duration_ns < 0 ? 0 : run->duration_ns;
-  if (s->o.incidents && d > s->slow_ns) record_slow(s, e, d, (uint32_t)w);
-  else record_duration(e->h, d, (uint32_t)w);
+  if (s->o.incidents && d > s->slow_ns) record_slow(s, e, d, w);
+  else record_duration(e->h, d, w);
 }
 
 /* One run of a statement by its text (run->sql_hash: be__sql_hash). Out
@@ -315,7 +312,7 @@ NOINLINE static void record(be_stmt_stats *s, const be__stmt_run *run) {
 void be_stmt_stats_record(be_stmt_stats *stats, const char *sql, int64_t duration_ns, int64_t rows,
                           int32_t rc) {
   if (stats == NULL || sql == NULL) return;
-  be__stmt_run run = {sql, be__sql_hash(sql), duration_ns, rows, rc, 1};
+  be__stmt_run run = {sql, be__sql_hash(sql), duration_ns, rows, rc, 1, 1};
   record(stats, &run);
 }
 
@@ -452,7 +449,6 @@ void be_stmt_stats_reset(be_stmt_stats *stats) {
       atomic_store(&e->c[k].calls, 0);
       atomic_store(&e->c[k].errors, 0);
       atomic_store(&e->c[k].rows, 0);
-      atomic_store(&e->c[k].covered, 0);
     }
   }
   atomic_store(&stats->overflow_calls, 0);

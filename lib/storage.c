@@ -41,8 +41,11 @@ struct be_stmt {
   int32_t out;
   int32_t running;    /* a run is being observed: RUN_TIMED or RUN_COARSE */
   int32_t timed_once; /* a run of it was timed: a new statement's first run is */
-  int32_t recount;    /* read ncols again at this run's first row (be_conn.recount_runs) */
-  int32_t ncols;      /* column count: from the prepare, or this run's first row */
+  /* its untimed runs since its last timed one (be__stmt_run.stmt_weight),
+   * counted under the connection's observer generation untimed_gen */
+  uint32_t untimed, untimed_gen;
+  int32_t recount; /* read ncols again at this run's first row (be_conn.recount_runs) */
+  int32_t ncols;   /* column count: from the prepare, or this run's first row */
   /* Bindings kept across a return to the cache (be_conn.reset_keep), for
    * parameters 1..64 (bit i - 1): dirty, bound with a value since they
    * were last cleared; stale, dirty from an earlier use and not bound in
@@ -112,7 +115,9 @@ struct be_conn {
    * proves a run slow (two ticks) */
   int32_t sampled;
   uint32_t skip, untimed;
-  uint32_t rng; /* xorshift state drawing the gaps between timed runs */
+  uint32_t rng;     /* xorshift state drawing the gaps between timed runs */
+  uint32_t obs_gen; /* bumped when the observers change: untimed runs
+                     * counted before are nobody's now */
   int64_t slow_coarse_ns;
   void *pool_data;
 };
@@ -300,8 +305,8 @@ static inline int32_t timer_start(be_conn *c, int64_t *start, int32_t first) {
 }
 
 /* Untimed runs before the next timed one: drawn from
- * BE__RUN_SAMPLE_EVERY / 2 .. BE__RUN_SAMPLE_MAX - 1 (one run in about
- * BE__RUN_SAMPLE_EVERY timed), so statements that alternate in a fixed
+ * BE__RUN_SAMPLE_EVERY / 2 - 1 .. BE__RUN_SAMPLE_MAX - 2 (7..22: about
+ * one run in 15.5 timed), so statements that alternate in a fixed
  * pattern are all sampled, not only the one the period lands on. */
 static inline uint32_t timer_gap(be_conn *c) {
   uint32_t x = c->rng ? c->rng : (uint32_t)(uintptr_t)c | 1;
@@ -312,30 +317,60 @@ static inline uint32_t timer_gap(be_conn *c) {
   return BE__RUN_SAMPLE_EVERY / 2 - 1 + x % BE__RUN_SAMPLE_EVERY;
 }
 
-/* The duration and weight of a run timed from start (be__stmt_run). A
- * coarse run two ticks long or more is timed from its coarse start (up to
- * a tick long) and makes the next run timed; a timed run this long makes
- * every run timed until one is fast again. */
-static inline void timer_end(be_conn *c, int32_t how, int64_t start, be__stmt_run *run) {
+/* What timer_end() made of a run. */
+enum { RUN_UNTIMED,
+       RUN_SAMPLE,
+       RUN_ALONE };
+
+/* The duration and weight of a run timed from start (be__stmt_run):
+ * RUN_SAMPLE, a timed run standing for the untimed ones before it;
+ * RUN_ALONE, a coarse run timed from its coarse start (up to a tick
+ * long), standing for itself: one two ticks long or more, or any once an
+ * observer that needs every run timed was attached during it; it makes
+ * the next run timed. A timed run this long makes every run timed until
+ * one is fast again. */
+static inline int timer_end(be_conn *c, int32_t how, int64_t start, be__stmt_run *run) {
   if (how == RUN_COARSE) {
-    if (be__clock_coarse_ns(NULL) - start < c->slow_coarse_ns) {
+    if (c->sampled && be__clock_coarse_ns(NULL) - start < c->slow_coarse_ns) {
       c->untimed++;
-      return; /* duration 0, weight 0 */
+      return RUN_UNTIMED; /* duration 0, weight 0 */
     }
     run->duration_ns = be__clock_now_ns(NULL) - start;
-    run->weight = 1;
+    run->weight = run->stmt_weight = 1;
     c->skip = 0;
-    return;
+    return RUN_ALONE;
   }
   run->duration_ns = be__clock_now_ns(c->clock) - start;
-  run->weight = c->untimed + 1;
+  run->weight = run->stmt_weight = c->untimed + 1;
   c->untimed = 0;
   c->skip = run->duration_ns >= BE__RUN_TIME_ALL_NS ? 0 : timer_gap(c);
+  return RUN_SAMPLE;
+}
+
+/* The statement's own weight for a run of s: its untimed runs since its
+ * last timed one, under the current observers, and this one. */
+static inline void timer_stmt(be_stmt *s, int what, be__stmt_run *run) {
+  be_conn *c = s->conn;
+  if (s->untimed_gen != c->obs_gen) {
+    s->untimed = 0;
+    s->untimed_gen = c->obs_gen;
+  }
+  if (what == RUN_UNTIMED) {
+    s->untimed++;
+  } else if (what == RUN_SAMPLE) {
+    run->stmt_weight = s->untimed + 1;
+    s->untimed = 0;
+  }
 }
 
 /* Whether c's runs may be sampled: the system clock, and no observer
- * that needs exact durations below ten coarse ticks. */
+ * that needs exact durations below ten coarse ticks. The observers
+ * changed: untimed runs so far were counted by others, the next run is
+ * timed. */
 static void timer_update(be_conn *c) {
+  c->untimed = 0;
+  c->skip = 0;
+  c->obs_gen++;
   int64_t tick = be__clock_coarse_tick_ns(), need = INT64_MAX;
   for (int32_t i = 0; i < c->nobs; i++)
     if (c->obs[i].exact_over_ns < need) need = c->obs[i].exact_over_ns;
@@ -354,8 +389,8 @@ static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
   int32_t how = s->running;
   s->running = 0;
   if (c->nobs == 0) return;
-  be__stmt_run run = {s->sql, s->hash, 0, s->rows, rc, 0};
-  timer_end(c, how, s->start_ns, &run);
+  be__stmt_run run = {s->sql, s->hash, 0, s->rows, rc, 0, 0};
+  timer_stmt(s, timer_end(c, how, s->start_ns, &run), &run);
   notify(c, &run);
 }
 
@@ -1011,9 +1046,9 @@ int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
   if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));
   int64_t t0;
-  int32_t how = timer_start(c, &t0, 0);
+  int32_t how = timer_start(c, &t0, 1); /* no statement to count untimed runs of: always timed */
   int rc = note(c, c->drv->exec(c->native, sql, err));
-  be__stmt_run run = {sql, be__sql_hash(sql), 0, 0, rc, 0};
+  be__stmt_run run = {sql, be__sql_hash(sql), 0, 0, rc, 0, 0};
   timer_end(c, how, t0, &run);
   notify(c, &run);
   return rc;

@@ -13,12 +13,13 @@
 
 /* One finished run of a statement, as its observers see it. */
 typedef struct be__stmt_run {
-  const char *sql;     /* the statement's text, borrowed for the call */
-  uint64_t sql_hash;   /* be__sql_hash(sql) */
-  int64_t duration_ns; /* from the first step to the end (0 when weight is 0) */
-  int64_t rows;        /* BE_ROW results */
-  int32_t rc;          /* BE_OK, or the negative code the run ended with */
-  uint32_t weight;     /* runs duration_ns stands for; 0: this run was not timed */
+  const char *sql;      /* the statement's text, borrowed for the call */
+  uint64_t sql_hash;    /* be__sql_hash(sql) */
+  int64_t duration_ns;  /* from the first step to the end (0 when weight is 0) */
+  int64_t rows;         /* BE_ROW results */
+  int32_t rc;           /* BE_OK, or the negative code the run ended with */
+  uint32_t weight;      /* runs duration_ns stands for; 0: this run was not timed */
+  uint32_t stmt_weight; /* runs of this statement on this connection it stands for */
 } be__stmt_run;
 
 /*
@@ -39,8 +40,11 @@ typedef struct be__stmt_run {
  * timed run carries weight = itself plus the untimed runs of any
  * statement before it since the last timed one (at most
  * BE__RUN_SAMPLE_MAX), an untimed run weight 0 (count it, do not time
- * it). An observer keeping figures per statement weighs by its own count
- * of that statement's runs instead (stmt_stats.c).
+ * it); stmt_weight counts this statement's own untimed runs instead, for
+ * an observer keeping figures per statement. Untimed runs counted before
+ * the observers last changed are dropped (the next run is timed), so a
+ * weight never stands for runs an observer did not see. be_conn_exec()
+ * runs are always timed.
  * A run is always timed, weight 1, when the previous timed run took
  * BE__RUN_TIME_ALL_NS or more, when an untimed run turns out to have
  * taken two ticks of the coarse clock or more (its duration then reads up

@@ -181,41 +181,46 @@ static void *write_stats(void *arg) {
   return NULL;
 }
 
-/* Threads record into their own stripes; every read adds them all up. */
+/* Threads record into their own stripes (16 threads: four to a stripe);
+ * every read adds them all up, and each recorded duration counts once. */
+#define WRITERS 16
 START_TEST(query_stats_from_threads_add_up) {
   be_query_stats *qs = NULL;
   be_stmt_stats *ss = NULL;
   ck_assert_int_eq(be_query_stats_new(&qs, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
-  stats_writer w[4];
-  pthread_t t[4];
-  for (int i = 0; i < 4; i++) {
-    w[i] = (stats_writer){qs, ss, 1000 * (i + 1)};
+  stats_writer w[WRITERS];
+  pthread_t t[WRITERS];
+  for (int i = 0; i < WRITERS; i++) {
+    w[i] = (stats_writer){qs, ss, 1000 * (i % 4 + 1)};
     ck_assert_int_eq(pthread_create(&t[i], NULL, write_stats, &w[i]), 0);
   }
-  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
-  ck_assert_int_eq(be_query_stats_queries(qs), 20000);
-  ck_assert_int_eq(be_query_stats_errors(qs), 200);
-  ck_assert_int_eq(be_query_stats_rows(qs), 40000);
+  for (int i = 0; i < WRITERS; i++) pthread_join(t[i], NULL);
+  const int64_t n_all = 5000 * WRITERS, sum = 5000 * (WRITERS / 4) * (1000 + 2000 + 3000 + 4000);
+  ck_assert_int_eq(be_query_stats_queries(qs), n_all);
+  ck_assert_int_eq(be_query_stats_errors(qs), n_all / 100);
+  ck_assert_int_eq(be_query_stats_rows(qs), 2 * n_all);
   const be_histogram *h = be_query_stats_histogram(qs);
-  ck_assert_int_eq(be_histogram_count(h), 20000);
+  ck_assert_int_eq(be_histogram_count(h), n_all);
   ck_assert_int_eq(be_histogram_min(h), 1000);
   ck_assert_int_eq(be_histogram_max(h), 4000);
-  ck_assert_int_eq(be_histogram_sum(h), 5000 * (1000 + 2000 + 3000 + 4000));
+  ck_assert_int_eq(be_histogram_sum(h), sum);
   /* asking again does not count twice */
-  ck_assert_int_eq(be_histogram_count(be_query_stats_histogram(qs)), 20000);
+  ck_assert_int_eq(be_histogram_count(be_query_stats_histogram(qs)), n_all);
   char *json = NULL;
   ck_assert_int_eq(be_query_stats_to_json(&json, NULL, qs, NULL), BE_OK);
-  ck_assert_ptr_nonnull(strstr(json, "\"queries\":20000,\"errors\":200,\"rows\":40000"));
+  ck_assert_ptr_nonnull(strstr(json, "\"queries\":80000,\"errors\":800,\"rows\":160000"));
   ck_assert_ptr_nonnull(strstr(json, "\"max_ns\":4000}"));
   be_free(json);
   be_stmt_stat top = BE_STMT_STAT_INIT;
   size_t n = 0;
   ck_assert_int_eq(be_stmt_stats_top(&top, 1, &n, ss, NULL), BE_OK);
   ck_assert_uint_eq(n, 1);
-  ck_assert_int_eq(top.calls, 20000);
-  ck_assert_int_eq(top.errors, 200);
-  ck_assert_int_eq(top.rows, 40000);
+  ck_assert_int_eq(top.calls, n_all);
+  ck_assert_int_eq(top.errors, n_all / 100);
+  ck_assert_int_eq(top.rows, 2 * n_all);
+  ck_assert_int_eq(top.total_ns, sum); /* every recorded duration once */
+  ck_assert_int_eq(top.mean_ns, sum / n_all);
   be_query_stats_reset(qs);
   ck_assert_int_eq(be_query_stats_queries(qs), 0);
   ck_assert_int_eq(be_query_stats_rows(qs), 0);

@@ -8,6 +8,7 @@
 
 #include <backend/batch.h>
 #include <backend/pool.h>
+#include <backend/query_stats.h>
 #include <backend/rows.h>
 #include <backend/scope.h>
 #include <backend/slowlog.h>
@@ -1622,6 +1623,7 @@ START_TEST(statement_timing_is_sampled_but_every_run_counted) {
   be_slowlog *log = NULL;
   ck_assert_int_eq(be_slowlog_new(&log, &so, NULL), BE_OK);
   ck_assert_int_eq(be_slowlog_attach(log, c, NULL), BE_OK);
+  l.since = 0; /* the observers changed: untimed runs so far are dropped */
   do run_fast(c, 1);
   while (l.since != 0);
   be_stmt *s = NULL;
@@ -1689,6 +1691,49 @@ START_TEST(alternating_statements_are_each_sampled) {
   }
   be_conn_close(c);
   be_stmt_stats_free(ss);
+}
+END_TEST
+
+/* Observers that change between runs: a stats attached later never gets
+ * a weight standing for runs it did not see, and a slow-query log
+ * attached while a run is untimed still logs it when it is slow. */
+START_TEST(observers_attached_later_get_what_they_saw) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)");
+  be_query_stats *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_query_stats_new(&a, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_new(&b, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_attach(a, c, NULL), BE_OK);
+  run_fast(c, 7);
+  ck_assert_int_eq(be_query_stats_attach(b, c, NULL), BE_OK);
+  run_fast(c, 10);
+  ck_assert_int_eq(be_query_stats_queries(b), 10);
+  int64_t timed = be_histogram_count(be_query_stats_histogram(b));
+  ck_assert_int_ge(timed, 1);
+  ck_assert_int_le(timed, 10);
+  ck_assert_int_le(be_histogram_count(be_query_stats_histogram(a)), 17);
+
+  sample_log l = {0};
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, NULL), BE_OK);
+  be_stmt_finalize(first_row(c, "SELECT x FROM t")); /* its first run: always timed */
+  do run_fast(c, 1);
+  while (l.since != 0); /* the next run is untimed */
+  be_stmt *s = first_row(c, "SELECT x FROM t");
+  be_slowlog_options so = BE_SLOWLOG_OPTIONS_INIT;
+  so.threshold_ms = 1; /* every run timed from now on */
+  be_slowlog *log = NULL;
+  ck_assert_int_eq(be_slowlog_new(&log, &so, NULL), BE_OK);
+  ck_assert_int_eq(be_slowlog_attach(log, c, NULL), BE_OK);
+  struct timespec nap = {0, 6 * 1000 * 1000};
+  nanosleep(&nap, NULL);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_DONE);
+  be_stmt_finalize(s);
+  ck_assert_int_eq(be_slowlog_count(log), 1);
+  be_conn_close(c);
+  be_slowlog_free(log);
+  be_query_stats_free(a);
+  be_query_stats_free(b);
 }
 END_TEST
 
@@ -2372,6 +2417,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, observer_sees_each_run_once);
   tcase_add_test(tc, statement_timing_is_sampled_but_every_run_counted);
   tcase_add_test(tc, alternating_statements_are_each_sampled);
+  tcase_add_test(tc, observers_attached_later_get_what_they_saw);
   tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
   tcase_add_test(tc, leftovers_name_what_a_pool_must_clear);

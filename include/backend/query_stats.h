@@ -16,7 +16,9 @@
  * more, a statement that proves to take two ticks of the coarse clock
  * (2-20 ms) or more is always timed (read up to one tick long), and every
  * statement is timed with another clock. So the histogram's count trails
- * be_query_stats_queries() by at most 23 per connection, and its
+ * be_query_stats_queries() by about 23 per connection at most (runs
+ * before the stats were attached are never in it; right after
+ * be_query_stats_reset() it may run ahead by as much), and its
  * quantiles are those of a sample (be_query_stats_record() records
  * exactly what it is given). Any number of
  * stats, slow-query logs and scopes may be attached to one connection. A
