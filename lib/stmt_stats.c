@@ -295,8 +295,7 @@ static inline void record_entry(be_stmt_stats *s, entry *e, const be__stmt_run *
   if (run->rc < 0) atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
   if (run->rows > 0) atomic_fetch_add_explicit(&c->rows, (uint64_t)run->rows, memory_order_relaxed);
   if (run->weight == 0) return;
-  /* this statement's own untimed runs, not every statement's (storage) */
-  uint32_t w = run->stmt_weight ? run->stmt_weight : 1;
+  uint32_t w = run->stmt_weight; /* this statement's own untimed runs, not every statement's */
   int64_t d = run->duration_ns < 0 ? 0 : run->duration_ns;
   if (s->o.incidents && d > s->slow_ns) record_slow(s, e, d, w);
   else record_duration(e->h, d, w);

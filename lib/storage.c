@@ -336,12 +336,12 @@ static inline int timer_end(be_conn *c, int32_t how, int64_t start, be__stmt_run
       return RUN_UNTIMED; /* duration 0, weight 0 */
     }
     run->duration_ns = be__clock_now_ns(NULL) - start;
-    run->weight = run->stmt_weight = 1;
+    run->weight = 1;
     c->skip = 0;
     return RUN_ALONE;
   }
   run->duration_ns = be__clock_now_ns(c->clock) - start;
-  run->weight = run->stmt_weight = c->untimed + 1;
+  run->weight = c->untimed + 1;
   c->untimed = 0;
   c->skip = run->duration_ns >= BE__RUN_TIME_ALL_NS ? 0 : timer_gap(c);
   return RUN_SAMPLE;
@@ -360,6 +360,8 @@ static inline void timer_stmt(be_stmt *s, int what, be__stmt_run *run) {
   } else if (what == RUN_SAMPLE) {
     run->stmt_weight = s->untimed + 1;
     s->untimed = 0;
+  } else {
+    run->stmt_weight = 1;
   }
 }
 
@@ -1048,7 +1050,7 @@ int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   int64_t t0;
   int32_t how = timer_start(c, &t0, 1); /* no statement to count untimed runs of: always timed */
   int rc = note(c, c->drv->exec(c->native, sql, err));
-  be__stmt_run run = {sql, be__sql_hash(sql), 0, 0, rc, 0, 0};
+  be__stmt_run run = {sql, be__sql_hash(sql), 0, 0, rc, 0, 1}; /* stands for itself */
   timer_end(c, how, t0, &run);
   notify(c, &run);
   return rc;

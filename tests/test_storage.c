@@ -1737,6 +1737,34 @@ START_TEST(observers_attached_later_get_what_they_saw) {
 }
 END_TEST
 
+/* be_conn_exec() runs are always timed and stand for themselves in
+ * statement statistics, even when other statements' runs went untimed
+ * just before. */
+START_TEST(exec_stands_for_itself_in_statement_stats) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  be_stmt_stats *ss = NULL;
+  ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_stats_attach(ss, c, NULL), BE_OK);
+  sample_log l = {0};
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, NULL), BE_OK);
+  do run_fast(c, 1);
+  while (l.since != 0);
+  run_fast(c, 3); /* untimed on a native run */
+  exec_ok(c, "UPDATE t SET x = 1");
+  be_stmt_stat top[2] = {BE_STMT_STAT_INIT, BE_STMT_STAT_INIT};
+  size_t n = 0;
+  ck_assert_int_eq(be_stmt_stats_top(top, 2, &n, ss, NULL), BE_OK);
+  ck_assert_uint_eq(n, 2);
+  const be_stmt_stat *u = strncmp(top[0].sql, "UPDATE", 6) == 0 ? &top[0] : &top[1];
+  ck_assert_int_eq(u->calls, 1);
+  ck_assert_int_gt(u->mean_ns, 0);
+  ck_assert_int_eq(u->total_ns / u->mean_ns, 1); /* its histogram stands for one run */
+  be_conn_close(c);
+  be_stmt_stats_free(ss);
+}
+END_TEST
+
 /* Several observers on one connection, in order; close tells each. */
 static char order[32];
 static int closes;
@@ -2418,6 +2446,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, statement_timing_is_sampled_but_every_run_counted);
   tcase_add_test(tc, alternating_statements_are_each_sampled);
   tcase_add_test(tc, observers_attached_later_get_what_they_saw);
+  tcase_add_test(tc, exec_stands_for_itself_in_statement_stats);
   tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
   tcase_add_test(tc, leftovers_name_what_a_pool_must_clear);
