@@ -7,9 +7,11 @@
 #include "attached_observer.h"
 #include "error.h"
 
-int be__attached_observer_init(be__attached_observer *h, be__stmt_observer fn, be_error **err) {
+int be__attached_observer_init(be__attached_observer *h, be__stmt_observer fn, int64_t exact_over_ns,
+                               be_error **err) {
   memset(h, 0, sizeof *h);
   h->fn = fn;
+  h->exact_over_ns = exact_over_ns;
   if (pthread_mutex_init(&h->lock, NULL) != 0)
     return be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");
   return BE_OK;

@@ -30,7 +30,7 @@
 
 typedef struct be__attached_observer {
   be__stmt_observer fn;  /* called with the be__attached_observer * as ud */
-  int64_t exact_over_ns; /* be__conn_observer_add_ex(); 0 after init: time every run */
+  int64_t exact_over_ns; /* be__conn_observer_add_ex(): runs it needs timed exactly */
   pthread_mutex_t lock;  /* guards conns, n, cap */
   be_conn **conns;       /* connections attached now */
   size_t n, cap;
@@ -40,8 +40,11 @@ typedef struct be__attached_observer {
 #define BE__ATTACHED_OBSERVER_OWNER(h, type, member) \
   ((type *)(void *)(((char *)(h)) - offsetof(type, member)))
 
-/* Set up h with its observer. Errors: BE_E_INTERNAL (no mutex). */
-int be__attached_observer_init(be__attached_observer *h, be__stmt_observer fn, be_error **err);
+/* Set up h with its observer, which needs the exact duration of runs
+ * longer than exact_over_ns (INT64_MAX: sampled timing is enough; see
+ * be__conn_observer_add_ex). Errors: BE_E_INTERNAL (no mutex). */
+int be__attached_observer_init(be__attached_observer *h, be__stmt_observer fn, int64_t exact_over_ns,
+                               be_error **err);
 
 /* Detach from every connection, then release h's memory and mutex. */
 void be__attached_observer_destroy(be__attached_observer *h);

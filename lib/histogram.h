@@ -27,6 +27,13 @@ int be__histogram_new_bits(be_histogram **out, uint32_t sub_bits);
  * internal call (no PLT), the path each statement run records through. */
 void be__histogram_record1(be_histogram *h, int64_t value);
 
+/* A sampled value standing for weight (>= 1) values: record1's path for
+ * the common weight 1. */
+static inline void be__histogram_record_weighted(be_histogram *h, int64_t value, uint32_t weight) {
+  if (weight == 1) be__histogram_record1(h, value);
+  else be__histogram_record_n(h, value, weight);
+}
+
 /* The calling thread's number, 1.. (0: not numbered yet); initial-exec: no
  * __tls_get_addr call on the hot path (as lib/ebr.c). */
 extern __thread unsigned be__histogram_thread_number __attribute__((tls_model("initial-exec")));

@@ -41,8 +41,7 @@ static inline void record(be_query_stats *stats, int64_t duration_ns, uint32_t w
   atomic_fetch_add_explicit(&s->queries, 1, memory_order_relaxed);
   if (rc < 0) atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
   if (rows > 0) atomic_fetch_add_explicit(&s->rows, (uint64_t)rows, memory_order_relaxed);
-  if (weight == 1) be__histogram_record1(s->latency, duration_ns);
-  else if (weight) be__histogram_record_n(s->latency, duration_ns, weight);
+  if (weight) be__histogram_record_weighted(s->latency, duration_ns, weight);
 }
 
 static void observe(void *ud, const be__stmt_run *run) {
@@ -67,8 +66,7 @@ int be_query_stats_new(be_query_stats **out, be_error **err) {
     destroy(s);
     return be__error_oom(err);
   }
-  int rc = be__attached_observer_init(&s->observer, observe, err);
-  s->observer.exact_over_ns = INT64_MAX; /* sampled durations are enough */
+  int rc = be__attached_observer_init(&s->observer, observe, INT64_MAX, err); /* sampled is enough */
   if (rc == BE_OK && pthread_mutex_init(&s->view_lock, NULL) != 0) {
     be__attached_observer_destroy(&s->observer);
     rc = be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");

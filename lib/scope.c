@@ -119,12 +119,11 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, 
   be_scope *s = be__calloc(1, sizeof *s);
   if (s == NULL) return be__error_oom(err);
   s->opts = o;
-  rc = be__attached_observer_init(&s->observer, observe, err);
+  rc = be__attached_observer_init(&s->observer, observe, INT64_MAX, err); /* counts, never times */
   if (rc != BE_OK) {
     be__free(s);
     return rc;
   }
-  s->observer.exact_over_ns = INT64_MAX; /* counts runs, never times them */
   rc = be__attached_observer_attach(&s->observer, conn, err);
   if (rc != BE_OK) {
     be__attached_observer_destroy(&s->observer);

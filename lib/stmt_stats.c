@@ -173,9 +173,8 @@ int be_stmt_stats_new(be_stmt_stats **out, const be_stmt_stats_options *opts, be
   s->window_ns = be__ms_to_ns(o.burst_window_ms);
   rc = allocate(s, err);
   if (rc == BE_OK) {
-    rc = be__attached_observer_init(&s->observer, observe, err);
     /* slow runs must be timed exactly when they count towards bursts */
-    s->observer.exact_over_ns = o.incidents ? s->slow_ns : INT64_MAX;
+    rc = be__attached_observer_init(&s->observer, observe, o.incidents ? s->slow_ns : INT64_MAX, err);
   } else {
     destroy(s);
     return rc;
@@ -274,15 +273,9 @@ static void note_slow(be_stmt_stats *s, const entry *e, int64_t duration_ns) {
   be_incident_log_record(s->o.incidents, &in, NULL);
 }
 
-/* A timed run's duration, standing for weight runs. */
-static inline void record_duration(be_histogram *h, int64_t duration_ns, uint32_t weight) {
-  if (weight == 1) be__histogram_record1(h, duration_ns);
-  else be__histogram_record_n(h, duration_ns, weight);
-}
-
 /* A slow run: recorded, then counted towards a burst. Out of line. */
 NOINLINE static void record_slow(be_stmt_stats *s, entry *e, int64_t duration_ns, uint32_t weight) {
-  record_duration(e->h, duration_ns, weight);
+  be__histogram_record_weighted(e->h, duration_ns, weight);
   note_slow(s, e, duration_ns);
 }
 
@@ -298,7 +291,7 @@ static inline void record_entry(be_stmt_stats *s, entry *e, const be__stmt_run *
   uint32_t w = run->stmt_weight; /* this statement's own untimed runs, not every statement's */
   int64_t d = run->duration_ns < 0 ? 0 : run->duration_ns;
   if (s->o.incidents && d > s->slow_ns) record_slow(s, e, d, w);
-  else record_duration(e->h, d, w);
+  else be__histogram_record_weighted(e->h, d, w);
 }
 
 /* One run of a statement by its text (run->sql_hash: be__sql_hash). Out
