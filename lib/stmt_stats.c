@@ -93,19 +93,19 @@ int be_stmt_stat_init(be_stmt_stat *out, uint32_t version) {
 }
 
 NOINLINE static void record(be_stmt_stats *s, const be__stmt_run *run);
-static inline void record_entry(be_stmt_stats *s, entry *e, const be__stmt_run *run);
+static inline void record_entry(be_stmt_stats *s, entry *e, counts *all, const be__stmt_run *run);
 
-/* Storage hands over the text's hash computed when the statement was
- * prepared: a run costs a probe, not a walk over the text. A text seen
- * before is almost always in its home slot: that case is inline, and every
- * call on it is a tail call (no registers to save). */
+/* A statement that ran before under this stats has its entry in its memo
+ * (be__run_memo: p[0] the entry, p[1] its counters, which an untimed run
+ * touches alone): one load, no probe, no entry line. Otherwise storage
+ * hands over the text's hash computed when the statement was prepared: a
+ * run costs a probe, not a walk over the text. Entries never move nor
+ * change text, so a memo stays right while the stats is attached. */
 static void observe(void *ud, const be__stmt_run *run) {
   be_stmt_stats *s = BE__ATTACHED_OBSERVER_OWNER(ud, be_stmt_stats, observer);
-  const slot *home = &s->map[run->sql_hash & s->map_mask];
-  if (atomic_load_explicit(&home->key, memory_order_acquire) == run->sql_hash)
-    record_entry(s, atomic_load_explicit(&home->e, memory_order_relaxed), run);
-  else
-    record(s, run);
+  be__run_memo *m = run->memo;
+  if (m != NULL && m->owner == s) record_entry(s, m->p[0], m->p[1], run);
+  else record(s, run);
 }
 
 static int check(const be_stmt_stats_options *o, be_error **err) {
@@ -279,10 +279,10 @@ NOINLINE static void record_slow(be_stmt_stats *s, entry *e, int64_t duration_ns
   note_slow(s, e, duration_ns);
 }
 
-/* One run of the statement whose entry is e: counted on the calling
+/* One run of the statement whose entry is e (counters all, e->c): counted on the calling
  * thread's stripe; its duration recorded when storage timed it (weight). */
-static inline void record_entry(be_stmt_stats *s, entry *e, const be__stmt_run *run) {
-  counts *c = &e->c[be__histogram_stripe(STRIPES)];
+static inline void record_entry(be_stmt_stats *s, entry *e, counts *all, const be__stmt_run *run) {
+  counts *c = &all[be__histogram_stripe(STRIPES)];
   atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
   if (e == &s->overflow) atomic_fetch_add_explicit(&s->overflow_calls, 1, memory_order_relaxed);
   if (run->rc < 0) atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
@@ -294,17 +294,21 @@ static inline void record_entry(be_stmt_stats *s, entry *e, const be__stmt_run *
   else be__histogram_record_weighted(e->h, d, w);
 }
 
-/* One run of a statement by its text (run->sql_hash: be__sql_hash). Out
- * of line: observe() calls it only for a text away from its slot. */
+/* One run of a statement by its text (run->sql_hash: be__sql_hash),
+ * remembered in the statement's memo when nobody holds it. Out of line:
+ * observe() calls it only for a statement without this stats' memo. */
 NOINLINE static void record(be_stmt_stats *s, const be__stmt_run *run) {
   entry *e = map_find(s, run->sql_hash);
-  record_entry(s, e ? e : register_text(s, run->sql, run->sql_hash), run);
+  if (e == NULL) e = register_text(s, run->sql, run->sql_hash);
+  be__run_memo *m = run->memo;
+  if (m != NULL && m->owner == NULL) *m = (be__run_memo){s, {e, e->c}};
+  record_entry(s, e, e->c, run);
 }
 
 void be_stmt_stats_record(be_stmt_stats *stats, const char *sql, int64_t duration_ns, int64_t rows,
                           int32_t rc) {
   if (stats == NULL || sql == NULL) return;
-  be__stmt_run run = {sql, be__sql_hash(sql), duration_ns, rows, rc, 1, 1};
+  be__stmt_run run = {sql, be__sql_hash(sql), duration_ns, rows, rc, 1, 1, NULL};
   record(stats, &run);
 }
 

@@ -44,8 +44,9 @@ struct be_stmt {
   /* its untimed runs since its last timed one (be__stmt_run.stmt_weight),
    * counted under the connection's observer generation untimed_gen */
   uint32_t untimed, untimed_gen;
-  int32_t recount; /* read ncols again at this run's first row (be_conn.recount_runs) */
-  int32_t ncols;   /* column count: from the prepare, or this run's first row */
+  be__run_memo memo; /* one observer's (be__stmt_run.memo), under untimed_gen too */
+  int32_t recount;   /* read ncols again at this run's first row (be_conn.recount_runs) */
+  int32_t ncols;     /* column count: from the prepare, or this run's first row */
   /* Bindings kept across a return to the cache (be_conn.reset_keep), for
    * parameters 1..64 (bit i - 1): dirty, bound with a value since they
    * were last cleared; stale, dirty from an earlier use and not bound in
@@ -353,6 +354,7 @@ static inline void timer_stmt(be_stmt *s, int what, be__stmt_run *run) {
   be_conn *c = s->conn;
   if (s->untimed_gen != c->obs_gen) {
     s->untimed = 0;
+    s->memo.owner = NULL;
     s->untimed_gen = c->obs_gen;
   }
   if (what == RUN_UNTIMED) {
@@ -391,7 +393,7 @@ static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
   int32_t how = s->running;
   s->running = 0;
   if (c->nobs == 0) return;
-  be__stmt_run run = {s->sql, s->hash, 0, s->rows, rc, 0, 0};
+  be__stmt_run run = {s->sql, s->hash, 0, s->rows, rc, 0, 0, &s->memo};
   timer_stmt(s, timer_end(c, how, s->start_ns, &run), &run);
   notify(c, &run);
 }
@@ -1050,7 +1052,7 @@ int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   int64_t t0;
   int32_t how = timer_start(c, &t0, 1); /* no statement to count untimed runs of: always timed */
   int rc = note(c, c->drv->exec(c->native, sql, err));
-  be__stmt_run run = {sql, be__sql_hash(sql), 0, 0, rc, 0, 1}; /* stands for itself */
+  be__stmt_run run = {sql, be__sql_hash(sql), 0, 0, rc, 0, 1, NULL}; /* stands for itself */
   timer_end(c, how, t0, &run);
   notify(c, &run);
   return rc;

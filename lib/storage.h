@@ -12,6 +12,17 @@
 #define BE__STMT_CACHE_DEFAULT 64
 
 /* One finished run of a statement, as its observers see it. */
+/* A slot a prepared statement keeps for one observer's own use across
+ * runs: an observer keyed by statement text stores what it looked the
+ * text up to, and finds it again in one load. The first observer that
+ * finds owner NULL may claim it (owner = itself); storage clears owner
+ * whenever the connection's observers change, so a claim never outlives
+ * the observer's attachment. Used only on the connection's thread. */
+typedef struct be__run_memo {
+  const void *owner;
+  void *p[2];
+} be__run_memo;
+
 typedef struct be__stmt_run {
   const char *sql;      /* the statement's text, borrowed for the call */
   uint64_t sql_hash;    /* be__sql_hash(sql) */
@@ -20,6 +31,7 @@ typedef struct be__stmt_run {
   int32_t rc;           /* BE_OK, or the negative code the run ended with */
   uint32_t weight;      /* runs duration_ns stands for; 0: this run was not timed */
   uint32_t stmt_weight; /* runs of this statement on this connection it stands for */
+  be__run_memo *memo;   /* the statement's memo (NULL: a be_conn_exec() run) */
 } be__stmt_run;
 
 /*

@@ -1765,6 +1765,54 @@ START_TEST(exec_stands_for_itself_in_statement_stats) {
 }
 END_TEST
 
+/* Calls a statement stats counted for the one text it holds, or 0. */
+static int64_t calls_in(be_stmt_stats *ss) {
+  be_stmt_stat top[2] = {BE_STMT_STAT_INIT, BE_STMT_STAT_INIT};
+  size_t n = 0;
+  ck_assert_int_eq(be_stmt_stats_top(top, 2, &n, ss, NULL), BE_OK);
+  ck_assert_uint_le(n, 1);
+  return n ? top[0].calls : 0;
+}
+
+static void run_cached(be_conn *c, int times) {
+  for (int i = 0; i < times; i++) be_stmt_finalize(first_row(c, "SELECT x FROM t"));
+}
+
+/* A cached statement remembers its statistics entry for one stats (its
+ * memo): a second stats on the same connection counts without it, and
+ * the memo is dropped when the observers change, so a stats made later
+ * (even at a freed one's address) counts into its own entries. */
+START_TEST(statement_memo_follows_the_stats_attached) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  be_stmt_stats *a = NULL, *b = NULL, *d = NULL;
+  ck_assert_int_eq(be_stmt_stats_new(&a, NULL, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_stats_new(&b, NULL, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_stats_attach(a, c, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_stats_attach(b, c, NULL), BE_OK);
+  run_cached(c, 50);
+  ck_assert_int_eq(calls_in(a), 50);
+  ck_assert_int_eq(calls_in(b), 50);
+  be_stmt_stats_detach(a, c);
+  run_cached(c, 20);
+  ck_assert_int_eq(calls_in(a), 50);
+  ck_assert_int_eq(calls_in(b), 70);
+  be_stmt_stats_free(a);
+  ck_assert_int_eq(be_stmt_stats_new(&d, NULL, NULL), BE_OK); /* often where a was */
+  ck_assert_int_eq(be_stmt_stats_attach(d, c, NULL), BE_OK);
+  run_cached(c, 30);
+  ck_assert_int_eq(calls_in(d), 30);
+  ck_assert_int_eq(calls_in(b), 100);
+  be_stmt_stats_reset(d); /* entries stay where they are: the memo holds */
+  run_cached(c, 5);
+  ck_assert_int_eq(calls_in(d), 5);
+  ck_assert_int_eq(calls_in(b), 105);
+  be_conn_close(c);
+  be_stmt_stats_free(b);
+  be_stmt_stats_free(d);
+}
+END_TEST
+
 /* Several observers on one connection, in order; close tells each. */
 static char order[32];
 static int closes;
@@ -2447,6 +2495,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, alternating_statements_are_each_sampled);
   tcase_add_test(tc, observers_attached_later_get_what_they_saw);
   tcase_add_test(tc, exec_stands_for_itself_in_statement_stats);
+  tcase_add_test(tc, statement_memo_follows_the_stats_attached);
   tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
   tcase_add_test(tc, leftovers_name_what_a_pool_must_clear);
