@@ -28,12 +28,20 @@
 
 #include "storage.h"
 
+/* A connection attached now, with its run counts when it was attached. */
+typedef struct be__attached_conn {
+  be_conn *conn;
+  be__run_counts base;
+} be__attached_conn;
+
 typedef struct be__attached_observer {
   be__stmt_observer fn;  /* called with the be__attached_observer * as ud */
   int64_t exact_over_ns; /* be__conn_observer_add_ex(): runs it needs timed exactly */
-  pthread_mutex_t lock;  /* guards conns, n, cap */
-  be_conn **conns;       /* connections attached now */
+  uint32_t flags;        /* be__conn_observer_add_ex(): BE__OBS_TIMED_ONLY */
+  pthread_mutex_t lock;  /* guards conns, n, cap, done */
+  be__attached_conn *conns;
   size_t n, cap;
+  be__run_counts done; /* runs on connections since detached or closed */
 } be__attached_observer;
 
 /* The object embedding observer h as its member `member`. */
@@ -41,10 +49,19 @@ typedef struct be__attached_observer {
   ((type *)(void *)(((char *)(h)) - offsetof(type, member)))
 
 /* Set up h with its observer, which needs the exact duration of runs
- * longer than exact_over_ns (INT64_MAX: sampled timing is enough; see
- * be__conn_observer_add_ex). Errors: BE_E_INTERNAL (no mutex). */
+ * longer than exact_over_ns (INT64_MAX: sampled timing is enough) and is
+ * called as flags say (BE__OBS_TIMED_ONLY; see be__conn_observer_add_ex).
+ * Errors: BE_E_INTERNAL (no mutex). */
 int be__attached_observer_init(be__attached_observer *h, be__stmt_observer fn, int64_t exact_over_ns,
-                               be_error **err);
+                               uint32_t flags, be_error **err);
+
+/* The runs on h's connections while attached (be__conn_run_counts), since
+ * h was set up or last reset: exact for idle connections, trailing runs
+ * in progress on busy ones. Any thread. */
+void be__attached_observer_counts(be__attached_observer *h, be__run_counts *out);
+
+/* Count from zero again. */
+void be__attached_observer_counts_reset(be__attached_observer *h);
 
 /* Detach from every connection, then release h's memory and mutex. */
 void be__attached_observer_destroy(be__attached_observer *h);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Query counters and latency, striped per thread: every pool connection
- * records each statement here, so a single set of counters would be
- * written by every thread on every statement (five shared cache lines
- * bouncing between cores). Each thread records into its stripe
- * (be__histogram_stripe); readers add the stripes up. */
+/* Query counters and latency. Statements on attached connections are
+ * counted by storage on each connection (be__conn_run_counts: no locked
+ * instruction, no line shared between threads) and added up when read
+ * (be__attached_observer_counts); the stats is called for timed runs
+ * only, to record their durations. Durations, and the statements the host
+ * records itself, go to stripes per thread (be__histogram_stripe), so no
+ * shared line bounces between cores either; readers add the stripes up. */
 #include <backend/query_stats.h>
 
 #include <pthread.h>
@@ -33,20 +35,12 @@ struct be_query_stats {
   be__attached_observer observer; /* the connections it is attached to */
 };
 
-/* One statement into the calling thread's stripe; its duration stands for
- * weight statements (0: not timed, storage samples its timing). */
-static inline void record(be_query_stats *stats, int64_t duration_ns, uint32_t weight, int64_t rows,
-                          int32_t rc) {
-  stripe *s = &stats->stripes[be__histogram_stripe(STRIPES)];
-  atomic_fetch_add_explicit(&s->queries, 1, memory_order_relaxed);
-  if (rc < 0) atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-  if (rows > 0) atomic_fetch_add_explicit(&s->rows, (uint64_t)rows, memory_order_relaxed);
-  if (weight) be__histogram_record_weighted(s->latency, duration_ns, weight);
-}
 
+/* A timed run (BE__OBS_TIMED_ONLY): storage counted it already. */
 static void observe(void *ud, const be__stmt_run *run) {
-  record(BE__ATTACHED_OBSERVER_OWNER(ud, be_query_stats, observer), run->duration_ns, run->weight,
-         run->rows, run->rc);
+  be_query_stats *s = BE__ATTACHED_OBSERVER_OWNER(ud, be_query_stats, observer);
+  be__histogram_record_weighted(s->stripes[be__histogram_stripe(STRIPES)].latency, run->duration_ns,
+                                run->weight);
 }
 
 static void destroy(be_query_stats *s) {
@@ -66,7 +60,7 @@ int be_query_stats_new(be_query_stats **out, be_error **err) {
     destroy(s);
     return be__error_oom(err);
   }
-  int rc = be__attached_observer_init(&s->observer, observe, INT64_MAX, err); /* sampled is enough */
+  int rc = be__attached_observer_init(&s->observer, observe, INT64_MAX, BE__OBS_TIMED_ONLY, err); /* sampled is enough */
   if (rc == BE_OK && pthread_mutex_init(&s->view_lock, NULL) != 0) {
     be__attached_observer_destroy(&s->observer);
     rc = be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");
@@ -86,8 +80,14 @@ void be_query_stats_free(be_query_stats *stats) {
   destroy(stats);
 }
 
+/* A statement the host timed, into the calling thread's stripe. */
 void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, int64_t rows, int32_t rc) {
-  if (stats) record(stats, duration_ns, 1, rows, rc);
+  if (stats == NULL) return;
+  stripe *s = &stats->stripes[be__histogram_stripe(STRIPES)];
+  atomic_fetch_add_explicit(&s->queries, 1, memory_order_relaxed);
+  if (rc < 0) atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+  if (rows > 0) atomic_fetch_add_explicit(&s->rows, (uint64_t)rows, memory_order_relaxed);
+  be__histogram_record1(s->latency, duration_ns);
 }
 
 int be_query_stats_attach(be_query_stats *stats, be_conn *conn, be_error **err) {
@@ -99,10 +99,13 @@ void be_query_stats_detach(be_query_stats *stats, be_conn *conn) {
   if (stats) be__attached_observer_detach(&stats->observer, conn);
 }
 
-/* The sum of one counter over the stripes. */
-static int64_t total(const be_query_stats *stats, size_t offset) {
+/* The sum of one counter over the stripes (the host's own records) and
+ * the attached connections (run, offset into be__run_counts). */
+static int64_t total(const be_query_stats *stats, size_t offset, size_t run) {
   if (stats == NULL) return 0;
-  uint64_t n = 0;
+  be__run_counts counted;
+  be__attached_observer_counts((be__attached_observer *)&stats->observer, &counted);
+  uint64_t n = *(const uint64_t *)(const void *)((const char *)&counted + run);
   for (int i = 0; i < STRIPES; i++)
     n += atomic_load_explicit((_Atomic uint64_t *)(void *)((char *)&stats->stripes[i] + offset),
                               memory_order_relaxed);
@@ -110,12 +113,14 @@ static int64_t total(const be_query_stats *stats, size_t offset) {
 }
 
 int64_t be_query_stats_queries(const be_query_stats *stats) {
-  return total(stats, offsetof(stripe, queries));
+  return total(stats, offsetof(stripe, queries), offsetof(be__run_counts, runs));
 }
 int64_t be_query_stats_errors(const be_query_stats *stats) {
-  return total(stats, offsetof(stripe, errors));
+  return total(stats, offsetof(stripe, errors), offsetof(be__run_counts, errors));
 }
-int64_t be_query_stats_rows(const be_query_stats *stats) { return total(stats, offsetof(stripe, rows)); }
+int64_t be_query_stats_rows(const be_query_stats *stats) {
+  return total(stats, offsetof(stripe, rows), offsetof(be__run_counts, rows));
+}
 
 const be_histogram *be_query_stats_histogram(const be_query_stats *stats) {
   if (stats == NULL) return NULL;
@@ -153,6 +158,7 @@ void be_query_stats_reset(be_query_stats *stats) {
     atomic_store(&s->rows, 0);
     be_histogram_reset(s->latency);
   }
+  be__attached_observer_counts_reset(&stats->observer);
   pthread_mutex_lock(&stats->view_lock);
   be_histogram_reset(stats->view);
   pthread_mutex_unlock(&stats->view_lock);

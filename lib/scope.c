@@ -119,7 +119,7 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, 
   be_scope *s = be__calloc(1, sizeof *s);
   if (s == NULL) return be__error_oom(err);
   s->opts = o;
-  rc = be__attached_observer_init(&s->observer, observe, INT64_MAX, err); /* counts, never times */
+  rc = be__attached_observer_init(&s->observer, observe, INT64_MAX, 0, err); /* counts, never times */
   if (rc != BE_OK) {
     be__free(s);
     return rc;

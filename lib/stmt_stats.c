@@ -174,7 +174,7 @@ int be_stmt_stats_new(be_stmt_stats **out, const be_stmt_stats_options *opts, be
   rc = allocate(s, err);
   if (rc == BE_OK) {
     /* slow runs must be timed exactly when they count towards bursts */
-    rc = be__attached_observer_init(&s->observer, observe, o.incidents ? s->slow_ns : INT64_MAX, err);
+    rc = be__attached_observer_init(&s->observer, observe, o.incidents ? s->slow_ns : INT64_MAX, 0, err);
   } else {
     destroy(s);
     return rc;

@@ -82,6 +82,7 @@ typedef struct observer {
   be__conn_close_fn on_close;
   void *ud;
   int64_t exact_over_ns; /* runs longer than this need an exact duration */
+  uint32_t flags;        /* BE__OBS_TIMED_ONLY */
 } observer;
 
 struct be_conn {
@@ -109,6 +110,8 @@ struct be_conn {
    * one load and a branch, as with a single slot */
   int32_t nobs, capobs;
   observer *obs;
+  /* be__conn_run_counts(): one writer, the thread using the connection */
+  _Atomic uint64_t runs, run_rows, run_errors;
   const be_clock *clock;
   /* statement timing (storage.h, be__stmt_run): sampled, runs may go
    * untimed; skip, untimed runs left before the next timed one; untimed,
@@ -281,10 +284,20 @@ static void cache_flush(be_conn *c) {
 #  define LIKELY(x) (x)
 #endif
 
-/* Every observer, in order, with the same run. */
-static inline void notify(const be_conn *c, const be__stmt_run *run) {
+/* Add one to a counter only this thread writes: no locked instruction. */
+static inline void count_up(_Atomic uint64_t *n, uint64_t by) {
+  atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + by, memory_order_relaxed);
+}
+
+/* The run counted (be__conn_run_counts), then every observer, in order,
+ * with the same run; an untimed one skips those that want timed runs only. */
+static inline void notify(be_conn *c, const be__stmt_run *run) {
+  count_up(&c->runs, 1);
+  if (run->rows > 0) count_up(&c->run_rows, (uint64_t)run->rows);
+  if (run->rc < 0) count_up(&c->run_errors, 1);
   const observer *o = c->obs;
-  for (const observer *end = o + c->nobs; o < end; o++) o->fn(o->ud, run);
+  for (const observer *end = o + c->nobs; o < end; o++)
+    if (run->weight || !(o->flags & BE__OBS_TIMED_ONLY)) o->fn(o->ud, run);
 }
 
 /* How a run is being timed: from an exact reading, or from a coarse one
@@ -1138,11 +1151,11 @@ int32_t be_conn_is_broken(const be_conn *c) { return c ? c->broken : 0; }
 
 int be__conn_observer_add(be_conn *c, be__stmt_observer fn, be__conn_close_fn on_close, void *ud,
                           be_error **err) {
-  return be__conn_observer_add_ex(c, fn, on_close, ud, 0, err);
+  return be__conn_observer_add_ex(c, fn, on_close, ud, 0, 0, err);
 }
 
 int be__conn_observer_add_ex(be_conn *c, be__stmt_observer fn, be__conn_close_fn on_close, void *ud,
-                             int64_t exact_over_ns, be_error **err) {
+                             int64_t exact_over_ns, uint32_t flags, be_error **err) {
   if (c == NULL || fn == NULL)
     return be__error_set(err, BE_E_MISUSE, "be__conn_observer_add: NULL argument");
   for (int32_t i = 0; i < c->nobs; i++)
@@ -1154,7 +1167,7 @@ int be__conn_observer_add_ex(be_conn *c, be__stmt_observer fn, be__conn_close_fn
     c->obs = o;
     c->capobs = cap;
   }
-  c->obs[c->nobs++] = (observer){fn, on_close, ud, exact_over_ns};
+  c->obs[c->nobs++] = (observer){fn, on_close, ud, exact_over_ns, flags};
   timer_update(c);
   return BE_OK;
 }
@@ -1178,6 +1191,12 @@ int be__conn_observer_remove(be_conn *c, be__stmt_observer fn, void *ud) {
 }
 
 int32_t be__conn_observer_count(const be_conn *c) { return c ? c->nobs : 0; }
+
+void be__conn_run_counts(const be_conn *c, be__run_counts *out) {
+  out->runs = atomic_load_explicit(&c->runs, memory_order_relaxed);
+  out->rows = atomic_load_explicit(&c->run_rows, memory_order_relaxed);
+  out->errors = atomic_load_explicit(&c->run_errors, memory_order_relaxed);
+}
 
 int32_t be__conn_observers_truncate(be_conn *c, int32_t keep) {
   return c ? observers_truncate(c, keep) : 0;

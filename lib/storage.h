@@ -94,12 +94,31 @@ typedef void (*be__conn_close_fn)(void *ud, be_conn *conn);
 int be__conn_observer_add(be_conn *conn, be__stmt_observer fn, be__conn_close_fn on_close,
                           void *ud, be_error **err);
 
+/* be__conn_observer_add_ex() flags: BE__OBS_TIMED_ONLY, call the
+ * observer for timed runs only (weight > 0): one that counts runs through
+ * be__conn_run_counts(), or cares about durations alone, costs an
+ * untimed run nothing. */
+#define BE__OBS_TIMED_ONLY 1u
+
 /* be__conn_observer_add() for an observer that needs the exact duration
  * only of runs longer than exact_over_ns (a slow-query threshold;
- * INT64_MAX: none, it can live with sampled timing). be__conn_observer_add
- * is this with 0: every run timed. */
+ * INT64_MAX: none, it can live with sampled timing), with flags.
+ * be__conn_observer_add is this with 0 and 0: every run timed, every
+ * run seen. */
 int be__conn_observer_add_ex(be_conn *conn, be__stmt_observer fn, be__conn_close_fn on_close,
-                             void *ud, int64_t exact_over_ns, be_error **err);
+                             void *ud, int64_t exact_over_ns, uint32_t flags, be_error **err);
+
+/* The runs observers were told of on a connection (each run that started
+ * and ended with an observer attached, timed or not), with their BE_ROW
+ * results and the runs that ended in an error; they only grow. Written by
+ * the thread using the connection, without a locked instruction; read
+ * from any thread while the connection is open (a reader may trail a run
+ * in progress). An observer attached with BE__OBS_TIMED_ONLY counts
+ * exactly from the difference between two readings. */
+typedef struct be__run_counts {
+  uint64_t runs, rows, errors;
+} be__run_counts;
+void be__conn_run_counts(const be_conn *conn, be__run_counts *out);
 
 /* Statement timing (see be__stmt_run): a timed run stands for at most this
  * many runs; a timed run this long makes the next runs all timed. Under

@@ -1604,7 +1604,7 @@ START_TEST(statement_timing_is_sampled_but_every_run_counted) {
   be_conn *c = open_mem();
   exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
   sample_log l = {0};
-  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, 0, NULL), BE_OK);
   run_fast(c, 1000);
   ck_assert_int_eq(l.runs, 1000); /* every run is seen */
   ck_assert_int_eq(l.untimed_with_duration, 0);
@@ -1655,7 +1655,7 @@ START_TEST(statement_timing_is_sampled_but_every_run_counted) {
   ck_assert_int_eq(be_clock_custom_new(&clk, ticking, NULL, &t, NULL), BE_OK);
   be__conn_set_clock(c, clk);
   sample_log fake = {0};
-  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &fake, INT64_MAX, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &fake, INT64_MAX, 0, NULL), BE_OK);
   run_fast(c, 100);
   ck_assert_int_eq(fake.timed, 100);
   be_conn_close(c);
@@ -1714,7 +1714,7 @@ START_TEST(observers_attached_later_get_what_they_saw) {
   ck_assert_int_le(be_histogram_count(be_query_stats_histogram(a)), 17);
 
   sample_log l = {0};
-  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, 0, NULL), BE_OK);
   be_stmt_finalize(first_row(c, "SELECT x FROM t")); /* its first run: always timed */
   do run_fast(c, 1);
   while (l.since != 0); /* the next run is untimed */
@@ -1747,7 +1747,7 @@ START_TEST(exec_stands_for_itself_in_statement_stats) {
   ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
   ck_assert_int_eq(be_stmt_stats_attach(ss, c, NULL), BE_OK);
   sample_log l = {0};
-  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, 0, NULL), BE_OK);
   do run_fast(c, 1);
   while (l.since != 0);
   run_fast(c, 3); /* untimed on a native run */
@@ -1762,6 +1762,65 @@ START_TEST(exec_stands_for_itself_in_statement_stats) {
   ck_assert_int_eq(u->total_ns / u->mean_ns, 1); /* its histogram stands for one run */
   be_conn_close(c);
   be_stmt_stats_free(ss);
+}
+END_TEST
+
+/* Runs of "SELECT x FROM t WHERE x = 1" (one row each) and of a
+ * statement that fails at its first step (integer overflow). */
+static void run_failing(be_conn *c) {
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT abs(-9223372036854775807 - 1)", NULL), BE_OK);
+  ck_assert_int_lt(be_stmt_step(s, NULL), 0);
+  be_stmt_finalize(s);
+}
+
+static void expect_counts(be_query_stats *q, int64_t queries, int64_t rows, int64_t errors) {
+  ck_assert_int_eq(be_query_stats_queries(q), queries);
+  ck_assert_int_eq(be_query_stats_rows(q), rows);
+  ck_assert_int_eq(be_query_stats_errors(q), errors);
+}
+
+/* Query stats are called for timed runs only and count every run from
+ * the connections' own counters: runs on a connection count while it is
+ * attached, stay counted after it is detached or closed, and a reset
+ * counts from zero; the host's own records add to them. */
+START_TEST(query_stats_count_what_connections_ran_while_attached) {
+  be_conn *c1 = open_mem(), *c2 = open_mem();
+  exec_ok(c1, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  exec_ok(c2, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  run_fast(c1, 3); /* before attaching: not counted */
+  sample_log all = {0}, timed = {0};
+  ck_assert_int_eq(be__conn_observer_add_ex(c1, sampler, NULL, &all, INT64_MAX, 0, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_add_ex(c1, sampler, NULL, &timed, INT64_MAX, BE__OBS_TIMED_ONLY, NULL),
+                   BE_OK);
+  be_query_stats *q = NULL;
+  ck_assert_int_eq(be_query_stats_new(&q, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_attach(q, c1, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_attach(q, c2, NULL), BE_OK);
+  run_fast(c1, 30);
+  run_fast(c2, 20);
+  run_failing(c2);
+  expect_counts(q, 51, 50, 1);
+  ck_assert_int_eq(all.runs, 30);
+  ck_assert_int_eq(timed.runs, all.timed); /* told of the timed ones alone */
+  ck_assert_int_eq(timed.timed, all.timed);
+  ck_assert_int_le(be_histogram_count(be_query_stats_histogram(q)), 51); /* sampled */
+  be_query_stats_detach(q, c1);
+  run_fast(c1, 10);
+  be_conn_close(c2); /* its runs stay counted */
+  expect_counts(q, 51, 50, 1);
+  be_query_stats_record(q, 1000, 2, BE_OK);
+  expect_counts(q, 52, 52, 1);
+  be_query_stats_reset(q);
+  expect_counts(q, 0, 0, 0);
+  ck_assert_int_eq(be_query_stats_attach(q, c1, NULL), BE_OK);
+  run_fast(c1, 5);
+  expect_counts(q, 5, 5, 0);
+  be_query_stats_reset(q); /* while attached: counts from here */
+  run_failing(c1);
+  expect_counts(q, 1, 0, 1);
+  be_conn_close(c1);
+  be_query_stats_free(q);
 }
 END_TEST
 
@@ -2496,6 +2555,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, observers_attached_later_get_what_they_saw);
   tcase_add_test(tc, exec_stands_for_itself_in_statement_stats);
   tcase_add_test(tc, statement_memo_follows_the_stats_attached);
+  tcase_add_test(tc, query_stats_count_what_connections_ran_while_attached);
   tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
   tcase_add_test(tc, leftovers_name_what_a_pool_must_clear);

@@ -25,8 +25,12 @@
  * connection that closes while attached is dropped from the stats by
  * itself; no detach is needed first.
  *
- * Threads: recording and reading are lock-free and safe from any thread,
- * and one stats may be attached to connections used by many threads.
+ * Threads: recording and reading are safe from any thread, and one stats
+ * may be attached to connections used by many threads. Recording takes no
+ * lock and no locked instruction: each connection counts its own
+ * statements, and reading the counters adds up those of the attached
+ * connections under a short lock (a statement still running on another
+ * thread is counted when it ends).
  * Attach and detach a connection from the thread using it (or while nobody
  * uses it); free the stats only when none of its connections is in use.
  */
@@ -98,7 +102,8 @@ BE_API void be_query_stats_record(be_query_stats *stats, int64_t duration_ns, in
 
 /**
  * @name Counters
- * Thread-safety: safe, lock-free.
+ * Thread-safety: safe (a short lock while the attached connections'
+ * counts are added up).
  */
 /** @{ */
 /**
