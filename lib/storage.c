@@ -43,10 +43,11 @@ struct be_stmt {
   int32_t timed_once; /* a run of it was timed: a new statement's first run is */
   /* its untimed runs since its last timed one (be__stmt_run.stmt_weight),
    * counted under the connection's observer generation untimed_gen */
-  uint32_t untimed, untimed_gen;
-  be__run_memo memo; /* one observer's (be__stmt_run.memo), under untimed_gen too */
-  int32_t recount;   /* read ncols again at this run's first row (be_conn.recount_runs) */
-  int32_t ncols;     /* column count: from the prepare, or this run's first row */
+  uint32_t untimed;
+  uint64_t untimed_gen; /* 64 bits: never wraps back onto a stale memo */
+  be__run_memo memo;    /* one observer's (be__stmt_run.memo), under untimed_gen too */
+  int32_t recount;      /* read ncols again at this run's first row (be_conn.recount_runs) */
+  int32_t ncols;        /* column count: from the prepare, or this run's first row */
   /* Bindings kept across a return to the cache (be_conn.reset_keep), for
    * parameters 1..64 (bit i - 1): dirty, bound with a value since they
    * were last cleared; stale, dirty from an earlier use and not bound in
@@ -120,8 +121,8 @@ struct be_conn {
   int32_t sampled;
   uint32_t skip, untimed;
   uint32_t rng;     /* xorshift state drawing the gaps between timed runs */
-  uint32_t obs_gen; /* bumped when the observers change: untimed runs
-                     * counted before are nobody's now */
+  uint64_t obs_gen; /* bumped when the observers change: untimed runs
+                     * counted before are nobody's now, memos are cleared */
   int64_t slow_coarse_ns;
   void *pool_data;
 };

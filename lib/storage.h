@@ -11,7 +11,6 @@
 /* Default bound of the per-connection prepared-statement cache. */
 #define BE__STMT_CACHE_DEFAULT 64
 
-/* One finished run of a statement, as its observers see it. */
 /* A slot a prepared statement keeps for one observer's own use across
  * runs: an observer keyed by statement text stores what it looked the
  * text up to, and finds it again in one load. The first observer that
@@ -23,6 +22,7 @@ typedef struct be__run_memo {
   void *p[2];
 } be__run_memo;
 
+/* One finished run of a statement, as its observers see it. */
 typedef struct be__stmt_run {
   const char *sql;      /* the statement's text, borrowed for the call */
   uint64_t sql_hash;    /* be__sql_hash(sql) */

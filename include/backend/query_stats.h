@@ -26,11 +26,13 @@
  * itself; no detach is needed first.
  *
  * Threads: recording and reading are safe from any thread, and one stats
- * may be attached to connections used by many threads. Recording takes no
- * lock and no locked instruction: each connection counts its own
- * statements, and reading the counters adds up those of the attached
- * connections under a short lock (a statement still running on another
- * thread is counted when it ends).
+ * may be attached to connections used by many threads. Counting a
+ * statement of an attached connection takes no lock and no locked
+ * instruction (each connection counts its own statements; only the
+ * sampled durations and be_query_stats_record() use atomic adds), and
+ * reading the counters adds up those of the attached connections under a
+ * short lock (a statement still running on another thread is counted
+ * when it ends).
  * Attach and detach a connection from the thread using it (or while nobody
  * uses it); free the stats only when none of its connections is in use.
  */
