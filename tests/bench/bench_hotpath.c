@@ -1193,8 +1193,10 @@ static void row_get(env *e, const run_cfg *base, int max_threads) {
 /* ---- what a second thread contends on ---- */
 
 /* Variants of the 2-thread get by id, each taking away one thing the two
- * threads share: the pool (its lock, its counters), the query statistics
- * every statement records (shared atomics and histogram buckets). */
+ * threads share: the pool (its lock, its counters; pool_each_thread gives
+ * each thread a pool with statement statistics of its own, as the app's
+ * pool has), the query statistics every statement records (shared
+ * atomics and histogram buckets). */
 enum { V_RAW,
        V_POOL,
        V_POOL_EACH,
@@ -1209,6 +1211,7 @@ static const char *const VARIANT[NVARIANTS] = {
 typedef struct contention {
   get_ctx g[NVARIANTS][2];
   be_pool *pools[2];
+  be_stmt_stats *stmt_stats[2]; /* each pool's: the app's pool has one too */
   be_query_stats *own[2], *shared;
 } contention;
 
@@ -1221,7 +1224,9 @@ static void contention_init(contention *k, env *e) {
     po.dsn = e->path;
     po.min_conns = 1;
     po.max_conns = 2;
-    rc = be_pool_new(&k->pools[i], &po, &err);
+    rc = be_stmt_stats_new(&k->stmt_stats[i], NULL, &err);
+    po.stmt_stats = k->stmt_stats[i];
+    if (rc == BE_OK) rc = be_pool_new(&k->pools[i], &po, &err);
     if (rc == BE_OK) rc = be_query_stats_new(&k->own[i], &err);
   }
   for (int v = 0; rc == BE_OK && v < NVARIANTS; v++)
@@ -1241,6 +1246,7 @@ static void contention_fini(contention *k) {
     for (int i = 0; i < 2; i++) get_fini(&k->g[v][i]);
   for (int i = 0; i < 2; i++) {
     be_pool_free(k->pools[i]);
+    be_stmt_stats_free(k->stmt_stats[i]);
     be_query_stats_free(k->own[i]);
   }
   be_query_stats_free(k->shared);
