@@ -106,7 +106,6 @@ struct be_conn {
   int64_t hits, misses;
   int64_t open_stmts;
   be_stmt *out_head; /* statements handed out and not finalized */
-  be_stmt *direct[DIRECT_SLOTS];
   /* hooks: the hot paths test nobs alone, so with no observer a step costs
    * one load and a branch, as with a single slot */
   int32_t nobs, capobs;
@@ -125,6 +124,9 @@ struct be_conn {
                      * counted before are nobody's now, memos are cleared */
   int64_t slow_coarse_ns;
   void *pool_data;
+  /* last: a run touches one slot of it, and the scalars above stay on the
+   * first few cache lines instead of straddling 512 bytes of slots */
+  be_stmt *direct[DIRECT_SLOTS];
 };
 
 /* ---- helpers ---- */
