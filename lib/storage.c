@@ -32,7 +32,8 @@ struct be_stmt {
   int64_t (*column_int64)(void *stmt, int32_t column);
   const char *(*column_text)(void *stmt, int32_t column, size_t *len);
   uint64_t hash;
-  uint64_t sql_id; /* the be_sql it was last found by (0: none) */
+  uint64_t sql_id;     /* the be_sql it was last found by (0: none) */
+  const char *text_at; /* the text pointer it was last found by (NULL: none) */
   size_t sql_len;
   be_stmt *hnext;         /* hash chain */
   be_stmt *lprev, *lnext; /* LRU list of idle cached statements */
@@ -76,6 +77,13 @@ struct be_sql {
  * last statement whose sql_id maps there (collisions fall back to the
  * hash). Every entry is a cached statement; leaving the cache clears it. */
 #define DIRECT_SLOTS 64
+
+/* Cached statements found by the address of the SQL text a caller passed
+ * to be_conn_prepare (a literal, most often): direct-mapped like the
+ * above, a slot holds the last statement prepared from a text at an
+ * address mapping there. The address only points to the candidate: the
+ * text is compared whole, which costs less than hashing it. */
+#define TEXT_SLOTS 32
 
 /* One attached statement observer (storage.h). */
 typedef struct observer {
@@ -127,6 +135,7 @@ struct be_conn {
   /* last: a run touches one slot of it, and the scalars above stay on the
    * first few cache lines instead of straddling 512 bytes of slots */
   be_stmt *direct[DIRECT_SLOTS];
+  be_stmt *by_text[TEXT_SLOTS];
 };
 
 /* ---- helpers ---- */
@@ -223,6 +232,23 @@ static void direct_set(be_conn *c, be_stmt *s, uint64_t id) {
   *direct_slot(c, id) = s;
 }
 
+static inline be_stmt **text_slot(be_conn *c, const char *at) {
+  uintptr_t a = (uintptr_t)at;
+  return &c->by_text[(a ^ a >> 5 ^ a >> 10) & (TEXT_SLOTS - 1)];
+}
+
+/* s is found by the text at `at` from now on (as direct_set). */
+static void text_set(be_conn *c, be_stmt *s, const char *at) {
+  if (s->text_at != at) {
+    if (s->text_at) {
+      be_stmt **old = text_slot(c, s->text_at);
+      if (*old == s) *old = NULL;
+    }
+    s->text_at = at;
+  }
+  *text_slot(c, at) = s;
+}
+
 /* s is the most recently used (the LRU list's head). */
 static inline void lru_touch(be_conn *c, be_stmt *s) {
   if (c->lru_head != s) {
@@ -234,6 +260,7 @@ static inline void lru_touch(be_conn *c, be_stmt *s) {
 static void hash_unlink(be_conn *c, be_stmt *s) {
   be_stmt **d = direct_slot(c, s->sql_id);
   if (*d == s) *d = NULL;
+  if (s->text_at && *(d = text_slot(c, s->text_at)) == s) *d = NULL;
   be_stmt **pp = &c->buckets[s->hash & (c->nbuckets - 1)];
   while (*pp && *pp != s) pp = &(*pp)->hnext;
   if (*pp) *pp = s->hnext;
@@ -272,6 +299,7 @@ static void cache_flush(be_conn *c) {
     c->buckets[i] = NULL;
   }
   memset(c->direct, 0, sizeof c->direct);
+  memset(c->by_text, 0, sizeof c->by_text);
 }
 
 /* The observer paths are kept out of line: step and finalize without an
@@ -659,7 +687,8 @@ static int prepare_new(be_stmt **out, be_conn *c, const char *sql, size_t len, u
 }
 
 /* be_conn_prepare with the text's length and hash known; id is the
- * be_sql the text came from (0: none), remembered for the direct slots. */
+ * be_sql the text came from (0: none), remembered for the direct slots,
+ * else the text's address for the text slots. */
 static int prepare_text(be_stmt **out, be_conn *c, const char *sql, size_t len, uint64_t h,
                         uint64_t id, be_error **err) {
   int held = 0;
@@ -673,7 +702,18 @@ static int prepare_text(be_stmt **out, be_conn *c, const char *sql, size_t len, 
     /* a held cached statement gets an uncached twin */
     if (c->cap > 0 && !held) cache_insert(c, s);
   }
-  if (id && s->cached) direct_set(c, s, id);
+  if (s->cached) {
+    if (id) direct_set(c, s, id);
+    else text_set(c, s, sql);
+  }
+  out_link(c, s);
+  *out = s;
+  return BE_OK;
+}
+
+/* A cache hit found by a direct or text slot: s handed out. */
+static inline int hand_out(be_conn *c, be_stmt *s, be_stmt **out) {
+  c->hits++;
   out_link(c, s);
   *out = s;
   return BE_OK;
@@ -683,6 +723,11 @@ int be_conn_prepare(be_stmt **out, be_conn *c, const char *sql, be_error **err) 
   if (c == NULL || out == NULL || sql == NULL)
     return be__error_set(err, BE_E_MISUSE, "be_conn_prepare: NULL argument");
   *out = NULL;
+  /* the statement last prepared from this address, if the text there is
+   * still the same (both NUL-terminated: strcmp reads neither past its end) */
+  be_stmt *s = *text_slot(c, sql);
+  if (LIKELY(s != NULL && s->text_at == sql && !s->out && strcmp(s->sql, sql) == 0))
+    return hand_out(c, s, out);
   size_t len;
   uint64_t h = hash_sql(sql, &len);
   return prepare_text(out, c, sql, len, h, 0, err);
@@ -693,12 +738,7 @@ int be_conn_prepare_sql(be_stmt **out, be_conn *c, const be_sql *sql, be_error *
   if (UNLIKELY(c == NULL || out == NULL || sql == NULL))
     return be__error_set(err, BE_E_MISUSE, "be_conn_prepare_sql: NULL argument");
   be_stmt *s = *direct_slot(c, sql->id);
-  if (LIKELY(s != NULL && s->sql_id == sql->id && !s->out)) {
-    c->hits++;
-    out_link(c, s);
-    *out = s;
-    return BE_OK;
-  }
+  if (LIKELY(s != NULL && s->sql_id == sql->id && !s->out)) return hand_out(c, s, out);
   return prepare_text(out, c, sql->text, sql->len, sql->hash, sql->id, err);
 }
 

@@ -530,6 +530,73 @@ START_TEST(sql_handle_finds_the_cached_statement) {
 }
 END_TEST
 
+/* Run sql (by text) with ?1 = v and check it returns v + add. */
+static void run_text(be_conn *c, const char *sql, int64_t v, int64_t add) {
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_bind_int64(s, 1, v, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_int_eq(be_stmt_column_int64(s, 0), v + add);
+  be_stmt_finalize(s);
+}
+
+/* be_conn_prepare finds a cached statement by the address of its text,
+ * but only while the text there is the same: a caller's buffer rewritten
+ * with other SQL (a longer one, a prefix of it) gets that SQL's
+ * statement; evicted and flushed statements are never found there again
+ * (ASan would see a freed one read). */
+START_TEST(text_address_finds_only_the_same_text) {
+  be_driver *fd = NULL;
+  be_fault *f = NULL;
+  ck_assert_int_eq(be_fault_driver_new(&fd, &f, be_sqlite_driver(), NULL), BE_OK);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_conn_open(&c, fd, ":memory:", NULL), BE_OK);
+  char buf[64], other[64];
+  strcpy(buf, "SELECT ?1 + 1");
+  for (int i = 0; i < 5; i++) run_text(c, buf, i, 1);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 1);
+  strcpy(buf, "SELECT ?1 + 10"); /* the same address, longer text */
+  run_text(c, buf, 3, 10);
+  strcpy(buf, "SELECT ?1 + 1"); /* back: cached, and a prefix of the last */
+  run_text(c, buf, 3, 1);
+  strcpy(buf, "SELECT ?1 + 2");
+  run_text(c, buf, 3, 2);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 3);
+  strcpy(other, "SELECT ?1 + 10"); /* another address, cached text */
+  run_text(c, other, 4, 10);
+  run_text(c, other, 5, 10);
+  ck_assert_int_eq(be_fault_calls(f, BE_FAULT_OP_PREPARE), 3);
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.hits, 7);
+  ck_assert_int_eq(st.misses, 3);
+  /* held: a second prepare from the same address gets an uncached twin */
+  be_stmt *s = NULL, *t = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, other, NULL), BE_OK);
+  ck_assert_int_eq(be_conn_prepare(&t, c, other, NULL), BE_OK);
+  ck_assert_ptr_ne(s, t);
+  be_stmt_finalize(t);
+  be_stmt_finalize(s);
+  /* a cache of 2 and 40 texts at 40 addresses: every slot is reused and
+   * every statement evicted while slots still name it */
+  static char texts[40][32];
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 2, NULL), BE_OK);
+  for (int round = 0; round < 3; round++)
+    for (int k = 0; k < 40; k++) {
+      snprintf(texts[k], sizeof texts[k], "SELECT ?1 + %d", 100 + k);
+      run_text(c, texts[k], round, 100 + k);
+      run_text(c, texts[k], round + 1, 100 + k);
+    }
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 8, NULL), BE_OK); /* a flush */
+  run_text(c, texts[0], 1, 100);
+  ck_assert_int_eq(be_conn_set_stmt_cache_size(c, 0, NULL), BE_OK); /* no cache */
+  run_text(c, texts[0], 2, 100);
+  run_text(c, texts[0], 3, 100);
+  be_conn_close(c);
+  be_fault_free(f);
+}
+END_TEST
+
 START_TEST(sql_handle_survives_eviction_and_flush) {
   be_driver *fd = NULL;
   be_fault *f = NULL;
@@ -2581,6 +2648,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, statement_cache_evicts_around_held_ones);
   tcase_add_test(tc, sql_handle_finds_the_cached_statement);
   tcase_add_test(tc, sql_handle_survives_eviction_and_flush);
+  tcase_add_test(tc, text_address_finds_only_the_same_text);
   tcase_add_test(tc, sql_handle_bad_input);
   tcase_add_test(tc, bind_text_static_borrows_without_checking);
   tcase_add_test(tc, bind_text_copies_survive_the_callers_buffer);
