@@ -131,9 +131,12 @@ int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
   /* statements are timed on the pool's clock: a fake clock drives the
    * slow-query log and the latency histogram in tests */
   be__conn_set_clock(c, p->clock);
-  rc = be_query_stats_attach(p->qstats, c, cause);
+  /* statement statistics first: they are the one observer an untimed run
+   * calls, and an untimed run's walk over the list stops after the last
+   * such observer (query stats and the slow-query log see timed runs) */
+  rc = p->stmt_stats ? be_stmt_stats_attach(p->stmt_stats, c, cause) : BE_OK;
+  if (rc == BE_OK) rc = be_query_stats_attach(p->qstats, c, cause);
   if (rc == BE_OK && p->slowlog) rc = be_slowlog_attach(p->slowlog, c, cause);
-  if (rc == BE_OK && p->stmt_stats) rc = be_stmt_stats_attach(p->stmt_stats, c, cause);
   if (rc != BE_OK) { /* out of memory: closing detaches what was attached */
     be_conn_close(c);
     return rc;

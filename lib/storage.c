@@ -117,6 +117,7 @@ struct be_conn {
   /* hooks: the hot paths test nobs alone, so with no observer a step costs
    * one load and a branch, as with a single slot */
   int32_t nobs, capobs;
+  int32_t nobs_untimed; /* observers [0, nobs_untimed) hold every one an untimed run calls */
   observer *obs;
   /* be__conn_run_counts(): one writer, the thread using the connection */
   _Atomic uint64_t runs, run_rows, run_errors;
@@ -321,13 +322,14 @@ static inline void count_up(_Atomic uint64_t *n, uint64_t by) {
 }
 
 /* The run counted (be__conn_run_counts), then every observer, in order,
- * with the same run; an untimed one skips those that want timed runs only. */
+ * with the same run; an untimed one skips those that want timed runs only
+ * (and stops after the last one that does not). */
 static inline void notify(be_conn *c, const be__stmt_run *run) {
   count_up(&c->runs, 1);
   if (run->rows > 0) count_up(&c->run_rows, (uint64_t)run->rows);
   if (run->rc < 0) count_up(&c->run_errors, 1);
   const observer *o = c->obs;
-  for (const observer *end = o + c->nobs; o < end; o++)
+  for (const observer *end = o + (run->weight ? c->nobs : c->nobs_untimed); o < end; o++)
     if (run->weight || !(o->flags & BE__OBS_TIMED_ONLY)) o->fn(o->ud, run);
 }
 
@@ -412,16 +414,19 @@ static inline void timer_stmt(be_stmt *s, int what, be__stmt_run *run) {
 }
 
 /* Whether c's runs may be sampled: the system clock, and no observer
- * that needs exact durations below ten coarse ticks. The observers
- * changed: untimed runs so far were counted by others, the next run is
- * timed. */
+ * that needs exact durations below ten coarse ticks; and how far into
+ * the list an untimed run's observers reach. The observers changed:
+ * untimed runs so far were counted by others, the next run is timed. */
 static void timer_update(be_conn *c) {
   c->untimed = 0;
   c->skip = 0;
   c->obs_gen++;
   int64_t tick = be__clock_coarse_tick_ns(), need = INT64_MAX;
-  for (int32_t i = 0; i < c->nobs; i++)
+  c->nobs_untimed = 0;
+  for (int32_t i = 0; i < c->nobs; i++) {
     if (c->obs[i].exact_over_ns < need) need = c->obs[i].exact_over_ns;
+    if (!(c->obs[i].flags & BE__OBS_TIMED_ONLY)) c->nobs_untimed = i + 1;
+  }
   c->slow_coarse_ns = 2 * tick;
   c->sampled = be__clock_is_system(c->clock) && need / 10 >= tick;
 }
