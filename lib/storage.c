@@ -218,6 +218,11 @@ static inline void out_unlink(be_conn *c, be_stmt *s) {
   c->open_stmts--;
 }
 
+/* Empty *slot if it names s (a direct or text slot s is leaving). */
+static inline void slot_release(be_stmt **slot, const be_stmt *s) {
+  if (*slot == s) *slot = NULL;
+}
+
 static inline be_stmt **direct_slot(be_conn *c, uint64_t id) {
   return &c->direct[id & (DIRECT_SLOTS - 1)];
 }
@@ -226,8 +231,7 @@ static inline be_stmt **direct_slot(be_conn *c, uint64_t id) {
  * it still points at s, lets go of it. */
 static void direct_set(be_conn *c, be_stmt *s, uint64_t id) {
   if (s->sql_id != id) {
-    be_stmt **old = direct_slot(c, s->sql_id);
-    if (*old == s) *old = NULL;
+    slot_release(direct_slot(c, s->sql_id), s);
     s->sql_id = id;
   }
   *direct_slot(c, id) = s;
@@ -241,10 +245,7 @@ static inline be_stmt **text_slot(be_conn *c, const char *at) {
 /* s is found by the text at `at` from now on (as direct_set). */
 static void text_set(be_conn *c, be_stmt *s, const char *at) {
   if (s->text_at != at) {
-    if (s->text_at) {
-      be_stmt **old = text_slot(c, s->text_at);
-      if (*old == s) *old = NULL;
-    }
+    if (s->text_at) slot_release(text_slot(c, s->text_at), s);
     s->text_at = at;
   }
   *text_slot(c, at) = s;
@@ -259,9 +260,8 @@ static inline void lru_touch(be_conn *c, be_stmt *s) {
 }
 
 static void hash_unlink(be_conn *c, be_stmt *s) {
-  be_stmt **d = direct_slot(c, s->sql_id);
-  if (*d == s) *d = NULL;
-  if (s->text_at && *(d = text_slot(c, s->text_at)) == s) *d = NULL;
+  slot_release(direct_slot(c, s->sql_id), s);
+  if (s->text_at) slot_release(text_slot(c, s->text_at), s);
   be_stmt **pp = &c->buckets[s->hash & (c->nbuckets - 1)];
   while (*pp && *pp != s) pp = &(*pp)->hnext;
   if (*pp) *pp = s->hnext;
