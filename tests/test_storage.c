@@ -1851,6 +1851,37 @@ static void expect_counts(be_query_stats *q, int64_t queries, int64_t rows, int6
  * the connections' own counters: runs on a connection count while it is
  * attached, stay counted after it is detached or closed, and a reset
  * counts from zero; the host's own records add to them. */
+/* An untimed run reaches every observer that wants untimed runs, in
+ * whatever place it was attached: after timed-only ones, between them,
+ * and after one was removed (the untimed walk ends after the last such
+ * observer; a wrong end drops the later ones' runs). */
+START_TEST(untimed_runs_reach_observers_after_timed_only_ones) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  sample_log t1 = {0}, a1 = {0}, t2 = {0}, a2 = {0};
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &t1, INT64_MAX, BE__OBS_TIMED_ONLY, NULL),
+                   BE_OK);
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &a1, INT64_MAX, 0, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &t2, INT64_MAX, BE__OBS_TIMED_ONLY, NULL),
+                   BE_OK);
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &a2, INT64_MAX, 0, NULL), BE_OK);
+  run_fast(c, 40);
+  ck_assert_int_eq(a1.runs, 40);
+  ck_assert_int_eq(a2.runs, 40);
+  ck_assert_int_eq(t1.runs, a1.timed); /* timed ones alone */
+  ck_assert_int_eq(t2.runs, a2.timed);
+  ck_assert_int_eq(be__conn_observer_remove(c, sampler, &a2), 1); /* the last untimed one goes */
+  ck_assert_int_eq(be__conn_observer_remove(c, sampler, &t1), 1);
+  memset(&a1, 0, sizeof a1);
+  memset(&t2, 0, sizeof t2);
+  run_fast(c, 40);
+  ck_assert_int_eq(a1.runs, 40);
+  ck_assert_int_eq(a2.runs, 40); /* untouched since removed */
+  ck_assert_int_eq(t2.runs, a1.timed);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(query_stats_count_what_connections_ran_while_attached) {
   be_conn *c1 = open_mem(), *c2 = open_mem();
   exec_ok(c1, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
@@ -2676,6 +2707,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, observers_attached_later_get_what_they_saw);
   tcase_add_test(tc, exec_stands_for_itself_in_statement_stats);
   tcase_add_test(tc, statement_memo_follows_the_stats_attached);
+  tcase_add_test(tc, untimed_runs_reach_observers_after_timed_only_ones);
   tcase_add_test(tc, query_stats_count_what_connections_ran_while_attached);
   tcase_add_test(tc, observers_many_and_close_notice);
   tcase_add_test(tc, pool_hooks);
