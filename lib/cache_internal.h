@@ -134,8 +134,15 @@ typedef struct be__cache_prefix {
   _Atomic int ready;            /* every entry stored before registration is marked */
 } be__cache_prefix;
 
-#define BE__CACHE_SPARE_LISTS 16   /* spare lists, by block size */
-#define BE__CACHE_SPARES_MAX 64    /* spare blocks kept at most (one reclaim batch) */
+#define BE__CACHE_SPARE_LISTS 16 /* spare lists, by block size */
+#define BE__CACHE_SPARES_MAX 64  /* spare blocks kept at most */
+/* Retired entries that trigger a reclamation pass, or retired bytes (large
+ * values are not left waiting), beyond what the last pass left. A pass
+ * costs one membarrier (ebr.c): about 1 us on one thread, 15-40 us with a
+ * second one running on a 2-vCPU VM; at 64 entries a pass, two threads
+ * writing a full cache spent more time there than in the writes. */
+#define BE__CACHE_RECLAIM_BATCH 256u
+#define BE__CACHE_RECLAIM_BYTES (256u << 10)
 #define BE__CACHE_SPARE_SCAN 8     /* blocks a take looks at for its size */
 #define BE__CACHE_SPARE_BLOCK 2048 /* larger blocks are never kept */
 
@@ -170,6 +177,12 @@ struct be_cache {
   be__cache_table *retired_tables;                    /* newest first */
   uint32_t retired_count;
   uint64_t retired_bytes; /* their blocks and the spares', for be_cache_stats.memory_bytes */
+  /* What the last reclamation pass left (pinned by a reader, or retired
+   * meanwhile): the next pass waits for a batch more than that, so a
+   * reader held in its section does not make every retire scan again. */
+  uint32_t left_count;
+  uint64_t left_bytes;
+  uint64_t reclaim_passes; /* scans for readers so far (tests) */
   /* Spares: blocks of reclaimed entries nobody references any more, kept
    * (at most
    * BE__CACHE_SPARES_MAX, of up to BE__CACHE_SPARE_BLOCK bytes) for the next entries of the same block

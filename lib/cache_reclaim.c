@@ -13,8 +13,6 @@
 #include "cache_internal.h"
 #include "ebr.h"
 
-#define RECLAIM_BATCH 64u          /* retired entries that trigger a reclamation pass */
-#define RECLAIM_BYTES (256u << 10) /* or retired bytes: large values are not left waiting */
 
 typedef struct be_cache_entry entry;
 
@@ -35,7 +33,12 @@ static void retire_entries(be_cache *c, entry *first, entry *last) {
   c->retired_tail = last;
   c->retired_count += n;
   c->retired_bytes += bytes;
-  int full = c->retired_count >= RECLAIM_BATCH || c->retired_bytes >= RECLAIM_BYTES;
+  int full = c->retired_count >= c->left_count + BE__CACHE_RECLAIM_BATCH ||
+             c->retired_bytes >= c->left_bytes + BE__CACHE_RECLAIM_BYTES;
+  if (full) { /* this batch is ours: another thread retiring meanwhile does not pass too */
+    c->left_count = c->retired_count;
+    c->left_bytes = c->retired_bytes;
+  }
   be__spinlock_unlock(&c->retire_lock);
   if (full) be__cache_reclaim(c, 0);
 }
@@ -47,7 +50,7 @@ void be__cache_retire_table(be_cache *c, be__cache_table *t) {
   c->retired_tables = t;
   c->retired_bytes += be__cache_table_size(t->mask + 1);
   /* Old tables add up to the new one's size: free them at the next bury
-   * rather than waiting for RECLAIM_BATCH entries. */
+   * rather than waiting for BE__CACHE_RECLAIM_BATCH entries. */
   atomic_store_explicit(&c->tables_retired, 1, memory_order_relaxed);
   be__spinlock_unlock(&c->retire_lock);
 }
@@ -190,6 +193,9 @@ void be__cache_reclaim(be_cache *c, int all) {
   /* After the pass: once the last table is freed, burying nothing stops
    * calling in here (and taking retire_lock) on every write. */
   if (c->retired_tables == NULL) atomic_store_explicit(&c->tables_retired, 0, memory_order_relaxed);
+  c->left_count = c->retired_count;
+  c->left_bytes = c->retired_bytes;
+  if (!all) c->reclaim_passes++;
   be__spinlock_unlock(&c->retire_lock);
   release_dead(c, dead);
   while (dead_tables) {

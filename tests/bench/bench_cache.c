@@ -381,30 +381,63 @@ enum {
   B_COUNT
 };
 
-/* Sets into a cache bounded at half the keys (max_entries and max_bytes):
- * the second half each evicts one entry, so this times the global bound's
- * bookkeeping and eviction. */
-static int bench_bounded_set(const be_cache_options *base, const unsigned char *v) {
+/* One thread's NKEYS sets of its own keys (the key space of thread i
+ * starts at i * NKEYS). */
+typedef struct set_work {
+  be_cache *c;
+  const unsigned char *v;
+  uint64_t first;
+  pthread_barrier_t *bar;
+  int failed;
+} set_work;
+
+static void *run_sets(void *p) {
+  set_work *w = p;
+  char k[32];
+  pthread_barrier_wait(w->bar);
+  for (uint64_t i = w->first; i < w->first + NKEYS; i++) {
+    size_t kl = make_key(k, i);
+    if (be_cache_set(w->c, k, kl, w->v, VLEN, BE_CACHE_TTL_DEFAULT, NULL) != BE_OK) w->failed = 1;
+  }
+  return NULL;
+}
+
+/* Sets into a cache bounded at half the keys of one thread (max_entries
+ * and max_bytes), from 1 or 2 threads: past the first half every set
+ * evicts one entry, so this times the global bound's bookkeeping,
+ * eviction and the reclamation of what was evicted (ns_per_op: wall time
+ * per set of one thread). */
+static int bench_bounded_set(const be_cache_options *base, const unsigned char *v, int threads) {
   be_cache_options o = *base;
   o.max_entries = NKEYS / 2;
   o.max_bytes = (int64_t)(NKEYS / 2) * be_cache_charge(16, VLEN);
   be_cache *c = NULL;
   if (be_cache_new(&c, &o, NULL) != BE_OK) return 1;
-  char k[32];
+  set_work w[2];
+  pthread_t t[2];
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, (unsigned)threads + 1);
+  for (int i = 0; i < threads; i++) {
+    w[i] = (set_work){c, v, (uint64_t)i * NKEYS, &bar, 0};
+    if (pthread_create(&t[i], NULL, run_sets, &w[i]) != 0) return 1;
+  }
+  pthread_barrier_wait(&bar);
   int64_t t0 = now_ns();
-  for (uint64_t i = 0; i < NKEYS; i++) {
-    size_t kl = make_key(k, i);
-    if (be_cache_set(c, k, kl, v, VLEN, BE_CACHE_TTL_DEFAULT, NULL) != BE_OK) return 1;
+  int failed = 0;
+  for (int i = 0; i < threads; i++) {
+    pthread_join(t[i], NULL);
+    failed |= w[i].failed;
   }
   int64_t ns = now_ns() - t0;
+  pthread_barrier_destroy(&bar);
   be_cache_stats st = BE_CACHE_STATS_INIT;
   be_cache_stats_get(&st, c, NULL);
-  printf("{\"bench\":\"cache_set_bounded\",\"threads\":1,\"ops\":%d,\"ns_per_op\":%.1f,"
+  printf("{\"bench\":\"cache_set_bounded\",\"threads\":%d,\"ops\":%d,\"ns_per_op\":%.1f,"
          "\"entries\":%lld,\"evictions\":%lld}\n",
-         NKEYS, (double)ns / NKEYS, (long long)st.entries,
+         threads, NKEYS * threads, (double)ns / NKEYS, (long long)st.entries,
          (long long)(st.evictions_count + st.evictions_size));
   be_cache_free(c);
-  return 0;
+  return failed;
 }
 
 static void install_counting_allocator(void) {
@@ -514,7 +547,7 @@ int main(int argc, char **argv) {
   double overhead = 0;
   if (fill_measured(&overhead, c, v, empty) != 0) return 1;
 
-  if (bench_bounded_set(&o, v) != 0) return 1;
+  if (bench_bounded_set(&o, v, 1) != 0 || bench_bounded_set(&o, v, 2) != 0) return 1;
 
   o.lru_mode = BE_CACHE_LRU_EXACT;
   if (be_cache_new(&cx, &o, NULL) != BE_OK) return 1;
