@@ -135,7 +135,12 @@ typedef struct be__cache_prefix {
 } be__cache_prefix;
 
 #define BE__CACHE_SPARE_LISTS 16 /* spare lists, by block size */
-#define BE__CACHE_SPARES_MAX 64  /* spare blocks kept at most */
+/* Spare blocks kept at most: one reclamation batch, so a full cache's
+ * misses reuse what the last pass reclaimed instead of freeing it and
+ * allocating again; and at most this many bytes, as when 64 of the
+ * largest blocks were kept. */
+#define BE__CACHE_SPARES_MAX BE__CACHE_RECLAIM_BATCH
+#define BE__CACHE_SPARE_BYTES (64u * BE__CACHE_SPARE_BLOCK)
 /* Retired entries that trigger a reclamation pass, or retired bytes (large
  * values are not left waiting), beyond what the last pass left. A pass
  * costs one membarrier (ebr.c): about 1 us on one thread, 15-40 us with a
@@ -184,12 +189,14 @@ struct be_cache {
   uint64_t left_bytes;
   uint64_t reclaim_passes; /* scans for readers so far (tests) */
   /* Spares: blocks of reclaimed entries nobody references any more, kept
-   * (at most
-   * BE__CACHE_SPARES_MAX, of up to BE__CACHE_SPARE_BLOCK bytes) for the next entries of the same block
-   * size, so a miss that evicts need not free one block and allocate
-   * another. Lists by block size, linked by next; under retire_lock. */
+   * (at most BE__CACHE_SPARES_MAX and BE__CACHE_SPARE_BYTES, each of up
+   * to BE__CACHE_SPARE_BLOCK bytes) for the next entries of the same
+   * block size, so a miss that evicts need not free one block and
+   * allocate another. Lists by block size, linked by next; under
+   * retire_lock. */
   struct be_cache_entry *spares[BE__CACHE_SPARE_LISTS];
   _Atomic uint32_t nspares;   /* all lists; read unlocked as a hint */
+  uint64_t spare_bytes;       /* their blocks' bytes */
   _Atomic int tables_retired; /* some table awaits reclamation */
   /* Lock-free hits per reader slot (ebr.h index), written only by that
    * slot's thread: no atomic read-modify-write on the hit path. */

@@ -73,6 +73,7 @@ entry *be__cache_spare_take(be_cache *c, size_t size) {
       atomic_store_explicit(&c->nspares, atomic_load_explicit(&c->nspares, memory_order_relaxed) - 1,
                             memory_order_relaxed);
       c->retired_bytes -= size;
+      c->spare_bytes -= size;
       break;
     }
   }
@@ -84,13 +85,14 @@ entry *be__cache_spare_take(be_cache *c, size_t size) {
  * the spares are full (the caller frees e). */
 static int spare_put_locked(be_cache *c, entry *e) {
   uint32_t n = atomic_load_explicit(&c->nspares, memory_order_relaxed);
-  if (n >= BE__CACHE_SPARES_MAX) return 0;
   size_t size = be__cache_entry_block(e);
+  if (n >= BE__CACHE_SPARES_MAX || c->spare_bytes + size > BE__CACHE_SPARE_BYTES) return 0;
   entry **l = spare_list(c, size);
   e->next = *l;
   *l = e;
   atomic_store_explicit(&c->nspares, n + 1, memory_order_relaxed);
   c->retired_bytes += size;
+  c->spare_bytes += size;
   return 1;
 }
 
@@ -108,6 +110,7 @@ void be__cache_spares_drop(be_cache *c) {
     }
   }
   atomic_store_explicit(&c->nspares, 0, memory_order_relaxed);
+  c->spare_bytes = 0;
   be__spinlock_unlock(&c->retire_lock);
   while (all) {
     entry *n = all->next;

@@ -817,6 +817,47 @@ START_TEST(evicted_blocks_are_reused_safely) {
 }
 END_TEST
 
+/* The kept blocks, counted through their lists. */
+static uint64_t spares_sum(be_cache *c, uint32_t *count) {
+  uint64_t bytes = 0;
+  *count = 0;
+  for (int i = 0; i < BE__CACHE_SPARE_LISTS; i++)
+    for (struct be_cache_entry *e = c->spares[i]; e; e = e->next) {
+      bytes += be__cache_entry_block(e);
+      (*count)++;
+    }
+  return bytes;
+}
+
+/* Kept blocks stay within both bounds: up to a reclamation batch of small
+ * ones (a full cache's misses reuse what the last pass reclaimed), and no
+ * more bytes than 64 of the largest. */
+START_TEST(kept_blocks_stay_within_count_and_bytes) {
+  for (int big = 0; big < 2; big++) {
+    be_cache *c = new_cache(NULL, 1, 8, 0, 0);
+    size_t vlen = big ? BE__CACHE_SPARE_BLOCK - BE__ENTRY_HDR - 8 : 16;
+    char *v = calloc(1, vlen);
+    ck_assert_ptr_nonnull(v);
+    for (int i = 0; i < 3 * (int)BE__CACHE_RECLAIM_BATCH; i++) {
+      char k[16];
+      snprintf(k, sizeof k, "k:%06d", i); /* 8 bytes: blocks of one size */
+      ck_assert_int_eq(be_cache_set(c, k, 8, v, vlen, 0, NULL), BE_OK);
+    }
+    be__cache_reclaim(c, 0); /* the rest: no reader is inside (stats would drop the spares) */
+    uint32_t n = 0;
+    uint64_t bytes = spares_sum(c, &n);
+    ck_assert_uint_eq(n, atomic_load(&c->nspares));
+    ck_assert_uint_eq(bytes, c->spare_bytes);
+    ck_assert_uint_le(n, BE__CACHE_SPARES_MAX);
+    ck_assert_uint_le(bytes, BE__CACHE_SPARE_BYTES);
+    if (big) ck_assert_uint_eq(n, 64);
+    else ck_assert_uint_gt(n, 64);
+    be_cache_free(c);
+    free(v);
+  }
+}
+END_TEST
+
 START_TEST(memory_accounting_is_exact) {
   use_counting_allocator();
   be_cache *c = new_cache(NULL, 4, 0, 0, 0);
@@ -2834,6 +2875,7 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, reader_slots_reused_lowest_index_first);
   tcase_add_test(tc, freed_tables_stop_reclamation_passes);
   tcase_add_test(tc, held_reader_does_not_make_every_retire_scan);
+  tcase_add_test(tc, kept_blocks_stay_within_count_and_bytes);
   tcase_add_test(tc, invalidate_during_prefix_registration);
   tcase_add_test(tc, single_flight_under_contention);
   tcase_add_test(tc, max_entries_is_global_issue_case);
