@@ -148,6 +148,8 @@ typedef struct be__cache_prefix {
  * writing a full cache spent more time there than in the writes. */
 #define BE__CACHE_RECLAIM_BATCH 256u
 #define BE__CACHE_RECLAIM_BYTES (256u << 10)
+/* Writes between two passes for a retired table a reader held back. */
+#define BE__CACHE_TABLE_RETRY 64u
 #define BE__CACHE_SPARE_SCAN 8     /* blocks a take looks at for its size */
 #define BE__CACHE_SPARE_BLOCK 2048 /* larger blocks are never kept */
 
@@ -182,9 +184,11 @@ struct be_cache {
   be__cache_table *retired_tables;                    /* newest first */
   uint32_t retired_count;
   uint64_t retired_bytes; /* their blocks and the spares', for be_cache_stats.memory_bytes */
-  /* What the last reclamation pass left (pinned by a reader, or retired
-   * meanwhile): the next pass waits for a batch more than that, so a
-   * reader held in its section does not make every retire scan again. */
+  /* The retired entries (count, bytes without the spares) when the last
+   * pass was claimed or ended: what it could not free (a reader held it
+   * back) or what was retired meanwhile. The next pass waits for a batch
+   * more than that, so a held reader does not make every retire scan
+   * again, and two threads do not both pass for one batch. */
   uint32_t left_count;
   uint64_t left_bytes;
   uint64_t reclaim_passes; /* scans for readers so far (tests) */
@@ -195,9 +199,10 @@ struct be_cache {
    * allocate another. Lists by block size, linked by next; under
    * retire_lock. */
   struct be_cache_entry *spares[BE__CACHE_SPARE_LISTS];
-  _Atomic uint32_t nspares;   /* all lists; read unlocked as a hint */
-  uint64_t spare_bytes;       /* their blocks' bytes */
-  _Atomic int tables_retired; /* some table awaits reclamation */
+  _Atomic uint32_t nspares;    /* all lists; read unlocked as a hint */
+  uint64_t spare_bytes;        /* their blocks' bytes */
+  _Atomic int tables_retired;  /* some table awaits reclamation */
+  _Atomic uint32_t table_skip; /* buries before the next pass for it */
   /* Lock-free hits per reader slot (ebr.h index), written only by that
    * slot's thread: no atomic read-modify-write on the hit path. */
   struct be__cache_stripe *stripes;

@@ -16,6 +16,17 @@
 
 typedef struct be_cache_entry entry;
 
+/* Bytes retired and not yet freed, tables included, spares not
+ * (retire_lock held). */
+static uint64_t retired_only(const be_cache *c) { return c->retired_bytes - c->spare_bytes; }
+
+/* The next pass waits for a batch beyond what is retired now (retire_lock
+ * held). */
+static void mark_left(be_cache *c) {
+  c->left_count = c->retired_count;
+  c->left_bytes = retired_only(c);
+}
+
 /* Queue the entries first..last (linked by next) whose table reference is
  * to be dropped. Takes the retire epoch after they were unlinked. */
 static void retire_entries(be_cache *c, entry *first, entry *last) {
@@ -34,11 +45,8 @@ static void retire_entries(be_cache *c, entry *first, entry *last) {
   c->retired_count += n;
   c->retired_bytes += bytes;
   int full = c->retired_count >= c->left_count + BE__CACHE_RECLAIM_BATCH ||
-             c->retired_bytes >= c->left_bytes + BE__CACHE_RECLAIM_BYTES;
-  if (full) { /* this batch is ours: another thread retiring meanwhile does not pass too */
-    c->left_count = c->retired_count;
-    c->left_bytes = c->retired_bytes;
-  }
+             retired_only(c) >= c->left_bytes + BE__CACHE_RECLAIM_BYTES;
+  if (full) mark_left(c); /* this batch is ours: another thread retiring meanwhile does not pass too */
   be__spinlock_unlock(&c->retire_lock);
   if (full) be__cache_reclaim(c, 0);
 }
@@ -52,6 +60,7 @@ void be__cache_retire_table(be_cache *c, be__cache_table *t) {
   /* Old tables add up to the new one's size: free them at the next bury
    * rather than waiting for BE__CACHE_RECLAIM_BATCH entries. */
   atomic_store_explicit(&c->tables_retired, 1, memory_order_relaxed);
+  atomic_store_explicit(&c->table_skip, 0, memory_order_relaxed); /* try at the next bury */
   be__spinlock_unlock(&c->retire_lock);
 }
 
@@ -196,8 +205,8 @@ void be__cache_reclaim(be_cache *c, int all) {
   /* After the pass: once the last table is freed, burying nothing stops
    * calling in here (and taking retire_lock) on every write. */
   if (c->retired_tables == NULL) atomic_store_explicit(&c->tables_retired, 0, memory_order_relaxed);
-  c->left_count = c->retired_count;
-  c->left_bytes = c->retired_bytes;
+  else atomic_store_explicit(&c->table_skip, BE__CACHE_TABLE_RETRY, memory_order_relaxed);
+  mark_left(c);
   if (!all) c->reclaim_passes++;
   be__spinlock_unlock(&c->retire_lock);
   release_dead(c, dead);
@@ -208,9 +217,20 @@ void be__cache_reclaim(be_cache *c, int all) {
   }
 }
 
+/* A retired table is tried at the next bury; one a reader held back,
+ * only every BE__CACHE_TABLE_RETRY buries after that, not on each write.
+ * Threads may race on the countdown: it is only a rate. */
+static int table_pass_due(be_cache *c) {
+  uint32_t n = atomic_load_explicit(&c->table_skip, memory_order_relaxed);
+  if (n == 0) return 1;
+  atomic_store_explicit(&c->table_skip, n - 1, memory_order_relaxed);
+  return 0;
+}
+
 void be__cache_bury(be_cache *c, entry *grave) {
   if (grave == NULL) {
-    if (atomic_load_explicit(&c->tables_retired, memory_order_relaxed)) be__cache_reclaim(c, 0);
+    if (atomic_load_explicit(&c->tables_retired, memory_order_relaxed) && table_pass_due(c))
+      be__cache_reclaim(c, 0);
     return;
   }
   /* The list is newest-first; reverse it so callbacks see removal order. */

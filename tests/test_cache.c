@@ -2356,31 +2356,76 @@ START_TEST(freed_tables_stop_reclamation_passes) {
 }
 END_TEST
 
-/* A reader held inside its section keeps every later retirement: a pass
- * frees nothing then, and the next must wait for another batch, or every
- * write after the first batch scans for readers again (one membarrier
- * each: 15-40 us with a second thread running on a VM). */
-START_TEST(held_reader_does_not_make_every_retire_scan) {
-  enum { BATCHES = 4 };
+/* Sets of new keys into c, a cache bounded at 8 entries: past the
+ * first 8 each evicts one. */
+static void set_keys(be_cache *c, int from, int n) {
+  for (int i = from; i < from + n; i++) {
+    char k[16];
+    int kl = snprintf(k, sizeof k, "key%d", i);
+    ck_assert_int_eq(be_cache_set(c, k, (size_t)kl, "v", 1, 0, NULL), BE_OK);
+  }
+}
+
+/* One reclamation pass per batch of retirements: with no reader inside
+ * each pass frees its batch (and what was retired meanwhile is counted
+ * towards the next), so memory stays bounded. A reader held inside its
+ * section keeps every later retirement: a pass frees nothing then, and
+ * the next must still wait for another batch, or every write after the
+ * first batch scans for readers again (one membarrier each: 15-40 us
+ * with a second thread running on a VM). */
+START_TEST(one_reclamation_pass_per_batch) {
+  enum { BATCHES = 4,
+         B = (int)BE__CACHE_RECLAIM_BATCH };
   be_cache *c = new_cache(NULL, 1, 8, 0, 0);
+  set_keys(c, 0, 8);
+  uint64_t passes0 = c->reclaim_passes;
+  set_keys(c, 8, BATCHES * B);
+  ck_assert_uint_eq(c->reclaim_passes - passes0, BATCHES);
+  ck_assert_uint_lt(c->retired_count, BE__CACHE_RECLAIM_BATCH);
+  uint32_t left = c->retired_count;
+
   ebr_arg a;
   atomic_init(&a.phase, 0);
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, ebr_reader_thread, &a), 0);
   while (atomic_load(&a.phase) != 1) sched_yield();
-  uint64_t passes0 = c->reclaim_passes;
-  for (int i = 0; i < 8 + BATCHES * (int)BE__CACHE_RECLAIM_BATCH; i++) { /* each evicts one */
-    char k[16];
-    int kl = snprintf(k, sizeof k, "key%d", i);
-    ck_assert_int_eq(be_cache_set(c, k, (size_t)kl, "v", 1, 0, NULL), BE_OK);
-  }
-  ck_assert_uint_eq(c->retired_count, BATCHES * BE__CACHE_RECLAIM_BATCH); /* all held back */
+  passes0 = c->reclaim_passes;
+  set_keys(c, 8 + BATCHES * B, BATCHES * B);
+  ck_assert_uint_eq(c->retired_count, left + BATCHES * BE__CACHE_RECLAIM_BATCH); /* all held back */
   ck_assert_uint_eq(c->reclaim_passes - passes0, BATCHES);
   atomic_store(&a.phase, 2);
   while (atomic_load(&a.phase) != 3) sched_yield();
   pthread_join(t, NULL);
   stats_of(c); /* the reader left: everything goes */
   ck_assert_uint_eq(c->retired_count, 0);
+  be_cache_free(c);
+}
+END_TEST
+
+/* A retired table a reader holds back is tried again every
+ * BE__CACHE_TABLE_RETRY writes, not on every write (each try is a scan
+ * for readers and a membarrier). */
+START_TEST(held_reader_table_is_retried_at_a_rate) {
+  enum { WRITES = 4 * (int)BE__CACHE_TABLE_RETRY };
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  ebr_arg a;
+  atomic_init(&a.phase, 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, ebr_reader_thread, &a), 0);
+  while (atomic_load(&a.phase) != 1) sched_yield();
+  set_keys(c, 0, 40); /* the table grows: the old ones wait for the reader */
+  ck_assert_ptr_nonnull(c->retired_tables);
+  uint64_t passes0 = c->reclaim_passes;
+  for (int i = 0; i < WRITES; i++) /* writes that bury nothing: deletes of absent keys */
+    ck_assert_int_eq(be_cache_delete(c, "absent", 6, NULL), BE_E_NOT_FOUND);
+  uint64_t passes = c->reclaim_passes - passes0;
+  ck_assert_uint_ge(passes, 3);
+  ck_assert_uint_le(passes, 5);
+  atomic_store(&a.phase, 2);
+  while (atomic_load(&a.phase) != 3) sched_yield();
+  pthread_join(t, NULL);
+  stats_of(c); /* the reader left: the tables go */
+  ck_assert_ptr_null(c->retired_tables);
   be_cache_free(c);
 }
 END_TEST
@@ -2874,7 +2919,8 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, thread_exit_gives_its_reader_slot_back_for_good);
   tcase_add_test(tc, reader_slots_reused_lowest_index_first);
   tcase_add_test(tc, freed_tables_stop_reclamation_passes);
-  tcase_add_test(tc, held_reader_does_not_make_every_retire_scan);
+  tcase_add_test(tc, one_reclamation_pass_per_batch);
+  tcase_add_test(tc, held_reader_table_is_retried_at_a_rate);
   tcase_add_test(tc, kept_blocks_stay_within_count_and_bytes);
   tcase_add_test(tc, invalidate_during_prefix_registration);
   tcase_add_test(tc, single_flight_under_contention);
