@@ -134,13 +134,6 @@ typedef struct be__cache_prefix {
   _Atomic int ready;            /* every entry stored before registration is marked */
 } be__cache_prefix;
 
-#define BE__CACHE_SPARE_LISTS 16 /* spare lists, by block size */
-/* Spare blocks kept at most: one reclamation batch, so a full cache's
- * misses reuse what the last pass reclaimed instead of freeing it and
- * allocating again; and at most this many bytes, as when 64 of the
- * largest blocks were kept. */
-#define BE__CACHE_SPARES_MAX BE__CACHE_RECLAIM_BATCH
-#define BE__CACHE_SPARE_BYTES (64u * BE__CACHE_SPARE_BLOCK)
 /* Retired entries that trigger a reclamation pass, or retired bytes (large
  * values are not left waiting), beyond what the last pass left. A pass
  * costs one membarrier (ebr.c): about 1 us on one thread, 15-40 us with a
@@ -150,8 +143,15 @@ typedef struct be__cache_prefix {
 #define BE__CACHE_RECLAIM_BYTES (256u << 10)
 /* Writes between two passes for a retired table a reader held back. */
 #define BE__CACHE_TABLE_RETRY 64u
+#define BE__CACHE_SPARE_LISTS 16   /* spare lists, by block size */
 #define BE__CACHE_SPARE_SCAN 8     /* blocks a take looks at for its size */
 #define BE__CACHE_SPARE_BLOCK 2048 /* larger blocks are never kept */
+/* Spare blocks kept at most: one reclamation batch, so a full cache's
+ * misses reuse what the last pass reclaimed instead of freeing it and
+ * allocating again; and at most this many bytes, as when 64 of the
+ * largest blocks were kept. */
+#define BE__CACHE_SPARES_MAX BE__CACHE_RECLAIM_BATCH
+#define BE__CACHE_SPARE_BYTES (64u * BE__CACHE_SPARE_BLOCK)
 
 #define BE__CACHE_STRIPES 64
 struct be__cache_stripe {

@@ -13,7 +13,6 @@
 #include "cache_internal.h"
 #include "ebr.h"
 
-
 typedef struct be_cache_entry entry;
 
 /* Bytes retired and not yet freed, tables included, spares not

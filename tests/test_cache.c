@@ -2205,20 +2205,40 @@ static void *ebr_reader_thread(void *p) {
   return NULL;
 }
 
+/* Start a reader thread and wait until it is inside its section. */
+static void hold_reader(ebr_arg *a, pthread_t *t) {
+  atomic_init(&a->phase, 0);
+  ck_assert_int_eq(pthread_create(t, NULL, ebr_reader_thread, a), 0);
+  while (atomic_load(&a->phase) != 1) sched_yield();
+}
+
+/* Let the reader of hold_reader() leave its section and end. */
+static void release_reader(ebr_arg *a, pthread_t t) {
+  atomic_store(&a->phase, 2);
+  while (atomic_load(&a->phase) != 3) sched_yield();
+  pthread_join(t, NULL);
+}
+
+/* Sets of new keys "key<i>" for i in [from, from + n); in a cache
+ * bounded at 8 entries, past the first 8 each evicts one. */
+static void set_keys(be_cache *c, int from, int n) {
+  for (int i = from; i < from + n; i++) {
+    char k[16];
+    int kl = snprintf(k, sizeof k, "key%d", i);
+    ck_assert_int_eq(be_cache_set(c, k, (size_t)kl, "v", 1, 0, NULL), BE_OK);
+  }
+}
+
 START_TEST(ebr_reader_holds_back_later_retirements) {
   ebr_arg a;
-  atomic_init(&a.phase, 0);
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, ebr_reader_thread, &a), 0);
-  while (atomic_load(&a.phase) != 1) sched_yield();
+  hold_reader(&a, &t);
   uint64_t retired = be__ebr_retire_epoch(); /* unlinked while the reader is inside */
   ck_assert_uint_gt(retired, a.entered_at);
   uint64_t oldest = be__ebr_oldest_reader();
   ck_assert_uint_le(oldest, a.entered_at); /* other suites' readers may be older still */
   ck_assert_uint_lt(oldest, retired);      /* so not yet safe to free */
-  atomic_store(&a.phase, 2);
-  while (atomic_load(&a.phase) != 3) sched_yield();
-  pthread_join(t, NULL);
+  release_reader(&a, t);
   ck_assert_uint_ge(be__ebr_oldest_reader(), retired); /* now it is */
 }
 END_TEST
@@ -2343,28 +2363,14 @@ END_TEST
  * retire lock for nothing. */
 START_TEST(freed_tables_stop_reclamation_passes) {
   be_cache *c = new_cache(NULL, 1, 0, 0, 0);
-  for (int i = 0; i < 40; i++) { /* the table grows twice */
-    char k[16];
-    int kl = snprintf(k, sizeof k, "key%d", i);
-    ck_assert_int_eq(be_cache_set(c, k, (size_t)kl, "v", 1, 0, NULL), BE_OK);
-  }
-  stats_of(c); /* reclaims: no reader is inside */
+  set_keys(c, 0, 40); /* the table grows twice */
+  stats_of(c);        /* reclaims: no reader is inside */
   ck_assert_ptr_null(c->retired_tables);
   int flag = atomic_load(&c->tables_retired);
   ck_assert_int_eq(flag, 0);
   be_cache_free(c);
 }
 END_TEST
-
-/* Sets of new keys into c, a cache bounded at 8 entries: past the
- * first 8 each evicts one. */
-static void set_keys(be_cache *c, int from, int n) {
-  for (int i = from; i < from + n; i++) {
-    char k[16];
-    int kl = snprintf(k, sizeof k, "key%d", i);
-    ck_assert_int_eq(be_cache_set(c, k, (size_t)kl, "v", 1, 0, NULL), BE_OK);
-  }
-}
 
 /* One reclamation pass per batch of retirements: with no reader inside
  * each pass frees its batch (and what was retired meanwhile is counted
@@ -2385,17 +2391,13 @@ START_TEST(one_reclamation_pass_per_batch) {
   uint32_t left = c->retired_count;
 
   ebr_arg a;
-  atomic_init(&a.phase, 0);
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, ebr_reader_thread, &a), 0);
-  while (atomic_load(&a.phase) != 1) sched_yield();
+  hold_reader(&a, &t);
   passes0 = c->reclaim_passes;
   set_keys(c, 8 + BATCHES * B, BATCHES * B);
   ck_assert_uint_eq(c->retired_count, left + BATCHES * BE__CACHE_RECLAIM_BATCH); /* all held back */
   ck_assert_uint_eq(c->reclaim_passes - passes0, BATCHES);
-  atomic_store(&a.phase, 2);
-  while (atomic_load(&a.phase) != 3) sched_yield();
-  pthread_join(t, NULL);
+  release_reader(&a, t);
   stats_of(c); /* the reader left: everything goes */
   ck_assert_uint_eq(c->retired_count, 0);
   be_cache_free(c);
@@ -2409,10 +2411,8 @@ START_TEST(held_reader_table_is_retried_at_a_rate) {
   enum { WRITES = 4 * (int)BE__CACHE_TABLE_RETRY };
   be_cache *c = new_cache(NULL, 1, 0, 0, 0);
   ebr_arg a;
-  atomic_init(&a.phase, 0);
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, ebr_reader_thread, &a), 0);
-  while (atomic_load(&a.phase) != 1) sched_yield();
+  hold_reader(&a, &t);
   set_keys(c, 0, 40); /* the table grows: the old ones wait for the reader */
   ck_assert_ptr_nonnull(c->retired_tables);
   uint64_t passes0 = c->reclaim_passes;
@@ -2421,9 +2421,7 @@ START_TEST(held_reader_table_is_retried_at_a_rate) {
   uint64_t passes = c->reclaim_passes - passes0;
   ck_assert_uint_ge(passes, 3);
   ck_assert_uint_le(passes, 5);
-  atomic_store(&a.phase, 2);
-  while (atomic_load(&a.phase) != 3) sched_yield();
-  pthread_join(t, NULL);
+  release_reader(&a, t);
   stats_of(c); /* the reader left: the tables go */
   ck_assert_ptr_null(c->retired_tables);
   be_cache_free(c);
