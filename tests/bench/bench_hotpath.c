@@ -52,6 +52,21 @@
  * one side untimed, for valgrind --tool=callgrind --toggle-collect=<op>
  * (the op functions are named lib_<row> / raw_<row>).
  *
+ * Diagnostics for the two-thread rows (both change what both sides run
+ * on, so the ratios stay fair; the lines then carry the setting):
+ *   --hold-read-lock  a connection of the bench's own keeps a read
+ *             transaction open while the read rows run. SQLite takes a
+ *             WAL read lock with fcntl() only when no other connection of
+ *             the process holds it, so two threads whose reads overlap
+ *             make few of those system calls and two that alternate make
+ *             two per read: a run settles in one or the other and its
+ *             time per get doubles or halves (on a 2-core VM, 14,000 to
+ *             200,000 fcntl calls per 200,000 gets). Held, no get makes
+ *             one, and what is left is the library's own cost.
+ *   --sqlite-memstatus 0|1  SQLITE_CONFIG_MEMSTATUS before SQLite starts:
+ *             0 takes away SQLite's global memory-statistics mutex, which
+ *             every sqlite3_malloc and sqlite3_free of both threads takes.
+ *
  * Output: one JSON line per row and size (and per thread count), then
  * one line per read and size comparing its ratio with the ratio at the
  * first size.
@@ -1118,6 +1133,9 @@ typedef struct result {
 
 #define MAX_RESULTS 64
 static result results[MAX_RESULTS];
+
+/* The settings a run was made with, appended to each row's line. */
+static char run_tags[96];
 static int nresults;
 
 /* The JSON line of lib mode m against raw mode r; returns its median
@@ -1138,9 +1156,9 @@ static double report(const char *row, const mode *m, const mode *r, const run_cf
     snprintf(goal, sizeof goal, "\"target_min\":%.2f,\"met\":%s", target, med >= target ? "true" : "false");
   printf("{\"bench\":\"hotpath\",\"row\":\"%s\",\"users\":%lld,\"threads\":%d,\"rounds\":%d,"
          "\"lib_ns_per_op\":%.0f,\"raw_ns_per_op\":%.0f,\"ratio\":%.3f,\"ratio_min\":%.3f,"
-         "\"ratio_max\":%.3f,%s%s}\n",
+         "\"ratio_max\":%.3f,%s%s%s}\n",
          row, (long long)users, cfg->threads, cfg->rounds, 1e9 / lr * cfg->threads,
-         1e9 / rr * cfg->threads, med, lo, hi, goal, extra ? extra : "");
+         1e9 / rr * cfg->threads, med, lo, hi, goal, extra ? extra : "", run_tags);
   fflush(stdout);
   if (nresults < MAX_RESULTS)
     results[nresults++] = (result){row, users, cfg->threads, med, lo, hi, lr, rr};
@@ -1382,6 +1400,27 @@ static void row_bulk(env *e, const run_cfg *base) {
 
 /* ---- profiling: N operations of one side, untimed ---- */
 
+/* --hold-read-lock: a read transaction kept open on a connection of its
+ * own (see the top of this file). */
+typedef struct holder {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+} holder;
+
+static void hold_open(holder *h, const env *e, int on) {
+  h->db = NULL;
+  h->st = NULL;
+  if (!on) return;
+  h->db = raw_open(e->path);
+  h->st = raw_prep(h->db, "SELECT id FROM posts");
+  if (sqlite3_step(h->st) != SQLITE_ROW) die("hold the read lock", 0, NULL);
+}
+
+static void hold_close(holder *h) {
+  sqlite3_finalize(h->st); /* NULL: a no-op */
+  sqlite3_close(h->db);
+}
+
 static int profile(env *e, const char *row, const char *side, long ops) {
   int lib = strcmp(side, "raw") != 0;
   if (strcmp(row, "contention") == 0) return profile_contention(e, side, ops);
@@ -1455,6 +1494,11 @@ static void usage(FILE *f) {
           "                     conn_no_stats, conn_stats_each_thread,\n"
           "                     conn_stats_shared (--ops gets on each of 2 threads)\n"
           "  --ops N            operations --profile runs [1000]\n"
+          "  --hold-read-lock   keep a read transaction open on a connection of its\n"
+          "                     own while the reads run: no get takes the WAL read\n"
+          "                     lock through fcntl (a diagnostic of the 2-thread rows)\n"
+          "  --sqlite-memstatus 0|1\n"
+          "                     SQLITE_CONFIG_MEMSTATUS for the process [SQLite's: 1]\n"
           "  --help             this text\n"
           "Prints JSON lines: per row, size and thread count the median of the per-round\n"
           "ratios lib/raw (operations per second), then the ratio at each size against\n"
@@ -1471,6 +1515,8 @@ typedef struct args {
   long ops;
   run_cfg cfg;
   int max_threads;
+  int hold_read_lock;
+  int memstatus; /* -1: SQLite's default */
 } args;
 
 static int parse_sizes(args *a, const char *s) {
@@ -1488,8 +1534,8 @@ static int parse_sizes(args *a, const char *s) {
 
 static int parse_args(args *a, int argc, char **argv) {
   static const struct option opts[] = {
-    {"users", required_argument, NULL, 'u'}, {"rows", required_argument, NULL, 'r'}, {"rounds", required_argument, NULL, 'n'}, {"slice", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'}, {"cache-dir", required_argument, NULL, 'd'}, {"profile", required_argument, NULL, 'p'}, {"side", required_argument, NULL, 'S'}, {"ops", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-  *a = (args){{10000}, 1, "get,batch,cache,user_get,bulk", NULL, NULL, "lib", 1000, {7, 0.15, 1, 1}, 2};
+    {"users", required_argument, NULL, 'u'}, {"rows", required_argument, NULL, 'r'}, {"rounds", required_argument, NULL, 'n'}, {"slice", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'}, {"cache-dir", required_argument, NULL, 'd'}, {"profile", required_argument, NULL, 'p'}, {"side", required_argument, NULL, 'S'}, {"ops", required_argument, NULL, 'o'}, {"hold-read-lock", no_argument, NULL, 'H'}, {"sqlite-memstatus", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  *a = (args){{10000}, 1, "get,batch,cache,user_get,bulk", NULL, NULL, "lib", 1000, {7, 0.15, 1, 1}, 2, 0, -1};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
@@ -1504,6 +1550,11 @@ static int parse_args(args *a, int argc, char **argv) {
       case 'p': a->profile = optarg; break;
       case 'S': a->side = optarg; break;
       case 'o': a->ops = atol(optarg); break;
+      case 'H': a->hold_read_lock = 1; break;
+      case 'M':
+        if (strcmp(optarg, "0") != 0 && strcmp(optarg, "1") != 0) return 0;
+        a->memstatus = optarg[0] - '0';
+        break;
       case 'h': usage(stdout); exit(0);
       default: return 0;
     }
@@ -1544,6 +1595,11 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  if (a.memstatus >= 0 && sqlite3_config(SQLITE_CONFIG_MEMSTATUS, a.memstatus) != SQLITE_OK)
+    die("sqlite3_config(SQLITE_CONFIG_MEMSTATUS)", 0, NULL);
+  snprintf(run_tags, sizeof run_tags, "%s%s", a.hold_read_lock ? ",\"read_lock_held\":true" : "",
+           a.memstatus < 0 ? "" : a.memstatus ? ",\"sqlite_memstatus\":1"
+                                              : ",\"sqlite_memstatus\":0");
   be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL);
   char tmp[] = "/tmp/bench_hotpath.XXXXXX";
   const char *dir = a.cache_dir;
@@ -1552,9 +1608,13 @@ int main(int argc, char **argv) {
   int rc = 0;
   for (int s = 0; s < a.nsizes; s++) {
     env e;
+    holder h;
     env_open(&e, dir, a.sizes[s]);
+    /* never over bulk: it writes, and a held snapshot would keep its WAL */
+    hold_open(&h, &e, a.hold_read_lock && !(a.profile && strcmp(a.profile, "bulk") == 0));
     if (a.profile) {
       rc = profile(&e, a.profile, a.side, a.ops);
+      hold_close(&h);
       env_close(&e);
       break;
     }
@@ -1563,6 +1623,7 @@ int main(int argc, char **argv) {
     if (wants(a.rows, "batch")) row_batch(&e, &a.cfg);
     if (wants(a.rows, "cache")) row_cache(&e, &a.cfg);
     if (wants(a.rows, "user_get")) row_user_get(&e, &a.cfg);
+    hold_close(&h);
     if (s == 0 && wants(a.rows, "bulk")) row_bulk(&e, &a.cfg);
     env_close(&e);
   }
