@@ -745,6 +745,12 @@ static int sq_status(void *conn, int32_t what, int64_t *out_value, int64_t *out_
     case BE_DRIVER_STATUS_JOURNAL_MODE: return sq_journal_mode(c->db, text, cap, err);
     case BE_DRIVER_STATUS_MEMORY_USED:
       sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hw, 0);
+      /* c itself is SQLite's memory: none counted means the host turned
+       * the statistics off (SQLITE_CONFIG_MEMSTATUS), not that none is
+       * used; the peak is then stale (from before) or 0 */
+      if (cur == 0)
+        return be__error_set(err, BE_E_UNSUPPORTED,
+                             "sqlite: memory statistics are off (SQLITE_CONFIG_MEMSTATUS)");
       *out_value = cur;
       *out_hw = hw;
       return BE_OK;

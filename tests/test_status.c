@@ -9,6 +9,7 @@
 #include <backend/backend.h>
 #include <backend/fault.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 
@@ -667,6 +668,38 @@ START_TEST(memory_figures_are_plausible) {
 }
 END_TEST
 
+/* A host may turn SQLite's memory statistics off (they cost a global
+ * mutex per allocation): SQLite then counts nothing, and the report says
+ * unknown rather than 0 bytes. SQLite reads the setting when it starts,
+ * so the test restarts it, with no connection open, both ways. */
+static void restart_sqlite(int memstatus) {
+  ck_assert_int_eq(sqlite3_shutdown(), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_config(SQLITE_CONFIG_MEMSTATUS, memstatus), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_initialize(), SQLITE_OK);
+}
+
+START_TEST(memory_of_sqlite_is_unknown_when_it_keeps_no_statistics) {
+  restart_sqlite(0);
+  be_app *app = svc_app_ex(NULL, NULL, 4);
+  be_app_memory m = BE_APP_MEMORY_INIT;
+  ck_assert_int_eq(be_app_memory_get(&m, app, NULL), BE_OK);
+  ck_assert_int_eq(m.db_memory_used, -1);
+  ck_assert_int_eq(m.db_memory_highwater, -1);
+  ck_assert_int_gt(m.conn_cache_bytes, 0); /* per connection: still counted */
+  ck_assert_int_gt(m.cache_bytes, 0);
+  char *json = NULL;
+  ck_assert_int_eq(be_app_memory_json(&json, NULL, app, NULL), BE_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"db_memory_used\":-1"));
+  be_free(json);
+  be_app_free(app);
+  restart_sqlite(1);
+  app = svc_app_ex(NULL, NULL, 4);
+  ck_assert_int_eq(be_app_memory_get(&m, app, NULL), BE_OK);
+  ck_assert_int_gt(m.db_memory_used, 0);
+  be_app_free(app);
+}
+END_TEST
+
 /* ---- export ---- */
 
 START_TEST(prometheus_and_json_exports) {
@@ -812,6 +845,7 @@ static Suite *status_suite(void) {
   tcase_add_test(tc, invalidation_not_applicable_on_sqlite);
   tcase_add_test(tc, status_version_1_is_filled_to_its_end);
   tcase_add_test(tc, memory_figures_are_plausible);
+  tcase_add_test(tc, memory_of_sqlite_is_unknown_when_it_keeps_no_statistics);
   tcase_add_test(tc, prometheus_and_json_exports);
   tcase_add_test(tc, prometheus_escapes_label_values);
   tcase_add_test(tc, exports_refuse_null_arguments);

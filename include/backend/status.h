@@ -188,7 +188,8 @@ typedef struct be_app_memory {
   int64_t stmt_stats_bytes;     /**< statement statistics (be_stmt_stats_memory_bytes) */
   int64_t incidents_bytes;      /**< the incident log */
   int64_t db_memory_used;       /**< the database engine's allocations in this process
-                                       (SQLite: sqlite3_status MEMORY_USED) */
+                                       (SQLite: sqlite3_status MEMORY_USED; -1 when the
+                                       host turned SQLITE_CONFIG_MEMSTATUS off) */
   int64_t db_memory_highwater;  /**< their peak */
   int64_t conn_cache_bytes;     /**< page cache of one pooled connection (SQLITE_DBSTATUS_CACHE_USED) */
   int64_t conn_stmt_bytes;      /**< prepared statements of one pooled connection (STMT_USED) */
