@@ -3,6 +3,7 @@
 #include <backend/error.h>
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,27 @@ static be_allocator current = {BE_ALLOCATOR_VERSION, std_malloc, std_realloc,
 int be_allocator_init(be_allocator *a, uint32_t version) {
   static const be_allocator defaults = BE_ALLOCATOR_INIT;
   return be__versioned_init(a, sizeof *a, &defaults, version, BE_ALLOCATOR_VERSION);
+}
+
+/* ---- memory on lines of its own (alloc.h) ---- */
+
+void *be__calloc_lines(size_t size) {
+  if (size > SIZE_MAX - 2 * BE__LINE) return NULL;
+  size_t rounded = (size + BE__LINE - 1) & ~(size_t)(BE__LINE - 1);
+  char *raw = be__malloc(rounded + BE__LINE);
+  if (raw == NULL) return NULL;
+  /* room before p for raw: malloc aligns to at least sizeof(void *) */
+  char *p = (char *)(((uintptr_t)raw + sizeof(void *) + BE__LINE - 1) & ~(uintptr_t)(BE__LINE - 1));
+  memcpy(p - sizeof raw, &raw, sizeof raw);
+  memset(p, 0, rounded);
+  return p;
+}
+
+void be__free_lines(void *p) {
+  if (p == NULL) return;
+  void *raw;
+  memcpy(&raw, (char *)p - sizeof raw, sizeof raw);
+  be__free(raw);
 }
 
 /* ---- blocks kept for the next result (alloc.h) ---- */

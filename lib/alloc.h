@@ -13,6 +13,17 @@ void *be__realloc(void *ptr, size_t size);
 void be__free(void *ptr);
 char *be__strdup(const char *s);
 
+/* Zeroed memory on lines of its own: it starts on a BE__LINE boundary and
+ * no other allocation shares its last line. For an object its thread
+ * writes on every call (a connection, a statement): next to another
+ * thread's memory, or to SQLite's that another thread reads under a lock,
+ * each of those writes would take the line from the other core. BE__LINE
+ * is two 64-byte lines, which adjacent-line prefetchers fetch together.
+ * Through be__malloc (the host's allocator); free with be__free_lines. */
+#define BE__LINE 128
+void *be__calloc_lines(size_t size);
+void be__free_lines(void *p);
+
 /* Memory of results of many rows (be_rows) comes in blocks of
  * BE__BLOCK_SIZE bytes. Freed, up to a few of them are kept for the next
  * result while the allocator is the default one: given back to malloc,

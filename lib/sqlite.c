@@ -317,7 +317,7 @@ static int open_conn(void **out, const char *dsn, const sq_config *cfg, int exis
   if (existing) flags &= ~SQLITE_OPEN_CREATE;
   flags |= SQLITE_OPEN_URI;
   if (!(flags & SQLITE_OPEN_FULLMUTEX)) flags |= SQLITE_OPEN_NOMUTEX;
-  sq_conn *c = be__calloc(1, sizeof *c);
+  sq_conn *c = be__calloc_lines(sizeof *c);
   if (c == NULL) return be__error_oom(err);
   int rc = sqlite3_open_v2(dsn, &c->db, flags, NULL);
   int r = BE_OK;
@@ -331,7 +331,7 @@ static int open_conn(void **out, const char *dsn, const sq_config *cfg, int exis
   }
   if (r != BE_OK) {
     sqlite3_close(c->db);
-    be__free(c);
+    be__free_lines(c);
     return r;
   }
   *out = c;
@@ -353,7 +353,7 @@ static void sq_close(void *conn) {
   /* close_v2: statements a caller still holds keep the handle alive as a
    * zombie instead of failing the close */
   sqlite3_close_v2(c->db);
-  be__free(c);
+  be__free_lines(c);
 }
 
 /* ---- statements ---- */

@@ -275,7 +275,7 @@ static void texts_free(be_stmt *s);
 static void stmt_destroy(be_stmt *s) {
   s->conn->drv->finalize(s->native);
   texts_free(s);
-  be__free(s);
+  be__free_lines(s);
 }
 
 /* Drop every idle cached statement; held ones leave the cache and are
@@ -540,7 +540,7 @@ static int conn_open(be_conn **out, const be_driver *driver, const char *dsn, in
   if (missing)
     return be__error_set(err, BE_E_MISUSE, "driver table has no %s function", missing);
 
-  be_conn *c = be__calloc(1, sizeof *c);
+  be_conn *c = be__calloc_lines(sizeof *c);
   if (c == NULL) return be__error_oom(err);
   c->drv = driver;
   c->reset_keep = be__sqlite_reset_keep_fn(driver);
@@ -549,7 +549,7 @@ static int conn_open(be_conn **out, const be_driver *driver, const char *dsn, in
   c->nbuckets = buckets_for(c->cap);
   c->buckets = be__calloc(c->nbuckets, sizeof *c->buckets);
   if (c->buckets == NULL) {
-    be__free(c);
+    be__free_lines(c);
     return be__error_oom(err);
   }
 
@@ -559,7 +559,7 @@ static int conn_open(be_conn **out, const be_driver *driver, const char *dsn, in
   int rc = open(&c->native, dsn, driver->driver_data, err ? &cause : NULL);
   if (rc != BE_OK) {
     be__free(c->buckets);
-    be__free(c);
+    be__free_lines(c);
     if (open_code_kept(rc)) return err ? be__error_give(err, cause) : rc;
     return be__error_wrap(err, BE_E_DB_UNREACHABLE, cause, "could not open a %s connection: %s",
                           driver->name ? driver->name : "database",
@@ -592,7 +592,7 @@ void be_conn_close(be_conn *c) {
   if (!c->broken && c->drv->in_transaction(c->native)) c->drv->rollback(c->native, NULL);
   c->drv->close(c->native);
   be__free(c->buckets);
-  be__free(c);
+  be__free_lines(c);
 }
 
 const be_driver *be_conn_driver(const be_conn *c) { return c ? c->drv : NULL; }
@@ -672,12 +672,11 @@ static int prepare_new(be_stmt **out, be_conn *c, const char *sql, size_t len, u
   void *native = NULL;
   int rc = c->drv->prepare(c->native, &native, sql, len, err);
   if (rc != BE_OK) return note(c, rc);
-  be_stmt *s = be__malloc(sizeof *s + len + 1);
+  be_stmt *s = be__calloc_lines(sizeof *s + len + 1);
   if (s == NULL) {
     c->drv->finalize(native);
     return be__error_oom(err);
   }
-  memset(s, 0, sizeof *s);
   s->conn = c;
   s->native = native;
   s->hash = h;

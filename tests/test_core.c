@@ -2,7 +2,11 @@
 /* Core utilities: version, allocator hooks, clocks, logging. */
 #include "testutil.h"
 
+#include "alloc.h" /* be__calloc_lines */
+
 #include <pthread.h>
+#include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 START_TEST(version_matches_headers) {
@@ -37,6 +41,36 @@ START_TEST(allocator_hooks_route_and_fail) {
   be_clock *c = NULL;
   ck_assert_int_eq(be_clock_fake_new(&c, 0, 0, NULL), BE_E_NOMEM);
   ck_assert_ptr_null(c);
+  tu_alloc_restore();
+}
+END_TEST
+
+/* Memory for objects a thread writes on every call: on a line boundary,
+ * zeroed, through the host's allocator, and all of its last line its own
+ * (writing the whole rounded size is in bounds for ASan and valgrind, and
+ * touches nothing of the next allocation). */
+START_TEST(line_allocations_own_their_lines) {
+  tu_alloc_install(0);
+  for (size_t size = 1; size <= 3 * BE__LINE + 1; size += 37) {
+    size_t rounded = (size + BE__LINE - 1) / BE__LINE * BE__LINE;
+    unsigned char *a = be__calloc_lines(size), *b = be__calloc_lines(size);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq((uintptr_t)a % BE__LINE, 0);
+    ck_assert_uint_eq((uintptr_t)b % BE__LINE, 0);
+    for (size_t i = 0; i < rounded; i++) ck_assert_uint_eq(a[i] | b[i], 0);
+    memset(a, 0xAB, rounded);
+    memset(b, 0xCD, rounded);
+    for (size_t i = 0; i < rounded; i++) ck_assert_uint_eq(a[i], 0xAB);
+    be__free_lines(a);
+    be__free_lines(b);
+  }
+  ck_assert_int_gt(atomic_load(&tu_alloc_count), 0); /* the host's allocator */
+  ck_assert_int_eq(atomic_load(&tu_alloc_live), 0);
+  be__free_lines(NULL);
+  ck_assert_ptr_null(be__calloc_lines(SIZE_MAX - BE__LINE)); /* would overflow */
+  tu_alloc_install(1);
+  ck_assert_ptr_null(be__calloc_lines(8));
   tu_alloc_restore();
 }
 END_TEST
@@ -186,6 +220,7 @@ Suite *core_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, version_matches_headers);
   tcase_add_test(tc, allocator_hooks_route_and_fail);
+  tcase_add_test(tc, line_allocations_own_their_lines);
   tcase_add_test(tc, fake_clock_moves_only_when_told);
   tcase_add_test(tc, fake_clock_is_thread_safe);
   tcase_add_test(tc, system_and_custom_clocks);
