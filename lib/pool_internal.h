@@ -119,7 +119,7 @@ enum { BE__GRANT_NONE,
 
 /* Each slot on cache lines of its own: threads working their parked
  * slots without the lock write no line another one writes. */
-#define BE__POOL_SLOT_ALIGN 64
+#define BE__POOL_SLOT_ALIGN 128
 
 typedef struct be__pool_slot {
   _Alignas(BE__POOL_SLOT_ALIGN) be_conn *conn;

@@ -33,7 +33,7 @@
 
 #define SQL_MAX 512 /* normalized text kept per statement ("..." marks a cut) */
 #define STRIPES 4   /* counters per statement, one per thread stripe */
-#define LINE 64     /* bytes of a cache line: stripes never share one */
+#define LINE 128    /* bytes of a line pair: stripes never share one */
 #define HIST_BITS 3 /* compact histograms: quantiles within 1/16 (6.25 %) */
 static const char overflow_sql[] = "(other statements)";
 

@@ -14,10 +14,10 @@
  *
  * Bounded: at most `max_statements` distinct statements are tracked. All
  * their memory is allocated by be_stmt_stats_new(), so recording never
- * allocates and never fails: per statement about 4.5 KiB (512 bytes of
+ * allocates and never fails: per statement about 5 KiB (512 bytes of
  * normalized text, longer texts cut with "...", and a compact latency
  * histogram whose quantiles are within 1/16 = 6.25 % of the exact ones;
- * about 900 KiB for the default 200). Past the bound, new
+ * about 1 MiB for the default 200). Past the bound, new
  * statements are counted together under the one entry whose sql is
  * "(other statements)" (so the totals stay right) and
  * be_stmt_stats_overflow() counts their calls. be_stmt_stats_reset() zeroes
