@@ -35,12 +35,14 @@ int be_allocator_init(be_allocator *a, uint32_t version) {
 /* ---- memory on lines of its own (alloc.h) ---- */
 
 void *be__calloc_lines(size_t size) {
-  if (size > SIZE_MAX - 2 * BE__LINE) return NULL;
+  if (size > SIZE_MAX - 2 * BE__LINE - sizeof(void *)) return NULL;
   size_t rounded = (size + BE__LINE - 1) & ~(size_t)(BE__LINE - 1);
-  char *raw = be__malloc(rounded + BE__LINE);
+  /* raw is kept just before p; a host's allocator may align raw to less
+   * than a pointer, so room for both is added, not assumed */
+  char *raw = be__malloc(sizeof raw + BE__LINE - 1 + rounded);
   if (raw == NULL) return NULL;
-  /* room before p for raw: malloc aligns to at least sizeof(void *) */
-  char *p = (char *)(((uintptr_t)raw + sizeof(void *) + BE__LINE - 1) & ~(uintptr_t)(BE__LINE - 1));
+  uintptr_t after = (uintptr_t)raw + sizeof raw;
+  char *p = raw + sizeof raw + (BE__LINE - after % BE__LINE) % BE__LINE;
   memcpy(p - sizeof raw, &raw, sizeof raw);
   memset(p, 0, rounded);
   return p;

@@ -45,12 +45,30 @@ START_TEST(allocator_hooks_route_and_fail) {
 }
 END_TEST
 
-/* Memory for objects a thread writes on every call: on a line boundary,
- * zeroed, through the host's allocator, and all of its last line its own
- * (writing the whole rounded size is in bounds for ASan and valgrind, and
- * touches nothing of the next allocation). */
-START_TEST(line_allocations_own_their_lines) {
-  tu_alloc_install(0);
+/* A host allocator whose blocks start 121 bytes past a 128-byte boundary
+ * (aligned to one byte only), to check nothing assumes more: the stored
+ * pointer then needs all the room it has. */
+#define ODD_OFFSET 121
+static void *odd_malloc(size_t size, void *ud) {
+  (void)ud;
+  void *base = NULL; /* exactly size bytes past the offset: ASan sees any overrun */
+  return posix_memalign(&base, 128, size + ODD_OFFSET) == 0 ? (char *)base + ODD_OFFSET : NULL;
+}
+static void odd_free(void *p, void *ud) {
+  (void)ud;
+  if (p) free((char *)p - ODD_OFFSET);
+}
+static void *odd_realloc(void *p, size_t size, void *ud) {
+  char *q = odd_malloc(size, ud);
+  if (q && p) memcpy(q, p, size < 8 ? size : 8); /* unused by the library here */
+  if (q) odd_free(p, ud);
+  return q;
+}
+
+/* Two of each size: on a line boundary, zeroed, and all of the last line
+ * their own (writing the whole rounded size is in bounds for ASan and
+ * valgrind, and touches nothing of the other one). */
+static void check_line_allocations(void) {
   for (size_t size = 1; size <= 3 * BE__LINE + 1; size += 37) {
     size_t rounded = (size + BE__LINE - 1) / BE__LINE * BE__LINE;
     unsigned char *a = be__calloc_lines(size), *b = be__calloc_lines(size);
@@ -65,12 +83,26 @@ START_TEST(line_allocations_own_their_lines) {
     be__free_lines(a);
     be__free_lines(b);
   }
+}
+
+/* Memory for objects a thread writes on every call (be__calloc_lines),
+ * from the host's allocator, however that one aligns. */
+START_TEST(line_allocations_own_their_lines) {
+  tu_alloc_install(0);
+  check_line_allocations();
   ck_assert_int_gt(atomic_load(&tu_alloc_count), 0); /* the host's allocator */
   ck_assert_int_eq(atomic_load(&tu_alloc_live), 0);
   be__free_lines(NULL);
   ck_assert_ptr_null(be__calloc_lines(SIZE_MAX - BE__LINE)); /* would overflow */
   tu_alloc_install(1);
   ck_assert_ptr_null(be__calloc_lines(8));
+  be_allocator odd;
+  ck_assert_int_eq(be_allocator_init(&odd, BE_ALLOCATOR_VERSION), BE_OK);
+  odd.malloc_fn = odd_malloc;
+  odd.realloc_fn = odd_realloc;
+  odd.free_fn = odd_free;
+  ck_assert_int_eq(be_set_allocator(&odd, NULL), BE_OK);
+  check_line_allocations();
   tu_alloc_restore();
 }
 END_TEST

@@ -190,7 +190,7 @@ typedef struct be_app_memory {
   int64_t db_memory_used;       /**< the database engine's allocations in this process
                                        (SQLite: sqlite3_status MEMORY_USED; -1 when the
                                        host turned SQLITE_CONFIG_MEMSTATUS off) */
-  int64_t db_memory_highwater;  /**< their peak */
+  int64_t db_memory_highwater;  /**< their peak (-1 when db_memory_used is) */
   int64_t conn_cache_bytes;     /**< page cache of one pooled connection (SQLITE_DBSTATUS_CACHE_USED) */
   int64_t conn_stmt_bytes;      /**< prepared statements of one pooled connection (STMT_USED) */
   int64_t conn_schema_bytes;    /**< schema of one pooled connection (SCHEMA_USED) */
