@@ -111,7 +111,7 @@ static void pool_free_parts(be_pool *p) {
   be__free(p->scratch_leaks);
   be__free(p->scratch_conns);
   be__free(p->idle);
-  be__free(p->slots_mem);
+  be__free_lines(p->slots);
   be__free(p->dsn);
   be__free(p->name);
   be__free(p->init_sql);
@@ -170,10 +170,7 @@ static int pool_alloc(be_pool **out, const be_pool_options *o, be_error **err) {
   be_pool *p = be__calloc(1, sizeof *p);
   if (p == NULL) return be__error_oom(err);
   size_t n = (size_t)o->max_conns;
-  p->slots_mem = be__calloc(1, n * sizeof *p->slots + BE__POOL_SLOT_ALIGN);
-  if (p->slots_mem)
-    p->slots = (slot *)(((uintptr_t)p->slots_mem + BE__POOL_SLOT_ALIGN - 1) &
-                        ~(uintptr_t)(BE__POOL_SLOT_ALIGN - 1));
+  p->slots = be__calloc_lines(n * sizeof *p->slots);
   p->idle = be__calloc(n, sizeof *p->idle);
   p->scratch_conns = be__calloc(n, sizeof *p->scratch_conns);
   p->scratch_leaks = be__calloc(n, sizeof *p->scratch_leaks);

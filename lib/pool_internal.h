@@ -93,6 +93,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "alloc.h" /* BE__LINE */
+
 #if defined(__GNUC__) || defined(__clang__)
 #  define BE__LIKELY(x) __builtin_expect(!!(x), 1)
 #  define BE__UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -117,12 +119,11 @@ enum { BE__GRANT_NONE,
        BE__GRANT_CLOSED,
        BE__GRANT_TIMEOUT };
 
-/* Each slot on cache lines of its own: threads working their parked
- * slots without the lock write no line another one writes. */
-#define BE__POOL_SLOT_ALIGN 128
-
+/* Each slot on cache lines of its own (the array is be__calloc_lines
+ * memory): threads working their parked slots without the lock write no
+ * line another one writes. */
 typedef struct be__pool_slot {
-  _Alignas(BE__POOL_SLOT_ALIGN) be_conn *conn;
+  _Alignas(BE__LINE) be_conn *conn;
   be_pool *pool;
   _Atomic int32_t state; /* BE__SLOT_* */
   _Atomic int32_t line;
@@ -185,8 +186,7 @@ struct be_pool {
   uint64_t acquires, waited_ok, waits, handoffs, timeouts, deadlocks, open_failures;
   uint64_t creates, destroys, validations, broken, expired, idle_closed, rollbacks, leaks;
   /* configuration */
-  be__pool_slot *slots; /* in slots_mem, aligned */
-  void *slots_mem;
+  be__pool_slot *slots; /* be__calloc_lines */
   int32_t min_conns, max_conns;
   int64_t acquire_timeout_ns, lifetime_ns, idle_timeout_ns, leak_ns;
   int32_t jitter_permille;

@@ -33,7 +33,6 @@
 
 #define SQL_MAX 512 /* normalized text kept per statement ("..." marks a cut) */
 #define STRIPES 4   /* counters per statement, one per thread stripe */
-#define LINE 128    /* bytes of a line pair: stripes never share one */
 #define HIST_BITS 3 /* compact histograms: quantiles within 1/16 (6.25 %) */
 static const char overflow_sql[] = "(other statements)";
 
@@ -47,7 +46,7 @@ static const char overflow_sql[] = "(other statements)";
  * statement count on lines of their own (be__histogram_stripe). */
 typedef struct counts {
   _Atomic uint64_t calls, errors, rows;
-  char pad[LINE - 3 * sizeof(uint64_t)];
+  char pad[BE__LINE - 3 * sizeof(uint64_t)];
 } counts;
 
 typedef struct entry {
@@ -72,7 +71,7 @@ struct be_stmt_stats {
   char *texts;          /* max_statements * SQL_MAX */
   unsigned char *hists; /* (max_statements + 1) compact histograms */
   size_t hist_size;
-  unsigned char *counts_mem; /* (max_statements + 1) * STRIPES counts, + LINE to align */
+  counts *counts; /* (max_statements + 1) * STRIPES, be__calloc_lines */
   _Atomic uint64_t overflow_calls;
   slot *map;
   size_t map_mask, map_n;
@@ -127,7 +126,7 @@ static void destroy(be_stmt_stats *s) {
   be__free(s->entries);
   be__free(s->texts);
   be__free(s->hists);
-  be__free(s->counts_mem);
+  be__free_lines(s->counts);
   be__free(s->map);
   be__free(s);
 }
@@ -140,16 +139,15 @@ static int allocate(be_stmt_stats *s, be_error **err) {
   s->entries = be__calloc(max, sizeof *s->entries);
   s->texts = be__malloc(max * SQL_MAX);
   s->hists = be__malloc((max + 1) * s->hist_size);
-  s->counts_mem = be__calloc((max + 1) * STRIPES + 1, sizeof(counts));
+  s->counts = be__calloc_lines((max + 1) * STRIPES * sizeof(counts));
   s->map = be__calloc(msize, sizeof *s->map);
   s->map_mask = msize - 1;
-  if (s->entries == NULL || s->texts == NULL || s->hists == NULL || s->counts_mem == NULL ||
+  if (s->entries == NULL || s->texts == NULL || s->hists == NULL || s->counts == NULL ||
       s->map == NULL)
     return be__error_oom(err);
-  counts *c0 = (counts *)(void *)(s->counts_mem + (LINE - (uintptr_t)s->counts_mem % LINE) % LINE);
   for (size_t i = 0; i <= max; i++) {
     entry *e = i < max ? &s->entries[i] : &s->overflow;
-    e->c = c0 + i * STRIPES;
+    e->c = s->counts + i * STRIPES;
     e->h = (be_histogram *)(void *)(s->hists + i * s->hist_size);
     be__histogram_init(e->h, HIST_BITS);
     if (i < max) e->sql = s->texts + i * SQL_MAX;
@@ -431,7 +429,8 @@ int64_t be_stmt_stats_memory_bytes(be_stmt_stats *stats) {
   if (stats == NULL) return 0;
   size_t max = (size_t)stats->o.max_statements;
   return (int64_t)(sizeof *stats + max * (sizeof(entry) + SQL_MAX) + (max + 1) * stats->hist_size +
-                   ((max + 1) * STRIPES + 1) * sizeof(counts) + (stats->map_mask + 1) * sizeof(slot));
+                   ((max + 1) * STRIPES + 1) * sizeof(counts) /* + about a stripe to align */ +
+                   (stats->map_mask + 1) * sizeof(slot));
 }
 
 void be_stmt_stats_reset(be_stmt_stats *stats) {
