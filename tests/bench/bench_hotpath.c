@@ -1214,29 +1214,34 @@ static void row_get(env *e, const run_cfg *base, int max_threads) {
  * threads share: the pool (its lock, its counters; pool_each_thread gives
  * each thread a pool with statement statistics of its own, as the app's
  * pool has), the query statistics every statement records (shared
- * atomics and histogram buckets). */
+ * atomics and histogram buckets). pool_sized_to_threads adds one: both
+ * threads share a pool of max_conns 2 with the default usage alert (80 %,
+ * so at 2), where the two connections out always reach the alert level
+ * and every acquire and release takes the pool's mutex (pool_internal.h:
+ * parking stops while an alert may be due). */
 enum { V_RAW,
        V_POOL,
        V_POOL_EACH,
+       V_POOL_SIZED,
        V_CONN,
        V_CONN_STATS_EACH,
        V_CONN_STATS_SHARED,
        NVARIANTS };
 static const char *const VARIANT[NVARIANTS] = {
-  "raw", "pool_shared", "pool_each_thread", "conn_no_stats", "conn_stats_each_thread",
+  "raw", "pool_shared", "pool_each_thread", "pool_sized_to_threads", "conn_no_stats", "conn_stats_each_thread",
   "conn_stats_shared"};
 
 typedef struct contention {
   get_ctx g[NVARIANTS][2];
-  be_pool *pools[2];
-  be_stmt_stats *stmt_stats[2]; /* each pool's: the app's pool has one too */
+  be_pool *pools[3];            /* one per thread, then one both share */
+  be_stmt_stats *stmt_stats[3]; /* each pool's: the app's pool has one too */
   be_query_stats *own[2], *shared;
 } contention;
 
 static void contention_init(contention *k, env *e) {
   be_error *err = NULL;
   int rc = be_query_stats_new(&k->shared, &err);
-  for (int i = 0; rc == BE_OK && i < 2; i++) {
+  for (int i = 0; rc == BE_OK && i < 3; i++) {
     be_pool_options po = BE_POOL_OPTIONS_INIT;
     po.driver = be_sqlite_driver();
     po.dsn = e->path;
@@ -1245,13 +1250,14 @@ static void contention_init(contention *k, env *e) {
     rc = be_stmt_stats_new(&k->stmt_stats[i], NULL, &err);
     po.stmt_stats = k->stmt_stats[i];
     if (rc == BE_OK) rc = be_pool_new(&k->pools[i], &po, &err);
-    if (rc == BE_OK) rc = be_query_stats_new(&k->own[i], &err);
+    if (rc == BE_OK && i < 2) rc = be_query_stats_new(&k->own[i], &err);
   }
   for (int v = 0; rc == BE_OK && v < NVARIANTS; v++)
     for (int i = 0; rc == BE_OK && i < 2; i++) {
       get_ctx *g = &k->g[v][i];
       get_init(g, e, 0x1234567ull + (uint64_t)i * 7919);
       if (v == V_POOL_EACH) g->pool = k->pools[i];
+      if (v == V_POOL_SIZED) g->pool = k->pools[2];
       if (v >= V_CONN) rc = be_conn_open(&g->conn, be_sqlite_driver(), e->path, &err);
       if (rc == BE_OK && v == V_CONN_STATS_EACH) rc = be_query_stats_attach(k->own[i], g->conn, &err);
       if (rc == BE_OK && v == V_CONN_STATS_SHARED) rc = be_query_stats_attach(k->shared, g->conn, &err);
@@ -1262,10 +1268,10 @@ static void contention_init(contention *k, env *e) {
 static void contention_fini(contention *k) {
   for (int v = 0; v < NVARIANTS; v++)
     for (int i = 0; i < 2; i++) get_fini(&k->g[v][i]);
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     be_pool_free(k->pools[i]);
     be_stmt_stats_free(k->stmt_stats[i]);
-    be_query_stats_free(k->own[i]);
+    if (i < 2) be_query_stats_free(k->own[i]);
   }
   be_query_stats_free(k->shared);
 }
@@ -1480,7 +1486,8 @@ static void usage(FILE *f) {
           "                     e.g. --users 10000,100000,1000000\n"
           "  --rows LIST        get,batch,cache,user_get,bulk [all but contention];\n"
           "                     contention: the 2-thread get without the pool, with\n"
-          "                     statistics per thread or shared (what threads share)\n"
+          "                     statistics per thread or shared, a pool sized to\n"
+          "                     the two threads (what threads share)\n"
           "  --rounds N         paired rounds per row, median of them (>= 5) [7]\n"
           "  --slice S          seconds per side per round [0.15]\n"
           "  --threads N        1, or 2 for the get row on two threads too [2]\n"
@@ -1491,7 +1498,8 @@ static void usage(FILE *f) {
           "  --side lib|raw     the side --profile runs [lib]; static: bulk with\n"
           "                     be_stmt_bind_text_static; for --profile contention\n"
           "                     a variant: raw, pool_shared, pool_each_thread,\n"
-          "                     conn_no_stats, conn_stats_each_thread,\n"
+          "                     pool_sized_to_threads, conn_no_stats,\n"
+          "                     conn_stats_each_thread,\n"
           "                     conn_stats_shared (--ops gets on each of 2 threads)\n"
           "  --ops N            operations --profile runs [1000]\n"
           "  --hold-read-lock   keep a read transaction open on a connection of its\n"
