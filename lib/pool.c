@@ -234,7 +234,9 @@ static void configure(be_pool *p, const be_pool_options *o) {
   p->alert_armed = p->alert_at > 0;
   p->alert_percent = o->usage_alert_percent;
   int32_t margin = o->max_conns / 5 > 1 ? o->max_conns / 5 : 1;
-  p->rearm_at = p->alert_at - margin;
+  /* out never goes below 0: a lower level would never re-arm the alert,
+   * nor end the pressure that stops parking */
+  p->rearm_at = p->alert_at > margin ? p->alert_at - margin : 0;
   p->alert_interval_ns = be__ms_to_ns(o->usage_alert_interval_ms);
   p->stmt_stats = o->stmt_stats;
   p->incidents = o->incidents;

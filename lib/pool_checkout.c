@@ -212,6 +212,9 @@ static int take_idle(be_pool *p, slot *s, be_conn **out, const char *file, int32
   if (now >= s->expires_ns) {
     p->expired++;
     be__pool_slot_destroy(p, s);
+    /* a stale parked slot claimed before waiters queued is taken here, in
+     * a full pool, with them asleep: its capacity is theirs */
+    be__pool_grant_capacity(p);
     return RETRY;
   }
   be__pool_checkout(p, s, file, line, now);

@@ -175,7 +175,8 @@ struct be_pool {
   uint64_t id;        /* unique per pool made, for be__pool_tls */
   int32_t alert_percent;
   int32_t alert_armed;
-  int32_t rearm_at;          /* in_use at or below which the alert re-arms */
+  int32_t alert_pending;     /* a crossing not yet handed to be__pool_alert_due */
+  int32_t rearm_at;          /* in_use at or below which the alert re-arms (>= 0) */
   int32_t alert_fired;       /* an alert fired already (alert_last_ns is valid) */
   int64_t alert_last_ns;     /* coarse pool clock */
   int64_t alert_interval_ns; /* 0 = no rate limit */
@@ -279,10 +280,19 @@ int32_t be__pool_unpark_all(be_pool *p);
 /* out reached the usage alert threshold: stop parking, take the parked. */
 void be__pool_pressure_on(be_pool *p);
 
+/* A crossing is noted here, under mu, when out reaches the alert level
+ * (exact: pressure took the parked back first), and reported by the next
+ * be__pool_alert_due, whoever calls it: a checkout that unlocks before
+ * its own check (a ping, an open) must not hide it from the next one. */
 static inline void be__pool_out_inc(be_pool *p) {
   p->out++;
-  if (BE__UNLIKELY(p->out >= p->alert_at && p->alert_at > 0 && !p->pressure))
-    be__pool_pressure_on(p);
+  if (BE__UNLIKELY(p->out >= p->alert_at && p->alert_at > 0)) {
+    if (!p->pressure) be__pool_pressure_on(p);
+    if (p->out >= p->alert_at && p->alert_armed) {
+      p->alert_armed = 0;
+      p->alert_pending = 1;
+    }
+  }
 }
 
 static inline void be__pool_checkout(be_pool *p, be__pool_slot *s, const char *file,
@@ -297,11 +307,11 @@ static inline void be__pool_checkout(be_pool *p, be__pool_slot *s, const char *f
  * else the crossings suppressed before this one (pool_report.c). */
 int64_t be__pool_alert_crossing(be_pool *p);
 
-/* For the checkout just done: -1 when no usage alert is due, else the
+/* After a checkout (mu held): -1 when no usage alert is due, else the
  * number of crossings suppressed since the last alert (fire it). */
 static inline int64_t be__pool_alert_due(be_pool *p) {
-  if (BE__LIKELY(p->out != p->alert_at || !p->alert_armed)) return -1;
-  p->alert_armed = 0;
+  if (BE__LIKELY(!p->alert_pending)) return -1;
+  p->alert_pending = 0;
   return be__pool_alert_crossing(p);
 }
 

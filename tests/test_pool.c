@@ -16,8 +16,9 @@
 #include <unistd.h>
 
 /* internal (the tests link the static library) */
-#include "sqlite.h"  /* be__sqlite_db */
-#include "storage.h" /* be__conn_mark_broken */
+#include "pool_internal.h" /* be__pool_claims */
+#include "sqlite.h"        /* be__sqlite_db */
+#include "storage.h"       /* be__conn_mark_broken */
 
 /* ---- a scripted mock driver ---- */
 
@@ -192,8 +193,13 @@ static int64_t m_changes(void *c) {
   (void)c;
   return 0;
 }
+/* 1: the next ping sets 2 and waits until the test sets 3 */
+static atomic_int mock_ping_gate;
 static int m_ping(void *c, be_error **e) {
   atomic_fetch_add(&mock_pings, 1);
+  int armed = 1;
+  if (atomic_compare_exchange_strong(&mock_ping_gate, &armed, 2))
+    while (atomic_load(&mock_ping_gate) != 3) usleep(100);
   return ((mock_conn *)c)->dead ? m_lost(e) : BE_OK;
 }
 static int32_t m_blimit(void *c) {
@@ -1297,6 +1303,73 @@ START_TEST(usage_alert_with_max_one_logs_a_handful) {
   be_pool_free(p);
   ck_assert_int_ge(atomic_load(&usage_lines), 1);
   ck_assert_int_le(atomic_load(&usage_lines), 5);
+}
+END_TEST
+
+/* A crossing of the alert level by a checkout that unlocks before its own
+ * check (here a validation ping) is reported by the next check, not lost:
+ * in use went 2 -> 3 (pinging) -> 4 while the alert is at 3. */
+static void *acquire_keep(void *arg) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, arg, NULL), BE_OK);
+  return c;
+}
+
+START_TEST(usage_alert_sees_a_crossing_during_a_ping) {
+  be_pool_options o = mock_opts(4, 4);
+  o.usage_alert_percent = 75; /* alert at 3 */
+  o.usage_alert_interval_ms = 0;
+  o.validation_window_ms = 0; /* every idle hand-out pings */
+  cb_log l;
+  memset(&l, 0, sizeof l);
+  o.on_usage_alert = on_usage;
+  o.usage_alert_user_data = &l;
+  be_pool *p = new_pool(&o);
+  be_conn *c[4];
+  for (int i = 0; i < 2; i++) ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
+  atomic_store(&mock_ping_gate, 1);
+  pthread_t t;
+  pthread_create(&t, NULL, acquire_keep, p); /* the third: its ping waits */
+  while (atomic_load(&mock_ping_gate) != 2) usleep(100);
+  ck_assert_int_eq(be_pool_acquire(&c[3], p, NULL), BE_OK); /* the fourth */
+  atomic_store(&mock_ping_gate, 3);
+  void *third = NULL;
+  pthread_join(t, &third);
+  c[2] = third;
+  ck_assert_int_eq(stats(p).in_use, 4);
+  ck_assert_int_eq(l.usage_calls, 1);
+  ck_assert_int_ge(l.usage_in_use, 3);
+  atomic_store(&mock_ping_gate, 0);
+  for (int i = 0; i < 4; i++) be_pool_release(p, c[i]);
+  be_pool_free(p);
+}
+END_TEST
+
+/* An alert level so low that a fifth of max_conns below it is under 0:
+ * the alert re-arms (and parking resumes) once nothing is out, instead of
+ * never. */
+START_TEST(usage_alert_rearms_below_a_low_level) {
+  be_pool_options o = mock_opts(0, 20);
+  o.usage_alert_percent = 10; /* alert at 2; 2 - 20 / 5 < 0 */
+  o.usage_alert_interval_ms = 0;
+  cb_log l;
+  memset(&l, 0, sizeof l);
+  o.on_usage_alert = on_usage;
+  o.usage_alert_user_data = &l;
+  be_pool *p = new_pool(&o);
+  be_conn *c[2];
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
+    for (int i = 0; i < 2; i++) be_pool_release(p, c[i]);
+  }
+  ck_assert_int_eq(l.usage_calls, 2);
+  uint64_t claims = be__pool_claims(p);
+  for (int i = 0; i < 100; i++) { /* one at a time: parked and claimed again */
+    ck_assert_int_eq(be_pool_acquire(&c[0], p, NULL), BE_OK);
+    be_pool_release(p, c[0]);
+  }
+  ck_assert_uint_ge(be__pool_claims(p) - claims, 99);
+  be_pool_free(p);
 }
 END_TEST
 
@@ -2502,6 +2575,92 @@ START_TEST(affinity_claims_race_close_and_maintenance) {
 }
 END_TEST
 
+/* A clock that holds the thread which armed it inside its next read,
+ * until released: here, a claim between its compare-and-swap and its
+ * staleness check. */
+static _Atomic int64_t held_clock_now;
+static _Thread_local int held_clock_armed;
+static atomic_int held_clock_state; /* 1: a thread is held, 2: let it go */
+static int64_t held_clock_read(void *ud) {
+  (void)ud;
+  if (held_clock_armed) {
+    held_clock_armed = 0;
+    atomic_store(&held_clock_state, 1);
+    while (atomic_load(&held_clock_state) != 2) usleep(100);
+  }
+  return atomic_load(&held_clock_now);
+}
+
+typedef struct stale_claimer {
+  be_pool *p;
+  atomic_int step, done;
+  int rc;
+} stale_claimer;
+
+static void wait_at_least(atomic_int *v, int want) {
+  while (atomic_load(v) < want) usleep(100);
+}
+
+static void *stale_claimer_run(void *arg) {
+  stale_claimer *a = arg;
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, a->p, NULL), BE_OK);
+  atomic_store(&a->done, 1);
+  wait_at_least(&a->step, 1);
+  be_pool_release(a->p, c); /* parked for this thread */
+  atomic_store(&a->done, 2);
+  wait_at_least(&a->step, 2);
+  held_clock_armed = 1; /* held after claiming its slot, before the mutex */
+  c = NULL;
+  a->rc = be_pool_acquire(&c, a->p, NULL);
+  if (c) be_pool_release(a->p, c);
+  return NULL;
+}
+
+/* A thread claims its parked connection, finds it past its lifetime and
+ * closes it under the mutex, while a waiter queued meanwhile on the full
+ * pool: the capacity goes to the waiter (it opens a connection), which
+ * before waited out its timeout with a slot free. */
+START_TEST(affinity_stale_claim_grants_capacity_to_waiters) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_custom_new(&clk, held_clock_read, NULL, NULL, NULL), BE_OK);
+  atomic_store(&held_clock_now, BE_NS_PER_SEC);
+  atomic_store(&held_clock_state, 0);
+  be_pool_options o = mock_opts(0, 2);
+  o.clock = clk;
+  o.max_lifetime_ms = 10000;
+  o.lifetime_jitter_permille = 0;
+  o.usage_alert_percent = 0;
+  o.acquire_timeout_ms = 5000;
+  be_pool *p = new_pool(&o);
+  stale_claimer a = {.p = p};
+  pthread_t ta;
+  pthread_create(&ta, NULL, stale_claimer_run, &a);
+  wait_at_least(&a.done, 1);
+  be_conn *m;
+  ck_assert_int_eq(be_pool_acquire(&m, p, NULL), BE_OK); /* the pool is full */
+  atomic_store(&a.step, 1);
+  wait_at_least(&a.done, 2);
+  atomic_fetch_add(&held_clock_now, 20 * BE_NS_PER_SEC); /* past the lifetime */
+  atomic_store(&a.step, 2);
+  wait_at_least(&held_clock_state, 1); /* claimed, not yet under the mutex */
+  acq_result w = {.pool = p};
+  pthread_t tw;
+  pthread_create(&tw, NULL, acquire_once, &w);
+  wait_for_waiting(p, 1);
+  atomic_store(&held_clock_state, 2);
+  pthread_join(tw, NULL);
+  pthread_join(ta, NULL);
+  ck_assert_msg(w.rc == BE_OK, "waiter: %s", be_error_message(w.err));
+  ck_assert_int_lt(w.elapsed_ms, 4000);
+  ck_assert_int_eq(a.rc, BE_OK);
+  be_error_free(w.err);
+  be_pool_release(p, m);
+  be_pool_free(p);
+  be_clock_free(clk);
+}
+END_TEST
+
 /* A connection parked past the validation window is pinged before reuse,
  * and one parked past its lifetime is replaced. */
 START_TEST(affinity_stale_parked_validated) {
@@ -2603,6 +2762,8 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, usage_alert_fires_once_per_crossing);
   tcase_add_test(tc, usage_alert_is_rate_limited);
   tcase_add_test(tc, usage_alert_with_max_one_logs_a_handful);
+  tcase_add_test(tc, usage_alert_sees_a_crossing_during_a_ping);
+  tcase_add_test(tc, usage_alert_rearms_below_a_low_level);
   tcase_add_test(tc, incidents_recorded_for_pool_failures);
   tcase_add_test(tc, leak_report_names_acquire_site);
   tcase_add_test(tc, background_thread_runs_timers);
@@ -2628,6 +2789,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, affinity_usage_alert_counts_real_use);
   tcase_add_test(tc, affinity_claims_race_close_and_maintenance);
   tcase_add_test(tc, affinity_stale_parked_validated);
+  tcase_add_test(tc, affinity_stale_claim_grants_capacity_to_waiters);
   tcase_add_test(tc, affinity_release_racing_free);
   suite_add_tcase(s, tc);
   return s;
