@@ -30,18 +30,22 @@
  * longer than the validation window (so the hot path pays no ping); a dead
  * one is closed and replaced without the caller seeing it.
  *
- * A connection a thread releases is kept for that thread, and the
- * thread's next acquire takes it back without the pool's lock (any other
- * caller still takes it when nothing else is idle). That stops while the
- * usage alert may be due: once the connections out (in use or kept for a
- * thread) reach the alert level, usage_alert_percent of max_conns rounded
- * up, every acquire and release takes the lock, so the alert counts the
- * connections really in use. Threads that all use the pool at once keep
- * that many connections out, so give the pool more: max_conns greater than
- * threads * 100 / usage_alert_percent (11 for 8 threads at the default
- * 80 %), or raise usage_alert_percent (0 turns the alert off). Two
- * threads getting rows by id through a pool of max_conns 2 ran about
- * 11 % slower than through a pool of 3.
+ * A connection a thread releases is kept for that thread (parked), and
+ * the thread's next acquire takes it back without the pool's lock when it
+ * comes back within validation_window_ms and before the connection's
+ * lifetime ends. Any other caller takes parked connections when nothing
+ * else is idle, and maintenance and close take them back. Parking stops
+ * while the usage alert may be due: once the connections out (in use, or
+ * parked for a thread) reach the alert level, usage_alert_percent of
+ * max_conns rounded up, every acquire and release takes the lock, so the
+ * alert counts the connections really in use, until a release brings the
+ * connections out down to the re-arm level (see be_pool_usage_fn). Every
+ * thread that has released a connection keeps one out, busy or not, so a
+ * pool used by T threads, each holding one connection at a time, stays off
+ * that path when max_conns > T * 100 / usage_alert_percent (11 for 8
+ * threads at the default 80 %); or raise usage_alert_percent (0 turns the
+ * alert off, and with it this). Two threads getting rows by id through a
+ * pool of max_conns 2 ran about 11 % slower than through a pool of 3.
  *
  * The pool's first connection is opened with the driver's open, which may
  * create the database; every later one with its open_existing (driver
@@ -101,7 +105,7 @@ typedef struct be_pool be_pool;
  * of connections in use reaches the alert threshold. It fires once per
  * crossing, and is re-armed only when usage falls clearly below the
  * threshold: to the threshold minus a fifth of max_conns (at least one
- * connection) or lower. The alert (its WARN log line, this callback and an
+ * connection), or to 0 when that is lower, or below. The alert (its WARN log line, this callback and an
  * incident) is also rate-limited to one per usage_alert_interval_ms;
  * crossings in between are counted and the next alert's log line and
  * incident report them ("suppressed").
