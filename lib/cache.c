@@ -167,8 +167,8 @@ static void configure(be_cache *c, const be_cache_options *o) {
   atomic_init(&c->nprefixes, 0);
   atomic_init(&c->epoch, 0);
   atomic_init(&c->expiring, 0);
-  atomic_init(&c->tables_retired, 0);
-  atomic_init(&c->table_skip, 0);
+  atomic_init(&c->retry_pending, 0);
+  atomic_init(&c->retry_skip, 0);
   for (uint32_t i = 0; i < BE_CACHE_MAX_PREFIXES; i++) {
     atomic_init(&c->prefixes[i].inval_epoch, 0);
     atomic_init(&c->prefixes[i].ready, 0);

@@ -141,8 +141,9 @@ typedef struct be__cache_prefix {
  * writing a full cache spent more time there than in the writes. */
 #define BE__CACHE_RECLAIM_BATCH 256u
 #define BE__CACHE_RECLAIM_BYTES (256u << 10)
-/* Writes between two passes for a retired table a reader held back. */
-#define BE__CACHE_TABLE_RETRY 64u
+/* Writes between two passes while a reader holds back what a pass could
+ * not free (entries or tables): no batch may come to free it. */
+#define BE__CACHE_RETRY_EVERY 64u
 #define BE__CACHE_SPARE_LISTS 16   /* spare lists, by block size */
 #define BE__CACHE_SPARE_SCAN 8     /* blocks a take looks at for its size */
 #define BE__CACHE_SPARE_BLOCK 2048 /* larger blocks are never kept */
@@ -199,10 +200,13 @@ struct be_cache {
    * allocate another. Lists by block size, linked by next; under
    * retire_lock. */
   struct be_cache_entry *spares[BE__CACHE_SPARE_LISTS];
-  _Atomic uint32_t nspares;    /* all lists; read unlocked as a hint */
-  uint64_t spare_bytes;        /* their blocks' bytes */
-  _Atomic int tables_retired;  /* some table awaits reclamation */
-  _Atomic uint32_t table_skip; /* buries before the next pass for it */
+  _Atomic uint32_t nspares; /* all lists; read unlocked as a hint */
+  uint64_t spare_bytes;     /* their blocks' bytes */
+  /* A pass is due that no batch will bring: a retired table (at the next
+   * bury), or what a reader held back at the last pass (every
+   * BE__CACHE_RETRY_EVERY buries, burying something or not). */
+  _Atomic int retry_pending;
+  _Atomic uint32_t retry_skip; /* buries before that pass */
   /* Lock-free hits per reader slot (ebr.h index), written only by that
    * slot's thread: no atomic read-modify-write on the hit path. */
   struct be__cache_stripe *stripes;

@@ -27,8 +27,9 @@ static void mark_left(be_cache *c) {
 }
 
 /* Queue the entries first..last (linked by next) whose table reference is
- * to be dropped. Takes the retire epoch after they were unlinked. */
-static void retire_entries(be_cache *c, entry *first, entry *last) {
+ * to be dropped. Takes the retire epoch after they were unlinked. Returns
+ * 1 when they made a batch (and it ran a pass). */
+static int retire_entries(be_cache *c, entry *first, entry *last) {
   uint32_t n = 0;
   uint64_t bytes = 0;
   be__spinlock_lock(&c->retire_lock);
@@ -48,6 +49,7 @@ static void retire_entries(be_cache *c, entry *first, entry *last) {
   if (full) mark_left(c); /* this batch is ours: another thread retiring meanwhile does not pass too */
   be__spinlock_unlock(&c->retire_lock);
   if (full) be__cache_reclaim(c, 0);
+  return full;
 }
 
 void be__cache_retire_table(be_cache *c, be__cache_table *t) {
@@ -58,8 +60,8 @@ void be__cache_retire_table(be_cache *c, be__cache_table *t) {
   c->retired_bytes += be__cache_table_size(t->mask + 1);
   /* Old tables add up to the new one's size: free them at the next bury
    * rather than waiting for BE__CACHE_RECLAIM_BATCH entries. */
-  atomic_store_explicit(&c->tables_retired, 1, memory_order_relaxed);
-  atomic_store_explicit(&c->table_skip, 0, memory_order_relaxed); /* try at the next bury */
+  atomic_store_explicit(&c->retry_pending, 1, memory_order_relaxed);
+  atomic_store_explicit(&c->retry_skip, 0, memory_order_relaxed); /* try at the next bury */
   be__spinlock_unlock(&c->retire_lock);
 }
 
@@ -170,11 +172,11 @@ void be__cache_reclaim(be_cache *c, int all) {
   int pending = c->retired_head || c->retired_tables;
   be__spinlock_unlock(&c->retire_lock);
   if (!pending) return;
-  uint64_t safe = UINT64_MAX;
+  uint64_t safe = UINT64_MAX, before = UINT64_MAX;
   if (!all) {
     /* Only what was retired before the scan began: a reader that enters
      * after the scan has epoch >= this and cannot see those. */
-    uint64_t before = atomic_load_explicit(&be__ebr_epoch, memory_order_acquire);
+    before = atomic_load_explicit(&be__ebr_epoch, memory_order_acquire);
     uint64_t oldest = be__ebr_oldest_reader();
     safe = oldest < before ? oldest : before;
   }
@@ -201,10 +203,13 @@ void be__cache_reclaim(be_cache *c, int all) {
       l = &t->retired_next;
     }
   }
-  /* After the pass: once the last table is freed, burying nothing stops
+  /* Left behind by a reader (retired before the scan; the list is oldest
+   * first) or a table: try again in a while, not only after another
+   * batch, which may never come. Once nothing is, burying nothing stops
    * calling in here (and taking retire_lock) on every write. */
-  if (c->retired_tables == NULL) atomic_store_explicit(&c->tables_retired, 0, memory_order_relaxed);
-  else atomic_store_explicit(&c->table_skip, BE__CACHE_TABLE_RETRY, memory_order_relaxed);
+  int held = c->retired_tables || (c->retired_head && c->retired_head->retired_epoch <= before);
+  atomic_store_explicit(&c->retry_pending, held, memory_order_relaxed);
+  if (held) atomic_store_explicit(&c->retry_skip, BE__CACHE_RETRY_EVERY, memory_order_relaxed);
   mark_left(c);
   if (!all) c->reclaim_passes++;
   be__spinlock_unlock(&c->retire_lock);
@@ -216,20 +221,20 @@ void be__cache_reclaim(be_cache *c, int all) {
   }
 }
 
-/* A retired table is tried at the next bury; one a reader held back,
- * only every BE__CACHE_TABLE_RETRY buries after that, not on each write.
- * Threads may race on the countdown: it is only a rate. */
-static int table_pass_due(be_cache *c) {
-  uint32_t n = atomic_load_explicit(&c->table_skip, memory_order_relaxed);
+/* A retired table is tried at the next bury; what a reader held back,
+ * every BE__CACHE_RETRY_EVERY buries, not on each write. Threads may race
+ * on the countdown: it is only a rate. */
+static int retry_due(be_cache *c) {
+  if (!atomic_load_explicit(&c->retry_pending, memory_order_relaxed)) return 0;
+  uint32_t n = atomic_load_explicit(&c->retry_skip, memory_order_relaxed);
   if (n == 0) return 1;
-  atomic_store_explicit(&c->table_skip, n - 1, memory_order_relaxed);
+  atomic_store_explicit(&c->retry_skip, n - 1, memory_order_relaxed);
   return 0;
 }
 
 void be__cache_bury(be_cache *c, entry *grave) {
   if (grave == NULL) {
-    if (atomic_load_explicit(&c->tables_retired, memory_order_relaxed) && table_pass_due(c))
-      be__cache_reclaim(c, 0);
+    if (retry_due(c)) be__cache_reclaim(c, 0);
     return;
   }
   /* The list is newest-first; reverse it so callbacks see removal order. */
@@ -244,5 +249,5 @@ void be__cache_bury(be_cache *c, entry *grave) {
     for (entry *e = ordered; e; e = e->next)
       if (!(e->flags & BE__ENTRY_NEGATIVE))
         c->on_evict(e->data, e->klen, e->data + e->klen, e->vlen, e->flags >> 4, c->evict_ud);
-  retire_entries(c, ordered, last);
+  if (!retire_entries(c, ordered, last) && retry_due(c)) be__cache_reclaim(c, 0);
 }
