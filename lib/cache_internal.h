@@ -198,10 +198,13 @@ struct be_cache {
    * to BE__CACHE_SPARE_BLOCK bytes) for the next entries of the same
    * block size, so a miss that evicts need not free one block and
    * allocate another. Lists by block size, linked by next; under
-   * retire_lock. */
+   * retire_lock. A spare no miss took between two passes is freed at the
+   * second (its stamp, in retired_epoch): blocks of a size nobody asks for
+   * any more must not fill the spares for good. */
   struct be_cache_entry *spares[BE__CACHE_SPARE_LISTS];
   _Atomic uint32_t nspares; /* all lists; read unlocked as a hint */
   uint64_t spare_bytes;     /* their blocks' bytes */
+  uint64_t spare_gen;       /* passes so far; a spare is stamped with it */
   /* A pass is due that no batch will bring: a retired table (at the next
    * bury), or what a reader held back at the last pass (every
    * BE__CACHE_RETRY_EVERY buries, burying something or not). */

@@ -98,12 +98,48 @@ static int spare_put_locked(be_cache *c, entry *e) {
   size_t size = be__cache_entry_block(e);
   if (n >= BE__CACHE_SPARES_MAX || c->spare_bytes + size > BE__CACHE_SPARE_BYTES) return 0;
   entry **l = spare_list(c, size);
+  e->retired_epoch = c->spare_gen;
   e->next = *l;
   *l = e;
   atomic_store_explicit(&c->nspares, n + 1, memory_order_relaxed);
   c->retired_bytes += size;
   c->spare_bytes += size;
   return 1;
+}
+
+/* Free blocks linked by next. */
+static void free_list(entry *e) {
+  while (e) {
+    entry *n = e->next;
+    be__free(e);
+    e = n;
+  }
+}
+
+/* Unlink the spares stamped before the last pass onto *old (retire_lock
+ * held), then start a new generation. */
+static void spares_age_locked(be_cache *c, entry **old) {
+  uint64_t keep_from = c->spare_gen;
+  c->spare_gen++;
+  if (atomic_load_explicit(&c->nspares, memory_order_relaxed) == 0) return;
+  uint32_t gone = 0;
+  for (size_t i = 0; i < BE__CACHE_SPARE_LISTS; i++) {
+    for (entry **l = &c->spares[i]; *l;) {
+      entry *e = *l;
+      if (e->retired_epoch >= keep_from) {
+        l = &e->next;
+        continue;
+      }
+      *l = e->next;
+      c->retired_bytes -= be__cache_entry_block(e);
+      c->spare_bytes -= be__cache_entry_block(e);
+      e->next = *old;
+      *old = e;
+      gone++;
+    }
+  }
+  atomic_store_explicit(&c->nspares, atomic_load_explicit(&c->nspares, memory_order_relaxed) - gone,
+                        memory_order_relaxed);
 }
 
 void be__cache_spares_drop(be_cache *c) {
@@ -122,11 +158,7 @@ void be__cache_spares_drop(be_cache *c) {
   atomic_store_explicit(&c->nspares, 0, memory_order_relaxed);
   c->spare_bytes = 0;
   be__spinlock_unlock(&c->retire_lock);
-  while (all) {
-    entry *n = all->next;
-    be__free(all);
-    all = n;
-  }
+  free_list(all);
 }
 
 /* Drop the table's reference of each entry of dead (linked by next);
@@ -158,11 +190,7 @@ static void release_dead(be_cache *c, entry *dead) {
     }
   }
   be__spinlock_unlock(&c->retire_lock);
-  while (drop) {
-    entry *n = drop->next;
-    be__free(drop);
-    drop = n;
-  }
+  free_list(drop);
 }
 
 /* ---- reclamation ---- */
@@ -212,7 +240,10 @@ void be__cache_reclaim(be_cache *c, int all) {
   if (held) atomic_store_explicit(&c->retry_skip, BE__CACHE_RETRY_EVERY, memory_order_relaxed);
   mark_left(c);
   if (!all) c->reclaim_passes++;
+  entry *stale_spares = NULL;
+  spares_age_locked(c, &stale_spares);
   be__spinlock_unlock(&c->retire_lock);
+  free_list(stale_spares);
   release_dead(c, dead);
   while (dead_tables) {
     be__cache_table *n = dead_tables->retired_next;

@@ -858,6 +858,33 @@ START_TEST(kept_blocks_stay_within_count_and_bytes) {
 }
 END_TEST
 
+/* Spares of a block size nobody asks for any more go at the second pass
+ * after they were kept: when the values' length changes, the blocks of
+ * the new length are kept (and reused) instead of being freed because
+ * the old ones fill the spares for good. */
+START_TEST(kept_blocks_of_an_unused_size_go) {
+  be_cache *c = new_cache(NULL, 1, 8, 0, 0);
+  char v[200];
+  memset(v, 'v', sizeof v);
+  size_t lens[2] = {100, 200};
+  for (int phase = 0; phase < 2; phase++)
+    for (int i = 0; i < 4 * (int)BE__CACHE_RECLAIM_BATCH; i++) {
+      char k[16];
+      snprintf(k, sizeof k, "k:%d:%06d", phase, i); /* one key length */
+      ck_assert_int_eq(be_cache_set(c, k, strlen(k), v, lens[phase], 0, NULL), BE_OK);
+    }
+  uint32_t old = 0, now = 0;
+  for (int i = 0; i < BE__CACHE_SPARE_LISTS; i++)
+    for (struct be_cache_entry *e = c->spares[i]; e; e = e->next) {
+      if (e->vlen == lens[0]) old++;
+      if (e->vlen == lens[1]) now++;
+    }
+  ck_assert_uint_eq(old, 0);
+  ck_assert_uint_gt(now, 0);
+  be_cache_free(c);
+}
+END_TEST
+
 START_TEST(memory_accounting_is_exact) {
   use_counting_allocator();
   be_cache *c = new_cache(NULL, 4, 0, 0, 0);
@@ -2944,6 +2971,7 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, held_reader_table_is_retried_at_a_rate);
   tcase_add_test(tc, held_back_entries_freed_after_the_reader_leaves);
   tcase_add_test(tc, kept_blocks_stay_within_count_and_bytes);
+  tcase_add_test(tc, kept_blocks_of_an_unused_size_go);
   tcase_add_test(tc, invalidate_during_prefix_registration);
   tcase_add_test(tc, single_flight_under_contention);
   tcase_add_test(tc, max_entries_is_global_issue_case);
