@@ -1423,7 +1423,6 @@ typedef struct holder {
 static void hold_open(holder *h, const env *e, int on) {
   h->db = NULL;
   h->st = NULL;
-  h->writer = NULL;
   if (!on) return;
   h->db = raw_open(e->path);
   h->st = raw_prep(h->db, "SELECT id FROM posts");
@@ -1649,9 +1648,12 @@ int main(int argc, char **argv) {
     env e;
     holder h;
     env_open(&e, dir, a.sizes[s]);
+    /* the write first: a snapshot held from before it would take another
+     * WAL read lock than the reads after it do (so hold none of theirs) */
+    h.writer = NULL;
+    if (a.write_first) write_once(&h, &e);
     /* never over bulk: it writes, and a held snapshot would keep its WAL */
     hold_open(&h, &e, a.hold_read_lock && !(a.profile && strcmp(a.profile, "bulk") == 0));
-    if (a.write_first) write_once(&h, &e);
     if (a.profile) {
       rc = profile(&e, a.profile, a.side, a.ops);
       hold_close(&h);
