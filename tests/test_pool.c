@@ -1315,16 +1315,22 @@ static void *acquire_keep(void *arg) {
   return c;
 }
 
+/* A pool of o whose usage alert, at percent and without a rate limit,
+ * reports to l. */
+static be_pool *alerting_pool(be_pool_options *o, int32_t percent, cb_log *l) {
+  o->usage_alert_percent = percent;
+  o->usage_alert_interval_ms = 0;
+  memset(l, 0, sizeof *l);
+  o->on_usage_alert = on_usage;
+  o->usage_alert_user_data = l;
+  return new_pool(o);
+}
+
 START_TEST(usage_alert_sees_a_crossing_during_a_ping) {
   be_pool_options o = mock_opts(4, 4);
-  o.usage_alert_percent = 75; /* alert at 3 */
-  o.usage_alert_interval_ms = 0;
   o.validation_window_ms = 0; /* every idle hand-out pings */
   cb_log l;
-  memset(&l, 0, sizeof l);
-  o.on_usage_alert = on_usage;
-  o.usage_alert_user_data = &l;
-  be_pool *p = new_pool(&o);
+  be_pool *p = alerting_pool(&o, 75, &l); /* alert at 3 */
   be_conn *c[4];
   for (int i = 0; i < 2; i++) ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
   atomic_store(&mock_ping_gate, 1);
@@ -1350,13 +1356,8 @@ END_TEST
  * never. */
 START_TEST(usage_alert_rearms_below_a_low_level) {
   be_pool_options o = mock_opts(0, 20);
-  o.usage_alert_percent = 10; /* alert at 2; 2 - 20 / 5 < 0 */
-  o.usage_alert_interval_ms = 0;
   cb_log l;
-  memset(&l, 0, sizeof l);
-  o.on_usage_alert = on_usage;
-  o.usage_alert_user_data = &l;
-  be_pool *p = new_pool(&o);
+  be_pool *p = alerting_pool(&o, 10, &l); /* alert at 2; 2 - 20 / 5 < 0 */
   be_conn *c[2];
   for (int round = 0; round < 2; round++) {
     for (int i = 0; i < 2; i++) ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
