@@ -67,7 +67,9 @@ static int slow_open_failed(be_pool *p, int rc, be_error *cause, int queued, int
     be_error_free(cause);
     return fail_closed(p, "pool is closed", err);
   }
-  int32_t in_use = p->out, idle = p->idle_n, waiting = p->waiting;
+  /* connections parked while this one was opened unlocked are idle */
+  int32_t parked = be__pool_parked(p);
+  int32_t in_use = p->out - parked, idle = p->idle_n + parked, waiting = p->waiting;
   int64_t failures = (int64_t)p->open_failures;
   pthread_mutex_unlock(&p->mu);
   if (rc != BE_E_NOMEM && be_error_code(cause) != BE_E_NOMEM) {

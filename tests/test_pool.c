@@ -31,6 +31,8 @@ typedef struct mock_conn {
 
 static _Atomic int mock_opens, mock_closes, mock_pings, mock_rollbacks, mock_next_id;
 static _Atomic int mock_fail_open; /* open fails while set */
+/* 1: the next open sets 2 and waits until the test sets 3 */
+static atomic_int mock_open_gate;
 
 static void mock_reset(void) {
   atomic_store(&mock_opens, 0);
@@ -44,6 +46,9 @@ static void mock_reset(void) {
 static int m_open(void **out, const char *dsn, void *dd, be_error **err) {
   (void)dd;
   (void)dsn;
+  int armed = 1;
+  if (atomic_compare_exchange_strong(&mock_open_gate, &armed, 2))
+    while (atomic_load(&mock_open_gate) != 3) usleep(100);
   if (atomic_load(&mock_fail_open)) {
     if (err) be_error_new(err, BE_E_DB_UNREACHABLE, "mock: connection refused");
     return BE_E_DB_UNREACHABLE;
@@ -1376,13 +1381,18 @@ END_TEST
 
 /* Exhaustion, a self-deadlock and a failed open each leave an incident
  * with the pool's figures at the time. */
+/* A pool of o recording into a new incident log, *inc. */
+static be_pool *pool_with_incidents(be_pool_options *o, be_incident_log **inc) {
+  ck_assert_int_eq(be_incident_log_new(inc, 0, NULL, NULL), BE_OK);
+  o->incidents = *inc;
+  return new_pool(o);
+}
+
 START_TEST(incidents_recorded_for_pool_failures) {
   be_incident_log *inc = NULL;
-  ck_assert_int_eq(be_incident_log_new(&inc, 0, NULL, NULL), BE_OK);
   be_pool_options o = mock_opts(0, 1);
-  o.incidents = inc;
   o.acquire_timeout_ms = 0;
-  be_pool *p = new_pool(&o);
+  be_pool *p = pool_with_incidents(&o, &inc);
   be_conn *a = NULL, *b = NULL;
   ck_assert_int_eq(be_pool_acquire(&a, p, NULL), BE_OK);
   ck_assert_int_eq(be_pool_acquire(&b, p, NULL), BE_E_POOL_DEADLOCK);
@@ -2576,6 +2586,43 @@ START_TEST(affinity_claims_race_close_and_maintenance) {
 }
 END_TEST
 
+
+static void *acquire_expecting_unreachable(void *arg) {
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, arg, NULL), BE_E_DB_UNREACHABLE);
+  return NULL;
+}
+
+/* A connection released (parked) while another caller's open was under
+ * way is idle, not in use, in that open's failure incident. */
+START_TEST(open_failure_incident_counts_parked_as_idle) {
+  be_incident_log *inc = NULL;
+  be_pool_options o = mock_opts(0, 3);
+  o.usage_alert_percent = 0;
+  be_pool *p = pool_with_incidents(&o, &inc);
+  be_conn *c = NULL;
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  atomic_store(&mock_fail_open, 1);
+  atomic_store(&mock_open_gate, 1);
+  pthread_t t;
+  pthread_create(&t, NULL, acquire_expecting_unreachable, p);
+  while (atomic_load(&mock_open_gate) != 2) usleep(100);
+  be_pool_release(p, c); /* parked for this thread meanwhile */
+  atomic_store(&mock_open_gate, 3);
+  pthread_join(t, NULL);
+  atomic_store(&mock_open_gate, 0);
+  atomic_store(&mock_fail_open, 0);
+  be_incident in = BE_INCIDENT_INIT;
+  ck_assert_int_eq(be_incident_log_total(inc, BE_INCIDENT_DB_UNREACHABLE), 1);
+  ck_assert_int_eq(be_incident_log_get(&in, inc, be_incident_log_count(inc) - 1, NULL), BE_OK);
+  ck_assert_int_eq(in.kind, BE_INCIDENT_DB_UNREACHABLE);
+  ck_assert_int_eq(in.in_use, 0);
+  ck_assert_int_eq(in.idle, 1);
+  be_pool_free(p);
+  be_incident_log_free(inc);
+}
+END_TEST
+
 /* A clock that holds the thread which armed it inside its next read,
  * until released: here, a claim between its compare-and-swap and its
  * staleness check. */
@@ -2791,6 +2838,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, affinity_claims_race_close_and_maintenance);
   tcase_add_test(tc, affinity_stale_parked_validated);
   tcase_add_test(tc, affinity_stale_claim_grants_capacity_to_waiters);
+  tcase_add_test(tc, open_failure_incident_counts_parked_as_idle);
   tcase_add_test(tc, affinity_release_racing_free);
   suite_add_tcase(s, tc);
   return s;
