@@ -395,15 +395,17 @@ static be__cache_table *clear_shard(be_cache *c, be__cache_shard *s, entry **gra
 
 int be_cache_clear(be_cache *c, be_error **err) {
   if (c == NULL) return be__error_set(err, BE_E_MISUSE, "be_cache_clear: cache is NULL");
+  /* one grave for every shard: burying each shard's would run a
+   * reclamation pass (a membarrier) per shard for its old table */
+  entry *grave = NULL;
   for (uint32_t k = 0; k < c->nshards; k++) {
     be__cache_shard *s = &c->shards[k];
-    entry *grave = NULL;
     be__spinlock_lock(&s->lock);
     be__cache_table *old = clear_shard(c, s, &grave);
     be__spinlock_unlock(&s->lock);
     if (old) be__cache_retire_table(c, old);
-    be__cache_bury(c, grave);
   }
+  be__cache_bury(c, grave);
   return BE_OK;
 }
 

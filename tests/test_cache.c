@@ -2432,6 +2432,20 @@ START_TEST(one_reclamation_pass_per_batch) {
 }
 END_TEST
 
+/* A clear of a cache of many shards runs a reclamation pass or two (a
+ * membarrier each), not one per shard for its old table. */
+START_TEST(clear_reclaims_in_one_pass_not_one_per_shard) {
+  be_cache *c = new_cache(NULL, 64, 0, 0, 0);
+  set_keys(c, 0, 2000);
+  stats_of(c);
+  uint64_t passes0 = c->reclaim_passes;
+  ck_assert_int_eq(be_cache_clear(c, NULL), BE_OK);
+  ck_assert_uint_le(c->reclaim_passes - passes0, 2);
+  ck_assert_uint_eq(stats_of(c).entries, 0);
+  be_cache_free(c);
+}
+END_TEST
+
 /* A retired table a reader holds back is tried again every
  * BE__CACHE_RETRY_EVERY writes, not on every write (each try is a scan
  * for readers and a membarrier). */
@@ -2969,6 +2983,7 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, freed_tables_stop_reclamation_passes);
   tcase_add_test(tc, one_reclamation_pass_per_batch);
   tcase_add_test(tc, held_reader_table_is_retried_at_a_rate);
+  tcase_add_test(tc, clear_reclaims_in_one_pass_not_one_per_shard);
   tcase_add_test(tc, held_back_entries_freed_after_the_reader_leaves);
   tcase_add_test(tc, kept_blocks_stay_within_count_and_bytes);
   tcase_add_test(tc, kept_blocks_of_an_unused_size_go);
