@@ -214,9 +214,6 @@ static int take_idle(be_pool *p, slot *s, be_conn **out, const char *file, int32
   if (now >= s->expires_ns) {
     p->expired++;
     be__pool_slot_destroy(p, s);
-    /* a stale parked slot claimed before waiters queued is taken here, in
-     * a full pool, with them asleep: its capacity is theirs */
-    be__pool_grant_capacity(p);
     return RETRY;
   }
   be__pool_checkout(p, s, file, line, now);
@@ -462,7 +459,6 @@ static void release_slow(be_pool *p, slot *s, be_conn *c, int destroy, int64_t n
     else if (!p->closed) p->expired++;
     p->destroys++;
     be__pool_slot_free(p, s);
-    be__pool_grant_capacity(p);
   } else {
     be__pool_give_back(p, s, now, 1);
   }

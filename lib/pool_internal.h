@@ -373,16 +373,16 @@ static inline int64_t be__pool_add_sat(int64_t a, int64_t b) {
 /* Take a free slot as SLOT_OPENING, counted in opening and total; NULL
  * when none is free (never while total < max_conns). */
 be__pool_slot *be__pool_reserve_slot(be_pool *p);
-/* A slot whose connection was closed (or never opened) becomes free. */
+/* A slot whose connection was closed (or never opened) becomes free, and
+ * its capacity goes to the head waiter, if any, as a reservation to open
+ * a connection itself: whoever frees a slot, waiters never sleep with
+ * room in the pool. */
 void be__pool_slot_free(be_pool *p, be__pool_slot *s);
 /* Destroy s's idle connection (mu held, and held again on return): the
  * slot is freed and counted destroyed under the lock, the close runs
  * unlocked. */
 void be__pool_slot_destroy(be_pool *p, be__pool_slot *s);
 void be__pool_unlink_waiter(be_pool *p, be__pool_waiter *w);
-/* Capacity became free (a slot went SLOT_FREE): if anyone waits, give the
- * head waiter a reservation to open a connection for itself. */
-void be__pool_grant_capacity(be_pool *p);
 /* When a connection created at `created` reaches its lifetime (jittered). */
 int64_t be__pool_lifetime_end(be_pool *p, int64_t created);
 /* Open a connection into reserved slot s, with the pool's clock and

@@ -29,12 +29,25 @@ be__pool_slot *be__pool_reserve_slot(be_pool *p) {
   return NULL;
 }
 
+/* Capacity became free: if anyone waits, give the head waiter a
+ * reservation to open a connection for itself. */
+static void grant_capacity(be_pool *p) {
+  if (p->wq_head == NULL || p->closed || p->total >= p->max_conns) return;
+  slot *s = be__pool_reserve_slot(p);
+  if (s == NULL) return;
+  be__pool_waiter *w = be__pool_dequeue_head(p);
+  w->slot = s;
+  w->grant = BE__GRANT_CREATE;
+  pthread_cond_signal(&w->cond);
+}
+
 void be__pool_slot_free(be_pool *p, slot *s) {
   atomic_store_explicit(&s->state, BE__SLOT_FREE, BE__RELAXED);
   s->conn = NULL;
   be__pool_unstamp(s);
   atomic_store_explicit(&s->file, NULL, BE__RELAXED);
   p->total--;
+  grant_capacity(p);
 }
 
 void be__pool_slot_destroy(be_pool *p, slot *s) {
@@ -77,16 +90,6 @@ void be__pool_unlink_waiter(be_pool *p, be__pool_waiter *w) {
   w->next = w->prev = NULL;
   p->waiting--;
   if (p->wq_head == NULL) be__pool_park_update(p);
-}
-
-void be__pool_grant_capacity(be_pool *p) {
-  if (p->wq_head == NULL || p->closed || p->total >= p->max_conns) return;
-  slot *s = be__pool_reserve_slot(p);
-  if (s == NULL) return;
-  be__pool_waiter *w = be__pool_dequeue_head(p);
-  w->slot = s;
-  w->grant = BE__GRANT_CREATE;
-  pthread_cond_signal(&w->cond);
 }
 
 /* xorshift64*: good enough to spread lifetimes */
@@ -157,7 +160,6 @@ be_conn *be__pool_settle_open(be_pool *p, slot *s, int rc, int64_t now) {
   if (rc != BE_OK) {
     p->open_failures++;
     be__pool_slot_free(p, s);
-    be__pool_grant_capacity(p);
     return NULL;
   }
   p->creates++;
