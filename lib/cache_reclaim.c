@@ -116,11 +116,9 @@ static void free_list(entry *e) {
   }
 }
 
-/* Unlink the spares stamped before the last pass onto *old (retire_lock
- * held), then start a new generation. */
-static void spares_age_locked(be_cache *c, entry **old) {
-  uint64_t keep_from = c->spare_gen;
-  c->spare_gen++;
+/* Unlink the spares stamped before keep_from onto *old (retire_lock
+ * held). */
+static void spares_unlink_locked(be_cache *c, uint64_t keep_from, entry **old) {
   if (atomic_load_explicit(&c->nspares, memory_order_relaxed) == 0) return;
   uint32_t gone = 0;
   for (size_t i = 0; i < BE__CACHE_SPARE_LISTS; i++) {
@@ -146,17 +144,7 @@ void be__cache_spares_drop(be_cache *c) {
   if (atomic_load_explicit(&c->nspares, memory_order_relaxed) == 0) return;
   entry *all = NULL;
   be__spinlock_lock(&c->retire_lock);
-  for (size_t i = 0; i < BE__CACHE_SPARE_LISTS; i++) {
-    while (c->spares[i]) {
-      entry *e = c->spares[i];
-      c->spares[i] = e->next;
-      c->retired_bytes -= be__cache_entry_block(e);
-      e->next = all;
-      all = e;
-    }
-  }
-  atomic_store_explicit(&c->nspares, 0, memory_order_relaxed);
-  c->spare_bytes = 0;
+  spares_unlink_locked(c, UINT64_MAX, &all); /* every stamp is older */
   be__spinlock_unlock(&c->retire_lock);
   free_list(all);
 }
@@ -240,8 +228,10 @@ void be__cache_reclaim(be_cache *c, int all) {
   if (held) atomic_store_explicit(&c->retry_skip, BE__CACHE_RETRY_EVERY, memory_order_relaxed);
   mark_left(c);
   if (!all) c->reclaim_passes++;
+  /* a new generation: spares kept before the last pass and not taken
+   * since go */
   entry *stale_spares = NULL;
-  spares_age_locked(c, &stale_spares);
+  spares_unlink_locked(c, c->spare_gen++, &stale_spares);
   be__spinlock_unlock(&c->retire_lock);
   free_list(stale_spares);
   release_dead(c, dead);
