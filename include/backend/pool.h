@@ -105,10 +105,10 @@ typedef struct be_pool be_pool;
  * of connections in use reaches the alert threshold. It fires once per
  * crossing, and is re-armed only when usage falls clearly below the
  * threshold: to the threshold minus a fifth of max_conns (at least one
- * connection), or to 0 when that is lower, or below. The alert (its WARN log line, this callback and an
- * incident) is also rate-limited to one per usage_alert_interval_ms;
- * crossings in between are counted and the next alert's log line and
- * incident report them ("suppressed").
+ * connection; 0 when that would be below 0) or lower. The alert (its WARN
+ * log line, this callback and an incident) is also rate-limited to one per
+ * usage_alert_interval_ms; crossings in between are counted and the next
+ * alert's log line and incident report them ("suppressed").
  * It receives the pool, the connections in use, max_conns, the callers
  * waiting and usage_alert_user_data.
  * It may call be_pool_stats_get(); it must not acquire from this pool.
