@@ -1256,8 +1256,8 @@ static void contention_init(contention *k, env *e) {
     rc = be_stmt_stats_new(&k->stmt_stats[i], NULL, &err);
     po.stmt_stats = k->stmt_stats[i];
     if (rc == BE_OK) rc = be_pool_new(&k->pools[i], &po, &err);
-    if (rc == BE_OK && i < 2) rc = be_query_stats_new(&k->own[i], &err);
   }
+  for (int i = 0; rc == BE_OK && i < 2; i++) rc = be_query_stats_new(&k->own[i], &err);
   for (int v = 0; rc == BE_OK && v < NVARIANTS; v++)
     for (int i = 0; rc == BE_OK && i < 2; i++) {
       get_ctx *g = &k->g[v][i];
@@ -1277,8 +1277,8 @@ static void contention_fini(contention *k) {
   for (int i = 0; i < 3; i++) {
     be_pool_free(k->pools[i]);
     be_stmt_stats_free(k->stmt_stats[i]);
-    if (i < 2) be_query_stats_free(k->own[i]);
   }
+  for (int i = 0; i < 2; i++) be_query_stats_free(k->own[i]);
   be_query_stats_free(k->shared);
 }
 
@@ -1421,8 +1421,6 @@ typedef struct holder {
 } holder;
 
 static void hold_open(holder *h, const env *e, int on) {
-  h->db = NULL;
-  h->st = NULL;
   if (!on) return;
   h->db = raw_open(e->path);
   h->st = raw_prep(h->db, "SELECT id FROM posts");
@@ -1646,11 +1644,10 @@ int main(int argc, char **argv) {
   int rc = 0;
   for (int s = 0; s < a.nsizes; s++) {
     env e;
-    holder h;
+    holder h = {NULL, NULL, NULL};
     env_open(&e, dir, a.sizes[s]);
     /* the write first: a snapshot held from before it would take another
      * WAL read lock than the reads after it do (so hold none of theirs) */
-    h.writer = NULL;
     if (a.write_first) write_once(&h, &e);
     /* never over bulk: it writes, and a held snapshot would keep its WAL */
     hold_open(&h, &e, a.hold_read_lock && !(a.profile && strcmp(a.profile, "bulk") == 0));
