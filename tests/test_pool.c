@@ -31,8 +31,22 @@ typedef struct mock_conn {
 
 static _Atomic int mock_opens, mock_closes, mock_pings, mock_rollbacks, mock_next_id;
 static _Atomic int mock_fail_open; /* open fails while set */
-/* 1: the next open sets 2 and waits until the test sets 3 */
-static atomic_int mock_open_gate;
+
+/* A gate holds a thread at a chosen point: the test arms it (1), the next
+ * thread through sets 2 and waits until the test sets 3. */
+enum { GATE_ARMED = 1,
+       GATE_HOLDING = 2,
+       GATE_OPEN = 3 };
+static void gate_pass(atomic_int *g) {
+  int armed = GATE_ARMED;
+  if (atomic_compare_exchange_strong(g, &armed, GATE_HOLDING))
+    while (atomic_load(g) != GATE_OPEN) usleep(100);
+}
+static void wait_at_least(atomic_int *v, int want) {
+  while (atomic_load(v) < want) usleep(100);
+}
+
+static atomic_int mock_open_gate; /* the next open */
 
 static void mock_reset(void) {
   atomic_store(&mock_opens, 0);
@@ -46,9 +60,7 @@ static void mock_reset(void) {
 static int m_open(void **out, const char *dsn, void *dd, be_error **err) {
   (void)dd;
   (void)dsn;
-  int armed = 1;
-  if (atomic_compare_exchange_strong(&mock_open_gate, &armed, 2))
-    while (atomic_load(&mock_open_gate) != 3) usleep(100);
+  gate_pass(&mock_open_gate);
   if (atomic_load(&mock_fail_open)) {
     if (err) be_error_new(err, BE_E_DB_UNREACHABLE, "mock: connection refused");
     return BE_E_DB_UNREACHABLE;
@@ -198,13 +210,10 @@ static int64_t m_changes(void *c) {
   (void)c;
   return 0;
 }
-/* 1: the next ping sets 2 and waits until the test sets 3 */
-static atomic_int mock_ping_gate;
+static atomic_int mock_ping_gate; /* the next ping */
 static int m_ping(void *c, be_error **e) {
   atomic_fetch_add(&mock_pings, 1);
-  int armed = 1;
-  if (atomic_compare_exchange_strong(&mock_ping_gate, &armed, 2))
-    while (atomic_load(&mock_ping_gate) != 3) usleep(100);
+  gate_pass(&mock_ping_gate);
   return ((mock_conn *)c)->dead ? m_lost(e) : BE_OK;
 }
 static int32_t m_blimit(void *c) {
@@ -1338,19 +1347,18 @@ START_TEST(usage_alert_sees_a_crossing_during_a_ping) {
   be_pool *p = alerting_pool(&o, 75, &l); /* alert at 3 */
   be_conn *c[4];
   for (int i = 0; i < 2; i++) ck_assert_int_eq(be_pool_acquire(&c[i], p, NULL), BE_OK);
-  atomic_store(&mock_ping_gate, 1);
+  atomic_store(&mock_ping_gate, GATE_ARMED);
   pthread_t t;
   pthread_create(&t, NULL, acquire_keep, p); /* the third: its ping waits */
-  while (atomic_load(&mock_ping_gate) != 2) usleep(100);
+  wait_at_least(&mock_ping_gate, GATE_HOLDING);
   ck_assert_int_eq(be_pool_acquire(&c[3], p, NULL), BE_OK); /* the fourth */
-  atomic_store(&mock_ping_gate, 3);
+  atomic_store(&mock_ping_gate, GATE_OPEN);
   void *third = NULL;
   pthread_join(t, &third);
   c[2] = third;
   ck_assert_int_eq(stats(p).in_use, 4);
   ck_assert_int_eq(l.usage_calls, 1);
   ck_assert_int_ge(l.usage_in_use, 3);
-  atomic_store(&mock_ping_gate, 0);
   for (int i = 0; i < 4; i++) be_pool_release(p, c[i]);
   be_pool_free(p);
 }
@@ -2603,14 +2611,13 @@ START_TEST(open_failure_incident_counts_parked_as_idle) {
   be_conn *c = NULL;
   ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
   atomic_store(&mock_fail_open, 1);
-  atomic_store(&mock_open_gate, 1);
+  atomic_store(&mock_open_gate, GATE_ARMED);
   pthread_t t;
   pthread_create(&t, NULL, acquire_expecting_unreachable, p);
-  while (atomic_load(&mock_open_gate) != 2) usleep(100);
+  wait_at_least(&mock_open_gate, GATE_HOLDING);
   be_pool_release(p, c); /* parked for this thread meanwhile */
-  atomic_store(&mock_open_gate, 3);
+  atomic_store(&mock_open_gate, GATE_OPEN);
   pthread_join(t, NULL);
-  atomic_store(&mock_open_gate, 0);
   atomic_store(&mock_fail_open, 0);
   be_incident in = BE_INCIDENT_INIT;
   ck_assert_int_eq(be_incident_log_total(inc, BE_INCIDENT_DB_UNREACHABLE), 1);
@@ -2623,18 +2630,17 @@ START_TEST(open_failure_incident_counts_parked_as_idle) {
 }
 END_TEST
 
-/* A clock that holds the thread which armed it inside its next read,
- * until released: here, a claim between its compare-and-swap and its
- * staleness check. */
+/* A clock whose gate holds the thread that marked itself inside its next
+ * read: here, a claim between its compare-and-swap and its staleness
+ * check. */
 static _Atomic int64_t held_clock_now;
-static _Thread_local int held_clock_armed;
-static atomic_int held_clock_state; /* 1: a thread is held, 2: let it go */
+static _Thread_local int held_clock_mine;
+static atomic_int held_clock_gate;
 static int64_t held_clock_read(void *ud) {
   (void)ud;
-  if (held_clock_armed) {
-    held_clock_armed = 0;
-    atomic_store(&held_clock_state, 1);
-    while (atomic_load(&held_clock_state) != 2) usleep(100);
+  if (held_clock_mine) {
+    held_clock_mine = 0;
+    gate_pass(&held_clock_gate);
   }
   return atomic_load(&held_clock_now);
 }
@@ -2645,10 +2651,6 @@ typedef struct stale_claimer {
   int rc;
 } stale_claimer;
 
-static void wait_at_least(atomic_int *v, int want) {
-  while (atomic_load(v) < want) usleep(100);
-}
-
 static void *stale_claimer_run(void *arg) {
   stale_claimer *a = arg;
   be_conn *c = NULL;
@@ -2658,7 +2660,7 @@ static void *stale_claimer_run(void *arg) {
   be_pool_release(a->p, c); /* parked for this thread */
   atomic_store(&a->done, 2);
   wait_at_least(&a->step, 2);
-  held_clock_armed = 1; /* held after claiming its slot, before the mutex */
+  held_clock_mine = 1; /* held after claiming its slot, before the mutex */
   c = NULL;
   a->rc = be_pool_acquire(&c, a->p, NULL);
   if (c) be_pool_release(a->p, c);
@@ -2673,7 +2675,7 @@ START_TEST(affinity_stale_claim_grants_capacity_to_waiters) {
   be_clock *clk;
   ck_assert_int_eq(be_clock_custom_new(&clk, held_clock_read, NULL, NULL, NULL), BE_OK);
   atomic_store(&held_clock_now, BE_NS_PER_SEC);
-  atomic_store(&held_clock_state, 0);
+  atomic_store(&held_clock_gate, GATE_ARMED);
   be_pool_options o = mock_opts(0, 2);
   o.clock = clk;
   o.max_lifetime_ms = 10000;
@@ -2691,12 +2693,12 @@ START_TEST(affinity_stale_claim_grants_capacity_to_waiters) {
   wait_at_least(&a.done, 2);
   atomic_fetch_add(&held_clock_now, 20 * BE_NS_PER_SEC); /* past the lifetime */
   atomic_store(&a.step, 2);
-  wait_at_least(&held_clock_state, 1); /* claimed, not yet under the mutex */
+  wait_at_least(&held_clock_gate, GATE_HOLDING); /* claimed, not yet under the mutex */
   acq_result w = {.pool = p};
   pthread_t tw;
   pthread_create(&tw, NULL, acquire_once, &w);
   wait_for_waiting(p, 1);
-  atomic_store(&held_clock_state, 2);
+  atomic_store(&held_clock_gate, GATE_OPEN);
   pthread_join(tw, NULL);
   pthread_join(ta, NULL);
   ck_assert_msg(w.rc == BE_OK, "waiter: %s", be_error_message(w.err));
