@@ -45,7 +45,7 @@
  * that path when max_conns > T * 100 / usage_alert_percent (11 for 8
  * threads at the default 80 %); or raise usage_alert_percent (0 turns the
  * alert off, and with it this). Two threads getting rows by id through a
- * pool of max_conns 2 ran about 11 % slower than through a pool of 3.
+ * pool of max_conns 2 ran 4-11 % slower than through a pool of 3.
  *
  * The pool's first connection is opened with the driver's open, which may
  * create the database; every later one with its open_existing (driver
