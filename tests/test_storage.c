@@ -255,6 +255,69 @@ START_TEST(cached_statement_follows_columns_dropped_and_added) {
 }
 END_TEST
 
+/* The names of the columns of a be_rows_query result, joined by ",". */
+static void rows_shape(be_conn *c, char *out, size_t cap) {
+  be_rows *r = NULL;
+  be_error *e = NULL;
+  int rc = be_rows_query(&r, c, "SELECT * FROM t", NULL, &e);
+  ck_assert_msg(rc == BE_OK, "be_rows_query: %s", be_error_message(e));
+  out[0] = '\0';
+  for (int32_t i = 0; i < be_rows_column_count(r); i++) {
+    size_t n = strlen(out);
+    snprintf(out + n, cap - n, "%s%s", i ? "," : "", be_rows_column_name(r, i));
+  }
+  be_rows_free(r);
+}
+
+/* The first be_rows_query after a schema change, on the connection that
+ * made it or on another one, has the new columns: the statement cached
+ * before the change reports its old ones until a step prepares it again,
+ * and the result's shape was once read before that step. */
+START_TEST(rows_query_right_after_a_schema_change) {
+  be_conn *c = open_file(NULL), *other = open_file(NULL);
+  char shape[128];
+  exec_ok(c, "CREATE TABLE t(a)");
+  rows_shape(c, shape, sizeof shape);
+  ck_assert_str_eq(shape, "a"); /* no row: the shape comes from a done step */
+  exec_ok(c, "INSERT INTO t VALUES (1)");
+  rows_shape(c, shape, sizeof shape);
+  exec_ok(c, "ALTER TABLE t ADD COLUMN b DEFAULT 2");
+  rows_shape(c, shape, sizeof shape);
+  ck_assert_str_eq(shape, "a,b");
+  exec_ok(c, "ALTER TABLE t RENAME COLUMN a TO z");
+  rows_shape(c, shape, sizeof shape);
+  ck_assert_str_eq(shape, "z,b");
+  exec_ok(other, "ALTER TABLE t ADD COLUMN d DEFAULT 4");
+  rows_shape(c, shape, sizeof shape);
+  ck_assert_str_eq(shape, "z,b,d");
+  exec_ok(c, "DELETE FROM t; ALTER TABLE t DROP COLUMN b");
+  rows_shape(c, shape, sizeof shape); /* no row again */
+  ck_assert_str_eq(shape, "z,d");
+  be_stmt_cache_stats st = BE_STMT_CACHE_STATS_INIT;
+  ck_assert_int_eq(be_conn_stmt_cache_stats_get(&st, c, NULL), BE_OK);
+  ck_assert_int_eq(st.misses, 1); /* one cached statement all along */
+  be_conn_close(other);
+  be_conn_close(c);
+}
+END_TEST
+
+/* A column's name read after the step that prepared the statement again
+ * is the new one (a name read before it is not valid any more: the
+ * header says until the next step, reset or finalize). */
+START_TEST(column_name_after_a_schema_change) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(alpha); INSERT INTO t VALUES (1)");
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, "SELECT * FROM t", NULL), BE_OK);
+  ck_assert_str_eq(be_stmt_column_name(s, 0), "alpha");
+  exec_ok(c, "ALTER TABLE t RENAME COLUMN alpha TO beta");
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  ck_assert_str_eq(be_stmt_column_name(s, 0), "beta");
+  be_stmt_finalize(s);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(text_must_be_utf8) {
   be_conn *c = open_mem();
   be_stmt *s = NULL;
@@ -2675,6 +2738,8 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, column_text_is_utf8_in_a_utf16_database);
   tcase_add_test(tc, cached_statement_follows_schema_change);
   tcase_add_test(tc, cached_statement_follows_columns_dropped_and_added);
+  tcase_add_test(tc, rows_query_right_after_a_schema_change);
+  tcase_add_test(tc, column_name_after_a_schema_change);
   tcase_add_test(tc, statement_cache_hits_pay_no_prepare);
   tcase_add_test(tc, statement_cache_evicts_around_held_ones);
   tcase_add_test(tc, sql_handle_finds_the_cached_statement);

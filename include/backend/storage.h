@@ -143,7 +143,8 @@ typedef struct be_driver {
   int (*step)(void *stmt, be_error **err);
   /** Number of result columns (0 for a statement that returns no rows). */
   int32_t (*column_count)(void *stmt);
-  /** Borrowed, valid until the statement is finalized. */
+  /** Borrowed, valid until the statement's next step, reset or finalize
+   * (a step may prepare it again after a schema change). */
   const char *(*column_name)(void *stmt, int32_t column);
   /** BE_TYPE_* of the current row's value. */
   int32_t (*column_type)(void *stmt, int32_t column);
@@ -622,8 +623,10 @@ BE_API int32_t be_stmt_column_count(be_stmt *stmt);
  * A result column's name.
  * @param stmt    the statement, or NULL.
  * @param column  the column, from 0.
- * @return the name, borrowed until the statement is finalized; NULL when
- *         out of range.
+ * @return the name, borrowed until the next be_stmt_step(),
+ *         be_stmt_reset() or be_stmt_finalize() of this statement (after
+ *         a schema change a step prepares it again, and SQLite frees the
+ *         old names); NULL when out of range.
  */
 BE_API const char *be_stmt_column_name(be_stmt *stmt, int32_t column);
 /**
