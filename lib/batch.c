@@ -147,25 +147,33 @@ typedef struct run {
   be__key_set *keys;
   int32_t nwhere;
   int dollar;
-  be_rows *rows; /* each row's group is its key's index */
+  be_rows *rows;  /* each row's group is its key's index */
+  size_t from, n; /* the keys of the statement being read */
 } run;
 
+/* 1 when key index g is one the statement being read was given. The
+ * database compares by its own rules ("05" = 5 in an INTEGER column, "A"
+ * = "a" under NOCASE), so another chunk's key may match a row too: only
+ * the chunk of the key that matches it byte for byte collects it, and a
+ * row is in its group once whatever the chunk size. */
+static int in_chunk(const run *r, size_t g) { return g >= r->from && g - r->from < r->n; }
+
 /* The key index of the current row's key (column kc), or 0 when it is
- * not a key of the load. An index walk returns a key's rows together, so
- * *last remembers the last int key found. */
+ * not a key of this statement. An index walk returns a key's rows
+ * together, so *last remembers the last int key found. */
 static int find_key(const run *r, be_stmt *stmt, const be__row_reader *rd, int32_t kc,
                     int64_t *last_key, size_t *last, size_t *g) {
   if (r->keys->type != BE_TYPE_INT) {
     size_t len = 0;
     const char *t = be_stmt_column_text(stmt, kc, &len);
-    return t && be__key_set_find_text(r->keys, t, len, g);
+    return t && be__key_set_find_text(r->keys, t, len, g) && in_chunk(r, *g);
   }
   int64_t key = kc < rd->ncols ? rd->int64(rd->native, kc) : 0;
   if (*last != SIZE_MAX && key == *last_key) {
     *g = *last;
     return 1;
   }
-  if (!be__key_set_find_int(r->keys, key, g)) return 0;
+  if (!be__key_set_find_int(r->keys, key, g) || !in_chunk(r, *g)) return 0;
   *last_key = key;
   *last = *g;
   return 1;
@@ -248,6 +256,8 @@ static int run_chunk(run *r, const char *sql, int32_t strategy, size_t from, siz
       else rc = be_stmt_bind_text(stmt, idx + (int32_t)s, k->texts[i], k->lens[i], err);
     }
   }
+  r->from = from;
+  r->n = n;
   if (rc == BE_OK) rc = collect(r, stmt, err);
   be_stmt_finalize(stmt);
   be__buf_free(&json);
@@ -331,7 +341,7 @@ static int group_rows(run *r, be_batch_result *res, be_error **err) {
 
 int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *opts,
                   be__key_set *keys, be_error **err) {
-  run r = {conn, opts, keys, 0, 0, NULL};
+  run r = {conn, opts, keys, 0, 0, NULL, 0, 0};
   be_batch_result *res = NULL;
   const be_driver *drv = be_conn_driver(conn);
   int rc = be__batch_check_opts(opts, err);

@@ -421,6 +421,55 @@ START_TEST(batch_text_keys_bound_safely) {
 }
 END_TEST
 
+/* Keys the database finds equal but that differ byte for byte: "05"
+ * matches user_id 5 in SQL, as "5" does. A row is in the group of the
+ * key it equals exactly, once, whatever the chunk size: with each key
+ * in a statement of its own it once came back from both statements and
+ * was in group "5" twice. The loader reads the same way. */
+START_TEST(batch_keys_equal_in_sql_count_a_row_once) {
+  be_conn *c = open_conn();
+  exec_ok(c, "CREATE TABLE nums(id BIGINT PRIMARY KEY, user_id BIGINT, title TEXT);"
+             "INSERT INTO nums VALUES (1, 5, 'p1'), (2, 5, 'p2'), (3, 6, 'p3')");
+  static const char *const cols[] = {"id"}, *const ord[] = {"id"};
+  static const char *const keys[] = {"5", "05", "6"};
+  static const int64_t want[] = {2, 0, 1}; /* rows per key */
+  for (int trial = 0; trial < 6; trial++) {
+    be_batch_options o = BE_BATCH_OPTIONS_INIT;
+    o.table = "nums";
+    o.columns = cols;
+    o.column_count = 1;
+    o.key_column = "user_id";
+    o.order_by = ord;
+    o.order_by_count = 1;
+    o.strategy = trial % 2 ? one_param_strategy() : BE_BATCH_IN_LIST;
+    o.max_chunk = trial / 2; /* 0 (no limit), 1, 2 */
+    be_batch_result *res = NULL;
+    be_error *e = NULL;
+    int rc = be_batch_load_text(&res, c, &o, keys, NULL, 3, &e);
+    ck_assert_msg(rc == BE_OK, "trial %d: %s", trial, be_error_message(e));
+    ck_assert_uint_eq(be_rows_count(be_batch_result_rows(res)), 3);
+    for (size_t k = 0; k < 3; k++) {
+      size_t first = 0, n = be_batch_result_group(res, k, &first);
+      ck_assert_msg((int64_t)n == want[k], "trial %d, key %s: %zu rows", trial, keys[k], n);
+      for (size_t i = 0; i < n; i++) /* in order: ids 1, 2 for "5" */
+        ck_assert_int_eq(be_rows_int64(be_batch_result_rows(res), first + i, 0), k == 0 ? 1 + (int64_t)i : 3);
+    }
+    be_batch_result_free(res);
+    be_loader *l = NULL;
+    ck_assert_int_eq(be_loader_new(&l, c, &o, BE_TYPE_TEXT, NULL), BE_OK);
+    for (size_t k = 0; k < 3; k++) ck_assert_int_eq(be_loader_want_text(l, keys[k], BE_NUL_TERMINATED, NULL), BE_OK);
+    for (size_t k = 0; k < 3; k++) {
+      const be_rows *rows;
+      size_t first, n;
+      ck_assert_int_eq(be_loader_get_text(&rows, &first, &n, l, keys[k], BE_NUL_TERMINATED, NULL), BE_OK);
+      ck_assert_msg((int64_t)n == want[k], "loader, trial %d, key %s: %zu rows", trial, keys[k], n);
+    }
+    be_loader_free(l);
+  }
+  be_conn_close(c);
+}
+END_TEST
+
 static void expect_field(be_conn *c, const be_batch_options *o, const char *field) {
   be_batch_result *res = NULL;
   be_error *e = NULL;
@@ -822,6 +871,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, rows_typed_access);
   tcase_add_test(tc, batch_int_matches_naive);
   tcase_add_test(tc, batch_text_keys_bound_safely);
+  tcase_add_test(tc, batch_keys_equal_in_sql_count_a_row_once);
   tcase_add_test(tc, batch_rejects_injection_in_names);
   tcase_add_test(tc, batch_one_to_one_and_empty);
   tcase_add_test(tc, batch_dead_connection);
