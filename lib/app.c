@@ -134,7 +134,6 @@ int be_app_new(be_app **out, const be_app_options *opts, be_error **err) {
   if (sodium_init() < 0) return be__error_set(err, BE_E_INTERNAL, "libsodium failed to start");
   be_app *app = be__calloc(1, sizeof *app);
   if (app == NULL) return be__error_oom(err);
-  atomic_init(&app->user_gen, 0);
   int rc = be__app_res_open(&app->res, opts, err);
   if (rc == BE_OK) rc = be__auth_check_options(&app->res.opts, err);
   if (rc == BE_OK) rc = be__svc_catalog_new(&app->res.sql, app->res.opts.table_prefix,

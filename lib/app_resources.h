@@ -16,7 +16,6 @@
 #include <backend/app.h>
 #include <backend/storage.h>
 
-#include <stdatomic.h>
 
 typedef struct be__app_res {
   /* Every default resolved; opts.database is `database` below, opts.clock
@@ -81,9 +80,8 @@ struct be__perm;
 /* The app object: the resources, then one slot per service. */
 struct be_app {
   be__app_res res;
-  struct be__auth *auth;     /* auth.c: policy, hash slots, the blocklist hook */
-  struct be__perm *perm;     /* permission.c: the decision cache */
-  _Atomic uint64_t user_gen; /* user.c: bumped after every committed user write */
+  struct be__auth *auth; /* auth.c: policy, hash slots, the blocklist hook */
+  struct be__perm *perm; /* permission.c: the decision cache */
 };
 
 #endif

@@ -90,6 +90,7 @@ typedef struct be__cache_flight {
    * leader picks it up under the shard lock before settling. */
   int heap;
   struct be__cache_flight *moved;
+  int fill; /* a conditional fill (cache_fill.c): nobody joins it */
 } be__cache_flight;
 
 /* A shard's hash table. mask and slots travel together so a lock-free

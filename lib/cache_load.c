@@ -114,7 +114,7 @@ static be__cache_flight **flight_find(be_cache *c, be__cache_shard *s, uint64_t 
   uint64_t epoch = atomic_load(&c->epoch);
   for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next) {
     be__cache_flight *f = *l;
-    if (!f->stale && f->epoch0 == epoch && f->hash == h && f->klen == klen &&
+    if (!f->stale && !f->fill && f->epoch0 == epoch && f->hash == h && f->klen == klen &&
         memcmp(f->key, key, klen) == 0)
       return l;
   }
@@ -205,7 +205,7 @@ static void start_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, u
   f->key = key;
   f->klen = klen;
   f->refs = 1;
-  f->done = f->stale = f->rc = f->heap = 0;
+  f->done = f->stale = f->rc = f->heap = f->fill = 0;
   f->err = NULL;
   f->result = NULL;
   f->moved = NULL;
@@ -253,6 +253,9 @@ static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, 
     int insert = !f->stale && be__cache_fits(c, be__cache_charge_of(f->klen, v->vlen));
     /* One reference per participant, plus the table's. */
     atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
+    /* a conditional fill of the key begun earlier may have read older
+     * data (cache_fill.c): it must not replace this value */
+    if (insert && s->flights) be__cache_flights_stale_locked(s, f->key, f->klen, 0);
     if (insert) be__cache_insert_locked(c, s, f->hash, v, ld->ttl, f->epoch0, grave, debt);
     f->result = v;
   } else {

@@ -5,13 +5,13 @@
  * be_cache_get_or_load (single flight), and dropped after every committed
  * write.
  *
- * Cache freshness. A writer commits, then bumps the app's user generation,
- * then deletes the key. be_cache_get_or_load already refuses to cache a
- * load that a delete overtook. be_user_get_many() fills the cache with
- * be_cache_set() from its batch query, which has no such guard, so it reads
- * the generation before its query and, after each set, deletes the key
- * again if the generation moved: either the writer's delete comes after
- * our set, or our re-check sees the bump.
+ * Cache freshness. A writer commits, then deletes the key.
+ * be_cache_get_or_load refuses to cache a load that a delete overtook.
+ * be_user_get_many() and be_user_get_fresh() read the database
+ * themselves; they begin a conditional fill of each key before their
+ * query (cache_fill.h), which stores the row only if nothing wrote the
+ * key since, so a read that started before a commit never hides it, not
+ * even for a moment, and an older read never replaces a newer one.
  */
 #include <backend/batch.h>
 #include <backend/cache.h>
@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cache_fill.h"
 #include "metrics.h"
 #include "audit.h"
 #include "auth.h"
@@ -378,25 +379,21 @@ static int from_cache(be_user_list *l, be_cache *cache, const int64_t *ids, miss
   return BE_OK;
 }
 
-/* Best effort: a failed set only costs a later miss. A write that
- * committed since gen0 may have deleted the key before this set: the set
- * is undone then. */
-static void cache_put(be_app *app, int64_t id, const void *blob, size_t blen, uint64_t gen0) {
+/* A conditional fill of id's key, begun before reading its row (NULL
+ * when out of memory: a fill is best effort, a miss costs a later load). */
+static be__cache_fill *fill_begin(be_app *app, int64_t id) {
   char key[USER_KEY_SIZE];
   int klen = key_of(key, id);
-  be_cache *cache = app->res.cache;
-  if (be_cache_set(cache, key, (size_t)klen, blob, blen, BE_CACHE_TTL_DEFAULT, NULL) == BE_OK &&
-      atomic_load(&app->user_gen) != gen0)
-    be_cache_delete(cache, key, (size_t)klen, NULL);
+  return be__cache_fill_begin(app->res.cache, key, (size_t)klen);
 }
 
-static void cache_fill(be_app *app, const fields *f, uint64_t gen0) {
+/* End fill with the record of f (NULL f: the row was not found). */
+static void fill_end(be__cache_fill *fill, const fields *f) {
   size_t blen = 0;
   unsigned char stack[RECORD_STACK];
-  void *blob = encode(f, stack, sizeof stack, &blen);
-  if (blob == NULL) return;
-  cache_put(app, f->id, blob, blen, gen0);
-  if (blob != stack) be__free(blob);
+  void *blob = f ? encode(f, stack, sizeof stack, &blen) : NULL;
+  be__cache_fill_end(fill, blob, blen);
+  if (blob != NULL && blob != stack) be__free(blob);
 }
 
 static int user_get_fresh_body(be_user **out, be_app *app, int64_t id, be_error **err) {
@@ -405,14 +402,14 @@ static int user_get_fresh_body(be_user **out, be_app *app, int64_t id, be_error 
   *out = NULL;
   int rc = be__svc_check_id(id, "id", err);
   if (rc != BE_OK) return rc;
-  /* Read before the query: see the file's comment. */
-  uint64_t gen0 = atomic_load(&app->user_gen);
+  /* Begun before the query: see the file's comment. */
+  be__cache_fill *fill = fill_begin(app, id);
   unsigned char stack[RECORD_STACK];
   one_user o = {1, 1, NULL, NULL, 0, stack};
   rc = be__svc_first_pooled_id(&app->res, read_one, &o, err,
                                be__sql_handle(&app->res, BE__SQL_USER_BY_ID), id);
+  be__cache_fill_end(fill, rc == BE_ROW ? o.blob : NULL, o.blen);
   if (rc == BE_ROW) {
-    cache_put(app, id, o.blob, o.blen, gen0);
     *out = o.user;
     rc = BE_OK;
   } else {
@@ -433,7 +430,7 @@ int be_user_get_fresh(be_user **out, be_app *app, int64_t id, be_error **err) {
 }
 
 /* Fill the misses from the database (one batch query) and the cache. */
-static int from_db(be_user_list *l, be_app *app, const misses *m, uint64_t gen0, be_error **err) {
+static int from_db(be_user_list *l, be_app *app, const misses *m, be_error **err) {
   static const char *const cols[] = {"id", "email", "name", "bio", "extra",
                                      "status", "created_at", "updated_at"};
   be_batch_options bo = BE_BATCH_OPTIONS_INIT;
@@ -442,21 +439,29 @@ static int from_db(be_user_list *l, be_app *app, const misses *m, uint64_t gen0,
   bo.column_count = sizeof cols / sizeof cols[0];
   bo.key_column = "id";
   bo.relation = BE_BATCH_ONE;
+  /* Begun before the query: see the file's comment. */
+  be__cache_fill **fills = be__calloc(m->n, sizeof *fills);
+  for (size_t k = 0; fills && k < m->n; k++) fills[k] = fill_begin(app, m->ids[k]);
   be_batch_result *res = NULL;
   be_conn *conn = NULL;
   int rc = be__svc_acquire(&app->res, &conn, err);
-  if (rc != BE_OK) return rc;
-  rc = be_batch_load_int64(&res, conn, &bo, m->ids, m->n, err);
-  be__svc_release(&app->res, conn);
-  const be_rows *rows = be_batch_result_rows(res);
-  for (size_t k = 0; k < m->n && rc == BE_OK; k++) {
-    size_t first = 0;
-    if (be_batch_result_find_int64(res, m->ids[k], &first) == 0) continue; /* no such user */
-    fields f;
-    fields_from_rows(&f, rows, first);
-    if ((l->users[m->at[k]] = user_make(&f)) == NULL) rc = be__error_oom(err);
-    else cache_fill(app, &f, gen0);
+  if (rc == BE_OK) {
+    rc = be_batch_load_int64(&res, conn, &bo, m->ids, m->n, err);
+    be__svc_release(&app->res, conn);
   }
+  const be_rows *rows = be_batch_result_rows(res);
+  for (size_t k = 0; k < m->n; k++) { /* every fill ends, stored or not */
+    size_t first = 0;
+    int found = rc == BE_OK && be_batch_result_find_int64(res, m->ids[k], &first) != 0;
+    fields f;
+    if (found) fields_from_rows(&f, rows, first);
+    if (found && (l->users[m->at[k]] = user_make(&f)) == NULL) {
+      rc = be__error_oom(err);
+      found = 0;
+    }
+    if (fills) fill_end(fills[k], found ? &f : NULL);
+  }
+  be__free(fills);
   be_batch_result_free(res);
   return rc;
 }
@@ -471,11 +476,9 @@ static int user_get_many_body(be_user_list **out, be_app *app, const int64_t *id
   be_user_list *l = list_new(n);
   if (l == NULL) return be__error_oom(err);
   l->count = n;
-  /* Read before the cache and the query: see the file's comment. */
-  uint64_t gen0 = atomic_load(&app->user_gen);
   misses m = {be__malloc((n ? n : 1) * sizeof *m.ids), be__malloc((n ? n : 1) * sizeof *m.at), 0};
   rc = (m.ids && m.at) ? from_cache(l, app->res.cache, ids, &m, err) : be__error_oom(err);
-  if (rc == BE_OK && m.n > 0) rc = from_db(l, app, &m, gen0, err);
+  if (rc == BE_OK && m.n > 0) rc = from_db(l, app, &m, err);
   be__free(m.ids);
   be__free(m.at);
   if (rc != BE_OK) {
@@ -908,7 +911,6 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
 
 /* After a committed write: readers must not keep the old value. */
 static void invalidate(be_app *app, int64_t id) {
-  atomic_fetch_add(&app->user_gen, 1);
   char key[USER_KEY_SIZE];
   int klen = key_of(key, id);
   be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
@@ -923,7 +925,6 @@ int be__user_changed_elsewhere(void *ud, const char *payload, size_t len) {
 
 void be__user_resync(void *ud) {
   be_app *app = ud;
-  atomic_fetch_add(&app->user_gen, 1);
   be_cache_invalidate_prefix(app->res.cache, "user:", 5, NULL);
 }
 

@@ -4,6 +4,7 @@
  * failures and thread safety. Time moves only through a fake clock. */
 #include "testutil.h"
 
+#include "cache_fill.h"     /* conditional fills, tested directly */
 #include "cache_internal.h" /* BE__CACHE_STRIPES */
 #include "ebr.h"            /* the reclamation scheme, tested directly */
 #include "spinlock.h"       /* the shard lock, tested directly */
@@ -881,6 +882,75 @@ START_TEST(kept_blocks_of_an_unused_size_go) {
     }
   ck_assert_uint_eq(old, 0);
   ck_assert_uint_gt(now, 0);
+  be_cache_free(c);
+}
+END_TEST
+
+/* A fill begun before a write of its key stores nothing; so does an older
+ * fill that ends after a newer one stored. A fill nobody overtook stores
+ * its value (and replaces what was there). */
+static int fill(be__cache_fill *f, const char *v) { return be__cache_fill_end(f, v, strlen(v)); }
+
+START_TEST(conditional_fill_yields_to_any_later_write) {
+  be_cache *c = new_cache(NULL, 4, 0, 0, 0);
+  char buf[64];
+  be__cache_fill *f = be__cache_fill_begin(c, "k", 1);
+  ck_assert_int_eq(fill(f, "v1"), 1); /* nobody wrote */
+  ck_assert(gets(c, "k", buf, sizeof buf) && strcmp(buf, "v1") == 0);
+  f = be__cache_fill_begin(c, "k", 1);
+  ck_assert_int_eq(be_cache_delete(c, "k", 1, NULL), BE_OK); /* a writer commits, deletes */
+  ck_assert_int_eq(fill(f, "old"), 0);
+  ck_assert(!gets(c, "k", buf, sizeof buf));
+  f = be__cache_fill_begin(c, "k", 1);
+  ck_assert_int_eq(sets(c, "k", "set", 0), BE_OK);
+  ck_assert_int_eq(fill(f, "old"), 0);
+  ck_assert(gets(c, "k", buf, sizeof buf) && strcmp(buf, "set") == 0);
+  be__cache_fill *older = be__cache_fill_begin(c, "k", 1), *newer = be__cache_fill_begin(c, "k", 1);
+  ck_assert_int_eq(fill(newer, "new"), 1);
+  ck_assert_int_eq(fill(older, "old"), 0); /* read before the newer one: never replaces it */
+  ck_assert(gets(c, "k", buf, sizeof buf) && strcmp(buf, "new") == 0);
+  ck_assert_int_eq(be_cache_register_prefix(c, "k", 1, NULL), BE_OK);
+  f = be__cache_fill_begin(c, "k", 1);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "k", 1, NULL), BE_OK);
+  fill(f, "old"); /* stored under the epoch it began in: dead, never served */
+  ck_assert(!gets(c, "k", buf, sizeof buf));
+  f = be__cache_fill_begin(c, "k", 1);
+  ck_assert_int_eq(be_cache_clear(c, NULL), BE_OK);
+  ck_assert_int_eq(fill(f, "old"), 0);
+  ck_assert(!gets(c, "k", buf, sizeof buf));
+  f = be__cache_fill_begin(c, "other", 5); /* writes of other keys do not matter */
+  ck_assert_int_eq(be_cache_delete(c, "k", 1, NULL), BE_E_NOT_FOUND);
+  ck_assert_int_eq(sets(c, "o", "x", 0), BE_OK);
+  ck_assert_int_eq(fill(f, "v"), 1);
+  ck_assert_int_eq(be__cache_fill_end(be__cache_fill_begin(c, "n", 1), NULL, 0), 0); /* found nothing */
+  ck_assert_int_eq(be__cache_fill_end(NULL, "v", 1), 0);
+  assert_stats_add_up(c);
+  be_cache_free(c);
+}
+END_TEST
+
+static int load_v(const void *key, size_t klen, be_cache_load *load, void *ud, be_error **err) {
+  (void)key;
+  (void)klen;
+  ++*(int *)ud;
+  return be_cache_load_set_value(load, "loaded", 6, BE_CACHE_TTL_DEFAULT, err);
+}
+
+/* A get-or-load never waits for a fill (it has no loader to share), and
+ * what it stores overtakes a fill begun before it. */
+START_TEST(get_or_load_runs_its_own_load_beside_a_fill) {
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  be__cache_fill *f = be__cache_fill_begin(c, "k", 1);
+  int loads = 0;
+  be_cache_entry *e = NULL;
+  int32_t status = 0;
+  ck_assert_int_eq(be_cache_get_or_load(&e, &status, c, "k", 1, load_v, &loads, NULL), BE_OK);
+  ck_assert_int_eq(loads, 1);
+  ck_assert_int_eq(status, BE_CACHE_LOADED);
+  be_cache_entry_release(e);
+  ck_assert_int_eq(fill(f, "older"), 0);
+  char buf[16];
+  ck_assert(gets(c, "k", buf, sizeof buf) && strcmp(buf, "loaded") == 0);
   be_cache_free(c);
 }
 END_TEST
@@ -2948,6 +3018,8 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, sweep_removes_dead_without_lookups);
   tcase_add_test(tc, byte_bound_with_large_values);
   tcase_add_test(tc, memory_accounting_is_exact);
+  tcase_add_test(tc, conditional_fill_yields_to_any_later_write);
+  tcase_add_test(tc, get_or_load_runs_its_own_load_beside_a_fill);
   tcase_add_test(tc, sweep_after_writes_with_prefixes_only);
   tcase_add_test(tc, sweep_floors_bound_every_entry);
   tcase_add_test(tc, sweep_floors_skip_only_what_cannot_be_dead);

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <pthread.h>
+#include <semaphore.h>
 
 static be_cache_stats cstats(be_app *app) {
   be_cache_stats s = BE_CACHE_STATS_INIT;
@@ -679,6 +680,86 @@ START_TEST(no_stale_entry_after_concurrent_writes) {
 }
 END_TEST
 
+/* A driver that holds one thread's read after its first row: SQLite's,
+ * with a step that waits there for the test once the thread is armed. */
+static int (*sqlite_step)(void *stmt, be_error **err);
+static _Thread_local int step_armed;
+static sem_t row_read, go_on;
+
+static int held_step(void *stmt, be_error **err) {
+  int rc = sqlite_step(stmt, err);
+  if (step_armed && rc == BE_ROW) {
+    step_armed = 0;
+    sem_post(&row_read);
+    sem_wait(&go_on);
+  }
+  return rc;
+}
+
+typedef struct held_read {
+  be_app *app;
+  int64_t id;
+  int many; /* be_user_get_many, else be_user_get_fresh */
+} held_read;
+
+static void *read_held(void *arg) {
+  held_read *h = arg;
+  step_armed = 1;
+  be_user *u = NULL;
+  be_user_list *l = NULL;
+  if (h->many) ck_assert_int_eq(be_user_get_many(&l, h->app, &h->id, 1, NULL), BE_OK);
+  else ck_assert_int_eq(be_user_get_fresh(&u, h->app, h->id, NULL), BE_OK);
+  be_user_free(u);
+  be_user_list_free(l);
+  return NULL;
+}
+
+/* A fresh or batch read that read the row before the host changed it
+ * (its own SQL) and then refreshed it with be_user_get_fresh must not
+ * put the old row back when it finishes: it once stored whatever it read
+ * unless a library write had moved a generation, and the host's change
+ * moves none, so be_user_get served the old name until the TTL. */
+START_TEST(older_refresh_never_replaces_a_newer_one) {
+  char *dir = tu_tempdir(), path[600];
+  be_driver d = *be_sqlite_driver();
+  sqlite_step = d.step;
+  d.step = held_step;
+  sem_init(&row_read, 0, 0);
+  sem_init(&go_on, 0, 0);
+  for (int many = 0; many < 2; many++) {
+    snprintf(path, sizeof path, "%s/held%d.db", dir, many);
+    be_app_options o;
+    svc_fast_options(&o, path);
+    o.driver = &d;
+    be_app *app = NULL;
+    ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+    held_read h = {app, svc_user(app, "held@a.io", "old"), many};
+    pthread_t t;
+    pthread_create(&t, NULL, read_held, &h);
+    sem_wait(&row_read); /* it has read "old" */
+    sqlite3 *raw = tu_raw_open(path);
+    char sql[120];
+    snprintf(sql, sizeof sql, "UPDATE be_users SET name = 'new' WHERE id = %lld", (long long)h.id);
+    tu_raw_exec(raw, sql);
+    sqlite3_close(raw);
+    be_user *u = NULL;
+    ck_assert_int_eq(be_user_get_fresh(&u, app, h.id, NULL), BE_OK);
+    ck_assert_str_eq(be_user_name(u), "new");
+    be_user_free(u);
+    sem_post(&go_on);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(be_user_get(&u, app, h.id, NULL), BE_OK);
+    ck_assert_msg(strcmp(be_user_name(u), "new") == 0, "%s: cached \"%s\"",
+                  many ? "be_user_get_many" : "be_user_get_fresh", be_user_name(u));
+    be_user_free(u);
+    be_app_free(app);
+  }
+  sem_destroy(&row_read);
+  sem_destroy(&go_on);
+  tu_rmdir(dir);
+}
+END_TEST
+
 START_TEST(get_many_one_query_for_misses) {
   be_driver *fd = NULL;
   be_fault *fault = NULL;
@@ -1257,6 +1338,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, written_row_equals_stored_row);
   tcase_add_test(tc, update_of_missing_user_is_not_found);
   tcase_add_test(tc, fresh_read_bypasses_and_refreshes_the_cache);
+  tcase_add_test(tc, older_refresh_never_replaces_a_newer_one);
   suite_add_tcase(s, tc);
   return s;
 }
