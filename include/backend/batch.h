@@ -28,7 +28,10 @@
  * unknown "quoted" name as a string), otherwise BE_E_VALIDATION names the
  * offending option field ("table", "columns[2]", "key_column",
  * "order_by[0]"). Rows whose key column does not equal a requested key byte
- * for byte (possible with a NOCASE collation) are left out.
+ * for byte (possible with a NOCASE collation) are left out. Keys should
+ * have the key column's type: with BE_BATCH_IN_LIST SQLite gives each
+ * bound key the column's affinity (key 5 finds '5' in a TEXT column), with
+ * BE_BATCH_JSON_EACH it compares them as they are (key 5 does not).
  *
  * Threads: a load uses the connection, so the connection's thread only. A
  * be_batch_result is read-only once made and may be read from any thread.
