@@ -256,6 +256,12 @@ static int run_chunk(run *r, const char *sql, int32_t strategy, size_t from, siz
       else rc = be_stmt_bind_text(stmt, idx + (int32_t)s, k->texts[i], k->lens[i], err);
     }
   }
+  /* One parameter past the keys must not exist: if it does, where has a
+   * placeholder that where_params left unfilled, and every key was bound
+   * one place early (the last one left out). */
+  int32_t past = idx + (strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY ? 1 : (int32_t)slots);
+  if (rc == BE_OK && be_stmt_bind_null(stmt, past, NULL) == BE_OK)
+    rc = be__error_field(err, "where_params", "fewer values than the where clause has placeholders");
   r->from = from;
   r->n = n;
   if (rc == BE_OK) rc = collect(r, stmt, err);

@@ -470,6 +470,43 @@ START_TEST(batch_keys_equal_in_sql_count_a_row_once) {
 }
 END_TEST
 
+/* A where placeholder without its value: the keys would be bound one
+ * place early (the first key into the where, the last key left out) and
+ * rows silently lost; the load refuses instead, naming where_params.
+ * SQLite only: on PostgreSQL the where's "?" becomes $1 and aliases the
+ * first key's $1, which a parameter count cannot tell (not detected). */
+START_TEST(batch_where_placeholders_need_their_values) {
+  if (on_pg()) return;
+  be_conn *c = open_conn();
+  static const char *const cols[] = {"id"};
+  int64_t keys[] = {1, 2, 3};
+  for (int pass = 0; pass < 2; pass++) {
+    be_batch_options o = BE_BATCH_OPTIONS_INIT;
+    o.table = "posts";
+    o.columns = cols;
+    o.column_count = 1;
+    o.key_column = "user_id";
+    o.where = "deleted = ?";
+    o.strategy = pass ? one_param_strategy() : BE_BATCH_IN_LIST;
+    be_batch_result *res = NULL;
+    be_error *e = NULL;
+    ck_assert_int_eq(be_batch_load_int64(&res, c, &o, keys, 3, &e), BE_E_VALIDATION);
+    ck_assert_str_eq(be_error_field_name(e, 0), "where_params");
+    ck_assert_ptr_null(res);
+    be_error_free(e);
+    be_params *wp = NULL;
+    ck_assert_int_eq(be_params_new(&wp, NULL), BE_OK);
+    ck_assert_int_eq(be_params_add_int64(wp, 0, NULL), BE_OK);
+    o.where_params = wp; /* with its value: loads */
+    ck_assert_int_eq(be_batch_load_int64(&res, c, &o, keys, 3, NULL), BE_OK);
+    ck_assert_uint_eq(be_batch_result_key_count(res), 3);
+    be_batch_result_free(res);
+    be_params_free(wp);
+  }
+  be_conn_close(c);
+}
+END_TEST
+
 static void expect_field(be_conn *c, const be_batch_options *o, const char *field) {
   be_batch_result *res = NULL;
   be_error *e = NULL;
@@ -872,6 +909,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, batch_int_matches_naive);
   tcase_add_test(tc, batch_text_keys_bound_safely);
   tcase_add_test(tc, batch_keys_equal_in_sql_count_a_row_once);
+  tcase_add_test(tc, batch_where_placeholders_need_their_values);
   tcase_add_test(tc, batch_rejects_injection_in_names);
   tcase_add_test(tc, batch_one_to_one_and_empty);
   tcase_add_test(tc, batch_dead_connection);
