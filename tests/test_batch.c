@@ -147,6 +147,20 @@ static void teardown(void) { tu_rmdir(dir); }
 
 static const char *const post_cols[] = {"id", "title", "score", "data"};
 
+/* Options loading columns cols of table by key (and ordered by ord, nord
+ * names; none when nord is 0). */
+static be_batch_options opts_of(const char *table, const char *const *cols, size_t ncols,
+                                const char *key, const char *const *ord, size_t nord) {
+  be_batch_options o = BE_BATCH_OPTIONS_INIT;
+  o.table = table;
+  o.columns = cols;
+  o.column_count = ncols;
+  o.key_column = key;
+  o.order_by = nord ? ord : NULL;
+  o.order_by_count = nord;
+  return o;
+}
+
 /* Same value in both result sets (type and bytes). */
 static void assert_same_row(const be_rows *a, size_t ra, const be_rows *b, size_t rb) {
   ck_assert_int_eq(be_rows_column_count(a), be_rows_column_count(b));
@@ -365,13 +379,7 @@ START_TEST(batch_text_keys_bound_safely) {
   static const char *const ord[] = {"tag"};
   for (int pass = 0; pass < 2; pass++) {
     int32_t strategy = pass == 0 ? BE_BATCH_IN_LIST : one_param_strategy();
-    be_batch_options o = BE_BATCH_OPTIONS_INIT;
-    o.table = "tags";
-    o.columns = cols;
-    o.column_count = 2;
-    o.key_column = "owner";
-    o.order_by = ord;
-    o.order_by_count = 1;
+    be_batch_options o = opts_of("tags", cols, 2, "owner", ord, 1);
     o.strategy = strategy;
     o.max_chunk = 3;
     const char *keys[N_OWNERS + 2];
@@ -434,13 +442,7 @@ START_TEST(batch_keys_equal_in_sql_count_a_row_once) {
   static const char *const keys[] = {"5", "05", "6"};
   static const int64_t want[] = {2, 0, 1}; /* rows per key */
   for (int trial = 0; trial < 6; trial++) {
-    be_batch_options o = BE_BATCH_OPTIONS_INIT;
-    o.table = "nums";
-    o.columns = cols;
-    o.column_count = 1;
-    o.key_column = "user_id";
-    o.order_by = ord;
-    o.order_by_count = 1;
+    be_batch_options o = opts_of("nums", cols, 1, "user_id", ord, 1);
     o.strategy = trial % 2 ? one_param_strategy() : BE_BATCH_IN_LIST;
     o.max_chunk = trial / 2; /* 0 (no limit), 1, 2 */
     be_batch_result *res = NULL;
@@ -481,11 +483,7 @@ START_TEST(batch_where_placeholders_need_their_values) {
   static const char *const cols[] = {"id"};
   int64_t keys[] = {1, 2, 3};
   for (int pass = 0; pass < 2; pass++) {
-    be_batch_options o = BE_BATCH_OPTIONS_INIT;
-    o.table = "posts";
-    o.columns = cols;
-    o.column_count = 1;
-    o.key_column = "user_id";
+    be_batch_options o = opts_of("posts", cols, 1, "user_id", NULL, 0);
     o.where = "deleted = ?";
     o.strategy = pass ? one_param_strategy() : BE_BATCH_IN_LIST;
     be_batch_result *res = NULL;
