@@ -150,9 +150,12 @@ static void *encode(const fields *f, void *buf, size_t cap, size_t *out_len) {
   return b;
 }
 
-static be_user *decode(const void *v, size_t len) {
+/* The user of record v (len bytes): BE_OK with *out set, BE_E_NOMEM, or
+ * BE_E_INTERNAL for a record that is not one (the host wrote the key). */
+static int decode(be_user **out, const void *v, size_t len) {
   const unsigned char *b = v;
-  if (len < HDR) return NULL;
+  *out = NULL;
+  if (len < HDR) return BE_E_INTERNAL;
   fields f;
   memcpy(&f.id, b, 8);
   memcpy(&f.created_at, b + 8, 8);
@@ -162,12 +165,12 @@ static be_user *decode(const void *v, size_t len) {
   for (int i = 0; i < 4; i++) {
     uint32_t n;
     memcpy(&n, b + 28 + 4 * i, 4);
-    if (n > len - off) return NULL;
+    if (n > len - off) return BE_E_INTERNAL;
     f.s[i] = (const char *)b + off;
     f.n[i] = n;
     off += n;
   }
-  return user_make(&f);
+  return (*out = user_make(&f)) != NULL ? BE_OK : BE_E_NOMEM;
 }
 
 /* The profile-cache key "user:<id>" in buf, NUL-terminated; returns its length. Written by hand: every
@@ -264,13 +267,17 @@ static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud
   BE__OP_RECORD(g->app, BE_OP_CACHE_LOAD, load_user_row(load, g, err));
 }
 
-/* The user a cache entry holds; the entry is released. */
-static be_user *from_entry(be_cache_entry *e) {
+/* The user a cache entry of key holds, into *out; the entry is released.
+ * BE_E_INTERNAL when the value is not a user record (the host wrote the
+ * key in the app's cache): it is deleted, so the next read loads the row. */
+static int from_entry(be_user **out, be_cache *cache, const char *key, size_t klen,
+                      be_cache_entry *e) {
   size_t len = 0;
   const void *v = be_cache_entry_value(e, &len);
-  be_user *u = decode(v, len);
+  int rc = decode(out, v, len);
   be_cache_entry_release(e);
-  return u;
+  if (rc == BE_E_INTERNAL) be_cache_delete(cache, key, klen, NULL);
+  return rc;
 }
 
 static int user_get_body(be_user **out, be_app *app, int64_t id, be_error **err) {
@@ -280,20 +287,25 @@ static int user_get_body(be_user **out, be_app *app, int64_t id, be_error **err)
   if (rc != BE_OK) return rc;
   char key[USER_KEY_SIZE];
   int klen = key_of(key, id);
-  get_ctx g = {app, id, NULL};
-  be_cache_entry *e = NULL;
-  rc = be_cache_get_or_load(&e, NULL, app->res.cache, key, (size_t)klen, load_user, &g, err);
-  if (rc != BE_OK) {
-    be_user_free(g.user);
-    return rc;
+  for (int tries = 0;; tries++) {
+    get_ctx g = {app, id, NULL};
+    be_cache_entry *e = NULL;
+    rc = be_cache_get_or_load(&e, NULL, app->res.cache, key, (size_t)klen, load_user, &g, err);
+    if (rc != BE_OK) {
+      be_user_free(g.user);
+      return rc;
+    }
+    if (g.user != NULL) { /* this call loaded it: the entry holds the same row */
+      be_cache_entry_release(e);
+      *out = g.user;
+      return BE_OK;
+    }
+    rc = from_entry(out, app->res.cache, key, (size_t)klen, e);
+    if (rc == BE_OK) return BE_OK;
+    if (rc == BE_E_NOMEM) return be__error_oom(err);
+    if (tries > 0) /* not a record twice running: the host keeps writing it */
+      return be__error_set(err, BE_E_INTERNAL, "the app's cache holds no user record under %s", key);
   }
-  if (g.user != NULL) { /* this call loaded it: the entry holds the same row */
-    be_cache_entry_release(e);
-    *out = g.user;
-    return BE_OK;
-  }
-  *out = from_entry(e);
-  return *out ? BE_OK : be__error_oom(err);
 }
 
 int be_user_get(be_user **out, be_app *app, int64_t id, be_error **err) {
@@ -369,11 +381,13 @@ static int from_cache(be_user_list *l, be_cache *cache, const int64_t *ids, miss
     char key[USER_KEY_SIZE];
     int klen = key_of(key, ids[i]);
     be_cache_entry *e = NULL;
-    if (be_cache_get(&e, cache, key, (size_t)klen, NULL) != BE_OK) {
+    int rc = be_cache_get(&e, cache, key, (size_t)klen, NULL) != BE_OK
+               ? BE_E_NOT_FOUND
+               : from_entry(&l->users[i], cache, key, (size_t)klen, e);
+    if (rc == BE_E_NOMEM) return be__error_oom(err);
+    if (rc != BE_OK) { /* a miss, or not a record (deleted): read the row */
       m->ids[m->n] = ids[i];
       m->at[m->n++] = i;
-    } else if ((l->users[i] = from_entry(e)) == NULL) {
-      return be__error_oom(err);
     }
   }
   return BE_OK;

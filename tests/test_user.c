@@ -760,6 +760,35 @@ START_TEST(older_refresh_never_replaces_a_newer_one) {
 }
 END_TEST
 
+/* A value under "user:<id>" that is not a user record (the host wrote it
+ * into the app's cache) is dropped and the row read: it was reported as
+ * out of memory on every read until its TTL. */
+START_TEST(foreign_value_under_a_user_key_is_replaced) {
+  be_app *app = svc_app_ex(NULL, NULL, 4);
+  int64_t id = svc_user(app, "kai@x.io", "Kai");
+  char key[32];
+  int klen = snprintf(key, sizeof key, "user:%lld", (long long)id);
+  for (int many = 0; many < 2; many++) {
+    ck_assert_int_eq(be_cache_set(be_app_cache(app), key, (size_t)klen, "garbage", 7, 0, NULL), BE_OK);
+    be_user *u = NULL;
+    be_user_list *l = NULL;
+    if (many) {
+      ck_assert_int_eq(be_user_get_many(&l, app, &id, 1, NULL), BE_OK);
+      ck_assert_str_eq(be_user_name(be_user_list_get(l, 0)), "Kai");
+    } else {
+      ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+      ck_assert_str_eq(be_user_name(u), "Kai");
+    }
+    be_user_free(u);
+    be_user_list_free(l);
+    ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK); /* the record is back */
+    ck_assert_str_eq(be_user_name(u), "Kai");
+    be_user_free(u);
+  }
+  be_app_free(app);
+}
+END_TEST
+
 START_TEST(get_many_one_query_for_misses) {
   be_driver *fd = NULL;
   be_fault *fault = NULL;
@@ -1339,6 +1368,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, update_of_missing_user_is_not_found);
   tcase_add_test(tc, fresh_read_bypasses_and_refreshes_the_cache);
   tcase_add_test(tc, older_refresh_never_replaces_a_newer_one);
+  tcase_add_test(tc, foreign_value_under_a_user_key_is_replaced);
   suite_add_tcase(s, tc);
   return s;
 }
