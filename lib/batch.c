@@ -9,6 +9,7 @@
 #include "batch.h"
 #include "error.h"
 #include "params.h"
+#include "pg_sql.h"
 #include "rows.h"
 #include "storage.h"
 #include "strbuf.h"
@@ -311,6 +312,22 @@ static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_erro
   return be__buf_detach(&b, out, NULL) == BE_OK ? BE_OK : be__error_oom(err);
 }
 
+/* With $N placeholders the where's own must be exactly where_params'
+ * ($1..$nwhere): one more would be the first key's $N, shared, and every
+ * key shifted. (With ? placeholders run_chunk tells the same by binding
+ * one past the keys.) */
+static int check_dollar_where(const be_batch_options *o, size_t nwhere, be_error **err) {
+  if (o->where == NULL) return BE_OK;
+  char *sql = NULL;
+  int32_t n = 0;
+  int rc = be__pg_translate(&sql, &n, NULL, o->where, strlen(o->where), err);
+  be__free(sql);
+  if (rc == BE_OK && (size_t)n != nwhere)
+    rc = be__error_field(err, "where_params", "%zu values for a where clause with %d placeholders",
+                         nwhere, (int)n);
+  return rc;
+}
+
 static int run_all(run *r, int32_t strategy, size_t chunk, be_error **err) {
   char *sql = NULL;
   size_t sql_slots = 0;
@@ -370,6 +387,7 @@ int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *
     rc = be__error_field(err, "where_params", "leave no room for keys under the bind limit %d", (int)limit);
     goto fail;
   }
+  if (r.dollar && (rc = check_dollar_where(opts, nwhere, err)) != BE_OK) goto fail;
   r.nwhere = (int32_t)nwhere;
   size_t chunk = strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY ? SIZE_MAX : (size_t)limit - nwhere;
   if (opts->max_chunk > 0 && (size_t)opts->max_chunk < chunk) chunk = (size_t)opts->max_chunk;
