@@ -44,10 +44,26 @@ int32_t be_batch_default_strategy(const be_driver *driver) {
   return BE_BATCH_IN_LIST;
 }
 
-static int check_ident(const char *name, const char *field, be_error **err) {
+/* Words SQLite and PostgreSQL both read as a value where a column name
+ * may stand: unquoted (names are never quoted, see batch.h), a "column"
+ * NULL loads NULLs and a key column CURRENT_DATE matches no key, silently.
+ * (PostgreSQL also reads USER, CURRENT_USER and a few more as values;
+ * SQLite takes them as names, and a column "user" is common there.) */
+static int value_keyword(const char *name, size_t n) {
+  static const char *const words[] = {"NULL", "TRUE", "FALSE",
+                                      "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP"};
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+    if (strlen(words[i]) == n && strncasecmp(name, words[i], n) == 0) return 1;
+  return 0;
+}
+
+/* A table name, or with column set a column name (no value keyword). */
+static int check_ident(const char *name, const char *field, int column, be_error **err) {
   if (name == NULL) return be__error_field(err, field, "is required");
   if (!be__ident_valid(name))
     return be__error_field(err, field, "must match [A-Za-z_][A-Za-z0-9_]{0,63}");
+  if (column && value_keyword(name, strlen(name)))
+    return be__error_field(err, field, "is an SQL keyword that reads as a value, not a column");
   return BE_OK;
 }
 
@@ -62,7 +78,7 @@ static int check_order_term(const char *term, const char *field, size_t *name_le
   if (ok) {
     memcpy(name, term, n);
     name[n] = '\0';
-    ok = be__ident_valid(name);
+    ok = be__ident_valid(name) && !value_keyword(name, n);
   }
   *dir = "";
   if (ok && sp) {
@@ -79,7 +95,7 @@ int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
   if (opts == NULL) return be__error_set(err, BE_E_MISUSE, "opts is NULL");
   if (opts->version != BE_BATCH_OPTIONS_VERSION)
     return be__error_set(err, BE_E_MISUSE, "unknown be_batch_options version %u", opts->version);
-  int rc = check_ident(opts->table, "table", err);
+  int rc = check_ident(opts->table, "table", 0, err);
   if (rc != BE_OK) return rc;
   if (opts->columns == NULL || opts->column_count == 0)
     return be__error_field(err, "columns", "must name at least one column");
@@ -87,9 +103,9 @@ int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
   char field[48];
   for (size_t i = 0; i < opts->column_count; i++) {
     snprintf(field, sizeof field, "columns[%zu]", i);
-    if ((rc = check_ident(opts->columns[i], field, err)) != BE_OK) return rc;
+    if ((rc = check_ident(opts->columns[i], field, 1, err)) != BE_OK) return rc;
   }
-  if ((rc = check_ident(opts->key_column, "key_column", err)) != BE_OK) return rc;
+  if ((rc = check_ident(opts->key_column, "key_column", 1, err)) != BE_OK) return rc;
   if (opts->order_by_count > 0 && opts->order_by == NULL)
     return be__error_field(err, "order_by", "is NULL with order_by_count > 0");
   for (size_t i = 0; i < opts->order_by_count; i++) {

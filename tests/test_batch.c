@@ -516,6 +516,33 @@ static void expect_field(be_conn *c, const be_batch_options *o, const char *fiel
   ck_assert_ptr_null(l);
 }
 
+/* Words the database reads as values are no column names: a key column
+ * Current_Timestamp once matched nothing and a column "null" loaded
+ * NULLs, silently. A table may be called so (the database refuses it
+ * clearly), and "user" stays a name (SQLite takes it as one). */
+START_TEST(batch_rejects_value_keywords_as_names) {
+  be_conn *c = open_conn();
+  const char *cols[] = {"id", "null"}, *ord[] = {"TRUE DESC"};
+  be_batch_options o = opts_of("posts", cols, 2, "user_id", NULL, 0);
+  expect_field(c, &o, "columns[1]");
+  cols[1] = "title";
+  o.key_column = "Current_Timestamp";
+  expect_field(c, &o, "key_column");
+  o.key_column = "user_id";
+  o.order_by = ord;
+  o.order_by_count = 1;
+  expect_field(c, &o, "order_by[0]");
+  ord[0] = "nullable DESC"; /* a prefix is no keyword */
+  cols[1] = "currentuser";
+  be_error *e = NULL;
+  be_batch_result *res = NULL;
+  int64_t k = 1;
+  ck_assert_int_eq(be_batch_load_int64(&res, c, &o, &k, 1, &e), BE_E_STORAGE); /* no such column */
+  be_error_free(e);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(batch_rejects_injection_in_names) {
   be_conn *c = open_conn();
   const char *cols[] = {"id", "title", "title FROM users --"};
@@ -907,6 +934,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, batch_keys_equal_in_sql_count_a_row_once);
   tcase_add_test(tc, batch_where_placeholders_need_their_values);
   tcase_add_test(tc, batch_rejects_injection_in_names);
+  tcase_add_test(tc, batch_rejects_value_keywords_as_names);
   tcase_add_test(tc, batch_one_to_one_and_empty);
   tcase_add_test(tc, batch_dead_connection);
   tcase_add_test(tc, batch_100k_keys_one_statement);

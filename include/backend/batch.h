@@ -25,9 +25,11 @@
  * group keep the statement's ORDER BY order. A key without rows has an
  * empty group. Table, column and ORDER BY names must be plain identifiers,
  * [A-Za-z_][A-Za-z0-9_]{0,63} (names are not quoted: SQLite would read an
- * unknown "quoted" name as a string), otherwise BE_E_VALIDATION names the
- * offending option field ("table", "columns[2]", "key_column",
- * "order_by[0]"). Rows whose key column does not equal a requested key byte
+ * unknown "quoted" name as a string), and a column, key or ORDER BY name
+ * must not be NULL, TRUE, FALSE, CURRENT_DATE, CURRENT_TIME or
+ * CURRENT_TIMESTAMP in any case (the database reads them as values),
+ * otherwise BE_E_VALIDATION names the offending option field ("table",
+ * "columns[2]", "key_column", "order_by[0]"). Rows whose key column does not equal a requested key byte
  * for byte (possible with a NOCASE collation) are left out. Keys should
  * have the key column's type: with BE_BATCH_IN_LIST SQLite gives each
  * bound key the column's affinity (key 5 finds '5' in a TEXT column), with
