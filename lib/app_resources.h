@@ -16,7 +16,6 @@
 #include <backend/app.h>
 #include <backend/storage.h>
 
-
 typedef struct be__app_res {
   /* Every default resolved; opts.database is `database` below, opts.clock
    * the app's clock, opts.mailer the host's mailer (NULL: none). */

@@ -158,6 +158,11 @@ static void placeholder(be__buf *b, int dollar, int32_t index) {
   else be__buf_append(b, "?", 1);
 }
 
+/* 1 for a strategy that sends every key in one parameter. */
+static int one_param(int32_t strategy) {
+  return strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY;
+}
+
 typedef struct run {
   be_conn *conn;
   const be_batch_options *o;
@@ -262,7 +267,7 @@ static int run_chunk(run *r, const char *sql, int32_t strategy, size_t from, siz
   rc = be__params_bind(r->o->where_params, stmt, 1, err);
   int32_t idx = r->nwhere + 1;
   be__key_set *k = r->keys;
-  if (rc == BE_OK && (strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY)) {
+  if (rc == BE_OK && one_param(strategy)) {
     if (strategy == BE_BATCH_JSON_EACH) json_keys(&json, k, from, n);
     else array_keys(&json, k, from, n);
     rc = json.failed ? be__error_oom(err) : be_stmt_bind_text(stmt, idx, json.data, json.len, err);
@@ -276,7 +281,7 @@ static int run_chunk(run *r, const char *sql, int32_t strategy, size_t from, siz
   /* One parameter past the keys must not exist: if it does, where has a
    * placeholder that where_params left unfilled, and every key was bound
    * one place early (the last one left out). */
-  int32_t past = idx + (strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY ? 1 : (int32_t)slots);
+  int32_t past = idx + (one_param(strategy) ? 1 : (int32_t)slots);
   if (rc == BE_OK && be_stmt_bind_null(stmt, past, NULL) == BE_OK)
     rc = be__error_field(err, "where_params", "fewer values than the where clause has placeholders");
   r->from = from;
@@ -350,7 +355,7 @@ static int run_all(run *r, int32_t strategy, size_t chunk, be_error **err) {
   int rc = BE_OK;
   for (size_t from = 0; rc == BE_OK && from < r->keys->n; from += chunk) {
     size_t n = r->keys->n - from < chunk ? r->keys->n - from : chunk;
-    size_t slots = strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY ? 1 : round_up_pow2(n, chunk);
+    size_t slots = one_param(strategy) ? 1 : round_up_pow2(n, chunk);
     if (sql == NULL || slots != sql_slots) {
       be__free(sql);
       sql = NULL;
@@ -405,7 +410,7 @@ int be__batch_run(be_batch_result **out, be_conn *conn, const be_batch_options *
   }
   if (r.dollar && (rc = check_dollar_where(opts, nwhere, err)) != BE_OK) goto fail;
   r.nwhere = (int32_t)nwhere;
-  size_t chunk = strategy == BE_BATCH_JSON_EACH || strategy == BE_BATCH_ARRAY ? SIZE_MAX : (size_t)limit - nwhere;
+  size_t chunk = one_param(strategy) ? SIZE_MAX : (size_t)limit - nwhere;
   if (opts->max_chunk > 0 && (size_t)opts->max_chunk < chunk) chunk = (size_t)opts->max_chunk;
   if ((res = be__calloc(1, sizeof *res)) == NULL) {
     rc = be__error_oom(err);

@@ -39,33 +39,22 @@ be__cache_fill *be__cache_fill_begin(be_cache *c, const void *key, size_t klen) 
   return t;
 }
 
-static void unlist_locked(be__cache_shard *s, const be__cache_flight *f) {
-  for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next)
-    if (*l == f) {
-      *l = f->next;
-      return;
-    }
-}
-
 int be__cache_fill_end(be__cache_fill *t, const void *value, size_t vlen) {
   if (t == NULL) return 0;
   be_cache *c = t->cache;
   be__cache_flight *f = &t->flight;
   be__cache_shard *s = be__cache_shard_of(c, f->hash);
-  struct be_cache_entry *e = NULL;
-  if (value != NULL && be_cache_charge(f->klen, vlen) != 0 &&
-      be__cache_fits(c, be__cache_charge_of(f->klen, vlen)))
-    e = be__cache_entry_new(c, t->key, f->klen, value, vlen);
+  int64_t charge = value ? be_cache_charge(f->klen, vlen) : 0; /* 0: nothing to store */
+  struct be_cache_entry *e = charge && be__cache_fits(c, (uint64_t)charge)
+                               ? be__cache_entry_new(c, t->key, f->klen, value, vlen)
+                               : NULL;
   struct be_cache_entry *grave = NULL;
   be__cache_debt debt = {0, 0};
   int stored = 0;
   be__spinlock_lock(&s->lock);
-  unlist_locked(s, f);
+  be__cache_flight_unlist_locked(&s->flights, f);
   if (e != NULL && !f->stale) {
-    /* loads and fills of the key that began earlier may have read older
-     * data: they must not replace this value */
-    if (s->flights) be__cache_flights_stale_locked(s, t->key, f->klen, 0);
-    be__cache_insert_locked(c, s, f->hash, e, BE_CACHE_TTL_DEFAULT, f->epoch0, &grave, &debt);
+    be__cache_store_locked(c, s, f->hash, e, BE_CACHE_TTL_DEFAULT, f->epoch0, &grave, &debt);
     stored = 1;
   }
   be__spinlock_unlock(&s->lock);

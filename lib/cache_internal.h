@@ -93,6 +93,16 @@ typedef struct be__cache_flight {
   int fill; /* a conditional fill (cache_fill.c): nobody joins it */
 } be__cache_flight;
 
+/* Take f out of its shard's list of flights (shard lock held). */
+static inline void be__cache_flight_unlist_locked(be__cache_flight **head,
+                                                  const be__cache_flight *f) {
+  for (be__cache_flight **l = head; *l; l = &(*l)->next)
+    if (*l == f) {
+      *l = f->next;
+      return;
+    }
+}
+
 /* A shard's hash table. mask and slots travel together so a lock-free
  * reader never pairs one table's mask with another's slots. Replaced
  * tables are retired like entries. */
@@ -598,9 +608,20 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
  * zero debt. */
 void be__cache_settle(be_cache *c, be__cache_shard *s, const struct be_cache_entry *e,
                       be__cache_debt *debt, struct be_cache_entry **grave);
+
 /* Mark in-flight loads of key (or of keys with a prefix) stale. */
 void be__cache_flights_stale_locked(be__cache_shard *s, const void *key, size_t klen,
                                     int prefix);
+
+/* be__cache_insert_locked for a value that is the key's newest: loads
+ * and fills of the key in flight began earlier and may have read older
+ * data, so they are marked stale first (they must not replace it). */
+static inline void be__cache_store_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
+                                          struct be_cache_entry *e, int64_t ttl, uint64_t epoch,
+                                          struct be_cache_entry **grave, be__cache_debt *debt) {
+  if (s->flights) be__cache_flights_stale_locked(s, e->data, e->klen, 0);
+  be__cache_insert_locked(c, s, hash, e, ttl, epoch, grave, debt);
+}
 
 /* ---- hits without the shard lock (approximate-LRU caches) ----
  * The chain is walked inside an ebr read section, so nothing met can be

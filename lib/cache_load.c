@@ -242,21 +242,14 @@ static int run_loader(be_cache_load *ld, be_cache_loader_fn loader, void *ud, be
 static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, int rc,
                           const be_cache_load *ld, be_error *lerr, entry *neg, entry **grave,
                           be__cache_debt *debt) {
-  for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next)
-    if (*l == f) {
-      *l = f->next;
-      break;
-    }
+  be__cache_flight_unlist_locked(&s->flights, f);
   if (rc == BE_OK) {
     entry *v = ld->entry;
     /* The value's size was checked by be_cache_load_set_value. */
     int insert = !f->stale && be__cache_fits(c, be__cache_charge_of(f->klen, v->vlen));
     /* One reference per participant, plus the table's. */
     atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
-    /* a conditional fill of the key begun earlier may have read older
-     * data (cache_fill.c): it must not replace this value */
-    if (insert && s->flights) be__cache_flights_stale_locked(s, f->key, f->klen, 0);
-    if (insert) be__cache_insert_locked(c, s, f->hash, v, ld->ttl, f->epoch0, grave, debt);
+    if (insert) be__cache_store_locked(c, s, f->hash, v, ld->ttl, f->epoch0, grave, debt);
     f->result = v;
   } else {
     s->load_errors++;

@@ -332,9 +332,8 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   entry *grave = NULL;
   be__cache_debt debt;
   be__spinlock_lock(&s->lock);
-  if (s->flights) be__cache_flights_stale_locked(s, key, klen, 0);
-  be__cache_insert_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), &grave,
-                          &debt);
+  be__cache_store_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), &grave,
+                         &debt);
   be__spinlock_unlock(&s->lock);
   if (debt.count || debt.bytes) be__cache_settle(c, s, e, &debt, &grave);
   be__cache_bury(c, grave);

@@ -260,14 +260,13 @@ int be_rows_query(be_rows **out, be_conn *conn, const char *sql, const be_params
    * until then reports the old columns. */
   int s = rc == BE_OK ? be_stmt_step(stmt, err) : rc;
   if (s == BE_ROW || s == BE_DONE) rc = be__rows_new(&r, be_stmt_column_count(stmt), NULL, stmt, err);
-  else rc = s < 0 ? s : BE_E_INTERNAL;
   be__row_reader rd = {0};
   if (rc == BE_OK && s == BE_ROW) be__stmt_row_reader(stmt, &rd);
   while (rc == BE_OK && s == BE_ROW) {
     rc = be__rows_add(r, &rd, stmt, 0, err);
     if (rc == BE_OK) s = be_stmt_step(stmt, err);
-    if (s != BE_ROW && s != BE_DONE) rc = s < 0 ? s : BE_E_INTERNAL;
   }
+  if (rc == BE_OK && s != BE_DONE) rc = s < 0 ? s : BE_E_INTERNAL;
   if (rc == BE_OK) rc = be__rows_finish(r, 0, NULL, NULL, err);
   be_stmt_finalize(stmt);
   if (rc != BE_OK) {
