@@ -1813,11 +1813,14 @@ START_TEST(alternating_statements_are_each_sampled) {
   for (int i = 0; i < 2; i++) {
     ck_assert_int_eq(top[i].calls, 1000);
     ck_assert_int_gt(top[i].mean_ns, 0);
-    double stood_for = (double)top[i].total_ns / (double)top[i].mean_ns;
-    /* it trails by the statement's runs since its last timed one: a
-     * random number, a few gaps at most (a fixed period: 1) */
-    ck_assert_double_ge(stood_for, 500);
-    ck_assert_double_le(stood_for, 1000 + 1); /* the mean is rounded down */
+    /* The timed runs stand for n calls, n <= 1000: they trail by the
+     * statement's runs since its last timed one, a random number, a few
+     * gaps at most (a fixed period: 1). The mean is total / n rounded
+     * down, so n lies in (total / (mean + 1), total / mean]: at a mean
+     * near 1,000 ns, total / mean passes 1,001 with n = 1,000. */
+    double total = (double)top[i].total_ns, mean = (double)top[i].mean_ns;
+    ck_assert_double_ge(total / mean, 500);
+    ck_assert_double_lt(total / (mean + 1), 1000);
   }
   be_conn_close(c);
   be_stmt_stats_free(ss);
