@@ -31,6 +31,11 @@ __thread be__pool_tl be__pool_tls __attribute__((tls_model("initial-exec")));
 /* Pool ids for be__pool_tls: a freed pool's memory may hold a new pool. */
 static _Atomic uint64_t last_pool_id;
 
+/* Thread tokens (be__pool_self), one per thread for the process's life. */
+static _Atomic uintptr_t last_token;
+
+uintptr_t be__pool_new_token(void) { return atomic_fetch_add(&last_token, 1) + 1; }
+
 /* ---- options ---- */
 
 /* Bytes of be_pool_options that a caller of each version has. */

@@ -231,12 +231,20 @@ struct be_pool {
 typedef struct be__pool_tl {
   uint64_t pool_id; /* be_pool.id of the pool slot belongs to; 0 = none */
   be__pool_slot *slot;
+  uintptr_t token; /* be__pool_self(); 0 until the thread first asks */
 } be__pool_tl;
 
 extern __thread be__pool_tl be__pool_tls __attribute__((tls_model("initial-exec")));
 
-/* The calling thread's token for slot owners (never 0). */
-static inline uintptr_t be__pool_self(void) { return (uintptr_t)&be__pool_tls; }
+uintptr_t be__pool_new_token(void);
+
+/* The calling thread's token for slot owners: never 0, and never another
+ * thread's, living or exited (the address of be__pool_tls once was, and
+ * a new thread may get an exited one's address). */
+static inline uintptr_t be__pool_self(void) {
+  uintptr_t t = be__pool_tls.token;
+  return t ? t : (be__pool_tls.token = be__pool_new_token());
+}
 
 #define BE__RELAXED memory_order_relaxed
 

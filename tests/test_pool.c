@@ -789,6 +789,45 @@ START_TEST(self_deadlock_fails_fast) {
 }
 END_TEST
 
+/* A connection handed over by a thread that then exited is not held by
+ * the next thread to start: the holder's token was once the address of a
+ * thread-local, which the new thread may get, and it failed with
+ * BE_E_POOL_DEADLOCK at once instead of waiting and timing out. */
+typedef struct handover {
+  be_pool *pool;
+  be_conn *conn;
+  int rc;
+} handover;
+
+static void *acquire_and_exit(void *arg) {
+  handover *h = arg;
+  h->rc = be_pool_acquire(&h->conn, h->pool, NULL);
+  return NULL;
+}
+
+START_TEST(exited_holders_connection_is_not_the_next_threads) {
+  be_pool_options o = mock_opts(1, 1);
+  o.acquire_timeout_ms = 100;
+  be_pool *p = new_pool(&o);
+  for (int round = 0; round < 8; round++) { /* glibc reuses an exited thread's block */
+    handover h = {p, NULL, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, acquire_and_exit, &h);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(h.rc, BE_OK); /* h.conn is the main thread's now */
+    acq_result r = {.pool = p};
+    pthread_create(&t, NULL, acquire_once, &r);
+    pthread_join(t, NULL);
+    ck_assert_msg(r.rc == BE_E_POOL_EXHAUSTED, "round %d: rc %d (%s)", round, r.rc,
+                  be_error_message(r.err));
+    be_error_free(r.err);
+    be_pool_release(p, h.conn);
+  }
+  ck_assert_uint_eq(stats(p).deadlocks, 0);
+  be_pool_free(p);
+}
+END_TEST
+
 START_TEST(close_wakes_waiters) {
   be_pool_options o = mock_opts(1, 1);
   o.acquire_timeout_ms = 20000;
@@ -2799,6 +2838,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, stress_nothing_lost);
   tcase_add_test(tc, exhaustion_times_out_with_state);
   tcase_add_test(tc, self_deadlock_fails_fast);
+  tcase_add_test(tc, exited_holders_connection_is_not_the_next_threads);
   tcase_add_test(tc, close_wakes_waiters);
   tcase_add_test(tc, free_with_connection_out_defers);
   tcase_add_test(tc, free_with_waiters_and_holder);
