@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -112,13 +113,14 @@ static int fail_timeout(be_pool *p, be_error **err) {
   p->timeouts++;
   int32_t in_use = p->out, idle = p->idle_n, waiting = p->waiting, max = p->max_conns;
   int64_t since;
-  const slot *h = be__pool_longest_holder(p, &since);
+  slot *h = be__pool_longest_holder(p, &since);
   int64_t now = be__clock_coarse_ns(p->clock);
   int64_t held_ms = h ? (now - since) / BE_NS_PER_MS : 0;
   int64_t timeout_ms = p->acquire_timeout_ns / BE_NS_PER_MS;
-  char site[160]; /* the holder may release (and its file go) once we unlock */
-  const char *hfile = h ? atomic_load_explicit(&h->file, BE__RELAXED) : NULL;
-  if (hfile) snprintf(site, sizeof site, "%.140s:%d", hfile, (int)atomic_load(&h->line));
+  char file[141], site[160]; /* the holder may release (and its file go) at any time */
+  int32_t line;
+  if (h && be__pool_site_copy(h, file, sizeof file, &line))
+    snprintf(site, sizeof site, "%s:%d", file, (int)line);
   else snprintf(site, sizeof site, "unknown");
   pthread_mutex_unlock(&p->mu);
   if (be__log_enabled(BE_LOG_WARN)) {
@@ -490,10 +492,12 @@ static inline int park(be_pool *p, slot *s, int64_t now) {
       be__pool_state(be__pool_tls.slot) == BE__SLOT_PARKED)
     return PARK_OTHER;
   uintptr_t owner = atomic_load_explicit(&s->owner, BE__RELAXED);
+  const char *file = atomic_load_explicit(&s->file, BE__RELAXED);
   int64_t since = atomic_load_explicit(&s->acquired_ns, BE__RELAXED);
   atomic_store_explicit(&s->last_used_ns, now, BE__RELAXED);
   be__pool_unstamp(s);
-  atomic_store(&s->state, BE__SLOT_PARKING); /* then read no_park: both seq_cst */
+  atomic_store(&s->state, BE__SLOT_PARKING);                       /* then read no_park: both seq_cst */
+  while (BE__UNLIKELY(atomic_load(&s->inspecting))) sched_yield(); /* a report reads our file */
   if (BE__LIKELY(!atomic_load(&p->no_park))) {
     be__pool_tls.pool_id = p->id;
     be__pool_tls.slot = s;
@@ -502,6 +506,7 @@ static inline int park(be_pool *p, slot *s, int64_t now) {
     return PARK_DONE;
   }
   atomic_store_explicit(&s->owner, owner, BE__RELAXED); /* ours again: the mutex path */
+  atomic_store_explicit(&s->file, file, BE__RELAXED);
   atomic_store_explicit(&s->acquired_ns, since, BE__RELAXED);
   atomic_store_explicit(&s->state, BE__SLOT_IN_USE, memory_order_release);
   return PARK_NO;

@@ -127,7 +127,8 @@ typedef struct be__pool_slot {
   be_pool *pool;
   _Atomic int32_t state; /* BE__SLOT_* */
   _Atomic int32_t line;
-  _Atomic(const char *) file;   /* acquisition site, borrowed */
+  _Atomic(const char *) file;   /* acquisition site, borrowed: read by be__pool_site_copy */
+  _Atomic int32_t inspecting;   /* be__pool_site_copy reads file; park() waits it out */
   _Atomic uintptr_t owner;      /* be__pool_self() of the holder; 0 = none */
   _Atomic int64_t acquired_ns;  /* INT64_MAX while not held */
   _Atomic int64_t last_used_ns; /* when it went idle (or was parked) */
@@ -259,11 +260,21 @@ static inline void be__pool_stamp(be__pool_slot *s, uintptr_t owner, const char 
   atomic_store_explicit(&s->acquired_ns, now, memory_order_release);
 }
 
-/* s stops being held: no owner, no acquisition time. */
+/* s stops being held: no owner, no acquisition time, no site (the
+ * holder's file may be gone once it returns). */
 static inline void be__pool_unstamp(be__pool_slot *s) {
   atomic_store_explicit(&s->owner, 0, BE__RELAXED);
+  atomic_store_explicit(&s->file, NULL, BE__RELAXED);
   atomic_store_explicit(&s->acquired_ns, INT64_MAX, BE__RELAXED);
 }
+
+/* Where s's holder acquired it: the file copied into file (cap bytes,
+ * "" when unknown) and *line; 1 when known. mu held. The holder may park
+ * s without the mutex and then free its file: this announces the read
+ * (inspecting) before it sees s held, and park() waits for the read to
+ * end after it marks s PARKING, both sequentially consistent, so one of
+ * them sees the other. */
+int be__pool_site_copy(be__pool_slot *s, char *file, size_t cap, int32_t *line);
 
 static inline int32_t be__pool_state(const be__pool_slot *s) {
   return atomic_load_explicit(&s->state, BE__RELAXED);
@@ -420,7 +431,7 @@ int be__pool_open_idle(be_pool *p, be__pool_slot *s, be_error **cause);
 int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *what,
                         be_error **err);
 /* The checked-out slot held longest, or NULL; *acquired_ns gets when. */
-const be__pool_slot *be__pool_longest_holder(const be_pool *p, int64_t *acquired_ns);
+be__pool_slot *be__pool_longest_holder(const be_pool *p, int64_t *acquired_ns);
 /* Affinity claims of all slots (acquires not counted in p->acquires). */
 uint64_t be__pool_claims(const be_pool *p);
 /* Slots parked now (idle, off the stack). */

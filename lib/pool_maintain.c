@@ -77,10 +77,7 @@ static int32_t scan_leaks(be_pool *p, int64_t now) {
     atomic_store_explicit(&s->leak_mark, since, BE__RELAXED);
     p->leaks++;
     be__pool_leak_note *n = &p->scratch_leaks[nleak++];
-    const char *file = atomic_load_explicit(&s->file, BE__RELAXED);
-    n->has_file = file != NULL;
-    snprintf(n->file, sizeof n->file, "%s", file ? file : "");
-    n->line = atomic_load_explicit(&s->line, BE__RELAXED);
+    n->has_file = be__pool_site_copy(s, n->file, sizeof n->file, &n->line);
     n->held_ns = now - since;
   }
   return nleak;

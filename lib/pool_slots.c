@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 
 #include "clock.h"
 #include "error.h"
@@ -45,7 +46,6 @@ void be__pool_slot_free(be_pool *p, slot *s) {
   atomic_store_explicit(&s->state, BE__SLOT_FREE, BE__RELAXED);
   s->conn = NULL;
   be__pool_unstamp(s);
-  atomic_store_explicit(&s->file, NULL, BE__RELAXED);
   p->total--;
   grant_capacity(p);
 }
@@ -198,11 +198,11 @@ int be__pool_open_error(const be_pool *p, int rc, be_error *cause, const char *w
                         cause ? be_error_message(cause) : "open failed");
 }
 
-const slot *be__pool_longest_holder(const be_pool *p, int64_t *acquired_ns) {
-  const slot *best = NULL;
+slot *be__pool_longest_holder(const be_pool *p, int64_t *acquired_ns) {
+  slot *best = NULL;
   int64_t best_ns = INT64_MAX;
   for (int32_t i = 0; i < p->max_conns; i++) {
-    const slot *s = &p->slots[i];
+    slot *s = &p->slots[i];
     if (be__pool_state(s) != BE__SLOT_IN_USE) continue;
     int64_t t = atomic_load_explicit(&s->acquired_ns, memory_order_acquire);
     if (t < best_ns) { /* INT64_MAX: being claimed, not held yet */
@@ -212,6 +212,17 @@ const slot *be__pool_longest_holder(const be_pool *p, int64_t *acquired_ns) {
   }
   *acquired_ns = best_ns;
   return best;
+}
+
+int be__pool_site_copy(slot *s, char *file, size_t cap, int32_t *line) {
+  atomic_store(&s->inspecting, 1);
+  const char *f = atomic_load(&s->state) == BE__SLOT_IN_USE
+                    ? atomic_load_explicit(&s->file, BE__RELAXED)
+                    : NULL;
+  snprintf(file, cap, "%s", f ? f : "");
+  *line = f ? atomic_load_explicit(&s->line, BE__RELAXED) : 0;
+  atomic_store_explicit(&s->inspecting, 0, memory_order_release);
+  return f != NULL;
 }
 
 uint64_t be__pool_claims(const be_pool *p) {

@@ -2706,6 +2706,61 @@ static void *stale_claimer_run(void *arg) {
   return NULL;
 }
 
+/* A waiter's timeout report names where the longest holder acquired its
+ * connection. The holder may release it meanwhile without the pool's
+ * mutex (parking it) and then free or reuse its file string ("borrowed
+ * until the release"): the report read it anyway (a heap-use-after-free
+ * under ASan). The clock holds the waiter inside its report, after it
+ * found the holder and before it reads the site. */
+static _Thread_local int site_waiter, site_calls;
+static _Thread_local int64_t site_start;
+static atomic_int site_gate;
+
+static int64_t site_clock_read(void *ud) {
+  (void)ud;
+  int64_t now = be_clock_now_ns(NULL);
+  /* after the deadline: the wait's own read, then the report's */
+  if (site_waiter && now - site_start > 100 * BE_NS_PER_MS && ++site_calls == 2)
+    gate_pass(&site_gate);
+  return now;
+}
+
+static void *site_waiter_run(void *arg) {
+  site_waiter = 1;
+  site_start = be_clock_now_ns(NULL);
+  return acquire_once(arg);
+}
+
+START_TEST(timeout_report_never_reads_a_released_site) {
+  be_clock *clk;
+  ck_assert_int_eq(be_clock_custom_new(&clk, site_clock_read, NULL, NULL, NULL), BE_OK);
+  atomic_store(&site_gate, GATE_ARMED);
+  be_pool_options o = mock_opts(1, 1);
+  o.clock = clk;
+  o.usage_alert_percent = 0; /* parking allowed on a full pool */
+  o.acquire_timeout_ms = 100;
+  o.validation_window_ms = -1;
+  be_pool *p = new_pool(&o);
+  char file[32] = "holder_site.c";
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire_at(&c, p, file, 42, NULL), BE_OK);
+  acq_result r = {.pool = p};
+  pthread_t t;
+  pthread_create(&t, NULL, site_waiter_run, &r);
+  wait_at_least(&site_gate, GATE_HOLDING); /* in its report, holding the mutex */
+  be_pool_release(p, c);                   /* parks: no mutex */
+  snprintf(file, sizeof file, "reused_buffer.c");
+  atomic_store(&site_gate, GATE_OPEN);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(r.rc, BE_E_POOL_EXHAUSTED);
+  const char *msg = be_error_message(r.err);
+  ck_assert_msg(strstr(msg, "reused_buffer") == NULL, "read after the release: %s", msg);
+  be_error_free(r.err);
+  be_pool_free(p);
+  be_clock_free(clk);
+}
+END_TEST
+
 /* A thread claims its parked connection, finds it past its lifetime and
  * closes it under the mutex, while a waiter queued meanwhile on the full
  * pool: the capacity goes to the waiter (it opens a connection), which
@@ -2880,6 +2935,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, affinity_claims_race_close_and_maintenance);
   tcase_add_test(tc, affinity_stale_parked_validated);
   tcase_add_test(tc, affinity_stale_claim_grants_capacity_to_waiters);
+  tcase_add_test(tc, timeout_report_never_reads_a_released_site);
   tcase_add_test(tc, open_failure_incident_counts_parked_as_idle);
   tcase_add_test(tc, affinity_release_racing_free);
   suite_add_tcase(s, tc);
