@@ -129,6 +129,7 @@ void be__pool_destroy(be_pool *p) {
    * when pool_free_parts() frees them */
   for (int32_t i = 0; i < p->idle_n; i++) be_conn_close(p->idle[i]->conn);
   pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->closed_cond);
   if (p->bg_started) pthread_cond_destroy(&p->bg_cond);
   pool_free_parts(p);
 }
@@ -198,6 +199,11 @@ static int pool_alloc(be_pool **out, const be_pool_options *o, be_error **err) {
   if (pthread_mutex_init(&p->mu, NULL) != 0) {
     pool_free_parts(p);
     return be__error_set(err, BE_E_INTERNAL, "be_pool_new: cannot create a mutex");
+  }
+  if (pthread_cond_init(&p->closed_cond, NULL) != 0) {
+    pthread_mutex_destroy(&p->mu);
+    pool_free_parts(p);
+    return be__error_set(err, BE_E_INTERNAL, "be_pool_new: cannot create a condition variable");
   }
   for (size_t i = 0; i < n; i++) {
     slot *s = &p->slots[i];
@@ -319,35 +325,54 @@ int be_pool_new(be_pool **out, const be_pool_options *opts, be_error **err) {
 
 /* ---- close and free ---- */
 
+/* Whether the calling thread is p's maintenance thread (mu held). */
+static int on_bg_thread(const be_pool *p) {
+  return p->bg_started && pthread_equal(p->bg, pthread_self());
+}
+
+/* Wake every waiter with BE_E_POOL_CLOSED and tell the maintenance
+ * thread to stop (mu held). */
+static void wake_for_close(be_pool *p) {
+  be__pool_waiter *w;
+  while ((w = be__pool_dequeue_head(p)) != NULL) {
+    w->grant = BE__GRANT_CLOSED;
+    pthread_cond_signal(&w->cond);
+  }
+  if (p->bg_started) {
+    p->bg_stop = 1;
+    pthread_cond_signal(&p->bg_cond);
+  }
+}
+
+/* A second close, or be_pool_free()'s, returns only once the first one
+ * has ended: be_pool_free() went on to free the pool while the first
+ * close was still closing connections or joining the maintenance thread
+ * (which then freed it under that close, or nobody did). */
 void be_pool_close(be_pool *p) {
   if (p == NULL) return;
   pthread_mutex_lock(&p->mu);
   if (p->closed) {
+    while (!p->close_done && !on_bg_thread(p)) pthread_cond_wait(&p->closed_cond, &p->mu);
     pthread_mutex_unlock(&p->mu);
     return;
   }
   p->closed = 1;
   be__pool_park_update(p);
   be__pool_unpark_all(p); /* closed below with the idle ones */
-  be__pool_waiter *w;
-  while ((w = be__pool_dequeue_head(p)) != NULL) {
-    w->grant = BE__GRANT_CLOSED;
-    pthread_cond_signal(&w->cond);
-  }
+  wake_for_close(p);
   int join = p->bg_started;
-  if (join) {
-    p->bg_stop = 1;
-    pthread_cond_signal(&p->bg_cond);
-  }
   /* close idle connections one at a time, unlocked */
-  p->active++;
   while (p->idle_n > 0) be__pool_slot_destroy(p, p->idle[--p->idle_n]);
-  p->active--;
+  int self = on_bg_thread(p);
   pthread_mutex_unlock(&p->mu);
   if (join) {
-    if (pthread_equal(p->bg, pthread_self())) pthread_detach(p->bg);
+    if (self) pthread_detach(p->bg);
     else pthread_join(p->bg, NULL);
   }
+  pthread_mutex_lock(&p->mu);
+  p->close_done = 1;
+  pthread_cond_broadcast(&p->closed_cond);
+  pthread_mutex_unlock(&p->mu);
 }
 
 void be_pool_free(be_pool *p) {

@@ -220,6 +220,8 @@ struct be_pool {
   /* lifecycle */
   int32_t active; /* threads working on the pool outside the lock */
   int32_t free_requested;
+  int32_t close_done;         /* the first be_pool_close() has ended */
+  pthread_cond_t closed_cond; /* signalled when close_done is set */
   int32_t bg_started;
   int32_t bg_stop;
   pthread_t bg;

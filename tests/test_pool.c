@@ -46,7 +46,8 @@ static void wait_at_least(atomic_int *v, int want) {
   while (atomic_load(v) < want) usleep(100);
 }
 
-static atomic_int mock_open_gate; /* the next open */
+static atomic_int mock_open_gate;  /* the next open */
+static atomic_int mock_close_gate; /* the next close */
 
 static void mock_reset(void) {
   atomic_store(&mock_opens, 0);
@@ -73,6 +74,7 @@ static int m_open(void **out, const char *dsn, void *dd, be_error **err) {
   return BE_OK;
 }
 static void m_close(void *c) {
+  gate_pass(&mock_close_gate);
   atomic_fetch_add(&mock_closes, 1);
   free(c);
 }
@@ -786,6 +788,64 @@ START_TEST(self_deadlock_fails_fast) {
   be_pool_release(p, a);
   be_pool_release(p, b);
   be_pool_free(p);
+}
+END_TEST
+
+/* be_pool_free() while another thread's be_pool_close() is under way
+ * (closing an idle connection, or joining the maintenance thread, which
+ * is opening one): the free's own close returned at once and the free
+ * went on, so the pool was never freed (the close had dropped its
+ * reference without checking), or the maintenance thread freed it and
+ * then locked its mutex (heap-use-after-free under ASan). The free now
+ * waits for the close to end. */
+typedef struct freer {
+  be_pool *p;
+  atomic_int done;
+} freer;
+
+static void *close_pool(void *p) {
+  be_pool_close(p);
+  return NULL;
+}
+
+static void *free_pool(void *arg) {
+  freer *f = arg;
+  be_pool_free(f->p);
+  atomic_store(&f->done, 1);
+  return NULL;
+}
+
+/* Close p on one thread while the gate holds it, free p on another;
+ * the free must still be waiting when the gate opens. */
+static void free_during_close(be_pool *p, atomic_int *gate) {
+  pthread_t a, b;
+  pthread_create(&a, NULL, close_pool, p);
+  if (gate == &mock_close_gate) wait_at_least(gate, GATE_HOLDING);
+  else usleep(20 * 1000); /* the close is joining the maintenance thread */
+  freer f = {p, 0};
+  pthread_create(&b, NULL, free_pool, &f);
+  usleep(50 * 1000);
+  ck_assert_msg(!atomic_load(&f.done), "be_pool_free returned during a close");
+  atomic_store(gate, GATE_OPEN);
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+  ck_assert_int_eq(atomic_load(&f.done), 1);
+}
+
+START_TEST(free_waits_for_a_close_under_way) {
+  be_pool_options o = mock_opts(1, 2);
+  atomic_store(&mock_close_gate, GATE_ARMED);
+  free_during_close(new_pool(&o), &mock_close_gate); /* closing its idle connection */
+  ck_assert_int_eq(atomic_load(&mock_closes), atomic_load(&mock_opens));
+  o.background_thread = 1;
+  o.maintenance_interval_ms = 20;
+  o.max_lifetime_ms = 10;
+  o.lifetime_jitter_permille = 0;
+  be_pool *p = new_pool(&o);
+  atomic_store(&mock_open_gate, GATE_ARMED); /* maintenance reopens the expired one */
+  wait_at_least(&mock_open_gate, GATE_HOLDING);
+  free_during_close(p, &mock_open_gate);
+  ck_assert_int_eq(atomic_load(&mock_closes), atomic_load(&mock_opens));
 }
 END_TEST
 
@@ -2894,6 +2954,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, exhaustion_times_out_with_state);
   tcase_add_test(tc, self_deadlock_fails_fast);
   tcase_add_test(tc, exited_holders_connection_is_not_the_next_threads);
+  tcase_add_test(tc, free_waits_for_a_close_under_way);
   tcase_add_test(tc, close_wakes_waiters);
   tcase_add_test(tc, free_with_connection_out_defers);
   tcase_add_test(tc, free_with_waiters_and_holder);
