@@ -486,7 +486,7 @@ enum { PARK_NO,
  * PARK_DONE when parked, PARK_NO when the release must take the mutex
  * (s is IN_USE and ours as before), PARK_OTHER when this thread has
  * another slot of p parked. */
-static inline int park(be_pool *p, slot *s, int64_t now) {
+static inline __attribute__((always_inline)) int park(be_pool *p, slot *s, int64_t now) {
   if (atomic_load_explicit(&p->no_park, BE__RELAXED)) return PARK_NO;
   if (be__pool_tls.pool_id == p->id && be__pool_tls.slot != s &&
       be__pool_state(be__pool_tls.slot) == BE__SLOT_PARKED)
@@ -529,7 +529,7 @@ static int park_instead(be_pool *p, slot *s, int64_t now) {
 
 /* Park s unless the pool forbids it now: 1 when parked (the release is
  * done), 0 when the release must take the mutex. */
-static inline int try_park(be_pool *p, slot *s, int64_t now) {
+static inline __attribute__((always_inline)) int try_park(be_pool *p, slot *s, int64_t now) {
   int parked = park(p, s, now);
   return BE__LIKELY(parked == PARK_DONE) || (parked == PARK_OTHER && park_instead(p, s, now));
 }

@@ -119,7 +119,8 @@ int be_scope_begin(be_scope **out, be_conn *conn, const be_scope_options *opts, 
   be_scope *s = be__calloc(1, sizeof *s);
   if (s == NULL) return be__error_oom(err);
   s->opts = o;
-  rc = be__attached_observer_init(&s->observer, observe, INT64_MAX, 0, err); /* counts, never times */
+  /* counts, never times, never reads a weight */
+  rc = be__attached_observer_init(&s->observer, observe, INT64_MAX, BE__OBS_NO_WEIGHT, err);
   if (rc != BE_OK) {
     be__free(s);
     return rc;

@@ -69,7 +69,8 @@ int be_slowlog_new(be_slowlog **out, const be_slowlog_options *opts, be_error **
     return be__error_oom(err);
   }
   for (size_t i = 0; i < (size_t)o.capacity; i++) l->ring[i].sql = l->slab + i * (size_t)o.max_sql_bytes;
-  rc = be__attached_observer_init(&l->observer, observe, l->threshold_ns, BE__OBS_TIMED_ONLY, err);
+  rc = be__attached_observer_init(&l->observer, observe, l->threshold_ns,
+                                  BE__OBS_TIMED_ONLY | BE__OBS_NO_WEIGHT, err);
   if (rc == BE_OK && pthread_mutex_init(&l->lock, NULL) != 0) {
     be__attached_observer_destroy(&l->observer);
     rc = be__error_set(err, BE_E_INTERNAL, "cannot create a mutex");

@@ -40,13 +40,14 @@ struct be_stmt {
   be_stmt *oprev, *onext; /* list of statements handed out (out = 1) */
   int32_t cached;
   int32_t out;
-  int32_t running;    /* a run is being observed: RUN_TIMED or RUN_COARSE */
+  int32_t running;    /* a run is being observed: RUN_TIMED, RUN_FORCED or RUN_COARSE */
   int32_t timed_once; /* a run of it was timed: a new statement's first run is */
   /* its untimed runs since its last timed one (be__stmt_run.stmt_weight),
-   * counted under the connection's observer generation untimed_gen */
+   * counted since the connection's weight generation weight_gen */
   uint32_t untimed;
-  uint64_t untimed_gen; /* 64 bits: never wraps back onto a stale memo */
-  be__run_memo memo;    /* one observer's (be__stmt_run.memo), under untimed_gen too */
+  uint64_t weight_gen;
+  uint64_t untimed_gen; /* be_conn.obs_gen the memo belongs to; 64 bits: never wraps */
+  be__run_memo memo;    /* one observer's (be__stmt_run.memo) */
   int32_t recount;      /* read ncols again at this run's first row (be_conn.recount_runs) */
   int32_t ncols;        /* column count: from the prepare, or this run's first row */
   /* Bindings kept across a return to the cache (be_conn.reset_keep), for
@@ -128,9 +129,10 @@ struct be_conn {
    * proves a run slow (two ticks) */
   int32_t sampled;
   uint32_t skip, untimed;
-  uint32_t rng;     /* xorshift state drawing the gaps between timed runs */
-  uint64_t obs_gen; /* bumped when the observers change: untimed runs
-                     * counted before are nobody's now, memos are cleared */
+  uint32_t rng;        /* xorshift state drawing the gaps between timed runs */
+  uint64_t obs_gen;    /* bumped when the observers change: memos are cleared */
+  uint64_t weight_gen; /* bumped when an observer that reads weights comes: the
+                        * untimed runs counted before are not its runs */
   int64_t slow_coarse_ns;
   void *pool_data;
   /* last: a run touches one slot of it, and the scalars above stay on the
@@ -335,20 +337,31 @@ static inline void notify(be_conn *c, const be__stmt_run *run) {
 
 /* How a run is being timed: from an exact reading, or from a coarse one
  * (not sampled: timed only if it proves slow). */
-enum { RUN_TIMED = 1,
-       RUN_COARSE = 2 };
+enum { RUN_TIMED = 1,    /* exact clock: the sample (or every run is timed) */
+       RUN_COARSE = 2,   /* coarse clock: untimed unless it proves slow */
+       RUN_FORCED = 3 }; /* exact clock, always: stands for itself alone */
 
-/* Start timing a run on c: *start is the exact time when this run is
- * sampled (or every run must be timed, or first is set: a statement's
- * first timed run), the coarse time otherwise. */
-static inline int32_t timer_start(be_conn *c, int64_t *start, int32_t first) {
-  if (c->skip == 0 || !c->sampled || first) {
+/* Start timing a run on c: *start is the exact time when this run is the
+ * sample (or every run must be timed), or forced is set (a statement's
+ * first run, a be_conn_exec()), the coarse time otherwise. A forced run
+ * is never the sample and moves no countdown: the sample is drawn from
+ * the runs the untimed count counts, or a slow exec would stand for them. */
+static inline int32_t timer_start(be_conn *c, int64_t *start, int32_t forced) {
+  if (!c->sampled || forced || c->skip == 0) {
     *start = be__clock_now_ns(c->clock);
-    return RUN_TIMED;
+    return !c->sampled || !forced ? RUN_TIMED : RUN_FORCED;
   }
   c->skip--;
   *start = be__clock_coarse_ns(NULL);
   return RUN_COARSE;
+}
+
+static inline uint32_t timer_rand(be_conn *c) {
+  uint32_t x = c->rng ? c->rng : (uint32_t)(uintptr_t)c | 1;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return c->rng = x;
 }
 
 /* Untimed runs before the next timed one: drawn from
@@ -356,12 +369,7 @@ static inline int32_t timer_start(be_conn *c, int64_t *start, int32_t first) {
  * one run in 15.5 timed), so statements that alternate in a fixed
  * pattern are all sampled, not only the one the period lands on. */
 static inline uint32_t timer_gap(be_conn *c) {
-  uint32_t x = c->rng ? c->rng : (uint32_t)(uintptr_t)c | 1;
-  x ^= x << 13;
-  x ^= x >> 17;
-  x ^= x << 5;
-  c->rng = x;
-  return BE__RUN_SAMPLE_EVERY / 2 - 1 + x % BE__RUN_SAMPLE_EVERY;
+  return BE__RUN_SAMPLE_EVERY / 2 - 1 + timer_rand(c) % BE__RUN_SAMPLE_EVERY;
 }
 
 /* What timer_end() made of a run. */
@@ -369,14 +377,28 @@ enum { RUN_UNTIMED,
        RUN_SAMPLE,
        RUN_ALONE };
 
+/* Whether a sampled run of d ns would have been timed alone had it run
+ * untimed: its coarse readings two ticks apart or more, which a run of
+ * one to two ticks (T) is with probability d / T - 1 at a uniform phase.
+ * The pending weight is the fast runs', so such a run must not take it:
+ * slow runs would count about twice. */
+static OUT_OF_LINE int timer_proves_slow(be_conn *c, int64_t d) {
+  int64_t tick = c->slow_coarse_ns / 2;
+  if (d >= 2 * tick) return 1;
+  return d > tick && (int64_t)(timer_rand(c) % (uint32_t)tick) < d - tick;
+}
+
 /* The duration and weight of a run timed from start (be__stmt_run):
  * RUN_SAMPLE, a timed run standing for the untimed ones before it;
- * RUN_ALONE, a coarse run timed from its coarse start (up to a tick
- * long), standing for itself: one two ticks long or more, or any once an
- * observer that needs every run timed was attached during it; it makes
- * the next run timed. A timed run this long makes every run timed until
- * one is fast again. */
-static inline int timer_end(be_conn *c, int32_t how, int64_t start, be__stmt_run *run) {
+ * RUN_ALONE, a run standing for itself: a forced one, a sample that
+ * proves slow, or a coarse run timed from its coarse start (up to a tick
+ * long), one two ticks long or more (or any once an observer that needs
+ * every run timed was attached during it). A slow run makes the next run
+ * the sample, so the pending weight goes to a run like the ones it
+ * counts; a timed run this long makes every run timed until one is fast
+ * again. */
+static inline __attribute__((always_inline)) int timer_end(be_conn *c, int32_t how, int64_t start,
+                                                           be__stmt_run *run) {
   if (how == RUN_COARSE) {
     if (c->sampled && be__clock_coarse_ns(NULL) - start < c->slow_coarse_ns) {
       c->untimed++;
@@ -387,19 +409,27 @@ static inline int timer_end(be_conn *c, int32_t how, int64_t start, be__stmt_run
     c->skip = 0;
     return RUN_ALONE;
   }
-  run->duration_ns = be__clock_now_ns(c->clock) - start;
+  int64_t d = run->duration_ns = be__clock_now_ns(c->clock) - start;
+  if (how == RUN_FORCED || (c->sampled && d > c->slow_coarse_ns / 2 && timer_proves_slow(c, d))) {
+    run->weight = 1; /* a sample's skip stays 0: the next run is the sample */
+    if (d >= BE__RUN_TIME_ALL_NS) c->skip = 0;
+    return RUN_ALONE;
+  }
   run->weight = c->untimed + 1;
   c->untimed = 0;
-  c->skip = run->duration_ns >= BE__RUN_TIME_ALL_NS ? 0 : timer_gap(c);
+  c->skip = d >= BE__RUN_TIME_ALL_NS ? 0 : timer_gap(c);
   return RUN_SAMPLE;
 }
 
 /* The statement's own weight for a run of s: its untimed runs since its
- * last timed one, under the current observers, and this one. */
+ * last timed one, since the weight generation, and this one. */
 static inline void timer_stmt(be_stmt *s, int what, be__stmt_run *run) {
   be_conn *c = s->conn;
   if (s->untimed_gen != c->obs_gen) {
-    s->untimed = 0;
+    if (s->weight_gen != c->weight_gen) {
+      s->untimed = 0;
+      s->weight_gen = c->weight_gen;
+    }
     s->memo.owner = NULL;
     s->untimed_gen = c->obs_gen;
   }
@@ -415,11 +445,18 @@ static inline void timer_stmt(be_stmt *s, int what, be__stmt_run *run) {
 
 /* Whether c's runs may be sampled: the system clock, and no observer
  * that needs exact durations below ten coarse ticks; and how far into
- * the list an untimed run's observers reach. The observers changed:
- * untimed runs so far were counted by others, the next run is timed. */
-static void timer_update(be_conn *c) {
-  c->untimed = 0;
-  c->skip = 0;
+ * the list an untimed run's observers reach. The observers changed, and
+ * memos go. restart: an observer that reads weights came (or the clock
+ * changed): untimed runs so far are not its runs, they are dropped and
+ * the next run is timed. An observer leaving keeps them: the others saw
+ * every one (a scope per request, attached and detached, once made most
+ * statements timed only at their first run). */
+static void timer_update(be_conn *c, int restart) {
+  if (restart) {
+    c->untimed = 0;
+    c->skip = 0;
+    c->weight_gen++;
+  }
   c->obs_gen++;
   int64_t tick = be__clock_coarse_tick_ns(), need = INT64_MAX;
   c->nobs_untimed = 0;
@@ -434,7 +471,7 @@ static void timer_update(be_conn *c) {
 static OUT_OF_LINE void observe_start(be_stmt *s) {
   s->rows = 0;
   s->running = timer_start(s->conn, &s->start_ns, !s->timed_once);
-  s->timed_once |= s->running == RUN_TIMED;
+  s->timed_once |= s->running != RUN_COARSE;
 }
 
 static OUT_OF_LINE void observe_end(be_stmt *s, int rc) {
@@ -460,7 +497,7 @@ static int32_t observers_truncate(be_conn *c, int32_t keep) {
     c->obs = NULL;
     c->capobs = 0;
   }
-  timer_update(c);
+  timer_update(c, 0);
   for (int32_t i = keep; i < n; i++)
     if (o[i].on_close) o[i].on_close(o[i].ud, c);
   if (keep == 0) be__free(o);
@@ -1110,7 +1147,7 @@ int be_conn_exec(be_conn *c, const char *sql, be_error **err) {
   if (c == NULL || sql == NULL) return be__error_set(err, BE_E_MISUSE, "be_conn_exec: NULL argument");
   if (c->nobs == 0) return note(c, c->drv->exec(c->native, sql, err));
   int64_t t0;
-  int32_t how = timer_start(c, &t0, 1); /* no statement to count untimed runs of: always timed */
+  int32_t how = timer_start(c, &t0, 1); /* no statement to count untimed runs of: forced */
   int rc = note(c, c->drv->exec(c->native, sql, err));
   be__stmt_run run = {sql, be__sql_hash(sql), 0, 0, rc, 0, 1, NULL}; /* stands for itself */
   timer_end(c, how, t0, &run);
@@ -1215,7 +1252,7 @@ int be__conn_observer_add_ex(be_conn *c, be__stmt_observer fn, be__conn_close_fn
     c->capobs = cap;
   }
   c->obs[c->nobs++] = (observer){fn, on_close, ud, exact_over_ns, flags};
-  timer_update(c);
+  timer_update(c, !(flags & BE__OBS_NO_WEIGHT));
   return BE_OK;
 }
 
@@ -1230,7 +1267,7 @@ int be__conn_observer_remove(be_conn *c, be__stmt_observer fn, void *ud) {
         c->obs = NULL;
         c->capobs = 0;
       }
-      timer_update(c);
+      timer_update(c, 0);
       return 1;
     }
   }
@@ -1260,7 +1297,7 @@ int64_t be__conn_reset_open_stmts(be_conn *c) {
 }
 void be__conn_set_clock(be_conn *c, const be_clock *clock) {
   c->clock = clock;
-  timer_update(c);
+  timer_update(c, 1);
 }
 void be__conn_set_pool_data(be_conn *c, void *data) { c->pool_data = data; }
 void *be__conn_pool_data(const be_conn *c) { return c->pool_data; }

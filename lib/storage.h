@@ -54,9 +54,14 @@ typedef struct be__stmt_run {
  * BE__RUN_SAMPLE_MAX), an untimed run weight 0 (count it, do not time
  * it); stmt_weight counts this statement's own untimed runs instead, for
  * an observer keeping figures per statement. Untimed runs counted before
- * the observers last changed are dropped (the next run is timed), so a
- * weight never stands for runs an observer did not see. be_conn_exec()
- * runs are always timed.
+ * an observer that reads weights is attached are dropped (the next run is
+ * timed), so a weight never stands for runs an observer did not see; an
+ * observer leaving drops nothing. be_conn_exec() runs and a statement's
+ * first run are always timed, stand for themselves alone (weight 1) and
+ * are never the sample, and a sample that proves slow (as a coarse run
+ * would) stands for itself too and leaves the pending weight to the next
+ * run: the weight of fast runs is never carried by a run chosen for
+ * being slow or first.
  * A run is always timed, weight 1, when the previous timed run took
  * BE__RUN_TIME_ALL_NS or more, when an untimed run turns out to have
  * taken two ticks of the coarse clock or more (its duration then reads up
@@ -99,6 +104,11 @@ int be__conn_observer_add(be_conn *conn, be__stmt_observer fn, be__conn_close_fn
  * be__conn_run_counts(), or cares about durations alone, costs an
  * untimed run nothing. */
 #define BE__OBS_TIMED_ONLY 1u
+/* ... BE__OBS_NO_WEIGHT, the observer never reads weight or stmt_weight
+ * (it counts what it is told of, or looks at durations alone): attaching
+ * it keeps the weight the untimed runs before it left pending for the
+ * others (a scope attached per request would drop it every time). */
+#define BE__OBS_NO_WEIGHT 2u
 
 /* be__conn_observer_add() for an observer that needs the exact duration
  * only of runs longer than exact_over_ns (a slow-query threshold;

@@ -1701,6 +1701,7 @@ typedef struct sample_log {
   int64_t since;   /* runs since the last timed one */
   int64_t last_ns; /* the last timed run's duration */
   int bad_weight;  /* a timed run stood for other than itself + the untimed before it */
+  int slow_heavy;  /* a run of two coarse ticks or more stood for more than itself */
 } sample_log;
 
 static void sampler(void *ud, const be__stmt_run *run) {
@@ -1713,6 +1714,7 @@ static void sampler(void *ud, const be__stmt_run *run) {
   }
   l->timed++;
   l->weights += run->weight;
+  if (run->weight > 1 && run->duration_ns >= 2 * be__clock_coarse_tick_ns()) l->slow_heavy++;
   if ((int)run->weight > l->max_weight) l->max_weight = (int)run->weight;
   /* a run that proved slow untimed stands for itself alone */
   if (run->weight != l->since && run->weight != 1) l->bad_weight = 1;
@@ -1752,8 +1754,7 @@ START_TEST(statement_timing_is_sampled_but_every_run_counted) {
   so.threshold_ms = 50; /* exact over 50 ms: still sampled with ticks up to 5 ms */
   be_slowlog *log = NULL;
   ck_assert_int_eq(be_slowlog_new(&log, &so, NULL), BE_OK);
-  ck_assert_int_eq(be_slowlog_attach(log, c, NULL), BE_OK);
-  l.since = 0; /* the observers changed: untimed runs so far are dropped */
+  ck_assert_int_eq(be_slowlog_attach(log, c, NULL), BE_OK); /* reads no weight: keeps l's */
   do run_fast(c, 1);
   while (l.since != 0);
   be_stmt *s = NULL;
@@ -1793,6 +1794,28 @@ START_TEST(statement_timing_is_sampled_but_every_run_counted) {
 }
 END_TEST
 
+/* ss lists want statements (at most 8), each run calls times, whose
+ * timed runs stand for n of them, calls / 2 <= n <= calls: they trail by
+ * the statement's runs since its last timed one, a random number, a few
+ * gaps at most. The mean is total / n rounded down, so n lies in
+ * (total / (mean + 1), total / mean]: at a mean near 1,000 ns,
+ * total / mean passes calls + 1 with n = calls. */
+static void assert_stood_for(be_stmt_stats *ss, size_t want, int64_t calls) {
+  be_stmt_stat top[8];
+  for (int i = 0; i < 8; i++) top[i] = (be_stmt_stat)BE_STMT_STAT_INIT;
+  size_t n = 0;
+  ck_assert_int_eq(be_stmt_stats_top(top, 8, &n, ss, NULL), BE_OK);
+  ck_assert_uint_eq(n, want);
+  for (size_t i = 0; i < n; i++) {
+    ck_assert_int_eq(top[i].calls, calls);
+    ck_assert_int_gt(top[i].mean_ns, 0);
+    double total = (double)top[i].total_ns, mean = (double)top[i].mean_ns;
+    ck_assert_msg(total / mean >= (double)calls / 2 && total / (mean + 1) < (double)calls,
+                  "%s: %lld calls, timed runs stand for %.1f", top[i].sql, (long long)calls,
+                  total / mean);
+  }
+}
+
 /* Two statements run in turn, 1,000 times each: a fixed sampling period
  * would time only one of them; each statement's timed runs stand for its
  * own calls, so its histogram's count never passes them. */
@@ -1806,22 +1829,94 @@ START_TEST(alternating_statements_are_each_sampled) {
   for (int i = 0; i < 2000; i++) {
     be_stmt_finalize(first_row(c, sql[i % 2]));
   }
-  be_stmt_stat top[2] = {BE_STMT_STAT_INIT, BE_STMT_STAT_INIT};
-  size_t n = 0;
-  ck_assert_int_eq(be_stmt_stats_top(top, 2, &n, ss, NULL), BE_OK);
-  ck_assert_uint_eq(n, 2);
-  for (int i = 0; i < 2; i++) {
-    ck_assert_int_eq(top[i].calls, 1000);
-    ck_assert_int_gt(top[i].mean_ns, 0);
-    /* The timed runs stand for n calls, n <= 1000: they trail by the
-     * statement's runs since its last timed one, a random number, a few
-     * gaps at most (a fixed period: 1). The mean is total / n rounded
-     * down, so n lies in (total / (mean + 1), total / mean]: at a mean
-     * near 1,000 ns, total / mean passes 1,001 with n = 1,000. */
-    double total = (double)top[i].total_ns, mean = (double)top[i].mean_ns;
-    ck_assert_double_ge(total / mean, 500);
-    ck_assert_double_lt(total / (mean + 1), 1000);
+  assert_stood_for(ss, 2, 1000);
+  be_conn_close(c);
+  be_stmt_stats_free(ss);
+}
+END_TEST
+
+/* A sample that proves slow (its coarse readings would be two ticks
+ * apart) once took the pending weight of the fast runs before it, which
+ * counted slow runs about twice in totals and means; it stands for itself
+ * now, and the next run is the sample. A slow run untimed makes the next
+ * run the sample: two slow runs in a row put the second on the slot. */
+START_TEST(a_slow_sample_stands_for_itself) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+  sample_log l = {0};
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, 0, NULL), BE_OK);
+  const char *slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                     "WHERE i < 300000) SELECT count(*) FROM n";
+  be_stmt_finalize(first_row(c, slow)); /* its first run: timed, alone */
+  for (int round = 0; round < 3; round++) {
+    do run_fast(c, 1);
+    while (l.since != 0); /* just after a sample: the next gap is 7 runs or more */
+    run_fast(c, 3);       /* untimed, pending */
+    for (int i = 0; i < 2; i++) be_stmt_finalize(first_row(c, slow));
+    ck_assert_int_ge(l.last_ns, 2 * be__clock_coarse_tick_ns()); /* slow enough */
   }
+  ck_assert_int_eq(l.slow_heavy, 0);
+  ck_assert_int_eq(l.bad_weight, 0);
+  ck_assert_int_eq(l.weights + l.since, l.runs);
+  be_conn_close(c);
+}
+END_TEST
+
+static const char *const five_selects[5] = {"SELECT a FROM t", "SELECT b FROM t", "SELECT c FROM t",
+                                            "SELECT d FROM t", "SELECT e FROM t"};
+
+/* A scope per request (attached at its begin, detached at its end) once
+ * dropped the weight pending for every other observer, and made the
+ * request's first run timed standing for itself: statements after the
+ * first of a request were then timed only at their first run (their
+ * timed runs stood for 1 of 1,000 calls), and the query histogram held
+ * about one run per request. A scope reads no weight. */
+START_TEST(scoped_requests_keep_the_sampled_weight) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(a, b, c, d, e); INSERT INTO t VALUES (1, 2, 3, 4, 5)");
+  be_stmt_stats *ss = NULL;
+  be_query_stats *qs = NULL;
+  ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_new(&qs, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_stats_attach(ss, c, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_attach(qs, c, NULL), BE_OK);
+  for (int r = 0; r < 1000; r++) {
+    be_scope *sc = NULL;
+    ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
+    for (int i = 0; i < 5; i++) be_stmt_finalize(first_row(c, five_selects[i]));
+    be_scope_end(sc);
+    be_scope_free(sc);
+  }
+  assert_stood_for(ss, 5, 1000);
+  int64_t counted = (int64_t)be_histogram_count(be_query_stats_histogram(qs));
+  ck_assert_msg(counted >= 2500 && counted <= 5000, "5,000 queries, histogram %lld", (long long)counted);
+  be_conn_close(c);
+  be_stmt_stats_free(ss);
+  be_query_stats_free(qs);
+}
+END_TEST
+
+/* A run timed because it must be (a be_conn_exec, a statement's first
+ * run) once took the pending weight of the others' untimed runs and drew
+ * a new gap: an exec of 5 ms stood for the fast runs before it (a mean
+ * 9x too high), and an exec every six runs meant the countdown never
+ * ended (the others' timed runs stood for 1 of 1,000 calls). Now such a
+ * run stands for itself and moves no countdown. */
+START_TEST(forced_runs_stand_for_themselves) {
+  be_conn *c = open_mem();
+  exec_ok(c, "CREATE TABLE t(a, b, c, d, e); INSERT INTO t VALUES (1, 2, 3, 4, 5)");
+  be_stmt_stats *ss = NULL;
+  ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_stats_attach(ss, c, NULL), BE_OK);
+  sample_log l = {0};
+  ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, 0, NULL), BE_OK);
+  for (int r = 0; r < 1000; r++) {
+    for (int i = 0; i < 5; i++) be_stmt_finalize(first_row(c, five_selects[i]));
+    exec_ok(c, "SELECT 1");
+  }
+  assert_stood_for(ss, 6, 1000); /* the exec stands for all its calls, each for itself */
+  ck_assert_int_eq(l.bad_weight, 0);
+  ck_assert_int_eq(l.weights + l.since, 6000);
   be_conn_close(c);
   be_stmt_stats_free(ss);
 }
@@ -2772,6 +2867,9 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, observer_sees_each_run_once);
   tcase_add_test(tc, statement_timing_is_sampled_but_every_run_counted);
   tcase_add_test(tc, alternating_statements_are_each_sampled);
+  tcase_add_test(tc, scoped_requests_keep_the_sampled_weight);
+  tcase_add_test(tc, forced_runs_stand_for_themselves);
+  tcase_add_test(tc, a_slow_sample_stands_for_itself);
   tcase_add_test(tc, observers_attached_later_get_what_they_saw);
   tcase_add_test(tc, exec_stands_for_itself_in_statement_stats);
   tcase_add_test(tc, statement_memo_follows_the_stats_attached);
