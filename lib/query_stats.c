@@ -132,13 +132,26 @@ const be_histogram *be_query_stats_histogram(const be_query_stats *stats) {
   return s->view;
 }
 
+int be_query_stats_histogram_merge(be_histogram *into, const be_query_stats *stats,
+                                   be_error **err) {
+  if (into == NULL || stats == NULL)
+    return be__error_set(err, BE_E_MISUSE, "be_query_stats_histogram_merge: NULL argument");
+  for (int i = 0; i < STRIPES; i++) {
+    int rc = be_histogram_merge(into, stats->stripes[i].latency, err);
+    if (rc != BE_OK) return rc;
+  }
+  return BE_OK;
+}
+
 int be_query_stats_to_json(char **out_json, size_t *out_len, const be_query_stats *stats,
                            be_error **err) {
   if (out_json) *out_json = NULL;
   if (out_json == NULL || stats == NULL) return be__error_set(err, BE_E_MISUSE, "NULL argument");
+  be_histogram *h = NULL; /* our own: the shared view may be refreshed while we read */
+  if (be_histogram_new(&h, NULL) != BE_OK) return be__error_oom(err);
+  be_query_stats_histogram_merge(h, stats, NULL);
   be__buf b;
   be__buf_init(&b);
-  const be_histogram *h = be_query_stats_histogram(stats);
   be__buf_printf(&b, "{\"queries\":%llu,\"errors\":%llu,\"rows\":%llu,",
                  (unsigned long long)be_query_stats_queries(stats),
                  (unsigned long long)be_query_stats_errors(stats),
@@ -146,6 +159,7 @@ int be_query_stats_to_json(char **out_json, size_t *out_len, const be_query_stat
   be__buf_printf(&b, "\"p50_ns\":%lld,\"p95_ns\":%lld,\"p99_ns\":%lld,\"max_ns\":%lld}",
                  (long long)be_histogram_quantile(h, 0.50), (long long)be_histogram_quantile(h, 0.95),
                  (long long)be_histogram_quantile(h, 0.99), (long long)be_histogram_max(h));
+  be_histogram_free(h);
   return be__buf_detach(&b, out_json, out_len) == BE_OK ? BE_OK : be__error_oom(err);
 }
 

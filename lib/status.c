@@ -105,9 +105,13 @@ static int targets(be_app_status *s, be__app_res *res) {
   s->api_server_errors = c.server_errors;
   s->api_p95_ns = be_histogram_quantile(api, 0.95);
   be_histogram_free(api);
-  const be_histogram *db = be_query_stats_histogram(be_pool_query_stats(res->pool));
+  be_histogram *db = NULL; /* our own: two status calls at once share no histogram */
+  if (be_histogram_new(&db, NULL) != BE_OK) return BE_E_NOMEM;
+  int rc = be_query_stats_histogram_merge(db, be_pool_query_stats(res->pool), NULL);
   s->db_queries = be_histogram_count(db);
   s->db_p95_ns = be_histogram_quantile(db, 0.95);
+  be_histogram_free(db);
+  if (rc != BE_OK) return rc;
   s->api_p95_target_ns = be__ms_to_ns(res->opts.target_api_p95_ms);
   s->db_p95_target_ns = be__ms_to_ns(res->opts.target_db_p95_ms);
   s->error_rate = s->api_calls ? (double)s->api_server_errors / (double)s->api_calls : 0.0;

@@ -164,8 +164,12 @@ static void prom_pool(be__buf *b, be_pool *pool) {
     sample_int(b, n, NULL, NULL, values[i]);
   }
   const be_query_stats *qs = be_pool_query_stats(pool);
+  be_histogram *h = NULL; /* our own: two scrapes at once share no histogram */
+  if (be_histogram_new(&h, NULL) != BE_OK || be_query_stats_histogram_merge(h, qs, NULL) != BE_OK)
+    b->failed = 1;
   family(b, "db_query_duration_seconds", "histogram", "Duration of every statement run on the app's pool.");
-  histogram_lines(b, "db_query_duration_seconds", NULL, NULL, be_query_stats_histogram(qs));
+  if (h) histogram_lines(b, "db_query_duration_seconds", NULL, NULL, h);
+  be_histogram_free(h);
   family(b, "db_query_errors_total", "counter", "Statements that failed.");
   sample_int(b, "db_query_errors_total", NULL, NULL, be_query_stats_errors(qs));
   family(b, "db_query_rows_total", "counter", "Rows the statements returned.");

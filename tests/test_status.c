@@ -231,6 +231,61 @@ START_TEST(query_stats_from_threads_add_up) {
 }
 END_TEST
 
+/* Two threads reading one query stats' durations at once: the shared
+ * histogram be_query_stats_histogram() hands out was reset by one while
+ * the other read it (counts of 0, p50 0), and to_json, the status report
+ * and the Prometheus export read through it. Each reader now merges into
+ * a histogram of its own. */
+typedef struct dur_reader {
+  be_query_stats *qs;
+  int64_t p50;
+  char want_json[256];
+  int wrong;
+} dur_reader;
+
+static void *read_durations(void *arg) {
+  dur_reader *r = arg;
+  be_histogram *h = NULL;
+  ck_assert_int_eq(be_histogram_new(&h, NULL), BE_OK);
+  for (int i = 0; i < 3000; i++) {
+    be_histogram_reset(h);
+    ck_assert_int_eq(be_query_stats_histogram_merge(h, r->qs, NULL), BE_OK);
+    r->wrong += be_histogram_count(h) != 1000 || be_histogram_quantile(h, 0.5) != r->p50;
+    char *json = NULL;
+    ck_assert_int_eq(be_query_stats_to_json(&json, NULL, r->qs, NULL), BE_OK);
+    r->wrong += strcmp(json, r->want_json) != 0;
+    be_free(json);
+  }
+  be_histogram_free(h);
+  return NULL;
+}
+
+START_TEST(query_durations_read_from_threads_at_once) {
+  be_query_stats *qs = NULL;
+  ck_assert_int_eq(be_query_stats_new(&qs, NULL), BE_OK);
+  for (int i = 0; i < 1000; i++) be_query_stats_record(qs, 5000, 0, 0);
+  dur_reader r[2] = {{qs, 0, "", 0}, {qs, 0, "", 0}};
+  char *json = NULL;
+  ck_assert_int_eq(be_query_stats_to_json(&json, NULL, qs, NULL), BE_OK);
+  for (int i = 0; i < 2; i++) {
+    r[i].p50 = be_histogram_quantile(be_query_stats_histogram(qs), 0.5);
+    snprintf(r[i].want_json, sizeof r[i].want_json, "%s", json);
+  }
+  be_free(json);
+  ck_assert_int_gt(r[0].p50, 0);
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, read_durations, &r[i]);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  ck_assert_int_eq(r[0].wrong + r[1].wrong, 0);
+  be_histogram *h = NULL;
+  ck_assert_int_eq(be_histogram_new(&h, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_histogram_merge(NULL, qs, NULL), BE_E_MISUSE);
+  ck_assert_int_eq(be_query_stats_histogram_merge(h, NULL, NULL), BE_E_MISUSE);
+  be_histogram_free(h);
+  be_query_stats_free(qs);
+}
+END_TEST
+
 /* ---- statement statistics ---- */
 
 START_TEST(stmt_stats_normalize_count_top_and_reset) {
@@ -835,6 +890,7 @@ static Suite *status_suite(void) {
   tcase_add_test(tc, metrics_can_be_disabled);
   tcase_add_test(tc, ops_recorded_from_threads);
   tcase_add_test(tc, query_stats_from_threads_add_up);
+  tcase_add_test(tc, query_durations_read_from_threads_at_once);
   tcase_add_test(tc, stmt_stats_normalize_count_top_and_reset);
   tcase_add_test(tc, stmt_stats_bound_overflows_into_other);
   tcase_add_test(tc, slow_query_burst_is_an_incident);

@@ -131,14 +131,33 @@ BE_API int64_t be_query_stats_rows(const be_query_stats *stats);
 /**
  * The duration histogram, in nanoseconds. Threads record into stripes of
  * their own; each call merges them into this histogram, so it is a
- * snapshot as of the call (call again to see later statements).
- * Thread-safety: safe (concurrent callers refresh it one at a time).
+ * snapshot as of the call (call again to see later statements). There is
+ * one such histogram per stats, shared by every caller: a call on another
+ * thread refreshes it while you read it (you may read zeros or counts
+ * that do not add up). Threads that read durations at once each use
+ * be_query_stats_histogram_merge() into a histogram of their own.
+ * Thread-safety: safe to call; see above for reading the result.
  *
  * @param stats  the stats, or NULL.
  * @return the histogram, borrowed, lives as long as stats (read it with
  *         the be_histogram_* getters; do not free it); NULL for NULL.
  */
 BE_API const be_histogram *be_query_stats_histogram(const be_query_stats *stats);
+
+/**
+ * Add the duration histogram (every thread's stripe) to into, a histogram
+ * of the caller's (be_histogram_new() with default options; reset it
+ * first for a snapshot of the stats alone). Thread-safety: safe; into
+ * must not be used by another thread meanwhile.
+ *
+ * @param into   the histogram added to; not NULL.
+ * @param stats  the stats; not NULL.
+ * @param err    receives the error on failure; may be NULL.
+ * @return BE_OK; BE_E_MISUSE (NULL), BE_E_VALIDATION (into was made
+ *         with other precision options than the stats' histograms).
+ */
+BE_API int be_query_stats_histogram_merge(be_histogram *into, const be_query_stats *stats,
+                                          be_error **err);
 
 /**
  * The stats as JSON: `{"queries":N,"errors":N,"rows":N,"p50_ns":N,
