@@ -30,7 +30,11 @@
  * for the statement's untimed executions before it; slow ones always
  * timed), so total_ns,
  * mean_ns and the quantiles are estimates from the timed executions, and
- * max_ns the longest timed one.
+ * max_ns the longest timed one. The executions the timed ones stand for
+ * trail `calls` by the untimed ones since each connection's last timed
+ * one; right after be_stmt_stats_reset() they may run ahead of `calls`
+ * by as much (untimed executions from before the reset, carried by the
+ * next timed one).
  *
  * Slow-query bursts: when an incident log is given, `burst_count`
  * statements over `slow_threshold_ms` within `burst_window_ms` record one
