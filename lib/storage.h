@@ -64,8 +64,9 @@ typedef struct be__stmt_run {
  * being slow or first.
  * A run is always timed, weight 1, when the previous timed run took
  * BE__RUN_TIME_ALL_NS or more, when an untimed run turns out to have
- * taken two ticks of the coarse clock or more (its duration then reads up
- * to one tick long), when the clock is not the system clock, and when an
+ * taken two ticks of the coarse clock or more (its duration then reads
+ * long by the coarse clock's lag at its start, a tick or more: never short,
+ * so a slow-query log misses nothing), when the clock is not the system clock, and when an
  * observer needs the exact duration of every run longer than less than
  * ten coarse ticks (be__conn_observer_add_ex): so every run an observer
  * with a threshold of 40 ms or more must see is timed. run is the same for every

@@ -14,7 +14,8 @@
  * for itself and the untimed statements before it; every
  * statement is timed while the connection's statements take 20 us or
  * more, a statement that proves to take two ticks of the coarse clock
- * (2-20 ms) or more is always timed (read up to one tick long), and every
+ * (2-20 ms) or more is always timed (read long by as much as the coarse
+ * clock lags the exact one, a tick or more), and every
  * statement is timed with another clock. So the histogram's count trails
  * be_query_stats_queries() by about 23 per connection at most (runs
  * before the stats were attached are never in it; right after
