@@ -422,7 +422,33 @@ static void log_release_issue(be_pool *p, const char *msg, const char *file, int
  * attached (a scope it did not end). The caller still owns c, so this
  * runs unlocked. Returns 1 when c must be closed rather than reused;
  * *rolled_back says whether a transaction was rolled back. */
-static inline int scrub(be_pool *p, const slot *s, be_conn *c, int *rolled_back) {
+/* The observers changed during the checkout: drop what the holder
+ * attached (a scope it did not end, stats of its own) and, when it
+ * detached one of the pool's, detach everything and attach the pool's
+ * again, so no observer of the holder sees the next holder's statements.
+ * 1 when that failed (out of memory): the connection is closed instead. */
+static int restore_observers(be_pool *p, slot *s, be_conn *c) {
+  int32_t n = be__conn_observer_count(c);
+  int intact = n >= s->base_obs;
+  for (int32_t i = 0; intact && i < s->base_obs; i++)
+    intact = be__conn_observer_ud(c, i) == s->base_ud[i];
+  if (intact && n > s->base_obs) {
+    int32_t gone = be__conn_observers_truncate(c, s->base_obs);
+    log_release_issue(p,
+                      "pool connection released with observers attached (a scope not ended?); "
+                      "detached",
+                      s->file, s->line, gone);
+  } else if (!intact) {
+    int32_t gone = be__conn_observers_truncate(c, 0);
+    log_release_issue(p, "pool connection released without the pool's own observers; attached again",
+                      s->file, s->line, gone);
+    if (be__pool_attach_observers(p, s, c, NULL) != BE_OK) return 1;
+  }
+  s->obs_gen = be__conn_observers_gen(c);
+  return 0;
+}
+
+static inline int scrub(be_pool *p, slot *s, be_conn *c, int *rolled_back) {
   int destroy = 0;
   int64_t pending = be__conn_open_stmts(c);
   if (BE__UNLIKELY(pending > 0)) {
@@ -437,13 +463,7 @@ static inline int scrub(be_pool *p, const slot *s, be_conn *c, int *rolled_back)
     log_release_issue(p, "pool connection released with an open transaction; rolled back",
                       s->file, s->line, -1);
   }
-  if (BE__UNLIKELY(be__conn_observer_count(c) > s->base_obs)) {
-    int32_t n = be__conn_observers_truncate(c, s->base_obs);
-    log_release_issue(p,
-                      "pool connection released with observers attached (a scope not ended?); "
-                      "detached",
-                      s->file, s->line, n);
-  }
+  if (BE__UNLIKELY(be__conn_observers_gen(c) != s->obs_gen)) destroy |= restore_observers(p, s, c);
   return destroy || be_conn_is_broken(c);
 }
 
@@ -573,7 +593,7 @@ void be_pool_release(be_pool *p, be_conn *c) {
     return;
   }
   /* one call for what scrub() looks at, which is usually nothing */
-  if (BE__UNLIKELY(be__conn_leftovers(c, s->base_obs))) {
+  if (BE__UNLIKELY(be__conn_leftovers(c, s->obs_gen))) {
     release_scrubbing(p, s, c);
     return;
   }

@@ -136,7 +136,9 @@ typedef struct be__pool_slot {
   _Atomic uint64_t claims;      /* affinity claims (acquires not under mu) */
   int64_t created_ns;
   int64_t expires_ns; /* INT64_MAX = never */
-  int32_t base_obs;   /* observers the pool attached (query stats, slow-query log) */
+  int32_t base_obs;   /* observers the pool attached (statement and query stats, slow-query log) */
+  uint64_t obs_gen;   /* be__conn_observers_gen() when they were all there and alone */
+  void *base_ud[3];   /* their be__conn_observer_ud(), in order */
 } be__pool_slot;
 
 typedef struct be__pool_waiter {
@@ -410,6 +412,11 @@ int64_t be__pool_lifetime_end(be_pool *p, int64_t created);
  * observers attached, then run its setup (connection_init_sql, then
  * connection_init); mu not held. *cause gets the error; a failed setup
  * closes the connection and returns BE__POOL_SETUP_FAILED. */
+/* Attach the pool's observers to c (statement stats, query stats,
+ * slow-query log; any already attached stays as it is) and note them in
+ * s as the ones a release keeps. BE_OK or BE_E_NOMEM. */
+int be__pool_attach_observers(be_pool *p, be__pool_slot *s, be_conn *c, be_error **cause);
+
 int be__pool_open_conn(be_pool *p, be__pool_slot *s, be_error **cause);
 /* Account for the open into reserved slot s that returned rc, stamping
  * its creation and lifetime. A failed open frees the slot (and grants its

@@ -134,12 +134,7 @@ int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
   /* statements are timed on the pool's clock: a fake clock drives the
    * slow-query log and the latency histogram in tests */
   be__conn_set_clock(c, p->clock);
-  /* statement statistics first: they are the one observer an untimed run
-   * calls, and an untimed run's walk over the list stops after the last
-   * such observer (query stats and the slow-query log see timed runs) */
-  rc = p->stmt_stats ? be_stmt_stats_attach(p->stmt_stats, c, cause) : BE_OK;
-  if (rc == BE_OK) rc = be_query_stats_attach(p->qstats, c, cause);
-  if (rc == BE_OK && p->slowlog) rc = be_slowlog_attach(p->slowlog, c, cause);
+  rc = be__pool_attach_observers(p, s, c, cause);
   if (rc != BE_OK) { /* out of memory: closing detaches what was attached */
     be_conn_close(c);
     return rc;
@@ -151,7 +146,20 @@ int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
   }
   be__conn_set_pool_data(c, s);
   s->conn = c;
+  return BE_OK;
+}
+
+int be__pool_attach_observers(be_pool *p, slot *s, be_conn *c, be_error **cause) {
+  /* statement statistics first: they are the one observer an untimed run
+   * calls, and an untimed run's walk over the list stops after the last
+   * such observer (query stats and the slow-query log see timed runs) */
+  int rc = p->stmt_stats ? be_stmt_stats_attach(p->stmt_stats, c, cause) : BE_OK;
+  if (rc == BE_OK) rc = be_query_stats_attach(p->qstats, c, cause);
+  if (rc == BE_OK && p->slowlog) rc = be_slowlog_attach(p->slowlog, c, cause);
+  if (rc != BE_OK) return rc;
   s->base_obs = be__conn_observer_count(c);
+  for (int32_t i = 0; i < s->base_obs && i < 3; i++) s->base_ud[i] = be__conn_observer_ud(c, i);
+  s->obs_gen = be__conn_observers_gen(c);
   return BE_OK;
 }
 

@@ -1304,8 +1304,10 @@ void *be__conn_pool_data(const be_conn *c) { return c->pool_data; }
 void be__conn_mark_broken(be_conn *c) { c->broken = 1; }
 void *be__conn_native(be_conn *c) { return c->native; }
 int64_t be__conn_open_stmts(const be_conn *c) { return c->open_stmts; }
-int be__conn_leftovers(const be_conn *c, int32_t base_obs) {
-  if (c->open_stmts > 0 || c->nobs > base_obs || c->broken) return 1;
+uint64_t be__conn_observers_gen(const be_conn *c) { return c->obs_gen; }
+void *be__conn_observer_ud(const be_conn *c, int32_t i) { return c->obs[i].ud; }
+int be__conn_leftovers(const be_conn *c, uint64_t obs_gen) {
+  if (c->open_stmts > 0 || c->obs_gen != obs_gen || c->broken) return 1;
   return c->drv->in_transaction(c->native); /* a tail call */
 }
 int32_t be__conn_tx_depth(const be_conn *c) { return c->tx_depth; }

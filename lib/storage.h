@@ -177,10 +177,19 @@ int64_t be__conn_open_stmts(const be_conn *conn);
 
 /* Nonzero when a holder left anything on conn that a pool must clear (or
  * close the connection for) before the next holder: statements handed
- * out and not finalized, more than base_obs observers, an open
- * transaction (asked of the driver), or a broken connection. One call for
- * a release's common case, which has none of them. */
-int be__conn_leftovers(const be_conn *conn, int32_t base_obs);
+ * out and not finalized, observers changed since be__conn_observers_gen()
+ * read obs_gen, an open transaction (asked of the driver), or a broken
+ * connection. One call for a release's common case, which has none of
+ * them. */
+int be__conn_leftovers(const be_conn *conn, uint64_t obs_gen);
+
+/* A number that changes whenever an observer is added to or removed from
+ * conn, or its clock is set. */
+uint64_t be__conn_observers_gen(const be_conn *conn);
+
+/* The ud of the observer at index i (0 <= i < be__conn_observer_count()):
+ * which object it is. */
+void *be__conn_observer_ud(const be_conn *conn, int32_t i);
 
 /* Reset (not finalize) every statement still handed out, ending any run
  * in progress: a pending SQLite statement keeps its read snapshot, so the

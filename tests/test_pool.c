@@ -2221,6 +2221,41 @@ START_TEST(release_detaches_scope_left_attached) {
 }
 END_TEST
 
+/* A holder that detaches one of the pool's own observers (its slow-query
+ * log, which be_pool_slowlog() hands out) and attaches one of its own
+ * leaves as many observers as the pool attached: release compared counts
+ * only, so the holder's stats went on counting the next holder's
+ * statements and the pool's log stayed detached. */
+START_TEST(release_restores_the_pools_own_observers) {
+  char dsn[512];
+  char *dir = make_db(dsn, sizeof dsn);
+  be_pool_options o = sqlite_opts(dsn, 1, 1);
+  o.slow_query_threshold_ms = 0; /* every statement is slow: the log shows it is attached */
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  int32_t base = be__conn_observer_count(c);
+  be_slowlog_detach(be_pool_slowlog(p), c);
+  be_query_stats *mine = NULL;
+  ck_assert_int_eq(be_query_stats_new(&mine, NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_attach(mine, c, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_count(c), base);
+  be_pool_release(p, c);
+
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  int64_t logged = be_slowlog_total(be_pool_slowlog(p));
+  ck_assert_int_eq(run_once(c, "SELECT 2", 0), BE_OK);
+  ck_assert_int_eq(be_query_stats_queries(mine), 0); /* not the next holder's */
+  ck_assert_int_eq(be_slowlog_total(be_pool_slowlog(p)), logged + 1);
+  ck_assert_int_eq(be__conn_observer_count(c), base);
+  ck_assert(log_has("without the pool's own observers"));
+  be_pool_release(p, c);
+  be_pool_free(p);
+  be_query_stats_free(mine);
+  tu_rmdir(dir);
+}
+END_TEST
+
 /* A huge acquire timeout saturates to INT64_MAX ns: the waiter must wait,
  * not see a deadline wrapped into the past and time out at once. */
 typedef struct long_wait {
@@ -2986,6 +3021,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, scope_on_pooled_connection_counts);
   tcase_add_test(tc, release_resets_pending_statements);
   tcase_add_test(tc, release_detaches_scope_left_attached);
+  tcase_add_test(tc, release_restores_the_pools_own_observers);
   tcase_add_test(tc, huge_acquire_timeout_waits);
   tcase_add_test(tc, conn_lost_on_reset_is_replaced);
   tcase_add_test(tc, connection_init_runs_once_per_new_connection);
