@@ -1794,6 +1794,17 @@ START_TEST(statement_timing_is_sampled_but_every_run_counted) {
 }
 END_TEST
 
+/* An in-memory connection made by schema, with new statement statistics
+ * in *ss attached. */
+static be_conn *conn_with_stmt_stats(const char *schema, be_stmt_stats **ss) {
+  be_conn *c = open_mem();
+  exec_ok(c, schema);
+  *ss = NULL;
+  ck_assert_int_eq(be_stmt_stats_new(ss, NULL, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_stats_attach(*ss, c, NULL), BE_OK);
+  return c;
+}
+
 /* ss lists want statements (at most 8), each run calls times, whose
  * timed runs stand for n of them, calls / 2 <= n <= calls: they trail by
  * the statement's runs since its last timed one, a random number, a few
@@ -1820,11 +1831,8 @@ static void assert_stood_for(be_stmt_stats *ss, size_t want, int64_t calls) {
  * would time only one of them; each statement's timed runs stand for its
  * own calls, so its histogram's count never passes them. */
 START_TEST(alternating_statements_are_each_sampled) {
-  be_conn *c = open_mem();
-  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
-  be_stmt_stats *ss = NULL;
-  ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_stats_attach(ss, c, NULL), BE_OK);
+  be_stmt_stats *ss;
+  be_conn *c = conn_with_stmt_stats("CREATE TABLE t(x); INSERT INTO t VALUES (1)", &ss);
   const char *sql[2] = {"SELECT x FROM t WHERE x = 1", "SELECT x + 1 FROM t"};
   for (int i = 0; i < 2000; i++) {
     be_stmt_finalize(first_row(c, sql[i % 2]));
@@ -1862,6 +1870,7 @@ START_TEST(a_slow_sample_stands_for_itself) {
 }
 END_TEST
 
+static const char five_columns[] = "CREATE TABLE t(a, b, c, d, e); INSERT INTO t VALUES (1, 2, 3, 4, 5)";
 static const char *const five_selects[5] = {"SELECT a FROM t", "SELECT b FROM t", "SELECT c FROM t",
                                             "SELECT d FROM t", "SELECT e FROM t"};
 
@@ -1872,13 +1881,10 @@ static const char *const five_selects[5] = {"SELECT a FROM t", "SELECT b FROM t"
  * timed runs stood for 1 of 1,000 calls), and the query histogram held
  * about one run per request. A scope reads no weight. */
 START_TEST(scoped_requests_keep_the_sampled_weight) {
-  be_conn *c = open_mem();
-  exec_ok(c, "CREATE TABLE t(a, b, c, d, e); INSERT INTO t VALUES (1, 2, 3, 4, 5)");
-  be_stmt_stats *ss = NULL;
+  be_stmt_stats *ss;
+  be_conn *c = conn_with_stmt_stats(five_columns, &ss);
   be_query_stats *qs = NULL;
-  ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
   ck_assert_int_eq(be_query_stats_new(&qs, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_stats_attach(ss, c, NULL), BE_OK);
   ck_assert_int_eq(be_query_stats_attach(qs, c, NULL), BE_OK);
   for (int r = 0; r < 1000; r++) {
     be_scope *sc = NULL;
@@ -1903,11 +1909,8 @@ END_TEST
  * ended (the others' timed runs stood for 1 of 1,000 calls). Now such a
  * run stands for itself and moves no countdown. */
 START_TEST(forced_runs_stand_for_themselves) {
-  be_conn *c = open_mem();
-  exec_ok(c, "CREATE TABLE t(a, b, c, d, e); INSERT INTO t VALUES (1, 2, 3, 4, 5)");
-  be_stmt_stats *ss = NULL;
-  ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_stats_attach(ss, c, NULL), BE_OK);
+  be_stmt_stats *ss;
+  be_conn *c = conn_with_stmt_stats(five_columns, &ss);
   sample_log l = {0};
   ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, 0, NULL), BE_OK);
   for (int r = 0; r < 1000; r++) {
@@ -1969,11 +1972,8 @@ END_TEST
  * statement statistics, even when other statements' runs went untimed
  * just before. */
 START_TEST(exec_stands_for_itself_in_statement_stats) {
-  be_conn *c = open_mem();
-  exec_ok(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
-  be_stmt_stats *ss = NULL;
-  ck_assert_int_eq(be_stmt_stats_new(&ss, NULL, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_stats_attach(ss, c, NULL), BE_OK);
+  be_stmt_stats *ss;
+  be_conn *c = conn_with_stmt_stats("CREATE TABLE t(x); INSERT INTO t VALUES (1)", &ss);
   sample_log l = {0};
   ck_assert_int_eq(be__conn_observer_add_ex(c, sampler, NULL, &l, INT64_MAX, 0, NULL), BE_OK);
   do run_fast(c, 1);
