@@ -90,7 +90,8 @@ typedef struct be__cache_flight {
    * leader picks it up under the shard lock before settling. */
   int heap;
   struct be__cache_flight *moved;
-  int fill; /* a conditional fill (cache_fill.c): nobody joins it */
+  int fill;     /* a conditional fill (cache_fill.c): nobody joins it */
+  uint64_t seq; /* order of start in its shard */
 } be__cache_flight;
 
 /* Take f out of its shard's list of flights (shard lock held). */
@@ -133,6 +134,7 @@ typedef struct be__cache_shard {
   size_t cycle_left; /* buckets the current cycle has yet to visit */
   uint64_t rng;
   be__cache_flight *flights;
+  uint64_t flight_seq;
   /* counters, guarded by lock */
   uint64_t misses, negative_hits, loads, load_errors, load_waits;
   uint64_t inserts, replacements, ev_size, ev_count, expirations, invalidations;
@@ -609,17 +611,23 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
 void be__cache_settle(be_cache *c, be__cache_shard *s, const struct be_cache_entry *e,
                       be__cache_debt *debt, struct be_cache_entry **grave);
 
-/* Mark in-flight loads of key (or of keys with a prefix) stale. */
-void be__cache_flights_stale_locked(be__cache_shard *s, const void *key, size_t klen,
-                                    int prefix);
+/* Mark stale the loads and fills in flight that began before the one of
+ * sequence number before (UINT64_MAX: all of them) of key (hash is its
+ * be__cache_hash), or with prefix set, of every key starting with key
+ * (hash unused). */
+void be__cache_flights_stale_locked(be__cache_shard *s, uint64_t hash, const void *key,
+                                    size_t klen, int prefix, uint64_t before);
 
-/* be__cache_insert_locked for a value that is the key's newest: loads
- * and fills of the key in flight began earlier and may have read older
- * data, so they are marked stale first (they must not replace it). */
+/* be__cache_insert_locked for a value that is the key's newest as of
+ * seq (the sequence number of the load or fill that read it; UINT64_MAX
+ * for a be_cache_set): loads and fills of the key in flight that began
+ * earlier may have read older data, so they are marked stale first (they
+ * must not replace it); later ones may replace it. */
 static inline void be__cache_store_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
                                           struct be_cache_entry *e, int64_t ttl, uint64_t epoch,
-                                          struct be_cache_entry **grave, be__cache_debt *debt) {
-  if (s->flights) be__cache_flights_stale_locked(s, e->data, e->klen, 0);
+                                          uint64_t seq, struct be_cache_entry **grave,
+                                          be__cache_debt *debt) {
+  if (s->flights) be__cache_flights_stale_locked(s, hash, e->data, e->klen, 0, seq);
   be__cache_insert_locked(c, s, hash, e, ttl, epoch, grave, debt);
 }
 

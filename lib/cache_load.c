@@ -212,6 +212,7 @@ static void start_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, u
   /* A registered-prefix invalidation during the load must kill its result:
    * stamp the result with the epoch from before the loader ran. */
   f->epoch0 = atomic_load(&c->epoch);
+  f->seq = ++s->flight_seq;
   f->next = s->flights;
   s->flights = f;
   s->loads++;
@@ -249,7 +250,7 @@ static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, 
     int insert = !f->stale && be__cache_fits(c, be__cache_charge_of(f->klen, v->vlen));
     /* One reference per participant, plus the table's. */
     atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
-    if (insert) be__cache_store_locked(c, s, f->hash, v, ld->ttl, f->epoch0, grave, debt);
+    if (insert) be__cache_store_locked(c, s, f->hash, v, ld->ttl, f->epoch0, f->seq, grave, debt);
     f->result = v;
   } else {
     s->load_errors++;

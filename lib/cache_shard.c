@@ -302,11 +302,12 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
   if (c->sweep_batch) sweep_after_write(c, s, &now, grave);
 }
 
-void be__cache_flights_stale_locked(be__cache_shard *s, const void *key, size_t klen,
-                                    int prefix) {
+void be__cache_flights_stale_locked(be__cache_shard *s, uint64_t hash, const void *key,
+                                    size_t klen, int prefix, uint64_t before) {
   for (be__cache_flight *f = s->flights; f; f = f->next) {
+    if (f->seq >= before) continue;
     if (prefix ? (f->klen >= klen && memcmp(f->key, key, klen) == 0)
-               : (f->klen == klen && memcmp(f->key, key, klen) == 0))
+               : (f->hash == hash && f->klen == klen && memcmp(f->key, key, klen) == 0))
       f->stale = 1;
   }
 }
@@ -332,7 +333,7 @@ int be_cache_set(be_cache *c, const void *key, size_t klen, const void *value, s
   entry *grave = NULL;
   be__cache_debt debt;
   be__spinlock_lock(&s->lock);
-  be__cache_store_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), &grave,
+  be__cache_store_locked(c, s, h, e, be__cache_ttl_ns(ttl), atomic_load(&c->epoch), UINT64_MAX, &grave,
                          &debt);
   be__spinlock_unlock(&s->lock);
   if (debt.count || debt.bytes) be__cache_settle(c, s, e, &debt, &grave);
@@ -349,7 +350,7 @@ int be_cache_delete(be_cache *c, const void *key, size_t klen, be_error **err) {
   entry *grave = NULL;
   int rc = BE_E_NOT_FOUND;
   be__spinlock_lock(&s->lock);
-  if (s->flights) be__cache_flights_stale_locked(s, key, klen, 0);
+  if (s->flights) be__cache_flights_stale_locked(s, h, key, klen, 0, UINT64_MAX);
   entry *e = be__cache_lookup_locked(c, s, h, key, klen, INT64_MIN, &grave);
   if (e) {
     be__cache_remove_locked(c, s, e, NULL, BE_CACHE_EVICT_INVALIDATED, &grave);

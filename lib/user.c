@@ -401,12 +401,26 @@ static be__cache_fill *fill_begin(be_app *app, int64_t id) {
   return be__cache_fill_begin(app->res.cache, key, (size_t)klen);
 }
 
-/* End fill with the record of f (NULL f: the row was not found). */
-static void fill_end(be__cache_fill *fill, const fields *f) {
+/* End id's fill with blob, the record read (NULL: the row was not
+ * found). Without a fill (out of memory when it began) a record read
+ * still makes the cached copy go: it may be older than the row. */
+static void fill_end_or_drop(be_app *app, int64_t id, be__cache_fill *fill, const void *blob,
+                             size_t blen) {
+  if (fill != NULL) {
+    be__cache_fill_end(fill, blob, blen);
+  } else if (blob != NULL) {
+    char key[USER_KEY_SIZE];
+    int klen = key_of(key, id);
+    be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
+  }
+}
+
+/* fill_end_or_drop() with the record of f (NULL f: not found). */
+static void fill_end(be_app *app, int64_t id, be__cache_fill *fill, const fields *f) {
   size_t blen = 0;
   unsigned char stack[RECORD_STACK];
   void *blob = f ? encode(f, stack, sizeof stack, &blen) : NULL;
-  be__cache_fill_end(fill, blob, blen);
+  fill_end_or_drop(app, id, fill, blob, blen);
   if (blob != NULL && blob != stack) be__free(blob);
 }
 
@@ -422,7 +436,7 @@ static int user_get_fresh_body(be_user **out, be_app *app, int64_t id, be_error 
   one_user o = {1, 1, NULL, NULL, 0, stack};
   rc = be__svc_first_pooled_id(&app->res, read_one, &o, err,
                                be__sql_handle(&app->res, BE__SQL_USER_BY_ID), id);
-  be__cache_fill_end(fill, rc == BE_ROW ? o.blob : NULL, o.blen);
+  fill_end_or_drop(app, id, fill, rc == BE_ROW ? o.blob : NULL, o.blen);
   if (rc == BE_ROW) {
     *out = o.user;
     rc = BE_OK;
@@ -464,7 +478,10 @@ static int from_db(be_user_list *l, be_app *app, const misses *m, be_error **err
     be__svc_release(&app->res, conn);
   }
   const be_rows *rows = be_batch_result_rows(res);
-  for (size_t k = 0; k < m->n; k++) { /* every fill ends, stored or not */
+  /* every fill ends, stored or not; the last begun first, so each is found
+   * at the head of its shard's list (oldest first walked it whole: 10,000
+   * ids took 39 ms in fills alone) */
+  for (size_t k = m->n; k-- > 0;) {
     size_t first = 0;
     int found = rc == BE_OK && be_batch_result_find_int64(res, m->ids[k], &first) != 0;
     fields f;
@@ -473,7 +490,7 @@ static int from_db(be_user_list *l, be_app *app, const misses *m, be_error **err
       rc = be__error_oom(err);
       found = 0;
     }
-    if (fills) fill_end(fills[k], found ? &f : NULL);
+    fill_end(app, m->ids[k], fills ? fills[k] : NULL, found ? &f : NULL);
   }
   be__free(fills);
   be_batch_result_free(res);

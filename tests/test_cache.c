@@ -909,6 +909,10 @@ START_TEST(conditional_fill_yields_to_any_later_write) {
   ck_assert_int_eq(fill(newer, "new"), 1);
   ck_assert_int_eq(fill(older, "old"), 0); /* read before the newer one: never replaces it */
   ck_assert(gets(c, "k", buf, sizeof buf) && strcmp(buf, "new") == 0);
+  older = be__cache_fill_begin(c, "k", 1), newer = be__cache_fill_begin(c, "k", 1);
+  ck_assert_int_eq(fill(older, "old"), 1); /* ends first: stores */
+  ck_assert_int_eq(fill(newer, "new"), 1); /* began after it: still replaces it */
+  ck_assert(gets(c, "k", buf, sizeof buf) && strcmp(buf, "new") == 0);
   ck_assert_int_eq(be_cache_register_prefix(c, "k", 1, NULL), BE_OK);
   f = be__cache_fill_begin(c, "k", 1);
   ck_assert_int_eq(be_cache_invalidate_prefix(c, "k", 1, NULL), BE_OK);

@@ -680,38 +680,100 @@ START_TEST(no_stale_entry_after_concurrent_writes) {
 }
 END_TEST
 
-/* A driver that holds one thread's read after its first row: SQLite's,
- * with a step that waits there for the test once the thread is armed. */
+/* A driver that holds a thread's read after its first row: SQLite's,
+ * with a step that waits there for the test when the thread has a hold. */
 static int (*sqlite_step)(void *stmt, be_error **err);
-static _Thread_local int step_armed;
-static sem_t row_read, go_on;
+
+typedef struct hold {
+  sem_t row_read, go_on;
+} hold;
+
+static _Thread_local hold *my_hold;
 
 static int held_step(void *stmt, be_error **err) {
   int rc = sqlite_step(stmt, err);
-  if (step_armed && rc == BE_ROW) {
-    step_armed = 0;
-    sem_post(&row_read);
-    sem_wait(&go_on);
+  hold *h = my_hold;
+  if (h != NULL && rc == BE_ROW) {
+    my_hold = NULL;
+    sem_post(&h->row_read);
+    sem_wait(&h->go_on);
   }
   return rc;
 }
 
+/* A read on its own thread, held after its row: kind 0 be_user_get, 1
+ * be_user_get_fresh, 2 be_user_get_many; name is the name it returned. */
 typedef struct held_read {
   be_app *app;
   int64_t id;
-  int many; /* be_user_get_many, else be_user_get_fresh */
+  int kind;
+  hold h;
+  char name[32];
+  pthread_t t;
 } held_read;
 
+static const char *const read_kinds[] = {"be_user_get", "be_user_get_fresh", "be_user_get_many"};
+
 static void *read_held(void *arg) {
-  held_read *h = arg;
-  step_armed = 1;
+  held_read *r = arg;
+  my_hold = &r->h;
   be_user *u = NULL;
   be_user_list *l = NULL;
-  if (h->many) ck_assert_int_eq(be_user_get_many(&l, h->app, &h->id, 1, NULL), BE_OK);
-  else ck_assert_int_eq(be_user_get_fresh(&u, h->app, h->id, NULL), BE_OK);
+  int rc = r->kind == 0   ? be_user_get(&u, r->app, r->id, NULL)
+           : r->kind == 1 ? be_user_get_fresh(&u, r->app, r->id, NULL)
+                          : be_user_get_many(&l, r->app, &r->id, 1, NULL);
+  ck_assert_int_eq(rc, BE_OK);
+  snprintf(r->name, sizeof r->name, "%s", be_user_name(u ? u : be_user_list_get(l, 0)));
   be_user_free(u);
   be_user_list_free(l);
   return NULL;
+}
+
+/* Start r on its thread and wait until it has read its row. */
+static void start_held(held_read *r) {
+  sem_init(&r->h.row_read, 0, 0);
+  sem_init(&r->h.go_on, 0, 0);
+  pthread_create(&r->t, NULL, read_held, r);
+  sem_wait(&r->h.row_read);
+}
+
+/* Let r finish. */
+static void finish_held(held_read *r) {
+  sem_post(&r->h.go_on);
+  pthread_join(r->t, NULL);
+  sem_destroy(&r->h.row_read);
+  sem_destroy(&r->h.go_on);
+}
+
+/* An app on a file database of dir whose driver holds reads. */
+static be_app *held_app(const char *dir, int n, be_driver *d, char path[600]) {
+  *d = *be_sqlite_driver();
+  sqlite_step = d->step;
+  d->step = held_step;
+  snprintf(path, 600, "%s/held%d.db", dir, n);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  o.driver = d;
+  o.pool_max = 4;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  return app;
+}
+
+/* The host renames user id with its own SQL (no library write). */
+static void host_renames(const char *path, int64_t id, const char *name) {
+  sqlite3 *raw = tu_raw_open(path);
+  char sql[160];
+  snprintf(sql, sizeof sql, "UPDATE be_users SET name = '%s' WHERE id = %lld", name, (long long)id);
+  tu_raw_exec(raw, sql);
+  sqlite3_close(raw);
+}
+
+static void assert_cached_name(be_app *app, int64_t id, const char *want, const char *what) {
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+  ck_assert_msg(strcmp(be_user_name(u), want) == 0, "%s: cached \"%s\"", what, be_user_name(u));
+  be_user_free(u);
 }
 
 /* A fresh or batch read that read the row before the host changed it
@@ -721,42 +783,112 @@ static void *read_held(void *arg) {
  * moves none, so be_user_get served the old name until the TTL. */
 START_TEST(older_refresh_never_replaces_a_newer_one) {
   char *dir = tu_tempdir(), path[600];
-  be_driver d = *be_sqlite_driver();
-  sqlite_step = d.step;
-  d.step = held_step;
-  sem_init(&row_read, 0, 0);
-  sem_init(&go_on, 0, 0);
-  for (int many = 0; many < 2; many++) {
-    snprintf(path, sizeof path, "%s/held%d.db", dir, many);
-    be_app_options o;
-    svc_fast_options(&o, path);
-    o.driver = &d;
-    be_app *app = NULL;
-    ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
-    held_read h = {app, svc_user(app, "held@a.io", "old"), many};
-    pthread_t t;
-    pthread_create(&t, NULL, read_held, &h);
-    sem_wait(&row_read); /* it has read "old" */
-    sqlite3 *raw = tu_raw_open(path);
-    char sql[120];
-    snprintf(sql, sizeof sql, "UPDATE be_users SET name = 'new' WHERE id = %lld", (long long)h.id);
-    tu_raw_exec(raw, sql);
-    sqlite3_close(raw);
+  be_driver d;
+  for (int kind = 1; kind <= 2; kind++) {
+    be_app *app = held_app(dir, kind, &d, path);
+    held_read r = {.app = app, .id = svc_user(app, "held@a.io", "old"), .kind = kind};
+    start_held(&r); /* it has read "old" */
+    host_renames(path, r.id, "new");
     be_user *u = NULL;
-    ck_assert_int_eq(be_user_get_fresh(&u, app, h.id, NULL), BE_OK);
+    ck_assert_int_eq(be_user_get_fresh(&u, app, r.id, NULL), BE_OK);
     ck_assert_str_eq(be_user_name(u), "new");
     be_user_free(u);
-    sem_post(&go_on);
-    pthread_join(t, NULL);
-    ck_assert_int_eq(be_user_get(&u, app, h.id, NULL), BE_OK);
-    ck_assert_msg(strcmp(be_user_name(u), "new") == 0, "%s: cached \"%s\"",
-                  many ? "be_user_get_many" : "be_user_get_fresh", be_user_name(u));
-    be_user_free(u);
+    finish_held(&r);
+    assert_cached_name(app, r.id, "new", read_kinds[kind]);
     be_app_free(app);
   }
-  sem_destroy(&row_read);
-  sem_destroy(&go_on);
   tu_rmdir(dir);
+}
+END_TEST
+
+/* The same with the newer be_user_get_fresh still reading when the older
+ * read ends: the older one's store marked every read of the key in flight
+ * stale, the newer included, which then stored nothing, and the old row
+ * stayed cached. Reads are now ordered by when they began. */
+START_TEST(newer_refresh_outlives_an_older_read) {
+  char *dir = tu_tempdir(), path[600];
+  be_driver d;
+  for (int kind = 0; kind <= 2; kind++) {
+    be_app *app = held_app(dir, kind, &d, path);
+    int64_t id = svc_user(app, "held@a.io", "old");
+    held_read older = {.app = app, .id = id, .kind = kind}, newer = {.app = app, .id = id, .kind = 1};
+    start_held(&older); /* it has read "old" */
+    host_renames(path, id, "new");
+    start_held(&newer); /* it has read "new" */
+    finish_held(&older);
+    finish_held(&newer);
+    ck_assert_str_eq(older.name, "old");
+    ck_assert_str_eq(newer.name, "new");
+    assert_cached_name(app, id, "new", read_kinds[kind]);
+    be_app_free(app);
+  }
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* A be_user_get_fresh whose row cannot be cached (too large for
+ * cache_max_bytes) left the older cached copy in place: be_user_get then
+ * served what be_user_get_fresh had just replaced. */
+START_TEST(fresh_read_too_large_to_cache_drops_the_old_copy) {
+  char *dir = tu_tempdir(), path[600];
+  snprintf(path, sizeof path, "%s/big.db", dir);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  o.cache_max_bytes = 4096;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  int64_t id = svc_user(app, "big@a.io", "old");
+  assert_cached_name(app, id, "old", "first read");
+  sqlite3 *raw = tu_raw_open(path);
+  char sql[200];
+  snprintf(sql, sizeof sql,
+           "UPDATE be_users SET name = 'new', bio = printf('%%.5000c', 'x') WHERE id = %lld",
+           (long long)id);
+  tu_raw_exec(raw, sql);
+  sqlite3_close(raw);
+  for (int many = 0; many < 2; many++) {
+    be_user *u = NULL;
+    be_user_list *l = NULL;
+    if (many) ck_assert_int_eq(be_user_get_many(&l, app, &id, 1, NULL), BE_OK);
+    else ck_assert_int_eq(be_user_get_fresh(&u, app, id, NULL), BE_OK);
+    be_user_free(u);
+    be_user_list_free(l);
+    assert_cached_name(app, id, "new", many ? "be_user_get_many" : "be_user_get_fresh");
+  }
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
+/* A be_user_get_fresh that returns BE_OK while an allocation of its
+ * cache fill fails (the fill itself, or the entry it would store) left
+ * the older cached copy: be_user_get then served what the read had just
+ * replaced. Each allocation of the read fails in turn. (be_user_get_many
+ * serves cached users from the cache: it reads only misses.) */
+START_TEST(fresh_read_short_of_memory_never_leaves_the_old_copy) {
+  tu_alloc_install(0);
+  be_app *app = svc_app_ex(NULL, NULL, 2);
+  int64_t id = svc_user(app, "oom@x.io", "old");
+  int succeeded = 0;
+  for (long n = 1; n < 60; n++) {
+    svc_exec(app, "UPDATE be_users SET name = 'old'");
+    ck_assert_int_eq(be_cache_clear(be_app_cache(app), NULL), BE_OK);
+    assert_cached_name(app, id, "old", "warm");
+    svc_exec(app, "UPDATE be_users SET name = 'new'"); /* the host's own SQL */
+    be_user *u = NULL;
+    atomic_store(&tu_alloc_fail_at, atomic_load(&tu_alloc_count) + n);
+    int rc = be_user_get_fresh(&u, app, id, NULL);
+    atomic_store(&tu_alloc_fail_at, 0);
+    be_user_free(u);
+    if (rc != BE_OK) continue;
+    succeeded++;
+    char what[48];
+    snprintf(what, sizeof what, "allocation %ld failed", n);
+    assert_cached_name(app, id, "new", what);
+  }
+  ck_assert_int_gt(succeeded, 0);
+  be_app_free(app);
+  tu_alloc_restore();
 }
 END_TEST
 
@@ -1368,6 +1500,9 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, update_of_missing_user_is_not_found);
   tcase_add_test(tc, fresh_read_bypasses_and_refreshes_the_cache);
   tcase_add_test(tc, older_refresh_never_replaces_a_newer_one);
+  tcase_add_test(tc, newer_refresh_outlives_an_older_read);
+  tcase_add_test(tc, fresh_read_too_large_to_cache_drops_the_old_copy);
+  tcase_add_test(tc, fresh_read_short_of_memory_never_leaves_the_old_copy);
   tcase_add_test(tc, foreign_value_under_a_user_key_is_replaced);
   suite_add_tcase(s, tc);
   return s;
