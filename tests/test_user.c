@@ -745,19 +745,29 @@ static void finish_held(held_read *r) {
   sem_destroy(&r->h.go_on);
 }
 
+/* An app on the file database dir/file (its path in path), with
+ * driver d (NULL: SQLite's) and cache_max_bytes (0: the default). */
+static be_app *file_app(const char *dir, const char *file, const be_driver *d,
+                        int64_t cache_max_bytes, char path[600]) {
+  snprintf(path, 600, "%s/%s", dir, file);
+  be_app_options o;
+  svc_fast_options(&o, path);
+  o.driver = d;
+  o.pool_max = 4;
+  if (cache_max_bytes) o.cache_max_bytes = cache_max_bytes;
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  return app;
+}
+
 /* An app on a file database of dir whose driver holds reads. */
 static be_app *held_app(const char *dir, int n, be_driver *d, char path[600]) {
   *d = *be_sqlite_driver();
   sqlite_step = d->step;
   d->step = held_step;
-  snprintf(path, 600, "%s/held%d.db", dir, n);
-  be_app_options o;
-  svc_fast_options(&o, path);
-  o.driver = d;
-  o.pool_max = 4;
-  be_app *app = NULL;
-  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
-  return app;
+  char file[32];
+  snprintf(file, sizeof file, "held%d.db", n);
+  return file_app(dir, file, d, 0, path);
 }
 
 /* The host renames user id with its own SQL (no library write). */
@@ -831,12 +841,7 @@ END_TEST
  * served what be_user_get_fresh had just replaced. */
 START_TEST(fresh_read_too_large_to_cache_drops_the_old_copy) {
   char *dir = tu_tempdir(), path[600];
-  snprintf(path, sizeof path, "%s/big.db", dir);
-  be_app_options o;
-  svc_fast_options(&o, path);
-  o.cache_max_bytes = 4096;
-  be_app *app = NULL;
-  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  be_app *app = file_app(dir, "big.db", NULL, 4096, path);
   int64_t id = svc_user(app, "big@a.io", "old");
   assert_cached_name(app, id, "old", "first read");
   sqlite3 *raw = tu_raw_open(path);
