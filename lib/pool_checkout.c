@@ -424,25 +424,26 @@ static void log_release_issue(be_pool *p, const char *msg, const char *file, int
  * *rolled_back says whether a transaction was rolled back. */
 /* The observers changed during the checkout: drop what the holder
  * attached (a scope it did not end, stats of its own) and, when it
- * detached one of the pool's, detach everything and attach the pool's
- * again, so no observer of the holder sees the next holder's statements.
- * 1 when that failed (out of memory): the connection is closed instead. */
+ * detached one the release keeps, drop everything from there and attach
+ * the pool's own again, so no observer of the holder sees the next
+ * holder's statements. 1 when that failed (out of memory): the
+ * connection is closed instead. */
 static int restore_observers(be_pool *p, slot *s, be_conn *c) {
-  int32_t n = be__conn_observer_count(c);
-  int intact = n >= s->base_obs;
-  for (int32_t i = 0; intact && i < s->base_obs; i++)
-    intact = be__conn_observer_ud(c, i) == s->base_ud[i];
-  if (intact && n > s->base_obs) {
-    int32_t gone = be__conn_observers_truncate(c, s->base_obs);
+  int32_t n = be__conn_observer_count(c), k = 0;
+  while (k < s->base_obs && k < n && (k >= s->nbase_ud || be__conn_observer_ud(c, k) == s->base_ud[k]))
+    k++;
+  if (k == s->base_obs && n > k) {
+    int32_t gone = be__conn_observers_truncate(c, k);
     log_release_issue(p,
                       "pool connection released with observers attached (a scope not ended?); "
                       "detached",
                       s->file, s->line, gone);
-  } else if (!intact) {
-    int32_t gone = be__conn_observers_truncate(c, 0);
+  } else if (k < s->base_obs) {
+    int32_t gone = be__conn_observers_truncate(c, k);
     log_release_issue(p, "pool connection released without the pool's own observers; attached again",
                       s->file, s->line, gone);
-    if (be__pool_attach_observers(p, s, c, NULL) != BE_OK) return 1;
+    if (be__pool_attach_observers(p, c, NULL) != BE_OK) return 1;
+    be__pool_note_observers(s, c);
   }
   s->obs_gen = be__conn_observers_gen(c);
   return 0;

@@ -119,6 +119,8 @@ enum { BE__GRANT_NONE,
        BE__GRANT_CLOSED,
        BE__GRANT_TIMEOUT };
 
+#define BE__POOL_BASE_UDS 8
+
 /* Each slot on cache lines of its own (the array is be__calloc_lines
  * memory): threads working their parked slots without the lock write no
  * line another one writes. */
@@ -136,9 +138,12 @@ typedef struct be__pool_slot {
   _Atomic uint64_t claims;      /* affinity claims (acquires not under mu) */
   int64_t created_ns;
   int64_t expires_ns; /* INT64_MAX = never */
-  int32_t base_obs;   /* observers the pool attached (statement and query stats, slow-query log) */
-  uint64_t obs_gen;   /* be__conn_observers_gen() when they were all there and alone */
-  void *base_ud[3];   /* their be__conn_observer_ud(), in order */
+  /* the observers a release keeps: the pool's (statement and query stats,
+   * slow-query log) and any connection_init attached */
+  int32_t base_obs;
+  int32_t nbase_ud;                 /* of them, the first this many are checked by identity */
+  uint64_t obs_gen;                 /* be__conn_observers_gen() when they were there alone */
+  void *base_ud[BE__POOL_BASE_UDS]; /* their be__conn_observer_ud(), in order */
 } be__pool_slot;
 
 typedef struct be__pool_waiter {
@@ -413,9 +418,12 @@ int64_t be__pool_lifetime_end(be_pool *p, int64_t created);
  * connection_init); mu not held. *cause gets the error; a failed setup
  * closes the connection and returns BE__POOL_SETUP_FAILED. */
 /* Attach the pool's observers to c (statement stats, query stats,
- * slow-query log; any already attached stays as it is) and note them in
- * s as the ones a release keeps. BE_OK or BE_E_NOMEM. */
-int be__pool_attach_observers(be_pool *p, be__pool_slot *s, be_conn *c, be_error **cause);
+ * slow-query log; any already attached stays as it is). BE_OK or
+ * BE_E_NOMEM. */
+int be__pool_attach_observers(be_pool *p, be_conn *c, be_error **cause);
+
+/* Note c's observers now in s as the ones a release keeps. */
+void be__pool_note_observers(be__pool_slot *s, be_conn *c);
 
 int be__pool_open_conn(be_pool *p, be__pool_slot *s, be_error **cause);
 /* Account for the open into reserved slot s that returned rc, stamping

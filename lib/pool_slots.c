@@ -134,7 +134,7 @@ int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
   /* statements are timed on the pool's clock: a fake clock drives the
    * slow-query log and the latency histogram in tests */
   be__conn_set_clock(c, p->clock);
-  rc = be__pool_attach_observers(p, s, c, cause);
+  rc = be__pool_attach_observers(p, c, cause);
   if (rc != BE_OK) { /* out of memory: closing detaches what was attached */
     be_conn_close(c);
     return rc;
@@ -144,23 +144,27 @@ int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
     be_conn_close(c);
     return rc == BE_E_NOMEM ? rc : BE__POOL_SETUP_FAILED;
   }
+  be__pool_note_observers(s, c); /* with any connection_init attached */
   be__conn_set_pool_data(c, s);
   s->conn = c;
   return BE_OK;
 }
 
-int be__pool_attach_observers(be_pool *p, slot *s, be_conn *c, be_error **cause) {
+int be__pool_attach_observers(be_pool *p, be_conn *c, be_error **cause) {
   /* statement statistics first: they are the one observer an untimed run
    * calls, and an untimed run's walk over the list stops after the last
    * such observer (query stats and the slow-query log see timed runs) */
   int rc = p->stmt_stats ? be_stmt_stats_attach(p->stmt_stats, c, cause) : BE_OK;
   if (rc == BE_OK) rc = be_query_stats_attach(p->qstats, c, cause);
   if (rc == BE_OK && p->slowlog) rc = be_slowlog_attach(p->slowlog, c, cause);
-  if (rc != BE_OK) return rc;
+  return rc;
+}
+
+void be__pool_note_observers(slot *s, be_conn *c) {
   s->base_obs = be__conn_observer_count(c);
-  for (int32_t i = 0; i < s->base_obs && i < 3; i++) s->base_ud[i] = be__conn_observer_ud(c, i);
+  s->nbase_ud = s->base_obs < BE__POOL_BASE_UDS ? s->base_obs : BE__POOL_BASE_UDS;
+  for (int32_t i = 0; i < s->nbase_ud; i++) s->base_ud[i] = be__conn_observer_ud(c, i);
   s->obs_gen = be__conn_observers_gen(c);
-  return BE_OK;
 }
 
 be_conn *be__pool_settle_open(be_pool *p, slot *s, int rc, int64_t now) {

@@ -2256,6 +2256,39 @@ START_TEST(release_restores_the_pools_own_observers) {
 }
 END_TEST
 
+/* Observers a connection_init attaches are the connection's for its
+ * life, as the pool's own are: a release whose holder changed the
+ * observers (a scope begun and ended) keeps them. */
+static int attach_host_stats(be_conn *conn, void *ud, be_error **err) {
+  return be_query_stats_attach(ud, conn, err);
+}
+
+START_TEST(release_keeps_what_connection_init_attached) {
+  char dsn[512];
+  char *dir = make_db(dsn, sizeof dsn);
+  be_query_stats *host = NULL;
+  ck_assert_int_eq(be_query_stats_new(&host, NULL), BE_OK);
+  be_pool_options o = sqlite_opts(dsn, 1, 1);
+  o.connection_init = attach_host_stats;
+  o.connection_init_user_data = host;
+  be_pool *p = new_pool(&o);
+  for (int round = 0; round < 3; round++) {
+    be_conn *c;
+    ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+    be_scope *sc = NULL;
+    ck_assert_int_eq(be_scope_begin(&sc, c, NULL, NULL), BE_OK);
+    ck_assert_int_eq(run_once(c, "SELECT 1", 0), BE_OK);
+    be_scope_end(sc);
+    be_scope_free(sc);
+    be_pool_release(p, c);
+    ck_assert_int_eq(be_query_stats_queries(host), round + 1);
+  }
+  be_pool_free(p);
+  be_query_stats_free(host);
+  tu_rmdir(dir);
+}
+END_TEST
+
 /* A huge acquire timeout saturates to INT64_MAX ns: the waiter must wait,
  * not see a deadline wrapped into the past and time out at once. */
 typedef struct long_wait {
@@ -3022,6 +3055,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, release_resets_pending_statements);
   tcase_add_test(tc, release_detaches_scope_left_attached);
   tcase_add_test(tc, release_restores_the_pools_own_observers);
+  tcase_add_test(tc, release_keeps_what_connection_init_attached);
   tcase_add_test(tc, huge_acquire_timeout_waits);
   tcase_add_test(tc, conn_lost_on_reset_is_replaced);
   tcase_add_test(tc, connection_init_runs_once_per_new_connection);
