@@ -33,7 +33,6 @@ be__cache_fill *be__cache_fill_begin(be_cache *c, const void *key, size_t klen) 
   be__spinlock_lock(&s->lock);
   /* a prefix invalidation after this makes the stored entry dead */
   f->epoch0 = atomic_load(&c->epoch);
-  f->seq = ++s->flight_seq;
   f->next = s->flights;
   s->flights = f;
   be__spinlock_unlock(&s->lock);
@@ -54,16 +53,7 @@ int be__cache_fill_end(be__cache_fill *t, const void *value, size_t vlen) {
   int stored = 0;
   be__spinlock_lock(&s->lock);
   be__cache_flight_unlist_locked(&s->flights, f);
-  if (e != NULL && !f->stale) {
-    be__cache_store_locked(c, s, f->hash, e, BE_CACHE_TTL_DEFAULT, f->epoch0, f->seq, &grave, &debt);
-    stored = 1;
-  } else if (value != NULL && !f->stale) {
-    /* newer than what is cached but cannot be stored (too large, out of
-     * memory): the older copy must not stay */
-    if (s->flights) be__cache_flights_stale_locked(s, f->hash, t->key, f->klen, 0, f->seq);
-    struct be_cache_entry *old = be__cache_lookup_locked(c, s, f->hash, t->key, f->klen, INT64_MIN, &grave);
-    if (old) be__cache_remove_locked(c, s, old, NULL, BE_CACHE_EVICT_INVALIDATED, &grave);
-  }
+  if (value != NULL) stored = be__cache_read_settle_locked(c, s, f, e, BE_CACHE_TTL_DEFAULT, &grave, &debt);
   be__spinlock_unlock(&s->lock);
   if (stored && (debt.count || debt.bytes)) be__cache_settle(c, s, e, &debt, &grave);
   if (e != NULL && !stored) be__free(e);

@@ -78,7 +78,7 @@ typedef struct be__cache_flight {
   pthread_cond_t cond;
   int refs; /* leader + waiters not yet done with the result */
   int done;
-  int stale; /* key set, deleted or invalidated meanwhile: do not cache */
+  int stale; /* BE__FLIGHT_WRITTEN / BE__FLIGHT_OVERLAPPED bits, 0: fresh */
   int rc;
   be_error *err; /* the loader's error, owned until taken */
   struct be_cache_entry *result;
@@ -90,8 +90,7 @@ typedef struct be__cache_flight {
    * leader picks it up under the shard lock before settling. */
   int heap;
   struct be__cache_flight *moved;
-  int fill;     /* a conditional fill (cache_fill.c): nobody joins it */
-  uint64_t seq; /* order of start in its shard */
+  int fill; /* a conditional fill (cache_fill.c): nobody joins it */
 } be__cache_flight;
 
 /* Take f out of its shard's list of flights (shard lock held). */
@@ -134,7 +133,6 @@ typedef struct be__cache_shard {
   size_t cycle_left; /* buckets the current cycle has yet to visit */
   uint64_t rng;
   be__cache_flight *flights;
-  uint64_t flight_seq;
   /* counters, guarded by lock */
   uint64_t misses, negative_hits, loads, load_errors, load_waits;
   uint64_t inserts, replacements, ev_size, ev_count, expirations, invalidations;
@@ -611,25 +609,40 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
 void be__cache_settle(be_cache *c, be__cache_shard *s, const struct be_cache_entry *e,
                       be__cache_debt *debt, struct be_cache_entry **grave);
 
-/* Mark stale the loads and fills in flight that began before the one of
- * sequence number before (UINT64_MAX: all of them) of key (hash is its
- * be__cache_hash), or with prefix set, of every key starting with key
- * (hash unused). */
-void be__cache_flights_stale_locked(be__cache_shard *s, uint64_t hash, const void *key,
-                                    size_t klen, int prefix, uint64_t before);
+/* How a load or fill in flight learnt its key changed (be__cache_flight.stale):
+ * WRITTEN, the key was set, deleted or invalidated since it began: what
+ * is cached is newer, it stores nothing; OVERLAPPED, another read of the
+ * key stored since it began: which of the two read the newer row is not
+ * known (the order they began in is not the order they read in), so it
+ * drops the entry instead of storing, and the next read loads. */
+enum { BE__FLIGHT_WRITTEN = 1,
+       BE__FLIGHT_OVERLAPPED = 2 };
 
-/* be__cache_insert_locked for a value that is the key's newest as of
- * seq (the sequence number of the load or fill that read it; UINT64_MAX
- * for a be_cache_set): loads and fills of the key in flight that began
- * earlier may have read older data, so they are marked stale first (they
- * must not replace it); later ones may replace it. */
+/* Mark the loads and fills in flight of key (hash is its be__cache_hash)
+ * with mark, or with prefix set, of every key starting with key (hash
+ * unused). */
+void be__cache_flights_stale_locked(be__cache_shard *s, uint64_t hash, const void *key,
+                                    size_t klen, int prefix, int mark);
+
+/* be__cache_insert_locked for a value that is the key's newest: the
+ * loads and fills of the key in flight are marked first, WRITTEN for a
+ * be_cache_set, OVERLAPPED for a read's value (mark). */
 static inline void be__cache_store_locked(be_cache *c, be__cache_shard *s, uint64_t hash,
                                           struct be_cache_entry *e, int64_t ttl, uint64_t epoch,
-                                          uint64_t seq, struct be_cache_entry **grave,
+                                          int mark, struct be_cache_entry **grave,
                                           be__cache_debt *debt) {
-  if (s->flights) be__cache_flights_stale_locked(s, hash, e->data, e->klen, 0, seq);
+  if (s->flights) be__cache_flights_stale_locked(s, hash, e->data, e->klen, 0, mark);
   be__cache_insert_locked(c, s, hash, e, ttl, epoch, grave, debt);
 }
+
+/* What a read ending with a value does (lock held): store it unless its
+ * key was written or another read of it stored meanwhile, or it cannot
+ * be stored (too large, out of memory: e NULL); then the entry goes,
+ * unless a write made it, and the other reads of the key in flight are
+ * marked. 1 when e was stored. */
+int be__cache_read_settle_locked(be_cache *c, be__cache_shard *s, be__cache_flight *f,
+                                 struct be_cache_entry *e, int64_t ttl,
+                                 struct be_cache_entry **grave, be__cache_debt *debt);
 
 /* ---- hits without the shard lock (approximate-LRU caches) ----
  * The chain is walked inside an ebr read section, so nothing met can be

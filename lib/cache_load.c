@@ -212,7 +212,6 @@ static void start_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, u
   /* A registered-prefix invalidation during the load must kill its result:
    * stamp the result with the epoch from before the loader ran. */
   f->epoch0 = atomic_load(&c->epoch);
-  f->seq = ++s->flight_seq;
   f->next = s->flights;
   s->flights = f;
   s->loads++;
@@ -247,10 +246,12 @@ static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, 
   if (rc == BE_OK) {
     entry *v = ld->entry;
     /* The value's size was checked by be_cache_load_set_value. */
-    int insert = !f->stale && be__cache_fits(c, be__cache_charge_of(f->klen, v->vlen));
-    /* One reference per participant, plus the table's. */
-    atomic_store_explicit(&v->refs, (uint32_t)(f->refs + insert), memory_order_relaxed);
-    if (insert) be__cache_store_locked(c, s, f->hash, v, ld->ttl, f->epoch0, f->seq, grave, debt);
+    int fits = be__cache_fits(c, be__cache_charge_of(f->klen, v->vlen));
+    /* One reference per participant, plus the table's (taken before the
+     * insert publishes it). */
+    atomic_store_explicit(&v->refs, (uint32_t)(f->refs + 1), memory_order_relaxed);
+    if (!be__cache_read_settle_locked(c, s, f, fits ? v : NULL, ld->ttl, grave, debt))
+      atomic_store_explicit(&v->refs, (uint32_t)f->refs, memory_order_relaxed);
     f->result = v;
   } else {
     s->load_errors++;

@@ -351,9 +351,11 @@ static void wake_for_close(be_pool *p) {
 void be_pool_close(be_pool *p) {
   if (p == NULL) return;
   pthread_mutex_lock(&p->mu);
-  if (p->closed) {
+  if (p->closed) { /* a reference while waiting: a free may follow the first close at once */
+    p->active++;
     while (!p->close_done && !on_bg_thread(p)) pthread_cond_wait(&p->closed_cond, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    p->active--;
+    be__pool_unlock_maybe_destroy(p);
     return;
   }
   p->closed = 1;

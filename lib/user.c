@@ -401,14 +401,13 @@ static be__cache_fill *fill_begin(be_app *app, int64_t id) {
   return be__cache_fill_begin(app->res.cache, key, (size_t)klen);
 }
 
-/* End id's fill with blob, the record read (NULL: the row was not
- * found). Without a fill (out of memory when it began) a record read
- * still makes the cached copy go: it may be older than the row. */
-static void fill_end_or_drop(be_app *app, int64_t id, be__cache_fill *fill, const void *blob,
-                             size_t blen) {
-  if (fill != NULL) {
-    be__cache_fill_end(fill, blob, blen);
-  } else if (blob != NULL) {
+/* End id's fill with blob, the record of the row read (found; blob NULL:
+ * out of memory). Without a fill (out of memory when it began) or a
+ * record, a row read still makes the cached copy go: it may be older. */
+static void fill_end_or_drop(be_app *app, int64_t id, be__cache_fill *fill, int found,
+                             const void *blob, size_t blen) {
+  if (fill != NULL) be__cache_fill_end(fill, found ? blob : NULL, blen);
+  if (found && (fill == NULL || blob == NULL)) {
     char key[USER_KEY_SIZE];
     int klen = key_of(key, id);
     be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
@@ -420,7 +419,7 @@ static void fill_end(be_app *app, int64_t id, be__cache_fill *fill, const fields
   size_t blen = 0;
   unsigned char stack[RECORD_STACK];
   void *blob = f ? encode(f, stack, sizeof stack, &blen) : NULL;
-  fill_end_or_drop(app, id, fill, blob, blen);
+  fill_end_or_drop(app, id, fill, f != NULL, blob, blen);
   if (blob != NULL && blob != stack) be__free(blob);
 }
 
@@ -436,7 +435,7 @@ static int user_get_fresh_body(be_user **out, be_app *app, int64_t id, be_error 
   one_user o = {1, 1, NULL, NULL, 0, stack};
   rc = be__svc_first_pooled_id(&app->res, read_one, &o, err,
                                be__sql_handle(&app->res, BE__SQL_USER_BY_ID), id);
-  fill_end_or_drop(app, id, fill, rc == BE_ROW ? o.blob : NULL, o.blen);
+  fill_end_or_drop(app, id, fill, rc == BE_ROW, o.blob, o.blen);
   if (rc == BE_ROW) {
     *out = o.user;
     rc = BE_OK;

@@ -846,6 +846,20 @@ START_TEST(free_waits_for_a_close_under_way) {
   wait_at_least(&mock_open_gate, GATE_HOLDING);
   free_during_close(p, &mock_open_gate);
   ck_assert_int_eq(atomic_load(&mock_closes), atomic_load(&mock_opens));
+  /* the other way round: a close waits while the free's own close ends,
+   * and the free then freed the pool under the waiting close */
+  o.background_thread = 0;
+  freer f = {new_pool(&o), 0};
+  atomic_store(&mock_close_gate, GATE_ARMED);
+  pthread_t a, b;
+  pthread_create(&b, NULL, free_pool, &f);
+  wait_at_least(&mock_close_gate, GATE_HOLDING); /* the free's close holds */
+  pthread_create(&a, NULL, close_pool, f.p);
+  usleep(20 * 1000); /* the second close waits for the first */
+  atomic_store(&mock_close_gate, GATE_OPEN);
+  pthread_join(b, NULL);
+  pthread_join(a, NULL);
+  ck_assert_int_eq(atomic_load(&mock_closes), atomic_load(&mock_opens));
 }
 END_TEST
 
