@@ -430,7 +430,7 @@ static void log_release_issue(be_pool *p, const char *msg, const char *file, int
  * connection is closed instead. */
 static int restore_observers(be_pool *p, slot *s, be_conn *c) {
   int32_t n = be__conn_observer_count(c), k = 0;
-  while (k < s->base_obs && k < n && (k >= s->nbase_ud || be__conn_observer_ud(c, k) == s->base_ud[k]))
+  while (k < s->base_obs && k < n && (k >= BE__POOL_BASE_UDS || be__conn_observer_ud(c, k) == s->base_ud[k]))
     k++;
   if (k == s->base_obs && n > k) {
     int32_t gone = be__conn_observers_truncate(c, k);

@@ -141,9 +141,8 @@ typedef struct be__pool_slot {
   /* the observers a release keeps: the pool's (statement and query stats,
    * slow-query log) and any connection_init attached */
   int32_t base_obs;
-  int32_t nbase_ud;                 /* of them, the first this many are checked by identity */
   uint64_t obs_gen;                 /* be__conn_observers_gen() when they were there alone */
-  void *base_ud[BE__POOL_BASE_UDS]; /* their be__conn_observer_ud(), in order */
+  void *base_ud[BE__POOL_BASE_UDS]; /* the first ones' be__conn_observer_ud(), in order */
 } be__pool_slot;
 
 typedef struct be__pool_waiter {

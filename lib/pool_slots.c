@@ -162,8 +162,8 @@ int be__pool_attach_observers(be_pool *p, be_conn *c, be_error **cause) {
 
 void be__pool_note_observers(slot *s, be_conn *c) {
   s->base_obs = be__conn_observer_count(c);
-  s->nbase_ud = s->base_obs < BE__POOL_BASE_UDS ? s->base_obs : BE__POOL_BASE_UDS;
-  for (int32_t i = 0; i < s->nbase_ud; i++) s->base_ud[i] = be__conn_observer_ud(c, i);
+  for (int32_t i = 0; i < s->base_obs && i < BE__POOL_BASE_UDS; i++)
+    s->base_ud[i] = be__conn_observer_ud(c, i);
   s->obs_gen = be__conn_observers_gen(c);
 }
 

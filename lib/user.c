@@ -401,17 +401,21 @@ static be__cache_fill *fill_begin(be_app *app, int64_t id) {
   return be__cache_fill_begin(app->res.cache, key, (size_t)klen);
 }
 
+/* Drop id's cached copy: after a committed write, or a read that found
+ * the row changed or gone and could not cache it. */
+static void invalidate(be_app *app, int64_t id) {
+  char key[USER_KEY_SIZE];
+  int klen = key_of(key, id);
+  be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
+}
+
 /* End id's fill with blob, the record of the row read (found; blob NULL:
  * out of memory). Without a fill (out of memory when it began) or a
  * record, a row read still makes the cached copy go: it may be older. */
 static void fill_end_or_drop(be_app *app, int64_t id, be__cache_fill *fill, int found,
                              const void *blob, size_t blen) {
   if (fill != NULL) be__cache_fill_end(fill, found ? blob : NULL, blen);
-  if (found && (fill == NULL || blob == NULL)) {
-    char key[USER_KEY_SIZE];
-    int klen = key_of(key, id);
-    be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
-  }
+  if (found && (fill == NULL || blob == NULL)) invalidate(app, id);
 }
 
 /* fill_end_or_drop() with the record of f (NULL f: not found). */
@@ -442,9 +446,7 @@ static int user_get_fresh_body(be_user **out, be_app *app, int64_t id, be_error 
   } else {
     be_user_free(o.user);
     if (rc == BE_DONE) { /* gone behind the app's back: so is its cached copy */
-      char key[USER_KEY_SIZE];
-      int klen = key_of(key, id);
-      be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
+      invalidate(app, id);
       rc = not_found(id, err);
     }
   }
@@ -937,13 +939,6 @@ static int update_tx(be_conn *conn, void *ud, be_error **err) {
     return rc;
   }
   return audit_json(c, conn, "user.update", &b, err);
-}
-
-/* After a committed write: readers must not keep the old value. */
-static void invalidate(be_app *app, int64_t id) {
-  char key[USER_KEY_SIZE];
-  int klen = key_of(key, id);
-  be_cache_delete(app->res.cache, key, (size_t)klen, NULL);
 }
 
 int be__user_changed_elsewhere(void *ud, const char *payload, size_t len) {

@@ -147,15 +147,14 @@ BE_API const be_histogram *be_query_stats_histogram(const be_query_stats *stats)
 
 /**
  * Add the duration histogram (every thread's stripe) to into, a histogram
- * of the caller's (be_histogram_new() with default options; reset it
- * first for a snapshot of the stats alone). Thread-safety: safe; into
- * must not be used by another thread meanwhile.
+ * of the caller's (be_histogram_new(); reset it first for a snapshot of
+ * the stats alone). Thread-safety: safe; into must not be used by
+ * another thread meanwhile.
  *
  * @param into   the histogram added to; not NULL.
  * @param stats  the stats; not NULL.
  * @param err    receives the error on failure; may be NULL.
- * @return BE_OK; BE_E_MISUSE (NULL), BE_E_VALIDATION (into was made
- *         with other precision options than the stats' histograms).
+ * @return BE_OK, or BE_E_MISUSE (into or stats NULL).
  */
 BE_API int be_query_stats_histogram_merge(be_histogram *into, const be_query_stats *stats,
                                           be_error **err);
