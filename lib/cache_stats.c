@@ -57,7 +57,7 @@ int be_cache_stats_get(be_cache_stats *out, const be_cache *cc, be_error **err) 
   uint64_t prefix_bytes = 0;
   uint32_t np = atomic_load(&c->nprefixes);
   for (uint32_t i = 0; i < np; i++) prefix_bytes += c->prefixes[i].len ? c->prefixes[i].len : 1;
-  st.memory_bytes = st.bytes - st.entries * 2 * sizeof(void *) + table_bytes +
+  st.memory_bytes = st.bytes - st.entries * BE__CACHE_SLOTS_PER_ENTRY * sizeof(void *) + table_bytes +
                     sizeof(be_cache) + c->shards_mem_size + prefix_bytes + BE__CACHE_STRIPES_MEM +
                     retired_bytes;
   st.shard_count = c->nshards;
