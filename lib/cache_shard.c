@@ -81,16 +81,14 @@ static int owes(be_cache *c, const be__cache_debt *d) {
 
 /* ---- removal ---- */
 
-/* be__cache_remove_locked with e's chain link found: inline in the
- * eviction loop, which runs on every insert into a full cache. */
-static inline __attribute__((always_inline)) void remove_at(be_cache *c, be__cache_shard *s,
-                                                            entry *e, entry **link, int reason,
+/* remove_at without the global totals, which the caller settles. */
+static inline __attribute__((always_inline)) void unlink_at(be__cache_shard *s, entry *e,
+                                                            entry **link, int reason,
                                                             entry **grave) {
   __atomic_store_n(link, e->hnext, __ATOMIC_RELEASE); /* e->hnext itself stays as it is */
   be__cache_lru_unlink(s, e);
   s->count--;
   s->bytes -= be__cache_echarge(e);
-  totals_sub(c, 1, be__cache_echarge(e));
   switch (reason) {
     case BE_CACHE_EVICT_SIZE: s->ev_size++; break;
     case BE_CACHE_EVICT_COUNT: s->ev_count++; break;
@@ -101,6 +99,15 @@ static inline __attribute__((always_inline)) void remove_at(be_cache *c, be__cac
   be__cache_set_flags(e, (uint8_t)((e->flags & 0x0f) | (reason << 4)));
   e->next = *grave;
   *grave = e;
+}
+
+/* be__cache_remove_locked with e's chain link found: inline in the
+ * eviction loop, which runs on every insert into a full cache. */
+static inline __attribute__((always_inline)) void remove_at(be_cache *c, be__cache_shard *s,
+                                                            entry *e, entry **link, int reason,
+                                                            entry **grave) {
+  totals_sub(c, 1, be__cache_echarge(e));
+  unlink_at(s, e, link, reason, grave);
 }
 
 /* The chain link that points at e (linked in s), found by hashing its key. */
@@ -193,28 +200,71 @@ static void second_chance(be__cache_shard *s, entry *v, entry *keep) {
   keep->next = v;
 }
 
-/* Evict from shard s (lock held) while d is owed, never keep: the tail
+/* The entry of shard s (lock held) to evict next, never keep: the tail
  * (exact LRU), or the first unmarked entry from the tail (CLOCK; marked
- * ones get their second chance). A dead entry goes first with its own
- * reason. Every step removes an entry or clears a mark, so it ends; it
- * stops early when s holds nothing but keep. */
+ * ones get their second chance); *dead is its reason when it is dead,
+ * else 0. Every step clears a mark, so it ends; NULL when s holds
+ * nothing but keep. */
+static entry *next_victim(be_cache *c, be__cache_shard *s, entry *keep, int64_t *now, int *dead) {
+  for (;;) {
+    entry *v = s->tail;
+    if (v != NULL && v == keep) v = keep->prev; /* everything else was given its chance */
+    if (v == NULL) return NULL;
+    *dead = be__cache_entry_dead(c, v, now);
+    if (*dead || c->lru_exact || v != s->tail || !(v->flags & BE__ENTRY_REF)) return v;
+    second_chance(s, v, keep);
+  }
+}
+
+/* Evict from shard s (lock held) while d is owed, never keep; a dead
+ * entry goes with its own reason. It stops early when s holds nothing
+ * but keep. */
 static void evict_from(be_cache *c, be__cache_shard *s, entry *keep, be__cache_debt *d,
                        int64_t *now, entry **grave) {
   while (owes(c, d)) {
-    entry *v = s->tail;
-    if (v != NULL && v == keep) v = keep->prev; /* everything else was given its chance */
+    int dead;
+    entry *v = next_victim(c, s, keep, now, &dead);
     if (v == NULL) return;
-    int dead = be__cache_entry_dead(c, v, now);
-    if (!dead && !c->lru_exact && v == s->tail && (v->flags & BE__ENTRY_REF)) {
-      second_chance(s, v, keep);
-      continue;
-    }
     if (!dead) dead = d->count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
     uint64_t ch = be__cache_echarge(v);
     remove_at(c, s, v, link_of(c, s, v), dead, grave);
     d->count = 0;
     d->bytes = ch >= d->bytes ? 0 : d->bytes - ch;
   }
+}
+
+/* Count e, just linked in s (lock held), in the totals and evict what
+ * it owes from s; the rest of its debt is left in *d. In a cache full to
+ * its count bound, the steady state of a busy one, e takes the place of
+ * s's next victim: the two leave total_count as it was, so neither
+ * touches it, and total_bytes moves once, by the difference of their
+ * charges (each locked add cost a miss into a full cache about 1 % of
+ * bench_hotpath's user_get row). The victim and the debt left are those
+ * of counting e and then evicting. */
+static void count_in(be_cache *c, be__cache_shard *s, entry *e, be__cache_debt *d, int64_t *now,
+                     entry **grave) {
+  uint64_t ch = be__cache_echarge(e);
+  entry *v = NULL;
+  int dead = 0;
+  if (c->max_count == UINT64_MAX ||
+      atomic_load_explicit(&c->total_count, memory_order_relaxed) < c->max_count ||
+      (v = next_victim(c, s, e, now, &dead)) == NULL) {
+    totals_add(c, ch, d);
+    evict_from(c, s, e, d, now, grave);
+    return;
+  }
+  uint64_t vch = be__cache_echarge(v);
+  unlink_at(s, v, link_of(c, s, v), dead ? dead : BE_CACHE_EVICT_COUNT, grave);
+  d->count = d->bytes = 0;
+  if (c->max_bytes == UINT64_MAX || ch == vch) return;
+  if (ch < vch) {
+    atomic_fetch_sub_explicit(&c->total_bytes, vch - ch, memory_order_relaxed);
+    return;
+  }
+  uint64_t after = atomic_fetch_add_explicit(&c->total_bytes, ch - vch, memory_order_relaxed) +
+                   (ch - vch);
+  if (after > c->max_bytes) d->bytes = after - c->max_bytes < ch - vch ? after - c->max_bytes : ch - vch;
+  evict_from(c, s, e, d, now, grave);
 }
 
 void be__cache_settle(be_cache *c, be__cache_shard *s, const entry *e, be__cache_debt *d,
@@ -297,8 +347,7 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
   s->count++;
   s->bytes += be__cache_echarge(e);
   s->inserts++;
-  totals_add(c, be__cache_echarge(e), debt);
-  evict_from(c, s, e, debt, &now, grave);
+  count_in(c, s, e, debt, &now, grave);
   if (c->sweep_batch) sweep_after_write(c, s, &now, grave);
 }
 
