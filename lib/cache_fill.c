@@ -33,8 +33,7 @@ be__cache_fill *be__cache_fill_begin(be_cache *c, const void *key, size_t klen) 
   be__spinlock_lock(&s->lock);
   /* a prefix invalidation after this makes the stored entry dead */
   f->epoch0 = atomic_load(&c->epoch);
-  f->next = s->flights;
-  s->flights = f;
+  be__cache_flight_list_locked(s, f);
   be__spinlock_unlock(&s->lock);
   return t;
 }
@@ -52,7 +51,7 @@ int be__cache_fill_end(be__cache_fill *t, const void *value, size_t vlen) {
   be__cache_debt debt = {0, 0};
   int stored = 0;
   be__spinlock_lock(&s->lock);
-  be__cache_flight_unlist_locked(&s->flights, f);
+  be__cache_flight_unlist_locked(s, f);
   if (value != NULL) stored = be__cache_read_settle_locked(c, s, f, e, BE_CACHE_TTL_DEFAULT, &grave, &debt);
   be__spinlock_unlock(&s->lock);
   if (stored && (debt.count || debt.bytes)) be__cache_settle(c, s, e, &debt, &grave);

@@ -93,15 +93,8 @@ typedef struct be__cache_flight {
   int fill; /* a conditional fill (cache_fill.c): nobody joins it */
 } be__cache_flight;
 
-/* Take f out of its shard's list of flights (shard lock held). */
-static inline void be__cache_flight_unlist_locked(be__cache_flight **head,
-                                                  const be__cache_flight *f) {
-  for (be__cache_flight **l = head; *l; l = &(*l)->next)
-    if (*l == f) {
-      *l = f->next;
-      return;
-    }
-}
+
+#define BE__CACHE_FLIGHT_LISTS 32 /* lists of flights per shard */
 
 /* A shard's hash table. mask and slots travel together so a lock-free
  * reader never pairs one table's mask with another's slots. Replaced
@@ -132,11 +125,40 @@ typedef struct be__cache_shard {
   uint64_t cycle_epoch;
   size_t cycle_left; /* buckets the current cycle has yet to visit */
   uint64_t rng;
-  be__cache_flight *flights;
+  /* Loads and fills in flight, in lists by hash (be__cache_flight_list):
+   * a store walks only its key's list, not all of them (a get_many of
+   * 10,000 ids has 10,000 fills listed while it reads). */
+  be__cache_flight *flights[BE__CACHE_FLIGHT_LISTS];
+  uint32_t nflights;
   /* counters, guarded by lock */
   uint64_t misses, negative_hits, loads, load_errors, load_waits;
   uint64_t inserts, replacements, ev_size, ev_count, expirations, invalidations;
 } be__cache_shard;
+
+/* The list of shard s's flights that a flight of hash is in (shard lock
+ * held). Bits 40..44 of the hash: the shard is chosen by the top bits and
+ * the table slot by the low ones. */
+static inline be__cache_flight **be__cache_flight_list(be__cache_shard *s, uint64_t hash) {
+  return &s->flights[(hash >> 40) % BE__CACHE_FLIGHT_LISTS];
+}
+
+/* List f (its hash set) in s (shard lock held). */
+static inline void be__cache_flight_list_locked(be__cache_shard *s, be__cache_flight *f) {
+  be__cache_flight **l = be__cache_flight_list(s, f->hash);
+  f->next = *l;
+  *l = f;
+  s->nflights++;
+}
+
+/* Take f out of s's flights (shard lock held). */
+static inline void be__cache_flight_unlist_locked(be__cache_shard *s, const be__cache_flight *f) {
+  for (be__cache_flight **l = be__cache_flight_list(s, f->hash); *l; l = &(*l)->next)
+    if (*l == f) {
+      *l = f->next;
+      s->nflights--;
+      return;
+    }
+}
 
 typedef struct be__cache_prefix {
   unsigned char *bytes;
@@ -638,7 +660,7 @@ static inline void be__cache_store_locked(be_cache *c, be__cache_shard *s, uint6
                                           struct be_cache_entry *e, int64_t ttl, uint64_t epoch,
                                           int mark, struct be_cache_entry **grave,
                                           be__cache_debt *debt) {
-  if (s->flights) be__cache_flights_stale_locked(s, hash, e->data, e->klen, 0, mark);
+  if (s->nflights) be__cache_flights_stale_locked(s, hash, e->data, e->klen, 0, mark);
   be__cache_insert_locked(c, s, hash, e, ttl, epoch, grave, debt);
 }
 

@@ -112,7 +112,7 @@ static be__cache_flight *flight_promote(be__cache_flight **link) {
 static be__cache_flight **flight_find(be_cache *c, be__cache_shard *s, uint64_t h,
                                       const void *key, size_t klen) {
   uint64_t epoch = atomic_load(&c->epoch);
-  for (be__cache_flight **l = &s->flights; *l; l = &(*l)->next) {
+  for (be__cache_flight **l = be__cache_flight_list(s, h); *l; l = &(*l)->next) {
     be__cache_flight *f = *l;
     if (!f->stale && !f->fill && f->epoch0 == epoch && f->hash == h && f->klen == klen &&
         memcmp(f->key, key, klen) == 0)
@@ -212,8 +212,7 @@ static void start_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, u
   /* A registered-prefix invalidation during the load must kill its result:
    * stamp the result with the epoch from before the loader ran. */
   f->epoch0 = atomic_load(&c->epoch);
-  f->next = s->flights;
-  s->flights = f;
+  be__cache_flight_list_locked(s, f);
   s->loads++;
 }
 
@@ -242,7 +241,7 @@ static int run_loader(be_cache_load *ld, be_cache_loader_fn loader, void *ud, be
 static void settle_flight(be_cache *c, be__cache_shard *s, be__cache_flight *f, int rc,
                           const be_cache_load *ld, be_error *lerr, entry *neg, entry **grave,
                           be__cache_debt *debt) {
-  be__cache_flight_unlist_locked(&s->flights, f);
+  be__cache_flight_unlist_locked(s, f);
   if (rc == BE_OK) {
     entry *v = ld->entry;
     /* The value's size was checked by be_cache_load_set_value. */
@@ -308,7 +307,7 @@ static __attribute__((noinline)) int get_or_load_locked(entry **out, int32_t *ou
   entry *e = be__cache_lookup_locked(c, s, h, key, klen, now, &grave);
   if (e) return serve_found(c, s, e, grave, out, out_status, err);
   s->misses++;
-  be__cache_flight **fl = s->flights ? flight_find(c, s, h, key, klen) : NULL;
+  be__cache_flight **fl = s->nflights ? flight_find(c, s, h, key, klen) : NULL;
   be__cache_flight own, *f = NULL;
   if (fl) {
     f = (*fl)->heap ? *fl : flight_promote(fl);

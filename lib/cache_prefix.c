@@ -100,7 +100,7 @@ int be_cache_invalidate_prefix(be_cache *c, const void *prefix, size_t plen, be_
     entry *grave = NULL;
     int64_t now = INT64_MIN;
     be__spinlock_lock(&s->lock);
-    if (s->flights) be__cache_flights_stale_locked(s, 0, prefix, plen, 1, BE__FLIGHT_WRITTEN);
+    if (s->nflights) be__cache_flights_stale_locked(s, 0, prefix, plen, 1, BE__FLIGHT_WRITTEN);
     /* Oldest first, so callbacks come in a deterministic order. */
     for (entry *e = s->tail; e;) {
       entry *prev = e->prev;

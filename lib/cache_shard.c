@@ -353,11 +353,14 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
 
 void be__cache_flights_stale_locked(be__cache_shard *s, uint64_t hash, const void *key,
                                     size_t klen, int prefix, int mark) {
-  for (be__cache_flight *f = s->flights; f; f = f->next) {
-    if (prefix ? (f->klen >= klen && memcmp(f->key, key, klen) == 0)
-               : (f->hash == hash && f->klen == klen && memcmp(f->key, key, klen) == 0))
-      f->stale |= mark;
+  if (!prefix) {
+    for (be__cache_flight *f = *be__cache_flight_list(s, hash); f; f = f->next)
+      if (f->hash == hash && f->klen == klen && memcmp(f->key, key, klen) == 0) f->stale |= mark;
+    return;
   }
+  for (size_t i = 0; i < BE__CACHE_FLIGHT_LISTS; i++)
+    for (be__cache_flight *f = s->flights[i]; f; f = f->next)
+      if (f->klen >= klen && memcmp(f->key, key, klen) == 0) f->stale |= mark;
 }
 
 int be__cache_read_settle_locked(be_cache *c, be__cache_shard *s, be__cache_flight *f, entry *e,
@@ -370,7 +373,7 @@ int be__cache_read_settle_locked(be_cache *c, be__cache_shard *s, be__cache_flig
   entry *old = be__cache_lookup_locked(c, s, f->hash, f->key, f->klen, INT64_MIN, grave);
   if (old && e && old->vlen == e->vlen && memcmp(old->data + old->klen, e->data + e->klen, e->vlen) == 0)
     return 0; /* the other read found the same value (the same key twice in one batch) */
-  if (s->flights) be__cache_flights_stale_locked(s, f->hash, f->key, f->klen, 0, BE__FLIGHT_OVERLAPPED);
+  if (s->nflights) be__cache_flights_stale_locked(s, f->hash, f->key, f->klen, 0, BE__FLIGHT_OVERLAPPED);
   if (old) be__cache_remove_locked(c, s, old, NULL, BE_CACHE_EVICT_INVALIDATED, grave);
   return 0;
 }
@@ -413,7 +416,7 @@ int be_cache_delete(be_cache *c, const void *key, size_t klen, be_error **err) {
   entry *grave = NULL;
   int rc = BE_E_NOT_FOUND;
   be__spinlock_lock(&s->lock);
-  if (s->flights) be__cache_flights_stale_locked(s, h, key, klen, 0, BE__FLIGHT_WRITTEN);
+  if (s->nflights) be__cache_flights_stale_locked(s, h, key, klen, 0, BE__FLIGHT_WRITTEN);
   entry *e = be__cache_lookup_locked(c, s, h, key, klen, INT64_MIN, &grave);
   if (e) {
     be__cache_remove_locked(c, s, e, NULL, BE_CACHE_EVICT_INVALIDATED, &grave);
@@ -428,7 +431,8 @@ int be_cache_delete(be_cache *c, const void *key, size_t klen, be_error **err) {
  * load in flight stale, a fresh small table. Returns the old table to
  * retire once unlocked (readers may be in it), or NULL. */
 static be__cache_table *clear_shard(be_cache *c, be__cache_shard *s, entry **grave) {
-  for (be__cache_flight *f = s->flights; f; f = f->next) f->stale |= BE__FLIGHT_WRITTEN;
+  for (size_t i = 0; i < BE__CACHE_FLIGHT_LISTS; i++)
+    for (be__cache_flight *f = s->flights[i]; f; f = f->next) f->stale |= BE__FLIGHT_WRITTEN;
   entry *list = s->head;
   uint64_t n = s->count;
   s->head = s->tail = NULL;

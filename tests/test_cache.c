@@ -941,6 +941,69 @@ START_TEST(conditional_fill_yields_to_any_later_write) {
 }
 END_TEST
 
+/* Begin a fill of "<prefix><i>" for each i < n into fills. */
+static void fills_begin(be_cache *c, const char *prefix, int n, be__cache_fill **fills) {
+  for (int i = 0; i < n; i++) {
+    char k[32];
+    int kl = snprintf(k, sizeof k, "%s%d", prefix, i);
+    fills[i] = be__cache_fill_begin(c, k, (size_t)kl);
+    ck_assert_ptr_nonnull(fills[i]);
+  }
+}
+
+/* With thousands of fills in flight in one shard (a get_many of many
+ * ids), spread over the shard's lists of flights, a write still reaches
+ * the fills of its own key and no other; a prefix invalidation and a
+ * clear reach every fill they concern; every fill leaves its list. */
+START_TEST(many_fills_in_flight_yield_only_to_their_own_keys) {
+  enum { N = 2000 };
+  be_cache *c = new_cache(NULL, 1, 0, 0, 0);
+  be__cache_shard *s = &c->shards[0];
+  be__cache_fill **f = calloc(N, sizeof *f);
+  ck_assert_ptr_nonnull(f);
+  fills_begin(c, "k", N, f);
+  ck_assert_uint_eq(s->nflights, N);
+  for (int i = 0; i < BE__CACHE_FLIGHT_LISTS; i++) QTRUE(s->flights[i] != NULL, "list %d unused", i);
+  for (int i = 0; i < N; i += 3) {
+    char k[32];
+    int kl = snprintf(k, sizeof k, "k%d", i);
+    ck_assert_int_eq(be_cache_set(c, k, (size_t)kl, "set", 3, 0, NULL), BE_OK);
+  }
+  for (int i = 0; i < N; i++) {
+    int stored = fill(f[i], "read");
+    QTRUE(stored == (i % 3 != 0), "k%d: stored %d", i, stored);
+  }
+  ck_assert_uint_eq(s->nflights, 0);
+  fills_begin(c, "p", N / 2, f); /* an unregistered prefix: its invalidation walks the fills */
+  fills_begin(c, "q", N / 2, f + N / 2);
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "p", 1, NULL), BE_OK);
+  for (int i = 0; i < N; i++) {
+    int stored = fill(f[i], "read");
+    QTRUE(stored == (i >= N / 2), "%s%d: stored %d", i < N / 2 ? "p" : "q", i % (N / 2), stored);
+  }
+  ck_assert_int_eq(be_cache_register_prefix(c, "s", 1, NULL), BE_OK);
+  fills_begin(c, "s", N, f); /* registered: stored under the old epoch, never served */
+  ck_assert_int_eq(be_cache_invalidate_prefix(c, "s", 1, NULL), BE_OK);
+  for (int i = 0; i < N; i++) {
+    fill(f[i], "read");
+    char k[32], buf[8];
+    snprintf(k, sizeof k, "s%d", i);
+    QTRUE(!gets(c, k, buf, sizeof buf), "%s served after its prefix was invalidated", k);
+  }
+  fills_begin(c, "r", N, f);
+  ck_assert_int_eq(be_cache_clear(c, NULL), BE_OK);
+  for (int i = 0; i < N; i++) {
+    int stored = fill(f[i], "read");
+    QTRUE(stored == 0, "r%d: stored %d", i, stored);
+  }
+  ck_assert_uint_eq(s->nflights, 0);
+  for (int i = 0; i < BE__CACHE_FLIGHT_LISTS; i++) ck_assert_ptr_null(s->flights[i]);
+  assert_stats_add_up(c);
+  free(f);
+  be_cache_free(c);
+}
+END_TEST
+
 static int load_v(const void *key, size_t klen, be_cache_load *load, void *ud, be_error **err) {
   (void)key;
   (void)klen;
@@ -3055,6 +3118,7 @@ Suite *cache_suite(void) {
   tcase_add_test(tc, byte_bound_with_large_values);
   tcase_add_test(tc, memory_accounting_is_exact);
   tcase_add_test(tc, conditional_fill_yields_to_any_later_write);
+  tcase_add_test(tc, many_fills_in_flight_yield_only_to_their_own_keys);
   tcase_add_test(tc, get_or_load_runs_its_own_load_beside_a_fill);
   tcase_add_test(tc, sweep_after_writes_with_prefixes_only);
   tcase_add_test(tc, sweep_floors_bound_every_entry);
