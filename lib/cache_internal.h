@@ -420,16 +420,24 @@ static inline int be__cache_key_eq(const unsigned char *a, const unsigned char *
 
 /* ---- sizes ---- */
 
-/* A shard's table doubles when its entries reach half its slots: a
- * lookup then walks 1.25 entries for a hit and 0.5 for a miss at most,
- * each a likely cache miss (at a load of 1 they were 1.5 and 1, and the
- * cache row of bench_hotpath spent a quarter of its hit path's cycles
- * there). So right after doubling it holds four slots per entry, which
- * the charge counts; until entries are removed (be_cache_clear shrinks
- * it) that is the most it holds. */
-#define BE__CACHE_SLOTS_PER_ENTRY 4u
+/* When a shard's table doubles: at a load of 1, or of 1/2 while it has
+ * fewer than BE__CACHE_SPARSE_SLOTS slots. A lookup walks about 1 + load/2
+ * entries for a hit and load entries for a miss, each a likely cache miss
+ * (at a load of 1 the cache row of bench_hotpath, 1,000 entries in 16
+ * shards, spent a quarter of its hit path's cycles there); small tables
+ * stay sparse for at most 4 KiB a shard, a fixed cost like the shard's
+ * own, while large ones keep two slots per entry at most. */
+#define BE__CACHE_SPARSE_SLOTS 512u
+/* Slots per entry a table holds at most once past BE__CACHE_SPARSE_SLOTS
+ * slots (right after doubling; until entries are removed: be_cache_clear
+ * shrinks it), which the charge counts. */
+#define BE__CACHE_SLOTS_PER_ENTRY 2u
 
-/* Header + key + value + the worst-case hash-table share. */
+static inline int be__cache_table_due(size_t count, size_t slots) {
+  return slots < BE__CACHE_SPARSE_SLOTS ? 2 * count >= slots : count >= slots;
+}
+
+/* Header + key + value + the hash-table share (BE__CACHE_SLOTS_PER_ENTRY). */
 static inline uint64_t be__cache_charge_of(size_t klen, size_t vlen) {
   return (uint64_t)BE__ENTRY_HDR + klen + vlen + BE__CACHE_SLOTS_PER_ENTRY * sizeof(void *);
 }

@@ -338,7 +338,7 @@ void be__cache_insert_locked(be_cache *c, be__cache_shard *s, uint64_t h, entry 
     int dead = be__cache_entry_dead(c, old, &now);
     be__cache_remove_locked(c, s, old, link, dead ? dead : BE_CACHE_EVICT_REPLACED, grave);
   }
-  if (s->count * BE__CACHE_SLOTS_PER_ENTRY / 2 >= s->table->mask + 1) grow(c, s); /* load 1/2 */
+  if (be__cache_table_due(s->count, s->table->mask + 1)) grow(c, s);
   entry **b = be__cache_slot_locked(s, h);
   e->hnext = *b;
   __atomic_store_n(b, e, __ATOMIC_RELEASE); /* publishes e's fields to lock-free readers */

@@ -221,8 +221,9 @@ BE_API int be_cache_stats_init(be_cache_stats *out, uint32_t version);
 
 /**
  * Bytes an entry with these key and value lengths counts against
- * max_bytes: the key, the value, the entry header and its worst-case share
- * of the hash table (the allocator's own per-block bookkeeping is not
+ * max_bytes: the key, the value, the entry header and its share of the
+ * hash table, two slots (a shard's first 512 slots are a fixed cost, like
+ * the shard itself; the allocator's own per-block bookkeeping is not
  * included). Thread-safety: safe.
  *
  * @param klen  the key's length in bytes.
