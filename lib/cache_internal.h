@@ -272,9 +272,12 @@ struct be_cache {
  * first from its own shard, never evicting the entry it wrote, then,
  * after unlocking, from the other shards in turn (one lock at a time).
  * A debt is dropped once the total is back within its bound (another
- * thread's delete or eviction paid it), so no write evicts more than its
- * own excess, and at any quiet moment both totals are within the bounds:
- * a write that found room adds at most what the bound had left. */
+ * thread's delete or eviction paid it), checked again just before each
+ * victim goes, so no write evicts more than its own excess (but for
+ * another thread's removal landing between that check and the unlink:
+ * the total then rests one entry under the bound), and at any quiet
+ * moment both totals are within the bounds: a write that found room adds
+ * at most what the bound had left. */
 typedef struct be__cache_debt {
   uint64_t count; /* 0 or 1 */
   uint64_t bytes;

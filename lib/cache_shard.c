@@ -224,7 +224,7 @@ static void evict_from(be_cache *c, be__cache_shard *s, entry *keep, be__cache_d
   while (owes(c, d)) {
     int dead;
     entry *v = next_victim(c, s, keep, now, &dead);
-    if (v == NULL) return;
+    if (v == NULL || !owes(c, d)) return; /* owes again: another thread may have paid meanwhile */
     if (!dead) dead = d->count ? BE_CACHE_EVICT_COUNT : BE_CACHE_EVICT_SIZE;
     uint64_t ch = be__cache_echarge(v);
     remove_at(c, s, v, link_of(c, s, v), dead, grave);
@@ -239,8 +239,9 @@ static void evict_from(be_cache *c, be__cache_shard *s, entry *keep, be__cache_d
  * s's next victim: the two leave total_count as it was, so neither
  * touches it, and total_bytes moves once, by the difference of their
  * charges (each locked add cost a miss into a full cache about 1 % of
- * bench_hotpath's user_get row). The victim and the debt left are those
- * of counting e and then evicting. */
+ * bench_hotpath's user_get row). The count is checked again once the
+ * victim is found (second chances may take a while); the victim and the
+ * debt left are those of counting e and then evicting. */
 static void count_in(be_cache *c, be__cache_shard *s, entry *e, be__cache_debt *d, int64_t *now,
                      entry **grave) {
   uint64_t ch = be__cache_echarge(e);
@@ -248,7 +249,8 @@ static void count_in(be_cache *c, be__cache_shard *s, entry *e, be__cache_debt *
   int dead = 0;
   if (c->max_count == UINT64_MAX ||
       atomic_load_explicit(&c->total_count, memory_order_relaxed) < c->max_count ||
-      (v = next_victim(c, s, e, now, &dead)) == NULL) {
+      (v = next_victim(c, s, e, now, &dead)) == NULL ||
+      atomic_load_explicit(&c->total_count, memory_order_relaxed) < c->max_count) {
     totals_add(c, ch, d);
     evict_from(c, s, e, d, now, grave);
     return;
