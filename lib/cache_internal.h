@@ -65,9 +65,10 @@ struct be_cache_entry {
  * scan. Set by a hit (only when clear), cleared by the second chance. */
 #define BE__ENTRY_REF 2u
 
-/* A load in flight; lives in its shard's list while loading, then until
- * the last participant (leader or waiter) has taken the result. done is
- * guarded by mu (waiters sleep on cond, never holding the shard's spin
+/* A load in flight; lives in its shard's list for its hash
+ * (be__cache_flight_list) while loading, then until the last
+ * participant (leader or waiter) has taken the result. done is guarded
+ * by mu (waiters sleep on cond, never holding the shard's spin
  * lock); every other field by the shard lock. */
 typedef struct be__cache_flight {
   struct be__cache_flight *next;
