@@ -116,6 +116,7 @@ static void pool_free_parts(be_pool *p) {
   be__free(p->scratch_leaks);
   be__free(p->scratch_conns);
   be__free(p->idle);
+  for (int32_t i = 0; p->slots && i < p->max_conns; i++) be__free(p->slots[i].base_ud);
   be__free_lines(p->slots);
   be__free(p->dsn);
   be__free(p->name);

@@ -430,8 +430,7 @@ static void log_release_issue(be_pool *p, const char *msg, const char *file, int
  * connection is closed instead. */
 static int restore_observers(be_pool *p, slot *s, be_conn *c) {
   int32_t n = be__conn_observer_count(c), k = 0;
-  while (k < s->base_obs && k < n && (k >= BE__POOL_BASE_UDS || be__conn_observer_ud(c, k) == s->base_ud[k]))
-    k++;
+  while (k < s->base_obs && k < n && be__conn_observer_ud(c, k) == s->base_ud[k]) k++;
   if (k == s->base_obs && n > k) {
     int32_t gone = be__conn_observers_truncate(c, k);
     log_release_issue(p,
@@ -442,8 +441,8 @@ static int restore_observers(be_pool *p, slot *s, be_conn *c) {
     int32_t gone = be__conn_observers_truncate(c, k);
     log_release_issue(p, "pool connection released without the pool's own observers; attached again",
                       s->file, s->line, gone);
-    if (be__pool_attach_observers(p, c, NULL) != BE_OK) return 1;
-    be__pool_note_observers(s, c);
+    if (be__pool_attach_observers(p, c, NULL) != BE_OK || be__pool_note_observers(s, c) != BE_OK)
+      return 1;
   }
   s->obs_gen = be__conn_observers_gen(c);
   return 0;

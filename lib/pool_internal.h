@@ -119,8 +119,6 @@ enum { BE__GRANT_NONE,
        BE__GRANT_CLOSED,
        BE__GRANT_TIMEOUT };
 
-#define BE__POOL_BASE_UDS 8
-
 /* Each slot on cache lines of its own (the array is be__calloc_lines
  * memory): threads working their parked slots without the lock write no
  * line another one writes. */
@@ -141,8 +139,9 @@ typedef struct be__pool_slot {
   /* the observers a release keeps: the pool's (statement and query stats,
    * slow-query log) and any connection_init attached */
   int32_t base_obs;
-  uint64_t obs_gen;                 /* be__conn_observers_gen() when they were there alone */
-  void *base_ud[BE__POOL_BASE_UDS]; /* the first ones' be__conn_observer_ud(), in order */
+  int32_t base_cap; /* base_ud's length */
+  uint64_t obs_gen; /* be__conn_observers_gen() when they were there alone */
+  void **base_ud;   /* each one's be__conn_observer_ud(), in order; freed with the pool */
 } be__pool_slot;
 
 typedef struct be__pool_waiter {
@@ -421,8 +420,9 @@ int64_t be__pool_lifetime_end(be_pool *p, int64_t created);
  * BE_E_NOMEM. */
 int be__pool_attach_observers(be_pool *p, be_conn *c, be_error **cause);
 
-/* Note c's observers now in s as the ones a release keeps. */
-void be__pool_note_observers(be__pool_slot *s, be_conn *c);
+/* Note c's observers now in s as the ones a release keeps, every one of
+ * them. BE_OK, or BE_E_NOMEM (s's note is unchanged). */
+int be__pool_note_observers(be__pool_slot *s, be_conn *c);
 
 int be__pool_open_conn(be_pool *p, be__pool_slot *s, be_error **cause);
 /* Account for the open into reserved slot s that returned rc, stamping

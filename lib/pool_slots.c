@@ -144,7 +144,10 @@ int be__pool_open_conn(be_pool *p, slot *s, be_error **cause) {
     be_conn_close(c);
     return rc == BE_E_NOMEM ? rc : BE__POOL_SETUP_FAILED;
   }
-  be__pool_note_observers(s, c); /* with any connection_init attached */
+  if (be__pool_note_observers(s, c) != BE_OK) { /* with any connection_init attached */
+    be_conn_close(c);
+    return be__error_oom(cause);
+  }
   be__conn_set_pool_data(c, s);
   s->conn = c;
   return BE_OK;
@@ -160,11 +163,18 @@ int be__pool_attach_observers(be_pool *p, be_conn *c, be_error **cause) {
   return rc;
 }
 
-void be__pool_note_observers(slot *s, be_conn *c) {
-  s->base_obs = be__conn_observer_count(c);
-  for (int32_t i = 0; i < s->base_obs && i < BE__POOL_BASE_UDS; i++)
-    s->base_ud[i] = be__conn_observer_ud(c, i);
+int be__pool_note_observers(slot *s, be_conn *c) {
+  int32_t n = be__conn_observer_count(c);
+  if (n > s->base_cap) {
+    void **ud = be__realloc(s->base_ud, (size_t)n * sizeof *ud);
+    if (ud == NULL) return BE_E_NOMEM;
+    s->base_ud = ud;
+    s->base_cap = n;
+  }
+  s->base_obs = n;
+  for (int32_t i = 0; i < n; i++) s->base_ud[i] = be__conn_observer_ud(c, i);
   s->obs_gen = be__conn_observers_gen(c);
+  return BE_OK;
 }
 
 be_conn *be__pool_settle_open(be_pool *p, slot *s, int rc, int64_t now) {

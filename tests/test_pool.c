@@ -2303,6 +2303,50 @@ START_TEST(release_keeps_what_connection_init_attached) {
 }
 END_TEST
 
+/* A release checks every observer it keeps, however many connection_init
+ * attached (it once checked the first eight by identity): a holder that
+ * swapped the last of nine host stats for its own does not keep it for
+ * the next holder. */
+enum { HOST_STATS = 9 };
+
+static int attach_many_host_stats(be_conn *conn, void *ud, be_error **err) {
+  be_query_stats **hs = ud;
+  int rc = BE_OK;
+  for (int i = 0; rc == BE_OK && i < HOST_STATS; i++) rc = be_query_stats_attach(hs[i], conn, err);
+  return rc;
+}
+
+START_TEST(release_checks_every_kept_observer) {
+  char dsn[512];
+  char *dir = make_db(dsn, sizeof dsn);
+  be_query_stats *hs[HOST_STATS], *mine = NULL;
+  for (int i = 0; i < HOST_STATS; i++) ck_assert_int_eq(be_query_stats_new(&hs[i], NULL), BE_OK);
+  ck_assert_int_eq(be_query_stats_new(&mine, NULL), BE_OK);
+  be_pool_options o = sqlite_opts(dsn, 1, 1);
+  o.connection_init = attach_many_host_stats;
+  o.connection_init_user_data = hs;
+  be_pool *p = new_pool(&o);
+  be_conn *c;
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  int32_t base = be__conn_observer_count(c);
+  ck_assert_int_gt(base, 8 + 1);
+  be_query_stats_detach(hs[HOST_STATS - 1], c);
+  ck_assert_int_eq(be_query_stats_attach(mine, c, NULL), BE_OK);
+  ck_assert_int_eq(be__conn_observer_count(c), base);
+  be_pool_release(p, c);
+
+  ck_assert_int_eq(be_pool_acquire(&c, p, NULL), BE_OK);
+  ck_assert_int_eq(run_once(c, "SELECT 2", 0), BE_OK);
+  ck_assert_int_eq(be_query_stats_queries(mine), 0); /* not the next holder's */
+  ck_assert_int_eq(be_query_stats_queries(hs[0]), 1);
+  be_pool_release(p, c);
+  be_pool_free(p);
+  for (int i = 0; i < HOST_STATS; i++) be_query_stats_free(hs[i]);
+  be_query_stats_free(mine);
+  tu_rmdir(dir);
+}
+END_TEST
+
 /* A huge acquire timeout saturates to INT64_MAX ns: the waiter must wait,
  * not see a deadline wrapped into the past and time out at once. */
 typedef struct long_wait {
@@ -3070,6 +3114,7 @@ static Suite *pool_suite(void) {
   tcase_add_test(tc, release_detaches_scope_left_attached);
   tcase_add_test(tc, release_restores_the_pools_own_observers);
   tcase_add_test(tc, release_keeps_what_connection_init_attached);
+  tcase_add_test(tc, release_checks_every_kept_observer);
   tcase_add_test(tc, huge_acquire_timeout_waits);
   tcase_add_test(tc, conn_lost_on_reset_is_replaced);
   tcase_add_test(tc, connection_init_runs_once_per_new_connection);
