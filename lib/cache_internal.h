@@ -227,6 +227,7 @@ struct be_cache {
   uint32_t left_count;
   uint64_t left_bytes;
   uint64_t reclaim_passes; /* scans for readers so far (tests) */
+  uint32_t alone_released; /* entries released with no grace period since the spares aged */
   /* Spares: blocks of reclaimed entries nobody references any more, kept
    * (at most BE__CACHE_SPARES_MAX and BE__CACHE_SPARE_BYTES, each of up
    * to BE__CACHE_SPARE_BLOCK bytes) for the next entries of the same

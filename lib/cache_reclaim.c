@@ -53,6 +53,10 @@ static int retire_entries(be_cache *c, entry *first, entry *last) {
 }
 
 void be__cache_retire_table(be_cache *c, be__cache_table *t) {
+  if (be__ebr_sole_reader()) { /* see be__cache_bury */
+    be__free(t);
+    return;
+  }
   be__spinlock_lock(&c->retire_lock);
   t->retired_epoch = be__ebr_retire_epoch();
   t->retired_next = c->retired_tables;
@@ -149,10 +153,20 @@ void be__cache_spares_drop(be_cache *c) {
   free_list(all);
 }
 
+/* A new generation of spares (retire_lock held): those kept before the
+ * last one and not taken since are returned, to be freed. */
+static entry *spares_age_locked(be_cache *c) {
+  entry *stale = NULL;
+  spares_unlink_locked(c, c->spare_gen++, &stale);
+  return stale;
+}
+
 /* Drop the table's reference of each entry of dead (linked by next);
  * handles may keep one alive. A block nobody holds any more becomes a
- * spare when it is small enough, else it is freed. */
-static void release_dead(be_cache *c, entry *dead) {
+ * spare when it is small enough, else it is freed. alone: released with
+ * no pass (release_alone), so the spares age here every
+ * BE__CACHE_RECLAIM_BATCH blocks instead of at a pass. */
+static void release_dead(be_cache *c, entry *dead, int alone) {
   entry *keep = NULL;
   while (dead) {
     entry *n = dead->next;
@@ -168,11 +182,22 @@ static void release_dead(be_cache *c, entry *dead) {
   }
   if (keep == NULL) return;
   entry *drop = NULL;
+  uint32_t n = 0;
   be__spinlock_lock(&c->retire_lock);
-  while (keep) {
+  for (; keep; n++) {
     entry *e = keep;
     keep = e->next;
     if (!spare_put_locked(c, e)) {
+      e->next = drop;
+      drop = e;
+    }
+  }
+  if (alone && (c->alone_released += n) >= BE__CACHE_RECLAIM_BATCH) {
+    c->alone_released = 0;
+    entry *stale = spares_age_locked(c);
+    while (stale) { /* onto drop: freed below */
+      entry *e = stale;
+      stale = e->next;
       e->next = drop;
       drop = e;
     }
@@ -228,13 +253,10 @@ void be__cache_reclaim(be_cache *c, int all) {
   if (held) atomic_store_explicit(&c->retry_skip, BE__CACHE_RETRY_EVERY, memory_order_relaxed);
   mark_left(c);
   if (!all) c->reclaim_passes++;
-  /* a new generation: spares kept before the last pass and not taken
-   * since go */
-  entry *stale_spares = NULL;
-  spares_unlink_locked(c, c->spare_gen++, &stale_spares);
+  entry *stale_spares = spares_age_locked(c);
   be__spinlock_unlock(&c->retire_lock);
   free_list(stale_spares);
-  release_dead(c, dead);
+  release_dead(c, dead, 0);
   while (dead_tables) {
     be__cache_table *n = dead_tables->retired_next;
     be__free(dead_tables);
@@ -270,5 +292,12 @@ void be__cache_bury(be_cache *c, entry *grave) {
     for (entry *e = ordered; e; e = e->next)
       if (!(e->flags & BE__ENTRY_NEGATIVE))
         c->on_evict(e->data, e->klen, e->data + e->klen, e->vlen, e->flags >> 4, c->evict_ud);
+  if (be__ebr_sole_reader()) {
+    /* No other thread reads without a lock: nobody else can hold them,
+     * so they need no grace period, scan or membarrier. */
+    release_dead(c, ordered, 1);
+    if (retry_due(c)) be__cache_reclaim(c, 0); /* retired tables */
+    return;
+  }
   if (!retire_entries(c, ordered, last) && retry_due(c)) be__cache_reclaim(c, 0);
 }

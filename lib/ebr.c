@@ -30,9 +30,12 @@ static int membarrier(int cmd) { return (int)syscall(__NR_membarrier, cmd, 0, 0)
 
 static __thread int slot_released; /* this thread is exiting: no slot any more */
 
+_Atomic uint32_t be__ebr_live;
+
 static void give_back(be__ebr_reader *r) {
   pthread_mutex_lock(&registry_mu);
   r->in_use = 0;
+  atomic_fetch_sub_explicit(&be__ebr_live, 1, memory_order_release); /* its reads are over */
   pthread_mutex_unlock(&registry_mu);
 }
 
@@ -59,6 +62,7 @@ static void fork_child(void) {
     atomic_store_explicit(&r->active, 0, memory_order_relaxed);
     r->in_use = 0;
   }
+  atomic_store_explicit(&be__ebr_live, be__ebr_self_tls ? 1 : 0, memory_order_relaxed);
   pthread_mutex_unlock(&registry_mu);
 }
 
@@ -103,6 +107,10 @@ be__ebr_reader *be__ebr_register(void) {
     atomic_store_explicit(&registry, r, memory_order_release);
   }
   r->in_use = 1;
+  /* acq_rel, for be__ebr_sole_reader(): either a writer's check reads
+   * this count, or this thread's loads of shared data see what that
+   * writer unlinked before its check */
+  atomic_fetch_add_explicit(&be__ebr_live, 1, memory_order_acq_rel);
   pthread_mutex_unlock(&registry_mu);
   if (pthread_setspecific(exit_key, r) != 0) {
     give_back(r);

@@ -20,6 +20,7 @@
 #define BE_LIB_EBR_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct be__ebr_reader {
@@ -53,6 +54,25 @@ static inline void be__ebr_enter(be__ebr_reader *r) {
 
 static inline void be__ebr_exit(be__ebr_reader *r) {
   atomic_store_explicit(&r->active, 0, memory_order_release);
+}
+
+extern _Atomic uint32_t be__ebr_live; /* reader slots in use */
+
+/* 1 when no thread but the caller holds a reader slot: nobody else can
+ * be inside a read section or enter one and still find what the caller
+ * unlinked before this call, which may then be freed at once (a
+ * single-threaded host's removals skip the grace period). The common
+ * answer, 0 with other readers, costs one load. */
+static inline int be__ebr_sole_reader(void) {
+  uint32_t n = atomic_load_explicit(&be__ebr_live, memory_order_relaxed);
+  if (n > 1 || (n == 1 && be__ebr_self_tls == NULL)) return 0;
+  /* A read-modify-write, like a registration's: the two are ordered. If
+   * this one comes first, the registration's acquire sees the unlinks
+   * before it, and so do the new reader's loads; else this reads its
+   * count. A slot given back (a release) was read in before. (A fence and
+   * a load cost a miss into a full cache 0.4 % of its time here.) */
+  n = atomic_fetch_add_explicit(&be__ebr_live, 0, memory_order_acq_rel);
+  return n == 0 || (n == 1 && be__ebr_self_tls != NULL);
 }
 
 /* Tests only, before any reader registers: behave as if membarrier were
