@@ -164,9 +164,11 @@ static entry *spares_age_locked(be_cache *c) {
 /* Drop the table's reference of each entry of dead (linked by next);
  * handles may keep one alive. A block nobody holds any more becomes a
  * spare when it is small enough, else it is freed. alone: released with
- * no pass (release_alone), so the spares age here every
- * BE__CACHE_RECLAIM_BATCH blocks instead of at a pass. */
-static void release_dead(be_cache *c, entry *dead, int alone) {
+ * no grace period (be__cache_bury), so the spares age here every
+ * BE__CACHE_RECLAIM_BATCH blocks instead of at a pass; returns 1 when
+ * entries retired before (while another thread read) still wait, which
+ * no batch will now come to free. */
+static int release_dead(be_cache *c, entry *dead, int alone) {
   entry *keep = NULL;
   while (dead) {
     entry *n = dead->next;
@@ -180,10 +182,11 @@ static void release_dead(be_cache *c, entry *dead, int alone) {
     }
     dead = n;
   }
-  if (keep == NULL) return;
+  if (keep == NULL) return 0;
   entry *drop = NULL;
   uint32_t n = 0;
   be__spinlock_lock(&c->retire_lock);
+  int waiting = alone && c->retired_head != NULL;
   for (; keep; n++) {
     entry *e = keep;
     keep = e->next;
@@ -204,6 +207,7 @@ static void release_dead(be_cache *c, entry *dead, int alone) {
   }
   be__spinlock_unlock(&c->retire_lock);
   free_list(drop);
+  return waiting;
 }
 
 /* ---- reclamation ---- */
@@ -295,8 +299,7 @@ void be__cache_bury(be_cache *c, entry *grave) {
   if (be__ebr_sole_reader()) {
     /* No other thread reads without a lock: nobody else can hold them,
      * so they need no grace period, scan or membarrier. */
-    release_dead(c, ordered, 1);
-    if (retry_due(c)) be__cache_reclaim(c, 0); /* retired tables */
+    if (release_dead(c, ordered, 1) || retry_due(c)) be__cache_reclaim(c, 0); /* retired before */
     return;
   }
   if (!retire_entries(c, ordered, last) && retry_due(c)) be__cache_reclaim(c, 0);
