@@ -94,7 +94,6 @@ typedef struct be__cache_flight {
   int fill; /* a conditional fill (cache_fill.c): nobody joins it */
 } be__cache_flight;
 
-
 #define BE__CACHE_FLIGHT_LISTS 32 /* lists of flights per shard */
 
 /* A shard's hash table. mask and slots travel together so a lock-free

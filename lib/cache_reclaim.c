@@ -183,7 +183,7 @@ static int release_dead(be_cache *c, entry *dead, int alone) {
     dead = n;
   }
   if (keep == NULL) return 0;
-  entry *drop = NULL;
+  entry *drop = NULL, *stale = NULL;
   uint32_t n = 0;
   be__spinlock_lock(&c->retire_lock);
   int waiting = alone && c->retired_head != NULL;
@@ -197,16 +197,11 @@ static int release_dead(be_cache *c, entry *dead, int alone) {
   }
   if (alone && (c->alone_released += n) >= BE__CACHE_RECLAIM_BATCH) {
     c->alone_released = 0;
-    entry *stale = spares_age_locked(c);
-    while (stale) { /* onto drop: freed below */
-      entry *e = stale;
-      stale = e->next;
-      e->next = drop;
-      drop = e;
-    }
+    stale = spares_age_locked(c);
   }
   be__spinlock_unlock(&c->retire_lock);
   free_list(drop);
+  free_list(stale);
   return waiting;
 }
 

@@ -61,15 +61,19 @@ static void totals_sub(be_cache *c, uint64_t n, uint64_t bytes) {
     atomic_fetch_sub_explicit(&c->total_bytes, bytes, memory_order_relaxed);
 }
 
+/* Add n bytes to total_bytes (bounded); the byte debt is what they took
+ * past the bound, at most n. */
+static void bytes_add(be_cache *c, uint64_t n, be__cache_debt *d) {
+  uint64_t after = atomic_fetch_add_explicit(&c->total_bytes, n, memory_order_relaxed) + n;
+  if (after > c->max_bytes) d->bytes = after - c->max_bytes < n ? after - c->max_bytes : n;
+}
+
 /* Count a linked entry of charge ch; its debt is what it took past the bounds. */
 static void totals_add(be_cache *c, uint64_t ch, be__cache_debt *d) {
   d->count = d->bytes = 0;
   if (c->max_count != UINT64_MAX)
     d->count = atomic_fetch_add_explicit(&c->total_count, 1, memory_order_relaxed) >= c->max_count;
-  if (c->max_bytes != UINT64_MAX) {
-    uint64_t after = atomic_fetch_add_explicit(&c->total_bytes, ch, memory_order_relaxed) + ch;
-    if (after > c->max_bytes) d->bytes = after - c->max_bytes < ch ? after - c->max_bytes : ch;
-  }
+  if (c->max_bytes != UINT64_MAX) bytes_add(c, ch, d);
 }
 
 /* 1 while d is owed: a part of it is unpaid and its total is still over. */
@@ -263,9 +267,7 @@ static void count_in(be_cache *c, be__cache_shard *s, entry *e, be__cache_debt *
     atomic_fetch_sub_explicit(&c->total_bytes, vch - ch, memory_order_relaxed);
     return;
   }
-  uint64_t after = atomic_fetch_add_explicit(&c->total_bytes, ch - vch, memory_order_relaxed) +
-                   (ch - vch);
-  if (after > c->max_bytes) d->bytes = after - c->max_bytes < ch - vch ? after - c->max_bytes : ch - vch;
+  bytes_add(c, ch - vch, d);
   evict_from(c, s, e, d, now, grave);
 }
 

@@ -480,8 +480,8 @@ static int from_db(be_user_list *l, be_app *app, const misses *m, be_error **err
   }
   const be_rows *rows = be_batch_result_rows(res);
   /* every fill ends, stored or not; the last begun first, so each is found
-   * at the head of its shard's list (oldest first walked it whole: 10,000
-   * ids took 39 ms in fills alone) */
+   * at the head of its list of flights (oldest first walked the list
+   * whole) */
   for (size_t k = m->n; k-- > 0;) {
     size_t first = 0;
     int found = rc == BE_OK && be_batch_result_find_int64(res, m->ids[k], &first) != 0;
