@@ -1256,30 +1256,33 @@ static void row_get(env *e, const run_cfg *base, int max_threads, int64_t floor_
  * threads share a pool of max_conns 2 with the default usage alert (80 %,
  * so at 2), where the two connections out always reach the alert level
  * and every acquire and release takes the pool's mutex (pool_internal.h:
- * parking stops while an alert may be due). */
+ * parking stops while an alert may be due). pool_held: pools like
+ * pool_each_thread's, each thread acquiring its connection once and
+ * keeping it (what the release and acquire between two gets cost). */
 enum { V_RAW,
        V_POOL,
        V_POOL_EACH,
        V_POOL_SIZED,
+       V_POOL_HELD,
        V_CONN,
        V_CONN_STATS_EACH,
        V_CONN_STATS_SHARED,
        NVARIANTS };
 static const char *const VARIANT[NVARIANTS] = {
-  "raw", "pool_shared", "pool_each_thread", "pool_sized_to_threads", "conn_no_stats", "conn_stats_each_thread",
+  "raw", "pool_shared", "pool_each_thread", "pool_sized_to_threads", "pool_held", "conn_no_stats", "conn_stats_each_thread",
   "conn_stats_shared"};
 
 typedef struct contention {
   get_ctx g[NVARIANTS][2];
-  be_pool *pools[3];            /* one per thread, then one both share */
-  be_stmt_stats *stmt_stats[3]; /* each pool's: the app's pool has one too */
+  be_pool *pools[5];            /* one per thread, one both share, one per thread held */
+  be_stmt_stats *stmt_stats[5]; /* each pool's: the app's pool has one too */
   be_query_stats *own[2], *shared;
 } contention;
 
 static void contention_init(contention *k, env *e) {
   be_error *err = NULL;
   int rc = be_query_stats_new(&k->shared, &err);
-  for (int i = 0; rc == BE_OK && i < 3; i++) {
+  for (int i = 0; rc == BE_OK && i < 5; i++) {
     be_pool_options po = BE_POOL_OPTIONS_INIT;
     po.driver = be_sqlite_driver();
     po.dsn = e->path;
@@ -1296,6 +1299,7 @@ static void contention_init(contention *k, env *e) {
       get_init(g, e, 0x1234567ull + (uint64_t)i * 7919);
       if (v == V_POOL_EACH) g->pool = k->pools[i];
       if (v == V_POOL_SIZED) g->pool = k->pools[2];
+      if (v == V_POOL_HELD) rc = be_pool_acquire(&g->conn, k->pools[3 + i], &err);
       if (v >= V_CONN) rc = be_conn_open(&g->conn, be_sqlite_driver(), e->path, &err);
       if (rc == BE_OK && v == V_CONN_STATS_EACH) rc = be_query_stats_attach(k->own[i], g->conn, &err);
       if (rc == BE_OK && v == V_CONN_STATS_SHARED) rc = be_query_stats_attach(k->shared, g->conn, &err);
@@ -1304,9 +1308,13 @@ static void contention_init(contention *k, env *e) {
 }
 
 static void contention_fini(contention *k) {
+  for (int i = 0; i < 2; i++) {
+    be_pool_release(k->pools[3 + i], k->g[V_POOL_HELD][i].conn);
+    k->g[V_POOL_HELD][i].conn = NULL;
+  }
   for (int v = 0; v < NVARIANTS; v++)
     for (int i = 0; i < 2; i++) get_fini(&k->g[v][i]);
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 5; i++) {
     be_pool_free(k->pools[i]);
     be_stmt_stats_free(k->stmt_stats[i]);
   }
@@ -1546,7 +1554,7 @@ static void usage(FILE *f) {
           "  --side lib|raw     the side --profile runs [lib]; static: bulk with\n"
           "                     be_stmt_bind_text_static; for --profile contention\n"
           "                     a variant: raw, pool_shared, pool_each_thread,\n"
-          "                     pool_sized_to_threads, conn_no_stats,\n"
+          "                     pool_sized_to_threads, pool_held, conn_no_stats,\n"
           "                     conn_stats_each_thread,\n"
           "                     conn_stats_shared (--ops gets on each of 2 threads)\n"
           "  --ops N            operations --profile runs [1000]\n"
