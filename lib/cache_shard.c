@@ -435,8 +435,8 @@ int be_cache_delete(be_cache *c, const void *key, size_t klen, be_error **err) {
  * load in flight stale, a fresh small table. Returns the old table to
  * retire once unlocked (readers may be in it), or NULL. */
 static be__cache_table *clear_shard(be_cache *c, be__cache_shard *s, entry **grave) {
-  for (size_t i = 0; i < BE__CACHE_FLIGHT_LISTS; i++)
-    for (be__cache_flight *f = s->flights[i]; f; f = f->next) f->stale |= BE__FLIGHT_WRITTEN;
+  /* every key starts with the empty prefix */
+  if (s->nflights) be__cache_flights_stale_locked(s, 0, "", 0, 1, BE__FLIGHT_WRITTEN);
   entry *list = s->head;
   uint64_t n = s->count;
   s->head = s->tail = NULL;
