@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Summarise several bench_hotpath runs: per row, thread count and size,
+the ratio of every run, how many runs met the row's target, and the
+median over the runs; then every size check that failed. One run cannot
+tell a ratio from its target when they are closer than the noise floor
+(get_by_id_raw_vs_raw), so the issue's verdict is over runs.
+
+usage: hotpath_summary.py [--json] FILE...   (- reads standard input)
+
+A run is the lines of one bench_hotpath invocation: lines tagged with
+"run" (as the files under results/ are) are grouped by file and tag;
+untagged lines start a new run wherever a row, size and thread count
+comes round again. Lines marked "diagnostic" and lines of other benches
+or of hotpath_callgrind.sh are skipped.
+
+Exit status: 0 every targeted row and size check met in every run, 1 some
+did not, 2 bad usage or no bench_hotpath line at all.
+"""
+import json
+import signal
+import statistics
+import sys
+
+
+class BadInput(Exception):
+    """A line that is not JSON or not a result (exit status 2)."""
+
+
+def bench_lines(name, stream):
+    """(line number, record) of each bench_hotpath result in stream."""
+    for no, text in enumerate(stream, 1):
+        text = text.strip()
+        if not text:
+            continue
+        try:
+            rec = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BadInput("%s:%d: not JSON (%s)" % (name, no, e.msg)) from e
+        if not isinstance(rec, dict) or rec.get("bench") != "hotpath" or rec.get("diagnostic"):
+            continue
+        if ("row" in rec) == ("size_check" in rec) or \
+                not isinstance(rec.get("ratio"), (int, float)):
+            raise BadInput("%s:%d: a bench_hotpath line needs \"row\" or \"size_check\", "
+                           "and a number \"ratio\"" % (name, no))
+        yield rec
+
+
+def key_of(rec):
+    kind = "size_check" if "size_check" in rec else "row"
+    return (kind, rec[kind], rec.get("threads", 1), rec.get("users", 0))
+
+
+def read_runs(paths):
+    """List of runs, each a dict key -> record, in the order read."""
+    runs, where = [], {}
+    for path in paths:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        with stream:
+            current, untagged = None, None
+            for rec in bench_lines(path, stream):
+                tag = rec.get("run")
+                if tag is not None:
+                    current = where.get((path, tag))
+                    if current is None:
+                        current = where[(path, tag)] = {}
+                        runs.append(current)
+                elif untagged is None or key_of(rec) in untagged:
+                    untagged = current = {}
+                    runs.append(current)
+                current[key_of(rec)] = rec
+    return runs
+
+
+def summarise(runs):
+    """One entry per row / size check, in first-seen order."""
+    order, table = [], {}
+    for i, run in enumerate(runs):
+        for key, rec in run.items():
+            if key not in table:
+                order.append(key)
+                table[key] = {"target": rec.get("target_min"), "runs": {}}
+            table[key]["runs"][i] = rec
+    out = []
+    for key in order:
+        recs = list(table[key]["runs"].values())
+        ratios = [r["ratio"] for r in recs]
+        judged = [r for r in recs if r.get("met") is not None]
+        out.append({
+            "kind": key[0], "row": key[1], "threads": key[2], "users": key[3],
+            "target_min": table[key]["target"],
+            "ratios": ratios, "met": [r.get("met") for r in recs],
+            "runs": len(recs), "runs_met": sum(1 for r in judged if r["met"]),
+            "runs_judged": len(judged), "median": round(statistics.median(ratios), 3),
+        })
+    return out
+
+
+def mark(ratio, met):
+    return "%.3f%s" % (ratio, {True: "*", False: "!", None: ""}[met])
+
+
+def print_table(entries, nruns):
+    print("%d runs; * met, ! not met, (k/n) runs that met the target" % nruns)
+    for e in entries:
+        if e["kind"] != "row":
+            continue
+        cells = " / ".join(mark(r, m) for r, m in zip(e["ratios"], e["met"]))
+        verdict = "" if e["target_min"] is None else \
+            "  (%d/%d, target %.2f)" % (e["runs_met"], e["runs_judged"], e["target_min"])
+        print("%-30s %dt %8d  median %.3f  %s%s"
+              % (e["row"], e["threads"], e["users"], e["median"], cells, verdict))
+    for e in entries:
+        if e["kind"] == "size_check" and e["runs_met"] < e["runs_judged"]:
+            print("size check %s %dt at %d users failed in %d of %d runs: %s"
+                  % (e["row"], e["threads"], e["users"], e["runs_judged"] - e["runs_met"],
+                     e["runs_judged"], " / ".join("%.3f" % r for r in e["ratios"])))
+
+
+def main(argv):
+    args = argv[1:]
+    as_json = "--json" in args
+    paths = [a for a in args if a != "--json"]
+    if not paths or any(a.startswith("--") for a in paths) or "-h" in paths:
+        sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
+        return 2
+    try:
+        runs = read_runs(paths)
+    except OSError as e:
+        sys.stderr.write("hotpath_summary: %s: %s\n" % (e.filename, e.strerror))
+        return 2
+    except BadInput as e:
+        sys.stderr.write("hotpath_summary: %s\n" % e)
+        return 2
+    if not runs:
+        sys.stderr.write("hotpath_summary: no bench_hotpath line in %s\n" % " ".join(paths))
+        return 2
+    entries = summarise(runs)
+    if as_json:
+        for e in entries:
+            print(json.dumps(e))
+    else:
+        print_table(entries, len(runs))
+    return 0 if all(e["runs_met"] == e["runs_judged"] for e in entries) else 1
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # | head: stop quietly
+    sys.exit(main(sys.argv))
