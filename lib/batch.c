@@ -44,17 +44,40 @@ int32_t be_batch_default_strategy(const be_driver *driver) {
   return BE_BATCH_IN_LIST;
 }
 
+/* Whether name (n bytes) is one of count words, in any case. */
+static int word_in(const char *const *words, size_t count, const char *name, size_t n) {
+  for (size_t i = 0; i < count; i++)
+    if (strlen(words[i]) == n && strncasecmp(name, words[i], n) == 0) return 1;
+  return 0;
+}
+
 /* Words SQLite and PostgreSQL both read as a value where a column name
  * may stand: unquoted (names are never quoted, see batch.h), a "column"
  * NULL loads NULLs and a key column CURRENT_DATE matches no key, silently.
- * (PostgreSQL also reads USER, CURRENT_USER and a few more as values;
- * SQLite takes them as names, and a column "user" is common there.) */
+ * They are refused. */
 static int value_keyword(const char *name, size_t n) {
   static const char *const words[] = {"NULL", "TRUE", "FALSE",
                                       "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP"};
-  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-    if (strlen(words[i]) == n && strncasecmp(name, words[i], n) == 0) return 1;
-  return 0;
+  return word_in(words, sizeof words / sizeof words[0], name, n);
+}
+
+/* Words PostgreSQL reads as a value where a column name may stand and
+ * SQLite as a name (a column "user" is common). Written qualified by the
+ * table, table.user, both read the column. */
+static int pg_value_word(const char *name, size_t n) {
+  static const char *const words[] = {"USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER",
+                                      "CURRENT_ROLE", "CURRENT_CATALOG", "CURRENT_SCHEMA",
+                                      "LOCALTIME", "LOCALTIMESTAMP"};
+  return word_in(words, sizeof words / sizeof words[0], name, n);
+}
+
+/* Column name (n bytes) of o's table into b, qualified when needed. */
+static void put_column(be__buf *b, const be_batch_options *o, const char *name, size_t n) {
+  if (pg_value_word(name, n)) {
+    be__buf_puts(b, o->table);
+    be__buf_append(b, ".", 1);
+  }
+  be__buf_append(b, name, n);
 }
 
 /* A table name, or with column set a column name (no value keyword). */
@@ -126,10 +149,10 @@ int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
 static void sql_head(be__buf *b, const be_batch_options *o) {
   be__buf_puts(b, "SELECT ");
   for (size_t i = 0; i < o->column_count; i++) {
-    be__buf_puts(b, o->columns[i]);
+    put_column(b, o, o->columns[i], strlen(o->columns[i]));
     be__buf_puts(b, ", ");
   }
-  be__buf_puts(b, o->key_column);
+  put_column(b, o, o->key_column, strlen(o->key_column));
   be__buf_puts(b, " FROM ");
   be__buf_puts(b, o->table);
   be__buf_puts(b, " WHERE ");
@@ -138,7 +161,7 @@ static void sql_head(be__buf *b, const be_batch_options *o) {
     be__buf_puts(b, o->where);
     be__buf_puts(b, ") AND ");
   }
-  be__buf_puts(b, o->key_column);
+  put_column(b, o, o->key_column, strlen(o->key_column));
 }
 
 static void sql_tail(be__buf *b, const be_batch_options *o) {
@@ -148,7 +171,7 @@ static void sql_tail(be__buf *b, const be_batch_options *o) {
     const char *dir;
     check_order_term(o->order_by[i], "", &n, &dir, NULL);
     be__buf_puts(b, i ? ", " : " ORDER BY ");
-    be__buf_append(b, o->order_by[i], n);
+    put_column(b, o, o->order_by[i], n);
     be__buf_puts(b, dir);
   }
 }

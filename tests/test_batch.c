@@ -543,6 +543,44 @@ START_TEST(batch_rejects_value_keywords_as_names) {
 }
 END_TEST
 
+/* PostgreSQL reads USER, CURRENT_USER, SESSION_USER and LOCALTIMESTAMP
+ * as values where a column may stand: such a column loaded the session's
+ * user name or the clock, and a key column "user" matched the keys
+ * against the user name (no rows). Written qualified by the table, both
+ * databases read the columns; with ? and $N key lists and the one-parameter
+ * strategy. */
+START_TEST(batch_names_postgres_reads_as_values_stay_columns) {
+  be_conn *c = open_conn();
+  exec_ok(c, "CREATE TABLE acct(id INTEGER PRIMARY KEY, \"user\" TEXT, \"current_user\" TEXT, "
+             "\"session_user\" TEXT, \"localtimestamp\" TEXT)");
+  exec_ok(c, "INSERT INTO acct VALUES (1, 'ann', 'cu1', 'su1', 'lt1'), (2, 'bob', 'cu2', 'su2', "
+             "'lt2'), (3, 'ann', 'cu3', 'su3', 'lt3')");
+  const char *cols[] = {"id", "Current_User", "SESSION_USER", "localtimestamp"};
+  const char *ord[] = {"current_user DESC"}, *keys[] = {"ann", "bob", "nobody"};
+  be_batch_options o = opts_of("acct", cols, 4, "USER", ord, 1);
+  const int32_t strategies[] = {BE_BATCH_IN_LIST, one_param_strategy()};
+  for (int i = 0; i < 2; i++) {
+    o.strategy = strategies[i];
+    be_batch_result *r = NULL;
+    be_error *e = NULL;
+    ck_assert_msg(be_batch_load_text(&r, c, &o, keys, NULL, 3, &e) == BE_OK, "%s", be_error_message(e));
+    const be_rows *rows = be_batch_result_rows(r);
+    size_t first = 0;
+    ck_assert_uint_eq(be_rows_count(rows), 3);
+    ck_assert_uint_eq(be_batch_result_find_text(r, "ann", BE_NUL_TERMINATED, &first), 2);
+    ck_assert_int_eq(be_rows_int64(rows, first, 0), 3); /* current_user DESC: cu3 first */
+    ck_assert_str_eq(be_rows_text(rows, first, 1, NULL), "cu3");
+    ck_assert_str_eq(be_rows_text(rows, first, 2, NULL), "su3");
+    ck_assert_str_eq(be_rows_text(rows, first + 1, 3, NULL), "lt1");
+    ck_assert_uint_eq(be_batch_result_find_text(r, "bob", BE_NUL_TERMINATED, &first), 1);
+    ck_assert_str_eq(be_rows_text(rows, first, 1, NULL), "cu2");
+    ck_assert_uint_eq(be_batch_result_find_text(r, "nobody", BE_NUL_TERMINATED, &first), 0);
+    be_batch_result_free(r);
+  }
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(batch_rejects_injection_in_names) {
   be_conn *c = open_conn();
   const char *cols[] = {"id", "title", "title FROM users --"};
@@ -935,6 +973,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, batch_where_placeholders_need_their_values);
   tcase_add_test(tc, batch_rejects_injection_in_names);
   tcase_add_test(tc, batch_rejects_value_keywords_as_names);
+  tcase_add_test(tc, batch_names_postgres_reads_as_values_stay_columns);
   tcase_add_test(tc, batch_one_to_one_and_empty);
   tcase_add_test(tc, batch_dead_connection);
   tcase_add_test(tc, batch_100k_keys_one_statement);

@@ -29,8 +29,13 @@
  * must not be NULL, TRUE, FALSE, CURRENT_DATE, CURRENT_TIME or
  * CURRENT_TIMESTAMP in any case (the database reads them as values),
  * otherwise BE_E_VALIDATION names the offending option field ("table",
- * "columns[2]", "key_column", "order_by[0]"). Rows whose key column does not equal a requested key byte
- * for byte (possible with a NOCASE collation) are left out. Keys should
+ * "columns[2]", "key_column", "order_by[0]"). A column, key or ORDER BY
+ * name that PostgreSQL reads as a value (USER, CURRENT_USER,
+ * SESSION_USER, SYSTEM_USER, CURRENT_ROLE, CURRENT_CATALOG,
+ * CURRENT_SCHEMA, LOCALTIME, LOCALTIMESTAMP) is written qualified by the
+ * table (acct.user), which every database reads as the column. Rows whose
+ * key column does not equal a requested key byte for byte (possible with
+ * a NOCASE collation) are left out. Keys should
  * have the key column's type: with BE_BATCH_IN_LIST SQLite gives each
  * bound key the column's affinity (key 5 finds '5' in a TEXT column), with
  * BE_BATCH_JSON_EACH it compares them as they are (key 5 does not).
