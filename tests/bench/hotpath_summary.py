@@ -9,7 +9,8 @@ tell a ratio from its target when they are closer than the noise floor
 usage: hotpath_summary.py [--json] FILE...   (- reads standard input)
 
 A run is the lines of one bench_hotpath invocation: lines tagged with
-"run" (as the files under results/ are) are grouped by file and tag;
+"run" (as the files under results/ are) are grouped by file, tag and
+"commit";
 untagged lines start a new run wherever a row, size and thread count
 comes round again. Lines marked "diagnostic" and lines of other benches
 or of hotpath_callgrind.sh are skipped.
@@ -61,9 +62,10 @@ def read_runs(paths):
             for rec in bench_lines(path, stream):
                 tag = rec.get("run")
                 if tag is not None:
-                    current = where.get((path, tag))
+                    run_id = (path, tag, rec.get("commit"))  # files reuse tags across commits
+                    current = where.get(run_id)
                     if current is None:
-                        current = where[(path, tag)] = {}
+                        current = where[run_id] = {}
                         runs.append(current)
                 elif untagged is None or key_of(rec) in untagged:
                     untagged = current = {}

@@ -119,6 +119,10 @@ def test_runs_of_two_files_with_the_same_tags_stay_apart():
     p, _ = run(a, b)
     check(p.stdout.startswith("3 runs;"), "a run's rows are one run:\n" + p.stdout)
     check("0.930* / 0.940* / 0.950*" in p.stdout, "runs in the order read:\n" + p.stdout)
+    c = [row("cache_get", 0.95, run=1, commit="aaa"), row("cache_get", 0.50, run=1, commit="bbb")]
+    p, _ = run(c)
+    check(p.returncode == 1 and p.stdout.startswith("2 runs;"),
+          "a tag reused by another commit is another run:\n" + p.stdout)
 
 
 def test_diagnostic_lines_and_other_benches_skipped():
