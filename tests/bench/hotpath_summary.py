@@ -29,7 +29,7 @@ class BadInput(Exception):
 
 
 def bench_lines(name, stream):
-    """(line number, record) of each bench_hotpath result in stream."""
+    """Each bench_hotpath result in stream (name: for messages)."""
     for no, text in enumerate(stream, 1):
         text = text.strip()
         if not text:
@@ -76,21 +76,17 @@ def read_runs(paths):
 
 def summarise(runs):
     """One entry per row / size check, in first-seen order."""
-    order, table = [], {}
-    for i, run in enumerate(runs):
+    table = {}  # key -> its records, run by run (dicts keep insertion order)
+    for run in runs:
         for key, rec in run.items():
-            if key not in table:
-                order.append(key)
-                table[key] = {"target": rec.get("target_min"), "runs": {}}
-            table[key]["runs"][i] = rec
+            table.setdefault(key, []).append(rec)
     out = []
-    for key in order:
-        recs = list(table[key]["runs"].values())
+    for key, recs in table.items():
         ratios = [r["ratio"] for r in recs]
         judged = [r for r in recs if r.get("met") is not None]
         out.append({
             "kind": key[0], "row": key[1], "threads": key[2], "users": key[3],
-            "target_min": table[key]["target"],
+            "target_min": recs[0].get("target_min"),
             "ratios": ratios, "met": [r.get("met") for r in recs],
             "runs": len(recs), "runs_met": sum(1 for r in judged if r["met"]),
             "runs_judged": len(judged), "median": round(statistics.median(ratios), 3),
