@@ -62,8 +62,11 @@ static int value_keyword(const char *name, size_t n) {
 }
 
 /* Words PostgreSQL reads as a value where a column name may stand and
- * SQLite as a name (a column "user" is common). Written qualified by the
- * table, table.user, both read the column. */
+ * SQLite as a name (a column "user" is common). On a driver with $N
+ * placeholders (PostgreSQL) they are written qualified by the table,
+ * table.user, which reads the column. Not on SQLite: it reads them as
+ * names already and would refuse a table named cast or raise before a
+ * dot. */
 static int pg_value_word(const char *name, size_t n) {
   static const char *const words[] = {"USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER",
                                       "CURRENT_ROLE", "CURRENT_CATALOG", "CURRENT_SCHEMA",
@@ -71,9 +74,10 @@ static int pg_value_word(const char *name, size_t n) {
   return word_in(words, sizeof words / sizeof words[0], name, n);
 }
 
-/* Column name (n bytes) of o's table into b, qualified when needed. */
-static void put_column(be__buf *b, const be_batch_options *o, const char *name, size_t n) {
-  if (pg_value_word(name, n)) {
+/* Column name (n bytes) of o's table into b, qualified when pg is set
+ * and the name needs it. */
+static void put_column(be__buf *b, const be_batch_options *o, int pg, const char *name, size_t n) {
+  if (pg && pg_value_word(name, n)) {
     be__buf_puts(b, o->table);
     be__buf_append(b, ".", 1);
   }
@@ -146,13 +150,13 @@ int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
 }
 
 /* The SQL up to the key list: SELECT ... WHERE [(where) AND ]key */
-static void sql_head(be__buf *b, const be_batch_options *o) {
+static void sql_head(be__buf *b, const be_batch_options *o, int pg) {
   be__buf_puts(b, "SELECT ");
   for (size_t i = 0; i < o->column_count; i++) {
-    put_column(b, o, o->columns[i], strlen(o->columns[i]));
+    put_column(b, o, pg, o->columns[i], strlen(o->columns[i]));
     be__buf_puts(b, ", ");
   }
-  put_column(b, o, o->key_column, strlen(o->key_column));
+  put_column(b, o, pg, o->key_column, strlen(o->key_column));
   be__buf_puts(b, " FROM ");
   be__buf_puts(b, o->table);
   be__buf_puts(b, " WHERE ");
@@ -161,17 +165,17 @@ static void sql_head(be__buf *b, const be_batch_options *o) {
     be__buf_puts(b, o->where);
     be__buf_puts(b, ") AND ");
   }
-  put_column(b, o, o->key_column, strlen(o->key_column));
+  put_column(b, o, pg, o->key_column, strlen(o->key_column));
 }
 
-static void sql_tail(be__buf *b, const be_batch_options *o) {
+static void sql_tail(be__buf *b, const be_batch_options *o, int pg) {
   be__buf_puts(b, ")");
   for (size_t i = 0; i < o->order_by_count; i++) {
     size_t n;
     const char *dir;
     check_order_term(o->order_by[i], "", &n, &dir, NULL);
     be__buf_puts(b, i ? ", " : " ORDER BY ");
-    put_column(b, o, o->order_by[i], n);
+    put_column(b, o, pg, o->order_by[i], n);
     be__buf_puts(b, dir);
   }
 }
@@ -336,7 +340,7 @@ static void question_marks(be__buf *b, size_t n) {
 static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_error **err) {
   be__buf b;
   be__buf_init(&b);
-  sql_head(&b, r->o);
+  sql_head(&b, r->o, r->dollar);
   if (strategy == BE_BATCH_JSON_EACH) {
     be__buf_puts(&b, " IN (SELECT value FROM json_each(");
     placeholder(&b, r->dollar, r->nwhere + 1);
@@ -352,7 +356,7 @@ static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_erro
       placeholder(&b, 1, r->nwhere + 1 + (int32_t)s);
     }
   }
-  sql_tail(&b, r->o);
+  sql_tail(&b, r->o, r->dollar);
   return be__buf_detach(&b, out, NULL) == BE_OK ? BE_OK : be__error_oom(err);
 }
 

@@ -549,15 +549,61 @@ END_TEST
  * against the user name (no rows). Written qualified by the table, both
  * databases read the columns; with ? and $N key lists and the one-parameter
  * strategy. */
+/* The names PostgreSQL reads as values and SQLite as names (batch.h). */
+static const char *const value_words[] = {"user", "current_user", "session_user",
+                                          "system_user", "current_role", "current_catalog",
+                                          "current_schema", "localtime", "localtimestamp"};
+#define N_VALUE_WORDS (sizeof value_words / sizeof value_words[0])
+
+/* Table `table`: id, then a text column named by each value word. Row i
+ * (1..4) has "user" ann, bob, ann, ann and <word><i> in the others. */
+static void make_value_words_table(be_conn *c, const char *table) {
+  char sql[1024];
+  int n = snprintf(sql, sizeof sql, "CREATE TABLE \"%s\"(id BIGINT PRIMARY KEY", table);
+  for (size_t w = 0; w < N_VALUE_WORDS; w++) n += snprintf(sql + n, sizeof sql - (size_t)n, ", \"%s\" TEXT", value_words[w]);
+  snprintf(sql + n, sizeof sql - (size_t)n, ")");
+  exec_ok(c, sql);
+  for (int i = 1; i <= 4; i++) {
+    n = snprintf(sql, sizeof sql, "INSERT INTO \"%s\" VALUES (%d, '%s'", table, i, i == 2 ? "bob" : "ann");
+    for (size_t w = 1; w < N_VALUE_WORDS; w++) n += snprintf(sql + n, sizeof sql - (size_t)n, ", '%s%d'", value_words[w], i);
+    snprintf(sql + n, sizeof sql - (size_t)n, ")");
+    exec_ok(c, sql);
+  }
+}
+
+/* Rows first.. of a load of id + every word but "user": the ids want[],
+ * and in each row every column holding its own name and the row's id. */
+static void check_value_word_rows(const be_rows *rows, size_t first, size_t n, const int64_t *want,
+                                  size_t nwant, const char *how) {
+  ck_assert_msg(n == nwant, "%s: %zu rows, want %zu", how, n, nwant);
+  for (size_t i = 0; i < n; i++) {
+    int64_t id = be_rows_int64(rows, first + i, 0);
+    ck_assert_msg(id == want[i], "%s: row %zu is id %lld", how, i, (long long)id);
+    for (size_t w = 1; w < N_VALUE_WORDS; w++) {
+      char expect[32];
+      snprintf(expect, sizeof expect, "%s%lld", value_words[w], (long long)id);
+      ck_assert_str_eq(be_rows_text(rows, first + i, (int32_t)w, NULL), expect);
+    }
+  }
+}
+
+/* Every value word as a column (in any case), the key column and the
+ * ORDER BY, with a where clause, batch loaded and through the loader. On
+ * PostgreSQL without qualified names these read the session's user,
+ * schema or clock: wrong columns, and no row matching a key. */
 START_TEST(batch_names_postgres_reads_as_values_stay_columns) {
   be_conn *c = open_conn();
-  exec_ok(c, "CREATE TABLE acct(id INTEGER PRIMARY KEY, \"user\" TEXT, \"current_user\" TEXT, "
-             "\"session_user\" TEXT, \"localtimestamp\" TEXT)");
-  exec_ok(c, "INSERT INTO acct VALUES (1, 'ann', 'cu1', 'su1', 'lt1'), (2, 'bob', 'cu2', 'su2', "
-             "'lt2'), (3, 'ann', 'cu3', 'su3', 'lt3')");
-  const char *cols[] = {"id", "Current_User", "SESSION_USER", "localtimestamp"};
+  make_value_words_table(c, "acct");
+  const char *cols[] = {"id", "Current_User", "SESSION_USER", "System_User", "current_role",
+                        "CURRENT_CATALOG", "current_schema", "LocalTime", "localtimestamp"};
   const char *ord[] = {"current_user DESC"}, *keys[] = {"ann", "bob", "nobody"};
-  be_batch_options o = opts_of("acct", cols, 4, "USER", ord, 1);
+  be_batch_options o = opts_of("acct", cols, N_VALUE_WORDS, "USER", ord, 1);
+  be_params *wp = NULL;
+  ck_assert_int_eq(be_params_new(&wp, NULL), BE_OK);
+  ck_assert_int_eq(be_params_add_int64(wp, 4, NULL), BE_OK);
+  o.where = on_pg() ? "id < $1" : "id < ?"; /* leaves ann's row 4 out */
+  o.where_params = wp;
+  static const int64_t ann[] = {3, 1}, bob[] = {2};
   const int32_t strategies[] = {BE_BATCH_IN_LIST, one_param_strategy()};
   for (int i = 0; i < 2; i++) {
     o.strategy = strategies[i];
@@ -565,16 +611,51 @@ START_TEST(batch_names_postgres_reads_as_values_stay_columns) {
     be_error *e = NULL;
     ck_assert_msg(be_batch_load_text(&r, c, &o, keys, NULL, 3, &e) == BE_OK, "%s", be_error_message(e));
     const be_rows *rows = be_batch_result_rows(r);
-    size_t first = 0;
-    ck_assert_uint_eq(be_rows_count(rows), 3);
-    ck_assert_uint_eq(be_batch_result_find_text(r, "ann", BE_NUL_TERMINATED, &first), 2);
-    ck_assert_int_eq(be_rows_int64(rows, first, 0), 3); /* current_user DESC: cu3 first */
-    ck_assert_str_eq(be_rows_text(rows, first, 1, NULL), "cu3");
-    ck_assert_str_eq(be_rows_text(rows, first, 2, NULL), "su3");
-    ck_assert_str_eq(be_rows_text(rows, first + 1, 3, NULL), "lt1");
-    ck_assert_uint_eq(be_batch_result_find_text(r, "bob", BE_NUL_TERMINATED, &first), 1);
-    ck_assert_str_eq(be_rows_text(rows, first, 1, NULL), "cu2");
+    size_t first = 0, n = be_batch_result_find_text(r, "ann", BE_NUL_TERMINATED, &first);
+    check_value_word_rows(rows, first, n, ann, 2, "batch, ann");
+    n = be_batch_result_find_text(r, "bob", BE_NUL_TERMINATED, &first);
+    check_value_word_rows(rows, first, n, bob, 1, "batch, bob");
     ck_assert_uint_eq(be_batch_result_find_text(r, "nobody", BE_NUL_TERMINATED, &first), 0);
+    be_batch_result_free(r);
+    be_loader *l = NULL;
+    ck_assert_int_eq(be_loader_new(&l, c, &o, BE_TYPE_TEXT, NULL), BE_OK);
+    for (size_t k = 0; k < 3; k++) ck_assert_int_eq(be_loader_want_text(l, keys[k], BE_NUL_TERMINATED, NULL), BE_OK);
+    ck_assert_int_eq(be_loader_get_text(&rows, &first, &n, l, "ann", BE_NUL_TERMINATED, NULL), BE_OK);
+    check_value_word_rows(rows, first, n, ann, 2, "loader, ann");
+    ck_assert_int_eq(be_loader_get_text(&rows, &first, &n, l, "bob", BE_NUL_TERMINATED, NULL), BE_OK);
+    check_value_word_rows(rows, first, n, bob, 1, "loader, bob");
+    be_loader_free(l);
+  }
+  be_params_free(wp);
+  be_conn_close(c);
+}
+END_TEST
+
+/* SQLite reads the value words as names and refuses CAST and RAISE before
+ * a dot, so there the names stay unqualified: a table with either name
+ * loads. (PostgreSQL reserves both words as table names.) */
+START_TEST(batch_value_words_from_tables_sqlite_cannot_qualify) {
+  if (on_pg()) return;
+  be_conn *c = open_conn();
+  const char *tables[] = {"cast", "RAISE"}, *keys[] = {"ann", "bob"};
+  const char *cols[] = {"id", "current_user", "LOCALTIME"}, *ord[] = {"user DESC", "id"};
+  static const int64_t ann[] = {1, 3, 4}, bob[] = {2};
+  for (int t = 0; t < 2; t++) {
+    make_value_words_table(c, tables[t]);
+    be_batch_options o = opts_of(tables[t], cols, 3, "user", ord, 2);
+    be_batch_result *r = NULL;
+    be_error *e = NULL;
+    ck_assert_msg(be_batch_load_text(&r, c, &o, keys, NULL, 2, &e) == BE_OK, "%s: %s", tables[t],
+                  be_error_message(e));
+    const be_rows *rows = be_batch_result_rows(r);
+    size_t first = 0, n = be_batch_result_find_text(r, "ann", BE_NUL_TERMINATED, &first);
+    ck_assert_uint_eq(n, 3);
+    for (size_t i = 0; i < n; i++) ck_assert_int_eq(be_rows_int64(rows, first + i, 0), ann[i]);
+    ck_assert_str_eq(be_rows_text(rows, first, 1, NULL), "current_user1");
+    ck_assert_str_eq(be_rows_text(rows, first + 2, 2, NULL), "localtime4");
+    n = be_batch_result_find_text(r, "bob", BE_NUL_TERMINATED, &first);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(be_rows_int64(rows, first, 0), bob[0]);
     be_batch_result_free(r);
   }
   be_conn_close(c);
@@ -974,6 +1055,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, batch_rejects_injection_in_names);
   tcase_add_test(tc, batch_rejects_value_keywords_as_names);
   tcase_add_test(tc, batch_names_postgres_reads_as_values_stay_columns);
+  tcase_add_test(tc, batch_value_words_from_tables_sqlite_cannot_qualify);
   tcase_add_test(tc, batch_one_to_one_and_empty);
   tcase_add_test(tc, batch_dead_connection);
   tcase_add_test(tc, batch_100k_keys_one_statement);

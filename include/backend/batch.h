@@ -33,7 +33,9 @@
  * name that PostgreSQL reads as a value (USER, CURRENT_USER,
  * SESSION_USER, SYSTEM_USER, CURRENT_ROLE, CURRENT_CATALOG,
  * CURRENT_SCHEMA, LOCALTIME, LOCALTIMESTAMP) is written qualified by the
- * table (acct.user), which every database reads as the column. Rows whose
+ * table (acct.user) on a driver with $N placeholders (PostgreSQL), which
+ * reads that as the column; SQLite reads these names as columns already,
+ * so they stay unqualified there. Rows whose
  * key column does not equal a requested key byte for byte (possible with
  * a NOCASE collation) are left out. Keys should
  * have the key column's type: with BE_BATCH_IN_LIST SQLite gives each
