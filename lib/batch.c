@@ -126,7 +126,10 @@ int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
   if (rc != BE_OK) return rc;
   if (opts->columns == NULL || opts->column_count == 0)
     return be__error_field(err, "columns", "must name at least one column");
-  if (opts->column_count > 2000) return be__error_field(err, "columns", "too many columns");
+  /* the statement reads the key column too: SQLite's limit is 2000 result columns */
+  if (opts->column_count > BE_BATCH_MAX_COLUMNS)
+    return be__error_field(err, "columns", "%zu columns, more than %d", opts->column_count,
+                           BE_BATCH_MAX_COLUMNS);
   char field[48];
   for (size_t i = 0; i < opts->column_count; i++) {
     snprintf(field, sizeof field, "columns[%zu]", i);

@@ -662,6 +662,34 @@ START_TEST(batch_value_words_from_tables_sqlite_cannot_qualify) {
 }
 END_TEST
 
+/* The statement reads the key column after the columns: SQLite's 2000
+ * result columns hold BE_BATCH_MAX_COLUMNS and no more, PostgreSQL's
+ * 1664 hold 1663. One more is BE_E_VALIDATION on "columns" before any SQL
+ * (it used to be allowed and fail to prepare on SQLite). */
+START_TEST(batch_most_columns) {
+  be_conn *c = open_conn();
+  static const char *cols[BE_BATCH_MAX_COLUMNS + 1];
+  for (size_t i = 0; i < BE_BATCH_MAX_COLUMNS + 1; i++) cols[i] = i % 2 ? "title" : "id";
+  size_t most = on_pg() ? 1663 : BE_BATCH_MAX_COLUMNS; /* odd: the last is "id" */
+  be_batch_options o = opts_of("posts", cols, most, "user_id", NULL, 0);
+  be_batch_result *r = NULL;
+  be_error *e = NULL;
+  int64_t keys[] = {1, 2};
+  ck_assert_msg(be_batch_load_int64(&r, c, &o, keys, 2, &e) == BE_OK, "%s", be_error_message(e));
+  const be_rows *rows = be_batch_result_rows(r);
+  ck_assert_int_eq(be_rows_column_count(rows), (int32_t)most);
+  ck_assert_uint_gt(be_rows_count(rows), 0);
+  for (size_t i = 0; i < be_rows_count(rows); i++) { /* the last columns are the ones named */
+    ck_assert_int_eq(be_rows_int64(rows, i, (int32_t)most - 1), be_rows_int64(rows, i, 0));
+    ck_assert_str_eq(be_rows_text(rows, i, (int32_t)most - 2, NULL), be_rows_text(rows, i, 1, NULL));
+  }
+  be_batch_result_free(r);
+  o.column_count = BE_BATCH_MAX_COLUMNS + 1;
+  expect_field(c, &o, "columns");
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(batch_rejects_injection_in_names) {
   be_conn *c = open_conn();
   const char *cols[] = {"id", "title", "title FROM users --"};
@@ -1055,6 +1083,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, batch_rejects_injection_in_names);
   tcase_add_test(tc, batch_rejects_value_keywords_as_names);
   tcase_add_test(tc, batch_names_postgres_reads_as_values_stay_columns);
+  tcase_add_test(tc, batch_most_columns);
   tcase_add_test(tc, batch_value_words_from_tables_sqlite_cannot_qualify);
   tcase_add_test(tc, batch_one_to_one_and_empty);
   tcase_add_test(tc, batch_dead_connection);

@@ -73,6 +73,11 @@ BE_BEGIN_DECLS
 /** The be_batch_options layout this header describes (its version field). */
 #define BE_BATCH_OPTIONS_VERSION 1
 
+/** The most columns a load may name: with the key column the statement
+ * reads one more, and 2000 is SQLite's default limit (PostgreSQL's is
+ * 1664 result columns, so 1663 there; more is BE_E_STORAGE from it). */
+#define BE_BATCH_MAX_COLUMNS 1999
+
 /**
  * What to load. All strings and arrays are borrowed for the call.
  * Only ever grows at the end.
@@ -81,7 +86,7 @@ typedef struct be_batch_options {
   uint32_t version;           /**< BE_BATCH_OPTIONS_VERSION */
   const char *table;          /**< required identifier */
   const char *const *columns; /**< required identifiers, column_count >= 1 */
-  size_t column_count;        /**< number of entries in columns, 1..2000 */
+  size_t column_count;        /**< number of entries in columns, 1..BE_BATCH_MAX_COLUMNS */
   const char *key_column;     /**< required identifier; the column keys match */
   /** Optional extra condition, trusted SQL text written by the programmer
    * (never user input), ANDed with the key match. Its placeholders come
