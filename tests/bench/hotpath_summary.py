@@ -10,28 +10,71 @@ usage: hotpath_summary.py [--json] FILE...   (- reads standard input)
 
 A run is the lines of one bench_hotpath invocation: lines tagged with
 "run" (as the files under results/ are) are grouped by file, tag and
-"commit";
-untagged lines start a new run wherever a row, size and thread count
+"commit"; untagged lines of a file are runs of their own, never part of
+a tagged one, and start a new run wherever a row, size and thread count
 comes round again. Lines marked "diagnostic" and lines of other benches
 or of hotpath_callgrind.sh are skipped.
 
+The verdict "met" is bench_hotpath's, not recomputed here: true or false
+on every size check and on every row with a "target_min", null on a row
+without one (a noise floor).
+
 Exit status: 0 every targeted row and size check met in every run, 1 some
-did not, 2 bad usage or no bench_hotpath line at all.
+did not, 2 bad usage, bad input (not UTF-8, not JSON, a field of the wrong
+type) or no bench_hotpath line at all.
 """
 import json
+import math
 import signal
 import statistics
 import sys
 
 
 class BadInput(Exception):
-    """A line that is not JSON or not a result (exit status 2)."""
+    """A line that is not UTF-8, not JSON or not a result (exit status 2)."""
+
+
+def is_number(v):
+    """True for a finite JSON number; true and false are not numbers."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def is_integer(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def wrong_field(rec):
+    """Why a bench_hotpath record cannot be summarised, or None if it can:
+    every field read here has the type bench_hotpath writes."""
+    if ("row" in rec) == ("size_check" in rec) or not is_number(rec.get("ratio")):
+        return "a bench_hotpath line needs \"row\" or \"size_check\", and a number \"ratio\""
+    checks = [("row", lambda v: isinstance(v, str), "a string"),
+              ("size_check", lambda v: isinstance(v, str), "a string"),
+              ("threads", is_integer, "an integer"), ("users", is_integer, "an integer"),
+              ("target_min", lambda v: v is None or is_number(v), "a number or null"),
+              ("run", lambda v: v is None or isinstance(v, str) or is_integer(v),
+               "a string, an integer or null"),
+              ("commit", lambda v: v is None or isinstance(v, str), "a string or null")]
+    for field, ok, what in checks:
+        if field in rec and not ok(rec[field]):
+            return "\"%s\" must be %s, not %s" % (field, what, json.dumps(rec[field])[:40])
+    if "size_check" in rec or rec.get("target_min") is not None:
+        if not isinstance(rec.get("met"), bool):
+            return "\"met\" must be true or false where there is a target, not %s" \
+                % json.dumps(rec.get("met"))[:40]
+    elif rec.get("met") is not None:
+        return "\"met\" must be null on a row without \"target_min\""
+    return None
 
 
 def bench_lines(name, stream):
-    """Each bench_hotpath result in stream (name: for messages)."""
-    for no, text in enumerate(stream, 1):
-        text = text.strip()
+    """Each bench_hotpath result in stream, a binary file (name: for
+    messages)."""
+    for no, raw in enumerate(stream, 1):
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            raise BadInput("%s:%d: not UTF-8 (%s)" % (name, no, e.reason)) from e
         if not text:
             continue
         try:
@@ -40,10 +83,9 @@ def bench_lines(name, stream):
             raise BadInput("%s:%d: not JSON (%s)" % (name, no, e.msg)) from e
         if not isinstance(rec, dict) or rec.get("bench") != "hotpath" or rec.get("diagnostic"):
             continue
-        if ("row" in rec) == ("size_check" in rec) or \
-                not isinstance(rec.get("ratio"), (int, float)):
-            raise BadInput("%s:%d: a bench_hotpath line needs \"row\" or \"size_check\", "
-                           "and a number \"ratio\"" % (name, no))
+        why = wrong_field(rec)
+        if why is not None:
+            raise BadInput("%s:%d: %s" % (name, no, why))
         yield rec
 
 
@@ -53,12 +95,14 @@ def key_of(rec):
 
 
 def read_runs(paths):
-    """List of runs, each a dict key -> record, in the order read."""
+    """List of runs, each a dict key -> record, in the order read. The
+    untagged lines of a file go to its current untagged run, never to a
+    tagged one."""
     runs, where = [], {}
     for path in paths:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")
         with stream:
-            current, untagged = None, None
+            untagged = None
             for rec in bench_lines(path, stream):
                 tag = rec.get("run")
                 if tag is not None:
@@ -67,9 +111,11 @@ def read_runs(paths):
                     if current is None:
                         current = where[run_id] = {}
                         runs.append(current)
-                elif untagged is None or key_of(rec) in untagged:
-                    untagged = current = {}
-                    runs.append(current)
+                else:
+                    if untagged is None or key_of(rec) in untagged:
+                        untagged = {}
+                        runs.append(untagged)
+                    current = untagged
                 current[key_of(rec)] = rec
     return runs
 

@@ -46,10 +46,11 @@ def run(*files, args=()):
     paths = []
     for lines in files:
         fd, path = tempfile.mkstemp(suffix=".jsonl")
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb") as f:  # a line given as bytes is written as it is
             for line in lines:
-                f.write(line if isinstance(line, str) else json.dumps(line))
-                f.write("\n")
+                if not isinstance(line, bytes):
+                    line = (line if isinstance(line, str) else json.dumps(line)).encode()
+                f.write(line + b"\n")
         paths.append(path)
     try:
         p = subprocess.run([sys.executable, SCRIPT, *args, *paths],
@@ -108,6 +109,17 @@ def test_untagged_runs_split_where_a_row_comes_round():
           "the 2t row:\n" + p.stdout)
 
 
+def test_untagged_lines_never_join_a_tagged_run():
+    lines = [row("get_by_id", 0.96), row("cache_get", 0.93, run=1),
+             row("cache_get", 0.50), row("get_by_id", 0.94)]
+    p, _ = run(lines)
+    check(p.stdout.startswith("3 runs;"),
+          "two untagged runs and a tagged one:\n" + p.stdout + p.stderr)
+    check("0.500! / 0.930*  (1/2, target 0.90)" in p.stdout,
+          "the untagged cache_get is a run of its own:\n" + p.stdout)
+    check("0.960* / 0.940*" in p.stdout, "the untagged get_by_id:\n" + p.stdout)
+
+
 def test_runs_of_two_files_with_the_same_tags_stay_apart():
     a = [row("user_get_miss", 0.91, run=1), row("user_get_miss", 0.92, run=2),
          row("cache_get", 0.93, run=1), row("cache_get", 0.94, run=2)]
@@ -163,6 +175,38 @@ def test_bad_input_names_file_and_line():
           "missing file: exit %d, %r" % (p.returncode, p.stderr))
     p = subprocess.run([sys.executable, SCRIPT], capture_output=True, text=True, timeout=60)
     check(p.returncode == 2 and "usage" in p.stderr, "no file: exit %d" % p.returncode)
+
+
+def test_wrong_types_are_bad_input():
+    """Not UTF-8, or a field of the wrong type: exit 2 naming file and line,
+    not a traceback."""
+    p, paths = run([row("get_by_id", 0.96), b'{"bench": "hotpath", "row": "caf\xe9"}'])
+    check(p.returncode == 2 and ("%s:2: not UTF-8" % paths[0]) in p.stderr,
+          "not UTF-8: exit %d, %r" % (p.returncode, p.stderr))
+    cases = [("users", None), ("users", "10000"), ("threads", "2"), ("threads", 1.5),
+             ("ratio", True), ("target_min", "0.90"), ("row", ["get_by_id"]),
+             ("run", [1]), ("commit", {"id": "abc"})]
+    for field, value in cases:
+        rec = row("get_by_id", 0.96, run=1)
+        rec[field] = value
+        p, paths = run([row("cache_get", 0.95, run=1), rec])
+        check(p.returncode == 2 and ("%s:2: " % paths[0]) in p.stderr and field in p.stderr
+              and "Traceback" not in p.stderr,
+              "%s %s: exit %d, %r" % (field, json.dumps(value), p.returncode, p.stderr))
+
+
+def test_met_must_be_true_or_false_where_there_is_a_target():
+    """bench_hotpath judges "met" itself (on the median ratio, or on the
+    unrounded ratios of a size check), so anything but true or false on a
+    targeted row or size check is bad input, not a pass."""
+    cases = [row("get_by_id", 0.50, met=None), row("get_by_id", 0.50, met="false"),
+             row("get_by_id", 0.50, met=0), size_check("cache_get", 0.80, 0.95, met=None),
+             row("get_by_id_raw_vs_raw", 1.0, None, met=False)]
+    for rec in cases:
+        p, paths = run([row("cache_get", 0.95), rec])
+        check(p.returncode == 2 and ("%s:2: " % paths[0]) in p.stderr and "met" in p.stderr
+              and "Traceback" not in p.stderr,
+              "met %s: exit %d, %r" % (json.dumps(rec), p.returncode, p.stderr))
 
 
 def test_standard_input():
