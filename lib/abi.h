@@ -107,7 +107,8 @@
   I(BE_POOL_OPTIONS_VERSION) I(BE_POOL_STATS_VERSION)                                       \
   /* backend/batch.h */                                                                     \
   I(BE_BATCH_MANY) I(BE_BATCH_ONE) I(BE_BATCH_AUTO) I(BE_BATCH_IN_LIST)                     \
-  I(BE_BATCH_JSON_EACH) I(BE_BATCH_ARRAY) I(BE_BATCH_OPTIONS_VERSION)                                         \
+  I(BE_BATCH_JSON_EACH) I(BE_BATCH_ARRAY) I(BE_BATCH_OPTIONS_VERSION)                       \
+  I(BE_BATCH_MAX_COLUMNS)                                                                   \
   /* backend/scope.h */                                                                     \
   I(BE_SCOPE_OPTIONS_VERSION)                                                               \
   /* backend/slowlog.h */                                                                   \
