@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <backend/batch.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -62,11 +63,9 @@ static int value_keyword(const char *name, size_t n) {
 }
 
 /* Words PostgreSQL reads as a value where a column name may stand and
- * SQLite as a name (a column "user" is common). On a driver with $N
- * placeholders (PostgreSQL) they are written qualified by the table,
- * table.user, which reads the column. Not on SQLite: it reads them as
- * names already and would refuse a table named cast or raise before a
- * dot. */
+ * SQLite as a name (a column "user" is common). They are written
+ * qualified by the table, table.user, which every database reads as the
+ * column whatever its driver says of itself. */
 static int pg_value_word(const char *name, size_t n) {
   static const char *const words[] = {"USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER",
                                       "CURRENT_ROLE", "CURRENT_CATALOG", "CURRENT_SCHEMA",
@@ -74,11 +73,26 @@ static int pg_value_word(const char *name, size_t n) {
   return word_in(words, sizeof words / sizeof words[0], name, n);
 }
 
-/* Column name (n bytes) of o's table into b, qualified when pg is set
- * and the name needs it. */
-static void put_column(be__buf *b, const be_batch_options *o, int pg, const char *name, size_t n) {
-  if (pg && pg_value_word(name, n)) {
-    be__buf_puts(b, o->table);
+/* Table names SQLite takes after FROM but refuses before a dot. As a
+ * qualifier they are written "cast": quoted and in lower case, the name
+ * PostgreSQL gives an unquoted table (SQLite's names ignore case). */
+static int dot_keyword(const char *table) {
+  static const char *const words[] = {"CAST", "RAISE"};
+  return word_in(words, sizeof words / sizeof words[0], table, strlen(table));
+}
+
+/* Column name (n bytes) of o's table into b, qualified when needed. */
+static void put_column(be__buf *b, const be_batch_options *o, const char *name, size_t n) {
+  if (pg_value_word(name, n)) {
+    if (dot_keyword(o->table)) {
+      char q[8] = "\"";
+      size_t k = 1;
+      for (const char *t = o->table; *t; t++) q[k++] = (char)tolower((unsigned char)*t);
+      q[k++] = '"';
+      be__buf_append(b, q, k);
+    } else {
+      be__buf_puts(b, o->table);
+    }
     be__buf_append(b, ".", 1);
   }
   be__buf_append(b, name, n);
@@ -126,7 +140,8 @@ int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
   if (rc != BE_OK) return rc;
   if (opts->columns == NULL || opts->column_count == 0)
     return be__error_field(err, "columns", "must name at least one column");
-  /* the statement reads the key column too: SQLite's limit is 2000 result columns */
+  /* the statement reads the key column too: SQLite's limit is 2000 result
+   * columns, and 2000 ORDER BY terms */
   if (opts->column_count > BE_BATCH_MAX_COLUMNS)
     return be__error_field(err, "columns", "%zu columns, more than %d", opts->column_count,
                            BE_BATCH_MAX_COLUMNS);
@@ -138,6 +153,9 @@ int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
   if ((rc = check_ident(opts->key_column, "key_column", 1, err)) != BE_OK) return rc;
   if (opts->order_by_count > 0 && opts->order_by == NULL)
     return be__error_field(err, "order_by", "is NULL with order_by_count > 0");
+  if (opts->order_by_count > BE_BATCH_MAX_COLUMNS)
+    return be__error_field(err, "order_by", "%zu terms, more than %d", opts->order_by_count,
+                           BE_BATCH_MAX_COLUMNS);
   for (size_t i = 0; i < opts->order_by_count; i++) {
     size_t n;
     const char *dir;
@@ -153,13 +171,13 @@ int be__batch_check_opts(const be_batch_options *opts, be_error **err) {
 }
 
 /* The SQL up to the key list: SELECT ... WHERE [(where) AND ]key */
-static void sql_head(be__buf *b, const be_batch_options *o, int pg) {
+static void sql_head(be__buf *b, const be_batch_options *o) {
   be__buf_puts(b, "SELECT ");
   for (size_t i = 0; i < o->column_count; i++) {
-    put_column(b, o, pg, o->columns[i], strlen(o->columns[i]));
+    put_column(b, o, o->columns[i], strlen(o->columns[i]));
     be__buf_puts(b, ", ");
   }
-  put_column(b, o, pg, o->key_column, strlen(o->key_column));
+  put_column(b, o, o->key_column, strlen(o->key_column));
   be__buf_puts(b, " FROM ");
   be__buf_puts(b, o->table);
   be__buf_puts(b, " WHERE ");
@@ -168,17 +186,17 @@ static void sql_head(be__buf *b, const be_batch_options *o, int pg) {
     be__buf_puts(b, o->where);
     be__buf_puts(b, ") AND ");
   }
-  put_column(b, o, pg, o->key_column, strlen(o->key_column));
+  put_column(b, o, o->key_column, strlen(o->key_column));
 }
 
-static void sql_tail(be__buf *b, const be_batch_options *o, int pg) {
+static void sql_tail(be__buf *b, const be_batch_options *o) {
   be__buf_puts(b, ")");
   for (size_t i = 0; i < o->order_by_count; i++) {
     size_t n;
     const char *dir;
     check_order_term(o->order_by[i], "", &n, &dir, NULL);
     be__buf_puts(b, i ? ", " : " ORDER BY ");
-    put_column(b, o, pg, o->order_by[i], n);
+    put_column(b, o, o->order_by[i], n);
     be__buf_puts(b, dir);
   }
 }
@@ -343,7 +361,7 @@ static void question_marks(be__buf *b, size_t n) {
 static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_error **err) {
   be__buf b;
   be__buf_init(&b);
-  sql_head(&b, r->o, r->dollar);
+  sql_head(&b, r->o);
   if (strategy == BE_BATCH_JSON_EACH) {
     be__buf_puts(&b, " IN (SELECT value FROM json_each(");
     placeholder(&b, r->dollar, r->nwhere + 1);
@@ -359,7 +377,7 @@ static int chunk_sql(run *r, int32_t strategy, size_t slots, char **out, be_erro
       placeholder(&b, 1, r->nwhere + 1 + (int32_t)s);
     }
   }
-  sql_tail(&b, r->o, r->dollar);
+  sql_tail(&b, r->o);
   return be__buf_detach(&b, out, NULL) == BE_OK ? BE_OK : be__error_oom(err);
 }
 

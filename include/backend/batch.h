@@ -33,9 +33,9 @@
  * name that PostgreSQL reads as a value (USER, CURRENT_USER,
  * SESSION_USER, SYSTEM_USER, CURRENT_ROLE, CURRENT_CATALOG,
  * CURRENT_SCHEMA, LOCALTIME, LOCALTIMESTAMP) is written qualified by the
- * table (acct.user) on a driver with $N placeholders (PostgreSQL), which
- * reads that as the column; SQLite reads these names as columns already,
- * so they stay unqualified there. Rows whose
+ * table (acct.user), which SQLite and PostgreSQL read as the column; from
+ * a table named CAST or RAISE, which SQLite refuses before a dot, as
+ * "cast".user (quoted, in lower case). Rows whose
  * key column does not equal a requested key byte for byte (possible with
  * a NOCASE collation) are left out. Keys should
  * have the key column's type: with BE_BATCH_IN_LIST SQLite gives each
@@ -73,9 +73,12 @@ BE_BEGIN_DECLS
 /** The be_batch_options layout this header describes (its version field). */
 #define BE_BATCH_OPTIONS_VERSION 1
 
-/** The most columns a load may name: with the key column the statement
- * reads one more, and 2000 is SQLite's default limit (PostgreSQL's is
- * 1664 result columns, so 1663 there; more is BE_E_STORAGE from it). */
+/** The most columns, and the most ORDER BY terms, a load may name: with
+ * the key column the statement reads one more column, and 2000 is
+ * SQLite's default limit of both. PostgreSQL's is 1664 result entries,
+ * and it adds one for each ORDER BY column not among the columns: there
+ * 1663 columns fit with an ORDER BY of loaded columns only (more is
+ * BE_E_STORAGE from PostgreSQL). */
 #define BE_BATCH_MAX_COLUMNS 1999
 
 /**
@@ -96,7 +99,7 @@ typedef struct be_batch_options {
   /** Optional ORDER BY within groups: each "column", "column ASC" or
    * "column DESC" (case-insensitive keyword). */
   const char *const *order_by;
-  size_t order_by_count; /**< number of entries in order_by (0: no ORDER BY) */
+  size_t order_by_count; /**< entries in order_by, 0 (no ORDER BY)..BE_BATCH_MAX_COLUMNS */
   int32_t relation;      /**< BE_BATCH_MANY (default) or BE_BATCH_ONE */
   int32_t strategy;      /**< BE_BATCH_AUTO (default), _IN_LIST, _JSON_EACH, _ARRAY */
   /** Most keys per statement; 0 = no limit beyond the driver's. */
