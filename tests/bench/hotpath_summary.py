@@ -12,8 +12,8 @@ A run is the lines of one bench_hotpath invocation: lines tagged with
 "run" (as the files under results/ are) are grouped by file, tag and
 "commit"; untagged lines of a file are runs of their own, never part of
 a tagged one, and start a new run wherever a row, size and thread count
-comes round again. Lines marked "diagnostic" and lines of other benches
-or of hotpath_callgrind.sh are skipped.
+comes round again. Lines marked "diagnostic", the line of a --profile
+run, and lines of other benches or of hotpath_callgrind.sh are skipped.
 
 The verdict "met" is bench_hotpath's, not recomputed here: true or false
 on every size check and on every row with a "target_min", null on a row
@@ -81,7 +81,8 @@ def bench_lines(name, stream):
             rec = json.loads(text)
         except json.JSONDecodeError as e:
             raise BadInput("%s:%d: not JSON (%s)" % (name, no, e.msg)) from e
-        if not isinstance(rec, dict) or rec.get("bench") != "hotpath" or rec.get("diagnostic"):
+        if not isinstance(rec, dict) or rec.get("bench") != "hotpath" or \
+                rec.get("diagnostic") or "profile" in rec:
             continue
         why = wrong_field(rec)
         if why is not None:

@@ -140,7 +140,9 @@ def test_runs_of_two_files_with_the_same_tags_stay_apart():
 def test_diagnostic_lines_and_other_benches_skipped():
     lines = [row("get_by_id", 0.95, run=1),
              row("get_by_id", 0.50, run=1, diagnostic=True),
-             {"bench": "cache", "row": "get_by_id", "ratio": 0.1}]
+             {"bench": "cache", "row": "get_by_id", "ratio": 0.1},
+             {"bench": "hotpath", "profile": "get", "side": "lib", "users": 10000,
+              "ops": 1000, "ns_per_op": 1614}]
     p, _ = run(lines, args=["--json"])
     e = entries(p).get(("get_by_id", 1, 10000))
     check(p.returncode == 0 and e is not None and e["ratios"] == [0.95],
