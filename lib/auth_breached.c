@@ -59,7 +59,7 @@ static int parse_hex(const char *s, size_t n, uint8_t out[BE__SHA1_BYTES]) {
 static int add_line(struct be__breached *b, const char *s, size_t n, size_t max,
                     be_error **err) {
   if (n > 0 && s[n - 1] == '\r') n--;
-  if (n == 0) return BE_OK;
+  if (n == 0 || n > BE_AUTH_PASSWORD_MAX_BYTES) return BE_OK; /* never a password */
   if (b->n == max)
     return be__error_field(err, "path", "holds more than max_entries (%zu) entries", max);
   if (b->n == b->cap) {
@@ -84,9 +84,12 @@ static int end_line(struct be__breached *b, const char *line, size_t n, int over
 }
 
 /* Every line of f into b. A line longer than the password byte cap can
- * never be a password: it is skipped (it is not a SHA-1 line either). */
+ * never be a password: it is skipped (it is not a SHA-1 line either).
+ * The buffer holds the cap, a byte order mark, a '\r' and one byte more,
+ * so add_line sees every line that may be kept whole and the rest run
+ * over. */
 static int read_lines(FILE *f, struct be__breached *b, size_t max, be_error **err) {
-  char line[BE_AUTH_PASSWORD_MAX_BYTES + 2];
+  char line[BE_AUTH_PASSWORD_MAX_BYTES + 5];
   size_t n = 0;
   int over = 0, first = 1, c, rc = BE_OK;
   while (rc == BE_OK && (c = getc(f)) != EOF) {

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* SHA-1 (FIPS 180-4 section 6.1), one-shot: the breached-password list
- * matches corpora published as SHA-1 hex. */
+ * matches corpora published as SHA-1 hex. Its input is a password, so
+ * every buffer that held input or schedule words is wiped before return. */
 #include "sha1.h"
 
+#include <sodium.h>
 #include <string.h>
 
 static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
@@ -32,6 +34,7 @@ static void block(uint32_t h[5], const uint8_t *p) {
   h[2] += c;
   h[3] += d;
   h[4] += e;
+  sodium_memzero(w, sizeof w);
 }
 
 void be__sha1(const void *data, size_t len, uint8_t out[BE__SHA1_BYTES]) {
@@ -51,4 +54,6 @@ void be__sha1(const void *data, size_t len, uint8_t out[BE__SHA1_BYTES]) {
   if (n == 128) block(h, tail + 64);
   for (int i = 0; i < 5; i++)
     for (int j = 0; j < 4; j++) out[4 * i + j] = (uint8_t)(h[i] >> (24 - 8 * j));
+  sodium_memzero(tail, sizeof tail);
+  sodium_memzero(h, sizeof h);
 }

@@ -1422,6 +1422,87 @@ static void write_file(const char *path, const char *data, size_t n) {
 /* A list file: plain passwords and SHA-1 hex (either case, HIBP's
  * ":count" suffix), CRLF and LF, a BOM; refused from then on, replaced by
  * the next load, removed with NULL. */
+typedef struct stack_check {
+  be_app *app;
+  const char *pw;
+  int rc;
+} stack_check;
+
+static void *check_on_thread(void *p) {
+  stack_check *s = p;
+  s->rc = be_auth_check_password(s->app, s->pw, BE_NUL_TERMINATED, NULL);
+  return NULL;
+}
+
+/* The policy check hashes the password with SHA-1 for the breached list
+ * (loaded or not); no copy of it, as given or in lower case, may stay on
+ * the stack of the thread that checked it (auth.h: secrets are wiped).
+ * The check runs on a thread whose stack is a buffer read afterwards.
+ * SHA-1's last block used to keep the lower-case copy. */
+START_TEST(password_check_leaves_no_copy_on_the_stack) {
+  be_testkit *k = kit_new(1);
+  static const char pw[] = "Vq7-Probe-SECRET-xk3", lower[] = "vq7-probe-secret-xk3";
+  size_t size = (size_t)1 << 20;
+  void *stack = NULL;
+  ck_assert_int_eq(posix_memalign(&stack, 4096, size), 0);
+  memset(stack, 0, size);
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  ck_assert_int_eq(pthread_attr_setstack(&a, stack, size), 0);
+  stack_check s = {be_testkit_app(k), pw, -1};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, &a, check_on_thread, &s), 0);
+  pthread_join(t, NULL);
+  pthread_attr_destroy(&a);
+  ck_assert_int_eq(s.rc, BE_OK);
+  ck_assert_msg(memmem(stack, size, pw, sizeof pw - 1) == NULL, "the password stayed on the stack");
+  ck_assert_msg(memmem(stack, size, lower, sizeof lower - 1) == NULL,
+                "its lower-case copy stayed on the stack");
+  free(stack);
+  be_testkit_free(k);
+}
+END_TEST
+
+/* A line of more than BE_AUTH_PASSWORD_MAX_BYTES bytes (not counting a
+ * '\r' or a leading byte order mark) is skipped, so it cannot count
+ * against max_entries: lines of 4097 and 4098 bytes used to be kept, and
+ * a first line of a byte order mark and 4096 bytes skipped. */
+START_TEST(breached_lines_over_the_byte_cap_are_skipped) {
+  be_testkit *k = kit_new(1);
+  be_app *app = be_testkit_app(k);
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/breached.txt", dir);
+  enum { CAP = BE_AUTH_PASSWORD_MAX_BYTES };
+  static char data[8 * (CAP + 8)];
+  size_t n = 0;
+  memcpy(data, "\xEF\xBB\xBF", 3); /* kept: BOM + CAP bytes */
+  n = 3;
+  const struct {
+    char c;
+    size_t len;
+    const char *end;
+  } lines[] = {
+    {'a', CAP, "\n"}, {'b', CAP, "\r\n"}, {'c', CAP + 1, "\n"}, {'d', CAP + 2, "\r\n"}, {'e', CAP + 3, "\n"}, {'g', CAP + 2, "\n"}, {'f', CAP, ""}};
+  for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+    memset(data + n, lines[i].c, lines[i].len);
+    n += lines[i].len;
+    memcpy(data + n, lines[i].end, strlen(lines[i].end));
+    n += strlen(lines[i].end);
+  }
+  write_file(path, data, n);
+  int64_t count = -1;
+  be_error *e = NULL;
+  ck_assert_msg(be_auth_load_breached_passwords(&count, app, path, 3, &e) == BE_OK, "%s",
+                be_error_message(e));
+  ck_assert_int_eq(count, 3); /* a, b and f */
+  ck_assert_int_eq(be_auth_load_breached_passwords(&count, app, path, 2, &e), BE_E_VALIDATION);
+  be_error_free(e);
+  tu_rmdir(dir);
+  be_testkit_free(k);
+}
+END_TEST
+
 START_TEST(breached_list_from_file) {
   be_testkit *k = kit_new(1);
   be_app *app = be_testkit_app(k);
@@ -2432,6 +2513,8 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, password_policy_repeats_and_variety);
   tcase_add_test(tc, sha1_vectors);
   tcase_add_test(tc, breached_list_from_file);
+  tcase_add_test(tc, breached_lines_over_the_byte_cap_are_skipped);
+  tcase_add_test(tc, password_check_leaves_no_copy_on_the_stack);
   tcase_add_test(tc, reset_single_use);
   tcase_add_test(tc, reset_expires_and_clears_lockout);
   tcase_add_test(tc, reset_does_not_enumerate);
