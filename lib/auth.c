@@ -133,18 +133,24 @@ static int init_locks(be__auth *a) {
 }
 
 /* The parameters of the most expensive stored hash (largest m x t, then
- * largest m) among those libsodium can verify, or the current ones when
- * no hash is stored. */
+ * largest m) among those libsodium can verify within the app's cost cap
+ * (be__pw_cost_cap: a costlier one, written past the import check, is
+ * not followed), or the current ones when no hash is stored. */
 static int stored_max(be__auth *a, unsigned long long *ops, size_t *mem, be_error **err) {
   int64_t row[2] = {0, 0}; /* opslimit, memlimit_kib */
+  uint64_t cap_mem, cap_work, max_mem = crypto_pwhash_argon2id_memlimit_max() / 1024;
+  be__pw_cost_cap(a, &cap_mem, &cap_work);
   be_conn *c = NULL;
   int rc = be__svc_acquire(a->res, &c, err);
   if (rc != BE_OK) return rc;
-  rc = be__svc_ints(c, row, 2, err, be__sql(a->res, BE__SQL_AUTH_HASH_PARAMS_MAX), "iiii",
+  /* m x t is compared as t <= work / m, and ordered only within the cap:
+   * no product can overflow */
+  rc = be__svc_ints(c, row, 2, err, be__sql(a->res, BE__SQL_AUTH_HASH_PARAMS_MAX), "iiiii",
                     (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MIN,
                     (int64_t)crypto_pwhash_argon2id_OPSLIMIT_MAX,
                     (int64_t)(crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024),
-                    (int64_t)(crypto_pwhash_argon2id_memlimit_max() / 1024));
+                    (int64_t)(cap_mem < max_mem ? cap_mem : max_mem),
+                    (int64_t)(cap_work < (uint64_t)INT64_MAX ? cap_work : (uint64_t)INT64_MAX));
   be__svc_release(a->res, c);
   if (rc < 0) return rc;
   *ops = rc == BE_ROW ? (unsigned long long)row[0] : a->opslimit;
@@ -154,12 +160,20 @@ static int stored_max(be__auth *a, unsigned long long *ops, size_t *mem, be_erro
 
 /* Bring the dummy hash up to the most expensive stored hash, so an
  * unknown email's login costs what a known one's does (a hash made with
- * parameters since lowered keeps them until its next successful login). */
+ * parameters since lowered keeps them until its next successful login).
+ * A dummy that cannot be remade (out of memory) stays as it was, logged:
+ * one costly hash must not stop every login; the first one falls back
+ * to the app's own parameters. */
 static int dummy_current(be__auth *a, be_error **err) {
-  unsigned long long ops = 0;
-  size_t mem = 0;
+  unsigned long long ops = 0, have_ops = 0;
+  size_t mem = 0, have_mem = 0;
   int rc = stored_max(a, &ops, &mem, err);
-  return rc == BE_OK ? be__pw_dummy_follow(a, ops, mem, err) : rc;
+  if (rc != BE_OK || be__pw_dummy_follow(a, ops, mem, NULL) == BE_OK) return rc;
+  be__pw_dummy_params(a, &have_ops, &have_mem);
+  be_log(BE_LOG_WARN, "auth: could not remake the dummy hash for the costliest stored hash; "
+                      "unknown emails keep the current cost",
+         NULL, 0, NULL);
+  return have_ops != 0 ? BE_OK : be__pw_dummy_follow(a, a->opslimit, a->memlimit, err);
 }
 
 int be__auth_check_options(const be_app_options *o, be_error **err) {
@@ -711,7 +725,7 @@ static int auth_import_password_hash_body(be_app *app, int64_t actor_id, int64_t
   if (password_hash == NULL) return be__error_field(err, "password_hash", "is required");
   size_t len = password_hash_len == BE_NUL_TERMINATED ? strnlen(password_hash, crypto_pwhash_STRBYTES)
                                                       : password_hash_len;
-  rc = be__pw_check_phc(password_hash, len, "password_hash", err);
+  rc = be__pw_check_phc(a, password_hash, len, "password_hash", err);
   if (rc != BE_OK) return rc;
   char hash[crypto_pwhash_STRBYTES];
   memcpy(hash, password_hash, len);

@@ -568,20 +568,40 @@ static int phc_b64(const char *p, const char *end, size_t min, size_t max) {
   return stop == end && n >= min && n <= max;
 }
 
-/* m, t and p of "m=M,t=T,p=P" at *p, within libsodium's limits. */
-static int phc_params(const char **p, const char *end) {
-  uint64_t m = 0, t = 0, lanes = 0;
-  if (!phc_lit(p, end, "m=") || !phc_num(p, end, crypto_pwhash_argon2id_memlimit_max() / 1024, &m) ||
-      !phc_lit(p, end, ",t=") || !phc_num(p, end, crypto_pwhash_argon2id_OPSLIMIT_MAX, &t) ||
+/* m (KiB) and t of "m=M,t=T,p=P" at *p, within libsodium's limits. */
+static int phc_params(const char **p, const char *end, uint64_t *m, uint64_t *t) {
+  uint64_t lanes = 0;
+  if (!phc_lit(p, end, "m=") || !phc_num(p, end, crypto_pwhash_argon2id_memlimit_max() / 1024, m) ||
+      !phc_lit(p, end, ",t=") || !phc_num(p, end, crypto_pwhash_argon2id_OPSLIMIT_MAX, t) ||
       !phc_lit(p, end, ",p=") || !phc_num(p, end, 0xffffff, &lanes))
     return 0;
-  return t >= crypto_pwhash_argon2id_OPSLIMIT_MIN && lanes >= 1 && m >= 8 * lanes;
+  return *t >= crypto_pwhash_argon2id_OPSLIMIT_MIN && lanes >= 1 && *m >= 8 * lanes;
+}
+
+/* The costliest hash an app verifies (auth_password.h): RFC 9106's first
+ * recommendation (2 GiB, t = 1) and libsodium's SENSITIVE (1 GiB, t = 4)
+ * fit; the app's own parameters always do. */
+#define CAP_MEM_KIB (UINT64_C(2) << 20) /* 2 GiB */
+#define CAP_WORK (UINT64_C(4) << 20)    /* KiB x passes: 1 GiB x 4 */
+
+void be__pw_cost_cap(const be__auth *auth, uint64_t *mem_kib, uint64_t *work) {
+  uint64_t m = auth->memlimit / 1024, t = auth->opslimit;
+  *mem_kib = m > CAP_MEM_KIB ? m : CAP_MEM_KIB;
+  /* both within libsodium's limits (2^32), so m * t cannot wrap */
+  *work = m * t > CAP_WORK ? m * t : CAP_WORK;
+}
+
+int be__pw_within_cap(const be__auth *auth, uint64_t mem_kib, uint64_t ops) {
+  uint64_t cap_mem, cap_work;
+  be__pw_cost_cap(auth, &cap_mem, &cap_work);
+  return mem_kib <= cap_mem && ops <= cap_work / mem_kib;
 }
 
 static const char PHC_FORM[] = "must be an argon2id hash in PHC string form: "
                                "$argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>";
 
-int be__pw_check_phc(const char *s, size_t len, const char *field, be_error **err) {
+int be__pw_check_phc(const be__auth *auth, const char *s, size_t len, const char *field,
+                     be_error **err) {
   if (len >= crypto_pwhash_STRBYTES)
     return be__error_field(err, field, "must be shorter than %d bytes", crypto_pwhash_STRBYTES);
   if (memchr(s, '\0', len) != NULL) return be__error_field(err, field, "must not hold a NUL byte");
@@ -589,8 +609,17 @@ int be__pw_check_phc(const char *s, size_t len, const char *field, be_error **er
   if (!phc_lit(&p, end, crypto_pwhash_argon2id_STRPREFIX)) return be__error_field(err, field, "%s", PHC_FORM);
   if (!phc_lit(&p, end, "v=19$"))
     return be__error_field(err, field, "must be argon2 version 19 (v=19)");
-  if (!phc_params(&p, end) || !phc_lit(&p, end, "$"))
+  uint64_t m = 0, t = 0;
+  if (!phc_params(&p, end, &m, &t) || !phc_lit(&p, end, "$"))
     return be__error_field(err, field, "has m, t or p missing or out of range (%s)", PHC_FORM);
+  if (!be__pw_within_cap(auth, m, t)) {
+    uint64_t cap_mem, cap_work;
+    be__pw_cost_cap(auth, &cap_mem, &cap_work);
+    return be__error_field(err, field,
+                           "asks for more than this app verifies: m at most %llu KiB and m x t at "
+                           "most %llu KiB",
+                           (unsigned long long)cap_mem, (unsigned long long)cap_work);
+  }
   const char *salt = p;
   while (p < end && *p != '$') p++;
   if (p == end || !phc_b64(salt, p, 8, 64) || !phc_b64(p + 1, end, 16, 64))

@@ -57,13 +57,25 @@ void be__pw_set_pepper(be__pepper *p, const uint8_t *key, size_t len, int32_t id
 int be__pw_verify(be__auth *auth, const char *stored, int64_t pepper_id, const char *pw,
                   size_t len);
 
+/* The costliest hash the app verifies or imports, and the most its dummy
+ * follows: m at most *mem_kib KiB and m x t at most *work KiB passes, the
+ * larger of 2 GiB / 4 GiB passes and the app's own parameters. One stored
+ * hash beyond it would make every login, and every unknown email's,
+ * cost that much. */
+void be__pw_cost_cap(const be__auth *auth, uint64_t *mem_kib, uint64_t *work);
+
+/* 1 when a hash of m = mem_kib (>= 8) and t = ops is within the cap. */
+int be__pw_within_cap(const be__auth *auth, uint64_t mem_kib, uint64_t ops);
+
 /* Check an argon2id hash in PHC string form for import: exactly
  * "$argon2id$v=19$m=M,t=T,p=P$SALT$HASH" with M, T, P decimal within
- * libsodium's limits (M >= 8 * P KiB), SALT 8..64 and HASH 16..64 bytes
- * of unpadded standard base64, under crypto_pwhash_STRBYTES bytes in all,
- * and libsodium able to read it. len is resolved (no BE_NUL_TERMINATED).
+ * libsodium's limits (M >= 8 * P KiB) and the app's cost cap
+ * (be__pw_cost_cap), SALT 8..64 and HASH 16..64 bytes of unpadded
+ * standard base64, under crypto_pwhash_STRBYTES bytes in all, and
+ * libsodium able to read it. len is resolved (no BE_NUL_TERMINATED).
  * BE_OK, or BE_E_VALIDATION naming `field`. */
-int be__pw_check_phc(const char *s, size_t len, const char *field, be_error **err);
+int be__pw_check_phc(const be__auth *auth, const char *s, size_t len, const char *field,
+                     be_error **err);
 
 /* 1 when a stored hash was made with other parameters or another pepper
  * than the current, or has a shape libsodium's own hashes do not (more

@@ -66,6 +66,7 @@ static const char *const templates[BE__SQL_COUNT] = {
   [BE__SQL_AUTH_HASH_PARAMS_MAX] =
     "SELECT opslimit, memlimit_kib FROM {password_hash_params} "
     "WHERE opslimit BETWEEN ? AND ? AND memlimit_kib BETWEEN ? AND ? "
+    "AND CASE WHEN memlimit_kib > 0 THEN opslimit <= ? / memlimit_kib ELSE FALSE END "
     "ORDER BY opslimit * memlimit_kib DESC, memlimit_kib DESC LIMIT 1",
   [BE__SQL_AUTH_USER_BY_EMAIL] = "SELECT " AUTH_USER_COLS " FROM {users} WHERE email = ?",
   [BE__SQL_AUTH_USER_BY_ID] = "SELECT " AUTH_USER_COLS " FROM {users} WHERE id = ?",

@@ -2483,6 +2483,58 @@ START_TEST(imported_hash_must_be_argon2id_phc) {
 }
 END_TEST
 
+static void count_dummy_warnings(int32_t level, const char *message, const be_log_field *fields,
+                                 size_t n, void *ud) {
+  (void)level, (void)fields, (void)n;
+  if (strstr(message, "dummy hash")) __atomic_add_fetch((int *)ud, 1, __ATOMIC_RELAXED);
+}
+
+/* One costly hash must not stop every login: the dummy follows the
+ * costliest stored hash, so an imported m of 4 TiB made every login, and
+ * opening the app, fail with BE_E_NOMEM (and t = 2^32 - 1 hang). Imports
+ * beyond the cap (m 2 GiB, m x t 4 GiB passes, or the app's own if more)
+ * are refused; a hash written past the import is not followed. */
+START_TEST(costly_hashes_cannot_stop_logins) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/import-costly.db", dir);
+  be_app *app = pepper_app(path, NULL, 0, NULL, 0);
+  int64_t id = new_user(app, "costly@import.test"), other = new_user(app, "other@import.test");
+  char good[crypto_pwhash_STRBYTES];
+  ck_assert_int_eq(crypto_pwhash_str(good, MIGRATED_PW, strlen(MIGRATED_PW), 1, 8192), 0);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, other, good, NT, NULL), BE_OK);
+#define PHC(mt) "$argon2id$v=19$" mt "$BDA7brXddh+I4jFdj1tB1w$k0l5757etJKV6pfi4hnwsQ"
+  const char *const over[] = {PHC("m=4294967295,t=1,p=1"), PHC("m=8,t=4294967295,p=1"),
+                              PHC("m=2097153,t=1,p=1"), PHC("m=1048576,t=5,p=1")};
+  for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+    be_error *e = NULL;
+    ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, over[i], NT, &e), BE_E_VALIDATION);
+    ck_assert_str_eq(be_error_field_name(e, 0), "password_hash");
+    ck_assert_msg(strstr(be_error_field_message(e, 0), "more than this app verifies"), "%s",
+                  be_error_field_message(e, 0));
+    be_error_free(e);
+  }
+  /* at the cap: imported (and replaced at once, before any login hashes) */
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, PHC("m=2097152,t=1,p=1"), NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_import_password_hash(app, 0, id, PHC("m=1048576,t=4,p=1"), NT, NULL), BE_OK);
+  /* past the import: the dummy does not even try to follow it (no
+   * warning that it could not), and logins go on */
+  q_exec(app, "UPDATE be_users SET password_hash = '" PHC("m=4294967295,t=1,p=1") "' WHERE id = ?", id);
+#undef PHC
+  int warnings = 0;
+  ck_assert_int_eq(be_log_set_handler(count_dummy_warnings, &warnings, BE_LOG_WARN, NULL), BE_OK);
+  be_auth_token_free(login_ok(app, "other@import.test", MIGRATED_PW, other));
+  login_denied(app, "nobody@import.test", MIGRATED_PW);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_OFF, NULL), BE_OK);
+  ck_assert_int_eq(warnings, 0);
+  be_app_free(app);
+  app = pepper_app(path, NULL, 0, NULL, 0); /* and the app opens */
+  login_denied(app, "nobody@import.test", MIGRATED_PW);
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
 static Suite *auth_suite(void) {
   Suite *s = suite_create("auth");
   TCase *tc = tcase_create("auth");
@@ -2531,6 +2583,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, failing_allocator_leaks_nothing);
   tcase_add_test(tc, imported_hashes_log_in_and_are_rehashed);
   tcase_add_test(tc, imported_hash_must_be_argon2id_phc);
+  tcase_add_test(tc, costly_hashes_cannot_stop_logins);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -68,7 +68,10 @@
  * email or password"), after the same work: exactly one argon2id
  * verification, against a dummy hash when there is no real one. The dummy
  * uses the parameters of the most expensive hash stored (largest m x t,
- * then largest m; the current parameters when none is stored): after the
+ * then largest m; the current parameters when none is stored) within the
+ * import cap (be_auth_import_password_hash(): a costlier hash written to
+ * the table directly is not followed; a dummy that cannot be remade for
+ * lack of memory keeps its parameters, with a warning logged): after the
  * parameters are lowered, hashes made before keep their cost until their
  * next successful login, and an unknown email costs as much as they do.
  * The libbackend table password_hash_params counts the stored hashes per
@@ -296,7 +299,11 @@ BE_API int be_auth_set_password(be_app *app, int64_t actor_id, int64_t user_id,
  *         "password_hash": anything but a well-formed argon2id PHC string
  *         of version 19: argon2i or argon2d, bcrypt and other schemes,
  *         another version, m/t/p missing or out of libsodium's range
- *         (m >= 8 * p KiB), a salt of other than 8..64 or a hash of other
+ *         (m >= 8 * p KiB), costlier than the app verifies (m over 2 GiB
+ *         or m x t over 4 GiB passes, unless the app's own parameters are
+ *         higher: one such hash would make every login cost that much,
+ *         as the dummy follows the costliest stored hash), a salt of
+ *         other than 8..64 or a hash of other
  *         than 16..64 bytes of unpadded base64, 128 bytes or more, a NUL
  *         byte; "user_id", "actor_id"); BE_E_NOT_FOUND (no such user);
  *         storage and pool errors; BE_E_NOMEM.
