@@ -28,6 +28,7 @@
 
 #include <sodium.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -322,12 +323,28 @@ static int plain_path(const char *dsn) {
   return dsn[0] != '\0' && strcmp(dsn, ":memory:") != 0 && strncmp(dsn, "file:", 5) != 0;
 }
 
+/* Make the database file when there is none, atomically (O_EXCL): a file
+ * another process makes at the same moment is never taken for ours. Any
+ * failure here is left to the driver's open to report. */
+static void create_file(be__app_res *res) {
+  res->setup_creates = 0;
+  int fd = open(res->dsn, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  struct stat st;
+  if (fstat(fd, &st) == 0) {
+    res->setup_creates = 1;
+    res->setup_dev = (uint64_t)st.st_dev;
+    res->setup_ino = (uint64_t)st.st_ino;
+  }
+  close(fd);
+}
+
 int be__app_res_setup_conn(be__app_res *res, be_conn **out, be_error **err) {
   *out = NULL;
   int rc = be__sqlite_driver_keep_journal(&res->setup_driver, res->opts.driver, err);
   if (rc != BE_OK) return rc;
-  struct stat st;
-  res->setup_creates = res->setup_driver != NULL && plain_path(res->dsn) && stat(res->dsn, &st) != 0;
+  res->setup_creates = 0;
+  if (res->setup_driver != NULL && plain_path(res->dsn)) create_file(res);
   const be_driver *d = res->setup_driver ? res->setup_driver : res->opts.driver;
   return be_conn_open(out, d, res->dsn, err);
 }
@@ -336,11 +353,13 @@ void be__app_res_setup_close(be__app_res *res, be_conn *conn, int failed) {
   be_conn_close(conn);
   be_sqlite_driver_free(res->setup_driver);
   res->setup_driver = NULL;
-  /* a failed open leaves no file it created (still empty: its setup
-   * transaction rolled back) */
+  /* a failed open leaves no file it made (still empty: its setup
+   * transaction rolled back); a file at the path that is not that one
+   * (another process's, made after an unlink) stays */
   struct stat st;
   if (failed && res->setup_creates && stat(res->dsn, &st) == 0 && S_ISREG(st.st_mode) &&
-      st.st_size == 0)
+      st.st_size == 0 && (uint64_t)st.st_dev == res->setup_dev &&
+      (uint64_t)st.st_ino == res->setup_ino)
     unlink(res->dsn);
   res->setup_creates = 0;
 }

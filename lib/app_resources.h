@@ -24,9 +24,10 @@ typedef struct be__app_res {
   char *dsn;       /* what the driver opens (the memdb URI for ":memory:") */
   be_conn *keeper; /* holds a memdb database open; NULL otherwise */
   struct be_pool *pool;
-  struct be_cache *cache;  /* shared; user profiles live under "user:" */
-  be_driver *setup_driver; /* the setup connection's driver, while it is open */
-  int32_t setup_creates;   /* the setup connection creates the database file */
+  struct be_cache *cache;        /* shared; user profiles live under "user:" */
+  be_driver *setup_driver;       /* the setup connection's driver, while it is open */
+  int32_t setup_creates;         /* the setup made the database file (setup_file) */
+  uint64_t setup_dev, setup_ino; /* that file, as it made it */
   /* operations: NULL metrics when disabled; the pool records into the
    * statement stats and the incident log */
   struct be__metrics *metrics;

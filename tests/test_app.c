@@ -3,6 +3,8 @@
  * the public test kit. */
 #include "svc_testutil.h"
 
+#include "app_resources.h"
+
 #include <pthread.h>
 #include <unistd.h>
 #include <stdatomic.h>
@@ -990,6 +992,37 @@ START_TEST(failed_open_creates_no_database) {
 }
 END_TEST
 
+/* After a failed open the setup deletes only the file it made itself
+ * (O_EXCL, then the same device and inode): a file at the path that is
+ * not that one, such as another process's new database, still empty in
+ * its first transaction, stays. It used to delete any empty file where
+ * it had seen none: a racing process's committed database ended up in
+ * an unlinked file. */
+START_TEST(failed_setup_deletes_only_its_own_file) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/own.db", dir);
+  be__app_res res;
+  memset(&res, 0, sizeof res);
+  res.opts.driver = be_sqlite_driver();
+  res.dsn = path;
+  be_conn *c = NULL;
+  ck_assert_int_eq(be__app_res_setup_conn(&res, &c, NULL), BE_OK);
+  ck_assert(tu_exists(path));
+  be__app_res_setup_close(&res, c, 1);
+  ck_assert_msg(!tu_exists(path), "its own file stayed");
+  ck_assert_int_eq(be__app_res_setup_conn(&res, &c, NULL), BE_OK);
+  ck_assert_int_eq(unlink(path), 0); /* another process's file now */
+  tu_write_file(path, "", 0);
+  be__app_res_setup_close(&res, c, 1);
+  ck_assert_msg(tu_exists(path), "another process's file was deleted");
+  ck_assert_int_eq(be__app_res_setup_conn(&res, &c, NULL), BE_OK); /* there before */
+  be__app_res_setup_close(&res, c, 1);
+  ck_assert(tu_exists(path));
+  tu_rmdir(dir);
+}
+END_TEST
+
 START_TEST(unusable_file_fails_the_open_permanently) {
   char *dir = tu_tempdir();
   char path[512];
@@ -1113,6 +1146,7 @@ static Suite *app_suite(void) {
   tcase_add_test(tc, bad_prefixes_are_refused_before_anything_is_made);
   tcase_add_test(tc, failed_open_leaves_another_programs_database_alone);
   tcase_add_test(tc, failed_open_creates_no_database);
+  tcase_add_test(tc, failed_setup_deletes_only_its_own_file);
   tcase_add_test(tc, unusable_file_fails_the_open_permanently);
   tcase_add_test(tc, deleted_database_fails_writes);
   tcase_add_test(tc, renamed_database_fails_writes);
