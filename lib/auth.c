@@ -545,13 +545,16 @@ int be_auth_verify_session(be_auth_session_info *out, be_app *app, const char *t
 typedef struct logout_ctx {
   be__auth *a;
   const uint8_t *token_hash;
+  int64_t now;
 } logout_ctx;
 
 static int logout_tx(be_conn *c, void *ud, be_error **err) {
   logout_ctx *l = ud;
   int64_t uid = 0;
-  int rc = be__svc_ints(c, &uid, 1, err, be__sql(l->a->res, BE__SQL_AUTH_SESSION_OWNER), "h",
-                        l->token_hash);
+  /* live as session_live() has it: revoked, expired and idle sessions
+   * have ended already */
+  int rc = be__svc_ints(c, &uid, 1, err, be__sql(l->a->res, BE__SQL_AUTH_SESSION_OWNER), "hii",
+                        l->token_hash, l->now, be__ns_sub(l->now, l->a->idle_ns));
   if (rc != BE_ROW) return rc == BE_DONE ? BE_OK : rc; /* unknown or ended: nothing to do */
   rc = be__svc_exec(c, NULL, err, be__sql(l->a->res, BE__SQL_AUTH_SESSION_REVOKE_TOKEN), "h",
                     l->token_hash);
@@ -564,7 +567,7 @@ static int auth_logout_body(be_app *app, const char *token, size_t token_len, be
   uint8_t h[BE__TOKEN_HASH_BYTES];
   int rc = be__auth_token_arg(app, token, token_len, BAD_SESSION, &a, h, err);
   if (rc != BE_OK) return rc;
-  logout_ctx l = {a, h};
+  logout_ctx l = {a, h, be__svc_now(a->res)};
   return be__svc_write(a->res, logout_tx, &l, err);
 }
 

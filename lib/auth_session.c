@@ -141,17 +141,18 @@ typedef struct end_ctx {
   int64_t actor_id;
   int64_t user_id;
   int64_t session_id;
+  int64_t now;
   int found; /* out: the user has (or had) this session */
 } end_ctx;
 
 static int end_tx(be_conn *c, void *ud, be_error **err) {
   end_ctx *e = ud;
-  int64_t revoked = 0;
-  int rc = be__svc_ints(c, &revoked, 1, err, be__sql(e->a->res, BE__SQL_SESSION_REVOKED), "ii",
-                        e->session_id, e->user_id);
+  int64_t ended = 0; /* revoked, expired or idle past its timeout */
+  int rc = be__svc_ints(c, &ended, 1, err, be__sql(e->a->res, BE__SQL_SESSION_REVOKED), "iiii",
+                        e->now, be__ns_sub(e->now, e->a->idle_ns), e->session_id, e->user_id);
   if (rc < 0) return rc;
   e->found = rc == BE_ROW;
-  if (!e->found || revoked != 0) return BE_OK; /* unknown, or ended already: nothing to write */
+  if (!e->found || ended != 0) return BE_OK; /* unknown, or ended already: nothing to write */
   rc = be__svc_exec(c, NULL, err, be__sql(e->a->res, BE__SQL_SESSION_REVOKE_ID), "i",
                     e->session_id);
   if (rc != BE_OK) return rc;
@@ -169,7 +170,7 @@ static int auth_end_session_body(be_app *app, int64_t actor_id, int64_t user_id,
   if (rc == BE_OK) rc = be__svc_check_id(user_id, "user_id", err);
   if (rc == BE_OK) rc = be__svc_check_id(session_id, "session_id", err);
   if (rc != BE_OK) return rc;
-  end_ctx e = {a, actor_id, user_id, session_id, 0};
+  end_ctx e = {a, actor_id, user_id, session_id, be__svc_now(a->res), 0};
   rc = be__svc_write(a->res, end_tx, &e, err);
   if (rc == BE_OK && !e.found)
     rc = be__error_set(err, BE_E_NOT_FOUND, "session %lld of user %lld not found",

@@ -88,7 +88,8 @@ static const char *const templates[BE__SQL_COUNT] = {
   [BE__SQL_AUTH_SESSION_BY_TOKEN] =
     "SELECT " SESSION_COLS " FROM {sessions} s WHERE s.token_hash = ?",
   [BE__SQL_AUTH_SESSION_OWNER] =
-    "SELECT user_id FROM {sessions} WHERE token_hash = ? AND revoked = 0",
+    "SELECT user_id FROM {sessions} WHERE token_hash = ? AND revoked = 0 AND expires_at > ? "
+    "AND last_seen_at > ?",
   [BE__SQL_AUTH_SESSION_REVOKE_TOKEN] = "UPDATE {sessions} SET revoked = 1 WHERE token_hash = ?",
   [BE__SQL_AUTH_SESSIONS_REVOKE_KEEP] =
     "UPDATE {sessions} SET revoked = 1 WHERE user_id = ? AND revoked = 0 "
@@ -127,7 +128,8 @@ static const char *const templates[BE__SQL_COUNT] = {
                            "FROM {users} u LEFT JOIN {sessions} s ON s.user_id = u.id "
                            "AND s.revoked = 0 AND s.expires_at > ?2 AND s.last_seen_at > ?3 "
                            "WHERE u.id = ?1 ORDER BY s.last_seen_at DESC, s.id DESC LIMIT ?4",
-  [BE__SQL_SESSION_REVOKED] = "SELECT revoked FROM {sessions} WHERE id = ? AND user_id = ?",
+  [BE__SQL_SESSION_REVOKED] = "SELECT CASE WHEN revoked <> 0 OR expires_at <= ? OR last_seen_at <= ? "
+                              "THEN 1 ELSE 0 END FROM {sessions} WHERE id = ? AND user_id = ?",
   [BE__SQL_SESSION_REVOKE_ID] = "UPDATE {sessions} SET revoked = 1 WHERE id = ?",
   /* permission.c */
   [BE__SQL_PERM_EPOCH_BUMP] = "UPDATE {auth_epoch} SET epoch = epoch + 1 WHERE id = 1",

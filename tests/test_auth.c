@@ -963,6 +963,49 @@ START_TEST(sessions_listed_and_ended_by_id) {
 }
 END_TEST
 
+/* Logout and end by id of a session that already ended (idle past its
+ * timeout, or past its absolute expiry) are BE_OK and write nothing, as
+ * for a revoked one: they used to write an "auth.logout" or
+ * "auth.session_end" row for a session that had ended long before. A
+ * live one still writes its row. */
+static void end_twice_writes_nothing(be_testkit *k, int64_t advance_ms, int64_t step_ms) {
+  be_app *app = be_testkit_app(k);
+  int64_t u0 = be_testkit_user_id(k, 0);
+  char *a = login_ok(app, "user0@example.test", PW, u0), *b = login_ok(app, "user0@example.test", PW, u0);
+  be_auth_session_info info = BE_AUTH_SESSION_INFO_INIT;
+  ck_assert_int_eq(be_auth_verify_session(&info, app, b, NT, NULL), BE_OK);
+  int64_t sid = info.session_id;
+  for (int64_t t = 0; t < advance_ms; t += step_ms) { /* verifying keeps idle away */
+    be_testkit_advance_ms(k, step_ms, NULL);
+    if (step_ms < advance_ms) be_auth_verify_session(&info, app, b, NT, NULL);
+  }
+  ck_assert_int_eq(verify_code(app, a, NULL), BE_E_UNAUTHORIZED);
+  ck_assert_int_eq(verify_code(app, b, NULL), BE_E_UNAUTHORIZED);
+  int64_t logouts = audit_count(app, "auth.logout"), ends = audit_count(app, "auth.session_end");
+  ck_assert_int_eq(be_auth_logout(app, a, NT, NULL), BE_OK);
+  ck_assert_int_eq(be_auth_end_session(app, 0, u0, sid, NULL), BE_OK);
+  ck_assert_int_eq(audit_count(app, "auth.logout"), logouts);
+  ck_assert_int_eq(audit_count(app, "auth.session_end"), ends);
+  char *live = login_ok(app, "user0@example.test", PW, u0);
+  ck_assert_int_eq(be_auth_logout(app, live, NT, NULL), BE_OK);
+  ck_assert_int_eq(audit_count(app, "auth.logout"), logouts + 1);
+  be_auth_token_free(a);
+  be_auth_token_free(b);
+  be_auth_token_free(live);
+}
+
+START_TEST(ended_sessions_end_again_without_a_trace) {
+  be_testkit *k = kit_new(1);
+  end_twice_writes_nothing(k, 31 * MIN_MS, 31 * MIN_MS); /* idle past 30 min */
+  be_testkit_free(k);
+  be_app_options o = BE_APP_OPTIONS_INIT;
+  o.session_absolute_ms = 20 * MIN_MS;
+  k = kit_with(&o, 1);
+  end_twice_writes_nothing(k, 21 * MIN_MS, 7 * MIN_MS); /* used, but past 20 min */
+  be_testkit_free(k);
+}
+END_TEST
+
 START_TEST(session_info_gives_login_time) {
   be_app_options o = BE_APP_OPTIONS_INIT;
   o.session_absolute_ms = 20 * MIN_MS; /* shorter than idle: the absolute expiry shows */
@@ -2584,6 +2627,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, imported_hashes_log_in_and_are_rehashed);
   tcase_add_test(tc, imported_hash_must_be_argon2id_phc);
   tcase_add_test(tc, costly_hashes_cannot_stop_logins);
+  tcase_add_test(tc, ended_sessions_end_again_without_a_trace);
   suite_add_tcase(s, tc);
   return s;
 }
