@@ -404,7 +404,7 @@ static int open_session(char **out_token, login_ctx *l, be_error **err) {
   if (token == NULL) return be__error_oom(err);
   be__token_new(token, l->token_hash);
   int rc = be__svc_write(l->a->res, login_tx, l, err);
-  if (rc == BE_OK && l->stale) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_LOGIN);
+  if (rc == BE_OK && l->stale) rc = BE_E_UNAUTHORIZED; /* the caller says why */
   if (rc != BE_OK) {
     secret_free(token);
     return rc;
@@ -413,27 +413,22 @@ static int open_session(char **out_token, login_ctx *l, be_error **err) {
   return BE_OK;
 }
 
-static int auth_login_body(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
-                           size_t email_len, const char *password, size_t password_len, be_error **err) {
-  if (out_token) *out_token = NULL;
-  if (out_user_id) *out_user_id = 0;
-  be__auth *a = NULL;
-  int rc = be__auth_get(app, &a, err);
-  if (rc != BE_OK) return rc;
-  if (out_token == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_login: out_token is NULL");
-  char key[BE__EMAIL_MAX + 1];
-  size_t len = 0;
-  rc = be__auth_email_key(email, email_len, key, err);
-  if (rc == BE_OK) rc = pw_to_verify(password, password_len, "password", &len, err);
-  if (rc != BE_OK) return rc;
-
+/* One login: verify, then write the session unless the account changed
+ * since it was read (stale). With may_retry set, a stale write that
+ * carried a rehash sets *again and fails without an error: the change may
+ * be another login's rehash of the same password, which must not refuse
+ * this one; the caller tries once more against the hash now stored. */
+static int login_once(char **out_token, int64_t *out_user_id, be__auth *a, const char *key,
+                      const char *password, size_t len, int may_retry, int *again, be_error **err) {
+  *again = 0;
   /* The slot first: a 503 must not depend on whether the account exists. */
-  rc = be__pw_slot_acquire(a, err);
+  int rc = be__pw_slot_acquire(a, err);
   if (rc != BE_OK) return rc;
   user_row u;
   int match = 0;
   rc = load_user(a, 0, key, &u, err);
-  /* Exactly one verification on every path. */
+  /* Exactly one verification on every path (two only after a race with
+   * another correct login, above). */
   if (rc == BE_OK) rc = verify_user(a, &u, password, len, &match, err);
   if (rc != BE_OK) {
     be__pw_slot_release(a);
@@ -450,6 +445,29 @@ static int auth_login_body(char **out_token, int64_t *out_user_id, be_app *app, 
   login_ctx l = {a, u.id, now, u.hash, rehash ? new_hash : NULL, rehash ? a->peppers[0].id : u.pepper_id, {0}, 0};
   rc = open_session(out_token, &l, err);
   if (rc == BE_OK && out_user_id) *out_user_id = u.id;
+  if (rc != BE_OK && l.stale) {
+    *again = may_retry && rehash;
+    if (!*again) rc = be__error_set(err, BE_E_UNAUTHORIZED, "%s", BAD_LOGIN);
+  }
+  return rc;
+}
+
+static int auth_login_body(char **out_token, int64_t *out_user_id, be_app *app, const char *email,
+                           size_t email_len, const char *password, size_t password_len, be_error **err) {
+  if (out_token) *out_token = NULL;
+  if (out_user_id) *out_user_id = 0;
+  be__auth *a = NULL;
+  int rc = be__auth_get(app, &a, err);
+  if (rc != BE_OK) return rc;
+  if (out_token == NULL) return be__error_set(err, BE_E_MISUSE, "be_auth_login: out_token is NULL");
+  char key[BE__EMAIL_MAX + 1];
+  size_t len = 0;
+  rc = be__auth_email_key(email, email_len, key, err);
+  if (rc == BE_OK) rc = pw_to_verify(password, password_len, "password", &len, err);
+  if (rc != BE_OK) return rc;
+  int again = 0;
+  rc = login_once(out_token, out_user_id, a, key, password, len, 1, &again, err);
+  if (again) rc = login_once(out_token, out_user_id, a, key, password, len, 0, &again, err);
   return rc;
 }
 

@@ -381,6 +381,56 @@ static int64_t add_user(be_app *app, const char *email) {
   return id;
 }
 
+typedef struct pair_login {
+  be_app *app;
+  const char *email;
+  pthread_barrier_t *start;
+  int rc;
+} pair_login;
+
+static void *login_at_once(void *p) {
+  pair_login *l = p;
+  char *tok = NULL;
+  pthread_barrier_wait(l->start);
+  l->rc = be_auth_login(&tok, NULL, l->app, l->email, NT, PW, NT, NULL);
+  be_auth_token_free(tok);
+  return NULL;
+}
+
+/* Two correct logins at once to an account whose hash needs a rehash
+ * (the parameters went up): the first to write replaces the hash, and
+ * the second, whose write finds it changed, used to be refused with the
+ * generic 401. It now verifies once more against the hash stored. */
+START_TEST(concurrent_logins_survive_each_others_rehash) {
+  char *dir = tu_tempdir();
+  char path[512], email[64];
+  snprintf(path, sizeof path, "%s/rehash.db", dir);
+  be_app *app = file_app(path, NULL, 1, 64 * 1024);
+  enum { USERS = 8 };
+  for (int i = 0; i < USERS; i++) {
+    snprintf(email, sizeof email, "pair%d@example.test", i);
+    add_user(app, email);
+  }
+  be_app_free(app);
+  app = file_app(path, NULL, 2, 64 * 1024); /* every stored hash needs a rehash */
+  int refused = 0;
+  for (int i = 0; i < USERS; i++) {
+    snprintf(email, sizeof email, "pair%d@example.test", i);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    pair_login l[2] = {{app, email, &start, -1}, {app, email, &start, -1}};
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) ck_assert_int_eq(pthread_create(&t[k], NULL, login_at_once, &l[k]), 0);
+    for (int k = 0; k < 2; k++) pthread_join(t[k], NULL);
+    pthread_barrier_destroy(&start);
+    refused += (l[0].rc != BE_OK) + (l[1].rc != BE_OK);
+  }
+  ck_assert_msg(refused == 0, "%d of %d correct logins refused", refused, 2 * USERS);
+  be_app_free(app);
+  tu_rmdir(dir);
+}
+END_TEST
+
 /* Migration 7 gives sessions made before it an id and keeps their tokens
  * working: the sessions table is put back to its migration-2 shape, then
  * the app reopens and migrates it again. */
@@ -2628,6 +2678,7 @@ static Suite *auth_suite(void) {
   tcase_add_test(tc, imported_hash_must_be_argon2id_phc);
   tcase_add_test(tc, costly_hashes_cannot_stop_logins);
   tcase_add_test(tc, ended_sessions_end_again_without_a_trace);
+  tcase_add_test(tc, concurrent_logins_survive_each_others_rehash);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -66,7 +66,10 @@
  * without a password, and an account inside its backoff or lockout window
  * all fail with the same BE_E_UNAUTHORIZED and the same message ("invalid
  * email or password"), after the same work: exactly one argon2id
- * verification, against a dummy hash when there is no real one. The dummy
+ * verification, against a dummy hash when there is no real one (a correct
+ * login whose rehash meets another correct login's, which replaced the
+ * hash first, verifies once more against that one instead of failing).
+ * The dummy
  * uses the parameters of the most expensive hash stored (largest m x t,
  * then largest m; the current parameters when none is stored) within the
  * import cap (be_auth_import_password_hash(): a costlier hash written to
