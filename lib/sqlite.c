@@ -762,12 +762,15 @@ static int sq_status(void *conn, int32_t what, int64_t *out_value, int64_t *out_
   }
 }
 
+/* SQLite's table names ignore (ASCII) case: schema_migrations and
+ * Schema_Migrations are one table, so the check must ignore it too. */
 static int sq_table_exists(void *conn, int32_t *out, const char *name, be_error **err) {
   sq_conn *c = conn;
   *out = 0;
   sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                              -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(
+    c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", -1, &st,
+    NULL);
   if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   if (rc == SQLITE_OK) rc = sqlite3_step(st);
   *out = rc == SQLITE_ROW;

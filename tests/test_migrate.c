@@ -433,6 +433,40 @@ START_TEST(record_table_is_named_per_migrator) {
 }
 END_TEST
 
+/* A record table whose name differs in case only (made by hand, or by an
+ * older release that took such names) is the migrator's table on SQLite
+ * as on PostgreSQL: version and apply agree on what it holds. */
+START_TEST(record_table_is_found_in_any_case) {
+  be_conn *c = open_conn();
+  int64_t v = -1;
+  ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE Host_Migrations (version INTEGER PRIMARY KEY, "
+                                   "name TEXT NOT NULL, applied_at INTEGER NOT NULL); "
+                                   "INSERT INTO Host_Migrations VALUES (1, 'h one', 0)",
+                                NULL),
+                   BE_OK);
+  be_migrator *h = NULL;
+  ck_assert_int_eq(be_migrator_new(&h, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_set_table(h, "host_migrations", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(h, 1, "h one", "CREATE TABLE h1(x)", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_version(&v, h, c, NULL), BE_OK);
+  ck_assert_int_eq(v, 1);
+  ck_assert_int_eq(be_migrator_apply(&v, h, c, NULL), BE_OK);
+  ck_assert_int_eq(v, 1);
+  ck_assert(!table_exists(c, "h1"));
+  ck_assert_int_eq(be_migrator_current_version(&v, c, NULL), BE_OK);
+  ck_assert_int_eq(v, 0);
+  ck_assert_int_eq(be_conn_exec(c, "CREATE TABLE SCHEMA_MIGRATIONS (version INTEGER PRIMARY KEY, "
+                                   "name TEXT NOT NULL, applied_at INTEGER NOT NULL); "
+                                   "INSERT INTO SCHEMA_MIGRATIONS VALUES (3, 'three', 0)",
+                                NULL),
+                   BE_OK);
+  ck_assert_int_eq(be_migrator_current_version(&v, c, NULL), BE_OK);
+  ck_assert_int_eq(v, 3);
+  be_migrator_free(h);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(busy_and_storage_faults) {
   be_conn *c = open_conn();
   be_migrator *m = library_and_host();
@@ -514,6 +548,7 @@ static Suite *migrate_suite(void) {
   tcase_add_test(tc, registration_is_validated);
   tcase_add_test(tc, busy_and_storage_faults);
   tcase_add_test(tc, record_table_is_named_per_migrator);
+  tcase_add_test(tc, record_table_is_found_in_any_case);
   tcase_add_test(tc, allocation_failures_do_not_leak);
   suite_add_tcase(s, tc);
   return s;
