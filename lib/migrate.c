@@ -38,14 +38,39 @@ int be_migrator_new(be_migrator **out, be_error **err) {
   return BE_OK;
 }
 
+static int has_upper(const char *s) {
+  for (; *s; s++)
+    if (*s >= 'A' && *s <= 'Z') return 1;
+  return 0;
+}
+
 int be_migrator_set_table(be_migrator *m, const char *table, be_error **err) {
   if (m == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_set_table: NULL migrator");
   if (!be__ident_valid(table))
     return be__error_field(err, "table",
                            "must be 1..64 bytes: an ASCII letter or '_', then ASCII letters, "
                            "digits or '_'");
+  /* SQLite ignores a table name's case and PostgreSQL folds it to lower
+   * case: "Schema_Migrations" would be schema_migrations, whose rows
+   * (another migrator's) this one would take for its own. */
+  if (has_upper(table))
+    return be__error_field(err, "table",
+                           "must be in lower case: SQLite ignores a table name's case and "
+                           "PostgreSQL folds it to lower case");
   memcpy(m->table, table, strlen(table) + 1);
   return BE_OK;
+}
+
+int be__migrator_set_table_folded(be_migrator *m, const char *table, be_error **err) {
+  char lower[TABLE_MAX + 1];
+  size_t n = table ? strnlen(table, TABLE_MAX + 1) : 0;
+  if (n > TABLE_MAX) return be_migrator_set_table(m, table, err); /* refused as too long */
+  for (size_t i = 0; i < n; i++) {
+    char ch = table[i];
+    lower[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+  }
+  lower[n] = '\0';
+  return be_migrator_set_table(m, table ? lower : NULL, err);
 }
 
 void be_migrator_free(be_migrator *m) {

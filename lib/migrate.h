@@ -15,4 +15,9 @@ int64_t be__migrator_first_version(const be_migrator *m);
  * a transaction; else as be_migrator_apply(). */
 int be__migrator_apply_in_tx(be_migrator *m, be_conn *c, be_error **err);
 
+/* be_migrator_set_table() with table folded to lower case first: for the
+ * app, whose table prefix may hold upper case (its tables are the same
+ * ones in any case, on SQLite and, unquoted, on PostgreSQL). */
+int be__migrator_set_table_folded(be_migrator *m, const char *table, be_error **err);
+
 #endif

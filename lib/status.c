@@ -18,6 +18,7 @@
 #include "error.h"
 #include "listener.h"
 #include "metrics.h"
+#include "migrate.h"
 #include "pool.h"
 #include "status.h"
 #include "storage.h"
@@ -67,7 +68,7 @@ static void database_status(be_app_status *s, be__app_res *res, const be_pool_st
     snprintf(s->db_journal_mode, sizeof s->db_journal_mode, "%.15s", text);
   be_migrator *m = NULL; /* libbackend's record table, under the app's table prefix */
   if (be_migrator_new(&m, NULL) == BE_OK &&
-      be_migrator_set_table(m, be__sql(res, BE__SQL_MIGRATIONS_TABLE), NULL) == BE_OK &&
+      be__migrator_set_table_folded(m, be__sql(res, BE__SQL_MIGRATIONS_TABLE), NULL) == BE_OK &&
       be_migrator_version(&v, m, conn, NULL) == BE_OK)
     s->migration_version = v;
   be_migrator_free(m);

@@ -9,6 +9,7 @@
 #include <backend/migrate.h>
 
 #include "alloc.h"
+#include "migrate.h"
 #include "svc_catalog.h"
 #include "svc_schema.h"
 
@@ -313,7 +314,7 @@ int be__svc_schema_register(struct be_migrator *m, const char *prefix, int32_t d
                             be_error **err) {
   char *text = NULL;
   int rc = be__svc_expand(&text, "{schema_migrations}", prefix, err);
-  if (rc == BE_OK) rc = be_migrator_set_table(m, text, err);
+  if (rc == BE_OK) rc = be__migrator_set_table_folded(m, text, err);
   be__free(text);
   if (dialect == BE__DIALECT_POSTGRES) {
     for (size_t i = 0; i < sizeof pg_migrations / sizeof pg_migrations[0] && rc == BE_OK; i++)

@@ -433,6 +433,51 @@ START_TEST(record_table_is_named_per_migrator) {
 }
 END_TEST
 
+/* Number of rows in table. */
+static int64_t applied_count(be_conn *c, const char *table) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+  be_stmt *s = NULL;
+  ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
+  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
+  int64_t n = be_stmt_column_int64(s, 0);
+  be_stmt_finalize(s);
+  return n;
+}
+
+/* SQLite's table names ignore case, and PostgreSQL folds an unquoted
+ * name to lower case: "Schema_Migrations" is schema_migrations. A
+ * migrator naming it must not take the default table's rows for its own
+ * (its version 1 would count as applied and never run): a name with
+ * upper case is refused, and a record table created by hand in another
+ * case is found. */
+START_TEST(record_table_names_differing_in_case_are_not_shared) {
+  be_conn *c = open_conn();
+  be_migrator *a = NULL, *b = NULL;
+  ck_assert_int_eq(be_migrator_new(&a, NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(a, 1, "a one", "CREATE TABLE a1(x)", NULL), BE_OK);
+  int64_t v = -1;
+  ck_assert_int_eq(be_migrator_apply(&v, a, c, NULL), BE_OK);
+  ck_assert_int_eq(v, 1);
+  ck_assert_int_eq(be_migrator_new(&b, NULL), BE_OK);
+  be_error *e = NULL;
+  ck_assert_int_eq(be_migrator_set_table(b, "Schema_Migrations", &e), BE_E_VALIDATION);
+  ck_assert_str_eq(be_error_field_name(e, 0), "table");
+  be_error_free(e);
+  ck_assert_int_eq(be_migrator_set_table(b, "B_MIGRATIONS", NULL), BE_E_VALIDATION);
+  ck_assert_int_eq(be_migrator_add(b, 1, "b one", "CREATE TABLE b1(x)", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_add(b, 2, "b two", "CREATE TABLE b2(x)", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_set_table(b, "b_migrations", NULL), BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, b, c, NULL), BE_OK);
+  ck_assert_int_eq(v, 2);
+  ck_assert(table_exists(c, "b1") && table_exists(c, "b2"));
+  ck_assert_int_eq(applied_count(c, "schema_migrations"), 1);
+  be_migrator_free(a);
+  be_migrator_free(b);
+  be_conn_close(c);
+}
+END_TEST
+
 /* A record table whose name differs in case only (made by hand, or by an
  * older release that took such names) is the migrator's table on SQLite
  * as on PostgreSQL: version and apply agree on what it holds. */
@@ -548,6 +593,7 @@ static Suite *migrate_suite(void) {
   tcase_add_test(tc, registration_is_validated);
   tcase_add_test(tc, busy_and_storage_faults);
   tcase_add_test(tc, record_table_is_named_per_migrator);
+  tcase_add_test(tc, record_table_names_differing_in_case_are_not_shared);
   tcase_add_test(tc, record_table_is_found_in_any_case);
   tcase_add_test(tc, allocation_failures_do_not_leak);
   suite_add_tcase(s, tc);
