@@ -57,6 +57,10 @@ int be_migrator_set_table(be_migrator *m, const char *table, be_error **err) {
     return be__error_field(err, "table",
                            "must be in lower case: SQLite ignores a table name's case and "
                            "PostgreSQL folds it to lower case");
+  if (be__ident_reserved(table))
+    return be__error_field(err, "table",
+                           "must not be an SQL keyword (of SQLite, or reserved by PostgreSQL) nor "
+                           "start with sqlite_ (reserved by SQLite)");
   memcpy(m->table, table, strlen(table) + 1);
   return BE_OK;
 }

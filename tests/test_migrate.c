@@ -512,6 +512,34 @@ START_TEST(record_table_is_found_in_any_case) {
 }
 END_TEST
 
+/* Names SQLite or PostgreSQL refuse as an unquoted table name (keywords,
+ * SQLite's reserved sqlite_ prefix) are field errors at set_table, not a
+ * vague storage error at apply. */
+START_TEST(record_table_keywords_and_reserved_names_are_refused) {
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  const char *const bad[] = {"select", "order", "table", "where", "user", "limit", "offset",
+                             "sqlite_mig", "sqlite_", "sqlite_master", "sqlite_sequence"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    be_error *e = NULL;
+    ck_assert_msg(be_migrator_set_table(m, bad[i], &e) == BE_E_VALIDATION, "%s accepted", bad[i]);
+    ck_assert_str_eq(be_error_field_name(e, 0), "table");
+    be_error_free(e);
+  }
+  /* names that only contain or resemble them are fine */
+  const char *const good[] = {"selected", "orders", "my_sqlite_migrations", "sqlitemig", "user_migrations"};
+  be_conn *c = open_conn();
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    ck_assert_msg(be_migrator_set_table(m, good[i], NULL) == BE_OK, "%s refused", good[i]);
+    int64_t v = -1;
+    ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
+    ck_assert(table_exists(c, good[i]));
+  }
+  be_conn_close(c);
+  be_migrator_free(m);
+}
+END_TEST
+
 START_TEST(busy_and_storage_faults) {
   be_conn *c = open_conn();
   be_migrator *m = library_and_host();
@@ -595,6 +623,7 @@ static Suite *migrate_suite(void) {
   tcase_add_test(tc, record_table_is_named_per_migrator);
   tcase_add_test(tc, record_table_names_differing_in_case_are_not_shared);
   tcase_add_test(tc, record_table_is_found_in_any_case);
+  tcase_add_test(tc, record_table_keywords_and_reserved_names_are_refused);
   tcase_add_test(tc, allocation_failures_do_not_leak);
   suite_add_tcase(s, tc);
   return s;

@@ -68,18 +68,22 @@ BE_API int be_migrator_new(be_migrator **out, be_error **err);
  * The name must be in lower case: SQLite ignores a table name's case and
  * PostgreSQL folds an unquoted one to lower case, so "Schema_Migrations"
  * would be the table schema_migrations, and this migrator would take the
- * versions another migrator recorded there for its own and skip them. A
- * record table that exists in another case (created by hand) is found
- * and used, on either database.
+ * versions another migrator recorded there for its own and skip them. On
+ * SQLite a record table created in another case (by hand, say) is found
+ * and used, as PostgreSQL finds one created unquoted.
  *
  * @param m      the migrator; not NULL.
  * @param table  the table's name, NUL-terminated, copied: a lower-case
  *               ASCII letter or '_', then lower-case ASCII letters, digits
- *               or '_', 1..64 bytes (used as written, unquoted).
+ *               or '_', 1..64 bytes (used as written, unquoted); not an
+ *               SQL keyword (any keyword of SQLite, or a word PostgreSQL
+ *               reserves: select, order, user, ...) and not starting
+ *               with sqlite_ in any case (SQLite reserves those names).
  * @param err    receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (m NULL); BE_E_VALIDATION (field "table":
- *         NULL, empty, too long, not such a name or holding upper case;
- *         the migrator keeps its table).
+ *         NULL, empty, too long, not such a name, holding upper case, a
+ *         keyword or starting with sqlite_; the migrator keeps its
+ *         table).
  */
 BE_API int be_migrator_set_table(be_migrator *m, const char *table, be_error **err);
 
