@@ -336,6 +336,20 @@ static int fail_version(be_error **err, const migration *mg, be_error *cause, in
   return r;
 }
 
+/* A database recorded at a version above every registered one was
+ * migrated by a newer build: it is left as it is (an older build may
+ * run on it during a rollback), but not silently. */
+static void warn_if_newer(const be_migrator *m, int64_t version) {
+  int64_t latest = be_migrator_latest_version(m);
+  if (m->n == 0 || version <= latest) return;
+  char v[32], l[32];
+  snprintf(v, sizeof v, "%lld", (long long)version);
+  snprintf(l, sizeof l, "%lld", (long long)latest);
+  be_log_field f[] = {{"table", m->table}, {"version", v}, {"latest", l}};
+  be_log(BE_LOG_WARN, "the database's version is newer than every registered migration", f, 3,
+         NULL);
+}
+
 /* Apply what is missing; each migration in a transaction of its own (a
  * savepoint when c is in one already). */
 static int apply_all(int64_t *out_version, be_migrator *m, be_conn *c, be_error **err) {
@@ -367,6 +381,7 @@ static int apply_all(int64_t *out_version, be_migrator *m, be_conn *c, be_error 
     }
     if (mg->version > current) current = mg->version;
   }
+  if (rc == BE_OK) warn_if_newer(m, current);
   if (out_version) {
     int64_t v = 0;
     if (rc == BE_OK) {

@@ -540,6 +540,49 @@ START_TEST(record_table_keywords_and_reserved_names_are_refused) {
 }
 END_TEST
 
+/* What the migrate tests log, one line per event: "message k=v ...". */
+static char logged[1024];
+static void capture_log(int32_t level, const char *message, const be_log_field *fields,
+                        size_t count, void *ud) {
+  (void)ud;
+  size_t n = strlen(logged);
+  n += (size_t)snprintf(logged + n, sizeof logged - n, "%d %s", (int)level, message);
+  for (size_t i = 0; i < count && n < sizeof logged; i++)
+    n += (size_t)snprintf(logged + n, sizeof logged - n, " %s=%s", fields[i].key, fields[i].value);
+  if (n < sizeof logged) snprintf(logged + n, sizeof logged - n, "\n");
+}
+
+/* A database migrated by a newer build (a version this build does not
+ * know) is left as it is: apply succeeds (an older build may run on it
+ * during a rollback) and out_version is the database's, above
+ * be_migrator_latest_version(); a warning says so. */
+START_TEST(database_newer_than_the_migrations_is_visible) {
+  be_conn *c = open_conn();
+  be_migrator *m = NULL;
+  ck_assert_int_eq(be_migrator_new(&m, NULL), BE_OK);
+  for (int64_t i = 1; i <= 9; i++) ck_assert_int_eq(be_migrator_add(m, i, "n", "SELECT 1", NULL), BE_OK);
+  logged[0] = '\0';
+  ck_assert_int_eq(be_log_set_handler(capture_log, NULL, BE_LOG_DEBUG, NULL), BE_OK);
+  int64_t v = -1;
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
+  ck_assert_str_eq(logged, ""); /* at the latest version: nothing to say */
+  ck_assert_int_eq(be_conn_exec(c, "INSERT INTO schema_migrations VALUES (10, 'newer build', 0)", NULL),
+                   BE_OK);
+  ck_assert_int_eq(be_migrator_apply(&v, m, c, NULL), BE_OK);
+  ck_assert_int_eq(be_log_set_handler(NULL, NULL, BE_LOG_WARN, NULL), BE_OK);
+  ck_assert_int_eq(v, 10);
+  ck_assert_int_eq(be_migrator_version(&v, m, c, NULL), BE_OK);
+  ck_assert_int_eq(v, 10);
+  ck_assert_int_gt(v, be_migrator_latest_version(m));
+  ck_assert_msg(strstr(logged, "newer than every registered migration table=schema_migrations "
+                               "version=10 latest=9\n") != NULL,
+                "logged: %s", logged);
+  ck_assert_int_eq(atoi(logged), BE_LOG_WARN);
+  be_migrator_free(m);
+  be_conn_close(c);
+}
+END_TEST
+
 START_TEST(busy_and_storage_faults) {
   be_conn *c = open_conn();
   be_migrator *m = library_and_host();
@@ -624,6 +667,7 @@ static Suite *migrate_suite(void) {
   tcase_add_test(tc, record_table_names_differing_in_case_are_not_shared);
   tcase_add_test(tc, record_table_is_found_in_any_case);
   tcase_add_test(tc, record_table_keywords_and_reserved_names_are_refused);
+  tcase_add_test(tc, database_newer_than_the_migrations_is_visible);
   tcase_add_test(tc, allocation_failures_do_not_leak);
   suite_add_tcase(s, tc);
   return s;

@@ -21,7 +21,12 @@
  * apply stops: the database stays at the last version that succeeded, and
  * the error names the failing version. A registered version below the
  * database's current version that was never applied (a host added it
- * later) is applied as well, in order.
+ * later) is applied as well, in order. A database recorded at a version
+ * above every registered one (a newer build migrated it) is left as it
+ * is and apply succeeds, so an older build can still run on it during a
+ * rollback; apply logs a warning (BE_LOG_WARN, fields "table", "version"
+ * and "latest"), and a caller that must refuse such a database compares
+ * be_migrator_version() with be_migrator_latest_version().
  *
  * Migration SQL may hold several statements; it must not manage
  * transactions itself (no BEGIN/COMMIT), and statements SQLite refuses
@@ -112,7 +117,9 @@ BE_API int be_migrator_add(be_migrator *m, int64_t version, const char *name, co
  * different connections; the connection as usual.
  *
  * @param out_version  receives the database's version afterwards, also on
- *                     failure (the last good version); may be NULL.
+ *                     failure (the last good version); may be NULL. It
+ *                     may exceed be_migrator_latest_version() (a newer
+ *                     build's database; see the file comment).
  * @param m            the migrations; not NULL.
  * @param conn         the connection; not NULL, not inside a transaction.
  * @param err          receives the error on failure; may be NULL.
