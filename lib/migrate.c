@@ -5,8 +5,10 @@
 #include <backend/migrate.h>
 #include <backend/tx.h>
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -44,6 +46,36 @@ static int has_upper(const char *s) {
   return 0;
 }
 
+/* PostgreSQL's reserved words (pg_get_keywords() catcode R and T, 15 and
+ * SYSTEM_USER of 16): none can be an unquoted table name there. */
+static const char *const pg_reserved[] = {
+  "ALL", "ANALYSE", "ANALYZE", "AND", "ANY", "ARRAY", "AS", "ASC", "ASYMMETRIC", "AUTHORIZATION",
+  "BINARY", "BOTH", "CASE", "CAST", "CHECK", "COLLATE", "COLLATION", "COLUMN", "CONCURRENTLY",
+  "CONSTRAINT", "CREATE", "CROSS", "CURRENT_CATALOG", "CURRENT_DATE", "CURRENT_ROLE",
+  "CURRENT_SCHEMA", "CURRENT_TIME", "CURRENT_TIMESTAMP", "CURRENT_USER", "DEFAULT", "DEFERRABLE",
+  "DESC", "DISTINCT", "DO", "ELSE", "END", "EXCEPT", "FALSE", "FETCH", "FOR", "FOREIGN", "FREEZE",
+  "FROM", "FULL", "GRANT", "GROUP", "HAVING", "ILIKE", "IN", "INITIALLY", "INNER", "INTERSECT",
+  "INTO", "IS", "ISNULL", "JOIN", "LATERAL", "LEADING", "LEFT", "LIKE", "LIMIT", "LOCALTIME",
+  "LOCALTIMESTAMP", "NATURAL", "NOT", "NOTNULL", "NULL", "OFFSET", "ON", "ONLY", "OR", "ORDER",
+  "OUTER", "OVERLAPS", "PLACING", "PRIMARY", "REFERENCES", "RETURNING", "RIGHT", "SELECT",
+  "SESSION_USER", "SIMILAR", "SOME", "SYMMETRIC", "SYSTEM_USER", "TABLE", "TABLESAMPLE", "THEN",
+  "TO", "TRAILING", "TRUE", "UNION", "UNIQUE", "USER", "USING", "VARIADIC", "VERBOSE", "WHEN",
+  "WHERE", "WINDOW", "WITH"};
+
+/* 1 when name, a valid identifier, cannot be an unquoted table name on
+ * SQLite or PostgreSQL: a keyword of the SQLite linked in
+ * (sqlite3_keyword_check, its reserved and non-reserved ones alike), a
+ * word PostgreSQL reserves, or SQLite's reserved prefix sqlite_ (any
+ * case). */
+static int ident_reserved(const char *name) {
+  size_t n = strlen(name);
+  if (strncasecmp(name, "sqlite_", 7) == 0) return 1;
+  if (sqlite3_keyword_check(name, (int)n)) return 1;
+  for (size_t i = 0; i < sizeof pg_reserved / sizeof pg_reserved[0]; i++)
+    if (strcasecmp(name, pg_reserved[i]) == 0) return 1;
+  return 0;
+}
+
 int be_migrator_set_table(be_migrator *m, const char *table, be_error **err) {
   if (m == NULL) return be__error_set(err, BE_E_MISUSE, "be_migrator_set_table: NULL migrator");
   if (!be__ident_valid(table))
@@ -57,7 +89,7 @@ int be_migrator_set_table(be_migrator *m, const char *table, be_error **err) {
     return be__error_field(err, "table",
                            "must be in lower case: SQLite ignores a table name's case and "
                            "PostgreSQL folds it to lower case");
-  if (be__ident_reserved(table))
+  if (ident_reserved(table))
     return be__error_field(err, "table",
                            "must not be an SQL keyword (of SQLite, or reserved by PostgreSQL) nor "
                            "start with sqlite_ (reserved by SQLite)");

@@ -4,10 +4,8 @@
  * observers the query layer times statements with. */
 #include <backend/storage.h>
 
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <strings.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -520,31 +518,6 @@ int be__ident_valid(const char *name) {
       return 0;
   }
   return 1;
-}
-
-/* PostgreSQL's reserved words (pg_get_keywords() catcode R and T, 15 and
- * SYSTEM_USER of 16): none can be an unquoted table name there. */
-static const char *const pg_reserved[] = {
-  "ALL", "ANALYSE", "ANALYZE", "AND", "ANY", "ARRAY", "AS", "ASC", "ASYMMETRIC", "AUTHORIZATION",
-  "BINARY", "BOTH", "CASE", "CAST", "CHECK", "COLLATE", "COLLATION", "COLUMN", "CONCURRENTLY",
-  "CONSTRAINT", "CREATE", "CROSS", "CURRENT_CATALOG", "CURRENT_DATE", "CURRENT_ROLE",
-  "CURRENT_SCHEMA", "CURRENT_TIME", "CURRENT_TIMESTAMP", "CURRENT_USER", "DEFAULT", "DEFERRABLE",
-  "DESC", "DISTINCT", "DO", "ELSE", "END", "EXCEPT", "FALSE", "FETCH", "FOR", "FOREIGN", "FREEZE",
-  "FROM", "FULL", "GRANT", "GROUP", "HAVING", "ILIKE", "IN", "INITIALLY", "INNER", "INTERSECT",
-  "INTO", "IS", "ISNULL", "JOIN", "LATERAL", "LEADING", "LEFT", "LIKE", "LIMIT", "LOCALTIME",
-  "LOCALTIMESTAMP", "NATURAL", "NOT", "NOTNULL", "NULL", "OFFSET", "ON", "ONLY", "OR", "ORDER",
-  "OUTER", "OVERLAPS", "PLACING", "PRIMARY", "REFERENCES", "RETURNING", "RIGHT", "SELECT",
-  "SESSION_USER", "SIMILAR", "SOME", "SYMMETRIC", "SYSTEM_USER", "TABLE", "TABLESAMPLE", "THEN",
-  "TO", "TRAILING", "TRUE", "UNION", "UNIQUE", "USER", "USING", "VARIADIC", "VERBOSE", "WHEN",
-  "WHERE", "WINDOW", "WITH"};
-
-int be__ident_reserved(const char *name) {
-  size_t n = strlen(name);
-  if (strncasecmp(name, "sqlite_", 7) == 0) return 1;
-  if (sqlite3_keyword_check(name, (int)n)) return 1;
-  for (size_t i = 0; i < sizeof pg_reserved / sizeof pg_reserved[0]; i++)
-    if (strcasecmp(name, pg_reserved[i]) == 0) return 1;
-  return 0;
 }
 
 static const char *missing_fn(const be_driver *d) {

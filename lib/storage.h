@@ -208,12 +208,6 @@ void be__conn_doom_tx(be_conn *conn);
 /* 1 when name is a valid savepoint/identifier: [A-Za-z_][A-Za-z0-9_]{0,63}. */
 int be__ident_valid(const char *name);
 
-/* 1 when name, a valid identifier, cannot be an unquoted table name on
- * SQLite or PostgreSQL: a keyword of the SQLite linked in
- * (sqlite3_keyword_check, its reserved and non-reserved ones alike), a
- * word PostgreSQL reserves, or SQLite's reserved prefix sqlite_ (any
- * case). */
-int be__ident_reserved(const char *name);
 
 /* The SQL text of a statement (borrowed, valid until finalize). */
 const char *be__stmt_sql(const be_stmt *stmt);
