@@ -240,17 +240,19 @@ static int count_chars(const char *pw, size_t len, size_t *chars, size_t *distin
   uint32_t seen[BE_AUTH_PASSWORD_MIN_DISTINCT];
   *chars = 0;
   *distinct = 0;
-  for (size_t i = 0; i < len; (*chars)++) {
+  size_t i = 0;
+  for (; i < len; (*chars)++) {
     uint32_t cp;
     size_t n = be__utf8_decode(p + i, len - i, &cp);
-    if (n == 0) return 0;
+    if (n == 0) break;
     i += n;
     cp = cp < 0x80 ? be__svc_lower((unsigned char)cp) : cp;
     size_t k = 0;
     while (k < *distinct && seen[k] != cp) k++;
     if (k == *distinct && *distinct < BE_AUTH_PASSWORD_MIN_DISTINCT) seen[(*distinct)++] = cp;
   }
-  return 1;
+  sodium_memzero(seen, sizeof seen); /* the password's first characters */
+  return i >= len;
 }
 
 /* pw is the account's email, the email's local part, or its name (each

@@ -1551,6 +1551,9 @@ START_TEST(password_check_leaves_no_copy_on_the_stack) {
   ck_assert_msg(memmem(stack, size, pw, sizeof pw - 1) == NULL, "the password stayed on the stack");
   ck_assert_msg(memmem(stack, size, lower, sizeof lower - 1) == NULL,
                 "its lower-case copy stayed on the stack");
+  const uint32_t first[] = {'v', 'q', '7', '-', 'p'}; /* the distinct-character count's */
+  ck_assert_msg(memmem(stack, size, first, sizeof first) == NULL,
+                "its first distinct characters stayed on the stack");
   free(stack);
   be_testkit_free(k);
 }
