@@ -14,6 +14,7 @@
 
 #include <backend/backend.h>
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -165,5 +166,19 @@ void cli_progress_end(cli_progress *p);
 void cli_json_str(FILE *f, const char *s);
 /* "key": with a leading comma unless first. */
 void cli_json_key(FILE *f, int first, const char *key);
+
+/* ---- UTF-8 (cli/json.c) ---- */
+
+/* The length of the valid UTF-8 character at s (n bytes left), 0 when the
+ * byte at s does not start one. */
+size_t cli_utf8_seq(const unsigned char *s, size_t n);
+/* A malloc'd copy of s with every byte that is not part of a valid UTF-8
+ * character replaced by U+FFFD; NULL when out of memory. */
+char *cli_utf8_clean(const char *s);
+/* printf into a malloc'd string of any length, then cli_utf8_clean() it:
+ * text the library accepts as a message (which it cuts at a character
+ * boundary). NULL when out of memory. */
+char *cli_vformat_utf8(const char *fmt, va_list ap);
+char *cli_format_utf8(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* BACKEND_CLI_H */

@@ -257,6 +257,33 @@ class Database(Cli):
         self.assertIn("readonly", r.stderr.replace("read-only", "readonly").replace("read only", "readonly"))
 
 
+class Reviewed(Cli):
+    """Defects a review found: parallel init, a read-only report that
+    changed the journal mode, JSON with bytes that are not UTF-8, long or
+    broken paths in error messages, file: URIs creating files, and
+    arguments checked after the open."""
+
+    def raw(self, *args, cwd=None):
+        return subprocess.run([CLI] + list(args), capture_output=True, timeout=120, cwd=cwd)
+
+    def test_json_output_with_bytes_not_utf8(self):
+        r = self.raw("--json", "--db", b"bad\xff.db", "init", cwd=self.tmp.name)
+        self.assertEqual(r.returncode, OK, r.stderr)
+        self.assertEqual(json.loads(r.stdout.decode("utf-8"))["database"], "bad\ufffd.db")
+        db = os.path.join(self.tmp.name, "hostname.db")
+        self.ok("init", db=db)
+        c = sqlite3.connect(db)
+        c.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                  "applied_at INTEGER NOT NULL)")
+        c.execute("INSERT INTO schema_migrations VALUES (1, CAST(X'6F6BFF21' AS TEXT), 0)")
+        c.commit()
+        c.close()
+        r = self.raw("--json", "--db", db, "migrate", "status")
+        self.assertEqual(r.returncode, OK, r.stderr)
+        names = [m["name"] for m in json.loads(r.stdout.decode("utf-8"))["applied"] if m["host"]]
+        self.assertEqual(names, ["ok\ufffd!"])
+
+
 class Users(Cli):
     def test_user_lifecycle(self):
         uid = self.add_user("Grace@Example.com", "Grace Hopper")
