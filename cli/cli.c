@@ -73,7 +73,9 @@ int cli_fail(cli_ctx *ctx, be_error *err) {
   } else {
     fprintf(stderr, "backend-cli%s%s: %s", *ctx->cmd_name ? " " : "", ctx->cmd_name,
             err ? be_error_message(err) : "failed");
-    if (is_storage_code(code) && err && strstr(be_error_message(err), ctx->db) == NULL) fprintf(stderr, " (database '%s')", ctx->db);
+    char *db = cli_utf8_clean(ctx->db); /* as the messages name it */
+    if (is_storage_code(code) && err && db && strstr(be_error_message(err), db) == NULL) fprintf(stderr, " (database '%s')", db);
+    free(db);
     fputc('\n', stderr);
     for (size_t i = 0; err && i < be_error_field_count(err); i++)
       fprintf(stderr, "  %s: %s\n", be_error_field_name(err, i), be_error_field_message(err, i));
@@ -84,15 +86,14 @@ int cli_fail(cli_ctx *ctx, be_error *err) {
   return cli_exit_code(code);
 }
 
+/* The message is formatted at any length and made valid UTF-8 (a path or
+ * an argument may hold any bytes), so it always becomes an error: problem
+ * JSON with --json, never a cut character or a fallback to plain text. */
 static int fail_v(cli_ctx *ctx, int32_t code, const char *fmt, va_list ap) {
-  char msg[1024];
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  char *msg = cli_vformat_utf8(fmt, ap);
   be_error *err = NULL;
-  if (be_error_new(&err, code, msg) != BE_OK) { /* msg not UTF-8 (a path or an argument) */
-    be_error_free(err);
-    fprintf(stderr, "backend-cli %s: %s\n", ctx->cmd_name, msg);
-    return cli_exit_code(code);
-  }
+  be_error_new(&err, code, msg); /* on failure err is the out-of-memory error */
+  free(msg);
   return cli_fail(ctx, err);
 }
 
@@ -110,27 +111,38 @@ void cli_print_usage(const cli_ctx *ctx, FILE *f) {
   if (ctx->help) fprintf(f, "%s", ctx->help);
 }
 
+/* vsnprintf into a malloc'd string of any length; NULL when out of memory. */
+static char *vformat(const char *fmt, va_list ap) {
+  va_list copy;
+  va_copy(copy, ap);
+  int n = vsnprintf(NULL, 0, fmt, copy);
+  va_end(copy);
+  char *s = n < 0 ? NULL : malloc((size_t)n + 1);
+  if (s) vsnprintf(s, (size_t)n + 1, fmt, ap);
+  return s;
+}
+
 int cli_usage_error(cli_ctx *ctx, const char *fmt, ...) {
-  char msg[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  char *msg = vformat(fmt, ap);
   va_end(ap);
-  char full[1024];
-  snprintf(full, sizeof full, "%s; usage: backend-cli %s %s", msg, ctx->cmd_name, ctx->usage ? ctx->usage : "");
-  be_error *err = NULL;
-  /* An argument that is not UTF-8 cannot go into JSON: the plain line then. */
-  if (ctx->json && be_error_new(&err, BE_E_VALIDATION, full) == BE_OK) {
+  const char *m = msg ? msg : "usage error";
+  if (ctx->json) { /* bytes that are not UTF-8 become U+FFFD: JSON holds any argument */
+    char *full = cli_format_utf8("%s; usage: backend-cli %s %s", m, ctx->cmd_name, ctx->usage ? ctx->usage : "");
+    be_error *err = NULL;
+    be_error_new(&err, BE_E_VALIDATION, full); /* on failure err is the out-of-memory error */
+    free(full);
     char *json = NULL;
     if (be_error_to_json(&json, NULL, err) == BE_OK) fprintf(stderr, "%s\n", json);
     be_free(json);
     be_error_free(err);
-  } else {
-    be_error_free(err); /* the error describing the bad message, if any */
-    fprintf(stderr, "backend-cli%s%s: %s\n", *ctx->cmd_name ? " " : "", ctx->cmd_name, msg);
+  } else { /* a terminal shows the argument's bytes as they are */
+    fprintf(stderr, "backend-cli%s%s: %s\n", *ctx->cmd_name ? " " : "", ctx->cmd_name, m);
     if (*ctx->cmd_name) cli_print_usage(ctx, stderr);
     else fputs("usage: backend-cli [--db PATH] [--json] COMMAND [ARGS...]  (backend-cli --help lists them)\n", stderr);
   }
+  free(msg);
   return CLI_EXIT_USAGE;
 }
 
@@ -243,13 +255,14 @@ int cli_open_conn(be_conn **out, cli_ctx *ctx, int mode) {
   return fail_open(ctx, err);
 }
 
-/* Report a failed open, naming the database. */
+/* Report a failed open, naming the database: the message is made valid
+ * UTF-8 at its full length (the path may hold any bytes and be long). */
 static int fail_open(cli_ctx *ctx, be_error *err) {
   be_error *wrapped = NULL;
-  char msg[1200];
-  snprintf(msg, sizeof msg, "cannot open database '%s': %s", ctx->db, be_error_message(err));
+  char *msg = cli_format_utf8("cannot open database '%s': %s", ctx->db, be_error_message(err));
   int32_t code = be_error_code(err);
   be_error_wrap(&wrapped, code, msg, err); /* takes err, also on failure */
+  free(msg);
   return cli_fail(ctx, wrapped);
 }
 

@@ -146,13 +146,16 @@ class Usage(Cli):
         self.assertIn("usage: backend-cli user add", p["detail"])
 
     def test_usage_error_naming_bytes_that_are_not_utf8(self):
-        # No JSON can hold them: the plain line and usage instead (before,
-        # --json printed nothing, and the error describing it leaked).
-        for extra in ([], ["--json"]):
-            r = subprocess.run([CLI] + extra + ["user", b"\xff\xfe"], capture_output=True, timeout=60)
-            self.assertEqual(r.returncode, USAGE)
-            self.assertIn(b"unknown subcommand '\xff\xfe'", r.stderr)
-            self.assertIn(b"usage:", r.stderr)
+        # The plain line shows the bytes as they are; --json problem JSON
+        # with each bad byte as U+FFFD (before, --json printed nothing, and
+        # the error describing it leaked; then a plain line).
+        r = subprocess.run([CLI, "user", b"\xff\xfe"], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, USAGE)
+        self.assertIn(b"unknown subcommand '\xff\xfe'", r.stderr)
+        self.assertIn(b"usage:", r.stderr)
+        r = subprocess.run([CLI, "--json", "user", b"\xff\xfe"], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, USAGE)
+        self.assertIn("unknown subcommand '\ufffd\ufffd'", json.loads(r.stderr.decode("utf-8"))["detail"])
 
 
 class Database(Cli):
@@ -282,6 +285,36 @@ class Reviewed(Cli):
         self.assertEqual(r.returncode, OK, r.stderr)
         names = [m["name"] for m in json.loads(r.stdout.decode("utf-8"))["applied"] if m["host"]]
         self.assertEqual(names, ["ok\ufffd!"])
+
+    def assert_names_file(self, r, name, code):
+        self.assertEqual(r.returncode, code, r.stderr)
+        text = r.stderr.decode("utf-8")  # UTF-8, whatever the path held
+        self.assertNotIn("is not valid UTF-8", text)
+        self.assertIn(name, text)
+
+    def test_open_failure_with_path_not_utf8_or_long(self):
+        plain = self.raw("--db", os.path.join(self.tmp.name, "nodir", "x.db"), "init")
+        self.assertIn(plain.returncode, DATABASE_FAILURES, plain.stderr)
+        bad = os.path.join(self.tmp.name, "nodir").encode() + b"\xff/x.db"
+        self.assert_names_file(self.raw("--db", bad, "init"), "nodir\ufffd/x.db", plain.returncode)
+        for n in (599, 600):
+            long = os.path.join(self.tmp.name, "nodirx", "\u00e9" * n, "x.db")
+            for extra in ([], ["--json"]):
+                r = self.raw(*extra, "--db", long, "init")
+                self.assert_names_file(r, long, plain.returncode)
+
+    def test_json_errors_with_long_arguments_stay_json(self):
+        for lead in ("", "x"):  # either parity of the byte a fixed buffer cut at
+            long = os.path.join(self.tmp.name, lead + "/".join(["\u00e9" * 100] * 15))  # under PATH_MAX
+            r = self.raw("--json", "--db", long, "migrate", "status")
+            self.assertEqual(r.returncode, NOT_FOUND, r.stderr)
+            self.assertEqual(json.loads(r.stderr.decode("utf-8"))["status"], 404)
+            r = self.raw("--json", "--db", os.path.join(self.tmp.name, lead + "\u00e9" * 3000), "migrate", "status")
+            self.assertIn(r.returncode, DATABASE_FAILURES | {NOT_FOUND}, r.stderr)
+            self.assertIn("\u00e9", json.loads(r.stderr.decode("utf-8"))["detail"])
+            r = self.raw("--json", "bogus" + lead + "\u00e9" * 3000)
+            self.assertEqual(r.returncode, USAGE, r.stderr)
+            self.assertIn("bogus" + lead + "\u00e9", json.loads(r.stderr.decode("utf-8"))["detail"])
 
 
 class Users(Cli):
