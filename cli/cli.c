@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -229,6 +230,21 @@ static int check_file(cli_ctx *ctx, int mode) {
   return 0;
 }
 
+/* The driver that reads a database without changing it: read-only, never
+ * creating the file, leaving its journal mode alone (PRAGMA
+ * journal_mode=WAL is a write, and SQLite does not wait on a lock for
+ * it). Made once and kept for the process; NULL when out of memory. */
+static const be_driver *inspect_driver(void) {
+  static be_driver *made;
+  if (made == NULL) {
+    be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
+    o.open_flags = SQLITE_OPEN_READONLY;
+    o.journal_mode = BE_SQLITE_JOURNAL_DEFAULT;
+    be_sqlite_driver_new(&made, &o, NULL);
+  }
+  return made;
+}
+
 static int fail_open(cli_ctx *ctx, be_error *err);
 static void waiter_start(const char *db);
 
@@ -251,7 +267,9 @@ int cli_open_conn(be_conn **out, cli_ctx *ctx, int mode) {
   int rc = check_file(ctx, mode);
   if (rc != 0) return rc;
   be_error *err = NULL;
-  if (be_conn_open(out, be_sqlite_driver(), ctx->db, &err) == BE_OK) return CLI_EXIT_OK;
+  const be_driver *inspect = inspect_driver();
+  if (inspect == NULL) return cli_fail_code(ctx, BE_E_NOMEM, "out of memory");
+  if (be_conn_open(out, inspect, ctx->db, &err) == BE_OK) return CLI_EXIT_OK;
   return fail_open(ctx, err);
 }
 

@@ -121,7 +121,9 @@ int cli_parse_int(cli_ctx *ctx, const char *what, const char *text, int64_t lo, 
 int cli_open_app(be_app **out, cli_ctx *ctx, be_app_options *opts, int mode);
 /* Free an app cli_open_app() opened (and stop its busy-wait notice). */
 void cli_close_app(be_app *app);
-/* Open one raw connection to ctx->db (no migrations), reporting like cli_open_app(). */
+/* Open one raw connection to ctx->db to read it (no migrations): read-only,
+ * never creating the file, leaving its journal mode as it is; reporting
+ * like cli_open_app(). */
 int cli_open_conn(be_conn **out, cli_ctx *ctx, int mode);
 /* 1 when the path names a file on disk (not ":memory:" or a URI). */
 int cli_db_is_file(const char *db);

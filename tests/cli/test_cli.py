@@ -316,6 +316,35 @@ class Reviewed(Cli):
             self.assertEqual(r.returncode, USAGE, r.stderr)
             self.assertIn("bogus" + lead + "\u00e9", json.loads(r.stderr.decode("utf-8"))["detail"])
 
+    def parallel_inits(self, name, rounds=5, n=6):
+        """[(exit code, stdout, stderr)] of n inits started together on a
+        new file, for each round."""
+        results = []
+        for round_ in range(rounds):
+            db = os.path.join(self.tmp.name, f"{name}{round_}.db")
+            procs = [subprocess.Popen([CLI, "--json", "--db", db, "init"], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for _ in range(n)]
+            results.append([(p.wait(timeout=120), *p.communicate()) for p in procs])
+        return results
+
+    def test_parallel_init_all_succeed(self):
+        for round_, outs in enumerate(self.parallel_inits("parallel")):
+            for rc, out, err in outs:
+                self.assertEqual(rc, OK, f"round {round_}: {err}")
+
+    def test_migrate_status_keeps_the_journal_mode(self):
+        db = os.path.join(self.tmp.name, "rollback.db")
+        self.ok("init", db=db)
+        c = sqlite3.connect(db)
+        self.assertEqual(c.execute("PRAGMA journal_mode=DELETE").fetchone()[0], "delete")
+        c.close()
+        self.assertTrue(self.js("migrate", "status", db=db)["up_to_date"])
+        self.ok("migrate", "status", db=db)
+        c = sqlite3.connect(db)
+        self.assertEqual(c.execute("PRAGMA journal_mode").fetchone()[0], "delete",
+                         "migrate status (a report) must not change the journal mode")
+        c.close()
+
 
 class Users(Cli):
     def test_user_lifecycle(self):
