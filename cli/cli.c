@@ -202,16 +202,37 @@ int cli_parse_int(cli_ctx *ctx, const char *what, const char *text, int64_t lo, 
 
 /* ---- the app ---- */
 
-int cli_db_is_file(const char *db) {
-  return strcmp(db, ":memory:") != 0 && strncmp(db, "file:", 5) != 0;
+/* The path a file: URI names (after an empty or "localhost" authority,
+ * before '?' or '#') in buf; NULL for an in-memory database and when the
+ * path cannot be read off (%-escapes, another host, too long). */
+static const char *uri_file(const char *uri, char *buf, size_t cap) {
+  const char *p = uri + 5, *query = strchr(p, '?');
+  if (query && (strstr(query, "mode=memory") || strstr(query, "vfs=memdb"))) return NULL;
+  if (strncmp(p, "//", 2) == 0) {
+    p += 2;
+    if (strncmp(p, "localhost/", 10) == 0) p += 9;
+    else if (*p != '/') return NULL;
+  }
+  size_t n = strcspn(p, "?#");
+  if (n == 0 || n >= cap || memchr(p, '%', n) || (n == 8 && strncmp(p, ":memory:", 8) == 0)) return NULL;
+  memcpy(buf, p, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+const char *cli_db_file(const char *db, char *buf, size_t cap) {
+  if (strcmp(db, ":memory:") == 0 || *db == '\0') return NULL;
+  return strncmp(db, "file:", 5) == 0 ? uri_file(db, buf, cap) : db;
 }
 
 /* The reason a database file cannot be used, found before SQLite would
  * create or half-open it; 0 when it looks usable. */
 static int check_file(cli_ctx *ctx, int mode) {
-  if (!cli_db_is_file(ctx->db)) return 0;
+  char buf[4096];
+  const char *path = cli_db_file(ctx->db, buf, sizeof buf);
+  if (path == NULL) return 0;
   struct stat st;
-  if (stat(ctx->db, &st) != 0) {
+  if (stat(path, &st) != 0) {
     if (errno == ENOENT && mode == CLI_OPEN_CREATE) return 0;
     if (errno == ENOENT)
       return cli_fail_code(ctx, BE_E_NOT_FOUND,
@@ -222,7 +243,7 @@ static int check_file(cli_ctx *ctx, int mode) {
   }
   if (S_ISDIR(st.st_mode))
     return cli_fail_code(ctx, BE_E_DB_UNREACHABLE, "database '%s' is a directory, not a file", ctx->db);
-  if (access(ctx->db, R_OK | W_OK) != 0)
+  if (access(path, R_OK | W_OK) != 0)
     return cli_fail_code(ctx, BE_E_STORAGE,
                          "database file '%s' is read-only (%s): libbackend opens it for reading and writing "
                          "(WAL journal, migrations)",
@@ -230,19 +251,26 @@ static int check_file(cli_ctx *ctx, int mode) {
   return 0;
 }
 
-/* The driver that reads a database without changing it: read-only, never
- * creating the file, leaving its journal mode alone (PRAGMA
- * journal_mode=WAL is a write, and SQLite does not wait on a lock for
- * it). Made once and kept for the process; NULL when out of memory. */
-static const be_driver *inspect_driver(void) {
-  static be_driver *made;
-  if (made == NULL) {
+/* The SQLite drivers besides the default, made once and kept for the
+ * process: EXISTING opens read-write without SQLITE_OPEN_CREATE (the
+ * default journal mode, WAL); INSPECT opens read-only, never creates and
+ * leaves the file's journal mode alone (PRAGMA journal_mode=WAL is a
+ * write, and SQLite does not wait on a lock for it). NULL when out of
+ * memory. */
+enum {
+  DRIVER_EXISTING,
+  DRIVER_INSPECT,
+};
+
+static const be_driver *cli_driver(int which) {
+  static be_driver *made[2];
+  if (made[which] == NULL) {
     be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
-    o.open_flags = SQLITE_OPEN_READONLY;
-    o.journal_mode = BE_SQLITE_JOURNAL_DEFAULT;
-    be_sqlite_driver_new(&made, &o, NULL);
+    o.open_flags = which == DRIVER_EXISTING ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+    if (which == DRIVER_INSPECT) o.journal_mode = BE_SQLITE_JOURNAL_DEFAULT;
+    be_sqlite_driver_new(&made[which], &o, NULL);
   }
-  return made;
+  return made[which];
 }
 
 static int fail_open(cli_ctx *ctx, be_error *err);
@@ -255,6 +283,10 @@ int cli_open_app(be_app **out, cli_ctx *ctx, be_app_options *opts, int mode) {
   be_app_options defaults = BE_APP_OPTIONS_INIT;
   if (opts == NULL) opts = &defaults;
   opts->database = ctx->db;
+  /* a command that reads never creates the file, whatever the DSN (a
+   * file: URI the stat() above may not see through) */
+  if (mode == CLI_OPEN_EXISTING && opts->driver == NULL && strcmp(ctx->db, ":memory:") != 0)
+    opts->driver = cli_driver(DRIVER_EXISTING);
   be_error *err = NULL;
   waiter_start(ctx->db);
   if (be_app_new(out, opts, &err) == BE_OK) return CLI_EXIT_OK;
@@ -267,7 +299,7 @@ int cli_open_conn(be_conn **out, cli_ctx *ctx, int mode) {
   int rc = check_file(ctx, mode);
   if (rc != 0) return rc;
   be_error *err = NULL;
-  const be_driver *inspect = inspect_driver();
+  const be_driver *inspect = cli_driver(DRIVER_INSPECT);
   if (inspect == NULL) return cli_fail_code(ctx, BE_E_NOMEM, "out of memory");
   if (be_conn_open(out, inspect, ctx->db, &err) == BE_OK) return CLI_EXIT_OK;
   return fail_open(ctx, err);

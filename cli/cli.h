@@ -110,7 +110,7 @@ int cli_parse_int(cli_ctx *ctx, const char *what, const char *text, int64_t lo, 
 
 /* ---- the app ---- */
 
-#define CLI_OPEN_EXISTING 0 /* the file must exist (any command that reads) */
+#define CLI_OPEN_EXISTING 0 /* the file must exist (any command that reads); never created */
 #define CLI_OPEN_CREATE 1   /* create it when missing (init, demo) */
 
 /* Open the app on ctx->db (migrating it); close it with cli_close_app().
@@ -125,8 +125,10 @@ void cli_close_app(be_app *app);
  * never creating the file, leaving its journal mode as it is; reporting
  * like cli_open_app(). */
 int cli_open_conn(be_conn **out, cli_ctx *ctx, int mode);
-/* 1 when the path names a file on disk (not ":memory:" or a URI). */
-int cli_db_is_file(const char *db);
+/* The file on disk a DSN names: db itself for a path, the path of a file:
+ * URI (in buf, cap bytes); NULL for ":memory:", an in-memory URI, or a URI
+ * whose path cannot be read off (%-escapes). */
+const char *cli_db_file(const char *db, char *buf, size_t cap);
 /* Find a user by numeric id or email; reports and returns the exit code on failure. */
 int cli_find_user(int64_t *out_id, cli_ctx *ctx, be_app *app, const char *who);
 

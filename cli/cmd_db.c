@@ -112,10 +112,12 @@ static int cmd_migrate_status(cli_ctx *ctx, int argc, char **argv) {
 
 /* Open (which migrates) and report the version before and after. */
 static int migrate_up(cli_ctx *ctx, int mode, const char *verb) {
-  int existed = !cli_db_is_file(ctx->db) || access(ctx->db, F_OK) == 0;
+  char buf[4096];
+  const char *file = cli_db_file(ctx->db, buf, sizeof buf);
+  int existed = file == NULL || access(file, F_OK) == 0;
   int64_t before = 0, after = 0;
   be_error *err = NULL;
-  if (existed && cli_db_is_file(ctx->db)) {
+  if (existed && file) {
     be_conn *conn = NULL;
     int rc = cli_open_conn(&conn, ctx, mode);
     if (rc != 0) return rc;

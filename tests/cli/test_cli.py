@@ -345,6 +345,16 @@ class Reviewed(Cli):
                          "migrate status (a report) must not change the journal mode")
         c.close()
 
+    def test_uri_database_is_not_created_by_reading_commands(self):
+        for name, args in (("zzz.db", ["migrate", "status"]), ("yyy.db", ["user", "list"])):
+            r = run(*args, db=f"file:{name}", cwd=self.tmp.name)
+            self.assertEqual(r.returncode, NOT_FOUND, f"{args}: {r.stderr}")
+            self.assertIn(name, r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(self.tmp.name, name)), f"{args} created {name}")
+        self.ok("init", db=f"file:{os.path.join(self.tmp.name, 'uri.db')}")
+        self.ok("user", "list", db=f"file:{os.path.join(self.tmp.name, 'uri.db')}")
+        self.ok("user", "list", db=":memory:")
+
 
 class Users(Cli):
     def test_user_lifecycle(self):
