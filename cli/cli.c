@@ -316,16 +316,27 @@ static int fail_open(cli_ctx *ctx, be_error *err) {
   return cli_fail(ctx, wrapped);
 }
 
+/* A USER argument that is neither an email nor a positive id is a usage
+ * error; *id gets the id (0 for an email). */
+static int parse_user(int64_t *id, cli_ctx *ctx, const char *who) {
+  *id = 0;
+  if (strchr(who, '@')) return CLI_EXIT_OK;
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(who, &end, 10);
+  if (errno || end == who || *end != '\0' || v <= 0)
+    return cli_usage_error(ctx, "USER is an email or a numeric id, not '%s'", who);
+  *id = v;
+  return CLI_EXIT_OK;
+}
+
 int cli_find_user(int64_t *out_id, cli_ctx *ctx, be_app *app, const char *who) {
   be_error *err = NULL;
-  if (strchr(who, '@') == NULL) {
-    int64_t id = 0;
-    char *end = NULL;
-    id = strtoll(who, &end, 10);
-    if (end == who || *end != '\0' || id <= 0)
-      return cli_usage_error(ctx, "USER is an email or a numeric id, not '%s'", who);
-    *out_id = id;
-    return CLI_EXIT_OK;
+  int64_t id = 0;
+  int rc = parse_user(&id, ctx, who);
+  if (rc != CLI_EXIT_OK || id > 0) {
+    if (rc == CLI_EXIT_OK) *out_id = id;
+    return rc;
   }
   be_user *u = NULL;
   if (be_user_get_by_email(&u, app, who, BE_NUL_TERMINATED, &err) != BE_OK) return cli_fail(ctx, err);
@@ -339,9 +350,11 @@ int cli_run(cli_ctx *ctx, int argc, char **argv, const cli_opt *opts, int n_pos,
   const char *pos[2] = {NULL, NULL};
   int rc = cli_parse(ctx, argc, argv, opts, pos, n_pos, n_pos, NULL);
   if (rc) return rc;
+  int64_t user = 0;
+  /* the arguments first: a bad USER is a usage error whatever the database */
+  if (user_pos >= 0 && (rc = parse_user(&user, ctx, pos[user_pos])) != 0) return rc;
   be_app *app = NULL;
   if ((rc = cli_open_app(&app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
-  int64_t user = 0;
   if (user_pos < 0 || (rc = cli_find_user(&user, ctx, app, pos[user_pos])) == 0) rc = fn(ctx, app, pos, user, data);
   cli_close_app(app);
   return rc;

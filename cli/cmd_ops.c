@@ -64,9 +64,16 @@ void cli_ops_print_status(cli_ctx *ctx, be_app *app) {
   be_free(text);
 }
 
-/* Parse --sample N (and the given extra options), open the database,
- * run the sample. *out_app is the caller's to close. */
-static int open_sampled(be_app **out_app, cli_ctx *ctx, int argc, char **argv, cli_opt *extra, int n_extra) {
+/* The check of a command's own option values, run after parsing and
+ * before the open, so that a bad argument is a usage error (exit 2)
+ * whatever the database; returns CLI_EXIT_OK or the exit code. */
+typedef int (*sampled_check)(cli_ctx *ctx, void *data);
+
+/* Parse --sample N (and the given extra options), run check (may be
+ * NULL), open the database, run the sample. *out_app is the caller's to
+ * close. */
+static int open_sampled(be_app **out_app, cli_ctx *ctx, int argc, char **argv, cli_opt *extra, int n_extra,
+                        sampled_check check, void *data) {
   const char *sample_s = NULL;
   cli_opt opts[6];
   int k = 0;
@@ -77,6 +84,7 @@ static int open_sampled(be_app **out_app, cli_ctx *ctx, int argc, char **argv, c
   if (rc) return rc;
   int64_t n = SAMPLE_DEFAULT;
   if (sample_s && (rc = cli_parse_int(ctx, "--sample", sample_s, 0, 100000000, &n)) != 0) return rc;
+  if (check && (rc = check(ctx, data)) != 0) return rc;
   if ((rc = cli_open_app(out_app, ctx, NULL, CLI_OPEN_EXISTING)) != 0) return rc;
   be_error *err = NULL;
   if (cli_ops_sample(*out_app, n, &err) != BE_OK) {
@@ -89,7 +97,7 @@ static int open_sampled(be_app **out_app, cli_ctx *ctx, int argc, char **argv, c
 
 static int cmd_db_status(cli_ctx *ctx, int argc, char **argv) {
   be_app *app = NULL;
-  int rc = open_sampled(&app, ctx, argc, argv, NULL, 0);
+  int rc = open_sampled(&app, ctx, argc, argv, NULL, 0, NULL, NULL);
   if (rc) return rc;
   be_app_status st = BE_APP_STATUS_INIT;
   be_app_status_get(&st, app, NULL);
@@ -106,17 +114,24 @@ static void print_slow_table(be_stmt_stat *top, size_t n) {
            (long long)top[i].rows, top[i].sql, top[i].errors ? "  [errors]" : "");
 }
 
+/* --top N of db slow-queries (default 10). */
+struct top_arg {
+  const char *text;
+  int64_t n;
+};
+
+static int check_top(cli_ctx *ctx, void *data) {
+  struct top_arg *t = data;
+  return t->text ? cli_parse_int(ctx, "--top", t->text, 1, 1000, &t->n) : CLI_EXIT_OK;
+}
+
 static int cmd_db_slow_queries(cli_ctx *ctx, int argc, char **argv) {
-  const char *top_s = NULL;
-  cli_opt extra[1] = {{NULL, "--top", 1, &top_s}};
+  struct top_arg top_arg = {NULL, 10};
+  cli_opt extra[1] = {{NULL, "--top", 1, &top_arg.text}};
   be_app *app = NULL;
-  int rc = open_sampled(&app, ctx, argc, argv, extra, 1);
+  int rc = open_sampled(&app, ctx, argc, argv, extra, 1, check_top, &top_arg);
   if (rc) return rc;
-  int64_t top_n = 10;
-  if (top_s && (rc = cli_parse_int(ctx, "--top", top_s, 1, 1000, &top_n)) != 0) {
-    cli_close_app(app);
-    return rc;
-  }
+  int64_t top_n = top_arg.n;
   be_error *err = NULL;
   be_stmt_stats *ss = be_app_stmt_stats(app);
   if (ctx->json) {
@@ -145,7 +160,7 @@ static int cmd_db_slow_queries(cli_ctx *ctx, int argc, char **argv) {
 
 static int cmd_memory(cli_ctx *ctx, int argc, char **argv) {
   be_app *app = NULL;
-  int rc = open_sampled(&app, ctx, argc, argv, NULL, 0);
+  int rc = open_sampled(&app, ctx, argc, argv, NULL, 0, NULL, NULL);
   if (rc) return rc;
   be_app_memory m = BE_APP_MEMORY_INIT;
   be_error *err = NULL;
@@ -195,7 +210,7 @@ static int cmd_stats(cli_ctx *ctx, int argc, char **argv) {
   const char *prom = NULL;
   cli_opt extra[1] = {{NULL, "--prometheus", 0, &prom}};
   be_app *app = NULL;
-  int rc = open_sampled(&app, ctx, argc, argv, extra, 1);
+  int rc = open_sampled(&app, ctx, argc, argv, extra, 1, NULL, NULL);
   if (rc) return rc;
   be_error *err = NULL;
   char *out = NULL;
@@ -210,7 +225,7 @@ static int cmd_stats(cli_ctx *ctx, int argc, char **argv) {
 
 static int cmd_incidents(cli_ctx *ctx, int argc, char **argv) {
   be_app *app = NULL;
-  int rc = open_sampled(&app, ctx, argc, argv, NULL, 0);
+  int rc = open_sampled(&app, ctx, argc, argv, NULL, 0, NULL, NULL);
   if (rc) return rc;
   be_incident_log *log = be_app_incidents(app);
   be_error *err = NULL;

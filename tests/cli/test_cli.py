@@ -355,6 +355,14 @@ class Reviewed(Cli):
         self.ok("user", "list", db=f"file:{os.path.join(self.tmp.name, 'uri.db')}")
         self.ok("user", "list", db=":memory:")
 
+    def test_arguments_checked_before_the_database(self):
+        missing = os.path.join(self.tmp.name, "absent.db")
+        for args, word in ((["db", "slow-queries", "--top", "x"], "--top"), (["user", "get", "not-an-id"], "USER")):
+            r = run(*args, db=missing)
+            self.assertEqual(r.returncode, USAGE, f"{args}: {r.stderr}")
+            self.assertIn(word, r.stderr)
+        self.assertFalse(os.path.exists(missing))
+
 
 class Users(Cli):
     def test_user_lifecycle(self):
