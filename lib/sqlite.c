@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -283,6 +284,22 @@ static int apply_tuning(sqlite3 *db, const be_sqlite_options *o, const char **st
   return SQLITE_OK;
 }
 
+/* PRAGMA journal_mode=WAL writes the file's header without SQLite's busy
+ * handler: while another connection writes (a process migrating the same
+ * database) it answers SQLITE_BUSY at once. Try again, 1 ms apart for the
+ * first 10 ms and then 10 ms apart, for up to the busy timeout. */
+static int set_journal(sqlite3 *db, const char *journal, int32_t timeout_ms) {
+  int rc;
+  for (int32_t waited = 0;;) {
+    rc = exec_pragma(db, "PRAGMA journal_mode=%s", journal);
+    if ((rc & 0xff) != SQLITE_BUSY || waited >= timeout_ms) return rc;
+    int32_t step = waited < 10 ? 1 : 10;
+    struct timespec ts = {0, (long)step * 1000000L};
+    nanosleep(&ts, NULL);
+    waited += step;
+  }
+}
+
 /* The per-connection settings, after the probes: the journal mode (which
  * WAL writes into the file) only when the table says so. */
 static int apply_settings(sqlite3 *db, const sq_config *cfg, const char *dsn, be_error **err) {
@@ -291,7 +308,7 @@ static int apply_settings(sqlite3 *db, const sq_config *cfg, const char *dsn, be
   pick_journal(o->journal_mode, &journal);
   int rc = SQLITE_OK;
   if (journal && cfg->set_journal) {
-    rc = exec_pragma(db, "PRAGMA journal_mode=%s", journal);
+    rc = set_journal(db, journal, o->busy_timeout_ms);
     if (rc != SQLITE_OK) return open_fail(err, db, rc, dsn, 0, NULL);
   }
   const char *step = "PRAGMA synchronous";

@@ -3,6 +3,7 @@
  * cache, error translation, busy handling, savepoints, observer hooks. */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <time.h>
 
@@ -1322,6 +1323,53 @@ static void sqlite_driver_rejects_bad_options(be_sqlite_options o) {
   be_sqlite_driver_free(NULL);
   be_sqlite_driver_free((be_driver *)be_sqlite_driver()); /* ignored */
 }
+
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *commit_later(void *db) {
+  struct timespec ts = {0, 300 * 1000000L};
+  nanosleep(&ts, NULL);
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  return NULL;
+}
+
+/* Opening a rollback-journal database sets WAL, a write SQLite makes
+ * without its busy handler: while another connection was writing (a
+ * process migrating it) the open failed at once with a lock error. It
+ * now waits for up to the busy timeout, and fails after it. */
+START_TEST(open_waits_for_a_writer_before_setting_wal) {
+  sqlite3 *w = NULL;
+  ck_assert_int_eq(sqlite3_open(dbpath, &w), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(w, "PRAGMA journal_mode=DELETE; CREATE TABLE w(x); BEGIN IMMEDIATE; "
+                                   "INSERT INTO w VALUES (1)",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  be_sqlite_options o = BE_SQLITE_OPTIONS_INIT;
+  o.busy_timeout_ms = 100;
+  be_driver *quick = NULL;
+  ck_assert_int_eq(be_sqlite_driver_new(&quick, &o, NULL), BE_OK);
+  be_conn *c = NULL;
+  double t0 = mono_s();
+  ck_assert_int_ne(be_conn_open(&c, quick, dbpath, NULL), BE_OK); /* held past 100 ms */
+  ck_assert_msg(mono_s() - t0 >= 0.09, "failed after %.3f s, before the busy timeout", mono_s() - t0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, commit_later, w), 0);
+  be_error *e = NULL;
+  t0 = mono_s();
+  ck_assert_msg(be_conn_open(&c, be_sqlite_driver(), dbpath, &e) == BE_OK, "%s", be_error_message(e));
+  ck_assert_msg(mono_s() - t0 >= 0.2, "opened after %.3f s, while the writer held it", mono_s() - t0);
+  pthread_join(t, NULL);
+  pragma_str(c, "PRAGMA journal_mode", "wal");
+  ck_assert_int_eq(count_rows(c, "w"), 1);
+  be_conn_close(c);
+  be_sqlite_driver_free(quick);
+  sqlite3_close(w);
+}
+END_TEST
 
 START_TEST(driver_options_and_defaults) {
   be_conn *c = open_file(NULL);
@@ -2860,6 +2908,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, syntax_and_misuse_errors);
   tcase_add_test(tc, open_errors);
   tcase_add_test(tc, driver_options_and_defaults);
+  tcase_add_test(tc, open_waits_for_a_writer_before_setting_wal);
   tcase_add_test(tc, driver_tuning_pragmas);
   tcase_add_test(tc, busy_is_a_typed_error_not_a_hang);
   tcase_add_test(tc, close_rolls_back_open_transaction);
