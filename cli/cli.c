@@ -275,24 +275,6 @@ static const be_driver *cli_driver(int which) {
 
 static int fail_open(cli_ctx *ctx, be_error *err);
 static void waiter_start(const char *db);
-static int64_t now_ms(void);
-
-/* be_app_new(), tried again while it fails with BE_E_BUSY, for up to the
- * driver's 5 s busy timeout in all: a connection's PRAGMA
- * journal_mode=WAL fails at once (SQLite calls no busy handler for it)
- * while another process, say a parallel init, migrates the file. A
- * failed open changes nothing in the database, so another try is safe. */
-static int app_new_waiting(be_app **out, const be_app_options *opts, be_error **err) {
-  int64_t start = now_ms();
-  for (unsigned i = 1;; i++) {
-    int rc = be_app_new(out, opts, err);
-    if (rc != BE_E_BUSY || now_ms() - start >= 5000) return rc;
-    be_error_free(*err);
-    *err = NULL;
-    struct timespec ts = {0, (long)(10 + (getpid() * 7 + i * 13) % 40) * 1000 * 1000}; /* 10-49 ms, spread */
-    nanosleep(&ts, NULL);
-  }
-}
 
 int cli_open_app(be_app **out, cli_ctx *ctx, be_app_options *opts, int mode) {
   *out = NULL;
@@ -307,7 +289,7 @@ int cli_open_app(be_app **out, cli_ctx *ctx, be_app_options *opts, int mode) {
     opts->driver = cli_driver(DRIVER_EXISTING);
   be_error *err = NULL;
   waiter_start(ctx->db);
-  if (app_new_waiting(out, opts, &err) == BE_OK) return CLI_EXIT_OK;
+  if (be_app_new(out, opts, &err) == BE_OK) return CLI_EXIT_OK;
   cli_close_app(NULL);
   return fail_open(ctx, err);
 }
@@ -436,6 +418,7 @@ static struct {
   const char *db;
 } waiter;
 
+static int64_t now_ms(void);
 
 static void *wait_notice(void *arg) {
   (void)arg;
