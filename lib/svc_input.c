@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "svc_nfkc.h"
 #include "svc_sql.h"
 #include "utf8.h"
 
@@ -48,7 +49,10 @@ static int count_chars(const char *s, size_t len, const char *field, int flags, 
     if (n == 0) return be__error_field(err, field, "is not valid UTF-8");
     if (cp == 0) return be__error_field(err, field, "contains a NUL byte");
     int ctl = cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0);
-    if (ctl && !((flags & BE__TEXT_MULTILINE) && (cp == '\n' || cp == '\t' || cp == '\r')))
+    /* a carriage return only in a CRLF line break (browsers send those):
+     * alone it can overwrite what a terminal or log shows */
+    int crlf = cp == '\r' && i + 1 < len && p[i + 1] == '\n';
+    if (ctl && !((flags & BE__TEXT_MULTILINE) && (cp == '\n' || cp == '\t' || crlf)))
       return be__error_field(err, field, "contains a control character");
     chars++;
     i += n;
@@ -156,6 +160,7 @@ static const cp_range COMPAT[] = {
   {0x2070, 0x209F},
   {0x2100, 0x214F},
   {0x2460, 0x24FF},
+  {0x3002, 0x3002}, /* ideographic full stop: IDNA (UTS #46) maps it to '.' */
   {0x3200, 0x33FF},
   {0xFB00, 0xFB4F},
   {0xFE10, 0xFE1F},
@@ -183,6 +188,9 @@ static const char *refused_char(uint32_t cp) {
     return "contains an invisible, format or private-use character";
   if (IN(cp, COMPAT)) return "contains a fullwidth, ligature or other compatibility form";
   if (IN(cp, COMBINING)) return "contains a combining accent: use the precomposed letter";
+  /* the rest of what NFKC folds: U+2024 ONE DOT LEADER is ".", U+00B5
+   * MICRO SIGN is Greek mu */
+  if (be__svc_nfkc_changes(cp)) return "contains a compatibility form that Unicode folds (NFKC) to another character";
   return NULL;
 }
 
@@ -240,6 +248,8 @@ static const uint16_t CYRILLIC_LOOKALIKES[] = {
   0x455,
   0x456,
   0x458,
+  0x474,
+  0x475,
   0x4AE,
   0x4AF,
   0x4BA,

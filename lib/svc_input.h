@@ -32,8 +32,9 @@ static inline unsigned char be__svc_lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
 }
 
-/* Validate text: valid UTF-8, no control characters (tab and newline are
- * allowed with BE__TEXT_MULTILINE), min_chars..max_chars code points.
+/* Validate text: valid UTF-8, no control characters (tab, newline and a
+ * CR right before a newline are allowed with BE__TEXT_MULTILINE),
+ * min_chars..max_chars code points.
  * With BE__TEXT_TRIM, leading and trailing ASCII white space is dropped
  * first: *out_s / *out_len give the trimmed text (pointing into s). */
 #define BE__TEXT_TRIM 0x1

@@ -123,6 +123,17 @@ static const struct {
    "ligature"},                                       /* fi ligature */
   {"alice\xee\x80\x80@example.com", "private-use"},   /* U+E000 */
   {"alice\xf3\xa0\x80\x81@example.com", "invisible"}, /* language tag U+E0001 */
+  /* what NFKC folds outside the blocks above (these were accepted) */
+  {"alice@example\xe2\x80\xa4"
+   "com",
+   "compatibility"},                              /* ONE DOT LEADER U+2024 */
+  {"\xc2\xb5lice@example.com", "compatibility"},  /* MICRO SIGN U+00B5 */
+  {"alice\xc2\xb2@example.com", "compatibility"}, /* superscript two U+00B2 */
+  {"\xc5\xbflice@example.com", "compatibility"},  /* long s U+017F */
+  {"alice@example\xe3\x80\x82"
+   "com",
+   "compatibility"},                                    /* ideographic full stop U+3002 */
+  {"\xd1\xb5\xd0\xbe\xd1\x85@example.com", "Cyrillic"}, /* izhitsa + o + kha: "vox" */
 };
 
 START_TEST(lookalike_emails_are_refused) {
@@ -156,11 +167,30 @@ START_TEST(lookalike_emails_are_refused) {
     "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",
     "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae@example.com", /* Greek */
     "alice+tag_1-x@example.com",
+    "\xe0\xb8\x99\xe0\xb8\xb3@example.com", /* Thai with SARA AM U+0E33, as typed */
   };
   for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) svc_user(app, fine[i], "Fine");
   be_user *u = NULL;
   ck_assert_int_eq(be_user_get(&u, app, alice, NULL), BE_OK);
   ck_assert_str_eq(be_user_email(u), "alice@example.com");
+  be_user_free(u);
+  be_app_free(app);
+}
+END_TEST
+
+/* A bio's line breaks may be CRLF, as browsers send a textarea; a
+ * carriage return anywhere else is refused (it could overwrite what a
+ * terminal or log shows), as user.h says. */
+START_TEST(bio_takes_crlf_line_breaks) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "crlf@example.com";
+  in.name = "Crlf";
+  in.bio = "line one\r\nline two\n\tand three";
+  be_user *u = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_user_create(&u, NULL, app, 0, &in, &e) == BE_OK, "%s", be_error_message(e));
+  ck_assert_str_eq(be_user_bio(u), in.bio);
   be_user_free(u);
   be_app_free(app);
 }
@@ -309,6 +339,8 @@ START_TEST(validation_names_the_field_and_writes_nothing) {
     {"a@c.d", NT, "\xed\xa0\x80", NT, NULL, NULL, NT, 0, "name"}, /* surrogate */
     {"a@c.d", NT, "N", NT, long_bio, NULL, NT, 0, "bio"},
     {"a@c.d", NT, "N", NT, "bell\a", NULL, NT, 0, "bio"},
+    {"a@c.d", NT, "N", NT, "over\rwrite", NULL, NT, 0, "bio"}, /* a bare CR */
+    {"a@c.d", NT, "N", NT, "ends\r", NULL, NT, 0, "bio"},
     {"a@c.d", NT, "N", NT, NULL, "{not json", NT, 0, "extra"},
     {"a@c.d", NT, "N", NT, NULL, "[1,2]", NT, 0, "extra"},
     {"a@c.d", NT, "N", NT, NULL, "42", NT, 0, "extra"},
@@ -1485,6 +1517,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, notification_payloads_are_parsed_strictly);
   tcase_add_test(tc, duplicate_email_is_conflict);
   tcase_add_test(tc, lookalike_emails_are_refused);
+  tcase_add_test(tc, bio_takes_crlf_line_breaks);
   tcase_add_test(tc, deleted_ids_are_not_reused);
   tcase_add_test(tc, validation_names_the_field_and_writes_nothing);
   tcase_add_test(tc, lengths_are_exact_and_zero_is_empty);

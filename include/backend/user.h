@@ -25,7 +25,8 @@
  * - name: after trimming, 1..100 characters of valid UTF-8, no control
  *   characters;
  * - bio: 0..1000 characters of valid UTF-8, no control characters other
- *   than tab and newline;
+ *   than tab, newline and a carriage return right before a newline (CRLF
+ *   line breaks, as browsers send them);
  * - extra: a JSON object (checked by SQLite's json_valid/json_type, not a
  *   hand parser) of at most BE_USER_EXTRA_MAX bytes;
  * - any string holding a NUL byte inside its given length is refused.
@@ -53,7 +54,11 @@
  *   enclosed alphanumerics U+2460..U+24FF and U+1F100..U+1F1FF, U+3200..
  *   U+33FF, ligatures and presentation forms U+FB00..U+FB4F, vertical and
  *   small forms U+FE10..U+FE1F and U+FE30..U+FE6F, mathematical letters
- *   U+1D400..U+1D7FF;
+ *   U+1D400..U+1D7FF, the ideographic full stop U+3002 (IDNA reads it as
+ *   '.'), and any other character NFKC normalisation changes (U+2024 ONE
+ *   DOT LEADER reads as '.', U+00B5 MICRO SIGN as Greek mu; Unicode 14),
+ *   but Thai and Lao SARA AM (U+0E33, U+0EB3), which their keyboards
+ *   type;
  * - a combining accent (U+0300..U+036F, U+1AB0..U+1AFF, U+1DC0..U+1DFF,
  *   U+20D0..U+20FF, U+FE20..U+FE2F): write the precomposed letter (NFC);
  * - a label (the part before the '@', or a part between dots) whose
