@@ -162,6 +162,10 @@ static int append(int64_t *out_id, const be__app_res *res, be_conn *conn, int64_
   int rc = lock[0] ? be__svc_exec(conn, NULL, err, lock, "") : BE_OK;
   if (rc == BE_OK) rc = be__svc_first(conn, read_head, &h, err, be__sql(res, BE__SQL_AUDIT_HEAD), "");
   if (rc < 0) return rc;
+  if (h.id < 0 || h.id == INT64_MAX) /* written past the library: no id follows it */
+    return be__error_set(err, BE_E_STORAGE, "the audit log's last row has id %lld: the log is "
+                                            "damaged (be_audit_verify() says where)",
+                         (long long)h.id);
   int64_t id = h.id + 1;
   int64_t at = be__svc_now(res);
   unsigned char hash[BE_AUDIT_HASH_BYTES];
@@ -350,8 +354,21 @@ typedef struct chain {
   const uint8_t *anchor; /* the anchor row's hash */
 } chain;
 
-/* One row of the walk: its link, its id and its own hash must all hold,
- * and the anchor row must have the anchor's hash. */
+/* 1 when each column of a chain row holds the type append() wrote. SQLite
+ * keeps whatever type a write gives: an "at" or "target_id" rewritten as
+ * the text '17x' reads as 17 (the hash holds) but drops out of every
+ * query's comparisons, hiding the row. */
+static int typed_as_written(be_stmt *st) {
+  static const int32_t want[] = {BE_TYPE_INT, BE_TYPE_INT, BE_TYPE_TEXT,
+                                 BE_TYPE_TEXT, BE_TYPE_INT, BE_TYPE_INT,
+                                 BE_TYPE_TEXT, BE_TYPE_BLOB, BE_TYPE_BLOB};
+  for (int32_t i = 0; i < (int32_t)(sizeof want / sizeof want[0]); i++)
+    if (be_stmt_column_type(st, i) != want[i]) return 0;
+  return 1;
+}
+
+/* One row of the walk: its columns' types, its link, its id and its own
+ * hash must all hold, and the anchor row must have the anchor's hash. */
 static int check_link(be_stmt *st, void *ud, be_error **err) {
   (void)err;
   chain *c = ud;
@@ -374,12 +391,12 @@ static int check_link(be_stmt *st, void *ud, be_error **err) {
   int linked = ph && pl == BE_AUDIT_HASH_BYTES;
   unsigned char want[BE_AUDIT_HASH_BYTES];
   row_hash(want, &c->key, &r, linked ? ph : c->prev);
-  int ok = r.id == c->prev_id + 1 && linked &&
+  int ok = typed_as_written(st) && r.id == c->prev_id + 1 && linked &&
            sodium_memcmp(ph, c->prev, BE_AUDIT_HASH_BYTES) == 0 && h &&
            hl == BE_AUDIT_HASH_BYTES && sodium_memcmp(h, want, BE_AUDIT_HASH_BYTES) == 0 &&
            (r.id != c->anchor_id || sodium_memcmp(h, c->anchor, BE_AUDIT_HASH_BYTES) == 0);
-  if (!ok) {
-    c->bad = r.id;
+  if (!ok) { /* a row with an id at or below the last good one: the next id is missing */
+    c->bad = r.id > c->prev_id ? r.id : c->prev_id + 1;
     return BE_DONE;
   }
   memcpy(c->prev, h, BE_AUDIT_HASH_BYTES);
@@ -506,7 +523,7 @@ static int query_args(query *q, const be_audit_query_options *opts, be_error **e
   if (o->to_ms != 0 && o->to_ms <= o->from_ms)
     return be__error_field(err, "to_ms", "must be after from_ms");
   /* Rows store nanoseconds: [from_ms, to_ms) in ms is [from, to) in ns. */
-  q->from = be__svc_ms_to_ns(o->from_ms);
+  q->from = o->from_ms ? be__svc_ms_to_ns(o->from_ms) : INT64_MIN; /* 0: rows before 1970 too */
   q->to = o->to_ms ? be__svc_ms_to_ns(o->to_ms) : INT64_MAX;
   q->before = INT64_MAX;
   if (o->cursor) return be__svc_cursor_decode(o->cursor, o->cursor_len, CURSOR_TAG, &q->before, err);

@@ -442,6 +442,82 @@ static int64_t first_bad_anchor(be_app *app, int64_t id, const uint8_t *hash) {
   return bad;
 }
 
+/* A row put at or below the chain's first id made verify stop there
+ * and report 0, "intact", so one INSERT hid every edit after it; now the
+ * walk reports the id that should have followed (never 0 or negative). */
+START_TEST(row_below_the_chain_does_not_hide_an_edit) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  users(app, "low", 4);
+  svc_exec(app, "UPDATE be_audit_log SET details = '{\"email\":\"evil@x.io\"}' WHERE id = 3");
+  ck_assert_int_eq(first_bad(app), 3);
+  svc_exec(app, "INSERT INTO be_audit_log (id, actor_id, action, target_type, target_id, at, details,"
+                " prev_hash, hash) SELECT 0, actor_id, action, target_type, target_id, at, details,"
+                " prev_hash, hash FROM be_audit_log WHERE id = 1");
+  ck_assert_int_eq(first_bad(app), 1);
+  svc_exec(app, "UPDATE be_audit_log SET id = -7 WHERE id = 0");
+  ck_assert_int_eq(first_bad(app), 1);
+  be_app_free(app);
+}
+END_TEST
+
+/* SQLite keeps whatever type a write gives a column: "at" or "target_id"
+ * rewritten as text ('17x' reads as 17, so the hash holds) dropped the
+ * row out of every query while verify said the log was intact. Verify
+ * now requires the types append() wrote. (PostgreSQL's columns are
+ * strict.) */
+START_TEST(retyped_columns_break_the_chain) {
+  if (svc_on_pg()) return;
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  users(app, "typed", 3);
+  ck_assert_int_eq(first_bad(app), 0);
+  svc_exec(app, "UPDATE be_audit_log SET target_id = CAST(target_id AS TEXT) || 'x' WHERE id = 3");
+  ck_assert_int_eq(first_bad(app), 3);
+  svc_exec(app, "UPDATE be_audit_log SET at = CAST(at AS TEXT) || 'x' WHERE id = 2");
+  ck_assert_int_eq(first_bad(app), 2);
+  be_app_free(app);
+}
+END_TEST
+
+/* A last row with id INT64_MAX (written past the library) made the next
+ * id overflow (undefined behaviour), wrote INT64_MIN, and then every
+ * audited change failed on the primary key; now each write says the log
+ * is damaged and writes nothing. */
+START_TEST(damaged_head_id_is_refused) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  users(app, "head", 1);
+  svc_exec(app, "INSERT INTO be_audit_log (id, actor_id, action, target_type, target_id, at, details,"
+                " prev_hash, hash) SELECT 9223372036854775807, actor_id, action, target_type,"
+                " target_id, at, details, prev_hash, hash FROM be_audit_log WHERE id = 1");
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = "after@x.io";
+  in.name = "After";
+  be_error *e = NULL;
+  ck_assert_int_eq(be_user_create(NULL, NULL, app, 0, &in, &e), BE_E_STORAGE);
+  ck_assert_msg(strstr(be_error_message(e), "damaged") != NULL, "%s", be_error_message(e));
+  be_error_free(e);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log WHERE id < 0"), 0);
+  ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_users WHERE email = 'after@x.io'"), 0);
+  be_app_free(app);
+}
+END_TEST
+
+/* A query with no lower bound (from_ms 0) is every row, also one
+ * stamped before 1970 (a clock set back): it used to be at >= 0. */
+START_TEST(unbounded_query_includes_rows_before_1970) {
+  be_clock *clock = NULL;
+  ck_assert_int_eq(be_clock_fake_new(&clock, 0, -5 * BE_NS_PER_SEC, NULL), BE_OK);
+  be_app *app = svc_app_ex(NULL, clock, 0);
+  users(app, "early", 2);
+  be_audit_page *page = NULL;
+  be_error *e = NULL;
+  ck_assert_msg(be_audit_query(&page, app, NULL, &e) == BE_OK, "%s", be_error_message(e));
+  ck_assert_uint_eq(be_audit_page_count(page), 2);
+  be_audit_page_free(page);
+  be_app_free(app);
+  be_clock_free(clock);
+}
+END_TEST
+
 static void put_u64(crypto_generichash_state *h, uint64_t v) {
   unsigned char b[8];
   for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (56 - 8 * i));
@@ -698,6 +774,10 @@ static Suite *audit_suite(void) {
   TCase *tc = tcase_create("audit");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, chain_verifies_and_detects_tampering);
+  tcase_add_test(tc, row_below_the_chain_does_not_hide_an_edit);
+  tcase_add_test(tc, retyped_columns_break_the_chain);
+  tcase_add_test(tc, damaged_head_id_is_refused);
+  tcase_add_test(tc, unbounded_query_includes_rows_before_1970);
   tcase_add_test(tc, query_by_user_and_time_with_pages);
   tcase_add_test(tc, writer_validates_input);
   tcase_add_test(tc, host_write_commits_and_rolls_back_with_the_host_change);

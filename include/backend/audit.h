@@ -269,8 +269,12 @@ BE_API void be_audit_page_free(be_audit_page *page);
  *
  * @param out_first_bad_id  receives 0 when the chain is intact, else the id
  *                          of the first row whose stored hash or link to
- *                          the previous row is wrong (or whose id does not
- *                          follow the previous one); not NULL.
+ *                          the previous row is wrong, or whose columns
+ *                          hold other types than written (SQLite keeps any
+ *                          type a write gives); where a row's id does not
+ *                          follow the previous one, the id that should
+ *                          have (previous + 1: a row put before the first
+ *                          gives 1, never 0 or a negative id); not NULL.
  * @param out_rows          receives the number of rows checked; may be
  *                          NULL.
  * @param app               the app; not NULL.
