@@ -335,6 +335,23 @@ static int role_delete(change *c, be_conn *conn, be_error **err) {
   return rc == BE_OK ? changed(c, conn, 1, "perm.role_delete", "role", c->role_id, err) : rc;
 }
 
+/* A link's insert that broke a foreign key: the role (or the user) it
+ * was found a moment before was deleted by a transaction that committed
+ * in between (PostgreSQL, read committed; SQLite's writes are serial).
+ * That is the not-found the lookup would have answered. */
+static int deleted_meanwhile(const change *c, int on_user, be_error **err) {
+  be_error *cause = err ? *err : NULL;
+  if (err) *err = NULL;
+  int rc = on_user ? be__error_set(err, BE_E_NOT_FOUND,
+                                   "role %s or user %lld was deleted meanwhile", c->role,
+                                   (long long)c->user_id)
+                   : be__error_set(err, BE_E_NOT_FOUND, "role %s was deleted meanwhile", c->role);
+  name_field(err, "role", on_user ? "or the user was deleted meanwhile" : "was deleted meanwhile");
+  if (on_user) name_field(err, "user_id", "or the role was deleted meanwhile");
+  be_error_free(cause);
+  return rc;
+}
+
 /* Grant or revoke a permission of a role, assign or unassign a role to a
  * user: the link added or removed, then (when a row changed) the bump and
  * the audit row. */
@@ -352,6 +369,7 @@ static int link_change(change *c, be_conn *conn, be_error **err) {
   else if (rc == BE_OK)
     rc = be__svc_exec(conn, &n, err, be__sql(res, adds ? BE__SQL_PERM_GRANT : BE__SQL_PERM_REVOKE),
                       "it", c->role_id, c->permission);
+  if (rc == BE_E_VALIDATION && adds) return deleted_meanwhile(c, on_user, err);
   if (rc != BE_OK) return rc;
   return changed(c, conn, n, actions[c->op], on_user ? "user" : "role",
                  on_user ? c->user_id : c->role_id, err);

@@ -347,6 +347,58 @@ START_TEST(allocation_failures_leak_nothing) {
 }
 END_TEST
 
+typedef struct race_ctx {
+  be_app *app;
+  int64_t user;
+  int assign;
+  int rc;
+  char field[32];
+} race_ctx;
+
+static void *grant_or_assign(void *p) {
+  race_ctx *r = p;
+  be_error *e = NULL;
+  r->rc = r->assign ? be_perm_user_assign(r->app, 0, r->user, "racy", NT, &e)
+                    : be_perm_role_grant(r->app, 0, "racy", NT, "posts:read", NT, &e);
+  snprintf(r->field, sizeof r->field, "%s", be_error_field_count(e) ? be_error_field_name(e, 0) : "");
+  be_error_free(e);
+  return NULL;
+}
+
+/* PostgreSQL (read committed): a grant or assign whose role is deleted by
+ * a transaction that commits between the role's lookup and the link's
+ * insert broke the foreign key and came back as a BE_E_VALIDATION naming
+ * no field. It is the role's BE_E_NOT_FOUND, naming "role". (SQLite's
+ * writes are serial: no such race.) */
+START_TEST(link_racing_a_role_delete_is_not_found) {
+  if (!svc_on_pg()) return;
+  char dsn[1024];
+  snprintf(dsn, sizeof dsn, "%s", svc_pg_fresh_dsn());
+  be_app_options o;
+  svc_fast_options(&o, dsn);
+  be_app *app = NULL;
+  ck_assert_int_eq(be_app_new(&app, &o, NULL), BE_OK);
+  int64_t user = svc_user(app, "racer@x.io", "Racer");
+  for (int assign = 0; assign < 2; assign++) {
+    ck_assert_int_eq(be_perm_role_create(NULL, app, 0, "racy", NT, NULL), BE_OK);
+    be_conn *raw = NULL;
+    ck_assert_int_eq(be_conn_open(&raw, be_postgres_driver(), dsn, NULL), BE_OK);
+    ck_assert_int_eq(be_conn_exec(raw, "BEGIN; DELETE FROM be_roles WHERE name = 'racy'", NULL), BE_OK);
+    race_ctx r = {app, user, assign, 0, ""};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, grant_or_assign, &r), 0);
+    struct timespec ts = {0, 300 * 1000000L}; /* the lookup has run; the insert waits */
+    nanosleep(&ts, NULL);
+    ck_assert_int_eq(be_conn_exec(raw, "COMMIT", NULL), BE_OK);
+    pthread_join(t, NULL);
+    be_conn_close(raw);
+    ck_assert_msg(r.rc == BE_E_NOT_FOUND, "%s: rc %d", assign ? "assign" : "grant", r.rc);
+    ck_assert_str_eq(r.field, "role");
+  }
+  be_app_free(app);
+}
+END_TEST
+
 static Suite *perm_suite(void) {
   be_log_set_handler(NULL, NULL, BE_LOG_ERROR, NULL);
   Suite *s = suite_create("permission");
@@ -360,6 +412,7 @@ static Suite *perm_suite(void) {
   tcase_add_test(tc, revoke_seen_by_another_app_on_the_same_file);
   tcase_add_test(tc, audit_and_grant_roll_back_together);
   tcase_add_test(tc, allocation_failures_leak_nothing);
+  tcase_add_test(tc, link_racing_a_role_delete_is_not_found);
   suite_add_tcase(s, tc);
   return s;
 }
