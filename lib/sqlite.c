@@ -16,6 +16,7 @@
 #include "error.h"
 #include "sqlite.h"
 #include "storage.h"
+#include "utf8.h"
 #include "versioned.h"
 
 /* The native connection: the sqlite3 handle plus statements for the
@@ -232,6 +233,7 @@ static int open_fail(be_error **err, sqlite3 *db, int rc, const char *dsn, int c
   if (why == NULL) why = p == SQLITE_CANTOPEN ? cantopen_reason(path, create) : sentence(ext);
   be_error *cause = NULL;
   if (driver_cause(&cause, db, ext) != BE_OK) return be__error_oom(err);
+  be__utf8_scrub(path); /* a message is UTF-8; the path need not be */
   int r = be__error_wrap(err, code, cause, "cannot open the database %s: %s",
                          path[0] ? path : "(in memory)", why);
   be_error_set_driver_code(*err, ext);

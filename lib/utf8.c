@@ -113,3 +113,16 @@ size_t be__utf8_trim_partial(const char *s, size_t len) {
                                                   : 1;
   return len - lead < want ? lead : len;
 }
+
+void be__utf8_scrub(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  size_t len = strlen(s);
+  for (size_t i = 0; i < len;) {
+    size_t n = seq_len(p + i, len - i);
+    if (n == 0) {
+      p[i] = '?';
+      n = 1;
+    }
+    i += n;
+  }
+}

@@ -1341,6 +1341,23 @@ static void *commit_later(void *db) {
  * without its busy handler: while another connection was writing (a
  * process migrating it) the open failed at once with a lock error. It
  * now waits for up to the busy timeout, and fails after it. */
+/* A path that is not UTF-8 (Linux allows any bytes) still gets the real
+ * reason and names the file, its bad bytes as '?': the message used to
+ * be refused as invalid UTF-8 and the open said only "invalid message". */
+START_TEST(open_failure_names_a_path_that_is_not_utf8) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/no\xff"
+                              "dir/x.db",
+           tmpdir);
+  be_conn *c = NULL;
+  be_error *e = NULL;
+  ck_assert_int_eq(be_conn_open(&c, be_sqlite_driver(), path, &e), BE_E_DB_UNREACHABLE);
+  const char *m = be_error_message(e);
+  ck_assert_msg(strstr(m, "cannot open the database") && strstr(m, "/no?dir/x.db"), "%s", m);
+  be_error_free(e);
+}
+END_TEST
+
 START_TEST(open_waits_for_a_writer_before_setting_wal) {
   sqlite3 *w = NULL;
   ck_assert_int_eq(sqlite3_open(dbpath, &w), SQLITE_OK);
@@ -2909,6 +2926,7 @@ static Suite *storage_suite(void) {
   tcase_add_test(tc, open_errors);
   tcase_add_test(tc, driver_options_and_defaults);
   tcase_add_test(tc, open_waits_for_a_writer_before_setting_wal);
+  tcase_add_test(tc, open_failure_names_a_path_that_is_not_utf8);
   tcase_add_test(tc, driver_tuning_pragmas);
   tcase_add_test(tc, busy_is_a_typed_error_not_a_hang);
   tcase_add_test(tc, close_rolls_back_open_transaction);
