@@ -238,11 +238,13 @@ static int check_file(cli_ctx *ctx, int mode) {
       return cli_fail_code(ctx, BE_E_NOT_FOUND,
                            "no database file '%s' (create it with `backend-cli --db %s init`)", ctx->db,
                            ctx->db);
-    return cli_fail_code(ctx, BE_E_DB_UNREACHABLE, "cannot use database file '%s': %s", ctx->db,
+    /* a path too long, a component that is not a directory, no search
+     * permission: nothing a retry would change (exit 11, not 9) */
+    return cli_fail_code(ctx, BE_E_STORAGE, "cannot use database file '%s': %s", ctx->db,
                          strerror(errno));
   }
   if (S_ISDIR(st.st_mode))
-    return cli_fail_code(ctx, BE_E_DB_UNREACHABLE, "database '%s' is a directory, not a file", ctx->db);
+    return cli_fail_code(ctx, BE_E_STORAGE, "database '%s' is a directory, not a file", ctx->db);
   if (access(path, R_OK | W_OK) != 0)
     return cli_fail_code(ctx, BE_E_STORAGE,
                          "database file '%s' is read-only (%s): libbackend opens it for reading and writing "

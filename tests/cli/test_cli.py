@@ -355,6 +355,14 @@ class Reviewed(Cli):
         self.ok("user", "list", db=f"file:{os.path.join(self.tmp.name, 'uri.db')}")
         self.ok("user", "list", db=":memory:")
 
+    def test_unusable_paths_are_permanent_failures(self):
+        # exit 9 tells a script to retry; a directory or a path too long
+        # never becomes usable (exit 11)
+        for db, word in ((self.tmp.name, "directory"), ("x" * 5000 + ".db", "cannot use database file")):
+            r = run("user", "list", db=db)
+            self.assertEqual(r.returncode, INTERNAL, f"{db[:40]}: {r.stderr[:300]}")
+            self.assertIn(word, r.stderr)
+
     def test_arguments_checked_before_the_database(self):
         missing = os.path.join(self.tmp.name, "absent.db")
         for args, word in ((["db", "slow-queries", "--top", "x"], "--top"), (["user", "get", "not-an-id"], "USER")):
