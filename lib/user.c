@@ -150,9 +150,11 @@ static void *encode(const fields *f, void *buf, size_t cap, size_t *out_len) {
   return b;
 }
 
-/* The user of record v (len bytes): BE_OK with *out set, BE_E_NOMEM, or
- * BE_E_INTERNAL for a record that is not one (the host wrote the key). */
-static int decode(be_user **out, const void *v, size_t len) {
+/* The user of record v (len bytes) under id's key: BE_OK with *out set,
+ * BE_E_NOMEM, or BE_E_INTERNAL for a value that is not id's record (the
+ * cache is shared with the host, which may have written the key): one
+ * whose lengths do not fit, that leaves bytes over, or holds another id. */
+static int decode(be_user **out, const void *v, size_t len, int64_t id) {
   const unsigned char *b = v;
   *out = NULL;
   if (len < HDR) return BE_E_INTERNAL;
@@ -170,6 +172,7 @@ static int decode(be_user **out, const void *v, size_t len) {
     f.n[i] = n;
     off += n;
   }
+  if (off != len || f.id != id) return BE_E_INTERNAL;
   return (*out = user_make(&f)) != NULL ? BE_OK : BE_E_NOMEM;
 }
 
@@ -267,14 +270,15 @@ static int load_user(const void *key, size_t klen, be_cache_load *load, void *ud
   BE__OP_RECORD(g->app, BE_OP_CACHE_LOAD, load_user_row(load, g, err));
 }
 
-/* The user a cache entry of key holds, into *out; the entry is released.
- * BE_E_INTERNAL when the value is not a user record (the host wrote the
- * key in the app's cache): it is deleted, so the next read loads the row. */
-static int from_entry(be_user **out, be_cache *cache, const char *key, size_t klen,
+/* The user a cache entry of key (id's) holds, into *out; the entry is
+ * released. BE_E_INTERNAL when the value is not id's record (the host
+ * wrote the key in the app's cache): it is deleted, so the next read
+ * loads the row. */
+static int from_entry(be_user **out, be_cache *cache, const char *key, size_t klen, int64_t id,
                       be_cache_entry *e) {
   size_t len = 0;
   const void *v = be_cache_entry_value(e, &len);
-  int rc = decode(out, v, len);
+  int rc = decode(out, v, len, id);
   be_cache_entry_release(e);
   if (rc == BE_E_INTERNAL) be_cache_delete(cache, key, klen, NULL);
   return rc;
@@ -300,7 +304,7 @@ static int user_get_body(be_user **out, be_app *app, int64_t id, be_error **err)
       *out = g.user;
       return BE_OK;
     }
-    rc = from_entry(out, app->res.cache, key, (size_t)klen, e);
+    rc = from_entry(out, app->res.cache, key, (size_t)klen, id, e);
     if (rc == BE_OK) return BE_OK;
     if (rc == BE_E_NOMEM) return be__error_oom(err);
     if (tries > 0) /* not a record twice running: the host keeps writing it */
@@ -383,7 +387,7 @@ static int from_cache(be_user_list *l, be_cache *cache, const int64_t *ids, miss
     be_cache_entry *e = NULL;
     int rc = be_cache_get(&e, cache, key, (size_t)klen, NULL) != BE_OK
                ? BE_E_NOT_FOUND
-               : from_entry(&l->users[i], cache, key, (size_t)klen, e);
+               : from_entry(&l->users[i], cache, key, (size_t)klen, ids[i], e);
     if (rc == BE_E_NOMEM) return be__error_oom(err);
     if (rc != BE_OK) { /* a miss, or not a record (deleted): read the row */
       m->ids[m->n] = ids[i];

@@ -958,6 +958,68 @@ START_TEST(foreign_value_under_a_user_key_is_replaced) {
 }
 END_TEST
 
+/* A value under "user:<id>" whose length fields fit but that is not that
+ * user's record -- zeros, another user's record, a record with bytes
+ * after it -- is a miss: the row is read, never served as the user (64
+ * zero bytes were returned as a user with id 0 and an empty email). */
+static void put_record(be_app *app, int64_t id, const void *v, size_t len) {
+  char key[32];
+  int klen = snprintf(key, sizeof key, "user:%lld", (long long)id);
+  ck_assert_int_eq(be_cache_set(be_app_cache(app), key, (size_t)klen, v, len, 0, NULL), BE_OK);
+}
+
+static size_t cached_record(be_app *app, int64_t id, unsigned char *buf, size_t cap) {
+  be_user *u = NULL;
+  ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK); /* caches it */
+  be_user_free(u);
+  char key[32];
+  int klen = snprintf(key, sizeof key, "user:%lld", (long long)id);
+  be_cache_entry *ent = NULL;
+  ck_assert_int_eq(be_cache_get(&ent, be_app_cache(app), key, (size_t)klen, NULL), BE_OK);
+  size_t len = 0;
+  const void *v = be_cache_entry_value(ent, &len);
+  ck_assert_uint_lt(len, cap);
+  memcpy(buf, v, len);
+  be_cache_entry_release(ent);
+  return len;
+}
+
+START_TEST(cached_value_of_another_id_is_not_served) {
+  be_app *app = svc_app_ex(NULL, NULL, 4);
+  int64_t id = svc_user(app, "lea@x.io", "Lea");
+  int64_t other = svc_user(app, "max@x.io", "Max");
+  unsigned char zeros[64] = {0}, rec[256], longer[257];
+  size_t olen = cached_record(app, other, rec, sizeof rec);
+  size_t ilen = cached_record(app, id, longer, sizeof longer);
+  longer[ilen] = 'x'; /* a byte past the record */
+  const struct {
+    const void *v;
+    size_t len;
+  } values[] = {{zeros, sizeof zeros}, {rec, olen}, {longer, ilen + 1}};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    for (int many = 0; many < 2; many++) {
+      put_record(app, id, values[i].v, values[i].len);
+      be_user *u = NULL;
+      be_user_list *l = NULL;
+      const be_user *got = NULL;
+      if (many) {
+        ck_assert_int_eq(be_user_get_many(&l, app, &id, 1, NULL), BE_OK);
+        got = be_user_list_get(l, 0);
+      } else {
+        ck_assert_int_eq(be_user_get(&u, app, id, NULL), BE_OK);
+        got = u;
+      }
+      ck_assert_int_eq(be_user_id(got), id);
+      ck_assert_str_eq(be_user_email(got), "lea@x.io");
+      ck_assert_str_eq(be_user_name(got), "Lea");
+      be_user_free(u);
+      be_user_list_free(l);
+    }
+  }
+  be_app_free(app);
+}
+END_TEST
+
 START_TEST(get_many_one_query_for_misses) {
   be_driver *fd = NULL;
   be_fault *fault = NULL;
@@ -1542,6 +1604,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, fresh_read_too_large_to_cache_drops_the_old_copy);
   tcase_add_test(tc, fresh_read_short_of_memory_never_leaves_the_old_copy);
   tcase_add_test(tc, foreign_value_under_a_user_key_is_replaced);
+  tcase_add_test(tc, cached_value_of_another_id_is_not_served);
   suite_add_tcase(s, tc);
   return s;
 }
