@@ -35,6 +35,7 @@
 #include "svc_notify.h"
 #include "svc_sql.h"
 #include "svc_time.h"
+#include "utf8.h"
 #include "versioned.h"
 
 #define CURSOR_TAG 'U'
@@ -626,6 +627,21 @@ static int check_text(const char *s, size_t len, const char *field, size_t raw_m
   return rc;
 }
 
+/* extra's bytes: present, at most BE_USER_EXTRA_MAX, no NUL, valid UTF-8.
+ * Not the text rules: a JSON string may hold DEL and U+0080..U+009F (RFC
+ * 8259 asks only U+0000..U+001F to be escaped, and the JSON check refuses
+ * those raw). Whether it is a JSON object is checked in the transaction. */
+static int check_extra_text(const char *s, size_t len, const char **out, size_t *out_len,
+                            be_error **err) {
+  size_t n = 0;
+  int rc = be__svc_str(s, len, "extra", BE_USER_EXTRA_MAX, &n, err);
+  if (rc != BE_OK) return rc;
+  if (!be__utf8_valid(s, n)) return be__error_field(err, "extra", "is not valid UTF-8");
+  *out = n ? s : "";
+  *out_len = n;
+  return BE_OK;
+}
+
 /* Validate the field bit of in into v. */
 static int check_field(input *v, const be_user_input *in, uint32_t bit, be_error **err) {
   size_t len = 0;
@@ -640,9 +656,8 @@ static int check_field(input *v, const be_user_input *in, uint32_t bit, be_error
     case BE_USER_FIELD_BIO:
       return check_text(in->bio, in->bio_len, "bio", TEXT_RAW_MAX(BE_USER_BIO_MAX), 0,
                         BE_USER_BIO_MAX, BE__TEXT_MULTILINE, &v->bio, &v->bio_len, err);
-    case BE_USER_FIELD_EXTRA: /* text rules only: SQLite checks the JSON in the transaction */
-      return check_text(in->extra, in->extra_len, "extra", BE_USER_EXTRA_MAX, 0,
-                        BE_USER_EXTRA_MAX, BE__TEXT_MULTILINE, &v->extra, &v->extra_len, err);
+    case BE_USER_FIELD_EXTRA:
+      return check_extra_text(in->extra, in->extra_len, &v->extra, &v->extra_len, err);
     default: /* BE_USER_FIELD_STATUS */
       v->status = in->status;
       if (in->status == BE_USER_ACTIVE || in->status == BE_USER_DISABLED) return BE_OK;

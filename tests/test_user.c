@@ -380,6 +380,65 @@ START_TEST(validation_names_the_field_and_writes_nothing) {
 }
 END_TEST
 
+/* A create with extra, then an update of that user's extra to it: both
+ * take it (stored and read back byte for byte) when why is NULL, else both
+ * refuse it with a field error on "extra" whose message holds why. */
+static void expect_extra(be_app *app, const char *extra, size_t len, const char *why) {
+  static int n;
+  char email[64];
+  snprintf(email, sizeof email, "extra%d@x.io", ++n);
+  be_user_input in = BE_USER_INPUT_INIT;
+  in.email = email;
+  in.name = "X";
+  in.extra = extra;
+  in.extra_len = len;
+  be_error *e = NULL;
+  be_user *u = NULL;
+  int rc = be_user_create(&u, NULL, app, 0, &in, &e);
+  int64_t id = why ? svc_user(app, email, "X") : be_user_id(u);
+  be_user_input up = BE_USER_INPUT_INIT;
+  up.fields = BE_USER_FIELD_EXTRA;
+  up.extra = extra;
+  up.extra_len = len;
+  for (int update = 0; update < 2; update++) {
+    if (update) rc = be_user_update(&u, app, 0, id, &up, &e);
+    if (why == NULL) {
+      ck_assert_msg(rc == BE_OK, "%s: %s", update ? "update" : "create", be_error_message(e));
+      ck_assert_str_eq(be_user_extra(u), extra);
+      be_user_free(u);
+      ck_assert_int_eq(be_user_get_fresh(&u, app, id, NULL), BE_OK);
+      ck_assert_str_eq(be_user_extra(u), extra);
+      be_user_free(u);
+      u = NULL;
+      continue;
+    }
+    ck_assert_msg(rc == BE_E_VALIDATION, "%s of %.40s: rc %d", update ? "update" : "create", extra, rc);
+    ck_assert_uint_eq(be_error_field_count(e), 1);
+    ck_assert_str_eq(be_error_field_name(e, 0), "extra");
+    ck_assert_msg(strstr(be_error_field_message(e, 0), why) != NULL, "message \"%s\", want \"%s\"",
+                  be_error_field_message(e, 0), why);
+    be_error_free(e);
+    e = NULL;
+  }
+}
+
+/* extra takes every character a JSON string may hold: RFC 8259 asks only
+ * U+0000..U+001F to be escaped (DEL and U+0080..U+009F were refused as
+ * control characters by the text rules). */
+START_TEST(extra_takes_what_json_allows_in_a_string) {
+  be_app *app = svc_app_ex(NULL, NULL, 0);
+  expect_extra(app, "{\"a\":\"x\x7fy\"}", NT, NULL);           /* DEL */
+  expect_extra(app, "{\"a\":\"x\xc2\x85y\"}", NT, NULL);       /* U+0085 */
+  expect_extra(app, "{\"a\":\"\xc2\x80\xc2\x9f\"}", NT, NULL); /* U+0080, U+009F */
+  expect_extra(app, "{\"\x7f\":1}", NT, NULL);                 /* in a key */
+  /* what the text rules still say of it */
+  expect_extra(app, "{\"a\":\"\xff\"}", NT, "UTF-8");
+  expect_extra(app, "{\"a\":\"\xed\xa0\x80\"}", NT, "UTF-8"); /* an encoded surrogate */
+  expect_extra(app, "{}\0{}", 5, "NUL");
+  be_app_free(app);
+}
+END_TEST
+
 /* Lengths are exact: 0 is the empty string even with a pointer that must
  * never be read (a binding's empty string), and BE_USER_INPUT_INIT's
  * BE_NUL_TERMINATED keeps NUL-terminated callers working. */
@@ -1582,6 +1641,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, bio_takes_crlf_line_breaks);
   tcase_add_test(tc, deleted_ids_are_not_reused);
   tcase_add_test(tc, validation_names_the_field_and_writes_nothing);
+  tcase_add_test(tc, extra_takes_what_json_allows_in_a_string);
   tcase_add_test(tc, lengths_are_exact_and_zero_is_empty);
   tcase_add_test(tc, times_are_milliseconds);
   tcase_add_test(tc, cache_hit_then_invalidated_after_update);

@@ -28,7 +28,9 @@
  *   than tab, newline and a carriage return right before a newline (CRLF
  *   line breaks, as browsers send them);
  * - extra: a JSON object (checked by SQLite's json_valid/json_type, not a
- *   hand parser) of at most BE_USER_EXTRA_MAX bytes;
+ *   hand parser) of at most BE_USER_EXTRA_MAX bytes of valid UTF-8; its
+ *   strings may hold any character JSON allows (DEL and U+0080..U+009F
+ *   too: only U+0000..U+001F must be escaped);
  * - any string holding a NUL byte inside its given length is refused.
  *
  * Email uniqueness. An email is stored, and compared for uniqueness and
