@@ -169,6 +169,9 @@ static const struct {
    * its id, never the pepper. */
   {9, "password_pepper_id",
    "ALTER TABLE {users} ADD COLUMN password_pepper_id INTEGER NOT NULL DEFAULT 0;"},
+  /* PostgreSQL's JSON check function is replaced (see there); SQLite's
+   * JSON check never raised: nothing to do, the version kept in step. */
+  {10, "json_check_never_raises", "SELECT 1;"},
 };
 
 /* PostgreSQL's migrations: the same versions and names, the same tables
@@ -299,6 +302,15 @@ static const struct {
                                                                                                                                                                                                                                                                                                                                                                                                                                                                         "  EXECUTE FUNCTION {password_hash_params_count}();"},
   {9, "password_pepper_id",
    "ALTER TABLE {users} ADD COLUMN password_pepper_id INTEGER NOT NULL DEFAULT 0;"},
+  /* Migration 1's JSON check caught only 22P02, so text jsonb refuses
+   * otherwise raised and aborted the caller's transaction: \u0000 (22P05),
+   * nesting past the stack depth (54001). Any data exception or program
+   * limit now answers 0 (not an object). */
+  {10, "json_check_never_raises",
+   "CREATE OR REPLACE FUNCTION {json_object_check}(t text) RETURNS integer LANGUAGE plpgsql"
+   " IMMUTABLE AS $fn$"
+   " BEGIN RETURN CASE WHEN jsonb_typeof(t::jsonb) = 'object' THEN 1 ELSE 0 END;"
+   " EXCEPTION WHEN data_exception OR program_limit_exceeded THEN RETURN 0; END $fn$;"},
 };
 
 static int add_one(struct be_migrator *m, int64_t version, const char *name, const char *sql,

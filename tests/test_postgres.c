@@ -603,7 +603,7 @@ START_TEST(app_users_and_permissions) {
   be_app_free(app);
   /* opened again: the migrations are recorded, nothing runs twice */
   app = pg_app();
-  ck_assert_int_eq(svc_int(app, "SELECT max(version) FROM be_schema_migrations"), 9);
+  ck_assert_int_eq(svc_int(app, "SELECT max(version) FROM be_schema_migrations"), 10);
   be_app_free(app);
 }
 END_TEST
@@ -669,7 +669,7 @@ START_TEST(apps_opening_at_once_migrate_once) {
   for (int i = 0; i < N; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, open_app_thread, &apps[i]), 0);
   for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
   for (int i = 0; i < N; i++) ck_assert_msg(apps[i] != NULL, "app %d did not open", i);
-  ck_assert_int_eq(svc_int(apps[0], "SELECT count(*) FROM be_schema_migrations"), 9);
+  ck_assert_int_eq(svc_int(apps[0], "SELECT count(*) FROM be_schema_migrations"), 10);
   for (int i = 0; i < N; i++) be_app_free(apps[i]);
 }
 END_TEST

@@ -1516,7 +1516,9 @@ START_TEST(update_of_missing_user_is_not_found) {
   int64_t audit0 = svc_int(app, "SELECT count(*) FROM be_audit_log");
   static const uint32_t masks[] = {BE_USER_FIELD_BIO, BE_USER_FIELD_EXTRA, BE_USER_FIELD_NAME,
                                    BE_USER_FIELD_BIO | BE_USER_FIELD_EXTRA};
-  static const char *const extras[] = {"{}", "[]", "not json"};
+  /* \u0000: PostgreSQL's jsonb refuses it with 22P05, which the JSON
+   * check raised, aborting the transaction the 404 needs */
+  static const char *const extras[] = {"{}", "[]", "not json", "{\"a\":\"\\u0000\"}"};
   for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
     for (size_t j = 0; j < sizeof extras / sizeof extras[0]; j++) {
       be_user_input up = BE_USER_INPUT_INIT;
@@ -1541,6 +1543,50 @@ START_TEST(update_of_missing_user_is_not_found) {
   svc_expect_field(be_user_update(NULL, app, 0, id, &up, &e), &e, BE_E_VALIDATION, "extra");
   ck_assert_int_eq(svc_int(app, "SELECT count(*) FROM be_audit_log"), audit0);
   be_app_free(app);
+}
+END_TEST
+
+/* The database's JSON check answers "not an object" for any text and
+ * never raises (which aborts the caller's transaction): on PostgreSQL
+ * its function caught only 22P02, and \u0000 raised 22P05. A database
+ * made before the fix gets the fixed function by a migration. */
+static int64_t json_check(be_app *app, const char *text) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT be_json_object_check('%s')", text);
+  return svc_int(app, sql);
+}
+
+START_TEST(json_check_never_raises_on_an_old_database) {
+  if (!svc_on_pg()) { /* SQLite: the migration is a no-op, recorded */
+    be_app *app = svc_app_ex(NULL, NULL, 0);
+    ck_assert_int_eq(svc_int(app, "SELECT max(version) FROM be_schema_migrations"), 10);
+    be_app_free(app);
+    return;
+  }
+  char dsn[1024];
+  snprintf(dsn, sizeof dsn, "%s", svc_pg_fresh_dsn());
+  be_app_options o;
+  svc_fast_options(&o, dsn);
+  for (int reopen = 0; reopen < 2; reopen++) {
+    be_app *app = NULL;
+    be_error *e = NULL;
+    ck_assert_msg(be_app_new(&app, &o, &e) == BE_OK, "%s", be_error_message(e));
+    static const char *const bad[] = {"{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}", "{", "[]", "x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) ck_assert_int_eq(json_check(app, bad[i]), 0);
+    ck_assert_int_eq(json_check(app, "{\"a\":1}"), 1);
+    /* nested past PostgreSQL's stack depth: 54001 */
+    ck_assert_int_eq(svc_int(app, "SELECT be_json_object_check('{\"a\":' || repeat('[', 16370)"
+                                  " || '1' || repeat(']', 16370) || '}')"),
+                     0);
+    if (!reopen) { /* back to the function migration 1 made, as before the fix */
+      svc_exec(app, "CREATE OR REPLACE FUNCTION be_json_object_check(t text) RETURNS integer"
+                    " LANGUAGE plpgsql IMMUTABLE AS $fn$ BEGIN RETURN CASE WHEN"
+                    " jsonb_typeof(t::jsonb) = 'object' THEN 1 ELSE 0 END; EXCEPTION WHEN"
+                    " invalid_text_representation THEN RETURN 0; END $fn$;"
+                    "DELETE FROM be_schema_migrations WHERE version = 10");
+    }
+    be_app_free(app);
+  }
 }
 END_TEST
 
@@ -1658,6 +1704,7 @@ static Suite *user_suite(void) {
   tcase_add_test(tc, allocation_failures_leak_nothing);
   tcase_add_test(tc, written_row_equals_stored_row);
   tcase_add_test(tc, update_of_missing_user_is_not_found);
+  tcase_add_test(tc, json_check_never_raises_on_an_old_database);
   tcase_add_test(tc, fresh_read_bypasses_and_refreshes_the_cache);
   tcase_add_test(tc, older_refresh_never_replaces_a_newer_one);
   tcase_add_test(tc, newer_refresh_outlives_an_older_read);
