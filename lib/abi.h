@@ -119,9 +119,10 @@
   I(BE_MAILER_VERSION)                                                                      \
   /* backend/user.h */                                                                      \
   I(BE_USER_ACTIVE) I(BE_USER_DISABLED) I(BE_USER_EMAIL_MAX) I(BE_USER_NAME_MAX)            \
-  I(BE_USER_BIO_MAX) I(BE_USER_EXTRA_MAX) I(BE_USER_PAGE_MAX) I(BE_USER_MANY_MAX)           \
-  I(BE_USER_FIELD_EMAIL) I(BE_USER_FIELD_NAME) I(BE_USER_FIELD_BIO) I(BE_USER_FIELD_EXTRA)  \
-  I(BE_USER_FIELD_STATUS) I(BE_USER_FIELD_ALL) I(BE_USER_INPUT_VERSION)                     \
+  I(BE_USER_BIO_MAX) I(BE_USER_EXTRA_MAX) I(BE_USER_EXTRA_DEPTH_MAX) I(BE_USER_PAGE_MAX)    \
+  I(BE_USER_MANY_MAX) I(BE_USER_FIELD_EMAIL) I(BE_USER_FIELD_NAME) I(BE_USER_FIELD_BIO)     \
+  I(BE_USER_FIELD_EXTRA) I(BE_USER_FIELD_STATUS) I(BE_USER_FIELD_ALL)                       \
+  I(BE_USER_INPUT_VERSION)                                                                  \
   /* backend/permission.h */                                                                \
   I(BE_PERM_NAME_MAX)                                                                       \
   /* backend/audit.h */                                                                     \

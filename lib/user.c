@@ -31,6 +31,7 @@
 #include "strbuf.h"
 #include "svc_catalog.h"
 #include "user.h"
+#include "user_json.h"
 #include "svc_input.h"
 #include "svc_notify.h"
 #include "svc_sql.h"
@@ -705,11 +706,20 @@ static int audit_json(write_ctx *c, be_conn *conn, const char *action, be__buf *
   return rc;
 }
 
+/* The new extra must be a JSON object, judged alike on every database:
+ * the rule of user_json.h first, then the database's JSON check. */
+static int extra_is_object(write_ctx *c, be_conn *conn, be_error **err) {
+  int rc = be__user_json_check(c->v.extra, c->v.extra_len, "extra", err);
+  if (rc != BE_OK) return rc;
+  return be__svc_json_object(conn, be__sql(&c->app->res, BE__SQL_JSON_OBJECT), c->v.extra,
+                             c->v.extra_len, "extra", err);
+}
+
 static int create_tx(be_conn *conn, void *ud, be_error **err) {
   write_ctx *c = ud;
   be_user_free(c->result); /* a retried transaction starts over */
   c->result = NULL;
-  int rc = be__svc_json_object(conn, be__sql(&c->app->res, BE__SQL_JSON_OBJECT), c->v.extra, c->v.extra_len, "extra", err);
+  int rc = extra_is_object(c, conn, err);
   if (rc != BE_OK) return rc;
   int64_t now = be__svc_now(&c->app->res);
   rc = be__svc_exec(conn, NULL, err, be__sql(&c->app->res, BE__SQL_USER_INSERT), "ssssii",
@@ -887,7 +897,7 @@ static void audit_fields(be__buf *b, uint32_t m) {
  * a missing user yet: that answer (404) comes before the one about the
  * JSON. */
 static int check_extra(write_ctx *c, be_conn *conn, int read, be_error **err) {
-  int rc = be__svc_json_object(conn, be__sql(&c->app->res, BE__SQL_JSON_OBJECT), c->v.extra, c->v.extra_len, "extra", err);
+  int rc = extra_is_object(c, conn, err);
   if (rc == BE_E_VALIDATION && !read && user_missing(&c->app->res, conn, c->id)) {
     if (err) {
       be_error_free(*err);

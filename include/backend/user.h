@@ -27,10 +27,17 @@
  * - bio: 0..1000 characters of valid UTF-8, no control characters other
  *   than tab, newline and a carriage return right before a newline (CRLF
  *   line breaks, as browsers send them);
- * - extra: a JSON object (checked by SQLite's json_valid/json_type, not a
+ * - extra: a JSON object (checked by the database's JSON functions, not a
  *   hand parser) of at most BE_USER_EXTRA_MAX bytes of valid UTF-8; its
  *   strings may hold any character JSON allows (DEL and U+0080..U+009F
- *   too: only U+0000..U+001F must be escaped);
+ *   too: only U+0000..U+001F must be escaped). So that SQLite and
+ *   PostgreSQL judge it alike, it is also refused, before either sees
+ *   it, when it holds a `\u0000` escape, a lone surrogate escape (a
+ *   `\uD800..\uDBFF` not followed by a `\uDC00..\uDFFF` escape, or one of
+ *   those without a high one right before it; a pair such as
+ *   `\uD83D\uDE00` is fine) or objects and arrays nested deeper than
+ *   BE_USER_EXTRA_DEPTH_MAX levels (the outermost object counting 1);
+ *   on an update of a missing user, BE_E_NOT_FOUND comes first;
  * - any string holding a NUL byte inside its given length is refused.
  *
  * Email uniqueness. An email is stored, and compared for uniqueness and
@@ -113,8 +120,12 @@ typedef struct be_user_list be_user_list;
 #define BE_USER_NAME_MAX 100    /**< characters */
 #define BE_USER_BIO_MAX 1000    /**< characters */
 #define BE_USER_EXTRA_MAX 16384 /**< bytes of JSON text */
-#define BE_USER_PAGE_MAX 100    /**< largest page of be_user_list_page() */
-#define BE_USER_MANY_MAX 10000  /**< most ids for be_user_get_many() */
+/** Levels of objects and arrays in extra: SQLite's JSON depth limit (2000
+ * before SQLite 3.45, 1000 since; the lower, so the rule holds whichever
+ * SQLite is linked). */
+#define BE_USER_EXTRA_DEPTH_MAX 1000
+#define BE_USER_PAGE_MAX 100   /**< largest page of be_user_list_page() */
+#define BE_USER_MANY_MAX 10000 /**< most ids for be_user_get_many() */
 /** @} */
 
 /** @name be_user_input.fields: what be_user_update() changes */
