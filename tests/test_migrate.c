@@ -433,18 +433,6 @@ START_TEST(record_table_is_named_per_migrator) {
 }
 END_TEST
 
-/* Number of rows in table. */
-static int64_t applied_count(be_conn *c, const char *table) {
-  char sql[128];
-  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
-  be_stmt *s = NULL;
-  ck_assert_int_eq(be_conn_prepare(&s, c, sql, NULL), BE_OK);
-  ck_assert_int_eq(be_stmt_step(s, NULL), BE_ROW);
-  int64_t n = be_stmt_column_int64(s, 0);
-  be_stmt_finalize(s);
-  return n;
-}
-
 /* SQLite's table names ignore case, and PostgreSQL folds an unquoted
  * name to lower case: "Schema_Migrations" is schema_migrations. A
  * migrator naming it must not take the default table's rows for its own
@@ -471,7 +459,7 @@ START_TEST(record_table_names_differing_in_case_are_not_shared) {
   ck_assert_int_eq(be_migrator_apply(&v, b, c, NULL), BE_OK);
   ck_assert_int_eq(v, 2);
   ck_assert(table_exists(c, "b1") && table_exists(c, "b2"));
-  ck_assert_int_eq(applied_count(c, "schema_migrations"), 1);
+  ck_assert_int_eq(tu_conn_int(c, "SELECT count(*) FROM schema_migrations"), 1);
   be_migrator_free(a);
   be_migrator_free(b);
   be_conn_close(c);
