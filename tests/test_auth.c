@@ -1515,6 +1515,28 @@ static void write_file(const char *path, const char *data, size_t n) {
 /* A list file: plain passwords and SHA-1 hex (either case, HIBP's
  * ":count" suffix), CRLF and LF, a BOM; refused from then on, replaced by
  * the next load, removed with NULL. */
+#if defined(__has_include)
+#  if __has_include(<valgrind/memcheck.h>)
+#    include <valgrind/memcheck.h>
+#    define HAVE_MEMCHECK_H 1
+#  endif
+#endif
+
+/* 1 when the finished thread's stack at p may be read: valgrind marks it
+ * no-access when the thread ends; its client request makes it readable
+ * again, and without the header (valgrind installed after the build)
+ * the scan is skipped under valgrind. */
+static int stack_readable(void *p, size_t n) {
+#ifdef HAVE_MEMCHECK_H
+  if (RUNNING_ON_VALGRIND) VALGRIND_MAKE_MEM_DEFINED(p, n);
+  return 1;
+#else
+  (void)p, (void)n;
+  const char *preload = getenv("LD_PRELOAD");
+  return preload == NULL || strstr(preload, "vgpreload") == NULL;
+#endif
+}
+
 typedef struct stack_check {
   be_app *app;
   const char *pw;
@@ -1548,6 +1570,12 @@ START_TEST(password_check_leaves_no_copy_on_the_stack) {
   pthread_join(t, NULL);
   pthread_attr_destroy(&a);
   ck_assert_int_eq(s.rc, BE_OK);
+  if (!stack_readable(stack, size)) {
+    fprintf(stderr, "%s: skipped under valgrind without its headers\n", __func__);
+    free(stack);
+    be_testkit_free(k);
+    return;
+  }
   ck_assert_msg(memmem(stack, size, pw, sizeof pw - 1) == NULL, "the password stayed on the stack");
   ck_assert_msg(memmem(stack, size, lower, sizeof lower - 1) == NULL,
                 "its lower-case copy stayed on the stack");
