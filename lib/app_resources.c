@@ -344,7 +344,8 @@ int be__app_res_setup_conn(be__app_res *res, be_conn **out, be_error **err) {
   int rc = be__sqlite_driver_keep_journal(&res->setup_driver, res->opts.driver, err);
   if (rc != BE_OK) return rc;
   res->setup_creates = 0;
-  if (res->setup_driver != NULL && plain_path(res->dsn)) create_file(res);
+  /* only where the driver itself may create the file (its open flags) */
+  if (be__sqlite_driver_creates(res->setup_driver) && plain_path(res->dsn)) create_file(res);
   const be_driver *d = res->setup_driver ? res->setup_driver : res->opts.driver;
   return be_conn_open(out, d, res->dsn, err);
 }

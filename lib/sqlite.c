@@ -941,6 +941,12 @@ int be__sqlite_driver_keep_journal(be_driver **out, const be_driver *base, be_er
   return BE_OK;
 }
 
+int be__sqlite_driver_creates(const be_driver *d) {
+  if (d == NULL || d->open != sq_open) return 0;
+  int flags = ((const sq_config *)d->driver_data)->o.open_flags;
+  return flags == 0 || ((flags & SQLITE_OPEN_CREATE) && !(flags & SQLITE_OPEN_READONLY));
+}
+
 void be_sqlite_driver_free(be_driver *driver) {
   if (driver == NULL || driver == &default_driver.drv) return;
   be__free((sq_driver *)driver); /* drv is the first member */

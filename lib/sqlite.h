@@ -24,4 +24,8 @@ sqlite3 *be__sqlite_db(be_conn *conn);
  * BE_OK or BE_E_NOMEM. */
 int be__sqlite_driver_keep_journal(be_driver **out, const be_driver *base, be_error **err);
 
+/* 1 when d is a SQLite driver whose open flags let it create the file
+ * (the default flags do; READWRITE without CREATE, or READONLY, do not). */
+int be__sqlite_driver_creates(const be_driver *d);
+
 #endif

@@ -1023,6 +1023,33 @@ START_TEST(failed_setup_deletes_only_its_own_file) {
 }
 END_TEST
 
+/* A driver whose open flags may not create the file (READWRITE without
+ * CREATE, or READONLY) must not get one made for it: app.h says a missing
+ * file is created as the driver's open flags allow. d7ae10a made the file
+ * itself whatever the flags (the READWRITE app then opened and migrated
+ * it). */
+START_TEST(open_flags_without_create_make_no_file) {
+  char *dir = tu_tempdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/nocreate.db", dir);
+  const int flags[] = {SQLITE_OPEN_READWRITE, SQLITE_OPEN_READONLY};
+  for (int i = 0; i < 2; i++) {
+    be_sqlite_options so = BE_SQLITE_OPTIONS_INIT;
+    so.open_flags = flags[i];
+    be_driver *drv = NULL;
+    ck_assert_int_eq(be_sqlite_driver_new(&drv, &so, NULL), BE_OK);
+    be_app_options o;
+    svc_fast_options(&o, path);
+    o.driver = drv;
+    be_app *app = NULL;
+    ck_assert_int_ne(be_app_new(&app, &o, NULL), BE_OK);
+    ck_assert_msg(!tu_exists(path), "flags %#x: a file was made", flags[i]);
+    be_sqlite_driver_free(drv);
+  }
+  tu_rmdir(dir);
+}
+END_TEST
+
 START_TEST(unusable_file_fails_the_open_permanently) {
   char *dir = tu_tempdir();
   char path[512];
@@ -1147,6 +1174,7 @@ static Suite *app_suite(void) {
   tcase_add_test(tc, failed_open_leaves_another_programs_database_alone);
   tcase_add_test(tc, failed_open_creates_no_database);
   tcase_add_test(tc, failed_setup_deletes_only_its_own_file);
+  tcase_add_test(tc, open_flags_without_create_make_no_file);
   tcase_add_test(tc, unusable_file_fails_the_open_permanently);
   tcase_add_test(tc, deleted_database_fails_writes);
   tcase_add_test(tc, renamed_database_fails_writes);
