@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,6 +121,8 @@ static void resolve_storage(checker *c, be_app_options *o) {
            !be__ident_valid(o->table_prefix))
     bad(c, "table_prefix",
         "must be 1..32 bytes: an ASCII letter or '_', then ASCII letters, digits or '_'");
+  else if (strncasecmp(o->table_prefix, "sqlite_", 7) == 0) /* SQLite reserves those names */
+    bad(c, "table_prefix", "must not start with sqlite_");
   /* A host version below the minimum that libbackend already applied would
    * be skipped silently as "applied" (and later ones would collide with
    * libbackend's future migrations). */

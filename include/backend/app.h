@@ -101,7 +101,7 @@ typedef struct be_app_options {
   const int32_t *previous_pepper_ids;     /**< their ids (as stored), distinct, not pepper_id */
   int32_t previous_pepper_count;          /**< entries of the three arrays, 0..BE_AUTH_PREVIOUS_PEPPERS_MAX [0] */
   /* Where the library's tables live (see "Tables" above). */
-  const char *table_prefix; /**< prefix of every table, index and trigger the library makes, and of its migration record; an ASCII letter or '_', then letters, digits or '_', 1..BE_APP_TABLE_PREFIX_MAX bytes; copied ["be_"] */
+  const char *table_prefix; /**< prefix of every table, index and trigger the library makes, and of its migration record; an ASCII letter or '_', then letters, digits or '_', 1..BE_APP_TABLE_PREFIX_MAX bytes, not starting with sqlite_ in any case (SQLite reserves those names); copied ["be_"] */
   /* Host knobs: setup of every pooled connection (backend/pool.h
    * "Connection setup"; SQLite pragmas such as cache_size belong in the
    * driver: be_sqlite_driver_new()), and the cache's layout
@@ -162,7 +162,8 @@ BE_API int be_app_options_init(be_app_options *opts, uint32_t version);
  * @return BE_OK; BE_E_MISUSE (out NULL, bad options version);
  *         BE_E_VALIDATION (options out of range, each named as a field
  *         error, before anything is opened: field "table_prefix" for a
- *         prefix that is not an identifier; field "audit_key" when the
+ *         prefix that is not an identifier or starts with sqlite_;
+ *         field "audit_key" when the
  *         key does not fit the database's audit log, see
  *         backend/audit.h "Keyed chain");
  *         BE_E_DB_UNREACHABLE (the database cannot be opened: missing

@@ -81,9 +81,12 @@ BE_API int be_migrator_new(be_migrator **out, be_error **err);
  * @param table  the table's name, NUL-terminated, copied: a lower-case
  *               ASCII letter or '_', then lower-case ASCII letters, digits
  *               or '_', 1..64 bytes (used as written, unquoted); not an
- *               SQL keyword (any keyword of SQLite, or a word PostgreSQL
- *               reserves: select, order, user, ...) and not starting
- *               with sqlite_ in any case (SQLite reserves those names).
+ *               SQL keyword SQLite refuses as a table name or one
+ *               PostgreSQL reserves (select, order, user, ...: a fixed
+ *               list, so a newer SQLite cannot refuse a name that worked;
+ *               keywords SQLite takes as names, such as key or plan, are
+ *               fine) and not starting with sqlite_ in any case (SQLite
+ *               reserves those names).
  * @param err    receives the error on failure; may be NULL.
  * @return BE_OK; BE_E_MISUSE (m NULL); BE_E_VALIDATION (field "table":
  *         NULL, empty, too long, not such a name, holding upper case, a
