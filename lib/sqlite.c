@@ -233,9 +233,10 @@ static int open_fail(be_error **err, sqlite3 *db, int rc, const char *dsn, int c
   if (why == NULL) why = p == SQLITE_CANTOPEN ? cantopen_reason(path, create) : sentence(ext);
   be_error *cause = NULL;
   if (driver_cause(&cause, db, ext) != BE_OK) return be__error_oom(err);
-  be__utf8_scrub(path); /* a message is UTF-8; the path need not be */
+  char shown[PATH_MAX * 3 / 2];
+  be__utf8_scrub(shown, sizeof shown, path); /* a message is UTF-8; the path need not be */
   int r = be__error_wrap(err, code, cause, "cannot open the database %s: %s",
-                         path[0] ? path : "(in memory)", why);
+                         shown[0] ? shown : "(in memory)", why);
   be_error_set_driver_code(*err, ext);
   return r;
 }

@@ -114,15 +114,17 @@ size_t be__utf8_trim_partial(const char *s, size_t len) {
   return len - lead < want ? lead : len;
 }
 
-void be__utf8_scrub(char *s) {
-  unsigned char *p = (unsigned char *)s;
-  size_t len = strlen(s);
+void be__utf8_scrub(char *out, size_t cap, const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t len = strlen(s), o = 0;
   for (size_t i = 0; i < len;) {
     size_t n = seq_len(p + i, len - i);
-    if (n == 0) {
-      p[i] = '?';
-      n = 1;
-    }
-    i += n;
+    const char *piece = n ? s + i : "\xef\xbf\xbd";
+    size_t k = n ? n : 3;
+    if (o + k >= cap) break;
+    memcpy(out + o, piece, k);
+    o += k;
+    i += n ? n : 1;
   }
+  if (cap > 0) out[o] = '\0';
 }

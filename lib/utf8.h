@@ -31,8 +31,9 @@ size_t be__utf8_cut(const char *s, size_t len, size_t max);
 /* Length of s[0..len) without a multi-byte sequence cut short at its end. */
 size_t be__utf8_trim_partial(const char *s, size_t len);
 
-/* Make the NUL-terminated s valid UTF-8 for a message, in place: each
- * byte that does not start a valid sequence becomes '?'. */
-void be__utf8_scrub(char *s);
+/* s made valid UTF-8 for a message into out (cap bytes, NUL-terminated,
+ * cut at a character): each byte that does not start a valid sequence
+ * becomes U+FFFD, as the CLI writes it too. */
+void be__utf8_scrub(char *out, size_t cap, const char *s);
 
 #endif
