@@ -80,8 +80,12 @@ int cli_fail(cli_ctx *ctx, be_error *err) {
     fputc('\n', stderr);
     for (size_t i = 0; err && i < be_error_field_count(err); i++)
       fprintf(stderr, "  %s: %s\n", be_error_field_name(err, i), be_error_field_message(err, i));
-    const be_error *cause = err ? be_error_cause(err) : NULL;
-    if (cause && strstr(be_error_message(err), be_error_message(cause)) == NULL) fprintf(stderr, "  cause: %s\n", be_error_message(cause));
+    /* every cause down the chain (the database's own words are often two
+     * or three deep), but one whose text the line above already holds */
+    for (const be_error *up = err, *cause = err ? be_error_cause(err) : NULL; cause;
+         up = cause, cause = be_error_cause(cause))
+      if (strstr(be_error_message(up), be_error_message(cause)) == NULL)
+        fprintf(stderr, "  cause: %s\n", be_error_message(cause));
   }
   be_error_free(err);
   return cli_exit_code(code);

@@ -355,6 +355,20 @@ class Reviewed(Cli):
         self.ok("user", "list", db=f"file:{os.path.join(self.tmp.name, 'uri.db')}")
         self.ok("user", "list", db=":memory:")
 
+    def test_the_database_reason_is_shown_however_deep(self):
+        # the SQL reason sits two causes below "migration 9 failed": it was
+        # not printed, only "the database refused the SQL statement"
+        db = os.path.join(self.tmp.name, "deep.db")
+        self.ok("init", db=db)
+        con = sqlite3.connect(db)
+        con.execute("DROP TABLE be_users")
+        con.execute("DELETE FROM be_schema_migrations WHERE version >= 9")
+        con.commit()
+        con.close()
+        r = run("migrate", "up", db=db)
+        self.assertEqual(r.returncode, INTERNAL, r.stderr)
+        self.assertIn("no such table: be_users", r.stderr)
+
     def test_unusable_paths_are_permanent_failures(self):
         # exit 9 tells a script to retry; a directory or a path too long
         # never becomes usable (exit 11)
