@@ -37,7 +37,11 @@
  * END, ROLLBACK but not ROLLBACK TO) is refused before it runs; otherwise
  * the script runs as one, and a transaction it ended is reported after it
  * ran. Either way the migration fails with BE_E_VALIDATION (its cause
- * names the field "sql") and its version is not recorded.
+ * names the field "sql") and its version is not recorded. With a driver
+ * that does not split scripts, what the script ran before its own COMMIT
+ * is committed and stays (and a script that commits, then begins again,
+ * is not caught at all): that is the one case where a failed migration
+ * is not rolled back completely. Both built-in drivers split scripts.
  *
  * Two processes applying at once are safe: each migration re-checks its
  * row inside its write transaction.
