@@ -116,21 +116,10 @@ void cli_print_usage(const cli_ctx *ctx, FILE *f) {
   if (ctx->help) fprintf(f, "%s", ctx->help);
 }
 
-/* vsnprintf into a malloc'd string of any length; NULL when out of memory. */
-static char *vformat(const char *fmt, va_list ap) {
-  va_list copy;
-  va_copy(copy, ap);
-  int n = vsnprintf(NULL, 0, fmt, copy);
-  va_end(copy);
-  char *s = n < 0 ? NULL : malloc((size_t)n + 1);
-  if (s) vsnprintf(s, (size_t)n + 1, fmt, ap);
-  return s;
-}
-
 int cli_usage_error(cli_ctx *ctx, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *msg = vformat(fmt, ap);
+  char *msg = cli_vformat(fmt, ap);
   va_end(ap);
   const char *m = msg ? msg : "usage error";
   if (ctx->json) { /* bytes that are not UTF-8 become U+FFFD: JSON holds any argument */

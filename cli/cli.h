@@ -179,6 +179,9 @@ size_t cli_utf8_seq(const unsigned char *s, size_t n);
 /* A malloc'd copy of s with every byte that is not part of a valid UTF-8
  * character replaced by U+FFFD; NULL when out of memory. */
 char *cli_utf8_clean(const char *s);
+/* vsnprintf into a malloc'd string of any length, bytes as given; NULL
+ * when out of memory. */
+char *cli_vformat(const char *fmt, va_list ap);
 /* printf into a malloc'd string of any length, then cli_utf8_clean() it:
  * text the library accepts as a message (which it cuts at a character
  * boundary). NULL when out of memory. */

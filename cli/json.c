@@ -47,15 +47,19 @@ char *cli_utf8_clean(const char *s) {
   return out;
 }
 
-char *cli_vformat_utf8(const char *fmt, va_list ap) {
+char *cli_vformat(const char *fmt, va_list ap) {
   va_list copy;
   va_copy(copy, ap);
   int n = vsnprintf(NULL, 0, fmt, copy);
   va_end(copy);
-  if (n < 0) return NULL;
-  char *raw = malloc((size_t)n + 1);
+  char *s = n < 0 ? NULL : malloc((size_t)n + 1);
+  if (s) vsnprintf(s, (size_t)n + 1, fmt, ap);
+  return s;
+}
+
+char *cli_vformat_utf8(const char *fmt, va_list ap) {
+  char *raw = cli_vformat(fmt, ap);
   if (raw == NULL) return NULL;
-  vsnprintf(raw, (size_t)n + 1, fmt, ap);
   char *clean = cli_utf8_clean(raw);
   free(raw);
   return clean;
