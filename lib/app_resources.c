@@ -26,9 +26,9 @@
 #include <backend/incident.h>
 #include <backend/stmt_stats.h>
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
-#include <fcntl.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>

@@ -64,9 +64,6 @@ int be__pw_verify(be__auth *auth, const char *stored, int64_t pepper_id, const c
  * cost that much. */
 void be__pw_cost_cap(const be__auth *auth, uint64_t *mem_kib, uint64_t *work);
 
-/* 1 when a hash of m = mem_kib (>= 8) and t = ops is within the cap. */
-int be__pw_within_cap(const be__auth *auth, uint64_t mem_kib, uint64_t ops);
-
 /* Check an argon2id hash in PHC string form for import: exactly
  * "$argon2id$v=19$m=M,t=T,p=P$SALT$HASH" with M, T, P decimal within
  * libsodium's limits (M >= 8 * P KiB) and the app's cost cap

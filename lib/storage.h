@@ -208,7 +208,6 @@ void be__conn_doom_tx(be_conn *conn);
 /* 1 when name is a valid savepoint/identifier: [A-Za-z_][A-Za-z0-9_]{0,63}. */
 int be__ident_valid(const char *name);
 
-
 /* The SQL text of a statement (borrowed, valid until finalize). */
 const char *be__stmt_sql(const be_stmt *stmt);
 
