@@ -442,6 +442,17 @@ static int64_t first_bad_anchor(be_app *app, int64_t id, const uint8_t *hash) {
   return bad;
 }
 
+/* A copy of row 1 under id (SQL text), written past the library. */
+static void copy_first_row_as(be_app *app, const char *id) {
+  char sql[400];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO be_audit_log (id, actor_id, action, target_type, target_id, at, details,"
+           " prev_hash, hash) SELECT %s, actor_id, action, target_type, target_id, at, details,"
+           " prev_hash, hash FROM be_audit_log WHERE id = 1",
+           id);
+  svc_exec(app, sql);
+}
+
 /* A row put at or below the chain's first id made verify stop there
  * and report 0, "intact", so one INSERT hid every edit after it; now the
  * walk reports the id that should have followed (never 0 or negative). */
@@ -450,9 +461,7 @@ START_TEST(row_below_the_chain_does_not_hide_an_edit) {
   users(app, "low", 4);
   svc_exec(app, "UPDATE be_audit_log SET details = '{\"email\":\"evil@x.io\"}' WHERE id = 3");
   ck_assert_int_eq(first_bad(app), 3);
-  svc_exec(app, "INSERT INTO be_audit_log (id, actor_id, action, target_type, target_id, at, details,"
-                " prev_hash, hash) SELECT 0, actor_id, action, target_type, target_id, at, details,"
-                " prev_hash, hash FROM be_audit_log WHERE id = 1");
+  copy_first_row_as(app, "0");
   ck_assert_int_eq(first_bad(app), 1);
   svc_exec(app, "UPDATE be_audit_log SET id = -7 WHERE id = 0");
   ck_assert_int_eq(first_bad(app), 1);
@@ -485,9 +494,7 @@ END_TEST
 START_TEST(damaged_head_id_is_refused) {
   be_app *app = svc_app_ex(NULL, NULL, 0);
   users(app, "head", 1);
-  svc_exec(app, "INSERT INTO be_audit_log (id, actor_id, action, target_type, target_id, at, details,"
-                " prev_hash, hash) SELECT 9223372036854775807, actor_id, action, target_type,"
-                " target_id, at, details, prev_hash, hash FROM be_audit_log WHERE id = 1");
+  copy_first_row_as(app, "9223372036854775807");
   be_user_input in = BE_USER_INPUT_INIT;
   in.email = "after@x.io";
   in.name = "After";
